@@ -1,0 +1,194 @@
+"""The energy wrapper: one object that every sampler and mapper takes.
+
+Anything that maps a batch ``x: Tensor[B, *shape]`` to ``Tensor[B]`` is an energy. It is
+wrapped once, with the per-example shape, the data range, the device and the dtype, so
+the rest of the library never has to guess them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from collections.abc import Callable, Iterator, Sequence
+
+import torch
+from torch import nn
+
+from landscape.errors import LandscapeError
+
+ValueAndGrad = Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
+
+
+def autograd_value_and_grad(fn: Callable[[torch.Tensor], torch.Tensor]) -> ValueAndGrad:
+    """Return a closure computing ``(U(x), dU/dx)`` with autograd on the input only.
+
+    The input is detached and made to require grad; only its gradient is asked for, so
+    no parameter ever accumulates ``.grad`` even when parameters are not frozen.
+
+    Parameters
+    ----------
+    fn : callable
+        Maps ``[B, *shape]`` to ``[B]``.
+
+    Returns
+    -------
+    callable
+        ``x -> (U [B], dU/dx [B, *shape])``, both detached.
+    """
+
+    def value_and_grad(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        with torch.enable_grad():
+            x = x.detach().requires_grad_(True)
+            u = fn(x)
+            (g,) = torch.autograd.grad(u.sum(), x)
+        return u.detach(), g
+
+    return value_and_grad
+
+
+class Energy:
+    """An energy function with its shape, data range, device and dtype.
+
+    Parameters
+    ----------
+    fn : callable or nn.Module
+        Maps ``x: Tensor[B, *shape]`` to ``Tensor[B]``. A module may offer a faster
+        ``value_and_grad_fn()`` (a hand-written input gradient); it is used when present.
+    shape : sequence of int
+        Shape of one example, e.g. ``(2,)`` or ``(3, 32, 32)``.
+    data_range : (low, high), optional
+        The box the data live in; chains "from noise" start uniformly inside it.
+    device, dtype :
+        Where and in what precision chains run. A module is not moved: its owner places it.
+    name : str
+        A short description for reports (checkpoint path, ``file.py:function``, ...).
+
+    Examples
+    --------
+    >>> e = Energy(lambda x: 0.5 * (x ** 2).sum(1), shape=(2,), data_range=(-3, 3))
+    >>> e(torch.zeros(4, 2)).shape
+    torch.Size([4])
+    """
+
+    def __init__(
+        self,
+        fn: Callable[[torch.Tensor], torch.Tensor],
+        shape: Sequence[int],
+        *,
+        data_range: tuple[float, float] | None = None,
+        device: str | torch.device | None = None,
+        dtype: torch.dtype = torch.float32,
+        name: str = "",
+    ) -> None:
+        self.fn = fn
+        self.shape = tuple(int(s) for s in shape)
+        if not self.shape or any(s <= 0 for s in self.shape):
+            raise LandscapeError(f"an energy needs a positive per-example shape, got {list(shape)}")
+        if data_range is not None:
+            low, high = float(data_range[0]), float(data_range[1])
+            if not (math.isfinite(low) and math.isfinite(high) and low < high):
+                raise LandscapeError(f"data range must be finite with low < high, got {data_range}")
+            data_range = (low, high)
+        self.data_range = data_range
+        if device is None:
+            device = _module_device(fn) or torch.device("cpu")
+        self.device = torch.device(device)
+        self.dtype = dtype
+        self.name = name
+
+    @property
+    def module(self) -> nn.Module | None:
+        return self.fn if isinstance(self.fn, nn.Module) else None
+
+    @property
+    def dim(self) -> int:
+        """Number of coordinates of one example."""
+        return math.prod(self.shape)
+
+    def check_batch(self, x: torch.Tensor) -> None:
+        """Raise LandscapeError unless ``x`` is a batch ``[B, *shape]``."""
+        if x.dim() != len(self.shape) + 1 or tuple(x.shape[1:]) != self.shape:
+            raise LandscapeError(
+                f"{self.name or 'energy'} expects a batch of shape [B, {', '.join(map(str, self.shape))}], "
+                f"got {list(x.shape)}"
+            )
+
+    def _check_output(self, u: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        if u.shape != (x.shape[0],):
+            if u.numel() == x.shape[0]:
+                return u.reshape(x.shape[0])
+            raise LandscapeError(
+                f"{self.name or 'energy'} must map [B, *shape] to [B]; for input {list(x.shape)} "
+                f"it returned {list(u.shape)}"
+            )
+        return u
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        """Energies of a batch, without building any autograd graph."""
+        self.check_batch(x)
+        with torch.no_grad():
+            return self._check_output(self.fn(x), x)
+
+    def value_and_grad_fn(self) -> ValueAndGrad:
+        """Return ``x -> (U [B], dU/dx [B, *shape])`` for sampling.
+
+        Call it once per sampling run: a module's fast path snapshots its weights.
+        """
+        module = self.module
+        fast = getattr(module, "value_and_grad_fn", None) if module is not None else None
+        if callable(fast):
+            return fast()
+        vg = autograd_value_and_grad(self.fn)
+        checked = False
+
+        def value_and_grad(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            nonlocal checked
+            u, g = vg(x)
+            if not checked:  # shape errors show on the first call; later calls skip the check
+                u = self._check_output(u, x)
+                checked = True
+            return u.reshape(x.shape[0]), g
+
+        return value_and_grad
+
+    @contextlib.contextmanager
+    def frozen(self) -> Iterator[Energy]:
+        """Freeze a module's parameters and put it in eval mode for the duration.
+
+        Sampling then builds no autograd graph through the parameters, and layers such as
+        spectral normalisation do not update their running estimates on every chain step.
+        Flags are restored on exit, also after an exception.
+        """
+        module = self.module
+        if module is None:
+            yield self
+            return
+        flags = [(p, p.requires_grad) for p in module.parameters()]
+        modes = [(m, m.training) for m in module.modules()]
+        try:
+            for p, _ in flags:
+                p.requires_grad_(False)
+            module.eval()
+            yield self
+        finally:
+            for p, flag in flags:
+                p.requires_grad_(flag)
+            for m, mode in modes:
+                m.training = mode
+
+    def uniform_noise(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """``n`` points uniform in the data range (chains "from noise")."""
+        if self.data_range is None:
+            raise LandscapeError(f"{self.name or 'energy'} has no data range: give one (e.g. --box LOW HIGH)")
+        low, high = self.data_range
+        u = torch.rand((n, *self.shape), generator=generator, device=self.device, dtype=self.dtype)
+        return low + (high - low) * u
+
+
+def _module_device(fn: object) -> torch.device | None:
+    if isinstance(fn, nn.Module):
+        for p in fn.parameters():
+            return p.device
+        for b in fn.buffers():
+            return b.device
+    return None

@@ -1,0 +1,12 @@
+"""Errors the library raises for bad input; the CLI prints their one-line message."""
+
+
+class LandscapeError(Exception):
+    """A user-facing error: bad input, a file that is not ours, non-finite energies.
+
+    The message is one line that says what is wrong and, where it helps, what to do.
+    """
+
+
+class NonFiniteEnergyError(LandscapeError):
+    """A Langevin chain produced a non-finite energy or gradient."""
