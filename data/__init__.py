@@ -1,0 +1,22 @@
+"""Datasets by name -> tensors; the only code in the project that touches image files.
+
+``load(name)`` returns a ``Dataset`` (float32 examples, optional labels, per-example
+shape, value range, and the exact density for toy data). Nothing is ever downloaded.
+``data`` imports neither ``landscape`` nor ``train``.
+"""
+
+from data.datasets import DATA_ROOT_ENV, DATASET_NAMES, Dataset, default_root, load
+from data.errors import DataError, DatasetNotFound
+from data.toy import TOY_DENSITIES, ToyDensity
+
+__all__ = [
+    "DATASET_NAMES",
+    "DATA_ROOT_ENV",
+    "DataError",
+    "Dataset",
+    "DatasetNotFound",
+    "TOY_DENSITIES",
+    "ToyDensity",
+    "default_root",
+    "load",
+]

@@ -1,0 +1,929 @@
+"""Training diagnostics: the oscillation statistics of ML learning, and pictures.
+
+Nijkamp et al. 2019 ("On the Anatomy of MCMC-based ML Learning of EBMs") read the health
+of ML learning from three per-update series:
+
+* ``d_st = mean U(X+) - mean U(X-)``: the energy gap between data ``X+`` and short-run
+  samples ``X-`` (the loss the update descends);
+* ``v_t = mean over chains of 1/(L+1) sum_{l=0..L} ||dU/dx(Y_l)||_2``: the average gradient
+  norm along the Langevin chain (a norm, not a squared norm);
+* ``r_t = eps^2/2 * v_t``: the average image-space displacement per step that the gradient
+  causes.
+
+In stable learning d_st oscillates around 0 (expansion and contraction updates alternate),
+with negative autocorrelation at short lags; d_st and v_t are strongly correlated at lag 0
+and negatively correlated at short lags. This module computes those statistics
+(:func:`autocorrelation`, :func:`cross_correlation`, :func:`summarize_oscillation`), draws
+them (:func:`plot_training_diagnostics`), and draws what training produces: image grids
+(:func:`save_image_grid`) and, for 2-D toy data, the true and learned densities with their
+KL divergence on a grid (:func:`energy_grid`, :func:`normalized_log_density_on_grid`,
+:func:`kl_on_grid`, :func:`plot_toy_density`).
+
+Plotting uses matplotlib's non-interactive "Agg" backend and closes every figure it opens,
+so a long training run never accumulates figures.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from scipy.signal import correlate
+from scipy.special import logsumexp
+
+__all__ = [
+    "autocorrelation",
+    "cross_correlation",
+    "summarize_oscillation",
+    "plot_training_diagnostics",
+    "save_image_grid",
+    "energy_grid",
+    "normalized_log_density_on_grid",
+    "kl_on_grid",
+    "plot_toy_density",
+]
+
+#: Fewest updates in the analysis window for the correlation panels to be drawn.
+MIN_CORRELATION_POINTS = 10
+#: Most points a line plot draws; longer series are decimated (min/max per bucket).
+MAX_LINE_POINTS = 5000
+#: Smallest tile side (pixels) of an image grid when ``scale`` is automatic.
+MIN_TILE_PX = 48
+#: Colour of non-finite pixels in an image grid (magenta: never a plausible image value).
+NONFINITE_RGB = (255, 0, 255)
+#: Colour of the separators between tiles and of empty cells.
+BORDER_RGB = (128, 128, 128)
+#: Depth (nats) below the maximum at which log-density panels are clipped.
+LOG_DENSITY_FLOOR = 12.0
+
+# Above this many lags an FFT correlation is cheaper than one dot product per lag.
+_DIRECT_MAX_LAGS = 64
+
+
+# --------------------------------------------------------------------------------------
+# Correlation statistics
+# --------------------------------------------------------------------------------------
+
+
+def _as_series(x: Any, name: str) -> np.ndarray:
+    a = np.asarray(x, dtype=np.float64)
+    if a.ndim != 1:
+        raise ValueError(f"{name} must be a 1-D series, got shape {list(a.shape)}")
+    if a.size == 0:
+        raise ValueError(f"{name} is empty")
+    if not np.all(np.isfinite(a)):
+        raise ValueError(f"{name} contains non-finite values ({int((~np.isfinite(a)).sum())} of {a.size})")
+    return a
+
+
+def _centered_or_none(a: np.ndarray) -> tuple[np.ndarray, float] | None:
+    """Mean-removed series and its (biased) variance, or None for a constant series.
+
+    The mean of a constant float series is not always exactly that constant, so a series
+    whose spread is at rounding level relative to its magnitude counts as constant.
+    """
+    c = a - a.mean()
+    var = float(np.mean(c * c))
+    scale = float(np.max(np.abs(a)))
+    if var == 0.0 or math.sqrt(var) <= 64 * np.finfo(np.float64).eps * scale:
+        return None
+    return c, var
+
+
+def _lagged_sums(a: np.ndarray, b: np.ndarray, max_lag: int) -> np.ndarray:
+    """``sum_t a[t] * b[t + k]`` over the overlapping pairs, for k = -max_lag..max_lag."""
+    n = a.size
+    if max_lag <= _DIRECT_MAX_LAGS:
+        out = np.empty(2 * max_lag + 1)
+        for k in range(-max_lag, max_lag + 1):
+            out[k + max_lag] = np.dot(a[: n - k], b[k:]) if k >= 0 else np.dot(a[-k:], b[: n + k])
+        return out
+    # correlate(b, a)[j] = sum_t b[t + k] a[t] with k = j - (n - 1).
+    full = correlate(b, a, mode="full", method="fft")
+    return full[n - 1 - max_lag : n + max_lag]
+
+
+def autocorrelation(x: np.ndarray, max_lag: int) -> np.ndarray:
+    """Sample autocorrelation of a series at lags 0..max_lag.
+
+    Biased estimator: ``rho(k) = sum_{t=0}^{n-1-k} (x_t - m)(x_{t+k} - m) / (n * var)`` with
+    ``m`` the mean and ``var`` the biased (1/n) variance, so ``rho(0) == 1`` and the sequence
+    is positive semi-definite.
+
+    Parameters
+    ----------
+    x : array, shape [n]
+        The series (finite values).
+    max_lag : int
+        Largest lag, >= 0; clipped to ``n - 1``.
+
+    Returns
+    -------
+    np.ndarray, shape [min(max_lag, n - 1) + 1]
+        ``rho(0..max_lag)``. A constant series gives 1 at lag 0 and zeros after it.
+
+    Raises
+    ------
+    ValueError
+        If ``x`` is not a non-empty 1-D finite series or ``max_lag`` is negative.
+
+    Example
+    -------
+    >>> autocorrelation(np.array([1.0, -1.0, 1.0, -1.0]), 1)
+    array([ 1.  , -0.75])
+
+    Cost: O(n * max_lag) for up to 64 lags, O(n log n) (FFT) beyond.
+    """
+    a = _as_series(x, "x")
+    if max_lag < 0:
+        raise ValueError(f"max_lag must be >= 0, got {max_lag}")
+    max_lag = min(int(max_lag), a.size - 1)
+    out = np.zeros(max_lag + 1)
+    out[0] = 1.0
+    centered = _centered_or_none(a)
+    if centered is None:
+        return out
+    c, var = centered
+    sums = _lagged_sums(c, c, max_lag)[max_lag:]
+    out[1:] = sums[1:] / (a.size * var)
+    return out
+
+
+def cross_correlation(a: np.ndarray, b: np.ndarray, max_lag: int) -> tuple[np.ndarray, np.ndarray]:
+    """Sample cross-correlation ``corr(a[t], b[t + k])`` for k = -max_lag..max_lag.
+
+    Both series are standardised (mean removed, divided by their biased standard
+    deviation) and each lag sums over the overlapping pairs divided by ``n``, the same
+    biased estimator as :func:`autocorrelation` (so ``cross_correlation(x, x, K)[1]`` is
+    symmetric and its right half equals ``autocorrelation(x, K)``).
+
+    Convention: a peak at a positive lag ``k`` means ``b`` follows ``a`` by ``k`` updates
+    (``b[t] ~ a[t - k]``); a peak at a negative lag means ``b`` leads.
+
+    Parameters
+    ----------
+    a, b : array, shape [n]
+        Two finite series of equal length.
+    max_lag : int
+        Largest absolute lag, >= 0; clipped to ``n - 1``.
+
+    Returns
+    -------
+    lags : np.ndarray of int, shape [2K + 1]
+        ``-K..K`` with ``K = min(max_lag, n - 1)``.
+    corr : np.ndarray, shape [2K + 1]
+        The correlations; all zeros if either series is constant (correlation undefined).
+
+    Raises
+    ------
+    ValueError
+        If the series are not non-empty, finite, 1-D and of equal length, or ``max_lag`` < 0.
+
+    Example
+    -------
+    >>> a = np.sin(np.arange(100.0))
+    >>> lags, c = cross_correlation(a, np.roll(a, 3), 5)
+    >>> int(lags[np.argmax(c)])
+    3
+
+    Cost: O(n * max_lag) for up to 64 lags, O(n log n) (FFT) beyond.
+    """
+    x = _as_series(a, "a")
+    y = _as_series(b, "b")
+    if x.size != y.size:
+        raise ValueError(f"a and b must have equal lengths, got {x.size} and {y.size}")
+    if max_lag < 0:
+        raise ValueError(f"max_lag must be >= 0, got {max_lag}")
+    max_lag = min(int(max_lag), x.size - 1)
+    lags = np.arange(-max_lag, max_lag + 1)
+    cx, cy = _centered_or_none(x), _centered_or_none(y)
+    if cx is None or cy is None:
+        return lags, np.zeros(lags.size)
+    sums = _lagged_sums(cx[0], cy[0], max_lag)
+    return lags, sums / (x.size * math.sqrt(cx[1] * cy[1]))
+
+
+def summarize_oscillation(
+    d_st: np.ndarray, v_t: np.ndarray | None = None, window: int | None = None
+) -> dict[str, float]:
+    """Numbers that say whether ML learning oscillates the way stable learning does.
+
+    Over the last ``window`` updates (all if None). Stable learning (Anatomy paper, sec. 3)
+    shows ``d_st`` near 0 relative to its spread, a negative lag-1 autocorrelation and
+    frequent sign changes; ``d_st`` and ``v_t`` correlate strongly at lag 0.
+
+    Parameters
+    ----------
+    d_st : array, shape [n]
+        Energy gap ``mean U(X+) - mean U(X-)`` per update.
+    v_t : array, shape [n], optional
+        Average gradient norm along the chains per update.
+    window : int, optional
+        Number of most recent updates to analyse (>= 1).
+
+    Returns
+    -------
+    dict of str -> float
+        ``d_st_mean``, ``d_st_std`` (biased, 1/n), ``d_st_lag1_autocorr``,
+        ``sign_changes_per_100`` (sign flips between consecutive updates per 100 pairs; a
+        perfectly alternating series gives 100; exact zeros are skipped), and with ``v_t``:
+        ``v_t_mean``, ``corr_dst_vt_lag0`` and ``corr_dst_vt_lag1`` (``corr(d_st[t],
+        v_t[t+1])``, the convention of :func:`cross_correlation`). Plain Python floats;
+        a statistic that is undefined (fewer than 2 updates, non-finite values in the
+        window) is NaN. r_t is not included: it needs eps (``r_t = eps^2/2 * v_t``).
+
+    Raises
+    ------
+    ValueError
+        If the series are empty, not 1-D, of unequal lengths, or ``window`` < 1.
+
+    Example
+    -------
+    >>> s = summarize_oscillation(np.array([1.0, -1.0] * 50))
+    >>> s["sign_changes_per_100"], round(s["d_st_lag1_autocorr"], 2)
+    (100.0, -0.99)
+    """
+    d = np.asarray(d_st, dtype=np.float64)
+    if d.ndim != 1 or d.size == 0:
+        raise ValueError(f"d_st must be a non-empty 1-D series, got shape {list(d.shape)}")
+    v = None
+    if v_t is not None:
+        v = np.asarray(v_t, dtype=np.float64)
+        if v.shape != d.shape:
+            raise ValueError(f"v_t must have the shape of d_st {list(d.shape)}, got {list(v.shape)}")
+    if window is not None:
+        if window < 1:
+            raise ValueError(f"window must be >= 1, got {window}")
+        d = d[-window:]
+        v = None if v is None else v[-window:]
+
+    nan = float("nan")
+    d_ok = bool(np.all(np.isfinite(d)))
+    out: dict[str, float] = {
+        "d_st_mean": float(d.mean()) if d_ok else nan,
+        "d_st_std": float(d.std()) if d_ok else nan,
+        "d_st_lag1_autocorr": float(autocorrelation(d, 1)[1]) if d_ok and d.size >= 2 else nan,
+    }
+    signs = np.sign(d[np.isfinite(d)])
+    signs = signs[signs != 0]
+    pairs = d.size - 1
+    out["sign_changes_per_100"] = (
+        float(100.0 * np.count_nonzero(signs[1:] != signs[:-1]) / pairs) if d_ok and pairs > 0 else nan
+    )
+    if v is not None:
+        v_ok = bool(np.all(np.isfinite(v)))
+        out["v_t_mean"] = float(v.mean()) if v_ok else nan
+        if d_ok and v_ok and d.size >= 2:
+            lags, corr = cross_correlation(d, v, 1)
+            out["corr_dst_vt_lag0"] = float(corr[1])
+            out["corr_dst_vt_lag1"] = float(corr[2])
+        else:
+            out["corr_dst_vt_lag0"] = nan
+            out["corr_dst_vt_lag1"] = nan
+    return out
+
+
+# --------------------------------------------------------------------------------------
+# Training-diagnostics figure
+# --------------------------------------------------------------------------------------
+
+
+def _pyplot() -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only: never open a window from a training run
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _decimate(n: int, y: np.ndarray, max_points: int = MAX_LINE_POINTS) -> np.ndarray:
+    """Indices that keep each bucket's min and max, so an oscillation's envelope survives."""
+    if n <= max_points:
+        return np.arange(n)
+    buckets = max_points // 2
+    edges = np.linspace(0, n, buckets + 1).astype(np.int64)
+    lo = np.where(np.isfinite(y), y, np.inf)
+    hi = np.where(np.isfinite(y), y, -np.inf)
+    idx = np.empty(2 * buckets, dtype=np.int64)
+    for i in range(buckets):
+        s, e = edges[i], edges[i + 1]
+        a, b = s + int(np.argmin(lo[s:e])), s + int(np.argmax(hi[s:e]))
+        idx[2 * i], idx[2 * i + 1] = min(a, b), max(a, b)
+    return idx
+
+
+def _running_mean(y: np.ndarray, k: int) -> np.ndarray:
+    """Centred moving average over ``k`` updates that ignores non-finite entries."""
+    ok = np.isfinite(y)
+    vals = np.concatenate([[0.0], np.cumsum(np.where(ok, y, 0.0))])
+    cnt = np.concatenate([[0], np.cumsum(ok)])
+    n = y.size
+    half = k // 2
+    lo = np.clip(np.arange(n) - half, 0, n)
+    hi = np.clip(np.arange(n) - half + k, 0, n)
+    c = cnt[hi] - cnt[lo]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(c > 0, (vals[hi] - vals[lo]) / np.maximum(c, 1), np.nan)
+
+
+def _line_panel(ax: Any, step: np.ndarray, y: np.ndarray, color: str, label: str, log_if_wide: bool) -> None:
+    y_plot = np.where(np.isfinite(y), y, np.nan)
+    idx = _decimate(y.size, y_plot)
+    ax.plot(step[idx], y_plot[idx], color=color, lw=0.6, alpha=0.35, label=f"{label} per update")
+    if y.size >= 20:
+        k = int(np.clip(y.size // 50, 2, 1000))
+        rm = _running_mean(y_plot, k)
+        sidx = np.linspace(0, y.size - 1, min(y.size, MAX_LINE_POINTS)).astype(np.int64)
+        ax.plot(step[sidx], rm[sidx], color=color, lw=1.6, label=f"running mean ({k} updates)")
+    elif y.size <= 5:
+        ax.plot(step, y_plot, "o", color=color, ms=4)
+    finite = y[np.isfinite(y)]
+    if log_if_wide and finite.size and np.all(finite > 0) and finite.max() / finite.min() > 10.0:
+        ax.set_yscale("log")
+    _update_axis(ax)
+    ax.legend(loc="best", fontsize=7)
+
+
+def _update_axis(ax: Any) -> None:
+    from matplotlib.ticker import MaxNLocator
+
+    # Few integer ticks: update counts of 200,000 would otherwise overlap.
+    ax.xaxis.set_major_locator(MaxNLocator(nbins=5, integer=True))
+    ax.set_xlabel("training update")
+    ax.grid(alpha=0.3)
+
+
+def _significance_band(ax: Any, n: int) -> None:
+    # Approximate 95 % band of a white-noise series' sample correlations (+-1.96 / sqrt(n)).
+    b = 1.96 / math.sqrt(n)
+    ax.axhspan(-b, b, color="0.85", zorder=0, label=r"white noise 95% ($\pm 1.96/\sqrt{n}$)")
+
+
+def _note(ax: Any, text: str) -> None:
+    ax.text(0.5, 0.5, text, ha="center", va="center", transform=ax.transAxes, fontsize=9, wrap=True)
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
+def _fmt(v: float) -> str:
+    return "n/a" if not math.isfinite(v) else f"{v:.4g}"
+
+
+def plot_training_diagnostics(
+    metrics: Mapping[str, np.ndarray],
+    path: str | os.PathLike,
+    *,
+    window: int = 2000,
+    max_lag: int = 15,
+    title: str | None = None,
+) -> None:
+    """One PNG of the ML-learning diagnostics (Anatomy paper, sec. 3, Fig. 4).
+
+    Panels (2 x 3): d_st per update with a zero line and a running mean; v_t; r_t (log
+    scale when positive and spanning more than a decade; v_t likewise); autocorrelations of
+    d_st and v_t at lags 0..max_lag over the last ``window`` updates; their
+    cross-correlation ``corr(d_st[t], v_t[t+k])`` at k = -max_lag..max_lag; and the mean
+    energies of data and samples per update when ``energy_pos`` and ``energy_neg`` are
+    given, else the :func:`summarize_oscillation` numbers as text. Correlation bars carry
+    the approximate 95 % band of white noise. Series shorter than
+    ``MIN_CORRELATION_POINTS`` get a note instead of correlation panels; line plots of
+    long series are decimated to at most ``MAX_LINE_POINTS`` points (min and max per
+    bucket, so the oscillation's envelope is kept).
+
+    Parameters
+    ----------
+    metrics : mapping of str -> array
+        Equal-length 1-D series: ``d_st``, ``v_t``, ``r_t`` and ideally ``step`` (defaults
+        to 1..n); optionally ``energy_pos``, ``energy_neg``. Other keys are ignored.
+    path : path-like
+        Where to write the PNG (its folder must exist).
+    window : int
+        Number of most recent updates the correlation statistics use.
+    max_lag : int
+        Largest lag of the correlation panels.
+    title : str, optional
+        Figure title.
+
+    Raises
+    ------
+    ValueError
+        If a required series is missing, the series are empty or of unequal lengths, or
+        ``window`` < 1 or ``max_lag`` < 0.
+
+    Cost: O(n) plus one matplotlib figure (well under a second for 200,000 updates).
+    """
+    for key in ("d_st", "v_t", "r_t"):
+        if key not in metrics:
+            raise ValueError(f"metrics lack the series {key!r} (have: {sorted(metrics)})")
+    if window < 1:
+        raise ValueError(f"window must be >= 1, got {window}")
+    if max_lag < 0:
+        raise ValueError(f"max_lag must be >= 0, got {max_lag}")
+    series = {k: np.asarray(v, dtype=np.float64).reshape(-1) for k, v in metrics.items() if v is not None}
+    n = series["d_st"].size
+    if n == 0:
+        raise ValueError("metrics hold no updates to plot")
+    step = series.get("step", np.arange(1, n + 1, dtype=np.float64))
+    for key in ("step", "d_st", "v_t", "r_t", "energy_pos", "energy_neg"):
+        if key in series and series[key].size != n:
+            raise ValueError(f"metrics series {key!r} has {series[key].size} entries, d_st has {n}")
+    d, v, r = series["d_st"], series["v_t"], series["r_t"]
+    start = max(0, n - window)
+    dw, vw = d[start:], v[start:]
+    summary = summarize_oscillation(dw, vw)
+    corr_ok = dw.size >= MIN_CORRELATION_POINTS and bool(np.all(np.isfinite(dw)) and np.all(np.isfinite(vw)))
+
+    plt = _pyplot()
+    fig, axes = plt.subplots(2, 3, figsize=(16, 9))
+    try:
+        ax = axes[0, 0]
+        ax.axhline(0.0, color="k", ls="--", lw=0.8)
+        _line_panel(ax, step, d, "C0", r"$d_{s_t}$", log_if_wide=False)
+        ax.set_title(r"energy gap $d_{s_t} = \overline{U}(X^+) - \overline{U}(X^-)$")
+        ax.set_ylabel(r"$d_{s_t}$ (energy units)")
+
+        ax = axes[0, 1]
+        _line_panel(ax, step, v, "C1", r"$v_t$", log_if_wide=True)
+        ax.set_title(r"gradient strength $v_t$ (mean $\Vert\partial U/\partial x\Vert_2$ along chains)")
+        ax.set_ylabel(r"$v_t$ (energy / data unit)")
+
+        ax = axes[0, 2]
+        _line_panel(ax, step, r, "C2", r"$r_t$", log_if_wide=True)
+        ax.set_title(r"gradient displacement $r_t = \frac{\varepsilon^2}{2} v_t$ per Langevin step")
+        ax.set_ylabel(r"$r_t$ (data units per step)")
+
+        lag_note = (
+            f"correlations need at least {MIN_CORRELATION_POINTS} finite updates\n"
+            f"(have {dw.size} in the window): skipped"
+        )
+        ax = axes[1, 0]
+        if corr_ok:
+            ad = autocorrelation(dw, max_lag)
+            av = autocorrelation(vw, max_lag)
+            lags = np.arange(ad.size)
+            _significance_band(ax, dw.size)
+            ax.bar(lags - 0.2, ad, width=0.4, color="C0", label=r"$d_{s_t}$")
+            ax.bar(lags + 0.2, av, width=0.4, color="C1", label=r"$v_t$")
+            ax.axhline(0.0, color="k", lw=0.6)
+            ax.set_xlabel("lag $k$ (updates)")
+            ax.set_ylabel("autocorrelation")
+            ax.set_ylim(-1.05, 1.4)  # headroom keeps the legend off the bars
+            ax.legend(loc="upper center", ncol=3, fontsize=7)
+        else:
+            _note(ax, lag_note)
+        ax.set_title(f"autocorrelation, last {dw.size} updates")
+
+        ax = axes[1, 1]
+        if corr_ok:
+            lags, cc = cross_correlation(dw, vw, max_lag)
+            _significance_band(ax, dw.size)
+            ax.bar(lags, cc, width=0.7, color="C4")
+            ax.axhline(0.0, color="k", lw=0.6)
+            ax.set_xlabel(r"lag $k$ (updates; $k > 0$: $v$ after $d$)")
+            ax.set_ylabel("correlation")
+            ax.set_ylim(-1.05, 1.4)
+            ax.legend(loc="upper center", fontsize=7)
+        else:
+            _note(ax, lag_note)
+        ax.set_title(r"cross-correlation corr($d_{s_t}$, $v_{t+k}$)")
+
+        ax = axes[1, 2]
+        e_pos, e_neg = series.get("energy_pos"), series.get("energy_neg")
+        if e_pos is not None and e_neg is not None and np.isfinite(e_pos).any() and np.isfinite(e_neg).any():
+            # Samples first: their noisier line would otherwise hide the data's.
+            lines = ((e_neg, "C9", r"samples $\overline{U}(X^-)$"), (e_pos, "C3", r"data $\overline{U}(X^+)$"))
+            for y, color, label in lines:
+                y_plot = np.where(np.isfinite(y), y, np.nan)
+                idx = _decimate(n, y_plot)
+                marker = "o" if n <= 5 else None  # a line of 1 point is invisible
+                ax.plot(step[idx], y_plot[idx], color=color, lw=0.8, label=label, marker=marker, ms=3)
+            _update_axis(ax)
+            ax.set_ylabel("mean energy")
+            ax.legend(loc="best", fontsize=7)
+            ax.set_title("energies of data and short-run samples")
+        else:
+            lines = [f"last {dw.size} updates"] + [f"{k}: {_fmt(val)}" for k, val in summary.items()]
+            ax.text(0.05, 0.95, "\n".join(lines), ha="left", va="top", family="monospace", fontsize=9,
+                    transform=ax.transAxes)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            ax.set_title("oscillation summary")
+
+        head = (
+            f"last {dw.size} of {n} updates: $d_{{s_t}}$ {_fmt(summary['d_st_mean'])} $\\pm$ "
+            f"{_fmt(summary['d_st_std'])}, lag-1 autocorr {_fmt(summary['d_st_lag1_autocorr'])}, "
+            f"sign changes/100 {_fmt(summary['sign_changes_per_100'])}, "
+            f"corr($d_{{s_t}}$, $v_t$) {_fmt(summary['corr_dst_vt_lag0'])}"
+        )
+        fig.suptitle(head if title is None else f"{title}\n{head}", fontsize=11)
+        # Fixed margins: tight_layout would draw the figure a second time (half the cost).
+        fig.subplots_adjust(left=0.06, right=0.985, bottom=0.07, top=0.88, wspace=0.28, hspace=0.38)
+        fig.savefig(os.fspath(path), dpi=100)
+    finally:
+        plt.close(fig)
+
+
+# --------------------------------------------------------------------------------------
+# Image grids
+# --------------------------------------------------------------------------------------
+
+
+def save_image_grid(
+    x: torch.Tensor,
+    path: str | os.PathLike,
+    *,
+    nrow: int | None = None,
+    scale: int | None = None,
+    value_range: tuple[float, float] = (-1.0, 1.0),
+    labels: Sequence[str] | None = None,
+) -> None:
+    """Write a batch of images as one PNG grid.
+
+    Tiles are laid out row by row, ``nrow`` per row, separated by 1-px grey lines (no outer
+    frame); unused cells are grey. Values map linearly from ``value_range`` to 0..255 and
+    are clamped; pixels with any non-finite channel are drawn magenta so that a diverged
+    sample is visible rather than silently clipped. Images are upscaled by an integer
+    nearest-neighbour factor ``scale``.
+
+    The PNG is ``ncol * W * scale + (ncol - 1)`` pixels wide and
+    ``nrows * (H * scale + label_h) + (nrows - 1)`` high, where ``ncol = min(nrow, B)``,
+    ``nrows = ceil(B / nrow)`` and ``label_h`` is 0 without labels.
+
+    Parameters
+    ----------
+    x : Tensor, shape [B, C, H, W]
+        Images, C = 1 (grey) or 3 (RGB), on any device.
+    path : path-like
+        Where to write the PNG.
+    nrow : int, optional
+        Images per row; default ``ceil(sqrt(B))``.
+    scale : int, optional
+        Upscaling factor; default the smallest integer making tiles at least
+        ``MIN_TILE_PX`` pixels on their shorter side (1 for large images).
+    value_range : (low, high)
+        Values shown as black and white.
+    labels : sequence of str, optional
+        One caption per image, written in a strip under its tile (truncated to fit).
+
+    Raises
+    ------
+    ValueError
+        On a wrong shape, channel count, empty batch, ``nrow`` or ``scale`` < 1, an empty
+        value range, or a label count that differs from B.
+
+    Example
+    -------
+    >>> save_image_grid(torch.rand(10, 1, 8, 8) * 2 - 1, "grid.png")  # doctest: +SKIP
+    """
+    from PIL import Image, ImageDraw, ImageFont
+
+    if x.dim() != 4 or x.shape[1] not in (1, 3):
+        raise ValueError(f"images must have shape [B, C, H, W] with C 1 or 3, got {list(x.shape)}")
+    b, c, h, w = (int(s) for s in x.shape)
+    if b == 0 or h == 0 or w == 0:
+        raise ValueError(f"no pixels to draw in a batch of shape {list(x.shape)}")
+    low, high = float(value_range[0]), float(value_range[1])
+    if not high > low:
+        raise ValueError(f"value_range must satisfy low < high, got {value_range}")
+    if labels is not None and len(labels) != b:
+        raise ValueError(f"got {len(labels)} labels for {b} images")
+    nrow = math.ceil(math.sqrt(b)) if nrow is None else int(nrow)
+    if nrow < 1:
+        raise ValueError(f"nrow must be >= 1, got {nrow}")
+    if scale is None:
+        scale = max(1, math.ceil(MIN_TILE_PX / min(h, w)))
+    elif scale < 1:
+        raise ValueError(f"scale must be >= 1, got {scale}")
+
+    a = x.detach().to("cpu", torch.float64).numpy()
+    bad = ~np.isfinite(a).all(axis=1)  # [B, H, W]
+    with np.errstate(invalid="ignore"):
+        u8 = np.rint(np.clip((np.nan_to_num(a) - low) / (high - low), 0.0, 1.0) * 255.0).astype(np.uint8)
+    rgb = np.repeat(u8, 3, axis=1) if c == 1 else u8
+    rgb = np.ascontiguousarray(rgb.transpose(0, 2, 3, 1))  # [B, H, W, 3]
+    rgb[bad] = NONFINITE_RGB
+    if scale > 1:
+        rgb = rgb.repeat(scale, axis=1).repeat(scale, axis=2)
+    th, tw = h * scale, w * scale
+
+    font = ImageFont.load_default() if labels is not None else None
+    label_h = 0
+    if labels is not None:
+        box = ImageDraw.Draw(Image.new("RGB", (1, 1))).textbbox((0, 0), "Ag", font=font)
+        label_h = int(box[3] - box[1]) + 4
+    ncol = min(nrow, b)
+    nrows = math.ceil(b / nrow)
+    cell_h = th + label_h
+    canvas = np.empty((nrows * cell_h + nrows - 1, ncol * tw + ncol - 1, 3), dtype=np.uint8)
+    canvas[:] = BORDER_RGB
+    for i in range(b):
+        r0, c0 = (i // nrow) * (cell_h + 1), (i % nrow) * (tw + 1)
+        canvas[r0 : r0 + th, c0 : c0 + tw] = rgb[i]
+        if label_h:
+            canvas[r0 + th : r0 + cell_h, c0 : c0 + tw] = 0
+    img = Image.fromarray(canvas)
+    if labels is not None:
+        draw = ImageDraw.Draw(img)
+        for i, text in enumerate(labels):
+            text = str(text)
+            while text and draw.textlength(text, font=font) > tw - 2:
+                text = text[:-1]
+            r0, c0 = (i // nrow) * (cell_h + 1), (i % nrow) * (tw + 1)
+            draw.text((c0 + 1, r0 + th + 1), text, fill=(255, 255, 255), font=font)
+    img.save(os.fspath(path), format="PNG")
+
+
+# --------------------------------------------------------------------------------------
+# 2-D densities on a grid
+# --------------------------------------------------------------------------------------
+
+
+def _device_dtype(energy_fn: Callable[[torch.Tensor], torch.Tensor]) -> tuple[torch.device, torch.dtype]:
+    # The landscape Energy wrapper declares its device and dtype; a bare module implies
+    # them through its parameters; a plain function gets torch's default.
+    device, dtype = getattr(energy_fn, "device", None), getattr(energy_fn, "dtype", None)
+    if isinstance(energy_fn, torch.nn.Module):
+        for p in energy_fn.parameters():
+            device = device or p.device
+            dtype = dtype or p.dtype
+            break
+    device = torch.device(device) if device is not None else torch.device("cpu")
+    dtype = dtype if isinstance(dtype, torch.dtype) else torch.get_default_dtype()
+    return device, dtype
+
+
+def energy_grid(
+    energy_fn: Callable[[torch.Tensor], torch.Tensor],
+    box: tuple[float, float],
+    res: int = 200,
+    batch: int = 10000,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Evaluate a 2-D energy on a ``res`` x ``res`` grid over ``[box[0], box[1]]^2``.
+
+    Parameters
+    ----------
+    energy_fn : callable
+        Maps ``[B, 2]`` to ``[B]`` energies (an ``Energy`` wrapper, a module or a function).
+        Points are created on its ``device``/``dtype`` when it declares them.
+    box : (low, high)
+        Range of both coordinates; the grid includes both ends.
+    res : int
+        Points per axis (>= 2).
+    batch : int
+        Points per call of ``energy_fn``, to bound memory.
+
+    Returns
+    -------
+    xs, ys : np.ndarray, shape [res]
+        Grid coordinates.
+    U : np.ndarray of float64, shape [res, res]
+        ``U[i, j]`` is the energy at ``(xs[j], ys[i])``: rows are y, as
+        ``imshow(U, origin="lower")`` expects.
+
+    Raises
+    ------
+    ValueError
+        If ``box`` is empty, ``res`` < 2, ``batch`` < 1, or the energy's output does not
+        have one value per point.
+
+    Cost: ``res^2`` energy evaluations in ``ceil(res^2 / batch)`` calls, without autograd.
+    """
+    low, high = float(box[0]), float(box[1])
+    if not high > low:
+        raise ValueError(f"box must satisfy low < high, got {box}")
+    if res < 2 or batch < 1:
+        raise ValueError(f"need res >= 2 and batch >= 1, got res={res}, batch={batch}")
+    xs = np.linspace(low, high, res)
+    ys = np.linspace(low, high, res)
+    gx, gy = np.meshgrid(xs, ys)  # gx[i, j] = xs[j], gy[i, j] = ys[i]
+    device, dtype = _device_dtype(energy_fn)
+    pts = torch.from_numpy(np.stack([gx.ravel(), gy.ravel()], axis=1)).to(device=device, dtype=dtype)
+    out = np.empty(res * res, dtype=np.float64)
+    with torch.no_grad():
+        for s in range(0, res * res, batch):
+            chunk = pts[s : s + batch]
+            u = energy_fn(chunk)
+            if u.numel() != chunk.shape[0]:
+                raise ValueError(
+                    f"energy returned {list(u.shape)} for {chunk.shape[0]} points; expected one value each"
+                )
+            out[s : s + chunk.shape[0]] = u.reshape(-1).to("cpu", torch.float64).numpy()
+    return xs, ys, out.reshape(res, res)
+
+
+def normalized_log_density_on_grid(U: np.ndarray, cell_area: float) -> np.ndarray:
+    """``log p`` on a grid for ``p = exp(-U) / Z``, ``Z = sum exp(-U) * cell_area``.
+
+    Computed with logsumexp, so energies of any offset or range (1e4 and beyond) neither
+    overflow nor underflow to a useless result; ``sum(exp(log p)) * cell_area == 1``.
+
+    Parameters
+    ----------
+    U : array
+        Energies on the grid (any shape). ``+inf`` means zero density.
+    cell_area : float
+        Area of one grid cell (> 0).
+
+    Returns
+    -------
+    np.ndarray of float64, same shape as ``U``.
+
+    Raises
+    ------
+    ValueError
+        If ``cell_area`` <= 0, ``U`` has NaN or ``-inf`` entries, or every entry is ``+inf``.
+    """
+    u = np.asarray(U, dtype=np.float64)
+    if not cell_area > 0:
+        raise ValueError(f"cell_area must be > 0, got {cell_area}")
+    if np.isnan(u).any() or np.isneginf(u).any():
+        raise ValueError("energy grid contains NaN or -inf values")
+    if u.size == 0 or np.isposinf(u).all():
+        raise ValueError("energy grid has no finite values")
+    return -u - logsumexp(-u) - math.log(cell_area)
+
+
+def kl_on_grid(log_q: np.ndarray, log_p: np.ndarray, cell_area: float) -> float:
+    """``KL(q || p) = sum q (log q - log p) * cell_area`` on a grid, in nats.
+
+    Both log-densities are re-normalised on the grid first, so this is the exact KL
+    divergence between the two discrete distributions over cells and is >= 0 (tiny
+    negative rounding is clipped to 0). Cells where ``q`` is 0 contribute nothing; a cell
+    where ``q > 0`` but ``p`` is exactly 0 (``log_p = -inf``) makes the KL ``inf``. Only
+    log values enter, so a learned density that underflows ``exp`` is handled exactly.
+
+    Parameters
+    ----------
+    log_q : array
+        Log-density of the true distribution (``-inf`` allowed: zero density).
+    log_p : array, same shape
+        Log-density of the learned distribution.
+    cell_area : float
+        Area of one grid cell (> 0). It cancels in the discrete KL; it is checked and kept
+        so the signature mirrors the integral.
+
+    Returns
+    -------
+    float
+
+    Raises
+    ------
+    ValueError
+        On shape mismatch, ``cell_area`` <= 0, NaN or ``+inf`` log values, or a density
+        that is zero everywhere.
+
+    Example
+    -------
+    >>> lq = np.log(np.array([0.5, 0.5])); lp = np.log(np.array([0.25, 0.75]))
+    >>> round(kl_on_grid(lq, lp, 1.0), 4)
+    0.1438
+    """
+    lq = np.asarray(log_q, dtype=np.float64)
+    lp = np.asarray(log_p, dtype=np.float64)
+    if lq.shape != lp.shape:
+        raise ValueError(f"log_q and log_p must have the same shape, got {list(lq.shape)} and {list(lp.shape)}")
+    if not cell_area > 0:
+        raise ValueError(f"cell_area must be > 0, got {cell_area}")
+    for name, a in (("log_q", lq), ("log_p", lp)):
+        if np.isnan(a).any() or np.isposinf(a).any():
+            raise ValueError(f"{name} contains NaN or +inf values")
+        if np.isneginf(a).all():
+            raise ValueError(f"{name} is zero everywhere on the grid")
+    lq = lq - logsumexp(lq)
+    lp = lp - logsumexp(lp)
+    support = np.isfinite(lq)
+    if np.isneginf(lp[support]).any():
+        return float("inf")
+    q = np.exp(lq[support])
+    return max(0.0, float(np.sum(q * (lq[support] - lp[support]))))
+
+
+def plot_toy_density(
+    xs: np.ndarray,
+    ys: np.ndarray,
+    log_q: np.ndarray,
+    log_p: np.ndarray,
+    path: str | os.PathLike,
+    *,
+    samples: np.ndarray | None = None,
+    title: str | None = None,
+    kl: float | None = None,
+) -> None:
+    """One PNG comparing a true 2-D density with a learned one (and short-run samples).
+
+    Top row: true density ``q``, learned density ``p`` (each normalised on the grid), and
+    with ``samples`` a 2-D histogram of them over the same box. Bottom row: ``log q`` and
+    ``log p`` clipped ``LOG_DENSITY_FLOOR`` nats below their maxima (where the tails and
+    spurious modes show), and the samples scattered over the learned log-density.
+
+    Parameters
+    ----------
+    xs, ys : array, shape [nx], [ny]
+        Grid coordinates (as from :func:`energy_grid`).
+    log_q, log_p : array, shape [ny, nx]
+        Log-densities, rows along y.
+    path : path-like
+        Where to write the PNG.
+    samples : array, shape [N, 2], optional
+        Short-run samples; non-finite rows are dropped (and counted in the panel title).
+    title : str, optional
+        Figure title.
+    kl : float, optional
+        ``KL(q || p)``, stated in the title.
+
+    Raises
+    ------
+    ValueError
+        If the grid shapes disagree or ``samples`` is not ``[N, 2]``.
+    """
+    xs = np.asarray(xs, dtype=np.float64)
+    ys = np.asarray(ys, dtype=np.float64)
+    lq = np.asarray(log_q, dtype=np.float64)
+    lp = np.asarray(log_p, dtype=np.float64)
+    if xs.ndim != 1 or ys.ndim != 1 or xs.size < 2 or ys.size < 2:
+        raise ValueError("xs and ys must be 1-D grids of at least 2 points")
+    if lq.shape != (ys.size, xs.size) or lp.shape != lq.shape:
+        raise ValueError(
+            f"log densities must have shape [len(ys), len(xs)] = [{ys.size}, {xs.size}], "
+            f"got {list(lq.shape)} and {list(lp.shape)}"
+        )
+    s = None
+    dropped = 0
+    if samples is not None:
+        s = np.asarray(samples, dtype=np.float64)
+        if s.ndim != 2 or s.shape[1] != 2:
+            raise ValueError(f"samples must have shape [N, 2], got {list(s.shape)}")
+        ok = np.isfinite(s).all(axis=1)
+        dropped = int((~ok).sum())
+        s = s[ok]
+
+    cell = float((xs[1] - xs[0]) * (ys[1] - ys[0]))
+    extent = (xs[0] - 0.5 * (xs[1] - xs[0]), xs[-1] + 0.5 * (xs[1] - xs[0]),
+              ys[0] - 0.5 * (ys[1] - ys[0]), ys[-1] + 0.5 * (ys[1] - ys[0]))
+
+    def normalised(a: np.ndarray) -> np.ndarray:
+        # Display densities in the same units whatever the caller's normalisation.
+        finite = np.isfinite(a)
+        if not finite.any():
+            return np.full_like(a, np.nan)
+        b = np.where(np.isnan(a), -np.inf, a)
+        return b - logsumexp(b[finite]) - math.log(abs(cell))
+
+    nq, np_ = normalised(lq), normalised(lp)
+    ncols = 3 if s is not None else 2
+    plt = _pyplot()
+    fig, axes = plt.subplots(2, ncols, figsize=(4.6 * ncols, 8.4), squeeze=False)
+    try:
+        panels = ((nq, "true density $q(x)$", "log true density $\\log q(x)$"),
+                  (np_, r"learned density $p_\theta(x) \propto e^{-U(x)}$", r"log learned density $\log p_\theta(x)$"))
+        for col, (ld, t_top, t_bot) in enumerate(panels):
+            ax = axes[0, col]
+            im = ax.imshow(np.exp(ld), origin="lower", extent=extent, cmap="viridis", aspect="equal")
+            fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
+            ax.set_title(t_top)
+            ax = axes[1, col]
+            top = np.nanmax(ld) if np.isfinite(ld).any() else 0.0
+            floor = top - LOG_DENSITY_FLOOR
+            im = ax.imshow(np.clip(np.nan_to_num(ld, nan=floor, neginf=floor), floor, None), origin="lower",
+                           extent=extent, cmap="magma", vmin=floor, vmax=top, aspect="equal")
+            fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label="nats")
+            ax.set_title(f"{t_bot}, floor max$-${LOG_DENSITY_FLOOR:g}")
+        if s is not None:
+            lo_x, hi_x, lo_y, hi_y = extent
+            inside = (s[:, 0] >= lo_x) & (s[:, 0] <= hi_x) & (s[:, 1] >= lo_y) & (s[:, 1] <= hi_y)
+            extra = f"; {int((~inside).sum())} outside box" if (~inside).any() else ""
+            extra += f"; {dropped} non-finite dropped" if dropped else ""
+            ax = axes[0, 2]
+            if s.shape[0]:
+                bins = int(np.clip(math.sqrt(s.shape[0]), 10, 100))
+                ax.hist2d(s[:, 0], s[:, 1], bins=bins, range=[[lo_x, hi_x], [lo_y, hi_y]], cmap="viridis")
+            ax.set_xlim(lo_x, hi_x)
+            ax.set_ylim(lo_y, hi_y)
+            ax.set_aspect("equal")
+            ax.set_title(f"short-run samples ({s.shape[0]}{extra})", fontsize=9)
+            ax = axes[1, 2]
+            top = np.nanmax(np_) if np.isfinite(np_).any() else 0.0
+            ax.imshow(np.clip(np.nan_to_num(np_, nan=top - LOG_DENSITY_FLOOR, neginf=top - LOG_DENSITY_FLOOR),
+                              top - LOG_DENSITY_FLOOR, None),
+                      origin="lower", extent=extent, cmap="Greys", aspect="equal")
+            if s.shape[0]:
+                ax.scatter(s[:, 0], s[:, 1], s=2, c="C3", alpha=0.5, linewidths=0)
+            ax.set_xlim(lo_x, hi_x)
+            ax.set_ylim(lo_y, hi_y)
+            ax.set_title(r"samples over $\log p_\theta$", fontsize=9)
+        for ax in axes.ravel():
+            ax.set_xlabel("$x_1$")
+            ax.set_ylabel("$x_2$")
+        head = title or "true vs learned density"
+        if kl is not None:
+            head += f"   KL(q $\\Vert$ p) = {kl:.4g} nats"
+        fig.suptitle(head)
+        fig.subplots_adjust(left=0.07, right=0.95, bottom=0.07, top=0.9, wspace=0.45, hspace=0.3)
+        fig.savefig(os.fspath(path), dpi=100)
+    finally:
+        plt.close(fig)
