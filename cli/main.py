@@ -1,0 +1,49 @@
+"""The `landscape` command: a thin click app over the libraries.
+
+Bad input ends in one line, ``error: ...``, and exit status 1 (2 for usage errors), never a
+traceback. Set LANDSCAPE_DEBUG=1 to see the traceback of an unexpected failure.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import click
+
+from cli.demo_cmd import demo
+from cli.info_cmd import info
+from cli.sample_cmd import sample_cmd
+from cli.train_cmd import train_cmd
+from landscape import __version__
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="ebm-landscape")
+def cli() -> None:
+    """Train energy-based models and map their energy landscapes.
+
+    \b
+    Typical use:
+      landscape train --preset toy-convergent --out rings.pt
+      landscape sample rings.pt --steps 5000 --init data     # the long-run check
+      landscape info rings.pt
+      landscape demo --out demo_out                           # CPU presets, a few minutes
+    """
+
+
+cli.add_command(train_cmd)
+cli.add_command(sample_cmd)
+cli.add_command(info)
+cli.add_command(demo)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console entry point: run the app, turning known errors into one line."""
+    from cli.errors import run_guarded
+
+    sys.exit(run_guarded(cli, argv, debug=os.environ.get("LANDSCAPE_DEBUG") == "1"))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,141 @@
+"""The ML learning loop: checkpoints, exact resume, data-parallel ranks, diagnostics output."""
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from landscape.errors import LandscapeError
+from train.checkpoint import load_checkpoint, model_from_checkpoint
+from train.config import Config, apply_overrides, get_preset
+from train.loop import read_metrics, run_dir_for, train
+
+TINY = [
+    "train.steps=6",
+    "train.batch_size=20",
+    "train.ckpt_every=3",
+    "train.log_every=1",
+    "train.plot_every=100",
+    "train.eval_every=3",
+    "sampler.steps=5",
+    "sampler.bank_size=40",
+]
+
+
+def tiny(preset="toy-convergent", *extra):
+    small = ["model.kwargs.n_f=8"] if get_preset(preset).model.arch == "toy" else ["model.kwargs.hidden=[16]"]
+    return apply_overrides(get_preset(preset), TINY + small + list(extra))
+
+
+class Kill(Exception):
+    pass
+
+
+def test_checkpoint_contract_and_run_log(tmp_path):
+    out = tmp_path / "rings.pt"
+    result = train(tiny(), out)
+    assert result.step == 6 and not result.stopped_early
+    ckpt = torch.load(out, weights_only=True)  # the contract: plain data and tensors only
+    assert ckpt["format"] == "ebm-landscape/checkpoint" and ckpt["version"] == 1
+    assert ckpt["model"]["arch"] == "toy" and ckpt["model"]["kwargs"]["energy_scale"] == pytest.approx(128.0)
+    assert ckpt["data"] == {"name": "rings", "shape": [2], "range": [-4.6, 4.6]}
+    assert ckpt["sampler"] == {"epsilon": 0.125, "tau": 1.0, "steps": 5, "init": "persistent", "mh": False}
+    assert ckpt["regime"] == "convergent" and ckpt["step"] == 6
+    assert Config.from_dict(ckpt["config"]) == tiny()
+    assert ckpt["resume"]["bank"].shape == (40, 2)
+    assert {"d_st_mean", "d_st_lag1_autocorr", "r_t_mean", "kl"} <= set(ckpt["metrics"])
+    model = model_from_checkpoint(load_checkpoint(out))
+    assert model(torch.zeros(3, 2)).shape == (3,)
+    m = read_metrics(run_dir_for(out) / "metrics.csv")
+    assert list(m["step"]) == [1, 2, 3, 4, 5, 6]
+    # r_t = eps^2/2 * v_t, and d_st = mean U(X+) - mean U(X-), per update
+    torch.testing.assert_close(torch.tensor(m["r_t"]), torch.tensor(m["v_t"]) * 0.125**2 / 2, rtol=1e-5, atol=0)
+    torch.testing.assert_close(torch.tensor(m["d_st"]), torch.tensor(m["energy_pos"] - m["energy_neg"]), rtol=1e-4, atol=1e-4)
+    assert (m["kl"][[2, 5]] > 0).all()  # evaluated every 3 updates
+    assert (run_dir_for(out) / "diagnostics.png").stat().st_size > 0
+    assert (run_dir_for(out) / "density.png").stat().st_size > 0
+
+
+def test_killed_run_resumes_to_the_same_parameters(tmp_path):
+    straight = tmp_path / "straight.pt"
+    train(tiny(), straight)
+
+    killed = tmp_path / "killed.pt"
+
+    def die_after_four(n, latest, seen=[0]):
+        seen[0] += n
+        if seen[0] >= 4:
+            raise Kill
+
+    with pytest.raises(Kill):
+        train(tiny(), killed, progress=die_after_four)
+    assert load_checkpoint(killed)["step"] == 3  # the last checkpoint before the kill
+    config = Config.from_dict(load_checkpoint(killed)["config"])
+    result = train(config, killed, resume=True)
+    assert result.step == 6
+    a, b = load_checkpoint(straight), load_checkpoint(killed)
+    for key in a["state_dict"]:
+        assert torch.equal(a["state_dict"][key], b["state_dict"][key]), key
+    assert torch.equal(a["resume"]["bank"], b["resume"]["bank"])
+    ma, mb = read_metrics(run_dir_for(straight) / "metrics.csv"), read_metrics(run_dir_for(killed) / "metrics.csv")
+    assert list(mb["step"]) == [1, 2, 3, 4, 5, 6]  # the log was cut back to step 3, then continued
+    assert (ma["d_st"] == mb["d_st"]).all()
+
+
+def test_resume_extends_a_finished_run_and_existing_output_is_protected(tmp_path):
+    out = tmp_path / "d.pt"
+    train(tiny(), out)
+    with pytest.raises(LandscapeError, match="exists: pass --resume"):
+        train(tiny(), out)
+    longer = apply_overrides(Config.from_dict(load_checkpoint(out)["config"]), ["train.steps=8"])
+    assert train(longer, out, resume=True).step == 8
+
+
+@pytest.mark.parametrize("init", ["noise", "data"])
+def test_digits_with_noise_and_data_init(tmp_path, init):
+    cfg = tiny("digits-nonconvergent", f"sampler.init=\"{init}\"", "train.plot_every=6")
+    out = tmp_path / "d.pt"
+    train(cfg, out)
+    ckpt = load_checkpoint(out)
+    assert ckpt["data"]["shape"] == [1, 8, 8] and ckpt["sampler"]["init"] == init
+    assert ckpt["resume"]["bank"] is None
+    assert (run_dir_for(out) / "samples.png").exists()
+
+
+def test_shape_mismatch_between_data_and_network_is_a_clear_error(tmp_path):
+    cfg = apply_overrides(tiny(), ["data.name=\"digits\""])
+    with pytest.raises(LandscapeError, match=r"shape \[1, 8, 8\] but the toy network expects \[2\]"):
+        train(cfg, tmp_path / "x.pt")
+
+
+def test_mala_training_logs_acceptance(tmp_path):
+    out = tmp_path / "m.pt"
+    train(tiny("toy-convergent", "sampler.mh=true", "sampler.epsilon=0.05"), out)
+    acc = read_metrics(run_dir_for(out) / "metrics.csv")["acceptance"]
+    assert ((acc >= 0) & (acc <= 1)).all()
+
+
+@pytest.mark.slow
+def test_torchrun_two_ranks_end_with_identical_parameters(tmp_path):
+    torchrun = shutil.which("torchrun", path=str(Path(sys.executable).parent)) or shutil.which("torchrun")
+    landscape = shutil.which("landscape", path=str(Path(sys.executable).parent))
+    assert torchrun and landscape, "torchrun and landscape must be installed beside the test interpreter"
+    out = tmp_path / "ddp.pt"
+    cmd = [torchrun, "--standalone", "--nproc_per_node", "2", landscape, "train", "--preset", "toy-convergent",
+           "--out", str(out), "--device", "cpu", "--quiet"] + [a for o in TINY + ["model.kwargs.n_f=8"] for a in ("--set", o)]
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    ckpt = load_checkpoint(out)
+    dist = ckpt["distributed"]
+    assert dist["world_size"] == 2
+    a, b = dist["param_checksums"]
+    assert a == b  # every rank holds the same parameters after the last update
+    params = torch.cat([v.reshape(-1).double() for k, v in ckpt["state_dict"].items()])
+    assert a == pytest.approx(float(params.sum() + (params * params).sum()), rel=1e-12)
+    assert ckpt["resume"]["bank"].shape == (40, 2)  # both ranks' shards of the bank
+    assert len(ckpt["resume"]["generators"]) == 2

@@ -1,0 +1,281 @@
+"""Training configuration: typed dataclasses, presets, and overrides.
+
+Only plain data lives here (no devices, no tensors), so a config round-trips through JSON
+into checkpoints. Unknown keys are errors.
+
+Presets are named after the experiment they reproduce (Nijkamp et al. 2019, "On the
+Anatomy of MCMC-based ML Learning of EBMs", and its public reference code's configs) or
+after the CPU demo they serve; each overrides only what differs from the defaults, with a
+one-line reason.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from landscape.errors import LandscapeError
+
+INITS = ("noise", "data", "persistent")
+OPTIMIZERS = ("sgd", "adam")
+REGIMES = ("convergent", "non-convergent", "unknown")
+
+
+@dataclass
+class DataConfig:
+    name: str = "digits"
+    size: int | None = None  # image side; None = the data set's own
+    noise: float = 0.0  # std of Gaussian noise added to each positive batch
+    limit: int | None = None  # keep the first N examples (quick runs)
+
+
+@dataclass
+class ModelConfig:
+    arch: str = "digits"
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    # None: U = (2 / eps^2) * network output, the reference code's parameterisation, so its
+    # learning rates and step sizes carry over unchanged.
+    energy_scale: float | None = None
+
+
+@dataclass
+class SamplerConfig:
+    epsilon: float = 0.015
+    tau: float = 1.0
+    steps: int = 500  # L, Langevin steps per update
+    init: str = "persistent"  # noise | data | persistent
+    bank_size: int = 10000  # persistent bank, split across ranks
+    mh: bool = False  # Metropolis adjustment of the short-run chains
+    clamp: bool = False  # clamp chains into the data range
+
+
+@dataclass
+class OptimConfig:
+    name: str = "sgd"  # sgd | adam
+    # SGD rates are in the reference code's units: multiplied by eps^2/2 before use, which
+    # keeps tuning invariant to the Langevin step (Anatomy reference code, train_data.py).
+    lr: float = 0.05
+    lr_min: float = 0.05
+    lr_decay: float = 1.0  # per update: lr_t = max(lr_min, lr * lr_decay^t)
+    momentum: float = 0.0
+    betas: tuple[float, float] = (0.9, 0.999)
+    weight_decay: float = 0.0
+
+
+@dataclass
+class TrainConfig:
+    steps: int = 1000  # parameter updates
+    batch_size: int = 100  # global batch, split across ranks
+    seed: int = 123
+    log_every: int = 10  # rows appended to the run log
+    ckpt_every: int = 500  # checkpoint interval
+    plot_every: int = 1000  # diagnostics figure and sample pictures
+    eval_every: int = 200  # 2-D data: KL(q || p_theta) on a grid
+
+
+@dataclass
+class Config:
+    preset: str = "custom"
+    regime: str = "unknown"  # convergent | non-convergent | unknown
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    sampler: SamplerConfig = field(default_factory=SamplerConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["optim"]["betas"] = list(d["optim"]["betas"])
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Config:
+        """Build a config from plain data; unknown keys raise LandscapeError."""
+        return _from_dict(cls, d, "")
+
+    def energy_scale(self) -> float:
+        if self.model.energy_scale is not None:
+            return float(self.model.energy_scale)
+        return 2.0 / self.sampler.epsilon**2
+
+    def sgd_lr_factor(self) -> float:
+        return self.sampler.epsilon**2 / 2.0 if self.optim.name == "sgd" else 1.0
+
+    def validate(self) -> Config:
+        s, o, t = self.sampler, self.optim, self.train
+        checks = [
+            (s.epsilon > 0, f"sampler.epsilon must be > 0, got {s.epsilon}"),
+            (s.tau >= 0, f"sampler.tau must be >= 0, got {s.tau}"),
+            (s.steps >= 1, f"sampler.steps must be >= 1, got {s.steps}"),
+            (s.init in INITS, f"sampler.init must be one of {', '.join(INITS)}, got {s.init!r}"),
+            (s.bank_size >= 1, f"sampler.bank_size must be >= 1, got {s.bank_size}"),
+            (not (s.mh and s.tau == 0), "sampler.mh needs tau > 0"),
+            (not (s.mh and s.clamp), "sampler.mh and sampler.clamp cannot be combined"),
+            (o.name in OPTIMIZERS, f"optim.name must be one of {', '.join(OPTIMIZERS)}, got {o.name!r}"),
+            (o.lr > 0 and o.lr_min > 0, "optim.lr and optim.lr_min must be > 0"),
+            (0 < o.lr_decay <= 1, f"optim.lr_decay must be in (0, 1], got {o.lr_decay}"),
+            (t.steps >= 1 and t.batch_size >= 1, "train.steps and train.batch_size must be >= 1"),
+            (min(t.log_every, t.ckpt_every, t.plot_every, t.eval_every) >= 1, "train.*_every must be >= 1"),
+            (self.regime in REGIMES, f"regime must be one of {', '.join(REGIMES)}, got {self.regime!r}"),
+            (self.data.noise >= 0, f"data.noise must be >= 0, got {self.data.noise}"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise LandscapeError(message)
+        return self
+
+
+def lr_at(config: Config, step: int) -> float:
+    """Learning rate used for update ``step`` (0-based), in the optimizer's units."""
+    o = config.optim
+    return max(o.lr_min, o.lr * o.lr_decay**step) * config.sgd_lr_factor()
+
+
+def _from_dict(cls: type, d: Any, where: str) -> Any:
+    if not isinstance(d, dict):
+        raise LandscapeError(f"config{where} must be a mapping, got {type(d).__name__}")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(d) - set(fields))
+    if unknown:
+        raise LandscapeError(
+            f"unknown config key{'s' if len(unknown) > 1 else ''} {', '.join(where + '.' + k if where else k for k in unknown)}"
+            f" (valid: {', '.join(fields)})"
+        )
+    kwargs = {}
+    for name, value in d.items():
+        sub = _SECTIONS.get(name) if cls is Config else None
+        kwargs[name] = _from_dict(sub, value, f"{where}.{name}" if where else name) if sub else value
+    obj = cls(**kwargs)
+    if isinstance(obj, OptimConfig):
+        obj.betas = tuple(obj.betas)
+    return obj
+
+
+_SECTIONS = {
+    "data": DataConfig,
+    "model": ModelConfig,
+    "sampler": SamplerConfig,
+    "optim": OptimConfig,
+    "train": TrainConfig,
+}
+
+
+def apply_overrides(config: Config, overrides: list[str]) -> Config:
+    """Apply ``section.key=value`` overrides; values parse as JSON, else as strings.
+
+    >>> apply_overrides(Config(), ["sampler.steps=50", "optim.name=adam"]).sampler.steps
+    50
+    """
+    d = config.to_dict()
+    for item in overrides:
+        if "=" not in item:
+            raise LandscapeError(f"override {item!r} must look like section.key=value (e.g. sampler.steps=100)")
+        path, raw = item.split("=", 1)
+        try:
+            value = json.loads(raw)
+        except json.JSONDecodeError:
+            value = raw
+        keys = path.strip().split(".")
+        node = d
+        for i, key in enumerate(keys[:-1]):
+            if not isinstance(node, dict) or key not in node:
+                raise LandscapeError(f"unknown config key {'.'.join(keys[: i + 1])!r} in override {item!r}")
+            node = node[key]
+        last = keys[-1]
+        if not isinstance(node, dict) or (last not in node and not (len(keys) >= 2 and keys[-2] == "kwargs")):
+            raise LandscapeError(f"unknown config key {path!r} in override {item!r}")
+        node[last] = value
+    return Config.from_dict(d)
+
+
+def _preset(name: str, regime: str, **sections: dict[str, Any]) -> Config:
+    base = Config().to_dict()
+    base["preset"], base["regime"] = name, regime
+    for section, values in sections.items():
+        base[section].update(values)
+    return Config.from_dict(base)
+
+
+# Each entry: the experiment it reproduces; comments give the reason for each override.
+PRESETS: dict[str, Config] = {
+    # Anatomy §4.1, reference config rings_convergent.json: ToyNet, persistent bank of
+    # 10,000 started uniform in [-1, 1]^2, L = 500, eps = 0.125, SGD 0.1 (x eps^2/2), 200k updates.
+    "toy-convergent": _preset(
+        "toy-convergent",
+        "convergent",
+        data={"name": "rings"},
+        model={"arch": "toy"},
+        sampler={"epsilon": 0.125, "steps": 500, "init": "persistent", "bank_size": 10000},
+        optim={"name": "sgd", "lr": 0.1, "lr_min": 0.1},
+        train={"steps": 200000, "log_every": 100, "ckpt_every": 5000, "plot_every": 10000, "eval_every": 1000},
+    ),
+    # Anatomy §4.2, synthesis from noise: uniform-noise init, L = 100, no Langevin noise
+    # (tau = 0, eps = 1), Adam 1e-4, VanillaNet on Oxford flowers 32x32; data noise 0.03
+    # as in the reference flowers_nonconvergent.json.
+    "noise-nonconvergent": _preset(
+        "noise-nonconvergent",
+        "non-convergent",
+        data={"name": "flowers", "size": 32, "noise": 0.03},
+        model={"arch": "vanilla"},
+        sampler={"epsilon": 1.0, "tau": 0.0, "steps": 100, "init": "noise"},
+        optim={"name": "adam", "lr": 1e-4, "lr_min": 1e-4},
+        train={"steps": 100000, "log_every": 100, "ckpt_every": 2000, "plot_every": 5000},
+    ),
+    # Anatomy §4.3, convergent ML: NonlocalNet, persistent bank of 10,000, L = 500, tau = 1,
+    # eps = 0.015 (about the data's local std along its most constrained direction), SGD
+    # 0.05 decaying to 5e-4 (reference flowers_convergent.json), data noise 0.015.
+    "convergent": _preset(
+        "convergent",
+        "convergent",
+        data={"name": "flowers", "size": 32, "noise": 0.015},
+        model={"arch": "nonlocal"},
+        sampler={"epsilon": 0.015, "steps": 500, "init": "persistent", "bank_size": 10000},
+        optim={"name": "sgd", "lr": 0.05, "lr_min": 5e-4, "lr_decay": 0.99995},
+        train={"steps": 200000, "log_every": 100, "ckpt_every": 2000, "plot_every": 5000},
+    ),
+    # CPU demo of §4.1 (about a minute on 2 cores): the rings with persistent chains, but a
+    # bank of 1,000 and L = 100 so each chain still runs thousands of steps, and Adam 2e-3
+    # (rings appear in ~3,000 updates instead of ~30,000 with the paper's SGD).
+    "rings-demo": _preset(
+        "rings-demo",
+        "convergent",
+        data={"name": "rings"},
+        model={"arch": "toy"},
+        sampler={"epsilon": 0.125, "steps": 100, "init": "persistent", "bank_size": 1000},
+        optim={"name": "adam", "lr": 2e-3, "lr_min": 2e-3},
+        train={"steps": 3000, "log_every": 50, "ckpt_every": 500, "plot_every": 1000, "eval_every": 250},
+    ),
+    # CPU demo of §4.3 on the bundled 8x8 digits: persistent chains with Langevin noise
+    # (tau = 1), eps = 0.03 on data in [-1, 1] plus data noise 0.03 (Anatomy §4.3: data noise
+    # keeps the data's minimum std at the Langevin noise scale).
+    "digits-convergent": _preset(
+        "digits-convergent",
+        "convergent",
+        data={"name": "digits", "noise": 0.03},
+        model={"arch": "digits"},
+        sampler={"epsilon": 0.03, "steps": 50, "init": "persistent", "bank_size": 2000},
+        optim={"name": "adam", "lr": 1e-4, "lr_min": 1e-4},
+        train={"steps": 1500, "log_every": 50, "ckpt_every": 500, "plot_every": 500},
+    ),
+    # CPU demo of §4.2 on the digits: chains from uniform noise, L = 40 gradient steps without
+    # noise (tau = 0, eps = 1), Adam; short-run samples look like digits, long runs drift off.
+    "digits-nonconvergent": _preset(
+        "digits-nonconvergent",
+        "non-convergent",
+        data={"name": "digits"},
+        model={"arch": "digits"},
+        sampler={"epsilon": 1.0, "tau": 0.0, "steps": 40, "init": "noise"},
+        optim={"name": "adam", "lr": 1e-3, "lr_min": 1e-3},
+        train={"steps": 600, "log_every": 50, "ckpt_every": 300, "plot_every": 300},
+    ),
+}
+
+
+def get_preset(name: str) -> Config:
+    """A fresh copy of preset ``name``; unknown names raise LandscapeError listing them."""
+    if name not in PRESETS:
+        raise LandscapeError(f"unknown preset {name!r}; choose from: {', '.join(PRESETS)}")
+    return copy.deepcopy(PRESETS[name])

@@ -1,0 +1,551 @@
+"""The ML learning loop (Nijkamp et al. 2019, "On the Anatomy of MCMC-based ML Learning").
+
+One flat loop: schedule -> positives -> short-run negatives -> loss -> step -> log ->
+checkpoint. Each update draws X+ from the data and X- by L Langevin steps from noise, data
+or a persistent bank, and descends ``mean U(X+) - mean U(X-)``. It logs d_st, v_t and
+r_t = eps^2/2 v_t per update.
+
+Runs as one process or under ``torchrun`` (torch.distributed, data-parallel: gloo on CPU,
+nccl on GPU). Every source of randomness is an explicit generator whose state goes into
+the checkpoint, so ``resume`` continues a killed run exactly.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import signal
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch import nn
+
+import data as datasets
+from landscape import Energy, __version__, sample
+from landscape.errors import LandscapeError
+from train import checkpoint as ckpt_io
+from train import diagnostics
+from train.config import Config, lr_at
+from train.nets import build_model
+
+METRIC_COLUMNS = ("step", "d_st", "v_t", "r_t", "energy_pos", "energy_neg", "lr", "acceptance", "kl", "seconds")
+
+
+@dataclass
+class Dist:
+    """Where this process sits in a (possibly single-process) job."""
+
+    rank: int = 0
+    world: int = 1
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+
+    @property
+    def active(self) -> bool:
+        return self.world > 1
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+
+def setup_distributed(device: str) -> Dist:
+    """Join the torchrun job described by the environment, if any.
+
+    ``device``: "cpu", "cuda", "cuda:N" or "auto" (cuda when available). Under torchrun each
+    rank takes GPU LOCAL_RANK; the backend is nccl on GPU and gloo on CPU.
+    """
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    dev = torch.device(device)
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise LandscapeError("--device cuda asked for, but torch sees no CUDA device")
+        if world > 1:
+            dev = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+        torch.cuda.set_device(dev)
+    if world > 1 and not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if dev.type == "cuda" else "gloo")
+    return Dist(rank=rank, world=world, device=dev)
+
+
+def run_dir_for(out: str | os.PathLike) -> Path:
+    """The folder beside a checkpoint that holds its run log and pictures."""
+    out = Path(out)
+    return out.with_name(out.stem + ".run")
+
+
+class _StopFlag:
+    """SIGINT/SIGTERM set a flag; the loop stops at the end of the update and checkpoints.
+
+    Stopping only between updates keeps the bank, generators and parameters consistent,
+    so the saved state resumes exactly. A second signal interrupts at once.
+    """
+
+    def __init__(self) -> None:
+        self.set = False
+        self._old: dict[int, Any] = {}
+
+    def __enter__(self) -> _StopFlag:
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._old[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.set:
+            raise KeyboardInterrupt
+        self.set = True
+
+    def __exit__(self, *exc: Any) -> None:
+        for sig, handler in self._old.items():
+            signal.signal(sig, handler)
+
+
+@dataclass
+class TrainResult:
+    checkpoint: Path
+    run_dir: Path
+    step: int
+    stopped_early: bool
+    summary: dict[str, float]
+
+
+def train(
+    config: Config,
+    out: str | os.PathLike,
+    *,
+    resume: bool = False,
+    device: str = "cpu",
+    data_root: str | os.PathLike | None = None,
+    progress: Callable[[int, dict[str, float]], None] | None = None,
+    dataset: datasets.Dataset | None = None,
+) -> TrainResult:
+    """Train an EBM with ML learning and write checkpoints, run log and figures.
+
+    Parameters
+    ----------
+    config : Config
+        Validated training configuration (a preset plus overrides).
+    out : path
+        Checkpoint path; the run log and pictures go to ``<out stem>.run/`` beside it.
+    resume : bool
+        Continue from ``out`` instead of starting anew. With the checkpoint's own config
+        (``Config.from_dict(ckpt["config"])``) and the same world size the continuation is
+        exact: it ends where an uninterrupted run would. A larger ``train.steps`` extends it.
+    device : str
+        "cpu", "cuda", "cuda:N" or "auto".
+    data_root : path, optional
+        Where image data sets live (see ``data.load``).
+    progress : callable, optional
+        Called as ``progress(updates_done_since_last_call, latest_metrics)`` on the main rank.
+    dataset : data.Dataset, optional
+        Use this data instead of loading ``config.data``.
+
+    Returns
+    -------
+    TrainResult
+
+    Raises
+    ------
+    LandscapeError
+        Bad configuration, data that does not fit the network, a non-finite chain, a
+        checkpoint that cannot be resumed.
+    """
+    config.validate()
+    env = setup_distributed(device)
+    out = Path(out)
+    run_dir = run_dir_for(out)
+    cfg_s, cfg_t, cfg_o = config.sampler, config.train, config.optim
+
+    if dataset is None:
+        dataset = datasets.load(config.data.name, size=config.data.size, root=data_root, limit=config.data.limit)
+    data_x = dataset.x.to(env.device)
+
+    state = ckpt_io.load_checkpoint(out) if resume else None
+
+    torch.manual_seed(cfg_t.seed)  # identical initial weights on every rank
+    kwargs = dict(config.model.kwargs)
+    kwargs["energy_scale"] = config.energy_scale()
+    try:
+        model = build_model(config.model.arch, kwargs)
+    except (ValueError, TypeError) as exc:
+        raise LandscapeError(f"model {config.model.arch}: {exc}") from None
+    expected = tuple(getattr(model, "input_shape", dataset.shape))
+    if expected != tuple(dataset.shape):
+        raise LandscapeError(
+            f"data set {dataset.name} has examples of shape {list(dataset.shape)} but the {config.model.arch} "
+            f"network expects {list(expected)} (set data.size or choose another preset/arch)"
+        )
+    model.to(env.device)
+    energy = Energy(model, dataset.shape, data_range=dataset.range, device=env.device, name=config.model.arch)
+    trained: nn.Module = model
+    if env.active:
+        trained = nn.parallel.DistributedDataParallel(model, device_ids=[env.device.index] if env.device.type == "cuda" else None)
+
+    if cfg_o.name == "sgd":
+        optimizer: torch.optim.Optimizer = torch.optim.SGD(
+            model.parameters(), lr=lr_at(config, 0), momentum=cfg_o.momentum, weight_decay=cfg_o.weight_decay
+        )
+    else:
+        optimizer = torch.optim.Adam(
+            model.parameters(), lr=lr_at(config, 0), betas=tuple(cfg_o.betas), weight_decay=cfg_o.weight_decay
+        )
+
+    local_batch = _split(cfg_t.batch_size, env)
+    # data draws use a CPU generator (toy densities sample on the CPU); chains use one on
+    # the device. Both are seeded per rank and saved, so a resume replays them exactly.
+    data_gen = torch.Generator().manual_seed(cfg_t.seed * 1_000_003 + 2 * env.rank)
+    gen = torch.Generator(device=env.device).manual_seed(cfg_t.seed * 1_000_003 + 2 * env.rank + 1)
+    gens = (data_gen, gen)
+    bank: torch.Tensor | None = None
+    if cfg_s.init == "persistent":
+        bank = energy.uniform_noise(_split(cfg_s.bank_size, env), gen)
+        if bank.shape[0] < local_batch:
+            raise LandscapeError(
+                f"persistent bank of {bank.shape[0]} per rank is smaller than the batch of {local_batch}"
+            )
+    start = 0
+    if state is not None:
+        start = _restore(state, model, optimizer, gens, env, out)
+        if bank is not None:
+            bank = _bank_shard(state, env, bank)
+    elif out.exists():
+        raise LandscapeError(f"{out} exists: pass --resume to continue it or --force to start over")
+
+    if env.main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / "config.json").write_text(json.dumps(config.to_dict(), indent=2) + "\n")
+    log = _RunLog(run_dir / "metrics.csv", start, env.main)
+    is_2d = dataset.density is not None
+    eps = cfg_s.epsilon
+    box = dataset.range if cfg_s.clamp else None
+    t0 = time.perf_counter()
+    step = start
+    last_neg: torch.Tensor | None = None
+    latest: dict[str, float] = {}
+    done_since = 0
+
+    with _StopFlag() as stop:
+        while step < cfg_t.steps:
+            lr = lr_at(config, step)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            x_pos = _positives(dataset, data_x, local_batch, data_gen)
+            if config.data.noise > 0:
+                x_pos = x_pos + config.data.noise * torch.randn(
+                    x_pos.shape, generator=gen, device=x_pos.device, dtype=x_pos.dtype
+                )
+            if cfg_s.init == "persistent":
+                idx = torch.randperm(bank.shape[0], generator=gen, device=bank.device)[:local_batch]
+                x0 = bank[idx]
+            elif cfg_s.init == "data":
+                x0 = _positives(dataset, data_x, local_batch, data_gen)
+            else:
+                x0 = energy.uniform_noise(local_batch, gen)
+            chains = sample(energy, x0, cfg_s.steps, eps, cfg_s.tau, mh=cfg_s.mh, generator=gen, box=box)
+            x_neg = chains.x
+            if bank is not None:
+                bank[idx] = x_neg
+
+            u = trained(torch.cat([x_pos, x_neg]))
+            u_pos, u_neg = u[:local_batch].mean(), u[local_batch:].mean()
+            loss = u_pos - u_neg
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            step += 1
+
+            stats = torch.stack(
+                [
+                    loss.detach(),
+                    chains.grad_norm_mean.mean(),
+                    u_pos.detach(),
+                    u_neg.detach(),
+                    chains.acceptance.mean() if chains.acceptance is not None else torch.tensor(float("nan"), device=env.device),
+                ]
+            ).to(torch.float64)
+            if env.active:
+                dist.all_reduce(stats)
+                stats /= env.world
+            d_st, v_t, e_pos, e_neg, acc = (float(v) for v in stats.cpu())
+            if not math.isfinite(d_st):
+                raise LandscapeError(
+                    f"training diverged at update {step}: d_st is {d_st} (lower optim.lr or sampler.epsilon)"
+                )
+            latest = {"d_st": d_st, "v_t": v_t, "r_t": eps * eps / 2 * v_t, "lr": lr}
+            kl = float("nan")
+            if is_2d and env.main and (step % cfg_t.eval_every == 0 or step == cfg_t.steps):
+                kl = toy_kl(energy, dataset)
+                latest["kl"] = kl
+            log.add(
+                [step, d_st, v_t, eps * eps / 2 * v_t, e_pos, e_neg, lr, acc, kl, log.offset + time.perf_counter() - t0],
+                flush=step % cfg_t.log_every == 0,
+            )
+            last_neg = x_neg
+            done_since += 1
+            if progress is not None and env.main and (done_since >= max(1, cfg_t.log_every // 10) or step == cfg_t.steps):
+                progress(done_since, latest)
+                done_since = 0
+
+            stop_now = _agree(stop.set, env)
+            if step % cfg_t.ckpt_every == 0 or step == cfg_t.steps or stop_now:
+                log.flush()
+                _save(out, config, model, optimizer, gens, bank, env, step, dataset, log.summary(eps))
+            if env.main and (step % cfg_t.plot_every == 0 or step == cfg_t.steps or stop_now):
+                write_figures(run_dir, log.path, energy, dataset, last_neg, bank, config)
+            if stop_now:
+                break
+
+    log.flush()
+    if env.active:
+        dist.barrier()
+    return TrainResult(out, run_dir, step, step < cfg_t.steps, log.summary(eps))
+
+
+def _split(total: int, env: Dist) -> int:
+    if total % env.world:
+        raise LandscapeError(f"{total} does not split evenly over {env.world} ranks")
+    return total // env.world
+
+
+def _positives(dataset: datasets.Dataset, data_x: torch.Tensor, n: int, gen: torch.Generator) -> torch.Tensor:
+    """n training examples: fresh draws from a toy density, else rows of the data set."""
+    if dataset.density is not None:
+        return dataset.sample(n, gen).to(data_x.device, data_x.dtype)
+    idx = torch.randint(0, data_x.shape[0], (n,), generator=gen)
+    return data_x[idx.to(data_x.device)]
+
+
+def _agree(flag: bool, env: Dist) -> bool:
+    """Every rank stops at the same update, or the collectives would hang."""
+    if not env.active:
+        return flag
+    t = torch.tensor([1.0 if flag else 0.0], device=env.device)
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return bool(t.item() > 0)
+
+
+def _gather(obj: Any, env: Dist) -> list[Any]:
+    if not env.active:
+        return [obj]
+    out: list[Any] = [None] * env.world
+    dist.all_gather_object(out, obj)
+    return out
+
+
+def _save(
+    out: Path,
+    config: Config,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    gens: tuple[torch.Generator, ...],
+    bank: torch.Tensor | None,
+    env: Dist,
+    step: int,
+    dataset: datasets.Dataset,
+    metrics: dict[str, float],
+) -> None:
+    gen_states = _gather([g.get_state().cpu() for g in gens], env)
+    banks = _gather(bank.cpu() if bank is not None else None, env)
+    params = torch.cat([p.detach().reshape(-1).double().cpu() for p in model.parameters()])
+    checksums = _gather(float(params.sum() + (params * params).sum()), env)
+    if not env.main:
+        return
+    kwargs = dict(config.model.kwargs)
+    kwargs["energy_scale"] = config.energy_scale()
+    s = config.sampler
+    ckpt = {
+        "format": ckpt_io.FORMAT,
+        "version": ckpt_io.VERSION,
+        "tool_version": __version__,
+        "created": ckpt_io.now_iso(),
+        "model": {"arch": config.model.arch, "kwargs": kwargs},
+        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "data": dataset.to_dict(),
+        "sampler": {"epsilon": s.epsilon, "tau": s.tau, "steps": s.steps, "init": s.init, "mh": s.mh},
+        "regime": config.regime,
+        "step": step,
+        "config": config.to_dict(),
+        "metrics": metrics,
+        "resume": {
+            "optimizer": optimizer.state_dict(),
+            "generators": gen_states,
+            "bank": torch.cat(banks) if bank is not None else None,
+            "world_size": env.world,
+        },
+        "distributed": {"world_size": env.world, "param_checksums": checksums},
+    }
+    ckpt_io.atomic_save(ckpt, out)
+
+
+def _restore(
+    state: dict[str, Any],
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    gens: tuple[torch.Generator, ...],
+    env: Dist,
+    out: Path,
+) -> int:
+    ckpt_io._load_state(model, state["state_dict"], out)
+    resume = state.get("resume")
+    if not resume:
+        raise LandscapeError(f"{out}: holds no resume state (optimizer, generators); cannot resume it")
+    try:
+        optimizer.load_state_dict(resume["optimizer"])
+    except (ValueError, KeyError) as exc:
+        raise LandscapeError(f"{out}: optimizer state does not fit: {exc}") from None
+    saved = resume.get("generators") or []
+    if resume.get("world_size") == env.world and len(saved) == env.world and len(saved[env.rank]) == len(gens):
+        for g, s in zip(gens, saved[env.rank]):
+            g.set_state(s)
+    else:
+        # a different world size cannot replay the same random streams: continue, reseeded
+        for i, g in enumerate(gens):
+            g.manual_seed(state["config"]["train"]["seed"] * 1_000_003 + 2 * env.rank + i + 7919 * int(state["step"]))
+    return int(state["step"])
+
+
+def _bank_shard(state: dict[str, Any], env: Dist, bank: torch.Tensor) -> torch.Tensor:
+    saved = state["resume"].get("bank")
+    if saved is None or saved.shape[0] != bank.shape[0] * env.world or tuple(saved.shape[1:]) != tuple(bank.shape[1:]):
+        raise LandscapeError("the checkpoint's persistent bank does not fit this run's bank size and world size")
+    n = bank.shape[0]
+    return saved[env.rank * n : (env.rank + 1) * n].to(bank.device, bank.dtype).clone()
+
+
+class _RunLog:
+    """The run's metrics CSV: truncated to the resumed step, appended in batches."""
+
+    def __init__(self, path: Path, start: int, enabled: bool) -> None:
+        self.path = path
+        self.enabled = enabled
+        self.rows: list[list[float]] = []
+        self.pending: list[list[float]] = []
+        self.offset = 0.0  # wall time of the updates before a resume
+        if not enabled:
+            return
+        if start > 0 and path.exists():
+            with open(path, newline="") as f:
+                reader = csv.reader(f)
+                header = next(reader, None)
+                kept = [r for r in reader if r and int(float(r[0])) <= start]
+            self.rows = [[float(v) for v in r] for r in kept]
+        if self.rows:
+            self.offset = self.rows[-1][METRIC_COLUMNS.index("seconds")]
+        tmp = path.with_suffix(".csv.tmp")
+        with open(tmp, "w", newline="") as f:
+            w = csv.writer(f)
+            w.writerow(METRIC_COLUMNS)
+            w.writerows([_fmt_row(r) for r in self.rows])
+        os.replace(tmp, path)
+
+    def add(self, row: list[float], flush: bool) -> None:
+        if not self.enabled:
+            return
+        self.rows.append(row)
+        self.pending.append(row)
+        if flush:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self.enabled or not self.pending:
+            return
+        with open(self.path, "a", newline="") as f:
+            csv.writer(f).writerows([_fmt_row(r) for r in self.pending])
+        self.pending = []
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        a = np.array(self.rows, dtype=np.float64).reshape(-1, len(METRIC_COLUMNS))
+        return {name: a[:, i] for i, name in enumerate(METRIC_COLUMNS)}
+
+    def summary(self, eps: float) -> dict[str, float]:
+        if not self.enabled or not self.rows:
+            return {}
+        m = self.arrays()
+        window = min(len(m["d_st"]), 2000)
+        s = diagnostics.summarize_oscillation(m["d_st"][-window:], m["v_t"][-window:])
+        s = {k: float(v) for k, v in s.items()}
+        s["r_t_mean"] = float(eps * eps / 2 * np.mean(m["v_t"][-window:]))
+        kl = m["kl"][np.isfinite(m["kl"])]
+        if kl.size:
+            s["kl"] = float(kl[-1])
+        s["updates"] = float(m["step"][-1])
+        s["seconds"] = float(m["seconds"][-1])
+        return s
+
+
+def _fmt_row(row: list[float]) -> list[str]:
+    return [str(int(row[0]))] + [f"{v:.7g}" for v in row[1:]]
+
+
+def read_metrics(path: str | os.PathLike) -> dict[str, np.ndarray]:
+    """Read a run log written by ``train`` into column arrays."""
+    with open(path, newline="") as f:
+        reader = csv.reader(f)
+        header = next(reader)
+        rows = [[float(v) for v in r] for r in reader if r]
+    a = np.array(rows, dtype=np.float64).reshape(-1, len(header))
+    return {name: a[:, i] for i, name in enumerate(header)}
+
+
+def toy_log_densities(
+    energy: Energy, dataset: datasets.Dataset, res: int = 200
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, float]:
+    """True and learned log-densities of a 2-D data set on a ``res`` x ``res`` grid.
+
+    Returns ``(xs, ys, log_q, log_p, cell_area)``; the learned density ``exp(-U)`` is
+    normalised on the grid.
+    """
+    with energy.frozen():
+        xs, ys, u = diagnostics.energy_grid(energy, dataset.density.box, res=res)
+    cell = float((xs[1] - xs[0]) * (ys[1] - ys[0]))
+    grid = torch.from_numpy(np.stack(np.meshgrid(xs, ys), -1).reshape(-1, 2))
+    log_q = dataset.density.log_density(grid).reshape(res, res).double().numpy()
+    log_p = diagnostics.normalized_log_density_on_grid(u, cell)
+    return xs, ys, log_q, log_p, cell
+
+
+def toy_kl(energy: Energy, dataset: datasets.Dataset, res: int = 200) -> float:
+    """KL(q || p_theta) between the true 2-D density and the learned one, on a grid."""
+    _, _, log_q, log_p, cell = toy_log_densities(energy, dataset, res)
+    return diagnostics.kl_on_grid(log_q, log_p, cell)
+
+
+def write_figures(
+    run_dir: Path,
+    metrics_path: Path,
+    energy: Energy,
+    dataset: datasets.Dataset,
+    negatives: torch.Tensor | None,
+    bank: torch.Tensor | None,
+    config: Config,
+) -> None:
+    """Diagnostics plot, short-run samples (image grid or 2-D densities), bank pictures."""
+    metrics = read_metrics(metrics_path)
+    if len(metrics["step"]):
+        diagnostics.plot_training_diagnostics(
+            metrics, run_dir / "diagnostics.png", title=f"{config.preset} on {dataset.name}"
+        )
+    if dataset.density is not None:
+        xs, ys, log_q, log_p, cell = toy_log_densities(energy, dataset)
+        kl = diagnostics.kl_on_grid(log_q, log_p, cell)
+        samples = None if negatives is None else negatives.detach().cpu().numpy()
+        diagnostics.plot_toy_density(
+            xs, ys, log_q, log_p, run_dir / "density.png", samples=samples, kl=kl,
+            title=f"{config.preset}: true vs learned density",
+        )
+    elif negatives is not None and negatives.dim() == 4:
+        diagnostics.save_image_grid(negatives[:100].detach().cpu(), run_dir / "samples.png")
+        if bank is not None:
+            diagnostics.save_image_grid(bank[:100].detach().cpu(), run_dir / "bank.png")

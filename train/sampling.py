@@ -1,0 +1,221 @@
+"""Chains from a trained checkpoint: short-run pictures and the Anatomy long-run check.
+
+The long-run check (Nijkamp et al. 2019, §3.3): run chains from data for many times the
+training L. For a convergent model they stay near the data; for a non-convergent one they
+drift off (over-saturated or blank images) even though short-run samples look right.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+import data as datasets
+from landscape import Energy, sample
+from landscape.errors import LandscapeError
+from landscape.neighbors import nearest_distance
+from train import diagnostics
+from train.checkpoint import energy_from_checkpoint
+
+INITS = ("noise", "data", "persistent")
+
+
+@dataclass
+class ChainReport:
+    """Start and end of a batch of chains, with how far they are from the data."""
+
+    start: torch.Tensor
+    end: torch.Tensor
+    energy_start: torch.Tensor
+    energy_end: torch.Tensor
+    steps: int
+    epsilon: float
+    tau: float
+    init: str
+    acceptance: float | None
+    nn_start: torch.Tensor | None  # distance of each chain to its nearest training example
+    nn_end: torch.Tensor | None
+    data_nn_median: float | None  # the data's own leave-one-out nearest-neighbour distance
+    data_energy_mean: float | None
+    saturation_start: float | None
+    saturation_end: float | None  # share of coordinates at or beyond the data range ends
+
+    def summary(self) -> dict[str, float]:
+        out = {
+            "steps": float(self.steps),
+            "energy_start": float(self.energy_start.mean()),
+            "energy_end": float(self.energy_end.mean()),
+        }
+        if self.nn_start is not None:
+            out["nn_start"] = float(self.nn_start.mean())
+            out["nn_end"] = float(self.nn_end.mean())
+        if self.data_nn_median is not None:
+            out["data_nn_median"] = self.data_nn_median
+        if self.data_energy_mean is not None:
+            out["data_energy_mean"] = self.data_energy_mean
+        if self.saturation_end is not None:
+            out["saturation_start"] = self.saturation_start
+            out["saturation_end"] = self.saturation_end
+        if self.acceptance is not None:
+            out["acceptance"] = self.acceptance
+        return out
+
+
+def run_chains(
+    checkpoint: str | os.PathLike,
+    *,
+    n: int = 64,
+    steps: int | None = None,
+    init: str = "data",
+    epsilon: float | None = None,
+    tau: float | None = None,
+    mh: bool = False,
+    seed: int = 0,
+    device: str = "cpu",
+    data_root: str | os.PathLike | None = None,
+    dataset_name: str | None = None,
+    reference_limit: int = 10000,
+    progress: Callable[[int], None] | None = None,
+) -> ChainReport:
+    """Run ``n`` chains of an EBM checkpoint and measure where they end.
+
+    Parameters
+    ----------
+    checkpoint : path
+        One of our checkpoints.
+    steps : int, optional
+        Langevin steps; default 10x the training L (the long-run check).
+    init : "data" | "noise" | "persistent"
+        Start from training examples, uniform noise in the data range, or the
+        checkpoint's persistent bank.
+    epsilon, tau : float, optional
+        Default: the training sampler's.
+    dataset_name : str, optional
+        Data set to start from / compare with; default the checkpoint's.
+    reference_limit : int
+        Compare against at most this many training examples (nearest-neighbour cost).
+
+    Returns
+    -------
+    ChainReport
+    """
+    if init not in INITS:
+        raise LandscapeError(f"init must be one of {', '.join(INITS)}, got {init!r}")
+    if n < 1:
+        raise LandscapeError(f"need at least one chain, got {n}")
+    energy, ckpt = energy_from_checkpoint(checkpoint, device=device)
+    s = ckpt["sampler"]
+    eps = float(s["epsilon"] if epsilon is None else epsilon)
+    tau_ = float(s["tau"] if tau is None else tau)
+    steps = int(10 * s["steps"] if steps is None else steps)
+    gen = torch.Generator(device=energy.device).manual_seed(seed)
+    cpu_gen = torch.Generator().manual_seed(seed)
+
+    ds = _dataset(ckpt, dataset_name, data_root, energy, reference_limit)
+    if init == "data":
+        if ds is None:
+            raise LandscapeError("chains from data need the training data: give --dataset")
+        x0 = ds.sample(n, cpu_gen)
+    elif init == "noise":
+        x0 = energy.uniform_noise(n, gen)
+    else:
+        bank = (ckpt.get("resume") or {}).get("bank")
+        if not isinstance(bank, torch.Tensor):
+            raise LandscapeError(f"{checkpoint}: holds no persistent bank (trained with init={s['init']})")
+        x0 = bank[torch.randperm(bank.shape[0], generator=cpu_gen)[:n]]
+    x0 = x0.to(energy.device, energy.dtype)
+
+    result = sample(energy, x0, steps, eps, tau_, mh=mh, generator=gen, progress=progress)
+    nn_start = nn_end = None
+    data_nn = data_energy = None
+    if ds is not None and ds.density is None:
+        ref = ds.x.to(energy.device)
+        nn_start = nearest_distance(x0, ref).cpu()
+        nn_end = nearest_distance(result.x, ref).cpu()
+        data_nn = float(nearest_distance(ref, ref, exclude_self=True).median())
+    if ds is not None:
+        data_energy = float(energy(ds.x[:1000].to(energy.device, energy.dtype)).mean())
+    sat = _saturation(energy)
+    return ChainReport(
+        start=x0.cpu(),
+        end=result.x.cpu(),
+        energy_start=energy(x0).cpu(),
+        energy_end=result.energy.cpu(),
+        steps=steps,
+        epsilon=eps,
+        tau=tau_,
+        init=init,
+        acceptance=None if result.acceptance is None else float(result.acceptance.mean()),
+        nn_start=nn_start,
+        nn_end=nn_end,
+        data_nn_median=data_nn,
+        data_energy_mean=data_energy,
+        saturation_start=sat(x0) if sat else None,
+        saturation_end=sat(result.x) if sat else None,
+    )
+
+
+def _dataset(ckpt, name, data_root, energy: Energy, limit: int) -> datasets.Dataset | None:
+    name = name or ckpt["data"]["name"]
+    shape = tuple(ckpt["data"]["shape"])
+    size = shape[-1] if len(shape) == 3 else None
+    try:
+        ds = datasets.load(name, size=size, root=data_root, limit=limit)
+    except datasets.DatasetNotFound:
+        if name != ckpt["data"]["name"]:
+            raise
+        return None  # the long-run check still runs from noise / the bank without the data
+    if tuple(ds.shape) != energy.shape:
+        raise LandscapeError(
+            f"data set {ds.name} has examples of shape {list(ds.shape)}, the checkpoint's network expects {list(energy.shape)}"
+        )
+    return ds
+
+
+def _saturation(energy: Energy) -> Callable[[torch.Tensor], float] | None:
+    if energy.data_range is None or len(energy.shape) != 3:
+        return None
+    low, high = energy.data_range
+    margin = 0.02 * (high - low)
+
+    def share(x: torch.Tensor) -> float:
+        return float(((x <= low + margin) | (x >= high - margin)).double().mean())
+
+    return share
+
+
+def save_chain_figure(report: ChainReport, path: str | os.PathLike, energy: Energy | None = None) -> None:
+    """Image data: the end grid at ``path`` and the start grid at ``<stem>_start``.
+
+    2-D data: chain starts and ends over the learned density.
+    """
+    path = Path(path)
+    if report.end.dim() == 4:
+        k = min(100, report.end.shape[0])
+        diagnostics.save_image_grid(report.start[:k], path.with_name(path.stem + "_start" + path.suffix))
+        diagnostics.save_image_grid(report.end[:k], path)
+    elif report.end.dim() == 2 and report.end.shape[1] == 2:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        fig, ax = plt.subplots(figsize=(5, 5))
+        if energy is not None and energy.data_range is not None:
+            xs, ys, u = diagnostics.energy_grid(energy, energy.data_range, res=150)
+            ax.contourf(xs, ys, np.exp(-(u - u.min())), levels=30, cmap="viridis")
+        s, e = report.start.numpy(), report.end.numpy()
+        ax.scatter(s[:, 0], s[:, 1], s=4, c="white", alpha=0.5, label="start")
+        ax.scatter(e[:, 0], e[:, 1], s=4, c="red", alpha=0.7, label=f"after {report.steps} steps")
+        ax.set_aspect("equal")
+        ax.legend(loc="upper right", fontsize=8)
+        ax.set_title(f"{report.init}-initialised chains, eps={report.epsilon:g}, tau={report.tau:g}")
+        fig.savefig(path, dpi=120, bbox_inches="tight")
+        plt.close(fig)
+    else:
+        raise LandscapeError(f"no picture for examples of shape {list(report.end.shape[1:])}: use .npz output")
