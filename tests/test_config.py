@@ -74,3 +74,12 @@ def test_default_energy_scale_is_the_reference_parameterisation():
     cfg = get_preset("toy-convergent")
     assert cfg.energy_scale() == pytest.approx(2 / 0.125**2)
     assert apply_overrides(cfg, ["model.energy_scale=1.0"]).energy_scale() == 1.0
+
+
+def test_every_presets_network_fits_its_data_shape():
+    from train.nets import build_model
+
+    expected = {"rings": (2,), "digits": (1, 8, 8), "flowers": (3, 32, 32)}
+    for name, cfg in PRESETS.items():
+        model = build_model(cfg.model.arch, dict(cfg.model.kwargs, energy_scale=cfg.energy_scale()))
+        assert model.input_shape == expected[cfg.data.name], name
