@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 import traceback
 
 import click
@@ -16,7 +15,8 @@ KNOWN = (LandscapeError, data.DataError, FileNotFoundError, PermissionError, IsA
 def run_guarded(app: click.Command, argv: list[str] | None, debug: bool = False) -> int:
     """Run ``app``; return its exit code. Known errors print ``error: <one line>``."""
     try:
-        app.main(args=argv, prog_name="landscape", standalone_mode=False)
+        # without standalone mode click returns a command's exit code instead of exiting
+        code = app.main(args=argv, prog_name="landscape", standalone_mode=False)
     except click.exceptions.Abort:
         click.echo("error: aborted", err=True)
         return 130
@@ -39,7 +39,7 @@ def run_guarded(app: click.Command, argv: list[str] | None, debug: bool = False)
             err=True,
         )
         return 1
-    return 0
+    return code if isinstance(code, int) else 0
 
 
 def one_line(exc: BaseException) -> str:
@@ -48,12 +48,3 @@ def one_line(exc: BaseException) -> str:
         text = f"{exc.filename}: {exc.strerror or text}"
     return text or type(exc).__name__
 
-
-def fail(message: str) -> None:
-    """Raise a one-line error from inside a command."""
-    raise LandscapeError(message)
-
-
-def echo_err(message: str) -> None:
-    click.echo(message, err=True)
-    sys.stderr.flush()

@@ -101,7 +101,7 @@ def train_cmd(preset_name, dataset, steps, batch_size, out, resume, force, seed,
         for bar in bars:
             bar.close()
     s = result.summary
-    status = "stopped early (resume with --resume)" if result.stopped_early else "done"
+    status = "stopped early (continue with --resume)" if result.stopped_early else "done"
     click.echo(f"{status}: {result.step} updates -> {result.checkpoint}  (run log and figures in {result.run_dir}/)")
     if s:
         line = (
@@ -113,3 +113,5 @@ def train_cmd(preset_name, dataset, steps, batch_size, out, resume, force, seed,
         if s.get("updates"):
             line += f"; {s['seconds'] / max(s['updates'], 1) * 1000:.1f} ms/update"
         click.echo(line)
+    if result.stopped_early:
+        raise click.exceptions.Exit(130)  # interrupted, though nothing was lost

@@ -139,3 +139,28 @@ def test_torchrun_two_ranks_end_with_identical_parameters(tmp_path):
     assert a == pytest.approx(float(params.sum() + (params * params).sum()), rel=1e-12)
     assert ckpt["resume"]["bank"].shape == (40, 2)  # both ranks' shards of the bank
     assert len(ckpt["resume"]["generators"]) == 2
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_at_an_update_boundary_with_a_checkpoint_that_resumes(tmp_path):
+    import signal
+    import time
+
+    landscape = shutil.which("landscape", path=str(Path(sys.executable).parent))
+    out = tmp_path / "int.pt"
+    sets = [a for o in TINY + ["model.kwargs.n_f=8", "train.steps=100000", "train.ckpt_every=100000"] for a in ("--set", o)]
+    proc = subprocess.Popen([landscape, "train", "--preset", "toy-convergent", "--out", str(out), "--quiet", *sets],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    log = run_dir_for(out) / "metrics.csv"
+    deadline = time.time() + 60
+    while time.time() < deadline and not (log.exists() and log.stat().st_size > 200):
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130, stderr
+    assert "stopped early" in stdout and "Traceback" not in stderr
+    ckpt = load_checkpoint(out)
+    m = read_metrics(log)
+    assert ckpt["step"] == int(m["step"][-1]) > 0  # the checkpoint is the last logged update
+    config = apply_overrides(Config.from_dict(ckpt["config"]), [f"train.steps={ckpt['step'] + 2}"])
+    assert train(config, out, resume=True).step == ckpt["step"] + 2
