@@ -1,6 +1,5 @@
 """The `landscape` command end to end: exit codes, files written, one-line errors."""
 
-import pickle
 import re
 
 import pytest

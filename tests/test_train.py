@@ -66,7 +66,9 @@ def test_killed_run_resumes_to_the_same_parameters(tmp_path):
 
     killed = tmp_path / "killed.pt"
 
-    def die_after_four(n, latest, seen=[0]):
+    seen = [0]
+
+    def die_after_four(n, latest):
         seen[0] += n
         if seen[0] >= 4:
             raise Kill

@@ -21,7 +21,6 @@ from typing import Any
 import torch
 from torch import nn
 
-from landscape import __version__
 from landscape.energy import Energy
 from landscape.errors import LandscapeError
 from train.nets import build_model, convert_reference_state_dict

@@ -454,7 +454,7 @@ class _RunLog:
         if start > 0 and path.exists():
             with open(path, newline="") as f:
                 reader = csv.reader(f)
-                header = next(reader, None)
+                next(reader, None)  # header
                 kept = [r for r in reader if r and int(float(r[0])) <= start]
             self.rows = [[float(v) for v in r] for r in kept]
         if self.rows:
