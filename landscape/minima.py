@@ -1,0 +1,361 @@
+"""Metastable states: long Langevin chains, quenched to local minima, near-duplicates merged.
+
+The recipe (DESIGN, "Metastable states"): many chains run at temperature ``T`` so they
+settle into the regions the model makes probable; each end point is then quenched (tau = 0,
+here an adaptive gradient descent) to the local minimum below it; minima closer than a
+merge radius are one state, represented by its lowest point, and the number of chains
+that ended in each state is kept as its ``hits``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import numpy as np
+import torch
+
+from landscape.energy import Energy
+from landscape.errors import LandscapeError, NonFiniteEnergyError
+from landscape.langevin import sample
+
+# Step-size adaptation of the quench: grow on every accepted move, halve on a rejected one.
+# With these factors about one move in four is rejected once the step sits at the largest
+# stable value, so the descent runs near its fastest safe rate without a line search.
+_GROW = 1.2
+_SHRINK = 0.5
+
+
+@dataclass
+class Minima:
+    """Local minima of an energy, lowest first.
+
+    Attributes
+    ----------
+    x : Tensor [N, *shape]
+        The minima, in the energy's dtype, sorted by energy (lowest first).
+    energy : Tensor float64 [N]
+    hits : Tensor int64 [N]
+        How many chains ended in each minimum (after merging near-duplicates).
+    grad_norm : Tensor float64 [N]
+        ``||dU/dx||`` at each minimum: near zero for a converged quench; callers can
+        drop points whose quench did not converge by thresholding it.
+    """
+
+    x: torch.Tensor
+    energy: torch.Tensor
+    hits: torch.Tensor
+    grad_norm: torch.Tensor
+
+    def __len__(self) -> int:
+        return int(self.energy.shape[0])
+
+
+class QuenchResult(NamedTuple):
+    """What ``quench`` returns, one row per chain (in the input order).
+
+    x : final points, the input's dtype.
+    energy, grad_norm : float64, at the final points.
+    converged : bool, ``grad_norm < grad_tol`` at the end.
+    steps : descent iterations run (the longest-running chain's count).
+    """
+
+    x: torch.Tensor
+    energy: torch.Tensor
+    grad_norm: torch.Tensor
+    converged: torch.Tensor
+    steps: int
+
+
+def _flat_norm(t: torch.Tensor) -> torch.Tensor:
+    return torch.linalg.vector_norm(t.reshape(t.shape[0], -1), dim=1)
+
+
+def quench(
+    energy: Energy,
+    x: torch.Tensor,
+    *,
+    max_steps: int = 2000,
+    grad_tol: float = 1e-3,
+    step_size: float | None = None,
+    generator: torch.Generator | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> QuenchResult:
+    """Descend every point of a batch to the local minimum below it.
+
+    Gradient descent ``x <- x - h * dU/dx`` with one step size ``h`` per chain: a move
+    that raises the energy (or makes it non-finite) is rejected and ``h`` halved; an
+    accepted move grows ``h`` by 1.2. A change of energy within rounding noise is
+    accepted only if the gradient norm does not grow. Energy never increases along a chain (beyond a few
+    rounding units), so a chain cannot climb out of the well it is in. A chain stops
+    when its gradient norm falls below ``grad_tol``, or when its step has shrunk so far
+    that the move no longer changes ``x`` at the energy's precision (a float32 energy
+    whose last digits are rounding noise); all stop at ``max_steps``.
+
+    Parameters
+    ----------
+    energy : Energy
+        Its module (if any) is frozen while descending: no parameter gradients.
+    x : Tensor [B, *shape]
+        Starting points (not modified).
+    max_steps : int
+        Descent iterations at most (one energy-and-gradient evaluation of the still
+        running chains each).
+    grad_tol : float
+        Convergence threshold on ``||dU/dx||`` (in the energy's own units: an EBM whose
+        energy is scaled by ``2/eps^2`` needs a correspondingly larger tolerance).
+    step_size : float, optional
+        Initial ``h`` for every chain. By default each chain starts with the ``h`` whose
+        first move has length ``0.01 * sqrt(dim) * width`` (``width`` the data range's, or
+        1); the adaptation corrects a poor guess within a few tens of steps.
+    generator : torch.Generator, optional
+        Unused (the descent is deterministic); accepted so all mapping stages share a
+        signature.
+    progress : callable, optional
+        Called with the number of iterations just completed, every 100 iterations and at
+        the end.
+
+    Returns
+    -------
+    QuenchResult
+
+    Raises
+    ------
+    NonFiniteEnergyError
+        If the energy or gradient at a starting point is NaN or infinite.
+    LandscapeError
+        On a batch of the wrong shape or invalid settings.
+
+    Examples
+    --------
+    >>> e = Energy(lambda x: ((x - 1.0) ** 2).sum(1), shape=(2,), dtype=torch.float64)
+    >>> quench(e, torch.zeros(3, 2, dtype=torch.float64)).x[0].tolist()  # doctest: +SKIP
+    [0.9999..., 0.9999...]
+
+    Cost: at most ``max_steps`` energy-and-gradient evaluations of the running chains.
+    """
+    del generator  # deterministic; see docstring
+    energy.check_batch(x)
+    if max_steps < 0:
+        raise LandscapeError(f"max_steps must be >= 0, got {max_steps}")
+    if not grad_tol > 0.0:
+        raise LandscapeError(f"grad_tol must be > 0, got {grad_tol}")
+    if step_size is not None and not (step_size > 0.0 and math.isfinite(step_size)):
+        raise LandscapeError(f"step_size must be a positive number, got {step_size}")
+    n = x.shape[0]
+    view = (n,) + (1,) * (x.dim() - 1)
+    tiny = torch.finfo(x.dtype).eps
+    with energy.frozen():
+        vg = energy.value_and_grad_fn()
+        x = x.detach().clone()
+        u, g = vg(x)
+        gn = _flat_norm(g)
+        bad = ~(torch.isfinite(u) & torch.isfinite(gn))
+        if bool(bad.any()):
+            raise NonFiniteEnergyError(f"{int(bad.sum())} of {n} quench starts have a non-finite energy or gradient")
+        if step_size is not None:
+            h = torch.full((n,), float(step_size), dtype=x.dtype, device=x.device)
+        else:
+            width = energy.data_range[1] - energy.data_range[0] if energy.data_range else 1.0
+            move = 0.01 * math.sqrt(energy.dim) * width
+            h = move / gn.clamp_min(tiny)
+        active = gn >= grad_tol
+        steps = 0
+        reported = 0
+        while steps < max_steps:
+            idx = torch.nonzero(active).flatten()
+            if idx.numel() == 0:
+                break
+            steps += 1
+            xa, ga, ha = x[idx], g[idx], h[idx]
+            hv = ha.reshape((-1,) + view[1:])
+            proposal = xa - hv * ga
+            u_new, g_new = vg(proposal)
+            gn_new = _flat_norm(g_new)
+            # A non-finite proposal is a rejection, never a NaN in the chain. Near the
+            # minimum the true decrease h |g|^2 / 2 falls below the energy's rounding noise;
+            # there a change within a few rounding units of U counts as a tie, broken by the
+            # gradient norm, so the descent neither stalls on noise nor lets an oscillating
+            # (too long) step grow.
+            ua = u[idx]
+            slack = 4.0 * tiny * ua.abs()
+            tie = (u_new <= ua + slack) & (gn_new <= gn[idx])
+            accept = torch.isfinite(u_new) & torch.isfinite(gn_new) & ((u_new < ua - slack) | tie)
+            acc_v = accept.reshape(hv.shape)
+            x[idx] = torch.where(acc_v, proposal, xa)
+            g[idx] = torch.where(acc_v, g_new, ga)
+            u[idx] = torch.where(accept, u_new, ua)
+            gn[idx] = torch.where(accept, gn_new, gn[idx])
+            ha = torch.where(accept, ha * _GROW, ha * _SHRINK)
+            h[idx] = ha
+            # Stalled: the next move is below the resolution of x (about one rounding unit
+            # of its norm), so it can no longer change it; a step that underflowed to 0 too.
+            stalled = ha * gn[idx] <= tiny * _flat_norm(x[idx])
+            active[idx] = (gn[idx] >= grad_tol) & ~stalled
+            if progress is not None and steps % 100 == 0:
+                progress(steps - reported)
+                reported = steps
+        if progress is not None and steps > reported:
+            progress(steps - reported)
+    gn64 = gn.double()
+    return QuenchResult(x=x, energy=u.double(), grad_norm=gn64, converged=gn64 < grad_tol, steps=steps)
+
+
+def merge_duplicates(
+    x: torch.Tensor, energy: torch.Tensor, radius: float, *, chunk: int = 1024
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Merge points closer than ``radius``, greedily from the lowest energy up.
+
+    Points are visited in order of energy (ties by index). A point within ``radius``
+    (Euclidean, flattened) of an already kept point joins the nearest such point;
+    otherwise it is kept. Each kept point is thus the lowest of its group, and kept points
+    are more than ``radius`` apart.
+
+    Parameters
+    ----------
+    x : Tensor [N, *shape]
+    energy : Tensor [N]
+    radius : float
+        Merge distance, >= 0 (0 merges exact duplicates only).
+    chunk : int
+        Points per block; memory is O(chunk * (chunk + K)).
+
+    Returns
+    -------
+    keep_idx : LongTensor [K]
+        Indices into ``x`` of the kept points, sorted by energy (lowest first).
+    assignment : LongTensor [N]
+        For every point, the position in ``keep_idx`` of the kept point it joined
+        (a kept point is assigned to itself).
+
+    Raises
+    ------
+    LandscapeError
+        On mismatched lengths, a negative radius or non-finite energies.
+
+    Examples
+    --------
+    >>> x = torch.tensor([[0.0], [0.05], [1.0]])
+    >>> keep, assign = merge_duplicates(x, torch.tensor([1.0, 0.5, 2.0]), 0.1)
+    >>> keep.tolist(), assign.tolist()
+    ([1, 2], [0, 0, 1])
+
+    Cost: O(N * K * D) arithmetic for K kept points; a Python loop over the points of
+    each block that are not near an earlier kept point.
+    """
+    n = x.shape[0]
+    if energy.shape != (n,):
+        raise LandscapeError(f"{n} points but energies of shape {list(energy.shape)}")
+    if not radius >= 0.0:
+        raise LandscapeError(f"merge radius must be >= 0, got {radius}")
+    if not bool(torch.isfinite(energy).all()):
+        raise LandscapeError("cannot merge minima with non-finite energies")
+    flat = x.reshape(n, -1).double()
+    order = torch.argsort(energy.double(), stable=True)
+    assignment = torch.full((n,), -1, dtype=torch.int64, device=x.device)
+    kept: list[int] = []  # indices into x
+    kept_x = flat.new_zeros((0, flat.shape[1]))
+    for start in range(0, n, chunk):
+        block = order[start : start + chunk]
+        bx = flat[block]
+        # Nearest point kept before this block.
+        if kept:
+            d_prev = torch.cdist(bx, kept_x)
+            prev_d, prev_j = d_prev.min(dim=1)
+            prev_d, prev_j = prev_d.cpu().numpy(), prev_j.cpu().numpy()
+        else:
+            prev_d = np.full(len(block), np.inf)
+            prev_j = np.zeros(len(block), dtype=np.int64)
+        d_in = torch.cdist(bx, bx).cpu().numpy()
+        block_list = block.cpu().tolist()
+        first_new = len(kept)
+        new_local: list[int] = []  # positions in the block of points kept in this block
+        labels = np.empty(len(block), dtype=np.int64)
+        for pos in range(len(block)):
+            best_d, best_k = prev_d[pos], prev_j[pos]
+            if new_local:
+                d_new = d_in[pos, new_local]
+                j = int(np.argmin(d_new))
+                if d_new[j] < best_d:
+                    best_d, best_k = d_new[j], first_new + j
+            if best_d <= radius:
+                labels[pos] = best_k
+            else:
+                labels[pos] = len(kept)
+                kept.append(block_list[pos])
+                new_local.append(pos)
+        if new_local:
+            kept_x = torch.cat([kept_x, bx[new_local]])
+        assignment[block] = torch.from_numpy(labels).to(x.device)
+    keep_idx = torch.tensor(kept, dtype=torch.int64, device=x.device)
+    return keep_idx, assignment
+
+
+def find_minima(
+    energy: Energy,
+    starts: torch.Tensor,
+    *,
+    temperature: float = 1.0,
+    eps: float,
+    steps: int,
+    quench_steps: int = 2000,
+    grad_tol: float = 1e-3,
+    merge_radius: float,
+    generator: torch.Generator | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> Minima:
+    """Metastable states: Langevin at temperature ``T``, quench, merge near-duplicates.
+
+    Parameters
+    ----------
+    energy : Energy
+    starts : Tensor [B, *shape]
+        One chain per row (from noise, from data, or both).
+    temperature : float
+        ``T`` of the exploration chains (``tau = sqrt(T)`` in :func:`landscape.langevin.sample`).
+    eps : float
+        Langevin step size.
+    steps : int
+        Langevin steps before quenching (0 quenches the starts directly).
+    quench_steps, grad_tol :
+        Passed to :func:`quench`.
+    merge_radius : float
+        Minima closer than this are one state (see :func:`merge_duplicates`).
+    generator : torch.Generator, optional
+    progress : callable, optional
+        Called with the number of Langevin steps, then quench iterations, just completed.
+
+    Returns
+    -------
+    Minima
+        Sorted by energy. Chains whose quench did not converge still count: their end
+        point is kept (or merged) like any other; its ``grad_norm`` tells.
+
+    Raises
+    ------
+    NonFiniteEnergyError, LandscapeError
+        From the sampler or the quench.
+
+    Examples
+    --------
+    >>> e = Energy(lambda x: ((x**2 - 1) ** 2).sum(1), shape=(1,), data_range=(-2, 2), dtype=torch.float64)
+    >>> m = find_minima(e, e.uniform_noise(50), eps=0.1, steps=20, merge_radius=0.1)  # doctest: +SKIP
+    >>> sorted(round(v) for v in m.x.flatten().tolist())  # doctest: +SKIP
+    [-1, 1]
+
+    Cost: ``B * (steps + quench_steps)`` energy-and-gradient evaluations at most, plus
+    O(B * N * D) for merging.
+    """
+    if not temperature >= 0.0:
+        raise LandscapeError(f"temperature must be >= 0, got {temperature}")
+    if steps > 0:
+        ends = sample(energy, starts, steps, eps, tau=math.sqrt(temperature), generator=generator, progress=progress).x
+    else:
+        energy.check_batch(starts)
+        ends = starts
+    q = quench(energy, ends, max_steps=quench_steps, grad_tol=grad_tol, progress=progress)
+    keep, assignment = merge_duplicates(q.x, q.energy, merge_radius)
+    hits = torch.bincount(assignment, minlength=keep.numel()).to(torch.int64)
+    return Minima(x=q.x[keep], energy=q.energy[keep], hits=hits, grad_norm=q.grad_norm[keep])

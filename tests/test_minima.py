@@ -1,0 +1,206 @@
+"""Metastable states: quench, merging and find_minima on potentials whose minima are known exactly."""
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from landscape import Energy, LandscapeError, NonFiniteEnergyError
+from landscape.minima import Minima, find_minima, merge_duplicates, quench
+
+TILT = 0.3
+
+
+def tilted_double_well(x: torch.Tensor) -> torch.Tensor:
+    """(x0^2 - 1)^2 + 0.3 x0 + sum_{i>0} x_i^2: two minima on the x0 axis, the left one deeper."""
+    return (x[:, 0] ** 2 - 1) ** 2 + TILT * x[:, 0] + (x[:, 1:] ** 2).sum(1)
+
+
+def well_roots(tilt: float) -> np.ndarray:
+    """Critical points of (x^2 - 1)^2 + tilt x, ascending: deep minimum, maximum, shallow minimum."""
+    return np.sort(np.roots([4.0, 0.0, -4.0, tilt]).real)
+
+
+def u1(r: float, tilt: float = TILT) -> float:
+    return (r * r - 1) ** 2 + tilt * r
+
+
+def gen(seed: int = 0) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+# ----------------------------------------------------------------------------- quench
+
+
+@pytest.mark.parametrize("dim", [1, 3])
+def test_quench_reaches_the_exact_minima_of_a_tilted_double_well(dim):
+    energy = Energy(tilted_double_well, (dim,), data_range=(-2, 2), dtype=torch.float64)
+    starts = energy.uniform_noise(300, gen(dim))
+    out = quench(energy, starts, grad_tol=1e-8)
+    deep, saddle, shallow = well_roots(TILT)
+
+    assert out.converged.all() and (out.grad_norm < 1e-8).all()
+    assert out.x.dtype == torch.float64 and out.energy.dtype == torch.float64
+    torch.testing.assert_close(out.energy, energy(out.x))  # stored energies are the energies there
+    x0 = out.x[:, 0]
+    near_deep = (x0 - deep).abs() < 1e-7
+    near_shallow = (x0 - shallow).abs() < 1e-7
+    assert (near_deep | near_shallow).all()
+    if dim > 1:
+        assert out.x[:, 1:].abs().max() < 1e-7
+    assert out.energy[near_deep].sub(u1(deep)).abs().max() < 1e-6
+    assert out.energy[near_shallow].sub(u1(shallow)).abs().max() < 1e-6
+    # Descent never raises the energy, so a chain ends on its own side of the barrier
+    # unless a long step hops over it; nearly all must.
+    same_side = (starts[:, 0] < saddle) == near_deep
+    assert same_side.float().mean() > 0.95
+    # the deep well's side of the box [-2, 2] is (saddle + 2) / 4 = 52% of the starts
+    share = near_deep.float().mean().item()
+    assert share == pytest.approx((saddle + 2) / 4, abs=0.08)
+
+
+def test_quench_rejects_non_finite_proposals_instead_of_failing():
+    # Outside |x| < 3 the energy is NaN; a huge first step lands there and must be
+    # rejected (step halved), not propagated.
+    def walled(x):
+        u = (x**2).sum(1)
+        return torch.where(x.abs().max(1).values < 3, u, torch.full_like(u, float("nan")))
+
+    energy = Energy(walled, (2,), dtype=torch.float64)
+    x0 = torch.tensor([[2.5, -1.0], [-0.5, 2.9]], dtype=torch.float64)
+    out = quench(energy, x0, step_size=100.0, grad_tol=1e-9)
+    assert torch.isfinite(out.energy).all()
+    assert out.converged.all()
+    assert out.x.abs().max() < 1e-9
+
+
+def test_quench_raises_on_a_non_finite_start():
+    energy = Energy(lambda x: torch.log(x[:, 0]), (1,), dtype=torch.float64)
+    with pytest.raises(NonFiniteEnergyError, match="1 of 2 quench starts"):
+        quench(energy, torch.tensor([[1.0], [-1.0]], dtype=torch.float64))
+
+
+def test_quench_stops_at_max_steps_and_reports_non_convergence():
+    # Rosenbrock's valley is slow for plain gradient descent: 5 steps cannot converge.
+    def rosenbrock(x):
+        return (1 - x[:, 0]) ** 2 + 100 * (x[:, 1] - x[:, 0] ** 2) ** 2
+
+    energy = Energy(rosenbrock, (2,), dtype=torch.float64)
+    out = quench(energy, torch.tensor([[-1.2, 1.0]], dtype=torch.float64), max_steps=5)
+    assert out.steps == 5
+    assert not out.converged.any()
+    assert out.energy.item() < rosenbrock(torch.tensor([[-1.2, 1.0]], dtype=torch.float64)).item()
+    assert (out.grad_norm > 1e-3).all()
+
+
+def test_quench_in_float32_stops_when_precision_is_exhausted():
+    # An unreachable tolerance: the chain must stop once its moves no longer change x
+    # (the step collapses on rounding noise), well before max_steps.
+    energy = Energy(lambda x: ((x - 0.3) ** 2 * torch.tensor([1.0, 50.0])).sum(1), (2,))
+    out = quench(energy, torch.tensor([[2.0, -1.0]]), grad_tol=1e-30, max_steps=5000)
+    assert out.x.dtype == torch.float32
+    assert out.steps < 5000
+    torch.testing.assert_close(out.x, torch.full((1, 2), 0.3), atol=1e-5, rtol=0)
+
+
+def test_quench_freezes_module_parameters():
+    torch.manual_seed(0)
+    module = _Wrapped(nn.Sequential(nn.Linear(2, 8), nn.Tanh(), nn.Linear(8, 1)))
+    module.train()
+    out = quench(Energy(module, (2,)), torch.randn(4, 2, generator=gen()), max_steps=50)
+    assert torch.isfinite(out.energy).all()
+    # no parameter gradient was accumulated; flags and training mode are restored
+    assert all(p.grad is None and p.requires_grad for p in module.parameters())
+    assert module.training
+
+
+class _Wrapped(nn.Module):
+    def __init__(self, net: nn.Module):
+        super().__init__()
+        self.net = net
+
+    def forward(self, x):
+        return self.net(x).squeeze(1) + (x**2).sum(1)
+
+
+# ----------------------------------------------------------------------------- merging
+
+
+def test_merge_duplicates_keeps_the_lowest_point_of_each_group():
+    x = torch.tensor([[0.0, 0.0], [0.05, 0.0], [1.0, 1.0], [1.02, 1.01], [0.0, 0.08], [3.0, 0.0]])
+    e = torch.tensor([0.5, 0.1, 2.0, 1.5, 0.7, -1.0])
+    keep, assign = merge_duplicates(x, e, radius=0.1)
+    assert keep.tolist() == [5, 1, 3]  # sorted by energy: -1.0, 0.1, 1.5
+    assert assign.tolist() == [1, 1, 2, 2, 1, 0]
+    assert e[keep].tolist() == sorted(e[keep].tolist())
+
+
+def test_merge_duplicates_radius_is_inclusive_and_zero_merges_exact_copies():
+    x = torch.tensor([[0.0], [0.5], [0.5], [1.0]], dtype=torch.float64)
+    e = torch.tensor([0.0, 1.0, 2.0, 3.0], dtype=torch.float64)
+    keep, assign = merge_duplicates(x, e, radius=0.0)
+    assert keep.tolist() == [0, 1, 3] and assign.tolist() == [0, 1, 1, 2]
+    keep, assign = merge_duplicates(x, e, radius=0.5)
+    # 0.5 is within 0.5 of 0 and joins it; 1.0 is 1.0 from 0 and founds its own group
+    assert keep.tolist() == [0, 3] and assign.tolist() == [0, 0, 0, 1]
+
+
+def test_merge_duplicates_is_independent_of_the_chunking():
+    g = gen(3)
+    centres = torch.randn(15, 4, generator=g, dtype=torch.float64) * 5
+    x = centres.repeat_interleave(8, 0) + 0.02 * torch.randn(120, 4, generator=g, dtype=torch.float64)
+    e = torch.randn(120, generator=g, dtype=torch.float64)
+    keep_a, assign_a = merge_duplicates(x, e, radius=0.3)
+    keep_b, assign_b = merge_duplicates(x, e, radius=0.3, chunk=7)
+    assert keep_a.tolist() == keep_b.tolist() and assign_a.tolist() == assign_b.tolist()
+    assert len(keep_a) == 15
+    # every group is one centre's cloud, represented by its lowest point
+    for k, i in enumerate(keep_a.tolist()):
+        members = torch.nonzero(assign_a == k).flatten()
+        assert set((members // 8).tolist()) == {i // 8}
+        assert e[members].min() == e[i]
+    # kept points are more than a radius apart
+    d = torch.cdist(x[keep_a], x[keep_a]) + torch.eye(15, dtype=torch.float64) * 10
+    assert d.min() > 0.3
+
+
+def test_merge_duplicates_checks_its_input():
+    with pytest.raises(LandscapeError):
+        merge_duplicates(torch.zeros(3, 2), torch.zeros(2), 0.1)
+    with pytest.raises(LandscapeError):
+        merge_duplicates(torch.zeros(2, 2), torch.tensor([0.0, float("nan")]), 0.1)
+
+
+# ----------------------------------------------------------------------------- find_minima
+
+
+def four_wells(x: torch.Tensor) -> torch.Tensor:
+    """Separable: (x^2-1)^2 + 0.1 x + (y^2-1)^2 + 0.25 y, four wells of four different depths."""
+    return (x[:, 0] ** 2 - 1) ** 2 + 0.1 * x[:, 0] + (x[:, 1] ** 2 - 1) ** 2 + 0.25 * x[:, 1]
+
+
+def test_find_minima_finds_all_four_wells_sorted_by_depth():
+    energy = Energy(four_wells, (2,), data_range=(-2, 2), dtype=torch.float64)
+    starts = energy.uniform_noise(200, gen(1))
+    found = find_minima(
+        energy, starts, temperature=0.05, eps=0.05, steps=100, merge_radius=0.1, grad_tol=1e-8, generator=gen(2)
+    )
+    assert isinstance(found, Minima) and len(found) == 4
+    xr, yr = well_roots(0.1)[[0, 2]], well_roots(0.25)[[0, 2]]
+    expected = sorted(((u1(a, 0.1) + u1(b, 0.25), a, b) for a in xr for b in yr), key=lambda t: t[0])
+    for k, (u, a, b) in enumerate(expected):
+        assert found.x[k].tolist() == pytest.approx([a, b], abs=1e-7)
+        assert found.energy[k].item() == pytest.approx(u, abs=1e-9)
+    assert found.energy.tolist() == sorted(found.energy.tolist())
+    assert found.hits.sum().item() == 200 and (found.hits > 10).all()
+    assert (found.grad_norm < 1e-8).all()
+    assert found.x.dtype == torch.float64 and found.hits.dtype == torch.int64
+
+
+def test_find_minima_without_langevin_steps_quenches_the_starts():
+    energy = Energy(tilted_double_well, (1,), data_range=(-2, 2), dtype=torch.float64)
+    starts = torch.tensor([[-1.5], [-0.5], [0.5], [1.9]], dtype=torch.float64)
+    found = find_minima(energy, starts, eps=0.1, steps=0, merge_radius=0.01)
+    deep, _, shallow = well_roots(TILT)
+    assert found.x.flatten().tolist() == pytest.approx([deep, shallow], abs=1e-3)
+    assert found.hits.tolist() == [2, 2]
