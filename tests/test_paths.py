@@ -1,0 +1,186 @@
+"""The string method on 2-D potentials whose minima and saddles are known."""
+
+import numpy as np
+import pytest
+import torch
+from scipy import optimize
+from torch import nn
+
+from landscape import (
+    Energy,
+    LandscapeError,
+    NonFiniteEnergyError,
+    autograd_value_and_grad,
+)
+from landscape.paths import resample_polyline, string_method
+
+# Mueller-Brown potential (K. Mueller and L. D. Brown 1979, Theor. Chim. Acta 53, 75):
+# a sum of four anisotropic Gaussians; three minima, and the path from the deepest
+# minimum to the second passes through the third and two saddles.
+MB_A = (-200.0, -100.0, -170.0, 15.0)
+MB_a = (-1.0, -1.0, -6.5, 0.7)
+MB_b = (0.0, 0.0, 11.0, 0.6)
+MB_c = (-10.0, -10.0, -6.5, 0.7)
+MB_X = (1.0, 0.0, -0.5, -1.0)
+MB_Y = (0.0, 0.5, 1.5, 1.0)
+
+
+def mueller_brown(x: torch.Tensor) -> torch.Tensor:
+    u = torch.zeros(x.shape[0], dtype=x.dtype, device=x.device)
+    for A, a, b, c, x0, y0 in zip(MB_A, MB_a, MB_b, MB_c, MB_X, MB_Y):
+        dx, dy = x[:, 0] - x0, x[:, 1] - y0
+        u = u + A * torch.exp(a * dx * dx + b * dx * dy + c * dy * dy)
+    return u
+
+
+MB_VG = autograd_value_and_grad(mueller_brown)
+
+
+def _u(p) -> float:
+    return float(mueller_brown(torch.tensor(np.asarray(p)[None], dtype=torch.float64))[0])
+
+
+def _grad(p) -> np.ndarray:
+    return MB_VG(torch.tensor(np.asarray(p)[None], dtype=torch.float64))[1][0].numpy()
+
+
+def _hessian(p, h=1e-5) -> np.ndarray:
+    return np.stack([(_grad(p + h * e) - _grad(p - h * e)) / (2 * h) for e in np.eye(2)])
+
+
+@pytest.fixture(scope="module")
+def mb_critical_points():
+    """Minima and saddles found numerically from rough starting guesses."""
+    minima = [
+        optimize.minimize(_u, x0, jac=_grad, method="BFGS", options={"gtol": 1e-10}).x
+        for x0 in [(-0.6, 1.4), (0.6, 0.0), (0.0, 0.5)]
+    ]
+    saddles = [optimize.root(_grad, x0, tol=1e-12).x for x0 in [(-0.8, 0.6), (0.2, 0.3)]]
+    for m in minima:
+        assert (np.linalg.eigvalsh(_hessian(m)) > 0).all()
+    for s in saddles:
+        eig = np.linalg.eigvalsh(_hessian(s))
+        assert eig[0] < 0 < eig[1]  # index-1 saddle
+    return minima, saddles
+
+
+def test_mueller_brown_saddle_energy_from_a_straight_line(mb_critical_points):
+    minima, saddles = mb_critical_points
+    a, b = (torch.tensor(m, dtype=torch.float64) for m in minima[:2])
+    # The MEP A -> B goes A -> saddle 1 -> C -> saddle 2 -> B; the barrier is the higher saddle.
+    true_saddle = max(_u(s) for s in saddles)
+    barrier_height = true_saddle - _u(minima[0])
+    line = torch.stack([a + t * (b - a) for t in torch.linspace(0, 1, 201, dtype=torch.float64)])
+    line_max = float(mueller_brown(line).max())  # an upper bound: a valid path's highest point
+    result = string_method(MB_VG, a, b, images=24, steps=500)
+    assert result.converged
+    assert abs(result.saddle_energy - true_saddle) < 1e-2 * barrier_height
+    assert result.saddle_energy <= line_max
+    assert result.initial_max_energy > true_saddle + 0.5 * barrier_height  # the line was far off
+    # The saddle image sits on the saddle, where the gradient vanishes.
+    top = result.path[result.saddle_index].numpy()
+    np.testing.assert_allclose(top, saddles[0], atol=1e-3)
+    # Endpoints stay at the minima; the path passes the intermediate minimum C.
+    torch.testing.assert_close(result.path[0], a)
+    torch.testing.assert_close(result.path[-1], b)
+    near_c = torch.linalg.vector_norm(result.path - torch.tensor(minima[2]), dim=1).min()
+    assert float(near_c) < 0.1
+    assert result.energy.dtype == np.float64 and result.energy.shape == (24,)
+    np.testing.assert_allclose(result.energy, mueller_brown(result.path).numpy())
+
+
+def test_mueller_brown_from_a_detour_via_high_ground(mb_critical_points):
+    # As from an attraction-diffusion path whose peak is far above the saddle.
+    minima, saddles = mb_critical_points
+    a, b = (torch.tensor(m, dtype=torch.float64) for m in minima[:2])
+    via = torch.tensor([0.4, 1.4], dtype=torch.float64)
+    ad_estimate = max(_u(via), float(mueller_brown(resample_polyline(torch.stack([a, via, b]), 200)).max()))
+    true_saddle = max(_u(s) for s in saddles)
+    result = string_method(MB_VG, a, b, via=via)
+    assert result.initial_max_energy <= ad_estimate
+    assert result.saddle_energy <= ad_estimate
+    assert abs(result.saddle_energy - true_saddle) < 1e-2 * (true_saddle - _u(minima[0]))
+
+
+def double_well(x: torch.Tensor) -> torch.Tensor:
+    # minima (+-1, 0) at 0, saddle (0, 0) at 1.
+    return (x[:, 0] ** 2 - 1) ** 2 + 2.0 * x[:, 1] ** 2
+
+
+def test_double_well_with_an_energy_and_float32():
+    energy = Energy(double_well, shape=(2,), dtype=torch.float32)
+    a, b = torch.tensor([-1.0, 0.0]), torch.tensor([1.0, 0.0])
+    via = torch.tensor([0.2, 1.2])  # the polyline through here peaks at 3.8, the saddle is at 1
+    result = string_method(energy, a, b, via=via, images=17)
+    assert result.path.dtype == torch.float32
+    assert result.converged
+    assert result.saddle_energy == pytest.approx(1.0, abs=1e-3)
+    assert result.saddle_energy < result.initial_max_energy
+    assert result.saddle_grad_norm < 1e-2
+
+
+def test_without_climbing_the_saddle_is_sampled_from_below():
+    # 8 images: none lands on x = 0 after relaxation, so the top image is below the
+    # saddle; climbing lifts it onto the saddle.
+    a, b = torch.tensor([-1.0, 0.0], dtype=torch.float64), torch.tensor([1.0, 0.0], dtype=torch.float64)
+    vg = autograd_value_and_grad(double_well)
+    plain = string_method(vg, a, b, images=8, climb=False, via=torch.tensor([0.0, 0.8], dtype=torch.float64))
+    climbed = string_method(vg, a, b, images=8, climb=True, via=torch.tensor([0.0, 0.8], dtype=torch.float64))
+    assert plain.saddle_energy < 1.0 - 1e-3
+    assert climbed.saddle_energy == pytest.approx(1.0, abs=1e-6)
+
+
+def test_one_batched_call_for_all_images_and_a_frozen_module():
+    calls = []
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.scale = nn.Parameter(torch.tensor(1.0, dtype=torch.float64))
+
+        def forward(self, x):
+            calls.append((x.shape[0], self.training, self.scale.requires_grad))
+            return self.scale * double_well(x)
+
+    net = Net().train()
+    energy = Energy(net, shape=(2,), dtype=torch.float64)
+    a, b = torch.tensor([-1.0, 0.0], dtype=torch.float64), torch.tensor([1.0, 0.0], dtype=torch.float64)
+    result = string_method(energy, a, b, via=torch.tensor([0.0, 1.0], dtype=torch.float64), images=10, steps=50)
+    assert calls[0][0] == 10  # the whole starting path at once
+    assert all(n == 8 for n, _, _ in calls[1:])  # then all interior images at once
+    assert all(not training and not grad for _, training, grad in calls)
+    assert net.training and net.scale.requires_grad  # restored
+    assert net.scale.grad is None
+    assert result.saddle_energy < 2.0
+
+
+def test_init_path_is_used():
+    # A path that goes around the high side; the string still relaxes to the saddle.
+    a, b = torch.tensor([-1.0, 0.0], dtype=torch.float64), torch.tensor([1.0, 0.0], dtype=torch.float64)
+    t = torch.linspace(0, torch.pi, 30, dtype=torch.float64)
+    arc = torch.stack([-torch.cos(t), 1.5 * torch.sin(t)], dim=1)
+    vg = autograd_value_and_grad(double_well)
+    result = string_method(vg, a, b, init_path=arc)
+    assert result.initial_max_energy > 4.0
+    assert result.saddle_energy == pytest.approx(1.0, abs=1e-4)
+
+
+def test_resample_polyline_equal_arc_length():
+    pts = torch.tensor([[0.0, 0.0], [1.0, 0.0], [1.0, 0.0], [1.0, 3.0]], dtype=torch.float64)
+    out = resample_polyline(pts, 5)
+    expected = torch.tensor([[0, 0], [1, 0], [1, 1], [1, 2], [1, 3]], dtype=torch.float64)
+    torch.testing.assert_close(out, expected)
+
+
+def test_bad_inputs():
+    vg = autograd_value_and_grad(double_well)
+    a, b = torch.zeros(2), torch.ones(2)
+    with pytest.raises(LandscapeError, match="at least 3 images"):
+        string_method(vg, a, b, images=2)
+    with pytest.raises(LandscapeError, match="not both"):
+        string_method(vg, a, b, via=a, init_path=a[None])
+    with pytest.raises(LandscapeError, match="differ in shape"):
+        string_method(vg, a, torch.ones(3))
+    bad = autograd_value_and_grad(lambda x: torch.log(x[:, 0]))  # NaN for x < 0
+    with pytest.raises(NonFiniteEnergyError):
+        string_method(bad, torch.tensor([-1.0, 0.0]), torch.tensor([1.0, 0.0]))
