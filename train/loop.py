@@ -73,6 +73,8 @@ def setup_distributed(device: str) -> Dist:
             raise LandscapeError("--device cuda asked for, but torch sees no CUDA device")
         if world > 1:
             dev = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+        elif dev.index is None:
+            dev = torch.device("cuda", torch.cuda.current_device())
         torch.cuda.set_device(dev)
     if world > 1 and not dist.is_initialized():
         dist.init_process_group(backend="nccl" if dev.type == "cuda" else "gloo")
