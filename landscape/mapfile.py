@@ -45,6 +45,11 @@ Additions to schema version 1 (optional; readers that do not know them ignore th
       /levels/<k>/tree/linkage            float64 [B_k - 1, 4]
 
   The top-level groups hold the level the map was built for.
+- ``/barriers/paths`` float32 [E, P, *shape]: the refined (string-method) path of each
+  barrier pair, P points from the first basin's representative to the second's; NaN rows
+  where a pair was not refined. Attr ``points`` = P.
+- ``/grid`` (2-D energies only): ``x`` float64 [G], ``y`` float64 [G], ``energy`` float64
+  [G, G] with ``energy[i, j] = U(x[j], y[i])``, for contour pictures without the model.
 - Root attr ``updated`` (ISO 8601, UTC), set by :func:`update_map`.
 
 Writes are atomic: a map is written to a hidden temporary file in the same folder and
@@ -130,6 +135,15 @@ class LevelData:
 
 
 @dataclass
+class GridData:
+    """The energy on a regular 2-D grid: ``/grid`` (``energy[i, j] = U(x[j], y[i])``)."""
+
+    x: np.ndarray
+    y: np.ndarray
+    energy: np.ndarray
+
+
+@dataclass
 class MapMeta:
     """The root attributes of a map as read back (``source`` and ``config`` parsed)."""
 
@@ -162,6 +176,8 @@ class MapContent:
     barrier_energy: np.ndarray
     linkage: np.ndarray
     barrier_refined: np.ndarray | None = None
+    barrier_paths: np.ndarray | None = None
+    grid: GridData | None = None
     funnel: FunnelData | None = None
     diagnosis: DiagnosisData | None = None
     levels: list[LevelData] | None = None
@@ -313,6 +329,8 @@ def _normalise(content: MapContent) -> MapContent:
     unknown = set(c.attrs) - {"minima", "basins", "barriers", "tree"}
     _expect(not unknown, f"attrs given for unknown groups {sorted(unknown)}")
     c.barrier_refined = _refined(content.barrier_refined, c.n_barriers)
+    c.barrier_paths = _paths(content.barrier_paths, c.n_barriers, c.minima_x.shape[1:])
+    c.grid = _grid(content.grid)
     c.funnel = _funnel(content.funnel, c.n_basins)
     c.diagnosis = _diagnosis(content.diagnosis, n)
     c.levels = _levels(content.levels, n)
@@ -324,6 +342,29 @@ def _refined(refined: Any, e: int) -> np.ndarray | None:
         return None
     out = _np(refined, np.float64)
     _expect(out.shape == (e,), f"barriers/refined has shape {out.shape}, expected ({e},)")
+    return out
+
+
+def _paths(paths: Any, e: int, shape: tuple[int, ...]) -> np.ndarray | None:
+    if paths is None:
+        return None
+    out = _np(paths, np.float32)
+    _expect(
+        out.ndim == 2 + len(shape) and out.shape[0] == e and out.shape[2:] == tuple(shape),
+        f"barriers/paths has shape {out.shape}, expected ({e}, P, {', '.join(map(str, shape))})",
+    )
+    return out
+
+
+def _grid(grid: GridData | None) -> GridData | None:
+    if grid is None:
+        return None
+    out = GridData(x=_np(grid.x, np.float64), y=_np(grid.y, np.float64), energy=_np(grid.energy, np.float64))
+    _expect(out.x.ndim == 1 and out.y.ndim == 1, "grid/x and grid/y must be 1-D")
+    _expect(
+        out.energy.shape == (out.y.shape[0], out.x.shape[0]),
+        f"grid/energy has shape {out.energy.shape}, expected ({out.y.shape[0]}, {out.x.shape[0]})",
+    )
     return out
 
 
@@ -454,6 +495,17 @@ def _write_refined(f: h5py.File, refined: np.ndarray) -> None:
     f["barriers"].create_dataset("refined", data=refined)
 
 
+def _write_paths(f: h5py.File, paths: np.ndarray) -> None:
+    f["barriers"].create_dataset("paths", data=paths, compression="gzip").attrs["points"] = int(paths.shape[1])
+
+
+def _write_grid(f: h5py.File, grid: GridData) -> None:
+    g = f.create_group("grid")
+    g.create_dataset("x", data=grid.x)
+    g.create_dataset("y", data=grid.y)
+    g.create_dataset("energy", data=grid.energy)
+
+
 def _write_funnel(f: h5py.File, funnel: FunnelData) -> None:
     g = f.create_group("funnel")
     g.create_dataset("noise", data=funnel.noise)
@@ -492,6 +544,10 @@ def _write_levels(f: h5py.File, levels: list[LevelData]) -> None:
 def _write_optional(f: h5py.File, c: MapContent) -> None:
     if c.barrier_refined is not None:
         _write_refined(f, c.barrier_refined)
+    if c.barrier_paths is not None:
+        _write_paths(f, c.barrier_paths)
+    if c.grid is not None:
+        _write_grid(f, c.grid)
     if c.funnel is not None:
         _write_funnel(f, c.funnel)
     if c.diagnosis is not None:
@@ -620,6 +676,14 @@ def _read_content(f: h5py.File) -> MapContent:
     )
     if "barriers/refined" in f:
         content.barrier_refined = _read_array(f, "barriers/refined", np.float64, floats)
+    if "barriers/paths" in f:
+        content.barrier_paths = _read_array(f, "barriers/paths", np.float32, floats)
+    if "grid" in f:
+        content.grid = GridData(
+            x=_read_array(f, "grid/x", np.float64, floats),
+            y=_read_array(f, "grid/y", np.float64, floats),
+            energy=_read_array(f, "grid/energy", np.float64, floats),
+        )
     if "funnel" in f:
         entropy = _read_array(f, "funnel/entropy", np.float64, floats)
         content.funnel = FunnelData(

@@ -13,6 +13,7 @@ from landscape.mapfile import (
     DiagnosisData,
     FunnelData,
     LevelData,
+    GridData,
     MapContent,
     load_progress,
     progress_path,
@@ -48,6 +49,10 @@ def make_content(with_optional: bool = False) -> MapContent:
     )
     if with_optional:
         content.barrier_refined = np.array([-2.4, np.nan, np.nan])
+        paths = np.full((3, 5, 1, 2, 2), np.nan, dtype=np.float32)
+        paths[0] = rng.normal(size=(5, 1, 2, 2))
+        content.barrier_paths = paths
+        content.grid = GridData(x=np.linspace(-1, 1, 4), y=np.linspace(0, 1, 3), energy=np.arange(12.0).reshape(3, 4))
         content.funnel = FunnelData(
             noise=np.array([0.1, 1.0]),
             occupancy=np.array([[0.5, 0.3, 0.2], [1.0, 0.0, 0.0]]),
@@ -101,6 +106,9 @@ def test_round_trip_of_all_fields_and_attrs(tmp_path):
     back = read_map(path)
     assert_same(back, content)
     np.testing.assert_array_equal(back.barrier_refined, content.barrier_refined)
+    np.testing.assert_array_equal(back.barrier_paths, content.barrier_paths)
+    np.testing.assert_array_equal(back.grid.energy, content.grid.energy)
+    np.testing.assert_array_equal(back.grid.x, content.grid.x)
     assert back.funnel.score == 0.9 and back.funnel.attrs == {"chains": 100}
     np.testing.assert_array_equal(back.funnel.occupancy, content.funnel.occupancy)
     np.testing.assert_array_equal(back.funnel.entropy, content.funnel.entropy)
@@ -126,7 +134,7 @@ def test_round_trip_of_all_fields_and_attrs(tmp_path):
     # Without optional parts they read back as None; a plain string source round-trips.
     plain = write_map(tmp_path / "p.h5", make_content(), config={}, source="pot.py:mb", tool_version="0.1.0")
     back = read_map(plain)
-    assert back.barrier_refined is None and back.funnel is None and back.diagnosis is None and back.levels is None
+    assert back.barrier_refined is None and back.barrier_paths is None and back.grid is None and back.funnel is None and back.diagnosis is None and back.levels is None
     assert back.meta.source == "pot.py:mb"
 
 
