@@ -1,0 +1,339 @@
+"""Energy options shared by the commands that analyse an energy (`map`, `funnel`, `check`).
+
+A command takes an optional CHECKPOINT argument and ``@energy_options``, then calls
+``resolve_energy(checkpoint, **options)``. Exactly one source is given:
+
+    landscape map rings.pt                                     # a checkpoint of ours
+    landscape map net.ts --shape 2 --box -4 4                  # a TorchScript file
+    landscape map net_200000.pth --arch toy --train-epsilon 0.125 --box -4.6 4.6
+                                                               # a reference-code state dict
+    landscape map --energy potentials.py:double_well --shape 2 --box -2 2 --float64
+    landscape map --model nets.py:Net --weights net.pt --shape 3,32,32 --box -1 1
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import click
+
+from landscape.energy import Energy
+from landscape.errors import LandscapeError
+from train.nets import ARCHS
+
+# The parameter names ``energy_options`` adds, so a command can pass them on in one go:
+# ``resolve_energy(checkpoint, **{k: kwargs.pop(k) for k in ENERGY_OPTIONS})``.
+ENERGY_OPTIONS = (
+    "energy", "model", "weights", "model_kwargs", "shape", "box", "arch", "train_epsilon", "float64", "device",
+)
+_ONE_SOURCE = "give a checkpoint, --energy file.py:function, or --model file.py:Factory --weights W"
+_IMAGE_BOX = (-1.0, 1.0)  # the reference code's images, like ours, are scaled to [-1, 1]
+
+
+@dataclass
+class LoadedEnergy:
+    """An energy and what is known about where it came from.
+
+    Attributes
+    ----------
+    energy : Energy
+    source : dict
+        Plain JSON data recording what was loaded (for the map file's ``source``):
+        ``kind`` (checkpoint, state_dict, torchscript, function, model) and the paths,
+        hashes, spec, shape, box and dtype that reproduce it.
+    checkpoint : dict or None
+        Our checkpoint, when the source is one.
+    dataset : str or None
+        The data set the checkpoint was trained on.
+    sampler : dict or None
+        The checkpoint's training sampler: epsilon, tau, steps, init (and mh).
+    regime : str
+        ``convergent``, ``non-convergent`` or ``unknown``.
+    label : str
+        A short name for reports: the file's stem, or the function or factory name.
+    """
+
+    energy: Energy
+    source: dict[str, Any]
+    checkpoint: dict[str, Any] | None = None
+    dataset: str | None = None
+    sampler: dict[str, Any] | None = None
+    regime: str = "unknown"
+    label: str = ""
+
+
+# ---------------------------------------------------------------------------------------
+# click options
+
+
+def _shape_callback(ctx: click.Context, param: click.Parameter, value: str | None) -> tuple[int, ...] | None:
+    from landscape.sources import parse_shape
+
+    if value is None:
+        return None
+    try:
+        return parse_shape(value)
+    except LandscapeError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+def _kwargs_callback(ctx: click.Context, param: click.Parameter, value: str | None) -> dict[str, Any] | None:
+    if value is None:
+        return None
+    try:
+        return _parse_kwargs(value)
+    except LandscapeError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+def _device_callback(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    import re
+
+    if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", value):
+        raise click.BadParameter(f"{value!r}: use auto, cpu, cuda or cuda:N")
+    return value
+
+
+def energy_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    """Add the energy-source options (names in ``ENERGY_OPTIONS``) to a click command."""
+    options = [
+        click.option("--energy", "energy", metavar="FILE.py:FUNCTION", default=None,
+                     help="A Python function U(x: Tensor[B, *shape]) -> Tensor[B] as the energy "
+                          "(file.py:function or package.module:function); needs --shape."),
+        click.option("--model", "model", metavar="FILE.py:FACTORY", default=None,
+                     help="Your own network: FACTORY(**--model-kwargs) must return an nn.Module mapping "
+                          "[B, *shape] to [B] (file.py:Factory or package.module:Factory); weights from --weights."),
+        click.option("--weights", type=click.Path(dir_okay=False, path_type=Path), default=None,
+                     help="State dict for --model (torch.save(model.state_dict(), FILE)); read as tensors only, "
+                          "never as code. A 'module.' prefix (DataParallel) is removed."),
+        click.option("--model-kwargs", "model_kwargs", metavar="JSON", default=None, callback=_kwargs_callback,
+                     help="Keyword arguments for the --model factory, as a JSON object, e.g. '{\"width\": 64}'."),
+        click.option("--shape", metavar="D[,D...]", default=None, callback=_shape_callback,
+                     help="Shape of one example, e.g. 2 or 3,32,32 (or 3x32x32). Needed for --energy and "
+                          "TorchScript files, and for --model unless the network has an input_shape attribute; "
+                          "a checkpoint knows its own."),
+        click.option("--box", nargs=2, type=float, metavar="LOW HIGH", default=None,
+                     help="The data range: chains from noise start uniformly in it "
+                          "[default: the checkpoint's; -1 1 for images of a bare state dict]."),
+        click.option("--arch", type=click.Choice(sorted(ARCHS)), default=None,
+                     help="Architecture of a bare state dict from the Anatomy reference code "
+                          "(ToyNet: toy, VanillaNet: vanilla, NonlocalNet: nonlocal)."),
+        click.option("--train-epsilon", "train_epsilon", type=click.FloatRange(min=0, min_open=True), default=None,
+                     metavar="EPS", help="Langevin step size the bare state dict was trained with: its output f becomes "
+                          "the energy U = 2 f / eps^2."),
+        click.option("--float64", "float64", is_flag=True,
+                     help="Evaluate the energy in double precision (analytic potentials, exact barriers)."),
+        click.option("--device", default="auto", show_default=True, metavar="[auto|cpu|cuda|cuda:N]",
+                     callback=_device_callback, help="Where to evaluate the energy; auto picks a GPU when there is one."),
+    ]
+    for option in reversed(options):
+        f = option(f)
+    return f
+
+
+# ---------------------------------------------------------------------------------------
+# resolving the options into an energy
+
+
+def resolve_energy(
+    target: str | Path | None,
+    *,
+    energy: str | None = None,
+    model: str | None = None,
+    weights: str | Path | None = None,
+    model_kwargs: dict[str, Any] | str | None = None,
+    shape: tuple[int, ...] | str | None = None,
+    box: tuple[float, float] | None = None,
+    arch: str | None = None,
+    train_epsilon: float | None = None,
+    float64: bool = False,
+    device: str = "auto",
+) -> LoadedEnergy:
+    """Load the one energy the command line names.
+
+    Rules: exactly one of ``target`` (a file), ``--energy`` and ``--model``. A file is a
+    TorchScript archive (needs ``--shape``), one of our checkpoints (shape and range from
+    it; ``--box`` overrides the range, a different ``--shape`` is an error) or a bare state
+    dict of the Anatomy reference code (needs ``--arch`` and ``--train-epsilon``; the
+    shape defaults to the arch's). ``--energy`` needs ``--shape``; so does ``--model``
+    unless its network has an ``input_shape``. ``--weights`` and ``--model-kwargs`` go
+    only with ``--model``, ``--arch`` and ``--train-epsilon`` only with a bare state dict.
+
+    Raises
+    ------
+    LandscapeError
+        Any rule broken, or a source that does not load; one line.
+    """
+    import torch
+
+    from landscape import sources
+    from train.checkpoint import sha256_of
+
+    given = [name for name, value in (("a checkpoint", target), ("--energy", energy), ("--model", model)) if value]
+    if len(given) != 1:
+        lead = "no energy given" if not given else f"{' and '.join(given)} given together"
+        raise LandscapeError(f"{lead}: {_ONE_SOURCE}")
+    if model is None:
+        for flag, value in (("--weights", weights), ("--model-kwargs", model_kwargs)):
+            if value is not None:
+                raise LandscapeError(f"{flag} goes with --model file.py:Factory: add --model or drop {flag}")
+    if target is None:
+        for flag, value in (("--arch", arch), ("--train-epsilon", train_epsilon)):
+            if value is not None:
+                raise LandscapeError(f"{flag} is for a bare state-dict file given as the checkpoint: drop it")
+    if shape is not None:
+        shape = sources.parse_shape(shape)
+    if box is not None:
+        box = _check_box(box)
+    dev = sources.pick_device(device)
+    dtype = torch.float64 if float64 else torch.float32
+    dtype_name = "float64" if float64 else "float32"
+
+    if energy is not None:
+        if shape is None:
+            raise LandscapeError(f"--energy {energy} needs --shape D[,D...] (the shape of one example, e.g. --shape 2)")
+        e = sources.energy_from_function(energy, shape, box, device=dev, dtype=dtype)
+        source = {"kind": "function", "spec": energy, "shape": list(e.shape), "box": _box(box), "dtype": dtype_name}
+        return LoadedEnergy(e, source, label=energy.rpartition(":")[2])
+
+    if model is not None:
+        kwargs = _parse_kwargs(model_kwargs) if isinstance(model_kwargs, str) else dict(model_kwargs or {})
+        e = sources.energy_from_factory(model, weights, shape, box, device=dev, kwargs=kwargs, dtype=dtype)
+        source = {
+            "kind": "model", "spec": model,
+            "weights": str(weights) if weights is not None else None,
+            "weights_sha256": sha256_of(weights) if weights is not None else None,
+            "kwargs": kwargs, "shape": list(e.shape), "box": _box(box), "dtype": dtype_name,
+        }
+        label = Path(weights).stem if weights is not None else model.rpartition(":")[2]
+        return LoadedEnergy(e, source, label=label)
+
+    return _from_file(Path(target), shape, box, arch, train_epsilon, dev, dtype, dtype_name)
+
+
+def _from_file(
+    path: Path,
+    shape: tuple[int, ...] | None,
+    box: tuple[float, float] | None,
+    arch: str | None,
+    train_epsilon: float | None,
+    device: Any,
+    dtype: Any,
+    dtype_name: str,
+) -> LoadedEnergy:
+    import torch
+
+    from landscape import sources
+    from train.checkpoint import (
+        FORMAT,
+        energy_from_checkpoint,
+        energy_from_reference_state_dict,
+        read_pt,
+        sha256_of,
+    )
+
+    if not path.exists():
+        raise LandscapeError(f"{path}: no such file")
+    if path.is_dir():
+        raise LandscapeError(f"{path}: is a directory, expected a checkpoint file")
+
+    def source(kind: str, e: Energy, **extra: Any) -> dict[str, Any]:
+        return {"kind": kind, "path": str(path), "sha256": sha256_of(path), **extra,
+                "shape": list(e.shape), "box": _box(e.data_range), "dtype": dtype_name}
+
+    if sources.is_torchscript(path):
+        _no_reference_options(path, "a TorchScript file", arch, train_epsilon)
+        if shape is None:
+            raise LandscapeError(f"{path} is a TorchScript file: give --shape D[,D...] (the shape of one example)")
+        e = sources.energy_from_torchscript(path, shape, box, device=device, dtype=dtype)
+        return LoadedEnergy(e, source("torchscript", e), label=path.stem)
+
+    obj = read_pt(path)
+    if isinstance(obj, dict) and obj.get("format") == FORMAT:
+        _no_reference_options(path, "an ebm-landscape checkpoint", arch, train_epsilon)
+        e, ckpt = energy_from_checkpoint(path, device=device)
+        if shape is not None and tuple(shape) != e.shape:
+            raise LandscapeError(
+                f"{path}: the checkpoint's examples have shape {list(e.shape)}, not --shape {list(shape)}: drop --shape"
+            )
+        module = e.module
+        if module is not None and dtype != torch.float32:
+            module.to(dtype=dtype)
+        e = Energy(e.fn, e.shape, data_range=box if box is not None else e.data_range, device=device, dtype=dtype,
+                   name=e.name)
+        regime = ckpt.get("regime")
+        return LoadedEnergy(
+            e, source("checkpoint", e), checkpoint=ckpt, dataset=(ckpt.get("data") or {}).get("name"),
+            sampler=dict(ckpt["sampler"]) if isinstance(ckpt.get("sampler"), dict) else None,
+            regime=regime if isinstance(regime, str) else "unknown", label=path.stem,
+        )
+
+    if isinstance(obj, dict) and obj and all(isinstance(v, torch.Tensor) for v in obj.values()):
+        if arch is None or train_epsilon is None:
+            raise LandscapeError(
+                f"{path} is a bare state dict: add --arch ({', '.join(sorted(ARCHS))}) and --train-epsilon EPS "
+                "(the Langevin step size it was trained with) to load it as Anatomy reference code, "
+                "or --model file.py:Factory --weights FILE for your own network"
+            )
+        if shape is None:
+            shape = _arch_shape(arch)
+        if box is None and len(shape) == 3:
+            box = _IMAGE_BOX
+        e = energy_from_reference_state_dict(path, arch, train_epsilon, shape=tuple(shape), data_range=box, device=device)
+        if dtype != torch.float32:
+            e.fn.to(dtype=dtype)
+            e = Energy(e.fn, e.shape, data_range=e.data_range, device=device, dtype=dtype, name=e.name)
+        sources.check_energy(e)
+        return LoadedEnergy(
+            e, source("state_dict", e, arch=arch, train_epsilon=float(train_epsilon)), label=path.stem,
+        )
+
+    if isinstance(obj, dict) and any(isinstance(obj.get(k), dict) for k in ("state_dict", "model_state_dict")):
+        raise LandscapeError(
+            f"{path} holds a model state dict but is not an ebm-landscape checkpoint: "
+            f"load it with --model file.py:Factory --weights {path}"
+        )
+    raise LandscapeError(f"{path}: neither an ebm-landscape checkpoint, a state dict, nor a TorchScript file")
+
+
+def _no_reference_options(path: Path, what: str, arch: str | None, train_epsilon: float | None) -> None:
+    for flag, value in (("--arch", arch), ("--train-epsilon", train_epsilon)):
+        if value is not None:
+            raise LandscapeError(f"{path} is {what}: {flag} is only for bare state dicts, drop it")
+
+
+def _arch_shape(arch: str) -> tuple[int, ...]:
+    """The input shape of an arch with its default constructor arguments."""
+    import torch
+
+    from train.nets import build_model
+
+    with torch.device("meta"):  # only the shape is wanted: allocate nothing
+        return tuple(build_model(arch).input_shape)
+
+
+def _parse_kwargs(text: str) -> dict[str, Any]:
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise LandscapeError(f"--model-kwargs is not valid JSON ({exc.msg} at character {exc.pos}): {text!r}") from None
+    if not isinstance(value, dict):
+        raise LandscapeError(f"--model-kwargs must be a JSON object like '{{\"width\": 64}}', got {text!r}")
+    return value
+
+
+def _check_box(box: tuple[float, float]) -> tuple[float, float]:
+    import math
+
+    low, high = (float(v) for v in box)
+    if not (math.isfinite(low) and math.isfinite(high) and low < high):
+        raise LandscapeError(f"--box LOW HIGH needs finite LOW < HIGH, got {low:g} {high:g}")
+    return low, high
+
+
+def _box(box: tuple[float, float] | None) -> list[float] | None:
+    return [float(box[0]), float(box[1])] if box is not None else None
