@@ -304,6 +304,7 @@ def find_minima(
     grad_tol: float = 1e-3,
     merge_radius: float,
     generator: torch.Generator | None = None,
+    box: tuple[float, float] | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> Minima:
     """Metastable states: Langevin at temperature ``T``, quench, merge near-duplicates.
@@ -324,6 +325,9 @@ def find_minima(
     merge_radius : float
         Minima closer than this are one state (see :func:`merge_duplicates`).
     generator : torch.Generator, optional
+    box : (low, high), optional
+        Clamp the exploration chains into this box (e.g. the data range): an energy that
+        grows steeply outside the data cannot throw chains out. The quench is not clamped.
     progress : callable, optional
         Called with the number of Langevin steps, then quench iterations, just completed.
 
@@ -351,7 +355,9 @@ def find_minima(
     if not temperature >= 0.0:
         raise LandscapeError(f"temperature must be >= 0, got {temperature}")
     if steps > 0:
-        ends = sample(energy, starts, steps, eps, tau=math.sqrt(temperature), generator=generator, progress=progress).x
+        ends = sample(
+            energy, starts, steps, eps, tau=math.sqrt(temperature), generator=generator, box=box, progress=progress
+        ).x
     else:
         energy.check_batch(starts)
         ends = starts

@@ -1,0 +1,108 @@
+"""Analytic potentials whose minima, saddles and barrier tree are known exactly.
+
+They validate the mapper (tests and ``benchmarks/validate_map.py``) and make good first
+maps: ``landscape map --energy landscape.potentials:mueller_brown --shape 2 --box -1.5 2``.
+
+- :func:`mueller_brown`: the Mueller-Brown surface (Müller and Brown 1979, Theor. Chim.
+  Acta 53, 75): three minima, two saddles on the minimum-energy paths between them.
+- :func:`tilted_wells`: ``sum_i (x_i^2 - 1)^2 + t_i x_i`` in ``D`` dimensions: ``2^D``
+  minima (one per sign pattern) whose energies the tilt ``t`` separates. The energy is
+  separable, so its index-1 saddles are the points with one coordinate at the middle
+  root of its 1-D factor and the rest at minima, and the exact basin tree is the minimax
+  tree over the hypercube's edges (:func:`tilted_wells_exact`).
+"""
+
+from __future__ import annotations
+
+import itertools
+from typing import NamedTuple
+
+import numpy as np
+import torch
+
+# Mueller-Brown parameters, one column per Gaussian term.
+_MB_A = (-200.0, -100.0, -170.0, 15.0)
+_MB_a = (-1.0, -1.0, -6.5, 0.7)
+_MB_b = (0.0, 0.0, 11.0, 0.6)
+_MB_c = (-10.0, -10.0, -6.5, 0.7)
+_MB_X = (1.0, 0.0, -0.5, -1.0)
+_MB_Y = (0.0, 0.5, 1.5, 1.0)
+
+#: Mueller-Brown minima (x, y) and their energies, lowest first (to the digits shown).
+MUELLER_BROWN_MINIMA = ((-0.5582, 1.4417), (0.6235, 0.0280), (-0.0500, 0.4667))
+MUELLER_BROWN_MINIMA_ENERGY = (-146.6995, -108.1667, -80.7678)
+#: Saddles: between the first and third minimum, and between the second and third.
+MUELLER_BROWN_SADDLES = ((-0.8220, 0.6243), (0.2124, 0.2930))
+MUELLER_BROWN_SADDLE_ENERGY = (-40.6648, -72.2489)
+
+
+def mueller_brown(x: torch.Tensor) -> torch.Tensor:
+    """The Mueller-Brown potential of a batch ``x [B, 2]`` -> ``[B]``."""
+    px, py = x[:, 0:1], x[:, 1:2]
+    dtype, device = x.dtype, x.device
+
+    def t(v: tuple[float, ...]) -> torch.Tensor:
+        return torch.tensor(v, dtype=dtype, device=device)
+
+    dx, dy = px - t(_MB_X), py - t(_MB_Y)
+    return (t(_MB_A) * torch.exp(t(_MB_a) * dx**2 + t(_MB_b) * dx * dy + t(_MB_c) * dy**2)).sum(1)
+
+
+def _tilts(dim: int, tilt: float) -> np.ndarray:
+    """Distinct tilts ``t_i = tilt * (i + 1) / dim`` (so no two minima share an energy)."""
+    return tilt * np.arange(1, dim + 1) / dim
+
+
+def tilted_wells(x: torch.Tensor, tilt: float = 0.5) -> torch.Tensor:
+    """``sum_i (x_i^2 - 1)^2 + t_i x_i`` with ``t_i = tilt (i + 1) / D``, for ``x [B, D]``."""
+    t = torch.as_tensor(_tilts(x.shape[1], tilt), dtype=x.dtype, device=x.device)
+    return ((x**2 - 1.0) ** 2 + t * x).sum(1)
+
+
+class WellsAnswer(NamedTuple):
+    """The exact landscape of :func:`tilted_wells`.
+
+    minima : float64 [2^D, D], sorted by energy; energy : float64 [2^D];
+    pairs : int64 [E, 2] (hypercube edges: minima differing in one sign, as indices into
+    ``minima``); saddle : float64 [E], the energy of the index-1 saddle on each edge.
+    """
+
+    minima: np.ndarray
+    energy: np.ndarray
+    pairs: np.ndarray
+    saddle: np.ndarray
+
+
+def tilted_wells_exact(dim: int, tilt: float = 0.5) -> WellsAnswer:
+    """Minima, energies and saddles of :func:`tilted_wells` in ``dim`` dimensions.
+
+    The 1-D factor ``f(x) = (x^2 - 1)^2 + t x`` has critical points at the roots of
+    ``4x^3 - 4x + t``: two minima and the maximum between them (for ``|t| < 8 / 3^1.5``).
+    """
+    t = _tilts(dim, tilt)
+    if np.any(np.abs(t) >= 8.0 / 3.0**1.5):
+        raise ValueError("tilt too large: a coordinate loses one of its two wells")
+    lo, mid, hi = [], [], []
+    for ti in t:
+        roots = np.sort(np.roots([4.0, 0.0, -4.0, ti]).real)
+        lo.append(roots[0]), mid.append(roots[1]), hi.append(roots[2])
+
+    def f(v: np.ndarray) -> np.ndarray:
+        return (v**2 - 1.0) ** 2 + t * v
+
+    patterns = list(itertools.product((0, 1), repeat=dim))
+    pts = np.array([[hi[i] if s else lo[i] for i, s in enumerate(p)] for p in patterns])
+    energy = f(pts).sum(1)
+    order = np.argsort(energy, kind="stable")
+    where = {patterns[k]: pos for pos, k in enumerate(order)}
+    pairs, saddle = [], []
+    for p in patterns:
+        for i in range(dim):
+            if p[i] == 0:
+                q = p[:i] + (1,) + p[i + 1 :]
+                s = pts[patterns.index(p)].copy()
+                s[i] = mid[i]
+                a, b = where[p], where[q]
+                pairs.append((min(a, b), max(a, b)))
+                saddle.append(float(f(s).sum()))
+    return WellsAnswer(pts[order], energy[order], np.array(pairs, dtype=np.int64), np.array(saddle))
