@@ -13,6 +13,7 @@ import click
 
 from cli.demo_cmd import demo
 from cli.info_cmd import info
+from cli.map_cmd import map_cmd
 from cli.sample_cmd import sample_cmd
 from cli.train_cmd import train_cmd
 from landscape import __version__
@@ -28,6 +29,7 @@ def cli() -> None:
       landscape train --preset toy-convergent --out rings.pt
       landscape sample rings.pt --steps 5000 --init data     # the long-run check
       landscape info rings.pt
+      landscape map rings.pt                                  # basins and barrier tree -> rings.h5
       landscape demo --out demo_out                           # CPU presets, a few minutes
     """
 
@@ -35,6 +37,7 @@ def cli() -> None:
 cli.add_command(train_cmd)
 cli.add_command(sample_cmd)
 cli.add_command(info)
+cli.add_command(map_cmd)
 cli.add_command(demo)
 
 
