@@ -16,6 +16,7 @@ from cli.info_cmd import info
 from cli.map_cmd import map_cmd
 from cli.sample_cmd import sample_cmd
 from cli.train_cmd import train_cmd
+from cli.tree_cmd import tree_cmd
 from landscape import __version__
 
 
@@ -30,6 +31,7 @@ def cli() -> None:
       landscape sample rings.pt --steps 5000 --init data     # the long-run check
       landscape info rings.pt
       landscape map rings.pt                                  # basins and barrier tree -> rings.h5
+      landscape tree rings.h5 --plot tree.png                 # the tree as text and a picture
       landscape demo --out demo_out                           # CPU presets, a few minutes
     """
 
@@ -38,6 +40,7 @@ cli.add_command(train_cmd)
 cli.add_command(sample_cmd)
 cli.add_command(info)
 cli.add_command(map_cmd)
+cli.add_command(tree_cmd)
 cli.add_command(demo)
 
 

@@ -452,10 +452,11 @@ def render_text(
         row = tree.linkage[node - b]
         low = int(tree.lowest[node])
         if node in shown:  # folded group
-            text = (
-                f"[{int(row[3])} basins connected below {_fmt(row[2])}; "
-                f"lowest: basin {low} E={_fmt(energy[low])}"
-            )
+            if tree.disconnected[node - b]:  # its height is the placeholder, not a barrier
+                reach = "not all connected (no path found between some of them)"
+            else:
+                reach = f"connected below {_fmt(row[2])}"
+            text = f"[{int(row[3])} basins {reach}; lowest: basin {low} E={_fmt(energy[low])}"
             if size_arr is not None:
                 text += f", total size {int(size_arr[members(node)].sum())}"
             return text + "]"
