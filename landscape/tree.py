@@ -29,6 +29,7 @@ differences: the barrier a basin must climb to reach a lower one
 from __future__ import annotations
 
 import math
+import textwrap
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -583,7 +584,7 @@ def plot_disconnectivity(
     ax.set_ylim(lo - stub, (tree.top if tree.disconnected.any() else hi) + 2 * stub)
     ax.set_ylabel("energy U")
     ax.set_xlabel("basin")
-    ax.set_title(title or f"disconnectivity graph ({b} basins)")
+    ax.set_title(textwrap.fill(title or f"disconnectivity graph ({b} basins)", 60), fontsize=10)
     for side in ("top", "right"):
         ax.spines[side].set_visible(False)
     fig.tight_layout()
