@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import math
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import click
 
-from cli.energy_source import energy_options, resolve_energy
+from cli.energy_source import LoadedEnergy, energy_options, resolve_energy
 from landscape.errors import LandscapeError
 
 # Ladder of magnetizations, in units of the automatic alpha unit (see landscape.mapper).
@@ -132,23 +134,85 @@ def map_cmd(target, out, dataset, data_root, init, chains, steps, temperature, e
     An interrupted map (Ctrl-C) keeps its progress in <map>.partial.h5: rerun the same
     command with --resume to continue.
     """
-    import torch
-
-    from landscape import __version__
-    from landscape.ad import ADConfig
-    from landscape.mapfile import clear_progress, progress_path, write_map
-    from landscape.mapper import MapConfig, build_map
-
     loaded = resolve_energy(target, **energy_kw)
-    energy = loaded.energy
-    if energy.data_range is None:
-        raise LandscapeError("the energy has no data range: give --box LOW HIGH (chains from noise start in it)")
     out = out or Path(f"{loaded.label}.h5")
     if out.exists() and not force and not resume:
         raise LandscapeError(f"{out} exists: pass --force to overwrite it")
     if force:
+        from landscape.mapfile import clear_progress
+
         clear_progress(out)
-    ladder_values = _floats(ladder, "--ladder")
+    plan = plan_map(
+        loaded, dataset=dataset, data_root=data_root, init=init, chains=chains, steps=steps,
+        temperature=temperature, eps=eps, ad_temperature=ad_temperature, ad_eps=ad_eps, alpha=alpha,
+        ladder=_floats(ladder, "--ladder"), alpha_unit=alpha_unit, delta=delta, max_steps=max_steps,
+        patience=patience, attempts=attempts, neighbours=neighbours, merge_radius=merge_radius,
+        grad_tol=grad_tol, max_minima=max_minima, refine=not no_refine, seed=seed,
+    )
+    content, wall = run_map(loaded, plan, out, resume=resume, quiet=quiet)
+    levels = content.levels or []
+    ladder_text = ", ".join(f"alpha {lv.alpha:.3g}: {len(lv.basin_energy)}" for lv in levels)
+    refined = content.barrier_refined
+    n_refined = int((~(refined != refined)).sum()) if refined is not None else 0
+    click.echo(
+        f"{content.n_minima} minima, {content.n_basins} basins, {content.n_barriers} barrier pairs"
+        + (f" ({n_refined} refined)" if refined is not None else "")
+        + f" -> {out}  ({wall:.0f} s)"
+    )
+    if ladder_text:
+        click.echo(f"basins per magnetization: {ladder_text}")
+    click.echo(f"next: landscape tree {out}   (add --plot tree.png --images basins.png for pictures)")
+
+
+@dataclass
+class MapPlan:
+    """What a map will be made of: its settings, the data for chains from data, the data set's name."""
+
+    config: Any
+    data: Any
+    dataset: str | None
+
+
+def plan_map(
+    loaded: LoadedEnergy,
+    *,
+    dataset: str | None = None,
+    data_root: Path | None = None,
+    init: str | None = None,
+    chains: int = 256,
+    steps: int | None = None,
+    temperature: float | None = None,
+    eps: float | None = None,
+    ad_temperature: float | None = None,
+    ad_eps: float | None = None,
+    alpha: float = 0.1,
+    ladder: tuple[float, ...] = (),
+    alpha_unit: str = "auto",
+    delta: str = "auto",
+    max_steps: int = 2000,
+    patience: int = 200,
+    attempts: int = 3,
+    neighbours: int = 10,
+    merge_radius: float | None = None,
+    grad_tol: float | None = None,
+    max_minima: int = 0,
+    refine: bool = True,
+    seed: int = 0,
+) -> MapPlan:
+    """Settings for mapping ``loaded``: the options given, the rest from its checkpoint or its energy.
+
+    A checkpoint's sampler sets the exploration (T = tau^2, its epsilon, 10x its L) and
+    the AD step (the training descent step, noise for T_AD). Without one, the step comes
+    from the curvature at a few quenched points.
+    """
+    import torch
+
+    from landscape.ad import ADConfig
+    from landscape.mapper import MapConfig
+
+    energy = loaded.energy
+    if energy.data_range is None:
+        raise LandscapeError("the energy has no data range: give --box LOW HIGH (chains from noise start in it)")
 
     # Data for chains from data (and the data set's name for the record).
     dataset = dataset or loaded.dataset
@@ -234,23 +298,37 @@ def map_cmd(target, out, dataset, data_root, init, chains, steps, temperature, e
             attempts=attempts,
             neighbours=neighbours,
         ),
-        ladder=ladder_values,
+        ladder=tuple(ladder),
         alpha_unit=unit_value,
         auto=tuple(auto),
-        refine=not no_refine,
+        refine=refine,
         seed=seed,
     )
+    return MapPlan(config=config, data=data, dataset=dataset)
+
+
+def run_map(loaded: LoadedEnergy, plan: MapPlan, out: Path, *, resume: bool = False, quiet: bool = False):
+    """Build the map of ``plan``, write it to ``out`` atomically; return (content, seconds).
+
+    Ctrl-C keeps the progress of finished stages and exits with status 130.
+    """
+    from landscape import __version__
+    from landscape.mapfile import clear_progress, progress_path, write_map
+    from landscape.mapper import build_map
+
+    energy, config = loaded.energy, plan.config
+    low, high = energy.data_range
     if not quiet:
         click.echo(
             f"mapping {loaded.label} ({'x'.join(map(str, energy.shape))}, box [{low:g}, {high:g}], {energy.device}): "
-            f"{chains} chains from {init}, {steps} steps at T={temperature:g}, eps={eps:.3g}; "
-            f"AD at T={ad_temperature:g}"
+            f"{config.chains} chains from {config.init}, {config.steps} steps at T={config.temperature:g}, "
+            f"eps={config.eps:.3g}; AD at T={config.ad.temperature:g}"
         )
     bars = _Bars(quiet)
     t0 = time.perf_counter()
     try:
         result = build_map(
-            energy, config, data=data, progress_file=out, resume=resume, reporter=bars,
+            energy, config, data=plan.data, progress_file=out, resume=resume, reporter=bars,
             source_id=str(loaded.source.get("sha256", loaded.source.get("spec", ""))),
         )
     except KeyboardInterrupt:
@@ -263,23 +341,11 @@ def map_cmd(target, out, dataset, data_root, init, chains, steps, temperature, e
     finally:
         bars.close()
     source = dict(loaded.source)
-    source.update({"label": loaded.label, "regime": loaded.regime, "dataset": dataset})
+    source.update({"label": loaded.label, "regime": loaded.regime, "dataset": plan.dataset})
     content = result.content
-    content.attrs["minima"]["dataset"] = dataset or ""
+    content.attrs["minima"]["dataset"] = plan.dataset or ""
     settings = config.to_dict()
     settings["seconds"] = result.seconds
     write_map(out, content, config=settings, source=source, tool_version=__version__)
     clear_progress(out)
-    wall = time.perf_counter() - t0
-    levels = content.levels or []
-    ladder_text = ", ".join(f"alpha {lv.alpha:.3g}: {len(lv.basin_energy)}" for lv in levels)
-    refined = content.barrier_refined
-    n_refined = int((~(refined != refined)).sum()) if refined is not None else 0
-    click.echo(
-        f"{content.n_minima} minima, {content.n_basins} basins, {content.n_barriers} barrier pairs"
-        + (f" ({n_refined} refined)" if refined is not None else "")
-        + f" -> {out}  ({wall:.0f} s)"
-    )
-    if ladder_text:
-        click.echo(f"basins per magnetization: {ladder_text}")
-    click.echo(f"next: landscape tree {out}   (add --plot tree.png --images basins.png for pictures)")
+    return content, time.perf_counter() - t0

@@ -29,7 +29,7 @@ import hashlib
 import json
 import math
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -158,7 +158,8 @@ class MapConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> MapConfig:
-        d = dict(d)
+        known = {f.name for f in fields(cls)}
+        d = {k: v for k, v in d.items() if k in known}  # a map's config also records timings
         d["ad"] = ADConfig(**d.get("ad", {}))
         d["ladder"] = tuple(d.get("ladder", ()))
         d["auto"] = tuple(d.get("auto", ()))
