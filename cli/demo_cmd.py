@@ -7,6 +7,16 @@ from pathlib import Path
 
 import click
 
+# Mapping settings per demo checkpoint, sized for 2 CPU cores (`landscape map` defaults are
+# for a GPU): fewer chains, a shorter ladder, shorter attraction-diffusion trials.
+DEMO_MAPS = {
+    "rings": {"chains": 128, "ladder": (0.03, 0.3, 1.0)},
+    "digits_convergent": {"chains": 64, "ladder": (0.3, 1.0, 2.0, 3.0), "max_steps": 1000, "patience": 100,
+                          "attempts": 2, "neighbours": 5},
+    "digits_nonconvergent": {"chains": 64, "ladder": (0.3, 1.0, 2.0, 3.0), "max_steps": 1000, "patience": 100,
+                             "attempts": 2, "neighbours": 5},
+}
+
 DEMO_RUNS = (
     # (checkpoint name, preset): the embedded data need no download
     ("rings", "rings-demo"),
@@ -22,13 +32,17 @@ DEMO_RUNS = (
               help="Where to train.")
 @click.option("--scale", type=click.FloatRange(min=0.01), default=1.0, show_default=True,
               help="Multiply every run's number of updates (0.1 for a smoke test).")
+@click.option("--no-map", is_flag=True, help="Train and check only; skip the landscape maps.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
-def demo(out, device, scale, quiet):
-    """Train the CPU demo presets (rings, digits convergent and non-convergent), then run
-    the long-run check on both digits models. A few minutes on 2 CPU cores.
+def demo(out, device, scale, no_map, quiet):
+    """Train the CPU demo presets (rings, digits convergent and non-convergent), run the
+    long-run check on both digits models, then map all three landscapes. A few minutes
+    on 2 CPU cores.
 
-    Re-running continues unfinished runs and skips finished ones. Results: checkpoints,
-    <name>.run/ folders (run log, diagnostics.png, samples), long-run pictures, summary.md.
+    Re-running continues unfinished runs and skips finished ones (maps too). Results:
+    checkpoints, <name>.run/ folders (run log, diagnostics.png, samples), long-run
+    pictures, <name>.h5 maps with <name>_tree.png, <name>_basins.png and
+    <name>_levels.png, and summary.md.
     """
     import torch
 
@@ -79,10 +93,68 @@ def demo(out, device, scale, quiet):
             results[name][label] = report.summary()
             results[name][label]["picture"] = str(picture)
 
+    if not no_map:
+        for name, _ in DEMO_RUNS:
+            results[name]["map"] = _map_one(out, name, device, scale, quiet)
+
     (out / "summary.json").write_text(json.dumps(results, indent=2) + "\n")
     text = _summary_markdown(results)
     (out / "summary.md").write_text(text)
     click.echo(text)
+
+
+def _map_one(out: Path, name: str, device: str, scale: float, quiet: bool) -> dict:
+    """Map one demo checkpoint (unless its map exists), draw it, and summarise it."""
+    from cli.energy_source import resolve_energy
+    from cli.map_cmd import plan_map, run_map
+    from landscape.figures import minima_kind, plot_levels, plot_map_2d, plot_representatives, plot_tree
+    from landscape.mapfile import read_map
+
+    ckpt, path = out / f"{name}.pt", out / f"{name}.h5"
+    loaded = resolve_energy(ckpt, device=device)
+    settings = dict(DEMO_MAPS[name])
+    settings["chains"] = max(8, int(round(settings["chains"] * min(scale, 1.0))))
+    if path.exists():
+        click.echo(f"{name}: already mapped ({path})")
+        content = read_map(path)
+    else:
+        plan = plan_map(loaded, **settings)
+        run_map(loaded, plan, path, resume=True, quiet=quiet)
+        content = read_map(path)
+    pictures = {"tree": out / f"{name}_tree.png", "basins": out / f"{name}_basins.png"}
+    plot_tree(content, pictures["tree"])
+    if minima_kind(content) == "2d":
+        plot_map_2d(content, pictures["basins"])
+    else:
+        plot_representatives(content, pictures["basins"])
+    if content.levels:
+        pictures["levels"] = out / f"{name}_levels.png"
+        plot_levels(content, pictures["levels"])
+    summary = {
+        "map": str(path),
+        "minima": content.n_minima,
+        "basins": content.n_basins,
+        "seconds": sum(content.meta.config.get("seconds", {}).values()),
+        "levels": [{"alpha": lv.alpha, "basins": len(lv.basin_energy)} for lv in content.levels or []],
+        "pictures": {k: str(v) for k, v in pictures.items()},
+    }
+    if name.startswith("digits"):
+        summary["labels"] = _label_summary(content)
+    return summary
+
+
+def _label_summary(content) -> list[dict]:
+    """Purity of the basins of each level against the digit classes."""
+    from data import load
+    from landscape.labels import label_basins
+
+    ds = load("digits")
+    rows = []
+    for lv in content.levels or []:
+        r = label_basins(content.minima_x, lv.minima_basin, content.minima_hits, ds.x.numpy(), ds.labels.numpy())
+        rows.append({"alpha": lv.alpha, "basins": len(lv.basin_energy), "purity": r.purity,
+                     "classes_with_basin": r.classes_with_basin, "classes_found": int(len(set(r.minimum_label)))})
+    return rows
 
 
 def _bar(quiet: bool, total: int | None, desc: str):
@@ -129,4 +201,23 @@ def _summary_markdown(results: dict[str, dict]) -> str:
     row("long-run saturated pixels", lambda r: f"{100 * r['longrun']['saturation_end']:.1f}%")
     row("pictures", lambda r: f"{r['shortrun']['picture']}, {r['longrun']['picture']}")
     lines.append("")
+    maps = {name: r["map"] for name, r in results.items() if "map" in r}
+    if maps:
+        lines += ["## landscape maps", "", "| | minima | basins (top level) | basins per magnetization alpha | time |",
+                  "|---|---|---|---|---|"]
+        for name, m in maps.items():
+            ladder = ", ".join(f"{lv['alpha']:.3g}: {lv['basins']}" for lv in m["levels"])
+            lines.append(f"| {name} | {m['minima']} | {m['basins']} | {ladder} | {m['seconds']:.0f} s |")
+        lines.append("")
+        for name in ("digits_convergent", "digits_nonconvergent"):
+            if name in maps and maps[name].get("labels"):
+                lines += [f"{name}: basins against the digit classes (each minimum labelled by its nearest "
+                          "training digit)", "", "| alpha | basins | purity | classes with a basin |", "|---|---|---|---|"]
+                for row_ in maps[name]["labels"]:
+                    lines.append(f"| {row_['alpha']:.3g} | {row_['basins']} | {row_['purity']:.2f} | "
+                                 f"{row_['classes_with_basin']} of 10 |")
+                lines.append("")
+        lines.append("Pictures: <name>_tree.png (disconnectivity graph), <name>_basins.png, <name>_levels.png; "
+                     "`landscape tree <name>.h5` prints the tree.")
+        lines.append("")
     return "\n".join(lines)

@@ -96,6 +96,9 @@ class _Bars:
               help="Stop an AD trial after this many steps without getting closer.")
 @click.option("--attempts", type=click.IntRange(min=1), default=3, show_default=True,
               help="AD chains per pair and direction (the best counts).")
+@click.option("--ad-average", type=click.IntRange(min=0), default=20, show_default=True,
+              help="Judge AD arrival by the chain's running mean over about this many steps (0: its position). "
+                   "In many dimensions a chain at T_AD jitters by more than --delta even inside the target's well.")
 @click.option("--neighbours", type=click.IntRange(min=1), default=10, show_default=True,
               help="Basins each minimum is tried against (nearest first).")
 @click.option("--merge-radius", type=click.FloatRange(min=0), default=None,
@@ -110,7 +113,7 @@ class _Bars:
 @click.option("--force", is_flag=True, help="Overwrite an existing map (and drop unfinished progress).")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 def map_cmd(target, out, dataset, data_root, init, chains, steps, temperature, eps, ad_temperature, ad_eps, alpha,
-            ladder, alpha_unit, delta, max_steps, patience, attempts, neighbours, merge_radius, grad_tol, max_minima,
+            ladder, alpha_unit, delta, max_steps, patience, attempts, ad_average, neighbours, merge_radius, grad_tol, max_minima,
             no_refine, seed, resume, force, quiet, **energy_kw):
     """Map the energy landscape of a trained EBM (or any energy) into an HDF5 file.
 
@@ -146,7 +149,7 @@ def map_cmd(target, out, dataset, data_root, init, chains, steps, temperature, e
         loaded, dataset=dataset, data_root=data_root, init=init, chains=chains, steps=steps,
         temperature=temperature, eps=eps, ad_temperature=ad_temperature, ad_eps=ad_eps, alpha=alpha,
         ladder=_floats(ladder, "--ladder"), alpha_unit=alpha_unit, delta=delta, max_steps=max_steps,
-        patience=patience, attempts=attempts, neighbours=neighbours, merge_radius=merge_radius,
+        patience=patience, attempts=attempts, ad_average=ad_average, neighbours=neighbours, merge_radius=merge_radius,
         grad_tol=grad_tol, max_minima=max_minima, refine=not no_refine, seed=seed,
     )
     content, wall = run_map(loaded, plan, out, resume=resume, quiet=quiet)
@@ -192,6 +195,7 @@ def plan_map(
     max_steps: int = 2000,
     patience: int = 200,
     attempts: int = 3,
+    ad_average: int = 20,
     neighbours: int = 10,
     merge_radius: float | None = None,
     grad_tol: float | None = None,
@@ -296,6 +300,7 @@ def plan_map(
             patience=patience,
             delta=delta_value,
             attempts=attempts,
+            average=ad_average,
             neighbours=neighbours,
         ),
         ladder=tuple(ladder),

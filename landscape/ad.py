@@ -68,6 +68,13 @@ class ADConfig:
         Minima assigned per round of batched trials.
     batch_size : int
         AD chains per batched call at most (bounds memory; large images want fewer).
+    average : int
+        Judge arrival (and progress, for ``patience``) by an exponential moving average
+        of the chain's positions over about this many steps instead of the position
+        itself (0: the position, as in ADELM). In many dimensions a chain at temperature
+        ``T`` sitting in the target's well still fluctuates far more than ``delta`` around
+        it; its running mean does not. The barrier is still the highest ``U`` the chain
+        itself visited.
     """
 
     temperature: float = 1.0
@@ -82,6 +89,7 @@ class ADConfig:
     barrier_rounds: int = 6
     round_size: int = 64
     batch_size: int = 4096
+    average: int = 0
 
     def __post_init__(self) -> None:
         checks = [
@@ -97,6 +105,7 @@ class ADConfig:
             (self.barrier_rounds >= 0, "barrier_rounds must be >= 0"),
             (self.round_size >= 1, "round_size must be >= 1"),
             (self.batch_size >= 1, "batch_size must be >= 1"),
+            (self.average >= 0, "average must be >= 0"),
         ]
         for ok, message in checks:
             if not ok:
@@ -221,6 +230,8 @@ def attraction_diffusion(
         state = init(starts.detach().clone(), mag)
         raw, dist = mag.raw.double(), mag.distance.double()
         _check_finite(raw, state.grad, 0)
+        smooth = 1.0 / config.average if config.average > 0 else None
+        mean_x = state.x.clone() if smooth is not None else None
         rows = torch.arange(p, device=device)
         peak_u = raw.clone()
         peak_x = state.x.clone()
@@ -245,10 +256,15 @@ def attraction_diffusion(
                 rows, peak_u, peak_x, best, stale = rows[keep], peak_u[keep], peak_x[keep], best[keep], stale[keep]
                 state = ChainState(state.x[keep], state.energy[keep], state.grad[keep])
                 mag.targets = mag.targets[keep]
+                if mean_x is not None:
+                    mean_x = mean_x[keep]
             state, _ = langevin_step(state, mag, config.eps, 1.0, generator)
             step += 1
             raw, dist = mag.raw.double(), mag.distance.double()
             _check_finite(raw, state.grad, step)
+            if mean_x is not None:
+                mean_x += smooth * (state.x - mean_x)
+                dist = torch.linalg.vector_norm((mean_x - mag.targets).reshape(mean_x.shape[0], -1), dim=1).double()
             higher = raw > peak_u
             peak_u = torch.where(higher, raw, peak_u)
             peak_x = torch.where(higher.reshape(view), state.x, peak_x)
@@ -296,6 +312,16 @@ class Basins:
         Where that best path peaked (NaN where none).
     alpha : float
         The magnetization of the assignment.
+    trials : int
+        Cost: AD chains run, one per (start, target) chain, each attempt and each
+        direction counted (assignment and barrier estimation, escalated pulls included).
+    chain_steps : int
+        Cost: Langevin steps summed over those chains (``sum`` of their ``steps``).
+    batches : int
+        Cost: batched energy-and-gradient calls (forward plus input-gradient passes) the
+        chains made: per call of :func:`attraction_diffusion`, one at the start plus one
+        per step of its longest-running chain. With ``batch_size = 1`` it is
+        ``trials + chain_steps``; batching makes it much smaller.
 
     All tensors are on the CPU (they are small and go to files and reports).
     """
@@ -309,6 +335,9 @@ class Basins:
     pair_alpha: torch.Tensor
     peak_x: torch.Tensor
     alpha: float
+    trials: int = 0
+    chain_steps: int = 0
+    batches: int = 0
 
     @property
     def n_basins(self) -> int:
@@ -337,6 +366,10 @@ class _Trials:
         # Per minimum: some chain connected it with a lower minimum (so it will likely
         # join a basin rather than found one).
         self.reached_lower = [False] * x.shape[0]
+        # Cost counters (see Basins): chains run, their Langevin steps, batched calls.
+        self.n_chains = 0
+        self.chain_steps = 0
+        self.batches = 0
 
     def tested(self, i: int, j: int) -> bool:
         return (min(i, j), max(i, j)) in self.records
@@ -363,6 +396,10 @@ class _Trials:
             trials = attraction_diffusion(self.energy, self.x[s.to(dev)], self.x[t.to(dev)], config, self.generator)
             barrier_parts.append(trials.barrier.cpu())
             peak_parts.append(trials.peak_x.cpu())
+            steps = trials.steps.cpu()
+            self.n_chains += int(steps.numel())
+            self.chain_steps += int(steps.sum())
+            self.batches += 1 + int(steps.max())  # the start's evaluation, then one per step
         per_pair = torch.cat(barrier_parts).reshape(len(pairs), 2 * n_att)
         peaks = torch.cat(peak_parts).reshape((len(pairs), 2 * n_att) + tuple(self.x.shape[1:]))
         best, arg = per_pair.min(dim=1)
@@ -585,6 +622,9 @@ def _collect(
         pair_alpha=torch.tensor([best[k][2] for k in keys], dtype=torch.float64),
         peak_x=peak_x,
         alpha=float(alpha),
+        trials=trials.n_chains,
+        chain_steps=trials.chain_steps,
+        batches=trials.batches,
     )
 
 

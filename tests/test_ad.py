@@ -6,6 +6,7 @@ chains, a fixed seed.
 """
 
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -301,3 +302,58 @@ def test_a_stronger_pull_merges_more_minima():
     assert counts[0] == 3 and counts[-1] == 1
     assert counts == sorted(counts, reverse=True)
     assert [b.alpha for b in ladder] == [0.5, 16.0, 64.0]
+
+
+@pytest.mark.parametrize("batched", [True, False])
+def test_cost_counters_count_the_chains_their_steps_and_the_batched_calls(monkeypatch, batched):
+    import landscape.ad as ad
+
+    launched = {"chains": 0, "steps": 0, "calls": 0, "passes": 0}
+    real = ad.attraction_diffusion
+
+    def counting(energy, starts, targets, config, generator=None):
+        out = real(energy, starts, targets, config, generator)
+        launched["chains"] += starts.shape[0]
+        launched["steps"] += int(out.steps.sum())
+        launched["calls"] += 1
+        launched["passes"] += 1 + int(out.steps.max())
+        return out
+
+    monkeypatch.setattr(ad, "attraction_diffusion", counting)
+    energy = Energy(three_wells, (2,), dtype=F64)
+    minima = minima_of(energy, [[w + 0.05, 0.1] for w in P3_CRIT[[0, 2, 4]]])
+    sizes = {} if batched else {"round_size": 1, "batch_size": 1}
+    # short trials and one escalation of the pull: cheap, and every phase runs chains
+    config = ADConfig(
+        temperature=0.1, alpha=1.0, eps=0.05, max_steps=300, patience=30, attempts=2, barrier_rounds=1, **sizes
+    )
+    basins = assign_basins(energy, minima, config, gen(8))
+    assert basins.basin.tolist() == [0, 1, 2]
+    assert basins.trials > 0 and basins.chain_steps > 0 and basins.batches > 0
+    # every (start, target) chain counted once, each attempt and each direction
+    assert basins.trials == launched["chains"] and basins.trials % (2 * config.attempts) == 0
+    assert basins.chain_steps == launched["steps"]
+    assert basins.batches == launched["passes"]
+    if batched:
+        # chains stepped together: far fewer calls than chains times steps
+        assert launched["calls"] < basins.trials
+        assert basins.batches < basins.chain_steps
+    else:
+        # one chain per call: a start evaluation plus one call per step, for every chain
+        assert launched["calls"] == basins.trials
+        assert basins.batches == basins.trials + basins.chain_steps
+
+
+def test_running_mean_arrival_works_where_the_jittering_chain_never_gets_within_delta():
+    # A 64-D harmonic well at T = 1: the chain's distance to the bottom stays near
+    # sqrt(64 T / k) = 4, far beyond delta = 1, but its running mean settles at the bottom.
+    dim, k = 64, 4.0
+    energy = Energy(lambda x: 0.5 * k * (x**2).sum(1), shape=(dim,), dtype=torch.float64)
+    start = torch.zeros(1, dim, dtype=torch.float64)
+    start[0, 0] = 3.0
+    target = torch.zeros(1, dim, dtype=torch.float64)
+    base = ADConfig(temperature=1.0, alpha=0.0, eps=0.3, max_steps=3000, patience=3000, delta=1.0)
+    raw = attraction_diffusion(energy, start, target, base, gen(1))
+    assert not bool(raw.success[0]) and float(raw.final_distance[0]) > 2.0
+    averaged = attraction_diffusion(energy, start, target, replace(base, average=200), gen(1))
+    assert bool(averaged.success[0])

@@ -29,7 +29,7 @@ def wells_file(tmp_path):
 def map_wells(capsys, wells_file, out, *extra):
     return run(
         capsys, "map", "--energy", f"{wells_file}:wells", "--shape", "2", "--box", "-1.6", "1.6", "--float64",
-        "--temperature", "0.05", "--ad-temperature", "0.1", "--chains", "32", "--steps", "50", "--ladder", "",
+        "--temperature", "0.05", "--ad-temperature", "0.05", "--chains", "32", "--steps", "50", "--ladder", "",
         "--alpha-unit", "1", "--alpha", "1", "--out", out, "--quiet", *FAST_AD, *extra,
     )
 
@@ -41,7 +41,7 @@ def test_map_of_a_function_finds_the_four_wells_and_writes_the_schema(capsys, we
     assert "4 minima, 4 basins" in stdout
     c = read_map(out)
     np.testing.assert_allclose(np.sort(np.abs(c.minima_x).ravel()), 1.0, atol=0.15)
-    assert c.meta.source["kind"] == "function" and c.meta.config["ad"]["temperature"] == 0.1
+    assert c.meta.source["kind"] == "function" and c.meta.config["ad"]["temperature"] == 0.05
     assert c.grid is not None and c.barrier_refined is not None
     with h5py.File(out, "r") as f:  # as a third-party tool reads it
         assert f.attrs["schema"] == "ebm-landscape/map"
