@@ -112,6 +112,11 @@ class ADConfig:
                 raise LandscapeError(f"attraction-diffusion config: {message}")
 
 
+# Finished trials are dropped from the batch (and non-finite energies reported) every
+# this many steps: a host sync per step would stall a GPU.
+_SYNC_EVERY = 16
+
+
 class ADTrials(NamedTuple):
     """Outcome of a batch of AD trials, one row per trial.
 
@@ -173,8 +178,9 @@ def attraction_diffusion(
     Per trial it tracks the highest raw energy on the path and where it occurred, and the
     best distance to the target so far. A trial stops when it comes within ``delta`` of
     its target (success), when ``patience`` steps pass without a new best distance, or
-    after ``max_steps``. Finished trials leave the batch, so the cost follows the slowest
-    trials, not ``P * max_steps``.
+    after ``max_steps``. Finished trials leave the batch (checked every few steps), so
+    the cost follows the slowest trials, not ``P * max_steps``. Chains stay in the
+    energy's data range when it has one (the map covers that box).
 
     Parameters
     ----------
@@ -237,38 +243,48 @@ def attraction_diffusion(
         peak_x = state.x.clone()
         best = dist.clone()
         stale = torch.zeros(p, dtype=torch.int64, device=device)
+        # Trials that finished keep stepping (their results are frozen) until the next
+        # compaction: checking every step would stall a GPU on a host sync per step.
+        finished = torch.zeros(p, dtype=torch.bool, device=device)
+        finite = torch.ones((), dtype=torch.bool, device=device)
         step = 0
         while True:
-            reached = dist < config.delta
-            done = reached | (stale >= config.patience)
+            reached = (dist < config.delta) & ~finished
+            now = reached | ((stale >= config.patience) & ~finished)
             if step >= config.max_steps:
-                done = torch.ones_like(done)
-            if bool(done.any()):
-                out = rows[done]
-                success[out] = reached[done]
-                barrier[out] = torch.where(reached[done], peak_u[done], math.inf)
-                steps_run[out] = step
-                final[out] = dist[done]
-                peak_out[out] = peak_x[done]
-                keep = ~done
+                now = ~finished
+            # Record the trials that finish at this step (masked writes: no host sync).
+            success[rows] = success[rows] | reached
+            barrier[rows] = torch.where(reached, peak_u, barrier[rows])
+            steps_run[rows] = torch.where(now, step, steps_run[rows])
+            final[rows] = torch.where(now, dist, final[rows])
+            peak_out[rows] = torch.where(now.reshape(view), peak_x, peak_out[rows])
+            finished = finished | now
+            if step % _SYNC_EVERY == 0 or step >= config.max_steps:
+                if not bool(finite):
+                    _check_finite(raw, state.grad, step)
+                keep = ~finished
                 if not bool(keep.any()):
                     break
-                rows, peak_u, peak_x, best, stale = rows[keep], peak_u[keep], peak_x[keep], best[keep], stale[keep]
-                state = ChainState(state.x[keep], state.energy[keep], state.grad[keep])
-                mag.targets = mag.targets[keep]
-                if mean_x is not None:
-                    mean_x = mean_x[keep]
-            state, _ = langevin_step(state, mag, config.eps, 1.0, generator)
+                if not bool(keep.all()):
+                    rows, peak_u, peak_x, best, stale = rows[keep], peak_u[keep], peak_x[keep], best[keep], stale[keep]
+                    state = ChainState(state.x[keep], state.energy[keep], state.grad[keep])
+                    mag.targets = mag.targets[keep]
+                    dist, finished = dist[keep], finished[keep]
+                    if mean_x is not None:
+                        mean_x = mean_x[keep]
+            state, _ = langevin_step(state, mag, config.eps, 1.0, generator, box=energy.data_range)
             step += 1
             raw, dist = mag.raw.double(), mag.distance.double()
-            _check_finite(raw, state.grad, step)
+            finite = finite & torch.isfinite(raw).all() & torch.isfinite(state.grad).all()
             if mean_x is not None:
                 mean_x += smooth * (state.x - mean_x)
                 dist = torch.linalg.vector_norm((mean_x - mag.targets).reshape(mean_x.shape[0], -1), dim=1).double()
-            higher = raw > peak_u
+            live = ~finished
+            higher = (raw > peak_u) & live
             peak_u = torch.where(higher, raw, peak_u)
             peak_x = torch.where(higher.reshape(view), state.x, peak_x)
-            improved = dist < best
+            improved = (dist < best) & live
             best = torch.where(improved, dist, best)
             stale = torch.where(improved, 0, stale + 1)
     return ADTrials(success, barrier, steps_run, final, peak_out)

@@ -73,6 +73,14 @@ def _flat_norm(t: torch.Tensor) -> torch.Tensor:
     return torch.linalg.vector_norm(t.reshape(t.shape[0], -1), dim=1)
 
 
+def _projected(x: torch.Tensor, g: torch.Tensor, box: tuple[float, float] | None) -> torch.Tensor:
+    """The gradient with the components that push out of ``box`` at its faces zeroed."""
+    if box is None:
+        return g
+    blocked = ((x <= box[0]) & (g > 0)) | ((x >= box[1]) & (g < 0))
+    return torch.where(blocked, torch.zeros_like(g), g)
+
+
 def quench(
     energy: Energy,
     x: torch.Tensor,
@@ -81,6 +89,7 @@ def quench(
     grad_tol: float = 1e-3,
     step_size: float | None = None,
     generator: torch.Generator | None = None,
+    box: tuple[float, float] | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> QuenchResult:
     """Descend every point of a batch to the local minimum below it.
@@ -113,6 +122,12 @@ def quench(
     generator : torch.Generator, optional
         Unused (the descent is deterministic); accepted so all mapping stages share a
         signature.
+    box : (low, high), optional
+        Keep the points in this box (projected descent): an energy that keeps falling
+        outside the data (as non-convergent EBMs' do) then has its minima on the box's
+        faces, saturated images, instead of running off to infinity. Convergence and the
+        reported gradient norm use the projected gradient (components pushing out of the
+        box at a face count as zero).
     progress : callable, optional
         Called with the number of iterations just completed, every 100 iterations and at
         the end.
@@ -150,8 +165,10 @@ def quench(
     with energy.frozen():
         vg = energy.value_and_grad_fn()
         x = x.detach().clone()
+        if box is not None:
+            x = x.clamp(box[0], box[1])
         u, g = vg(x)
-        gn = _flat_norm(g)
+        gn = _flat_norm(_projected(x, g, box))
         bad = ~(torch.isfinite(u) & torch.isfinite(gn))
         if bool(bad.any()):
             raise NonFiniteEnergyError(f"{int(bad.sum())} of {n} quench starts have a non-finite energy or gradient")
@@ -172,8 +189,10 @@ def quench(
             xa, ga, ha = x[idx], g[idx], h[idx]
             hv = ha.reshape((-1,) + view[1:])
             proposal = xa - hv * ga
+            if box is not None:
+                proposal = proposal.clamp(box[0], box[1])
             u_new, g_new = vg(proposal)
-            gn_new = _flat_norm(g_new)
+            gn_new = _flat_norm(_projected(proposal, g_new, box))
             # A non-finite proposal is a rejection, never a NaN in the chain. Near the
             # minimum the true decrease h |g|^2 / 2 falls below the energy's rounding noise;
             # there a change within a few rounding units of U counts as a tie, broken by the
@@ -326,8 +345,9 @@ def find_minima(
         Minima closer than this are one state (see :func:`merge_duplicates`).
     generator : torch.Generator, optional
     box : (low, high), optional
-        Clamp the exploration chains into this box (e.g. the data range): an energy that
-        grows steeply outside the data cannot throw chains out. The quench is not clamped.
+        Keep the exploration chains and the quench in this box (e.g. the data range): an
+        energy that grows steeply outside the data cannot throw chains out, and one that
+        keeps falling cannot lure them to infinity (see :func:`quench`).
     progress : callable, optional
         Called with the number of Langevin steps, then quench iterations, just completed.
 
@@ -361,7 +381,7 @@ def find_minima(
     else:
         energy.check_batch(starts)
         ends = starts
-    q = quench(energy, ends, max_steps=quench_steps, grad_tol=grad_tol, progress=progress)
+    q = quench(energy, ends, max_steps=quench_steps, grad_tol=grad_tol, box=box, progress=progress)
     keep, assignment = merge_duplicates(q.x, q.energy, merge_radius)
     hits = torch.bincount(assignment, minlength=keep.numel()).to(torch.int64)
     return Minima(x=q.x[keep], energy=q.energy[keep], hits=hits, grad_norm=q.grad_norm[keep])

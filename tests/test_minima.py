@@ -204,3 +204,15 @@ def test_find_minima_without_langevin_steps_quenches_the_starts():
     deep, _, shallow = well_roots(TILT)
     assert found.x.flatten().tolist() == pytest.approx([deep, shallow], abs=1e-3)
     assert found.hits.tolist() == [2, 2]
+
+
+def test_a_boxed_quench_stops_on_the_face_of_an_energy_that_falls_forever():
+    # U = -x0 + x1^2 falls without bound along x0: unboxed, the descent runs off; in the
+    # box [-1, 1] the minimum is (1, 0) on the face, with zero projected gradient.
+    energy = Energy(lambda x: -x[:, 0] + x[:, 1] ** 2, shape=(2,), data_range=(-1, 1), dtype=torch.float64)
+    start = torch.tensor([[0.0, 0.5], [-0.9, -0.7]], dtype=torch.float64)
+    free = quench(energy, start, max_steps=300)
+    assert float(free.x[:, 0].min()) > 5.0
+    boxed = quench(energy, start, max_steps=300, box=(-1.0, 1.0), grad_tol=1e-6)
+    torch.testing.assert_close(boxed.x, torch.tensor([[1.0, 0.0], [1.0, 0.0]], dtype=torch.float64), atol=1e-5, rtol=0)
+    assert bool(boxed.converged.all())
