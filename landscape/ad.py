@@ -127,6 +127,10 @@ class ADTrials(NamedTuple):
     final_distance : float64 [P], distance to the target when the trial stopped.
     peak_x : [P, *shape], the point of the path where ``U`` was highest (a path method
         can start from it), also for failed trials.
+    calls : int, batched energy-and-gradient evaluations the batch made (the start's,
+        then one per step until the last trial left; trials that finish between two
+        host syncs are stepped, frozen, until the next, so this can exceed
+        ``1 + steps.max()``).
     """
 
     success: torch.Tensor
@@ -134,6 +138,7 @@ class ADTrials(NamedTuple):
     steps: torch.Tensor
     final_distance: torch.Tensor
     peak_x: torch.Tensor
+    calls: int = 0
 
 
 class _Magnetized:
@@ -287,7 +292,7 @@ def attraction_diffusion(
             improved = (dist < best) & live
             best = torch.where(improved, dist, best)
             stale = torch.where(improved, 0, stale + 1)
-    return ADTrials(success, barrier, steps_run, final, peak_out)
+    return ADTrials(success, barrier, steps_run, final, peak_out, calls=step + 1)
 
 
 def _check_finite(raw: torch.Tensor, grad: torch.Tensor, step: int) -> None:
@@ -336,8 +341,9 @@ class Basins:
     batches : int
         Cost: batched energy-and-gradient calls (forward plus input-gradient passes) the
         chains made: per call of :func:`attraction_diffusion`, one at the start plus one
-        per step of its longest-running chain. With ``batch_size = 1`` it is
-        ``trials + chain_steps``; batching makes it much smaller.
+        per step until its last chain left (:attr:`ADTrials.calls`). With
+        ``batch_size = 1`` it is at least ``trials + chain_steps``; batching makes it
+        much smaller.
 
     All tensors are on the CPU (they are small and go to files and reports).
     """
@@ -415,7 +421,7 @@ class _Trials:
             steps = trials.steps.cpu()
             self.n_chains += int(steps.numel())
             self.chain_steps += int(steps.sum())
-            self.batches += 1 + int(steps.max())  # the start's evaluation, then one per step
+            self.batches += trials.calls
         per_pair = torch.cat(barrier_parts).reshape(len(pairs), 2 * n_att)
         peaks = torch.cat(peak_parts).reshape((len(pairs), 2 * n_att) + tuple(self.x.shape[1:]))
         best, arg = per_pair.min(dim=1)

@@ -306,9 +306,9 @@ def test_a_stronger_pull_merges_more_minima():
 
 @pytest.mark.parametrize("batched", [True, False])
 def test_cost_counters_count_the_chains_their_steps_and_the_batched_calls(monkeypatch, batched):
-    import landscape.ad as ad
+    from landscape import ad
 
-    launched = {"chains": 0, "steps": 0, "calls": 0, "passes": 0}
+    launched = {"chains": 0, "steps": 0, "calls": 0}
     real = ad.attraction_diffusion
 
     def counting(energy, starts, targets, config, generator=None):
@@ -316,12 +316,17 @@ def test_cost_counters_count_the_chains_their_steps_and_the_batched_calls(monkey
         launched["chains"] += starts.shape[0]
         launched["steps"] += int(out.steps.sum())
         launched["calls"] += 1
-        launched["passes"] += 1 + int(out.steps.max())
         return out
 
+    evaluations = [0]
+
+    def counted_three_wells(x: torch.Tensor) -> torch.Tensor:
+        evaluations[0] += 1
+        return three_wells(x)
+
     monkeypatch.setattr(ad, "attraction_diffusion", counting)
-    energy = Energy(three_wells, (2,), dtype=F64)
-    minima = minima_of(energy, [[w + 0.05, 0.1] for w in P3_CRIT[[0, 2, 4]]])
+    minima = minima_of(Energy(three_wells, (2,), dtype=F64), [[w + 0.05, 0.1] for w in P3_CRIT[[0, 2, 4]]])
+    energy = Energy(counted_three_wells, (2,), dtype=F64)
     sizes = {} if batched else {"round_size": 1, "batch_size": 1}
     # short trials and one escalation of the pull: cheap, and every phase runs chains
     config = ADConfig(
@@ -333,15 +338,16 @@ def test_cost_counters_count_the_chains_their_steps_and_the_batched_calls(monkey
     # every (start, target) chain counted once, each attempt and each direction
     assert basins.trials == launched["chains"] and basins.trials % (2 * config.attempts) == 0
     assert basins.chain_steps == launched["steps"]
-    assert basins.batches == launched["passes"]
+    # batched calls are the energy's own evaluations (AD is the only caller here)
+    assert basins.batches == evaluations[0]
     if batched:
         # chains stepped together: far fewer calls than chains times steps
         assert launched["calls"] < basins.trials
         assert basins.batches < basins.chain_steps
     else:
-        # one chain per call: a start evaluation plus one call per step, for every chain
+        # one chain per call: a start evaluation plus at least one call per step, per chain
         assert launched["calls"] == basins.trials
-        assert basins.batches == basins.trials + basins.chain_steps
+        assert basins.batches >= basins.trials + basins.chain_steps
 
 
 def test_running_mean_arrival_works_where_the_jittering_chain_never_gets_within_delta():
