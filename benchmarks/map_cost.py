@@ -74,9 +74,9 @@ from torch import nn
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from landscape import Energy  # noqa: E402
-from landscape.ad import ADConfig, assign_basins  # noqa: E402
-from landscape.minima import Minima, quench  # noqa: E402
+from landscape import Energy
+from landscape.ad import ADConfig, assign_basins
+from landscape.minima import Minima, quench
 
 WIDTH = 1.0  # s
 DEPTH = (1.0, 1.25)  # A_k range

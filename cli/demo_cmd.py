@@ -107,7 +107,13 @@ def _map_one(out: Path, name: str, device: str, scale: float, quiet: bool) -> di
     """Map one demo checkpoint (unless its map exists), draw it, and summarise it."""
     from cli.energy_source import resolve_energy
     from cli.map_cmd import plan_map, run_map
-    from landscape.figures import minima_kind, plot_levels, plot_map_2d, plot_representatives, plot_tree
+    from landscape.figures import (
+        minima_kind,
+        plot_levels,
+        plot_map_2d,
+        plot_representatives,
+        plot_tree,
+    )
     from landscape.mapfile import read_map
 
     ckpt, path = out / f"{name}.pt", out / f"{name}.h5"
@@ -153,7 +159,7 @@ def _label_summary(content) -> list[dict]:
     for lv in content.levels or []:
         r = label_basins(content.minima_x, lv.minima_basin, content.minima_hits, ds.x.numpy(), ds.labels.numpy())
         rows.append({"alpha": lv.alpha, "basins": len(lv.basin_energy), "purity": r.purity,
-                     "classes_with_basin": r.classes_with_basin, "classes_found": int(len(set(r.minimum_label)))})
+                     "classes_with_basin": r.classes_with_basin, "classes_found": len(set(r.minimum_label))})
     return rows
 
 
@@ -211,8 +217,8 @@ def _summary_markdown(results: dict[str, dict]) -> str:
         lines.append("")
         for name in ("digits_convergent", "digits_nonconvergent"):
             if name in maps and maps[name].get("labels"):
-                lines += [f"{name}: basins against the digit classes (each minimum labelled by its nearest "
-                          "training digit)", "", "| alpha | basins | purity | classes with a basin |", "|---|---|---|---|"]
+                title = f"{name}: basins against the digit classes (each minimum labelled by its nearest training digit)"
+                lines += [title, "", "| alpha | basins | purity | classes with a basin |", "|---|---|---|---|"]
                 for row_ in maps[name]["labels"]:
                     lines.append(f"| {row_['alpha']:.3g} | {row_['basins']} | {row_['purity']:.2f} | "
                                  f"{row_['classes_with_basin']} of 10 |")

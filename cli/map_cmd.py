@@ -137,6 +137,8 @@ def map_cmd(target, out, dataset, data_root, init, chains, steps, temperature, e
     An interrupted map (Ctrl-C) keeps its progress in <map>.partial.h5: rerun the same
     command with --resume to continue.
     """
+    import numpy as np
+
     loaded = resolve_energy(target, **energy_kw)
     out = out or Path(f"{loaded.label}.h5")
     if out.exists() and not force and not resume:
@@ -156,7 +158,7 @@ def map_cmd(target, out, dataset, data_root, init, chains, steps, temperature, e
     levels = content.levels or []
     ladder_text = ", ".join(f"alpha {lv.alpha:.3g}: {len(lv.basin_energy)}" for lv in levels)
     refined = content.barrier_refined
-    n_refined = int((~(refined != refined)).sum()) if refined is not None else 0
+    n_refined = int(np.isfinite(refined).sum()) if refined is not None else 0
     click.echo(
         f"{content.n_minima} minima, {content.n_basins} basins, {content.n_barriers} barrier pairs"
         + (f" ({n_refined} refined)" if refined is not None else "")

@@ -39,11 +39,16 @@ import torch
 from landscape.ad import ADConfig, Basins, assign_basins
 from landscape.energy import Energy
 from landscape.errors import LandscapeError
-from landscape.mapfile import GridData, LevelData, MapContent, load_progress, save_progress
+from landscape.mapfile import (
+    GridData,
+    LevelData,
+    MapContent,
+    load_progress,
+    save_progress,
+)
 from landscape.minima import Minima, find_minima
 from landscape.paths import string_method
 from landscape.tree import minimax_tree
-
 
 _REFINE_PASSES = 5
 
@@ -609,7 +614,7 @@ def build_map(
                 barrier_pairs=lv["pairs"],
                 barrier_energy=lv["barrier"],
                 linkage=lv_tree.linkage,
-                attrs={"basins": int(len(lv["energy"])), "multiplier": mult},
+                attrs={"basins": len(lv["energy"]), "multiplier": mult},
             )
         )
     hits_per_basin = np.bincount(top["basin"], weights=minima.hits.numpy(), minlength=len(top["energy"]))
@@ -646,7 +651,7 @@ def build_map(
             "tree": {"heights": "refined where available" if refined is not None else "attraction-diffusion"},
         },
     )
-    counts = {"minima": len(minima), "basins": int(len(top["energy"])), "pairs": int(n_pairs), "ad_trials": trials}
+    counts = {"minima": len(minima), "basins": len(top["energy"]), "pairs": int(n_pairs), "ad_trials": trials}
     reporter.close()
     del tree
     return MapResult(content=content, seconds=seconds, counts=counts)

@@ -10,7 +10,13 @@ from landscape import LandscapeError
 from landscape.ad import ADConfig
 from landscape.energy import Energy
 from landscape.mapfile import load_progress, progress_path, read_map, write_map
-from landscape.mapper import MapConfig, Reporter, build_map, largest_curvature, stable_eps
+from landscape.mapper import (
+    MapConfig,
+    Reporter,
+    build_map,
+    largest_curvature,
+    stable_eps,
+)
 from landscape.potentials import (
     MUELLER_BROWN_MINIMA,
     MUELLER_BROWN_MINIMA_ENERGY,
