@@ -11,10 +11,12 @@ import click
 # for a GPU): fewer chains, a shorter ladder, shorter attraction-diffusion trials.
 DEMO_MAPS = {
     "rings": {"chains": 128, "ladder": (0.03, 0.3, 1.0)},
-    "digits_convergent": {"chains": 64, "ladder": (0.3, 1.0, 2.0, 3.0), "max_steps": 1000, "patience": 100,
-                          "attempts": 2, "neighbours": 5},
-    "digits_nonconvergent": {"chains": 64, "ladder": (0.3, 1.0, 2.0, 3.0), "max_steps": 1000, "patience": 100,
-                             "attempts": 2, "neighbours": 5},
+    # On the digits models the basin count falls from one per minimum to a handful between
+    # 1 and 3 alpha units: the top level sits in that transition, the ladder around it.
+    "digits_convergent": {"chains": 64, "alpha": 2.0, "ladder": (1.5, 3.0, 6.0), "max_steps": 1000,
+                          "patience": 100, "attempts": 2, "neighbours": 5},
+    "digits_nonconvergent": {"chains": 64, "alpha": 2.0, "ladder": (1.5, 3.0, 6.0), "max_steps": 1000,
+                             "patience": 100, "attempts": 2, "neighbours": 5},
 }
 
 DEMO_RUNS = (

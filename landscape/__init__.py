@@ -1,26 +1,51 @@
 """ebm-landscape: the analysis library (energies, the Langevin sampler, landscape maps).
 
 This package knows nothing about training or data sets: it takes an energy and answers
-questions about it.
+questions about it: samples, minima, basins, barriers, the tree (``build_map``).
 """
 
+from landscape.ad import ADConfig, Basins, assign_basins, attraction_diffusion, magnetization_ladder
 from landscape.energy import Energy, autograd_value_and_grad
 from landscape.errors import LandscapeError, NonFiniteEnergyError
 from landscape.langevin import ChainState, SampleResult, StepInfo, init, langevin_step, mala_step, sample
+from landscape.mapfile import MapContent, read_map, write_map
+from landscape.mapper import MapConfig, build_map
+from landscape.minima import Minima, find_minima, quench
+from landscape.paths import string_method
+from landscape.sources import energy_from_factory, energy_from_function, energy_from_torchscript
+from landscape.tree import minimax_tree
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "ADConfig",
+    "Basins",
     "ChainState",
     "Energy",
     "LandscapeError",
+    "MapConfig",
+    "MapContent",
+    "Minima",
     "NonFiniteEnergyError",
     "SampleResult",
     "StepInfo",
+    "__version__",
+    "assign_basins",
+    "attraction_diffusion",
     "autograd_value_and_grad",
+    "build_map",
+    "energy_from_factory",
+    "energy_from_function",
+    "energy_from_torchscript",
+    "find_minima",
     "init",
     "langevin_step",
+    "magnetization_ladder",
     "mala_step",
+    "minimax_tree",
+    "quench",
+    "read_map",
     "sample",
-    "__version__",
+    "string_method",
+    "write_map",
 ]

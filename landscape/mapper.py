@@ -538,7 +538,8 @@ def build_map(
             basins = assign_basins(
                 energy, minima, replace(ad_config, alpha=alpha), generator=gen_for(k + 1), progress=reporter.advance
             )
-            trials += int(getattr(basins, "trials", 0))
+            trials += basins.trials
+            state[f"{key}/trials"] = basins.trials
             for name, value in _levels_of(basins).items():
                 state[f"{key}/{name}"] = value
             state["ad_trials"] = trials
@@ -551,7 +552,10 @@ def build_map(
             for name in ("basin", "representative", "energy", "join_barrier", "pairs", "barrier", "pair_alpha", "peak_x")
         }
         levels[alpha]["pairs"] = levels[alpha]["pairs"].reshape(-1, 2).astype(np.int64)
-        reporter.note(f"alpha {alpha:g}: {len(levels[alpha]['energy'])} basins")
+        reporter.note(
+            f"alpha {alpha:g}: {len(levels[alpha]['energy'])} basins"
+            + (f" ({state[f'{key}/trials']:,} AD trials)" if f"{key}/trials" in state else "")
+        )
 
     # 3-4. Trees, and refinement of the top level's tree edges.
     top = levels[top_alpha]
