@@ -835,7 +835,10 @@ def plot_map_2d(content: MapContent, path: str | Path, *, level: int | None = No
     handles = []
     paths_drawn = []  # (xy [P, 2], merge)
     for m in merges:
-        if m.has_path and view.barrier_paths is not None and m.barrier_row is not None:
+        # A refined path that peaks above the AD estimate (the string relaxed onto a
+        # worse route) is not what the tree used: it is drawn as an unrefined edge.
+        worse = math.isfinite(m.estimate) and math.isfinite(m.refined) and m.refined > m.estimate
+        if m.has_path and not worse and view.barrier_paths is not None and m.barrier_row is not None:
             xy = np.asarray(view.barrier_paths[m.barrier_row], dtype=np.float64).reshape(-1, 2)
             paths_drawn.append((xy[np.isfinite(xy).all(axis=1)], m))
 
