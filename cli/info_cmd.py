@@ -1,4 +1,4 @@
-"""`landscape info`: say what a checkpoint holds."""
+"""`landscape info`: say what a checkpoint or a map holds."""
 
 from __future__ import annotations
 
@@ -10,11 +10,15 @@ import click
 
 @click.command("info")
 @click.argument("file", type=click.Path(path_type=Path))
-@click.option("--json", "as_json", is_flag=True, help="Print the checkpoint's metadata as JSON instead.")
+@click.option("--json", "as_json", is_flag=True, help="Print the metadata as JSON instead.")
 def info(file, as_json):
-    """Describe a checkpoint: model, data, sampler, regime, progress, last diagnostics."""
+    """Describe a checkpoint (model, data, sampler, regime, progress, last diagnostics) or a
+    landscape map (source, counts, settings, levels; `landscape tree` shows the tree)."""
     from train.checkpoint import describe, load_checkpoint
 
+    if file.suffix.lower() in (".h5", ".hdf5") or _is_hdf5(file):
+        _map_info(file, as_json)
+        return
     ckpt = load_checkpoint(file)
     if as_json:
         meta = {k: v for k, v in ckpt.items() if k not in ("state_dict", "resume")}
@@ -23,3 +27,26 @@ def info(file, as_json):
     click.echo(f"{file}")
     for key, value in describe(ckpt):
         click.echo(f"  {key:<10} {value}")
+
+
+def _is_hdf5(path: Path) -> bool:
+    try:
+        with open(path, "rb") as f:
+            return f.read(8) == b"\x89HDF\r\n\x1a\n"
+    except OSError:
+        return False
+
+
+def _map_info(path: Path, as_json: bool) -> None:
+    from cli.tree_cmd import map_header, map_summary
+    from landscape.figures import level_view
+    from landscape.mapfile import read_map
+
+    content = read_map(path)
+    view = level_view(content)
+    if as_json:
+        summary = map_summary(path, content, view, {})
+        click.echo(json.dumps({k: v for k, v in summary.items() if k not in ("basins", "merges")}, indent=2))
+        return
+    for line in map_header(path, content, view):
+        click.echo(line)

@@ -88,7 +88,7 @@ def tree_cmd(map_path, level, plot, images, levels_plot, max_leaves, as_json):
         written["levels_plot"] = str(figures.plot_levels(content, levels_plot))
 
     if as_json:
-        click.echo(json.dumps(_summary(map_path, content, view, written), indent=2))
+        click.echo(json.dumps(map_summary(map_path, content, view, written), indent=2))
         return
     click.echo(_text(map_path, content, view, max_leaves))
     for what, path in written.items():
@@ -112,7 +112,7 @@ def _levels_lines(content, view) -> list[str]:
     return out
 
 
-def _header(map_path: Path, content, view) -> list[str]:
+def map_header(map_path: Path, content, view) -> list[str]:
     from landscape.figures import describe_source, map_dataset, map_temperature
 
     rows: list[tuple[str, str]] = [("map", str(map_path)), ("source", describe_source(content))]
@@ -167,7 +167,7 @@ def _text(map_path: Path, content, view, max_leaves: int) -> str:
         else:
             climb = f"escape {_plus(escape[i])}"
         labels.append(f"hits {int(view.basin_hits[i])}  {climb}" + ("  spurious" if spurious[i] else ""))
-    lines = _header(map_path, content, view)
+    lines = map_header(map_path, content, view)
     lines += ["", render_text(tree, view.basin_energy, sizes=view.basin_minima, labels=labels, max_leaves=max_leaves)]
     lines += [
         "",
@@ -219,7 +219,7 @@ def _merge_table(merges, view, max_leaves: int) -> str:
     return "\n".join(out)
 
 
-def _summary(map_path: Path, content, view, written: dict[str, str]) -> dict[str, Any]:
+def map_summary(map_path: Path, content, view, written: dict[str, str]) -> dict[str, Any]:
     from landscape.figures import (
         map_alpha,
         map_dataset,

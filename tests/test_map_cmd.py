@@ -89,3 +89,14 @@ def test_unfinished_progress_needs_resume(capsys, tmp_path, wells_file):
     progress_path(out).write_bytes(b"")  # as left by an interrupted run (here: unreadable)
     code, _, err = map_wells(capsys, wells_file, out)
     assert_one_line_error(code, err, "partial.h5")
+
+
+def test_info_describes_a_map(capsys, wells_file, tmp_path):
+    out = tmp_path / "wells.h5"
+    code, _, err = map_wells(capsys, wells_file, out)
+    assert code == 0, err
+    code, stdout, err = run(capsys, "info", out)
+    assert code == 0, err
+    assert "4 minima, 4 basins" in stdout and "function" in stdout
+    code, stdout, _ = run(capsys, "info", out, "--json")
+    assert code == 0 and '"kind": "function"' in stdout
