@@ -43,7 +43,8 @@ after 40 steps without getting closer; a failed trial here runs ~75 steps),
 
 Two ways to run the same trials:
 
-- batched (the library's default ``round_size = 64``, ``batch_size = 4096``; another
+- batched (``round_size = 64`` by default here, as in the tables of docs/benchmarks.md;
+  the library's default is now 256; ``batch_size = 4096``; another
   round size with ``--round-size``): all the trials of a round of minima, and of a round
   of barrier estimates, step together;
 - one at a time (``round_size = 1``, ``batch_size = 1``): each chain is stepped alone,

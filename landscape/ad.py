@@ -87,7 +87,7 @@ class ADConfig:
     neighbours: int = 10
     barrier_factor: float = 2.0
     barrier_rounds: int = 6
-    round_size: int = 64
+    round_size: int = 256
     batch_size: int = 4096
     average: int = 0
 
