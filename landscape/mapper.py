@@ -47,10 +47,11 @@ from landscape.mapfile import (
     save_progress,
 )
 from landscape.minima import Minima, find_minima
-from landscape.paths import string_method
+from landscape.paths import string_method_batch
 from landscape.tree import minimax_tree
 
 _REFINE_PASSES = 5
+_REFINE_BATCH = 64  # strings relaxed together
 
 
 @dataclass(frozen=True)
@@ -327,27 +328,28 @@ def _refine_edges(
     save: Callable[[], None],
     reporter: Reporter,
 ) -> None:
-    """String-method refinement of barrier pairs ``edges`` (rows of ``level['pairs']``)."""
+    """String-method refinement of barrier pairs ``edges`` (rows of ``level['pairs']``),
+    ``_REFINE_BATCH`` strings at a time stepping as one batch; progress saved per batch."""
     rep = level["representative"]
-    for k, e in enumerate(edges):
-        if not np.isnan(done["refined"][e]):
-            reporter.advance(1)
-            continue
-        i, j = level["pairs"][e]
-        a, b = minima_x[rep[i]], minima_x[rep[j]]
-        peak = torch.from_numpy(level["peak_x"][e]).to(minima_x.dtype)
-        via = peak if torch.isfinite(peak).all() else None
-        result = string_method(
+    todo = [e for e in edges if np.isnan(done["refined"][e])]
+    reporter.advance(len(edges) - len(todo))
+    for start in range(0, len(todo), _REFINE_BATCH):
+        chunk = todo[start : start + _REFINE_BATCH]
+        pairs = level["pairs"][chunk]
+        a = minima_x[torch.as_tensor(rep[pairs[:, 0]])]
+        b = minima_x[torch.as_tensor(rep[pairs[:, 1]])]
+        via = torch.from_numpy(level["peak_x"][chunk]).to(minima_x.dtype)
+        results = string_method_batch(
             energy, a, b, via=via, images=cfg.refine_images, steps=cfg.refine_steps, box=energy.data_range
         )
-        # The relaxed path is a path between the two minima: its highest image bounds the
+        # A relaxed path is a path between the two minima: its highest image bounds the
         # barrier from above like the AD path does; with the climbing image it is the saddle.
-        done["refined"][e] = result.saddle_energy
-        done["converged"][e] = float(result.converged)
-        done["paths"][e] = result.path.detach().float().cpu().numpy()
-        reporter.advance(1)
-        if (k + 1) % 8 == 0:
-            save()
+        for e, result in zip(chunk, results):
+            done["refined"][e] = result.saddle_energy
+            done["converged"][e] = float(result.converged)
+            done["paths"][e] = result.path.detach().float().cpu().numpy()
+        reporter.advance(len(chunk))
+        save()
 
 
 def _candidates(level: dict[str, np.ndarray], barrier: np.ndarray, slack: float) -> list[int]:

@@ -361,3 +361,221 @@ def _result(
         initial_max_energy=initial_max,
         saddle_grad_norm=float(torch.linalg.vector_norm(g[top])),
     )
+
+
+# ------------------------------------------------------------------------------ batched
+
+
+def _resample_at(path: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Points at arc lengths ``targets [P, K]`` along polylines ``path [P, M, D]``."""
+    seg = torch.linalg.vector_norm(path[:, 1:] - path[:, :-1], dim=2)
+    s = torch.cat([seg.new_zeros(seg.shape[0], 1), torch.cumsum(seg, 1)], 1)
+    idx = (torch.searchsorted(s.contiguous(), targets.contiguous(), right=True) - 1).clamp(0, path.shape[1] - 2)
+    length = torch.gather(seg, 1, idx)
+    start = torch.gather(s, 1, idx)
+    safe = torch.where(length > 0, length, torch.ones_like(length))
+    w = torch.where(length > 0, (targets - start) / safe, torch.zeros_like(targets)).clamp(0.0, 1.0)
+    d = path.shape[2]
+    p0 = torch.gather(path, 1, idx.unsqueeze(2).expand(-1, -1, d))
+    p1 = torch.gather(path, 1, (idx + 1).unsqueeze(2).expand(-1, -1, d))
+    return p0 + w.unsqueeze(2) * (p1 - p0)
+
+
+def _redistribute(path: torch.Tensor, climber: torch.Tensor) -> torch.Tensor:
+    """Equal arc length along each string; a climbing image (index > 0) stays put and
+    the images on each side of it are redistributed separately."""
+    p, k, _ = path.shape
+    seg = torch.linalg.vector_norm(path[:, 1:] - path[:, :-1], dim=2)
+    s = torch.cat([seg.new_zeros(p, 1), torch.cumsum(seg, 1)], 1)
+    total = s[:, -1:]
+    grid = torch.arange(k, device=path.device, dtype=path.dtype).expand(p, k)
+    plain = grid / (k - 1) * total
+    c = climber.clamp_min(1).unsqueeze(1)
+    sc = torch.gather(s, 1, c)
+    cf = c.to(path.dtype)
+    left = grid / cf * sc
+    right = sc + (grid - cf) / ((k - 1) - cf).clamp_min(1) * (total - sc)
+    split = torch.where(grid <= cf, left, right)
+    targets = torch.where((climber > 0).unsqueeze(1), split, plain)
+    out = _resample_at(path, targets)
+    out[:, 0], out[:, -1] = path[:, 0], path[:, -1]
+    rows = torch.nonzero(climber > 0).flatten()
+    if rows.numel():
+        out[rows, climber[rows]] = path[rows, climber[rows]]
+    return out
+
+
+def string_method_batch(
+    energy: Energy,
+    a: torch.Tensor,
+    b: torch.Tensor,
+    *,
+    via: torch.Tensor | None = None,
+    images: int = 32,
+    steps: int = 500,
+    tol: float = 1e-4,
+    climb: bool = True,
+    climb_steps: int | None = None,
+    box: tuple[float, float] | None = None,
+) -> list[PathResult]:
+    """:func:`string_method` for many pairs at once: all strings step as one batch.
+
+    Parameters
+    ----------
+    energy : Energy
+    a, b : Tensor [P, *shape]
+        The endpoints of each string.
+    via : Tensor [P, *shape], optional
+        A point each string starts through (rows with a non-finite value start straight).
+    images, steps, tol, climb, climb_steps, box :
+        As for :func:`string_method`, the same for every string.
+
+    Returns
+    -------
+    list of PathResult, one per pair, as :func:`string_method` would give each (up to
+    the rounding of batched arithmetic): every string keeps its own step size, phase,
+    climbing image and convergence test.
+
+    Cost: two batched calls of at most ``P * (K - 2)`` images per iteration, at most
+    ``steps + climb_steps`` iterations in all, instead of that many per pair.
+    """
+    energy.check_batch(a)
+    energy.check_batch(b)
+    if a.shape[0] != b.shape[0] or (via is not None and via.shape != a.shape):
+        raise LandscapeError("string_method_batch needs as many endpoints (and via points) for a as for b")
+    if images < 3:
+        raise LandscapeError(f"a string needs at least 3 images, got {images}")
+    if steps < 0 or (climb_steps is not None and climb_steps < 0) or tol < 0:
+        raise LandscapeError("steps, climb_steps and tol must be non-negative")
+    climb_steps = steps if climb_steps is None else climb_steps
+    shape = tuple(a.shape[1:])
+    n, k = a.shape[0], images
+    if n == 0:
+        return []
+    dev, dt_ = energy.device, energy.dtype
+    a = a.to(dev, dt_).reshape(n, -1)
+    b = b.to(dev, dt_).reshape(n, -1)
+    d = a.shape[1]
+    paths = []
+    for i in range(n):
+        v = None
+        if via is not None and bool(torch.isfinite(via[i]).all()):
+            v = via[i].to(dev, dt_)
+        paths.append(_initial_path(a[i], b[i], None, v, k))
+    path = torch.stack(paths)  # [P, K, D]
+
+    with energy.frozen():
+        vg = energy.value_and_grad_fn()
+
+        def evaluate(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            m = x.shape[0] * x.shape[1]
+            u, g = vg(x.reshape(m, *shape))
+            return u.detach().reshape(x.shape[0], x.shape[1]), g.detach().reshape(x.shape[0], x.shape[1], d)
+
+        u, g = evaluate(path)
+        if not (bool(torch.isfinite(u).all()) and bool(torch.isfinite(g).all())):
+            raise NonFiniteEnergyError("a starting path of the string method has a non-finite energy or gradient")
+        initial_max = u.max(1).values.double().cpu().numpy()
+        scale = torch.linalg.vector_norm(g[:, 1:-1], dim=2).max(1).values
+        spacing = torch.linalg.vector_norm(path[:, 1] - path[:, 0], dim=1)
+        dt = 0.1 * spacing / scale.clamp_min(torch.finfo(dt_).tiny)
+        min_dt = dt * 1e-12
+        threshold = tol * scale
+        slack = 64.0 * torch.finfo(dt_).eps * (u.abs().max(1).values + 1.0)
+        grow = torch.full((n,), 1.1, device=dev, dtype=dt_)
+        climber = torch.zeros(n, dtype=torch.long, device=dev)  # 0: no climbing image
+        phase_iters = torch.zeros(n, dtype=torch.long, device=dev)
+        iterations = torch.zeros(n, dtype=torch.long, device=dev)
+        converged = torch.zeros(n, dtype=torch.bool, device=dev)
+        # Flat paths (or a == b) have nothing to relax: done, converged.
+        flat = (scale == 0) | (spacing == 0)
+        converged |= flat
+        active = ~flat
+        in_climb = torch.zeros(n, dtype=torch.bool, device=dev)
+        rows_all = torch.arange(n, device=dev)
+
+        def end_phase(done: torch.Tensor, ok: torch.Tensor) -> None:
+            """Strings whose phase ended: record convergence; string phase -> climb or stop."""
+            nonlocal active
+            converged[done] = ok[done]
+            to_climb = done & ~in_climb & climb
+            if bool(to_climb.any()):
+                top = torch.argmax(u[:, 1:-1], dim=1) + 1
+                higher = torch.gather(u, 1, top.unsqueeze(1)).squeeze(1) > torch.maximum(u[:, 0], u[:, -1])
+                start = to_climb & higher & (climb_steps > 0)
+                climber[start] = top[start]
+                in_climb[start] = True
+                phase_iters[start] = 0
+                stop = done & ~start
+            else:
+                stop = done
+            active = active & ~stop
+
+        for _ in range(steps + climb_steps):
+            budget = torch.where(in_climb, climb_steps, steps)
+            out_of_budget = active & (phase_iters >= budget)
+            if bool(out_of_budget.any()):
+                end_phase(out_of_budget, torch.zeros_like(out_of_budget))
+            idx = rows_all[active]
+            if idx.numel() == 0:
+                break
+            iterations[idx] += 1
+            phase_iters[idx] += 1
+            pa, ua, ga, ca, dta = path[idx], u[idx], g[idx], climber[idx], dt[idx]
+            force = ga[:, 1:-1].clone()
+            descending = torch.ones(idx.numel(), k - 2, dtype=torch.bool, device=dev)
+            climbing = ca > 0
+            if bool(climbing.any()):
+                r = torch.nonzero(climbing).flatten()
+                c = ca[r]
+                t = pa[r, c + 1] - pa[r, c - 1]
+                t = t / torch.linalg.vector_norm(t, dim=1, keepdim=True).clamp_min(torch.finfo(dt_).tiny)
+                gc = ga[r, c]
+                force[r, c - 1] = gc - 2.0 * (gc * t).sum(1, keepdim=True) * t
+                descending[r, c - 1] = False
+            trial = pa.clone()
+            trial[:, 1:-1] -= dta.reshape(-1, 1, 1) * force
+            if box is not None:
+                trial[:, 1:-1] = trial[:, 1:-1].clamp(box[0], box[1])
+            u_trial, _ = evaluate(trial[:, 1:-1])
+            ok = torch.isfinite(u_trial).all(1)
+            ok &= ~((u_trial > ua[:, 1:-1] + slack[idx].unsqueeze(1)) & descending).any(1)
+            new = _redistribute(trial, ca)
+            u_new, g_new = evaluate(new[:, 1:-1])
+            ok &= torch.isfinite(u_new).all(1) & torch.isfinite(g_new).all(2).all(1)
+            # Rejected: halve the step, stop growing it; give up below the smallest step.
+            bad = idx[~ok]
+            dt[bad] *= 0.5
+            grow[bad] = 1.0
+            tiny_step = torch.zeros(n, dtype=torch.bool, device=dev)
+            tiny_step[bad] = dt[bad] < min_dt[bad]
+            if bool(tiny_step.any()):
+                end_phase(tiny_step, torch.zeros_like(tiny_step))
+                in_climb[tiny_step] = False  # a failed string phase does not climb either
+                active = active & ~tiny_step
+            good = idx[ok]
+            if good.numel():
+                newg = new[ok]
+                move = torch.linalg.vector_norm(newg - pa[ok], dim=2).max(1).values / dt[good]
+                path[good] = newg
+                u[good] = torch.cat([ua[ok][:, :1], u_new[ok], ua[ok][:, -1:]], 1)
+                g[good] = torch.cat([ga[ok][:, :1], g_new[ok], ga[ok][:, -1:]], 1)
+                dt[good] *= grow[good]
+                settled = move <= threshold[good]
+                cg = climber[good]
+                if bool((cg > 0).any()):
+                    gnorm = torch.linalg.vector_norm(g[good, cg.clamp_min(0)], dim=1)
+                    settled &= (cg == 0) | (gnorm <= threshold[good])
+                done = torch.zeros(n, dtype=torch.bool, device=dev)
+                done[good[settled]] = True
+                if bool(done.any()):
+                    end_phase(done, done)
+        if bool(active.any()):
+            end_phase(active.clone(), torch.zeros_like(active))
+
+    results = []
+    for i in range(n):
+        results.append(
+            _result(path[i], u[i], g[i], shape, bool(converged[i]), int(iterations[i]), float(initial_max[i]))
+        )
+    return results

@@ -1,5 +1,7 @@
 """The string method on 2-D potentials whose minima and saddles are known."""
 
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -12,7 +14,7 @@ from landscape import (
     NonFiniteEnergyError,
     autograd_value_and_grad,
 )
-from landscape.paths import resample_polyline, string_method
+from landscape.paths import resample_polyline, string_method, string_method_batch
 
 # Mueller-Brown potential (K. Mueller and L. D. Brown 1979, Theor. Chim. Acta 53, 75):
 # a sum of four anisotropic Gaussians; three minima, and the path from the deepest
@@ -184,3 +186,18 @@ def test_bad_inputs():
     bad = autograd_value_and_grad(lambda x: torch.log(x[:, 0]))  # NaN for x < 0
     with pytest.raises(NonFiniteEnergyError):
         string_method(bad, torch.tensor([-1.0, 0.0]), torch.tensor([1.0, 0.0]))
+
+
+def test_batched_strings_give_what_each_string_gives_alone(mb_critical_points):
+    energy = Energy(mueller_brown, shape=(2,), data_range=(-1.5, 2.0), dtype=torch.float64)
+    m = torch.tensor([[-0.5582, 1.4417], [0.6235, 0.0280], [-0.0500, 0.4667]], dtype=torch.float64)
+    a, b = m[[0, 1, 0]], m[[2, 2, 1]]
+    via = torch.tensor([[-0.8, 0.7], [0.2, 0.3], [math.nan, math.nan]], dtype=torch.float64)
+    batch = string_method_batch(energy, a, b, via=via, images=20, steps=300, box=(-1.5, 2.0))
+    for i, got in enumerate(batch):
+        alone = string_method(energy, a[i], b[i], via=None if i == 2 else via[i], images=20, steps=300, box=(-1.5, 2.0))
+        assert got.saddle_energy == pytest.approx(alone.saddle_energy, abs=1e-9)
+        assert got.converged == alone.converged and got.steps == alone.steps
+        torch.testing.assert_close(got.path, alone.path, atol=1e-9, rtol=0)
+    # Both Mueller-Brown saddles, on the paths through them.
+    assert sorted(round(r.saddle_energy, 2) for r in batch[:2]) == [-72.25, -40.66]
