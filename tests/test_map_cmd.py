@@ -100,3 +100,27 @@ def test_info_describes_a_map(capsys, wells_file, tmp_path):
     assert "4 minima, 4 basins" in stdout and "function" in stdout
     code, stdout, _ = run(capsys, "info", out, "--json")
     assert code == 0 and '"kind": "function"' in stdout
+
+
+NAN_WELLS = """
+import torch
+
+def wells(x):
+    u = ((x ** 2 - 1) ** 2).sum(1)
+    return torch.where(x[:, 0] > 0.5, torch.full_like(u, float("nan")), u)
+"""
+
+
+def test_nan_energies_end_in_one_line_and_leave_an_existing_map_alone(capsys, tmp_path, wells_file):
+    out = tmp_path / "wells.h5"
+    code, _, err = map_wells(capsys, wells_file, out)
+    assert code == 0, err
+    before = out.read_bytes()
+    bad = tmp_path / "nan.py"
+    bad.write_text(NAN_WELLS)
+    code, _, err = run(
+        capsys, "map", "--energy", f"{bad}:wells", "--shape", "2", "--box", "-1.6", "1.6", "--float64",
+        "--chains", "16", "--steps", "20", "--ladder", "", "--out", out, "--force", "--quiet", *FAST_AD,
+    )
+    assert_one_line_error(code, err, "non-finite")
+    assert out.read_bytes() == before
