@@ -222,16 +222,22 @@ def plan_map(
 
     # Data for chains from data (and the data set's name for the record).
     dataset = dataset or loaded.dataset
+    defaulted = init is None
     if init is None:
         init = "both" if dataset else "noise"
     data = None
     if init in ("data", "both"):
         if not dataset:
             raise LandscapeError(f"--init {init} needs a data set: give --dataset")
-        from data import load
+        from data import DataError, load
 
         size = energy.shape[-1] if len(energy.shape) == 3 else None
-        ds = load(dataset, size=size, root=data_root)
+        try:
+            ds = load(dataset, size=size, root=data_root)
+        except DataError as err:
+            if not defaulted:
+                raise
+            raise LandscapeError(f"{err} (or map without data: --init noise)") from None
         if tuple(ds.shape) != tuple(energy.shape):
             raise LandscapeError(
                 f"data set {dataset} has examples of shape {list(ds.shape)}, the energy expects {list(energy.shape)}"

@@ -124,3 +124,14 @@ def test_nan_energies_end_in_one_line_and_leave_an_existing_map_alone(capsys, tm
     )
     assert_one_line_error(code, err, "non-finite")
     assert out.read_bytes() == before
+
+
+def test_a_missing_data_set_says_how_to_map_without_it(capsys, tmp_path, wells_file, monkeypatch):
+    monkeypatch.setenv("EBM_LANDSCAPE_DATA", str(tmp_path / "nowhere"))
+    code, _, err = map_wells(capsys, wells_file, tmp_path / "m.h5", "--dataset", "mnist", "--init", "noise")
+    assert code == 0, err  # noise-only maps need no data
+    code, _, err = run(
+        capsys, "map", "--energy", f"{wells_file}:wells", "--shape", "2", "--box", "-1.6", "1.6",
+        "--dataset", "mnist", "--quiet",
+    )
+    assert_one_line_error(code, err, "--init noise")
