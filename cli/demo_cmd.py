@@ -10,7 +10,9 @@ import click
 # Mapping settings per demo checkpoint, sized for 2 CPU cores (`landscape map` defaults are
 # for a GPU): fewer chains, a shorter ladder, shorter attraction-diffusion trials.
 DEMO_MAPS = {
-    "rings": {"chains": 128, "ladder": (0.03, 0.3, 1.0)},
+    # At the model's own T = 1 the learned gaps between the rings are a few T high and
+    # chains cross them; AD at T = 0.1 resolves them (each ring is a manifold of minima).
+    "rings": {"chains": 128, "ad_temperature": 0.1, "ladder": (0.3, 1.0)},
     # On the digits models the basin count falls from one per minimum to a handful between
     # 1 and 3 alpha units: the top level sits in that transition, the ladder around it.
     "digits_convergent": {"chains": 64, "alpha": 2.0, "ladder": (1.5, 3.0, 6.0), "max_steps": 1000,
@@ -146,20 +148,28 @@ def _map_one(out: Path, name: str, device: str, scale: float, quiet: bool) -> di
         "levels": [{"alpha": lv.alpha, "basins": len(lv.basin_energy)} for lv in content.levels or []],
         "pictures": {k: str(v) for k, v in pictures.items()},
     }
-    if name.startswith("digits"):
-        summary["labels"] = _label_summary(content)
+    summary["labels"] = _label_summary(content, name)
     return summary
 
 
-def _label_summary(content) -> list[dict]:
-    """Purity of the basins of each level against the digit classes."""
+def _label_summary(content, name: str) -> list[dict]:
+    """Purity of the basins of each level against the digit classes, or the ring (1-4) of
+    the nearest rings sample."""
+    import numpy as np
+
     from data import load
     from landscape.labels import label_basins
 
-    ds = load("digits")
+    if name == "rings":
+        ds = load("rings")
+        x = ds.x.numpy()
+        labels = np.clip(np.rint(np.linalg.norm(x, axis=1)) - 1, 0, 3).astype(np.int64)
+    else:
+        ds = load("digits")
+        x, labels = ds.x.numpy(), ds.labels.numpy()
     rows = []
     for lv in content.levels or []:
-        r = label_basins(content.minima_x, lv.minima_basin, content.minima_hits, ds.x.numpy(), ds.labels.numpy())
+        r = label_basins(content.minima_x, lv.minima_basin, content.minima_hits, x, labels)
         rows.append({"alpha": lv.alpha, "basins": len(lv.basin_energy), "purity": r.purity,
                      "classes_with_basin": r.classes_with_basin, "classes_found": len(set(r.minimum_label))})
     return rows
@@ -217,13 +227,16 @@ def _summary_markdown(results: dict[str, dict]) -> str:
             ladder = ", ".join(f"{lv['alpha']:.3g}: {lv['basins']}" for lv in m["levels"])
             lines.append(f"| {name} | {m['minima']} | {m['basins']} | {ladder} | {m['seconds']:.0f} s |")
         lines.append("")
-        for name in ("digits_convergent", "digits_nonconvergent"):
+        for name in ("rings", "digits_convergent", "digits_nonconvergent"):
             if name in maps and maps[name].get("labels"):
-                title = f"{name}: basins against the digit classes (each minimum labelled by its nearest training digit)"
-                lines += [title, "", "| alpha | basins | purity | classes with a basin |", "|---|---|---|---|"]
+                what = ("rings (each minimum labelled by the ring of its nearest sample)" if name == "rings" else
+                        "digit classes (each minimum labelled by its nearest training digit)")
+                classes = 4 if name == "rings" else 10
+                lines += [f"{name}: basins against the {what}", "",
+                          "| alpha | basins | purity | classes with a basin |", "|---|---|---|---|"]
                 for row_ in maps[name]["labels"]:
                     lines.append(f"| {row_['alpha']:.3g} | {row_['basins']} | {row_['purity']:.2f} | "
-                                 f"{row_['classes_with_basin']} of 10 |")
+                                 f"{row_['classes_with_basin']} of {classes} |")
                 lines.append("")
         lines.append("Pictures: <name>_tree.png (disconnectivity graph), <name>_basins.png, <name>_levels.png; "
                      "`landscape tree <name>.h5` prints the tree.")
