@@ -11,6 +11,7 @@ import sys
 
 import click
 
+from cli.check_cmd import check_cmd
 from cli.demo_cmd import demo
 from cli.info_cmd import info
 from cli.map_cmd import map_cmd
@@ -32,6 +33,7 @@ def cli() -> None:
       landscape info rings.pt
       landscape map rings.pt                                  # basins and barrier tree -> rings.h5
       landscape tree rings.h5 --plot tree.png                 # the tree as text and a picture
+      landscape check rings.pt                                # convergent or not? (the long-run check)
       landscape demo --out demo_out                           # CPU presets, a few minutes
     """
 
@@ -41,6 +43,7 @@ cli.add_command(sample_cmd)
 cli.add_command(info)
 cli.add_command(map_cmd)
 cli.add_command(tree_cmd)
+cli.add_command(check_cmd)
 cli.add_command(demo)
 
 

@@ -1,0 +1,148 @@
+"""`landscape check`: the Anatomy paper's convergence verdict for a trained checkpoint."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from cli.train_cmd import DEVICES
+
+
+def _parse_multiples(ctx, param, value: str) -> tuple[float, ...]:
+    try:
+        ms = tuple(float(v) for v in value.split(",") if v.strip())
+    except ValueError:
+        raise click.BadParameter(f"expected comma-separated numbers, got {value!r}") from None
+    if not ms or any(not (m > 0 and m < float("inf")) for m in ms) or list(ms) != sorted(set(ms)):
+        raise click.BadParameter(f"expected increasing positive numbers, got {value!r}")
+    return ms
+
+
+@click.command("check")
+@click.argument("checkpoint", type=click.Path(path_type=Path))
+@click.option("--multiples", default="1,3,10,30", show_default=True, callback=_parse_multiples,
+              help="Chain lengths at which to measure, in units of the training L (one continuing run).")
+@click.option("--n", "n", type=click.IntRange(min=1), default=100, show_default=True, help="Chains per start.")
+@click.option("--noise/--no-noise", default=True, show_default=True,
+              help="Also run chains from uniform noise (evidence only; the verdict uses the chains from data).")
+@click.option("--epsilon", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Step size [default: the training one].")
+@click.option("--tau", type=click.FloatRange(min=0), default=None, help="Noise scale [default: the training one].")
+@click.option("--nn-ratio", type=click.FloatRange(min=0, min_open=True), default=3.0, show_default=True,
+              help="Non-convergent if the chains' mean nearest-neighbour distance to the data exceeds this "
+                   "multiple of the data's own spacing.")
+@click.option("--saturation-excess", type=click.FloatRange(min=0, min_open=True), default=0.5, show_default=True,
+              help="Images: non-convergent if the chains saturate more than this share of the pixels that "
+                   "are not saturated in the data.")
+@click.option("--energy-drift", type=click.FloatRange(min=0, min_open=True), default=3.0, show_default=True,
+              help="Non-convergent if the chains' mean energy falls more than this many standard deviations "
+                   "of the data's energies below the data's mean.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Random seed.")
+@click.option("--device", type=click.Choice(DEVICES), default="auto", show_default=True, help="Where to run.")
+@click.option("--dataset", type=str, default=None, help="Data set to start from and compare with [default: the checkpoint's].")
+@click.option("--data-root", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Folder holding image data sets (default: $EBM_LANDSCAPE_DATA or ./datasets).")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Figure of the quantities against chain length [default: <checkpoint stem>_check.png]; the "
+                   "long-run samples from data go to <out stem>_samples.png.")
+@click.option("--force", is_flag=True, help="Overwrite existing output files.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON instead of the table.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def check_cmd(checkpoint, multiples, n, noise, epsilon, tau, nn_ratio, saturation_excess, energy_drift, seed, device,
+              dataset, data_root, out, force, as_json, quiet):
+    """Is a trained EBM convergent? The long-run check of Nijkamp et al. 2019.
+
+    Chains from data (and from noise) run for many times the training L; at each length
+    the command records their mean energy, their mean distance to the nearest training
+    example and (images) the share of saturated pixels, next to the data's own values.
+    Non-convergent if, after the longest run from data, any of: the distance exceeds
+    --nn-ratio times the data's spacing; the chains saturate more than --saturation-excess
+    of the data's unsaturated pixels; their energy falls more than --energy-drift standard
+    deviations below the data's. Convergent otherwise. The verdict is compared with the
+    regime the checkpoint was trained for. Exit status 0 whatever the verdict.
+    """
+    import torch
+
+    from landscape.errors import LandscapeError
+    from train.check import (
+        Thresholds,
+        convergence_check,
+        save_check_figure,
+        save_check_samples,
+    )
+    from train.checkpoint import energy_from_checkpoint
+
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    out = out or checkpoint.with_name(checkpoint.stem + "_check.png")
+    samples = out.with_name(out.stem + "_samples" + out.suffix)
+    for path in (out, samples, samples.with_name(samples.stem + "_start" + samples.suffix)):
+        if path.exists() and not force:
+            raise LandscapeError(f"{path} exists: pass --force to overwrite it")
+    thresholds = Thresholds(nn_ratio=nn_ratio, saturation_excess=saturation_excess, energy_drift=energy_drift)
+    energy, ckpt = energy_from_checkpoint(checkpoint, device=device)  # a bad file ends here, in one line
+    total = max(1, round(max(multiples) * int(ckpt["sampler"]["steps"]))) * (2 if noise else 1)
+    bars = []
+
+    def progress(k: int) -> None:
+        if not bars:
+            from tqdm import tqdm
+
+            bars.append(tqdm(total=total, desc="long-run chains", unit="step", dynamic_ncols=True))
+        bars[0].update(k)
+
+    try:
+        result = convergence_check(
+            checkpoint, multiples=multiples, n_chains=n, init=("data", "noise") if noise else ("data",),
+            epsilon=epsilon, tau=tau, thresholds=thresholds, device=device, seed=seed, dataset_name=dataset,
+            data_root=data_root, progress=None if quiet else progress,
+        )
+    finally:
+        for bar in bars:
+            bar.close()
+    save_check_figure(result, out)
+    save_check_samples(result, samples, energy)
+    if as_json:
+        payload = result.to_dict()
+        payload["pictures"] = {"figure": str(out), "samples": str(samples)}
+        click.echo(json.dumps(payload, indent=2))
+        return
+    _print_table(result)
+    click.echo(f"pictures: {out}, {samples}")
+
+
+def _print_table(result) -> None:
+    d, t = result.data, result.thresholds
+    click.echo(
+        f"{result.n_chains} chains per start, L = {result.L}, eps = {result.epsilon:g}, tau = {result.tau:g} "
+        f"({result.seconds:.1f} s)"
+    )
+    line = (f"data ({d.n} examples): energy {d.energy_mean:.4g} ± {d.energy_std:.3g}, "
+            f"nearest-neighbour spacing (median) {d.spacing:.3g}")
+    if d.saturation is not None:
+        line += f", saturated pixels {100 * d.saturation:.1f}%"
+    click.echo(line)
+    images = d.saturation is not None
+    header = f"{'from':<6} {'length':>7} {'steps':>7} {'energy':>11} {'drift/sd':>9} {'NN dist':>9} {'x spacing':>10}"
+    click.echo(header + (f" {'saturated':>10}" if images else ""))
+    for init, track in result.stages.items():
+        for s in track:
+            if not s.finite:
+                click.echo(f"{init:<6} {s.multiple:>6g}L {s.steps:>7}   chains reached non-finite energies")
+                continue
+            row = (f"{init:<6} {s.multiple:>6g}L {s.steps:>7} {s.energy:>11.4g} {s.energy_drift:>9.3g} "
+                   f"{s.nn_mean:>9.4g} {s.nn_ratio:>9.3g}x")
+            if images:
+                row += f" {100 * s.saturation:>9.1f}%"
+            click.echo(row)
+    rule = f"rule: non-convergent if, at the longest run from data, NN distance > {t.nn_ratio:g}x the data's spacing"
+    if images:
+        rule += f", or saturation > {100 * (d.saturation + t.saturation_excess * (1 - d.saturation)):.0f}%"
+        rule += f" ({t.saturation_excess:g} of the data's unsaturated pixels)"
+    rule += f", or energy > {t.energy_drift:g} sd below the data's"
+    click.echo(rule)
+    if result.noise_summary:
+        click.echo(result.noise_summary)
+    click.echo(result.verdict_line())

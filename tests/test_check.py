@@ -1,0 +1,182 @@
+"""The long-run convergence check: the rule on known energies, and `landscape check` end to end."""
+
+import json
+import math
+import re
+
+import pytest
+import torch
+
+from cli.check_cmd import check_cmd
+from cli.errors import run_guarded
+from cli.main import cli
+from landscape import Energy
+from landscape.errors import LandscapeError
+from train.check import (
+    Stage,
+    Thresholds,
+    agreement,
+    check_energy,
+    decide,
+    save_check_figure,
+    save_check_samples,
+)
+
+SHAPE = (1, 4, 4)  # tiny images in [-1, 1]
+SIGMA = 0.2
+
+
+@pytest.fixture(scope="module")
+def gaussian_data():
+    return SIGMA * torch.randn((400, *SHAPE), generator=torch.Generator().manual_seed(0))
+
+
+def image_energy(fn):
+    return Energy(fn, shape=SHAPE, data_range=(-1.0, 1.0), name="analytic")
+
+
+def run_check(energy, data, **kw):
+    settings = {"L": 20, "epsilon": 0.05, "tau": 1.0, "multiples": (1, 3, 10), "n_chains": 64, "seed": 1}
+    settings.update(kw)
+    return check_energy(energy, data, **settings)
+
+
+def test_a_well_matching_the_data_is_convergent(gaussian_data, tmp_path):
+    # U = |x|^2 / (2 sigma^2) is the data's own density: its steady state is the data's
+    well = image_energy(lambda x: x.flatten(1).pow(2).sum(1) / (2 * SIGMA**2))
+    r = run_check(well, gaussian_data)
+    assert r.verdict == "convergent" and r.reasons == [] and r.onset is None
+    assert [s.steps for s in r.stages["data"]] == [20, 60, 200]
+    last = r.stages["data"][-1]
+    assert 0.5 < last.nn_ratio < 1.5  # fresh samples of the data's density sit at the data's spacing
+    assert abs(last.energy_drift) < 1.0 and last.saturation < 0.01
+    assert r.data.saturation == 0.0 and r.data.energy_mean == pytest.approx(8.0, rel=0.15)  # D/2 for D = 16
+    assert r.noise_summary.startswith("from noise: chains reach the data")
+    assert r.agreement == "regime unknown" and r.verdict_line().endswith("all within the thresholds); regime unknown")
+    save_check_figure(r, tmp_path / "check.png")
+    save_check_samples(r, tmp_path / "samples.png", well)
+    assert (tmp_path / "check.png").stat().st_size > 0 and (tmp_path / "samples_start.png").exists()
+
+
+def test_a_well_at_the_range_end_is_non_convergent_by_every_criterion(gaussian_data):
+    # every pixel pulled to +1: long-run samples are saturated images of low energy, far from the data
+    corner = image_energy(lambda x: (x.flatten(1) - 1).pow(2).sum(1) / (2 * 0.05**2))
+    r = run_check(corner, gaussian_data, epsilon=0.02)
+    assert r.verdict == "non-convergent"
+    assert [k for k in ("NN distance", "pixels saturated", "sd below") if any(k in why for why in r.reasons)] == [
+        "NN distance", "pixels saturated", "sd below"]
+    last = r.stages["data"][-1]
+    assert last.nn_ratio > 3 and last.saturation_excess > 0.5 and last.energy_drift > 3
+    assert r.verdict_line().startswith("verdict: non-convergent (after 10L from data: NN distance")
+    r.regime, r.agreement = "non-convergent", agreement(r.verdict, "non-convergent")
+    assert r.verdict_line().endswith("; trained as non-convergent: agrees")
+    assert json.loads(json.dumps(r.to_dict()))["stages"]["data"][-1]["steps"] == 200
+
+
+def test_chains_that_blow_up_are_non_convergent(gaussian_data):
+    quartic = image_energy(lambda x: -x.flatten(1).pow(4).sum(1))
+    r = run_check(quartic, gaussian_data, epsilon=0.5, inits=("data",))
+    assert r.verdict == "non-convergent" and "non-finite" in r.reasons[0]
+    assert not r.stages["data"][-1].finite and "noise" not in r.stages
+    assert r.to_dict()["stages"]["data"][-1]["energy"] is None  # JSON-safe
+
+
+def test_each_criterion_alone_decides():
+    def stage(nn=1.0, excess=0.0, drift=0.0):
+        return Stage(30, 600, 0.0, drift, nn, nn, 0.5, excess)
+
+    t = Thresholds()
+    assert decide(stage(), t) == []
+    assert decide(stage(nn=2.9), t) == [] and len(decide(stage(nn=3.1), t)) == 1
+    assert decide(stage(excess=0.49), t) == [] and len(decide(stage(excess=0.51), t)) == 1
+    assert decide(stage(drift=2.9), t) == [] and len(decide(stage(drift=3.1), t)) == 1
+    assert decide(stage(drift=-50.0), t) == []  # only a fall below the data's energy counts
+    assert decide(stage(nn=3.1), Thresholds(nn_ratio=4.0)) == []
+    no_images = Stage(30, 600, 0.0, 0.0, 1.0, 1.0, None, None)
+    assert decide(no_images, t) == []
+    assert agreement("convergent", "convergent") == "agrees"
+    assert agreement("convergent", "non-convergent") == "disagrees"
+    assert agreement("non-convergent", "unknown") == "regime unknown"
+    with pytest.raises(LandscapeError, match="nn_ratio"):
+        Thresholds(nn_ratio=0)
+
+
+def test_bad_settings_are_refused(gaussian_data):
+    well = image_energy(lambda x: x.flatten(1).pow(2).sum(1))
+    with pytest.raises(LandscapeError, match="must increase"):
+        run_check(well, gaussian_data, multiples=(3, 1))
+    with pytest.raises(LandscapeError, match="'data'"):
+        run_check(well, gaussian_data, inits=("noise",))
+    with pytest.raises(LandscapeError, match="shape"):
+        run_check(well, gaussian_data[:, :, :2])
+    with pytest.raises(LandscapeError, match="positive"):
+        run_check(well, gaussian_data, multiples=(0, 1))
+
+
+# --------------------------------------------------------------------------------------
+# the command
+
+TINY = [
+    "--steps", "4", "--batch-size", "20", "--quiet", "--set", "model.kwargs.hidden=[16]",
+    "--set", "train.ckpt_every=4", "--set", "train.plot_every=100", "--set", "sampler.steps=5",
+]
+
+
+def run(app, capsys, *args):
+    code = run_guarded(app, [str(a) for a in args])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def one_line_error(code, err, pattern, expected_code=1):
+    lines = [l for l in err.strip().splitlines() if l.strip()]
+    return code == expected_code and "Traceback" not in err and len(lines) == 1 and re.search(pattern, lines[0])
+
+
+def test_check_command_on_a_tiny_checkpoint(tmp_path, capsys):
+    ckpt = tmp_path / "d.pt"
+    code, _, err = run(cli, capsys, "train", "--preset", "digits-nonconvergent", "--out", ckpt, *TINY)
+    assert code == 0, err
+    code, out, err = run(check_cmd, capsys, ckpt, "--multiples", "1,3", "--n", "8", "--quiet")
+    assert code == 0, err
+    assert "8 chains per start, L = 5, eps = 1, tau = 0" in out
+    assert re.search(r"^data\s+3L\s+15\s", out, flags=re.MULTILINE) and re.search(r"^noise\s+1L\s+5\s", out, flags=re.MULTILINE)
+    assert "saturated pixels 58.0%" in out  # the digits' own background
+    verdict = [l for l in out.splitlines() if l.startswith("verdict:")]
+    assert len(verdict) == 1
+    assert re.fullmatch(r"verdict: (non-)?convergent \(after 3L from data: .*\); trained as non-convergent: (agrees|disagrees)", verdict[0])
+    assert (tmp_path / "d_check.png").exists() and (tmp_path / "d_check_samples.png").exists()
+
+    code, _, err = run(check_cmd, capsys, ckpt, "--multiples", "1,3", "--n", "8", "--quiet")
+    assert one_line_error(code, err, "d_check.png exists: pass --force"), err
+
+    # JSON, no noise chains, a checkpoint whose regime is not recorded
+    anon = tmp_path / "anon.pt"
+    content = torch.load(ckpt, weights_only=True)
+    content["regime"] = "unknown"
+    torch.save(content, anon)
+    code, out, err = run(check_cmd, capsys, anon, "--multiples", "2", "--n", "4", "--no-noise", "--json", "--quiet",
+                         "--out", tmp_path / "anon.png")
+    assert code == 0, err
+    result = json.loads(out)
+    assert result["agreement"] == "regime unknown" and result["verdict"] in ("convergent", "non-convergent")
+    assert list(result["stages"]) == ["data"] and result["stages"]["data"][0]["steps"] == 10
+    assert result["thresholds"] == {"nn_ratio": 3.0, "saturation_excess": 0.5, "energy_drift": 3.0}
+    assert result["data"]["n"] == 1797 and math.isclose(result["data"]["saturation"], 0.58, abs_tol=0.01)
+    assert (tmp_path / "anon_samples.png").exists()
+
+
+def test_check_command_errors_are_one_line(tmp_path, capsys):
+    code, _, err = run(check_cmd, capsys, tmp_path / "missing.pt")
+    assert one_line_error(code, err, "missing.pt: no such file"), err
+    other = tmp_path / "other.pt"
+    torch.save({"weights": torch.zeros(3)}, other)
+    code, _, err = run(check_cmd, capsys, other)
+    assert one_line_error(code, err, "not an ebm-landscape checkpoint"), err
+    corrupt = tmp_path / "corrupt.pt"
+    corrupt.write_bytes(b"\x00garbage" * 50)
+    code, _, err = run(check_cmd, capsys, corrupt)
+    assert one_line_error(code, err, "not a readable PyTorch checkpoint"), err
+    code, _, err = run(check_cmd, capsys, other, "--multiples", "10,3")
+    assert code == 2 and "increasing positive numbers" in err
+    assert not list(tmp_path.glob("*.png"))

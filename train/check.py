@@ -1,0 +1,613 @@
+"""The Anatomy paper's convergence verdict, automated: is a trained EBM convergent?
+
+Nijkamp et al. 2019 ("On the Anatomy of MCMC-based ML Learning of EBMs") sort ML learning
+along a second axis, MCMC convergence: "convergent ML" is learning whose short-run samples
+``s_t`` approximate the model ``p_theta`` itself, so the model's steady state is realistic.
+Their test (§3.3, §4.2-4.3): run the sampler for many times the training L. For models
+learned with non-convergent ML, "running the MCMC sampler for significantly longer than the
+number of training steps results in samples with significantly lower energy and unrealistic
+appearance" (over-saturated images); chains of a convergent model stay in the data's energy
+spectrum and keep looking like data.
+
+:func:`check_energy` runs that test on any :class:`~landscape.Energy` and a data tensor:
+chains from data (and from uniform noise) for a ladder of lengths in units of the training
+L, recording at each length the chains' mean energy, their mean distance to the nearest
+training example and, for images, the share of saturated pixels, next to the same
+quantities of the data themselves (the yardsticks). :func:`decide` turns the numbers at the
+longest length into a verdict by a fixed rule (see :class:`Thresholds`), and
+:func:`convergence_check` does it all for a checkpoint and says whether the verdict agrees
+with the regime the checkpoint was trained for. :func:`save_check_figure` draws the
+quantities against chain length.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import os
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+import data as datasets
+from landscape import Energy, sample
+from landscape.errors import LandscapeError, NonFiniteEnergyError
+from landscape.neighbors import nearest_distance
+from train.checkpoint import energy_from_checkpoint
+from train.sampling import ChainReport, _saturation, save_chain_figure
+
+__all__ = [
+    "DEFAULT_MULTIPLES",
+    "CheckResult",
+    "DataYardstick",
+    "Stage",
+    "Thresholds",
+    "agreement",
+    "check_energy",
+    "convergence_check",
+    "decide",
+    "save_check_figure",
+    "save_check_samples",
+]
+
+#: Chain lengths in units of the training L: the Anatomy check runs "many times" L; 30x
+#: separates the demo models by more than an order of magnitude in every quantity and
+#: costs 30 L steps per start on one batch of chains.
+DEFAULT_MULTIPLES = (1.0, 3.0, 10.0, 30.0)
+INITS = ("data", "noise")
+#: Data points whose leave-one-out nearest-neighbour distance sets the spacing yardstick.
+SPACING_SAMPLE = 1000
+#: Data points whose energies set the energy yardstick.
+ENERGY_SAMPLE = 2000
+_ENERGY_BATCH = 500
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """The verdict rule: any criterion met by the chains from data at the longest length
+    makes the model non-convergent; none met, convergent.
+
+    Attributes
+    ----------
+    nn_ratio : float
+        Non-convergent if the chains' mean distance to their nearest training example
+        exceeds ``nn_ratio`` times the data's own spacing (the median leave-one-out
+        nearest-neighbour distance of training examples). Default 3: samples of a
+        convergent model's steady state are as close to the training set as fresh data are,
+        up to the Langevin noise they carry (1.6-1.7x on the demo rings and digits models after 30 L), while
+        the drifting chains of non-convergent models leave the data by tens of spacings.
+    saturation_excess : float
+        Images only. Non-convergent if the chains saturate more than this share of the
+        pixels that are *not* saturated in the data: ``(s - s_data) / (1 - s_data)``, with
+        ``s`` the share of pixels within 2 % of the data range's width of either end or
+        beyond it. Measured against the data because some data sets are largely saturated
+        themselves (the digits' background: 58 % of their pixels). Default 0.5: the
+        Anatomy paper's non-convergent long-run samples are over-saturated (most pixels
+        at the range ends), whereas a convergent model's stay at the data's level.
+    energy_drift : float
+        Non-convergent if the chains' mean energy falls more than this many standard
+        deviations of the data's energies below the data's mean energy. Default 3: the
+        Anatomy paper's signature of non-convergent ML is long-run samples "with
+        significantly lower energy" than the data; a convergent model's steady state lies
+        in the data's energy spectrum (within about one standard deviation on the demo
+        model after 30 L). Only a fall counts: that is the paper's criterion.
+    """
+
+    nn_ratio: float = 3.0
+    saturation_excess: float = 0.5
+    energy_drift: float = 3.0
+
+    def __post_init__(self) -> None:
+        for name in ("nn_ratio", "saturation_excess", "energy_drift"):
+            value = getattr(self, name)
+            if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
+                raise LandscapeError(f"threshold {name} must be a finite number > 0, got {value!r}")
+
+
+@dataclass
+class DataYardstick:
+    """The data's own numbers, against which the chains are measured."""
+
+    n: int  # training examples compared with
+    energy_mean: float
+    energy_std: float
+    spacing: float  # median leave-one-out nearest-neighbour distance
+    saturation: float | None  # share of saturated pixels (images only)
+
+
+@dataclass
+class Stage:
+    """Where a batch of chains is after ``steps`` Langevin steps (``multiple`` x L).
+
+    ``finite`` is False when some chain reached a non-finite energy or gradient before
+    this length; the other numbers are then NaN.
+    """
+
+    multiple: float
+    steps: int
+    energy: float  # mean energy of the chains
+    energy_drift: float  # (data mean - chains' mean) / data std: > 0 is below the data
+    nn_mean: float  # mean distance to the nearest training example
+    nn_ratio: float  # nn_mean / the data's spacing
+    saturation: float | None
+    saturation_excess: float | None  # (s - s_data) / (1 - s_data)
+    finite: bool = True
+
+
+@dataclass
+class CheckResult:
+    """What :func:`check_energy` found and concluded.
+
+    ``stages`` maps each start ("data", "noise") to its records, shortest length first.
+    ``reasons`` lists the criteria met (empty for a convergent verdict); ``explanation`` is
+    one clause with the evidence; ``onset`` the shortest length at which the chains from
+    data already met a criterion. ``samples`` holds the start and end of each start's
+    chains (the last finite state), for pictures.
+    """
+
+    verdict: str  # "convergent" | "non-convergent"
+    reasons: list[str]
+    explanation: str
+    onset: float | None
+    noise_summary: str | None
+    stages: dict[str, list[Stage]]
+    data: DataYardstick
+    thresholds: Thresholds
+    L: int
+    epsilon: float
+    tau: float
+    n_chains: int
+    seed: int
+    seconds: float
+    regime: str = "unknown"
+    agreement: str = "regime unknown"
+    source: str = ""
+    samples: dict[str, tuple[torch.Tensor, torch.Tensor, int]] = field(default_factory=dict, repr=False)
+
+    def verdict_line(self) -> str:
+        """``verdict: <verdict> (<evidence>); trained as <regime>: <agrees|disagrees>``."""
+        line = f"verdict: {self.verdict} ({self.explanation})"
+        if self.agreement == "regime unknown":
+            return line + "; regime unknown"
+        return line + f"; trained as {self.regime}: {self.agreement}"
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data (JSON-ready: non-finite numbers become None)."""
+        out = {
+            "source": self.source,
+            "verdict": self.verdict,
+            "regime": self.regime,
+            "agreement": self.agreement,
+            "explanation": self.explanation,
+            "reasons": list(self.reasons),
+            "onset_multiple": self.onset,
+            "noise_summary": self.noise_summary,
+            "thresholds": asdict(self.thresholds),
+            "sampler": {"L": self.L, "epsilon": self.epsilon, "tau": self.tau},
+            "n_chains": self.n_chains,
+            "seed": self.seed,
+            "seconds": self.seconds,
+            "data": asdict(self.data),
+            "stages": {k: [asdict(s) for s in v] for k, v in self.stages.items()},
+        }
+        return _json_safe(out)
+
+
+def _json_safe(obj: Any) -> Any:
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: _json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_json_safe(v) for v in obj]
+    return obj
+
+
+# --------------------------------------------------------------------------------------
+# the rule
+
+
+def decide(stage: Stage, thresholds: Thresholds = Thresholds(), data: DataYardstick | None = None) -> list[str]:
+    """The criteria of :class:`Thresholds` that ``stage`` meets, each as evidence text.
+
+    An empty list means the stage looks convergent. Non-finite chains always count.
+    ``data``, if given, adds the data's saturation to the evidence.
+
+    Example
+    -------
+    >>> s = Stage(30, 1200, -31.5, 267.0, 133.0, 66.0, 0.98, 0.96)
+    >>> decide(s)[0]
+    "NN distance 133 = 66x the data's spacing"
+    """
+    if not stage.finite:
+        return [f"chains reached non-finite energies within {_x(stage.multiple)}"]
+    found = []
+    if stage.nn_ratio > thresholds.nn_ratio:
+        found.append(f"NN distance {_g(stage.nn_mean)} = {_g(stage.nn_ratio)}x the data's spacing")
+    if stage.saturation_excess is not None and stage.saturation_excess > thresholds.saturation_excess:
+        found.append(f"{_pct(stage.saturation)} pixels saturated" + _vs_data(data))
+    if stage.energy_drift > thresholds.energy_drift:
+        found.append(f"energy {_g(stage.energy_drift)} sd below the data's")
+    return found
+
+
+def agreement(verdict: str, regime: str) -> str:
+    """``"agrees"`` / ``"disagrees"`` with the trained regime, or ``"regime unknown"``."""
+    if regime not in ("convergent", "non-convergent"):
+        return "regime unknown"
+    return "agrees" if verdict == regime else "disagrees"
+
+
+def _x(multiple: float) -> str:
+    return f"{multiple:g}L"
+
+
+def _g(v: float) -> str:
+    if not math.isfinite(v):
+        return str(v)
+    return f"{v:.2g}" if abs(v) < 10 else f"{v:.0f}"
+
+
+def _pct(v: float | None) -> str:
+    return "n/a" if v is None or not math.isfinite(v) else f"{100 * v:.0f}%"
+
+
+def _vs_data(data: DataYardstick | None) -> str:
+    return "" if data is None or data.saturation is None else f" vs {_pct(data.saturation)} in the data"
+
+
+def _explain(last: Stage, reasons: list[str], data: DataYardstick, onset: float | None) -> str:
+    head = f"after {_x(last.multiple)} from data: "
+    if not last.finite:
+        return "from data: " + reasons[0]
+    if reasons:
+        text = head + ", ".join(reasons)
+        if onset is not None and onset < last.multiple:
+            text += f"; first met at {_x(onset)}"
+        return text
+    text = head + f"NN distance {_g(last.nn_mean)} = {_g(last.nn_ratio)}x the data's spacing"
+    if last.saturation is not None:
+        text += f", {_pct(last.saturation)} pixels saturated" + _vs_data(data)
+    where = "below" if last.energy_drift >= 0 else "above"
+    return text + f", energy {_g(abs(last.energy_drift))} sd {where} the data's; all within the thresholds"
+
+
+def _noise_summary(stages: list[Stage], thresholds: Thresholds) -> str | None:
+    finite = [s for s in stages if s.finite]
+    if not finite:
+        return f"from noise: chains reached non-finite energies within {_x(stages[0].multiple)}" if stages else None
+    best = min(finite, key=lambda s: s.nn_ratio)
+    last = stages[-1]
+    reach = "reach" if best.nn_ratio <= thresholds.nn_ratio else "do not reach"
+    text = f"from noise: chains {reach} the data (closest at {_x(best.multiple)}: {_g(best.nn_ratio)}x the data's spacing"
+    if last is not best:
+        if last.finite:
+            text += f"; {_g(last.nn_ratio)}x at {_x(last.multiple)}"
+        else:
+            text += f"; non-finite by {_x(last.multiple)}"
+    return text + ")"
+
+
+# --------------------------------------------------------------------------------------
+# the chains
+
+
+def check_energy(
+    energy: Energy,
+    data: torch.Tensor,
+    *,
+    L: int,
+    epsilon: float,
+    tau: float,
+    multiples: Sequence[float] = DEFAULT_MULTIPLES,
+    n_chains: int = 100,
+    inits: Sequence[str] = INITS,
+    thresholds: Thresholds = Thresholds(),
+    seed: int = 0,
+    progress: Callable[[int], None] | None = None,
+) -> CheckResult:
+    """Run the long-run check on ``energy`` with training data ``data`` and decide.
+
+    For each start in ``inits`` ("data": training examples drawn without replacement
+    where there are enough; "noise": uniform in the energy's data range), one batch of
+    ``n_chains`` chains runs ``x - eps^2/2 dU/dx + tau eps z`` and is measured after
+    ``round(m * L)`` steps for each ``m`` in ``multiples`` (one continuing run, so the cost
+    is ``max(multiples) * L`` steps per start). The verdict comes from the chains from data
+    at the longest length (:func:`decide`); the chains from noise are evidence only (a
+    convergent model may need far more than 30 L to burn in from noise, Anatomy §4.3).
+
+    Parameters
+    ----------
+    energy : Energy
+        The model; images are recognised by a 3-D per-example shape and get the
+        saturation criterion.
+    data : Tensor [N, *shape]
+        Training examples: chain starts and the reference set.
+    L, epsilon, tau : the training sampler (chain lengths are in units of L).
+    multiples : increasing positive numbers
+    n_chains : int
+    inits : subset of ("data", "noise"), must contain "data"
+    thresholds : Thresholds
+    seed : int
+        Seeds the chain noise and the choice of starts and yardstick examples.
+    progress : callable, optional
+        Called with the number of steps just completed.
+
+    Returns
+    -------
+    CheckResult
+
+    Raises
+    ------
+    LandscapeError
+        Bad settings, data of the wrong shape, noise starts without a data range.
+
+    Cost: ``len(inits) * max(multiples) * L`` gradient evaluations of ``n_chains``
+    examples, plus nearest-neighbour searches of ``n_chains`` (and ``SPACING_SAMPLE``)
+    points against ``N`` per length.
+    """
+    start_time = time.perf_counter()
+    steps_list = _check_settings(L, epsilon, tau, multiples, n_chains, inits)
+    if data.dim() != len(energy.shape) + 1 or tuple(data.shape[1:]) != energy.shape or data.shape[0] < 2:
+        raise LandscapeError(f"need at least 2 training examples of shape {list(energy.shape)}, got {list(data.shape)}")
+    if "noise" in inits and energy.data_range is None:
+        raise LandscapeError(f"{energy.name or 'energy'} has no data range: chains from noise need one")
+    cpu_gen = torch.Generator().manual_seed(seed)
+    gen = torch.Generator(device=energy.device).manual_seed(seed)
+    ref = data.to(energy.device, energy.dtype)
+    saturation = _saturation(energy)
+    yard = _yardstick(energy, ref, saturation, cpu_gen)
+
+    stages: dict[str, list[Stage]] = {}
+    samples: dict[str, tuple[torch.Tensor, torch.Tensor, int]] = {}
+    for init in inits:
+        if init == "data":
+            n_ref = ref.shape[0]
+            if n_chains <= n_ref:  # distinct examples where there are enough
+                index = torch.randperm(n_ref, generator=cpu_gen)[:n_chains]
+            else:
+                index = torch.randint(n_ref, (n_chains,), generator=cpu_gen)
+            x0 = ref[index.to(ref.device)]
+        else:
+            x0 = energy.uniform_noise(n_chains, gen)
+        x, done, track = x0, 0, []
+        for m, steps in zip(multiples, steps_list):
+            try:
+                result = sample(energy, x, steps - done, epsilon, tau, generator=gen, progress=progress)
+            except NonFiniteEnergyError:  # itself the verdict: record it and stop this start
+                nan = float("nan")
+                sat = None if saturation is None else nan
+                track.append(Stage(float(m), steps, nan, nan, nan, nan, sat, sat, finite=False))
+                break
+            x, done = result.x, steps
+            track.append(_measure(float(m), steps, x, result.energy, ref, yard, saturation))
+        stages[init] = track
+        samples[init] = (x0.detach().cpu(), x.detach().cpu(), done)
+
+    data_track = stages["data"]
+    last = data_track[-1]
+    reasons = decide(last, thresholds, yard)
+    onset = next((s.multiple for s in data_track if decide(s, thresholds)), None)
+    verdict = "non-convergent" if reasons else "convergent"
+    return CheckResult(
+        verdict=verdict,
+        reasons=reasons,
+        explanation=_explain(last, reasons, yard, onset),
+        onset=onset,
+        noise_summary=_noise_summary(stages["noise"], thresholds) if "noise" in stages else None,
+        stages=stages,
+        data=yard,
+        thresholds=thresholds,
+        L=int(L),
+        epsilon=float(epsilon),
+        tau=float(tau),
+        n_chains=int(n_chains),
+        seed=int(seed),
+        seconds=time.perf_counter() - start_time,
+        samples=samples,
+    )
+
+
+def _check_settings(L, epsilon, tau, multiples, n_chains, inits) -> list[int]:
+    if isinstance(L, bool) or not isinstance(L, int) or L < 1:
+        raise LandscapeError(f"the training L must be a positive integer, got {L!r}")
+    if not (epsilon > 0 and tau >= 0):
+        raise LandscapeError(f"need epsilon > 0 and tau >= 0, got epsilon={epsilon}, tau={tau}")
+    if n_chains < 1:
+        raise LandscapeError(f"need at least one chain, got {n_chains}")
+    unknown = [i for i in inits if i not in INITS]
+    if unknown or "data" not in inits or len(set(inits)) != len(inits):
+        raise LandscapeError(f"starts must be 'data' or 'data' and 'noise', got {list(inits)}")
+    ms = [float(m) for m in multiples]
+    if not ms or any(not math.isfinite(m) or m <= 0 for m in ms):
+        raise LandscapeError(f"chain lengths (multiples of L) must be positive numbers, got {list(multiples)}")
+    steps = [max(1, round(m * L)) for m in ms]
+    if any(b <= a for a, b in itertools.pairwise(steps)):
+        raise LandscapeError(f"chain lengths must increase, got {', '.join(f'{m:g}' for m in ms)} x L = {steps} steps")
+    return steps
+
+
+def _energies(energy: Energy, x: torch.Tensor) -> torch.Tensor:
+    return torch.cat([energy(x[i : i + _ENERGY_BATCH]) for i in range(0, x.shape[0], _ENERGY_BATCH)])
+
+
+def _yardstick(energy: Energy, ref: torch.Tensor, saturation, gen: torch.Generator) -> DataYardstick:
+    # The spacing is the leave-one-out distance of a random subset to the whole reference
+    # set: the same comparison a chain's end point gets, so the ratio is like for like.
+    order = torch.randperm(ref.shape[0], generator=gen).to(ref.device)
+    shuffled = ref[order]
+    m = min(SPACING_SAMPLE, ref.shape[0])
+    spacing = float(nearest_distance(shuffled[:m], shuffled, exclude_self=True).median())
+    u = _energies(energy, shuffled[:ENERGY_SAMPLE]).double()
+    return DataYardstick(
+        n=int(ref.shape[0]),
+        energy_mean=float(u.mean()),
+        energy_std=float(u.std()) if u.numel() > 1 else 0.0,
+        spacing=spacing,
+        saturation=saturation(ref) if saturation is not None else None,
+    )
+
+
+def _measure(m, steps, x, u, ref, yard: DataYardstick, saturation) -> Stage:
+    nn = float(nearest_distance(x, ref).mean())
+    mean_u = float(u.double().mean())
+    gap = yard.energy_mean - mean_u
+    drift = gap / yard.energy_std if yard.energy_std > 0 else (0.0 if gap == 0 else math.copysign(math.inf, gap))
+    ratio = nn / yard.spacing if yard.spacing > 0 else (1.0 if nn == 0 else math.inf)
+    sat = excess = None
+    if saturation is not None:
+        sat = saturation(x)
+        free = 1.0 - yard.saturation
+        excess = (sat - yard.saturation) / free if free > 0 else 0.0
+    return Stage(m, steps, mean_u, drift, nn, ratio, sat, excess)
+
+
+# --------------------------------------------------------------------------------------
+# checkpoints
+
+
+def convergence_check(
+    checkpoint: str | os.PathLike,
+    *,
+    multiples: Sequence[float] = DEFAULT_MULTIPLES,
+    n_chains: int = 100,
+    init: Sequence[str] = INITS,
+    epsilon: float | None = None,
+    tau: float | None = None,
+    thresholds: Thresholds = Thresholds(),
+    device: str = "cpu",
+    seed: int = 0,
+    dataset_name: str | None = None,
+    data_root: str | os.PathLike | None = None,
+    reference_limit: int = 10000,
+    progress: Callable[[int], None] | None = None,
+) -> CheckResult:
+    """The long-run check of one of our checkpoints (see :func:`check_energy`).
+
+    Chains use the checkpoint's training sampler (L, epsilon, tau) unless ``epsilon`` or
+    ``tau`` are given; the training data (or ``dataset_name``) are loaded, at most
+    ``reference_limit`` examples, as starts and reference. The result also says whether
+    the verdict agrees with ``ckpt["regime"]``.
+
+    Raises
+    ------
+    LandscapeError
+        Missing, unreadable or foreign checkpoint; data of the wrong shape.
+    data.DataError
+        The data set cannot be loaded (the message says which files to put where).
+
+    Example
+    -------
+    >>> r = convergence_check("digits_convergent.pt")            # doctest: +SKIP
+    >>> r.verdict, r.agreement                                  # doctest: +SKIP
+    ('convergent', 'agrees')
+    """
+    energy, ckpt = energy_from_checkpoint(checkpoint, device=device)
+    s = ckpt["sampler"]
+    name = dataset_name or ckpt["data"]["name"]
+    shape = tuple(ckpt["data"]["shape"])
+    ds = datasets.load(name, size=shape[-1] if len(shape) == 3 else None, root=data_root, limit=reference_limit)
+    if tuple(ds.shape) != energy.shape:
+        raise LandscapeError(
+            f"data set {ds.name} has examples of shape {list(ds.shape)}, the checkpoint's network expects {list(energy.shape)}"
+        )
+    result = check_energy(
+        energy,
+        ds.x,
+        L=int(s["steps"]),
+        epsilon=float(s["epsilon"] if epsilon is None else epsilon),
+        tau=float(s["tau"] if tau is None else tau),
+        multiples=multiples,
+        n_chains=n_chains,
+        inits=init,
+        thresholds=thresholds,
+        seed=seed,
+        progress=progress,
+    )
+    result.regime = str(ckpt.get("regime", "unknown"))
+    result.agreement = agreement(result.verdict, result.regime)
+    result.source = str(checkpoint)
+    return result
+
+
+# --------------------------------------------------------------------------------------
+# pictures
+
+
+def save_check_figure(result: CheckResult, path: str | os.PathLike) -> None:
+    """Energy, NN distance and (images) saturation against chain length (log x-axis),
+    with the data's yardsticks as grey lines and the verdict thresholds dotted red."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    d, t = result.data, result.thresholds
+    panels = ["energy", "nn"] + (["saturation"] if d.saturation is not None else [])
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.6))
+    styles = {"data": ("tab:blue", "-", "o"), "noise": ("tab:orange", "--", "s")}
+    for ax, panel in zip(axes, panels):
+        for init, track in result.stages.items():
+            xs = np.array([s.multiple for s in track if s.finite])
+            if panel == "energy":
+                ys = [s.energy for s in track if s.finite]
+            elif panel == "nn":
+                ys = [s.nn_mean for s in track if s.finite]
+            else:
+                ys = [100 * s.saturation for s in track if s.finite]
+            color, ls, marker = styles[init]
+            ax.plot(xs, ys, ls=ls, marker=marker, color=color, label=f"chains from {init}")
+            bad = [s.multiple for s in track if not s.finite]
+            for m in bad:
+                ax.axvline(m, color=color, ls=":", lw=1)
+        if panel == "energy":
+            ax.axhline(d.energy_mean, color="0.4", label="data mean")
+            ax.axhspan(d.energy_mean - d.energy_std, d.energy_mean + d.energy_std, color="0.85", label="data ± 1 sd")
+            ax.axhline(d.energy_mean - t.energy_drift * d.energy_std, color="tab:red", ls=":",
+                       label=f"data mean - {t.energy_drift:g} sd")
+            ax.set_ylabel("mean energy")
+        elif panel == "nn":
+            ax.axhline(d.spacing, color="0.4", label="data's spacing")
+            ax.axhline(t.nn_ratio * d.spacing, color="tab:red", ls=":", label=f"{t.nn_ratio:g}x spacing")
+            ax.set_ylabel("mean distance to nearest training example", fontsize=9)
+            values = [s.nn_mean for tr in result.stages.values() for s in tr if s.finite] + [d.spacing]
+            if min(values) > 0 and max(values) > 20 * min(values):  # drifting chains: decades apart
+                ax.set_yscale("log")
+        else:
+            ax.axhline(100 * d.saturation, color="0.4", label="data")
+            limit = d.saturation + t.saturation_excess * (1 - d.saturation)
+            ax.axhline(100 * limit, color="tab:red", ls=":", label="threshold")
+            ax.set_ylim(0, 100)
+            ax.set_ylabel("saturated pixels (%)")
+        ax.set_xscale("log")
+        ax.set_xlabel(f"chain length / L (L = {result.L})")
+        ax.legend(fontsize=7)
+    title = f"{Path(result.source).name or 'energy'}: {result.verdict}"
+    if result.agreement != "regime unknown":
+        title += f" (trained as {result.regime}: {result.agreement})"
+    fig.suptitle(title + f"; eps={result.epsilon:g}, tau={result.tau:g}, {result.n_chains} chains", fontsize=10)
+    fig.tight_layout()
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def save_check_samples(result: CheckResult, path: str | os.PathLike, energy: Energy, init: str = "data") -> None:
+    """The end points of one start's chains at ``path`` (images: and the starts at
+    ``<stem>_start``), drawn by :func:`train.sampling.save_chain_figure`."""
+    if init not in result.samples:
+        raise LandscapeError(f"no chains from {init} in this result")
+    start, end, steps = result.samples[init]
+    report = ChainReport(
+        start=start, end=end, energy_start=_energies(energy, start.to(energy.device, energy.dtype)).cpu(),
+        energy_end=_energies(energy, end.to(energy.device, energy.dtype)).cpu(), steps=steps,
+        epsilon=result.epsilon, tau=result.tau, init=init, acceptance=None, nn_start=None, nn_end=None,
+        data_nn_median=None, data_energy_mean=None, saturation_start=None, saturation_end=None,
+    )
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    save_chain_figure(report, path, energy)
