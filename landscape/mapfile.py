@@ -50,7 +50,19 @@ Additions to schema version 1 (optional; readers that do not know them ignore th
   where a pair was not refined. Attr ``points`` = P.
 - ``/grid`` (2-D energies only): ``x`` float64 [G], ``y`` float64 [G], ``energy`` float64
   [G, G] with ``energy[i, j] = U(x[j], y[i])``, for contour pictures without the model.
-- Root attr ``updated`` (ISO 8601, UTC), set by :func:`update_map`.
+- Root attr ``updated`` (ISO 8601, UTC), set by :func:`update_map` and :func:`rewrite_map`.
+- ``/funnel`` (:mod:`landscape.funnel`), besides the three datasets above, all optional:
+  ``sinks`` int64 [K, S] (per level the basins that gather most chains, fullest first,
+  -1 padded), ``occupancy_data`` and ``occupancy_noise`` float64 [K, B] (the same shares
+  for the chains from data and from noise alone), ``chain_minimum`` int64 [K, C] (the
+  minimum each chain ended in), ``chain_start`` int8 [C] (0: from data, 1: from noise).
+- ``/diagnosis`` (:mod:`landscape.diagnosis`), optional besides the two datasets above:
+  ``reasons`` uint8 [N] (bit flags: 1 off the data, 2 saturated, 4 funnel sink),
+  ``nn_index`` int64 [N] (the nearest training example's index in the data set named by
+  the group's attr ``dataset``), ``saturation`` float64 [N] (images: share of pixels at
+  the range ends).
+- Minima that a funnel probe found and mapped are appended after the map's own
+  (``/minima`` attr ``funnel_added`` counts them, hits 0); each part is sorted by energy.
 
 Writes are atomic: a map is written to a hidden temporary file in the same folder and
 renamed over the target only once complete, so a killed run never leaves a half-written
@@ -96,6 +108,8 @@ class FunnelData:
 
     noise : float64 [K]; occupancy : float64 [K, B]; entropy : float64 [K];
     score : the collapse summary (attr of ``/funnel/entropy``); attrs : ``/funnel`` attrs.
+    Optional: sinks : int64 [K, S]; occupancy_data, occupancy_noise : float64 [K, B];
+    chain_minimum : int64 [K, C]; chain_start : int8 [C] (see the module docstring).
     """
 
     noise: np.ndarray
@@ -103,6 +117,11 @@ class FunnelData:
     entropy: np.ndarray
     score: float
     attrs: Attrs = field(default_factory=dict)
+    sinks: np.ndarray | None = None
+    occupancy_data: np.ndarray | None = None
+    occupancy_noise: np.ndarray | None = None
+    chain_minimum: np.ndarray | None = None
+    chain_start: np.ndarray | None = None
 
 
 @dataclass
@@ -112,12 +131,16 @@ class DiagnosisData:
     spurious : bool [N]; nn_distance : float64 [N];
     bar : attrs of ``/diagnosis/nn_distance`` (the data's own NN-distance quantiles used
     as the bar, e.g. ``{"data_q50": ..., "data_q99": ...}``); attrs : ``/diagnosis`` attrs.
+    Optional: reasons : uint8 [N]; nn_index : int64 [N]; saturation : float64 [N].
     """
 
     spurious: np.ndarray
     nn_distance: np.ndarray
     bar: Attrs = field(default_factory=dict)
     attrs: Attrs = field(default_factory=dict)
+    reasons: np.ndarray | None = None
+    nn_index: np.ndarray | None = None
+    saturation: np.ndarray | None = None
 
 
 @dataclass
@@ -331,7 +354,7 @@ def _normalise(content: MapContent) -> MapContent:
     c.barrier_refined = _refined(content.barrier_refined, c.n_barriers)
     c.barrier_paths = _paths(content.barrier_paths, c.n_barriers, c.minima_x.shape[1:])
     c.grid = _grid(content.grid)
-    c.funnel = _funnel(content.funnel, c.n_basins)
+    c.funnel = _funnel(content.funnel, c.n_basins, n)
     c.diagnosis = _diagnosis(content.diagnosis, n)
     c.levels = _levels(content.levels, n)
     return c
@@ -368,7 +391,7 @@ def _grid(grid: GridData | None) -> GridData | None:
     return out
 
 
-def _funnel(funnel: FunnelData | None, b: int) -> FunnelData | None:
+def _funnel(funnel: FunnelData | None, b: int, n: int | None = None) -> FunnelData | None:
     if funnel is None:
         return None
     out = FunnelData(
@@ -382,6 +405,26 @@ def _funnel(funnel: FunnelData | None, b: int) -> FunnelData | None:
     k = out.noise.shape[0]
     _expect(out.occupancy.shape == (k, b), f"funnel/occupancy has shape {out.occupancy.shape}, expected ({k}, {b})")
     _expect(out.entropy.shape == (k,), f"funnel/entropy has shape {out.entropy.shape}, expected ({k},)")
+    if funnel.sinks is not None:
+        out.sinks = _np(funnel.sinks, np.int64)
+        _expect(out.sinks.ndim == 2 and out.sinks.shape[0] == k, f"funnel/sinks has shape {out.sinks.shape}, expected ({k}, S)")
+        _expect(bool(((out.sinks >= -1) & (out.sinks < b)).all()), f"funnel/sinks holds indices outside [-1, {b})")
+    for name in ("occupancy_data", "occupancy_noise"):
+        value = getattr(funnel, name)
+        if value is not None:
+            arr = _np(value, np.float64)
+            _expect(arr.shape == (k, b), f"funnel/{name} has shape {arr.shape}, expected ({k}, {b})")
+            setattr(out, name, arr)
+    if funnel.chain_minimum is not None:
+        out.chain_minimum = _np(funnel.chain_minimum, np.int64)
+        _expect(out.chain_minimum.ndim == 2 and out.chain_minimum.shape[0] == k,
+                f"funnel/chain_minimum has shape {out.chain_minimum.shape}, expected ({k}, C)")
+        _expect(bool((out.chain_minimum >= 0).all()) and (n is None or bool((out.chain_minimum < n).all())),
+                f"funnel/chain_minimum holds indices outside [0, {n})")
+    if funnel.chain_start is not None:
+        out.chain_start = _np(funnel.chain_start, np.int8)
+        c = out.chain_minimum.shape[1] if out.chain_minimum is not None else out.chain_start.shape[0]
+        _expect(out.chain_start.shape == (c,), f"funnel/chain_start has shape {out.chain_start.shape}, expected ({c},)")
     return out
 
 
@@ -396,6 +439,12 @@ def _diagnosis(diagnosis: DiagnosisData | None, n: int) -> DiagnosisData | None:
     )
     _expect(out.spurious.shape == (n,), f"diagnosis/spurious has shape {out.spurious.shape}, expected ({n},)")
     _expect(out.nn_distance.shape == (n,), f"diagnosis/nn_distance has shape {out.nn_distance.shape}, expected ({n},)")
+    for name, dtype in (("reasons", np.uint8), ("nn_index", np.int64), ("saturation", np.float64)):
+        value = getattr(diagnosis, name)
+        if value is not None:
+            arr = _np(value, dtype)
+            _expect(arr.shape == (n,), f"diagnosis/{name} has shape {arr.shape}, expected ({n},)")
+            setattr(out, name, arr)
     return out
 
 
@@ -506,11 +555,18 @@ def _write_grid(f: h5py.File, grid: GridData) -> None:
     g.create_dataset("energy", data=grid.energy)
 
 
+_FUNNEL_OPTIONAL = ("sinks", "occupancy_data", "occupancy_noise", "chain_minimum", "chain_start")
+_DIAGNOSIS_OPTIONAL = ("reasons", "nn_index", "saturation")
+
+
 def _write_funnel(f: h5py.File, funnel: FunnelData) -> None:
     g = f.create_group("funnel")
     g.create_dataset("noise", data=funnel.noise)
     g.create_dataset("occupancy", data=funnel.occupancy)
     g.create_dataset("entropy", data=funnel.entropy).attrs["score"] = funnel.score
+    for name in _FUNNEL_OPTIONAL:
+        if getattr(funnel, name) is not None:
+            g.create_dataset(name, data=getattr(funnel, name))
     _set_attrs(g, funnel.attrs, "/funnel")
 
 
@@ -519,6 +575,9 @@ def _write_diagnosis(f: h5py.File, diagnosis: DiagnosisData) -> None:
     g.create_dataset("spurious", data=diagnosis.spurious)
     nn = g.create_dataset("nn_distance", data=diagnosis.nn_distance)
     _set_attrs(nn, diagnosis.bar, "/diagnosis/nn_distance")
+    for name in _DIAGNOSIS_OPTIONAL:
+        if getattr(diagnosis, name) is not None:
+            g.create_dataset(name, data=getattr(diagnosis, name))
     _set_attrs(g, diagnosis.attrs, "/diagnosis")
 
 
@@ -686,19 +745,29 @@ def _read_content(f: h5py.File) -> MapContent:
         )
     if "funnel" in f:
         entropy = _read_array(f, "funnel/entropy", np.float64, floats)
+        g = f["funnel"]
         content.funnel = FunnelData(
             noise=_read_array(f, "funnel/noise", np.float64, floats),
             occupancy=_read_array(f, "funnel/occupancy", np.float64, floats),
             entropy=entropy,
             score=float(f["funnel/entropy"].attrs.get("score", np.nan)),
-            attrs=_get_attrs(f["funnel"]),
+            attrs=_get_attrs(g),
+            sinks=_read_array(g, "sinks", np.int64, ints) if "sinks" in g else None,
+            occupancy_data=_read_array(g, "occupancy_data", np.float64, floats) if "occupancy_data" in g else None,
+            occupancy_noise=_read_array(g, "occupancy_noise", np.float64, floats) if "occupancy_noise" in g else None,
+            chain_minimum=_read_array(g, "chain_minimum", np.int64, ints) if "chain_minimum" in g else None,
+            chain_start=_read_array(g, "chain_start", np.int8, ints) if "chain_start" in g else None,
         )
     if "diagnosis" in f:
+        g = f["diagnosis"]
         content.diagnosis = DiagnosisData(
             spurious=_read_array(f, "diagnosis/spurious", bool, "biu"),
             nn_distance=_read_array(f, "diagnosis/nn_distance", np.float64, floats),
             bar=_get_attrs(f["diagnosis/nn_distance"]),
-            attrs=_get_attrs(f["diagnosis"]),
+            attrs=_get_attrs(g),
+            reasons=_read_array(g, "reasons", np.uint8, ints) if "reasons" in g else None,
+            nn_index=_read_array(g, "nn_index", np.int64, ints) if "nn_index" in g else None,
+            saturation=_read_array(g, "saturation", np.float64, floats) if "saturation" in g else None,
         )
     if "levels" in f:
         levels = []
@@ -839,7 +908,7 @@ def update_map(
         except (*_H5_ERRORS, IndexError) as err:
             raise LandscapeError(f"{path} is not a valid map: {_one_line(err)}") from None
     new_refined = _refined(barrier_refined, e)
-    new_funnel = _funnel(funnel, b)
+    new_funnel = _funnel(funnel, b, n)
     new_diagnosis = _diagnosis(diagnosis, n)
     new_levels = _levels(levels, n)
     skip = set()
@@ -863,15 +932,54 @@ def update_map(
     return path
 
 
+_KNOWN_GROUPS = ("minima", "basins", "barriers", "tree", "grid", "funnel", "diagnosis", "levels")
+
+
+def rewrite_map(path: str | Path, content: MapContent) -> Path:
+    """Replace the whole content of an existing map, atomically, keeping its identity.
+
+    For changes that touch the required groups (a funnel probe that maps new minima
+    rewrites ``/minima``, ``/basins``, ``/barriers``, ``/tree`` and ``/levels``). The
+    root attributes (``created``, ``source``, ``config``, ...) are kept and ``updated``
+    set; groups this version does not know are copied as they were; everything the
+    schema names comes from ``content`` (its optional parts that are None are dropped).
+
+    Raises
+    ------
+    LandscapeError
+        If ``path`` is not a readable map.
+    ValueError
+        If ``content`` is inconsistent (the map is left unchanged).
+    """
+    path = Path(path)
+    c = _normalise(content)
+    with _open_map(path):
+        pass  # a readable map of a known schema, or a one-line error
+    with _atomic_h5(path) as dst:
+        with h5py.File(path, "r") as src:
+            for key, value in src.attrs.items():
+                dst.attrs[key] = value
+            for name in src:
+                if name not in _KNOWN_GROUPS:
+                    src.copy(src[name], dst, name=name)
+        dst.attrs["updated"] = _now()
+        _write_required(dst, c)
+        _write_optional(dst, c)
+    return path
+
+
 # ---------------------------------------------------------------------------- progress
 
 
-def progress_path(map_path: str | Path) -> Path:
-    """Where the progress of the map at ``map_path`` is kept: ``rings.h5 -> rings.partial.h5``."""
-    return Path(map_path).with_suffix(".partial.h5")
+def progress_path(map_path: str | Path, kind: str = "map") -> Path:
+    """Where the progress of work on the map at ``map_path`` is kept: for building the map
+    (``kind="map"``) ``rings.h5 -> rings.partial.h5``, for other work on it (e.g.
+    ``kind="funnel"``) ``rings.h5 -> rings.funnel.partial.h5``."""
+    suffix = ".partial.h5" if kind == "map" else f".{kind}.partial.h5"
+    return Path(map_path).with_suffix(suffix)
 
 
-def save_progress(map_path: str | Path, state: Mapping[str, Any]) -> Path:
+def save_progress(map_path: str | Path, state: Mapping[str, Any], kind: str = "map") -> Path:
     """Save the state of an unfinished map atomically, replacing earlier progress.
 
     Parameters
@@ -906,7 +1014,7 @@ def save_progress(map_path: str | Path, state: Mapping[str, Any]) -> Path:
         else:
             plain[key] = value
     blob = _dumps(plain)
-    out = progress_path(map_path)
+    out = progress_path(map_path, kind)
     with _atomic_h5(out) as f:
         f.attrs["schema"] = PROGRESS_SCHEMA
         f.attrs["schema_version"] = PROGRESS_VERSION
@@ -918,7 +1026,7 @@ def save_progress(map_path: str | Path, state: Mapping[str, Any]) -> Path:
     return out
 
 
-def load_progress(map_path: str | Path) -> dict[str, Any] | None:
+def load_progress(map_path: str | Path, kind: str = "map") -> dict[str, Any] | None:
     """Load the progress saved for ``map_path``, or None if there is none.
 
     Returns
@@ -931,7 +1039,7 @@ def load_progress(map_path: str | Path) -> dict[str, Any] | None:
     LandscapeError
         If the progress file exists but is corrupt or not a progress file.
     """
-    path = progress_path(map_path)
+    path = progress_path(map_path, kind)
     if not path.exists():
         return None
     try:
@@ -953,7 +1061,7 @@ def load_progress(map_path: str | Path) -> dict[str, Any] | None:
     return state
 
 
-def clear_progress(map_path: str | Path) -> None:
-    """Remove the progress file of ``map_path`` (after the map is complete), if any."""
+def clear_progress(map_path: str | Path, kind: str = "map") -> None:
+    """Remove the progress file of ``map_path`` (after the work is complete), if any."""
     with suppress(FileNotFoundError):
-        progress_path(map_path).unlink()
+        progress_path(map_path, kind).unlink()
