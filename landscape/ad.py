@@ -522,27 +522,52 @@ def assign_basins(
         raise LandscapeError("no minima to group into basins")
     energy.check_batch(minima.x)
     x = minima.x.detach().to(device=energy.device, dtype=energy.dtype)
-    flat = x.reshape(n, -1).double()
     energies = minima.energy.double().cpu()
     order = torch.argsort(energies, stable=True).tolist()
-    k_near = config.neighbours
-    rank = [0] * n
-    for pos, i in enumerate(order):
-        rank[i] = pos
-    trials = _Trials(energy, x, rank, config, generator)
-
-    basin_of = [-1] * n
-    reps: list[int] = [order[0]]
-    basin_of[order[0]] = 0
-    join = [math.nan] * n
-    join[order[0]] = float(energies[order[0]])
-    join_peak: list[torch.Tensor | None] = [None] * n
-    join_peak[order[0]] = x[order[0]].cpu()
+    state = _State(energy, x, energies, config, generator)
+    state.found(order[0])
     if progress is not None:
         progress(1)
+    _assign(state, order[1:], progress)
+    _rep_barriers(state)
+    return _collect(x, energies, state.basin_of, state.reps, state.join, state.join_peak, state.trials, config.alpha)
 
-    for round_start in range(1, n, config.round_size):
-        members = order[round_start : round_start + config.round_size]
+
+class _State:
+    """The assignment in progress: basin of each minimum, representatives, join barriers."""
+
+    def __init__(self, energy: Energy, x: torch.Tensor, energies: torch.Tensor, config: ADConfig,
+                 generator: torch.Generator | None):
+        n = x.shape[0]
+        self.x = x
+        self.flat = x.reshape(n, -1).double()
+        self.energies = energies
+        self.config = config
+        rank = [0] * n
+        for pos, i in enumerate(torch.argsort(energies, stable=True).tolist()):
+            rank[i] = pos
+        self.trials = _Trials(energy, x, rank, config, generator)
+        self.basin_of = [-1] * n
+        self.reps: list[int] = []
+        self.join = [math.nan] * n
+        self.join_peak: list[torch.Tensor | None] = [None] * n
+        self.settled: set[tuple[int, int]] = set()  # pairs whose pull was escalated already
+
+    def found(self, m: int) -> None:
+        """``m`` founds a new basin."""
+        self.basin_of[m] = len(self.reps)
+        self.reps.append(m)
+        self.join[m] = float(self.energies[m])
+        self.join_peak[m] = self.x[m].cpu()
+
+
+def _assign(state: _State, members_in_order: list[int], progress: Callable[[int], None] | None) -> None:
+    """Assign ``members_in_order`` (lowest energy first) to the state's basins or found new ones."""
+    config, trials, flat = state.config, state.trials, state.flat
+    k_near = config.neighbours
+    basin_of, reps, join, join_peak = state.basin_of, state.reps, state.join, state.join_peak
+    for round_start in range(0, len(members_in_order), config.round_size):
+        members = members_in_order[round_start : round_start + config.round_size]
         old_reps = list(reps)
         old_near = {m: _nearest(flat, m, old_reps, k_near) for m in members}
         trials.run([(m, r) for m in members for r in old_near[m] if not trials.tested(m, r)], config.alpha)
@@ -561,11 +586,8 @@ def assign_basins(
                     join[m] = best[0]
                     join_peak[m] = trials.records[(min(m, best[2]), max(m, best[2]))].peak
                 else:
-                    basin_of[m] = len(reps)
-                    reps.append(m)
+                    state.found(m)
                     new_founders.append(m)
-                    join[m] = float(energies[m])
-                    join_peak[m] = x[m].cpu()
                 resolved += 1
             if resolved == len(members):
                 break
@@ -584,13 +606,18 @@ def assign_basins(
         if progress is not None:
             progress(len(members))
 
-    # Barriers between representatives: nearest neighbours, pull escalated where needed.
+
+def _rep_barriers(state: _State) -> None:
+    """Barriers between representatives: nearest neighbours, pull escalated where needed."""
+    config, trials, reps = state.config, state.trials, state.reps
     rep_pairs: set[tuple[int, int]] = set()
     for r in reps:
-        for s in _nearest(flat, r, [q for q in reps if q != r], k_near):
+        for s in _nearest(state.flat, r, [q for q in reps if q != r], config.neighbours):
             rep_pairs.add((min(r, s), max(r, s)))
     todo = sorted(p for p in rep_pairs if not trials.tested(*p))
-    retry = sorted(p for p in rep_pairs if trials.tested(*p) and not math.isfinite(trials.barrier(*p)))
+    retry = sorted(
+        p for p in rep_pairs if trials.tested(*p) and not math.isfinite(trials.barrier(*p)) and p not in state.settled
+    )
     trials.run(todo, config.alpha)
     retry += [p for p in todo if not math.isfinite(trials.barrier(*p))]
     if config.alpha > 0.0:
@@ -602,7 +629,121 @@ def assign_basins(
             trials.run(retry, alpha)
             retry = [p for p in retry if not math.isfinite(trials.barrier(*p))]
 
-    return _collect(x, energies, basin_of, reps, join, join_peak, trials, config.alpha)
+
+def extend_basins(
+    energy: Energy,
+    minima: Minima,
+    prior: Basins,
+    config: ADConfig,
+    generator: torch.Generator | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> tuple[Basins, torch.Tensor]:
+    """Add minima to an existing basin assignment, keeping the assignment of the old ones.
+
+    ``minima`` holds the ``n`` minima of ``prior`` first (in the same order), then the new
+    ones. The new ones are assigned exactly as :func:`assign_basins` assigns minima, from
+    the lowest up, against the nearest existing representatives and the basins founded
+    among themselves. A new minimum lower than the representative of the basin it joins
+    becomes that basin's representative; the estimates of that basin's pairs are then
+    raised to the barrier of the trial that joined it (the path to the old representative
+    continues from there, so every estimate stays a true path between representatives).
+    Barriers between representatives are then estimated as in :func:`assign_basins` for
+    the pairs not estimated before (``prior``'s pairs are kept as they are: their pull was
+    escalated already).
+
+    Parameters
+    ----------
+    energy : Energy
+    minima : Minima
+        The prior's minima, then the new ones.
+    prior : Basins
+        The existing assignment of the first ``n`` minima (its ``join_barrier`` may be NaN
+        for minima other than representatives: only representatives' are needed).
+    config : ADConfig
+        The settings the prior was made with (``alpha`` included).
+    generator, progress : as for :func:`assign_basins` (progress counts the new minima).
+
+    Returns
+    -------
+    basins : Basins
+        Over all minima, basins renumbered by energy (lowest first).
+    old_to_new : LongTensor [B]
+        The new number of each of the prior's basins.
+
+    Raises
+    ------
+    LandscapeError
+        If ``minima`` does not start with as many minima as the prior has.
+
+    Cost: as :func:`assign_basins` for the new minima only, plus the barrier trials of
+    the representatives' pairs not estimated before.
+    """
+    n_old = int(prior.basin.shape[0])
+    n = len(minima)
+    if n < n_old:
+        raise LandscapeError(f"{n} minima cannot extend a basin assignment of {n_old}")
+    energy.check_batch(minima.x)
+    x = minima.x.detach().to(device=energy.device, dtype=energy.dtype)
+    energies = minima.energy.double().cpu()
+    state = _State(energy, x, energies, config, generator)
+    state.basin_of[:n_old] = [int(b) for b in prior.basin.tolist()]
+    state.reps = [int(r) for r in prior.representative.tolist()]
+    for r in state.reps:
+        state.join[r] = float(energies[r])
+        state.join_peak[r] = x[r].cpu()
+    for e, (bi, bj) in enumerate(prior.pairs.tolist()):
+        ri, rj = state.reps[bi], state.reps[bj]
+        h = float(prior.barrier[e])
+        peak = prior.peak_x[e].cpu() if math.isfinite(h) and bool(torch.isfinite(prior.peak_x[e]).all()) else None
+        key = (min(ri, rj), max(ri, rj))
+        state.trials.records[key] = _PairRecord(h, peak, float(prior.pair_alpha[e]))
+        state.settled.add(key)
+    new = sorted(range(n_old, n), key=lambda i: (float(energies[i]), i))
+    _assign(state, new, progress)
+    # A basin's representative is its lowest minimum: a new minimum below it takes over.
+    members: dict[int, list[int]] = {}
+    for i, b in enumerate(state.basin_of):
+        members.setdefault(b, []).append(i)
+    for b, rep in enumerate(list(state.reps)):
+        low = min(members[b], key=lambda i: (float(energies[i]), i != rep))
+        if low == rep:
+            continue
+        # Every member's path to the old representative now continues to `low` over the
+        # trial that joined it. (Old members other than the representative have no known
+        # join barrier, NaN, and appear in no new trial: they need none.)
+        climb, peak = state.join[low], state.join_peak[low]
+        for i in members[b]:
+            if i != low and not math.isnan(state.join[i]) and climb > state.join[i]:
+                state.join[i], state.join_peak[i] = climb, peak
+        state.reps[b] = low
+        state.join[low], state.join_peak[low] = float(energies[low]), x[low].cpu()
+    _rep_barriers(state)
+    basins = _collect(x, energies, state.basin_of, state.reps, state.join, state.join_peak, state.trials, config.alpha)
+    basins, new_of = _renumber(basins)
+    return basins, new_of[: prior.n_basins]
+
+
+def _renumber(basins: Basins) -> tuple[Basins, torch.Tensor]:
+    """Basins renumbered by the energy of their representative (ties: old number)."""
+    b = basins.n_basins
+    order = torch.argsort(basins.energy, stable=True)
+    new_of = torch.empty(b, dtype=torch.int64)
+    new_of[order] = torch.arange(b)
+    pairs = new_of[basins.pairs] if basins.pairs.numel() else basins.pairs.reshape(-1, 2)
+    lo, hi = pairs.min(dim=1).values, pairs.max(dim=1).values
+    key = lo * max(b, 1) + hi
+    rows = torch.argsort(key, stable=True)
+    out = replace(
+        basins,
+        basin=new_of[basins.basin],
+        representative=basins.representative[order],
+        energy=basins.energy[order],
+        pairs=torch.stack([lo, hi], dim=1)[rows] if pairs.numel() else pairs,
+        barrier=basins.barrier[rows],
+        pair_alpha=basins.pair_alpha[rows],
+        peak_x=basins.peak_x[rows],
+    )
+    return out, new_of
 
 
 def _collect(

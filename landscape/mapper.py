@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from landscape.ad import ADConfig, Basins, assign_basins
+from landscape.ad import ADConfig, Basins, assign_basins, extend_basins
 from landscape.energy import Energy
 from landscape.errors import LandscapeError
 from landscape.mapfile import (
@@ -352,6 +352,30 @@ def _refine_edges(
         save()
 
 
+def _refine_passes(
+    energy: Energy,
+    minima_x: torch.Tensor,
+    level: dict[str, np.ndarray],
+    cfg: MapConfig,
+    done: dict[str, np.ndarray],
+    save: Callable[[], None],
+    reporter: Reporter,
+) -> None:
+    """Refine the level's candidate pairs (:func:`_candidates`) that are not refined yet.
+
+    Refining lowers some estimates, which can bring other pairs into the tree: repeat
+    until every candidate is refined (at most ``_REFINE_PASSES`` passes).
+    """
+    for _ in range(_REFINE_PASSES):
+        best = np.where(np.isnan(done["refined"]), level["barrier"], np.fmin(level["barrier"], done["refined"]))
+        todo = [e for e in _candidates(level, best, cfg.refine_slack) if np.isnan(done["refined"][e])]
+        if not todo:
+            break
+        reporter.stage("refining tree edges (string method)", total=len(todo), unit="edge")
+        _refine_edges(energy, minima_x, level, todo, cfg, done, save, reporter)
+        save()
+
+
 def _candidates(level: dict[str, np.ndarray], barrier: np.ndarray, slack: float) -> list[int]:
     """Pairs worth refining: estimate within ``slack`` of the barrier height above the tree's.
 
@@ -583,16 +607,7 @@ def build_map(
             done["paths"],
         )
         t0 = time.perf_counter()
-        # Refining lowers some estimates, which can bring other pairs into the tree: refine
-        # the candidates (see _candidates) until all of them are refined.
-        for _ in range(_REFINE_PASSES):
-            best = np.where(np.isnan(done["refined"]), top["barrier"], np.fmin(top["barrier"], done["refined"]))
-            todo = [e for e in _candidates(top, best, config.refine_slack) if np.isnan(done["refined"][e])]
-            if not todo:
-                break
-            reporter.stage("refining tree edges (string method)", total=len(todo), unit="edge")
-            _refine_edges(energy, minima.x, top, todo, config, done, save, reporter)
-            save()
+        _refine_passes(energy, minima.x, top, config, done, save, reporter)
         seconds["refine"] = seconds.get("refine", 0.0) + time.perf_counter() - t0
         state["stage"] = "refined"
         state["seconds"] = seconds
@@ -661,3 +676,220 @@ def build_map(
     reporter.close()
     del tree
     return MapResult(content=content, seconds=seconds, counts=counts)
+
+
+# ------------------------------------------------------------------- mapping new minima
+
+
+def _saddle_points(energy: Energy, paths: np.ndarray | None, refined: np.ndarray | None, n_pairs: int) -> np.ndarray:
+    """Per pair, the highest image of its refined path (NaN rows where none): where a
+    re-refinement of the pair starts from."""
+    shape = energy.shape
+    out = np.full((n_pairs, *shape), np.nan, dtype=np.float32)
+    if paths is None or refined is None:
+        return out
+    rows = [e for e in range(n_pairs) if np.isfinite(refined[e]) and np.isfinite(paths[e]).all()]
+    for start in range(0, len(rows), _REFINE_BATCH):
+        chunk = rows[start : start + _REFINE_BATCH]
+        pts = torch.from_numpy(paths[chunk]).to(energy.device, energy.dtype)  # [c, P, *shape]
+        u = energy(pts.reshape(-1, *shape)).reshape(len(chunk), -1)
+        best = u.argmax(dim=1).cpu().numpy()
+        out[chunk] = paths[chunk, best]
+    return out
+
+
+def _prior(
+    basin: np.ndarray,
+    rep: np.ndarray,
+    basin_energy: np.ndarray,
+    pairs: np.ndarray,
+    barrier: np.ndarray,
+    pair_alpha: np.ndarray | None,
+    peak_x: np.ndarray,
+    alpha: float,
+) -> Basins:
+    e = pairs.shape[0]
+    return Basins(
+        basin=torch.as_tensor(basin, dtype=torch.int64),
+        representative=torch.as_tensor(rep, dtype=torch.int64),
+        energy=torch.as_tensor(basin_energy, dtype=torch.float64),
+        join_barrier=torch.full((basin.shape[0],), math.nan, dtype=torch.float64),
+        pairs=torch.as_tensor(pairs, dtype=torch.int64).reshape(-1, 2),
+        barrier=torch.as_tensor(barrier, dtype=torch.float64),
+        pair_alpha=torch.as_tensor(pair_alpha if pair_alpha is not None else np.full(e, np.nan), dtype=torch.float64),
+        peak_x=torch.as_tensor(peak_x),
+        alpha=float(alpha),
+    )
+
+
+def extend_map(
+    energy: Energy,
+    content: MapContent,
+    new: Minima,
+    *,
+    reporter: Reporter | None = None,
+    seed: int = 0,
+    refine: bool | None = None,
+) -> MapContent:
+    """Map new minima (found after the map was made, e.g. by a funnel probe) into a map.
+
+    The new minima are appended after the map's own (whose indices stay valid) with 0
+    hits. At the top level and at every level of the ladder they are assigned by
+    attraction-diffusion with the map's own settings (:func:`landscape.ad.extend_basins`:
+    the old minima keep their basins; a new minimum joins a basin or founds one; basins
+    are renumbered by energy). Barrier estimates of the old pairs are kept (raised where a
+    new, lower minimum became a basin's representative), new pairs are estimated, and at
+    the top level the tree's new candidate pairs are refined by the string method; a
+    refined barrier of an old pair is kept where both its basins keep their
+    representative (else it is refined again from its old saddle). The trees are rebuilt.
+
+    Parameters
+    ----------
+    energy : Energy
+        The mapped energy.
+    content : MapContent
+        A map as read by :func:`landscape.mapfile.read_map` (its config is needed).
+    new : Minima
+        Minima not in the map (none within the merge radius of a map minimum).
+    reporter : Reporter, optional
+    seed : int
+        Seeds the attraction-diffusion chains.
+    refine : bool, optional
+        Refine the tree's new candidate pairs by the string method [default: as the map
+        was]. Without, they keep their attraction-diffusion estimates (refined values of
+        old pairs are kept either way).
+
+    Returns
+    -------
+    MapContent
+        The extended map, root metadata kept; ``funnel`` and ``diagnosis`` are dropped
+        (they describe the old minima).
+
+    Raises
+    ------
+    LandscapeError
+        A map without its mapping config, or minima of the wrong shape.
+    NonFiniteEnergyError
+        From the AD chains or the string method.
+
+    Cost: :func:`~landscape.ad.extend_basins` at each level, plus (``refine``) the
+    string method on the top-level tree's new candidate pairs.
+    """
+    reporter = reporter or Reporter()
+    if content.meta is None or not isinstance(content.meta.config, dict) or "ad" not in content.meta.config:
+        raise LandscapeError("the map has no mapping config: new minima cannot be mapped into it")
+    energy.check_batch(new.x)
+    cfg = MapConfig.from_dict(content.meta.config)
+    battrs = content.attrs.get("barriers", {})
+    ad = replace(cfg.ad, delta=float(battrs.get("delta", cfg.ad.delta)), eps=float(battrs.get("eps", cfg.ad.eps)))
+    top_alpha = float(battrs.get("alpha", cfg.ad.alpha * cfg.alpha_unit))
+    n_old, m = content.n_minima, len(new)
+    x_old = torch.from_numpy(np.asarray(content.minima_x)).to(energy.device, energy.dtype)
+    x_all = torch.cat([x_old, new.x.detach().to(energy.device, energy.dtype)])
+    e_all = torch.cat([torch.as_tensor(content.minima_energy, dtype=torch.float64), new.energy.double().cpu()])
+    hits = np.concatenate([np.asarray(content.minima_hits, dtype=np.int64), np.zeros(m, dtype=np.int64)])
+    minima = Minima(x_all, e_all, torch.from_numpy(hits), torch.zeros(n_old + m, dtype=torch.float64))
+
+    def gen(k: int) -> torch.Generator:
+        return torch.Generator(device=energy.device).manual_seed(seed * 1009 + 101 + k)
+
+    # Top level.
+    refined_old, paths_old = content.barrier_refined, content.barrier_paths
+    e_top = content.n_barriers
+    peaks = _saddle_points(energy, paths_old, refined_old, e_top)
+    pair_alpha = np.asarray(battrs.get("pair_alpha", []), dtype=np.float64)
+    prior = _prior(
+        content.minima_basin, content.basin_representative, content.basin_energy, content.barrier_pairs,
+        content.barrier_energy, pair_alpha if pair_alpha.shape == (e_top,) else None, peaks, top_alpha,
+    )
+    reporter.stage(f"mapping {m} new minima, alpha {top_alpha:g}", total=m, unit="minimum")
+    top, new_of = extend_basins(energy, minima, prior, replace(ad, alpha=top_alpha), gen(0), reporter.advance)
+    reporter.note(f"alpha {top_alpha:g}: {content.n_basins} -> {top.n_basins} basins")
+    level = _levels_of(top)
+    level["pairs"] = level["pairs"].reshape(-1, 2).astype(np.int64)
+
+    refined = paths = None
+    refine = cfg.refine if refine is None else refine
+    if (refine or refined_old is not None) and level["pairs"].shape[0]:
+        n_pairs = level["pairs"].shape[0]
+        p = cfg.refine_images if paths_old is None else paths_old.shape[1]
+        done = {
+            "refined": np.full(n_pairs, np.nan),
+            "converged": np.zeros(n_pairs),
+            "paths": np.full((n_pairs, p, *energy.shape), np.nan, dtype=np.float32),
+        }
+        if refined_old is not None:
+            row_of = {(int(a), int(b)): e for e, (a, b) in enumerate(level["pairs"])}
+            old_rep = np.asarray(content.basin_representative)
+            new_rep = top.representative.numpy()
+            for e, (a, b) in enumerate(np.asarray(content.barrier_pairs)):
+                if not np.isfinite(refined_old[e]):
+                    continue
+                na, nb = int(new_of[a]), int(new_of[b])
+                if new_rep[na] != old_rep[a] or new_rep[nb] != old_rep[b]:
+                    continue  # a representative moved: refine again (it starts from the old saddle)
+                row = row_of.get((min(na, nb), max(na, nb)))
+                if row is None:
+                    continue
+                done["refined"][row] = refined_old[e]
+                done["converged"][row] = 1.0
+                if paths_old is not None:
+                    done["paths"][row] = paths_old[e] if na < nb else paths_old[e][::-1]
+        if refine:
+            _refine_passes(energy, minima.x, level, replace(cfg, refine_images=p), done, lambda: None, reporter)
+        refined = done["refined"]
+        paths = done["paths"] if paths_old is not None or refine else None
+    top_barrier = level["barrier"] if refined is None else np.where(
+        np.isnan(refined), level["barrier"], np.fmin(level["barrier"], refined))
+    tree = minimax_tree(level["energy"], level["pairs"], top_barrier)
+
+    # The ladder: the level of the top alpha is the top level; the others are extended
+    # the same way at their own alpha, so every level keeps holding every minimum.
+    level_data = None
+    if content.levels:
+        level_data = []
+        for k, lv in enumerate(content.levels):
+            if math.isclose(lv.alpha, top_alpha, rel_tol=1e-9):
+                basins = top
+            else:
+                prior_k = _prior(
+                    lv.minima_basin, lv.basin_representative, lv.basin_energy, lv.barrier_pairs, lv.barrier_energy,
+                    None, np.full((lv.barrier_pairs.shape[0], *energy.shape), np.nan, dtype=np.float32), lv.alpha,
+                )
+                reporter.stage(f"mapping {m} new minima, alpha {lv.alpha:g}", total=m, unit="minimum")
+                basins, _ = extend_basins(energy, minima, prior_k, replace(ad, alpha=lv.alpha), gen(k + 1),
+                                          reporter.advance)
+                reporter.note(f"alpha {lv.alpha:g}: {len(lv.basin_energy)} -> {basins.n_basins} basins")
+            pairs = basins.pairs.numpy().reshape(-1, 2)
+            attrs = dict(lv.attrs)
+            attrs["basins"] = basins.n_basins
+            level_data.append(LevelData(
+                alpha=lv.alpha, minima_basin=basins.basin.numpy(), basin_representative=basins.representative.numpy(),
+                basin_energy=basins.energy.numpy(), barrier_pairs=pairs, barrier_energy=basins.barrier.numpy(),
+                linkage=minimax_tree(basins.energy.numpy(), pairs, basins.barrier.numpy()).linkage, attrs=attrs,
+            ))
+
+    attrs = {k: dict(v) for k, v in content.attrs.items()}
+    attrs.setdefault("minima", {})["funnel_added"] = int(attrs.get("minima", {}).get("funnel_added", 0)) + m
+    attrs.setdefault("basins", {})["hits"] = (
+        np.bincount(level["basin"], weights=hits, minlength=top.n_basins).astype(np.int64).tolist()
+    )
+    attrs.setdefault("barriers", {})["pair_alpha"] = level["pair_alpha"].tolist()
+    reporter.close()
+    return MapContent(
+        minima_x=x_all.detach().float().cpu().numpy(),
+        minima_energy=e_all.numpy(),
+        minima_hits=hits,
+        minima_basin=level["basin"],
+        basin_representative=level["representative"],
+        basin_energy=level["energy"],
+        barrier_pairs=level["pairs"],
+        barrier_energy=level["barrier"],
+        linkage=tree.linkage,
+        barrier_refined=refined,
+        barrier_paths=paths,
+        grid=content.grid,
+        levels=level_data,
+        attrs=attrs,
+        meta=content.meta,
+    )
