@@ -337,3 +337,122 @@ def _check_box(box: tuple[float, float]) -> tuple[float, float]:
 
 def _box(box: tuple[float, float] | None) -> list[float] | None:
     return [float(box[0]), float(box[1])] if box is not None else None
+
+
+# ---------------------------------------------------------------------------------------
+# the energy behind a map, and the map of a model
+
+
+def is_map_file(path: Path) -> bool:
+    """True if ``path`` is an HDF5 file (by its signature; a map or not)."""
+    try:
+        with open(path, "rb") as f:
+            return f.read(8) == b"\x89HDF\r\n\x1a\n"
+    except OSError:
+        return False
+
+
+def map_of(model: Path) -> Path | None:
+    """The map of a model file where ``landscape map`` puts it: ``<stem>.h5`` beside the
+    model, else in the current folder; None if neither exists."""
+    for candidate in (model.with_suffix(".h5"), Path(f"{model.stem}.h5")):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _recorded_file(map_path: Path, recorded: str) -> Path | None:
+    """A file the map's source names: as recorded (relative to where the map was made,
+    usually the current folder), else by its name beside the map."""
+    path = Path(recorded)
+    for candidate in (path, map_path.parent / path.name):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def source_model_file(map_path: Path, content: Any) -> Path | None:
+    """The model file (checkpoint, TorchScript or state dict) a map was made of, if it is
+    found and unchanged (same sha256); None for function energies or when it is missing."""
+    from train.checkpoint import sha256_of
+
+    source = content.meta.source if content.meta is not None else None
+    if not isinstance(source, dict) or source.get("kind") not in ("checkpoint", "torchscript", "state_dict"):
+        return None
+    path = _recorded_file(map_path, str(source.get("path", "")))
+    if path is None or (source.get("sha256") and sha256_of(path) != source["sha256"]):
+        return None
+    return path
+
+
+def check_map_matches(map_path: Path, content: Any, model: Path) -> None:
+    """LandscapeError unless the map was made of ``model`` (by the sha256 it recorded)."""
+    from train.checkpoint import sha256_of
+
+    source = content.meta.source if content.meta is not None else None
+    recorded = source.get("sha256") if isinstance(source, dict) else None
+    if not recorded:
+        raise LandscapeError(f"{map_path} does not record which model file it was made of: cannot check it against {model}")
+    if sha256_of(model) != recorded:
+        what = source.get("path") or "another model"
+        raise LandscapeError(
+            f"{map_path} was made from another model ({what}, sha256 {str(recorded)[:12]}), not from {model}: "
+            f"map it first (landscape map {model}) or give its own map"
+        )
+
+
+def energy_for_map(
+    map_path: Path, content: Any, *, model: Path | None = None, device: str = "auto"
+) -> LoadedEnergy:
+    """The energy a map was made of, rebuilt from the map's ``source`` record.
+
+    ``model`` is the model file to use instead of the recorded path (it must be the same
+    file: its sha256 is checked). Function and ``--model`` energies are rebuilt from their
+    spec, shape, box and dtype.
+
+    Raises
+    ------
+    LandscapeError
+        The source is unknown, missing, changed since mapping, or does not load (one line).
+    """
+    from train.checkpoint import sha256_of
+
+    source = content.meta.source if content.meta is not None else None
+    if not isinstance(source, dict) or not source.get("kind"):
+        raise LandscapeError(f"{map_path} does not record what energy it was made of")
+    kind = source["kind"]
+    shape = tuple(source["shape"]) if source.get("shape") else None
+    box = tuple(source["box"]) if source.get("box") else None
+    float64 = source.get("dtype") == "float64"
+    if kind in ("checkpoint", "torchscript", "state_dict"):
+        if model is not None:
+            check_map_matches(map_path, content, model)
+            path = model
+        else:
+            path = _recorded_file(map_path, str(source.get("path", "")))
+            if path is None:
+                raise LandscapeError(
+                    f"the model {map_path} was made of ({source.get('path')}) is not found: give its path "
+                    f"(e.g. landscape funnel MODEL --map {map_path})"
+                )
+            if source.get("sha256") and sha256_of(path) != source["sha256"]:
+                raise LandscapeError(
+                    f"{path} changed since {map_path} was made of it (sha256 differs): map it again"
+                )
+        return resolve_energy(
+            path, shape=shape if kind != "checkpoint" else None, box=box, float64=float64, device=device,
+            arch=source.get("arch") if kind == "state_dict" else None,
+            train_epsilon=source.get("train_epsilon") if kind == "state_dict" else None,
+        )
+    if model is not None:
+        raise LandscapeError(f"{map_path} maps a {kind} energy ({source.get('spec')}), not a model file: drop {model}")
+    if kind == "function":
+        return resolve_energy(None, energy=source["spec"], shape=shape, box=box, float64=float64, device=device)
+    if kind == "model":
+        weights = source.get("weights")
+        if weights and source.get("weights_sha256") and Path(weights).is_file():
+            if sha256_of(weights) != source["weights_sha256"]:
+                raise LandscapeError(f"{weights} changed since {map_path} was made of it (sha256 differs): map it again")
+        return resolve_energy(None, model=source["spec"], weights=weights, model_kwargs=source.get("kwargs") or {},
+                              shape=shape, box=box, float64=float64, device=device)
+    raise LandscapeError(f"{map_path} records an energy of unknown kind {kind!r}")

@@ -16,7 +16,9 @@ def info(file, as_json):
     landscape map (source, counts, settings, levels; `landscape tree` shows the tree)."""
     from train.checkpoint import describe, load_checkpoint
 
-    if file.suffix.lower() in (".h5", ".hdf5") or _is_hdf5(file):
+    from cli.energy_source import is_map_file
+
+    if file.suffix.lower() in (".h5", ".hdf5") or is_map_file(file):
         _map_info(file, as_json)
         return
     ckpt = load_checkpoint(file)
@@ -27,14 +29,6 @@ def info(file, as_json):
     click.echo(f"{file}")
     for key, value in describe(ckpt):
         click.echo(f"  {key:<10} {value}")
-
-
-def _is_hdf5(path: Path) -> bool:
-    try:
-        with open(path, "rb") as f:
-            return f.read(8) == b"\x89HDF\r\n\x1a\n"
-    except OSError:
-        return False
 
 
 def _map_info(path: Path, as_json: bool) -> None:

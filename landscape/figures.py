@@ -964,3 +964,104 @@ def plot_levels(content: MapContent, path: str | Path, *, title: str | None = No
     ax.set_title(title or f"{_short_source(content)}: basins against alpha ({len(content.levels)} levels)", fontsize=9)
     fig.tight_layout()
     return _save(fig, path)
+
+
+def plot_funnel(content: MapContent, path: str | Path, *, title: str | None = None, max_basins: int = 8) -> Path:
+    """The funnel probe of a map: where the chains end against the noise level.
+
+    Left: per noise level, the share of chains in each of the fullest basins (stacked;
+    the basins that are a sink at some level, at most ``max_basins``, the rest as
+    "other"). Right: the effective number of occupied basins ``exp(H)`` per level for
+    all chains, those from data and those from noise, with the data's own (the score's
+    reference) dotted. For image maps a row below shows the sink basins of the collapse
+    level (their lowest minima, captioned with their share of the chains there).
+
+    Returns
+    -------
+    Path
+
+    Raises
+    ------
+    LandscapeError
+        If the map has no funnel probe, or an unknown picture format.
+    """
+    from landscape.funnel import collapse_level, describe, sinks
+
+    path = check_picture_path(path)
+    funnel = content.funnel
+    if funnel is None:
+        raise LandscapeError("the map has no funnel probe: run landscape funnel first")
+    occ = np.asarray(funnel.occupancy, dtype=np.float64)
+    k_levels, b = occ.shape
+    noise = np.asarray(funnel.noise, dtype=np.float64)
+    shown: list[int] = []
+    rows = funnel.sinks if funnel.sinks is not None else np.array([sinks(r) + [-1] * 5 for r in occ])[:, :5]
+    for k in np.argsort(-occ.max(axis=1)):  # the most concentrated levels first
+        for s in rows[k]:
+            if s >= 0 and int(s) not in shown and len(shown) < max_basins:
+                shown.append(int(s))
+    shown.sort()
+    k_star = collapse_level(funnel)
+    star_sinks = [int(s) for s in rows[k_star] if s >= 0]
+    pictures = minima_kind(content) == "image" and star_sinks
+    fig = _new_figure(11.0, 6.8 if pictures else 4.6)
+    top_frac = 0.62 if pictures else 1.0
+    ax1 = fig.add_axes((0.07, 1 - top_frac + 0.1 * top_frac, 0.4, 0.78 * top_frac))
+    ax2 = fig.add_axes((0.57, 1 - top_frac + 0.1 * top_frac, 0.4, 0.78 * top_frac))
+    colors = _basin_colors(max(b, 1))
+    xs = np.arange(k_levels)
+    bottom = np.zeros(k_levels)
+    for s in shown:
+        ax1.bar(xs, occ[:, s], bottom=bottom, color=colors[s % len(colors)], label=f"basin {s}", width=0.7)
+        bottom += occ[:, s]
+    ax1.bar(xs, np.clip(1.0 - bottom, 0, 1), bottom=bottom, color="0.85", label="other basins", width=0.7)
+    ax1.set_xticks(xs)
+    ax1.set_xticklabels([f"{t:.3g}" for t in noise], fontsize=8)
+    ax1.set_xlabel("noise level tau (x - eps^2/2 dU/dx + tau eps z)")
+    ax1.set_ylabel("share of chains")
+    ax1.set_ylim(0, 1)
+    ax1.legend(fontsize=7, loc="upper left", ncol=2, framealpha=0.8)
+    ax1.set_title("where the chains end (quenched)", fontsize=9)
+
+    def neff(o: np.ndarray | None) -> np.ndarray | None:
+        if o is None:
+            return None
+        from landscape.funnel import entropy
+
+        return np.exp([entropy(r) for r in np.asarray(o)])
+
+    ax2.plot(xs, np.exp(np.asarray(funnel.entropy)), "o-", color="tab:blue", label="all chains")
+    for o, style, label in ((funnel.occupancy_data, "s--", "chains from data"),
+                            (funnel.occupancy_noise, "^--", "chains from noise")):
+        values = neff(o)
+        if values is not None:
+            ax2.plot(xs, values, style, lw=1, ms=4, label=label)
+    ref = funnel.attrs.get("reference_entropy")
+    if isinstance(ref, (int, float)) and math.isfinite(ref):
+        ax2.axhline(math.exp(ref), color="0.4", ls=":", label="the data's basins (reference)")
+    ax2.set_xticks(xs)
+    ax2.set_xticklabels([f"{t:.3g}" for t in noise], fontsize=8)
+    ax2.set_xlabel("noise level tau")
+    ax2.set_ylabel("effective number of basins exp(H)")
+    ax2.set_ylim(bottom=0)
+    ax2.legend(fontsize=7, framealpha=0.8)
+    ax2.set_title(describe(funnel).split(" (")[0], fontsize=9)
+    if pictures:
+        low, high = data_range(content)
+        n = min(len(star_sinks), 8)
+        w = 0.9 / 8
+        for slot, s in enumerate(star_sinks[:n]):
+            ax = fig.add_axes((0.05 + slot * w, 0.03, w * 0.85, 0.24))
+            x = np.asarray(content.minima_x[int(content.basin_representative[s])], dtype=np.float64)
+            img = np.clip((np.nan_to_num(x, nan=low) - low) / (high - low), 0.0, 1.0)
+            if img.ndim == 2 or img.shape[0] == 1:
+                ax.imshow(img.reshape(img.shape[-2:]), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+            else:
+                ax.imshow(np.transpose(img, (1, 2, 0)), interpolation="nearest")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            ax.set_title(f"basin {s}: {100 * occ[k_star, s]:.0f}%", fontsize=7)
+        fig.text(0.05, 0.29, f"sinks at noise {noise[k_star]:.3g} (each basin's lowest minimum)", fontsize=8)
+    fig.suptitle(title or f"{_short_source(content)}: funnel probe, {int(funnel.attrs.get('chains_per_level', 0))} "
+                 f"chains per level", fontsize=10)
+    return _save(fig, path)

@@ -10,6 +10,10 @@ maps: ``landscape map --energy landscape.potentials:mueller_brown --shape 2 --bo
   separable, so its index-1 saddles are the points with one coordinate at the middle
   root of its 1-D factor and the rest at minima, and the exact basin tree is the minimax
   tree over the hypercube's edges (:func:`tilted_wells_exact`).
+- Planted answers for the diagnosis, around four data wells (:func:`planted_data`):
+  :func:`balanced_wells` (no funnel, nothing spurious), :func:`planted_funnel` (one broad
+  deep basin: a funnel) and :func:`planted_hole` (a deep narrow minimum far from the data:
+  spurious).
 """
 
 from __future__ import annotations
@@ -106,3 +110,54 @@ def tilted_wells_exact(dim: int, tilt: float = 0.5) -> WellsAnswer:
                 pairs.append((min(a, b), max(a, b)))
                 saddle.append(float(f(s).sum()))
     return WellsAnswer(pts[order], energy[order], np.array(pairs, dtype=np.int64), np.array(saddle))
+
+
+# ----------------------------------------------------------------- planted answers
+#
+# Energies with a planted answer for the diagnosis (landscape.funnel, landscape.diagnosis):
+# the "data" are the four wells PLANTED_CENTRES (planted_data draws them), and each energy
+# adds a known pathology, or none. Box [-4.5, 4.5]^2; meant for temperatures around 0.05.
+
+#: The data's four wells, at distance 3 from the origin.
+PLANTED_CENTRES = ((3.0, 0.0), (0.0, 3.0), (-3.0, 0.0), (0.0, -3.0))
+PLANTED_BOX = (-4.5, 4.5)
+_WELL_WIDTH = 0.3
+_DATA_STD = 0.15
+
+
+def _centres(x: torch.Tensor) -> torch.Tensor:
+    return torch.tensor(PLANTED_CENTRES, dtype=x.dtype, device=x.device)
+
+
+def _side_wells(x: torch.Tensor, depth: float) -> torch.Tensor:
+    d2 = ((x[:, None, :] - _centres(x)) ** 2).sum(2)
+    return -(depth * torch.exp(-d2 / (2 * _WELL_WIDTH**2))).sum(1)
+
+
+def balanced_wells(x: torch.Tensor) -> torch.Tensor:
+    """Four equal wells at the data (``-log`` of an equal mixture of Gaussians of std 0.5):
+    no funnel, no spurious minimum."""
+    d2 = ((x[:, None, :] - _centres(x)) ** 2).sum(2)
+    return -torch.logsumexp(-d2 / (2 * 0.5**2), dim=1)
+
+
+def planted_funnel(x: torch.Tensor) -> torch.Tensor:
+    """A funnel: a broad basin 20 deep at the origin (std 1.5) whose flanks hold four
+    shallow wells (3 deep, std 0.3) at the data. At low noise chains from the data stay in
+    their wells; with more noise they all fall to the bottom of the funnel."""
+    return -20.0 * torch.exp(-(x**2).sum(1) / (2 * 1.5**2)) + _side_wells(x, 3.0)
+
+
+def planted_hole(x: torch.Tensor) -> torch.Tensor:
+    """:func:`balanced_wells` plus a planted deep, narrow hole at the origin (40 deep,
+    std 0.35), three units from every data well: a spurious minimum, far lower than
+    anything the data explain."""
+    return balanced_wells(x) - 40.0 * torch.exp(-(x**2).sum(1) / (2 * 0.35**2))
+
+
+def planted_data(n: int = 400, seed: int = 0) -> np.ndarray:
+    """``n`` "training examples" for the planted energies: Gaussian (std 0.15) around the
+    four wells in equal shares, float64 [n, 2]."""
+    rng = np.random.default_rng(seed)
+    centres = np.asarray(PLANTED_CENTRES)
+    return centres[np.arange(n) % 4] + _DATA_STD * rng.standard_normal((n, 2))

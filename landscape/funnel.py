@@ -1,0 +1,436 @@
+"""The noise-level funnel probe: where do chains end as the sampling noise grows?
+
+At test time, more noise lets Langevin chains escape shallow minima, so they end in deeper
+ones. On a landscape shaped like a funnel, enough noise sends every chain into the same
+basin whatever its start (the CD-versus-ML seed, §6.2: with high noise "every chain ended
+up on a 9 no matter the initialization"); on a landscape whose basins are balanced, the
+chains stay spread over them. :func:`funnel_probe` measures this on a map:
+
+1. for each noise level ``tau`` of a ladder (``x <- x - eps^2/2 dU/dx + tau eps z``, the
+   training step ``eps``), chains from training data and from uniform noise in the data
+   box run ``steps`` steps and are quenched to the local minimum below them (``tau = 0``:
+   the starts are quenched directly, which is where the data themselves lie);
+2. each end point is assigned a minimum of the map: the nearest one within the map's
+   merge radius, else a new minimum (end points within the radius of each other merge);
+   new minima are mapped into the map by attraction-diffusion with the map's own settings
+   (:func:`landscape.mapper.extend_map`), so every chain ends in a basin of the map;
+3. per level: the occupancy (share of chains ending in each basin of the top level), its
+   entropy ``H`` (nats), and the sinks (the fullest basins, taken until they hold half
+   the chains).
+
+The **funnel score** is ``1 - min_k H_k / H_ref`` over the levels above the lowest, clipped
+to [0, 1], where ``H_ref`` is the entropy of the data's own basins (the chains from data at
+the lowest noise; without data, all chains at the lowest noise): 0 when no noise level
+concentrates the chains more than the data are, 1 when some level sends every chain into
+one basin. A score of at least 0.5 is called a funnel:
+the effective number of occupied basins ``exp(H)`` has fallen to its square root or less.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from landscape.energy import Energy
+from landscape.errors import LandscapeError
+from landscape.langevin import sample
+from landscape.mapfile import FunnelData, MapContent, load_progress, save_progress
+from landscape.mapper import Reporter, extend_map
+from landscape.minima import Minima, merge_duplicates, quench
+
+#: A score at or above this is called a funnel: exp(H) falls to sqrt(exp(H_0)) or less.
+FUNNEL_SCORE = 0.5
+#: Sinks: the fullest basins of a level, taken until they hold this share of its chains.
+SINK_SHARE = 0.5
+PROGRESS_KIND = "funnel"
+
+
+@dataclass(frozen=True)
+class FunnelConfig:
+    """Settings of a funnel probe (plain data: stored in ``/funnel`` attrs as JSON).
+
+    Attributes
+    ----------
+    noise : tuple of float
+        Noise levels ``tau``, ascending, >= 0 (``0``: the starts are quenched directly).
+    eps : float
+        Langevin step size (the training one for a checkpoint).
+    steps : int
+        Langevin steps per chain before the quench.
+    chains : int
+        Chains per start and level.
+    init : str
+        ``"both"`` (from data and from noise), ``"data"`` or ``"noise"``.
+    quench_steps, grad_tol : descent settings of the quench (as for the map).
+    merge_radius : float
+        End points within this distance of a map minimum end in it; new end points closer
+        than this to each other are one minimum.
+    max_sinks : int
+        Sinks recorded per level at most.
+    seed : int
+    """
+
+    noise: tuple[float, ...]
+    eps: float
+    steps: int
+    merge_radius: float
+    chains: int = 100
+    init: str = "both"
+    quench_steps: int = 2000
+    grad_tol: float = 1e-3
+    max_sinks: int = 5
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        checks = [
+            (len(self.noise) >= 2, "needs at least two noise levels"),
+            (all(math.isfinite(t) and t >= 0 for t in self.noise), "noise levels must be finite and >= 0"),
+            (list(self.noise) == sorted(set(self.noise)), "noise levels must increase"),
+            (self.eps > 0 and math.isfinite(self.eps), "eps must be > 0"),
+            (self.steps >= 0 and self.quench_steps >= 1, "steps must be >= 0 and quench_steps >= 1"),
+            (self.chains >= 1, "chains must be >= 1"),
+            (self.init in ("both", "data", "noise"), "init must be both, data or noise"),
+            (self.merge_radius >= 0, "merge_radius must be >= 0"),
+            (self.grad_tol > 0, "grad_tol must be > 0"),
+            (self.max_sinks >= 1, "max_sinks must be >= 1"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise LandscapeError(f"funnel config: {message}")
+
+    @property
+    def starts(self) -> tuple[str, ...]:
+        return {"both": ("data", "noise"), "data": ("data",), "noise": ("noise",)}[self.init]
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["noise"] = list(self.noise)
+        return d
+
+    def fingerprint(self) -> str:
+        return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:16]
+
+
+@dataclass
+class FunnelResult:
+    """What :func:`funnel_probe` returns.
+
+    content : the map with the new minima mapped in and ``funnel`` set.
+    funnel : the ``/funnel`` data (also ``content.funnel``).
+    new_minima, new_basins : minima and top-level basins the probe added to the map.
+    seconds : wall time per stage.
+    """
+
+    content: MapContent
+    funnel: FunnelData
+    new_minima: int
+    new_basins: int
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+# ------------------------------------------------------------------------ statistics
+
+
+def entropy(p: np.ndarray) -> float:
+    """Entropy (nats) of a distribution given as shares (zeros ignored)."""
+    p = np.asarray(p, dtype=np.float64)
+    p = p[p > 0]
+    if p.size == 0:
+        return 0.0
+    p = p / p.sum()
+    return float(max(0.0, -(p * np.log(p)).sum()))
+
+
+def funnel_score(entropies: Sequence[float], reference: float | None = None) -> float:
+    """``1 - min(H[1:]) / H_ref`` clipped to [0, 1], ``H_ref`` the ``reference`` entropy
+    (default ``H[0]``); NaN with one level, or when ``H_ref`` is 0 (every chain in one
+    basin already at the lowest noise: nothing left to collapse).
+
+    Examples
+    --------
+    >>> funnel_score([np.log(4), np.log(4), 0.0])
+    1.0
+    >>> funnel_score([np.log(4), np.log(4), np.log(4)])
+    0.0
+    """
+    h = np.asarray(entropies, dtype=np.float64)
+    ref = float(h[0]) if reference is None else float(reference)
+    if h.size < 2 or not ref > 1e-12:
+        return math.nan
+    return float(np.clip(1.0 - h[1:].min() / ref, 0.0, 1.0))
+
+
+def sinks(occupancy: np.ndarray, max_sinks: int = 5, share: float = SINK_SHARE) -> list[int]:
+    """The fullest basins, fullest first, taken until they hold ``share`` of the chains
+    (at most ``max_sinks``; empty basins never)."""
+    occ = np.asarray(occupancy, dtype=np.float64)
+    order = np.argsort(-occ, kind="stable")
+    out, total = [], 0.0
+    for b in order[:max_sinks]:
+        if occ[b] <= 0 or total >= share - 1e-12:
+            break
+        out.append(int(b))
+        total += float(occ[b])
+    return out
+
+
+def collapse_level(funnel: FunnelData) -> int:
+    """The level (above the lowest) where the occupancy is most concentrated (lowest
+    entropy; of equals, the noisiest)."""
+    h = np.asarray(funnel.entropy, dtype=np.float64)
+    if h.size < 2:
+        return 0
+    rest = h[1:]
+    return int(1 + np.flatnonzero(rest <= rest.min() + 1e-12).max())
+
+
+def funnel_sinks(funnel: FunnelData, threshold: float = FUNNEL_SCORE) -> list[int]:
+    """The sink basins of the collapse level when the score says funnel, else none."""
+    if not (math.isfinite(funnel.score) and funnel.score >= threshold):
+        return []
+    k = collapse_level(funnel)
+    if funnel.sinks is not None:
+        return [int(b) for b in funnel.sinks[k] if b >= 0]
+    return sinks(funnel.occupancy[k])
+
+
+def describe(funnel: FunnelData) -> str:
+    """One line: the score, what it means, where the chains collapse."""
+    s = funnel.score
+    if not math.isfinite(s):
+        return "funnel score undefined: at the lowest noise level every chain already ends in one basin"
+    k = collapse_level(funnel)
+    kind = "a funnel" if s >= FUNNEL_SCORE else "no funnel"
+    ref = funnel.attrs.get("reference_entropy", funnel.entropy[0])
+    what = "the data's basins" if funnel.attrs.get("reference", "").startswith("chains from data") else \
+        f"noise {funnel.noise[0]:g}"
+    top = funnel_sinks(funnel) or sinks(funnel.occupancy[k])
+    where = ", ".join(f"basin {b} {100 * funnel.occupancy[k, b]:.0f}%" for b in top)
+    return (f"funnel score {s:.2f}: {kind} (effective number of basins {math.exp(ref):.1f} in {what} -> "
+            f"{math.exp(funnel.entropy[k]):.1f} at noise {funnel.noise[k]:g}: {where})")
+
+
+# ------------------------------------------------------------------------- the probe
+
+
+def _match(
+    ends: torch.Tensor, end_energy: torch.Tensor, minima_x: torch.Tensor, radius: float
+) -> tuple[np.ndarray, torch.Tensor, np.ndarray]:
+    """Assign end points to map minima (within ``radius``) or to new minima.
+
+    Returns each end point's minimum (map minima keep their index; new ones are numbered
+    from ``len(minima_x)`` in energy order), the new minima's indices into ``ends``, and
+    how many end points each new minimum gathered.
+    """
+    n_map = minima_x.shape[0]
+    flat = ends.reshape(ends.shape[0], -1).double()
+    ref = minima_x.reshape(n_map, -1).double().to(flat.device)
+    nearest = torch.empty(flat.shape[0], dtype=torch.int64)
+    dist = torch.empty(flat.shape[0], dtype=torch.float64)
+    for start in range(0, flat.shape[0], 1024):
+        d = torch.cdist(flat[start : start + 1024], ref)
+        best = d.min(dim=1)
+        dist[start : start + 1024], nearest[start : start + 1024] = best.values.cpu(), best.indices.cpu()
+    owner = nearest.numpy().copy()
+    fresh = np.flatnonzero(dist.numpy() > radius)
+    keep = torch.zeros(0, dtype=torch.int64)
+    counts = np.zeros(0, dtype=np.int64)
+    if fresh.size:
+        idx = torch.from_numpy(fresh)
+        keep_local, assign = merge_duplicates(ends[idx.to(ends.device)], end_energy[idx].to(ends.device), radius)
+        keep = idx[keep_local.cpu()]
+        owner[fresh] = n_map + assign.cpu().numpy()
+        counts = np.bincount(assign.cpu().numpy(), minlength=keep.numel())
+    return owner, keep, counts
+
+
+def funnel_probe(
+    energy: Energy,
+    content: MapContent,
+    config: FunnelConfig,
+    *,
+    data: torch.Tensor | None = None,
+    progress_file: str | Path | None = None,
+    resume: bool = False,
+    reporter: Reporter | None = None,
+    refine: bool | None = None,
+) -> FunnelResult:
+    """Run the funnel probe on a map (see the module docstring).
+
+    Parameters
+    ----------
+    energy : Energy
+        The energy the map was made of (with its data range).
+    content : MapContent
+        The map (:func:`landscape.mapfile.read_map`).
+    config : FunnelConfig
+    data : Tensor [M, *shape], optional
+        Training examples for the chains from data (needed unless ``init`` is "noise").
+    progress_file : path, optional
+        The map: the chains' end points are kept in ``<stem>.funnel.partial.h5`` after
+        each level, so ``resume=True`` continues an interrupted probe.
+    resume : bool
+    reporter : Reporter, optional
+    refine : bool, optional
+        Refine the barriers of the tree edges that new minima bring (string method)
+        [default: as the map was made]; see :func:`landscape.mapper.extend_map`.
+
+    Returns
+    -------
+    FunnelResult
+
+    Raises
+    ------
+    LandscapeError
+        Bad settings, no data for chains from data, data of the wrong shape, progress from
+        another probe.
+    NonFiniteEnergyError
+        From the chains, the quench or the mapping of new minima.
+
+    Cost: ``len(noise) * chains * len(starts) * (steps + quench_steps)`` gradient
+    evaluations at most, plus attraction-diffusion for each new minimum at the map's top
+    level (in image space nearly every chain ends in a minimum of its own: on the demo's
+    digits model 998 of 1,000 end points were new minima).
+    """
+    reporter = reporter or Reporter()
+    if energy.data_range is None:
+        raise LandscapeError(f"{energy.name or 'energy'} has no data range: the probe's chains from noise need one")
+    if tuple(np.shape(content.minima_x)[1:]) != energy.shape:
+        raise LandscapeError(
+            f"the map's minima have shape {list(np.shape(content.minima_x)[1:])}, the energy expects {list(energy.shape)}"
+        )
+    starts = config.starts
+    if "data" in starts:
+        if data is None or data.shape[0] == 0:
+            raise LandscapeError("chains from data need a data set: give one, or start from noise only")
+        energy.check_batch(data)
+    identity = config.fingerprint() + ":" + f"{content.n_minima}:{float(np.sum(content.minima_energy)):.12g}"
+    state: dict[str, Any] = {}
+    if progress_file is not None:
+        saved = load_progress(progress_file, PROGRESS_KIND)
+        if saved is not None:
+            if not resume:
+                raise LandscapeError(
+                    f"an unfinished funnel probe of {progress_file} exists: pass --resume to continue it, "
+                    "or --force to start afresh"
+                )
+            if saved.get("fingerprint") != identity:
+                raise LandscapeError(
+                    "the unfinished funnel probe was started with other settings or on another map: "
+                    "resume with the same ones, or --force to start afresh"
+                )
+            state = saved
+            reporter.note(f"resuming after {int(state.get('levels_done', 0))} of {len(config.noise)} noise levels")
+    state["fingerprint"] = identity
+    seconds: dict[str, float] = dict(state.get("seconds", {}))
+
+    def save() -> None:
+        if progress_file is not None:
+            save_progress(progress_file, state, PROGRESS_KIND)
+
+    n_per = config.chains
+    chain_start = np.concatenate([np.full(n_per, 0 if s == "data" else 1, dtype=np.int8) for s in starts])
+    for k, tau in enumerate(config.noise):
+        if f"level{k}/x" in state:
+            continue
+        t0 = time.perf_counter()
+        gen = torch.Generator(device=energy.device).manual_seed(config.seed * 7919 + k)
+        x0 = []
+        for s in starts:
+            if s == "data":
+                pick = torch.randint(data.shape[0], (n_per,), generator=torch.Generator().manual_seed(config.seed * 31 + k))
+                x0.append(data[pick].to(energy.device, energy.dtype))
+            else:
+                x0.append(energy.uniform_noise(n_per, gen))
+        x = torch.cat(x0)
+        if tau > 0 and config.steps > 0:
+            reporter.stage(f"noise {tau:g}: chains", total=config.steps, unit="step")
+            x = sample(energy, x, config.steps, config.eps, tau=tau, generator=gen, box=energy.data_range,
+                       progress=reporter.advance).x
+        reporter.stage(f"noise {tau:g}: quench", total=config.quench_steps, unit="step")
+        q = quench(energy, x, max_steps=config.quench_steps, grad_tol=config.grad_tol, box=energy.data_range,
+                   progress=reporter.advance)
+        state[f"level{k}/x"] = q.x.detach().cpu()
+        state[f"level{k}/energy"] = q.energy.cpu()
+        state["levels_done"] = k + 1
+        seconds[f"chains_{k}"] = time.perf_counter() - t0
+        state["seconds"] = seconds
+        save()
+        reporter.note(f"noise {tau:g}: {q.x.shape[0]} chains quenched ({int(q.converged.sum())} converged)")
+
+    # Which minimum did each chain end in? New minima are mapped into the map.
+    ends = torch.cat([torch.as_tensor(state[f"level{k}/x"]) for k in range(len(config.noise))])
+    end_energy = torch.cat([torch.as_tensor(state[f"level{k}/energy"], dtype=torch.float64)
+                            for k in range(len(config.noise))])
+    ends = ends.to(energy.device, energy.dtype)
+    minima_x = torch.from_numpy(np.asarray(content.minima_x)).to(energy.device)
+    owner, keep, _ = _match(ends, end_energy, minima_x, config.merge_radius)
+    new_minima = int(keep.numel())
+    t0 = time.perf_counter()
+    extended = content
+    if new_minima:
+        reporter.note(f"{new_minima} new minima among the chains' end points: mapping them into the map")
+        fresh = Minima(x=ends[keep.to(ends.device)], energy=end_energy[keep],
+                       hits=torch.zeros(new_minima, dtype=torch.int64),
+                       grad_norm=torch.zeros(new_minima, dtype=torch.float64))
+        extended = extend_map(energy, content, fresh, reporter=reporter, seed=config.seed, refine=refine)
+    seconds["mapping"] = time.perf_counter() - t0
+
+    k_levels, c = len(config.noise), chain_start.shape[0]
+    chain_minimum = owner.reshape(k_levels, c)
+    basin = np.asarray(extended.minima_basin)[chain_minimum]
+    b = extended.n_basins
+
+    def shares(rows: np.ndarray) -> np.ndarray:
+        return np.stack([np.bincount(r, minlength=b) / max(r.size, 1) for r in rows])
+
+    occupancy = shares(basin)
+    ent = np.array([entropy(row) for row in occupancy])
+    sink_rows = np.full((k_levels, config.max_sinks), -1, dtype=np.int64)
+    for k, row in enumerate(occupancy):
+        found = sinks(row, config.max_sinks)
+        sink_rows[k, : len(found)] = found
+    by_start = {s: shares(basin[:, chain_start == (0 if s == "data" else 1)]) for s in starts}
+    # The reference: how the data themselves spread over the basins (the chains from data
+    # at the lowest noise, normally 0: the quenched training examples).
+    reference = entropy(by_start["data"][0]) if "data" in by_start else float(ent[0])
+    score = funnel_score(ent, reference)
+    attrs = {
+        "config": json.dumps(config.to_dict(), sort_keys=True),
+        "temperature": [float(t) ** 2 for t in config.noise],
+        "eps": float(config.eps),
+        "steps": int(config.steps),
+        "chains_per_level": int(c),
+        "new_minima": new_minima,
+        "new_basins": int(b - content.n_basins),
+        "reference_entropy": reference,
+        "reference": "chains from data at the lowest noise" if "data" in by_start else "all chains at the lowest noise",
+        "score_rule": "1 - min(entropy[1:]) / reference_entropy, clipped to [0, 1]",
+        "funnel_threshold": FUNNEL_SCORE,
+        "seconds": float(sum(seconds.values())),
+    }
+    funnel = FunnelData(
+        noise=np.asarray(config.noise, dtype=np.float64),
+        occupancy=occupancy,
+        entropy=ent,
+        score=score,
+        attrs=attrs,
+        sinks=sink_rows,
+        occupancy_data=by_start.get("data"),
+        occupancy_noise=by_start.get("noise"),
+        chain_minimum=chain_minimum,
+        chain_start=chain_start,
+    )
+    extended.funnel = funnel
+    reporter.close()
+    return FunnelResult(content=extended, funnel=funnel, new_minima=new_minima,
+                        new_basins=int(b - content.n_basins), seconds=seconds)

@@ -1,0 +1,269 @@
+"""The funnel probe: its statistics, the planted funnel against balanced wells, mapping the
+new minima it finds into the map, resuming, and `landscape funnel` end to end."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from landscape import Energy
+from landscape.ad import ADConfig, Basins, assign_basins, extend_basins
+from landscape.errors import LandscapeError
+from landscape.funnel import (
+    FunnelConfig,
+    collapse_level,
+    entropy,
+    funnel_probe,
+    funnel_score,
+    funnel_sinks,
+    sinks,
+)
+from landscape.mapfile import FunnelData, progress_path, read_map, rewrite_map, write_map
+from landscape.mapper import MapConfig, Reporter, build_map
+from landscape.minima import Minima
+from landscape.potentials import (
+    PLANTED_BOX,
+    balanced_wells,
+    planted_data,
+    planted_funnel,
+    tilted_wells,
+    tilted_wells_exact,
+)
+from tests.test_cli import assert_one_line_error, run
+
+T = 0.05
+TAU = math.sqrt(T)
+LADDER = (0.0, 1.0, 2.0, 4.0, 8.0)
+
+
+def planted_energy(fn) -> Energy:
+    return Energy(fn, shape=(2,), data_range=PLANTED_BOX, dtype=torch.float64, name=fn.__name__)
+
+
+def map_config(**kw) -> MapConfig:
+    settings = dict(chains=64, init="both", temperature=T, eps=0.1, steps=100, merge_radius=0.05, grid=0,
+                    ad=ADConfig(temperature=T, alpha=1.0, eps=0.1 * TAU, max_steps=600, patience=100, delta=0.1,
+                                attempts=2, neighbours=4))
+    settings.update(kw)
+    return MapConfig(**settings)
+
+
+def make_map(tmp_path, fn, data, name, **kw):
+    cfg = map_config(**kw)
+    result = build_map(planted_energy(fn), cfg, data=data)
+    path = write_map(tmp_path / f"{name}.h5", result.content, config=cfg.to_dict(),
+                     source={"kind": "function", "spec": f"landscape.potentials:{fn.__name__}"}, tool_version="test")
+    return path, read_map(path)
+
+
+def probe_config(**kw) -> FunnelConfig:
+    settings = dict(noise=tuple(TAU * m for m in LADDER), eps=0.1, steps=300, merge_radius=0.05, chains=50)
+    settings.update(kw)
+    return FunnelConfig(**settings)
+
+
+@pytest.fixture(scope="module")
+def data():
+    return torch.from_numpy(planted_data(400, seed=0))
+
+
+# ------------------------------------------------------------------------ statistics
+
+
+def test_entropy_score_and_sinks_on_known_occupancies():
+    assert entropy([0.25, 0.25, 0.25, 0.25]) == pytest.approx(math.log(4))
+    assert entropy([1.0, 0.0, 0.0]) == 0.0
+    # All chains in one basin at the highest level: a full collapse; none: no collapse.
+    assert funnel_score([math.log(4), math.log(4), 0.0]) == 1.0
+    assert funnel_score([math.log(4), math.log(4), math.log(4)]) == 0.0
+    assert funnel_score([math.log(4), math.log(8)]) == 0.0  # spreading out is clipped to 0, not negative
+    assert funnel_score([math.log(4), math.log(2)], reference=math.log(16)) == pytest.approx(0.75)
+    assert math.isnan(funnel_score([0.0, 0.0]))  # nothing to collapse
+    assert math.isnan(funnel_score([1.0]))
+    # Sinks: the fullest basins until half the chains, fullest first.
+    assert sinks(np.array([0.1, 0.6, 0.3])) == [1]
+    assert sinks(np.array([0.3, 0.1, 0.25, 0.35])) == [3, 0]
+    assert sinks(np.array([0.5, 0.5]), max_sinks=1) == [0]
+    f = FunnelData(noise=np.array([0.0, 1.0, 2.0, 3.0]),
+                   occupancy=np.array([[0.5, 0.5], [0.9, 0.1], [0.5, 0.5], [0.9, 0.1]]),
+                   entropy=np.array([entropy(r) for r in [[0.5, 0.5], [0.9, 0.1], [0.5, 0.5], [0.9, 0.1]]]),
+                   score=0.6)
+    assert collapse_level(f) == 3  # of equal entropies, the noisiest
+    assert funnel_sinks(f) == [0]
+    f.score = 0.4
+    assert funnel_sinks(f) == []  # not a funnel: no sinks to flag
+
+
+def test_funnel_config_refuses_bad_settings():
+    with pytest.raises(LandscapeError, match="increase"):
+        probe_config(noise=(1.0, 0.5))
+    with pytest.raises(LandscapeError, match="two noise levels"):
+        probe_config(noise=(1.0,))
+    with pytest.raises(LandscapeError, match="init"):
+        probe_config(init="bank")
+
+
+# ---------------------------------------------------------------- planted answers
+
+
+def test_a_planted_funnel_scores_as_a_funnel_and_balanced_wells_do_not(tmp_path, data):
+    _, funnel_map = make_map(tmp_path, planted_funnel, data, "funnel")
+    _, balanced_map = make_map(tmp_path, balanced_wells, data, "balanced")
+    f = funnel_probe(planted_energy(planted_funnel), funnel_map, probe_config(), data=data).funnel
+    b = funnel_probe(planted_energy(balanced_wells), balanced_map, probe_config(), data=data).funnel
+    # The data sit in four wells: four basins' worth of entropy to start with.
+    assert f.attrs["reference_entropy"] == pytest.approx(math.log(4), abs=0.05)
+    assert b.attrs["reference_entropy"] == pytest.approx(math.log(4), abs=0.05)
+    assert f.score >= 0.8
+    assert b.score <= 0.1
+    # The funnel's sink is the broad basin at the origin, the lowest (basin 0).
+    k = collapse_level(f)
+    assert funnel_sinks(f) == [0] and f.occupancy[k, 0] > 0.9
+    centre = funnel_map.minima_x[funnel_map.basin_representative[0]]
+    np.testing.assert_allclose(centre, [0.0, 0.0], atol=0.05)
+    # Balanced wells keep the chains spread: no level concentrates them.
+    assert np.exp(b.entropy).min() > 3.5
+    assert funnel_sinks(b) == []
+    # By start: the chains from data leave their wells as the noise grows.
+    assert f.occupancy_data[0, 0] < 0.05 and f.occupancy_data[k, 0] > 0.9
+    np.testing.assert_allclose(f.occupancy.sum(1), 1.0)
+
+
+def test_new_minima_are_mapped_into_the_map(tmp_path, data):
+    # The map knows only two of the four wells (chains from the data of two wells, no
+    # exploration): the probe's chains find the others and the funnel's bottom.
+    two = data[(data[:, 0] > 1.5) | (data[:, 1] > 1.5)]
+    path, before = make_map(tmp_path, planted_funnel, two, "partial", init="data", steps=0, ladder=(0.3, 3.0))
+    assert before.n_minima == 2 and before.n_basins == 2
+    result = funnel_probe(planted_energy(planted_funnel), before, probe_config(chains=30), data=data)
+    after = result.content
+    assert result.new_minima == 3 and result.new_basins == 3 and after.n_minima == 5
+    # The old minima keep their indices and coordinates; the new ones follow, 0 hits.
+    np.testing.assert_array_equal(after.minima_x[:2], before.minima_x)
+    np.testing.assert_array_equal(after.minima_hits, np.r_[before.minima_hits, 0, 0, 0])
+    assert after.attrs["minima"]["funnel_added"] == 3
+    # The funnel's bottom is the new lowest basin; basins stay sorted by energy.
+    assert np.all(np.diff(after.basin_energy) >= 0)
+    np.testing.assert_allclose(after.minima_x[after.basin_representative[0]], [0.0, 0.0], atol=0.05)
+    assert after.basin_energy[0] < before.basin_energy[0] - 10
+    # Every level holds every minimum; new pairs have barrier estimates and the tree spans them.
+    for level in after.levels:
+        assert level.minima_basin.shape == (5,)
+    assert after.linkage.shape == (after.n_basins - 1, 4)
+    assert np.isfinite(after.barrier_energy).sum() >= after.n_basins - 1
+    # Every chain ended in a minimum of the extended map.
+    assert result.funnel.chain_minimum.max() < 5 and result.funnel.occupancy.shape == (5, after.n_basins)
+    # The extended map writes and reads back under the schema, keeping its identity.
+    rewrite_map(path, after)
+    back = read_map(path)
+    assert back.n_minima == 5 and back.funnel is not None and back.meta.created == before.meta.created
+    assert "updated" in back.meta.extra
+    np.testing.assert_array_equal(back.funnel.chain_minimum, result.funnel.chain_minimum)
+
+
+def test_extend_basins_keeps_old_basins_and_hands_the_representative_to_a_lower_minimum():
+    answer = tilted_wells_exact(2)
+    x = torch.from_numpy(answer.minima)
+    u = torch.from_numpy(answer.energy)
+    e = Energy(tilted_wells, shape=(2,), data_range=(-2.0, 2.0), dtype=torch.float64)
+    ad = ADConfig(temperature=0.05, eps=0.02, max_steps=800, patience=200, delta=0.1, attempts=2, neighbours=4)
+    old = Minima(x[1:], u[1:], torch.ones(3, dtype=torch.int64), torch.zeros(3, dtype=torch.float64))
+    every = Minima(torch.cat([x[1:], x[:1]]), torch.cat([u[1:], u[:1]]), torch.ones(4, dtype=torch.int64),
+                   torch.zeros(4, dtype=torch.float64))
+    gen = torch.Generator().manual_seed(0)
+    # Weak pull: every well its own basin; the new, lowest minimum founds basin 0.
+    prior = assign_basins(e, old, replace_alpha(ad, 0.5), gen)
+    assert prior.n_basins == 3
+    ext, old_to_new = extend_basins(e, every, prior, replace_alpha(ad, 0.5), gen)
+    assert ext.n_basins == 4 and old_to_new.tolist() == [1, 2, 3]
+    assert ext.representative[0] == 3 and ext.basin[3] == 0
+    assert ext.basin[:3].tolist() == (old_to_new[prior.basin]).tolist()
+    kept = {tuple(old_to_new[p].sort().values.tolist()): float(h) for p, h in zip(prior.pairs, prior.barrier)}
+    for p, h in zip(ext.pairs.tolist(), ext.barrier.tolist()):
+        if tuple(p) in kept:
+            assert h == kept[tuple(p)]  # old estimates are kept as they were
+    # Strong pull: one basin; the new minimum joins it and, being lower, represents it.
+    prior = assign_basins(e, old, replace_alpha(ad, 200.0), gen)
+    assert prior.n_basins == 1 and int(prior.representative[0]) == 0
+    ext, old_to_new = extend_basins(e, every, prior, replace_alpha(ad, 200.0), gen)
+    assert ext.n_basins == 1 and int(ext.representative[0]) == 3
+    assert float(ext.energy[0]) == pytest.approx(float(u[0]))
+    # Its join barrier is a real climb: at least the exact saddle between it and the old representative.
+    pair = [k for k, (a, b) in enumerate(answer.pairs.tolist()) if {a, b} == {0, 1}]
+    if pair:
+        assert float(ext.join_barrier[0]) >= answer.saddle[pair[0]] - 1e-6
+
+
+def replace_alpha(cfg: ADConfig, alpha: float) -> ADConfig:
+    from dataclasses import replace
+
+    return replace(cfg, alpha=alpha)
+
+
+def test_an_interrupted_probe_resumes_to_the_same_result(tmp_path, data):
+    path, content = make_map(tmp_path, balanced_wells, data, "resume")
+    energy = planted_energy(balanced_wells)
+    cfg = probe_config(chains=20)
+    whole = funnel_probe(energy, content, cfg, data=data).funnel
+
+    class StopAfterTwo(Reporter):
+        def __init__(self):
+            self.levels = 0
+
+        def note(self, text):
+            if "quenched" in text:
+                self.levels += 1
+                if self.levels == 2:
+                    raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        funnel_probe(energy, content, cfg, data=data, progress_file=path, reporter=StopAfterTwo())
+    assert progress_path(path, "funnel").exists()
+    with pytest.raises(LandscapeError, match="--resume"):
+        funnel_probe(energy, content, cfg, data=data, progress_file=path)
+    with pytest.raises(LandscapeError, match="other settings"):
+        funnel_probe(energy, content, probe_config(chains=21), data=data, progress_file=path, resume=True)
+    resumed = funnel_probe(energy, content, cfg, data=data, progress_file=path, resume=True).funnel
+    np.testing.assert_array_equal(resumed.chain_minimum, whole.chain_minimum)
+    np.testing.assert_allclose(resumed.occupancy, whole.occupancy)
+    assert resumed.score == whole.score
+
+
+# ----------------------------------------------------------------------------- CLI
+
+
+def test_landscape_funnel_end_to_end(capsys, tmp_path, data):
+    npz = tmp_path / "wells.npz"
+    np.savez(npz, x=data.numpy().astype(np.float32))
+    out = tmp_path / "funnel.h5"
+    code, _, err = run(
+        capsys, "map", "--energy", "landscape.potentials:planted_funnel", "--shape", "2", "--box", "-4.5", "4.5",
+        "--float64", "--temperature", str(T), "--eps", "0.1", "--steps", "100", "--chains", "64",
+        "--dataset", f"npz:{npz}", "--ladder", "", "--alpha-unit", "1", "--alpha", "1", "--max-steps", "600",
+        "--patience", "100", "--attempts", "2", "--neighbours", "4", "--out", out, "--quiet",
+    )
+    assert code == 0, err
+    plot = tmp_path / "f.png"
+    code, stdout, err = run(capsys, "funnel", out, "--chains", "40", "--steps", "300", "--plot", plot, "--json",
+                            "--quiet")
+    assert code == 0, err
+    result = json.loads(stdout)
+    # The map's exploration T sets the unit: sqrt(0.05).
+    np.testing.assert_allclose(result["noise"], [TAU * m for m in LADDER])
+    assert result["score"] >= 0.8 and result["funnel"] is True
+    c = read_map(out)
+    assert c.funnel is not None and c.funnel.score == pytest.approx(result["score"])
+    assert plot.read_bytes()[:4] == b"\x89PNG"
+    # Nothing is replaced without --force; a bad map is one line.
+    code, _, err = run(capsys, "funnel", out, "--plot", plot, "--quiet")
+    assert_one_line_error(code, err, "has a funnel probe already: pass --force")
+    code, _, err = run(capsys, "funnel", tmp_path / "nothing.h5", "--quiet")
+    assert_one_line_error(code, err, "no such file")
+    text = tmp_path / "notes.txt"
+    text.write_text("not a model")
+    code, _, err = run(capsys, "funnel", text, "--quiet")
+    assert_one_line_error(code, err, "no map of")
