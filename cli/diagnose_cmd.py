@@ -1,0 +1,197 @@
+"""`landscape diagnose`: flag a map's spurious minima -> /diagnosis in the map, and an HTML report."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import click
+
+from landscape.errors import LandscapeError
+
+
+@click.command("diagnose")
+@click.argument("map_path", metavar="MAP.h5", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--dataset", default=None,
+              help="Training data to compare the minima with [default: the data set the map records].")
+@click.option("--data-root", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Folder holding image data sets (default: $EBM_LANDSCAPE_DATA or ./datasets).")
+@click.option("--limit", type=click.IntRange(min=2), default=10000, show_default=True,
+              help="Use at most this many training examples.")
+@click.option("--model", "model", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="The model file the map was made of, if it is no longer where the map says (its sha256 "
+                   "is checked against the map's).")
+@click.option("--report", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="HTML report to write [default: <map stem>_diagnosis.html beside the map].")
+@click.option("--nn-quantile", type=click.FloatRange(0, 1, min_open=True), default=0.99, show_default=True,
+              help="Quantile of the data's own nearest-neighbour distances that sets the distance bar.")
+@click.option("--nn-factor", type=click.FloatRange(min=0, min_open=True), default=1.5, show_default=True,
+              help="The distance bar is this multiple of that quantile.")
+@click.option("--energy-quantile", type=click.FloatRange(0, 1), default=0.5, show_default=True,
+              help="'The data's typical energy': this quantile of the energy over training examples.")
+@click.option("--saturation-excess", type=click.FloatRange(min=0, min_open=True), default=0.5, show_default=True,
+              help="Images: saturated when a minimum saturates more than this share of the pixels the data "
+                   "leave unsaturated.")
+@click.option("--funnel-score", type=click.FloatRange(0, 1, min_open=True), default=0.5, show_default=True,
+              help="Flag the sinks of the map's funnel probe when its score is at least this.")
+@click.option("--device", default="auto", show_default=True, help="Where to evaluate the energy: auto, cpu, cuda.")
+@click.option("--force", is_flag=True, help="Overwrite an existing report.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON instead of the summary.")
+def diagnose_cmd(map_path, dataset, data_root, limit, model, report, nn_quantile, nn_factor, energy_quantile,
+                 saturation_excess, funnel_score, device, force, as_json):
+    """Which minima of a map are spurious?
+
+    \b
+    A minimum is flagged spurious when
+      - off the data: its energy is at or below the data's typical energy (the median
+        over training examples) while its nearest training example is farther than
+        --nn-factor x the --nn-quantile of the data's own nearest-neighbour distances;
+      - saturated (images): its pixels pile at the ends of the range, beyond the data's
+        own share by more than --saturation-excess of the pixels the data leave free;
+      - a funnel sink: the lowest minimum of a basin that gathers the chains of a funnel
+        (the map's /funnel from `landscape funnel`, when its score reaches --funnel-score).
+
+    Writes /diagnosis into the map (replacing an earlier one), an HTML report with the
+    worst minima beside their nearest training examples, energy and distance histograms
+    and the basin tree with spurious basins in red, and prints a short summary.
+
+    \b
+    Examples:
+      landscape diagnose digits.h5
+      landscape diagnose flowers.h5 --dataset flowers --data-root /data --report flowers.html
+    """
+    import numpy as np
+
+    from cli.energy_source import energy_for_map
+    from landscape import figures
+    from landscape.diagnosis import DiagnosisRule, diagnose_map
+    from landscape.mapfile import read_map, update_map
+    from landscape.report import write_report
+
+    content = read_map(map_path)
+    report = report or map_path.with_name(map_path.stem + "_diagnosis.html")
+    if report.exists() and not force:
+        raise LandscapeError(f"{report} exists: pass --force to overwrite it")
+    rule = DiagnosisRule(nn_quantile=nn_quantile, nn_factor=nn_factor, energy_quantile=energy_quantile,
+                         saturation_excess=saturation_excess, funnel_score=funnel_score)
+    loaded = energy_for_map(map_path, content, model=model, device=device)
+    dataset = dataset or figures.map_dataset(content) or loaded.dataset
+    if not dataset:
+        raise LandscapeError(
+            f"{map_path} records no data set: give the training data with --dataset NAME (npz:FILE for your own)"
+        )
+    data_x = _load(dataset, data_root, limit, tuple(np.shape(content.minima_x)[1:]))
+    diagnosis = diagnose_map(loaded.energy, content, data_x, rule)
+    update_map(map_path, diagnosis=diagnosis.to_data(dataset))
+    written = read_map(map_path)
+    extra = []
+    if written.funnel is not None:
+        import tempfile
+
+        tmp = Path(tempfile.mkdtemp(prefix="ebm-landscape-"))
+        extra.append(("The funnel probe (landscape funnel): where chains end as the noise grows",
+                      figures.plot_funnel(written, tmp / "funnel.png")))
+    write_report(report, written, diagnosis, data_x.numpy(), extra_figures=extra)
+    for _, path in extra:
+        path.unlink(missing_ok=True)
+        path.parent.rmdir()
+    if as_json:
+        click.echo(json.dumps(_summary(map_path, written, diagnosis, dataset, report), indent=2))
+        return
+    for line in summary_lines(map_path, written, diagnosis, dataset):
+        click.echo(line)
+    click.echo(f"wrote /diagnosis to {map_path}, report {report}")
+
+
+def _load(dataset: str, data_root, limit: int, shape: tuple[int, ...]):
+    from data import load
+
+    ds = load(dataset, size=shape[-1] if len(shape) == 3 else None, root=data_root, limit=limit)
+    if tuple(ds.shape) != shape:
+        raise LandscapeError(
+            f"data set {dataset} has examples of shape {list(ds.shape)}, the map's minima have shape {list(shape)}"
+        )
+    return ds.x
+
+
+def _pct(part: float, whole: float) -> str:
+    return f"{100 * part / whole:.0f}%" if whole else "n/a"
+
+
+def summary_lines(map_path: Path, content, d, dataset: str) -> list[str]:
+    """The terminal summary of a diagnosis: bars, counts, the worst minima, the funnel."""
+    import numpy as np
+
+    from landscape.diagnosis import OFF_DATA, SATURATED, SINK, reason_text
+    from landscape.figures import describe_source
+    from landscape.funnel import describe
+
+    n = content.n_minima
+    q99, q50 = np.quantile(d.data_nn, [d.rule.nn_quantile, 0.5])
+    lines = [f"diagnosis of {map_path} ({describe_source(content)}): {n} minima against {d.data_nn.size} "
+             f"examples of {dataset}"]
+    bar = (f"  bars: off the data if NN distance > {d.nn_bar:.3g} ({d.rule.nn_factor:g} x the data's "
+           f"{100 * d.rule.nn_quantile:g}th percentile {q99:.3g}; their median {q50:.3g}) and energy <= "
+           f"{d.energy_bar:.4g} (the data's {100 * d.rule.energy_quantile:g}th percentile)")
+    if d.data_saturation is not None:
+        bar += (f"; saturated if more than {100 * d.saturation_bar():.0f}% of pixels at the range ends "
+                f"(the data: {100 * d.data_saturation:.0f}%)")
+    lines.append(bar)
+    hits = np.asarray(content.minima_hits, dtype=np.float64)
+    flagged = d.spurious
+    lines.append(
+        f"  spurious: {int(flagged.sum())} of {n} minima ({_pct(flagged.sum(), n)}), "
+        f"{_pct(hits[flagged].sum(), hits.sum())} of the exploration chains: {d.count(OFF_DATA)} off the data, "
+        f"{d.count(SATURATED)} saturated, {d.count(SINK)} funnel sinks"
+    )
+    worst = sorted(np.flatnonzero(flagged).tolist(), key=lambda i: float(content.minima_energy[i]))[:5]
+    for i in worst:
+        text = (f"    #{i} (basin {int(content.minima_basin[i])}, E={content.minima_energy[i]:.4g}): NN distance "
+                f"{d.nn_distance[i]:.3g} = {d.nn_distance[i] / d.nn_bar:.2f}x the bar")
+        if d.saturation is not None:
+            text += f", {100 * d.saturation[i]:.0f}% saturated"
+        lines.append(text + f"; {reason_text(int(d.reasons[i]))}")
+    if flagged.sum() > len(worst):
+        lines.append(f"    ... {int(flagged.sum()) - len(worst)} more in the report")
+    if content.funnel is not None:
+        lines.append("  " + describe(content.funnel))
+    else:
+        lines.append(f"  no funnel probe in the map (landscape funnel {map_path}): funnel sinks not tested")
+    return lines
+
+
+def _summary(map_path: Path, content, d, dataset: str, report: Path) -> dict:
+    import numpy as np
+
+    from landscape.diagnosis import OFF_DATA, SATURATED, SINK, reason_text
+
+    def num(x):
+        x = float(x)
+        return x if math.isfinite(x) else None
+
+    hits = np.asarray(content.minima_hits, dtype=np.float64)
+    flagged = d.spurious
+    return {
+        "map": str(map_path),
+        "dataset": dataset,
+        "data_examples": int(d.data_nn.size),
+        "minima": content.n_minima,
+        "spurious": int(flagged.sum()),
+        "spurious_share": num(flagged.mean()) if flagged.size else None,
+        "spurious_hits_share": num(hits[flagged].sum() / hits.sum()) if hits.sum() else None,
+        "off_data": d.count(OFF_DATA),
+        "saturated": d.count(SATURATED),
+        "funnel_sinks": d.count(SINK),
+        "sink_basins": list(d.sinks),
+        "nn_bar": num(d.nn_bar),
+        "energy_bar": num(d.energy_bar),
+        "saturation_bar": None if d.saturation_bar() is None else num(d.saturation_bar()),
+        "funnel_score": None if content.funnel is None else num(content.funnel.score),
+        "flagged": [
+            {"minimum": int(i), "basin": int(content.minima_basin[i]), "energy": num(content.minima_energy[i]),
+             "nn_distance": num(d.nn_distance[i]), "reasons": reason_text(int(d.reasons[i]))}
+            for i in np.flatnonzero(flagged)
+        ],
+        "report": str(report),
+    }
