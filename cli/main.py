@@ -12,7 +12,10 @@ import sys
 import click
 
 from cli.check_cmd import check_cmd
+from cli.compare_cmd import compare_cmd
 from cli.demo_cmd import demo
+from cli.diagnose_cmd import diagnose_cmd
+from cli.funnel_cmd import funnel_cmd
 from cli.info_cmd import info
 from cli.map_cmd import map_cmd
 from cli.sample_cmd import sample_cmd
@@ -34,6 +37,9 @@ def cli() -> None:
       landscape map rings.pt                                  # basins and barrier tree -> rings.h5
       landscape tree rings.h5 --plot tree.png                 # the tree as text and a picture
       landscape check rings.pt                                # convergent or not? (the long-run check)
+      landscape funnel rings.pt                               # noise-level funnel probe -> /funnel in rings.h5
+      landscape diagnose rings.h5                             # spurious minima -> /diagnosis, HTML report
+      landscape compare a.pt b.pt                             # two models side by side
       landscape demo --out demo_out                           # CPU presets, a few minutes
     """
 
@@ -44,6 +50,9 @@ cli.add_command(info)
 cli.add_command(map_cmd)
 cli.add_command(tree_cmd)
 cli.add_command(check_cmd)
+cli.add_command(funnel_cmd)
+cli.add_command(diagnose_cmd)
+cli.add_command(compare_cmd)
 cli.add_command(demo)
 
 

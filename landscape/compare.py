@@ -1,0 +1,770 @@
+"""Two landscape maps side by side: how do the energy landscapes of two EBMs differ?
+
+The Anatomy paper's two kinds of ML learning leave different landscapes behind: a
+convergent model's long-run chains stay among the data, a non-convergent one's drift
+into low-energy, unrealistic states. A map (:mod:`landscape.mapfile`) holds what tells
+them apart; :func:`map_profile` reduces one map to a few comparable numbers:
+
+- basins per magnetization: the number of basins at each level of the
+  attraction-diffusion ladder, keyed by the level's *multiplier* of the map's alpha unit
+  (alphas of different models live on different energy scales; each map's unit is chosen
+  from its own minima, so the same multiplier is the same relative pull);
+- the barrier spectrum: the relative heights of the top-level tree's merges (the depth
+  the shallower side climbs), also divided by the map's attraction-diffusion temperature
+  so that two models' barriers compare in units of kT: an EBM's energy scale is arbitrary,
+  its barriers in kT are what decide how often a chain at that temperature crosses them;
+- the funnel probe's score and effective number of basins ``exp(H)`` per noise level;
+- the spurious share: the diagnosed minima (and the chains that ended in them) and the
+  count per reason.
+
+:func:`compare_profiles` lays two profiles out as table rows, :func:`summarize` says in
+plain words how they differ, and :func:`plot_comparison` draws both on one figure.
+
+This module reads maps only: it neither runs chains nor loads models (the command
+``landscape compare`` adds the long-run convergence check of a checkpoint).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from landscape.errors import LandscapeError
+from landscape.figures import (
+    _new_figure,
+    atomic_output,
+    check_picture_path,
+    data_range,
+    describe_source,
+    level_view,
+    map_alpha,
+    map_dataset,
+    map_temperature,
+    minima_kind,
+    tree_merges,
+)
+from landscape.mapfile import MapContent
+
+__all__ = ["MAX_PICTURES", "compare_profiles", "json_safe", "map_profile", "plot_comparison", "summarize"]
+
+#: Pictures per model in the figure's bottom rows.
+MAX_PICTURES = 16
+#: Two multipliers this close (relative) are the same level of two ladders.
+_SAME_MULTIPLIER = 1e-6
+_COLORS = ("tab:blue", "tab:orange")
+#: Images without a map to say their range are shown as our data are scaled: [-1, 1].
+_DEFAULT_RANGE = (-1.0, 1.0)
+
+
+# ---------------------------------------------------------------------------- profile
+
+
+def _number(x: Any) -> float | None:
+    """A finite float from an attribute value, or None (booleans are not numbers)."""
+    if isinstance(x, (int, float, np.integer, np.floating)) and not isinstance(x, (bool, np.bool_)):
+        x = float(x)
+        return x if math.isfinite(x) else None
+    return None
+
+
+def _levels(content: MapContent) -> list[tuple[float | None, float | None, int]]:
+    """(multiplier, alpha, basins) per level, ascending multiplier (unknown ones last)."""
+    unit = _number(content.attrs.get("barriers", {}).get("alpha_unit"))
+    unit = unit if unit is not None and unit > 0 else None
+
+    def multiplier(attrs: Mapping[str, Any], alpha: float | None) -> float | None:
+        m = _number(attrs.get("multiplier"))
+        if m is None and alpha is not None and unit is not None:
+            m = alpha / unit
+        return m
+
+    if content.levels:
+        rows = [
+            (multiplier(lv.attrs, float(lv.alpha)), float(lv.alpha), int(np.shape(lv.basin_energy)[0]))
+            for lv in content.levels
+        ]
+    else:
+        alpha = map_alpha(content)
+        rows = [(multiplier({}, alpha), alpha, content.n_basins)]
+    return sorted(rows, key=lambda r: (r[0] is None, r[0] if r[0] is not None else 0.0))
+
+
+def _temperature(content: MapContent) -> tuple[float | None, str | None]:
+    """The temperature that sets the map's kT: attraction-diffusion's (``/barriers`` attr
+    ``temperature``: the barriers were found on ``U/T``), else the mapping temperature."""
+    t = _number(content.attrs.get("barriers", {}).get("temperature"))
+    if t is not None and t > 0:
+        return t, "attraction-diffusion"
+    t = map_temperature(content)
+    if t is not None and math.isfinite(t) and t > 0:
+        return t, "mapping"
+    return None, None
+
+
+def _barriers(content: MapContent, temperature: float | None) -> dict[str, Any]:
+    merges = tree_merges(level_view(content))
+    heights = []
+    for m in merges:
+        if m.disconnected or not math.isfinite(m.relative):
+            continue
+        h = m.relative
+        if math.isfinite(m.refined_relative):
+            # Both are upper bounds on the saddle; the lower is the tighter one (the mapper
+            # builds its tree from the same minimum, so this matches `landscape tree`).
+            h = min(h, m.refined_relative)
+        # A merge is never below its higher basin; rounding must not make it so.
+        heights.append(max(0.0, float(h)))
+    heights.sort()
+    kt = [h / temperature for h in heights] if temperature is not None else None
+    return {
+        "count": len(heights),
+        "disconnected": sum(1 for m in merges if m.disconnected),
+        "heights": heights,
+        "heights_kT": kt,
+        "median": float(np.median(heights)) if heights else None,
+        "max": max(heights) if heights else None,
+        "median_kT": float(np.median(kt)) if kt else None,
+        "max_kT": max(kt) if kt else None,
+    }
+
+
+def _funnel(content: MapContent) -> dict[str, Any] | None:
+    from landscape.funnel import FUNNEL_SCORE
+
+    f = content.funnel
+    if f is None:
+        return None
+    score = float(f.score)
+    ref = _number(f.attrs.get("reference_entropy"))
+    return {
+        "score": score if math.isfinite(score) else None,
+        "funnel": bool(math.isfinite(score) and score >= FUNNEL_SCORE),
+        "threshold": FUNNEL_SCORE,
+        "noise": [float(t) for t in np.asarray(f.noise, dtype=np.float64)],
+        "effective_basins": [float(math.exp(h)) for h in np.asarray(f.entropy, dtype=np.float64)],
+        "reference_basins": math.exp(ref) if ref is not None else None,
+    }
+
+
+def _diagnosis(content: MapContent) -> dict[str, Any] | None:
+    from landscape.diagnosis import REASONS
+
+    d = content.diagnosis
+    if d is None:
+        return None
+    spurious = np.asarray(d.spurious, dtype=bool)
+    hits = np.asarray(content.minima_hits, dtype=np.float64)
+    n = spurious.size
+    total = float(hits.sum())
+    reasons = None
+    if d.reasons is not None:
+        bits = np.asarray(d.reasons, dtype=np.int64)
+        reasons = {name: int(((bits & flag) != 0).sum()) for flag, name in REASONS.items()}
+    return {
+        "spurious": int(spurious.sum()),
+        "share_minima": float(spurious.mean()) if n else None,
+        # Weighted by the chains that ended in each minimum: how much of the model's
+        # sampled mass sits in spurious states, not just how many there are.
+        "share_hits": float(hits[spurious].sum() / total) if total > 0 else None,
+        "reasons": reasons,
+    }
+
+
+def map_profile(content: MapContent) -> dict[str, Any]:
+    """The comparable numbers of one map (see the module docstring).
+
+    Parameters
+    ----------
+    content : MapContent
+        A map, as :func:`landscape.mapfile.read_map` returns it.
+
+    Returns
+    -------
+    dict
+        Plain data (NaN-free except where noted; pass through :func:`json_safe` for JSON):
+
+        - ``source`` (str, :func:`landscape.figures.describe_source`), ``dataset``,
+          ``kind`` ("image", "2d", "vector" or None), ``shape``;
+        - ``n_minima``, ``n_basins`` (top level), ``alpha`` (top level), ``alpha_unit``;
+        - ``levels``: list of ``(multiplier, alpha, basins)``, ascending multiplier; a
+          level's multiplier is its attr ``multiplier``, else ``alpha / alpha_unit``
+          (None if neither is known); a map without ``/levels`` gives its top level only;
+        - ``temperature`` and ``temperature_from`` ("attraction-diffusion", "mapping" or
+          None): the T of kT;
+        - ``barriers``: ``count`` (finite merges), ``disconnected``, ``heights``
+          (relative barrier heights of the top-level tree's merges, ascending: the lower
+          of the refined and the estimated one), ``heights_kT`` (divided by T; None
+          without T), ``median``, ``max``, ``median_kT``, ``max_kT`` (None when empty);
+        - ``funnel``: None without a funnel probe, else ``score`` (None if undefined),
+          ``funnel`` (score >= the funnel threshold), ``noise``, ``effective_basins``
+          (``exp(H)`` per noise level), ``reference_basins`` (the data's, if recorded);
+        - ``diagnosis``: None without one, else ``spurious`` (count), ``share_minima``,
+          ``share_hits`` (weighted by the chains that ended in each minimum; None with no
+          hits), ``reasons`` (count per reason name, None when not recorded).
+
+    Raises
+    ------
+    LandscapeError
+        If the map has no basins.
+
+    Examples
+    --------
+    >>> p = map_profile(read_map("rings.h5"))            # doctest: +SKIP
+    >>> p["levels"], p["barriers"]["median_kT"]          # doctest: +SKIP
+    ([(1.0, 0.42, 12), (3.0, 1.26, 5), (10.0, 4.2, 1)], 3.1)
+
+    Cost: one pass over the tree's merges, O(B * (E + B)).
+    """
+    try:
+        kind: str | None = minima_kind(content)
+    except LandscapeError:
+        kind = None  # a shape no picture draws: the numbers still compare
+    temperature, t_from = _temperature(content)
+    unit = _number(content.attrs.get("barriers", {}).get("alpha_unit"))
+    return {
+        "source": describe_source(content),
+        "dataset": map_dataset(content),
+        "kind": kind,
+        "shape": [int(s) for s in np.shape(content.minima_x)[1:]],
+        "n_minima": content.n_minima,
+        "n_basins": content.n_basins,
+        "alpha": map_alpha(content),
+        "alpha_unit": unit,
+        "levels": _levels(content),
+        "temperature": temperature,
+        "temperature_from": t_from,
+        "barriers": _barriers(content, temperature),
+        "funnel": _funnel(content),
+        "diagnosis": _diagnosis(content),
+    }
+
+
+def json_safe(obj: Any) -> Any:
+    """``obj`` with tuples as lists, numpy scalars as numbers and non-finite floats as None."""
+    if isinstance(obj, (np.generic,)):
+        obj = obj.item()
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, Mapping):
+        return {str(k): json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [json_safe(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return [json_safe(v) for v in obj.tolist()]
+    return obj
+
+
+# ------------------------------------------------------------------------------- rows
+
+
+def _g(x: float | None, digits: int = 3) -> str:
+    return "-" if x is None else f"{x:.{digits}g}"
+
+
+def _pct(x: float | None) -> str:
+    return "-" if x is None else f"{100 * x:.0f}%"
+
+
+def _multipliers(*profiles: Mapping[str, Any] | None) -> list[float]:
+    """The known multipliers of the profiles' ladders, merged within rounding, ascending."""
+    found = sorted(m for p in profiles if p for m, _, _ in p["levels"] if m is not None)
+    out: list[float] = []
+    for m in found:
+        if not out or not math.isclose(m, out[-1], rel_tol=_SAME_MULTIPLIER):
+            out.append(m)
+    return out
+
+
+def _basins_at(profile: Mapping[str, Any], m: float) -> int | None:
+    for mult, _, basins in profile["levels"]:
+        if mult is not None and math.isclose(mult, m, rel_tol=_SAME_MULTIPLIER):
+            return int(basins)
+    return None
+
+
+def _funnel_cell(p: Mapping[str, Any]) -> str:
+    f = p["funnel"]
+    if f is None:
+        return "no funnel probe"
+    if f["score"] is None:
+        return "undefined (one basin at the lowest noise)"
+    return f"{f['score']:.2f} ({'a funnel' if f['funnel'] else 'no funnel'})"
+
+
+def _kt_cell(p: Mapping[str, Any], key: str) -> str:
+    b = p["barriers"]
+    if not b["count"]:
+        return "no barriers"
+    if b[f"{key}_kT"] is None:
+        return f"{_g(b[key])} energy units (no temperature)"
+    return _g(b[f"{key}_kT"])
+
+
+def _reason_cell(p: Mapping[str, Any], name: str) -> str:
+    d = p["diagnosis"]
+    if d is None:
+        return "no diagnosis"
+    if d["reasons"] is None:
+        return "not recorded"
+    count = d["reasons"][name]
+    return f"{count} ({_pct(count / p['n_minima'])})" if p["n_minima"] else str(count)
+
+
+def compare_profiles(
+    a: Mapping[str, Any] | None,
+    b: Mapping[str, Any] | None,
+    missing: tuple[str, str] = ("no map", "no map"),
+) -> list[tuple[str, str, str]]:
+    """Two profiles as table rows ``(label, value_a, value_b)``, values as text.
+
+    Rows: minima; top-level basins; basins at each magnetization multiplier either map
+    has ("-" where the other has no such level); barrier heights in kT (median, max) and
+    their count; funnel score; spurious share (of the minima; of the chains) and the count
+    per reason.
+
+    Parameters
+    ----------
+    a, b : dict or None
+        :func:`map_profile` results; None for a side without a map, whose cells all read
+        the matching entry of ``missing``.
+    missing : (str, str)
+        The text of the cells of a side without a map.
+
+    Returns
+    -------
+    list of (str, str, str)
+
+    Examples
+    --------
+    >>> compare_profiles(map_profile(ca), map_profile(cb))[:2]    # doctest: +SKIP
+    [('minima', '10', '12'), ('basins (top level)', '4', '9')]
+    """
+    from landscape.diagnosis import REASONS
+
+    sides = (a, b)
+
+    def row(label: str, cell) -> tuple[str, str, str]:
+        a_text, b_text = (missing[k] if p is None else cell(p) for k, p in enumerate(sides))
+        return (label, a_text, b_text)
+
+    rows = [
+        row("minima", lambda p: str(p["n_minima"])),
+        row("basins (top level)", lambda p: str(p["n_basins"])),
+    ]
+    for m in _multipliers(a, b):
+        rows.append(row(f"basins at {m:g}x alpha unit", lambda p, m=m: _g(_basins_at(p, m), 12)))
+    rows += [
+        row("barrier height median (kT)", lambda p: _kt_cell(p, "median")),
+        row("barrier height max (kT)", lambda p: _kt_cell(p, "max")),
+        row("barriers (finite merges)", lambda p: str(p["barriers"]["count"])
+            + (f" ({p['barriers']['disconnected']} disconnected)" if p["barriers"]["disconnected"] else "")),
+        row("funnel score", _funnel_cell),
+        row("spurious share (minima; chains)", lambda p: "no diagnosis" if p["diagnosis"] is None else
+            f"{_pct(p['diagnosis']['share_minima'])}; {_pct(p['diagnosis']['share_hits'])}"),
+    ]
+    for name in REASONS.values():
+        rows.append(row(f"spurious: {name}", lambda p, name=name: _reason_cell(p, name)))
+    return rows
+
+
+def summarize(
+    a: Mapping[str, Any] | None,
+    b: Mapping[str, Any] | None,
+    names: Sequence[str],
+    verdicts: Sequence[str | None] = (None, None),
+) -> list[str]:
+    """At most two lines saying in plain words how the two models differ.
+
+    The first (when both sides have a verdict of the long-run convergence check) says
+    which the check calls convergent; the other compares the maps: basins at the same
+    magnetization (else at the top level), barriers in kT, funnel score and spurious share,
+    naming the side that has more.
+
+    Parameters
+    ----------
+    a, b : dict or None
+        :func:`map_profile` results (None: no map).
+    names : (str, str)
+    verdicts : (str or None, str or None)
+        ``"convergent"`` / ``"non-convergent"`` per side, None where not checked.
+
+    Returns
+    -------
+    list of str
+    """
+    na, nb = names
+    lines = []
+    va, vb = verdicts
+    if va and vb:
+        if va == vb:
+            lines.append(f"The long-run check calls both {va}.")
+        else:
+            lines.append(f"The long-run check calls {na} {va} and {nb} {vb}.")
+    elif va or vb:
+        name, v, other = (na, va, nb) if va else (nb, vb, na)
+        lines.append(f"The long-run check calls {name} {v} ({other} was not checked).")
+    if a is None or b is None:
+        if a is None and b is None:
+            lines.append("Neither has a map: nothing to compare in the landscapes.")
+        else:
+            lines.append(f"Only {na if a is not None else nb} has a map: the landscapes cannot be compared.")
+        return lines
+    parts = [_basin_difference(a, b, na, nb)]
+    ka, kb = a["barriers"]["median_kT"], b["barriers"]["median_kT"]
+    if ka is not None and kb is not None and not math.isclose(ka, kb, rel_tol=0.05):
+        hi, lo = (na, nb) if ka > kb else (nb, na)
+        parts.append(f"{hi} has higher barriers (median {_g(max(ka, kb))} vs {_g(min(ka, kb))} kT)")
+    fa, fb = a["funnel"], b["funnel"]
+    if fa and fb and fa["score"] is not None and fb["score"] is not None:
+        sa, sb = fa["score"], fb["score"]
+        if abs(sa - sb) >= 0.005:
+            hi = na if sa > sb else nb
+            what = ""
+            if fa["funnel"] != fb["funnel"]:
+                what = f": {hi} is a funnel, {nb if hi == na else na} not"
+            parts.append(f"{hi} has the higher funnel score ({max(sa, sb):.2f} vs {min(sa, sb):.2f}{what})")
+        else:
+            parts.append(f"equal funnel scores ({sa:.2f})")
+    da, db = a["diagnosis"], b["diagnosis"]
+    if da and db and da["share_minima"] is not None and db["share_minima"] is not None:
+        sa, sb = da["share_minima"], db["share_minima"]
+        if round(100 * sa) != round(100 * sb):
+            hi = na if sa > sb else nb
+            parts.append(f"{hi} has the larger spurious share ({_pct(max(sa, sb))} vs {_pct(min(sa, sb))} of minima)")
+        else:
+            parts.append(f"equal spurious shares ({_pct(sa)} of minima)")
+    text = "; ".join(p for p in parts if p)
+    if text:
+        lines.append(text[0].upper() + text[1:] + ".")
+    return lines
+
+
+def _basin_difference(a: Mapping[str, Any], b: Mapping[str, Any], na: str, nb: str) -> str:
+    shared = [m for m in _multipliers(a, b) if _basins_at(a, m) is not None and _basins_at(b, m) is not None]
+    if shared:
+        diffs = [(m, _basins_at(a, m), _basins_at(b, m)) for m in shared]
+        signs = {int(np.sign(x - y)) for _, x, y in diffs}
+        m, x, y = max(diffs, key=lambda d: (abs(d[1] - d[2]), d[0]))
+        if signs == {0}:
+            return f"the same number of basins at every shared magnetization ({x} at {m:g}x the alpha unit)"
+        if len(signs - {0}) == 1:
+            more = na if signs - {0} == {1} else nb
+            where = ("at every shared magnetization" if 0 not in signs
+                     else "wherever the counts differ at the same magnetization")
+            return f"{more} has more basins {where} ({max(x, y)} vs {min(x, y)} at {m:g}x the alpha unit)"
+        return (f"the basin counts cross over the shared magnetizations "
+                f"(e.g. {na} {x} vs {nb} {y} at {m:g}x the alpha unit)")
+    x, y = a["n_basins"], b["n_basins"]
+    if x == y:
+        return f"the same number of top-level basins ({x}; no shared magnetization)"
+    more = na if x > y else nb
+    return f"{more} has more top-level basins ({max(x, y)} vs {min(x, y)}; no shared magnetization)"
+
+
+# ----------------------------------------------------------------------------- figure
+
+
+def _plain(axis: Any) -> None:
+    """Plain numbers on a log axis (0.3, 10, 100), not 3x10^-1."""
+    from matplotlib.ticker import FuncFormatter, LogLocator
+
+    fmt = FuncFormatter(lambda x, pos: f"{x:g}")
+    axis.set_major_formatter(fmt)
+    axis.set_minor_locator(LogLocator(subs=(2.0, 5.0)))
+    axis.set_minor_formatter(fmt)
+
+
+def _note(ax: Any, text: str) -> None:
+    ax.text(0.5, 0.5, text, transform=ax.transAxes, ha="center", va="center", fontsize=9, color="0.35", wrap=True)
+
+
+def _panel_basins(ax: Any, profiles: Sequence[Mapping[str, Any] | None], names: Sequence[str]) -> None:
+    drawn, notes = False, []
+    for p, name, color in zip(profiles, names, _COLORS):
+        if p is None:
+            notes.append(f"{name}: no map")
+            continue
+        pts = [(m, n) for m, _, n in p["levels"] if m is not None and m > 0 and n > 0]
+        if not pts:
+            notes.append(f"{name}: magnetization unknown")
+            continue
+        m, n = np.array(pts, dtype=np.float64).T
+        label = name
+        if np.unique(m).size >= 2:
+            slope = np.polyfit(np.log(m), np.log(n), 1)[0]
+            label += f" (log-log slope {slope:.2f})"
+        ax.plot(m, n, "o-", color=color, label=label)
+        drawn = True
+    if drawn:
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        _plain(ax.xaxis)
+        _plain(ax.yaxis)
+        ax.legend(fontsize=7)
+        ax.grid(True, which="both", color="0.92", lw=0.5)
+    else:
+        _note(ax, "no basin counts to draw")
+    if notes:
+        ax.text(0.01, 0.01, "; ".join(notes), transform=ax.transAxes, fontsize=7, color="0.35")
+    ax.set_xlabel("magnetization alpha / the map's alpha unit")
+    ax.set_ylabel("number of basins")
+    ax.set_title("basins against magnetization", fontsize=9)
+
+
+def _panel_barriers(ax: Any, profiles: Sequence[Mapping[str, Any] | None], names: Sequence[str]) -> None:
+    drawn, notes = [], []
+    for p, name, color in zip(profiles, names, _COLORS):
+        if p is None:
+            notes.append(f"{name}: no map")
+            continue
+        h = p["barriers"]["heights_kT"]
+        if h is None:
+            notes.append(f"{name}: temperature unknown")
+            continue
+        if not h:
+            notes.append(f"{name}: no barriers")
+            continue
+        x = np.sort(np.asarray(h, dtype=np.float64))
+        y = np.arange(1, x.size + 1) / x.size
+        ax.step(np.concatenate([[0.0], x]), np.concatenate([[0.0], y]), where="post", color=color,
+                label=f"{name} ({x.size}, median {np.median(x):.3g})")
+        drawn.append(x)
+    if drawn:
+        allx = np.concatenate(drawn)
+        # Barrier spectra span decades: a log axis unless some are zero or they are narrow.
+        if allx.min() > 0 and allx.max() / allx.min() > 100:
+            ax.set_xscale("log")
+            _plain(ax.xaxis)
+        ax.set_ylim(0, 1.02)
+        ax.legend(fontsize=7, loc="lower right")
+        ax.grid(True, color="0.92", lw=0.5)
+    else:
+        _note(ax, "no barrier heights in kT to draw")
+    if notes:
+        ax.text(0.01, 0.93, "; ".join(notes), transform=ax.transAxes, fontsize=7, color="0.35")
+    ax.set_xlabel("barrier height / kT (top-level tree merges, relative)")
+    ax.set_ylabel("share of barriers at or below")
+    ax.set_title("barrier spectrum (empirical CDF)", fontsize=9)
+
+
+def _panel_funnel(ax: Any, profiles: Sequence[Mapping[str, Any] | None], names: Sequence[str]) -> None:
+    drawn, notes, ticks = False, [], set()
+    for p, name, color in zip(profiles, names, _COLORS):
+        f = None if p is None else p["funnel"]
+        if f is None:
+            notes.append(f"{name}: {'no map' if p is None else 'no funnel probe'}")
+            continue
+        noise = np.asarray(f["noise"], dtype=np.float64)
+        positive = noise[noise > 0]
+        # Each map's ladder in units of its own lowest non-zero level: the two models'
+        # noise scales (their training tau) differ, the ladder's shape is what compares.
+        x = noise / positive.min() if positive.size else np.arange(noise.size, dtype=np.float64)
+        score = "undefined" if f["score"] is None else f"{f['score']:.2f}"
+        ax.plot(x, f["effective_basins"], "o-", color=color, label=f"{name} (score {score})")
+        ticks.update(round(float(t), 6) for t in x)
+        if f["reference_basins"] is not None:
+            ax.axhline(f["reference_basins"], color=color, ls=":", lw=1)
+        drawn = True
+    if drawn:
+        ax.set_xscale("symlog", linthresh=1.0, linscale=0.5)  # keeps tau = 0 on the axis
+        if len(ticks) <= 12:  # the ladders' own levels, as plain numbers
+            from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
+
+            ax.xaxis.set_major_locator(FixedLocator(sorted(ticks)))
+            ax.xaxis.set_major_formatter(FuncFormatter(lambda x, pos: f"{x:g}"))
+            ax.xaxis.set_minor_locator(NullLocator())
+        ax.set_ylim(bottom=0)
+        ax.legend(fontsize=7)
+        ax.grid(True, color="0.92", lw=0.5)
+    else:
+        _note(ax, "no funnel probe")
+    if notes:
+        ax.text(0.01, 0.01, "; ".join(notes), transform=ax.transAxes, fontsize=7, color="0.35")
+    ax.set_xlabel("noise level / the map's lowest non-zero level")
+    ax.set_ylabel("effective number of basins exp(H)")
+    ax.set_title("funnel probe (dotted: the data's basins)", fontsize=9)
+
+
+def _panel_spurious(ax: Any, profiles: Sequence[Mapping[str, Any] | None], names: Sequence[str]) -> None:
+    from landscape.diagnosis import REASONS
+
+    cats = ["any (minima)", "any (chains)", *REASONS.values()]
+    width = 0.38
+    drawn, notes = False, []
+    for k, (p, name, color) in enumerate(zip(profiles, names, _COLORS)):
+        d = None if p is None else p["diagnosis"]
+        if d is None:
+            notes.append(f"{name}: {'no map' if p is None else 'no diagnosis'}")
+            continue
+        values = [d["share_minima"], d["share_hits"]]
+        n = p["n_minima"]
+        values += [(d["reasons"][r] / n if n else None) if d["reasons"] is not None else None for r in REASONS.values()]
+        xs = [i + (k - 0.5) * width for i, v in enumerate(values) if v is not None]
+        ys = [v for v in values if v is not None]
+        bars = ax.bar(xs, ys, width=width, color=color, label=name)
+        ax.bar_label(bars, labels=[f"{100 * v:.0f}%" for v in ys], fontsize=6, padding=1)
+        drawn = True
+    ax.set_xticks(range(len(cats)))
+    ax.set_xticklabels(cats, fontsize=7)
+    ax.set_ylim(0, 1.1)
+    ax.set_ylabel("share spurious")
+    if drawn:
+        ax.legend(fontsize=7, loc="upper right")
+    else:
+        _note(ax, "no diagnosis")
+    if notes:
+        ax.text(0.01, 0.93, "; ".join(notes), transform=ax.transAxes, fontsize=7, color="0.35")
+    ax.set_title("spurious minima by reason (share of minima; 'chains': weighted by hits)", fontsize=9)
+
+
+def _is_image_batch(x: np.ndarray) -> bool:
+    return (x.ndim == 4 and x.shape[1] in (1, 3)) or x.ndim == 3
+
+
+def _pictures(
+    content: MapContent | None, samples: np.ndarray | None
+) -> tuple[np.ndarray, list[str], list[bool], str, bool] | None:
+    """The images of one side's row: (images [k, ...], captions, red flags, what they are,
+    whether they are the samples); None when the side has no images to show."""
+    if samples is not None:
+        x = np.asarray(samples.detach().cpu() if hasattr(samples, "detach") else samples, dtype=np.float64)
+        if _is_image_batch(x) and x.shape[0]:
+            k = min(MAX_PICTURES, x.shape[0])
+            return x[:k], [""] * k, [False] * k, f"samples ({k} of {x.shape[0]})", True
+    if content is None:
+        return None
+    try:
+        if minima_kind(content) != "image":
+            return None
+    except LandscapeError:
+        return None
+    view = level_view(content)
+    order = np.argsort(-view.basin_hits, kind="stable")[:MAX_PICTURES]
+    reps = view.basin_representative[order]
+    spurious = (np.asarray(content.diagnosis.spurious, dtype=bool)[reps] if content.diagnosis is not None
+                else np.zeros(order.size, dtype=bool))
+    x = np.asarray(content.minima_x, dtype=np.float64)[reps]
+    captions = [f"#{int(b)}: {int(view.basin_hits[b])} hits" for b in order]
+    what = f"the {order.size} basins with most hits (representatives; red: spurious)"
+    return x, captions, spurious.tolist(), what, False
+
+
+def _mosaic(images: np.ndarray, low: float, high: float, gap: int = 1) -> np.ndarray:
+    """Images [k, C, H, W] or [k, H, W] side by side as one RGB array [H, k * (W + gap), 3]
+    on white (one axes for the whole row: 16 axes per row would cost seconds to lay out)."""
+    x = np.clip((np.nan_to_num(np.asarray(images, dtype=np.float64), nan=low) - low) / (high - low), 0.0, 1.0)
+    if x.ndim == 3:
+        x = x[:, None]
+    if x.shape[1] == 1:
+        x = np.repeat(x, 3, axis=1)
+    k, _, h, w = x.shape
+    out = np.ones((h, MAX_PICTURES * (w + gap), 3))
+    for i in range(k):
+        out[:, i * (w + gap) : i * (w + gap) + w] = np.transpose(x[i], (1, 2, 0))
+    return out
+
+
+def _draw_images(ax: Any, images: np.ndarray, captions: list[str], red: list[bool], low: float, high: float) -> None:
+    from matplotlib.patches import Rectangle
+
+    h, w = images.shape[-2:]
+    ax.imshow(_mosaic(images, low, high), interpolation="nearest", aspect="equal")
+    ax.set_axis_off()
+    for k, caption in enumerate(captions):
+        x0 = k * (w + 1) - 0.5
+        if caption:
+            ax.text(x0 + w / 2, -0.8, caption, ha="center", va="bottom", fontsize=5,
+                    color="red" if red[k] else "black")
+        if red[k]:
+            ax.add_patch(Rectangle((x0, -0.5), w, h, fill=False, edgecolor="red", linewidth=1.2))
+
+
+def plot_comparison(
+    a_content: MapContent | None,
+    b_content: MapContent | None,
+    names: Sequence[str],
+    path: str | Path,
+    samples: Mapping[str, Any] | None = None,
+    *,
+    sample_notes: Mapping[str, str] | None = None,
+) -> Path:
+    """Draw two maps side by side on one figure, written atomically.
+
+    Four panels, both maps in each (A blue, B orange): (1) the number of basins against
+    the magnetization multiplier, log-log; (2) the barrier spectrum, the empirical CDF of
+    the top-level barrier heights in kT; (3) the funnel probe's effective number of
+    basins ``exp(H)`` against the noise level in units of each map's lowest non-zero
+    level (symlog axis, so tau = 0 shows), with the data's own as a dotted line; (4) the
+    spurious share, grouped bars per reason. A side that lacks a part is named in a note.
+    Below, one row of pictures per model with image minima: ``samples[name]`` (the first
+    16), else the representatives of its 16 basins with most hits. 2-D and vector maps get
+    the four panels only.
+
+    Parameters
+    ----------
+    a_content, b_content : MapContent or None
+        The two maps (None: that side has no map).
+    names : (str, str)
+        Labels of the two sides.
+    path : str or Path
+        The picture (format by suffix: .png, .pdf, .svg).
+    samples : dict name -> array [n, *shape], optional
+        Images to show for a side instead of its basins (e.g. long-run samples).
+    sample_notes : dict name -> str, optional
+        What the samples are, for the row's title.
+
+    Returns
+    -------
+    Path
+
+    Raises
+    ------
+    LandscapeError
+        An unknown picture format, or a map without basins.
+
+    Examples
+    --------
+    >>> plot_comparison(read_map("a.h5"), read_map("b.h5"), ("a", "b"), "a_vs_b.png")   # doctest: +SKIP
+    """
+    path = check_picture_path(path)
+    names = list(names)
+    if len(names) != 2:
+        raise LandscapeError(f"plot_comparison needs two names, got {len(names)}")
+    contents = (a_content, b_content)
+    profiles = [None if c is None else map_profile(c) for c in contents]
+    samples = samples or {}
+    rows = []
+    for side, (content, name) in enumerate(zip(contents, names)):
+        found = _pictures(content, samples.get(name))
+        if found is not None:
+            low, high = data_range(content) if content is not None else _DEFAULT_RANGE
+            rows.append((side, found, low, high))
+
+    # A fixed layout in inches (no layout engine: it costs more than the drawing).
+    width, panels_h, row_h = 12.0, 7.1, 1.2
+    height = panels_h + row_h * len(rows)
+    fig = _new_figure(width, height)
+
+    def rect(left: float, top: float, w: float, h: float) -> tuple[float, float, float, float]:
+        return (left / width, 1 - (top + h) / height, w / width, h / height)
+
+    axes = [fig.add_axes(rect(left, top, 4.9, 2.55)) for top in (0.6, 4.05) for left in (0.75, 6.8)]
+    _panel_basins(axes[0], profiles, names)
+    _panel_barriers(axes[1], profiles, names)
+    _panel_funnel(axes[2], profiles, names)
+    _panel_spurious(axes[3], profiles, names)
+    fig.text(0.5, 1 - 0.12 / height, f"{names[0]} (blue) vs {names[1]} (orange)", ha="center", va="top", fontsize=11)
+    for r, (side, (images, captions, red, what, from_samples), low, high) in enumerate(rows):
+        name = names[side]
+        note = (sample_notes or {}).get(name) if from_samples else None
+        top = panels_h + r * row_h
+        fig.text(0.5, 1 - (top + 0.05) / height, f"{name}: {note or what}", ha="center", va="top", fontsize=8,
+                 color=_COLORS[side])
+        _draw_images(fig.add_axes(rect(0.2, top + 0.38, width - 0.4, row_h - 0.45)), images, captions, red, low, high)
+    with atomic_output(path) as tmp:
+        fig.savefig(tmp, dpi=110)
+    return path

@@ -1,0 +1,321 @@
+"""`landscape compare` and :mod:`landscape.compare` on synthetic maps whose numbers are known.
+
+Map A: ten image minima; a ladder at 1x, 3x, 10x the alpha unit with 10, 5, 2 basins;
+barriers 1..9 above the higher basin at T = 2 (0.5..4.5 kT); a funnel (score 0.9); 6 of
+10 minima spurious. Map B: the same minima; 10, 9, 8, 7 basins at 1x, 3x, 10x, 30x
+(multipliers from alpha / alpha_unit, no attribute); barriers 0.5 at T = 1; score 0.1;
+nothing spurious.
+"""
+
+import json
+import math
+import re
+import struct
+
+import h5py
+import numpy as np
+import pytest
+
+from cli.compare_cmd import compare_cmd
+from cli.errors import run_guarded
+from landscape.compare import compare_profiles, map_profile, plot_comparison, summarize
+from landscape.mapfile import DiagnosisData, FunnelData, LevelData, MapContent, read_map, write_map
+from landscape.tree import minimax_tree
+
+PNG = b"\x89PNG\r\n\x1a\n"
+N = 10
+
+
+def _level(k, heights, energy, alpha, attrs):
+    """k basins over the minima: minima 0..k-2 alone, the rest in basin k-1; a chain of
+    barriers, pair (i, i+1) at E[i+1] + heights[i] (so merge i has relative height heights[i])."""
+    basin = np.minimum(np.arange(energy.size), k - 1)
+    rep = np.arange(k)
+    e = energy[rep]
+    pairs = np.array([[i, i + 1] for i in range(k - 1)]).reshape(-1, 2)
+    barrier = np.array([e[i + 1] + heights[i] for i in range(k - 1)])
+    return LevelData(alpha, basin, rep, e, pairs, barrier, minimax_tree(e, pairs, barrier).linkage, attrs=attrs)
+
+
+def make_map(counts, multipliers, heights, temperature, unit, multiplier_attr, score, entropy, spurious, reasons):
+    energy = -10.0 + np.arange(N)
+    x = np.random.default_rng(0).uniform(-1, 1, size=(N, 1, 8, 8)).astype(np.float32)
+    levels = [
+        _level(k, heights, energy, m * unit, {"multiplier": m} if multiplier_attr else {})
+        for k, m in zip(counts, multipliers)
+    ]
+    top = levels[0]
+    content = MapContent(
+        minima_x=x, minima_energy=energy, minima_hits=np.arange(1, N + 1), minima_basin=top.minima_basin,
+        basin_representative=top.basin_representative, basin_energy=top.basin_energy,
+        barrier_pairs=top.barrier_pairs, barrier_energy=top.barrier_energy, linkage=top.linkage, levels=levels,
+        attrs={"minima": {"temperature": 20.0, "data_range": [-1.0, 1.0]},
+               "barriers": {"alpha": top.alpha, "alpha_unit": unit, "temperature": temperature}},
+    )
+    content.funnel = FunnelData(
+        noise=np.array([0.0, 0.5, 1.0, 2.0]), occupancy=np.full((4, N), 1.0 / N), entropy=np.array(entropy),
+        score=score, attrs={"reference_entropy": float(entropy[0])},
+    )
+    content.diagnosis = DiagnosisData(spurious=np.array(spurious), nn_distance=np.linspace(0.1, 1.0, N),
+                                      reasons=np.array(reasons, dtype=np.uint8))
+    return content
+
+
+def map_a():
+    # Minima 4..9 spurious: all off the data (1), 7..9 also saturated (2), 9 also a funnel sink (4).
+    return make_map([10, 5, 2], [1, 3, 10], np.arange(1.0, 10.0), 2.0, 0.2, True, 0.9,
+                    [math.log(8), math.log(4), math.log(2), 0.1 * math.log(8)],
+                    [False] * 4 + [True] * 6, [0] * 4 + [1, 1, 1, 3, 3, 7])
+
+
+def map_b():
+    return make_map([10, 9, 8, 7], [1, 3, 10, 30], np.full(9, 0.5), 1.0, 0.5, False, 0.1,
+                    [math.log(8), math.log(7.5), math.log(7), 0.9 * math.log(8)], [False] * N, [0] * N)
+
+
+def map_2d():
+    """Three 2-D minima, no ladder, funnel or diagnosis; the first tree edge refined lower
+    than its estimate; only the mapping temperature (0.5) recorded."""
+    energy = np.array([-3.0, -2.0, -1.0])
+    pairs, barrier = np.array([[0, 1], [1, 2]]), np.array([0.0, 1.0])
+    return MapContent(
+        minima_x=np.array([[0.0, 0.0], [1.0, 0.0], [2.0, 0.0]], dtype=np.float32), minima_energy=energy,
+        minima_hits=np.array([5, 3, 2]), minima_basin=np.arange(3), basin_representative=np.arange(3),
+        basin_energy=energy, barrier_pairs=pairs, barrier_energy=barrier,
+        linkage=minimax_tree(energy, pairs, barrier).linkage, barrier_refined=np.array([-0.5, np.nan]),
+        attrs={"minima": {"temperature": 0.5}, "barriers": {"alpha": 0.3, "alpha_unit": 0.1}},
+    )
+
+
+def save(path, content, source=None):
+    source = source or {"kind": "function", "spec": f"{path.stem}.py:energy"}
+    return write_map(path, content, config={}, source=source, tool_version="0.1.0")
+
+
+@pytest.fixture(scope="module")
+def maps(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("maps")
+    return save(folder / "A.h5", map_a()), save(folder / "B.h5", map_b())
+
+
+def run(capsys, *args):
+    code = run_guarded(compare_cmd, [str(a) for a in args])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def assert_one_line_error(code, err, pattern, expected=1):
+    assert code == expected, err
+    assert "Traceback" not in err
+    lines = [line for line in err.strip().splitlines() if line.strip()]
+    assert len(lines) == 1, err
+    assert re.search(pattern, lines[0]), lines[0]
+
+
+def table(out):
+    """The text table as {label: (A, B)}: columns by the header's positions; a line with
+    no label continues the row above (long cells wrap)."""
+    lines = out.splitlines()
+    header = lines[0]
+    names = header.split()
+    a_at, b_at = header.index(names[0]), header.rindex(names[-1])
+    rows, last = {}, None
+    for line in lines[1:]:
+        if not line.strip():
+            break
+        label, a, b = line[:a_at].strip(), line[a_at:b_at].strip(), line[b_at:].strip()
+        if label:
+            rows[label], last = [a, b], label
+        elif last is not None:
+            rows[last] = [" ".join(x for x in (old, new) if x) for old, new in zip(rows[last], (a, b))]
+    return {k: tuple(v) for k, v in rows.items()}
+
+
+def png_size(path):
+    data = path.read_bytes()
+    assert data[:8] == PNG
+    return struct.unpack(">II", data[16:24])
+
+
+# ------------------------------------------------------------------------ the library
+
+
+def test_profiles_give_the_known_numbers(maps):
+    a, b = (map_profile(read_map(p)) for p in maps)
+    assert a["n_minima"] == 10 and a["n_basins"] == 10 and a["kind"] == "image"
+    assert [(m, n) for m, _, n in a["levels"]] == [(1.0, 10), (3.0, 5), (10.0, 2)]
+    # B's multipliers come from alpha / alpha_unit (no attribute on its levels).
+    assert [m for m, _, _ in b["levels"]] == pytest.approx([1.0, 3.0, 10.0, 30.0])
+    assert [n for _, _, n in b["levels"]] == [10, 9, 8, 7]
+    assert [alpha for _, alpha, _ in b["levels"]] == pytest.approx([0.5, 1.5, 5.0, 15.0])
+    assert a["temperature"] == 2.0 and a["temperature_from"] == "attraction-diffusion"
+    assert a["barriers"]["heights"] == pytest.approx(np.arange(1.0, 10.0))
+    assert a["barriers"]["heights_kT"] == pytest.approx(np.arange(1.0, 10.0) / 2)
+    assert (a["barriers"]["median_kT"], a["barriers"]["max_kT"], a["barriers"]["count"]) == pytest.approx((2.5, 4.5, 9))
+    assert (b["barriers"]["median_kT"], b["barriers"]["max_kT"]) == pytest.approx((0.5, 0.5))
+    assert a["funnel"]["score"] == pytest.approx(0.9) and a["funnel"]["funnel"]
+    assert b["funnel"]["score"] == pytest.approx(0.1) and not b["funnel"]["funnel"]
+    assert a["funnel"]["effective_basins"][:3] == pytest.approx([8.0, 4.0, 2.0])
+    assert a["funnel"]["reference_basins"] == pytest.approx(8.0)
+    d = a["diagnosis"]
+    assert d["spurious"] == 6 and d["share_minima"] == pytest.approx(0.6)
+    assert d["share_hits"] == pytest.approx(sum(range(5, 11)) / sum(range(1, 11)))  # 45 / 55 of the chains
+    assert d["reasons"] == {"off the data": 6, "saturated": 3, "funnel sink": 1}
+    assert b["diagnosis"]["share_minima"] == 0.0 and b["diagnosis"]["reasons"] == {
+        "off the data": 0, "saturated": 0, "funnel sink": 0}
+
+
+def test_profile_of_a_bare_map_uses_the_top_level_and_the_lower_barrier(tmp_path):
+    p = map_profile(read_map(save(tmp_path / "w.h5", map_2d())))
+    assert p["kind"] == "2d"
+    assert p["levels"] == [(pytest.approx(3.0), 0.3, 3)]  # alpha 0.3 / unit 0.1
+    assert p["funnel"] is None and p["diagnosis"] is None
+    # Merge (0, 1): estimate 0 - (-2) = 2, refined max(-0.5, -2) - (-2) = 1.5: the lower counts.
+    assert p["barriers"]["heights"] == pytest.approx([1.5, 2.0])
+    assert p["temperature_from"] == "mapping" and p["barriers"]["heights_kT"] == pytest.approx([3.0, 4.0])
+
+
+def test_rows_and_summary_name_the_right_side(maps):
+    a, b = (map_profile(read_map(p)) for p in maps)
+    rows = {label: (va, vb) for label, va, vb in compare_profiles(a, b)}
+    assert rows["basins at 3x alpha unit"] == ("5", "9")
+    assert rows["basins at 10x alpha unit"] == ("2", "8")
+    assert rows["basins at 30x alpha unit"] == ("-", "7")  # only B's ladder goes there
+    assert rows["barrier height median (kT)"] == ("2.5", "0.5")
+    assert rows["barrier height max (kT)"] == ("4.5", "0.5")
+    assert rows["funnel score"] == ("0.90 (a funnel)", "0.10 (no funnel)")
+    assert rows["spurious share (minima; chains)"] == ("60%; 82%", "0%; 0%")
+    assert rows["spurious: saturated"] == ("3 (30%)", "0 (0%)")
+    missing = {label: (va, vb) for label, va, vb in compare_profiles(a, None, missing=("no map", "no map (run: x)"))}
+    assert missing["minima"] == ("10", "no map (run: x)")
+    lines = summarize(a, b, ["A", "B"], ["non-convergent", "convergent"])
+    assert lines[0] == "The long-run check calls A non-convergent and B convergent."
+    assert "B has more basins" in lines[1] and "(8 vs 2 at 10x" in lines[1]
+    assert "A has the higher funnel score (0.90 vs 0.10" in lines[1]
+    assert "A has the larger spurious share (60% vs 0%" in lines[1]
+
+
+def test_figure_has_picture_rows_for_image_maps_only(maps, tmp_path):
+    a, b = (read_map(p) for p in maps)
+    flat = read_map(save(tmp_path / "w.h5", map_2d()))
+    both = plot_comparison(a, b, ["A", "B"], tmp_path / "both.png")
+    one = plot_comparison(a, flat, ["A", "W"], tmp_path / "one.png")
+    none = plot_comparison(flat, None, ["W", "X"], tmp_path / "none.png")
+    (w2, h2), (w1, h1), (w0, h0) = png_size(both), png_size(one), png_size(none)
+    assert w2 == w1 == w0 and h2 > h1 > h0  # a row of pictures per image map, none for 2-D
+    samples = plot_comparison(flat, None, ["W", "X"], tmp_path / "s.png",
+                              samples={"X": np.zeros((20, 1, 8, 8))})
+    assert png_size(samples)[1] == h1  # samples give a side without a map its row
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["both.png", "none.png", "one.png", "s.png", "w.h5"]
+
+
+# ----------------------------------------------------------------------------- the CLI
+
+
+def test_text_table_puts_each_number_on_its_side(maps, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    code, out, err = run(capsys, *maps, "--quiet")
+    assert code == 0, err
+    rows = table(out)
+    assert rows["basins at 1x alpha unit"] == ("10", "10")
+    assert rows["basins at 3x alpha unit"] == ("5", "9")
+    assert rows["basins at 10x alpha unit"] == ("2", "8")
+    assert rows["barrier height median (kT)"] == ("2.5", "0.5")
+    assert rows["funnel score"] == ("0.90 (a funnel)", "0.10 (no funnel)")
+    assert rows["spurious share (minima; chains)"] == ("60%; 82%", "0%; 0%")
+    assert rows["spurious: off the data"] == ("6 (60%)", "0 (0%)")
+    assert rows["check verdict"] == ("no checkpoint to check", "no checkpoint to check")
+    assert out.splitlines()[0].split() == ["A", "B"]
+    assert "A has the higher funnel score" in out and "B has more basins" in out
+    picture = tmp_path / "compare_A_vs_B.png"
+    assert f"picture: {picture.name}" in out and picture.read_bytes()[:8] == PNG
+    before = picture.read_bytes()
+    code, _, err = run(capsys, *maps, "--quiet")
+    assert_one_line_error(code, err, r"^error: compare_A_vs_B.png exists: pass --force")
+    assert picture.read_bytes() == before
+    code, _, err = run(capsys, *maps, "--quiet", "--force", "--names", "base,tuned")
+    assert code == 0, err
+    assert (tmp_path / "compare_base_vs_tuned.png").exists()
+
+
+def test_json_holds_both_profiles_rows_and_verdicts(maps, tmp_path, capsys):
+    out_png = tmp_path / "cmp.png"
+    code, out, err = run(capsys, *maps, "--json", "--names", "base,tuned", "--out", out_png, "--quiet")
+    assert code == 0, err
+    payload = json.loads(out)
+    assert payload["names"] == ["base", "tuned"]
+    assert payload["profiles"]["base"]["levels"] == [[1.0, pytest.approx(0.2), 10], [3.0, pytest.approx(0.6), 5],
+                                                     [10.0, pytest.approx(2.0), 2]]
+    assert payload["profiles"]["tuned"]["funnel"]["score"] == pytest.approx(0.1)
+    assert payload["profiles"]["base"]["diagnosis"]["share_minima"] == pytest.approx(0.6)
+    rows = {r[0]: r[1:] for r in payload["rows"]}
+    assert rows["basins at 10x alpha unit"] == ["2", "8"]
+    assert payload["verdicts"] == {"base": None, "tuned": None}
+    assert payload["picture"] == str(out_png) and out_png.read_bytes()[:8] == PNG
+
+
+def test_bad_inputs_are_one_line_errors(maps, tmp_path, capsys):
+    a, b = maps
+    out = tmp_path / "x.png"
+    code, _, err = run(capsys, a, a, "--out", out)
+    assert_one_line_error(code, err, r"^error: A and B are the same file")
+    code, _, err = run(capsys, a, tmp_path / "missing.pt", "--out", out)
+    assert_one_line_error(code, err, r"^error: .*missing\.pt: no such file")
+    text = tmp_path / "notes.txt"
+    text.write_text("not a model\n")
+    code, _, err = run(capsys, text, b, "--out", out)
+    assert_one_line_error(code, err, r"^error: .*notes\.txt is neither an ebm-landscape checkpoint nor a map")
+    with h5py.File(tmp_path / "other.h5", "w") as f:
+        f["x"] = np.arange(3)
+    code, _, err = run(capsys, tmp_path / "other.h5", b, "--out", out)
+    assert_one_line_error(code, err, r"^error: .*other\.h5 is not an ebm-landscape map")
+    code, _, err = run(capsys, a, b, "--names", "only-one", "--out", out)
+    assert code == 2 and "two comma-separated names" in err
+    assert not out.exists()
+
+
+def test_checkpoint_side_runs_the_check_and_finds_its_map(tmp_path, monkeypatch, capsys):
+    from cli.train_cmd import train_cmd
+    from train.checkpoint import sha256_of
+
+    monkeypatch.chdir(tmp_path)
+    ckpt = "d.pt"  # relative, as a user types it in the folder
+    code = run_guarded(train_cmd, ["--preset", "digits-nonconvergent", "--out", ckpt, "--steps", "3",
+                                   "--batch-size", "20", "--quiet", "--set", "model.kwargs.hidden=[16]",
+                                   "--set", "sampler.steps=5"])
+    capsys.readouterr()
+    other = save(tmp_path / "B.h5", map_b())
+    assert code == 0 and (tmp_path / ckpt).exists()
+    code, out, err = run(capsys, ckpt, other, "--multiples", "1,2", "--chains", "8", "--json", "--quiet")
+    assert code == 0, err
+    payload = json.loads(out)
+    check = payload["checks"]["d"]
+    assert check["n_chains"] == 8 and [s["multiple"] for s in check["stages"]["data"]] == [1.0, 2.0]
+    assert payload["verdicts"]["d"] in ("convergent", "non-convergent") and payload["checks"]["B"] is None
+    rows = {r[0]: r[1:] for r in payload["rows"]}
+    assert rows["trained regime"][0] == "non-convergent"
+    assert rows["check verdict"][0] == payload["verdicts"]["d"] + " (agrees with the regime)"
+    assert rows["check evidence"] == [check["explanation"], "-"]
+    assert rows["minima"] == ["no map (run: landscape map d.pt)", "10"]
+    assert payload["profiles"]["d"] is None
+
+    # A map beside the checkpoint, made of it (same sha256), is its map.
+    save(tmp_path / "d.h5", map_a(), {"kind": "checkpoint", "path": "d.pt", "sha256": sha256_of(tmp_path / ckpt)})
+    code, out, err = run(capsys, ckpt, other, "--no-check", "--force", "--quiet")
+    assert code == 0, err
+    rows = table(out)
+    assert rows["basins at 3x alpha unit"] == ("5", "9")
+    assert rows["check verdict"][0] == "not run (--no-check)"
+    assert rows["source"][0] == "checkpoint d.pt, map d.h5"
+    # A map names its checkpoint: the map side gets the regime (and would get the check).
+    code, out, err = run(capsys, "d.h5", other, "--no-check", "--force", "--quiet")
+    assert code == 0, err
+    assert table(out)["trained regime"] == ("non-convergent", "unknown")
+    # A checkpoint and its own map are one model.
+    code, _, err = run(capsys, ckpt, "d.h5", "--no-check", "--force", "--quiet")
+    assert_one_line_error(code, err, r"^error: A and B have the same map")
+    # A map of another model under the checkpoint's name is not its map.
+    save(tmp_path / "d.h5", map_a(), {"kind": "checkpoint", "path": "d.pt", "sha256": "ab" * 32})
+    code, out, err = run(capsys, ckpt, other, "--no-check", "--force", "--quiet")
+    assert code == 0, err
+    assert table(out)["minima"][0].startswith("no map of this checkpoint (d.h5 is of another model")
