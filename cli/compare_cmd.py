@@ -160,7 +160,69 @@ def compare_cmd(a, b, out, force, check, chains, multiples, device, names, seed,
       landscape compare rings.h5 rings_long.h5 --no-check --names short,long
       landscape compare a.pt b.h5 --multiples 1,10 --chains 32 --json > cmp.json
     """
-    from landscape.compare import compare_profiles, json_safe, map_profile, plot_comparison, summarize
+    from landscape.compare import json_safe
+
+    run = run_compare(a, b, out=out, force=force, check=check, chains=chains, multiples=multiples, device=device,
+                      names=names, seed=seed, quiet=quiet or as_json)
+    sides, labels, rows = run.sides, run.labels, run.rows
+    if as_json:
+        payload = {
+            "names": list(labels),
+            "sides": {s.name: {"input": str(s.given), "kind": s.kind,
+                               "checkpoint": None if s.checkpoint is None else str(s.checkpoint),
+                               "map": None if s.map_path is None else str(s.map_path),
+                               "regime": s.regime, "no_map": s.no_map if s.content is None else None}
+                      for s in sides},
+            "profiles": {s.name: p for s, p in zip(sides, run.profiles)},
+            "rows": [list(r) for r in rows],
+            "checks": {s.name: None if r is None else r.to_dict() for s, r in zip(sides, run.results)},
+            "verdicts": {s.name: v for s, v in zip(sides, run.verdicts)},
+            "summary": run.summary,
+            "picture": str(run.out),
+        }
+        click.echo(json.dumps(json_safe(payload), indent=2))
+        return
+    click.echo(_table([("", labels[0], labels[1])] + rows))
+    click.echo("")
+    for line in run.summary:
+        click.echo(line)
+    click.echo(f"picture: {run.out}")
+
+
+@dataclass
+class CompareRun:
+    """What :func:`run_compare` found: both sides, their profiles and checks, the table rows,
+    the closing lines and the figure written."""
+
+    sides: list[Side]
+    labels: tuple[str, str]
+    profiles: list[Any]
+    results: list[Any]
+    verdicts: list[str | None]
+    rows: list[tuple[str, str, str]]
+    summary: list[str]
+    out: Path
+
+
+def run_compare(
+    a: Path,
+    b: Path,
+    *,
+    out: Path | None = None,
+    force: bool = False,
+    check: bool = True,
+    chains: int = 64,
+    multiples: tuple[float, ...] = (1.0, 3.0, 10.0, 30.0),
+    device: str = "auto",
+    names: tuple[str, str] | None = None,
+    seed: int = 0,
+    quiet: bool = False,
+    checks: dict[Path, Any] | None = None,
+) -> CompareRun:
+    """Compare ``a`` and ``b`` as the command does and draw the figure. ``checks`` maps a
+    checkpoint path to a convergence check already run on it (reused instead of
+    running it again)."""
+    from landscape.compare import compare_profiles, map_profile, plot_comparison, summarize
     from landscape.errors import LandscapeError
     from landscape.figures import check_picture_path
 
@@ -185,7 +247,12 @@ def compare_cmd(a, b, out, force, check, chains, multiples, device, names, seed,
 
     results: list[Any] = [None, None]
     if check:
-        results = [_check(side, chains, multiples, device, seed, quiet) for side in sides]
+        known = {Path(k).resolve(): v for k, v in (checks or {}).items()}
+        results = [
+            known.get(side.checkpoint.resolve()) if side.checkpoint is not None and side.checkpoint.resolve() in known
+            else _check(side, chains, multiples, device, seed, quiet)
+            for side in sides
+        ]
 
     profiles = [None if s.content is None else map_profile(s.content) for s in sides]
     rows = _head_rows(sides, results, check)
@@ -200,29 +267,7 @@ def compare_cmd(a, b, out, force, check, chains, multiples, device, names, seed,
             samples[side.name] = end.detach().cpu().numpy()
             notes[side.name] = f"long-run samples from data after {steps} steps ({steps / result.L:g}L)"
     plot_comparison(sides[0].content, sides[1].content, labels, out, samples=samples, sample_notes=notes)
-
-    if as_json:
-        payload = {
-            "names": list(labels),
-            "sides": {s.name: {"input": str(s.given), "kind": s.kind,
-                               "checkpoint": None if s.checkpoint is None else str(s.checkpoint),
-                               "map": None if s.map_path is None else str(s.map_path),
-                               "regime": s.regime, "no_map": s.no_map if s.content is None else None}
-                      for s in sides},
-            "profiles": {s.name: p for s, p in zip(sides, profiles)},
-            "rows": [list(r) for r in rows],
-            "checks": {s.name: None if r is None else r.to_dict() for s, r in zip(sides, results)},
-            "verdicts": {s.name: v for s, v in zip(sides, verdicts)},
-            "summary": summary,
-            "picture": str(out),
-        }
-        click.echo(json.dumps(json_safe(payload), indent=2))
-        return
-    click.echo(_table([("", labels[0], labels[1])] + rows))
-    click.echo("")
-    for line in summary:
-        click.echo(line)
-    click.echo(f"picture: {out}")
+    return CompareRun(sides, tuple(labels), profiles, results, verdicts, rows, summary, out)
 
 
 def _check(side: Side, chains: int, multiples: tuple[float, ...], device: str, seed: int, quiet: bool) -> Any:

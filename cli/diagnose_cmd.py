@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -61,6 +63,47 @@ def diagnose_cmd(map_path, dataset, data_root, limit, model, report, nn_quantile
       landscape diagnose digits.h5
       landscape diagnose flowers.h5 --dataset flowers --data-root /data --report flowers.html
     """
+    run = run_diagnose(map_path, dataset=dataset, data_root=data_root, limit=limit, model=model, report=report,
+                       nn_quantile=nn_quantile, nn_factor=nn_factor, energy_quantile=energy_quantile,
+                       saturation_excess=saturation_excess, funnel_score=funnel_score, device=device, force=force)
+    if as_json:
+        click.echo(json.dumps(_summary(map_path, run.content, run.diagnosis, run.dataset, run.report), indent=2))
+        return
+    for line in summary_lines(map_path, run.content, run.diagnosis, run.dataset):
+        click.echo(line)
+    click.echo(f"wrote /diagnosis to {map_path}, report {run.report}")
+
+
+@dataclass
+class DiagnoseRun:
+    """What :func:`run_diagnose` did: the map as written, the diagnosis, the data set, the report."""
+
+    content: Any
+    diagnosis: Any
+    dataset: str
+    report: Path
+
+
+def run_diagnose(
+    map_path: Path,
+    *,
+    dataset: str | None = None,
+    data_root: Path | None = None,
+    limit: int = 10000,
+    model: Path | None = None,
+    report: Path | None = None,
+    nn_quantile: float = 0.99,
+    nn_factor: float = 1.5,
+    energy_quantile: float = 0.5,
+    saturation_excess: float = 0.5,
+    funnel_score: float = 0.5,
+    device: str = "auto",
+    force: bool = False,
+) -> DiagnoseRun:
+    """Diagnose the map at ``map_path`` with the command's defaults; write /diagnosis into
+    it and the HTML report."""
+    import tempfile
+
     import numpy as np
 
     from cli.energy_source import energy_for_map
@@ -85,23 +128,13 @@ def diagnose_cmd(map_path, dataset, data_root, limit, model, report, nn_quantile
     diagnosis = diagnose_map(loaded.energy, content, data_x, rule)
     update_map(map_path, diagnosis=diagnosis.to_data(dataset))
     written = read_map(map_path)
-    extra = []
-    if written.funnel is not None:
-        import tempfile
-
-        tmp = Path(tempfile.mkdtemp(prefix="ebm-landscape-"))
-        extra.append(("The funnel probe (landscape funnel): where chains end as the noise grows",
-                      figures.plot_funnel(written, tmp / "funnel.png")))
-    write_report(report, written, diagnosis, data_x.numpy(), extra_figures=extra)
-    for _, path in extra:
-        path.unlink(missing_ok=True)
-        path.parent.rmdir()
-    if as_json:
-        click.echo(json.dumps(_summary(map_path, written, diagnosis, dataset, report), indent=2))
-        return
-    for line in summary_lines(map_path, written, diagnosis, dataset):
-        click.echo(line)
-    click.echo(f"wrote /diagnosis to {map_path}, report {report}")
+    with tempfile.TemporaryDirectory(prefix="ebm-landscape-") as tmp:
+        extra = []
+        if written.funnel is not None:
+            extra.append(("The funnel probe (landscape funnel): where chains end as the noise grows",
+                          figures.plot_funnel(written, Path(tmp) / "funnel.png")))
+        write_report(report, written, diagnosis, data_x.numpy(), extra_figures=extra)
+    return DiagnoseRun(written, diagnosis, dataset, report)
 
 
 def _load(dataset: str, data_root, limit: int, shape: tuple[int, ...]):

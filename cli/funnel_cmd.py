@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 import math
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -107,9 +109,68 @@ def funnel_cmd(target, map_option, noise, noise_unit, chains, steps, eps, init, 
     """
     import numpy as np
 
+    from landscape.funnel import describe
+
+    run = run_funnel(target, map_option=map_option, noise=noise, noise_unit=noise_unit, chains=chains, steps=steps,
+                     eps=eps, init=init, dataset=dataset, data_root=data_root, plot=plot, refine=refine, seed=seed,
+                     device=device, resume=resume, force=force, quiet=quiet or as_json)
+    result, f = run.result, run.result.funnel
+    if as_json:
+        click.echo(json.dumps(_summary(run.map_path, f, result, run.plot, run.seconds), indent=2))
+        return
+    click.echo(f"{'noise':>8} {'T':>9} {'entropy':>8} {'eff. basins':>11}  sinks (share of chains)")
+    for k, tau in enumerate(f.noise):
+        sinks = ", ".join(f"{int(s)} ({100 * f.occupancy[k, s]:.0f}%)" for s in f.sinks[k] if s >= 0)
+        click.echo(f"{tau:>8.3g} {tau * tau:>9.3g} {f.entropy[k]:>8.3f} {np.exp(f.entropy[k]):>11.2f}  {sinks}")
+    if result.new_minima:
+        click.echo(f"{result.new_minima} new minima mapped into {run.map_path} ({result.new_basins} new basins; "
+                   f"{run.content.n_basins} basins now)")
+    if run.dropped_diagnosis:
+        click.echo(f"the map's diagnosis described its old minima and was removed: run landscape diagnose {run.map_path}")
+    click.echo(describe(f))
+    click.echo(f"wrote /funnel to {run.map_path}, figure {run.plot} ({run.seconds:.0f} s)")
+
+
+@dataclass
+class FunnelRun:
+    """What :func:`run_funnel` did: the map probed (as written), the result, the figure."""
+
+    map_path: Path
+    content: Any
+    result: Any
+    plot: Path
+    seconds: float
+    dropped_diagnosis: bool
+
+
+def run_funnel(
+    target: Path,
+    *,
+    map_option: Path | None = None,
+    noise: str = DEFAULT_NOISE,
+    noise_unit: str = "auto",
+    chains: int = 100,
+    steps: int | None = None,
+    eps: float | None = None,
+    init: str | None = None,
+    dataset: str | None = None,
+    data_root: Path | None = None,
+    plot: Path | None = None,
+    refine: bool = True,
+    seed: int = 0,
+    device: str = "auto",
+    resume: bool = False,
+    force: bool = False,
+    quiet: bool = False,
+) -> FunnelRun:
+    """The funnel probe of ``target`` (a map, or a model file and its map) with the
+    command's defaults; writes /funnel (and any new minima) into the map and the figure.
+
+    Ctrl-C keeps the finished noise levels and exits with status 130.
+    """
     from cli.energy_source import check_map_matches, energy_for_map
     from landscape import figures
-    from landscape.funnel import FunnelConfig, PROGRESS_KIND, describe, funnel_probe
+    from landscape.funnel import PROGRESS_KIND, FunnelConfig, funnel_probe
     from landscape.mapfile import clear_progress, progress_path, read_map, rewrite_map, update_map
 
     map_path, model = locate(target, map_option)
@@ -148,11 +209,11 @@ def funnel_cmd(target, map_option, noise, noise_unit, chains, steps, eps, init, 
         chains=chains, init=init, quench_steps=int(config.get("quench_steps", 2000)),
         grad_tol=float(config.get("grad_tol", 1e-3)), seed=seed,
     )
-    if not quiet and not as_json:
+    if not quiet:
         click.echo(f"funnel probe of {map_path} ({loaded.label}): noise {', '.join(f'{t:.3g}' for t in levels)} "
                    f"(unit {unit:.3g}: {unit_why}), eps {eps:.3g}, {steps} steps, {chains} chains per start "
                    f"from {init}")
-    bars = _Bars(quiet or as_json)
+    bars = _Bars(quiet)
     t0 = time.perf_counter()
     try:
         result = funnel_probe(energy, content, probe, data=data, progress_file=map_path, resume=resume, reporter=bars,
@@ -175,22 +236,7 @@ def funnel_cmd(target, map_option, noise, noise_unit, chains, steps, eps, init, 
     clear_progress(map_path, PROGRESS_KIND)
     written = read_map(map_path)
     figures.plot_funnel(written, plot)
-    wall = time.perf_counter() - t0
-    f = result.funnel
-    if as_json:
-        click.echo(json.dumps(_summary(map_path, f, result, plot, wall), indent=2))
-        return
-    click.echo(f"{'noise':>8} {'T':>9} {'entropy':>8} {'eff. basins':>11}  sinks (share of chains)")
-    for k, tau in enumerate(f.noise):
-        sinks = ", ".join(f"{int(s)} ({100 * f.occupancy[k, s]:.0f}%)" for s in f.sinks[k] if s >= 0)
-        click.echo(f"{tau:>8.3g} {tau * tau:>9.3g} {f.entropy[k]:>8.3f} {np.exp(f.entropy[k]):>11.2f}  {sinks}")
-    if result.new_minima:
-        click.echo(f"{result.new_minima} new minima mapped into {map_path} ({result.new_basins} new basins; "
-                   f"{written.n_basins} basins now)")
-    if dropped:
-        click.echo(f"the map's diagnosis described its old minima and was removed: run landscape diagnose {map_path}")
-    click.echo(describe(f))
-    click.echo(f"wrote /funnel to {map_path}, figure {plot} ({wall:.0f} s)")
+    return FunnelRun(map_path, written, result, plot, time.perf_counter() - t0, dropped)
 
 
 def _load_data(dataset: str, data_root, energy):
