@@ -21,6 +21,12 @@ DEMO_MAPS = {
                              "patience": 100, "attempts": 2, "neighbours": 5},
 }
 
+# Funnel probes of the digits maps, sized for 2 CPU cores: in image space nearly every
+# chain ends in a minimum of its own, and each new minimum is mapped into the map by
+# attraction-diffusion at every level (the cost of the probe); no string-method refinement.
+DEMO_FUNNEL = {"chains": 24, "refine": False}
+DIGITS = ("digits_convergent", "digits_nonconvergent")
+
 DEMO_RUNS = (
     # (checkpoint name, preset): the embedded data need no download
     ("rings", "rings-demo"),
@@ -36,17 +42,20 @@ DEMO_RUNS = (
               help="Where to train.")
 @click.option("--scale", type=click.FloatRange(min=0.01), default=1.0, show_default=True,
               help="Multiply every run's number of updates (0.1 for a smoke test).")
-@click.option("--no-map", is_flag=True, help="Train and check only; skip the landscape maps.")
+@click.option("--no-map", is_flag=True, help="Train and run chains only; skip the landscape maps and their diagnosis.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 def demo(out, device, scale, no_map, quiet):
-    """Train the CPU demo presets (rings, digits convergent and non-convergent), run the
-    long-run check on both digits models, then map all three landscapes. A few minutes
-    on 2 CPU cores.
+    """Train the CPU demo presets (rings, digits convergent and non-convergent), run
+    long chains on both digits models, map all three landscapes, then diagnose them: the
+    long-run convergence check and the funnel probe of the digits models, spurious minima
+    in all three maps, and the two digits models compared. About 9 minutes on 2 CPU
+    cores.
 
-    Re-running continues unfinished runs and skips finished ones (maps too). Results:
-    checkpoints, <name>.run/ folders (run log, diagnostics.png, samples), long-run
-    pictures, <name>.h5 maps with <name>_tree.png, <name>_basins.png and
-    <name>_levels.png, and summary.md.
+    Re-running continues unfinished runs and skips finished ones (maps, funnel probes
+    and diagnoses too). Results: checkpoints, <name>.run/ folders (run log,
+    diagnostics.png, samples), long-run pictures, <name>.h5 maps with <name>_tree.png,
+    <name>_basins.png and <name>_levels.png, <name>_check.png, <name>_funnel.png,
+    <name>_diagnosis.html, compare_digits.png, and summary.md.
     """
     import torch
 
@@ -100,8 +109,11 @@ def demo(out, device, scale, no_map, quiet):
     if not no_map:
         for name, _ in DEMO_RUNS:
             results[name]["map"] = _map_one(out, name, device, scale, quiet)
+        results["diagnosis"] = _diagnose_all(out, device, scale, quiet)
 
-    (out / "summary.json").write_text(json.dumps(results, indent=2) + "\n")
+    from landscape.compare import json_safe
+
+    (out / "summary.json").write_text(json.dumps(json_safe(results), indent=2) + "\n")
     text = _summary_markdown(results)
     (out / "summary.md").write_text(text)
     click.echo(text)
@@ -149,6 +161,72 @@ def _map_one(out: Path, name: str, device: str, scale: float, quiet: bool) -> di
         "pictures": {k: str(v) for k, v in pictures.items()},
     }
     summary["labels"] = _label_summary(content, name)
+    return summary
+
+
+def _diagnose_all(out: Path, device: str, scale: float, quiet: bool) -> dict:
+    """The diagnosis of the demo models: the long-run check of both digits models, the
+    funnel probe of their maps, spurious minima in all three maps, and the digits models
+    compared. Probes and diagnoses already in a map are kept (a rerun skips them)."""
+    import numpy as np
+
+    from cli.compare_cmd import run_compare
+    from cli.diagnose_cmd import run_diagnose
+    from cli.funnel_cmd import run_funnel
+    from landscape.diagnosis import OFF_DATA, SATURATED, SINK
+    from landscape.funnel import collapse_level
+    from landscape.mapfile import read_map
+    from train.check import convergence_check, save_check_figure
+
+    summary: dict = {}
+    checks = {}
+    for name in DIGITS:
+        ckpt = out / f"{name}.pt"
+        bar = _bar(quiet, None, f"{name} long-run check")
+        try:
+            checks[ckpt] = result = convergence_check(ckpt, device=device, progress=bar.update if bar else None)
+        finally:
+            if bar is not None:
+                bar.close()
+        save_check_figure(result, out / f"{name}_check.png")
+        summary.setdefault(name, {})["check"] = {
+            "verdict": result.verdict, "regime": result.regime, "agreement": result.agreement,
+            "explanation": result.explanation, "seconds": result.seconds, "figure": str(out / f"{name}_check.png"),
+        }
+        click.echo(f"{name}: {result.verdict_line()}")
+    for name in DIGITS:
+        path = out / f"{name}.h5"
+        if read_map(path).funnel is None:
+            chains = max(4, int(round(DEMO_FUNNEL["chains"] * min(scale, 1.0))))
+            run_funnel(path, chains=chains, refine=DEMO_FUNNEL["refine"], device=device, force=True, quiet=quiet)
+        f = read_map(path).funnel
+        k = collapse_level(f)
+        summary[name]["funnel"] = {
+            "score": f.score, "noise": f.noise.tolist(), "effective_basins": np.exp(f.entropy).tolist(),
+            "reference_basins": float(np.exp(f.attrs.get("reference_entropy", np.nan))),
+            "collapse_noise": float(f.noise[k]), "new_minima": int(f.attrs.get("new_minima", 0)),
+            "seconds": float(f.attrs.get("seconds", 0.0)), "figure": str(out / f"{name}_funnel.png"),
+        }
+    for name, _ in DEMO_RUNS:
+        path, report = out / f"{name}.h5", out / f"{name}_diagnosis.html"
+        content = read_map(path)
+        if content.diagnosis is None or not report.exists():
+            content = run_diagnose(path, device=device, force=True).content
+        d = content.diagnosis
+        reasons = d.reasons if d.reasons is not None else np.zeros(content.n_minima, dtype=np.uint8)
+        hits = np.asarray(content.minima_hits, dtype=np.float64)
+        summary.setdefault(name, {})["diagnosis"] = {
+            "minima": content.n_minima, "spurious": int(d.spurious.sum()),
+            "share": float(d.spurious.mean()), "hits_share": float(hits[d.spurious].sum() / max(hits.sum(), 1)),
+            "off_data": int(((reasons & OFF_DATA) != 0).sum()), "saturated": int(((reasons & SATURATED) != 0).sum()),
+            "sinks": int(((reasons & SINK) != 0).sum()), "nn_bar": float(d.bar.get("bar", np.nan)),
+            "report": str(report),
+        }
+    cmp = run_compare(out / f"{DIGITS[0]}.pt", out / f"{DIGITS[1]}.pt", out=out / "compare_digits.png", force=True,
+                      names=("convergent", "non-convergent"), checks=checks, device=device, quiet=quiet)
+    summary["comparison"] = {"rows": [list(r) for r in cmp.rows], "summary": cmp.summary, "figure": str(cmp.out)}
+    for line in cmp.summary:
+        click.echo(line)
     return summary
 
 
@@ -241,4 +319,45 @@ def _summary_markdown(results: dict[str, dict]) -> str:
         lines.append("Pictures: <name>_tree.png (disconnectivity graph), <name>_basins.png, <name>_levels.png; "
                      "`landscape tree <name>.h5` prints the tree.")
         lines.append("")
+    diagnosis = results.get("diagnosis")
+    if diagnosis:
+        lines += _diagnosis_markdown(diagnosis)
     return "\n".join(lines)
+
+
+def _diagnosis_markdown(diagnosis: dict) -> list[str]:
+    """The diagnosis section of summary.md: check, funnel, spurious minima, comparison."""
+    def spurious(d: dict) -> str:
+        parts = [f"{d[k]} {text}" for k, text in (("off_data", "off the data"), ("saturated", "saturated"),
+                                                   ("sinks", "funnel sinks")) if d[k]]
+        return (f"{100 * d['share']:.0f}% ({d['spurious']} of {d['minima']})" + (": " + ", ".join(parts) if parts else ""))
+
+    lines = ["## diagnosis: convergent vs non-convergent", "", "| | convergent | non-convergent |", "|---|---|---|"]
+    c, nc = diagnosis.get(DIGITS[0], {}), diagnosis.get(DIGITS[1], {})
+
+    def row(label: str, get) -> None:
+        try:
+            lines.append(f"| {label} | {get(c)} | {get(nc)} |")
+        except (KeyError, TypeError):
+            pass
+
+    row("long-run check (`landscape check`)", lambda r: f"{r['check']['verdict']} ({r['check']['agreement']} with "
+        f"the trained regime)")
+    row("its evidence", lambda r: r["check"]["explanation"])
+    row("funnel score (`landscape funnel`)", lambda r: f"{r['funnel']['score']:.2f}: effective basins "
+        f"{r['funnel']['reference_basins']:.1f} in the data's basins, "
+        f"{', '.join(f'{v:.1f}' for v in r['funnel']['effective_basins'])} at noise "
+        f"{', '.join(f'{t:.2g}' for t in r['funnel']['noise'])}")
+    row("funnel: minima new to the map", lambda r: f"{r['funnel']['new_minima']} ({r['funnel']['seconds']:.0f} s)")
+    row("spurious minima (`landscape diagnose`)", lambda r: spurious(r["diagnosis"]))
+    row("pictures", lambda r: f"{r['check']['figure']}, {r['funnel']['figure']}, {r['diagnosis']['report']}")
+    lines.append("")
+    rings = diagnosis.get("rings", {}).get("diagnosis")
+    if rings:
+        lines += [f"rings: spurious minima {spurious(rings)} (report {rings['report']})", ""]
+    comparison = diagnosis.get("comparison")
+    if comparison:
+        lines += ["`landscape compare` (" + comparison["figure"] + "):", ""]
+        lines += [f"- {line}" for line in comparison["summary"]]
+        lines.append("")
+    return lines
