@@ -590,6 +590,19 @@ def _g(x: float) -> str:
     return f"{x:.4g}"
 
 
+def show_image(ax: Any, x: np.ndarray, low: float, high: float, aspect: str = "auto") -> None:
+    """Draw one example as an image on ``ax``: the data range ``[low, high]`` mapped to
+    [0, 1] and clipped (NaN as ``low``); (H, W) and (1, H, W) in grey, (3, H, W) in RGB;
+    no ticks."""
+    img = np.clip((np.nan_to_num(np.asarray(x, dtype=np.float64), nan=low) - low) / (high - low), 0.0, 1.0)
+    if img.ndim == 2 or img.shape[0] == 1:
+        ax.imshow(img.reshape(img.shape[-2:]), cmap="gray", vmin=0.0, vmax=1.0, interpolation="nearest", aspect=aspect)
+    else:
+        ax.imshow(np.transpose(img, (1, 2, 0)), interpolation="nearest", aspect=aspect)
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
 # --------------------------------------------------------------------- the pictures
 
 
@@ -680,16 +693,7 @@ def _image_grid(content: MapContent, view: LevelView, order: np.ndarray, title: 
         left = left0 + c * (img_w + gap)
         bottom = fig_h - head - (r + 1) * (img_h + cap + gap) + gap
         ax = fig.add_axes((left / fig_w, bottom / fig_h, img_w / fig_w, img_h / fig_h))
-        rep = int(view.basin_representative[basin])
-        x = np.asarray(content.minima_x[rep], dtype=np.float64)
-        img = np.clip((np.nan_to_num(x, nan=low) - low) / (high - low), 0.0, 1.0)
-        if img.ndim == 2 or img.shape[0] == 1:
-            ax.imshow(img.reshape(img.shape[-2:]), cmap="gray", vmin=0.0, vmax=1.0, interpolation="nearest",
-                      aspect="auto")
-        else:
-            ax.imshow(np.transpose(img, (1, 2, 0)), interpolation="nearest", aspect="auto")
-        ax.set_xticks([])
-        ax.set_yticks([])
+        show_image(ax, content.minima_x[int(view.basin_representative[basin])], low, high)
         caption = (
             f"#{basin}  E={_g(view.basin_energy[basin])}{'  spurious' if spurious[basin] else ''}\n"
             f"{int(view.basin_minima[basin])} min, {int(view.basin_hits[basin])} hits"
@@ -1052,14 +1056,7 @@ def plot_funnel(content: MapContent, path: str | Path, *, title: str | None = No
         w = 0.9 / 8
         for slot, s in enumerate(star_sinks[:n]):
             ax = fig.add_axes((0.05 + slot * w, 0.03, w * 0.85, 0.24))
-            x = np.asarray(content.minima_x[int(content.basin_representative[s])], dtype=np.float64)
-            img = np.clip((np.nan_to_num(x, nan=low) - low) / (high - low), 0.0, 1.0)
-            if img.ndim == 2 or img.shape[0] == 1:
-                ax.imshow(img.reshape(img.shape[-2:]), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
-            else:
-                ax.imshow(np.transpose(img, (1, 2, 0)), interpolation="nearest")
-            ax.set_xticks([])
-            ax.set_yticks([])
+            show_image(ax, content.minima_x[int(content.basin_representative[s])], low, high, aspect="equal")
             ax.set_title(f"basin {s}: {100 * occ[k_star, s]:.0f}%", fontsize=7)
         fig.text(0.05, 0.29, f"sinks at noise {noise[k_star]:.3g} (each basin's lowest minimum)", fontsize=8)
     fig.suptitle(title or f"{_short_source(content)}: funnel probe, {int(funnel.attrs.get('chains_per_level', 0))} "

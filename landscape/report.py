@@ -54,6 +54,7 @@ from landscape.figures import (
     describe_source,
     minima_kind,
     plot_tree,
+    show_image,
 )
 from landscape.mapfile import MapContent
 
@@ -187,28 +188,6 @@ def _caption(content: MapContent, diagnosis: Diagnosis, i: int) -> list[str]:
 # ------------------------------------------------------------------------ the figures
 
 
-def _picture(x: np.ndarray, low: float, high: float) -> tuple[np.ndarray, bool]:
-    """An image mapped from the data range to [0, 1] for imshow, and whether it is grey.
-
-    (H, W) and (1, H, W) become grey (H, W); (3, H, W) becomes RGB (H, W, 3), as in
-    :func:`landscape.figures.plot_representatives`.
-    """
-    img = np.clip((np.nan_to_num(np.asarray(x, dtype=np.float64), nan=low) - low) / (high - low), 0.0, 1.0)
-    if img.ndim == 2 or img.shape[0] == 1:
-        return img.reshape(img.shape[-2:]), True
-    return np.transpose(img, (1, 2, 0)), False
-
-
-def _show(ax: Any, x: np.ndarray, low: float, high: float) -> None:
-    img, grey = _picture(x, low, high)
-    if grey:
-        ax.imshow(img, cmap="gray", vmin=0.0, vmax=1.0, interpolation="nearest", aspect="auto")
-    else:
-        ax.imshow(img, interpolation="nearest", aspect="auto")
-    ax.set_xticks([])
-    ax.set_yticks([])
-
-
 def _image_pairs(content: MapContent, diagnosis: Diagnosis, data_x: np.ndarray, shown: np.ndarray,
                  flagged: bool, title: str) -> Any:
     """A grid of cells, each a minimum beside its nearest training example, captioned above."""
@@ -239,7 +218,7 @@ def _image_pairs(content: MapContent, diagnosis: Diagnosis, data_x: np.ndarray, 
         nn = int(diagnosis.nn_index[i])
         for j, (x, text) in enumerate(((content.minima_x[i], "minimum"), (data_x[nn], f"nearest: example {nn}"))):
             ax = fig.add_axes(((left + j * (img_w + inner)) / fig_w, bottom / fig_h, img_w / fig_w, img_h / fig_h))
-            _show(ax, x, low, high)
+            show_image(ax, x, low, high)
             ax.set_xlabel(text, fontsize=6, labelpad=2)
             if j == 0 and flagged:
                 for side in ax.spines.values():
