@@ -43,7 +43,7 @@ import torch
 from landscape.energy import Energy
 from landscape.errors import LandscapeError
 from landscape.langevin import sample
-from landscape.mapfile import FunnelData, MapContent, load_progress, save_progress
+from landscape.mapfile import FunnelData, MapContent, resume_progress, save_progress
 from landscape.mapper import Reporter, extend_map
 from landscape.minima import Minima, merge_duplicates, quench
 
@@ -314,23 +314,10 @@ def funnel_probe(
             raise LandscapeError("chains from data need a data set: give one, or start from noise only")
         energy.check_batch(data)
     identity = config.fingerprint() + ":" + f"{content.n_minima}:{float(np.sum(content.minima_energy)):.12g}"
-    state: dict[str, Any] = {}
-    if progress_file is not None:
-        saved = load_progress(progress_file, PROGRESS_KIND)
-        if saved is not None:
-            if not resume:
-                raise LandscapeError(
-                    f"an unfinished funnel probe of {progress_file} exists: pass --resume to continue it, "
-                    "or --force to start afresh"
-                )
-            if saved.get("fingerprint") != identity:
-                raise LandscapeError(
-                    "the unfinished funnel probe was started with other settings or on another map: "
-                    "resume with the same ones, or --force to start afresh"
-                )
-            state = saved
-            reporter.note(f"resuming after {int(state.get('levels_done', 0))} of {len(config.noise)} noise levels")
-    state["fingerprint"] = identity
+    state = resume_progress(progress_file, identity, resume, kind=PROGRESS_KIND, what="funnel probe",
+                            afresh="pass --force")
+    if "levels_done" in state:
+        reporter.note(f"resuming after {int(state['levels_done'])} of {len(config.noise)} noise levels")
     seconds: dict[str, float] = dict(state.get("seconds", {}))
 
     def save() -> None:

@@ -1061,6 +1061,40 @@ def load_progress(map_path: str | Path, kind: str = "map") -> dict[str, Any] | N
     return state
 
 
+def resume_progress(
+    map_path: str | Path | None, fingerprint: str, resume: bool, *, kind: str = "map", what: str = "map",
+    afresh: str = "delete its .partial.h5 file",
+) -> dict[str, Any]:
+    """The saved state of unfinished work on ``map_path`` to continue, or a fresh one.
+
+    Saved progress is only continued with ``resume`` and the same ``fingerprint`` (the
+    settings and what they apply to): anything else is an error, so no progress is lost or
+    mixed with another run's. The returned state carries ``fingerprint``.
+
+    Raises
+    ------
+    LandscapeError
+        Progress exists without ``resume``, or from other settings; ``afresh`` says how to
+        start over.
+    """
+    state: dict[str, Any] = {}
+    if map_path is not None:
+        saved = load_progress(map_path, kind)
+        if saved is not None:
+            if not resume:
+                raise LandscapeError(
+                    f"an unfinished {what} of {map_path} exists: pass --resume to continue it, or {afresh} to start afresh"
+                )
+            if saved.get("fingerprint") != fingerprint:
+                raise LandscapeError(
+                    f"the unfinished {what} was started with other settings or another model: "
+                    f"resume with the same ones, or {afresh}"
+                )
+            state = saved
+    state["fingerprint"] = fingerprint
+    return state
+
+
 def clear_progress(map_path: str | Path, kind: str = "map") -> None:
     """Remove the progress file of ``map_path`` (after the work is complete), if any."""
     with suppress(FileNotFoundError):

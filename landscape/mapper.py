@@ -43,7 +43,7 @@ from landscape.mapfile import (
     GridData,
     LevelData,
     MapContent,
-    load_progress,
+    resume_progress,
     save_progress,
 )
 from landscape.minima import Minima, find_minima
@@ -462,24 +462,9 @@ def build_map(
     reporter = reporter or Reporter()
     if energy.data_range is None:
         raise LandscapeError(f"{energy.name or 'energy'} has no data range: give one (e.g. --box LOW HIGH)")
-    fingerprint = config.fingerprint() + ":" + source_id
-    state: dict[str, Any] = {}
-    if progress_file is not None:
-        saved = load_progress(progress_file)
-        if saved is not None:
-            if not resume:
-                raise LandscapeError(
-                    f"an unfinished map of {progress_file} exists: pass --resume to continue it, "
-                    "or delete its .partial.h5 file to start afresh"
-                )
-            if saved.get("fingerprint") != fingerprint:
-                raise LandscapeError(
-                    "the unfinished map was started with other settings or another model: "
-                    "resume with the same ones, or delete its .partial.h5 file"
-                )
-            state = saved
-            reporter.note(f"resuming after stage '{state.get('stage', '?')}'")
-    state["fingerprint"] = fingerprint
+    state = resume_progress(progress_file, config.fingerprint() + ":" + source_id, resume)
+    if "stage" in state:
+        reporter.note(f"resuming after stage '{state['stage']}'")
 
     def save() -> None:
         if progress_file is not None:
