@@ -10,6 +10,7 @@ from typing import Any
 
 import click
 
+from cli.energy_source import _device_callback
 from landscape.errors import LandscapeError
 
 
@@ -37,7 +38,8 @@ from landscape.errors import LandscapeError
                    "leave unsaturated.")
 @click.option("--funnel-score", type=click.FloatRange(0, 1, min_open=True), default=0.5, show_default=True,
               help="Flag the sinks of the map's funnel probe when its score is at least this.")
-@click.option("--device", default="auto", show_default=True, help="Where to evaluate the energy: auto, cpu, cuda.")
+@click.option("--device", default="auto", show_default=True, callback=_device_callback, metavar="[auto|cpu|cuda|cuda:N]",
+              help="Where to evaluate the energy; auto picks a GPU when there is one.")
 @click.option("--force", is_flag=True, help="Overwrite an existing report.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON instead of the summary.")
 def diagnose_cmd(map_path, dataset, data_root, limit, model, report, nn_quantile, nn_factor, energy_quantile,

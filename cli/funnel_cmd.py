@@ -11,6 +11,7 @@ from typing import Any
 
 import click
 
+from cli.energy_source import _device_callback
 from cli.map_cmd import _Bars, _floats
 from landscape.errors import LandscapeError
 
@@ -79,7 +80,8 @@ def locate(target: Path, map_option: Path | None) -> tuple[Path, Path | None]:
 @click.option("--refine/--no-refine", default=True, show_default=True,
               help="Refine the barriers of the tree edges that new minima bring (string method), as the map does.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Random seed.")
-@click.option("--device", default="auto", show_default=True, help="Where to run: auto, cpu, cuda or cuda:N.")
+@click.option("--device", default="auto", show_default=True, callback=_device_callback, metavar="[auto|cpu|cuda|cuda:N]",
+              help="Where to run; auto picks a GPU when there is one.")
 @click.option("--resume", is_flag=True, help="Continue an interrupted probe of the same settings.")
 @click.option("--force", is_flag=True, help="Replace the map's existing funnel probe and figure.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON instead of the table.")
@@ -91,8 +93,8 @@ def funnel_cmd(target, map_option, noise, noise_unit, chains, steps, eps, init, 
     For each noise level tau (x <- x - eps^2/2 dU/dx + tau eps z, the training step
     eps), chains from training data and from uniform noise run STEPS steps and are
     quenched to a local minimum. Each end point is assigned to the basin of the map it
-    fell into; minima the map does not have are mapped into it first (attraction-
-    diffusion with the map's settings, at every level of its ladder). Per level the
+    fell into; minima the map does not have are mapped into it first (by
+    attraction-diffusion with the map's settings, at every level of its ladder). Per level the
     command reports the occupancy of the basins, its entropy H, the effective number of
     basins exp(H) and the sinks (the fullest basins, holding half the chains).
 
@@ -106,6 +108,9 @@ def funnel_cmd(target, map_option, noise, noise_unit, chains, steps, eps, init, 
     Examples:
       landscape funnel digits.pt                  # probes digits.h5
       landscape funnel rings.h5 --noise 0,0.5,1,2,4 --chains 200
+
+    An interrupted probe (Ctrl-C) keeps its finished noise levels in
+    <map>.funnel.partial.h5: rerun the same command with --resume to continue.
     """
     import numpy as np
 
