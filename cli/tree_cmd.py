@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import click
+import numpy as np
 
 PICTURE = click.Path(dir_okay=False, path_type=Path)
 
@@ -147,6 +148,26 @@ def map_header(map_path: Path, content, view) -> list[str]:
     rows.append(("settings", ", ".join(settings)))
     for k, line in enumerate(_levels_lines(content, view)):
         rows.append(("levels" if k == 0 else "", line))
+    added = content.attrs.get("minima", {}).get("funnel_added")
+    if content.funnel is not None:
+        from landscape.funnel import describe
+
+        text = describe(content.funnel)
+        if added:
+            text += f"; {added} of the minima found by the probe"
+        rows.append(("funnel", text))
+    if content.diagnosis is not None:
+        d = content.diagnosis
+        n = int(np.size(d.spurious))
+        text = f"{int(np.sum(d.spurious))} of {n} minima spurious"
+        counts = [f"{d.attrs[key]} {label}" for key, label in (("off_data", "off the data"),
+                                                               ("saturated", "saturated"), ("sinks", "funnel sinks"))
+                  if isinstance(d.attrs.get(key), int) and d.attrs[key]]
+        if counts:
+            text += f" ({', '.join(counts)})"
+        if d.attrs.get("dataset"):
+            text += f", against {d.attrs['dataset']}"
+        rows.append(("diagnosis", text))
     rows.append(("showing", view.name))
     return [f"{key:<9} {value}" for key, value in rows]
 

@@ -167,6 +167,9 @@ def test_landscape_diagnose_on_the_planted_hole(capsys, tmp_path):
     assert report.read_text().startswith("<!DOCTYPE html>")
     c = read_map(out)
     assert int(c.diagnosis.spurious.sum()) == 1 and c.diagnosis.attrs["dataset"] == f"npz:{npz}"
+    code, stdout, err = run(capsys, "info", out)
+    assert code == 0, err
+    assert "diagnosis 1 of 5 minima spurious (1 off the data)" in stdout
     # An existing report is kept without --force; with it, JSON.
     code, _, err = run(capsys, "diagnose", out)
     assert_one_line_error(code, err, "exists: pass --force")

@@ -258,6 +258,9 @@ def test_landscape_funnel_end_to_end(capsys, tmp_path, data):
     c = read_map(out)
     assert c.funnel is not None and c.funnel.score == pytest.approx(result["score"])
     assert plot.read_bytes()[:4] == b"\x89PNG"
+    code, stdout, err = run(capsys, "info", out)
+    assert code == 0, err
+    assert f"funnel    funnel score {result['score']:.2f}: a funnel" in stdout
     # Nothing is replaced without --force; a bad map is one line.
     code, _, err = run(capsys, "funnel", out, "--plot", plot, "--quiet")
     assert_one_line_error(code, err, "has a funnel probe already: pass --force")
