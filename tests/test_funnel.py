@@ -264,6 +264,10 @@ def test_landscape_funnel_end_to_end(capsys, tmp_path, data):
     # Nothing is replaced without --force; a bad map is one line.
     code, _, err = run(capsys, "funnel", out, "--plot", plot, "--quiet")
     assert_one_line_error(code, err, "has a funnel probe already: pass --force")
+    before = out.read_bytes()
+    code, _, err = run(capsys, "funnel", out, "--dataset", "digits", "--force", "--quiet")
+    assert_one_line_error(code, err, r"digits has examples of shape \[1, 8, 8\].*\[2\]")
+    assert out.read_bytes() == before
     code, _, err = run(capsys, "funnel", tmp_path / "nothing.h5", "--quiet")
     assert_one_line_error(code, err, "no such file")
     text = tmp_path / "notes.txt"
