@@ -121,6 +121,8 @@ def demo(out, device, scale, no_map, quiet):
 
 def _map_one(out: Path, name: str, device: str, scale: float, quiet: bool) -> dict:
     """Map one demo checkpoint (unless its map exists), draw it, and summarise it."""
+    import numpy as np
+
     from cli.energy_source import resolve_energy
     from cli.map_cmd import plan_map, run_map
     from landscape.figures import (
@@ -144,23 +146,30 @@ def _map_one(out: Path, name: str, device: str, scale: float, quiet: bool) -> di
         run_map(loaded, plan, path, resume=True, quiet=quiet)
         content = read_map(path)
     pictures = {"tree": out / f"{name}_tree.png", "basins": out / f"{name}_basins.png"}
-    plot_tree(content, pictures["tree"])
-    if minima_kind(content) == "2d":
-        plot_map_2d(content, pictures["basins"])
-    else:
-        plot_representatives(content, pictures["basins"])
     if content.levels:
         pictures["levels"] = out / f"{name}_levels.png"
-        plot_levels(content, pictures["levels"])
+    # The map as built: its pictures are drawn once, and its numbers count the map's own
+    # minima (a funnel probe later appends minima of its own, and basins for them: the
+    # map's own minima keep their basins, so these numbers stay those of the map).
+    if not all(p.exists() for p in pictures.values()):
+        plot_tree(content, pictures["tree"])
+        if minima_kind(content) == "2d":
+            plot_map_2d(content, pictures["basins"])
+        else:
+            plot_representatives(content, pictures["basins"])
+        if content.levels:
+            plot_levels(content, pictures["levels"])
+    own = content.n_minima - int(content.attrs.get("minima", {}).get("funnel_added", 0))
     summary = {
         "map": str(path),
-        "minima": content.n_minima,
-        "basins": content.n_basins,
+        "minima": own,
+        "basins": int(np.unique(content.minima_basin[:own]).size),
         "seconds": sum(content.meta.config.get("seconds", {}).values()),
-        "levels": [{"alpha": lv.alpha, "basins": len(lv.basin_energy)} for lv in content.levels or []],
+        "levels": [{"alpha": lv.alpha, "basins": int(np.unique(lv.minima_basin[:own]).size)}
+                   for lv in content.levels or []],
         "pictures": {k: str(v) for k, v in pictures.items()},
     }
-    summary["labels"] = _label_summary(content, name)
+    summary["labels"] = _label_summary(content, name, own)
     return summary
 
 
@@ -230,9 +239,9 @@ def _diagnose_all(out: Path, device: str, scale: float, quiet: bool) -> dict:
     return summary
 
 
-def _label_summary(content, name: str) -> list[dict]:
+def _label_summary(content, name: str, own: int) -> list[dict]:
     """Purity of the basins of each level against the digit classes, or the ring (1-4) of
-    the nearest rings sample."""
+    the nearest rings sample, over the map's ``own`` first minima."""
     import numpy as np
 
     from data import load
@@ -247,8 +256,9 @@ def _label_summary(content, name: str) -> list[dict]:
         x, labels = ds.x.numpy(), ds.labels.numpy()
     rows = []
     for lv in content.levels or []:
-        r = label_basins(content.minima_x, lv.minima_basin, content.minima_hits, x, labels)
-        rows.append({"alpha": lv.alpha, "basins": len(lv.basin_energy), "purity": r.purity,
+        basins, basin = np.unique(lv.minima_basin[:own], return_inverse=True)
+        r = label_basins(content.minima_x[:own], basin, content.minima_hits[:own], x, labels)
+        rows.append({"alpha": lv.alpha, "basins": int(basins.size), "purity": r.purity,
                      "classes_with_basin": r.classes_with_basin, "classes_found": len(set(r.minimum_label))})
     return rows
 
