@@ -224,8 +224,10 @@ def _diagnose_all(out: Path, device: str, scale: float, quiet: bool) -> dict:
         d = content.diagnosis
         reasons = d.reasons if d.reasons is not None else np.zeros(content.n_minima, dtype=np.uint8)
         hits = np.asarray(content.minima_hits, dtype=np.float64)
+        own = content.n_minima - int(content.attrs.get("minima", {}).get("funnel_added", 0))
         summary.setdefault(name, {})["diagnosis"] = {
             "minima": content.n_minima, "spurious": int(d.spurious.sum()),
+            "own_minima": own, "own_spurious": int(d.spurious[:own].sum()),
             "share": float(d.spurious.mean()), "hits_share": float(hits[d.spurious].sum() / max(hits.sum(), 1)),
             "off_data": int(((reasons & OFF_DATA) != 0).sum()), "saturated": int(((reasons & SATURATED) != 0).sum()),
             "sinks": int(((reasons & SINK) != 0).sum()), "nn_bar": float(d.bar.get("bar", np.nan)),
@@ -340,7 +342,11 @@ def _diagnosis_markdown(diagnosis: dict) -> list[str]:
     def spurious(d: dict) -> str:
         parts = [f"{d[k]} {text}" for k, text in (("off_data", "off the data"), ("saturated", "saturated"),
                                                    ("sinks", "funnel sinks")) if d[k]]
-        return (f"{100 * d['share']:.0f}% ({d['spurious']} of {d['minima']})" + (": " + ", ".join(parts) if parts else ""))
+        text = f"{100 * d['share']:.0f}% ({d['spurious']} of {d['minima']})" + (": " + ", ".join(parts) if parts else "")
+        if d.get("own_minima", d["minima"]) < d["minima"]:
+            text += (f"; of the map's own {d['own_minima']} minima {d['own_spurious']}, of the "
+                     f"{d['minima'] - d['own_minima']} the funnel probe found {d['spurious'] - d['own_spurious']}")
+        return text
 
     lines = ["## diagnosis: convergent vs non-convergent", "", "| | convergent | non-convergent |", "|---|---|---|"]
     c, nc = diagnosis.get(DIGITS[0], {}), diagnosis.get(DIGITS[1], {})
