@@ -989,7 +989,7 @@ def plot_funnel(content: MapContent, path: str | Path, *, title: str | None = No
     LandscapeError
         If the map has no funnel probe, or an unknown picture format.
     """
-    from landscape.funnel import collapse_level, describe, sinks
+    from landscape.funnel import FUNNEL_SCORE, collapse_level, describe, sinks
 
     path = check_picture_path(path)
     funnel = content.funnel
@@ -1012,11 +1012,11 @@ def plot_funnel(content: MapContent, path: str | Path, *, title: str | None = No
     top_frac = 0.62 if pictures else 1.0
     ax1 = fig.add_axes((0.07, 1 - top_frac + 0.1 * top_frac, 0.4, 0.78 * top_frac))
     ax2 = fig.add_axes((0.57, 1 - top_frac + 0.1 * top_frac, 0.4, 0.78 * top_frac))
-    colors = _basin_colors(max(b, 1))
+    colors = _basin_colors(max(len(shown), 1))  # by position: basin numbers may be far apart
     xs = np.arange(k_levels)
     bottom = np.zeros(k_levels)
-    for s in shown:
-        ax1.bar(xs, occ[:, s], bottom=bottom, color=colors[s % len(colors)], label=f"basin {s}", width=0.7)
+    for j, s in enumerate(shown):
+        ax1.bar(xs, occ[:, s], bottom=bottom, color=colors[j], label=f"basin {s}", width=0.7)
         bottom += occ[:, s]
     ax1.bar(xs, np.clip(1.0 - bottom, 0, 1), bottom=bottom, color="0.85", label="other basins", width=0.7)
     ax1.set_xticks(xs)
@@ -1058,7 +1058,8 @@ def plot_funnel(content: MapContent, path: str | Path, *, title: str | None = No
             ax = fig.add_axes((0.05 + slot * w, 0.03, w * 0.85, 0.24))
             show_image(ax, content.minima_x[int(content.basin_representative[s])], low, high, aspect="equal")
             ax.set_title(f"basin {s}: {100 * occ[k_star, s]:.0f}%", fontsize=7)
-        fig.text(0.05, 0.29, f"sinks at noise {noise[k_star]:.3g} (each basin's lowest minimum)", fontsize=8)
+        what = "the funnel's sinks" if funnel.score >= FUNNEL_SCORE else "the fullest basins where the chains are most concentrated"
+        fig.text(0.05, 0.29, f"{what}, at noise {noise[k_star]:.3g} (each basin's lowest minimum)", fontsize=8)
     fig.suptitle(title or f"{_short_source(content)}: funnel probe, {int(funnel.attrs.get('chains_per_level', 0))} "
                  f"chains per level", fontsize=10)
     return _save(fig, path)
