@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from landscape import Energy
-from landscape.ad import ADConfig, Basins, assign_basins, extend_basins
+from landscape.ad import ADConfig, assign_basins, extend_basins
 from landscape.errors import LandscapeError
 from landscape.funnel import (
     FunnelConfig,
