@@ -234,7 +234,7 @@ def _diagnose_all(out: Path, device: str, scale: float, quiet: bool) -> dict:
             "report": str(report),
         }
     cmp = run_compare(out / f"{DIGITS[0]}.pt", out / f"{DIGITS[1]}.pt", out=out / "compare_digits.png", force=True,
-                      names=("convergent", "non-convergent"), checks=checks, device=device, quiet=quiet)
+                      checks=checks, device=device, quiet=quiet)
     summary["comparison"] = {"rows": [list(r) for r in cmp.rows], "summary": cmp.summary, "figure": str(cmp.out)}
     for line in cmp.summary:
         click.echo(line)
