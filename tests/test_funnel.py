@@ -274,3 +274,37 @@ def test_landscape_funnel_end_to_end(capsys, tmp_path, data):
     text.write_text("not a model")
     code, _, err = run(capsys, "funnel", text, "--quiet")
     assert_one_line_error(code, err, "no map of")
+
+
+WELLS = """
+import torch
+
+def wells(x):
+    return ((x ** 2 - 1) ** 2 + torch.tensor([0.25, 0.5], dtype=x.dtype) * x).sum(1)
+"""
+
+NAN_WELLS = """
+import torch
+
+def wells(x):
+    u = ((x ** 2 - 1) ** 2).sum(1)
+    return torch.where(x[:, 0] > 0.5, torch.full_like(u, float("nan")), u)
+"""
+
+
+def test_nan_energies_end_the_probe_in_one_line_and_leave_the_map_alone(capsys, tmp_path):
+    pot = tmp_path / "pot.py"
+    pot.write_text(WELLS)
+    out = tmp_path / "wells.h5"
+    code, _, err = run(
+        capsys, "map", "--energy", f"{pot}:wells", "--shape", "2", "--box", "-1.6", "1.6", "--float64",
+        "--temperature", "0.05", "--chains", "16", "--steps", "20", "--ladder", "", "--alpha-unit", "1",
+        "--alpha", "1", "--max-steps", "300", "--patience", "50", "--attempts", "1", "--neighbours", "3",
+        "--out", out, "--quiet",
+    )
+    assert code == 0, err
+    before = out.read_bytes()
+    pot.write_text(NAN_WELLS)  # the energy the map records now gives NaN on half the box
+    code, _, err = run(capsys, "funnel", out, "--chains", "8", "--steps", "20", "--quiet")
+    assert_one_line_error(code, err, "non-finite")
+    assert out.read_bytes() == before
