@@ -1,5 +1,6 @@
 """Energies from every source: functions, factories with weights, TorchScript, checkpoints."""
 
+import json
 import os
 import pickle
 import textwrap
@@ -421,3 +422,35 @@ def test_module_files_can_import_their_neighbours(tmp_path):
     """))
     e = energy_from_function(f"{tmp_path / 'uses_helper.py'}:energy", (2,))
     assert e(torch.ones(2, 2)).tolist() == [2.0, 2.0]
+
+
+def test_the_energy_behind_a_map_is_rebuilt_from_its_source_record(potentials, nets, ckpt, tmp_path):
+    from types import SimpleNamespace
+
+    from cli.energy_source import energy_for_map
+
+    def as_map(loaded):
+        return SimpleNamespace(meta=SimpleNamespace(source=json.loads(json.dumps(loaded.source))))
+
+    weights = tmp_path / "w.pt"
+    torch.save(load_object(f"{nets}:Net")(width=4).state_dict(), weights)
+    sources = [
+        resolve_energy(None, energy=f"{potentials}:double_well", shape="2", box=(-2, 2), float64=True, device="cpu"),
+        resolve_energy(None, model=f"{nets}:Net", weights=weights, model_kwargs='{"width": 4}', shape=(2,),
+                       device="cpu"),
+        resolve_energy(ckpt[0], device="cpu"),
+    ]
+    x = torch.randn(5, 2)
+    for loaded in sources:
+        again = energy_for_map(tmp_path / "m.h5", as_map(loaded), device="cpu")
+        assert again.source["kind"] == loaded.source["kind"] and again.energy.data_range == loaded.energy.data_range
+        torch.testing.assert_close(again.energy(x.to(again.energy.dtype)), loaded.energy(x.to(loaded.energy.dtype)))
+    # A model file that changed since the map was made is refused, in one line.
+    record = as_map(sources[1])
+    torch.save(load_object(f"{nets}:Net")(width=4).state_dict(), weights)
+    with pytest.raises(LandscapeError) as excinfo:
+        energy_for_map(tmp_path / "m.h5", record, device="cpu")
+    one_line_error(excinfo, "changed since")
+    with pytest.raises(LandscapeError) as excinfo:
+        energy_for_map(tmp_path / "m.h5", SimpleNamespace(meta=SimpleNamespace(source="x")), device="cpu")
+    one_line_error(excinfo, "does not record what energy")
