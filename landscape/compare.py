@@ -610,10 +610,10 @@ def _panel_spurious(ax: Any, profiles: Sequence[Mapping[str, Any] | None], names
         drawn = True
     ax.set_xticks(range(len(cats)))
     ax.set_xticklabels(cats, fontsize=7)
-    ax.set_ylim(0, 1.1)
+    ax.set_ylim(0, 1.3)  # room above the bars for the legend
     ax.set_ylabel("share spurious")
     if drawn:
-        ax.legend(fontsize=7, loc="upper right")
+        ax.legend(fontsize=7, loc="upper center", ncol=2)
     else:
         _note(ax, "no diagnosis")
     if notes:
