@@ -193,7 +193,7 @@ def _diagnose_all(out: Path, device: str, scale: float, quiet: bool) -> dict:
         ckpt = out / f"{name}.pt"
         bar = _bar(quiet, None, f"{name} long-run check")
         try:
-            checks[ckpt] = result = convergence_check(ckpt, device=device, progress=bar.update if bar else None)
+            checks[ckpt] = result = convergence_check(ckpt, device=device, progress=bar.update if bar is not None else None)
         finally:
             if bar is not None:
                 bar.close()
