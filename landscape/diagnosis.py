@@ -176,10 +176,13 @@ def reason_text(bits: int) -> str:
 def saturation(x: np.ndarray | torch.Tensor, data_range: tuple[float, float]) -> np.ndarray:
     """Per example, the share of its values within ``SATURATION_MARGIN`` of the range's
     width of either end of ``data_range``, or beyond it."""
-    a = np.asarray(x.detach().cpu() if hasattr(x, "detach") else x, dtype=np.float64)
-    a = a.reshape(a.shape[0], -1)
     low, high = data_range
     margin = SATURATION_MARGIN * (high - low)
+    if isinstance(x, torch.Tensor):  # on its own device, without a float64 copy
+        flat = x.detach().reshape(x.shape[0], -1)
+        return ((flat <= low + margin) | (flat >= high - margin)).double().mean(dim=1).cpu().numpy()
+    a = np.asarray(x, dtype=np.float64)
+    a = a.reshape(a.shape[0], -1)
     return ((a <= low + margin) | (a >= high - margin)).mean(axis=1)
 
 

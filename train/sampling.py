@@ -178,15 +178,13 @@ def _dataset(ckpt, name, data_root, energy: Energy, limit: int) -> datasets.Data
 
 
 def _saturation(energy: Energy) -> Callable[[torch.Tensor], float] | None:
+    """For image energies, ``x -> share of x's pixels at the ends of the data range`` (the
+    diagnosis's own test, :func:`landscape.diagnosis.saturation`); None otherwise."""
     if energy.data_range is None or len(energy.shape) != 3:
         return None
-    low, high = energy.data_range
-    margin = 0.02 * (high - low)
+    from landscape.diagnosis import saturation
 
-    def share(x: torch.Tensor) -> float:
-        return float(((x <= low + margin) | (x >= high - margin)).double().mean())
-
-    return share
+    return lambda x: float(saturation(x, energy.data_range).mean())
 
 
 def save_chain_figure(report: ChainReport, path: str | os.PathLike, energy: Energy | None = None) -> None:
