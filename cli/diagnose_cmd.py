@@ -108,7 +108,7 @@ def run_diagnose(
 
     import numpy as np
 
-    from cli.energy_source import energy_for_map
+    from cli.energy_source import energy_for_map, load_data_like
     from landscape import figures
     from landscape.diagnosis import DiagnosisRule, diagnose_map
     from landscape.mapfile import read_map, update_map
@@ -126,7 +126,7 @@ def run_diagnose(
         raise LandscapeError(
             f"{map_path} records no data set: give the training data with --dataset NAME (npz:FILE for your own)"
         )
-    data_x = _load(dataset, data_root, limit, tuple(np.shape(content.minima_x)[1:]))
+    data_x = load_data_like(dataset, data_root, tuple(np.shape(content.minima_x)[1:]), limit)
     diagnosis = diagnose_map(loaded.energy, content, data_x, rule)
     update_map(map_path, diagnosis=diagnosis.to_data(dataset))
     written = read_map(map_path)
@@ -137,17 +137,6 @@ def run_diagnose(
                           figures.plot_funnel(written, Path(tmp) / "funnel.png")))
         write_report(report, written, diagnosis, data_x.numpy(), extra_figures=extra)
     return DiagnoseRun(written, diagnosis, dataset, report)
-
-
-def _load(dataset: str, data_root, limit: int, shape: tuple[int, ...]):
-    from data import load
-
-    ds = load(dataset, size=shape[-1] if len(shape) == 3 else None, root=data_root, limit=limit)
-    if tuple(ds.shape) != shape:
-        raise LandscapeError(
-            f"data set {dataset} has examples of shape {list(ds.shape)}, the map's minima have shape {list(shape)}"
-        )
-    return ds.x
 
 
 def _pct(part: float, whole: float) -> str:

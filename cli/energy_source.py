@@ -456,3 +456,16 @@ def energy_for_map(
         return resolve_energy(None, model=source["spec"], weights=weights, model_kwargs=source.get("kwargs") or {},
                               shape=shape, box=box, float64=float64, device=device)
     raise LandscapeError(f"{map_path} records an energy of unknown kind {kind!r}")
+
+
+def load_data_like(dataset: str, data_root: Path | None, shape: tuple[int, ...], limit: int = 10000) -> Any:
+    """The examples of ``dataset`` (at most ``limit``), images resized to ``shape``;
+    LandscapeError (one line) if they do not have that shape."""
+    from data import load
+
+    ds = load(dataset, size=shape[-1] if len(shape) == 3 else None, root=data_root, limit=limit)
+    if tuple(ds.shape) != tuple(shape):
+        raise LandscapeError(
+            f"data set {dataset} has examples of shape {list(ds.shape)}, the map's minima have shape {list(shape)}"
+        )
+    return ds.x

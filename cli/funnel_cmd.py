@@ -173,7 +173,7 @@ def run_funnel(
 
     Ctrl-C keeps the finished noise levels and exits with status 130.
     """
-    from cli.energy_source import check_map_matches, energy_for_map
+    from cli.energy_source import check_map_matches, energy_for_map, load_data_like
     from landscape import figures
     from landscape.funnel import PROGRESS_KIND, FunnelConfig, funnel_probe
     from landscape.mapfile import clear_progress, progress_path, read_map, rewrite_map, update_map
@@ -208,7 +208,7 @@ def run_funnel(
     if init in ("both", "data"):
         if not dataset:
             raise LandscapeError(f"--init {init} needs a data set: give --dataset (or --init noise)")
-        data = _load_data(dataset, data_root, energy)
+        data = load_data_like(dataset, data_root, energy.shape)
     probe = FunnelConfig(
         noise=levels, eps=float(eps), steps=int(steps), merge_radius=float(config.get("merge_radius", 0.05)),
         chains=chains, init=init, quench_steps=int(config.get("quench_steps", 2000)),
@@ -242,18 +242,6 @@ def run_funnel(
     written = read_map(map_path)
     figures.plot_funnel(written, plot)
     return FunnelRun(map_path, written, result, plot, time.perf_counter() - t0, dropped)
-
-
-def _load_data(dataset: str, data_root, energy):
-    from data import load
-
-    size = energy.shape[-1] if len(energy.shape) == 3 else None
-    ds = load(dataset, size=size, root=data_root, limit=10000)
-    if tuple(ds.shape) != tuple(energy.shape):
-        raise LandscapeError(
-            f"data set {dataset} has examples of shape {list(ds.shape)}, the mapped energy's are {list(energy.shape)}"
-        )
-    return ds.x
 
 
 def _summary(map_path: Path, f, result, plot: Path, wall: float) -> dict:
