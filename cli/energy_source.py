@@ -264,7 +264,7 @@ def _from_file(
         if module is not None and dtype != torch.float32:
             module.to(dtype=dtype)
         e = Energy(e.fn, e.shape, data_range=box if box is not None else e.data_range, device=device, dtype=dtype,
-                   name=e.name)
+                   name=e.name, sampler=e.sampler)
         regime = ckpt.get("regime")
         return LoadedEnergy(
             e, source("checkpoint", e), checkpoint=ckpt, dataset=(ckpt.get("data") or {}).get("name"),
@@ -286,7 +286,8 @@ def _from_file(
         e = energy_from_reference_state_dict(path, arch, train_epsilon, shape=tuple(shape), data_range=box, device=device)
         if dtype != torch.float32:
             e.fn.to(dtype=dtype)
-            e = Energy(e.fn, e.shape, data_range=e.data_range, device=device, dtype=dtype, name=e.name)
+            e = Energy(e.fn, e.shape, data_range=e.data_range, device=device, dtype=dtype, name=e.name,
+                       sampler=e.sampler)
         sources.check_energy(e)
         return LoadedEnergy(
             e, source("state_dict", e, arch=arch, train_epsilon=float(train_epsilon)), label=path.stem,

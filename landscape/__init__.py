@@ -6,24 +6,26 @@ chains end as the noise grows (``funnel_probe``) and which minima are spurious
 (``diagnose_map``).
 """
 
-from landscape.ad import ADConfig, Basins, assign_basins, attraction_diffusion, extend_basins, magnetization_ladder
+from landscape.ad import ADConfig, assign_basins, attraction_diffusion, extend_basins
 from landscape.diagnosis import Diagnosis, DiagnosisRule, diagnose, diagnose_map
 from landscape.energy import Energy, autograd_value_and_grad
 from landscape.errors import LandscapeError, NonFiniteEnergyError
 from landscape.funnel import FunnelConfig, FunnelResult, funnel_probe
 from landscape.langevin import ChainState, SampleResult, StepInfo, init, langevin_step, mala_step, sample
-from landscape.mapfile import MapContent, read_map, write_map
-from landscape.mapper import MapConfig, build_map, extend_map
+from landscape.mapfile import read_map, write_map
+from landscape.mapper import build_map, extend_map
 from landscape.minima import Minima, find_minima, quench
 from landscape.paths import string_method
+from landscape.records import MapContent, PairTable, Partition
+from landscape.settings import MapConfig
 from landscape.sources import energy_from_factory, energy_from_function, energy_from_torchscript
-from landscape.tree import minimax_tree
+from landscape.tree import BarrierTree, minimax_tree
 
 __version__ = "0.1.0"
 
 __all__ = [
     "ADConfig",
-    "Basins",
+    "BarrierTree",
     "ChainState",
     "Diagnosis",
     "DiagnosisRule",
@@ -35,6 +37,8 @@ __all__ = [
     "MapContent",
     "Minima",
     "NonFiniteEnergyError",
+    "PairTable",
+    "Partition",
     "SampleResult",
     "StepInfo",
     "__version__",
@@ -53,7 +57,6 @@ __all__ = [
     "funnel_probe",
     "init",
     "langevin_step",
-    "magnetization_ladder",
     "mala_step",
     "minimax_tree",
     "quench",

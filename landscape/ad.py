@@ -1,4 +1,4 @@
-"""Basins by attraction-diffusion (AD) on the magnetized landscape, and barriers between them.
+"""Basins by attraction-diffusion (AD) on the magnetized landscape.
 
 Two minima ``a`` and ``b`` share a basin at magnetization ``alpha`` if a Langevin chain on
 the magnetized energy
@@ -9,8 +9,14 @@ started at ``a`` comes within ``delta`` of ``b`` in at most ``max_steps`` steps 
 procedure of Hill, Nijkamp and Zhu 2019, "Building a Telescope to Look Into High-Dimensional
 Image Spaces", and its public reference code enijkamp/elm_map). The pull ``alpha`` sets the
 resolution: a weak pull only carries the chain over barriers the temperature can cross; a
-strong one drags it over anything. The highest raw energy ``U`` along a successful path is
-an upper bound on the lowest saddle between the two minima: a barrier estimate.
+strong one drags it over anything. Minima join basins from the lowest up, each the first
+basin whose representative it reaches (:func:`assign_basins`); a ladder of pulls gives the
+Hopfield hierarchy of basins.
+
+The highest raw energy ``U`` along a successful chain is an estimate of the barrier
+between the two minima (the highest point of a real path); the chain itself, recorded at
+a few dozen points, is where the string method (:mod:`landscape.paths`) starts refining
+it (:mod:`landscape.barriers`).
 
 The chain is the library's one Langevin kernel (:func:`landscape.langevin.langevin_step`)
 applied to ``E_b`` with ``tau = 1``: the temperature lives in the ``1/T``. In ``U``'s own
@@ -23,15 +29,18 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
-from typing import NamedTuple
+from dataclasses import dataclass, fields, replace
+from typing import Any, NamedTuple
 
+import numpy as np
 import torch
 
 from landscape.energy import Energy, ValueAndGrad
 from landscape.errors import LandscapeError, NonFiniteEnergyError
 from landscape.langevin import ChainState, init, langevin_step
 from landscape.minima import Minima
+from landscape.paths import segment_max
+from landscape.records import Partition
 
 
 @dataclass(frozen=True)
@@ -55,15 +64,7 @@ class ADConfig:
     attempts : int
         Chains per (start, target) pair and direction; the best one counts.
     neighbours : int
-        Each minimum is tried against this many nearest basin representatives; each
-        representative's barriers are estimated against this many nearest others.
-    barrier_factor : float
-        When estimating barriers between basins, a pair that no chain connects at
-        ``alpha`` is retried at ``alpha * barrier_factor**k``, ``k = 1..barrier_rounds``,
-        stopping at its first success (the weakest pull that connects gives the path that
-        follows the landscape most closely: the lowest estimate).
-    barrier_rounds : int
-        Escalation steps at most (0: no escalation). No escalation happens when ``alpha`` is 0.
+        Each minimum is tried against this many nearest basin representatives.
     round_size : int
         Minima assigned per round of batched trials.
     batch_size : int
@@ -75,21 +76,24 @@ class ADConfig:
         ``T`` sitting in the target's well still fluctuates far more than ``delta`` around
         it; its running mean does not. The barrier is still the highest ``U`` the chain
         itself visited.
+    record : int
+        Points at which each chain's path is kept at most (thinned evenly as the chain
+        runs; fewer when the batch's paths would exceed 2^26 numbers; 0: none): where a
+        string starts refining the barrier.
     """
 
     temperature: float = 1.0
     alpha: float = 1.0
     eps: float = 0.1
-    max_steps: int = 5000
+    max_steps: int = 2000
     patience: int = 200
     delta: float = 0.35
     attempts: int = 3
     neighbours: int = 10
-    barrier_factor: float = 2.0
-    barrier_rounds: int = 6
     round_size: int = 256
     batch_size: int = 4096
-    average: int = 0
+    average: int = 20
+    record: int = 256
 
     def __post_init__(self) -> None:
         checks = [
@@ -98,18 +102,23 @@ class ADConfig:
             (self.eps > 0.0 and math.isfinite(self.eps), "eps must be > 0"),
             (self.max_steps >= 0, "max_steps must be >= 0"),
             (self.patience >= 1, "patience must be >= 1"),
-            (self.delta > 0.0, "delta must be > 0"),
+            (self.delta > 0.0 and math.isfinite(self.delta), "delta must be > 0"),
             (self.attempts >= 1, "attempts must be >= 1"),
             (self.neighbours >= 1, "neighbours must be >= 1"),
-            (self.barrier_factor > 1.0, "barrier_factor must be > 1"),
-            (self.barrier_rounds >= 0, "barrier_rounds must be >= 0"),
             (self.round_size >= 1, "round_size must be >= 1"),
             (self.batch_size >= 1, "batch_size must be >= 1"),
             (self.average >= 0, "average must be >= 0"),
+            (self.record == 0 or self.record >= 2, "record must be 0 or >= 2"),
         ]
         for ok, message in checks:
             if not ok:
                 raise LandscapeError(f"attraction-diffusion config: {message}")
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> ADConfig:
+        """From a stored config (keys this version does not know are ignored)."""
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in known})
 
 
 # Finished trials are dropped from the batch (and non-finite energies reported) every
@@ -125,8 +134,14 @@ class ADTrials(NamedTuple):
         successful; ``+inf`` where not.
     steps : int64 [P], steps run.
     final_distance : float64 [P], distance to the target when the trial stopped.
-    peak_x : [P, *shape], the point of the path where ``U`` was highest (a path method
-        can start from it), also for failed trials.
+    peak_x : [P, *shape], the point of the path where ``U`` was highest, also for failed
+        trials; ``peak_prev`` and ``peak_next`` [P, *shape]: the chain's positions one step
+        before and after it (the highest point of the continuous path lies on one of the two
+        segments when the chain stepped over a ridge there).
+    path : [P, C, *shape] or None, the chain's positions at up to ``C = config.record``
+        evenly spaced steps (thinned by halves as the chain runs); ``path_len`` [P] says
+        how many of the ``C`` rows hold points. None when nothing was recorded.
+    end_x : [P, *shape], where the chain was when it stopped.
     calls : int, batched energy-and-gradient evaluations the batch made (the start's,
         then one per step until the last trial left; trials that finish between two
         host syncs are stepped, frozen, until the next, so this can exceed
@@ -138,6 +153,11 @@ class ADTrials(NamedTuple):
     steps: torch.Tensor
     final_distance: torch.Tensor
     peak_x: torch.Tensor
+    peak_prev: torch.Tensor
+    peak_next: torch.Tensor
+    path: torch.Tensor | None
+    path_len: torch.Tensor
+    end_x: torch.Tensor
     calls: int = 0
 
 
@@ -180,12 +200,13 @@ def attraction_diffusion(
     """Run AD trials ``starts[p] -> targets[p]`` as one batch.
 
     Each trial is a Langevin chain on ``U/T + alpha ||x - targets[p]||`` (``tau = 1``).
-    Per trial it tracks the highest raw energy on the path and where it occurred, and the
-    best distance to the target so far. A trial stops when it comes within ``delta`` of
-    its target (success), when ``patience`` steps pass without a new best distance, or
-    after ``max_steps``. Finished trials leave the batch (checked every few steps), so
-    the cost follows the slowest trials, not ``P * max_steps``. Chains stay in the
-    energy's data range when it has one (the map covers that box).
+    Per trial it tracks the highest raw energy on the path and where it occurred, the
+    best distance to the target so far, and (``config.record``) the path itself at up to
+    that many evenly spaced steps. A trial stops when it comes within ``delta`` of its
+    target (success), when ``patience`` steps pass without a new best distance, or after
+    ``max_steps``. Finished trials leave the batch (checked every few steps), so the cost
+    follows the slowest trials, not ``P * max_steps``. Chains stay in the energy's data
+    range when it has one (the map covers that box).
 
     Parameters
     ----------
@@ -194,7 +215,8 @@ def attraction_diffusion(
     starts, targets : Tensor [P, *shape]
         Any mix of different starts and targets.
     config : ADConfig
-        ``temperature``, ``alpha``, ``eps``, ``max_steps``, ``patience`` and ``delta`` are used.
+        ``temperature``, ``alpha``, ``eps``, ``max_steps``, ``patience``, ``delta``,
+        ``average`` and ``record`` are used.
     generator : torch.Generator, optional
         Source of the chains' noise.
 
@@ -218,7 +240,7 @@ def attraction_diffusion(
     [True]
 
     Cost: at most ``P * max_steps`` energy-and-gradient evaluations, in batches of the
-    still running trials.
+    still running trials; the recorded paths take ``P * record * dim`` numbers.
     """
     energy.check_batch(starts)
     energy.check_batch(targets)
@@ -231,8 +253,15 @@ def attraction_diffusion(
     steps_run = torch.zeros(p, dtype=torch.int64, device=device)
     final = torch.zeros(p, dtype=torch.float64, device=device)
     peak_out = starts.detach().clone()
+    prev_out = starts.detach().clone()
+    next_out = starts.detach().clone()
+    end_out = starts.detach().clone()
+    # Points kept per chain: as many as asked, within a budget of 2^26 numbers for the batch.
+    cap = min(int(config.record), max(8, (1 << 26) // max(1, p * math.prod(starts.shape[1:])))) if config.record else 0
+    path_out = starts.new_zeros((p, cap) + tuple(starts.shape[1:])) if cap else None
+    len_out = torch.zeros(p, dtype=torch.int64, device=device)
     if p == 0:
-        return ADTrials(success, barrier, steps_run, final, peak_out)
+        return ADTrials(success, barrier, steps_run, final, peak_out, prev_out, next_out, path_out, len_out, end_out)
     view = (-1,) + (1,) * (starts.dim() - 1)
     with energy.frozen():
         mag = _Magnetized(
@@ -246,8 +275,16 @@ def attraction_diffusion(
         rows = torch.arange(p, device=device)
         peak_u = raw.clone()
         peak_x = state.x.clone()
+        peak_prev, peak_next = state.x.clone(), state.x.clone()
+        fresh = torch.ones(p, dtype=torch.bool, device=device)  # the peak's next position is still to come
         best = dist.clone()
         stale = torch.zeros(p, dtype=torch.int64, device=device)
+        # The recorded path: every `stride` steps; when full, every other point is
+        # dropped and the stride doubled. Running trials share the count; a finished
+        # trial keeps its own (and stops recording).
+        buf = state.x.new_zeros((p, cap) + tuple(starts.shape[1:])) if cap else None
+        buf_len = torch.zeros(p, dtype=torch.int64, device=device)
+        stride, recorded = 1, 0
         # Trials that finished keep stepping (their results are frozen) until the next
         # compaction: checking every step would stall a GPU on a host sync per step.
         finished = torch.zeros(p, dtype=torch.bool, device=device)
@@ -264,20 +301,33 @@ def attraction_diffusion(
             steps_run[rows] = torch.where(now, step, steps_run[rows])
             final[rows] = torch.where(now, dist, final[rows])
             peak_out[rows] = torch.where(now.reshape(view), peak_x, peak_out[rows])
+            prev_out[rows] = torch.where(now.reshape(view), peak_prev, prev_out[rows])
+            # (a trial that ends at the step of its peak has no step after it: the peak itself)
+            next_out[rows] = torch.where(now.reshape(view), torch.where(fresh.reshape(view), peak_x, peak_next),
+                                         next_out[rows])
+            end_out[rows] = torch.where(now.reshape(view), state.x, end_out[rows])
             finished = finished | now
             if step % _SYNC_EVERY == 0 or step >= config.max_steps:
                 if not bool(finite):
                     _check_finite(raw, state.grad, step)
                 keep = ~finished
+                if buf is not None and not bool(keep.all()):
+                    leaving = ~keep
+                    path_out[rows[leaving]] = buf[leaving]
+                    len_out[rows[leaving]] = buf_len[leaving]
                 if not bool(keep.any()):
                     break
                 if not bool(keep.all()):
                     rows, peak_u, peak_x, best, stale = rows[keep], peak_u[keep], peak_x[keep], best[keep], stale[keep]
+                    peak_prev, peak_next, fresh = peak_prev[keep], peak_next[keep], fresh[keep]
                     state = ChainState(state.x[keep], state.energy[keep], state.grad[keep])
                     mag.targets = mag.targets[keep]
                     dist, finished = dist[keep], finished[keep]
                     if mean_x is not None:
                         mean_x = mean_x[keep]
+                    if buf is not None:
+                        buf, buf_len = buf[keep], buf_len[keep]
+            before = state.x
             state, _ = langevin_step(state, mag, config.eps, 1.0, generator, box=energy.data_range)
             step += 1
             raw, dist = mag.raw.double(), mag.distance.double()
@@ -287,12 +337,28 @@ def attraction_diffusion(
                 dist = torch.linalg.vector_norm((mean_x - mag.targets).reshape(mean_x.shape[0], -1), dim=1).double()
             live = ~finished
             higher = (raw > peak_u) & live
+            after_peak = fresh & live
+            peak_next = torch.where(after_peak.reshape(view), state.x, peak_next)
             peak_u = torch.where(higher, raw, peak_u)
             peak_x = torch.where(higher.reshape(view), state.x, peak_x)
+            peak_prev = torch.where(higher.reshape(view), before, peak_prev)
+            fresh = higher | (fresh & ~live)
             improved = (dist < best) & live
             best = torch.where(improved, dist, best)
             stale = torch.where(improved, 0, stale + 1)
-    return ADTrials(success, barrier, steps_run, final, peak_out, calls=step + 1)
+            if buf is not None and step % stride == 0:
+                slot = min(recorded, cap - 1)
+                buf[:, slot] = torch.where(live.reshape(view), state.x, buf[:, slot])
+                buf_len = torch.where(live, recorded + 1, buf_len)
+                recorded += 1
+                if recorded == cap:  # full: keep every other point, record half as often
+                    # (running trials only: a finished one keeps its path as it ended)
+                    running = live.reshape((-1,) + (1,) * (buf.dim() - 1))
+                    buf = torch.where(running, torch.cat([buf[:, 1::2], buf[:, cap // 2 :]], 1), buf)
+                    buf_len = torch.where(live, buf_len // 2, buf_len)
+                    recorded, stride = cap // 2, stride * 2
+    return ADTrials(success, barrier, steps_run, final, peak_out, prev_out, next_out, path_out, len_out, end_out,
+                    calls=step + 1)
 
 
 def _check_finite(raw: torch.Tensor, grad: torch.Tensor, step: int) -> None:
@@ -306,70 +372,35 @@ def _check_finite(raw: torch.Tensor, grad: torch.Tensor, step: int) -> None:
 
 
 @dataclass
-class Basins:
-    """Basins of attraction at one magnetization, and barrier estimates between them.
+class PairRecords:
+    """The best attraction-diffusion chain of each minima pair tried.
 
     Attributes
     ----------
-    basin : LongTensor [N]
-        Basin of each minimum. Basins are numbered by the energy of their representative,
-        lowest first (basin 0 holds the global minimum found).
-    representative : LongTensor [B]
-        Index into the minima of each basin's lowest minimum.
-    energy : Tensor float64 [B]
-        Energy of each representative.
-    join_barrier : Tensor float64 [N]
-        Per minimum, the barrier estimate of the trial by which it joined its basin (the
-        highest ``U`` on the best path between it and the representative); a
-        representative's own energy for representatives.
-    pairs : LongTensor [E, 2]
-        Basin pairs tested, ``i < j``.
-    barrier : Tensor float64 [E]
-        Best (lowest) barrier estimate found for the pair: the highest ``U`` along a
-        connecting path between the two representatives; ``+inf`` where no chain connected.
-    pair_alpha : Tensor float64 [E]
-        Magnetization at which that best estimate was found (NaN where none).
-    peak_x : Tensor [E, *shape]
-        Where that best path peaked (NaN where none).
-    alpha : float
-        The magnetization of the assignment.
-    trials : int
-        Cost: AD chains run, one per (start, target) chain, each attempt and each
-        direction counted (assignment and barrier estimation, escalated pulls included).
-    chain_steps : int
-        Cost: Langevin steps summed over those chains (``sum`` of their ``steps``).
-    batches : int
-        Cost: batched energy-and-gradient calls (forward plus input-gradient passes) the
-        chains made: per call of :func:`attraction_diffusion`, one at the start plus one
-        per step until its last chain left (:attr:`ADTrials.calls`). With
-        ``batch_size = 1`` it is at least ``trials + chain_steps``; batching makes it
-        much smaller.
-
-    All tensors are on the CPU (they are small and go to files and reports).
+    pairs : ndarray int64 [R, 2]
+        Minima pairs, ``i < j``.
+    barrier : ndarray float64 [R]
+        Highest ``U`` on the best connecting chain (``+inf``: no chain connected).
+    alpha : ndarray float64 [R]
+        The pull of that chain.
+    paths : list of (Tensor [M, *shape] or None)
+        That chain's recorded points from minimum ``i`` to minimum ``j``, both included
+        (None where none connected or nothing was recorded).
     """
 
-    basin: torch.Tensor
-    representative: torch.Tensor
-    energy: torch.Tensor
-    join_barrier: torch.Tensor
-    pairs: torch.Tensor
-    barrier: torch.Tensor
-    pair_alpha: torch.Tensor
-    peak_x: torch.Tensor
-    alpha: float
-    trials: int = 0
-    chain_steps: int = 0
-    batches: int = 0
+    pairs: np.ndarray
+    barrier: np.ndarray
+    alpha: np.ndarray
+    paths: list[torch.Tensor | None]
 
-    @property
-    def n_basins(self) -> int:
-        return int(self.representative.shape[0])
+    def __len__(self) -> int:
+        return int(self.pairs.shape[0])
 
 
-class _PairRecord(NamedTuple):
+class _Record(NamedTuple):
     barrier: float  # +inf: tested, never connected
-    peak: torch.Tensor | None
     alpha: float
+    path: torch.Tensor | None
 
 
 class _Trials:
@@ -384,11 +415,11 @@ class _Trials:
         self.rank = rank  # position of each minimum in energy order
         self.config = config
         self.generator = generator
-        self.records: dict[tuple[int, int], _PairRecord] = {}
+        self.records: dict[tuple[int, int], _Record] = {}
         # Per minimum: some chain connected it with a lower minimum (so it will likely
         # join a basin rather than found one).
         self.reached_lower = [False] * x.shape[0]
-        # Cost counters (see Basins): chains run, their Langevin steps, batched calls.
+        # Cost counters: chains run, their Langevin steps, batched calls.
         self.n_chains = 0
         self.chain_steps = 0
         self.batches = 0
@@ -399,11 +430,11 @@ class _Trials:
     def barrier(self, i: int, j: int) -> float:
         return self.records[(min(i, j), max(i, j))].barrier
 
-    def run(self, pairs: Sequence[tuple[int, int]], alpha: float) -> list[float]:
-        """Test each pair at magnetization ``alpha``; return its best barrier (+inf: none)."""
+    def run(self, pairs: Sequence[tuple[int, int]], alpha: float) -> None:
+        """Test each pair at magnetization ``alpha``, keeping the lowest barrier per pair."""
         pairs = [(min(i, j), max(i, j)) for i, j in pairs]
         if not pairs:
-            return []
+            return
         config = replace(self.config, alpha=alpha)
         n_att = config.attempts
         a = torch.tensor([i for i, _ in pairs], dtype=torch.int64).repeat_interleave(n_att)
@@ -411,31 +442,70 @@ class _Trials:
         # Rows: for every pair, `attempts` chains i -> j then `attempts` chains j -> i.
         src = torch.stack([a.reshape(-1, n_att), b.reshape(-1, n_att)], dim=1).reshape(-1)
         dst = torch.stack([b.reshape(-1, n_att), a.reshape(-1, n_att)], dim=1).reshape(-1)
-        barrier_parts, peak_parts = [], []
+        barriers, paths = [], []
+        dev = self.x.device
         for start in range(0, src.numel(), config.batch_size):
             s, t = src[start : start + config.batch_size], dst[start : start + config.batch_size]
-            dev = self.x.device
             trials = attraction_diffusion(self.energy, self.x[s.to(dev)], self.x[t.to(dev)], config, self.generator)
-            barrier_parts.append(trials.barrier.cpu())
-            peak_parts.append(trials.peak_x.cpu())
+            barriers.append(_closed(self.energy, trials, self.x[t.to(dev)]).cpu())
+            paths.append(_chains(self.x[s.to(dev)], trials, self.x[t.to(dev)]))
             steps = trials.steps.cpu()
             self.n_chains += int(steps.numel())
             self.chain_steps += int(steps.sum())
             self.batches += trials.calls
-        per_pair = torch.cat(barrier_parts).reshape(len(pairs), 2 * n_att)
-        peaks = torch.cat(peak_parts).reshape((len(pairs), 2 * n_att) + tuple(self.x.shape[1:]))
+        per_pair = torch.cat(barriers).reshape(len(pairs), 2 * n_att)
+        chains = [c for part in paths for c in part]
         best, arg = per_pair.min(dim=1)
-        out = []
         for k, (i, j) in enumerate(pairs):
             h = float(best[k])
             old = self.records.get((i, j))
             if old is None or h < old.barrier:
-                peak = peaks[k, int(arg[k])].clone() if math.isfinite(h) else None
-                self.records[(i, j)] = _PairRecord(h, peak, alpha)
+                row = k * 2 * n_att + int(arg[k])
+                path = chains[row] if math.isfinite(h) else None
+                if path is not None and int(arg[k]) >= n_att:  # that chain ran j -> i
+                    path = path.flip(0)
+                self.records[(i, j)] = _Record(h, alpha, path)
             if math.isfinite(h):
                 self.reached_lower[i if self.rank[i] > self.rank[j] else j] = True
-            out.append(h)
-        return out
+
+    def export(self) -> PairRecords:
+        keys = sorted(self.records)
+        return PairRecords(
+            pairs=np.array(keys, dtype=np.int64).reshape(-1, 2),
+            barrier=np.array([self.records[k].barrier for k in keys], dtype=np.float64),
+            alpha=np.array([self.records[k].alpha for k in keys], dtype=np.float64),
+            paths=[self.records[k].path for k in keys],
+        )
+
+
+def _closed(energy: Energy, trials: ADTrials, targets: torch.Tensor) -> torch.Tensor:
+    """Each successful trial's barrier over its whole, continuous path to its target; +inf
+    for the others. The chain's highest sampled point can lie below the path between two
+    steps (a step over a ridge): the segments on each side of it count
+    (:func:`landscape.paths.segment_max`). And the chain stops within ``delta`` of the
+    target, not on it: the segment from there to the target is part of the path."""
+    ok = trials.success
+    out = trials.barrier.clone()
+    if bool(ok.any()):
+        with energy.frozen():
+            for a, b in ((trials.peak_prev, trials.peak_x), (trials.peak_x, trials.peak_next),
+                         (trials.end_x, targets)):
+                out[ok] = torch.maximum(out[ok], segment_max(energy, a[ok], b[ok], images=8, iterations=20).to(out))
+    return out
+
+
+def _chains(starts: torch.Tensor, trials: ADTrials, targets: torch.Tensor) -> list[torch.Tensor | None]:
+    """Each successful trial's path, start to target, on the CPU (None for the others)."""
+    out: list[torch.Tensor | None] = []
+    ok = trials.success.cpu().tolist()
+    lengths = trials.path_len.cpu().tolist()
+    for p, good in enumerate(ok):
+        if not good:
+            out.append(None)
+            continue
+        middle = trials.path[p, : lengths[p]] if trials.path is not None else starts.new_zeros((0, *starts.shape[1:]))
+        out.append(torch.cat([starts[p : p + 1], middle, trials.end_x[p : p + 1], targets[p : p + 1]]).detach().cpu())
+    return out
 
 
 def _nearest(flat: torch.Tensor, i: int, candidates: Sequence[int], k: int) -> list[int]:
@@ -448,98 +518,12 @@ def _nearest(flat: torch.Tensor, i: int, candidates: Sequence[int], k: int) -> l
     return [int(c) for c in idx[order].tolist()]
 
 
-def assign_basins(
-    energy: Energy,
-    minima: Minima,
-    config: ADConfig,
-    generator: torch.Generator | None = None,
-    progress: Callable[[int], None] | None = None,
-) -> Basins:
-    """Group minima into basins by attraction-diffusion, then estimate barriers between basins.
-
-    **Assignment.** Minima are visited from the lowest energy up; the first founds basin 0.
-    Each next minimum ``m`` is tried against the representatives (lowest minima) of its
-    ``neighbours`` nearest basins, ``attempts`` chains per direction (``m -> rep`` and
-    ``rep -> m``). It joins the basin with the lowest successful barrier, else founds a new
-    basin. For batching, minima are taken ``round_size`` at a time: all of a round are
-    tried at once against the representatives existing before it; then, in energy order,
-    each is also tried against its ``neighbours`` nearest basins founded earlier in the
-    same round. Which of those become founders is known only in order, so further batched
-    calls guess: they test each pending minimum against the founders known so far and the
-    earlier pending minima that no chain has yet connected to a lower one (the likely
-    founders); a minimum is resolved only once its nearest actual founders have all been
-    tested. The result is that of one-at-a-time processing in which each minimum
-    considers its ``neighbours`` nearest basins founded before its round plus its
-    ``neighbours`` nearest founded within it (with ``round_size = 1``, exactly the
-    sequential procedure).
-
-    **Barriers.** Every tested pair of minima in different basins gives an estimate for
-    their basins: the highest energy on the path representative -> minimum -> other
-    minimum -> representative (each minimum's own ``join_barrier`` included), so every
-    estimate is a true path between the representatives. Then each representative is
-    tested against its ``neighbours`` nearest other representatives; a pair no chain
-    connects at ``alpha`` (as happens for separate basins) is retried with the pull
-    multiplied by ``barrier_factor`` up to ``barrier_rounds`` times. A pair's barrier is
-    the lowest estimate found. Distant basins need no direct estimate: the tree connects
-    them through chains of neighbours (minimax), which avoids the large overestimates of
-    direct trials across high ground.
-
-    Parameters
-    ----------
-    energy : Energy
-    minima : Minima
-        From :func:`landscape.minima.find_minima` (any order is accepted).
-    config : ADConfig
-    generator : torch.Generator, optional
-    progress : callable, optional
-        Called with the number of minima just assigned, once per round.
-
-    Returns
-    -------
-    Basins
-
-    Raises
-    ------
-    LandscapeError
-        On an empty set of minima or a shape mismatch.
-    NonFiniteEnergyError
-        From the AD chains.
-
-    Examples
-    --------
-    >>> e = Energy(lambda x: ((x**2 - 1) ** 2).sum(1), shape=(1,), dtype=torch.float64)
-    >>> m = Minima(torch.tensor([[-1.0], [1.0]], dtype=torch.float64), torch.zeros(2, dtype=torch.float64),
-    ...            torch.ones(2, dtype=torch.int64), torch.zeros(2, dtype=torch.float64))
-    >>> assign_basins(e, m, ADConfig(temperature=0.05, eps=0.05)).n_basins  # doctest: +SKIP
-    2
-
-    Cost: O(N * neighbours * attempts * 2) AD trials for the assignment plus
-    O(B * neighbours * attempts * 2 * (1 + barrier_rounds)) for the barriers, each at most
-    ``max_steps`` energy-and-gradient evaluations, run ``batch_size`` at a time.
-    """
-    n = len(minima)
-    if n == 0:
-        raise LandscapeError("no minima to group into basins")
-    energy.check_batch(minima.x)
-    x = minima.x.detach().to(device=energy.device, dtype=energy.dtype)
-    energies = minima.energy.double().cpu()
-    order = torch.argsort(energies, stable=True).tolist()
-    state = _State(energy, x, energies, config, generator)
-    state.found(order[0])
-    if progress is not None:
-        progress(1)
-    _assign(state, order[1:], progress)
-    _rep_barriers(state)
-    return _collect(x, energies, state.basin_of, state.reps, state.join, state.join_peak, state.trials, config.alpha)
-
-
 class _State:
-    """The assignment in progress: basin of each minimum, representatives, join barriers."""
+    """The assignment in progress: basin of each minimum and the representatives."""
 
     def __init__(self, energy: Energy, x: torch.Tensor, energies: torch.Tensor, config: ADConfig,
                  generator: torch.Generator | None):
         n = x.shape[0]
-        self.x = x
         self.flat = x.reshape(n, -1).double()
         self.energies = energies
         self.config = config
@@ -549,23 +533,34 @@ class _State:
         self.trials = _Trials(energy, x, rank, config, generator)
         self.basin_of = [-1] * n
         self.reps: list[int] = []
-        self.join = [math.nan] * n
-        self.join_peak: list[torch.Tensor | None] = [None] * n
-        self.settled: set[tuple[int, int]] = set()  # pairs whose pull was escalated already
 
     def found(self, m: int) -> None:
         """``m`` founds a new basin."""
         self.basin_of[m] = len(self.reps)
         self.reps.append(m)
-        self.join[m] = float(self.energies[m])
-        self.join_peak[m] = self.x[m].cpu()
+
+    def partition(self) -> Partition:
+        """The assignment, basins numbered by the energy of their representative."""
+        reps = np.asarray(self.reps, dtype=np.int64)
+        e = self.energies.numpy()
+        order = np.lexsort((np.arange(reps.size), e[reps]))
+        new_of = np.empty(reps.size, dtype=np.int64)
+        new_of[order] = np.arange(reps.size)
+        t = self.trials
+        return Partition(
+            alpha=float(self.config.alpha),
+            basin=new_of[np.asarray(self.basin_of, dtype=np.int64)],
+            representative=reps[order],
+            energy=e[reps[order]],
+            attrs={"trials": t.n_chains, "chain_steps": t.chain_steps, "batches": t.batches},
+        )
 
 
 def _assign(state: _State, members_in_order: list[int], progress: Callable[[int], None] | None) -> None:
     """Assign ``members_in_order`` (lowest energy first) to the state's basins or found new ones."""
     config, trials, flat = state.config, state.trials, state.flat
     k_near = config.neighbours
-    basin_of, reps, join, join_peak = state.basin_of, state.reps, state.join, state.join_peak
+    basin_of, reps = state.basin_of, state.reps
     for round_start in range(0, len(members_in_order), config.round_size):
         members = members_in_order[round_start : round_start + config.round_size]
         old_reps = list(reps)
@@ -579,12 +574,10 @@ def _assign(state: _State, members_in_order: list[int], progress: Callable[[int]
                 new_near = _nearest(flat, m, new_founders, k_near)
                 if any(not trials.tested(m, f) for f in new_near):
                     break
-                options = [(trials.barrier(m, r), basin_of[r], r) for r in old_near[m] + new_near]
-                best = min(options, default=(math.inf, -1, -1))
+                options = [(trials.barrier(m, r), basin_of[r]) for r in old_near[m] + new_near]
+                best = min(options, default=(math.inf, -1))
                 if math.isfinite(best[0]):
                     basin_of[m] = best[1]
-                    join[m] = best[0]
-                    join_peak[m] = trials.records[(min(m, best[2]), max(m, best[2]))].peak
                 else:
                     state.found(m)
                     new_founders.append(m)
@@ -607,67 +600,108 @@ def _assign(state: _State, members_in_order: list[int], progress: Callable[[int]
             progress(len(members))
 
 
-def _rep_barriers(state: _State) -> None:
-    """Barriers between representatives: nearest neighbours, pull escalated where needed."""
-    config, trials, reps = state.config, state.trials, state.reps
-    rep_pairs: set[tuple[int, int]] = set()
-    for r in reps:
-        for s in _nearest(state.flat, r, [q for q in reps if q != r], config.neighbours):
-            rep_pairs.add((min(r, s), max(r, s)))
-    todo = sorted(p for p in rep_pairs if not trials.tested(*p))
-    retry = sorted(
-        p for p in rep_pairs if trials.tested(*p) and not math.isfinite(trials.barrier(*p)) and p not in state.settled
-    )
-    trials.run(todo, config.alpha)
-    retry += [p for p in todo if not math.isfinite(trials.barrier(*p))]
-    if config.alpha > 0.0:
-        alpha = config.alpha
-        for _ in range(config.barrier_rounds):
-            if not retry:
-                break
-            alpha *= config.barrier_factor
-            trials.run(retry, alpha)
-            retry = [p for p in retry if not math.isfinite(trials.barrier(*p))]
+def assign_basins(
+    energy: Energy,
+    minima: Minima,
+    config: ADConfig,
+    generator: torch.Generator | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> tuple[Partition, PairRecords]:
+    """Group minima into basins by attraction-diffusion at magnetization ``config.alpha``.
+
+    Minima are taken from the lowest up. Each is tried against its ``neighbours`` nearest
+    basin representatives (``attempts`` chains in each direction; the lowest barrier of a
+    successful chain counts) and joins the basin of the lowest successful one; with no
+    success it founds a new basin and becomes its representative. Minima are assigned in
+    rounds of ``round_size`` whose trials run as a few large batches; within a round a
+    minimum is also tried against the founders before it, so the result is the one a
+    one-by-one assignment would give.
+
+    Parameters
+    ----------
+    energy : Energy
+    minima : Minima
+        From :func:`landscape.minima.find_minima` (any order is accepted).
+    config : ADConfig
+    generator : torch.Generator, optional
+    progress : callable, optional
+        Called with the number of minima just assigned, once per round.
+
+    Returns
+    -------
+    partition : Partition
+        Basins numbered by energy; ``attrs`` holds the cost (``trials``: chains run,
+        ``chain_steps``: their Langevin steps, ``batches``: batched energy calls).
+    records : PairRecords
+        The best chain of every minima pair tried.
+
+    Raises
+    ------
+    LandscapeError
+        On an empty set of minima or a shape mismatch.
+    NonFiniteEnergyError
+        From the AD chains.
+
+    Examples
+    --------
+    >>> e = Energy(lambda x: ((x**2 - 1) ** 2).sum(1), shape=(1,), dtype=torch.float64)
+    >>> m = Minima(torch.tensor([[-1.0], [1.0]], dtype=torch.float64), torch.zeros(2, dtype=torch.float64),
+    ...            torch.ones(2, dtype=torch.int64), torch.zeros(2, dtype=torch.float64))
+    >>> assign_basins(e, m, ADConfig(temperature=0.05, eps=0.05))[0].n_basins  # doctest: +SKIP
+    2
+
+    Cost: O(N * neighbours * attempts * 2) AD trials, each at most ``max_steps``
+    energy-and-gradient evaluations, run ``batch_size`` at a time.
+    """
+    n = len(minima)
+    if n == 0:
+        raise LandscapeError("no minima to group into basins")
+    energy.check_batch(minima.x)
+    x = minima.x.detach().to(device=energy.device, dtype=energy.dtype)
+    energies = minima.energy.double().cpu()
+    order = torch.argsort(energies, stable=True).tolist()
+    state = _State(energy, x, energies, config, generator)
+    state.found(order[0])
+    if progress is not None:
+        progress(1)
+    _assign(state, order[1:], progress)
+    return state.partition(), state.trials.export()
 
 
 def extend_basins(
     energy: Energy,
     minima: Minima,
-    prior: Basins,
+    prior: Partition,
     config: ADConfig,
     generator: torch.Generator | None = None,
     progress: Callable[[int], None] | None = None,
-) -> tuple[Basins, torch.Tensor]:
+) -> tuple[Partition, PairRecords, np.ndarray]:
     """Add minima to an existing basin assignment, keeping the assignment of the old ones.
 
     ``minima`` holds the ``n`` minima of ``prior`` first (in the same order), then the new
     ones. The new ones are assigned exactly as :func:`assign_basins` assigns minima, from
     the lowest up, against the nearest existing representatives and the basins founded
     among themselves. A new minimum lower than the representative of the basin it joins
-    becomes that basin's representative; the estimates of that basin's pairs are then
-    raised to the barrier of the trial that joined it (the path to the old representative
-    continues from there, so every estimate stays a true path between representatives).
-    Barriers between representatives are then estimated as in :func:`assign_basins` for
-    the pairs not estimated before (``prior``'s pairs are kept as they are: their pull was
-    escalated already).
+    becomes that basin's representative.
 
     Parameters
     ----------
     energy : Energy
     minima : Minima
         The prior's minima, then the new ones.
-    prior : Basins
-        The existing assignment of the first ``n`` minima (its ``join_barrier`` may be NaN
-        for minima other than representatives: only representatives' are needed).
+    prior : Partition
+        The existing assignment of the first ``n`` minima.
     config : ADConfig
         The settings the prior was made with (``alpha`` included).
     generator, progress : as for :func:`assign_basins` (progress counts the new minima).
 
     Returns
     -------
-    basins : Basins
+    partition : Partition
         Over all minima, basins renumbered by energy (lowest first).
-    old_to_new : LongTensor [B]
+    records : PairRecords
+        The chains of the new minima's trials.
+    old_to_new : ndarray int64 [B]
         The new number of each of the prior's basins.
 
     Raises
@@ -675,8 +709,7 @@ def extend_basins(
     LandscapeError
         If ``minima`` does not start with as many minima as the prior has.
 
-    Cost: as :func:`assign_basins` for the new minima only, plus the barrier trials of
-    the representatives' pairs not estimated before.
+    Cost: as :func:`assign_basins` for the new minima only.
     """
     n_old = int(prior.basin.shape[0])
     n = len(minima)
@@ -688,135 +721,17 @@ def extend_basins(
     state = _State(energy, x, energies, config, generator)
     state.basin_of[:n_old] = [int(b) for b in prior.basin.tolist()]
     state.reps = [int(r) for r in prior.representative.tolist()]
-    for r in state.reps:
-        state.join[r] = float(energies[r])
-        state.join_peak[r] = x[r].cpu()
-    for e, (bi, bj) in enumerate(prior.pairs.tolist()):
-        ri, rj = state.reps[bi], state.reps[bj]
-        h = float(prior.barrier[e])
-        peak = prior.peak_x[e].cpu() if math.isfinite(h) and bool(torch.isfinite(prior.peak_x[e]).all()) else None
-        key = (min(ri, rj), max(ri, rj))
-        state.trials.records[key] = _PairRecord(h, peak, float(prior.pair_alpha[e]))
-        state.settled.add(key)
+    b_old = len(state.reps)
     new = sorted(range(n_old, n), key=lambda i: (float(energies[i]), i))
     _assign(state, new, progress)
     # A basin's representative is its lowest minimum: a new minimum below it takes over.
-    members: dict[int, list[int]] = {}
-    for i, b in enumerate(state.basin_of):
-        members.setdefault(b, []).append(i)
+    e = energies.numpy()
+    basin_of = np.asarray(state.basin_of, dtype=np.int64)
     for b, rep in enumerate(list(state.reps)):
-        low = min(members[b], key=lambda i: (float(energies[i]), i != rep))
-        if low == rep:
-            continue
-        # Every member's path to the old representative now continues to `low` over the
-        # trial that joined it. (Old members other than the representative have no known
-        # join barrier, NaN, and appear in no new trial: they need none.)
-        climb, peak = state.join[low], state.join_peak[low]
-        for i in members[b]:
-            if i != low and not math.isnan(state.join[i]) and climb > state.join[i]:
-                state.join[i], state.join_peak[i] = climb, peak
+        members = np.flatnonzero(basin_of == b)
+        low = int(members[np.lexsort((members != rep, e[members]))[0]])
         state.reps[b] = low
-        state.join[low], state.join_peak[low] = float(energies[low]), x[low].cpu()
-    _rep_barriers(state)
-    basins = _collect(x, energies, state.basin_of, state.reps, state.join, state.join_peak, state.trials, config.alpha)
-    basins, new_of = _renumber(basins)
-    return basins, new_of[: prior.n_basins]
-
-
-def _renumber(basins: Basins) -> tuple[Basins, torch.Tensor]:
-    """Basins renumbered by the energy of their representative (ties: old number)."""
-    b = basins.n_basins
-    order = torch.argsort(basins.energy, stable=True)
-    new_of = torch.empty(b, dtype=torch.int64)
-    new_of[order] = torch.arange(b)
-    pairs = new_of[basins.pairs] if basins.pairs.numel() else basins.pairs.reshape(-1, 2)
-    lo, hi = pairs.min(dim=1).values, pairs.max(dim=1).values
-    key = lo * max(b, 1) + hi
-    rows = torch.argsort(key, stable=True)
-    out = replace(
-        basins,
-        basin=new_of[basins.basin],
-        representative=basins.representative[order],
-        energy=basins.energy[order],
-        pairs=torch.stack([lo, hi], dim=1)[rows] if pairs.numel() else pairs,
-        barrier=basins.barrier[rows],
-        pair_alpha=basins.pair_alpha[rows],
-        peak_x=basins.peak_x[rows],
-    )
-    return out, new_of
-
-
-def _collect(
-    x: torch.Tensor,
-    energies: torch.Tensor,
-    basin_of: list[int],
-    reps: list[int],
-    join: list[float],
-    join_peak: list[torch.Tensor | None],
-    trials: _Trials,
-    alpha: float,
-) -> Basins:
-    """Turn per-minimum-pair records into per-basin-pair barrier estimates."""
-    best: dict[tuple[int, int], tuple[float, torch.Tensor | None, float]] = {}
-    for (i, j), rec in trials.records.items():
-        bi, bj = basin_of[i], basin_of[j]
-        if bi == bj:
-            continue
-        # A path rep(bi) -> i -> j -> rep(bj) peaks at the highest of its three legs.
-        legs = [(rec.barrier, rec.peak), (join[i], join_peak[i]), (join[j], join_peak[j])]
-        h, peak = max(legs, key=lambda leg: leg[0])
-        key = (min(bi, bj), max(bi, bj))
-        old = best.get(key)
-        if old is None or h < old[0]:
-            best[key] = (h, peak, rec.alpha if math.isfinite(h) else math.nan)
-    keys = sorted(best)
-    shape = tuple(x.shape[1:])
-    peak_x = torch.full((len(keys),) + shape, math.nan, dtype=x.dtype)
-    for e, key in enumerate(keys):
-        if best[key][1] is not None:
-            peak_x[e] = best[key][1]
-    return Basins(
-        basin=torch.tensor(basin_of, dtype=torch.int64),
-        representative=torch.tensor(reps, dtype=torch.int64),
-        energy=energies[torch.tensor(reps, dtype=torch.int64)].clone(),
-        join_barrier=torch.tensor(join, dtype=torch.float64),
-        pairs=torch.tensor(keys, dtype=torch.int64).reshape(-1, 2),
-        barrier=torch.tensor([best[k][0] for k in keys], dtype=torch.float64),
-        pair_alpha=torch.tensor([best[k][2] for k in keys], dtype=torch.float64),
-        peak_x=peak_x,
-        alpha=float(alpha),
-        trials=trials.n_chains,
-        chain_steps=trials.chain_steps,
-        batches=trials.batches,
-    )
-
-
-def magnetization_ladder(
-    energy: Energy,
-    minima: Minima,
-    alphas: Sequence[float],
-    config: ADConfig,
-    generator: torch.Generator | None = None,
-    progress: Callable[[int], None] | None = None,
-) -> list[Basins]:
-    """Basins at each magnetization of a ladder (a hierarchy of resolutions).
-
-    A stronger pull (larger ``alpha``) carries chains over higher barriers, so more
-    minima join existing basins and the number of basins falls as ``alpha`` grows. On the
-    three-well test potential at ``T = 0.1``: 3 basins for ``alpha`` up to 8, one from 16
-    on. The public ADELM maps of image models fall with log-log slopes of -2 to -4.
-
-    Parameters
-    ----------
-    energy, minima, config, generator, progress :
-        As for :func:`assign_basins`; ``config.alpha`` is replaced by each ladder value.
-    alphas : sequence of float
-        Magnetizations, in the order the results are returned.
-
-    Returns
-    -------
-    list of Basins, one per alpha.
-
-    Cost: the sum of one :func:`assign_basins` per alpha.
-    """
-    return [assign_basins(energy, minima, replace(config, alpha=float(a)), generator, progress) for a in alphas]
+    partition = state.partition()
+    old_to_new = partition.basin[np.asarray(state.reps[:b_old], dtype=np.int64)]
+    partition.multiplier = prior.multiplier
+    return partition, state.trials.export(), old_to_new

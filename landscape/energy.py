@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import contextlib
 import math
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any
 
 import torch
 from torch import nn
@@ -62,6 +63,9 @@ class Energy:
         Where and in what precision chains run. A module is not moved: its owner places it.
     name : str
         A short description for reports (checkpoint path, ``file.py:function``, ...).
+    sampler : dict, optional
+        How the model was trained to be sampled (a checkpoint's ``epsilon``, ``tau``,
+        ``steps``): the mapper explores with the model's own sampler when it is known.
 
     Examples
     --------
@@ -79,8 +83,10 @@ class Energy:
         device: str | torch.device | None = None,
         dtype: torch.dtype = torch.float32,
         name: str = "",
+        sampler: Mapping[str, Any] | None = None,
     ) -> None:
         self.fn = fn
+        self.sampler = dict(sampler) if sampler else None
         self.shape = tuple(int(s) for s in shape)
         if not self.shape or any(s <= 0 for s in self.shape):
             raise LandscapeError(f"an energy needs a positive per-example shape, got {list(shape)}")

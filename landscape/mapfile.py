@@ -1,76 +1,21 @@
-"""The landscape map file (HDF5, ``schema = "ebm-landscape/map"``, ``schema_version = 1``).
+"""The landscape map file: HDF5, ``schema = "ebm-landscape/map"``, ``schema_version = 2``.
 
-Layout (DESIGN, "Map file"); every name and dtype here is part of the contract::
+What each dataset holds is declared once, in :mod:`landscape.schema` (also as
+``docs/map-schema.md``); this module writes and reads it:
 
-    /                       attrs: schema, schema_version, created (ISO 8601, UTC),
-                            tool_version, source (JSON), config (JSON)
-    /minima/x               float32 [N, *shape]  local minima (quenched metastable states)
-    /minima/energy          float64 [N]
-    /minima/hits            int64   [N]          chains that ended in each minimum
-    /minima/basin           int64   [N]          basin of each minimum
-    /basins/representative  int64   [B]          index into /minima of each basin's lowest minimum
-    /basins/energy          float64 [B]          sorted ascending
-    /barriers/pairs         int64   [E, 2]       basin pairs that were tested
-    /barriers/energy        float64 [E]          barrier estimate; +inf where no path was found
-    /tree/linkage           float64 [B-1, 4]     scipy linkage over basins (height = absolute
-                                                 barrier energy of the merge; may be negative,
-                                                 which scipy's checks reject: subtract
-                                                 /basins/energy[0] before calling scipy)
-    optional:
-    /barriers/refined       float64 [E]          path-method (string method) estimates, NaN
-                                                 where not refined
-    /funnel/noise           float64 [K]          noise levels probed
-    /funnel/occupancy       float64 [K, B]       share of chains ending in each basin
-    /funnel/entropy         float64 [K]          attr ``score`` summarises the collapse
-    /diagnosis/spurious     bool    [N]
-    /diagnosis/nn_distance  float64 [N]          attrs: the data's own NN-distance statistics
-                                                 used as the bar
-
-Statistics sit as attributes next to the data: the writer sets ``count`` on ``/minima``,
-``/basins`` and ``/barriers``; callers add more through :attr:`MapContent.attrs` (e.g.
-``/minima``: ``temperature``; ``/barriers``: ``alpha``, ``temperature``).
-
-Additions to schema version 1 (optional; readers that do not know them ignore them):
-
-- ``/levels``: the basins at each magnetization of an attraction-diffusion ladder. Attr
-  ``count``; one group per level, named ``0``, ``1``, ... (sort numerically), with attr
-  ``alpha`` (plus any level statistics) and the top-level layout restricted to what
-  changes with alpha, the minima being shared::
-
-      /levels/<k>/minima/basin            int64   [N]
-      /levels/<k>/basins/representative   int64   [B_k]
-      /levels/<k>/basins/energy           float64 [B_k]
-      /levels/<k>/barriers/pairs          int64   [E_k, 2]
-      /levels/<k>/barriers/energy         float64 [E_k]
-      /levels/<k>/tree/linkage            float64 [B_k - 1, 4]
-
-  The top-level groups hold the level the map was built for.
-- ``/barriers/paths`` float32 [E, P, *shape]: the refined (string-method) path of each
-  barrier pair, P points from the first basin's representative to the second's; NaN rows
-  where a pair was not refined. Attr ``points`` = P.
-- ``/grid`` (2-D energies only): ``x`` float64 [G], ``y`` float64 [G], ``energy`` float64
-  [G, G] with ``energy[i, j] = U(x[j], y[i])``, for contour pictures without the model.
-- Root attr ``updated`` (ISO 8601, UTC), set by :func:`update_map` and :func:`rewrite_map`.
-- ``/funnel`` (:mod:`landscape.funnel`), besides the three datasets above, all optional:
-  ``sinks`` int64 [K, S] (per level the basins that gather most chains, fullest first,
-  -1 padded), ``occupancy_data`` and ``occupancy_noise`` float64 [K, B] (the same shares
-  for the chains from data and from noise alone), ``chain_minimum`` int64 [K, C] (the
-  minimum each chain ended in), ``chain_start`` int8 [C] (0: from data, 1: from noise).
-- ``/diagnosis`` (:mod:`landscape.diagnosis`), optional besides the two datasets above:
-  ``reasons`` uint8 [N] (bit flags: 1 off the data, 2 saturated, 4 funnel sink),
-  ``nn_index`` int64 [N] (the nearest training example's index in the data set named by
-  the group's attr ``dataset``), ``saturation`` float64 [N] (images: share of pixels at
-  the range ends).
-- Minima that a funnel probe found and mapped are appended after the map's own
-  (``/minima`` attr ``funnel_added`` counts them, hits 0); each part is sorted by energy.
+- :func:`write_map` writes a :class:`~landscape.records.MapContent` (every per-item array a
+  dataset with its ``description`` and ``units`` attributes; large ones chunked and
+  compressed);
+- :func:`read_map` reads and validates a map (schema 2, or schema 1, whose tree is over
+  basins: its content then has a tree whose leaves are the basins' representatives);
+- :func:`update_map` adds or replaces ``/funnel`` and ``/diagnosis``; :func:`rewrite_map`
+  replaces the whole content (a funnel probe that added minima);
+- :func:`save_progress`, :func:`load_progress`, :func:`resume_progress`: the state of an
+  unfinished map (or probe), so a killed run can resume.
 
 Writes are atomic: a map is written to a hidden temporary file in the same folder and
 renamed over the target only once complete, so a killed run never leaves a half-written
 map and an existing map is replaced only by a complete one.
-
-A long ``landscape map`` run keeps its progress in ``<map stem>.partial.h5``
-(:func:`save_progress`, :func:`load_progress`), also written atomically, so a killed
-run can resume.
 """
 
 from __future__ import annotations
@@ -79,7 +24,6 @@ import json
 import os
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -90,134 +34,37 @@ import numpy as np
 from scipy.cluster import hierarchy
 
 from landscape.errors import LandscapeError
+from landscape.records import (
+    ATTRACTION,
+    DiagnosisData,
+    FunnelData,
+    GridData,
+    MapContent,
+    MapMeta,
+    PairTable,
+    Partition,
+)
+from landscape.schema import SCHEMA, SCHEMA_VERSION, dataset
+from landscape.tree import BarrierTree
 
-SCHEMA = "ebm-landscape/map"
-SCHEMA_VERSION = 1
+__all__ = [
+    "SCHEMA", "SCHEMA_VERSION", "DiagnosisData", "FunnelData", "GridData", "MapContent", "MapMeta",
+    "read_map", "write_map", "update_map", "rewrite_map", "dataset_listing", "progress_path", "save_progress", "load_progress",
+    "resume_progress", "clear_progress",
+]
+
 PROGRESS_SCHEMA = "ebm-landscape/map-progress"
-PROGRESS_VERSION = 1
+PROGRESS_VERSION = 2
 
 Attrs = dict[str, Any]
 
 # What h5py raises on damaged files, depending on where the damage is.
-_H5_ERRORS = (OSError, KeyError, ValueError, TypeError, RuntimeError)
-
-
-@dataclass
-class FunnelData:
-    """The noise-level funnel probe: ``/funnel``.
-
-    noise : float64 [K]; occupancy : float64 [K, B]; entropy : float64 [K];
-    score : the collapse summary (attr of ``/funnel/entropy``); attrs : ``/funnel`` attrs.
-    Optional: sinks : int64 [K, S]; occupancy_data, occupancy_noise : float64 [K, B];
-    chain_minimum : int64 [K, C]; chain_start : int8 [C] (see the module docstring).
-    """
-
-    noise: np.ndarray
-    occupancy: np.ndarray
-    entropy: np.ndarray
-    score: float
-    attrs: Attrs = field(default_factory=dict)
-    sinks: np.ndarray | None = None
-    occupancy_data: np.ndarray | None = None
-    occupancy_noise: np.ndarray | None = None
-    chain_minimum: np.ndarray | None = None
-    chain_start: np.ndarray | None = None
-
-
-@dataclass
-class DiagnosisData:
-    """Spurious-minima diagnosis: ``/diagnosis``.
-
-    spurious : bool [N]; nn_distance : float64 [N];
-    bar : attrs of ``/diagnosis/nn_distance`` (the data's own NN-distance quantiles used
-    as the bar, e.g. ``{"data_q50": ..., "data_q99": ...}``); attrs : ``/diagnosis`` attrs.
-    Optional: reasons : uint8 [N]; nn_index : int64 [N]; saturation : float64 [N].
-    """
-
-    spurious: np.ndarray
-    nn_distance: np.ndarray
-    bar: Attrs = field(default_factory=dict)
-    attrs: Attrs = field(default_factory=dict)
-    reasons: np.ndarray | None = None
-    nn_index: np.ndarray | None = None
-    saturation: np.ndarray | None = None
-
-
-@dataclass
-class LevelData:
-    """The basins at one magnetization ``alpha`` of a ladder: ``/levels/<k>``."""
-
-    alpha: float
-    minima_basin: np.ndarray
-    basin_representative: np.ndarray
-    basin_energy: np.ndarray
-    barrier_pairs: np.ndarray
-    barrier_energy: np.ndarray
-    linkage: np.ndarray
-    attrs: Attrs = field(default_factory=dict)
-
-
-@dataclass
-class GridData:
-    """The energy on a regular 2-D grid: ``/grid`` (``energy[i, j] = U(x[j], y[i])``)."""
-
-    x: np.ndarray
-    y: np.ndarray
-    energy: np.ndarray
-
-
-@dataclass
-class MapMeta:
-    """The root attributes of a map as read back (``source`` and ``config`` parsed)."""
-
-    schema_version: int
-    created: str
-    tool_version: str
-    source: Any
-    config: Any
-    extra: Attrs = field(default_factory=dict)
-
-
-@dataclass
-class MapContent:
-    """Everything a map holds, as numpy arrays (torch tensors are accepted on write).
-
-    Field ``a_b`` is dataset ``/a.../b`` of the schema (``linkage`` is ``/tree/linkage``,
-    ``barrier_refined`` is ``/barriers/refined``); optional parts are None when absent.
-    ``attrs`` maps a group name (``"minima"``, ``"basins"``, ``"barriers"``, ``"tree"``)
-    to its statistics. ``meta`` is filled by :func:`read_map`; :func:`write_map` takes
-    the root attributes from its own arguments and ignores it.
-    """
-
-    minima_x: np.ndarray
-    minima_energy: np.ndarray
-    minima_hits: np.ndarray
-    minima_basin: np.ndarray
-    basin_representative: np.ndarray
-    basin_energy: np.ndarray
-    barrier_pairs: np.ndarray
-    barrier_energy: np.ndarray
-    linkage: np.ndarray
-    barrier_refined: np.ndarray | None = None
-    barrier_paths: np.ndarray | None = None
-    grid: GridData | None = None
-    funnel: FunnelData | None = None
-    diagnosis: DiagnosisData | None = None
-    levels: list[LevelData] | None = None
-    attrs: dict[str, Attrs] = field(default_factory=dict)
-    meta: MapMeta | None = None
-
-    @property
-    def n_minima(self) -> int:
-        return int(np.shape(self.minima_energy)[0])
-
-    @property
-    def n_basins(self) -> int:
-        return int(np.shape(self.basin_energy)[0])
-
-    @property
-    def n_barriers(self) -> int:
-        return int(np.shape(self.barrier_energy)[0])
+_H5_ERRORS = (OSError, KeyError, ValueError, TypeError, RuntimeError, IndexError)
+# Datasets larger than this (bytes) are chunked and compressed.
+_COMPRESS_ABOVE = 1 << 18
+_DTYPES = {"float32": np.float32, "float64": np.float64, "int64": np.int64, "int8": np.int8, "uint8": np.uint8,
+           "bool": np.bool_}
+_GROUPS = ("minima", "basins", "barriers", "tree", "levels")
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -227,12 +74,6 @@ def _np(x: Any, dtype: Any) -> np.ndarray:
     if hasattr(x, "detach"):  # a torch tensor, possibly on a GPU
         x = x.detach().cpu().numpy()
     return np.asarray(x, dtype=dtype)
-
-
-def _pairs(x: Any) -> np.ndarray:
-    """Pairs as int64 [E, 2]; an empty list of pairs becomes shape (0, 2)."""
-    out = _np(x, np.int64)
-    return out.reshape(0, 2) if out.size == 0 else out
 
 
 def _now() -> str:
@@ -257,14 +98,17 @@ def _set_attrs(obj: h5py.HLObject, attrs: Mapping[str, Any], where: str) -> None
     for key, value in attrs.items():
         if isinstance(value, np.generic):
             value = value.item()
+        if value is None:
+            continue
         if isinstance(value, (str, bool, int, float)):
             obj.attrs[key] = value
-        elif isinstance(value, (list, tuple, np.ndarray)) and np.asarray(value).dtype.kind in "biuf":
+        elif isinstance(value, (list, tuple, np.ndarray)) and np.asarray(value).dtype.kind in "biuf" \
+                and np.asarray(value).size <= 64:
             obj.attrs[key] = np.asarray(value)
         else:
             raise TypeError(
-                f"attribute {key!r} of {where} must be a string, a number or a list of numbers, "
-                f"got {type(value).__name__}"
+                f"attribute {key!r} of {where} must be a string, a number or a short list of numbers "
+                f"(per-item arrays are datasets), got {type(value).__name__}"
             )
 
 
@@ -288,93 +132,123 @@ def _expect(condition: bool, message: str) -> None:
         raise ValueError(message)
 
 
-def _check_tree(
-    prefix: str,
-    n: int,
-    basin: np.ndarray,
-    rep: np.ndarray,
-    energy: np.ndarray,
-    pairs: np.ndarray,
-    barrier: np.ndarray,
-    linkage: np.ndarray,
-) -> None:
-    """Shapes and index ranges of one basin partition (top level or a ladder level)."""
-    _expect(energy.ndim == 1, f"{prefix}basins/energy must be 1-D, got shape {energy.shape}")
-    b = energy.shape[0]
-    _expect(basin.shape == (n,), f"{prefix}minima/basin has shape {basin.shape}, expected ({n},)")
-    _expect(
-        rep.shape == (b,),
-        f"{prefix}basins/representative has shape {rep.shape}, expected ({b},) like {prefix}basins/energy",
-    )
-    _expect(b <= n, f"{b} basins but only {n} minima")
+def _put(root: h5py.Group, path: str, data: Any) -> h5py.Dataset:
+    """Write dataset ``path`` under ``root`` in its schema dtype, with its description (the
+    schema entry is looked up by the dataset's full path in the file)."""
+    entry = dataset(f"{root.name.strip('/')}/{path}".strip("/"))
+    arr = _np(data, _DTYPES[entry.dtype])
+    big = arr.nbytes > _COMPRESS_ABOVE and arr.ndim >= 1
+    ds = root.create_dataset(path, data=arr, chunks=True if big else None,
+                             compression="gzip" if big else None, compression_opts=4 if big else None,
+                             shuffle=big)
+    ds.attrs["description"] = entry.description
+    if entry.units:
+        ds.attrs["units"] = entry.units
+    return ds
+
+
+def _get(f: h5py.Group, path: str) -> np.ndarray:
+    """Read dataset ``path`` in its schema dtype (ValueError if missing or of another kind)."""
+    entry = dataset(path)
+    where = f"{f.name.rstrip('/')}/{path}"
+    if path not in f:
+        raise ValueError(f"missing dataset {where}")
+    ds = f[path]
+    if not isinstance(ds, h5py.Dataset):
+        raise TypeError(f"{where} is not a dataset")
+    kinds = {"float32": "fiu", "float64": "fiu", "int64": "iu", "int8": "iu", "uint8": "iub", "bool": "biu"}
+    if ds.dtype.kind not in kinds[entry.dtype]:
+        raise ValueError(f"{where} has dtype {ds.dtype}, expected {entry.dtype}")
+    return np.asarray(ds[()], dtype=_DTYPES[entry.dtype])
+
+
+def _opt(f: h5py.Group, path: str) -> np.ndarray | None:
+    return _get(f, path) if path in f else None
+
+
+# -------------------------------------------------------------------------- validation
+
+
+def _check_partition(prefix: str, n: int, part: Partition, energy: np.ndarray | None = None) -> None:
+    b = part.n_basins
+    _expect(part.basin.shape == (n,), f"{prefix}minima/basin has shape {part.basin.shape}, expected ({n},)")
+    _expect(part.energy.shape == (b,), f"{prefix}basins/energy has shape {part.energy.shape}, expected ({b},)")
+    _expect(1 <= b <= max(n, 1), f"{prefix}: {b} basins for {n} minima")
     if n:
-        _expect(bool(((basin >= 0) & (basin < b)).all()), f"{prefix}minima/basin holds indices outside [0, {b})")
-    if b:
-        _expect(bool(((rep >= 0) & (rep < n)).all()), f"{prefix}basins/representative holds indices outside [0, {n})")
-    _expect(pairs.ndim == 2 and pairs.shape[1] == 2, f"{prefix}barriers/pairs has shape {pairs.shape}, expected (E, 2)")
-    _expect(
-        barrier.shape == (pairs.shape[0],),
-        f"{prefix}barriers/energy has shape {barrier.shape}, expected ({pairs.shape[0]},) like {prefix}barriers/pairs",
-    )
-    if pairs.size:
-        _expect(bool(((pairs >= 0) & (pairs < b)).all()), f"{prefix}barriers/pairs holds indices outside [0, {b})")
-    rows = max(b - 1, 0)
-    _expect(linkage.shape == (rows, 4), f"{prefix}tree/linkage has shape {linkage.shape}, expected ({rows}, 4)")
+        _expect(bool(((part.basin >= 0) & (part.basin < b)).all()), f"{prefix}minima/basin holds indices outside [0, {b})")
+    _expect(bool(((part.representative >= 0) & (part.representative < n)).all()),
+            f"{prefix}basins/representative holds indices outside [0, {n})")
+    _expect(bool((part.basin[part.representative] == np.arange(b)).all()),
+            f"{prefix}basins/representative names minima of other basins")
+    if energy is not None:
+        _expect(bool(np.allclose(part.energy, energy[part.representative], rtol=1e-12, atol=0.0)),
+                f"{prefix}basins/energy differs from the energies of the basins' representatives")
+    _expect(np.isfinite(part.alpha), f"{prefix}: alpha must be finite")
+
+
+def _check_tree(tree: BarrierTree, n_leaves: int, e: int) -> None:
+    rows = max(n_leaves - 1, 0)
+    _expect(tree.linkage.shape == (rows, 4), f"tree/linkage has shape {tree.linkage.shape}, expected ({rows}, 4)")
+    for name in ("barrier", "connected", "refined", "pair"):
+        arr = getattr(tree, name)
+        _expect(arr.shape == (rows,), f"tree/{name} has shape {arr.shape}, expected ({rows},)")
     if rows:
-        # scipy rejects negative heights; energies (and so heights) may be negative.
-        shifted = linkage.copy()
-        shifted[:, 2] -= np.nanmin(shifted[:, 2])
-        _expect(bool(hierarchy.is_valid_linkage(shifted)), f"{prefix}tree/linkage is not a valid scipy linkage matrix")
+        _expect(bool(hierarchy.is_valid_linkage(tree.linkage)), "tree/linkage is not a valid scipy linkage matrix")
+        _expect(bool(((tree.pair >= -1) & (tree.pair < e)).all()), f"tree/pair holds rows outside [-1, {e})")
+        _expect(bool((tree.connected == (tree.pair >= 0)).all()), "tree/pair and tree/connected disagree")
+        _expect(bool(np.isfinite(tree.barrier[tree.connected]).all()), "tree/barrier of a connected merge is not finite")
+        _expect(np.isfinite(tree.offset), "tree attr energy_offset must be finite")
+        heights = tree.linkage[tree.connected, 2] + tree.offset
+        _expect(bool(np.allclose(heights, tree.barrier[tree.connected], rtol=1e-9,
+                                 atol=1e-9 * (1.0 + abs(tree.offset)))),
+                "tree/linkage heights plus the attr energy_offset differ from tree/barrier")
+    _expect(np.isfinite(tree.offset), "tree attr energy_offset must be finite")
 
 
-def _normalise(content: MapContent) -> MapContent:
-    """A copy with every array in its schema dtype, shapes checked (ValueError if not)."""
-    c = MapContent(
-        minima_x=_np(content.minima_x, np.float32),
-        minima_energy=_np(content.minima_energy, np.float64),
-        minima_hits=_np(content.minima_hits, np.int64),
-        minima_basin=_np(content.minima_basin, np.int64),
-        basin_representative=_np(content.basin_representative, np.int64),
-        basin_energy=_np(content.basin_energy, np.float64),
-        barrier_pairs=_pairs(content.barrier_pairs),
-        barrier_energy=_np(content.barrier_energy, np.float64),
-        linkage=_np(content.linkage, np.float64),
-        attrs={k: dict(v) for k, v in content.attrs.items()},
-        meta=content.meta,
-    )
-    _expect(c.minima_x.ndim >= 2, f"minima/x must be [N, *shape], got shape {c.minima_x.shape}")
-    n = c.minima_x.shape[0]
-    _expect(c.minima_energy.shape == (n,), f"minima/energy has shape {c.minima_energy.shape}, expected ({n},)")
-    _expect(c.minima_hits.shape == (n,), f"minima/hits has shape {c.minima_hits.shape}, expected ({n},)")
-    _check_tree(
-        "", n, c.minima_basin, c.basin_representative, c.basin_energy, c.barrier_pairs, c.barrier_energy, c.linkage
-    )
-    unknown = set(c.attrs) - {"minima", "basins", "barriers", "tree"}
+def _check(c: MapContent) -> MapContent:
+    """A copy of ``c`` with arrays in their schema dtypes; shapes and indices checked
+    (ValueError if not consistent)."""
+    x = _np(c.minima_x, np.float32)
+    _expect(x.ndim >= 2, f"minima/x must be [N, *shape], got shape {x.shape}")
+    n = x.shape[0]
+    _expect(n >= 1, "a map needs at least one minimum")
+    energy = _np(c.minima_energy, np.float64)
+    hits = _np(c.minima_hits, np.int64)
+    _expect(energy.shape == (n,), f"minima/energy has shape {energy.shape}, expected ({n},)")
+    _expect(hits.shape == (n,), f"minima/hits has shape {hits.shape}, expected ({n},)")
+    _expect(bool(np.isfinite(energy).all()), "minima/energy holds non-finite energies")
+    _expect(len(c.levels) >= 1 and 0 <= c.main < len(c.levels), f"main level {c.main} of {len(c.levels)} levels")
+    levels = [Partition(p.alpha, p.basin, p.representative, p.energy, p.multiplier, dict(p.attrs)) for p in c.levels]
+    for k, part in enumerate(levels):
+        _check_partition(f"levels/{k}/", n, part, energy)
+    t = c.barriers
+    table = PairTable(t.pairs, t.estimate, t.refined, t.alpha, t.source)
+    e = len(table)
+    for name in ("estimate", "refined", "alpha", "source"):
+        arr = getattr(table, name)
+        _expect(arr.shape == (e,), f"barriers/{name} has shape {arr.shape}, expected ({e},)")
+    if e:
+        _expect(bool(((table.pairs >= 0) & (table.pairs < n)).all()), f"barriers/pairs holds indices outside [0, {n})")
+    n_leaves = int(np.shape(c.tree.energy)[0])
+    _check_tree(c.tree, n_leaves, e)
+    if c.over_minima:
+        _expect(n_leaves == n, f"the tree has {n_leaves} leaves for {n} minima")
+    shape = x.shape[1:]
+    m = max(n_leaves - 1, 0)
+    saddle = None if c.tree_saddle is None else _np(c.tree_saddle, np.float32)
+    if saddle is not None:
+        _expect(saddle.shape == (m, *shape), f"tree/saddle has shape {saddle.shape}, expected ({m}, {', '.join(map(str, shape))})")
+    path = None if c.tree_path is None else _np(c.tree_path, np.float32)
+    if path is not None:
+        _expect(path.ndim == 2 + len(shape) and path.shape[0] == m and path.shape[2:] == shape,
+                f"tree/path has shape {path.shape}, expected ({m}, P, {', '.join(map(str, shape))})")
+    unknown = set(c.attrs) - set(_GROUPS)
     _expect(not unknown, f"attrs given for unknown groups {sorted(unknown)}")
-    c.barrier_refined = _refined(content.barrier_refined, c.n_barriers)
-    c.barrier_paths = _paths(content.barrier_paths, c.n_barriers, c.minima_x.shape[1:])
-    c.grid = _grid(content.grid)
-    c.funnel = _funnel(content.funnel, c.n_basins, n)
-    c.diagnosis = _diagnosis(content.diagnosis, n)
-    c.levels = _levels(content.levels, n)
-    return c
-
-
-def _refined(refined: Any, e: int) -> np.ndarray | None:
-    if refined is None:
-        return None
-    out = _np(refined, np.float64)
-    _expect(out.shape == (e,), f"barriers/refined has shape {out.shape}, expected ({e},)")
-    return out
-
-
-def _paths(paths: Any, e: int, shape: tuple[int, ...]) -> np.ndarray | None:
-    if paths is None:
-        return None
-    out = _np(paths, np.float32)
-    _expect(
-        out.ndim == 2 + len(shape) and out.shape[0] == e and out.shape[2:] == tuple(shape),
-        f"barriers/paths has shape {out.shape}, expected ({e}, P, {', '.join(map(str, shape))})",
+    out = MapContent(
+        minima_x=x, minima_energy=energy, minima_hits=hits, levels=levels, main=int(c.main), barriers=table,
+        tree=c.tree, tree_saddle=saddle, tree_path=path, grid=_grid(c.grid),
+        funnel=_funnel(c.funnel, levels[c.main].n_basins, n), diagnosis=_diagnosis(c.diagnosis, n),
+        attrs={k: dict(v) for k, v in c.attrs.items()}, meta=c.meta,
     )
     return out
 
@@ -384,23 +258,16 @@ def _grid(grid: GridData | None) -> GridData | None:
         return None
     out = GridData(x=_np(grid.x, np.float64), y=_np(grid.y, np.float64), energy=_np(grid.energy, np.float64))
     _expect(out.x.ndim == 1 and out.y.ndim == 1, "grid/x and grid/y must be 1-D")
-    _expect(
-        out.energy.shape == (out.y.shape[0], out.x.shape[0]),
-        f"grid/energy has shape {out.energy.shape}, expected ({out.y.shape[0]}, {out.x.shape[0]})",
-    )
+    _expect(out.energy.shape == (out.y.shape[0], out.x.shape[0]),
+            f"grid/energy has shape {out.energy.shape}, expected ({out.y.shape[0]}, {out.x.shape[0]})")
     return out
 
 
 def _funnel(funnel: FunnelData | None, b: int, n: int | None = None) -> FunnelData | None:
     if funnel is None:
         return None
-    out = FunnelData(
-        noise=_np(funnel.noise, np.float64),
-        occupancy=_np(funnel.occupancy, np.float64),
-        entropy=_np(funnel.entropy, np.float64),
-        score=float(funnel.score),
-        attrs=dict(funnel.attrs),
-    )
+    out = FunnelData(noise=_np(funnel.noise, np.float64), occupancy=_np(funnel.occupancy, np.float64),
+                     entropy=_np(funnel.entropy, np.float64), score=float(funnel.score), attrs=dict(funnel.attrs))
     _expect(out.noise.ndim == 1, f"funnel/noise must be 1-D, got shape {out.noise.shape}")
     k = out.noise.shape[0]
     _expect(out.occupancy.shape == (k, b), f"funnel/occupancy has shape {out.occupancy.shape}, expected ({k}, {b})")
@@ -431,12 +298,8 @@ def _funnel(funnel: FunnelData | None, b: int, n: int | None = None) -> FunnelDa
 def _diagnosis(diagnosis: DiagnosisData | None, n: int) -> DiagnosisData | None:
     if diagnosis is None:
         return None
-    out = DiagnosisData(
-        spurious=_np(diagnosis.spurious, bool),
-        nn_distance=_np(diagnosis.nn_distance, np.float64),
-        bar=dict(diagnosis.bar),
-        attrs=dict(diagnosis.attrs),
-    )
+    out = DiagnosisData(spurious=_np(diagnosis.spurious, bool), nn_distance=_np(diagnosis.nn_distance, np.float64),
+                        bar=dict(diagnosis.bar), attrs=dict(diagnosis.attrs))
     _expect(out.spurious.shape == (n,), f"diagnosis/spurious has shape {out.spurious.shape}, expected ({n},)")
     _expect(out.nn_distance.shape == (n,), f"diagnosis/nn_distance has shape {out.nn_distance.shape}, expected ({n},)")
     for name, dtype in (("reasons", np.uint8), ("nn_index", np.int64), ("saturation", np.float64)):
@@ -448,111 +311,55 @@ def _diagnosis(diagnosis: DiagnosisData | None, n: int) -> DiagnosisData | None:
     return out
 
 
-def _levels(levels: list[LevelData] | None, n: int) -> list[LevelData] | None:
-    if levels is None:
-        return None
-    out = []
-    for k, level in enumerate(levels):
-        lv = LevelData(
-            alpha=float(level.alpha),
-            minima_basin=_np(level.minima_basin, np.int64),
-            basin_representative=_np(level.basin_representative, np.int64),
-            basin_energy=_np(level.basin_energy, np.float64),
-            barrier_pairs=_pairs(level.barrier_pairs),
-            barrier_energy=_np(level.barrier_energy, np.float64),
-            linkage=_np(level.linkage, np.float64),
-            attrs=dict(level.attrs),
-        )
-        _check_tree(
-            f"levels/{k}/",
-            n,
-            lv.minima_basin,
-            lv.basin_representative,
-            lv.basin_energy,
-            lv.barrier_pairs,
-            lv.barrier_energy,
-            lv.linkage,
-        )
-        out.append(lv)
-    return out
+# ------------------------------------------------------------------------------- write
 
 
-@contextmanager
-def _atomic_h5(path: Path) -> Iterator[h5py.File]:
-    """Open a temporary HDF5 file next to ``path``; rename it onto ``path`` on success.
-
-    On any exception (KeyboardInterrupt included) the temporary file is removed and the
-    previous file at ``path``, if any, is untouched.
-    """
-    tmp = path.with_name(f".{path.name}.{uuid4().hex[:12]}.tmp")
-    try:
-        with h5py.File(tmp, "w-") as f:
-            yield f
-        # Flush the bytes to disk before the rename makes them the map.
-        fd = os.open(tmp, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, path)
-    except BaseException:
-        with suppress(FileNotFoundError):
-            tmp.unlink()
-        raise
+def _write_partition(root: h5py.Group, part: Partition) -> None:
+    _put(root, "minima/basin", part.basin)
+    _put(root, "basins/representative", part.representative)
+    _put(root, "basins/energy", part.energy)
+    root["basins"].attrs["count"] = part.n_basins
 
 
-def _write_tree_groups(
-    root: h5py.Group,
-    basin: np.ndarray,
-    rep: np.ndarray,
-    energy: np.ndarray,
-    pairs: np.ndarray,
-    barrier: np.ndarray,
-    linkage: np.ndarray,
-    attrs: Mapping[str, Attrs],
-) -> None:
-    """minima/basin, basins/*, barriers/*, tree/linkage under ``root`` (creating groups)."""
-    minima = root.require_group("minima")
-    minima.create_dataset("basin", data=basin)
-    basins = root.create_group("basins")
-    basins.create_dataset("representative", data=rep)
-    basins.create_dataset("energy", data=energy)
-    barriers = root.create_group("barriers")
-    barriers.create_dataset("pairs", data=pairs)
-    barriers.create_dataset("energy", data=barrier)
-    tree = root.create_group("tree")
-    tree.create_dataset("linkage", data=linkage)
-    for name, group in (("basins", basins), ("barriers", barriers), ("tree", tree)):
-        _set_attrs(group, attrs.get(name, {}), f"/{name}")
-    basins.attrs["count"] = int(energy.shape[0])
-    barriers.attrs["count"] = int(pairs.shape[0])
-
-
-def _write_required(f: h5py.File, c: MapContent) -> None:
+def _write_content(f: h5py.File, c: MapContent) -> None:
     minima = f.create_group("minima")
-    minima.create_dataset("x", data=c.minima_x)
-    minima.create_dataset("energy", data=c.minima_energy)
-    minima.create_dataset("hits", data=c.minima_hits)
-    _set_attrs(minima, c.attrs.get("minima", {}), "/minima")
+    _put(f, "minima/x", c.minima_x)
+    _put(f, "minima/energy", c.minima_energy)
+    _put(f, "minima/hits", c.minima_hits)
+    _write_partition(f, c.partition)
     minima.attrs["count"] = c.n_minima
-    _write_tree_groups(
-        f, c.minima_basin, c.basin_representative, c.basin_energy, c.barrier_pairs, c.barrier_energy, c.linkage, c.attrs
-    )
-
-
-def _write_refined(f: h5py.File, refined: np.ndarray) -> None:
-    f["barriers"].create_dataset("refined", data=refined)
-
-
-def _write_paths(f: h5py.File, paths: np.ndarray) -> None:
-    f["barriers"].create_dataset("paths", data=paths, compression="gzip").attrs["points"] = int(paths.shape[1])
-
-
-def _write_grid(f: h5py.File, grid: GridData) -> None:
-    g = f.create_group("grid")
-    g.create_dataset("x", data=grid.x)
-    g.create_dataset("y", data=grid.y)
-    g.create_dataset("energy", data=grid.energy)
+    t = c.barriers
+    for name, value in (("pairs", t.pairs.reshape(-1, 2)), ("energy", t.estimate), ("refined", t.refined),
+                        ("alpha", t.alpha), ("source", t.source)):
+        _put(f, f"barriers/{name}", value)
+    f["barriers"].attrs["count"] = len(t)
+    tree = c.tree
+    for name in ("linkage", "barrier", "connected", "refined", "pair"):
+        _put(f, f"tree/{name}", getattr(tree, name))
+    f["tree"].attrs["energy_offset"] = float(tree.offset)
+    if c.tree_saddle is not None:
+        _put(f, "tree/saddle", c.tree_saddle)
+    if c.tree_path is not None:
+        _put(f, "tree/path", c.tree_path)
+    levels = f.create_group("levels")
+    for k, part in enumerate(c.levels):
+        g = levels.create_group(str(k))
+        _write_partition(g, part)
+        _set_attrs(g, {**part.attrs, "alpha": float(part.alpha), "multiplier": part.multiplier,
+                       "basins": part.n_basins}, f"/levels/{k}")
+    for name in _GROUPS:
+        _set_attrs(f[name], c.attrs.get(name, {}), f"/{name}")
+    # Written after the group statistics, which must not override them.
+    f["tree"].attrs["energy_offset"] = float(tree.offset)
+    levels.attrs["count"] = len(c.levels)
+    levels.attrs["main"] = int(c.main)
+    if c.grid is not None:
+        for name in ("x", "y", "energy"):
+            _put(f, f"grid/{name}", getattr(c.grid, name))
+    if c.funnel is not None:
+        _write_funnel(f, c.funnel)
+    if c.diagnosis is not None:
+        _write_diagnosis(f, c.diagnosis)
 
 
 _FUNNEL_OPTIONAL = ("sinks", "occupancy_data", "occupancy_noise", "chain_minimum", "chain_start")
@@ -561,61 +368,23 @@ _DIAGNOSIS_OPTIONAL = ("reasons", "nn_index", "saturation")
 
 def _write_funnel(f: h5py.File, funnel: FunnelData) -> None:
     g = f.create_group("funnel")
-    g.create_dataset("noise", data=funnel.noise)
-    g.create_dataset("occupancy", data=funnel.occupancy)
-    g.create_dataset("entropy", data=funnel.entropy).attrs["score"] = funnel.score
+    _put(f, "funnel/noise", funnel.noise)
+    _put(f, "funnel/occupancy", funnel.occupancy)
+    _put(f, "funnel/entropy", funnel.entropy).attrs["score"] = funnel.score
     for name in _FUNNEL_OPTIONAL:
         if getattr(funnel, name) is not None:
-            g.create_dataset(name, data=getattr(funnel, name))
+            _put(f, f"funnel/{name}", getattr(funnel, name))
     _set_attrs(g, funnel.attrs, "/funnel")
 
 
 def _write_diagnosis(f: h5py.File, diagnosis: DiagnosisData) -> None:
     g = f.create_group("diagnosis")
-    g.create_dataset("spurious", data=diagnosis.spurious)
-    nn = g.create_dataset("nn_distance", data=diagnosis.nn_distance)
-    _set_attrs(nn, diagnosis.bar, "/diagnosis/nn_distance")
+    _put(f, "diagnosis/spurious", diagnosis.spurious)
+    _set_attrs(_put(f, "diagnosis/nn_distance", diagnosis.nn_distance), diagnosis.bar, "/diagnosis/nn_distance")
     for name in _DIAGNOSIS_OPTIONAL:
         if getattr(diagnosis, name) is not None:
-            g.create_dataset(name, data=getattr(diagnosis, name))
+            _put(f, f"diagnosis/{name}", getattr(diagnosis, name))
     _set_attrs(g, diagnosis.attrs, "/diagnosis")
-
-
-def _write_levels(f: h5py.File, levels: list[LevelData]) -> None:
-    g = f.create_group("levels")
-    g.attrs["count"] = len(levels)
-    for k, lv in enumerate(levels):
-        lg = g.create_group(str(k))
-        _set_attrs(lg, lv.attrs, f"/levels/{k}")
-        lg.attrs["alpha"] = lv.alpha
-        _write_tree_groups(
-            lg,
-            lv.minima_basin,
-            lv.basin_representative,
-            lv.basin_energy,
-            lv.barrier_pairs,
-            lv.barrier_energy,
-            lv.linkage,
-            {},
-        )
-
-
-def _write_optional(f: h5py.File, c: MapContent) -> None:
-    if c.barrier_refined is not None:
-        _write_refined(f, c.barrier_refined)
-    if c.barrier_paths is not None:
-        _write_paths(f, c.barrier_paths)
-    if c.grid is not None:
-        _write_grid(f, c.grid)
-    if c.funnel is not None:
-        _write_funnel(f, c.funnel)
-    if c.diagnosis is not None:
-        _write_diagnosis(f, c.diagnosis)
-    if c.levels is not None:
-        _write_levels(f, c.levels)
-
-
-# ------------------------------------------------------------------------------ public
 
 
 def write_map(
@@ -625,6 +394,8 @@ def write_map(
     config: Mapping[str, Any],
     source: Mapping[str, Any] | str,
     tool_version: str,
+    settings: Mapping[str, Any] | None = None,
+    seconds: Mapping[str, float] | None = None,
 ) -> Path:
     """Write a map atomically (replacing any file at ``path`` only once complete).
 
@@ -634,11 +405,15 @@ def write_map(
     content : MapContent
         Arrays are converted to the schema dtypes; ``content.meta`` is ignored.
     config : dict
-        The mapping configuration (plain data), stored as JSON in root attr ``config``.
+        The mapping settings as given (plain data), root attr ``config`` (JSON).
     source : dict or str
-        What was mapped (checkpoint path and sha256, or an energy spec), stored as JSON
-        (a string becomes a JSON string and reads back as the same string).
+        What was mapped (checkpoint path and sha256, or an energy spec), root attr
+        ``source`` (JSON; a record, never code to run).
     tool_version : str
+    settings : dict, optional
+        The settings the map chose and used, root attr ``settings`` (JSON).
+    seconds : dict, optional
+        Wall time per stage, root attr ``seconds`` (JSON).
 
     Returns
     -------
@@ -655,22 +430,25 @@ def write_map(
 
     Examples
     --------
-    >>> write_map("rings.h5", content, config={"temperature": 20.0},
-    ...           source={"checkpoint": "rings.pt", "sha256": "..."}, tool_version="0.1.0")  # doctest: +SKIP
+    >>> result = build_map(energy)  # doctest: +SKIP
+    >>> write_map("wells.h5", result.content, config=MapConfig().to_dict(), source={"spec": "wells"},
+    ...           tool_version="0.1.0", settings=result.settings)  # doctest: +SKIP
     """
     path = Path(path)
-    c = _normalise(content)
-    config_json, source_json = _dumps(config), _dumps(source)  # fail before touching disk
+    c = _check(content)
+    blobs = [_dumps(config), _dumps(source), _dumps(settings or {}), _dumps(seconds or {})]  # fail before disk
     with _atomic_h5(path) as f:
         f.attrs["schema"] = SCHEMA
         f.attrs["schema_version"] = SCHEMA_VERSION
         f.attrs["created"] = _now()
         f.attrs["tool_version"] = str(tool_version)
-        f.attrs["source"] = source_json
-        f.attrs["config"] = config_json
-        _write_required(f, c)
-        _write_optional(f, c)
+        for key, blob in zip(("config", "source", "settings", "seconds"), blobs):
+            f.attrs[key] = blob
+        _write_content(f, c)
     return path
+
+
+# -------------------------------------------------------------------------------- read
 
 
 def _one_line(err: BaseException) -> str:
@@ -707,86 +485,135 @@ def _open_map(path: Path) -> Iterator[h5py.File]:
         yield f
 
 
-def _read_array(f: h5py.Group, name: str, dtype: Any, kinds: str) -> np.ndarray:
-    where = f"{f.name.rstrip('/')}/{name}"
-    if name not in f:
-        raise ValueError(f"missing dataset {where}")
-    ds = f[name]
-    if not isinstance(ds, h5py.Dataset):
-        raise TypeError(f"{where} is not a dataset")
-    if ds.dtype.kind not in kinds:
-        raise ValueError(f"{where} has dtype {ds.dtype}, expected {np.dtype(dtype)}")
-    return np.asarray(ds[()], dtype=dtype)
+def _read_partition(g: h5py.Group, alpha: float, multiplier: Any, attrs: Attrs) -> Partition:
+    return Partition(alpha=float(alpha), basin=_get(g, "minima/basin"), representative=_get(g, "basins/representative"),
+                     energy=_get(g, "basins/energy"),
+                     multiplier=float(multiplier) if isinstance(multiplier, (int, float, np.integer, np.floating))
+                     and not isinstance(multiplier, (bool, np.bool_)) else None, attrs=attrs)
 
 
-def _read_content(f: h5py.File) -> MapContent:
-    floats, ints = "fiu", "iu"
-    content = MapContent(
-        minima_x=_read_array(f, "minima/x", np.float32, floats),
-        minima_energy=_read_array(f, "minima/energy", np.float64, floats),
-        minima_hits=_read_array(f, "minima/hits", np.int64, ints),
-        minima_basin=_read_array(f, "minima/basin", np.int64, ints),
-        basin_representative=_read_array(f, "basins/representative", np.int64, ints),
-        basin_energy=_read_array(f, "basins/energy", np.float64, floats),
-        barrier_pairs=_read_array(f, "barriers/pairs", np.int64, ints),
-        barrier_energy=_read_array(f, "barriers/energy", np.float64, floats),
-        linkage=_read_array(f, "tree/linkage", np.float64, floats),
-        attrs={name: _get_attrs(f[name]) for name in ("minima", "basins", "barriers", "tree")},
-    )
-    if "barriers/refined" in f:
-        content.barrier_refined = _read_array(f, "barriers/refined", np.float64, floats)
-    if "barriers/paths" in f:
-        content.barrier_paths = _read_array(f, "barriers/paths", np.float32, floats)
+def _read_optional(f: h5py.File, c: MapContent) -> None:
     if "grid" in f:
-        content.grid = GridData(
-            x=_read_array(f, "grid/x", np.float64, floats),
-            y=_read_array(f, "grid/y", np.float64, floats),
-            energy=_read_array(f, "grid/energy", np.float64, floats),
-        )
+        c.grid = GridData(x=_get(f, "grid/x"), y=_get(f, "grid/y"), energy=_get(f, "grid/energy"))
     if "funnel" in f:
-        entropy = _read_array(f, "funnel/entropy", np.float64, floats)
-        g = f["funnel"]
-        content.funnel = FunnelData(
-            noise=_read_array(f, "funnel/noise", np.float64, floats),
-            occupancy=_read_array(f, "funnel/occupancy", np.float64, floats),
-            entropy=entropy,
-            score=float(f["funnel/entropy"].attrs.get("score", np.nan)),
-            attrs=_get_attrs(g),
-            sinks=_read_array(g, "sinks", np.int64, ints) if "sinks" in g else None,
-            occupancy_data=_read_array(g, "occupancy_data", np.float64, floats) if "occupancy_data" in g else None,
-            occupancy_noise=_read_array(g, "occupancy_noise", np.float64, floats) if "occupancy_noise" in g else None,
-            chain_minimum=_read_array(g, "chain_minimum", np.int64, ints) if "chain_minimum" in g else None,
-            chain_start=_read_array(g, "chain_start", np.int8, ints) if "chain_start" in g else None,
+        c.funnel = FunnelData(
+            noise=_get(f, "funnel/noise"), occupancy=_get(f, "funnel/occupancy"), entropy=_get(f, "funnel/entropy"),
+            score=float(f["funnel/entropy"].attrs.get("score", np.nan)), attrs=_get_attrs(f["funnel"]),
+            **{name: _opt(f, f"funnel/{name}") for name in _FUNNEL_OPTIONAL},
         )
     if "diagnosis" in f:
-        g = f["diagnosis"]
-        content.diagnosis = DiagnosisData(
-            spurious=_read_array(f, "diagnosis/spurious", bool, "biu"),
-            nn_distance=_read_array(f, "diagnosis/nn_distance", np.float64, floats),
-            bar=_get_attrs(f["diagnosis/nn_distance"]),
-            attrs=_get_attrs(g),
-            reasons=_read_array(g, "reasons", np.uint8, ints) if "reasons" in g else None,
-            nn_index=_read_array(g, "nn_index", np.int64, ints) if "nn_index" in g else None,
-            saturation=_read_array(g, "saturation", np.float64, floats) if "saturation" in g else None,
+        c.diagnosis = DiagnosisData(
+            spurious=_get(f, "diagnosis/spurious"), nn_distance=_get(f, "diagnosis/nn_distance"),
+            bar=_get_attrs(f["diagnosis/nn_distance"], skip=("description", "units")),
+            attrs=_get_attrs(f["diagnosis"]), **{name: _opt(f, f"diagnosis/{name}") for name in _DIAGNOSIS_OPTIONAL},
         )
+
+
+def _read_v2(f: h5py.File) -> MapContent:
+    energy = _get(f, "minima/energy")
+    n = energy.shape[0]
+    levels = []
+    for name in sorted(f["levels"], key=int):
+        g = f["levels"][name]
+        attrs = _get_attrs(g, skip=("alpha", "multiplier", "basins"))
+        levels.append(_read_partition(g, g.attrs["alpha"], g.attrs.get("multiplier"), attrs))
+    main = int(f["levels"].attrs["main"])
+    _expect(0 <= main < len(levels), f"/levels attr main = {main}, but there are {len(levels)} levels")
+    _expect(bool(np.array_equal(_get(f, "minima/basin"), levels[main].basin)),
+            "/minima/basin differs from the main level's /levels partition")
+    _expect(bool(np.array_equal(_get(f, "basins/representative"), levels[main].representative))
+            and bool(np.array_equal(_get(f, "basins/energy"), levels[main].energy)),
+            "/basins differs from the main level's /levels partition")
+    table = PairTable(pairs=_get(f, "barriers/pairs").reshape(-1, 2), estimate=_get(f, "barriers/energy"),
+                      refined=_get(f, "barriers/refined"), alpha=_get(f, "barriers/alpha"),
+                      source=_get(f, "barriers/source"))
+    pair = _get(f, "tree/pair")
+    _expect(bool(((pair >= -1) & (pair < len(table))).all()), f"tree/pair holds rows outside [-1, {len(table)})")
+    edge = np.where((pair >= 0)[:, None], table.pairs[np.maximum(pair, 0)] if len(table) else -1, -1)
+    tree = BarrierTree(
+        leaves=np.arange(n, dtype=np.int64), energy=energy, linkage=_get(f, "tree/linkage"),
+        offset=float(f["tree"].attrs.get("energy_offset", np.nan)), barrier=_get(f, "tree/barrier"),
+        connected=_get(f, "tree/connected"), refined=_get(f, "tree/refined"), pair=pair,
+        edge=edge.astype(np.int64).reshape(-1, 2),
+    )
+    c = MapContent(
+        minima_x=_get(f, "minima/x"), minima_energy=energy, minima_hits=_get(f, "minima/hits"), levels=levels,
+        main=main, barriers=table, tree=tree, tree_saddle=_opt(f, "tree/saddle"), tree_path=_opt(f, "tree/path"),
+        attrs={name: _get_attrs(f[name], skip=("description", "count", "energy_offset", "main")) for name in _GROUPS},
+    )
+    _read_optional(f, c)
+    return c
+
+
+def _read_v1(f: h5py.File) -> MapContent:
+    """A schema-1 map: the tree's leaves are the top level's basins (their representatives)."""
+    energy = _get(f, "minima/energy")
+    n = energy.shape[0]
+    battrs = _get_attrs(f["barriers"])
+    top_alpha = battrs.get("alpha")
+    top = _read_partition(f, top_alpha if isinstance(top_alpha, (int, float)) else np.nan, None, {})
+    levels, main = [], -1
     if "levels" in f:
-        levels = []
         for name in sorted(f["levels"], key=int):
-            lg = f["levels"][name]
-            levels.append(
-                LevelData(
-                    alpha=float(lg.attrs["alpha"]),
-                    minima_basin=_read_array(lg, "minima/basin", np.int64, ints),
-                    basin_representative=_read_array(lg, "basins/representative", np.int64, ints),
-                    basin_energy=_read_array(lg, "basins/energy", np.float64, floats),
-                    barrier_pairs=_read_array(lg, "barriers/pairs", np.int64, ints),
-                    barrier_energy=_read_array(lg, "barriers/energy", np.float64, floats),
-                    linkage=_read_array(lg, "tree/linkage", np.float64, floats),
-                    attrs=_get_attrs(lg, skip=("alpha",)),
-                )
-            )
-        content.levels = levels
-    return content
+            g = f["levels"][name]
+            part = _read_partition(g, g.attrs["alpha"], g.attrs.get("multiplier"), _get_attrs(g, skip=("alpha",)))
+            if main < 0 and np.array_equal(part.basin, top.basin) and np.array_equal(part.representative,
+                                                                                       top.representative):
+                main = len(levels)
+            levels.append(part)
+    if main < 0:
+        top.alpha = float(top.alpha) if np.isfinite(top.alpha) else 0.0
+        levels.append(top)
+        main = len(levels) - 1
+    basin_pairs = _get(f, "barriers/pairs").reshape(-1, 2)
+    estimate = _get(f, "barriers/energy")
+    refined = _get(f, "barriers/refined") if "barriers/refined" in f else np.full(estimate.shape, np.nan)
+    pair_alpha = np.asarray(battrs.get("pair_alpha", []), dtype=np.float64)
+    rep = top.representative
+    _expect(bool(((basin_pairs >= 0) & (basin_pairs < top.n_basins)).all()), "barriers/pairs holds indices outside the basins")
+    table = PairTable(pairs=np.sort(rep[basin_pairs], axis=1) if basin_pairs.size else basin_pairs,
+                      estimate=estimate, refined=refined,
+                      alpha=pair_alpha if pair_alpha.shape == estimate.shape else np.full(estimate.shape, np.nan),
+                      source=np.full(estimate.shape, ATTRACTION, dtype=np.uint8))
+    z = _get(f, "tree/linkage").reshape(-1, 4)
+    b = top.n_basins
+    _expect(z.shape[0] == b - 1, f"tree/linkage has {z.shape[0]} rows for {b} basins")
+    tree = _v1_tree(z, top.energy, rep, basin_pairs, table, energy)
+    c = MapContent(minima_x=_get(f, "minima/x"), minima_energy=energy, minima_hits=_get(f, "minima/hits"),
+                   levels=levels, main=main, barriers=table, tree=tree,
+                   attrs={name: _get_attrs(f[name], skip=("count",)) for name in ("minima", "basins", "barriers",
+                                                                                   "tree") if name in f})
+    _read_optional(f, c)
+    del n
+    return c
+
+
+def _v1_tree(z: np.ndarray, basin_energy: np.ndarray, rep: np.ndarray, basin_pairs: np.ndarray,
+             table: PairTable, minima_energy: np.ndarray) -> BarrierTree:
+    """A schema-1 linkage (absolute heights over basins) as a BarrierTree: each merge is
+    attributed to the lowest-barrier pair across its two sides (none: not connected)."""
+    b = basin_energy.shape[0]
+    best = table.best(minima_energy)
+    label = np.arange(b)
+    pair = np.full(b - 1, -1, dtype=np.int64)
+    for k, (a, c, _, _) in enumerate(z):
+        a, c = int(a), int(c)
+        if basin_pairs.size:
+            la, lc = label[basin_pairs[:, 0]], label[basin_pairs[:, 1]]
+            across = np.flatnonzero((((la == a) & (lc == c)) | ((la == c) & (lc == a))) & np.isfinite(best))
+            if across.size:
+                pair[k] = int(across[np.argmin(best[across])])
+        label[(label == a) | (label == c)] = b + k
+    connected = pair >= 0
+    offset = float(basin_energy.min())
+    linkage = z.copy()
+    linkage[:, 2] = np.maximum(z[:, 2] - offset, 0.0)
+    edge = np.full((b - 1, 2), -1, dtype=np.int64)
+    edge[connected] = np.sort(basin_pairs[pair[connected]], axis=1)
+    return BarrierTree(leaves=rep.astype(np.int64), energy=basin_energy, linkage=linkage, offset=offset,
+                       barrier=np.where(connected, z[:, 2], np.inf), connected=connected,
+                       refined=connected & table.is_refined(minima_energy)[np.maximum(pair, 0)] if len(table) else connected,
+                       pair=pair, edge=edge)
 
 
 def _read_meta(f: h5py.File) -> MapMeta:
@@ -797,21 +624,18 @@ def _read_meta(f: h5py.File) -> MapMeta:
     try:
         source = json.loads(root.pop("source"))
         config = json.loads(root.pop("config"))
-    except json.JSONDecodeError as err:
-        raise ValueError(f"root attribute source or config is not valid JSON ({err.msg})") from None
+        for key in ("settings", "seconds"):
+            if key in root:
+                root[key] = json.loads(root[key])
+    except (json.JSONDecodeError, TypeError) as err:
+        raise ValueError(f"a root attribute is not valid JSON ({err})") from None
     root.pop("schema", None)
-    return MapMeta(
-        schema_version=int(root.pop("schema_version")),
-        created=str(root.pop("created")),
-        tool_version=str(root.pop("tool_version")),
-        source=source,
-        config=config,
-        extra=root,
-    )
+    return MapMeta(schema_version=int(root.pop("schema_version")), created=str(root.pop("created")),
+                   tool_version=str(root.pop("tool_version")), source=source, config=config, extra=root)
 
 
 def read_map(path: str | Path) -> MapContent:
-    """Read and validate a map.
+    """Read and validate a map (schema 2, or schema 1 with its tree over basins).
 
     Parameters
     ----------
@@ -821,22 +645,25 @@ def read_map(path: str | Path) -> MapContent:
     -------
     MapContent
         Arrays in the schema dtypes, group statistics in ``attrs``, root attributes in
-        ``meta`` (``source`` and ``config`` parsed from JSON).
+        ``meta`` (``source``, ``config``, ``settings`` parsed from JSON). For a schema-1
+        map, ``meta.schema_version`` is 1 and the tree's leaves are the basins'
+        representatives (:attr:`MapContent.over_minima` is false).
 
     Raises
     ------
     LandscapeError
         With a one-line message if the file is missing, not HDF5 or corrupt, not a map,
-        of a newer schema version, or internally inconsistent (shapes of N, B, E).
+        of a newer schema version, or internally inconsistent.
 
     Cost: reads the whole file (the minima dominate: N * prod(shape) * 4 bytes).
     """
     path = Path(path)
     with _open_map(path) as f:
         try:
-            content = _read_content(f)
-            content.meta = _read_meta(f)
-            _normalise(content)  # shape and index checks
+            meta = _read_meta(f)
+            content = _read_v2(f) if meta.schema_version >= 2 else _read_v1(f)
+            content.meta = meta
+            _check(content)
         except _H5_ERRORS as err:
             raise LandscapeError(f"{path} is not a valid map: {_one_line(err)}") from None
     return content
@@ -859,34 +686,15 @@ def _copy_except(src: h5py.Group, dst: h5py.Group, skip: set[str]) -> None:
 def update_map(
     path: str | Path,
     *,
-    barrier_refined: np.ndarray | None = None,
     funnel: FunnelData | None = None,
     diagnosis: DiagnosisData | None = None,
-    levels: list[LevelData] | None = None,
 ) -> Path:
-    """Add or replace optional groups of an existing map, atomically.
+    """Add or replace ``/funnel`` or ``/diagnosis`` of an existing map, atomically.
 
     The map is copied member by member into a temporary file, leaving out what is
     replaced (so no dead space accumulates), the new data written, root attr ``updated``
     set, and the copy renamed over the map. Everything else, including groups this
     version does not know, is kept as it was.
-
-    Parameters
-    ----------
-    path : str or Path
-        An existing map.
-    barrier_refined : array float64 [E], optional
-        ``/barriers/refined``.
-    funnel : FunnelData, optional
-        ``/funnel`` (occupancy must have the map's B columns).
-    diagnosis : DiagnosisData, optional
-        ``/diagnosis`` (N entries).
-    levels : list of LevelData, optional
-        ``/levels``.
-
-    Returns
-    -------
-    Path
 
     Raises
     ------
@@ -894,42 +702,50 @@ def update_map(
         If ``path`` is not a readable map (see :func:`read_map`).
     ValueError
         If the new data's shapes do not fit the map (the map is left unchanged).
-
-    Examples
-    --------
-    >>> update_map("rings.h5", funnel=FunnelData(noise, occupancy, entropy, score))  # doctest: +SKIP
     """
     path = Path(path)
     with _open_map(path) as f:
         try:
             n = f["minima/energy"].shape[0]
             b = f["basins/energy"].shape[0]
-            e = f["barriers/energy"].shape[0]
-        except (*_H5_ERRORS, IndexError) as err:
+        except _H5_ERRORS as err:
             raise LandscapeError(f"{path} is not a valid map: {_one_line(err)}") from None
-    new_refined = _refined(barrier_refined, e)
     new_funnel = _funnel(funnel, b, n)
     new_diagnosis = _diagnosis(diagnosis, n)
-    new_levels = _levels(levels, n)
-    skip = set()
-    if new_refined is not None:
-        skip.add("/barriers/refined")
-    for name, value in (("/funnel", new_funnel), ("/diagnosis", new_diagnosis), ("/levels", new_levels)):
-        if value is not None:
-            skip.add(name)
+    skip = {name for name, value in (("/funnel", new_funnel), ("/diagnosis", new_diagnosis)) if value is not None}
     with _atomic_h5(path) as dst:
         with h5py.File(path, "r") as src:  # closed before the rename replaces it
             _copy_except(src, dst, skip)
         dst.attrs["updated"] = _now()
-        if new_refined is not None:
-            _write_refined(dst, new_refined)
         if new_funnel is not None:
             _write_funnel(dst, new_funnel)
         if new_diagnosis is not None:
             _write_diagnosis(dst, new_diagnosis)
-        if new_levels is not None:
-            _write_levels(dst, new_levels)
     return path
+
+
+def dataset_listing(path: str | Path) -> list[tuple[str, tuple[int, ...], str, str]]:
+    """Every dataset in the map: its path, shape, dtype and description (the schema's
+    words, or the file's own ``description`` attribute for datasets the schema does not
+    name)."""
+    path = Path(path)
+    rows: list[tuple[str, tuple[int, ...], str, str]] = []
+    with _open_map(path) as f:
+        v1 = int(f.attrs.get("schema_version", SCHEMA_VERSION)) < 2
+
+        def visit(name: str, item: h5py.HLObject) -> None:
+            if isinstance(item, h5py.Dataset):
+                try:
+                    text = str(item.attrs["description"]) if v1 or "description" in item.attrs else \
+                        dataset(name).description
+                except KeyError:
+                    text = ""
+                if v1 and not text:
+                    text = "(schema 1: see that version's documentation)"
+                rows.append(("/" + name, tuple(item.shape), str(item.dtype), text))
+
+        f.visititems(visit)
+    return rows
 
 
 _KNOWN_GROUPS = ("minima", "basins", "barriers", "tree", "grid", "funnel", "diagnosis", "levels")
@@ -939,10 +755,10 @@ def rewrite_map(path: str | Path, content: MapContent) -> Path:
     """Replace the whole content of an existing map, atomically, keeping its identity.
 
     For changes that touch the required groups (a funnel probe that maps new minima
-    rewrites ``/minima``, ``/basins``, ``/barriers``, ``/tree`` and ``/levels``). The
-    root attributes (``created``, ``source``, ``config``, ...) are kept and ``updated``
-    set; groups this version does not know are copied as they were; everything the
-    schema names comes from ``content`` (its optional parts that are None are dropped).
+    rewrites every group). The root attributes (``created``, ``source``, ``config``, ...)
+    are kept and ``updated`` set; groups this version does not know are copied as they
+    were; everything the schema names comes from ``content`` (its optional parts that
+    are None are dropped). The map is written as schema 2.
 
     Raises
     ------
@@ -952,7 +768,7 @@ def rewrite_map(path: str | Path, content: MapContent) -> Path:
         If ``content`` is inconsistent (the map is left unchanged).
     """
     path = Path(path)
-    c = _normalise(content)
+    c = _check(content)
     with _open_map(path):
         pass  # a readable map of a known schema, or a one-line error
     with _atomic_h5(path) as dst:
@@ -962,10 +778,38 @@ def rewrite_map(path: str | Path, content: MapContent) -> Path:
             for name in src:
                 if name not in _KNOWN_GROUPS:
                     src.copy(src[name], dst, name=name)
+        dst.attrs["schema_version"] = SCHEMA_VERSION
         dst.attrs["updated"] = _now()
-        _write_required(dst, c)
-        _write_optional(dst, c)
+        _write_content(dst, c)
     return path
+
+
+# ------------------------------------------------------------------------ atomic files
+
+
+@contextmanager
+def _atomic_h5(path: Path) -> Iterator[h5py.File]:
+    """Open a temporary HDF5 file next to ``path``; rename it onto ``path`` on success.
+
+    On any exception (KeyboardInterrupt included) the temporary file is removed and the
+    previous file at ``path``, if any, is untouched.
+    """
+    tmp = path.with_name(f".{path.name}.{uuid4().hex[:12]}.tmp")
+    try:
+        with h5py.File(tmp, "w-") as f:
+            yield f
+        # Flush the bytes to disk before the rename makes them the map.
+        fd = os.open(tmp, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+    except BaseException:
+        with suppress(FileNotFoundError):
+            tmp.unlink()
+        raise
+
 
 
 # ---------------------------------------------------------------------------- progress

@@ -1,179 +1,55 @@
-"""The mapping pipeline: metastable states -> basins (a ladder of magnetizations) -> tree.
+"""The mapping pipeline: minima -> barriers between them -> the tree over minima -> basins.
 
 :func:`build_map` runs the stages of DESIGN's "Algorithms" in order and returns a
-:class:`~landscape.mapfile.MapContent` ready for :func:`~landscape.mapfile.write_map`:
+:class:`~landscape.records.MapContent` ready for :func:`~landscape.mapfile.write_map`.
+Settings left open in the :class:`~landscape.settings.MapConfig` are chosen from the energy
+by :mod:`landscape.settings`, the same for the Python API and the command line.
 
-1. **Metastable states** (:func:`landscape.minima.find_minima`): ``chains`` Langevin
-   chains from noise in the data box and/or from data, run ``steps`` steps at temperature
-   ``temperature``, quenched to local minima, near-duplicates merged.
-2. **Basins** (:func:`landscape.ad.assign_basins`): attraction-diffusion at each
-   magnetization of the ladder; the map's top level is ``alpha`` (added to the ladder if
-   absent), the others go to ``/levels``.
-3. **Tree** (:func:`landscape.tree.minimax_tree`): single linkage over the barrier
-   estimates of each level.
-4. **Refinement** (:func:`landscape.paths.string_method`): every edge of the top level's
-   tree is relaxed from the attraction-diffusion path's peak into a minimum-energy path
-   with a climbing image; the refined saddle energies are stored beside the estimates
-   (``/barriers/refined``, ``/barriers/paths``), and the tree is rebuilt from the lower
-   of the two per pair.
-5. For 2-D energies, the energy on a grid over the box (``/grid``) for pictures.
+1. **Metastable states** (:func:`landscape.minima.find_minima`): chains from noise in the
+   data box and/or from data run at temperature ``T`` and are quenched to local minima,
+   near-duplicates merged. More rounds of chains follow while they find new minima.
+2. **Barriers between neighbours** (:mod:`landscape.barriers`): each minimum's nearest
+   others (plus links joining what the neighbour graph leaves apart), estimated on the
+   straight segment and refined by the string method.
+3. **The tree over minima** (:func:`landscape.tree.minimax_tree`): every minimum is a leaf.
+   Its barriers set the attraction-diffusion temperature and pull (:mod:`landscape.settings`).
+4. **Basins** (:func:`landscape.ad.assign_basins`): attraction-diffusion at each
+   magnetization of the ladder, extended upwards until the strongest pull leaves one basin:
+   the Hopfield hierarchy (``/levels``); the main level is ``/minima/basin``.
+5. **Refinement of the pairs attraction-diffusion connected** that could still lower the
+   tree (strings started on the chains' own paths), and the final tree.
+6. For 2-D energies, the energy on a grid over the box (``/grid``) for pictures.
 
-A long run saves its state after each stage (and each level, and every few refined
-edges) with :func:`landscape.mapfile.save_progress`; called again with ``resume=True``
-and the same settings it continues where it stopped.
+A long run saves its state after each stage (and each level) with
+:func:`landscape.mapfile.save_progress`; called again with ``resume=True`` and the same
+settings it continues where it stopped.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
+import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from landscape.ad import ADConfig, Basins, assign_basins, extend_basins
+from landscape.ad import ADConfig, PairRecords, assign_basins, extend_basins
+from landscape.barriers import Refinement, add_records, neighbour_table, refine_pairs, refinement_rows
 from landscape.energy import Energy
 from landscape.errors import LandscapeError
-from landscape.mapfile import (
-    GridData,
-    LevelData,
-    MapContent,
-    resume_progress,
-    save_progress,
-)
-from landscape.minima import Minima, find_minima
-from landscape.paths import string_method_batch
-from landscape.tree import minimax_tree
+from landscape.mapfile import resume_progress, save_progress
+from landscape.minima import Minima, find_minima, merge_duplicates
+from landscape.records import NEIGHBOUR, GridData, MapContent, PairTable, Partition
+from landscape.settings import LADDER_FACTOR, MapConfig, ad_settings, exploration_settings
+from landscape.tree import BarrierTree, minimax_tree
 
+# Refined paths are kept in the map when they take at most this many numbers.
+_PATH_BUDGET = 20_000_000
 _REFINE_PASSES = 5
-_REFINE_BATCH = 64  # strings relaxed together
-
-
-@dataclass(frozen=True)
-class MapConfig:
-    """Settings of a map (plain data: stored as JSON in the map's ``config`` attr).
-
-    Attributes
-    ----------
-    chains : int
-        Exploration chains.
-    init : str
-        Where chains start: ``"noise"`` (uniform in the data box), ``"data"`` or ``"both"``
-        (half each).
-    temperature : float
-        ``T`` of the exploration chains (noise scale ``sqrt(T)``); 0 is plain descent.
-    eps : float
-        Langevin step size of the exploration chains.
-    steps : int
-        Exploration steps before quenching.
-    quench_steps : int
-        Descent iterations at most.
-    grad_tol : float
-        Quench convergence threshold on ``||dU/dx||``.
-    merge_radius : float
-        End points closer than this are one minimum.
-    max_minima : int
-        Keep at most this many minima (the lowest) for the basin stage; 0 keeps all.
-    ad : ADConfig
-        Attraction-diffusion settings; ``ad.alpha`` (times ``alpha_unit``) is the top
-        level of the map.
-    ladder : tuple of float
-        Further magnetizations (times ``alpha_unit``), each stored as a level (``/levels``).
-    alpha_unit : float
-        The unit of ``ad.alpha`` and ``ladder``.
-    auto : tuple of str
-        Settings chosen from the minima found instead of taken as given (the chosen
-        values are stored in the map, ``/barriers`` attrs):
-
-        - ``"alpha_unit"``: the pull that matches the landscape's typical energy
-          differences over its typical distances (:func:`alpha_unit`), so one ladder
-          suits energies of any scale;
-        - ``"delta"``: a quarter of the minima's median nearest-neighbour distance (at
-          least ``merge_radius``), so a trial that succeeds has reached its target and no
-          other minimum;
-        - ``"eps"``: the AD step whose descent part is stable at the stiffest minimum
-          (:func:`largest_curvature`, :func:`stable_eps`).
-    refine : bool
-        Refine the top-level tree's edges with the string method.
-    refine_slack : float
-        Which pairs are refined: those whose estimate is within this share of the barrier
-        height above the minimax height joining their two basins (so the pairs of the tree,
-        slack 0, and the near misses whose loose estimate may hide a lower saddle).
-    refine_images, refine_steps : int
-        Images per string and iteration budget.
-    grid : int
-        Grid points per axis of ``/grid`` (2-D energies only; 0 for none).
-    seed : int
-    """
-
-    chains: int = 256
-    init: str = "noise"
-    temperature: float = 1.0
-    eps: float = 0.01
-    steps: int = 1000
-    quench_steps: int = 2000
-    grad_tol: float = 1e-3
-    merge_radius: float = 0.05
-    max_minima: int = 0
-    ad: ADConfig = field(default_factory=ADConfig)
-    ladder: tuple[float, ...] = ()
-    alpha_unit: float = 1.0
-    auto: tuple[str, ...] = ()
-    refine: bool = True
-    refine_slack: float = 0.5
-    refine_images: int = 24
-    refine_steps: int = 400
-    grid: int = 160
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        checks = [
-            (self.chains >= 1, "chains must be >= 1"),
-            (self.init in ("noise", "data", "both"), "init must be noise, data or both"),
-            (self.temperature >= 0.0 and math.isfinite(self.temperature), "temperature must be >= 0"),
-            (self.eps > 0.0 and math.isfinite(self.eps), "eps must be > 0"),
-            (self.steps >= 0 and self.quench_steps >= 1, "steps must be >= 0 and quench_steps >= 1"),
-            (self.grad_tol > 0.0, "grad_tol must be > 0"),
-            (self.merge_radius >= 0.0, "merge_radius must be >= 0"),
-            (self.max_minima >= 0, "max_minima must be >= 0"),
-            (all(a >= 0.0 and math.isfinite(a) for a in self.ladder), "ladder values must be finite and >= 0"),
-            (self.refine_images >= 3 and self.refine_steps >= 1, "refine_images must be >= 3, refine_steps >= 1"),
-            (self.grid == 0 or self.grid >= 8, "grid must be 0 or >= 8"),
-            (self.alpha_unit > 0.0, "alpha_unit must be > 0"),
-            (set(self.auto) <= {"alpha_unit", "delta", "eps"}, "auto takes alpha_unit, delta and eps"),
-        ]
-        for ok, message in checks:
-            if not ok:
-                raise LandscapeError(f"map config: {message}")
-
-    @property
-    def multipliers(self) -> list[float]:
-        """Every magnetization mapped, in units of ``alpha_unit``, ascending, the top level's included."""
-        return sorted({float(a) for a in self.ladder} | {float(self.ad.alpha)})
-
-    def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["ladder"] = list(self.ladder)
-        d["auto"] = list(self.auto)
-        return d
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> MapConfig:
-        known = {f.name for f in fields(cls)}
-        d = {k: v for k, v in d.items() if k in known}  # a map's config also records timings
-        d["ad"] = ADConfig(**d.get("ad", {}))
-        d["ladder"] = tuple(d.get("ladder", ()))
-        d["auto"] = tuple(d.get("auto", ()))
-        return cls(**d)
-
-    def fingerprint(self) -> str:
-        """A hash of the settings: a resumed run must have the same."""
-        return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:16]
 
 
 class Reporter:
@@ -198,219 +74,224 @@ class Reporter:
 
 @dataclass
 class MapResult:
-    """What :func:`build_map` returns: the map's content and what it cost."""
+    """What :func:`build_map` returns: the map's content, the settings it chose, the cost."""
 
     content: MapContent
+    settings: dict[str, Any]
     seconds: dict[str, float]
     counts: dict[str, int]
 
 
-# ----------------------------------------------------------------------------- stages
+# ------------------------------------------------------------------------ exploration
 
 
-def alpha_unit(minima: Minima, temperature: float) -> float:
-    """A natural unit of magnetization for these minima at AD temperature ``temperature``.
-
-    The pull ``alpha ||x - b||`` competes with ``U / T``: a barrier ``dU`` at distance
-    ``r`` is crossed by the pull alone once ``alpha r > dU / T``. The unit is the spread
-    of the minima's energies (10th to 90th percentile) over ``T`` times their median
-    nearest-neighbour distance: at ``alpha = 1`` unit the pull over a typical spacing
-    matches a typical energy difference. With fewer than two minima, or no spread, 1/T.
-    """
-    if len(minima) < 2:
-        return 1.0 / temperature
-    spacing = _median_spacing(minima)
-    q = torch.quantile(minima.energy.double(), torch.tensor([0.1, 0.9], dtype=torch.float64))
-    spread = float(q[1] - q[0])
-    if not (spacing > 0 and spread > 0 and math.isfinite(spread / spacing)):
-        return 1.0 / temperature
-    return spread / (temperature * spacing)
-
-
-def _resolve_auto(energy: Energy, minima: Minima, config: MapConfig) -> dict[str, float]:
-    """The settings named in ``config.auto``, chosen from the minima; the rest as given."""
-    out = {"alpha_unit": float(config.alpha_unit), "delta": float(config.ad.delta), "eps": float(config.ad.eps)}
-    if "alpha_unit" in config.auto:
-        out["alpha_unit"] = alpha_unit(minima, config.ad.temperature)
-    if "delta" in config.auto and len(minima) >= 2:
-        out["delta"] = max(0.25 * _median_spacing(minima), config.merge_radius, 1e-12)
-    if "eps" in config.auto:
-        out["eps"] = stable_eps(largest_curvature(energy, minima.x), config.ad.temperature)
-    return out
-
-
-def _median_spacing(minima: Minima) -> float:
-    """Median distance from each minimum to its nearest other minimum."""
-    n = len(minima)
-    flat = minima.x.reshape(n, -1).double()
-    d = torch.cdist(flat, flat)
-    d.fill_diagonal_(math.inf)
-    return float(d.min(1).values.median())
-
-
-def largest_curvature(energy: Energy, x: torch.Tensor, iterations: int = 20) -> float:
-    """The largest Hessian eigenvalue of ``U`` over the points ``x`` (e.g. minima).
-
-    Power iteration per point on Hessian-vector products taken as central differences
-    of the gradient, ``H v ~ (g(x + h v) - g(x - h v)) / 2h``; the maximum over points.
-    It sets a stable Langevin step: a descent step ``eps^2 / (2T) * lambda`` below 2.
-    """
-    n = x.shape[0]
-    if n == 0:
-        return 1.0
-    vg = energy.value_and_grad_fn()
-    gen = torch.Generator(device=x.device).manual_seed(0)
-    v = torch.randn(x.shape, generator=gen, device=x.device, dtype=x.dtype)
-    flat = (n, -1)
-    v = v / torch.linalg.vector_norm(v.reshape(flat), dim=1).reshape((n,) + (1,) * (x.dim() - 1))
-    scale = float(torch.linalg.vector_norm(x.reshape(flat), dim=1).max()) + 1.0
-    h = scale * (1e-6 if x.dtype == torch.float64 else 1e-3)
-    lam = torch.zeros(n, dtype=torch.float64, device=x.device)
-    with energy.frozen():
-        for _ in range(iterations):
-            hv = (vg(x + h * v)[1] - vg(x - h * v)[1]) / (2 * h)
-            norm = torch.linalg.vector_norm(hv.reshape(flat), dim=1)
-            lam = norm.double()
-            v = hv / norm.clamp_min(1e-30).reshape((n,) + (1,) * (x.dim() - 1))
-    value = float(lam.max())
-    return value if math.isfinite(value) and value > 0 else 1.0
-
-
-def stable_eps(curvature: float, temperature: float, safety: float = 0.5) -> float:
-    """The Langevin ``eps`` at temperature ``T`` whose descent step ``eps^2/(2T) * curvature`` is ``safety``."""
-    return math.sqrt(2.0 * safety * max(temperature, 1e-12) / curvature)
-
-
-def _starts(energy: Energy, cfg: MapConfig, data: torch.Tensor | None, gen: torch.Generator) -> torch.Tensor:
-    """Starting points of the exploration chains."""
-    n_data = {"noise": 0, "data": cfg.chains, "both": cfg.chains // 2}[cfg.init]
-    if n_data and (data is None or data.shape[0] == 0):
-        raise LandscapeError(f"init={cfg.init} needs data to start chains from: give a data set")
+def _starts(energy: Energy, init: str, n: int, data: torch.Tensor | None, gen: torch.Generator,
+            seed: int) -> torch.Tensor:
+    """Starting points of ``n`` exploration chains."""
+    n_data = {"noise": 0, "data": n, "both": n // 2}[init]
     parts = []
-    if cfg.chains - n_data:
-        parts.append(energy.uniform_noise(cfg.chains - n_data, gen))
+    if n - n_data:
+        parts.append(energy.uniform_noise(n - n_data, gen))
     if n_data:
-        cpu_gen = torch.Generator().manual_seed(cfg.seed + 17)
+        cpu_gen = torch.Generator().manual_seed(seed)
         idx = torch.randint(0, data.shape[0], (n_data,), generator=cpu_gen)
         parts.append(data[idx].to(energy.device, energy.dtype))
     return torch.cat(parts)
 
 
-def _levels_of(basins: Basins) -> dict[str, np.ndarray]:
-    return {
-        "basin": basins.basin.numpy(),
-        "representative": basins.representative.numpy(),
-        "energy": basins.energy.numpy(),
-        "join_barrier": basins.join_barrier.numpy(),
-        "pairs": basins.pairs.numpy().reshape(-1, 2),
-        "barrier": basins.barrier.numpy(),
-        "pair_alpha": basins.pair_alpha.numpy(),
-        "peak_x": basins.peak_x.float().numpy(),
-    }
+def _union(old: Minima | None, new: Minima, radius: float) -> tuple[Minima, int]:
+    """Minima of both sets, near-duplicates merged (hits summed); and how many of the
+    result came from ``new`` alone."""
+    if old is None:
+        return new, len(new)
+    x = torch.cat([old.x, new.x.to(old.x)])
+    e = torch.cat([old.energy, new.energy.to(old.energy)])
+    h = torch.cat([old.hits, new.hits])
+    g = torch.cat([old.grad_norm, new.grad_norm.to(old.grad_norm)])
+    keep, assign = merge_duplicates(x, e, radius)
+    hits = torch.bincount(assign.cpu(), weights=h.double(), minlength=keep.numel()).round().to(torch.int64)
+    fresh = keep.numel() - int(torch.unique(assign[: len(old)]).numel())  # groups with no old minimum
+    return Minima(x[keep], e[keep.cpu()], hits, g[keep.cpu()]), fresh
 
 
-def _grid(energy: Energy, n: int) -> GridData:
-    low, high = energy.data_range
-    axis = torch.linspace(low, high, n, dtype=torch.float64)
-    yy, xx = torch.meshgrid(axis, axis, indexing="ij")
-    pts = torch.stack([xx.reshape(-1), yy.reshape(-1)], 1).to(energy.device, energy.dtype)
-    values = torch.cat([energy(chunk) for chunk in pts.split(65536)]).double().cpu()
-    return GridData(x=axis.numpy(), y=axis.numpy(), energy=values.reshape(n, n).numpy())
-
-
-def _refine_edges(
-    energy: Energy,
-    minima_x: torch.Tensor,
-    level: dict[str, np.ndarray],
-    edges: list[int],
-    cfg: MapConfig,
-    done: dict[str, np.ndarray],
-    save: Callable[[], None],
-    reporter: Reporter,
-) -> None:
-    """String-method refinement of barrier pairs ``edges`` (rows of ``level['pairs']``),
-    ``_REFINE_BATCH`` strings at a time stepping as one batch; progress saved per batch."""
-    rep = level["representative"]
-    todo = [e for e in edges if np.isnan(done["refined"][e])]
-    reporter.advance(len(edges) - len(todo))
-    for start in range(0, len(todo), _REFINE_BATCH):
-        chunk = todo[start : start + _REFINE_BATCH]
-        pairs = level["pairs"][chunk]
-        a = minima_x[torch.as_tensor(rep[pairs[:, 0]])]
-        b = minima_x[torch.as_tensor(rep[pairs[:, 1]])]
-        via = torch.from_numpy(level["peak_x"][chunk]).to(minima_x.dtype)
-        results = string_method_batch(
-            energy, a, b, via=via, images=cfg.refine_images, steps=cfg.refine_steps, box=energy.data_range
-        )
-        # A relaxed path is a path between the two minima: its highest image bounds the
-        # barrier from above like the AD path does; with the climbing image it is the saddle.
-        for e, result in zip(chunk, results):
-            done["refined"][e] = result.saddle_energy
-            done["converged"][e] = float(result.converged)
-            done["paths"][e] = result.path.detach().float().cpu().numpy()
-        reporter.advance(len(chunk))
+def _explore(energy: Energy, cfg: MapConfig, plan: dict[str, Any], data: torch.Tensor | None,
+             state: dict[str, Any], save: Callable[[], None], reporter: Reporter) -> Minima:
+    """Rounds of exploration chains (see :mod:`landscape.settings`): the first of
+    ``chains``, each later one as large as all before, while the last found new minima;
+    no second round when most minima were found by one chain only (nothing saturates)."""
+    minima = None
+    if "minima/x" in state:
+        minima = _minima_from(state, energy)
+    done = int(state.get("explore/rounds", 0))
+    total = int(state.get("explore/chains", 0))
+    new_last = int(state.get("explore/new", -1))
+    while done < cfg.rounds:
+        if done >= 1:
+            singles = int((minima.hits == 1).sum())
+            if new_last == 0 or (done == 1 and singles > 0.5 * total):
+                break
+        n = cfg.chains if done == 0 else total
+        gen = torch.Generator(device=energy.device).manual_seed(cfg.seed * 1009 + 11 * done)
+        starts = _starts(energy, plan["init"], n, data, gen, cfg.seed + 17 + 131 * done)
+        reporter.stage(f"exploration chains, round {done + 1}" if done else "exploration chains",
+                       total=plan["steps"] + cfg.quench_steps, unit="step")
+        found = find_minima(energy, starts, temperature=plan["temperature"], eps=plan["eps"], steps=plan["steps"],
+                            quench_steps=cfg.quench_steps, grad_tol=plan["grad_tol"],
+                            merge_radius=plan["merge_radius"], generator=gen, box=energy.data_range,
+                            progress=reporter.advance)
+        minima, new_last = _union(minima, found, plan["merge_radius"])
+        done, total = done + 1, total + n
+        state.update({"minima/x": minima.x.detach().cpu(), "minima/energy": minima.energy.cpu(),
+                      "minima/hits": minima.hits.cpu(), "minima/grad_norm": minima.grad_norm.cpu(),
+                      "explore/rounds": done, "explore/chains": total, "explore/new": new_last,
+                      "stage": f"exploration round {done}"})
         save()
+        if done > 1:
+            reporter.note(f"round {done}: {n} more chains, {new_last} new minima")
+    assert minima is not None
+    state["explore/rounds"] = done
+    if cfg.max_minima and len(minima) > cfg.max_minima:
+        k = cfg.max_minima
+        minima = Minima(minima.x[:k], minima.energy[:k], minima.hits[:k], minima.grad_norm[:k])
+    return minima
 
 
-def _refine_passes(
-    energy: Energy,
-    minima_x: torch.Tensor,
-    level: dict[str, np.ndarray],
-    cfg: MapConfig,
-    done: dict[str, np.ndarray],
-    save: Callable[[], None],
-    reporter: Reporter,
-) -> None:
-    """Refine the level's candidate pairs (:func:`_candidates`) that are not refined yet.
-
-    Refining lowers some estimates, which can bring other pairs into the tree: repeat
-    until every candidate is refined (at most ``_REFINE_PASSES`` passes).
-    """
-    for _ in range(_REFINE_PASSES):
-        best = np.where(np.isnan(done["refined"]), level["barrier"], np.fmin(level["barrier"], done["refined"]))
-        todo = [e for e in _candidates(level, best, cfg.refine_slack) if np.isnan(done["refined"][e])]
-        if not todo:
-            break
-        reporter.stage("refining tree edges (string method)", total=len(todo), unit="edge")
-        _refine_edges(energy, minima_x, level, todo, cfg, done, save, reporter)
-        save()
+def _minima_from(state: dict[str, Any], energy: Energy) -> Minima:
+    return Minima(
+        x=torch.as_tensor(state["minima/x"]).to(energy.device, energy.dtype),
+        energy=torch.as_tensor(state["minima/energy"], dtype=torch.float64),
+        hits=torch.as_tensor(state["minima/hits"], dtype=torch.int64),
+        grad_norm=torch.as_tensor(state["minima/grad_norm"], dtype=torch.float64),
+    )
 
 
-def _candidates(level: dict[str, np.ndarray], barrier: np.ndarray, slack: float) -> list[int]:
-    """Pairs worth refining: estimate within ``slack`` of the barrier height above the tree's.
-
-    For each tested pair ``(i, j)`` with a finite estimate, ``h`` is the height at which the
-    minimax tree over ``barrier`` joins ``i`` and ``j`` (never above the pair's own
-    estimate). Tree edges have estimate ``= h``; a pair whose estimate exceeds ``h`` by less
-    than ``slack * (h - max(E_i, E_j))`` may hide a lower saddle than the tree's route.
-    """
-    pairs, energy = level["pairs"], level["energy"]
-    if pairs.shape[0] == 0:
-        return []
-    tree = minimax_tree(energy, pairs, barrier)
-    b = energy.shape[0]
-    cluster = np.arange(b)
-    joined = np.full(pairs.shape[0], np.nan)
-    for row, (left, right, height, _) in enumerate(tree.linkage):
-        cluster[(cluster == int(left)) | (cluster == int(right))] = b + row
-        now = np.isnan(joined) & (cluster[pairs[:, 0]] == cluster[pairs[:, 1]])
-        joined[now] = height
-    floor = np.maximum(energy[pairs[:, 0]], energy[pairs[:, 1]])
-    ok = np.isfinite(barrier) & (barrier <= joined + slack * np.maximum(joined - floor, 0.0) + 1e-12)
-    return [int(e) for e in np.flatnonzero(ok)]
+# --------------------------------------------------------------------------- barriers
 
 
-def _tree_content(level: dict[str, np.ndarray], barrier: np.ndarray) -> tuple[Any, np.ndarray]:
-    tree = minimax_tree(level["energy"], level["pairs"], barrier)
-    return tree, tree.linkage
+@dataclass
+class _Saddles:
+    """Refined saddles (and paths) by minima pair, kept for the tree's merges."""
+
+    points: dict[tuple[int, int], np.ndarray]
+    paths: dict[tuple[int, int], np.ndarray]
+
+    def add(self, table: PairTable, ref: Refinement, keep_paths: bool) -> None:
+        for q, row in enumerate(ref.rows.tolist()):
+            key = (int(table.pairs[row, 0]), int(table.pairs[row, 1]))
+            table.refined[row] = ref.saddle[q]
+            self.points[key] = ref.saddle_x[q]
+            if keep_paths:
+                self.paths[key] = ref.paths[q]
+
+    def to_state(self, state: dict[str, Any], shape: tuple[int, ...]) -> None:
+        keys = sorted(self.points)
+        state["saddles/pairs"] = np.array(keys, dtype=np.int64).reshape(-1, 2)
+        state["saddles/x"] = np.stack([self.points[k] for k in keys]) if keys else np.zeros((0, *shape), np.float32)
+        pk = sorted(self.paths)
+        state["saddles/path_pairs"] = np.array(pk, dtype=np.int64).reshape(-1, 2)
+        if pk:
+            length = max(self.paths[k].shape[0] for k in pk)
+            stacked = np.full((len(pk), length, *shape), np.nan, dtype=np.float32)
+            for r, k in enumerate(pk):
+                stacked[r, : self.paths[k].shape[0]] = self.paths[k]
+            state["saddles/paths"] = stacked
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> _Saddles:
+        out = cls({}, {})
+        for k, x in zip(np.asarray(state.get("saddles/pairs", np.zeros((0, 2)))).tolist(),
+                        state.get("saddles/x", [])):
+            out.points[(int(k[0]), int(k[1]))] = np.asarray(x)
+        paths = state.get("saddles/paths")
+        for r, k in enumerate(np.asarray(state.get("saddles/path_pairs", np.zeros((0, 2)))).tolist()):
+            p = np.asarray(paths[r])
+            out.paths[(int(k[0]), int(k[1]))] = p[np.isfinite(p.reshape(p.shape[0], -1)).all(1)]
+        return out
 
 
-# ------------------------------------------------------------------------------- public
+def _table_to_state(state: dict[str, Any], table: PairTable, prefix: str = "pairs") -> None:
+    for name in ("pairs", "estimate", "refined", "alpha", "source"):
+        state[f"{prefix}/{name}"] = getattr(table, name)
+
+
+def _table_from_state(state: dict[str, Any], prefix: str = "pairs") -> PairTable:
+    return PairTable(*(np.asarray(state[f"{prefix}/{name}"]) for name in ("pairs", "estimate", "refined", "alpha",
+                                                                        "source")))
+
+
+def _refine(energy: Energy, x: torch.Tensor, table: PairTable, rows: list[int], cfg: MapConfig,
+            paths: dict[tuple[int, int], torch.Tensor], saddles: _Saddles, keep_paths: bool,
+            reporter: Reporter, what: str) -> int:
+    """Refine ``rows`` of the table in place; return how many strings were retried."""
+    if not rows:
+        return 0
+    reporter.stage(f"refining barriers ({what}, string method)", total=len(rows), unit="pair")
+    ref = refine_pairs(energy, x, table, rows, paths=paths, images=cfg.refine_images, steps=cfg.refine_steps,
+                       progress=reporter.advance)
+    saddles.add(table, ref, keep_paths)
+    return ref.retried
+
+
+def _depths(minima_energy: np.ndarray, table: PairTable) -> np.ndarray:
+    return minimax_tree(minima_energy, table.pairs, table.best(minima_energy)).depth()
+
+
+# ----------------------------------------------------------------------- the ladder
+
+
+def _level_to_state(state: dict[str, Any], k: int, part: Partition, records: PairRecords,
+                    shape: tuple[int, ...]) -> None:
+    key = f"level{k}"
+    state[f"{key}/basin"], state[f"{key}/representative"], state[f"{key}/energy"] = (
+        part.basin, part.representative, part.energy)
+    state[f"{key}/info"] = {"alpha": part.alpha, "multiplier": part.multiplier, "attrs": part.attrs}
+    state[f"{key}/rec_pairs"], state[f"{key}/rec_barrier"], state[f"{key}/rec_alpha"] = (
+        records.pairs, records.barrier, records.alpha)
+    have = [r for r, p in enumerate(records.paths) if p is not None]
+    state[f"{key}/rec_with_path"] = np.array(have, dtype=np.int64)
+    if have:
+        length = max(records.paths[r].shape[0] for r in have)
+        stacked = np.full((len(have), length, *shape), np.nan, dtype=np.float32)
+        for q, r in enumerate(have):
+            stacked[q, : records.paths[r].shape[0]] = records.paths[r].float().numpy()
+        state[f"{key}/rec_paths"] = stacked
+
+
+def _level_from_state(state: dict[str, Any], k: int) -> tuple[Partition, PairRecords]:
+    key = f"level{k}"
+    info = state[f"{key}/info"]
+    part = Partition(alpha=float(info["alpha"]), basin=np.asarray(state[f"{key}/basin"]),
+                     representative=np.asarray(state[f"{key}/representative"]),
+                     energy=np.asarray(state[f"{key}/energy"]), multiplier=info.get("multiplier"),
+                     attrs=dict(info.get("attrs", {})))
+    pairs = np.asarray(state[f"{key}/rec_pairs"], dtype=np.int64).reshape(-1, 2)
+    paths: list[torch.Tensor | None] = [None] * pairs.shape[0]
+    for q, r in enumerate(np.asarray(state[f"{key}/rec_with_path"]).tolist()):
+        p = np.asarray(state[f"{key}/rec_paths"][q])
+        p = p[np.isfinite(p.reshape(p.shape[0], -1)).all(1)]
+        paths[int(r)] = torch.from_numpy(p)
+    return part, PairRecords(pairs, np.asarray(state[f"{key}/rec_barrier"]), np.asarray(state[f"{key}/rec_alpha"]),
+                             paths)
+
+
+def _ad_config(cfg: MapConfig, settings: dict[str, Any], alpha: float) -> ADConfig:
+    """Attraction-diffusion at pull ``alpha``: its step is the map's, but no longer than
+    the one whose pull moves a chain ``delta / 2`` per step (``eps^2 alpha / 2``), so a
+    strongly pulled chain can still come to rest within ``delta`` of its target instead
+    of jumping back and forth across it."""
+    eps = settings["ad_eps"] if alpha <= 0 else min(settings["ad_eps"], math.sqrt(settings["delta"] / alpha))
+    return ADConfig(temperature=settings["ad_temperature"], alpha=alpha, eps=eps,
+                    max_steps=cfg.max_steps, patience=cfg.patience, delta=settings["delta"], attempts=cfg.attempts,
+                    neighbours=cfg.neighbours, round_size=cfg.round_size, batch_size=cfg.batch_size,
+                    average=cfg.average)
+
+
+# ------------------------------------------------------------------------------ public
 
 
 def build_map(
     energy: Energy,
-    config: MapConfig,
+    config: MapConfig | None = None,
     *,
     data: torch.Tensor | None = None,
     progress_file: str | Path | None = None,
@@ -418,18 +299,22 @@ def build_map(
     reporter: Reporter | None = None,
     source_id: str = "",
 ) -> MapResult:
-    """Map an energy: minima, basins at each magnetization, trees, refined barriers.
+    """Map an energy: minima, the barriers between them, the tree over them, the basins.
 
     Parameters
     ----------
     energy : Energy
         Needs a data range (the box chains from noise start in, and the refinement's clamp).
-    config : MapConfig
+        A checkpoint's energy carries its sampler (:attr:`Energy.sampler`), which sets the
+        exploration.
+    config : MapConfig, optional
+        Settings; those left at None are chosen from the energy (:mod:`landscape.settings`)
+        [default: all chosen].
     data : Tensor [M, *shape], optional
-        Training examples, for chains from data (``init`` "data" or "both").
+        Training examples, for chains from data.
     progress_file : path, optional
-        The map being built: progress is kept next to it (``<stem>.partial.h5``) after
-        every stage. The caller removes it (:func:`landscape.mapfile.clear_progress`)
+        The map being built: progress is kept next to it (:func:`landscape.mapfile.progress_path`)
+        after every stage. The caller removes it (:func:`landscape.mapfile.clear_progress`)
         once the map is written.
     resume : bool
         Continue from saved progress (same settings and source required); without it,
@@ -452,16 +337,14 @@ def build_map(
 
     Examples
     --------
-    >>> e = Energy(lambda x: ((x**2 - 1) ** 2).sum(1), shape=(2,), data_range=(-2, 2), dtype=torch.float64)
-    >>> cfg = MapConfig(chains=64, temperature=0.05, eps=0.05, steps=100, ad=ADConfig(temperature=0.05, eps=0.05))
-    >>> build_map(e, cfg).content.n_basins  # doctest: +SKIP
-    4
+    >>> from landscape.potentials import mueller_brown
+    >>> e = Energy(mueller_brown, shape=(2,), data_range=(-1.5, 2.0), dtype=torch.float64)
+    >>> build_map(e).content.n_minima  # doctest: +SKIP
+    3
     """
-    import time
-
+    config = config or MapConfig()
     reporter = reporter or Reporter()
-    if energy.data_range is None:
-        raise LandscapeError(f"{energy.name or 'energy'} has no data range: give one (e.g. --box LOW HIGH)")
+    plan = exploration_settings(energy, config, data)
     state = resume_progress(progress_file, config.fingerprint() + ":" + source_id, resume)
     if "stage" in state:
         reporter.note(f"resuming after stage '{state['stage']}'")
@@ -472,239 +355,181 @@ def build_map(
 
     seconds: dict[str, float] = dict(state.get("seconds", {}))
 
-    def gen_for(stage: int) -> torch.Generator:
-        # One stream per stage, so a resumed map draws what an uninterrupted one would.
-        return torch.Generator(device=energy.device).manual_seed(config.seed * 1009 + stage)
+    def timed(name: str, t0: float) -> None:
+        seconds[name] = seconds.get(name, 0.0) + time.perf_counter() - t0
+        state["seconds"] = seconds
+
+    shape = tuple(energy.shape)
 
     # 1. Metastable states.
-    if "minima/x" not in state:
-        t0 = time.perf_counter()
-        gen = gen_for(0)
-        starts = _starts(energy, config, data, gen)
-        reporter.stage("exploration chains", total=config.steps + config.quench_steps, unit="step")
-        minima = find_minima(
-            energy,
-            starts,
-            temperature=config.temperature,
-            eps=config.eps,
-            steps=config.steps,
-            quench_steps=config.quench_steps,
-            grad_tol=config.grad_tol,
-            merge_radius=config.merge_radius,
-            generator=gen,
-            box=energy.data_range,
-            progress=reporter.advance,
-        )
-        if config.max_minima and len(minima) > config.max_minima:
-            k = config.max_minima
-            minima = Minima(minima.x[:k], minima.energy[:k], minima.hits[:k], minima.grad_norm[:k])
-        state.update(
-            {
-                "minima/x": minima.x.detach().cpu(),
-                "minima/energy": minima.energy.cpu(),
-                "minima/hits": minima.hits.cpu(),
-                "minima/grad_norm": minima.grad_norm.cpu(),
-                "stage": "minima",
-            }
-        )
-        seconds["minima"] = time.perf_counter() - t0
-        state["seconds"] = seconds
-        save()
-    minima = Minima(
-        x=torch.as_tensor(state["minima/x"]).to(energy.device, energy.dtype),
-        energy=torch.as_tensor(state["minima/energy"], dtype=torch.float64),
-        hits=torch.as_tensor(state["minima/hits"], dtype=torch.int64),
-        grad_norm=torch.as_tensor(state["minima/grad_norm"], dtype=torch.float64),
-    )
-    unconverged = int((minima.grad_norm > config.grad_tol).sum())
+    t0 = time.perf_counter()
+    minima = _explore(energy, config, plan, data, state, save, reporter)
+    if "explore/done" not in state:
+        timed("minima", t0)
+        state["explore/done"] = True
+    n = len(minima)
+    unconverged = int((minima.grad_norm > plan["grad_tol"]).sum())
     reporter.note(
-        f"{len(minima)} minima from {config.chains} chains"
-        + (
-            f" ({unconverged} stopped at the limit of the energy's precision, gradient norm above {config.grad_tol:g})"
-            if unconverged
-            else ""
-        )
+        f"{n} minima from {state['explore/chains']} chains"
+        + (f" in {state['explore/rounds']} rounds" if state["explore/rounds"] > 1 else "")
+        + (f" ({unconverged} stopped at the limit of the energy's precision)" if unconverged else "")
     )
+    x = minima.x
+    e_min = minima.energy.numpy()
+    keep_paths = n > 1 and energy.dim * config.refine_images * 2 * (n - 1) <= _PATH_BUDGET
 
-    # 2. Basins at each magnetization.
-    if "resolved" not in state:
-        state["resolved"] = _resolve_auto(energy, minima, config)
-        save()
-    resolved = state["resolved"]
-    ad_config = replace(config.ad, delta=resolved["delta"], eps=resolved["eps"])
-    unit = float(resolved["alpha_unit"])
-    if config.auto:
-        reporter.note(
-            "chosen from the minima: " + ", ".join(f"{k} {resolved[k]:.4g}" for k in ("alpha_unit", "delta", "eps") if k in config.auto)
-        )
-    alphas = [m * unit for m in config.multipliers]
-    top_alpha = float(config.ad.alpha) * unit
-    levels: dict[float, dict[str, np.ndarray]] = {}
-    trials = int(state.get("ad_trials", 0))
-    for k, alpha in enumerate(alphas):
-        key = f"level{k}"
-        if f"{key}/basin" not in state:
-            t0 = time.perf_counter()
-            reporter.stage(f"attraction-diffusion, alpha {alpha:g}", total=len(minima), unit="minimum")
-            basins = assign_basins(
-                energy, minima, replace(ad_config, alpha=alpha), generator=gen_for(k + 1), progress=reporter.advance
-            )
-            trials += basins.trials
-            state[f"{key}/trials"] = basins.trials
-            for name, value in _levels_of(basins).items():
-                state[f"{key}/{name}"] = value
-            state["ad_trials"] = trials
-            state["stage"] = f"basins alpha={alpha:g}"
-            seconds[f"basins_{k}"] = time.perf_counter() - t0
-            state["seconds"] = seconds
-            save()
-        levels[alpha] = {
-            name: np.asarray(state[f"{key}/{name}"])
-            for name in ("basin", "representative", "energy", "join_barrier", "pairs", "barrier", "pair_alpha", "peak_x")
-        }
-        levels[alpha]["pairs"] = levels[alpha]["pairs"].reshape(-1, 2).astype(np.int64)
-        reporter.note(
-            f"alpha {alpha:g}: {len(levels[alpha]['energy'])} basins"
-            + (f" ({state[f'{key}/trials']:,} AD trials)" if f"{key}/trials" in state else "")
-        )
-
-    # 3-4. Trees, and refinement of the top level's tree edges.
-    top = levels[top_alpha]
-    n_pairs = top["pairs"].shape[0]
-    refined = None
-    paths = None
-    top_barrier = top["barrier"]
-    if config.refine and n_pairs:
-        if "refine/refined" not in state:
-            state["refine/refined"] = np.full(n_pairs, np.nan)
-            state["refine/converged"] = np.zeros(n_pairs)
-            state["refine/paths"] = np.full(
-                (n_pairs, config.refine_images, *energy.shape), np.nan, dtype=np.float32
-            )
-        done = {
-            "refined": np.array(state["refine/refined"], dtype=np.float64),
-            "converged": np.array(state["refine/converged"], dtype=np.float64),
-            "paths": np.array(state["refine/paths"], dtype=np.float32),
-        }
-        state["refine/refined"], state["refine/converged"], state["refine/paths"] = (
-            done["refined"],
-            done["converged"],
-            done["paths"],
-        )
+    # 2. Barriers between neighbours.
+    saddles = _Saddles.from_state(state)
+    retried = int(state.get("refine/retried", 0))
+    if "pairs/pairs" not in state:
         t0 = time.perf_counter()
-        _refine_passes(energy, minima.x, top, config, done, save, reporter)
-        seconds["refine"] = seconds.get("refine", 0.0) + time.perf_counter() - t0
-        state["stage"] = "refined"
-        state["seconds"] = seconds
+        reporter.stage("neighbour barriers (straight lines)", total=None)
+        table = neighbour_table(energy, x, config.neighbours, config.refine_images)
+        if config.refine:
+            retried += _refine(energy, x, table, refinement_rows(e_min, table, config.refine_slack), config, {},
+                               saddles, keep_paths, reporter, "neighbours")
+        _table_to_state(state, table)
+        saddles.to_state(state, shape)
+        state["refine/retried"], state["stage"] = retried, "neighbour barriers"
+        timed("neighbours", t0)
         save()
-        refined, paths = done["refined"], done["paths"]
-        # The tree is built from the better (lower) of the two estimates of each pair.
-        top_barrier = np.where(np.isnan(refined), top["barrier"], np.fmin(top["barrier"], refined))
+    table = _table_from_state(state)
 
-    # 5. The grid.
+    # 3. Settings from the tree.
+    if "settings" not in state:
+        state["settings"] = ad_settings(energy, config, x, e_min, _depths(e_min, table), plan["merge_radius"])
+        save()
+    settings = {**plan, **state["settings"]}
+    unit = settings["alpha_unit"]
+    reporter.note(f"attraction-diffusion at T {settings['ad_temperature']:.4g}, alpha unit {unit:.4g}, "
+                  f"delta {settings['delta']:.3g}, eps {settings['ad_eps']:.3g}")
+
+    # 4. The ladder, extended until the strongest pull leaves one basin.
+    multipliers = [float(m) for m in state.get("ladder", config.multipliers)]
+    levels: list[Partition] = []
+    records: list[PairRecords] = []
+    k = 0
+    extended = 0
+    while k < len(multipliers):
+        if f"level{k}/basin" not in state:
+            t0 = time.perf_counter()
+            alpha = multipliers[k] * unit
+            reporter.stage(f"attraction-diffusion, alpha {multipliers[k]:g} units", total=n, unit="minimum")
+            gen = torch.Generator(device=energy.device).manual_seed(config.seed * 1009 + 1 + k)
+            part, rec = assign_basins(energy, minima, _ad_config(config, settings, alpha), gen, reporter.advance)
+            part.multiplier = multipliers[k]
+            part.attrs["seconds"] = time.perf_counter() - t0
+            _level_to_state(state, k, part, rec, shape)
+            state["stage"] = f"basins at alpha {multipliers[k]:g} units"
+            timed(f"basins_{k}", t0)
+            save()
+        part, rec = _level_from_state(state, k)
+        levels.append(part)
+        records.append(rec)
+        reporter.note(f"alpha {part.multiplier:g} units: {part.n_basins} basins ({part.attrs.get('trials', 0):,} trials)")
+        k += 1
+        if k == len(multipliers) and part.n_basins > 1 and len(multipliers) - len(config.multipliers) < config.ladder_extend:
+            multipliers.append(multipliers[-1] * LADDER_FACTOR)
+            extended += 1
+            state["ladder"] = multipliers
+    ladder_note = None
+    if levels[-1].n_basins > 1:
+        ladder_note = (f"{levels[-1].n_basins} basins remain at the strongest pull tried "
+                       f"({multipliers[-1]:g} units; raise --ladder or ladder_extend to go further)")
+        reporter.note(ladder_note)
+
+    # 5. Pairs attraction-diffusion connected; refinement of those that could lower the tree.
+    if "final" not in state:
+        t0 = time.perf_counter()
+        ad_paths: dict[tuple[int, int], torch.Tensor] = {}
+        for rec in records:
+            table = add_records(table, rec, ad_paths)
+        if config.refine:
+            for _ in range(_REFINE_PASSES):
+                rows = refinement_rows(e_min, table, config.refine_slack)
+                if not rows:
+                    break
+                retried += _refine(energy, x, table, rows, config, ad_paths, saddles, keep_paths, reporter,
+                                   "attraction-diffusion pairs")
+        _table_to_state(state, table)
+        saddles.to_state(state, shape)
+        state["refine/retried"], state["final"], state["stage"] = retried, True, "refined"
+        timed("refine", t0)
+        save()
+    table = _table_from_state(state)
+
+    # 6. The tree, the grid, the content.
+    tree = minimax_tree(e_min, table.pairs, table.best(e_min), refined=table.is_refined(e_min))
     grid = None
-    if config.grid and energy.dim == 2 and len(energy.shape) == 1:
+    if config.grid and energy.dim == 2 and len(shape) == 1:
         grid = _grid(energy, config.grid)
-
-    tree, linkage = _tree_content(top, top_barrier)
-    level_data = []
-    for mult, alpha in zip(config.multipliers, alphas):
-        lv = levels[alpha]
-        lv_tree = minimax_tree(lv["energy"], lv["pairs"], lv["barrier"])
-        level_data.append(
-            LevelData(
-                alpha=alpha,
-                minima_basin=lv["basin"],
-                basin_representative=lv["representative"],
-                basin_energy=lv["energy"],
-                barrier_pairs=lv["pairs"],
-                barrier_energy=lv["barrier"],
-                linkage=lv_tree.linkage,
-                attrs={"basins": len(lv["energy"]), "multiplier": mult},
-            )
-        )
-    hits_per_basin = np.bincount(top["basin"], weights=minima.hits.numpy(), minlength=len(top["energy"]))
+    main = next(i for i, p in enumerate(levels) if math.isclose(p.multiplier, config.alpha, rel_tol=1e-12))
+    tree_saddle, tree_path = _tree_points(tree, table, saddles, shape, keep_paths)
+    above = int(table.above_estimate(e_min).sum())
     content = MapContent(
-        minima_x=minima.x.detach().float().cpu().numpy(),
-        minima_energy=minima.energy.numpy(),
+        minima_x=x.detach().float().cpu().numpy(),
+        minima_energy=e_min,
         minima_hits=minima.hits.numpy(),
-        minima_basin=top["basin"],
-        basin_representative=top["representative"],
-        basin_energy=top["energy"],
-        barrier_pairs=top["pairs"],
-        barrier_energy=top["barrier"],
-        linkage=linkage,
-        barrier_refined=refined,
-        barrier_paths=paths,
+        levels=levels,
+        main=main,
+        barriers=table,
+        tree=tree,
+        tree_saddle=tree_saddle,
+        tree_path=tree_path,
         grid=grid,
-        levels=level_data if len(alphas) > 1 else None,
         attrs={
-            "minima": {
-                "temperature": config.temperature,
-                "chains": config.chains,
-                "grad_norm_max": float(minima.grad_norm.max()) if len(minima) else 0.0,
-                "data_range": list(energy.data_range),
-            },
-            "basins": {"hits": hits_per_basin.astype(np.int64).tolist()},
-            "barriers": {
-                "alpha": top_alpha,
-                "alpha_unit": unit,
-                "delta": float(ad_config.delta),
-                "eps": float(ad_config.eps),
-                "temperature": float(config.ad.temperature),
-                "pair_alpha": top["pair_alpha"].tolist(),
-            },
-            "tree": {"heights": "refined where available" if refined is not None else "attraction-diffusion"},
+            "minima": {"temperature": settings["temperature"], "chains": int(state["explore/chains"]),
+                       "rounds": int(state["explore/rounds"]), "data_range": list(energy.data_range),
+                       "grad_norm_max": float(minima.grad_norm.max()) if n else 0.0},
+            "basins": {"alpha": levels[main].alpha, "multiplier": float(config.alpha)},
+            "barriers": {"neighbours": config.neighbours, "refined": int(np.isfinite(table.refined).sum()),
+                         "refined_above_estimate": above, "retried": retried},
+            "tree": {"refined_merges": int(tree.refined.sum()), "connected_merges": int(tree.connected.sum())},
+            "levels": {"alpha_unit": unit, "temperature": settings["ad_temperature"], "delta": settings["delta"],
+                       "eps": settings["ad_eps"], "extended": extended, "note": ladder_note or ""},
         },
     )
-    counts = {"minima": len(minima), "basins": len(top["energy"]), "pairs": int(n_pairs), "ad_trials": trials}
+    counts = {"minima": n, "basins": levels[main].n_basins, "pairs": len(table),
+              "refined": int(np.isfinite(table.refined).sum()), "above_estimate": above,
+              "ad_trials": int(sum(p.attrs.get("trials", 0) for p in levels))}
     reporter.close()
-    del tree
-    return MapResult(content=content, seconds=seconds, counts=counts)
+    return MapResult(content=content, settings=settings, seconds=seconds, counts=counts)
+
+
+def _tree_points(tree: BarrierTree, table: PairTable, saddles: _Saddles, shape: tuple[int, ...],
+                 keep_paths: bool) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """Saddle points (and paths) of the tree's refined merges, NaN rows elsewhere."""
+    m = tree.n_leaves - 1
+    if m <= 0:
+        return None, None
+    points = np.full((m, *shape), np.nan, dtype=np.float32)
+    rows = [k for k in range(m) if tree.refined[k]]
+    for k in rows:
+        key = (int(tree.edge[k, 0]), int(tree.edge[k, 1]))
+        if key in saddles.points:
+            points[k] = saddles.points[key]
+    paths = None
+    if keep_paths:
+        got = [(k, saddles.paths[(int(tree.edge[k, 0]), int(tree.edge[k, 1]))]) for k in rows
+               if (int(tree.edge[k, 0]), int(tree.edge[k, 1])) in saddles.paths]
+        if got:
+            length = max(p.shape[0] for _, p in got)
+            paths = np.full((m, length, *shape), np.nan, dtype=np.float32)
+            for k, p in got:
+                paths[k, : p.shape[0]] = p
+    return points, paths
+
+
+def _grid(energy: Energy, n: int) -> GridData:
+    low, high = energy.data_range
+    axis = torch.linspace(low, high, n, dtype=torch.float64)
+    yy, xx = torch.meshgrid(axis, axis, indexing="ij")
+    pts = torch.stack([xx.reshape(-1), yy.reshape(-1)], 1).to(energy.device, energy.dtype)
+    values = torch.cat([energy(chunk) for chunk in pts.split(65536)]).double().cpu()
+    return GridData(x=axis.numpy(), y=axis.numpy(), energy=values.reshape(n, n).numpy())
 
 
 # ------------------------------------------------------------------- mapping new minima
-
-
-def _saddle_points(energy: Energy, paths: np.ndarray | None, refined: np.ndarray | None, n_pairs: int) -> np.ndarray:
-    """Per pair, the highest image of its refined path (NaN rows where none): where a
-    re-refinement of the pair starts from."""
-    shape = energy.shape
-    out = np.full((n_pairs, *shape), np.nan, dtype=np.float32)
-    if paths is None or refined is None:
-        return out
-    rows = [e for e in range(n_pairs) if np.isfinite(refined[e]) and np.isfinite(paths[e]).all()]
-    for start in range(0, len(rows), _REFINE_BATCH):
-        chunk = rows[start : start + _REFINE_BATCH]
-        pts = torch.from_numpy(paths[chunk]).to(energy.device, energy.dtype)  # [c, P, *shape]
-        u = energy(pts.reshape(-1, *shape)).reshape(len(chunk), -1)
-        best = u.argmax(dim=1).cpu().numpy()
-        out[chunk] = paths[chunk, best]
-    return out
-
-
-def _prior(
-    basin: np.ndarray,
-    rep: np.ndarray,
-    basin_energy: np.ndarray,
-    pairs: np.ndarray,
-    barrier: np.ndarray,
-    pair_alpha: np.ndarray | None,
-    peak_x: np.ndarray,
-    alpha: float,
-) -> Basins:
-    e = pairs.shape[0]
-    return Basins(
-        basin=torch.as_tensor(basin, dtype=torch.int64),
-        representative=torch.as_tensor(rep, dtype=torch.int64),
-        energy=torch.as_tensor(basin_energy, dtype=torch.float64),
-        join_barrier=torch.full((basin.shape[0],), math.nan, dtype=torch.float64),
-        pairs=torch.as_tensor(pairs, dtype=torch.int64).reshape(-1, 2),
-        barrier=torch.as_tensor(barrier, dtype=torch.float64),
-        pair_alpha=torch.as_tensor(pair_alpha if pair_alpha is not None else np.full(e, np.nan), dtype=torch.float64),
-        peak_x=torch.as_tensor(peak_x),
-        alpha=float(alpha),
-    )
 
 
 def extend_map(
@@ -719,30 +544,27 @@ def extend_map(
     """Map new minima (found after the map was made, e.g. by a funnel probe) into a map.
 
     The new minima are appended after the map's own (whose indices stay valid) with 0
-    hits. At the top level and at every level of the ladder they are assigned by
-    attraction-diffusion with the map's own settings (:func:`landscape.ad.extend_basins`:
-    the old minima keep their basins; a new minimum joins a basin or founds one; basins
-    are renumbered by energy). Barrier estimates of the old pairs are kept (raised where a
-    new, lower minimum became a basin's representative), new pairs are estimated, and at
-    the top level the tree's new candidate pairs are refined by the string method; a
-    refined barrier of an old pair is kept where both its basins keep their
-    representative (else it is refined again from its old saddle). The trees are rebuilt.
+    hits. Their neighbour pairs (among all minima) are estimated and refined; at every
+    level of the ladder they are assigned by attraction-diffusion with the map's own
+    settings (:func:`landscape.ad.extend_basins`: the old minima keep their basins; a new
+    minimum joins a basin or founds one); the pairs those chains connected are refined
+    where they could lower the tree; the tree is rebuilt. Every barrier already in the
+    map, refined or not, is kept.
 
     Parameters
     ----------
     energy : Energy
         The mapped energy.
     content : MapContent
-        A map as read by :func:`landscape.mapfile.read_map` (its config is needed).
+        A map as read by :func:`landscape.mapfile.read_map` (schema 2, with its config).
     new : Minima
         Minima not in the map (none within the merge radius of a map minimum).
     reporter : Reporter, optional
     seed : int
         Seeds the attraction-diffusion chains.
     refine : bool, optional
-        Refine the tree's new candidate pairs by the string method [default: as the map
-        was]. Without, they keep their attraction-diffusion estimates (refined values of
-        old pairs are kept either way).
+        Refine the new pairs by the string method [default: as the map was]. Without,
+        they keep their estimates (refined barriers already in the map are kept either way).
 
     Returns
     -------
@@ -753,128 +575,104 @@ def extend_map(
     Raises
     ------
     LandscapeError
-        A map without its mapping config, or minima of the wrong shape.
+        A map without its mapping config or of schema 1, or minima of the wrong shape.
     NonFiniteEnergyError
-        From the AD chains or the string method.
-
-    Cost: :func:`~landscape.ad.extend_basins` at each level, plus (``refine``) the
-    string method on the top-level tree's new candidate pairs.
+        From the chains or the string method.
     """
     reporter = reporter or Reporter()
-    if content.meta is None or not isinstance(content.meta.config, dict) or "ad" not in content.meta.config:
+    if not content.over_minima:
+        raise LandscapeError("the map is of schema 1 (its tree is over basins): remap it to add minima to it")
+    if content.meta is None or not isinstance(content.meta.config, dict):
         raise LandscapeError("the map has no mapping config: new minima cannot be mapped into it")
     energy.check_batch(new.x)
     cfg = MapConfig.from_dict(content.meta.config)
-    battrs = content.attrs.get("barriers", {})
-    ad = replace(cfg.ad, delta=float(battrs.get("delta", cfg.ad.delta)), eps=float(battrs.get("eps", cfg.ad.eps)))
-    top_alpha = float(battrs.get("alpha", cfg.ad.alpha * cfg.alpha_unit))
+    settings = dict(content.attrs.get("levels", {}))
+    settings = {"ad_temperature": float(settings.get("temperature", 1.0)), "ad_eps": float(settings.get("eps", 0.1)),
+                "delta": float(settings.get("delta", 0.35)), "alpha_unit": float(settings.get("alpha_unit", 1.0))}
+    refine = cfg.refine if refine is None else refine
     n_old, m = content.n_minima, len(new)
     x_old = torch.from_numpy(np.asarray(content.minima_x)).to(energy.device, energy.dtype)
     x_all = torch.cat([x_old, new.x.detach().to(energy.device, energy.dtype)])
-    e_all = torch.cat([torch.as_tensor(content.minima_energy, dtype=torch.float64), new.energy.double().cpu()])
+    e_all = np.concatenate([np.asarray(content.minima_energy, dtype=np.float64), new.energy.double().cpu().numpy()])
     hits = np.concatenate([np.asarray(content.minima_hits, dtype=np.int64), np.zeros(m, dtype=np.int64)])
-    minima = Minima(x_all, e_all, torch.from_numpy(hits), torch.zeros(n_old + m, dtype=torch.float64))
+    minima = Minima(x_all, torch.from_numpy(e_all), torch.from_numpy(hits), torch.zeros(n_old + m, dtype=torch.float64))
+    shape = tuple(energy.shape)
+    n = n_old + m
+    keep_paths = content.tree_path is not None or (n > 1 and energy.dim * cfg.refine_images * 2 * (n - 1) <= _PATH_BUDGET)
 
-    def gen(k: int) -> torch.Generator:
-        return torch.Generator(device=energy.device).manual_seed(seed * 1009 + 101 + k)
+    # The old saddles, by pair, so the tree keeps them.
+    saddles = _Saddles({}, {})
+    old_tree = content.tree
+    for k in range(old_tree.n_leaves - 1):
+        if old_tree.refined[k] and content.tree_saddle is not None:
+            key = (int(old_tree.edge[k, 0]), int(old_tree.edge[k, 1]))
+            saddles.points[key] = content.tree_saddle[k]
+            if content.tree_path is not None:
+                p = content.tree_path[k]
+                saddles.paths[key] = p[np.isfinite(p.reshape(p.shape[0], -1)).all(1)]
 
-    # Top level.
-    refined_old, paths_old = content.barrier_refined, content.barrier_paths
-    e_top = content.n_barriers
-    peaks = _saddle_points(energy, paths_old, refined_old, e_top)
-    pair_alpha = np.asarray(battrs.get("pair_alpha", []), dtype=np.float64)
-    prior = _prior(
-        content.minima_basin, content.basin_representative, content.basin_energy, content.barrier_pairs,
-        content.barrier_energy, pair_alpha if pair_alpha.shape == (e_top,) else None, peaks, top_alpha,
+    # Neighbour pairs that involve a new minimum, added to the old table.
+    fresh = neighbour_table(energy, x_all, cfg.neighbours, cfg.refine_images)
+    involve = (fresh.pairs >= n_old).any(1)
+    old = content.barriers
+    index = old.index()
+    add = [e for e in np.flatnonzero(involve).tolist() if tuple(fresh.pairs[e]) not in index]
+    table = PairTable(
+        pairs=np.concatenate([old.pairs, fresh.pairs[add]]),
+        estimate=np.concatenate([old.estimate, fresh.estimate[add]]),
+        refined=np.concatenate([old.refined, fresh.refined[add]]),
+        alpha=np.concatenate([old.alpha, fresh.alpha[add]]),
+        source=np.concatenate([old.source, fresh.source[add]]),
     )
-    reporter.stage(f"mapping {m} new minima, alpha {top_alpha:g}", total=m, unit="minimum")
-    top, new_of = extend_basins(energy, minima, prior, replace(ad, alpha=top_alpha), gen(0), reporter.advance)
-    reporter.note(f"alpha {top_alpha:g}: {content.n_basins} -> {top.n_basins} basins")
-    level = _levels_of(top)
-    level["pairs"] = level["pairs"].reshape(-1, 2).astype(np.int64)
+    order = np.lexsort((table.pairs[:, 1], table.pairs[:, 0]))
+    table = PairTable(table.pairs[order], table.estimate[order], table.refined[order], table.alpha[order],
+                      table.source[order])
+    if refine:
+        rows = [e for e in refinement_rows(e_all, table, cfg.refine_slack)
+                if table.pairs[e, 1] >= n_old and (table.source[e] & NEIGHBOUR)]
+        _refine(energy, x_all, table, rows, cfg, {}, saddles, keep_paths, reporter, "new neighbours")
 
-    refined = paths = None
-    refine = cfg.refine if refine is None else refine
-    if (refine or refined_old is not None) and level["pairs"].shape[0]:
-        n_pairs = level["pairs"].shape[0]
-        p = cfg.refine_images if paths_old is None else paths_old.shape[1]
-        done = {
-            "refined": np.full(n_pairs, np.nan),
-            "converged": np.zeros(n_pairs),
-            "paths": np.full((n_pairs, p, *energy.shape), np.nan, dtype=np.float32),
-        }
-        if refined_old is not None:
-            row_of = {(int(a), int(b)): e for e, (a, b) in enumerate(level["pairs"])}
-            old_rep = np.asarray(content.basin_representative)
-            new_rep = top.representative.numpy()
-            for e, (a, b) in enumerate(np.asarray(content.barrier_pairs)):
-                if not np.isfinite(refined_old[e]):
-                    continue
-                na, nb = int(new_of[a]), int(new_of[b])
-                if new_rep[na] != old_rep[a] or new_rep[nb] != old_rep[b]:
-                    continue  # a representative moved: refine again (it starts from the old saddle)
-                row = row_of.get((min(na, nb), max(na, nb)))
-                if row is None:
-                    continue
-                done["refined"][row] = refined_old[e]
-                done["converged"][row] = 1.0
-                if paths_old is not None:
-                    done["paths"][row] = paths_old[e] if na < nb else paths_old[e][::-1]
-        if refine:
-            _refine_passes(energy, minima.x, level, replace(cfg, refine_images=p), done, lambda: None, reporter)
-        refined = done["refined"]
-        paths = done["paths"] if paths_old is not None or refine else None
-    top_barrier = level["barrier"] if refined is None else np.where(
-        np.isnan(refined), level["barrier"], np.fmin(level["barrier"], refined))
-    tree = minimax_tree(level["energy"], level["pairs"], top_barrier)
+    # Every level of the ladder.
+    levels = []
+    ad_paths: dict[tuple[int, int], torch.Tensor] = {}
+    for k, prior in enumerate(content.levels):
+        reporter.stage(f"mapping {m} new minima, alpha {prior.multiplier if prior.multiplier else prior.alpha:g}"
+                       + (" units" if prior.multiplier else ""), total=m, unit="minimum")
+        gen = torch.Generator(device=energy.device).manual_seed(seed * 1009 + 101 + k)
+        part, rec, _ = extend_basins(energy, minima, prior, _ad_config(cfg, settings, prior.alpha), gen,
+                                     reporter.advance)
+        part.attrs = {**prior.attrs, "added": m}
+        levels.append(part)
+        table = add_records(table, rec, ad_paths)
+        reporter.note(f"alpha {prior.alpha:.4g}: {prior.n_basins} -> {part.n_basins} basins")
+    if refine:
+        for _ in range(_REFINE_PASSES):
+            rows = refinement_rows(e_all, table, cfg.refine_slack)
+            if not rows:
+                break
+            _refine(energy, x_all, table, rows, cfg, ad_paths, saddles, keep_paths, reporter,
+                    "attraction-diffusion pairs")
 
-    # The ladder: the level of the top alpha is the top level; the others are extended
-    # the same way at their own alpha, so every level keeps holding every minimum.
-    level_data = None
-    if content.levels:
-        level_data = []
-        for k, lv in enumerate(content.levels):
-            if math.isclose(lv.alpha, top_alpha, rel_tol=1e-9):
-                basins = top
-            else:
-                prior_k = _prior(
-                    lv.minima_basin, lv.basin_representative, lv.basin_energy, lv.barrier_pairs, lv.barrier_energy,
-                    None, np.full((lv.barrier_pairs.shape[0], *energy.shape), np.nan, dtype=np.float32), lv.alpha,
-                )
-                reporter.stage(f"mapping {m} new minima, alpha {lv.alpha:g}", total=m, unit="minimum")
-                basins, _ = extend_basins(energy, minima, prior_k, replace(ad, alpha=lv.alpha), gen(k + 1),
-                                          reporter.advance)
-                reporter.note(f"alpha {lv.alpha:g}: {len(lv.basin_energy)} -> {basins.n_basins} basins")
-            pairs = basins.pairs.numpy().reshape(-1, 2)
-            attrs = dict(lv.attrs)
-            attrs["basins"] = basins.n_basins
-            level_data.append(LevelData(
-                alpha=lv.alpha, minima_basin=basins.basin.numpy(), basin_representative=basins.representative.numpy(),
-                basin_energy=basins.energy.numpy(), barrier_pairs=pairs, barrier_energy=basins.barrier.numpy(),
-                linkage=minimax_tree(basins.energy.numpy(), pairs, basins.barrier.numpy()).linkage, attrs=attrs,
-            ))
-
-    attrs = {k: dict(v) for k, v in content.attrs.items()}
+    tree = minimax_tree(e_all, table.pairs, table.best(e_all), refined=table.is_refined(e_all))
+    tree_saddle, tree_path = _tree_points(tree, table, saddles, shape, keep_paths)
+    attrs = {g: dict(v) for g, v in content.attrs.items()}
     attrs.setdefault("minima", {})["funnel_added"] = int(attrs.get("minima", {}).get("funnel_added", 0)) + m
-    attrs.setdefault("basins", {})["hits"] = (
-        np.bincount(level["basin"], weights=hits, minlength=top.n_basins).astype(np.int64).tolist()
-    )
-    attrs.setdefault("barriers", {})["pair_alpha"] = level["pair_alpha"].tolist()
+    attrs.setdefault("barriers", {}).update({"refined": int(np.isfinite(table.refined).sum()),
+                                            "refined_above_estimate": int(table.above_estimate(e_all).sum())})
+    attrs.setdefault("tree", {}).update({"refined_merges": int(tree.refined.sum()),
+                                        "connected_merges": int(tree.connected.sum())})
     reporter.close()
-    return MapContent(
+    return replace(
+        content,
         minima_x=x_all.detach().float().cpu().numpy(),
-        minima_energy=e_all.numpy(),
+        minima_energy=e_all,
         minima_hits=hits,
-        minima_basin=level["basin"],
-        basin_representative=level["representative"],
-        basin_energy=level["energy"],
-        barrier_pairs=level["pairs"],
-        barrier_energy=level["barrier"],
-        linkage=tree.linkage,
-        barrier_refined=refined,
-        barrier_paths=paths,
-        grid=content.grid,
-        levels=level_data,
+        levels=levels,
+        barriers=table,
+        tree=tree,
+        tree_saddle=tree_saddle,
+        tree_path=tree_path,
+        funnel=None,
+        diagnosis=None,
         attrs=attrs,
-        meta=content.meta,
     )

@@ -222,6 +222,24 @@ def quench(
     return QuenchResult(x=x, energy=u.double(), grad_norm=gn64, converged=gn64 < grad_tol, steps=steps)
 
 
+def _settle(energy: Energy, q: QuenchResult, radius: float, max_steps: int, grad_tol: float,
+            generator: torch.Generator | None, box: tuple[float, float] | None) -> QuenchResult:
+    """Nudge and quench again; per point keep the lower end (see :func:`find_minima`)."""
+    n = q.x.shape[0]
+    scale = 0.25 * (radius if radius > 0 else 1e-3) / math.sqrt(energy.dim)
+    z = torch.randn(q.x.shape, generator=generator, device=q.x.device, dtype=q.x.dtype)
+    again = quench(energy, q.x + scale * z, max_steps=max_steps, grad_tol=grad_tol, box=box)
+    lower = again.energy < q.energy
+    view = (n,) + (1,) * (q.x.dim() - 1)
+    return QuenchResult(
+        x=torch.where(lower.reshape(view), again.x, q.x),
+        energy=torch.where(lower, again.energy, q.energy),
+        grad_norm=torch.where(lower, again.grad_norm, q.grad_norm),
+        converged=torch.where(lower, again.converged, q.converged),
+        steps=q.steps + again.steps,
+    )
+
+
 def merge_duplicates(
     x: torch.Tensor, energy: torch.Tensor, radius: float, *, chunk: int = 1024
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -325,6 +343,7 @@ def find_minima(
     generator: torch.Generator | None = None,
     box: tuple[float, float] | None = None,
     progress: Callable[[int], None] | None = None,
+    settle: bool = True,
 ) -> Minima:
     """Metastable states: Langevin at temperature ``T``, quench, merge near-duplicates.
 
@@ -350,6 +369,11 @@ def find_minima(
         keeps falling cannot lure them to infinity (see :func:`quench`).
     progress : callable, optional
         Called with the number of Langevin steps, then quench iterations, just completed.
+    settle : bool
+        Nudge every quenched point by a small random step (a quarter of the merge radius)
+        and quench again, keeping the lower of the two: a descent that stopped on a saddle
+        or a ridge (where the gradient vanishes too) rolls off it to a minimum; a minimum
+        comes back to itself.
 
     Returns
     -------
@@ -382,6 +406,8 @@ def find_minima(
         energy.check_batch(starts)
         ends = starts
     q = quench(energy, ends, max_steps=quench_steps, grad_tol=grad_tol, box=box, progress=progress)
+    if settle and q.x.shape[0]:
+        q = _settle(energy, q, merge_radius, quench_steps, grad_tol, generator, box)
     keep, assignment = merge_duplicates(q.x, q.energy, merge_radius)
     hits = torch.bincount(assignment, minlength=keep.numel()).to(torch.int64)
     return Minima(x=q.x[keep], energy=q.energy[keep], hits=hits, grad_norm=q.grad_norm[keep])

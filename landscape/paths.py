@@ -1,9 +1,9 @@
 """Refine a barrier estimate with a path method: the string method with a climbing image.
 
-Attraction-diffusion gives, per pair of basins, the highest energy on a chain that got
-from one minimum to the other: an upper bound on the saddle, often a loose one. Here a
-discretised path (a *string* of K images) between the two minima relaxes to the minimum
-energy path (MEP), and its highest point to the saddle.
+An estimate of the barrier between two minima is the highest energy on some path between
+them: the straight line, or the chain attraction-diffusion ran. Here a discretised path (a
+*string* of K images) between the two minima relaxes to the minimum energy path (MEP), and
+its highest point to the saddle.
 
 Simplified string method (W. E, W. Ren and E. Vanden-Eijnden 2007, "Simplified and
 improved string method for computing the minimum energy paths in barrier-crossing events",
@@ -21,13 +21,22 @@ it converges onto the saddle itself instead of sampling the path near it (the
 climbing-image idea of the nudged elastic band: G. Henkelman, B. P. Uberuaga and
 H. Jonsson 2000, J. Chem. Phys. 113, 9901).
 
-All interior images move as one batch: one energy-and-gradient call per evaluation.
+**Starting paths.** A string relaxes by gradient flow, under which the highest point of
+a continuous path never rises; a string of few images can still cut a corner of its
+starting path and relax into another, higher pass. A string that starts on a recorded
+path (the attraction-diffusion chain) is therefore given that path's points, at least as
+many images as the record holds, so it starts where the chain went and descends from
+there. :attr:`PathResult.initial_max_energy` keeps the start's highest image, so a
+caller can tell a string that ended above its start (see
+:func:`landscape.barriers.refine_pairs`, which retries those with more images).
+
+Many strings step as one batch (:func:`string_method_batch`); a single string
+(:func:`string_method`) is a batch of one.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import NamedTuple
 
 import numpy as np
@@ -38,16 +47,16 @@ from landscape.errors import LandscapeError, NonFiniteEnergyError
 
 
 class PathResult(NamedTuple):
-    """What :func:`string_method` returns.
+    """What :func:`string_method` returns (one per string for :func:`string_method_batch`).
 
     path : Tensor [K, *shape]
-        The relaxed string, ``path[0] = a`` and ``path[-1] = b`` (input dtype and device).
+        The relaxed string, ``path[0] = a`` and ``path[-1] = b`` (the energy's dtype and device).
     energy : ndarray float64 [K]
         Energy of each image.
     saddle_index : int
         Index of the highest image (the climbing image when climbing ran).
     saddle_energy : float
-        Its energy: the refined barrier estimate (absolute energy).
+        Its energy: the refined barrier (absolute energy).
     converged : bool
         The string stopped moving (and the climbing image reached a point of vanishing
         gradient) within tolerance before the step budget ran out.
@@ -55,7 +64,7 @@ class PathResult(NamedTuple):
         Iterations run, both phases, rejected trial moves included.
     initial_max_energy : float
         Highest image energy on the starting path (the images, not the continuous
-        polyline): what the refinement improved on.
+        polyline): what the refinement started from.
     saddle_grad_norm : float
         Gradient norm at the saddle image (near 0 at a true saddle after climbing).
     """
@@ -68,18 +77,6 @@ class PathResult(NamedTuple):
     steps: int
     initial_max_energy: float
     saddle_grad_norm: float
-
-
-@dataclass
-class _StringState:
-    """The string between iterations: images, their energies and gradients, the step."""
-
-    path: torch.Tensor
-    u: torch.Tensor
-    g: torch.Tensor
-    dt: float
-    grow: float = 1.1
-    iterations: int = 0
 
 
 def resample_polyline(points: torch.Tensor, n: int) -> torch.Tensor:
@@ -96,280 +93,26 @@ def resample_polyline(points: torch.Tensor, n: int) -> torch.Tensor:
     -------
     Tensor [n, D]
     """
-    if points.shape[0] == 1:
-        return points.expand(n, -1).clone()
-    seg = torch.linalg.vector_norm(points[1:] - points[:-1], dim=1)
-    s = torch.cat([seg.new_zeros(1), torch.cumsum(seg, 0)])
-    total = s[-1]
-    if float(total) == 0.0:
-        return points[:1].expand(n, -1).clone()
-    t = torch.linspace(0.0, 1.0, n, dtype=s.dtype, device=s.device) * total
-    idx = (torch.searchsorted(s, t, right=True) - 1).clamp(0, points.shape[0] - 2)
-    length = seg[idx]
-    safe = torch.where(length > 0, length, torch.ones_like(length))
-    w = torch.where(length > 0, (t - s[idx]) / safe, torch.zeros_like(t)).clamp(0.0, 1.0)
-    out = points[idx] + w[:, None] * (points[idx + 1] - points[idx])
-    out[0] = points[0]
-    out[-1] = points[-1]
-    return out
+    return _resample_at(points[None], _equal_targets(points[None], n))[0]
 
 
-def _initial_path(
-    a: torch.Tensor, b: torch.Tensor, init_path: torch.Tensor | None, via: torch.Tensor | None, k: int
-) -> torch.Tensor:
-    d = a.numel()
-    middle: list[torch.Tensor] = []
-    if init_path is not None:
-        middle = [init_path.reshape(init_path.shape[0], d).to(a)]
-    elif via is not None:
-        middle = [via.reshape(1, d).to(a)]
-    vertices = torch.cat([a.reshape(1, d), *middle, b.reshape(1, d)])
-    return resample_polyline(vertices, k)
+def _arc(path: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Segment lengths [P, M-1] and cumulative arc length [P, M] of polylines [P, M, D]."""
+    seg = torch.linalg.vector_norm(path[:, 1:] - path[:, :-1], dim=2)
+    return seg, torch.cat([seg.new_zeros(seg.shape[0], 1), torch.cumsum(seg, 1)], 1)
 
 
-def string_method(
-    energy_vg: ValueAndGrad | Energy,
-    a: torch.Tensor,
-    b: torch.Tensor,
-    *,
-    init_path: torch.Tensor | None = None,
-    via: torch.Tensor | None = None,
-    images: int = 32,
-    steps: int = 500,
-    step_size: float | None = None,
-    tol: float = 1e-4,
-    climb: bool = True,
-    climb_steps: int | None = None,
-    box: tuple[float, float] | None = None,
-) -> PathResult:
-    """Relax a path between two minima to the minimum energy path and find its saddle.
-
-    Parameters
-    ----------
-    energy_vg : callable or Energy
-        ``x [K, *shape] -> (U [K], dU/dx [K, *shape])``, e.g. ``Energy.value_and_grad_fn()``
-        called inside ``energy.frozen()``. An :class:`Energy` is frozen here, and ``a``,
-        ``b`` are moved to its device and dtype.
-    a, b : Tensor [*shape]
-        The two minima (fixed endpoints).
-    init_path : Tensor [M, *shape], optional
-        A starting path, e.g. the attraction-diffusion chain: the string starts on the
-        polyline ``a -> init_path[0] -> ... -> init_path[-1] -> b``.
-    via : Tensor [*shape], optional
-        A single point to pass through, e.g. the attraction-diffusion path's peak: the
-        string starts on ``a -> via -> b``. Without either, on the straight line.
-    images : int
-        Number of images K (>= 3), endpoints included.
-    steps : int
-        Iteration budget of the string phase.
-    step_size : float, optional
-        Initial time step ``dt``. By default the step that moves the steepest image by a
-        tenth of the image spacing. It adapts: halved when a move raises any image's
-        energy (the step is too large for the stiffest direction), grown by 10% after
-        each accepted move.
-    tol : float
-        Relative tolerance: the string has converged when the largest image
-        displacement per unit time falls below ``tol`` times the largest gradient norm
-        on the starting path; the climbing image when its gradient norm does.
-    climb : bool
-        Run the climbing-image phase after the string phase (when the highest image is
-        above both endpoints), for an accurate saddle energy.
-    climb_steps : int, optional
-        Iteration budget of the climbing phase (default ``steps``).
-    box : (low, high), optional
-        Clamp images into this box (e.g. the data range the model was trained on).
-
-    Returns
-    -------
-    PathResult
-
-    Raises
-    ------
-    NonFiniteEnergyError
-        If the starting path has a non-finite energy or gradient.
-    LandscapeError
-        On inconsistent shapes or settings.
-
-    Examples
-    --------
-    Two wells per coordinate, ``U = sum_i (x_i^2 - 1)^2``; the saddle between (-1, 1)
-    and (1, 1) is (0, 1), at energy 1:
-
-    >>> vg = lambda x: (((x**2 - 1) ** 2).sum(1), 4 * x * (x**2 - 1))
-    >>> r = string_method(vg, torch.tensor([-1.0, 1.0]), torch.tensor([1.0, 1.0]), via=torch.tensor([0.0, 1.5]))
-    >>> round(r.saddle_energy, 3), r.converged
-    (1.0, True)
-
-    Cost: two batched energy-and-gradient calls of K - 2 images per iteration (the
-    trial move, checked for descent, then the redistributed string), at most
-    ``steps + climb_steps`` iterations.
-
-    A converged saddle energy is the highest saddle on the MEP the string relaxed to;
-    it is at most the starting path's maximum when the starting path crosses the same
-    saddle, but it is an estimate of a saddle, not a bound: where attraction-diffusion
-    stepped over a saddle and underestimated it, the refined value is higher, and right.
-    """
-    if isinstance(energy_vg, Energy):
-        energy = energy_vg
-        energy.check_batch(a.unsqueeze(0))
-        a = a.to(energy.device, energy.dtype)
-        b = b.to(energy.device, energy.dtype)
-        with energy.frozen():
-            return string_method(
-                energy.value_and_grad_fn(),
-                a,
-                b,
-                init_path=init_path,
-                via=via,
-                images=images,
-                steps=steps,
-                step_size=step_size,
-                tol=tol,
-                climb=climb,
-                climb_steps=climb_steps,
-                box=box,
-            )
-
-    shape = tuple(a.shape)
-    if tuple(b.shape) != shape:
-        raise LandscapeError(f"path endpoints differ in shape: {list(a.shape)} and {list(b.shape)}")
-    if init_path is not None and via is not None:
-        raise LandscapeError("give either an initial path or a point to pass through, not both")
-    if init_path is not None and tuple(init_path.shape[1:]) != shape:
-        raise LandscapeError(f"initial path must have shape [M, {', '.join(map(str, shape))}], got {list(init_path.shape)}")
-    if via is not None and tuple(via.shape) != shape:
-        raise LandscapeError(f"via point must have shape {list(shape)}, got {list(via.shape)}")
-    if images < 3:
-        raise LandscapeError(f"a string needs at least 3 images, got {images}")
-    if steps < 0 or (climb_steps is not None and climb_steps < 0) or tol < 0:
-        raise LandscapeError("steps, climb_steps and tol must be non-negative")
-    if step_size is not None and not step_size > 0:
-        raise LandscapeError(f"step size must be positive, got {step_size}")
-    climb_steps = steps if climb_steps is None else climb_steps
-
-    k = images
-    path = _initial_path(a.detach(), b.detach(), init_path, via, k)
-    d = path.shape[1]
-
-    def evaluate(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        u, g = energy_vg(x.reshape(x.shape[0], *shape))
-        return u.detach().reshape(x.shape[0]), g.detach().reshape(x.shape[0], d)
-
-    u, g = evaluate(path)
-    if not (bool(torch.isfinite(u).all()) and bool(torch.isfinite(g).all())):
-        raise NonFiniteEnergyError("the starting path of the string method has a non-finite energy or gradient")
-    initial_max = float(u.max())
-    g_norm = torch.linalg.vector_norm(g[1:-1], dim=1)
-    scale = float(g_norm.max())
-    spacing = float(torch.linalg.vector_norm(path[1] - path[0]))
-    if scale == 0.0 or spacing == 0.0:  # flat path, or a == b: nothing to relax
-        return _result(path, u, g, shape, True, 0, initial_max)
-    dt = step_size if step_size is not None else 0.1 * spacing / scale
-    min_dt = dt * 1e-12
-    threshold = tol * scale
-    # Moves may raise an energy by rounding noise alone; only a clear rise rejects a step.
-    slack = 64.0 * torch.finfo(u.dtype).eps * (float(u.abs().max()) + 1.0)
-
-    def step(
-        path: torch.Tensor, u: torch.Tensor, g: torch.Tensor, dt: float, climber: int | None
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None:
-        """One move + redistribution; None when the move is rejected."""
-        force = g[1:-1].clone()
-        descending = torch.ones(k - 2, dtype=torch.bool, device=u.device)
-        if climber is not None:
-            t = path[climber + 1] - path[climber - 1]
-            t = t / torch.linalg.vector_norm(t).clamp_min(torch.finfo(t.dtype).tiny)
-            gc = g[climber]
-            force[climber - 1] = gc - 2.0 * torch.dot(gc, t) * t
-            descending[climber - 1] = False
-        trial = path.clone()
-        trial[1:-1] -= dt * force
-        if box is not None:
-            trial[1:-1].clamp_(box[0], box[1])
-        u_trial, _ = evaluate(trial[1:-1])
-        if not bool(torch.isfinite(u_trial).all()):
-            return None
-        if bool((u_trial[descending] > u[1:-1][descending] + slack).any()):
-            return None
-        if climber is None:
-            new = resample_polyline(trial, k)
-        else:
-            left = resample_polyline(trial[: climber + 1], climber + 1)
-            right = resample_polyline(trial[climber:], k - climber)
-            new = torch.cat([left, right[1:]])
-        u_new, g_new = evaluate(new[1:-1])
-        if not (bool(torch.isfinite(u_new).all()) and bool(torch.isfinite(g_new).all())):
-            return None
-        return (
-            new,
-            torch.cat([u[:1], u_new, u[-1:]]),
-            torch.cat([g[:1], g_new, g[-1:]]),
-        )
-
-    # Step-size control: dt grows by 10% per accepted move until the first rejection,
-    # then only shrinks. A dt that keeps changing would keep shifting the discrete fixed
-    # point and the string would never settle.
-    st = _StringState(path, u, g, dt)
-
-    def relax(budget: int, climber: int | None) -> bool:
-        """Iterate up to ``budget`` times; True once converged."""
-        for _ in range(budget):
-            st.iterations += 1
-            out = step(st.path, st.u, st.g, st.dt, climber)
-            if out is None:
-                st.dt *= 0.5
-                st.grow = 1.0
-                if st.dt < min_dt:
-                    return False
-                continue
-            move = float(torch.linalg.vector_norm(out[0] - st.path, dim=1).max()) / st.dt
-            st.path, st.u, st.g = out
-            st.dt *= st.grow
-            if move <= threshold and (
-                climber is None or float(torch.linalg.vector_norm(st.g[climber])) <= threshold
-            ):
-                return True
-        return False
-
-    converged = relax(steps, None)
-    climber = int(torch.argmax(st.u[1:-1])) + 1
-    if climb and float(st.u[climber]) > max(float(st.u[0]), float(st.u[-1])):
-        # The result is then as good as the climb: a stationary string with its
-        # highest image at a point of vanishing gradient.
-        converged = relax(climb_steps, climber)
-    return _result(st.path, st.u, st.g, shape, converged, st.iterations, initial_max)
-
-
-def _result(
-    path: torch.Tensor,
-    u: torch.Tensor,
-    g: torch.Tensor,
-    shape: Sequence[int],
-    converged: bool,
-    iterations: int,
-    initial_max: float,
-) -> PathResult:
-    energy = u.double().cpu().numpy()
-    top = int(np.argmax(energy))
-    return PathResult(
-        path=path.reshape(path.shape[0], *shape),
-        energy=energy,
-        saddle_index=top,
-        saddle_energy=float(energy[top]),
-        converged=bool(converged),
-        steps=iterations,
-        initial_max_energy=initial_max,
-        saddle_grad_norm=float(torch.linalg.vector_norm(g[top])),
-    )
-
-
-# ------------------------------------------------------------------------------ batched
+def _equal_targets(path: torch.Tensor, n: int) -> torch.Tensor:
+    _, s = _arc(path)
+    return torch.linspace(0.0, 1.0, n, dtype=path.dtype, device=path.device)[None] * s[:, -1:]
 
 
 def _resample_at(path: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """Points at arc lengths ``targets [P, K]`` along polylines ``path [P, M, D]``."""
-    seg = torch.linalg.vector_norm(path[:, 1:] - path[:, :-1], dim=2)
-    s = torch.cat([seg.new_zeros(seg.shape[0], 1), torch.cumsum(seg, 1)], 1)
+    """Points at arc lengths ``targets [P, K]`` along polylines ``path [P, M, D]``; the
+    first and last points of each polyline are kept exactly."""
+    if path.shape[1] == 1:
+        return path.expand(-1, targets.shape[1], -1).clone()
+    seg, s = _arc(path)
     idx = (torch.searchsorted(s.contiguous(), targets.contiguous(), right=True) - 1).clamp(0, path.shape[1] - 2)
     length = torch.gather(seg, 1, idx)
     start = torch.gather(s, 1, idx)
@@ -378,15 +121,16 @@ def _resample_at(path: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     d = path.shape[2]
     p0 = torch.gather(path, 1, idx.unsqueeze(2).expand(-1, -1, d))
     p1 = torch.gather(path, 1, (idx + 1).unsqueeze(2).expand(-1, -1, d))
-    return p0 + w.unsqueeze(2) * (p1 - p0)
+    out = p0 + w.unsqueeze(2) * (p1 - p0)
+    out[:, 0], out[:, -1] = path[:, 0], path[:, -1]
+    return out
 
 
 def _redistribute(path: torch.Tensor, climber: torch.Tensor) -> torch.Tensor:
     """Equal arc length along each string; a climbing image (index > 0) stays put and
     the images on each side of it are redistributed separately."""
     p, k, _ = path.shape
-    seg = torch.linalg.vector_norm(path[:, 1:] - path[:, :-1], dim=2)
-    s = torch.cat([seg.new_zeros(p, 1), torch.cumsum(seg, 1)], 1)
+    _, s = _arc(path)
     total = s[:, -1:]
     grid = torch.arange(k, device=path.device, dtype=path.dtype).expand(p, k)
     plain = grid / (k - 1) * total
@@ -398,11 +142,32 @@ def _redistribute(path: torch.Tensor, climber: torch.Tensor) -> torch.Tensor:
     split = torch.where(grid <= cf, left, right)
     targets = torch.where((climber > 0).unsqueeze(1), split, plain)
     out = _resample_at(path, targets)
-    out[:, 0], out[:, -1] = path[:, 0], path[:, -1]
     rows = torch.nonzero(climber > 0).flatten()
     if rows.numel():
         out[rows, climber[rows]] = path[rows, climber[rows]]
     return out
+
+
+def _starting_paths(
+    a: torch.Tensor,
+    b: torch.Tensor,
+    init: Sequence[torch.Tensor | None] | None,
+    via: torch.Tensor | None,
+    k: int,
+) -> torch.Tensor:
+    """Per string, ``k`` images at equal arc length on ``a -> init... -> b`` (or via a
+    point, or straight): [P, K, D] in ``a``'s dtype."""
+    n, d = a.shape
+    rows = []
+    for i in range(n):
+        middle = None
+        if init is not None and init[i] is not None:
+            middle = init[i].reshape(-1, d).to(a)
+        elif via is not None and bool(torch.isfinite(via[i]).all()):
+            middle = via[i].reshape(1, d).to(a)
+        vertices = torch.cat([a[i : i + 1], middle, b[i : i + 1]]) if middle is not None else torch.stack([a[i], b[i]])
+        rows.append(resample_polyline(vertices, k))
+    return torch.stack(rows)
 
 
 def string_method_batch(
@@ -410,59 +175,92 @@ def string_method_batch(
     a: torch.Tensor,
     b: torch.Tensor,
     *,
+    init: Sequence[torch.Tensor | None] | None = None,
     via: torch.Tensor | None = None,
-    images: int = 32,
-    steps: int = 500,
+    images: int = 24,
+    steps: int = 400,
     tol: float = 1e-4,
     climb: bool = True,
     climb_steps: int | None = None,
+    step_size: float | None = None,
     box: tuple[float, float] | None = None,
 ) -> list[PathResult]:
-    """:func:`string_method` for many pairs at once: all strings step as one batch.
+    """Relax many strings at once: every string's interior images are one batched call.
 
     Parameters
     ----------
     energy : Energy
+        Frozen for the duration.
     a, b : Tensor [P, *shape]
-        The endpoints of each string.
+        The endpoints (minima) of each string.
+    init : sequence of (Tensor [M_p, *shape] or None), optional
+        A recorded path per string (e.g. the attraction-diffusion chain, start to end):
+        string ``p`` starts on the polyline ``a -> init[p] -> b``, ``images`` points at
+        equal arc length. Give at least as many images as the recorded points to keep
+        the path's resolution.
     via : Tensor [P, *shape], optional
-        A point each string starts through (rows with a non-finite value start straight).
-    images, steps, tol, climb, climb_steps, box :
-        As for :func:`string_method`, the same for every string.
+        A point per string to pass through (rows with a non-finite value, and strings
+        with an ``init``, ignore it). Without either, a string starts straight.
+    images : int
+        Images per string K (>= 3), endpoints included.
+    steps : int
+        Iteration budget of the string phase.
+    tol : float
+        Relative tolerance: a string has converged when its largest image displacement
+        per unit time falls below ``tol`` times the largest gradient norm on its starting
+        path; the climbing image when its gradient norm does.
+    climb : bool
+        Run the climbing-image phase after the string phase (when the highest image is
+        above both endpoints), for an accurate saddle energy.
+    climb_steps : int, optional
+        Iteration budget of the climbing phase (default ``steps``).
+    step_size : float, optional
+        Initial time step of every string. By default, per string, the step that moves
+        its steepest image by a tenth of the image spacing. It adapts per string: halved
+        after a rejected move, grown by 10% after each accepted move until the first
+        rejection.
+    box : (low, high), optional
+        Clamp images into this box (e.g. the data range the model was trained on).
 
     Returns
     -------
-    list of PathResult, one per pair, as :func:`string_method` would give each (up to
-    the rounding of batched arithmetic): every string keeps its own step size, phase,
-    climbing image and convergence test.
+    list of PathResult, one per string. Each string keeps its own step size, phase,
+    climbing image and convergence test, so it gives what it gives alone.
 
-    Cost: two batched calls of at most ``P * (K - 2)`` images per iteration, at most
-    ``steps + climb_steps`` iterations in all, instead of that many per pair.
+    Raises
+    ------
+    NonFiniteEnergyError
+        If a starting path has a non-finite energy or gradient.
+    LandscapeError
+        On inconsistent shapes or settings.
+
+    Cost: two batched calls of at most ``P * (K - 2)`` images per iteration (the trial
+    move, checked for descent, then the redistributed string), at most ``steps +
+    climb_steps`` iterations; converged strings leave the batch.
     """
     energy.check_batch(a)
     energy.check_batch(b)
-    if a.shape[0] != b.shape[0] or (via is not None and via.shape != a.shape):
-        raise LandscapeError("string_method_batch needs as many endpoints (and via points) for a as for b")
+    n = a.shape[0]
+    if b.shape[0] != n or (via is not None and via.shape != a.shape) or (init is not None and len(init) != n):
+        raise LandscapeError("the string method needs as many endpoints b (and via points, initial paths) as a")
     if images < 3:
         raise LandscapeError(f"a string needs at least 3 images, got {images}")
     if steps < 0 or (climb_steps is not None and climb_steps < 0) or tol < 0:
         raise LandscapeError("steps, climb_steps and tol must be non-negative")
+    if step_size is not None and not step_size > 0:
+        raise LandscapeError(f"step size must be positive, got {step_size}")
     climb_steps = steps if climb_steps is None else climb_steps
     shape = tuple(a.shape[1:])
-    n, k = a.shape[0], images
     if n == 0:
         return []
     dev, dt_ = energy.device, energy.dtype
+    k = images
     a = a.to(dev, dt_).reshape(n, -1)
     b = b.to(dev, dt_).reshape(n, -1)
     d = a.shape[1]
-    paths = []
-    for i in range(n):
-        v = None
-        if via is not None and bool(torch.isfinite(via[i]).all()):
-            v = via[i].to(dev, dt_)
-        paths.append(_initial_path(a[i], b[i], None, v, k))
-    path = torch.stack(paths)  # [P, K, D]
+    if init is not None:
+        init = [None if p is None else torch.as_tensor(p).to(dev, dt_).reshape(-1, d) for p in init]
+    path = _starting_paths(a, b, init, None if via is None else via.to(dev, dt_).reshape(n, d), k)
 
     with energy.frozen():
         vg = energy.value_and_grad_fn()
@@ -478,10 +276,16 @@ def string_method_batch(
         initial_max = u.max(1).values.double().cpu().numpy()
         scale = torch.linalg.vector_norm(g[:, 1:-1], dim=2).max(1).values
         spacing = torch.linalg.vector_norm(path[:, 1] - path[:, 0], dim=1)
-        dt = 0.1 * spacing / scale.clamp_min(torch.finfo(dt_).tiny)
+        if step_size is None:
+            dt = 0.1 * spacing / scale.clamp_min(torch.finfo(dt_).tiny)
+        else:
+            dt = torch.full((n,), float(step_size), device=dev, dtype=dt_)
         min_dt = dt * 1e-12
         threshold = tol * scale
-        slack = 64.0 * torch.finfo(dt_).eps * (u.abs().max(1).values + 1.0)
+        # Moves may raise an energy by rounding noise alone; only a clear rise rejects a step.
+        # (relative to the path's energies and their spread: no absolute floor, so a scaled
+        # energy relaxes the same way)
+        slack = 64.0 * torch.finfo(dt_).eps * (u.abs().max(1).values + u.max(1).values - u.min(1).values)
         grow = torch.full((n,), 1.1, device=dev, dtype=dt_)
         climber = torch.zeros(n, dtype=torch.long, device=dev)  # 0: no climbing image
         phase_iters = torch.zeros(n, dtype=torch.long, device=dev)
@@ -499,6 +303,7 @@ def string_method_batch(
             nonlocal active
             converged[done] = ok[done]
             to_climb = done & ~in_climb & climb
+            stop = done
             if bool(to_climb.any()):
                 top = torch.argmax(u[:, 1:-1], dim=1) + 1
                 higher = torch.gather(u, 1, top.unsqueeze(1)).squeeze(1) > torch.maximum(u[:, 0], u[:, -1])
@@ -507,8 +312,6 @@ def string_method_batch(
                 in_climb[start] = True
                 phase_iters[start] = 0
                 stop = done & ~start
-            else:
-                stop = done
             active = active & ~stop
 
         for _ in range(steps + climb_steps):
@@ -538,8 +341,9 @@ def string_method_batch(
             if box is not None:
                 trial[:, 1:-1] = trial[:, 1:-1].clamp(box[0], box[1])
             u_trial, _ = evaluate(trial[:, 1:-1])
+            tol_up = slack[idx].unsqueeze(1)
             ok = torch.isfinite(u_trial).all(1)
-            ok &= ~((u_trial > ua[:, 1:-1] + slack[idx].unsqueeze(1)) & descending).any(1)
+            ok &= ~((u_trial > ua[:, 1:-1] + tol_up) & descending).any(1)
             new = _redistribute(trial, ca)
             u_new, g_new = evaluate(new[:, 1:-1])
             ok &= torch.isfinite(u_new).all(1) & torch.isfinite(g_new).all(2).all(1)
@@ -573,9 +377,166 @@ def string_method_batch(
         if bool(active.any()):
             end_phase(active.clone(), torch.zeros_like(active))
 
+    energies = u.double().cpu().numpy()
+    grad_norm = torch.linalg.vector_norm(g, dim=2).double().cpu().numpy()
     results = []
     for i in range(n):
+        top = int(np.argmax(energies[i]))
         results.append(
-            _result(path[i], u[i], g[i], shape, bool(converged[i]), int(iterations[i]), float(initial_max[i]))
+            PathResult(
+                path=path[i].reshape(k, *shape),
+                energy=energies[i],
+                saddle_index=top,
+                saddle_energy=float(energies[i, top]),
+                converged=bool(converged[i]),
+                steps=int(iterations[i]),
+                initial_max_energy=float(initial_max[i]),
+                saddle_grad_norm=float(grad_norm[i, top]),
+            )
         )
     return results
+
+
+def segment_max(energy: Energy, a: torch.Tensor, b: torch.Tensor, images: int = 24, iterations: int = 40) -> torch.Tensor:
+    """Per row, the highest energy on the straight segment from ``a`` to ``b``.
+
+    ``images`` evenly spaced points find the highest stretch; a golden-section search
+    between the neighbours of the highest point then finds its top, so the result is the
+    segment's maximum (not a sample of it, which could lie below a ridge the segment
+    crosses).
+
+    Parameters
+    ----------
+    energy : Energy
+    a, b : Tensor [P, *shape]
+    images : int
+        Evenly spaced points, the ends included (>= 2).
+    iterations : int
+        Golden-section steps (each shrinks the bracket by 0.618).
+
+    Returns
+    -------
+    Tensor float64 [P] (on the energy's device)
+    """
+    m = a.shape[0]
+    dt = energy.dtype
+    a = a.to(energy.device, dt)
+    b = b.to(energy.device, dt)
+    if m == 0:
+        return torch.zeros(0, dtype=torch.float64, device=energy.device)
+    t = torch.linspace(0.0, 1.0, max(images, 2), device=energy.device, dtype=dt)
+    k = t.numel()
+    view = (1, k) + (1,) * (a.dim() - 1)
+    pts = a.unsqueeze(1) + t.reshape(view) * (b - a).unsqueeze(1)
+    u = energy(pts.reshape(-1, *energy.shape)).reshape(m, k)
+    best, arg = u.max(1)
+    lo = t[(arg - 1).clamp_min(0)]
+    hi = t[(arg + 1).clamp_max(k - 1)]
+    pview = (m,) + (1,) * (a.dim() - 1)
+
+    def at(tt: torch.Tensor) -> torch.Tensor:
+        return energy(a + tt.reshape(pview) * (b - a)).reshape(m)
+
+    golden = (5.0**0.5 - 1.0) / 2.0
+    c1, c2 = hi - golden * (hi - lo), lo + golden * (hi - lo)
+    u1, u2 = at(c1), at(c2)
+    for _ in range(iterations):  # maximise: keep the bracket around the higher point
+        right = u1 < u2
+        lo = torch.where(right, c1, lo)
+        hi = torch.where(right, hi, c2)
+        c1_new = torch.where(right, c2, hi - golden * (hi - lo))
+        c2_new = torch.where(right, lo + golden * (hi - lo), c1)
+        u_new = at(torch.where(right, c2_new, c1_new))
+        u1, u2 = torch.where(right, u2, u_new), torch.where(right, u_new, u1)
+        c1, c2 = c1_new, c2_new
+        best = torch.maximum(best, torch.maximum(u1, u2))
+    return best.double()
+
+
+class _FunctionEnergy(Energy):
+    """An :class:`Energy` over a bare value-and-grad function (for :func:`string_method`)."""
+
+    def __init__(self, vg: ValueAndGrad, like: torch.Tensor):
+        super().__init__(lambda x: vg(x)[0], shape=like.shape, device=like.device, dtype=like.dtype, name="energy")
+        self._vg = vg
+
+    def value_and_grad_fn(self) -> ValueAndGrad:
+        return self._vg
+
+
+def string_method(
+    energy: ValueAndGrad | Energy,
+    a: torch.Tensor,
+    b: torch.Tensor,
+    *,
+    init_path: torch.Tensor | None = None,
+    via: torch.Tensor | None = None,
+    images: int = 32,
+    steps: int = 500,
+    step_size: float | None = None,
+    tol: float = 1e-4,
+    climb: bool = True,
+    climb_steps: int | None = None,
+    box: tuple[float, float] | None = None,
+) -> PathResult:
+    """Relax one path between two minima to the minimum energy path and find its saddle.
+
+    :func:`string_method_batch` for a single string (see there for the settings).
+
+    Parameters
+    ----------
+    energy : Energy or callable
+        An :class:`Energy`, or ``x [K, *shape] -> (U [K], dU/dx [K, *shape])``.
+    a, b : Tensor [*shape]
+        The two minima (fixed endpoints).
+    init_path : Tensor [M, *shape], optional
+        A starting path: the string starts on ``a -> init_path[0] -> ... -> b``.
+    via : Tensor [*shape], optional
+        A single point to pass through (not with ``init_path``).
+
+    Returns
+    -------
+    PathResult
+
+    Raises
+    ------
+    NonFiniteEnergyError
+        If the starting path has a non-finite energy or gradient.
+    LandscapeError
+        On inconsistent shapes or settings.
+
+    Examples
+    --------
+    Two wells per coordinate, ``U = sum_i (x_i^2 - 1)^2``; the saddle between (-1, 1)
+    and (1, 1) is (0, 1), at energy 1:
+
+    >>> vg = lambda x: (((x**2 - 1) ** 2).sum(1), 4 * x * (x**2 - 1))
+    >>> r = string_method(vg, torch.tensor([-1.0, 1.0]), torch.tensor([1.0, 1.0]), via=torch.tensor([0.0, 1.5]))
+    >>> round(r.saddle_energy, 3), r.converged
+    (1.0, True)
+    """
+    if tuple(b.shape) != tuple(a.shape):
+        raise LandscapeError(f"path endpoints differ in shape: {list(a.shape)} and {list(b.shape)}")
+    if init_path is not None and via is not None:
+        raise LandscapeError("give either an initial path or a point to pass through, not both")
+    if init_path is not None and tuple(init_path.shape[1:]) != tuple(a.shape):
+        raise LandscapeError(f"initial path must have shape [M, {', '.join(map(str, a.shape))}], got {list(init_path.shape)}")
+    if via is not None and tuple(via.shape) != tuple(a.shape):
+        raise LandscapeError(f"via point must have shape {list(a.shape)}, got {list(via.shape)}")
+    if not isinstance(energy, Energy):
+        energy = _FunctionEnergy(energy, a)
+    (result,) = string_method_batch(
+        energy,
+        a.unsqueeze(0),
+        b.unsqueeze(0),
+        init=None if init_path is None else [init_path],
+        via=None if via is None else via.unsqueeze(0),
+        images=images,
+        steps=steps,
+        tol=tol,
+        climb=climb,
+        climb_steps=climb_steps,
+        step_size=step_size,
+        box=box,
+    )
+    return result

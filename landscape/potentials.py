@@ -10,6 +10,8 @@ maps: ``landscape map --energy landscape.potentials:mueller_brown --shape 2 --bo
   separable, so its index-1 saddles are the points with one coordinate at the middle
   root of its 1-D factor and the rest at minima, and the exact basin tree is the minimax
   tree over the hypercube's edges (:func:`tilted_wells_exact`).
+- :func:`four_wells_mlp`: four wells at ``(+-1, +-1)`` (barriers of about 2 between
+  neighbours) plus a small fixed random network: a landscape no one tuned the mapper for.
 - Planted answers for the diagnosis, around four data wells (:func:`planted_data`):
   :func:`balanced_wells` (no funnel, nothing spurious), :func:`planted_funnel` (one broad
   deep basin: a funnel) and :func:`planted_hole` (a deep narrow minimum far from the data:
@@ -19,6 +21,7 @@ maps: ``landscape map --energy landscape.potentials:mueller_brown --shape 2 --bo
 from __future__ import annotations
 
 import itertools
+from functools import lru_cache
 from typing import NamedTuple
 
 import numpy as np
@@ -40,16 +43,42 @@ MUELLER_BROWN_SADDLES = ((-0.8220, 0.6243), (0.2124, 0.2930))
 MUELLER_BROWN_SADDLE_ENERGY = (-40.6648, -72.2489)
 
 
+@lru_cache(maxsize=16)
+def _constants(values: tuple[tuple[float, ...], ...], dtype: torch.dtype, device: torch.device) -> tuple[torch.Tensor, ...]:
+    """Constant tensors, made once per dtype and device (not on every call)."""
+    return tuple(torch.tensor(v, dtype=dtype, device=device) for v in values)
+
+
 def mueller_brown(x: torch.Tensor) -> torch.Tensor:
     """The Mueller-Brown potential of a batch ``x [B, 2]`` -> ``[B]``."""
-    px, py = x[:, 0:1], x[:, 1:2]
-    dtype, device = x.dtype, x.device
+    A, a, b, c, X, Y = _constants((_MB_A, _MB_a, _MB_b, _MB_c, _MB_X, _MB_Y), x.dtype, x.device)
+    dx, dy = x[:, 0:1] - X, x[:, 1:2] - Y
+    return (A * torch.exp(a * dx**2 + b * dx * dy + c * dy**2)).sum(1)
 
-    def t(v: tuple[float, ...]) -> torch.Tensor:
-        return torch.tensor(v, dtype=dtype, device=device)
 
-    dx, dy = px - t(_MB_X), py - t(_MB_Y)
-    return (t(_MB_A) * torch.exp(t(_MB_a) * dx**2 + t(_MB_b) * dx * dy + t(_MB_c) * dy**2)).sum(1)
+def _mlp_weights(hidden: int = 16, seed: int = 7) -> tuple[tuple[float, ...], ...]:
+    rng = np.random.default_rng(seed)
+    w1 = rng.normal(0.0, 1.5, (2, hidden))
+    b1 = rng.normal(0.0, 1.0, hidden)
+    w2 = rng.normal(0.0, 1.0 / np.sqrt(hidden), hidden)
+    return tuple(tuple(v) for v in w1.T) + (tuple(b1), tuple(w2))
+
+
+_MLP = _mlp_weights()
+
+
+def four_wells_mlp(x: torch.Tensor) -> torch.Tensor:
+    """``2 ((x0^2 - 1)^2 + (x1^2 - 1)^2) + 0.3 * tanh-MLP(x)`` for ``x [B, 2]``.
+
+    Four wells near ``(+-1, +-1)`` separated by barriers of about 2, bent by a fixed
+    random two-layer network (16 tanh units, seed 7): barriers about 20 T at T = 0.1, the
+    kind of energy whose scale and barrier heights a user cannot know in advance.
+    Box: [-2, 2].
+    """
+    *rows, b1, w2 = _constants(_MLP, x.dtype, x.device)
+    w1 = torch.stack(rows, dim=1)  # [2, hidden]
+    net = torch.tanh(x @ w1 + b1) @ w2
+    return 2.0 * ((x**2 - 1.0) ** 2).sum(1) + 0.3 * net
 
 
 def _tilts(dim: int, tilt: float) -> np.ndarray:

@@ -1,29 +1,30 @@
-"""The basin tree (disconnectivity graph) over barrier estimates.
+"""The barrier tree (disconnectivity graph) over minima, and over basins of a partition.
 
-Mapping gives basins ``0..B-1`` (sorted by energy, lowest first) and, for the pairs that
-were tested, an estimate of the barrier between them: the highest energy on the best
-connecting path found (``+inf`` where none was found). The tree answers: at which
-energy do two groups of basins become connected? That is single linkage over barrier
-estimates: two groups merge at the lowest possible *maximum* barrier along any chain of
-tested pairs between them (the minimax path, which runs along the minimum spanning tree).
-Building it from chains of neighbours rather than from raw pairwise estimates matters: a
-direct trial between distant minima cuts across high ground and overestimates badly
-(see DESIGN, "Basins: attraction-diffusion").
+A map holds minima ``0..N-1`` and, for the pairs whose barrier was estimated (neighbours
+in space, and pairs attraction-diffusion connected), the barrier between them: the
+highest energy on the best path found, refined to the saddle by the string method where
+it was (``+inf`` where no path was found). The tree answers: at which energy do two
+groups of minima become connected? That is single linkage over barriers: two groups
+merge at the lowest possible *maximum* barrier along any chain of pairs between them (the
+minimax path, which runs along the minimum spanning tree; Kruskal's algorithm with
+networkx's ``UnionFind``). Building it from chains of neighbours rather than from direct
+estimates between distant minima matters: a direct path between distant minima cuts
+across high ground and overestimates badly (DESIGN, "Basins: attraction-diffusion").
 
-The tree is stored as a scipy linkage matrix (``scipy.cluster.hierarchy`` format): row
-``k`` merges clusters ``Z[k, 0]`` and ``Z[k, 1]`` (basins are ``0..B-1``, the cluster made
-by row ``k`` is ``B + k``) at the absolute energy ``Z[k, 2]``; ``Z[k, 3]`` counts its
-basins. Groups with no finite path between them are joined at the end at a height above
-everything and flagged ``disconnected``, because scipy needs finite heights.
+Every minimum is a leaf, so saddles lower than any temperature resolves stay in the
+tree (the chemists' disconnectivity graph). The same construction over the basins of an
+attraction-diffusion partition (:func:`basin_tree`) gives that partition's coarse tree.
 
-Energies, hence heights, may be negative, but scipy's own checks (``fcluster``,
-``dendrogram``, ``is_valid_linkage``) reject negative heights; hand them
-:attr:`BasinTree.scipy_linkage`, whose heights are relative to the lowest basin
-(``offset``), and shift cut heights by the same offset (as :meth:`BasinTree.cut` does).
+:class:`BarrierTree` stores the tree as a scipy linkage (``scipy.cluster.hierarchy``
+format) whose heights are relative to the lowest leaf (``offset``), so scipy's own checks
+(``is_valid_linkage``, ``dendrogram``, ``fcluster``) accept it as it is: row ``k`` merges
+clusters ``Z[k, 0]`` and ``Z[k, 1]`` (leaves ``0..L-1``, the cluster made by row ``k`` is
+``L + k``) at height ``Z[k, 2]``; ``Z[k, 3]`` counts its leaves. Groups with no finite
+path between them are joined at the end at a placeholder height above everything and
+flagged (``connected`` false).
 
-Because an EBM's energy has an arbitrary offset, reports also give heights as
-differences: the barrier a basin must climb to reach a lower one
-(:func:`relative_barriers`), and the height of each merge above each side's lowest basin.
+An EBM's energy has an arbitrary offset, so reports give heights as differences too: the
+barrier a leaf must climb to reach a lower one (:meth:`BarrierTree.escape`).
 """
 
 from __future__ import annotations
@@ -32,452 +33,482 @@ import math
 import textwrap
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
+from functools import cached_property
+from typing import Any
 
 import networkx as nx
 import numpy as np
+from networkx.utils import UnionFind
 from scipy.cluster import hierarchy
 
 
-@dataclass(frozen=True, eq=False)  # arrays and a graph: compare fields explicitly
-class BasinTree:
-    """A single-linkage (minimax) tree over basins.
+@dataclass(frozen=True, eq=False)  # arrays: compare fields explicitly
+class BarrierTree:
+    """A single-linkage (minimax) tree over leaves: the minima of a map, or the basins of
+    a partition.
 
     Attributes
     ----------
-    linkage : ndarray float64 [B-1, 4]
-        scipy linkage matrix; column 2 is the absolute barrier energy of the merge,
-        column 3 the number of basins in the merged cluster. Heights never decrease.
-    disconnected : ndarray bool [B-1]
-        Per row: the two sides had no finite path between them; the row's height is the
-        placeholder ``top``, not a barrier.
-    top : float
-        Height used for disconnected merges: above every basin energy and finite merge.
-    mst_edges : list of (i, j, barrier)
-        The tested pairs that made the finite merges, in merge order: the minimum spanning
-        forest of the barrier graph. ``barrier`` is the merge height used (the estimate,
-        raised to the higher of the two basins' energies if it was below it).
-    merge_order : list of (i, j)
-        Per linkage row, the pair of basins whose connection caused the merge; for a
-        disconnected row, the lowest basins of the two sides.
-    graph : networkx.DiGraph
-        Edges point from parent to child. Leaves ``0..B-1`` carry ``kind="basin"`` and
-        ``energy``; merge nodes ``B..2B-2`` carry ``kind="merge"``, ``height``,
-        ``disconnected``, ``count`` and ``lowest`` (index of the lowest basin below).
-    lowest : ndarray int64 [2B-1]
-        For every node (basins, then merges), its lowest basin (energy, then index).
+    leaves : ndarray int64 [L]
+        Per leaf, its index into the map's minima (the minimum itself, or a basin's
+        representative).
+    energy : ndarray float64 [L]
+        Leaf energies.
+    linkage : ndarray float64 [L-1, 4]
+        scipy linkage; column 2 is the merge height minus ``offset`` (never negative),
+        column 3 the number of leaves in the merged cluster. Heights never decrease.
     offset : float
-        The lowest basin energy: ``scipy_linkage`` heights are ``linkage`` heights minus it.
+        The lowest leaf energy.
+    barrier : ndarray float64 [L-1]
+        Absolute barrier energy of each merge; ``+inf`` where not connected.
+    connected : ndarray bool [L-1]
+        False where the two sides had no finite path between them (their row sits at a
+        placeholder height above everything).
+    refined : ndarray bool [L-1]
+        The merge's barrier is a refined (string-method) saddle, not an estimate.
+    pair : ndarray int64 [L-1]
+        Row of the pair table whose barrier made the merge (-1 where not connected).
+    edge : ndarray int64 [L-1, 2]
+        The two leaves of that pair (lower index first; -1 where not connected).
     """
 
+    leaves: np.ndarray
+    energy: np.ndarray
     linkage: np.ndarray
-    disconnected: np.ndarray
-    top: float
-    mst_edges: list[tuple[int, int, float]]
-    merge_order: list[tuple[int, int]]
-    graph: nx.DiGraph
-    lowest: np.ndarray
     offset: float
+    barrier: np.ndarray
+    connected: np.ndarray
+    refined: np.ndarray
+    pair: np.ndarray
+    edge: np.ndarray
+
+    # ------------------------------------------------------------------ structure
 
     @property
-    def scipy_linkage(self) -> np.ndarray:
-        """The linkage with heights relative to the lowest basin (never negative), for scipy."""
-        z = self.linkage.copy()
-        z[:, 2] -= self.offset
-        return z
-
-    @property
-    def n_basins(self) -> int:
-        return self.linkage.shape[0] + 1
+    def n_leaves(self) -> int:
+        return int(self.energy.shape[0])
 
     @property
     def root(self) -> int:
-        """Node id of the root (basin 0 itself when there is a single basin)."""
-        return 2 * self.n_basins - 2
+        """Node id of the root (leaf 0 itself when there is a single leaf)."""
+        return 2 * self.n_leaves - 2
+
+    @property
+    def heights(self) -> np.ndarray:
+        """Absolute height of every merge (the placeholder where not connected)."""
+        return self.linkage[:, 2] + self.offset
+
+    @property
+    def top(self) -> float:
+        """Absolute height of the placeholder rows (the highest row when all connect)."""
+        return float(self.heights.max()) if self.n_leaves > 1 else float(self.energy.max())
 
     def children(self, node: int) -> tuple[int, int] | None:
-        """The two children of a merge node, or None for a basin."""
-        b = self.n_basins
-        if node < b:
+        """The two children of a merge node, or None for a leaf."""
+        n = self.n_leaves
+        if node < n:
             return None
-        row = self.linkage[node - b]
+        row = self.linkage[node - n]
         return int(row[0]), int(row[1])
 
-    def height(self, node: int, basin_energy: np.ndarray) -> float:
-        """Energy of a node: a basin's own energy or a merge's height."""
-        b = self.n_basins
-        return float(basin_energy[node]) if node < b else float(self.linkage[node - b, 2])
+    def height(self, node: int) -> float:
+        """Absolute energy of a node: a leaf's own energy or a merge's height."""
+        n = self.n_leaves
+        return float(self.energy[node]) if node < n else float(self.linkage[node - n, 2] + self.offset)
+
+    @cached_property
+    def lowest(self) -> np.ndarray:
+        """For every node (leaves, then merges), its lowest leaf (energy, then index)."""
+        n = self.n_leaves
+        low = list(range(n))
+        for a, b, _, _ in self.linkage:
+            low.append(min(low[int(a)], low[int(b)], key=lambda i: (self.energy[i], i)))
+        return np.array(low, dtype=np.int64)
+
+    @cached_property
+    def parent(self) -> dict[int, int]:
+        n = self.n_leaves
+        out: dict[int, int] = {}
+        for k, (a, b, _, _) in enumerate(self.linkage):
+            out[int(a)] = n + k
+            out[int(b)] = n + k
+        return out
+
+    @cached_property
+    def graph(self) -> nx.DiGraph:
+        """The tree as a networkx graph, edges from parent to child. Leaves carry
+        ``kind="leaf"``, ``energy`` and ``minimum``; merges ``kind="merge"``, ``height``,
+        ``connected``, ``refined``, ``count`` and ``lowest``."""
+        g = nx.DiGraph()
+        n = self.n_leaves
+        for i in range(n):
+            g.add_node(i, kind="leaf", energy=float(self.energy[i]), minimum=int(self.leaves[i]))
+        for k, (a, b, _, count) in enumerate(self.linkage):
+            g.add_node(n + k, kind="merge", height=self.height(n + k), connected=bool(self.connected[k]),
+                       refined=bool(self.refined[k]), count=int(count), lowest=int(self.lowest[n + k]))
+            g.add_edge(n + k, int(a))
+            g.add_edge(n + k, int(b))
+        return g
+
+    # ------------------------------------------------------------------- queries
 
     def cut(self, height: float) -> np.ndarray:
-        """Group basins connected at or below ``height``.
+        """Group leaves connected at or below the absolute energy ``height``.
 
         Returns
         -------
-        ndarray int64 [B]
-            Group label per basin, numbered 0.. in order of each group's lowest basin.
+        ndarray int64 [L]
+            Group label per leaf, numbered 0.. in order of each group's lowest leaf.
         """
-        b = self.n_basins
-        if b == 1:
+        n = self.n_leaves
+        if n == 1:
             return np.zeros(1, dtype=np.int64)
-        raw = hierarchy.fcluster(self.scipy_linkage, t=height - self.offset, criterion="distance")
+        raw = hierarchy.fcluster(self.linkage, t=height - self.offset, criterion="distance")
         first: dict[int, int] = {}
-        for basin in range(b):  # basins are sorted by energy: first seen = lowest
-            first.setdefault(int(raw[basin]), len(first))
+        for leaf in sorted(range(n), key=lambda i: (self.energy[i], i)):
+            first.setdefault(int(raw[leaf]), len(first))
         return np.array([first[int(r)] for r in raw], dtype=np.int64)
+
+    def escape(self) -> np.ndarray:
+        """Per leaf, the barrier height it must climb to reach a lower leaf.
+
+        Walking up from the leaf, the first merge that brings a lower leaf (lower energy,
+        or equal energy and lower index) into its group sets the escape height; the result
+        is that merge's height minus the leaf's own energy. Offset-free, unlike absolute
+        barrier energies. ``inf`` for the lowest leaf and where that merge is not
+        connected. Only a group's lowest leaf has not escaped yet, so each merge settles
+        exactly one leaf: the lowest leaf of its higher side.
+
+        Cost: O(L).
+        """
+        n = self.n_leaves
+        out = np.full(n, np.inf)
+        for k, (a, b, _, _) in enumerate(self.linkage):
+            la, lb = int(self.lowest[int(a)]), int(self.lowest[int(b)])
+            higher = max(la, lb, key=lambda i: (self.energy[i], i))
+            if self.connected[k]:
+                out[higher] = self.height(n + k) - self.energy[higher]
+        return out
+
+    def depth(self) -> np.ndarray:
+        """Per merge, its height above the higher of its two sides' lowest leaves: the
+        barrier the shallower side climbs (NaN where not connected)."""
+        n = self.n_leaves
+        out = np.full(n - 1, np.nan)
+        for k, (a, b, _, _) in enumerate(self.linkage):
+            if self.connected[k]:
+                floor = max(self.energy[self.lowest[int(a)]], self.energy[self.lowest[int(b)]])
+                out[k] = self.height(n + k) - floor
+        return out
+
+
+# ---------------------------------------------------------------------- construction
 
 
 def _check_inputs(
-    basin_energy: np.ndarray, pairs: np.ndarray, barrier: np.ndarray
+    energy: np.ndarray, pairs: np.ndarray, barrier: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    energy = np.asarray(basin_energy, dtype=np.float64)
+    energy = np.asarray(energy, dtype=np.float64)
     if energy.ndim != 1 or energy.size == 0:
-        raise ValueError(f"basin_energy must be a non-empty 1-D array, got shape {energy.shape}")
+        raise ValueError(f"leaf energies must be a non-empty 1-D array, got shape {energy.shape}")
     if not np.isfinite(energy).all():
-        raise ValueError("basin energies must be finite")
+        raise ValueError("leaf energies must be finite")
     pairs = np.asarray(pairs, dtype=np.int64).reshape(-1, 2)
     barrier = np.asarray(barrier, dtype=np.float64).reshape(-1)
     if barrier.shape[0] != pairs.shape[0]:
-        raise ValueError(f"{pairs.shape[0]} pairs but {barrier.shape[0]} barrier estimates")
+        raise ValueError(f"{pairs.shape[0]} pairs but {barrier.shape[0]} barriers")
     if pairs.size and (pairs.min() < 0 or pairs.max() >= energy.size):
         raise ValueError(f"pair indices must lie in [0, {energy.size})")
     if np.isneginf(barrier).any():
-        raise ValueError("a barrier estimate of -inf is not meaningful")
+        raise ValueError("a barrier of -inf is not meaningful")
     return energy, pairs, barrier
 
 
-def barrier_graph(basin_energy: np.ndarray, pairs: np.ndarray, barrier: np.ndarray) -> nx.Graph:
-    """The graph of tested basin pairs with a finite barrier estimate.
+def _placeholder(finite_top: float, low: float) -> float:
+    """Height of the rows that join groups with no path: above everything by a tenth of
+    the energy span (scale-free: a scaled energy gets the scaled placeholder)."""
+    span = finite_top - low
+    if span > 0:
+        return finite_top + 0.1 * span
+    return finite_top + (0.1 * abs(finite_top) if finite_top != 0 else 1.0)  # a flat landscape: any height
+
+
+def minimax_tree(
+    energy: np.ndarray,
+    pairs: np.ndarray,
+    barrier: np.ndarray,
+    *,
+    refined: np.ndarray | None = None,
+    leaves: np.ndarray | None = None,
+) -> BarrierTree:
+    """Single-linkage tree over barriers (Kruskal with networkx's ``UnionFind``).
+
+    Two groups merge at the lowest maximum barrier along any chain of pairs joining them.
+    A barrier below the higher of its two leaves' energies is raised to it (any path
+    between two minima passes through both). Groups with no finite connection merge
+    last, lowest group first, at a placeholder height above everything, flagged not
+    connected.
 
     Parameters
     ----------
-    basin_energy : array float64 [B]
+    energy : array float64 [L]
+        Leaf energies (any order; ties are broken by index).
     pairs : array int64 [E, 2]
-        Tested basin pairs (any order; duplicates and both directions allowed).
-    barrier : array float64 [E]
-        Barrier estimate per pair; ``+inf`` or NaN means no path was found (no edge).
-
-    Returns
-    -------
-    networkx.Graph
-        Nodes ``0..B-1`` with attribute ``energy``; one edge per connected pair with
-        attribute ``barrier``, the lowest of its estimates. Self-pairs are ignored.
-
-    Raises
-    ------
-    ValueError
-        On mismatched lengths, indices out of range or non-finite basin energies.
-
-    Examples
-    --------
-    >>> g = barrier_graph(np.array([0.0, 1.0]), np.array([[0, 1], [1, 0]]), np.array([3.0, 2.5]))
-    >>> g.edges[0, 1]["barrier"]
-    2.5
-    """
-    energy, pairs, barrier = _check_inputs(basin_energy, pairs, barrier)
-    graph = nx.Graph()
-    graph.add_nodes_from((i, {"energy": float(e)}) for i, e in enumerate(energy))
-    for (i, j), h in zip(pairs.tolist(), barrier.tolist()):
-        if i == j or not math.isfinite(h):
-            continue
-        if graph.has_edge(i, j):
-            graph.edges[i, j]["barrier"] = min(graph.edges[i, j]["barrier"], h)
-        else:
-            graph.add_edge(i, j, barrier=h)
-    return graph
-
-
-def minimax_tree(basin_energy: np.ndarray, pairs: np.ndarray, barrier: np.ndarray) -> BasinTree:
-    """Single-linkage tree over barrier estimates (Kruskal with union-find).
-
-    Two groups merge at the lowest maximum barrier along any chain of tested pairs
-    joining them. An estimate below the higher of its two basins' energies is raised to
-    it (any path between two basins passes through both). Groups with no finite
-    connection merge last, lowest group first, at ``top`` = the highest finite height or
-    basin energy plus ``max(1, 10% of the energy span)``, flagged ``disconnected``.
-
-    Parameters
-    ----------
-    basin_energy : array float64 [B]
-        Basin energies, sorted ascending (ties are broken by index).
-    pairs : array int64 [E, 2]
+        Leaf pairs with a barrier (any order; duplicates and both directions allowed:
+        the lowest barrier counts; self-pairs are ignored).
     barrier : array float64 [E]
         ``+inf`` (or NaN) where no path was found.
+    refined : array bool [E], optional
+        Which barriers are refined saddles (carried to the merges they make).
+    leaves : array int64 [L], optional
+        The minimum each leaf stands for [default: ``0..L-1``].
 
     Returns
     -------
-    BasinTree
+    BarrierTree
 
     Raises
     ------
     ValueError
-        On inconsistent inputs (see :func:`barrier_graph`).
+        On inconsistent inputs.
 
     Examples
     --------
     >>> t = minimax_tree(np.array([0.0, 1.0, 2.0]), np.array([[0, 1], [1, 2]]), np.array([3.0, 4.0]))
-    >>> t.linkage[:, 2].tolist()
-    [3.0, 4.0]
+    >>> t.heights.tolist(), t.linkage[:, 2].tolist()
+    ([3.0, 4.0], [3.0, 4.0])
 
     Cost: O(E log E) for the sort plus near-linear union-find.
     """
-    energy, _, _ = _check_inputs(basin_energy, pairs, barrier)
-    graph = barrier_graph(energy, pairs, barrier)
-    b = energy.size
+    energy, pairs, barrier = _check_inputs(energy, pairs, barrier)
+    n = energy.size
+    refined_in = np.zeros(pairs.shape[0], dtype=bool) if refined is None else np.asarray(refined, dtype=bool)
+    if refined_in.shape != (pairs.shape[0],):
+        raise ValueError(f"{pairs.shape[0]} pairs but {refined_in.shape} refined flags")
+    leaves = np.arange(n, dtype=np.int64) if leaves is None else np.asarray(leaves, dtype=np.int64)
+    if leaves.shape != (n,):
+        raise ValueError(f"{leaves.shape[0]} leaf indices for {n} leaves")
 
-    # Edges with their effective heights, sorted by (height, i, j) so ties merge in a
-    # reproducible order.
-    edges = [(i, j) if i < j else (j, i) for i, j in graph.edges()]
-    heights = np.array(
-        [max(graph.edges[i, j]["barrier"], energy[i], energy[j]) for i, j in edges], dtype=np.float64
-    )
-    ij = np.array(edges, dtype=np.int64).reshape(-1, 2)
-    order = np.lexsort((ij[:, 1], ij[:, 0], heights)) if len(edges) else np.zeros(0, dtype=np.int64)
+    usable = np.isfinite(barrier) & (pairs[:, 0] != pairs[:, 1])
+    rows = np.flatnonzero(usable)
+    lo = np.minimum(pairs[rows, 0], pairs[rows, 1])
+    hi = np.maximum(pairs[rows, 0], pairs[rows, 1])
+    height = np.maximum(barrier[rows], np.maximum(energy[lo], energy[hi]))
+    # Ties merge in a reproducible order: height, then the pair, then its row.
+    order = np.lexsort((rows, hi, lo, height))
 
-    parent = list(range(b))
-    cluster = list(range(b))  # cluster id (linkage numbering) of each union-find root
-    count = [1] * b
-    low = list(range(b))  # lowest basin of each root's group
-
-    def find(i: int) -> int:
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
+    uf = UnionFind(range(n))
+    cluster = {i: i for i in range(n)}  # union-find root -> linkage cluster id
+    count = {i: 1 for i in range(n)}
+    low = {i: i for i in range(n)}  # root -> lowest leaf of its group
+    z: list[list[float]] = []
+    heights: list[float] = []
+    flags: list[tuple[bool, bool, int, int, int]] = []  # connected, refined, row, i, j
 
     def key(i: int) -> tuple[float, int]:
         return (float(energy[i]), i)
 
-    rows: list[list[float]] = []
-    flags: list[bool] = []
-    mst: list[tuple[int, int, float]] = []
-    merges: list[tuple[int, int]] = []
-    lowest = list(range(b))
-
-    def merge(ri: int, rj: int, h: float, disconnected: bool) -> None:
+    def merge(ri: Any, rj: Any, h: float, flag: tuple[bool, bool, int, int, int]) -> None:
         a, c = sorted((cluster[ri], cluster[rj]))
-        rows.append([float(a), float(c), h, float(count[ri] + count[rj])])
-        flags.append(disconnected)
-        if count[ri] < count[rj]:
-            ri, rj = rj, ri
-        parent[rj] = ri
-        count[ri] += count[rj]
-        low[ri] = min(low[ri], low[rj], key=key)
-        cluster[ri] = b + len(rows) - 1
-        lowest.append(low[ri])
+        size = count[ri] + count[rj]
+        lowest = min(low[ri], low[rj], key=key)
+        uf.union(ri, rj)
+        root = uf[ri]
+        cluster[root], count[root], low[root] = n + len(z), size, lowest
+        z.append([float(a), float(c), 0.0, float(size)])
+        heights.append(h)
+        flags.append(flag)
 
     for e in order.tolist():
-        i, j = int(ij[e, 0]), int(ij[e, 1])
-        ri, rj = find(i), find(j)
+        i, j = int(lo[e]), int(hi[e])
+        ri, rj = uf[i], uf[j]
         if ri == rj:
             continue
-        h = float(heights[e])
-        mst.append((i, j, h))
-        merges.append((i, j))
-        merge(ri, rj, h, False)
+        row = int(rows[e])
+        merge(ri, rj, float(height[e]), (True, bool(refined_in[row]), row, i, j))
 
-    finite_top = max([float(energy.max())] + [r[2] for r in rows])
-    top = finite_top + max(1.0, 0.1 * (finite_top - float(energy.min())))
-    roots = sorted({find(i) for i in range(b)}, key=lambda r: key(low[r]))
+    finite_top = max([float(energy.max())] + heights)
+    top = _placeholder(finite_top, float(energy.min()))
+    roots = sorted({uf[i] for i in range(n)}, key=lambda r: key(low[r]))
     for r in roots[1:]:
-        base = find(roots[0])
-        merges.append((low[base], low[r]))
-        merge(base, r, top, True)
+        merge(uf[roots[0]], r, top, (False, False, -1, -1, -1))
 
-    linkage = np.array(rows, dtype=np.float64).reshape(-1, 4)
     offset = float(energy.min())
-    shifted = linkage.copy()
-    shifted[:, 2] -= offset
-    if b > 1 and not hierarchy.is_valid_linkage(shifted):  # a bug here, not bad input
+    linkage = np.array(z, dtype=np.float64).reshape(-1, 4)
+    linkage[:, 2] = np.asarray(heights, dtype=np.float64) - offset
+    linkage[:, 2] = np.maximum(linkage[:, 2], 0.0)  # rounding of h - offset
+    if n > 1 and not hierarchy.is_valid_linkage(linkage):  # a bug here, not bad input
         raise AssertionError("minimax_tree built an invalid linkage matrix")
-
-    tree_graph = nx.DiGraph()
-    for i in range(b):
-        tree_graph.add_node(i, kind="basin", energy=float(energy[i]))
-    for k, row in enumerate(rows):
-        node = b + k
-        tree_graph.add_node(
-            node,
-            kind="merge",
-            height=row[2],
-            disconnected=flags[k],
-            count=int(row[3]),
-            lowest=int(lowest[node]),
-        )
-        tree_graph.add_edge(node, int(row[0]))
-        tree_graph.add_edge(node, int(row[1]))
-
-    return BasinTree(
+    conn = np.array([f[0] for f in flags], dtype=bool)
+    return BarrierTree(
+        leaves=leaves,
+        energy=energy,
         linkage=linkage,
-        disconnected=np.array(flags, dtype=bool),
-        top=float(top),
-        mst_edges=mst,
-        merge_order=merges,
-        graph=tree_graph,
-        lowest=np.array(lowest, dtype=np.int64),
         offset=offset,
+        barrier=np.where(conn, np.asarray(heights, dtype=np.float64), np.inf) if n > 1 else np.zeros(0),
+        connected=conn,
+        refined=np.array([f[1] for f in flags], dtype=bool),
+        pair=np.array([f[2] for f in flags], dtype=np.int64),
+        edge=np.array([[f[3], f[4]] for f in flags], dtype=np.int64).reshape(-1, 2),
     )
 
 
-def relative_barriers(basin_energy: np.ndarray, tree: BasinTree) -> np.ndarray:
-    """Per basin, the barrier height it must climb to reach a lower basin.
+def basin_tree(
+    minima_energy: np.ndarray,
+    pairs: np.ndarray,
+    barrier: np.ndarray,
+    basin: np.ndarray,
+    representative: np.ndarray,
+    *,
+    refined: np.ndarray | None = None,
+) -> BarrierTree:
+    """The tree over the basins of a partition, from barriers between minima.
 
-    Walking up from the basin, the first merge whose other side holds a lower basin
-    (lower energy, or equal energy and lower index) sets the escape height; the result
-    is that merge's height minus the basin's own energy. Offset-free, unlike absolute
-    barrier energies.
+    Leaf ``b`` is basin ``b`` (its energy is its representative's); the barrier between
+    two basins is the lowest barrier of any pair of their minima. Barriers inside a basin
+    do not enter: a basin is one node, as in a coarse-grained disconnectivity graph.
+    ``pair`` rows of the result index the given minima pairs.
 
     Parameters
     ----------
-    basin_energy : array float64 [B]
-    tree : BasinTree
+    minima_energy : array float64 [N]
+    pairs : array int64 [E, 2]
+        Minima pairs.
+    barrier : array float64 [E]
+    basin : array int64 [N]
+        Basin of each minimum.
+    representative : array int64 [B]
+        Each basin's lowest minimum.
+    refined : array bool [E], optional
 
     Returns
     -------
-    ndarray float64 [B]
-        ``inf`` for the global minimum and where the escape merge is disconnected.
-
-    Cost: O(B * depth), at most O(B^2) for a chain-shaped tree.
+    BarrierTree
+        With ``leaves = representative``.
     """
-    energy = np.asarray(basin_energy, dtype=np.float64)
-    b = tree.n_basins
-    if energy.shape != (b,):
-        raise ValueError(f"basin_energy has shape {energy.shape}, the tree has {b} basins")
-    parent = _parents(tree)
-    out = np.full(b, np.inf)
-    for i in range(b):
-        node = i
-        while node in parent:
-            p = parent[node]
-            kids = tree.children(p)
-            assert kids is not None  # a parent is always a merge
-            left, right = kids
-            other = right if left == node else left
-            j = int(tree.lowest[other])
-            if (energy[j], j) < (energy[i], i):
-                if not tree.disconnected[p - b]:
-                    out[i] = tree.linkage[p - b, 2] - energy[i]
-                break
-            node = p
-    return out
+    basin = np.asarray(basin, dtype=np.int64)
+    rep = np.asarray(representative, dtype=np.int64)
+    pairs = np.asarray(pairs, dtype=np.int64).reshape(-1, 2)
+    energy = np.asarray(minima_energy, dtype=np.float64)[rep]
+    bp = basin[pairs] if pairs.size else pairs
+    tree = minimax_tree(energy, bp, barrier, refined=refined, leaves=rep)
+    return tree
 
 
-def _parents(tree: BasinTree) -> dict[int, int]:
-    b = tree.n_basins
-    parent: dict[int, int] = {}
-    for k, row in enumerate(tree.linkage):
-        parent[int(row[0])] = b + k
-        parent[int(row[1])] = b + k
-    return parent
+# ------------------------------------------------------------------------ pictures
 
 
 def _fmt(x: float) -> str:
     return "inf" if math.isinf(x) else f"{x:.6g}"
 
 
-def _display_nodes(tree: BasinTree, max_leaves: int) -> set[int]:
+def display_nodes(tree: BarrierTree, max_leaves: int) -> set[int]:
     """Nodes shown as leaves: open the highest merges first until ``max_leaves`` show."""
     shown = {tree.root}
+    n = tree.n_leaves
     while len(shown) < max_leaves:
-        merges = [n for n in shown if tree.children(n) is not None]
+        merges = [m for m in shown if m >= n]
         if not merges:
             break
-        highest = max(merges, key=lambda n: (tree.linkage[n - tree.n_basins, 2], n))
-        kids = tree.children(highest)
-        assert kids is not None
+        highest = max(merges, key=lambda m: (tree.linkage[m - n, 2], m))
         shown.remove(highest)
-        shown.update(kids)
+        shown.update(tree.children(highest))  # type: ignore[arg-type]
     return shown
 
 
+def members(tree: BarrierTree, node: int) -> list[int]:
+    """The leaves under ``node``."""
+    stack, out = [node], []
+    while stack:
+        m = stack.pop()
+        kids = tree.children(m)
+        if kids is None:
+            out.append(m)
+        else:
+            stack.extend(kids)
+    return out
+
+
 def render_text(
-    tree: BasinTree,
-    basin_energy: np.ndarray,
+    tree: BarrierTree,
     sizes: Sequence[int] | np.ndarray | None = None,
     labels: Sequence[str] | None = None,
     *,
+    name: str = "minimum",
     max_leaves: int = 50,
 ) -> str:
-    """Render the basin tree as indented text for a terminal.
+    """The tree as indented text for a terminal.
 
     Each merge line gives its absolute barrier energy and the barrier height above the
-    lowest basin of each side; each basin line its energy, and its size and label when
-    given. Beyond ``max_leaves`` basins the lowest merges are folded: a folded group
-    shows its basin count, the height below which it is all connected, and its lowest
-    basin.
+    lowest leaf of each side (and "refined" for a string-method saddle); each leaf line
+    its energy, and its size and label when given. Beyond ``max_leaves`` leaves the
+    lowest merges are folded: a folded group shows its leaf count, the height below which
+    it is all connected, and its lowest leaf.
 
     Parameters
     ----------
-    tree : BasinTree
-    basin_energy : array float64 [B]
-    sizes : array int [B], optional
-        E.g. the number of minima or chains per basin.
-    labels : sequence of str [B], optional
+    tree : BarrierTree
+    sizes : array int [L], optional
+        E.g. chains per minimum, or minima per basin.
+    labels : sequence of str [L], optional
+    name : str
+        What a leaf is ("minimum", "basin").
     max_leaves : int
-        At most this many lines for basins or folded groups.
+        At most this many lines for leaves or folded groups.
 
     Returns
     -------
     str
         Lines joined by newlines, no trailing newline.
     """
-    energy = np.asarray(basin_energy, dtype=np.float64)
-    b = tree.n_basins
-    if energy.shape != (b,):
-        raise ValueError(f"basin_energy has shape {energy.shape}, the tree has {b} basins")
+    n = tree.n_leaves
+    energy = tree.energy
     size_arr = None if sizes is None else np.asarray(sizes)
-    shown = _display_nodes(tree, max(1, max_leaves))
+    shown = display_nodes(tree, max(1, max_leaves))
+    plural = "minima" if name == "minimum" else name + "s"
 
-    def members(node: int) -> list[int]:
-        stack, out = [node], []
-        while stack:
-            n = stack.pop()
-            kids = tree.children(n)
-            if kids is None:
-                out.append(n)
-            else:
-                stack.extend(kids)
-        return out
-
-    def basin_text(i: int) -> str:
-        parts = [f"basin {i}  E={_fmt(energy[i])}"]
+    def leaf_text(i: int) -> str:
+        parts = [f"{name} {i}  E={_fmt(energy[i])}"]
         if size_arr is not None:
             parts.append(f"size {int(size_arr[i])}")
         if labels is not None:
             parts.append(str(labels[i]))
         return "  ".join(parts)
 
-    def node_text(node: int) -> str:
-        kids = tree.children(node)
-        if kids is None:
-            return basin_text(node)
-        row = tree.linkage[node - b]
-        low = int(tree.lowest[node])
-        if node in shown:  # folded group
-            if tree.disconnected[node - b]:  # its height is the placeholder, not a barrier
-                reach = "not all connected (no path found between some of them)"
-            else:
-                reach = f"connected below {_fmt(row[2])}"
-            text = f"[{int(row[3])} basins {reach}; lowest: basin {low} E={_fmt(energy[low])}"
-            if size_arr is not None:
-                text += f", total size {int(size_arr[members(node)].sum())}"
-            return text + "]"
-        if tree.disconnected[node - b]:
-            sides = " and ".join(f"basin {int(tree.lowest[k])}" for k in ordered(kids))
-            return f"no path found between the groups of {sides} (drawn at {_fmt(row[2])})"
-        above = ", ".join(
-            f"+{_fmt(row[2] - energy[int(tree.lowest[k])])} above basin {int(tree.lowest[k])}" for k in ordered(kids)
-        )
-        return f"merge at {_fmt(row[2])}  ({above})"
-
     def ordered(kids: tuple[int, int]) -> list[int]:
         return sorted(kids, key=lambda k: (energy[int(tree.lowest[k])], int(tree.lowest[k])))
 
-    n_disc = int(tree.disconnected.sum())
-    header = f"basin tree: {b} basin{'s' if b != 1 else ''}, energies {_fmt(energy.min())} .. {_fmt(energy.max())}"
+    def node_text(node: int) -> str:
+        kids = tree.children(node)
+        if kids is None:
+            return leaf_text(node)
+        k = node - n
+        height = tree.height(node)
+        low = int(tree.lowest[node])
+        if node in shown:  # folded group
+            reach = (f"connected below {_fmt(height)}" if tree.connected[k]
+                     else "not all connected (no path found between some of them)")
+            count = int(tree.linkage[k, 3])
+            text = f"[{count} {plural if count != 1 else name} {reach}; lowest: {name} {low} E={_fmt(energy[low])}"
+            if size_arr is not None:
+                text += f", total size {int(size_arr[members(tree, node)].sum())}"
+            return text + "]"
+        if not tree.connected[k]:
+            sides = " and ".join(f"{name} {int(tree.lowest[c])}" for c in ordered(kids))
+            return f"no path found between the groups of {sides} (drawn at {_fmt(height)})"
+        above = ", ".join(
+            f"+{_fmt(height - energy[int(tree.lowest[c])])} above {name} {int(tree.lowest[c])}" for c in ordered(kids)
+        )
+        return f"merge at {_fmt(height)}{' refined' if tree.refined[k] else ''}  ({above})"
+
+    n_disc = int((~tree.connected).sum())
+    header = f"barrier tree: {n} {plural if n != 1 else name}, energies {_fmt(energy.min())} .. {_fmt(energy.max())}"
+    if n > 1:
+        header += f"; {int(tree.refined.sum())} of {n - 1} merges at refined saddles"
     if n_disc:
-        header += f", {n_disc} disconnected merge{'s' if n_disc != 1 else ''} (no path found)"
-    if len(shown) < b:
-        header += f"; lowest merges folded to show {len(shown)} groups"
+        header += f", {n_disc} not connected (no path found)"
+    if len(shown) < n:
+        header += f"; lowest merges folded to show {len(shown)} group{'s' if len(shown) != 1 else ''}"
     lines = [header]
     # Iterative depth-first walk; each entry: node, its line's prefix, its children's prefix.
     stack: list[tuple[int, str, str]] = [(tree.root, "", "")]
@@ -494,99 +525,121 @@ def render_text(
     return "\n".join(lines)
 
 
-def plot_disconnectivity(
-    tree: BasinTree,
-    basin_energy: np.ndarray,
-    path: str | Path,
-    sizes: Sequence[int] | np.ndarray | None = None,
+def plot_tree(
+    tree: BarrierTree,
+    ax: Any = None,
+    *,
+    colors: Sequence[Any] | None = None,
+    sizes: Sequence[float] | np.ndarray | None = None,
     labels: Sequence[str] | None = None,
     marked: Sequence[int] | None = None,
-    *,
+    max_leaves: int = 400,
     title: str | None = None,
-) -> Path:
-    """Draw the tree as a disconnectivity graph and save it (PNG, PDF, SVG by suffix).
+    name: str = "minimum",
+) -> Any:
+    """Draw the tree as a disconnectivity graph into a matplotlib axes.
 
-    The vertical axis is energy. Each basin is a vertical line from its energy up to the
-    merge that joins it; each merge is a horizontal connector at its barrier energy with
-    a line up to its own parent. Leaves follow scipy's dendrogram order, so no lines
-    cross. Disconnected merges are drawn dashed at the placeholder height.
+    The vertical axis is energy. Each leaf is a vertical line from its energy up to the
+    merge that joins it; each merge a horizontal connector at its barrier energy with a
+    line up to its own parent. Leaves follow scipy's dendrogram order, so no lines cross.
+    Merges with no path found are drawn dashed at the placeholder height. Beyond
+    ``max_leaves`` leaves the lowest merges are folded into one line per group, drawn from
+    the group's lowest energy.
 
     Parameters
     ----------
-    tree : BasinTree
-    basin_energy : array float64 [B]
-    path : str or Path
-        Output file.
-    sizes : array int [B], optional
-        Drawn as dot areas at each basin's bottom.
-    labels : sequence of str [B], optional
-        Tick labels (shown for up to 60 basins; basin indices by default).
+    tree : BarrierTree
+    ax : matplotlib Axes, optional
+        Drawn into (a new figure with the Agg canvas when None).
+    colors : sequence [L], optional
+        A colour per leaf (e.g. by basin); black by default.
+    sizes : array [L], optional
+        Drawn as dot areas at each leaf's bottom.
+    labels : sequence of str [L], optional
+        Tick labels (shown for up to 60 shown leaves).
     marked : sequence of int, optional
-        Basins drawn in red (e.g. flagged spurious).
+        Leaves drawn in red and thicker (e.g. flagged spurious).
+    max_leaves : int
     title : str, optional
+    name : str
+        What a leaf is, for the axis label.
 
     Returns
     -------
-    Path
-        The file written.
+    matplotlib Axes
     """
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
+    if ax is None:
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
 
-    energy = np.asarray(basin_energy, dtype=np.float64)
-    b = tree.n_basins
-    if energy.shape != (b,):
-        raise ValueError(f"basin_energy has shape {energy.shape}, the tree has {b} basins")
-    path = Path(path)
+        fig = Figure(figsize=(8.0, 5.0))
+        FigureCanvasAgg(fig)
+        ax = fig.add_subplot(1, 1, 1)
+    n = tree.n_leaves
+    shown = sorted(display_nodes(tree, max(1, max_leaves)))
     marked_set = {int(i) for i in (marked or [])}
+    node_pos = {m: p for p, m in enumerate(shown)}
+    # Order the shown nodes as a dendrogram of the folded tree would: a walk from the root.
+    order: list[int] = []
+    inner: list[int] = []  # merges drawn as connectors (above every folded group)
+    stack = [tree.root]
+    while stack:
+        m = stack.pop()
+        if m in node_pos:
+            order.append(m)
+            continue
+        inner.append(m)
+        a, b = tree.children(m)  # type: ignore[misc]
+        # lower side first (left)
+        la, lb = tree.lowest[a], tree.lowest[b]
+        first, second = (a, b) if (tree.energy[la], la) <= (tree.energy[lb], lb) else (b, a)
+        stack.extend([second, first])
+    xpos: dict[int, float] = {m: float(p) for p, m in enumerate(order)}
+    for m in reversed(inner):  # children before parents
+        a, b = tree.children(m)  # type: ignore[misc]
+        xpos[m] = 0.5 * (xpos[a] + xpos[b])
+    pos = xpos.__getitem__
 
-    order = hierarchy.dendrogram(tree.scipy_linkage, no_plot=True)["leaves"] if b > 1 else [0]
-    xpos = np.zeros(2 * b - 1)
-    xpos[np.asarray(order, dtype=np.int64)] = np.arange(b, dtype=np.float64)
-    for k, row in enumerate(tree.linkage):
-        xpos[b + k] = 0.5 * (xpos[int(row[0])] + xpos[int(row[1])])
-    parent = _parents(tree)
-    lo = float(energy.min())
-    hi = float(tree.linkage[:, 2].max()) if b > 1 else float(energy.max())
-    stub = 0.05 * max(hi - lo, 1e-12) if hi > lo else 1.0
-
-    fig = Figure(figsize=(min(20.0, max(6.0, 0.25 * b)), 5.0))
-    FigureCanvasAgg(fig)
-    ax = fig.add_subplot(1, 1, 1)
-    for node in range(2 * b - 1):
-        bottom = tree.height(node, energy)
-        top = float(tree.linkage[parent[node] - b, 2]) if node in parent else bottom + stub
-        red = node < b and node in marked_set
-        ax.plot([xpos[node]] * 2, [bottom, top], color="red" if red else "black", lw=1.5 if red else 1.0)
-        kids = tree.children(node)
-        if kids is not None:
-            disc = bool(tree.disconnected[node - b])
-            ax.plot(
-                [xpos[kids[0]], xpos[kids[1]]],
-                [bottom, bottom],
-                color="grey" if disc else "black",
-                ls="--" if disc else "-",
-                lw=1.0,
-            )
-    if tree.disconnected.any():
-        ax.text(b - 0.5, tree.top, "no path found ", va="bottom", ha="right", fontsize=8, color="grey")
-    if sizes is not None:
+    lo = float(tree.energy.min())
+    hi = float(tree.heights.max()) if n > 1 else float(tree.energy.max())
+    stub = 0.05 * (hi - lo) if hi > lo else max(abs(hi) * 0.05, 1.0)
+    color_of = (lambda i: colors[i]) if colors is not None else (lambda i: "black")
+    for m in order:  # shown leaves and folded groups
+        low = int(tree.lowest[m])
+        bottom = float(tree.energy[low])
+        top = tree.height(tree.parent[m]) if m in tree.parent else bottom + stub
+        red = low in marked_set and m < n
+        ax.plot([pos(m)] * 2, [bottom, top], color="red" if red else color_of(low),
+                lw=1.8 if red or m >= n else 1.0)
+    for m in inner:
+        a, b = tree.children(m)  # type: ignore[misc]
+        h = tree.height(m)
+        k = m - n
+        ax.plot([pos(a), pos(b)], [h, h], color="grey" if not tree.connected[k] else "black",
+                ls="--" if not tree.connected[k] else "-", lw=1.0)
+        top = tree.height(tree.parent[m]) if m in tree.parent else h + stub
+        ax.plot([pos(m)] * 2, [h, top], color="grey" if not tree.connected[k] else "black", lw=1.0)
+    if sizes is not None and len(order) == n:
         s = np.asarray(sizes, dtype=np.float64)
-        area = 10.0 + 90.0 * s / max(float(s.max()), 1.0)
-        colors = ["red" if i in marked_set else "black" for i in range(b)]
-        ax.scatter(xpos[:b], energy, s=area, c=colors, zorder=3)
-    if b <= 60:
-        ax.set_xticks(xpos[:b])
-        ax.set_xticklabels([str(labels[i]) if labels is not None else str(i) for i in range(b)], fontsize=7, rotation=90)
+        area = 8.0 + 60.0 * s / max(float(s.max()), 1.0)
+        ax.scatter([pos(i) for i in range(n)], tree.energy, s=area,
+                   c=["red" if i in marked_set else color_of(i) for i in range(n)], zorder=3)
+    if not tree.connected.all():
+        ax.text(len(order) - 0.5, tree.top, "no path found ", va="bottom", ha="right", fontsize=8, color="grey")
+    if len(order) <= 60:
+        ax.set_xticks([pos(m) for m in order])
+        ticks = [str(labels[m]) if labels is not None and m < n else (str(m) if m < n else f"[{int(tree.linkage[m - n, 3])}]")
+                 for m in order]
+        ax.set_xticklabels(ticks, fontsize=7, rotation=90)
     else:
         ax.set_xticks([])
-    ax.set_xlim(-1.0, float(b))
-    ax.set_ylim(lo - stub, (tree.top if tree.disconnected.any() else hi) + 2 * stub)
+    ax.set_xlim(-1.0, float(len(order)))
+    ax.set_ylim(lo - stub, (tree.top if not tree.connected.all() else hi) + 2 * stub)
     ax.set_ylabel("energy U")
-    ax.set_xlabel("basin")
-    ax.set_title(textwrap.fill(title or f"disconnectivity graph ({b} basins)", 60), fontsize=10)
+    plural = "minima" if name == "minimum" else name + "s"
+    folded = f", lowest merges folded to {len(order)} groups" if len(order) < n else ""
+    ax.set_xlabel(f"{plural} ({n}{folded})")
+    ax.set_title(textwrap.fill(title or f"disconnectivity graph ({n} {plural})", 70), fontsize=10)
     for side in ("top", "right"):
         ax.spines[side].set_visible(False)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    return path
+    return ax

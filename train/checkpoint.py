@@ -134,6 +134,7 @@ def energy_from_checkpoint(
         data_range=tuple(rng) if rng is not None else None,
         device=device,
         name=Path(path).name,
+        sampler=ckpt.get("sampler") if isinstance(ckpt.get("sampler"), dict) else None,
     )
     return energy, ckpt
 
@@ -166,7 +167,9 @@ def energy_from_reference_state_dict(
         raise LandscapeError(f"{path}: {_short(exc)}") from None
     _load_state(model, sd, path)
     model.to(device).eval()
-    return Energy(model, shape=shape, data_range=data_range, device=device, name=Path(path).name)
+    # That code samples x += -grad f + eps z: Langevin on U at temperature 1 with step eps.
+    return Energy(model, shape=shape, data_range=data_range, device=device, name=Path(path).name,
+                  sampler={"epsilon": float(epsilon), "tau": 1.0})
 
 
 def sha256_of(path: str | os.PathLike) -> str:

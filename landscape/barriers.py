@@ -1,0 +1,320 @@
+"""Barriers between minima: which pairs, their estimates, and their refinement.
+
+The tree over minima (:mod:`landscape.tree`) needs a barrier for enough pairs that the
+lowest path between any two minima runs along them. Two kinds of pair are estimated:
+
+- **neighbours in space** (:func:`neighbour_pairs`): each minimum's ``k`` nearest others,
+  plus the shortest links that join groups the nearest-neighbour graph leaves apart, so
+  every minimum is reachable. Their estimate is the highest energy on the straight
+  segment between them (:func:`line_estimates`);
+- **pairs attraction-diffusion connected** (:func:`add_records`): the highest energy on
+  the chain, which followed the landscape and is often far lower than the straight line.
+
+Each estimate is the highest point of a real path, so the minimax tree over them bounds
+the true tree from above. :func:`refine_pairs` relaxes the paths with the string method
+(:mod:`landscape.paths`) to the saddles themselves, whatever the temperature: a string
+starts on the chain's recorded path where there is one (so it keeps its resolution),
+else on the segment. A refined saddle above the estimate it started from (the string
+found another pass) is retried with twice the images; if it stays above, the tree keeps
+the estimate there and the pair is counted (:meth:`PairTable.above_estimate`). A saddle a
+little above its estimate is taken (:meth:`PairTable.is_refined`): a chain's highest
+sampled point can lie below the ridge it stepped over.
+
+Which pairs are refined (:func:`refinement_rows`): every neighbour pair, and every other
+pair whose estimate could still change the tree: within ``slack`` of the barrier height
+above the height at which the current tree joins its two minima.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from landscape.ad import PairRecords
+from landscape.energy import Energy
+from landscape.paths import segment_max, string_method_batch
+from landscape.records import ATTRACTION, CHAIN_SLACK, NEIGHBOUR, REFINED_SLACK, PairTable
+from landscape.tree import minimax_tree
+
+
+def neighbour_pairs(x: torch.Tensor, k: int, *, chunk: int = 2048) -> np.ndarray:
+    """Each point's ``k`` nearest others, plus links that make the graph connected.
+
+    Parameters
+    ----------
+    x : Tensor [N, *shape]
+    k : int
+        Nearest neighbours per point (Euclidean, flattened).
+    chunk : int
+        Rows per distance block (memory O(chunk * N)).
+
+    Returns
+    -------
+    ndarray int64 [E, 2]
+        Pairs ``i < j``, each once, sorted. Where the k-nearest-neighbour graph falls
+        apart into groups, the shortest pair between a group and the rest is added until
+        it is one group (a spanning forest of the groups, Boruvka's way).
+
+    Cost: O(N^2 * D) arithmetic in blocks, O(N k) memory for the result.
+    """
+    n = x.shape[0]
+    if n < 2:
+        return np.zeros((0, 2), dtype=np.int64)
+    flat = x.reshape(n, -1).double()
+    k = max(1, min(int(k), n - 1))
+    nbr = np.empty((n, k), dtype=np.int64)
+    for s in range(0, n, chunk):
+        d = torch.cdist(flat[s : s + chunk], flat)
+        rows = torch.arange(s, min(s + chunk, n), device=d.device)
+        d[rows - s, rows] = float("inf")
+        nbr[s : s + chunk] = torch.topk(d, k, dim=1, largest=False).indices.cpu().numpy()
+    i = np.repeat(np.arange(n), k)
+    j = nbr.reshape(-1)
+    pairs = {(int(a), int(b)) if a < b else (int(b), int(a)) for a, b in zip(i, j)}
+    # Join the groups the k-NN graph leaves apart with their shortest links.
+    label = _components(n, pairs)
+    while label.max() > 0:
+        for g in range(int(label.max()) + 1):
+            inside = np.flatnonzero(label == g)
+            outside = np.flatnonzero(label != g)
+            if outside.size == 0:
+                break
+            best = (float("inf"), -1, -1)
+            for s in range(0, inside.size, chunk):
+                block = torch.from_numpy(inside[s : s + chunk])
+                d = torch.cdist(flat[block.to(flat.device)], flat[torch.from_numpy(outside).to(flat.device)])
+                v, idx = d.min(dim=1)
+                r = int(torch.argmin(v))
+                if float(v[r]) < best[0]:
+                    best = (float(v[r]), int(inside[s + r]), int(outside[int(idx[r])]))
+            a, b = best[1], best[2]
+            pairs.add((min(a, b), max(a, b)))
+        label = _components(n, pairs)
+    return np.array(sorted(pairs), dtype=np.int64).reshape(-1, 2)
+
+
+def _components(n: int, pairs: set[tuple[int, int]]) -> np.ndarray:
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    if not pairs:
+        return np.arange(n)
+    p = np.array(sorted(pairs), dtype=np.int64)
+    graph = coo_matrix((np.ones(len(p)), (p[:, 0], p[:, 1])), shape=(n, n))
+    return connected_components(graph, directed=False)[1]
+
+
+def line_estimates(energy: Energy, x: torch.Tensor, pairs: np.ndarray, images: int, *, batch: int = 256) -> np.ndarray:
+    """Per pair, the highest energy on the straight segment between the two minima
+    (:func:`landscape.paths.segment_max`).
+
+    Returns
+    -------
+    ndarray float64 [E]
+        An estimate of the barrier from above: the highest point of a real path.
+    """
+    e = pairs.shape[0]
+    out = np.empty(e, dtype=np.float64)
+    for s in range(0, e, batch):
+        p = torch.from_numpy(pairs[s : s + batch]).to(x.device)
+        out[s : s + batch] = segment_max(energy, x[p[:, 0]], x[p[:, 1]], images).cpu().numpy()
+    return out
+
+
+def neighbour_table(energy: Energy, x: torch.Tensor, k: int, images: int) -> PairTable:
+    """The neighbour pairs of the minima ``x`` with their straight-line estimates."""
+    pairs = neighbour_pairs(x, k)
+    e = pairs.shape[0]
+    return PairTable(
+        pairs=pairs,
+        estimate=line_estimates(energy, x, pairs, images),
+        refined=np.full(e, np.nan),
+        alpha=np.full(e, np.nan),
+        source=np.full(e, NEIGHBOUR, dtype=np.uint8),
+    )
+
+
+def add_records(table: PairTable, records: PairRecords, paths: dict[tuple[int, int], torch.Tensor]) -> PairTable:
+    """The table with the pairs attraction-diffusion tried added or improved.
+
+    A pair's estimate becomes the chain's peak where that is lower (and its ``alpha`` the
+    chain's pull); its recorded path goes into ``paths`` (pair -> points, minimum ``i``
+    first) for the string to start from. A pair whose estimate improves loses its
+    refinement (it is refined again from the better start). Pairs no chain connected add
+    nothing.
+    """
+    index = table.index()
+    pairs = [tuple(p) for p in table.pairs.tolist()]
+    est, ref, alp, src = (list(table.estimate), list(table.refined), list(table.alpha), list(table.source))
+    for r, (i, j) in enumerate(records.pairs.tolist()):
+        h = float(records.barrier[r])
+        if not np.isfinite(h):
+            continue
+        key = (int(i), int(j))
+        row = index.get(key)
+        if row is None:
+            index[key] = row = len(pairs)
+            pairs.append(key)
+            est.append(np.inf), ref.append(np.nan), alp.append(np.nan), src.append(0)
+        src[row] |= ATTRACTION
+        if h < est[row]:
+            est[row], alp[row] = h, float(records.alpha[r])
+            if np.isfinite(ref[row]) and ref[row] > h:
+                ref[row] = np.nan
+            if records.paths[r] is not None:
+                paths[key] = records.paths[r]
+    order = sorted(range(len(pairs)), key=lambda e: pairs[e])
+    return PairTable(
+        pairs=np.array([pairs[e] for e in order], dtype=np.int64).reshape(-1, 2),
+        estimate=np.array([est[e] for e in order], dtype=np.float64),
+        refined=np.array([ref[e] for e in order], dtype=np.float64),
+        alpha=np.array([alp[e] for e in order], dtype=np.float64),
+        source=np.array([src[e] for e in order], dtype=np.uint8),
+    )
+
+
+def join_heights(minima_energy: np.ndarray, table: PairTable) -> np.ndarray:
+    """Per pair, the height at which the minimax tree over ``table.best(minima_energy)`` joins its two
+    minima (never above the pair's own barrier; ``+inf`` where never joined).
+
+    Cost: O(E log N) (the smaller group's pairs are checked at each merge).
+    """
+    n = int(np.shape(minima_energy)[0])
+    best = table.best(minima_energy)
+    tree = minimax_tree(minima_energy, table.pairs, best)
+    incident: list[list[int]] = [[] for _ in range(n)]
+    for e, (i, j) in enumerate(table.pairs.tolist()):
+        incident[i].append(e)
+        incident[j].append(e)
+    group = np.arange(n)
+    members: dict[int, list[int]] = {i: [i] for i in range(n)}
+    out = np.full(len(table), np.inf)
+    for k, (a, b, _, _) in enumerate(tree.linkage):
+        a, b = int(a), int(b)
+        small, large = (a, b) if len(members[a]) <= len(members[b]) else (b, a)
+        h = float(tree.heights[k])
+        for m in members[small]:
+            for e in incident[m]:
+                i, j = table.pairs[e]
+                other = j if i == m else i
+                if group[other] == large and out[e] == np.inf:
+                    out[e] = h
+        new = n + k
+        merged = members.pop(small) + members.pop(large)
+        group[merged] = new
+        members[new] = merged
+    return out
+
+
+def refinement_rows(minima_energy: np.ndarray, table: PairTable, slack: float) -> list[int]:
+    """Pairs not refined yet that should be: every neighbour pair, and every other pair
+    whose estimate is within ``slack`` of the barrier height above the height ``h`` at
+    which the current tree joins its minima (``estimate <= h + slack * (h - max(E_i, E_j))``):
+    the tree's own edges and the near misses whose estimate may hide a lower saddle."""
+    todo = ~np.isfinite(table.refined) & np.isfinite(table.estimate)
+    if not todo.any():
+        return []
+    energy = np.asarray(minima_energy, dtype=np.float64)
+    joined = join_heights(energy, table)
+    floor = np.maximum(energy[table.pairs[:, 0]], energy[table.pairs[:, 1]])
+    with np.errstate(invalid="ignore"):
+        near = table.estimate <= joined + slack * np.maximum(joined - floor, 0.0) + 1e-12 * np.abs(joined)
+    wanted = todo & (((table.source & NEIGHBOUR) > 0) | near)
+    return [int(e) for e in np.flatnonzero(wanted)]
+
+
+@dataclass
+class Refinement:
+    """What :func:`refine_pairs` found for the rows it refined."""
+
+    rows: np.ndarray  # int64 [R]
+    saddle: np.ndarray  # float64 [R], the refined barrier
+    saddle_x: np.ndarray  # [R, *shape] float32, the saddle image
+    paths: np.ndarray  # [R, K, *shape] float32, the relaxed strings
+    converged: np.ndarray  # bool [R]
+    retried: int  # strings that ended above their start and were run again with more images
+
+
+def refine_pairs(
+    energy: Energy,
+    x: torch.Tensor,
+    table: PairTable,
+    rows: list[int],
+    *,
+    paths: Mapping[tuple[int, int], torch.Tensor] | None = None,
+    images: int = 24,
+    steps: int = 400,
+    batch: int = 256,
+    max_images: int = 64,
+    progress: Callable[[int], None] | None = None,
+) -> Refinement:
+    """Refine the barriers of ``rows`` of the table with the string method, in batches.
+
+    Each string starts on the pair's recorded attraction-diffusion path where ``paths``
+    has one (with as many images as the record has points, up to ``max_images``), else on
+    the segment. A string that ends too far above the estimate it started from (see
+    :meth:`PairTable.is_refined`) is run again with twice the images; the lower of the two
+    saddles counts.
+
+    Returns
+    -------
+    Refinement
+        Results in the order of ``rows`` (the caller writes them into the table).
+
+    Raises
+    ------
+    NonFiniteEnergyError
+        From the string method.
+
+    Cost: per batch of ``batch`` strings, at most ``2 * steps`` iterations of two batched
+    calls of ``batch * (images - 2)`` points.
+    """
+    paths = paths or {}
+    rows = [int(r) for r in rows]
+    m = len(rows)
+    shape = tuple(energy.shape)
+    saddle = np.full(m, np.nan)
+    conv = np.zeros(m, dtype=bool)
+    saddle_x = np.full((m, *shape), np.nan, dtype=np.float32)
+    out_paths: list[np.ndarray | None] = [None] * m
+    floor = np.full(m, np.nan)
+    retried = 0
+
+    def run(positions: list[int], k_images: int) -> None:
+        for s in range(0, len(positions), batch):
+            chunk = positions[s : s + batch]
+            pr = table.pairs[[rows[q] for q in chunk]]
+            a, b = x[torch.from_numpy(pr[:, 0]).to(x.device)], x[torch.from_numpy(pr[:, 1]).to(x.device)]
+            init = [paths.get((int(i), int(j))) for i, j in pr]
+            init = [None if p is None else p[1:-1] for p in init]  # the record holds both ends
+            k = min(max([k_images] + [p.shape[0] + 2 for p in init if p is not None]), max(max_images, k_images))
+            results = string_method_batch(energy, a, b, init=init if any(p is not None for p in init) else None,
+                                          images=k, steps=steps, box=energy.data_range)
+            for q, res in zip(chunk, results):
+                floor[q] = max(float(res.energy[0]), float(res.energy[-1]))
+                if np.isnan(saddle[q]) or res.saddle_energy < saddle[q]:
+                    saddle[q] = res.saddle_energy
+                    conv[q] = res.converged
+                    saddle_x[q] = res.path[res.saddle_index].detach().float().cpu().numpy()
+                    out_paths[q] = res.path.detach().float().cpu().numpy()
+            if progress is not None:
+                progress(len(chunk))
+
+    run(list(range(m)), images)
+    estimate = table.estimate[rows] if m else np.zeros(0)
+    estimate = np.maximum(estimate, floor)  # no barrier is below the higher minimum
+    share = np.where(np.isfinite(table.alpha[rows]), CHAIN_SLACK, REFINED_SLACK) if m else np.zeros(0)
+    slack = share * (estimate - floor) + 1e-6 * np.abs(estimate)
+    above = [q for q in range(m) if saddle[q] > estimate[q] + slack[q]]
+    if above:
+        retried = len(above)
+        run(above, 2 * images)
+    k_max = max([p.shape[0] for p in out_paths if p is not None], default=images)
+    stacked = np.full((m, k_max, *shape), np.nan, dtype=np.float32)
+    for q, p in enumerate(out_paths):
+        if p is not None:
+            stacked[q, : p.shape[0]] = p
+    return Refinement(np.asarray(rows, dtype=np.int64), saddle, saddle_x, stacked, conv, retried)

@@ -1,0 +1,180 @@
+"""The map file's schema, declared once: every dataset, its dtype, shape and meaning.
+
+The writer and the reader (:mod:`landscape.mapfile`) take dtypes, which datasets are
+required, and each dataset's ``description`` and ``units`` attributes from :data:`DATASETS`;
+``landscape info --datasets`` prints it; ``docs/map-schema.md`` is generated from it
+(:func:`markdown`, checked by the tests). Shapes name their dimensions:
+
+- ``N`` minima, ``B`` basins of the main level, ``B_k`` basins of level ``k``, ``E`` minima
+  pairs with a barrier, ``N-1`` merges of the tree, ``P`` points per refined path;
+- ``K`` noise levels, ``C`` chains per noise level, ``S`` sinks recorded per level;
+- ``G`` grid points per axis; ``*shape`` the shape of one example.
+
+Schema 2 (this one) puts every minimum in the tree as a leaf. Schema 1 maps (a tree over
+the basins of one magnetization) are still read (:func:`landscape.mapfile.read_map`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+SCHEMA = "ebm-landscape/map"
+SCHEMA_VERSION = 2
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """One dataset of the schema.
+
+    ``path`` is relative to the file's root; ``<k>`` stands for a level's index.
+    ``group``: the optional part it belongs to (None: always present when ``required``).
+    """
+
+    path: str
+    dtype: str
+    shape: str
+    description: str
+    units: str = ""
+    required: bool = True
+    group: str | None = None
+
+
+DATASETS: tuple[Dataset, ...] = (
+    Dataset("minima/x", "float32", "[N, *shape]", "local minima: quenched end points of the exploration chains",
+            "data space"),
+    Dataset("minima/energy", "float64", "[N]",
+            "energy U of each minimum, lowest first (minima a funnel probe added follow, sorted among themselves)",
+            "energy"),
+    Dataset("minima/hits", "int64", "[N]", "exploration chains that ended in each minimum", "chains"),
+    Dataset("minima/basin", "int64", "[N]", "basin of each minimum at the main level (index into /basins)"),
+    Dataset("basins/representative", "int64", "[B]", "index into /minima of each basin's lowest minimum"),
+    Dataset("basins/energy", "float64", "[B]", "energy of each basin's lowest minimum, ascending", "energy"),
+    Dataset("barriers/pairs", "int64", "[E, 2]", "minima pairs whose barrier was estimated (i < j, indices into /minima)"),
+    Dataset("barriers/energy", "float64", "[E]",
+            "estimate: the highest energy on the best path found between the pair (straight segment or "
+            "attraction-diffusion chain); +inf where none was found", "energy"),
+    Dataset("barriers/refined", "float64", "[E]",
+            "string-method saddle energy between the pair; NaN where not refined", "energy"),
+    Dataset("barriers/alpha", "float64", "[E]",
+            "pull of the attraction-diffusion chain behind the estimate; NaN for a straight-segment estimate",
+            "1 / (T_AD * distance)"),
+    Dataset("barriers/source", "uint8", "[E]",
+            "where the pair came from: bit 1 a nearest neighbour in space, bit 2 attraction-diffusion connected it"),
+    Dataset("tree/linkage", "float64", "[N-1, 4]",
+            "scipy linkage over the minima (leaves in /minima order); column 2 is the merge's barrier minus the "
+            "attr energy_offset, so scipy accepts it as stored", "energy"),
+    Dataset("tree/barrier", "float64", "[N-1]", "absolute barrier energy of each merge; +inf where not connected",
+            "energy"),
+    Dataset("tree/connected", "bool", "[N-1]",
+            "false where no path was found between the two sides (the merge is drawn above everything)"),
+    Dataset("tree/refined", "bool", "[N-1]", "true where the merge's height is a string-method saddle"),
+    Dataset("tree/pair", "int64", "[N-1]", "row of /barriers whose barrier made the merge; -1 where not connected"),
+    Dataset("tree/saddle", "float32", "[N-1, *shape]", "saddle point of each refined merge; NaN elsewhere",
+            "data space", required=False, group="tree"),
+    Dataset("tree/path", "float32", "[N-1, P, *shape]",
+            "refined path of each refined merge, from the first minimum of its pair; NaN rows elsewhere "
+            "(kept for small minima only)", "data space", required=False, group="tree"),
+    Dataset("levels/<k>/minima/basin", "int64", "[N]", "basin of each minimum at magnetization alpha_k"),
+    Dataset("levels/<k>/basins/representative", "int64", "[B_k]", "index into /minima of each basin's lowest minimum"),
+    Dataset("levels/<k>/basins/energy", "float64", "[B_k]", "energy of each basin's lowest minimum, ascending",
+            "energy"),
+    Dataset("grid/x", "float64", "[G]", "grid coordinates along the first axis (2-D energies)", "data space",
+            required=False, group="grid"),
+    Dataset("grid/y", "float64", "[G]", "grid coordinates along the second axis", "data space",
+            required=False, group="grid"),
+    Dataset("grid/energy", "float64", "[G, G]", "U(x[j], y[i]) at row i, column j", "energy",
+            required=False, group="grid"),
+    Dataset("funnel/noise", "float64", "[K]", "noise levels tau probed", "training noise", required=False,
+            group="funnel"),
+    Dataset("funnel/occupancy", "float64", "[K, B]", "share of chains ending in each basin, per noise level",
+            required=False, group="funnel"),
+    Dataset("funnel/entropy", "float64", "[K]", "entropy of each level's occupancy (attr score: the funnel score)",
+            "nats", required=False, group="funnel"),
+    Dataset("funnel/sinks", "int64", "[K, S]", "per level, the fullest basins holding half the chains (-1 padded)",
+            required=False, group="funnel"),
+    Dataset("funnel/occupancy_data", "float64", "[K, B]", "occupancy of the chains started from data",
+            required=False, group="funnel"),
+    Dataset("funnel/occupancy_noise", "float64", "[K, B]", "occupancy of the chains started from noise",
+            required=False, group="funnel"),
+    Dataset("funnel/chain_minimum", "int64", "[K, C]", "the minimum each chain ended in (index into /minima)",
+            required=False, group="funnel"),
+    Dataset("funnel/chain_start", "int8", "[C]", "where each chain started: 0 data, 1 noise", required=False,
+            group="funnel"),
+    Dataset("diagnosis/spurious", "bool", "[N]", "the minimum is flagged spurious", required=False, group="diagnosis"),
+    Dataset("diagnosis/nn_distance", "float64", "[N]",
+            "distance to the nearest training example (attrs: the data's own quantiles and the bar)", "data space",
+            required=False, group="diagnosis"),
+    Dataset("diagnosis/reasons", "uint8", "[N]", "bit flags: 1 off the data, 2 saturated, 4 funnel sink",
+            required=False, group="diagnosis"),
+    Dataset("diagnosis/nn_index", "int64", "[N]", "index of the nearest training example in the data set",
+            required=False, group="diagnosis"),
+    Dataset("diagnosis/saturation", "float64", "[N]", "share of pixels at the ends of the data range (images)",
+            required=False, group="diagnosis"),
+)
+
+#: Root attributes.
+ROOT_ATTRS: tuple[tuple[str, str], ...] = (
+    ("schema", f'"{SCHEMA}"'),
+    ("schema_version", f"{SCHEMA_VERSION}"),
+    ("created", "ISO 8601 time (UTC) the map was written"),
+    ("updated", "ISO 8601 time (UTC) of the last change by funnel or diagnose (optional)"),
+    ("tool_version", "the ebm-landscape version that wrote it"),
+    ("source", "JSON: what was mapped (checkpoint path and sha256, or an energy spec); a record, never run"),
+    ("config", "JSON: the mapping settings as given (null: chosen from the landscape)"),
+    ("settings", "JSON: the settings the map chose and used (temperatures, steps, alpha unit, ...)"),
+    ("seconds", "JSON: wall time per stage"),
+)
+
+#: Group attributes worth knowing (the writer adds statistics beside them).
+GROUP_ATTRS: tuple[tuple[str, str], ...] = (
+    ("/tree", "energy_offset: the lowest minimum energy (linkage heights are relative to it)"),
+    ("/levels", "count, main (the main level's index), alpha_unit, temperature, delta, eps (of attraction-"
+                "diffusion), extended (rungs added to the ladder), note"),
+    ("/levels/<k>", "alpha, multiplier (alpha in alpha units), trials, chain_steps, batches, seconds"),
+    ("/minima", "temperature, chains, rounds of the exploration; funnel_added: minima a funnel probe appended"),
+    ("/barriers", "refined, refined_above_estimate (kept at the estimate in the tree), retried"),
+)
+
+
+def dataset(path: str) -> Dataset:
+    """The schema entry of ``path`` (a level's path may name its index, e.g. ``levels/2/minima/basin``)."""
+    parts = path.strip("/").split("/")
+    if len(parts) > 1 and parts[0] == "levels" and parts[1].isdigit():
+        parts[1] = "<k>"
+    key = "/".join(parts)
+    for entry in DATASETS:
+        if entry.path == key:
+            return entry
+    raise KeyError(f"{path} is not in the map schema")
+
+
+def markdown() -> str:
+    """The schema as markdown tables (``docs/map-schema.md``)."""
+    lines = [
+        f"# Map file schema (`{SCHEMA}`, version {SCHEMA_VERSION})",
+        "",
+        "Generated from `landscape/schema.py` (the writer, the reader and `landscape info --datasets` use the",
+        "same table). Every dataset carries its `description` (and `units`) as attributes. Shapes: `N` minima,",
+        "`B` basins of the main level, `B_k` basins of level k, `E` minima pairs, `N-1` tree merges, `P` points",
+        "per path, `K` noise levels, `C` chains per level, `S` sinks, `G` grid points, `*shape` one example.",
+        "",
+        "## Root attributes",
+        "",
+        "| attribute | content |",
+        "|---|---|",
+    ]
+    lines += [f"| `{name}` | {text} |" for name, text in ROOT_ATTRS]
+    lines += ["", "## Datasets", "", "| dataset | dtype | shape | required | description | units |",
+              "|---|---|---|---|---|---|"]
+    for d in DATASETS:
+        required = "yes" if d.required else f"with /{d.group}"
+        lines.append(f"| `/{d.path}` | {d.dtype} | `{d.shape}` | {required} | {d.description} | {d.units} |")
+    lines += ["", "## Group attributes", "", "| group | attributes |", "|---|---|"]
+    lines += [f"| `{g}` | {text} |" for g, text in GROUP_ATTRS]
+    lines += ["", "Schema 1 maps (whose tree's leaves are the basins of one magnetization) still open for reading;",
+              "`landscape info` and `landscape tree` say so.", ""]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":  # regenerate the docs: python -m landscape.schema > docs/map-schema.md
+    print(markdown(), end="")

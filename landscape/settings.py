@@ -1,0 +1,409 @@
+"""The map's settings, and the one policy that fills in the settings a user leaves open.
+
+:class:`MapConfig` holds every setting of a map. Those left at ``None`` are chosen from the
+energy and its landscape, by the functions here, the same way for ``build_map`` from
+Python and for ``landscape map`` (which only passes on the options given). Nothing is a
+constant in the energy's units, so the map of ``c * U`` at defaults is ``c`` times the map
+of ``U`` (same minima, basins and tree; energies, barriers and temperatures times ``c``).
+
+=======================  ===========================================================  ============================================
+setting                  default                                                      why
+=======================  ===========================================================  ============================================
+``temperature``          the checkpoint's sampling ``tau^2``; else 0                   a checkpoint keeps the temperature it was
+                                                                                      trained to sample at; an energy of unknown
+                                                                                      scale has none, and quenching uniform starts
+                                                                                      finds each minimum in proportion to the
+                                                                                      volume it drains
+``eps``                  the checkpoint's training step; else stable at the           the model's own sampler; else the largest
+                         stiffest quenched start (``eps^2/2 * curvature = 1/2``)       step that cannot blow up
+``steps``                10x the checkpoint's L; else 1000 (0 at temperature 0)       long enough to leave the start's own well
+``chains``, rounds       256, then doubled while a round finds new minima (up to      until no new minimum turns up, unless
+                         ``rounds`` rounds), unless most minima were hit once          nearly every chain finds its own (image space)
+``merge_radius``         1% of the box width x sqrt(dim)                              end points closer than that are one state
+``grad_tol``             1e-3 x the median gradient norm at the starts                a quench converges relative to the energy's
+                                                                                      own gradients
+``ad_temperature``       the checkpoint's sampling ``tau^2``; else a tenth of the     what the model's own chains cross is no
+                         lowest barrier of the minima's tree, but at least 1/1000     boundary between its basins; an energy of
+                         of its highest                                               unknown scale loses no barrier to the
+                                                                                      temperature (each is at least 10 T high),
+                                                                                      and ripples below 1/1000 of its relief do
+                                                                                      not split basins
+``alpha_unit``           the tree's median barrier over ``T_AD`` times the minima's   at 1 unit the pull over a typical spacing
+                         median spacing                                               matches a typical barrier
+``ladder``, ``alpha``    0.03, 0.1, 0.3, 1, 3 units, extended by x3 until the         basins from nearly every minimum down to one;
+                         strongest pull leaves one basin (``ladder_extend`` rungs      the main partition is the one at 0.1 unit
+                         at most, reported); main level 0.1                            (most barriers still resolved)
+``delta``                a quarter of the minima's median spacing (at least the       a successful trial reached its target and no
+                         merge radius)                                                other minimum
+``ad_eps``               the checkpoint's descent step at ``T_AD``                      the model's own sampler; else the largest
+                         (``eps_t sqrt(T_AD / T_s)``); else stable at the stiffest    step whose descent cannot blow up; and the
+                         minimum; at a pull ``alpha`` at most ``sqrt(delta / alpha)``  pull moves a chain at most ``delta / 2`` a
+                                                                                      step, so it can come to rest at its target
+=======================  ===========================================================  ============================================
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+import numpy as np
+import torch
+
+from landscape.energy import Energy
+from landscape.errors import LandscapeError
+
+#: The ladder of magnetizations, in units of the alpha unit (extended upwards until one basin).
+DEFAULT_LADDER = (0.03, 0.1, 0.3, 1.0, 3.0)
+#: Factor between the rungs added above the ladder.
+LADDER_FACTOR = 3.0
+
+
+@dataclass(frozen=True)
+class MapConfig:
+    """Settings of a map (plain data: stored as JSON in the map's ``config`` attr).
+
+    ``None`` means "choose from the energy" (see the module docstring for how and why);
+    the chosen values are stored in the map beside the settings.
+
+    Attributes
+    ----------
+    chains : int
+        Exploration chains of the first round.
+    rounds : int
+        Exploration rounds at most: after the first, the chains are doubled while the
+        last round found new minima (1: one round only).
+    init : str or None
+        Where chains start: ``"noise"`` (uniform in the data box), ``"data"`` or
+        ``"both"`` (half each) [default: both when data are given, else noise].
+    temperature : float or None
+        ``T`` of the exploration chains (noise scale ``sqrt(T)``); 0 quenches the starts.
+    eps : float or None
+        Langevin step size of the exploration chains.
+    steps : int or None
+        Exploration steps before quenching.
+    quench_steps : int
+        Descent iterations at most.
+    grad_tol : float or None
+        Quench convergence threshold on ``||dU/dx||``.
+    merge_radius : float or None
+        End points closer than this are one minimum.
+    max_minima : int
+        Keep at most this many minima (the lowest); 0 keeps all.
+    neighbours : int
+        Nearest minima per minimum whose barriers are estimated (and representatives
+        each minimum is tried against by attraction-diffusion).
+    refine : bool
+        Refine barriers with the string method.
+    refine_slack : float
+        Pairs other than neighbours are refined when their estimate is within this share
+        of the barrier height above the tree's height joining them.
+    refine_images, refine_steps : int
+        Images per string and iteration budget.
+    ad_temperature : float or None
+        ``T`` of attraction-diffusion: which barriers count as basin boundaries.
+    ad_eps : float or None
+        Attraction-diffusion step size.
+    delta : float or None
+        Attraction-diffusion success radius.
+    alpha_unit : float or None
+        The unit of ``alpha`` and ``ladder`` (a pull per unit distance, in units of
+        ``U / T_AD``).
+    alpha : float
+        The main level's magnetization (in alpha units; added to the ladder): its basins
+        are ``/minima/basin`` and ``/basins``.
+    ladder : tuple of float
+        Magnetizations of the Hopfield hierarchy (``/levels``), in alpha units.
+    ladder_extend : int
+        Rungs (each ``x3``) added above the ladder at most while its strongest level has
+        more than one basin.
+    max_steps, patience, attempts, average, round_size, batch_size :
+        Attraction-diffusion trial settings (see :class:`landscape.ad.ADConfig`).
+    grid : int
+        Grid points per axis of ``/grid`` (2-D energies only; 0 for none).
+    seed : int
+    """
+
+    chains: int = 256
+    rounds: int = 4
+    init: str | None = None
+    temperature: float | None = None
+    eps: float | None = None
+    steps: int | None = None
+    quench_steps: int = 2000
+    grad_tol: float | None = None
+    merge_radius: float | None = None
+    max_minima: int = 0
+    neighbours: int = 10
+    refine: bool = True
+    refine_slack: float = 0.5
+    refine_images: int = 24
+    refine_steps: int = 400
+    ad_temperature: float | None = None
+    ad_eps: float | None = None
+    delta: float | None = None
+    alpha_unit: float | None = None
+    alpha: float = 0.1
+    ladder: tuple[float, ...] = DEFAULT_LADDER
+    ladder_extend: int = 4
+    max_steps: int = 2000
+    patience: int = 200
+    attempts: int = 3
+    average: int = 20
+    round_size: int = 256
+    batch_size: int = 4096
+    grid: int = 160
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        def pos(v: float | None) -> bool:
+            return v is None or (v > 0 and math.isfinite(v))
+
+        checks = [
+            (self.chains >= 1 and self.rounds >= 1, "chains and rounds must be >= 1"),
+            (self.init in (None, "noise", "data", "both"), "init must be noise, data or both"),
+            (self.temperature is None or (self.temperature >= 0 and math.isfinite(self.temperature)),
+             "temperature must be >= 0"),
+            (pos(self.eps) and pos(self.ad_eps) and pos(self.ad_temperature), "eps, ad_eps, ad_temperature must be > 0"),
+            (pos(self.grad_tol) and pos(self.delta) and pos(self.alpha_unit), "grad_tol, delta, alpha_unit must be > 0"),
+            (self.steps is None or self.steps >= 0, "steps must be >= 0"),
+            (self.quench_steps >= 1, "quench_steps must be >= 1"),
+            (self.merge_radius is None or (self.merge_radius >= 0 and math.isfinite(self.merge_radius)),
+             "merge_radius must be >= 0"),
+            (self.max_minima >= 0 and self.neighbours >= 1, "max_minima must be >= 0 and neighbours >= 1"),
+            (self.refine_slack >= 0, "refine_slack must be >= 0"),
+            (self.refine_images >= 3 and self.refine_steps >= 1, "refine_images must be >= 3, refine_steps >= 1"),
+            (self.alpha > 0 and math.isfinite(self.alpha), "alpha must be > 0"),
+            (all(a > 0 and math.isfinite(a) for a in self.ladder), "ladder values must be finite and > 0"),
+            (self.ladder_extend >= 0, "ladder_extend must be >= 0"),
+            (self.max_steps >= 1 and self.patience >= 1 and self.attempts >= 1, "max_steps, patience, attempts must be >= 1"),
+            (self.average >= 0 and self.round_size >= 1 and self.batch_size >= 1,
+             "average must be >= 0, round_size and batch_size >= 1"),
+            (self.grid == 0 or self.grid >= 8, "grid must be 0 or >= 8"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise LandscapeError(f"map config: {message}")
+
+    @property
+    def multipliers(self) -> list[float]:
+        """The ladder with the main level, in alpha units, ascending."""
+        return sorted({float(a) for a in self.ladder} | {float(self.alpha)})
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["ladder"] = list(self.ladder)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> MapConfig:
+        """From a stored config (keys this version does not know, e.g. timings, are ignored)."""
+        known = {f.name for f in fields(cls)}
+        d = {k: v for k, v in d.items() if k in known}
+        if "ladder" in d:
+            d["ladder"] = tuple(d["ladder"])
+        return cls(**d)
+
+    def fingerprint(self) -> str:
+        """A hash of the settings: a resumed run must have the same."""
+        return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:16]
+
+
+# --------------------------------------------------------------------------- measures
+
+
+def hessian_vector(energy: Energy, x: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """``H(x) v`` per row: the directional derivative of the gradient (``torch.func``).
+
+    Forward-mode differentiation of the reverse-mode gradient of ``sum U``; where the
+    energy's operations do not support it, the double-backward product instead. Exact
+    either way (no finite differences).
+    """
+    fn = energy.fn
+
+    def total(z: torch.Tensor) -> torch.Tensor:
+        return fn(z).sum()
+
+    try:
+        with energy.frozen():
+            _, hv = torch.func.jvp(torch.func.grad(total), (x,), (v,))
+        return hv.detach()
+    except (RuntimeError, NotImplementedError, TypeError):
+        with energy.frozen(), torch.enable_grad():
+            z = x.detach().requires_grad_(True)
+            (g,) = torch.autograd.grad(total(z), z, create_graph=True)
+            (hv,) = torch.autograd.grad((g * v).sum(), z)
+        return hv.detach()
+
+
+def _power(apply: Any, x: torch.Tensor, iterations: int) -> torch.Tensor:
+    """Per row, the norm power iteration converges to for the operator ``apply``."""
+    n = x.shape[0]
+    gen = torch.Generator(device=x.device).manual_seed(0)
+    v = torch.randn(x.shape, generator=gen, device=x.device, dtype=x.dtype)
+    view = (n,) + (1,) * (x.dim() - 1)
+    v = v / torch.linalg.vector_norm(v.reshape(n, -1), dim=1).reshape(view)
+    lam = torch.zeros(n, dtype=torch.float64, device=x.device)
+    for _ in range(iterations):
+        hv = apply(v)
+        norm = torch.linalg.vector_norm(hv.reshape(n, -1), dim=1)
+        lam = norm.double()
+        if not bool((norm > 0).any()):
+            break
+        v = torch.where(norm.reshape(view) > 0, hv / norm.clamp_min(torch.finfo(hv.dtype).tiny).reshape(view), v)
+    return lam
+
+
+def largest_curvature(energy: Energy, x: torch.Tensor, iterations: int = 20) -> float:
+    """How fast the gradient of ``U`` can change near the points ``x`` (e.g. minima).
+
+    The larger of two power iterations per point, maximised over points: on exact
+    Hessian-vector products (:func:`hessian_vector`), and on the change of the gradient
+    across a finite step of 1/100 of the box (or of the point's norm without a box). The
+    second matters for piecewise-linear networks (ReLU, LeakyReLU), whose Hessian is
+    zero between kinks while their gradient jumps at each kink: a Langevin step feels the
+    jumps. It sets a stable step: a descent step ``h * curvature`` below 2.
+    """
+    n = x.shape[0]
+    if n == 0:
+        return 1.0
+    exact = _power(lambda v: hessian_vector(energy, x, v), x, iterations)
+    vg = energy.value_and_grad_fn()
+    if energy.data_range is not None:
+        h = 1e-2 * (energy.data_range[1] - energy.data_range[0])
+    else:
+        h = 1e-2 * (float(torch.linalg.vector_norm(x.reshape(n, -1), dim=1).max()) + 1.0)
+    with energy.frozen():
+        secant = _power(lambda v: (vg(x + h * v)[1] - vg(x - h * v)[1]) / (2 * h), x, iterations)
+    value = float(torch.maximum(exact, secant).max())
+    return value if math.isfinite(value) and value > 0 else 1.0
+
+
+def stable_eps(curvature: float, temperature: float = 1.0, safety: float = 0.5) -> float:
+    """The Langevin ``eps`` on ``U / T`` whose descent step ``eps^2/(2T) * curvature`` is ``safety``."""
+    return math.sqrt(2.0 * safety * temperature / curvature)
+
+
+def median_spacing(x: torch.Tensor, chunk: int = 2048) -> float:
+    """Median distance from each point to its nearest other point (0 for fewer than two)."""
+    n = x.shape[0]
+    if n < 2:
+        return 0.0
+    flat = x.reshape(n, -1).double()
+    near = []
+    for s in range(0, n, chunk):
+        d = torch.cdist(flat[s : s + chunk], flat)
+        r = torch.arange(s, min(s + chunk, n), device=d.device)
+        d[r - s, r] = math.inf
+        near.append(d.min(1).values)
+    return float(torch.cat(near).median())
+
+
+# ----------------------------------------------------------------------------- policy
+
+
+def exploration_settings(energy: Energy, config: MapConfig, data: torch.Tensor | None) -> dict[str, Any]:
+    """The exploration settings of ``config`` with the open ones chosen (module docstring).
+
+    Returns a dict with ``init``, ``temperature``, ``eps``, ``steps``, ``grad_tol`` and
+    ``merge_radius``.
+
+    Raises
+    ------
+    LandscapeError
+        No data range, or ``init`` needs data that are not given.
+    """
+    if energy.data_range is None:
+        raise LandscapeError(f"{energy.name or 'energy'} has no data range: give one (e.g. --box LOW HIGH)")
+    sampler = energy.sampler or {}
+    init = config.init or ("both" if data is not None and len(data) else "noise")
+    if init in ("data", "both") and (data is None or len(data) == 0):
+        raise LandscapeError(f"init={init} needs data to start chains from: give a data set")
+    tau = sampler.get("tau")
+    temperature = config.temperature
+    if temperature is None:
+        temperature = float(tau) ** 2 if isinstance(tau, (int, float)) else 0.0
+    steps = config.steps
+    if steps is None:
+        if temperature == 0:
+            steps = 0
+        else:
+            steps = 10 * int(sampler["steps"]) if sampler.get("steps") else 1000
+    low, high = energy.data_range
+    merge_radius = config.merge_radius
+    if merge_radius is None:
+        merge_radius = 0.01 * (high - low) * math.sqrt(energy.dim)
+    gen = torch.Generator(device=energy.device).manual_seed(config.seed)
+    probe = energy.uniform_noise(min(config.chains, 64), gen)
+    grad_tol = config.grad_tol
+    eps = config.eps
+    if eps is None and sampler.get("epsilon"):
+        eps = float(sampler["epsilon"])
+    if grad_tol is None or eps is None:
+        with energy.frozen():
+            _, g = energy.value_and_grad_fn()(probe)
+        gnorm = torch.linalg.vector_norm(g.reshape(g.shape[0], -1), dim=1).double()
+        if grad_tol is None:
+            grad_tol = 1e-3 * float(gnorm.median())
+            if not grad_tol > 0:  # a flat energy at every probe: any tolerance will do
+                grad_tol = 1e-12
+    if eps is None:  # also at temperature 0: a funnel probe of the map samples with it
+        from landscape.minima import quench
+
+        q = quench(energy, probe[:16], max_steps=300, grad_tol=grad_tol)
+        eps = stable_eps(largest_curvature(energy, q.x))
+    return {"init": init, "temperature": float(temperature), "eps": float(eps), "steps": int(steps),
+            "grad_tol": float(grad_tol), "merge_radius": float(merge_radius)}
+
+
+def ad_temperature_from(depths: np.ndarray, energies: np.ndarray) -> float:
+    """``T_AD`` from the barrier depths of the minima's tree (module docstring)."""
+    d = np.asarray(depths, dtype=np.float64)
+    d = d[np.isfinite(d) & (d > 0)]
+    if d.size:
+        return float(max(0.1 * d.min(), 1e-3 * d.max()))
+    e = np.asarray(energies, dtype=np.float64)
+    spread = float(e.max() - e.min()) if e.size else 0.0
+    if spread > 0:
+        return 0.01 * spread
+    scale = float(np.abs(e).max()) if e.size else 0.0
+    return 0.01 * scale if scale > 0 else 1.0
+
+
+def ad_settings(
+    energy: Energy, config: MapConfig, minima_x: torch.Tensor, minima_energy: np.ndarray, depths: np.ndarray,
+    merge_radius: float,
+) -> dict[str, float]:
+    """The attraction-diffusion settings of ``config`` with the open ones chosen from the
+    minima and the barrier depths of their tree: ``ad_temperature``, ``alpha_unit``,
+    ``delta``, ``ad_eps`` (module docstring)."""
+    t_ad = config.ad_temperature
+    tau = (energy.sampler or {}).get("tau")
+    if t_ad is None and isinstance(tau, (int, float)) and tau > 0:
+        t_ad = float(tau) ** 2  # the model's own sampling temperature decides what is metastable
+    if t_ad is None:
+        t_ad = ad_temperature_from(depths, minima_energy)
+    spacing = median_spacing(minima_x)
+    unit = config.alpha_unit
+    if unit is None:
+        d = np.asarray(depths, dtype=np.float64)
+        d = d[np.isfinite(d) & (d > 0)]
+        e = np.asarray(minima_energy, dtype=np.float64)
+        typical = float(np.median(d)) if d.size else float(np.quantile(e, 0.9) - np.quantile(e, 0.1)) if e.size > 1 else 0.0
+        unit = typical / (t_ad * spacing) if typical > 0 and spacing > 0 else 1.0 / t_ad
+    delta = config.delta
+    if delta is None:
+        delta = max(0.25 * spacing, merge_radius, 1e-12) if spacing > 0 else max(merge_radius, 1e-12)
+    ad_eps = config.ad_eps
+    sampler = energy.sampler or {}
+    if ad_eps is None and sampler.get("epsilon"):
+        # The model's own descent step (eps_t^2 / 2 on U at its temperature T_s), at T_AD.
+        tau = sampler.get("tau")
+        t_s = float(tau) ** 2 if isinstance(tau, (int, float)) and tau > 0 else 1.0
+        ad_eps = float(sampler["epsilon"]) * math.sqrt(t_ad / t_s)
+    if ad_eps is None:
+        ad_eps = stable_eps(largest_curvature(energy, minima_x), t_ad)
+    return {"ad_temperature": float(t_ad), "alpha_unit": float(unit), "delta": float(delta), "ad_eps": float(ad_eps)}
