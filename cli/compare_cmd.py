@@ -149,9 +149,9 @@ def compare_cmd(a, b, out, force, check, chains, multiples, device, names, seed,
     the trained regime and the long-run check's verdict (--check), the numbers of minima
     and basins, the basins at each magnetization (in multiples of each map's alpha unit,
     which is chosen from its own minima, so the same multiple is the same relative pull),
-    the barrier heights of the basin tree in units of kT (kT: the map's
-    attraction-diffusion temperature; energies of different models have different
-    scales), the funnel score and the share of spurious minima; then says how they
+    the barrier heights of the tree over each map's basins in units of kT (T: the
+    model's own sampling temperature, or 1 for p ~ exp(-U) where it samples at 0), the
+    funnel score and the share of spurious minima; then says how they
     differ, and draws one figure with both. Exit status 0 whatever they are.
 
     \b

@@ -7,18 +7,13 @@ from pathlib import Path
 
 import click
 
-# Mapping settings per demo checkpoint, sized for 2 CPU cores (`landscape map` defaults are
-# for a GPU): fewer chains, a shorter ladder, shorter attraction-diffusion trials.
+# Mapping settings per demo checkpoint, sized for 2 CPU cores: fewer exploration chains
+# than `landscape map`'s 256; every other setting is the map's default, chosen from the
+# model (its sampler) and its landscape.
 DEMO_MAPS = {
-    # At the model's own T = 1 the learned gaps between the rings are a few T high and
-    # chains cross them; AD at T = 0.1 resolves them (each ring is a manifold of minima).
-    "rings": {"chains": 128, "ad_temperature": 0.1, "ladder": (0.3, 1.0)},
-    # On the digits models the basin count falls from one per minimum to a handful between
-    # 1 and 3 alpha units: the top level sits in that transition, the ladder around it.
-    "digits_convergent": {"chains": 64, "alpha": 2.0, "ladder": (1.5, 3.0, 6.0), "max_steps": 1000,
-                          "patience": 100, "attempts": 2, "neighbours": 5},
-    "digits_nonconvergent": {"chains": 64, "alpha": 2.0, "ladder": (1.5, 3.0, 6.0), "max_steps": 1000,
-                             "patience": 100, "attempts": 2, "neighbours": 5},
+    "rings": {"chains": 128},
+    "digits_convergent": {"chains": 64},
+    "digits_nonconvergent": {"chains": 64},
 }
 
 # Funnel probes of the digits maps, sized for 2 CPU cores: in image space nearly every
@@ -124,7 +119,7 @@ def _map_one(out: Path, name: str, device: str, scale: float, quiet: bool) -> di
     import numpy as np
 
     from cli.energy_source import resolve_energy
-    from cli.map_cmd import plan_map, run_map
+    from cli.map_cmd import map_data, run_map
     from landscape.figures import (
         minima_kind,
         plot_levels,
@@ -133,6 +128,7 @@ def _map_one(out: Path, name: str, device: str, scale: float, quiet: bool) -> di
         plot_tree,
     )
     from landscape.mapfile import read_map
+    from landscape.settings import MapConfig
 
     ckpt, path = out / f"{name}.pt", out / f"{name}.h5"
     loaded = resolve_energy(ckpt, device=device)
@@ -142,12 +138,12 @@ def _map_one(out: Path, name: str, device: str, scale: float, quiet: bool) -> di
         click.echo(f"{name}: already mapped ({path})")
         content = read_map(path)
     else:
-        plan = plan_map(loaded, **settings)
-        run_map(loaded, plan, path, resume=True, quiet=quiet)
+        config = MapConfig(**settings)
+        data, dataset = map_data(loaded, config)
+        run_map(loaded, config, path, data=data, dataset=dataset, resume=True, quiet=quiet)
         content = read_map(path)
-    pictures = {"tree": out / f"{name}_tree.png", "basins": out / f"{name}_basins.png"}
-    if content.levels:
-        pictures["levels"] = out / f"{name}_levels.png"
+    pictures = {"tree": out / f"{name}_tree.png", "basins": out / f"{name}_basins.png",
+                "levels": out / f"{name}_levels.png"}
     # The map as built: its pictures are drawn once, and its numbers count the map's own
     # minima (a funnel probe later appends minima of its own, and basins for them: the
     # map's own minima keep their basins, so these numbers stay those of the map).
@@ -157,16 +153,21 @@ def _map_one(out: Path, name: str, device: str, scale: float, quiet: bool) -> di
             plot_map_2d(content, pictures["basins"])
         else:
             plot_representatives(content, pictures["basins"])
-        if content.levels:
-            plot_levels(content, pictures["levels"])
+        plot_levels(content, pictures["levels"])
     own = content.n_minima - int(content.attrs.get("minima", {}).get("funnel_added", 0))
+    tree = content.tree
+    seconds = content.meta.extra.get("seconds", {}) if content.meta is not None else {}
     summary = {
         "map": str(path),
         "minima": own,
         "basins": int(np.unique(content.minima_basin[:own]).size),
-        "seconds": sum(content.meta.config.get("seconds", {}).values()),
-        "levels": [{"alpha": lv.alpha, "basins": int(np.unique(lv.minima_basin[:own]).size)}
-                   for lv in content.levels or []],
+        "seconds": float(sum(seconds.values())) if isinstance(seconds, dict) else float("nan"),
+        "levels": [{"alpha": p.multiplier, "basins": int(np.unique(p.basin[:own]).size)} for p in content.levels],
+        "main": content.partition.multiplier,
+        "merges": tree.n_leaves - 1,
+        "refined_merges": int(tree.refined.sum()),
+        "not_connected": int((~tree.connected).sum()),
+        "above_estimate": int(content.attrs.get("barriers", {}).get("refined_above_estimate", 0)),
         "pictures": {k: str(v) for k, v in pictures.items()},
     }
     summary["labels"] = _label_summary(content, name, own)
@@ -258,9 +259,9 @@ def _label_summary(content, name: str, own: int) -> list[dict]:
         x, labels = ds.x.numpy(), ds.labels.numpy()
     rows = []
     for lv in content.levels or []:
-        basins, basin = np.unique(lv.minima_basin[:own], return_inverse=True)
+        basins, basin = np.unique(lv.basin[:own], return_inverse=True)
         r = label_basins(content.minima_x[:own], basin, content.minima_hits[:own], x, labels)
-        rows.append({"alpha": lv.alpha, "basins": int(basins.size), "purity": r.purity,
+        rows.append({"alpha": lv.multiplier, "basins": int(basins.size), "purity": r.purity,
                      "classes_with_basin": r.classes_with_basin, "classes_found": len(set(r.minimum_label))})
     return rows
 
@@ -311,11 +312,16 @@ def _summary_markdown(results: dict[str, dict]) -> str:
     lines.append("")
     maps = {name: r["map"] for name, r in results.items() if "map" in r}
     if maps:
-        lines += ["## landscape maps", "", "| | minima | basins (top level) | basins per magnetization alpha | time |",
-                  "|---|---|---|---|---|"]
+        lines += ["## landscape maps", "",
+                  "| | minima (tree leaves) | tree merges at refined saddles | basins (main level) | "
+                  "basins per pull (alpha units) | time |", "|---|---|---|---|---|---|"]
         for name, m in maps.items():
             ladder = ", ".join(f"{lv['alpha']:.3g}: {lv['basins']}" for lv in m["levels"])
-            lines.append(f"| {name} | {m['minima']} | {m['basins']} | {ladder} | {m['seconds']:.0f} s |")
+            refined = f"{m['refined_merges']} of {m['merges']}"
+            if m.get("above_estimate"):
+                refined += f" ({m['above_estimate']} refined saddles above their estimate)"
+            lines.append(f"| {name} | {m['minima']} | {refined} | {m['basins']} at {m['main']:g} | {ladder} | "
+                         f"{m['seconds']:.0f} s |")
         lines.append("")
         for name in ("rings", "digits_convergent", "digits_nonconvergent"):
             if name in maps and maps[name].get("labels"):

@@ -26,13 +26,13 @@ def base_noise(content, sampler: dict | None) -> tuple[float, str]:
     tau = (sampler or {}).get("tau")
     if isinstance(tau, (int, float)) and tau > 0:
         return float(tau), "the training tau"
-    config = content.meta.config if content.meta is not None and isinstance(content.meta.config, dict) else {}
-    t = config.get("temperature")
+    settings = content.settings()
+    t = settings.get("temperature")
     if isinstance(t, (int, float)) and t > 0:
         return math.sqrt(float(t)), "sqrt of the map's exploration temperature"
-    t_ad = content.attrs.get("barriers", {}).get("temperature")
-    if isinstance(t_ad, (int, float)) and t_ad > 0:
-        return math.sqrt(float(t_ad)), "sqrt of the map's attraction-diffusion temperature"
+    for t_ad in (settings.get("ad_temperature"), content.attrs.get("levels", {}).get("temperature")):
+        if isinstance(t_ad, (int, float)) and t_ad > 0:
+            return math.sqrt(float(t_ad)), "sqrt of the map's attraction-diffusion temperature"
     return 1.0, "1 (the map records no temperature)"
 
 
@@ -67,7 +67,8 @@ def locate(target: Path, map_option: Path | None) -> tuple[Path, Path | None]:
 @click.option("--chains", type=click.IntRange(min=1), default=100, show_default=True,
               help="Chains per start (data, noise) and noise level.")
 @click.option("--steps", type=click.IntRange(min=0), default=None,
-              help="Langevin steps per chain before the quench [default: the map's exploration steps].")
+              help="Langevin steps per chain before the quench [default: the map's exploration steps; 1000 for a "
+                   "map explored at temperature 0].")
 @click.option("--eps", type=click.FloatRange(min=0, min_open=True), default=None,
               help="Langevin step size [default: the map's (the training epsilon for checkpoints)].")
 @click.option("--init", type=click.Choice(["both", "data", "noise"]), default=None,
@@ -197,11 +198,12 @@ def run_funnel(
     unit, unit_why = (base_noise(content, loaded.sampler) if noise_unit == "auto"
                       else (_floats(noise_unit, "--noise-unit")[0], "given"))
     levels = tuple(m * unit for m in _floats(noise, "--noise"))
-    config = content.meta.config if isinstance(content.meta.config, dict) else {}
+    config = content.settings()
     eps = eps or float(config.get("eps", 0) or 0) or None
     if eps is None:
         raise LandscapeError(f"{map_path} records no Langevin step: give --eps")
-    steps = steps if steps is not None else int(config.get("steps", 1000))
+    # A map explored at temperature 0 ran no Langevin steps: the probe's chains need some.
+    steps = steps if steps is not None else (int(config.get("steps") or 0) or 1000)
     dataset = dataset or figures.map_dataset(content) or loaded.dataset
     init = init or ("both" if dataset else "noise")
     data = None

@@ -11,15 +11,22 @@ import click
 @click.command("info")
 @click.argument("file", type=click.Path(path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="Print the metadata as JSON instead.")
-def info(file, as_json):
+@click.option("--datasets", is_flag=True,
+              help="For a map: also list its datasets with their shapes and what each holds (the schema's words).")
+def info(file, as_json, datasets):
     """Describe a checkpoint (model, data, sampler, regime, progress, last diagnostics) or a
-    landscape map (source, counts, settings, levels; `landscape tree` shows the tree)."""
+    landscape map (source, counts, settings, levels; `landscape tree` shows the tree).
+
+    \b
+    Examples:
+      landscape info digits.pt
+      landscape info digits.h5 --datasets
+    """
+    from cli.energy_source import is_map_file
     from train.checkpoint import describe, load_checkpoint
 
-    from cli.energy_source import is_map_file
-
     if file.suffix.lower() in (".h5", ".hdf5") or is_map_file(file):
-        _map_info(file, as_json)
+        _map_info(file, as_json, datasets)
         return
     ckpt = load_checkpoint(file)
     if as_json:
@@ -31,16 +38,25 @@ def info(file, as_json):
         click.echo(f"  {key:<10} {value}")
 
 
-def _map_info(path: Path, as_json: bool) -> None:
+def _map_info(path: Path, as_json: bool, datasets: bool) -> None:
     from cli.tree_cmd import map_header, map_summary
-    from landscape.figures import level_view
-    from landscape.mapfile import read_map
+    from landscape.mapfile import dataset_listing, read_map
 
     content = read_map(path)
-    view = level_view(content)
     if as_json:
-        summary = map_summary(path, content, view, {})
-        click.echo(json.dumps({k: v for k, v in summary.items() if k not in ("basins", "merges")}, indent=2))
+        summary = map_summary(path, content, content.tree, None, not content.over_minima, {})
+        out = {k: v for k, v in summary.items() if k not in ("leaves", "merges")}
+        if datasets:
+            out["datasets"] = [{"path": p, "shape": list(s), "dtype": d, "description": text}
+                               for p, s, d, text in dataset_listing(path)]
+        click.echo(json.dumps(out, indent=2))
         return
-    for line in map_header(path, content, view):
+    for line in map_header(path, content):
         click.echo(line)
+    if datasets:
+        click.echo("")
+        click.echo("datasets:")
+        rows = dataset_listing(path)
+        width = max((len(p) for p, *_ in rows), default=0)
+        for p, shape, dtype, text in rows:
+            click.echo(f"  {p:<{width}}  {dtype:<7} {str(list(shape)):<16} {text}")

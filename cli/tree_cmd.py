@@ -1,4 +1,4 @@
-"""`landscape tree`: the basin tree of a map as text or JSON, and the map's pictures."""
+"""`landscape tree`: the barrier tree of a map as text or JSON, and the map's pictures."""
 
 from __future__ import annotations
 
@@ -33,7 +33,11 @@ def _finite_or_none(x: Any) -> Any:
 @click.command("tree")
 @click.argument("map_path", metavar="MAP.h5", type=click.Path(path_type=Path))
 @click.option("--level", type=int, default=None, metavar="K",
-              help="Show level K of the map's alpha ladder (/levels/K) instead of the top level.")
+              help="Colour (and with --basins, group) by the basins of level K of the ladder (/levels/K) "
+                   "instead of the main level.")
+@click.option("--basins", is_flag=True,
+              help="Show the tree over the basins of the level (coarse-grained: a basin is one leaf) instead of "
+                   "the tree over minima.")
 @click.option("--plot", type=PICTURE, default=None, metavar="PNG",
               help="Also draw the disconnectivity graph to this picture (.png, .pdf, .svg).")
 @click.option("--images", type=PICTURE, default=None, metavar="PNG",
@@ -42,24 +46,25 @@ def _finite_or_none(x: Any) -> Any:
 @click.option("--levels-plot", type=PICTURE, default=None, metavar="PNG",
               help="Also draw the number of basins against alpha (log-log) over the map's levels.")
 @click.option("--max-leaves", type=click.IntRange(min=1), default=50, show_default=True, metavar="N",
-              help="Fold the lowest merges of the text tree so that at most this many basins or groups show.")
+              help="Fold the lowest merges of the text tree so that at most this many leaves or groups show.")
 @click.option("--json", "as_json", is_flag=True,
-              help="Print a machine-readable summary (basins, merges with barrier heights) instead of text.")
-def tree_cmd(map_path, level, plot, images, levels_plot, max_leaves, as_json):
-    """Print the basin tree of a landscape map and draw its pictures.
+              help="Print a machine-readable summary (leaves, merges with barrier heights) instead of text.")
+def tree_cmd(map_path, level, basins, plot, images, levels_plot, max_leaves, as_json):
+    """Print the barrier tree (disconnectivity graph) of a landscape map and draw its pictures.
 
-    The tree is the disconnectivity graph over the map's barrier estimates: basins (lowest
-    first) join at the barrier energy of the lowest path between them. Energies have an
-    arbitrary offset, so each merge also gives its height relative to the basins it
-    joins: "relative" is the barrier minus the energy of the higher side's lowest basin,
-    the depth the shallower side must climb. Refined (path-method) barriers show next to
-    the estimates where the map has them (top level only).
+    Every minimum of the map is a leaf; two groups of minima join at the barrier of the
+    lowest path between them, a saddle refined by the string method where the map says
+    "refined". Energies have an arbitrary offset, so each merge also gives its height
+    relative to what it joins: "relative" is the barrier minus the energy of the higher
+    side's lowest minimum, the depth the shallower side must climb. Each minimum shows its
+    basin (attraction-diffusion at the main level, or --level K); --basins shows the tree
+    over those basins instead.
 
     \b
     Examples:
       landscape tree rings.h5
       landscape tree rings.h5 --plot tree.png --images basins.png
-      landscape tree digits.h5 --level 2 --images reps.png --levels-plot alpha.png
+      landscape tree digits.h5 --level 2 --basins --images reps.png --levels-plot alpha.png
       landscape tree digits.h5 --json > tree.json
     """
     from landscape import figures
@@ -70,16 +75,17 @@ def tree_cmd(map_path, level, plot, images, levels_plot, max_leaves, as_json):
         if picture is not None:
             figures.check_picture_path(picture)
     content = read_map(map_path)
-    view = figures.level_view(content, level)
-    # Refuse what cannot be drawn before writing anything.
+    figures.partition_of(content, level)  # a bad level is an error before anything is written
     if images is not None:
         figures.minima_kind(content)
-    if levels_plot is not None and not content.levels:
-        raise LandscapeError(f"{map_path} has no levels (it was built for one alpha): --levels-plot has nothing to draw")
+    if levels_plot is not None and not any(p.alpha > 0 for p in content.levels):
+        raise LandscapeError(f"{map_path}: no level has alpha > 0: --levels-plot has nothing to draw")
+    show_basins = basins or not content.over_minima
+    tree = figures.basin_tree_of(content, level) if show_basins else content.tree
 
     written: dict[str, str] = {}
     if plot is not None:
-        written["plot"] = str(figures.plot_tree(content, plot, level=level))
+        written["plot"] = str(figures.plot_tree(content, plot, level=level, basins=show_basins))
     if images is not None:
         if figures.minima_kind(content) == "2d":
             written["images"] = str(figures.plot_map_2d(content, images, level=level))
@@ -89,64 +95,77 @@ def tree_cmd(map_path, level, plot, images, levels_plot, max_leaves, as_json):
         written["levels_plot"] = str(figures.plot_levels(content, levels_plot))
 
     if as_json:
-        click.echo(json.dumps(map_summary(map_path, content, view, written), indent=2))
+        click.echo(json.dumps(map_summary(map_path, content, tree, level, show_basins, written), indent=2))
         return
-    click.echo(_text(map_path, content, view, max_leaves))
+    click.echo(_text(map_path, content, tree, level, show_basins, max_leaves))
     for what, path in written.items():
         click.echo(f"wrote {path} ({what.replace('_', ' ')})")
 
 
-def _levels_lines(content, view) -> list[str]:
+def _levels_lines(content, level: int | None) -> list[str]:
     """One line per level of the ladder: index, alpha, basin count."""
-    from landscape.figures import map_alpha
-
-    top = map_alpha(content)
     out = []
-    for k, lv in enumerate(content.levels or []):
-        b = len(lv.basin_energy)
-        text = f"[{k}] alpha {lv.alpha:.4g}: {b} basin{'s' if b != 1 else ''}"
-        if top is not None and math.isclose(lv.alpha, top):
-            text += " (top level)"
-        if view.level == k:
+    shown = content.main if level is None else level
+    for k, part in enumerate(content.levels):
+        b = part.n_basins
+        alpha = f"{part.multiplier:g} units ({part.alpha:.4g})" if part.multiplier is not None else f"{part.alpha:.4g}"
+        text = f"[{k}] alpha {alpha}: {b} basin{'s' if b != 1 else ''}"
+        if k == content.main:
+            text += " (main)"
+        if k == shown:
             text += " <- shown"
         out.append(text)
+    note = content.attrs.get("levels", {}).get("note")
+    if isinstance(note, str) and note:
+        out.append(note)
     return out
 
 
-def map_header(map_path: Path, content, view) -> list[str]:
-    from landscape.figures import describe_source, map_dataset, map_temperature
+def map_header(map_path: Path, content, level: int | None = None) -> list[str]:
+    """The lines `landscape info` and `landscape tree` print about a map."""
+    from landscape.figures import ad_temperature, describe_source, map_dataset, map_temperature
 
     rows: list[tuple[str, str]] = [("map", str(map_path)), ("source", describe_source(content))]
     if content.meta is not None:
         rows.append(("created", f"{content.meta.created} by ebm-landscape {content.meta.tool_version}"))
-    n_pairs = len(view.barrier_energy)
-    connected = int(sum(math.isfinite(float(x)) for x in view.barrier_energy))
-    counts = (
-        f"{content.n_minima} minima, {view.n_basins} basin{'s' if view.n_basins != 1 else ''}, "
-        f"{n_pairs} barrier pair{'s' if n_pairs != 1 else ''} tested ({connected} connected"
-    )
-    if view.barrier_refined is not None:
-        counts += f", {int(sum(math.isfinite(float(x)) for x in view.barrier_refined))} refined"
+    if not content.over_minima:
+        rows.append(("note", "a schema-1 map: its tree is over the basins of one pull, not over every minimum; "
+                             "remap it (landscape map) for the tree over minima"))
+    table = content.barriers
+    n_pairs = len(table)
+    refined = int(np.isfinite(table.refined).sum())
+    above = int(table.above_estimate(content.minima_energy).sum())
+    counts = (f"{content.n_minima} minima, {content.n_basins} basin{'s' if content.n_basins != 1 else ''} at the main "
+              f"level, {n_pairs} barrier pair{'s' if n_pairs != 1 else ''} ({refined} refined")
+    if above:
+        counts += f", {above} of them above their estimate: the tree keeps the estimate"
     rows.append(("counts", counts + ")"))
-    heights = content.attrs.get("tree", {}).get("heights")
-    if view.level is None and isinstance(heights, str) and heights:
-        rows.append(("tree", f"barrier heights: {heights}"))
+    tree = content.tree
+    merges = tree.n_leaves - 1
+    if merges > 0:
+        text = f"{merges} merges: {int(tree.refined.sum())} at refined saddles"
+        estimated = int((tree.connected & ~tree.refined).sum())
+        if estimated:
+            text += f", {estimated} at estimates"
+        if not tree.connected.all():
+            text += f", {int((~tree.connected).sum())} not connected (no path found)"
+        rows.append(("tree", text))
     settings = []
     temperature = map_temperature(content)
     if temperature is not None:
-        settings.append(f"temperature {temperature:g}")
-    ad_temperature = _number(content.attrs.get("barriers", {}).get("temperature"))
-    if ad_temperature is not None and ad_temperature != temperature:
-        settings.append(f"attraction-diffusion temperature {ad_temperature:g}")
-    if view.alpha is not None:
-        settings.append(f"alpha {view.alpha:.4g}")
+        settings.append(f"exploration T {temperature:g}")
+    t_ad = ad_temperature(content)
+    if t_ad is not None:
+        settings.append(f"attraction-diffusion T {t_ad:.4g}")
+    unit = _number(content.attrs.get("levels", {}).get("alpha_unit"))
+    if unit is not None:
+        settings.append(f"alpha unit {unit:.4g}")
     dataset = map_dataset(content)
     if dataset:
         settings.append(f"data {dataset}")
-    shape = tuple(content.minima_x.shape[1:])
-    settings.append(f"minima of shape {shape}")
+    settings.append(f"minima of shape {tuple(content.minima_x.shape[1:])}")
     rows.append(("settings", ", ".join(settings)))
-    for k, line in enumerate(_levels_lines(content, view)):
+    for k, line in enumerate(_levels_lines(content, level)):
         rows.append(("levels" if k == 0 else "", line))
     added = content.attrs.get("minima", {}).get("funnel_added")
     if content.funnel is not None:
@@ -158,58 +177,59 @@ def map_header(map_path: Path, content, view) -> list[str]:
         rows.append(("funnel", text))
     if content.diagnosis is not None:
         d = content.diagnosis
-        n = int(np.size(d.spurious))
-        text = f"{int(np.sum(d.spurious))} of {n} minima spurious"
-        counts = [f"{d.attrs[key]} {label}" for key, label in (("off_data", "off the data"),
-                                                               ("saturated", "saturated"), ("sinks", "funnel sinks"))
-                  if isinstance(d.attrs.get(key), int) and d.attrs[key]]
-        if counts:
-            text += f" ({', '.join(counts)})"
+        text = f"{int(np.sum(d.spurious))} of {int(np.size(d.spurious))} minima spurious"
+        parts = [f"{d.attrs[key]} {label}" for key, label in (("off_data", "off the data"),
+                                                              ("saturated", "saturated"), ("sinks", "funnel sinks"))
+                 if isinstance(d.attrs.get(key), int) and d.attrs[key]]
+        if parts:
+            text += f" ({', '.join(parts)})"
         if d.attrs.get("dataset"):
             text += f", against {d.attrs['dataset']}"
         rows.append(("diagnosis", text))
-    rows.append(("showing", view.name))
     return [f"{key:<9} {value}" for key, value in rows]
 
 
-def _text(map_path: Path, content, view, max_leaves: int) -> str:
-    from landscape.figures import tree_merges
-    from landscape.tree import relative_barriers, render_text
+def _text(map_path: Path, content, tree, level: int | None, basins: bool, max_leaves: int) -> str:
+    from landscape.figures import level_name, partition_of, tree_merges
+    from landscape.tree import render_text
 
-    tree = view.tree
-    escape = relative_barriers(view.basin_energy, tree)
-    spurious = _spurious(content, view)
+    part = partition_of(content, level)
+    escape = tree.escape()
+    spurious = (np.asarray(content.diagnosis.spurious, dtype=bool)[tree.leaves] if content.diagnosis is not None
+                else np.zeros(tree.n_leaves, dtype=bool))
+    lowest = int(tree.lowest[tree.root])
     labels = []
-    for i in range(view.n_basins):
-        if i == int(tree.lowest[tree.root]):
-            climb = "lowest basin"
-        elif math.isinf(escape[i]):
-            climb = "no path found to a lower basin"
-        else:
-            climb = f"escape {_plus(escape[i])}"
-        labels.append(f"hits {int(view.basin_hits[i])}  {climb}" + ("  spurious" if spurious[i] else ""))
-    lines = map_header(map_path, content, view)
-    lines += ["", render_text(tree, view.basin_energy, sizes=view.basin_minima, labels=labels, max_leaves=max_leaves)]
-    lines += [
-        "",
-        "size: minima in the basin; hits: chains that ended in it; escape: the barrier height above the",
-        "basin's energy on its lowest path to a lower basin.",
-    ]
-    merges = tree_merges(view)
+    if basins:
+        sizes = part.sizes()
+        hits = part.hits(content.minima_hits)
+        for i in range(tree.n_leaves):
+            climb = "lowest" if i == lowest else ("no path found to a lower basin" if math.isinf(escape[i])
+                                                  else f"escape {_plus(escape[i])}")
+            labels.append(f"hits {int(hits[i])}  {climb}" + ("  spurious" if spurious[i] else ""))
+    else:
+        sizes = None
+        basin = part.basin[tree.leaves]
+        for i in range(tree.n_leaves):
+            climb = "lowest" if i == lowest else ("no path found to a lower minimum" if math.isinf(escape[i])
+                                                  else f"escape {_plus(escape[i])}")
+            labels.append(f"basin {int(basin[i])}  hits {int(content.minima_hits[tree.leaves[i]])}  {climb}"
+                          + ("  spurious" if spurious[i] else ""))
+    lines = map_header(map_path, content, level)
+    what = f"the tree over the basins of {level_name(content, level)}" if basins else \
+        f"the tree over minima, basins of {level_name(content, level)}"
+    lines.append(f"{'showing':<9} {what}")
+    lines += ["", render_text(tree, sizes=sizes, labels=labels, name="basin" if basins else "minimum",
+                              max_leaves=max_leaves)]
+    legend = ("hits: chains that ended in it; escape: the barrier above its energy on its lowest path to a lower "
+              + ("basin; size: the basin's minima." if basins else "minimum."))
+    lines += ["", legend]
+    merges = tree_merges(content, tree)
     if merges:
-        lines += ["", _merge_table(merges, view, max_leaves)]
+        lines += ["", _merge_table(merges, max_leaves, "basin" if basins else "minimum")]
     return "\n".join(lines)
 
 
-def _spurious(content, view) -> list[bool]:
-    """Per basin: its representative is flagged spurious by the map's diagnosis."""
-    if content.diagnosis is None:
-        return [False] * view.n_basins
-    return [bool(content.diagnosis.spurious[r]) for r in view.basin_representative]
-
-
-def _merge_table(merges, view, max_leaves: int) -> str:
-    refined = view.barrier_refined is not None
+def _merge_table(merges, max_leaves: int, name: str) -> str:
     shown = merges
     note = None
     if len(merges) > max_leaves:
@@ -217,21 +237,16 @@ def _merge_table(merges, view, max_leaves: int) -> str:
         shown = [merges[k] for k in keep]
         hidden = len(merges) - len(shown)
         note = f"({hidden} lower merge{'s' if hidden != 1 else ''} not listed: raise --max-leaves or use --json)"
-    title = "merges, lowest first (relative: the barrier minus the energy of the higher side's lowest basin)"
-    head = ["joins", "via pair", "barrier", "relative"]
-    if refined:  # the pair's attraction-diffusion estimate and its refined (path-method) barrier
-        head += ["estimate", "refined", "refined relative"]
+    title = f"merges, lowest first (relative: the barrier minus the energy of the higher side's lowest {name})"
+    head = ["joins", "via minima", "barrier", "relative", "from", "estimate"]
     rows = []
     for m in shown:
         joins = f"{m.lower} + {m.higher}"
-        if m.disconnected:
-            rows.append([joins, "-", "no path found", "-"] + (["-", "-", "-"] if refined else []))
+        if not m.connected:
+            rows.append([joins, "-", "no path found", "-", "-", "-"])
             continue
-        row = [joins, f"{m.pair[0]}-{m.pair[1]}", _num(m.height), _plus(m.relative)]
-        if refined:
-            row.append(_num(m.estimate))
-            row += [_num(m.refined), _plus(m.refined_relative)] if math.isfinite(m.refined) else ["-", "-"]
-        rows.append(row)
+        how = "saddle" if m.refined else ("estimate; saddle above: " + _num(m.saddle) if m.above_estimate else "estimate")
+        rows.append([joins, f"{m.pair[0]}-{m.pair[1]}", _num(m.height), _plus(m.relative), how, _num(m.estimate)])
     widths = [max(len(r[c]) for r in [head] + rows) for c in range(len(head))]
     out = [title]
     out += ["  " + "  ".join(cell.ljust(w) for cell, w in zip(r, widths)).rstrip() for r in [head] + rows]
@@ -240,73 +255,64 @@ def _merge_table(merges, view, max_leaves: int) -> str:
     return "\n".join(out)
 
 
-def map_summary(map_path: Path, content, view, written: dict[str, str]) -> dict[str, Any]:
-    from landscape.figures import (
-        map_alpha,
-        map_dataset,
-        map_temperature,
-        tree_merges,
-    )
-    from landscape.tree import relative_barriers
+def map_summary(map_path: Path, content, tree, level: int | None, basins: bool, written: dict[str, str]) -> dict[str, Any]:
+    """The map and its tree as plain data (``--json``)."""
+    from landscape.figures import ad_temperature, map_dataset, map_temperature, partition_of, tree_merges
 
-    tree = view.tree
-    escape = relative_barriers(view.basin_energy, tree)
-    spurious = _spurious(content, view) if content.diagnosis is not None else None
-    basins = []
-    for i in range(view.n_basins):
-        entry = {
-            "index": i,
-            "energy": float(view.basin_energy[i]),
-            "representative": int(view.basin_representative[i]),
-            "minima": int(view.basin_minima[i]),
-            "hits": int(view.basin_hits[i]),
-            "escape": _finite_or_none(escape[i]),
-        }
+    part = partition_of(content, level)
+    escape = tree.escape()
+    spurious = (np.asarray(content.diagnosis.spurious, dtype=bool)[tree.leaves] if content.diagnosis is not None
+                else None)
+    leaves = []
+    hits = part.hits(content.minima_hits) if basins else None
+    sizes = part.sizes() if basins else None
+    for i in range(tree.n_leaves):
+        entry = {"index": i, "minimum": int(tree.leaves[i]), "energy": float(tree.energy[i]),
+                 "escape": _finite_or_none(escape[i])}
+        if basins:
+            entry.update({"minima": int(sizes[i]), "hits": int(hits[i])})
+        else:
+            entry.update({"basin": int(part.basin[tree.leaves[i]]), "hits": int(content.minima_hits[tree.leaves[i]])})
         if spurious is not None:
             entry["spurious"] = bool(spurious[i])
-        basins.append(entry)
+        leaves.append(entry)
     merges = []
-    for m in tree_merges(view):
+    for m in tree_merges(content, tree):
         merges.append({
-            "node": view.n_basins + m.row,
-            "children": list(m.children),
-            "lower": m.lower,
-            "higher": m.higher,
-            "basins": m.count,
-            "disconnected": m.disconnected,
-            "height": None if m.disconnected else m.height,
-            "relative": _finite_or_none(m.relative),
-            "above_lowest": _finite_or_none(m.above_lowest),
-            "pair": None if m.pair is None else list(m.pair),
-            "barrier_row": m.barrier_row,
-            "estimate": _finite_or_none(m.estimate),
-            "refined": _finite_or_none(m.refined),
-            "refined_relative": _finite_or_none(m.refined_relative),
-            "has_path": m.has_path,
+            "node": tree.n_leaves + m.row, "children": list(m.children), "lower": m.lower, "higher": m.higher,
+            "leaves": m.count, "connected": m.connected, "refined": m.refined,
+            "height": m.height if m.connected else None, "relative": _finite_or_none(m.relative),
+            "above_lowest": _finite_or_none(m.above_lowest), "pair": None if m.pair is None else list(m.pair),
+            "barrier_row": m.barrier_row, "estimate": _finite_or_none(m.estimate), "saddle": _finite_or_none(m.saddle),
+            "saddle_above_estimate": m.above_estimate,
         })
-    n_refined = None
-    if view.barrier_refined is not None:
-        n_refined = int(sum(math.isfinite(float(x)) for x in view.barrier_refined))
+    table = content.barriers
     return {
         "map": str(map_path),
+        "schema_version": content.schema_version,
         "source": content.meta.source if content.meta is not None else None,
-        "level": view.level,
-        "alpha": view.alpha,
-        "top_level_alpha": map_alpha(content),
+        "leaves_are": "basins" if basins else "minima",
+        "level": content.main if level is None else level,
+        "main_level": content.main,
+        "alpha": part.alpha,
+        "multiplier": part.multiplier,
         "temperature": map_temperature(content),
-        "ad_temperature": _number(content.attrs.get("barriers", {}).get("temperature")),
+        "ad_temperature": ad_temperature(content),
+        "alpha_unit": _number(content.attrs.get("levels", {}).get("alpha_unit")),
         "dataset": map_dataset(content),
         "minima_shape": list(content.minima_x.shape[1:]),
         "n_minima": content.n_minima,
-        "n_basins": view.n_basins,
-        "n_barriers": len(view.barrier_energy),
-        "n_connected": int(sum(math.isfinite(float(x)) for x in view.barrier_energy)),
-        "n_refined": n_refined,
-        "levels": [
-            {"index": k, "alpha": float(lv.alpha), "n_basins": len(lv.basin_energy)}
-            for k, lv in enumerate(content.levels or [])
-        ],
-        "basins": basins,
+        "n_basins": part.n_basins,
+        "n_pairs": len(table),
+        "n_refined": int(np.isfinite(table.refined).sum()),
+        "n_refined_above_estimate": int(table.above_estimate(content.minima_energy).sum()),
+        "n_merges": tree.n_leaves - 1,
+        "n_merges_refined": int(tree.refined.sum()),
+        "n_merges_not_connected": int((~tree.connected).sum()),
+        "energy_offset": tree.offset,
+        "levels": [{"index": k, "alpha": float(p.alpha), "multiplier": p.multiplier, "n_basins": p.n_basins}
+                   for k, p in enumerate(content.levels)],
+        "leaves": leaves,
         "merges": merges,
         "pictures": written,
     }

@@ -9,10 +9,10 @@ them apart; :func:`map_profile` reduces one map to a few comparable numbers:
   attraction-diffusion ladder, keyed by the level's *multiplier* of the map's alpha unit
   (alphas of different models live on different energy scales; each map's unit is chosen
   from its own minima, so the same multiplier is the same relative pull);
-- the barrier spectrum: the relative heights of the top-level tree's merges (the depth
-  the shallower side climbs), also divided by the map's attraction-diffusion temperature
-  so that two models' barriers compare in units of kT: an EBM's energy scale is arbitrary,
-  its barriers in kT are what decide how often a chain at that temperature crosses them;
+- the barrier spectrum: the relative heights of the merges of the tree over the main
+  level's basins (the depth the shallower side climbs), also in units of kT at the
+  model's own sampling temperature (``T = 1`` for ``p ~ exp(-U)`` when the map records
+  none): the barriers in kT are what decide how often the model's chains cross them;
 - the funnel probe's score and effective number of basins ``exp(H)`` per noise level;
 - the spurious share: the diagnosed minima (and the chains that ended in them) and the
   count per reason.
@@ -39,8 +39,8 @@ from landscape.figures import (
     atomic_output,
     check_picture_path,
     data_range,
+    basin_tree_of,
     describe_source,
-    level_view,
     map_alpha,
     map_dataset,
     map_temperature,
@@ -73,56 +73,35 @@ def _number(x: Any) -> float | None:
 
 def _levels(content: MapContent) -> list[tuple[float | None, float | None, int]]:
     """(multiplier, alpha, basins) per level, ascending multiplier (unknown ones last)."""
-    unit = _number(content.attrs.get("barriers", {}).get("alpha_unit"))
-    unit = unit if unit is not None and unit > 0 else None
-
-    def multiplier(attrs: Mapping[str, Any], alpha: float | None) -> float | None:
-        m = _number(attrs.get("multiplier"))
-        if m is None and alpha is not None and unit is not None:
-            m = alpha / unit
-        return m
-
-    if content.levels:
-        rows = [
-            (multiplier(lv.attrs, float(lv.alpha)), float(lv.alpha), int(np.shape(lv.basin_energy)[0]))
-            for lv in content.levels
-        ]
-    else:
-        alpha = map_alpha(content)
-        rows = [(multiplier({}, alpha), alpha, content.n_basins)]
+    unit = _number(content.attrs.get("levels", {}).get("alpha_unit"))
+    rows = []
+    for part in content.levels:
+        m = part.multiplier
+        if m is None and unit is not None and unit > 0:
+            m = part.alpha / unit
+        rows.append((m, float(part.alpha), part.n_basins))
     return sorted(rows, key=lambda r: (r[0] is None, r[0] if r[0] is not None else 0.0))
 
 
 def _temperature(content: MapContent) -> tuple[float | None, str | None]:
-    """The temperature that sets the map's kT: attraction-diffusion's (``/barriers`` attr
-    ``temperature``: the barriers were found on ``U/T``), else the mapping temperature."""
-    t = _number(content.attrs.get("barriers", {}).get("temperature"))
-    if t is not None and t > 0:
-        return t, "attraction-diffusion"
+    """The temperature that sets the map's kT: the model's own sampling temperature (the
+    map's exploration T) where it is positive, else 1, the temperature of ``p ~ exp(-U)``
+    itself (barriers then in nats). Not attraction-diffusion's: that one is chosen from each
+    map's own barriers, so every map's barriers would look alike in its units."""
     t = map_temperature(content)
     if t is not None and math.isfinite(t) and t > 0:
-        return t, "mapping"
-    return None, None
+        return t, "sampling"
+    return 1.0, "p ~ exp(-U)"
 
 
 def _barriers(content: MapContent, temperature: float | None) -> dict[str, Any]:
-    merges = tree_merges(level_view(content))
-    heights = []
-    for m in merges:
-        if m.disconnected or not math.isfinite(m.relative):
-            continue
-        h = m.relative
-        if math.isfinite(m.refined_relative):
-            # Both are upper bounds on the saddle; the lower is the tighter one (the mapper
-            # builds its tree from the same minimum, so this matches `landscape tree`).
-            h = min(h, m.refined_relative)
-        # A merge is never below its higher basin; rounding must not make it so.
-        heights.append(max(0.0, float(h)))
-    heights.sort()
+    """The barriers between the main level's basins: the merges of the tree over them."""
+    merges = tree_merges(content, basin_tree_of(content))
+    heights = sorted(max(0.0, float(m.relative)) for m in merges if m.connected and math.isfinite(m.relative))
     kt = [h / temperature for h in heights] if temperature is not None else None
     return {
         "count": len(heights),
-        "disconnected": sum(1 for m in merges if m.disconnected),
+        "disconnected": sum(1 for m in merges if not m.connected),
         "heights": heights,
         "heights_kT": kt,
         "median": float(np.median(heights)) if heights else None,
@@ -189,16 +168,18 @@ def map_profile(content: MapContent) -> dict[str, Any]:
 
         - ``source`` (str, :func:`landscape.figures.describe_source`), ``dataset``,
           ``kind`` ("image", "2d", "vector" or None), ``shape``;
-        - ``n_minima``, ``n_basins`` (top level), ``alpha`` (top level), ``alpha_unit``;
+        - ``n_minima``, ``n_basins`` (main level), ``alpha`` (main level), ``alpha_unit``;
         - ``levels``: list of ``(multiplier, alpha, basins)``, ascending multiplier; a
-          level's multiplier is its attr ``multiplier``, else ``alpha / alpha_unit``
-          (None if neither is known); a map without ``/levels`` gives its top level only;
-        - ``temperature`` and ``temperature_from`` ("attraction-diffusion", "mapping" or
-          None): the T of kT;
-        - ``barriers``: ``count`` (finite merges), ``disconnected``, ``heights``
-          (relative barrier heights of the top-level tree's merges, ascending: the lower
-          of the refined and the estimated one), ``heights_kT`` (divided by T; None
-          without T), ``median``, ``max``, ``median_kT``, ``max_kT`` (None when empty);
+          level's multiplier is its own, else ``alpha / alpha_unit`` (None if neither is
+          known);
+        - ``temperature`` and ``temperature_from`` ("sampling": the map's exploration
+          temperature; "p ~ exp(-U)": 1, where the map explored at temperature 0): the T
+          of kT;
+        - ``barriers``: ``count`` (connected merges), ``disconnected``, ``heights``
+          (relative barrier heights of the merges of the tree over the main level's basins,
+          ascending, as the tree takes them: refined saddles where taken, else estimates),
+          ``heights_kT`` (divided by T), ``median``, ``max``, ``median_kT``, ``max_kT``
+          (None when empty);
         - ``funnel``: None without a funnel probe, else ``score`` (None if undefined),
           ``funnel`` (score >= the funnel threshold), ``noise``, ``effective_basins``
           (``exp(H)`` per noise level), ``reference_basins`` (the data's, if recorded);
@@ -224,7 +205,7 @@ def map_profile(content: MapContent) -> dict[str, Any]:
     except LandscapeError:
         kind = None  # a shape no picture draws: the numbers still compare
     temperature, t_from = _temperature(content)
-    unit = _number(content.attrs.get("barriers", {}).get("alpha_unit"))
+    unit = _number(content.attrs.get("levels", {}).get("alpha_unit"))
     return {
         "source": describe_source(content),
         "dataset": map_dataset(content),
@@ -299,8 +280,6 @@ def _kt_cell(p: Mapping[str, Any], key: str) -> str:
     b = p["barriers"]
     if not b["count"]:
         return "no barriers"
-    if b[f"{key}_kT"] is None:
-        return f"{_g(b[key])} energy units (no temperature)"
     return _g(b[f"{key}_kT"])
 
 
@@ -341,7 +320,7 @@ def compare_profiles(
     Examples
     --------
     >>> compare_profiles(map_profile(ca), map_profile(cb))[:2]    # doctest: +SKIP
-    [('minima', '10', '12'), ('basins (top level)', '4', '9')]
+    [('minima', '10', '12'), ('basins (main level)', '4', '9')]
     """
     from landscape.diagnosis import REASONS
 
@@ -353,7 +332,7 @@ def compare_profiles(
 
     rows = [
         row("minima", lambda p: str(p["n_minima"])),
-        row("basins (top level)", lambda p: str(p["n_basins"])),
+        row("basins (main level)", lambda p: str(p["n_basins"])),
     ]
     for m in _multipliers(a, b):
         rows.append(row(f"basins at {m:g}x alpha unit", lambda p, m=m: _g(_basins_at(p, m), 12)))
@@ -381,7 +360,7 @@ def summarize(
 
     The first (when both sides have a verdict of the long-run convergence check) says
     which the check calls convergent; the other compares the maps: basins at the same
-    magnetization (else at the top level), barriers in kT, funnel score and spurious share,
+    magnetization (else at the main level), barriers in kT, funnel score and spurious share,
     naming the side that has more.
 
     Parameters
@@ -642,13 +621,14 @@ def _pictures(
             return None
     except LandscapeError:
         return None
-    view = level_view(content)
-    order = np.argsort(-view.basin_hits, kind="stable")[:MAX_PICTURES]
-    reps = view.basin_representative[order]
+    part = content.partition
+    hits = part.hits(content.minima_hits)
+    order = np.argsort(-hits, kind="stable")[:MAX_PICTURES]
+    reps = part.representative[order]
     spurious = (np.asarray(content.diagnosis.spurious, dtype=bool)[reps] if content.diagnosis is not None
                 else np.zeros(order.size, dtype=bool))
     x = np.asarray(content.minima_x, dtype=np.float64)[reps]
-    captions = [f"#{int(b)}: {int(view.basin_hits[b])} hits" for b in order]
+    captions = [f"#{int(b)}: {int(hits[b])} hits" for b in order]
     what = f"the {order.size} basins with most hits (representatives; red: spurious)"
     return x, captions, spurious.tolist(), what, False
 

@@ -1,17 +1,20 @@
-"""Pictures of a landscape map, and the per-level view of a map they share.
+"""Pictures of a landscape map, and the views of a map they share.
 
-A map (:mod:`landscape.mapfile`) holds the basins of one chosen magnetization at the top
-level and, optionally, the basins of a whole alpha ladder under ``/levels``.
-:func:`level_view` picks one of them; :func:`tree_merges` lists the merges of its basin
-tree with their barriers (absolute and relative, refined where the map has refined
-barriers). The figures:
+A map (:mod:`landscape.records`) holds a tree over its minima and the attraction-diffusion
+basins of a ladder of magnetizations (``content.levels``, the main one
+``content.partition``). :func:`partition_of` picks a level; :func:`basin_tree_of` gives the
+coarse tree over its basins (:func:`landscape.tree.basin_tree`); :func:`tree_merges` lists
+the merges of a tree with their barriers (absolute and relative, refined or estimated).
+The figures:
 
+- :func:`plot_tree`: the disconnectivity graph over minima (leaves coloured by basin), or
+  over the basins of a level;
 - :func:`plot_representatives`: each basin's representative (its lowest minimum) as an
-  image, or, for vectors of more than two dimensions, as lines / a heat map.
+  image, or, for vectors of more than two dimensions, as lines / a heat map;
 - :func:`plot_map_2d`: a 2-D energy with its minima, basins, tree edges (refined paths
-  where present) and saddles.
-- :func:`plot_levels`: the number of basins against alpha (log-log).
-- :func:`plot_tree`: the disconnectivity graph (:func:`landscape.tree.plot_disconnectivity`).
+  where present) and saddles;
+- :func:`plot_levels`: the number of basins against alpha (log-log);
+- :func:`plot_funnel`: the funnel probe.
 
 Every picture is drawn on a matplotlib ``Figure`` with the Agg canvas (no pyplot, no
 window, no global state) and written to a temporary file next to the target, then renamed
@@ -19,8 +22,8 @@ onto it, so a failed or killed run never leaves half a picture. The format follo
 file's suffix (``.png``, ``.pdf``, ``.svg``, ...).
 
 Energies have an arbitrary offset, so barriers are also given relative: a merge's height
-minus the energy of the higher of its two sides' lowest basins, i.e. the depth the
-shallower side must climb (as in :func:`landscape.tree.relative_barriers`).
+minus the energy of the higher of its two sides' lowest leaves, i.e. the depth the
+shallower side must climb (:meth:`landscape.tree.BarrierTree.escape`).
 """
 
 from __future__ import annotations
@@ -30,92 +33,80 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
-from functools import cached_property
 from pathlib import Path
 from typing import Any
 from uuid import uuid4
 
-import networkx as nx
 import numpy as np
 
 from landscape.errors import LandscapeError
-from landscape.mapfile import GridData, MapContent
-from landscape.tree import BasinTree, minimax_tree, plot_disconnectivity
+from landscape.records import GridData, MapContent, Partition
+from landscape.tree import BarrierTree, basin_tree, plot_tree as draw_tree
 
-# ------------------------------------------------------------------------- level view
+# ------------------------------------------------------------------------------ views
 
 
-@dataclass(frozen=True, eq=False)  # arrays: compare fields explicitly
-class LevelView:
-    """The basins of one level of a map: the top level (``level=None``) or ``/levels/<k>``.
+def partition_of(content: MapContent, level: int | None = None) -> Partition:
+    """The basins of ``content.levels[level]`` (None: the main level).
 
-    Attributes
-    ----------
-    level : int or None
-        Index into ``content.levels``; None for the top-level groups.
-    alpha : float or None
-        The level's magnetization (for the top level, ``/barriers`` attr ``alpha`` or the
-        config's ``alpha`` when it is a number; None when unknown).
-    minima_basin : ndarray int64 [N]
-    basin_representative : ndarray int64 [B]
-    basin_energy : ndarray float64 [B]
-    barrier_pairs : ndarray int64 [E, 2]
-    barrier_energy : ndarray float64 [E]
-    linkage : ndarray float64 [B-1, 4]
-    barrier_refined : ndarray float64 [E] or None
-        Path-method barriers; top level only (None for a ladder level).
-    barrier_paths : ndarray float32 [E, P, *shape] or None
-        Refined paths; top level only.
-    basin_minima : ndarray int64 [B]
-        Number of minima in each basin.
-    basin_hits : ndarray int64 [B]
-        Chains that ended in each basin (sum of its minima's hits).
+    Raises
+    ------
+    LandscapeError
+        If ``level`` is out of range (one-line message).
     """
+    if level is None:
+        return content.partition
+    if not 0 <= level < len(content.levels):
+        raise LandscapeError(f"level {level} is out of range: the map has {len(content.levels)} levels, "
+                             f"0..{len(content.levels) - 1}")
+    return content.levels[level]
 
-    level: int | None
-    alpha: float | None
-    minima_basin: np.ndarray
-    basin_representative: np.ndarray
-    basin_energy: np.ndarray
-    barrier_pairs: np.ndarray
-    barrier_energy: np.ndarray
-    linkage: np.ndarray
-    barrier_refined: np.ndarray | None
-    barrier_paths: np.ndarray | None
-    basin_minima: np.ndarray
-    basin_hits: np.ndarray
 
-    @property
-    def n_basins(self) -> int:
-        return int(self.basin_energy.shape[0])
+def level_name(content: MapContent, level: int | None = None) -> str:
+    """``"the main level (alpha 0.1 units)"`` or ``"level 3 (alpha 1 units)"``."""
+    k = content.main if level is None else level
+    part = partition_of(content, k)
+    where = "the main level" if k == content.main else f"level {k}"
+    alpha = f"{part.multiplier:g} units" if part.multiplier is not None else f"{part.alpha:.4g}"
+    return f"{where} (alpha {alpha})"
 
-    @property
-    def name(self) -> str:
-        """``"the top level"`` or ``"level k"``, with alpha when known."""
-        where = "the top level" if self.level is None else f"level {self.level}"
-        return where if self.alpha is None else f"{where} (alpha {self.alpha:.4g})"
 
-    @cached_property
-    def tree(self) -> BasinTree:
-        """The basin tree of this level, consistent with its stored linkage (:func:`basin_tree`)."""
-        return basin_tree(self)
+def basin_tree_of(content: MapContent, level: int | None = None) -> BarrierTree:
+    """The tree over the basins of a level (None: the main one), from the map's barriers
+    between minima (for a schema-1 map, its stored tree over the main level's basins)."""
+    part = partition_of(content, level)
+    if not content.over_minima:
+        if part is not content.partition:
+            raise LandscapeError("a schema-1 map has a tree for its main level only: remap it for the others")
+        return content.tree
+    t = content.barriers
+    e = content.minima_energy
+    return basin_tree(e, t.pairs, t.best(e), part.basin, part.representative, refined=t.is_refined(e))
+
+
+def leaf_basins(content: MapContent, tree: BarrierTree, level: int | None = None) -> np.ndarray:
+    """The basin of each leaf of ``tree`` at a level (a leaf is a minimum, or a basin's
+    representative)."""
+    return partition_of(content, level).basin[tree.leaves]
 
 
 def map_alpha(content: MapContent) -> float | None:
-    """The magnetization the top level was built for, if the map says."""
-    for value in (content.attrs.get("barriers", {}).get("alpha"), _config(content).get("alpha")):
+    """The magnetization of the main level."""
+    alpha = content.partition.alpha
+    return float(alpha) if math.isfinite(alpha) else None
+
+
+def map_temperature(content: MapContent) -> float | None:
+    """The exploration temperature, if the map says (``/minima`` attr, or the config)."""
+    for value in (content.attrs.get("minima", {}).get("temperature"), _config(content).get("temperature")):
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             return float(value)
     return None
 
 
-def map_temperature(content: MapContent) -> float | None:
-    """The mapping temperature, if the map says (``/minima`` or ``/barriers`` attrs, or the config)."""
-    for value in (
-        content.attrs.get("minima", {}).get("temperature"),
-        content.attrs.get("barriers", {}).get("temperature"),
-        _config(content).get("temperature"),
-    ):
+def ad_temperature(content: MapContent) -> float | None:
+    """The attraction-diffusion temperature, if the map says."""
+    for value in (content.attrs.get("levels", {}).get("temperature"), content.attrs.get("barriers", {}).get("temperature")):
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             return float(value)
     return None
@@ -126,201 +117,44 @@ def _config(content: MapContent) -> dict[str, Any]:
     return config if isinstance(config, dict) else {}
 
 
-def level_view(content: MapContent, level: int | None = None) -> LevelView:
-    """The basins of the top level (``level=None``) or of ``content.levels[level]``.
-
-    Refined barriers and paths belong to the top level only.
-
-    Raises
-    ------
-    LandscapeError
-        If the map has no basins, has no levels while ``level`` is given, or ``level`` is
-        out of range (one-line message).
-    """
-    if level is None:
-        view = {
-            "level": None,
-            "alpha": map_alpha(content),
-            "minima_basin": np.asarray(content.minima_basin, dtype=np.int64),
-            "basin_representative": np.asarray(content.basin_representative, dtype=np.int64),
-            "basin_energy": np.asarray(content.basin_energy, dtype=np.float64),
-            "barrier_pairs": np.asarray(content.barrier_pairs, dtype=np.int64).reshape(-1, 2),
-            "barrier_energy": np.asarray(content.barrier_energy, dtype=np.float64),
-            "linkage": np.asarray(content.linkage, dtype=np.float64).reshape(-1, 4),
-            "barrier_refined": None if content.barrier_refined is None else np.asarray(content.barrier_refined, np.float64),
-            "barrier_paths": None if content.barrier_paths is None else np.asarray(content.barrier_paths),
-        }
-    else:
-        levels = content.levels or []
-        if not levels:
-            raise LandscapeError(f"level {level} asked for, but the map has no levels (it was built for one alpha)")
-        if not 0 <= level < len(levels):
-            raise LandscapeError(f"level {level} is out of range: the map has {len(levels)} levels, 0..{len(levels) - 1}")
-        lv = levels[level]
-        view = {
-            "level": int(level),
-            "alpha": float(lv.alpha),
-            "minima_basin": np.asarray(lv.minima_basin, dtype=np.int64),
-            "basin_representative": np.asarray(lv.basin_representative, dtype=np.int64),
-            "basin_energy": np.asarray(lv.basin_energy, dtype=np.float64),
-            "barrier_pairs": np.asarray(lv.barrier_pairs, dtype=np.int64).reshape(-1, 2),
-            "barrier_energy": np.asarray(lv.barrier_energy, dtype=np.float64),
-            "linkage": np.asarray(lv.linkage, dtype=np.float64).reshape(-1, 4),
-            "barrier_refined": None,
-            "barrier_paths": None,
-        }
-    b = view["basin_energy"].shape[0]
-    if b == 0:
-        raise LandscapeError("the map has no basins")
-    basin = view["minima_basin"]
-    hits = np.asarray(content.minima_hits, dtype=np.int64)
-    return LevelView(
-        **view,
-        basin_minima=np.bincount(basin, minlength=b).astype(np.int64),
-        basin_hits=np.bincount(basin, weights=hits, minlength=b).round().astype(np.int64),
-    )
-
-
 # -------------------------------------------------------------------------- the tree
-
-
-def basin_tree(view: LevelView) -> BasinTree:
-    """The :class:`~landscape.tree.BasinTree` of a level, matching its stored linkage.
-
-    The linkage stored in a map is the authority. The tree is rebuilt with
-    :func:`~landscape.tree.minimax_tree` from the level's barrier estimates (or, at the
-    top level, from the refined barriers where present); when neither rebuild gives the
-    stored linkage, the tree is read from the linkage itself, each merge attributed to the
-    tested pair with the lowest barrier between its two sides (none: disconnected).
-    """
-    energy, pairs, stored = view.basin_energy, view.barrier_pairs, view.linkage
-    candidates = [view.barrier_energy]
-    if view.barrier_refined is not None:
-        refined = view.barrier_refined
-        candidates.append(np.where(np.isfinite(refined), refined, view.barrier_energy))
-        candidates.append(np.fmin(refined, view.barrier_energy))
-    for barrier in candidates:
-        tree = minimax_tree(energy, pairs, barrier)
-        if _same_linkage(tree.linkage, stored):
-            return tree
-    return tree_from_linkage(stored, energy, pairs, candidates[-1])
-
-
-def _same_linkage(a: np.ndarray, b: np.ndarray) -> bool:
-    return (
-        a.shape == b.shape
-        and bool(np.array_equal(a[:, [0, 1, 3]], b[:, [0, 1, 3]]))
-        and bool(np.allclose(a[:, 2], b[:, 2], rtol=1e-9, atol=1e-12))
-    )
-
-
-def tree_from_linkage(linkage: np.ndarray, basin_energy: np.ndarray, pairs: np.ndarray, barrier: np.ndarray) -> BasinTree:
-    """A :class:`~landscape.tree.BasinTree` whose structure and heights are ``linkage``'s.
-
-    Each merge is attributed to the tested pair across its two sides with the lowest
-    barrier (raised to the higher of the pair's basin energies); a merge with no finite
-    pair across is flagged disconnected.
-
-    Cost: O(B * (E + B)) with numpy.
-    """
-    energy = np.asarray(basin_energy, dtype=np.float64)
-    z = np.asarray(linkage, dtype=np.float64).reshape(-1, 4)
-    b = energy.size
-    if z.shape[0] != b - 1:
-        raise LandscapeError(f"the tree has {z.shape[0]} merges for {b} basins (expected {b - 1})")
-    pairs = np.asarray(pairs, dtype=np.int64).reshape(-1, 2)
-    barrier = np.asarray(barrier, dtype=np.float64).reshape(-1)
-    ok = np.isfinite(barrier) & (pairs[:, 0] != pairs[:, 1])
-    pi, pj = pairs[ok, 0], pairs[ok, 1]
-    eff = np.maximum(barrier[ok], np.maximum(energy[pi], energy[pj])) if ok.any() else np.zeros(0)
-
-    def key(i: int) -> tuple[float, int]:
-        return (float(energy[i]), i)
-
-    label = np.arange(b)  # cluster id of each basin
-    lowest = list(range(b))
-    flags: list[bool] = []
-    mst: list[tuple[int, int, float]] = []
-    merges: list[tuple[int, int]] = []
-    graph = nx.DiGraph()
-    for i in range(b):
-        graph.add_node(i, kind="basin", energy=float(energy[i]))
-    for k, row in enumerate(z):
-        a, c = int(row[0]), int(row[1])
-        la, lc = label[pi], label[pj]
-        across = ((la == a) & (lc == c)) | ((la == c) & (lc == a))
-        low = min(lowest[a], lowest[c], key=key)
-        if across.any():
-            idx = np.flatnonzero(across)
-            best = idx[np.lexsort((np.minimum(pi[idx], pj[idx]), eff[idx]))[0]]
-            i, j = sorted((int(pi[best]), int(pj[best])))
-            mst.append((i, j, float(row[2])))
-            merges.append((i, j))
-            flags.append(False)
-        else:
-            merges.append(tuple(sorted((lowest[a], lowest[c]), key=key)))  # type: ignore[arg-type]
-            flags.append(True)
-        node = b + k
-        label[(label == a) | (label == c)] = node
-        lowest.append(low)
-        graph.add_node(node, kind="merge", height=float(row[2]), disconnected=flags[-1], count=int(row[3]), lowest=low)
-        graph.add_edge(node, a)
-        graph.add_edge(node, c)
-    disc = np.array(flags, dtype=bool)
-    if disc.any():
-        top = float(z[disc, 2].max())
-    else:
-        finite_top = max([float(energy.max())] + z[:, 2].tolist())
-        top = finite_top + max(1.0, 0.1 * (finite_top - float(energy.min())))
-    return BasinTree(
-        linkage=z.copy(),
-        disconnected=disc,
-        top=top,
-        mst_edges=mst,
-        merge_order=merges,
-        graph=graph,
-        lowest=np.array(lowest, dtype=np.int64),
-        offset=float(energy.min()),
-    )
 
 
 @dataclass(frozen=True)
 class TreeMerge:
-    """One merge of a level's basin tree (one linkage row), with its barriers.
+    """One merge of a tree (one linkage row), with its barrier.
 
     Attributes
     ----------
     row : int
-        Linkage row; the merge's node id is ``B + row``.
+        Linkage row; the merge's node id is ``L + row``.
     children : (int, int)
-        The two merged nodes (basins ``< B``, merges ``>= B``).
+        The two merged nodes (leaves ``< L``, merges ``>= L``).
     lower, higher : int
-        The lowest basin of the lower side and of the higher side.
+        The lowest leaf of the lower side and of the higher side.
     count : int
-        Basins below the merge.
+        Leaves below the merge.
     height : float
-        Absolute barrier energy of the merge (the tree's placeholder ``top`` when
-        ``disconnected``).
+        Absolute barrier energy of the merge (the placeholder when not connected).
     relative : float
-        ``height - E[higher]``: the depth the shallower side must climb (NaN when
-        disconnected).
+        ``height - E[higher]``: the depth the shallower side must climb (NaN when not
+        connected).
     above_lowest : float
-        ``height - E[lower]`` (NaN when disconnected).
-    disconnected : bool
-        No path was found between the two sides.
+        ``height - E[lower]`` (NaN when not connected).
+    connected : bool
+        A path was found between the two sides.
+    refined : bool
+        The height is a string-method saddle.
     pair : (int, int) or None
-        The tested basin pair whose connection made the merge.
+        The minima pair whose barrier made the merge.
     barrier_row : int or None
-        Row of ``/barriers/pairs`` holding that pair (the one refined, else the lowest
-        estimate, when the pair was tested more than once).
+        Its row of ``/barriers``.
     estimate : float
-        The attraction-diffusion barrier of that row (NaN when none).
-    refined : float
-        The refined (path-method) barrier of that row; NaN when not refined.
-    refined_relative : float
-        ``max(refined, E[i], E[j]) - E[higher]`` for the pair (i, j); NaN when not refined.
-    has_path : bool
-        The map holds a refined path for that row.
+        The pair's estimate (highest point of the best path found; NaN when none).
+    saddle : float
+        The pair's refined saddle (NaN when not refined).
+    above_estimate : bool
+        The refined saddle lies too far above the estimate for the tree to take it.
     """
 
     row: int
@@ -331,85 +165,40 @@ class TreeMerge:
     height: float
     relative: float
     above_lowest: float
-    disconnected: bool
+    connected: bool
+    refined: bool
     pair: tuple[int, int] | None
     barrier_row: int | None
     estimate: float
-    refined: float
-    refined_relative: float
-    has_path: bool
+    saddle: float
+    above_estimate: bool
 
 
-def _path_ok(paths: np.ndarray | None, e: int) -> bool:
-    """Row ``e`` of the paths has at least two finite points (NaN rows: not refined)."""
-    if paths is None:
-        return False
-    p = np.asarray(paths[e])
-    return bool(np.isfinite(p.reshape(p.shape[0], -1)).all(axis=1).sum() >= 2)
-
-
-def _pair_row(view: LevelView, i: int, j: int) -> int | None:
-    """The row of barriers/pairs for basins {i, j}: refined with a path, refined, lowest estimate."""
-    p = view.barrier_pairs
-    rows = np.flatnonzero(((p[:, 0] == i) & (p[:, 1] == j)) | ((p[:, 0] == j) & (p[:, 1] == i)))
-    if rows.size == 0:
-        return None
-    refined = view.barrier_refined
-
-    def rank(e: int) -> tuple[int, int, float]:
-        r = float(refined[e]) if refined is not None else math.nan
-        has_r = math.isfinite(r)
-        return (
-            0 if has_r and _path_ok(view.barrier_paths, e) else 1,
-            0 if has_r else 1,
-            r if has_r else float(view.barrier_energy[e]),
-        )
-
-    return int(min(rows.tolist(), key=rank))
-
-
-def tree_merges(view: LevelView) -> list[TreeMerge]:
-    """The merges of the level's basin tree, lowest first (linkage order)."""
-    tree = view.tree
-    energy = view.basin_energy
-    b = view.n_basins
+def tree_merges(content: MapContent, tree: BarrierTree | None = None) -> list[TreeMerge]:
+    """The merges of ``tree`` (default: the map's tree over minima), lowest first."""
+    tree = content.tree if tree is None else tree
+    table = content.barriers
+    above = table.above_estimate(content.minima_energy)
+    energy = tree.energy
+    n = tree.n_leaves
     out = []
     for k, row in enumerate(tree.linkage):
         c0, c1 = int(row[0]), int(row[1])
-        lows = sorted((int(tree.lowest[c0]), int(tree.lowest[c1])), key=lambda i: (energy[i], i))
-        lower, higher = lows
-        disc = bool(tree.disconnected[k])
-        height = float(row[2])
-        pair = None if disc else tuple(sorted(tree.merge_order[k]))
-        e_row = None if pair is None else _pair_row(view, *pair)
-        estimate = refined = refined_rel = math.nan
-        has_path = False
-        if e_row is not None:
-            estimate = float(view.barrier_energy[e_row])
-            if view.barrier_refined is not None and math.isfinite(view.barrier_refined[e_row]):
-                refined = float(view.barrier_refined[e_row])
-                refined_rel = max(refined, float(energy[pair[0]]), float(energy[pair[1]])) - float(energy[higher])
-            has_path = _path_ok(view.barrier_paths, e_row)
-        out.append(
-            TreeMerge(
-                row=k,
-                children=(c0, c1),
-                lower=lower,
-                higher=higher,
-                count=int(row[3]),
-                height=height,
-                relative=math.nan if disc else height - float(energy[higher]),
-                above_lowest=math.nan if disc else height - float(energy[lower]),
-                disconnected=disc,
-                pair=pair,  # type: ignore[arg-type]
-                barrier_row=e_row,
-                estimate=estimate,
-                refined=refined,
-                refined_relative=refined_rel,
-                has_path=has_path,
-            )
-        )
-    assert len(out) == b - 1
+        lower, higher = sorted((int(tree.lowest[c0]), int(tree.lowest[c1])), key=lambda i: (energy[i], i))
+        conn = bool(tree.connected[k])
+        height = tree.height(n + k)
+        e = int(tree.pair[k]) if conn and tree.pair[k] >= 0 else None
+        out.append(TreeMerge(
+            row=k, children=(c0, c1), lower=lower, higher=higher, count=int(row[3]), height=height,
+            relative=height - float(energy[higher]) if conn else math.nan,
+            above_lowest=height - float(energy[lower]) if conn else math.nan,
+            connected=conn, refined=bool(tree.refined[k]),
+            pair=None if e is None else (int(table.pairs[e, 0]), int(table.pairs[e, 1])),
+            barrier_row=e,
+            estimate=float(table.estimate[e]) if e is not None else math.nan,
+            saddle=float(table.refined[e]) if e is not None else math.nan,
+            above_estimate=bool(above[e]) if e is not None else False,
+        ))
     return out
 
 
@@ -525,13 +314,6 @@ def _short_source(content: MapContent) -> str:
     return source if isinstance(source, str) and source else "map"
 
 
-def _spurious_basins(content: MapContent, view: LevelView) -> np.ndarray:
-    """Per basin: its representative is flagged spurious (all False without a diagnosis)."""
-    if content.diagnosis is None:
-        return np.zeros(view.n_basins, dtype=bool)
-    return np.asarray(content.diagnosis.spurious, dtype=bool)[view.basin_representative]
-
-
 # ------------------------------------------------------------------------------ saving
 
 
@@ -603,21 +385,55 @@ def show_image(ax: Any, x: np.ndarray, low: float, high: float, aspect: str = "a
     ax.set_yticks([])
 
 
-# --------------------------------------------------------------------- the pictures
+def _spurious_minima(content: MapContent) -> np.ndarray:
+    """Per minimum: flagged spurious (all False without a diagnosis)."""
+    if content.diagnosis is None:
+        return np.zeros(content.n_minima, dtype=bool)
+    return np.asarray(content.diagnosis.spurious, dtype=bool)
 
 
-def plot_tree(content: MapContent, path: str | Path, *, level: int | None = None, title: str | None = None) -> Path:
-    """The disconnectivity graph of a level (dot areas: chains per basin; red: spurious).
+def _basin_palette(basin: np.ndarray) -> list[Any]:
+    """A colour per basin number (cycling), for leaves coloured by basin."""
+    colors = _basin_colors(min(int(basin.max()) + 1 if basin.size else 1, 20))
+    return [colors[int(b) % len(colors)] for b in range(int(basin.max()) + 1 if basin.size else 1)]
 
-    Returns the path written.
-    """
+
+def draw_map_tree(content: MapContent, ax: Any, *, level: int | None = None, basins: bool = False,
+                  max_leaves: int = 300, title: str | None = None) -> Any:
+    """Draw the map's disconnectivity graph into ``ax``: over minima (leaves coloured by
+    their basin at ``level``), or with ``basins`` over the basins of that level (dot
+    areas: chains per basin). Spurious minima (or basins whose lowest minimum is) in red."""
+    part = partition_of(content, level)
+    spurious = _spurious_minima(content)
+    if basins or not content.over_minima:
+        tree = basin_tree_of(content, level)
+        name, plural = "basin", "basins"
+        sizes = part.hits(content.minima_hits)
+        colors = None
+        default = f"{_short_source(content)}: disconnectivity graph over {tree.n_leaves} basins, {level_name(content, level)}"
+    else:
+        tree = content.tree
+        name, plural = "minimum", "minima"
+        sizes = None
+        palette = _basin_palette(part.basin)
+        colors = [palette[int(b)] for b in part.basin]
+        default = (f"{_short_source(content)}: disconnectivity graph over {tree.n_leaves} minima, coloured by "
+                   f"basin at {level_name(content, level)}")
+    del plural
+    marked = np.flatnonzero(spurious[tree.leaves]).tolist()
+    return draw_tree(tree, ax, colors=colors, sizes=sizes, marked=marked, max_leaves=max_leaves,
+                     title=title or default, name=name)
+
+
+def plot_tree(content: MapContent, path: str | Path, *, level: int | None = None, basins: bool = False,
+              title: str | None = None) -> Path:
+    """:func:`draw_map_tree` into a new figure, saved to ``path``."""
     path = check_picture_path(path)
-    view = level_view(content, level)
-    marked = np.flatnonzero(_spurious_basins(content, view)).tolist()
-    title = title or f"{_short_source(content)}: disconnectivity graph, {view.n_basins} basins, {view.name}"
-    with atomic_output(path) as tmp:
-        plot_disconnectivity(view.tree, view.basin_energy, tmp, sizes=view.basin_hits, marked=marked, title=title)
-    return path
+    n = content.tree.n_leaves if not basins else partition_of(content, level).n_basins
+    fig = _new_figure(min(20.0, max(7.0, 0.05 * min(n, 300) + 6.0)), 5.5)
+    draw_map_tree(content, fig.add_subplot(1, 1, 1), level=level, basins=basins, title=title)
+    fig.tight_layout()
+    return _save(fig, path)
 
 
 def plot_representatives(
@@ -643,7 +459,7 @@ def plot_representatives(
     path : str or Path
         Output picture (format by suffix).
     level : int, optional
-        Draw the basins of ``content.levels[level]`` instead of the top level.
+        Draw the basins of ``content.levels[level]`` instead of the main level.
     max_basins : int
         Draw at most this many basins (the lowest).
     title : str, optional
@@ -662,20 +478,22 @@ def plot_representatives(
     kind = minima_kind(content)
     if kind == "2d":
         raise LandscapeError("the minima are 2-D points: draw them on the energy with plot_map_2d")
-    view = level_view(content, level)
-    order = np.argsort(view.basin_energy, kind="stable")[: max(1, int(max_basins))]
-    shown = f"lowest {order.size} of {view.n_basins} basins" if order.size < view.n_basins else f"{view.n_basins} basins"
-    title = title or f"{_short_source(content)}: basin representatives, {shown}, {view.name}"
+    part = partition_of(content, level)
+    order = np.argsort(part.energy, kind="stable")[: max(1, int(max_basins))]
+    b = part.n_basins
+    shown = f"lowest {order.size} of {b} basins" if order.size < b else f"{b} basins"
+    title = title or f"{_short_source(content)}: basin representatives, {shown}, {level_name(content, level)}"
     if kind == "image":
-        fig = _image_grid(content, view, order, title)
+        fig = _image_grid(content, part, order, title)
     else:
-        fig = _vector_figure(content, view, order, title)
+        fig = _vector_figure(content, part, order, title)
     return _save(fig, path)
 
 
-def _image_grid(content: MapContent, view: LevelView, order: np.ndarray, title: str) -> Any:
+def _image_grid(content: MapContent, part: Partition, order: np.ndarray, title: str) -> Any:
     low, high = data_range(content)
-    spurious = _spurious_basins(content, view)
+    spurious = _spurious_minima(content)[part.representative]
+    sizes, hits = part.sizes(), part.hits(content.minima_hits)
     n = order.size
     ncols = int(min(10, max(1, math.ceil(math.sqrt(n * 1.5)))))
     nrows = math.ceil(n / ncols)
@@ -693,10 +511,10 @@ def _image_grid(content: MapContent, view: LevelView, order: np.ndarray, title: 
         left = left0 + c * (img_w + gap)
         bottom = fig_h - head - (r + 1) * (img_h + cap + gap) + gap
         ax = fig.add_axes((left / fig_w, bottom / fig_h, img_w / fig_w, img_h / fig_h))
-        show_image(ax, content.minima_x[int(view.basin_representative[basin])], low, high)
+        show_image(ax, content.minima_x[int(part.representative[basin])], low, high)
         caption = (
-            f"#{basin}  E={_g(view.basin_energy[basin])}{'  spurious' if spurious[basin] else ''}\n"
-            f"{int(view.basin_minima[basin])} min, {int(view.basin_hits[basin])} hits"
+            f"#{basin}  E={_g(part.energy[basin])}{'  spurious' if spurious[basin] else ''}\n"
+            f"{int(sizes[basin])} min, {int(hits[basin])} hits"
         )
         ax.set_title(caption, fontsize=7, color="red" if spurious[basin] else "black", pad=2)
         if spurious[basin]:
@@ -707,15 +525,15 @@ def _image_grid(content: MapContent, view: LevelView, order: np.ndarray, title: 
     return fig
 
 
-def _vector_figure(content: MapContent, view: LevelView, order: np.ndarray, title: str) -> Any:
+def _vector_figure(content: MapContent, part: Partition, order: np.ndarray, title: str) -> Any:
     from matplotlib import colormaps
     from matplotlib.cm import ScalarMappable
     from matplotlib.colors import Normalize
 
-    reps = view.basin_representative[order]
+    reps = part.representative[order]
     x = np.asarray(content.minima_x, dtype=np.float64)[reps].reshape(order.size, -1)
     d = x.shape[1]
-    energy = view.basin_energy[order]
+    energy = part.energy[order]
     norm = Normalize(vmin=float(energy.min()), vmax=float(energy.max()) if energy.max() > energy.min() else float(energy.min()) + 1)
     cmap = colormaps["viridis"]
     if d <= 32:
@@ -799,16 +617,17 @@ def _basin_colors(b: int) -> np.ndarray:
     return np.array([cmap(i % cmap.N) for i in range(b)])
 
 
-def plot_map_2d(content: MapContent, path: str | Path, *, level: int | None = None, title: str | None = None) -> Path:
+def plot_map_2d(content: MapContent, path: str | Path, *, level: int | None = None, title: str | None = None,
+                labelled: int = 12) -> Path:
     """A 2-D energy with its minima, basins, tree edges and saddles.
 
     Filled contours of ``content.grid`` (colours clipped at half again the span from the
-    lowest energy to the highest barrier, so the wells show); every minimum as a dot coloured by basin;
-    representatives as stars with their basin numbers; for each edge of the minimax tree
-    (the tested pairs that made the merges), the refined path as a line with its saddle
-    (highest point on the grid, labelled with the refined barrier energy) as an x, or a
-    dashed straight line between the representatives where the pair was not refined
-    (always so for a ladder level). Without a grid only minima and paths are drawn.
+    lowest energy to the highest barrier, so the wells show); every minimum as a dot
+    coloured by its basin at ``level``; each basin's lowest minimum as a star with its
+    number; every edge of the tree over minima (the pairs that made its merges): the
+    refined path where the map keeps it, else a dashed straight line; the saddles of the
+    highest ``labelled`` merges marked and labelled with their barrier energy. Without a
+    grid only minima and paths are drawn.
 
     Returns
     -------
@@ -826,36 +645,40 @@ def plot_map_2d(content: MapContent, path: str | Path, *, level: int | None = No
     if minima_kind(content) != "2d":
         shape = tuple(np.shape(content.minima_x)[1:])
         raise LandscapeError(f"plot_map_2d draws 2-D energies; these minima have shape {shape}")
-    view = level_view(content, level)
-    b = view.n_basins
+    part = partition_of(content, level)
+    b = part.n_basins
     pts = np.asarray(content.minima_x, dtype=np.float64).reshape(-1, 2)
-    reps = pts[view.basin_representative]
-    colors = _basin_colors(b)
-    merges = [m for m in tree_merges(view) if m.pair is not None]
+    reps = pts[part.representative]
+    colors = _basin_colors(min(b, 20))
+    basin_color = colors[part.basin % len(colors)]
+    tree = content.tree
+    merges = [m for m in tree_merges(content, tree) if m.pair is not None]
     grid = content.grid
 
     fig = _new_figure(7.5, 6.2)
     ax = fig.add_subplot(1, 1, 1)
     handles = []
-    paths_drawn = []  # (xy [P, 2], merge)
+    drawn, straight = [], []  # (xy [P, 2], merge)
     for m in merges:
-        # A refined path that peaks above the AD estimate (the string relaxed onto a
-        # worse route) is not what the tree used: it is drawn as an unrefined edge.
-        worse = math.isfinite(m.estimate) and math.isfinite(m.refined) and m.refined > m.estimate
-        if m.has_path and not worse and view.barrier_paths is not None and m.barrier_row is not None:
-            xy = np.asarray(view.barrier_paths[m.barrier_row], dtype=np.float64).reshape(-1, 2)
-            paths_drawn.append((xy[np.isfinite(xy).all(axis=1)], m))
-
-    saddles = []  # (x, y, energy)
+        xy = None
+        if m.refined and content.tree_path is not None:
+            xy = np.asarray(content.tree_path[m.row], dtype=np.float64).reshape(-1, 2)
+            xy = xy[np.isfinite(xy).all(axis=1)]
+        if xy is not None and len(xy) >= 2:
+            drawn.append((xy, m))
+        else:
+            straight.append((np.stack([pts[m.pair[0]], pts[m.pair[1]]]), m))  # type: ignore[index]
+    top = sorted(merges, key=lambda m: -m.height)[:labelled]
+    saddles = []
+    for m in top:
+        if m.refined and content.tree_saddle is not None and np.isfinite(content.tree_saddle[m.row]).all():
+            sx, sy = (float(v) for v in np.asarray(content.tree_saddle[m.row]).reshape(2))
+            saddles.append((sx, sy, m.height))
     if grid is not None:
-        for xy, m in paths_drawn:
-            along = _grid_energy(grid, xy)
-            k = int(np.nanargmax(along))
-            saddles.append((xy[k, 0], xy[k, 1], m.refined if math.isfinite(m.refined) else float(along[k])))
         e = np.ma.masked_invalid(np.asarray(grid.energy, dtype=np.float64))
         finite = e.compressed()
         lo = float(finite.min()) if finite.size else 0.0
-        hi = _colour_top(finite, lo, [m.height for m in merges if not m.disconnected] + [s[2] for s in saddles])
+        hi = _colour_top(finite, lo, [m.height for m in merges])
         levels = np.linspace(lo, hi, 25)
         clipped = np.ma.minimum(e, hi)
         cs = ax.contourf(grid.x, grid.y, clipped, levels=levels, cmap="viridis", extend="neither")
@@ -865,28 +688,22 @@ def plot_map_2d(content: MapContent, path: str | Path, *, level: int | None = No
         ax.set_xlim(float(np.min(grid.x)), float(np.max(grid.x)))
         ax.set_ylim(float(np.min(grid.y)), float(np.max(grid.y)))
     else:
-        ax.text(
-            0.01, 0.01, "no energy grid in this map: minima and paths only",
-            transform=ax.transAxes, fontsize=8, color="0.3", va="bottom",
-        )
-
-    for xy, m in paths_drawn:
-        ax.plot(xy[:, 0], xy[:, 1], color="white", lw=2.6, zorder=2)
-        ax.plot(xy[:, 0], xy[:, 1], color="crimson", lw=1.4, zorder=2.1)
-    if paths_drawn:
-        handles.append(Line2D([], [], color="crimson", lw=1.4, label="refined path (tree edge)"))
-    drawn_rows = {m.row for _, m in paths_drawn}
-    straight = [m for m in merges if m.row not in drawn_rows]
-    for m in straight:
-        i, j = m.pair  # type: ignore[misc]
-        ax.plot(*np.stack([reps[i], reps[j]]).T, color="0.25", lw=1.0, ls="--", zorder=2)
+        ax.text(0.01, 0.01, "no energy grid in this map: minima and paths only", transform=ax.transAxes,
+                fontsize=8, color="0.3", va="bottom")
+    for xy, _ in drawn:
+        ax.plot(xy[:, 0], xy[:, 1], color="white", lw=2.4, zorder=2)
+        ax.plot(xy[:, 0], xy[:, 1], color="crimson", lw=1.2, zorder=2.1)
+    if drawn:
+        handles.append(Line2D([], [], color="crimson", lw=1.2, label="refined path (tree edge)"))
+    for xy, _ in straight:
+        ax.plot(xy[:, 0], xy[:, 1], color="0.25", lw=1.0, ls="--", zorder=2)
     if straight:
-        handles.append(Line2D([], [], color="0.25", lw=1.0, ls="--", label="tree edge (not refined)"))
-
-    ax.scatter(pts[:, 0], pts[:, 1], s=14, c=colors[view.minima_basin], edgecolors="black", linewidths=0.3, zorder=3)
+        handles.append(Line2D([], [], color="0.25", lw=1.0, ls="--", label="tree edge (estimate)"))
+    ax.scatter(pts[:, 0], pts[:, 1], s=14, c=basin_color, edgecolors="black", linewidths=0.3, zorder=3)
     handles.append(Line2D([], [], ls="", marker="o", ms=4, mfc="0.6", mec="black", mew=0.3, label="minimum"))
-    ax.scatter(reps[:, 0], reps[:, 1], s=170, marker="*", c=colors, edgecolors="black", linewidths=0.7, zorder=4)
-    handles.append(Line2D([], [], ls="", marker="*", ms=11, mfc="0.6", mec="black", label="basin representative"))
+    ax.scatter(reps[:, 0], reps[:, 1], s=170, marker="*", c=colors[np.arange(b) % len(colors)], edgecolors="black",
+               linewidths=0.7, zorder=4)
+    handles.append(Line2D([], [], ls="", marker="*", ms=11, mfc="0.6", mec="black", label="basin (lowest minimum)"))
     for i in range(min(b, 60)):
         ax.annotate(str(i), reps[i], xytext=(5, 4), textcoords="offset points", fontsize=8, zorder=5,
                     color="black", bbox={"boxstyle": "round,pad=0.1", "fc": "white", "ec": "none", "alpha": 0.7})
@@ -895,23 +712,23 @@ def plot_map_2d(content: MapContent, path: str | Path, *, level: int | None = No
         ax.annotate(_g(se), (sx, sy), xytext=(4, -10), textcoords="offset points", fontsize=7, color="red", zorder=5,
                     bbox={"boxstyle": "round,pad=0.1", "fc": "white", "ec": "none", "alpha": 0.7})
     if saddles:
-        handles.append(Line2D([], [], ls="", marker="x", ms=6, mec="red", mew=1.8, label="saddle (barrier energy)"))
+        handles.append(Line2D([], [], ls="", marker="x", ms=6, mec="red", mew=1.8,
+                              label=f"saddle of the {len(saddles)} highest merges"))
     if grid is None:
         ax.margins(0.1)
     ax.set_aspect("equal", adjustable="box")
     ax.set_xlabel("x1")
     ax.set_ylabel("x2")
     ax.legend(handles=handles, loc="upper right", fontsize=7, framealpha=0.8)
-    ax.set_title(title or f"{_short_source(content)}: {b} basins, {view.name}", fontsize=9)
+    ax.set_title(title or f"{_short_source(content)}: {content.n_minima} minima, {b} basins at "
+                 f"{level_name(content, level)}", fontsize=9)
     fig.tight_layout()
     return _save(fig, path)
 
 
 def plot_levels(content: MapContent, path: str | Path, *, title: str | None = None) -> Path:
-    """Number of basins against alpha (log-log) over the map's levels, with the fitted slope.
-
-    The top level's alpha, when the map says, is marked. Levels with alpha <= 0 cannot
-    sit on a log axis and are left out (noted on the picture).
+    """Number of basins against the magnetization (log-log) over the map's levels, with
+    the fitted slope; the main level marked.
 
     Returns
     -------
@@ -920,22 +737,19 @@ def plot_levels(content: MapContent, path: str | Path, *, title: str | None = No
     Raises
     ------
     LandscapeError
-        If the map has no levels (or none with alpha > 0), or an unknown picture format.
+        If no level has alpha > 0, or an unknown picture format.
     """
     from matplotlib.ticker import LogFormatter
 
     path = check_picture_path(path)
-    if not content.levels:
-        raise LandscapeError("the map has no levels (it was built for one alpha): nothing to plot against alpha")
-    alpha = np.array([lv.alpha for lv in content.levels], dtype=np.float64)
-    count = np.array([np.shape(lv.basin_energy)[0] for lv in content.levels], dtype=np.float64)
+    units = all(p.multiplier is not None for p in content.levels)
+    alpha = np.array([p.multiplier if units else p.alpha for p in content.levels], dtype=np.float64)
+    count = np.array([p.n_basins for p in content.levels], dtype=np.float64)
     keep = (alpha > 0) & np.isfinite(alpha) & (count > 0)
     if not keep.any():
-        raise LandscapeError("no level has alpha > 0 and at least one basin: nothing to draw on log axes")
-    a, n = alpha[keep], count[keep]
-    order = np.argsort(a)
-    a, n = a[order], n[order]
-
+        raise LandscapeError("no level has alpha > 0: nothing to draw on log axes")
+    order = np.argsort(alpha[keep])
+    a, n = alpha[keep][order], count[keep][order]
     fig = _new_figure(6.0, 4.5)
     ax = fig.add_subplot(1, 1, 1)
     label = "basins"
@@ -945,12 +759,13 @@ def plot_levels(content: MapContent, path: str | Path, *, title: str | None = No
     ax.plot(a, n, "o-", color="tab:blue", label=label)
     for ai, ni in zip(a, n):
         ax.annotate(str(int(ni)), (ai, ni), xytext=(4, 4), textcoords="offset points", fontsize=8)
-    top = map_alpha(content)
-    if top is not None and top > 0:
-        ax.scatter([top], [content.n_basins], marker="*", s=200, c="tab:red", zorder=3,
-                   label=f"top level: alpha {top:.4g}, {content.n_basins} basins")
+    main = alpha[content.main]
+    if main > 0 and math.isfinite(main):
+        ax.scatter([main], [content.n_basins], marker="*", s=200, c="tab:red", zorder=3,
+                   label=f"main level: alpha {main:.4g}{' units' if units else ''}, {content.n_basins} basins")
     ax.set_xscale("log")
     ax.set_yscale("log")
+
     class Plain(LogFormatter):  # plain numbers (0.1, 4, 100), not 1e-01 or 4x10^0
         def __call__(self, x: float, pos: int | None = None) -> str:
             return f"{x:g}" if super().__call__(x, pos) else ""
@@ -958,11 +773,8 @@ def plot_levels(content: MapContent, path: str | Path, *, title: str | None = No
     for axis in (ax.xaxis, ax.yaxis):
         axis.set_major_formatter(Plain())
         axis.set_minor_formatter(Plain(labelOnlyBase=False, minor_thresholds=(1.2, 0.5)))
-    ax.set_xlabel("magnetization alpha")
+    ax.set_xlabel("magnetization alpha" + (" (alpha units: the typical barrier over the typical spacing)" if units else ""))
     ax.set_ylabel("number of basins")
-    if (~keep).any():
-        ax.text(0.01, 0.01, f"{int((~keep).sum())} level(s) with alpha <= 0 or no basins left out",
-                transform=ax.transAxes, fontsize=8, color="0.3")
     ax.grid(True, which="both", color="0.9", lw=0.5)
     ax.legend(fontsize=8)
     ax.set_title(title or f"{_short_source(content)}: basins against alpha ({len(content.levels)} levels)", fontsize=9)
@@ -999,7 +811,7 @@ def plot_funnel(content: MapContent, path: str | Path, *, title: str | None = No
     k_levels, b = occ.shape
     noise = np.asarray(funnel.noise, dtype=np.float64)
     shown: list[int] = []
-    rows = funnel.sinks if funnel.sinks is not None else np.array([sinks(r) + [-1] * 5 for r in occ])[:, :5]
+    rows = funnel.sinks if funnel.sinks is not None else np.array([(sinks(r) + [-1] * 5)[:5] for r in occ])
     for k in np.argsort(-occ.max(axis=1)):  # the most concentrated levels first
         for s in rows[k]:
             if s >= 0 and int(s) not in shown and len(shown) < max_basins:

@@ -664,12 +664,13 @@ def _page(
                            "data.")
     yield "</section>\n"
 
-    # plot_tree marks the basins whose representative the map's own diagnosis flags:
-    # draw it from a copy that carries this one.
+    # plot_tree marks the minima the map's own diagnosis flags: draw it from a copy that
+    # carries this one.
     picture = plot_tree(replace(content, diagnosis=diagnosis.to_data()), pictures / "tree.png")
-    yield '<section id="tree">\n<h2>Basin tree</h2>\n'
-    yield _figure(picture, "The disconnectivity graph of the basins (dot areas: chains ending in each basin). "
-                           "Red: basins whose lowest minimum is flagged spurious.")
+    yield '<section id="tree">\n<h2>Barrier tree</h2>\n'
+    yield _figure(picture, "The disconnectivity graph over the minima: each minimum is a leaf, coloured by its "
+                           "basin at the map's main level; two groups join at the barrier between them. "
+                           "Red: minima flagged spurious.")
     yield "</section>\n"
 
     if extra:
