@@ -1,10 +1,12 @@
 """`landscape compare` and :mod:`landscape.compare` on synthetic maps whose numbers are known.
 
-Map A: ten image minima; a ladder at 1x, 3x, 10x the alpha unit with 10, 5, 2 basins;
-barriers 1..9 above the higher basin at T = 2 (0.5..4.5 kT); a funnel (score 0.9); 6 of
-10 minima spurious. Map B: the same minima; 10, 9, 8, 7 basins at 1x, 3x, 10x, 30x
-(multipliers from alpha / alpha_unit, no attribute); barriers 0.5 at T = 1; score 0.1;
-nothing spurious.
+Map A: ten image minima; a ladder at 1x, 3x, 10x the alpha unit (0.2) with 10, 5, 2
+basins, the first (one basin per minimum) the main level; barriers 1..9 above the higher
+minimum, at a sampling temperature T = 2 (0.5..4.5 kT; attraction-diffusion ran at 20,
+which must not count); a funnel (score 0.9); 6 of 10 minima spurious. Map B: the same
+minima; 10, 9, 8, 7 basins at 1x, 3x, 10x, 30x the unit 0.5 (multipliers from alpha /
+alpha_unit, none stored); barriers 0.5; sampling temperature 0 (an energy function: kT
+is then that of p ~ exp(-U), T = 1); score 0.1; nothing spurious.
 """
 
 import json
@@ -16,42 +18,36 @@ import h5py
 import numpy as np
 import pytest
 
+# The functions behind the make_map / make_partition fixtures (module-scoped fixtures use them).
+from conftest import build_map, partition
+
 from cli.compare_cmd import compare_cmd
 from cli.errors import run_guarded
 from landscape.compare import compare_profiles, map_profile, plot_comparison, summarize
-from landscape.mapfile import DiagnosisData, FunnelData, LevelData, MapContent, read_map, write_map
-from landscape.tree import minimax_tree
+from landscape.mapfile import DiagnosisData, FunnelData, read_map, write_map
 
 PNG = b"\x89PNG\r\n\x1a\n"
 N = 10
 
 
-def _level(k, heights, energy, alpha, attrs):
-    """k basins over the minima: minima 0..k-2 alone, the rest in basin k-1; a chain of
-    barriers, pair (i, i+1) at E[i+1] + heights[i] (so merge i has relative height heights[i])."""
-    basin = np.minimum(np.arange(energy.size), k - 1)
-    rep = np.arange(k)
-    e = energy[rep]
-    pairs = np.array([[i, i + 1] for i in range(k - 1)]).reshape(-1, 2)
-    barrier = np.array([e[i + 1] + heights[i] for i in range(k - 1)])
-    return LevelData(alpha, basin, rep, e, pairs, barrier, minimax_tree(e, pairs, barrier).linkage, attrs=attrs)
-
-
-def make_map(counts, multipliers, heights, temperature, unit, multiplier_attr, score, entropy, spurious, reasons):
+def ladder_map(counts, multipliers, heights, temperature, unit, store_multiplier, score, entropy, spurious, reasons,
+               ad_temperature):
+    """Minima with energies -10, -9, ..., -1; barrier of pair (i, i+1) at E[i+1] + heights[i]
+    (so merge i of the tree over minima has relative height heights[i]). Level k (of
+    ``counts[k]`` basins): minima 0..counts[k]-2 alone, the rest in the last basin."""
     energy = -10.0 + np.arange(N)
     x = np.random.default_rng(0).uniform(-1, 1, size=(N, 1, 8, 8)).astype(np.float32)
-    levels = [
-        _level(k, heights, energy, m * unit, {"multiplier": m} if multiplier_attr else {})
+    pairs = [(i, i + 1) for i in range(N - 1)]
+    content = build_map(
+        x, energy, pairs, [energy[i + 1] + heights[i] for i in range(N - 1)], hits=np.arange(1, N + 1),
+        attrs={"minima": {"temperature": temperature},
+               "levels": {"alpha_unit": unit, "temperature": ad_temperature}},
+    )
+    content.levels = [
+        partition(energy, np.minimum(np.arange(N), k - 1), alpha=m * unit, multiplier=m if store_multiplier else None)
         for k, m in zip(counts, multipliers)
     ]
-    top = levels[0]
-    content = MapContent(
-        minima_x=x, minima_energy=energy, minima_hits=np.arange(1, N + 1), minima_basin=top.minima_basin,
-        basin_representative=top.basin_representative, basin_energy=top.basin_energy,
-        barrier_pairs=top.barrier_pairs, barrier_energy=top.barrier_energy, linkage=top.linkage, levels=levels,
-        attrs={"minima": {"temperature": 20.0, "data_range": [-1.0, 1.0]},
-               "barriers": {"alpha": top.alpha, "alpha_unit": unit, "temperature": temperature}},
-    )
+    content.main = 0
     content.funnel = FunnelData(
         noise=np.array([0.0, 0.5, 1.0, 2.0]), occupancy=np.full((4, N), 1.0 / N), entropy=np.array(entropy),
         score=score, attrs={"reference_entropy": float(entropy[0])},
@@ -62,34 +58,41 @@ def make_map(counts, multipliers, heights, temperature, unit, multiplier_attr, s
 
 
 def map_a():
+    # Multipliers stored as floats, as the mapper stores them.
     # Minima 4..9 spurious: all off the data (1), 7..9 also saturated (2), 9 also a funnel sink (4).
-    return make_map([10, 5, 2], [1, 3, 10], np.arange(1.0, 10.0), 2.0, 0.2, True, 0.9,
-                    [math.log(8), math.log(4), math.log(2), 0.1 * math.log(8)],
-                    [False] * 4 + [True] * 6, [0] * 4 + [1, 1, 1, 3, 3, 7])
+    return ladder_map([10, 5, 2], [1.0, 3.0, 10.0], np.arange(1.0, 10.0), 2.0, 0.2, True, 0.9,
+                      [math.log(8), math.log(4), math.log(2), 0.1 * math.log(8)],
+                      [False] * 4 + [True] * 6, [0] * 4 + [1, 1, 1, 3, 3, 7], ad_temperature=20.0)
 
 
 def map_b():
-    return make_map([10, 9, 8, 7], [1, 3, 10, 30], np.full(9, 0.5), 1.0, 0.5, False, 0.1,
-                    [math.log(8), math.log(7.5), math.log(7), 0.9 * math.log(8)], [False] * N, [0] * N)
+    return ladder_map([10, 9, 8, 7], [1, 3, 10, 30], np.full(9, 0.5), 0.0, 0.5, False, 0.1,
+                      [math.log(8), math.log(7.5), math.log(7), 0.9 * math.log(8)], [False] * N, [0] * N,
+                      ad_temperature=0.25)
 
 
 def map_2d():
-    """Three 2-D minima, no ladder, funnel or diagnosis; the first tree edge refined lower
-    than its estimate; only the mapping temperature (0.5) recorded."""
-    energy = np.array([-3.0, -2.0, -1.0])
-    pairs, barrier = np.array([[0, 1], [1, 2]]), np.array([0.0, 1.0])
-    return MapContent(
-        minima_x=np.array([[0.0, 0.0], [1.0, 0.0], [2.0, 0.0]], dtype=np.float32), minima_energy=energy,
-        minima_hits=np.array([5, 3, 2]), minima_basin=np.arange(3), basin_representative=np.arange(3),
-        basin_energy=energy, barrier_pairs=pairs, barrier_energy=barrier,
-        linkage=minimax_tree(energy, pairs, barrier).linkage, barrier_refined=np.array([-0.5, np.nan]),
-        attrs={"minima": {"temperature": 0.5}, "barriers": {"alpha": 0.3, "alpha_unit": 0.1}},
+    """Four 2-D minima, one level (alpha 0.3, unit 0.1, no multiplier stored), no funnel or
+    diagnosis; a chain of pairs whose refined saddles lie below their estimate (0, 1), a
+    little above it (1, 2) and far above it (2, 3); the sampling temperature (0.5) only in
+    the config."""
+    energy = np.array([-3.0, -2.0, -1.0, 0.0])
+    content = build_map(
+        np.array([[0.0, 0.0], [1.0, 0.0], [2.0, 0.0], [3.0, 0.0]]), energy, [(0, 1), (1, 2), (2, 3)],
+        [0.0, 1.0, 3.0], refined=[-0.5, 1.08, 9.0], hits=[5, 3, 2, 1],
+        attrs={"levels": {"alpha_unit": 0.1, "temperature": 7.0}},
     )
+    content.levels = [partition(energy, [0, 1, 2, 3], alpha=0.3, multiplier=None)]
+    return content
 
 
-def save(path, content, source=None):
+def save(path, content, source=None, config=None):
     source = source or {"kind": "function", "spec": f"{path.stem}.py:energy"}
-    return write_map(path, content, config={}, source=source, tool_version="0.1.0")
+    return write_map(path, content, config=config or {}, source=source, tool_version="0.1.0")
+
+
+def save_2d(path):
+    return save(path, map_2d(), config={"temperature": 0.5, "chains": 4})
 
 
 @pytest.fixture(scope="module")
@@ -143,15 +146,20 @@ def png_size(path):
 def test_profiles_give_the_known_numbers(maps):
     a, b = (map_profile(read_map(p)) for p in maps)
     assert a["n_minima"] == 10 and a["n_basins"] == 10 and a["kind"] == "image"
+    assert a["alpha"] == pytest.approx(0.2) and a["alpha_unit"] == pytest.approx(0.2)
     assert [(m, n) for m, _, n in a["levels"]] == [(1.0, 10), (3.0, 5), (10.0, 2)]
-    # B's multipliers come from alpha / alpha_unit (no attribute on its levels).
+    # B's multipliers come from alpha / alpha_unit (none stored on its levels).
     assert [m for m, _, _ in b["levels"]] == pytest.approx([1.0, 3.0, 10.0, 30.0])
     assert [n for _, _, n in b["levels"]] == [10, 9, 8, 7]
     assert [alpha for _, alpha, _ in b["levels"]] == pytest.approx([0.5, 1.5, 5.0, 15.0])
-    assert a["temperature"] == 2.0 and a["temperature_from"] == "attraction-diffusion"
+    # kT at the model's own sampling temperature, not attraction-diffusion's (20 for A).
+    assert a["temperature"] == 2.0 and a["temperature_from"] == "sampling"
     assert a["barriers"]["heights"] == pytest.approx(np.arange(1.0, 10.0))
     assert a["barriers"]["heights_kT"] == pytest.approx(np.arange(1.0, 10.0) / 2)
     assert (a["barriers"]["median_kT"], a["barriers"]["max_kT"], a["barriers"]["count"]) == pytest.approx((2.5, 4.5, 9))
+    assert a["barriers"]["disconnected"] == 0
+    # B sampled at T = 0 (an energy function): kT of p ~ exp(-U), T = 1 (not its AD T of 0.25).
+    assert b["temperature"] == 1.0 and b["temperature_from"] == "p ~ exp(-U)"
     assert (b["barriers"]["median_kT"], b["barriers"]["max_kT"]) == pytest.approx((0.5, 0.5))
     assert a["funnel"]["score"] == pytest.approx(0.9) and a["funnel"]["funnel"]
     assert b["funnel"]["score"] == pytest.approx(0.1) and not b["funnel"]["funnel"]
@@ -165,14 +173,52 @@ def test_profiles_give_the_known_numbers(maps):
         "off the data": 0, "saturated": 0, "funnel sink": 0}
 
 
-def test_profile_of_a_bare_map_uses_the_top_level_and_the_lower_barrier(tmp_path):
-    p = map_profile(read_map(save(tmp_path / "w.h5", map_2d())))
+def test_profile_barriers_are_those_between_the_main_levels_basins(tmp_path):
+    """A main level that groups minima: its basins are the map's, and the barriers are the
+    merges of the tree over them (the pairs inside a basin do not count)."""
+    content = map_a()
+    content.funnel = None  # its occupancy is per basin of level 0
+    content.main = 1  # minima 0..3 alone, 4..9 one basin (lowest minimum 4, E = -6)
+    p = map_profile(read_map(save(tmp_path / "main1.h5", content)))
+    assert p["n_basins"] == 5 and p["alpha"] == pytest.approx(0.6)
+    assert [(m, n) for m, _, n in p["levels"]] == [(1.0, 10), (3.0, 5), (10.0, 2)]  # every level still listed
+    # Basin 3 | basin 4 over pair (3, 4) at E[4] + 4 = -2, 4 above basin 4's -6; the
+    # barriers 5..9 inside basin 4 are gone.
+    assert p["barriers"]["heights"] == pytest.approx([1.0, 2.0, 3.0, 4.0])
+    assert p["barriers"]["heights_kT"] == pytest.approx([0.5, 1.0, 1.5, 2.0])
+    content.main = 2  # minimum 0 | the rest
+    assert map_profile(content)["barriers"]["heights"] == pytest.approx([1.0])
+    content.main = 0
+    rows = {label: (va, vb) for label, va, vb in compare_profiles(map_profile(content), p)}
+    assert rows["basins (main level)"] == ("10", "5")
+    assert rows["barriers (finite merges)"] == ("9", "4")
+
+
+def test_profile_of_a_bare_map_uses_its_one_level_and_the_trees_barriers(tmp_path):
+    p = map_profile(read_map(save_2d(tmp_path / "w.h5")))
     assert p["kind"] == "2d"
-    assert p["levels"] == [(pytest.approx(3.0), 0.3, 3)]  # alpha 0.3 / unit 0.1
+    assert p["levels"] == [(pytest.approx(3.0), 0.3, 4)]  # alpha 0.3 / unit 0.1
     assert p["funnel"] is None and p["diagnosis"] is None
-    # Merge (0, 1): estimate 0 - (-2) = 2, refined max(-0.5, -2) - (-2) = 1.5: the lower counts.
-    assert p["barriers"]["heights"] == pytest.approx([1.5, 2.0])
-    assert p["temperature_from"] == "mapping" and p["barriers"]["heights_kT"] == pytest.approx([3.0, 4.0])
+    # The tree's barriers (PairTable.best), relative to the higher side:
+    # (0, 1): the saddle -0.5 lies below the estimate 0: taken, 1.5 above minimum 1 (-2);
+    # (1, 2): the saddle 1.08 lies less than 5% of the climb (2) above the estimate 1: taken, 2.08;
+    # (2, 3): the saddle 9 lies far above the estimate 3 (another pass): the estimate, 3 above 0.
+    assert p["barriers"]["heights"] == pytest.approx([1.5, 2.08, 3.0])
+    # The sampling temperature from the config (0.5), not attraction-diffusion's (7).
+    assert p["temperature"] == 0.5 and p["temperature_from"] == "sampling"
+    assert p["barriers"]["heights_kT"] == pytest.approx([3.0, 4.16, 6.0])
+
+
+def test_profile_counts_disconnected_merges_apart():
+    """Minimum 2 has no barrier to the others: the tree joins it at no finite height."""
+    content = build_map(np.zeros((3, 2)), [-3.0, -2.0, -1.0], [(0, 1)], [0.0])
+    p = map_profile(content)
+    assert p["barriers"]["count"] == 1 and p["barriers"]["disconnected"] == 1
+    assert p["barriers"]["heights"] == pytest.approx([2.0])
+    assert p["temperature"] == 1.0 and p["temperature_from"] == "p ~ exp(-U)"  # no temperature recorded
+    rows = {label: va for label, va, _ in compare_profiles(p, p)}
+    assert rows["barriers (finite merges)"] == "1 (1 disconnected)"
+    assert rows["barrier height median (kT)"] == "2"
 
 
 def test_rows_and_summary_name_the_right_side(maps):
@@ -191,13 +237,14 @@ def test_rows_and_summary_name_the_right_side(maps):
     lines = summarize(a, b, ["A", "B"], ["non-convergent", "convergent"])
     assert lines[0] == "The long-run check calls A non-convergent and B convergent."
     assert "B has more basins" in lines[1] and "(8 vs 2 at 10x" in lines[1]
+    assert "A has higher barriers (median 2.5 vs 0.5 kT)" in lines[1]
     assert "A has the higher funnel score (0.90 vs 0.10" in lines[1]
     assert "A has the larger spurious share (60% vs 0%" in lines[1]
 
 
 def test_figure_has_picture_rows_for_image_maps_only(maps, tmp_path):
     a, b = (read_map(p) for p in maps)
-    flat = read_map(save(tmp_path / "w.h5", map_2d()))
+    flat = read_map(save_2d(tmp_path / "w.h5"))
     both = plot_comparison(a, b, ["A", "B"], tmp_path / "both.png")
     one = plot_comparison(a, flat, ["A", "W"], tmp_path / "one.png")
     none = plot_comparison(flat, None, ["W", "X"], tmp_path / "none.png")

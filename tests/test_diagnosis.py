@@ -12,7 +12,6 @@ import pytest
 import torch
 
 from landscape import Energy
-from landscape.ad import ADConfig
 from landscape.diagnosis import (
     OFF_DATA,
     SATURATED,
@@ -118,9 +117,7 @@ def test_bad_arrays_are_refused():
 def test_a_planted_deep_narrow_hole_is_spurious_and_the_datas_wells_are_not(tmp_path):
     data = torch.from_numpy(planted_data(400, seed=0))
     energy = Energy(planted_hole, shape=(2,), data_range=PLANTED_BOX, dtype=torch.float64, name="planted_hole")
-    cfg = MapConfig(chains=128, init="both", temperature=T, eps=0.1, steps=100, merge_radius=0.05, grid=0,
-                    refine=False, ad=ADConfig(temperature=T, alpha=1.0, eps=0.1 * math.sqrt(T), max_steps=400,
-                                              patience=100, delta=0.1, attempts=2, neighbours=4))
+    cfg = MapConfig(chains=128, rounds=1, grid=0, max_steps=400, patience=100, attempts=2, neighbours=4)
     content = build_map(energy, cfg, data=data).content
     # The map finds the four data wells and the hole.
     assert content.n_minima == 5

@@ -23,7 +23,8 @@ from landscape.funnel import (
     sinks,
 )
 from landscape.mapfile import FunnelData, progress_path, read_map, rewrite_map, write_map
-from landscape.mapper import MapConfig, Reporter, build_map
+from landscape.mapper import Reporter, build_map
+from landscape.settings import MapConfig
 from landscape.minima import Minima
 from landscape.potentials import (
     PLANTED_BOX,
@@ -45,9 +46,8 @@ def planted_energy(fn) -> Energy:
 
 
 def map_config(**kw) -> MapConfig:
-    settings = dict(chains=64, init="both", temperature=T, eps=0.1, steps=100, merge_radius=0.05, grid=0,
-                    ad=ADConfig(temperature=T, alpha=1.0, eps=0.1 * TAU, max_steps=600, patience=100, delta=0.1,
-                                attempts=2, neighbours=4))
+    """The map's defaults, with fewer chains and shorter attraction-diffusion trials."""
+    settings = dict(chains=64, rounds=2, grid=0, max_steps=600, patience=100, attempts=2, neighbours=4)
     settings.update(kw)
     return MapConfig(**settings)
 
@@ -137,7 +137,8 @@ def test_new_minima_are_mapped_into_the_map(tmp_path, data):
     # The map knows only two of the four wells (chains from the data of two wells, no
     # exploration): the probe's chains find the others and the funnel's bottom.
     two = data[(data[:, 0] > 1.5) | (data[:, 1] > 1.5)]
-    path, before = make_map(tmp_path, planted_funnel, two, "partial", init="data", steps=0, ladder=(0.3, 3.0))
+    path, before = make_map(tmp_path, planted_funnel, two, "partial", init="data", steps=0, ladder=(0.3, 3.0),
+                            rounds=1)
     assert before.n_minima == 2 and before.n_basins == 2
     result = funnel_probe(planted_energy(planted_funnel), before, probe_config(chains=30), data=data)
     after = result.content
@@ -150,11 +151,19 @@ def test_new_minima_are_mapped_into_the_map(tmp_path, data):
     assert np.all(np.diff(after.basin_energy) >= 0)
     np.testing.assert_allclose(after.minima_x[after.basin_representative[0]], [0.0, 0.0], atol=0.05)
     assert after.basin_energy[0] < before.basin_energy[0] - 10
-    # Every level holds every minimum; new pairs have barrier estimates and the tree spans them.
+    # Every level holds every minimum; the new minima are leaves of the tree over minima,
+    # joined through barriers to their neighbours (refined, as the map was made).
     for level in after.levels:
-        assert level.minima_basin.shape == (5,)
-    assert after.linkage.shape == (after.n_basins - 1, 4)
-    assert np.isfinite(after.barrier_energy).sum() >= after.n_basins - 1
+        assert level.basin.shape == (5,)
+    assert after.tree.linkage.shape == (4, 4) and bool(after.tree.connected.all())
+    assert bool(after.tree.refined.all())
+    # The old map's pairs keep their barriers.
+    index = after.barriers.index()
+    for (i, j), est, ref in zip(before.barriers.pairs.tolist(), before.barriers.estimate, before.barriers.refined):
+        row = index[(i, j)]
+        assert after.barriers.estimate[row] <= est
+        if np.isfinite(ref):
+            assert after.barriers.refined[row] == ref
     # Every chain ended in a minimum of the extended map.
     assert result.funnel.chain_minimum.max() < 5 and result.funnel.occupancy.shape == (5, after.n_basins)
     # The extended map writes and reads back under the schema, keeping its identity.
@@ -176,26 +185,29 @@ def test_extend_basins_keeps_old_basins_and_hands_the_representative_to_a_lower_
                    torch.zeros(4, dtype=torch.float64))
     gen = torch.Generator().manual_seed(0)
     # Weak pull: every well its own basin; the new, lowest minimum founds basin 0.
-    prior = assign_basins(e, old, replace_alpha(ad, 0.5), gen)
+    prior, _ = assign_basins(e, old, replace_alpha(ad, 0.5), gen)
     assert prior.n_basins == 3
-    ext, old_to_new = extend_basins(e, every, prior, replace_alpha(ad, 0.5), gen)
+    ext, records, old_to_new = extend_basins(e, every, prior, replace_alpha(ad, 0.5), gen)
     assert ext.n_basins == 4 and old_to_new.tolist() == [1, 2, 3]
     assert ext.representative[0] == 3 and ext.basin[3] == 0
-    assert ext.basin[:3].tolist() == (old_to_new[prior.basin]).tolist()
-    kept = {tuple(old_to_new[p].sort().values.tolist()): float(h) for p, h in zip(prior.pairs, prior.barrier)}
-    for p, h in zip(ext.pairs.tolist(), ext.barrier.tolist()):
-        if tuple(p) in kept:
-            assert h == kept[tuple(p)]  # old estimates are kept as they were
+    assert ext.basin[:3].tolist() == old_to_new[prior.basin].tolist()
+    # Only the new minimum's trials were run: every recorded pair involves it.
+    assert len(records) and bool((records.pairs == 3).any(axis=1).all())
     # Strong pull: one basin; the new minimum joins it and, being lower, represents it.
-    prior = assign_basins(e, old, replace_alpha(ad, 200.0), gen)
+    prior, _ = assign_basins(e, old, replace_alpha(ad, 200.0), gen)
     assert prior.n_basins == 1 and int(prior.representative[0]) == 0
-    ext, old_to_new = extend_basins(e, every, prior, replace_alpha(ad, 200.0), gen)
+    ext, records, old_to_new = extend_basins(e, every, prior, replace_alpha(ad, 200.0), gen)
     assert ext.n_basins == 1 and int(ext.representative[0]) == 3
     assert float(ext.energy[0]) == pytest.approx(float(u[0]))
-    # Its join barrier is a real climb: at least the exact saddle between it and the old representative.
-    pair = [k for k, (a, b) in enumerate(answer.pairs.tolist()) if {a, b} == {0, 1}]
-    if pair:
-        assert float(ext.join_barrier[0]) >= answer.saddle[pair[0]] - 1e-6
+    # The chain that joined it climbed at least the exact saddle to its neighbour.
+    row = [k for k, (a, b) in enumerate(records.pairs.tolist()) if b == 3 and np.isfinite(records.barrier[k])]
+    assert row
+    saddles = {tuple(sorted(p)): h for p, h in zip(answer.pairs.tolist(), answer.saddle)}
+    for k in row:
+        a = int(records.pairs[k, 0]) + 1  # `every` puts the exact minimum a + 1 at index a
+        exact = saddles.get(tuple(sorted((a, 0))))
+        if exact is not None:
+            assert records.barrier[k] >= exact - 1e-3 * abs(exact)  # a discrete chain samples the path
 
 
 def replace_alpha(cfg: ADConfig, alpha: float) -> ADConfig:
@@ -242,9 +254,9 @@ def test_landscape_funnel_end_to_end(capsys, tmp_path, data):
     out = tmp_path / "funnel.h5"
     code, _, err = run(
         capsys, "map", "--energy", "landscape.potentials:planted_funnel", "--shape", "2", "--box", "-4.5", "4.5",
-        "--float64", "--temperature", str(T), "--eps", "0.1", "--steps", "100", "--chains", "64",
-        "--dataset", f"npz:{npz}", "--ladder", "", "--alpha-unit", "1", "--alpha", "1", "--max-steps", "600",
-        "--patience", "100", "--attempts", "2", "--neighbours", "4", "--out", out, "--quiet",
+        "--float64", "--temperature", str(T), "--eps", "0.1", "--steps", "100", "--chains", "64", "--rounds", "1",
+        "--dataset", f"npz:{npz}", "--max-steps", "600", "--patience", "100", "--attempts", "2", "--neighbours", "4",
+        "--out", out, "--quiet",
     )
     assert code == 0, err
     plot = tmp_path / "f.png"
@@ -298,8 +310,8 @@ def test_nan_energies_end_the_probe_in_one_line_and_leave_the_map_alone(capsys, 
     out = tmp_path / "wells.h5"
     code, _, err = run(
         capsys, "map", "--energy", f"{pot}:wells", "--shape", "2", "--box", "-1.6", "1.6", "--float64",
-        "--temperature", "0.05", "--chains", "16", "--steps", "20", "--ladder", "", "--alpha-unit", "1",
-        "--alpha", "1", "--max-steps", "300", "--patience", "50", "--attempts", "1", "--neighbours", "3",
+        "--temperature", "0.05", "--chains", "16", "--steps", "20", "--rounds", "1", "--ladder", "1",
+        "--ladder-extend", "0", "--max-steps", "300", "--patience", "50", "--attempts", "1", "--neighbours", "3",
         "--out", out, "--quiet",
     )
     assert code == 0, err

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import h5py
+import torch
 import numpy as np
 import pytest
 
@@ -27,10 +28,10 @@ def wells_file(tmp_path):
 
 
 def map_wells(capsys, wells_file, out, *extra):
+    """The four wells at the map's own defaults (fewer chains and shorter trials)."""
     return run(
         capsys, "map", "--energy", f"{wells_file}:wells", "--shape", "2", "--box", "-1.6", "1.6", "--float64",
-        "--temperature", "0.05", "--ad-temperature", "0.05", "--chains", "32", "--steps", "50", "--ladder", "",
-        "--alpha-unit", "1", "--alpha", "1", "--out", out, "--quiet", *FAST_AD, *extra,
+        "--chains", "32", "--out", out, "--quiet", *FAST_AD, *extra,
     )
 
 
@@ -38,15 +39,22 @@ def test_map_of_a_function_finds_the_four_wells_and_writes_the_schema(capsys, we
     out = tmp_path / "wells.h5"
     code, stdout, err = map_wells(capsys, wells_file, out)
     assert code == 0, err
-    assert "4 minima, 4 basins" in stdout
+    assert "4 minima" in stdout and "tree: 3 of 3 merges at refined saddles" in stdout
     c = read_map(out)
     np.testing.assert_allclose(np.sort(np.abs(c.minima_x).ravel()), 1.0, atol=0.15)
-    assert c.meta.source["kind"] == "function" and c.meta.config["ad"]["temperature"] == 0.05
-    assert c.grid is not None and c.barrier_refined is not None
+    assert c.meta.source["kind"] == "function"
+    # Settings left open are recorded as open (null) in config and as chosen in settings.
+    assert c.meta.config["ad_temperature"] is None and c.meta.extra["settings"]["ad_temperature"] > 0
+    assert c.meta.extra["settings"]["temperature"] == 0  # an energy of unknown scale: quenched starts
+    assert c.grid is not None and bool(c.tree.refined.all())
+    # Every level of the ladder is stored; the strongest pull leaves one basin.
+    assert [p.multiplier for p in c.levels][:5] == [0.03, 0.1, 0.3, 1.0, 3.0]
+    assert c.levels[-1].n_basins == 1 and c.partition.multiplier == 0.1
     with h5py.File(out, "r") as f:  # as a third-party tool reads it
-        assert f.attrs["schema"] == "ebm-landscape/map"
+        assert f.attrs["schema"] == "ebm-landscape/map" and f.attrs["schema_version"] == 2
         assert f["tree/linkage"].shape == (3, 4)
         assert f["minima/x"].dtype == np.float32
+        assert "description" in f["barriers/refined"].attrs
     assert not progress_path(out).exists()
     # An existing map is not overwritten without --force.
     code, _, err = map_wells(capsys, wells_file, out)
@@ -55,20 +63,40 @@ def test_map_of_a_function_finds_the_four_wells_and_writes_the_schema(capsys, we
     assert code == 0, err
 
 
+def test_the_command_and_the_python_api_give_the_same_map(capsys, wells_file, tmp_path):
+    from landscape import Energy, MapConfig, build_map
+    from landscape.sources import energy_from_function
+
+    out = tmp_path / "wells.h5"
+    code, _, err = map_wells(capsys, wells_file, out)
+    assert code == 0, err
+    c = read_map(out)
+    energy = energy_from_function(f"{wells_file}:wells", (2,), (-1.6, 1.6), dtype=torch.float64)
+    assert isinstance(energy, Energy)
+    api = build_map(energy, MapConfig(chains=32, max_steps=600, patience=100, attempts=2, neighbours=3)).content
+    np.testing.assert_allclose(api.minima_energy, c.minima_energy, rtol=1e-9)
+    np.testing.assert_allclose(api.tree.heights, c.tree.heights, rtol=1e-9)
+    assert [p.n_basins for p in api.levels] == [p.n_basins for p in c.levels]
+
+
 def test_map_of_a_checkpoint_uses_its_data_and_sampler(capsys, tmp_path):
     ckpt = tmp_path / "rings.pt"
     code, _, err = run(capsys, "train", "--preset", "rings-demo", "--out", ckpt, "--set", "model.kwargs.n_f=8", *TINY)
     assert code == 0, err
     out = tmp_path / "rings.h5"
     code, stdout, err = run(
-        capsys, "map", ckpt, "--chains", "16", "--steps", "20", "--ladder", "1", "--out", out, "--quiet", *FAST_AD
+        capsys, "map", ckpt, "--chains", "16", "--steps", "20", "--ladder", "1", "--ladder-extend", "0",
+        "--out", out, "--quiet", *FAST_AD
     )
     assert code == 0, err
     c = read_map(out)
     assert c.meta.source["kind"] == "checkpoint" and c.meta.source["dataset"] == "rings"
-    assert c.meta.config["init"] == "both" and c.meta.config["eps"] == pytest.approx(0.125)
+    settings = c.meta.extra["settings"]
+    assert settings["init"] == "both" and settings["eps"] == pytest.approx(0.125)
+    # The checkpoint's own sampling temperature, for exploration and attraction-diffusion.
+    assert settings["temperature"] == 1.0 and settings["ad_temperature"] == 1.0
     assert c.attrs["minima"]["data_range"] == pytest.approx([-4.6, 4.6], abs=1.0)
-    assert c.levels is not None and len(c.levels) == 2
+    assert [p.multiplier for p in c.levels] == [0.1, 1.0]  # the main level joins the ladder
 
 
 def test_bad_input_gets_one_line_errors(capsys, tmp_path, wells_file):
@@ -97,7 +125,7 @@ def test_info_describes_a_map(capsys, wells_file, tmp_path):
     assert code == 0, err
     code, stdout, err = run(capsys, "info", out)
     assert code == 0, err
-    assert "4 minima, 4 basins" in stdout and "function" in stdout
+    assert "4 minima" in stdout and "function" in stdout and "3 merges: 3 at refined saddles" in stdout
     code, stdout, _ = run(capsys, "info", out, "--json")
     assert code == 0 and '"kind": "function"' in stdout
 
@@ -120,7 +148,7 @@ def test_nan_energies_end_in_one_line_and_leave_an_existing_map_alone(capsys, tm
     bad.write_text(NAN_WELLS)
     code, _, err = run(
         capsys, "map", "--energy", f"{bad}:wells", "--shape", "2", "--box", "-1.6", "1.6", "--float64",
-        "--chains", "16", "--steps", "20", "--ladder", "", "--out", out, "--force", "--quiet", *FAST_AD,
+        "--chains", "16", "--out", out, "--force", "--quiet", *FAST_AD,
     )
     assert_one_line_error(code, err, "non-finite")
     assert out.read_bytes() == before

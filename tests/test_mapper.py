@@ -1,198 +1,235 @@
-"""The mapping pipeline against energies whose minima, saddles and tree are known exactly."""
+"""The mapping pipeline at its defaults, on energies whose landscape is known exactly.
+
+Every test here maps with the settings a user gets when giving none (fewer chains or
+shorter trials at most, to stay fast): the tilted multi-wells and Mueller-Brown have known
+minima, saddles and trees, and the map of ``c * U`` must be ``c`` times the map of ``U``.
+"""
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 import pytest
 import torch
 
 from landscape import LandscapeError
-from landscape.ad import ADConfig
 from landscape.energy import Energy
 from landscape.mapfile import load_progress, progress_path, read_map, write_map
-from landscape.mapper import (
-    MapConfig,
-    Reporter,
-    build_map,
-    largest_curvature,
-    stable_eps,
-)
+from landscape.mapper import Reporter, build_map
 from landscape.potentials import (
     MUELLER_BROWN_MINIMA,
-    MUELLER_BROWN_MINIMA_ENERGY,
     MUELLER_BROWN_SADDLE_ENERGY,
     mueller_brown,
     tilted_wells,
     tilted_wells_exact,
 )
+from landscape.settings import MapConfig, hessian_vector, largest_curvature, stable_eps
 from landscape.tree import minimax_tree
 
+FAST = dict(chains=128, max_steps=800, patience=100, attempts=2, grid=0)
 
-def merges(linkage: np.ndarray, n: int) -> list[frozenset]:
-    """The sets of leaves joined at each row of a linkage, in order."""
-    members = {i: frozenset([i]) for i in range(n)}
+
+def merge_sets(tree, leaf_to_key) -> list[frozenset]:
+    n = tree.n_leaves
+    members = {i: frozenset([leaf_to_key[i]]) for i in range(n)}
     out = []
-    for k, (a, b, _, _) in enumerate(linkage):
+    for k, (a, b, _, _) in enumerate(tree.linkage):
         members[n + k] = members[int(a)] | members[int(b)]
         out.append(members[n + k])
     return out
 
 
-WELLS_D = 3
+def wells_energy(dim: int, scale: float = 1.0) -> Energy:
+    return Energy(lambda x: scale * tilted_wells(x), shape=(dim,), data_range=(-2.0, 2.0), dtype=torch.float64,
+                  name=f"wells{dim}")
+
+
+def check_wells(content, dim: int, scale: float = 1.0) -> None:
+    """Every minimum at its exact place, the tree the exact minimax tree, barriers exact."""
+    answer = tilted_wells_exact(dim)
+    found = content.minima_x.astype(np.float64)
+    d = np.linalg.norm(answer.minima[:, None] - found[None], axis=2)
+    assert content.n_minima == len(answer.minima)
+    assert (d.min(axis=1) < 1e-3).all()
+    exact_of = d.argmin(axis=0)  # map minimum -> exact index
+    exact = minimax_tree(scale * answer.energy, answer.pairs, scale * answer.saddle)
+    got = dict(zip(merge_sets(content.tree, exact_of), content.tree.heights))
+    want = dict(zip(merge_sets(exact, range(len(answer.minima))), exact.heights))
+    assert set(got) == set(want)  # the same merges, so the same order
+    depth = dict(zip(merge_sets(exact, range(len(answer.minima))), exact.depth()))
+    for merge, height in got.items():
+        assert abs(height - want[merge]) < 1e-4 * depth[merge]
+    assert content.tree.refined.all() and content.tree.connected.all()
 
 
 @pytest.fixture(scope="module")
-def wells_map():
-    energy = Energy(tilted_wells, shape=(WELLS_D,), data_range=(-1.6, 1.6), dtype=torch.float64, name="wells")
-    config = MapConfig(
-        chains=96,
-        temperature=0.05,
-        eps=0.05,
-        steps=150,
-        grad_tol=1e-6,
-        merge_radius=0.05,
-        ad=ADConfig(temperature=0.1, alpha=1.0, eps=0.05, max_steps=2000, patience=200, delta=0.2, neighbours=6),
-        ladder=(16.0,),
-        grid=0,
-    )
-    return energy, config, build_map(energy, config)
+def wells3():
+    return build_map(wells_energy(3), MapConfig(**FAST))
 
 
-def test_wells_every_minimum_found_at_its_exact_place(wells_map):
-    _, _, result = wells_map
-    exact = tilted_wells_exact(WELLS_D)
-    c = result.content
-    assert c.n_minima == 2**WELLS_D
-    np.testing.assert_allclose(c.minima_energy, exact.energy, atol=1e-9)
-    np.testing.assert_allclose(c.minima_x, exact.minima, atol=1e-4)
-    assert c.minima_hits.sum() == 96
+def test_tilted_wells_at_defaults_exact_minima_tree_and_saddles(wells3):
+    check_wells(wells3.content, 3)
+    # An energy of unknown scale is quenched from uniform starts (no temperature), and its
+    # barriers set the attraction-diffusion temperature: a tenth of the lowest.
+    s = wells3.settings
+    assert s["temperature"] == 0.0
+    lowest = np.nanmin(wells3.content.tree.depth())
+    assert s["ad_temperature"] == pytest.approx(0.1 * lowest, rel=1e-6)
 
 
-def test_wells_tree_merges_in_the_exact_order_at_the_exact_saddles(wells_map):
-    _, _, result = wells_map
-    exact = tilted_wells_exact(WELLS_D)
-    truth = minimax_tree(exact.energy, exact.pairs, exact.saddle)
-    c = result.content
-    assert c.n_basins == 2**WELLS_D  # at this pull every well is its own basin
-    n = c.n_basins
-    assert merges(c.linkage, n) == merges(truth.linkage, n)
-    # Refined merge heights: the true saddles, to 1e-4 of the barrier height.
-    height = truth.linkage[:, 2] - exact.energy.min()
-    np.testing.assert_allclose(c.linkage[:, 2], truth.linkage[:, 2], atol=1e-4 * height.max())
-    # The attraction-diffusion estimates bound them from above (less a discrete chain's
-    # small undershoot), and are looser.
-    ad = minimax_tree(c.basin_energy, c.barrier_pairs, c.barrier_energy).linkage[:, 2]
-    assert np.all(ad >= truth.linkage[:, 2] - 0.05 * height)
-    assert np.abs(ad - truth.linkage[:, 2]).max() > np.abs(c.linkage[:, 2] - truth.linkage[:, 2]).max()
-    # Refined paths start and end at the representatives of their pair.
-    refined = ~np.isnan(c.barrier_refined)
-    assert refined.sum() >= n - 1  # the tree edges and the near misses
-    for e in np.flatnonzero(refined):
-        i, j = c.barrier_pairs[e]
-        path = c.barrier_paths[e]
-        np.testing.assert_allclose(path[0], c.minima_x[c.basin_representative[i]], atol=1e-5)
-        np.testing.assert_allclose(path[-1], c.minima_x[c.basin_representative[j]], atol=1e-5)
+def test_the_ladder_runs_from_every_minimum_to_one_basin(wells3):
+    levels = wells3.content.levels
+    counts = [p.n_basins for p in levels]
+    assert counts[0] == 8 and counts[-1] == 1
+    assert all(a >= b for a, b in zip(counts, counts[1:]))  # a stronger pull merges more
+    assert [p.multiplier for p in levels][:5] == [0.03, 0.1, 0.3, 1.0, 3.0]
+    assert wells3.content.partition.multiplier == 0.1
+    # Each level's basins are numbered by energy and represented by their lowest minimum.
+    e = wells3.content.minima_energy
+    for p in levels:
+        assert np.all(np.diff(p.energy) >= 0)
+        for b, rep in enumerate(p.representative):
+            assert e[rep] == e[p.basin == b].min()
 
 
-def test_a_strong_pull_merges_the_wells(wells_map):
-    _, _, result = wells_map
-    levels = result.content.levels
-    assert [lv.alpha for lv in levels] == [1.0, 16.0]
-    assert len(levels[0].basin_energy) == 2**WELLS_D and len(levels[1].basin_energy) < 2**WELLS_D
+@pytest.mark.parametrize("scale", [0.01, 100.0])
+def test_a_scaled_energy_gives_the_scaled_map(wells3, scale):
+    scaled = build_map(wells_energy(3, scale), MapConfig(**FAST))
+    a, b = wells3.content, scaled.content
+    np.testing.assert_allclose(b.minima_x, a.minima_x, atol=1e-6)
+    np.testing.assert_allclose(b.minima_energy, scale * a.minima_energy, rtol=1e-6)
+    np.testing.assert_array_equal(b.minima_hits, a.minima_hits)
+    np.testing.assert_array_equal(b.tree.linkage[:, [0, 1, 3]], a.tree.linkage[:, [0, 1, 3]])
+    np.testing.assert_allclose(b.tree.heights, scale * a.tree.heights, rtol=1e-6)
+    assert [p.n_basins for p in b.levels] == [p.n_basins for p in a.levels]
+    for pa, pb in zip(a.levels, b.levels):
+        np.testing.assert_array_equal(pa.basin, pb.basin)
+    for key in ("temperature", "ad_temperature"):
+        assert scaled.settings[key] == pytest.approx(scale * wells3.settings[key], rel=1e-6)
+    for key in ("alpha_unit", "delta", "merge_radius", "ad_eps"):
+        assert scaled.settings[key] == pytest.approx(wells3.settings[key], rel=1e-5)
 
 
-def test_the_map_round_trips_through_the_file(wells_map, tmp_path):
-    _, config, result = wells_map
-    path = write_map(tmp_path / "w.h5", result.content, config=config.to_dict(), source="wells", tool_version="t")
+def test_mueller_brown_at_defaults_and_scaled():
+    for scale in (0.1, 1.0):
+        e = Energy(lambda x, s=scale: s * mueller_brown(x), shape=(2,), data_range=(-1.6, 2.1), dtype=torch.float64)
+        c = build_map(e, MapConfig(**FAST)).content
+        assert c.n_minima == 3
+        d = np.linalg.norm(np.asarray(MUELLER_BROWN_MINIMA)[:, None] - c.minima_x[None], axis=2)
+        assert (d.min(axis=1) < 1e-3).all()
+        # Both saddles, every minimum a leaf: the shallow pair's saddle is in the tree even
+        # where it is only a few units above its minima (scale 0.1: 0.85).
+        np.testing.assert_allclose(np.sort(c.tree.heights), scale * np.sort(MUELLER_BROWN_SADDLE_ENERGY), rtol=1e-5)
+        assert c.tree.refined.all()
+        # The finest level separates all three minima: no barrier lost to the temperature.
+        assert c.levels[0].n_basins == 3
+
+
+def test_refined_paths_and_saddles_of_the_tree_are_kept_for_small_minima(wells3):
+    c = wells3.content
+    assert c.tree_saddle is not None and c.tree_path is not None
+    e = wells_energy(3)
+    saddles = torch.from_numpy(c.tree_saddle.astype(np.float64))
+    np.testing.assert_allclose(e(saddles).numpy(), c.tree.heights, rtol=1e-5, atol=1e-5)
+    for k in range(c.tree.n_leaves - 1):
+        path = c.tree_path[k][np.isfinite(c.tree_path[k]).all(axis=1)]
+        i, j = c.tree.edge[k]
+        np.testing.assert_allclose(path[0], c.minima_x[i], atol=1e-6)
+        np.testing.assert_allclose(path[-1], c.minima_x[j], atol=1e-6)
+
+
+def test_the_map_round_trips_through_the_file(wells3, tmp_path):
+    path = write_map(tmp_path / "w.h5", wells3.content, config=MapConfig(**FAST).to_dict(), source={"spec": "wells"},
+                     tool_version="test", settings=wells3.settings, seconds=wells3.seconds)
     back = read_map(path)
-    np.testing.assert_array_equal(back.linkage, result.content.linkage)
-    assert MapConfig.from_dict(back.meta.config) == config
+    np.testing.assert_array_equal(back.tree.linkage, wells3.content.tree.linkage)
+    np.testing.assert_array_equal(back.barriers.pairs, wells3.content.barriers.pairs)
+    assert back.settings()["ad_temperature"] == wells3.settings["ad_temperature"]
+    assert [p.n_basins for p in back.levels] == [p.n_basins for p in wells3.content.levels]
 
 
-def test_mueller_brown_minima_saddles_and_tree():
-    energy = Energy(mueller_brown, shape=(2,), data_range=(-1.5, 2.0), dtype=torch.float64, name="mb")
-    config = MapConfig(
-        chains=48,
-        temperature=1.0,
-        eps=0.015,
-        steps=200,
-        grad_tol=1e-4,
-        merge_radius=0.02,
-        ad=ADConfig(temperature=1.0, alpha=0.1, max_steps=2000, patience=200, neighbours=4),
-        auto=("alpha_unit", "delta", "eps"),
-        grid=32,
-    )
-    c = build_map(energy, config).content
-    assert c.n_minima == 3 and c.n_basins == 3
-    np.testing.assert_allclose(c.minima_x, np.array(MUELLER_BROWN_MINIMA), atol=2e-3)
-    np.testing.assert_allclose(c.minima_energy, MUELLER_BROWN_MINIMA_ENERGY, atol=1e-3)
-    # Basins 1 and 2 (the two upper minima in energy) merge first, at the lower saddle.
-    assert merges(c.linkage, 3) == [frozenset({1, 2}), frozenset({0, 1, 2})]
-    saddle_low, saddle_high = sorted(MUELLER_BROWN_SADDLE_ENERGY)
-    np.testing.assert_allclose(c.linkage[:, 2], [saddle_low, saddle_high], rtol=1e-3)
-    assert c.grid.energy.shape == (32, 32)
-    assert c.attrs["barriers"]["delta"] > 0 and c.attrs["barriers"]["alpha_unit"] > 0
+def test_exploration_goes_on_while_rounds_find_new_minima():
+    # 32 wells from 32 chains: the first round cannot find them all; later ones do.
+    e = wells_energy(5)
+    result = build_map(e, MapConfig(chains=32, rounds=6, max_steps=400, patience=50, attempts=1, grid=0,
+                                    refine=False, ladder=(1.0,), ladder_extend=0))
+    assert result.content.n_minima == 32
+    assert result.content.attrs["minima"]["rounds"] >= 3
+    # One round only: fewer.
+    once = build_map(e, MapConfig(chains=32, rounds=1, max_steps=400, patience=50, attempts=1, grid=0,
+                                  refine=False, ladder=(1.0,), ladder_extend=0))
+    assert once.content.n_minima < 32
+    # Where nearly every chain finds a minimum of its own (as in image space), more rounds
+    # would not saturate: one round only.
+    few = build_map(e, MapConfig(chains=4, rounds=6, max_steps=400, patience=50, attempts=1, grid=0, refine=False,
+                                 ladder=(1.0,), ladder_extend=0))
+    assert few.content.attrs["minima"]["rounds"] == 1
 
 
-class _StopAt(Reporter):
-    """Interrupts the map when a stage whose name starts with ``prefix`` opens."""
-
-    def __init__(self, prefix: str):
-        self.prefix = prefix
-
-    def stage(self, name, total=None, unit="it"):
-        if name.startswith(self.prefix):
-            raise KeyboardInterrupt
+def test_without_refinement_the_tree_rests_on_estimates_from_real_paths():
+    e = wells_energy(2)
+    c = build_map(e, MapConfig(refine=False, **FAST)).content
+    answer = tilted_wells_exact(2)
+    assert not c.tree.refined.any() and c.tree.connected.all()
+    # Estimates are the highest points of real paths: never below the exact saddles.
+    exact = minimax_tree(answer.energy, answer.pairs, answer.saddle)
+    assert (np.sort(c.tree.heights) >= np.sort(exact.heights) - 1e-9).all()
 
 
 def test_an_interrupted_map_resumes_to_the_uninterrupted_result(tmp_path):
-    energy = Energy(tilted_wells, shape=(2,), data_range=(-1.6, 1.6), dtype=torch.float64)
-    config = MapConfig(
-        chains=32,
-        temperature=0.05,
-        eps=0.05,
-        steps=50,
-        grad_tol=1e-6,
-        merge_radius=0.05,
-        ad=ADConfig(temperature=0.1, alpha=1.0, eps=0.05, max_steps=800, patience=100, delta=0.2),
-        ladder=(8.0,),
-        grid=0,
-    )
-    whole = build_map(energy, config).content
+    e = wells_energy(2)
+    cfg = MapConfig(chains=32, rounds=2, max_steps=400, patience=50, attempts=1, grid=0)
+    whole = build_map(e, cfg).content
     out = tmp_path / "w.h5"
+
+    class StopAtLevel(Reporter):
+        def stage(self, name, total=None, unit="it"):
+            if name.startswith("attraction-diffusion, alpha 1 "):
+                raise KeyboardInterrupt
+
     with pytest.raises(KeyboardInterrupt):
-        build_map(energy, config, progress_file=out, reporter=_StopAt("attraction-diffusion, alpha 8"))
+        build_map(e, cfg, progress_file=out, reporter=StopAtLevel())
     saved = load_progress(out)
-    assert saved["stage"].startswith("basins") and "level0/basin" in saved and "level1/basin" not in saved
-    # Without --resume the saved progress is protected; other settings are refused.
+    assert saved is not None and "level2/basin" in saved and "level3/basin" not in saved
     with pytest.raises(LandscapeError, match="--resume"):
-        build_map(energy, config, progress_file=out)
+        build_map(e, cfg, progress_file=out)
     with pytest.raises(LandscapeError, match="other settings"):
-        build_map(energy, MapConfig(**{**config.__dict__, "seed": 1}), progress_file=out, resume=True)
-    resumed = build_map(energy, config, progress_file=out, resume=True).content
-    np.testing.assert_array_equal(resumed.linkage, whole.linkage)
-    np.testing.assert_array_equal(resumed.minima_basin, whole.minima_basin)
-    np.testing.assert_array_equal(resumed.levels[1].basin_representative, whole.levels[1].basin_representative)
-    assert progress_path(out).exists()  # the caller clears it once the map is written
+        build_map(e, MapConfig(chains=33, rounds=2, max_steps=400, patience=50, attempts=1, grid=0),
+                  progress_file=out, resume=True)
+    resumed = build_map(e, cfg, progress_file=out, resume=True).content
+    np.testing.assert_array_equal(resumed.minima_x, whole.minima_x)
+    np.testing.assert_array_equal(resumed.tree.linkage, whole.tree.linkage)
+    assert [p.basin.tolist() for p in resumed.levels] == [p.basin.tolist() for p in whole.levels]
+    assert progress_path(out).exists()  # the caller removes it once the map is written
 
 
 def test_bad_settings_are_refused():
+    with pytest.raises(LandscapeError, match="chains"):
+        MapConfig(chains=0)
     with pytest.raises(LandscapeError, match="init"):
-        MapConfig(init="somewhere")
-    with pytest.raises(LandscapeError, match="auto"):
-        MapConfig(auto=("temperature",))
-    energy = Energy(tilted_wells, shape=(2,), dtype=torch.float64)
+        MapConfig(init="bank")
+    with pytest.raises(LandscapeError, match="ladder"):
+        MapConfig(ladder=(0.0,))
     with pytest.raises(LandscapeError, match="data range"):
-        build_map(energy, MapConfig(chains=4))
-    boxed = Energy(tilted_wells, shape=(2,), data_range=(-2, 2), dtype=torch.float64)
+        build_map(Energy(tilted_wells, shape=(2,), dtype=torch.float64), MapConfig(**FAST))
     with pytest.raises(LandscapeError, match="needs data"):
-        build_map(boxed, MapConfig(chains=4, init="data"))
+        build_map(wells_energy(2), MapConfig(init="data", **FAST))
 
 
-def test_curvature_and_stable_step():
-    energy = Energy(tilted_wells, shape=(3,), dtype=torch.float64)
-    exact = tilted_wells_exact(3)
-    lam = largest_curvature(energy, torch.as_tensor(exact.minima))
-    # f'' = 12 x^2 - 4 at the deepest well of the most tilted coordinate.
-    assert lam == pytest.approx(float((12 * exact.minima**2 - 4).max()), rel=1e-3)
-    assert stable_eps(8.0, 0.5, safety=0.5) ** 2 / (2 * 0.5) * 8.0 == pytest.approx(0.5)
+def test_curvature_from_exact_hessian_products_and_across_kinks():
+    # A quadratic: the exact Hessian-vector product and the largest eigenvalue.
+    diag = torch.tensor([1.0, 4.0, 9.0], dtype=torch.float64)
+    quad = Energy(lambda x: 0.5 * (diag * x * x).sum(1), shape=(3,), data_range=(-1, 1), dtype=torch.float64)
+    x = torch.randn(5, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    v = torch.randn(5, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    torch.testing.assert_close(hessian_vector(quad, x, v), diag * v)
+    assert largest_curvature(quad, x) == pytest.approx(9.0, rel=1e-6)
+    # A kink (|x|: Hessian zero on both sides) still has a finite step scale: the gradient
+    # jumps by 2 across it.
+    kink = Energy(lambda x: x.abs().sum(1), shape=(1,), data_range=(-1, 1), dtype=torch.float64)
+    assert largest_curvature(kink, torch.zeros(1, 1, dtype=torch.float64)) > 10
+    # A descent step eps^2/2 * curvature = safety.
+    assert stable_eps(9.0, 1.0, 0.5) ** 2 / 2 * 9.0 == pytest.approx(0.5)
+    assert stable_eps(9.0, 4.0) == pytest.approx(2 * stable_eps(9.0, 1.0))
+    assert math.isfinite(largest_curvature(quad, torch.zeros(0, 3, dtype=torch.float64)))

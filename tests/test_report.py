@@ -7,11 +7,14 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
+# The function behind the make_map fixture (module-scoped fixtures use it).
+from conftest import build_map
+
 from landscape import LandscapeError
 from landscape import report as report_module
 from landscape.diagnosis import OFF_DATA, SATURATED, Diagnosis, diagnose
 from landscape.figures import plot_tree
-from landscape.mapfile import MapContent
+from landscape.records import MapContent
 from landscape.report import (
     CLOSEST_CALLS,
     plot_energy_histogram,
@@ -20,7 +23,6 @@ from landscape.report import (
     worst_minima,
     write_report,
 )
-from landscape.tree import minimax_tree
 
 PNG = b"\x89PNG\r\n\x1a\n"
 SHAPE = (1, 4, 4)
@@ -29,26 +31,9 @@ SHAPE = (1, 4, 4)
 
 
 def make_content(minima: np.ndarray, energy: np.ndarray, hits: np.ndarray | None = None) -> MapContent:
-    """One basin per minimum (basins sorted by energy, as a map stores them), a chain of barriers."""
-    n = energy.size
-    order = np.argsort(energy, kind="stable")
-    basin = np.empty(n, dtype=np.int64)
-    basin[order] = np.arange(n)
-    basin_energy = energy[order]
-    pairs = np.stack([np.arange(n - 1), np.arange(1, n)], axis=1)
-    barrier = basin_energy[1:] + 1.0
-    return MapContent(
-        minima_x=minima.astype(np.float32),
-        minima_energy=energy,
-        minima_hits=np.full(n, 5) if hits is None else hits,
-        minima_basin=basin,
-        basin_representative=order,
-        basin_energy=basin_energy,
-        barrier_pairs=pairs,
-        barrier_energy=barrier,
-        linkage=minimax_tree(basin_energy, pairs, barrier).linkage,
-        attrs={"minima": {"data_range": [-1.0, 1.0], "dataset": "toy"}},
-    )
+    """One level, the main one: one basin per minimum (numbered by energy, as a map stores
+    them); a barrier 1 above the higher minimum between consecutive minima."""
+    return build_map(minima, energy, hits=hits, attrs={"minima": {"dataset": "toy"}})
 
 
 def image_case(far: bool = True) -> tuple[MapContent, Diagnosis, np.ndarray]:
@@ -136,6 +121,7 @@ def test_summary_counts_the_flagged_minima_chains_and_reasons(image_report):
     page = path.read_text(encoding="utf-8")
     summary = page[page.index('<section id="summary">') : page.index('<section id="worst">')]
     assert "<h1>Spurious minima: " in summary  # the default title
+    assert "<tr><th>Minima</th><td>4 in 4 basins</td></tr>" in summary
     assert "<tr><th>Flagged spurious</th><td>1 (25.0% of the minima)</td></tr>" in summary
     # Hits-weighted: 10 of the 50 chains end in minimum 3.
     assert "<tr><th>Chains ending in spurious minima</th><td>10 of 50 (20.0%)</td></tr>" in summary
@@ -160,10 +146,29 @@ def test_tree_picture_marks_the_spurious_basins_without_touching_the_map(image_r
     path, content, d, data, _ = image_report
     page = path.read_text(encoding="utf-8")
     tree = pngs(page[page.index('<section id="tree">') :])[0]
-    marked = plot_tree(replace(content, diagnosis=d.to_data()), tmp_path / "marked.png").read_bytes()
-    plain = plot_tree(content, tmp_path / "plain.png").read_bytes()
-    assert tree == marked and tree != plain
+    # The report draws the map's tree with its diagnosis marked in red. Which tree
+    # (over minima, plot_tree's default, or over the main level's basins, as the section's
+    # caption says) is left open here: either is the marked picture, never the plain one.
+    marked = {plot_tree(replace(content, diagnosis=d.to_data()), tmp_path / f"marked{b}.png", basins=b).read_bytes()
+              for b in (False, True)}
+    plain = {plot_tree(content, tmp_path / f"plain{b}.png", basins=b).read_bytes() for b in (False, True)}
+    assert tree in marked and tree not in plain
     assert content.diagnosis is None
+
+
+def test_basins_are_the_main_levels(tmp_path, make_partition):
+    """A map whose main level groups the minima (0, 1 | 2, 3): the report counts and names
+    that level's basins."""
+    content, d, data = image_case()
+    content.levels.append(make_partition(content.minima_energy, [0, 0, 1, 1], alpha=2.0, multiplier=2.0))
+    content.main = 1
+    page = write_report(tmp_path / "r.html", content, d, data).read_text(encoding="utf-8")
+    assert "<tr><th>Minima</th><td>4 in 2 basins</td></tr>" in page
+    # Minimum 3 (E = -2, the lowest) is in basin 0, basin 1 holds minima 0 and 1.
+    assert content.minima_basin.tolist() == [1, 1, 0, 0]
+    table = re.search(r'<table id="flagged-minima">(.*?)</table>', page, re.S).group(1)
+    assert '<tr><td class="num">3</td><td class="num">0</td><td class="num">-2</td>' in table
+    assert len(pngs(page)) == 4
 
 
 def test_no_flagged_minimum_shows_the_closest_calls(tmp_path):

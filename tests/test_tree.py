@@ -1,20 +1,23 @@
-"""The basin tree on hand-made landscapes whose merges are known exactly."""
+"""The barrier tree on hand-made barrier tables whose merges are known exactly."""
 
 import math
 
 import numpy as np
 import pytest
 from scipy.cluster import hierarchy
+from scipy.spatial.distance import squareform
 
 from landscape.tree import (
-    barrier_graph,
+    BarrierTree,
+    basin_tree,
+    display_nodes,
+    members,
     minimax_tree,
-    plot_disconnectivity,
-    relative_barriers,
+    plot_tree,
     render_text,
 )
 
-# Four basins. Tested pairs and barrier estimates:
+# Four minima. Tested pairs and barrier estimates:
 #   0-1 at 5, 1-2 at 4, 2-3 at 6, and a direct 0-2 estimate of 10 that cuts across
 #   high ground. Minimax: {1,2} merge at 4, then 0 joins at 5 (through 1, not the
 #   direct 10), then 3 at 6.
@@ -23,8 +26,26 @@ PAIRS = np.array([[0, 1], [1, 2], [0, 2], [2, 3]])
 BARRIER = np.array([5.0, 4.0, 10.0, 6.0])
 
 
-def test_four_basins_exact_linkage_and_merge_order():
+def floyd_minimax(energy: np.ndarray, pairs: np.ndarray, barrier: np.ndarray) -> np.ndarray:
+    """Lowest possible highest barrier between every two leaves (Floyd-Warshall on max),
+    each barrier raised to the higher of its two leaves; +inf where no path."""
+    n = energy.size
+    m = np.full((n, n), np.inf)
+    for (i, j), h in zip(pairs.tolist(), barrier.tolist(), strict=True):
+        if i != j and math.isfinite(h):
+            h = max(h, energy[i], energy[j])
+            m[i, j] = m[j, i] = min(m[i, j], h)
+    for k in range(n):
+        m = np.minimum(m, np.maximum(m[:, [k]], m[[k], :]))
+    return m
+
+
+# ------------------------------------------------------------------ structure
+
+
+def test_four_minima_exact_linkage_merge_order_and_provenance():
     tree = minimax_tree(ENERGY, PAIRS, BARRIER)
+    assert isinstance(tree, BarrierTree)
     expected = np.array(
         [
             [1, 2, 4.0, 2],  # cluster 4 = {1, 2}
@@ -34,105 +55,338 @@ def test_four_basins_exact_linkage_and_merge_order():
         dtype=np.float64,
     )
     np.testing.assert_array_equal(tree.linkage, expected)
-    assert tree.merge_order == [(1, 2), (0, 1), (2, 3)]
-    assert tree.mst_edges == [(1, 2, 4.0), (0, 1, 5.0), (2, 3, 6.0)]
-    assert not tree.disconnected.any()
+    assert tree.offset == 0.0
+    np.testing.assert_array_equal(tree.heights, [4.0, 5.0, 6.0])
+    np.testing.assert_array_equal(tree.barrier, [4.0, 5.0, 6.0])
+    # Which row of the pair table made each merge, and its two leaves.
+    np.testing.assert_array_equal(tree.pair, [1, 0, 3])
+    np.testing.assert_array_equal(tree.edge, [[1, 2], [0, 1], [2, 3]])
+    assert tree.connected.all() and not tree.refined.any()
+    np.testing.assert_array_equal(tree.leaves, [0, 1, 2, 3])
+    np.testing.assert_array_equal(tree.energy, ENERGY)
+    assert tree.n_leaves == 4 and tree.root == 6 and tree.top == 6.0
     assert hierarchy.is_valid_linkage(tree.linkage)
     assert hierarchy.is_monotonic(tree.linkage)
+    # Nodes: children, heights, lowest leaf, parent.
+    assert tree.children(2) is None and tree.children(5) == (0, 4)
+    assert tree.height(3) == 3.0 and tree.height(5) == 5.0
+    np.testing.assert_array_equal(tree.lowest, [0, 1, 2, 3, 1, 0, 0])
+    assert tree.parent == {1: 4, 2: 4, 0: 5, 4: 5, 3: 6, 5: 6}
+    assert sorted(members(tree, 5)) == [0, 1, 2] and members(tree, 3) == [3]
     # The tree graph: leaves with energies, merges with heights, root at the top.
     g = tree.graph
-    assert g.nodes[3]["energy"] == 3.0 and g.nodes[3]["kind"] == "basin"
-    assert g.nodes[6]["height"] == 6.0 and g.nodes[6]["count"] == 4
+    assert g.number_of_nodes() == 7 and g.number_of_edges() == 6
+    assert g.nodes[3] == {"kind": "leaf", "energy": 3.0, "minimum": 3}
+    assert g.nodes[6]["kind"] == "merge" and g.nodes[6]["height"] == 6.0 and g.nodes[6]["count"] == 4
+    assert g.nodes[6]["connected"] and not g.nodes[6]["refined"]
     assert set(g.successors(5)) == {0, 4}
-    assert g.nodes[5]["lowest"] == 0
+    assert g.nodes[5]["lowest"] == 0 and g.nodes[4]["lowest"] == 1
+    assert [n for n, d in g.in_degree() if d == 0] == [6]
 
 
 def test_minimax_goes_through_a_neighbour_not_over_the_high_direct_barrier():
-    # 0 and 2 are tested directly (barrier 10) but are joined at 5 via basin 1.
+    # 0 and 2 are tested directly (barrier 10) but are joined at 5 via minimum 1.
     tree = minimax_tree(ENERGY, PAIRS, BARRIER)
-    coph = hierarchy.cophenet(tree.linkage)
-    square = hierarchy.distance.squareform(coph)
+    square = squareform(hierarchy.cophenet(tree.linkage)) + tree.offset
     assert square[0, 2] == 5.0
     assert square[0, 3] == 6.0
+    assert 2 not in tree.pair.tolist()  # the direct 0-2 estimate made no merge
     # Raising the 0-1 barrier above the direct one makes the direct estimate win.
     tree2 = minimax_tree(ENERGY, PAIRS, np.array([12.0, 4.0, 10.0, 6.0]))
-    assert hierarchy.distance.squareform(hierarchy.cophenet(tree2.linkage))[0, 2] == 10.0
+    assert squareform(hierarchy.cophenet(tree2.linkage))[0, 2] == 10.0
+    assert tree2.pair.tolist() == [1, 3, 2]  # {1,2} at 4, 3 joins at 6, 0 at 10 (direct)
+    np.testing.assert_array_equal(tree2.edge[2], [0, 2])
+
+
+def test_the_tree_is_the_minimax_of_every_pair_on_random_tables():
+    # Cophenetic heights (plus the offset) are the lowest highest barrier over all chains
+    # of pairs: brute force (Floyd-Warshall) on random sparse tables, some barriers below
+    # their leaves, some missing, negative energies, duplicates and both directions.
+    rng = np.random.default_rng(0)
+    for trial in range(20):
+        n = int(rng.integers(2, 14))
+        energy = rng.normal(size=n) - 3.0
+        e = int(rng.integers(0, 2 * n))
+        pairs = rng.integers(0, n, size=(e, 2))
+        barrier = np.maximum(energy[pairs[:, 0]], energy[pairs[:, 1]]) + rng.uniform(-0.3, 2.0, size=e)
+        barrier[rng.random(e) < 0.15] = np.inf
+        tree = minimax_tree(energy, pairs, barrier)
+        assert hierarchy.is_valid_linkage(tree.linkage) and hierarchy.is_monotonic(tree.linkage)
+        assert (tree.linkage[:, 2] >= 0).all()
+        truth = floyd_minimax(energy, pairs, barrier)
+        coph = squareform(hierarchy.cophenet(tree.linkage)) + tree.offset
+        iu = np.triu_indices(n, 1)
+        finite = np.isfinite(truth[iu])
+        np.testing.assert_allclose(coph[iu][finite], truth[iu][finite], rtol=0, atol=1e-12)
+        # Pairs with no path at all meet only at the placeholder, above every real barrier.
+        assert (coph[iu][~finite] == tree.top).all()
+        if (~finite).any():
+            assert not tree.connected.all() and tree.top > max(truth[iu][finite].max(initial=-np.inf), energy.max())
+        # Each connected merge names a pair of the table whose (raised) barrier it is.
+        for k in np.flatnonzero(tree.connected):
+            i, j = pairs[tree.pair[k]]
+            assert sorted((int(i), int(j))) == tree.edge[k].tolist()
+            assert tree.barrier[k] == max(barrier[tree.pair[k]], energy[i], energy[j])
+        assert (tree.pair[~tree.connected] == -1).all() and (tree.edge[~tree.connected] == -1).all()
+        assert np.isinf(tree.barrier[~tree.connected]).all()
 
 
 def test_duplicate_pairs_keep_the_lowest_estimate_and_missing_paths_are_not_edges():
+    energy = np.array([0.0, 1.0, 2.0])
     pairs = np.array([[0, 1], [1, 0], [1, 2], [2, 2]])
     barrier = np.array([7.0, 6.0, np.inf, 1.0])
-    g = barrier_graph(np.array([0.0, 1.0, 2.0]), pairs, barrier)
-    assert g.edges[0, 1]["barrier"] == 6.0
-    assert not g.has_edge(1, 2)  # +inf: no path found
-    assert not g.has_edge(2, 2)  # self-pairs ignored
-    assert g.nodes[2]["energy"] == 2.0
+    tree = minimax_tree(energy, pairs, barrier)
+    # 0-1 at 6 (the lower of the two directions, row 1); 2 has a self-pair (ignored)
+    # and an infinite one (no path found): it joins at the placeholder.
+    assert tree.barrier[0] == 6.0 and tree.pair[0] == 1
+    np.testing.assert_array_equal(tree.edge[0], [0, 1])
+    np.testing.assert_array_equal(tree.connected, [True, False])
+    assert tree.pair[1] == -1 and math.isinf(tree.barrier[1])
+    # NaN means no path, too.
+    nan = minimax_tree(energy, pairs[:3], np.array([7.0, 6.0, np.nan]))
+    np.testing.assert_array_equal(nan.connected, [True, False])
 
 
-def test_disconnected_components_are_flagged_and_merged_above_everything():
+def test_disconnected_groups_are_flagged_and_merged_above_everything():
     energy = np.array([0.0, 1.0, 2.0, 3.0, 4.0])
     pairs = np.array([[0, 1], [2, 3], [1, 2]])
     barrier = np.array([2.0, 5.0, np.inf])
     tree = minimax_tree(energy, pairs, barrier)
     assert hierarchy.is_valid_linkage(tree.linkage) and hierarchy.is_monotonic(tree.linkage)
-    np.testing.assert_array_equal(tree.disconnected, [False, False, True, True])
+    np.testing.assert_array_equal(tree.connected, [True, True, False, False])
     assert tree.top > 5.0 and tree.top > energy.max()
-    np.testing.assert_array_equal(tree.linkage[2:, 2], [tree.top, tree.top])
-    # Components joined lowest group first: {0,1} with {2,3}, then basin 4.
-    assert tree.merge_order[2:] == [(0, 2), (0, 4)]
-    rel = relative_barriers(energy, tree)
-    # 2 and 4 can reach no lower basin through a found path.
-    np.testing.assert_array_equal(rel, [np.inf, 1.0, np.inf, 2.0, np.inf])
+    assert tree.top == pytest.approx(5.5)  # a tenth of the energy span above the top barrier
+    np.testing.assert_array_equal(tree.heights[2:], [tree.top, tree.top])
+    np.testing.assert_array_equal(tree.barrier, [2.0, 5.0, np.inf, np.inf])
+    np.testing.assert_array_equal(tree.pair, [0, 1, -1, -1])
+    # Groups joined lowest group first: {0,1} with {2,3}, then minimum 4.
+    np.testing.assert_array_equal(tree.linkage[:, :2], [[0, 1], [2, 3], [5, 6], [4, 7]])
+    assert not tree.graph.nodes[7]["connected"] and tree.graph.nodes[5]["connected"]
+    # 2 and 4 can reach no lower minimum through a found path.
+    np.testing.assert_array_equal(tree.escape(), [np.inf, 1.0, np.inf, 2.0, np.inf])
+    np.testing.assert_array_equal(tree.depth(), [1.0, 2.0, np.nan, np.nan])
+    np.testing.assert_array_equal(tree.cut(5.0), [0, 0, 1, 1, 2])
+    np.testing.assert_array_equal(tree.cut(tree.top), [0, 0, 0, 0, 0])
+    # No pairs at all: every leaf sits at the placeholder.
+    none = minimax_tree(energy, np.zeros((0, 2), dtype=np.int64), np.zeros(0))
+    assert not none.connected.any() and (none.heights == none.top).all() and none.top > energy.max()
 
 
-def test_barrier_below_a_basin_is_raised_to_it():
-    # Any path between two basins passes through both, so a barrier can't be lower
-    # than the higher basin.
+def test_barrier_below_a_minimum_is_raised_to_it():
+    # Any path between two minima passes through both, so a barrier can't be lower
+    # than the higher minimum.
     tree = minimax_tree(np.array([0.0, 3.0]), np.array([[0, 1]]), np.array([2.0]))
-    assert tree.linkage[0, 2] == 3.0
+    assert tree.heights[0] == 3.0 and tree.barrier[0] == 3.0 and tree.linkage[0, 2] == 3.0
+    assert tree.escape()[1] == 0.0 and tree.depth()[0] == 0.0
 
 
-def test_fcluster_at_a_cut_height_gives_the_expected_groups():
+def test_equal_heights_merge_in_a_reproducible_order():
+    energy = np.zeros(3)
+    pairs = np.array([[1, 2], [0, 1]])
+    tree = minimax_tree(energy, pairs, np.array([1.0, 1.0]))
+    # Ties go by the pair (lower index first), not by the table's row order.
+    np.testing.assert_array_equal(tree.linkage, [[0, 1, 1, 2], [2, 3, 1, 3]])
+    np.testing.assert_array_equal(tree.pair, [1, 0])
+    assert tree.lowest[tree.root] == 0  # equal energies: the lower index
+    shuffled = minimax_tree(energy, pairs[::-1], np.array([1.0, 1.0]))
+    np.testing.assert_array_equal(shuffled.linkage, tree.linkage)
+    np.testing.assert_array_equal(shuffled.pair, [0, 1])
+
+
+def test_refined_flags_and_leaf_indices_are_carried_to_the_merges():
+    refined = np.array([False, True, True, False])  # the direct 0-2 row makes no merge
+    tree = minimax_tree(ENERGY, PAIRS, BARRIER, refined=refined, leaves=np.array([10, 11, 12, 13]))
+    np.testing.assert_array_equal(tree.refined, [True, False, False])  # rows 1, 0, 3
+    assert tree.graph.nodes[4]["refined"] and not tree.graph.nodes[5]["refined"]
+    np.testing.assert_array_equal(tree.leaves, [10, 11, 12, 13])
+    assert tree.graph.nodes[2]["minimum"] == 12
+
+
+# -------------------------------------------------------------------- queries
+
+
+def test_cut_and_fcluster_give_the_expected_groups():
     tree = minimax_tree(ENERGY, PAIRS, BARRIER)
-    groups = hierarchy.fcluster(tree.linkage, t=4.5, criterion="distance")
+    groups = hierarchy.fcluster(tree.linkage, t=4.5 - tree.offset, criterion="distance")
     assert groups[1] == groups[2]
     assert len({groups[0], groups[1], groups[3]}) == 3
     np.testing.assert_array_equal(tree.cut(4.5), [0, 1, 1, 2])
-    np.testing.assert_array_equal(tree.cut(5.0), [0, 0, 0, 1])
+    np.testing.assert_array_equal(tree.cut(5.0), [0, 0, 0, 1])  # at the barrier: joined
     np.testing.assert_array_equal(tree.cut(3.9), [0, 1, 2, 3])
     np.testing.assert_array_equal(tree.cut(100.0), [0, 0, 0, 0])
+    # Groups are numbered by their lowest leaf, whatever the leaf order.
+    rev = minimax_tree(ENERGY[::-1].copy(), 3 - PAIRS, BARRIER)
+    np.testing.assert_array_equal(rev.cut(4.5), [2, 1, 1, 0])
 
 
-def test_relative_barriers_are_escape_heights_to_a_lower_basin():
+def test_escape_heights_are_climbs_to_a_lower_minimum_and_depth_per_merge():
     tree = minimax_tree(ENERGY, PAIRS, BARRIER)
-    rel = relative_barriers(ENERGY, tree)
-    # basin 0 is the global minimum; 1 climbs to 5 to reach 0; 2 climbs to 4 to reach 1;
+    # 0 is the global minimum; 1 climbs to 5 to reach 0; 2 climbs to 4 to reach 1;
     # 3 climbs to 6.
-    np.testing.assert_array_equal(rel, [np.inf, 4.0, 2.0, 3.0])
-    # An energy offset changes absolute heights but not these differences.
+    np.testing.assert_array_equal(tree.escape(), [np.inf, 4.0, 2.0, 3.0])
+    # Per merge, its height above the higher side's lowest leaf: 4 - 2, 5 - 1, 6 - 3.
+    np.testing.assert_array_equal(tree.depth(), [2.0, 4.0, 3.0])
+    # An energy offset changes absolute heights but not these differences, nor the
+    # (relative) linkage scipy sees.
     shifted = minimax_tree(ENERGY + 100.0, PAIRS, BARRIER + 100.0)
-    np.testing.assert_array_equal(relative_barriers(ENERGY + 100.0, shifted), rel)
+    np.testing.assert_array_equal(shifted.escape(), tree.escape())
+    np.testing.assert_array_equal(shifted.depth(), tree.depth())
+    np.testing.assert_array_equal(shifted.linkage, tree.linkage)
+    assert shifted.offset == 100.0
+    np.testing.assert_array_equal(shifted.heights, tree.heights + 100.0)
 
 
-def test_single_basin():
+@pytest.mark.parametrize("c", [0.001, 3.0, 250.0])
+def test_scaling_energies_and_barriers_scales_the_heights_and_keeps_the_structure(c):
+    energy = np.array([0.0, 1.0, 2.0, 3.0, 4.0]) - 2.5
+    pairs = np.array([[0, 1], [1, 2], [0, 2], [2, 3], [3, 4]])
+    barrier = np.array([1.5, 2.5, 4.0, 3.5, np.inf])  # 4 not connected: placeholder too
+    tree = minimax_tree(energy, pairs, barrier)
+    scaled = minimax_tree(c * energy, pairs, c * barrier)
+    np.testing.assert_array_equal(scaled.linkage[:, [0, 1, 3]], tree.linkage[:, [0, 1, 3]])
+    np.testing.assert_allclose(scaled.linkage[:, 2], c * tree.linkage[:, 2], rtol=1e-12)
+    np.testing.assert_allclose(scaled.heights, c * tree.heights, rtol=1e-12)
+    assert scaled.top == pytest.approx(c * tree.top, rel=1e-12)
+    np.testing.assert_array_equal(scaled.connected, tree.connected)
+    np.testing.assert_array_equal(scaled.pair, tree.pair)
+    np.testing.assert_allclose(scaled.escape(), c * tree.escape(), rtol=1e-12)
+    for h in (-1.0, 0.1, 1.2, 5.0):
+        np.testing.assert_array_equal(scaled.cut(c * h), tree.cut(h))
+
+
+def test_single_leaf():
     tree = minimax_tree(np.array([1.5]), np.zeros((0, 2), dtype=np.int64), np.zeros(0))
-    assert tree.linkage.shape == (0, 4)
-    assert tree.root == 0
-    assert relative_barriers(np.array([1.5]), tree)[0] == math.inf
-    assert "basin 0  E=1.5" in render_text(tree, np.array([1.5]))
+    assert tree.linkage.shape == (0, 4) and tree.barrier.shape == (0,)
+    assert tree.root == 0 and tree.n_leaves == 1 and tree.top == 1.5
+    assert tree.escape().tolist() == [math.inf]
+    assert tree.depth().shape == (0,)
+    assert tree.cut(0.0).tolist() == [0]
+    assert tree.graph.number_of_nodes() == 1
+    assert display_nodes(tree, 10) == {0}
+    text = render_text(tree)
+    assert text.splitlines() == ["barrier tree: 1 minimum, energies 1.5 .. 1.5", "minimum 0  E=1.5"]
+
+
+def test_bad_inputs_raise():
+    with pytest.raises(ValueError, match="pairs but"):
+        minimax_tree(ENERGY, PAIRS, BARRIER[:2])
+    with pytest.raises(ValueError, match="pair indices"):
+        minimax_tree(ENERGY, np.array([[0, 7]]), np.array([1.0]))
+    with pytest.raises(ValueError, match="pair indices"):
+        minimax_tree(ENERGY, np.array([[-1, 2]]), np.array([1.0]))
+    with pytest.raises(ValueError, match="-inf"):
+        minimax_tree(ENERGY, PAIRS, np.array([5.0, -np.inf, 10.0, 6.0]))
+    with pytest.raises(ValueError, match="finite"):
+        minimax_tree(np.array([0.0, np.nan]), np.array([[0, 1]]), np.array([1.0]))
+    with pytest.raises(ValueError, match="non-empty"):
+        minimax_tree(np.zeros(0), np.zeros((0, 2), dtype=np.int64), np.zeros(0))
+    with pytest.raises(ValueError, match="leaf indices"):
+        minimax_tree(ENERGY, PAIRS, BARRIER, leaves=np.array([0, 1]))
+
+
+def test_negative_energies_work_with_scipy_through_the_relative_linkage():
+    # EBM energies have an arbitrary offset and are often negative; scipy rejects
+    # negative linkage heights, so the linkage holds heights above the lowest leaf.
+    energy, barrier = ENERGY - 50.0, BARRIER - 50.0
+    tree = minimax_tree(energy, PAIRS, barrier)
+    assert tree.offset == -50.0
+    np.testing.assert_array_equal(tree.linkage[:, 2], [4.0, 5.0, 6.0])
+    np.testing.assert_array_equal(tree.heights, [-46.0, -45.0, -44.0])
+    np.testing.assert_array_equal(tree.barrier, [-46.0, -45.0, -44.0])
+    assert hierarchy.is_valid_linkage(tree.linkage)
+    d = hierarchy.dendrogram(tree.linkage, no_plot=True)
+    assert sorted(d["leaves"]) == [0, 1, 2, 3]
+    np.testing.assert_array_equal(sorted(max(y) for y in d["dcoord"]), [4.0, 5.0, 6.0])
+    np.testing.assert_array_equal(hierarchy.fcluster(tree.linkage, t=2, criterion="maxclust"), [1, 1, 1, 2])
+    assert squareform(hierarchy.cophenet(tree.linkage))[0, 2] + tree.offset == -45.0
+    np.testing.assert_array_equal(tree.cut(-45.5), [0, 1, 1, 2])
+    np.testing.assert_array_equal(tree.escape(), [np.inf, 4.0, 2.0, 3.0])
+
+
+# ------------------------------------------------------------------ basin tree
+
+
+def test_basin_tree_uses_the_lowest_barrier_between_the_minima_of_two_basins():
+    # Five minima in three basins: {0, 1}, {2, 3}, {4}; representatives 0, 2, 4.
+    minima_energy = np.array([0.0, 1.0, 0.5, 2.0, 3.0])
+    basin = np.array([0, 0, 1, 1, 2])
+    rep = np.array([0, 2, 4])
+    pairs = np.array([[0, 1], [1, 2], [0, 3], [3, 4], [1, 4], [2, 4]])
+    barrier = np.array([1.5, 4.0, 3.5, 6.0, 7.0, np.inf])
+    refined = np.array([True, False, True, False, False, False])
+    tree = basin_tree(minima_energy, pairs, barrier, basin, rep, refined=refined)
+    np.testing.assert_array_equal(tree.leaves, rep)
+    np.testing.assert_array_equal(tree.energy, [0.0, 0.5, 3.0])
+    # basins 0-1 at 3.5 (through minima 0-3, row 2, not 1-2 at 4), then basin 2 at 6
+    # (minima 3-4, row 3, not 1-4 at 7); the barrier inside basin 0 (1.5) is not a merge.
+    np.testing.assert_array_equal(tree.linkage, [[0, 1, 3.5, 2], [2, 3, 6.0, 3]])
+    np.testing.assert_array_equal(tree.pair, [2, 3])
+    np.testing.assert_array_equal(tree.edge, [[0, 1], [1, 2]])
+    np.testing.assert_array_equal(tree.refined, [True, False])
+    np.testing.assert_array_equal(tree.escape(), [np.inf, 3.0, 3.0])
+    assert tree.graph.nodes[2]["minimum"] == 4
+    # The tree over the minima themselves has the barrier inside basin 0 (1.5) as a merge,
+    # and joins minimum 2 only at 4: the pair 2-3 inside basin 1 was never estimated.
+    fine = minimax_tree(minima_energy, pairs, barrier)
+    assert fine.n_leaves == 5
+    np.testing.assert_array_equal(fine.heights, [1.5, 3.5, 4.0, 6.0])
+    # A basin with no path to the others joins at the placeholder.
+    cut = basin_tree(minima_energy, pairs[:3], barrier[:3], basin, rep)
+    np.testing.assert_array_equal(cut.connected, [True, False])
+    # One basin: a single leaf.
+    one = basin_tree(minima_energy, pairs, barrier, np.zeros(5, dtype=np.int64), np.array([0]))
+    assert one.n_leaves == 1 and one.linkage.shape == (0, 4) and one.leaves.tolist() == [0]
+
+
+# -------------------------------------------------------------------- pictures
+
+
+def test_display_nodes_opens_the_highest_merges_first():
+    tree = minimax_tree(ENERGY, PAIRS, BARRIER)
+    assert display_nodes(tree, 1) == {6}
+    assert display_nodes(tree, 2) == {3, 5}
+    assert display_nodes(tree, 3) == {0, 3, 4}
+    assert display_nodes(tree, 4) == {0, 1, 2, 3}
+    assert display_nodes(tree, 99) == {0, 1, 2, 3}
+    # Two pairs joined at 5: {0, 1} at 1 (node 4) and {2, 3} at 2 (node 5). Below the
+    # root, the higher of the two opens first.
+    pairs = minimax_tree(ENERGY, np.array([[0, 1], [2, 3], [1, 2]]), np.array([1.0, 2.0, 5.0]))
+    assert display_nodes(pairs, 2) == {4, 5}
+    assert display_nodes(pairs, 3) == {4, 2, 3}
+    text = render_text(pairs, max_leaves=3)
+    assert "[2 minima connected below 1; lowest: minimum 0 E=0]" in text
+    assert "minimum 3  E=3" in text
 
 
 def test_render_text_shows_energies_heights_sizes_and_labels():
-    tree = minimax_tree(ENERGY, PAIRS, BARRIER)
-    text = render_text(tree, ENERGY, sizes=[10, 20, 30, 40], labels=["a", "b", "c", "d"])
+    tree = minimax_tree(ENERGY, PAIRS, BARRIER, refined=np.array([False, True, False, False]))
+    text = render_text(tree, sizes=[10, 20, 30, 40], labels=["a", "b", "c", "d"])
     lines = text.splitlines()
-    assert lines[0].startswith("basin tree: 4 basins")
-    assert lines[1] == "merge at 6  (+6 above basin 0, +3 above basin 3)"
-    assert "merge at 4  (+3 above basin 1, +2 above basin 2)" in text
+    assert lines[0] == "barrier tree: 4 minima, energies 0 .. 3; 1 of 3 merges at refined saddles"
+    assert lines[1] == "merge at 6  (+6 above minimum 0, +3 above minimum 3)"
+    assert "|   `-- merge at 4 refined  (+3 above minimum 1, +2 above minimum 2)" in lines
     for i, e in enumerate(ENERGY):
-        assert f"basin {i}  E={e:g}  size {10 * (i + 1)}  {'abcd'[i]}" in text
+        assert f"minimum {i}  E={e:g}  size {10 * (i + 1)}  {'abcd'[i]}" in text
     # The lower child is listed first, nested under its merge.
-    assert lines.index("|-- merge at 5  (+5 above basin 0, +4 above basin 1)") < lines.index("`-- basin 3  E=3  size 40  d")
+    assert lines.index("|-- merge at 5  (+5 above minimum 0, +4 above minimum 1)") < lines.index(
+        "`-- minimum 3  E=3  size 40  d"
+    )
+    assert "|   |-- minimum 0  E=0  size 10  a" in lines
+    assert len(lines) == 1 + 3 + 4
+    # Over basins: the word changes.
+    basins = render_text(minimax_tree(ENERGY, PAIRS, BARRIER), name="basin")
+    assert basins.splitlines()[0].startswith("barrier tree: 4 basins")
+    assert "basin 3  E=3" in basins and "above basin 0" in basins
+
+
+def test_render_text_says_where_no_path_was_found():
+    energy = np.array([0.0, 1.0, 2.0])
+    tree = minimax_tree(energy, np.array([[0, 1]]), np.array([1.5]))
+    text = render_text(tree)
+    lines = text.splitlines()
+    assert "1 not connected (no path found)" in lines[0]
+    assert lines[1] == f"no path found between the groups of minimum 0 and minimum 2 (drawn at {tree.top:.6g})"
+    assert "merge at 1.5  (+1.5 above minimum 0, +0.5 above minimum 1)" in text
 
 
 def test_render_text_folds_large_trees():
@@ -142,39 +396,80 @@ def test_render_text_folds_large_trees():
     pairs = np.array([[i, i + 1] for i in range(b - 1)])
     barrier = np.maximum(energy[:-1], energy[1:]) + rng.uniform(0.1, 2.0, size=b - 1)
     tree = minimax_tree(energy, pairs, barrier)
-    text = render_text(tree, energy, max_leaves=20)
-    shown = [line for line in text.splitlines() if "basin " in line and ("E=" in line)]
-    assert "folded to show 20 groups" in text.splitlines()[0]
-    assert len(shown) == 20  # basins and folded groups
-    folded = [line for line in text.splitlines() if "basins connected below" in line]
-    assert folded and sum(int(line.split("[")[1].split()[0]) for line in folded) + (20 - len(folded)) == b
-    assert len(text.splitlines()) < 60
+    text = render_text(tree, sizes=np.ones(b, dtype=int), max_leaves=20)
+    lines = text.splitlines()
+    assert "folded to show 20 groups" in lines[0]
+    shown = [line for line in lines if line.lstrip("|-` ").startswith(("minimum ", "["))]
+    assert len(shown) == 20  # minima and folded groups
+    folded = [line for line in lines if "minima connected below" in line]
+    counts = [int(line.split("[")[1].split()[0]) for line in folded]
+    assert folded and sum(counts) + (20 - len(folded)) == b
+    # A folded group's total size is its leaf count here (sizes all 1).
+    assert all(f"total size {c}]" in line for c, line in zip(counts, folded, strict=True))
+    assert len(lines) == 1 + 19 + 20  # header, merges shown, groups and minima
+    assert "folded" not in render_text(tree, max_leaves=b).splitlines()[0]
 
 
-def test_plot_writes_a_png(tmp_path):
+def _line_count(ax) -> int:
+    return len(ax.get_lines())
+
+
+def test_plot_tree_draws_the_tree_into_an_axes_and_saves_a_png(tmp_path):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
     tree = minimax_tree(ENERGY, PAIRS, BARRIER)
-    out = plot_disconnectivity(tree, ENERGY, tmp_path / "tree.png", sizes=[1, 2, 3, 4], marked=[2])
-    data = out.read_bytes()
+    fig = Figure()
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot(1, 1, 1)
+    out = plot_tree(tree, ax, sizes=[1, 2, 3, 4], marked=[2], labels=list("abcd"), title="four minima")
+    assert out is ax
+    # A vertical line per leaf, a connector and a stem per merge.
+    assert _line_count(ax) == 4 + 2 * 3
+    lines = ax.get_lines()
+    verticals = [ln for ln in lines if ln.get_xdata()[0] == ln.get_xdata()[1]]
+    horizontals = [ln for ln in lines if ln.get_ydata()[0] == ln.get_ydata()[1] and ln not in verticals]
+    assert sorted(ln.get_ydata()[0] for ln in horizontals) == [4.0, 5.0, 6.0]
+    bottoms = sorted(min(ln.get_ydata()) for ln in verticals)
+    assert bottoms[:4] == [0.0, 1.0, 2.0, 3.0]  # each leaf's line starts at its energy
+    assert any(ln.get_color() == "red" for ln in lines)  # the marked leaf
+    assert len(ax.collections) == 1  # the size dots
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["a", "b", "c", "d"]
+    assert ax.get_title() == "four minima"
+    path = tmp_path / "tree.png"
+    ax.figure.savefig(path)
+    data = path.read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 2000
+
+
+def test_plot_tree_without_axes_and_with_groups_not_connected(tmp_path):
     energy = np.array([0.0, 1.0, 2.0])
-    disc = minimax_tree(energy, np.array([[0, 1]]), np.array([1.5]))
-    plot_disconnectivity(disc, energy, tmp_path / "disc.png", labels=["x", "y", "z"])
+    tree = minimax_tree(energy, np.array([[0, 1]]), np.array([1.5]))
+    ax = plot_tree(tree)  # a new figure
+    dashed = [ln for ln in ax.get_lines() if ln.get_linestyle() == "--"]
+    assert len(dashed) == 1 and dashed[0].get_ydata()[0] == pytest.approx(tree.top)
+    assert any("no path found" in t.get_text() for t in ax.texts)
+    assert ax.get_ylim()[1] > tree.top
+    ax.figure.savefig(tmp_path / "disc.png")
     assert (tmp_path / "disc.png").stat().st_size > 2000
 
 
-def test_bad_inputs_raise():
-    with pytest.raises(ValueError, match="pairs but"):
-        minimax_tree(ENERGY, PAIRS, BARRIER[:2])
-    with pytest.raises(ValueError, match="pair indices"):
-        minimax_tree(ENERGY, np.array([[0, 7]]), np.array([1.0]))
-
-
-def test_negative_energies_work_with_scipy_through_the_shifted_linkage():
-    # EBM energies have an arbitrary offset and are often negative; scipy rejects
-    # negative linkage heights, so the tree hands it heights above the lowest basin.
-    energy, barrier = ENERGY - 50.0, BARRIER - 50.0
-    tree = minimax_tree(energy, PAIRS, barrier)
-    np.testing.assert_array_equal(tree.linkage[:, 2], [-46.0, -45.0, -44.0])  # absolute, as stored
-    assert hierarchy.is_valid_linkage(tree.scipy_linkage)
-    np.testing.assert_array_equal(tree.scipy_linkage[:, 2], [4.0, 5.0, 6.0])
-    np.testing.assert_array_equal(tree.cut(-45.5), [0, 1, 1, 2])
+def test_plot_tree_folds_beyond_max_leaves(tmp_path):
+    rng = np.random.default_rng(1)
+    b = 80
+    energy = np.sort(rng.normal(size=b))
+    pairs = np.array([[i, i + 1] for i in range(b - 1)])
+    barrier = np.maximum(energy[:-1], energy[1:]) + rng.uniform(0.1, 2.0, size=b - 1)
+    tree = minimax_tree(energy, pairs, barrier)
+    full = plot_tree(tree, max_leaves=400)
+    assert _line_count(full) == b + 2 * (b - 1)
+    assert "80" in full.get_xlabel() and "folded" not in full.get_xlabel()
+    ax = plot_tree(tree, max_leaves=10, sizes=np.ones(b))
+    # 10 groups (leaves or folded), 9 merges drawn above them.
+    assert _line_count(ax) == 10 + 2 * 9
+    assert "folded to 10 groups" in ax.get_xlabel()
+    assert len(ax.get_xticks()) == 10
+    assert any(t.get_text().startswith("[") for t in ax.get_xticklabels())  # a folded group
+    assert len(ax.collections) == 0  # no per-leaf dots when folded
+    ax.figure.savefig(tmp_path / "folded.png")
+    assert (tmp_path / "folded.png").stat().st_size > 2000

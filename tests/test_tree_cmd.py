@@ -1,210 +1,382 @@
-"""`landscape tree` end to end on small synthetic maps: text, JSON, pictures, one-line errors."""
+"""`landscape tree` (and `landscape info` on maps) end to end on small hand-made maps: the
+tree over minima and over basins as text and JSON, levels, folding, refined saddles,
+pictures, schema-1 maps and one-line errors."""
+
+from __future__ import annotations
 
 import json
+import math
 import re
 
-import click
 import h5py
 import numpy as np
 import pytest
-from test_figures import (
-    IMG_ENERGY,
-    IMG_MERGES,
-    assert_png,
-    make_2d_content,
-    make_image_content,
-    make_vector_content,
-    save,
-)
 
-from cli.errors import run_guarded
-from cli.tree_cmd import tree_cmd
-from landscape.figures import level_view, tree_merges
+from landscape.figures import basin_tree_of, tree_merges
 from landscape.mapfile import read_map
-from landscape.tree import minimax_tree
+from tests.test_cli import assert_one_line_error, run
+from tests.test_figures import (
+    BASIN_MERGES,
+    IMG_ENERGY,
+    IMG_LEVELS,
+    MINIMA_MERGES,
+    assert_png,
+    image_content,
+    save,
+    vector_content,
+    wells_content,
+)
+from tests.test_mapfile import write_schema1_map
 
-APP = click.Group("landscape")
-APP.add_command(tree_cmd)
+
+def tree(capsys, *args):
+    return run(capsys, "tree", *args)
 
 
-def run(capsys, *args):
-    code = run_guarded(APP, ["tree", *[str(a) for a in args]])
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def assert_one_line_error(code, err, pattern):
-    assert code == 1, err
-    assert "Traceback" not in err
-    lines = [line for line in err.strip().splitlines() if line.strip()]
-    assert len(lines) == 1, err
-    assert lines[0].startswith("error: ") and re.search(pattern, lines[0]), lines[0]
+def merge_rows(out: str) -> list[list[str]]:
+    """The rows of the merge table: joins, via minima, barrier, relative, from, estimate."""
+    rows = []
+    for line in out.splitlines():
+        if re.match(r"\s+\d+ \+ \d+\s", line):
+            rows.append(re.split(r"\s{2,}", line.strip()))
+    return rows
 
 
 @pytest.fixture
-def image_map(tmp_path):
-    return save(tmp_path, make_image_content(levels=True, diagnosis=True), "digits.h5")
+def image_map(tmp_path, make_map):
+    return save(tmp_path, image_content(make_map, diagnosis=True), "sevens.h5")
 
 
 @pytest.fixture
-def wells_map(tmp_path):
-    return save(tmp_path, make_2d_content(), "wells.h5")
+def wells_map(tmp_path, make_map):
+    return save(tmp_path, wells_content(make_map), "wells.h5")
 
 
-def test_text_lists_every_basin_and_the_merge_barriers(image_map, capsys):
-    code, out, err = run(capsys, image_map)
+@pytest.fixture
+def split_map(tmp_path, make_map):
+    """Six vectors in three basins; no path found from minima 4, 5 to the others."""
+    return save(tmp_path, vector_content(make_map, 4, connected=False), "split.h5")
+
+
+# ---------------------------------------------------------------------------- text
+
+
+def test_text_shows_every_minimum_as_a_leaf_with_its_basin(image_map, capsys):
+    code, out, err = tree(capsys, image_map)
     assert code == 0, err
-    assert "checkpoint runs/model.pt (sha256 cdcdcdcdcdcd), regime convergent" in out
-    assert "10 minima, 4 basins, 4 barrier pairs tested (3 connected)" in out
-    assert "temperature 20, alpha 0.1, data digits" in out
-    assert "levels    [0] alpha 0.1: 4 basins (top level)\n          [1] alpha 1: 2 basins\n" in out
-    assert "          [2] alpha 10: 1 basin\n" in out
-    for i, e in enumerate(IMG_ENERGY):
-        assert re.search(rf"basin {i}  E={e:g}  size \d+  hits \d+", out), i
-    assert "basin 1  E=-2  size 2  hits 9  escape +1.5" in out
-    assert "basin 3  E=-1  size 2  hits 19  escape +1  spurious" in out
-    assert "basin 0  E=-3  size 3  hits 6  lowest basin" in out
-    # Merges: absolute barrier and the height above each side's lowest basin.
-    assert "merge at -1  (+1 above basin 1, +0.5 above basin 2)" in out
-    assert "merge at -0.5  (+2.5 above basin 0, +1.5 above basin 1)" in out
-    assert "merge at 0  (+3 above basin 0, +1 above basin 3)" in out
-    # The merge table: lowest first, with the relative height of the shallower side.
-    rows = [line.split() for line in out.splitlines() if re.match(r"\s+\d \+ \d\s", line)]
-    got = [(int(r[0]), int(r[2]), float(r[4]), float(r[5])) for r in rows]
-    assert got == [(lo, hi, h, rel) for lo, hi, h, rel in IMG_MERGES]
+    assert "source    checkpoint runs/sevens.pt (sha256 cdcdcdcdcdcd), regime convergent" in out
+    assert "settings  exploration T 20, attraction-diffusion T 0.5, alpha unit 0.2, minima of shape (1, 8, 8)" in out
+    assert "levels    [0] alpha 0.3 units (0.3): 10 basins\n          [1] alpha 1 units (1): 4 basins (main) <- shown\n" \
+           in out
+    assert "          [3] alpha 10 units (10): 1 basin\n" in out
+    assert "diagnosis 1 of 10 minima spurious" in out
+    assert "showing   the tree over minima, basins of the main level (alpha 1 units)" in out
+    assert "barrier tree: 10 minima, energies -3 .. -0.9; 1 of 9 merges at refined saddles" in out
+    # Every minimum is a leaf, with its basin, hits and escape height.
+    for i, (e, b) in enumerate(zip(IMG_ENERGY, IMG_LEVELS[1])):
+        assert re.search(rf"minimum {i}  E={e:g}  basin {b}  hits {i + 1}  ", out), i
+    assert "minimum 0  E=-3  basin 0  hits 1  lowest" in out
+    assert "minimum 5  E=-1.5  basin 2  hits 6  escape +0.45" in out
+    assert "minimum 8  E=-1  basin 3  hits 9  escape +1  spurious" in out
+    # Merges: absolute barrier, the height above each side's lowest minimum, "refined".
+    assert "merge at -1.05 refined  (+0.95 above minimum 3, +0.45 above minimum 5)" in out
+    assert "merge at -0.5  (+2.5 above minimum 0, +1.5 above minimum 3)" in out
+    assert "merge at 0  (+3 above minimum 0, +1 above minimum 8)" in out
+    # The merge table, lowest first.
+    rows = merge_rows(out)
+    got = [(*map(int, r[0].split(" + ")), float(r[2]), float(r[3])) for r in rows]
+    assert got == [pytest.approx(m) for m in MINIMA_MERGES]
 
 
-def test_text_shows_refined_barriers_next_to_the_estimates(wells_map, capsys):
-    code, out, err = run(capsys, wells_map)
+def test_refined_merges_say_saddle_and_a_saddle_far_above_its_estimate_is_reported(image_map, capsys):
+    code, out, err = tree(capsys, image_map)
     assert code == 0, err
-    assert "3 barrier pairs tested (3 connected, 2 refined)" in out and "function wells" in out
-    assert "temperature 0.5, attraction-diffusion temperature 0.2, alpha 0.5" in out
-    assert "barrier heights: refined where available" in out
-    assert re.search(r"joins\s+via pair\s+barrier\s+relative\s+estimate\s+refined\s+refined relative", out)
-    content = read_map(wells_map)
-    merges = tree_merges(level_view(content))
-    assert len(merges) == 2
-    for m in merges:
-        line = next(line for line in out.splitlines() if line.strip().startswith(f"{m.lower} + {m.higher}"))
-        cells = line.split()
-        i, j = m.pair
-        assert cells[3] == f"{i}-{j}"
-        assert float(cells[4]) == pytest.approx(m.height, rel=1e-5)
-        # relative: the barrier above the higher side's lowest basin.
-        assert float(cells[5]) == pytest.approx(m.height - content.basin_energy[m.higher], rel=1e-5)
-        assert float(cells[6]) == pytest.approx(content.barrier_energy[m.barrier_row], rel=1e-5)
-        assert float(cells[7]) == pytest.approx(content.barrier_refined[m.barrier_row], rel=1e-5)
-        assert float(cells[8]) == pytest.approx(float(cells[5]), rel=1e-5)  # the tree uses the refined value
-        assert float(cells[7]) < float(cells[6])
-
-
-def test_json_summary_counts_and_merge_order(image_map, capsys):
-    code, out, err = run(capsys, image_map, "--json")
+    assert ("counts    10 minima, 4 basins at the main level, 10 barrier pairs (2 refined, 1 of them above their "
+            "estimate: the tree keeps the estimate)") in out
+    assert "tree      9 merges: 1 at refined saddles, 8 at estimates" in out
+    rows = {r[0]: r for r in merge_rows(out)}
+    assert rows["3 + 5"][1:] == ["3-5", "-1.05", "+0.45", "saddle", "-1"]
+    # Minima 0-3: the string found a saddle at 2, far above the estimate -0.5; the tree
+    # keeps the estimate.
+    assert rows["0 + 3"][1:] == ["0-3", "-0.5", "+1.5", "estimate; saddle above: 2", "-0.5"]
+    assert rows["0 + 1"][4] == "estimate"
+    code, out, err = tree(capsys, image_map, "--json")
     assert code == 0, err
     s = json.loads(out)
-    assert (s["n_minima"], s["n_basins"], s["n_barriers"], s["n_connected"]) == (10, 4, 4, 3)
-    assert s["level"] is None and s["alpha"] == 0.1 and s["temperature"] == 20.0
-    assert [lv["n_basins"] for lv in s["levels"]] == [4, 2, 1]
-    assert [b["energy"] for b in s["basins"]] == IMG_ENERGY.tolist()
-    assert [b["minima"] for b in s["basins"]] == [3, 2, 3, 2] and sum(b["hits"] for b in s["basins"]) == 55
-    assert [b["escape"] for b in s["basins"]] == [None, 1.5, 0.5, 1.0]
-    assert [b["spurious"] for b in s["basins"]] == [False, False, False, True]
-    merges = [(m["lower"], m["higher"], m["height"], m["relative"]) for m in s["merges"]]
-    assert merges == IMG_MERGES
-    assert [m["pair"] for m in s["merges"]] == [[1, 2], [0, 1], [2, 3]]
-    assert [m["node"] for m in s["merges"]] == [4, 5, 6] and s["merges"][-1]["basins"] == 4
-    assert s["pictures"] == {}
+    assert s["n_refined"] == 2 and s["n_refined_above_estimate"] == 1 and s["n_merges_refined"] == 1
+    by_pair = {tuple(m["pair"]): m for m in s["merges"]}
+    m = by_pair[(0, 3)]
+    assert m["saddle_above_estimate"] and not m["refined"] and m["height"] == m["estimate"] == -0.5
+    assert m["saddle"] == 2.0
+    m = by_pair[(3, 5)]
+    assert m["refined"] and not m["saddle_above_estimate"] and m["height"] == m["saddle"] == -1.05
+    assert m["estimate"] == -1.0
+
+
+def test_text_of_a_2d_map_with_refined_saddles(wells_map, capsys):
+    code, out, err = tree(capsys, wells_map)
+    assert code == 0, err
+    assert "source    function wells\n" in out and "exploration T 0.5" in out
+    content = read_map(wells_map)
+    merges = tree_merges(content)
+    rows = {r[0]: r for r in merge_rows(out)}
+    assert len(rows) == len(merges) == 8
+    for m in merges:
+        cells = rows[f"{m.lower} + {m.higher}"]
+        assert cells[1] == f"{m.pair[0]}-{m.pair[1]}"
+        assert float(cells[2]) == pytest.approx(m.height, rel=1e-5)
+        # relative: the barrier above the higher side's lowest minimum
+        assert float(cells[3]) == pytest.approx(m.height - content.minima_energy[m.higher], rel=1e-4, abs=1e-5)
+        assert float(cells[5]) == pytest.approx(content.barriers.estimate[m.barrier_row], rel=1e-5)
+        assert cells[4] == ("saddle" if m.refined else "estimate")
+        if m.refined:  # the saddle lies below the overshooting estimate
+            assert float(cells[2]) < float(cells[5])
+    assert sum(m.refined for m in merges) == 2
+
+
+def test_basins_option_shows_the_tree_over_basins(image_map, capsys):
+    code, out, err = tree(capsys, image_map, "--basins")
+    assert code == 0, err
+    assert "showing   the tree over the basins of the main level (alpha 1 units)" in out
+    assert "barrier tree: 4 basins, energies -3 .. -1; 1 of 3 merges at refined saddles" in out
+    assert re.search(r"basin 0  E=-3  size 3 .*hits 6  lowest", out)
+    assert re.search(r"basin 1  E=-2  size 2 .*hits 9  escape \+1\.5", out)
+    assert re.search(r"basin 3  E=-1  size 2 .*hits 19  escape \+1  spurious", out)
+    assert "minimum 0  E=" not in out
+    assert "merge at -1.05 refined  (+0.95 above basin 1, +0.45 above basin 2)" in out
+    rows = merge_rows(out)
+    assert [(*map(int, r[0].split(" + ")), float(r[2]), float(r[3])) for r in rows] == \
+           [pytest.approx(m) for m in BASIN_MERGES]
+    assert [r[1] for r in rows] == ["3-5", "0-3", "5-8"]
+    code, out, err = tree(capsys, image_map, "--basins", "--json")
+    assert code == 0, err
+    s = json.loads(out)
+    assert s["leaves_are"] == "basins" and s["n_basins"] == 4 and len(s["leaves"]) == 4
+    assert [leaf["minimum"] for leaf in s["leaves"]] == [0, 3, 5, 8]
+    assert [leaf["minima"] for leaf in s["leaves"]] == [3, 2, 3, 2]
+    assert [leaf["hits"] for leaf in s["leaves"]] == [6, 9, 21, 19]
+    assert [leaf["escape"] for leaf in s["leaves"]] == pytest.approx([None, 1.5, 0.45, 1.0])
+    assert [leaf["spurious"] for leaf in s["leaves"]] == [False, False, False, True]
 
 
 def test_level_option_picks_a_level(image_map, capsys):
-    code, out, err = run(capsys, image_map, "--level", "1", "--json")
+    code, out, err = tree(capsys, image_map, "--level", "2")
+    assert code == 0, err
+    assert "showing   the tree over minima, basins of level 2 (alpha 3 units)" in out
+    assert "[2] alpha 3 units (3): 2 basins <- shown" in out and "(main) <- shown" not in out
+    assert "minimum 7  E=-1.3  basin 0  hits 8" in out and "minimum 9  E=-0.9  basin 1  hits 10" in out
+    code, out, err = tree(capsys, image_map, "--level", "2", "--basins", "--json")
     assert code == 0, err
     s = json.loads(out)
-    assert s["level"] == 1 and s["alpha"] == 1.0 and s["n_basins"] == 2 and len(s["merges"]) == 1
-    assert [b["hits"] for b in s["basins"]] == [36, 19]
-    code, out, err = run(capsys, image_map, "--level", "2")
+    assert s["level"] == 2 and s["main_level"] == 1 and s["alpha"] == 3.0 and s["n_basins"] == 2
+    assert [leaf["hits"] for leaf in s["leaves"]] == [36, 19] and len(s["merges"]) == 1
+    assert s["merges"][0]["pair"] == [5, 8] and s["merges"][0]["height"] == 0.0
+    code, out, err = tree(capsys, image_map, "--level", "3", "--basins")
     assert code == 0, err
-    assert "showing   level 2 (alpha 10)" in out and "1 basin," in out and "merges, lowest first" not in out
-    assert "[2] alpha 10: 1 basin <- shown" in out
+    assert "barrier tree: 1 basin, energies -3 .. -3" in out and "merges, lowest first" not in out
+    # The finest level: every minimum its own basin.
+    code, out, err = tree(capsys, image_map, "--level", "0", "--json")
+    assert code == 0, err
+    assert [leaf["basin"] for leaf in json.loads(out)["leaves"]] == list(range(10))
 
 
-def test_each_picture_option_writes_a_png(image_map, wells_map, tmp_path, capsys):
-    out_dir = tmp_path / "pictures" / "new"  # created on demand
-    code, out, err = run(
-        capsys, image_map, "--plot", out_dir / "tree.png", "--images", out_dir / "reps.png",
-        "--levels-plot", out_dir / "levels.png",
-    )
+def test_json_has_leaves_and_merges_with_heights(image_map, capsys):
+    code, out, err = tree(capsys, image_map, "--json")
     assert code == 0, err
-    for name in ("tree", "reps", "levels"):
-        assert_png(out_dir / f"{name}.png")
-    assert f"wrote {out_dir / 'reps.png'} (images)" in out
-    code, out, err = run(capsys, image_map, "--level", "1", "--images", out_dir / "reps1.png", "--json")
-    assert code == 0, err
-    assert json.loads(out)["pictures"] == {"images": str(out_dir / "reps1.png")}
-    assert_png(out_dir / "reps1.png")
-    code, out, err = run(capsys, wells_map, "--images", out_dir / "map.png", "--plot", out_dir / "tree2d.svg")
-    assert code == 0, err
-    assert_png(out_dir / "map.png", min_bytes=20000)
-    assert (out_dir / "tree2d.svg").read_text().lstrip().startswith("<?xml")
-    assert not [p for p in out_dir.iterdir() if p.name.startswith(".")]
+    s = json.loads(out)
+    assert s["schema_version"] == 2 and s["leaves_are"] == "minima" and s["source"]["path"] == "runs/sevens.pt"
+    assert (s["n_minima"], s["n_basins"], s["n_pairs"], s["n_merges"]) == (10, 4, 10, 9)
+    assert s["level"] == s["main_level"] == 1 and s["alpha"] == 1.0 and s["multiplier"] == 1.0
+    assert s["temperature"] == 20.0 and s["ad_temperature"] == 0.5 and s["alpha_unit"] == 0.2
+    assert s["minima_shape"] == [1, 8, 8] and s["energy_offset"] == -3.0 and s["n_merges_not_connected"] == 0
+    assert [lv["n_basins"] for lv in s["levels"]] == [10, 4, 2, 1]
+    assert [leaf["energy"] for leaf in s["leaves"]] == IMG_ENERGY
+    assert [leaf["basin"] for leaf in s["leaves"]] == IMG_LEVELS[1]
+    assert [leaf["hits"] for leaf in s["leaves"]] == list(range(1, 11))
+    assert s["leaves"][0]["escape"] is None and s["leaves"][8]["escape"] == pytest.approx(1.0)
+    assert [leaf["spurious"] for leaf in s["leaves"]] == [i == 8 for i in range(10)]
+    merges = [(m["lower"], m["higher"], m["height"], m["relative"]) for m in s["merges"]]
+    assert merges == [pytest.approx(m) for m in MINIMA_MERGES]
+    assert [m["node"] for m in s["merges"]] == list(range(10, 19)) and s["merges"][-1]["leaves"] == 10
+    content = read_map(image_map)
+    np.testing.assert_allclose([m["height"] for m in s["merges"]], content.tree.heights)
+    assert [m["barrier_row"] for m in s["merges"]] == content.tree.pair.tolist()
+    assert s["pictures"] == {}
 
 
 def test_max_leaves_folds_the_text_tree(image_map, capsys):
-    code, out, err = run(capsys, image_map, "--max-leaves", "2")
+    code, out, err = tree(capsys, image_map, "--max-leaves", "2")
     assert code == 0, err
-    assert "folded to show 2 groups" in out and "[3 basins connected below -0.5; lowest: basin 0" in out
+    assert "lowest merges folded to show 2 groups" in out
+    assert "[8 minima connected below -0.5; lowest: minimum 0 E=-3]" in out
+    assert "[2 minima connected below -0.8; lowest: minimum 8 E=-1]" in out
+    assert "minimum 3  E=" not in out
+    assert len(merge_rows(out)) == 2 and "(7 lower merges not listed: raise --max-leaves or use --json)" in out
+    code, out, err = tree(capsys, image_map, "--max-leaves", "2", "--basins")
+    assert code == 0, err
+    assert "[3 basins connected below -0.5; lowest: basin 0 E=-3, total size 8]" in out
     assert "(1 lower merge not listed" in out
+    code, out, err = tree(capsys, image_map, "--max-leaves", "0")
+    assert code == 2 and "--max-leaves" in err
 
 
-def test_bad_input_is_one_line_errors(image_map, wells_map, tmp_path, capsys):
-    code, _, err = run(capsys, tmp_path / "missing.h5")
+def test_groups_with_no_path_between_them_are_reported_as_such(split_map, capsys):
+    code, out, err = tree(capsys, split_map, "--json")
+    assert code == 0, err
+    s = json.loads(out)
+    merges = s["merges"]
+    assert [m["connected"] for m in merges] == [True, True, True, True, False]
+    last = merges[-1]
+    assert last["height"] is None and last["relative"] is None and last["pair"] is None and last["estimate"] is None
+    assert s["n_merges_not_connected"] == 1 and s["leaves"][4]["escape"] is None
+    code, out, err = tree(capsys, split_map)
+    assert code == 0, err
+    assert "tree      5 merges: 0 at refined saddles, 4 at estimates, 1 not connected (no path found)" in out
+    assert "no path found between the groups of minimum 0 and minimum 4" in out
+    assert "minimum 4  E=0.5  basin 2  hits 5  no path found to a lower minimum" in out
+    assert merge_rows(out)[-1] == ["0 + 4", "-", "no path found", "-", "-", "-"]
+    # Folded, a group holding minima with no path between them is not called connected.
+    code, out, err = tree(capsys, split_map, "--max-leaves", "1")
+    assert code == 0, err
+    assert "[6 minima not all connected" in out and "connected below" not in out
+    code, out, err = tree(capsys, split_map, "--basins")
+    assert code == 0, err
+    assert "no path found between the groups of basin 0 and basin 2" in out
+    assert re.search(r"basin 2  E=0\.5 .* no path found to a lower basin", out)
+
+
+# ------------------------------------------------------------------------ pictures
+
+
+def test_each_picture_option_writes_a_picture(image_map, wells_map, split_map, tmp_path, capsys):
+    out_dir = tmp_path / "pictures" / "new"  # created on demand
+    code, out, err = tree(capsys, image_map, "--plot", out_dir / "tree.png", "--images", out_dir / "reps.png",
+                          "--levels-plot", out_dir / "levels.png")
+    assert code == 0, err
+    for name in ("tree", "reps", "levels"):
+        assert_png(out_dir / f"{name}.png")
+    assert f"wrote {out_dir / 'tree.png'} (plot)" in out and f"wrote {out_dir / 'reps.png'} (images)" in out
+    assert f"wrote {out_dir / 'levels.png'} (levels plot)" in out
+    code, out, err = tree(capsys, image_map, "--level", "2", "--basins", "--images", out_dir / "reps2.png",
+                          "--plot", out_dir / "tree2.png", "--json")
+    assert code == 0, err
+    assert json.loads(out)["pictures"] == {"plot": str(out_dir / "tree2.png"), "images": str(out_dir / "reps2.png")}
+    assert_png(out_dir / "reps2.png")
+    code, out, err = tree(capsys, wells_map, "--images", out_dir / "map.png", "--plot", out_dir / "tree2d.svg")
+    assert code == 0, err
+    assert_png(out_dir / "map.png", min_bytes=20000)  # the energy, its minima and paths
+    assert (out_dir / "tree2d.svg").read_text().lstrip().startswith("<?xml")
+    code, out, err = tree(capsys, split_map, "--images", out_dir / "vectors.pdf")
+    assert code == 0, err
+    assert (out_dir / "vectors.pdf").read_bytes()[:5] == b"%PDF-"
+    assert not [p for p in out_dir.iterdir() if p.name.startswith(".")]
+
+
+# ------------------------------------------------------------------------- schema 1
+
+
+def test_tree_of_a_schema_1_map_shows_its_basins_and_says_so(tmp_path, capsys):
+    path = write_schema1_map(tmp_path / "old.h5")
+    code, out, err = tree(capsys, path, "--plot", tmp_path / "old.png")
+    assert code == 0, err
+    assert re.search(r"^note\s+a schema-1 map: its tree is over the basins", out, re.MULTILINE)
+    assert "showing   the tree over the basins of the main level (alpha 0.5)" in out
+    assert "barrier tree: 4 basins, energies -5 .. 0.2" in out
+    assert re.search(r"basin 1  E=-3  size 2 .*hits 8  escape \+0\.8", out)
+    assert "no path found between the groups of basin 0 and basin 3" in out
+    rows = {r[0]: r for r in merge_rows(out)}
+    assert rows["0 + 1"][1:5] == ["0-2", "-2.2", "+0.8", "saddle"]
+    assert rows["0 + 2"][1:5] == ["2-4", "0.5", "+1.5", "estimate"]
+    assert rows["0 + 3"][2] == "no path found"
+    assert_png(tmp_path / "old.png")
+    code, out, err = tree(capsys, path, "--json")
+    assert code == 0, err
+    s = json.loads(out)
+    assert s["schema_version"] == 1 and s["leaves_are"] == "basins"
+    assert [leaf["minimum"] for leaf in s["leaves"]] == [0, 2, 4, 6]
+    assert [m["height"] for m in s["merges"]] == [-2.2, 0.5, None]
+    # Its --basins is the same tree; its pictures work as for any map.
+    code, out2, err = tree(capsys, path, "--basins", "--json")
+    assert code == 0 and json.loads(out2)["merges"] == s["merges"]
+    code, out, err = tree(capsys, path, "--images", tmp_path / "old_map.png")
+    assert code == 0, err
+    assert_png(tmp_path / "old_map.png")
+
+
+# ----------------------------------------------------------------------------- info
+
+
+def test_info_on_a_map(image_map, capsys):
+    code, out, err = run(capsys, "info", image_map)
+    assert code == 0, err
+    lines = out.splitlines()
+    assert lines[0] == f"map       {image_map}"
+    assert "counts    10 minima, 4 basins at the main level, 10 barrier pairs (2 refined, 1 of them" in out
+    assert "note" not in out and "barrier tree:" not in out  # the tree itself is `landscape tree`'s
+    code, out, err = run(capsys, "info", image_map, "--json")
+    assert code == 0, err
+    s = json.loads(out)
+    assert s["n_minima"] == 10 and s["schema_version"] == 2 and "leaves" not in s and "merges" not in s
+
+
+# ---------------------------------------------------------------------------- errors
+
+
+def test_bad_input_is_one_line_errors(image_map, tmp_path, make_map, capsys):
+    code, _, err = tree(capsys, tmp_path / "missing.h5")
     assert_one_line_error(code, err, "no map file at .*missing.h5")
 
     other = tmp_path / "other.h5"
     with h5py.File(other, "w") as f:
         f["x"] = np.zeros(3)
-    code, _, err = run(capsys, other)
+    code, _, err = tree(capsys, other)
     assert_one_line_error(code, err, "not an ebm-landscape map")
 
     corrupt = tmp_path / "corrupt.h5"
     corrupt.write_bytes(b"\x00garbage" * 100)
-    code, _, err = run(capsys, corrupt)
+    code, _, err = tree(capsys, corrupt)
     assert_one_line_error(code, err, "not a readable HDF5 file")
 
-    code, _, err = run(capsys, image_map, "--level", "3")
-    assert_one_line_error(code, err, "level 3 is out of range: the map has 3 levels, 0..2")
-    code, _, err = run(capsys, image_map, "--level", "-1")
+    newer = tmp_path / "newer.h5"
+    newer.write_bytes(image_map.read_bytes())
+    with h5py.File(newer, "r+") as f:
+        f.attrs["schema_version"] = 3
+    code, _, err = tree(capsys, newer)
+    assert_one_line_error(code, err, "schema version 3.*upgrade")
+
+    code, _, err = tree(capsys, image_map, "--level", "4")
+    assert_one_line_error(code, err, r"level 4 is out of range: the map has 4 levels, 0\.\.3")
+    code, _, err = tree(capsys, image_map, "--level", "-1", "--basins")
     assert_one_line_error(code, err, "out of range")
-    code, _, err = run(capsys, wells_map, "--level", "0")
-    assert_one_line_error(code, err, "no levels")
-    code, _, err = run(capsys, wells_map, "--levels-plot", tmp_path / "l.png")
-    assert_one_line_error(code, err, "no levels .*--levels-plot")
-
-    flat = save(tmp_path, make_vector_content(1), "flat.h5")
-    code, _, err = run(capsys, flat, "--images", tmp_path / "flat.png", "--plot", tmp_path / "t.png")
-    assert_one_line_error(code, err, r"cannot draw minima of shape \(1,\)")
-    code, _, err = run(capsys, image_map, "--plot", tmp_path / "tree.jpgx")
+    code, _, err = tree(capsys, image_map, "--plot", tmp_path / "tree.jpgx")
     assert_one_line_error(code, err, "picture format")
-    assert not list(tmp_path.glob("*.png")) and not list(tmp_path.glob("*.jpgx"))  # nothing half done
+
+    flat = save(tmp_path, vector_content(make_map, 1), "flat.h5")
+    code, _, err = tree(capsys, flat, "--images", tmp_path / "flat.png", "--plot", tmp_path / "t.png")
+    assert_one_line_error(code, err, r"cannot draw minima of shape \(1,\)")
+    nolevels = save(tmp_path, make_map(np.zeros((2, 3)), [0.0, 1.0], alphas=[0.0], source="x"), "zero.h5")
+    code, _, err = tree(capsys, nolevels, "--levels-plot", tmp_path / "l.png")
+    assert_one_line_error(code, err, "no level has alpha > 0")
+    # Nothing half done: a bad option is an error before any picture is written.
+    assert not list(tmp_path.glob("*.png")) and not list(tmp_path.glob("*.jpgx"))
 
 
-def test_disconnected_groups_are_reported_as_such(tmp_path, capsys):
-    content = make_vector_content(4)
-    content.barrier_energy = np.array([1.0, np.inf])  # no path found from basin 2
-    content.linkage = minimax_tree(content.basin_energy, content.barrier_pairs, content.barrier_energy).linkage
-    path = save(tmp_path, content)
-    code, out, err = run(capsys, path, "--json")
-    assert code == 0, err
-    merges = json.loads(out)["merges"]
-    assert [m["disconnected"] for m in merges] == [False, True]
-    assert merges[1]["height"] is None and merges[1]["relative"] is None and merges[1]["pair"] is None
-    assert json.loads(out)["basins"][2]["escape"] is None
-    code, out, err = run(capsys, path)
-    assert code == 0, err
-    assert "no path found between the groups of basin 0 and basin 2" in out
-    assert "basin 2  E=0.5  size 2  hits 2  no path found to a lower basin" in out
-    assert re.search(r"0 \+ 2\s+-\s+no path found", out)
-    # Folded, a group holding disconnected basins is not called connected.
-    code, out, err = run(capsys, path, "--max-leaves", "1")
-    assert code == 0, err
-    assert "[3 basins not all connected" in out and "connected below" not in out
+def test_a_levels_plot_that_cannot_be_drawn_writes_no_other_picture(tmp_path, make_map, capsys):
+    nolevels = save(tmp_path, make_map(np.zeros((2, 3)), [0.0, 1.0], alphas=[0.0], source="x"), "zero.h5")
+    code, _, err = tree(capsys, nolevels, "--plot", tmp_path / "t.png", "--levels-plot", tmp_path / "l.png")
+    assert_one_line_error(code, err, "no level has alpha > 0")
+    assert not (tmp_path / "t.png").exists()
+
+
+def test_the_basin_tree_shown_is_the_library_s(image_map, capsys):
+    """The command's --basins JSON and figures.basin_tree_of agree, level by level."""
+    content = read_map(image_map)
+    for level in range(4):
+        code, out, err = tree(capsys, image_map, "--basins", "--level", str(level), "--json")
+        assert code == 0, err
+        s = json.loads(out)
+        t = basin_tree_of(content, level)
+        assert [leaf["minimum"] for leaf in s["leaves"]] == t.leaves.tolist()
+        heights = [m["height"] for m in s["merges"]]
+        assert all(h is not None and math.isfinite(h) for h in heights)
+        np.testing.assert_allclose(heights, t.heights)

@@ -1,0 +1,65 @@
+"""The map schema, declared once (landscape/schema.py), and its generated docs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from landscape.schema import (
+    DATASETS,
+    GROUP_ATTRS,
+    ROOT_ATTRS,
+    SCHEMA,
+    SCHEMA_VERSION,
+    dataset,
+    markdown,
+)
+
+DOCS = Path(__file__).resolve().parents[1] / "docs" / "map-schema.md"
+
+
+def test_the_table_is_well_formed():
+    paths = [d.path for d in DATASETS]
+    assert len(paths) == len(set(paths))
+    for d in DATASETS:
+        assert d.dtype in {"float32", "float64", "int64", "int8", "uint8", "bool"}, d.path
+        assert d.shape.startswith("[") and d.shape.endswith("]") and d.description, d.path
+        # Optional datasets name the part they belong to; required ones belong to none.
+        assert (d.group is None) == d.required, d.path
+    required = {d.path for d in DATASETS if d.required}
+    assert {"minima/x", "minima/energy", "barriers/pairs", "tree/linkage", "tree/connected",
+            "levels/<k>/minima/basin"} <= required
+    assert SCHEMA == "ebm-landscape/map" and SCHEMA_VERSION == 2
+
+
+def test_dataset_finds_entries_by_path():
+    assert dataset("minima/x").dtype == "float32"
+    assert dataset("/tree/linkage").shape == "[N-1, 4]"
+    assert dataset("levels/12/basins/energy").path == "levels/<k>/basins/energy"
+    assert dataset("levels/0/minima/basin").description != dataset("minima/basin").description
+    with pytest.raises(KeyError, match="not in the map schema"):
+        dataset("minima/nothing")
+    with pytest.raises(KeyError):
+        dataset("levels/main/minima/basin")
+
+
+def test_markdown_lists_every_dataset_and_attribute():
+    text = markdown()
+    assert text.startswith(f"# Map file schema (`{SCHEMA}`, version {SCHEMA_VERSION})")
+    for d in DATASETS:
+        assert f"| `/{d.path}` | {d.dtype} | `{d.shape}` |" in text, d.path
+        assert d.description in text
+    for name, _ in ROOT_ATTRS:
+        assert f"| `{name}` |" in text
+    for group, _ in GROUP_ATTRS:
+        assert f"| `{group}` |" in text
+    assert "Schema 1" in text and text.endswith("\n")
+
+
+def test_docs_map_schema_is_generated_from_the_table():
+    if not DOCS.exists():
+        pytest.skip("docs/map-schema.md is not generated yet: write landscape.schema.markdown() to it")
+    assert DOCS.read_text(encoding="utf-8") == markdown(), (
+        "docs/map-schema.md is out of date: regenerate it from landscape.schema.markdown()"
+    )
