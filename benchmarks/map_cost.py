@@ -32,9 +32,9 @@ from a minimum to the saddle, about 5 ``U/T``, is well below those barriers, so 
 base pull no chain leaves its well and all ``N`` minima found their own basin (at N = 400,
 alpha = 6 merges 8 pairs; at alpha = 3 a pair or two of the ~10^4 neighbour pairs of
 N = 1600-3200 can still merge). That is the most expensive case for the assignment:
-every trial runs until its patience ends. Barriers are then estimated by
-escalating the pull (doubling, up to 6 times, the library's default), which connects
-neighbours at alpha = 24 (median). ``eps`` puts the descent part of a step,
+every trial runs until its patience ends. (Barriers between the minima come from the
+string method in the mapper, not from attraction-diffusion: they are not part of this
+cost.) ``eps`` puts the descent part of a step,
 ``eps^2/(2T) * curvature``, at 0.25 for the stiffest well (``eps`` ~ 0.11). ``delta`` is a
 quarter of the median spacing of neighbouring minima (the mapper's automatic choice;
 ~0.9). ``max_steps = 1500``, ``patience = 40`` (the ADELM reference code stops a trial
@@ -45,8 +45,7 @@ Two ways to run the same trials:
 
 - batched (``round_size = 64`` by default here, as in the tables of docs/benchmarks.md;
   the library's default is now 256; ``batch_size = 4096``; another
-  round size with ``--round-size``): all the trials of a round of minima, and of a round
-  of barrier estimates, step together;
+  round size with ``--round-size``): all the trials of a round of minima step together;
 - one at a time (``round_size = 1``, ``batch_size = 1``): each chain is stepped alone,
   one energy call per step, as the public ADELM code does per trial. It is slow, so it
   runs for the small sizes only (``--single-sizes``); the table reports what was
@@ -69,6 +68,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -244,20 +244,20 @@ def run_one(energy: Energy, minima: Minima, config: ADConfig, seed: int) -> dict
     gen = torch.Generator(device=device).manual_seed(seed)
     _sync(device)
     t0 = time.perf_counter()
-    basins = assign_basins(energy, minima, config, gen)
+    basins, records = assign_basins(energy, minima, config, gen)
     _sync(device)
     seconds = time.perf_counter() - t0
-    finite = torch.isfinite(basins.barrier)
+    finite = np.isfinite(records.barrier)
     return {
         "basins": basins.n_basins,
-        "trials": basins.trials,
-        "chain_steps": basins.chain_steps,
-        "batches": basins.batches,
+        "trials": basins.attrs["trials"],
+        "chain_steps": basins.attrs["chain_steps"],
+        "batches": basins.attrs["batches"],
         "seconds": seconds,
-        "ms_per_call": 1e3 * seconds / max(basins.batches, 1),
-        "pairs": int(basins.pairs.shape[0]),
+        "ms_per_call": 1e3 * seconds / max(basins.attrs["batches"], 1),
+        "pairs": len(records),
         "pairs_connected": int(finite.sum()),
-        "median_pair_alpha": float(basins.pair_alpha[finite].median()) if bool(finite.any()) else math.nan,
+        "median_pair_alpha": float(np.median(records.alpha[finite])) if finite.any() else math.nan,
     }
 
 

@@ -35,12 +35,12 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from landscape.ad import ADConfig
 from landscape.diagnosis import OFF_DATA, diagnose_map, reason_text
 from landscape.energy import Energy
 from landscape.funnel import FunnelConfig, funnel_probe, funnel_sinks
 from landscape.mapfile import MapMeta
-from landscape.mapper import MapConfig, build_map
+from landscape.mapper import build_map
+from landscape.settings import MapConfig
 from landscape.potentials import PLANTED_BOX, balanced_wells, planted_data, planted_funnel, planted_hole
 
 T = 0.05
@@ -50,13 +50,13 @@ NOISE = (0.0, 1.0, 2.0, 4.0, 8.0)
 def run_case(fn, seed: int) -> dict:
     energy = Energy(fn, shape=(2,), data_range=PLANTED_BOX, dtype=torch.float64, name=fn.__name__)
     data = torch.from_numpy(planted_data(400, seed=seed))
-    cfg = MapConfig(chains=128, init="both", temperature=T, eps=0.1, steps=100, merge_radius=0.05, grid=0,
-                    refine=False, seed=seed,
-                    ad=ADConfig(temperature=T, alpha=1.0, eps=0.1 * math.sqrt(T), max_steps=600, patience=100,
-                                delta=0.1, attempts=2, neighbours=4))
+    # The map's defaults (an energy of unknown scale), with fewer chains and shorter trials.
+    cfg = MapConfig(chains=128, rounds=1, grid=0, refine=False, seed=seed, max_steps=600, patience=100, attempts=2,
+                    neighbours=4)
     t0 = time.perf_counter()
-    content = build_map(energy, cfg, data=data).content
-    content.meta = MapMeta(1, "", "", {"kind": "function"}, cfg.to_dict())  # what extend_map reads
+    mapped = build_map(energy, cfg, data=data)
+    content = mapped.content
+    content.meta = MapMeta(2, "", "", {"kind": "function"}, cfg.to_dict(), {"settings": mapped.settings})
     t_map = time.perf_counter() - t0
     probe = FunnelConfig(noise=tuple(math.sqrt(T) * m for m in NOISE), eps=0.1, steps=300, merge_radius=0.05,
                          chains=50, seed=seed)

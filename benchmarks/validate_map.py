@@ -1,23 +1,28 @@
-"""The mapper against energies whose landscape is known exactly.
+"""The mapper at its DEFAULT settings against energies whose landscape is known exactly.
 
-Run: ``.venv/bin/python benchmarks/validate_map.py [--dims 3,4,5,6] [--threads 1]``.
-Prints a markdown table and writes ``benchmarks/validate-map.json``.
+Run: ``.venv/bin/python benchmarks/validate_map.py [--scales 0.05,1,50] [--dims 3,4,5,6] [--big]``.
+Prints markdown tables and writes ``benchmarks/validate-map.json``.
 
-For each potential, ``build_map`` runs the whole pipeline (exploration chains, quench,
-attraction-diffusion, minimax tree, string-method refinement) and its answer is compared
-with the exact one:
+Every map is ``build_map(energy)`` with no settings at all (the defaults a user of
+``landscape map`` gets): the temperature, the pull, the steps come from the landscape. The
+answer is compared with the exact one:
 
-- minima found / present (a minimum counts as found when a map minimum lies within 1e-3
-  of it);
-- merge order: the tree's merges (which basins join, in which order) against the exact
-  minimax tree's;
-- barrier error per merge, relative to the barrier's height (the true saddle energy minus
-  the energy of the higher side's lowest minimum), for the attraction-diffusion estimates
-  and for the refined ones.
+- minima found / present (a minimum counts as found when a map minimum lies within 1e-3);
+- merge order: the tree over minima merges the same groups as the exact minimax tree
+  (``right``) or not;
+- barrier error per merge, relative to its height (the exact saddle minus the energy of the
+  higher side's lowest minimum), worst over merges: for the map's tree (refined saddles),
+  and for a tree built from the estimates alone (straight segments and
+  attraction-diffusion chains, before refinement);
+- scale: each potential is mapped as ``c * U`` for several ``c``; the map is right at
+  every scale.
 
-Potentials (``landscape.potentials``): ``tilted_wells`` in D dimensions (2^D minima, the
-exact tree is the minimax tree over the hypercube's index-1 saddles) and Mueller-Brown
-(3 minima, saddles known to 4 decimals).
+Potentials (``landscape.potentials``): Mueller-Brown (3 minima, saddles known to 4
+decimals) and ``tilted_wells`` in D dimensions (2^D minima; the exact tree is the minimax
+tree over the hypercube's index-1 saddles). Also, without an exact tree: the four-well +
+MLP energy (barriers about 2; every merge must be finite) and the planted funnel (its probe
+must score as a funnel). ``--big`` adds the 10-D tilted wells (1,024 minima) end to end:
+time, file size, tree error, and scipy's dendrogram drawn straight from the file.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ import argparse
 import json
 import platform
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -35,132 +41,190 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from landscape.ad import ADConfig
-from landscape.energy import Energy
-from landscape.mapper import MapConfig, build_map
-from landscape.potentials import (
+from landscape.energy import Energy  # noqa: E402
+from landscape.mapfile import read_map, write_map  # noqa: E402
+from landscape.mapper import build_map  # noqa: E402
+from landscape.potentials import (  # noqa: E402
     MUELLER_BROWN_MINIMA,
     MUELLER_BROWN_MINIMA_ENERGY,
     MUELLER_BROWN_SADDLE_ENERGY,
+    four_wells_mlp,
     mueller_brown,
     tilted_wells,
     tilted_wells_exact,
 )
-from landscape.tree import minimax_tree
+from landscape.settings import MapConfig  # noqa: E402
+from landscape.tree import minimax_tree  # noqa: E402
 
 
-def merge_sets(linkage: np.ndarray, n: int) -> list[frozenset]:
-    members = {i: frozenset([i]) for i in range(n)}
+def merge_sets(tree, key_of) -> list[frozenset]:
+    n = tree.n_leaves
+    members = {i: frozenset([int(key_of[i])]) for i in range(n)}
     out = []
-    for k, (a, b, _, _) in enumerate(linkage):
+    for k, (a, b, _, _) in enumerate(tree.linkage):
         members[n + k] = members[int(a)] | members[int(b)]
         out.append(members[n + k])
     return out
 
 
-def higher_side_floor(linkage: np.ndarray, energy: np.ndarray) -> np.ndarray:
-    """Per merge, the energy of the lowest basin of the side whose lowest basin is higher."""
-    n = len(energy)
-    low = {i: float(energy[i]) for i in range(n)}
-    out = []
-    for k, (a, b, _, _) in enumerate(linkage):
-        la, lb = low[int(a)], low[int(b)]
-        out.append(max(la, lb))
-        low[n + k] = min(la, lb)
-    return np.array(out)
-
-
-def compare(name: str, content, exact_x, exact_energy, exact_linkage, seconds: float) -> dict:
+def compare(name: str, scale: float, content, exact_x, exact_e, exact_pairs, exact_saddle, seconds: float) -> dict:
     found_x = content.minima_x.reshape(content.n_minima, -1).astype(np.float64)
     d = np.linalg.norm(exact_x[:, None, :] - found_x[None, :, :], axis=2)
     found = int((d.min(1) < 1e-3).sum())
-    row = {"potential": name, "minima_present": len(exact_x), "minima_found": found,
-           "map_minima": content.n_minima, "basins": content.n_basins, "seconds": seconds}
-    n = len(exact_x)
-    if content.n_basins != n or found != n:
-        row["merge_order"] = "n/a (basins differ from minima)"
+    tree = content.tree
+    row = {"potential": name, "scale": scale, "minima_present": len(exact_x), "minima_found": found,
+           "map_minima": content.n_minima, "seconds": seconds,
+           "refined_merges": int(tree.refined.sum()), "merges": tree.n_leaves - 1,
+           "levels": [p.n_basins for p in content.levels]}
+    if found != len(exact_x) or content.n_minima != len(exact_x):
+        row["merge_order"] = "n/a (minima differ)"
         return row
-    # Map basins are sorted by energy, like the exact minima: basin i <-> minimum i.
-    ad_tree = minimax_tree(content.basin_energy, content.barrier_pairs, content.barrier_energy).linkage
-    truth = exact_linkage[:, 2]
-    height = truth - higher_side_floor(exact_linkage, exact_energy)
-    row["merge_order_ad"] = "right" if merge_sets(ad_tree, n) == merge_sets(exact_linkage, n) else "wrong"
-    row["merge_order"] = "right" if merge_sets(content.linkage, n) == merge_sets(exact_linkage, n) else "wrong"
-    rel_ad = (ad_tree[:, 2] - truth) / height
-    rel_ref = (content.linkage[:, 2] - truth) / height
-    row.update({
-        "ad_rel_error_median": float(np.median(np.abs(rel_ad))),
-        "ad_rel_error_max": float(np.abs(rel_ad).max()),
-        "ad_rel_error_min_signed": float(rel_ad.min()),
-        "refined_rel_error_median": float(np.median(np.abs(rel_ref))),
-        "refined_rel_error_max": float(np.abs(rel_ref).max()),
-        "refined_pairs": int(np.isfinite(content.barrier_refined).sum()) if content.barrier_refined is not None else 0,
-        "pairs": content.n_barriers,
-    })
+    exact = minimax_tree(scale * exact_e, exact_pairs, scale * exact_saddle)
+    truth = dict(zip(merge_sets(exact, range(len(exact_x))), zip(exact.heights, exact.depth())))
+    to_exact = d.argmin(0)
+
+    def errors(t) -> tuple[str, float]:
+        got = dict(zip(merge_sets(t, to_exact), t.heights))
+        if set(got) != set(truth):
+            return "wrong", float("nan")
+        return "right", max(abs(h - truth[s][0]) / truth[s][1] for s, h in got.items())
+
+    row["merge_order"], row["max_error"] = errors(tree)
+    t = content.barriers
+    estimates = minimax_tree(content.minima_energy, t.pairs, np.maximum(t.estimate, t.floor(content.minima_energy)))
+    row["merge_order_estimates"], row["max_error_estimates"] = errors(estimates)
     return row
 
 
-def wells(dim: int, seed: int) -> dict:
+def wells_row(dim: int, scale: float, config: MapConfig) -> tuple[dict, object]:
     exact = tilted_wells_exact(dim)
-    energy = Energy(tilted_wells, shape=(dim,), data_range=(-1.6, 1.6), dtype=torch.float64, name=f"wells{dim}")
-    config = MapConfig(
-        chains=48 * 2**dim // 4 + 32, temperature=0.05, eps=0.05, steps=150, grad_tol=1e-6, merge_radius=0.05,
-        ad=ADConfig(temperature=0.05, alpha=1.0, eps=0.05, max_steps=2000, patience=200, delta=0.2, neighbours=2 * dim),
-        grid=0, seed=seed,
-    )
+    energy = Energy(lambda x: scale * tilted_wells(x), shape=(dim,), data_range=(-2.0, 2.0), dtype=torch.float64,
+                    name=f"wells{dim}")
     t0 = time.perf_counter()
-    content = build_map(energy, config).content
+    result = build_map(energy, config)
     seconds = time.perf_counter() - t0
-    truth = minimax_tree(exact.energy, exact.pairs, exact.saddle).linkage
-    return compare(f"tilted wells, D = {dim}", content, exact.minima, exact.energy, truth, seconds)
+    row = compare(f"tilted wells, D = {dim}", scale, result.content, exact.minima, exact.energy, exact.pairs,
+                  exact.saddle, seconds)
+    return row, result
 
 
-def mueller_brown_row(seed: int) -> dict:
-    energy = Energy(mueller_brown, shape=(2,), data_range=(-1.5, 2.0), dtype=torch.float64, name="mb")
-    config = MapConfig(
-        chains=64, temperature=1.0, eps=0.015, steps=300, grad_tol=1e-4, merge_radius=0.02,
-        ad=ADConfig(temperature=1.0, alpha=0.1, max_steps=2000, patience=200, neighbours=4),
-        auto=("alpha_unit", "delta", "eps"), grid=0, seed=seed,
-    )
+def mueller_brown_row(scale: float, config: MapConfig) -> dict:
+    energy = Energy(lambda x: scale * mueller_brown(x), shape=(2,), data_range=(-1.6, 2.1), dtype=torch.float64)
     t0 = time.perf_counter()
     content = build_map(energy, config).content
     seconds = time.perf_counter() - t0
     # Exact tree: minima 1 and 2 (by energy) join at the lower saddle, then minimum 0.
-    e = np.array(MUELLER_BROWN_MINIMA_ENERGY)
-    low, high = sorted(MUELLER_BROWN_SADDLE_ENERGY)
-    truth = np.array([[1, 2, low, 2], [0, 3, high, 3]], dtype=np.float64)
-    return compare("Mueller-Brown", content, np.array(MUELLER_BROWN_MINIMA), e, truth, seconds)
+    pairs = np.array([[1, 2], [0, 2]])
+    saddles = np.array(sorted(MUELLER_BROWN_SADDLE_ENERGY))
+    return compare("Mueller-Brown", scale, content, np.array(MUELLER_BROWN_MINIMA), np.array(MUELLER_BROWN_MINIMA_ENERGY),
+                   pairs, saddles, seconds)
+
+
+def four_wells_row(config: MapConfig) -> dict:
+    energy = Energy(four_wells_mlp, shape=(2,), data_range=(-2.0, 2.0), dtype=torch.float64)
+    t0 = time.perf_counter()
+    c = build_map(energy, config).content
+    depth = c.tree.depth()
+    return {"potential": "four wells + MLP", "minima": c.n_minima, "connected_merges": int(c.tree.connected.sum()),
+            "merges": c.tree.n_leaves - 1, "refined_merges": int(c.tree.refined.sum()),
+            "barrier_heights": [float(v) for v in depth], "levels": [p.n_basins for p in c.levels],
+            "seconds": time.perf_counter() - t0}
+
+
+def funnel_row(config: MapConfig) -> dict:
+    from landscape.funnel import FunnelConfig, funnel_probe
+    from landscape.potentials import PLANTED_BOX, planted_data, planted_funnel
+
+    energy = Energy(planted_funnel, shape=(2,), data_range=PLANTED_BOX, dtype=torch.float64)
+    data = torch.from_numpy(planted_data(400, seed=0))
+    t0 = time.perf_counter()
+    result = build_map(energy, config, data=data)
+    c = result.content
+    # The probe as `landscape funnel` sets it up for a map explored at temperature 0: noise
+    # in units of sqrt(T_AD), the map's step, 1000 steps.
+    unit = result.settings["ad_temperature"] ** 0.5
+    probe = FunnelConfig(noise=tuple(unit * m for m in (0, 1, 2, 4, 8)), eps=result.settings["eps"], steps=1000,
+                         merge_radius=result.settings["merge_radius"], grad_tol=result.settings["grad_tol"])
+    f = funnel_probe(energy, c, probe, data=data).funnel
+    return {"potential": "planted funnel", "minima": c.n_minima, "basins": c.n_basins, "score": float(f.score),
+            "seconds": time.perf_counter() - t0}
+
+
+def big_row(chains: int) -> dict:
+    """The 10-D tilted wells (1,024 minima) end to end, written and read back."""
+    config = MapConfig(chains=chains)
+    row, result = wells_row(10, 1.0, config)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "wells10.h5"
+        t0 = time.perf_counter()
+        write_map(path, result.content, config=config.to_dict(), source={"spec": "tilted_wells"}, tool_version="bench",
+                  settings=result.settings, seconds=result.seconds)
+        row["write_seconds"] = time.perf_counter() - t0
+        row["file_bytes"] = path.stat().st_size
+        import h5py
+        from scipy.cluster import hierarchy
+
+        with h5py.File(path, "r") as f:
+            z = f["tree/linkage"][()]
+            t0 = time.perf_counter()
+            leaves = hierarchy.dendrogram(z, no_plot=True)["leaves"]  # straight from the file
+            row["dendrogram_leaves"] = len(leaves)
+            row["dendrogram_seconds"] = time.perf_counter() - t0
+        read_map(path)
+    row["stage_seconds"] = result.seconds
+    return row
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dims", default="3,4,5,6", help="dimensions of the tilted wells")
+    parser.add_argument("--scales", default="0.05,1,50", help="scales c of the tilted wells (c * U)")
+    parser.add_argument("--mb-scales", default="0.1,1,10", help="scales of Mueller-Brown")
+    parser.add_argument("--big", action="store_true", help="also the 10-D tilted wells (1,024 minima)")
+    parser.add_argument("--big-chains", type=int, default=8192, help="first-round chains of the 10-D map")
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "validate-map.json"))
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    rows = [mueller_brown_row(args.seed)] + [wells(int(d), args.seed) for d in args.dims.split(",") if d]
-    print("| potential | minima found / present | basins | merge order (AD / refined) | AD barrier error, "
-          "median / max | refined barrier error, median / max | time |")
-    print("|---|---|---|---|---|---|---|")
+    config = MapConfig()  # the defaults, nothing tuned
+    t_all = time.perf_counter()
+    rows = [mueller_brown_row(float(s), config) for s in args.mb_scales.split(",") if s]
+    for d in args.dims.split(","):
+        for s in args.scales.split(","):
+            if d and s:
+                rows.append(wells_row(int(d), float(s), config)[0])
+                print(f"  {rows[-1]['potential']} x {s}: {rows[-1]['seconds']:.0f} s", file=sys.stderr, flush=True)
+    extra = [four_wells_row(config), funnel_row(config)]
+    big = big_row(args.big_chains) if args.big else None
+
+    print("| potential | scale | minima found / present | merge order (tree / estimates only) | worst barrier "
+          "error (tree / estimates only) | merges at refined saddles | basins per ladder level | time |")
+    print("|---|---|---|---|---|---|---|---|")
     for r in rows:
-        if "ad_rel_error_max" in r:
-            print(f"| {r['potential']} | {r['minima_found']} / {r['minima_present']} | {r['basins']} | "
-                  f"{r['merge_order_ad']} / {r['merge_order']} | "
-                  f"{100 * r['ad_rel_error_median']:.1f} % / {100 * r['ad_rel_error_max']:.1f} % | "
-                  f"{100 * r['refined_rel_error_median']:.4f} % / {100 * r['refined_rel_error_max']:.4f} % | "
-                  f"{r['seconds']:.0f} s |")
-        else:
-            print(f"| {r['potential']} | {r['minima_found']} / {r['minima_present']} | {r['basins']} | "
-                  f"{r['merge_order']} | | | {r['seconds']:.0f} s |")
+        err = (f"{100 * r['max_error']:.4f} % / {100 * r['max_error_estimates']:.1f} %" if "max_error" in r else "-")
+        print(f"| {r['potential']} | {r['scale']:g} | {r['minima_found']} / {r['minima_present']} | "
+              f"{r['merge_order']} / {r.get('merge_order_estimates', '-')} | {err} | "
+              f"{r['refined_merges']} / {r['merges']} | {', '.join(map(str, r['levels']))} | {r['seconds']:.1f} s |")
+    w, f = extra
+    print(f"\nfour wells + MLP: {w['minima']} minima, {w['connected_merges']} of {w['merges']} merges connected "
+          f"({w['refined_merges']} refined), barrier heights {', '.join(f'{h:.3g}' for h in w['barrier_heights'])}; "
+          f"basins per level {w['levels']} ({w['seconds']:.1f} s)")
+    print(f"planted funnel: {f['minima']} minima, {f['basins']} basins at the main level, funnel score "
+          f"{f['score']:.2f} ({f['seconds']:.1f} s)")
+    if big:
+        print(f"10-D tilted wells: {big['minima_found']} / {big['minima_present']} minima, merge order "
+              f"{big['merge_order']}, worst barrier error {100 * big.get('max_error', float('nan')):.4f} %, "
+              f"{big['seconds']:.0f} s ({', '.join(f'{k} {v:.0f} s' for k, v in big['stage_seconds'].items())}); "
+              f"file {big['file_bytes'] / 1e6:.1f} MB written in {big['write_seconds']:.2f} s; scipy dendrogram of "
+              f"{big['dendrogram_leaves']} leaves from /tree/linkage as stored in {big['dendrogram_seconds']:.2f} s")
+    print(f"\n{time.perf_counter() - t_all:.0f} s in all")
     Path(args.out).write_text(json.dumps({
         "machine": {"cpu": platform.processor() or platform.machine(), "threads": args.threads,
                     "torch": torch.__version__},
         "command": "benchmarks/validate_map.py " + " ".join(sys.argv[1:]),
-        "rows": rows,
-    }, indent=2) + "\n")
-    print(f"\nwrote {args.out}")
+        "rows": rows, "four_wells_mlp": w, "planted_funnel": f, "big": big,
+    }, indent=2, default=float) + "\n")
+    print(f"wrote {args.out}")
 
 
 if __name__ == "__main__":
