@@ -194,6 +194,9 @@ def summary_line(content: Any, out: Path, wall: float) -> str:
             f"tree: {int(tree.refined.sum())} of {merges} merges at refined saddles")
     if not tree.connected.all():
         text += f", {int((~tree.connected).sum())} not connected"
+    flat = int(tree.flat().sum())
+    if flat:
+        text += f", {flat} flat (no barrier the energy's precision resolves)"
     if above:
         text += f"; {above} refined saddle{'s' if above != 1 else ''} above {'their' if above != 1 else 'its'} estimate (estimate kept)"
     return text + f" -> {out}  ({wall:.0f} s)"

@@ -149,6 +149,10 @@ def map_header(map_path: Path, content, level: int | None = None) -> list[str]:
             text += f", {estimated} at estimates"
         if not tree.connected.all():
             text += f", {int((~tree.connected).sum())} not connected (no path found)"
+        flat = int(tree.flat().sum())
+        if flat:
+            text += (f"; {flat} flat: a minimum that drains into a lower one with no barrier the energy's "
+                     "precision resolves")
         rows.append(("tree", text))
     settings = []
     temperature = map_temperature(content)

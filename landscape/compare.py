@@ -95,12 +95,17 @@ def _temperature(content: MapContent) -> tuple[float | None, str | None]:
 
 
 def _barriers(content: MapContent, temperature: float | None) -> dict[str, Any]:
-    """The barriers between the main level's basins: the merges of the tree over them."""
-    merges = tree_merges(content, basin_tree_of(content))
-    heights = sorted(max(0.0, float(m.relative)) for m in merges if m.connected and math.isfinite(m.relative))
+    """The barriers between the main level's basins: the merges of the tree over them
+    (flat merges, with no barrier the energy's precision resolves, are counted apart)."""
+    tree = basin_tree_of(content)
+    flat = tree.flat()
+    merges = tree_merges(content, tree)
+    heights = sorted(max(0.0, float(m.relative)) for m in merges
+                     if m.connected and not flat[m.row] and math.isfinite(m.relative))
     kt = [h / temperature for h in heights] if temperature is not None else None
     return {
         "count": len(heights),
+        "flat": int(flat.sum()),
         "disconnected": sum(1 for m in merges if not m.connected),
         "heights": heights,
         "heights_kT": kt,
@@ -175,7 +180,9 @@ def map_profile(content: MapContent) -> dict[str, Any]:
         - ``temperature`` and ``temperature_from`` ("sampling": the map's exploration
           temperature; "p ~ exp(-U)": 1, where the map explored at temperature 0): the T
           of kT;
-        - ``barriers``: ``count`` (connected merges), ``disconnected``, ``heights``
+        - ``barriers``: ``count`` (connected merges with a barrier), ``flat`` (merges with
+          none the energy's precision resolves: left out of the heights), ``disconnected``,
+          ``heights``
           (relative barrier heights of the merges of the tree over the main level's basins,
           ascending, as the tree takes them: refined saddles where taken, else estimates),
           ``heights_kT`` (divided by T), ``median``, ``max``, ``median_kT``, ``max_kT``
@@ -340,7 +347,7 @@ def compare_profiles(
         row("barrier height median (kT)", lambda p: _kt_cell(p, "median")),
         row("barrier height max (kT)", lambda p: _kt_cell(p, "max")),
         row("barriers (finite merges)", lambda p: str(p["barriers"]["count"])
-            + (f" ({p['barriers']['disconnected']} disconnected)" if p["barriers"]["disconnected"] else "")),
+            + "".join(f" ({p['barriers'][k]} {k})" for k in ("flat", "disconnected") if p["barriers"].get(k))),
         row("funnel score", _funnel_cell),
         row("spurious share (minima; chains)", lambda p: "no diagnosis" if p["diagnosis"] is None else
             f"{_pct(p['diagnosis']['share_minima'])}; {_pct(p['diagnosis']['share_hits'])}"),

@@ -228,7 +228,9 @@ def _settle(energy: Energy, q: QuenchResult, radius: float, max_steps: int, grad
     n = q.x.shape[0]
     scale = 0.25 * (radius if radius > 0 else 1e-3) / math.sqrt(energy.dim)
     z = torch.randn(q.x.shape, generator=generator, device=q.x.device, dtype=q.x.dtype)
-    again = quench(energy, q.x + scale * z, max_steps=max_steps, grad_tol=grad_tol, box=box)
+    # A tighter tolerance than the first quench's: next to a saddle the nudge's own gradient
+    # can fall below that one, and the descent must still roll off.
+    again = quench(energy, q.x + scale * z, max_steps=max_steps, grad_tol=0.01 * grad_tol, box=box)
     lower = again.energy < q.energy
     view = (n,) + (1,) * (q.x.dim() - 1)
     return QuenchResult(

@@ -41,6 +41,9 @@ import numpy as np
 from networkx.utils import UnionFind
 from scipy.cluster import hierarchy
 
+#: Barriers below this share of the energy's magnitude are not resolved (see :meth:`BarrierTree.flat`).
+FLAT_RTOL = 1e-5
+
 
 @dataclass(frozen=True, eq=False)  # arrays: compare fields explicitly
 class BarrierTree:
@@ -189,6 +192,15 @@ class BarrierTree:
             if self.connected[k]:
                 out[higher] = self.height(n + k) - self.energy[higher]
         return out
+
+    def flat(self, rtol: float = FLAT_RTOL) -> np.ndarray:
+        """Per merge: connected with no barrier above its higher side's lowest leaf beyond
+        ``rtol`` of the energy's magnitude there: the higher side drains into the lower with
+        no barrier the energy's precision resolves (a quench that stopped on a gentle slope
+        in float32, or minima of a flat valley)."""
+        depth = self.depth()
+        with np.errstate(invalid="ignore"):
+            return self.connected & (depth <= rtol * np.abs(self.heights))
 
     def depth(self) -> np.ndarray:
         """Per merge, its height above the higher of its two sides' lowest leaves: the

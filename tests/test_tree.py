@@ -473,3 +473,12 @@ def test_plot_tree_folds_beyond_max_leaves(tmp_path):
     assert len(ax.collections) == 0  # no per-leaf dots when folded
     ax.figure.savefig(tmp_path / "folded.png")
     assert (tmp_path / "folded.png").stat().st_size > 2000
+
+
+def test_a_merge_with_no_resolvable_barrier_is_flat():
+    # Leaf 1 drains into leaf 0 (barrier at its own energy); leaf 2 sits behind a barrier of 1.
+    tree = minimax_tree(np.array([-100.0, -50.0, -40.0]), np.array([[0, 1], [1, 2]]), np.array([-50.0, -39.0]))
+    assert tree.flat().tolist() == [True, False]
+    # Relative to the energy's magnitude: scaling changes nothing.
+    scaled = minimax_tree(np.array([-1.0, -0.5, -0.4]), np.array([[0, 1], [1, 2]]), np.array([-0.5, -0.39]))
+    assert scaled.flat().tolist() == [True, False]
