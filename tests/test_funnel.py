@@ -174,6 +174,22 @@ def test_new_minima_are_mapped_into_the_map(tmp_path, data):
     np.testing.assert_array_equal(back.funnel.chain_minimum, result.funnel.chain_minimum)
 
 
+def test_a_probe_without_refinement_keeps_every_refined_barrier_of_the_map(tmp_path, data):
+    two = data[(data[:, 0] > 1.5) | (data[:, 1] > 1.5)]
+    _, before = make_map(tmp_path, planted_funnel, two, "partial", init="data", steps=0, ladder=(0.3, 3.0), rounds=1)
+    assert np.isfinite(before.barriers.refined).all()
+    after = funnel_probe(planted_energy(planted_funnel), before, probe_config(chains=30), data=data,
+                         refine=False).content
+    assert after.n_minima > before.n_minima
+    index = after.barriers.index()
+    for (i, j), ref in zip(before.barriers.pairs.tolist(), before.barriers.refined):
+        assert after.barriers.refined[index[(i, j)]] == ref
+    # The new pairs keep their estimates: real paths' highest points, nothing refined.
+    new = (after.barriers.pairs >= before.n_minima).any(axis=1)
+    assert new.any() and not np.isfinite(after.barriers.refined[new]).any()
+    assert np.isfinite(after.barriers.estimate[new]).all()
+
+
 def test_extend_basins_keeps_old_basins_and_hands_the_representative_to_a_lower_minimum():
     answer = tilted_wells_exact(2)
     x = torch.from_numpy(answer.minima)
