@@ -8,12 +8,14 @@ from pathlib import Path
 import click
 
 # Mapping settings per demo checkpoint, sized for 2 CPU cores: fewer exploration chains
-# than `landscape map`'s 256; every other setting is the map's default, chosen from the
-# model (its sampler) and its landscape.
+# than `landscape map`'s 256 and, in image space, shorter attraction-diffusion trials
+# (each new minimum of the funnel probe is mapped at every level of the ladder with them).
+# Every other setting is the map's default, chosen from the model and its landscape.
+_SHORT_TRIALS = {"max_steps": 1000, "patience": 100, "attempts": 2, "neighbours": 5}
 DEMO_MAPS = {
     "rings": {"chains": 128},
-    "digits_convergent": {"chains": 64},
-    "digits_nonconvergent": {"chains": 64},
+    "digits_convergent": {"chains": 64, **_SHORT_TRIALS},
+    "digits_nonconvergent": {"chains": 64, **_SHORT_TRIALS},
 }
 
 # Funnel probes of the digits maps, sized for 2 CPU cores: in image space nearly every
