@@ -28,6 +28,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/map_cost.py
 	$(BIN)/python benchmarks/validate_map.py
 	$(BIN)/python benchmarks/validate_diagnosis.py
+	$(BIN)/python benchmarks/map_file.py
 
 clean:
 	rm -rf $(VENV) $(DEMO_OUT) .pytest_cache .benchmarks
