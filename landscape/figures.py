@@ -570,28 +570,6 @@ def _vector_figure(content: MapContent, part: Partition, order: np.ndarray, titl
     return fig
 
 
-def _grid_energy(grid: GridData, pts: np.ndarray) -> np.ndarray:
-    """Bilinear interpolation of the grid energy at points [M, 2] (clamped to the grid)."""
-    x, y, e = np.asarray(grid.x), np.asarray(grid.y), np.asarray(grid.energy)
-    if x.size > 1 and x[0] > x[-1]:
-        x, e = x[::-1], e[:, ::-1]
-    if y.size > 1 and y[0] > y[-1]:
-        y, e = y[::-1], e[::-1, :]
-    if x.size < 2 or y.size < 2:
-        return np.full(pts.shape[0], float(e.ravel()[0]) if e.size else math.nan)
-    fx = np.interp(pts[:, 0], x, np.arange(x.size))
-    fy = np.interp(pts[:, 1], y, np.arange(y.size))
-    i0 = np.clip(np.floor(fx).astype(np.int64), 0, x.size - 2)
-    j0 = np.clip(np.floor(fy).astype(np.int64), 0, y.size - 2)
-    tx, ty = fx - i0, fy - j0
-    return (
-        (1 - tx) * (1 - ty) * e[j0, i0]
-        + tx * (1 - ty) * e[j0, i0 + 1]
-        + (1 - tx) * ty * e[j0 + 1, i0]
-        + tx * ty * e[j0 + 1, i0 + 1]
-    )
-
-
 def _colour_top(finite: np.ndarray, lo: float, barriers: list[float]) -> float:
     """Top of the colour range of a contour picture, so that the wells show.
 
