@@ -40,7 +40,7 @@ from uuid import uuid4
 import numpy as np
 
 from landscape.errors import LandscapeError
-from landscape.records import GridData, MapContent, Partition
+from landscape.records import MapContent, Partition
 from landscape.tree import BarrierTree, basin_tree, plot_tree as draw_tree
 
 # ------------------------------------------------------------------------------ views
