@@ -12,20 +12,20 @@ The centres are laid down one by one, uniformly in a cube, each at least 3.2 s f
 earlier ones (random sequential addition); the cube's volume grows in proportion to ``N``,
 so every size has about the same density of wells (median nearest-neighbour distance 3.5-3.8 s
 at every size): only the number of minima changes. Checked at every size before timing:
-the quench (:func:`~landscape.minima.quench`, float64) of every centre converges within
+the quench (:func:`~landscape.mapping.minima.quench`, float64) of every centre converges within
 0.06 s of it, at a point whose exact Hessian is positive definite; the ``N`` minima are
 pairwise more than 3.1 s apart; and the lowest straight-line barrier between a minimum
 and its 10 nearest (an upper bound on the saddle, above the higher minimum) is about 0.4,
 the median 0.85. So there are exactly ``N`` distinct true minima, known in advance: the
-search phase is skipped, the :class:`~landscape.minima.Minima` are the quenched centres,
-and the benchmark times :func:`~landscape.ad.assign_basins` alone. The energy has a
+search phase is skipped, the :class:`~landscape.mapping.minima.Minima` are the quenched centres,
+and the benchmark times :func:`~landscape.mapping.ad.assign_basins` alone. The energy has a
 hand-written input gradient (two matrix products per call), like the library's own
 networks. A network's cost per evaluation does not depend on how many minima its
 landscape has; so that this one's does not either, every size evaluates the same number
 of well slots (``--slots``, default the largest size), the slots beyond ``N`` holding
 wells of depth 0, which add exactly nothing.
 
-**The AD settings** (:class:`~landscape.ad.ADConfig`). ``T = 0.03``: the lowest barriers
+**The AD settings** (:class:`~landscape.mapping.ad.ADConfig`). ``T = 0.03``: the lowest barriers
 between neighbours are 13-16 ``T``, resolvable, and deep enough that the wells stay
 metastable against the entropy of 12 dimensions. ``alpha = 3``: the pull over the 1.6 s
 from a minimum to the saddle, about 5 ``U/T``, is well below those barriers, so at the
@@ -76,8 +76,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from landscape import Energy
-from landscape.ad import ADConfig, assign_basins
-from landscape.minima import Minima, quench
+from landscape.mapping.ad import ADConfig, assign_basins
+from landscape.mapping.minima import Minima, quench
 
 WIDTH = 1.0  # s
 DEPTH = (1.0, 1.25)  # A_k range

@@ -5,10 +5,10 @@ Prints a markdown table and writes ``benchmarks/map-file.json``.
 
 A synthetic map per size ``N``: minima of shape ``(--dim,)`` at random, random energies, ``k``
 pairs per minimum (``N k`` pairs) with random barriers above both ends, the tree over
-minima built from them (:func:`landscape.tree.minimax_tree`), a five-level ladder of
+minima built from them (:func:`landscape.mapping.tree.minimax_tree`), a five-level ladder of
 partitions. Every per-item array is a dataset (chunked and compressed where large), so
 nothing is limited by HDF5's attribute size (about 8,000 numbers). Reported: the time of
-:func:`~landscape.mapfile.write_map` and :func:`~landscape.mapfile.read_map` (which
+:func:`~landscape.io.mapfile.write_map` and :func:`~landscape.io.mapfile.read_map` (which
 validates every index), the file size, and the size of the raw arrays.
 """
 
@@ -27,9 +27,9 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from landscape.mapfile import read_map, write_map  # noqa: E402
-from landscape.records import NEIGHBOUR, MapContent, PairTable, Partition  # noqa: E402
-from landscape.tree import minimax_tree  # noqa: E402
+from landscape.io.mapfile import read_map, write_map  # noqa: E402
+from landscape.io.records import NEIGHBOUR, MapContent, PairTable, Partition  # noqa: E402
+from landscape.mapping.tree import minimax_tree  # noqa: E402
 
 
 def synthetic(n: int, k: int, dim: int, seed: int = 0) -> MapContent:

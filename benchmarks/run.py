@@ -31,8 +31,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from landscape import Energy, sample  # noqa: E402
-from train.config import get_preset, lr_at  # noqa: E402
-from train.nets import build_model  # noqa: E402
+from landscape.train.config import get_preset, lr_at  # noqa: E402
+from landscape.train.nets import build_model  # noqa: E402
 
 NETWORKS = {
     "toy": {"shape": (2,), "kwargs": {}},
@@ -124,7 +124,7 @@ class ConvToyNet(nn.Module):
 
 def bench_training(device: torch.device, updates: int, baseline_updates: int) -> dict:
     """Seconds per update: our loop's update vs a plain autograd loop, same dynamics."""
-    import data as datasets
+    from landscape import data as datasets
 
     cfg = get_preset("toy-convergent")
     eps, L, batch = cfg.sampler.epsilon, cfg.sampler.steps, cfg.train.batch_size

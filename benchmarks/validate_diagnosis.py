@@ -35,12 +35,12 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from landscape.diagnosis import OFF_DATA, diagnose_map, reason_text
+from landscape.diagnosis.spurious import OFF_DATA, diagnose_map, reason_text
 from landscape.energy import Energy
-from landscape.funnel import FunnelConfig, funnel_probe, funnel_sinks
-from landscape.mapfile import MapMeta
-from landscape.mapper import build_map
-from landscape.settings import MapConfig
+from landscape.mapping.funnel import FunnelConfig, funnel_probe, funnel_sinks
+from landscape.io.mapfile import MapMeta
+from landscape.mapping.pipeline import build_map
+from landscape.mapping.settings import MapConfig
 from landscape.potentials import PLANTED_BOX, balanced_wells, planted_data, planted_funnel, planted_hole
 
 T = 0.05

@@ -42,8 +42,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from landscape.energy import Energy  # noqa: E402
-from landscape.mapfile import read_map, write_map  # noqa: E402
-from landscape.mapper import build_map  # noqa: E402
+from landscape.io.mapfile import read_map, write_map  # noqa: E402
+from landscape.mapping.pipeline import build_map  # noqa: E402
 from landscape.potentials import (  # noqa: E402
     MUELLER_BROWN_MINIMA,
     MUELLER_BROWN_MINIMA_ENERGY,
@@ -53,8 +53,8 @@ from landscape.potentials import (  # noqa: E402
     tilted_wells,
     tilted_wells_exact,
 )
-from landscape.settings import MapConfig  # noqa: E402
-from landscape.tree import minimax_tree  # noqa: E402
+from landscape.mapping.settings import MapConfig  # noqa: E402
+from landscape.mapping.tree import minimax_tree  # noqa: E402
 
 
 def merge_sets(tree, key_of) -> list[frozenset]:
@@ -132,7 +132,7 @@ def four_wells_row(config: MapConfig) -> dict:
 
 
 def funnel_row(config: MapConfig) -> dict:
-    from landscape.funnel import FunnelConfig, funnel_probe
+    from landscape.mapping.funnel import FunnelConfig, funnel_probe
     from landscape.potentials import PLANTED_BOX, planted_data, planted_funnel
 
     energy = Energy(planted_funnel, shape=(2,), data_range=PLANTED_BOX, dtype=torch.float64)

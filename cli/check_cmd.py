@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from cli.train_cmd import DEVICES
+from landscape.cli.train_cmd import DEVICES
 
 
 def _parse_multiples(ctx, param, value: str) -> tuple[float, ...]:
@@ -66,13 +66,13 @@ def check_cmd(checkpoint, multiples, n, noise, epsilon, tau, nn_ratio, saturatio
     import torch
 
     from landscape.errors import LandscapeError
-    from train.check import (
+    from landscape.train.check import (
         Thresholds,
         convergence_check,
         save_check_figure,
         save_check_samples,
     )
-    from train.checkpoint import energy_from_checkpoint
+    from landscape.train.checkpoint import energy_from_checkpoint
 
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"

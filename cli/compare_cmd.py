@@ -11,8 +11,8 @@ from typing import Any
 
 import click
 
-from cli.check_cmd import _parse_multiples
-from cli.train_cmd import DEVICES
+from landscape.cli.check_cmd import _parse_multiples
+from landscape.cli.train_cmd import DEVICES
 
 
 def _parse_names(ctx: click.Context, param: click.Parameter, value: str | None) -> tuple[str, str] | None:
@@ -60,10 +60,10 @@ def _side(path: Path) -> Side:
     Raises LandscapeError (one line) for a missing file, a folder, a file that is neither,
     or a map that does not read.
     """
-    from cli.energy_source import is_map_file, map_of, source_model_file
+    from landscape.cli.energy_source import is_map_file, map_of, source_model_file
     from landscape.errors import LandscapeError
-    from landscape.mapfile import read_map
-    from train.checkpoint import load_checkpoint, sha256_of
+    from landscape.io.mapfile import read_map
+    from landscape.train.checkpoint import load_checkpoint, sha256_of
 
     if not path.exists():
         raise LandscapeError(f"{path}: no such file")
@@ -83,7 +83,7 @@ def _side(path: Path) -> Side:
             text = f"map {path} (its checkpoint {recorded.get('path')} is not found or changed)"
         else:
             model = None  # a TorchScript file or state dict cannot run our convergence check
-            from landscape.figures import describe_source
+            from landscape.plots.figures import describe_source
 
             text = f"map {path} of {describe_source(content)}"
         regime = str(ckpt.get("regime", "unknown")) if ckpt is not None else str(recorded.get("regime") or "unknown")
@@ -160,7 +160,7 @@ def compare_cmd(a, b, out, force, check, chains, multiples, device, names, seed,
       landscape compare rings.h5 rings_long.h5 --no-check --names short,long
       landscape compare a.pt b.h5 --multiples 1,10 --chains 32 --json > cmp.json
     """
-    from landscape.compare import json_safe
+    from landscape.diagnosis.compare import json_safe
 
     run = run_compare(a, b, out=out, force=force, check=check, chains=chains, multiples=multiples, device=device,
                       names=names, seed=seed, quiet=quiet or as_json)
@@ -222,9 +222,9 @@ def run_compare(
     """Compare ``a`` and ``b`` as the command does and draw the figure. ``checks`` maps a
     checkpoint path to a convergence check already run on it (reused instead of
     running it again)."""
-    from landscape.compare import compare_profiles, map_profile, plot_comparison, summarize
+    from landscape.diagnosis.compare import compare_profiles, map_profile, plot_comparison, summarize
     from landscape.errors import LandscapeError
-    from landscape.figures import check_picture_path
+    from landscape.plots.figures import check_picture_path
 
     for path in (a, b):
         if not path.exists():
@@ -276,8 +276,8 @@ def _check(side: Side, chains: int, multiples: tuple[float, ...], device: str, s
         return None
     import torch
 
-    from train.check import convergence_check
-    from train.checkpoint import load_checkpoint
+    from landscape.train.check import convergence_check
+    from landscape.train.checkpoint import load_checkpoint
 
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"

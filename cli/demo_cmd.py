@@ -56,10 +56,10 @@ def demo(out, device, scale, no_map, quiet):
     """
     import torch
 
-    from train.checkpoint import load_checkpoint
-    from train.config import Config, apply_overrides, get_preset
-    from train.loop import run_dir_for, train
-    from train.sampling import run_chains, save_chain_figure
+    from landscape.train.checkpoint import load_checkpoint
+    from landscape.train.config import Config, apply_overrides, get_preset
+    from landscape.train.loop import run_dir_for, train
+    from landscape.train.sampling import run_chains, save_chain_figure
 
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -108,7 +108,7 @@ def demo(out, device, scale, no_map, quiet):
             results[name]["map"] = _map_one(out, name, device, scale, quiet)
         results["diagnosis"] = _diagnose_all(out, device, scale, quiet)
 
-    from landscape.compare import json_safe
+    from landscape.diagnosis.compare import json_safe
 
     (out / "summary.json").write_text(json.dumps(json_safe(results), indent=2) + "\n")
     text = _summary_markdown(results)
@@ -120,17 +120,17 @@ def _map_one(out: Path, name: str, device: str, scale: float, quiet: bool) -> di
     """Map one demo checkpoint (unless its map exists), draw it, and summarise it."""
     import numpy as np
 
-    from cli.energy_source import resolve_energy
-    from cli.map_cmd import map_data, run_map
-    from landscape.figures import (
+    from landscape.cli.energy_source import resolve_energy
+    from landscape.cli.map_cmd import map_data, run_map
+    from landscape.plots.figures import (
         minima_kind,
         plot_levels,
         plot_map_2d,
         plot_representatives,
         plot_tree,
     )
-    from landscape.mapfile import read_map
-    from landscape.settings import MapConfig
+    from landscape.io.mapfile import read_map
+    from landscape.mapping.settings import MapConfig
 
     ckpt, path = out / f"{name}.pt", out / f"{name}.h5"
     loaded = resolve_energy(ckpt, device=device)
@@ -182,13 +182,13 @@ def _diagnose_all(out: Path, device: str, scale: float, quiet: bool) -> dict:
     compared. Probes and diagnoses already in a map are kept (a rerun skips them)."""
     import numpy as np
 
-    from cli.compare_cmd import run_compare
-    from cli.diagnose_cmd import run_diagnose
-    from cli.funnel_cmd import run_funnel
-    from landscape.diagnosis import OFF_DATA, SATURATED, SINK
-    from landscape.funnel import collapse_level
-    from landscape.mapfile import read_map
-    from train.check import convergence_check, save_check_figure
+    from landscape.cli.compare_cmd import run_compare
+    from landscape.cli.diagnose_cmd import run_diagnose
+    from landscape.cli.funnel_cmd import run_funnel
+    from landscape.diagnosis.spurious import OFF_DATA, SATURATED, SINK
+    from landscape.mapping.funnel import collapse_level
+    from landscape.io.mapfile import read_map
+    from landscape.train.check import convergence_check, save_check_figure
 
     summary: dict = {}
     checks = {}
@@ -249,8 +249,8 @@ def _label_summary(content, name: str, own: int) -> list[dict]:
     the nearest rings sample, over the map's ``own`` first minima."""
     import numpy as np
 
-    from data import load
-    from landscape.labels import label_basins
+    from landscape.data import load
+    from landscape.diagnosis.labels import label_basins
 
     if name == "rings":
         ds = load("rings")

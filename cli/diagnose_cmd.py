@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 
-from cli.energy_source import _device_callback
+from landscape.cli.energy_source import _device_callback
 from landscape.errors import LandscapeError
 
 
@@ -108,11 +108,11 @@ def run_diagnose(
 
     import numpy as np
 
-    from cli.energy_source import energy_for_map, load_data_like
-    from landscape import figures
-    from landscape.diagnosis import DiagnosisRule, diagnose_map
-    from landscape.mapfile import read_map, update_map
-    from landscape.report import write_report
+    from landscape.cli.energy_source import energy_for_map, load_data_like
+    from landscape.plots import figures
+    from landscape.diagnosis.spurious import DiagnosisRule, diagnose_map
+    from landscape.io.mapfile import read_map, update_map
+    from landscape.diagnosis.report import write_report
 
     content = read_map(map_path)
     report = report or map_path.with_name(map_path.stem + "_diagnosis.html")
@@ -147,9 +147,9 @@ def summary_lines(map_path: Path, content, d, dataset: str) -> list[str]:
     """The terminal summary of a diagnosis: bars, counts, the worst minima, the funnel."""
     import numpy as np
 
-    from landscape.diagnosis import OFF_DATA, SATURATED, SINK, reason_text
-    from landscape.figures import describe_source
-    from landscape.funnel import describe
+    from landscape.diagnosis.spurious import OFF_DATA, SATURATED, SINK, reason_text
+    from landscape.plots.figures import describe_source
+    from landscape.mapping.funnel import describe
 
     n = content.n_minima
     q99, q50 = np.quantile(d.data_nn, [d.rule.nn_quantile, 0.5])
@@ -193,7 +193,7 @@ def summary_lines(map_path: Path, content, d, dataset: str) -> list[str]:
 def _summary(map_path: Path, content, d, dataset: str, report: Path) -> dict:
     import numpy as np
 
-    from landscape.diagnosis import OFF_DATA, SATURATED, SINK, reason_text
+    from landscape.diagnosis.spurious import OFF_DATA, SATURATED, SINK, reason_text
 
     def num(x):
         x = float(x)

@@ -23,7 +23,7 @@ import click
 
 from landscape.energy import Energy
 from landscape.errors import LandscapeError
-from train.nets import ARCHS
+from landscape.train.nets import ARCHS
 
 # The parameter names ``energy_options`` adds, so a command can pass them on in one go:
 # ``resolve_energy(checkpoint, **{k: kwargs.pop(k) for k in ENERGY_OPTIONS})``.
@@ -71,7 +71,7 @@ class LoadedEnergy:
 
 
 def _shape_callback(ctx: click.Context, param: click.Parameter, value: str | None) -> tuple[int, ...] | None:
-    from landscape.sources import parse_shape
+    from landscape.io.sources import parse_shape
 
     if value is None:
         return None
@@ -170,8 +170,8 @@ def resolve_energy(
     """
     import torch
 
-    from landscape import sources
-    from train.checkpoint import sha256_of
+    from landscape.io import sources
+    from landscape.train.checkpoint import sha256_of
 
     given = [name for name, value in (("a checkpoint", target), ("--energy", energy), ("--model", model)) if value]
     if len(given) != 1:
@@ -227,8 +227,8 @@ def _from_file(
 ) -> LoadedEnergy:
     import torch
 
-    from landscape import sources
-    from train.checkpoint import (
+    from landscape.io import sources
+    from landscape.train.checkpoint import (
         FORMAT,
         energy_from_checkpoint,
         energy_from_reference_state_dict,
@@ -311,7 +311,7 @@ def _arch_shape(arch: str) -> tuple[int, ...]:
     """The input shape of an arch with its default constructor arguments."""
     import torch
 
-    from train.nets import build_model
+    from landscape.train.nets import build_model
 
     with torch.device("meta"):  # only the shape is wanted: allocate nothing
         return tuple(build_model(arch).input_shape)
@@ -375,7 +375,7 @@ def _recorded_file(map_path: Path, recorded: str) -> Path | None:
 def source_model_file(map_path: Path, content: Any) -> Path | None:
     """The model file (checkpoint, TorchScript or state dict) a map was made of, if it is
     found and unchanged (same sha256); None for function energies or when it is missing."""
-    from train.checkpoint import sha256_of
+    from landscape.train.checkpoint import sha256_of
 
     source = content.meta.source if content.meta is not None else None
     if not isinstance(source, dict) or source.get("kind") not in ("checkpoint", "torchscript", "state_dict"):
@@ -388,7 +388,7 @@ def source_model_file(map_path: Path, content: Any) -> Path | None:
 
 def check_map_matches(map_path: Path, content: Any, model: Path) -> None:
     """LandscapeError unless the map was made of ``model`` (by the sha256 it recorded)."""
-    from train.checkpoint import sha256_of
+    from landscape.train.checkpoint import sha256_of
 
     source = content.meta.source if content.meta is not None else None
     recorded = source.get("sha256") if isinstance(source, dict) else None
@@ -416,7 +416,7 @@ def energy_for_map(
     LandscapeError
         The source is unknown, missing, changed since mapping, or does not load (one line).
     """
-    from train.checkpoint import sha256_of
+    from landscape.train.checkpoint import sha256_of
 
     source = content.meta.source if content.meta is not None else None
     if not isinstance(source, dict) or not source.get("kind"):
@@ -462,7 +462,7 @@ def energy_for_map(
 def load_data_like(dataset: str, data_root: Path | None, shape: tuple[int, ...], limit: int = 10000) -> Any:
     """The examples of ``dataset`` (at most ``limit``), images resized to ``shape``;
     LandscapeError (one line) if they do not have that shape."""
-    from data import load
+    from landscape.data import load
 
     ds = load(dataset, size=shape[-1] if len(shape) == 3 else None, root=data_root, limit=limit)
     if tuple(ds.shape) != tuple(shape):

@@ -6,7 +6,7 @@ import traceback
 
 import click
 
-import data
+from landscape import data
 from landscape.errors import LandscapeError
 
 KNOWN = (LandscapeError, data.DataError, FileNotFoundError, PermissionError, IsADirectoryError)

@@ -11,8 +11,8 @@ from typing import Any
 
 import click
 
-from cli.energy_source import _device_callback
-from cli.map_cmd import _Bars, _floats
+from landscape.cli.energy_source import _device_callback
+from landscape.cli.map_cmd import _Bars, _floats
 from landscape.errors import LandscapeError
 
 # Noise levels in units of the base noise (see --noise-unit): 0 quenches the starts
@@ -38,7 +38,7 @@ def base_noise(content, sampler: dict | None) -> tuple[float, str]:
 
 def locate(target: Path, map_option: Path | None) -> tuple[Path, Path | None]:
     """(map, model file or None) for a TARGET that is a map or a model file."""
-    from cli.energy_source import is_map_file, map_of
+    from landscape.cli.energy_source import is_map_file, map_of
 
     if not target.exists():
         raise LandscapeError(f"{target}: no such file")
@@ -115,7 +115,7 @@ def funnel_cmd(target, map_option, noise, noise_unit, chains, steps, eps, init, 
     """
     import numpy as np
 
-    from landscape.funnel import describe
+    from landscape.mapping.funnel import describe
 
     run = run_funnel(target, map_option=map_option, noise=noise, noise_unit=noise_unit, chains=chains, steps=steps,
                      eps=eps, init=init, dataset=dataset, data_root=data_root, plot=plot, refine=refine, seed=seed,
@@ -174,10 +174,10 @@ def run_funnel(
 
     Ctrl-C keeps the finished noise levels and exits with status 130.
     """
-    from cli.energy_source import check_map_matches, energy_for_map, load_data_like
-    from landscape import figures
-    from landscape.funnel import PROGRESS_KIND, FunnelConfig, funnel_probe
-    from landscape.mapfile import clear_progress, progress_path, read_map, rewrite_map, update_map
+    from landscape.cli.energy_source import check_map_matches, energy_for_map, load_data_like
+    from landscape.plots import figures
+    from landscape.mapping.funnel import PROGRESS_KIND, FunnelConfig, funnel_probe
+    from landscape.io.mapfile import clear_progress, progress_path, read_map, rewrite_map, update_map
 
     map_path, model = locate(target, map_option)
     content = read_map(map_path)

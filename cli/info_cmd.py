@@ -22,8 +22,8 @@ def info(file, as_json, datasets):
       landscape info digits.pt
       landscape info digits.h5 --datasets
     """
-    from cli.energy_source import is_map_file
-    from train.checkpoint import describe, load_checkpoint
+    from landscape.cli.energy_source import is_map_file
+    from landscape.train.checkpoint import describe, load_checkpoint
 
     if file.suffix.lower() in (".h5", ".hdf5") or is_map_file(file):
         _map_info(file, as_json, datasets)
@@ -39,8 +39,8 @@ def info(file, as_json, datasets):
 
 
 def _map_info(path: Path, as_json: bool, datasets: bool) -> None:
-    from cli.tree_cmd import map_header, map_summary
-    from landscape.mapfile import dataset_listing, read_map
+    from landscape.cli.tree_cmd import map_header, map_summary
+    from landscape.io.mapfile import dataset_listing, read_map
 
     content = read_map(path)
     if as_json:

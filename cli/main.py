@@ -11,16 +11,16 @@ import sys
 
 import click
 
-from cli.check_cmd import check_cmd
-from cli.compare_cmd import compare_cmd
-from cli.demo_cmd import demo
-from cli.diagnose_cmd import diagnose_cmd
-from cli.funnel_cmd import funnel_cmd
-from cli.info_cmd import info
-from cli.map_cmd import map_cmd
-from cli.sample_cmd import sample_cmd
-from cli.train_cmd import train_cmd
-from cli.tree_cmd import tree_cmd
+from landscape.cli.check_cmd import check_cmd
+from landscape.cli.compare_cmd import compare_cmd
+from landscape.cli.demo_cmd import demo
+from landscape.cli.diagnose_cmd import diagnose_cmd
+from landscape.cli.funnel_cmd import funnel_cmd
+from landscape.cli.info_cmd import info
+from landscape.cli.map_cmd import map_cmd
+from landscape.cli.sample_cmd import sample_cmd
+from landscape.cli.train_cmd import train_cmd
+from landscape.cli.tree_cmd import tree_cmd
 from landscape import __version__
 
 
@@ -58,7 +58,7 @@ cli.add_command(demo)
 
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: run the app, turning known errors into one line."""
-    from cli.errors import run_guarded
+    from landscape.cli.errors import run_guarded
 
     sys.exit(run_guarded(cli, argv, debug=os.environ.get("LANDSCAPE_DEBUG") == "1"))
 

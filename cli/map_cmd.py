@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from cli.energy_source import LoadedEnergy, energy_options, resolve_energy
+from landscape.cli.energy_source import LoadedEnergy, energy_options, resolve_energy
 from landscape.errors import LandscapeError
 
 
@@ -158,14 +158,14 @@ def map_cmd(target, out, dataset, data_root, init, chains, rounds, steps, temper
     An interrupted map (Ctrl-C) keeps its progress in <map>.partial.h5: rerun the same
     command with --resume to continue.
     """
-    from landscape.settings import MapConfig
+    from landscape.mapping.settings import MapConfig
 
     loaded = resolve_energy(target, **energy_kw)
     out = out or Path(f"{loaded.label}.h5")
     if out.exists() and not force and not resume:
         raise LandscapeError(f"{out} exists: pass --force to overwrite it")
     if force:
-        from landscape.mapfile import clear_progress
+        from landscape.io.mapfile import clear_progress
 
         clear_progress(out)
     config = MapConfig(
@@ -212,7 +212,7 @@ def map_data(loaded: LoadedEnergy, config: Any, *, dataset: str | None = None,
         return None, dataset
     if not dataset:
         raise LandscapeError(f"--init {init} needs a data set: give --dataset")
-    from data import DataError, load
+    from landscape.data import DataError, load
 
     energy = loaded.energy
     size = energy.shape[-1] if len(energy.shape) == 3 else None
@@ -234,8 +234,8 @@ def run_map(loaded: LoadedEnergy, config: Any, out: Path, *, data: Any = None, d
     """Build the map of ``loaded`` with ``config``, write it to ``out`` atomically; return
     (content, seconds). Ctrl-C keeps the progress of finished stages and exits with status 130."""
     from landscape import __version__
-    from landscape.mapfile import clear_progress, progress_path, write_map
-    from landscape.mapper import build_map
+    from landscape.io.mapfile import clear_progress, progress_path, write_map
+    from landscape.mapping.pipeline import build_map
 
     energy = loaded.energy
     low, high = energy.data_range if energy.data_range else (math.nan, math.nan)

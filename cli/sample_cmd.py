@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from cli.train_cmd import DEVICES
+from landscape.cli.train_cmd import DEVICES
 
 
 @click.command("sample")
@@ -42,8 +42,8 @@ def sample_cmd(checkpoint, n, steps, init, epsilon, tau, mh, seed, device, datas
     import torch
 
     from landscape.errors import LandscapeError
-    from train.checkpoint import energy_from_checkpoint
-    from train.sampling import run_chains, save_chain_figure
+    from landscape.train.checkpoint import energy_from_checkpoint
+    from landscape.train.sampling import run_chains, save_chain_figure
 
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"

@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from landscape.errors import LandscapeError
-from train.config import PRESETS, Config, apply_overrides, get_preset
+from landscape.train.config import PRESETS, Config, apply_overrides, get_preset
 
 DEVICES = ("cpu", "cuda", "auto")
 
@@ -54,8 +54,8 @@ def train_cmd(preset_name, dataset, steps, batch_size, out, resume, force, seed,
     data-parallel (gloo on CPU, nccl on GPU). Ctrl-C stops at the end of the current
     update and saves a checkpoint that --resume continues.
     """
-    from train.checkpoint import load_checkpoint
-    from train.loop import run_dir_for, train
+    from landscape.train.checkpoint import load_checkpoint
+    from landscape.train.loop import run_dir_for, train
 
     if resume and force:
         raise click.UsageError("--resume and --force contradict each other: choose one")

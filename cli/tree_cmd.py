@@ -67,9 +67,9 @@ def tree_cmd(map_path, level, basins, plot, images, levels_plot, max_leaves, as_
       landscape tree digits.h5 --level 2 --basins --images reps.png --levels-plot alpha.png
       landscape tree digits.h5 --json > tree.json
     """
-    from landscape import figures
+    from landscape.plots import figures
     from landscape.errors import LandscapeError
-    from landscape.mapfile import read_map
+    from landscape.io.mapfile import read_map
 
     for picture in (plot, images, levels_plot):
         if picture is not None:
@@ -123,7 +123,7 @@ def _levels_lines(content, level: int | None) -> list[str]:
 
 def map_header(map_path: Path, content, level: int | None = None) -> list[str]:
     """The lines `landscape info` and `landscape tree` print about a map."""
-    from landscape.figures import ad_temperature, describe_source, map_dataset, map_temperature
+    from landscape.plots.figures import ad_temperature, describe_source, map_dataset, map_temperature
 
     rows: list[tuple[str, str]] = [("map", str(map_path)), ("source", describe_source(content))]
     if content.meta is not None:
@@ -173,7 +173,7 @@ def map_header(map_path: Path, content, level: int | None = None) -> list[str]:
         rows.append(("levels" if k == 0 else "", line))
     added = content.attrs.get("minima", {}).get("funnel_added")
     if content.funnel is not None:
-        from landscape.funnel import describe
+        from landscape.mapping.funnel import describe
 
         text = describe(content.funnel)
         if added:
@@ -194,8 +194,8 @@ def map_header(map_path: Path, content, level: int | None = None) -> list[str]:
 
 
 def _text(map_path: Path, content, tree, level: int | None, basins: bool, max_leaves: int) -> str:
-    from landscape.figures import level_name, partition_of, tree_merges
-    from landscape.tree import render_text
+    from landscape.plots.figures import level_name, partition_of, tree_merges
+    from landscape.mapping.tree import render_text
 
     part = partition_of(content, level)
     escape = tree.escape()
@@ -261,7 +261,7 @@ def _merge_table(merges, max_leaves: int, name: str) -> str:
 
 def map_summary(map_path: Path, content, tree, level: int | None, basins: bool, written: dict[str, str]) -> dict[str, Any]:
     """The map and its tree as plain data (``--json``)."""
-    from landscape.figures import ad_temperature, map_dataset, map_temperature, partition_of, tree_merges
+    from landscape.plots.figures import ad_temperature, map_dataset, map_temperature, partition_of, tree_merges
 
     part = partition_of(content, level)
     escape = tree.escape()

@@ -5,9 +5,9 @@ shape, value range, and the exact density for toy data). Nothing is ever downloa
 ``data`` imports neither ``landscape`` nor ``train``.
 """
 
-from data.datasets import DATA_ROOT_ENV, DATASET_NAMES, Dataset, default_root, load
-from data.errors import DataError, DatasetNotFound
-from data.toy import TOY_DENSITIES, ToyDensity
+from landscape.data.datasets import DATA_ROOT_ENV, DATASET_NAMES, Dataset, default_root, load
+from landscape.data.errors import DataError, DatasetNotFound
+from landscape.data.toy import TOY_DENSITIES, ToyDensity
 
 __all__ = [
     "DATASET_NAMES",

@@ -19,10 +19,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from data import formats
-from data.errors import DataError
-from data.images import crop_resize, set_channels, uint8_to_unit
-from data.toy import TOY_DENSITIES, ToyDensity
+from landscape.data import formats
+from landscape.data.errors import DataError
+from landscape.data.images import crop_resize, set_channels, uint8_to_unit
+from landscape.data.toy import TOY_DENSITIES, ToyDensity
 
 #: Every name ``load`` accepts (PATH stands for a path of your choice).
 DATASET_NAMES = ("rings", "8gaussians", "digits", "mnist", "cifar10", "flowers", "folder:PATH", "npz:PATH")

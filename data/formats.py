@@ -18,8 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-from data.errors import DataError, DatasetNotFound
-from data.images import IMAGE_SUFFIXES, decode_images
+from landscape.data.errors import DataError, DatasetNotFound
+from landscape.data.images import IMAGE_SUFFIXES, decode_images
 
 #: Appended to "not found" messages for datasets looked up under the data root.
 ROOT_HINT = "(set --data-root or EBM_LANDSCAPE_DATA)"

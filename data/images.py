@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from data.errors import DataError
+from landscape.data.errors import DataError
 
 #: File suffixes (lower case) read as images by ``folder:PATH``.
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp"})

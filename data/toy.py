@@ -32,7 +32,7 @@ from collections.abc import Callable
 
 import torch
 
-from data.errors import DataError
+from landscape.data.errors import DataError
 
 #: Standard deviation of every toy component (Anatomy reference code, ``toy_sd``).
 TOY_STD = 0.15

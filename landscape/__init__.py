@@ -1,67 +1,83 @@
-"""ebm-landscape: the analysis library (energies, the Langevin sampler, landscape maps).
+"""ebm-landscape: train energy-based models and map their energy landscapes.
 
-This package knows nothing about training or data sets: it takes an energy and answers
-questions about it: samples, minima, basins, barriers, the tree (``build_map``), how
-chains end as the noise grows (``funnel_probe``) and which minima are spurious
-(``diagnose_map``).
+One import name. The analysis library (it knows nothing about training or data sets):
+
+- :mod:`landscape.sampling`: the Langevin sampler, kernels and batched chains;
+- :mod:`landscape.mapping`: minima, barriers, the tree over minima, attraction-diffusion
+  basins, the pipeline (``build_map``) and the funnel probe;
+- :mod:`landscape.diagnosis`: spurious minima, labels, the HTML report, comparing maps;
+- :mod:`landscape.io`: the map's records, its file schema and files, energy sources;
+- :mod:`landscape.plots`: pictures of maps.
+
+Beside it, installed under the same name: :mod:`landscape.train` (networks, presets, the
+ML learning loop, checkpoints, the long-run check), :mod:`landscape.data` (data sets by
+name) and :mod:`landscape.cli` (the ``landscape`` command).
+
+The names below are imported on first use, so ``import landscape`` (and ``landscape
+--help``) does not load torch.
 """
 
-from landscape.ad import ADConfig, assign_basins, attraction_diffusion, extend_basins
-from landscape.diagnosis import Diagnosis, DiagnosisRule, diagnose, diagnose_map
-from landscape.energy import Energy, autograd_value_and_grad
-from landscape.errors import LandscapeError, NonFiniteEnergyError
-from landscape.funnel import FunnelConfig, FunnelResult, funnel_probe
-from landscape.langevin import ChainState, SampleResult, StepInfo, init, langevin_step, mala_step, sample
-from landscape.mapfile import read_map, write_map
-from landscape.mapper import build_map, extend_map
-from landscape.minima import Minima, find_minima, quench
-from landscape.paths import string_method
-from landscape.records import MapContent, PairTable, Partition
-from landscape.settings import MapConfig
-from landscape.sources import energy_from_factory, energy_from_function, energy_from_torchscript
-from landscape.tree import BarrierTree, minimax_tree
+from __future__ import annotations
+
+import importlib
+from typing import Any
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "ADConfig",
-    "BarrierTree",
-    "ChainState",
-    "Diagnosis",
-    "DiagnosisRule",
-    "Energy",
-    "FunnelConfig",
-    "FunnelResult",
-    "LandscapeError",
-    "MapConfig",
-    "MapContent",
-    "Minima",
-    "NonFiniteEnergyError",
-    "PairTable",
-    "Partition",
-    "SampleResult",
-    "StepInfo",
-    "__version__",
-    "assign_basins",
-    "attraction_diffusion",
-    "autograd_value_and_grad",
-    "build_map",
-    "diagnose",
-    "diagnose_map",
-    "energy_from_factory",
-    "energy_from_function",
-    "energy_from_torchscript",
-    "extend_basins",
-    "extend_map",
-    "find_minima",
-    "funnel_probe",
-    "init",
-    "langevin_step",
-    "mala_step",
-    "minimax_tree",
-    "quench",
-    "read_map",
-    "sample",
-    "string_method",
-    "write_map",
-]
+# public name -> module that defines it
+_EXPORTS = {
+    "Energy": "landscape.energy",
+    "autograd_value_and_grad": "landscape.energy",
+    "LandscapeError": "landscape.errors",
+    "NonFiniteEnergyError": "landscape.errors",
+    "ChainState": "landscape.sampling.langevin",
+    "SampleResult": "landscape.sampling.langevin",
+    "StepInfo": "landscape.sampling.langevin",
+    "init": "landscape.sampling.langevin",
+    "langevin_step": "landscape.sampling.langevin",
+    "mala_step": "landscape.sampling.langevin",
+    "sample": "landscape.sampling.langevin",
+    "Minima": "landscape.mapping.minima",
+    "find_minima": "landscape.mapping.minima",
+    "quench": "landscape.mapping.minima",
+    "ADConfig": "landscape.mapping.ad",
+    "assign_basins": "landscape.mapping.ad",
+    "attraction_diffusion": "landscape.mapping.ad",
+    "extend_basins": "landscape.mapping.ad",
+    "string_method": "landscape.mapping.paths",
+    "BarrierTree": "landscape.mapping.tree",
+    "minimax_tree": "landscape.mapping.tree",
+    "MapConfig": "landscape.mapping.settings",
+    "build_map": "landscape.mapping.pipeline",
+    "extend_map": "landscape.mapping.pipeline",
+    "FunnelConfig": "landscape.mapping.funnel",
+    "FunnelResult": "landscape.mapping.funnel",
+    "funnel_probe": "landscape.mapping.funnel",
+    "Diagnosis": "landscape.diagnosis.spurious",
+    "DiagnosisRule": "landscape.diagnosis.spurious",
+    "diagnose": "landscape.diagnosis.spurious",
+    "diagnose_map": "landscape.diagnosis.spurious",
+    "MapContent": "landscape.io.records",
+    "PairTable": "landscape.io.records",
+    "Partition": "landscape.io.records",
+    "read_map": "landscape.io.mapfile",
+    "write_map": "landscape.io.mapfile",
+    "energy_from_factory": "landscape.io.sources",
+    "energy_from_function": "landscape.io.sources",
+    "energy_from_torchscript": "landscape.io.sources",
+}
+
+__all__ = sorted([*_EXPORTS, "__version__"])
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'landscape' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # imported once
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))

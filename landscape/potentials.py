@@ -143,7 +143,7 @@ def tilted_wells_exact(dim: int, tilt: float = 0.5) -> WellsAnswer:
 
 # ----------------------------------------------------------------- planted answers
 #
-# Energies with a planted answer for the diagnosis (landscape.funnel, landscape.diagnosis):
+# Energies with a planted answer for the diagnosis (landscape.mapping.funnel, landscape.diagnosis.spurious):
 # the "data" are the four wells PLANTED_CENTRES (planted_data draws them), and each energy
 # adds a known pathology, or none. Box [-4.5, 4.5]^2; meant for temperatures around 0.05.
 

@@ -8,8 +8,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from landscape.records import ATTRACTION, NEIGHBOUR, MapContent, MapMeta, PairTable, Partition
-from landscape.tree import minimax_tree
+from landscape.io.records import ATTRACTION, NEIGHBOUR, MapContent, MapMeta, PairTable, Partition
+from landscape.mapping.tree import minimax_tree
 
 
 def partition(energy: np.ndarray, basin: Sequence[int], alpha: float = 1.0, multiplier: float | None = None) -> Partition:

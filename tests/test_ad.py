@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from landscape import Energy, LandscapeError, NonFiniteEnergyError
-from landscape.ad import (
+from landscape.mapping.ad import (
     ADConfig,
     ADTrials,
     PairRecords,
@@ -25,10 +25,10 @@ from landscape.ad import (
     attraction_diffusion,
     extend_basins,
 )
-from landscape.minima import Minima, quench
-from landscape.paths import segment_max
-from landscape.records import Partition
-from landscape.tree import minimax_tree
+from landscape.mapping.minima import Minima, quench
+from landscape.mapping.paths import segment_max
+from landscape.io.records import Partition
+from landscape.mapping.tree import minimax_tree
 
 F64 = torch.float64
 
@@ -400,7 +400,7 @@ def test_pair_records_hold_the_best_chain_from_minimum_i_to_minimum_j(monkeypatc
     # well always cross to the deep one and chains the other way never climb out (of 30
     # each way: 30 and 0). The pair is (0 = deep, 1 = shallow), so its best chain ran
     # 1 -> 0 and its path is turned around to run from minimum 0 to minimum 1.
-    from landscape import ad
+    from landscape.mapping import ad
 
     energy = Energy(double_well, (2,), dtype=F64)
     minima = minima_of(energy, [[0.9, 0.1], [-0.9, -0.1]])
@@ -555,7 +555,7 @@ def test_a_stronger_pull_merges_more_minima():
 
 @pytest.mark.parametrize("batched", [True, False])
 def test_cost_counters_count_the_chains_their_steps_and_the_batched_calls(monkeypatch, batched):
-    from landscape import ad
+    from landscape.mapping import ad
 
     launched = {"chains": 0, "steps": 0, "calls": 0, "evaluations": 0}
     real = ad.attraction_diffusion

@@ -7,12 +7,12 @@ import re
 import pytest
 import torch
 
-from cli.check_cmd import check_cmd
-from cli.errors import run_guarded
-from cli.main import cli
+from landscape.cli.check_cmd import check_cmd
+from landscape.cli.errors import run_guarded
+from landscape.cli.main import cli
 from landscape import Energy
 from landscape.errors import LandscapeError
-from train.check import (
+from landscape.train.check import (
     Stage,
     Thresholds,
     agreement,

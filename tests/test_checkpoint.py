@@ -5,7 +5,7 @@ import torch
 from torch import nn
 
 from landscape.errors import LandscapeError
-from train.checkpoint import atomic_save, energy_from_reference_state_dict, read_pt
+from landscape.train.checkpoint import atomic_save, energy_from_reference_state_dict, read_pt
 
 
 def test_a_failed_write_leaves_the_previous_file_intact(tmp_path):

@@ -5,8 +5,8 @@ import re
 import pytest
 import torch
 
-from cli.errors import run_guarded
-from cli.main import cli
+from landscape.cli.errors import run_guarded
+from landscape.cli.main import cli
 
 TINY = [
     "--steps", "4", "--batch-size", "20", "--quiet",

@@ -1,4 +1,4 @@
-"""`landscape compare` and :mod:`landscape.compare` on synthetic maps whose numbers are known.
+"""`landscape compare` and :mod:`landscape.diagnosis.compare` on synthetic maps whose numbers are known.
 
 Map A: ten image minima; a ladder at 1x, 3x, 10x the alpha unit (0.2) with 10, 5, 2
 basins, the first (one basin per minimum) the main level; barriers 1..9 above the higher
@@ -21,10 +21,10 @@ import pytest
 # The functions behind the make_map / make_partition fixtures (module-scoped fixtures use them).
 from conftest import build_map, partition
 
-from cli.compare_cmd import compare_cmd
-from cli.errors import run_guarded
-from landscape.compare import compare_profiles, map_profile, plot_comparison, summarize
-from landscape.mapfile import DiagnosisData, FunnelData, read_map, write_map
+from landscape.cli.compare_cmd import compare_cmd
+from landscape.cli.errors import run_guarded
+from landscape.diagnosis.compare import compare_profiles, map_profile, plot_comparison, summarize
+from landscape.io.mapfile import DiagnosisData, FunnelData, read_map, write_map
 
 PNG = b"\x89PNG\r\n\x1a\n"
 N = 10
@@ -322,8 +322,8 @@ def test_bad_inputs_are_one_line_errors(maps, tmp_path, capsys):
 
 
 def test_checkpoint_side_runs_the_check_and_finds_its_map(tmp_path, monkeypatch, capsys):
-    from cli.train_cmd import train_cmd
-    from train.checkpoint import sha256_of
+    from landscape.cli.train_cmd import train_cmd
+    from landscape.train.checkpoint import sha256_of
 
     monkeypatch.chdir(tmp_path)
     ckpt = "d.pt"  # relative, as a user types it in the folder

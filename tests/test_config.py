@@ -5,7 +5,7 @@ import json
 import pytest
 
 from landscape.errors import LandscapeError
-from train.config import PRESETS, Config, apply_overrides, get_preset, lr_at
+from landscape.train.config import PRESETS, Config, apply_overrides, get_preset, lr_at
 
 
 def test_every_preset_validates_and_round_trips_through_json():
@@ -77,7 +77,7 @@ def test_default_energy_scale_is_the_reference_parameterisation():
 
 
 def test_every_presets_network_fits_its_data_shape():
-    from train.nets import build_model
+    from landscape.train.nets import build_model
 
     expected = {"rings": (2,), "digits": (1, 8, 8), "flowers": (3, 32, 32)}
     for name, cfg in PRESETS.items():

@@ -12,7 +12,7 @@ import scipy.io
 import torch
 from PIL import Image
 
-from data import (
+from landscape.data import (
     DATASET_NAMES,
     TOY_DENSITIES,
     DataError,

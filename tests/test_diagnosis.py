@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from landscape import Energy
-from landscape.diagnosis import (
+from landscape.diagnosis.spurious import (
     OFF_DATA,
     SATURATED,
     SINK,
@@ -24,8 +24,8 @@ from landscape.diagnosis import (
     saturation,
 )
 from landscape.errors import LandscapeError
-from landscape.mapfile import FunnelData, read_map, write_map
-from landscape.mapper import MapConfig, build_map
+from landscape.io.mapfile import FunnelData, read_map, write_map
+from landscape.mapping.pipeline import MapConfig, build_map
 from landscape.potentials import PLANTED_BOX, PLANTED_CENTRES, planted_data, planted_hole
 from tests.test_cli import TINY, assert_one_line_error, run
 
@@ -135,7 +135,7 @@ def test_a_planted_deep_narrow_hole_is_spurious_and_the_datas_wells_are_not(tmp_
         assert np.min(np.linalg.norm(centres - content.minima_x[i], axis=1)) < 0.05
     # Stored and read back.
     out = write_map(tmp_path / "hole.h5", content, config=cfg.to_dict(), source={"kind": "function"}, tool_version="t")
-    from landscape.mapfile import update_map
+    from landscape.io.mapfile import update_map
 
     update_map(out, diagnosis=r.to_data("planted"))
     back = read_map(out).diagnosis
@@ -181,8 +181,8 @@ def test_landscape_diagnose_on_the_planted_hole(capsys, tmp_path):
 
 @pytest.fixture(scope="module")
 def two_checkpoints(tmp_path_factory):
-    from cli.errors import run_guarded
-    from cli.main import cli
+    from landscape.cli.errors import run_guarded
+    from landscape.cli.main import cli
 
     folder = tmp_path_factory.mktemp("ckpts")
     paths = []

@@ -9,7 +9,7 @@ import pytest
 import torch
 from PIL import Image
 
-from train import diagnostics as dg
+from landscape.train import diagnostics as dg
 
 
 def ar1(phi: float, n: int = 20000, seed: int = 0) -> np.ndarray:

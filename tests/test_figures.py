@@ -15,7 +15,7 @@ from matplotlib.colors import to_hex
 from matplotlib.figure import Figure
 
 from landscape import LandscapeError
-from landscape.figures import (
+from landscape.plots.figures import (
     atomic_output,
     basin_tree_of,
     check_picture_path,
@@ -32,7 +32,7 @@ from landscape.figures import (
     plot_tree,
     tree_merges,
 )
-from landscape.mapfile import DiagnosisData, FunnelData, GridData, read_map, write_map
+from landscape.io.mapfile import DiagnosisData, FunnelData, GridData, read_map, write_map
 
 PNG = b"\x89PNG\r\n\x1a\n"
 

@@ -11,9 +11,9 @@ import pytest
 import torch
 
 from landscape import Energy
-from landscape.ad import ADConfig, assign_basins, extend_basins
+from landscape.mapping.ad import ADConfig, assign_basins, extend_basins
 from landscape.errors import LandscapeError
-from landscape.funnel import (
+from landscape.mapping.funnel import (
     FunnelConfig,
     collapse_level,
     entropy,
@@ -22,10 +22,10 @@ from landscape.funnel import (
     funnel_sinks,
     sinks,
 )
-from landscape.mapfile import FunnelData, progress_path, read_map, rewrite_map, write_map
-from landscape.mapper import Reporter, build_map
-from landscape.settings import MapConfig
-from landscape.minima import Minima
+from landscape.io.mapfile import FunnelData, progress_path, read_map, rewrite_map, write_map
+from landscape.mapping.pipeline import Reporter, build_map
+from landscape.mapping.settings import MapConfig
+from landscape.mapping.minima import Minima
 from landscape.potentials import (
     PLANTED_BOX,
     balanced_wells,

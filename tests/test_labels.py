@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from landscape.labels import label_basins
+from landscape.diagnosis.labels import label_basins
 
 
 def test_purity_is_hit_weighted_and_classes_are_counted():

@@ -7,7 +7,7 @@ import torch
 import numpy as np
 import pytest
 
-from landscape.mapfile import progress_path, read_map
+from landscape.io.mapfile import progress_path, read_map
 from tests.test_cli import TINY, assert_one_line_error, run
 
 WELLS = """
@@ -65,7 +65,7 @@ def test_map_of_a_function_finds_the_four_wells_and_writes_the_schema(capsys, we
 
 def test_the_command_and_the_python_api_give_the_same_map(capsys, wells_file, tmp_path):
     from landscape import Energy, MapConfig, build_map
-    from landscape.sources import energy_from_function
+    from landscape.io.sources import energy_from_function
 
     out = tmp_path / "wells.h5"
     code, _, err = map_wells(capsys, wells_file, out)

@@ -15,8 +15,9 @@ import pytest
 import torch
 from scipy.cluster import hierarchy
 
-from landscape import LandscapeError, mapfile
-from landscape.mapfile import (
+from landscape import LandscapeError
+from landscape.io import mapfile
+from landscape.io.mapfile import (
     DiagnosisData,
     FunnelData,
     GridData,
@@ -31,9 +32,9 @@ from landscape.mapfile import (
     update_map,
     write_map,
 )
-from landscape.records import ATTRACTION, NEIGHBOUR, PairTable, Partition
-from landscape.schema import DATASETS, SCHEMA, SCHEMA_VERSION, dataset
-from landscape.tree import minimax_tree
+from landscape.io.records import ATTRACTION, NEIGHBOUR, PairTable, Partition
+from landscape.io.schema import DATASETS, SCHEMA, SCHEMA_VERSION, dataset
+from landscape.mapping.tree import minimax_tree
 from tests.test_cli import run
 
 CONFIG = {"temperature": None, "alpha": [0.5, 1.0], "steps": 5000, "seed": 3}

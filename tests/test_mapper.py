@@ -15,8 +15,8 @@ import torch
 
 from landscape import LandscapeError
 from landscape.energy import Energy
-from landscape.mapfile import load_progress, progress_path, read_map, write_map
-from landscape.mapper import Reporter, build_map
+from landscape.io.mapfile import load_progress, progress_path, read_map, write_map
+from landscape.mapping.pipeline import Reporter, build_map
 from landscape.potentials import (
     MUELLER_BROWN_MINIMA,
     MUELLER_BROWN_SADDLE_ENERGY,
@@ -24,8 +24,8 @@ from landscape.potentials import (
     tilted_wells,
     tilted_wells_exact,
 )
-from landscape.settings import MapConfig, hessian_vector, largest_curvature, stable_eps
-from landscape.tree import minimax_tree
+from landscape.mapping.settings import MapConfig, hessian_vector, largest_curvature, stable_eps
+from landscape.mapping.tree import minimax_tree
 
 FAST = dict(chains=128, max_steps=800, patience=100, attempts=2, grid=0)
 

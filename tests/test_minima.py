@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from landscape import Energy, LandscapeError, NonFiniteEnergyError
-from landscape.minima import Minima, find_minima, merge_duplicates, quench
+from landscape.mapping.minima import Minima, find_minima, merge_duplicates, quench
 
 TILT = 0.3
 

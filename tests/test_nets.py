@@ -8,7 +8,7 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
-from train.nets import (
+from landscape.train.nets import (
     ARCHS,
     DigitsNet,
     NonLocalBlock,

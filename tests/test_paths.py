@@ -14,7 +14,7 @@ from landscape import (
     NonFiniteEnergyError,
     autograd_value_and_grad,
 )
-from landscape.paths import resample_polyline, string_method, string_method_batch
+from landscape.mapping.paths import resample_polyline, string_method, string_method_batch
 
 # Mueller-Brown potential (K. Mueller and L. D. Brown 1979, Theor. Chim. Acta 53, 75):
 # a sum of four anisotropic Gaussians; three minima, and the path from the deepest

@@ -11,11 +11,11 @@ import pytest
 from conftest import build_map
 
 from landscape import LandscapeError
-from landscape import report as report_module
-from landscape.diagnosis import OFF_DATA, SATURATED, Diagnosis, diagnose
-from landscape.figures import plot_tree
-from landscape.records import MapContent
-from landscape.report import (
+from landscape.diagnosis import report as report_module
+from landscape.diagnosis.spurious import OFF_DATA, SATURATED, Diagnosis, diagnose
+from landscape.plots.figures import plot_tree
+from landscape.io.records import MapContent
+from landscape.diagnosis.report import (
     CLOSEST_CALLS,
     plot_energy_histogram,
     plot_nn_histogram,

@@ -1,4 +1,4 @@
-"""The map schema, declared once (landscape/schema.py), and its generated docs."""
+"""The map schema, declared once (landscape/io/schema.py), and its generated docs."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from landscape.schema import (
+from landscape.io.schema import (
     DATASETS,
     GROUP_ATTRS,
     ROOT_ATTRS,
@@ -59,7 +59,7 @@ def test_markdown_lists_every_dataset_and_attribute():
 
 def test_docs_map_schema_is_generated_from_the_table():
     if not DOCS.exists():
-        pytest.skip("docs/map-schema.md is not generated yet: write landscape.schema.markdown() to it")
+        pytest.skip("docs/map-schema.md is not generated yet: write landscape.io.schema.markdown() to it")
     assert DOCS.read_text(encoding="utf-8") == markdown(), (
-        "docs/map-schema.md is out of date: regenerate it from landscape.schema.markdown()"
+        "docs/map-schema.md is out of date: regenerate it from landscape.io.schema.markdown()"
     )

@@ -11,9 +11,9 @@ import torch
 from click.testing import CliRunner
 from torch import nn
 
-from cli.energy_source import ENERGY_OPTIONS, energy_options, resolve_energy
+from landscape.cli.energy_source import ENERGY_OPTIONS, energy_options, resolve_energy
 from landscape.errors import LandscapeError
-from landscape.sources import (
+from landscape.io.sources import (
     energy_from_factory,
     energy_from_function,
     energy_from_torchscript,
@@ -22,8 +22,8 @@ from landscape.sources import (
     parse_shape,
     read_state_dict,
 )
-from train.checkpoint import FORMAT, VERSION, atomic_save, sha256_of
-from train.nets import build_model
+from landscape.train.checkpoint import FORMAT, VERSION, atomic_save, sha256_of
+from landscape.train.nets import build_model
 
 POTENTIALS = '''
 import torch
@@ -427,7 +427,7 @@ def test_module_files_can_import_their_neighbours(tmp_path):
 def test_the_energy_behind_a_map_is_rebuilt_from_its_source_record(potentials, nets, ckpt, tmp_path):
     from types import SimpleNamespace
 
-    from cli.energy_source import energy_for_map
+    from landscape.cli.energy_source import energy_for_map
 
     def as_map(loaded):
         return SimpleNamespace(meta=SimpleNamespace(source=json.loads(json.dumps(loaded.source))))

@@ -10,9 +10,9 @@ import pytest
 import torch
 
 from landscape.errors import LandscapeError
-from train.checkpoint import load_checkpoint, model_from_checkpoint
-from train.config import Config, apply_overrides, get_preset
-from train.loop import read_metrics, run_dir_for, train
+from landscape.train.checkpoint import load_checkpoint, model_from_checkpoint
+from landscape.train.config import Config, apply_overrides, get_preset
+from landscape.train.loop import read_metrics, run_dir_for, train
 
 TINY = [
     "train.steps=6",

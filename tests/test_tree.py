@@ -7,7 +7,7 @@ import pytest
 from scipy.cluster import hierarchy
 from scipy.spatial.distance import squareform
 
-from landscape.tree import (
+from landscape.mapping.tree import (
     BarrierTree,
     basin_tree,
     display_nodes,

@@ -12,8 +12,8 @@ import h5py
 import numpy as np
 import pytest
 
-from landscape.figures import basin_tree_of, tree_merges
-from landscape.mapfile import read_map
+from landscape.plots.figures import basin_tree_of, tree_merges
+from landscape.io.mapfile import read_map
 from tests.test_cli import assert_one_line_error, run
 from tests.test_figures import (
     BASIN_MERGES,

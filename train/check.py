@@ -34,12 +34,12 @@ from typing import Any
 import numpy as np
 import torch
 
-import data as datasets
+from landscape import data as datasets
 from landscape import Energy, sample
 from landscape.errors import LandscapeError, NonFiniteEnergyError
-from landscape.neighbors import nearest_distance
-from train.checkpoint import energy_from_checkpoint
-from train.sampling import ChainReport, _saturation, save_chain_figure
+from landscape.diagnosis.neighbors import nearest_distance
+from landscape.train.checkpoint import energy_from_checkpoint
+from landscape.train.sampling import ChainReport, _saturation, save_chain_figure
 
 __all__ = [
     "DEFAULT_MULTIPLES",

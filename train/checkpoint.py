@@ -23,7 +23,7 @@ from torch import nn
 
 from landscape.energy import Energy
 from landscape.errors import LandscapeError
-from train.nets import build_model, convert_reference_state_dict
+from landscape.train.nets import build_model, convert_reference_state_dict
 
 FORMAT = "ebm-landscape/checkpoint"
 VERSION = 1

@@ -29,13 +29,13 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-import data as datasets
+from landscape import data as datasets
 from landscape import Energy, __version__, sample
 from landscape.errors import LandscapeError
-from train import checkpoint as ckpt_io
-from train import diagnostics
-from train.config import Config, lr_at
-from train.nets import build_model
+from landscape.train import checkpoint as ckpt_io
+from landscape.train import diagnostics
+from landscape.train.config import Config, lr_at
+from landscape.train.nets import build_model
 
 METRIC_COLUMNS = ("step", "d_st", "v_t", "r_t", "energy_pos", "energy_neg", "lr", "acceptance", "kl", "seconds")
 

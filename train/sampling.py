@@ -15,12 +15,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-import data as datasets
+from landscape import data as datasets
 from landscape import Energy, sample
 from landscape.errors import LandscapeError
-from landscape.neighbors import nearest_distance
-from train import diagnostics
-from train.checkpoint import energy_from_checkpoint
+from landscape.diagnosis.neighbors import nearest_distance
+from landscape.train import diagnostics
+from landscape.train.checkpoint import energy_from_checkpoint
 
 INITS = ("noise", "data", "persistent")
 
@@ -179,10 +179,10 @@ def _dataset(ckpt, name, data_root, energy: Energy, limit: int) -> datasets.Data
 
 def _saturation(energy: Energy) -> Callable[[torch.Tensor], float] | None:
     """For image energies, ``x -> share of x's pixels at the ends of the data range`` (the
-    diagnosis's own test, :func:`landscape.diagnosis.saturation`); None otherwise."""
+    diagnosis's own test, :func:`landscape.diagnosis.spurious.saturation`); None otherwise."""
     if energy.data_range is None or len(energy.shape) != 3:
         return None
-    from landscape.diagnosis import saturation
+    from landscape.diagnosis.spurious import saturation
 
     return lambda x: float(saturation(x, energy.data_range).mean())
 

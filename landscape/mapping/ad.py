@@ -15,10 +15,10 @@ Hopfield hierarchy of basins.
 
 The highest raw energy ``U`` along a successful chain is an estimate of the barrier
 between the two minima (the highest point of a real path); the chain itself, recorded at
-a few dozen points, is where the string method (:mod:`landscape.paths`) starts refining
-it (:mod:`landscape.barriers`).
+a few dozen points, is where the string method (:mod:`landscape.mapping.paths`) starts refining
+it (:mod:`landscape.mapping.barriers`).
 
-The chain is the library's one Langevin kernel (:func:`landscape.langevin.langevin_step`)
+The chain is the library's one Langevin kernel (:func:`landscape.sampling.langevin.langevin_step`)
 applied to ``E_b`` with ``tau = 1``: the temperature lives in the ``1/T``. In ``U``'s own
 terms a step is ``x - eps^2/(2T) dU/dx - eps^2/2 alpha u + eps z`` (``u`` the unit vector
 towards ``b``), so the descent is stable while ``eps^2/(2T) * curvature(U) < 2``, the pull
@@ -37,10 +37,10 @@ import torch
 
 from landscape.energy import Energy, ValueAndGrad
 from landscape.errors import LandscapeError, NonFiniteEnergyError
-from landscape.langevin import ChainState, init, langevin_step
-from landscape.minima import Minima
-from landscape.paths import segment_max
-from landscape.records import Partition
+from landscape.sampling.langevin import ChainState, init, langevin_step
+from landscape.mapping.minima import Minima
+from landscape.mapping.paths import segment_max
+from landscape.io.records import Partition
 
 
 @dataclass(frozen=True)
@@ -482,7 +482,7 @@ def _closed(energy: Energy, trials: ADTrials, targets: torch.Tensor) -> torch.Te
     """Each successful trial's barrier over its whole, continuous path to its target; +inf
     for the others. The chain's highest sampled point can lie below the path between two
     steps (a step over a ridge): the segments on each side of it count
-    (:func:`landscape.paths.segment_max`). And the chain stops within ``delta`` of the
+    (:func:`landscape.mapping.paths.segment_max`). And the chain stops within ``delta`` of the
     target, not on it: the segment from there to the target is part of the path."""
     ok = trials.success
     out = trials.barrier.clone()
@@ -621,7 +621,7 @@ def assign_basins(
     ----------
     energy : Energy
     minima : Minima
-        From :func:`landscape.minima.find_minima` (any order is accepted).
+        From :func:`landscape.mapping.minima.find_minima` (any order is accepted).
     config : ADConfig
     generator : torch.Generator, optional
     progress : callable, optional

@@ -1,9 +1,9 @@
 """Pictures of a landscape map, and the views of a map they share.
 
-A map (:mod:`landscape.records`) holds a tree over its minima and the attraction-diffusion
+A map (:mod:`landscape.io.records`) holds a tree over its minima and the attraction-diffusion
 basins of a ladder of magnetizations (``content.levels``, the main one
 ``content.partition``). :func:`partition_of` picks a level; :func:`basin_tree_of` gives the
-coarse tree over its basins (:func:`landscape.tree.basin_tree`); :func:`tree_merges` lists
+coarse tree over its basins (:func:`landscape.mapping.tree.basin_tree`); :func:`tree_merges` lists
 the merges of a tree with their barriers (absolute and relative, refined or estimated).
 The figures:
 
@@ -23,7 +23,7 @@ file's suffix (``.png``, ``.pdf``, ``.svg``, ...).
 
 Energies have an arbitrary offset, so barriers are also given relative: a merge's height
 minus the energy of the higher of its two sides' lowest leaves, i.e. the depth the
-shallower side must climb (:meth:`landscape.tree.BarrierTree.escape`).
+shallower side must climb (:meth:`landscape.mapping.tree.BarrierTree.escape`).
 """
 
 from __future__ import annotations
@@ -40,8 +40,8 @@ from uuid import uuid4
 import numpy as np
 
 from landscape.errors import LandscapeError
-from landscape.records import MapContent, Partition
-from landscape.tree import BarrierTree, basin_tree, plot_tree as draw_tree
+from landscape.io.records import MapContent, Partition
+from landscape.mapping.tree import BarrierTree, basin_tree, plot_tree as draw_tree
 
 # ------------------------------------------------------------------------------ views
 
@@ -779,7 +779,7 @@ def plot_funnel(content: MapContent, path: str | Path, *, title: str | None = No
     LandscapeError
         If the map has no funnel probe, or an unknown picture format.
     """
-    from landscape.funnel import FUNNEL_SCORE, collapse_level, describe, sinks
+    from landscape.mapping.funnel import FUNNEL_SCORE, collapse_level, describe, sinks
 
     path = check_picture_path(path)
     funnel = content.funnel
@@ -820,7 +820,7 @@ def plot_funnel(content: MapContent, path: str | Path, *, title: str | None = No
     def neff(o: np.ndarray | None) -> np.ndarray | None:
         if o is None:
             return None
-        from landscape.funnel import entropy
+        from landscape.mapping.funnel import entropy
 
         return np.exp([entropy(r) for r in np.asarray(o)])
 

@@ -1,6 +1,6 @@
 """Barriers between minima: which pairs, their estimates, and their refinement.
 
-The tree over minima (:mod:`landscape.tree`) needs a barrier for enough pairs that the
+The tree over minima (:mod:`landscape.mapping.tree`) needs a barrier for enough pairs that the
 lowest path between any two minima runs along them. Two kinds of pair are estimated:
 
 - **neighbours in space** (:func:`neighbour_pairs`): each minimum's ``k`` nearest others,
@@ -12,7 +12,7 @@ lowest path between any two minima runs along them. Two kinds of pair are estima
 
 Each estimate is the highest point of a real path, so the minimax tree over them bounds
 the true tree from above. :func:`refine_pairs` relaxes the paths with the string method
-(:mod:`landscape.paths`) to the saddles themselves, whatever the temperature: a string
+(:mod:`landscape.mapping.paths`) to the saddles themselves, whatever the temperature: a string
 starts on the chain's recorded path where there is one (so it keeps its resolution),
 else on the segment. A refined saddle above the estimate it started from (the string
 found another pass) is retried with twice the images; if it stays above, the tree keeps
@@ -33,11 +33,11 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from landscape.ad import PairRecords
+from landscape.mapping.ad import PairRecords
 from landscape.energy import Energy
-from landscape.paths import segment_max, string_method_batch
-from landscape.records import ATTRACTION, CHAIN_SLACK, NEIGHBOUR, REFINED_SLACK, PairTable
-from landscape.tree import minimax_tree
+from landscape.mapping.paths import segment_max, string_method_batch
+from landscape.io.records import ATTRACTION, CHAIN_SLACK, NEIGHBOUR, REFINED_SLACK, PairTable
+from landscape.mapping.tree import minimax_tree
 
 
 def neighbour_pairs(x: torch.Tensor, k: int, *, chunk: int = 2048) -> np.ndarray:
@@ -109,7 +109,7 @@ def _components(n: int, pairs: set[tuple[int, int]]) -> np.ndarray:
 
 def line_estimates(energy: Energy, x: torch.Tensor, pairs: np.ndarray, images: int, *, batch: int = 256) -> np.ndarray:
     """Per pair, the highest energy on the straight segment between the two minima
-    (:func:`landscape.paths.segment_max`).
+    (:func:`landscape.mapping.paths.segment_max`).
 
     Returns
     -------

@@ -121,7 +121,7 @@ class MapConfig:
         Rungs (each ``x3``) added above the ladder at most while its strongest level has
         more than one basin.
     max_steps, patience, attempts, average, round_size, batch_size :
-        Attraction-diffusion trial settings (see :class:`landscape.ad.ADConfig`).
+        Attraction-diffusion trial settings (see :class:`landscape.mapping.ad.ADConfig`).
     grid : int
         Grid points per axis of ``/grid`` (2-D energies only; 0 for none).
     seed : int
@@ -351,7 +351,7 @@ def exploration_settings(energy: Energy, config: MapConfig, data: torch.Tensor |
             if not grad_tol > 0:  # a flat energy at every probe: any tolerance will do
                 grad_tol = 1e-12
     if eps is None:  # also at temperature 0: a funnel probe of the map samples with it
-        from landscape.minima import quench
+        from landscape.mapping.minima import quench
 
         q = quench(energy, probe[:16], max_steps=300, grad_tol=grad_tol)
         eps = stable_eps(largest_curvature(energy, q.x))

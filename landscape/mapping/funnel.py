@@ -13,7 +13,7 @@ chains stay spread over them. :func:`funnel_probe` measures this on a map:
 2. each end point is assigned a minimum of the map: the nearest one within the map's
    merge radius, else a new minimum (end points within the radius of each other merge);
    new minima are mapped into the map by attraction-diffusion with the map's own settings
-   (:func:`landscape.mapper.extend_map`), so every chain ends in a basin of the map;
+   (:func:`landscape.mapping.pipeline.extend_map`), so every chain ends in a basin of the map;
 3. per level: the occupancy (share of chains ending in each basin of the top level), its
    entropy ``H`` (nats), and the sinks (the fullest basins, taken until they hold half
    the chains).
@@ -42,10 +42,10 @@ import torch
 
 from landscape.energy import Energy
 from landscape.errors import LandscapeError
-from landscape.langevin import sample
-from landscape.mapfile import FunnelData, MapContent, resume_progress, save_progress
-from landscape.mapper import Reporter, extend_map
-from landscape.minima import Minima, merge_duplicates, quench
+from landscape.sampling.langevin import sample
+from landscape.io.mapfile import FunnelData, MapContent, resume_progress, save_progress
+from landscape.mapping.pipeline import Reporter, extend_map
+from landscape.mapping.minima import Minima, merge_duplicates, quench
 
 #: A score at or above this is called a funnel: exp(H) falls to sqrt(exp(H_0)) or less.
 FUNNEL_SCORE = 0.5
@@ -271,7 +271,7 @@ def funnel_probe(
     energy : Energy
         The energy the map was made of (with its data range).
     content : MapContent
-        The map (:func:`landscape.mapfile.read_map`).
+        The map (:func:`landscape.io.mapfile.read_map`).
     config : FunnelConfig
     data : Tensor [M, *shape], optional
         Training examples for the chains from data (needed unless ``init`` is "noise").
@@ -282,7 +282,7 @@ def funnel_probe(
     reporter : Reporter, optional
     refine : bool, optional
         Refine the barriers of the tree edges that new minima bring (string method)
-        [default: as the map was made]; see :func:`landscape.mapper.extend_map`.
+        [default: as the map was made]; see :func:`landscape.mapping.pipeline.extend_map`.
 
     Returns
     -------

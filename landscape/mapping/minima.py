@@ -19,7 +19,7 @@ import torch
 
 from landscape.energy import Energy
 from landscape.errors import LandscapeError, NonFiniteEnergyError
-from landscape.langevin import sample
+from landscape.sampling.langevin import sample
 
 # Step-size adaptation of the quench: grow on every accepted move, halve on a rejected one.
 # With these factors about one move in four is rejected once the step sits at the largest
@@ -355,7 +355,7 @@ def find_minima(
     starts : Tensor [B, *shape]
         One chain per row (from noise, from data, or both).
     temperature : float
-        ``T`` of the exploration chains (``tau = sqrt(T)`` in :func:`landscape.langevin.sample`).
+        ``T`` of the exploration chains (``tau = sqrt(T)`` in :func:`landscape.sampling.langevin.sample`).
     eps : float
         Langevin step size.
     steps : int

@@ -2,7 +2,7 @@
 
 The Anatomy paper's two kinds of ML learning leave different landscapes behind: a
 convergent model's long-run chains stay among the data, a non-convergent one's drift
-into low-energy, unrealistic states. A map (:mod:`landscape.mapfile`) holds what tells
+into low-energy, unrealistic states. A map (:mod:`landscape.io.mapfile`) holds what tells
 them apart; :func:`map_profile` reduces one map to a few comparable numbers:
 
 - basins per magnetization: the number of basins at each level of the
@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 
 from landscape.errors import LandscapeError
-from landscape.figures import (
+from landscape.plots.figures import (
     _new_figure,
     atomic_output,
     check_picture_path,
@@ -47,7 +47,7 @@ from landscape.figures import (
     minima_kind,
     tree_merges,
 )
-from landscape.mapfile import MapContent
+from landscape.io.mapfile import MapContent
 
 __all__ = ["MAX_PICTURES", "compare_profiles", "json_safe", "map_profile", "plot_comparison", "summarize"]
 
@@ -117,7 +117,7 @@ def _barriers(content: MapContent, temperature: float | None) -> dict[str, Any]:
 
 
 def _funnel(content: MapContent) -> dict[str, Any] | None:
-    from landscape.funnel import FUNNEL_SCORE
+    from landscape.mapping.funnel import FUNNEL_SCORE
 
     f = content.funnel
     if f is None:
@@ -135,7 +135,7 @@ def _funnel(content: MapContent) -> dict[str, Any] | None:
 
 
 def _diagnosis(content: MapContent) -> dict[str, Any] | None:
-    from landscape.diagnosis import REASONS
+    from landscape.diagnosis.spurious import REASONS
 
     d = content.diagnosis
     if d is None:
@@ -164,14 +164,14 @@ def map_profile(content: MapContent) -> dict[str, Any]:
     Parameters
     ----------
     content : MapContent
-        A map, as :func:`landscape.mapfile.read_map` returns it.
+        A map, as :func:`landscape.io.mapfile.read_map` returns it.
 
     Returns
     -------
     dict
         Plain data (NaN-free except where noted; pass through :func:`json_safe` for JSON):
 
-        - ``source`` (str, :func:`landscape.figures.describe_source`), ``dataset``,
+        - ``source`` (str, :func:`landscape.plots.figures.describe_source`), ``dataset``,
           ``kind`` ("image", "2d", "vector" or None), ``shape``;
         - ``n_minima``, ``n_basins`` (main level), ``alpha`` (main level), ``alpha_unit``;
         - ``levels``: list of ``(multiplier, alpha, basins)``, ascending multiplier; a
@@ -329,7 +329,7 @@ def compare_profiles(
     >>> compare_profiles(map_profile(ca), map_profile(cb))[:2]    # doctest: +SKIP
     [('minima', '10', '12'), ('basins (main level)', '4', '9')]
     """
-    from landscape.diagnosis import REASONS
+    from landscape.diagnosis.spurious import REASONS
 
     sides = (a, b)
 
@@ -576,7 +576,7 @@ def _panel_funnel(ax: Any, profiles: Sequence[Mapping[str, Any] | None], names: 
 
 
 def _panel_spurious(ax: Any, profiles: Sequence[Mapping[str, Any] | None], names: Sequence[str]) -> None:
-    from landscape.diagnosis import REASONS
+    from landscape.diagnosis.spurious import REASONS
 
     cats = ["any (minima)", "any (chains)", *REASONS.values()]
     width = 0.38

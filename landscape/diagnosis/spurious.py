@@ -16,7 +16,7 @@ kept as bit flags:
   pixels that are *not* saturated in the data, ``(s - s_data) / (1 - s_data)``. The
   over-saturated images of non-convergent ML (Nijkamp et al. 2019, §4.2).
 - ``SINK`` (4): it is the lowest minimum of a sink basin of a funnel (the map's
-  ``/funnel`` scores as a funnel, :mod:`landscape.funnel`): the deep hole the noisy chains
+  ``/funnel`` scores as a funnel, :mod:`landscape.mapping.funnel`): the deep hole the noisy chains
   all fall into.
 
 :func:`diagnose` computes the flags from arrays (so it is testable on analytic cases);
@@ -35,7 +35,7 @@ import torch
 
 from landscape.energy import Energy
 from landscape.errors import LandscapeError
-from landscape.mapfile import DiagnosisData, FunnelData, MapContent
+from landscape.io.mapfile import DiagnosisData, FunnelData, MapContent
 
 OFF_DATA, SATURATED, SINK = 1, 2, 4
 REASONS = {OFF_DATA: "off the data", SATURATED: "saturated", SINK: "funnel sink"}
@@ -288,7 +288,7 @@ def diagnose(
         reasons[excess > rule.saturation_excess] |= SATURATED
     sink_basins: list[int] = []
     if funnel is not None and basin_representative is not None:
-        from landscape.funnel import funnel_sinks
+        from landscape.mapping.funnel import funnel_sinks
 
         sink_basins = funnel_sinks(funnel, rule.funnel_score)
         rep = np.asarray(basin_representative, dtype=np.int64)

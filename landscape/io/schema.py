@@ -1,6 +1,6 @@
 """The map file's schema, declared once: every dataset, its dtype, shape and meaning.
 
-The writer and the reader (:mod:`landscape.mapfile`) take dtypes, which datasets are
+The writer and the reader (:mod:`landscape.io.mapfile`) take dtypes, which datasets are
 required, and each dataset's ``description`` and ``units`` attributes from :data:`DATASETS`;
 ``landscape info --datasets`` prints it; ``docs/map-schema.md`` is generated from it
 (:func:`markdown`, checked by the tests). Shapes name their dimensions:
@@ -11,7 +11,7 @@ required, and each dataset's ``description`` and ``units`` attributes from :data
 - ``G`` grid points per axis; ``*shape`` the shape of one example.
 
 Schema 2 (this one) puts every minimum in the tree as a leaf. Schema 1 maps (a tree over
-the basins of one magnetization) are still read (:func:`landscape.mapfile.read_map`).
+the basins of one magnetization) are still read (:func:`landscape.io.mapfile.read_map`).
 """
 
 from __future__ import annotations
@@ -153,7 +153,7 @@ def markdown() -> str:
     lines = [
         f"# Map file schema (`{SCHEMA}`, version {SCHEMA_VERSION})",
         "",
-        "Generated from `landscape/schema.py` (the writer, the reader and `landscape info --datasets` use the",
+        "Generated from `landscape/io/schema.py` (the writer, the reader and `landscape info --datasets` use the",
         "same table). Every dataset carries its `description` (and `units`) as attributes. Shapes: `N` minima,",
         "`B` basins of the main level, `B_k` basins of level k, `E` minima pairs, `N-1` tree merges, `P` points",
         "per path, `K` noise levels, `C` chains per level, `S` sinks, `G` grid points, `*shape` one example.",
@@ -176,5 +176,5 @@ def markdown() -> str:
     return "\n".join(lines)
 
 
-if __name__ == "__main__":  # regenerate the docs: python -m landscape.schema > docs/map-schema.md
+if __name__ == "__main__":  # regenerate the docs: python -m landscape.io.schema > docs/map-schema.md
     print(markdown(), end="")

@@ -28,7 +28,7 @@ path (the attraction-diffusion chain) is therefore given that path's points, at 
 many images as the record holds, so it starts where the chain went and descends from
 there. :attr:`PathResult.initial_max_energy` keeps the start's highest image, so a
 caller can tell a string that ended above its start (see
-:func:`landscape.barriers.refine_pairs`, which retries those with more images).
+:func:`landscape.mapping.barriers.refine_pairs`, which retries those with more images).
 
 Many strings step as one batch (:func:`string_method_batch`); a single string
 (:func:`string_method`) is a batch of one.

@@ -1,6 +1,6 @@
 """The spurious-minima report: one self-contained HTML page about a map's diagnosis.
 
-:func:`write_report` puts together what :func:`landscape.diagnosis.diagnose` found about
+:func:`write_report` puts together what :func:`landscape.diagnosis.spurious.diagnose` found about
 the minima of a map, for a reader who has the page and nothing else:
 
 a. a summary: how many minima are flagged, the share of the exploration chains that end
@@ -13,7 +13,7 @@ c. the energies of the data against those of the minima (:func:`plot_energy_hist
 d. the data's own nearest-neighbour distances against the minima's
    (:func:`plot_nn_histogram`);
 e. the disconnectivity graph with the spurious basins in red
-   (:func:`landscape.figures.plot_tree`);
+   (:func:`landscape.plots.figures.plot_tree`);
 f. figures the caller adds (the funnel probe, say);
 g. a table of every flagged minimum.
 
@@ -22,7 +22,7 @@ needs no other file, no network and no JavaScript. The page is written to a temp
 file next to the target and renamed onto it only once complete: a failure leaves an
 existing report as it was.
 
-The figure functions follow :mod:`landscape.figures`: a matplotlib ``Figure`` on the Agg
+The figure functions follow :mod:`landscape.plots.figures`: a matplotlib ``Figure`` on the Agg
 canvas (no pyplot), written atomically, format by suffix.
 """
 
@@ -41,9 +41,9 @@ from typing import Any
 
 import numpy as np
 
-from landscape.diagnosis import OFF_DATA, SATURATED, SINK, Diagnosis, reason_text
+from landscape.diagnosis.spurious import OFF_DATA, SATURATED, SINK, Diagnosis, reason_text
 from landscape.errors import LandscapeError
-from landscape.figures import (
+from landscape.plots.figures import (
     _g,
     _new_figure,
     _save,
@@ -56,7 +56,7 @@ from landscape.figures import (
     plot_tree,
     show_image,
 )
-from landscape.mapfile import MapContent
+from landscape.io.mapfile import MapContent
 
 #: With no minimum flagged, the report shows this many of those farthest from the data.
 CLOSEST_CALLS = 6
@@ -556,7 +556,7 @@ def _summary_rows(content: MapContent, diagnosis: Diagnosis) -> list[tuple[str, 
         rows.append(("Saturation bar", f"{_pct(bar)} of the pixels (the data: {_pct(diagnosis.data_saturation)})"))
     sinks = ", ".join(str(int(b)) for b in diagnosis.sinks) or "none"
     if content.funnel is not None:
-        from landscape.funnel import describe
+        from landscape.mapping.funnel import describe
 
         sinks += f" ({describe(content.funnel)})"
     rows.append(("Sink basins", sinks))
@@ -711,11 +711,11 @@ def write_report(
     content : MapContent
         The map. Its own ``diagnosis`` is not used; ``diagnosis`` is.
     diagnosis : Diagnosis
-        Of ``content``'s minima against ``data_x`` (:func:`landscape.diagnosis.diagnose`).
+        Of ``content``'s minima against ``data_x`` (:func:`landscape.diagnosis.spurious.diagnose`).
     data_x : array [M, *shape]
         The training examples the diagnosis used (``diagnosis.nn_index`` points into them).
     title : str, optional
-        Default ``"Spurious minima: "`` + :func:`landscape.figures.describe_source`.
+        Default ``"Spurious minima: "`` + :func:`landscape.plots.figures.describe_source`.
     extra_figures : sequence of (caption, path)
         Pictures (PNG; JPEG, GIF and SVG also work) embedded at the end, in order.
     max_shown : int

@@ -5,9 +5,9 @@
 - :class:`PairTable`: the minima pairs whose barrier was estimated, with the estimate,
   the refined saddle and where each came from.
 
-The mapper (:mod:`landscape.mapper`) builds them, :mod:`landscape.mapfile` stores them
+The mapper (:mod:`landscape.mapping.pipeline`) builds them, :mod:`landscape.io.mapfile` stores them
 (``/levels/<k>``, ``/minima/basin`` and ``/basins`` for a partition; ``/barriers`` for the
-pair table), and the tree (:mod:`landscape.tree`) and the pictures read them. Arrays are
+pair table), and the tree (:mod:`landscape.mapping.tree`) and the pictures read them. Arrays are
 numpy, on the CPU.
 """
 
@@ -165,7 +165,7 @@ class FunnelData:
     noise : float64 [K]; occupancy : float64 [K, B]; entropy : float64 [K];
     score : the collapse summary; attrs : ``/funnel`` attrs.
     Optional: sinks : int64 [K, S]; occupancy_data, occupancy_noise : float64 [K, B];
-    chain_minimum : int64 [K, C]; chain_start : int8 [C] (see :mod:`landscape.funnel`).
+    chain_minimum : int64 [K, C]; chain_start : int8 [C] (see :mod:`landscape.mapping.funnel`).
     """
 
     noise: np.ndarray
@@ -246,7 +246,7 @@ class MapContent:
         Group name (``minima``, ``basins``, ``barriers``, ``tree``, ``levels``) -> its
         statistics, stored as attributes.
     meta : MapMeta or None
-        Root attributes, filled by :func:`landscape.mapfile.read_map`.
+        Root attributes, filled by :func:`landscape.io.mapfile.read_map`.
     """
 
     minima_x: np.ndarray
@@ -255,7 +255,7 @@ class MapContent:
     levels: list[Partition]
     main: int
     barriers: PairTable
-    tree: Any  # landscape.tree.BarrierTree (not imported here: records stay free of the algorithms)
+    tree: Any  # landscape.mapping.tree.BarrierTree (not imported here: records stay free of the algorithms)
     tree_saddle: np.ndarray | None = None
     tree_path: np.ndarray | None = None
     grid: GridData | None = None

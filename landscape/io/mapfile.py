@@ -1,9 +1,9 @@
 """The landscape map file: HDF5, ``schema = "ebm-landscape/map"``, ``schema_version = 2``.
 
-What each dataset holds is declared once, in :mod:`landscape.schema` (also as
+What each dataset holds is declared once, in :mod:`landscape.io.schema` (also as
 ``docs/map-schema.md``); this module writes and reads it:
 
-- :func:`write_map` writes a :class:`~landscape.records.MapContent` (every per-item array a
+- :func:`write_map` writes a :class:`~landscape.io.records.MapContent` (every per-item array a
   dataset with its ``description`` and ``units`` attributes; large ones chunked and
   compressed);
 - :func:`read_map` reads and validates a map (schema 2, or schema 1, whose tree is over
@@ -34,7 +34,7 @@ import numpy as np
 from scipy.cluster import hierarchy
 
 from landscape.errors import LandscapeError
-from landscape.records import (
+from landscape.io.records import (
     ATTRACTION,
     DiagnosisData,
     FunnelData,
@@ -44,8 +44,8 @@ from landscape.records import (
     PairTable,
     Partition,
 )
-from landscape.schema import SCHEMA, SCHEMA_VERSION, dataset
-from landscape.tree import BarrierTree
+from landscape.io.schema import SCHEMA, SCHEMA_VERSION, dataset
+from landscape.mapping.tree import BarrierTree
 
 __all__ = [
     "SCHEMA", "SCHEMA_VERSION", "DiagnosisData", "FunnelData", "GridData", "MapContent", "MapMeta",

@@ -1,19 +1,19 @@
 """The mapping pipeline: minima -> barriers between them -> the tree over minima -> basins.
 
 :func:`build_map` runs the stages of DESIGN's "Algorithms" in order and returns a
-:class:`~landscape.records.MapContent` ready for :func:`~landscape.mapfile.write_map`.
-Settings left open in the :class:`~landscape.settings.MapConfig` are chosen from the energy
-by :mod:`landscape.settings`, the same for the Python API and the command line.
+:class:`~landscape.io.records.MapContent` ready for :func:`~landscape.io.mapfile.write_map`.
+Settings left open in the :class:`~landscape.mapping.settings.MapConfig` are chosen from the energy
+by :mod:`landscape.mapping.settings`, the same for the Python API and the command line.
 
-1. **Metastable states** (:func:`landscape.minima.find_minima`): chains from noise in the
+1. **Metastable states** (:func:`landscape.mapping.minima.find_minima`): chains from noise in the
    data box and/or from data run at temperature ``T`` and are quenched to local minima,
    near-duplicates merged. More rounds of chains follow while they find new minima.
-2. **Barriers between neighbours** (:mod:`landscape.barriers`): each minimum's nearest
+2. **Barriers between neighbours** (:mod:`landscape.mapping.barriers`): each minimum's nearest
    others (plus links joining what the neighbour graph leaves apart), estimated on the
    straight segment and refined by the string method.
-3. **The tree over minima** (:func:`landscape.tree.minimax_tree`): every minimum is a leaf.
-   Its barriers set the attraction-diffusion temperature and pull (:mod:`landscape.settings`).
-4. **Basins** (:func:`landscape.ad.assign_basins`): attraction-diffusion at each
+3. **The tree over minima** (:func:`landscape.mapping.tree.minimax_tree`): every minimum is a leaf.
+   Its barriers set the attraction-diffusion temperature and pull (:mod:`landscape.mapping.settings`).
+4. **Basins** (:func:`landscape.mapping.ad.assign_basins`): attraction-diffusion at each
    magnetization of the ladder, extended upwards until the strongest pull leaves one basin:
    the Hopfield hierarchy (``/levels``); the main level is ``/minima/basin``.
 5. **Refinement of the pairs attraction-diffusion connected** that could still lower the
@@ -21,7 +21,7 @@ by :mod:`landscape.settings`, the same for the Python API and the command line.
 6. For 2-D energies, the energy on a grid over the box (``/grid``) for pictures.
 
 A long run saves its state after each stage (and each level) with
-:func:`landscape.mapfile.save_progress`; called again with ``resume=True`` and the same
+:func:`landscape.io.mapfile.save_progress`; called again with ``resume=True`` and the same
 settings it continues where it stopped.
 """
 
@@ -37,15 +37,15 @@ from typing import Any
 import numpy as np
 import torch
 
-from landscape.ad import ADConfig, PairRecords, assign_basins, extend_basins
-from landscape.barriers import Refinement, add_records, neighbour_table, refine_pairs, refinement_rows
+from landscape.mapping.ad import ADConfig, PairRecords, assign_basins, extend_basins
+from landscape.mapping.barriers import Refinement, add_records, neighbour_table, refine_pairs, refinement_rows
 from landscape.energy import Energy
 from landscape.errors import LandscapeError
-from landscape.mapfile import resume_progress, save_progress
-from landscape.minima import Minima, find_minima, merge_duplicates
-from landscape.records import NEIGHBOUR, GridData, MapContent, PairTable, Partition
-from landscape.settings import LADDER_FACTOR, MapConfig, ad_settings, exploration_settings
-from landscape.tree import BarrierTree, minimax_tree
+from landscape.io.mapfile import resume_progress, save_progress
+from landscape.mapping.minima import Minima, find_minima, merge_duplicates
+from landscape.io.records import NEIGHBOUR, GridData, MapContent, PairTable, Partition
+from landscape.mapping.settings import LADDER_FACTOR, MapConfig, ad_settings, exploration_settings
+from landscape.mapping.tree import BarrierTree, minimax_tree
 
 # Refined paths are kept in the map when they take at most this many numbers.
 _PATH_BUDGET = 20_000_000
@@ -116,7 +116,7 @@ def _union(old: Minima | None, new: Minima, radius: float) -> tuple[Minima, int]
 
 def _explore(energy: Energy, cfg: MapConfig, plan: dict[str, Any], data: torch.Tensor | None,
              state: dict[str, Any], save: Callable[[], None], reporter: Reporter) -> Minima:
-    """Rounds of exploration chains (see :mod:`landscape.settings`): the first of
+    """Rounds of exploration chains (see :mod:`landscape.mapping.settings`): the first of
     ``chains``, each later one as large as all before, while the last found new minima;
     no second round when most minima were found by one chain only (nothing saturates)."""
     minima = None
@@ -308,13 +308,13 @@ def build_map(
         A checkpoint's energy carries its sampler (:attr:`Energy.sampler`), which sets the
         exploration.
     config : MapConfig, optional
-        Settings; those left at None are chosen from the energy (:mod:`landscape.settings`)
+        Settings; those left at None are chosen from the energy (:mod:`landscape.mapping.settings`)
         [default: all chosen].
     data : Tensor [M, *shape], optional
         Training examples, for chains from data.
     progress_file : path, optional
-        The map being built: progress is kept next to it (:func:`landscape.mapfile.progress_path`)
-        after every stage. The caller removes it (:func:`landscape.mapfile.clear_progress`)
+        The map being built: progress is kept next to it (:func:`landscape.io.mapfile.progress_path`)
+        after every stage. The caller removes it (:func:`landscape.io.mapfile.clear_progress`)
         once the map is written.
     resume : bool
         Continue from saved progress (same settings and source required); without it,
@@ -546,7 +546,7 @@ def extend_map(
     The new minima are appended after the map's own (whose indices stay valid) with 0
     hits. Their neighbour pairs (among all minima) are estimated and refined; at every
     level of the ladder they are assigned by attraction-diffusion with the map's own
-    settings (:func:`landscape.ad.extend_basins`: the old minima keep their basins; a new
+    settings (:func:`landscape.mapping.ad.extend_basins`: the old minima keep their basins; a new
     minimum joins a basin or founds one); the pairs those chains connected are refined
     where they could lower the tree; the tree is rebuilt. Every barrier already in the
     map, refined or not, is kept.
@@ -556,7 +556,7 @@ def extend_map(
     energy : Energy
         The mapped energy.
     content : MapContent
-        A map as read by :func:`landscape.mapfile.read_map` (schema 2, with its config).
+        A map as read by :func:`landscape.io.mapfile.read_map` (schema 2, with its config).
     new : Minima
         Minima not in the map (none within the merge radius of a map minimum).
     reporter : Reporter, optional

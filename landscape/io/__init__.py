@@ -1,0 +1,7 @@
+"""Files and records: what a map is made of, how it is stored, where energies come from.
+
+- :mod:`~landscape.io.records`: the in-memory map (one type per concept);
+- :mod:`~landscape.io.schema`: the map file's schema, declared once;
+- :mod:`~landscape.io.mapfile`: writing, reading and updating map files, progress files;
+- :mod:`~landscape.io.sources`: energies from Python functions, your networks, TorchScript.
+"""

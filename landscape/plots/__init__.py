@@ -1,0 +1,1 @@
+"""Pictures of maps: the tree, the basins, the levels, the funnel probe."""
