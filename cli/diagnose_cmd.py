@@ -4,14 +4,11 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import click
 
-from landscape.cli.energy_source import _device_callback
-from landscape.errors import LandscapeError
+from landscape.cli.options import device_callback
 
 
 @click.command("diagnose")
@@ -38,7 +35,7 @@ from landscape.errors import LandscapeError
                    "leave unsaturated.")
 @click.option("--funnel-score", type=click.FloatRange(0, 1, min_open=True), default=0.5, show_default=True,
               help="Flag the sinks of the map's funnel probe when its score is at least this.")
-@click.option("--device", default="auto", show_default=True, callback=_device_callback, metavar="[auto|cpu|cuda|cuda:N]",
+@click.option("--device", default="auto", show_default=True, callback=device_callback, metavar="[auto|cpu|cuda|cuda:N]",
               help="Where to evaluate the energy; auto picks a GPU when there is one.")
 @click.option("--force", is_flag=True, help="Overwrite an existing report.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON instead of the summary.")
@@ -65,6 +62,8 @@ def diagnose_cmd(map_path, dataset, data_root, limit, model, report, nn_quantile
       landscape diagnose digits.h5
       landscape diagnose flowers.h5 --dataset flowers --data-root /data --report flowers.html
     """
+    from landscape.train.runs import run_diagnose
+
     run = run_diagnose(map_path, dataset=dataset, data_root=data_root, limit=limit, model=model, report=report,
                        nn_quantile=nn_quantile, nn_factor=nn_factor, energy_quantile=energy_quantile,
                        saturation_excess=saturation_excess, funnel_score=funnel_score, device=device, force=force)
@@ -74,69 +73,6 @@ def diagnose_cmd(map_path, dataset, data_root, limit, model, report, nn_quantile
     for line in summary_lines(map_path, run.content, run.diagnosis, run.dataset):
         click.echo(line)
     click.echo(f"wrote /diagnosis to {map_path}, report {run.report}")
-
-
-@dataclass
-class DiagnoseRun:
-    """What :func:`run_diagnose` did: the map as written, the diagnosis, the data set, the report."""
-
-    content: Any
-    diagnosis: Any
-    dataset: str
-    report: Path
-
-
-def run_diagnose(
-    map_path: Path,
-    *,
-    dataset: str | None = None,
-    data_root: Path | None = None,
-    limit: int = 10000,
-    model: Path | None = None,
-    report: Path | None = None,
-    nn_quantile: float = 0.99,
-    nn_factor: float = 1.5,
-    energy_quantile: float = 0.5,
-    saturation_excess: float = 0.5,
-    funnel_score: float = 0.5,
-    device: str = "auto",
-    force: bool = False,
-) -> DiagnoseRun:
-    """Diagnose the map at ``map_path`` with the command's defaults; write /diagnosis into
-    it and the HTML report."""
-    import tempfile
-
-    import numpy as np
-
-    from landscape.cli.energy_source import energy_for_map, load_data_like
-    from landscape.plots import figures
-    from landscape.diagnosis.spurious import DiagnosisRule, diagnose_map
-    from landscape.io.mapfile import read_map, update_map
-    from landscape.diagnosis.report import write_report
-
-    content = read_map(map_path)
-    report = report or map_path.with_name(map_path.stem + "_diagnosis.html")
-    if report.exists() and not force:
-        raise LandscapeError(f"{report} exists: pass --force to overwrite it")
-    rule = DiagnosisRule(nn_quantile=nn_quantile, nn_factor=nn_factor, energy_quantile=energy_quantile,
-                         saturation_excess=saturation_excess, funnel_score=funnel_score)
-    loaded = energy_for_map(map_path, content, model=model, device=device)
-    dataset = dataset or figures.map_dataset(content) or loaded.dataset
-    if not dataset:
-        raise LandscapeError(
-            f"{map_path} records no data set: give the training data with --dataset NAME (npz:FILE for your own)"
-        )
-    data_x = load_data_like(dataset, data_root, tuple(np.shape(content.minima_x)[1:]), limit)
-    diagnosis = diagnose_map(loaded.energy, content, data_x, rule)
-    update_map(map_path, diagnosis=diagnosis.to_data(dataset))
-    written = read_map(map_path)
-    with tempfile.TemporaryDirectory(prefix="ebm-landscape-") as tmp:
-        extra = []
-        if written.funnel is not None:
-            extra.append(("The funnel probe (landscape funnel): where chains end as the noise grows",
-                          figures.plot_funnel(written, Path(tmp) / "funnel.png")))
-        write_report(report, written, diagnosis, data_x.numpy(), extra_figures=extra)
-    return DiagnoseRun(written, diagnosis, dataset, report)
 
 
 def _pct(part: float, whole: float) -> str:

@@ -22,7 +22,7 @@ def info(file, as_json, datasets):
       landscape info digits.pt
       landscape info digits.h5 --datasets
     """
-    from landscape.cli.energy_source import is_map_file
+    from landscape.train.energies import is_map_file
     from landscape.train.checkpoint import describe, load_checkpoint
 
     if file.suffix.lower() in (".h5", ".hdf5") or is_map_file(file):

@@ -2,63 +2,19 @@
 
 from __future__ import annotations
 
-import math
-import time
 from pathlib import Path
-from typing import Any
 
 import click
 
-from landscape.cli.energy_source import LoadedEnergy, energy_options, resolve_energy
+from landscape.cli.options import energy_options, numbers
 from landscape.errors import LandscapeError
-
-
-def _floats(text: str, what: str, *, positive: bool = False) -> tuple[float, ...]:
-    try:
-        values = tuple(float(v) for v in text.replace(" ", "").split(",") if v)
-    except ValueError:
-        raise click.BadParameter(f"{what} must be numbers separated by commas, got {text!r}") from None
-    if any(not (math.isfinite(v) and (v > 0 if positive else v >= 0)) for v in values):
-        raise click.BadParameter(f"{what} must be finite and {'> 0' if positive else '>= 0'}, got {text!r}")
-    return values
 
 
 def _auto(text: str, what: str) -> float | None:
     """``auto`` -> None (chosen from the landscape), else a positive number."""
     if text.strip().lower() == "auto":
         return None
-    return _floats(text, what, positive=True)[0]
-
-
-class _Bars:
-    """The mapper's Reporter as tqdm progress bars (or silence)."""
-
-    def __init__(self, quiet: bool):
-        self.quiet = quiet
-        self.bar = None
-
-    def stage(self, name: str, total: int | None = None, unit: str = "it") -> None:
-        self.close()
-        if not self.quiet:
-            from tqdm import tqdm
-
-            self.bar = tqdm(total=total, desc=name, unit=unit, dynamic_ncols=True, leave=False)
-
-    def advance(self, n: int = 1) -> None:
-        if self.bar is not None:
-            self.bar.update(n)
-
-    def note(self, text: str) -> None:
-        if self.bar is not None:
-            self.bar.close()
-            self.bar = None
-        if not self.quiet:
-            click.echo(f"  {text}")
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
-            self.bar = None
+    return numbers(text, what, positive=True)[0]
 
 
 @click.command("map")
@@ -159,6 +115,8 @@ def map_cmd(target, out, dataset, data_root, init, chains, rounds, steps, temper
     command with --resume to continue.
     """
     from landscape.mapping.settings import MapConfig
+    from landscape.train.energies import resolve_energy
+    from landscape.train.runs import map_data, run_map, summary_line
 
     loaded = resolve_energy(target, **energy_kw)
     out = out or Path(f"{loaded.label}.h5")
@@ -172,97 +130,15 @@ def map_cmd(target, out, dataset, data_root, init, chains, rounds, steps, temper
         chains=chains, rounds=rounds, init=init, temperature=temperature, eps=eps, steps=steps, grad_tol=grad_tol,
         merge_radius=merge_radius, max_minima=max_minima, neighbours=neighbours, refine=not no_refine,
         ad_temperature=ad_temperature, ad_eps=ad_eps, delta=_auto(delta, "--delta"),
-        alpha_unit=_auto(alpha_unit, "--alpha-unit"), alpha=alpha, ladder=_floats(ladder, "--ladder", positive=True),
+        alpha_unit=_auto(alpha_unit, "--alpha-unit"), alpha=alpha, ladder=numbers(ladder, "--ladder", positive=True),
         ladder_extend=ladder_extend, max_steps=max_steps, patience=patience, attempts=attempts, average=ad_average,
         seed=seed,
     )
     data, dataset = map_data(loaded, config, dataset=dataset, data_root=data_root)
-    content, wall = run_map(loaded, config, out, data=data, dataset=dataset, resume=resume, quiet=quiet)
+    content, wall = run_map(loaded, config, out, data=data, dataset=dataset, resume=resume, quiet=quiet,
+                            say=click.echo)
     click.echo(summary_line(content, out, wall))
     levels = ", ".join(f"{p.multiplier:g}: {p.n_basins}" for p in content.levels if p.multiplier is not None)
     if levels:
         click.echo(f"basins per pull (alpha units): {levels}")
     click.echo(f"next: landscape tree {out}   (add --plot tree.png --images basins.png for pictures)")
-
-
-def summary_line(content: Any, out: Path, wall: float) -> str:
-    """What a map holds, in one line (minima, basins, merges refined, refined above estimate)."""
-    tree = content.tree
-    merges = tree.n_leaves - 1
-    above = int(content.attrs.get("barriers", {}).get("refined_above_estimate", 0))
-    text = (f"{content.n_minima} minima, {content.n_basins} basins at alpha {content.partition.multiplier:g} units; "
-            f"tree: {int(tree.refined.sum())} of {merges} merges at refined saddles")
-    if not tree.connected.all():
-        text += f", {int((~tree.connected).sum())} not connected"
-    flat = int(tree.flat().sum())
-    if flat:
-        text += f", {flat} flat (no barrier the energy's precision resolves)"
-    if above:
-        text += f"; {above} refined saddle{'s' if above != 1 else ''} above {'their' if above != 1 else 'its'} estimate (estimate kept)"
-    return text + f" -> {out}  ({wall:.0f} s)"
-
-
-def map_data(loaded: LoadedEnergy, config: Any, *, dataset: str | None = None,
-             data_root: Path | None = None) -> tuple[Any, str | None]:
-    """The training examples for chains from data (None when the chains start from noise
-    only), and the data set's name: ``dataset``, else the checkpoint's."""
-    dataset = dataset or loaded.dataset
-    init = config.init
-    if init == "noise" or (init is None and not dataset):
-        return None, dataset
-    if not dataset:
-        raise LandscapeError(f"--init {init} needs a data set: give --dataset")
-    from landscape.data import DataError, load
-
-    energy = loaded.energy
-    size = energy.shape[-1] if len(energy.shape) == 3 else None
-    try:
-        ds = load(dataset, size=size, root=data_root)
-    except DataError as err:
-        if init is not None:
-            raise
-        raise LandscapeError(f"{err} (or map without data: --init noise)") from None
-    if tuple(ds.shape) != tuple(energy.shape):
-        raise LandscapeError(
-            f"data set {dataset} has examples of shape {list(ds.shape)}, the energy expects {list(energy.shape)}"
-        )
-    return ds.x, dataset
-
-
-def run_map(loaded: LoadedEnergy, config: Any, out: Path, *, data: Any = None, dataset: str | None = None,
-            resume: bool = False, quiet: bool = False) -> tuple[Any, float]:
-    """Build the map of ``loaded`` with ``config``, write it to ``out`` atomically; return
-    (content, seconds). Ctrl-C keeps the progress of finished stages and exits with status 130."""
-    from landscape import __version__
-    from landscape.io.mapfile import clear_progress, progress_path, write_map
-    from landscape.mapping.pipeline import build_map
-
-    energy = loaded.energy
-    low, high = energy.data_range if energy.data_range else (math.nan, math.nan)
-    if not quiet:
-        click.echo(f"mapping {loaded.label} ({'x'.join(map(str, energy.shape))}, box [{low:g}, {high:g}], "
-                   f"{energy.device})")
-    bars = _Bars(quiet)
-    t0 = time.perf_counter()
-    try:
-        result = build_map(
-            energy, config, data=data, progress_file=out, resume=resume, reporter=bars,
-            source_id=str(loaded.source.get("sha256", loaded.source.get("spec", ""))),
-        )
-    except KeyboardInterrupt:
-        bars.close()
-        if progress_path(out).exists():
-            click.echo(f"interrupted: progress kept in {progress_path(out)}; rerun with --resume to continue", err=True)
-        else:
-            click.echo("interrupted before the first stage finished: nothing kept", err=True)
-        raise click.exceptions.Exit(130) from None
-    finally:
-        bars.close()
-    source = dict(loaded.source)
-    source.update({"label": loaded.label, "regime": loaded.regime, "dataset": dataset})
-    content = result.content
-    content.attrs["minima"]["dataset"] = dataset or ""
-    write_map(out, content, config=config.to_dict(), source=source, tool_version=__version__,
-              settings=result.settings, seconds=result.seconds)
-    clear_progress(out)
-    return content, time.perf_counter() - t0

@@ -11,7 +11,8 @@ import torch
 from click.testing import CliRunner
 from torch import nn
 
-from landscape.cli.energy_source import ENERGY_OPTIONS, energy_options, resolve_energy
+from landscape.cli.options import ENERGY_OPTIONS, energy_options
+from landscape.train.energies import resolve_energy
 from landscape.errors import LandscapeError
 from landscape.io.sources import (
     energy_from_factory,
@@ -427,7 +428,7 @@ def test_module_files_can_import_their_neighbours(tmp_path):
 def test_the_energy_behind_a_map_is_rebuilt_from_its_source_record(potentials, nets, ckpt, tmp_path):
     from types import SimpleNamespace
 
-    from landscape.cli.energy_source import energy_for_map
+    from landscape.train.energies import energy_for_map
 
     def as_map(loaded):
         return SimpleNamespace(meta=SimpleNamespace(source=json.loads(json.dumps(loaded.source))))

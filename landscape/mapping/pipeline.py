@@ -72,6 +72,36 @@ class Reporter:
         pass
 
 
+class ProgressBars(Reporter):
+    """A :class:`Reporter` for terminals: a tqdm progress bar per stage, findings printed
+    (nothing at all when ``quiet``)."""
+
+    def __init__(self, quiet: bool = False):
+        self.quiet = quiet
+        self.bar: Any = None
+
+    def stage(self, name: str, total: int | None = None, unit: str = "it") -> None:
+        self.close()
+        if not self.quiet:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=total, desc=name, unit=unit, dynamic_ncols=True, leave=False)
+
+    def advance(self, n: int = 1) -> None:
+        if self.bar is not None:
+            self.bar.update(n)
+
+    def note(self, text: str) -> None:
+        self.close()
+        if not self.quiet:
+            print(f"  {text}", flush=True)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
 @dataclass
 class MapResult:
     """What :func:`build_map` returns: the map's content, the settings it chose, the cost."""

@@ -1,35 +1,24 @@
-"""Energy options shared by the commands that analyse an energy (`map`, `funnel`, `check`).
+"""Energies from files, and the energy behind a map.
 
-A command takes an optional CHECKPOINT argument and ``@energy_options``, then calls
-``resolve_energy(checkpoint, **options)``. Exactly one source is given:
+Exactly one source per energy (:func:`resolve_energy`): one of our checkpoints, a bare
+state dict of the Anatomy paper's reference code, a TorchScript file, a Python function
+(``file.py:function`` or ``package.module:function``) or a network factory with its
+weights. :func:`energy_for_map` rebuilds the energy a map records, :func:`map_of` finds the
+map of a model file, :func:`load_data_like` the examples a map's minima compare with.
 
-    landscape map rings.pt                                     # a checkpoint of ours
-    landscape map net.ts --shape 2 --box -4 4                  # a TorchScript file
-    landscape map net_200000.pth --arch toy --train-epsilon 0.125 --box -4.6 4.6
-                                                               # a reference-code state dict
-    landscape map --energy potentials.py:double_well --shape 2 --box -2 2 --float64
-    landscape map --model nets.py:Net --weights net.pt --shape 3,32,32 --box -1 1
+The command line's options for these are in :mod:`landscape.cli.options`.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import click
-
 from landscape.energy import Energy
 from landscape.errors import LandscapeError
-from landscape.train.nets import ARCHS
 
-# The parameter names ``energy_options`` adds, so a command can pass them on in one go:
-# ``resolve_energy(checkpoint, **{k: kwargs.pop(k) for k in ENERGY_OPTIONS})``.
-ENERGY_OPTIONS = (
-    "energy", "model", "weights", "model_kwargs", "shape", "box", "arch", "train_epsilon", "float64", "device",
-)
 _ONE_SOURCE = "give a checkpoint, --energy file.py:function, or --model file.py:Factory --weights W"
 _IMAGE_BOX = (-1.0, 1.0)  # the reference code's images, like ours, are scaled to [-1, 1]
 
@@ -64,79 +53,6 @@ class LoadedEnergy:
     sampler: dict[str, Any] | None = None
     regime: str = "unknown"
     label: str = ""
-
-
-# ---------------------------------------------------------------------------------------
-# click options
-
-
-def _shape_callback(ctx: click.Context, param: click.Parameter, value: str | None) -> tuple[int, ...] | None:
-    from landscape.io.sources import parse_shape
-
-    if value is None:
-        return None
-    try:
-        return parse_shape(value)
-    except LandscapeError as exc:
-        raise click.BadParameter(str(exc)) from None
-
-
-def _kwargs_callback(ctx: click.Context, param: click.Parameter, value: str | None) -> dict[str, Any] | None:
-    if value is None:
-        return None
-    try:
-        return _parse_kwargs(value)
-    except LandscapeError as exc:
-        raise click.BadParameter(str(exc)) from None
-
-
-def _device_callback(ctx: click.Context, param: click.Parameter, value: str) -> str:
-    import re
-
-    if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", value):
-        raise click.BadParameter(f"{value!r}: use auto, cpu, cuda or cuda:N")
-    return value
-
-
-def energy_options(f: Callable[..., Any]) -> Callable[..., Any]:
-    """Add the energy-source options (names in ``ENERGY_OPTIONS``) to a click command."""
-    options = [
-        click.option("--energy", "energy", metavar="FILE.py:FUNCTION", default=None,
-                     help="A Python function U(x: Tensor[B, *shape]) -> Tensor[B] as the energy "
-                          "(file.py:function or package.module:function); needs --shape."),
-        click.option("--model", "model", metavar="FILE.py:FACTORY", default=None,
-                     help="Your own network: FACTORY(**--model-kwargs) must return an nn.Module mapping "
-                          "[B, *shape] to [B] (file.py:Factory or package.module:Factory); weights from --weights."),
-        click.option("--weights", type=click.Path(dir_okay=False, path_type=Path), default=None,
-                     help="State dict for --model (torch.save(model.state_dict(), FILE)); read as tensors only, "
-                          "never as code. A 'module.' prefix (DataParallel) is removed."),
-        click.option("--model-kwargs", "model_kwargs", metavar="JSON", default=None, callback=_kwargs_callback,
-                     help="Keyword arguments for the --model factory, as a JSON object, e.g. '{\"width\": 64}'."),
-        click.option("--shape", metavar="D[,D...]", default=None, callback=_shape_callback,
-                     help="Shape of one example, e.g. 2 or 3,32,32 (or 3x32x32). Needed for --energy and "
-                          "TorchScript files, and for --model unless the network has an input_shape attribute; "
-                          "a checkpoint knows its own."),
-        click.option("--box", nargs=2, type=float, metavar="LOW HIGH", default=None,
-                     help="The data range: chains from noise start uniformly in it "
-                          "[default: the checkpoint's; -1 1 for images of a bare state dict]."),
-        click.option("--arch", type=click.Choice(sorted(ARCHS)), default=None,
-                     help="Architecture of a bare state dict from the Anatomy reference code "
-                          "(ToyNet: toy, VanillaNet: vanilla, NonlocalNet: nonlocal)."),
-        click.option("--train-epsilon", "train_epsilon", type=click.FloatRange(min=0, min_open=True), default=None,
-                     metavar="EPS", help="Langevin step size the bare state dict was trained with: its output f becomes "
-                          "the energy U = 2 f / eps^2."),
-        click.option("--float64", "float64", is_flag=True,
-                     help="Evaluate the energy in double precision (analytic potentials, exact barriers)."),
-        click.option("--device", default="auto", show_default=True, metavar="[auto|cpu|cuda|cuda:N]",
-                     callback=_device_callback, help="Where to evaluate the energy; auto picks a GPU when there is one."),
-    ]
-    for option in reversed(options):
-        f = option(f)
-    return f
-
-
-# ---------------------------------------------------------------------------------------
-# resolving the options into an energy
 
 
 def resolve_energy(
@@ -228,6 +144,7 @@ def _from_file(
     import torch
 
     from landscape.io import sources
+    from landscape.train.nets import ARCHS
     from landscape.train.checkpoint import (
         FORMAT,
         energy_from_checkpoint,
@@ -338,10 +255,6 @@ def _check_box(box: tuple[float, float]) -> tuple[float, float]:
 
 def _box(box: tuple[float, float] | None) -> list[float] | None:
     return [float(box[0]), float(box[1])] if box is not None else None
-
-
-# ---------------------------------------------------------------------------------------
-# the energy behind a map, and the map of a model
 
 
 def is_map_file(path: Path) -> bool:

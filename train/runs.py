@@ -1,0 +1,597 @@
+"""Whole runs on files: map a model, probe a map's funnel, diagnose it, compare two.
+
+The command line (:mod:`landscape.cli`) and the demo (:mod:`landscape.train.demo`) call
+these; each command only parses its options, calls one of them and prints the result.
+They load our checkpoints and data sets (which the analysis library does not know), then
+hand energies and tensors to the library: :func:`run_map` to
+:func:`landscape.mapping.pipeline.build_map`, :func:`run_funnel` to
+:func:`landscape.mapping.funnel.funnel_probe`, :func:`run_diagnose` to
+:func:`landscape.diagnosis.spurious.diagnose_map`, :func:`run_compare` to
+:mod:`landscape.diagnosis.compare` and the long-run check. A run interrupted with Ctrl-C
+says what progress it kept (through ``say``) and raises KeyboardInterrupt again.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from landscape.errors import LandscapeError
+from landscape.mapping.pipeline import ProgressBars
+from landscape.train.energies import LoadedEnergy
+
+
+def _stderr(text: str) -> None:
+    import sys
+
+    print(text, file=sys.stderr)
+
+
+def parse_floats(text: str, what: str, *, positive: bool = False) -> tuple[float, ...]:
+    """Numbers separated by commas (``"0,1,2"``), each finite and >= 0 (> 0 with ``positive``)."""
+    try:
+        values = tuple(float(v) for v in text.replace(" ", "").split(",") if v)
+    except ValueError:
+        raise LandscapeError(f"{what} must be numbers separated by commas, got {text!r}") from None
+    if any(not (math.isfinite(v) and (v > 0 if positive else v >= 0)) for v in values):
+        raise LandscapeError(f"{what} must be finite and {'> 0' if positive else '>= 0'}, got {text!r}")
+    return values
+
+
+# ---------------------------------------------------------------------------- map
+
+
+def summary_line(content: Any, out: Path, wall: float) -> str:
+    """What a map holds, in one line (minima, basins, merges refined, refined above estimate)."""
+    tree = content.tree
+    merges = tree.n_leaves - 1
+    above = int(content.attrs.get("barriers", {}).get("refined_above_estimate", 0))
+    text = (f"{content.n_minima} minima, {content.n_basins} basins at alpha {content.partition.multiplier:g} units; "
+            f"tree: {int(tree.refined.sum())} of {merges} merges at refined saddles")
+    if not tree.connected.all():
+        text += f", {int((~tree.connected).sum())} not connected"
+    flat = int(tree.flat().sum())
+    if flat:
+        text += f", {flat} flat (no barrier the energy's precision resolves)"
+    if above:
+        text += f"; {above} refined saddle{'s' if above != 1 else ''} above {'their' if above != 1 else 'its'} estimate (estimate kept)"
+    return text + f" -> {out}  ({wall:.0f} s)"
+
+
+def map_data(loaded: LoadedEnergy, config: Any, *, dataset: str | None = None,
+             data_root: Path | None = None) -> tuple[Any, str | None]:
+    """The training examples for chains from data (None when the chains start from noise
+    only), and the data set's name: ``dataset``, else the checkpoint's."""
+    dataset = dataset or loaded.dataset
+    init = config.init
+    if init == "noise" or (init is None and not dataset):
+        return None, dataset
+    if not dataset:
+        raise LandscapeError(f"--init {init} needs a data set: give --dataset")
+    from landscape.data import DataError, load
+
+    energy = loaded.energy
+    size = energy.shape[-1] if len(energy.shape) == 3 else None
+    try:
+        ds = load(dataset, size=size, root=data_root)
+    except DataError as err:
+        if init is not None:
+            raise
+        raise LandscapeError(f"{err} (or map without data: --init noise)") from None
+    if tuple(ds.shape) != tuple(energy.shape):
+        raise LandscapeError(
+            f"data set {dataset} has examples of shape {list(ds.shape)}, the energy expects {list(energy.shape)}"
+        )
+    return ds.x, dataset
+
+
+def run_map(loaded: LoadedEnergy, config: Any, out: Path, *, data: Any = None, dataset: str | None = None,
+            resume: bool = False, quiet: bool = False,
+            say: Callable[[str], None] = print) -> tuple[Any, float]:
+    """Build the map of ``loaded`` with ``config``, write it to ``out`` atomically; return
+    (content, seconds). Ctrl-C keeps the progress of finished stages and exits with status 130."""
+    from landscape import __version__
+    from landscape.io.mapfile import clear_progress, progress_path, write_map
+    from landscape.mapping.pipeline import build_map
+
+    energy = loaded.energy
+    low, high = energy.data_range if energy.data_range else (math.nan, math.nan)
+    if not quiet:
+        say(f"mapping {loaded.label} ({'x'.join(map(str, energy.shape))}, box [{low:g}, {high:g}], "
+                   f"{energy.device})")
+    bars = ProgressBars(quiet)
+    t0 = time.perf_counter()
+    try:
+        result = build_map(
+            energy, config, data=data, progress_file=out, resume=resume, reporter=bars,
+            source_id=str(loaded.source.get("sha256", loaded.source.get("spec", ""))),
+        )
+    except KeyboardInterrupt:
+        bars.close()
+        if progress_path(out).exists():
+            _stderr(f"interrupted: progress kept in {progress_path(out)}; rerun with --resume to continue")
+        else:
+            _stderr("interrupted before the first stage finished: nothing kept")
+        raise
+    finally:
+        bars.close()
+    source = dict(loaded.source)
+    source.update({"label": loaded.label, "regime": loaded.regime, "dataset": dataset})
+    content = result.content
+    content.attrs["minima"]["dataset"] = dataset or ""
+    write_map(out, content, config=config.to_dict(), source=source, tool_version=__version__,
+              settings=result.settings, seconds=result.seconds)
+    clear_progress(out)
+    return content, time.perf_counter() - t0
+
+
+# ------------------------------------------------------------------------- funnel
+
+
+# Noise levels in units of the base noise (see --noise-unit): 0 quenches the starts
+# themselves (where the data lie), then up to 8x the training noise (64x its temperature).
+DEFAULT_NOISE = "0,1,2,4,8"
+
+
+def base_noise(content, sampler: dict | None) -> tuple[float, str]:
+    """The unit of the noise ladder and where it comes from: the training tau of a
+    checkpoint; else the map's exploration noise sqrt(T); else sqrt(T_AD)."""
+    tau = (sampler or {}).get("tau")
+    if isinstance(tau, (int, float)) and tau > 0:
+        return float(tau), "the training tau"
+    settings = content.settings()
+    t = settings.get("temperature")
+    if isinstance(t, (int, float)) and t > 0:
+        return math.sqrt(float(t)), "sqrt of the map's exploration temperature"
+    for t_ad in (settings.get("ad_temperature"), content.attrs.get("levels", {}).get("temperature")):
+        if isinstance(t_ad, (int, float)) and t_ad > 0:
+            return math.sqrt(float(t_ad)), "sqrt of the map's attraction-diffusion temperature"
+    return 1.0, "1 (the map records no temperature)"
+
+
+def locate(target: Path, map_option: Path | None) -> tuple[Path, Path | None]:
+    """(map, model file or None) for a TARGET that is a map or a model file."""
+    from landscape.train.energies import is_map_file, map_of
+
+    if not target.exists():
+        raise LandscapeError(f"{target}: no such file")
+    if is_map_file(target):
+        if map_option is not None:
+            raise LandscapeError(f"{target} is a map already: drop --map, or give the model file as TARGET")
+        return target, None
+    map_path = map_option or map_of(target)
+    if map_path is None:
+        raise LandscapeError(
+            f"no map of {target} found ({target.with_suffix('.h5')} or ./{target.stem}.h5): "
+            f"run landscape map {target} first, or give --map MAP.h5"
+        )
+    return map_path, target
+
+
+@dataclass
+class FunnelRun:
+    """What :func:`run_funnel` did: the map probed (as written), the result, the figure."""
+
+    map_path: Path
+    content: Any
+    result: Any
+    plot: Path
+    seconds: float
+    dropped_diagnosis: bool
+
+
+def run_funnel(
+    target: Path,
+    *,
+    map_option: Path | None = None,
+    noise: str = DEFAULT_NOISE,
+    noise_unit: str = "auto",
+    chains: int = 100,
+    steps: int | None = None,
+    eps: float | None = None,
+    init: str | None = None,
+    dataset: str | None = None,
+    data_root: Path | None = None,
+    plot: Path | None = None,
+    refine: bool = True,
+    seed: int = 0,
+    device: str = "auto",
+    resume: bool = False,
+    force: bool = False,
+    quiet: bool = False,
+    say: Callable[[str], None] = print,
+) -> FunnelRun:
+    """The funnel probe of ``target`` (a map, or a model file and its map) with the
+    command's defaults; writes /funnel (and any new minima) into the map and the figure.
+
+    Ctrl-C keeps the finished noise levels and exits with status 130.
+    """
+    from landscape.train.energies import check_map_matches, energy_for_map, load_data_like
+    from landscape.plots import figures
+    from landscape.mapping.funnel import PROGRESS_KIND, FunnelConfig, funnel_probe
+    from landscape.io.mapfile import clear_progress, progress_path, read_map, rewrite_map, update_map
+
+    map_path, model = locate(target, map_option)
+    content = read_map(map_path)
+    if model is not None:
+        check_map_matches(map_path, content, model)
+    plot = plot or map_path.with_name(map_path.stem + "_funnel.png")
+    figures.check_picture_path(plot)
+    if not force and not resume:
+        if content.funnel is not None:
+            raise LandscapeError(f"{map_path} has a funnel probe already: pass --force to replace it")
+        if plot.exists():
+            raise LandscapeError(f"{plot} exists: pass --force to overwrite it")
+    if force:
+        clear_progress(map_path, PROGRESS_KIND)
+    loaded = energy_for_map(map_path, content, model=model, device=device)
+    energy = loaded.energy
+
+    unit, unit_why = (base_noise(content, loaded.sampler) if noise_unit == "auto"
+                      else (parse_floats(noise_unit, "--noise-unit")[0], "given"))
+    levels = tuple(m * unit for m in parse_floats(noise, "--noise"))
+    config = content.settings()
+    eps = eps or float(config.get("eps", 0) or 0) or None
+    if eps is None:
+        raise LandscapeError(f"{map_path} records no Langevin step: give --eps")
+    # A map explored at temperature 0 ran no Langevin steps: the probe's chains need some.
+    steps = steps if steps is not None else (int(config.get("steps") or 0) or 1000)
+    dataset = dataset or figures.map_dataset(content) or loaded.dataset
+    init = init or ("both" if dataset else "noise")
+    data = None
+    if init in ("both", "data"):
+        if not dataset:
+            raise LandscapeError(f"--init {init} needs a data set: give --dataset (or --init noise)")
+        data = load_data_like(dataset, data_root, energy.shape)
+    probe = FunnelConfig(
+        noise=levels, eps=float(eps), steps=int(steps), merge_radius=float(config.get("merge_radius", 0.05)),
+        chains=chains, init=init, quench_steps=int(config.get("quench_steps", 2000)),
+        grad_tol=float(config.get("grad_tol", 1e-3)), seed=seed,
+    )
+    if not quiet:
+        say(f"funnel probe of {map_path} ({loaded.label}): noise {', '.join(f'{t:.3g}' for t in levels)} "
+                   f"(unit {unit:.3g}: {unit_why}), eps {eps:.3g}, {steps} steps, {chains} chains per start "
+                   f"from {init}")
+    bars = ProgressBars(quiet)
+    t0 = time.perf_counter()
+    try:
+        result = funnel_probe(energy, content, probe, data=data, progress_file=map_path, resume=resume, reporter=bars,
+                              refine=refine and bool(config.get("refine", True)))
+    except KeyboardInterrupt:
+        bars.close()
+        if progress_path(map_path, PROGRESS_KIND).exists():
+            _stderr(f"interrupted: progress kept in {progress_path(map_path, PROGRESS_KIND)}; "
+                       "rerun with --resume to continue")
+        else:
+            _stderr("interrupted before the first noise level finished: nothing kept")
+        raise
+    finally:
+        bars.close()
+    dropped = result.new_minima > 0 and content.diagnosis is not None
+    if result.new_minima:
+        rewrite_map(map_path, result.content)
+    else:
+        update_map(map_path, funnel=result.funnel)
+    clear_progress(map_path, PROGRESS_KIND)
+    written = read_map(map_path)
+    figures.plot_funnel(written, plot)
+    return FunnelRun(map_path, written, result, plot, time.perf_counter() - t0, dropped)
+
+
+def funnel_summary(map_path: Path, f, result, plot: Path, wall: float) -> dict:
+    """A funnel probe as plain data (``landscape funnel --json``)."""
+    import numpy as np
+
+    score = f.score if math.isfinite(f.score) else None
+    return {
+        "map": str(map_path),
+        "noise": f.noise.tolist(),
+        "entropy": f.entropy.tolist(),
+        "effective_basins": np.exp(f.entropy).tolist(),
+        "reference_entropy": f.attrs.get("reference_entropy"),
+        "score": score,
+        "funnel": bool(score is not None and score >= f.attrs.get("funnel_threshold", 0.5)),
+        "sinks": [[int(s) for s in row if s >= 0] for row in f.sinks],
+        "new_minima": result.new_minima,
+        "new_basins": result.new_basins,
+        "figure": str(plot),
+        "seconds": wall,
+    }
+
+
+# ---------------------------------------------------------------------- diagnose
+
+
+@dataclass
+class DiagnoseRun:
+    """What :func:`run_diagnose` did: the map as written, the diagnosis, the data set, the report."""
+
+    content: Any
+    diagnosis: Any
+    dataset: str
+    report: Path
+
+
+def run_diagnose(
+    map_path: Path,
+    *,
+    dataset: str | None = None,
+    data_root: Path | None = None,
+    limit: int = 10000,
+    model: Path | None = None,
+    report: Path | None = None,
+    nn_quantile: float = 0.99,
+    nn_factor: float = 1.5,
+    energy_quantile: float = 0.5,
+    saturation_excess: float = 0.5,
+    funnel_score: float = 0.5,
+    device: str = "auto",
+    force: bool = False,
+) -> DiagnoseRun:
+    """Diagnose the map at ``map_path`` with the command's defaults; write /diagnosis into
+    it and the HTML report."""
+    import tempfile
+
+    import numpy as np
+
+    from landscape.train.energies import energy_for_map, load_data_like
+    from landscape.plots import figures
+    from landscape.diagnosis.spurious import DiagnosisRule, diagnose_map
+    from landscape.io.mapfile import read_map, update_map
+    from landscape.diagnosis.report import write_report
+
+    content = read_map(map_path)
+    report = report or map_path.with_name(map_path.stem + "_diagnosis.html")
+    if report.exists() and not force:
+        raise LandscapeError(f"{report} exists: pass --force to overwrite it")
+    rule = DiagnosisRule(nn_quantile=nn_quantile, nn_factor=nn_factor, energy_quantile=energy_quantile,
+                         saturation_excess=saturation_excess, funnel_score=funnel_score)
+    loaded = energy_for_map(map_path, content, model=model, device=device)
+    dataset = dataset or figures.map_dataset(content) or loaded.dataset
+    if not dataset:
+        raise LandscapeError(
+            f"{map_path} records no data set: give the training data with --dataset NAME (npz:FILE for your own)"
+        )
+    data_x = load_data_like(dataset, data_root, tuple(np.shape(content.minima_x)[1:]), limit)
+    diagnosis = diagnose_map(loaded.energy, content, data_x, rule)
+    update_map(map_path, diagnosis=diagnosis.to_data(dataset))
+    written = read_map(map_path)
+    with tempfile.TemporaryDirectory(prefix="ebm-landscape-") as tmp:
+        extra = []
+        if written.funnel is not None:
+            extra.append(("The funnel probe (landscape funnel): where chains end as the noise grows",
+                          figures.plot_funnel(written, Path(tmp) / "funnel.png")))
+        write_report(report, written, diagnosis, data_x.numpy(), extra_figures=extra)
+    return DiagnoseRun(written, diagnosis, dataset, report)
+
+
+# ----------------------------------------------------------------------- compare
+
+
+@dataclass
+class Side:
+    """One side of the comparison: what was given and what was found for it."""
+
+    given: Path
+    kind: str  # "checkpoint" | "map"
+    checkpoint: Path | None
+    map_path: Path | None
+    content: Any  # MapContent or None
+    regime: str
+    source: str  # the "source" cell
+    no_map: str  # the text of map-based cells when there is no map
+    name: str = ""
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return a.resolve() == b.resolve()
+
+
+def _strip_path(message: str, path: Path) -> str:
+    """A checkpoint loader's message without its leading ``<path>: ``."""
+    prefix = f"{path}: "
+    return message[len(prefix):] if message.startswith(prefix) else message
+
+
+def _side(path: Path) -> Side:
+    """Classify ``path`` (checkpoint or map) and find its partner file.
+
+    Raises LandscapeError (one line) for a missing file, a folder, a file that is neither,
+    or a map that does not read.
+    """
+    from landscape.train.energies import is_map_file, map_of, source_model_file
+    from landscape.errors import LandscapeError
+    from landscape.io.mapfile import read_map
+    from landscape.train.checkpoint import load_checkpoint, sha256_of
+
+    if not path.exists():
+        raise LandscapeError(f"{path}: no such file")
+    if path.is_dir():
+        raise LandscapeError(f"{path}: is a directory, expected a checkpoint (.pt) or a map (.h5)")
+    if is_map_file(path):
+        content = read_map(path)
+        source = content.meta.source if content.meta is not None else None
+        recorded = source if isinstance(source, dict) else {}
+        model = source_model_file(path, content)
+        ckpt = None
+        if model is not None and recorded.get("kind") == "checkpoint":
+            ckpt = load_checkpoint(model)
+            text = f"map {path} of checkpoint {model}"
+        elif recorded.get("kind") == "checkpoint":
+            model = None
+            text = f"map {path} (its checkpoint {recorded.get('path')} is not found or changed)"
+        else:
+            model = None  # a TorchScript file or state dict cannot run our convergence check
+            from landscape.plots.figures import describe_source
+
+            text = f"map {path} of {describe_source(content)}"
+        regime = str(ckpt.get("regime", "unknown")) if ckpt is not None else str(recorded.get("regime") or "unknown")
+        return Side(path, "map", model, path, content, regime, text, "no map")
+    try:
+        ckpt = load_checkpoint(path)
+    except LandscapeError as err:
+        raise LandscapeError(
+            f"{path} is neither an ebm-landscape checkpoint nor a map: {_strip_path(str(err), path)}"
+        ) from None
+    regime = str(ckpt.get("regime", "unknown"))
+    map_path = map_of(path)
+    if map_path is None:
+        hint = f"no map (run: landscape map {path})"
+        return Side(path, "checkpoint", path, None, None, regime, f"checkpoint {path}, {hint}", hint)
+    content = read_map(map_path)
+    source = content.meta.source if content.meta is not None else None
+    recorded = source.get("sha256") if isinstance(source, dict) else None
+    if recorded and recorded != sha256_of(path):
+        # A map left over from an earlier model of the same name says nothing about this one.
+        hint = f"no map of this checkpoint ({map_path} is of another model; run: landscape map {path} --force)"
+        return Side(path, "checkpoint", path, None, None, regime, f"checkpoint {path}, {hint}", hint)
+    return Side(path, "checkpoint", path, map_path, content, regime, f"checkpoint {path}, map {map_path}", "no map")
+
+
+def _label(path: Path, other: Path) -> str:
+    """The file stem, or folder/stem when both sides share a stem."""
+    if path.stem != other.stem:
+        return path.stem
+    return f"{path.parent.name}/{path.stem}" if path.parent.name != other.parent.name else path.stem
+
+
+def _file_part(name: str) -> str:
+    return re.sub(r"[^\w.-]+", "_", name).strip("_") or "model"
+
+
+@dataclass
+class CompareRun:
+    """What :func:`run_compare` found: both sides, their profiles and checks, the table rows,
+    the closing lines and the figure written."""
+
+    sides: list[Side]
+    labels: tuple[str, str]
+    profiles: list[Any]
+    results: list[Any]
+    verdicts: list[str | None]
+    rows: list[tuple[str, str, str]]
+    summary: list[str]
+    out: Path
+
+
+def run_compare(
+    a: Path,
+    b: Path,
+    *,
+    out: Path | None = None,
+    force: bool = False,
+    check: bool = True,
+    chains: int = 64,
+    multiples: tuple[float, ...] = (1.0, 3.0, 10.0, 30.0),
+    device: str = "auto",
+    names: tuple[str, str] | None = None,
+    seed: int = 0,
+    quiet: bool = False,
+    checks: dict[Path, Any] | None = None,
+) -> CompareRun:
+    """Compare ``a`` and ``b`` as the command does and draw the figure. ``checks`` maps a
+    checkpoint path to a convergence check already run on it (reused instead of
+    running it again)."""
+    from landscape.diagnosis.compare import compare_profiles, map_profile, plot_comparison, summarize
+    from landscape.errors import LandscapeError
+    from landscape.plots.figures import check_picture_path
+
+    for path in (a, b):
+        if not path.exists():
+            raise LandscapeError(f"{path}: no such file")
+    if _same_file(a, b):
+        raise LandscapeError(f"A and B are the same file ({a}): give two different checkpoints or maps")
+    sides = [_side(a), _side(b)]
+    ma, mb = sides[0].map_path, sides[1].map_path
+    if ma is not None and mb is not None and _same_file(ma, mb):
+        raise LandscapeError(f"A and B have the same map ({ma}): nothing to compare")
+    labels = names or (_label(a, b), _label(b, a))
+    if labels[0] == labels[1]:
+        labels = (f"{labels[0]} (A)", f"{labels[1]} (B)")
+    for side, label in zip(sides, labels):
+        side.name = label
+    out = out or Path(f"compare_{_file_part(labels[0])}_vs_{_file_part(labels[1])}.png")
+    check_picture_path(out)
+    if out.exists() and not force:
+        raise LandscapeError(f"{out} exists: pass --force to overwrite it")
+
+    results: list[Any] = [None, None]
+    if check:
+        known = {Path(k).resolve(): v for k, v in (checks or {}).items()}
+        results = [
+            known.get(side.checkpoint.resolve()) if side.checkpoint is not None and side.checkpoint.resolve() in known
+            else _check(side, chains, multiples, device, seed, quiet)
+            for side in sides
+        ]
+
+    profiles = [None if s.content is None else map_profile(s.content) for s in sides]
+    rows = _head_rows(sides, results, check)
+    rows += compare_profiles(profiles[0], profiles[1], missing=(sides[0].no_map, sides[1].no_map))
+    verdicts = [r.verdict if r is not None else None for r in results]
+    summary = summarize(profiles[0], profiles[1], labels, verdicts)
+
+    samples, notes = {}, {}
+    for side, result in zip(sides, results):
+        if result is not None and "data" in result.samples:
+            _, end, steps = result.samples["data"]
+            samples[side.name] = end.detach().cpu().numpy()
+            notes[side.name] = f"long-run samples from data after {steps} steps ({steps / result.L:g}L)"
+    plot_comparison(sides[0].content, sides[1].content, labels, out, samples=samples, sample_notes=notes)
+    return CompareRun(sides, tuple(labels), profiles, results, verdicts, rows, summary, out)
+
+
+def _check(side: Side, chains: int, multiples: tuple[float, ...], device: str, seed: int, quiet: bool) -> Any:
+    """The long-run convergence check of the side's checkpoint, or None without one."""
+    if side.checkpoint is None:
+        return None
+    import torch
+
+    from landscape.train.check import convergence_check
+    from landscape.train.checkpoint import load_checkpoint
+
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    steps = max(1, round(max(multiples) * int(load_checkpoint(side.checkpoint)["sampler"]["steps"])))
+    bars = []
+
+    def progress(k: int) -> None:
+        if not bars:
+            from tqdm import tqdm
+
+            bars.append(tqdm(total=2 * steps, desc=f"check {side.name}", unit="step", dynamic_ncols=True))
+        bars[0].update(k)
+
+    try:
+        return convergence_check(side.checkpoint, multiples=multiples, n_chains=chains, device=device, seed=seed,
+                                 progress=None if quiet else progress)
+    finally:
+        for bar in bars:
+            bar.close()
+
+
+def _head_rows(sides: list[Side], results: list[Any], check: bool) -> list[tuple[str, str, str]]:
+    def verdict(side: Side, result: Any) -> str:
+        if result is not None:
+            agrees = "" if result.agreement == "regime unknown" else f" ({result.agreement} with the regime)"
+            return f"{result.verdict}{agrees}"
+        if side.checkpoint is None:
+            return "no checkpoint to check"
+        return "not run (--no-check)" if not check else "not run"
+
+    rows = [
+        ("source", sides[0].source, sides[1].source),
+        ("trained regime", sides[0].regime, sides[1].regime),
+        ("check verdict", verdict(sides[0], results[0]), verdict(sides[1], results[1])),
+    ]
+    if any(r is not None for r in results):
+        rows.append(("check evidence", *(r.explanation if r is not None else "-" for r in results)))
+    return rows
