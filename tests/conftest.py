@@ -1,14 +1,38 @@
-"""Helpers the tests share: hand-made maps whose content is known exactly."""
+"""What the tests share: hand-made maps whose content is known exactly, the command line
+run in-process, and the one-line error check. Test files take these from here (as
+fixtures, or ``from conftest import ...``), never from each other."""
 
 from __future__ import annotations
 
+import html
+import json
+import re
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
+import h5py
+import matplotlib
 import numpy as np
 import pytest
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.colors import to_hex
+from matplotlib.figure import Figure
 
-from landscape.io.records import ATTRACTION, NEIGHBOUR, MapContent, MapMeta, PairTable, Partition
+from landscape.cli.errors import run_guarded
+from landscape.cli.main import cli
+from landscape.io.mapfile import write_map
+from landscape.io.records import (
+    ATTRACTION,
+    NEIGHBOUR,
+    DiagnosisData,
+    FunnelData,
+    GridData,
+    MapContent,
+    MapMeta,
+    PairTable,
+    Partition,
+)
 from landscape.mapping.tree import minimax_tree
 
 
@@ -89,3 +113,228 @@ def make_map():
 def make_partition():
     """The factory :func:`partition` (basin labels -> Partition)."""
     return partition
+
+
+# ---------------------------------------------------------------- the command line
+
+
+TINY = [
+    "--steps", "4", "--batch-size", "20", "--quiet",
+    "--set", "train.ckpt_every=2", "--set", "train.plot_every=4", "--set", "train.eval_every=2",
+    "--set", "sampler.steps=5", "--set", "sampler.bank_size=40",
+]
+
+
+def run(capsys, *args):
+    code = run_guarded(cli, [str(a) for a in args])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def assert_one_line_error(code, err, pattern, expected_code=1):
+    assert code == expected_code, err
+    assert "Traceback" not in err
+    lines = [l for l in err.strip().splitlines() if l.strip()]
+    assert len(lines) == 1, err
+    assert re.search(pattern, lines[0]), lines[0]
+
+
+# -------------------------------------------------------- hand-made maps of each kind
+
+
+PNG = b"\x89PNG\r\n\x1a\n"
+
+# ------------------------------------------------------------------ the image map
+# Shared with tests/test_tree_cmd.py. Ten minima in four basins at the main level (1);
+# within a basin the minima join low, between basins:
+#   basins 1-2 at -1.05 (a refined saddle, below its estimate -1.0) via minima 3-5,
+#   basin 0 joins at -0.5 via minima 0-3 (their saddle, 2.0, lies far above the
+#   estimate: the tree keeps the estimate), basin 3 joins at 0.0 via minima 5-8; the
+#   0-8 trial found no path.
+
+IMG_ENERGY = [-3.0, -2.9, -2.8, -2.0, -1.9, -1.5, -1.4, -1.3, -1.0, -0.9]
+IMG_LEVELS = [list(range(10)), [0, 0, 0, 1, 1, 2, 2, 2, 3, 3], [0, 0, 0, 0, 0, 0, 0, 0, 1, 1], [0] * 10]
+IMG_ALPHAS = [0.3, 1.0, 3.0, 10.0]
+IMG_PAIRS = [(0, 1), (1, 2), (3, 4), (5, 6), (6, 7), (8, 9), (3, 5), (0, 3), (5, 8), (0, 8)]
+IMG_ESTIMATE = [-2.7, -2.6, -1.8, -1.2, -1.1, -0.8, -1.0, -0.5, 0.0, np.inf]
+IMG_REFINED = [np.nan] * 6 + [-1.05, 2.0, np.nan, np.nan]
+IMG_SOURCE = {"kind": "checkpoint", "path": "runs/sevens.pt", "sha256": "cd" * 32, "regime": "convergent"}
+# The tree over minima: (lower, higher, height, relative), lowest first.
+MINIMA_MERGES = [
+    (0, 1, -2.7, 0.2), (0, 2, -2.6, 0.2), (3, 4, -1.8, 0.1), (5, 6, -1.2, 0.2), (5, 7, -1.1, 0.2),
+    (3, 5, -1.05, 0.45), (8, 9, -0.8, 0.1), (0, 3, -0.5, 1.5), (0, 8, 0.0, 1.0),
+]
+# The tree over the main level's basins.
+BASIN_MERGES = [(1, 2, -1.05, 0.45), (0, 1, -0.5, 1.5), (0, 3, 0.0, 1.0)]
+
+
+def image_content(make_map, channels: int | None = 1, diagnosis: bool = False, funnel: bool = False):
+    """The image map; ``channels=None`` gives minima of shape (8, 8)."""
+    n = len(IMG_ENERGY)
+    basin = np.array(IMG_LEVELS[1])
+    shape = (8, 8) if channels is None else (channels, 8, 8)
+    x = np.full((n, *shape), -1.0, dtype=np.float32)
+    for k in range(n):  # basin b: a bar at rows 2b, 2b+1
+        x[k, ..., 2 * basin[k]: 2 * basin[k] + 2, 1:7] = 1.0 if k in (0, 3, 5, 8) else 0.3
+        x[k, ..., 7, k % 8] = 2.0  # outside the data range: clipped
+    c = make_map(x, IMG_ENERGY, IMG_PAIRS, IMG_ESTIMATE, refined=IMG_REFINED, levels=IMG_LEVELS, alphas=IMG_ALPHAS,
+                 main=1, hits=np.arange(1, n + 1), source=IMG_SOURCE, config={"temperature": 20.0},
+                 attrs={"minima": {"temperature": 20.0}, "levels": {"temperature": 0.5, "alpha_unit": 0.2}})
+    if diagnosis:
+        spurious = np.zeros(n, dtype=bool)
+        spurious[8] = True  # the lowest minimum of basin 3
+        c.diagnosis = DiagnosisData(spurious=spurious, nn_distance=np.linspace(0.1, 1.0, n))
+    if funnel:
+        occ = np.array([[0.3, 0.3, 0.2, 0.2], [0.6, 0.2, 0.1, 0.1], [0.9, 0.1, 0.0, 0.0]])
+        ent = np.array([-(r[r > 0] * np.log(r[r > 0])).sum() for r in occ])
+        c.funnel = FunnelData(noise=np.array([0.0, 0.5, 1.0]), occupancy=occ, entropy=ent, score=0.75,
+                              attrs={"chains_per_level": 40, "reference_entropy": float(ent[0]),
+                                     "reference": "chains from data at the lowest noise"},
+                              sinks=np.array([[0, 1, -1], [0, -1, -1], [0, -1, -1]]),
+                              occupancy_data=occ, occupancy_noise=occ[:, ::-1].copy())
+    return c
+
+
+# ------------------------------------------------------------------- the vector map
+
+VEC_ENERGY = [-2.0, -1.9, -1.0, -0.8, 0.5, 0.6]
+
+
+def vector_content(make_map, d: int, connected: bool = True):
+    """Six minima in R^d, three basins; a chain of barriers (the last missing unless
+    ``connected``)."""
+    rng = np.random.default_rng(2)
+    barrier = [-1.5, 1.0, -0.5, 2.0, 1.0]
+    if not connected:
+        barrier[3] = np.inf  # no path from minima 4, 5 to the others
+    return make_map(rng.normal(size=(6, d)), VEC_ENERGY, [(i, i + 1) for i in range(5)], barrier,
+                    levels=[[0, 0, 1, 1, 2, 2]], source={"kind": "function", "spec": "gauss_mix"})
+
+
+# ---------------------------------------------------------------------- the 2-D map
+
+WELLS = np.array([[-1.0, -0.3], [0.9, -0.1], [0.1, 1.1]])
+DEPTHS = np.array([3.0, 2.2, 1.8])
+
+
+def wells_energy(xy: np.ndarray) -> np.ndarray:
+    """Three Gaussian wells in a weak bowl: U(x) = 0.1 |x|^2 - sum_k d_k exp(-|x - c_k|^2 / 0.245)."""
+    xy = np.asarray(xy, dtype=np.float64)
+    d2 = ((xy[..., None, :] - WELLS) ** 2).sum(-1)
+    return 0.1 * (xy**2).sum(-1) - (DEPTHS * np.exp(-d2 / 0.245)).sum(-1)
+
+
+def _segment(a, b, bend: float = 0.0, points: int = 41) -> np.ndarray:
+    t = np.linspace(0.0, 1.0, points)[:, None]
+    normal = np.array([[-(b - a)[1], (b - a)[0]]]) / max(np.linalg.norm(b - a), 1e-12)
+    return a * (1 - t) + b * t + bend * np.sin(np.pi * t) * normal
+
+
+def wells_content(make_map, paths: bool = True, grid: bool = True):
+    """Nine minima of ``wells_energy``, three per well (the first at the bottom), sorted by
+    energy; within a well straight-line barriers; between wells 0-1 and 1-2 refined
+    saddles (below the straight-line estimates, which overshoot), 0-2 an estimate only."""
+    rng = np.random.default_rng(1)
+    x = np.repeat(WELLS, 3, axis=0) + rng.normal(scale=0.05, size=(9, 2))
+    x[::3] = WELLS
+    label = np.repeat(np.arange(3), 3)
+    order = np.argsort(wells_energy(x), kind="stable")
+    x, label = x[order], label[order]
+    energy = wells_energy(x)
+    bottom = [int(np.flatnonzero(label == w)[np.argmin(energy[label == w])]) for w in range(3)]
+    pairs, estimate, refined = [], [], []
+    for k in range(9):
+        if k not in bottom:
+            pairs.append((bottom[label[k]], k))
+            estimate.append(wells_energy(_segment(x[bottom[label[k]]], x[k])).max())
+            refined.append(np.nan)
+    for (a, b), over, refine in (((0, 1), 0.05, True), ((1, 2), 0.05, True), ((0, 2), 0.4, False)):
+        line = wells_energy(_segment(x[bottom[a]], x[bottom[b]])).max()
+        pairs.append((bottom[a], bottom[b]))
+        estimate.append(line + over)
+        refined.append(line if refine else np.nan)
+    c = make_map(x, energy, pairs, estimate, refined=refined, levels=[label],
+                 source={"kind": "function", "spec": "wells", "shape": [2]},
+                 attrs={"minima": {"temperature": 0.5, "data_range": [-2.0, 2.0]}})
+    if paths:
+        t = c.tree
+        c.tree_saddle = np.full((8, 2), np.nan, dtype=np.float32)
+        c.tree_path = np.full((8, 41, 2), np.nan, dtype=np.float32)
+        for k in np.flatnonzero(t.refined):
+            i, j = c.barriers.pairs[t.pair[k]]
+            path = _segment(x[i], x[j], bend=0.1)
+            c.tree_path[k] = path
+            c.tree_saddle[k] = path[np.argmax(wells_energy(path))]
+    if grid:
+        g = np.linspace(-2.0, 2.0, 48)
+        gx, gy = np.meshgrid(g, g)
+        c.grid = GridData(x=g, y=g, energy=wells_energy(np.stack([gx, gy], axis=-1)))
+    return c
+
+
+# ------------------------------------------------------------------------- helpers
+
+
+def save(tmp_path, content, name: str = "m.h5"):
+    """Write ``content`` as a map with the source its meta names."""
+    return write_map(tmp_path / name, content, config=content.meta.config, source=content.meta.source,
+                     tool_version="0.1.0")
+
+
+def assert_png(path, min_bytes: int = 3000) -> None:
+    data = path.read_bytes()
+    assert data[:8] == PNG and len(data) > min_bytes, (path, len(data))
+
+
+def svg_text(draw, path) -> str:
+    """Draw to an SVG with text kept as text; all its text, unescaped, joined by spaces."""
+    with matplotlib.rc_context({"svg.fonttype": "none"}):
+        out = draw(path)
+    assert out == path
+    return " ".join(html.unescape(t) for t in re.findall(r"<text[^>]*>([^<]*)</text>", path.read_text()))
+
+
+def new_axes():
+    fig = Figure(figsize=(8, 5))
+    FigureCanvasAgg(fig)
+    return fig.add_subplot(1, 1, 1)
+
+
+def leaf_colours(ax) -> set[str]:
+    """The colours of the drawn lines other than black, grey (merges) and red (marked)."""
+    return {to_hex(line.get_color()) for line in ax.lines} - {"#000000", "#808080", "#ff0000"}
+
+
+# ------------------------------------------------------------------------ the views
+
+
+# ---------------------------------------------------------------- a schema-1 map
+
+
+SCHEMA1_LINKAGE = np.array([[0, 1, -2.2, 2], [2, 4, 0.5, 3], [3, 5, 1.05, 4]])
+
+
+def write_schema1_map(path: Path) -> Path:
+    """A schema-1 map as ebm-landscape 0.0.x wrote it: the tree over four basins, with
+    absolute heights; basin 3 reached by no path; barrier pairs are BASIN pairs."""
+    with h5py.File(path, "w") as f:
+        f.attrs["schema"] = "ebm-landscape/map"
+        f.attrs["schema_version"] = 1
+        f.attrs["created"] = "2025-01-01T00:00:00+00:00"
+        f.attrs["tool_version"] = "0.0.9"
+        f.attrs["source"] = json.dumps({"kind": "checkpoint", "path": "old/rings.pt", "sha256": "ef" * 32})
+        f.attrs["config"] = json.dumps({"temperature": 2.0, "alpha": 0.5})
+        f["minima/x"] = np.arange(16, dtype=np.float32).reshape(8, 2)
+        f["minima/energy"] = np.array([-5.0, -4.5, -3.0, -2.9, -1.0, -0.5, 0.2, 0.4])
+        f["minima/hits"] = np.array([10, 3, 7, 1, 2, 2, 1, 1])
+        f["minima/basin"] = np.array([0, 0, 1, 1, 2, 2, 3, 3])
+        f["minima"].attrs.update({"count": 8, "temperature": 2.0})
+        f["basins/representative"] = np.array([0, 2, 4, 6])
+        f["basins/energy"] = np.array([-5.0, -3.0, -1.0, 0.2])
+        f["basins"].attrs["count"] = 4
+        f["barriers/pairs"] = np.array([[1, 0], [2, 1], [2, 0], [3, 2]])
+        f["barriers/energy"] = np.array([-2.0, 0.5, 1.5, np.inf])
+        f["barriers/refined"] = np.array([-2.2, np.nan, np.nan, np.nan])
+        f["barriers"].attrs.update({"count": 4, "alpha": 0.5, "temperature": 0.2})
+        f["tree/linkage"] = SCHEMA1_LINKAGE
+    return path

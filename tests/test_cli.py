@@ -1,33 +1,10 @@
 """The `landscape` command end to end: exit codes, files written, one-line errors."""
 
-import re
 
 import pytest
 import torch
 
-from landscape.cli.errors import run_guarded
-from landscape.cli.main import cli
-
-TINY = [
-    "--steps", "4", "--batch-size", "20", "--quiet",
-    "--set", "train.ckpt_every=2", "--set", "train.plot_every=4", "--set", "train.eval_every=2",
-    "--set", "sampler.steps=5", "--set", "sampler.bank_size=40",
-]
-
-
-def run(capsys, *args):
-    code = run_guarded(cli, [str(a) for a in args])
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def assert_one_line_error(code, err, pattern, expected_code=1):
-    assert code == expected_code, err
-    assert "Traceback" not in err
-    lines = [l for l in err.strip().splitlines() if l.strip()]
-    assert len(lines) == 1, err
-    assert re.search(pattern, lines[0]), lines[0]
-
+from conftest import TINY, assert_one_line_error, run
 
 @pytest.fixture
 def rings_ckpt(tmp_path, capsys):

@@ -27,7 +27,7 @@ from landscape.errors import LandscapeError
 from landscape.io.mapfile import FunnelData, read_map, write_map
 from landscape.mapping.pipeline import MapConfig, build_map
 from landscape.potentials import PLANTED_BOX, PLANTED_CENTRES, planted_data, planted_hole
-from tests.test_cli import TINY, assert_one_line_error, run
+from conftest import TINY, assert_one_line_error, run
 
 T = 0.05
 

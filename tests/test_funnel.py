@@ -34,7 +34,7 @@ from landscape.potentials import (
     tilted_wells,
     tilted_wells_exact,
 )
-from tests.test_cli import assert_one_line_error, run
+from conftest import assert_one_line_error, run
 
 T = 0.05
 TAU = math.sqrt(T)

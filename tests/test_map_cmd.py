@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from landscape.io.mapfile import progress_path, read_map
-from tests.test_cli import TINY, assert_one_line_error, run
+from conftest import TINY, assert_one_line_error, run
 
 WELLS = """
 import torch

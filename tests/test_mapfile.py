@@ -35,7 +35,8 @@ from landscape.io.mapfile import (
 from landscape.io.records import ATTRACTION, NEIGHBOUR, PairTable, Partition
 from landscape.io.schema import DATASETS, SCHEMA, SCHEMA_VERSION, dataset
 from landscape.mapping.tree import minimax_tree
-from tests.test_cli import run
+from conftest import run
+from conftest import SCHEMA1_LINKAGE, write_schema1_map
 
 CONFIG = {"temperature": None, "alpha": [0.5, 1.0], "steps": 5000, "seed": 3}
 SOURCE = {"kind": "checkpoint", "path": "runs/rings.pt", "sha256": "ab" * 32}
@@ -331,35 +332,6 @@ def test_a_large_map_writes_and_reads_back_equal(tmp_path):
 
 
 # ------------------------------------------------------------------------- schema 1
-
-
-SCHEMA1_LINKAGE = np.array([[0, 1, -2.2, 2], [2, 4, 0.5, 3], [3, 5, 1.05, 4]])
-
-
-def write_schema1_map(path: Path) -> Path:
-    """A schema-1 map as ebm-landscape 0.0.x wrote it: the tree over four basins, with
-    absolute heights; basin 3 reached by no path; barrier pairs are BASIN pairs."""
-    with h5py.File(path, "w") as f:
-        f.attrs["schema"] = "ebm-landscape/map"
-        f.attrs["schema_version"] = 1
-        f.attrs["created"] = "2025-01-01T00:00:00+00:00"
-        f.attrs["tool_version"] = "0.0.9"
-        f.attrs["source"] = json.dumps({"kind": "checkpoint", "path": "old/rings.pt", "sha256": "ef" * 32})
-        f.attrs["config"] = json.dumps({"temperature": 2.0, "alpha": 0.5})
-        f["minima/x"] = np.arange(16, dtype=np.float32).reshape(8, 2)
-        f["minima/energy"] = np.array([-5.0, -4.5, -3.0, -2.9, -1.0, -0.5, 0.2, 0.4])
-        f["minima/hits"] = np.array([10, 3, 7, 1, 2, 2, 1, 1])
-        f["minima/basin"] = np.array([0, 0, 1, 1, 2, 2, 3, 3])
-        f["minima"].attrs.update({"count": 8, "temperature": 2.0})
-        f["basins/representative"] = np.array([0, 2, 4, 6])
-        f["basins/energy"] = np.array([-5.0, -3.0, -1.0, 0.2])
-        f["basins"].attrs["count"] = 4
-        f["barriers/pairs"] = np.array([[1, 0], [2, 1], [2, 0], [3, 2]])
-        f["barriers/energy"] = np.array([-2.0, 0.5, 1.5, np.inf])
-        f["barriers/refined"] = np.array([-2.2, np.nan, np.nan, np.nan])
-        f["barriers"].attrs.update({"count": 4, "alpha": 0.5, "temperature": 0.2})
-        f["tree/linkage"] = SCHEMA1_LINKAGE
-    return path
 
 
 def test_schema_1_maps_still_open(tmp_path):

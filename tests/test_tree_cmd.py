@@ -14,8 +14,8 @@ import pytest
 
 from landscape.plots.figures import basin_tree_of, tree_merges
 from landscape.io.mapfile import read_map
-from tests.test_cli import assert_one_line_error, run
-from tests.test_figures import (
+from conftest import assert_one_line_error, run
+from conftest import (
     BASIN_MERGES,
     IMG_ENERGY,
     IMG_LEVELS,
@@ -26,7 +26,7 @@ from tests.test_figures import (
     vector_content,
     wells_content,
 )
-from tests.test_mapfile import write_schema1_map
+from conftest import write_schema1_map
 
 
 def tree(capsys, *args):
