@@ -37,7 +37,8 @@ import torch
 from landscape import data as datasets
 from landscape import Energy, sample
 from landscape.errors import LandscapeError, NonFiniteEnergyError
-from landscape.diagnosis.neighbors import nearest_distance
+from landscape.io.files import json_safe
+from landscape.mapping.neighbors import nearest_distance
 from landscape.train.checkpoint import energy_from_checkpoint
 from landscape.train.sampling import ChainReport, _saturation, save_chain_figure
 
@@ -195,17 +196,7 @@ class CheckResult:
             "data": asdict(self.data),
             "stages": {k: [asdict(s) for s in v] for k, v in self.stages.items()},
         }
-        return _json_safe(out)
-
-
-def _json_safe(obj: Any) -> Any:
-    if isinstance(obj, float):
-        return obj if math.isfinite(obj) else None
-    if isinstance(obj, dict):
-        return {k: _json_safe(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_json_safe(v) for v in obj]
-    return obj
+        return json_safe(out)
 
 
 # --------------------------------------------------------------------------------------

@@ -11,10 +11,6 @@ from __future__ import annotations
 import datetime
 import hashlib
 import os
-import pickle
-import re
-import tempfile
-import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +19,7 @@ from torch import nn
 
 from landscape.energy import Energy
 from landscape.errors import LandscapeError
+from landscape.io.files import atomic_path, load_torch
 from landscape.train.nets import build_model, convert_reference_state_dict
 
 FORMAT = "ebm-landscape/checkpoint"
@@ -31,44 +28,17 @@ REQUIRED = ("format", "version", "model", "state_dict", "data", "sampler", "regi
 
 
 def atomic_save(obj: Any, path: str | os.PathLike) -> None:
-    """``torch.save`` to a temporary file beside ``path``, then rename over it.
-
-    A run killed while writing leaves the previous checkpoint intact.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """``torch.save`` to a temporary file beside ``path``, then rename over it
+    (:func:`landscape.io.files.atomic_path`): a run killed while writing leaves the
+    previous checkpoint intact."""
+    with atomic_path(path) as tmp:
+        torch.save(obj, tmp)
 
 
 def read_pt(path: str | os.PathLike) -> Any:
-    """Load a ``.pt`` file with ``weights_only=True``; any failure is one LandscapeError line."""
-    path = Path(path)
-    if not path.exists():
-        raise LandscapeError(f"{path}: no such file")
-    if path.is_dir():
-        raise LandscapeError(f"{path}: is a directory, expected a checkpoint file")
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as exc:
-        text = str(exc)
-        found = re.search(r"(unsupported GLOBAL [^\s]+|Unsupported global: [^\s]+)", text, flags=re.IGNORECASE)
-        if found:
-            # the file asks to import and call code: never run it
-            raise LandscapeError(
-                f"{path}: refused to load: it asks to run code ({found.group(1)}); checkpoints hold only tensors and plain data"
-            ) from None
-        raise LandscapeError(f"{path}: not a readable PyTorch checkpoint (corrupt or truncated)") from None
-    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as exc:
-        raise LandscapeError(f"{path}: not a readable PyTorch checkpoint (corrupt or truncated): {_short(exc)}") from None
+    """Load a ``.pt`` file with ``weights_only=True``; any failure is one LandscapeError line
+    (:func:`landscape.io.files.load_torch`)."""
+    return load_torch(path, "checkpoint")
 
 
 def _short(exc: BaseException) -> str:

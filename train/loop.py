@@ -32,6 +32,7 @@ from torch import nn
 from landscape import data as datasets
 from landscape import Energy, __version__, sample
 from landscape.errors import LandscapeError
+from landscape.io.files import atomic_path
 from landscape.train import checkpoint as ckpt_io
 from landscape.train import diagnostics
 from landscape.train.config import Config, lr_at
@@ -461,12 +462,10 @@ class _RunLog:
             self.rows = [[float(v) for v in r] for r in kept]
         if self.rows:
             self.offset = self.rows[-1][METRIC_COLUMNS.index("seconds")]
-        tmp = path.with_suffix(".csv.tmp")
-        with open(tmp, "w", newline="") as f:
+        with atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
             w = csv.writer(f)
             w.writerow(METRIC_COLUMNS)
             w.writerows([_fmt_row(r) for r in self.rows])
-        os.replace(tmp, path)
 
     def add(self, row: list[float], flush: bool) -> None:
         if not self.enabled:

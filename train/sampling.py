@@ -18,7 +18,7 @@ import torch
 from landscape import data as datasets
 from landscape import Energy, sample
 from landscape.errors import LandscapeError
-from landscape.diagnosis.neighbors import nearest_distance
+from landscape.mapping.neighbors import nearest_distance
 from landscape.train import diagnostics
 from landscape.train.checkpoint import energy_from_checkpoint
 

@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 
 from landscape.errors import LandscapeError
+from landscape.io.files import json_safe
 from landscape.plots.figures import (
     _new_figure,
     atomic_output,
@@ -229,21 +230,6 @@ def map_profile(content: MapContent) -> dict[str, Any]:
         "funnel": _funnel(content),
         "diagnosis": _diagnosis(content),
     }
-
-
-def json_safe(obj: Any) -> Any:
-    """``obj`` with tuples as lists, numpy scalars as numbers and non-finite floats as None."""
-    if isinstance(obj, (np.generic,)):
-        obj = obj.item()
-    if isinstance(obj, float):
-        return obj if math.isfinite(obj) else None
-    if isinstance(obj, Mapping):
-        return {str(k): json_safe(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [json_safe(v) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return [json_safe(v) for v in obj.tolist()]
-    return obj
 
 
 # ------------------------------------------------------------------------------- rows

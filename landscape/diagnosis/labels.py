@@ -13,6 +13,8 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
+from landscape.mapping.neighbors import nearest
+
 
 class LabelReport(NamedTuple):
     """Basins against classes.
@@ -33,17 +35,6 @@ class LabelReport(NamedTuple):
     purity: float
     classes_with_basin: int
     classes: int
-
-
-def _nearest(x: torch.Tensor, ref: torch.Tensor, chunk: int = 1024) -> tuple[np.ndarray, np.ndarray]:
-    dist, idx = [], []
-    for part in x.split(chunk):
-        d = torch.cdist(part, ref)
-        best = d.min(1)
-        dist.append(best.values), idx.append(best.indices)
-    if not dist:
-        return np.zeros(0), np.zeros(0, dtype=np.int64)
-    return torch.cat(dist).numpy(), torch.cat(idx).numpy()
 
 
 def label_basins(
@@ -74,10 +65,12 @@ def label_basins(
     ([3, 7], 1.0, 2)
     """
     n = minima_x.shape[0]
-    dist, idx = _nearest(
-        torch.as_tensor(np.asarray(minima_x, dtype=np.float64).reshape(n, -1)),
-        torch.as_tensor(np.asarray(data_x, dtype=np.float64).reshape(len(data_x), -1)),
-    )
+    if n:
+        d, i = nearest(torch.as_tensor(np.asarray(minima_x, dtype=np.float64).reshape(n, -1)),
+                       torch.as_tensor(np.asarray(data_x, dtype=np.float64).reshape(len(data_x), -1)))
+        dist, idx = d[:, 0].numpy(), i[:, 0].numpy()
+    else:
+        dist, idx = np.zeros(0), np.zeros(0, dtype=np.int64)
     labels = np.asarray(data_labels, dtype=np.int64)
     minimum_label = labels[idx]
     basin = np.asarray(minima_basin, dtype=np.int64)

@@ -9,7 +9,7 @@ kept as bit flags:
   ``U`` over training examples) while it is far from every training example: its
   nearest-neighbour distance exceeds ``nn_factor`` times the ``nn_quantile`` quantile of
   the data's own leave-one-out nearest-neighbour distances (scikit-learn's
-  ``NearestNeighbors``). The model makes such a point as probable as the data, or more,
+  nearest neighbours, :mod:`landscape.mapping.neighbors`). The model makes such a point as probable as the data, or more,
   without any data there.
 - ``SATURATED`` (2), images only: it piles its pixels at the ends of the data range (within
   2 % of the range's width) well beyond the data: more than ``saturation_excess`` of the
@@ -35,6 +35,7 @@ import torch
 
 from landscape.energy import Energy
 from landscape.errors import LandscapeError
+from landscape.mapping.neighbors import nearest, nearest_distance
 from landscape.io.mapfile import DiagnosisData, FunnelData, MapContent
 
 OFF_DATA, SATURATED, SINK = 1, 2, 4
@@ -192,18 +193,13 @@ def _flat(x: np.ndarray) -> np.ndarray:
 
 
 def data_spacing(data_x: np.ndarray) -> np.ndarray:
-    """Each training example's distance to its nearest other example (leave one out)."""
-    from sklearn.neighbors import NearestNeighbors
-
+    """Each training example's distance to its nearest other example (leave one out; an
+    exact duplicate is at distance 0)."""
     flat = _flat(data_x)
     if flat.shape[0] < 2:
         raise LandscapeError("the data's own nearest-neighbour distances need at least 2 examples")
-    nn = NearestNeighbors(n_neighbors=2).fit(flat)
-    dist, idx = nn.kneighbors(flat)
-    # An exact duplicate may come first in place of the point itself: take the first
-    # neighbour that is another example.
-    own = idx[:, 0] == np.arange(flat.shape[0])
-    return np.where(own, dist[:, 1], dist[:, 0])
+    x = torch.from_numpy(flat)
+    return nearest_distance(x, x, exclude_self=True).numpy()
 
 
 def diagnose(
@@ -253,10 +249,8 @@ def diagnose(
     >>> d.reasons.tolist()
     [0, 1]
 
-    Cost: a nearest-neighbour search of N + M points among M (scikit-learn, exact).
+    Cost: a nearest-neighbour search of N + M points among M (exact).
     """
-    from sklearn.neighbors import NearestNeighbors
-
     mx, dx = np.asarray(minima_x), np.asarray(data_x)
     if mx.shape[1:] != dx.shape[1:]:
         raise LandscapeError(f"the minima have shape {list(mx.shape[1:])} but the data {list(dx.shape[1:])}")
@@ -273,8 +267,8 @@ def diagnose(
     nn_bar = float(rule.nn_factor * np.quantile(data_nn, rule.nn_quantile))
     energy_bar = float(np.quantile(de, rule.energy_quantile))
     if n:
-        dist, idx = NearestNeighbors(n_neighbors=1).fit(_flat(dx)).kneighbors(_flat(mx))
-        nn_distance, nn_index = dist[:, 0], idx[:, 0].astype(np.int64)
+        dist, idx = nearest(torch.from_numpy(_flat(mx)), torch.from_numpy(_flat(dx)))
+        nn_distance, nn_index = dist[:, 0].numpy(), idx[:, 0].numpy().astype(np.int64)
     else:
         nn_distance, nn_index = np.zeros(0), np.zeros(0, dtype=np.int64)
     reasons = np.zeros(n, dtype=np.uint8)

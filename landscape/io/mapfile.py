@@ -21,19 +21,18 @@ map and an existing map is replaced only by a complete one.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, suppress
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
-from uuid import uuid4
 
 import h5py
 import numpy as np
 from scipy.cluster import hierarchy
 
 from landscape.errors import LandscapeError
+from landscape.io.files import atomic_path, to_json
 from landscape.io.records import (
     ATTRACTION,
     DiagnosisData,
@@ -80,18 +79,8 @@ def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
-def _json_default(obj: Any) -> Any:
-    if isinstance(obj, np.generic):
-        return obj.item()
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    if isinstance(obj, Path):
-        return str(obj)
-    raise TypeError(f"{type(obj).__name__} is not JSON serialisable")
-
-
 def _dumps(obj: Any) -> str:
-    return json.dumps(obj, default=_json_default, sort_keys=True)
+    return to_json(obj, keep_nonfinite=True)
 
 
 def _set_attrs(obj: h5py.HLObject, attrs: Mapping[str, Any], where: str) -> None:
@@ -789,26 +778,9 @@ def rewrite_map(path: str | Path, content: MapContent) -> Path:
 
 @contextmanager
 def _atomic_h5(path: Path) -> Iterator[h5py.File]:
-    """Open a temporary HDF5 file next to ``path``; rename it onto ``path`` on success.
-
-    On any exception (KeyboardInterrupt included) the temporary file is removed and the
-    previous file at ``path``, if any, is untouched.
-    """
-    tmp = path.with_name(f".{path.name}.{uuid4().hex[:12]}.tmp")
-    try:
-        with h5py.File(tmp, "w-") as f:
-            yield f
-        # Flush the bytes to disk before the rename makes them the map.
-        fd = os.open(tmp, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, path)
-    except BaseException:
-        with suppress(FileNotFoundError):
-            tmp.unlink()
-        raise
+    """A new HDF5 file that becomes ``path`` only once complete (:func:`landscape.io.files.atomic_path`)."""
+    with atomic_path(path) as tmp, h5py.File(tmp, "w-") as f:
+        yield f
 
 
 

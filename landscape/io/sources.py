@@ -22,7 +22,6 @@ import importlib
 import importlib.util
 import itertools
 import os
-import pickle
 import re
 import sys
 import zipfile
@@ -35,6 +34,7 @@ from torch import nn
 
 from landscape.energy import Energy
 from landscape.errors import LandscapeError
+from landscape.io.files import load_torch
 
 __all__ = [
     "check_energy",
@@ -509,26 +509,9 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     {'w': tensor([1., 1.])}
     """
     path = Path(path)
-    if not path.exists():
-        raise LandscapeError(f"{path}: no such file")
-    if path.is_dir():
-        raise LandscapeError(f"{path}: is a directory, expected a state-dict file")
-    if is_torchscript(path):
+    if path.is_file() and is_torchscript(path):
         raise LandscapeError(f"{path}: is a TorchScript file, not a state dict: load it on its own, without a factory")
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as exc:
-        found = re.search(r"(unsupported GLOBAL \S+|Unsupported global: \S+)", str(exc), flags=re.IGNORECASE)
-        if found:
-            raise LandscapeError(
-                f"{path}: refused to load: it asks to run code ({found.group(1)}); weights must be tensors and plain data"
-            ) from None
-        raise LandscapeError(
-            f"{path}: refused to load: not readable as tensors and plain data (weights_only=True); "
-            "save the weights with torch.save(model.state_dict(), path)"
-        ) from None
-    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as exc:
-        raise LandscapeError(f"{path}: not a readable PyTorch file (corrupt or truncated): {_describe(exc, 160)}") from None
+    obj = load_torch(path, "state dict")
     sd = obj
     if isinstance(obj, Mapping) and not _all_tensors(obj):
         for key in _NESTED_KEYS:

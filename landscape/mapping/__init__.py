@@ -1,6 +1,7 @@
 """Mapping: from an energy to its minima, the barriers between them, their tree and basins.
 
 - :mod:`~landscape.mapping.minima`: quench and merge: metastable states;
+- :mod:`~landscape.mapping.neighbors`: nearest neighbours between batches of points;
 - :mod:`~landscape.mapping.paths`: the string method (saddles between two minima);
 - :mod:`~landscape.mapping.barriers`: which pairs of minima, their estimates, refinement;
 - :mod:`~landscape.mapping.tree`: the barrier tree (disconnectivity graph) and its text;

@@ -34,6 +34,7 @@ import numpy as np
 import torch
 
 from landscape.mapping.ad import PairRecords
+from landscape.mapping.neighbors import nearest
 from landscape.energy import Energy
 from landscape.mapping.paths import segment_max, string_method_batch
 from landscape.io.records import ATTRACTION, CHAIN_SLACK, NEIGHBOUR, REFINED_SLACK, PairTable
@@ -65,12 +66,7 @@ def neighbour_pairs(x: torch.Tensor, k: int, *, chunk: int = 2048) -> np.ndarray
         return np.zeros((0, 2), dtype=np.int64)
     flat = x.reshape(n, -1).double()
     k = max(1, min(int(k), n - 1))
-    nbr = np.empty((n, k), dtype=np.int64)
-    for s in range(0, n, chunk):
-        d = torch.cdist(flat[s : s + chunk], flat)
-        rows = torch.arange(s, min(s + chunk, n), device=d.device)
-        d[rows - s, rows] = float("inf")
-        nbr[s : s + chunk] = torch.topk(d, k, dim=1, largest=False).indices.cpu().numpy()
+    nbr = nearest(flat, flat, k, exclude_self=True, chunk=chunk)[1].cpu().numpy()
     i = np.repeat(np.arange(n), k)
     j = nbr.reshape(-1)
     pairs = {(int(a), int(b)) if a < b else (int(b), int(a)) for a, b in zip(i, j)}

@@ -46,6 +46,7 @@ from landscape.sampling.langevin import sample
 from landscape.io.mapfile import FunnelData, MapContent, resume_progress, save_progress
 from landscape.mapping.pipeline import Reporter, extend_map
 from landscape.mapping.minima import Minima, merge_duplicates, quench
+from landscape.mapping.neighbors import nearest
 
 #: A score at or above this is called a funnel: exp(H) falls to sqrt(exp(H_0)) or less.
 FUNNEL_SCORE = 0.5
@@ -232,16 +233,9 @@ def _match(
     how many end points each new minimum gathered.
     """
     n_map = minima_x.shape[0]
-    flat = ends.reshape(ends.shape[0], -1).double()
-    ref = minima_x.reshape(n_map, -1).double().to(flat.device)
-    nearest = torch.empty(flat.shape[0], dtype=torch.int64)
-    dist = torch.empty(flat.shape[0], dtype=torch.float64)
-    for start in range(0, flat.shape[0], 1024):
-        d = torch.cdist(flat[start : start + 1024], ref)
-        best = d.min(dim=1)
-        dist[start : start + 1024], nearest[start : start + 1024] = best.values.cpu(), best.indices.cpu()
-    owner = nearest.numpy().copy()
-    fresh = np.flatnonzero(dist.numpy() > radius)
+    d, i = nearest(ends, minima_x.to(ends.device))
+    dist, owner = d[:, 0].cpu().numpy(), i[:, 0].cpu().numpy().copy()
+    fresh = np.flatnonzero(dist > radius)
     keep = torch.zeros(0, dtype=torch.int64)
     counts = np.zeros(0, dtype=np.int64)
     if fresh.size:

@@ -55,6 +55,7 @@ import torch
 
 from landscape.energy import Energy
 from landscape.errors import LandscapeError
+from landscape.mapping.neighbors import nearest_distance
 
 #: The ladder of magnetizations, in units of the alpha unit (extended upwards until one basin).
 DEFAULT_LADDER = (0.03, 0.1, 0.3, 1.0, 3.0)
@@ -287,19 +288,11 @@ def stable_eps(curvature: float, temperature: float = 1.0, safety: float = 0.5) 
     return math.sqrt(2.0 * safety * temperature / curvature)
 
 
-def median_spacing(x: torch.Tensor, chunk: int = 2048) -> float:
+def median_spacing(x: torch.Tensor) -> float:
     """Median distance from each point to its nearest other point (0 for fewer than two)."""
-    n = x.shape[0]
-    if n < 2:
+    if x.shape[0] < 2:
         return 0.0
-    flat = x.reshape(n, -1).double()
-    near = []
-    for s in range(0, n, chunk):
-        d = torch.cdist(flat[s : s + chunk], flat)
-        r = torch.arange(s, min(s + chunk, n), device=d.device)
-        d[r - s, r] = math.inf
-        near.append(d.min(1).values)
-    return float(torch.cat(near).median())
+    return float(nearest_distance(x, x, exclude_self=True).median())
 
 
 # ----------------------------------------------------------------------------- policy

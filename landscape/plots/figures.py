@@ -29,17 +29,14 @@ shallower side must climb (:meth:`landscape.mapping.tree.BarrierTree.escape`).
 from __future__ import annotations
 
 import math
-import os
-from collections.abc import Iterator
-from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from uuid import uuid4
 
 import numpy as np
 
 from landscape.errors import LandscapeError
+from landscape.io.files import atomic_path
 from landscape.io.records import MapContent, Partition
 from landscape.mapping.tree import BarrierTree, basin_tree, plot_tree as draw_tree
 
@@ -333,23 +330,8 @@ def check_picture_path(path: str | Path) -> Path:
     return path
 
 
-@contextmanager
-def atomic_output(path: str | Path) -> Iterator[Path]:
-    """Yield a temporary path next to ``path`` (same suffix); rename it onto ``path`` on success.
-
-    Creates the parent folder. On any exception the temporary file is removed and an
-    existing file at ``path`` is left as it was.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.{uuid4().hex[:12]}.tmp{path.suffix}")
-    try:
-        yield tmp
-        os.replace(tmp, path)
-    except BaseException:
-        with suppress(FileNotFoundError):
-            tmp.unlink()
-        raise
+#: Pictures are written through the library's one atomic writer.
+atomic_output = atomic_path
 
 
 def _new_figure(width: float, height: float) -> Any:

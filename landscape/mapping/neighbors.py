@@ -1,0 +1,74 @@
+"""Nearest neighbours between batches of points (flattened, Euclidean), in chunks.
+
+The one nearest-neighbour search of the library: the pairs of minima whose barriers are
+estimated (:mod:`landscape.mapping.barriers`), the minima's spacing
+(:mod:`landscape.mapping.settings`), the map minimum a funnel chain ended in, the distance
+of a minimum to the data (:mod:`landscape.diagnosis`), the long-run check.
+"""
+
+from __future__ import annotations
+
+import torch
+
+
+def nearest(
+    x: torch.Tensor, reference: torch.Tensor, k: int = 1, *, exclude_self: bool = False, chunk: int = 1024
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The ``k`` nearest rows of ``reference`` to each row of ``x``, nearest first.
+
+    Parameters
+    ----------
+    x : Tensor [N, *shape]
+    reference : Tensor [M, *shape]
+    k : int
+        Neighbours per row (at most ``M``, or ``M - 1`` with ``exclude_self``).
+    exclude_self : bool
+        ``x`` is ``reference`` itself: row ``i`` is not its own neighbour (a duplicate
+        point still is, at distance 0).
+    chunk : int
+        Rows of ``x`` per block, bounding memory at ``chunk * M`` distances.
+
+    Returns
+    -------
+    distance : Tensor float64 [N, k]
+    index : LongTensor [N, k]
+        Rows of ``reference``.
+
+    Raises
+    ------
+    ValueError
+        If the points' dimensions differ, or ``k`` is out of range.
+
+    Examples
+    --------
+    >>> d, i = nearest(torch.tensor([[0.0], [3.0]]), torch.tensor([[1.0], [2.5], [9.0]]))
+    >>> d[:, 0].tolist(), i[:, 0].tolist()
+    ([1.0, 0.5], [0, 1])
+
+    Cost: O(N * M * D) arithmetic, O(chunk * M) memory.
+    """
+    a = x.reshape(x.shape[0], -1).double()
+    b = reference.reshape(reference.shape[0], -1).to(a.device).double()
+    if a.shape[1] != b.shape[1]:
+        raise ValueError(f"points of dimension {a.shape[1]} cannot be compared with reference points of dimension {b.shape[1]}")
+    available = b.shape[0] - (1 if exclude_self else 0)
+    if not 1 <= k <= max(available, 0):
+        raise ValueError(f"{k} neighbours asked for among {available} reference points")
+    dist = torch.empty(a.shape[0], k, dtype=torch.float64, device=a.device)
+    index = torch.empty(a.shape[0], k, dtype=torch.int64, device=a.device)
+    for start in range(0, a.shape[0], chunk):
+        d = torch.cdist(a[start : start + chunk], b)
+        if exclude_self:
+            rows = torch.arange(d.shape[0], device=d.device)
+            d[rows, rows + start] = float("inf")
+        best = torch.topk(d, k, dim=1, largest=False) if k > 1 else d.min(dim=1, keepdim=True)
+        dist[start : start + chunk], index[start : start + chunk] = best.values, best.indices
+    return dist, index
+
+
+def nearest_distance(
+    x: torch.Tensor, reference: torch.Tensor, *, exclude_self: bool = False, chunk: int = 1024
+) -> torch.Tensor:
+    """Euclidean distance from each row of ``x`` to its nearest row of ``reference``
+    (float64 [N]); see :func:`nearest`."""
+    return nearest(x, reference, 1, exclude_self=exclude_self, chunk=chunk)[0][:, 0]
