@@ -30,7 +30,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -373,131 +373,180 @@ def build_map(
     3
     """
     config = config or MapConfig()
-    reporter = reporter or Reporter()
-    plan = exploration_settings(energy, config, data)
-    state = resume_progress(progress_file, config.fingerprint() + ":" + source_id, resume)
-    if "stage" in state:
-        reporter.note(f"resuming after stage '{state['stage']}'")
-
-    def save() -> None:
-        if progress_file is not None:
-            save_progress(progress_file, state)
-
-    seconds: dict[str, float] = dict(state.get("seconds", {}))
-
-    def timed(name: str, t0: float) -> None:
-        seconds[name] = seconds.get(name, 0.0) + time.perf_counter() - t0
-        state["seconds"] = seconds
-
-    shape = tuple(energy.shape)
-
-    # 1. Metastable states.
-    t0 = time.perf_counter()
-    minima = _explore(energy, config, plan, data, state, save, reporter)
-    if "explore/done" not in state:
-        timed("minima", t0)
-        state["explore/done"] = True
+    run = _Run(energy, config, reporter or Reporter(), progress_file)
+    run.plan = exploration_settings(energy, config, data)
+    run.state = resume_progress(progress_file, config.fingerprint() + ":" + source_id, resume)
+    if "stage" in run.state:
+        run.reporter.note(f"resuming after stage '{run.state['stage']}'")
+    run.seconds = dict(run.state.get("seconds", {}))
+    minima = _stage_minima(run, data)
     n = len(minima)
-    unconverged = int((minima.grad_norm > plan["grad_tol"]).sum())
-    reporter.note(
-        f"{n} minima from {state['explore/chains']} chains"
-        + (f" in {state['explore/rounds']} rounds" if state["explore/rounds"] > 1 else "")
+    keep_paths = n > 1 and energy.dim * config.refine_images * 2 * (n - 1) <= _PATH_BUDGET
+    saddles = _Saddles.from_state(run.state)
+    table = _stage_neighbours(run, minima, saddles, keep_paths)
+    settings = _stage_settings(run, minima, table)
+    levels, records, extended, ladder_note = _stage_ladder(run, minima, settings)
+    table = _stage_connected(run, minima, table, records, saddles, keep_paths)
+    result = _assemble(run, minima, table, saddles, keep_paths, settings, levels, extended, ladder_note)
+    run.reporter.close()
+    return result
+
+
+@dataclass
+class _Run:
+    """One map in progress: what it maps, its settings, its saved state and timings."""
+
+    energy: Energy
+    config: MapConfig
+    reporter: Reporter
+    progress_file: str | Path | None
+    plan: dict[str, Any] = field(default_factory=dict)
+    state: dict[str, Any] = field(default_factory=dict)
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    def save(self) -> None:
+        if self.progress_file is not None:
+            save_progress(self.progress_file, self.state)
+
+    def timed(self, name: str, t0: float) -> None:
+        self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - t0
+        self.state["seconds"] = self.seconds
+
+
+def _stage_minima(run: _Run, data: torch.Tensor | None) -> Minima:
+    """1. Metastable states: rounds of exploration chains, quenched, merged."""
+    t0 = time.perf_counter()
+    minima = _explore(run.energy, run.config, run.plan, data, run.state, run.save, run.reporter)
+    if "explore/done" not in run.state:
+        run.timed("minima", t0)
+        run.state["explore/done"] = True
+    unconverged = int((minima.grad_norm > run.plan["grad_tol"]).sum())
+    run.reporter.note(
+        f"{len(minima)} minima from {run.state['explore/chains']} chains"
+        + (f" in {run.state['explore/rounds']} rounds" if run.state["explore/rounds"] > 1 else "")
         + (f" ({unconverged} stopped at the limit of the energy's precision)" if unconverged else "")
     )
-    x = minima.x
-    e_min = minima.energy.numpy()
-    keep_paths = n > 1 and energy.dim * config.refine_images * 2 * (n - 1) <= _PATH_BUDGET
+    return minima
 
-    # 2. Barriers between neighbours.
-    saddles = _Saddles.from_state(state)
-    retried = int(state.get("refine/retried", 0))
+
+def _stage_neighbours(run: _Run, minima: Minima, saddles: _Saddles, keep_paths: bool) -> PairTable:
+    """2. Barriers between neighbouring minima: segment estimates, refined."""
+    state, config = run.state, run.config
     if "pairs/pairs" not in state:
         t0 = time.perf_counter()
-        reporter.stage("neighbour barriers (straight lines)", total=None)
-        table = neighbour_table(energy, x, config.neighbours, config.refine_images)
+        run.reporter.stage("neighbour barriers (straight lines)", total=None)
+        table = neighbour_table(run.energy, minima.x, config.neighbours, config.refine_images)
+        retried = 0
         if config.refine:
-            retried += _refine(energy, x, table, refinement_rows(e_min, table, config.refine_slack), config, {},
-                               saddles, keep_paths, reporter, "neighbours")
+            rows = refinement_rows(minima.energy.numpy(), table, config.refine_slack)
+            retried = _refine(run.energy, minima.x, table, rows, config, {}, saddles, keep_paths, run.reporter,
+                              "neighbours")
         _table_to_state(state, table)
-        saddles.to_state(state, shape)
+        saddles.to_state(state, tuple(run.energy.shape))
         state["refine/retried"], state["stage"] = retried, "neighbour barriers"
-        timed("neighbours", t0)
-        save()
-    table = _table_from_state(state)
+        run.timed("neighbours", t0)
+        run.save()
+    return _table_from_state(state)
 
-    # 3. Settings from the tree.
-    if "settings" not in state:
-        state["settings"] = ad_settings(energy, config, x, e_min, _depths(e_min, table), plan["merge_radius"])
-        save()
-    settings = {**plan, **state["settings"]}
-    unit = settings["alpha_unit"]
-    reporter.note(f"attraction-diffusion at T {settings['ad_temperature']:.4g}, alpha unit {unit:.4g}, "
-                  f"delta {settings['delta']:.3g}, eps {settings['ad_eps']:.3g}")
 
-    # 4. The ladder, extended until the strongest pull leaves one basin.
+def _stage_settings(run: _Run, minima: Minima, table: PairTable) -> dict[str, Any]:
+    """3. The attraction-diffusion settings, chosen from the tree over minima."""
+    if "settings" not in run.state:
+        e = minima.energy.numpy()
+        run.state["settings"] = ad_settings(run.energy, run.config, minima.x, e, _depths(e, table),
+                                            run.plan["merge_radius"])
+        run.save()
+    settings = {**run.plan, **run.state["settings"]}
+    run.reporter.note(f"attraction-diffusion at T {settings['ad_temperature']:.4g}, alpha unit "
+                      f"{settings['alpha_unit']:.4g}, delta {settings['delta']:.3g}, eps {settings['ad_eps']:.3g}")
+    return settings
+
+
+def _stage_ladder(
+    run: _Run, minima: Minima, settings: dict[str, Any]
+) -> tuple[list[Partition], list[PairRecords], int, str | None]:
+    """4. Basins at each pull of the ladder, extended until the strongest leaves one."""
+    state, config, energy = run.state, run.config, run.energy
     multipliers = [float(m) for m in state.get("ladder", config.multipliers)]
     levels: list[Partition] = []
     records: list[PairRecords] = []
-    k = 0
-    extended = 0
+    k = extended = 0
     while k < len(multipliers):
         if f"level{k}/basin" not in state:
             t0 = time.perf_counter()
-            alpha = multipliers[k] * unit
-            reporter.stage(f"attraction-diffusion, alpha {multipliers[k]:g} units", total=n, unit="minimum")
+            alpha = multipliers[k] * settings["alpha_unit"]
+            run.reporter.stage(f"attraction-diffusion, alpha {multipliers[k]:g} units", total=len(minima),
+                               unit="minimum")
             gen = torch.Generator(device=energy.device).manual_seed(config.seed * 1009 + 1 + k)
-            part, rec = assign_basins(energy, minima, _ad_config(config, settings, alpha), gen, reporter.advance)
+            part, rec = assign_basins(energy, minima, _ad_config(config, settings, alpha), gen, run.reporter.advance)
             part.multiplier = multipliers[k]
             part.attrs["seconds"] = time.perf_counter() - t0
-            _level_to_state(state, k, part, rec, shape)
+            _level_to_state(state, k, part, rec, tuple(energy.shape))
             state["stage"] = f"basins at alpha {multipliers[k]:g} units"
-            timed(f"basins_{k}", t0)
-            save()
+            run.timed(f"basins_{k}", t0)
+            run.save()
         part, rec = _level_from_state(state, k)
         levels.append(part)
         records.append(rec)
-        reporter.note(f"alpha {part.multiplier:g} units: {part.n_basins} basins ({part.attrs.get('trials', 0):,} trials)")
+        run.reporter.note(f"alpha {part.multiplier:g} units: {part.n_basins} basins "
+                          f"({part.attrs.get('trials', 0):,} trials)")
         k += 1
         if k == len(multipliers) and part.n_basins > 1 and len(multipliers) - len(config.multipliers) < config.ladder_extend:
             multipliers.append(multipliers[-1] * LADDER_FACTOR)
             extended += 1
             state["ladder"] = multipliers
-    ladder_note = None
+    note = None
     if levels[-1].n_basins > 1:
-        ladder_note = (f"{levels[-1].n_basins} basins remain at the strongest pull tried "
-                       f"({multipliers[-1]:g} units; raise --ladder or ladder_extend to go further)")
-        reporter.note(ladder_note)
+        note = (f"{levels[-1].n_basins} basins remain at the strongest pull tried "
+                f"({multipliers[-1]:g} units; raise --ladder or ladder_extend to go further)")
+        run.reporter.note(note)
+    return levels, records, extended, note
 
-    # 5. Pairs attraction-diffusion connected; refinement of those that could lower the tree.
+
+def _stage_connected(
+    run: _Run, minima: Minima, table: PairTable, records: list[PairRecords], saddles: _Saddles, keep_paths: bool
+) -> PairTable:
+    """5. The pairs attraction-diffusion connected, refined where they could lower the tree."""
+    state, config = run.state, run.config
     if "final" not in state:
         t0 = time.perf_counter()
+        e = minima.energy.numpy()
+        retried = int(state.get("refine/retried", 0))
         ad_paths: dict[tuple[int, int], torch.Tensor] = {}
         for rec in records:
             table = add_records(table, rec, ad_paths)
         if config.refine:
             for _ in range(_REFINE_PASSES):
-                rows = refinement_rows(e_min, table, config.refine_slack)
+                rows = refinement_rows(e, table, config.refine_slack)
                 if not rows:
                     break
-                retried += _refine(energy, x, table, rows, config, ad_paths, saddles, keep_paths, reporter,
-                                   "attraction-diffusion pairs")
+                retried += _refine(run.energy, minima.x, table, rows, config, ad_paths, saddles, keep_paths,
+                                   run.reporter, "attraction-diffusion pairs")
         _table_to_state(state, table)
-        saddles.to_state(state, shape)
+        saddles.to_state(state, tuple(run.energy.shape))
         state["refine/retried"], state["final"], state["stage"] = retried, True, "refined"
-        timed("refine", t0)
-        save()
-    table = _table_from_state(state)
+        run.timed("refine", t0)
+        run.save()
+    return _table_from_state(state)
 
-    # 6. The tree, the grid, the content.
+
+def _assemble(
+    run: _Run, minima: Minima, table: PairTable, saddles: _Saddles, keep_paths: bool, settings: dict[str, Any],
+    levels: list[Partition], extended: int, ladder_note: str | None,
+) -> MapResult:
+    """6. The tree, the grid, the content."""
+    energy, config, state = run.energy, run.config, run.state
+    shape = tuple(energy.shape)
+    e_min = minima.energy.numpy()
+    n = len(minima)
     tree = minimax_tree(e_min, table.pairs, table.best(e_min), refined=table.is_refined(e_min))
-    grid = None
-    if config.grid and energy.dim == 2 and len(shape) == 1:
-        grid = _grid(energy, config.grid)
+    grid = _grid(energy, config.grid) if config.grid and energy.dim == 2 and len(shape) == 1 else None
     main = next(i for i, p in enumerate(levels) if math.isclose(p.multiplier, config.alpha, rel_tol=1e-12))
     tree_saddle, tree_path = _tree_points(tree, table, saddles, shape, keep_paths)
     above = int(table.above_estimate(e_min).sum())
+    refined = int(np.isfinite(table.refined).sum())
     content = MapContent(
-        minima_x=x.detach().float().cpu().numpy(),
+        minima_x=minima.x.detach().float().cpu().numpy(),
         minima_energy=e_min,
         minima_hits=minima.hits.numpy(),
         levels=levels,
@@ -512,18 +561,17 @@ def build_map(
                        "rounds": int(state["explore/rounds"]), "data_range": list(energy.data_range),
                        "grad_norm_max": float(minima.grad_norm.max()) if n else 0.0},
             "basins": {"alpha": levels[main].alpha, "multiplier": float(config.alpha)},
-            "barriers": {"neighbours": config.neighbours, "refined": int(np.isfinite(table.refined).sum()),
-                         "refined_above_estimate": above, "retried": retried},
+            "barriers": {"neighbours": config.neighbours, "refined": refined, "refined_above_estimate": above,
+                         "retried": int(state.get("refine/retried", 0))},
             "tree": {"refined_merges": int(tree.refined.sum()), "connected_merges": int(tree.connected.sum())},
-            "levels": {"alpha_unit": unit, "temperature": settings["ad_temperature"], "delta": settings["delta"],
-                       "eps": settings["ad_eps"], "extended": extended, "note": ladder_note or ""},
+            "levels": {"alpha_unit": settings["alpha_unit"], "temperature": settings["ad_temperature"],
+                       "delta": settings["delta"], "eps": settings["ad_eps"], "extended": extended,
+                       "note": ladder_note or ""},
         },
     )
-    counts = {"minima": n, "basins": levels[main].n_basins, "pairs": len(table),
-              "refined": int(np.isfinite(table.refined).sum()), "above_estimate": above,
-              "ad_trials": int(sum(p.attrs.get("trials", 0) for p in levels))}
-    reporter.close()
-    return MapResult(content=content, settings=settings, seconds=seconds, counts=counts)
+    counts = {"minima": n, "basins": levels[main].n_basins, "pairs": len(table), "refined": refined,
+              "above_estimate": above, "ad_trials": int(sum(p.attrs.get("trials", 0) for p in levels))}
+    return MapResult(content=content, settings=settings, seconds=run.seconds, counts=counts)
 
 
 def _tree_points(tree: BarrierTree, table: PairTable, saddles: _Saddles, shape: tuple[int, ...],
