@@ -262,6 +262,21 @@ def _refine(energy: Energy, x: torch.Tensor, table: PairTable, rows: list[int], 
     return ref.retried
 
 
+def _refine_until_settled(energy: Energy, x: torch.Tensor, minima_energy: np.ndarray, table: PairTable,
+                          cfg: MapConfig, paths: dict[tuple[int, int], torch.Tensor], saddles: _Saddles,
+                          keep_paths: bool, reporter: Reporter) -> int:
+    """Refine the pairs that could still lower the tree, in passes (refining lowers some
+    barriers, which can bring other pairs near the tree); return the strings retried."""
+    retried = 0
+    for _ in range(_REFINE_PASSES):
+        rows = refinement_rows(minima_energy, table, cfg.refine_slack)
+        if not rows:
+            break
+        retried += _refine(energy, x, table, rows, cfg, paths, saddles, keep_paths, reporter,
+                           "attraction-diffusion pairs")
+    return retried
+
+
 def _depths(minima_energy: np.ndarray, table: PairTable) -> np.ndarray:
     return minimax_tree(minima_energy, table.pairs, table.best(minima_energy)).depth()
 
@@ -516,12 +531,8 @@ def _stage_connected(
         for rec in records:
             table = add_records(table, rec, ad_paths)
         if config.refine:
-            for _ in range(_REFINE_PASSES):
-                rows = refinement_rows(e, table, config.refine_slack)
-                if not rows:
-                    break
-                retried += _refine(run.energy, minima.x, table, rows, config, ad_paths, saddles, keep_paths,
-                                   run.reporter, "attraction-diffusion pairs")
+            retried += _refine_until_settled(run.energy, minima.x, e, table, config, ad_paths, saddles, keep_paths,
+                                             run.reporter)
         _table_to_state(state, table)
         saddles.to_state(state, tuple(run.energy.shape))
         state["refine/retried"], state["final"], state["stage"] = retried, True, "refined"
@@ -678,33 +689,8 @@ def extend_map(
     n = n_old + m
     keep_paths = content.tree_path is not None or (n > 1 and energy.dim * cfg.refine_images * 2 * (n - 1) <= _PATH_BUDGET)
 
-    # The old saddles, by pair, so the tree keeps them.
-    saddles = _Saddles({}, {})
-    old_tree = content.tree
-    for k in range(old_tree.n_leaves - 1):
-        if old_tree.refined[k] and content.tree_saddle is not None:
-            key = (int(old_tree.edge[k, 0]), int(old_tree.edge[k, 1]))
-            saddles.points[key] = content.tree_saddle[k]
-            if content.tree_path is not None:
-                p = content.tree_path[k]
-                saddles.paths[key] = p[np.isfinite(p.reshape(p.shape[0], -1)).all(1)]
-
-    # Neighbour pairs that involve a new minimum, added to the old table.
-    fresh = neighbour_table(energy, x_all, cfg.neighbours, cfg.refine_images)
-    involve = (fresh.pairs >= n_old).any(1)
-    old = content.barriers
-    index = old.index()
-    add = [e for e in np.flatnonzero(involve).tolist() if tuple(fresh.pairs[e]) not in index]
-    table = PairTable(
-        pairs=np.concatenate([old.pairs, fresh.pairs[add]]),
-        estimate=np.concatenate([old.estimate, fresh.estimate[add]]),
-        refined=np.concatenate([old.refined, fresh.refined[add]]),
-        alpha=np.concatenate([old.alpha, fresh.alpha[add]]),
-        source=np.concatenate([old.source, fresh.source[add]]),
-    )
-    order = np.lexsort((table.pairs[:, 1], table.pairs[:, 0]))
-    table = PairTable(table.pairs[order], table.estimate[order], table.refined[order], table.alpha[order],
-                      table.source[order])
+    saddles = _saddles_of(content)
+    table = _with_new_neighbours(energy, x_all, content.barriers, n_old, cfg)
     if refine:
         rows = [e for e in refinement_rows(e_all, table, cfg.refine_slack)
                 if table.pairs[e, 1] >= n_old and (table.source[e] & NEIGHBOUR)]
@@ -724,12 +710,7 @@ def extend_map(
         table = add_records(table, rec, ad_paths)
         reporter.note(f"alpha {prior.alpha:.4g}: {prior.n_basins} -> {part.n_basins} basins")
     if refine:
-        for _ in range(_REFINE_PASSES):
-            rows = refinement_rows(e_all, table, cfg.refine_slack)
-            if not rows:
-                break
-            _refine(energy, x_all, table, rows, cfg, ad_paths, saddles, keep_paths, reporter,
-                    "attraction-diffusion pairs")
+        _refine_until_settled(energy, x_all, e_all, table, cfg, ad_paths, saddles, keep_paths, reporter)
 
     tree = minimax_tree(e_all, table.pairs, table.best(e_all), refined=table.is_refined(e_all))
     tree_saddle, tree_path = _tree_points(tree, table, saddles, shape, keep_paths)
@@ -754,3 +735,32 @@ def extend_map(
         diagnosis=None,
         attrs=attrs,
     )
+
+
+def _saddles_of(content: MapContent) -> _Saddles:
+    """The refined saddles (and paths) of a map's tree, by minima pair, so an extended tree
+    keeps them."""
+    saddles = _Saddles({}, {})
+    tree = content.tree
+    if content.tree_saddle is None:
+        return saddles
+    for k in range(tree.n_leaves - 1):
+        if tree.refined[k]:
+            key = (int(tree.edge[k, 0]), int(tree.edge[k, 1]))
+            saddles.points[key] = content.tree_saddle[k]
+            if content.tree_path is not None:
+                p = content.tree_path[k]
+                saddles.paths[key] = p[np.isfinite(p.reshape(p.shape[0], -1)).all(1)]
+    return saddles
+
+
+def _with_new_neighbours(energy: Energy, x_all: torch.Tensor, old: PairTable, n_old: int, cfg: MapConfig) -> PairTable:
+    """The old pair table (every row kept as it is) with the neighbour pairs that involve
+    a minimum from ``n_old`` on, sorted."""
+    fresh = neighbour_table(energy, x_all, cfg.neighbours, cfg.refine_images)
+    index = old.index()
+    add = [e for e in np.flatnonzero((fresh.pairs >= n_old).any(1)).tolist() if tuple(fresh.pairs[e]) not in index]
+    parts = [np.concatenate([getattr(old, name), getattr(fresh, name)[add]])
+             for name in ("pairs", "estimate", "refined", "alpha", "source")]
+    order = np.lexsort((parts[0][:, 1], parts[0][:, 0]))
+    return PairTable(*(part[order] for part in parts))
