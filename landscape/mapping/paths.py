@@ -254,147 +254,195 @@ def string_method_batch(
     if n == 0:
         return []
     dev, dt_ = energy.device, energy.dtype
-    k = images
     a = a.to(dev, dt_).reshape(n, -1)
     b = b.to(dev, dt_).reshape(n, -1)
     d = a.shape[1]
     if init is not None:
         init = [None if p is None else torch.as_tensor(p).to(dev, dt_).reshape(-1, d) for p in init]
-    path = _starting_paths(a, b, init, None if via is None else via.to(dev, dt_).reshape(n, d), k)
+    path = _starting_paths(a, b, init, None if via is None else via.to(dev, dt_).reshape(n, d), images)
 
     with energy.frozen():
-        vg = energy.value_and_grad_fn()
+        strings = _Strings(energy.value_and_grad_fn(), shape, path, tol=tol, step_size=step_size, box=box)
+        strings.relax(steps, climb_steps if climb else None)
+    return strings.results()
 
-        def evaluate(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-            m = x.shape[0] * x.shape[1]
-            u, g = vg(x.reshape(m, *shape))
-            return u.detach().reshape(x.shape[0], x.shape[1]), g.detach().reshape(x.shape[0], x.shape[1], d)
 
-        u, g = evaluate(path)
-        if not (bool(torch.isfinite(u).all()) and bool(torch.isfinite(g).all())):
+class _Strings:
+    """A batch of strings under relaxation: one row of every tensor per string.
+
+    Each string keeps its own time step ``dt`` (halved on a rejected move, grown by 10%
+    per accepted move until the first rejection), phase (string, then climbing),
+    iteration count and convergence; strings that finish leave the active set.
+    """
+
+    def __init__(
+        self,
+        vg: ValueAndGrad,
+        shape: tuple[int, ...],
+        path: torch.Tensor,
+        *,
+        tol: float,
+        step_size: float | None,
+        box: tuple[float, float] | None,
+    ):
+        self.vg, self.shape, self.box = vg, shape, box
+        n = path.shape[0]
+        dev, dt_ = path.device, path.dtype
+        self.path = path
+        self.u, self.g = self.evaluate(path)
+        if not (bool(torch.isfinite(self.u).all()) and bool(torch.isfinite(self.g).all())):
             raise NonFiniteEnergyError("a starting path of the string method has a non-finite energy or gradient")
-        initial_max = u.max(1).values.double().cpu().numpy()
-        scale = torch.linalg.vector_norm(g[:, 1:-1], dim=2).max(1).values
+        self.initial_max = self.u.max(1).values.double().cpu().numpy()
+        scale = torch.linalg.vector_norm(self.g[:, 1:-1], dim=2).max(1).values
         spacing = torch.linalg.vector_norm(path[:, 1] - path[:, 0], dim=1)
         if step_size is None:
-            dt = 0.1 * spacing / scale.clamp_min(torch.finfo(dt_).tiny)
+            self.dt = 0.1 * spacing / scale.clamp_min(torch.finfo(dt_).tiny)
         else:
-            dt = torch.full((n,), float(step_size), device=dev, dtype=dt_)
-        min_dt = dt * 1e-12
-        threshold = tol * scale
-        # Moves may raise an energy by rounding noise alone; only a clear rise rejects a step.
-        # (relative to the path's energies and their spread: no absolute floor, so a scaled
-        # energy relaxes the same way)
-        slack = 64.0 * torch.finfo(dt_).eps * (u.abs().max(1).values + u.max(1).values - u.min(1).values)
-        grow = torch.full((n,), 1.1, device=dev, dtype=dt_)
-        climber = torch.zeros(n, dtype=torch.long, device=dev)  # 0: no climbing image
-        phase_iters = torch.zeros(n, dtype=torch.long, device=dev)
-        iterations = torch.zeros(n, dtype=torch.long, device=dev)
-        converged = torch.zeros(n, dtype=torch.bool, device=dev)
+            self.dt = torch.full((n,), float(step_size), device=dev, dtype=dt_)
+        self.min_dt = self.dt * 1e-12
+        self.threshold = tol * scale
+        # Moves may raise an energy by rounding noise alone; only a clear rise rejects a
+        # step (relative to the path's energies and their spread: no absolute floor, so a
+        # scaled energy relaxes the same way).
+        u = self.u
+        self.slack = 64.0 * torch.finfo(dt_).eps * (u.abs().max(1).values + u.max(1).values - u.min(1).values)
+        self.grow = torch.full((n,), 1.1, device=dev, dtype=dt_)
+        self.climber = torch.zeros(n, dtype=torch.long, device=dev)  # 0: no climbing image
+        self.phase_iters = torch.zeros(n, dtype=torch.long, device=dev)
+        self.iterations = torch.zeros(n, dtype=torch.long, device=dev)
         # Flat paths (or a == b) have nothing to relax: done, converged.
         flat = (scale == 0) | (spacing == 0)
-        converged |= flat
-        active = ~flat
-        in_climb = torch.zeros(n, dtype=torch.bool, device=dev)
-        rows_all = torch.arange(n, device=dev)
+        self.converged = flat.clone()
+        self.active = ~flat
+        self.in_climb = torch.zeros(n, dtype=torch.bool, device=dev)
+        self.climb_steps: int | None = None
 
-        def end_phase(done: torch.Tensor, ok: torch.Tensor) -> None:
-            """Strings whose phase ended: record convergence; string phase -> climb or stop."""
-            nonlocal active
-            converged[done] = ok[done]
-            to_climb = done & ~in_climb & climb
-            stop = done
-            if bool(to_climb.any()):
-                top = torch.argmax(u[:, 1:-1], dim=1) + 1
-                higher = torch.gather(u, 1, top.unsqueeze(1)).squeeze(1) > torch.maximum(u[:, 0], u[:, -1])
-                start = to_climb & higher & (climb_steps > 0)
-                climber[start] = top[start]
-                in_climb[start] = True
-                phase_iters[start] = 0
-                stop = done & ~start
-            active = active & ~stop
+    def evaluate(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Energies [P, M] and gradients [P, M, D] of images ``x`` [P, M, D]."""
+        p, m, d = x.shape
+        u, g = self.vg(x.reshape(p * m, *self.shape))
+        return u.detach().reshape(p, m), g.detach().reshape(p, m, d)
 
-        for _ in range(steps + climb_steps):
-            budget = torch.where(in_climb, climb_steps, steps)
-            out_of_budget = active & (phase_iters >= budget)
+    def relax(self, steps: int, climb_steps: int | None) -> None:
+        """The string phase (``steps`` iterations at most), then, unless ``climb_steps``
+        is None, the climbing phase of every string whose top is above both ends."""
+        self.climb_steps = climb_steps
+        for _ in range(steps + (climb_steps or 0)):
+            budget = torch.where(self.in_climb, climb_steps or 0, steps)
+            out_of_budget = self.active & (self.phase_iters >= budget)
             if bool(out_of_budget.any()):
-                end_phase(out_of_budget, torch.zeros_like(out_of_budget))
-            idx = rows_all[active]
+                self.end_phase(out_of_budget, torch.zeros_like(out_of_budget))
+            idx = torch.nonzero(self.active).flatten()
             if idx.numel() == 0:
                 break
-            iterations[idx] += 1
-            phase_iters[idx] += 1
-            pa, ua, ga, ca, dta = path[idx], u[idx], g[idx], climber[idx], dt[idx]
-            force = ga[:, 1:-1].clone()
-            descending = torch.ones(idx.numel(), k - 2, dtype=torch.bool, device=dev)
-            climbing = ca > 0
-            if bool(climbing.any()):
-                r = torch.nonzero(climbing).flatten()
-                c = ca[r]
-                t = pa[r, c + 1] - pa[r, c - 1]
-                t = t / torch.linalg.vector_norm(t, dim=1, keepdim=True).clamp_min(torch.finfo(dt_).tiny)
-                gc = ga[r, c]
-                force[r, c - 1] = gc - 2.0 * (gc * t).sum(1, keepdim=True) * t
-                descending[r, c - 1] = False
-            trial = pa.clone()
-            trial[:, 1:-1] -= dta.reshape(-1, 1, 1) * force
-            if box is not None:
-                trial[:, 1:-1] = trial[:, 1:-1].clamp(box[0], box[1])
-            u_trial, _ = evaluate(trial[:, 1:-1])
-            tol_up = slack[idx].unsqueeze(1)
-            ok = torch.isfinite(u_trial).all(1)
-            ok &= ~((u_trial > ua[:, 1:-1] + tol_up) & descending).any(1)
-            new = _redistribute(trial, ca)
-            u_new, g_new = evaluate(new[:, 1:-1])
-            ok &= torch.isfinite(u_new).all(1) & torch.isfinite(g_new).all(2).all(1)
-            # Rejected: halve the step, stop growing it; give up below the smallest step.
-            bad = idx[~ok]
-            dt[bad] *= 0.5
-            grow[bad] = 1.0
-            tiny_step = torch.zeros(n, dtype=torch.bool, device=dev)
-            tiny_step[bad] = dt[bad] < min_dt[bad]
-            if bool(tiny_step.any()):
-                end_phase(tiny_step, torch.zeros_like(tiny_step))
-                in_climb[tiny_step] = False  # a failed string phase does not climb either
-                active = active & ~tiny_step
-            good = idx[ok]
-            if good.numel():
-                newg = new[ok]
-                move = torch.linalg.vector_norm(newg - pa[ok], dim=2).max(1).values / dt[good]
-                path[good] = newg
-                u[good] = torch.cat([ua[ok][:, :1], u_new[ok], ua[ok][:, -1:]], 1)
-                g[good] = torch.cat([ga[ok][:, :1], g_new[ok], ga[ok][:, -1:]], 1)
-                dt[good] *= grow[good]
-                settled = move <= threshold[good]
-                cg = climber[good]
-                if bool((cg > 0).any()):
-                    gnorm = torch.linalg.vector_norm(g[good, cg.clamp_min(0)], dim=1)
-                    settled &= (cg == 0) | (gnorm <= threshold[good])
-                done = torch.zeros(n, dtype=torch.bool, device=dev)
-                done[good[settled]] = True
-                if bool(done.any()):
-                    end_phase(done, done)
-        if bool(active.any()):
-            end_phase(active.clone(), torch.zeros_like(active))
+            self.iterate(idx)
+        if bool(self.active.any()):
+            self.end_phase(self.active.clone(), torch.zeros_like(self.active))
 
-    energies = u.double().cpu().numpy()
-    grad_norm = torch.linalg.vector_norm(g, dim=2).double().cpu().numpy()
-    results = []
-    for i in range(n):
-        top = int(np.argmax(energies[i]))
-        results.append(
-            PathResult(
-                path=path[i].reshape(k, *shape),
-                energy=energies[i],
-                saddle_index=top,
-                saddle_energy=float(energies[i, top]),
-                converged=bool(converged[i]),
-                steps=int(iterations[i]),
-                initial_max_energy=float(initial_max[i]),
-                saddle_grad_norm=float(grad_norm[i, top]),
+    def end_phase(self, done: torch.Tensor, ok: torch.Tensor) -> None:
+        """Strings whose phase ended: record convergence; string phase -> climb or stop."""
+        self.converged[done] = ok[done]
+        stop = done
+        to_climb = done & ~self.in_climb
+        if self.climb_steps and bool(to_climb.any()):
+            u = self.u
+            top = torch.argmax(u[:, 1:-1], dim=1) + 1
+            higher = torch.gather(u, 1, top.unsqueeze(1)).squeeze(1) > torch.maximum(u[:, 0], u[:, -1])
+            start = to_climb & higher
+            self.climber[start] = top[start]
+            self.in_climb[start] = True
+            self.phase_iters[start] = 0
+            stop = done & ~start
+        self.active = self.active & ~stop
+
+    def forces(self, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The force on each interior image of strings ``idx`` [A, K-2, D], and which
+        images must not rise (all but a climbing image) [A, K-2]."""
+        pa, ga, ca = self.path[idx], self.g[idx], self.climber[idx]
+        force = ga[:, 1:-1].clone()
+        descending = torch.ones(force.shape[:2], dtype=torch.bool, device=force.device)
+        r = torch.nonzero(ca > 0).flatten()
+        if r.numel():
+            c = ca[r]
+            t = pa[r, c + 1] - pa[r, c - 1]
+            t = t / torch.linalg.vector_norm(t, dim=1, keepdim=True).clamp_min(torch.finfo(t.dtype).tiny)
+            gc = ga[r, c]
+            force[r, c - 1] = gc - 2.0 * (gc * t).sum(1, keepdim=True) * t
+            descending[r, c - 1] = False
+        return force, descending
+
+    def iterate(self, idx: torch.Tensor) -> None:
+        """One move of the active strings ``idx``: trial step, descent check,
+        redistribution, then accept (maybe converged) or halve the step."""
+        self.iterations[idx] += 1
+        self.phase_iters[idx] += 1
+        pa, ua = self.path[idx], self.u[idx]
+        force, descending = self.forces(idx)
+        trial = pa.clone()
+        trial[:, 1:-1] -= self.dt[idx].reshape(-1, 1, 1) * force
+        if self.box is not None:
+            trial[:, 1:-1] = trial[:, 1:-1].clamp(self.box[0], self.box[1])
+        u_trial, _ = self.evaluate(trial[:, 1:-1])
+        ok = torch.isfinite(u_trial).all(1)
+        ok &= ~((u_trial > ua[:, 1:-1] + self.slack[idx].unsqueeze(1)) & descending).any(1)
+        new = _redistribute(trial, self.climber[idx])
+        u_new, g_new = self.evaluate(new[:, 1:-1])
+        ok &= torch.isfinite(u_new).all(1) & torch.isfinite(g_new).all(2).all(1)
+        self.reject(idx[~ok])
+        if bool(ok.any()):
+            self.accept(idx[ok], new[ok], u_new[ok], g_new[ok])
+
+    def reject(self, bad: torch.Tensor) -> None:
+        """Halve the step of strings ``bad`` and stop growing it; a string whose step fell
+        below the smallest gives up unconverged (and does not climb)."""
+        self.dt[bad] *= 0.5
+        self.grow[bad] = 1.0
+        tiny_step = torch.zeros_like(self.active)
+        tiny_step[bad] = self.dt[bad] < self.min_dt[bad]
+        if bool(tiny_step.any()):
+            self.end_phase(tiny_step, torch.zeros_like(tiny_step))
+            self.in_climb[tiny_step] = False
+            self.active = self.active & ~tiny_step
+
+    def accept(self, good: torch.Tensor, new: torch.Tensor, u_new: torch.Tensor, g_new: torch.Tensor) -> None:
+        """Take the moves of strings ``good``; a string whose largest image displacement
+        per unit time (and climbing image's gradient) is under the threshold settles."""
+        move = torch.linalg.vector_norm(new - self.path[good], dim=2).max(1).values / self.dt[good]
+        self.path[good] = new
+        self.u[good, 1:-1] = u_new
+        self.g[good, 1:-1] = g_new
+        self.dt[good] *= self.grow[good]
+        settled = move <= self.threshold[good]
+        cg = self.climber[good]
+        if bool((cg > 0).any()):
+            gnorm = torch.linalg.vector_norm(self.g[good, cg.clamp_min(0)], dim=1)
+            settled &= (cg == 0) | (gnorm <= self.threshold[good])
+        done = torch.zeros_like(self.active)
+        done[good[settled]] = True
+        if bool(done.any()):
+            self.end_phase(done, done)
+
+    def results(self) -> list[PathResult]:
+        """One :class:`PathResult` per string, its saddle the highest image."""
+        energies = self.u.double().cpu().numpy()
+        grad_norm = torch.linalg.vector_norm(self.g, dim=2).double().cpu().numpy()
+        k = self.path.shape[1]
+        out = []
+        for i, row in enumerate(energies):
+            top = int(np.argmax(row))
+            out.append(
+                PathResult(
+                    path=self.path[i].reshape(k, *self.shape),
+                    energy=row,
+                    saddle_index=top,
+                    saddle_energy=float(row[top]),
+                    converged=bool(self.converged[i]),
+                    steps=int(self.iterations[i]),
+                    initial_max_energy=float(self.initial_max[i]),
+                    saddle_grad_norm=float(grad_norm[i, top]),
+                )
             )
-        )
-    return results
+        return out
 
 
 def segment_max(energy: Energy, a: torch.Tensor, b: torch.Tensor, images: int = 24, iterations: int = 40) -> torch.Tensor:
