@@ -247,118 +247,164 @@ def attraction_diffusion(
     if starts.shape[0] != targets.shape[0]:
         raise LandscapeError(f"{starts.shape[0]} AD starts but {targets.shape[0]} targets")
     p = starts.shape[0]
-    device = starts.device
-    success = torch.zeros(p, dtype=torch.bool, device=device)
-    barrier = torch.full((p,), math.inf, dtype=torch.float64, device=device)
-    steps_run = torch.zeros(p, dtype=torch.int64, device=device)
-    final = torch.zeros(p, dtype=torch.float64, device=device)
-    peak_out = starts.detach().clone()
-    prev_out = starts.detach().clone()
-    next_out = starts.detach().clone()
-    end_out = starts.detach().clone()
     # Points kept per chain: as many as asked, within a budget of 2^26 numbers for the batch.
     cap = min(int(config.record), max(8, (1 << 26) // max(1, p * math.prod(starts.shape[1:])))) if config.record else 0
-    path_out = starts.new_zeros((p, cap) + tuple(starts.shape[1:])) if cap else None
-    len_out = torch.zeros(p, dtype=torch.int64, device=device)
+    out = _Outcome(starts.detach(), cap)
     if p == 0:
-        return ADTrials(success, barrier, steps_run, final, peak_out, prev_out, next_out, path_out, len_out, end_out)
-    view = (-1,) + (1,) * (starts.dim() - 1)
+        return out.trials(calls=0)
     with energy.frozen():
         mag = _Magnetized(
             energy.value_and_grad_fn(), targets.detach().to(starts.dtype).clone(), config.temperature, config.alpha
         )
         state = init(starts.detach().clone(), mag)
-        raw, dist = mag.raw.double(), mag.distance.double()
-        _check_finite(raw, state.grad, 0)
-        smooth = 1.0 / config.average if config.average > 0 else None
-        mean_x = state.x.clone() if smooth is not None else None
-        rows = torch.arange(p, device=device)
-        peak_u = raw.clone()
-        peak_x = state.x.clone()
-        peak_prev, peak_next = state.x.clone(), state.x.clone()
-        fresh = torch.ones(p, dtype=torch.bool, device=device)  # the peak's next position is still to come
-        best = dist.clone()
-        stale = torch.zeros(p, dtype=torch.int64, device=device)
-        # The recorded path: every `stride` steps; when full, every other point is
-        # dropped and the stride doubled. Running trials share the count; a finished
-        # trial keeps its own (and stops recording).
-        buf = state.x.new_zeros((p, cap) + tuple(starts.shape[1:])) if cap else None
-        buf_len = torch.zeros(p, dtype=torch.int64, device=device)
-        stride, recorded = 1, 0
-        # Trials that finished keep stepping (their results are frozen) until the next
-        # compaction: checking every step would stall a GPU on a host sync per step.
-        finished = torch.zeros(p, dtype=torch.bool, device=device)
-        finite = torch.ones((), dtype=torch.bool, device=device)
+        _check_finite(mag.raw, state.grad, 0)
+        run = _Running(state.x, mag.raw.double(), mag.distance.double(), cap, config.average)
+        finite = torch.ones((), dtype=torch.bool, device=starts.device)
         step = 0
         while True:
-            reached = (dist < config.delta) & ~finished
-            now = reached | ((stale >= config.patience) & ~finished)
+            reached = (run.dist < config.delta) & ~run.finished
+            now = reached | ((run.stale >= config.patience) & ~run.finished)
             if step >= config.max_steps:
-                now = ~finished
-            # Record the trials that finish at this step (masked writes: no host sync).
-            success[rows] = success[rows] | reached
-            barrier[rows] = torch.where(reached, peak_u, barrier[rows])
-            steps_run[rows] = torch.where(now, step, steps_run[rows])
-            final[rows] = torch.where(now, dist, final[rows])
-            peak_out[rows] = torch.where(now.reshape(view), peak_x, peak_out[rows])
-            prev_out[rows] = torch.where(now.reshape(view), peak_prev, prev_out[rows])
-            # (a trial that ends at the step of its peak has no step after it: the peak itself)
-            next_out[rows] = torch.where(now.reshape(view), torch.where(fresh.reshape(view), peak_x, peak_next),
-                                         next_out[rows])
-            end_out[rows] = torch.where(now.reshape(view), state.x, end_out[rows])
-            finished = finished | now
+                now = ~run.finished
+            out.finish(run, now, reached, state.x, step)
+            run.finished = run.finished | now
+            # Trials that finished keep stepping (their results are frozen) until the next
+            # compaction: checking every step would stall a GPU on a host sync per step.
             if step % _SYNC_EVERY == 0 or step >= config.max_steps:
                 if not bool(finite):
-                    _check_finite(raw, state.grad, step)
-                keep = ~finished
-                if buf is not None and not bool(keep.all()):
-                    leaving = ~keep
-                    path_out[rows[leaving]] = buf[leaving]
-                    len_out[rows[leaving]] = buf_len[leaving]
-                if not bool(keep.any()):
-                    break
+                    _check_finite(mag.raw, state.grad, step)
+                keep = ~run.finished
                 if not bool(keep.all()):
-                    rows, peak_u, peak_x, best, stale = rows[keep], peak_u[keep], peak_x[keep], best[keep], stale[keep]
-                    peak_prev, peak_next, fresh = peak_prev[keep], peak_next[keep], fresh[keep]
+                    out.take_paths(run, ~keep)
+                    if not bool(keep.any()):
+                        break
+                    run = run.select(keep)
                     state = ChainState(state.x[keep], state.energy[keep], state.grad[keep])
                     mag.targets = mag.targets[keep]
-                    dist, finished = dist[keep], finished[keep]
-                    if mean_x is not None:
-                        mean_x = mean_x[keep]
-                    if buf is not None:
-                        buf, buf_len = buf[keep], buf_len[keep]
             before = state.x
             state, _ = langevin_step(state, mag, config.eps, 1.0, generator, box=energy.data_range)
             step += 1
-            raw, dist = mag.raw.double(), mag.distance.double()
-            finite = finite & torch.isfinite(raw).all() & torch.isfinite(state.grad).all()
-            if mean_x is not None:
-                mean_x += smooth * (state.x - mean_x)
-                dist = torch.linalg.vector_norm((mean_x - mag.targets).reshape(mean_x.shape[0], -1), dim=1).double()
-            live = ~finished
-            higher = (raw > peak_u) & live
-            after_peak = fresh & live
-            peak_next = torch.where(after_peak.reshape(view), state.x, peak_next)
-            peak_u = torch.where(higher, raw, peak_u)
-            peak_x = torch.where(higher.reshape(view), state.x, peak_x)
-            peak_prev = torch.where(higher.reshape(view), before, peak_prev)
-            fresh = higher | (fresh & ~live)
-            improved = (dist < best) & live
-            best = torch.where(improved, dist, best)
-            stale = torch.where(improved, 0, stale + 1)
-            if buf is not None and step % stride == 0:
-                slot = min(recorded, cap - 1)
-                buf[:, slot] = torch.where(live.reshape(view), state.x, buf[:, slot])
-                buf_len = torch.where(live, recorded + 1, buf_len)
-                recorded += 1
-                if recorded == cap:  # full: keep every other point, record half as often
-                    # (running trials only: a finished one keeps its path as it ended)
-                    running = live.reshape((-1,) + (1,) * (buf.dim() - 1))
-                    buf = torch.where(running, torch.cat([buf[:, 1::2], buf[:, cap // 2 :]], 1), buf)
-                    buf_len = torch.where(live, buf_len // 2, buf_len)
-                    recorded, stride = cap // 2, stride * 2
-    return ADTrials(success, barrier, steps_run, final, peak_out, prev_out, next_out, path_out, len_out, end_out,
-                    calls=step + 1)
+            finite = finite & torch.isfinite(mag.raw).all() & torch.isfinite(state.grad).all()
+            run.track(before, state.x, mag.raw.double(), mag.distance.double(), mag.targets)
+            run.record(state.x, step)
+    return out.trials(calls=step + 1)
+
+
+class _Outcome:
+    """The batch's results, one row per trial, written as trials finish (masked writes:
+    no host sync)."""
+
+    def __init__(self, starts: torch.Tensor, cap: int):
+        p, device = starts.shape[0], starts.device
+        self.success = torch.zeros(p, dtype=torch.bool, device=device)
+        self.barrier = torch.full((p,), math.inf, dtype=torch.float64, device=device)
+        self.steps = torch.zeros(p, dtype=torch.int64, device=device)
+        self.final = torch.zeros(p, dtype=torch.float64, device=device)
+        self.peak, self.prev, self.next, self.end = (starts.clone() for _ in range(4))
+        self.path = starts.new_zeros((p, cap) + tuple(starts.shape[1:])) if cap else None
+        self.path_len = torch.zeros(p, dtype=torch.int64, device=device)
+
+    def finish(self, run: _Running, now: torch.Tensor, reached: torch.Tensor, x: torch.Tensor, step: int) -> None:
+        """Record the running trials that stop (``now``) at ``step``; ``reached`` succeeded."""
+        rows, view = run.rows, (-1,) + (1,) * (x.dim() - 1)
+        stop = now.reshape(view)
+        self.success[rows] = self.success[rows] | reached
+        self.barrier[rows] = torch.where(reached, run.peak_u, self.barrier[rows])
+        self.steps[rows] = torch.where(now, step, self.steps[rows])
+        self.final[rows] = torch.where(now, run.dist, self.final[rows])
+        self.peak[rows] = torch.where(stop, run.peak_x, self.peak[rows])
+        self.prev[rows] = torch.where(stop, run.peak_prev, self.prev[rows])
+        # (a trial that ends at the step of its peak has no step after it: the peak itself)
+        after = torch.where(run.fresh.reshape(view), run.peak_x, run.peak_next)
+        self.next[rows] = torch.where(stop, after, self.next[rows])
+        self.end[rows] = torch.where(stop, x, self.end[rows])
+
+    def take_paths(self, run: _Running, leaving: torch.Tensor) -> None:
+        """Keep the recorded paths of the running trials about to leave the batch."""
+        if self.path is not None:
+            self.path[run.rows[leaving]] = run.buf[leaving]
+            self.path_len[run.rows[leaving]] = run.buf_len[leaving]
+
+    def trials(self, calls: int) -> ADTrials:
+        return ADTrials(
+            self.success, self.barrier, self.steps, self.final, self.peak, self.prev, self.next,
+            self.path, self.path_len, self.end, calls=calls,
+        )
+
+
+class _Running:
+    """Per-trial state of the trials still stepping: the highest raw energy so far and
+    where (with the positions one step before and after), the best distance to the
+    target and steps since it improved, and the recorded path.
+
+    The path is recorded every ``stride`` steps; when full, every other point is dropped
+    and the stride doubled. Running trials share the count; a finished trial keeps its
+    own (and stops recording).
+    """
+
+    _PER_ROW = ("rows", "peak_u", "peak_x", "peak_prev", "peak_next", "fresh", "best", "stale", "dist",
+                "finished", "mean_x", "buf", "buf_len")
+
+    def __init__(self, x: torch.Tensor, raw: torch.Tensor, dist: torch.Tensor, cap: int, average: int):
+        p, device = x.shape[0], x.device
+        self.rows = torch.arange(p, device=device)
+        self.peak_u, self.dist, self.best = raw.clone(), dist, dist.clone()
+        self.peak_x, self.peak_prev, self.peak_next = x.clone(), x.clone(), x.clone()
+        self.fresh = torch.ones(p, dtype=torch.bool, device=device)  # the peak's next position is still to come
+        self.stale = torch.zeros(p, dtype=torch.int64, device=device)
+        self.finished = torch.zeros(p, dtype=torch.bool, device=device)
+        self.smooth = 1.0 / average if average > 0 else None
+        self.mean_x = x.clone() if self.smooth is not None else None
+        self.cap = cap
+        self.buf = x.new_zeros((p, cap) + tuple(x.shape[1:])) if cap else None
+        self.buf_len = torch.zeros(p, dtype=torch.int64, device=device)
+        self.stride, self.recorded = 1, 0
+
+    def select(self, keep: torch.Tensor) -> _Running:
+        """The same state for the rows ``keep`` only."""
+        for name in self._PER_ROW:
+            value = getattr(self, name)
+            if value is not None:
+                setattr(self, name, value[keep])
+        return self
+
+    def track(self, before: torch.Tensor, x: torch.Tensor, raw: torch.Tensor, dist: torch.Tensor,
+              targets: torch.Tensor) -> None:
+        """After a step from ``before`` to ``x``: update the peak, the distance (of the
+        running mean, with ``average``) and the best distance."""
+        view = (-1,) + (1,) * (x.dim() - 1)
+        if self.mean_x is not None:
+            self.mean_x += self.smooth * (x - self.mean_x)
+            dist = torch.linalg.vector_norm((self.mean_x - targets).reshape(x.shape[0], -1), dim=1).double()
+        self.dist = dist
+        live = ~self.finished
+        higher = (raw > self.peak_u) & live
+        after_peak = self.fresh & live
+        self.peak_next = torch.where(after_peak.reshape(view), x, self.peak_next)
+        self.peak_u = torch.where(higher, raw, self.peak_u)
+        self.peak_x = torch.where(higher.reshape(view), x, self.peak_x)
+        self.peak_prev = torch.where(higher.reshape(view), before, self.peak_prev)
+        self.fresh = higher | (self.fresh & ~live)
+        improved = (dist < self.best) & live
+        self.best = torch.where(improved, dist, self.best)
+        self.stale = torch.where(improved, 0, self.stale + 1)
+
+    def record(self, x: torch.Tensor, step: int) -> None:
+        """Add ``x`` to the running trials' paths when ``step`` is on the stride."""
+        if self.buf is None or step % self.stride:
+            return
+        cap, live = self.cap, ~self.finished
+        view = (-1,) + (1,) * (self.buf.dim() - 1)
+        slot = min(self.recorded, cap - 1)
+        self.buf[:, slot] = torch.where(live.reshape((-1,) + (1,) * (x.dim() - 1)), x, self.buf[:, slot])
+        self.buf_len = torch.where(live, self.recorded + 1, self.buf_len)
+        self.recorded += 1
+        if self.recorded == cap:  # full: keep every other point, record half as often
+            # (running trials only: a finished one keeps its path as it ended)
+            thinned = torch.cat([self.buf[:, 1::2], self.buf[:, cap // 2 :]], 1)
+            self.buf = torch.where(live.reshape(view), thinned, self.buf)
+            self.buf_len = torch.where(live, self.buf_len // 2, self.buf_len)
+            self.recorded, self.stride = cap // 2, self.stride * 2
 
 
 def _check_finite(raw: torch.Tensor, grad: torch.Tensor, step: int) -> None:
