@@ -45,7 +45,7 @@ from landscape.errors import LandscapeError
 from landscape.sampling.langevin import sample
 from landscape.io.mapfile import FunnelData, MapContent, resume_progress, save_progress
 from landscape.mapping.pipeline import Reporter, extend_map
-from landscape.mapping.minima import Minima, merge_duplicates, quench
+from landscape.mapping.minima import Minima, QuenchResult, merge_duplicates, quench
 from landscape.mapping.neighbors import nearest
 
 #: A score at or above this is called a funnel: exp(H) falls to sqrt(exp(H_0)) or less.
@@ -296,76 +296,116 @@ def funnel_probe(
     digits model 998 of 1,000 end points were new minima).
     """
     reporter = reporter or Reporter()
-    if energy.data_range is None:
-        raise LandscapeError(f"{energy.name or 'energy'} has no data range: the probe's chains from noise need one")
-    if tuple(np.shape(content.minima_x)[1:]) != energy.shape:
-        raise LandscapeError(
-            f"the map's minima have shape {list(np.shape(content.minima_x)[1:])}, the energy expects {list(energy.shape)}"
-        )
-    starts = config.starts
-    if "data" in starts:
-        if data is None or data.shape[0] == 0:
-            raise LandscapeError("chains from data need a data set: give one, or start from noise only")
-        energy.check_batch(data)
+    _check_inputs(energy, content, config, data)
     identity = config.fingerprint() + ":" + f"{content.n_minima}:{float(np.sum(content.minima_energy)):.12g}"
     state = resume_progress(progress_file, identity, resume, kind=PROGRESS_KIND, what="funnel probe",
                             afresh="pass --force")
     if "levels_done" in state:
         reporter.note(f"resuming after {int(state['levels_done'])} of {len(config.noise)} noise levels")
     seconds: dict[str, float] = dict(state.get("seconds", {}))
-
-    def save() -> None:
-        if progress_file is not None:
-            save_progress(progress_file, state, PROGRESS_KIND)
-
-    n_per = config.chains
-    chain_start = np.concatenate([np.full(n_per, 0 if s == "data" else 1, dtype=np.int8) for s in starts])
-    for k, tau in enumerate(config.noise):
+    for k in range(len(config.noise)):
         if f"level{k}/x" in state:
             continue
         t0 = time.perf_counter()
-        gen = torch.Generator(device=energy.device).manual_seed(config.seed * 7919 + k)
-        x0 = []
-        for s in starts:
-            if s == "data":
-                pick = torch.randint(data.shape[0], (n_per,), generator=torch.Generator().manual_seed(config.seed * 31 + k))
-                x0.append(data[pick].to(energy.device, energy.dtype))
-            else:
-                x0.append(energy.uniform_noise(n_per, gen))
-        x = torch.cat(x0)
-        if tau > 0 and config.steps > 0:
-            reporter.stage(f"noise {tau:g}: chains", total=config.steps, unit="step")
-            x = sample(energy, x, config.steps, config.eps, tau=tau, generator=gen, box=energy.data_range,
-                       progress=reporter.advance).x
-        reporter.stage(f"noise {tau:g}: quench", total=config.quench_steps, unit="step")
-        q = quench(energy, x, max_steps=config.quench_steps, grad_tol=config.grad_tol, box=energy.data_range,
-                   progress=reporter.advance)
+        q = _run_level(energy, config, k, data, reporter)
         state[f"level{k}/x"] = q.x.detach().cpu()
         state[f"level{k}/energy"] = q.energy.cpu()
         state["levels_done"] = k + 1
         seconds[f"chains_{k}"] = time.perf_counter() - t0
         state["seconds"] = seconds
-        save()
-        reporter.note(f"noise {tau:g}: {q.x.shape[0]} chains quenched ({int(q.converged.sum())} converged)")
+        if progress_file is not None:
+            save_progress(progress_file, state, PROGRESS_KIND)
+        reporter.note(f"noise {config.noise[k]:g}: {q.x.shape[0]} chains quenched ({int(q.converged.sum())} converged)")
 
-    # Which minimum did each chain end in? New minima are mapped into the map.
-    ends = torch.cat([torch.as_tensor(state[f"level{k}/x"]) for k in range(len(config.noise))])
-    end_energy = torch.cat([torch.as_tensor(state[f"level{k}/energy"], dtype=torch.float64)
-                            for k in range(len(config.noise))])
-    ends = ends.to(energy.device, energy.dtype)
+    t0 = time.perf_counter()
+    owner, extended, new_minima = _map_end_points(energy, content, config, state, reporter, refine)
+    seconds["mapping"] = time.perf_counter() - t0
+    funnel = _funnel_data(config, owner, extended, content, new_minima, seconds)
+    extended.funnel = funnel
+    reporter.close()
+    return FunnelResult(content=extended, funnel=funnel, new_minima=new_minima,
+                        new_basins=int(extended.n_basins - content.n_basins), seconds=seconds)
+
+
+def _check_inputs(energy: Energy, content: MapContent, config: FunnelConfig, data: torch.Tensor | None) -> None:
+    """A data range for chains from noise, minima of the energy's shape, data for chains from data."""
+    if energy.data_range is None:
+        raise LandscapeError(f"{energy.name or 'energy'} has no data range: the probe's chains from noise need one")
+    if tuple(np.shape(content.minima_x)[1:]) != energy.shape:
+        raise LandscapeError(
+            f"the map's minima have shape {list(np.shape(content.minima_x)[1:])}, the energy expects {list(energy.shape)}"
+        )
+    if "data" in config.starts:
+        if data is None or data.shape[0] == 0:
+            raise LandscapeError("chains from data need a data set: give one, or start from noise only")
+        energy.check_batch(data)
+
+
+def _chain_starts(config: FunnelConfig) -> np.ndarray:
+    """Per chain of a level, where it started: 0 from data, 1 from noise."""
+    return np.concatenate([np.full(config.chains, 0 if s == "data" else 1, dtype=np.int8) for s in config.starts])
+
+
+def _run_level(
+    energy: Energy, config: FunnelConfig, k: int, data: torch.Tensor | None, reporter: Reporter
+) -> QuenchResult:
+    """Noise level ``k``: chains from each start at noise ``tau``, then quenched."""
+    tau, n_per = config.noise[k], config.chains
+    gen = torch.Generator(device=energy.device).manual_seed(config.seed * 7919 + k)
+    x0 = []
+    for s in config.starts:
+        if s == "data":
+            pick = torch.randint(data.shape[0], (n_per,), generator=torch.Generator().manual_seed(config.seed * 31 + k))
+            x0.append(data[pick].to(energy.device, energy.dtype))
+        else:
+            x0.append(energy.uniform_noise(n_per, gen))
+    x = torch.cat(x0)
+    if tau > 0 and config.steps > 0:
+        reporter.stage(f"noise {tau:g}: chains", total=config.steps, unit="step")
+        x = sample(energy, x, config.steps, config.eps, tau=tau, generator=gen, box=energy.data_range,
+                   progress=reporter.advance).x
+    reporter.stage(f"noise {tau:g}: quench", total=config.quench_steps, unit="step")
+    return quench(energy, x, max_steps=config.quench_steps, grad_tol=config.grad_tol, box=energy.data_range,
+                  progress=reporter.advance)
+
+
+def _map_end_points(
+    energy: Energy,
+    content: MapContent,
+    config: FunnelConfig,
+    state: dict,
+    reporter: Reporter,
+    refine: bool | None,
+) -> tuple[np.ndarray, MapContent, int]:
+    """Which minimum each chain ended in (index into the extended map's minima), the map
+    extended by the new minima among the end points, and how many there were."""
+    levels = range(len(config.noise))
+    ends = torch.cat([torch.as_tensor(state[f"level{k}/x"]) for k in levels]).to(energy.device, energy.dtype)
+    end_energy = torch.cat([torch.as_tensor(state[f"level{k}/energy"], dtype=torch.float64) for k in levels])
     minima_x = torch.from_numpy(np.asarray(content.minima_x)).to(energy.device)
     owner, keep, _ = _match(ends, end_energy, minima_x, config.merge_radius)
     new_minima = int(keep.numel())
-    t0 = time.perf_counter()
-    extended = content
-    if new_minima:
-        reporter.note(f"{new_minima} new minima among the chains' end points: mapping them into the map")
-        fresh = Minima(x=ends[keep.to(ends.device)], energy=end_energy[keep],
-                       hits=torch.zeros(new_minima, dtype=torch.int64),
-                       grad_norm=torch.zeros(new_minima, dtype=torch.float64))
-        extended = extend_map(energy, content, fresh, reporter=reporter, seed=config.seed, refine=refine)
-    seconds["mapping"] = time.perf_counter() - t0
+    if not new_minima:
+        return owner, content, 0
+    reporter.note(f"{new_minima} new minima among the chains' end points: mapping them into the map")
+    fresh = Minima(x=ends[keep.to(ends.device)], energy=end_energy[keep],
+                   hits=torch.zeros(new_minima, dtype=torch.int64),
+                   grad_norm=torch.zeros(new_minima, dtype=torch.float64))
+    extended = extend_map(energy, content, fresh, reporter=reporter, seed=config.seed, refine=refine)
+    return owner, extended, new_minima
 
+
+def _funnel_data(
+    config: FunnelConfig,
+    owner: np.ndarray,
+    extended: MapContent,
+    content: MapContent,
+    new_minima: int,
+    seconds: dict[str, float],
+) -> FunnelData:
+    """Occupancy of the basins per level (all chains, and per start), its entropy, the
+    sinks, and the score against the reference entropy."""
+    chain_start = _chain_starts(config)
     k_levels, c = len(config.noise), chain_start.shape[0]
     chain_minimum = owner.reshape(k_levels, c)
     basin = np.asarray(extended.minima_basin)[chain_minimum]
@@ -380,11 +420,10 @@ def funnel_probe(
     for k, row in enumerate(occupancy):
         found = sinks(row, config.max_sinks)
         sink_rows[k, : len(found)] = found
-    by_start = {s: shares(basin[:, chain_start == (0 if s == "data" else 1)]) for s in starts}
+    by_start = {s: shares(basin[:, chain_start == (0 if s == "data" else 1)]) for s in config.starts}
     # The reference: how the data themselves spread over the basins (the chains from data
     # at the lowest noise, normally 0: the quenched training examples).
     reference = entropy(by_start["data"][0]) if "data" in by_start else float(ent[0])
-    score = funnel_score(ent, reference)
     attrs = {
         "config": json.dumps(config.to_dict(), sort_keys=True),
         "temperature": [float(t) ** 2 for t in config.noise],
@@ -399,11 +438,11 @@ def funnel_probe(
         "funnel_threshold": FUNNEL_SCORE,
         "seconds": float(sum(seconds.values())),
     }
-    funnel = FunnelData(
+    return FunnelData(
         noise=np.asarray(config.noise, dtype=np.float64),
         occupancy=occupancy,
         entropy=ent,
-        score=score,
+        score=funnel_score(ent, reference),
         attrs=attrs,
         sinks=sink_rows,
         occupancy_data=by_start.get("data"),
@@ -411,7 +450,3 @@ def funnel_probe(
         chain_minimum=chain_minimum,
         chain_start=chain_start,
     )
-    extended.funnel = funnel
-    reporter.close()
-    return FunnelResult(content=extended, funnel=funnel, new_minima=new_minima,
-                        new_basins=int(b - content.n_basins), seconds=seconds)
