@@ -169,15 +169,162 @@ def train(
     env = setup_distributed(device)
     out = Path(out)
     run_dir = run_dir_for(out)
-    cfg_s, cfg_t, cfg_o = config.sampler, config.train, config.optim
-
+    cfg_t = config.train
     if dataset is None:
         dataset = datasets.load(config.data.name, size=config.data.size, root=data_root, limit=config.data.limit)
-    data_x = dataset.x.to(env.device)
-
     state = ckpt_io.load_checkpoint(out) if resume else None
+    s = _Session.start(config, env, dataset)
+    start = 0
+    if state is not None:
+        start = _restore(state, s.model, s.optimizer, s.gens, env, out)
+        if s.bank is not None:
+            s.bank = _bank_shard(state, env, s.bank)
+    elif out.exists():
+        raise LandscapeError(f"{out} exists: pass --resume to continue it or --force to start over")
 
-    torch.manual_seed(cfg_t.seed)  # identical initial weights on every rank
+    if env.main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / "config.json").write_text(json.dumps(config.to_dict(), indent=2) + "\n")
+    log = _RunLog(run_dir / "metrics.csv", start, env.main)
+    eps = config.sampler.epsilon
+    t0 = time.perf_counter()
+    step = start
+    done_since = 0
+    with _StopFlag() as stop:
+        while step < cfg_t.steps:
+            lr = lr_at(config, step)
+            x_neg, (d_st, v_t, e_pos, e_neg, acc) = s.update(lr)
+            step += 1
+            if not math.isfinite(d_st):
+                raise LandscapeError(
+                    f"training diverged at update {step}: d_st is {d_st} (lower optim.lr or sampler.epsilon)"
+                )
+            latest = {"d_st": d_st, "v_t": v_t, "r_t": eps * eps / 2 * v_t, "lr": lr}
+            kl = float("nan")
+            if dataset.density is not None and env.main and (step % cfg_t.eval_every == 0 or step == cfg_t.steps):
+                kl = latest["kl"] = toy_kl(s.energy, dataset)
+            log.add(
+                [step, d_st, v_t, eps * eps / 2 * v_t, e_pos, e_neg, lr, acc, kl, log.offset + time.perf_counter() - t0],
+                flush=step % cfg_t.log_every == 0,
+            )
+            done_since += 1
+            if progress is not None and env.main and (done_since >= max(1, cfg_t.log_every // 10) or step == cfg_t.steps):
+                progress(done_since, latest)
+                done_since = 0
+
+            stop_now = _agree(stop.set, env)
+            if step % cfg_t.ckpt_every == 0 or step == cfg_t.steps or stop_now:
+                log.flush()
+                _save(out, config, s.model, s.optimizer, s.gens, s.bank, env, step, dataset, log.summary(eps))
+            if env.main and (step % cfg_t.plot_every == 0 or step == cfg_t.steps or stop_now):
+                write_figures(run_dir, log.path, s.energy, dataset, x_neg, s.bank, config)
+            if stop_now:
+                break
+
+    log.flush()
+    if env.active:
+        dist.barrier()
+    return TrainResult(out, run_dir, step, step < cfg_t.steps, log.summary(eps))
+
+
+@dataclass
+class _Session:
+    """What one rank of a run holds: its data, the model (and its DDP wrapper), the
+    optimizer, its two generators and its share of the persistent bank."""
+
+    config: Config
+    env: Dist
+    dataset: datasets.Dataset
+    data_x: torch.Tensor
+    model: nn.Module
+    trained: nn.Module
+    energy: Energy
+    optimizer: torch.optim.Optimizer
+    data_gen: torch.Generator
+    gen: torch.Generator
+    bank: torch.Tensor | None
+    local_batch: int
+
+    @property
+    def gens(self) -> tuple[torch.Generator, torch.Generator]:
+        return (self.data_gen, self.gen)
+
+    @classmethod
+    def start(cls, config: Config, env: Dist, dataset: datasets.Dataset) -> _Session:
+        """Build the model for ``dataset`` (identical initial weights on every rank), its
+        optimizer, the generators seeded per rank and a fresh bank of noise."""
+        torch.manual_seed(config.train.seed)
+        model, trained, energy = _build_model(config, dataset, env)
+        cfg_o = config.optim
+        if cfg_o.name == "sgd":
+            optimizer: torch.optim.Optimizer = torch.optim.SGD(
+                model.parameters(), lr=lr_at(config, 0), momentum=cfg_o.momentum, weight_decay=cfg_o.weight_decay
+            )
+        else:
+            optimizer = torch.optim.Adam(
+                model.parameters(), lr=lr_at(config, 0), betas=tuple(cfg_o.betas), weight_decay=cfg_o.weight_decay
+            )
+        local_batch = _split(config.train.batch_size, env)
+        # data draws use a CPU generator (toy densities sample on the CPU); chains use one on
+        # the device. Both are seeded per rank and saved, so a resume replays them exactly.
+        seed = config.train.seed * 1_000_003 + 2 * env.rank
+        data_gen = torch.Generator().manual_seed(seed)
+        gen = torch.Generator(device=env.device).manual_seed(seed + 1)
+        bank = None
+        if config.sampler.init == "persistent":
+            bank = energy.uniform_noise(_split(config.sampler.bank_size, env), gen)
+            if bank.shape[0] < local_batch:
+                raise LandscapeError(
+                    f"persistent bank of {bank.shape[0]} per rank is smaller than the batch of {local_batch}"
+                )
+        data_x = dataset.x.to(env.device)
+        return cls(config, env, dataset, data_x, model, trained, energy, optimizer, data_gen, gen, bank, local_batch)
+
+    def update(self, lr: float) -> tuple[torch.Tensor, tuple[float, ...]]:
+        """One ML update at learning rate ``lr``: positives from the data, negatives by
+        short-run Langevin, a step on ``mean U(X+) - mean U(X-)``. Returns the negatives
+        and (d_st, v_t, mean U(X+), mean U(X-), acceptance), averaged over the ranks."""
+        cfg_s, n = self.config.sampler, self.local_batch
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        x_pos = _positives(self.dataset, self.data_x, n, self.data_gen)
+        if self.config.data.noise > 0:
+            x_pos = x_pos + self.config.data.noise * torch.randn(
+                x_pos.shape, generator=self.gen, device=x_pos.device, dtype=x_pos.dtype
+            )
+        if cfg_s.init == "persistent":
+            idx = torch.randperm(self.bank.shape[0], generator=self.gen, device=self.bank.device)[:n]
+            x0 = self.bank[idx]
+        elif cfg_s.init == "data":
+            x0 = _positives(self.dataset, self.data_x, n, self.data_gen)
+        else:
+            x0 = self.energy.uniform_noise(n, self.gen)
+        box = self.dataset.range if cfg_s.clamp else None
+        chains = sample(self.energy, x0, cfg_s.steps, cfg_s.epsilon, cfg_s.tau, mh=cfg_s.mh, generator=self.gen, box=box)
+        if self.bank is not None:
+            self.bank[idx] = chains.x
+
+        u = self.trained(torch.cat([x_pos, chains.x]))
+        u_pos, u_neg = u[:n].mean(), u[n:].mean()
+        loss = u_pos - u_neg
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+
+        nan = torch.tensor(float("nan"), device=self.env.device)
+        acceptance = chains.acceptance.mean() if chains.acceptance is not None else nan
+        stats = torch.stack(
+            [loss.detach(), chains.grad_norm_mean.mean(), u_pos.detach(), u_neg.detach(), acceptance]
+        ).to(torch.float64)
+        if self.env.active:
+            dist.all_reduce(stats)
+            stats /= self.env.world
+        return chains.x, tuple(float(v) for v in stats.cpu())
+
+
+def _build_model(config: Config, dataset: datasets.Dataset, env: Dist) -> tuple[nn.Module, nn.Module, Energy]:
+    """The network for ``dataset`` on this rank's device, the module to train (wrapped in
+    DDP under torchrun) and its :class:`Energy`."""
     kwargs = dict(config.model.kwargs)
     kwargs["energy_scale"] = config.energy_scale()
     try:
@@ -196,125 +343,7 @@ def train(
     trained: nn.Module = model
     if env.active:
         trained = nn.parallel.DistributedDataParallel(model, device_ids=[env.device.index] if env.device.type == "cuda" else None)
-
-    if cfg_o.name == "sgd":
-        optimizer: torch.optim.Optimizer = torch.optim.SGD(
-            model.parameters(), lr=lr_at(config, 0), momentum=cfg_o.momentum, weight_decay=cfg_o.weight_decay
-        )
-    else:
-        optimizer = torch.optim.Adam(
-            model.parameters(), lr=lr_at(config, 0), betas=tuple(cfg_o.betas), weight_decay=cfg_o.weight_decay
-        )
-
-    local_batch = _split(cfg_t.batch_size, env)
-    # data draws use a CPU generator (toy densities sample on the CPU); chains use one on
-    # the device. Both are seeded per rank and saved, so a resume replays them exactly.
-    data_gen = torch.Generator().manual_seed(cfg_t.seed * 1_000_003 + 2 * env.rank)
-    gen = torch.Generator(device=env.device).manual_seed(cfg_t.seed * 1_000_003 + 2 * env.rank + 1)
-    gens = (data_gen, gen)
-    bank: torch.Tensor | None = None
-    if cfg_s.init == "persistent":
-        bank = energy.uniform_noise(_split(cfg_s.bank_size, env), gen)
-        if bank.shape[0] < local_batch:
-            raise LandscapeError(
-                f"persistent bank of {bank.shape[0]} per rank is smaller than the batch of {local_batch}"
-            )
-    start = 0
-    if state is not None:
-        start = _restore(state, model, optimizer, gens, env, out)
-        if bank is not None:
-            bank = _bank_shard(state, env, bank)
-    elif out.exists():
-        raise LandscapeError(f"{out} exists: pass --resume to continue it or --force to start over")
-
-    if env.main:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        (run_dir / "config.json").write_text(json.dumps(config.to_dict(), indent=2) + "\n")
-    log = _RunLog(run_dir / "metrics.csv", start, env.main)
-    is_2d = dataset.density is not None
-    eps = cfg_s.epsilon
-    box = dataset.range if cfg_s.clamp else None
-    t0 = time.perf_counter()
-    step = start
-    last_neg: torch.Tensor | None = None
-    latest: dict[str, float] = {}
-    done_since = 0
-
-    with _StopFlag() as stop:
-        while step < cfg_t.steps:
-            lr = lr_at(config, step)
-            for group in optimizer.param_groups:
-                group["lr"] = lr
-            x_pos = _positives(dataset, data_x, local_batch, data_gen)
-            if config.data.noise > 0:
-                x_pos = x_pos + config.data.noise * torch.randn(
-                    x_pos.shape, generator=gen, device=x_pos.device, dtype=x_pos.dtype
-                )
-            if cfg_s.init == "persistent":
-                idx = torch.randperm(bank.shape[0], generator=gen, device=bank.device)[:local_batch]
-                x0 = bank[idx]
-            elif cfg_s.init == "data":
-                x0 = _positives(dataset, data_x, local_batch, data_gen)
-            else:
-                x0 = energy.uniform_noise(local_batch, gen)
-            chains = sample(energy, x0, cfg_s.steps, eps, cfg_s.tau, mh=cfg_s.mh, generator=gen, box=box)
-            x_neg = chains.x
-            if bank is not None:
-                bank[idx] = x_neg
-
-            u = trained(torch.cat([x_pos, x_neg]))
-            u_pos, u_neg = u[:local_batch].mean(), u[local_batch:].mean()
-            loss = u_pos - u_neg
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            step += 1
-
-            stats = torch.stack(
-                [
-                    loss.detach(),
-                    chains.grad_norm_mean.mean(),
-                    u_pos.detach(),
-                    u_neg.detach(),
-                    chains.acceptance.mean() if chains.acceptance is not None else torch.tensor(float("nan"), device=env.device),
-                ]
-            ).to(torch.float64)
-            if env.active:
-                dist.all_reduce(stats)
-                stats /= env.world
-            d_st, v_t, e_pos, e_neg, acc = (float(v) for v in stats.cpu())
-            if not math.isfinite(d_st):
-                raise LandscapeError(
-                    f"training diverged at update {step}: d_st is {d_st} (lower optim.lr or sampler.epsilon)"
-                )
-            latest = {"d_st": d_st, "v_t": v_t, "r_t": eps * eps / 2 * v_t, "lr": lr}
-            kl = float("nan")
-            if is_2d and env.main and (step % cfg_t.eval_every == 0 or step == cfg_t.steps):
-                kl = toy_kl(energy, dataset)
-                latest["kl"] = kl
-            log.add(
-                [step, d_st, v_t, eps * eps / 2 * v_t, e_pos, e_neg, lr, acc, kl, log.offset + time.perf_counter() - t0],
-                flush=step % cfg_t.log_every == 0,
-            )
-            last_neg = x_neg
-            done_since += 1
-            if progress is not None and env.main and (done_since >= max(1, cfg_t.log_every // 10) or step == cfg_t.steps):
-                progress(done_since, latest)
-                done_since = 0
-
-            stop_now = _agree(stop.set, env)
-            if step % cfg_t.ckpt_every == 0 or step == cfg_t.steps or stop_now:
-                log.flush()
-                _save(out, config, model, optimizer, gens, bank, env, step, dataset, log.summary(eps))
-            if env.main and (step % cfg_t.plot_every == 0 or step == cfg_t.steps or stop_now):
-                write_figures(run_dir, log.path, energy, dataset, last_neg, bank, config)
-            if stop_now:
-                break
-
-    log.flush()
-    if env.active:
-        dist.barrier()
-    return TrainResult(out, run_dir, step, step < cfg_t.steps, log.summary(eps))
+    return model, trained, energy
 
 
 def _cpu_threads(model: nn.Module, env: Dist) -> None:
