@@ -6,11 +6,13 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEMO_OUT ?= demo_out
 
-.PHONY: install demo test bench clean
+.PHONY: install demo test test-fast bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	# torch first, pinned to the release pyproject.toml names (CPU wheel on CPU-only indexes)
+	# torch first, pinned: a bare "torch" pulls a multi-GB CUDA build onto CPU machines, while
+	# torch==2.13.0 resolves to a CPU wheel here; pyproject.toml allows a range (>=2.11,<2.15)
+	# that this release satisfies, so the next line installs no other torch.
 	$(BIN)/python -m pip install --quiet torch==2.13.0
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $(STAMP)
@@ -20,8 +22,13 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/landscape demo --out $(DEMO_OUT)
 
+# everything (CI runs this)
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
+
+# without the end-to-end runs that train or map (marked slow)
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -q -m "not slow"
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run.py

@@ -133,6 +133,7 @@ def one_line_error(code, err, pattern, expected_code=1):
     return code == expected_code and "Traceback" not in err and len(lines) == 1 and re.search(pattern, lines[0])
 
 
+@pytest.mark.slow
 def test_check_command_on_a_tiny_checkpoint(tmp_path, capsys):
     ckpt = tmp_path / "d.pt"
     code, _, err = run(cli, capsys, "train", "--preset", "digits-nonconvergent", "--out", ckpt, *TINY)

@@ -23,6 +23,7 @@ def test_help_lists_commands_and_presets(capsys):
     assert code == 0 and "toy-convergent" in out and "digits-nonconvergent" in out and "--resume" in out
 
 
+@pytest.mark.slow
 def test_train_info_sample_on_rings(rings_ckpt, capsys, tmp_path):
     assert rings_ckpt.exists()
     assert (tmp_path / "rings.run" / "density.png").exists()
@@ -52,6 +53,7 @@ def test_digits_long_run_reports_distances(tmp_path, capsys):
     code, _, err = run(capsys, "train", "--preset", "digits-nonconvergent", "--out", out,
                        "--set", "model.kwargs.hidden=[16]", *TINY)
     assert code == 0, err
+@pytest.mark.slow
     code, stdout, err = run(capsys, "sample", out, "--n", "10", "--quiet", "--save", tmp_path / "s.npz")
     assert code == 0, err
     assert "10 chains from data, 50 steps" in stdout  # default: 10x the training L (5)
@@ -62,6 +64,7 @@ def test_digits_long_run_reports_distances(tmp_path, capsys):
     saved = np.load(tmp_path / "s.npz")
     assert saved["end"].shape == (10, 1, 8, 8)
 
+@pytest.mark.slow
 
 def test_bad_checkpoints_get_one_line_errors(tmp_path, capsys):
     code, _, err = run(capsys, "info", tmp_path / "missing.pt")

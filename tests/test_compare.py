@@ -322,6 +322,7 @@ def test_bad_inputs_are_one_line_errors(maps, tmp_path, capsys):
 
 
 def test_checkpoint_side_runs_the_check_and_finds_its_map(tmp_path, monkeypatch, capsys):
+@pytest.mark.slow
     from landscape.cli.train_cmd import train_cmd
     from landscape.train.checkpoint import sha256_of
 

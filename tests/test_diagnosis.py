@@ -114,6 +114,7 @@ def test_bad_arrays_are_refused():
 # ----------------------------------------------------------------- a planted answer
 
 
+@pytest.mark.slow
 def test_a_planted_deep_narrow_hole_is_spurious_and_the_datas_wells_are_not(tmp_path):
     data = torch.from_numpy(planted_data(400, seed=0))
     energy = Energy(planted_hole, shape=(2,), data_range=PLANTED_BOX, dtype=torch.float64, name="planted_hole")
@@ -146,6 +147,7 @@ def test_a_planted_deep_narrow_hole_is_spurious_and_the_datas_wells_are_not(tmp_
 # ----------------------------------------------------------------------------- CLI
 
 
+@pytest.mark.slow
 def test_landscape_diagnose_on_the_planted_hole(capsys, tmp_path):
     npz = tmp_path / "wells.npz"
     np.savez(npz, x=planted_data(400, seed=0).astype(np.float32))
@@ -200,6 +202,7 @@ def two_checkpoints(tmp_path_factory):
     return paths[0], paths[1], out
 
 
+@pytest.mark.slow
 def test_a_map_of_another_model_and_a_moved_model_get_clear_errors(capsys, tmp_path, two_checkpoints):
     d1, d2, mapped = two_checkpoints
     m = tmp_path / "d1.h5"

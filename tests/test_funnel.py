@@ -110,6 +110,7 @@ def test_funnel_config_refuses_bad_settings():
 # ---------------------------------------------------------------- planted answers
 
 
+@pytest.mark.slow
 def test_a_planted_funnel_scores_as_a_funnel_and_balanced_wells_do_not(tmp_path, data):
     _, funnel_map = make_map(tmp_path, planted_funnel, data, "funnel")
     _, balanced_map = make_map(tmp_path, balanced_wells, data, "balanced")
@@ -133,6 +134,7 @@ def test_a_planted_funnel_scores_as_a_funnel_and_balanced_wells_do_not(tmp_path,
     np.testing.assert_allclose(f.occupancy.sum(1), 1.0)
 
 
+@pytest.mark.slow
 def test_new_minima_are_mapped_into_the_map(tmp_path, data):
     # The map knows only two of the four wells (chains from the data of two wells, no
     # exploration): the probe's chains find the others and the funnel's bottom.
@@ -174,6 +176,7 @@ def test_new_minima_are_mapped_into_the_map(tmp_path, data):
     np.testing.assert_array_equal(back.funnel.chain_minimum, result.funnel.chain_minimum)
 
 
+@pytest.mark.slow
 def test_a_probe_without_refinement_keeps_every_refined_barrier_of_the_map(tmp_path, data):
     two = data[(data[:, 0] > 1.5) | (data[:, 1] > 1.5)]
     _, before = make_map(tmp_path, planted_funnel, two, "partial", init="data", steps=0, ladder=(0.3, 3.0), rounds=1)
@@ -232,6 +235,7 @@ def replace_alpha(cfg: ADConfig, alpha: float) -> ADConfig:
     return replace(cfg, alpha=alpha)
 
 
+@pytest.mark.slow
 def test_an_interrupted_probe_resumes_to_the_same_result(tmp_path, data):
     path, content = make_map(tmp_path, balanced_wells, data, "resume")
     energy = planted_energy(balanced_wells)
@@ -264,6 +268,7 @@ def test_an_interrupted_probe_resumes_to_the_same_result(tmp_path, data):
 # ----------------------------------------------------------------------------- CLI
 
 
+@pytest.mark.slow
 def test_landscape_funnel_end_to_end(capsys, tmp_path, data):
     npz = tmp_path / "wells.npz"
     np.savez(npz, x=data.numpy().astype(np.float32))
@@ -320,6 +325,7 @@ def wells(x):
 """
 
 
+@pytest.mark.slow
 def test_nan_energies_end_the_probe_in_one_line_and_leave_the_map_alone(capsys, tmp_path):
     pot = tmp_path / "pot.py"
     pot.write_text(WELLS)

@@ -35,6 +35,7 @@ def map_wells(capsys, wells_file, out, *extra):
     )
 
 
+@pytest.mark.slow
 def test_map_of_a_function_finds_the_four_wells_and_writes_the_schema(capsys, wells_file, tmp_path):
     out = tmp_path / "wells.h5"
     code, stdout, err = map_wells(capsys, wells_file, out)
@@ -63,6 +64,7 @@ def test_map_of_a_function_finds_the_four_wells_and_writes_the_schema(capsys, we
     assert code == 0, err
 
 
+@pytest.mark.slow
 def test_the_command_and_the_python_api_give_the_same_map(capsys, wells_file, tmp_path):
     from landscape import Energy, MapConfig, build_map
     from landscape.io.sources import energy_from_function
@@ -79,6 +81,7 @@ def test_the_command_and_the_python_api_give_the_same_map(capsys, wells_file, tm
     assert [p.n_basins for p in api.levels] == [p.n_basins for p in c.levels]
 
 
+@pytest.mark.slow
 def test_map_of_a_checkpoint_uses_its_data_and_sampler(capsys, tmp_path):
     ckpt = tmp_path / "rings.pt"
     code, _, err = run(capsys, "train", "--preset", "rings-demo", "--out", ckpt, "--set", "model.kwargs.n_f=8", *TINY)
@@ -119,6 +122,7 @@ def test_unfinished_progress_needs_resume(capsys, tmp_path, wells_file):
     assert_one_line_error(code, err, "partial.h5")
 
 
+@pytest.mark.slow
 def test_info_describes_a_map(capsys, wells_file, tmp_path):
     out = tmp_path / "wells.h5"
     code, _, err = map_wells(capsys, wells_file, out)
@@ -139,6 +143,7 @@ def wells(x):
 """
 
 
+@pytest.mark.slow
 def test_nan_energies_end_in_one_line_and_leave_an_existing_map_alone(capsys, tmp_path, wells_file):
     out = tmp_path / "wells.h5"
     code, _, err = map_wells(capsys, wells_file, out)
@@ -154,6 +159,7 @@ def test_nan_energies_end_in_one_line_and_leave_an_existing_map_alone(capsys, tm
     assert out.read_bytes() == before
 
 
+@pytest.mark.slow
 def test_a_missing_data_set_says_how_to_map_without_it(capsys, tmp_path, wells_file, monkeypatch):
     monkeypatch.setenv("EBM_LANDSCAPE_DATA", str(tmp_path / "nowhere"))
     code, _, err = map_wells(capsys, wells_file, tmp_path / "m.h5", "--dataset", "mnist", "--init", "noise")

@@ -68,6 +68,7 @@ def wells3():
     return build_map(wells_energy(3), MapConfig(**FAST))
 
 
+@pytest.mark.slow
 def test_tilted_wells_at_defaults_exact_minima_tree_and_saddles(wells3):
     check_wells(wells3.content, 3)
     # An energy of unknown scale is quenched from uniform starts (no temperature), and its
@@ -78,6 +79,7 @@ def test_tilted_wells_at_defaults_exact_minima_tree_and_saddles(wells3):
     assert s["ad_temperature"] == pytest.approx(0.1 * lowest, rel=1e-6)
 
 
+@pytest.mark.slow
 def test_the_ladder_runs_from_every_minimum_to_one_basin(wells3):
     levels = wells3.content.levels
     counts = [p.n_basins for p in levels]
@@ -93,6 +95,7 @@ def test_the_ladder_runs_from_every_minimum_to_one_basin(wells3):
             assert e[rep] == e[p.basin == b].min()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("scale", [0.01, 100.0])
 def test_a_scaled_energy_gives_the_scaled_map(wells3, scale):
     scaled = build_map(wells_energy(3, scale), MapConfig(**FAST))
@@ -111,6 +114,7 @@ def test_a_scaled_energy_gives_the_scaled_map(wells3, scale):
         assert scaled.settings[key] == pytest.approx(wells3.settings[key], rel=1e-5)
 
 
+@pytest.mark.slow
 def test_mueller_brown_at_defaults_and_scaled():
     for scale in (0.1, 1.0):
         e = Energy(lambda x, s=scale: s * mueller_brown(x), shape=(2,), data_range=(-1.6, 2.1), dtype=torch.float64)
@@ -126,6 +130,7 @@ def test_mueller_brown_at_defaults_and_scaled():
         assert c.levels[0].n_basins == 3
 
 
+@pytest.mark.slow
 def test_refined_paths_and_saddles_of_the_tree_are_kept_for_small_minima(wells3):
     c = wells3.content
     assert c.tree_saddle is not None and c.tree_path is not None
@@ -139,6 +144,7 @@ def test_refined_paths_and_saddles_of_the_tree_are_kept_for_small_minima(wells3)
         np.testing.assert_allclose(path[-1], c.minima_x[j], atol=1e-6)
 
 
+@pytest.mark.slow
 def test_the_map_round_trips_through_the_file(wells3, tmp_path):
     path = write_map(tmp_path / "w.h5", wells3.content, config=MapConfig(**FAST).to_dict(), source={"spec": "wells"},
                      tool_version="test", settings=wells3.settings, seconds=wells3.seconds)
@@ -149,6 +155,7 @@ def test_the_map_round_trips_through_the_file(wells3, tmp_path):
     assert [p.n_basins for p in back.levels] == [p.n_basins for p in wells3.content.levels]
 
 
+@pytest.mark.slow
 def test_exploration_goes_on_while_rounds_find_new_minima():
     # 32 wells from 32 chains: the first round cannot find them all; later ones do.
     e = wells_energy(5)
@@ -167,6 +174,7 @@ def test_exploration_goes_on_while_rounds_find_new_minima():
     assert few.content.attrs["minima"]["rounds"] == 1
 
 
+@pytest.mark.slow
 def test_without_refinement_the_tree_rests_on_estimates_from_real_paths():
     e = wells_energy(2)
     c = build_map(e, MapConfig(refine=False, **FAST)).content
@@ -177,6 +185,7 @@ def test_without_refinement_the_tree_rests_on_estimates_from_real_paths():
     assert (np.sort(c.tree.heights) >= np.sort(exact.heights) - 1e-9).all()
 
 
+@pytest.mark.slow
 def test_an_interrupted_map_resumes_to_the_uninterrupted_result(tmp_path):
     e = wells_energy(2)
     cfg = MapConfig(chains=32, rounds=2, max_steps=400, patience=50, attempts=1, grid=0)

@@ -35,6 +35,7 @@ class Kill(Exception):
     pass
 
 
+@pytest.mark.slow
 def test_checkpoint_contract_and_run_log(tmp_path):
     out = tmp_path / "rings.pt"
     result = train(tiny(), out)
@@ -60,6 +61,7 @@ def test_checkpoint_contract_and_run_log(tmp_path):
     assert (run_dir_for(out) / "density.png").stat().st_size > 0
 
 
+@pytest.mark.slow
 def test_killed_run_resumes_to_the_same_parameters(tmp_path):
     straight = tmp_path / "straight.pt"
     train(tiny(), straight)
@@ -88,6 +90,7 @@ def test_killed_run_resumes_to_the_same_parameters(tmp_path):
     assert (ma["d_st"] == mb["d_st"]).all()
 
 
+@pytest.mark.slow
 def test_resume_extends_a_finished_run_and_existing_output_is_protected(tmp_path):
     out = tmp_path / "d.pt"
     train(tiny(), out)
@@ -114,6 +117,7 @@ def test_shape_mismatch_between_data_and_network_is_a_clear_error(tmp_path):
         train(cfg, tmp_path / "x.pt")
 
 
+@pytest.mark.slow
 def test_mala_training_logs_acceptance(tmp_path):
     out = tmp_path / "m.pt"
     train(tiny("toy-convergent", "sampler.mh=true", "sampler.epsilon=0.05"), out)
