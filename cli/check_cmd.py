@@ -3,11 +3,28 @@
 from __future__ import annotations
 
 import json
+import math
+from collections.abc import Callable
 from pathlib import Path
 
 import click
 
-from landscape.cli.train_cmd import DEVICES
+from landscape.cli.options import (
+    STRICT_EXIT,
+    Command,
+    chains_option,
+    data_root_option,
+    dataset_option,
+    device_option,
+    eps_option,
+    force_option,
+    json_option,
+    out_option,
+    quiet_option,
+    seed_option,
+    strict_option,
+    temperature_option,
+)
 
 
 def _parse_multiples(ctx, param, value: str) -> tuple[float, ...]:
@@ -20,16 +37,35 @@ def _parse_multiples(ctx, param, value: str) -> tuple[float, ...]:
     return ms
 
 
-@click.command("check")
-@click.argument("checkpoint", type=click.Path(path_type=Path))
-@click.option("--multiples", default="1,3,10,30", show_default=True, callback=_parse_multiples,
-              help="Chain lengths at which to measure, in units of the training L (one continuing run).")
-@click.option("--n", "n", type=click.IntRange(min=1), default=100, show_default=True, help="Chains per start.")
+def multiples_option(detail: str = "") -> Callable:
+    """``--multiples``: the chain lengths of the long-run check (shared with compare)."""
+    return click.option("--multiples", default="1,3,10,30", show_default=True, metavar="M[,M...]",
+                        callback=_parse_multiples,
+                        help="Chain lengths at which to measure, in units of the training L (one continuing run)"
+                             + detail + ".")
+
+
+def check_failed(result) -> bool:
+    """Does the long-run check refute the checkpoint (``--strict``)? When the regime it was
+    trained for is recorded: the verdict disagrees with it; when not: non-convergent."""
+    if result.agreement == "regime unknown":
+        return result.verdict != "convergent"
+    return result.agreement != "agrees"
+
+
+STRICT_RULE = ("the verdict disagrees with the regime the checkpoint was trained for (regime unknown: the "
+               "verdict is non-convergent)")
+
+
+@click.command("check", cls=Command,
+               short_help="Is a trained EBM convergent? The Anatomy paper's long-run check.")
+@click.argument("checkpoint", metavar="CKPT.pt", type=click.Path(path_type=Path))
+@multiples_option()
+@chains_option(100, "per start (data, noise)", old="--n")
 @click.option("--noise/--no-noise", default=True, show_default=True,
               help="Also run chains from uniform noise (evidence only; the verdict uses the chains from data).")
-@click.option("--epsilon", type=click.FloatRange(min=0, min_open=True), default=None,
-              help="Step size [default: the training one].")
-@click.option("--tau", type=click.FloatRange(min=0), default=None, help="Noise scale [default: the training one].")
+@eps_option(default_text="the training eps", old="--epsilon")
+@temperature_option(default_text="the training tau^2", old_tau="--tau")
 @click.option("--nn-ratio", type=click.FloatRange(min=0, min_open=True), default=3.0, show_default=True,
               help="Non-convergent if the chains' mean nearest-neighbour distance to the data exceeds this "
                    "multiple of the data's own spacing.")
@@ -39,19 +75,18 @@ def _parse_multiples(ctx, param, value: str) -> tuple[float, ...]:
 @click.option("--energy-drift", type=click.FloatRange(min=0, min_open=True), default=3.0, show_default=True,
               help="Non-convergent if the chains' mean energy falls more than this many standard deviations "
                    "of the data's energies below the data's mean.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Random seed.")
-@click.option("--device", type=click.Choice(DEVICES), default="auto", show_default=True, help="Where to run.")
-@click.option("--dataset", type=str, default=None, help="Data set to start from and compare with [default: the checkpoint's].")
-@click.option("--data-root", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Folder holding image data sets (default: $EBM_LANDSCAPE_DATA or ./datasets).")
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Figure of the quantities against chain length [default: <checkpoint stem>_check.png]; the "
-                   "long-run samples from data go to <out stem>_samples.png.")
-@click.option("--force", is_flag=True, help="Overwrite existing output files.")
-@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON instead of the table.")
-@click.option("--quiet", is_flag=True, help="No progress bar.")
-def check_cmd(checkpoint, multiples, n, noise, epsilon, tau, nn_ratio, saturation_excess, energy_drift, seed, device,
-              dataset, data_root, out, force, as_json, quiet):
+@seed_option(0)
+@device_option()
+@dataset_option("to start from and compare with", default_text="the checkpoint's")
+@data_root_option()
+@out_option("Figure of the quantities against chain length [default: <checkpoint stem>_check.png]; the "
+            "long-run samples from data go to <out stem>_samples.png.", metavar="PNG")
+@force_option()
+@json_option()
+@strict_option(STRICT_RULE)
+@quiet_option()
+def check_cmd(checkpoint, multiples, chains, noise, eps, temperature, nn_ratio, saturation_excess, energy_drift,
+              seed, device, dataset, data_root, out, force, as_json, strict, quiet):
     """Is a trained EBM convergent? The long-run check of Nijkamp et al. 2019.
 
     Chains from data (and from noise) run for many times the training L; at each length
@@ -61,7 +96,21 @@ def check_cmd(checkpoint, multiples, n, noise, epsilon, tau, nn_ratio, saturatio
     --nn-ratio times the data's spacing; the chains saturate more than --saturation-excess
     of the data's unsaturated pixels; their energy falls more than --energy-drift standard
     deviations below the data's. Convergent otherwise. The verdict is compared with the
-    regime the checkpoint was trained for. Exit status 0 whatever the verdict.
+    regime the checkpoint was trained for.
+
+    \b
+    Exit status:
+      0  the check ran (whatever the verdict, unless --strict)
+      1  an error (a bad checkpoint, missing data, an output that exists without --force)
+      2  a usage error (a bad option)
+      3  --strict, and the verdict disagrees with the trained regime (a checkpoint
+         whose regime is unknown: the verdict is non-convergent)
+
+    \b
+    Examples:
+      landscape check rings.pt
+      landscape check digits.pt --multiples 1,10 --chains 32 --json > check.json
+      landscape check digits.pt --strict --quiet --force || echo "not what it was trained for"
     """
     import torch
 
@@ -93,10 +142,11 @@ def check_cmd(checkpoint, multiples, n, noise, epsilon, tau, nn_ratio, saturatio
             bars.append(tqdm(total=total, desc="long-run chains", unit="step", dynamic_ncols=True))
         bars[0].update(k)
 
+    tau = None if temperature is None else math.sqrt(temperature)  # the library speaks tau, T = tau^2
     try:
         result = convergence_check(
-            checkpoint, multiples=multiples, n_chains=n, init=("data", "noise") if noise else ("data",),
-            epsilon=epsilon, tau=tau, thresholds=thresholds, device=device, seed=seed, dataset_name=dataset,
+            checkpoint, multiples=multiples, n_chains=chains, init=("data", "noise") if noise else ("data",),
+            epsilon=eps, tau=tau, thresholds=thresholds, device=device, seed=seed, dataset_name=dataset,
             data_root=data_root, progress=None if quiet else progress,
         )
     finally:
@@ -108,16 +158,25 @@ def check_cmd(checkpoint, multiples, n, noise, epsilon, tau, nn_ratio, saturatio
         payload = result.to_dict()
         payload["pictures"] = {"figure": str(out), "samples": str(samples)}
         click.echo(json.dumps(payload, indent=2))
-        return
-    _print_table(result)
-    click.echo(f"pictures: {out}, {samples}")
+    else:
+        _print_table(result)
+        click.echo(f"pictures: {out}, {samples}")
+    if strict and check_failed(result):
+        click.echo(f"check failed (--strict): {failure_text(result)}", err=True)
+        raise click.exceptions.Exit(STRICT_EXIT)
+
+
+def failure_text(result) -> str:
+    if result.agreement == "regime unknown":
+        return f"verdict {result.verdict}, regime unknown"
+    return f"verdict {result.verdict}, trained as {result.regime}"
 
 
 def _print_table(result) -> None:
     d, t = result.data, result.thresholds
     click.echo(
         f"{result.n_chains} chains per start, L = {result.L}, eps = {result.epsilon:g}, tau = {result.tau:g} "
-        f"({result.seconds:.1f} s)"
+        f"(T = {result.tau ** 2:g}; {result.seconds:.1f} s)"
     )
     line = (f"data ({d.n} examples): energy {d.energy_mean:.4g} ± {d.energy_std:.3g}, "
             f"nearest-neighbour spacing (median) {d.spacing:.3g}")

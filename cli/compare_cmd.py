@@ -7,8 +7,24 @@ from pathlib import Path
 
 import click
 
-from landscape.cli.check_cmd import _parse_multiples
-from landscape.cli.train_cmd import DEVICES
+from landscape.cli.check_cmd import (
+    STRICT_RULE,
+    check_failed,
+    failure_text,
+    multiples_option,
+)
+from landscape.cli.options import (
+    STRICT_EXIT,
+    Command,
+    chains_option,
+    device_option,
+    force_option,
+    json_option,
+    out_option,
+    quiet_option,
+    seed_option,
+    strict_option,
+)
 
 
 def _parse_names(ctx: click.Context, param: click.Parameter, value: str | None) -> tuple[str, str] | None:
@@ -22,28 +38,26 @@ def _parse_names(ctx: click.Context, param: click.Parameter, value: str | None) 
     return names[0], names[1]
 
 
-@click.command("compare")
+@click.command("compare", cls=Command,
+               short_help="Compare two models' landscapes and convergence side by side.")
 @click.argument("a", metavar="A", type=click.Path(path_type=Path))
 @click.argument("b", metavar="B", type=click.Path(path_type=Path))
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None, metavar="PNG",
-              help="The comparison figure (.png, .pdf, .svg) [default: compare_<A>_vs_<B>.png in the current folder].")
-@click.option("--force", is_flag=True, default=False, show_default=True, help="Overwrite an existing --out.")
+@out_option("The comparison figure (.png, .pdf, .svg) [default: compare_<A>_vs_<B>.png in the current folder].",
+            metavar="PNG")
+@force_option()
 @click.option("--check/--no-check", default=True, show_default=True,
               help="Run the long-run convergence check (landscape check) on each side that has a checkpoint; "
                    "its long-run samples from data become the side's pictures.")
-@click.option("--chains", type=click.IntRange(min=1), default=64, show_default=True,
-              help="Chains per start for the convergence check.")
-@click.option("--multiples", default="1,3,10,30", show_default=True, callback=_parse_multiples,
-              help="Chain lengths of the convergence check, in units of the training L.")
-@click.option("--device", type=click.Choice(DEVICES), default="auto", show_default=True,
-              help="Where the convergence check runs.")
-@click.option("--names", default=None, callback=_parse_names, metavar="A,B", show_default=True,
+@chains_option(64, "per start in the convergence check")
+@multiples_option(" in the convergence check")
+@device_option()
+@click.option("--names", default=None, callback=_parse_names, metavar="A,B",
               help="Labels of the two sides [default: the file stems].")
-@click.option("--seed", type=int, default=0, show_default=True, help="Random seed of the convergence check.")
-@click.option("--json", "as_json", is_flag=True, default=False, show_default=True,
-              help="Print both profiles, the table rows and the verdicts as JSON instead of the table.")
-@click.option("--quiet", is_flag=True, default=False, show_default=True, help="No progress bars.")
-def compare_cmd(a, b, out, force, check, chains, multiples, device, names, seed, as_json, quiet):
+@seed_option(0, "of the convergence check")
+@json_option("(both profiles, the table rows and the verdicts)")
+@strict_option("either side's convergence check fails: " + STRICT_RULE + "; needs --check")
+@quiet_option()
+def compare_cmd(a, b, out, force, check, chains, multiples, device, names, seed, as_json, strict, quiet):
     """Compare the energy landscapes of two models, each a checkpoint (.pt) or a map (.h5).
 
     For a checkpoint the map is its <stem>.h5 (beside it or in the current folder); for a
@@ -54,14 +68,25 @@ def compare_cmd(a, b, out, force, check, chains, multiples, device, names, seed,
     the barrier heights of the tree over each map's basins in units of kT (T: the
     model's own sampling temperature, or 1 for p ~ exp(-U) where it samples at 0), the
     funnel score and the share of spurious minima; then says how they
-    differ, and draws one figure with both. Exit status 0 whatever they are.
+    differ, and draws one figure with both.
+
+    \b
+    Exit status:
+      0  compared (whatever the verdicts, unless --strict)
+      1  an error (a missing or unreadable file, an output that exists without --force)
+      2  a usage error (a bad option)
+      3  --strict, and the convergence check of a side with a checkpoint failed: its
+         verdict disagrees with its trained regime (regime unknown: non-convergent)
 
     \b
     Examples:
       landscape compare digits_convergent.pt digits_nonconvergent.pt
       landscape compare rings.h5 rings_long.h5 --no-check --names short,long
       landscape compare a.pt b.h5 --multiples 1,10 --chains 32 --json > cmp.json
+      landscape compare base.pt tuned.pt --strict --quiet --force    # CI: both must pass the check
     """
+    if strict and not check:
+        raise click.UsageError("--strict judges the convergence check: drop --no-check")
     from landscape.diagnosis.compare import json_safe
     from landscape.train.runs import run_compare
 
@@ -84,12 +109,18 @@ def compare_cmd(a, b, out, force, check, chains, multiples, device, names, seed,
             "picture": str(run.out),
         }
         click.echo(json.dumps(json_safe(payload), indent=2))
-        return
-    click.echo(_table([("", labels[0], labels[1])] + rows))
-    click.echo("")
-    for line in run.summary:
-        click.echo(line)
-    click.echo(f"picture: {run.out}")
+    else:
+        click.echo(_table([("", labels[0], labels[1])] + rows))
+        click.echo("")
+        for line in run.summary:
+            click.echo(line)
+        click.echo(f"picture: {run.out}")
+    if strict:
+        failed = [f"{s.name}: {failure_text(r)}" for s, r in zip(sides, run.results)
+                  if r is not None and check_failed(r)]
+        if failed:
+            click.echo(f"check failed (--strict): {'; '.join(failed)}", err=True)
+            raise click.exceptions.Exit(STRICT_EXIT)
 
 
 #: Cells wider than this wrap onto further lines, so the table fits a terminal.

@@ -6,15 +6,18 @@ from pathlib import Path
 
 import click
 
-@click.command("demo")
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("demo_out"), show_default=True,
-              help="Folder for checkpoints, run logs, figures and summary.md.")
-@click.option("--device", type=click.Choice(["cpu", "cuda", "auto"]), default="auto", show_default=True,
-              help="Where to train.")
+from landscape.cli.options import Command, device_option, out_option, quiet_option
+
+
+@click.command("demo", cls=Command,
+               short_help="Train, map and diagnose the CPU demo models (a few minutes).")
+@out_option("Folder for checkpoints, run logs, figures and summary.md.", metavar="DIR", folder=True,
+            default=Path("demo_out"))
+@device_option()
 @click.option("--scale", type=click.FloatRange(min=0.01), default=1.0, show_default=True,
               help="Multiply every run's number of updates (0.1 for a smoke test).")
 @click.option("--no-map", is_flag=True, help="Train and run chains only; skip the landscape maps and their diagnosis.")
-@click.option("--quiet", is_flag=True, help="No progress bars.")
+@quiet_option()
 def demo(out, device, scale, no_map, quiet):
     """Train the CPU demo presets (rings, digits convergent and non-convergent), run
     long chains on both digits models, map all three landscapes, then diagnose them: the
@@ -27,6 +30,12 @@ def demo(out, device, scale, no_map, quiet):
     diagnostics.png, samples), long-run pictures, <name>.h5 maps with <name>_tree.png,
     <name>_basins.png and <name>_levels.png, <name>_check.png, <name>_funnel.png,
     <name>_diagnosis.html, compare_digits.png, and summary.md.
+
+    \b
+    Examples:
+      landscape demo                           # -> demo_out/summary.md
+      landscape demo --out smoke --scale 0.1   # a quick smoke test
+      landscape demo --no-map --device cuda
     """
     from landscape.train.demo import run_demo
 

@@ -8,15 +8,21 @@ from pathlib import Path
 
 import click
 
-from landscape.cli.options import device_callback
+from landscape.cli.options import (
+    Command,
+    data_root_option,
+    dataset_option,
+    device_option,
+    force_option,
+    json_option,
+)
 
 
-@click.command("diagnose")
+@click.command("diagnose", cls=Command,
+               short_help="Flag a map's spurious minima; write an HTML report.")
 @click.argument("map_path", metavar="MAP.h5", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--dataset", default=None,
-              help="Training data to compare the minima with [default: the data set the map records].")
-@click.option("--data-root", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Folder holding image data sets (default: $EBM_LANDSCAPE_DATA or ./datasets).")
+@dataset_option("to compare the minima with", default_text="the data set the map records")
+@data_root_option()
 @click.option("--limit", type=click.IntRange(min=2), default=10000, show_default=True,
               help="Use at most this many training examples.")
 @click.option("--model", "model", type=click.Path(dir_okay=False, path_type=Path), default=None,
@@ -35,10 +41,9 @@ from landscape.cli.options import device_callback
                    "leave unsaturated.")
 @click.option("--funnel-score", type=click.FloatRange(0, 1, min_open=True), default=0.5, show_default=True,
               help="Flag the sinks of the map's funnel probe when its score is at least this.")
-@click.option("--device", default="auto", show_default=True, callback=device_callback, metavar="[auto|cpu|cuda|cuda:N]",
-              help="Where to evaluate the energy; auto picks a GPU when there is one.")
-@click.option("--force", is_flag=True, help="Overwrite an existing report.")
-@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON instead of the summary.")
+@device_option()
+@force_option("(an existing report)")
+@json_option()
 def diagnose_cmd(map_path, dataset, data_root, limit, model, report, nn_quantile, nn_factor, energy_quantile,
                  saturation_excess, funnel_score, device, force, as_json):
     """Which minima of a map are spurious?
@@ -84,8 +89,8 @@ def summary_lines(map_path: Path, content, d, dataset: str) -> list[str]:
     import numpy as np
 
     from landscape.diagnosis.spurious import OFF_DATA, SATURATED, SINK, reason_text
-    from landscape.plots.figures import describe_source
     from landscape.mapping.funnel import describe
+    from landscape.plots.figures import describe_source
 
     n = content.n_minima
     q99, q50 = np.quantile(d.data_nn, [d.rule.nn_quantile, 0.5])

@@ -2,37 +2,51 @@
 
 from __future__ import annotations
 
+import sys
 import traceback
 
 import click
 
-from landscape import data
 from landscape.errors import LandscapeError
 
-KNOWN = (LandscapeError, data.DataError, FileNotFoundError, PermissionError, IsADirectoryError)
+#: Errors that are the user's input, not a bug: printed as one line, exit status 1.
+KNOWN: tuple[type[BaseException], ...] = (LandscapeError, FileNotFoundError, PermissionError, IsADirectoryError)
+
+
+def known_errors() -> tuple[type[BaseException], ...]:
+    """``KNOWN`` plus the data package's error, if that package was imported (it imports
+    torch, so the command line imports it only when a command needs data; an error of
+    it cannot have been raised otherwise)."""
+    data_errors = sys.modules.get("landscape.data.errors")
+    return KNOWN + ((data_errors.DataError,) if data_errors is not None else ())
 
 
 def run_guarded(app: click.Command, argv: list[str] | None, debug: bool = False) -> int:
-    """Run ``app``; return its exit code. Known errors print ``error: <one line>``."""
+    """Run ``app``; return its exit code. Errors print ``error: <one line>``: exit status
+    1 for bad input, 2 for a usage error (with the command's help to look at)."""
     try:
         # without standalone mode click returns a command's exit code instead of exiting
         code = app.main(args=argv, prog_name="landscape", standalone_mode=False)
     except click.exceptions.Abort:
         click.echo("error: aborted", err=True)
         return 130
+    except click.UsageError as exc:
+        command = exc.ctx.command_path if exc.ctx is not None else "landscape"
+        click.echo(f"error: {one_line_text(exc.format_message())} (see: {command} --help)", err=True)
+        return exc.exit_code
     except click.ClickException as exc:
-        exc.show()
+        click.echo(f"error: {one_line_text(exc.format_message())}", err=True)
         return exc.exit_code
     except click.exceptions.Exit as exc:
         return exc.exit_code
-    except KNOWN as exc:
-        click.echo(f"error: {one_line(exc)}", err=True)
-        return 1
     except KeyboardInterrupt:
         click.echo("error: interrupted", err=True)
         return 130
-    except Exception as exc:  # an unexpected failure is a bug: say so, in one line
-        if debug:
+    except Exception as exc:  # noqa: BLE001 - sorted below: known errors, else a bug
+        if isinstance(exc, known_errors()):
+            click.echo(f"error: {one_line(exc)}", err=True)
+            return 1
+        if debug:  # an unexpected failure is a bug: say so, in one line
             traceback.print_exc()
         click.echo(
             f"error: unexpected {type(exc).__name__}: {one_line(exc)} (set LANDSCAPE_DEBUG=1 for the traceback)",
@@ -42,9 +56,12 @@ def run_guarded(app: click.Command, argv: list[str] | None, debug: bool = False)
     return code if isinstance(code, int) else 0
 
 
+def one_line_text(text: str) -> str:
+    return " ".join(text.split())
+
+
 def one_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split())
+    text = one_line_text(str(exc))
     if isinstance(exc, OSError) and exc.filename and str(exc.filename) not in text:
         text = f"{exc.filename}: {exc.strerror or text}"
     return text or type(exc).__name__
-

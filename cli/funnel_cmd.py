@@ -7,44 +7,53 @@ from pathlib import Path
 
 import click
 
-from landscape.cli.options import device_callback
+from landscape.cli.options import (
+    Command,
+    chains_option,
+    data_root_option,
+    dataset_option,
+    device_option,
+    eps_option,
+    force_option,
+    json_option,
+    quiet_option,
+    seed_option,
+    steps_option,
+)
 
 # Noise levels in units of the base noise (see --noise-unit): 0 quenches the starts
 # themselves (where the data lie), then up to 8x the training noise (64x its temperature).
 DEFAULT_NOISE = "0,1,2,4,8"
 
-@click.command("funnel")
+
+@click.command("funnel", cls=Command,
+               short_help="Noise-level funnel probe: do chains crowd into one basin?")
 @click.argument("target", metavar="CKPT|MAP.h5", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--map", "map_option", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="The map to probe when TARGET is a model file [default: <checkpoint stem>.h5 beside it or here].")
-@click.option("--noise", default=DEFAULT_NOISE, show_default=True,
+@click.option("--noise", default=DEFAULT_NOISE, show_default=True, metavar="TAU[,TAU...]",
               help="Noise levels, increasing, in units of --noise-unit; 0 quenches the starts themselves.")
-@click.option("--noise-unit", default="auto", show_default=True,
+@click.option("--noise-unit", default="auto", show_default=True, metavar="auto|NUMBER",
               help="Unit of --noise: a number, or auto (the checkpoint's training tau; else sqrt of the map's "
                    "exploration temperature, or of its attraction-diffusion temperature when that is 0).")
-@click.option("--chains", type=click.IntRange(min=1), default=100, show_default=True,
-              help="Chains per start (data, noise) and noise level.")
-@click.option("--steps", type=click.IntRange(min=0), default=None,
-              help="Langevin steps per chain before the quench [default: the map's exploration steps; 1000 for a "
-                   "map explored at temperature 0].")
-@click.option("--eps", type=click.FloatRange(min=0, min_open=True), default=None,
-              help="Langevin step size [default: the map's (the training epsilon for checkpoints)].")
+@chains_option(100, "per start (data, noise) and noise level")
+@steps_option("before the quench", default_text="the map's exploration steps; 1000 for a map explored at "
+                                                 "temperature 0")
+@eps_option(default_text="the map's (the training eps for checkpoints)")
 @click.option("--init", type=click.Choice(["both", "data", "noise"]), default=None,
               help="Where chains start [default: both when a data set is known, else noise].")
-@click.option("--dataset", default=None, help="Data set for the chains from data [default: the map's].")
-@click.option("--data-root", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Folder holding image data sets (default: $EBM_LANDSCAPE_DATA or ./datasets).")
+@dataset_option("for the chains from data", default_text="the map's")
+@data_root_option()
 @click.option("--plot", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Figure of occupancy against noise [default: <map stem>_funnel.png].")
 @click.option("--refine/--no-refine", default=True, show_default=True,
               help="Refine the barriers of the tree edges that new minima bring (string method), as the map does.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Random seed.")
-@click.option("--device", default="auto", show_default=True, callback=device_callback, metavar="[auto|cpu|cuda|cuda:N]",
-              help="Where to run; auto picks a GPU when there is one.")
+@seed_option(0)
+@device_option()
 @click.option("--resume", is_flag=True, help="Continue an interrupted probe of the same settings.")
-@click.option("--force", is_flag=True, help="Replace the map's existing funnel probe and figure.")
-@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON instead of the table.")
-@click.option("--quiet", is_flag=True, help="No progress bars.")
+@force_option("(replaces the map's existing funnel probe and figure)")
+@json_option()
+@quiet_option()
 def funnel_cmd(target, map_option, noise, noise_unit, chains, steps, eps, init, dataset, data_root, plot, refine,
                seed, device, resume, force, as_json, quiet):
     """Does the landscape funnel every chain into one basin as the noise grows?

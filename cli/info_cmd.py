@@ -7,10 +7,12 @@ from pathlib import Path
 
 import click
 
+from landscape.cli.options import json_option
 
-@click.command("info")
+
+@click.command("info", short_help="Describe a checkpoint or a map: what it holds, how it was made.")
 @click.argument("file", type=click.Path(path_type=Path))
-@click.option("--json", "as_json", is_flag=True, help="Print the metadata as JSON instead.")
+@json_option("(the metadata)")
 @click.option("--datasets", is_flag=True,
               help="For a map: also list its datasets with their shapes and what each holds (the schema's words).")
 def info(file, as_json, datasets):
@@ -22,8 +24,8 @@ def info(file, as_json, datasets):
       landscape info digits.pt
       landscape info digits.h5 --datasets
     """
-    from landscape.train.energies import is_map_file
     from landscape.train.checkpoint import describe, load_checkpoint
+    from landscape.train.energies import is_map_file
 
     if file.suffix.lower() in (".h5", ".hdf5") or is_map_file(file):
         _map_info(file, as_json, datasets)
@@ -59,4 +61,4 @@ def _map_info(path: Path, as_json: bool, datasets: bool) -> None:
         rows = dataset_listing(path)
         width = max((len(p) for p, *_ in rows), default=0)
         for p, shape, dtype, text in rows:
-            click.echo(f"  {p:<{width}}  {dtype:<7} {str(list(shape)):<16} {text}")
+            click.echo(f"  {p:<{width}}  {dtype:<7} {list(shape)!s:<16} {text}")

@@ -1,30 +1,52 @@
 """The `landscape` command: a thin click app over the libraries.
 
+Each subcommand lives in its own module, imported only when that command is asked for
+(or when ``landscape --help`` lists them); the modules import torch, numpy and the
+libraries inside their command functions, so help is instant.
+
 Bad input ends in one line, ``error: ...``, and exit status 1 (2 for usage errors), never a
 traceback. Set LANDSCAPE_DEBUG=1 to see the traceback of an unexpected failure.
 """
 
 from __future__ import annotations
 
+import importlib
 import os
 import sys
 
 import click
 
-from landscape.cli.check_cmd import check_cmd
-from landscape.cli.compare_cmd import compare_cmd
-from landscape.cli.demo_cmd import demo
-from landscape.cli.diagnose_cmd import diagnose_cmd
-from landscape.cli.funnel_cmd import funnel_cmd
-from landscape.cli.info_cmd import info
-from landscape.cli.map_cmd import map_cmd
-from landscape.cli.sample_cmd import sample_cmd
-from landscape.cli.train_cmd import train_cmd
-from landscape.cli.tree_cmd import tree_cmd
 from landscape import __version__
 
+#: Command name -> (module, attribute), in the order of a typical session.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "train": ("landscape.cli.train_cmd", "train_cmd"),
+    "sample": ("landscape.cli.sample_cmd", "sample_cmd"),
+    "info": ("landscape.cli.info_cmd", "info"),
+    "map": ("landscape.cli.map_cmd", "map_cmd"),
+    "tree": ("landscape.cli.tree_cmd", "tree_cmd"),
+    "check": ("landscape.cli.check_cmd", "check_cmd"),
+    "funnel": ("landscape.cli.funnel_cmd", "funnel_cmd"),
+    "diagnose": ("landscape.cli.diagnose_cmd", "diagnose_cmd"),
+    "compare": ("landscape.cli.compare_cmd", "compare_cmd"),
+    "demo": ("landscape.cli.demo_cmd", "demo"),
+}
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+
+class LazyGroup(click.Group):
+    """A group whose commands are imported on first use (``COMMANDS``)."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in COMMANDS:
+            return None
+        module, attribute = COMMANDS[cmd_name]
+        return getattr(importlib.import_module(module), attribute)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="ebm-landscape")
 def cli() -> None:
     """Train energy-based models and map their energy landscapes.
@@ -32,7 +54,7 @@ def cli() -> None:
     \b
     Typical use:
       landscape train --preset toy-convergent --out rings.pt
-      landscape sample rings.pt --steps 5000 --init data     # the long-run check
+      landscape sample rings.pt --steps 5000 --init data     # chains from data, 5000 steps
       landscape info rings.pt
       landscape map rings.pt                                  # basins and barrier tree -> rings.h5
       landscape tree rings.h5 --plot tree.png                 # the tree as text and a picture
@@ -41,19 +63,15 @@ def cli() -> None:
       landscape diagnose rings.h5                             # spurious minima -> /diagnosis, HTML report
       landscape compare a.pt b.pt                             # two models side by side
       landscape demo --out demo_out                           # CPU presets, a few minutes
+
+    \b
+    Shared options mean the same in every command: --chains N, --steps N (Langevin steps
+    per chain; for train, parameter updates), --eps EPS and --temperature T of
+    x <- x - (eps^2/2) grad U(x) + sqrt(T) eps z, --device [auto|cpu|cuda|cuda:N], --seed,
+    --out, --force (overwrite), --quiet (no progress bars), --json (machine-readable output).
+    Exit status: 0 done, 1 error, 2 usage error, 3 a --strict test failed (check, compare),
+    130 interrupted.
     """
-
-
-cli.add_command(train_cmd)
-cli.add_command(sample_cmd)
-cli.add_command(info)
-cli.add_command(map_cmd)
-cli.add_command(tree_cmd)
-cli.add_command(check_cmd)
-cli.add_command(funnel_cmd)
-cli.add_command(diagnose_cmd)
-cli.add_command(compare_cmd)
-cli.add_command(demo)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -6,8 +6,21 @@ from pathlib import Path
 
 import click
 
-from landscape.cli.options import energy_options, numbers
-from landscape.errors import LandscapeError
+from landscape.cli.options import (
+    Command,
+    chains_option,
+    data_root_option,
+    dataset_option,
+    energy_options,
+    eps_option,
+    force_option,
+    numbers,
+    out_option,
+    quiet_option,
+    seed_option,
+    steps_option,
+    temperature_option,
+)
 
 
 def _auto(text: str, what: str) -> float | None:
@@ -17,30 +30,23 @@ def _auto(text: str, what: str) -> float | None:
     return numbers(text, what, positive=True)[0]
 
 
-@click.command("map")
-@click.argument("target", required=False, type=click.Path(dir_okay=False, path_type=Path))
+@click.command("map", cls=Command,
+               short_help="Map a landscape: minima, barrier tree, basins -> an HDF5 map.")
+@click.argument("target", metavar="[CKPT|MODEL]", required=False, type=click.Path(dir_okay=False, path_type=Path))
 @energy_options
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Map to write [default: <checkpoint or function name>.h5 in the current folder].")
-@click.option("--dataset", type=str, default=None,
-              help="Data set for chains from data [default: the one the checkpoint was trained on].")
-@click.option("--data-root", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Folder holding image data sets (default: $EBM_LANDSCAPE_DATA or ./datasets).")
+@out_option("Map to write [default: <checkpoint or function name>.h5 in the current folder].", metavar="MAP.h5")
+@dataset_option("for chains from data", default_text="the one the checkpoint was trained on")
+@data_root_option()
 @click.option("--init", type=click.Choice(["noise", "data", "both"]), default=None,
               help="Where exploration chains start [default: both when a data set is known, else noise].")
-@click.option("--chains", type=click.IntRange(min=1), default=256, show_default=True,
-              help="Exploration chains of the first round.")
+@chains_option(256, "in the first exploration round")
 @click.option("--rounds", type=click.IntRange(min=1), default=4, show_default=True,
               help="Exploration rounds at most: each later round runs as many chains as all before, while the "
                    "last one found new minima (not when most minima were found by one chain only).")
-@click.option("--steps", type=click.IntRange(min=0), default=None,
-              help="Langevin steps per chain before quenching [default: 10x the training L; 0 at temperature 0].")
-@click.option("--temperature", type=click.FloatRange(min=0), default=None,
-              help="Temperature T of the exploration chains [default: the checkpoint's training tau^2; else 0: "
-                   "the starts are quenched directly].")
-@click.option("--eps", type=click.FloatRange(min=0, min_open=True), default=None,
-              help="Langevin step of the exploration chains [default: the training epsilon; else stable at the "
-                   "stiffest quenched start].")
+@steps_option("before quenching", default_text="10x the training L; 0 at temperature 0")
+@temperature_option("(exploration)", default_text="the checkpoint's training tau^2; else 0: the starts are "
+                                                   "quenched directly")
+@eps_option("(exploration)", default_text="the training eps; else stable at the stiffest quenched start")
 @click.option("--ad-temperature", type=click.FloatRange(min=0, min_open=True), default=None,
               help="Temperature of attraction-diffusion [default: a tenth of the lowest barrier between the "
                    "minima, at least 1/1000 of the highest: every barrier at least 10 T].")
@@ -48,15 +54,15 @@ def _auto(text: str, what: str) -> float | None:
               help="Attraction-diffusion step [default: stable at the stiffest minimum at T_AD].")
 @click.option("--alpha", type=click.FloatRange(min=0, min_open=True), default=0.1, show_default=True,
               help="Magnetization of the main level (the map's basins), in alpha units.")
-@click.option("--ladder", type=str, default="0.03,0.1,0.3,1,3", show_default=True,
+@click.option("--ladder", type=str, default="0.03,0.1,0.3,1,3", show_default=True, metavar="A[,A...]",
               help="Magnetizations of the basin hierarchy, in alpha units; extended by x3 until one basin is left "
                    "(see --ladder-extend).")
 @click.option("--ladder-extend", type=click.IntRange(min=0), default=4, show_default=True,
               help="Rungs added above --ladder at most while more than one basin is left.")
-@click.option("--alpha-unit", type=str, default="auto", show_default=True,
+@click.option("--alpha-unit", type=str, default="auto", show_default=True, metavar="auto|NUMBER",
               help="Unit of --alpha and --ladder: a number, or 'auto' (the minima's median barrier over T_AD "
                    "times their median spacing).")
-@click.option("--delta", type=str, default="auto", show_default=True,
+@click.option("--delta", type=str, default="auto", show_default=True, metavar="auto|NUMBER",
               help="Attraction-diffusion success radius: a number, or 'auto' (a quarter of the minima's "
                    "median spacing).")
 @click.option("--max-steps", type=click.IntRange(min=1), default=2000, show_default=True,
@@ -79,10 +85,10 @@ def _auto(text: str, what: str) -> float | None:
               help="Keep only the lowest N minima (0: all).")
 @click.option("--no-refine", is_flag=True,
               help="Keep the barrier estimates (straight segments, attraction-diffusion chains): no string method.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Random seed.")
+@seed_option(0)
 @click.option("--resume", is_flag=True, help="Continue an interrupted map of the same settings.")
-@click.option("--force", is_flag=True, help="Overwrite an existing map (and drop unfinished progress).")
-@click.option("--quiet", is_flag=True, help="No progress bars.")
+@force_option("(an existing map; unfinished progress is dropped)")
+@quiet_option()
 def map_cmd(target, out, dataset, data_root, init, chains, rounds, steps, temperature, eps, ad_temperature, ad_eps,
             alpha, ladder, ladder_extend, alpha_unit, delta, max_steps, patience, attempts, ad_average, neighbours,
             merge_radius, grad_tol, max_minima, no_refine, seed, resume, force, quiet, **energy_kw):
@@ -114,6 +120,7 @@ def map_cmd(target, out, dataset, data_root, init, chains, rounds, steps, temper
     An interrupted map (Ctrl-C) keeps its progress in <map>.partial.h5: rerun the same
     command with --resume to continue.
     """
+    from landscape.errors import LandscapeError
     from landscape.mapping.settings import MapConfig
     from landscape.train.energies import resolve_energy
     from landscape.train.runs import map_data, run_map, summary_line

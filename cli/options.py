@@ -1,18 +1,27 @@
-"""Options the commands share: one name, one type and one help text for each.
+"""Options the commands share: one name, one type, one metavar and one help text for each.
 
-Decorators here add the options to a click command; nothing here imports torch, so
-``landscape --help`` stays fast.
+Every command takes its shared options from here, so ``--chains`` means the same thing
+(and is checked the same way) in ``sample``, ``check``, ``map``, ``funnel`` and
+``compare``. A command may add one clause saying what the number counts in its own case
+(``detail``) and, where the default depends on the input, what it is (``default_text``).
+
+Renamed options live on for one release as hidden aliases (:func:`alias`): they still
+work, do not show in ``--help``, and print a one-line note naming the new option when
+the command ends without an error (an error stays one line).
+
+Nothing here imports torch, numpy or the libraries at module level, so ``landscape
+--help`` stays fast; the callbacks import what they need when they run.
 """
 
 from __future__ import annotations
 
+import math
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import click
-
-from landscape.errors import LandscapeError
 
 #: The architectures of the Anatomy reference code's state dicts (landscape.train.nets.ARCHS,
 #: without importing torch; a test keeps the two the same).
@@ -24,8 +33,43 @@ ENERGY_OPTIONS = (
     "energy", "model", "weights", "model_kwargs", "shape", "box", "arch", "train_epsilon", "float64", "device",
 )
 
+DEVICE_METAVAR = "[auto|cpu|cuda|cuda:N]"
+
+#: The Langevin update every command runs, as its options name the symbols.
+LANGEVIN = "x <- x - (eps^2/2) grad U(x) + sqrt(T) eps z"
+
+#: ctx.meta key of the notes the deprecated aliases leave for the end of the command.
+_NOTES = "landscape.deprecation_notes"
+
+F = Callable[..., Any]
+
+
+# ------------------------------------------------------------------------------ types
+
+
+class FiniteFloat(click.FloatRange):
+    """A float range that refuses nan and inf (``float("nan")`` passes any range test)."""
+
+    name = "finite float"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> float:
+        number = click.FLOAT.convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number", param, ctx)
+        return super().convert(number, param, ctx)
+
+
+def device_callback(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """``auto``, ``cpu``, ``cuda`` or ``cuda:N``: the one check of ``--device`` everywhere."""
+    if value is None:
+        return None
+    if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", value):
+        raise click.BadParameter(f"{value!r}: use auto, cpu, cuda or cuda:N")
+    return value
+
 
 def shape_callback(ctx: click.Context, param: click.Parameter, value: str | None) -> tuple[int, ...] | None:
+    from landscape.errors import LandscapeError
     from landscape.io.sources import parse_shape
 
     if value is None:
@@ -39,6 +83,7 @@ def shape_callback(ctx: click.Context, param: click.Parameter, value: str | None
 def kwargs_callback(ctx: click.Context, param: click.Parameter, value: str | None) -> dict[str, Any] | None:
     if value is None:
         return None
+    from landscape.errors import LandscapeError
     from landscape.train.energies import _parse_kwargs
 
     try:
@@ -47,15 +92,224 @@ def kwargs_callback(ctx: click.Context, param: click.Parameter, value: str | Non
         raise click.BadParameter(str(exc)) from None
 
 
-def device_callback(ctx: click.Context, param: click.Parameter, value: str) -> str:
-    import re
+def numbers(text: str, what: str, *, positive: bool = False) -> tuple[float, ...]:
+    """Comma-separated numbers from an option; a usage error (exit 2) naming the option if not."""
+    from landscape.errors import LandscapeError
+    from landscape.train.runs import parse_floats
 
-    if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", value):
-        raise click.BadParameter(f"{value!r}: use auto, cpu, cuda or cuda:N")
-    return value
+    try:
+        return parse_floats(text, what, positive=positive)
+    except LandscapeError as exc:
+        raise click.BadParameter(str(exc)) from None
 
 
-def energy_options(f: Callable[..., Any]) -> Callable[..., Any]:
+# ------------------------------------------------------------- deprecated aliases
+
+
+class DeprecatedAlias(click.Option):
+    """A hidden old name of an option: its value goes to the new option's parameter."""
+
+    def __init__(self, *args: Any, new_name: str, new_flag: str, convert: Callable[[Any], Any] | None = None,
+                 note: str = "", **kwargs: Any) -> None:
+        kwargs.setdefault("hidden", True)
+        kwargs.setdefault("default", None)
+        super().__init__(*args, **kwargs)
+        self.new_name = new_name
+        self.new_flag = new_flag
+        self.to_new = convert
+        self.note = note
+
+
+def alias(old_flag: str, new_name: str, new_flag: str, *, type: Any = None, callback: Any = None,
+          convert: Callable[[Any], Any] | None = None, note: str = "") -> Callable[[F], F]:
+    """A hidden ``old_flag`` that sets the parameter ``new_name`` (option ``new_flag``).
+
+    ``convert`` maps the old value onto the new option's (``--tau 0.5`` is ``--temperature
+    0.25``); ``note`` is added to the deprecation line. The command must be a
+    :class:`Command` (``@click.command(..., cls=Command)``).
+    """
+    param = "deprecated_" + old_flag.lstrip("-").replace("-", "_")
+    return click.option(old_flag, param, cls=DeprecatedAlias, type=type, callback=callback, new_name=new_name,
+                        new_flag=new_flag, convert=convert, note=note, expose_value=True)
+
+
+class Command(click.Command):
+    """A click command that understands :func:`alias` options.
+
+    After parsing, an alias's value moves to its new parameter (a usage error if both
+    names are given); the deprecation notes are printed to stderr once the command has
+    run without an error, so that an error stays one line.
+    """
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        rest = super().parse_args(ctx, args)
+        for param in self.params:
+            if not isinstance(param, DeprecatedAlias):
+                continue
+            value = ctx.params.pop(param.name, None)
+            if value is None or ctx.get_parameter_source(param.name) != click.core.ParameterSource.COMMANDLINE:
+                continue
+            old = param.opts[0]
+            if ctx.get_parameter_source(param.new_name) == click.core.ParameterSource.COMMANDLINE:
+                raise click.UsageError(f"{old} is the old name of {param.new_flag}: give {param.new_flag} only", ctx)
+            ctx.params[param.new_name] = param.to_new(value) if param.to_new else value
+            note = f"note: {old} is deprecated and will be removed in the next release; use {param.new_flag}"
+            ctx.meta.setdefault(_NOTES, []).append(note + (f" ({param.note})" if param.note else ""))
+        return rest
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            result = super().invoke(ctx)
+        except click.exceptions.Exit:  # an exit status chosen by the command (e.g. --strict): not an error
+            _print_notes(ctx)
+            raise
+        _print_notes(ctx)
+        return result
+
+
+def _print_notes(ctx: click.Context) -> None:
+    for note in ctx.meta.pop(_NOTES, []):
+        click.echo(note, err=True)
+
+
+# ------------------------------------------------------------------ shared options
+
+
+def _help(text: str, detail: str | None = None, default_text: str | None = None, explain: str | None = None) -> str:
+    """``text`` + the command's ``detail`` + the shared ``explain``ing clause + the default."""
+    if detail:
+        text += detail if detail[0] in ",;:" else f" {detail}"
+    if explain:
+        text += f": {explain}"
+    text = text.rstrip(".") + "."
+    if default_text:
+        text += f" [default: {default_text}]"
+    return text
+
+
+def _apply(options: list[Callable[[F], F]]) -> Callable[[F], F]:
+    def decorate(f: F) -> F:
+        for option in reversed(options):
+            f = option(f)
+        return f
+
+    return decorate
+
+
+def chains_option(default: int | None, detail: str | None = None, *,
+                  old: str | None = None) -> Callable[[F], F]:
+    """``--chains N``: how many Langevin chains run (``old``: a hidden old name, e.g. ``--n``)."""
+    options = [click.option("--chains", type=click.IntRange(min=1), metavar="N", default=default,
+                            show_default=default is not None, help=_help(CHAINS_HELP, detail))]
+    if old:
+        options.append(alias(old, "chains", "--chains", type=click.IntRange(min=1)))
+    return _apply(options)
+
+
+def steps_option(detail: str | None = None, *, default_text: str) -> Callable[[F], F]:
+    """``--steps N``: Langevin steps per chain (default chosen by the command)."""
+    return click.option("--steps", type=click.IntRange(min=0), metavar="N", default=None,
+                        help=_help(STEPS_HELP, detail, default_text))
+
+
+def eps_option(detail: str | None = None, *, default_text: str, old: str | None = None) -> Callable[[F], F]:
+    """``--eps EPS``: the Langevin step size (``old``: a hidden old name, e.g. ``--epsilon``)."""
+    options = [click.option("--eps", type=FiniteFloat(min=0, min_open=True), metavar="EPS", default=None,
+                            help=_help(EPS_HELP, detail, default_text, EPS_EXPLAIN))]
+    if old:
+        options.append(alias(old, "eps", "--eps", type=FiniteFloat(min=0, min_open=True)))
+    return _apply(options)
+
+
+def temperature_option(detail: str | None = None, *, default_text: str,
+                       old_tau: str | None = None) -> Callable[[F], F]:
+    """``--temperature T`` (T = tau^2). ``old_tau``: a hidden old noise-scale option
+    (``--tau``), whose value is squared."""
+    options = [click.option("--temperature", type=FiniteFloat(min=0), metavar="T", default=None,
+                            help=_help(TEMPERATURE_HELP, detail, default_text, TEMPERATURE_EXPLAIN))]
+    if old_tau:
+        options.append(alias(old_tau, "temperature", "--temperature", type=FiniteFloat(min=0),
+                             convert=lambda tau: tau * tau, note="T = tau^2: --tau 0.5 is --temperature 0.25"))
+    return _apply(options)
+
+
+def device_option(detail: str | None = None) -> Callable[[F], F]:
+    """``--device [auto|cpu|cuda|cuda:N]``, checked by :func:`device_callback`."""
+    return click.option("--device", default="auto", show_default=True, metavar=DEVICE_METAVAR,
+                        callback=device_callback, help=_help(DEVICE_HELP, detail))
+
+
+def seed_option(default: int | None = 0, detail: str | None = None, *,
+                default_text: str | None = None) -> Callable[[F], F]:
+    """``--seed INTEGER``."""
+    return click.option("--seed", type=int, metavar="INTEGER", default=default, show_default=default is not None,
+                        help=_help(SEED_HELP, detail, default_text))
+
+
+def out_option(help: str, *, metavar: str = "FILE", folder: bool = False, default: Path | None = None,
+               required: bool = False) -> Callable[[F], F]:
+    """``--out PATH``: where the command writes (``help`` says what, and the default)."""
+    kind = click.Path(file_okay=not folder, dir_okay=folder, path_type=Path)
+    return click.option("--out", type=kind, metavar=metavar, default=default, required=required,
+                        show_default=default is not None, help=help)
+
+
+def force_option(detail: str | None = None) -> Callable[[F], F]:
+    """``--force``: overwrite what the command would otherwise refuse to."""
+    return click.option("--force", is_flag=True, default=False, help=_help(FORCE_HELP, detail))
+
+
+def quiet_option() -> Callable[[F], F]:
+    """``--quiet``: no progress bars."""
+    return click.option("--quiet", is_flag=True, default=False, help=QUIET_HELP)
+
+
+def json_option(detail: str | None = None) -> Callable[[F], F]:
+    """``--json`` (parameter ``as_json``)."""
+    return click.option("--json", "as_json", is_flag=True, default=False, help=_help(JSON_HELP, detail))
+
+
+def strict_option(what: str) -> Callable[[F], F]:
+    """``--strict``: exit status 3 when ``what`` (for CI)."""
+    return click.option("--strict", is_flag=True, default=False,
+                        help=f"Exit with status {STRICT_EXIT} (after the usual output) when {what}; for CI.")
+
+
+def dataset_option(detail: str | None = None, *, default_text: str) -> Callable[[F], F]:
+    """``--dataset NAME``."""
+    return click.option("--dataset", type=str, default=None, metavar="NAME",
+                        help=_help(DATASET_HELP, detail, default_text, DATASET_EXPLAIN))
+
+
+def data_root_option() -> Callable[[F], F]:
+    """``--data-root DIR``."""
+    return click.option("--data-root", type=click.Path(file_okay=False, path_type=Path), metavar="DIR",
+                        default=None, help=DATA_ROOT_HELP)
+
+
+CHAINS_HELP = "Number of Langevin chains"
+STEPS_HELP = "Langevin steps per chain"
+EPS_HELP = "Langevin step size eps"
+EPS_EXPLAIN = LANGEVIN
+TEMPERATURE_HELP = "Temperature T of the Langevin chains"
+TEMPERATURE_EXPLAIN = f"{LANGEVIN}; T = tau^2 for a noise scale tau, 0 is gradient descent, 1 samples p ~ exp(-U)"
+DEVICE_HELP = "Where to run: cpu, cuda, cuda:N, or auto (a GPU when there is one)"
+SEED_HELP = "Random seed"
+FORCE_HELP = "Overwrite existing output files"
+QUIET_HELP = "No progress bars."
+JSON_HELP = "Print the result as JSON on stdout instead of text"
+DATASET_HELP = "Data set"
+DATASET_EXPLAIN = "rings, 8gaussians, digits, mnist, cifar10, flowers, folder:PATH or npz:PATH"
+DATA_ROOT_HELP = "Folder holding image data sets [default: $EBM_LANDSCAPE_DATA, else ./datasets]."
+
+#: The exit status of a command whose --strict test failed (1 is an error, 2 a usage error).
+STRICT_EXIT = 3
+
+
+# ------------------------------------------------------------------- energy sources
+
+
+def energy_options(f: F) -> F:
     """Add the energy-source options (names in ``ENERGY_OPTIONS``) to a click command."""
     options = [
         click.option("--energy", "energy", metavar="FILE.py:FUNCTION", default=None,
@@ -73,30 +327,17 @@ def energy_options(f: Callable[..., Any]) -> Callable[..., Any]:
                      help="Shape of one example, e.g. 2 or 3,32,32 (or 3x32x32). Needed for --energy and "
                           "TorchScript files, and for --model unless the network has an input_shape attribute; "
                           "a checkpoint knows its own."),
-        click.option("--box", nargs=2, type=float, metavar="LOW HIGH", default=None,
+        click.option("--box", nargs=2, type=FiniteFloat(), metavar="LOW HIGH", default=None,
                      help="The data range: chains from noise start uniformly in it "
                           "[default: the checkpoint's; -1 1 for images of a bare state dict]."),
         click.option("--arch", type=click.Choice(ARCH_NAMES), default=None,
                      help="Architecture of a bare state dict from the Anatomy reference code "
                           "(ToyNet: toy, VanillaNet: vanilla, NonlocalNet: nonlocal)."),
-        click.option("--train-epsilon", "train_epsilon", type=click.FloatRange(min=0, min_open=True), default=None,
+        click.option("--train-epsilon", "train_epsilon", type=FiniteFloat(min=0, min_open=True), default=None,
                      metavar="EPS", help="Langevin step size the bare state dict was trained with: its output f becomes "
                           "the energy U = 2 f / eps^2."),
         click.option("--float64", "float64", is_flag=True,
                      help="Evaluate the energy in double precision (analytic potentials, exact barriers)."),
-        click.option("--device", default="auto", show_default=True, metavar="[auto|cpu|cuda|cuda:N]",
-                     callback=device_callback, help="Where to evaluate the energy; auto picks a GPU when there is one."),
+        device_option(),
     ]
-    for option in reversed(options):
-        f = option(f)
-    return f
-
-
-def numbers(text: str, what: str, *, positive: bool = False) -> tuple[float, ...]:
-    """Comma-separated numbers from an option; a usage error (exit 2) naming the option if not."""
-    from landscape.train.runs import parse_floats
-
-    try:
-        return parse_floats(text, what, positive=positive)
-    except LandscapeError as exc:
-        raise click.BadParameter(str(exc)) from None
+    return _apply(options)(f)

@@ -2,41 +2,61 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import click
 
-from landscape.cli.train_cmd import DEVICES
+from landscape.cli.options import (
+    Command,
+    chains_option,
+    data_root_option,
+    dataset_option,
+    device_option,
+    eps_option,
+    force_option,
+    out_option,
+    quiet_option,
+    seed_option,
+    steps_option,
+    temperature_option,
+)
 
 
-@click.command("sample")
-@click.argument("checkpoint", type=click.Path(path_type=Path))
-@click.option("--n", "n", type=click.IntRange(min=1), default=64, show_default=True, help="Number of chains.")
-@click.option("--steps", type=click.IntRange(min=0), default=None,
-              help="Langevin steps [default: 10x the training L, the long-run check].")
+@click.command("sample", cls=Command,
+               short_help="Run Langevin chains of a checkpoint; report where they end.")
+@click.argument("checkpoint", metavar="CKPT.pt", type=click.Path(path_type=Path))
+@chains_option(64, old="--n")
+@steps_option(default_text="10x the training L, the long-run check")
 @click.option("--init", type=click.Choice(["data", "noise", "persistent"]), default="data", show_default=True,
               help="Start chains from training data, uniform noise, or the checkpoint's persistent bank.")
-@click.option("--epsilon", type=click.FloatRange(min=0, min_open=True), default=None,
-              help="Step size [default: the training one].")
-@click.option("--tau", type=click.FloatRange(min=0), default=None, help="Noise scale [default: the training one].")
+@eps_option(default_text="the training eps", old="--epsilon")
+@temperature_option(default_text="the training tau^2", old_tau="--tau")
 @click.option("--mh", is_flag=True, help="Metropolis-adjust the chains (MALA) and report the acceptance rate.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Random seed.")
-@click.option("--device", type=click.Choice(DEVICES), default="auto", show_default=True, help="Where to run.")
-@click.option("--dataset", type=str, default=None, help="Data set to start from and compare with [default: the checkpoint's].")
-@click.option("--data-root", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Folder holding image data sets (default: $EBM_LANDSCAPE_DATA or ./datasets).")
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Picture to write [default: <checkpoint stem>_samples.png]; images also get <stem>_start.png.")
-@click.option("--save", type=click.Path(dir_okay=False, path_type=Path), default=None,
+@seed_option(0)
+@device_option()
+@dataset_option("to start from and compare with", default_text="the checkpoint's")
+@data_root_option()
+@out_option("Picture to write [default: <checkpoint stem>_samples.png]; images also get <stem>_start.png.",
+            metavar="PNG")
+@click.option("--save", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE.npz", default=None,
               help="Also save start and end points as .npz (arrays start, end, energy_start, energy_end).")
-@click.option("--force", is_flag=True, help="Overwrite existing output files.")
-@click.option("--quiet", is_flag=True, help="No progress bar.")
-def sample_cmd(checkpoint, n, steps, init, epsilon, tau, mh, seed, device, dataset, data_root, out, save, force, quiet):
+@force_option()
+@quiet_option()
+def sample_cmd(checkpoint, chains, steps, init, eps, temperature, mh, seed, device, dataset, data_root, out, save,
+               force, quiet):
     """Run Langevin chains of a trained checkpoint and report where they end.
 
     With the defaults this is the Anatomy paper's long-run check: chains from data for
     10x the training L. A convergent model keeps them near the data (nearest-neighbour
     distance stays at the data's own scale); a non-convergent one lets them drift.
+    `landscape check` turns this into a verdict.
+
+    \b
+    Examples:
+      landscape sample rings.pt                                 # the long-run check's chains
+      landscape sample digits.pt --init noise --steps 200 --chains 100 --out noise.png
+      landscape sample digits.pt --temperature 0 --save quenched.npz   # gradient descent
     """
     import numpy as np
     import torch
@@ -60,9 +80,10 @@ def sample_cmd(checkpoint, n, steps, init, epsilon, tau, mh, seed, device, datas
             bars.append(tqdm(desc=f"{init} chains", unit="step", dynamic_ncols=True))
         bars[0].update(k)
 
+    tau = None if temperature is None else math.sqrt(temperature)
     try:
         report = run_chains(
-            checkpoint, n=n, steps=steps, init=init, epsilon=epsilon, tau=tau, mh=mh, seed=seed, device=device,
+            checkpoint, n=chains, steps=steps, init=init, epsilon=eps, tau=tau, mh=mh, seed=seed, device=device,
             data_root=data_root, dataset_name=dataset, progress=None if quiet else progress,
         )
     finally:
@@ -75,7 +96,8 @@ def sample_cmd(checkpoint, n, steps, init, epsilon, tau, mh, seed, device, datas
         np.savez(save, start=report.start.numpy(), end=report.end.numpy(),
                  energy_start=report.energy_start.numpy(), energy_end=report.energy_end.numpy())
     s = report.summary()
-    click.echo(f"{n} chains from {init}, {report.steps} steps, eps={report.epsilon:g} tau={report.tau:g} -> {out}")
+    click.echo(f"{chains} chains from {init}, {report.steps} steps, eps={report.epsilon:g} tau={report.tau:g} "
+               f"(T={report.tau ** 2:g}) -> {out}")
     line = f"mean energy {s['energy_start']:.4g} -> {s['energy_end']:.4g}"
     if "data_energy_mean" in s:
         line += f" (data: {s['data_energy_mean']:.4g})"

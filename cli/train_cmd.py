@@ -3,14 +3,21 @@
 from __future__ import annotations
 
 import shutil
-from pathlib import Path
 
 import click
 
+from landscape.cli.options import (
+    Command,
+    data_root_option,
+    dataset_option,
+    device_option,
+    force_option,
+    out_option,
+    quiet_option,
+    seed_option,
+)
 from landscape.errors import LandscapeError
 from landscape.train.config import PRESETS, Config, apply_overrides, get_preset
-
-DEVICES = ("cpu", "cuda", "auto")
 
 
 def _preset_help() -> str:
@@ -24,26 +31,28 @@ def _preset_help() -> str:
     return "\n".join(lines)
 
 
-@click.command("train", epilog="\b\nPresets:\n" + _preset_help())
+@click.command("train", cls=Command, epilog="\b\nPresets:\n" + _preset_help(),
+               short_help="Train an EBM by MCMC maximum likelihood from a preset.")
 @click.option("--preset", "preset_name", type=click.Choice(sorted(PRESETS)), default=None,
               help="Experiment to reproduce (listed below) [default: digits-convergent; with --resume: the checkpoint's].")
-@click.option("--dataset", type=str, default=None,
-              help="Data set name overriding the preset's: rings, 8gaussians, digits, mnist, cifar10, flowers, folder:PATH, npz:PATH.")
-@click.option("--steps", type=click.IntRange(min=1), default=None, help="Parameter updates (overrides the preset).")
-@click.option("--batch-size", type=click.IntRange(min=1), default=None, help="Global batch size (overrides the preset).")
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True,
-              help="Checkpoint to write; the run log and pictures go to <stem>.run/ beside it.")
+@dataset_option(default_text="the preset's")
+@click.option("--steps", type=click.IntRange(min=1), metavar="N", default=None,
+              help="Parameter updates (train.steps; the Langevin steps per update are --set sampler.steps=L) "
+                   "[default: the preset's].")
+@click.option("--batch-size", type=click.IntRange(min=1), metavar="N", default=None,
+              help="Global batch size (train.batch_size) [default: the preset's].")
+@out_option("Checkpoint to write; the run log and pictures go to <stem>.run/ beside it.", metavar="CKPT.pt",
+            required=True)
 @click.option("--resume", is_flag=True,
               help="Continue the run in --out where it stopped, with its own settings (exactly); --steps extends it.")
-@click.option("--force", is_flag=True, help="Start over even if --out exists (deletes it and its run folder).")
-@click.option("--seed", type=int, default=None, help="Random seed (overrides the preset).")
-@click.option("--device", type=click.Choice(DEVICES), default="auto", show_default=True,
-              help="Where to train; under torchrun each rank takes its LOCAL_RANK GPU.")
-@click.option("--data-root", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Folder holding image data sets (default: $EBM_LANDSCAPE_DATA or ./datasets).")
+@force_option("(start over: deletes --out and its run folder)")
+@seed_option(None, "(train.seed)", default_text="the preset's")
+@device_option("; under torchrun each rank takes its LOCAL_RANK GPU")
+@data_root_option()
 @click.option("--set", "overrides", multiple=True, metavar="SECTION.KEY=VALUE",
-              help="Override any preset field, e.g. --set sampler.steps=100 --set optim.lr=0.01 (repeatable).")
-@click.option("--quiet", is_flag=True, help="No progress bar.")
+              help="Override any config field, checked against its type, e.g. --set sampler.steps=100 "
+                   "--set optim.lr=0.01 --set optim.betas=0.5,0.999 --set model.kwargs.hidden=[64,64] (repeatable).")
+@quiet_option()
 def train_cmd(preset_name, dataset, steps, batch_size, out, resume, force, seed, device, data_root, overrides, quiet):
     """Train an energy-based model by MCMC-based maximum likelihood (Nijkamp et al. 2019).
 
@@ -52,7 +61,13 @@ def train_cmd(preset_name, dataset, steps, batch_size, out, resume, force, seed,
     and r_t per update; figures of them and of samples are written as training goes.
     Under `torchrun --nproc_per_node N $(which landscape) train ...` training is
     data-parallel (gloo on CPU, nccl on GPU). Ctrl-C stops at the end of the current
-    update and saves a checkpoint that --resume continues.
+    update and saves a checkpoint that --resume continues (exit status 130).
+
+    \b
+    Examples:
+      landscape train --preset rings-demo --out rings.pt
+      landscape train --preset digits-convergent --out digits.pt --set sampler.steps=100 --seed 1
+      landscape train --out digits.pt --resume --steps 3000      # continue to 3000 updates
     """
     from landscape.train.checkpoint import load_checkpoint
     from landscape.train.loop import run_dir_for, train

@@ -8,7 +8,8 @@ from pathlib import Path
 from typing import Any
 
 import click
-import numpy as np
+
+from landscape.cli.options import json_option
 
 PICTURE = click.Path(dir_okay=False, path_type=Path)
 
@@ -30,7 +31,7 @@ def _finite_or_none(x: Any) -> Any:
     return x if math.isfinite(x) else None
 
 
-@click.command("tree")
+@click.command("tree", short_help="Print a map's barrier tree and draw its pictures.")
 @click.argument("map_path", metavar="MAP.h5", type=click.Path(path_type=Path))
 @click.option("--level", type=int, default=None, metavar="K",
               help="Colour (and with --basins, group) by the basins of level K of the ladder (/levels/K) "
@@ -47,8 +48,7 @@ def _finite_or_none(x: Any) -> Any:
               help="Also draw the number of basins against alpha (log-log) over the map's levels.")
 @click.option("--max-leaves", type=click.IntRange(min=1), default=50, show_default=True, metavar="N",
               help="Fold the lowest merges of the text tree so that at most this many leaves or groups show.")
-@click.option("--json", "as_json", is_flag=True,
-              help="Print a machine-readable summary (leaves, merges with barrier heights) instead of text.")
+@json_option("(the leaves, and the merges with their barrier heights)")
 def tree_cmd(map_path, level, basins, plot, images, levels_plot, max_leaves, as_json):
     """Print the barrier tree (disconnectivity graph) of a landscape map and draw its pictures.
 
@@ -67,9 +67,9 @@ def tree_cmd(map_path, level, basins, plot, images, levels_plot, max_leaves, as_
       landscape tree digits.h5 --level 2 --basins --images reps.png --levels-plot alpha.png
       landscape tree digits.h5 --json > tree.json
     """
-    from landscape.plots import figures
     from landscape.errors import LandscapeError
     from landscape.io.mapfile import read_map
+    from landscape.plots import figures
 
     for picture in (plot, images, levels_plot):
         if picture is not None:
@@ -123,7 +123,14 @@ def _levels_lines(content, level: int | None) -> list[str]:
 
 def map_header(map_path: Path, content, level: int | None = None) -> list[str]:
     """The lines `landscape info` and `landscape tree` print about a map."""
-    from landscape.plots.figures import ad_temperature, describe_source, map_dataset, map_temperature
+    import numpy as np
+
+    from landscape.plots.figures import (
+        ad_temperature,
+        describe_source,
+        map_dataset,
+        map_temperature,
+    )
 
     rows: list[tuple[str, str]] = [("map", str(map_path)), ("source", describe_source(content))]
     if content.meta is not None:
@@ -194,8 +201,10 @@ def map_header(map_path: Path, content, level: int | None = None) -> list[str]:
 
 
 def _text(map_path: Path, content, tree, level: int | None, basins: bool, max_leaves: int) -> str:
-    from landscape.plots.figures import level_name, partition_of, tree_merges
+    import numpy as np
+
     from landscape.mapping.tree import render_text
+    from landscape.plots.figures import level_name, partition_of, tree_merges
 
     part = partition_of(content, level)
     escape = tree.escape()
@@ -261,7 +270,15 @@ def _merge_table(merges, max_leaves: int, name: str) -> str:
 
 def map_summary(map_path: Path, content, tree, level: int | None, basins: bool, written: dict[str, str]) -> dict[str, Any]:
     """The map and its tree as plain data (``--json``)."""
-    from landscape.plots.figures import ad_temperature, map_dataset, map_temperature, partition_of, tree_merges
+    import numpy as np
+
+    from landscape.plots.figures import (
+        ad_temperature,
+        map_dataset,
+        map_temperature,
+        partition_of,
+        tree_merges,
+    )
 
     part = partition_of(content, level)
     escape = tree.escape()

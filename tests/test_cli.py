@@ -3,8 +3,8 @@
 
 import pytest
 import torch
-
 from conftest import TINY, assert_one_line_error, run
+
 
 @pytest.fixture
 def rings_ckpt(tmp_path, capsys):
@@ -31,13 +31,29 @@ def test_train_info_sample_on_rings(rings_ckpt, capsys, tmp_path):
     assert code == 0, err
     assert "convergent" in out and "toy" in out and "4 of 4 updates" in out and "eps=0.125" in out
     picture = tmp_path / "chains.png"
-    code, out, err = run(capsys, "sample", rings_ckpt, "--n", "16", "--steps", "10", "--out", picture, "--quiet", "--mh")
+    code, out, err = run(capsys, "sample", rings_ckpt, "--chains", "16", "--steps", "10", "--out", picture, "--quiet",
+                         "--mh")
     assert code == 0, err
     assert picture.stat().st_size > 0 and "MALA acceptance rate" in out
-    code, out, err = run(capsys, "sample", rings_ckpt, "--n", "16", "--steps", "10", "--out", picture, "--quiet")
+    assert "16 chains from data, 10 steps, eps=0.125 tau=1 (T=1)" in out and err == ""
+    code, out, err = run(capsys, "sample", rings_ckpt, "--chains", "16", "--steps", "10", "--out", picture, "--quiet")
     assert_one_line_error(code, err, "exists: pass --force")
+    # --eps and --temperature (T = tau^2) replace the training ones
+    code, out, err = run(capsys, "sample", rings_ckpt, "--chains", "8", "--steps", "5", "--eps", "0.05",
+                         "--temperature", "0.25", "--out", picture, "--quiet", "--force")
+    assert code == 0, err
+    assert "8 chains from data, 5 steps, eps=0.05 tau=0.5 (T=0.25)" in out and err == ""
+    # the old names still work for one release, with a note naming the new option
+    code, out, err = run(capsys, "sample", rings_ckpt, "--n", "8", "--steps", "5", "--epsilon", "0.05", "--tau", "0.5",
+                         "--out", picture, "--quiet", "--force")
+    assert code == 0, err
+    assert "8 chains from data, 5 steps, eps=0.05 tau=0.5 (T=0.25)" in out
+    notes = err.strip().splitlines()
+    assert len(notes) == 3 and all(n.startswith("note: --") and "deprecated" in n for n in notes)
+    assert [n.split("; use ")[1].split()[0] for n in notes] == ["--chains", "--eps", "--temperature"]
 
 
+@pytest.mark.slow
 def test_resume_extends_and_existing_output_needs_a_flag(rings_ckpt, capsys):
     code, _, err = run(capsys, "train", "--preset", "rings-demo", "--out", rings_ckpt, *TINY)
     assert_one_line_error(code, err, "exists: pass --resume to continue it or --force")
@@ -48,13 +64,13 @@ def test_resume_extends_and_existing_output_needs_a_flag(rings_ckpt, capsys):
     assert code == 2 and "contradict" in err
 
 
+@pytest.mark.slow
 def test_digits_long_run_reports_distances(tmp_path, capsys):
     out = tmp_path / "d.pt"
     code, _, err = run(capsys, "train", "--preset", "digits-nonconvergent", "--out", out,
                        "--set", "model.kwargs.hidden=[16]", *TINY)
     assert code == 0, err
-@pytest.mark.slow
-    code, stdout, err = run(capsys, "sample", out, "--n", "10", "--quiet", "--save", tmp_path / "s.npz")
+    code, stdout, err = run(capsys, "sample", out, "--chains", "10", "--quiet", "--save", tmp_path / "s.npz")
     assert code == 0, err
     assert "10 chains from data, 50 steps" in stdout  # default: 10x the training L (5)
     assert "mean distance to nearest training example 0.000 ->" in stdout
@@ -64,7 +80,6 @@ def test_digits_long_run_reports_distances(tmp_path, capsys):
     saved = np.load(tmp_path / "s.npz")
     assert saved["end"].shape == (10, 1, 8, 8)
 
-@pytest.mark.slow
 
 def test_bad_checkpoints_get_one_line_errors(tmp_path, capsys):
     code, _, err = run(capsys, "info", tmp_path / "missing.pt")
@@ -104,11 +119,22 @@ def test_malicious_checkpoint_is_refused_without_running_code(tmp_path, capsys, 
 
 def test_bad_options_and_shapes(tmp_path, capsys):
     code, _, err = run(capsys, "train", "--preset", "nope", "--out", tmp_path / "x.pt")
-    assert code == 2 and "nope" in err
+    assert_one_line_error(code, err, r"^error: Invalid value for '--preset': 'nope'", expected_code=2)
     code, _, err = run(capsys, "train", "--preset", "rings-demo", "--dataset", "digits", "--out", tmp_path / "x.pt", *TINY)
     assert_one_line_error(code, err, r"expects \[2\]")
     assert not (tmp_path / "x.pt").exists()
     code, _, err = run(capsys, "train", "--out", tmp_path / "x.pt", "--set", "sampler.bogus=1")
     assert_one_line_error(code, err, "unknown config key")
+    # --set values are checked against the field's type: one line naming field, value and type
+    for override, pattern in [
+        ("sampler.steps=abc", r"^error: bad override 'sampler.steps=abc': sampler.steps must be an integer, got 'abc'$"),
+        ("sampler.epsilon=nan", r"sampler.epsilon must be a finite number, got 'nan'"),
+        ("optim.betas=0.9", r"optim.betas must be 2 comma-separated finite numbers"),
+        ("sampler.mh=maybe", r"sampler.mh must be true or false, got 'maybe'"),
+        ("data.size=big", r"data.size must be an integer or null, got 'big'"),
+    ]:
+        code, _, err = run(capsys, "train", "--out", tmp_path / "x.pt", "--set", override)
+        assert_one_line_error(code, err, pattern)
+    assert not (tmp_path / "x.pt").exists()
     code, _, err = run(capsys, "train", "--out", tmp_path / "x.pt", "--dataset", "mnist", "--data-root", tmp_path)
     assert_one_line_error(code, err, "mnist not found.*train-images-idx3-ubyte")

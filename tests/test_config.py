@@ -1,6 +1,7 @@
 """Configs: presets, strict keys, overrides, JSON round trip, schedules."""
 
 import json
+import re
 
 import pytest
 
@@ -83,3 +84,85 @@ def test_every_presets_network_fits_its_data_shape():
     for name, cfg in PRESETS.items():
         model = build_model(cfg.model.arch, dict(cfg.model.kwargs, energy_scale=cfg.energy_scale()))
         assert model.input_shape == expected[cfg.data.name], name
+
+
+# --------------------------------------------------------------------------------------
+# overrides are checked against the field's type
+
+
+@pytest.mark.parametrize("override, field, value", [
+    ("sampler.steps=1e3", ("sampler", "steps"), 1000),  # an integral float is an integer
+    ("sampler.steps=100_000", ("sampler", "steps"), 100000),
+    ("train.batch_size=64", ("train", "batch_size"), 64),
+    ("sampler.epsilon=1e-2", ("sampler", "epsilon"), 0.01),
+    ("sampler.tau=0", ("sampler", "tau"), 0.0),
+    ("sampler.mh=yes", ("sampler", "mh"), True),
+    ("sampler.clamp=False", ("sampler", "clamp"), False),
+    ("sampler.mh=0", ("sampler", "mh"), False),
+    ("data.name=123", ("data", "name"), "123"),  # a string field keeps the text
+    ("data.name=\"digits\"", ("data", "name"), "digits"),  # a JSON string literal is unquoted
+    ("data.name=npz:/data/a=b.npz", ("data", "name"), "npz:/data/a=b.npz"),
+    ("data.size=none", ("data", "size"), None),
+    ("data.size=32", ("data", "size"), 32),
+    ("model.energy_scale=2", ("model", "energy_scale"), 2.0),
+    ("model.energy_scale=null", ("model", "energy_scale"), None),
+    ("optim.betas=0.5,0.99", ("optim", "betas"), (0.5, 0.99)),
+    ("optim.betas=[0.5, 0.99]", ("optim", "betas"), (0.5, 0.99)),
+    ("optim.betas=(0.5, 0.99)", ("optim", "betas"), (0.5, 0.99)),
+    ("model.kwargs={\"hidden\": [64, 64]}", ("model", "kwargs"), {"hidden": [64, 64]}),
+    ("model.kwargs.act=relu", ("model", "kwargs"), {"act": "relu"}),
+    ("regime=non-convergent", ("regime",), "non-convergent"),
+])
+def test_overrides_read_values_as_their_fields_type(override, field, value):
+    cfg = apply_overrides(Config(), [override])
+    got = cfg
+    for name in field:
+        got = getattr(got, name)
+    assert got == value and type(got) is type(value), (override, got)
+
+
+def test_a_whole_section_is_a_json_object_merged_into_it():
+    cfg = apply_overrides(get_preset("rings-demo"), ['sampler={"steps": 7, "mh": true}'])
+    assert (cfg.sampler.steps, cfg.sampler.mh, cfg.sampler.epsilon) == (7, True, 0.125)
+    with pytest.raises(LandscapeError, match=r"unknown config key 'sampler.stepz'"):
+        apply_overrides(Config(), ['sampler={"stepz": 7}'])
+    with pytest.raises(LandscapeError, match=r"sampler.steps must be an integer, got 'x'"):
+        apply_overrides(Config(), ['sampler={"steps": "x"}'])
+    with pytest.raises(LandscapeError, match=r"sampler is a section: set its fields"):
+        apply_overrides(Config(), ["sampler=3"])
+
+
+@pytest.mark.parametrize("override, message", [
+    ("sampler.steps=abc", "sampler.steps must be an integer, got 'abc'"),
+    ("sampler.steps=2.5", "sampler.steps must be an integer, got '2.5'"),
+    ("sampler.steps=true", "sampler.steps must be an integer, got 'true'"),
+    ("sampler.epsilon=nan", "sampler.epsilon must be a finite number, got 'nan'"),
+    ("sampler.epsilon=inf", "sampler.epsilon must be a finite number, got 'inf'"),
+    ("optim.lr=-Infinity", "optim.lr must be a finite number, got '-Infinity'"),
+    ("sampler.tau=one", "sampler.tau must be a finite number, got 'one'"),
+    ("sampler.mh=maybe", "sampler.mh must be true or false, got 'maybe'"),
+    ("data.size=x", "data.size must be an integer or null, got 'x'"),
+    ("model.energy_scale=nan", "model.energy_scale must be a finite number or null, got 'nan'"),
+    ("optim.betas=0.9", "optim.betas must be 2 comma-separated finite numbers"),
+    ("optim.betas=0.9,0.9,0.9", "optim.betas must be 2 comma-separated finite numbers"),
+    ("optim.betas=0.9,nan", r"optim.betas\[1\] must be a finite number, got 'nan'"),
+    ("optim.betas=[0.9, NaN]", r"optim.betas\[1\] must be a finite number, got nan"),
+    ("model.kwargs=3", "model.kwargs must be a JSON object, got '3'"),
+])
+def test_overrides_of_the_wrong_type_are_one_line_errors_naming_field_value_and_type(override, message):
+    with pytest.raises(LandscapeError) as info:
+        apply_overrides(Config(), [override])
+    text = str(info.value)
+    assert "\n" not in text and text.startswith(f"bad override {override!r}: "), text
+    assert re.search(message, text), text
+
+
+def test_paths_below_a_value_are_unknown_keys():
+    with pytest.raises(LandscapeError, match=r"unknown config key 'sampler.steps.x' \(sampler.steps is an integer"):
+        apply_overrides(Config(), ["sampler.steps.x=1"])
+    with pytest.raises(LandscapeError, match=r"unknown config key 'nope' \(valid: preset, regime, data"):
+        apply_overrides(Config(), ["nope=1"])
+    with pytest.raises(LandscapeError, match="section.key=value"):
+        apply_overrides(Config(), ["sampler..steps=1"])
+    nested = apply_overrides(Config(), ["model.kwargs.block.width=8", "model.kwargs.block.depth=2"])
+    assert nested.model.kwargs == {"block": {"width": 8, "depth": 2}}

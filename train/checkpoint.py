@@ -59,7 +59,7 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         hint = ""
         if isinstance(ckpt, dict) and ckpt and all(isinstance(v, torch.Tensor) for v in ckpt.values()):
-            hint = " (it looks like a bare state dict: give --arch and --epsilon to load it)"
+            hint = " (it looks like a bare state dict: give --arch and --train-epsilon to load it)"
         raise LandscapeError(f"{path}: not an ebm-landscape checkpoint{hint}")
     if not isinstance(ckpt.get("version"), int) or ckpt["version"] > VERSION:
         raise LandscapeError(
@@ -124,7 +124,7 @@ def energy_from_reference_state_dict(
     ``x += -grad f + eps * z``), so the energy is ``U = 2 f / eps^2``.
     """
     if epsilon <= 0:
-        raise LandscapeError(f"--epsilon must be > 0 (the training epsilon), got {epsilon}")
+        raise LandscapeError(f"--train-epsilon must be > 0 (the training epsilon), got {epsilon}")
     sd = read_pt(path)
     if not isinstance(sd, dict) or not all(isinstance(v, torch.Tensor) for v in sd.values()):
         raise LandscapeError(f"{path}: not a state dict of tensors")

@@ -13,7 +13,11 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import functools
 import json
+import math
+import types
+import typing
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -164,7 +168,17 @@ _SECTIONS = {
 
 
 def apply_overrides(config: Config, overrides: list[str]) -> Config:
-    """Apply ``section.key=value`` overrides; values parse as JSON, else as strings.
+    """Apply ``section.key=value`` overrides, each value checked against its field's type.
+
+    Values are read as the field's type: integers (``100``, ``1e5``, ``100_000``), finite
+    floats, booleans (``true``/``false``, ``yes``/``no``, ``1``/``0``), strings (as given;
+    a JSON string literal is unquoted), ``null`` (or ``none``) for optional fields, lists
+    and tuples as JSON (``[0.5, 0.999]``) or comma-separated (``0.5,0.999``), a whole
+    section as a JSON object (``sampler={"steps": 50, "mh": true}``, merged into it).
+    Free-form mappings (``model.kwargs``) take any JSON value per key
+    (``model.kwargs.hidden=[64,64]``), else the text. A value of the wrong type is a
+    one-line :class:`LandscapeError` naming the field, the value and the type expected;
+    ranges and choices are :meth:`Config.validate`'s to check.
 
     >>> apply_overrides(Config(), ["sampler.steps=50", "optim.name=adam"]).sampler.steps
     50
@@ -174,21 +188,202 @@ def apply_overrides(config: Config, overrides: list[str]) -> Config:
         if "=" not in item:
             raise LandscapeError(f"override {item!r} must look like section.key=value (e.g. sampler.steps=100)")
         path, raw = item.split("=", 1)
+        keys = [k.strip() for k in path.strip().split(".")]
+        if not all(keys):
+            raise LandscapeError(f"override {item!r} must look like section.key=value (e.g. sampler.steps=100)")
         try:
-            value = json.loads(raw)
-        except json.JSONDecodeError:
-            value = raw
-        keys = path.strip().split(".")
-        node = d
-        for i, key in enumerate(keys[:-1]):
-            if not isinstance(node, dict) or key not in node:
-                raise LandscapeError(f"unknown config key {'.'.join(keys[: i + 1])!r} in override {item!r}")
-            node = node[key]
-        last = keys[-1]
-        if not isinstance(node, dict) or (last not in node and not (len(keys) >= 2 and keys[-2] == "kwargs")):
-            raise LandscapeError(f"unknown config key {path!r} in override {item!r}")
-        node[last] = value
+            _assign(d, Config, keys, raw.strip(), [])
+        except _BadValue as exc:
+            raise LandscapeError(f"bad override {item!r}: {exc}") from None
+        except _BadKey as exc:
+            raise LandscapeError(f"unknown config key {exc} in override {item!r}") from None
     return Config.from_dict(d)
+
+
+class _BadValue(Exception):
+    """A value that does not fit its field's type (the message names both)."""
+
+
+class _BadKey(Exception):
+    """A path that names no field."""
+
+
+@functools.cache
+def _field_types(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def _assign(node: dict[str, Any], cls: type, keys: list[str], value: Any, done: list[str]) -> None:
+    """Set ``keys`` (a path below the dataclass ``cls``, whose plain data is ``node``) to
+    ``value`` (text from the command line, or a JSON value), converted to the field's type."""
+    key, rest = keys[0], keys[1:]
+    where = ".".join([*done, key])
+    types = _field_types(cls)
+    if key not in types:
+        raise _BadKey(f"{where!r} (valid: {', '.join(types)})")
+    tp = types[key]
+    if dataclasses.is_dataclass(tp):
+        if rest:
+            _assign(node[key], tp, rest, value, [*done, key])
+            return
+        section = _json_value(value) if isinstance(value, str) else value
+        if not isinstance(section, dict):
+            raise _BadValue(f"{where} is a section: set its fields ({where}.KEY=VALUE) or give a JSON object, "
+                            f"got {_show(value)}")
+        for name, item in section.items():
+            _assign(node[key], tp, [str(name)], item, [*done, key])
+        return
+    if rest:
+        if _is_mapping(tp):  # free-form keyword arguments: any JSON value, nested as the path says
+            target = node[key]
+            for k, sub in enumerate(rest[:-1]):
+                target = target.setdefault(sub, {})
+                if not isinstance(target, dict):
+                    raise _BadValue(f"{'.'.join([where, *rest[:k + 1]])} is {_show(target)}, not a mapping")
+            target[rest[-1]] = _json_value(value) if isinstance(value, str) else value
+            return
+        raise _BadKey(f"{'.'.join([where, *rest])!r} ({where} is {_describe(tp)}, not a section)")
+    node[key] = _convert(value, tp, where)
+
+
+def _convert(value: Any, tp: Any, where: str) -> Any:
+    """``value`` (text or a JSON value) as type ``tp``; _BadValue naming ``where`` if it is not one."""
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if tp is Any:
+        return _json_value(value) if isinstance(value, str) else value
+    if origin in (typing.Union, types.UnionType):
+        options = [a for a in args if a is not type(None)]
+        if type(None) in args and (value is None or (isinstance(value, str) and value.lower() in ("null", "none"))):
+            return None
+        if len(options) == 1:
+            try:
+                return _convert(value, options[0], where)
+            except _BadValue:
+                raise _BadValue(f"{where} must be {_describe(tp)}, got {_show(value)}") from None
+        raise _BadValue(f"{where} has a type overrides cannot set ({tp})")  # not in Config today
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in _BOOLEANS:
+            return _BOOLEANS[value.lower()]
+    elif tp is int:
+        number = _number(value)
+        if isinstance(number, int):
+            return number
+        if isinstance(number, float) and math.isfinite(number) and number.is_integer():
+            return int(number)
+    elif tp is float:
+        number = _number(value)
+        if number is not None and math.isfinite(number):
+            return float(number)
+    elif tp is str:
+        if isinstance(value, str):
+            if len(value) >= 2 and value[0] == value[-1] == '"':
+                decoded = _json_value(value)
+                if isinstance(decoded, str):
+                    return decoded
+            return value
+    elif origin in (tuple, list) or tp in (tuple, list):
+        items = _sequence(value)
+        if items is not None:
+            if origin is tuple and args and args[-1] is not Ellipsis:
+                if len(items) != len(args):
+                    raise _BadValue(f"{where} must be {_describe(tp)}, got {_show(value)}")
+                kinds = list(args)
+            else:
+                kinds = [args[0] if args else Any] * len(items)
+            converted = [_convert(v, k, f"{where}[{i}]") for i, (v, k) in enumerate(zip(items, kinds))]
+            return tuple(converted) if (origin or tp) is tuple else converted
+    elif _is_mapping(tp):
+        mapping = _json_value(value) if isinstance(value, str) else value
+        if isinstance(mapping, dict):
+            return mapping
+    else:
+        raise _BadValue(f"{where} has a type overrides cannot set ({tp})")  # not in Config today
+    raise _BadValue(f"{where} must be {_describe(tp)}, got {_show(value)}")
+
+
+_BOOLEANS = {"true": True, "false": False, "yes": True, "no": False, "on": True, "off": False, "1": True, "0": False}
+
+
+def _number(value: Any) -> int | float | None:
+    """An int or float from text or JSON (not a bool); None if it is not a number."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        return value
+    if not isinstance(value, str):
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        pass
+    try:
+        return float(value)
+    except ValueError:
+        return None
+
+
+def _sequence(value: Any) -> list[Any] | None:
+    """The items of a JSON list (``[1, 2]``) or of comma-separated text (``1,2``, ``(1, 2)``)."""
+    if isinstance(value, (list, tuple)):
+        return list(value)
+    if not isinstance(value, str):
+        return None
+    decoded = _json_value(value)
+    if isinstance(decoded, list):
+        return decoded
+    text = value.strip()
+    if text[:1] in "([" and text[-1:] in ")]":
+        text = text[1:-1]
+    return [v.strip() for v in text.split(",")] if text.strip() else []
+
+
+def _json_value(text: str) -> Any:
+    """``text`` parsed as JSON, or the text itself if it is not JSON."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def _is_mapping(tp: Any) -> bool:
+    return tp is dict or typing.get_origin(tp) is dict
+
+
+def _describe(tp: Any) -> str:
+    """The type ``tp`` in words, for error messages."""
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if origin in (typing.Union, types.UnionType):
+        options = [_describe(a) for a in args if a is not type(None)]
+        return " or ".join(options) + (" or null" if type(None) in args else "")
+    if origin is tuple and args and args[-1] is not Ellipsis:
+        example = ",".join(_EXAMPLES.get(a, "x") for a in args)
+        if len(set(args)) == 1 and args[0] in _PLURALS:
+            return f"{len(args)} comma-separated {_PLURALS[args[0]]} (e.g. {example})"
+        return f"{len(args)} comma-separated values ({', '.join(_describe(a) for a in args)}; e.g. {example})"
+    if origin in (tuple, list) or tp in (tuple, list):
+        return f"a list of {_describe(args[0]) if args else 'values'} (comma-separated or JSON)"
+    if _is_mapping(tp):
+        return "a JSON object"
+    return _NAMES.get(tp, getattr(tp, "__name__", str(tp)))
+
+
+_NAMES = {bool: "true or false", int: "an integer", float: "a finite number", str: "a string"}
+_PLURALS = {bool: "booleans", int: "integers", float: "finite numbers", str: "strings"}
+_EXAMPLES = {bool: "true", int: "1", float: "0.5", str: "a"}
+
+
+def _show(value: Any) -> str:
+    return repr(value) if isinstance(value, str) else json.dumps(value) if _jsonable(value) else repr(value)
+
+
+def _jsonable(value: Any) -> bool:
+    try:
+        json.dumps(value, allow_nan=False)
+    except (TypeError, ValueError):
+        return False
+    return True
 
 
 def _preset(name: str, regime: str, **sections: dict[str, Any]) -> Config:
