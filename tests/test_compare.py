@@ -23,8 +23,9 @@ from conftest import build_map, partition
 
 from landscape.cli.compare_cmd import compare_cmd
 from landscape.cli.errors import run_guarded
-from landscape.diagnosis.compare import compare_profiles, map_profile, plot_comparison, summarize
+from landscape.diagnosis.compare import compare_profiles, map_profile, summarize
 from landscape.io.mapfile import DiagnosisData, FunnelData, read_map, write_map
+from landscape.plots.compare import plot_comparison
 
 PNG = b"\x89PNG\r\n\x1a\n"
 N = 10
@@ -321,8 +322,8 @@ def test_bad_inputs_are_one_line_errors(maps, tmp_path, capsys):
     assert not out.exists()
 
 
-def test_checkpoint_side_runs_the_check_and_finds_its_map(tmp_path, monkeypatch, capsys):
 @pytest.mark.slow
+def test_checkpoint_side_runs_the_check_and_finds_its_map(tmp_path, monkeypatch, capsys):
     from landscape.cli.train_cmd import train_cmd
     from landscape.train.checkpoint import sha256_of
 

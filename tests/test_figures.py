@@ -10,24 +10,21 @@ import pytest
 from matplotlib.colors import to_hex
 
 from landscape import LandscapeError
-from landscape.plots.figures import (
-    atomic_output,
+from landscape.io.files import atomic_path as atomic_output
+from landscape.io.mapfile import FunnelData, read_map
+from landscape.io.views import (
     basin_tree_of,
-    check_picture_path,
     data_range,
-    draw_map_tree,
     leaf_basins,
     level_name,
     minima_kind,
     partition_of,
-    plot_funnel,
-    plot_levels,
-    plot_map_2d,
-    plot_representatives,
-    plot_tree,
     tree_merges,
 )
-from landscape.io.mapfile import FunnelData, read_map
+from landscape.plots.common import check_picture_path
+from landscape.plots.funnel import plot_funnel
+from landscape.plots.maps import plot_levels, plot_map_2d, plot_representatives
+from landscape.plots.tree import draw_map_tree, plot_tree
 from conftest import (
     BASIN_MERGES,
     IMG_LEVELS,

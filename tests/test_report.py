@@ -13,7 +13,7 @@ from conftest import build_map
 from landscape import LandscapeError
 from landscape.diagnosis import report as report_module
 from landscape.diagnosis.spurious import OFF_DATA, SATURATED, Diagnosis, diagnose
-from landscape.plots.figures import plot_tree
+from landscape.plots.tree import plot_tree
 from landscape.io.records import MapContent
 from landscape.diagnosis.report import (
     CLOSEST_CALLS,

@@ -13,9 +13,9 @@ from landscape.mapping.tree import (
     display_nodes,
     members,
     minimax_tree,
-    plot_tree,
     render_text,
 )
+from landscape.plots.tree import draw_tree as plot_tree  # the tree into an axes (the map saver is plots.tree.plot_tree)
 
 # Four minima. Tested pairs and barrier estimates:
 #   0-1 at 5, 1-2 at 4, 2-3 at 6, and a direct 0-2 estimate of 10 that cuts across

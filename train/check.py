@@ -39,6 +39,7 @@ from landscape import Energy, sample
 from landscape.errors import LandscapeError, NonFiniteEnergyError
 from landscape.io.files import json_safe
 from landscape.mapping.neighbors import nearest_distance
+from landscape.plots.common import START_NAMES, new_figure, save_figure, wrap
 from landscape.train.checkpoint import energy_from_checkpoint
 from landscape.train.sampling import ChainReport, _saturation, save_chain_figure
 
@@ -530,18 +531,27 @@ def convergence_check(
 # pictures
 
 
-def save_check_figure(result: CheckResult, path: str | os.PathLike) -> None:
-    """Energy, NN distance and (images) saturation against chain length (log x-axis),
-    with the data's yardsticks as grey lines and the verdict thresholds dotted red."""
-    import matplotlib
+def _model_name(result: CheckResult) -> str:
+    """The model for titles: the checkpoint's file stem ("energy" when the result has none)."""
+    return Path(result.source).stem if result.source else "energy"
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+
+def save_check_figure(result: CheckResult, path: str | os.PathLike) -> Path:
+    """Energy, NN distance and (images) saturation against chain length (log x-axis),
+    with the data's yardsticks as grey lines and the verdict thresholds dotted red.
+
+    The title names the model and the verdict, the caption the chains: how many, from
+    where, and their lengths in Langevin steps. Returns ``path`` (written atomically).
+    """
+    from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
 
     d, t = result.data, result.thresholds
     panels = ["energy", "nn"] + (["saturation"] if d.saturation is not None else [])
-    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.6))
+    fig = new_figure(4.4 * len(panels), 4.0, layout="constrained")
+    axes = fig.subplots(1, len(panels), squeeze=False)[0]
     styles = {"data": ("tab:blue", "-", "o"), "noise": ("tab:orange", "--", "s")}
+    names = {"energy": "mean energy", "nn": "distance to the data", "saturation": "saturated pixels"}
+    multiples = sorted({s.multiple for track in result.stages.values() for s in track})
     for ax, panel in zip(axes, panels):
         for init, track in result.stages.items():
             xs = np.array([s.multiple for s in track if s.finite])
@@ -551,8 +561,8 @@ def save_check_figure(result: CheckResult, path: str | os.PathLike) -> None:
                 ys = [s.nn_mean for s in track if s.finite]
             else:
                 ys = [100 * s.saturation for s in track if s.finite]
-            color, ls, marker = styles[init]
-            ax.plot(xs, ys, ls=ls, marker=marker, color=color, label=f"chains from {init}")
+            color, ls, marker = styles.get(init, ("0.3", "-", "^"))
+            ax.plot(xs, ys, ls=ls, marker=marker, color=color, label=f"chains from {START_NAMES.get(init, init)}")
             bad = [s.multiple for s in track if not s.finite]
             for m in bad:
                 ax.axvline(m, color=color, ls=":", lw=1)
@@ -565,7 +575,7 @@ def save_check_figure(result: CheckResult, path: str | os.PathLike) -> None:
         elif panel == "nn":
             ax.axhline(d.spacing, color="0.4", label="data's spacing")
             ax.axhline(t.nn_ratio * d.spacing, color="tab:red", ls=":", label=f"{t.nn_ratio:g}x spacing")
-            ax.set_ylabel("mean distance to nearest training example", fontsize=9)
+            ax.set_ylabel("mean distance to the nearest training example", fontsize=9)
             values = [s.nn_mean for tr in result.stages.values() for s in tr if s.finite] + [d.spacing]
             if min(values) > 0 and max(values) > 20 * min(values):  # drifting chains: decades apart
                 ax.set_yscale("log")
@@ -576,21 +586,28 @@ def save_check_figure(result: CheckResult, path: str | os.PathLike) -> None:
             ax.set_ylim(0, 100)
             ax.set_ylabel("saturated pixels (%)")
         ax.set_xscale("log")
-        ax.set_xlabel(f"chain length / L (L = {result.L})")
+        if len(multiples) <= 10:  # the lengths run, as plain numbers (1, 3, 10), not 10^0
+            ax.xaxis.set_major_locator(FixedLocator(multiples))
+            ax.xaxis.set_major_formatter(FuncFormatter(lambda x, pos: f"{x:g}"))
+            ax.xaxis.set_minor_locator(NullLocator())
+        ax.set_xlabel(f"chain length / L (L = {result.L} steps)")
+        ax.set_title(names[panel], fontsize=10)
         ax.legend(fontsize=7)
-    title = f"{Path(result.source).name or 'energy'}: {result.verdict}"
+    title = f"{_model_name(result)}: long-run check, {result.verdict}"
     if result.agreement != "regime unknown":
         title += f" (trained as {result.regime}: {result.agreement})"
-    fig.suptitle(title + f"; eps={result.epsilon:g}, tau={result.tau:g}, {result.n_chains} chains", fontsize=10)
-    fig.tight_layout()
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    longest = max((s.steps for track in result.stages.values() for s in track), default=0)
+    starts = " and ".join(START_NAMES.get(k, k) for k in result.stages)
+    caption = (f"{result.n_chains} chains from {starts}, up to {longest} Langevin steps "
+               f"(eps={result.epsilon:g}, tau={result.tau:g})")
+    fig.suptitle(wrap(f"{title}\n{caption}", 4.4 * len(panels), 10), fontsize=10)
+    return save_figure(fig, path, dpi=110)
 
 
-def save_check_samples(result: CheckResult, path: str | os.PathLike, energy: Energy, init: str = "data") -> None:
+def save_check_samples(result: CheckResult, path: str | os.PathLike, energy: Energy, init: str = "data") -> Path:
     """The end points of one start's chains at ``path`` (images: and the starts at
-    ``<stem>_start``), drawn by :func:`train.sampling.save_chain_figure`."""
+    ``<stem>_start``), drawn by :func:`landscape.train.sampling.save_chain_figure` and
+    captioned with the model, the start and the steps."""
     if init not in result.samples:
         raise LandscapeError(f"no chains from {init} in this result")
     start, end, steps = result.samples[init]
@@ -599,6 +616,7 @@ def save_check_samples(result: CheckResult, path: str | os.PathLike, energy: Ene
         energy_end=_energies(energy, end.to(energy.device, energy.dtype)).cpu(), steps=steps,
         epsilon=result.epsilon, tau=result.tau, init=init, acceptance=None, nn_start=None, nn_end=None,
         data_nn_median=None, data_energy_mean=None, saturation_start=None, saturation_end=None,
+        source=result.source or energy.name or None,
     )
     Path(path).parent.mkdir(parents=True, exist_ok=True)
-    save_chain_figure(report, path, energy)
+    return save_chain_figure(report, path, energy)

@@ -115,13 +115,9 @@ def _map_one(out: Path, name: str, device: str, scale: float, quiet: bool, say: 
 
     from landscape.train.energies import resolve_energy
     from landscape.train.runs import map_data, run_map
-    from landscape.plots.figures import (
-        minima_kind,
-        plot_levels,
-        plot_map_2d,
-        plot_representatives,
-        plot_tree,
-    )
+    from landscape.io.views import minima_kind
+    from landscape.plots.maps import plot_levels, plot_map_2d, plot_representatives
+    from landscape.plots.tree import plot_tree
     from landscape.io.mapfile import read_map
     from landscape.mapping.settings import MapConfig
 

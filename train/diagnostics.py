@@ -19,8 +19,10 @@ them (:func:`plot_training_diagnostics`), and draws what training produces: imag
 KL divergence on a grid (:func:`energy_grid`, :func:`normalized_log_density_on_grid`,
 :func:`kl_on_grid`, :func:`plot_toy_density`).
 
-Plotting uses matplotlib's non-interactive "Agg" backend and closes every figure it opens,
-so a long training run never accumulates figures.
+Figures are matplotlib ``Figure`` objects on the Agg canvas (:func:`landscape.plots.common.new_figure`:
+no pyplot, so a long training run never accumulates open figures), written atomically
+(:func:`landscape.plots.common.save_figure`). Pictures of samples say where their chains
+started and how many Langevin steps they ran.
 """
 
 from __future__ import annotations
@@ -28,12 +30,16 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 from scipy.signal import correlate
 from scipy.special import logsumexp
+
+from landscape.io.files import atomic_path
+from landscape.plots.common import chain_caption, new_figure, save_figure, wrap
 
 __all__ = [
     "autocorrelation",
@@ -55,6 +61,8 @@ MAX_LINE_POINTS = 5000
 MIN_TILE_PX = 48
 #: Colour of non-finite pixels in an image grid (magenta: never a plausible image value).
 NONFINITE_RGB = (255, 0, 255)
+#: Narrowest captioned grid (pixels): a caption needs room for a few words per line.
+MIN_CAPTION_PX = 320
 #: Colour of the separators between tiles and of empty cells.
 BORDER_RGB = (128, 128, 128)
 #: Depth (nats) below the maximum at which log-density panels are clipped.
@@ -292,15 +300,6 @@ def summarize_oscillation(
 # --------------------------------------------------------------------------------------
 
 
-def _pyplot() -> Any:
-    import matplotlib
-
-    matplotlib.use("Agg")  # files only: never open a window from a training run
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
 def _decimate(n: int, y: np.ndarray, max_points: int = MAX_LINE_POINTS) -> np.ndarray:
     """Indices that keep each bucket's min and max, so an oscillation's envelope survives."""
     if n <= max_points:
@@ -381,8 +380,10 @@ def plot_training_diagnostics(
     window: int = 2000,
     max_lag: int = 15,
     title: str | None = None,
-) -> None:
-    """One PNG of the ML-learning diagnostics (Anatomy paper, sec. 3, Fig. 4).
+    init: str | None = None,
+    steps: int | None = None,
+) -> Path:
+    """One picture of the ML-learning diagnostics (Anatomy paper, sec. 3, Fig. 4).
 
     Panels (2 x 3): d_st per update with a zero line and a running mean; v_t; r_t (log
     scale when positive and spanning more than a decade; v_t likewise); autocorrelations of
@@ -401,13 +402,20 @@ def plot_training_diagnostics(
         Equal-length 1-D series: ``d_st``, ``v_t``, ``r_t`` and ideally ``step`` (defaults
         to 1..n); optionally ``energy_pos``, ``energy_neg``. Other keys are ignored.
     path : path-like
-        Where to write the PNG (its folder must exist).
+        Where to write the picture (format by suffix, usually .png; the folder is created).
     window : int
         Number of most recent updates the correlation statistics use.
     max_lag : int
         Largest lag of the correlation panels.
     title : str, optional
-        Figure title.
+        Figure title: the model (e.g. ``"digits_convergent on digits"``).
+    init, steps : optional
+        Where the short-run chains of each update started (``"noise"``, ``"data"``,
+        ``"persistent"``) and their Langevin steps: the caption under the title.
+
+    Returns
+    -------
+    Path
 
     Raises
     ------
@@ -438,94 +446,98 @@ def plot_training_diagnostics(
     summary = summarize_oscillation(dw, vw)
     corr_ok = dw.size >= MIN_CORRELATION_POINTS and bool(np.all(np.isfinite(dw)) and np.all(np.isfinite(vw)))
 
-    plt = _pyplot()
-    fig, axes = plt.subplots(2, 3, figsize=(16, 9))
-    try:
-        ax = axes[0, 0]
-        ax.axhline(0.0, color="k", ls="--", lw=0.8)
-        _line_panel(ax, step, d, "C0", r"$d_{s_t}$", log_if_wide=False)
-        ax.set_title(r"energy gap $d_{s_t} = \overline{U}(X^+) - \overline{U}(X^-)$")
-        ax.set_ylabel(r"$d_{s_t}$ (energy units)")
+    fig = new_figure(16, 9)
+    axes = fig.subplots(2, 3)
+    ax = axes[0, 0]
+    ax.axhline(0.0, color="k", ls="--", lw=0.8)
+    _line_panel(ax, step, d, "C0", r"$d_{s_t}$", log_if_wide=False)
+    ax.set_title(r"energy gap $d_{s_t} = \overline{U}(X^+) - \overline{U}(X^-)$")
+    ax.set_ylabel(r"$d_{s_t}$ (energy units)")
 
-        ax = axes[0, 1]
-        _line_panel(ax, step, v, "C1", r"$v_t$", log_if_wide=True)
-        ax.set_title(r"gradient strength $v_t$ (mean $\Vert\partial U/\partial x\Vert_2$ along chains)")
-        ax.set_ylabel(r"$v_t$ (energy / data unit)")
+    ax = axes[0, 1]
+    _line_panel(ax, step, v, "C1", r"$v_t$", log_if_wide=True)
+    ax.set_title(r"gradient strength $v_t$ (mean $\Vert\partial U/\partial x\Vert_2$ along chains)")
+    ax.set_ylabel(r"$v_t$ (energy / data unit)")
 
-        ax = axes[0, 2]
-        _line_panel(ax, step, r, "C2", r"$r_t$", log_if_wide=True)
-        ax.set_title(r"gradient displacement $r_t = \frac{\varepsilon^2}{2} v_t$ per Langevin step")
-        ax.set_ylabel(r"$r_t$ (data units per step)")
+    ax = axes[0, 2]
+    _line_panel(ax, step, r, "C2", r"$r_t$", log_if_wide=True)
+    ax.set_title(r"gradient displacement $r_t = \frac{\varepsilon^2}{2} v_t$ per Langevin step")
+    ax.set_ylabel(r"$r_t$ (data units per step)")
 
-        lag_note = (
-            f"correlations need at least {MIN_CORRELATION_POINTS} finite updates\n"
-            f"(have {dw.size} in the window): skipped"
-        )
-        ax = axes[1, 0]
-        if corr_ok:
-            ad = autocorrelation(dw, max_lag)
-            av = autocorrelation(vw, max_lag)
-            lags = np.arange(ad.size)
-            _significance_band(ax, dw.size)
-            ax.bar(lags - 0.2, ad, width=0.4, color="C0", label=r"$d_{s_t}$")
-            ax.bar(lags + 0.2, av, width=0.4, color="C1", label=r"$v_t$")
-            ax.axhline(0.0, color="k", lw=0.6)
-            ax.set_xlabel("lag $k$ (updates)")
-            ax.set_ylabel("autocorrelation")
-            ax.set_ylim(-1.05, 1.4)  # headroom keeps the legend off the bars
-            ax.legend(loc="upper center", ncol=3, fontsize=7)
-        else:
-            _note(ax, lag_note)
-        ax.set_title(f"autocorrelation, last {dw.size} updates")
+    lag_note = (
+        f"correlations need at least {MIN_CORRELATION_POINTS} finite updates\n"
+        f"(have {dw.size} in the window): skipped"
+    )
+    ax = axes[1, 0]
+    if corr_ok:
+        ad = autocorrelation(dw, max_lag)
+        av = autocorrelation(vw, max_lag)
+        lags = np.arange(ad.size)
+        _significance_band(ax, dw.size)
+        ax.bar(lags - 0.2, ad, width=0.4, color="C0", label=r"$d_{s_t}$")
+        ax.bar(lags + 0.2, av, width=0.4, color="C1", label=r"$v_t$")
+        ax.axhline(0.0, color="k", lw=0.6)
+        ax.set_xlabel("lag $k$ (updates)")
+        ax.set_ylabel("autocorrelation")
+        ax.set_ylim(-1.05, 1.4)  # headroom keeps the legend off the bars
+        ax.legend(loc="upper center", ncol=3, fontsize=7)
+    else:
+        _note(ax, lag_note)
+    ax.set_title(f"autocorrelation, last {dw.size} updates")
 
-        ax = axes[1, 1]
-        if corr_ok:
-            lags, cc = cross_correlation(dw, vw, max_lag)
-            _significance_band(ax, dw.size)
-            ax.bar(lags, cc, width=0.7, color="C4")
-            ax.axhline(0.0, color="k", lw=0.6)
-            ax.set_xlabel(r"lag $k$ (updates; $k > 0$: $v$ after $d$)")
-            ax.set_ylabel("correlation")
-            ax.set_ylim(-1.05, 1.4)
-            ax.legend(loc="upper center", fontsize=7)
-        else:
-            _note(ax, lag_note)
-        ax.set_title(r"cross-correlation corr($d_{s_t}$, $v_{t+k}$)")
+    ax = axes[1, 1]
+    if corr_ok:
+        lags, cc = cross_correlation(dw, vw, max_lag)
+        _significance_band(ax, dw.size)
+        ax.bar(lags, cc, width=0.7, color="C4")
+        ax.axhline(0.0, color="k", lw=0.6)
+        ax.set_xlabel(r"lag $k$ (updates; $k > 0$: $v$ after $d$)")
+        ax.set_ylabel("correlation")
+        ax.set_ylim(-1.05, 1.4)
+        ax.legend(loc="upper center", fontsize=7)
+    else:
+        _note(ax, lag_note)
+    ax.set_title(r"cross-correlation corr($d_{s_t}$, $v_{t+k}$)")
 
-        ax = axes[1, 2]
-        e_pos, e_neg = series.get("energy_pos"), series.get("energy_neg")
-        if e_pos is not None and e_neg is not None and np.isfinite(e_pos).any() and np.isfinite(e_neg).any():
-            # Samples first: their noisier line would otherwise hide the data's.
-            lines = ((e_neg, "C9", r"samples $\overline{U}(X^-)$"), (e_pos, "C3", r"data $\overline{U}(X^+)$"))
-            for y, color, label in lines:
-                y_plot = np.where(np.isfinite(y), y, np.nan)
-                idx = _decimate(n, y_plot)
-                marker = "o" if n <= 5 else None  # a line of 1 point is invisible
-                ax.plot(step[idx], y_plot[idx], color=color, lw=0.8, label=label, marker=marker, ms=3)
-            _update_axis(ax)
-            ax.set_ylabel("mean energy")
-            ax.legend(loc="best", fontsize=7)
-            ax.set_title("energies of data and short-run samples")
-        else:
-            lines = [f"last {dw.size} updates"] + [f"{k}: {_fmt(val)}" for k, val in summary.items()]
-            ax.text(0.05, 0.95, "\n".join(lines), ha="left", va="top", family="monospace", fontsize=9,
-                    transform=ax.transAxes)
-            ax.set_xticks([])
-            ax.set_yticks([])
-            ax.set_title("oscillation summary")
+    ax = axes[1, 2]
+    e_pos, e_neg = series.get("energy_pos"), series.get("energy_neg")
+    if e_pos is not None and e_neg is not None and np.isfinite(e_pos).any() and np.isfinite(e_neg).any():
+        # Samples first: their noisier line would otherwise hide the data's.
+        lines = ((e_neg, "C9", r"samples $\overline{U}(X^-)$"), (e_pos, "C3", r"data $\overline{U}(X^+)$"))
+        for y, color, label in lines:
+            y_plot = np.where(np.isfinite(y), y, np.nan)
+            idx = _decimate(n, y_plot)
+            marker = "o" if n <= 5 else None  # a line of 1 point is invisible
+            ax.plot(step[idx], y_plot[idx], color=color, lw=0.8, label=label, marker=marker, ms=3)
+        _update_axis(ax)
+        ax.set_ylabel("mean energy")
+        ax.legend(loc="best", fontsize=7)
+        ax.set_title("energies of data and short-run samples")
+    else:
+        lines = [f"last {dw.size} updates"] + [f"{k}: {_fmt(val)}" for k, val in summary.items()]
+        ax.text(0.05, 0.95, "\n".join(lines), ha="left", va="top", family="monospace", fontsize=9,
+                transform=ax.transAxes)
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.set_title("oscillation summary")
 
-        head = (
-            f"last {dw.size} of {n} updates: $d_{{s_t}}$ {_fmt(summary['d_st_mean'])} $\\pm$ "
-            f"{_fmt(summary['d_st_std'])}, lag-1 autocorr {_fmt(summary['d_st_lag1_autocorr'])}, "
-            f"sign changes/100 {_fmt(summary['sign_changes_per_100'])}, "
-            f"corr($d_{{s_t}}$, $v_t$) {_fmt(summary['corr_dst_vt_lag0'])}"
-        )
-        fig.suptitle(head if title is None else f"{title}\n{head}", fontsize=11)
-        # Fixed margins: tight_layout would draw the figure a second time (half the cost).
-        fig.subplots_adjust(left=0.06, right=0.985, bottom=0.07, top=0.88, wspace=0.28, hspace=0.38)
-        fig.savefig(os.fspath(path), dpi=100)
-    finally:
-        plt.close(fig)
+    head = (
+        f"last {dw.size} of {n} updates: $d_{{s_t}}$ {_fmt(summary['d_st_mean'])} $\\pm$ "
+        f"{_fmt(summary['d_st_std'])}, lag-1 autocorr {_fmt(summary['d_st_lag1_autocorr'])}, "
+        f"sign changes/100 {_fmt(summary['sign_changes_per_100'])}, "
+        f"corr($d_{{s_t}}$, $v_t$) {_fmt(summary['corr_dst_vt_lag0'])}"
+    )
+    lines = [title or "training diagnostics"]
+    if init is not None or steps is not None:
+        lines.append(f"negative samples per update: {chain_caption(steps, init)}")
+    lines.append(head)
+    fig.suptitle("\n".join(lines), fontsize=11)
+    # Fixed margins: tight_layout would draw the figure a second time (half the cost).
+    top = 1 - (0.45 + 0.25 * len(lines)) / 9  # room for the title lines above the panel titles
+    fig.subplots_adjust(left=0.06, right=0.985, bottom=0.07, top=top, wspace=0.28, hspace=0.38)
+    for ax in axes.ravel():
+        ax.title.set_fontsize(10)  # the longest panel titles fit their panel's width
+    return save_figure(fig, path, dpi=100, tight=False)
 
 
 # --------------------------------------------------------------------------------------
@@ -541,18 +553,23 @@ def save_image_grid(
     scale: int | None = None,
     value_range: tuple[float, float] = (-1.0, 1.0),
     labels: Sequence[str] | None = None,
-) -> None:
-    """Write a batch of images as one PNG grid.
+    caption: str | None = None,
+) -> Path:
+    """Write a batch of images as one PNG grid, captioned with what they are.
 
     Tiles are laid out row by row, ``nrow`` per row, separated by 1-px grey lines (no outer
     frame); unused cells are grey. Values map linearly from ``value_range`` to 0..255 and
     are clamped; pixels with any non-finite channel are drawn magenta so that a diverged
     sample is visible rather than silently clipped. Images are upscaled by an integer
-    nearest-neighbour factor ``scale``.
+    nearest-neighbour factor ``scale``. A ``caption`` (the model, where the chains started,
+    how many steps they ran: :func:`landscape.plots.common.chain_caption`) is written in a
+    white strip above the tiles, wrapped to the grid's width, and kept in the PNG's
+    ``Title`` text chunk.
 
     The PNG is ``ncol * W * scale + (ncol - 1)`` pixels wide and
-    ``nrows * (H * scale + label_h) + (nrows - 1)`` high, where ``ncol = min(nrow, B)``,
-    ``nrows = ceil(B / nrow)`` and ``label_h`` is 0 without labels.
+    ``caption_h + nrows * (H * scale + label_h) + (nrows - 1)`` high, where
+    ``ncol = min(nrow, B)``, ``nrows = ceil(B / nrow)`` and ``label_h`` and ``caption_h``
+    are 0 without labels and caption (a captioned grid is at least ``MIN_CAPTION_PX`` wide).
 
     Parameters
     ----------
@@ -569,6 +586,12 @@ def save_image_grid(
         Values shown as black and white.
     labels : sequence of str, optional
         One caption per image, written in a strip under its tile (truncated to fit).
+    caption : str, optional
+        What the grid shows, written above it.
+
+    Returns
+    -------
+    Path
 
     Raises
     ------
@@ -581,6 +604,7 @@ def save_image_grid(
     >>> save_image_grid(torch.rand(10, 1, 8, 8) * 2 - 1, "grid.png")  # doctest: +SKIP
     """
     from PIL import Image, ImageDraw, ImageFont
+    from PIL.PngImagePlugin import PngInfo
 
     if x.dim() != 4 or x.shape[1] not in (1, 3):
         raise ValueError(f"images must have shape [B, C, H, W] with C 1 or 3, got {list(x.shape)}")
@@ -635,7 +659,48 @@ def save_image_grid(
                 text = text[:-1]
             r0, c0 = (i // nrow) * (cell_h + 1), (i % nrow) * (tw + 1)
             draw.text((c0 + 1, r0 + th + 1), text, fill=(255, 255, 255), font=font)
-    img.save(os.fspath(path), format="PNG")
+    info = None
+    if caption:
+        img = _captioned(img, caption)
+        info = PngInfo()
+        info.add_text("Title", caption)
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        img.save(os.fspath(tmp), format="PNG", pnginfo=info)
+    return path
+
+
+def _captioned(img: Any, caption: str) -> Any:
+    """``img`` below a white strip with ``caption`` in black, wrapped to its width (a grid
+    narrower than ``MIN_CAPTION_PX`` is centred on a white canvas that wide)."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    width = max(img.size[0], MIN_CAPTION_PX)
+    try:  # a scalable font sized to the grid (Pillow >= 10.1 with FreeType)
+        font = ImageFont.load_default(size=int(np.clip(width / 40, 10, 16)))
+    except (TypeError, ImportError, OSError):
+        font = ImageFont.load_default()
+    measure = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+    lines: list[str] = []
+    for paragraph in caption.split("\n"):
+        line = ""
+        for word in paragraph.split():
+            trial = f"{line} {word}".strip()
+            if line and measure.textlength(trial, font=font) > width - 6:
+                lines.append(line)
+                line = word
+            else:
+                line = trial
+        lines.append(line)
+    box = measure.textbbox((0, 0), "Ag", font=font)
+    line_h = int(box[3] - box[1]) + 3
+    strip = len(lines) * line_h + 6
+    out = Image.new("RGB", (width, img.size[1] + strip), (255, 255, 255))
+    out.paste(img, ((width - img.size[0]) // 2, strip))
+    draw = ImageDraw.Draw(out)
+    for k, line in enumerate(lines):
+        draw.text((3, 3 + k * line_h - box[1]), line, fill=(0, 0, 0), font=font)
+    return out
 
 
 # --------------------------------------------------------------------------------------
@@ -813,8 +878,10 @@ def plot_toy_density(
     samples: np.ndarray | None = None,
     title: str | None = None,
     kl: float | None = None,
-) -> None:
-    """One PNG comparing a true 2-D density with a learned one (and short-run samples).
+    init: str | None = None,
+    steps: int | None = None,
+) -> Path:
+    """One picture comparing a true 2-D density with a learned one (and short-run samples).
 
     Top row: true density ``q``, learned density ``p`` (each normalised on the grid), and
     with ``samples`` a 2-D histogram of them over the same box. Bottom row: ``log q`` and
@@ -828,13 +895,20 @@ def plot_toy_density(
     log_q, log_p : array, shape [ny, nx]
         Log-densities, rows along y.
     path : path-like
-        Where to write the PNG.
+        Where to write the picture (format by suffix, usually .png; the folder is created).
     samples : array, shape [N, 2], optional
         Short-run samples; non-finite rows are dropped (and counted in the panel title).
     title : str, optional
-        Figure title.
+        Figure title: the model (e.g. ``"toy_rings: true vs learned density"``).
     kl : float, optional
         ``KL(q || p)``, stated in the title.
+    init, steps : optional
+        Where the samples' chains started and their Langevin steps, for the samples'
+        caption.
+
+    Returns
+    -------
+    Path
 
     Raises
     ------
@@ -876,54 +950,52 @@ def plot_toy_density(
 
     nq, np_ = normalised(lq), normalised(lp)
     ncols = 3 if s is not None else 2
-    plt = _pyplot()
-    fig, axes = plt.subplots(2, ncols, figsize=(4.6 * ncols, 8.4), squeeze=False)
-    try:
-        panels = ((nq, "true density $q(x)$", "log true density $\\log q(x)$"),
-                  (np_, r"learned density $p_\theta(x) \propto e^{-U(x)}$", r"log learned density $\log p_\theta(x)$"))
-        for col, (ld, t_top, t_bot) in enumerate(panels):
-            ax = axes[0, col]
-            im = ax.imshow(np.exp(ld), origin="lower", extent=extent, cmap="viridis", aspect="equal")
-            fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
-            ax.set_title(t_top)
-            ax = axes[1, col]
-            top = np.nanmax(ld) if np.isfinite(ld).any() else 0.0
-            floor = top - LOG_DENSITY_FLOOR
-            im = ax.imshow(np.clip(np.nan_to_num(ld, nan=floor, neginf=floor), floor, None), origin="lower",
-                           extent=extent, cmap="magma", vmin=floor, vmax=top, aspect="equal")
-            fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label="nats")
-            ax.set_title(f"{t_bot}, floor max$-${LOG_DENSITY_FLOOR:g}")
-        if s is not None:
-            lo_x, hi_x, lo_y, hi_y = extent
-            inside = (s[:, 0] >= lo_x) & (s[:, 0] <= hi_x) & (s[:, 1] >= lo_y) & (s[:, 1] <= hi_y)
-            extra = f"; {int((~inside).sum())} outside box" if (~inside).any() else ""
-            extra += f"; {dropped} non-finite dropped" if dropped else ""
-            ax = axes[0, 2]
-            if s.shape[0]:
-                bins = int(np.clip(math.sqrt(s.shape[0]), 10, 100))
-                ax.hist2d(s[:, 0], s[:, 1], bins=bins, range=[[lo_x, hi_x], [lo_y, hi_y]], cmap="viridis")
-            ax.set_xlim(lo_x, hi_x)
-            ax.set_ylim(lo_y, hi_y)
-            ax.set_aspect("equal")
-            ax.set_title(f"short-run samples ({s.shape[0]}{extra})", fontsize=9)
-            ax = axes[1, 2]
-            top = np.nanmax(np_) if np.isfinite(np_).any() else 0.0
-            ax.imshow(np.clip(np.nan_to_num(np_, nan=top - LOG_DENSITY_FLOOR, neginf=top - LOG_DENSITY_FLOOR),
-                              top - LOG_DENSITY_FLOOR, None),
-                      origin="lower", extent=extent, cmap="Greys", aspect="equal")
-            if s.shape[0]:
-                ax.scatter(s[:, 0], s[:, 1], s=2, c="C3", alpha=0.5, linewidths=0)
-            ax.set_xlim(lo_x, hi_x)
-            ax.set_ylim(lo_y, hi_y)
-            ax.set_title(r"samples over $\log p_\theta$", fontsize=9)
-        for ax in axes.ravel():
-            ax.set_xlabel("$x_1$")
-            ax.set_ylabel("$x_2$")
-        head = title or "true vs learned density"
-        if kl is not None:
-            head += f"   KL(q $\\Vert$ p) = {kl:.4g} nats"
-        fig.suptitle(head)
-        fig.subplots_adjust(left=0.07, right=0.95, bottom=0.07, top=0.9, wspace=0.45, hspace=0.3)
-        fig.savefig(os.fspath(path), dpi=100)
-    finally:
-        plt.close(fig)
+    fig = new_figure(4.6 * ncols, 8.4)
+    axes = fig.subplots(2, ncols, squeeze=False)
+    panels = ((nq, "true density $q(x)$", "log true density $\\log q(x)$"),
+              (np_, r"learned density $p_\theta(x) \propto e^{-U(x)}$", r"log learned density $\log p_\theta(x)$"))
+    for col, (ld, t_top, t_bot) in enumerate(panels):
+        ax = axes[0, col]
+        im = ax.imshow(np.exp(ld), origin="lower", extent=extent, cmap="viridis", aspect="equal")
+        fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
+        ax.set_title(t_top)
+        ax = axes[1, col]
+        top = np.nanmax(ld) if np.isfinite(ld).any() else 0.0
+        floor = top - LOG_DENSITY_FLOOR
+        im = ax.imshow(np.clip(np.nan_to_num(ld, nan=floor, neginf=floor), floor, None), origin="lower",
+                       extent=extent, cmap="magma", vmin=floor, vmax=top, aspect="equal")
+        fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label="nats")
+        ax.set_title(f"{t_bot}, floor max$-${LOG_DENSITY_FLOOR:g}")
+    if s is not None:
+        lo_x, hi_x, lo_y, hi_y = extent
+        inside = (s[:, 0] >= lo_x) & (s[:, 0] <= hi_x) & (s[:, 1] >= lo_y) & (s[:, 1] <= hi_y)
+        extra = f"; {int((~inside).sum())} outside box" if (~inside).any() else ""
+        extra += f"; {dropped} non-finite dropped" if dropped else ""
+        ax = axes[0, 2]
+        if s.shape[0]:
+            bins = int(np.clip(math.sqrt(s.shape[0]), 10, 100))
+            ax.hist2d(s[:, 0], s[:, 1], bins=bins, range=[[lo_x, hi_x], [lo_y, hi_y]], cmap="viridis")
+        ax.set_xlim(lo_x, hi_x)
+        ax.set_ylim(lo_y, hi_y)
+        ax.set_aspect("equal")
+        ax.set_title(wrap(f"short-run samples: {chain_caption(steps, init, n=s.shape[0])}{extra}", 3.6, 9),
+                     fontsize=9)
+        ax = axes[1, 2]
+        top = np.nanmax(np_) if np.isfinite(np_).any() else 0.0
+        ax.imshow(np.clip(np.nan_to_num(np_, nan=top - LOG_DENSITY_FLOOR, neginf=top - LOG_DENSITY_FLOOR),
+                          top - LOG_DENSITY_FLOOR, None),
+                  origin="lower", extent=extent, cmap="Greys", aspect="equal")
+        if s.shape[0]:
+            ax.scatter(s[:, 0], s[:, 1], s=2, c="C3", alpha=0.5, linewidths=0)
+        ax.set_xlim(lo_x, hi_x)
+        ax.set_ylim(lo_y, hi_y)
+        ax.set_title(r"the same samples over $\log p_\theta$", fontsize=9)
+    for ax in axes.ravel():
+        ax.set_xlabel("$x_1$")
+        ax.set_ylabel("$x_2$")
+    head = title or "true vs learned density"
+    if kl is not None:
+        head += f"   KL(q $\\Vert$ p) = {kl:.4g} nats"
+    fig.suptitle(head)
+    fig.subplots_adjust(left=0.07, right=0.95, bottom=0.07, top=0.9, wspace=0.45, hspace=0.3)
+    return save_figure(fig, path, dpi=100)

@@ -431,7 +431,7 @@ def _side(path: Path) -> Side:
             text = f"map {path} (its checkpoint {recorded.get('path')} is not found or changed)"
         else:
             model = None  # a TorchScript file or state dict cannot run our convergence check
-            from landscape.plots.figures import describe_source
+            from landscape.io.views import describe_source
 
             text = f"map {path} of {describe_source(content)}"
         regime = str(ckpt.get("regime", "unknown")) if ckpt is not None else str(recorded.get("regime") or "unknown")
@@ -501,9 +501,10 @@ def run_compare(
     """Compare ``a`` and ``b`` as the command does and draw the figure. ``checks`` maps a
     checkpoint path to a convergence check already run on it (reused instead of
     running it again)."""
-    from landscape.diagnosis.compare import compare_profiles, map_profile, plot_comparison, summarize
+    from landscape.diagnosis.compare import compare_profiles, map_profile, summarize
     from landscape.errors import LandscapeError
-    from landscape.plots.figures import check_picture_path
+    from landscape.plots.common import check_picture_path
+    from landscape.plots.compare import plot_comparison
 
     for path in (a, b):
         if not path.exists():

@@ -19,6 +19,7 @@ from landscape import data as datasets
 from landscape import Energy, sample
 from landscape.errors import LandscapeError
 from landscape.mapping.neighbors import nearest_distance
+from landscape.plots.common import START_NAMES, chain_caption, new_figure, save_figure, wrap
 from landscape.train import diagnostics
 from landscape.train.checkpoint import energy_from_checkpoint
 
@@ -44,6 +45,7 @@ class ChainReport:
     data_energy_mean: float | None
     saturation_start: float | None
     saturation_end: float | None  # share of coordinates at or beyond the data range ends
+    source: str | None = None  # the checkpoint the chains ran on (names the model in pictures)
 
     def summary(self) -> dict[str, float]:
         out = {
@@ -157,6 +159,7 @@ def run_chains(
         data_energy_mean=data_energy,
         saturation_start=sat(x0) if sat else None,
         saturation_end=sat(result.x) if sat else None,
+        source=str(checkpoint),
     )
 
 
@@ -187,33 +190,63 @@ def _saturation(energy: Energy) -> Callable[[torch.Tensor], float] | None:
     return lambda x: float(saturation(x, energy.data_range).mean())
 
 
-def save_chain_figure(report: ChainReport, path: str | os.PathLike, energy: Energy | None = None) -> None:
-    """Image data: the end grid at ``path`` and the start grid at ``<stem>_start``.
+def _model_name(report: ChainReport, energy: Energy | None) -> str:
+    """The model for titles: the checkpoint's file stem (the report's, else the energy's name)."""
+    for name in (report.source, energy.name if energy is not None else None):
+        if name:
+            return Path(str(name)).stem or str(name)
+    return "model"
 
-    2-D data: chain starts and ends over the learned density.
+
+def chain_title(report: ChainReport, energy: Energy | None = None, *, start: bool = False) -> str:
+    """What a picture of the chains shows: the model, how many chains from where, and the
+    steps (``start``: the chains' starts, step 0)."""
+    n = int(report.end.shape[0])
+    name = _model_name(report, energy)
+    if start:
+        return f"{name}: the starts of {chain_caption(None, report.init, n=n)} (step 0)"
+    return f"{name}: {chain_caption(report.steps, report.init, n=n, epsilon=report.epsilon, tau=report.tau)}"
+
+
+def save_chain_figure(report: ChainReport, path: str | os.PathLike, energy: Energy | None = None) -> Path:
+    """Image data: the end grid at ``path`` and the start grid at ``<stem>_start``, each
+    captioned with the model, the chains' start and their number of steps.
+
+    2-D data: chain starts and ends over the learned density (when ``energy`` is given),
+    titled the same way. Returns ``path``.
     """
     path = Path(path)
     if report.end.dim() == 4:
         k = min(100, report.end.shape[0])
-        diagnostics.save_image_grid(report.start[:k], path.with_name(path.stem + "_start" + path.suffix))
-        diagnostics.save_image_grid(report.end[:k], path)
+        shown = f" (the first {k})" if k < report.end.shape[0] else ""
+        diagnostics.save_image_grid(report.start[:k], path.with_name(path.stem + "_start" + path.suffix),
+                                    caption=chain_title(report, energy, start=True) + shown)
+        diagnostics.save_image_grid(report.end[:k], path, caption=chain_title(report, energy) + shown)
     elif report.end.dim() == 2 and report.end.shape[1] == 2:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
-        fig, ax = plt.subplots(figsize=(5, 5))
+        fig = new_figure(5.5, 5.5, layout="constrained")
+        ax = fig.add_subplot(1, 1, 1)
+        s, e = report.start.numpy(), report.end.numpy()
+        title = chain_title(report, energy)
         if energy is not None and energy.data_range is not None:
             xs, ys, u = diagnostics.energy_grid(energy, energy.data_range, res=150)
             ax.contourf(xs, ys, np.exp(-(u - u.min())), levels=30, cmap="viridis")
-        s, e = report.start.numpy(), report.end.numpy()
-        ax.scatter(s[:, 0], s[:, 1], s=4, c="white", alpha=0.5, label="start")
+            # The picture is the density's box; points outside it are counted, not drawn.
+            ax.set_xlim(xs[0], xs[-1])
+            ax.set_ylim(ys[0], ys[-1])
+            both = np.concatenate([s, e])
+            outside = int((~((both[:, 0] >= xs[0]) & (both[:, 0] <= xs[-1]) & (both[:, 1] >= ys[0])
+                             & (both[:, 1] <= ys[-1]))).sum())
+            if outside:
+                title += f"; {outside} points outside the box"
+        ax.scatter(s[:, 0], s[:, 1], s=4, c="white", edgecolors="0.3", linewidths=0.2, alpha=0.6,
+                   label=f"start ({START_NAMES.get(report.init, report.init)})")
         ax.scatter(e[:, 0], e[:, 1], s=4, c="red", alpha=0.7, label=f"after {report.steps} steps")
         ax.set_aspect("equal")
+        ax.set_xlabel("x1")
+        ax.set_ylabel("x2")
         ax.legend(loc="upper right", fontsize=8)
-        ax.set_title(f"{report.init}-initialised chains, eps={report.epsilon:g}, tau={report.tau:g}")
-        fig.savefig(path, dpi=120, bbox_inches="tight")
-        plt.close(fig)
+        ax.set_title(wrap(title, 5.0, 10), fontsize=10)
+        save_figure(fig, path)
     else:
         raise LandscapeError(f"no picture for examples of shape {list(report.end.shape[1:])}: use .npz output")
+    return path

@@ -18,7 +18,8 @@ them apart; :func:`map_profile` reduces one map to a few comparable numbers:
   count per reason.
 
 :func:`compare_profiles` lays two profiles out as table rows, :func:`summarize` says in
-plain words how they differ, and :func:`plot_comparison` draws both on one figure.
+plain words how they differ, and :func:`landscape.plots.compare.plot_comparison` draws both
+on one figure.
 
 This module reads maps only: it neither runs chains nor loads models (the command
 ``landscape compare`` adds the long-run convergence check of a checkpoint).
@@ -35,11 +36,8 @@ import numpy as np
 
 from landscape.errors import LandscapeError
 from landscape.io.files import json_safe
-from landscape.plots.figures import (
-    _new_figure,
-    atomic_output,
-    check_picture_path,
-    data_range,
+from landscape.io.mapfile import MapContent
+from landscape.io.views import (
     basin_tree_of,
     describe_source,
     map_alpha,
@@ -48,7 +46,6 @@ from landscape.plots.figures import (
     minima_kind,
     tree_merges,
 )
-from landscape.io.mapfile import MapContent
 
 __all__ = ["MAX_PICTURES", "compare_profiles", "json_safe", "map_profile", "plot_comparison", "summarize"]
 
@@ -56,9 +53,6 @@ __all__ = ["MAX_PICTURES", "compare_profiles", "json_safe", "map_profile", "plot
 MAX_PICTURES = 16
 #: Two multipliers this close (relative) are the same level of two ladders.
 _SAME_MULTIPLIER = 1e-6
-_COLORS = ("tab:blue", "tab:orange")
-#: Images without a map to say their range are shown as our data are scaled: [-1, 1].
-_DEFAULT_RANGE = (-1.0, 1.0)
 
 
 # ---------------------------------------------------------------------------- profile
@@ -172,7 +166,7 @@ def map_profile(content: MapContent) -> dict[str, Any]:
     dict
         Plain data (NaN-free except where noted; pass through :func:`json_safe` for JSON):
 
-        - ``source`` (str, :func:`landscape.plots.figures.describe_source`), ``dataset``,
+        - ``source`` (str, :func:`landscape.io.views.describe_source`), ``dataset``,
           ``kind`` ("image", "2d", "vector" or None), ``shape``;
         - ``n_minima``, ``n_basins`` (main level), ``alpha`` (main level), ``alpha_unit``;
         - ``levels``: list of ``(multiplier, alpha, basins)``, ascending multiplier; a
@@ -440,304 +434,9 @@ def _basin_difference(a: Mapping[str, Any], b: Mapping[str, Any], na: str, nb: s
 # ----------------------------------------------------------------------------- figure
 
 
-def _plain(axis: Any) -> None:
-    """Plain numbers on a log axis (0.3, 10, 100), not 3x10^-1."""
-    from matplotlib.ticker import FuncFormatter, LogLocator
+def plot_comparison(*args: Any, **kwargs: Any) -> Path:
+    """The comparison figure: moved to :func:`landscape.plots.compare.plot_comparison`
+    (this name forwards to it for one release)."""
+    from landscape.plots.compare import plot_comparison as plot
 
-    fmt = FuncFormatter(lambda x, pos: f"{x:g}")
-    axis.set_major_formatter(fmt)
-    axis.set_minor_locator(LogLocator(subs=(2.0, 5.0)))
-    axis.set_minor_formatter(fmt)
-
-
-def _note(ax: Any, text: str) -> None:
-    ax.text(0.5, 0.5, text, transform=ax.transAxes, ha="center", va="center", fontsize=9, color="0.35", wrap=True)
-
-
-def _panel_basins(ax: Any, profiles: Sequence[Mapping[str, Any] | None], names: Sequence[str]) -> None:
-    drawn, notes = False, []
-    for p, name, color in zip(profiles, names, _COLORS):
-        if p is None:
-            notes.append(f"{name}: no map")
-            continue
-        pts = [(m, n) for m, _, n in p["levels"] if m is not None and m > 0 and n > 0]
-        if not pts:
-            notes.append(f"{name}: magnetization unknown")
-            continue
-        m, n = np.array(pts, dtype=np.float64).T
-        label = name
-        if np.unique(m).size >= 2:
-            slope = np.polyfit(np.log(m), np.log(n), 1)[0]
-            label += f" (log-log slope {slope:.2f})"
-        ax.plot(m, n, "o-", color=color, label=label)
-        drawn = True
-    if drawn:
-        ax.set_xscale("log")
-        ax.set_yscale("log")
-        _plain(ax.xaxis)
-        _plain(ax.yaxis)
-        ax.legend(fontsize=7)
-        ax.grid(True, which="both", color="0.92", lw=0.5)
-    else:
-        _note(ax, "no basin counts to draw")
-    if notes:
-        ax.text(0.01, 0.01, "; ".join(notes), transform=ax.transAxes, fontsize=7, color="0.35")
-    ax.set_xlabel("magnetization alpha / the map's alpha unit")
-    ax.set_ylabel("number of basins")
-    ax.set_title("basins against magnetization", fontsize=9)
-
-
-def _panel_barriers(ax: Any, profiles: Sequence[Mapping[str, Any] | None], names: Sequence[str]) -> None:
-    drawn, notes = [], []
-    for p, name, color in zip(profiles, names, _COLORS):
-        if p is None:
-            notes.append(f"{name}: no map")
-            continue
-        h = p["barriers"]["heights_kT"]
-        if h is None:
-            notes.append(f"{name}: temperature unknown")
-            continue
-        if not h:
-            notes.append(f"{name}: no barriers")
-            continue
-        x = np.sort(np.asarray(h, dtype=np.float64))
-        y = np.arange(1, x.size + 1) / x.size
-        ax.step(np.concatenate([[0.0], x]), np.concatenate([[0.0], y]), where="post", color=color,
-                label=f"{name} ({x.size}, median {np.median(x):.3g})")
-        drawn.append(x)
-    if drawn:
-        allx = np.concatenate(drawn)
-        # Barrier spectra span decades: a log axis unless some are zero or they are narrow.
-        if allx.min() > 0 and allx.max() / allx.min() > 100:
-            ax.set_xscale("log")
-            _plain(ax.xaxis)
-        ax.set_ylim(0, 1.02)
-        ax.legend(fontsize=7, loc="lower right")
-        ax.grid(True, color="0.92", lw=0.5)
-    else:
-        _note(ax, "no barrier heights in kT to draw")
-    if notes:
-        ax.text(0.01, 0.93, "; ".join(notes), transform=ax.transAxes, fontsize=7, color="0.35")
-    ax.set_xlabel("barrier height / kT (top-level tree merges, relative)")
-    ax.set_ylabel("share of barriers at or below")
-    ax.set_title("barrier spectrum (empirical CDF)", fontsize=9)
-
-
-def _panel_funnel(ax: Any, profiles: Sequence[Mapping[str, Any] | None], names: Sequence[str]) -> None:
-    drawn, notes, ticks = False, [], set()
-    for p, name, color in zip(profiles, names, _COLORS):
-        f = None if p is None else p["funnel"]
-        if f is None:
-            notes.append(f"{name}: {'no map' if p is None else 'no funnel probe'}")
-            continue
-        noise = np.asarray(f["noise"], dtype=np.float64)
-        positive = noise[noise > 0]
-        # Each map's ladder in units of its own lowest non-zero level: the two models'
-        # noise scales (their training tau) differ, the ladder's shape is what compares.
-        x = noise / positive.min() if positive.size else np.arange(noise.size, dtype=np.float64)
-        score = "undefined" if f["score"] is None else f"{f['score']:.2f}"
-        ax.plot(x, f["effective_basins"], "o-", color=color, label=f"{name} (score {score})")
-        ticks.update(round(float(t), 6) for t in x)
-        if f["reference_basins"] is not None:
-            ax.axhline(f["reference_basins"], color=color, ls=":", lw=1)
-        drawn = True
-    if drawn:
-        ax.set_xscale("symlog", linthresh=1.0, linscale=0.5)  # keeps tau = 0 on the axis
-        if len(ticks) <= 12:  # the ladders' own levels, as plain numbers
-            from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
-
-            ax.xaxis.set_major_locator(FixedLocator(sorted(ticks)))
-            ax.xaxis.set_major_formatter(FuncFormatter(lambda x, pos: f"{x:g}"))
-            ax.xaxis.set_minor_locator(NullLocator())
-        ax.set_ylim(bottom=0)
-        ax.legend(fontsize=7)
-        ax.grid(True, color="0.92", lw=0.5)
-    else:
-        _note(ax, "no funnel probe")
-    if notes:
-        ax.text(0.01, 0.01, "; ".join(notes), transform=ax.transAxes, fontsize=7, color="0.35")
-    ax.set_xlabel("noise level / the map's lowest non-zero level")
-    ax.set_ylabel("effective number of basins exp(H)")
-    ax.set_title("funnel probe (dotted: the data's basins)", fontsize=9)
-
-
-def _panel_spurious(ax: Any, profiles: Sequence[Mapping[str, Any] | None], names: Sequence[str]) -> None:
-    from landscape.diagnosis.spurious import REASONS
-
-    cats = ["any (minima)", "any (chains)", *REASONS.values()]
-    width = 0.38
-    drawn, notes = False, []
-    for k, (p, name, color) in enumerate(zip(profiles, names, _COLORS)):
-        d = None if p is None else p["diagnosis"]
-        if d is None:
-            notes.append(f"{name}: {'no map' if p is None else 'no diagnosis'}")
-            continue
-        values = [d["share_minima"], d["share_hits"]]
-        n = p["n_minima"]
-        values += [(d["reasons"][r] / n if n else None) if d["reasons"] is not None else None for r in REASONS.values()]
-        xs = [i + (k - 0.5) * width for i, v in enumerate(values) if v is not None]
-        ys = [v for v in values if v is not None]
-        bars = ax.bar(xs, ys, width=width, color=color, label=name)
-        ax.bar_label(bars, labels=[f"{100 * v:.0f}%" for v in ys], fontsize=6, padding=1)
-        drawn = True
-    ax.set_xticks(range(len(cats)))
-    ax.set_xticklabels(cats, fontsize=7)
-    ax.set_ylim(0, 1.3)  # room above the bars for the legend
-    ax.set_ylabel("share spurious")
-    if drawn:
-        ax.legend(fontsize=7, loc="upper center", ncol=2)
-    else:
-        _note(ax, "no diagnosis")
-    if notes:
-        ax.text(0.01, 0.93, "; ".join(notes), transform=ax.transAxes, fontsize=7, color="0.35")
-    ax.set_title("spurious minima by reason (share of minima; 'chains': weighted by hits)", fontsize=9)
-
-
-def _is_image_batch(x: np.ndarray) -> bool:
-    return (x.ndim == 4 and x.shape[1] in (1, 3)) or x.ndim == 3
-
-
-def _pictures(
-    content: MapContent | None, samples: np.ndarray | None
-) -> tuple[np.ndarray, list[str], list[bool], str, bool] | None:
-    """The images of one side's row: (images [k, ...], captions, red flags, what they are,
-    whether they are the samples); None when the side has no images to show."""
-    if samples is not None:
-        x = np.asarray(samples.detach().cpu() if hasattr(samples, "detach") else samples, dtype=np.float64)
-        if _is_image_batch(x) and x.shape[0]:
-            k = min(MAX_PICTURES, x.shape[0])
-            return x[:k], [""] * k, [False] * k, f"samples ({k} of {x.shape[0]})", True
-    if content is None:
-        return None
-    try:
-        if minima_kind(content) != "image":
-            return None
-    except LandscapeError:
-        return None
-    part = content.partition
-    hits = part.hits(content.minima_hits)
-    order = np.argsort(-hits, kind="stable")[:MAX_PICTURES]
-    reps = part.representative[order]
-    spurious = (np.asarray(content.diagnosis.spurious, dtype=bool)[reps] if content.diagnosis is not None
-                else np.zeros(order.size, dtype=bool))
-    x = np.asarray(content.minima_x, dtype=np.float64)[reps]
-    captions = [f"#{int(b)}: {int(hits[b])} hits" for b in order]
-    what = f"the {order.size} basins with most hits (representatives; red: spurious)"
-    return x, captions, spurious.tolist(), what, False
-
-
-def _mosaic(images: np.ndarray, low: float, high: float, gap: int = 1) -> np.ndarray:
-    """Images [k, C, H, W] or [k, H, W] side by side as one RGB array [H, k * (W + gap), 3]
-    on white (one axes for the whole row: 16 axes per row would cost seconds to lay out)."""
-    x = np.clip((np.nan_to_num(np.asarray(images, dtype=np.float64), nan=low) - low) / (high - low), 0.0, 1.0)
-    if x.ndim == 3:
-        x = x[:, None]
-    if x.shape[1] == 1:
-        x = np.repeat(x, 3, axis=1)
-    k, _, h, w = x.shape
-    out = np.ones((h, MAX_PICTURES * (w + gap), 3))
-    for i in range(k):
-        out[:, i * (w + gap) : i * (w + gap) + w] = np.transpose(x[i], (1, 2, 0))
-    return out
-
-
-def _draw_images(ax: Any, images: np.ndarray, captions: list[str], red: list[bool], low: float, high: float) -> None:
-    from matplotlib.patches import Rectangle
-
-    h, w = images.shape[-2:]
-    ax.imshow(_mosaic(images, low, high), interpolation="nearest", aspect="equal")
-    ax.set_axis_off()
-    for k, caption in enumerate(captions):
-        x0 = k * (w + 1) - 0.5
-        if caption:
-            ax.text(x0 + w / 2, -0.8, caption, ha="center", va="bottom", fontsize=5,
-                    color="red" if red[k] else "black")
-        if red[k]:
-            ax.add_patch(Rectangle((x0, -0.5), w, h, fill=False, edgecolor="red", linewidth=1.2))
-
-
-def plot_comparison(
-    a_content: MapContent | None,
-    b_content: MapContent | None,
-    names: Sequence[str],
-    path: str | Path,
-    samples: Mapping[str, Any] | None = None,
-    *,
-    sample_notes: Mapping[str, str] | None = None,
-) -> Path:
-    """Draw two maps side by side on one figure, written atomically.
-
-    Four panels, both maps in each (A blue, B orange): (1) the number of basins against
-    the magnetization multiplier, log-log; (2) the barrier spectrum, the empirical CDF of
-    the top-level barrier heights in kT; (3) the funnel probe's effective number of
-    basins ``exp(H)`` against the noise level in units of each map's lowest non-zero
-    level (symlog axis, so tau = 0 shows), with the data's own as a dotted line; (4) the
-    spurious share, grouped bars per reason. A side that lacks a part is named in a note.
-    Below, one row of pictures per model with image minima: ``samples[name]`` (the first
-    16), else the representatives of its 16 basins with most hits. 2-D and vector maps get
-    the four panels only.
-
-    Parameters
-    ----------
-    a_content, b_content : MapContent or None
-        The two maps (None: that side has no map).
-    names : (str, str)
-        Labels of the two sides.
-    path : str or Path
-        The picture (format by suffix: .png, .pdf, .svg).
-    samples : dict name -> array [n, *shape], optional
-        Images to show for a side instead of its basins (e.g. long-run samples).
-    sample_notes : dict name -> str, optional
-        What the samples are, for the row's title.
-
-    Returns
-    -------
-    Path
-
-    Raises
-    ------
-    LandscapeError
-        An unknown picture format, or a map without basins.
-
-    Examples
-    --------
-    >>> plot_comparison(read_map("a.h5"), read_map("b.h5"), ("a", "b"), "a_vs_b.png")   # doctest: +SKIP
-    """
-    path = check_picture_path(path)
-    names = list(names)
-    if len(names) != 2:
-        raise LandscapeError(f"plot_comparison needs two names, got {len(names)}")
-    contents = (a_content, b_content)
-    profiles = [None if c is None else map_profile(c) for c in contents]
-    samples = samples or {}
-    rows = []
-    for side, (content, name) in enumerate(zip(contents, names)):
-        found = _pictures(content, samples.get(name))
-        if found is not None:
-            low, high = data_range(content) if content is not None else _DEFAULT_RANGE
-            rows.append((side, found, low, high))
-
-    # A fixed layout in inches (no layout engine: it costs more than the drawing).
-    width, panels_h, row_h = 12.0, 7.1, 1.2
-    height = panels_h + row_h * len(rows)
-    fig = _new_figure(width, height)
-
-    def rect(left: float, top: float, w: float, h: float) -> tuple[float, float, float, float]:
-        return (left / width, 1 - (top + h) / height, w / width, h / height)
-
-    axes = [fig.add_axes(rect(left, top, 4.9, 2.55)) for top in (0.6, 4.05) for left in (0.75, 6.8)]
-    _panel_basins(axes[0], profiles, names)
-    _panel_barriers(axes[1], profiles, names)
-    _panel_funnel(axes[2], profiles, names)
-    _panel_spurious(axes[3], profiles, names)
-    fig.text(0.5, 1 - 0.12 / height, f"{names[0]} (blue) vs {names[1]} (orange)", ha="center", va="top", fontsize=11)
-    for r, (side, (images, captions, red, what, from_samples), low, high) in enumerate(rows):
-        name = names[side]
-        note = (sample_notes or {}).get(name) if from_samples else None
-        top = panels_h + r * row_h
-        fig.text(0.5, 1 - (top + 0.05) / height, f"{name}: {note or what}", ha="center", va="top", fontsize=8,
-                 color=_COLORS[side])
-        _draw_images(fig.add_axes(rect(0.2, top + 0.38, width - 0.4, row_h - 0.45)), images, captions, red, low, high)
-    with atomic_output(path) as tmp:
-        fig.savefig(tmp, dpi=110)
-    return path
+    return plot(*args, **kwargs)

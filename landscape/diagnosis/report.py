@@ -13,7 +13,7 @@ c. the energies of the data against those of the minima (:func:`plot_energy_hist
 d. the data's own nearest-neighbour distances against the minima's
    (:func:`plot_nn_histogram`);
 e. the disconnectivity graph with the spurious basins in red
-   (:func:`landscape.plots.figures.plot_tree`);
+   (:func:`landscape.plots.tree.plot_tree`);
 f. figures the caller adds (the funnel probe, say);
 g. a table of every flagged minimum.
 
@@ -22,8 +22,9 @@ needs no other file, no network and no JavaScript. The page is written to a temp
 file next to the target and renamed onto it only once complete: a failure leaves an
 existing report as it was.
 
-The figure functions follow :mod:`landscape.plots.figures`: a matplotlib ``Figure`` on the Agg
-canvas (no pyplot), written atomically, format by suffix.
+The ``plot_*`` functions here are the report's savers: they check that the map, its
+diagnosis and the data belong together, choose what to show, and draw with
+:mod:`landscape.plots.report` into a new figure written atomically (format by suffix).
 """
 
 from __future__ import annotations
@@ -32,7 +33,6 @@ import base64
 import html
 import math
 import tempfile
-import textwrap
 from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from datetime import datetime, timezone
@@ -41,22 +41,30 @@ from typing import Any
 
 import numpy as np
 
-from landscape.diagnosis.spurious import OFF_DATA, SATURATED, SINK, Diagnosis, reason_text
-from landscape.errors import LandscapeError
-from landscape.plots.figures import (
-    _g,
-    _new_figure,
-    _save,
-    _short_source,
-    atomic_output,
-    check_picture_path,
-    data_range,
-    describe_source,
-    minima_kind,
-    plot_tree,
-    show_image,
+from landscape.diagnosis.spurious import (
+    OFF_DATA,
+    SATURATED,
+    SINK,
+    Diagnosis,
+    reason_text,
 )
+from landscape.errors import LandscapeError
+from landscape.io.files import atomic_path
 from landscape.io.mapfile import MapContent
+from landscape.io.views import describe_source, minima_kind, short_source
+from landscape.plots.common import check_picture_path, fmt, new_figure, save_figure
+from landscape.plots.report import (
+    draw_energy_histogram,
+    draw_nn_histogram,
+    draw_worst_minima,
+    has_saturation,
+    nn_ratio,
+    pairs_size,
+    percent,
+    quantile_name,
+    times,
+)
+from landscape.plots.tree import plot_tree
 
 #: With no minimum flagged, the report shows this many of those farthest from the data.
 CLOSEST_CALLS = 6
@@ -65,7 +73,6 @@ CLOSEST_CALLS = 6
 DPI = 100
 _MIME = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".gif": "image/gif",
          ".svg": "image/svg+xml"}
-_FLAG_COLOUR, _CLOSE_COLOUR, _OK_COLOUR = "red", "darkorange", "tab:blue"
 
 
 # ------------------------------------------------------------------------- checks
@@ -145,166 +152,7 @@ def worst_minima(content: MapContent, diagnosis: Diagnosis, max_shown: int = 12)
     return far[: min(CLOSEST_CALLS, k)].astype(np.int64), False
 
 
-# ------------------------------------------------------------------------ text bits
-
-
-def _ratio(distance: float, bar: float) -> float:
-    """Distance as a multiple of the bar (inf for a zero bar, as every distance beats it)."""
-    if bar > 0:
-        return distance / bar
-    return math.inf if distance > 0 else math.nan
-
-
-def _times(r: float) -> str:
-    return f"{r:.2f}x" if math.isfinite(r) else "-"
-
-
-def _pct(share: float) -> str:
-    return f"{100 * share:.1f}%"
-
-
-def _q(quantile: float) -> str:
-    """0.99 -> ``q99``, 0.5 -> ``q50``."""
-    return f"q{100 * quantile:g}"
-
-
-def _has_saturation(content: MapContent, diagnosis: Diagnosis) -> bool:
-    return minima_kind(content) == "image" and diagnosis.saturation is not None
-
-
-def _caption(content: MapContent, diagnosis: Diagnosis, i: int) -> list[str]:
-    """The lines under one shown minimum: who it is, how far, how saturated, why flagged."""
-    d = float(diagnosis.nn_distance[i])
-    lines = [
-        f"minimum {i}, basin {int(content.minima_basin[i])}, E={_g(float(content.minima_energy[i]))}",
-        f"NN distance {_g(d)} ({_times(_ratio(d, diagnosis.nn_bar))} bar)",
-    ]
-    if _has_saturation(content, diagnosis):
-        lines.append(f"saturation {_pct(float(diagnosis.saturation[i]))}")  # type: ignore[index]
-    lines.append(reason_text(int(diagnosis.reasons[i])) or "not flagged")
-    return lines
-
-
 # ------------------------------------------------------------------------ the figures
-
-
-def _image_pairs(content: MapContent, diagnosis: Diagnosis, data_x: np.ndarray, shown: np.ndarray,
-                 flagged: bool, title: str) -> Any:
-    """A grid of cells, each a minimum beside its nearest training example, captioned above."""
-    low, high = data_range(content)
-    n = shown.size
-    ncols = min(4, n)
-    nrows = math.ceil(n / ncols)
-    # Fixed layout in inches (as figures._image_grid): a caption of up to four lines
-    # above each pair, a one-line label below each image.
-    h, w = np.shape(content.minima_x)[-2:]
-    img_w = 1.0
-    img_h = float(np.clip(img_w * h / max(w, 1), 0.4, 2.0))
-    inner, gap, cap, label = 0.06, 0.3, 0.55, 0.16
-    pair_w = 2 * img_w + inner
-    fig_w = max(5.0, ncols * (pair_w + gap) + gap)
-    # A 9-point title fits about 13 characters per inch: wrap it to the figure's width.
-    title = textwrap.fill(title, width=max(30, int(12 * fig_w)))
-    head = 0.25 + 0.17 * (title.count("\n") + 1)
-    row_h = cap + img_h + label + gap
-    fig_h = nrows * row_h + head
-    fig = _new_figure(fig_w, fig_h)
-    left0 = (fig_w - (ncols * (pair_w + gap) - gap)) / 2
-    colour = _FLAG_COLOUR if flagged else "black"
-    for slot, i in enumerate(shown.tolist()):
-        r, c = divmod(slot, ncols)
-        left = left0 + c * (pair_w + gap)
-        bottom = fig_h - head - r * row_h - cap - img_h
-        nn = int(diagnosis.nn_index[i])
-        for j, (x, text) in enumerate(((content.minima_x[i], "minimum"), (data_x[nn], f"nearest: example {nn}"))):
-            ax = fig.add_axes(((left + j * (img_w + inner)) / fig_w, bottom / fig_h, img_w / fig_w, img_h / fig_h))
-            show_image(ax, x, low, high)
-            ax.set_xlabel(text, fontsize=6, labelpad=2)
-            if j == 0 and flagged:
-                for side in ax.spines.values():
-                    side.set_edgecolor(_FLAG_COLOUR)
-                    side.set_linewidth(1.5)
-        caption = "\n".join(_caption(content, diagnosis, i))
-        fig.text((left + pair_w / 2) / fig_w, (bottom + img_h + 0.04) / fig_h, caption,
-                 ha="center", va="bottom", fontsize=6.5, color=colour, linespacing=1.15)
-    fig.suptitle(title, fontsize=9, y=1 - 0.1 / fig_h, va="top")
-    return fig
-
-
-def _points_2d(content: MapContent, diagnosis: Diagnosis, data_x: np.ndarray, shown: np.ndarray,
-               flagged: bool, title: str) -> Any:
-    """The data as grey dots, the minima on top, a line from each shown one to its nearest example."""
-    from matplotlib.lines import Line2D
-
-    pts = np.asarray(content.minima_x, dtype=np.float64).reshape(-1, 2)
-    data = data_x.reshape(-1, 2)
-    spurious = np.asarray(diagnosis.spurious, dtype=bool)
-    colour = _FLAG_COLOUR if flagged else _CLOSE_COLOUR
-    fig = _new_figure(6.5, 5.8)
-    ax = fig.add_subplot(1, 1, 1)
-    ax.scatter(data[:, 0], data[:, 1], s=4, c="0.65", linewidths=0, zorder=1)
-    handles = [Line2D([], [], ls="", marker="o", ms=3, mfc="0.65", mec="none",
-                      label=f"training examples ({data.shape[0]})")]
-    for i in shown.tolist():
-        nn = data[int(diagnosis.nn_index[i])]
-        ax.plot([pts[i, 0], nn[0]], [pts[i, 1], nn[1]], color=colour, lw=0.8, zorder=2)
-    handles.append(Line2D([], [], color=colour, lw=0.8, label="to the nearest example"))
-    ax.scatter(pts[~spurious, 0], pts[~spurious, 1], s=22, c=_OK_COLOUR, edgecolors="black", linewidths=0.3, zorder=3)
-    handles.append(Line2D([], [], ls="", marker="o", ms=5, mfc=_OK_COLOUR, mec="black", mew=0.3, label="minimum"))
-    if spurious.any():
-        ax.scatter(pts[spurious, 0], pts[spurious, 1], s=40, c=_FLAG_COLOUR, edgecolors="black", linewidths=0.4,
-                   zorder=4)
-        handles.append(Line2D([], [], ls="", marker="o", ms=6, mfc=_FLAG_COLOUR, mec="black", mew=0.4,
-                              label="flagged spurious"))
-    if not flagged:
-        ax.scatter(pts[shown, 0], pts[shown, 1], s=90, facecolors="none", edgecolors=_CLOSE_COLOUR, linewidths=1.2,
-                   zorder=4)
-        handles.append(Line2D([], [], ls="", marker="o", ms=8, mfc="none", mec=_CLOSE_COLOUR, mew=1.2,
-                              label="closest calls (farthest from the data)"))
-    for i in shown.tolist():
-        ax.annotate(str(i), pts[i], xytext=(5, 4), textcoords="offset points", fontsize=8, color=colour, zorder=5,
-                    bbox={"boxstyle": "round,pad=0.1", "fc": "white", "ec": "none", "alpha": 0.7})
-    ax.set_aspect("equal", adjustable="datalim")
-    ax.margins(0.05)
-    ax.set_xlabel("x1")
-    ax.set_ylabel("x2")
-    ax.legend(handles=handles, loc="best", fontsize=7, framealpha=0.8)
-    ax.set_title(title, fontsize=9)
-    fig.tight_layout()
-    return fig
-
-
-def _vector_lines(content: MapContent, diagnosis: Diagnosis, data_x: np.ndarray, shown: np.ndarray,
-                  flagged: bool, title: str) -> Any:
-    """One small panel per shown minimum: its coordinates against its nearest example's."""
-    from matplotlib.ticker import MaxNLocator
-
-    x = np.asarray(content.minima_x, dtype=np.float64)
-    d = x.shape[1]
-    n = shown.size
-    ncols = min(3, n)
-    nrows = math.ceil(n / ncols)
-    fig_w, fig_h = max(5.0, 3.4 * ncols), 2.5 * nrows + 0.5
-    fig = _new_figure(fig_w, fig_h)
-    coords = np.arange(d)
-    marker = "o" if d <= 40 else None  # markers only where they can be told apart
-    colour = _FLAG_COLOUR if flagged else _CLOSE_COLOUR
-    for slot, i in enumerate(shown.tolist()):
-        ax = fig.add_subplot(nrows, ncols, slot + 1)
-        nn = int(diagnosis.nn_index[i])
-        ax.plot(coords, x[i], marker=marker, ms=3, lw=1.2, color=colour, label=f"minimum {i}")
-        ax.plot(coords, data_x[nn], marker=marker, ms=2.5, lw=1.0, ls="--", color="0.35", label=f"example {nn}")
-        lines = _caption(content, diagnosis, i)
-        ax.set_title(f"{lines[0]}\n{lines[1]}; {lines[-1]}", fontsize=7, color=colour if flagged else "black")
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.tick_params(labelsize=7)
-        ax.legend(fontsize=6, loc="best", framealpha=0.7)
-        ax.grid(True, color="0.92", lw=0.5)
-        if slot // ncols == nrows - 1:
-            ax.set_xlabel("coordinate", fontsize=7)
-    fig.suptitle(title, fontsize=9)
-    fig.tight_layout()  # leaves room for the suptitle (matplotlib >= 3.3)
-    return fig
 
 
 def plot_worst_minima(
@@ -357,57 +205,26 @@ def plot_worst_minima(
     if title is None:
         if flagged:
             of = f"{shown.size} of {n_flagged}" if shown.size < n_flagged else f"{n_flagged} flagged"
-            title = f"{_short_source(content)}: spurious minima ({of}, lowest energy first)"
+            title = f"{short_source(content)}: spurious minima ({of}, lowest energy first)"
         else:
-            title = f"{_short_source(content)}: no minimum flagged; the {shown.size} farthest from the data"
+            title = f"{short_source(content)}: no minimum flagged; the {shown.size} farthest from the data"
+        if kind == "image":
+            title += " - left: minimum, right: its nearest training example"
     if kind == "image":
-        title += " - left: minimum, right: its nearest training example"
-        fig = _image_pairs(content, diagnosis, dx, shown, flagged, title)
+        fig = new_figure(*pairs_size(content, shown.size, title))
     elif kind == "2d":
-        fig = _points_2d(content, diagnosis, dx, shown, flagged, title)
+        fig = new_figure(6.5, 5.8, layout="constrained")
     else:
-        fig = _vector_lines(content, diagnosis, dx, shown, flagged, title)
-    return _save(fig, path, dpi=DPI)
-
-
-def _finite(a: Any) -> np.ndarray:
-    a = np.asarray(a, dtype=np.float64).reshape(-1)
-    return a[np.isfinite(a)]
-
-
-def _overlaid(ax: Any, data: np.ndarray, minima: np.ndarray, spurious: np.ndarray, extra: Sequence[float]) -> None:
-    """The data's values and the minima's (flagged ones stacked in red) as shares per bin.
-
-    Each set is weighted by one over its size, so a few hundred minima compare with
-    thousands of training examples on one axis.
-    """
-    values = [v for v in (_finite(data), _finite(minima), _finite(extra)) if v.size]
-    if not values:
-        return
-    edges = np.histogram_bin_edges(np.concatenate(values), bins=40)
-    m = data[np.isfinite(data)]
-    if m.size:
-        ax.hist(m, bins=edges, weights=np.full(m.size, 1.0 / m.size), color="0.6", alpha=0.75,
-                label=f"training examples ({m.size})")
-    ok = np.isfinite(minima)
-    n = int(ok.sum())
-    groups = [(minima[ok & ~spurious], _OK_COLOUR, "minima, not flagged"), (minima[ok & spurious], _FLAG_COLOUR,
-                                                                             "minima, flagged spurious")]
-    groups = [g for g in groups if g[0].size]  # matplotlib draws nothing sensible for an empty stack
-    if groups:
-        ax.hist([g[0] for g in groups], bins=edges, weights=[np.full(g[0].size, 1.0 / n) for g in groups],
-                stacked=True, histtype="stepfilled", alpha=0.6, color=[g[1] for g in groups],
-                label=[f"{g[2]} ({g[0].size})" for g in groups])
-    ax.set_ylabel("share of its set per bin")
+        ncols = min(3, shown.size)
+        fig = new_figure(max(5.0, 3.4 * ncols), 2.5 * -(-shown.size // ncols) + 0.5, layout="constrained")
+    draw_worst_minima(content, diagnosis, dx, shown, fig, flagged=flagged, title=title)
+    return save_figure(fig, path, dpi=DPI)
 
 
 def plot_energy_histogram(diagnosis: Diagnosis, content: MapContent, path: str | Path, *,
                           title: str | None = None) -> Path:
-    """The energies of the training examples against those of the minima, with the energy bar.
-
-    Both as shares of their own set per bin (the flagged minima stacked in red), and a
-    dashed line at ``diagnosis.energy_bar``: a minimum off the data is flagged only at or
-    below it.
+    """:func:`landscape.plots.report.draw_energy_histogram` into a new figure, saved to ``path``:
+    the energies of the training examples against those of the minima, with the energy bar.
 
     Returns
     -------
@@ -419,28 +236,19 @@ def plot_energy_histogram(diagnosis: Diagnosis, content: MapContent, path: str |
         If the diagnosis is not of the map's minima, or an unknown picture format.
     """
     path = check_picture_path(path)
-    energy = np.asarray(content.minima_energy, dtype=np.float64).reshape(-1)
-    if np.shape(diagnosis.reasons) != energy.shape:
-        raise LandscapeError(f"the diagnosis covers {np.size(diagnosis.reasons)} minima, the map has {energy.size}")
-    fig = _new_figure(6.5, 4.0)
-    ax = fig.add_subplot(1, 1, 1)
-    _overlaid(ax, np.asarray(diagnosis.data_energy, dtype=np.float64), energy, np.asarray(diagnosis.spurious),
-              [diagnosis.energy_bar])
-    ax.axvline(diagnosis.energy_bar, color="black", ls="--", lw=1.2,
-               label=f"energy bar: the data's {_q(diagnosis.rule.energy_quantile)}, {_g(diagnosis.energy_bar)}")
-    ax.set_xlabel("energy U")
-    ax.legend(fontsize=7, framealpha=0.8)
-    ax.set_title(title or "energies: training examples against minima", fontsize=9)
-    fig.tight_layout()
-    return _save(fig, path, dpi=DPI)
+    n = np.size(content.minima_energy)
+    if np.shape(diagnosis.reasons) != (n,):
+        raise LandscapeError(f"the diagnosis covers {np.size(diagnosis.reasons)} minima, the map has {n}")
+    fig = new_figure(6.5, 4.0, layout="constrained")
+    draw_energy_histogram(diagnosis, content, fig.add_subplot(1, 1, 1), title=title)
+    return save_figure(fig, path, dpi=DPI)
 
 
-def plot_nn_histogram(diagnosis: Diagnosis, path: str | Path, *, title: str | None = None) -> Path:
-    """The data's own leave-one-out nearest-neighbour distances against the minima's.
-
-    Both as shares of their own set per bin (the flagged minima stacked in red), a dashed
-    line at the bar ``diagnosis.nn_bar`` and a dotted one at the data quantile it is a
-    multiple of.
+def plot_nn_histogram(diagnosis: Diagnosis, path: str | Path, *, title: str | None = None,
+                      content: MapContent | None = None) -> Path:
+    """:func:`landscape.plots.report.draw_nn_histogram` into a new figure, saved to ``path``:
+    the data's own leave-one-out nearest-neighbour distances against the minima's, with
+    the bar. ``content`` (the map) names the model in the default title.
 
     Returns
     -------
@@ -452,23 +260,11 @@ def plot_nn_histogram(diagnosis: Diagnosis, path: str | Path, *, title: str | No
         If the diagnosis has no data distances, or an unknown picture format.
     """
     path = check_picture_path(path)
-    data_nn = np.asarray(diagnosis.data_nn, dtype=np.float64)
-    if data_nn.size == 0:
+    if np.size(diagnosis.data_nn) == 0:
         raise LandscapeError("the diagnosis holds no nearest-neighbour distances of the data")
-    rule = diagnosis.rule
-    q = float(np.quantile(data_nn, rule.nn_quantile))
-    fig = _new_figure(6.5, 4.0)
-    ax = fig.add_subplot(1, 1, 1)
-    _overlaid(ax, data_nn, np.asarray(diagnosis.nn_distance, dtype=np.float64), np.asarray(diagnosis.spurious),
-              [diagnosis.nn_bar, q])
-    ax.axvline(q, color="0.3", ls=":", lw=1.2, label=f"the data's {_q(rule.nn_quantile)}, {_g(q)}")
-    ax.axvline(diagnosis.nn_bar, color="black", ls="--", lw=1.2,
-               label=f"bar: {rule.nn_factor:g} x the data's {_q(rule.nn_quantile)}, {_g(diagnosis.nn_bar)}")
-    ax.set_xlabel("distance to the nearest training example (the data: to the nearest other one)")
-    ax.legend(fontsize=7, framealpha=0.8)
-    ax.set_title(title or "nearest-neighbour distances: training examples against minima", fontsize=9)
-    fig.tight_layout()
-    return _save(fig, path, dpi=DPI)
+    fig = new_figure(6.5, 4.0, layout="constrained")
+    draw_nn_histogram(diagnosis, fig.add_subplot(1, 1, 1), title=title, content=content)
+    return save_figure(fig, path, dpi=DPI)
 
 
 # --------------------------------------------------------------------------- the page
@@ -534,9 +330,9 @@ def _summary_rows(content: MapContent, diagnosis: Diagnosis) -> list[tuple[str, 
     images = minima_kind(content) == "image"
     rows = [
         ("Minima", f"{n} in {content.n_basins} basins"),
-        ("Flagged spurious", f"{k} ({_pct(k / n)} of the minima)"),
+        ("Flagged spurious", f"{k} ({percent(k / n)} of the minima)"),
         ("Chains ending in spurious minima",
-         f"{int(hits[spurious].sum())} of {int(total)} ({_pct(hits[spurious].sum() / total)})" if total > 0
+         f"{int(hits[spurious].sum())} of {int(total)} ({percent(hits[spurious].sum() / total)})" if total > 0
          else "no chains recorded in the map"),
         ("Off the data", str(diagnosis.count(OFF_DATA))),
         ("Saturated", str(diagnosis.count(SATURATED)) if diagnosis.saturation is not None
@@ -545,15 +341,15 @@ def _summary_rows(content: MapContent, diagnosis: Diagnosis) -> list[tuple[str, 
          else f"{diagnosis.count(SINK)} (the map has no funnel probe)"),
         ("Training examples", str(data_nn.size)),
         ("NN-distance bar",
-         f"{_g(diagnosis.nn_bar)} = {rule.nn_factor:g} x the data's {_q(rule.nn_quantile)} of their own "
-         f"nearest-neighbour distances (the data's median {_g(q50)}, q99 {_g(q99)})"),
+         f"{fmt(diagnosis.nn_bar)} = {rule.nn_factor:g} x the data's {quantile_name(rule.nn_quantile)} of their own "
+         f"nearest-neighbour distances (the data's median {fmt(q50)}, q99 {fmt(q99)})"),
         ("Energy bar",
-         f"{_g(diagnosis.energy_bar)}: the data's {_q(rule.energy_quantile)} of U (the data span "
-         f"{_g(float(data_e.min()))} to {_g(float(data_e.max()))})" if data_e.size else _g(diagnosis.energy_bar)),
+         f"{fmt(diagnosis.energy_bar)}: the data's {quantile_name(rule.energy_quantile)} of U (the data span "
+         f"{fmt(float(data_e.min()))} to {fmt(float(data_e.max()))})" if data_e.size else fmt(diagnosis.energy_bar)),
     ]
     bar = diagnosis.saturation_bar()
     if images and bar is not None:
-        rows.append(("Saturation bar", f"{_pct(bar)} of the pixels (the data: {_pct(diagnosis.data_saturation)})"))
+        rows.append(("Saturation bar", f"{percent(bar)} of the pixels (the data: {percent(diagnosis.data_saturation)})"))
     sinks = ", ".join(str(int(b)) for b in diagnosis.sinks) or "none"
     if content.funnel is not None:
         from landscape.mapping.funnel import describe
@@ -566,7 +362,7 @@ def _summary_rows(content: MapContent, diagnosis: Diagnosis) -> list[tuple[str, 
 def _criteria(diagnosis: Diagnosis, images: bool) -> str:
     """The three criteria in plain words, with this rule's numbers."""
     rule = diagnosis.rule
-    typical = "median" if rule.energy_quantile == 0.5 else f"{_q(rule.energy_quantile)} quantile"
+    typical = "median" if rule.energy_quantile == 0.5 else f"{quantile_name(rule.energy_quantile)} quantile"
     text = (
         "A minimum of a well-learned energy sits among the training examples and looks like them. "
         "A minimum is flagged spurious for any of three reasons. "
@@ -595,17 +391,17 @@ def _flagged_table(content: MapContent, diagnosis: Diagnosis) -> str:
     if flagged.size == 0:
         return '<p id="flagged-minima">No minimum is flagged.</p>\n'
     order = flagged[np.argsort(np.asarray(content.minima_energy, dtype=np.float64)[flagged], kind="stable")]
-    sat = _has_saturation(content, diagnosis)
+    sat = has_saturation(content, diagnosis)
     head = ["minimum", "basin", "energy", "hits", "NN distance", "nearest example", "NN / bar"]
     head += ["saturation"] if sat else []
     head += ["reasons"]
     rows = ["<tr>" + "".join(f"<th>{_e(h)}</th>" for h in head) + "</tr>"]
     for i in order.tolist():
         d = float(diagnosis.nn_distance[i])
-        cells = [str(i), str(int(content.minima_basin[i])), _g(float(content.minima_energy[i])),
-                 str(int(content.minima_hits[i])), _g(d), str(int(diagnosis.nn_index[i])),
-                 _times(_ratio(d, diagnosis.nn_bar))]
-        cells += [_pct(float(diagnosis.saturation[i]))] if sat else []  # type: ignore[index]
+        cells = [str(i), str(int(content.minima_basin[i])), fmt(float(content.minima_energy[i])),
+                 str(int(content.minima_hits[i])), fmt(d), str(int(diagnosis.nn_index[i])),
+                 times(nn_ratio(d, diagnosis.nn_bar))]
+        cells += [percent(float(diagnosis.saturation[i]))] if sat else []  # type: ignore[index]
         row = "".join(f'<td class="num">{_e(c)}</td>' for c in cells)
         row += f'<td class="flag">{_e(reason_text(int(diagnosis.reasons[i])))}</td>'
         rows.append(f"<tr>{row}</tr>")
@@ -657,7 +453,7 @@ def _page(
                            "A minimum far from the data is flagged only at or left of the dashed line.")
     yield "</section>\n"
 
-    picture = plot_nn_histogram(diagnosis, pictures / "nn.png")
+    picture = plot_nn_histogram(diagnosis, pictures / "nn.png", content=content)
     yield '<section id="nn">\n<h2>Distances to the data</h2>\n'
     yield _figure(picture, "Each training example's distance to its nearest other example, and each minimum's "
                            "distance to its nearest training example. A minimum right of the dashed bar is off the "
@@ -715,7 +511,7 @@ def write_report(
     data_x : array [M, *shape]
         The training examples the diagnosis used (``diagnosis.nn_index`` points into them).
     title : str, optional
-        Default ``"Spurious minima: "`` + :func:`landscape.plots.figures.describe_source`.
+        Default ``"Spurious minima: "`` + :func:`landscape.io.views.describe_source`.
     extra_figures : sequence of (caption, path)
         Pictures (PNG; JPEG, GIF and SVG also work) embedded at the end, in order.
     max_shown : int
@@ -747,9 +543,9 @@ def write_report(
     _check_max_shown(max_shown)
     extra = _read_extra(extra_figures)
     title = title if title is not None else f"Spurious minima: {describe_source(content)}"
-    with atomic_output(path) as tmp, tempfile.TemporaryDirectory(prefix="landscape-report-") as folder:
+    with atomic_path(path) as tmp, tempfile.TemporaryDirectory(prefix="landscape-report-") as folder:
         # Sections are written as they are drawn, so no more than one picture is held at
-        # a time; atomic_output removes the half-written file if a picture fails.
+        # a time; atomic_path removes the half-written file if a picture fails.
         with tmp.open("w", encoding="utf-8") as out:
             for chunk in _page(content, diagnosis, dx, title, extra, max_shown, Path(folder)):
                 out.write(chunk)

@@ -25,12 +25,13 @@ flagged (``connected`` false).
 
 An EBM's energy has an arbitrary offset, so reports give heights as differences too: the
 barrier a leaf must climb to reach a lower one (:meth:`BarrierTree.escape`).
+
+This module computes and prints; the tree is drawn by :func:`landscape.plots.tree.draw_tree`.
 """
 
 from __future__ import annotations
 
 import math
-import textwrap
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
@@ -407,7 +408,7 @@ def basin_tree(
     return tree
 
 
-# ------------------------------------------------------------------------ pictures
+# ---------------------------------------------------------------------------- text
 
 
 def _fmt(x: float) -> str:
@@ -535,123 +536,3 @@ def render_text(
         stack.append((last, child_prefix + "`-- ", child_prefix + "    "))
         stack.append((first, child_prefix + "|-- ", child_prefix + "|   "))
     return "\n".join(lines)
-
-
-def plot_tree(
-    tree: BarrierTree,
-    ax: Any = None,
-    *,
-    colors: Sequence[Any] | None = None,
-    sizes: Sequence[float] | np.ndarray | None = None,
-    labels: Sequence[str] | None = None,
-    marked: Sequence[int] | None = None,
-    max_leaves: int = 400,
-    title: str | None = None,
-    name: str = "minimum",
-) -> Any:
-    """Draw the tree as a disconnectivity graph into a matplotlib axes.
-
-    The vertical axis is energy. Each leaf is a vertical line from its energy up to the
-    merge that joins it; each merge a horizontal connector at its barrier energy with a
-    line up to its own parent. Leaves follow scipy's dendrogram order, so no lines cross.
-    Merges with no path found are drawn dashed at the placeholder height. Beyond
-    ``max_leaves`` leaves the lowest merges are folded into one line per group, drawn from
-    the group's lowest energy.
-
-    Parameters
-    ----------
-    tree : BarrierTree
-    ax : matplotlib Axes, optional
-        Drawn into (a new figure with the Agg canvas when None).
-    colors : sequence [L], optional
-        A colour per leaf (e.g. by basin); black by default.
-    sizes : array [L], optional
-        Drawn as dot areas at each leaf's bottom.
-    labels : sequence of str [L], optional
-        Tick labels (shown for up to 60 shown leaves).
-    marked : sequence of int, optional
-        Leaves drawn in red and thicker (e.g. flagged spurious).
-    max_leaves : int
-    title : str, optional
-    name : str
-        What a leaf is, for the axis label.
-
-    Returns
-    -------
-    matplotlib Axes
-    """
-    if ax is None:
-        from matplotlib.backends.backend_agg import FigureCanvasAgg
-        from matplotlib.figure import Figure
-
-        fig = Figure(figsize=(8.0, 5.0))
-        FigureCanvasAgg(fig)
-        ax = fig.add_subplot(1, 1, 1)
-    n = tree.n_leaves
-    shown = sorted(display_nodes(tree, max(1, max_leaves)))
-    marked_set = {int(i) for i in (marked or [])}
-    node_pos = {m: p for p, m in enumerate(shown)}
-    # Order the shown nodes as a dendrogram of the folded tree would: a walk from the root.
-    order: list[int] = []
-    inner: list[int] = []  # merges drawn as connectors (above every folded group)
-    stack = [tree.root]
-    while stack:
-        m = stack.pop()
-        if m in node_pos:
-            order.append(m)
-            continue
-        inner.append(m)
-        a, b = tree.children(m)  # type: ignore[misc]
-        # lower side first (left)
-        la, lb = tree.lowest[a], tree.lowest[b]
-        first, second = (a, b) if (tree.energy[la], la) <= (tree.energy[lb], lb) else (b, a)
-        stack.extend([second, first])
-    xpos: dict[int, float] = {m: float(p) for p, m in enumerate(order)}
-    for m in reversed(inner):  # children before parents
-        a, b = tree.children(m)  # type: ignore[misc]
-        xpos[m] = 0.5 * (xpos[a] + xpos[b])
-    pos = xpos.__getitem__
-
-    lo = float(tree.energy.min())
-    hi = float(tree.heights.max()) if n > 1 else float(tree.energy.max())
-    stub = 0.05 * (hi - lo) if hi > lo else max(abs(hi) * 0.05, 1.0)
-    color_of = (lambda i: colors[i]) if colors is not None else (lambda i: "black")
-    for m in order:  # shown leaves and folded groups
-        low = int(tree.lowest[m])
-        bottom = float(tree.energy[low])
-        top = tree.height(tree.parent[m]) if m in tree.parent else bottom + stub
-        red = low in marked_set and m < n
-        ax.plot([pos(m)] * 2, [bottom, top], color="red" if red else color_of(low),
-                lw=1.8 if red or m >= n else 1.0)
-    for m in inner:
-        a, b = tree.children(m)  # type: ignore[misc]
-        h = tree.height(m)
-        k = m - n
-        ax.plot([pos(a), pos(b)], [h, h], color="grey" if not tree.connected[k] else "black",
-                ls="--" if not tree.connected[k] else "-", lw=1.0)
-        top = tree.height(tree.parent[m]) if m in tree.parent else h + stub
-        ax.plot([pos(m)] * 2, [h, top], color="grey" if not tree.connected[k] else "black", lw=1.0)
-    if sizes is not None and len(order) == n:
-        s = np.asarray(sizes, dtype=np.float64)
-        area = 8.0 + 60.0 * s / max(float(s.max()), 1.0)
-        ax.scatter([pos(i) for i in range(n)], tree.energy, s=area,
-                   c=["red" if i in marked_set else color_of(i) for i in range(n)], zorder=3)
-    if not tree.connected.all():
-        ax.text(len(order) - 0.5, tree.top, "no path found ", va="bottom", ha="right", fontsize=8, color="grey")
-    if len(order) <= 60:
-        ax.set_xticks([pos(m) for m in order])
-        ticks = [str(labels[m]) if labels is not None and m < n else (str(m) if m < n else f"[{int(tree.linkage[m - n, 3])}]")
-                 for m in order]
-        ax.set_xticklabels(ticks, fontsize=7, rotation=90)
-    else:
-        ax.set_xticks([])
-    ax.set_xlim(-1.0, float(len(order)))
-    ax.set_ylim(lo - stub, (tree.top if not tree.connected.all() else hi) + 2 * stub)
-    ax.set_ylabel("energy U")
-    plural = "minima" if name == "minimum" else name + "s"
-    folded = f", lowest merges folded to {len(order)} groups" if len(order) < n else ""
-    ax.set_xlabel(f"{plural} ({n}{folded})")
-    ax.set_title(textwrap.fill(title or f"disconnectivity graph ({n} {plural})", 70), fontsize=10)
-    for side in ("top", "right"):
-        ax.spines[side].set_visible(False)
-    return ax

@@ -1,0 +1,238 @@
+"""What every picture shares: a figure to draw on, saving it, images, colours, captions.
+
+The pictures of :mod:`landscape.plots` come in two layers (pele's
+``DisconnectivityGraph.plot(axes=None)``):
+
+- ``draw_*(content, ax, ...)`` draws into a matplotlib ``Axes`` it is given (or a
+  ``Figure`` / ``SubFigure`` where it needs a grid of axes) and returns it, so pictures
+  combine: several maps on one figure, a tree beside its basins;
+- ``plot_*(content, path, ...)`` is a thin saver: :func:`new_figure`, draw,
+  :func:`save_figure`, return the path.
+
+Figures are built on matplotlib's ``Figure`` with the Agg canvas: no pyplot, no window,
+no global state. :func:`save_figure` writes through :func:`landscape.io.files.atomic_path`
+(a temporary file beside the target, renamed onto it once complete), so a failed or
+killed run never leaves half a picture; the format follows the file's suffix (``.png``,
+``.pdf``, ``.svg``, ...) and the figure's title goes into the file's metadata.
+"""
+
+from __future__ import annotations
+
+import math
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from landscape.errors import LandscapeError
+from landscape.io.files import atomic_path
+
+__all__ = [
+    "START_NAMES",
+    "basin_colors",
+    "basin_palette",
+    "chain_caption",
+    "check_picture_path",
+    "empty_panel",
+    "fmt",
+    "image_mosaic",
+    "new_figure",
+    "save_figure",
+    "show_image",
+    "size_inches",
+    "wrap",
+]
+
+#: What a chain started from, in words (the ``init`` names of the samplers and checks).
+START_NAMES = {"noise": "noise", "data": "data", "persistent": "the persistent bank"}
+#: Metadata keys matplotlib writes for these formats (others get none).
+_TITLED_FORMATS = ("png", "svg", "pdf")
+
+
+# ------------------------------------------------------------------------- figures
+
+
+def check_picture_path(path: str | Path) -> Path:
+    """``path`` as a Path if matplotlib can write its format (by suffix), else LandscapeError."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    path = Path(path)
+    formats = FigureCanvasAgg(Figure()).get_supported_filetypes()
+    suffix = path.suffix.lower().lstrip(".")
+    if suffix not in formats:
+        raise LandscapeError(
+            f"{path}: cannot tell the picture format from the suffix {path.suffix or '(none)'!r}; "
+            "use .png, .pdf or .svg"
+        )
+    return path
+
+
+def new_figure(width: float, height: float, *, layout: str | None = None) -> Any:
+    """A matplotlib ``Figure`` of ``width`` x ``height`` inches on the Agg canvas (no pyplot).
+
+    ``layout="constrained"`` lets matplotlib make room for titles, labels and colour bars;
+    None (default) leaves the axes where the caller puts them (fixed layouts in inches).
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(width, height), layout=layout)
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def _title_of(fig: Any) -> str:
+    """The figure's title: its suptitle, else the first axes title (for the file's metadata)."""
+    text = fig.get_suptitle() if hasattr(fig, "get_suptitle") else ""
+    if text:
+        return " ".join(text.split())
+    for ax in fig.get_axes():
+        if ax.get_title():
+            return " ".join(ax.get_title().split())
+    return ""
+
+
+def save_figure(fig: Any, path: str | Path, *, dpi: int = 120, tight: bool = True, title: str | None = None) -> Path:
+    """Write ``fig`` to ``path`` atomically; return the path.
+
+    Parameters
+    ----------
+    fig : matplotlib Figure
+    path : str or Path
+        The picture; its suffix says the format (LandscapeError if matplotlib cannot
+        write it). The folder is created.
+    dpi : int
+    tight : bool
+        Save the bounding box of everything drawn (``bbox_inches="tight"``): no title or
+        label is clipped at the figure's edge. False keeps the figure's own size.
+    title : str, optional
+        Written into the file's metadata (PNG, SVG, PDF); default the figure's title.
+
+    Raises
+    ------
+    LandscapeError
+        For a suffix matplotlib cannot write. Nothing is written then, and a failure
+        while writing leaves an existing file as it was.
+    """
+    path = check_picture_path(path)
+    kwargs: dict[str, Any] = {"dpi": dpi}
+    if tight:
+        kwargs.update(bbox_inches="tight", pad_inches=0.08)
+    suffix = path.suffix.lower().lstrip(".")
+    text = title if title is not None else _title_of(fig)
+    if text and suffix in _TITLED_FORMATS:
+        kwargs["metadata"] = {"Title": text}
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format=suffix, **kwargs)
+    return path
+
+
+def size_inches(fig: Any) -> tuple[float, float]:
+    """Width and height in inches of a Figure or SubFigure."""
+    bbox = fig.bbox
+    dpi = fig.dpi if hasattr(fig, "dpi") else fig.figure.dpi
+    return float(bbox.width) / dpi, float(bbox.height) / dpi
+
+
+# ---------------------------------------------------------------------------- text
+
+
+def fmt(x: float) -> str:
+    """A number in four significant digits (``-0.4257``, ``1.2e+04``)."""
+    return f"{x:.4g}"
+
+
+def wrap(text: str, width_inches: float, fontsize: float = 9.0) -> str:
+    """``text`` wrapped to lines that fit ``width_inches`` at ``fontsize`` points (an
+    average character is about half the font size wide)."""
+    chars = max(20, int(width_inches * 72.0 / (0.55 * fontsize)))
+    return "\n".join(textwrap.fill(line, chars) for line in text.split("\n"))
+
+
+def chain_caption(steps: int | None, init: str | None, *, n: int | None = None, epsilon: float | None = None,
+                  tau: float | None = None) -> str:
+    """Where a set of chains started and how far they ran, in words.
+
+    ``chain_caption(200, "noise", n=100)`` is ``"100 chains from noise, 200 Langevin
+    steps"``; ``init`` is one of :data:`START_NAMES` (or any text), unknown parts are left out.
+    """
+    parts = []
+    head = f"{n} chains" if n is not None else "chains"
+    if init:
+        head += f" from {START_NAMES.get(init, init)}"
+    parts.append(head)
+    if steps is not None:
+        parts.append(f"{int(steps)} Langevin step{'s' if int(steps) != 1 else ''}")
+    settings = ", ".join(f"{k}={v:g}" for k, v in (("eps", epsilon), ("tau", tau)) if v is not None)
+    text = ", ".join(parts)
+    return f"{text} ({settings})" if settings else text
+
+
+def empty_panel(ax: Any, text: str) -> Any:
+    """A panel with nothing to draw: its axis lines and ticks go, ``text`` says why (the
+    title stays), so no panel looks like an empty plot."""
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.set_xlabel("")
+    ax.set_ylabel("")
+    for side in ax.spines.values():
+        side.set_edgecolor("0.85")
+    ax.text(0.5, 0.5, text, transform=ax.transAxes, ha="center", va="center", fontsize=9, color="0.35", wrap=True)
+    return ax
+
+
+# -------------------------------------------------------------------------- images
+
+
+def show_image(ax: Any, x: np.ndarray, low: float, high: float, aspect: str = "auto") -> None:
+    """Draw one example as an image on ``ax``: the data range ``[low, high]`` mapped to
+    [0, 1] and clipped (NaN as ``low``); (H, W) and (1, H, W) in grey, (3, H, W) in RGB;
+    no ticks."""
+    img = np.clip((np.nan_to_num(np.asarray(x, dtype=np.float64), nan=low) - low) / (high - low), 0.0, 1.0)
+    if img.ndim == 2 or img.shape[0] == 1:
+        ax.imshow(img.reshape(img.shape[-2:]), cmap="gray", vmin=0.0, vmax=1.0, interpolation="nearest", aspect=aspect)
+    else:
+        ax.imshow(np.transpose(img, (1, 2, 0)), interpolation="nearest", aspect=aspect)
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
+def image_mosaic(images: np.ndarray, low: float, high: float, *, ncols: int | None = None, slots: int | None = None,
+                 gap: int = 1) -> np.ndarray:
+    """Images [k, C, H, W] or [k, H, W] as one RGB array on white, ``ncols`` per row
+    (default all in one row) with ``gap`` pixels between them; ``slots`` widens one row to
+    that many places (so rows of different models line up). One ``imshow`` for many
+    images: an axes per image costs far more to lay out."""
+    x = np.clip((np.nan_to_num(np.asarray(images, dtype=np.float64), nan=low) - low) / (high - low), 0.0, 1.0)
+    if x.ndim == 3:
+        x = x[:, None]
+    if x.shape[1] == 1:
+        x = np.repeat(x, 3, axis=1)
+    k, _, h, w = x.shape
+    ncols = max(1, int(ncols if ncols is not None else max(k, slots or 0)))
+    nrows = max(1, math.ceil(k / ncols))
+    out = np.ones((nrows * (h + gap) - gap, ncols * (w + gap) - gap, 3))
+    for i in range(k):
+        r, c = divmod(i, ncols)
+        out[r * (h + gap) : r * (h + gap) + h, c * (w + gap) : c * (w + gap) + w] = np.transpose(x[i], (1, 2, 0))
+    return out
+
+
+# ------------------------------------------------------------------------- colours
+
+
+def basin_colors(b: int) -> np.ndarray:
+    """``b`` distinct colours (RGBA rows): tab10 for up to 10, else tab20 (cycling)."""
+    from matplotlib import colormaps
+
+    cmap = colormaps["tab10" if b <= 10 else "tab20"]
+    return np.array([cmap(i % cmap.N) for i in range(b)])
+
+
+def basin_palette(basin: np.ndarray) -> list[Any]:
+    """A colour per basin number 0..max(basin) (cycling), for leaves coloured by basin."""
+    count = int(basin.max()) + 1 if basin.size else 1
+    colors = basin_colors(min(count, 20))
+    return [colors[b % len(colors)] for b in range(count)]

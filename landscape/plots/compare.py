@@ -1,0 +1,384 @@
+"""Two maps side by side on one figure (the picture of ``landscape compare``).
+
+The numbers come from :func:`landscape.diagnosis.compare.map_profile`; this module draws
+them, both models in each panel (A blue, B orange):
+
+- :func:`draw_basin_counts`: the number of basins against the magnetization multiplier;
+- :func:`draw_barrier_spectra`: the empirical CDF of the top-level barriers in kT;
+- :func:`draw_funnel_scores`: the funnel probe's ``exp(H)`` against the noise level;
+- :func:`draw_spurious_shares`: the spurious share per reason;
+- :func:`draw_image_row`: one model's pictures (samples, or its fullest basins) in a row;
+- :func:`draw_comparison`: all of it on one figure; :func:`plot_comparison` saves it.
+
+A panel with nothing to draw for either model says so in words, with no empty axes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from landscape.diagnosis.compare import MAX_PICTURES, map_profile
+from landscape.errors import LandscapeError
+from landscape.io.records import MapContent
+from landscape.io.views import data_range, minima_kind
+from landscape.plots.common import (
+    check_picture_path,
+    empty_panel,
+    image_mosaic,
+    new_figure,
+    save_figure,
+    size_inches,
+)
+
+__all__ = [
+    "COLORS",
+    "draw_barrier_spectra",
+    "draw_basin_counts",
+    "draw_comparison",
+    "draw_funnel_scores",
+    "draw_image_row",
+    "draw_spurious_shares",
+    "plot_comparison",
+]
+
+#: Colours of the two sides.
+COLORS = ("tab:blue", "tab:orange")
+#: Images without a map to say their range are shown as our data are scaled: [-1, 1].
+_DEFAULT_RANGE = (-1.0, 1.0)
+Profiles = Sequence[Mapping[str, Any] | None]
+
+
+def _plain(axis: Any) -> None:
+    """Plain numbers on a log axis (0.3, 10, 100), not 3x10^-1."""
+    from matplotlib.ticker import FuncFormatter, LogLocator
+
+    fmt = FuncFormatter(lambda x, pos: f"{x:g}")
+    axis.set_major_formatter(fmt)
+    axis.set_minor_locator(LogLocator(subs=(2.0, 5.0)))
+    axis.set_minor_formatter(fmt)
+
+
+def _side_notes(ax: Any, notes: list[str], y: float = 0.01) -> None:
+    """What a side lacks, in small grey type at the panel's edge."""
+    if notes:
+        ax.text(0.01, y, "; ".join(notes), transform=ax.transAxes, fontsize=7, color="0.35",
+                va="bottom" if y < 0.5 else "top")
+
+
+def _why(notes: list[str]) -> str:
+    return f"\n({'; '.join(notes)})" if notes else ""
+
+
+def draw_basin_counts(profiles: Profiles, names: Sequence[str], ax: Any) -> Any:
+    """Basins against the magnetization multiplier (log-log), a line per side; return ``ax``."""
+    drawn, notes = False, []
+    for p, name, color in zip(profiles, names, COLORS):
+        if p is None:
+            notes.append(f"{name}: no map")
+            continue
+        pts = [(m, n) for m, _, n in p["levels"] if m is not None and m > 0 and n > 0]
+        if not pts:
+            notes.append(f"{name}: magnetization unknown")
+            continue
+        m, n = np.array(pts, dtype=np.float64).T
+        label = name
+        if np.unique(m).size >= 2:
+            slope = np.polyfit(np.log(m), np.log(n), 1)[0]
+            label += f" (log-log slope {slope:.2f})"
+        ax.plot(m, n, "o-", color=color, label=label)
+        drawn = True
+    ax.set_title("basins against magnetization", fontsize=9)
+    if not drawn:
+        return empty_panel(ax, "no basin counts to draw" + _why(notes))
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    _plain(ax.xaxis)
+    _plain(ax.yaxis)
+    ax.legend(fontsize=7)
+    ax.grid(True, which="both", color="0.92", lw=0.5)
+    _side_notes(ax, notes)
+    ax.set_xlabel("magnetization alpha / the map's alpha unit")
+    ax.set_ylabel("number of basins")
+    return ax
+
+
+def draw_barrier_spectra(profiles: Profiles, names: Sequence[str], ax: Any) -> Any:
+    """The empirical CDF of each side's top-level barrier heights in kT; return ``ax``."""
+    drawn, notes = [], []
+    for p, name, color in zip(profiles, names, COLORS):
+        if p is None:
+            notes.append(f"{name}: no map")
+            continue
+        h = p["barriers"]["heights_kT"]
+        if h is None:
+            notes.append(f"{name}: temperature unknown")
+            continue
+        if not h:
+            notes.append(f"{name}: no barriers")
+            continue
+        x = np.sort(np.asarray(h, dtype=np.float64))
+        y = np.arange(1, x.size + 1) / x.size
+        ax.step(np.concatenate([[0.0], x]), np.concatenate([[0.0], y]), where="post", color=color,
+                label=f"{name} ({x.size}, median {np.median(x):.3g})")
+        drawn.append(x)
+    ax.set_title("barrier spectrum (empirical CDF)", fontsize=9)
+    if not drawn:
+        return empty_panel(ax, "no barrier heights in kT to draw" + _why(notes))
+    allx = np.concatenate(drawn)
+    # Barrier spectra span decades: a log axis unless some are zero or they are narrow.
+    if allx.min() > 0 and allx.max() / allx.min() > 100:
+        ax.set_xscale("log")
+        _plain(ax.xaxis)
+    ax.set_ylim(0, 1.02)
+    ax.legend(fontsize=7, loc="lower right")
+    ax.grid(True, color="0.92", lw=0.5)
+    _side_notes(ax, notes, y=0.97)
+    ax.set_xlabel("barrier height / kT (top-level tree merges, relative)")
+    ax.set_ylabel("share of barriers at or below")
+    return ax
+
+
+def draw_funnel_scores(profiles: Profiles, names: Sequence[str], ax: Any) -> Any:
+    """Each side's funnel probe: ``exp(H)`` against the noise level in units of its own
+    lowest non-zero level (symlog, so tau = 0 shows), the data's own dotted; return ``ax``."""
+    drawn, notes, ticks = False, [], set()
+    for p, name, color in zip(profiles, names, COLORS):
+        f = None if p is None else p["funnel"]
+        if f is None:
+            notes.append(f"{name}: {'no map' if p is None else 'no funnel probe'}")
+            continue
+        noise = np.asarray(f["noise"], dtype=np.float64)
+        positive = noise[noise > 0]
+        # Each map's ladder in units of its own lowest non-zero level: the two models'
+        # noise scales (their training tau) differ, the ladder's shape is what compares.
+        x = noise / positive.min() if positive.size else np.arange(noise.size, dtype=np.float64)
+        score = "undefined" if f["score"] is None else f"{f['score']:.2f}"
+        ax.plot(x, f["effective_basins"], "o-", color=color, label=f"{name} (score {score})")
+        ticks.update(round(float(t), 6) for t in x)
+        if f["reference_basins"] is not None:
+            ax.axhline(f["reference_basins"], color=color, ls=":", lw=1)
+        drawn = True
+    ax.set_title("funnel probe (dotted: the data's basins)", fontsize=9)
+    if not drawn:
+        return empty_panel(ax, "no funnel probe" + _why(notes))
+    ax.set_xscale("symlog", linthresh=1.0, linscale=0.5)  # keeps tau = 0 on the axis
+    if len(ticks) <= 12:  # the ladders' own levels, as plain numbers
+        from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
+
+        ax.xaxis.set_major_locator(FixedLocator(sorted(ticks)))
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda x, pos: f"{x:g}"))
+        ax.xaxis.set_minor_locator(NullLocator())
+    ax.set_ylim(bottom=0)
+    ax.legend(fontsize=7)
+    ax.grid(True, color="0.92", lw=0.5)
+    _side_notes(ax, notes)
+    ax.set_xlabel("noise level / the map's lowest non-zero level")
+    ax.set_ylabel("effective number of basins exp(H)")
+    return ax
+
+
+def draw_spurious_shares(profiles: Profiles, names: Sequence[str], ax: Any) -> Any:
+    """Grouped bars: each side's spurious share of minima, of chains, and per reason;
+    return ``ax``."""
+    from landscape.diagnosis.spurious import REASONS
+
+    cats = ["any (minima)", "any (chains)", *REASONS.values()]
+    width = 0.38
+    drawn, notes = False, []
+    for k, (p, name, color) in enumerate(zip(profiles, names, COLORS)):
+        d = None if p is None else p["diagnosis"]
+        if d is None:
+            notes.append(f"{name}: {'no map' if p is None else 'no diagnosis'}")
+            continue
+        values = [d["share_minima"], d["share_hits"]]
+        n = p["n_minima"]
+        values += [(d["reasons"][r] / n if n else None) if d["reasons"] is not None else None for r in REASONS.values()]
+        xs = [i + (k - 0.5) * width for i, v in enumerate(values) if v is not None]
+        ys = [v for v in values if v is not None]
+        bars = ax.bar(xs, ys, width=width, color=color, label=name)
+        ax.bar_label(bars, labels=[f"{100 * v:.0f}%" for v in ys], fontsize=6, padding=1)
+        drawn = True
+    ax.set_title("spurious minima by reason (share of minima; 'chains': weighted by hits)", fontsize=9)
+    if not drawn:
+        return empty_panel(ax, "no diagnosis" + _why(notes))
+    ax.set_xticks(range(len(cats)))
+    ax.set_xticklabels(cats, fontsize=7)
+    ax.set_ylim(0, 1.3)  # room above the bars for the legend
+    ax.set_ylabel("share spurious")
+    ax.legend(fontsize=7, loc="upper center", ncol=2)
+    _side_notes(ax, notes, y=0.97)
+    return ax
+
+
+def _is_image_batch(x: np.ndarray) -> bool:
+    return (x.ndim == 4 and x.shape[1] in (1, 3)) or x.ndim == 3
+
+
+def _pictures(
+    content: MapContent | None, samples: np.ndarray | None
+) -> tuple[np.ndarray, list[str], list[bool], str, bool] | None:
+    """The images of one side's row: (images [k, ...], captions, red flags, what they are,
+    whether they are the samples); None when the side has no images to show."""
+    if samples is not None:
+        x = np.asarray(samples.detach().cpu() if hasattr(samples, "detach") else samples, dtype=np.float64)
+        if _is_image_batch(x) and x.shape[0]:
+            k = min(MAX_PICTURES, x.shape[0])
+            return x[:k], [""] * k, [False] * k, f"samples ({k} of {x.shape[0]})", True
+    if content is None:
+        return None
+    try:
+        if minima_kind(content) != "image":
+            return None
+    except LandscapeError:
+        return None
+    part = content.partition
+    hits = part.hits(content.minima_hits)
+    order = np.argsort(-hits, kind="stable")[:MAX_PICTURES]
+    reps = part.representative[order]
+    spurious = (np.asarray(content.diagnosis.spurious, dtype=bool)[reps] if content.diagnosis is not None
+                else np.zeros(order.size, dtype=bool))
+    x = np.asarray(content.minima_x, dtype=np.float64)[reps]
+    captions = [f"#{int(b)}: {int(hits[b])} hits" for b in order]
+    what = f"the {order.size} basins with most hits (representatives; red: spurious)"
+    return x, captions, spurious.tolist(), what, False
+
+
+def draw_image_row(images: np.ndarray, ax: Any, *, captions: Sequence[str] = (), red: Sequence[bool] = (),
+                   low: float = -1.0, high: float = 1.0, slots: int = MAX_PICTURES) -> Any:
+    """Images [k, C, H, W] or [k, H, W] in one row in ``ax`` (one image, ``slots`` places
+    wide so rows of two models line up), a caption above each, red frames where ``red``;
+    return ``ax``."""
+    from matplotlib.patches import Rectangle
+
+    h, w = np.shape(images)[-2:]
+    ax.imshow(image_mosaic(images, low, high, slots=slots), interpolation="nearest", aspect="equal")
+    ax.set_axis_off()
+    for k, caption in enumerate(captions):
+        x0 = k * (w + 1) - 0.5
+        flagged = k < len(red) and red[k]
+        if caption:
+            ax.text(x0 + w / 2, -0.8, caption, ha="center", va="bottom", fontsize=5, color="red" if flagged else "black")
+        if flagged:
+            ax.add_patch(Rectangle((x0, -0.5), w, h, fill=False, edgecolor="red", linewidth=1.2))
+    return ax
+
+
+#: The fixed layout, in inches: the panels' block and each row of pictures.
+_WIDTH, _PANELS_H, _ROW_H = 12.0, 7.1, 1.2
+
+
+def _rows(contents: Sequence[MapContent | None], names: Sequence[str],
+          samples: Mapping[str, Any]) -> list[tuple[int, tuple[Any, ...], float, float]]:
+    rows = []
+    for side, (content, name) in enumerate(zip(contents, names)):
+        found = _pictures(content, samples.get(name))
+        if found is not None:
+            low, high = data_range(content) if content is not None else _DEFAULT_RANGE
+            rows.append((side, found, low, high))
+    return rows
+
+
+def draw_comparison(
+    a_content: MapContent | None,
+    b_content: MapContent | None,
+    names: Sequence[str],
+    fig: Any,
+    samples: Mapping[str, Any] | None = None,
+    *,
+    sample_notes: Mapping[str, str] | None = None,
+) -> Any:
+    """Draw two maps side by side into ``fig`` (a Figure or SubFigure); return ``fig``.
+
+    Four panels (:func:`draw_basin_counts`, :func:`draw_barrier_spectra`,
+    :func:`draw_funnel_scores`, :func:`draw_spurious_shares`) and below them one row of
+    pictures per model with image minima: ``samples[name]`` (the first 16, captioned with
+    ``sample_notes[name]``), else the representatives of its 16 basins with most hits. The
+    layout is fixed in inches for a 12-inch-wide figure 7.1 inches high plus 1.2 per row
+    (:func:`plot_comparison` sizes it so); other sizes stretch it.
+
+    Raises
+    ------
+    LandscapeError
+        Unless there are two names.
+    """
+    names = list(names)
+    if len(names) != 2:
+        raise LandscapeError(f"plot_comparison needs two names, got {len(names)}")
+    contents = (a_content, b_content)
+    profiles = [None if c is None else map_profile(c) for c in contents]
+    rows = _rows(contents, names, samples or {})
+    width, height = size_inches(fig)
+    sx, sy = width / _WIDTH, height / (_PANELS_H + _ROW_H * len(rows))
+
+    def rect(left: float, top: float, w: float, h: float) -> tuple[float, float, float, float]:
+        return (left * sx / width, 1 - (top + h) * sy / height, w * sx / width, h * sy / height)
+
+    axes = [fig.add_axes(rect(left, top, 4.9, 2.55)) for top in (0.6, 4.05) for left in (0.75, 6.8)]
+    draw_basin_counts(profiles, names, axes[0])
+    draw_barrier_spectra(profiles, names, axes[1])
+    draw_funnel_scores(profiles, names, axes[2])
+    draw_spurious_shares(profiles, names, axes[3])
+    fig.suptitle(f"Landscapes compared: {names[0]} (blue) vs {names[1]} (orange)", y=1 - 0.12 * sy / height,
+                 va="top", fontsize=11)
+    for r, (side, (images, captions, red, what, from_samples), low, high) in enumerate(rows):
+        name = names[side]
+        note = (sample_notes or {}).get(name) if from_samples else None
+        top = _PANELS_H + r * _ROW_H
+        fig.text(0.5, 1 - (top + 0.05) * sy / height, f"{name}: {note or what}", ha="center", va="top", fontsize=8,
+                 color=COLORS[side])
+        draw_image_row(images, fig.add_axes(rect(0.2, top + 0.38, _WIDTH - 0.4, _ROW_H - 0.45)), captions=captions,
+                       red=red, low=low, high=high)
+    return fig
+
+
+def plot_comparison(
+    a_content: MapContent | None,
+    b_content: MapContent | None,
+    names: Sequence[str],
+    path: str | Path,
+    samples: Mapping[str, Any] | None = None,
+    *,
+    sample_notes: Mapping[str, str] | None = None,
+) -> Path:
+    """:func:`draw_comparison` into a new figure 12 inches wide (7.1 high, plus 1.2 per row
+    of pictures), written atomically to ``path``.
+
+    Parameters
+    ----------
+    a_content, b_content : MapContent or None
+        The two maps (None: that side has no map).
+    names : (str, str)
+        Labels of the two sides.
+    path : str or Path
+        The picture (format by suffix: .png, .pdf, .svg).
+    samples : dict name -> array [n, *shape], optional
+        Images to show for a side instead of its basins (e.g. long-run samples).
+    sample_notes : dict name -> str, optional
+        What the samples are (their start and steps), for the row's title.
+
+    Returns
+    -------
+    Path
+
+    Raises
+    ------
+    LandscapeError
+        An unknown picture format, not two names, or a map without basins.
+
+    Examples
+    --------
+    >>> plot_comparison(read_map("a.h5"), read_map("b.h5"), ("a", "b"), "a_vs_b.png")   # doctest: +SKIP
+    """
+    path = check_picture_path(path)
+    if len(list(names)) != 2:
+        raise LandscapeError(f"plot_comparison needs two names, got {len(list(names))}")
+    n_rows = len(_rows((a_content, b_content), list(names), samples or {}))
+    # A fixed layout (no layout engine: it costs more than the drawing), and the figure's
+    # own size when saved, so pictures of any two pairs of models line up.
+    fig = new_figure(_WIDTH, _PANELS_H + _ROW_H * n_rows)
+    draw_comparison(a_content, b_content, names, fig, samples, sample_notes=sample_notes)
+    return save_figure(fig, path, dpi=110, tight=False)

@@ -1,0 +1,209 @@
+"""The disconnectivity graph: a barrier tree drawn into a matplotlib axes.
+
+- :func:`draw_tree`: any :class:`~landscape.mapping.tree.BarrierTree` (over minima or
+  over basins) into an axes, leaves coloured, sized, labelled or marked as asked;
+- :func:`draw_map_tree`: a map's tree over its minima (leaves coloured by basin at a
+  level) or over the basins of a level, spurious minima in red, titled with the model;
+- :func:`plot_tree`: :func:`draw_map_tree` into a new figure, saved to a file.
+
+The tree itself is computed by :mod:`landscape.mapping.tree` (which draws nothing).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from landscape.io.records import MapContent
+from landscape.io.views import (
+    basin_tree_of,
+    level_name,
+    partition_of,
+    short_source,
+    spurious_minima,
+)
+from landscape.mapping.tree import BarrierTree, display_nodes
+from landscape.plots.common import (
+    basin_palette,
+    check_picture_path,
+    new_figure,
+    save_figure,
+    size_inches,
+    wrap,
+)
+
+__all__ = ["draw_map_tree", "draw_tree", "plot_tree"]
+
+
+def draw_tree(
+    tree: BarrierTree,
+    ax: Any = None,
+    *,
+    colors: Sequence[Any] | None = None,
+    sizes: Sequence[float] | np.ndarray | None = None,
+    labels: Sequence[str] | None = None,
+    marked: Sequence[int] | None = None,
+    max_leaves: int = 400,
+    title: str | None = None,
+    name: str = "minimum",
+) -> Any:
+    """Draw the tree as a disconnectivity graph into a matplotlib axes.
+
+    The vertical axis is energy. Each leaf is a vertical line from its energy up to the
+    merge that joins it; each merge a horizontal connector at its barrier energy with a
+    line up to its own parent. Leaves follow scipy's dendrogram order, so no lines cross.
+    Merges with no path found are drawn dashed at the placeholder height. Beyond
+    ``max_leaves`` leaves the lowest merges are folded into one line per group, drawn from
+    the group's lowest energy.
+
+    Parameters
+    ----------
+    tree : BarrierTree
+    ax : matplotlib Axes, optional
+        Drawn into (a new 8 x 5 inch figure with the Agg canvas when None).
+    colors : sequence [L], optional
+        A colour per leaf (e.g. by basin); black by default.
+    sizes : array [L], optional
+        Drawn as dot areas at each leaf's bottom.
+    labels : sequence of str [L], optional
+        Tick labels (shown for up to 60 shown leaves).
+    marked : sequence of int, optional
+        Leaves drawn in red and thicker (e.g. flagged spurious).
+    max_leaves : int
+    title : str, optional
+    name : str
+        What a leaf is, for the axis label.
+
+    Returns
+    -------
+    matplotlib Axes
+    """
+    if ax is None:
+        ax = new_figure(8.0, 5.0).add_subplot(1, 1, 1)
+    n = tree.n_leaves
+    shown = sorted(display_nodes(tree, max(1, max_leaves)))
+    marked_set = {int(i) for i in (marked or [])}
+    node_pos = {m: p for p, m in enumerate(shown)}
+    # Order the shown nodes as a dendrogram of the folded tree would: a walk from the root.
+    order: list[int] = []
+    inner: list[int] = []  # merges drawn as connectors (above every folded group)
+    stack = [tree.root]
+    while stack:
+        m = stack.pop()
+        if m in node_pos:
+            order.append(m)
+            continue
+        inner.append(m)
+        a, b = tree.children(m)  # type: ignore[misc]
+        # lower side first (left)
+        la, lb = tree.lowest[a], tree.lowest[b]
+        first, second = (a, b) if (tree.energy[la], la) <= (tree.energy[lb], lb) else (b, a)
+        stack.extend([second, first])
+    xpos: dict[int, float] = {m: float(p) for p, m in enumerate(order)}
+    for m in reversed(inner):  # children before parents
+        a, b = tree.children(m)  # type: ignore[misc]
+        xpos[m] = 0.5 * (xpos[a] + xpos[b])
+    pos = xpos.__getitem__
+
+    lo = float(tree.energy.min())
+    hi = float(tree.heights.max()) if n > 1 else float(tree.energy.max())
+    stub = 0.05 * (hi - lo) if hi > lo else max(abs(hi) * 0.05, 1.0)
+    color_of = (lambda i: colors[i]) if colors is not None else (lambda i: "black")
+    for m in order:  # shown leaves and folded groups
+        low = int(tree.lowest[m])
+        bottom = float(tree.energy[low])
+        top = tree.height(tree.parent[m]) if m in tree.parent else bottom + stub
+        red = low in marked_set and m < n
+        ax.plot([pos(m)] * 2, [bottom, top], color="red" if red else color_of(low),
+                lw=1.8 if red or m >= n else 1.0)
+    for m in inner:
+        a, b = tree.children(m)  # type: ignore[misc]
+        h = tree.height(m)
+        k = m - n
+        ax.plot([pos(a), pos(b)], [h, h], color="grey" if not tree.connected[k] else "black",
+                ls="--" if not tree.connected[k] else "-", lw=1.0)
+        top = tree.height(tree.parent[m]) if m in tree.parent else h + stub
+        ax.plot([pos(m)] * 2, [h, top], color="grey" if not tree.connected[k] else "black", lw=1.0)
+    if sizes is not None and len(order) == n:
+        s = np.asarray(sizes, dtype=np.float64)
+        area = 8.0 + 60.0 * s / max(float(s.max()), 1.0)
+        ax.scatter([pos(i) for i in range(n)], tree.energy, s=area,
+                   c=["red" if i in marked_set else color_of(i) for i in range(n)], zorder=3)
+    if not tree.connected.all():
+        ax.text(len(order) - 0.5, tree.top, "no path found ", va="bottom", ha="right", fontsize=8, color="grey")
+    if len(order) <= 60:
+        ax.set_xticks([pos(m) for m in order])
+        ticks = [str(labels[m]) if labels is not None and m < n else (str(m) if m < n else f"[{int(tree.linkage[m - n, 3])}]")
+                 for m in order]
+        ax.set_xticklabels(ticks, fontsize=7, rotation=90)
+    else:
+        ax.set_xticks([])
+    ax.set_xlim(-1.0, float(len(order)))
+    ax.set_ylim(lo - stub, (tree.top if not tree.connected.all() else hi) + 2 * stub)
+    ax.set_ylabel("energy U")
+    plural = "minima" if name == "minimum" else name + "s"
+    folded = f", lowest merges folded to {len(order)} groups" if len(order) < n else ""
+    ax.set_xlabel(f"{plural} ({n}{folded})")
+    width = ax.get_position().width * size_inches(ax.figure)[0]
+    ax.set_title(wrap(title or f"disconnectivity graph ({n} {plural})", width, 10), fontsize=10)
+    for side in ("top", "right"):
+        ax.spines[side].set_visible(False)
+    return ax
+
+
+def draw_map_tree(content: MapContent, ax: Any, *, level: int | None = None, basins: bool = False,
+                  max_leaves: int = 300, title: str | None = None) -> Any:
+    """Draw a map's disconnectivity graph into ``ax`` and return ``ax``.
+
+    Over minima (leaves coloured by their basin at ``level``), or with ``basins`` over the
+    basins of that level (dot areas: chains per basin). Spurious minima (or basins whose
+    lowest minimum is) in red. The default title names the model
+    (:func:`landscape.io.views.short_source`), the leaves and the level.
+
+    Raises
+    ------
+    LandscapeError
+        For a level out of range.
+    """
+    part = partition_of(content, level)
+    spurious = spurious_minima(content)
+    if basins or not content.over_minima:
+        tree = basin_tree_of(content, level)
+        name = "basin"
+        sizes = part.hits(content.minima_hits)
+        colors = None
+        default = f"{short_source(content)}: disconnectivity graph over {tree.n_leaves} basins, {level_name(content, level)}"
+    else:
+        tree = content.tree
+        name = "minimum"
+        sizes = None
+        palette = basin_palette(part.basin)
+        colors = [palette[int(b)] for b in part.basin]
+        default = (f"{short_source(content)}: disconnectivity graph over {tree.n_leaves} minima, coloured by "
+                   f"basin at {level_name(content, level)}")
+    marked = np.flatnonzero(spurious[tree.leaves]).tolist()
+    return draw_tree(tree, ax, colors=colors, sizes=sizes, marked=marked, max_leaves=max_leaves,
+                     title=title or default, name=name)
+
+
+def plot_tree(content: MapContent, path: str | Path, *, level: int | None = None, basins: bool = False,
+              title: str | None = None) -> Path:
+    """:func:`draw_map_tree` into a new figure (wider for more leaves), saved to ``path``.
+
+    Returns
+    -------
+    Path
+
+    Raises
+    ------
+    LandscapeError
+        A bad level or an unknown picture format (nothing is written).
+    """
+    path = check_picture_path(path)
+    n = content.tree.n_leaves if not basins else partition_of(content, level).n_basins
+    fig = new_figure(min(20.0, max(7.0, 0.05 * min(n, 300) + 6.0)), 5.5, layout="constrained")
+    draw_map_tree(content, fig.add_subplot(1, 1, 1), level=level, basins=basins, title=title)
+    return save_figure(fig, path)
