@@ -90,7 +90,7 @@ def summary_lines(map_path: Path, content, d, dataset: str) -> list[str]:
 
     from landscape.diagnosis.spurious import OFF_DATA, SATURATED, SINK, reason_text
     from landscape.mapping.funnel import describe
-    from landscape.plots.figures import describe_source
+    from landscape.io.views import describe_source
 
     n = content.n_minima
     q99, q50 = np.quantile(d.data_nn, [d.rule.nn_quantile, 0.5])

@@ -69,30 +69,33 @@ def tree_cmd(map_path, level, basins, plot, images, levels_plot, max_leaves, as_
     """
     from landscape.errors import LandscapeError
     from landscape.io.mapfile import read_map
-    from landscape.plots import figures
+    from landscape.io.views import basin_tree_of, minima_kind, partition_of
+    from landscape.plots.common import check_picture_path
+    from landscape.plots.maps import plot_levels, plot_map_2d, plot_representatives
+    from landscape.plots.tree import plot_tree
 
     for picture in (plot, images, levels_plot):
         if picture is not None:
-            figures.check_picture_path(picture)
+            check_picture_path(picture)
     content = read_map(map_path)
-    figures.partition_of(content, level)  # a bad level is an error before anything is written
+    partition_of(content, level)  # a bad level is an error before anything is written
     if images is not None:
-        figures.minima_kind(content)
+        minima_kind(content)
     if levels_plot is not None and not any(p.alpha > 0 for p in content.levels):
         raise LandscapeError(f"{map_path}: no level has alpha > 0: --levels-plot has nothing to draw")
     show_basins = basins or not content.over_minima
-    tree = figures.basin_tree_of(content, level) if show_basins else content.tree
+    tree = basin_tree_of(content, level) if show_basins else content.tree
 
     written: dict[str, str] = {}
     if plot is not None:
-        written["plot"] = str(figures.plot_tree(content, plot, level=level, basins=show_basins))
+        written["plot"] = str(plot_tree(content, plot, level=level, basins=show_basins))
     if images is not None:
-        if figures.minima_kind(content) == "2d":
-            written["images"] = str(figures.plot_map_2d(content, images, level=level))
+        if minima_kind(content) == "2d":
+            written["images"] = str(plot_map_2d(content, images, level=level))
         else:
-            written["images"] = str(figures.plot_representatives(content, images, level=level))
+            written["images"] = str(plot_representatives(content, images, level=level))
     if levels_plot is not None:
-        written["levels_plot"] = str(figures.plot_levels(content, levels_plot))
+        written["levels_plot"] = str(plot_levels(content, levels_plot))
 
     if as_json:
         click.echo(json.dumps(map_summary(map_path, content, tree, level, show_basins, written), indent=2))
@@ -125,7 +128,7 @@ def map_header(map_path: Path, content, level: int | None = None) -> list[str]:
     """The lines `landscape info` and `landscape tree` print about a map."""
     import numpy as np
 
-    from landscape.plots.figures import (
+    from landscape.io.views import (
         ad_temperature,
         describe_source,
         map_dataset,
@@ -204,7 +207,7 @@ def _text(map_path: Path, content, tree, level: int | None, basins: bool, max_le
     import numpy as np
 
     from landscape.mapping.tree import render_text
-    from landscape.plots.figures import level_name, partition_of, tree_merges
+    from landscape.io.views import level_name, partition_of, tree_merges
 
     part = partition_of(content, level)
     escape = tree.escape()
@@ -272,7 +275,7 @@ def map_summary(map_path: Path, content, tree, level: int | None, basins: bool, 
     """The map and its tree as plain data (``--json``)."""
     import numpy as np
 
-    from landscape.plots.figures import (
+    from landscape.io.views import (
         ad_temperature,
         map_dataset,
         map_temperature,

@@ -352,13 +352,3 @@ def test_the_views_and_the_tree_draw_nothing():
         names = [a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names]
         names += [n.module or "" for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)]
         assert not [n for n in names if n.startswith("matplotlib")], rel
-
-
-def test_the_old_figures_module_still_offers_what_the_command_line_imports():
-    from landscape.plots import figures
-
-    used = {"ad_temperature", "basin_tree_of", "check_picture_path", "describe_source", "level_name", "map_dataset",
-            "map_temperature", "minima_kind", "partition_of", "plot_funnel", "plot_levels", "plot_map_2d",
-            "plot_representatives", "plot_tree", "tree_merges"}
-    assert used <= set(dir(figures))
-    assert figures.plot_tree is plot_tree and figures.draw_map_tree is draw_map_tree

@@ -12,7 +12,7 @@ import h5py
 import numpy as np
 import pytest
 
-from landscape.plots.figures import basin_tree_of, tree_merges
+from landscape.io.views import basin_tree_of, tree_merges
 from landscape.io.mapfile import read_map
 from conftest import assert_one_line_error, run
 from conftest import (

@@ -978,7 +978,7 @@ def plot_toy_density(
         ax.set_xlim(lo_x, hi_x)
         ax.set_ylim(lo_y, hi_y)
         ax.set_aspect("equal")
-        ax.set_title(wrap(f"short-run samples: {chain_caption(steps, init, n=s.shape[0])}{extra}", 3.6, 9),
+        ax.set_title(wrap(f"short-run samples: {chain_caption(steps, init, n=s.shape[0])}{extra}", 3.0, 9),
                      fontsize=9)
         ax = axes[1, 2]
         top = np.nanmax(np_) if np.isfinite(np_).any() else 0.0

@@ -31,8 +31,9 @@ from torch import nn
 
 from landscape import data as datasets
 from landscape import Energy, __version__, sample
-from landscape.errors import LandscapeError
+from landscape.errors import LandscapeError, NonFiniteEnergyError
 from landscape.io.files import atomic_path
+from landscape.plots.common import chain_caption
 from landscape.train import checkpoint as ckpt_io
 from landscape.train import diagnostics
 from landscape.train.config import Config, lr_at
@@ -193,7 +194,12 @@ def train(
     with _StopFlag() as stop:
         while step < cfg_t.steps:
             lr = lr_at(config, step)
-            x_neg, (d_st, v_t, e_pos, e_neg, acc) = s.update(lr)
+            try:
+                x_neg, (d_st, v_t, e_pos, e_neg, acc) = s.update(lr)
+            except NonFiniteEnergyError as exc:  # the parameters went non-finite in an earlier update
+                raise LandscapeError(
+                    f"training diverged at update {step + 1}: {exc} (lower optim.lr or sampler.epsilon)"
+                ) from None
             step += 1
             if not math.isfinite(d_st):
                 raise LandscapeError(
@@ -579,10 +585,12 @@ def write_figures(
     config: Config,
 ) -> None:
     """Diagnostics plot, short-run samples (image grid or 2-D densities), bank pictures."""
+    s = config.sampler
     metrics = read_metrics(metrics_path)
     if len(metrics["step"]):
         diagnostics.plot_training_diagnostics(
-            metrics, run_dir / "diagnostics.png", title=f"{config.preset} on {dataset.name}"
+            metrics, run_dir / "diagnostics.png", title=f"{config.preset} on {dataset.name}",
+            init=s.init, steps=s.steps,
         )
     if dataset.density is not None:
         xs, ys, log_q, log_p, cell = toy_log_densities(energy, dataset)
@@ -590,9 +598,16 @@ def write_figures(
         samples = None if negatives is None else negatives.detach().cpu().numpy()
         diagnostics.plot_toy_density(
             xs, ys, log_q, log_p, run_dir / "density.png", samples=samples, kl=kl,
-            title=f"{config.preset}: true vs learned density",
+            title=f"{config.preset}: true vs learned density", init=s.init, steps=s.steps,
         )
     elif negatives is not None and negatives.dim() == 4:
-        diagnostics.save_image_grid(negatives[:100].detach().cpu(), run_dir / "samples.png")
+        shown = negatives[:100]
+        caption = chain_caption(s.steps, s.init, n=shown.shape[0], epsilon=s.epsilon, tau=s.tau)
+        diagnostics.save_image_grid(shown.detach().cpu(), run_dir / "samples.png",
+                                    caption=f"{config.preset}: the last update's negatives, {caption}")
         if bank is not None:
-            diagnostics.save_image_grid(bank[:100].detach().cpu(), run_dir / "bank.png")
+            diagnostics.save_image_grid(
+                bank[:100].detach().cpu(), run_dir / "bank.png",
+                caption=f"{config.preset}: {min(100, bank.shape[0])} of the {bank.shape[0]} chains of the "
+                        f"persistent bank (this rank's), each {s.steps} Langevin steps per update it was drawn in",
+            )

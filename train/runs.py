@@ -213,7 +213,9 @@ def run_funnel(
     Ctrl-C keeps the finished noise levels and exits with status 130.
     """
     from landscape.train.energies import check_map_matches, energy_for_map, load_data_like
-    from landscape.plots import figures
+    from landscape.io.views import map_dataset
+    from landscape.plots.common import check_picture_path
+    from landscape.plots.funnel import plot_funnel
     from landscape.mapping.funnel import PROGRESS_KIND, FunnelConfig, funnel_probe
     from landscape.io.mapfile import clear_progress, progress_path, read_map, rewrite_map, update_map
 
@@ -222,7 +224,7 @@ def run_funnel(
     if model is not None:
         check_map_matches(map_path, content, model)
     plot = plot or map_path.with_name(map_path.stem + "_funnel.png")
-    figures.check_picture_path(plot)
+    check_picture_path(plot)
     if not force and not resume:
         if content.funnel is not None:
             raise LandscapeError(f"{map_path} has a funnel probe already: pass --force to replace it")
@@ -242,7 +244,7 @@ def run_funnel(
         raise LandscapeError(f"{map_path} records no Langevin step: give --eps")
     # A map explored at temperature 0 ran no Langevin steps: the probe's chains need some.
     steps = steps if steps is not None else (int(config.get("steps") or 0) or 1000)
-    dataset = dataset or figures.map_dataset(content) or loaded.dataset
+    dataset = dataset or map_dataset(content) or loaded.dataset
     init = init or ("both" if dataset else "noise")
     data = None
     if init in ("both", "data"):
@@ -280,7 +282,7 @@ def run_funnel(
         update_map(map_path, funnel=result.funnel)
     clear_progress(map_path, PROGRESS_KIND)
     written = read_map(map_path)
-    figures.plot_funnel(written, plot)
+    plot_funnel(written, plot)
     return FunnelRun(map_path, written, result, plot, time.perf_counter() - t0, dropped)
 
 
@@ -341,7 +343,8 @@ def run_diagnose(
     import numpy as np
 
     from landscape.train.energies import energy_for_map, load_data_like
-    from landscape.plots import figures
+    from landscape.io.views import map_dataset
+    from landscape.plots.funnel import plot_funnel
     from landscape.diagnosis.spurious import DiagnosisRule, diagnose_map
     from landscape.io.mapfile import read_map, update_map
     from landscape.diagnosis.report import write_report
@@ -353,7 +356,7 @@ def run_diagnose(
     rule = DiagnosisRule(nn_quantile=nn_quantile, nn_factor=nn_factor, energy_quantile=energy_quantile,
                          saturation_excess=saturation_excess, funnel_score=funnel_score)
     loaded = energy_for_map(map_path, content, model=model, device=device)
-    dataset = dataset or figures.map_dataset(content) or loaded.dataset
+    dataset = dataset or map_dataset(content) or loaded.dataset
     if not dataset:
         raise LandscapeError(
             f"{map_path} records no data set: give the training data with --dataset NAME (npz:FILE for your own)"
@@ -366,7 +369,7 @@ def run_diagnose(
         extra = []
         if written.funnel is not None:
             extra.append(("The funnel probe (landscape funnel): where chains end as the noise grows",
-                          figures.plot_funnel(written, Path(tmp) / "funnel.png")))
+                          plot_funnel(written, Path(tmp) / "funnel.png")))
         write_report(report, written, diagnosis, data_x.numpy(), extra_figures=extra)
     return DiagnoseRun(written, diagnosis, dataset, report)
 

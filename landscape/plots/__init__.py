@@ -7,6 +7,5 @@ atomically, return the path). What they draw is read off a map by :mod:`landscap
 - :mod:`~landscape.plots.maps`: basin representatives, a 2-D energy, basins per level;
 - :mod:`~landscape.plots.funnel`: the funnel probe;
 - :mod:`~landscape.plots.compare`: two maps side by side;
-- :mod:`~landscape.plots.report`: the spurious-minima report's pictures;
-- :mod:`~landscape.plots.figures`: the old names, re-exported for one release.
+- :mod:`~landscape.plots.report`: the spurious-minima report's pictures.
 """
