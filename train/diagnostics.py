@@ -373,6 +373,82 @@ def _fmt(v: float) -> str:
     return "n/a" if not math.isfinite(v) else f"{v:.4g}"
 
 
+def _training_series(
+    metrics: Mapping[str, np.ndarray], window: int, max_lag: int
+) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """The metrics as float64 series of one length, and the update numbers (1..n by
+    default); ValueError naming what is missing or inconsistent."""
+    for key in ("d_st", "v_t", "r_t"):
+        if key not in metrics:
+            raise ValueError(f"metrics lack the series {key!r} (have: {sorted(metrics)})")
+    if window < 1:
+        raise ValueError(f"window must be >= 1, got {window}")
+    if max_lag < 0:
+        raise ValueError(f"max_lag must be >= 0, got {max_lag}")
+    series = {k: np.asarray(v, dtype=np.float64).reshape(-1) for k, v in metrics.items() if v is not None}
+    n = series["d_st"].size
+    if n == 0:
+        raise ValueError("metrics hold no updates to plot")
+    step = series.get("step", np.arange(1, n + 1, dtype=np.float64))
+    for key in ("step", "d_st", "v_t", "r_t", "energy_pos", "energy_neg"):
+        if key in series and series[key].size != n:
+            raise ValueError(f"metrics series {key!r} has {series[key].size} entries, d_st has {n}")
+    return series, step
+
+
+def draw_correlations(ax_auto: Any, ax_cross: Any, d: np.ndarray, v: np.ndarray, max_lag: int) -> None:
+    """Autocorrelations of ``d`` (d_st) and ``v`` (v_t) at lags 0..max_lag into
+    ``ax_auto``, their cross-correlation ``corr(d[t], v[t+k])`` into ``ax_cross``, each with
+    the white-noise 95 % band; a note instead where the series are too short or not finite."""
+    corr_ok = d.size >= MIN_CORRELATION_POINTS and bool(np.all(np.isfinite(d)) and np.all(np.isfinite(v)))
+    lag_note = (
+        f"correlations need at least {MIN_CORRELATION_POINTS} finite updates\n"
+        f"(have {d.size} in the window): skipped"
+    )
+    if corr_ok:
+        ad = autocorrelation(d, max_lag)
+        av = autocorrelation(v, max_lag)
+        lags = np.arange(ad.size)
+        _significance_band(ax_auto, d.size)
+        ax_auto.bar(lags - 0.2, ad, width=0.4, color="C0", label=r"$d_{s_t}$")
+        ax_auto.bar(lags + 0.2, av, width=0.4, color="C1", label=r"$v_t$")
+        ax_auto.axhline(0.0, color="k", lw=0.6)
+        ax_auto.set_xlabel("lag $k$ (updates)")
+        ax_auto.set_ylabel("autocorrelation")
+        ax_auto.set_ylim(-1.05, 1.4)  # headroom keeps the legend off the bars
+        ax_auto.legend(loc="upper center", ncol=3, fontsize=7)
+
+        lags, cc = cross_correlation(d, v, max_lag)
+        _significance_band(ax_cross, d.size)
+        ax_cross.bar(lags, cc, width=0.7, color="C4")
+        ax_cross.axhline(0.0, color="k", lw=0.6)
+        ax_cross.set_xlabel(r"lag $k$ (updates; $k > 0$: $v$ after $d$)")
+        ax_cross.set_ylabel("correlation")
+        ax_cross.set_ylim(-1.05, 1.4)
+        ax_cross.legend(loc="upper center", fontsize=7)
+    else:
+        _note(ax_auto, lag_note)
+        _note(ax_cross, lag_note)
+    ax_auto.set_title(f"autocorrelation, last {d.size} updates")
+    ax_cross.set_title(r"cross-correlation corr($d_{s_t}$, $v_{t+k}$)")
+
+
+def draw_energies(ax: Any, step: np.ndarray, e_pos: np.ndarray, e_neg: np.ndarray) -> None:
+    """Mean energies of the data and of the short-run samples per update into ``ax``."""
+    n = step.size
+    # Samples first: their noisier line would otherwise hide the data's.
+    lines = ((e_neg, "C9", r"samples $\overline{U}(X^-)$"), (e_pos, "C3", r"data $\overline{U}(X^+)$"))
+    for y, color, label in lines:
+        y_plot = np.where(np.isfinite(y), y, np.nan)
+        idx = _decimate(n, y_plot)
+        marker = "o" if n <= 5 else None  # a line of 1 point is invisible
+        ax.plot(step[idx], y_plot[idx], color=color, lw=0.8, label=label, marker=marker, ms=3)
+    _update_axis(ax)
+    ax.set_ylabel("mean energy")
+    ax.legend(loc="best", fontsize=7)
+    ax.set_title("energies of data and short-run samples")
+
+
 def plot_training_diagnostics(
     metrics: Mapping[str, np.ndarray],
     path: str | os.PathLike,
@@ -425,26 +501,12 @@ def plot_training_diagnostics(
 
     Cost: O(n) plus one matplotlib figure (well under a second for 200,000 updates).
     """
-    for key in ("d_st", "v_t", "r_t"):
-        if key not in metrics:
-            raise ValueError(f"metrics lack the series {key!r} (have: {sorted(metrics)})")
-    if window < 1:
-        raise ValueError(f"window must be >= 1, got {window}")
-    if max_lag < 0:
-        raise ValueError(f"max_lag must be >= 0, got {max_lag}")
-    series = {k: np.asarray(v, dtype=np.float64).reshape(-1) for k, v in metrics.items() if v is not None}
-    n = series["d_st"].size
-    if n == 0:
-        raise ValueError("metrics hold no updates to plot")
-    step = series.get("step", np.arange(1, n + 1, dtype=np.float64))
-    for key in ("step", "d_st", "v_t", "r_t", "energy_pos", "energy_neg"):
-        if key in series and series[key].size != n:
-            raise ValueError(f"metrics series {key!r} has {series[key].size} entries, d_st has {n}")
+    series, step = _training_series(metrics, window, max_lag)
+    n = step.size
     d, v, r = series["d_st"], series["v_t"], series["r_t"]
     start = max(0, n - window)
     dw, vw = d[start:], v[start:]
     summary = summarize_oscillation(dw, vw)
-    corr_ok = dw.size >= MIN_CORRELATION_POINTS and bool(np.all(np.isfinite(dw)) and np.all(np.isfinite(vw)))
 
     fig = new_figure(16, 9)
     axes = fig.subplots(2, 3)
@@ -464,56 +526,12 @@ def plot_training_diagnostics(
     ax.set_title(r"gradient displacement $r_t = \frac{\varepsilon^2}{2} v_t$ per Langevin step")
     ax.set_ylabel(r"$r_t$ (data units per step)")
 
-    lag_note = (
-        f"correlations need at least {MIN_CORRELATION_POINTS} finite updates\n"
-        f"(have {dw.size} in the window): skipped"
-    )
-    ax = axes[1, 0]
-    if corr_ok:
-        ad = autocorrelation(dw, max_lag)
-        av = autocorrelation(vw, max_lag)
-        lags = np.arange(ad.size)
-        _significance_band(ax, dw.size)
-        ax.bar(lags - 0.2, ad, width=0.4, color="C0", label=r"$d_{s_t}$")
-        ax.bar(lags + 0.2, av, width=0.4, color="C1", label=r"$v_t$")
-        ax.axhline(0.0, color="k", lw=0.6)
-        ax.set_xlabel("lag $k$ (updates)")
-        ax.set_ylabel("autocorrelation")
-        ax.set_ylim(-1.05, 1.4)  # headroom keeps the legend off the bars
-        ax.legend(loc="upper center", ncol=3, fontsize=7)
-    else:
-        _note(ax, lag_note)
-    ax.set_title(f"autocorrelation, last {dw.size} updates")
-
-    ax = axes[1, 1]
-    if corr_ok:
-        lags, cc = cross_correlation(dw, vw, max_lag)
-        _significance_band(ax, dw.size)
-        ax.bar(lags, cc, width=0.7, color="C4")
-        ax.axhline(0.0, color="k", lw=0.6)
-        ax.set_xlabel(r"lag $k$ (updates; $k > 0$: $v$ after $d$)")
-        ax.set_ylabel("correlation")
-        ax.set_ylim(-1.05, 1.4)
-        ax.legend(loc="upper center", fontsize=7)
-    else:
-        _note(ax, lag_note)
-    ax.set_title(r"cross-correlation corr($d_{s_t}$, $v_{t+k}$)")
-
-    ax = axes[1, 2]
+    draw_correlations(axes[1, 0], axes[1, 1], dw, vw, max_lag)
     e_pos, e_neg = series.get("energy_pos"), series.get("energy_neg")
     if e_pos is not None and e_neg is not None and np.isfinite(e_pos).any() and np.isfinite(e_neg).any():
-        # Samples first: their noisier line would otherwise hide the data's.
-        lines = ((e_neg, "C9", r"samples $\overline{U}(X^-)$"), (e_pos, "C3", r"data $\overline{U}(X^+)$"))
-        for y, color, label in lines:
-            y_plot = np.where(np.isfinite(y), y, np.nan)
-            idx = _decimate(n, y_plot)
-            marker = "o" if n <= 5 else None  # a line of 1 point is invisible
-            ax.plot(step[idx], y_plot[idx], color=color, lw=0.8, label=label, marker=marker, ms=3)
-        _update_axis(ax)
-        ax.set_ylabel("mean energy")
-        ax.legend(loc="best", fontsize=7)
-        ax.set_title("energies of data and short-run samples")
+        draw_energies(axes[1, 2], step, e_pos, e_neg)
     else:
+        ax = axes[1, 2]
         lines = [f"last {dw.size} updates"] + [f"{k}: {_fmt(val)}" for k, val in summary.items()]
         ax.text(0.05, 0.95, "\n".join(lines), ha="left", va="top", family="monospace", fontsize=9,
                 transform=ax.transAxes)

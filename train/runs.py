@@ -212,11 +212,10 @@ def run_funnel(
 
     Ctrl-C keeps the finished noise levels and exits with status 130.
     """
-    from landscape.train.energies import check_map_matches, energy_for_map, load_data_like
-    from landscape.io.views import map_dataset
+    from landscape.train.energies import check_map_matches, energy_for_map
     from landscape.plots.common import check_picture_path
     from landscape.plots.funnel import plot_funnel
-    from landscape.mapping.funnel import PROGRESS_KIND, FunnelConfig, funnel_probe
+    from landscape.mapping.funnel import PROGRESS_KIND, funnel_probe
     from landscape.io.mapfile import clear_progress, progress_path, read_map, rewrite_map, update_map
 
     map_path, model = locate(target, map_option)
@@ -235,36 +234,15 @@ def run_funnel(
     loaded = energy_for_map(map_path, content, model=model, device=device)
     energy = loaded.energy
 
-    unit, unit_why = (base_noise(content, loaded.sampler) if noise_unit == "auto"
-                      else (parse_floats(noise_unit, "--noise-unit")[0], "given"))
-    levels = tuple(m * unit for m in parse_floats(noise, "--noise"))
-    config = content.settings()
-    eps = eps or float(config.get("eps", 0) or 0) or None
-    if eps is None:
-        raise LandscapeError(f"{map_path} records no Langevin step: give --eps")
-    # A map explored at temperature 0 ran no Langevin steps: the probe's chains need some.
-    steps = steps if steps is not None else (int(config.get("steps") or 0) or 1000)
-    dataset = dataset or map_dataset(content) or loaded.dataset
-    init = init or ("both" if dataset else "noise")
-    data = None
-    if init in ("both", "data"):
-        if not dataset:
-            raise LandscapeError(f"--init {init} needs a data set: give --dataset (or --init noise)")
-        data = load_data_like(dataset, data_root, energy.shape)
-    probe = FunnelConfig(
-        noise=levels, eps=float(eps), steps=int(steps), merge_radius=float(config.get("merge_radius", 0.05)),
-        chains=chains, init=init, quench_steps=int(config.get("quench_steps", 2000)),
-        grad_tol=float(config.get("grad_tol", 1e-3)), seed=seed,
-    )
+    probe, data, about = _funnel_plan(map_path, content, loaded, noise=noise, noise_unit=noise_unit, chains=chains,
+                                      steps=steps, eps=eps, init=init, dataset=dataset, data_root=data_root, seed=seed)
     if not quiet:
-        say(f"funnel probe of {map_path} ({loaded.label}): noise {', '.join(f'{t:.3g}' for t in levels)} "
-                   f"(unit {unit:.3g}: {unit_why}), eps {eps:.3g}, {steps} steps, {chains} chains per start "
-                   f"from {init}")
+        say(f"funnel probe of {map_path} ({loaded.label}): {about}")
     bars = ProgressBars(quiet)
     t0 = time.perf_counter()
     try:
         result = funnel_probe(energy, content, probe, data=data, progress_file=map_path, resume=resume, reporter=bars,
-                              refine=refine and bool(config.get("refine", True)))
+                              refine=refine and bool(content.settings().get("refine", True)))
     except KeyboardInterrupt:
         bars.close()
         if progress_path(map_path, PROGRESS_KIND).exists():
@@ -284,6 +262,54 @@ def run_funnel(
     written = read_map(map_path)
     plot_funnel(written, plot)
     return FunnelRun(map_path, written, result, plot, time.perf_counter() - t0, dropped)
+
+
+def _funnel_plan(
+    map_path: Path,
+    content: Any,
+    loaded: Any,
+    *,
+    noise: str,
+    noise_unit: str,
+    chains: int,
+    steps: int | None,
+    eps: float | None,
+    init: str | None,
+    dataset: str | None,
+    data_root: Path | None,
+    seed: int,
+) -> tuple[Any, Any, str]:
+    """The probe's settings from the command's options and what the map records: the
+    :class:`FunnelConfig`, the training data for chains from data (or None), and the
+    settings in words."""
+    from landscape.io.views import map_dataset
+    from landscape.mapping.funnel import FunnelConfig
+    from landscape.train.energies import load_data_like
+
+    unit, unit_why = (base_noise(content, loaded.sampler) if noise_unit == "auto"
+                      else (parse_floats(noise_unit, "--noise-unit")[0], "given"))
+    levels = tuple(m * unit for m in parse_floats(noise, "--noise"))
+    config = content.settings()
+    eps = eps or float(config.get("eps", 0) or 0) or None
+    if eps is None:
+        raise LandscapeError(f"{map_path} records no Langevin step: give --eps")
+    # A map explored at temperature 0 ran no Langevin steps: the probe's chains need some.
+    steps = steps if steps is not None else (int(config.get("steps") or 0) or 1000)
+    dataset = dataset or map_dataset(content) or loaded.dataset
+    init = init or ("both" if dataset else "noise")
+    data = None
+    if init in ("both", "data"):
+        if not dataset:
+            raise LandscapeError(f"--init {init} needs a data set: give --dataset (or --init noise)")
+        data = load_data_like(dataset, data_root, loaded.energy.shape)
+    probe = FunnelConfig(
+        noise=levels, eps=float(eps), steps=int(steps), merge_radius=float(config.get("merge_radius", 0.05)),
+        chains=chains, init=init, quench_steps=int(config.get("quench_steps", 2000)),
+        grad_tol=float(config.get("grad_tol", 1e-3)), seed=seed,
+    )
+    about = (f"noise {', '.join(f'{t:.3g}' for t in levels)} (unit {unit:.3g}: {unit_why}), eps {eps:.3g}, "
+             f"{steps} steps, {chains} chains per start from {init}")
+    return probe, data, about
 
 
 def funnel_summary(map_path: Path, f, result, plot: Path, wall: float) -> dict:
