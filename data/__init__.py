@@ -2,7 +2,7 @@
 
 ``load(name)`` returns a ``Dataset`` (float32 examples, optional labels, per-example
 shape, value range, and the exact density for toy data). Nothing is ever downloaded.
-``data`` imports neither ``landscape`` nor ``train``.
+It imports nothing else of the project (installed as ``landscape.data``).
 """
 
 from landscape.data.datasets import DATA_ROOT_ENV, DATASET_NAMES, Dataset, default_root, load

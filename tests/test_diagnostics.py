@@ -10,6 +10,7 @@ import torch
 from PIL import Image
 
 from landscape.train import diagnostics as dg
+from landscape.train import figures as tf
 
 
 def ar1(phi: float, n: int = 20000, seed: int = 0) -> np.ndarray:
@@ -169,13 +170,13 @@ def test_save_image_grid_size_values_and_nonfinite(tmp_path):
     x[1] = 1.0
     x[2, 0, 3, 4] = float("nan")
     path = tmp_path / "grid.png"
-    dg.save_image_grid(x, path)
+    tf.save_image_grid(x, path)
     img = np.asarray(Image.open(path).convert("RGB"))
     # nrow = ceil(sqrt(10)) = 4 per row, 3 rows; 8x8 upscaled x6 to 48 px; 1-px separators.
     assert img.shape == (3 * 48 + 2, 4 * 48 + 3, 3)
     assert (img[0:48, 0:48] == 0).all()  # -1 -> 0
     assert (img[0:48, 49:97] == 255).all()  # 1 -> 255
-    assert (img[48, :] == dg.BORDER_RGB).all()  # separator row
+    assert (img[48, :] == tf.BORDER_RGB).all()  # separator row
     tile = img[0:48, 98:146]
     assert (tile[3 * 6 : 4 * 6, 4 * 6 : 5 * 6] == (255, 0, 255)).all()  # the NaN pixel, magenta
     assert (tile[0:6, 0:6] == 128).all()  # zero -> mid grey elsewhere in the tile
@@ -185,14 +186,14 @@ def test_save_image_grid_rgb_clamp_scale_and_labels(tmp_path):
     x = torch.full((3, 3, 4, 5), 5.0)  # above the range: clamped to white
     x[1] = -5.0
     path = tmp_path / "rgb.png"
-    dg.save_image_grid(x, path, nrow=3, scale=2, labels=["a", "bb", "ccc"])
+    tf.save_image_grid(x, path, nrow=3, scale=2, labels=["a", "bb", "ccc"])
     img = np.asarray(Image.open(path).convert("RGB"))
     assert img.shape[1] == 3 * 10 + 2 and img.shape[0] > 8  # label strip below the tiles
     assert (img[0:8, 0:10] == 255).all() and (img[0:8, 11:21] == 0).all()
     with pytest.raises(ValueError):
-        dg.save_image_grid(x, path, labels=["only one"])
+        tf.save_image_grid(x, path, labels=["only one"])
     with pytest.raises(ValueError):
-        dg.save_image_grid(torch.zeros(2, 2, 4, 4), path)
+        tf.save_image_grid(torch.zeros(2, 2, 4, 4), path)
 
 
 def _metrics(n: int, seed: int = 0) -> dict:
@@ -213,7 +214,7 @@ def _metrics(n: int, seed: int = 0) -> dict:
 @pytest.mark.parametrize("n", [1, 5, 3000])
 def test_plot_training_diagnostics_writes_png(tmp_path, n):
     path = tmp_path / f"diag{n}.png"
-    dg.plot_training_diagnostics(_metrics(n), path, title=f"{n} updates")
+    tf.plot_training_diagnostics(_metrics(n), path, title=f"{n} updates")
     assert path.stat().st_size > 10_000
     with Image.open(path) as img:
         assert img.format == "PNG" and img.size[0] > 800
@@ -223,17 +224,17 @@ def test_plot_training_diagnostics_without_energies_and_long_series(tmp_path):
     m = _metrics(200_000)
     del m["energy_pos"], m["energy_neg"]
     path = tmp_path / "long.png"
-    dg.plot_training_diagnostics(m, path, window=5000, max_lag=10)
+    tf.plot_training_diagnostics(m, path, window=5000, max_lag=10)
     assert path.stat().st_size > 10_000
-    assert len(dg._decimate(200_000, m["d_st"])) <= dg.MAX_LINE_POINTS
+    assert len(tf._decimate(200_000, m["d_st"])) <= tf.MAX_LINE_POINTS
     with pytest.raises(ValueError, match="v_t"):
-        dg.plot_training_diagnostics({"d_st": m["d_st"], "r_t": m["r_t"]}, path)
+        tf.plot_training_diagnostics({"d_st": m["d_st"], "r_t": m["r_t"]}, path)
 
 
 def test_decimate_keeps_the_envelope():
     y = np.tile([1.0, -1.0], 50_000)
-    idx = dg._decimate(y.size, y)
-    assert idx.size <= dg.MAX_LINE_POINTS and np.all(np.diff(idx) >= 0)
+    idx = tf._decimate(y.size, y)
+    assert idx.size <= tf.MAX_LINE_POINTS and np.all(np.diff(idx) >= 0)
     assert y[idx].max() == 1.0 and y[idx].min() == -1.0
 
 
@@ -245,7 +246,7 @@ def test_plot_toy_density_writes_png(tmp_path):
     samples = np.random.default_rng(5).standard_normal((500, 2))
     samples[0] = np.nan
     for name, kw in (("with.png", {"samples": samples, "kl": dg.kl_on_grid(lq, lp, cell)}), ("without.png", {})):
-        dg.plot_toy_density(xs, ys, lq, lp, tmp_path / name, title="toy", **kw)
+        tf.plot_toy_density(xs, ys, lq, lp, tmp_path / name, title="toy", **kw)
         assert (tmp_path / name).stat().st_size > 10_000
     w_with = Image.open(tmp_path / "with.png").size[0]
     w_without = Image.open(tmp_path / "without.png").size[0]

@@ -39,6 +39,7 @@ from landscape.plots.maps import (
 from landscape.plots.report import draw_energy_histogram, draw_nn_histogram, draw_worst_minima
 from landscape.plots.tree import draw_map_tree, draw_tree, plot_tree
 from landscape.train import diagnostics as dg
+from landscape.train import figures as tf
 from landscape.train.check import check_energy, save_check_figure, save_check_samples
 from landscape.train.sampling import ChainReport, save_chain_figure
 
@@ -282,12 +283,12 @@ def test_chain_caption_says_where_chains_started_and_how_far_they_ran():
 def test_image_grids_carry_their_caption(tmp_path):
     x = torch.zeros(4, 1, 8, 8)
     plain, captioned = tmp_path / "plain.png", tmp_path / "captioned.png"
-    dg.save_image_grid(x, plain)
-    out = dg.save_image_grid(x, captioned, caption="m: 4 chains from noise, 30 Langevin steps")
+    tf.save_image_grid(x, plain)
+    out = tf.save_image_grid(x, captioned, caption="m: 4 chains from noise, 30 Langevin steps")
     assert out == captioned and png_title(captioned) == "m: 4 chains from noise, 30 Langevin steps"
     with Image.open(plain) as a, Image.open(captioned) as b:
         assert png_title(plain) == ""
-        assert b.size[1] > a.size[1] and b.size[0] == max(a.size[0], dg.MIN_CAPTION_PX)
+        assert b.size[1] > a.size[1] and b.size[0] == max(a.size[0], tf.MIN_CAPTION_PX)
         top = np.asarray(b.convert("L"))[:10]
         assert (top < 128).any() and (top == 255).mean() > 0.5  # black text on a white strip
 
@@ -313,7 +314,7 @@ def test_training_figures_caption_their_samples(tmp_path, saved_figures):
     m = {"step": np.arange(1.0, n + 1), "d_st": np.tile([1.0, -1.0], n // 2), "v_t": np.linspace(1, 2, n),
          "r_t": np.linspace(0.1, 0.2, n)}
     with matplotlib.rc_context({"svg.fonttype": "none"}):
-        out = dg.plot_training_diagnostics(m, tmp_path / "diag.svg", title="digits_convergent on digits",
+        out = tf.plot_training_diagnostics(m, tmp_path / "diag.svg", title="digits_convergent on digits",
                                            init="persistent", steps=60)
     text = out.read_text()
     assert "digits_convergent on digits" in text and "chains from the persistent bank, 60 Langevin steps" in text
@@ -321,7 +322,7 @@ def test_training_figures_caption_their_samples(tmp_path, saved_figures):
     cell = (xs[1] - xs[0]) ** 2
     lq = dg.normalized_log_density_on_grid(u, cell)
     samples = np.random.default_rng(0).standard_normal((100, 2))
-    text = svg_text(lambda p: dg.plot_toy_density(xs, ys, lq, lq, p, samples=samples, title="rings: density",
+    text = svg_text(lambda p: tf.plot_toy_density(xs, ys, lq, lq, p, samples=samples, title="rings: density",
                                                   init="noise", steps=25), tmp_path / "density.svg")
     assert "rings: density" in text and "100 chains from noise, 25" in text
     assert saved_figures and all(empty_axes(fig) == [] for fig in saved_figures)

@@ -35,7 +35,7 @@ from landscape.errors import LandscapeError, NonFiniteEnergyError
 from landscape.io.files import atomic_path
 from landscape.plots.common import chain_caption
 from landscape.train import checkpoint as ckpt_io
-from landscape.train import diagnostics
+from landscape.train import diagnostics, figures
 from landscape.train.config import Config, lr_at
 from landscape.train.nets import build_model
 
@@ -588,7 +588,7 @@ def write_figures(
     s = config.sampler
     metrics = read_metrics(metrics_path)
     if len(metrics["step"]):
-        diagnostics.plot_training_diagnostics(
+        figures.plot_training_diagnostics(
             metrics, run_dir / "diagnostics.png", title=f"{config.preset} on {dataset.name}",
             init=s.init, steps=s.steps,
         )
@@ -596,17 +596,17 @@ def write_figures(
         xs, ys, log_q, log_p, cell = toy_log_densities(energy, dataset)
         kl = diagnostics.kl_on_grid(log_q, log_p, cell)
         samples = None if negatives is None else negatives.detach().cpu().numpy()
-        diagnostics.plot_toy_density(
+        figures.plot_toy_density(
             xs, ys, log_q, log_p, run_dir / "density.png", samples=samples, kl=kl,
             title=f"{config.preset}: true vs learned density", init=s.init, steps=s.steps,
         )
     elif negatives is not None and negatives.dim() == 4:
         shown = negatives[:100]
         caption = chain_caption(s.steps, s.init, n=shown.shape[0], epsilon=s.epsilon, tau=s.tau)
-        diagnostics.save_image_grid(shown.detach().cpu(), run_dir / "samples.png",
+        figures.save_image_grid(shown.detach().cpu(), run_dir / "samples.png",
                                     caption=f"{config.preset}: the last update's negatives, {caption}")
         if bank is not None:
-            diagnostics.save_image_grid(
+            figures.save_image_grid(
                 bank[:100].detach().cpu(), run_dir / "bank.png",
                 caption=f"{config.preset}: {min(100, bank.shape[0])} of the {bank.shape[0]} chains of the "
                         f"persistent bank (this rank's), each {s.steps} Langevin steps per update it was drawn in",

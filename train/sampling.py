@@ -20,7 +20,7 @@ from landscape import Energy, sample
 from landscape.errors import LandscapeError
 from landscape.mapping.neighbors import nearest_distance
 from landscape.plots.common import START_NAMES, chain_caption, new_figure, save_figure, wrap
-from landscape.train import diagnostics
+from landscape.train import diagnostics, figures
 from landscape.train.checkpoint import energy_from_checkpoint
 
 INITS = ("noise", "data", "persistent")
@@ -219,9 +219,9 @@ def save_chain_figure(report: ChainReport, path: str | os.PathLike, energy: Ener
     if report.end.dim() == 4:
         k = min(100, report.end.shape[0])
         shown = f" (the first {k})" if k < report.end.shape[0] else ""
-        diagnostics.save_image_grid(report.start[:k], path.with_name(path.stem + "_start" + path.suffix),
+        figures.save_image_grid(report.start[:k], path.with_name(path.stem + "_start" + path.suffix),
                                     caption=chain_title(report, energy, start=True) + shown)
-        diagnostics.save_image_grid(report.end[:k], path, caption=chain_title(report, energy) + shown)
+        figures.save_image_grid(report.end[:k], path, caption=chain_title(report, energy) + shown)
     elif report.end.dim() == 2 and report.end.shape[1] == 2:
         fig = new_figure(5.5, 5.5, layout="constrained")
         ax = fig.add_subplot(1, 1, 1)
