@@ -10,6 +10,7 @@ import click
 
 from landscape.cli.options import (
     Command,
+    alias,
     data_root_option,
     dataset_option,
     device_option,
@@ -25,9 +26,10 @@ from landscape.cli.options import (
 @data_root_option()
 @click.option("--limit", type=click.IntRange(min=2), default=10000, show_default=True,
               help="Use at most this many training examples.")
-@click.option("--model", "model", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="The model file the map was made of, if it is no longer where the map says (its sha256 "
-                   "is checked against the map's).")
+@click.option("--model-file", "model", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="The model file the map was made of (checkpoint or TorchScript), if it is no longer where "
+                   "the map says (its sha256 is checked against the map's).")
+@alias("--model", "model", "--model-file", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--report", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="HTML report to write [default: <map stem>_diagnosis.html beside the map].")
 @click.option("--nn-quantile", type=click.FloatRange(0, 1, min_open=True), default=0.99, show_default=True,

@@ -225,7 +225,7 @@ def test_a_map_of_another_model_and_a_moved_model_get_clear_errors(capsys, tmp_p
     try:
         code, _, err = run(capsys, "diagnose", m, "--report", tmp_path / "r2.html")
         assert_one_line_error(code, err, "is not found: give its path")
-        code, _, err = run(capsys, "diagnose", m, "--model", moved, "--report", tmp_path / "r2.html")
+        code, _, err = run(capsys, "diagnose", m, "--model-file", moved, "--report", tmp_path / "r2.html")
         assert code == 0, err
     finally:
         d1.with_suffix(".bak").rename(d1)

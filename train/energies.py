@@ -347,7 +347,7 @@ def energy_for_map(
             if path is None:
                 raise LandscapeError(
                     f"the model {map_path} was made of ({source.get('path')}) is not found: give its path "
-                    f"(e.g. landscape funnel MODEL --map {map_path})"
+                    f"(landscape funnel MODEL --map {map_path}, landscape diagnose {map_path} --model-file MODEL)"
                 )
             if source.get("sha256") and sha256_of(path) != source["sha256"]:
                 raise LandscapeError(
