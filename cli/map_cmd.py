@@ -130,7 +130,7 @@ def map_cmd(target, out, dataset, data_root, init, chains, rounds, steps, temper
     if out.exists() and not force and not resume:
         raise LandscapeError(f"{out} exists: pass --force to overwrite it")
     if force:
-        from landscape.io.mapfile import clear_progress
+        from landscape.io.progress import clear_progress
 
         clear_progress(out)
     config = MapConfig(

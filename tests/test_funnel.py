@@ -22,7 +22,8 @@ from landscape.mapping.funnel import (
     funnel_sinks,
     sinks,
 )
-from landscape.io.mapfile import FunnelData, progress_path, read_map, rewrite_map, write_map
+from landscape.io.mapfile import FunnelData, read_map, rewrite_map, write_map
+from landscape.io.progress import progress_path
 from landscape.mapping.pipeline import Reporter, build_map
 from landscape.mapping.settings import MapConfig
 from landscape.mapping.minima import Minima

@@ -7,7 +7,8 @@ import torch
 import numpy as np
 import pytest
 
-from landscape.io.mapfile import progress_path, read_map
+from landscape.io.mapfile import read_map
+from landscape.io.progress import progress_path
 from conftest import TINY, assert_one_line_error, run
 
 WELLS = """

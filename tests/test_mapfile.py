@@ -23,15 +23,12 @@ from landscape.io.mapfile import (
     GridData,
     MapContent,
     dataset_listing,
-    load_progress,
-    progress_path,
     read_map,
-    resume_progress,
     rewrite_map,
-    save_progress,
     update_map,
     write_map,
 )
+from landscape.io.progress import clear_progress, load_progress, progress_path, resume_progress, save_progress
 from landscape.io.records import ATTRACTION, NEIGHBOUR, PairTable, Partition
 from landscape.io.schema import DATASETS, SCHEMA, SCHEMA_VERSION, dataset
 from landscape.mapping.tree import minimax_tree
@@ -696,9 +693,9 @@ def test_progress_round_trip(tmp_path):
     progress_path(map_path).write_bytes(b"garbage")
     with pytest.raises(LandscapeError, match="delete it"):
         load_progress(map_path)
-    mapfile.clear_progress(map_path)
+    clear_progress(map_path)
     assert load_progress(map_path) is None
-    mapfile.clear_progress(map_path)  # nothing to clear: no error
+    clear_progress(map_path)  # nothing to clear: no error
 
 
 def test_resume_progress_continues_only_the_same_run(tmp_path):

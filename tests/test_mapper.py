@@ -15,7 +15,8 @@ import torch
 
 from landscape import LandscapeError
 from landscape.energy import Energy
-from landscape.io.mapfile import load_progress, progress_path, read_map, write_map
+from landscape.io.mapfile import read_map, write_map
+from landscape.io.progress import load_progress, progress_path
 from landscape.mapping.pipeline import Reporter, build_map
 from landscape.potentials import (
     MUELLER_BROWN_MINIMA,

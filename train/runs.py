@@ -97,7 +97,8 @@ def run_map(loaded: LoadedEnergy, config: Any, out: Path, *, data: Any = None, d
     """Build the map of ``loaded`` with ``config``, write it to ``out`` atomically; return
     (content, seconds). Ctrl-C keeps the progress of finished stages and exits with status 130."""
     from landscape import __version__
-    from landscape.io.mapfile import clear_progress, progress_path, write_map
+    from landscape.io.mapfile import write_map
+    from landscape.io.progress import clear_progress, progress_path
     from landscape.mapping.pipeline import build_map
 
     energy = loaded.energy
@@ -216,7 +217,8 @@ def run_funnel(
     from landscape.plots.common import check_picture_path
     from landscape.plots.funnel import plot_funnel
     from landscape.mapping.funnel import PROGRESS_KIND, funnel_probe
-    from landscape.io.mapfile import clear_progress, progress_path, read_map, rewrite_map, update_map
+    from landscape.io.mapfile import read_map, rewrite_map, update_map
+    from landscape.io.progress import clear_progress, progress_path
 
     map_path, model = locate(target, map_option)
     content = read_map(map_path)

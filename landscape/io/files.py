@@ -127,3 +127,10 @@ def to_json(obj: Any, *, indent: int | None = None, keep_nonfinite: bool = False
         For objects that are not plain data.
     """
     return json.dumps(json_safe(obj, keep_nonfinite=keep_nonfinite), indent=indent, sort_keys=True)
+
+
+def first_line(err: BaseException) -> str:
+    """The first line of an exception's message (its type's name if it has none): a
+    library error (h5py's, say) as one line of ours."""
+    text = str(err).strip().splitlines()
+    return text[0] if text else type(err).__name__

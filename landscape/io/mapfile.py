@@ -10,8 +10,6 @@ What each dataset holds is declared once, in :mod:`landscape.io.schema` (also as
   basins: its content then has a tree whose leaves are the basins' representatives);
 - :func:`update_map` adds or replaces ``/funnel`` and ``/diagnosis``; :func:`rewrite_map`
   replaces the whole content (a funnel probe that added minima);
-- :func:`save_progress`, :func:`load_progress`, :func:`resume_progress`: the state of an
-  unfinished map (or probe), so a killed run can resume.
 
 Writes are atomic: a map is written to a hidden temporary file in the same folder and
 renamed over the target only once complete, so a killed run never leaves a half-written
@@ -22,7 +20,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -32,7 +30,7 @@ import numpy as np
 from scipy.cluster import hierarchy
 
 from landscape.errors import LandscapeError
-from landscape.io.files import atomic_path, to_json
+from landscape.io.files import atomic_path, first_line, to_json
 from landscape.io.records import (
     ATTRACTION,
     DiagnosisData,
@@ -48,12 +46,8 @@ from landscape.mapping.tree import BarrierTree
 
 __all__ = [
     "SCHEMA", "SCHEMA_VERSION", "DiagnosisData", "FunnelData", "GridData", "MapContent", "MapMeta",
-    "read_map", "write_map", "update_map", "rewrite_map", "dataset_listing", "progress_path", "save_progress", "load_progress",
-    "resume_progress", "clear_progress",
+    "read_map", "write_map", "update_map", "rewrite_map", "dataset_listing",
 ]
-
-PROGRESS_SCHEMA = "ebm-landscape/map-progress"
-PROGRESS_VERSION = 2
 
 Attrs = dict[str, Any]
 
@@ -440,11 +434,6 @@ def write_map(
 # -------------------------------------------------------------------------------- read
 
 
-def _one_line(err: BaseException) -> str:
-    text = str(err).strip().splitlines()
-    return text[0] if text else type(err).__name__
-
-
 @contextmanager
 def _open_map(path: Path) -> Iterator[h5py.File]:
     """Open a map for reading and check its schema; LandscapeError if it is not one."""
@@ -453,13 +442,13 @@ def _open_map(path: Path) -> Iterator[h5py.File]:
     try:
         f = h5py.File(path, "r")
     except _H5_ERRORS as err:
-        raise LandscapeError(f"{path} is not a readable HDF5 file ({_one_line(err)})") from None
+        raise LandscapeError(f"{path} is not a readable HDF5 file ({first_line(err)})") from None
     with f:
         try:
             schema = f.attrs.get("schema")
             version = f.attrs.get("schema_version")
         except _H5_ERRORS as err:
-            raise LandscapeError(f"{path} is not a valid map: {_one_line(err)}") from None
+            raise LandscapeError(f"{path} is not a valid map: {first_line(err)}") from None
         if isinstance(schema, bytes):
             schema = schema.decode("utf-8", "replace")
         if schema != SCHEMA:
@@ -654,7 +643,7 @@ def read_map(path: str | Path) -> MapContent:
             content.meta = meta
             _check(content)
         except _H5_ERRORS as err:
-            raise LandscapeError(f"{path} is not a valid map: {_one_line(err)}") from None
+            raise LandscapeError(f"{path} is not a valid map: {first_line(err)}") from None
     return content
 
 
@@ -698,7 +687,7 @@ def update_map(
             n = f["minima/energy"].shape[0]
             b = f["basins/energy"].shape[0]
         except _H5_ERRORS as err:
-            raise LandscapeError(f"{path} is not a valid map: {_one_line(err)}") from None
+            raise LandscapeError(f"{path} is not a valid map: {first_line(err)}") from None
     new_funnel = _funnel(funnel, b, n)
     new_diagnosis = _diagnosis(diagnosis, n)
     skip = {name for name, value in (("/funnel", new_funnel), ("/diagnosis", new_diagnosis)) if value is not None}
@@ -781,137 +770,3 @@ def _atomic_h5(path: Path) -> Iterator[h5py.File]:
     """A new HDF5 file that becomes ``path`` only once complete (:func:`landscape.io.files.atomic_path`)."""
     with atomic_path(path) as tmp, h5py.File(tmp, "w-") as f:
         yield f
-
-
-
-# ---------------------------------------------------------------------------- progress
-
-
-def progress_path(map_path: str | Path, kind: str = "map") -> Path:
-    """Where the progress of work on the map at ``map_path`` is kept: for building the map
-    (``kind="map"``) ``rings.h5 -> rings.partial.h5``, for other work on it (e.g.
-    ``kind="funnel"``) ``rings.h5 -> rings.funnel.partial.h5``."""
-    suffix = ".partial.h5" if kind == "map" else f".{kind}.partial.h5"
-    return Path(map_path).with_suffix(suffix)
-
-
-def save_progress(map_path: str | Path, state: Mapping[str, Any], kind: str = "map") -> Path:
-    """Save the state of an unfinished map atomically, replacing earlier progress.
-
-    Parameters
-    ----------
-    map_path : str or Path
-        The map being built; progress goes to :func:`progress_path` of it.
-    state : dict
-        Arrays (numpy arrays or torch tensors, stored as datasets; a key may contain
-        ``/`` to group them) and JSON-able values (stored together as one JSON blob).
-        Store a fingerprint of the config in it to check on resume that the run is the
-        same.
-
-    Returns
-    -------
-    Path
-        The progress file.
-
-    Raises
-    ------
-    TypeError
-        If a value is neither a numeric array nor JSON-able (nothing is written).
-    """
-    arrays: dict[str, np.ndarray] = {}
-    plain: dict[str, Any] = {}
-    for key, value in state.items():
-        if hasattr(value, "detach"):
-            value = value.detach().cpu().numpy()
-        if isinstance(value, np.ndarray):
-            if value.dtype.kind not in "biuf":
-                raise TypeError(f"progress array {key!r} has unsupported dtype {value.dtype}")
-            arrays[key] = value
-        else:
-            plain[key] = value
-    blob = _dumps(plain)
-    out = progress_path(map_path, kind)
-    with _atomic_h5(out) as f:
-        f.attrs["schema"] = PROGRESS_SCHEMA
-        f.attrs["schema_version"] = PROGRESS_VERSION
-        f.attrs["saved"] = _now()
-        f.attrs["state"] = blob
-        group = f.create_group("arrays")
-        for key, value in arrays.items():
-            group.create_dataset(key, data=value)
-    return out
-
-
-def load_progress(map_path: str | Path, kind: str = "map") -> dict[str, Any] | None:
-    """Load the progress saved for ``map_path``, or None if there is none.
-
-    Returns
-    -------
-    dict or None
-        The saved state: arrays as numpy arrays, other values as decoded from JSON.
-
-    Raises
-    ------
-    LandscapeError
-        If the progress file exists but is corrupt or not a progress file.
-    """
-    path = progress_path(map_path, kind)
-    if not path.exists():
-        return None
-    try:
-        with h5py.File(path, "r") as f:
-            if f.attrs.get("schema") != PROGRESS_SCHEMA:
-                raise LandscapeError(f"{path} is not an ebm-landscape progress file")
-            version = int(f.attrs.get("schema_version", 0))
-            if version != PROGRESS_VERSION:
-                raise LandscapeError(f"{path} is a progress file of version {version}, expected {PROGRESS_VERSION}")
-            state: dict[str, Any] = json.loads(f.attrs["state"])
-
-            def collect(name: str, item: h5py.HLObject) -> None:
-                if isinstance(item, h5py.Dataset):
-                    state[name] = item[()]
-
-            f["arrays"].visititems(collect)
-    except _H5_ERRORS as err:
-        raise LandscapeError(f"{path} is unreadable ({_one_line(err)}); delete it to start the map afresh") from None
-    return state
-
-
-def resume_progress(
-    map_path: str | Path | None, fingerprint: str, resume: bool, *, kind: str = "map", what: str = "map",
-    afresh: str = "delete its .partial.h5 file",
-) -> dict[str, Any]:
-    """The saved state of unfinished work on ``map_path`` to continue, or a fresh one.
-
-    Saved progress is only continued with ``resume`` and the same ``fingerprint`` (the
-    settings and what they apply to): anything else is an error, so no progress is lost or
-    mixed with another run's. The returned state carries ``fingerprint``.
-
-    Raises
-    ------
-    LandscapeError
-        Progress exists without ``resume``, or from other settings; ``afresh`` says how to
-        start over.
-    """
-    state: dict[str, Any] = {}
-    if map_path is not None:
-        saved = load_progress(map_path, kind)
-        if saved is not None:
-            if not resume:
-                raise LandscapeError(
-                    f"an unfinished {what} of {map_path} exists: pass --resume to continue it, or {afresh} to start afresh"
-                )
-            if saved.get("fingerprint") != fingerprint:
-                raise LandscapeError(
-                    f"the unfinished {what} was started with other settings or another model: "
-                    f"resume with the same ones, or {afresh}"
-                )
-            state = saved
-    state["fingerprint"] = fingerprint
-    return state
-
-
-def clear_progress(map_path: str | Path, kind: str = "map") -> None:
-    """Remove the progress file of ``map_path`` (after the work is complete), if any."""
-    with suppress(FileNotFoundError):
-        progress_path(map_path, kind).unlink()

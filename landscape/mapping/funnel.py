@@ -43,7 +43,8 @@ import torch
 from landscape.energy import Energy
 from landscape.errors import LandscapeError
 from landscape.sampling.langevin import sample
-from landscape.io.mapfile import FunnelData, MapContent, resume_progress, save_progress
+from landscape.io.mapfile import FunnelData, MapContent
+from landscape.io.progress import resume_progress, save_progress
 from landscape.mapping.pipeline import Reporter, extend_map
 from landscape.mapping.minima import Minima, QuenchResult, merge_duplicates, quench
 from landscape.mapping.neighbors import nearest

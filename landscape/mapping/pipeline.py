@@ -21,7 +21,7 @@ by :mod:`landscape.mapping.settings`, the same for the Python API and the comman
 6. For 2-D energies, the energy on a grid over the box (``/grid``) for pictures.
 
 A long run saves its state after each stage (and each level) with
-:func:`landscape.io.mapfile.save_progress`; called again with ``resume=True`` and the same
+:func:`landscape.io.progress.save_progress`; called again with ``resume=True`` and the same
 settings it continues where it stopped.
 """
 
@@ -41,7 +41,7 @@ from landscape.mapping.ad import ADConfig, PairRecords, assign_basins, extend_ba
 from landscape.mapping.barriers import Refinement, add_records, neighbour_table, refine_pairs, refinement_rows
 from landscape.energy import Energy
 from landscape.errors import LandscapeError
-from landscape.io.mapfile import resume_progress, save_progress
+from landscape.io.progress import resume_progress, save_progress
 from landscape.mapping.minima import Minima, find_minima, merge_duplicates
 from landscape.io.records import NEIGHBOUR, GridData, MapContent, PairTable, Partition
 from landscape.mapping.settings import LADDER_FACTOR, MapConfig, ad_settings, exploration_settings
@@ -358,8 +358,8 @@ def build_map(
     data : Tensor [M, *shape], optional
         Training examples, for chains from data.
     progress_file : path, optional
-        The map being built: progress is kept next to it (:func:`landscape.io.mapfile.progress_path`)
-        after every stage. The caller removes it (:func:`landscape.io.mapfile.clear_progress`)
+        The map being built: progress is kept next to it (:func:`landscape.io.progress.progress_path`)
+        after every stage. The caller removes it (:func:`landscape.io.progress.clear_progress`)
         once the map is written.
     resume : bool
         Continue from saved progress (same settings and source required); without it,

@@ -1,0 +1,162 @@
+"""Progress files: the state of unfinished work on a map, so a killed run resumes.
+
+Building a map (``rings.h5 -> rings.partial.h5``) and probing one
+(``rings.h5 -> rings.funnel.partial.h5``) save their state after each finished stage:
+arrays as HDF5 datasets, everything else as one JSON blob, written atomically so a kill
+while saving leaves the previous state. :func:`resume_progress` continues saved work only
+when asked to and only with the same settings (a fingerprint), so no progress is lost or
+mixed with another run's.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from contextlib import suppress
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+from landscape.errors import LandscapeError
+from landscape.io.files import atomic_path, first_line, to_json
+
+__all__ = ["progress_path", "save_progress", "load_progress", "resume_progress", "clear_progress"]
+
+PROGRESS_SCHEMA = "ebm-landscape/map-progress"
+PROGRESS_VERSION = 2
+
+# What h5py raises on damaged files, depending on where the damage is.
+_H5_ERRORS = (OSError, KeyError, ValueError, TypeError, RuntimeError, IndexError)
+
+
+def progress_path(map_path: str | Path, kind: str = "map") -> Path:
+    """Where the progress of work on the map at ``map_path`` is kept: for building the map
+    (``kind="map"``) ``rings.h5 -> rings.partial.h5``, for other work on it (e.g.
+    ``kind="funnel"``) ``rings.h5 -> rings.funnel.partial.h5``."""
+    suffix = ".partial.h5" if kind == "map" else f".{kind}.partial.h5"
+    return Path(map_path).with_suffix(suffix)
+
+
+def save_progress(map_path: str | Path, state: Mapping[str, Any], kind: str = "map") -> Path:
+    """Save the state of an unfinished map atomically, replacing earlier progress.
+
+    Parameters
+    ----------
+    map_path : str or Path
+        The map being built; progress goes to :func:`progress_path` of it.
+    state : dict
+        Arrays (numpy arrays or torch tensors, stored as datasets; a key may contain
+        ``/`` to group them) and JSON-able values (stored together as one JSON blob).
+        Store a fingerprint of the config in it to check on resume that the run is the
+        same.
+
+    Returns
+    -------
+    Path
+        The progress file.
+
+    Raises
+    ------
+    TypeError
+        If a value is neither a numeric array nor JSON-able (nothing is written).
+    """
+    arrays: dict[str, np.ndarray] = {}
+    plain: dict[str, Any] = {}
+    for key, value in state.items():
+        if hasattr(value, "detach"):
+            value = value.detach().cpu().numpy()
+        if isinstance(value, np.ndarray):
+            if value.dtype.kind not in "biuf":
+                raise TypeError(f"progress array {key!r} has unsupported dtype {value.dtype}")
+            arrays[key] = value
+        else:
+            plain[key] = value
+    blob = to_json(plain, keep_nonfinite=True)
+    out = progress_path(map_path, kind)
+    with atomic_path(out) as tmp, h5py.File(tmp, "w-") as f:
+        f.attrs["schema"] = PROGRESS_SCHEMA
+        f.attrs["schema_version"] = PROGRESS_VERSION
+        f.attrs["saved"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        f.attrs["state"] = blob
+        group = f.create_group("arrays")
+        for key, value in arrays.items():
+            group.create_dataset(key, data=value)
+    return out
+
+
+def load_progress(map_path: str | Path, kind: str = "map") -> dict[str, Any] | None:
+    """Load the progress saved for ``map_path``, or None if there is none.
+
+    Returns
+    -------
+    dict or None
+        The saved state: arrays as numpy arrays, other values as decoded from JSON.
+
+    Raises
+    ------
+    LandscapeError
+        If the progress file exists but is corrupt or not a progress file.
+    """
+    path = progress_path(map_path, kind)
+    if not path.exists():
+        return None
+    try:
+        with h5py.File(path, "r") as f:
+            if f.attrs.get("schema") != PROGRESS_SCHEMA:
+                raise LandscapeError(f"{path} is not an ebm-landscape progress file")
+            version = int(f.attrs.get("schema_version", 0))
+            if version != PROGRESS_VERSION:
+                raise LandscapeError(f"{path} is a progress file of version {version}, expected {PROGRESS_VERSION}")
+            state: dict[str, Any] = json.loads(f.attrs["state"])
+
+            def collect(name: str, item: h5py.HLObject) -> None:
+                if isinstance(item, h5py.Dataset):
+                    state[name] = item[()]
+
+            f["arrays"].visititems(collect)
+    except _H5_ERRORS as err:
+        raise LandscapeError(f"{path} is unreadable ({first_line(err)}); delete it to start the map afresh") from None
+    return state
+
+
+def resume_progress(
+    map_path: str | Path | None, fingerprint: str, resume: bool, *, kind: str = "map", what: str = "map",
+    afresh: str = "delete its .partial.h5 file",
+) -> dict[str, Any]:
+    """The saved state of unfinished work on ``map_path`` to continue, or a fresh one.
+
+    Saved progress is only continued with ``resume`` and the same ``fingerprint`` (the
+    settings and what they apply to): anything else is an error, so no progress is lost or
+    mixed with another run's. The returned state carries ``fingerprint``.
+
+    Raises
+    ------
+    LandscapeError
+        Progress exists without ``resume``, or from other settings; ``afresh`` says how to
+        start over.
+    """
+    state: dict[str, Any] = {}
+    if map_path is not None:
+        saved = load_progress(map_path, kind)
+        if saved is not None:
+            if not resume:
+                raise LandscapeError(
+                    f"an unfinished {what} of {map_path} exists: pass --resume to continue it, or {afresh} to start afresh"
+                )
+            if saved.get("fingerprint") != fingerprint:
+                raise LandscapeError(
+                    f"the unfinished {what} was started with other settings or another model: "
+                    f"resume with the same ones, or {afresh}"
+                )
+            state = saved
+    state["fingerprint"] = fingerprint
+    return state
+
+
+def clear_progress(map_path: str | Path, kind: str = "map") -> None:
+    """Remove the progress file of ``map_path`` (after the work is complete), if any."""
+    with suppress(FileNotFoundError):
+        progress_path(map_path, kind).unlink()
