@@ -15,6 +15,8 @@ A panel with nothing to draw for either model says so in words, with no empty ax
 
 from __future__ import annotations
 
+import math
+
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -53,13 +55,18 @@ Profiles = Sequence[Mapping[str, Any] | None]
 
 
 def _plain(axis: Any) -> None:
-    """Plain numbers on a log axis (0.3, 10, 100), not 3x10^-1."""
-    from matplotlib.ticker import FuncFormatter, LogLocator
+    """Plain numbers on a log axis (0.3, 10, 100), not 3x10^-1; the 2s and 5s between the
+    powers of ten labelled only where the axis spans few decades (over many they would
+    overlap). Call after the data are drawn."""
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
+    lo, hi = sorted(axis.get_view_interval())
+    decades = math.log10(hi / lo) if lo > 0 else math.inf
     fmt = FuncFormatter(lambda x, pos: f"{x:g}")
+    axis.set_major_locator(LogLocator(numticks=8))
     axis.set_major_formatter(fmt)
     axis.set_minor_locator(LogLocator(subs=(2.0, 5.0)))
-    axis.set_minor_formatter(fmt)
+    axis.set_minor_formatter(fmt if decades <= 2.5 else NullFormatter())
 
 
 def _side_notes(ax: Any, notes: list[str], y: float = 0.01) -> None:
@@ -242,7 +249,7 @@ def _pictures(
     spurious = (np.asarray(content.diagnosis.spurious, dtype=bool)[reps] if content.diagnosis is not None
                 else np.zeros(order.size, dtype=bool))
     x = np.asarray(content.minima_x, dtype=np.float64)[reps]
-    captions = [f"#{int(b)}: {int(hits[b])} hits" for b in order]
+    captions = [f"#{int(b)}: {int(hits[b])} hit{'' if int(hits[b]) == 1 else 's'}" for b in order]
     what = f"the {order.size} basins with most hits (representatives; red: spurious)"
     return x, captions, spurious.tolist(), what, False
 

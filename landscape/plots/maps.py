@@ -169,7 +169,7 @@ def _image_grid(content: MapContent, part: Partition, order: np.ndarray, title: 
         show_image(ax, content.minima_x[int(part.representative[basin])], low, high)
         caption = (
             f"#{basin}  E={fmt(part.energy[basin])}{'  spurious' if spurious[basin] else ''}\n"
-            f"{int(sizes[basin])} min, {int(hits[basin])} hits"
+            f"{int(sizes[basin])} min, {int(hits[basin])} hit{'' if int(hits[basin]) == 1 else 's'}"
         )
         ax.set_title(caption, fontsize=7, color="red" if spurious[basin] else "black", pad=2)
         if spurious[basin]:
