@@ -10,7 +10,7 @@ import click
 
 from landscape.cli.options import (
     Command,
-    alias,
+    code_options,
     data_root_option,
     dataset_option,
     device_option,
@@ -29,7 +29,7 @@ from landscape.cli.options import (
 @click.option("--model-file", "model", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="The model file the map was made of (checkpoint or TorchScript), if it is no longer where "
                    "the map says (its sha256 is checked against the map's).")
-@alias("--model", "model", "--model-file", type=click.Path(dir_okay=False, path_type=Path))
+@code_options
 @click.option("--report", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="HTML report to write [default: <map stem>_diagnosis.html beside the map].")
 @click.option("--nn-quantile", type=click.FloatRange(0, 1, min_open=True), default=0.99, show_default=True,
@@ -46,7 +46,7 @@ from landscape.cli.options import (
 @device_option()
 @force_option("(an existing report)")
 @json_option()
-def diagnose_cmd(map_path, dataset, data_root, limit, model, report, nn_quantile, nn_factor, energy_quantile,
+def diagnose_cmd(map_path, dataset, data_root, limit, model, energy, network, weights, report, nn_quantile, nn_factor, energy_quantile,
                  saturation_excess, funnel_score, device, force, as_json):
     """Which minima of a map are spurious?
 
@@ -68,12 +68,14 @@ def diagnose_cmd(map_path, dataset, data_root, limit, model, report, nn_quantile
     Examples:
       landscape diagnose digits.h5
       landscape diagnose flowers.h5 --dataset flowers --data-root /data --report flowers.html
+      landscape diagnose wells.h5 --energy my_potentials.py:wells --dataset npz:wells.npz
     """
     from landscape.train.runs import run_diagnose
 
     run = run_diagnose(map_path, dataset=dataset, data_root=data_root, limit=limit, model=model, report=report,
                        nn_quantile=nn_quantile, nn_factor=nn_factor, energy_quantile=energy_quantile,
-                       saturation_excess=saturation_excess, funnel_score=funnel_score, device=device, force=force)
+                       saturation_excess=saturation_excess, funnel_score=funnel_score, device=device, force=force,
+                       energy=energy, network=network, weights=weights)
     if as_json:
         click.echo(json.dumps(_summary(map_path, run.content, run.diagnosis, run.dataset, run.report), indent=2))
         return

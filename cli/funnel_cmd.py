@@ -10,6 +10,7 @@ import click
 from landscape.cli.options import (
     Command,
     chains_option,
+    code_options,
     data_root_option,
     dataset_option,
     device_option,
@@ -31,6 +32,7 @@ DEFAULT_NOISE = "0,1,2,4,8"
 @click.argument("target", metavar="CKPT|MAP.h5", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--map", "map_option", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="The map to probe when TARGET is a model file [default: <checkpoint stem>.h5 beside it or here].")
+@code_options
 @click.option("--noise", default=DEFAULT_NOISE, show_default=True, metavar="TAU[,TAU...]",
               help="Noise levels, increasing, in units of --noise-unit; 0 quenches the starts themselves.")
 @click.option("--noise-unit", default="auto", show_default=True, metavar="auto|NUMBER",
@@ -54,7 +56,7 @@ DEFAULT_NOISE = "0,1,2,4,8"
 @force_option("(replaces the map's existing funnel probe and figure)")
 @json_option()
 @quiet_option()
-def funnel_cmd(target, map_option, noise, noise_unit, chains, steps, eps, init, dataset, data_root, plot, refine,
+def funnel_cmd(target, map_option, energy, network, weights, noise, noise_unit, chains, steps, eps, init, dataset, data_root, plot, refine,
                seed, device, resume, force, as_json, quiet):
     """Does the landscape funnel every chain into one basin as the noise grows?
 
@@ -76,6 +78,7 @@ def funnel_cmd(target, map_option, noise, noise_unit, chains, steps, eps, init, 
     Examples:
       landscape funnel digits.pt                  # probes digits.h5
       landscape funnel rings.h5 --noise 0,0.5,1,2,4 --chains 200
+      landscape funnel wells.h5 --energy my_potentials.py:wells   # a map of a Python energy
 
     An interrupted probe (Ctrl-C) keeps its finished noise levels in
     <map>.funnel.partial.h5: rerun the same command with --resume to continue.
@@ -87,7 +90,8 @@ def funnel_cmd(target, map_option, noise, noise_unit, chains, steps, eps, init, 
 
     run = run_funnel(target, map_option=map_option, noise=noise, noise_unit=noise_unit, chains=chains, steps=steps,
                      eps=eps, init=init, dataset=dataset, data_root=data_root, plot=plot, refine=refine, seed=seed,
-                     device=device, resume=resume, force=force, quiet=quiet or as_json, say=click.echo)
+                     device=device, resume=resume, force=force, quiet=quiet or as_json, say=click.echo,
+                     energy=energy, network=network, weights=weights)
     result, f = run.result, run.result.funnel
     if as_json:
         click.echo(json.dumps(funnel_summary(run.map_path, f, result, run.plot, run.seconds), indent=2))

@@ -309,6 +309,26 @@ STRICT_EXIT = 3
 # ------------------------------------------------------------------- energy sources
 
 
+#: What --energy, --model and --weights do for a command that reads a map.
+_CODE_NOTE = ("A map's record never runs code: for a map of a Python energy, name it here (the map's shape, "
+              "box and dtype are used, and it must give the map's minimum energies back).")
+
+
+def code_options(f: F) -> F:
+    """``--energy``, ``--model`` and ``--weights`` for commands that read a map (funnel,
+    diagnose): the code of a map of a Python energy, named by the user, never by the map."""
+    options = [
+        click.option("--energy", "energy", metavar="FILE.py:FUNCTION", default=None,
+                     help=f"The Python function the map was made of. {_CODE_NOTE}"),
+        click.option("--model", "network", metavar="FILE.py:FACTORY", default=None,
+                     help="The network factory the map was made of (its kwargs from the map)."),
+        click.option("--weights", type=click.Path(dir_okay=False, path_type=Path), default=None,
+                     help="The --model network's state dict [default: the file the map records, if it is beside "
+                          "the map or in this folder and unchanged]."),
+    ]
+    return _apply(options)(f)
+
+
 def energy_options(f: F) -> F:
     """Add the energy-source options (names in ``ENERGY_OPTIONS``) to a click command."""
     options = [

@@ -209,24 +209,30 @@ def test_a_map_of_another_model_and_a_moved_model_get_clear_errors(capsys, tmp_p
     shutil.copy(mapped, m)
     code, _, err = run(capsys, "funnel", d2, "--map", m, "--quiet")
     assert_one_line_error(code, err, "was made from another model")
-    code, _, err = run(capsys, "diagnose", m, "--model", d2)
+    code, _, err = run(capsys, "diagnose", m, "--model-file", d2)
     assert_one_line_error(code, err, "was made from another model")
+    # --model names a Python network; a checkpoint goes as --model-file.
+    code, _, err = run(capsys, "diagnose", m, "--model", f"{d2}:Net")
+    assert_one_line_error(code, err, "--model-file")
     before = m.read_bytes()
-    # The recorded checkpoint is found; digits data are on board.
+    # The record names the checkpoint by its absolute path, in a folder that is neither
+    # this one nor the map's: a map's record is never followed there.
+    record = json.loads(json.dumps(read_map(m).meta.source))
+    assert record["path"] == str(d1) and not d1.resolve().is_relative_to(tmp_path.resolve())
+    code, _, err = run(capsys, "diagnose", m, "--report", tmp_path / "r0.html")
+    assert_one_line_error(code, err, "is not found beside the map or in this folder")
+    assert m.read_bytes() == before
+    # Sent together with the map (beside it, same sha256), it is found; digits data are on board.
+    beside = tmp_path / d1.name
+    shutil.copy(d1, beside)
     code, stdout, err = run(capsys, "diagnose", m, "--report", tmp_path / "r.html")
     assert code == 0, err
     assert read_map(m).diagnosis.spurious.shape == (read_map(m).n_minima,)
     # A moved checkpoint: say where it is; given, it is checked and used.
     moved = tmp_path / "elsewhere.pt"
-    shutil.copy(d1, moved)
-    record = json.loads(json.dumps(read_map(m).meta.source))
-    assert record["path"] == str(d1)
-    d1.rename(d1.with_suffix(".bak"))
-    try:
-        code, _, err = run(capsys, "diagnose", m, "--report", tmp_path / "r2.html")
-        assert_one_line_error(code, err, "is not found: give its path")
-        code, _, err = run(capsys, "diagnose", m, "--model-file", moved, "--report", tmp_path / "r2.html")
-        assert code == 0, err
-    finally:
-        d1.with_suffix(".bak").rename(d1)
+    beside.rename(moved)
+    code, _, err = run(capsys, "diagnose", m, "--report", tmp_path / "r2.html")
+    assert_one_line_error(code, err, "is not found beside the map")
+    code, _, err = run(capsys, "diagnose", m, "--model-file", moved, "--report", tmp_path / "r2.html")
+    assert code == 0, err
     assert m.read_bytes() != before  # the diagnosis was written into the map

@@ -321,8 +321,9 @@ NAN_WELLS = """
 import torch
 
 def wells(x):
-    u = ((x ** 2 - 1) ** 2).sum(1)
-    return torch.where(x[:, 0] > 0.5, torch.full_like(u, float("nan")), u)
+    u = ((x ** 2 - 1) ** 2 + torch.tensor([0.25, 0.5], dtype=x.dtype) * x).sum(1)
+    outside = (x[:, 0] > 1.1) | (x[:, 0] < -1.2)  # the same wells, NaN beyond them
+    return torch.where(outside, torch.full_like(u, float("nan")), u)
 """
 
 
@@ -339,7 +340,9 @@ def test_nan_energies_end_the_probe_in_one_line_and_leave_the_map_alone(capsys, 
     )
     assert code == 0, err
     before = out.read_bytes()
-    pot.write_text(NAN_WELLS)  # the energy the map records now gives NaN on half the box
+    pot.write_text(NAN_WELLS)  # the energy the map records, now NaN beyond its wells
     code, _, err = run(capsys, "funnel", out, "--chains", "8", "--steps", "20", "--quiet")
+    assert_one_line_error(code, err, "never runs code: name the energy yourself with --energy")
+    code, _, err = run(capsys, "funnel", out, "--energy", f"{pot}:wells", "--chains", "8", "--steps", "20", "--quiet")
     assert_one_line_error(code, err, "non-finite")
     assert out.read_bytes() == before

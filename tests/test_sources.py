@@ -441,16 +441,19 @@ def test_the_energy_behind_a_map_is_rebuilt_from_its_source_record(potentials, n
                        device="cpu"),
         resolve_energy(ckpt[0], device="cpu"),
     ]
+    # Python code is run only when the user names it again (--energy / --model); the
+    # checkpoint is data and is rebuilt from the record.
+    named = [{"energy": f"{potentials}:double_well"}, {"network": f"{nets}:Net"}, {}]
     x = torch.randn(5, 2)
-    for loaded in sources:
-        again = energy_for_map(tmp_path / "m.h5", as_map(loaded), device="cpu")
+    for loaded, options in zip(sources, named):
+        again = energy_for_map(tmp_path / "m.h5", as_map(loaded), device="cpu", **options)
         assert again.source["kind"] == loaded.source["kind"] and again.energy.data_range == loaded.energy.data_range
         torch.testing.assert_close(again.energy(x.to(again.energy.dtype)), loaded.energy(x.to(loaded.energy.dtype)))
     # A model file that changed since the map was made is refused, in one line.
     record = as_map(sources[1])
     torch.save(load_object(f"{nets}:Net")(width=4).state_dict(), weights)
     with pytest.raises(LandscapeError) as excinfo:
-        energy_for_map(tmp_path / "m.h5", record, device="cpu")
+        energy_for_map(tmp_path / "m.h5", record, device="cpu", network=f"{nets}:Net")
     one_line_error(excinfo, "changed since")
     with pytest.raises(LandscapeError) as excinfo:
         energy_for_map(tmp_path / "m.h5", SimpleNamespace(meta=SimpleNamespace(source="x")), device="cpu")

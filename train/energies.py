@@ -140,7 +140,11 @@ def _from_file(
     device: Any,
     dtype: Any,
     dtype_name: str,
+    expect: str | None = None,
 ) -> LoadedEnergy:
+    """Load a model file. With ``expect`` (the kind a map's record names), a file of any
+    other kind is refused before anything is loaded: a record that says "checkpoint" never
+    gets a TorchScript archive (code) loaded."""
     import torch
 
     from landscape.io import sources
@@ -162,6 +166,8 @@ def _from_file(
         return {"kind": kind, "path": str(path), "sha256": sha256_of(path), **extra,
                 "shape": list(e.shape), "box": _box(e.data_range), "dtype": dtype_name}
 
+    if expect is not None and expect != "torchscript" and sources.is_torchscript(path):
+        raise LandscapeError(f"{path} is a TorchScript file (code), not the {expect} the map records: refused")
     if sources.is_torchscript(path):
         _no_reference_options(path, "a TorchScript file", arch, train_epsilon)
         if shape is None:
@@ -170,6 +176,12 @@ def _from_file(
         return LoadedEnergy(e, source("torchscript", e), label=path.stem)
 
     obj = read_pt(path)
+    if expect is not None:
+        found = ("checkpoint" if isinstance(obj, dict) and obj.get("format") == FORMAT
+                 else "state_dict" if isinstance(obj, dict) and obj and all(isinstance(v, torch.Tensor) for v in obj.values())
+                 else "another kind of file")
+        if found != expect:
+            raise LandscapeError(f"{path} is {found.replace('_', ' ')}, not the {expect.replace('_', ' ')} the map records")
     if isinstance(obj, dict) and obj.get("format") == FORMAT:
         _no_reference_options(path, "an ebm-landscape checkpoint", arch, train_epsilon)
         e, ckpt = energy_from_checkpoint(path, device=device)
@@ -276,25 +288,34 @@ def map_of(model: Path) -> Path | None:
 
 
 def _recorded_file(map_path: Path, recorded: str) -> Path | None:
-    """A file the map's source names: as recorded (relative to where the map was made,
-    usually the current folder), else by its name beside the map."""
-    path = Path(recorded)
-    for candidate in (path, map_path.parent / path.name):
-        if candidate.is_file():
+    """A file the map's record names, looked for only where the user pointed: at the
+    recorded path or by its name beside the map, and only if it lies (symbolic links
+    resolved) inside the current folder or the map's. A map is a file from anyone: its
+    record never leads anywhere else."""
+    if not recorded:
+        return None
+    roots = [Path.cwd().resolve(), map_path.parent.resolve()]
+    for candidate in (Path(recorded), map_path.parent / Path(recorded).name):
+        try:
+            real = candidate.resolve(strict=True)
+        except (OSError, RuntimeError):
+            continue
+        if real.is_file() and any(real.is_relative_to(root) for root in roots):
             return candidate
     return None
 
 
 def source_model_file(map_path: Path, content: Any) -> Path | None:
-    """The model file (checkpoint, TorchScript or state dict) a map was made of, if it is
-    found and unchanged (same sha256); None for function energies or when it is missing."""
+    """Our checkpoint (or bare state dict) a map was made of, if the map records its sha256
+    and the file is found (:func:`_recorded_file`) unchanged; None otherwise (TorchScript and
+    Python energies are never taken from a record)."""
     from landscape.train.checkpoint import sha256_of
 
     source = content.meta.source if content.meta is not None else None
-    if not isinstance(source, dict) or source.get("kind") not in ("checkpoint", "torchscript", "state_dict"):
+    if not isinstance(source, dict) or source.get("kind") not in _DATA_KINDS or not source.get("sha256"):
         return None
     path = _recorded_file(map_path, str(source.get("path", "")))
-    if path is None or (source.get("sha256") and sha256_of(path) != source["sha256"]):
+    if path is None or sha256_of(path) != source["sha256"]:
         return None
     return path
 
@@ -315,61 +336,176 @@ def check_map_matches(map_path: Path, content: Any, model: Path) -> None:
         )
 
 
+#: Map sources that are data (weights read as tensors, an architecture from our own table):
+#: rebuilt from the record when the file is found and its sha256 matches.
+_DATA_KINDS = ("checkpoint", "state_dict")
+#: Our own analytic potentials: a map of one names it, and it is rebuilt by that name.
+_OWN_FUNCTIONS = "landscape.potentials:"
+
+
 def energy_for_map(
-    map_path: Path, content: Any, *, model: Path | None = None, device: str = "auto"
+    map_path: Path,
+    content: Any,
+    *,
+    model: Path | None = None,
+    energy: str | None = None,
+    network: str | None = None,
+    weights: Path | None = None,
+    device: str = "auto",
 ) -> LoadedEnergy:
-    """The energy a map was made of, rebuilt from the map's ``source`` record.
+    """The energy a map was made of.
+
+    A map is a file anyone may send, so nothing it records is ever imported or run:
+
+    - our checkpoints and bare state dicts (data: tensors and an architecture from our own
+      table) are rebuilt from the record when the file is found where the user pointed
+      (:func:`_recorded_file`) and its sha256 matches the recorded one (a record without
+      one is refused);
+    - a TorchScript file is code: only the file the user names (``model``) is loaded;
+    - a Python function or network is code: only what the user names (``energy``,
+      ``network`` with ``weights``) is run, with the shape, range and dtype the map records,
+      and it must give the map's minimum energies back. Our own analytic potentials
+      (``landscape.potentials:NAME``) are the one exception.
 
     ``model`` is the model file to use instead of the recorded path (it must be the same
-    file: its sha256 is checked). Function and ``--model`` energies are rebuilt from their
-    spec, shape, box and dtype.
+    file: its sha256 is checked).
 
     Raises
     ------
     LandscapeError
-        The source is unknown, missing, changed since mapping, or does not load (one line).
+        The source is unknown, missing, changed since mapping, code the user did not name,
+        not the energy of the map, or does not load (one line).
     """
     from landscape.train.checkpoint import sha256_of
 
     source = content.meta.source if content.meta is not None else None
-    if not isinstance(source, dict) or not source.get("kind"):
+    if not isinstance(source, dict) or not isinstance(source.get("kind"), str):
         raise LandscapeError(f"{map_path} does not record what energy it was made of")
     kind = source["kind"]
-    shape = tuple(source["shape"]) if source.get("shape") else None
-    box = tuple(source["box"]) if source.get("box") else None
-    float64 = source.get("dtype") == "float64"
-    if kind in ("checkpoint", "torchscript", "state_dict"):
+    shape, box, float64 = _recorded_geometry(map_path, source)
+    if kind not in (*_DATA_KINDS, "torchscript", "function", "model"):
+        raise LandscapeError(f"{map_path} records an energy of unknown kind {kind!r}")
+    if kind in (*_DATA_KINDS, "torchscript"):
+        for flag, value in (("--energy", energy), ("--model", network), ("--weights", weights)):
+            if value is not None:
+                raise LandscapeError(
+                    f"{map_path} was made of a model file, not Python code: drop {flag} (a model file goes as "
+                    "funnel's MODEL or diagnose's --model-file)"
+                )
+        recorded = str(source.get("path") or "")
+        give = (f"give it: landscape funnel MODEL --map {map_path}, or landscape diagnose {map_path} "
+                "--model-file MODEL")
         if model is not None:
             check_map_matches(map_path, content, model)
             path = model
+        elif kind == "torchscript":
+            raise LandscapeError(
+                f"{map_path} was made of the TorchScript file {recorded or '(unnamed)'}, which is code; a map's "
+                f"record never runs code: {give}"
+            )
         else:
-            path = _recorded_file(map_path, str(source.get("path", "")))
+            if not isinstance(source.get("sha256"), str) or not source["sha256"]:
+                raise LandscapeError(f"{map_path} does not record the sha256 of its model file: {give}")
+            path = _recorded_file(map_path, recorded)
             if path is None:
                 raise LandscapeError(
-                    f"the model {map_path} was made of ({source.get('path')}) is not found: give its path "
-                    f"(landscape funnel MODEL --map {map_path}, landscape diagnose {map_path} --model-file MODEL)"
+                    f"the model {map_path} was made of ({recorded}) is not found beside the map or in this folder: "
+                    f"{give}"
                 )
-            if source.get("sha256") and sha256_of(path) != source["sha256"]:
-                raise LandscapeError(
-                    f"{path} changed since {map_path} was made of it (sha256 differs): map it again"
-                )
-        return resolve_energy(
-            path, shape=shape if kind != "checkpoint" else None, box=box, float64=float64, device=device,
-            arch=source.get("arch") if kind == "state_dict" else None,
-            train_epsilon=source.get("train_epsilon") if kind == "state_dict" else None,
+            if sha256_of(path) != source["sha256"]:
+                raise LandscapeError(f"{path} changed since {map_path} was made of it (sha256 differs): map it again")
+        import torch
+
+        from landscape.io import sources as io_sources
+
+        arch = source.get("arch") if kind == "state_dict" else None
+        train_epsilon = source.get("train_epsilon") if kind == "state_dict" else None
+        return _from_file(
+            Path(path), shape if kind != "checkpoint" else None, box, arch,
+            train_epsilon, io_sources.pick_device(device), torch.float64 if float64 else torch.float32,
+            "float64" if float64 else "float32", expect=kind if model is None else None,
         )
     if model is not None:
-        raise LandscapeError(f"{map_path} maps a {kind} energy ({source.get('spec')}), not a model file: drop {model}")
+        raise LandscapeError(f"{map_path} maps a Python energy ({source.get('spec')}), not a model file: drop {model}")
+    spec = str(source.get("spec") or "")
     if kind == "function":
-        return resolve_energy(None, energy=source["spec"], shape=shape, box=box, float64=float64, device=device)
-    if kind == "model":
-        weights = source.get("weights")
-        if weights and source.get("weights_sha256") and Path(weights).is_file():
-            if sha256_of(weights) != source["weights_sha256"]:
-                raise LandscapeError(f"{weights} changed since {map_path} was made of it (sha256 differs): map it again")
-        return resolve_energy(None, model=source["spec"], weights=weights, model_kwargs=source.get("kwargs") or {},
-                              shape=shape, box=box, float64=float64, device=device)
-    raise LandscapeError(f"{map_path} records an energy of unknown kind {kind!r}")
+        if network is not None or weights is not None:
+            raise LandscapeError(f"{map_path} maps a Python function, not a network: use --energy, not --model/--weights")
+        if energy is None and spec.startswith(_OWN_FUNCTIONS):
+            return resolve_energy(None, energy=spec, shape=shape, box=box, float64=float64, device=device)
+        if energy is None:
+            raise LandscapeError(
+                f"{map_path} maps the Python function {spec!r}; a map's record never runs code: name the energy "
+                f"yourself with --energy FILE.py:FUNCTION (pass --energy {spec} only if you trust that code)"
+            )
+        loaded = resolve_energy(None, energy=energy, shape=shape, box=box, float64=float64, device=device)
+        _check_reproduces(map_path, content, loaded, f"--energy {energy}")
+        return loaded
+    if energy is not None:
+        raise LandscapeError(f"{map_path} maps a network, not a function: use --model (and --weights), not --energy")
+    if network is None:
+        recorded_weights = f" --weights {source.get('weights')}" if source.get("weights") else ""
+        raise LandscapeError(
+            f"{map_path} maps the network {spec!r}; a map's record never runs code: name it yourself with --model "
+            f"FILE.py:FACTORY (pass --model {spec}{recorded_weights} only if you trust that code)"
+        )
+    if weights is None and source.get("weights"):
+        weights = _recorded_file(map_path, str(source["weights"]))
+        if weights is None:
+            raise LandscapeError(f"the weights {map_path} was made with ({source['weights']}) are not found: give --weights")
+        if source.get("weights_sha256") and sha256_of(weights) != source["weights_sha256"]:
+            raise LandscapeError(f"{weights} changed since {map_path} was made of it (sha256 differs): map it again")
+    kwargs = source.get("kwargs") or {}
+    if not isinstance(kwargs, dict):
+        raise LandscapeError(f"{map_path}: its record's model kwargs are not a JSON object")
+    loaded = resolve_energy(None, model=network, weights=weights, model_kwargs=kwargs, shape=shape, box=box,
+                            float64=float64, device=device)
+    _check_reproduces(map_path, content, loaded, f"--model {network}")
+    return loaded
+
+
+def _recorded_geometry(map_path: Path, source: dict[str, Any]) -> tuple[Any, Any, bool]:
+    """The shape, box and dtype a map's source records, checked as data."""
+    shape, box = source.get("shape"), source.get("box")
+    if shape is not None and not (isinstance(shape, list) and shape
+                                  and all(isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in shape)):
+        raise LandscapeError(f"{map_path}: its record's shape {shape!r} is not a list of positive integers")
+    if box is not None:
+        if not (isinstance(box, list) and len(box) == 2 and all(isinstance(b, (int, float)) for b in box)):
+            raise LandscapeError(f"{map_path}: its record's box {box!r} is not two numbers")
+        box = _check_box(tuple(float(b) for b in box))
+    return (tuple(shape) if shape else None), box, source.get("dtype") == "float64"
+
+
+def _check_reproduces(map_path: Path, content: Any, loaded: LoadedEnergy, named: str) -> None:
+    """LandscapeError unless the energy the user named gives the map's lowest minimum
+    energies back (within the float32 rounding of the energy's scale): a check that it is
+    the energy the map was made of."""
+    import numpy as np
+    import torch
+
+    x, e = getattr(content, "minima_x", None), getattr(content, "minima_energy", None)
+    if x is None or e is None or len(e) == 0:
+        return
+    e = np.asarray(e, dtype=np.float64)
+    pick = np.argsort(e)[:8]
+    energy = loaded.energy
+    with torch.no_grad():
+        u = energy(torch.as_tensor(np.asarray(x)[pick]).to(energy.device, energy.dtype)).double().cpu().numpy()
+    scale = float(np.abs(e[pick]).max() + np.ptp(e)) or 1.0
+    tol = 1e-4 * scale  # the map stores minima in float32: a different energy, not rounding
+    bad = ~(np.abs(u - e[pick]) <= tol)
+    if bad.any():
+        i = int(np.argmax(bad))
+        if not np.isfinite(u[i]):
+            raise LandscapeError(
+                f"{named} gives a non-finite energy ({u[i]}) at {map_path}'s minimum {int(pick[i])}, where the map "
+                f"records {e[pick[i]]:.6g}"
+            )
+        raise LandscapeError(
+            f"{named} is not the energy {map_path} was made of: at the map's minimum {int(pick[i])} it gives "
+            f"{u[i]:.6g}, the map records {e[pick[i]]:.6g}"
+        )
 
 
 def load_data_like(dataset: str, data_root: Path | None, shape: tuple[int, ...], limit: int = 10000) -> Any:

@@ -207,9 +207,14 @@ def run_funnel(
     force: bool = False,
     quiet: bool = False,
     say: Callable[[str], None] = print,
+    energy: str | None = None,
+    network: str | None = None,
+    weights: Path | None = None,
 ) -> FunnelRun:
     """The funnel probe of ``target`` (a map, or a model file and its map) with the
     command's defaults; writes /funnel (and any new minima) into the map and the figure.
+    ``energy``, ``network`` and ``weights`` name the code of a map of a Python energy
+    (:func:`landscape.train.energies.energy_for_map`: a map's record never runs code).
 
     Ctrl-C keeps the finished noise levels and exits with status 130.
     """
@@ -233,8 +238,8 @@ def run_funnel(
             raise LandscapeError(f"{plot} exists: pass --force to overwrite it")
     if force:
         clear_progress(map_path, PROGRESS_KIND)
-    loaded = energy_for_map(map_path, content, model=model, device=device)
-    energy = loaded.energy
+    loaded = energy_for_map(map_path, content, model=model, energy=energy, network=network, weights=weights,
+                            device=device)
 
     probe, data, about = _funnel_plan(map_path, content, loaded, noise=noise, noise_unit=noise_unit, chains=chains,
                                       steps=steps, eps=eps, init=init, dataset=dataset, data_root=data_root, seed=seed)
@@ -243,7 +248,7 @@ def run_funnel(
     bars = ProgressBars(quiet)
     t0 = time.perf_counter()
     try:
-        result = funnel_probe(energy, content, probe, data=data, progress_file=map_path, resume=resume, reporter=bars,
+        result = funnel_probe(loaded.energy, content, probe, data=data, progress_file=map_path, resume=resume, reporter=bars,
                               refine=refine and bool(content.settings().get("refine", True)))
     except KeyboardInterrupt:
         bars.close()
@@ -363,9 +368,13 @@ def run_diagnose(
     funnel_score: float = 0.5,
     device: str = "auto",
     force: bool = False,
+    energy: str | None = None,
+    network: str | None = None,
+    weights: Path | None = None,
 ) -> DiagnoseRun:
     """Diagnose the map at ``map_path`` with the command's defaults; write /diagnosis into
-    it and the HTML report."""
+    it and the HTML report. ``energy``, ``network`` and ``weights`` name the code of a map of
+    a Python energy (a map's record never runs code)."""
     import tempfile
 
     import numpy as np
@@ -383,7 +392,8 @@ def run_diagnose(
         raise LandscapeError(f"{report} exists: pass --force to overwrite it")
     rule = DiagnosisRule(nn_quantile=nn_quantile, nn_factor=nn_factor, energy_quantile=energy_quantile,
                          saturation_excess=saturation_excess, funnel_score=funnel_score)
-    loaded = energy_for_map(map_path, content, model=model, device=device)
+    loaded = energy_for_map(map_path, content, model=model, energy=energy, network=network, weights=weights,
+                            device=device)
     dataset = dataset or map_dataset(content) or loaded.dataset
     if not dataset:
         raise LandscapeError(
