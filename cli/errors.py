@@ -43,7 +43,7 @@ def run_guarded(app: click.Command, argv: list[str] | None, debug: bool = False)
         click.echo("error: interrupted", err=True)
         return 130
     except Exception as exc:  # noqa: BLE001 - sorted below: known errors, else a bug
-        if isinstance(exc, known_errors()):
+        if isinstance(exc, known_errors()) or _disk_full_or_read_only(exc):
             click.echo(f"error: {one_line(exc)}", err=True)
             return 1
         if debug:  # an unexpected failure is a bug: say so, in one line
@@ -54,6 +54,14 @@ def run_guarded(app: click.Command, argv: list[str] | None, debug: bool = False)
         )
         return 1
     return code if isinstance(code, int) else 0
+
+
+def _disk_full_or_read_only(exc: BaseException) -> bool:
+    """A write the disk refused (full, over quota, read-only): the machine's state, not a
+    bug, wherever it happened (the library names most of them itself, with the file)."""
+    import errno
+
+    return isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG)
 
 
 def one_line_text(text: str) -> str:

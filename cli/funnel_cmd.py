@@ -81,7 +81,7 @@ def funnel_cmd(target, map_option, energy, network, weights, noise, noise_unit, 
       landscape funnel wells.h5 --energy my_potentials.py:wells   # a map of a Python energy
 
     An interrupted probe (Ctrl-C) keeps its finished noise levels in
-    <map>.funnel.partial.h5: rerun the same command with --resume to continue.
+    <map>.h5.funnel.partial: rerun the same command with --resume to continue.
     """
     import numpy as np
 

@@ -117,22 +117,15 @@ def map_cmd(target, out, dataset, data_root, init, chains, rounds, steps, temper
       landscape map --energy landscape.potentials:mueller_brown --shape 2 --box -1.5 2 --float64
       landscape tree rings.h5 --plot tree.png     # look at the result
 
-    An interrupted map (Ctrl-C) keeps its progress in <map>.partial.h5: rerun the same
+    An interrupted map (Ctrl-C) keeps its progress in <map>.h5.partial: rerun the same
     command with --resume to continue.
     """
-    from landscape.errors import LandscapeError
     from landscape.mapping.settings import MapConfig
     from landscape.train.energies import resolve_energy
     from landscape.train.runs import map_data, run_map, summary_line
 
     loaded = resolve_energy(target, **energy_kw)
     out = out or Path(f"{loaded.label}.h5")
-    if out.exists() and not force and not resume:
-        raise LandscapeError(f"{out} exists: pass --force to overwrite it")
-    if force:
-        from landscape.io.progress import clear_progress
-
-        clear_progress(out)
     config = MapConfig(
         chains=chains, rounds=rounds, init=init, temperature=temperature, eps=eps, steps=steps, grad_tol=grad_tol,
         merge_radius=merge_radius, max_minima=max_minima, neighbours=neighbours, refine=not no_refine,
@@ -142,8 +135,11 @@ def map_cmd(target, out, dataset, data_root, init, chains, rounds, steps, temper
         seed=seed,
     )
     data, dataset = map_data(loaded, config, dataset=dataset, data_root=data_root)
-    content, wall = run_map(loaded, config, out, data=data, dataset=dataset, resume=resume, quiet=quiet,
-                            say=click.echo)
+    content, wall = run_map(loaded, config, out, data=data, dataset=dataset, resume=resume, force=force,
+                            quiet=quiet, say=click.echo)
+    if content is None:  # --resume of a map that is finished with these settings
+        click.echo(f"{out} is finished with these settings: nothing to resume")
+        return
     click.echo(summary_line(content, out, wall))
     levels = ", ".join(f"{p.multiplier:g}: {p.n_basins}" for p in content.levels if p.multiplier is not None)
     if levels:

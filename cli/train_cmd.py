@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 
 import click
 
@@ -45,7 +44,7 @@ def _preset_help() -> str:
             required=True)
 @click.option("--resume", is_flag=True,
               help="Continue the run in --out where it stopped, with its own settings (exactly); --steps extends it.")
-@force_option("(start over: deletes --out and its run folder)")
+@force_option("(start over: the checkpoint is replaced at the first save, the run folder cleared)")
 @seed_option(None, "(train.seed)", default_text="the preset's")
 @device_option("; under torchrun each rank takes its LOCAL_RANK GPU")
 @data_root_option()
@@ -70,7 +69,7 @@ def train_cmd(preset_name, dataset, steps, batch_size, out, resume, force, seed,
       landscape train --out digits.pt --resume --steps 3000      # continue to 3000 updates
     """
     from landscape.train.checkpoint import load_checkpoint
-    from landscape.train.loop import run_dir_for, train
+    from landscape.train.loop import train
 
     if resume and force:
         raise click.UsageError("--resume and --force contradict each other: choose one")
@@ -92,9 +91,6 @@ def train_cmd(preset_name, dataset, steps, batch_size, out, resume, force, seed,
     if seed is not None:
         extra.append(f"train.seed={seed}")
     config = apply_overrides(config, extra).validate()
-    if force and out.exists():
-        out.unlink()
-        shutil.rmtree(run_dir_for(out), ignore_errors=True)
 
     bars = []
     start = int(load_checkpoint(out)["step"]) if resume else 0
@@ -111,7 +107,8 @@ def train_cmd(preset_name, dataset, steps, batch_size, out, resume, force, seed,
         bars[0].set_postfix({k: f"{v:.3g}" for k, v in latest.items() if k != "lr"}, refresh=False)
 
     try:
-        result = train(config, out, resume=resume, device=device, data_root=data_root, progress=progress)
+        result = train(config, out, resume=resume, device=device, data_root=data_root, progress=progress,
+                       overwrite=force)
     finally:
         for bar in bars:
             bar.close()

@@ -176,6 +176,14 @@ def test_landscape_diagnose_on_the_planted_hole(capsys, tmp_path):
     assert code == 0, err
     result = json.loads(stdout)
     assert result["spurious"] == 1 and result["flagged"][0]["reasons"] == "off the data"
+    # A diagnosis that fails at its last step (the report cannot be written) leaves the map
+    # as it was: /diagnosis is written last.
+    before = out.read_bytes()
+    blocker = tmp_path / "not_a_folder"
+    blocker.write_text("")
+    code, _, err = run(capsys, "diagnose", out, "--force", "--report", blocker / "r.html")
+    assert_one_line_error(code, err, "not_a_folder is a file, not a folder")
+    assert out.read_bytes() == before
     # Data of the wrong shape: one line.
     code, _, err = run(capsys, "diagnose", out, "--dataset", "digits", "--force")
     assert_one_line_error(code, err, r"shape \[1, 8, 8\].*\[2\]")

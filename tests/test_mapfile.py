@@ -668,7 +668,7 @@ def test_progress_round_trip(tmp_path):
         "count": np.int64(7),
     }
     out = save_progress(map_path, state)
-    assert out == progress_path(map_path) == tmp_path / "rings.partial.h5"
+    assert out == progress_path(map_path) == tmp_path / "rings.h5.partial"
     back = load_progress(map_path)
     assert set(back) == set(state)
     np.testing.assert_array_equal(back["minima"], state["minima"])
@@ -685,9 +685,9 @@ def test_progress_round_trip(tmp_path):
     with pytest.raises(TypeError, match="unsupported dtype"):
         save_progress(map_path, {"bad": np.array(["a", "b"])})
     assert load_progress(map_path) == {"step": 41}
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["rings.partial.h5"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["rings.h5.partial"]
     # Other work on the map keeps its own progress.
-    assert progress_path(map_path, "funnel") == tmp_path / "rings.funnel.partial.h5"
+    assert progress_path(map_path, "funnel") == tmp_path / "rings.h5.funnel.partial"
     save_progress(map_path, {"probe": 1}, kind="funnel")
     assert load_progress(map_path, "funnel") == {"probe": 1} and load_progress(map_path) == {"step": 41}
     progress_path(map_path).write_bytes(b"garbage")
@@ -696,6 +696,11 @@ def test_progress_round_trip(tmp_path):
     clear_progress(map_path)
     assert load_progress(map_path) is None
     clear_progress(map_path)  # nothing to clear: no error
+    # An HDF5 file of someone else's at that name is never removed.
+    with h5py.File(progress_path(map_path), "w") as f:
+        f.attrs["schema"] = "ebm-landscape/map"
+    clear_progress(map_path)
+    assert progress_path(map_path).exists()
 
 
 def test_resume_progress_continues_only_the_same_run(tmp_path):

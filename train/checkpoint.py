@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime
 import hashlib
+import io
 import os
 from pathlib import Path
 from typing import Any
@@ -30,9 +31,13 @@ REQUIRED = ("format", "version", "model", "state_dict", "data", "sampler", "regi
 def atomic_save(obj: Any, path: str | os.PathLike) -> None:
     """``torch.save`` to a temporary file beside ``path``, then rename over it
     (:func:`landscape.io.files.atomic_path`): a run killed while writing leaves the
-    previous checkpoint intact."""
+    previous checkpoint intact. The bytes are made in memory and written as one file, so a
+    full disk is the system's "no space left" (a one-line error), not an error inside
+    torch's zip writer."""
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
     with atomic_path(path) as tmp:
-        torch.save(obj, tmp)
+        tmp.write_bytes(buffer.getbuffer())
 
 
 def read_pt(path: str | os.PathLike) -> Any:

@@ -16,10 +16,12 @@ import csv
 import json
 import math
 import os
+import shutil
 import signal
 import threading
 import time
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,7 +34,7 @@ from torch import nn
 from landscape import data as datasets
 from landscape import Energy, __version__, sample
 from landscape.errors import LandscapeError, NonFiniteEnergyError
-from landscape.io.files import atomic_path
+from landscape.io.files import atomic_path, output_lock
 from landscape.plots.common import chain_caption
 from landscape.train import checkpoint as ckpt_io
 from landscape.train import diagnostics, figures
@@ -134,6 +136,7 @@ def train(
     data_root: str | os.PathLike | None = None,
     progress: Callable[[int, dict[str, float]], None] | None = None,
     dataset: datasets.Dataset | None = None,
+    overwrite: bool = False,
 ) -> TrainResult:
     """Train an EBM with ML learning and write checkpoints, run log and figures.
 
@@ -155,6 +158,12 @@ def train(
         Called as ``progress(updates_done_since_last_call, latest_metrics)`` on the main rank.
     dataset : data.Dataset, optional
         Use this data instead of loading ``config.data``.
+    overwrite : bool
+        Start over although ``out`` exists: its run folder is cleared once the run is set
+        up, and the checkpoint replaced at the first save (until then it is kept).
+
+    The main rank holds the lock on ``out`` for the whole run
+    (:func:`landscape.io.files.output_lock`): a second run on the same checkpoint is refused.
 
     Returns
     -------
@@ -169,6 +178,23 @@ def train(
     config.validate()
     env = setup_distributed(device)
     out = Path(out)
+    with output_lock(out) if env.main else nullcontext():
+        return _train(config, env, out, resume=resume, overwrite=overwrite, data_root=data_root, progress=progress,
+                      dataset=dataset)
+
+
+def _train(
+    config: Config,
+    env: Any,
+    out: Path,
+    *,
+    resume: bool,
+    overwrite: bool,
+    data_root: str | os.PathLike | None,
+    progress: Callable[[int, dict[str, float]], None] | None,
+    dataset: datasets.Dataset | None,
+) -> TrainResult:
+    """:func:`train` once the output is locked."""
     run_dir = run_dir_for(out)
     cfg_t = config.train
     if dataset is None:
@@ -180,10 +206,12 @@ def train(
         start = _restore(state, s.model, s.optimizer, s.gens, env, out)
         if s.bank is not None:
             s.bank = _bank_shard(state, env, s.bank)
-    elif out.exists():
+    elif out.exists() and not overwrite:
         raise LandscapeError(f"{out} exists: pass --resume to continue it or --force to start over")
 
     if env.main:
+        if overwrite and state is None:
+            shutil.rmtree(run_dir, ignore_errors=True)
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / "config.json").write_text(json.dumps(config.to_dict(), indent=2) + "\n")
     log = _RunLog(run_dir / "metrics.csv", start, env.main)

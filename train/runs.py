@@ -92,10 +92,58 @@ def map_data(loaded: LoadedEnergy, config: Any, *, dataset: str | None = None,
 
 
 def run_map(loaded: LoadedEnergy, config: Any, out: Path, *, data: Any = None, dataset: str | None = None,
-            resume: bool = False, quiet: bool = False,
+            resume: bool = False, force: bool = False, quiet: bool = False,
             say: Callable[[str], None] = print) -> tuple[Any, float]:
     """Build the map of ``loaded`` with ``config``, write it to ``out`` atomically; return
-    (content, seconds). Ctrl-C keeps the progress of finished stages and exits with status 130."""
+    (content, seconds). Ctrl-C keeps the progress of finished stages and exits with status 130.
+
+    The whole run holds the lock on ``out`` (:func:`landscape.io.files.output_lock`): a
+    second run on the same output is refused. An existing map is replaced only with
+    ``force``; ``resume`` continues unfinished progress, and over a finished map of the
+    same settings and energy returns (None, 0.0) (nothing to do); of other settings it is
+    refused, never replaced."""
+    from landscape.io.files import output_lock
+    from landscape.io.progress import progress_path
+
+    with output_lock(out, progress_path(out)):
+        if not _may_write_map(loaded, config, out, resume=resume, force=force):
+            return None, 0.0
+        return _run_map(loaded, config, out, data=data, dataset=dataset, resume=resume, quiet=quiet, say=say)
+
+
+def _source_id(loaded: LoadedEnergy) -> str:
+    return str(loaded.source.get("sha256", loaded.source.get("spec", "")))
+
+
+def _may_write_map(loaded: LoadedEnergy, config: Any, out: Path, *, resume: bool, force: bool) -> bool:
+    """Whether ``run_map`` goes on: False for ``--resume`` over a map already finished
+    with these settings; a LandscapeError when it would replace a map it must not."""
+    from landscape.io.progress import clear_progress, progress_path
+
+    if force:
+        clear_progress(out)
+        return True
+    if not out.exists() or (resume and progress_path(out).exists()):
+        return True
+    if not resume:
+        raise LandscapeError(f"{out} exists: pass --force to overwrite it")
+    from landscape.io.files import to_json
+    from landscape.io.mapfile import read_map
+
+    meta = read_map(out).meta
+    recorded = meta.source if isinstance(meta.source, dict) else {}
+    same = (to_json(meta.config) == to_json(config.to_dict())
+            and str(recorded.get("sha256", recorded.get("spec", ""))) == _source_id(loaded))
+    if not same:
+        raise LandscapeError(
+            f"{out} is a finished map of other settings or another energy, and there is no unfinished run to "
+            "resume: pass --force to replace it, or --out to write elsewhere"
+        )
+    return False
+
+
+def _run_map(loaded: LoadedEnergy, config: Any, out: Path, *, data: Any, dataset: str | None, resume: bool,
+             quiet: bool, say: Callable[[str], None]) -> tuple[Any, float]:
     from landscape import __version__
     from landscape.io.mapfile import write_map
     from landscape.io.progress import clear_progress, progress_path
@@ -111,7 +159,7 @@ def run_map(loaded: LoadedEnergy, config: Any, out: Path, *, data: Any = None, d
     try:
         result = build_map(
             energy, config, data=data, progress_file=out, resume=resume, reporter=bars,
-            source_id=str(loaded.source.get("sha256", loaded.source.get("spec", ""))),
+            source_id=_source_id(loaded),
         )
     except KeyboardInterrupt:
         bars.close()
@@ -126,8 +174,13 @@ def run_map(loaded: LoadedEnergy, config: Any, out: Path, *, data: Any = None, d
     source.update({"label": loaded.label, "regime": loaded.regime, "dataset": dataset})
     content = result.content
     content.attrs["minima"]["dataset"] = dataset or ""
-    write_map(out, content, config=config.to_dict(), source=source, tool_version=__version__,
-              settings=result.settings, seconds=result.seconds)
+    try:
+        write_map(out, content, config=config.to_dict(), source=source, tool_version=__version__,
+                  settings=result.settings, seconds=result.seconds)
+    except LandscapeError as err:
+        if not progress_path(out).exists():
+            raise
+        raise LandscapeError(f"{err}; the finished stages are kept in {progress_path(out)}: rerun with --resume") from None
     clear_progress(out)
     return content, time.perf_counter() - t0
 
@@ -218,6 +271,25 @@ def run_funnel(
 
     Ctrl-C keeps the finished noise levels and exits with status 130.
     """
+    from landscape.io.files import output_lock
+    from landscape.io.progress import progress_path
+    from landscape.mapping.funnel import PROGRESS_KIND
+
+    map_path, model = locate(target, map_option)
+    with output_lock(map_path, progress_path(map_path, PROGRESS_KIND)):
+        return _run_funnel(map_path, model, map_option=map_option, noise=noise, noise_unit=noise_unit,
+                           chains=chains, steps=steps, eps=eps, init=init, dataset=dataset, data_root=data_root,
+                           plot=plot, refine=refine, seed=seed, device=device, resume=resume, force=force,
+                           quiet=quiet, say=say, energy=energy, network=network, weights=weights)
+
+
+def _run_funnel(map_path: Path, model: Path | None, *, map_option: Path | None, noise: str, noise_unit: str,
+                chains: int, steps: int | None, eps: float | None, init: str | None, dataset: str | None,
+                data_root: Path | None, plot: Path | None, refine: bool, seed: int, device: str, resume: bool,
+                force: bool, quiet: bool, say: Callable[[str], None], energy: str | None, network: str | None,
+                weights: Path | None) -> FunnelRun:
+    """:func:`run_funnel` while holding the map's lock: validate, probe, draw, and write
+    the map last (a failure before that leaves it as it was)."""
     from landscape.train.energies import check_map_matches, energy_for_map
     from landscape.plots.common import check_picture_path
     from landscape.plots.funnel import plot_funnel
@@ -225,7 +297,6 @@ def run_funnel(
     from landscape.io.mapfile import read_map, rewrite_map, update_map
     from landscape.io.progress import clear_progress, progress_path
 
-    map_path, model = locate(target, map_option)
     content = read_map(map_path)
     if model is not None:
         check_map_matches(map_path, content, model)
@@ -261,13 +332,13 @@ def run_funnel(
     finally:
         bars.close()
     dropped = result.new_minima > 0 and content.diagnosis is not None
+    plot_funnel(result.content, plot)
     if result.new_minima:
         rewrite_map(map_path, result.content)
     else:
         update_map(map_path, funnel=result.funnel)
     clear_progress(map_path, PROGRESS_KIND)
     written = read_map(map_path)
-    plot_funnel(written, plot)
     return FunnelRun(map_path, written, result, plot, time.perf_counter() - t0, dropped)
 
 
@@ -374,7 +445,25 @@ def run_diagnose(
 ) -> DiagnoseRun:
     """Diagnose the map at ``map_path`` with the command's defaults; write /diagnosis into
     it and the HTML report. ``energy``, ``network`` and ``weights`` name the code of a map of
-    a Python energy (a map's record never runs code)."""
+    a Python energy (a map's record never runs code). Holds the map's lock throughout."""
+    from landscape.diagnosis.spurious import DiagnosisRule
+    from landscape.io.files import output_lock
+
+    with output_lock(map_path):
+        return _run_diagnose(map_path, dataset=dataset, data_root=data_root, limit=limit, model=model,
+                             report=report, rule=DiagnosisRule(nn_quantile=nn_quantile, nn_factor=nn_factor,
+                                                               energy_quantile=energy_quantile,
+                                                               saturation_excess=saturation_excess,
+                                                               funnel_score=funnel_score),
+                             device=device, force=force, energy=energy, network=network, weights=weights)
+
+
+def _run_diagnose(map_path: Path, *, dataset: str | None, data_root: Path | None, limit: int, model: Path | None,
+                  report: Path | None, rule: Any, device: str, force: bool, energy: str | None,
+                  network: str | None, weights: Path | None) -> DiagnoseRun:
+    """:func:`run_diagnose` while holding the map's lock: validate, diagnose, write the
+    report, and write /diagnosis into the map last (a failure before leaves it as it was)."""
+    import dataclasses
     import tempfile
 
     import numpy as np
@@ -382,7 +471,7 @@ def run_diagnose(
     from landscape.train.energies import energy_for_map, load_data_like
     from landscape.io.views import map_dataset
     from landscape.plots.funnel import plot_funnel
-    from landscape.diagnosis.spurious import DiagnosisRule, diagnose_map
+    from landscape.diagnosis.spurious import diagnose_map
     from landscape.io.mapfile import read_map, update_map
     from landscape.diagnosis.report import write_report
 
@@ -390,8 +479,6 @@ def run_diagnose(
     report = report or map_path.with_name(map_path.stem + "_diagnosis.html")
     if report.exists() and not force:
         raise LandscapeError(f"{report} exists: pass --force to overwrite it")
-    rule = DiagnosisRule(nn_quantile=nn_quantile, nn_factor=nn_factor, energy_quantile=energy_quantile,
-                         saturation_excess=saturation_excess, funnel_score=funnel_score)
     loaded = energy_for_map(map_path, content, model=model, energy=energy, network=network, weights=weights,
                             device=device)
     dataset = dataset or map_dataset(content) or loaded.dataset
@@ -401,15 +488,16 @@ def run_diagnose(
         )
     data_x = load_data_like(dataset, data_root, tuple(np.shape(content.minima_x)[1:]), limit)
     diagnosis = diagnose_map(loaded.energy, content, data_x, rule)
-    update_map(map_path, diagnosis=diagnosis.to_data(dataset))
-    written = read_map(map_path)
+    data = diagnosis.to_data(dataset)
+    diagnosed = dataclasses.replace(content, diagnosis=data)
     with tempfile.TemporaryDirectory(prefix="ebm-landscape-") as tmp:
         extra = []
-        if written.funnel is not None:
+        if diagnosed.funnel is not None:
             extra.append(("The funnel probe (landscape funnel): where chains end as the noise grows",
-                          plot_funnel(written, Path(tmp) / "funnel.png")))
-        write_report(report, written, diagnosis, data_x.numpy(), extra_figures=extra)
-    return DiagnoseRun(written, diagnosis, dataset, report)
+                          plot_funnel(diagnosed, Path(tmp) / "funnel.png")))
+        write_report(report, diagnosed, diagnosis, data_x.numpy(), extra_figures=extra)
+    update_map(map_path, diagnosis=data)
+    return DiagnoseRun(read_map(map_path), diagnosis, dataset, report)
 
 
 # ----------------------------------------------------------------------- compare

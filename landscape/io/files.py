@@ -4,6 +4,10 @@
   target only once complete (after ``fsync``), so a killed run never leaves half a file
   and an existing file is replaced only by a complete one (maps, progress files,
   checkpoints, pictures, reports, logs);
+- :func:`output_lock`: one writer per output: an ``fcntl`` lock held for a whole command,
+  so a second run on the same map or checkpoint gets a one-line error naming the holder's
+  pid instead of silently racing it; it also removes the temporary files a killed run left;
+- :func:`disk_error`: full, read-only and forbidden disks as one line naming the file;
 - :func:`load_torch`: ``torch.load(..., weights_only=True)`` with one-line errors: a file
   that asks to run code is refused, never executed (DESIGN, "Security");
 - :func:`to_json` / :func:`json_safe`: numpy scalars and arrays, paths and non-finite
@@ -12,11 +16,14 @@
 
 from __future__ import annotations
 
+import errno
+import fcntl
 import json
 import math
 import os
 import pickle
 import re
+import socket
 import zipfile
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, suppress
@@ -41,7 +48,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     ...     tmp.write_text("complete or nothing")
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    make_folder(path)
     tmp = path.with_name(f".{path.stem}.{uuid4().hex[:12]}.tmp{path.suffix}")
     try:
         yield tmp
@@ -52,10 +59,160 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
             finally:
                 os.close(fd)
         os.replace(tmp, path)
-    except BaseException:
-        with suppress(FileNotFoundError):
+    except BaseException as exc:
+        with suppress(OSError):
             tmp.unlink()
+        named = disk_error(exc, path, tmp)
+        if named is not None:
+            raise named from None
         raise
+
+
+def make_folder(path: Path) -> None:
+    """Create the folder ``path`` goes into; a disk error as one line (:func:`disk_error`)."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        blocking = next((p for p in (path.parent, *path.parent.parents) if p.exists() and not p.is_dir()), path.parent)
+        raise LandscapeError(f"cannot write {path}: {blocking} is a file, not a folder") from None
+    except OSError as exc:
+        named = disk_error(exc, path, path.parent)
+        if named is None:
+            raise
+        raise named from None
+
+
+def _temp_pattern(path: Path) -> re.Pattern[str]:
+    """The names :func:`atomic_path` gives the temporary files of ``path``."""
+    return re.compile(rf"\.{re.escape(path.stem)}\.[0-9a-f]{{12}}\.tmp{re.escape(path.suffix)}")
+
+
+def remove_stale_temps(path: str | os.PathLike) -> list[Path]:
+    """Remove the temporary files of ``path`` that a killed writer left beside it; call
+    only while holding :func:`output_lock` on ``path`` (then no live writer owns one).
+    Returns what was removed."""
+    path = Path(path)
+    pattern = _temp_pattern(path)
+    removed = []
+    with suppress(OSError):
+        for entry in path.parent.iterdir():
+            if pattern.fullmatch(entry.name) and entry.is_file():
+                with suppress(OSError):
+                    entry.unlink()
+                    removed.append(entry)
+    return removed
+
+
+#: Why a write failed, by errno, for :func:`disk_error`.
+_DISK_ERRNOS = {
+    errno.ENOSPC: "no space left on the disk of {folder}",
+    errno.EDQUOT: "disk quota exceeded in {folder}",
+    errno.EROFS: "{folder} is on a read-only file system",
+    errno.EFBIG: "the file is too large for the file system of {folder}",
+    errno.EACCES: "no permission to write in {folder}",
+    errno.EPERM: "no permission to write in {folder}",
+}
+
+
+def disk_error(exc: BaseException, path: Path, *own: Path) -> LandscapeError | None:
+    """``exc`` as a one-line error when it is the disk refusing to write ``path`` (full,
+    over quota, read-only, forbidden), else None. Permission errors count only when they
+    are about ``path`` itself or the files in ``own`` (its temporary file, its folder)."""
+    code = getattr(exc, "errno", None)
+    if not isinstance(exc, OSError) or code not in _DISK_ERRNOS:
+        return None
+    if code in (errno.EACCES, errno.EPERM) and exc.filename is not None:
+        if Path(exc.filename) not in (path, path.parent, *own):
+            return None
+    return LandscapeError(f"cannot write {path}: {_DISK_ERRNOS[code].format(folder=path.parent.absolute())}")
+
+
+#: Lock files this process holds, and how many times (so a command may nest them).
+_HELD: dict[str, int] = {}
+
+
+def lock_path(path: str | os.PathLike) -> Path:
+    """The lock file of an output: ``rings.h5 -> .rings.h5.lock`` beside it."""
+    path = Path(path)
+    return path.with_name(f".{path.name}.lock")
+
+
+@contextmanager
+def output_lock(path: str | os.PathLike, *also: str | os.PathLike) -> Iterator[None]:
+    """Hold the exclusive right to write ``path`` (and the files that go with it, ``also``:
+    its progress files) for the duration of the ``with`` block.
+
+    The lock is an ``fcntl.flock`` on ``.NAME.lock`` beside ``path``, released by the
+    system when the process ends however it ends (kill -9 included), so a killed run never
+    leaves a stale lock. Once held, the temporary files a killed writer left for these
+    outputs are removed. Nested locks on the same output in one process are allowed.
+
+    Raises
+    ------
+    LandscapeError
+        Another process holds the lock (its pid is named), or the folder cannot be
+        written (read-only, full, forbidden).
+    """
+    path = Path(path)
+    lock = lock_path(path)
+    make_folder(lock)
+    key = str(lock.absolute())
+    if key in _HELD:
+        _HELD[key] += 1
+        try:
+            yield
+        finally:
+            _HELD[key] -= 1
+        return
+    fd = _acquire(lock, path)
+    _HELD[key] = 1
+    try:
+        for output in (path, *also):
+            remove_stale_temps(output)
+        yield
+    finally:
+        del _HELD[key]
+        with suppress(OSError):
+            lock.unlink()  # while still holding it: a waiting opener sees the inode change
+        os.close(fd)
+
+
+def _acquire(lock: Path, path: Path) -> int:
+    while True:
+        try:
+            fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            named = disk_error(exc, path, lock, lock.parent)
+            if named is None:
+                raise
+            raise named from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            holder = _holder(fd)
+            os.close(fd)
+            if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                raise
+            raise LandscapeError(
+                f"{path} is being written by another run ({holder}): wait for it to end, or write elsewhere"
+            ) from None
+        try:  # its last holder may have removed the file between our open and our lock
+            same = os.fstat(fd).st_ino == os.stat(lock).st_ino
+        except FileNotFoundError:
+            same = False
+        if same:
+            os.ftruncate(fd, 0)
+            os.write(fd, f"pid {os.getpid()} on {socket.gethostname()}\n".encode())
+            return fd
+        os.close(fd)
+
+
+def _holder(fd: int) -> str:
+    with suppress(OSError):
+        text = os.pread(fd, 200, 0).decode("utf-8", "replace").strip()
+        if text:
+            return text
+    return "pid unknown"
 
 
 def _one_line(exc: BaseException, limit: int = 160) -> str:

@@ -1,7 +1,7 @@
 """Progress files: the state of unfinished work on a map, so a killed run resumes.
 
-Building a map (``rings.h5 -> rings.partial.h5``) and probing one
-(``rings.h5 -> rings.funnel.partial.h5``) save their state after each finished stage:
+Building a map (``rings.h5 -> rings.h5.partial``) and probing one
+(``rings.h5 -> rings.h5.funnel.partial``) save their state after each finished stage:
 arrays as HDF5 datasets, everything else as one JSON blob, written atomically so a kill
 while saving leaves the previous state. :func:`resume_progress` continues saved work only
 when asked to and only with the same settings (a fingerprint), so no progress is lost or
@@ -34,10 +34,11 @@ _H5_ERRORS = (OSError, KeyError, ValueError, TypeError, RuntimeError, IndexError
 
 def progress_path(map_path: str | Path, kind: str = "map") -> Path:
     """Where the progress of work on the map at ``map_path`` is kept: for building the map
-    (``kind="map"``) ``rings.h5 -> rings.partial.h5``, for other work on it (e.g.
-    ``kind="funnel"``) ``rings.h5 -> rings.funnel.partial.h5``."""
-    suffix = ".partial.h5" if kind == "map" else f".{kind}.partial.h5"
-    return Path(map_path).with_suffix(suffix)
+    (``kind="map"``) ``rings.h5 -> rings.h5.partial``, for other work on it (e.g.
+    ``kind="funnel"``) ``rings.h5 -> rings.h5.funnel.partial``. The map's whole name comes
+    first, so no map of the user's (``rings.partial.h5``, say) is ever taken for one."""
+    path = Path(map_path)
+    return path.with_name(path.name + (".partial" if kind == "map" else f".{kind}.partial"))
 
 
 def save_progress(map_path: str | Path, state: Mapping[str, Any], kind: str = "map") -> Path:
@@ -124,7 +125,7 @@ def load_progress(map_path: str | Path, kind: str = "map") -> dict[str, Any] | N
 
 def resume_progress(
     map_path: str | Path | None, fingerprint: str, resume: bool, *, kind: str = "map", what: str = "map",
-    afresh: str = "delete its .partial.h5 file",
+    afresh: str = "delete its .partial file",
 ) -> dict[str, Any]:
     """The saved state of unfinished work on ``map_path`` to continue, or a fresh one.
 
@@ -157,6 +158,19 @@ def resume_progress(
 
 
 def clear_progress(map_path: str | Path, kind: str = "map") -> None:
-    """Remove the progress file of ``map_path`` (after the work is complete), if any."""
-    with suppress(FileNotFoundError):
-        progress_path(map_path, kind).unlink()
+    """Remove the progress file of ``map_path`` (after the work is complete, or to start
+    afresh), if there is one, damaged ones included; a readable HDF5 file of another kind
+    at that name (someone's map, say) is left alone."""
+    path = progress_path(map_path, kind)
+    if path.is_file() and not _other_hdf5(path):
+        with suppress(FileNotFoundError):
+            path.unlink()
+
+
+def _other_hdf5(path: Path) -> bool:
+    """Whether ``path`` is a readable HDF5 file that is not one of our progress files."""
+    try:
+        with h5py.File(path, "r") as f:
+            return f.attrs.get("schema") != PROGRESS_SCHEMA
+    except _H5_ERRORS:
+        return False

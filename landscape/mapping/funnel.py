@@ -271,7 +271,7 @@ def funnel_probe(
     data : Tensor [M, *shape], optional
         Training examples for the chains from data (needed unless ``init`` is "noise").
     progress_file : path, optional
-        The map: the chains' end points are kept in ``<stem>.funnel.partial.h5`` after
+        The map: the chains' end points are kept in ``<map>.funnel.partial`` after
         each level, so ``resume=True`` continues an interrupted probe.
     resume : bool
     reporter : Reporter, optional

@@ -1,0 +1,222 @@
+"""Failures under load: one writer per output, --resume never replaces a finished map of
+other settings, stale temporary files cleaned, full and read-only disks named in one line
+with nothing written lost, and kill -9 at random points then --resume equal to the
+uninterrupted result (tests/faults.py runs the commands)."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import assert_one_line_error, run
+from faults import MAP, SCENARIOS, h5_digest, killed_then_resumed, landscape, prepare, uninterrupted
+from landscape.io.files import lock_path, output_lock
+
+#: A map small enough to make in-process in about a second.
+QUICK = ["--chains", "16", "--steps", "20", "--rounds", "1", "--ladder", "1", "--ladder-extend", "0",
+         "--max-steps", "200", "--patience", "40", "--attempts", "1", "--neighbours", "3", "--quiet"]
+
+
+@pytest.fixture
+def wells(tmp_path, monkeypatch):
+    prepare(tmp_path, "map")
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def map_wells(capsys, out: Path, *extra: str):
+    return run(capsys, "map", "--energy", "pot.py:wells", "--shape", "2", "--box", "-1.6", "1.6", "--float64",
+               "--temperature", "0.05", *QUICK, "--out", out, *extra)
+
+
+def hold_lock(path: Path) -> subprocess.Popen:
+    """Another process holding the lock on ``path`` until it is killed."""
+    code = ("import sys, time; from landscape.io.files import output_lock\n"
+            f"with output_lock({str(path)!r}):\n    print('held', flush=True); time.sleep(600)")
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "held"
+    return proc
+
+
+# ------------------------------------------------------------------- one writer per output
+
+
+def test_a_second_writer_of_a_map_or_checkpoint_is_refused_naming_the_holder(capsys, wells):
+    out = wells / "w.h5"
+    code, _, err = map_wells(capsys, out)
+    assert code == 0, err
+    before = out.read_bytes()
+    holder = hold_lock(out)
+    try:
+        pid = rf"pid {holder.pid}\b"
+        code, _, err = map_wells(capsys, out, "--force")
+        assert_one_line_error(code, err, rf"w.h5 is being written by another run \({pid}")
+        code, _, err = run(capsys, "funnel", out, "--energy", "pot.py:wells", "--quiet")
+        assert_one_line_error(code, err, pid)
+        code, _, err = run(capsys, "diagnose", out, "--energy", "pot.py:wells")
+        assert_one_line_error(code, err, pid)
+        assert out.read_bytes() == before
+    finally:
+        holder.kill()
+        holder.wait()
+    # Killed, the holder's lock is gone with it (the kernel releases it): the map is free.
+    code, _, err = run(capsys, "funnel", out, "--energy", "pot.py:wells", "--chains", "8", "--steps", "10",
+                       "--noise", "0,1", "--quiet")
+    assert code == 0, err
+    assert not lock_path(out).exists()
+    ckpt = wells / "t.pt"
+    holder = hold_lock(ckpt)
+    try:
+        code, _, err = run(capsys, "train", "--preset", "toy-convergent", "--out", ckpt, "--steps", "2", "--quiet")
+        assert_one_line_error(code, err, rf"t.pt is being written by another run \(pid {holder.pid}\b")
+        assert not ckpt.exists()
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def test_locks_nest_within_one_process_and_are_removed_after(tmp_path):
+    out = tmp_path / "x.h5"
+    with output_lock(out):
+        with output_lock(out):
+            assert lock_path(out).exists()
+        assert lock_path(out).exists()
+    assert not lock_path(out).exists()
+
+
+@pytest.mark.slow
+def test_two_maps_to_one_output_at_once_one_refused_and_the_other_s_result_on_disk(tmp_path):
+    prepare(tmp_path, "map")
+    procs = [subprocess.Popen([*landscape(), *MAP, "--seed", str(seed)], cwd=tmp_path, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for seed in (1, 2)]
+    outcomes = [(p.wait(timeout=300), p.stderr.read()) for p in procs]
+    codes = sorted(code for code, _ in outcomes)
+    assert codes == [0, 1], outcomes
+    loser = next(err for code, err in outcomes if code == 1)
+    assert "is being written by another run (pid" in loser and "unexpected" not in loser
+    winner = 1 + [code for code, _ in outcomes].index(0)
+    from landscape.io.mapfile import read_map
+
+    assert read_map(tmp_path / "w.h5").meta.config["seed"] == winner
+
+
+# -------------------------------------------------------------- what --resume and --force keep
+
+
+def test_resume_over_a_finished_map_of_other_settings_is_refused(capsys, wells):
+    out = wells / "w.h5"
+    code, _, err = map_wells(capsys, out)
+    assert code == 0, err
+    before = out.read_bytes()
+    code, _, err = map_wells(capsys, out, "--resume", "--seed", "5")
+    assert_one_line_error(code, err, "finished map of other settings .* pass --force to replace it")
+    assert out.read_bytes() == before
+    code, stdout, err = map_wells(capsys, out, "--resume")
+    assert code == 0, err
+    assert "is finished with these settings: nothing to resume" in stdout
+    assert out.read_bytes() == before
+
+
+def test_force_replaces_the_map_but_never_a_file_of_the_user_s(capsys, wells):
+    out = wells / "w.h5"
+    code, _, err = map_wells(capsys, out)
+    assert code == 0, err
+    theirs = wells / "w.partial.h5"  # a map of the user's that happens to look like progress
+    shutil.copy(out, theirs)
+    kept = theirs.read_bytes()
+    code, _, err = map_wells(capsys, out, "--force", "--seed", "3")
+    assert code == 0, err
+    assert theirs.read_bytes() == kept
+
+
+def test_the_next_run_removes_temporary_files_a_killed_run_left(capsys, wells):
+    out = wells / "w.h5"
+    stale = [wells / ".w.0123456789ab.tmp.h5", wells / ".w.h5.0123456789ab.tmp.partial"]
+    other = wells / ".other.0123456789ab.tmp.h5"  # another output's: not ours to remove
+    for path in (*stale, other):
+        path.write_bytes(b"half a file")
+    code, _, err = map_wells(capsys, out)
+    assert code == 0, err
+    assert not any(p.exists() for p in stale) and other.exists()
+
+
+# --------------------------------------------------------------------------- full and read-only disks
+
+
+def _mount_tmpfs(folder: Path, options: str) -> None:
+    folder.mkdir()
+    try:
+        done = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(folder)], capture_output=True,
+                              timeout=30)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        pytest.skip(f"cannot mount a small tmpfs here ({exc})")
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here ({done.stderr.decode().strip() or 'mount failed'})")
+
+
+def _tmpfs(folder: Path, options: str):
+    _mount_tmpfs(folder, options)
+    yield folder
+    subprocess.run(["umount", "-l", str(folder)], check=False)
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 400 KiB tmpfs (skipped where the test cannot mount one)."""
+    yield from _tmpfs(tmp_path / "small", "size=400k")
+
+
+@pytest.fixture
+def read_only(tmp_path):
+    """A read-only tmpfs (skipped where the test cannot mount one)."""
+    yield from _tmpfs(tmp_path / "ro", "size=64k,ro")
+
+
+def test_a_full_disk_is_named_and_the_map_already_there_is_kept(capsys, wells, small_disk):
+    out = small_disk / "w.h5"
+    code, _, err = map_wells(capsys, out)
+    assert code == 0, err
+    before = h5_digest(out)
+    # Replacing it needs room for both files until the rename: the disk is too small.
+    code, _, err = map_wells(capsys, out, "--force", "--chains", "64")
+    assert_one_line_error(code, err, rf"cannot write {out}: no space left on the disk of {small_disk}.*"
+                                     r"stages are kept in .*w.h5.partial: rerun with --resume")
+    assert h5_digest(out) == before
+    # No temporary file and no lock left; the finished stages kept for --resume.
+    assert sorted(p.name for p in small_disk.iterdir()) == ["w.h5", "w.h5.partial"]
+    code, _, err = run(capsys, "train", "--preset", "toy-convergent", "--out", small_disk / "t.pt", "--steps", "2",
+                       "--quiet")
+    assert_one_line_error(code, err, "t.pt: no space left on the disk")
+    assert h5_digest(out) == before
+
+
+def test_a_read_only_folder_is_named_before_any_work(capsys, wells, read_only):
+    code, _, err = map_wells(capsys, read_only / "w.h5")
+    assert_one_line_error(code, err, rf"cannot write {read_only / 'w.h5'}: .* is on a read-only file system")
+    code, _, err = run(capsys, "train", "--preset", "toy-convergent", "--out", read_only / "t.pt", "--steps", "2",
+                       "--quiet")
+    assert_one_line_error(code, err, "read-only file system")
+
+
+# ----------------------------------------------------------------------------- kill -9, resume
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", list(SCENARIOS))
+def test_kill_9_then_resume_gives_the_uninterrupted_result(tmp_path, name):
+    base = tmp_path / "base"
+    if name == "funnel":
+        prepare(base, "map")
+        uninterrupted(base, "map")
+    reference_dir = tmp_path / "reference"
+    prepare(reference_dir, name, base)
+    reference, wall = uninterrupted(reference_dir, name)
+    for k, fraction in enumerate((0.55, 0.85)):
+        folder = tmp_path / f"killed-{k}"
+        prepare(folder, name, base)
+        digest, _, left = killed_then_resumed(folder, name, fraction * wall)
+        assert digest == reference, f"{name} killed at {fraction:.0%} of {wall:.1f} s (left: {left})"
