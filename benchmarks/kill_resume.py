@@ -33,21 +33,23 @@ def main() -> None:
         base = root / "base-map"
         prepare(base, "map")
         uninterrupted(base, "map")
-        print(f"{'command':8} {'T (s)':>6} {'identical':>10}  kill points (s): reruns, files left beside the output")
+        print(f"{'command':8} {'T (s)':>6} {'killed':>6} {'identical':>10}  kill points (s): files the kill left")
         for name in args.commands.split(","):
             ref_dir = root / f"{name}-ref"
             prepare(ref_dir, name, base)
             reference, wall = uninterrupted(ref_dir, name)
-            same = 0
+            same = killed = 0
             notes = []
             for k in range(args.points):
                 folder = root / f"{name}-{k}"
                 prepare(folder, name, base)
                 at = rng.uniform(0.1 * wall, wall)
-                digest, reruns, left = killed_then_resumed(folder, name, at)
+                digest, was_killed, left = killed_then_resumed(folder, name, at)
                 same += digest == reference
-                notes.append(f"{at:.1f}: {reruns}{', ' + left if left else ''}{'' if digest == reference else ' DIFFERS'}")
-            print(f"{name:8} {wall:6.1f} {same:>4} of {args.points}  " + "; ".join(notes))
+                killed += was_killed
+                state = ("" if was_killed else " (had finished)") + ("" if digest == reference else " DIFFERS")
+                notes.append(f"{at:.1f}{state}: {left or '-'}")
+            print(f"{name:8} {wall:6.1f} {killed:>6} {same:>4} of {args.points}  " + "; ".join(notes))
 
 
 if __name__ == "__main__":

@@ -31,7 +31,7 @@ def wells(x):
 """
 
 MAP = ["map", "--energy", "pot.py:wells", "--shape", "2", "--box", "-1.6", "1.6", "--float64", "--temperature",
-       "0.05", "--chains", "64", "--steps", "60", "--rounds", "2", "--max-steps", "300", "--patience", "50",
+       "0.05", "--chains", "64", "--steps", "100", "--rounds", "3", "--max-steps", "300", "--patience", "50",
        "--attempts", "1", "--neighbours", "3", "--out", "w.h5", "--quiet"]
 FUNNEL = ["funnel", "w.h5", "--energy", "pot.py:wells", "--chains", "200", "--steps", "300",
           "--noise", "0,1,2,4,8,16", "--quiet"]
@@ -129,22 +129,27 @@ def uninterrupted(folder: Path, name: str) -> tuple[str, float]:
     return SCENARIOS[name].result(folder), time.perf_counter() - t0
 
 
-def killed_then_resumed(folder: Path, name: str, at: float) -> tuple[str, int, str]:
+def killed_then_resumed(folder: Path, name: str, at: float) -> tuple[str, bool, str]:
     """Run scenario ``name`` in ``folder``, SIGKILL it after ``at`` seconds (if it is still
-    running), then continue it until it finishes. Returns (digest, reruns, what was left
-    beside the output after the kill)."""
+    running), then continue it until it finishes. Returns (digest, whether it was killed,
+    what the kill left: lock, progress and temporary files, and the output if it existed)."""
     s = SCENARIOS[name]
+    before = (folder / s.output).exists()
     proc = subprocess.Popen([*landscape(), *s.first], cwd=folder, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, env=_env())
+    killed = False
     try:
         proc.wait(timeout=at)
     except subprocess.TimeoutExpired:
         proc.send_signal(signal.SIGKILL)
         proc.wait()
-    left = ", ".join(sorted(p.name for p in folder.iterdir() if p.name.startswith(".") or "partial" in p.name))
-    for reruns in range(1, 4):
+        killed = True
+    left = sorted(p.name for p in folder.iterdir() if p.name.startswith(".") or "partial" in p.name)
+    if not before and (folder / s.output).exists():
+        left.append(s.output)
+    for _ in range(3):
         again = s.again if name != "train" or (folder / s.output).exists() else s.first
         done = run(folder, again)
         if done.returncode == 0:
-            return s.result(folder), reruns, left
+            return s.result(folder), killed, ", ".join(left)
     raise RuntimeError(f"{name} killed at {at:.2f} s did not resume: {done.stderr.strip()}")

@@ -458,3 +458,31 @@ def test_the_energy_behind_a_map_is_rebuilt_from_its_source_record(potentials, n
     with pytest.raises(LandscapeError) as excinfo:
         energy_for_map(tmp_path / "m.h5", SimpleNamespace(meta=SimpleNamespace(source="x")), device="cpu")
     one_line_error(excinfo, "does not record what energy")
+
+
+# ---------------------------------------------------------------------------------------
+# one thread policy
+
+
+def test_one_thread_policy_for_every_energy(monkeypatch, potentials):
+    from landscape.energy import cpu_threads
+    from landscape.train.nets import build_model
+
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    small = build_model("toy", {"n_f": 8})
+    assert cpu_threads(lambda x: x.sum(1), "cpu") == 1
+    assert cpu_threads(small, "cpu") == 1
+    assert cpu_threads(torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3)), "cpu") is None
+    assert cpu_threads(torch.nn.Linear(1000, 1000), "cpu") is None  # 1M parameters
+    assert cpu_threads(small, "cuda") is None
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")
+    assert cpu_threads(small, "cpu") is None
+    # Loading an energy for any command applies it.
+    monkeypatch.delenv("OMP_NUM_THREADS")
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        resolve_energy(None, energy=f"{potentials}:double_well", shape="2", box=(-2, 2), device="cpu")
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from landscape.energy import Energy
+from landscape.energy import Energy, use_cpu_threads
 from landscape.errors import LandscapeError
 
 _ONE_SOURCE = "give a checkpoint, --energy file.py:function, or --model file.py:Factory --weights W"
@@ -53,6 +53,10 @@ class LoadedEnergy:
     sampler: dict[str, Any] | None = None
     regime: str = "unknown"
     label: str = ""
+
+    def __post_init__(self) -> None:
+        # Every command that loads an energy runs it with the one thread policy.
+        use_cpu_threads(self.energy.fn, self.energy.device)
 
 
 def resolve_energy(

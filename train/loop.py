@@ -33,6 +33,7 @@ from torch import nn
 
 from landscape import data as datasets
 from landscape import Energy, __version__, sample
+from landscape.energy import use_cpu_threads
 from landscape.errors import LandscapeError, NonFiniteEnergyError
 from landscape.io.files import atomic_path, output_lock
 from landscape.plots.common import chain_caption
@@ -372,27 +373,12 @@ def _build_model(config: Config, dataset: datasets.Dataset, env: Dist) -> tuple[
             f"network expects {list(expected)} (set data.size or choose another preset/arch)"
         )
     model.to(env.device)
-    _cpu_threads(model, env)
+    use_cpu_threads(model, env.device)
     energy = Energy(model, dataset.shape, data_range=dataset.range, device=env.device, name=config.model.arch)
     trained: nn.Module = model
     if env.active:
         trained = nn.parallel.DistributedDataParallel(model, device_ids=[env.device.index] if env.device.type == "cuda" else None)
     return model, trained, energy
-
-
-def _cpu_threads(model: nn.Module, env: Dist) -> None:
-    """One intra-op thread for small networks on the CPU, unless OMP_NUM_THREADS says otherwise.
-
-    A Langevin step of a small MLP is dozens of tiny operations; splitting each across
-    threads costs more in synchronisation than it saves (rings-demo: 31 ms per update on
-    one thread against 46 ms on two, measured on the 2-core CI machine).
-    """
-    if env.device.type != "cpu" or "OMP_NUM_THREADS" in os.environ:
-        return
-    if sum(p.numel() for p in model.parameters()) < 200_000 and not any(
-        isinstance(m, (nn.Conv2d, nn.Conv1d)) for m in model.modules()
-    ):
-        torch.set_num_threads(1)
 
 
 def _split(total: int, env: Dist) -> int:
