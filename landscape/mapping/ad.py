@@ -266,16 +266,16 @@ def attraction_diffusion(
             now = reached | ((run.stale >= config.patience) & ~run.finished)
             if step >= config.max_steps:
                 now = ~run.finished
-            out.finish(run, now, reached, state.x, step)
-            run.finished = run.finished | now
+            run.stop(now, reached, state.x, step)
             # Trials that finished keep stepping (their results are frozen) until the next
-            # compaction: checking every step would stall a GPU on a host sync per step.
+            # compaction, where their results move to ``out``: checking every step would
+            # stall a GPU on a host sync per step, and cost indexed writes every step.
             if step % _SYNC_EVERY == 0 or step >= config.max_steps:
                 if not bool(finite):
                     _check_finite(mag.raw, state.grad, step)
                 keep = ~run.finished
                 if not bool(keep.all()):
-                    out.take_paths(run, ~keep)
+                    out.take(run, ~keep)
                     if not bool(keep.any()):
                         break
                     run = run.select(keep)
@@ -304,26 +304,23 @@ class _Outcome:
         self.path = starts.new_zeros((p, cap) + tuple(starts.shape[1:])) if cap else None
         self.path_len = torch.zeros(p, dtype=torch.int64, device=device)
 
-    def finish(self, run: _Running, now: torch.Tensor, reached: torch.Tensor, x: torch.Tensor, step: int) -> None:
-        """Record the running trials that stop (``now``) at ``step``; ``reached`` succeeded."""
-        rows, view = run.rows, (-1,) + (1,) * (x.dim() - 1)
-        stop = now.reshape(view)
-        self.success[rows] = self.success[rows] | reached
-        self.barrier[rows] = torch.where(reached, run.peak_u, self.barrier[rows])
-        self.steps[rows] = torch.where(now, step, self.steps[rows])
-        self.final[rows] = torch.where(now, run.dist, self.final[rows])
-        self.peak[rows] = torch.where(stop, run.peak_x, self.peak[rows])
-        self.prev[rows] = torch.where(stop, run.peak_prev, self.prev[rows])
+    def take(self, run: _Running, leaving: torch.Tensor) -> None:
+        """Keep the results of the finished trials about to leave the batch (``leaving``):
+        what :meth:`_Running.stop` froze when each stopped."""
+        rows = run.rows[leaving]
+        view = (-1,) + (1,) * (run.peak_x.dim() - 1)
+        self.success[rows] = run.reached[leaving]
+        self.barrier[rows] = torch.where(run.reached[leaving], run.peak_u[leaving], math.inf)
+        self.steps[rows] = run.stop_step[leaving]
+        self.final[rows] = run.final[leaving]
+        self.peak[rows] = run.peak_x[leaving]
+        self.prev[rows] = run.peak_prev[leaving]
         # (a trial that ends at the step of its peak has no step after it: the peak itself)
-        after = torch.where(run.fresh.reshape(view), run.peak_x, run.peak_next)
-        self.next[rows] = torch.where(stop, after, self.next[rows])
-        self.end[rows] = torch.where(stop, x, self.end[rows])
-
-    def take_paths(self, run: _Running, leaving: torch.Tensor) -> None:
-        """Keep the recorded paths of the running trials about to leave the batch."""
+        self.next[rows] = torch.where(run.fresh[leaving].reshape(view), run.peak_x[leaving], run.peak_next[leaving])
+        self.end[rows] = run.end_x[leaving]
         if self.path is not None:
-            self.path[run.rows[leaving]] = run.buf[leaving]
-            self.path_len[run.rows[leaving]] = run.buf_len[leaving]
+            self.path[rows] = run.buf[leaving]
+            self.path_len[rows] = run.buf_len[leaving]
 
     def trials(self, calls: int) -> ADTrials:
         return ADTrials(
@@ -343,7 +340,7 @@ class _Running:
     """
 
     _PER_ROW = ("rows", "peak_u", "peak_x", "peak_prev", "peak_next", "fresh", "best", "stale", "dist",
-                "finished", "mean_x", "buf", "buf_len")
+                "finished", "mean_x", "buf", "buf_len", "reached", "stop_step", "final", "end_x")
 
     def __init__(self, x: torch.Tensor, raw: torch.Tensor, dist: torch.Tensor, cap: int, average: int):
         p, device = x.shape[0], x.device
@@ -353,6 +350,11 @@ class _Running:
         self.fresh = torch.ones(p, dtype=torch.bool, device=device)  # the peak's next position is still to come
         self.stale = torch.zeros(p, dtype=torch.int64, device=device)
         self.finished = torch.zeros(p, dtype=torch.bool, device=device)
+        # Frozen when a trial stops (:meth:`stop`); the peak is frozen by ``track``.
+        self.reached = torch.zeros(p, dtype=torch.bool, device=device)
+        self.stop_step = torch.zeros(p, dtype=torch.int64, device=device)
+        self.final = dist.clone()
+        self.end_x = x.clone()
         self.smooth = 1.0 / average if average > 0 else None
         self.mean_x = x.clone() if self.smooth is not None else None
         self.cap = cap
@@ -367,6 +369,15 @@ class _Running:
             if value is not None:
                 setattr(self, name, value[keep])
         return self
+
+    def stop(self, now: torch.Tensor, reached: torch.Tensor, x: torch.Tensor, step: int) -> None:
+        """The running trials ``now`` stop at ``step`` at ``x`` (``reached``: succeeded):
+        freeze their end point, step and distance."""
+        self.reached = self.reached | reached
+        self.stop_step = torch.where(now, step, self.stop_step)
+        self.final = torch.where(now, self.dist, self.final)
+        self.end_x = torch.where(now.reshape((-1,) + (1,) * (x.dim() - 1)), x, self.end_x)
+        self.finished = self.finished | now
 
     def track(self, before: torch.Tensor, x: torch.Tensor, raw: torch.Tensor, dist: torch.Tensor,
               targets: torch.Tensor) -> None:
