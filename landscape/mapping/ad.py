@@ -301,7 +301,8 @@ class _Outcome:
         self.steps = torch.zeros(p, dtype=torch.int64, device=device)
         self.final = torch.zeros(p, dtype=torch.float64, device=device)
         self.peak, self.prev, self.next, self.end = (starts.clone() for _ in range(4))
-        self.path = starts.new_zeros((p, cap) + tuple(starts.shape[1:])) if cap else None
+        # every row is written when its trial leaves the batch (:meth:`take`)
+        self.path = starts.new_empty((p, cap) + tuple(starts.shape[1:])) if cap else None
         self.path_len = torch.zeros(p, dtype=torch.int64, device=device)
 
     def take(self, run: _Running, leaving: torch.Tensor) -> None:
@@ -319,7 +320,7 @@ class _Outcome:
         self.next[rows] = torch.where(run.fresh[leaving].reshape(view), run.peak_x[leaving], run.peak_next[leaving])
         self.end[rows] = run.end_x[leaving]
         if self.path is not None:
-            self.path[rows] = run.buf[leaving]
+            self.path[rows] = run.buf[:, leaving].transpose(0, 1)
             self.path_len[rows] = run.buf_len[leaving]
 
     def trials(self, calls: int) -> ADTrials:
@@ -340,7 +341,7 @@ class _Running:
     """
 
     _PER_ROW = ("rows", "peak_u", "peak_x", "peak_prev", "peak_next", "fresh", "best", "stale", "dist",
-                "finished", "mean_x", "buf", "buf_len", "reached", "stop_step", "final", "end_x")
+                "finished", "mean_x", "buf_len", "reached", "stop_step", "final", "end_x")
 
     def __init__(self, x: torch.Tensor, raw: torch.Tensor, dist: torch.Tensor, cap: int, average: int):
         p, device = x.shape[0], x.device
@@ -358,7 +359,8 @@ class _Running:
         self.smooth = 1.0 / average if average > 0 else None
         self.mean_x = x.clone() if self.smooth is not None else None
         self.cap = cap
-        self.buf = x.new_zeros((p, cap) + tuple(x.shape[1:])) if cap else None
+        # slot-major ([cap, P, *shape]): each step writes one contiguous slice
+        self.buf = x.new_zeros((cap, p) + tuple(x.shape[1:])) if cap else None
         self.buf_len = torch.zeros(p, dtype=torch.int64, device=device)
         self.stride, self.recorded = 1, 0
 
@@ -368,6 +370,8 @@ class _Running:
             value = getattr(self, name)
             if value is not None:
                 setattr(self, name, value[keep])
+        if self.buf is not None:
+            self.buf = self.buf[:, keep]
         return self
 
     def stop(self, now: torch.Tensor, reached: torch.Tensor, x: torch.Tensor, step: int) -> None:
@@ -405,15 +409,15 @@ class _Running:
         if self.buf is None or step % self.stride:
             return
         cap, live = self.cap, ~self.finished
-        view = (-1,) + (1,) * (self.buf.dim() - 1)
+        rows = (-1,) + (1,) * (x.dim() - 1)
         slot = min(self.recorded, cap - 1)
-        self.buf[:, slot] = torch.where(live.reshape((-1,) + (1,) * (x.dim() - 1)), x, self.buf[:, slot])
+        self.buf[slot] = torch.where(live.reshape(rows), x, self.buf[slot])
         self.buf_len = torch.where(live, self.recorded + 1, self.buf_len)
         self.recorded += 1
         if self.recorded == cap:  # full: keep every other point, record half as often
             # (running trials only: a finished one keeps its path as it ended)
-            thinned = torch.cat([self.buf[:, 1::2], self.buf[:, cap // 2 :]], 1)
-            self.buf = torch.where(live.reshape(view), thinned, self.buf)
+            thinned = torch.cat([self.buf[1::2], self.buf[cap // 2 :]], 0)
+            self.buf = torch.where(live.reshape((1, *rows)), thinned, self.buf)
             self.buf_len = torch.where(live, self.buf_len // 2, self.buf_len)
             self.recorded, self.stride = cap // 2, self.stride * 2
 

@@ -1,0 +1,91 @@
+"""Attraction-diffusion step time against a bare energy-and-gradient call at the same batch.
+
+    .venv/bin/python benchmarks/ad_step.py [--device cuda] [--repeats 5]
+
+For each energy and batch size: the median over ``--repeats`` of (a) one call of the
+energy's value-and-gradient function (parameters frozen, the function the mapper uses)
+and (b) one step of :func:`landscape.mapping.ad.attraction_diffusion` on the same batch,
+with every trial kept running (no target within reach, no patience limit) and paths
+recorded as the mapper does. The ratio b / a is the cost of the magnetization and the
+per-trial bookkeeping (peak, distance, arrival, stopping, path) on top of the energy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from landscape import Energy  # noqa: E402
+from landscape.energy import use_cpu_threads  # noqa: E402
+from landscape.mapping.ad import ADConfig, attraction_diffusion  # noqa: E402
+from landscape.potentials import mueller_brown  # noqa: E402
+from landscape.train.nets import build_model  # noqa: E402
+
+
+def energies(device: str) -> dict[str, Energy]:
+    torch.manual_seed(0)
+    digits = build_model("digits", {"hidden": [128, 128]}).to(device).eval()
+    return {
+        "digits MLP (1x8x8)": Energy(digits, (1, 8, 8), data_range=(-1.0, 1.0), device=device),
+        "Mueller-Brown (2-D, float64)": Energy(mueller_brown, (2,), data_range=(-1.5, 2.0), device=device,
+                                               dtype=torch.float64),
+    }
+
+
+def _sync(device: str) -> None:
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+
+
+def bare_call(e: Energy, x: torch.Tensor, calls: int) -> float:
+    vg = e.value_and_grad_fn()
+    with e.frozen():
+        for _ in range(10):
+            vg(x)
+        _sync(str(e.device))
+        t = time.perf_counter()
+        for _ in range(calls):
+            vg(x)
+        _sync(str(e.device))
+    return (time.perf_counter() - t) / calls
+
+
+def ad_step(e: Energy, x: torch.Tensor, b: torch.Tensor, steps: int) -> float:
+    cfg = ADConfig(temperature=1.0, alpha=1e-3, eps=1e-3, max_steps=steps, patience=10**9, delta=1e-12, record=ADConfig().record)
+    attraction_diffusion(e, x, b, ADConfig(**{**cfg.__dict__, "max_steps": 20}))
+    _sync(str(e.device))
+    t = time.perf_counter()
+    attraction_diffusion(e, x, b, cfg)
+    _sync(str(e.device))
+    return (time.perf_counter() - t) / steps
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--steps", type=int, default=300)
+    parser.add_argument("--batches", default="128,1024")
+    args = parser.parse_args()
+    print("| energy | batch | energy+gradient (ms) | AD step (ms) | ratio |")
+    print("|---|---|---|---|---|")
+    for name, e in energies(args.device).items():
+        use_cpu_threads(e.fn, e.device)
+        for p in (int(v) for v in args.batches.split(",")):
+            g = torch.Generator(device=e.device).manual_seed(p)
+            x = e.uniform_noise(p, generator=g)
+            b = e.uniform_noise(p, generator=g)
+            bare = statistics.median(bare_call(e, x, args.steps) for _ in range(args.repeats))
+            step = statistics.median(ad_step(e, x, b, args.steps) for _ in range(args.repeats))
+            print(f"| {name} | {p} | {bare * 1e3:.3f} | {step * 1e3:.3f} | {step / bare:.2f} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
