@@ -37,6 +37,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/validate_diagnosis.py
 	$(BIN)/python benchmarks/map_file.py
 	$(BIN)/python benchmarks/kill_resume.py
+	$(BIN)/python benchmarks/ad_step.py
 
 clean:
 	rm -rf $(VENV) $(DEMO_OUT) .pytest_cache .benchmarks
