@@ -18,7 +18,7 @@ between the two minima (the highest point of a real path); the chain itself, rec
 a few dozen points, is where the string method (:mod:`landscape.mapping.paths`) starts refining
 it (:mod:`landscape.mapping.barriers`).
 
-The chain is the library's one Langevin kernel (:func:`landscape.sampling.langevin.langevin_step`)
+The chain is the library's one Langevin kernel (:func:`landscape.sampling.langevin.langevin_move`)
 applied to ``E_b`` with ``tau = 1``: the temperature lives in the ``1/T``. In ``U``'s own
 terms a step is ``x - eps^2/(2T) dU/dx - eps^2/2 alpha u + eps z`` (``u`` the unit vector
 towards ``b``), so the descent is stable while ``eps^2/(2T) * curvature(U) < 2``, the pull
@@ -37,7 +37,7 @@ import torch
 
 from landscape.energy import Energy, ValueAndGrad
 from landscape.errors import LandscapeError, NonFiniteEnergyError
-from landscape.sampling.langevin import ChainState, init, langevin_step
+from landscape.sampling.langevin import ChainState, init, langevin_move
 from landscape.mapping.minima import Minima
 from landscape.mapping.paths import segment_max
 from landscape.io.records import Partition
@@ -282,7 +282,7 @@ def attraction_diffusion(
                     state = ChainState(state.x[keep], state.energy[keep], state.grad[keep])
                     mag.targets = mag.targets[keep]
             before = state.x
-            state, _ = langevin_step(state, mag, config.eps, 1.0, generator, box=energy.data_range)
+            state = langevin_move(state, mag, config.eps, 1.0, generator, box=energy.data_range)
             step += 1
             finite = finite & torch.isfinite(mag.raw).all() & torch.isfinite(state.grad).all()
             run.track(before, state.x, mag.raw.double(), mag.distance.double(), mag.targets)

@@ -81,6 +81,19 @@ def langevin_step(
     Non-finite values propagate (``sample`` checks for them); clamping keeps NaN as NaN,
     and an infinite gradient shows in the returned gradient norm.
     """
+    moved = langevin_move(state, value_and_grad, eps, tau, generator, box)
+    return moved, StepInfo(_norms(moved.grad), None)
+
+
+def langevin_move(
+    state: ChainState,
+    value_and_grad: ValueAndGrad,
+    eps: float,
+    tau: float,
+    generator: torch.Generator | None,
+    box: tuple[float, float] | None = None,
+) -> ChainState:
+    """:func:`langevin_step` without its diagnostics (for loops that keep their own)."""
     x = torch.add(state.x, state.grad, alpha=-0.5 * eps * eps)
     if tau != 0.0:
         z = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
@@ -88,7 +101,7 @@ def langevin_step(
     if box is not None:
         x.clamp_(box[0], box[1])
     u, g = value_and_grad(x)
-    return ChainState(x, u, g), StepInfo(_norms(g), None)
+    return ChainState(x, u, g)
 
 
 def mala_step(
