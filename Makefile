@@ -36,6 +36,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/validate_map.py
 	$(BIN)/python benchmarks/validate_diagnosis.py
 	$(BIN)/python benchmarks/map_file.py
+	$(BIN)/python benchmarks/bad_inputs.py
 
 clean:
 	rm -rf $(VENV) $(DEMO_OUT) .pytest_cache .benchmarks
