@@ -38,6 +38,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/map_file.py
 	$(BIN)/python benchmarks/kill_resume.py
 	$(BIN)/python benchmarks/ad_step.py
+	$(BIN)/python benchmarks/bad_inputs.py
 
 clean:
 	rm -rf $(VENV) $(DEMO_OUT) .pytest_cache .benchmarks

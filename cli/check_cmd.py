@@ -12,6 +12,7 @@ import click
 from landscape.cli.options import (
     STRICT_EXIT,
     Command,
+    FiniteFloat,
     chains_option,
     data_root_option,
     dataset_option,
@@ -66,13 +67,13 @@ STRICT_RULE = ("the verdict disagrees with the regime the checkpoint was trained
               help="Also run chains from uniform noise (evidence only; the verdict uses the chains from data).")
 @eps_option(default_text="the training eps", old="--epsilon")
 @temperature_option(default_text="the training tau^2", old_tau="--tau")
-@click.option("--nn-ratio", type=click.FloatRange(min=0, min_open=True), default=3.0, show_default=True,
+@click.option("--nn-ratio", type=FiniteFloat(min=0, min_open=True), default=3.0, show_default=True,
               help="Non-convergent if the chains' mean nearest-neighbour distance to the data exceeds this "
                    "multiple of the data's own spacing.")
-@click.option("--saturation-excess", type=click.FloatRange(min=0, min_open=True), default=0.5, show_default=True,
+@click.option("--saturation-excess", type=FiniteFloat(min=0, min_open=True), default=0.5, show_default=True,
               help="Images: non-convergent if the chains saturate more than this share of the pixels that "
                    "are not saturated in the data.")
-@click.option("--energy-drift", type=click.FloatRange(min=0, min_open=True), default=3.0, show_default=True,
+@click.option("--energy-drift", type=FiniteFloat(min=0, min_open=True), default=3.0, show_default=True,
               help="Non-convergent if the chains' mean energy falls more than this many standard deviations "
                    "of the data's energies below the data's mean.")
 @seed_option(0)

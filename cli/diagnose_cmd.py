@@ -10,6 +10,7 @@ import click
 
 from landscape.cli.options import (
     Command,
+    FiniteFloat,
     code_options,
     data_root_option,
     dataset_option,
@@ -32,16 +33,16 @@ from landscape.cli.options import (
 @code_options
 @click.option("--report", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="HTML report to write [default: <map stem>_diagnosis.html beside the map].")
-@click.option("--nn-quantile", type=click.FloatRange(0, 1, min_open=True), default=0.99, show_default=True,
+@click.option("--nn-quantile", type=FiniteFloat(0, 1, min_open=True), default=0.99, show_default=True,
               help="Quantile of the data's own nearest-neighbour distances that sets the distance bar.")
-@click.option("--nn-factor", type=click.FloatRange(min=0, min_open=True), default=1.5, show_default=True,
+@click.option("--nn-factor", type=FiniteFloat(min=0, min_open=True), default=1.5, show_default=True,
               help="The distance bar is this multiple of that quantile.")
-@click.option("--energy-quantile", type=click.FloatRange(0, 1), default=0.5, show_default=True,
+@click.option("--energy-quantile", type=FiniteFloat(0, 1), default=0.5, show_default=True,
               help="'The data's typical energy': this quantile of the energy over training examples.")
-@click.option("--saturation-excess", type=click.FloatRange(min=0, min_open=True), default=0.5, show_default=True,
+@click.option("--saturation-excess", type=FiniteFloat(min=0, min_open=True), default=0.5, show_default=True,
               help="Images: saturated when a minimum saturates more than this share of the pixels the data "
                    "leave unsaturated.")
-@click.option("--funnel-score", type=click.FloatRange(0, 1, min_open=True), default=0.5, show_default=True,
+@click.option("--funnel-score", type=FiniteFloat(0, 1, min_open=True), default=0.5, show_default=True,
               help="Flag the sinks of the map's funnel probe when its score is at least this.")
 @device_option()
 @force_option("(an existing report)")

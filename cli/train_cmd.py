@@ -78,7 +78,11 @@ def train_cmd(preset_name, dataset, steps, batch_size, out, resume, force, seed,
             raise click.UsageError("--resume continues with the checkpoint's own settings: drop --preset")
         if not out.exists():
             raise LandscapeError(f"{out}: nothing to resume (no such checkpoint)")
-        config = Config.from_dict(load_checkpoint(out)["config"])
+        saved = load_checkpoint(out)["config"]
+        try:
+            config = Config.from_dict(saved)
+        except LandscapeError as exc:  # name the file whose config it is
+            raise LandscapeError(f"{out}: {exc}") from None
     else:
         config = get_preset(preset_name or "digits-convergent")
     extra = list(overrides)

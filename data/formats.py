@@ -9,6 +9,7 @@ that exist but are not what they claim raise ``DataError`` naming the file.
 from __future__ import annotations
 
 import gzip
+import math
 import os
 import tempfile
 import warnings
@@ -365,6 +366,26 @@ def load_folder(
 # ---------------------------------------------------------------------------- npz
 
 
+def _check_claim(path: Path, archive: np.lib.npyio.NpzFile, key: str) -> None:
+    """Refuse an array whose header claims more (or fewer) bytes than its member of the
+    archive holds, before reading it: a header can claim 10^12 rows in a file of a few bytes."""
+    names = archive.zip.namelist()
+    member = f"{key}.npy" if f"{key}.npy" in names else key
+    info = archive.zip.getinfo(member)
+    with archive.zip.open(info) as f:
+        version = np.lib.format.read_magic(f)
+        read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+        shape, _, dtype = read_header(f)
+        held = info.file_size - f.tell()
+    if dtype.hasobject:
+        raise DataError(f"{path}: array '{key}' holds Python objects ({dtype}); need numbers (objects are never "
+                        "unpickled)")
+    claimed = math.prod(shape) * dtype.itemsize
+    if claimed != held:
+        raise DataError(f"{path}: array '{key}' claims shape {list(shape)} of {dtype} ({claimed:,} bytes), but the "
+                        f"file holds {held:,} bytes of it")
+
+
 def load_npz(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
     """Read the data array and optional labels from a ``.npz`` file.
 
@@ -400,8 +421,11 @@ def load_npz(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
             if not keys:
                 raise DataError(f"{path}: no arrays in the file")
             key = next((k for k in ("x", "images") if k in keys), keys[0])
-            x = archive[key]
             label_key = next((k for k in ("y", "labels") if k in keys and k != key), None)
+            for name in (key, label_key):
+                if name is not None:
+                    _check_claim(path, archive, name)
+            x = archive[key]
             labels = archive[label_key] if label_key else None
     except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as err:
         if isinstance(err, DataError):

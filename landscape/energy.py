@@ -8,6 +8,7 @@ the rest of the library never has to guess them.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import math
 import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -16,7 +17,13 @@ from typing import Any
 import torch
 from torch import nn
 
+from landscape import checks
 from landscape.errors import LandscapeError
+
+#: Arrays of one example's size that a Langevin chain keeps alive at once (position,
+#: gradient, noise, proposal and its gradient, energies' workspace): the memory estimate
+#: of :meth:`Energy.check_room`.
+ARRAYS_PER_CHAIN = 6
 
 ValueAndGrad = Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
 
@@ -183,10 +190,26 @@ class Energy:
             for m, mode in modes:
                 m.training = mode
 
+    def check_room(self, n: int, what: str = "chains") -> None:
+        """Refuse, before anything is allocated, ``n`` chains (or examples) that would not fit
+        in the free memory of the energy's device: each keeps a few arrays of one example's
+        size (position, gradient, noise, proposal), :data:`ARRAYS_PER_CHAIN` counted.
+
+        Raises
+        ------
+        LandscapeError
+            One line naming the count, the shape and the size.
+        """
+        itemsize = torch.empty((), dtype=self.dtype).element_size()
+        checks.check_memory(float(n) * self.dim * itemsize * ARRAYS_PER_CHAIN,
+                            f"{n:,} {what} of shape {list(self.shape)} ({self.dtype})".replace("torch.", ""),
+                            self.device)
+
     def uniform_noise(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         """``n`` points uniform in the data range (chains "from noise")."""
         if self.data_range is None:
             raise LandscapeError(f"{self.name or 'energy'} has no data range: give one (e.g. --box LOW HIGH)")
+        self.check_room(n)
         low, high = self.data_range
         u = torch.rand((n, *self.shape), generator=generator, device=self.device, dtype=self.dtype)
         return low + (high - low) * u
@@ -222,6 +245,34 @@ def use_cpu_threads(fn: object, device: str | torch.device) -> None:
     n = cpu_threads(fn, device)
     if n is not None:
         torch.set_num_threads(n)
+
+
+_STAGE: contextvars.ContextVar[str | None] = contextvars.ContextVar("landscape_stage", default=None)
+
+
+@contextlib.contextmanager
+def stage(name: str) -> Iterator[None]:
+    """Name what the library is doing (``"exploration: quenching chains to minima"``) for
+    messages about code that fails inside it (:func:`current_stage`)."""
+    token = _STAGE.set(name)
+    try:
+        yield
+    finally:
+        _STAGE.reset(token)
+
+
+def set_stage(name: str) -> contextvars.Token[str | None]:
+    """Enter stage ``name`` until :func:`reset_stage` (for stages that are not a block)."""
+    return _STAGE.set(name)
+
+
+def reset_stage(token: contextvars.Token[str | None]) -> None:
+    _STAGE.reset(token)
+
+
+def current_stage() -> str | None:
+    """The innermost :func:`stage` being run, if any."""
+    return _STAGE.get()
 
 
 def _module_device(fn: object) -> torch.device | None:

@@ -345,6 +345,7 @@ def check_energy(
     """
     start_time = time.perf_counter()
     steps_list = _check_settings(L, epsilon, tau, multiples, n_chains, inits)
+    energy.check_room(n_chains)
     if data.dim() != len(energy.shape) + 1 or tuple(data.shape[1:]) != energy.shape or data.shape[0] < 2:
         raise LandscapeError(f"need at least 2 training examples of shape {list(energy.shape)}, got {list(data.shape)}")
     if "noise" in inits and energy.data_range is None:

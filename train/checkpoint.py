@@ -18,10 +18,14 @@ from typing import Any
 import torch
 from torch import nn
 
+from landscape import checks
 from landscape.energy import Energy
 from landscape.errors import LandscapeError
 from landscape.io.files import atomic_path, load_torch
-from landscape.train.nets import build_model, convert_reference_state_dict
+from landscape.io.sources import check_torch_file
+from landscape.sampling.langevin import MAX_EPS
+from landscape.train.config import INITS, MAX_CHAIN_STEPS, REGIMES
+from landscape.train.nets import ARCHS, build_model, convert_reference_state_dict
 
 FORMAT = "ebm-landscape/checkpoint"
 VERSION = 1
@@ -43,6 +47,7 @@ def atomic_save(obj: Any, path: str | os.PathLike) -> None:
 def read_pt(path: str | os.PathLike) -> Any:
     """Load a ``.pt`` file with ``weights_only=True``; any failure is one LandscapeError line
     (:func:`landscape.io.files.load_torch`)."""
+    check_torch_file(path, "checkpoint")
     return load_torch(path, "checkpoint")
 
 
@@ -52,13 +57,13 @@ def _short(exc: BaseException) -> str:
 
 
 def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
-    """Read and validate one of our checkpoints.
+    """Read and validate one of our checkpoints (:func:`validate_checkpoint`).
 
     Raises
     ------
     LandscapeError
         Missing, unreadable or unsafe file; a file that is not an ebm-landscape checkpoint;
-        a newer format version; missing fields.
+        a newer format version; missing fields; a field of the wrong type or value.
     """
     ckpt = read_pt(path)
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
@@ -66,21 +71,148 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
         if isinstance(ckpt, dict) and ckpt and all(isinstance(v, torch.Tensor) for v in ckpt.values()):
             hint = " (it looks like a bare state dict: give --arch and --train-epsilon to load it)"
         raise LandscapeError(f"{path}: not an ebm-landscape checkpoint{hint}")
-    if not isinstance(ckpt.get("version"), int) or ckpt["version"] > VERSION:
+    version = ckpt.get("version")
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        raise checks.bad(path, "version", version, f"an integer from 1 to {VERSION}")
+    if version > VERSION:
         raise LandscapeError(
-            f"{path}: checkpoint version {ckpt.get('version')} is newer than this tool reads ({VERSION}); upgrade ebm-landscape"
+            f"{path}: checkpoint version {version} is newer than this tool reads ({VERSION}); upgrade ebm-landscape"
         )
     missing = [k for k in REQUIRED if k not in ckpt]
     if missing:
         raise LandscapeError(f"{path}: checkpoint lacks {', '.join(missing)}")
+    validate_checkpoint(ckpt, path)
     return ckpt
+
+
+def validate_checkpoint(ckpt: dict[str, Any], path: str | os.PathLike = "checkpoint") -> None:
+    """Check every field a command reads, as data: types, finiteness, sizes, and that the
+    weights fit the network the checkpoint names (built on the meta device: nothing is
+    allocated).
+
+    Raises
+    ------
+    LandscapeError
+        One line naming the file, the field and the bad value.
+    """
+    model = checks.mapping(path, "model", ckpt["model"])
+    arch = checks.choice(path, "model.arch", model.get("arch"), sorted(ARCHS))
+    kwargs = checks.mapping(path, "model.kwargs", model.get("kwargs", {}))
+    if not all(isinstance(k, str) for k in kwargs):
+        raise checks.bad(path, "model.kwargs", kwargs, "a mapping with string keys")
+    state_dict = checks.mapping(path, "state_dict", ckpt["state_dict"])
+    for key, value in state_dict.items():
+        if not isinstance(key, str) or not isinstance(value, torch.Tensor):
+            raise checks.bad(path, f"state_dict[{key!r}]", value, "a tensor under a string key")
+        if value.is_floating_point() and not bool(torch.isfinite(value).all()):
+            raise LandscapeError(f"{path}: state_dict[{key!r}] holds non-finite weights (NaN or inf)")
+    data = checks.mapping(path, "data", ckpt["data"])
+    checks.text(path, "data.name", data.get("name"))
+    shape = checks.shape(path, "data.shape", data.get("shape"))
+    if data.get("range") is not None:
+        checks.number_range(path, "data.range", data["range"])
+    sampler = checks.mapping(path, "sampler", ckpt["sampler"])
+    checks.number(path, "sampler.epsilon", sampler.get("epsilon"), above=0, maximum=MAX_EPS)
+    checks.number(path, "sampler.tau", sampler.get("tau"), minimum=0, maximum=MAX_EPS)
+    if "energy_scale" in kwargs:  # multiplies the network's float32 output
+        checks.number(path, "model.kwargs.energy_scale", kwargs["energy_scale"], above=0, maximum=MAX_ENERGY_SCALE)
+    checks.integer(path, "sampler.steps", sampler.get("steps"), minimum=1, maximum=MAX_CHAIN_STEPS)
+    if "init" in sampler:
+        checks.choice(path, "sampler.init", sampler["init"], INITS)
+    if "mh" in sampler:
+        checks.flag(path, "sampler.mh", sampler["mh"])
+    checks.choice(path, "regime", ckpt["regime"], REGIMES)
+    checks.integer(path, "step", ckpt["step"], minimum=0)
+    config = checks.mapping(path, "config", ckpt["config"])
+    for section in ("data", "model", "sampler", "optim", "train"):
+        if section in config:
+            checks.mapping(path, f"config.{section}", config[section])
+    if "preset" in config:
+        checks.text(path, "config.preset", config["preset"])
+    if ckpt.get("metrics") is not None:
+        checks.mapping(path, "metrics", ckpt["metrics"])
+    for key in ("created", "tool_version"):
+        if ckpt.get(key) is not None:
+            checks.text(path, key, ckpt[key], empty=True)
+    if ckpt.get("resume") is not None:
+        _validate_resume(ckpt["resume"], shape, path)
+    _validate_network(arch, kwargs, state_dict, shape, path)
+
+
+#: The largest energy scale a checkpoint may record: it multiplies float32 outputs.
+MAX_ENERGY_SCALE = 1e30
+
+
+def _validate_resume(resume: Any, shape: tuple[int, ...], path: str | os.PathLike) -> None:
+    resume = checks.mapping(path, "resume", resume)
+    if resume.get("optimizer") is not None:
+        checks.mapping(path, "resume.optimizer", resume["optimizer"])
+    generators = resume.get("generators")
+    if generators is not None:
+        if not isinstance(generators, (list, tuple)) or not all(isinstance(rank, (list, tuple)) for rank in generators):
+            raise checks.bad(path, "resume.generators", generators, "a list per rank of generator states")
+        for rank in generators:
+            for state in rank:
+                if not isinstance(state, torch.Tensor) or state.dtype != torch.uint8 or state.dim() != 1:
+                    raise checks.bad(path, "resume.generators", state, "generator states (1-D uint8 tensors)")
+    if resume.get("world_size") is not None:
+        checks.integer(path, "resume.world_size", resume["world_size"], minimum=1)
+    bank = resume.get("bank")
+    if bank is not None:
+        if not isinstance(bank, torch.Tensor) or not bank.is_floating_point():
+            raise checks.bad(path, "resume.bank", bank, "a floating-point tensor of examples")
+        if bank.dim() != len(shape) + 1 or tuple(bank.shape[1:]) != shape:
+            raise LandscapeError(f"{path}: resume.bank has shape {list(bank.shape)}, expected [N, "
+                                 f"{', '.join(map(str, shape))}] (data.shape)")
+        if not bool(torch.isfinite(bank).all()):
+            raise LandscapeError(f"{path}: resume.bank holds non-finite values (NaN or inf)")
+
+
+def _meta_model(arch: str, kwargs: dict[str, Any], path: str | os.PathLike) -> nn.Module:
+    """The network a checkpoint names, built on the meta device (no memory is allocated)."""
+    try:
+        with torch.device("meta"):
+            return build_model(arch, kwargs)
+    except (ValueError, TypeError, RuntimeError) as exc:
+        raise LandscapeError(f"{path}: model.kwargs {checks.show(kwargs)} do not build a {arch} network: "
+                             f"{_short(exc)}") from None
+
+
+def _validate_network(arch: str, kwargs: dict[str, Any], state_dict: dict[str, Any], shape: tuple[int, ...],
+                      path: str | os.PathLike) -> None:
+    """The weights fit the network the checkpoint names, whose input is one example of data.shape."""
+    net = _meta_model(arch, kwargs, path)
+    expected = set(net.state_dict())
+    missing = sorted(expected - set(state_dict))
+    unexpected = sorted(set(state_dict) - expected)
+    if missing or unexpected:
+        parts = ([f"missing {', '.join(missing[:3])}"] if missing else []) + (
+            [f"unexpected {', '.join(unexpected[:3])}"] if unexpected else [])
+        raise LandscapeError(f"{path}: state_dict does not fit a {arch} network with model.kwargs "
+                             f"{checks.show(kwargs)}: {'; '.join(parts)}")
+    for key, tensor in net.state_dict().items():
+        want, got = tuple(tensor.shape), tuple(state_dict[key].shape)
+        if tensor.is_floating_point() and not state_dict[key].is_floating_point():
+            raise LandscapeError(f"{path}: state_dict[{key!r}] is a tensor of {state_dict[key].dtype}, a {arch} network "
+                                 f"needs floating-point weights")
+        if got != want:
+            raise LandscapeError(f"{path}: state_dict[{key!r}] has shape {list(got)}, a {arch} network with "
+                                 f"model.kwargs {checks.show(kwargs)} needs {list(want)}")
+    input_shape = tuple(getattr(net, "input_shape", shape))
+    if input_shape != shape:
+        raise LandscapeError(f"{path}: data.shape is {list(shape)}, but the {arch} network takes examples of "
+                             f"shape {list(input_shape)}")
 
 
 def model_from_checkpoint(ckpt: dict[str, Any], path: str | os.PathLike = "checkpoint") -> nn.Module:
     """Rebuild the network of a validated checkpoint and load its weights."""
     spec = ckpt["model"]
+    arch, kwargs = spec["arch"], dict(spec.get("kwargs", {}))
+    meta = _meta_model(arch, kwargs, path)
+    checks.check_memory(sum(t.numel() * t.element_size() for t in meta.state_dict().values()) * 2,
+                        f"{path}: the {arch} network", "cpu")
     try:
-        model = build_model(spec["arch"], dict(spec.get("kwargs", {})))
+        model = build_model(arch, kwargs)
     except (ValueError, TypeError, KeyError) as exc:
         raise LandscapeError(f"{path}: cannot rebuild model: {_short(exc)}") from None
     _load_state(model, ckpt["state_dict"], path)

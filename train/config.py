@@ -24,6 +24,9 @@ from typing import Any
 from landscape.errors import LandscapeError
 
 INITS = ("noise", "data", "persistent")
+#: Langevin steps per update at most (the papers use up to a few thousand): more is a typo
+#: that would run for ever.
+MAX_CHAIN_STEPS = 10**7
 OPTIMIZERS = ("sgd", "adam")
 REGIMES = ("convergent", "non-convergent", "unknown")
 
@@ -109,11 +112,20 @@ class Config:
         return self.sampler.epsilon**2 / 2.0 if self.optim.name == "sgd" else 1.0
 
     def validate(self) -> Config:
-        s, o, t = self.sampler, self.optim, self.train
+        """Check ranges and choices (types are checked as the config is built:
+        :meth:`from_dict`, :func:`apply_overrides`), and that the network the config names
+        builds and fits in memory.
+
+        Raises
+        ------
+        LandscapeError
+            One line naming the field and its value.
+        """
+        s, o, t, d, m = self.sampler, self.optim, self.train, self.data, self.model
         checks = [
             (s.epsilon > 0, f"sampler.epsilon must be > 0, got {s.epsilon}"),
             (s.tau >= 0, f"sampler.tau must be >= 0, got {s.tau}"),
-            (s.steps >= 1, f"sampler.steps must be >= 1, got {s.steps}"),
+            (1 <= s.steps <= MAX_CHAIN_STEPS, f"sampler.steps must be in 1..{MAX_CHAIN_STEPS:,}, got {s.steps}"),
             (s.init in INITS, f"sampler.init must be one of {', '.join(INITS)}, got {s.init!r}"),
             (s.bank_size >= 1, f"sampler.bank_size must be >= 1, got {s.bank_size}"),
             (not (s.mh and s.tau == 0), "sampler.mh needs tau > 0"),
@@ -121,15 +133,48 @@ class Config:
             (o.name in OPTIMIZERS, f"optim.name must be one of {', '.join(OPTIMIZERS)}, got {o.name!r}"),
             (o.lr > 0 and o.lr_min > 0, "optim.lr and optim.lr_min must be > 0"),
             (0 < o.lr_decay <= 1, f"optim.lr_decay must be in (0, 1], got {o.lr_decay}"),
+            (o.momentum >= 0, f"optim.momentum must be >= 0, got {o.momentum}"),
+            (all(0 <= b < 1 for b in o.betas), f"optim.betas must be two numbers in [0, 1), got {list(o.betas)}"),
+            (o.weight_decay >= 0, f"optim.weight_decay must be >= 0, got {o.weight_decay}"),
             (t.steps >= 1 and t.batch_size >= 1, "train.steps and train.batch_size must be >= 1"),
             (min(t.log_every, t.ckpt_every, t.plot_every, t.eval_every) >= 1, "train.*_every must be >= 1"),
             (self.regime in REGIMES, f"regime must be one of {', '.join(REGIMES)}, got {self.regime!r}"),
-            (self.data.noise >= 0, f"data.noise must be >= 0, got {self.data.noise}"),
+            (d.noise >= 0, f"data.noise must be >= 0, got {d.noise}"),
+            (d.size is None or d.size >= 1, f"data.size must be >= 1 (or null), got {d.size}"),
+            (d.limit is None or d.limit >= 1, f"data.limit must be >= 1 (or null), got {d.limit}"),
+            (bool(d.name), "data.name must name a data set, got ''"),
+            (m.energy_scale is None or m.energy_scale > 0, f"model.energy_scale must be > 0 (or null), got "
+                                                           f"{m.energy_scale}"),
         ]
         for ok, message in checks:
             if not ok:
                 raise LandscapeError(message)
+        self._check_network()
         return self
+
+    def _check_network(self) -> None:
+        """The network of ``model.arch`` and ``model.kwargs`` builds (on the meta device:
+        nothing is allocated) and its parameters, gradients and optimizer state fit in memory."""
+        import torch
+
+        from landscape import checks
+        from landscape.train.nets import ARCHS, build_model
+
+        arch = self.model.arch
+        if arch not in ARCHS:
+            raise LandscapeError(f"model.arch must be one of {', '.join(sorted(ARCHS))}, got {arch!r}")
+        kwargs = dict(self.model.kwargs)
+        kwargs.setdefault("energy_scale", self.energy_scale())
+        try:
+            with torch.device("meta"):
+                net = build_model(arch, kwargs)
+        except (ValueError, TypeError, RuntimeError) as exc:
+            text = " ".join(str(exc).split()) or type(exc).__name__
+            raise LandscapeError(f"model.kwargs {checks.show(self.model.kwargs)} do not build a {arch} network: "
+                                 f"{text[:160]}") from None
+        nbytes = sum(p.numel() * p.element_size() for p in net.parameters())
+        checks.check_memory(4 * nbytes, f"the {arch} network with model.kwargs {checks.show(self.model.kwargs)} "
+                                         "(weights, gradients, optimizer state)")
 
 
 def lr_at(config: Config, step: int) -> float:
@@ -140,7 +185,7 @@ def lr_at(config: Config, step: int) -> float:
 
 def _from_dict(cls: type, d: Any, where: str) -> Any:
     if not isinstance(d, dict):
-        raise LandscapeError(f"config{where} must be a mapping, got {type(d).__name__}")
+        raise LandscapeError(f"config{'.' + where if where else ''} must be a mapping, got {_show(d)}")
     fields = {f.name: f for f in dataclasses.fields(cls)}
     unknown = sorted(set(d) - set(fields))
     if unknown:
@@ -148,10 +193,18 @@ def _from_dict(cls: type, d: Any, where: str) -> Any:
             f"unknown config key{'s' if len(unknown) > 1 else ''} {', '.join(where + '.' + k if where else k for k in unknown)}"
             f" (valid: {', '.join(fields)})"
         )
+    types = _field_types(cls)
     kwargs = {}
     for name, value in d.items():
         sub = _SECTIONS.get(name) if cls is Config else None
-        kwargs[name] = _from_dict(sub, value, f"{where}.{name}" if where else name) if sub else value
+        path = f"{where}.{name}" if where else name
+        if sub:
+            kwargs[name] = _from_dict(sub, value, path)
+            continue
+        try:  # plain data of the field's type (a config read from a file is checked like an override)
+            kwargs[name] = _convert(value, types[name], path)
+        except _BadValue as exc:
+            raise LandscapeError(f"config {exc}") from None
     obj = cls(**kwargs)
     if isinstance(obj, OptimConfig):
         obj.betas = tuple(obj.betas)

@@ -491,10 +491,12 @@ def _check_reproduces(map_path: Path, content: Any, loaded: LoadedEnergy, named:
     x, e = getattr(content, "minima_x", None), getattr(content, "minima_energy", None)
     if x is None or e is None or len(e) == 0:
         return
+    from landscape.energy import stage
+
     e = np.asarray(e, dtype=np.float64)
     pick = np.argsort(e)[:8]
     energy = loaded.energy
-    with torch.no_grad():
+    with torch.no_grad(), stage(f"checking that it gives {map_path}'s minimum energies back"):
         u = energy(torch.as_tensor(np.asarray(x)[pick]).to(energy.device, energy.dtype)).double().cpu().numpy()
     scale = float(np.abs(e[pick]).max() + np.ptp(e)) or 1.0
     tol = 1e-4 * scale  # the map stores minima in float32: a different energy, not rounding

@@ -111,6 +111,7 @@ def run_chains(
     if n < 1:
         raise LandscapeError(f"need at least one chain, got {n}")
     energy, ckpt = energy_from_checkpoint(checkpoint, device=device)
+    energy.check_room(n)
     s = ckpt["sampler"]
     eps = float(s["epsilon"] if epsilon is None else epsilon)
     tau_ = float(s["tau"] if tau is None else tau)

@@ -253,7 +253,7 @@ def load_torch(path: str | os.PathLike, what: str = "file") -> Any:
             ) from None
         raise LandscapeError(f"{path}: not a readable PyTorch {what}: refused to load it as tensors and plain "
                              "data (weights_only=True; corrupt, or pickled objects)") from None
-    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as exc:
+    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError, KeyError, IndexError) as exc:
         raise LandscapeError(f"{path}: not a readable PyTorch {what} (corrupt or truncated): {_one_line(exc)}") from None
 
 

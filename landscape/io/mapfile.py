@@ -29,6 +29,7 @@ import h5py
 import numpy as np
 from scipy.cluster import hierarchy
 
+from landscape import checks
 from landscape.errors import LandscapeError
 from landscape.io.files import atomic_path, first_line, to_json
 from landscape.io.records import (
@@ -131,7 +132,8 @@ def _put(root: h5py.Group, path: str, data: Any) -> h5py.Dataset:
 
 
 def _get(f: h5py.Group, path: str) -> np.ndarray:
-    """Read dataset ``path`` in its schema dtype (ValueError if missing or of another kind)."""
+    """Read dataset ``path`` in its schema dtype (ValueError if missing, of another kind, of
+    another number of dimensions than the schema's, or larger than the free memory)."""
     entry = dataset(path)
     where = f"{f.name.rstrip('/')}/{path}"
     if path not in f:
@@ -142,7 +144,21 @@ def _get(f: h5py.Group, path: str) -> np.ndarray:
     kinds = {"float32": "fiu", "float64": "fiu", "int64": "iu", "int8": "iu", "uint8": "iub", "bool": "biu"}
     if ds.dtype.kind not in kinds[entry.dtype]:
         raise ValueError(f"{where} has dtype {ds.dtype}, expected {entry.dtype}")
+    ndim, more = _rank(entry.shape)
+    if ds.ndim < ndim or (ds.ndim > ndim and not more):
+        raise ValueError(f"{where} has shape {list(ds.shape)}, expected {entry.shape}")
+    nbytes = ds.size * np.dtype(_DTYPES[entry.dtype]).itemsize
+    free = checks.available_memory()
+    if free is not None and nbytes > free:  # a sparse dataset can claim far more than the file holds
+        raise ValueError(f"{where} claims shape {list(ds.shape)} ({checks.format_bytes(nbytes)}), more than the "
+                         f"free memory ({checks.format_bytes(free)})")
     return np.asarray(ds[()], dtype=_DTYPES[entry.dtype])
+
+
+def _rank(shape: str) -> tuple[int, bool]:
+    """Dimensions of a schema shape (``"[N, *shape]"`` -> (2, True): two or more)."""
+    parts = [p.strip() for p in shape.strip("[]").split(",")]
+    return len(parts), "*shape" in parts
 
 
 def _opt(f: h5py.Group, path: str) -> np.ndarray | None:
@@ -419,6 +435,7 @@ def write_map(
     """
     path = Path(path)
     c = _check(content)
+    _check_read(c)  # never write a map the reader would refuse
     blobs = [_dumps(config), _dumps(source), _dumps(settings or {}), _dumps(seconds or {})]  # fail before disk
     with _atomic_h5(path) as f:
         f.attrs["schema"] = SCHEMA
@@ -470,13 +487,36 @@ def _read_partition(g: h5py.Group, alpha: float, multiplier: Any, attrs: Attrs) 
                      and not isinstance(multiplier, (bool, np.bool_)) else None, attrs=attrs)
 
 
+def _attr(obj: h5py.HLObject, key: str) -> Any:
+    """Attribute ``key`` of ``obj`` (ValueError naming both if it is missing)."""
+    if key not in obj.attrs:
+        raise ValueError(f"missing attribute {key} of {obj.name}")
+    value = obj.attrs[key]
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else value
+
+
+def _energy_offset(g: h5py.Group) -> float:
+    _expect("energy_offset" in g.attrs, "tree attr energy_offset must be finite: it is missing")
+    return checks.number(None, "/tree attr energy_offset", g.attrs["energy_offset"])
+
+
+def _level_attrs(g: h5py.Group) -> tuple[float, float | None]:
+    """A level's alpha (finite) and multiplier (finite, or None when not recorded)."""
+    alpha = checks.number(None, f"{g.name} attr alpha", _attr(g, "alpha"))
+    multiplier = g.attrs.get("multiplier")
+    if multiplier is not None:
+        multiplier = checks.number(None, f"{g.name} attr multiplier", multiplier)
+    return alpha, multiplier
+
+
 def _read_optional(f: h5py.File, c: MapContent) -> None:
     if "grid" in f:
         c.grid = GridData(x=_get(f, "grid/x"), y=_get(f, "grid/y"), energy=_get(f, "grid/energy"))
     if "funnel" in f:
         c.funnel = FunnelData(
             noise=_get(f, "funnel/noise"), occupancy=_get(f, "funnel/occupancy"), entropy=_get(f, "funnel/entropy"),
-            score=float(f["funnel/entropy"].attrs.get("score", np.nan)), attrs=_get_attrs(f["funnel"]),
+            score=checks.number(None, "/funnel/entropy attr score", _attr(f["funnel/entropy"], "score"), finite=False,
+                                nan=True), attrs=_get_attrs(f["funnel"]),
             **{name: _opt(f, f"funnel/{name}") for name in _FUNNEL_OPTIONAL},
         )
     if "diagnosis" in f:
@@ -491,11 +531,13 @@ def _read_v2(f: h5py.File) -> MapContent:
     energy = _get(f, "minima/energy")
     n = energy.shape[0]
     levels = []
-    for name in sorted(f["levels"], key=int):
+    _expect("levels" in f and isinstance(f["levels"], h5py.Group), "missing group /levels")
+    for name in sorted(f["levels"], key=_level_index):
         g = f["levels"][name]
+        _expect(isinstance(g, h5py.Group), f"/levels/{name} is not a group")
         attrs = _get_attrs(g, skip=("alpha", "multiplier", "basins"))
-        levels.append(_read_partition(g, g.attrs["alpha"], g.attrs.get("multiplier"), attrs))
-    main = int(f["levels"].attrs["main"])
+        levels.append(_read_partition(g, *_level_attrs(g), attrs))
+    main = checks.integer(None, "/levels attr main", _attr(f["levels"], "main"))
     _expect(0 <= main < len(levels), f"/levels attr main = {main}, but there are {len(levels)} levels")
     _expect(bool(np.array_equal(_get(f, "minima/basin"), levels[main].basin)),
             "/minima/basin differs from the main level's /levels partition")
@@ -510,7 +552,8 @@ def _read_v2(f: h5py.File) -> MapContent:
     edge = np.where((pair >= 0)[:, None], table.pairs[np.maximum(pair, 0)] if len(table) else -1, -1)
     tree = BarrierTree(
         leaves=np.arange(n, dtype=np.int64), energy=energy, linkage=_get(f, "tree/linkage"),
-        offset=float(f["tree"].attrs.get("energy_offset", np.nan)), barrier=_get(f, "tree/barrier"),
+        offset=_energy_offset(f["tree"]),
+        barrier=_get(f, "tree/barrier"),
         connected=_get(f, "tree/connected"), refined=_get(f, "tree/refined"), pair=pair,
         edge=edge.astype(np.int64).reshape(-1, 2),
     )
@@ -532,9 +575,9 @@ def _read_v1(f: h5py.File) -> MapContent:
     top = _read_partition(f, top_alpha if isinstance(top_alpha, (int, float)) else np.nan, None, {})
     levels, main = [], -1
     if "levels" in f:
-        for name in sorted(f["levels"], key=int):
+        for name in sorted(f["levels"], key=_level_index):
             g = f["levels"][name]
-            part = _read_partition(g, g.attrs["alpha"], g.attrs.get("multiplier"), _get_attrs(g, skip=("alpha",)))
+            part = _read_partition(g, *_level_attrs(g), _get_attrs(g, skip=("alpha",)))
             if main < 0 and np.array_equal(part.basin, top.basin) and np.array_equal(part.representative,
                                                                                        top.representative):
                 main = len(levels)
@@ -599,17 +642,108 @@ def _read_meta(f: h5py.File) -> MapMeta:
     for key in ("schema_version", "created", "tool_version", "source", "config"):
         if key not in root:
             raise ValueError(f"missing root attribute {key}")
-    try:
-        source = json.loads(root.pop("source"))
-        config = json.loads(root.pop("config"))
-        for key in ("settings", "seconds"):
-            if key in root:
-                root[key] = json.loads(root[key])
-    except (json.JSONDecodeError, TypeError) as err:
-        raise ValueError(f"a root attribute is not valid JSON ({err})") from None
+    for key in ("created", "tool_version"):
+        checks.text(None, f"root attribute {key}", root[key], empty=True)
+    parsed = {key: _json_attr(root, key) for key in ("source", "config", "settings", "seconds") if key in root}
+    if not (parsed["source"] is None or isinstance(parsed["source"], (dict, str))):
+        raise checks.bad(None, "root attribute source", root["source"], "JSON of a record (an object) or a string")
+    for key in ("config", "settings", "seconds"):
+        if key in parsed and not (parsed[key] is None or isinstance(parsed[key], dict)):
+            raise checks.bad(None, f"root attribute {key}", root[key], "JSON of an object (or null)")
+    for stage, value in (parsed.get("seconds") or {}).items():
+        if value is not None:
+            checks.number(None, f"root attribute seconds[{stage!r}]", value, finite=False, nan=True)
+    root.update(parsed)
     root.pop("schema", None)
     return MapMeta(schema_version=int(root.pop("schema_version")), created=str(root.pop("created")),
-                   tool_version=str(root.pop("tool_version")), source=source, config=config, extra=root)
+                   tool_version=str(root.pop("tool_version")), source=root.pop("source"), config=root.pop("config"),
+                   extra=root)
+
+
+def _json_attr(root: Attrs, key: str) -> Any:
+    value = root[key]
+    if not isinstance(value, str):
+        raise checks.bad(None, f"root attribute {key}", value, "JSON text")
+    try:
+        return json.loads(value)
+    except json.JSONDecodeError as err:
+        raise ValueError(f"root attribute {key} is not valid JSON ({err.msg} at character {err.pos})") from None
+
+
+def _level_index(name: str) -> int:
+    if not name.isdigit():
+        raise ValueError(f"/levels/{name}: levels are named by their index 0, 1, ...")
+    return int(name)
+
+
+#: Group attributes the commands read, and what each must be (checked when present).
+_NUMBER_ATTRS = {
+    "minima": ("temperature",),
+    "levels": ("temperature", "alpha_unit", "delta", "eps"),
+    "barriers": ("temperature",),
+}
+_COUNT_ATTRS = {"minima": ("chains", "rounds", "funnel_added"), "levels": ("extended",),
+                "barriers": ("refined", "refined_above_estimate", "retried")}
+_TEXT_ATTRS = {"minima": ("dataset",), "levels": ("note",)}
+_FUNNEL_ATTRS = {"reference_entropy": "number", "funnel_threshold": "number", "chains_per_level": "count",
+                 "steps": "count", "reference": "text"}
+
+
+def _check_read(c: MapContent) -> None:
+    """What a map read from a file must hold beyond what :func:`_check` asks of any map:
+    finite coordinates and barriers, non-negative counts, and group attributes of the types
+    the commands read (ValueError or LandscapeError naming the dataset or attribute)."""
+    n = c.n_minima
+    _expect(bool(np.isfinite(c.minima_x).all()), "/minima/x holds non-finite coordinates (NaN or inf)")
+    _expect(bool((c.minima_hits >= 0).all()), "/minima/hits holds negative counts")
+    t = c.barriers
+    _expect(not bool(np.isnan(t.estimate).any() or (t.estimate == -np.inf).any()),
+            "/barriers/energy holds NaN or -inf (+inf marks a pair with no path)")
+    _expect(not bool(np.isnan(c.tree.barrier).any()), "/tree/barrier holds NaN (+inf marks a merge with no path)")
+    _expect(bool(np.isfinite(c.tree.linkage).all()), "/tree/linkage holds non-finite values")
+    for k, part in enumerate(c.levels):
+        _expect(bool(np.isfinite(part.energy).all()), f"/levels/{k}/basins/energy holds non-finite energies")
+    if c.grid is not None:
+        _expect(bool(np.isfinite(c.grid.x).all() and np.isfinite(c.grid.y).all()),
+                "/grid/x or /grid/y holds non-finite coordinates")
+    if c.funnel is not None:
+        for name in ("noise", "occupancy", "entropy"):
+            _expect(bool(np.isfinite(getattr(c.funnel, name)).all()), f"/funnel/{name} holds non-finite values")
+        _expect(bool((c.funnel.noise >= 0).all()), "/funnel/noise holds negative noise levels")
+    if c.diagnosis is not None:
+        _expect(not bool(np.isnan(c.diagnosis.nn_distance).any()), "/diagnosis/nn_distance holds NaN")
+        if c.diagnosis.nn_index is not None:
+            _expect(bool((c.diagnosis.nn_index >= 0).all()), "/diagnosis/nn_index holds negative indices")
+    for group, keys in _NUMBER_ATTRS.items():
+        attrs = c.attrs.get(group, {})
+        for key in keys:
+            if key in attrs:
+                checks.number(None, f"/{group} attr {key}", attrs[key], minimum=0, finite=False)
+    for group, keys in _COUNT_ATTRS.items():
+        attrs = c.attrs.get(group, {})
+        for key in keys:
+            if key in attrs:
+                checks.integer(None, f"/{group} attr {key}", attrs[key], minimum=0)
+    for group, keys in _TEXT_ATTRS.items():
+        attrs = c.attrs.get(group, {})
+        for key in keys:
+            if key in attrs:
+                checks.text(None, f"/{group} attr {key}", attrs[key], empty=True)
+    if c.funnel is not None:
+        for key, kind in _FUNNEL_ATTRS.items():
+            if key in c.funnel.attrs:
+                value, field = c.funnel.attrs[key], f"/funnel attr {key}"
+                if kind == "number":
+                    checks.number(None, field, value, finite=False, nan=True)
+                elif kind == "count":
+                    checks.integer(None, field, value, minimum=0)
+                else:
+                    checks.text(None, field, value, empty=True)
+    added = c.attrs.get("minima", {}).get("funnel_added", 0)
+    _expect(added <= n, f"/minima attr funnel_added is {added}, more than the {n} minima")
+    data_range = c.attrs.get("minima", {}).get("data_range")
+    if data_range is not None:
+        checks.number_range(None, "/minima attr data_range", data_range)
 
 
 def read_map(path: str | Path) -> MapContent:
@@ -642,8 +776,11 @@ def read_map(path: str | Path) -> MapContent:
             content = _read_v2(f) if meta.schema_version >= 2 else _read_v1(f)
             content.meta = meta
             _check(content)
+            _check_read(content)
         except _H5_ERRORS as err:
             raise LandscapeError(f"{path} is not a valid map: {first_line(err)}") from None
+        except LandscapeError as err:  # a field of the wrong type: name the file
+            raise LandscapeError(f"{path} is not a valid map: {err}") from None
     return content
 
 
@@ -747,6 +884,7 @@ def rewrite_map(path: str | Path, content: MapContent) -> Path:
     """
     path = Path(path)
     c = _check(content)
+    _check_read(c)  # never write a map the reader would refuse
     with _open_map(path):
         pass  # a readable map of a known schema, or a one-line error
     with _atomic_h5(path) as dst:

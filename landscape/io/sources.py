@@ -32,12 +32,13 @@ from typing import Any
 import torch
 from torch import nn
 
-from landscape.energy import Energy
+from landscape.energy import Energy, current_stage
 from landscape.errors import LandscapeError
 from landscape.io.files import load_torch
 
 __all__ = [
     "check_energy",
+    "check_torch_file",
     "energy_from_factory",
     "energy_from_function",
     "energy_from_torchscript",
@@ -250,6 +251,7 @@ def check_energy(energy: Energy) -> Energy:
     landscape.errors.LandscapeError: bad must map [B, *shape] to [B]: for input [3, 2] it returned shape [2]
     """
     name = energy.name or "energy"
+    energy.check_room(_PROBE_BATCH, "examples (the probe batch)")
     low, high = energy.data_range if energy.data_range is not None else (-0.5, 0.5)
     t = torch.tensor([0.25, 0.5, 0.75], dtype=energy.dtype, device=energy.device)
     x = (low + (high - low) * t).reshape(_PROBE_BATCH, *([1] * len(energy.shape))).expand(_PROBE_BATCH, *energy.shape)
@@ -338,8 +340,28 @@ def energy_from_function(
         raise LandscapeError(f"{spec}: is a {type(fn).__name__}, not a function")
     if isinstance(fn, type):
         raise LandscapeError(f"{spec}: is a class; a class that builds a network goes with --model, not --energy")
-    energy = Energy(fn, parse_shape(shape), data_range=box, device=device, dtype=dtype, name=spec)
-    return check_energy(energy)
+    energy = check_energy(Energy(fn, parse_shape(shape), data_range=box, device=device, dtype=dtype, name=spec))
+    energy.fn = UserFunction(fn, spec)  # after the probe, which names its own failures
+    return energy
+
+
+class UserFunction:
+    """A user's energy function, called as it is; anything it raises becomes one line that
+    says whose code failed and where: ``your energy FILE.py:FUNCTION raised ValueError: ...
+    (at <stage>)`` (the stage from :func:`landscape.energy.current_stage`)."""
+
+    def __init__(self, fn: Any, spec: str) -> None:
+        self.fn = fn
+        self.spec = spec
+
+    def __call__(self, x: torch.Tensor) -> Any:
+        try:
+            return self.fn(x)
+        except LandscapeError:
+            raise
+        except Exception as exc:  # noqa: BLE001 -- the user's code may raise anything
+            raise LandscapeError(f"your energy {self.spec} raised {_describe(exc)} "
+                                 f"(at {current_stage() or f'a batch of shape {list(x.shape)}'})") from None
 
 
 def energy_from_factory(
@@ -458,6 +480,51 @@ def energy_from_torchscript(
     return check_energy(energy)
 
 
+#: How ``torch.save`` files begin: a zip archive (torch >= 1.6), or the legacy format's
+#: pickled magic number (protocol 2, then the long 0x1950a86a20f9469cfc6c).
+_ZIP_SIGNATURE = b"PK\x03\x04"
+_LEGACY_SIGNATURE = b"\x80\x02\x8a\x0al\xfc\x9cF\xf9 j\xa8P\x19"
+_HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+
+
+def check_torch_file(path: str | os.PathLike, what: str = "file") -> None:
+    """Refuse, by its first bytes (and a zip archive's directory) only, a file that is not a
+    ``torch.save`` file: empty, text, HDF5, a truncated zip archive. Pickles (torch's legacy
+    format starts as one) are left to the reader, which refuses any that asks to run code.
+    Missing files and folders
+    are left to the reader (:func:`landscape.io.files.load_torch`), which names them.
+
+    Raises
+    ------
+    LandscapeError
+        One line naming the file and what it looks like instead.
+    """
+    path = Path(path)
+    if not path.is_file():
+        return
+    try:
+        with open(path, "rb") as f:
+            head = f.read(len(_LEGACY_SIGNATURE))
+    except OSError:
+        return  # the reader names the problem (permissions, ...)
+    if head.startswith(_ZIP_SIGNATURE):
+        if zipfile.is_zipfile(path):
+            return
+        raise LandscapeError(f"{path}: not a readable PyTorch {what}: a truncated or damaged zip archive "
+                             "(its directory at the end is missing)")
+    if head == _LEGACY_SIGNATURE or head[:1] == b"\x80":
+        return  # torch's own format, or a plain pickle: read with weights_only, which never runs code
+    if not head:
+        looks = "the file is empty"
+    elif head.startswith(_HDF5_SIGNATURE[: len(head)]) and len(head) >= 4:
+        looks = "it is an HDF5 file (a map? maps go to info, tree, funnel, diagnose)"
+    elif all(32 <= c < 127 or c in (9, 10, 13) for c in head):
+        looks = "it is a text file"
+    else:
+        looks = "it does not start like a torch.save file"
+    raise LandscapeError(f"{path}: not a readable PyTorch {what}: {looks}")
+
+
 def is_torchscript(path: str | os.PathLike) -> bool:
     """Whether ``path`` is a TorchScript archive, judged by its zip entry names only.
 
@@ -511,6 +578,7 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     path = Path(path)
     if path.is_file() and is_torchscript(path):
         raise LandscapeError(f"{path}: is a TorchScript file, not a state dict: load it on its own, without a factory")
+    check_torch_file(path, "state dict")
     obj = load_torch(path, "state dict")
     sd = obj
     if isinstance(obj, Mapping) and not _all_tensors(obj):

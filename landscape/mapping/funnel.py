@@ -40,12 +40,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from landscape.energy import Energy
+from landscape.energy import Energy, stage
 from landscape.errors import LandscapeError
 from landscape.sampling.langevin import sample
 from landscape.io.mapfile import FunnelData, MapContent
 from landscape.io.progress import resume_progress, save_progress
-from landscape.mapping.pipeline import Reporter, extend_map
+from landscape.mapping.pipeline import NamedStages, Reporter, extend_map
 from landscape.mapping.minima import Minima, QuenchResult, merge_duplicates, quench
 from landscape.mapping.neighbors import nearest
 
@@ -248,6 +248,7 @@ def _match(
     return owner, keep, counts
 
 
+@stage("funnel probe")
 def funnel_probe(
     energy: Energy,
     content: MapContent,
@@ -296,7 +297,7 @@ def funnel_probe(
     level (in image space nearly every chain ends in a minimum of its own: on the demo's
     digits model 998 of 1,000 end points were new minima).
     """
-    reporter = reporter or Reporter()
+    reporter = NamedStages(reporter or Reporter())
     _check_inputs(energy, content, config, data)
     identity = config.fingerprint() + ":" + f"{content.n_minima}:{float(np.sum(content.minima_energy)):.12g}"
     state = resume_progress(progress_file, identity, resume, kind=PROGRESS_KIND, what="funnel probe",
@@ -352,6 +353,7 @@ def _run_level(
 ) -> QuenchResult:
     """Noise level ``k``: chains from each start at noise ``tau``, then quenched."""
     tau, n_per = config.noise[k], config.chains
+    energy.check_room(2 * n_per, "funnel chains (from data and from noise)")
     gen = torch.Generator(device=energy.device).manual_seed(config.seed * 7919 + k)
     x0 = []
     for s in config.starts:

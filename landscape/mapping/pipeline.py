@@ -39,7 +39,7 @@ import torch
 
 from landscape.mapping.ad import ADConfig, PairRecords, assign_basins, extend_basins
 from landscape.mapping.barriers import Refinement, add_records, neighbour_table, refine_pairs, refinement_rows
-from landscape.energy import Energy
+from landscape.energy import Energy, reset_stage, set_stage, stage
 from landscape.errors import LandscapeError
 from landscape.io.progress import resume_progress, save_progress
 from landscape.mapping.minima import Minima, find_minima, merge_duplicates
@@ -70,6 +70,36 @@ class Reporter:
 
     def close(self) -> None:
         pass
+
+
+class NamedStages(Reporter):
+    """Forwards to another :class:`Reporter`; the name of the stage under way is also the
+    library's :func:`landscape.energy.current_stage`, so a user's energy that fails inside
+    it is reported with where it failed."""
+
+    def __init__(self, inner: Reporter) -> None:
+        self.inner = inner
+        self.token: Any = None
+
+    def stage(self, name: str, total: int | None = None, unit: str = "it") -> None:
+        self._leave()
+        self.token = set_stage(name)
+        self.inner.stage(name, total, unit)
+
+    def advance(self, n: int = 1) -> None:
+        self.inner.advance(n)
+
+    def note(self, text: str) -> None:
+        self.inner.note(text)
+
+    def close(self) -> None:
+        self._leave()
+        self.inner.close()
+
+    def _leave(self) -> None:
+        if self.token is not None:
+            reset_stage(self.token)
+            self.token = None
 
 
 class ProgressBars(Reporter):
@@ -118,6 +148,7 @@ class MapResult:
 def _starts(energy: Energy, init: str, n: int, data: torch.Tensor | None, gen: torch.Generator,
             seed: int) -> torch.Tensor:
     """Starting points of ``n`` exploration chains."""
+    energy.check_room(n, "exploration chains")
     n_data = {"noise": 0, "data": n, "both": n // 2}[init]
     parts = []
     if n - n_data:
@@ -334,6 +365,7 @@ def _ad_config(cfg: MapConfig, settings: dict[str, Any], alpha: float) -> ADConf
 # ------------------------------------------------------------------------------ public
 
 
+@stage("mapping")  # the outermost stage: the value before it is back however the map ends
 def build_map(
     energy: Energy,
     config: MapConfig | None = None,
@@ -388,8 +420,9 @@ def build_map(
     3
     """
     config = config or MapConfig()
-    run = _Run(energy, config, reporter or Reporter(), progress_file)
-    run.plan = exploration_settings(energy, config, data)
+    run = _Run(energy, config, NamedStages(reporter or Reporter()), progress_file)
+    with stage("choosing the exploration settings"):
+        run.plan = exploration_settings(energy, config, data)
     run.state = resume_progress(progress_file, config.fingerprint() + ":" + source_id, resume)
     if "stage" in run.state:
         run.reporter.note(f"resuming after stage '{run.state['stage']}'")
@@ -621,6 +654,7 @@ def _grid(energy: Energy, n: int) -> GridData:
 # ------------------------------------------------------------------- mapping new minima
 
 
+@stage("mapping new minima")
 def extend_map(
     energy: Energy,
     content: MapContent,
@@ -668,7 +702,7 @@ def extend_map(
     NonFiniteEnergyError
         From the chains or the string method.
     """
-    reporter = reporter or Reporter()
+    reporter = NamedStages(reporter or Reporter())
     if not content.over_minima:
         raise LandscapeError("the map is of schema 1 (its tree is over basins): remap it to add minima to it")
     if content.meta is None or not isinstance(content.meta.config, dict):

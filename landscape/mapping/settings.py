@@ -56,6 +56,7 @@ import torch
 from landscape.energy import Energy
 from landscape.errors import LandscapeError
 from landscape.mapping.neighbors import nearest_distance
+from landscape.sampling.langevin import MAX_EPS
 
 #: The ladder of magnetizations, in units of the alpha unit (extended upwards until one basin).
 DEFAULT_LADDER = (0.03, 0.1, 0.3, 1.0, 3.0)
@@ -170,6 +171,11 @@ class MapConfig:
              "temperature must be >= 0"),
             (pos(self.eps) and pos(self.ad_eps) and pos(self.ad_temperature), "eps, ad_eps, ad_temperature must be > 0"),
             (pos(self.grad_tol) and pos(self.delta) and pos(self.alpha_unit), "grad_tol, delta, alpha_unit must be > 0"),
+            (all(v is None or v <= MAX_EPS for v in (self.eps, self.ad_eps)),
+             f"eps and ad_eps must be at most {MAX_EPS:g}, got {self.eps} and {self.ad_eps}"),
+            (all(v is None or v <= MAX_EPS**2 for v in (self.temperature, self.ad_temperature)),
+             f"temperature and ad_temperature must be at most {MAX_EPS**2:g}, got {self.temperature} and "
+             f"{self.ad_temperature}"),
             (self.steps is None or self.steps >= 0, "steps must be >= 0"),
             (self.quench_steps >= 1, "quench_steps must be >= 1"),
             (self.merge_radius is None or (self.merge_radius >= 0 and math.isfinite(self.merge_radius)),

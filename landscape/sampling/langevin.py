@@ -58,6 +58,11 @@ class SampleResult(NamedTuple):
     trace: dict[str, torch.Tensor] | None
 
 
+#: The largest step (and noise scale) a chain takes: eps^2 / 2 multiplies float32 gradients,
+#: which overflow above about 3.4e38.
+MAX_EPS = 1e15
+
+
 def _norms(g: torch.Tensor) -> torch.Tensor:
     return torch.linalg.vector_norm(g.reshape(g.shape[0], -1), dim=1)
 
@@ -200,8 +205,9 @@ def sample(
     energy.check_batch(x0)
     if steps < 0:
         raise LandscapeError(f"steps must be >= 0, got {steps}")
-    if eps <= 0.0 or tau < 0.0:
-        raise LandscapeError(f"need eps > 0 and tau >= 0, got eps={eps}, tau={tau}")
+    if not (0.0 < eps <= MAX_EPS and 0.0 <= tau <= MAX_EPS):
+        raise LandscapeError(f"need 0 < eps <= {MAX_EPS:g} and 0 <= tau <= {MAX_EPS:g} (eps^2 times a gradient must "
+                             f"stay a float32 number), got eps={eps}, tau={tau}")
     if mh and box is not None:
         raise LandscapeError("a clamping box breaks the Metropolis correction; use one or the other")
     with energy.frozen():

@@ -1,0 +1,199 @@
+"""Checks of values that come from outside: files a user hands in, and the command line.
+
+Each check returns the value (converted where that is safe: an int for an integer, a tuple
+for a shape) or raises :class:`~landscape.errors.LandscapeError` with one line that names
+the file, the field and the bad value, e.g.::
+
+    rings.pt: sampler.epsilon is 'abc', expected a finite number > 0
+
+and :func:`check_memory` refuses, before anything is allocated, work whose arrays would not
+fit in the memory this machine has free.
+
+Nothing here imports torch or numpy at module level (numbers from numpy are recognised by
+duck typing), so the checks are cheap to import anywhere.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+import os
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from landscape.errors import LandscapeError
+
+__all__ = [
+    "available_memory",
+    "bad",
+    "check_memory",
+    "choice",
+    "flag",
+    "format_bytes",
+    "integer",
+    "mapping",
+    "number",
+    "number_range",
+    "shape",
+    "show",
+    "text",
+]
+
+_SHOWN = 60  # characters of a bad value a message shows at most
+
+
+def show(value: Any) -> str:
+    """A short, one-line text of a value for messages (type named for containers)."""
+    if isinstance(value, (Mapping, list, tuple)) and len(value) > 4:
+        return f"a {type(value).__name__} of {len(value)} items"
+    if hasattr(value, "shape") and hasattr(value, "dtype") and getattr(value, "ndim", 0) > 0:
+        return f"an array {list(value.shape)} of {value.dtype}"
+    text = " ".join(repr(value).split())
+    return text if len(text) <= _SHOWN else text[: _SHOWN - 3] + "..."
+
+
+def bad(where: Any, field: str, value: Any, expected: str) -> LandscapeError:
+    """The error for ``field`` of ``where`` holding ``value`` instead of ``expected``."""
+    lead = f"{where}: " if where not in (None, "") else ""
+    return LandscapeError(f"{lead}{field} is {show(value)}, expected {expected}")
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool) and type(value).__name__ != "bool_"
+
+
+def number(where: Any, field: str, value: Any, *, minimum: float | None = None, above: float | None = None,
+           maximum: float | None = None, finite: bool = True, nan: bool = False) -> float:
+    """A real number (not a bool), finite unless ``finite=False`` (then NaN is still refused
+    unless ``nan=True``: a number that may be "not available"), ``>= minimum``, ``> above``,
+    ``<= maximum``."""
+    if nan and _is_number(value) and math.isnan(float(value)):
+        return math.nan
+    expected = "a finite number" if finite else "a number"
+    if minimum is not None:
+        expected += f" >= {minimum:g}"
+    if above is not None:
+        expected += f" > {above:g}"
+    if maximum is not None:
+        expected += f" <= {maximum:g}"
+    if not _is_number(value):
+        raise bad(where, field, value, expected)
+    x = float(value)
+    if math.isnan(x) or (finite and math.isinf(x)) or (minimum is not None and x < minimum) \
+            or (above is not None and not x > above) or (maximum is not None and x > maximum):
+        raise bad(where, field, value, expected)
+    return x
+
+
+def integer(where: Any, field: str, value: Any, *, minimum: int | None = None, maximum: int | None = None) -> int:
+    """An integer (not a bool, not a float), ``>= minimum``, ``<= maximum``."""
+    expected = "an integer" + (f" >= {minimum}" if minimum is not None else "") + (
+        f" <= {maximum}" if maximum is not None else "")
+    if not isinstance(value, numbers.Integral) or isinstance(value, bool) or type(value).__name__ == "bool_":
+        raise bad(where, field, value, expected)
+    n = int(value)
+    if (minimum is not None and n < minimum) or (maximum is not None and n > maximum):
+        raise bad(where, field, value, expected)
+    return n
+
+
+def flag(where: Any, field: str, value: Any) -> bool:
+    """true or false (a bool, numpy's included)."""
+    if isinstance(value, bool) or type(value).__name__ == "bool_":
+        return bool(value)
+    raise bad(where, field, value, "true or false")
+
+
+def text(where: Any, field: str, value: Any, *, empty: bool = False) -> str:
+    """A string (non-empty unless ``empty``)."""
+    if not isinstance(value, str) or (not empty and not value):
+        raise bad(where, field, value, "a string" if empty else "a non-empty string")
+    return value
+
+
+def choice(where: Any, field: str, value: Any, choices: Sequence[str]) -> str:
+    """One of ``choices``."""
+    if not isinstance(value, str) or value not in choices:
+        raise bad(where, field, value, f"one of {', '.join(choices)}")
+    return value
+
+
+def mapping(where: Any, field: str, value: Any) -> dict[Any, Any]:
+    """A dict (a mapping)."""
+    if not isinstance(value, Mapping):
+        raise bad(where, field, value, "a mapping")
+    return dict(value)
+
+
+def shape(where: Any, field: str, value: Any) -> tuple[int, ...]:
+    """The shape of one example: a non-empty list of positive integers."""
+    expected = "a non-empty list of positive integers"
+    if isinstance(value, (str, bytes, Mapping)) or not isinstance(value, Sequence) or not value:
+        raise bad(where, field, value, expected)
+    if not all(isinstance(d, numbers.Integral) and not isinstance(d, bool) and d > 0 for d in value):
+        raise bad(where, field, value, expected)
+    return tuple(int(d) for d in value)
+
+
+def number_range(where: Any, field: str, value: Any) -> tuple[float, float]:
+    """``[low, high]``: two finite numbers, low < high."""
+    expected = "two finite numbers [low, high] with low < high"
+    if isinstance(value, (str, bytes, Mapping)) or not isinstance(value, Sequence) or len(value) != 2:
+        raise bad(where, field, value, expected)
+    if not all(_is_number(v) and math.isfinite(float(v)) for v in value) or not float(value[0]) < float(value[1]):
+        raise bad(where, field, value, expected)
+    return float(value[0]), float(value[1])
+
+
+# ------------------------------------------------------------------------------ memory
+
+
+def format_bytes(n: float) -> str:
+    """``1.5 GiB``."""
+    for unit in ("bytes", "KiB", "MiB", "GiB", "TiB", "PiB"):
+        if abs(n) < 1024 or unit == "PiB":
+            return f"{n:.0f} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} PiB"  # pragma: no cover
+
+
+def available_memory(device: Any = None) -> int | None:
+    """Bytes free for new arrays on ``device`` (None or a CPU: this machine's available
+    memory, from /proc/meminfo's MemAvailable, else ``os.sysconf``); None when unknown."""
+    kind = getattr(device, "type", None) or (str(device).split(":")[0] if device is not None else "cpu")
+    if kind == "cuda":
+        import torch
+
+        try:
+            free, _ = torch.cuda.mem_get_info(device)
+        except (RuntimeError, AssertionError, ValueError):
+            return None
+        return int(free)
+    try:
+        with open("/proc/meminfo") as f:
+            found = re.search(r"^MemAvailable:\s+(\d+)\s+kB", f.read(), flags=re.MULTILINE)
+        if found:
+            return int(found.group(1)) * 1024
+    except OSError:
+        pass
+    try:
+        return int(os.sysconf("SC_AVPHYS_PAGES")) * int(os.sysconf("SC_PAGE_SIZE"))
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def check_memory(nbytes: float, what: str, device: Any = None) -> None:
+    """Refuse work whose arrays (``nbytes``, an estimate) would not fit in the memory free
+    on ``device``, before anything is allocated; ``what`` says what they are.
+
+    Raises
+    ------
+    LandscapeError
+        One line naming the size needed and the size free.
+    """
+    free = available_memory(device)
+    if free is not None and nbytes > free:
+        where = "this machine's" if getattr(device, "type", str(device or "cpu")) == "cpu" else f"{device}'s"
+        raise LandscapeError(f"{what} needs about {format_bytes(nbytes)}, more than {where} free memory "
+                             f"({format_bytes(free)})")

@@ -1,0 +1,202 @@
+"""Every bad input ends in one named line: the corpus of tests/corpus.py, and a seeded fuzz.
+
+Each case runs through the real command line. A clean refusal: a non-zero exit status,
+exactly one line on stderr, no ``error: unexpected`` (the catch-all, a bug by definition),
+no traceback, every input file's bytes unchanged, and no code run from a file. The fuzz
+mutates a valid checkpoint and a valid map at random (seeded) and asks less: whatever the
+command makes of the file, it never reaches the catch-all and never alters the file.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import random
+
+import h5py
+import numpy as np
+import pytest
+
+import corpus
+from conftest import run
+
+CASES = corpus.all_cases()
+#: The fast run: every fourth case, and every case that carries a code-running payload.
+FAST = [c for k, c in enumerate(CASES) if k % 4 == 0 or c.payload]
+
+
+def _invoke(capsys):
+    """The command line in-process; a case still running after 30 s fails (a refusal is quick)."""
+    return corpus.with_timeout(lambda argv: run(capsys, *argv), 30)
+
+
+def _assert_clean(outcome: corpus.Outcome) -> None:
+    assert not outcome.payload_ran, f"{outcome.name}: a file's code ran"
+    assert not outcome.damaged, f"{outcome.name}: changed {outcome.damaged}"
+    assert outcome.code != 0, f"{outcome.name}: exit 0, not refused"
+    assert not outcome.unexpected, f"{outcome.name}: {outcome.err}"
+    assert "Traceback" not in outcome.err, f"{outcome.name}: {outcome.err}"
+    assert len(outcome.lines) == 1, f"{outcome.name}: {outcome.err!r}"
+    assert outcome.lines[0].startswith("error: "), f"{outcome.name}: {outcome.lines[0]}"
+
+
+def test_the_corpus_is_large_and_covers_every_command():
+    assert len(CASES) >= 150 and len(FAST) >= 150
+    commands = {argv_command for argv_command in ("info", "tree", "map", "funnel", "diagnose", "sample", "check",
+                                                  "train", "compare")}
+    named = {c.name.split()[0].rstrip(":") for c in CASES} | {
+        word.strip("()") for c in CASES for word in c.name.split() if word.startswith("(")}
+    assert commands <= named, commands - named
+
+
+@pytest.mark.parametrize("chunk", range(4))
+def test_bad_inputs_are_refused_in_one_named_line(chunk, tmp_path, capsys):
+    for k, case in enumerate(FAST[chunk::4]):
+        _assert_clean(corpus.run_case(case, tmp_path / f"case{k}", _invoke(capsys)))
+
+
+@pytest.mark.slow
+def test_the_whole_corpus_is_refused_in_one_named_line(tmp_path, capsys):
+    for k, case in enumerate(CASES):
+        _assert_clean(corpus.run_case(case, tmp_path / f"case{k}", _invoke(capsys)))
+
+
+# --------------------------------------------------------------------------- the fuzz
+
+
+def _fuzz_value(rng: random.Random):
+    choices = list(corpus.WRONG.values()) + [rng.uniform(-1e6, 1e6), rng.randint(-10**15, 10**15), "x" * 300,
+                                             [math.nan, 1.0], {"nested": [1, {"a": None}]}]
+    return copy.deepcopy(rng.choice(choices))
+
+
+def _paths(d, prefix=""):
+    """Every field path of plain data in a checkpoint (tensors' containers included)."""
+    out = []
+    for key, value in d.items():
+        path = f"{prefix}{key}"
+        out.append(path)
+        if isinstance(value, dict) and key not in ("state_dict", "optimizer"):
+            out += _paths(value, path + ".")
+    return out
+
+
+def _assert_never_the_catch_all(outcome: corpus.Outcome) -> None:
+    assert not outcome.unexpected and "Traceback" not in outcome.err, f"{outcome.name}: {outcome.err}"
+    assert not outcome.damaged, f"{outcome.name}: changed {outcome.damaged}"
+    if outcome.code != 0:
+        assert len(outcome.lines) == 1, f"{outcome.name}: {outcome.err!r}"
+
+
+def test_fuzzed_checkpoints_never_reach_the_catch_all(tmp_path, capsys):
+    rng = random.Random(20260101)
+    valid = corpus.valid_checkpoint()
+    paths = _paths(valid)
+    for k in range(150):
+        ckpt = copy.deepcopy(valid)
+        for _ in range(rng.randint(1, 3)):
+            path = rng.choice(paths)
+            keys = path.split(".")
+            parent = ckpt
+            for key in keys[:-1]:
+                parent = parent.get(key) if isinstance(parent, dict) else None
+            if not isinstance(parent, dict):
+                continue
+            if rng.random() < 0.2:
+                parent.pop(keys[-1], None)
+            else:
+                parent[keys[-1]] = _fuzz_value(rng)
+        command = rng.choice(["info", "info", "info --json", "sample"])
+
+        def build(folder, ckpt=ckpt, command=command):
+            corpus.write_checkpoint(folder / "fuzz.pt", ckpt)
+            if command == "sample":
+                return ["sample", folder / "fuzz.pt", "--chains", "2", "--steps", "1", "--quiet", "--out",
+                        folder / "s.png"]
+            return [*command.split()[:1], folder / "fuzz.pt", *command.split()[1:]]
+
+        case = corpus.Case(f"fuzz checkpoint {k}", build)
+        _assert_never_the_catch_all(corpus.run_case(case, tmp_path / f"c{k}", _invoke(capsys)))
+
+
+def _mutate_dataset(f: h5py.File, path: str, rng: np.random.Generator) -> None:
+    arr = f[path][()]
+    kind = rng.integers(6)
+    if kind == 0 and arr.size:  # a few entries replaced by extreme values
+        flat = arr.astype(np.float64).reshape(-1)
+        pick = rng.integers(0, flat.size, max(1, flat.size // 5))
+        flat[pick] = rng.choice([np.nan, np.inf, -np.inf, 1e300, -5.0, 10**12])
+        with np.errstate(invalid="ignore", over="ignore"):
+            new = flat.reshape(arr.shape).astype(arr.dtype) if arr.dtype.kind == "f" else flat.reshape(arr.shape)
+    elif kind == 1 and arr.dtype.kind in "iub" and arr.size:  # integers shuffled or shifted
+        new = arr.astype(np.int64) + rng.integers(-3, 4, arr.shape)
+    elif kind == 2 and arr.ndim and arr.shape[0]:  # rows dropped
+        new = arr[: rng.integers(0, arr.shape[0])]
+    elif kind == 3:  # another dtype
+        with np.errstate(invalid="ignore", over="ignore"):
+            new = arr.astype(rng.choice([np.float32, np.int8, np.uint8, np.bool_, np.float64]))
+    elif kind == 4:  # another shape
+        new = arr.reshape(-1) if arr.ndim > 1 else arr.reshape(-1, 1)
+    else:  # zeros
+        new = np.zeros_like(arr)
+    del f[path]
+    f[path] = new
+
+
+def _mutate_attr(f: h5py.File, rng: np.random.Generator) -> None:
+    groups = ["/"] + [name for name in ("minima", "levels", "levels/0", "tree", "barriers", "funnel", "funnel/entropy",
+                                        "diagnosis") if name in f]
+    group = f[str(rng.choice(groups))]
+    keys = list(group.attrs)
+    values = [b"x", "not json", "{}", "[]", "null", 3, -1, 2.5, np.nan, np.inf, np.array([1.0, 2.0]), True, 10**12]
+    if keys and rng.random() < 0.8:
+        key = str(rng.choice(keys))
+        if rng.random() < 0.2:
+            del group.attrs[key]
+            return
+    else:
+        key = str(rng.choice(["main", "alpha", "score", "energy_offset", "temperature", "data_range"]))
+    group.attrs[key] = values[int(rng.integers(len(values)))]
+
+
+def test_fuzzed_maps_never_reach_the_catch_all(tmp_path, capsys):
+    rng = np.random.default_rng(20260102)
+    for k in range(150):
+        kind = ["wells", "image"][k % 2]
+
+        def build(folder, kind=kind, seed=int(rng.integers(2**31))):
+            r = np.random.default_rng(seed)
+            path = corpus.write_map_file(folder / "fuzz.h5", kind)
+            with h5py.File(path, "r+") as f:
+                datasets = []
+                f.visititems(lambda name, item: datasets.append(name) if isinstance(item, h5py.Dataset) else None)
+                for _ in range(int(r.integers(1, 3))):
+                    if r.random() < 0.7:
+                        _mutate_dataset(f, str(r.choice(datasets)), r)
+                    else:
+                        _mutate_attr(f, r)
+            return [str(r.choice(["info", "tree"])), path]
+
+        case = corpus.Case(f"fuzz map {k}", build)
+        _assert_never_the_catch_all(corpus.run_case(case, tmp_path / f"m{k}", _invoke(capsys)))
+
+
+@pytest.mark.parametrize("command", ["info", "tree", "info --json", "info --datasets"])
+@pytest.mark.parametrize("kind", ["wells", "image"])
+def test_valid_maps_are_read_and_never_altered(kind, command, tmp_path, capsys):
+    path = corpus.write_map_file(tmp_path / "ok.h5", kind)
+    before = path.read_bytes()
+    words = command.split()
+    code, _, err = run(capsys, words[0], path, *words[1:])
+    assert code == 0, err
+    assert path.read_bytes() == before
+
+
+def test_a_valid_checkpoint_is_read_and_never_altered(tmp_path, capsys):
+    path = corpus.write_checkpoint(tmp_path / "ok.pt", corpus.valid_checkpoint())
+    before = path.read_bytes()
+    for args in (["info", path], ["info", path, "--json"],
+                 ["sample", path, "--chains", "2", "--steps", "1", "--quiet", "--out", tmp_path / "s.png"]):
+        code, _, err = run(capsys, *args)
+        assert code == 0, err
+    assert path.read_bytes() == before
