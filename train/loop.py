@@ -300,6 +300,7 @@ class _Session:
                 model.parameters(), lr=lr_at(config, 0), betas=tuple(cfg_o.betas), weight_decay=cfg_o.weight_decay
             )
         local_batch = _split(config.train.batch_size, env)
+        energy.check_room(2 * local_batch, "examples per update (the batch's data and its chains)")
         # data draws use a CPU generator (toy densities sample on the CPU); chains use one on
         # the device. Both are seeded per rank and saved, so a resume replays them exactly.
         seed = config.train.seed * 1_000_003 + 2 * env.rank
