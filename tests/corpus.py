@@ -218,6 +218,18 @@ def raises_later(x):
         raise ValueError("boom after the probe")
     return 0.5 * (x ** 2).sum(1)
 
+class RaisesLater(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.w = torch.nn.Linear(2, 1)
+        self.calls = 0
+
+    def forward(self, x):
+        self.calls += 1
+        if self.calls > 2:
+            raise ValueError("boom after the probe")
+        return self.w(x).squeeze(1) + (x ** 2).sum(1)
+
 def nan_energy(x):
     return (x ** 2).sum(1) * float("nan")
 '''
@@ -699,6 +711,9 @@ def option_cases() -> list[Case]:
                    "--quiet", "--out", d / "o.h5"])))
     c.append(Case("map an energy that raises after the probe", with_energy(
         lambda d: ["map", "--energy", f"{d / 'energy.py'}:raises_later", "--shape", "2", "--box", "-1", "1",
+                   "--chains", "4", "--steps", "2", "--rounds", "1", "--quiet", "--out", d / "o.h5"])))
+    c.append(Case("map a network that raises after the probe", with_energy(
+        lambda d: ["map", "--model", f"{d / 'energy.py'}:RaisesLater", "--shape", "2", "--box", "-1", "1",
                    "--chains", "4", "--steps", "2", "--rounds", "1", "--quiet", "--out", d / "o.h5"])))
     c.append(Case("map an energy of NaN", with_energy(
         lambda d: ["map", "--energy", f"{d / 'energy.py'}:nan_energy", "--shape", "2", "--box", "-1", "1",

@@ -345,6 +345,45 @@ def energy_from_function(
     return energy
 
 
+def _user_failed(spec: str, exc: BaseException, x: torch.Tensor) -> LandscapeError:
+    return LandscapeError(f"your energy {spec} raised {_describe(exc)} "
+                          f"(at {current_stage() or f'a batch of shape {list(x.shape)}'})")
+
+
+class UserNetwork(nn.Module):
+    """A user's network (``--model``), run as it is; anything its forward pass (or its own
+    ``value_and_grad_fn``, if it has one) raises becomes one line naming it, like
+    :class:`UserFunction`. Its parameters are the network's own (``inner``)."""
+
+    def __init__(self, inner: nn.Module, spec: str) -> None:
+        super().__init__()
+        self.inner = inner
+        self.spec = spec
+        if callable(getattr(inner, "value_and_grad_fn", None)):
+            self.value_and_grad_fn = self._fast
+
+    def forward(self, x: torch.Tensor) -> Any:
+        try:
+            return self.inner(x)
+        except LandscapeError:
+            raise
+        except Exception as exc:  # noqa: BLE001 -- the user's code may raise anything
+            raise _user_failed(self.spec, exc, x) from None
+
+    def _fast(self) -> Any:
+        fast = self.inner.value_and_grad_fn()
+
+        def value_and_grad(x: torch.Tensor) -> Any:
+            try:
+                return fast(x)
+            except LandscapeError:
+                raise
+            except Exception as exc:  # noqa: BLE001 -- the user's code may raise anything
+                raise _user_failed(self.spec, exc, x) from None
+
+        return value_and_grad
+
+
 class UserFunction:
     """A user's energy function, called as it is; anything it raises becomes one line that
     says whose code failed and where: ``your energy FILE.py:FUNCTION raised ValueError: ...
@@ -360,8 +399,7 @@ class UserFunction:
         except LandscapeError:
             raise
         except Exception as exc:  # noqa: BLE001 -- the user's code may raise anything
-            raise LandscapeError(f"your energy {self.spec} raised {_describe(exc)} "
-                                 f"(at {current_stage() or f'a batch of shape {list(x.shape)}'})") from None
+            raise _user_failed(self.spec, exc, x) from None
 
 
 def energy_from_factory(
@@ -431,8 +469,9 @@ def energy_from_factory(
         if shape is None:
             raise LandscapeError(f"{spec}: give the shape of one example (e.g. --shape 2 or --shape 3,32,32)")
     module.to(device=device, dtype=dtype).eval()
-    energy = Energy(module, parse_shape(shape), data_range=box, device=device, dtype=dtype, name=name)
-    return check_energy(energy)
+    energy = check_energy(Energy(module, parse_shape(shape), data_range=box, device=device, dtype=dtype, name=name))
+    energy.fn = UserNetwork(module, spec)  # after the probe, which names its own failures
+    return energy
 
 
 def energy_from_torchscript(
