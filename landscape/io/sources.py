@@ -470,7 +470,7 @@ def energy_from_factory(
             raise LandscapeError(f"{spec}: give the shape of one example (e.g. --shape 2 or --shape 3,32,32)")
     module.to(device=device, dtype=dtype).eval()
     energy = check_energy(Energy(module, parse_shape(shape), data_range=box, device=device, dtype=dtype, name=name))
-    energy.fn = UserNetwork(module, spec)  # after the probe, which names its own failures
+    energy.fn = UserNetwork(module, spec).eval()  # after the probe, which names its own failures
     return energy
 
 
