@@ -220,3 +220,55 @@ def test_kill_9_then_resume_gives_the_uninterrupted_result(tmp_path, name):
         prepare(folder, name, base)
         digest, _, left = killed_then_resumed(folder, name, fraction * wall)
         assert digest == reference, f"{name} killed at {fraction:.0%} of {wall:.1f} s (left: {left})"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["map", "funnel"])
+def test_resume_from_every_saved_stage_gives_the_uninterrupted_result(capsys, tmp_path, monkeypatch, name):
+    """Deterministic companion of the kill -9 test: the progress file as saved after each
+    stage, resumed, must give the uninterrupted result (kill points only sample them)."""
+    import landscape.mapping.funnel as funnel_module
+    import landscape.mapping.pipeline as pipeline_module
+    from landscape.io.progress import progress_path, save_progress
+
+    module = pipeline_module if name == "map" else funnel_module
+    kind = "map" if name == "map" else funnel_module.PROGRESS_KIND
+    # smaller than the kill -9 scenarios (every stage is resumed once), with the same stages:
+    # exploration rounds, every ladder level (the last an extension), refinement, noise levels
+    light = {"--chains": {"64": "16", "200": "24"}, "--steps": {"100": "30", "300": "40"},
+             "--noise": {"0,1,2,4,8,16": "0,1,4"}}
+
+    def lighter(args: list[str]) -> list[str]:
+        return [light.get(args[i - 1], {}).get(a, a) if i else a for i, a in enumerate(args)]
+
+    first, again = lighter(SCENARIOS[name].first), lighter(SCENARIOS[name].again)
+    scenario = SCENARIOS[name]
+    reference = tmp_path / "reference"
+    prepare(reference, "map")
+    monkeypatch.chdir(reference)
+    if name == "funnel":
+        assert run(capsys, *lighter(MAP))[0] == 0
+    before = (reference / "w.h5").read_bytes() if name == "funnel" else b""
+    snapshots: list[bytes] = []
+
+    def saving(map_path, state, kind_=None, *rest):
+        out = save_progress(map_path, state, *((kind_,) if kind_ is not None else ()), *rest)
+        snapshots.append(Path(out).read_bytes())
+        return out
+
+    monkeypatch.setattr(module, "save_progress", saving)
+    code, _, err = run(capsys, *first)
+    assert code == 0, err
+    expected = scenario.result(reference)
+    monkeypatch.setattr(module, "save_progress", save_progress)
+    assert len(snapshots) >= 3
+    for k, snapshot in enumerate(snapshots):
+        folder = tmp_path / f"stage-{k}"
+        prepare(folder, "map")
+        if name == "funnel":
+            (folder / "w.h5").write_bytes(before)
+        progress_path(folder / "w.h5", kind).write_bytes(snapshot)
+        monkeypatch.chdir(folder)
+        code, _, err = run(capsys, *again)
+        assert code == 0, f"resumed after saved stage {k}: {err}"
+        assert scenario.result(folder) == expected, f"resumed after saved stage {k} of {len(snapshots)}"

@@ -518,7 +518,8 @@ def _stage_ladder(
     multipliers = [float(m) for m in state.get("ladder", config.multipliers)]
     levels: list[Partition] = []
     records: list[PairRecords] = []
-    k = extended = 0
+    k = 0
+    extended = len(multipliers) - len(config.multipliers)  # rungs added before a resume count too
     while k < len(multipliers):
         if f"level{k}/basin" not in state:
             t0 = time.perf_counter()
