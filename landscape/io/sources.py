@@ -345,9 +345,16 @@ def energy_from_function(
     return energy
 
 
-def _user_failed(spec: str, exc: BaseException, x: torch.Tensor) -> LandscapeError:
-    return LandscapeError(f"your energy {spec} raised {_describe(exc)} "
-                          f"(at {current_stage() or f'a batch of shape {list(x.shape)}'})")
+def _call_user(fn: Any, spec: str, x: torch.Tensor) -> Any:
+    """``fn(x)``, a user's code: anything it raises (but our own one-line errors) becomes
+    ``your energy SPEC raised ValueError: ... (at <stage>)``."""
+    try:
+        return fn(x)
+    except LandscapeError:
+        raise
+    except Exception as exc:  # noqa: BLE001 -- the user's code may raise anything
+        raise LandscapeError(f"your energy {spec} raised {_describe(exc)} "
+                             f"(at {current_stage() or f'a batch of shape {list(x.shape)}'})") from None
 
 
 class UserNetwork(nn.Module):
@@ -363,25 +370,10 @@ class UserNetwork(nn.Module):
             self.value_and_grad_fn = self._fast
 
     def forward(self, x: torch.Tensor) -> Any:
-        try:
-            return self.inner(x)
-        except LandscapeError:
-            raise
-        except Exception as exc:  # noqa: BLE001 -- the user's code may raise anything
-            raise _user_failed(self.spec, exc, x) from None
+        return _call_user(self.inner, self.spec, x)
 
-    def _fast(self) -> Any:
-        fast = self.inner.value_and_grad_fn()
-
-        def value_and_grad(x: torch.Tensor) -> Any:
-            try:
-                return fast(x)
-            except LandscapeError:
-                raise
-            except Exception as exc:  # noqa: BLE001 -- the user's code may raise anything
-                raise _user_failed(self.spec, exc, x) from None
-
-        return value_and_grad
+    def _fast(self) -> UserFunction:
+        return UserFunction(self.inner.value_and_grad_fn(), self.spec)
 
 
 class UserFunction:
@@ -394,12 +386,7 @@ class UserFunction:
         self.spec = spec
 
     def __call__(self, x: torch.Tensor) -> Any:
-        try:
-            return self.fn(x)
-        except LandscapeError:
-            raise
-        except Exception as exc:  # noqa: BLE001 -- the user's code may raise anything
-            raise _user_failed(self.spec, exc, x) from None
+        return _call_user(self.fn, self.spec, x)
 
 
 def energy_from_factory(
