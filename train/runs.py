@@ -271,75 +271,61 @@ def run_funnel(
 
     Ctrl-C keeps the finished noise levels and exits with status 130.
     """
-    from landscape.io.files import output_lock
-    from landscape.io.progress import progress_path
-    from landscape.mapping.funnel import PROGRESS_KIND
-
-    map_path, model = locate(target, map_option)
-    with output_lock(map_path, progress_path(map_path, PROGRESS_KIND)):
-        return _run_funnel(map_path, model, map_option=map_option, noise=noise, noise_unit=noise_unit,
-                           chains=chains, steps=steps, eps=eps, init=init, dataset=dataset, data_root=data_root,
-                           plot=plot, refine=refine, seed=seed, device=device, resume=resume, force=force,
-                           quiet=quiet, say=say, energy=energy, network=network, weights=weights)
-
-
-def _run_funnel(map_path: Path, model: Path | None, *, map_option: Path | None, noise: str, noise_unit: str,
-                chains: int, steps: int | None, eps: float | None, init: str | None, dataset: str | None,
-                data_root: Path | None, plot: Path | None, refine: bool, seed: int, device: str, resume: bool,
-                force: bool, quiet: bool, say: Callable[[str], None], energy: str | None, network: str | None,
-                weights: Path | None) -> FunnelRun:
-    """:func:`run_funnel` while holding the map's lock: validate, probe, draw, and write
-    the map last (a failure before that leaves it as it was)."""
     from landscape.train.energies import check_map_matches, energy_for_map
     from landscape.plots.common import check_picture_path
     from landscape.plots.funnel import plot_funnel
     from landscape.mapping.funnel import PROGRESS_KIND, funnel_probe
     from landscape.io.mapfile import read_map, rewrite_map, update_map
     from landscape.io.progress import clear_progress, progress_path
+    from landscape.io.files import output_lock
 
-    content = read_map(map_path)
-    if model is not None:
-        check_map_matches(map_path, content, model)
-    plot = plot or map_path.with_name(map_path.stem + "_funnel.png")
-    check_picture_path(plot)
-    if not force and not resume:
-        if content.funnel is not None:
-            raise LandscapeError(f"{map_path} has a funnel probe already: pass --force to replace it")
-        if plot.exists():
-            raise LandscapeError(f"{plot} exists: pass --force to overwrite it")
-    if force:
-        clear_progress(map_path, PROGRESS_KIND)
-    loaded = energy_for_map(map_path, content, model=model, energy=energy, network=network, weights=weights,
-                            device=device)
+    map_path, model = locate(target, map_option)
+    # the whole probe holds the map; it is validated and probed first, written last
+    with output_lock(map_path, progress_path(map_path, PROGRESS_KIND)):
+        content = read_map(map_path)
+        if model is not None:
+            check_map_matches(map_path, content, model)
+        plot = plot or map_path.with_name(map_path.stem + "_funnel.png")
+        check_picture_path(plot)
+        if not force and not resume:
+            if content.funnel is not None:
+                raise LandscapeError(f"{map_path} has a funnel probe already: pass --force to replace it")
+            if plot.exists():
+                raise LandscapeError(f"{plot} exists: pass --force to overwrite it")
+        if force:
+            clear_progress(map_path, PROGRESS_KIND)
+        loaded = energy_for_map(map_path, content, model=model, energy=energy, network=network, weights=weights,
+                                device=device)
 
-    probe, data, about = _funnel_plan(map_path, content, loaded, noise=noise, noise_unit=noise_unit, chains=chains,
-                                      steps=steps, eps=eps, init=init, dataset=dataset, data_root=data_root, seed=seed)
-    if not quiet:
-        say(f"funnel probe of {map_path} ({loaded.label}): {about}")
-    bars = ProgressBars(quiet)
-    t0 = time.perf_counter()
-    try:
-        result = funnel_probe(loaded.energy, content, probe, data=data, progress_file=map_path, resume=resume, reporter=bars,
-                              refine=refine and bool(content.settings().get("refine", True)))
-    except KeyboardInterrupt:
-        bars.close()
-        if progress_path(map_path, PROGRESS_KIND).exists():
-            _stderr(f"interrupted: progress kept in {progress_path(map_path, PROGRESS_KIND)}; "
-                       "rerun with --resume to continue")
+        probe, data, about = _funnel_plan(map_path, content, loaded, noise=noise, noise_unit=noise_unit,
+                                          chains=chains, steps=steps, eps=eps, init=init, dataset=dataset,
+                                          data_root=data_root, seed=seed)
+        if not quiet:
+            say(f"funnel probe of {map_path} ({loaded.label}): {about}")
+        bars = ProgressBars(quiet)
+        t0 = time.perf_counter()
+        try:
+            result = funnel_probe(loaded.energy, content, probe, data=data, progress_file=map_path, resume=resume,
+                                  reporter=bars, refine=refine and bool(content.settings().get("refine", True)))
+        except KeyboardInterrupt:
+            bars.close()
+            if progress_path(map_path, PROGRESS_KIND).exists():
+                _stderr(f"interrupted: progress kept in {progress_path(map_path, PROGRESS_KIND)}; "
+                        "rerun with --resume to continue")
+            else:
+                _stderr("interrupted before the first noise level finished: nothing kept")
+            raise
+        finally:
+            bars.close()
+        dropped = result.new_minima > 0 and content.diagnosis is not None
+        plot_funnel(result.content, plot)
+        if result.new_minima:
+            rewrite_map(map_path, result.content)
         else:
-            _stderr("interrupted before the first noise level finished: nothing kept")
-        raise
-    finally:
-        bars.close()
-    dropped = result.new_minima > 0 and content.diagnosis is not None
-    plot_funnel(result.content, plot)
-    if result.new_minima:
-        rewrite_map(map_path, result.content)
-    else:
-        update_map(map_path, funnel=result.funnel)
-    clear_progress(map_path, PROGRESS_KIND)
-    written = read_map(map_path)
-    return FunnelRun(map_path, written, result, plot, time.perf_counter() - t0, dropped)
+            update_map(map_path, funnel=result.funnel)
+        clear_progress(map_path, PROGRESS_KIND)
+        written = read_map(map_path)
+        return FunnelRun(map_path, written, result, plot, time.perf_counter() - t0, dropped)
 
 
 def _funnel_plan(
@@ -445,59 +431,48 @@ def run_diagnose(
 ) -> DiagnoseRun:
     """Diagnose the map at ``map_path`` with the command's defaults; write /diagnosis into
     it and the HTML report. ``energy``, ``network`` and ``weights`` name the code of a map of
-    a Python energy (a map's record never runs code). Holds the map's lock throughout."""
-    from landscape.diagnosis.spurious import DiagnosisRule
-    from landscape.io.files import output_lock
-
-    with output_lock(map_path):
-        return _run_diagnose(map_path, dataset=dataset, data_root=data_root, limit=limit, model=model,
-                             report=report, rule=DiagnosisRule(nn_quantile=nn_quantile, nn_factor=nn_factor,
-                                                               energy_quantile=energy_quantile,
-                                                               saturation_excess=saturation_excess,
-                                                               funnel_score=funnel_score),
-                             device=device, force=force, energy=energy, network=network, weights=weights)
-
-
-def _run_diagnose(map_path: Path, *, dataset: str | None, data_root: Path | None, limit: int, model: Path | None,
-                  report: Path | None, rule: Any, device: str, force: bool, energy: str | None,
-                  network: str | None, weights: Path | None) -> DiagnoseRun:
-    """:func:`run_diagnose` while holding the map's lock: validate, diagnose, write the
-    report, and write /diagnosis into the map last (a failure before leaves it as it was)."""
+    a Python energy (a map's record never runs code). Holds the map's lock throughout:
+    validates, diagnoses, writes the report, and writes /diagnosis into the map last (a
+    failure before leaves it as it was)."""
     import dataclasses
     import tempfile
 
     import numpy as np
 
     from landscape.train.energies import energy_for_map, load_data_like
+    from landscape.io.files import output_lock
     from landscape.io.views import map_dataset
     from landscape.plots.funnel import plot_funnel
-    from landscape.diagnosis.spurious import diagnose_map
+    from landscape.diagnosis.spurious import DiagnosisRule, diagnose_map
     from landscape.io.mapfile import read_map, update_map
     from landscape.diagnosis.report import write_report
 
-    content = read_map(map_path)
-    report = report or map_path.with_name(map_path.stem + "_diagnosis.html")
-    if report.exists() and not force:
-        raise LandscapeError(f"{report} exists: pass --force to overwrite it")
-    loaded = energy_for_map(map_path, content, model=model, energy=energy, network=network, weights=weights,
-                            device=device)
-    dataset = dataset or map_dataset(content) or loaded.dataset
-    if not dataset:
-        raise LandscapeError(
-            f"{map_path} records no data set: give the training data with --dataset NAME (npz:FILE for your own)"
-        )
-    data_x = load_data_like(dataset, data_root, tuple(np.shape(content.minima_x)[1:]), limit)
-    diagnosis = diagnose_map(loaded.energy, content, data_x, rule)
-    data = diagnosis.to_data(dataset)
-    diagnosed = dataclasses.replace(content, diagnosis=data)
-    with tempfile.TemporaryDirectory(prefix="ebm-landscape-") as tmp:
-        extra = []
-        if diagnosed.funnel is not None:
-            extra.append(("The funnel probe (landscape funnel): where chains end as the noise grows",
-                          plot_funnel(diagnosed, Path(tmp) / "funnel.png")))
-        write_report(report, diagnosed, diagnosis, data_x.numpy(), extra_figures=extra)
-    update_map(map_path, diagnosis=data)
-    return DiagnoseRun(read_map(map_path), diagnosis, dataset, report)
+    with output_lock(map_path):
+        content = read_map(map_path)
+        report = report or map_path.with_name(map_path.stem + "_diagnosis.html")
+        if report.exists() and not force:
+            raise LandscapeError(f"{report} exists: pass --force to overwrite it")
+        rule = DiagnosisRule(nn_quantile=nn_quantile, nn_factor=nn_factor, energy_quantile=energy_quantile,
+                             saturation_excess=saturation_excess, funnel_score=funnel_score)
+        loaded = energy_for_map(map_path, content, model=model, energy=energy, network=network, weights=weights,
+                                device=device)
+        dataset = dataset or map_dataset(content) or loaded.dataset
+        if not dataset:
+            raise LandscapeError(
+                f"{map_path} records no data set: give the training data with --dataset NAME (npz:FILE for your own)"
+            )
+        data_x = load_data_like(dataset, data_root, tuple(np.shape(content.minima_x)[1:]), limit)
+        diagnosis = diagnose_map(loaded.energy, content, data_x, rule)
+        data = diagnosis.to_data(dataset)
+        diagnosed = dataclasses.replace(content, diagnosis=data)
+        with tempfile.TemporaryDirectory(prefix="ebm-landscape-") as tmp:
+            extra = []
+            if diagnosed.funnel is not None:
+                extra.append(("The funnel probe (landscape funnel): where chains end as the noise grows",
+                              plot_funnel(diagnosed, Path(tmp) / "funnel.png")))
+            write_report(report, diagnosed, diagnosis, data_x.numpy(), extra_figures=extra)
+        update_map(map_path, diagnosis=data)
+        return DiagnoseRun(read_map(map_path), diagnosis, dataset, report)
 
 
 # ----------------------------------------------------------------------- compare
