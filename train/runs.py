@@ -102,17 +102,57 @@ def run_map(loaded: LoadedEnergy, config: Any, out: Path, *, data: Any = None, d
     ``force``; ``resume`` continues unfinished progress, and over a finished map of the
     same settings and energy returns (None, 0.0) (nothing to do); of other settings it is
     refused, never replaced."""
+    from landscape import __version__
     from landscape.io.files import output_lock
-    from landscape.io.progress import progress_path
+    from landscape.io.mapfile import write_map
+    from landscape.io.progress import clear_progress, progress_path
+    from landscape.mapping.pipeline import build_map
 
     with output_lock(out, progress_path(out)):
         if not _may_write_map(loaded, config, out, resume=resume, force=force):
             return None, 0.0
-        return _run_map(loaded, config, out, data=data, dataset=dataset, resume=resume, quiet=quiet, say=say)
+        energy = loaded.energy
+        low, high = energy.data_range if energy.data_range else (math.nan, math.nan)
+        if not quiet:
+            say(f"mapping {loaded.label} ({'x'.join(map(str, energy.shape))}, box [{low:g}, {high:g}], "
+                f"{energy.device})")
+        bars = ProgressBars(quiet)
+        t0 = time.perf_counter()
+        try:
+            result = build_map(
+                energy, config, data=data, progress_file=out, resume=resume, reporter=bars,
+                source_id=_source_id(loaded.source),
+            )
+        except KeyboardInterrupt:
+            bars.close()
+            if progress_path(out).exists():
+                _stderr(f"interrupted: progress kept in {progress_path(out)}; rerun with --resume to continue")
+            else:
+                _stderr("interrupted before the first stage finished: nothing kept")
+            raise
+        finally:
+            bars.close()
+        source = dict(loaded.source)
+        source.update({"label": loaded.label, "regime": loaded.regime, "dataset": dataset})
+        content = result.content
+        content.attrs["minima"]["dataset"] = dataset or ""
+        try:
+            write_map(out, content, config=config.to_dict(), source=source, tool_version=__version__,
+                      settings=result.settings, seconds=result.seconds)
+        except LandscapeError as err:
+            if not progress_path(out).exists():
+                raise
+            raise LandscapeError(
+                f"{err}; the finished stages are kept in {progress_path(out)}: rerun with --resume"
+            ) from None
+        clear_progress(out)
+        return content, time.perf_counter() - t0
 
 
-def _source_id(loaded: LoadedEnergy) -> str:
-    return str(loaded.source.get("sha256", loaded.source.get("spec", "")))
+def _source_id(source: dict[str, Any]) -> str:
+    """What identifies a map's energy in its progress and record: the file's sha256, else
+    the function's spec."""
+    return str(source.get("sha256", source.get("spec", "")))
 
 
 def _may_write_map(loaded: LoadedEnergy, config: Any, out: Path, *, resume: bool, force: bool) -> bool:
@@ -133,56 +173,13 @@ def _may_write_map(loaded: LoadedEnergy, config: Any, out: Path, *, resume: bool
     meta = read_map(out).meta
     recorded = meta.source if isinstance(meta.source, dict) else {}
     same = (to_json(meta.config) == to_json(config.to_dict())
-            and str(recorded.get("sha256", recorded.get("spec", ""))) == _source_id(loaded))
+            and _source_id(recorded) == _source_id(loaded.source))
     if not same:
         raise LandscapeError(
             f"{out} is a finished map of other settings or another energy, and there is no unfinished run to "
             "resume: pass --force to replace it, or --out to write elsewhere"
         )
     return False
-
-
-def _run_map(loaded: LoadedEnergy, config: Any, out: Path, *, data: Any, dataset: str | None, resume: bool,
-             quiet: bool, say: Callable[[str], None]) -> tuple[Any, float]:
-    from landscape import __version__
-    from landscape.io.mapfile import write_map
-    from landscape.io.progress import clear_progress, progress_path
-    from landscape.mapping.pipeline import build_map
-
-    energy = loaded.energy
-    low, high = energy.data_range if energy.data_range else (math.nan, math.nan)
-    if not quiet:
-        say(f"mapping {loaded.label} ({'x'.join(map(str, energy.shape))}, box [{low:g}, {high:g}], "
-                   f"{energy.device})")
-    bars = ProgressBars(quiet)
-    t0 = time.perf_counter()
-    try:
-        result = build_map(
-            energy, config, data=data, progress_file=out, resume=resume, reporter=bars,
-            source_id=_source_id(loaded),
-        )
-    except KeyboardInterrupt:
-        bars.close()
-        if progress_path(out).exists():
-            _stderr(f"interrupted: progress kept in {progress_path(out)}; rerun with --resume to continue")
-        else:
-            _stderr("interrupted before the first stage finished: nothing kept")
-        raise
-    finally:
-        bars.close()
-    source = dict(loaded.source)
-    source.update({"label": loaded.label, "regime": loaded.regime, "dataset": dataset})
-    content = result.content
-    content.attrs["minima"]["dataset"] = dataset or ""
-    try:
-        write_map(out, content, config=config.to_dict(), source=source, tool_version=__version__,
-                  settings=result.settings, seconds=result.seconds)
-    except LandscapeError as err:
-        if not progress_path(out).exists():
-            raise
-        raise LandscapeError(f"{err}; the finished stages are kept in {progress_path(out)}: rerun with --resume") from None
-    clear_progress(out)
-    return content, time.perf_counter() - t0
 
 
 # ------------------------------------------------------------------------- funnel
