@@ -553,6 +553,65 @@ def test_a_stronger_pull_merges_more_minima():
     assert counts == sorted(counts, reverse=True)
 
 
+def test_levels_run_together_give_each_level_its_own_result_exactly(monkeypatch):
+    # A ladder's levels share batches (one energy call per step for all of them), each
+    # level with its own generator, pull and step: every level's partition, pair records
+    # and cost are those it gets alone, while the batched calls are fewer than their sum.
+    from landscape.mapping import ad
+
+    energy = Energy(three_wells, (2,), dtype=F64)
+    minima = three_minima(energy)
+    base = ADConfig(temperature=0.1, attempts=2, max_steps=600, batch_size=7)  # several chunks per level
+    configs = [replace(base, alpha=a, eps=e) for a, e in ((0.5, 0.05), (16.0, 0.04), (64.0, 0.03))]
+    alone = [assign_basins(energy, minima, c, gen(20 + k)) for k, c in enumerate(configs)]
+    calls = []
+    real = ad.attraction_diffusion
+
+    def counting(*args, **kw):
+        out = real(*args, **kw)
+        calls.append(out.calls)
+        return out
+
+    monkeypatch.setattr(ad, "attraction_diffusion", counting)
+    together = ad.assign_ladder(energy, minima, configs, [gen(20 + k) for k in range(3)])
+    assert [p.n_basins for p, _ in together] == [3, 1, 1]
+    for (p1, r1), (p2, r2) in zip(alone, together):
+        assert p2.basin.tolist() == p1.basin.tolist() and p2.representative.tolist() == p1.representative.tolist()
+        assert p2.attrs == p1.attrs  # trials, their steps, and the calls each level would make alone
+        np.testing.assert_array_equal(r2.pairs, r1.pairs)
+        np.testing.assert_array_equal(r2.barrier, r1.barrier)
+        for a, b in zip(r1.paths, r2.paths):
+            assert (a is None and b is None) or torch.equal(a, b)
+    assert sum(calls) < sum(p.attrs["batches"] for p, _ in alone)
+    # extending every level at once equals extending each alone
+    old = subset(minima, [0, 1])
+    priors = [assign_basins(energy, old, c, gen(30 + k))[0] for k, c in enumerate(configs)]
+    each = [extend_basins(energy, minima, p, c, gen(40 + k)) for k, (p, c) in enumerate(zip(priors, configs))]
+    both = ad.extend_ladder(energy, minima, priors, configs, [gen(40 + k) for k in range(3)])
+    for (p1, r1, m1), (p2, r2, m2) in zip(each, both):
+        assert p2.basin.tolist() == p1.basin.tolist() and m2.tolist() == m1.tolist()
+        np.testing.assert_array_equal(r2.barrier, r1.barrier)
+    with pytest.raises(LandscapeError, match="but alpha and eps"):
+        ad.assign_ladder(energy, minima, [base, replace(base, delta=0.1)], [gen(), gen()])
+    with pytest.raises(LandscapeError, match="generators"):
+        ad.assign_ladder(energy, minima, configs, [gen()])
+
+
+def test_row_groups_give_each_group_its_own_generators_draws():
+    from landscape.sampling.langevin import RowGroups
+
+    groups = RowGroups([3, 0, 2], [gen(1), gen(2), gen(3)])
+    z = groups.randn((5, 4), torch.device("cpu"), F64)
+    torch.testing.assert_close(z[:3], torch.randn((3, 4), generator=gen(1), dtype=F64), rtol=0, atol=0)
+    torch.testing.assert_close(z[3:], torch.randn((2, 4), generator=gen(3), dtype=F64), rtol=0, atol=0)
+    groups.select(torch.tensor([True, False, False, False, True]), step=16)
+    assert groups.sizes == [1, 0, 1] and groups.emptied == [None, None, None]
+    groups.select(torch.tensor([False, True]), step=32)
+    assert groups.sizes == [0, 0, 1] and groups.emptied == [32, None, None]
+    with pytest.raises(LandscapeError, match="noise for 3 rows"):
+        groups.randn((3, 4), torch.device("cpu"), F64)
+
+
 @pytest.mark.parametrize("batched", [True, False])
 def test_cost_counters_count_the_chains_their_steps_and_the_batched_calls(monkeypatch, batched):
     from landscape.mapping import ad

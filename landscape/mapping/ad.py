@@ -28,7 +28,7 @@ moves ``eps^2 alpha / 2`` per step, and the noise ``eps`` per coordinate.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, fields, replace
 from typing import Any, NamedTuple
 
@@ -37,7 +37,7 @@ import torch
 
 from landscape.energy import Energy, ValueAndGrad
 from landscape.errors import LandscapeError, NonFiniteEnergyError
-from landscape.sampling.langevin import ChainState, init, langevin_move
+from landscape.sampling.langevin import ChainState, RowGroups, init, langevin_move
 from landscape.mapping.minima import Minima
 from landscape.mapping.paths import segment_max
 from landscape.io.records import Partition
@@ -162,7 +162,8 @@ class ADTrials(NamedTuple):
 
 
 class _Magnetized:
-    """``x -> (U/T + alpha ||x - b||, its gradient)`` for per-row targets ``b``.
+    """``x -> (U/T + alpha ||x - b||, its gradient)`` for per-row targets ``b`` (and a
+    pull ``alpha`` for all rows, or one per row).
 
     A value-and-grad function like any other, so the Langevin kernel runs on it
     unchanged. It also keeps the raw ``U`` and the distance of its last evaluation:
@@ -170,7 +171,8 @@ class _Magnetized:
     would lose digits to cancellation.
     """
 
-    def __init__(self, value_and_grad: ValueAndGrad, targets: torch.Tensor, temperature: float, alpha: float):
+    def __init__(self, value_and_grad: ValueAndGrad, targets: torch.Tensor, temperature: float,
+                 alpha: float | torch.Tensor):
         self.value_and_grad = value_and_grad
         self.targets = targets
         self.inv_t = 1.0 / temperature
@@ -195,7 +197,10 @@ def attraction_diffusion(
     starts: torch.Tensor,
     targets: torch.Tensor,
     config: ADConfig,
-    generator: torch.Generator | None = None,
+    generator: torch.Generator | RowGroups | None = None,
+    alphas: torch.Tensor | None = None,
+    steps: torch.Tensor | None = None,
+    paths_for: int | None = None,
 ) -> ADTrials:
     """Run AD trials ``starts[p] -> targets[p]`` as one batch.
 
@@ -217,8 +222,17 @@ def attraction_diffusion(
     config : ADConfig
         ``temperature``, ``alpha``, ``eps``, ``max_steps``, ``patience``, ``delta``,
         ``average`` and ``record`` are used.
-    generator : torch.Generator, optional
-        Source of the chains' noise.
+    generator : torch.Generator or RowGroups, optional
+        Source of the chains' noise; :class:`~landscape.sampling.langevin.RowGroups` gives
+        consecutive groups of trials (levels of a ladder) the noise of their own generators,
+        so each group's outcome is the one it would have in a batch of its own, and records
+        when each group's last trial left the batch.
+    alphas, steps : Tensor [P], optional
+        A pull and a step size per trial instead of ``config.alpha`` and ``config.eps``
+        (trials of several levels of a ladder in one batch).
+    paths_for : int, optional
+        The batch size the recorded paths' memory budget is reckoned for [default: P]
+        (a group's own size, so it records what it would alone).
 
     Returns
     -------
@@ -248,14 +262,24 @@ def attraction_diffusion(
         raise LandscapeError(f"{starts.shape[0]} AD starts but {targets.shape[0]} targets")
     p = starts.shape[0]
     # Points kept per chain: as many as asked, within a budget of 2^26 numbers for the batch.
-    cap = min(int(config.record), max(8, (1 << 26) // max(1, p * math.prod(starts.shape[1:])))) if config.record else 0
+    rows = p if paths_for is None else paths_for
+    cap = min(int(config.record), max(8, (1 << 26) // max(1, rows * math.prod(starts.shape[1:])))) \
+        if config.record else 0
     out = _Outcome(starts.detach(), cap)
     if p == 0:
         return out.trials(calls=0)
     with energy.frozen():
-        mag = _Magnetized(
-            energy.value_and_grad_fn(), targets.detach().to(starts.dtype).clone(), config.temperature, config.alpha
-        )
+        pull: float | torch.Tensor = config.alpha
+        eps: float | torch.Tensor = config.eps
+        for name, rows in (("pulls", alphas), ("step sizes", steps)):
+            if rows is not None and rows.shape != (p,):
+                raise LandscapeError(f"{p} AD starts but {tuple(rows.shape)} {name}")
+        if alphas is not None:
+            pull = alphas.to(device=starts.device, dtype=starts.dtype)
+        if steps is not None:
+            eps = steps.to(device=starts.device, dtype=starts.dtype)
+        mag = _Magnetized(energy.value_and_grad_fn(), targets.detach().to(starts.dtype).clone(), config.temperature,
+                          pull)
         state = init(starts.detach().clone(), mag)
         _check_finite(mag.raw, state.grad, 0)
         run = _Running(state.x, mag.raw.double(), mag.distance.double(), cap, config.average)
@@ -276,13 +300,19 @@ def attraction_diffusion(
                 keep = ~run.finished
                 if not bool(keep.all()):
                     out.take(run, ~keep)
+                    if isinstance(generator, RowGroups):
+                        generator.select(keep, step)
                     if not bool(keep.any()):
                         break
                     run = run.select(keep)
                     state = ChainState(state.x[keep], state.energy[keep], state.grad[keep])
                     mag.targets = mag.targets[keep]
+                    if isinstance(mag.alpha, torch.Tensor):
+                        mag.alpha = mag.alpha[keep]
+                    if isinstance(eps, torch.Tensor):
+                        eps = eps[keep]
             before = state.x
-            state = langevin_move(state, mag, config.eps, 1.0, generator, box=energy.data_range)
+            state = langevin_move(state, mag, eps, 1.0, generator, box=energy.data_range)
             step += 1
             finite = finite & torch.isfinite(mag.raw).all() & torch.isfinite(state.grad).all()
             run.track(before, state.x, mag.raw.double(), mag.distance.double(), mag.targets)
@@ -493,29 +523,17 @@ class _Trials:
 
     def run(self, pairs: Sequence[tuple[int, int]], alpha: float) -> None:
         """Test each pair at magnetization ``alpha``, keeping the lowest barrier per pair."""
-        pairs = [(min(i, j), max(i, j)) for i, j in pairs]
-        if not pairs:
-            return
-        config = replace(self.config, alpha=alpha)
-        n_att = config.attempts
-        a = torch.tensor([i for i, _ in pairs], dtype=torch.int64).repeat_interleave(n_att)
-        b = torch.tensor([j for _, j in pairs], dtype=torch.int64).repeat_interleave(n_att)
-        # Rows: for every pair, `attempts` chains i -> j then `attempts` chains j -> i.
-        src = torch.stack([a.reshape(-1, n_att), b.reshape(-1, n_att)], dim=1).reshape(-1)
-        dst = torch.stack([b.reshape(-1, n_att), a.reshape(-1, n_att)], dim=1).reshape(-1)
-        barriers, paths = [], []
-        dev = self.x.device
-        for start in range(0, src.numel(), config.batch_size):
-            s, t = src[start : start + config.batch_size], dst[start : start + config.batch_size]
-            trials = attraction_diffusion(self.energy, self.x[s.to(dev)], self.x[t.to(dev)], config, self.generator)
-            barriers.append(_closed(self.energy, trials, self.x[t.to(dev)]).cpu())
-            paths.append(_chains(self.x[s.to(dev)], trials, self.x[t.to(dev)]))
-            steps = trials.steps.cpu()
-            self.n_chains += int(steps.numel())
-            self.chain_steps += int(steps.sum())
-            self.batches += trials.calls
-        per_pair = torch.cat(barriers).reshape(len(pairs), 2 * n_att)
-        chains = [c for part in paths for c in part]
+        _run_together([(self, pairs, alpha)])
+
+    def absorb(self, pairs: list[tuple[int, int]], alpha: float, barriers: torch.Tensor,
+               chains: list[torch.Tensor | None], steps: torch.Tensor, calls: int) -> None:
+        """Keep the outcome of the chains run for ``pairs`` (rows as :func:`_trial_rows` laid
+        them out): the lowest barrier per pair, and the cost."""
+        n_att = self.config.attempts
+        self.n_chains += int(steps.numel())
+        self.chain_steps += int(steps.sum())
+        self.batches += calls
+        per_pair = barriers.reshape(len(pairs), 2 * n_att)
         best, arg = per_pair.min(dim=1)
         for k, (i, j) in enumerate(pairs):
             h = float(best[k])
@@ -537,6 +555,73 @@ class _Trials:
             alpha=np.array([self.records[k].alpha for k in keys], dtype=np.float64),
             paths=[self.records[k].path for k in keys],
         )
+
+
+def _trial_rows(pairs: list[tuple[int, int]], attempts: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Starts and targets of the chains for ``pairs``: for every pair, ``attempts`` chains
+    i -> j then ``attempts`` chains j -> i."""
+    a = torch.tensor([i for i, _ in pairs], dtype=torch.int64).repeat_interleave(attempts)
+    b = torch.tensor([j for _, j in pairs], dtype=torch.int64).repeat_interleave(attempts)
+    src = torch.stack([a.reshape(-1, attempts), b.reshape(-1, attempts)], dim=1).reshape(-1)
+    dst = torch.stack([b.reshape(-1, attempts), a.reshape(-1, attempts)], dim=1).reshape(-1)
+    return src, dst
+
+
+def _run_together(requests: Sequence[tuple[_Trials, Sequence[tuple[int, int]], float]]) -> None:
+    """Run the chains of several requests ``(trials, pairs, alpha)`` in shared batches and
+    hand each its own rows.
+
+    The requests share the minima and the settings but the pull and the step: levels of
+    one ladder, each with its own generator. Adding chains to a batch costs far less than
+    another batch (each step is one energy call whatever the rows), so the levels step
+    together instead of one after another; each request's rows keep its generator's noise
+    (:class:`~landscape.sampling.langevin.RowGroups`) and its own chunks of ``batch_size``,
+    so its outcome is the one it would have alone (for energies computed row by row).
+    """
+    work = [(t, [(min(i, j), max(i, j)) for i, j in pairs], float(alpha)) for t, pairs, alpha in requests]
+    work = [w for w in work if w[1]]
+    if not work:
+        return
+    energy, x = work[0][0].energy, work[0][0].x
+    dev, size = x.device, work[0][0].config.batch_size
+    rows = [_trial_rows(pairs, t.config.attempts) for t, pairs, _ in work]
+    barriers: list[list[torch.Tensor]] = [[] for _ in work]
+    chains: list[list[torch.Tensor | None]] = [[] for _ in work]
+    steps: list[list[torch.Tensor]] = [[] for _ in work]
+    calls = [0] * len(work)
+    for start in range(0, max(r[0].numel() for r in rows), size):
+        part = [(k, src[start : start + size], dst[start : start + size]) for k, (src, dst) in enumerate(rows)
+                if src.numel() > start]
+        s = torch.cat([p[1] for p in part]).to(dev)
+        t = torch.cat([p[2] for p in part]).to(dev)
+        lead, _, alpha = work[part[0][0]]
+        config = replace(lead.config, alpha=alpha)
+        if len(part) == 1:
+            trials = attraction_diffusion(energy, x[s], x[t], config, lead.generator)
+        else:
+            sizes = [p[1].numel() for p in part]
+            groups = RowGroups(sizes, [work[k][0].generator for k, _, _ in part])
+            per_row = [(work[k][2], work[k][0].config.eps, n) for (k, _, _), n in zip(part, sizes)]
+            trials = attraction_diffusion(
+                energy, x[s], x[t], config, groups, paths_for=max(sizes),
+                alphas=torch.cat([torch.full((n,), a, dtype=torch.float64) for a, _, n in per_row]),
+                steps=torch.cat([torch.full((n,), e, dtype=torch.float64) for _, e, n in per_row]))
+        barrier = _closed(energy, trials, x[t]).cpu()
+        chain = _chains(x[s], trials, x[t])
+        step = trials.steps.cpu()
+        lo = 0
+        for g, (k, src, _) in enumerate(part):
+            hi = lo + src.numel()
+            barriers[k].append(barrier[lo:hi])
+            chains[k].extend(chain[lo:hi])
+            steps[k].append(step[lo:hi])
+            # batched calls the group would have made alone: up to the sync where its last
+            # trial left (every group's last one leaves at the batch's own end, or earlier)
+            emptied = groups.emptied[g] if len(part) > 1 else None
+            calls[k] += trials.calls if emptied is None else emptied + 1
+            lo = hi
+    for k, (t, pairs, alpha) in enumerate(work):
+        t.absorb(pairs, alpha, torch.cat(barriers[k]), chains[k], torch.cat(steps[k]), calls[k])
 
 
 def _closed(energy: Energy, trials: ADTrials, targets: torch.Tensor) -> torch.Tensor:
@@ -617,8 +702,11 @@ class _State:
         )
 
 
-def _assign(state: _State, members_in_order: list[int], progress: Callable[[int], None] | None) -> None:
-    """Assign ``members_in_order`` (lowest energy first) to the state's basins or found new ones."""
+def _assign(state: _State, members_in_order: list[int],
+            progress: Callable[[int], None] | None) -> Iterator[list[tuple[int, int]]]:
+    """Assign ``members_in_order`` (lowest energy first) to the state's basins or found new
+    ones. A generator: it yields the pairs whose chains it needs next and goes on once they
+    have run (:func:`_drive` runs those of several levels together)."""
     config, trials, flat = state.config, state.trials, state.flat
     k_near = config.neighbours
     basin_of, reps = state.basin_of, state.reps
@@ -626,7 +714,7 @@ def _assign(state: _State, members_in_order: list[int], progress: Callable[[int]
         members = members_in_order[round_start : round_start + config.round_size]
         old_reps = list(reps)
         old_near = {m: _nearest(flat, m, old_reps, k_near) for m in members}
-        trials.run([(m, r) for m in members for r in old_near[m] if not trials.tested(m, r)], config.alpha)
+        yield [(m, r) for m in members for r in old_near[m] if not trials.tested(m, r)]
         new_founders: list[int] = []  # founded in this round, in energy order
         resolved = 0
         while resolved < len(members):
@@ -656,9 +744,72 @@ def _assign(state: _State, members_in_order: list[int], progress: Callable[[int]
                 for f in _nearest(flat, m, possible, k_near):
                     if not trials.tested(m, f):
                         wanted[(min(m, f), max(m, f))] = None
-            trials.run(list(wanted), config.alpha)
+            yield list(wanted)
         if progress is not None:
             progress(len(members))
+
+
+def _drive(jobs: Sequence[tuple[_State, list[int]]], progress: Callable[[int], None] | None) -> None:
+    """Run the assignments ``(state, members_in_order)`` in lockstep: at each turn the
+    chains every unfinished one needs run as one batch (:func:`_run_together`)."""
+    running = [(_assign(state, members, progress), state) for state, members in jobs]
+    wants = [(it, state, next(it, None)) for it, state in running]
+    while True:
+        wants = [(it, state, pairs) for it, state, pairs in wants if pairs is not None]
+        if not wants:
+            return
+        _run_together([(state.trials, pairs, state.config.alpha) for _, state, pairs in wants])
+        wants = [(it, state, next(it, None)) for it, state, _ in wants]
+
+
+def assign_ladder(
+    energy: Energy,
+    minima: Minima,
+    configs: Sequence[ADConfig],
+    generators: Sequence[torch.Generator | None] | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> list[tuple[Partition, PairRecords]]:
+    """:func:`assign_basins` at several pulls at once (``configs`` differ in ``alpha``
+    and ``eps`` only): the levels are independent, so their trials share batches, and a ladder costs
+    about as many batched energy calls as its slowest level instead of the sum of all.
+
+    Returns one ``(partition, records)`` per config, in order. ``generators`` (one per
+    config) drive each level's chains: each level's result is the one
+    :func:`assign_basins` gives it with its generator (exactly, for energies computed
+    row by row). ``progress`` counts minima assigned, summed over the levels.
+    """
+    n = len(minima)
+    if n == 0:
+        raise LandscapeError("no minima to group into basins")
+    _same_but_alpha(configs)
+    energy.check_batch(minima.x)
+    x = minima.x.detach().to(device=energy.device, dtype=energy.dtype)
+    energies = minima.energy.double().cpu()
+    order = torch.argsort(energies, stable=True).tolist()
+    states = [_State(energy, x, energies, config, gen) for config, gen in zip(configs, _one_each(generators, configs))]
+    for state in states:
+        state.found(order[0])
+        if progress is not None:
+            progress(1)
+    _drive([(state, order[1:]) for state in states], progress)
+    return [(state.partition(), state.trials.export()) for state in states]
+
+
+def _one_each(generators: Sequence[torch.Generator | None] | None,
+              configs: Sequence[ADConfig]) -> list[torch.Generator | None]:
+    if generators is None:
+        return [None] * len(configs)
+    if len(generators) != len(configs):
+        raise LandscapeError(f"{len(configs)} attraction-diffusion levels but {len(generators)} generators")
+    return list(generators)
+
+
+def _same_but_alpha(configs: Sequence[ADConfig]) -> None:
+    if not configs:
+        raise LandscapeError("no attraction-diffusion levels to run")
+    first = replace(configs[0], alpha=0.0, eps=1.0)
+    if any(replace(c, alpha=0.0, eps=1.0) != first for c in configs[1:]):
+        raise LandscapeError("levels run together must share every attraction-diffusion setting but alpha and eps")
 
 
 def assign_basins(
@@ -714,19 +865,7 @@ def assign_basins(
     Cost: O(N * neighbours * attempts * 2) AD trials, each at most ``max_steps``
     energy-and-gradient evaluations, run ``batch_size`` at a time.
     """
-    n = len(minima)
-    if n == 0:
-        raise LandscapeError("no minima to group into basins")
-    energy.check_batch(minima.x)
-    x = minima.x.detach().to(device=energy.device, dtype=energy.dtype)
-    energies = minima.energy.double().cpu()
-    order = torch.argsort(energies, stable=True).tolist()
-    state = _State(energy, x, energies, config, generator)
-    state.found(order[0])
-    if progress is not None:
-        progress(1)
-    _assign(state, order[1:], progress)
-    return state.partition(), state.trials.export()
+    return assign_ladder(energy, minima, [config], [generator], progress)[0]
 
 
 def extend_basins(
@@ -772,27 +911,49 @@ def extend_basins(
 
     Cost: as :func:`assign_basins` for the new minima only.
     """
-    n_old = int(prior.basin.shape[0])
+    return extend_ladder(energy, minima, [prior], [config], [generator], progress)[0]
+
+
+def extend_ladder(
+    energy: Energy,
+    minima: Minima,
+    priors: Sequence[Partition],
+    configs: Sequence[ADConfig],
+    generators: Sequence[torch.Generator | None] | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> list[tuple[Partition, PairRecords, np.ndarray]]:
+    """:func:`extend_basins` for every level of a ladder at once (one prior and one config
+    per level, the configs differing in ``alpha`` and ``eps`` only), the levels' trials in shared
+    batches, each with its own generator (as :func:`assign_ladder`). ``progress`` counts new
+    minima summed over levels."""
+    if len(priors) != len(configs):
+        raise LandscapeError(f"{len(priors)} levels but {len(configs)} attraction-diffusion configs")
+    _same_but_alpha(configs)
     n = len(minima)
-    if n < n_old:
-        raise LandscapeError(f"{n} minima cannot extend a basin assignment of {n_old}")
     energy.check_batch(minima.x)
     x = minima.x.detach().to(device=energy.device, dtype=energy.dtype)
     energies = minima.energy.double().cpu()
-    state = _State(energy, x, energies, config, generator)
-    state.basin_of[:n_old] = [int(b) for b in prior.basin.tolist()]
-    state.reps = [int(r) for r in prior.representative.tolist()]
-    b_old = len(state.reps)
-    new = sorted(range(n_old, n), key=lambda i: (float(energies[i]), i))
-    _assign(state, new, progress)
-    # A basin's representative is its lowest minimum: a new minimum below it takes over.
+    jobs = []
+    for prior, config, gen in zip(priors, configs, _one_each(generators, configs)):
+        n_old = int(prior.basin.shape[0])
+        if n < n_old:
+            raise LandscapeError(f"{n} minima cannot extend a basin assignment of {n_old}")
+        state = _State(energy, x, energies, config, gen)
+        state.basin_of[:n_old] = [int(b) for b in prior.basin.tolist()]
+        state.reps = [int(r) for r in prior.representative.tolist()]
+        jobs.append((state, sorted(range(n_old, n), key=lambda i: (float(energies[i]), i))))
+    _drive(jobs, progress)
+    out = []
     e = energies.numpy()
-    basin_of = np.asarray(state.basin_of, dtype=np.int64)
-    for b, rep in enumerate(list(state.reps)):
-        members = np.flatnonzero(basin_of == b)
-        low = int(members[np.lexsort((members != rep, e[members]))[0]])
-        state.reps[b] = low
-    partition = state.partition()
-    old_to_new = partition.basin[np.asarray(state.reps[:b_old], dtype=np.int64)]
-    partition.multiplier = prior.multiplier
-    return partition, state.trials.export(), old_to_new
+    for (state, _), prior in zip(jobs, priors):
+        b_old = int(prior.representative.shape[0])
+        # A basin's representative is its lowest minimum: a new minimum below it takes over.
+        basin_of = np.asarray(state.basin_of, dtype=np.int64)
+        for b, rep in enumerate(list(state.reps)):
+            members = np.flatnonzero(basin_of == b)
+            state.reps[b] = int(members[np.lexsort((members != rep, e[members]))[0]])
+        partition = state.partition()
+        old_to_new = partition.basin[np.asarray(state.reps[:b_old], dtype=np.int64)]
+        partition.multiplier = prior.multiplier
+        out.append((partition, state.trials.export(), old_to_new))
+    return out

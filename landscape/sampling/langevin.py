@@ -16,7 +16,7 @@ chains as one batch and collects what training and mapping need; it does no I/O.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
 import torch
@@ -90,19 +90,72 @@ def langevin_step(
     return moved, StepInfo(_norms(moved.grad), None)
 
 
+class RowGroups:
+    """Noise for a batch whose rows come in consecutive groups, each with its own
+    generator: group ``k``'s rows get exactly the draws its generator would give them in
+    a batch of their own, so a chain's noise does not depend on what it is batched with.
+    Pass it where a kernel takes a generator.
+
+    ``sizes``: rows per group; :meth:`select` keeps rows (order kept) and records the
+    step at which each group lost its last row (``emptied``).
+    """
+
+    def __init__(self, sizes: Sequence[int], generators: Sequence[torch.Generator | None]):
+        if len(sizes) != len(generators):
+            raise LandscapeError(f"{len(sizes)} row groups but {len(generators)} generators")
+        self.generators = list(generators)
+        self.group = torch.repeat_interleave(torch.arange(len(sizes)), torch.tensor(list(sizes), dtype=torch.int64))
+        self.sizes = [int(n) for n in sizes]
+        self.emptied: list[int | None] = [None] * len(self.sizes)
+
+    def randn(self, shape: Sequence[int], device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+        if sum(self.sizes) != shape[0]:
+            raise LandscapeError(f"noise for {shape[0]} rows asked of row groups holding {sum(self.sizes)}")
+        parts = [torch.randn((n, *shape[1:]), generator=g, device=device, dtype=dtype)
+                 for n, g in zip(self.sizes, self.generators) if n]
+        return torch.cat(parts) if len(parts) != 1 else parts[0]
+
+    def select(self, keep: torch.Tensor, step: int) -> None:
+        """Keep the rows ``keep`` (bool [B]); groups left empty are marked at ``step``."""
+        self.group = self.group[keep.cpu()]
+        sizes = torch.bincount(self.group, minlength=len(self.sizes)).tolist()
+        for k, (old, new) in enumerate(zip(self.sizes, sizes)):
+            if old and not new:
+                self.emptied[k] = step
+        self.sizes = sizes
+
+
+def _noise(shape: Sequence[int], generator: torch.Generator | RowGroups | None, device: torch.device,
+           dtype: torch.dtype) -> torch.Tensor:
+    if isinstance(generator, RowGroups):
+        return generator.randn(shape, device, dtype)
+    return torch.randn(tuple(shape), generator=generator, device=device, dtype=dtype)
+
+
 def langevin_move(
     state: ChainState,
     value_and_grad: ValueAndGrad,
-    eps: float,
+    eps: float | torch.Tensor,
     tau: float,
-    generator: torch.Generator | None,
+    generator: torch.Generator | RowGroups | None,
     box: tuple[float, float] | None = None,
 ) -> ChainState:
-    """:func:`langevin_step` without its diagnostics (for loops that keep their own)."""
-    x = torch.add(state.x, state.grad, alpha=-0.5 * eps * eps)
-    if tau != 0.0:
-        z = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
-        x.add_(z, alpha=tau * eps)
+    """:func:`langevin_step` without its diagnostics (for loops that keep their own).
+    ``eps`` is one step for every chain, or a float64 tensor ``[B]`` of one step per chain;
+    ``generator`` may be :class:`RowGroups` (one generator per group of rows)."""
+    z = _noise(state.x.shape, generator, state.x.device, state.x.dtype) if tau != 0.0 else None
+    if isinstance(eps, torch.Tensor):
+        view = (-1,) + (1,) * (state.x.dim() - 1)
+        # coefficients in float64, rounded once, and fused as torch.add(..., alpha=) fuses
+        # a Python float: a chain takes bit for bit the steps it takes with a float eps
+        e = eps.to(torch.float64)
+        x = torch.addcmul(state.x, state.grad, (-0.5 * e * e).to(state.x.dtype).reshape(view))
+        if z is not None:
+            x.addcmul_(z, (tau * e).to(state.x.dtype).reshape(view))
+    else:
+        x = torch.add(state.x, state.grad, alpha=-0.5 * eps * eps)
+        if z is not None:
+            x.add_(z, alpha=tau * eps)
     if box is not None:
         x.clamp_(box[0], box[1])
     u, g = value_and_grad(x)
