@@ -119,24 +119,44 @@ def map_cmd(target, out, dataset, data_root, init, chains, rounds, steps, temper
 
     An interrupted map (Ctrl-C) keeps its progress in <map>.h5.partial: rerun the same
     command with --resume to continue.
+
+    \b
+    Spread over processes or GPUs with torchrun (gloo on the CPU, nccl on GPUs):
+      torchrun --nproc_per_node 4 $(which landscape) map digits.pt --device cuda
+    Every rank runs the same map; the energy's evaluations are split over them and
+    rank 0 writes the file: the same map as one process for the same seed.
     """
+    from landscape import distributed
     from landscape.mapping.settings import MapConfig
     from landscape.train.energies import resolve_energy
-    from landscape.train.runs import map_data, run_map, summary_line
 
     loaded = resolve_energy(target, **energy_kw)
+    group = distributed.join(loaded.energy.device)  # under torchrun: one rank of the map
+    ok = False
+    try:
+        _map(loaded, group.main, out, dataset, data_root, MapConfig(
+            chains=chains, rounds=rounds, init=init, temperature=temperature, eps=eps, steps=steps,
+            grad_tol=grad_tol, merge_radius=merge_radius, max_minima=max_minima, neighbours=neighbours,
+            refine=not no_refine, ad_temperature=ad_temperature, ad_eps=ad_eps, delta=_auto(delta, "--delta"),
+            alpha_unit=_auto(alpha_unit, "--alpha-unit"), alpha=alpha,
+            ladder=numbers(ladder, "--ladder", positive=True), ladder_extend=ladder_extend, max_steps=max_steps,
+            patience=patience, attempts=attempts, average=ad_average, seed=seed,
+        ), resume=resume, force=force, quiet=quiet)
+        ok = True
+    finally:
+        distributed.leave(ok)
+
+
+def _map(loaded, main, out, dataset, data_root, config, *, resume, force, quiet) -> None:
+    """The body of ``landscape map`` on one rank (rank 0 alone prints and writes)."""
+    from landscape.train.runs import map_data, run_map, summary_line
+
     out = out or Path(f"{loaded.label}.h5")
-    config = MapConfig(
-        chains=chains, rounds=rounds, init=init, temperature=temperature, eps=eps, steps=steps, grad_tol=grad_tol,
-        merge_radius=merge_radius, max_minima=max_minima, neighbours=neighbours, refine=not no_refine,
-        ad_temperature=ad_temperature, ad_eps=ad_eps, delta=_auto(delta, "--delta"),
-        alpha_unit=_auto(alpha_unit, "--alpha-unit"), alpha=alpha, ladder=numbers(ladder, "--ladder", positive=True),
-        ladder_extend=ladder_extend, max_steps=max_steps, patience=patience, attempts=attempts, average=ad_average,
-        seed=seed,
-    )
     data, dataset = map_data(loaded, config, dataset=dataset, data_root=data_root)
     content, wall = run_map(loaded, config, out, data=data, dataset=dataset, resume=resume, force=force,
                             quiet=quiet, say=click.echo)
+    if not main:
+        return
     if content is None:  # --resume of a map that is finished with these settings
         click.echo(f"{out} is finished with these settings: nothing to resume")
         return

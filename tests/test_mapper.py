@@ -193,15 +193,20 @@ def test_an_interrupted_map_resumes_to_the_uninterrupted_result(tmp_path):
     whole = build_map(e, cfg).content
     out = tmp_path / "w.h5"
 
-    class StopAtLevel(Reporter):
+    class StopAfterLadder(Reporter):
+        """Interrupts the stage after the ladder's levels (run together, saved together)."""
+
+        ladder = False
+
         def stage(self, name, total=None, unit="it"):
-            if name.startswith("attraction-diffusion, alpha 1 "):
+            if self.ladder:
                 raise KeyboardInterrupt
+            self.ladder = name.startswith("attraction-diffusion, alpha 0.03, 0.1, 0.3, 1, 3 units")
 
     with pytest.raises(KeyboardInterrupt):
-        build_map(e, cfg, progress_file=out, reporter=StopAtLevel())
+        build_map(e, cfg, progress_file=out, reporter=StopAfterLadder())
     saved = load_progress(out)
-    assert saved is not None and "level2/basin" in saved and "level3/basin" not in saved
+    assert saved is not None and all(f"level{k}/basin" in saved for k in range(5)) and "final" not in saved
     with pytest.raises(LandscapeError, match="--resume"):
         build_map(e, cfg, progress_file=out)
     with pytest.raises(LandscapeError, match="other settings"):

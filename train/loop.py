@@ -22,7 +22,7 @@ import threading
 import time
 from collections.abc import Callable
 from contextlib import nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -37,53 +37,14 @@ from landscape.energy import use_cpu_threads
 from landscape.errors import LandscapeError, NonFiniteEnergyError
 from landscape.io.files import atomic_path, output_lock
 from landscape.plots.common import chain_caption
+from landscape.distributed import Dist
+from landscape.distributed import join as join_job
 from landscape.train import checkpoint as ckpt_io
 from landscape.train import diagnostics, figures
 from landscape.train.config import Config, lr_at
 from landscape.train.nets import build_model
 
 METRIC_COLUMNS = ("step", "d_st", "v_t", "r_t", "energy_pos", "energy_neg", "lr", "acceptance", "kl", "seconds")
-
-
-@dataclass
-class Dist:
-    """Where this process sits in a (possibly single-process) job."""
-
-    rank: int = 0
-    world: int = 1
-    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
-
-    @property
-    def active(self) -> bool:
-        return self.world > 1
-
-    @property
-    def main(self) -> bool:
-        return self.rank == 0
-
-
-def setup_distributed(device: str) -> Dist:
-    """Join the torchrun job described by the environment, if any.
-
-    ``device``: "cpu", "cuda", "cuda:N" or "auto" (cuda when available). Under torchrun each
-    rank takes GPU LOCAL_RANK; the backend is nccl on GPU and gloo on CPU.
-    """
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    rank = int(os.environ.get("RANK", "0"))
-    dev = torch.device(device)
-    if dev.type == "cuda":
-        if not torch.cuda.is_available():
-            raise LandscapeError("--device cuda asked for, but torch sees no CUDA device")
-        if world > 1:
-            dev = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
-        elif dev.index is None:
-            dev = torch.device("cuda", torch.cuda.current_device())
-        torch.cuda.set_device(dev)
-    if world > 1 and not dist.is_initialized():
-        dist.init_process_group(backend="nccl" if dev.type == "cuda" else "gloo")
-    return Dist(rank=rank, world=world, device=dev)
 
 
 def run_dir_for(out: str | os.PathLike) -> Path:
@@ -177,7 +138,7 @@ def train(
         checkpoint that cannot be resumed.
     """
     config.validate()
-    env = setup_distributed(device)
+    env = join_job(device)
     out = Path(out)
     with output_lock(out) if env.main else nullcontext():
         return _train(config, env, out, resume=resume, overwrite=overwrite, data_root=data_root, progress=progress,

@@ -101,21 +101,37 @@ def run_map(loaded: LoadedEnergy, config: Any, out: Path, *, data: Any = None, d
     second run on the same output is refused. An existing map is replaced only with
     ``force``; ``resume`` continues unfinished progress, and over a finished map of the
     same settings and energy returns (None, 0.0) (nothing to do); of other settings it is
-    refused, never replaced."""
+    refused, never replaced.
+
+    Under torchrun (:mod:`landscape.distributed`) every rank calls it: rank 0 holds the lock,
+    keeps the progress and writes the map; the others compute with it and return the same
+    content without writing."""
+    from contextlib import ExitStack
+
     from landscape import __version__
+    from landscape.distributed import current, from_main
     from landscape.io.files import output_lock
     from landscape.io.mapfile import write_map
     from landscape.io.progress import clear_progress, progress_path
     from landscape.mapping.pipeline import build_map
 
-    with output_lock(out, progress_path(out)):
-        if not _may_write_map(loaded, config, out, resume=resume, force=force):
+    group = current()  # under torchrun: rank 0 holds the lock and writes; every rank computes
+    main = group is None or group.main
+    quiet = quiet or not main
+    with ExitStack() as held:
+
+        def start() -> bool:
+            held.enter_context(output_lock(out, progress_path(out)))
+            return _may_write_map(loaded, config, out, resume=resume, force=force)
+
+        if not from_main(start, group):
             return None, 0.0
         energy = loaded.energy
         low, high = energy.data_range if energy.data_range else (math.nan, math.nan)
         if not quiet:
+            ranks = f", {group.world} ranks" if group is not None else ""
             say(f"mapping {loaded.label} ({'x'.join(map(str, energy.shape))}, box [{low:g}, {high:g}], "
-                f"{energy.device})")
+                f"{energy.device}{ranks})")
         bars = ProgressBars(quiet)
         t0 = time.perf_counter()
         try:
@@ -125,6 +141,8 @@ def run_map(loaded: LoadedEnergy, config: Any, out: Path, *, data: Any = None, d
             )
         except KeyboardInterrupt:
             bars.close()
+            if not main:
+                raise
             if progress_path(out).exists():
                 _stderr(f"interrupted: progress kept in {progress_path(out)}; rerun with --resume to continue")
             else:
@@ -136,6 +154,8 @@ def run_map(loaded: LoadedEnergy, config: Any, out: Path, *, data: Any = None, d
         source.update({"label": loaded.label, "regime": loaded.regime, "dataset": dataset})
         content = result.content
         content.attrs["minima"]["dataset"] = dataset or ""
+        if not main:
+            return content, time.perf_counter() - t0
         try:
             write_map(out, content, config=config.to_dict(), source=source, tool_version=__version__,
                       settings=result.settings, seconds=result.seconds)
@@ -147,6 +167,23 @@ def run_map(loaded: LoadedEnergy, config: Any, out: Path, *, data: Any = None, d
             ) from None
         clear_progress(out)
         return content, time.perf_counter() - t0
+
+
+def map_checkpoint(ckpt: Path, out: Path | None = None, *, config: Any = None, device: str = "auto",
+                   data_root: Path | None = None, force: bool = False, quiet: bool = False,
+                   say: Callable[[str], None] = print) -> tuple[Any, float]:
+    """Map the checkpoint ``ckpt`` with ``config`` (default: every setting chosen, as
+    ``landscape map ckpt`` does) into ``out`` (default: ``<stem>.h5`` beside it), with its
+    own data set for chains from data; unfinished progress of the same settings is
+    continued, a finished map of them kept (:func:`run_map` with ``resume``, or ``force``)."""
+    from landscape.mapping.settings import MapConfig
+    from landscape.train.energies import resolve_energy
+
+    loaded = resolve_energy(ckpt, device=device)
+    config = config if config is not None else MapConfig()
+    data, dataset = map_data(loaded, config, data_root=data_root)
+    return run_map(loaded, config, out if out is not None else ckpt.with_suffix(".h5"), data=data, dataset=dataset,
+                   resume=not force, force=force, quiet=quiet, say=say)
 
 
 def _source_id(source: dict[str, Any]) -> str:

@@ -204,6 +204,7 @@ def parse_shape(text: str | Sequence[int]) -> tuple[int, ...]:
 
 def pick_device(device: str | torch.device | None = "auto") -> torch.device:
     """``"auto"`` (or None) is the GPU when there is one, else the CPU; others are checked.
+    Under torchrun (``WORLD_SIZE`` > 1) ``cuda`` without an index is GPU ``LOCAL_RANK``.
 
     Raises
     ------
@@ -216,11 +217,13 @@ def pick_device(device: str | torch.device | None = "auto") -> torch.device:
     device(type='cpu')
     """
     if device is None or device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        device = "cuda" if torch.cuda.is_available() else "cpu"
     try:
         dev = torch.device(device)
     except (RuntimeError, TypeError, ValueError):
         raise LandscapeError(f"unknown device {device!r}: use auto, cpu, cuda or cuda:N") from None
+    if dev.type == "cuda" and dev.index is None and int(os.environ.get("WORLD_SIZE", "1") or 1) > 1:
+        dev = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0") or 0))
     if dev.type == "cuda":
         if not torch.cuda.is_available():
             raise LandscapeError(f"device {device} asked for, but CUDA is not available here: use cpu")

@@ -37,8 +37,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from landscape.mapping.ad import ADConfig, PairRecords, assign_basins, extend_basins
+from landscape.mapping.ad import ADConfig, PairRecords, assign_ladder, extend_ladder
 from landscape.mapping.barriers import Refinement, add_records, neighbour_table, refine_pairs, refinement_rows
+from landscape.distributed import current as current_group
+from landscape.distributed import from_main, split_energy
 from landscape.energy import Energy, reset_stage, set_stage, stage
 from landscape.errors import LandscapeError
 from landscape.io.progress import resume_progress, save_progress
@@ -401,6 +403,11 @@ def build_map(
     source_id : str
         Identifies what is mapped (e.g. a checkpoint's sha256); checked on resume.
 
+    Under a torch.distributed process group of two or more ranks (``torchrun``), every rank
+    calls ``build_map`` with the same arguments and gets the same result: the energy's
+    evaluations are split over the ranks (:mod:`landscape.distributed`), rank 0 alone keeps
+    the progress file and reports progress.
+
     Returns
     -------
     MapResult
@@ -420,10 +427,16 @@ def build_map(
     3
     """
     config = config or MapConfig()
+    group = current_group()
+    if group is not None:  # torchrun: the energy's work is split over the ranks; rank 0 keeps the files
+        energy = split_energy(energy, group)
+        if not group.main:
+            progress_file, reporter = None, None
     run = _Run(energy, config, NamedStages(reporter or Reporter()), progress_file)
     with stage("choosing the exploration settings"):
         run.plan = exploration_settings(energy, config, data)
-    run.state = resume_progress(progress_file, config.fingerprint() + ":" + source_id, resume)
+    run.state = from_main(lambda: resume_progress(progress_file, config.fingerprint() + ":" + source_id, resume),
+                          group)
     if "stage" in run.state:
         run.reporter.note(f"resuming after stage '{run.state['stage']}'")
     run.seconds = dict(run.state.get("seconds", {}))
@@ -522,16 +535,24 @@ def _stage_ladder(
     extended = len(multipliers) - len(config.multipliers)  # rungs added before a resume count too
     while k < len(multipliers):
         if f"level{k}/basin" not in state:
+            # every rung not done yet runs at once: the levels are independent, and their
+            # trials share batches, each level with its own generator, so each gets the
+            # result it would alone (a rung added above the ladder waits for the one below)
+            todo = list(range(k, len(multipliers)))
             t0 = time.perf_counter()
-            alpha = multipliers[k] * settings["alpha_unit"]
-            run.reporter.stage(f"attraction-diffusion, alpha {multipliers[k]:g} units", total=len(minima),
+            pulls = ", ".join(f"{multipliers[j]:g}" for j in todo)
+            run.reporter.stage(f"attraction-diffusion, alpha {pulls} units", total=len(minima) * len(todo),
                                unit="minimum")
-            gen = torch.Generator(device=energy.device).manual_seed(config.seed * 1009 + 1 + k)
-            part, rec = assign_basins(energy, minima, _ad_config(config, settings, alpha), gen, run.reporter.advance)
-            part.multiplier = multipliers[k]
-            part.attrs["seconds"] = time.perf_counter() - t0
-            _level_to_state(state, k, part, rec, tuple(energy.shape))
-            state["stage"] = f"basins at alpha {multipliers[k]:g} units"
+            gens = [torch.Generator(device=energy.device).manual_seed(config.seed * 1009 + 1 + j) for j in todo]
+            configs = [_ad_config(config, settings, multipliers[j] * settings["alpha_unit"]) for j in todo]
+            results = assign_ladder(energy, minima, configs, gens, run.reporter.advance)
+            seconds = time.perf_counter() - t0
+            for j, (part, rec) in zip(todo, results):
+                part.multiplier = multipliers[j]
+                part.attrs["seconds"] = seconds  # of the levels run together
+                part.attrs["levels_together"] = len(todo)
+                _level_to_state(state, j, part, rec, tuple(energy.shape))
+            state["stage"] = f"basins at alpha {pulls} units"
             run.timed(f"basins_{k}", t0)
             run.save()
         part, rec = _level_from_state(state, k)
@@ -734,12 +755,12 @@ def extend_map(
     # Every level of the ladder.
     levels = []
     ad_paths: dict[tuple[int, int], torch.Tensor] = {}
-    for k, prior in enumerate(content.levels):
-        reporter.stage(f"mapping {m} new minima, alpha {prior.multiplier if prior.multiplier else prior.alpha:g}"
-                       + (" units" if prior.multiplier else ""), total=m, unit="minimum")
-        gen = torch.Generator(device=energy.device).manual_seed(seed * 1009 + 101 + k)
-        part, rec, _ = extend_basins(energy, minima, prior, _ad_config(cfg, settings, prior.alpha), gen,
-                                     reporter.advance)
+    reporter.stage(f"mapping {m} new minima at {len(content.levels)} levels", total=m * len(content.levels),
+                   unit="minimum")
+    gens = [torch.Generator(device=energy.device).manual_seed(seed * 1009 + 101 + k) for k in range(len(content.levels))]
+    results = extend_ladder(energy, minima, content.levels,
+                            [_ad_config(cfg, settings, prior.alpha) for prior in content.levels], gens, reporter.advance)
+    for prior, (part, rec, _) in zip(content.levels, results):
         part.attrs = {**prior.attrs, "added": m}
         levels.append(part)
         table = add_records(table, rec, ad_paths)

@@ -1,0 +1,85 @@
+"""Maps spread over processes with torchrun (gloo on the CPU): the energy's evaluations are
+split over two real ranks, and the map equals the one-process map of the same seed; rank 0
+alone writes, and a refusal on rank 0 stops every rank with the same one-line error."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from faults import MAP, h5_digest, prepare, run
+
+torch_dist = pytest.importorskip("torch.distributed")
+if not torch_dist.is_available():  # pragma: no cover - every supported torch build has it
+    pytest.skip("torch.distributed is not available", allow_module_level=True)
+
+#: Run ``landscape`` under torchrun with two CPU ranks on this machine.
+TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
+
+SPLIT_CHECK = """
+import torch, torch.distributed as dist
+from landscape import Energy
+from landscape.distributed import SplitEnergy, current, from_main, join, leave
+from landscape.errors import LandscapeError
+
+group = join("cpu")
+assert group.active and current() is not None and current().rank == group.rank
+def bowl(x):
+    return (torch.arange(1, x.shape[1] + 1, dtype=x.dtype) * x ** 3).sum(1)
+torch.manual_seed(0)
+net = torch.nn.Sequential(torch.nn.Linear(5, 16), torch.nn.SiLU(), torch.nn.Linear(16, 1))
+for fn, dtype in ((bowl, torch.float64), (net, torch.float32)):
+    whole = Energy(fn, (5,), data_range=(-1, 1), dtype=dtype)
+    split = SplitEnergy(whole, current())
+    for n in (0, 1, 2, 3, 5, 64):
+        x = torch.linspace(-1, 1, n * 5, dtype=dtype).reshape(n, 5)
+        u, g = split.value_and_grad_fn()(x)
+        u0, g0 = whole.value_and_grad_fn()(x)
+        assert u.shape == u0.shape and g.shape == g0.shape, (n, u.shape, g.shape)
+        exact = fn is bowl
+        assert torch.equal(u, u0) if exact else torch.allclose(u, u0, atol=1e-6), (n, fn)
+        assert torch.equal(g, g0) if exact else torch.allclose(g, g0, atol=1e-6), (n, fn)
+        assert torch.equal(split(x), whole(x)) if exact else torch.allclose(split(x), whole(x), atol=1e-6)
+assert from_main(lambda: dist.get_rank() + 41) == 41
+try:
+    from_main(lambda: (_ for _ in ()).throw(LandscapeError("refused on rank 0")))
+except LandscapeError as err:
+    assert str(err) == "refused on rank 0"
+else:
+    raise AssertionError("no error on rank %d" % dist.get_rank())
+leave()
+open(f"ok{group.rank}", "w").write("split ok")  # (the ranks' prints would interleave)
+"""
+
+
+def torchrun(folder: Path, args: list[str], timeout: float = 300) -> subprocess.CompletedProcess:
+    return subprocess.run([*TORCHRUN, *args], cwd=folder, capture_output=True, text=True, timeout=timeout)
+
+
+def test_split_energy_gathers_every_row_on_every_rank(tmp_path):
+    (tmp_path / "check.py").write_text(SPLIT_CHECK)
+    done = torchrun(tmp_path, ["check.py"])
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert all((tmp_path / f"ok{rank}").read_text() == "split ok" for rank in (0, 1))
+
+
+def test_two_rank_map_equals_one_process_map_and_rank0_alone_writes(tmp_path):
+    one, two = tmp_path / "one", tmp_path / "two"
+    prepare(one, "map")
+    prepare(two, "map")
+    single = run(one, MAP)
+    assert single.returncode == 0, single.stderr
+    spread = torchrun(two, ["-m", "landscape.cli.main", *MAP])
+    assert spread.returncode == 0, spread.stderr[-3000:]
+    assert h5_digest(two / "w.h5") == h5_digest(one / "w.h5")
+    assert sorted(p.name for p in two.iterdir() if p.name != "__pycache__") == ["pot.py", "w.h5"]
+
+    # rank 0 refuses to replace the map: every rank stops with its message, nothing hangs
+    again = torchrun(two, ["-m", "landscape.cli.main", *MAP], timeout=120)
+    assert again.returncode != 0
+    assert "w.h5 exists: pass --force to overwrite it" in again.stderr
+    assert again.stderr.count("error: ") >= 2  # both ranks said so, neither waited for the other
+    assert h5_digest(two / "w.h5") == h5_digest(one / "w.h5")
