@@ -51,8 +51,13 @@ def _preset_help() -> str:
 @click.option("--set", "overrides", multiple=True, metavar="SECTION.KEY=VALUE",
               help="Override any config field, checked against its type, e.g. --set sampler.steps=100 "
                    "--set optim.lr=0.01 --set optim.betas=0.5,0.999 --set model.kwargs.hidden=[64,64] (repeatable).")
+@click.option("--map", "map_after", is_flag=True,
+              help="Then map the trained model as `landscape map CKPT.pt` does (every setting chosen) into "
+                   "<stem>.h5 beside the checkpoint; a rerun continues an unfinished map. Under torchrun the map "
+                   "is spread over the ranks too.")
 @quiet_option()
-def train_cmd(preset_name, dataset, steps, batch_size, out, resume, force, seed, device, data_root, overrides, quiet):
+def train_cmd(preset_name, dataset, steps, batch_size, out, resume, force, seed, device, data_root, overrides,
+              map_after, quiet):
     """Train an energy-based model by MCMC-based maximum likelihood (Nijkamp et al. 2019).
 
     Each update draws data X+ and short-run Langevin samples X- (from noise, data or a
@@ -67,6 +72,7 @@ def train_cmd(preset_name, dataset, steps, batch_size, out, resume, force, seed,
       landscape train --preset rings-demo --out rings.pt
       landscape train --preset digits-convergent --out digits.pt --set sampler.steps=100 --seed 1
       landscape train --out digits.pt --resume --steps 3000      # continue to 3000 updates
+      landscape train --preset digits32-convergent --out d32.pt --device cuda --map   # 32x32, then its map
     """
     from landscape.train.checkpoint import load_checkpoint
     from landscape.train.loop import train
@@ -131,3 +137,15 @@ def train_cmd(preset_name, dataset, steps, batch_size, out, resume, force, seed,
         click.echo(line)
     if result.stopped_early:
         raise click.exceptions.Exit(130)  # interrupted, though nothing was lost
+    if map_after:
+        from landscape import distributed
+        from landscape.train.runs import map_checkpoint, summary_line
+
+        main = distributed.current() is None or distributed.current().main
+        content, wall = map_checkpoint(out, device=device, data_root=data_root, force=force, quiet=quiet,
+                                       say=click.echo)
+        if main:
+            path = out.with_suffix(".h5")
+            click.echo(f"{path} is finished with these settings: nothing to do" if content is None
+                       else summary_line(content, path, wall))
+        distributed.leave()

@@ -170,3 +170,44 @@ def test_ctrl_c_stops_at_an_update_boundary_with_a_checkpoint_that_resumes(tmp_p
     assert ckpt["step"] == int(m["step"][-1]) > 0  # the checkpoint is the last logged update
     config = apply_overrides(Config.from_dict(ckpt["config"]), [f"train.steps={ckpt['step'] + 2}"])
     assert train(config, out, resume=True).step == ckpt["step"] + 2
+
+
+@pytest.mark.slow
+def test_32x32_image_presets_train_and_map_on_data_that_ships(tmp_path, capsys):
+    from conftest import run
+
+    from landscape.io.mapfile import read_map
+    from landscape.train.energies import resolve_energy
+
+    for name in ("digits32-convergent", "digits32-nonconvergent"):
+        cfg = get_preset(name)
+        assert (cfg.data.name, cfg.data.size, cfg.model.arch) == ("digits", 32, "vanilla")
+    ckpt = tmp_path / "d32.pt"
+    code, _, err = run(capsys, "train", "--preset", "digits32-convergent", "--steps", "2", "--batch-size", "16",
+                       "--set", "sampler.steps=5", "--set", "sampler.bank_size=64", "--out", ckpt, "--quiet")
+    assert code == 0, err
+    assert resolve_energy(ckpt, device="cpu").energy.shape == (1, 32, 32)
+    code, out, err = run(capsys, "map", ckpt, "--chains", "8", "--rounds", "1", "--steps", "5", "--max-steps", "30",
+                         "--patience", "10", "--attempts", "1", "--neighbours", "2", "--ladder", "1",
+                         "--ladder-extend", "0", "--no-refine", "--out", tmp_path / "d32.h5", "--quiet")
+    assert code == 0, err
+    content = read_map(tmp_path / "d32.h5")
+    assert content.minima_x.shape[1:] == (1, 32, 32) and content.n_minima >= 1
+    assert [p.multiplier for p in content.levels] == [0.1, 1.0]
+    assert content.attrs["minima"]["dataset"] == "digits"  # chains from the upscaled digits too
+
+
+@pytest.mark.slow
+def test_train_then_map_in_one_command(tmp_path, capsys):
+    from conftest import run
+
+    from landscape.io.mapfile import read_map
+
+    ckpt = tmp_path / "toy.pt"
+    args = ["train", "--preset", "toy-convergent", "--out", ckpt, "--quiet", "--map"]
+    args += [a for o in TINY + ["model.kwargs.n_f=8"] for a in ("--set", o)]
+    code, out, err = run(capsys, *args)
+    assert code == 0, err
+    content = read_map(tmp_path / "toy.h5")  # beside the checkpoint, as `landscape map toy.pt` writes it
+    assert content.n_minima >= 1 and content.meta.source["kind"] == "checkpoint"
+    assert f"-> {tmp_path / 'toy.h5'}" in out

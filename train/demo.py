@@ -113,8 +113,7 @@ def _map_one(out: Path, name: str, device: str, scale: float, quiet: bool, say: 
     """Map one demo checkpoint (unless its map exists), draw it, and summarise it."""
     import numpy as np
 
-    from landscape.train.energies import resolve_energy
-    from landscape.train.runs import map_data, run_map
+    from landscape.train.runs import map_checkpoint
     from landscape.io.views import minima_kind
     from landscape.plots.maps import plot_levels, plot_map_2d, plot_representatives
     from landscape.plots.tree import plot_tree
@@ -122,17 +121,13 @@ def _map_one(out: Path, name: str, device: str, scale: float, quiet: bool, say: 
     from landscape.mapping.settings import MapConfig
 
     ckpt, path = out / f"{name}.pt", out / f"{name}.h5"
-    loaded = resolve_energy(ckpt, device=device)
     settings = dict(DEMO_MAPS[name])
     settings["chains"] = max(8, int(round(settings["chains"] * min(scale, 1.0))))
     if path.exists():
         say(f"{name}: already mapped ({path})")
-        content = read_map(path)
     else:
-        config = MapConfig(**settings)
-        data, dataset = map_data(loaded, config)
-        run_map(loaded, config, path, data=data, dataset=dataset, resume=True, quiet=quiet, say=say)
-        content = read_map(path)
+        map_checkpoint(ckpt, path, config=MapConfig(**settings), device=device, quiet=quiet, say=say)
+    content = read_map(path)
     pictures = {"tree": out / f"{name}_tree.png", "basins": out / f"{name}_basins.png",
                 "levels": out / f"{name}_levels.png"}
     # The map as built: its pictures are drawn once, and its numbers count the map's own
