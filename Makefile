@@ -39,6 +39,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/kill_resume.py
 	$(BIN)/python benchmarks/ad_step.py
 	$(BIN)/python benchmarks/bad_inputs.py
+	$(BIN)/python benchmarks/map_scale.py
 
 clean:
 	rm -rf $(VENV) $(DEMO_OUT) .pytest_cache .benchmarks
