@@ -130,14 +130,45 @@ class SplitEnergy(Energy):
     Every rank must call it with the same batch (the map's pipeline does: it runs the same
     state everywhere). Rank ``r`` evaluates rows ``[r * p, (r + 1) * p)`` with
     ``p = ceil(B / W)`` and one ``all_gather`` returns every row to every rank. Batches of
-    fewer rows than ranks are evaluated whole on every rank (no message). Energies come
-    back in the batch's dtype.
+    fewer than :attr:`min_rows` rows (at least the number of ranks) are evaluated whole on
+    every rank, with no message. Energies come back in the batch's dtype.
     """
 
-    def __init__(self, inner: Energy, group: Dist) -> None:
+    def __init__(self, inner: Energy, group: Dist, min_rows: int | None = None) -> None:
         self.__dict__.update(inner.__dict__)
         self.inner = inner
         self.group = group
+        #: Batches of fewer rows are evaluated whole on every rank (no message): splitting
+        #: them costs more in the gather than it saves (:meth:`calibrate`).
+        self.min_rows = max(int(min_rows), group.world) if min_rows is not None else group.world
+
+    def calibrate(self, sizes: tuple[int, ...] = (64, 256, 1024, 4096), budget_s: float = 0.25) -> int:
+        """Find the smallest batch worth splitting, by timing it (a collective: every rank
+        calls it). For each size, every rank times the whole batch's energy and gradient
+        and the split evaluation with its gather; rank 0 takes the first size where the
+        split one is at least 20 % faster (the size past which one evaluation takes
+        ``budget_s`` is taken as it is) and every rank adopts its answer, so the choice
+        is the same everywhere."""
+        vg = self.inner.value_and_grad_fn()
+        gen = torch.Generator(device=self.device).manual_seed(0)
+        low, high = self.data_range if self.data_range is not None else (-1.0, 1.0)
+        self.min_rows = self.group.world
+        split = self.value_and_grad_fn()
+        chosen = None
+        with self.inner.frozen():
+            for n in sizes:
+                x = low + (high - low) * torch.rand((n, *self.shape), generator=gen, device=self.device,
+                                                    dtype=self.dtype)
+                whole = _seconds(lambda: vg(x), self.device)
+                parted = _seconds(lambda: split(x), self.device)
+                if chosen is None and (parted < 0.8 * whole or whole > budget_s):
+                    chosen = n
+                verdict = [chosen]
+                dist.broadcast_object_list(verdict, src=0)  # rank 0's timings decide
+                if verdict[0] is not None:
+                    break
+        self.min_rows = verdict[0] if verdict[0] is not None else 1 << 62
+        return self.min_rows
 
     def _rows(self, n: int) -> tuple[int, int, int]:
         per = -(-n // self.group.world)
@@ -151,7 +182,7 @@ class SplitEnergy(Energy):
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         n = x.shape[0]
-        if n < self.group.world:
+        if n < self.min_rows:
             return self.inner(x)
         self.check_batch(x)
         per, lo, hi = self._rows(n)
@@ -162,11 +193,10 @@ class SplitEnergy(Energy):
 
     def value_and_grad_fn(self) -> ValueAndGrad:
         vg = self.inner.value_and_grad_fn()
-        group = self.group
 
         def value_and_grad(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
             n = x.shape[0]
-            if n < group.world:
+            if n < self.min_rows:
                 return vg(x)
             per, lo, hi = self._rows(n)
             # one message per call: the energy in column 0, the gradient after it
@@ -181,10 +211,34 @@ class SplitEnergy(Energy):
         return value_and_grad
 
 
-def split_energy(energy: Energy, group: Dist | None = None) -> Energy:
-    """``energy`` split over the ranks of ``group`` (the current one by default); the energy
-    itself when there is no group of two or more ranks or it is already split."""
+def split_energy(energy: Energy, group: Dist | None = None, calibrate: bool = True) -> Energy:
+    """``energy`` split over the ranks of ``group`` (the current one by default), from the
+    batch size where splitting pays (:meth:`SplitEnergy.calibrate`, unless ``calibrate`` is
+    False: then every batch of at least one row per rank); the energy itself when there is
+    no group of two or more ranks or it is already split. Every rank must call it."""
     group = group if group is not None else current()
     if group is None or isinstance(energy, SplitEnergy):
         return energy
-    return SplitEnergy(energy, group)
+    split = SplitEnergy(energy, group)
+    if calibrate:
+        split.calibrate()
+    return split
+
+
+def _seconds(fn: Callable[[], Any], device: torch.device, repeats: int = 3) -> float:
+    """The fastest of ``repeats`` timed calls (after one untimed)."""
+    import time
+
+    def sync() -> None:
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+
+    fn()
+    best = float("inf")
+    for _ in range(repeats):
+        sync()
+        t0 = time.perf_counter()
+        fn()
+        sync()
+        best = min(best, time.perf_counter() - t0)
+    return best

@@ -22,7 +22,7 @@ TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--np
 SPLIT_CHECK = """
 import torch, torch.distributed as dist
 from landscape import Energy
-from landscape.distributed import SplitEnergy, current, from_main, join, leave
+from landscape.distributed import SplitEnergy, current, from_main, join, leave, split_energy
 from landscape.errors import LandscapeError
 
 group = join("cpu")
@@ -43,6 +43,11 @@ for fn, dtype in ((bowl, torch.float64), (net, torch.float32)):
         assert torch.equal(u, u0) if exact else torch.allclose(u, u0, atol=1e-6), (n, fn)
         assert torch.equal(g, g0) if exact else torch.allclose(g, g0, atol=1e-6), (n, fn)
         assert torch.equal(split(x), whole(x)) if exact else torch.allclose(split(x), whole(x), atol=1e-6)
+# from the calibrated size on, batches are split; below it every rank evaluates all rows
+tuned = split_energy(Energy(bowl, (5,), data_range=(-1, 1), dtype=torch.float64))
+assert isinstance(tuned, SplitEnergy) and tuned.min_rows >= 2
+x = torch.linspace(-1, 1, 300 * 5, dtype=torch.float64).reshape(300, 5)
+assert torch.equal(tuned.value_and_grad_fn()(x)[1], tuned.inner.value_and_grad_fn()(x)[1])
 assert from_main(lambda: dist.get_rank() + 41) == 41
 try:
     from_main(lambda: (_ for _ in ()).throw(LandscapeError("refused on rank 0")))
@@ -51,7 +56,7 @@ except LandscapeError as err:
 else:
     raise AssertionError("no error on rank %d" % dist.get_rank())
 leave()
-open(f"ok{group.rank}", "w").write("split ok")  # (the ranks' prints would interleave)
+open(f"ok{group.rank}", "w").write(f"split ok {tuned.min_rows}")  # (the ranks' prints would interleave)
 """
 
 
@@ -63,7 +68,8 @@ def test_split_energy_gathers_every_row_on_every_rank(tmp_path):
     (tmp_path / "check.py").write_text(SPLIT_CHECK)
     done = torchrun(tmp_path, ["check.py"])
     assert done.returncode == 0, done.stderr[-3000:]
-    assert all((tmp_path / f"ok{rank}").read_text() == "split ok" for rank in (0, 1))
+    said = [(tmp_path / f"ok{rank}").read_text() for rank in (0, 1)]
+    assert said[0].startswith("split ok ") and said[1] == said[0]  # both ranks adopted rank 0's size
 
 
 def test_two_rank_map_equals_one_process_map_and_rank0_alone_writes(tmp_path):
