@@ -122,9 +122,13 @@ def train_cmd(preset_name, dataset, steps, batch_size, out, resume, force, seed,
     finally:
         for bar in bars:
             bar.close()
-    s = result.summary
+    from landscape import distributed
+
+    main = distributed.current() is None or distributed.current().main  # under torchrun rank 0 reports
+    s = result.summary if main else {}
     status = "stopped early (continue with --resume)" if result.stopped_early else "done"
-    click.echo(f"{status}: {result.step} updates -> {result.checkpoint}  (run log and figures in {result.run_dir}/)")
+    if main:
+        click.echo(f"{status}: {result.step} updates -> {result.checkpoint}  (run log and figures in {result.run_dir}/)")
     if s:
         line = (
             f"d_st mean {s['d_st_mean']:.3g} +- {s['d_st_std']:.3g}, lag-1 autocorr {s['d_st_lag1_autocorr']:.2f}; "
@@ -138,10 +142,8 @@ def train_cmd(preset_name, dataset, steps, batch_size, out, resume, force, seed,
     if result.stopped_early:
         raise click.exceptions.Exit(130)  # interrupted, though nothing was lost
     if map_after:
-        from landscape import distributed
         from landscape.train.runs import map_checkpoint, summary_line
 
-        main = distributed.current() is None or distributed.current().main
         content, wall = map_checkpoint(out, device=device, data_root=data_root, force=force, quiet=quiet,
                                        say=click.echo)
         if main:

@@ -126,16 +126,22 @@ def test_mala_training_logs_acceptance(tmp_path):
 
 
 @pytest.mark.slow
-def test_torchrun_two_ranks_end_with_identical_parameters(tmp_path):
+def test_torchrun_two_ranks_end_with_identical_parameters_then_map_it(tmp_path):
     torchrun = shutil.which("torchrun", path=str(Path(sys.executable).parent)) or shutil.which("torchrun")
     landscape = shutil.which("landscape", path=str(Path(sys.executable).parent))
     assert torchrun and landscape, "torchrun and landscape must be installed beside the test interpreter"
     out = tmp_path / "ddp.pt"
     cmd = [torchrun, "--standalone", "--nproc_per_node", "2", landscape, "train", "--preset", "toy-convergent",
-           "--out", str(out), "--device", "cpu", "--quiet"] + [a for o in TINY + ["model.kwargs.n_f=8"] for a in ("--set", o)]
+           "--out", str(out), "--device", "cpu", "--quiet", "--map"]
+    cmd += [a for o in TINY + ["model.kwargs.n_f=8"] for a in ("--set", o)]
     env = dict(os.environ, OMP_NUM_THREADS="1")
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
+    # rank 0 alone reports, and writes the map both ranks made
+    assert proc.stdout.count("done: 6 updates") == 1 and proc.stdout.count(f"-> {tmp_path / 'ddp.h5'}") == 1
+    from landscape.io.mapfile import read_map
+
+    assert read_map(tmp_path / "ddp.h5").n_minima >= 1
     ckpt = load_checkpoint(out)
     dist = ckpt["distributed"]
     assert dist["world_size"] == 2
