@@ -66,16 +66,12 @@ def join(device: str | torch.device) -> Dist:
     rank takes GPU ``LOCAL_RANK``; the backend is nccl on GPU and gloo on the CPU. Outside
     torchrun (``WORLD_SIZE`` unset or 1) nothing is joined.
     """
-    if str(device) == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    rank, world, local = world_from_env()
-    dev = torch.device(device)
+    from landscape.io.sources import pick_device  # (it imports this module)
+
+    rank, world, _ = world_from_env()
+    dev = pick_device(device)  # under torchrun, GPU LOCAL_RANK
     if dev.type == "cuda":
-        if not torch.cuda.is_available():
-            raise LandscapeError("--device cuda asked for, but torch sees no CUDA device")
-        if world > 1:
-            dev = torch.device("cuda", local)
-        elif dev.index is None:
+        if dev.index is None:
             dev = torch.device("cuda", torch.cuda.current_device())
         torch.cuda.set_device(dev)
     if world > 1 and not dist.is_initialized():

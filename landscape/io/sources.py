@@ -32,6 +32,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from landscape.distributed import world_from_env
 from landscape.energy import Energy, current_stage
 from landscape.errors import LandscapeError
 from landscape.io.files import load_torch
@@ -204,7 +205,7 @@ def parse_shape(text: str | Sequence[int]) -> tuple[int, ...]:
 
 def pick_device(device: str | torch.device | None = "auto") -> torch.device:
     """``"auto"`` (or None) is the GPU when there is one, else the CPU; others are checked.
-    Under torchrun (``WORLD_SIZE`` > 1) ``cuda`` without an index is GPU ``LOCAL_RANK``.
+    Under torchrun (``WORLD_SIZE`` > 1) ``cuda`` is each rank's own GPU, ``LOCAL_RANK``.
 
     Raises
     ------
@@ -222,8 +223,9 @@ def pick_device(device: str | torch.device | None = "auto") -> torch.device:
         dev = torch.device(device)
     except (RuntimeError, TypeError, ValueError):
         raise LandscapeError(f"unknown device {device!r}: use auto, cpu, cuda or cuda:N") from None
-    if dev.type == "cuda" and dev.index is None and int(os.environ.get("WORLD_SIZE", "1") or 1) > 1:
-        dev = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0") or 0))
+    _, world, local = world_from_env()
+    if dev.type == "cuda" and world > 1:  # one GPU per rank
+        dev = torch.device("cuda", local)
     if dev.type == "cuda":
         if not torch.cuda.is_available():
             raise LandscapeError(f"device {device} asked for, but CUDA is not available here: use cpu")
