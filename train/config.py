@@ -524,8 +524,8 @@ PRESETS: dict[str, Config] = {
     # 32x32 images that ship with the install: the bundled 8x8 digits upscaled to 32x32
     # (data.size = 32), so an image EBM's whole path (a convolutional network at the paper's
     # resolution, `landscape map` in 1024 dimensions) runs without a download. A small
-    # VanillaNet (n_f = 8, one channel: 44k parameters) keeps an update near 10 ms on a GPU
-    # (about 0.85 s on one CPU core). Convergent: the digits-convergent sampler (persistent
+    # VanillaNet (n_f = 8, one channel: 44k parameters) is meant for a GPU (an update takes
+    # about 0.85 s on one CPU core). Convergent: the digits-convergent sampler (persistent
     # bank, tau = 1, eps = 0.03 with data noise 0.03); SGD 0.002 (x eps^2/2), the largest of
     # 0.05, 0.01, 0.002 whose data energy did not run away from the chains' in 80 updates.
     "digits32-convergent": _preset(

@@ -191,6 +191,12 @@ class _Magnetized:
         self.raw, self.distance = u, d
         return u * self.inv_t + self.alpha * d, grad
 
+    def select(self, keep: torch.Tensor) -> None:
+        """Keep the rows ``keep`` only (their targets, and their pulls when per row)."""
+        self.targets = self.targets[keep]
+        if isinstance(self.alpha, torch.Tensor):
+            self.alpha = self.alpha[keep]
+
 
 def attraction_diffusion(
     energy: Energy,
@@ -271,9 +277,9 @@ def attraction_diffusion(
     with energy.frozen():
         pull: float | torch.Tensor = config.alpha
         eps: float | torch.Tensor = config.eps
-        for name, rows in (("pulls", alphas), ("step sizes", steps)):
-            if rows is not None and rows.shape != (p,):
-                raise LandscapeError(f"{p} AD starts but {tuple(rows.shape)} {name}")
+        for name, per_trial in (("pulls", alphas), ("step sizes", steps)):
+            if per_trial is not None and per_trial.shape != (p,):
+                raise LandscapeError(f"{p} AD starts but {tuple(per_trial.shape)} {name}")
         if alphas is not None:
             pull = alphas.to(device=starts.device, dtype=starts.dtype)
         if steps is not None:
@@ -306,9 +312,7 @@ def attraction_diffusion(
                         break
                     run = run.select(keep)
                     state = ChainState(state.x[keep], state.energy[keep], state.grad[keep])
-                    mag.targets = mag.targets[keep]
-                    if isinstance(mag.alpha, torch.Tensor):
-                        mag.alpha = mag.alpha[keep]
+                    mag.select(keep)
                     if isinstance(eps, torch.Tensor):
                         eps = eps[keep]
             before = state.x
@@ -596,6 +600,7 @@ def _run_together(requests: Sequence[tuple[_Trials, Sequence[tuple[int, int]], f
         t = torch.cat([p[2] for p in part]).to(dev)
         lead, _, alpha = work[part[0][0]]
         config = replace(lead.config, alpha=alpha)
+        groups = None
         if len(part) == 1:
             trials = attraction_diffusion(energy, x[s], x[t], config, lead.generator)
         else:
@@ -617,7 +622,7 @@ def _run_together(requests: Sequence[tuple[_Trials, Sequence[tuple[int, int]], f
             steps[k].append(step[lo:hi])
             # batched calls the group would have made alone: up to the sync where its last
             # trial left (every group's last one leaves at the batch's own end, or earlier)
-            emptied = groups.emptied[g] if len(part) > 1 else None
+            emptied = groups.emptied[g] if groups is not None else None
             calls[k] += trials.calls if emptied is None else emptied + 1
             lo = hi
     for k, (t, pairs, alpha) in enumerate(work):
@@ -781,7 +786,7 @@ def assign_ladder(
     n = len(minima)
     if n == 0:
         raise LandscapeError("no minima to group into basins")
-    _same_but_alpha(configs)
+    _same_but_pull_and_step(configs)
     energy.check_batch(minima.x)
     x = minima.x.detach().to(device=energy.device, dtype=energy.dtype)
     energies = minima.energy.double().cpu()
@@ -804,7 +809,7 @@ def _one_each(generators: Sequence[torch.Generator | None] | None,
     return list(generators)
 
 
-def _same_but_alpha(configs: Sequence[ADConfig]) -> None:
+def _same_but_pull_and_step(configs: Sequence[ADConfig]) -> None:
     if not configs:
         raise LandscapeError("no attraction-diffusion levels to run")
     first = replace(configs[0], alpha=0.0, eps=1.0)
@@ -928,7 +933,7 @@ def extend_ladder(
     minima summed over levels."""
     if len(priors) != len(configs):
         raise LandscapeError(f"{len(priors)} levels but {len(configs)} attraction-diffusion configs")
-    _same_but_alpha(configs)
+    _same_but_pull_and_step(configs)
     n = len(minima)
     energy.check_batch(minima.x)
     x = minima.x.detach().to(device=energy.device, dtype=energy.dtype)
