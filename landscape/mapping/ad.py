@@ -179,6 +179,7 @@ class _Magnetized:
         self.alpha = alpha
         self.raw: torch.Tensor | None = None
         self.distance: torch.Tensor | None = None
+        self.offset: torch.Tensor | None = None
 
     def __call__(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         u, g = self.value_and_grad(x)
@@ -187,9 +188,13 @@ class _Magnetized:
         # ||x - b|| has no gradient at x = b; the zero vector there (a subgradient) keeps
         # the chain finite, and a chain that close has succeeded anyway.
         scale = self.alpha / d.clamp_min(torch.finfo(d.dtype).tiny)
-        grad = g * self.inv_t + diff * scale.reshape((-1,) + (1,) * (x.dim() - 1))
-        self.raw, self.distance = u, d
-        return u * self.inv_t + self.alpha * d, grad
+        self.raw, self.distance, self.offset = u, d, diff
+        if self.inv_t != 1.0:
+            u, g = u * self.inv_t, g * self.inv_t
+        grad = torch.addcmul(g, diff, scale.reshape((-1,) + (1,) * (x.dim() - 1)))
+        if isinstance(self.alpha, torch.Tensor):
+            return torch.addcmul(u, self.alpha, d), grad
+        return torch.add(u, d, alpha=self.alpha), grad
 
     def select(self, keep: torch.Tensor) -> None:
         """Keep the rows ``keep`` only (their targets, and their pulls when per row)."""
@@ -288,39 +293,35 @@ def attraction_diffusion(
                           pull)
         state = init(starts.detach().clone(), mag)
         _check_finite(mag.raw, state.grad, 0)
-        run = _Running(state.x, mag.raw.double(), mag.distance.double(), cap, config.average)
-        finite = torch.ones((), dtype=torch.bool, device=starts.device)
+        run = _Running(state.x, mag.raw.double(), mag.distance.double(), mag.offset, cap, config.average, config)
+        box = energy.data_range
+        window = _Window(state.x)
         step = 0
         while True:
-            reached = (run.dist < config.delta) & ~run.finished
-            now = reached | ((run.stale >= config.patience) & ~run.finished)
-            if step >= config.max_steps:
-                now = ~run.finished
-            run.stop(now, reached, state.x, step)
-            # Trials that finished keep stepping (their results are frozen) until the next
-            # compaction, where their results move to ``out``: checking every step would
-            # stall a GPU on a host sync per step, and cost indexed writes every step.
-            if step % _SYNC_EVERY == 0 or step >= config.max_steps:
-                if not bool(finite):
-                    _check_finite(mag.raw, state.grad, step)
-                keep = ~run.finished
-                if not bool(keep.all()):
-                    out.take(run, ~keep)
-                    if isinstance(generator, RowGroups):
-                        generator.select(keep, step)
-                    if not bool(keep.any()):
-                        break
-                    run = run.select(keep)
-                    state = ChainState(state.x[keep], state.energy[keep], state.grad[keep])
-                    mag.select(keep)
-                    if isinstance(eps, torch.Tensor):
-                        eps = eps[keep]
-            before = state.x
-            state = langevin_move(state, mag, eps, 1.0, generator, box=energy.data_range)
-            step += 1
-            finite = finite & torch.isfinite(mag.raw).all() & torch.isfinite(state.grad).all()
-            run.track(before, state.x, mag.raw.double(), mag.distance.double(), mag.targets)
-            run.record(state.x, step)
+            # Trials that stopped leave the batch here, at the end of a window: they were
+            # stepped, frozen, since they stopped. Checking every step would stall a GPU
+            # on a host sync per step, and cost indexed writes every step.
+            keep = ~run.finished
+            if not bool(keep.all()):
+                out.take(run, ~keep)
+                if isinstance(generator, RowGroups):
+                    generator.select(keep, step)
+                if not bool(keep.any()):
+                    break
+                run = run.select(keep)
+                state = ChainState(state.x[keep], state.energy[keep], state.grad[keep])
+                mag.select(keep)
+                if isinstance(eps, torch.Tensor):
+                    eps = eps[keep]
+                window = _Window(state.x)
+            n = min(_SYNC_EVERY, config.max_steps - step)
+            window.x[0].copy_(state.x)
+            for k in range(1, n + 1):
+                state = langevin_move(state, mag, eps, 1.0, generator, box=box, out=window.x[k])
+                window.note(k, mag, state.grad, run)
+            window.check_finite(n, step)
+            run.advance(window, n, step, mag.targets)
+            step += n
     return out.trials(calls=step + 1)
 
 
@@ -335,8 +336,9 @@ class _Outcome:
         self.steps = torch.zeros(p, dtype=torch.int64, device=device)
         self.final = torch.zeros(p, dtype=torch.float64, device=device)
         self.peak, self.prev, self.next, self.end = (starts.clone() for _ in range(4))
-        # every row is written when its trial leaves the batch (:meth:`take`)
-        self.path = starts.new_empty((p, cap) + tuple(starts.shape[1:])) if cap else None
+        # slot-major as the running buffer; a trial's row is written when it leaves the
+        # batch (:meth:`take`)
+        self.path = starts.new_empty((cap, p) + tuple(starts.shape[1:])) if cap else None
         self.path_len = torch.zeros(p, dtype=torch.int64, device=device)
 
     def take(self, run: _Running, leaving: torch.Tensor) -> None:
@@ -354,47 +356,99 @@ class _Outcome:
         self.next[rows] = torch.where(run.fresh[leaving].reshape(view), run.peak_x[leaving], run.peak_next[leaving])
         self.end[rows] = run.end_x[leaving]
         if self.path is not None:
-            self.path[rows] = run.buf[:, leaving].transpose(0, 1)
-            self.path_len[rows] = run.buf_len[leaving]
+            if self.path.shape[1] == run.rows.shape[0] and bool(leaving.all()):
+                # every trial leaves at once, none left before: the buffer is the paths
+                self.path = run.buf
+                self.path_len = run.buf_len
+            else:
+                self.path[:, rows] = run.buf[:, leaving]
+                self.path_len[rows] = run.buf_len[leaving]
 
     def trials(self, calls: int) -> ADTrials:
         return ADTrials(
             self.success, self.barrier, self.steps, self.final, self.peak, self.prev, self.next,
-            self.path, self.path_len, self.end, calls=calls,
+            None if self.path is None else self.path.transpose(0, 1), self.path_len, self.end, calls=calls,
         )
+
+
+class _Window:
+    """What the steps between two host syncs leave for the bookkeeping: the positions
+    (``x[0]`` where the window starts, ``x[k]`` after its ``k``-th step), the raw energies
+    ``u`` and the distances ``d`` to the targets (of the running mean, with ``average``),
+    per step; and the row sums of the gradients, which are finite exactly when every entry
+    is (or overflow), checked once per window."""
+
+    def __init__(self, x: torch.Tensor):
+        p, device = x.shape[0], x.device
+        self.x = x.new_empty((_SYNC_EVERY + 1,) + tuple(x.shape))
+        self.u = torch.empty((_SYNC_EVERY, p), dtype=torch.float64, device=device)
+        self.d = torch.empty((_SYNC_EVERY, p), dtype=torch.float64, device=device)
+        self.g = x.new_empty((_SYNC_EVERY, p))
+
+    def note(self, k: int, mag: _Magnetized, grad: torch.Tensor, run: _Running) -> None:
+        """Keep what step ``k`` left in ``mag`` (its raw energy, distance and offset from
+        the target at the new position) and its gradient."""
+        self.u[k - 1].copy_(mag.raw)
+        if run.offset is None:
+            self.d[k - 1].copy_(mag.distance)
+        else:
+            run.offset.lerp_(mag.offset, run.smooth)
+            self.d[k - 1].copy_(torch.linalg.vector_norm(run.offset.reshape(grad.shape[0], -1), dim=1))
+        torch.sum(grad.reshape(grad.shape[0], -1), dim=1, out=self.g[k - 1])
+
+    def check_finite(self, n: int, step: int) -> None:
+        """Raise if an energy or gradient of the window's ``n`` steps (from ``step``) was not finite."""
+        bad = ~(torch.isfinite(self.u[:n]) & torch.isfinite(self.g[:n]))
+        if bool(bad.any()):
+            first = int(torch.nonzero(bad.any(1))[0, 0]) + 1
+            raise NonFiniteEnergyError(
+                f"{int(bad.any(0).sum())} of {bad.shape[1]} attraction-diffusion chains reached a non-finite "
+                f"energy or gradient at step {step + first}; try a smaller eps (stable while "
+                f"eps^2/(2T) * curvature < 2)"
+            )
 
 
 class _Running:
     """Per-trial state of the trials still stepping: the highest raw energy so far and
     where (with the positions one step before and after), the best distance to the
-    target and steps since it improved, and the recorded path.
+    target and steps since it improved, and the recorded path; and, for the trials that
+    stopped (``finished``), what they stopped with.
+
+    The bookkeeping runs once per window of steps (:meth:`advance`), on the window's
+    history, with the outcome a check after every step would give: a trial stops at the
+    first step of the window where it arrives, runs out of patience or of steps, and what
+    it did after that step does not count.
 
     The path is recorded every ``stride`` steps; when full, every other point is dropped
     and the stride doubled. Running trials share the count; a finished trial keeps its
     own (and stops recording).
     """
 
-    _PER_ROW = ("rows", "peak_u", "peak_x", "peak_prev", "peak_next", "fresh", "best", "stale", "dist",
-                "finished", "mean_x", "buf_len", "reached", "stop_step", "final", "end_x")
+    _PER_ROW = ("rows", "peak_u", "peak_x", "peak_prev", "peak_next", "fresh", "best", "stale",
+                "finished", "offset", "buf_len", "reached", "stop_step", "final", "end_x")
 
-    def __init__(self, x: torch.Tensor, raw: torch.Tensor, dist: torch.Tensor, cap: int, average: int):
+    def __init__(self, x: torch.Tensor, raw: torch.Tensor, dist: torch.Tensor, offset: torch.Tensor, cap: int,
+                 average: int, config: ADConfig):
         p, device = x.shape[0], x.device
+        self.config = config
         self.rows = torch.arange(p, device=device)
-        self.peak_u, self.dist, self.best = raw.clone(), dist, dist.clone()
+        self.peak_u, self.best = raw.clone(), dist.clone()
         self.peak_x, self.peak_prev, self.peak_next = x.clone(), x.clone(), x.clone()
         self.fresh = torch.ones(p, dtype=torch.bool, device=device)  # the peak's next position is still to come
         self.stale = torch.zeros(p, dtype=torch.int64, device=device)
-        self.finished = torch.zeros(p, dtype=torch.bool, device=device)
-        # Frozen when a trial stops (:meth:`stop`); the peak is frozen by ``track``.
-        self.reached = torch.zeros(p, dtype=torch.bool, device=device)
+        # The check before the first step: trials that start within reach stop there.
+        self.reached = dist < config.delta
+        self.finished = self.reached | (config.max_steps == 0)
         self.stop_step = torch.zeros(p, dtype=torch.int64, device=device)
         self.final = dist.clone()
         self.end_x = x.clone()
+        # With ``average``: the running mean's offset from the target, kept up to date
+        # after every step from the offset the magnetization computes anyway.
         self.smooth = 1.0 / average if average > 0 else None
-        self.mean_x = x.clone() if self.smooth is not None else None
+        self.offset = offset.clone() if self.smooth is not None else None
         self.cap = cap
-        # slot-major ([cap, P, *shape]): each step writes one contiguous slice
-        self.buf = x.new_zeros((cap, p) + tuple(x.shape[1:])) if cap else None
+        # slot-major ([cap, P, *shape]): a run of recorded steps is one contiguous slice
+        self.buf = x.new_empty((cap, p) + tuple(x.shape[1:])) if cap else None
         self.buf_len = torch.zeros(p, dtype=torch.int64, device=device)
         self.stride, self.recorded = 1, 0
 
@@ -408,52 +462,81 @@ class _Running:
             self.buf = self.buf[:, keep]
         return self
 
-    def stop(self, now: torch.Tensor, reached: torch.Tensor, x: torch.Tensor, step: int) -> None:
-        """The running trials ``now`` stop at ``step`` at ``x`` (``reached``: succeeded):
-        freeze their end point, step and distance."""
-        self.reached = self.reached | reached
-        self.stop_step = torch.where(now, step, self.stop_step)
-        self.final = torch.where(now, self.dist, self.final)
-        self.end_x = torch.where(now.reshape((-1,) + (1,) * (x.dim() - 1)), x, self.end_x)
-        self.finished = self.finished | now
+    def advance(self, w: _Window, n: int, step: int, targets: torch.Tensor) -> None:
+        """Take in the window of ``n`` steps run from ``step`` (every trial was running at
+        its start): where each trial stops, its peak, best distance and path."""
+        config, x = self.config, w.x
+        p, device = targets.shape[0], targets.device
+        view = (-1,) + (1,) * (targets.dim() - 1)
+        dist = w.d[:n]
+        ks = torch.arange(1, n + 1, device=device).reshape(n, 1)
+        # Steps since the best distance last improved (strictly), after each step.
+        low = torch.minimum(torch.cummin(dist, dim=0).values, self.best)
+        before = torch.cat([self.best[None], low[:-1]])
+        last = torch.where(dist < before, ks, 0).cummax(dim=0).values
+        stale = torch.where(last > 0, ks - last, self.stale + ks)
+        arrived = dist < config.delta
+        stop = arrived | (stale >= config.patience)
+        if step + n >= config.max_steps:
+            stop[n - 1] = True
+        finished = stop.any(dim=0)
+        first = stop.to(torch.int8).argmax(dim=0)  # index of the first stop (0 where none)
+        end = torch.where(finished, first + 1, n)  # the last step that counts, per trial
+        rows = torch.arange(p, device=device)
+        # The peak: the first highest raw energy up to the end, if above the one before.
+        top, at = torch.where(ks <= end, w.u[:n], -math.inf).max(dim=0)
+        at = at + 1
+        higher = top > self.peak_u
+        self.peak_u = torch.where(higher, top, self.peak_u)
+        self.peak_x = torch.where(higher.reshape(view), x[at, rows], self.peak_x)
+        self.peak_prev = torch.where(higher.reshape(view), x[at - 1, rows], self.peak_prev)
+        # The position after the peak: in this window, unless the peak is its last step.
+        after = torch.where(higher, at < end, self.fresh)
+        nxt = torch.where(higher, (at + 1).clamp_max(n), 1)
+        self.peak_next = torch.where(after.reshape(view), x[nxt, rows], self.peak_next)
+        self.fresh = higher & (at == end)
+        self.best = torch.minimum(low[-1], self.best)
+        self.stale = stale[-1]
+        # What the trials that stopped stopped with.
+        self.finished = finished
+        self.reached = finished & arrived[first, rows]
+        self.stop_step = step + end
+        self.final = dist[end - 1, rows]
+        self.end_x = x[end, rows]
+        self._record(x, n, step, end, bool(finished.any()))
 
-    def track(self, before: torch.Tensor, x: torch.Tensor, raw: torch.Tensor, dist: torch.Tensor,
-              targets: torch.Tensor) -> None:
-        """After a step from ``before`` to ``x``: update the peak, the distance (of the
-        running mean, with ``average``) and the best distance."""
-        view = (-1,) + (1,) * (x.dim() - 1)
-        if self.mean_x is not None:
-            self.mean_x += self.smooth * (x - self.mean_x)
-            dist = torch.linalg.vector_norm((self.mean_x - targets).reshape(x.shape[0], -1), dim=1).double()
-        self.dist = dist
-        live = ~self.finished
-        higher = (raw > self.peak_u) & live
-        after_peak = self.fresh & live
-        self.peak_next = torch.where(after_peak.reshape(view), x, self.peak_next)
-        self.peak_u = torch.where(higher, raw, self.peak_u)
-        self.peak_x = torch.where(higher.reshape(view), x, self.peak_x)
-        self.peak_prev = torch.where(higher.reshape(view), before, self.peak_prev)
-        self.fresh = higher | (self.fresh & ~live)
-        improved = (dist < self.best) & live
-        self.best = torch.where(improved, dist, self.best)
-        self.stale = torch.where(improved, 0, self.stale + 1)
-
-    def record(self, x: torch.Tensor, step: int) -> None:
-        """Add ``x`` to the running trials' paths when ``step`` is on the stride."""
-        if self.buf is None or step % self.stride:
+    def _record(self, x: torch.Tensor, n: int, step: int, end: torch.Tensor, stopped: bool) -> None:
+        """Add the window's steps on the stride to the paths of the trials still running
+        at each (all of them for the whole window unless some trial ``stopped`` in it)."""
+        if self.buf is None:
             return
-        cap, live = self.cap, ~self.finished
-        rows = (-1,) + (1,) * (x.dim() - 1)
-        slot = min(self.recorded, cap - 1)
-        self.buf[slot] = torch.where(live.reshape(rows), x, self.buf[slot])
-        self.buf_len = torch.where(live, self.recorded + 1, self.buf_len)
-        self.recorded += 1
-        if self.recorded == cap:  # full: keep every other point, record half as often
-            # (running trials only: a finished one keeps its path as it ended)
-            thinned = torch.cat([self.buf[1::2], self.buf[cap // 2 :]], 0)
-            self.buf = torch.where(live.reshape((1, *rows)), thinned, self.buf)
-            self.buf_len = torch.where(live, self.buf_len // 2, self.buf_len)
-            self.recorded, self.stride = cap // 2, self.stride * 2
+        cap, done = self.cap, 0
+        rows = (-1,) + (1,) * (x.dim() - 2)
+        while True:
+            due = [k for k in range(done + 1, n + 1) if (step + k) % self.stride == 0][: cap - self.recorded]
+            if not due:
+                return
+            lo, hi = self.recorded, self.recorded + len(due)
+            points = x[due[0] : due[-1] + 1 : self.stride]  # due steps are a stride apart
+            if stopped:
+                live = torch.tensor(due, device=end.device).reshape(-1, 1) <= end  # [c, P]
+                self.buf[lo:hi] = torch.where(live.reshape((len(due), *rows)), points, self.buf[lo:hi])
+                count = live.sum(dim=0)
+                self.buf_len = torch.where(count > 0, lo + count, self.buf_len)
+            else:
+                self.buf[lo:hi] = points
+                self.buf_len.fill_(hi)
+            self.recorded, done = hi, due[-1]
+            if self.recorded == cap:  # full: keep every other point, record half as often
+                # (running trials only: a finished one keeps its path as it ended)
+                thinned = torch.cat([self.buf[1::2], self.buf[cap // 2 :]], 0)
+                if stopped:
+                    running = end >= done
+                    self.buf = torch.where(running.reshape((1, *rows)), thinned, self.buf)
+                    self.buf_len = torch.where(running, self.buf_len // 2, self.buf_len)
+                else:
+                    self.buf, self.buf_len = thinned, self.buf_len // 2
+                self.recorded, self.stride = cap // 2, self.stride * 2
 
 
 def _check_finite(raw: torch.Tensor, grad: torch.Tensor, step: int) -> None:
