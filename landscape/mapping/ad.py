@@ -336,9 +336,8 @@ class _Outcome:
         self.steps = torch.zeros(p, dtype=torch.int64, device=device)
         self.final = torch.zeros(p, dtype=torch.float64, device=device)
         self.peak, self.prev, self.next, self.end = (starts.clone() for _ in range(4))
-        # slot-major as the running buffer; a trial's row is written when it leaves the
-        # batch (:meth:`take`)
-        self.path = starts.new_empty((cap, p) + tuple(starts.shape[1:])) if cap else None
+        # the paths themselves stay where they were recorded (:attr:`_Running.buf`)
+        self.path: torch.Tensor | None = None
         self.path_len = torch.zeros(p, dtype=torch.int64, device=device)
 
     def take(self, run: _Running, leaving: torch.Tensor) -> None:
@@ -355,14 +354,8 @@ class _Outcome:
         # (a trial that ends at the step of its peak has no step after it: the peak itself)
         self.next[rows] = torch.where(run.fresh[leaving].reshape(view), run.peak_x[leaving], run.peak_next[leaving])
         self.end[rows] = run.end_x[leaving]
-        if self.path is not None:
-            if self.path.shape[1] == run.rows.shape[0] and bool(leaving.all()):
-                # every trial leaves at once, none left before: the buffer is the paths
-                self.path = run.buf
-                self.path_len = run.buf_len
-            else:
-                self.path[:, rows] = run.buf[:, leaving]
-                self.path_len[rows] = run.buf_len[leaving]
+        self.path = run.buf  # (rows of trials that left are never written again)
+        self.path_len[rows] = run.buf_len[leaving]
 
     def trials(self, calls: int) -> ADTrials:
         return ADTrials(
@@ -421,7 +414,9 @@ class _Running:
 
     The path is recorded every ``stride`` steps; when full, every other point is dropped
     and the stride doubled. Running trials share the count; a finished trial keeps its
-    own (and stops recording).
+    own (and stops recording). The paths' buffer keeps a row for every trial of the batch
+    (row ``rows[i]`` for running trial ``i``) and is never compacted: what a trial that
+    left recorded stays where it is, and is the batch's outcome.
     """
 
     _PER_ROW = ("rows", "peak_u", "peak_x", "peak_prev", "peak_next", "fresh", "best", "stale",
@@ -458,8 +453,6 @@ class _Running:
             value = getattr(self, name)
             if value is not None:
                 setattr(self, name, value[keep])
-        if self.buf is not None:
-            self.buf = self.buf[:, keep]
         return self
 
     def advance(self, w: _Window, n: int, step: int, targets: torch.Tensor) -> None:
@@ -511,32 +504,40 @@ class _Running:
         if self.buf is None:
             return
         cap, done = self.cap, 0
-        rows = (-1,) + (1,) * (x.dim() - 2)
+        whole = self.rows.shape[0] == self.buf.shape[1]  # no trial left yet: plain slices
         while True:
             due = [k for k in range(done + 1, n + 1) if (step + k) % self.stride == 0][: cap - self.recorded]
             if not due:
                 return
             lo, hi = self.recorded, self.recorded + len(due)
             points = x[due[0] : due[-1] + 1 : self.stride]  # due steps are a stride apart
+            # Every trial's point is written; one that stopped before a step does not
+            # count the slot (its length says where its path ends).
+            if whole:
+                self.buf[lo:hi] = points
+            else:
+                self.buf[lo:hi, self.rows] = points
             if stopped:
-                live = torch.tensor(due, device=end.device).reshape(-1, 1) <= end  # [c, P]
-                self.buf[lo:hi] = torch.where(live.reshape((len(due), *rows)), points, self.buf[lo:hi])
-                count = live.sum(dim=0)
+                count = (torch.tensor(due, device=end.device).reshape(-1, 1) <= end).sum(dim=0)
                 self.buf_len = torch.where(count > 0, lo + count, self.buf_len)
             else:
-                self.buf[lo:hi] = points
                 self.buf_len.fill_(hi)
             self.recorded, done = hi, due[-1]
             if self.recorded == cap:  # full: keep every other point, record half as often
                 # (running trials only: a finished one keeps its path as it ended)
-                thinned = torch.cat([self.buf[1::2], self.buf[cap // 2 :]], 0)
+                half = cap // 2
                 if stopped:
                     running = end >= done
-                    self.buf = torch.where(running.reshape((1, *rows)), thinned, self.buf)
+                    idx = self.rows[running]
+                    self.buf[:half, idx] = self.buf[1::2, idx]
                     self.buf_len = torch.where(running, self.buf_len // 2, self.buf_len)
                 else:
-                    self.buf, self.buf_len = thinned, self.buf_len // 2
-                self.recorded, self.stride = cap // 2, self.stride * 2
+                    if whole:
+                        self.buf[:half] = self.buf[1::2].clone()
+                    else:
+                        self.buf[:half, self.rows] = self.buf[1::2, self.rows]
+                    self.buf_len = self.buf_len // 2
+                self.recorded, self.stride = half, self.stride * 2
 
 
 def _check_finite(raw: torch.Tensor, grad: torch.Tensor, step: int) -> None:
