@@ -27,6 +27,7 @@ from landscape.mapping.ad import (
 )
 from landscape.mapping.minima import Minima, quench
 from landscape.mapping.paths import segment_max
+from landscape.sampling.langevin import RowGroups, init, langevin_move
 from landscape.io.records import Partition
 from landscape.mapping.tree import minimax_tree
 
@@ -186,6 +187,99 @@ def test_weak_pull_crosses_from_shallow_to_deep_with_a_barrier_bounding_the_sadd
         assert double_well(pts).max() <= out.barrier[p] + 1e-12
     # where each successful chain stopped: near its target
     assert ((out.end_x[ok] - targets[ok]).norm(dim=1) < 1.0).all()
+
+
+def _one_trial_step_by_step(energy: Energy, start: torch.Tensor, target: torch.Tensor, config: ADConfig,
+                            generator: torch.Generator) -> dict:
+    """What attraction-diffusion must give one trial, checked after every step: the
+    library's magnetization and Langevin move, and the bookkeeping in plain Python."""
+    mag = _Magnetized(energy.value_and_grad_fn(), target, config.temperature, config.alpha)
+    eps, box = config.eps, energy.data_range
+    state = init(start.clone(), mag)
+    x, u = state.x, float(mag.raw)
+    offset = mag.offset.clone()
+    dist = float(mag.distance)
+    peak_u, peak_x, prev, nxt, fresh = u, x, x, x, True
+    best, stale = dist, 0
+    cap = config.record
+    path: list[torch.Tensor] = []
+    stride, step = 1, 0
+    while True:
+        if dist < config.delta or stale >= config.patience or step >= config.max_steps:
+            break
+        before = state.x
+        state = langevin_move(state, mag, eps, 1.0, generator, box=box)
+        step += 1
+        x, u = state.x, float(mag.raw)
+        if config.average:
+            offset.lerp_(mag.offset, 1.0 / config.average)
+            dist = float(torch.linalg.vector_norm(offset, dim=1))
+        else:
+            dist = float(mag.distance)
+        if fresh:
+            nxt = x
+        fresh = u > peak_u
+        if fresh:
+            peak_u, peak_x, prev = u, x, before
+        if dist < best:
+            best, stale = dist, 0
+        else:
+            stale += 1
+        if cap and step % stride == 0:
+            path.append(x[0])
+            if len(path) == cap:
+                path, stride = path[1::2], stride * 2
+    reached = dist < config.delta
+    return {"success": reached, "barrier": peak_u if reached else math.inf, "steps": step, "final_distance": dist,
+            "peak_x": peak_x[0], "peak_prev": prev[0], "peak_next": (peak_x if fresh else nxt)[0], "end_x": x[0],
+            "path": torch.stack(path) if path else torch.zeros((0, 2), dtype=F64)}
+
+
+def slope(x: torch.Tensor) -> torch.Tensor:
+    return 3.0 * x[:, 0] + x[:, 1] ** 2
+
+
+_WELLS = (  # starts and targets in the double well
+    [[DW_SHALLOW, 0.0], [DW_SHALLOW, 0.3], [DW_DEEP, -0.2], [0.9, 0.1], [-0.5, 0.5]],
+    [[DW_DEEP, 0.0], [DW_DEEP, 0.0], [DW_SHALLOW, 0.0], [DW_DEEP, 0.2], [DW_SHALLOW, 0.0]],
+)
+
+
+@pytest.mark.parametrize("potential, points, settings", [
+    # arrives at a step inside a window; the running mean judges arrival; paths thinned
+    (double_well, _WELLS, dict(temperature=0.1, alpha=2.0, eps=0.1, max_steps=3000, patience=3000, delta=0.3,
+                               record=8)),
+    # out of patience (no pull at a tiny temperature): the stale count, window to window
+    (double_well, _WELLS, dict(temperature=0.01, alpha=0.0, eps=0.02, max_steps=3000, patience=37, delta=0.1,
+                               record=16)),
+    # out of steps at a step count that is no multiple of the window; arrival by position
+    (double_well, _WELLS, dict(temperature=0.3, alpha=5.0, eps=0.15, max_steps=53, patience=3000, delta=0.2,
+                               average=0, record=4)),
+    # pulled uphill: the peak is the last step that counts, inside a window
+    (slope, ([[-1.0, 0.1 * p] for p in range(5)], [[1.0, 0.0]] * 5),
+     dict(temperature=0.1, alpha=50.0, eps=0.05, max_steps=3000, patience=3000, delta=0.1, average=0, record=8)),
+])
+def test_bookkeeping_once_per_window_gives_what_a_check_after_every_step_gives(potential, points, settings):
+    # Each trial draws its noise from its own generator (row groups of one), so each
+    # must come out exactly as it does checked step by step alone, whatever the others
+    # do and whenever the batch is compacted.
+    energy = Energy(potential, (2,), data_range=(-2.0, 2.0), dtype=F64)
+    config = ADConfig(**settings)
+    starts, targets = (torch.tensor(p, dtype=F64) for p in points)
+    n = starts.shape[0]
+    out = attraction_diffusion(energy, starts, targets, config, RowGroups([1] * n, [gen(10 + p) for p in range(n)]))
+    assert len({int(s) for s in out.steps}) > 1  # the trials stop at different steps
+    if potential is slope:
+        assert (out.success & (out.steps % 16 != 0) & torch.all(out.peak_x == out.end_x, dim=1)).any()
+    for p in range(n):
+        want = _one_trial_step_by_step(energy, starts[p : p + 1], targets[p : p + 1], config, gen(10 + p))
+        assert bool(out.success[p]) == want["success"]
+        assert float(out.barrier[p]) == want["barrier"]
+        assert int(out.steps[p]) == want["steps"]
+        assert float(out.final_distance[p]) == want["final_distance"]
+        for name in ("peak_x", "peak_prev", "peak_next", "end_x"):
+            assert torch.equal(getattr(out, name)[p], want[name]), name
+        assert torch.equal(out.path[p, : int(out.path_len[p])], want["path"])
 
 
 def test_no_pull_at_tiny_temperature_fails():

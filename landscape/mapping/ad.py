@@ -517,9 +517,8 @@ class _Running:
                 self.buf[lo:hi] = points
             else:
                 self.buf[lo:hi, self.rows] = points
-            if stopped:
-                count = (torch.tensor(due, device=end.device).reshape(-1, 1) <= end).sum(dim=0)
-                self.buf_len = torch.where(count > 0, lo + count, self.buf_len)
+            if stopped:  # (every trial here recorded every point before ``lo``)
+                self.buf_len = lo + (torch.tensor(due, device=end.device).reshape(-1, 1) <= end).sum(dim=0)
             else:
                 self.buf_len.fill_(hi)
             self.recorded, done = hi, due[-1]
