@@ -14,6 +14,7 @@ from landscape import (
     NonFiniteEnergyError,
     autograd_value_and_grad,
 )
+from landscape.mapping import paths
 from landscape.mapping.paths import resample_polyline, string_method, string_method_batch
 
 # Mueller-Brown potential (K. Mueller and L. D. Brown 1979, Theor. Chim. Acta 53, 75):
@@ -119,6 +120,26 @@ def test_double_well_with_an_energy_and_float32():
     assert result.saddle_energy == pytest.approx(1.0, abs=1e-3)
     assert result.saddle_energy < result.initial_max_energy
     assert result.saddle_grad_norm < 1e-2
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_a_string_whose_saddle_stopped_moving_ends_its_phases_early(dtype, monkeypatch):
+    # tol = 0: the motion test can never pass, as on a network's piecewise-linear
+    # landscape, where a float32 string would crawl through its whole budget. Once its
+    # top energy stops moving (at eps^0.8 of its energy range over STALL iterations) each
+    # phase ends: same saddle, a fraction of the iterations, reported unconverged.
+    energy = Energy(double_well, shape=(2,), dtype=dtype)
+    a, b = torch.tensor([-1.0, 0.0], dtype=dtype), torch.tensor([1.0, 0.0], dtype=dtype)
+    via = torch.tensor([0.2, 1.2], dtype=dtype)
+    stalled = string_method(energy, a, b, via=via, images=17, steps=500, tol=0.0)
+    every = paths.STALL
+    monkeypatch.setattr(paths, "STALL", 10**9)  # no stall rule
+    crawled = string_method(energy, a, b, via=via, images=17, steps=500, tol=0.0)
+    assert crawled.steps == 1000  # both phases to their budgets
+    assert stalled.steps <= 300 and stalled.steps % every == 0
+    assert not stalled.converged
+    assert stalled.saddle_energy == pytest.approx(crawled.saddle_energy, abs=1e-6)
+    assert stalled.saddle_energy == pytest.approx(1.0, abs=1e-6)
 
 
 def test_without_climbing_the_saddle_is_sampled_from_below():

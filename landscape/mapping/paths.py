@@ -36,6 +36,7 @@ Many strings step as one batch (:func:`string_method_batch`); a single string
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import NamedTuple
 
@@ -44,6 +45,10 @@ import torch
 
 from landscape.energy import Energy, ValueAndGrad
 from landscape.errors import LandscapeError, NonFiniteEnergyError
+
+
+#: Iterations between two checks of a string's progress (see ``_Strings.check_stall``).
+STALL = 50
 
 
 class PathResult(NamedTuple):
@@ -234,9 +239,15 @@ def string_method_batch(
     LandscapeError
         On inconsistent shapes or settings.
 
+    A phase (string or climb) also ends, unconverged, when the string's top energy (the
+    climbing image's) moved by at most ``eps^0.8`` of the string's energy range over
+    :data:`STALL` iterations (``eps`` the dtype's machine epsilon): on a network's
+    piecewise-linear landscape a float32 string would otherwise crawl through its whole
+    budget at a saddle that no longer moves.
+
     Cost: two batched calls of at most ``P * (K - 2)`` images per iteration (the trial
     move, checked for descent, then the redistributed string), at most ``steps +
-    climb_steps`` iterations; converged strings leave the batch.
+    climb_steps`` iterations; converged and stalled strings leave the batch.
     """
     energy.check_batch(a)
     energy.check_batch(b)
@@ -316,6 +327,14 @@ class _Strings:
         self.active = ~flat
         self.in_climb = torch.zeros(n, dtype=torch.bool, device=dev)
         self.climb_steps: int | None = None
+        # A phase also ends when its energy stalls: the top of the string (the climbing
+        # image, when climbing) moved by at most eps^0.8 (eps: the dtype's machine
+        # epsilon; 3e-6 in float32, 3e-13 in float64) of the string's energy range over the
+        # last STALL iterations. On a piecewise-linear network (leaky ReLU) the gradient
+        # never vanishes smoothly: a float32 string crawls on a tiny step for its whole
+        # budget without the motion test ever passing, while its saddle no longer moves.
+        self.stall_tol = float(torch.finfo(dt_).eps) ** 0.8
+        self.mark = torch.full((n,), math.inf, device=dev, dtype=dt_)
 
     def evaluate(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Energies [P, M] and gradients [P, M, D] of images ``x`` [P, M, D]."""
@@ -332,12 +351,29 @@ class _Strings:
             out_of_budget = self.active & (self.phase_iters >= budget)
             if bool(out_of_budget.any()):
                 self.end_phase(out_of_budget, torch.zeros_like(out_of_budget))
+            self.check_stall()
             idx = torch.nonzero(self.active).flatten()
             if idx.numel() == 0:
                 break
             self.iterate(idx)
         if bool(self.active.any()):
             self.end_phase(self.active.clone(), torch.zeros_like(self.active))
+
+    def check_stall(self) -> None:
+        """Every :data:`STALL` iterations of a phase: end the phase of the strings whose
+        top energy (the climbing image's, when climbing) moved by at most ``stall_tol`` of
+        the string's energy range since the last check (unconverged: they stalled)."""
+        due = self.active & (self.phase_iters % STALL == 0)
+        if not bool(due.any()):
+            return
+        u = self.u
+        top = torch.where(self.in_climb, u.gather(1, self.climber.unsqueeze(1)).squeeze(1), u.max(1).values)
+        spread = u.max(1).values - u.min(1).values
+        stalled = due & (self.phase_iters > 0) & ((top - self.mark).abs() <= self.stall_tol * spread)
+        self.mark = torch.where(due, top, self.mark)
+        if bool(stalled.any()):
+            self.end_phase(stalled, torch.zeros_like(stalled))
+            self.mark = torch.where(stalled, math.inf, self.mark)
 
     def end_phase(self, done: torch.Tensor, ok: torch.Tensor) -> None:
         """Strings whose phase ended: record convergence; string phase -> climb or stop."""
