@@ -3,11 +3,14 @@
     .venv/bin/python benchmarks/ad_step.py [--device cuda] [--repeats 5]
 
 For each energy and batch size: the median over ``--repeats`` of (a) one call of the
-energy's value-and-gradient function (parameters frozen, the function the mapper uses)
-and (b) one step of :func:`landscape.mapping.ad.attraction_diffusion` on the same batch,
-with every trial kept running (no target within reach, no patience limit) and paths
-recorded as the mapper does. The ratio b / a is the cost of the magnetization and the
-per-trial bookkeeping (peak, distance, arrival, stopping, path) on top of the energy.
+energy's value-and-gradient function (parameters frozen, the function the mapper uses),
+(b) one step of the library's plain Langevin sampler on the same batch (the energy, the
+Gaussian noise and the update: the floor any Langevin-based step has) and (c) one step of
+:func:`landscape.mapping.ad.attraction_diffusion` on the same batch, with every trial kept
+running (no target within reach, no patience limit) and paths recorded as the mapper
+does. The ratio c / a is the cost of the noise, the magnetization and the per-trial
+bookkeeping (peak, distance, arrival, stopping, path) on top of the energy; c / b what
+attraction-diffusion adds to a plain Langevin step.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from landscape import Energy  # noqa: E402
 from landscape.energy import use_cpu_threads  # noqa: E402
 from landscape.mapping.ad import ADConfig, attraction_diffusion  # noqa: E402
+from landscape.sampling.langevin import init, langevin_move  # noqa: E402
 from landscape.potentials import mueller_brown  # noqa: E402
 from landscape.train.nets import build_model  # noqa: E402
 
@@ -57,6 +61,21 @@ def bare_call(e: Energy, x: torch.Tensor, calls: int) -> float:
     return (time.perf_counter() - t) / calls
 
 
+def langevin_step(e: Energy, x: torch.Tensor, calls: int) -> float:
+    vg = e.value_and_grad_fn()
+    g = torch.Generator(device=e.device).manual_seed(0)
+    with e.frozen():
+        state = init(x, vg)
+        for _ in range(10):
+            langevin_move(state, vg, 1e-3, 1.0, g, box=e.data_range)
+        _sync(str(e.device))
+        t = time.perf_counter()
+        for _ in range(calls):
+            state = langevin_move(state, vg, 1e-3, 1.0, g, box=e.data_range)
+        _sync(str(e.device))
+    return (time.perf_counter() - t) / calls
+
+
 def ad_step(e: Energy, x: torch.Tensor, b: torch.Tensor, steps: int) -> float:
     cfg = ADConfig(temperature=1.0, alpha=1e-3, eps=1e-3, max_steps=steps, patience=10**9, delta=1e-12, record=ADConfig().record)
     attraction_diffusion(e, x, b, ADConfig(**{**cfg.__dict__, "max_steps": 20}))
@@ -74,8 +93,9 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=300)
     parser.add_argument("--batches", default="128,1024")
     args = parser.parse_args()
-    print("| energy | batch | energy+gradient (ms) | AD step (ms) | ratio |")
-    print("|---|---|---|---|---|")
+    print("| energy | batch | energy+gradient (ms) | Langevin step (ms) | AD step (ms) | AD / energy+gradient "
+          "| AD / Langevin |")
+    print("|---|---|---|---|---|---|---|")
     for name, e in energies(args.device).items():
         use_cpu_threads(e.fn, e.device)
         for p in (int(v) for v in args.batches.split(",")):
@@ -83,8 +103,10 @@ def main() -> None:
             x = e.uniform_noise(p, generator=g)
             b = e.uniform_noise(p, generator=g)
             bare = statistics.median(bare_call(e, x, args.steps) for _ in range(args.repeats))
+            plain = statistics.median(langevin_step(e, x, args.steps) for _ in range(args.repeats))
             step = statistics.median(ad_step(e, x, b, args.steps) for _ in range(args.repeats))
-            print(f"| {name} | {p} | {bare * 1e3:.3f} | {step * 1e3:.3f} | {step / bare:.2f} |", flush=True)
+            print(f"| {name} | {p} | {bare * 1e3:.3f} | {plain * 1e3:.3f} | {step * 1e3:.3f} | {step / bare:.2f} "
+                  f"| {step / plain:.2f} |", flush=True)
 
 
 if __name__ == "__main__":

@@ -68,7 +68,9 @@ class ADConfig:
     round_size : int
         Minima assigned per round of batched trials.
     batch_size : int
-        AD chains per batched call at most (bounds memory; large images want fewer).
+        AD chains per batched call at most (bounds memory; large images want fewer: each
+        chain keeps its last 17 positions between two host syncs, about 10 more for its
+        peak, gradient and noise, and its recorded path).
     average : int
         Judge arrival (and progress, for ``patience``) by an exponential moving average
         of the chain's positions over about this many steps instead of the position
