@@ -294,7 +294,7 @@ def attraction_diffusion(
         mag = _Magnetized(energy.value_and_grad_fn(), targets.detach().to(starts.dtype).clone(), config.temperature,
                           pull)
         state = init(starts.detach().clone(), mag)
-        _check_finite(mag.raw, state.grad, 0)
+        _check_start(mag.raw, state.grad)
         run = _Running(state.x, mag.raw.double(), mag.distance.double(), mag.offset, cap, config.average, config)
         box = energy.data_range
         window = _Window(state.x)
@@ -396,11 +396,7 @@ class _Window:
         bad = ~(torch.isfinite(self.u[:n]) & torch.isfinite(self.g[:n]))
         if bool(bad.any()):
             first = int(torch.nonzero(bad.any(1))[0, 0]) + 1
-            raise NonFiniteEnergyError(
-                f"{int(bad.any(0).sum())} of {bad.shape[1]} attraction-diffusion chains reached a non-finite "
-                f"energy or gradient at step {step + first}; try a smaller eps (stable while "
-                f"eps^2/(2T) * curvature < 2)"
-            )
+            raise _non_finite(int(bad.any(0).sum()), bad.shape[1], f"at step {step + first}")
 
 
 class _Running:
@@ -541,14 +537,19 @@ class _Running:
                 self.recorded, self.stride = half, self.stride * 2
 
 
-def _check_finite(raw: torch.Tensor, grad: torch.Tensor, step: int) -> None:
+def _check_start(raw: torch.Tensor, grad: torch.Tensor) -> None:
+    """Raise if a chain's energy or gradient is not finite where it starts (later steps:
+    :meth:`_Window.check_finite`)."""
     ok = torch.isfinite(raw) & torch.isfinite(grad.reshape(grad.shape[0], -1)).all(1)
     if not bool(ok.all()):
-        where = "at their start" if step == 0 else f"at step {step}"
-        raise NonFiniteEnergyError(
-            f"{int((~ok).sum())} of {ok.numel()} attraction-diffusion chains reached a non-finite "
-            f"energy or gradient {where}; try a smaller eps (stable while eps^2/(2T) * curvature < 2)"
-        )
+        raise _non_finite(int((~ok).sum()), ok.numel(), "at their start")
+
+
+def _non_finite(bad: int, total: int, where: str) -> NonFiniteEnergyError:
+    return NonFiniteEnergyError(
+        f"{bad} of {total} attraction-diffusion chains reached a non-finite energy or gradient {where}; "
+        f"try a smaller eps (stable while eps^2/(2T) * curvature < 2)"
+    )
 
 
 @dataclass
