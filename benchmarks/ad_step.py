@@ -11,6 +11,11 @@ running (no target within reach, no patience limit) and paths recorded as the ma
 does. The ratio c / a is the cost of the noise, the magnetization and the per-trial
 bookkeeping (peak, distance, arrival, stopping, path) on top of the energy; c / b what
 attraction-diffusion adds to a plain Langevin step.
+
+It also counts the tensor operations each of (a), (b) and (c) issues per step (torch's
+profiler: aten operations called from Python, views and dtype casts left out), the same
+on every machine: on a GPU each is at least one kernel launch, and a small batch there is
+bound by launches, not arithmetic.
 """
 
 from __future__ import annotations
@@ -77,13 +82,60 @@ def langevin_step(e: Energy, x: torch.Tensor, calls: int) -> float:
 
 
 def ad_step(e: Energy, x: torch.Tensor, b: torch.Tensor, steps: int) -> float:
-    cfg = ADConfig(temperature=1.0, alpha=1e-3, eps=1e-3, max_steps=steps, patience=10**9, delta=1e-12, record=ADConfig().record)
+    cfg = _ad_config(steps)
     attraction_diffusion(e, x, b, ADConfig(**{**cfg.__dict__, "max_steps": 20}))
     _sync(str(e.device))
     t = time.perf_counter()
     attraction_diffusion(e, x, b, cfg)
     _sync(str(e.device))
     return (time.perf_counter() - t) / steps
+
+
+def _ad_config(steps: int) -> ADConfig:
+    # T != 1, as the map's settings have it
+    return ADConfig(temperature=0.5, alpha=1e-3, eps=1e-3, max_steps=steps, patience=10**9, delta=1e-12)
+
+
+# views, reshapes, casts and allocations: no arithmetic, no kernel of their own on a GPU
+_NOT_COUNTED = {
+    "aten::view", "aten::reshape", "aten::_reshape_alias", "aten::_unsafe_view", "aten::as_strided", "aten::expand",
+    "aten::select", "aten::slice", "aten::t", "aten::transpose", "aten::permute", "aten::unsqueeze", "aten::squeeze",
+    "aten::alias", "aten::detach", "aten::lift_fresh", "aten::resolve_conj", "aten::resolve_neg", "aten::empty",
+    "aten::empty_like", "aten::empty_strided", "aten::result_type", "aten::to", "aten::_to_copy", "aten::item",
+    "aten::_local_scalar_dense", "aten::is_nonzero",
+}
+
+
+def _operations(run) -> int:
+    """Tensor operations ``run()`` issues from Python (nested ones not counted again)."""
+    from torch.profiler import profile
+
+    with profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
+        run()
+    return sum(1 for ev in prof.events() if ev.name.startswith("aten::") and ev.name not in _NOT_COUNTED
+               and (ev.cpu_parent is None or not ev.cpu_parent.name.startswith("aten::")))
+
+
+def operations_per_step(e: Energy, x: torch.Tensor, b: torch.Tensor) -> tuple[float, float, float]:
+    """Operations per step of the bare call, the Langevin step and the AD step (from the
+    difference between 160 and 320 steps, so set-up and bookkeeping once per run cancel)."""
+    vg = e.value_and_grad_fn()
+    g = torch.Generator(device=e.device).manual_seed(0)
+
+    def bare(n: int) -> None:
+        for _ in range(n):
+            vg(x)
+
+    def plain(n: int) -> None:
+        state = init(x, vg)
+        for _ in range(n):
+            state = langevin_move(state, vg, 1e-3, 1.0, g, box=e.data_range)
+
+    def ad(n: int) -> None:
+        attraction_diffusion(e, x, b, _ad_config(n), g)
+
+    with e.frozen():
+        return tuple((_operations(lambda: f(320)) - _operations(lambda: f(160))) / 160 for f in (bare, plain, ad))
 
 
 def main() -> None:
@@ -94,8 +146,8 @@ def main() -> None:
     parser.add_argument("--batches", default="128,1024")
     args = parser.parse_args()
     print("| energy | batch | energy+gradient (ms) | Langevin step (ms) | AD step (ms) | AD / energy+gradient "
-          "| AD / Langevin |")
-    print("|---|---|---|---|---|---|---|")
+          "| AD / Langevin | operations per step: energy+gradient / Langevin / AD |")
+    print("|---|---|---|---|---|---|---|---|")
     for name, e in energies(args.device).items():
         use_cpu_threads(e.fn, e.device)
         for p in (int(v) for v in args.batches.split(",")):
@@ -105,8 +157,9 @@ def main() -> None:
             bare = statistics.median(bare_call(e, x, args.steps) for _ in range(args.repeats))
             plain = statistics.median(langevin_step(e, x, args.steps) for _ in range(args.repeats))
             step = statistics.median(ad_step(e, x, b, args.steps) for _ in range(args.repeats))
+            ops = " / ".join(f"{v:.1f}" for v in operations_per_step(e, x, b))
             print(f"| {name} | {p} | {bare * 1e3:.3f} | {plain * 1e3:.3f} | {step * 1e3:.3f} | {step / bare:.2f} "
-                  f"| {step / plain:.2f} |", flush=True)
+                  f"| {step / plain:.2f} | {ops} |", flush=True)
 
 
 if __name__ == "__main__":

@@ -18,11 +18,12 @@ between the two minima (the highest point of a real path); the chain itself, rec
 a few dozen points, is where the string method (:mod:`landscape.mapping.paths`) starts refining
 it (:mod:`landscape.mapping.barriers`).
 
-The chain is the library's one Langevin kernel (:func:`landscape.sampling.langevin.langevin_move`)
-applied to ``E_b`` with ``tau = 1``: the temperature lives in the ``1/T``. In ``U``'s own
-terms a step is ``x - eps^2/(2T) dU/dx - eps^2/2 alpha u + eps z`` (``u`` the unit vector
-towards ``b``), so the descent is stable while ``eps^2/(2T) * curvature(U) < 2``, the pull
-moves ``eps^2 alpha / 2`` per step, and the noise ``eps`` per coordinate.
+The chain is the unadjusted Langevin move of :mod:`landscape.sampling.langevin` applied to
+``E_b`` with ``tau = 1`` (the temperature lives in the ``1/T``), its coefficients worked out
+once per trial (:class:`_Magnetized`). In ``U``'s own terms a step is
+``x - eps^2/(2T) dU/dx - eps^2/2 alpha u + eps z`` (``u`` the unit vector towards ``b``), so
+the descent is stable while ``eps^2/(2T) * curvature(U) < 2``, the pull moves
+``eps^2 alpha / 2`` per step, and the noise ``eps`` per coordinate.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ import torch
 
 from landscape.energy import Energy, ValueAndGrad
 from landscape.errors import LandscapeError, NonFiniteEnergyError
-from landscape.sampling.langevin import ChainState, RowGroups, init, langevin_move
+from landscape.sampling.langevin import RowGroups, gaussian_noise
 from landscape.mapping.minima import Minima
 from landscape.mapping.paths import segment_max
 from landscape.io.records import Partition
@@ -164,45 +165,74 @@ class ADTrials(NamedTuple):
 
 
 class _Magnetized:
-    """``x -> (U/T + alpha ||x - b||, its gradient)`` for per-row targets ``b`` (and a
-    pull ``alpha`` for all rows, or one per row).
+    """Chains on the magnetized energy ``E_b = U/T + alpha ||x - b||`` towards per-row
+    targets ``b``, with one pull ``alpha`` and step ``eps`` for all rows or one per row.
 
-    A value-and-grad function like any other, so the Langevin kernel runs on it
-    unchanged. It also keeps the raw ``U`` and the distance of its last evaluation:
-    the trial bookkeeping needs both, and recovering ``U`` from the magnetized value
-    would lose digits to cancellation.
+    A step is the unadjusted Langevin move on ``E_b`` (``tau = 1``), written in ``U``'s own
+    terms with its coefficients worked out once:
+
+        x' = clamp(x - eps^2/(2T) h + eps z),   h = T grad E_b = dU/dx + T alpha (x - b)/||x - b||
+
+    Per-row coefficients are worked out in float64 and rounded once, and applied the way
+    a single Python float is (``torch.add(..., alpha=)`` rounds it to the dtype and
+    fuses it the same way): a trial takes bit for bit the same steps in a batch of its own
+    as among trials with other pulls and steps.
     """
 
     def __init__(self, value_and_grad: ValueAndGrad, targets: torch.Tensor, temperature: float,
-                 alpha: float | torch.Tensor):
+                 alpha: float | torch.Tensor, eps: float | torch.Tensor,
+                 generator: torch.Generator | RowGroups | None, box: tuple[float, float] | None):
+        p, dtype, view = targets.shape[0], targets.dtype, (-1,) + (1,) * (targets.dim() - 1)
         self.value_and_grad = value_and_grad
         self.targets = targets
-        self.inv_t = 1.0 / temperature
-        self.alpha = alpha
-        self.raw: torch.Tensor | None = None
-        self.distance: torch.Tensor | None = None
-        self.offset: torch.Tensor | None = None
+        # T alpha per row (a [P] tensor either way: it divides the per-row distance)
+        pull = torch.full((p,), float(alpha), dtype=torch.float64) if not isinstance(alpha, torch.Tensor) else alpha
+        self.pull = (pull.to(torch.float64) * temperature).to(device=targets.device, dtype=dtype)
+        if isinstance(eps, torch.Tensor):
+            e = eps.to(device=targets.device, dtype=torch.float64)
+            self.drift: float | torch.Tensor = (-0.5 * e * e / temperature).to(dtype).reshape(view)
+            self.noise: float | torch.Tensor = e.to(dtype).reshape(view)
+        else:
+            self.drift, self.noise = -0.5 * eps * eps / temperature, float(eps)
+        self.generator, self.box = generator, box
+        self.tiny = torch.finfo(dtype).tiny
+        self.x: torch.Tensor | None = None
+        self.h: torch.Tensor | None = None
 
-    def __call__(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def evaluate(self, x: torch.Tensor, distance: torch.Tensor | None = None
+                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """At ``x``: the raw ``U``, ``dU/dx``, ``x - b`` and ``||x - b||`` (written into
+        ``distance`` when given). ``x`` and its ``h`` become the chains' state."""
         u, g = self.value_and_grad(x)
-        diff = x - self.targets
-        d = torch.linalg.vector_norm(diff.reshape(x.shape[0], -1), dim=1)
+        diff = torch.sub(x, self.targets)
+        d = torch.linalg.vector_norm(diff.reshape(x.shape[0], -1), dim=1, out=distance)
         # ||x - b|| has no gradient at x = b; the zero vector there (a subgradient) keeps
         # the chain finite, and a chain that close has succeeded anyway.
-        scale = self.alpha / d.clamp_min(torch.finfo(d.dtype).tiny)
-        self.raw, self.distance, self.offset = u, d, diff
-        if self.inv_t != 1.0:
-            u, g = u * self.inv_t, g * self.inv_t
-        grad = torch.addcmul(g, diff, scale.reshape((-1,) + (1,) * (x.dim() - 1)))
-        if isinstance(self.alpha, torch.Tensor):
-            return torch.addcmul(u, self.alpha, d), grad
-        return torch.add(u, d, alpha=self.alpha), grad
+        scale = torch.div(self.pull, d.clamp_min(self.tiny))
+        self.x, self.h = x, torch.addcmul(g, diff, scale.reshape((-1,) + (1,) * (x.dim() - 1)))
+        return u, g, diff, d
+
+    def step(self, out: torch.Tensor, distance: torch.Tensor | None = None
+             ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Move every chain once, to ``out``; what :meth:`evaluate` gives there."""
+        x = self.x
+        z = gaussian_noise(x.shape, self.generator, x.device, x.dtype)
+        if isinstance(self.drift, torch.Tensor):
+            x = torch.addcmul(x, self.h, self.drift, out=out)
+            x.addcmul_(z, self.noise)
+        else:
+            x = torch.add(x, self.h, alpha=self.drift, out=out)
+            x.add_(z, alpha=self.noise)
+        if self.box is not None:
+            x.clamp_(self.box[0], self.box[1])
+        return self.evaluate(x, distance)
 
     def select(self, keep: torch.Tensor) -> None:
-        """Keep the rows ``keep`` only (their targets, and their pulls when per row)."""
-        self.targets = self.targets[keep]
-        if isinstance(self.alpha, torch.Tensor):
-            self.alpha = self.alpha[keep]
+        """Keep the chains ``keep`` only."""
+        for name in ("targets", "pull", "drift", "noise", "x", "h"):
+            value = getattr(self, name)
+            if isinstance(value, torch.Tensor):
+                setattr(self, name, value[keep])
 
 
 def attraction_diffusion(
@@ -282,22 +312,16 @@ def attraction_diffusion(
     if p == 0:
         return out.trials(calls=0)
     with energy.frozen():
-        pull: float | torch.Tensor = config.alpha
-        eps: float | torch.Tensor = config.eps
         for name, per_trial in (("pulls", alphas), ("step sizes", steps)):
             if per_trial is not None and per_trial.shape != (p,):
                 raise LandscapeError(f"{p} AD starts but {tuple(per_trial.shape)} {name}")
-        if alphas is not None:
-            pull = alphas.to(device=starts.device, dtype=starts.dtype)
-        if steps is not None:
-            eps = steps.to(device=starts.device, dtype=starts.dtype)
         mag = _Magnetized(energy.value_and_grad_fn(), targets.detach().to(starts.dtype).clone(), config.temperature,
-                          pull)
-        state = init(starts.detach().clone(), mag)
-        _check_start(mag.raw, state.grad)
-        run = _Running(state.x, mag.raw.double(), mag.distance.double(), mag.offset, cap, config.average, config)
-        box = energy.data_range
-        window = _Window(state.x)
+                          config.alpha if alphas is None else alphas, config.eps if steps is None else steps,
+                          generator, energy.data_range)
+        u, g, diff, d = mag.evaluate(starts.detach().clone())
+        _check_start(u, g)
+        run = _Running(mag.x, u.double(), d.double(), diff, cap, config.average, config)
+        window = _Window(mag.x)
         step = 0
         while True:
             # Trials that stopped leave the batch here, at the end of a window: they were
@@ -311,18 +335,15 @@ def attraction_diffusion(
                 if not bool(keep.any()):
                     break
                 run = run.select(keep)
-                state = ChainState(state.x[keep], state.energy[keep], state.grad[keep])
                 mag.select(keep)
-                if isinstance(eps, torch.Tensor):
-                    eps = eps[keep]
-                window = _Window(state.x)
+                window = _Window(mag.x)
             n = min(_SYNC_EVERY, config.max_steps - step)
-            window.x[0].copy_(state.x)
+            window.start(mag.x)
+            averaged = run.offset is not None
             for k in range(1, n + 1):
-                state = langevin_move(state, mag, eps, 1.0, generator, box=box, out=window.x[k])
-                window.note(k, mag, state.grad, run)
-            window.check_finite(n, step)
-            run.advance(window, n, step, mag.targets)
+                u, g, diff, d = mag.step(window.x[k], None if averaged else window.d[k - 1])
+                window.note(k, u, g, diff, run.offset, run.smooth)
+            run.advance(window, window.close(n, step), n, step, mag.targets)
             step += n
     return out.trials(calls=step + 1)
 
@@ -369,34 +390,41 @@ class _Outcome:
 class _Window:
     """What the steps between two host syncs leave for the bookkeeping: the positions
     (``x[0]`` where the window starts, ``x[k]`` after its ``k``-th step), the raw energies
-    ``u`` and the distances ``d`` to the targets (of the running mean, with ``average``),
-    per step; and the row sums of the gradients, which are finite exactly when every entry
-    is (or overflow), checked once per window."""
+    and the distances to the targets (of the running mean, with ``average``) per step; and
+    the row sums of the gradients, which are finite exactly when every entry is (or
+    overflow)."""
 
     def __init__(self, x: torch.Tensor):
-        p, device = x.shape[0], x.device
+        p = x.shape[0]
         self.x = x.new_empty((_SYNC_EVERY + 1,) + tuple(x.shape))
-        self.u = torch.empty((_SYNC_EVERY, p), dtype=torch.float64, device=device)
-        self.d = torch.empty((_SYNC_EVERY, p), dtype=torch.float64, device=device)
+        self.d = x.new_empty((_SYNC_EVERY, p))
         self.g = x.new_empty((_SYNC_EVERY, p))
+        self.u: list[torch.Tensor] = []
 
-    def note(self, k: int, mag: _Magnetized, grad: torch.Tensor, run: _Running) -> None:
-        """Keep what step ``k`` left in ``mag`` (its raw energy, distance and offset from
-        the target at the new position) and its gradient."""
-        self.u[k - 1].copy_(mag.raw)
-        if run.offset is None:
-            self.d[k - 1].copy_(mag.distance)
-        else:
-            run.offset.lerp_(mag.offset, run.smooth)
-            self.d[k - 1].copy_(torch.linalg.vector_norm(run.offset.reshape(grad.shape[0], -1), dim=1))
+    def start(self, x: torch.Tensor) -> None:
+        self.x[0].copy_(x)
+        self.u = []
+
+    def note(self, k: int, u: torch.Tensor, grad: torch.Tensor, diff: torch.Tensor, offset: torch.Tensor | None,
+             smooth: float | None) -> None:
+        """Keep step ``k``'s raw energy and its gradient's row sums; with a running mean
+        (its ``offset`` from the target), bring it up to date from the step's ``diff``
+        and keep its distance (without, the step wrote its own distance in place)."""
+        self.u.append(u)
+        if offset is not None:
+            offset.lerp_(diff, smooth)
+            torch.linalg.vector_norm(offset.reshape(offset.shape[0], -1), dim=1, out=self.d[k - 1])
         torch.sum(grad.reshape(grad.shape[0], -1), dim=1, out=self.g[k - 1])
 
-    def check_finite(self, n: int, step: int) -> None:
-        """Raise if an energy or gradient of the window's ``n`` steps (from ``step``) was not finite."""
-        bad = ~(torch.isfinite(self.u[:n]) & torch.isfinite(self.g[:n]))
+    def close(self, n: int, step: int) -> torch.Tensor:
+        """The raw energies of the window's ``n`` steps (from ``step``) [n, P]; raises if one
+        of them or a gradient was not finite."""
+        u = torch.stack(self.u)
+        bad = ~(torch.isfinite(u) & torch.isfinite(self.g[:n]))
         if bool(bad.any()):
             first = int(torch.nonzero(bad.any(1))[0, 0]) + 1
             raise _non_finite(int(bad.any(0).sum()), bad.shape[1], f"at step {step + first}")
+        return u
 
 
 class _Running:
@@ -436,7 +464,7 @@ class _Running:
         self.final = dist.clone()
         self.end_x = x.clone()
         # With ``average``: the running mean's offset from the target, kept up to date
-        # after every step from the offset the magnetization computes anyway.
+        # after every step from the offset the pull computes anyway (:meth:`_Window.note`).
         self.smooth = 1.0 / average if average > 0 else None
         self.offset = offset.clone() if self.smooth is not None else None
         self.cap = cap
@@ -453,13 +481,14 @@ class _Running:
                 setattr(self, name, value[keep])
         return self
 
-    def advance(self, w: _Window, n: int, step: int, targets: torch.Tensor) -> None:
+    def advance(self, w: _Window, raw: torch.Tensor, n: int, step: int, targets: torch.Tensor) -> None:
         """Take in the window of ``n`` steps run from ``step`` (every trial was running at
-        its start): where each trial stops, its peak, best distance and path."""
+        its start) and their raw energies: where each trial stops, its peak, best
+        distance and path."""
         config, x = self.config, w.x
         p, device = targets.shape[0], targets.device
         view = (-1,) + (1,) * (targets.dim() - 1)
-        dist = w.d[:n]
+        dist, u = w.d[:n].double(), raw.double()
         ks = torch.arange(1, n + 1, device=device).reshape(n, 1)
         # Steps since the best distance last improved (strictly), after each step.
         low = torch.minimum(torch.cummin(dist, dim=0).values, self.best)
@@ -475,7 +504,7 @@ class _Running:
         end = torch.where(finished, first + 1, n)  # the last step that counts, per trial
         rows = torch.arange(p, device=device)
         # The peak: the first highest raw energy up to the end, if above the one before.
-        top, at = torch.where(ks <= end, w.u[:n], -math.inf).max(dim=0)
+        top, at = torch.where(ks <= end, u, -math.inf).max(dim=0)
         at = at + 1
         higher = top > self.peak_u
         self.peak_u = torch.where(higher, top, self.peak_u)

@@ -125,8 +125,9 @@ class RowGroups:
         self.sizes = sizes
 
 
-def _noise(shape: Sequence[int], generator: torch.Generator | RowGroups | None, device: torch.device,
-           dtype: torch.dtype) -> torch.Tensor:
+def gaussian_noise(shape: Sequence[int], generator: torch.Generator | RowGroups | None, device: torch.device,
+                   dtype: torch.dtype) -> torch.Tensor:
+    """Standard normal draws of ``shape`` from ``generator`` (one per row group for :class:`RowGroups`)."""
     if isinstance(generator, RowGroups):
         return generator.randn(shape, device, dtype)
     return torch.randn(tuple(shape), generator=generator, device=device, dtype=dtype)
@@ -139,23 +140,21 @@ def langevin_move(
     tau: float,
     generator: torch.Generator | RowGroups | None,
     box: tuple[float, float] | None = None,
-    out: torch.Tensor | None = None,
 ) -> ChainState:
     """:func:`langevin_step` without its diagnostics (for loops that keep their own).
     ``eps`` is one step for every chain, or a float64 tensor ``[B]`` of one step per chain;
-    ``generator`` may be :class:`RowGroups` (one generator per group of rows); the new
-    positions are written into ``out`` when given (a loop's preallocated history)."""
-    z = _noise(state.x.shape, generator, state.x.device, state.x.dtype) if tau != 0.0 else None
+    ``generator`` may be :class:`RowGroups` (one generator per group of rows)."""
+    z = gaussian_noise(state.x.shape, generator, state.x.device, state.x.dtype) if tau != 0.0 else None
     if isinstance(eps, torch.Tensor):
         view = (-1,) + (1,) * (state.x.dim() - 1)
         # coefficients in float64, rounded once, and fused as torch.add(..., alpha=) fuses
         # a Python float: a chain takes bit for bit the steps it takes with a float eps
         e = eps.to(torch.float64)
-        x = torch.addcmul(state.x, state.grad, (-0.5 * e * e).to(state.x.dtype).reshape(view), out=out)
+        x = torch.addcmul(state.x, state.grad, (-0.5 * e * e).to(state.x.dtype).reshape(view))
         if z is not None:
             x.addcmul_(z, (tau * e).to(state.x.dtype).reshape(view))
     else:
-        x = torch.add(state.x, state.grad, alpha=-0.5 * eps * eps, out=out)
+        x = torch.add(state.x, state.grad, alpha=-0.5 * eps * eps)
         if z is not None:
             x.add_(z, alpha=tau * eps)
     if box is not None:
