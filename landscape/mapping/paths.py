@@ -21,6 +21,12 @@ it converges onto the saddle itself instead of sampling the path near it (the
 climbing-image idea of the nudged elastic band: G. Henkelman, B. P. Uberuaga and
 H. Jonsson 2000, J. Chem. Phys. 113, 9901).
 
+**Kinks.** A network with (leaky) ReLU units is piecewise linear in its input: its valleys
+have kinks, across which a descent step overshoots whatever its size. Each image therefore
+has a step of its own, and an image whose move would raise its energy stays put while the
+rest of the string moves on; the climbing image halves its step across the path where it
+crossed a kink and along the path where it passed the top, each part on its own.
+
 **Starting paths.** A string relaxes by gradient flow, under which the highest point of
 a continuous path never rises; a string of few images can still cut a corner of its
 starting path and relax into another, higher pass. A string that starts on a recorded
@@ -221,9 +227,10 @@ def string_method_batch(
         Iteration budget of the climbing phase (default ``steps``).
     step_size : float, optional
         Initial time step of every string. By default, per string, the step that moves
-        its steepest image by a tenth of the image spacing. It adapts per string: halved
-        after a rejected move, grown by 10% after each accepted move until the first
-        rejection.
+        its steepest image by a tenth of the image spacing. It adapts per image: an image
+        whose move would raise its energy stays where it was and halves its step (the
+        rest of the string moves on), and a step grows by 10% per move until the image
+        first rose or hit the limit of half the image spacing per move.
     box : (low, high), optional
         Clamp images into this box (e.g. the data range the model was trained on).
 
@@ -278,12 +285,23 @@ def string_method_batch(
     return strings.results()
 
 
+def _climbing_force(g: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """The climbing image's force for gradients ``g`` [R, D] and unit tangents ``t``: the
+    gradient with its component along the path reversed."""
+    return g - 2.0 * (g * t).sum(1, keepdim=True) * t
+
+
 class _Strings:
     """A batch of strings under relaxation: one row of every tensor per string.
 
-    Each string keeps its own time step ``dt`` (halved on a rejected move, grown by 10%
-    per accepted move until the first rejection), phase (string, then climbing),
-    iteration count and convergence; strings that finish leave the active set.
+    Each string keeps a time step per image (see :meth:`iterate`), phase (string, then
+    climbing), iteration count and convergence; strings that finish leave the active set.
+
+    Steps per image, not one per string: next to a kink of the landscape (a leaky-ReLU
+    network is piecewise linear everywhere) an image overshoots the kink on any step and
+    would rise. With one step per string, every such rise halved every image's step and
+    the string froze far from the minimum energy path; here that image alone is held
+    back while the others move on.
     """
 
     def __init__(
@@ -307,17 +325,22 @@ class _Strings:
         scale = torch.linalg.vector_norm(self.g[:, 1:-1], dim=2).max(1).values
         spacing = torch.linalg.vector_norm(path[:, 1] - path[:, 0], dim=1)
         if step_size is None:
-            self.dt = 0.1 * spacing / scale.clamp_min(torch.finfo(dt_).tiny)
+            dt0 = 0.1 * spacing / scale.clamp_min(torch.finfo(dt_).tiny)
         else:
-            self.dt = torch.full((n,), float(step_size), device=dev, dtype=dt_)
-        self.min_dt = self.dt * 1e-12
+            dt0 = torch.full((n,), float(step_size), device=dev, dtype=dt_)
+        # one step per interior image (see :meth:`iterate`)
+        self.dt = dt0.unsqueeze(1).repeat(1, path.shape[1] - 2)
+        self.min_dt = dt0 * 1e-12
         self.threshold = tol * scale
         # Moves may raise an energy by rounding noise alone; only a clear rise rejects a
         # step (relative to the path's energies and their spread: no absolute floor, so a
         # scaled energy relaxes the same way).
         u = self.u
         self.slack = 64.0 * torch.finfo(dt_).eps * (u.abs().max(1).values + u.max(1).values - u.min(1).values)
-        self.grow = torch.full((n,), 1.1, device=dev, dtype=dt_)
+        self.grow = torch.full_like(self.dt, 1.1)  # per image: 1 once it rose or moved as far as it may
+        # the climbing image's step along the path, and its growth
+        self.climb_dt = torch.zeros(n, device=dev, dtype=dt_)
+        self.climb_grow = torch.full((n,), 1.1, device=dev, dtype=dt_)
         self.climber = torch.zeros(n, dtype=torch.long, device=dev)  # 0: no climbing image
         self.phase_iters = torch.zeros(n, dtype=torch.long, device=dev)
         self.iterations = torch.zeros(n, dtype=torch.long, device=dev)
@@ -388,67 +411,131 @@ class _Strings:
             self.climber[start] = top[start]
             self.in_climb[start] = True
             self.phase_iters[start] = 0
+            # The climbing image moves by rules of its own: it starts afresh at the
+            # string's largest step, whatever its own became as a descending image.
+            rows = torch.nonzero(start).flatten()
+            largest = self.dt[rows].max(1).values
+            self.dt[rows, top[rows] - 1] = largest
+            self.grow[rows, top[rows] - 1] = 1.1
+            self.climb_dt[rows], self.climb_grow[rows] = largest, 1.1
             stop = done & ~start
         self.active = self.active & ~stop
 
-    def forces(self, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """The force on each interior image of strings ``idx`` [A, K-2, D], and which
-        images must not rise (all but a climbing image) [A, K-2]."""
+    def forces(self, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, tuple[torch.Tensor, ...]]:
+        """The force on each interior image of strings ``idx`` [A, K-2, D], which images
+        must not rise (all but a climbing image) [A, K-2], and the climbing images: rows
+        ``r`` of ``idx``, their index ``c`` and unit tangent ``t``."""
         pa, ga, ca = self.path[idx], self.g[idx], self.climber[idx]
         force = ga[:, 1:-1].clone()
         descending = torch.ones(force.shape[:2], dtype=torch.bool, device=force.device)
         r = torch.nonzero(ca > 0).flatten()
+        c = ca[r]
+        t = pa[r, c + 1] - pa[r, c - 1]
+        t = t / torch.linalg.vector_norm(t, dim=1, keepdim=True).clamp_min(torch.finfo(t.dtype).tiny)
         if r.numel():
-            c = ca[r]
-            t = pa[r, c + 1] - pa[r, c - 1]
-            t = t / torch.linalg.vector_norm(t, dim=1, keepdim=True).clamp_min(torch.finfo(t.dtype).tiny)
-            gc = ga[r, c]
-            force[r, c - 1] = gc - 2.0 * (gc * t).sum(1, keepdim=True) * t
+            force[r, c - 1] = _climbing_force(ga[r, c], t)
             descending[r, c - 1] = False
-        return force, descending
+        return force, descending, (r, c, t)
 
     def iterate(self, idx: torch.Tensor) -> None:
-        """One move of the active strings ``idx``: trial step, descent check,
-        redistribution, then accept (maybe converged) or halve the step."""
+        """One move of the active strings ``idx``: trial step, descent check per image
+        (an image that would rise stays where it was, its step halved), redistribution,
+        then accept (maybe converged); a string whose redistributed images are not all
+        finite stays put, every step halved. The climbing image's move has two parts,
+        up along the path and down across it, each with its own step (see below)."""
         self.iterations[idx] += 1
         self.phase_iters[idx] += 1
         pa, ua = self.path[idx], self.u[idx]
-        force, descending = self.forces(idx)
+        force, descending, (r, c, t) = self.forces(idx)
+        dt = self.dt[idx]
+        move = dt.unsqueeze(2) * force
+        if r.numel():
+            # The climbing image: up along the path on a step of its own, down across it
+            # on its image's step.
+            gc = self.g[idx][r, c]
+            along = (gc * t).sum(1, keepdim=True)
+            across = gc - along * t
+            move[r, c - 1] = dt[r, c - 1].unsqueeze(1) * across - self.climb_dt[idx][r].unsqueeze(1) * along * t
+        # No image moves by more than half the image spacing in one step: images with
+        # steps of their own could otherwise overtake their neighbours and fold the
+        # string. An image that would takes the step that moves it that far, and keeps
+        # it (it stops growing).
+        half = 0.5 * _arc(pa)[1][:, -1] / (pa.shape[1] - 1)
+        length = torch.linalg.vector_norm(move, dim=2)
+        cap = (half.unsqueeze(1) / length.clamp_min(torch.finfo(length.dtype).tiny)).clamp_max(1.0)
+        move *= cap.unsqueeze(2)
+        capped = cap < 1.0
+        self.dt[idx] = dt * cap
+        self.grow[idx] = torch.where(capped, 1.0, self.grow[idx])
         trial = pa.clone()
-        trial[:, 1:-1] -= self.dt[idx].reshape(-1, 1, 1) * force
+        trial[:, 1:-1] -= move
         if self.box is not None:
             trial[:, 1:-1] = trial[:, 1:-1].clamp(self.box[0], self.box[1])
-        u_trial, _ = self.evaluate(trial[:, 1:-1])
-        ok = torch.isfinite(u_trial).all(1)
-        ok &= ~((u_trial > ua[:, 1:-1] + self.slack[idx].unsqueeze(1)) & descending).any(1)
+        u_trial, g_trial = self.evaluate(trial[:, 1:-1])
+        rose = ~torch.isfinite(u_trial) | ((u_trial > ua[:, 1:-1] + self.slack[idx].unsqueeze(1)) & descending)
+        trial[:, 1:-1] = torch.where(rose.unsqueeze(2), pa[:, 1:-1], trial[:, 1:-1])
+        overshot = torch.zeros(idx.shape[0], dtype=torch.bool, device=idx.device)
+        if r.numel():
+            # No energy test fits the climbing image. A part of its move that turned its
+            # gradient around (along the path: it passed the top; across: it crossed the
+            # valley's floor, or a kink of the landscape) overshot: that part is undone and
+            # its step halved, the other part stands. (Gradients already below the
+            # threshold of convergence do not count: their sign is rounding.)
+            gt = g_trial[r, c - 1]
+            along_t = (gt * t).sum(1, keepdim=True)
+            across_t = gt - along_t * t
+            floor = self.threshold[idx][r]
+            bad = ~torch.isfinite(u_trial[r, c - 1]) | ~torch.isfinite(gt).all(1)
+            up_bad = bad | (((along_t * along).squeeze(1) < 0) & (along.abs().squeeze(1) > floor))
+            across_bad = bad | (((across_t * across).sum(1) < 0)
+                                & (torch.linalg.vector_norm(across, dim=1) > floor))
+            f = cap[r, c - 1].unsqueeze(1)
+            kept = torch.where(across_bad.unsqueeze(1), 0.0, f * dt[r, c - 1].unsqueeze(1) * across)
+            kept = kept - torch.where(up_bad.unsqueeze(1), 0.0, f * self.climb_dt[idx][r].unsqueeze(1) * along * t)
+            moved = pa[r, c] - kept
+            trial[r, c] = moved if self.box is None else moved.clamp(self.box[0], self.box[1])
+            rose[r, c - 1] = across_bad
+            overshot[r] = up_bad
+            rows = idx[r]
+            self.climb_dt[rows] = torch.where(up_bad, 0.5 * self.climb_dt[rows], self.climb_dt[rows])
+            self.climb_grow[rows] = torch.where(up_bad, 1.0, self.climb_grow[rows])
         new = _redistribute(trial, self.climber[idx])
         u_new, g_new = self.evaluate(new[:, 1:-1])
-        ok &= torch.isfinite(u_new).all(1) & torch.isfinite(g_new).all(2).all(1)
-        self.reject(idx[~ok])
+        ok = torch.isfinite(u_new).all(1) & torch.isfinite(g_new).all(2).all(1)
+        self.halve(idx, rose | ~ok.unsqueeze(1))
         if bool(ok.any()):
-            self.accept(idx[ok], new[ok], u_new[ok], g_new[ok])
+            self.accept(idx[ok], new[ok], u_new[ok], g_new[ok], rose[ok].any(1) | overshot[ok])
 
-    def reject(self, bad: torch.Tensor) -> None:
-        """Halve the step of strings ``bad`` and stop growing it; a string whose step fell
-        below the smallest gives up unconverged (and does not climb)."""
-        self.dt[bad] *= 0.5
-        self.grow[bad] = 1.0
-        tiny_step = torch.zeros_like(self.active)
-        tiny_step[bad] = self.dt[bad] < self.min_dt[bad]
-        if bool(tiny_step.any()):
-            self.end_phase(tiny_step, torch.zeros_like(tiny_step))
-            self.in_climb[tiny_step] = False
-            self.active = self.active & ~tiny_step
+    def halve(self, idx: torch.Tensor, images: torch.Tensor) -> None:
+        """Halve the steps of the ``images`` [A, K-2] of strings ``idx`` (they stop
+        growing). A string whose every step fell below the smallest gives up unconverged
+        (and does not climb)."""
+        dt = self.dt[idx]
+        self.dt[idx] = torch.where(images, 0.5 * dt, dt)
+        self.grow[idx] = torch.where(images, 1.0, self.grow[idx])
+        stuck = torch.zeros_like(self.active)
+        stuck[idx] = images.any(1) & (self.dt[idx].max(1).values < self.min_dt[idx])
+        if bool(stuck.any()):
+            self.end_phase(stuck, torch.zeros_like(stuck))
+            self.in_climb[stuck] = False
+            self.active = self.active & ~stuck
 
-    def accept(self, good: torch.Tensor, new: torch.Tensor, u_new: torch.Tensor, g_new: torch.Tensor) -> None:
+    def accept(self, good: torch.Tensor, new: torch.Tensor, u_new: torch.Tensor, g_new: torch.Tensor,
+               held: torch.Tensor) -> None:
         """Take the moves of strings ``good``; a string whose largest image displacement
-        per unit time (and climbing image's gradient) is under the threshold settles."""
-        move = torch.linalg.vector_norm(new - self.path[good], dim=2).max(1).values / self.dt[good]
+        per unit time (and climbing image's gradient) is under the threshold, none of its
+        images ``held`` back this move, settles."""
+        # (per unit of the string's largest step: an image held back still moves with the
+        # string when it is redistributed)
+        move = torch.linalg.vector_norm(new - self.path[good], dim=2).max(1).values / self.dt[good].max(1).values
         self.path[good] = new
         self.u[good, 1:-1] = u_new
         self.g[good, 1:-1] = g_new
         self.dt[good] *= self.grow[good]
-        settled = move <= self.threshold[good]
+        # (the climb along the path never outpaces the string's largest step: on a linear
+        # stretch nothing would turn it around)
+        self.climb_dt[good] = torch.minimum(self.climb_dt[good] * self.climb_grow[good], self.dt[good].max(1).values)
+        settled = (move <= self.threshold[good]) & ~held
         cg = self.climber[good]
         if bool((cg > 0).any()):
             gnorm = torch.linalg.vector_norm(self.g[good, cg.clamp_min(0)], dim=1)
