@@ -389,14 +389,21 @@ class _Strings:
         due = self.active & (self.phase_iters % STALL == 0)
         if not bool(due.any()):
             return
+        top = self.top()
         u = self.u
-        top = torch.where(self.in_climb, u.gather(1, self.climber.unsqueeze(1)).squeeze(1), u.max(1).values)
         spread = u.max(1).values - u.min(1).values
         stalled = due & (self.phase_iters > 0) & ((top - self.mark).abs() <= self.stall_tol * spread)
         self.mark = torch.where(due, top, self.mark)
         if bool(stalled.any()):
             self.end_phase(stalled, torch.zeros_like(stalled))
-            self.mark = torch.where(stalled, math.inf, self.mark)
+            # a climb that starts here is measured from its own start, as any other
+            self.mark = torch.where(stalled, self.top(), self.mark)
+
+    def top(self) -> torch.Tensor:
+        """Per string, the energy the stall rule follows: the climbing image's when
+        climbing, else the highest image's."""
+        u = self.u
+        return torch.where(self.in_climb, u.gather(1, self.climber.unsqueeze(1)).squeeze(1), u.max(1).values)
 
     def end_phase(self, done: torch.Tensor, ok: torch.Tensor) -> None:
         """Strings whose phase ended: record convergence; string phase -> climb or stop."""
