@@ -14,8 +14,10 @@ from landscape import (
     NonFiniteEnergyError,
     autograd_value_and_grad,
 )
+from landscape.io.records import NEIGHBOUR, PairTable
 from landscape.mapping import paths
-from landscape.mapping.paths import resample_polyline, string_method, string_method_batch
+from landscape.mapping.barriers import refine_pairs
+from landscape.mapping.paths import polyline_max, resample_polyline, string_method, string_method_batch
 
 # Mueller-Brown potential (K. Mueller and L. D. Brown 1979, Theor. Chim. Acta 53, 75):
 # a sum of four anisotropic Gaussians; three minima, and the path from the deepest
@@ -163,6 +165,30 @@ def test_a_string_whose_saddle_stopped_moving_ends_its_phases_early(dtype, monke
     assert not stalled.converged
     assert stalled.saddle_energy == pytest.approx(crawled.saddle_energy, abs=1e-6)
     assert stalled.saddle_energy == pytest.approx(1.0, abs=1e-6)
+
+
+def thin_ridge(x: torch.Tensor) -> torch.Tensor:
+    """The double well with a ridge of height 3 across x0 = 0, far thinner than a string's
+    image spacing: the path between the wells tops out at (0, 0), at 1 + 3 = 4."""
+    return (x[:, 0] ** 2 - 1) ** 2 + 2 * x[:, 1] ** 2 + 3.0 * torch.exp(-((x[:, 0] / 0.01) ** 2))
+
+
+def test_a_string_that_did_not_converge_gives_the_top_of_its_path():
+    # One iteration: no string converges, and the straight string's 24 images miss the
+    # ridge (the nearest at x0 = +-0.043, energy 0.996). The refined barrier is the top of
+    # the polyline, the path the string stands for, not its highest image.
+    energy = Energy(thin_ridge, shape=(2,), dtype=torch.float64)
+    x = torch.tensor([[-1.0, 0.0], [1.0, 0.0]], dtype=torch.float64)
+    table = PairTable(np.array([[0, 1]]), np.array([4.0]), np.array([np.nan]), np.array([np.nan]),
+                      np.array([NEIGHBOUR], dtype=np.uint8))
+    ref = refine_pairs(energy, x, table, [0], images=24, steps=1)
+    assert not ref.converged[0]
+    assert float(thin_ridge(torch.from_numpy(ref.paths[0]).double()).max()) < 1.0  # the images
+    assert ref.saddle[0] == pytest.approx(4.0, abs=1e-3)
+    # polyline_max: per path, the top of its polyline (a segment's top between its points)
+    tops = polyline_max(energy, [x, torch.tensor([[-1.0, 0.0], [-0.5, 0.5], [-0.2, 0.0]], dtype=torch.float64)])
+    assert tops[0] == pytest.approx(4.0, abs=1e-3)
+    assert tops[1] == pytest.approx(float(thin_ridge(torch.tensor([[-0.5, 0.5]], dtype=torch.float64))), abs=1e-3)
 
 
 def test_without_climbing_the_saddle_is_sampled_from_below():

@@ -125,9 +125,9 @@ class PairTable:
         return np.maximum(e[self.pairs[:, 0]], e[self.pairs[:, 1]]) if len(self) else np.zeros(0)
 
     def is_refined(self, minima_energy: np.ndarray) -> np.ndarray:
-        """Per pair: the tree takes the refined saddle. A converged string is a continuous
-        path whose highest point is the saddle, so the saddle bounds the barrier from above;
-        it is taken unless the estimate is clearly lower: the saddle lies above it by more
+        """Per pair: the tree takes the refined saddle. It is the top of a continuous path
+        (a converged string's saddle, or the top of an unconverged string's polyline), so it
+        bounds the barrier from above; it is taken unless the estimate is clearly lower: the saddle lies above it by more
         than :data:`REFINED_SLACK` (a straight segment's exact maximum) or
         :data:`CHAIN_SLACK` (a chain's sampled maximum) of the estimate's height above the
         pair's higher minimum. Then the string went over another, higher pass, and the

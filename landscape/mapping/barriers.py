@@ -14,7 +14,8 @@ Each estimate is the highest point of a real path, so the minimax tree over them
 the true tree from above. :func:`refine_pairs` relaxes the paths with the string method
 (:mod:`landscape.mapping.paths`) to the saddles themselves, whatever the temperature: a string
 starts on the chain's recorded path where there is one (so it keeps its resolution),
-else on the segment. A refined saddle above the estimate it started from (the string
+else on the segment. A string that did not converge gives the top of its polyline, so a
+refined barrier, too, is the highest point of a real path. A refined saddle above the estimate it started from (the string
 found another pass) is retried with twice the images; if it stays above, the tree keeps
 the estimate there and the pair is counted (:meth:`PairTable.above_estimate`). A saddle a
 little above its estimate is taken (:meth:`PairTable.is_refined`): a chain's highest
@@ -30,13 +31,15 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
+import math
+
 import numpy as np
 import torch
 
 from landscape.mapping.ad import PairRecords
 from landscape.mapping.neighbors import nearest
 from landscape.energy import Energy
-from landscape.mapping.paths import segment_max, string_method_batch
+from landscape.mapping.paths import polyline_max, segment_max, string_method_batch
 from landscape.io.records import ATTRACTION, CHAIN_SLACK, NEIGHBOUR, REFINED_SLACK, PairTable
 from landscape.mapping.tree import minimax_tree
 
@@ -228,7 +231,7 @@ class Refinement:
 
     rows: np.ndarray  # int64 [R]
     saddle: np.ndarray  # float64 [R], the refined barrier
-    saddle_x: np.ndarray  # [R, *shape] float32, the saddle image
+    saddle_x: np.ndarray  # [R, *shape] float32, the saddle image (the string's highest image)
     paths: np.ndarray  # [R, K, *shape] float32, the relaxed strings
     converged: np.ndarray  # bool [R]
     retried: int  # strings that ended above their start and were run again with more images
@@ -253,7 +256,10 @@ def refine_pairs(
     has one (with as many images as the record has points, up to ``max_images``), else on
     the segment. A string that ends too far above the estimate it started from (see
     :meth:`PairTable.is_refined`) is run again with twice the images; the lower of the two
-    saddles counts.
+    saddles counts. A string that converged gives its climbing image's energy (the
+    saddle); one that did not (a network's kinks, or its budget ran out) gives the highest
+    energy on its polyline (:func:`~landscape.mapping.paths.polyline_max`), which may lie
+    between its images: either way the barrier of a real path between the two minima.
 
     Returns
     -------
@@ -266,7 +272,8 @@ def refine_pairs(
         From the string method.
 
     Cost: per batch of ``batch`` strings, at most ``2 * steps`` iterations of two batched
-    calls of ``batch * (images - 2)`` points.
+    calls of ``batch * (images - 2)`` points, and for the strings that did not converge
+    about 30 evaluations per segment of their polylines.
     """
     paths = paths or {}
     rows = [int(r) for r in rows]
@@ -289,10 +296,17 @@ def refine_pairs(
             k = min(max([k_images] + [p.shape[0] + 2 for p in init if p is not None]), max(max_images, k_images))
             results = string_method_batch(energy, a, b, init=init if any(p is not None for p in init) else None,
                                           images=k, steps=steps, box=energy.data_range)
-            for q, res in zip(chunk, results):
+            # A string that did not converge has no saddle at its highest image: its
+            # barrier is the top of its polyline, a path between the two minima, so it
+            # bounds the barrier from above as a converged string's saddle does.
+            loose = [i for i, res in enumerate(results) if not res.converged]
+            tops = polyline_max(energy, [results[i].path for i in loose], points=len(chunk) * k)
+            top = dict(zip(loose, tops.tolist()))
+            for i, (q, res) in enumerate(zip(chunk, results)):
                 floor[q] = max(float(res.energy[0]), float(res.energy[-1]))
-                if np.isnan(saddle[q]) or res.saddle_energy < saddle[q]:
-                    saddle[q] = res.saddle_energy
+                value = max(res.saddle_energy, top.get(i, -math.inf))
+                if np.isnan(saddle[q]) or value < saddle[q]:
+                    saddle[q] = value
                     conv[q] = res.converged
                     saddle_x[q] = res.path[res.saddle_index].detach().float().cpu().numpy()
                     out_paths[q] = res.path.detach().float().cpu().numpy()
