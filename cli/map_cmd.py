@@ -49,7 +49,8 @@ def _auto(text: str, what: str) -> float | None:
 @eps_option("(exploration)", default_text="the training eps; else stable at the stiffest quenched start")
 @click.option("--ad-temperature", type=click.FloatRange(min=0, min_open=True), default=None,
               help="Temperature of attraction-diffusion [default: a tenth of the lowest barrier between the "
-                   "minima, at least 1/1000 of the highest: every barrier at least 10 T].")
+                   "minima that the energy's precision resolves, at least 1/1000 of the highest: every barrier at "
+                   "least 10 T].")
 @click.option("--ad-eps", type=click.FloatRange(min=0, min_open=True), default=None,
               help="Attraction-diffusion step [default: stable at the stiffest minimum at T_AD].")
 @click.option("--alpha", type=click.FloatRange(min=0, min_open=True), default=0.1, show_default=True,
@@ -60,8 +61,8 @@ def _auto(text: str, what: str) -> float | None:
 @click.option("--ladder-extend", type=click.IntRange(min=0), default=4, show_default=True,
               help="Rungs added above --ladder at most while more than one basin is left.")
 @click.option("--alpha-unit", type=str, default="auto", show_default=True, metavar="auto|NUMBER",
-              help="Unit of --alpha and --ladder: a number, or 'auto' (the minima's median barrier over T_AD "
-                   "times their median spacing).")
+              help="Unit of --alpha and --ladder: a number, or 'auto' (the minima's median resolved barrier "
+                   "over T_AD times their median spacing).")
 @click.option("--delta", type=str, default="auto", show_default=True, metavar="auto|NUMBER",
               help="Attraction-diffusion success radius: a number, or 'auto' (a quarter of the minima's "
                    "median spacing).")

@@ -482,3 +482,8 @@ def test_a_merge_with_no_resolvable_barrier_is_flat():
     # Relative to the energy's magnitude: scaling changes nothing.
     scaled = minimax_tree(np.array([-1.0, -0.5, -0.4]), np.array([[0, 1], [1, 2]]), np.array([-0.5, -0.39]))
     assert scaled.flat().tolist() == [True, False]
+    # A flat merge resolves no barrier: the settings take no scale from its rounding residue.
+    residue = minimax_tree(np.array([-100.0, -50.0, -40.0]), np.array([[0, 1], [1, 2]]),
+                           np.array([-50.0 + 1e-4, -39.0]))
+    assert residue.flat().tolist() == [True, False]
+    assert residue.depth()[0] > 0 and residue.resolved_depth().tolist() == [0.0, 1.0]

@@ -311,7 +311,7 @@ def _refine_until_settled(energy: Energy, x: torch.Tensor, minima_energy: np.nda
 
 
 def _depths(minima_energy: np.ndarray, table: PairTable) -> np.ndarray:
-    return minimax_tree(minima_energy, table.pairs, table.best(minima_energy)).depth()
+    return minimax_tree(minima_energy, table.pairs, table.best(minima_energy)).resolved_depth()
 
 
 # ----------------------------------------------------------------------- the ladder

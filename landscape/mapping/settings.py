@@ -23,13 +23,13 @@ setting                  default                                                
 ``grad_tol``             1e-3 x the median gradient norm at the starts                a quench converges relative to the energy's
                                                                                       own gradients
 ``ad_temperature``       the checkpoint's sampling ``tau^2``; else a tenth of the     what the model's own chains cross is no
-                         lowest barrier of the minima's tree, but at least 1/1000     boundary between its basins; an energy of
-                         of its highest                                               unknown scale loses no barrier to the
+                         lowest resolved barrier of the minima's tree (flat merges    boundary between its basins; an energy of
+                         left out), but at least 1/1000 of its highest                unknown scale loses no barrier to the
                                                                                       temperature (each is at least 10 T high),
                                                                                       and ripples below 1/1000 of its relief do
                                                                                       not split basins
-``alpha_unit``           the tree's median barrier over ``T_AD`` times the minima's   at 1 unit the pull over a typical spacing
-                         median spacing                                               matches a typical barrier
+``alpha_unit``           the tree's median resolved barrier over ``T_AD`` times the   at 1 unit the pull over a typical spacing
+                         minima's median spacing                                      matches a typical barrier
 ``ladder``, ``alpha``    0.03, 0.1, 0.3, 1, 3 units, extended by x3 until the         basins from nearly every minimum down to one;
                          strongest pull leaves one basin (``ladder_extend`` rungs      the main partition is the one at 0.1 unit
                          at most, reported); main level 0.1                            (most barriers still resolved)

@@ -203,6 +203,13 @@ class BarrierTree:
         with np.errstate(invalid="ignore"):
             return self.connected & (depth <= rtol * np.abs(self.heights))
 
+    def resolved_depth(self, rtol: float = FLAT_RTOL) -> np.ndarray:
+        """:meth:`depth`, with 0 for the :meth:`flat` merges (no barrier the energy's
+        precision resolves: a float32 rounding residue is no barrier to take a scale from)."""
+        depth = self.depth()
+        depth[self.flat(rtol)] = 0.0
+        return depth
+
     def depth(self) -> np.ndarray:
         """Per merge, its height above the higher of its two sides' lowest leaves: the
         barrier the shallower side climbs (NaN where not connected)."""
