@@ -341,6 +341,18 @@ def test_a_batch_mixes_starts_and_targets_and_a_trial_at_its_target_succeeds_at_
     assert empty.success.shape == (0,) and empty.peak_x.shape == (0, 2) and empty.end_x.shape == (0, 2)
 
 
+def test_a_chain_clamped_onto_its_target_in_a_box_corner_stays_finite():
+    # Pulled into the corner its target was clamped to, the chain lands exactly on it:
+    # the pull's direction (x - b) / ||x - b|| is 0 / 0 there, and T alpha / tiny must
+    # not overflow into inf * 0 = NaN (float32: any T alpha above 3.4).
+    energy = Energy(lambda x: (x * x).sum(1), (2,), data_range=(-1.0, 1.0))
+    corner = torch.tensor([[-1.0, 1.0]])
+    starts = torch.tensor([[-1.0, 1.0], [-0.9, 0.9], [-0.95, 0.99]])
+    config = ADConfig(temperature=1.0, alpha=50.0, eps=0.1, max_steps=64, delta=0.01, average=0, record=0)
+    out = attraction_diffusion(energy, starts, corner.expand(3, 2), config, gen(2))
+    assert out.success.all() and torch.isfinite(out.end_x).all()
+
+
 def test_the_recorded_path_is_the_chain_itself_thinned_evenly():
     # The same seed runs the same chains whatever is recorded. With room for every step,
     # the path is the chain's position after each step (the last one where it stopped);

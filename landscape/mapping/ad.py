@@ -195,7 +195,10 @@ class _Magnetized:
         else:
             self.drift, self.noise = -0.5 * eps * eps / temperature, float(eps)
         self.generator, self.box = generator, box
-        self.tiny = torch.finfo(dtype).tiny
+        # The distance the pull is divided by, at least this: at a chain sitting exactly
+        # on its target (a box corner both were clamped to) T alpha / tiny would overflow,
+        # and 0 * inf is NaN. Below it the pull shrinks with the distance, at most T alpha.
+        self.floor = self.pull.abs().clamp_min(1.0).mul(torch.finfo(dtype).tiny)
         self.x: torch.Tensor | None = None
         self.h: torch.Tensor | None = None
 
@@ -208,7 +211,7 @@ class _Magnetized:
         d = torch.linalg.vector_norm(diff.reshape(x.shape[0], -1), dim=1, out=distance)
         # ||x - b|| has no gradient at x = b; the zero vector there (a subgradient) keeps
         # the chain finite, and a chain that close has succeeded anyway.
-        scale = torch.div(self.pull, d.clamp_min(self.tiny))
+        scale = torch.div(self.pull, torch.maximum(d, self.floor))
         self.x, self.h = x, torch.addcmul(g, diff, scale.reshape((-1,) + (1,) * (x.dim() - 1)))
         return u, g, diff, d
 
@@ -229,7 +232,7 @@ class _Magnetized:
 
     def select(self, keep: torch.Tensor) -> None:
         """Keep the chains ``keep`` only."""
-        for name in ("targets", "pull", "drift", "noise", "x", "h"):
+        for name in ("targets", "pull", "floor", "drift", "noise", "x", "h"):
             value = getattr(self, name)
             if isinstance(value, torch.Tensor):
                 setattr(self, name, value[keep])
