@@ -62,7 +62,9 @@ def _auto(text: str, what: str) -> float | None:
               help="Rungs added above --ladder at most while more than one basin is left.")
 @click.option("--alpha-unit", type=str, default="auto", show_default=True, metavar="auto|NUMBER",
               help="Unit of --alpha and --ladder: a number, or 'auto' (the minima's median resolved barrier "
-                   "over T_AD times their median spacing).")
+                   "over T_AD times their median spacing, but at least the pull that brings half of the chains "
+                   "to their target across flat ground: in many dimensions a weak pull holds a chain far from "
+                   "its target even where no barrier is in the way).")
 @click.option("--delta", type=str, default="auto", show_default=True, metavar="auto|NUMBER",
               help="Attraction-diffusion success radius: a number, or 'auto' (a quarter of the minima's "
                    "median spacing).")

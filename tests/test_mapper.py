@@ -25,7 +25,16 @@ from landscape.potentials import (
     tilted_wells,
     tilted_wells_exact,
 )
-from landscape.mapping.settings import MapConfig, hessian_vector, largest_curvature, stable_eps
+from landscape.mapping.ad import ADConfig, attraction_diffusion
+from landscape.mapping.settings import (
+    MapConfig,
+    ad_settings,
+    capped_eps,
+    hessian_vector,
+    largest_curvature,
+    median_spacing,
+    stable_eps,
+)
 from landscape.mapping.tree import minimax_tree
 
 FAST = dict(chains=128, max_steps=800, patience=100, attempts=2, grid=0)
@@ -248,3 +257,42 @@ def test_curvature_from_exact_hessian_products_and_across_kinks():
     assert stable_eps(9.0, 1.0, 0.5) ** 2 / 2 * 9.0 == pytest.approx(0.5)
     assert stable_eps(9.0, 4.0) == pytest.approx(2 * stable_eps(9.0, 1.0))
     assert math.isfinite(largest_curvature(quad, torch.zeros(0, 3, dtype=torch.float64)))
+
+
+def test_the_alpha_unit_is_at_least_the_pull_that_arrives_across_flat_ground():
+    # Barriers far below T in 64 dimensions (a convergent model at its own temperature):
+    # a pull matched to the barriers cannot even bring a chain to a target with nothing in
+    # the way (it settles about (D - 1) / alpha from it), so the unit is the pull that can.
+    dim = 64
+    x = torch.rand(12, dim, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    config = MapConfig(max_steps=600, patience=100)
+
+    def settings(c: float) -> dict:
+        energy = Energy(lambda z, c=c: c * 0.5 * (z * z).sum(1), shape=(dim,), data_range=(-1.0, 1.0))
+        return ad_settings(energy, config, x, np.zeros(12), c * np.array([0.01, 0.02, 0.03]), 0.02)
+
+    s = settings(1.0)
+    spacing = median_spacing(x)
+    barrier_unit = 0.02 / (s["ad_temperature"] * spacing)  # median barrier / (T_AD x spacing)
+    assert s["alpha_unit"] > 10 * barrier_unit
+    # On flat ground the share that arrives crosses one half between a third of the unit
+    # and sqrt(3) units (the pulls are searched in steps of sqrt(3)); at 3 units nearly all.
+    flat = Energy(lambda z: (z * 0).sum(1), shape=(dim,), data_range=(-1.0, 1.0))
+    ends = torch.cdist(x, x).fill_diagonal_(math.inf).argmin(1)
+    shares = []
+    for f in (1 / 3, math.sqrt(3.0), 3.0):
+        a = f * s["alpha_unit"]
+        ad = ADConfig(temperature=s["ad_temperature"], alpha=a, eps=capped_eps(s["ad_eps"], s["delta"], a),
+                      max_steps=600, patience=100, delta=s["delta"], attempts=1, record=0)
+        out = attraction_diffusion(flat, x.repeat(8, 1), x[ends].repeat(8, 1), ad, torch.Generator().manual_seed(5))
+        shares.append(float(out.success.double().mean()))
+    assert shares[0] < 0.5 <= shares[1] and shares[2] > 0.9, shares
+    # Nothing in it depends on the energy's scale.
+    for c in (0.01, 100.0):
+        assert settings(c)["alpha_unit"] == pytest.approx(s["alpha_unit"], rel=1e-6)
+    # In two dimensions (same spacing, same steps) a weaker pull arrives: there the floor is
+    # only what covers the spacing in max_steps steps.
+    x2 = x[:, :2] * (spacing / median_spacing(x[:, :2]))
+    e2 = Energy(lambda z: 0.5 * (z * z).sum(1), shape=(2,), data_range=(-10.0, 10.0))
+    s2 = ad_settings(e2, config, x2, np.zeros(12), np.array([0.01, 0.02, 0.03]), 0.02)
+    assert s2["alpha_unit"] < s["alpha_unit"] / 2

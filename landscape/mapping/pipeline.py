@@ -46,7 +46,7 @@ from landscape.errors import LandscapeError
 from landscape.io.progress import resume_progress, save_progress
 from landscape.mapping.minima import Minima, find_minima, merge_duplicates
 from landscape.io.records import NEIGHBOUR, GridData, MapContent, PairTable, Partition
-from landscape.mapping.settings import LADDER_FACTOR, MapConfig, ad_settings, exploration_settings
+from landscape.mapping.settings import LADDER_FACTOR, MapConfig, ad_settings, capped_eps, exploration_settings
 from landscape.mapping.tree import BarrierTree, minimax_tree
 
 # Refined paths are kept in the map when they take at most this many numbers.
@@ -353,11 +353,8 @@ def _level_from_state(state: dict[str, Any], k: int) -> tuple[Partition, PairRec
 
 
 def _ad_config(cfg: MapConfig, settings: dict[str, Any], alpha: float) -> ADConfig:
-    """Attraction-diffusion at pull ``alpha``: its step is the map's, but no longer than
-    the one whose pull moves a chain ``delta / 2`` per step (``eps^2 alpha / 2``), so a
-    strongly pulled chain can still come to rest within ``delta`` of its target instead
-    of jumping back and forth across it."""
-    eps = settings["ad_eps"] if alpha <= 0 else min(settings["ad_eps"], math.sqrt(settings["delta"] / alpha))
+    """Attraction-diffusion at pull ``alpha``, its step capped there (:func:`capped_eps`)."""
+    eps = capped_eps(settings["ad_eps"], settings["delta"], alpha)
     return ADConfig(temperature=settings["ad_temperature"], alpha=alpha, eps=eps,
                     max_steps=cfg.max_steps, patience=cfg.patience, delta=settings["delta"], attempts=cfg.attempts,
                     neighbours=cfg.neighbours, round_size=cfg.round_size, batch_size=cfg.batch_size,

@@ -29,7 +29,13 @@ setting                  default                                                
                                                                                       and ripples below 1/1000 of its relief do
                                                                                       not split basins
 ``alpha_unit``           the tree's median resolved barrier over ``T_AD`` times the   at 1 unit the pull over a typical spacing
-                         minima's median spacing                                      matches a typical barrier
+                         minima's median spacing; at least the pull that brings half  matches a typical barrier; and it can bring
+                         of AD's chains to their target across flat ground (``U``     a chain to its target at all: in ``D``
+                         left out, :func:`arrival_pull`)                              dimensions a pull ``alpha`` holds a chain
+                                                                                      about ``(D - 1) / alpha`` from its target,
+                                                                                      which barriers far below ``T_AD`` (a
+                                                                                      convergent model at its own temperature)
+                                                                                      leave far from reached
 ``ladder``, ``alpha``    0.03, 0.1, 0.3, 1, 3 units, extended by x3 until the         basins from nearly every minimum down to one;
                          strongest pull leaves one basin (``ladder_extend`` rungs      the main partition is the one at 0.1 unit
                          at most, reported); main level 0.1                            (most barriers still resolved)
@@ -386,13 +392,6 @@ def ad_settings(
     if t_ad is None:
         t_ad = ad_temperature_from(depths, minima_energy)
     spacing = median_spacing(minima_x)
-    unit = config.alpha_unit
-    if unit is None:
-        d = np.asarray(depths, dtype=np.float64)
-        d = d[np.isfinite(d) & (d > 0)]
-        e = np.asarray(minima_energy, dtype=np.float64)
-        typical = float(np.median(d)) if d.size else float(np.quantile(e, 0.9) - np.quantile(e, 0.1)) if e.size > 1 else 0.0
-        unit = typical / (t_ad * spacing) if typical > 0 and spacing > 0 else 1.0 / t_ad
     delta = config.delta
     if delta is None:
         delta = max(0.25 * spacing, merge_radius, 1e-12) if spacing > 0 else max(merge_radius, 1e-12)
@@ -405,4 +404,92 @@ def ad_settings(
         ad_eps = float(sampler["epsilon"]) * math.sqrt(t_ad / t_s)
     if ad_eps is None:
         ad_eps = stable_eps(largest_curvature(energy, minima_x), t_ad)
+    unit = config.alpha_unit
+    if unit is None:
+        d = np.asarray(depths, dtype=np.float64)
+        d = d[np.isfinite(d) & (d > 0)]
+        e = np.asarray(minima_energy, dtype=np.float64)
+        typical = float(np.median(d)) if d.size else float(np.quantile(e, 0.9) - np.quantile(e, 0.1)) if e.size > 1 else 0.0
+        unit = typical / (t_ad * spacing) if typical > 0 and spacing > 0 else 1.0 / t_ad
+        if spacing > 0:
+            unit = arrival_pull(energy, minima_x, delta, ad_eps, t_ad, config, at_least=unit)
     return {"ad_temperature": float(t_ad), "alpha_unit": float(unit), "delta": float(delta), "ad_eps": float(ad_eps)}
+
+
+def capped_eps(eps: float, delta: float, alpha: float) -> float:
+    """The attraction-diffusion step at pull ``alpha``: ``eps``, but no longer than the one
+    whose pull moves a chain ``delta / 2`` per step (``eps^2 alpha / 2``), so a strongly
+    pulled chain can still come to rest within ``delta`` of its target instead of jumping
+    back and forth across it."""
+    return eps if alpha <= 0 else min(eps, math.sqrt(delta / alpha))
+
+
+#: Chains per pull (each from a minimum to its nearest other one) in :func:`arrival_pull`.
+ARRIVAL_PAIRS = 16
+#: The strongest pull :func:`arrival_pull` tries, times the minima's median spacing (in
+#: ``D`` dimensions a pull settles a chain about ``(D - 1) / alpha`` from its target).
+ARRIVAL_TOP = 3.0**12
+
+
+def arrival_pull(energy: Energy, minima_x: torch.Tensor, delta: float, ad_eps: float, temperature: float,
+                 config: MapConfig, at_least: float = 0.0) -> float:
+    """The weakest pull (per unit distance, in units of ``U / T``), ``at_least`` or more,
+    that brings at least half of the chains to their target across flat ground.
+
+    The chains are attraction-diffusion's own (its step capped at each pull as at every
+    level, ``delta``, ``max_steps``, ``patience``, ``average``, the energy's data box), from
+    up to :data:`ARRIVAL_PAIRS` minima to their nearest other minimum, with ``U`` left out:
+    only the pull and the noise. What a pull must overcome where no barrier is in the way:
+    a chain pulled by ``alpha`` in ``D`` dimensions settles about ``(D - 1) / alpha`` from
+    its target, and it has ``max_steps`` steps to get there. Below this pull a target that
+    is not reached says little about a barrier. Pulls are tried from ``at_least`` (else
+    the inverse of the minima's median spacing) up by factors of 3 to
+    :data:`ARRIVAL_TOP` over the spacing, then once between the last that fails and the
+    first that arrives; the crossing of one half is interpolated on the log scale (the
+    largest pull tried if none arrives). Deterministic
+    for a given ``config.seed``, and the same for ``c * U`` (``T`` and the step follow the
+    energy's scale).
+    """
+    from landscape.mapping.ad import ADConfig, attraction_diffusion
+
+    n = minima_x.shape[0]
+    spacing = median_spacing(minima_x)
+    if n < 2 or not spacing > 0:
+        return at_least
+    flat_x = minima_x.reshape(n, -1)
+    starts = torch.linspace(0, n - 1, min(n, ARRIVAL_PAIRS)).round().long().unique().to(minima_x.device)
+    dist = torch.cdist(flat_x[starts].double(), flat_x.double())
+    dist[torch.arange(len(starts)), starts] = math.inf
+    ends = dist.argmin(dim=1)
+    flat = Energy(lambda z: (z * 0).flatten(1).sum(1), energy.shape, data_range=energy.data_range,
+                  device=energy.device, dtype=minima_x.dtype, name="flat ground")
+    ad = ADConfig(temperature=temperature, alpha=1.0, eps=ad_eps, max_steps=config.max_steps,
+                  patience=config.patience, delta=delta, average=config.average, record=0)
+    gen = torch.Generator(device=energy.device).manual_seed(config.seed * 1009 + 997)
+
+    def arrivals(pulls: list[float]) -> list[float]:
+        k = len(starts)
+        alphas = torch.tensor(pulls, dtype=torch.float64).repeat_interleave(k)
+        steps = torch.tensor([capped_eps(ad_eps, delta, a) for a in alphas.tolist()], dtype=torch.float64)
+        rows = starts.repeat(len(pulls))
+        out = attraction_diffusion(flat, minima_x[rows], minima_x[ends.repeat(len(pulls))], ad, gen,
+                                   alphas=alphas.to(minima_x.device), steps=steps.to(minima_x.device))
+        return out.success.reshape(len(pulls), k).double().mean(dim=1).tolist()
+
+    base = at_least if at_least > 0 else 1.0 / spacing
+    grid = [base * 3.0**k for k in range(1 + max(0, math.ceil(math.log(ARRIVAL_TOP / (base * spacing), 3.0))))]
+    share = arrivals(grid[:1])  # most energies: the barriers' pull already arrives
+    if share[0] < 0.5 and len(grid) > 1:
+        share += arrivals(grid[1:])
+    first = next((i for i, f in enumerate(share) if f >= 0.5), None)
+    if first is None:
+        return grid[-1]
+    if first == 0:
+        return grid[0]
+    # One pull between the last that fails and the first that arrives, then the share's
+    # crossing of one half, interpolated on the log scale between the two around it.
+    mid = grid[first] / math.sqrt(3.0)
+    (m,) = arrivals([mid])
+    lo, hi = ((grid[first - 1], share[first - 1]), (mid, m)) if m >= 0.5 else ((mid, m), (grid[first], share[first]))
+    w = (0.5 - lo[1]) / (hi[1] - lo[1])
+    return lo[0] * (hi[0] / lo[0]) ** w
