@@ -459,7 +459,7 @@ def arrival_pull(energy: Energy, minima_x: torch.Tensor, delta: float, ad_eps: f
     flat_x = minima_x.reshape(n, -1)
     starts = torch.linspace(0, n - 1, min(n, ARRIVAL_PAIRS)).round().long().unique().to(minima_x.device)
     dist = torch.cdist(flat_x[starts].double(), flat_x.double())
-    dist[torch.arange(len(starts)), starts] = math.inf
+    dist[torch.arange(len(starts), device=dist.device), starts] = math.inf
     ends = dist.argmin(dim=1)
     flat = Energy(lambda z: (z * 0).flatten(1).sum(1), energy.shape, data_range=energy.data_range,
                   device=energy.device, dtype=minima_x.dtype, name="flat ground")
