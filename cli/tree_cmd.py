@@ -133,6 +133,7 @@ def map_header(map_path: Path, content, level: int | None = None) -> list[str]:
         describe_source,
         map_dataset,
         map_temperature,
+        merges_at_saddle_points,
     )
 
     rows: list[tuple[str, str]] = [("map", str(map_path)), ("source", describe_source(content))]
@@ -154,6 +155,10 @@ def map_header(map_path: Path, content, level: int | None = None) -> list[str]:
     merges = tree.n_leaves - 1
     if merges > 0:
         text = f"{merges} merges: {int(tree.refined.sum())} at refined saddles"
+        at_saddles = merges_at_saddle_points(content)
+        if at_saddles is not None and tree.refined.any():
+            text += (f" ({at_saddles} of them at saddle points, the rest at the tops of refined paths whose gradient "
+                     "does not vanish there)" if at_saddles < tree.refined.sum() else " (all at saddle points)")
         estimated = int((tree.connected & ~tree.refined).sum())
         if estimated:
             text += f", {estimated} at estimates"
@@ -279,6 +284,7 @@ def map_summary(map_path: Path, content, tree, level: int | None, basins: bool, 
         ad_temperature,
         map_dataset,
         map_temperature,
+        merges_at_saddle_points,
         partition_of,
         tree_merges,
     )
@@ -332,6 +338,7 @@ def map_summary(map_path: Path, content, tree, level: int | None, basins: bool, 
         "n_refined_above_estimate": int(table.above_estimate(content.minima_energy).sum()),
         "n_merges": tree.n_leaves - 1,
         "n_merges_refined": int(tree.refined.sum()),
+        "n_merges_at_saddle_points": merges_at_saddle_points(content),
         "n_merges_not_connected": int((~tree.connected).sum()),
         "energy_offset": tree.offset,
         "levels": [{"index": k, "alpha": float(p.alpha), "multiplier": p.multiplier, "n_basins": p.n_basins}

@@ -31,6 +31,7 @@ from landscape.io.mapfile import (
 from landscape.io.progress import clear_progress, load_progress, progress_path, resume_progress, save_progress
 from landscape.io.records import ATTRACTION, NEIGHBOUR, PairTable, Partition
 from landscape.io.schema import DATASETS, SCHEMA, SCHEMA_VERSION, dataset
+from landscape.io.views import merges_at_saddle_points
 from landscape.mapping.tree import minimax_tree
 from conftest import run
 from conftest import SCHEMA1_LINKAGE, write_schema1_map
@@ -119,7 +120,7 @@ def assert_same_core(a: MapContent, b: MapContent) -> None:
         assert p.alpha == q.alpha and p.multiplier == q.multiplier, k
         for name in ("basin", "representative", "energy"):
             np.testing.assert_array_equal(getattr(p, name), getattr(q, name), err_msg=f"level {k} {name}")
-    for name in ("pairs", "estimate", "refined", "alpha", "source"):
+    for name in PairTable.COLUMNS:
         np.testing.assert_array_equal(getattr(a.barriers, name), getattr(b.barriers, name), err_msg=f"barriers {name}")
     for name in ("leaves", "energy", "linkage", "barrier", "connected", "refined", "pair", "edge"):
         np.testing.assert_array_equal(getattr(a.tree, name), getattr(b.tree, name), err_msg=f"tree {name}")
@@ -211,6 +212,29 @@ def test_without_optional_parts_they_read_back_as_none(tmp_path, make_map):
     one = make_map(np.zeros((1, 2)), [3.0])
     back = read_map(write_map(tmp_path / "one.h5", one, config={}, source="x", tool_version="0"))
     assert back.tree.n_leaves == 1 and back.tree.linkage.shape == (0, 4) and len(back.barriers) == 0
+
+
+def test_saddle_points_are_stored_counted_and_absent_in_older_maps(tmp_path, make_map, capsys):
+    content = make_map(np.zeros((3, 2)), [-1.0, 0.0, 1.0], refined=[0.5, 1.5],
+                       attrs={"barriers": {"saddle_points": 1}})
+    content.barriers.saddle_point[:] = [True, False]  # pair (0, 1) a saddle point, (1, 2) a path's top
+    path = write_map(tmp_path / "s.h5", content, config={}, source="x", tool_version="0")
+    back = read_map(path)
+    assert back.barriers.saddle_point.tolist() == [True, False] and back.attrs["barriers"]["saddle_points"] == 1
+    assert merges_at_saddle_points(back) == 1
+    code, out, _ = run(capsys, "info", path)
+    assert code == 0 and "2 merges: 2 at refined saddles (1 of them at saddle points" in out
+    code, out, _ = run(capsys, "info", path, "--json")
+    assert code == 0 and json.loads(out)["n_merges_at_saddle_points"] == 1
+    # A map of an earlier version: no dataset, no count; read as no saddle points, and
+    # nothing said about them.
+    with h5py.File(path, "r+") as f:
+        del f["barriers/saddle_point"]
+        del f["barriers"].attrs["saddle_points"]
+    old = read_map(path)
+    assert not old.barriers.saddle_point.any() and merges_at_saddle_points(old) is None
+    code, out, _ = run(capsys, "info", path)
+    assert code == 0 and "2 merges: 2 at refined saddles" in out and "saddle points" not in out
 
 
 def test_the_file_follows_the_schema_table(tmp_path, make_map):

@@ -136,6 +136,8 @@ def test_mueller_brown_at_defaults_and_scaled():
         # where it is only a few units above its minima (scale 0.1: 0.85).
         np.testing.assert_allclose(np.sort(c.tree.heights), scale * np.sort(MUELLER_BROWN_SADDLE_ENERGY), rtol=1e-5)
         assert c.tree.refined.all()
+        # ... at saddle points: where the gradient vanishes (a smooth energy), at every scale.
+        assert c.barriers.saddle_point[c.tree.pair].all() and c.attrs["barriers"]["saddle_points"] >= 2
         # The finest level separates all three minima: no barrier lost to the temperature.
         assert c.levels[0].n_basins == 3
 

@@ -15,6 +15,7 @@ from landscape import (
     autograd_value_and_grad,
 )
 from landscape.io.records import NEIGHBOUR, PairTable
+from landscape.potentials import MUELLER_BROWN_MINIMA, MUELLER_BROWN_SADDLE_ENERGY
 from landscape.mapping import paths
 from landscape.mapping.barriers import refine_pairs
 from landscape.mapping.paths import polyline_max, resample_polyline, string_method, string_method_batch
@@ -173,6 +174,24 @@ def thin_ridge(x: torch.Tensor) -> torch.Tensor:
     return (x[:, 0] ** 2 - 1) ** 2 + 2 * x[:, 1] ** 2 + 3.0 * torch.exp(-((x[:, 0] / 0.01) ** 2))
 
 
+def test_a_refined_barrier_is_a_saddle_point_where_the_gradient_vanishes_at_the_top_of_its_path():
+    # Mueller-Brown, deepest minimum to the third: the string runs through the middle
+    # minimum and both saddles. It does not settle in its budget, yet its climbing image
+    # sits on the higher saddle exactly: a saddle point, as both direct pairs' are.
+    energy = Energy(mueller_brown, shape=(2,), data_range=(-1.6, 2.1), dtype=torch.float64)
+    x = torch.tensor(MUELLER_BROWN_MINIMA, dtype=torch.float64)
+    pairs = np.array([[0, 1], [0, 2], [1, 2]])
+    (long,) = string_method_batch(energy, x[[0]], x[[2]], images=24, steps=100, box=energy.data_range)
+    assert not long.converged and long.stationary and long.saddle_grad_norm < 1e-8
+    table = PairTable(pairs, np.full(3, 100.0), np.full(3, np.nan), np.full(3, np.nan),
+                      np.full(3, NEIGHBOUR, dtype=np.uint8))
+    ref = refine_pairs(energy, x, table, [0, 1, 2], images=24, steps=400)
+    assert ref.saddle_point.all()
+    saddle = {(0, 1): max(MUELLER_BROWN_SADDLE_ENERGY), (0, 2): max(MUELLER_BROWN_SADDLE_ENERGY),
+              (1, 2): min(MUELLER_BROWN_SADDLE_ENERGY)}
+    np.testing.assert_allclose(ref.saddle, [saddle[tuple(p)] for p in pairs.tolist()], rtol=1e-5)
+
+
 def test_a_string_that_did_not_converge_gives_the_top_of_its_path():
     # One iteration: no string converges, and the straight string's 24 images miss the
     # ridge (the nearest at x0 = +-0.043, energy 0.996). The refined barrier is the top of
@@ -182,7 +201,7 @@ def test_a_string_that_did_not_converge_gives_the_top_of_its_path():
     table = PairTable(np.array([[0, 1]]), np.array([4.0]), np.array([np.nan]), np.array([np.nan]),
                       np.array([NEIGHBOUR], dtype=np.uint8))
     ref = refine_pairs(energy, x, table, [0], images=24, steps=1)
-    assert not ref.converged[0]
+    assert not ref.saddle_point[0]
     assert float(thin_ridge(torch.from_numpy(ref.paths[0]).double()).max()) < 1.0  # the images
     assert ref.saddle[0] == pytest.approx(4.0, abs=1e-3)
     # polyline_max: per path, the top of its polyline (a segment's top between its points)

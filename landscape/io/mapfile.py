@@ -221,9 +221,9 @@ def _check(c: MapContent) -> MapContent:
     for k, part in enumerate(levels):
         _check_partition(f"levels/{k}/", n, part, energy)
     t = c.barriers
-    table = PairTable(t.pairs, t.estimate, t.refined, t.alpha, t.source)
+    table = PairTable(t.pairs, t.estimate, t.refined, t.alpha, t.source, t.saddle_point)
     e = len(table)
-    for name in ("estimate", "refined", "alpha", "source"):
+    for name in ("estimate", "refined", "alpha", "source", "saddle_point"):
         arr = getattr(table, name)
         _expect(arr.shape == (e,), f"barriers/{name} has shape {arr.shape}, expected ({e},)")
     if e:
@@ -329,7 +329,7 @@ def _write_content(f: h5py.File, c: MapContent) -> None:
     minima.attrs["count"] = c.n_minima
     t = c.barriers
     for name, value in (("pairs", t.pairs.reshape(-1, 2)), ("energy", t.estimate), ("refined", t.refined),
-                        ("alpha", t.alpha), ("source", t.source)):
+                        ("alpha", t.alpha), ("source", t.source), ("saddle_point", t.saddle_point)):
         _put(f, f"barriers/{name}", value)
     f["barriers"].attrs["count"] = len(t)
     tree = c.tree
@@ -546,7 +546,8 @@ def _read_v2(f: h5py.File) -> MapContent:
             "/basins differs from the main level's /levels partition")
     table = PairTable(pairs=_get(f, "barriers/pairs").reshape(-1, 2), estimate=_get(f, "barriers/energy"),
                       refined=_get(f, "barriers/refined"), alpha=_get(f, "barriers/alpha"),
-                      source=_get(f, "barriers/source"))
+                      source=_get(f, "barriers/source"),
+                      saddle_point=_get(f, "barriers/saddle_point") if "barriers/saddle_point" in f else None)
     pair = _get(f, "tree/pair")
     _expect(bool(((pair >= -1) & (pair < len(table))).all()), f"tree/pair holds rows outside [-1, {len(table)})")
     edge = np.where((pair >= 0)[:, None], table.pairs[np.maximum(pair, 0)] if len(table) else -1, -1)
@@ -683,7 +684,7 @@ _NUMBER_ATTRS = {
     "barriers": ("temperature",),
 }
 _COUNT_ATTRS = {"minima": ("chains", "rounds", "funnel_added"), "levels": ("extended",),
-                "barriers": ("refined", "refined_above_estimate", "retried")}
+                "barriers": ("refined", "refined_above_estimate", "saddle_points", "retried")}
 _TEXT_ATTRS = {"minima": ("dataset",), "levels": ("note",)}
 _FUNNEL_ATTRS = {"reference_entropy": "number", "funnel_threshold": "number", "chains_per_level": "count",
                  "steps": "count", "reference": "text"}

@@ -97,6 +97,11 @@ class PairTable:
         straight-line estimate).
     source : ndarray uint8 [E]
         Bit flags: :data:`NEIGHBOUR`, :data:`ATTRACTION`.
+    saddle_point : ndarray bool [E]
+        The refined barrier is the energy of a saddle point: the top of the refined path,
+        where the gradient vanishes (within the string method's tolerance). False: the top
+        of a path whose gradient does not vanish there (on networks, whose kinks keep it
+        from vanishing, most), or not refined [default: all False].
     """
 
     pairs: np.ndarray
@@ -104,6 +109,10 @@ class PairTable:
     refined: np.ndarray
     alpha: np.ndarray
     source: np.ndarray
+    saddle_point: np.ndarray | None = None
+
+    #: The per-pair columns, in order.
+    COLUMNS = ("pairs", "estimate", "refined", "alpha", "source", "saddle_point")
 
     def __post_init__(self) -> None:
         self.pairs = np.asarray(self.pairs, dtype=np.int64).reshape(-1, 2)
@@ -111,6 +120,8 @@ class PairTable:
         self.refined = np.asarray(self.refined, dtype=np.float64)
         self.alpha = np.asarray(self.alpha, dtype=np.float64)
         self.source = np.asarray(self.source, dtype=np.uint8)
+        self.saddle_point = (np.zeros(self.estimate.shape, dtype=bool) if self.saddle_point is None
+                             else np.asarray(self.saddle_point, dtype=bool))
 
     @classmethod
     def empty(cls) -> PairTable:

@@ -60,6 +60,11 @@ DATASETS: tuple[Dataset, ...] = (
             "1 / (T_AD * distance)"),
     Dataset("barriers/source", "uint8", "[E]",
             "where the pair came from: bit 1 a nearest neighbour in space, bit 2 attraction-diffusion connected it"),
+    Dataset("barriers/saddle_point", "bool", "[E]",
+            "true where /barriers/refined is the energy of a saddle point: the top of the refined path, where the "
+            "gradient vanishes; false where it is the top of a path whose gradient does not vanish there (on "
+            "networks their kinks keep it from vanishing: still a real path's top, an upper bound on the barrier), "
+            "or not refined; absent in maps of earlier versions", required=False, group="barriers"),
     Dataset("tree/linkage", "float64", "[N-1, 4]",
             "scipy linkage over the minima (leaves in /minima order); column 2 is the merge's barrier minus the "
             "attr energy_offset, so scipy accepts it as stored", "energy"),
@@ -132,7 +137,8 @@ GROUP_ATTRS: tuple[tuple[str, str], ...] = (
                 "diffusion), extended (rungs added to the ladder), note"),
     ("/levels/<k>", "alpha, multiplier (alpha in alpha units), trials, chain_steps, batches, seconds"),
     ("/minima", "temperature, chains, rounds of the exploration; funnel_added: minima a funnel probe appended"),
-    ("/barriers", "refined, refined_above_estimate (kept at the estimate in the tree), retried"),
+    ("/barriers", "refined, refined_above_estimate (kept at the estimate in the tree), saddle_points (refined "
+                  "barriers at a saddle point: /barriers/saddle_point), retried"),
 )
 
 

@@ -121,6 +121,17 @@ def ad_temperature(content: MapContent) -> float | None:
     return None
 
 
+def merges_at_saddle_points(content: MapContent) -> int | None:
+    """How many of the tree's refined merges sit at a saddle point (``/barriers/saddle_point``;
+    the others at the top of a refined path whose gradient does not vanish there), or None
+    where the map does not say (maps of earlier versions, schema-1 maps)."""
+    if "saddle_points" not in content.attrs.get("barriers", {}) or content.schema_version < 2:
+        return None
+    tree, table = content.tree, content.barriers
+    rows = tree.pair[tree.refined & (tree.pair >= 0)]
+    return int(table.saddle_point[rows].sum())
+
+
 def _config(content: MapContent) -> dict[str, Any]:
     config = content.meta.config if content.meta is not None else None
     return config if isinstance(config, dict) else {}

@@ -147,7 +147,8 @@ def add_records(table: PairTable, records: PairRecords, paths: dict[tuple[int, i
     """
     index = table.index()
     pairs = [tuple(p) for p in table.pairs.tolist()]
-    est, ref, alp, src = (list(table.estimate), list(table.refined), list(table.alpha), list(table.source))
+    est, ref, alp, src, sad = (list(table.estimate), list(table.refined), list(table.alpha), list(table.source),
+                               list(table.saddle_point))
     for r, (i, j) in enumerate(records.pairs.tolist()):
         h = float(records.barrier[r])
         if not np.isfinite(h):
@@ -157,12 +158,12 @@ def add_records(table: PairTable, records: PairRecords, paths: dict[tuple[int, i
         if row is None:
             index[key] = row = len(pairs)
             pairs.append(key)
-            est.append(np.inf), ref.append(np.nan), alp.append(np.nan), src.append(0)
+            est.append(np.inf), ref.append(np.nan), alp.append(np.nan), src.append(0), sad.append(False)
         src[row] |= ATTRACTION
         if h < est[row]:
             est[row], alp[row] = h, float(records.alpha[r])
             if np.isfinite(ref[row]) and ref[row] > h:
-                ref[row] = np.nan
+                ref[row], sad[row] = np.nan, False
             if records.paths[r] is not None:
                 paths[key] = records.paths[r]
     order = sorted(range(len(pairs)), key=lambda e: pairs[e])
@@ -172,6 +173,7 @@ def add_records(table: PairTable, records: PairRecords, paths: dict[tuple[int, i
         refined=np.array([ref[e] for e in order], dtype=np.float64),
         alpha=np.array([alp[e] for e in order], dtype=np.float64),
         source=np.array([src[e] for e in order], dtype=np.uint8),
+        saddle_point=np.array([sad[e] for e in order], dtype=bool),
     )
 
 
@@ -233,7 +235,7 @@ class Refinement:
     saddle: np.ndarray  # float64 [R], the refined barrier
     saddle_x: np.ndarray  # [R, *shape] float32, the saddle image (the string's highest image)
     paths: np.ndarray  # [R, K, *shape] float32, the relaxed strings
-    converged: np.ndarray  # bool [R]
+    saddle_point: np.ndarray  # bool [R], the refined barrier is a saddle point (PairTable.saddle_point)
     retried: int  # strings that ended above their start and were run again with more images
 
 
@@ -280,7 +282,7 @@ def refine_pairs(
     m = len(rows)
     shape = tuple(energy.shape)
     saddle = np.full(m, np.nan)
-    conv = np.zeros(m, dtype=bool)
+    at_saddle = np.zeros(m, dtype=bool)
     saddle_x = np.full((m, *shape), np.nan, dtype=np.float32)
     out_paths: list[np.ndarray | None] = [None] * m
     floor = np.full(m, np.nan)
@@ -307,7 +309,11 @@ def refine_pairs(
                 value = max(res.saddle_energy, top.get(i, -math.inf))
                 if np.isnan(saddle[q]) or value < saddle[q]:
                     saddle[q] = value
-                    conv[q] = res.converged
+                    # a saddle point: a converged string's top, or a highest image where the
+                    # gradient vanishes that is also the top of its polyline (within 0.1 % of
+                    # the barrier's height, and float32's rounding)
+                    slack = 1e-3 * max(value - floor[q], 0.0) + 1e-6 * abs(value)
+                    at_saddle[q] = res.converged or (res.stationary and value <= res.saddle_energy + slack)
                     saddle_x[q] = res.path[res.saddle_index].detach().float().cpu().numpy()
                     out_paths[q] = res.path.detach().float().cpu().numpy()
             if progress is not None:
@@ -327,4 +333,4 @@ def refine_pairs(
     for q, p in enumerate(out_paths):
         if p is not None:
             stacked[q, : p.shape[0]] = p
-    return Refinement(np.asarray(rows, dtype=np.int64), saddle, saddle_x, stacked, conv, retried)
+    return Refinement(np.asarray(rows, dtype=np.int64), saddle, saddle_x, stacked, at_saddle, retried)

@@ -78,6 +78,11 @@ class PathResult(NamedTuple):
         polyline): what the refinement started from.
     saddle_grad_norm : float
         Gradient norm at the saddle image (near 0 at a true saddle after climbing).
+    stationary : bool
+        ``saddle_grad_norm`` is within the convergence tolerance (``tol`` times the largest
+        gradient norm on the starting path): the highest image sits where the gradient
+        vanishes, whether or not the rest of the string settled (a string through an
+        intermediate minimum may keep sliding there while its climbing image is exact).
     """
 
     path: torch.Tensor
@@ -88,6 +93,7 @@ class PathResult(NamedTuple):
     steps: int
     initial_max_energy: float
     saddle_grad_norm: float
+    stationary: bool = False
 
 
 def resample_polyline(points: torch.Tensor, n: int) -> torch.Tensor:
@@ -556,6 +562,7 @@ class _Strings:
         """One :class:`PathResult` per string, its saddle the highest image."""
         energies = self.u.double().cpu().numpy()
         grad_norm = torch.linalg.vector_norm(self.g, dim=2).double().cpu().numpy()
+        threshold = self.threshold.double().cpu().numpy()
         k = self.path.shape[1]
         out = []
         for i, row in enumerate(energies):
@@ -570,6 +577,7 @@ class _Strings:
                     steps=int(self.iterations[i]),
                     initial_max_energy=float(self.initial_max[i]),
                     saddle_grad_norm=float(grad_norm[i, top]),
+                    stationary=bool(grad_norm[i, top] <= threshold[i]),
                 )
             )
         return out

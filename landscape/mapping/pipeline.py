@@ -242,6 +242,7 @@ class _Saddles:
         for q, row in enumerate(ref.rows.tolist()):
             key = (int(table.pairs[row, 0]), int(table.pairs[row, 1]))
             table.refined[row] = ref.saddle[q]
+            table.saddle_point[row] = ref.saddle_point[q]
             self.points[key] = ref.saddle_x[q]
             if keep_paths:
                 self.paths[key] = ref.paths[q]
@@ -273,13 +274,14 @@ class _Saddles:
 
 
 def _table_to_state(state: dict[str, Any], table: PairTable, prefix: str = "pairs") -> None:
-    for name in ("pairs", "estimate", "refined", "alpha", "source"):
+    for name in PairTable.COLUMNS:
         state[f"{prefix}/{name}"] = getattr(table, name)
 
 
 def _table_from_state(state: dict[str, Any], prefix: str = "pairs") -> PairTable:
-    return PairTable(*(np.asarray(state[f"{prefix}/{name}"]) for name in ("pairs", "estimate", "refined", "alpha",
-                                                                        "source")))
+    # (a progress file of an earlier version has no "saddle_point": all False)
+    return PairTable(*(np.asarray(state[f"{prefix}/{name}"]) if f"{prefix}/{name}" in state else None
+                       for name in PairTable.COLUMNS))
 
 
 def _refine(energy: Energy, x: torch.Tensor, table: PairTable, rows: list[int], cfg: MapConfig,
@@ -625,6 +627,7 @@ def _assemble(
                        "grad_norm_max": float(minima.grad_norm.max()) if n else 0.0},
             "basins": {"alpha": levels[main].alpha, "multiplier": float(config.alpha)},
             "barriers": {"neighbours": config.neighbours, "refined": refined, "refined_above_estimate": above,
+                         "saddle_points": int((table.saddle_point & np.isfinite(table.refined)).sum()),
                          "retried": int(state.get("refine/retried", 0))},
             "tree": {"refined_merges": int(tree.refined.sum()), "connected_merges": int(tree.connected.sum())},
             "levels": {"alpha_unit": settings["alpha_unit"], "temperature": settings["ad_temperature"],
@@ -771,6 +774,8 @@ def extend_map(
     attrs.setdefault("minima", {})["funnel_added"] = int(attrs.get("minima", {}).get("funnel_added", 0)) + m
     attrs.setdefault("barriers", {}).update({"refined": int(np.isfinite(table.refined).sum()),
                                             "refined_above_estimate": int(table.above_estimate(e_all).sum())})
+    if "saddle_points" in attrs["barriers"]:  # (a map of an earlier version does not say)
+        attrs["barriers"]["saddle_points"] = int((table.saddle_point & np.isfinite(table.refined)).sum())
     attrs.setdefault("tree", {}).update({"refined_merges": int(tree.refined.sum()),
                                         "connected_merges": int(tree.connected.sum())})
     reporter.close()
@@ -813,7 +818,6 @@ def _with_new_neighbours(energy: Energy, x_all: torch.Tensor, old: PairTable, n_
     fresh = neighbour_table(energy, x_all, cfg.neighbours, cfg.refine_images)
     index = old.index()
     add = [e for e in np.flatnonzero((fresh.pairs >= n_old).any(1)).tolist() if tuple(fresh.pairs[e]) not in index]
-    parts = [np.concatenate([getattr(old, name), getattr(fresh, name)[add]])
-             for name in ("pairs", "estimate", "refined", "alpha", "source")]
+    parts = [np.concatenate([getattr(old, name), getattr(fresh, name)[add]]) for name in PairTable.COLUMNS]
     order = np.lexsort((parts[0][:, 1], parts[0][:, 0]))
     return PairTable(*(part[order] for part in parts))
