@@ -842,6 +842,7 @@ def _assign(state: _State, members_in_order: list[int],
         resolved = 0
         while resolved < len(members):
             # Resolve in energy order as far as every needed pair has been tested.
+            before = resolved
             for m in members[resolved:]:
                 new_near = _nearest(flat, m, new_founders, k_near)
                 if any(not trials.tested(m, f) for f in new_near):
@@ -854,6 +855,8 @@ def _assign(state: _State, members_in_order: list[int],
                     state.found(m)
                     new_founders.append(m)
                 resolved += 1
+            if progress is not None and resolved > before:
+                progress(resolved - before)  # as minima are placed, not per round: a round can take minutes
             if resolved == len(members):
                 break
             # Speculative batch: every pending minimum against its nearest possible
@@ -868,8 +871,6 @@ def _assign(state: _State, members_in_order: list[int],
                     if not trials.tested(m, f):
                         wanted[(min(m, f), max(m, f))] = None
             yield list(wanted)
-        if progress is not None:
-            progress(len(members))
 
 
 def _drive(jobs: Sequence[tuple[_State, list[int]]], progress: Callable[[int], None] | None) -> None:
