@@ -221,9 +221,9 @@ def _check(c: MapContent) -> MapContent:
     for k, part in enumerate(levels):
         _check_partition(f"levels/{k}/", n, part, energy)
     t = c.barriers
-    table = PairTable(t.pairs, t.estimate, t.refined, t.alpha, t.source, t.saddle_point)
+    table = PairTable(*(getattr(t, name) for name in PairTable.COLUMNS))
     e = len(table)
-    for name in ("estimate", "refined", "alpha", "source", "saddle_point"):
+    for name in PairTable.COLUMNS[1:]:
         arr = getattr(table, name)
         _expect(arr.shape == (e,), f"barriers/{name} has shape {arr.shape}, expected ({e},)")
     if e:

@@ -164,6 +164,10 @@ class PairTable:
         to take it (counted and shown, never silently used or dropped)."""
         return np.isfinite(self.refined) & ~self.is_refined(minima_energy)
 
+    def n_saddle_points(self) -> int:
+        """Refined pairs whose barrier is a saddle point."""
+        return int((self.saddle_point & np.isfinite(self.refined)).sum())
+
     def index(self) -> dict[tuple[int, int], int]:
         """Row of each pair."""
         return {(int(i), int(j)): e for e, (i, j) in enumerate(self.pairs)}

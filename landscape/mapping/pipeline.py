@@ -627,7 +627,7 @@ def _assemble(
                        "grad_norm_max": float(minima.grad_norm.max()) if n else 0.0},
             "basins": {"alpha": levels[main].alpha, "multiplier": float(config.alpha)},
             "barriers": {"neighbours": config.neighbours, "refined": refined, "refined_above_estimate": above,
-                         "saddle_points": int((table.saddle_point & np.isfinite(table.refined)).sum()),
+                         "saddle_points": table.n_saddle_points(),
                          "retried": int(state.get("refine/retried", 0))},
             "tree": {"refined_merges": int(tree.refined.sum()), "connected_merges": int(tree.connected.sum())},
             "levels": {"alpha_unit": settings["alpha_unit"], "temperature": settings["ad_temperature"],
@@ -775,7 +775,7 @@ def extend_map(
     attrs.setdefault("barriers", {}).update({"refined": int(np.isfinite(table.refined).sum()),
                                             "refined_above_estimate": int(table.above_estimate(e_all).sum())})
     if "saddle_points" in attrs["barriers"]:  # (a map of an earlier version does not say)
-        attrs["barriers"]["saddle_points"] = int((table.saddle_point & np.isfinite(table.refined)).sum())
+        attrs["barriers"]["saddle_points"] = table.n_saddle_points()
     attrs.setdefault("tree", {}).update({"refined_merges": int(tree.refined.sum()),
                                         "connected_merges": int(tree.connected.sum())})
     reporter.close()

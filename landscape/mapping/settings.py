@@ -411,8 +411,7 @@ def ad_settings(
         e = np.asarray(minima_energy, dtype=np.float64)
         typical = float(np.median(d)) if d.size else float(np.quantile(e, 0.9) - np.quantile(e, 0.1)) if e.size > 1 else 0.0
         unit = typical / (t_ad * spacing) if typical > 0 and spacing > 0 else 1.0 / t_ad
-        if spacing > 0:
-            unit = arrival_pull(energy, minima_x, delta, ad_eps, t_ad, config, at_least=unit)
+        unit = arrival_pull(energy, minima_x, spacing, delta, ad_eps, t_ad, config, at_least=unit)
     return {"ad_temperature": float(t_ad), "alpha_unit": float(unit), "delta": float(delta), "ad_eps": float(ad_eps)}
 
 
@@ -431,10 +430,11 @@ ARRIVAL_PAIRS = 16
 ARRIVAL_TOP = 3.0**12
 
 
-def arrival_pull(energy: Energy, minima_x: torch.Tensor, delta: float, ad_eps: float, temperature: float,
-                 config: MapConfig, at_least: float = 0.0) -> float:
+def arrival_pull(energy: Energy, minima_x: torch.Tensor, spacing: float, delta: float, ad_eps: float,
+                 temperature: float, config: MapConfig, at_least: float = 0.0) -> float:
     """The weakest pull (per unit distance, in units of ``U / T``), ``at_least`` or more,
-    that brings at least half of the chains to their target across flat ground.
+    that brings at least half of the chains to their target across flat ground
+    (``spacing``: the minima's :func:`median_spacing`; ``at_least`` where it is 0).
 
     The chains are attraction-diffusion's own (its step capped at each pull as at every
     level, ``delta``, ``max_steps``, ``patience``, ``average``, the energy's data box), from
@@ -453,7 +453,6 @@ def arrival_pull(energy: Energy, minima_x: torch.Tensor, delta: float, ad_eps: f
     from landscape.mapping.ad import ADConfig, attraction_diffusion
 
     n = minima_x.shape[0]
-    spacing = median_spacing(minima_x)
     if n < 2 or not spacing > 0:
         return at_least
     flat_x = minima_x.reshape(n, -1)
