@@ -98,7 +98,8 @@ def map_cmd(target, out, dataset, data_root, init, chains, rounds, steps, temper
     """Map the energy landscape of a trained EBM (or any energy) into an HDF5 file.
 
     \b
-    Stages (progress bars show each):
+    Stages (a progress bar shows each, and what its batch under way is doing:
+    trials or strings still running, steps so far):
       1. minima: chains from noise and/or data, run STEPS steps at temperature T and
          quenched to local minima, near-duplicates merged; more rounds while new ones turn up;
       2. barriers between neighbouring minima, refined to their saddles (string method);

@@ -517,8 +517,8 @@ def test_pair_records_hold_the_best_chain_from_minimum_i_to_minimum_j(monkeypatc
     successful_starts = []
     real = ad.attraction_diffusion
 
-    def watching(energy, starts, targets, config, generator=None):
-        out = real(energy, starts, targets, config, generator)
+    def watching(energy, starts, targets, config, generator=None, **kw):
+        out = real(energy, starts, targets, config, generator, **kw)
         successful_starts.extend(starts[out.success, 0].tolist())
         return out
 
@@ -729,9 +729,9 @@ def test_cost_counters_count_the_chains_their_steps_and_the_batched_calls(monkey
     real = ad.attraction_diffusion
     evaluations = [0]
 
-    def counting(energy, starts, targets, config, generator=None):
+    def counting(energy, starts, targets, config, generator=None, **kw):
         before = evaluations[0]
-        out = real(energy, starts, targets, config, generator)
+        out = real(energy, starts, targets, config, generator, **kw)
         launched["chains"] += starts.shape[0]
         launched["steps"] += int(out.steps.sum())
         launched["calls"] += 1
@@ -844,3 +844,30 @@ def test_extend_basins_hands_a_basin_to_a_lower_new_minimum():
     got = dict(zip(map(tuple, records.pairs.tolist()), records.barrier.tolist(), strict=True))
     assert set(got) == {(0, 5), (2, 5)}
     assert got[(0, 5)] < 1.0 and got[(2, 5)] == math.inf
+
+
+def test_a_batch_reports_its_running_trials_at_every_sync_without_changing_its_outcome():
+    # Some trials start at their target (done before the first step), some arrive, some
+    # run out of steps: the report follows them, and listening changes nothing.
+    from landscape.mapping.ad import _SYNC_EVERY
+
+    energy = Energy(double_well, (2,), dtype=F64)
+    config = ADConfig(temperature=0.3, alpha=50.0, eps=0.1, max_steps=200)
+    starts = torch.cat([point(DW_DEEP, 0.0, n=2), point(DW_SHALLOW, 0.0, n=6)])
+    targets = torch.cat([point(DW_DEEP, 0.0, n=2), point(DW_DEEP, 0.0, n=3), point(30.0, 0.0, n=3)])
+    seen = []
+    heard = attraction_diffusion(energy, starts, targets, config, gen(5), on_window=lambda s, r: seen.append((s, r)))
+    quiet = attraction_diffusion(energy, starts, targets, config, gen(5))
+    for name in ADTrials._fields:
+        if name != "path":
+            a, b = getattr(heard, name), getattr(quiet, name)
+            assert torch.equal(a, b) if isinstance(a, torch.Tensor) else a == b, name
+    for p, n in enumerate(quiet.path_len.tolist()):  # (beyond its length a path's rows hold nothing)
+        assert torch.equal(heard.path[p, :n], quiet.path[p, :n])
+    steps, running = zip(*seen)
+    # at every sync point, then once more where the last trials stopped (out of steps)
+    assert list(steps) == list(range(0, 200, _SYNC_EVERY)) + [200]
+    # each report counts the trials that stop after it: not those that began at their
+    # target, then fewer as the near ones arrive, the far ones until they run out of steps
+    assert list(running) == [int((quiet.steps > s).sum()) for s in steps]
+    assert running[0] == 6 and 3 in running and running[-1] == 0

@@ -8,6 +8,7 @@ minima, saddles and trees, and the map of ``c * U`` must be ``c`` times the map 
 from __future__ import annotations
 
 import math
+import re
 
 import numpy as np
 import pytest
@@ -17,7 +18,7 @@ from landscape import LandscapeError
 from landscape.energy import Energy
 from landscape.io.mapfile import read_map, write_map
 from landscape.io.progress import load_progress, progress_path
-from landscape.mapping.pipeline import Reporter, build_map
+from landscape.mapping.pipeline import ProgressBars, Reporter, build_map
 from landscape.potentials import (
     MUELLER_BROWN_MINIMA,
     MUELLER_BROWN_SADDLE_ENERGY,
@@ -228,6 +229,44 @@ def test_an_interrupted_map_resumes_to_the_uninterrupted_result(tmp_path):
     np.testing.assert_array_equal(resumed.tree.linkage, whole.tree.linkage)
     assert [p.basin.tolist() for p in resumed.levels] == [p.basin.tolist() for p in whole.levels]
     assert progress_path(out).exists()  # the caller removes it once the map is written
+
+
+def test_progress_says_what_the_batch_under_way_is_doing(capsys):
+    # A batch of trials or strings can run for minutes between two advances of its stage
+    # (a 32x32 map's ladder): the reporter hears how many still run and how far they got.
+    heard: dict[str, list[str]] = {}
+
+    class Lines(Reporter):
+        name = ""
+
+        def stage(self, name, total=None, unit="it"):
+            self.name = name
+
+        def detail(self, text):
+            heard.setdefault(self.name, []).append(text)
+
+    build_map(wells_energy(2), MapConfig(chains=32, rounds=1, max_steps=400, patience=50, attempts=1, grid=0),
+              reporter=Lines())
+    ladder = [t for name, lines in heard.items() if name.startswith("attraction-diffusion") for t in lines]
+    strings = [t for name, lines in heard.items() if name.startswith("refining barriers") for t in lines]
+    assert ladder and all(re.fullmatch(r"[\d,]+/[\d,]+ trials running, step [\d,]+/400", t) for t in ladder)
+    assert strings and all(re.fullmatch(r"[\d,]+/[\d,]+ strings relaxing, iteration [\d,]+/[\d,]+", t)
+                           for t in strings)
+    # The terminal's bars draw it after the stage's count, at most every half second,
+    # and at once after an advance (the batch it spoke of is over).
+    bars = ProgressBars()
+    bars.stage("basins", total=2)
+    bars.detail("first")
+    bars.detail("second")
+    assert bars.bar.postfix == "first"
+    bars.advance(1)
+    bars.detail("third")
+    assert bars.bar.postfix == "third"
+    bars.close()
+    quiet = ProgressBars(quiet=True)
+    quiet.stage("basins", total=2)
+    quiet.detail("nothing")
+    assert "nothing" not in capsys.readouterr().err
 
 
 def test_bad_settings_are_refused():

@@ -290,3 +290,27 @@ def test_batched_strings_give_what_each_string_gives_alone(mb_critical_points):
         torch.testing.assert_close(got.path, alone.path, atol=1e-9, rtol=0)
     # Both Mueller-Brown saddles, on the paths through them.
     assert sorted(round(r.saddle_energy, 2) for r in batch[:2]) == [-72.25, -40.66]
+
+
+def test_a_batch_of_strings_reports_how_many_still_relax_without_changing_its_result():
+    energy = Energy(mueller_brown, shape=(2,), data_range=(-1.5, 2.0), dtype=torch.float64)
+    x = torch.tensor(MUELLER_BROWN_MINIMA, dtype=torch.float64)
+    a, b = x[[0, 0, 1]], x[[1, 2, 2]]
+    seen = []
+    heard = string_method_batch(energy, a, b, images=20, steps=300, box=energy.data_range,
+                                on_iteration=lambda done, moving: seen.append((done, moving)))
+    quiet = string_method_batch(energy, a, b, images=20, steps=300, box=energy.data_range)
+    for h, q in zip(heard, quiet):
+        assert h.steps == q.steps and h.saddle_energy == q.saddle_energy and torch.equal(h.path, q.path)
+    done, moving = zip(*seen)
+    assert list(done) == list(range(len(seen)))  # before every iteration
+    # a string relaxes until its own last iteration: the count falls as each one ends
+    assert list(moving) == [sum(q.steps > d for q in quiet) for d in done]
+    assert moving[0] == 3 and len(set(q.steps for q in quiet)) > 1 and moving[-1] == 0
+    # refine_pairs words it for a progress bar
+    lines = []
+    table = PairTable(np.array([[0, 1], [0, 2], [1, 2]]), np.full(3, 100.0), np.full(3, np.nan), np.full(3, np.nan),
+                      np.full(3, NEIGHBOUR, dtype=np.uint8))
+    refine_pairs(energy, x, table, [0, 1, 2], images=20, steps=300, detail=lines.append)
+    assert lines[0] == "3/3 strings relaxing, iteration 0/600"
+    assert lines[-1].startswith("0/3 strings relaxing")

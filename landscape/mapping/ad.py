@@ -247,6 +247,7 @@ def attraction_diffusion(
     alphas: torch.Tensor | None = None,
     steps: torch.Tensor | None = None,
     paths_for: int | None = None,
+    on_window: Callable[[int, int], None] | None = None,
 ) -> ADTrials:
     """Run AD trials ``starts[p] -> targets[p]`` as one batch.
 
@@ -279,6 +280,9 @@ def attraction_diffusion(
     paths_for : int, optional
         The batch size the recorded paths' memory budget is reckoned for [default: P]
         (a group's own size, so it records what it would alone).
+    on_window : callable, optional
+        Called as ``on_window(steps, running)`` at each sync point (every few steps): the
+        steps run so far and how many trials are still running (for progress reports).
 
     Returns
     -------
@@ -331,11 +335,14 @@ def attraction_diffusion(
             # stepped, frozen, since they stopped. Checking every step would stall a GPU
             # on a host sync per step, and cost indexed writes every step.
             keep = ~run.finished
-            if not bool(keep.all()):
+            running = int(keep.sum())  # (the one host sync per window)
+            if on_window is not None:
+                on_window(step, running)
+            if running < keep.shape[0]:
                 out.take(run, ~keep)
                 if isinstance(generator, RowGroups):
                     generator.select(keep, step)
-                if not bool(keep.any()):
+                if running == 0:
                     break
                 run = run.select(keep)
                 mag.select(keep)
@@ -643,10 +650,6 @@ class _Trials:
     def barrier(self, i: int, j: int) -> float:
         return self.records[(min(i, j), max(i, j))].barrier
 
-    def run(self, pairs: Sequence[tuple[int, int]], alpha: float) -> None:
-        """Test each pair at magnetization ``alpha``, keeping the lowest barrier per pair."""
-        _run_together([(self, pairs, alpha)])
-
     def absorb(self, pairs: list[tuple[int, int]], alpha: float, barriers: torch.Tensor,
                chains: list[torch.Tensor | None], steps: torch.Tensor, calls: int) -> None:
         """Keep the outcome of the chains run for ``pairs`` (rows as :func:`_trial_rows` laid
@@ -689,7 +692,8 @@ def _trial_rows(pairs: list[tuple[int, int]], attempts: int) -> tuple[torch.Tens
     return src, dst
 
 
-def _run_together(requests: Sequence[tuple[_Trials, Sequence[tuple[int, int]], float]]) -> None:
+def _run_together(requests: Sequence[tuple[_Trials, Sequence[tuple[int, int]], float]],
+                  detail: Callable[[str], None] | None = None) -> None:
     """Run the chains of several requests ``(trials, pairs, alpha)`` in shared batches and
     hand each its own rows.
 
@@ -699,6 +703,8 @@ def _run_together(requests: Sequence[tuple[_Trials, Sequence[tuple[int, int]], f
     together instead of one after another; each request's rows keep its generator's noise
     (:class:`~landscape.sampling.langevin.RowGroups`) and its own chunks of ``batch_size``,
     so its outcome is the one it would have alone (for energies computed row by row).
+    ``detail`` receives a line on the batch under way at every sync point (trials still
+    running, steps so far).
     """
     work = [(t, [(min(i, j), max(i, j)) for i, j in pairs], float(alpha)) for t, pairs, alpha in requests]
     work = [w for w in work if w[1]]
@@ -711,22 +717,31 @@ def _run_together(requests: Sequence[tuple[_Trials, Sequence[tuple[int, int]], f
     chains: list[list[torch.Tensor | None]] = [[] for _ in work]
     steps: list[list[torch.Tensor]] = [[] for _ in work]
     calls = [0] * len(work)
-    for start in range(0, max(r[0].numel() for r in rows), size):
+    longest = max(r[0].numel() for r in rows)
+    n_batches = -(-longest // size)
+    for start in range(0, longest, size):
         part = [(k, src[start : start + size], dst[start : start + size]) for k, (src, dst) in enumerate(rows)
                 if src.numel() > start]
         s = torch.cat([p[1] for p in part]).to(dev)
         t = torch.cat([p[2] for p in part]).to(dev)
         lead, _, alpha = work[part[0][0]]
         config = replace(lead.config, alpha=alpha)
+        on_window = None
+        if detail is not None:
+            head = f"batch {start // size + 1}/{n_batches}: " if n_batches > 1 else ""
+            total, limit = s.numel(), config.max_steps
+
+            def on_window(step: int, running: int) -> None:
+                detail(f"{head}{running:,}/{total:,} trials running, step {step:,}/{limit:,}")
         groups = None
         if len(part) == 1:
-            trials = attraction_diffusion(energy, x[s], x[t], config, lead.generator)
+            trials = attraction_diffusion(energy, x[s], x[t], config, lead.generator, on_window=on_window)
         else:
             sizes = [p[1].numel() for p in part]
             groups = RowGroups(sizes, [work[k][0].generator for k, _, _ in part])
             per_row = [(work[k][2], work[k][0].config.eps, n) for (k, _, _), n in zip(part, sizes)]
             trials = attraction_diffusion(
-                energy, x[s], x[t], config, groups, paths_for=max(sizes),
+                energy, x[s], x[t], config, groups, paths_for=max(sizes), on_window=on_window,
                 alphas=torch.cat([torch.full((n,), a, dtype=torch.float64) for a, _, n in per_row]),
                 steps=torch.cat([torch.full((n,), e, dtype=torch.float64) for _, e, n in per_row]))
         barrier = _closed(energy, trials, x[t]).cpu()
@@ -873,16 +888,18 @@ def _assign(state: _State, members_in_order: list[int],
             yield list(wanted)
 
 
-def _drive(jobs: Sequence[tuple[_State, list[int]]], progress: Callable[[int], None] | None) -> None:
+def _drive(jobs: Sequence[tuple[_State, list[int]]], progress: Callable[[int], None] | None,
+           detail: Callable[[str], None] | None) -> None:
     """Run the assignments ``(state, members_in_order)`` in lockstep: at each turn the
-    chains every unfinished one needs run as one batch (:func:`_run_together`)."""
+    chains every unfinished one needs run as one batch (:func:`_run_together`, which
+    reports on it to ``detail``)."""
     running = [(_assign(state, members, progress), state) for state, members in jobs]
     wants = [(it, state, next(it, None)) for it, state in running]
     while True:
         wants = [(it, state, pairs) for it, state, pairs in wants if pairs is not None]
         if not wants:
             return
-        _run_together([(state.trials, pairs, state.config.alpha) for _, state, pairs in wants])
+        _run_together([(state.trials, pairs, state.config.alpha) for _, state, pairs in wants], detail)
         wants = [(it, state, next(it, None)) for it, state, _ in wants]
 
 
@@ -892,6 +909,7 @@ def assign_ladder(
     configs: Sequence[ADConfig],
     generators: Sequence[torch.Generator | None] | None = None,
     progress: Callable[[int], None] | None = None,
+    detail: Callable[[str], None] | None = None,
 ) -> list[tuple[Partition, PairRecords]]:
     """:func:`assign_basins` at several pulls at once (``configs`` differ in ``alpha``
     and ``eps`` only): the levels are independent, so their trials share batches, and a ladder costs
@@ -900,7 +918,8 @@ def assign_ladder(
     Returns one ``(partition, records)`` per config, in order. ``generators`` (one per
     config) drive each level's chains: each level's result is the one
     :func:`assign_basins` gives it with its generator (exactly, for energies computed
-    row by row). ``progress`` counts minima assigned, summed over the levels.
+    row by row). ``progress`` counts minima assigned, summed over the levels; ``detail``
+    receives a line on the batch of trials under way at every sync point of its chains.
     """
     n = len(minima)
     if n == 0:
@@ -915,7 +934,7 @@ def assign_ladder(
         state.found(order[0])
         if progress is not None:
             progress(1)
-    _drive([(state, order[1:]) for state in states], progress)
+    _drive([(state, order[1:]) for state in states], progress, detail)
     return [(state.partition(), state.trials.export()) for state in states]
 
 
@@ -942,6 +961,7 @@ def assign_basins(
     config: ADConfig,
     generator: torch.Generator | None = None,
     progress: Callable[[int], None] | None = None,
+    detail: Callable[[str], None] | None = None,
 ) -> tuple[Partition, PairRecords]:
     """Group minima into basins by attraction-diffusion at magnetization ``config.alpha``.
 
@@ -961,7 +981,10 @@ def assign_basins(
     config : ADConfig
     generator : torch.Generator, optional
     progress : callable, optional
-        Called with the number of minima just assigned, once per round.
+        Called with the number of minima just assigned, as they are placed.
+    detail : callable, optional
+        Called with a line on the batch of trials under way (trials still running, steps
+        so far) every few steps: what a progress bar shows while a long batch runs.
 
     Returns
     -------
@@ -989,7 +1012,7 @@ def assign_basins(
     Cost: O(N * neighbours * attempts * 2) AD trials, each at most ``max_steps``
     energy-and-gradient evaluations, run ``batch_size`` at a time.
     """
-    return assign_ladder(energy, minima, [config], [generator], progress)[0]
+    return assign_ladder(energy, minima, [config], [generator], progress, detail)[0]
 
 
 def extend_basins(
@@ -999,6 +1022,7 @@ def extend_basins(
     config: ADConfig,
     generator: torch.Generator | None = None,
     progress: Callable[[int], None] | None = None,
+    detail: Callable[[str], None] | None = None,
 ) -> tuple[Partition, PairRecords, np.ndarray]:
     """Add minima to an existing basin assignment, keeping the assignment of the old ones.
 
@@ -1017,7 +1041,7 @@ def extend_basins(
         The existing assignment of the first ``n`` minima.
     config : ADConfig
         The settings the prior was made with (``alpha`` included).
-    generator, progress : as for :func:`assign_basins` (progress counts the new minima).
+    generator, progress, detail : as for :func:`assign_basins` (progress counts the new minima).
 
     Returns
     -------
@@ -1035,7 +1059,7 @@ def extend_basins(
 
     Cost: as :func:`assign_basins` for the new minima only.
     """
-    return extend_ladder(energy, minima, [prior], [config], [generator], progress)[0]
+    return extend_ladder(energy, minima, [prior], [config], [generator], progress, detail)[0]
 
 
 def extend_ladder(
@@ -1045,11 +1069,12 @@ def extend_ladder(
     configs: Sequence[ADConfig],
     generators: Sequence[torch.Generator | None] | None = None,
     progress: Callable[[int], None] | None = None,
+    detail: Callable[[str], None] | None = None,
 ) -> list[tuple[Partition, PairRecords, np.ndarray]]:
     """:func:`extend_basins` for every level of a ladder at once (one prior and one config
     per level, the configs differing in ``alpha`` and ``eps`` only), the levels' trials in shared
     batches, each with its own generator (as :func:`assign_ladder`). ``progress`` counts new
-    minima summed over levels."""
+    minima summed over levels; ``detail`` as for :func:`assign_ladder`."""
     if len(priors) != len(configs):
         raise LandscapeError(f"{len(priors)} levels but {len(configs)} attraction-diffusion configs")
     _same_but_pull_and_step(configs)
@@ -1066,7 +1091,7 @@ def extend_ladder(
         state.basin_of[:n_old] = [int(b) for b in prior.basin.tolist()]
         state.reps = [int(r) for r in prior.representative.tolist()]
         jobs.append((state, sorted(range(n_old, n), key=lambda i: (float(energies[i]), i))))
-    _drive(jobs, progress)
+    _drive(jobs, progress, detail)
     out = []
     e = energies.numpy()
     for (state, _), prior in zip(jobs, priors):

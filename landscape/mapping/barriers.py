@@ -251,6 +251,7 @@ def refine_pairs(
     batch: int = 256,
     max_images: int = 64,
     progress: Callable[[int], None] | None = None,
+    detail: Callable[[str], None] | None = None,
 ) -> Refinement:
     """Refine the barriers of ``rows`` of the table with the string method, in batches.
 
@@ -262,6 +263,9 @@ def refine_pairs(
     saddle); one that did not (a network's kinks, or its budget ran out) gives the highest
     energy on its polyline (:func:`~landscape.mapping.paths.polyline_max`), which may lie
     between its images: either way the barrier of a real path between the two minima.
+
+    ``progress`` is called with the number of pairs of each batch done, ``detail`` with a
+    line on the batch under way (iterations, strings still relaxing) as it relaxes.
 
     Returns
     -------
@@ -289,15 +293,24 @@ def refine_pairs(
     retried = 0
 
     def run(positions: list[int], k_images: int) -> None:
+        n_batches = -(-len(positions) // batch)
         for s in range(0, len(positions), batch):
             chunk = positions[s : s + batch]
+            on_iteration = None
+            if detail is not None:
+                head = f"batch {s // batch + 1}/{n_batches}: " if n_batches > 1 else ""
+                head += f"again with {k_images} images: " if k_images != images else ""
+                total, limit = len(chunk), 2 * steps
+
+                def on_iteration(done: int, moving: int) -> None:
+                    detail(f"{head}{moving:,}/{total:,} strings relaxing, iteration {done:,}/{limit:,}")
             pr = table.pairs[[rows[q] for q in chunk]]
             a, b = x[torch.from_numpy(pr[:, 0]).to(x.device)], x[torch.from_numpy(pr[:, 1]).to(x.device)]
             init = [paths.get((int(i), int(j))) for i, j in pr]
             init = [None if p is None else p[1:-1] for p in init]  # the record holds both ends
             k = min(max([k_images] + [p.shape[0] + 2 for p in init if p is not None]), max(max_images, k_images))
             results = string_method_batch(energy, a, b, init=init if any(p is not None for p in init) else None,
-                                          images=k, steps=steps, box=energy.data_range)
+                                          images=k, steps=steps, box=energy.data_range, on_iteration=on_iteration)
             # A string that did not converge has no saddle at its highest image: its
             # barrier is the top of its polyline, a path between the two minima, so it
             # bounds the barrier from above as a converged string's saddle does.

@@ -43,7 +43,7 @@ Many strings step as one batch (:func:`string_method_batch`); a single string
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
 import numpy as np
@@ -201,6 +201,7 @@ def string_method_batch(
     climb_steps: int | None = None,
     step_size: float | None = None,
     box: tuple[float, float] | None = None,
+    on_iteration: Callable[[int, int], None] | None = None,
 ) -> list[PathResult]:
     """Relax many strings at once: every string's interior images are one batched call.
 
@@ -239,6 +240,9 @@ def string_method_batch(
         first rose or hit the limit of half the image spacing per move.
     box : (low, high), optional
         Clamp images into this box (e.g. the data range the model was trained on).
+    on_iteration : callable, optional
+        Called as ``on_iteration(done, moving)`` before each iteration: the iterations run
+        so far and how many strings are still relaxing (for progress reports).
 
     Returns
     -------
@@ -287,7 +291,7 @@ def string_method_batch(
 
     with energy.frozen():
         strings = _Strings(energy.value_and_grad_fn(), shape, path, tol=tol, step_size=step_size, box=box)
-        strings.relax(steps, climb_steps if climb else None)
+        strings.relax(steps, climb_steps if climb else None, on_iteration)
     return strings.results()
 
 
@@ -371,17 +375,20 @@ class _Strings:
         u, g = self.vg(x.reshape(p * m, *self.shape))
         return u.detach().reshape(p, m), g.detach().reshape(p, m, d)
 
-    def relax(self, steps: int, climb_steps: int | None) -> None:
+    def relax(self, steps: int, climb_steps: int | None,
+              on_iteration: Callable[[int, int], None] | None = None) -> None:
         """The string phase (``steps`` iterations at most), then, unless ``climb_steps``
         is None, the climbing phase of every string whose top is above both ends."""
         self.climb_steps = climb_steps
-        for _ in range(steps + (climb_steps or 0)):
+        for done in range(steps + (climb_steps or 0)):
             budget = torch.where(self.in_climb, climb_steps or 0, steps)
             out_of_budget = self.active & (self.phase_iters >= budget)
             if bool(out_of_budget.any()):
                 self.end_phase(out_of_budget, torch.zeros_like(out_of_budget))
             self.check_stall()
             idx = torch.nonzero(self.active).flatten()
+            if on_iteration is not None:
+                on_iteration(done, idx.numel())
             if idx.numel() == 0:
                 break
             self.iterate(idx)

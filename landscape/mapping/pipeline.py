@@ -57,7 +57,9 @@ _REFINE_PASSES = 5
 class Reporter:
     """Progress of a map, for a terminal or a log. The default does nothing.
 
-    ``stage(name, total, unit)`` opens a stage, ``advance(n)`` moves it on, ``note(text)``
+    ``stage(name, total, unit)`` opens a stage, ``advance(n)`` moves it on, ``detail(text)``
+    says what the stage's current batch is doing between two advances (e.g. "412/1,120
+    trials running, step 3,200/5,000": a batch can run for minutes), ``note(text)``
     reports a finding (e.g. "37 minima"). The CLI implements it with progress bars.
     """
 
@@ -65,6 +67,9 @@ class Reporter:
         pass
 
     def advance(self, n: int = 1) -> None:
+        pass
+
+    def detail(self, text: str) -> None:
         pass
 
     def note(self, text: str) -> None:
@@ -91,6 +96,9 @@ class NamedStages(Reporter):
     def advance(self, n: int = 1) -> None:
         self.inner.advance(n)
 
+    def detail(self, text: str) -> None:
+        self.inner.detail(text)
+
     def note(self, text: str) -> None:
         self.inner.note(text)
 
@@ -105,15 +113,20 @@ class NamedStages(Reporter):
 
 
 class ProgressBars(Reporter):
-    """A :class:`Reporter` for terminals: a tqdm progress bar per stage, findings printed
-    (nothing at all when ``quiet``)."""
+    """A :class:`Reporter` for terminals: a tqdm progress bar per stage, the current
+    batch's detail after it (redrawn at most every :attr:`DETAIL_EVERY` seconds), findings
+    printed (nothing at all when ``quiet``)."""
+
+    DETAIL_EVERY = 0.5
 
     def __init__(self, quiet: bool = False):
         self.quiet = quiet
         self.bar: Any = None
+        self.shown = -math.inf  # when the detail was last drawn
 
     def stage(self, name: str, total: int | None = None, unit: str = "it") -> None:
         self.close()
+        self.shown = -math.inf
         if not self.quiet:
             from tqdm import tqdm
 
@@ -122,6 +135,17 @@ class ProgressBars(Reporter):
     def advance(self, n: int = 1) -> None:
         if self.bar is not None:
             self.bar.update(n)
+            # what the batch just done was doing is over: the next batch's first detail is
+            # drawn at once
+            self.shown = -math.inf
+
+    def detail(self, text: str) -> None:
+        if self.bar is None:
+            return
+        now = time.monotonic()
+        if now - self.shown >= self.DETAIL_EVERY:
+            self.shown = now
+            self.bar.set_postfix_str(text)
 
     def note(self, text: str) -> None:
         self.close()
@@ -292,7 +316,7 @@ def _refine(energy: Energy, x: torch.Tensor, table: PairTable, rows: list[int], 
         return 0
     reporter.stage(f"refining barriers ({what}, string method)", total=len(rows), unit="pair")
     ref = refine_pairs(energy, x, table, rows, paths=paths, images=cfg.refine_images, steps=cfg.refine_steps,
-                       progress=reporter.advance)
+                       progress=reporter.advance, detail=reporter.detail)
     saddles.add(table, ref, keep_paths)
     return ref.retried
 
@@ -544,7 +568,7 @@ def _stage_ladder(
                                unit="minimum")
             gens = [torch.Generator(device=energy.device).manual_seed(config.seed * 1009 + 1 + j) for j in todo]
             configs = [_ad_config(config, settings, multipliers[j] * settings["alpha_unit"]) for j in todo]
-            results = assign_ladder(energy, minima, configs, gens, run.reporter.advance)
+            results = assign_ladder(energy, minima, configs, gens, run.reporter.advance, run.reporter.detail)
             seconds = time.perf_counter() - t0
             for j, (part, rec) in zip(todo, results):
                 part.multiplier = multipliers[j]
@@ -759,7 +783,8 @@ def extend_map(
                    unit="minimum")
     gens = [torch.Generator(device=energy.device).manual_seed(seed * 1009 + 101 + k) for k in range(len(content.levels))]
     results = extend_ladder(energy, minima, content.levels,
-                            [_ad_config(cfg, settings, prior.alpha) for prior in content.levels], gens, reporter.advance)
+                            [_ad_config(cfg, settings, prior.alpha) for prior in content.levels], gens, reporter.advance,
+                            reporter.detail)
     for prior, (part, rec, _) in zip(content.levels, results):
         part.attrs = {**prior.attrs, "added": m}
         levels.append(part)
