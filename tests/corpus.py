@@ -564,6 +564,8 @@ ATTR_BAD: dict[tuple[str, str], dict[str, Any]] = {
     ("/levels/0", "multiplier"): {"string": "abc", "NaN": np.nan},
     ("/tree", "energy_offset"): {"string": "abc", "NaN": np.nan, "inf": np.inf, "array": [1.0, 2.0],
                                  "missing": _DELETE},
+    ("/tree", "flat_rtol"): {"string": "abc", "NaN": np.nan, "negative": -1e-5, "above one": 2.0,
+                             "array": [1e-5, 1e-5]},  # (missing: float32's, as maps before it)
     ("/minima", "data_range"): {"string": "abc", "reversed": [1.0, -1.0], "NaN": [np.nan, 1.0],
                                 "three": [0.0, 1.0, 2.0]},
     ("/minima", "temperature"): {"string": "abc", "negative": -1.0, "NaN": np.nan},

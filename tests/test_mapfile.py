@@ -31,8 +31,8 @@ from landscape.io.mapfile import (
 from landscape.io.progress import clear_progress, load_progress, progress_path, resume_progress, save_progress
 from landscape.io.records import ATTRACTION, NEIGHBOUR, PairTable, Partition
 from landscape.io.schema import DATASETS, SCHEMA, SCHEMA_VERSION, dataset
-from landscape.io.views import merges_at_saddle_points
-from landscape.mapping.tree import minimax_tree
+from landscape.io.views import basin_tree_of, merges_at_saddle_points
+from landscape.mapping.tree import FLAT_RTOL, flat_rtol, minimax_tree
 from conftest import run
 from conftest import SCHEMA1_LINKAGE, write_schema1_map
 
@@ -124,7 +124,7 @@ def assert_same_core(a: MapContent, b: MapContent) -> None:
         np.testing.assert_array_equal(getattr(a.barriers, name), getattr(b.barriers, name), err_msg=f"barriers {name}")
     for name in ("leaves", "energy", "linkage", "barrier", "connected", "refined", "pair", "edge"):
         np.testing.assert_array_equal(getattr(a.tree, name), getattr(b.tree, name), err_msg=f"tree {name}")
-    assert a.tree.offset == b.tree.offset
+    assert a.tree.offset == b.tree.offset and a.tree.flat_rtol == b.tree.flat_rtol
     for name in ("tree_saddle", "tree_path"):
         x, y = getattr(a, name), getattr(b, name)
         assert (x is None) == (y is None), name
@@ -235,6 +235,26 @@ def test_saddle_points_are_stored_counted_and_absent_in_older_maps(tmp_path, mak
     assert not old.barriers.saddle_point.any() and merges_at_saddle_points(old) is None
     code, out, _ = run(capsys, "info", path)
     assert code == 0 and "2 merges: 2 at refined saddles" in out and "saddle points" not in out
+
+
+def test_the_flat_threshold_of_the_energys_precision_is_kept_and_older_maps_read_as_float32(tmp_path, make_map,
+                                                                                             capsys):
+    # Minima near 1000 with barriers 1e-3 above the higher one: 1e-6 of the magnitude, below
+    # float32's resolution (flat there) and far above float64's.
+    content = make_map(np.zeros((3, 2)), [1000.0, 1000.5, 1001.0], refined=[1000.501, 1001.001])
+    content.tree = replace(content.tree, flat_rtol=flat_rtol(torch.float64))
+    path = write_map(tmp_path / "f.h5", content, config={}, source="x", tool_version="0")
+    back = read_map(path)
+    assert back.tree.flat_rtol == flat_rtol(torch.float64) and not back.tree.flat().any()
+    assert basin_tree_of(back).flat_rtol == back.tree.flat_rtol  # the basins' trees judge alike
+    code, out, _ = run(capsys, "tree", path)
+    assert code == 0 and not re.search(r"\d flat", out)
+    with h5py.File(path, "r+") as f:  # a map of an earlier version: every one was float32's
+        del f["tree"].attrs["flat_rtol"]
+    old = read_map(path)
+    assert old.tree.flat_rtol == FLAT_RTOL and old.tree.flat().all()
+    code, out, _ = run(capsys, "tree", path)
+    assert code == 0 and "2 flat" in out
 
 
 def test_the_file_follows_the_schema_table(tmp_path, make_map):

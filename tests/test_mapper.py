@@ -126,6 +126,27 @@ def test_a_scaled_energy_gives_the_scaled_map(wells3, scale):
 
 
 @pytest.mark.slow
+def test_an_energy_offset_its_precision_resolves_gives_the_same_map(wells3):
+    # An EBM's energy has an arbitrary offset. In float64, 1e6 leaves barriers of a few
+    # units resolved to 1e-10: the same minima, tree and basins, the same settings (the
+    # flat-merge threshold follows the energy's precision, not float32's 1e-5 of its
+    # magnitude, which would take the lowest barriers for rounding residue).
+    c = 1e6
+    shifted = build_map(Energy(lambda x: tilted_wells(x) + c, shape=(3,), data_range=(-2.0, 2.0), dtype=torch.float64),
+                        MapConfig(**FAST))
+    a, b = wells3.content, shifted.content
+    # (quenches stop at the gradient tolerance: a few 1e-6 apart when rounded differently)
+    np.testing.assert_allclose(b.minima_x, a.minima_x, atol=1e-4)
+    np.testing.assert_allclose(b.minima_energy - c, a.minima_energy, atol=1e-6)
+    np.testing.assert_array_equal(b.tree.linkage[:, [0, 1, 3]], a.tree.linkage[:, [0, 1, 3]])
+    np.testing.assert_allclose(b.tree.heights - c, a.tree.heights, atol=1e-6)
+    assert not b.tree.flat().any() and b.tree.flat_rtol < 1e-13
+    assert [p.n_basins for p in b.levels] == [p.n_basins for p in a.levels]
+    for key in ("temperature", "ad_temperature", "alpha_unit", "delta", "merge_radius", "ad_eps"):
+        assert shifted.settings[key] == pytest.approx(wells3.settings[key], rel=1e-5, abs=1e-12)
+
+
+@pytest.mark.slow
 def test_mueller_brown_at_defaults_and_scaled():
     for scale in (0.1, 1.0):
         e = Energy(lambda x, s=scale: s * mueller_brown(x), shape=(2,), data_range=(-1.6, 2.1), dtype=torch.float64)

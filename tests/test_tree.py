@@ -8,9 +8,11 @@ from scipy.cluster import hierarchy
 from scipy.spatial.distance import squareform
 
 from landscape.mapping.tree import (
+    FLAT_RTOL,
     BarrierTree,
     basin_tree,
     display_nodes,
+    flat_rtol,
     members,
     minimax_tree,
     render_text,
@@ -487,3 +489,18 @@ def test_a_merge_with_no_resolvable_barrier_is_flat():
                            np.array([-50.0 + 1e-4, -39.0]))
     assert residue.flat().tolist() == [True, False]
     assert residue.depth()[0] > 0 and residue.resolved_depth().tolist() == [0.0, 1.0]
+
+
+def test_the_flat_threshold_follows_the_energys_precision():
+    import torch
+
+    assert flat_rtol(torch.float32) == FLAT_RTOL == flat_rtol(np.float32)
+    assert flat_rtol(torch.float64) == flat_rtol(np.float64) == pytest.approx(1.86e-14, rel=0.01)
+    assert flat_rtol(torch.bfloat16) > flat_rtol(torch.float16) > FLAT_RTOL
+    # two minima near 1000, joined 1e-3 above the higher: no barrier in float32, one in float64
+    args = (np.array([1000.0, 1000.5]), np.array([[0, 1]]), np.array([1000.501]))
+    assert minimax_tree(*args).flat().all()
+    deep = minimax_tree(*args, flat_rtol=flat_rtol(torch.float64))
+    assert not deep.flat().any() and deep.resolved_depth() == pytest.approx([1e-3])
+    assert basin_tree(args[0], args[1], args[2], np.array([0, 1]), np.array([0, 1]),
+                      flat_rtol=deep.flat_rtol).flat_rtol == deep.flat_rtol

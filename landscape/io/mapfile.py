@@ -43,7 +43,7 @@ from landscape.io.records import (
     Partition,
 )
 from landscape.io.schema import SCHEMA, SCHEMA_VERSION, dataset
-from landscape.mapping.tree import BarrierTree
+from landscape.mapping.tree import FLAT_RTOL, BarrierTree
 
 __all__ = [
     "SCHEMA", "SCHEMA_VERSION", "DiagnosisData", "FunnelData", "GridData", "MapContent", "MapMeta",
@@ -202,6 +202,7 @@ def _check_tree(tree: BarrierTree, n_leaves: int, e: int) -> None:
                                  atol=1e-9 * (1.0 + abs(tree.offset)))),
                 "tree/linkage heights plus the attr energy_offset differ from tree/barrier")
     _expect(np.isfinite(tree.offset), "tree attr energy_offset must be finite")
+    _expect(0.0 <= tree.flat_rtol <= 1.0, f"tree attr flat_rtol must be in [0, 1], got {tree.flat_rtol}")
 
 
 def _check(c: MapContent) -> MapContent:
@@ -336,6 +337,7 @@ def _write_content(f: h5py.File, c: MapContent) -> None:
     for name in ("linkage", "barrier", "connected", "refined", "pair"):
         _put(f, f"tree/{name}", getattr(tree, name))
     f["tree"].attrs["energy_offset"] = float(tree.offset)
+    f["tree"].attrs["flat_rtol"] = float(tree.flat_rtol)
     if c.tree_saddle is not None:
         _put(f, "tree/saddle", c.tree_saddle)
     if c.tree_path is not None:
@@ -350,6 +352,7 @@ def _write_content(f: h5py.File, c: MapContent) -> None:
         _set_attrs(f[name], c.attrs.get(name, {}), f"/{name}")
     # Written after the group statistics, which must not override them.
     f["tree"].attrs["energy_offset"] = float(tree.offset)
+    f["tree"].attrs["flat_rtol"] = float(tree.flat_rtol)
     levels.attrs["count"] = len(c.levels)
     levels.attrs["main"] = int(c.main)
     if c.grid is not None:
@@ -500,6 +503,14 @@ def _energy_offset(g: h5py.Group) -> float:
     return checks.number(None, "/tree attr energy_offset", g.attrs["energy_offset"])
 
 
+def _flat_rtol(g: h5py.Group) -> float:
+    """The tree's flat_rtol; float32's for a map written before it was recorded (all of
+    them were made with it)."""
+    if "flat_rtol" not in g.attrs:
+        return FLAT_RTOL
+    return checks.number(None, "/tree attr flat_rtol", g.attrs["flat_rtol"], minimum=0.0, maximum=1.0)
+
+
 def _level_attrs(g: h5py.Group) -> tuple[float, float | None]:
     """A level's alpha (finite) and multiplier (finite, or None when not recorded)."""
     alpha = checks.number(None, f"{g.name} attr alpha", _attr(g, "alpha"))
@@ -556,12 +567,13 @@ def _read_v2(f: h5py.File) -> MapContent:
         offset=_energy_offset(f["tree"]),
         barrier=_get(f, "tree/barrier"),
         connected=_get(f, "tree/connected"), refined=_get(f, "tree/refined"), pair=pair,
-        edge=edge.astype(np.int64).reshape(-1, 2),
+        edge=edge.astype(np.int64).reshape(-1, 2), flat_rtol=_flat_rtol(f["tree"]),
     )
     c = MapContent(
         minima_x=_get(f, "minima/x"), minima_energy=energy, minima_hits=_get(f, "minima/hits"), levels=levels,
         main=main, barriers=table, tree=tree, tree_saddle=_opt(f, "tree/saddle"), tree_path=_opt(f, "tree/path"),
-        attrs={name: _get_attrs(f[name], skip=("description", "count", "energy_offset", "main")) for name in _GROUPS},
+        attrs={name: _get_attrs(f[name], skip=("description", "count", "energy_offset", "flat_rtol", "main"))
+               for name in _GROUPS},
     )
     _read_optional(f, c)
     return c

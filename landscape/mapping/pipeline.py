@@ -47,7 +47,7 @@ from landscape.io.progress import resume_progress, save_progress
 from landscape.mapping.minima import Minima, find_minima, merge_duplicates
 from landscape.io.records import NEIGHBOUR, GridData, MapContent, PairTable, Partition
 from landscape.mapping.settings import LADDER_FACTOR, MapConfig, ad_settings, capped_eps, exploration_settings
-from landscape.mapping.tree import BarrierTree, minimax_tree
+from landscape.mapping.tree import BarrierTree, flat_rtol, minimax_tree
 
 # Refined paths are kept in the map when they take at most this many numbers.
 _PATH_BUDGET = 20_000_000
@@ -336,8 +336,8 @@ def _refine_until_settled(energy: Energy, x: torch.Tensor, minima_energy: np.nda
     return retried
 
 
-def _depths(minima_energy: np.ndarray, table: PairTable) -> np.ndarray:
-    return minimax_tree(minima_energy, table.pairs, table.best(minima_energy)).resolved_depth()
+def _depths(minima_energy: np.ndarray, table: PairTable, rtol: float) -> np.ndarray:
+    return minimax_tree(minima_energy, table.pairs, table.best(minima_energy), flat_rtol=rtol).resolved_depth()
 
 
 # ----------------------------------------------------------------------- the ladder
@@ -537,8 +537,8 @@ def _stage_settings(run: _Run, minima: Minima, table: PairTable) -> dict[str, An
     """3. The attraction-diffusion settings, chosen from the tree over minima."""
     if "settings" not in run.state:
         e = minima.energy.numpy()
-        run.state["settings"] = ad_settings(run.energy, run.config, minima.x, e, _depths(e, table),
-                                            run.plan["merge_radius"])
+        depths = _depths(e, table, flat_rtol(run.energy.dtype))
+        run.state["settings"] = ad_settings(run.energy, run.config, minima.x, e, depths, run.plan["merge_radius"])
         run.save()
     settings = {**run.plan, **run.state["settings"]}
     run.reporter.note(f"attraction-diffusion at T {settings['ad_temperature']:.4g}, alpha unit "
@@ -628,7 +628,8 @@ def _assemble(
     shape = tuple(energy.shape)
     e_min = minima.energy.numpy()
     n = len(minima)
-    tree = minimax_tree(e_min, table.pairs, table.best(e_min), refined=table.is_refined(e_min))
+    tree = minimax_tree(e_min, table.pairs, table.best(e_min), refined=table.is_refined(e_min),
+                        flat_rtol=flat_rtol(energy.dtype))
     grid = _grid(energy, config.grid) if config.grid and energy.dim == 2 and len(shape) == 1 else None
     main = next(i for i, p in enumerate(levels) if math.isclose(p.multiplier, config.alpha, rel_tol=1e-12))
     tree_saddle, tree_path = _tree_points(tree, table, saddles, shape, keep_paths)
@@ -793,7 +794,8 @@ def extend_map(
     if refine:
         _refine_until_settled(energy, x_all, e_all, table, cfg, ad_paths, saddles, keep_paths, reporter)
 
-    tree = minimax_tree(e_all, table.pairs, table.best(e_all), refined=table.is_refined(e_all))
+    tree = minimax_tree(e_all, table.pairs, table.best(e_all), refined=table.is_refined(e_all),
+                        flat_rtol=flat_rtol(energy.dtype))
     tree_saddle, tree_path = _tree_points(tree, table, saddles, shape, keep_paths)
     attrs = {g: dict(v) for g, v in content.attrs.items()}
     attrs.setdefault("minima", {})["funnel_added"] = int(attrs.get("minima", {}).get("funnel_added", 0)) + m

@@ -42,8 +42,21 @@ import numpy as np
 from networkx.utils import UnionFind
 from scipy.cluster import hierarchy
 
-#: Barriers below this share of the energy's magnitude are not resolved (see :meth:`BarrierTree.flat`).
+#: Barriers below this share of the energy's magnitude are not resolved in float32 (about
+#: 84 units in the last place; see :meth:`BarrierTree.flat`). Other precisions scale it by
+#: their machine epsilon (:func:`flat_rtol`).
 FLAT_RTOL = 1e-5
+
+
+def flat_rtol(dtype: Any) -> float:
+    """The share of the energy's magnitude below which a barrier is not resolved, for an
+    energy computed in ``dtype`` (a torch or numpy floating dtype): :data:`FLAT_RTOL` in
+    float32, as many units in the last place in other precisions (1.9e-14 in float64), so
+    an energy offset that float64 resolves easily does not flatten its barriers."""
+    import torch
+
+    eps = torch.finfo(dtype).eps if isinstance(dtype, torch.dtype) else float(np.finfo(dtype).eps)
+    return FLAT_RTOL * eps / float(np.finfo(np.float32).eps)
 
 
 @dataclass(frozen=True, eq=False)  # arrays: compare fields explicitly
@@ -74,6 +87,10 @@ class BarrierTree:
         Row of the pair table whose barrier made the merge (-1 where not connected).
     edge : ndarray int64 [L-1, 2]
         The two leaves of that pair (lower index first; -1 where not connected).
+    flat_rtol : float
+        Merges within this share of the energy's magnitude above their higher side are
+        :meth:`flat` (:func:`flat_rtol` of the energy's precision; :data:`FLAT_RTOL`, float32's,
+        by default).
     """
 
     leaves: np.ndarray
@@ -85,6 +102,7 @@ class BarrierTree:
     refined: np.ndarray
     pair: np.ndarray
     edge: np.ndarray
+    flat_rtol: float = FLAT_RTOL
 
     # ------------------------------------------------------------------ structure
 
@@ -194,16 +212,17 @@ class BarrierTree:
                 out[higher] = self.height(n + k) - self.energy[higher]
         return out
 
-    def flat(self, rtol: float = FLAT_RTOL) -> np.ndarray:
+    def flat(self, rtol: float | None = None) -> np.ndarray:
         """Per merge: connected with no barrier above its higher side's lowest leaf beyond
-        ``rtol`` of the energy's magnitude there: the higher side drains into the lower with
-        no barrier the energy's precision resolves (a quench that stopped on a gentle slope
-        in float32, or minima of a flat valley)."""
+        ``rtol`` (default :attr:`flat_rtol`) of the energy's magnitude there: the higher
+        side drains into the lower with no barrier the energy's precision resolves (a
+        quench that stopped on a gentle slope in float32, or minima of a flat valley)."""
+        rtol = self.flat_rtol if rtol is None else rtol
         depth = self.depth()
         with np.errstate(invalid="ignore"):
             return self.connected & (depth <= rtol * np.abs(self.heights))
 
-    def resolved_depth(self, rtol: float = FLAT_RTOL) -> np.ndarray:
+    def resolved_depth(self, rtol: float | None = None) -> np.ndarray:
         """:meth:`depth`, with 0 for the :meth:`flat` merges (no barrier the energy's
         precision resolves: a float32 rounding residue is no barrier to take a scale from)."""
         depth = self.depth()
@@ -260,6 +279,7 @@ def minimax_tree(
     *,
     refined: np.ndarray | None = None,
     leaves: np.ndarray | None = None,
+    flat_rtol: float = FLAT_RTOL,
 ) -> BarrierTree:
     """Single-linkage tree over barriers (Kruskal with networkx's ``UnionFind``).
 
@@ -282,6 +302,9 @@ def minimax_tree(
         Which barriers are refined saddles (carried to the merges they make).
     leaves : array int64 [L], optional
         The minimum each leaf stands for [default: ``0..L-1``].
+    flat_rtol : float
+        The tree's :attr:`BarrierTree.flat_rtol` (:func:`flat_rtol` of the energy's
+        precision) [default: float32's].
 
     Returns
     -------
@@ -370,6 +393,7 @@ def minimax_tree(
         refined=np.array([f[1] for f in flags], dtype=bool),
         pair=np.array([f[2] for f in flags], dtype=np.int64),
         edge=np.array([[f[3], f[4]] for f in flags], dtype=np.int64).reshape(-1, 2),
+        flat_rtol=float(flat_rtol),
     )
 
 
@@ -381,6 +405,7 @@ def basin_tree(
     representative: np.ndarray,
     *,
     refined: np.ndarray | None = None,
+    flat_rtol: float = FLAT_RTOL,
 ) -> BarrierTree:
     """The tree over the basins of a partition, from barriers between minima.
 
@@ -400,6 +425,8 @@ def basin_tree(
     representative : array int64 [B]
         Each basin's lowest minimum.
     refined : array bool [E], optional
+    flat_rtol : float
+        As for :func:`minimax_tree`.
 
     Returns
     -------
@@ -411,7 +438,7 @@ def basin_tree(
     pairs = np.asarray(pairs, dtype=np.int64).reshape(-1, 2)
     energy = np.asarray(minima_energy, dtype=np.float64)[rep]
     bp = basin[pairs] if pairs.size else pairs
-    tree = minimax_tree(energy, bp, barrier, refined=refined, leaves=rep)
+    tree = minimax_tree(energy, bp, barrier, refined=refined, leaves=rep, flat_rtol=flat_rtol)
     return tree
 
 
