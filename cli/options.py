@@ -58,6 +58,12 @@ class FiniteFloat(click.FloatRange):
             self.fail(f"{value!r} is not a finite number", param, ctx)
         return super().convert(number, param, ctx)
 
+    def _describe_range(self) -> str:
+        # (click would show an unbounded range as "x<=None")
+        if self.min is None and self.max is None:
+            return ""
+        return super()._describe_range()
+
 
 def device_callback(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
     """``auto``, ``cpu``, ``cuda`` or ``cuda:N``: the one check of ``--device`` everywhere."""

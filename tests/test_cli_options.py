@@ -336,3 +336,10 @@ def test_compare_strict_fails_when_either_sides_check_fails(regimes, capsys, tmp
     code, out, err = run(capsys, "compare", agreeing, twin, *compare, "--strict")
     assert code == 0, err
     assert "picture: " in out
+
+
+def test_no_help_shows_a_placeholder_where_a_value_belongs(capsys):
+    # An unbounded number range once showed as "[x<=None]" after --box.
+    for name in COMMANDS:
+        code, out, _ = run(capsys, name, "--help")
+        assert code == 0 and "None" not in out, name
