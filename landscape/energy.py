@@ -50,7 +50,9 @@ def autograd_value_and_grad(fn: Callable[[torch.Tensor], torch.Tensor]) -> Value
             x = x.detach().requires_grad_(True)
             u = fn(x)
             (g,) = torch.autograd.grad(u.sum(), x)
-        return u.detach(), g
+        # An energy linear in x gets an expanded gradient (every row one block of memory):
+        # callers update gradients in place, row by row.
+        return u.detach(), g.contiguous()
 
     return value_and_grad
 

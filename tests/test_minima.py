@@ -75,8 +75,9 @@ def test_quench_rejects_non_finite_proposals_instead_of_failing():
 
 
 def test_quench_raises_on_a_non_finite_start():
-    energy = Energy(lambda x: torch.log(x[:, 0]), (1,), dtype=torch.float64)
-    with pytest.raises(NonFiniteEnergyError, match="1 of 2 quench starts"):
+    energy = Energy(lambda x: torch.log(x[:, 0]), (1,), dtype=torch.float64, data_range=(-2.0, 2.0))
+    with pytest.raises(NonFiniteEnergyError, match=r"1 of 2 quench starts .* \(the first at x = \[-1\]\): .* "
+                                                   r"finite throughout the box \[-2, 2\]$"):
         quench(energy, torch.tensor([[1.0], [-1.0]], dtype=torch.float64))
 
 
@@ -216,3 +217,18 @@ def test_a_boxed_quench_stops_on_the_face_of_an_energy_that_falls_forever():
     boxed = quench(energy, start, max_steps=300, box=(-1.0, 1.0), grad_tol=1e-6)
     torch.testing.assert_close(boxed.x, torch.tensor([[1.0, 0.0], [1.0, 0.0]], dtype=torch.float64), atol=1e-5, rtol=0)
     assert bool(boxed.converged.all())
+
+
+def test_an_energy_linear_in_x_quenches_to_its_corner_with_no_aliased_gradient():
+    # The gradient autograd gives x.sum(1) is one expanded row: written in place row by
+    # row it would alias every row (and torch warns). The quench must see it as rows.
+    import warnings
+
+    energy = Energy(lambda x: x.sum(1), shape=(2,), data_range=(-1, 1), dtype=torch.float64)
+    _, g = energy.value_and_grad_fn()(torch.zeros(3, 2, dtype=torch.float64))
+    assert g.is_contiguous() and g.stride() == (2, 1)
+    start = torch.tensor([[0.0, 0.5], [0.9, -0.7], [0.2, 0.2]], dtype=torch.float64)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        q = quench(energy, start, max_steps=300, box=(-1.0, 1.0), grad_tol=1e-6)
+    torch.testing.assert_close(q.x, torch.full((3, 2), -1.0, dtype=torch.float64), atol=1e-6, rtol=0)

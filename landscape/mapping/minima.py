@@ -171,7 +171,12 @@ def quench(
         gn = _flat_norm(_projected(x, g, box))
         bad = ~(torch.isfinite(u) & torch.isfinite(gn))
         if bool(bad.any()):
-            raise NonFiniteEnergyError(f"{int(bad.sum())} of {n} quench starts have a non-finite energy or gradient")
+            first = x[int(torch.nonzero(bad)[0, 0])].reshape(-1).tolist()
+            at = ", ".join(f"{v:.4g}" for v in first[:4]) + (f", ... ({len(first)} values)" if len(first) > 4 else "")
+            raise NonFiniteEnergyError(
+                f"{int(bad.sum())} of {n} quench starts have a non-finite energy or gradient (the first at "
+                f"x = [{at}]): the energy and its gradient must be finite throughout the box"
+                + (f" [{energy.data_range[0]:g}, {energy.data_range[1]:g}]" if energy.data_range else ""))
         if step_size is not None:
             h = torch.full((n,), float(step_size), dtype=x.dtype, device=x.device)
         else:
