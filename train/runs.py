@@ -47,13 +47,20 @@ def parse_floats(text: str, what: str, *, positive: bool = False) -> tuple[float
 # ---------------------------------------------------------------------------- map
 
 
+def _count(n: int, word: str) -> str:
+    return f"{n} {word}" + ("" if n == 1 else "s")
+
+
 def summary_line(content: Any, out: Path, wall: float) -> str:
     """What a map holds, in one line (minima, basins, merges refined, refined above estimate)."""
     tree = content.tree
     merges = tree.n_leaves - 1
     above = int(content.attrs.get("barriers", {}).get("refined_above_estimate", 0))
-    text = (f"{content.n_minima} minima, {content.n_basins} basins at alpha {content.partition.multiplier:g} units; "
-            f"tree: {int(tree.refined.sum())} of {merges} merges at refined saddles")
+    if content.n_minima == 1:  # nothing to merge, nothing to separate
+        return f"1 minimum (one basin at every pull) -> {out}  ({wall:.0f} s)"
+    text = (f"{content.n_minima} minima, {_count(content.n_basins, 'basin')} at alpha "
+            f"{content.partition.multiplier:g} units; tree: {int(tree.refined.sum())} of {merges} merges at "
+            f"refined saddles")
     if not tree.connected.all():
         text += f", {int((~tree.connected).sum())} not connected"
     flat = int(tree.flat().sum())

@@ -581,7 +581,7 @@ def _stage_ladder(
         part, rec = _level_from_state(state, k)
         levels.append(part)
         records.append(rec)
-        run.reporter.note(f"alpha {part.multiplier:g} units: {part.n_basins} basins "
+        run.reporter.note(f"alpha {part.multiplier:g} units: {part.n_basins} basin{'' if part.n_basins == 1 else 's'} "
                           f"({part.attrs.get('trials', 0):,} trials)")
         k += 1
         if k == len(multipliers) and part.n_basins > 1 and len(multipliers) - len(config.multipliers) < config.ladder_extend:
