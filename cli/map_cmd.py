@@ -50,7 +50,8 @@ def _auto(text: str, what: str) -> float | None:
 @click.option("--ad-temperature", type=click.FloatRange(min=0, min_open=True), default=None,
               help="Temperature of attraction-diffusion [default: a tenth of the lowest barrier between the "
                    "minima that the energy's precision resolves, at least 1/1000 of the highest: every barrier at "
-                   "least 10 T].")
+                   "least 10 T; with no barrier, from the minima's energy spread or the energy's rise over the "
+                   "box].")
 @click.option("--ad-eps", type=click.FloatRange(min=0, min_open=True), default=None,
               help="Attraction-diffusion step [default: stable at the stiffest minimum at T_AD].")
 @click.option("--alpha", type=click.FloatRange(min=0, min_open=True), default=0.1, show_default=True,

@@ -146,6 +146,31 @@ def test_an_energy_offset_its_precision_resolves_gives_the_same_map(wells3):
         assert shifted.settings[key] == pytest.approx(wells3.settings[key], rel=1e-5, abs=1e-12)
 
 
+def plateau(x: torch.Tensor) -> torch.Tensor:
+    """A flat floor (the unit disc, U = 0) inside a quadratic wall: every point of the disc
+    a minimum, no barrier anywhere, no spread among the minima's energies."""
+    return torch.relu(torch.linalg.vector_norm(x, dim=1) - 1.0) ** 2
+
+
+@pytest.mark.slow
+def test_minima_on_a_flat_floor_give_the_same_map_at_any_scale_and_offset():
+    # No barrier and no energy spread to take T_AD from: the walls' rise over the box sets
+    # it, so c U + b maps as U does (T_AD scaled by c, the same pull, the same basins).
+    maps = {}
+    for c, b in ((1.0, 0.0), (0.01, 0.0), (100.0, 0.0), (1.0, 5.0)):
+        e = Energy(lambda x, c=c, b=b: c * plateau(x) + b, shape=(2,), data_range=(-2.0, 2.0), dtype=torch.float64)
+        maps[c, b] = build_map(e, MapConfig(chains=32, rounds=1, max_steps=400, patience=50, attempts=1, grid=0))
+    ref = maps[1.0, 0.0]
+    assert ref.content.tree.flat().all()  # no barrier anywhere
+    assert ref.settings["ad_temperature"] < 0.1  # from the walls, not the old fallback of 1
+    for (c, b), m in maps.items():
+        np.testing.assert_allclose(m.content.minima_x, ref.content.minima_x, atol=1e-6)
+        assert m.settings["ad_temperature"] == pytest.approx(c * ref.settings["ad_temperature"], rel=1e-6)
+        assert m.settings["alpha_unit"] == pytest.approx(ref.settings["alpha_unit"], rel=1e-5)
+        assert [p.basin.tolist() for p in m.content.levels] == [p.basin.tolist() for p in ref.content.levels]
+    assert ref.content.levels[-1].n_basins == 1
+
+
 @pytest.mark.slow
 def test_mueller_brown_at_defaults_and_scaled():
     for scale in (0.1, 1.0):

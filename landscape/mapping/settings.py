@@ -24,15 +24,17 @@ setting                  default                                                
                                                                                       own gradients
 ``ad_temperature``       the checkpoint's sampling ``tau^2``; else a tenth of the     what the model's own chains cross is no
                          lowest resolved barrier of the minima's tree (flat merges    boundary between its basins; an energy of
-                         left out), but at least 1/1000 of its highest                unknown scale loses no barrier to the
-                                                                                      temperature (each is at least 10 T high),
-                                                                                      and ripples below 1/1000 of its relief do
-                                                                                      not split basins
-``alpha_unit``           the tree's median resolved barrier over ``T_AD`` times the   at 1 unit the pull over a typical spacing
-                         minima's median spacing; at least the pull that brings half  matches a typical barrier; and it can bring
-                         of AD's chains to their target across flat ground (``U``     a chain to its target at all: in ``D``
-                         left out, :func:`arrival_pull`)                              dimensions a pull ``alpha`` holds a chain
-                                                                                      about ``(D - 1) / alpha`` from its target,
+                         left out), but at least 1/1000 of its highest; with none,    unknown scale loses no barrier to the
+                         1/100 of the minima's energy spread; with no spread either   temperature (each is at least 10 T high),
+                         (minima of one flat floor), 1/100 of the energy's median     and ripples below 1/1000 of its relief do
+                         rise over the box above the lowest minimum                   not split basins; ``c U + b`` gets ``c``
+                                                                                      times the temperature of ``U`` even with
+                                                                                      no barrier to measure
+``alpha_unit``           the tree's median resolved barrier (none resolved: the       at 1 unit the pull over a typical spacing
+                         minima's 10-90 % energy spread; no spread: ``T_AD``) over    matches a typical barrier; and it can bring
+                         ``T_AD`` times the minima's median spacing; at least the     a chain to its target at all: in ``D``
+                         pull that brings half of AD's chains to their target across  dimensions a pull ``alpha`` holds a chain
+                         flat ground (``U`` left out, :func:`arrival_pull`)           about ``(D - 1) / alpha`` from its target,
                                                                                       which barriers far below ``T_AD`` (a
                                                                                       convergent model at its own temperature)
                                                                                       leave far from reached
@@ -53,6 +55,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
@@ -364,8 +367,12 @@ def exploration_settings(energy: Energy, config: MapConfig, data: torch.Tensor |
             "grad_tol": float(grad_tol), "merge_radius": float(merge_radius)}
 
 
-def ad_temperature_from(depths: np.ndarray, energies: np.ndarray) -> float:
-    """``T_AD`` from the barrier depths of the minima's tree (module docstring)."""
+def ad_temperature_from(depths: np.ndarray, energies: np.ndarray, relief: Callable[[], float] | None = None) -> float:
+    """``T_AD`` from the barrier depths of the minima's tree (module docstring); with no
+    barrier resolved, from the spread of the minima's energies; with none either (minima
+    of one flat floor), from ``relief()``: how far the energy rises over the box above its
+    lowest minimum (:func:`box_relief`), so the walls around a flat floor keep their
+    height in units of ``T_AD`` whatever the energy's scale and offset."""
     d = np.asarray(depths, dtype=np.float64)
     d = d[np.isfinite(d) & (d > 0)]
     if d.size:
@@ -374,8 +381,21 @@ def ad_temperature_from(depths: np.ndarray, energies: np.ndarray) -> float:
     spread = float(e.max() - e.min()) if e.size else 0.0
     if spread > 0:
         return 0.01 * spread
-    scale = float(np.abs(e).max()) if e.size else 0.0
-    return 0.01 * scale if scale > 0 else 1.0
+    rise = relief() if relief is not None else 0.0
+    return 0.01 * rise if rise > 0 else 1.0  # (an energy constant over the box: nothing to resolve)
+
+
+def box_relief(energy: Energy, seed: int, lowest: float, points: int = 256) -> float:
+    """The median rise of the energy above ``lowest`` at ``points`` uniform points of the
+    box (0 without a box, or where the energy is not finite)."""
+    if energy.data_range is None:
+        return 0.0
+    gen = torch.Generator(device=energy.device).manual_seed(seed + 7)
+    with energy.frozen(), torch.no_grad():
+        u = energy(energy.uniform_noise(points, gen)).double()
+    u = u[torch.isfinite(u)]
+    rise = float(u.median()) - lowest if u.numel() else 0.0
+    return rise if math.isfinite(rise) and rise > 0 else 0.0
 
 
 def ad_settings(
@@ -390,7 +410,8 @@ def ad_settings(
     if t_ad is None and isinstance(tau, (int, float)) and tau > 0:
         t_ad = float(tau) ** 2  # the model's own sampling temperature decides what is metastable
     if t_ad is None:
-        t_ad = ad_temperature_from(depths, minima_energy)
+        lowest = float(np.min(minima_energy)) if len(minima_energy) else 0.0
+        t_ad = ad_temperature_from(depths, minima_energy, lambda: box_relief(energy, config.seed, lowest))
     spacing = median_spacing(minima_x)
     delta = config.delta
     if delta is None:
@@ -410,7 +431,11 @@ def ad_settings(
         d = d[np.isfinite(d) & (d > 0)]
         e = np.asarray(minima_energy, dtype=np.float64)
         typical = float(np.median(d)) if d.size else float(np.quantile(e, 0.9) - np.quantile(e, 0.1)) if e.size > 1 else 0.0
-        unit = typical / (t_ad * spacing) if typical > 0 and spacing > 0 else 1.0 / t_ad
+        if spacing > 0:
+            # (no barrier and no spread: a pull that raises U/T_AD by one over a spacing)
+            unit = (typical / t_ad if typical > 0 else 1.0) / spacing
+        else:
+            unit = 1.0
         unit = arrival_pull(energy, minima_x, spacing, delta, ad_eps, t_ad, config, at_least=unit)
     return {"ad_temperature": float(t_ad), "alpha_unit": float(unit), "delta": float(delta), "ad_eps": float(ad_eps)}
 
