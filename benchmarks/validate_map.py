@@ -15,13 +15,15 @@ answer is compared with the exact one:
   and for a tree built from the estimates alone (straight segments and
   attraction-diffusion chains, before refinement);
 - scale: each potential is mapped as ``c * U`` for several ``c``; the map is right at
-  every scale.
+  every scale; and with an offset (``U + b``, ``--offset``) for Mueller-Brown and the 4-D
+  wells: an EBM's energy has an arbitrary one.
 
 Potentials (``landscape.potentials``): Mueller-Brown (3 minima, saddles known to 4
 decimals) and ``tilted_wells`` in D dimensions (2^D minima; the exact tree is the minimax
 tree over the hypercube's index-1 saddles). Also, without an exact tree: the four-well +
 MLP energy (barriers about 2; every merge must be finite) and the planted funnel (its probe
-must score as a funnel). ``--big`` adds the 10-D tilted wells (1,024 minima) end to end:
+must score as a funnel), and a flat floor (every point of a disc a minimum, no barrier):
+the same map at every scale and offset. ``--big`` adds the 10-D tilted wells (1,024 minima) end to end:
 time, file size, tree error, and scipy's dendrogram drawn straight from the file.
 """
 
@@ -67,19 +69,20 @@ def merge_sets(tree, key_of) -> list[frozenset]:
     return out
 
 
-def compare(name: str, scale: float, content, exact_x, exact_e, exact_pairs, exact_saddle, seconds: float) -> dict:
+def compare(name: str, scale: float, content, exact_x, exact_e, exact_pairs, exact_saddle, seconds: float,
+            offset: float = 0.0) -> dict:
     found_x = content.minima_x.reshape(content.n_minima, -1).astype(np.float64)
     d = np.linalg.norm(exact_x[:, None, :] - found_x[None, :, :], axis=2)
     found = int((d.min(1) < 1e-3).sum())
     tree = content.tree
-    row = {"potential": name, "scale": scale, "minima_present": len(exact_x), "minima_found": found,
+    row = {"potential": name, "scale": scale, "offset": offset, "minima_present": len(exact_x), "minima_found": found,
            "map_minima": content.n_minima, "seconds": seconds,
            "refined_merges": int(tree.refined.sum()), "merges": tree.n_leaves - 1,
            "levels": [p.n_basins for p in content.levels]}
     if found != len(exact_x) or content.n_minima != len(exact_x):
         row["merge_order"] = "n/a (minima differ)"
         return row
-    exact = minimax_tree(scale * exact_e, exact_pairs, scale * exact_saddle)
+    exact = minimax_tree(scale * exact_e + offset, exact_pairs, scale * exact_saddle + offset)
     truth = dict(zip(merge_sets(exact, range(len(exact_x))), zip(exact.heights, exact.depth())))
     to_exact = d.argmin(0)
 
@@ -96,20 +99,21 @@ def compare(name: str, scale: float, content, exact_x, exact_e, exact_pairs, exa
     return row
 
 
-def wells_row(dim: int, scale: float, config: MapConfig) -> tuple[dict, object]:
+def wells_row(dim: int, scale: float, config: MapConfig, offset: float = 0.0) -> tuple[dict, object]:
     exact = tilted_wells_exact(dim)
-    energy = Energy(lambda x: scale * tilted_wells(x), shape=(dim,), data_range=(-2.0, 2.0), dtype=torch.float64,
-                    name=f"wells{dim}")
+    energy = Energy(lambda x: scale * tilted_wells(x) + offset, shape=(dim,), data_range=(-2.0, 2.0),
+                    dtype=torch.float64, name=f"wells{dim}")
     t0 = time.perf_counter()
     result = build_map(energy, config)
     seconds = time.perf_counter() - t0
     row = compare(f"tilted wells, D = {dim}", scale, result.content, exact.minima, exact.energy, exact.pairs,
-                  exact.saddle, seconds)
+                  exact.saddle, seconds, offset)
     return row, result
 
 
-def mueller_brown_row(scale: float, config: MapConfig) -> dict:
-    energy = Energy(lambda x: scale * mueller_brown(x), shape=(2,), data_range=(-1.6, 2.1), dtype=torch.float64)
+def mueller_brown_row(scale: float, config: MapConfig, offset: float = 0.0) -> dict:
+    energy = Energy(lambda x: scale * mueller_brown(x) + offset, shape=(2,), data_range=(-1.6, 2.1),
+                    dtype=torch.float64)
     t0 = time.perf_counter()
     content = build_map(energy, config).content
     seconds = time.perf_counter() - t0
@@ -117,7 +121,31 @@ def mueller_brown_row(scale: float, config: MapConfig) -> dict:
     pairs = np.array([[1, 2], [0, 2]])
     saddles = np.array(sorted(MUELLER_BROWN_SADDLE_ENERGY))
     return compare("Mueller-Brown", scale, content, np.array(MUELLER_BROWN_MINIMA), np.array(MUELLER_BROWN_MINIMA_ENERGY),
-                   pairs, saddles, seconds)
+                   pairs, saddles, seconds, offset)
+
+
+def flat_floor_row(config: MapConfig, variants: list[tuple[float, float]]) -> dict:
+    """A flat floor in a quadratic wall (``c * relu(|x| - 1)^2 + b`` in 2-D: every point of
+    the unit disc a minimum, no barrier anywhere) at each ``(c, b)``: whether every map
+    has the same minima and basins per level as the first, with ``T_AD`` scaled by ``c``."""
+    t0 = time.perf_counter()
+    out = []
+    for c, b in variants:
+        energy = Energy(lambda x, c=c, b=b: c * torch.relu(torch.linalg.vector_norm(x, dim=1) - 1.0) ** 2 + b,
+                        shape=(2,), data_range=(-2.0, 2.0), dtype=torch.float64)
+        r = build_map(energy, config)
+        out.append((r.content, r.settings))
+    (first, s0), same = out[0], True
+    for (c, _), (content, settings) in zip(variants, out):
+        same &= (np.allclose(content.minima_x, first.minima_x, atol=1e-6)
+                 and [p.basin.tolist() for p in content.levels] == [p.basin.tolist() for p in first.levels]
+                 and bool(np.isclose(settings["ad_temperature"], c / variants[0][0] * s0["ad_temperature"],
+                                     rtol=1e-6)))
+    inside = bool((np.linalg.norm(first.minima_x, axis=1) <= 1.0 + 1e-3).all())
+    return {"potential": "flat floor", "variants": [list(v) for v in variants], "minima": first.n_minima,
+            "minima_on_the_floor": inside, "flat_merges": int(first.tree.flat().sum()),
+            "merges": first.tree.n_leaves - 1, "levels": [p.n_basins for p in first.levels], "same_maps": same,
+            "seconds": time.perf_counter() - t0}
 
 
 def four_wells_row(config: MapConfig) -> dict:
@@ -182,6 +210,8 @@ def main() -> None:
     parser.add_argument("--dims", default="3,4,5,6", help="dimensions of the tilted wells")
     parser.add_argument("--scales", default="0.05,1,50", help="scales c of the tilted wells (c * U)")
     parser.add_argument("--mb-scales", default="0.1,1,10", help="scales of Mueller-Brown")
+    parser.add_argument("--offset", type=float, default=1e6,
+                        help="an energy offset b: Mueller-Brown and the 4-D wells are also mapped as U + b")
     parser.add_argument("--big", action="store_true", help="also the 10-D tilted wells (1,024 minima)")
     parser.add_argument("--big-chains", type=int, default=8192, help="first-round chains of the 10-D map")
     parser.add_argument("--threads", type=int, default=1)
@@ -196,7 +226,11 @@ def main() -> None:
             if d and s:
                 rows.append(wells_row(int(d), float(s), config)[0])
                 print(f"  {rows[-1]['potential']} x {s}: {rows[-1]['seconds']:.0f} s", file=sys.stderr, flush=True)
-    extra = [four_wells_row(config), funnel_row(config)]
+    if args.offset:
+        rows.append(mueller_brown_row(1.0, config, args.offset))
+        rows.append(wells_row(4, 1.0, config, args.offset)[0])
+    extra = [four_wells_row(config), funnel_row(config),
+             flat_floor_row(config, [(1.0, 0.0), (0.01, 0.0), (100.0, 0.0), (1.0, 5.0)])]
     big = big_row(args.big_chains) if args.big else None
 
     print("| potential | scale | minima found / present | merge order (tree / estimates only) | worst barrier "
@@ -204,15 +238,21 @@ def main() -> None:
     print("|---|---|---|---|---|---|---|---|")
     for r in rows:
         err = (f"{100 * r['max_error']:.4f} % / {100 * r['max_error_estimates']:.1f} %" if "max_error" in r else "-")
-        print(f"| {r['potential']} | {r['scale']:g} | {r['minima_found']} / {r['minima_present']} | "
+        scale = f"{r['scale']:g}" + (f", {r['offset']:+g}" if r["offset"] else "")
+        print(f"| {r['potential']} | {scale} | {r['minima_found']} / {r['minima_present']} | "
               f"{r['merge_order']} / {r.get('merge_order_estimates', '-')} | {err} | "
               f"{r['refined_merges']} / {r['merges']} | {', '.join(map(str, r['levels']))} | {r['seconds']:.1f} s |")
-    w, f = extra
+    w, f, fl = extra
     print(f"\nfour wells + MLP: {w['minima']} minima, {w['connected_merges']} of {w['merges']} merges connected "
           f"({w['refined_merges']} refined), barrier heights {', '.join(f'{h:.3g}' for h in w['barrier_heights'])}; "
           f"basins per level {w['levels']} ({w['seconds']:.1f} s)")
     print(f"planted funnel: {f['minima']} minima, {f['basins']} basins at the main level, funnel score "
           f"{f['score']:.2f} ({f['seconds']:.1f} s)")
+    print(f"flat floor (c relu(|x| - 1)^2 + b; (c, b) = {', '.join(f'({c:g}, {b:g})' for c, b in fl['variants'])}): "
+          f"{fl['minima']} minima, {'all' if fl['minima_on_the_floor'] else 'not all'} on the floor, "
+          f"{fl['flat_merges']} of {fl['merges']} merges flat, basins per level {fl['levels']}, "
+          f"{'the same map' if fl['same_maps'] else 'DIFFERENT maps'} at every c and b with T_AD scaled by c "
+          f"({fl['seconds']:.1f} s)")
     if big:
         print(f"10-D tilted wells: {big['minima_found']} / {big['minima_present']} minima, merge order "
               f"{big['merge_order']}, worst barrier error {100 * big.get('max_error', float('nan')):.4f} %, "
@@ -224,7 +264,7 @@ def main() -> None:
         "machine": {"cpu": platform.processor() or platform.machine(), "threads": args.threads,
                     "torch": torch.__version__},
         "command": "benchmarks/validate_map.py " + " ".join(sys.argv[1:]),
-        "rows": rows, "four_wells_mlp": w, "planted_funnel": f, "big": big,
+        "rows": rows, "four_wells_mlp": w, "planted_funnel": f, "flat_floor": fl, "big": big,
     }, indent=2, default=float) + "\n")
     print(f"wrote {args.out}")
 
