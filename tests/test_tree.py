@@ -504,3 +504,8 @@ def test_the_flat_threshold_follows_the_energys_precision():
     assert not deep.flat().any() and deep.resolved_depth() == pytest.approx([1e-3])
     assert basin_tree(args[0], args[1], args[2], np.array([0, 1]), np.array([0, 1]),
                       flat_rtol=deep.flat_rtol).flat_rtol == deep.flat_rtol
+    # Near U = 0 the map's other energies set the precision: two points on the flat tail of
+    # a well of depth 1 (1e-22 apart) are no barrier, the well's own barrier of 0.5 is.
+    tail = minimax_tree(np.array([-1.0, -0.5, -3e-22, -2e-22]), np.array([[0, 1], [1, 2], [2, 3]]),
+                        np.array([-1e-9, -1e-22, -1e-22]), flat_rtol=flat_rtol(torch.float64))
+    assert tail.flat().tolist() == [False, True, True] and sorted(tail.resolved_depth())[-1] == pytest.approx(0.5)

@@ -133,8 +133,9 @@ ROOT_ATTRS: tuple[tuple[str, str], ...] = (
 #: Group attributes worth knowing (the writer adds statistics beside them).
 GROUP_ATTRS: tuple[tuple[str, str], ...] = (
     ("/tree", "energy_offset: the lowest minimum energy (linkage heights are relative to it); flat_rtol: a merge "
-              "less than this share of the energy's magnitude above its higher side is flat, no barrier the "
-              "energy's precision resolves (1e-5 in float32, 1.9e-14 in float64; 1e-5 where absent)"),
+              "less than this share of the energy's magnitude (the merge's, or the largest minimum's if larger) "
+              "above its higher side is flat, no barrier the energy's precision resolves (1e-5 in float32, "
+              "1.9e-14 in float64; 1e-5 where absent)"),
     ("/levels", "count, main (the main level's index), alpha_unit, temperature, delta, eps (of attraction-"
                 "diffusion), extended (rungs added to the ladder), note"),
     ("/levels/<k>", "alpha, multiplier (alpha in alpha units), trials, chain_steps, batches, seconds"),

@@ -214,13 +214,20 @@ class BarrierTree:
 
     def flat(self, rtol: float | None = None) -> np.ndarray:
         """Per merge: connected with no barrier above its higher side's lowest leaf beyond
-        ``rtol`` (default :attr:`flat_rtol`) of the energy's magnitude there: the higher
-        side drains into the lower with no barrier the energy's precision resolves (a
-        quench that stopped on a gentle slope in float32, or minima of a flat valley)."""
+        ``rtol`` (default :attr:`flat_rtol`) of the energy's magnitude: the higher side
+        drains into the lower with no barrier the energy's precision resolves (a quench
+        that stopped on a gentle slope in float32, or minima of a flat valley). The
+        magnitude is the merge's own or the largest of the leaves' energies, whichever is
+        larger: the energy is computed to a precision set by its values across the map, so
+        a merge near U = 0 resolves no finer than the rest (minima on the exponentially
+        flat tails of a well, 1e-22 apart, are not barriers)."""
         rtol = self.flat_rtol if rtol is None else rtol
         depth = self.depth()
+        magnitude = np.abs(self.heights)
+        if self.energy.size:
+            magnitude = np.maximum(magnitude, float(np.abs(self.energy).max()))
         with np.errstate(invalid="ignore"):
-            return self.connected & (depth <= rtol * np.abs(self.heights))
+            return self.connected & (depth <= rtol * magnitude)
 
     def resolved_depth(self, rtol: float | None = None) -> np.ndarray:
         """:meth:`depth`, with 0 for the :meth:`flat` merges (no barrier the energy's
