@@ -790,7 +790,8 @@ def extend_map(
         part.attrs = {**prior.attrs, "added": m}
         levels.append(part)
         table = add_records(table, rec, ad_paths)
-        reporter.note(f"alpha {prior.alpha:.4g}: {prior.n_basins} -> {part.n_basins} basins")
+        reporter.note(f"alpha {prior.alpha:.4g}: {prior.n_basins} -> {part.n_basins} basin"
+                      + ("" if part.n_basins == 1 else "s"))
     if refine:
         _refine_until_settled(energy, x_all, e_all, table, cfg, ad_paths, saddles, keep_paths, reporter)
 
