@@ -336,8 +336,6 @@ def _write_content(f: h5py.File, c: MapContent) -> None:
     tree = c.tree
     for name in ("linkage", "barrier", "connected", "refined", "pair"):
         _put(f, f"tree/{name}", getattr(tree, name))
-    f["tree"].attrs["energy_offset"] = float(tree.offset)
-    f["tree"].attrs["flat_rtol"] = float(tree.flat_rtol)
     if c.tree_saddle is not None:
         _put(f, "tree/saddle", c.tree_saddle)
     if c.tree_path is not None:
@@ -350,7 +348,7 @@ def _write_content(f: h5py.File, c: MapContent) -> None:
                        "basins": part.n_basins}, f"/levels/{k}")
     for name in _GROUPS:
         _set_attrs(f[name], c.attrs.get(name, {}), f"/{name}")
-    # Written after the group statistics, which must not override them.
+    # The tree's own attributes, after the group statistics, which must not override them.
     f["tree"].attrs["energy_offset"] = float(tree.offset)
     f["tree"].attrs["flat_rtol"] = float(tree.flat_rtol)
     levels.attrs["count"] = len(c.levels)
