@@ -84,7 +84,7 @@ def _auto(text: str, what: str) -> float | None:
 @click.option("--merge-radius", type=click.FloatRange(min=0), default=None,
               help="End points closer than this are one minimum [default: 1% of the box width x sqrt(dim)].")
 @click.option("--grad-tol", type=click.FloatRange(min=0, min_open=True), default=None,
-              help="Quench tolerance on the gradient norm [default: 1e-3 of the median gradient norm at the starts].")
+              help="Quench tolerance on the gradient norm [default: 1e-8 of the median gradient norm at the starts].")
 @click.option("--max-minima", type=click.IntRange(min=0), default=0, show_default=True,
               help="Keep only the lowest N minima (0: all).")
 @click.option("--no-refine", is_flag=True,

@@ -94,6 +94,21 @@ def test_quench_stops_at_max_steps_and_reports_non_convergence():
     assert (out.grad_norm > 1e-3).all()
 
 
+def test_quench_descends_a_stiff_valley_to_its_floor_in_few_steps():
+    # Curvature 2e4 across the valley, 8 along it at the minima, negative in its middle
+    # (|x0| < 0.577): gradient descent's step is held under 1e-4 by the stiff direction and
+    # would need tens of thousands of steps to cross; the curvature model needs tens.
+    energy = Energy(lambda x: (x[:, 0] ** 2 - 1) ** 2 + 1e4 * x[:, 1] ** 2, (2,), data_range=(-2, 2),
+                    dtype=torch.float64)
+    starts = energy.uniform_noise(64, gen(5))
+    out = quench(energy, starts, grad_tol=1e-6, box=(-2.0, 2.0), max_steps=500)
+    assert out.converged.all() and out.steps < 200
+    torch.testing.assert_close(out.x[:, 0].abs(), torch.ones(64, dtype=torch.float64), atol=1e-6, rtol=0)
+    assert out.x[:, 1].abs().max() < 1e-8
+    # every chain ends on the side of the valley it started on (descent: no leaps)
+    assert bool(((out.x[:, 0] > 0) == (starts[:, 0] > 0)).all())
+
+
 def test_quench_in_float32_stops_when_precision_is_exhausted():
     # An unreachable tolerance: the chain must stop once its moves no longer change x
     # (the step collapses on rounding noise), well before max_steps.
@@ -163,6 +178,22 @@ def test_merge_duplicates_is_independent_of_the_chunking():
     # kept points are more than a radius apart
     d = torch.cdist(x[keep_a], x[keep_a]) + torch.eye(15, dtype=torch.float64) * 10
     assert d.min() > 0.3
+
+
+def test_merge_duplicates_counts_energies_within_the_tie_as_equal():
+    # Two points of one flat floor, their energies apart by rounding: without a tie the
+    # lower one (by 1e-30) represents the group; with one, the first.
+    x = torch.tensor([[0.0], [0.03], [1.0]], dtype=torch.float64)
+    e = torch.tensor([1e-30, 0.0, -1.0], dtype=torch.float64)
+    keep, assign = merge_duplicates(x, e, radius=0.05)
+    assert keep.tolist() == [2, 1] and assign.tolist() == [1, 1, 0]
+    keep, assign = merge_duplicates(x, e, radius=0.05, tie=1e-9)
+    assert keep.tolist() == [2, 0] and assign.tolist() == [1, 1, 0]
+    # ... the same at any scale of the energies and the tie
+    keep_c, assign_c = merge_duplicates(x, 100.0 * e, radius=0.05, tie=1e-7)
+    assert keep_c.tolist() == keep.tolist() and assign_c.tolist() == assign.tolist()
+    with pytest.raises(LandscapeError, match="tie"):
+        merge_duplicates(x, e, radius=0.05, tie=-1.0)
 
 
 def test_merge_duplicates_checks_its_input():

@@ -225,9 +225,10 @@ def describe(funnel: FunnelData) -> str:
 
 
 def _match(
-    ends: torch.Tensor, end_energy: torch.Tensor, minima_x: torch.Tensor, radius: float
+    ends: torch.Tensor, end_energy: torch.Tensor, minima_x: torch.Tensor, radius: float, tie: float = 0.0
 ) -> tuple[np.ndarray, torch.Tensor, np.ndarray]:
-    """Assign end points to map minima (within ``radius``) or to new minima.
+    """Assign end points to map minima (within ``radius``) or to new minima (merged as by
+    :func:`merge_duplicates`, energies within ``tie`` equal).
 
     Returns each end point's minimum (map minima keep their index; new ones are numbered
     from ``len(minima_x)`` in energy order), the new minima's indices into ``ends``, and
@@ -241,7 +242,8 @@ def _match(
     counts = np.zeros(0, dtype=np.int64)
     if fresh.size:
         idx = torch.from_numpy(fresh)
-        keep_local, assign = merge_duplicates(ends[idx.to(ends.device)], end_energy[idx].to(ends.device), radius)
+        keep_local, assign = merge_duplicates(ends[idx.to(ends.device)], end_energy[idx].to(ends.device), radius,
+                                             tie=tie)
         keep = idx[keep_local.cpu()]
         owner[fresh] = n_map + assign.cpu().numpy()
         counts = np.bincount(assign.cpu().numpy(), minlength=keep.numel())
@@ -386,7 +388,7 @@ def _map_end_points(
     ends = torch.cat([torch.as_tensor(state[f"level{k}/x"]) for k in levels]).to(energy.device, energy.dtype)
     end_energy = torch.cat([torch.as_tensor(state[f"level{k}/energy"], dtype=torch.float64) for k in levels])
     minima_x = torch.from_numpy(np.asarray(content.minima_x)).to(energy.device)
-    owner, keep, _ = _match(ends, end_energy, minima_x, config.merge_radius)
+    owner, keep, _ = _match(ends, end_energy, minima_x, config.merge_radius, config.grad_tol * config.merge_radius)
     new_minima = int(keep.numel())
     if not new_minima:
         return owner, content, 0

@@ -2,7 +2,7 @@
 
 The recipe (DESIGN, "Metastable states"): many chains run at temperature ``T`` so they
 settle into the regions the model makes probable; each end point is then quenched (tau = 0,
-here an adaptive gradient descent) to the local minimum below it; minima closer than a
+here a quasi-Newton descent) to the local minimum below it; minima closer than a
 merge radius are one state, represented by its lowest point, and the number of chains
 that ended in each state is kept as its ``hits``.
 """
@@ -20,12 +20,6 @@ import torch
 from landscape.energy import Energy
 from landscape.errors import LandscapeError, NonFiniteEnergyError
 from landscape.sampling.langevin import sample
-
-# Step-size adaptation of the quench: grow on every accepted move, halve on a rejected one.
-# With these factors about one move in four is rejected once the step sits at the largest
-# stable value, so the descent runs near its fastest safe rate without a line search.
-_GROW = 1.2
-_SHRINK = 0.5
 
 
 @dataclass
@@ -94,14 +88,19 @@ def quench(
 ) -> QuenchResult:
     """Descend every point of a batch to the local minimum below it.
 
-    Gradient descent ``x <- x - h * dU/dx`` with one step size ``h`` per chain: a move
-    that raises the energy (or makes it non-finite) is rejected and ``h`` halved; an
-    accepted move grows ``h`` by 1.2. A change of energy within rounding noise is
-    accepted only if the gradient norm does not grow. Energy never increases along a chain (beyond a few
-    rounding units), so a chain cannot climb out of the well it is in. A chain stops
-    when its gradient norm falls below ``grad_tol``, or when its step has shrunk so far
-    that the move no longer changes ``x`` at the energy's precision (a float32 energy
-    whose last digits are rounding noise); all stop at ``max_steps``.
+    A limited-memory quasi-Newton descent (L-BFGS, each chain with its own last
+    ``_MEMORY`` moves) whose moves are checked, not line-searched: a move that raises the
+    energy (or makes it non-finite) is rejected and the chain's trust radius, the longest
+    move it may take, halved; an accepted move lets the radius grow. A change of energy
+    within rounding noise is accepted only if the gradient norm does not grow. Energy
+    never increases along a chain (beyond a few rounding units), so a chain cannot climb
+    out of the well it is in. The curvature model makes the descent as fast along a soft
+    valley as across it: plain gradient descent, its step held under ``2 / curvature`` by
+    the stiffest direction, needs about ``curvature ratio`` times more moves.
+
+    A chain stops when its gradient norm falls below ``grad_tol``, or when its moves no
+    longer change ``x`` at the energy's precision (a float32 energy whose last digits are
+    rounding noise); all stop at ``max_steps``.
 
     Parameters
     ----------
@@ -116,18 +115,20 @@ def quench(
         Convergence threshold on ``||dU/dx||`` (in the energy's own units: an EBM whose
         energy is scaled by ``2/eps^2`` needs a correspondingly larger tolerance).
     step_size : float, optional
-        Initial ``h`` for every chain. By default each chain starts with the ``h`` whose
-        first move has length ``0.01 * sqrt(dim) * width`` (``width`` the data range's, or
-        1); the adaptation corrects a poor guess within a few tens of steps.
+        The first move of every chain is ``step_size * dU/dx``. By default it is the
+        move along ``-dU/dx`` of length ``0.01 * sqrt(dim) * width`` (``width`` the data
+        range's, or 1); the trust radius starts at that first move's length and is kept
+        under four times it (or four times ``0.01 * sqrt(dim) * width``, the larger), so a
+        quench walks the well it starts in rather than leaping.
     generator : torch.Generator, optional
         Unused (the descent is deterministic); accepted so all mapping stages share a
         signature.
     box : (low, high), optional
         Keep the points in this box (projected descent): an energy that keeps falling
         outside the data (as non-convergent EBMs' do) then has its minima on the box's
-        faces, saturated images, instead of running off to infinity. Convergence and the
-        reported gradient norm use the projected gradient (components pushing out of the
-        box at a face count as zero).
+        faces, saturated images, instead of running off to infinity. Convergence, the
+        curvature model and the reported gradient norm use the projected gradient
+        (components pushing out of the box at a face count as zero).
     progress : callable, optional
         Called with the number of iterations just completed, every 100 iterations and at
         the end.
@@ -149,7 +150,9 @@ def quench(
     >>> quench(e, torch.zeros(3, 2, dtype=torch.float64)).x[0].tolist()  # doctest: +SKIP
     [0.9999..., 0.9999...]
 
-    Cost: at most ``max_steps`` energy-and-gradient evaluations of the running chains.
+    Cost: at most ``max_steps`` energy-and-gradient evaluations of the running chains,
+    plus about ``4 * _MEMORY`` vector operations per running chain and iteration; memory
+    ``2 * _MEMORY`` copies of the batch.
     """
     del generator  # deterministic; see docstring
     energy.check_batch(x)
@@ -160,7 +163,6 @@ def quench(
     if step_size is not None and not (step_size > 0.0 and math.isfinite(step_size)):
         raise LandscapeError(f"step_size must be a positive number, got {step_size}")
     n = x.shape[0]
-    view = (n,) + (1,) * (x.dim() - 1)
     tiny = torch.finfo(x.dtype).eps
     with energy.frozen():
         vg = energy.value_and_grad_fn()
@@ -168,7 +170,8 @@ def quench(
         if box is not None:
             x = x.clamp(box[0], box[1])
         u, g = vg(x)
-        gn = _flat_norm(_projected(x, g, box))
+        g = _projected(x, g, box)
+        gn = _flat_norm(g)
         bad = ~(torch.isfinite(u) & torch.isfinite(gn))
         if bool(bad.any()):
             first = x[int(torch.nonzero(bad)[0, 0])].reshape(-1).tolist()
@@ -177,54 +180,146 @@ def quench(
                 f"{int(bad.sum())} of {n} quench starts have a non-finite energy or gradient (the first at "
                 f"x = [{at}]): the energy and its gradient must be finite throughout the box"
                 + (f" [{energy.data_range[0]:g}, {energy.data_range[1]:g}]" if energy.data_range else ""))
+        width = energy.data_range[1] - energy.data_range[0] if energy.data_range else 1.0
+        move = 0.01 * math.sqrt(energy.dim) * width
         if step_size is not None:
-            h = torch.full((n,), float(step_size), dtype=x.dtype, device=x.device)
+            gamma = torch.full((n,), float(step_size), dtype=x.dtype, device=x.device)
+            radius = gamma * gn
         else:
-            width = energy.data_range[1] - energy.data_range[0] if energy.data_range else 1.0
-            move = 0.01 * math.sqrt(energy.dim) * width
-            h = move / gn.clamp_min(tiny)
-        active = gn >= grad_tol
+            radius = torch.full((n,), move, dtype=x.dtype, device=x.device)
+            gamma = radius / gn.clamp_min(tiny)
+        radius_max = (4.0 * radius).clamp_min(4.0 * move)
+        state = _Descent(x.reshape(n, -1).clone(), u.clone(), g.reshape(n, -1).clone(), gn.clone(), gamma, radius,
+                         radius_max, torch.arange(n, device=x.device))
+        done = ~(gn >= grad_tol)
+        state = state.keep(~done)
+        flat_x = x.reshape(n, -1)
         steps = 0
         reported = 0
-        while steps < max_steps:
-            idx = torch.nonzero(active).flatten()
-            if idx.numel() == 0:
-                break
+        while steps < max_steps and state.rows.numel():
             steps += 1
-            xa, ga, ha = x[idx], g[idx], h[idx]
-            hv = ha.reshape((-1,) + view[1:])
-            proposal = xa - hv * ga
-            if box is not None:
-                proposal = proposal.clamp(box[0], box[1])
-            u_new, g_new = vg(proposal)
-            gn_new = _flat_norm(_projected(proposal, g_new, box))
-            # A non-finite proposal is a rejection, never a NaN in the chain. Near the
-            # minimum the true decrease h |g|^2 / 2 falls below the energy's rounding noise;
-            # there a change within a few rounding units of U counts as a tie, broken by the
-            # gradient norm, so the descent neither stalls on noise nor lets an oscillating
-            # (too long) step grow.
-            ua = u[idx]
-            slack = 4.0 * tiny * ua.abs()
-            tie = (u_new <= ua + slack) & (gn_new <= gn[idx])
-            accept = torch.isfinite(u_new) & torch.isfinite(gn_new) & ((u_new < ua - slack) | tie)
-            acc_v = accept.reshape(hv.shape)
-            x[idx] = torch.where(acc_v, proposal, xa)
-            g[idx] = torch.where(acc_v, g_new, ga)
-            u[idx] = torch.where(accept, u_new, ua)
-            gn[idx] = torch.where(accept, gn_new, gn[idx])
-            ha = torch.where(accept, ha * _GROW, ha * _SHRINK)
-            h[idx] = ha
-            # Stalled: the next move is below the resolution of x (about one rounding unit
-            # of its norm), so it can no longer change it; a step that underflowed to 0 too.
-            stalled = ha * gn[idx] <= tiny * _flat_norm(x[idx])
-            active[idx] = (gn[idx] >= grad_tol) & ~stalled
+            stop = state.step(vg, x.shape[1:], box, grad_tol, tiny)
+            if bool(stop.any()):
+                r = state.rows[stop]
+                flat_x[r], u[r], gn[r] = state.x[stop], state.u[stop], state.gn[stop]
+                state = state.keep(~stop)
             if progress is not None and steps % 100 == 0:
                 progress(steps - reported)
                 reported = steps
+        r = state.rows
+        flat_x[r], u[r], gn[r] = state.x, state.u, state.gn
         if progress is not None and steps > reported:
             progress(steps - reported)
     gn64 = gn.double()
     return QuenchResult(x=x, energy=u.double(), grad_norm=gn64, converged=gn64 < grad_tol, steps=steps)
+
+
+# Correction pairs (moves and gradient changes) each chain of a quench keeps.
+_MEMORY = 8
+# Consecutive rejected moves after which a chain forgets its curvature model.
+_RESETS_AFTER = 3
+
+
+class _Descent:
+    """The running chains of a quench: flattened points, energies, projected gradients,
+    their norms, the curvature model (``_MEMORY`` pairs in a ring shared by all chains,
+    ``rho = 0`` marking an empty slot), the trust radii, and ``rows``, each chain's row in
+    the batch. Finished chains are dropped with :meth:`keep`."""
+
+    def __init__(self, x, u, g, gn, gamma, radius, radius_max, rows):
+        self.x, self.u, self.g, self.gn = x, u, g, gn
+        self.gamma, self.radius, self.radius_max, self.rows = gamma, radius, radius_max, rows
+        k, d = x.shape
+        self.s = x.new_zeros((_MEMORY, k, d))
+        self.y = x.new_zeros((_MEMORY, k, d))
+        self.rho = x.new_zeros((_MEMORY, k))
+        self.fails = torch.zeros(k, dtype=torch.int64, device=x.device)
+        self.slot = 0
+
+    def keep(self, mask: torch.Tensor) -> _Descent:
+        if bool(mask.all()):
+            return self
+        for name in ("x", "u", "g", "gn", "gamma", "radius", "radius_max", "rows", "fails"):
+            setattr(self, name, getattr(self, name)[mask])
+        self.s, self.y, self.rho = self.s[:, mask], self.y[:, mask], self.rho[:, mask]
+        return self
+
+    def direction(self) -> torch.Tensor:
+        """``-H g`` by the two-loop recursion over each chain's stored pairs, newest first."""
+        q = self.g.clone()
+        alphas = []
+        order = [(self.slot - 1 - j) % _MEMORY for j in range(_MEMORY)]
+        for i in order:
+            a = self.rho[i] * (self.s[i] * q).sum(1)
+            q.sub_(a[:, None] * self.y[i])
+            alphas.append(a)
+        q.mul_(self.gamma[:, None])
+        for i, a in zip(reversed(order), reversed(alphas)):
+            b = self.rho[i] * (self.y[i] * q).sum(1)
+            q.add_((a - b)[:, None] * self.s[i])
+        return q.neg_()
+
+    def step(self, vg, shape, box, grad_tol: float, tiny: float) -> torch.Tensor:
+        """One checked move of every running chain; returns which chains are finished."""
+        d = self.direction()
+        if box is not None:
+            d = torch.where(((self.x <= box[0]) & (d < 0)) | ((self.x >= box[1]) & (d > 0)), torch.zeros_like(d), d)
+        # A direction that does not descend (a model spoilt by the box) falls back to the gradient's.
+        uphill = (d * self.g).sum(1) >= 0
+        if bool(uphill.any()):
+            d = torch.where(uphill[:, None], -self.gamma[:, None] * self.g, d)
+        dn = torch.linalg.vector_norm(d, dim=1)
+        proposal = self.x + d * (self.radius / dn.clamp_min(tiny)).clamp(max=1.0)[:, None]
+        if box is not None:
+            proposal = proposal.clamp(box[0], box[1])
+        u_new, g_new = vg(proposal.reshape((-1,) + tuple(shape)))
+        g_new = _projected(proposal, g_new.reshape(proposal.shape), box)
+        gn_new = torch.linalg.vector_norm(g_new, dim=1)
+        # A non-finite proposal is a rejection, never a NaN in the chain. Near the minimum
+        # the true decrease falls below the energy's rounding noise; there a change within a
+        # few rounding units of U counts as a tie, broken by the gradient norm, so the descent
+        # neither stalls on noise nor accepts a move that oscillates.
+        slack = 4.0 * tiny * self.u.abs()
+        tie = (u_new <= self.u + slack) & (gn_new <= self.gn)
+        accept = torch.isfinite(u_new) & torch.isfinite(gn_new) & ((u_new < self.u - slack) | tie)
+        s = proposal - self.x
+        length = torch.linalg.vector_norm(s, dim=1)
+        yv = g_new - self.g
+        sy = (s * yv).sum(1)
+        yy = (yv * yv).sum(1)
+        # Keep a pair only where it says the energy curves upward along the move.
+        good = accept & (sy > tiny * length * yy.sqrt()) & torch.isfinite(yy)
+        # A chain without a new pair keeps the one in this slot (its pairs then stand out of
+        # order, which only blunts the model a little: every kept pair still curves upward).
+        gv = good[:, None]
+        self.s[self.slot] = torch.where(gv, s, self.s[self.slot])
+        self.y[self.slot] = torch.where(gv, yv, self.y[self.slot])
+        self.rho[self.slot] = torch.where(good, 1.0 / torch.where(good, sy, 1.0), self.rho[self.slot])
+        self.slot = (self.slot + 1) % _MEMORY
+        # The scale of the model's unexplored directions: the last pair's; where a move went
+        # downhill on a concave stretch (no pair), doubled, so a chain does not creep across it
+        # at the step a stiff direction once set.
+        self.gamma = torch.where(good, sy / torch.where(good, yy, 1.0),
+                                 torch.where(accept, torch.minimum(2.0 * self.gamma,
+                                                                   self.radius_max / gn_new.clamp_min(tiny)), self.gamma))
+        av = accept[:, None]
+        self.x = torch.where(av, proposal, self.x)
+        self.g = torch.where(av, g_new, self.g)
+        self.u = torch.where(accept, u_new, self.u)
+        self.gn = torch.where(accept, gn_new, self.gn)
+        # The radius grows when a move used all of it, and drops below a rejected move.
+        self.radius = torch.where(accept, torch.minimum(torch.maximum(self.radius, 2.0 * length), self.radius_max),
+                                  0.5 * length)
+        self.fails = torch.where(accept, 0, self.fails + 1)
+        forget = self.fails >= _RESETS_AFTER
+        if bool(forget.any()):
+            self.rho[:, forget] = 0.0
+            self.fails[forget] = 0
+        # Stalled: the move no longer changes x at its resolution (about one rounding unit of
+        # its norm), or may no longer (a radius shrunk below it, or underflowed to 0).
+        resolution = tiny * torch.linalg.vector_norm(self.x, dim=1)
+        stalled = (self.radius <= resolution) | (length <= resolution)
+        return ~(self.gn >= grad_tol) | stalled
 
 
 def _settle(energy: Energy, q: QuenchResult, radius: float, max_steps: int, grad_tol: float,
@@ -236,7 +331,10 @@ def _settle(energy: Energy, q: QuenchResult, radius: float, max_steps: int, grad
     # A tighter tolerance than the first quench's: next to a saddle the nudge's own gradient
     # can fall below that one, and the descent must still roll off.
     again = quench(energy, q.x + scale * z, max_steps=max_steps, grad_tol=0.01 * grad_tol, box=box)
-    lower = again.energy < q.energy
+    # Lower by more than the first quench's gradient could give over the nudge's length: a
+    # roll off a saddle or ridge, not rounding (on a flat floor, where every point is a
+    # minimum, a strict comparison would move points by rounding units of U).
+    lower = again.energy < q.energy - grad_tol * scale * math.sqrt(energy.dim)
     view = (n,) + (1,) * (q.x.dim() - 1)
     return QuenchResult(
         x=torch.where(lower.reshape(view), again.x, q.x),
@@ -248,14 +346,14 @@ def _settle(energy: Energy, q: QuenchResult, radius: float, max_steps: int, grad
 
 
 def merge_duplicates(
-    x: torch.Tensor, energy: torch.Tensor, radius: float, *, chunk: int = 1024
+    x: torch.Tensor, energy: torch.Tensor, radius: float, *, tie: float = 0.0, chunk: int = 1024
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Merge points closer than ``radius``, greedily from the lowest energy up.
 
-    Points are visited in order of energy (ties by index). A point within ``radius``
-    (Euclidean, flattened) of an already kept point joins the nearest such point;
-    otherwise it is kept. Each kept point is thus the lowest of its group, and kept points
-    are more than ``radius`` apart.
+    Points are visited in order of energy (energies within ``tie`` of each other, by
+    index). A point within ``radius`` (Euclidean, flattened) of an already kept point joins
+    the nearest such point; otherwise it is kept. Each kept point is thus the lowest of its
+    group (up to ``tie``), and kept points are more than ``radius`` apart.
 
     Parameters
     ----------
@@ -263,13 +361,19 @@ def merge_duplicates(
     energy : Tensor [N]
     radius : float
         Merge distance, >= 0 (0 merges exact duplicates only).
+    tie : float
+        Energies that round to the same multiple of ``tie`` count as equal (0: only equal
+        ones). Minima quenched to a gradient ``g`` differ by rounding noise below about
+        ``g * radius`` where several lie within ``radius`` on one flat floor; with that
+        ``tie`` the point kept does not depend on the noise, nor on the energy's scale.
     chunk : int
         Points per block; memory is O(chunk * (chunk + K)).
 
     Returns
     -------
     keep_idx : LongTensor [K]
-        Indices into ``x`` of the kept points, sorted by energy (lowest first).
+        Indices into ``x`` of the kept points, sorted by energy (lowest first; energies
+        within ``tie`` by index).
     assignment : LongTensor [N]
         For every point, the position in ``keep_idx`` of the kept point it joined
         (a kept point is assigned to itself).
@@ -296,8 +400,11 @@ def merge_duplicates(
         raise LandscapeError(f"merge radius must be >= 0, got {radius}")
     if not bool(torch.isfinite(energy).all()):
         raise LandscapeError("cannot merge minima with non-finite energies")
+    if not tie >= 0.0:
+        raise LandscapeError(f"energy tie must be >= 0, got {tie}")
     flat = x.reshape(n, -1).double()
-    order = torch.argsort(energy.double(), stable=True)
+    key = energy.double()
+    order = torch.argsort(torch.round(key / tie) if tie > 0 else key, stable=True)
     assignment = torch.full((n,), -1, dtype=torch.int64, device=x.device)
     kept: list[int] = []  # indices into x
     kept_x = flat.new_zeros((0, flat.shape[1]))
@@ -415,6 +522,6 @@ def find_minima(
     q = quench(energy, ends, max_steps=quench_steps, grad_tol=grad_tol, box=box, progress=progress)
     if settle and q.x.shape[0]:
         q = _settle(energy, q, merge_radius, quench_steps, grad_tol, generator, box)
-    keep, assignment = merge_duplicates(q.x, q.energy, merge_radius)
+    keep, assignment = merge_duplicates(q.x, q.energy, merge_radius, tie=grad_tol * merge_radius)
     hits = torch.bincount(assignment, minlength=keep.numel()).to(torch.int64)
     return Minima(x=q.x[keep], energy=q.energy[keep], hits=hits, grad_norm=q.grad_norm[keep])

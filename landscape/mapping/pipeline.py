@@ -186,16 +186,16 @@ def _starts(energy: Energy, init: str, n: int, data: torch.Tensor | None, gen: t
     return torch.cat(parts)
 
 
-def _union(old: Minima | None, new: Minima, radius: float) -> tuple[Minima, int]:
-    """Minima of both sets, near-duplicates merged (hits summed); and how many of the
-    result came from ``new`` alone."""
+def _union(old: Minima | None, new: Minima, radius: float, tie: float) -> tuple[Minima, int]:
+    """Minima of both sets, near-duplicates merged (hits summed; energies within ``tie``
+    equal, see :func:`merge_duplicates`); and how many of the result came from ``new`` alone."""
     if old is None:
         return new, len(new)
     x = torch.cat([old.x, new.x.to(old.x)])
     e = torch.cat([old.energy, new.energy.to(old.energy)])
     h = torch.cat([old.hits, new.hits])
     g = torch.cat([old.grad_norm, new.grad_norm.to(old.grad_norm)])
-    keep, assign = merge_duplicates(x, e, radius)
+    keep, assign = merge_duplicates(x, e, radius, tie=tie)
     hits = torch.bincount(assign.cpu(), weights=h.double(), minlength=keep.numel()).round().to(torch.int64)
     fresh = keep.numel() - int(torch.unique(assign[: len(old)]).numel())  # groups with no old minimum
     return Minima(x[keep], e[keep.cpu()], hits, g[keep.cpu()]), fresh
@@ -226,7 +226,7 @@ def _explore(energy: Energy, cfg: MapConfig, plan: dict[str, Any], data: torch.T
                             quench_steps=cfg.quench_steps, grad_tol=plan["grad_tol"],
                             merge_radius=plan["merge_radius"], generator=gen, box=energy.data_range,
                             progress=reporter.advance)
-        minima, new_last = _union(minima, found, plan["merge_radius"])
+        minima, new_last = _union(minima, found, plan["merge_radius"], plan["grad_tol"] * plan["merge_radius"])
         done, total = done + 1, total + n
         state.update({"minima/x": minima.x.detach().cpu(), "minima/energy": minima.energy.cpu(),
                       "minima/hits": minima.hits.cpu(), "minima/grad_norm": minima.grad_norm.cpu(),
@@ -538,7 +538,8 @@ def _stage_settings(run: _Run, minima: Minima, table: PairTable) -> dict[str, An
     if "settings" not in run.state:
         e = minima.energy.numpy()
         depths = _depths(e, table, flat_rtol(run.energy.dtype))
-        run.state["settings"] = ad_settings(run.energy, run.config, minima.x, e, depths, run.plan["merge_radius"])
+        run.state["settings"] = ad_settings(run.energy, run.config, minima.x, e, depths, run.plan["merge_radius"],
+                                            run.plan["grad_tol"] * run.plan["merge_radius"])
         run.save()
     settings = {**run.plan, **run.state["settings"]}
     run.reporter.note(f"attraction-diffusion at T {settings['ad_temperature']:.4g}, alpha unit "

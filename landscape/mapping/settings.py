@@ -20,8 +20,12 @@ setting                  default                                                
 ``chains``, rounds       256, then doubled while a round finds new minima (up to      until no new minimum turns up, unless
                          ``rounds`` rounds), unless most minima were hit once          nearly every chain finds its own (image space)
 ``merge_radius``         1% of the box width x sqrt(dim)                              end points closer than that are one state
-``grad_tol``             1e-3 x the median gradient norm at the starts                a quench converges relative to the energy's
-                                                                                      own gradients
+``grad_tol``             1e-8 x the median gradient norm at the starts                a quench converges relative to the energy's
+                                                                                      own gradients, and tightly: the starts'
+                                                                                      gradients are set by the stiffest
+                                                                                      direction, and a minimum must still be
+                                                                                      found to 1/1000 of ``merge_radius``
+                                                                                      along a direction 10^4 times softer
 ``ad_temperature``       the checkpoint's sampling ``tau^2``; else a tenth of the     what the model's own chains cross is no
                          lowest resolved barrier of the minima's tree (flat merges    boundary between its basins; an energy of
                          left out), but at least 1/1000 of its highest; with none,    unknown scale loses no barrier to the
@@ -71,6 +75,10 @@ from landscape.sampling.langevin import MAX_EPS
 DEFAULT_LADDER = (0.03, 0.1, 0.3, 1.0, 3.0)
 #: Factor between the rungs added above the ladder.
 LADDER_FACTOR = 3.0
+#: The quench's default tolerance, as a fraction of the median gradient norm at uniform
+#: starts (a quasi-Newton quench reaches it in a few steps more than a looser one; a
+#: float32 energy stops at its precision before).
+GRAD_TOL_FACTOR = 1e-8
 
 
 @dataclass(frozen=True)
@@ -355,7 +363,7 @@ def exploration_settings(energy: Energy, config: MapConfig, data: torch.Tensor |
             _, g = energy.value_and_grad_fn()(probe)
         gnorm = torch.linalg.vector_norm(g.reshape(g.shape[0], -1), dim=1).double()
         if grad_tol is None:
-            grad_tol = 1e-3 * float(gnorm.median())
+            grad_tol = GRAD_TOL_FACTOR * float(gnorm.median())
             if not grad_tol > 0:  # a flat energy at every probe: any tolerance will do
                 grad_tol = 1e-12
     if eps is None:  # also at temperature 0: a funnel probe of the map samples with it
@@ -367,10 +375,12 @@ def exploration_settings(energy: Energy, config: MapConfig, data: torch.Tensor |
             "grad_tol": float(grad_tol), "merge_radius": float(merge_radius)}
 
 
-def ad_temperature_from(depths: np.ndarray, energies: np.ndarray, relief: Callable[[], float] | None = None) -> float:
+def ad_temperature_from(depths: np.ndarray, energies: np.ndarray, relief: Callable[[], float] | None = None,
+                        tie: float = 0.0) -> float:
     """``T_AD`` from the barrier depths of the minima's tree (module docstring); with no
-    barrier resolved, from the spread of the minima's energies; with none either (minima
-    of one flat floor), from ``relief()``: how far the energy rises over the box above its
+    barrier resolved, from the spread of the minima's energies (a spread within ``tie``,
+    what the quench's tolerance leaves unresolved, is none); with none either (minima of
+    one flat floor), from ``relief()``: how far the energy rises over the box above its
     lowest minimum (:func:`box_relief`), so the walls around a flat floor keep their
     height in units of ``T_AD`` whatever the energy's scale and offset."""
     d = np.asarray(depths, dtype=np.float64)
@@ -379,7 +389,7 @@ def ad_temperature_from(depths: np.ndarray, energies: np.ndarray, relief: Callab
         return float(max(0.1 * d.min(), 1e-3 * d.max()))
     e = np.asarray(energies, dtype=np.float64)
     spread = float(e.max() - e.min()) if e.size else 0.0
-    if spread > 0:
+    if spread > tie:
         return 0.01 * spread
     rise = relief() if relief is not None else 0.0
     return 0.01 * rise if rise > 0 else 1.0  # (an energy constant over the box: nothing to resolve)
@@ -400,18 +410,19 @@ def box_relief(energy: Energy, seed: int, lowest: float, points: int = 256) -> f
 
 def ad_settings(
     energy: Energy, config: MapConfig, minima_x: torch.Tensor, minima_energy: np.ndarray, depths: np.ndarray,
-    merge_radius: float,
+    merge_radius: float, tie: float = 0.0,
 ) -> dict[str, float]:
     """The attraction-diffusion settings of ``config`` with the open ones chosen from the
     minima and the barrier depths of their tree: ``ad_temperature``, ``alpha_unit``,
-    ``delta``, ``ad_eps`` (module docstring)."""
+    ``delta``, ``ad_eps`` (module docstring). Differences of the minima's energies within
+    ``tie`` (the quench's tolerance times the merge radius) count as none."""
     t_ad = config.ad_temperature
     tau = (energy.sampler or {}).get("tau")
     if t_ad is None and isinstance(tau, (int, float)) and tau > 0:
         t_ad = float(tau) ** 2  # the model's own sampling temperature decides what is metastable
     if t_ad is None:
         lowest = float(np.min(minima_energy)) if len(minima_energy) else 0.0
-        t_ad = ad_temperature_from(depths, minima_energy, lambda: box_relief(energy, config.seed, lowest))
+        t_ad = ad_temperature_from(depths, minima_energy, lambda: box_relief(energy, config.seed, lowest), tie)
     spacing = median_spacing(minima_x)
     delta = config.delta
     if delta is None:
@@ -431,6 +442,7 @@ def ad_settings(
         d = d[np.isfinite(d) & (d > 0)]
         e = np.asarray(minima_energy, dtype=np.float64)
         typical = float(np.median(d)) if d.size else float(np.quantile(e, 0.9) - np.quantile(e, 0.1)) if e.size > 1 else 0.0
+        typical = typical if typical > tie else 0.0
         if spacing > 0:
             # (no barrier and no spread: a pull that raises U/T_AD by one over a spacing)
             unit = (typical / t_ad if typical > 0 else 1.0) / spacing
