@@ -40,6 +40,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/ad_step.py
 	$(BIN)/python benchmarks/bad_inputs.py
 	$(BIN)/python benchmarks/map_scale.py
+	$(BIN)/python benchmarks/quench.py
 
 clean:
 	rm -rf $(VENV) $(DEMO_OUT) .pytest_cache .benchmarks
