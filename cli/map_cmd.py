@@ -85,6 +85,9 @@ def _auto(text: str, what: str) -> float | None:
               help="End points closer than this are one minimum [default: 1% of the box width x sqrt(dim)].")
 @click.option("--grad-tol", type=click.FloatRange(min=0, min_open=True), default=None,
               help="Quench tolerance on the gradient norm [default: 1e-8 of the median gradient norm at the starts].")
+@click.option("--quench-steps", type=click.IntRange(min=1), default=2000, show_default=True,
+              help="Descent iterations per chain at most when quenching to a minimum (the map's notes say how "
+                   "many chains stopped at this limit rather than converged or at the energy's precision).")
 @click.option("--max-minima", type=click.IntRange(min=0), default=0, show_default=True,
               help="Keep only the lowest N minima (0: all).")
 @click.option("--no-refine", is_flag=True,
@@ -95,7 +98,7 @@ def _auto(text: str, what: str) -> float | None:
 @quiet_option()
 def map_cmd(target, out, dataset, data_root, init, chains, rounds, steps, temperature, eps, ad_temperature, ad_eps,
             alpha, ladder, ladder_extend, alpha_unit, delta, max_steps, patience, attempts, ad_average, neighbours,
-            merge_radius, grad_tol, max_minima, no_refine, seed, resume, force, quiet, **energy_kw):
+            merge_radius, grad_tol, quench_steps, max_minima, no_refine, seed, resume, force, quiet, **energy_kw):
     """Map the energy landscape of a trained EBM (or any energy) into an HDF5 file.
 
     \b
@@ -141,7 +144,8 @@ def map_cmd(target, out, dataset, data_root, init, chains, rounds, steps, temper
     try:
         _map(loaded, group.main, out, dataset, data_root, MapConfig(
             chains=chains, rounds=rounds, init=init, temperature=temperature, eps=eps, steps=steps,
-            grad_tol=grad_tol, merge_radius=merge_radius, max_minima=max_minima, neighbours=neighbours,
+            grad_tol=grad_tol, quench_steps=quench_steps, merge_radius=merge_radius, max_minima=max_minima,
+            neighbours=neighbours,
             refine=not no_refine, ad_temperature=ad_temperature, ad_eps=ad_eps, delta=_auto(delta, "--delta"),
             alpha_unit=_auto(alpha_unit, "--alpha-unit"), alpha=alpha,
             ladder=numbers(ladder, "--ladder", positive=True), ladder_extend=ladder_extend, max_steps=max_steps,

@@ -305,6 +305,29 @@ def test_an_interrupted_map_resumes_to_the_uninterrupted_result(tmp_path):
     assert progress_path(out).exists()  # the caller removes it once the map is written
 
 
+def test_the_map_says_how_its_quenches_stopped():
+    # The note on minima counts the chains whose descent converged, reached the energy's
+    # precision (float32), or ran out of iterations: a reader can tell a precise minimum
+    # from an end point that wanted more --quench-steps.
+    notes: list[str] = []
+
+    class Notes(Reporter):
+        def note(self, text):
+            notes.append(text)
+
+    cfg = dict(chains=32, rounds=1, max_steps=200, patience=50, attempts=1, grid=0, ladder=(1.0,), ladder_extend=0)
+    build_map(wells_energy(2), MapConfig(**cfg), reporter=Notes())
+    assert re.fullmatch(r"\d+ minima from 32 chains; quenches: 32 converged", notes[0])
+    notes.clear()
+    build_map(wells_energy(2), MapConfig(quench_steps=2, **cfg), reporter=Notes())
+    assert re.fullmatch(r"\d+ minima from 32 chains; quenches: 32 at the 2-iteration limit", notes[0])
+    notes.clear()
+    f32 = Energy(lambda x: 1e4 + tilted_wells(x), shape=(2,), data_range=(-2.0, 2.0))
+    build_map(f32, MapConfig(**cfg), reporter=Notes())
+    assert re.fullmatch(r"\d+ minima from 32 chains; quenches: (\d+ converged, )?\d+ at the limit of the energy's "
+                        r"precision", notes[0])
+
+
 def test_progress_says_what_the_batch_under_way_is_doing(capsys):
     # A batch of trials or strings can run for minutes between two advances of its stage
     # (a 32x32 map's ladder): the reporter hears how many still run and how far they got.

@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from landscape import Energy, LandscapeError, NonFiniteEnergyError
-from landscape.mapping.minima import Minima, find_minima, merge_duplicates, quench
+from landscape.mapping.minima import Minima, describe_stops, find_minima, merge_duplicates, quench
 
 TILT = 0.3
 
@@ -39,7 +39,8 @@ def test_quench_reaches_the_exact_minima_of_a_tilted_double_well(dim):
     out = quench(energy, starts, grad_tol=1e-8)
     deep, saddle, shallow = well_roots(TILT)
 
-    assert out.converged.all() and (out.grad_norm < 1e-8).all()
+    assert out.converged.all() and (out.grad_norm < 1e-8).all() and not out.stalled.any()
+    assert out.stops() == (300, 0, 0) and describe_stops(out.stops(), 2000) == "300 converged"
     assert out.x.dtype == torch.float64 and out.energy.dtype == torch.float64
     torch.testing.assert_close(out.energy, energy(out.x))  # stored energies are the energies there
     x0 = out.x[:, 0]
@@ -89,7 +90,8 @@ def test_quench_stops_at_max_steps_and_reports_non_convergence():
     energy = Energy(rosenbrock, (2,), dtype=torch.float64)
     out = quench(energy, torch.tensor([[-1.2, 1.0]], dtype=torch.float64), max_steps=5)
     assert out.steps == 5
-    assert not out.converged.any()
+    assert not out.converged.any() and not out.stalled.any()
+    assert describe_stops(out.stops(), 5) == "1 at the 5-iteration limit"
     assert out.energy.item() < rosenbrock(torch.tensor([[-1.2, 1.0]], dtype=torch.float64)).item()
     assert (out.grad_norm > 1e-3).all()
 
@@ -115,7 +117,7 @@ def test_quench_in_float32_stops_when_precision_is_exhausted():
     energy = Energy(lambda x: ((x - 0.3) ** 2 * torch.tensor([1.0, 50.0])).sum(1), (2,))
     out = quench(energy, torch.tensor([[2.0, -1.0]]), grad_tol=1e-30, max_steps=5000)
     assert out.x.dtype == torch.float32
-    assert out.steps < 5000
+    assert out.steps < 5000 and bool((out.stalled | out.converged).all())  # (x may land on 0.3 exactly)
     torch.testing.assert_close(out.x, torch.full((1, 2), 0.3), atol=1e-5, rtol=0)
 
 

@@ -46,7 +46,7 @@ from landscape.sampling.langevin import sample
 from landscape.io.mapfile import FunnelData, MapContent
 from landscape.io.progress import resume_progress, save_progress
 from landscape.mapping.pipeline import NamedStages, Reporter, extend_map
-from landscape.mapping.minima import Minima, QuenchResult, merge_duplicates, quench
+from landscape.mapping.minima import Minima, QuenchResult, describe_stops, merge_duplicates, quench
 from landscape.mapping.neighbors import nearest
 
 #: A score at or above this is called a funnel: exp(H) falls to sqrt(exp(H_0)) or less.
@@ -319,7 +319,8 @@ def funnel_probe(
         state["seconds"] = seconds
         if progress_file is not None:
             save_progress(progress_file, state, PROGRESS_KIND)
-        reporter.note(f"noise {config.noise[k]:g}: {q.x.shape[0]} chains quenched ({int(q.converged.sum())} converged)")
+        reporter.note(f"noise {config.noise[k]:g}: {q.x.shape[0]} chains quenched "
+                      f"({describe_stops(q.stops(), config.quench_steps)})")
 
     t0 = time.perf_counter()
     owner, extended, new_minima = _map_end_points(energy, content, config, state, reporter, refine)

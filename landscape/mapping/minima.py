@@ -54,6 +54,9 @@ class QuenchResult(NamedTuple):
     energy, grad_norm : float64, at the final points.
     converged : bool, ``grad_norm < grad_tol`` at the end.
     steps : descent iterations run (the longest-running chain's count).
+    stalled : bool, not converged: stopped where its moves no longer changed ``x`` (the
+        limit of the energy's precision). A chain neither converged nor stalled ran out of
+        iterations.
     """
 
     x: torch.Tensor
@@ -61,6 +64,20 @@ class QuenchResult(NamedTuple):
     grad_norm: torch.Tensor
     converged: torch.Tensor
     steps: int
+    stalled: torch.Tensor
+
+    def stops(self) -> tuple[int, int, int]:
+        """How many chains converged, stalled, and ran out of iterations."""
+        converged, stalled = int(self.converged.sum()), int(self.stalled.sum())
+        return converged, stalled, int(self.converged.numel()) - converged - stalled
+
+
+def describe_stops(stops: tuple[int, int, int] | list[int], limit: int) -> str:
+    """``(converged, stalled, out of iterations)`` counts in words, e.g. ``3 converged, 58 at
+    the limit of the energy's precision, 3 at the 2,000-iteration limit`` (parts that count
+    none left out)."""
+    words = ("converged", "at the limit of the energy's precision", f"at the {limit:,}-iteration limit")
+    return ", ".join(f"{k:,} {what}" for k, what in zip(stops, words) if k)
 
 
 def _flat_norm(t: torch.Tensor) -> torch.Tensor:
@@ -194,14 +211,15 @@ def quench(
         done = ~(gn >= grad_tol)
         state = state.keep(~done)
         flat_x = x.reshape(n, -1)
+        stalled = torch.zeros(n, dtype=torch.bool, device=x.device)
         steps = 0
         reported = 0
         while steps < max_steps and state.rows.numel():
             steps += 1
-            stop = state.step(vg, x.shape[1:], box, grad_tol, tiny)
+            stop, stuck = state.step(vg, x.shape[1:], box, grad_tol, tiny)
             if bool(stop.any()):
                 r = state.rows[stop]
-                flat_x[r], u[r], gn[r] = state.x[stop], state.u[stop], state.gn[stop]
+                flat_x[r], u[r], gn[r], stalled[r] = state.x[stop], state.u[stop], state.gn[stop], stuck[stop]
                 state = state.keep(~stop)
             if progress is not None and steps % 100 == 0:
                 progress(steps - reported)
@@ -211,7 +229,9 @@ def quench(
         if progress is not None and steps > reported:
             progress(steps - reported)
     gn64 = gn.double()
-    return QuenchResult(x=x, energy=u.double(), grad_norm=gn64, converged=gn64 < grad_tol, steps=steps)
+    converged = gn64 < grad_tol
+    return QuenchResult(x=x, energy=u.double(), grad_norm=gn64, converged=converged, steps=steps,
+                        stalled=stalled & ~converged)
 
 
 # Correction pairs (moves and gradient changes) each chain of a quench keeps.
@@ -259,8 +279,9 @@ class _Descent:
             q.add_((a - b)[:, None] * self.s[i])
         return q.neg_()
 
-    def step(self, vg, shape, box, grad_tol: float, tiny: float) -> torch.Tensor:
-        """One checked move of every running chain; returns which chains are finished."""
+    def step(self, vg, shape, box, grad_tol: float, tiny: float) -> tuple[torch.Tensor, torch.Tensor]:
+        """One checked move of every running chain; returns which chains are finished, and
+        which of them stalled (moves below the resolution of ``x``)."""
         d = self.direction()
         if box is not None:
             d = torch.where(((self.x <= box[0]) & (d < 0)) | ((self.x >= box[1]) & (d > 0)), torch.zeros_like(d), d)
@@ -319,7 +340,7 @@ class _Descent:
         # its norm), or may no longer (a radius shrunk below it, or underflowed to 0).
         resolution = tiny * torch.linalg.vector_norm(self.x, dim=1)
         stalled = (self.radius <= resolution) | (length <= resolution)
-        return ~(self.gn >= grad_tol) | stalled
+        return ~(self.gn >= grad_tol) | stalled, stalled
 
 
 def _settle(energy: Energy, q: QuenchResult, radius: float, max_steps: int, grad_tol: float,
@@ -342,6 +363,7 @@ def _settle(energy: Energy, q: QuenchResult, radius: float, max_steps: int, grad
         grad_norm=torch.where(lower, again.grad_norm, q.grad_norm),
         converged=torch.where(lower, again.converged, q.converged),
         steps=q.steps + again.steps,
+        stalled=torch.where(lower, again.stalled, q.stalled),
     )
 
 
@@ -458,6 +480,7 @@ def find_minima(
     box: tuple[float, float] | None = None,
     progress: Callable[[int], None] | None = None,
     settle: bool = True,
+    on_quench: Callable[[QuenchResult], None] | None = None,
 ) -> Minima:
     """Metastable states: Langevin at temperature ``T``, quench, merge near-duplicates.
 
@@ -488,6 +511,9 @@ def find_minima(
         and quench again, keeping the lower of the two: a descent that stopped on a saddle
         or a ridge (where the gradient vanishes too) rolls off it to a minimum; a minimum
         comes back to itself.
+    on_quench : callable, optional
+        Called with the chains' quench result (after settling), before merging: how each
+        chain's descent stopped (:meth:`QuenchResult.stops`).
 
     Returns
     -------
@@ -522,6 +548,8 @@ def find_minima(
     q = quench(energy, ends, max_steps=quench_steps, grad_tol=grad_tol, box=box, progress=progress)
     if settle and q.x.shape[0]:
         q = _settle(energy, q, merge_radius, quench_steps, grad_tol, generator, box)
+    if on_quench is not None:
+        on_quench(q)
     keep, assignment = merge_duplicates(q.x, q.energy, merge_radius, tie=grad_tol * merge_radius)
     hits = torch.bincount(assignment, minlength=keep.numel()).to(torch.int64)
     return Minima(x=q.x[keep], energy=q.energy[keep], hits=hits, grad_norm=q.grad_norm[keep])

@@ -44,7 +44,7 @@ from landscape.distributed import from_main, split_energy
 from landscape.energy import Energy, reset_stage, set_stage, stage
 from landscape.errors import LandscapeError
 from landscape.io.progress import resume_progress, save_progress
-from landscape.mapping.minima import Minima, find_minima, merge_duplicates
+from landscape.mapping.minima import Minima, QuenchResult, describe_stops, find_minima, merge_duplicates
 from landscape.io.records import NEIGHBOUR, GridData, MapContent, PairTable, Partition
 from landscape.mapping.settings import LADDER_FACTOR, MapConfig, ad_settings, capped_eps, exploration_settings
 from landscape.mapping.tree import BarrierTree, flat_rtol, minimax_tree
@@ -222,16 +222,22 @@ def _explore(energy: Energy, cfg: MapConfig, plan: dict[str, Any], data: torch.T
         starts = _starts(energy, plan["init"], n, data, gen, cfg.seed + 17 + 131 * done)
         reporter.stage(f"exploration chains, round {done + 1}" if done else "exploration chains",
                        total=plan["steps"] + cfg.quench_steps, unit="step")
+        stops = list(state.get("explore/stops", [0, 0, 0]))
+
+        def count(q: QuenchResult) -> None:  # how the round's quenches stopped
+            for i, k in enumerate(q.stops()):
+                stops[i] += k
+
         found = find_minima(energy, starts, temperature=plan["temperature"], eps=plan["eps"], steps=plan["steps"],
                             quench_steps=cfg.quench_steps, grad_tol=plan["grad_tol"],
                             merge_radius=plan["merge_radius"], generator=gen, box=energy.data_range,
-                            progress=reporter.advance)
+                            progress=reporter.advance, on_quench=count)
         minima, new_last = _union(minima, found, plan["merge_radius"], plan["grad_tol"] * plan["merge_radius"])
         done, total = done + 1, total + n
         state.update({"minima/x": minima.x.detach().cpu(), "minima/energy": minima.energy.cpu(),
                       "minima/hits": minima.hits.cpu(), "minima/grad_norm": minima.grad_norm.cpu(),
                       "explore/rounds": done, "explore/chains": total, "explore/new": new_last,
-                      "stage": f"exploration round {done}"})
+                      "explore/stops": stops, "stage": f"exploration round {done}"})
         save()
         if done > 1:
             reporter.note(f"round {done}: {n} more chains, {new_last} new minima")
@@ -504,11 +510,12 @@ def _stage_minima(run: _Run, data: torch.Tensor | None) -> Minima:
     if "explore/done" not in run.state:
         run.timed("minima", t0)
         run.state["explore/done"] = True
-    unconverged = int((minima.grad_norm > run.plan["grad_tol"]).sum())
+    # How the chains' quenches stopped (maps resumed from before this was kept: unknown).
+    stops = run.state.get("explore/stops")
+    how = f"; quenches: {describe_stops(stops, run.config.quench_steps)}" if stops is not None else ""
     run.reporter.note(
         f"{len(minima)} minima from {run.state['explore/chains']} chains"
-        + (f" in {run.state['explore/rounds']} rounds" if run.state["explore/rounds"] > 1 else "")
-        + (f" ({unconverged} stopped at the limit of the energy's precision)" if unconverged else "")
+        + (f" in {run.state['explore/rounds']} rounds" if run.state["explore/rounds"] > 1 else "") + how
     )
     return minima
 
