@@ -61,6 +61,9 @@ def _auto(text: str, what: str) -> float | None:
                    "(see --ladder-extend).")
 @click.option("--ladder-extend", type=click.IntRange(min=0), default=4, show_default=True,
               help="Rungs added above --ladder at most while more than one basin is left.")
+@click.option("--ladder-refine", type=click.IntRange(min=0), default=4, show_default=True,
+              help="Rungs inserted at most between two pulls where the stronger keeps fewer than a quarter of "
+                   "the weaker one's basins (at their geometric mean), so no step hides the hierarchy; 0: none.")
 @click.option("--alpha-unit", type=str, default="auto", show_default=True, metavar="auto|NUMBER",
               help="Unit of --alpha and --ladder: a number, or 'auto' (the minima's median resolved barrier "
                    "over T_AD times their median spacing, but at least the pull that brings half of the chains "
@@ -97,7 +100,7 @@ def _auto(text: str, what: str) -> float | None:
 @force_option("(an existing map; unfinished progress is dropped)")
 @quiet_option()
 def map_cmd(target, out, dataset, data_root, init, chains, rounds, steps, temperature, eps, ad_temperature, ad_eps,
-            alpha, ladder, ladder_extend, alpha_unit, delta, max_steps, patience, attempts, ad_average, neighbours,
+            alpha, ladder, ladder_extend, ladder_refine, alpha_unit, delta, max_steps, patience, attempts, ad_average, neighbours,
             merge_radius, grad_tol, quench_steps, max_minima, no_refine, seed, resume, force, quiet, **energy_kw):
     """Map the energy landscape of a trained EBM (or any energy) into an HDF5 file.
 
@@ -148,7 +151,8 @@ def map_cmd(target, out, dataset, data_root, init, chains, rounds, steps, temper
             neighbours=neighbours,
             refine=not no_refine, ad_temperature=ad_temperature, ad_eps=ad_eps, delta=_auto(delta, "--delta"),
             alpha_unit=_auto(alpha_unit, "--alpha-unit"), alpha=alpha,
-            ladder=numbers(ladder, "--ladder", positive=True), ladder_extend=ladder_extend, max_steps=max_steps,
+            ladder=numbers(ladder, "--ladder", positive=True), ladder_extend=ladder_extend,
+            ladder_refine=ladder_refine, max_steps=max_steps,
             patience=patience, attempts=attempts, average=ad_average, seed=seed,
         ), resume=resume, force=force, quiet=quiet)
         ok = True

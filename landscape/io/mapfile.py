@@ -693,7 +693,7 @@ _NUMBER_ATTRS = {
     "levels": ("temperature", "alpha_unit", "delta", "eps"),
     "barriers": ("temperature",),
 }
-_COUNT_ATTRS = {"minima": ("chains", "rounds", "funnel_added"), "levels": ("extended",),
+_COUNT_ATTRS = {"minima": ("chains", "rounds", "funnel_added"), "levels": ("extended", "inserted"),
                 "barriers": ("refined", "refined_above_estimate", "saddle_points", "retried")}
 _TEXT_ATTRS = {"minima": ("dataset",), "levels": ("note",)}
 _FUNNEL_ATTRS = {"reference_entropy": "number", "funnel_threshold": "number", "chains_per_level": "count",

@@ -137,7 +137,8 @@ GROUP_ATTRS: tuple[tuple[str, str], ...] = (
               "above its higher side is flat, no barrier the energy's precision resolves (1e-5 in float32, "
               "1.9e-14 in float64; 1e-5 where absent)"),
     ("/levels", "count, main (the main level's index), alpha_unit, temperature, delta, eps (of attraction-"
-                "diffusion), extended (rungs added to the ladder), note"),
+                "diffusion), extended (rungs added above the ladder), inserted (rungs inserted where a pull's step lost "
+                "most basins at once; absent in older maps), note"),
     ("/levels/<k>", "alpha, multiplier (alpha in alpha units), trials, chain_steps, batches, seconds"),
     ("/minima", "temperature, chains, rounds of the exploration; funnel_added: minima a funnel probe appended"),
     ("/barriers", "refined, refined_above_estimate (kept at the estimate in the tree), saddle_points (refined "

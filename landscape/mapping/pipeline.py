@@ -46,7 +46,7 @@ from landscape.errors import LandscapeError
 from landscape.io.progress import resume_progress, save_progress
 from landscape.mapping.minima import Minima, QuenchResult, describe_stops, find_minima, merge_duplicates
 from landscape.io.records import NEIGHBOUR, GridData, MapContent, PairTable, Partition
-from landscape.mapping.settings import LADDER_FACTOR, MapConfig, ad_settings, capped_eps, exploration_settings
+from landscape.mapping.settings import LADDER_FACTOR, LADDER_JUMP, MapConfig, ad_settings, capped_eps, exploration_settings
 from landscape.mapping.tree import BarrierTree, flat_rtol, minimax_tree
 
 # Refined paths are kept in the map when they take at most this many numbers.
@@ -349,7 +349,7 @@ def _depths(minima_energy: np.ndarray, table: PairTable, rtol: float) -> np.ndar
 # ----------------------------------------------------------------------- the ladder
 
 
-def _level_to_state(state: dict[str, Any], k: int, part: Partition, records: PairRecords,
+def _level_to_state(state: dict[str, Any], k: int | str, part: Partition, records: PairRecords,
                     shape: tuple[int, ...]) -> None:
     key = f"level{k}"
     state[f"{key}/basin"], state[f"{key}/representative"], state[f"{key}/energy"] = (
@@ -367,7 +367,7 @@ def _level_to_state(state: dict[str, Any], k: int, part: Partition, records: Pai
         state[f"{key}/rec_paths"] = stacked
 
 
-def _level_from_state(state: dict[str, Any], k: int) -> tuple[Partition, PairRecords]:
+def _level_from_state(state: dict[str, Any], k: int | str) -> tuple[Partition, PairRecords]:
     key = f"level{k}"
     info = state[f"{key}/info"]
     part = Partition(alpha=float(info["alpha"]), basin=np.asarray(state[f"{key}/basin"]),
@@ -475,9 +475,9 @@ def build_map(
     saddles = _Saddles.from_state(run.state)
     table = _stage_neighbours(run, minima, saddles, keep_paths)
     settings = _stage_settings(run, minima, table)
-    levels, records, extended, ladder_note = _stage_ladder(run, minima, settings)
+    levels, records, extended, inserted, ladder_note = _stage_ladder(run, minima, settings)
     table = _stage_connected(run, minima, table, records, saddles, keep_paths)
-    result = _assemble(run, minima, table, saddles, keep_paths, settings, levels, extended, ladder_note)
+    result = _assemble(run, minima, table, saddles, keep_paths, settings, levels, extended, inserted, ladder_note)
     run.reporter.close()
     return result
 
@@ -554,54 +554,92 @@ def _stage_settings(run: _Run, minima: Minima, table: PairTable) -> dict[str, An
     return settings
 
 
+def _run_rungs(run: _Run, minima: Minima, settings: dict[str, Any], rungs: list[tuple[str, float, int]]) -> None:
+    """Attraction-diffusion at the rungs ``(key, multiplier, seed offset)`` not done yet,
+    all at once: the levels are independent, and their trials share batches, each level
+    with its own generator, so each gets the result it would alone."""
+    state, config, energy = run.state, run.config, run.energy
+    todo = [r for r in rungs if f"level{r[0]}/basin" not in state]
+    if not todo:
+        return
+    t0 = time.perf_counter()
+    pulls = ", ".join(f"{m:g}" for _, m, _ in todo)
+    run.reporter.stage(f"attraction-diffusion, alpha {pulls} units", total=len(minima) * len(todo), unit="minimum")
+    gens = [torch.Generator(device=energy.device).manual_seed(config.seed * 1009 + j) for _, _, j in todo]
+    configs = [_ad_config(config, settings, m * settings["alpha_unit"]) for _, m, _ in todo]
+    results = assign_ladder(energy, minima, configs, gens, run.reporter.advance, run.reporter.detail)
+    seconds = time.perf_counter() - t0
+    for (key, m, _), (part, rec) in zip(todo, results):
+        part.multiplier = m
+        part.attrs["seconds"] = seconds  # of the levels run together
+        part.attrs["levels_together"] = len(todo)
+        _level_to_state(state, key, part, rec, tuple(energy.shape))
+    state["stage"] = f"basins at alpha {pulls} units"
+    run.timed(f"basins_{todo[0][0]}", t0)
+    run.save()
+
+
+def _midpoints(levels: list[Partition], budget: int) -> list[float]:
+    """Pulls between neighbouring rungs (sorted by pull) where the stronger keeps fewer than
+    1/``LADDER_JUMP`` of the weaker one's basins: the geometric mean of each such pair's
+    pulls, the largest drops first, at most ``budget``; none between pulls closer than a
+    factor 1.15."""
+    ordered = sorted(levels, key=lambda p: p.multiplier)
+    gaps = [(lo.n_basins / hi.n_basins, math.sqrt(lo.multiplier * hi.multiplier))
+            for lo, hi in zip(ordered, ordered[1:])
+            if lo.n_basins > LADDER_JUMP * hi.n_basins and hi.multiplier > 1.15 * lo.multiplier]
+    return [m for _, m in sorted(gaps, key=lambda g: -g[0])[:budget]]
+
+
 def _stage_ladder(
     run: _Run, minima: Minima, settings: dict[str, Any]
-) -> tuple[list[Partition], list[PairRecords], int, str | None]:
-    """4. Basins at each pull of the ladder, extended until the strongest leaves one."""
-    state, config, energy = run.state, run.config, run.energy
+) -> tuple[list[Partition], list[PairRecords], int, int, str | None]:
+    """4. Basins at each pull of the ladder, extended until the strongest leaves one, then
+    rungs inserted where a pull's step loses most basins at once (sorted by pull)."""
+    state, config = run.state, run.config
     multipliers = [float(m) for m in state.get("ladder", config.multipliers)]
     levels: list[Partition] = []
     records: list[PairRecords] = []
-    k = 0
-    extended = len(multipliers) - len(config.multipliers)  # rungs added before a resume count too
-    while k < len(multipliers):
-        if f"level{k}/basin" not in state:
-            # every rung not done yet runs at once: the levels are independent, and their
-            # trials share batches, each level with its own generator, so each gets the
-            # result it would alone (a rung added above the ladder waits for the one below)
-            todo = list(range(k, len(multipliers)))
-            t0 = time.perf_counter()
-            pulls = ", ".join(f"{multipliers[j]:g}" for j in todo)
-            run.reporter.stage(f"attraction-diffusion, alpha {pulls} units", total=len(minima) * len(todo),
-                               unit="minimum")
-            gens = [torch.Generator(device=energy.device).manual_seed(config.seed * 1009 + 1 + j) for j in todo]
-            configs = [_ad_config(config, settings, multipliers[j] * settings["alpha_unit"]) for j in todo]
-            results = assign_ladder(energy, minima, configs, gens, run.reporter.advance, run.reporter.detail)
-            seconds = time.perf_counter() - t0
-            for j, (part, rec) in zip(todo, results):
-                part.multiplier = multipliers[j]
-                part.attrs["seconds"] = seconds  # of the levels run together
-                part.attrs["levels_together"] = len(todo)
-                _level_to_state(state, j, part, rec, tuple(energy.shape))
-            state["stage"] = f"basins at alpha {pulls} units"
-            run.timed(f"basins_{k}", t0)
-            run.save()
-        part, rec = _level_from_state(state, k)
+
+    def take(key: str | int) -> None:
+        part, rec = _level_from_state(state, key)
         levels.append(part)
         records.append(rec)
         run.reporter.note(f"alpha {part.multiplier:g} units: {part.n_basins} basin{'' if part.n_basins == 1 else 's'} "
                           f"({part.attrs.get('trials', 0):,} trials)")
+
+    k = 0
+    extended = len(multipliers) - len(config.multipliers)  # rungs added before a resume count too
+    while k < len(multipliers):
+        # every rung not done yet runs at once (a rung added above the ladder waits for the one below)
+        _run_rungs(run, minima, settings, [(str(j), multipliers[j], 1 + j) for j in range(k, len(multipliers))])
+        take(k)
         k += 1
-        if k == len(multipliers) and part.n_basins > 1 and len(multipliers) - len(config.multipliers) < config.ladder_extend:
+        if (k == len(multipliers) and levels[-1].n_basins > 1
+                and len(multipliers) - len(config.multipliers) < config.ladder_extend):
             multipliers.append(multipliers[-1] * LADDER_FACTOR)
             extended += 1
             state["ladder"] = multipliers
+    inserted = [float(m) for m in state.get("ladder/inserted", [])]
+    done = 0
+    while True:
+        _run_rungs(run, minima, settings, [(f"r{j}", inserted[j], 501 + j) for j in range(done, len(inserted))])
+        for j in range(done, len(inserted)):
+            take(f"r{j}")
+        done = len(inserted)
+        new = _midpoints(levels, config.ladder_refine - len(inserted))
+        if not new:
+            break
+        inserted += new
+        state["ladder/inserted"] = inserted
+    order = sorted(range(len(levels)), key=lambda i: levels[i].multiplier)
+    levels, records = [levels[i] for i in order], [records[i] for i in order]
     note = None
     if levels[-1].n_basins > 1:
         note = (f"{levels[-1].n_basins} basins remain at the strongest pull tried "
                 f"({multipliers[-1]:g} units; raise --ladder or ladder_extend to go further)")
         run.reporter.note(note)
-    return levels, records, extended, note
+    return levels, records, extended, len(inserted), note
 
 
 def _stage_connected(
@@ -629,7 +667,7 @@ def _stage_connected(
 
 def _assemble(
     run: _Run, minima: Minima, table: PairTable, saddles: _Saddles, keep_paths: bool, settings: dict[str, Any],
-    levels: list[Partition], extended: int, ladder_note: str | None,
+    levels: list[Partition], extended: int, inserted: int, ladder_note: str | None,
 ) -> MapResult:
     """6. The tree, the grid, the content."""
     energy, config, state = run.energy, run.config, run.state
@@ -665,7 +703,7 @@ def _assemble(
             "tree": {"refined_merges": int(tree.refined.sum()), "connected_merges": int(tree.connected.sum())},
             "levels": {"alpha_unit": settings["alpha_unit"], "temperature": settings["ad_temperature"],
                        "delta": settings["delta"], "eps": settings["ad_eps"], "extended": extended,
-                       "note": ladder_note or ""},
+                       "inserted": inserted, "note": ladder_note or ""},
         },
     )
     counts = {"minima": n, "basins": levels[main].n_basins, "pairs": len(table), "refined": refined,

@@ -44,7 +44,9 @@ setting                  default                                                
                                                                                       leave far from reached
 ``ladder``, ``alpha``    0.03, 0.1, 0.3, 1, 3 units, extended by x3 until the         basins from nearly every minimum down to one;
                          strongest pull leaves one basin (``ladder_extend`` rungs      the main partition is the one at 0.1 unit
-                         at most, reported); main level 0.1                            (most barriers still resolved)
+                         at most, reported); main level 0.1; then up to 4 rungs       (most barriers still resolved); and no step
+                         (``ladder_refine``) at the geometric mean of two pulls       of the ladder jumps over the hierarchy (a
+                         where the stronger keeps under 1/4 of the basins             convergent model: 64 basins, then 1)
 ``delta``                a quarter of the minima's median spacing (at least the       a successful trial reached its target and no
                          merge radius)                                                other minimum
 ``ad_eps``               the checkpoint's descent step at ``T_AD``                      the model's own sampler; else the largest
@@ -75,6 +77,9 @@ from landscape.sampling.langevin import MAX_EPS
 DEFAULT_LADDER = (0.03, 0.1, 0.3, 1.0, 3.0)
 #: Factor between the rungs added above the ladder.
 LADDER_FACTOR = 3.0
+#: A rung is inserted between two neighbouring pulls where the stronger keeps fewer than
+#: 1/LADDER_JUMP of the weaker one's basins (``ladder_refine`` rungs at most).
+LADDER_JUMP = 4.0
 #: The quench's default tolerance, as a fraction of the median gradient norm at uniform
 #: starts (a quasi-Newton quench reaches it in a few steps more than a looser one; a
 #: float32 energy stops at its precision before).
@@ -139,6 +144,10 @@ class MapConfig:
     ladder_extend : int
         Rungs (each ``x3``) added above the ladder at most while its strongest level has
         more than one basin.
+    ladder_refine : int
+        Rungs inserted at most, each at the geometric mean of two neighbouring pulls where
+        the stronger keeps fewer than a quarter of the weaker one's basins (the hierarchy
+        between 64 basins and 1, say, instead of nothing); 0 for the ladder as given.
     max_steps, patience, attempts, average, round_size, batch_size :
         Attraction-diffusion trial settings (see :class:`landscape.mapping.ad.ADConfig`).
     grid : int
@@ -168,6 +177,7 @@ class MapConfig:
     alpha: float = 0.1
     ladder: tuple[float, ...] = DEFAULT_LADDER
     ladder_extend: int = 4
+    ladder_refine: int = 4
     max_steps: int = 2000
     patience: int = 200
     attempts: int = 3
@@ -203,6 +213,7 @@ class MapConfig:
             (self.alpha > 0 and math.isfinite(self.alpha), "alpha must be > 0"),
             (all(a > 0 and math.isfinite(a) for a in self.ladder), "ladder values must be finite and > 0"),
             (self.ladder_extend >= 0, "ladder_extend must be >= 0"),
+            (self.ladder_refine >= 0, "ladder_refine must be >= 0"),
             (self.max_steps >= 1 and self.patience >= 1 and self.attempts >= 1, "max_steps, patience, attempts must be >= 1"),
             (self.average >= 0 and self.round_size >= 1 and self.batch_size >= 1,
              "average must be >= 0, round_size and batch_size >= 1"),
