@@ -595,7 +595,8 @@ def _stage_ladder(
     run: _Run, minima: Minima, settings: dict[str, Any]
 ) -> tuple[list[Partition], list[PairRecords], int, int, str | None]:
     """4. Basins at each pull of the ladder, extended until the strongest leaves one, then
-    rungs inserted where a pull's step loses most basins at once (sorted by pull)."""
+    at rungs inserted where a step of the ladder loses most basins at once (the levels
+    returned sorted by pull)."""
     state, config = run.state, run.config
     multipliers = [float(m) for m in state.get("ladder", config.multipliers)]
     levels: list[Partition] = []
@@ -620,18 +621,14 @@ def _stage_ladder(
             multipliers.append(multipliers[-1] * LADDER_FACTOR)
             extended += 1
             state["ladder"] = multipliers
-    inserted = [float(m) for m in state.get("ladder/inserted", [])]
-    done = 0
-    while True:
-        _run_rungs(run, minima, settings, [(f"r{j}", inserted[j], 501 + j) for j in range(done, len(inserted))])
-        for j in range(done, len(inserted)):
-            take(f"r{j}")
-        done = len(inserted)
-        new = _midpoints(levels, config.ladder_refine - len(inserted))
-        if not new:
-            break
-        inserted += new
-        state["ladder/inserted"] = inserted
+    # One pass of inserted rungs, run together (a second pass would cost as much again for
+    # ever finer detail).
+    if "ladder/inserted" not in state:
+        state["ladder/inserted"] = _midpoints(levels, config.ladder_refine)
+    inserted = [float(m) for m in state["ladder/inserted"]]
+    _run_rungs(run, minima, settings, [(f"r{j}", m, 501 + j) for j, m in enumerate(inserted)])
+    for j in range(len(inserted)):
+        take(f"r{j}")
     order = sorted(range(len(levels)), key=lambda i: levels[i].multiplier)
     levels, records = [levels[i] for i in order], [records[i] for i in order]
     note = None

@@ -145,9 +145,10 @@ class MapConfig:
         Rungs (each ``x3``) added above the ladder at most while its strongest level has
         more than one basin.
     ladder_refine : int
-        Rungs inserted at most, each at the geometric mean of two neighbouring pulls where
-        the stronger keeps fewer than a quarter of the weaker one's basins (the hierarchy
-        between 64 basins and 1, say, instead of nothing); 0 for the ladder as given.
+        Rungs inserted at most (in one batch, after the ladder), each at the geometric mean
+        of two neighbouring pulls where the stronger keeps fewer than a quarter of the
+        weaker one's basins, the largest drops first (the hierarchy between 64 basins and 1,
+        say, instead of nothing); 0 for the ladder as given.
     max_steps, patience, attempts, average, round_size, batch_size :
         Attraction-diffusion trial settings (see :class:`landscape.mapping.ad.ADConfig`).
     grid : int
