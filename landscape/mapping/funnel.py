@@ -46,7 +46,7 @@ from landscape.sampling.langevin import sample
 from landscape.io.mapfile import FunnelData, MapContent
 from landscape.io.progress import resume_progress, save_progress
 from landscape.mapping.pipeline import NamedStages, Reporter, extend_map
-from landscape.mapping.minima import Minima, QuenchResult, describe_stops, merge_duplicates, quench
+from landscape.mapping.minima import Minima, QuenchResult, describe_stops, energy_tie, merge_duplicates, quench
 from landscape.mapping.neighbors import nearest
 
 #: A score at or above this is called a funnel: exp(H) falls to sqrt(exp(H_0)) or less.
@@ -389,7 +389,8 @@ def _map_end_points(
     ends = torch.cat([torch.as_tensor(state[f"level{k}/x"]) for k in levels]).to(energy.device, energy.dtype)
     end_energy = torch.cat([torch.as_tensor(state[f"level{k}/energy"], dtype=torch.float64) for k in levels])
     minima_x = torch.from_numpy(np.asarray(content.minima_x)).to(energy.device)
-    owner, keep, _ = _match(ends, end_energy, minima_x, config.merge_radius, config.grad_tol * config.merge_radius)
+    owner, keep, _ = _match(ends, end_energy, minima_x, config.merge_radius,
+                            energy_tie(config.grad_tol, config.merge_radius))
     new_minima = int(keep.numel())
     if not new_minima:
         return owner, content, 0

@@ -208,8 +208,7 @@ def quench(
         radius_max = (4.0 * radius).clamp_min(4.0 * move)
         state = _Descent(x.reshape(n, -1).clone(), u.clone(), g.reshape(n, -1).clone(), gn.clone(), gamma, radius,
                          radius_max, torch.arange(n, device=x.device))
-        done = ~(gn >= grad_tol)
-        state = state.keep(~done)
+        state = state.keep(gn >= grad_tol)
         flat_x = x.reshape(n, -1)
         stalled = torch.zeros(n, dtype=torch.bool, device=x.device)
         steps = 0
@@ -365,6 +364,13 @@ def _settle(energy: Energy, q: QuenchResult, radius: float, max_steps: int, grad
         steps=q.steps + again.steps,
         stalled=torch.where(lower, again.stalled, q.stalled),
     )
+
+
+def energy_tie(grad_tol: float, merge_radius: float) -> float:
+    """Energies closer than this are equal as far as a map can tell: a point quenched to a
+    gradient below ``grad_tol`` may still be that much above a point of its minimum within
+    ``merge_radius`` (the ``tie`` of :func:`merge_duplicates` and of the settings' fallbacks)."""
+    return grad_tol * merge_radius
 
 
 def merge_duplicates(
@@ -550,6 +556,6 @@ def find_minima(
         q = _settle(energy, q, merge_radius, quench_steps, grad_tol, generator, box)
     if on_quench is not None:
         on_quench(q)
-    keep, assignment = merge_duplicates(q.x, q.energy, merge_radius, tie=grad_tol * merge_radius)
+    keep, assignment = merge_duplicates(q.x, q.energy, merge_radius, tie=energy_tie(grad_tol, merge_radius))
     hits = torch.bincount(assignment, minlength=keep.numel()).to(torch.int64)
     return Minima(x=q.x[keep], energy=q.energy[keep], hits=hits, grad_norm=q.grad_norm[keep])

@@ -44,7 +44,7 @@ from landscape.distributed import from_main, split_energy
 from landscape.energy import Energy, reset_stage, set_stage, stage
 from landscape.errors import LandscapeError
 from landscape.io.progress import resume_progress, save_progress
-from landscape.mapping.minima import Minima, QuenchResult, describe_stops, find_minima, merge_duplicates
+from landscape.mapping.minima import Minima, QuenchResult, describe_stops, energy_tie, find_minima, merge_duplicates
 from landscape.io.records import NEIGHBOUR, GridData, MapContent, PairTable, Partition
 from landscape.mapping.settings import LADDER_FACTOR, LADDER_JUMP, MapConfig, ad_settings, capped_eps, exploration_settings
 from landscape.mapping.tree import BarrierTree, flat_rtol, minimax_tree
@@ -232,7 +232,8 @@ def _explore(energy: Energy, cfg: MapConfig, plan: dict[str, Any], data: torch.T
                             quench_steps=cfg.quench_steps, grad_tol=plan["grad_tol"],
                             merge_radius=plan["merge_radius"], generator=gen, box=energy.data_range,
                             progress=reporter.advance, on_quench=count)
-        minima, new_last = _union(minima, found, plan["merge_radius"], plan["grad_tol"] * plan["merge_radius"])
+        minima, new_last = _union(minima, found, plan["merge_radius"],
+                                  energy_tie(plan["grad_tol"], plan["merge_radius"]))
         done, total = done + 1, total + n
         state.update({"minima/x": minima.x.detach().cpu(), "minima/energy": minima.energy.cpu(),
                       "minima/hits": minima.hits.cpu(), "minima/grad_norm": minima.grad_norm.cpu(),
@@ -546,7 +547,7 @@ def _stage_settings(run: _Run, minima: Minima, table: PairTable) -> dict[str, An
         e = minima.energy.numpy()
         depths = _depths(e, table, flat_rtol(run.energy.dtype))
         run.state["settings"] = ad_settings(run.energy, run.config, minima.x, e, depths, run.plan["merge_radius"],
-                                            run.plan["grad_tol"] * run.plan["merge_radius"])
+                                            energy_tie(run.plan["grad_tol"], run.plan["merge_radius"]))
         run.save()
     settings = {**run.plan, **run.state["settings"]}
     run.reporter.note(f"attraction-diffusion at T {settings['ad_temperature']:.4g}, alpha unit "
