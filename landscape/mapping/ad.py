@@ -39,7 +39,7 @@ import torch
 from landscape.energy import Energy, ValueAndGrad
 from landscape.errors import LandscapeError, NonFiniteEnergyError
 from landscape.sampling.langevin import RowGroups, gaussian_noise
-from landscape.mapping.minima import Minima
+from landscape.mapping.minima import Minima, energy_key, energy_order
 from landscape.mapping.paths import segment_max
 from landscape.io.records import Partition
 
@@ -806,13 +806,14 @@ class _State:
     """The assignment in progress: basin of each minimum and the representatives."""
 
     def __init__(self, energy: Energy, x: torch.Tensor, energies: torch.Tensor, config: ADConfig,
-                 generator: torch.Generator | None):
+                 generator: torch.Generator | None, tie: float = 0.0):
         n = x.shape[0]
         self.flat = x.reshape(n, -1).double()
         self.energies = energies
+        self.key = energy_key(energies, tie)  # energies within the tie are one (minima.energy_order)
         self.config = config
         rank = [0] * n
-        for pos, i in enumerate(torch.argsort(energies, stable=True).tolist()):
+        for pos, i in enumerate(energy_order(energies, tie).tolist()):
             rank[i] = pos
         self.trials = _Trials(energy, x, rank, config, generator)
         self.basin_of = [-1] * n
@@ -827,7 +828,7 @@ class _State:
         """The assignment, basins numbered by the energy of their representative."""
         reps = np.asarray(self.reps, dtype=np.int64)
         e = self.energies.numpy()
-        order = np.lexsort((np.arange(reps.size), e[reps]))
+        order = np.lexsort((np.arange(reps.size), self.key[reps]))
         new_of = np.empty(reps.size, dtype=np.int64)
         new_of[order] = np.arange(reps.size)
         t = self.trials
@@ -910,6 +911,7 @@ def assign_ladder(
     generators: Sequence[torch.Generator | None] | None = None,
     progress: Callable[[int], None] | None = None,
     detail: Callable[[str], None] | None = None,
+    tie: float = 0.0,
 ) -> list[tuple[Partition, PairRecords]]:
     """:func:`assign_basins` at several pulls at once (``configs`` differ in ``alpha``
     and ``eps`` only): the levels are independent, so their trials share batches, and a ladder costs
@@ -920,6 +922,9 @@ def assign_ladder(
     :func:`assign_basins` gives it with its generator (exactly, for energies computed
     row by row). ``progress`` counts minima assigned, summed over the levels; ``detail``
     receives a line on the batch of trials under way at every sync point of its chains.
+    Minima whose energies round to the same multiple of ``tie`` count as equally low
+    (:func:`~landscape.mapping.minima.energy_order`): taken, and made representatives,
+    by index, so that the order does not follow what rounding did to their energies.
     """
     n = len(minima)
     if n == 0:
@@ -928,8 +933,9 @@ def assign_ladder(
     energy.check_batch(minima.x)
     x = minima.x.detach().to(device=energy.device, dtype=energy.dtype)
     energies = minima.energy.double().cpu()
-    order = torch.argsort(energies, stable=True).tolist()
-    states = [_State(energy, x, energies, config, gen) for config, gen in zip(configs, _one_each(generators, configs))]
+    order = energy_order(energies, tie).tolist()
+    states = [_State(energy, x, energies, config, gen, tie)
+              for config, gen in zip(configs, _one_each(generators, configs))]
     for state in states:
         state.found(order[0])
         if progress is not None:
@@ -1070,11 +1076,12 @@ def extend_ladder(
     generators: Sequence[torch.Generator | None] | None = None,
     progress: Callable[[int], None] | None = None,
     detail: Callable[[str], None] | None = None,
+    tie: float = 0.0,
 ) -> list[tuple[Partition, PairRecords, np.ndarray]]:
     """:func:`extend_basins` for every level of a ladder at once (one prior and one config
     per level, the configs differing in ``alpha`` and ``eps`` only), the levels' trials in shared
     batches, each with its own generator (as :func:`assign_ladder`). ``progress`` counts new
-    minima summed over levels; ``detail`` as for :func:`assign_ladder`."""
+    minima summed over levels; ``detail`` and ``tie`` as for :func:`assign_ladder`."""
     if len(priors) != len(configs):
         raise LandscapeError(f"{len(priors)} levels but {len(configs)} attraction-diffusion configs")
     _same_but_pull_and_step(configs)
@@ -1087,20 +1094,19 @@ def extend_ladder(
         n_old = int(prior.basin.shape[0])
         if n < n_old:
             raise LandscapeError(f"{n} minima cannot extend a basin assignment of {n_old}")
-        state = _State(energy, x, energies, config, gen)
+        state = _State(energy, x, energies, config, gen, tie)
         state.basin_of[:n_old] = [int(b) for b in prior.basin.tolist()]
         state.reps = [int(r) for r in prior.representative.tolist()]
-        jobs.append((state, sorted(range(n_old, n), key=lambda i: (float(energies[i]), i))))
+        jobs.append((state, sorted(range(n_old, n), key=lambda i: (float(state.key[i]), i))))
     _drive(jobs, progress, detail)
     out = []
-    e = energies.numpy()
     for (state, _), prior in zip(jobs, priors):
         b_old = int(prior.representative.shape[0])
         # A basin's representative is its lowest minimum: a new minimum below it takes over.
         basin_of = np.asarray(state.basin_of, dtype=np.int64)
         for b, rep in enumerate(list(state.reps)):
             members = np.flatnonzero(basin_of == b)
-            state.reps[b] = int(members[np.lexsort((members != rep, e[members]))[0]])
+            state.reps[b] = int(members[np.lexsort((members != rep, state.key[members]))[0]])
         partition = state.partition()
         old_to_new = partition.basin[np.asarray(state.reps[:b_old], dtype=np.int64)]
         partition.multiplier = prior.multiplier

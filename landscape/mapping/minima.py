@@ -373,6 +373,20 @@ def energy_tie(grad_tol: float, merge_radius: float) -> float:
     return grad_tol * merge_radius
 
 
+def energy_order(energy: torch.Tensor, tie: float = 0.0) -> torch.Tensor:
+    """Indices that sort ``energy`` from the lowest, energies that round to the same
+    multiple of ``tie`` (see :func:`energy_tie`) by index: the one order of minima a map
+    uses, whatever rounding did to energies it cannot tell apart."""
+    key = energy.double()
+    return torch.argsort(torch.round(key / tie) if tie > 0 else key, stable=True)
+
+
+def energy_key(energy: torch.Tensor | np.ndarray, tie: float = 0.0) -> np.ndarray:
+    """What :func:`energy_order` sorts by, as float64 numpy (for ``lexsort`` with other keys)."""
+    e = np.asarray(energy.cpu() if isinstance(energy, torch.Tensor) else energy, dtype=np.float64)
+    return np.round(e / tie) if tie > 0 else e
+
+
 def merge_duplicates(
     x: torch.Tensor, energy: torch.Tensor, radius: float, *, tie: float = 0.0, chunk: int = 1024
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -431,8 +445,7 @@ def merge_duplicates(
     if not tie >= 0.0:
         raise LandscapeError(f"energy tie must be >= 0, got {tie}")
     flat = x.reshape(n, -1).double()
-    key = energy.double()
-    order = torch.argsort(torch.round(key / tie) if tie > 0 else key, stable=True)
+    order = energy_order(energy, tie)
     assignment = torch.full((n,), -1, dtype=torch.int64, device=x.device)
     kept: list[int] = []  # indices into x
     kept_x = flat.new_zeros((0, flat.shape[1]))

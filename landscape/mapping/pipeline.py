@@ -568,7 +568,8 @@ def _run_rungs(run: _Run, minima: Minima, settings: dict[str, Any], rungs: list[
     run.reporter.stage(f"attraction-diffusion, alpha {pulls} units", total=len(minima) * len(todo), unit="minimum")
     gens = [torch.Generator(device=energy.device).manual_seed(config.seed * 1009 + j) for _, _, j in todo]
     configs = [_ad_config(config, settings, m * settings["alpha_unit"]) for _, m, _ in todo]
-    results = assign_ladder(energy, minima, configs, gens, run.reporter.advance, run.reporter.detail)
+    results = assign_ladder(energy, minima, configs, gens, run.reporter.advance, run.reporter.detail,
+                            tie=energy_tie(run.plan["grad_tol"], run.plan["merge_radius"]))
     seconds = time.perf_counter() - t0
     for (key, m, _), (part, rec) in zip(todo, results):
         part.multiplier = m
@@ -829,7 +830,7 @@ def extend_map(
     gens = [torch.Generator(device=energy.device).manual_seed(seed * 1009 + 101 + k) for k in range(len(content.levels))]
     results = extend_ladder(energy, minima, content.levels,
                             [_ad_config(cfg, settings, prior.alpha) for prior in content.levels], gens, reporter.advance,
-                            reporter.detail)
+                            reporter.detail, tie=_stored_tie(content))
     for prior, (part, rec, _) in zip(content.levels, results):
         part.attrs = {**prior.attrs, "added": m}
         levels.append(part)
@@ -865,6 +866,16 @@ def extend_map(
         diagnosis=None,
         attrs=attrs,
     )
+
+
+def _stored_tie(content: MapContent) -> float:
+    """The energy tie of the map's own quench settings (0 where the file lacks them)."""
+    chosen = content.meta.extra.get("settings") if content.meta is not None else None
+    try:
+        tie = energy_tie(float(chosen["grad_tol"]), float(chosen["merge_radius"]))
+    except (TypeError, KeyError, ValueError):
+        return 0.0
+    return tie if math.isfinite(tie) and tie >= 0 else 0.0
 
 
 def _saddles_of(content: MapContent) -> _Saddles:

@@ -296,12 +296,16 @@ def _power(apply: Any, x: torch.Tensor, iterations: int) -> torch.Tensor:
 def largest_curvature(energy: Energy, x: torch.Tensor, iterations: int = 20) -> float:
     """How fast the gradient of ``U`` can change near the points ``x`` (e.g. minima).
 
-    The larger of two power iterations per point, maximised over points: on exact
+    The largest of three power iterations per point, maximised over points: on exact
     Hessian-vector products (:func:`hessian_vector`), and on the change of the gradient
-    across a finite step of 1/100 of the box (or of the point's norm without a box). The
-    second matters for piecewise-linear networks (ReLU, LeakyReLU), whose Hessian is
-    zero between kinks while their gradient jumps at each kink: a Langevin step feels the
-    jumps. It sets a stable step: a descent step ``h * curvature`` below 2.
+    over a finite step of 1/50 of the box (or of the point's norm without a box) forward
+    and backward. The steps matter for piecewise-linear networks (ReLU, LeakyReLU), whose
+    Hessian is zero between kinks while their gradient jumps at each kink: a Langevin step
+    feels the jumps. One-sided, a point where the curvature changes (the rim of a flat
+    floor, a kink) sees the curvature of its stiffer side whichever side of the change
+    the quench left it on (a central difference would see their mean, and the exact
+    Hessian the side it sits on, which rounding decides). It sets a stable step: a
+    descent step ``h * curvature`` below 2.
     """
     n = x.shape[0]
     if n == 0:
@@ -313,8 +317,12 @@ def largest_curvature(energy: Energy, x: torch.Tensor, iterations: int = 20) -> 
     else:
         h = 1e-2 * (float(torch.linalg.vector_norm(x.reshape(n, -1), dim=1).max()) + 1.0)
     with energy.frozen():
-        secant = _power(lambda v: (vg(x + h * v)[1] - vg(x - h * v)[1]) / (2 * h), x, iterations)
-    value = float(torch.maximum(exact, secant).max())
+        g = vg(x)[1]
+        # (each over 2 h, as the central difference it replaces: a kink inside the span
+        # counts its jump over the same distance)
+        forward = _power(lambda v: (vg(x + 2 * h * v)[1] - g) / (2 * h), x, iterations)
+        backward = _power(lambda v: (g - vg(x - 2 * h * v)[1]) / (2 * h), x, iterations)
+    value = float(torch.maximum(exact, torch.maximum(forward, backward)).max())
     return value if math.isfinite(value) and value > 0 else 1.0
 
 
