@@ -10,7 +10,10 @@ Gaussian noise and the update: the floor any Langevin-based step has) and (c) on
 running (no target within reach, no patience limit) and paths recorded as the mapper
 does. The ratio c / a is the cost of the noise, the magnetization and the per-trial
 bookkeeping (peak, distance, arrival, stopping, path) on top of the energy; c / b what
-attraction-diffusion adds to a plain Langevin step.
+attraction-diffusion adds to a plain Langevin step. With ``--compile``, also (d) the same
+AD step with the energy compiled (``Energy(compile=True)``, :mod:`landscape.fused`: the
+energy's forward and backward pass, the pull and the update of several steps fused into
+one call), timed after a first call that compiles it (that time is printed too).
 
 It also counts the tensor operations each of (a), (b) and (c) issues per step (torch's
 profiler: aten operations called from Python, views and dtype casts left out), the same
@@ -30,7 +33,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from landscape import Energy  # noqa: E402
+from landscape import Energy, fused  # noqa: E402
 from landscape.energy import use_cpu_threads  # noqa: E402
 from landscape.mapping.ad import ADConfig, attraction_diffusion  # noqa: E402
 from landscape.sampling.langevin import init, langevin_move  # noqa: E402
@@ -38,13 +41,13 @@ from landscape.potentials import mueller_brown  # noqa: E402
 from landscape.train.nets import build_model  # noqa: E402
 
 
-def energies(device: str) -> dict[str, Energy]:
+def energies(device: str, compile: bool = False) -> dict[str, Energy]:
     torch.manual_seed(0)
     digits = build_model("digits", {"hidden": [128, 128]}).to(device).eval()
     return {
-        "digits MLP (1x8x8)": Energy(digits, (1, 8, 8), data_range=(-1.0, 1.0), device=device),
+        "digits MLP (1x8x8)": Energy(digits, (1, 8, 8), data_range=(-1.0, 1.0), device=device, compile=compile),
         "Mueller-Brown (2-D, float64)": Energy(mueller_brown, (2,), data_range=(-1.5, 2.0), device=device,
-                                               dtype=torch.float64),
+                                               dtype=torch.float64, compile=compile),
     }
 
 
@@ -83,9 +86,11 @@ def langevin_step(e: Energy, x: torch.Tensor, calls: int) -> float:
 
 def ad_step(e: Energy, x: torch.Tensor, b: torch.Tensor, steps: int) -> float:
     cfg = _ad_config(steps)
+    first = time.perf_counter()
     attraction_diffusion(e, x, b, ADConfig(**{**cfg.__dict__, "max_steps": 20}))
     _sync(str(e.device))
     t = time.perf_counter()
+    e.__dict__.setdefault(f"first_call_s_{x.shape[0]}", t - first)  # (the compiling one, if any)
     attraction_diffusion(e, x, b, cfg)
     _sync(str(e.device))
     return (time.perf_counter() - t) / steps
@@ -144,10 +149,13 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--steps", type=int, default=300)
     parser.add_argument("--batches", default="128,1024")
+    parser.add_argument("--compile", action="store_true", help="also the AD step of the energy compiled")
     args = parser.parse_args()
+    extra = " compiled AD step (ms) | compiled / energy+gradient | first compiled call (s) |" if args.compile else ""
     print("| energy | batch | energy+gradient (ms) | Langevin step (ms) | AD step (ms) | AD / energy+gradient "
-          "| AD / Langevin | operations per step: energy+gradient / Langevin / AD |")
-    print("|---|---|---|---|---|---|---|---|")
+          "| AD / Langevin | operations per step: energy+gradient / Langevin / AD |" + extra)
+    print("|---|---|---|---|---|---|---|---|" + "---|" * (3 if args.compile else 0))
+    compiled = energies(args.device, compile=True) if args.compile else {}
     for name, e in energies(args.device).items():
         use_cpu_threads(e.fn, e.device)
         for p in (int(v) for v in args.batches.split(",")):
@@ -158,8 +166,15 @@ def main() -> None:
             plain = statistics.median(langevin_step(e, x, args.steps) for _ in range(args.repeats))
             step = statistics.median(ad_step(e, x, b, args.steps) for _ in range(args.repeats))
             ops = " / ".join(f"{v:.1f}" for v in operations_per_step(e, x, b))
-            print(f"| {name} | {p} | {bare * 1e3:.3f} | {plain * 1e3:.3f} | {step * 1e3:.3f} | {step / bare:.2f} "
-                  f"| {step / plain:.2f} | {ops} |", flush=True)
+            row = (f"| {name} | {p} | {bare * 1e3:.3f} | {plain * 1e3:.3f} | {step * 1e3:.3f} | {step / bare:.2f} "
+                   f"| {step / plain:.2f} | {ops} |")
+            if args.compile:
+                c = compiled[name]
+                fast = statistics.median(ad_step(c, x, b, args.steps) for _ in range(args.repeats))
+                why = fused.failure(c)
+                row += (f" {fast * 1e3:.3f} | {fast / bare:.2f} | {c.__dict__[f'first_call_s_{p}']:.1f} |" if why is None
+                        else f" failed: {why} | | |")
+            print(row, flush=True)
 
 
 if __name__ == "__main__":

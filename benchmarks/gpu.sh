@@ -3,12 +3,14 @@
 #
 #     bash benchmarks/gpu.sh [RESULTS]        # about 10 minutes on an H100 or H200
 #
-# 1. ad_step.py: one attraction-diffusion step against one energy-and-gradient call
-#    (digits MLP and Mueller-Brown at 128 and 1,024 rows; operations per step).
+# 1. ad_step.py --compile: one attraction-diffusion step against one energy-and-gradient
+#    call (digits MLP and Mueller-Brown at 128 and 1,024 rows; operations per step), eager
+#    and compiled (several steps fused per call; the first call's compile time too).
 # 2. map_scale.py --ranks 1: whole maps (Mueller-Brown; a digits model, 32 chains) and the
 #    ladder's levels together against one after another (it trains its own models).
 # 3. The 32x32 image model end to end: `landscape train --preset digits32-nonconvergent`,
-#    then `landscape map` at its defaults, per-stage seconds from `landscape info --json`.
+#    then `landscape map` at its defaults, per-stage seconds from `landscape info --json`;
+#    with COMPILE_MAP=1 the same map again with --compile (limit MAPC_S).
 #
 # PYTHON [python3] must hold a CUDA build of torch and the package's other dependencies
 # (h5py, networkx, click, tqdm, scikit-learn, scipy, matplotlib): the package is installed
@@ -22,7 +24,7 @@ cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
 DEVICE=${DEVICE:-cuda}
 OUT=${1:-gpu-results}
-AD_S=${AD_S:-120} SCALE_S=${SCALE_S:-240} TRAIN_S=${TRAIN_S:-240} MAP_S=${MAP_S:-480}
+AD_S=${AD_S:-240} SCALE_S=${SCALE_S:-240} TRAIN_S=${TRAIN_S:-240} MAP_S=${MAP_S:-480} MAPC_S=${MAPC_S:-480}
 mkdir -p "$OUT"
 export PYTHONUNBUFFERED=1
 summary() { echo "$*" | tee -a "$OUT/summary.txt"; }
@@ -57,7 +59,7 @@ else
     ad=() train=() map=()
 fi
 
-part ad_step "$AD_S" "$PYTHON" benchmarks/ad_step.py --device "$DEVICE" "${ad[@]}"
+part ad_step "$AD_S" "$PYTHON" benchmarks/ad_step.py --device "$DEVICE" --compile "${ad[@]}"
 if [ "${QUICK:-0}" != 1 ]; then
     part map_scale "$SCALE_S" "$PYTHON" benchmarks/map_scale.py --device "$DEVICE" --ranks 1
 fi
@@ -66,9 +68,8 @@ ckpt="$work/d32n.pt"
 [ -f "$ckpt" ] || part train_32x32 "$TRAIN_S" "$LANDSCAPE" train --preset digits32-nonconvergent --out "$ckpt" \
     --device "$DEVICE" --quiet "${train[@]}"
 if [ -f "$ckpt" ]; then
-    part map_32x32 "$MAP_S" "$LANDSCAPE" map "$ckpt" --out "$work/d32n.h5" --device "$DEVICE" "${map[@]}" \
-        ${MAP_ARGS:-}
-    [ -f "$work/d32n.h5" ] && summary "32x32 map: $("$PYTHON" - "$work/d32n.h5" <<'EOF'
+    describe() {  # describe MAP: minima, basins per level, seconds per stage
+        "$PYTHON" - "$1" <<'EOF'
 import json, sys
 import h5py
 with h5py.File(sys.argv[1], "r") as f:
@@ -77,6 +78,14 @@ with h5py.File(sys.argv[1], "r") as f:
     print(f"{f['minima'].attrs['count']} minima, basins per level {levels}, seconds per stage",
           {k: round(float(v), 1) for k, v in seconds.items()})
 EOF
-)"
+    }
+    part map_32x32 "$MAP_S" "$LANDSCAPE" map "$ckpt" --out "$work/d32n.h5" --device "$DEVICE" "${map[@]}" \
+        ${MAP_ARGS:-}
+    [ -f "$work/d32n.h5" ] && summary "32x32 map: $(describe "$work/d32n.h5")"
+    if [ "${COMPILE_MAP:-0}" = 1 ]; then
+        part map_32x32_compiled "$MAPC_S" "$LANDSCAPE" map "$ckpt" --out "$work/d32n_c.h5" --device "$DEVICE" \
+            --compile "${map[@]}"
+        [ -f "$work/d32n_c.h5" ] && summary "32x32 map, --compile: $(describe "$work/d32n_c.h5")"
+    fi
 fi
 summary "done: logs in $OUT"

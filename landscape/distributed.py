@@ -132,6 +132,10 @@ class SplitEnergy(Energy):
 
     def __init__(self, inner: Energy, group: Dist, min_rows: int | None = None) -> None:
         self.__dict__.update(inner.__dict__)
+        # Compiled windows of steps (landscape.fused) would trace the inner energy whole on
+        # every rank: a split energy's steps run eagerly, its evaluations split.
+        self.compile = False
+        self.__dict__.pop("_compiled", None)
         self.inner = inner
         self.group = group
         #: Batches of fewer rows are evaluated whole on every rank (no message): splitting

@@ -76,6 +76,10 @@ class Energy:
     sampler : dict, optional
         How the model was trained to be sampled (a checkpoint's ``epsilon``, ``tau``,
         ``steps``): the mapper explores with the model's own sampler when it is known.
+    compile : bool
+        Run attraction-diffusion's steps a window at a time through ``torch.compile``
+        (:mod:`landscape.fused`): the same chains to rounding error, fewer and fused
+        operations per step, and a compilation (seconds to a minute) first.
 
     Examples
     --------
@@ -94,8 +98,10 @@ class Energy:
         dtype: torch.dtype = torch.float32,
         name: str = "",
         sampler: Mapping[str, Any] | None = None,
+        compile: bool = False,
     ) -> None:
         self.fn = fn
+        self.compile = bool(compile)
         self.sampler = dict(sampler) if sampler else None
         self.shape = tuple(int(s) for s in shape)
         if not self.shape or any(s <= 0 for s in self.shape):

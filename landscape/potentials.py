@@ -43,9 +43,17 @@ MUELLER_BROWN_SADDLES = ((-0.8220, 0.6243), (0.2124, 0.2930))
 MUELLER_BROWN_SADDLE_ENERGY = (-40.6648, -72.2489)
 
 
-@lru_cache(maxsize=16)
 def _constants(values: tuple[tuple[float, ...], ...], dtype: torch.dtype, device: torch.device) -> tuple[torch.Tensor, ...]:
-    """Constant tensors, made once per dtype and device (not on every call)."""
+    """Constant tensors, made once per dtype and device (not on every call; while
+    ``torch.compile`` traces, made in the graph, where they cost nothing)."""
+    if torch.compiler.is_compiling():
+        return tuple(torch.tensor(v, dtype=dtype, device=device) for v in values)
+    return _cached_constants(values, dtype, device)
+
+
+@lru_cache(maxsize=16)
+def _cached_constants(values: tuple[tuple[float, ...], ...], dtype: torch.dtype, device: torch.device
+                      ) -> tuple[torch.Tensor, ...]:
     return tuple(torch.tensor(v, dtype=dtype, device=device) for v in values)
 
 

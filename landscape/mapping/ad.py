@@ -36,6 +36,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import torch
 
+from landscape import fused
 from landscape.energy import Energy, ValueAndGrad
 from landscape.errors import LandscapeError, NonFiniteEnergyError
 from landscape.sampling.langevin import RowGroups, gaussian_noise
@@ -215,11 +216,17 @@ class _Magnetized:
         self.x, self.h = x, torch.addcmul(g, diff, scale.reshape((-1,) + (1,) * (x.dim() - 1)))
         return u, g, diff, d
 
-    def step(self, out: torch.Tensor, distance: torch.Tensor | None = None
+    def draw(self) -> torch.Tensor:
+        """The noise of one step."""
+        return gaussian_noise(self.targets.shape, self.generator, self.targets.device, self.targets.dtype)
+
+    def step(self, out: torch.Tensor, distance: torch.Tensor | None = None, z: torch.Tensor | None = None
              ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Move every chain once, to ``out``; what :meth:`evaluate` gives there."""
+        """Move every chain once, to ``out`` (with the noise ``z``, drawn when not given);
+        what :meth:`evaluate` gives there."""
         x = self.x
-        z = gaussian_noise(x.shape, self.generator, x.device, x.dtype)
+        if z is None:
+            z = self.draw()
         if isinstance(self.drift, torch.Tensor):
             x = torch.addcmul(x, self.h, self.drift, out=out)
             x.addcmul_(z, self.noise)
@@ -230,12 +237,58 @@ class _Magnetized:
             x.clamp_(self.box[0], self.box[1])
         return self.evaluate(x, distance)
 
+    def fused_args(self) -> tuple[torch.Tensor, ...]:
+        """What :func:`_fused_window` takes besides the state: the pulls and their floors
+        ``[P]``, the step's coefficients ``[P, 1, ...]`` (a float made one per row, rounded
+        as ``torch.add(..., alpha=)`` rounds it) and the box's bounds (0-d; infinite
+        without a box)."""
+        t = self.targets
+        view = (-1,) + (1,) * (t.dim() - 1)
+        drift, noise = (v if isinstance(v, torch.Tensor) else torch.full((t.shape[0],), v, dtype=t.dtype, device=t.device)
+                        for v in (self.drift, self.noise))
+        low, high = self.box if self.box is not None else (-math.inf, math.inf)
+        return (self.pull, self.floor, drift.reshape(view), noise.reshape(view),
+                torch.tensor(low, dtype=t.dtype, device=t.device), torch.tensor(high, dtype=t.dtype, device=t.device))
+
     def select(self, keep: torch.Tensor) -> None:
         """Keep the chains ``keep`` only."""
         for name in ("targets", "pull", "floor", "drift", "noise", "x", "h"):
             value = getattr(self, name)
             if isinstance(value, torch.Tensor):
                 setattr(self, name, value[keep])
+
+
+def _fused_window(averaged: bool) -> Callable[[ValueAndGrad], Callable[..., tuple[torch.Tensor, ...]]]:
+    """``fused.STEPS`` steps of :class:`_Magnetized` with :meth:`_Window.note`'s bookkeeping,
+    as one function of tensors for ``torch.compile`` (``averaged``: distances of the
+    running mean, else of the chains)."""
+
+    def build(value_and_grad: ValueAndGrad) -> Callable[..., tuple[torch.Tensor, ...]]:
+        def window(x: torch.Tensor, h: torch.Tensor, targets: torch.Tensor, pull: torch.Tensor,
+                   floor: torch.Tensor, drift: torch.Tensor, noise: torch.Tensor, low: torch.Tensor,
+                   high: torch.Tensor, z: torch.Tensor, offset: torch.Tensor | None, smooth: float
+                   ) -> tuple[torch.Tensor, ...]:
+            p = x.shape[0]
+            view = (p,) + (1,) * (x.dim() - 1)
+            xs, us, ds, gs = [x], [], [], []
+            for k in range(fused.STEPS):
+                x = torch.clamp(x + h * drift + z[k] * noise, low, high)
+                u, g = value_and_grad(x)
+                diff = x - targets
+                d = torch.linalg.vector_norm(diff.reshape(p, -1), dim=1)
+                h = g + diff * (pull / torch.maximum(d, floor)).reshape(view)
+                if averaged:
+                    offset = offset + (diff - offset) * smooth
+                    d = torch.linalg.vector_norm(offset.reshape(p, -1), dim=1)
+                xs.append(x)
+                us.append(u)
+                ds.append(d)
+                gs.append(g.reshape(p, -1).sum(dim=1))
+            return torch.stack(xs), torch.stack(us), torch.stack(ds), torch.stack(gs), h, offset
+
+        return window
+
+    return build
 
 
 def attraction_diffusion(
@@ -248,6 +301,7 @@ def attraction_diffusion(
     steps: torch.Tensor | None = None,
     paths_for: int | None = None,
     on_window: Callable[[int, int], None] | None = None,
+    on_compile: Callable[[], None] | None = None,
 ) -> ADTrials:
     """Run AD trials ``starts[p] -> targets[p]`` as one batch.
 
@@ -283,6 +337,9 @@ def attraction_diffusion(
     on_window : callable, optional
         Called as ``on_window(steps, running)`` at each sync point (every few steps): the
         steps run so far and how many trials are still running (for progress reports).
+    on_compile : callable, optional
+        Called instead of ``on_window`` at the sync point before the steps are first
+        compiled (``energy.compile``: seconds to a minute).
 
     Returns
     -------
@@ -336,7 +393,13 @@ def attraction_diffusion(
             # on a host sync per step, and cost indexed writes every step.
             keep = ~run.finished
             running = int(keep.sum())  # (the one host sync per window)
-            if on_window is not None:
+            key = ("attraction-diffusion", run.offset is not None)
+            compiling = (on_compile is not None and energy.compile and running >= fused.MIN_ROWS
+                         and config.max_steps - step >= fused.STEPS and not fused.warm(energy, key)
+                         and fused.failure(energy) is None)
+            if compiling:  # (said instead of the window's report: a progress bar may show one a moment)
+                on_compile()
+            elif on_window is not None:
                 on_window(step, running)
             if running < keep.shape[0]:
                 out.take(run, ~keep)
@@ -350,9 +413,30 @@ def attraction_diffusion(
             n = min(_SYNC_EVERY, config.max_steps - step)
             window.start(mag.x)
             averaged = run.offset is not None
-            for k in range(1, n + 1):
-                u, g, diff, d = mag.step(window.x[k], None if averaged else window.d[k - 1])
-                window.note(k, u, g, diff, run.offset, run.smooth)
+            k = 0
+            while k < n:
+                fn = fused.compiled(energy, key, _fused_window(averaged)) \
+                    if n - k >= fused.STEPS and running >= fused.MIN_ROWS else None
+                z = torch.stack([mag.draw() for _ in range(fused.STEPS)]) if fn is not None else None
+                if fn is not None:
+                    try:
+                        xs, us, ds, gs, h, offset = fn(mag.x, mag.h, mag.targets, *mag.fused_args(), z, run.offset,
+                                                       run.smooth or 0.0)
+                    except Exception as error:  # compiling failed: run eagerly from here on
+                        fused.fail(energy, error)
+                    else:
+                        fused.warmed(energy, key)
+                        window.fill(k, xs, us, ds, gs)
+                        mag.x, mag.h = window.x[k + fused.STEPS], h
+                        if averaged:
+                            run.offset.copy_(offset)
+                        k += fused.STEPS
+                        continue
+                base = k
+                for k in range(base + 1, n + 1 if z is None else base + fused.STEPS + 1):
+                    u, g, diff, d = mag.step(window.x[k], None if averaged else window.d[k - 1],
+                                             None if z is None else z[k - base - 1])
+                    window.note(k, u, g, diff, run.offset, run.smooth)
             run.advance(window, window.close(n, step), n, step, mag.targets)
             step += n
     return out.trials(calls=step + 1)
@@ -414,6 +498,16 @@ class _Window:
     def start(self, x: torch.Tensor) -> None:
         self.x[0].copy_(x)
         self.u = []
+
+    def fill(self, k: int, xs: torch.Tensor, us: torch.Tensor, ds: torch.Tensor, gs: torch.Tensor) -> None:
+        """Take in steps ``k + 1 ... k + m`` run as one fused call: positions ``xs``
+        ``[m + 1, P, ...]`` (``xs[0]`` the one before), raw energies, distances and
+        gradient row sums ``[m, P]``."""
+        m = us.shape[0]
+        self.x[k + 1 : k + m + 1].copy_(xs[1:])
+        self.u.extend(us.unbind(0))
+        self.d[k : k + m].copy_(ds)
+        self.g[k : k + m].copy_(gs)
 
     def note(self, k: int, u: torch.Tensor, grad: torch.Tensor, diff: torch.Tensor, offset: torch.Tensor | None,
              smooth: float | None) -> None:
@@ -726,22 +820,26 @@ def _run_together(requests: Sequence[tuple[_Trials, Sequence[tuple[int, int]], f
         t = torch.cat([p[2] for p in part]).to(dev)
         lead, _, alpha = work[part[0][0]]
         config = replace(lead.config, alpha=alpha)
-        on_window = None
+        on_window = on_compile = None
         if detail is not None:
             head = f"batch {start // size + 1}/{n_batches}: " if n_batches > 1 else ""
             total, limit = s.numel(), config.max_steps
 
             def on_window(step: int, running: int) -> None:
                 detail(f"{head}{running:,}/{total:,} trials running, step {step:,}/{limit:,}")
+
+            def on_compile() -> None:
+                detail(f"{head}compiling the steps (once: 10-60 s)")
         groups = None
         if len(part) == 1:
-            trials = attraction_diffusion(energy, x[s], x[t], config, lead.generator, on_window=on_window)
+            trials = attraction_diffusion(energy, x[s], x[t], config, lead.generator, on_window=on_window,
+                                          on_compile=on_compile)
         else:
             sizes = [p[1].numel() for p in part]
             groups = RowGroups(sizes, [work[k][0].generator for k, _, _ in part])
             per_row = [(work[k][2], work[k][0].config.eps, n) for (k, _, _), n in zip(part, sizes)]
             trials = attraction_diffusion(
-                energy, x[s], x[t], config, groups, paths_for=max(sizes), on_window=on_window,
+                energy, x[s], x[t], config, groups, paths_for=max(sizes), on_window=on_window, on_compile=on_compile,
                 alphas=torch.cat([torch.full((n,), a, dtype=torch.float64) for a, _, n in per_row]),
                 steps=torch.cat([torch.full((n,), e, dtype=torch.float64) for _, e, n in per_row]))
         barrier = _closed(energy, trials, x[t]).cpu()

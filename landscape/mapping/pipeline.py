@@ -40,6 +40,7 @@ import torch
 from landscape.mapping.ad import ADConfig, PairRecords, assign_ladder, extend_ladder
 from landscape.mapping.barriers import Refinement, add_records, neighbour_table, refine_pairs, refinement_rows
 from landscape.distributed import current as current_group
+from landscape import fused
 from landscape.distributed import from_main, split_energy
 from landscape.energy import Energy, reset_stage, set_stage, stage
 from landscape.errors import LandscapeError
@@ -479,6 +480,8 @@ def build_map(
     levels, records, extended, inserted, ladder_note = _stage_ladder(run, minima, settings)
     table = _stage_connected(run, minima, table, records, saddles, keep_paths)
     result = _assemble(run, minima, table, saddles, keep_paths, settings, levels, extended, inserted, ladder_note)
+    if (why := fused.failure(energy)) is not None:
+        run.reporter.note(f"compiling the steps failed, they ran eagerly: {why}")
     run.reporter.close()
     return result
 

@@ -1,0 +1,153 @@
+"""Attraction-diffusion's steps compiled a window at a time (landscape.fused) against the
+eager steps: the same chains to rounding error, and eager steps where compiling fails.
+
+Compiling takes seconds, so the compiled energy is made once for the module and every
+test here shares it.
+"""
+
+import math
+
+import numpy as np
+
+import pytest
+import torch
+
+from landscape import Energy, fused
+from landscape.distributed import Dist, SplitEnergy
+from landscape.mapping.ad import ADConfig, ADTrials, attraction_diffusion
+from landscape.sampling.langevin import RowGroups
+
+F64 = torch.float64
+
+
+def double_well(x: torch.Tensor) -> torch.Tensor:
+    # deep well at x0 ~ -1.04, shallow at ~ 0.96, saddle ~ 0.075 (as in test_ad.py)
+    return (x[:, 0] ** 2 - 1) ** 2 + 0.3 * x[:, 0] + x[:, 1] ** 2
+
+
+DEEP, SHALLOW = -1.0366, 0.9614
+
+
+@pytest.fixture(scope="module")
+def compiled_energy() -> Energy:
+    return Energy(double_well, (2,), data_range=(-2.0, 2.0), dtype=F64, compile=True)
+
+
+def _trials(energy: Energy, config: ADConfig, n: int, **kw) -> ADTrials:
+    """``n`` trials from the shallow well to the deep one and back, near and far, each
+    with its own generator (a batch that shrinks as they stop; below ``fused.MIN_ROWS``
+    rows it steps eagerly)."""
+    starts = torch.tensor([[SHALLOW, 0.3 * (p % 3 - 1)] if p % 2 else [DEEP, 0.0] for p in range(n)], dtype=F64)
+    targets = torch.tensor([[DEEP, 0.0] if p % 2 else [SHALLOW, 0.0] for p in range(n)], dtype=F64)
+    return attraction_diffusion(energy, starts, targets, config,
+                                RowGroups([1] * n, [torch.Generator().manual_seed(7 + p) for p in range(n)]), **kw)
+
+
+@pytest.mark.parametrize("settings", [
+    # the running mean judges arrival; trials arrive at different steps
+    dict(temperature=0.1, alpha=2.0, eps=0.1, max_steps=1000, patience=1000, delta=0.3, record=8),
+    # arrival by position; out of steps at a count that is no multiple of the fused window
+    dict(temperature=0.3, alpha=3.0, eps=0.15, max_steps=53, patience=1000, delta=0.2, average=0, record=4),
+])
+def test_compiled_steps_follow_the_eager_chains_to_rounding_error(compiled_energy, settings):
+    config = ADConfig(**settings)
+    eager = Energy(double_well, (2,), data_range=(-2.0, 2.0), dtype=F64)
+    said = []
+    want = _trials(eager, config, 40, on_compile=lambda: said.append("eager"))
+    got = _trials(compiled_energy, config, 40, on_compile=lambda: said.append("compiling"))
+    assert said == ["compiling"]  # (each setting here compiles a function of its own, once)
+    assert fused.failure(compiled_energy) is None
+    assert compiled_energy.__dict__.get("_compiled")  # (it did compile: the test means something)
+    assert len(set(want.steps.tolist())) > 1  # trials stop at different steps
+    assert torch.equal(got.success, want.success) and torch.equal(got.steps, want.steps)
+    assert want.success.any()
+    ok = want.success
+    torch.testing.assert_close(got.barrier[ok], want.barrier[ok], rtol=1e-10, atol=1e-12)
+    for name in ("final_distance", "peak_x", "end_x"):
+        torch.testing.assert_close(getattr(got, name), getattr(want, name), rtol=1e-9, atol=1e-11)
+    for p, n in enumerate(want.path_len.tolist()):
+        torch.testing.assert_close(got.path[p, :n], want.path[p, :n], rtol=1e-9, atol=1e-11)
+
+
+def test_batches_of_every_size_run_without_compiling_again(compiled_energy):
+    # Trials leave the batch at every window: its size changes, the compiled code stays
+    # (a recompilation would take seconds each time).
+    config = ADConfig(temperature=0.3, alpha=8.0, eps=0.1, max_steps=1000, patience=1000, delta=0.3, record=0)
+    _trials(compiled_energy, config, 20)
+    said = []
+    with torch._dynamo.config.patch(error_on_recompile=True):
+        out = _trials(compiled_energy, config, 33, on_compile=lambda: said.append("compiling"))
+    assert not said
+    assert fused.failure(compiled_energy) is None  # (a recompilation would have raised, and been kept here)
+    assert len(set(out.steps.tolist())) > 2
+
+
+def test_where_compiling_fails_the_steps_run_eagerly_with_the_same_chains(monkeypatch):
+    # What a machine without a C++ compiler does: the compiled function raises when first
+    # called (torch.compile compiles lazily).
+    def no_compiler(fn, **kw):
+        def call(*args):
+            raise RuntimeError("InvalidCxxCompiler: No working C++ compiler found in\n torch._inductor.config.cpp.cxx")
+        return call
+
+    monkeypatch.setattr(torch, "compile", no_compiler)
+    config = ADConfig(temperature=0.3, alpha=3.0, eps=0.15, max_steps=100, patience=1000, delta=0.2, record=4)
+    want = _trials(Energy(double_well, (2,), data_range=(-2.0, 2.0), dtype=F64), config, 20)
+    energy = Energy(double_well, (2,), data_range=(-2.0, 2.0), dtype=F64, compile=True)
+    got = _trials(energy, config, 20)
+    assert fused.failure(energy) == "RuntimeError: InvalidCxxCompiler: No working C++ compiler found in " \
+                                    "torch._inductor.config.cpp.cxx"
+    assert fused.compiled(energy, "any", lambda vg: vg) is None  # not tried again
+    for name in ("success", "barrier", "steps", "end_x", "path"):
+        assert torch.equal(getattr(got, name), getattr(want, name)), name
+
+
+def test_a_changed_module_is_compiled_again():
+    net = torch.nn.Sequential(torch.nn.Linear(2, 8), torch.nn.Tanh(), torch.nn.Linear(8, 1)).double()
+    energy = Energy(lambda x: net(x)[:, 0] + (x**2).sum(1), (2,), dtype=F64, compile=True)
+    energy_module = Energy(net, (2,), dtype=F64, compile=True)
+    assert fused._version(energy) == ()  # a function: its closure is not looked into
+    v = fused._version(energy_module)
+    with torch.no_grad():
+        net[0].weight.add_(1.0)
+    assert fused._version(energy_module) != v
+
+
+def test_a_split_energy_runs_its_steps_eagerly():
+    inner = Energy(double_well, (2,), dtype=F64, compile=True)
+    split = SplitEnergy(inner, Dist(rank=0, world=2))
+    assert inner.compile and not split.compile
+    assert fused.compiled(split, "any", lambda vg: vg) is None
+
+
+def test_the_traceable_gradient_is_the_energy_gradient():
+    energy = Energy(double_well, (2,), dtype=F64)
+    x = torch.tensor([[0.3, -0.2], [1.5, 0.7]], dtype=F64)
+    u, g = fused.traceable_value_and_grad(energy)(x)
+    want_u, want_g = energy.value_and_grad_fn()(x)
+    torch.testing.assert_close(u, want_u)
+    torch.testing.assert_close(g, want_g)
+    assert math.isclose(float(u[0]), float(double_well(x[:1])[0]))
+
+
+def test_landscape_map_compile_gives_the_map_of_the_eager_steps(tmp_path, capsys):
+    from conftest import run
+
+    from landscape.io.mapfile import read_map
+
+    maps = {}
+    for flag in ([], ["--compile"]):
+        out = tmp_path / f"mb{len(flag)}.h5"
+        code, stdout, err = run(capsys, "map", "--energy", "landscape.potentials:mueller_brown", "--shape", "2",
+                                "--box", "-1.5", "2", "--float64", "--chains", "32", "--rounds", "1",
+                                "--max-steps", "400", "--out", out, *flag)
+        assert code == 0, err
+        assert "compiling the steps failed" not in stdout + err
+        maps[bool(flag)] = read_map(out)
+    eager, compiled = maps[False], maps[True]
+    assert eager.minima_energy.shape == (3,)
+    np.testing.assert_array_equal(compiled.minima_x, eager.minima_x)  # (before attraction-diffusion)
+    assert [p.n_basins for p in compiled.levels] == [p.n_basins for p in eager.levels]
+    for a, b in zip(compiled.levels, eager.levels):
+        np.testing.assert_array_equal(a.basin, b.basin)
+    np.testing.assert_allclose(compiled.tree.barrier, eager.tree.barrier, rtol=1e-9)
