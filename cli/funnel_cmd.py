@@ -52,12 +52,16 @@ DEFAULT_NOISE = "0,1,2,4,8"
               help="Refine the barriers of the tree edges that new minima bring (string method), as the map does.")
 @seed_option(0)
 @device_option()
+@click.option("--compile", "compile_steps", is_flag=True,
+              help="Run the chains' steps (Langevin, attraction-diffusion) through torch.compile, 8 per call, "
+                   "as `landscape map --compile`: the same chains to rounding error, after a compilation of "
+                   "10-60 s.")
 @click.option("--resume", is_flag=True, help="Continue an interrupted probe of the same settings.")
 @force_option("(replaces the map's existing funnel probe and figure)")
 @json_option()
 @quiet_option()
 def funnel_cmd(target, map_option, energy, network, weights, noise, noise_unit, chains, steps, eps, init, dataset, data_root, plot, refine,
-               seed, device, resume, force, as_json, quiet):
+               seed, device, compile_steps, resume, force, as_json, quiet):
     """Does the landscape funnel every chain into one basin as the noise grows?
 
     For each noise level tau (x <- x - eps^2/2 dU/dx + tau eps z, the training step
@@ -91,7 +95,7 @@ def funnel_cmd(target, map_option, energy, network, weights, noise, noise_unit, 
     run = run_funnel(target, map_option=map_option, noise=noise, noise_unit=noise_unit, chains=chains, steps=steps,
                      eps=eps, init=init, dataset=dataset, data_root=data_root, plot=plot, refine=refine, seed=seed,
                      device=device, resume=resume, force=force, quiet=quiet or as_json, say=click.echo,
-                     energy=energy, network=network, weights=weights)
+                     energy=energy, network=network, weights=weights, compile=compile_steps)
     result, f = run.result, run.result.funnel
     if as_json:
         click.echo(json.dumps(funnel_summary(run.map_path, f, result, run.plot, run.seconds), indent=2))

@@ -94,7 +94,7 @@ def _auto(text: str, what: str) -> float | None:
 @click.option("--max-minima", type=click.IntRange(min=0), default=0, show_default=True,
               help="Keep only the lowest N minima (0: all).")
 @click.option("--compile", "compile_steps", is_flag=True,
-              help="Run attraction-diffusion's steps through torch.compile, several per call: the same "
+              help="Run the chains' steps (exploration, attraction-diffusion) through torch.compile, 8 per call: the same "
                    "chains to rounding error, fewer and fused operations per step, after a compilation "
                    "of 10-60 s (cached on disk for later runs). Pays on long maps of small energies; "
                    "falls back to eager steps (with a note) where compiling fails. Not under torchrun.")

@@ -77,9 +77,9 @@ class Energy:
         How the model was trained to be sampled (a checkpoint's ``epsilon``, ``tau``,
         ``steps``): the mapper explores with the model's own sampler when it is known.
     compile : bool
-        Run attraction-diffusion's steps a window at a time through ``torch.compile``
-        (:mod:`landscape.fused`): the same chains to rounding error, fewer and fused
-        operations per step, and a compilation (seconds to a minute) first.
+        Run Langevin and attraction-diffusion steps a window at a time through
+        ``torch.compile`` (:mod:`landscape.fused`): the same chains to rounding error,
+        fewer and fused operations per step, and a compilation (seconds to a minute) first.
 
     Examples
     --------

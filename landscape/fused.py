@@ -5,7 +5,9 @@ eager PyTorch pays for each one (Python, dispatch, and on a GPU a kernel launch)
 the batch sizes a map uses it is bound by their count, not by arithmetic. Compiled, a
 window of steps becomes a few fused kernels: the energy's forward and backward pass
 (through ``torch.func``, which ``torch.compile`` traces, instead of ``torch.autograd``,
-which it does not), the pull, the update and the per-step bookkeeping.
+which it does not), the pull, the update and the per-step bookkeeping. Attraction-diffusion
+(:func:`landscape.mapping.ad.attraction_diffusion`) and the plain Langevin chains of
+:func:`landscape.sampling.langevin.sample` (a map's exploration, the funnel probe) use it.
 
 Compiling is an execution setting of the :class:`~landscape.energy.Energy`
 (``energy.compile``, ``landscape map --compile``), like its device: it never changes what

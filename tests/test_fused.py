@@ -69,6 +69,24 @@ def test_compiled_steps_follow_the_eager_chains_to_rounding_error(compiled_energ
         torch.testing.assert_close(got.path[p, :n], want.path[p, :n], rtol=1e-9, atol=1e-11)
 
 
+def test_compiled_langevin_chains_follow_the_eager_ones(compiled_energy):
+    # 70 steps checked every 20: windows of 8 fused steps and eager steps up to each check
+    from landscape.sampling.langevin import sample
+
+    x0 = torch.rand(40, 2, dtype=F64, generator=torch.Generator().manual_seed(0)) * 4 - 2
+    eager = Energy(double_well, (2,), data_range=(-2.0, 2.0), dtype=F64)
+    done = {}
+    runs = {e.compile: sample(e, x0, 70, 0.1, 1.0, generator=torch.Generator().manual_seed(1), box=e.data_range,
+                              check_every=20, progress=lambda n, c=e.compile: done.setdefault(c, []).append(n))
+            for e in (eager, compiled_energy)}
+    assert fused.warm(compiled_energy, ("langevin", True)) and fused.failure(compiled_energy) is None
+    assert done[True] == done[False] == [20, 20, 20, 10]
+    want, got = runs[False], runs[True]
+    assert float(want.x.std()) > 0.3  # (the chains moved)
+    for name in ("x", "energy", "grad_norm_mean"):
+        torch.testing.assert_close(getattr(got, name), getattr(want, name), rtol=1e-10, atol=1e-12)
+
+
 def test_batches_of_every_size_run_without_compiling_again(compiled_energy):
     # Trials leave the batch at every window: its size changes, the compiled code stays
     # (a recompilation would take seconds each time).
@@ -146,7 +164,8 @@ def test_landscape_map_compile_gives_the_map_of_the_eager_steps(tmp_path, capsys
         maps[bool(flag)] = read_map(out)
     eager, compiled = maps[False], maps[True]
     assert eager.minima_energy.shape == (3,)
-    np.testing.assert_array_equal(compiled.minima_x, eager.minima_x)  # (before attraction-diffusion)
+    # (the exploration's chains compiled too: the same ends to rounding, quenched alike)
+    np.testing.assert_allclose(compiled.minima_x, eager.minima_x, atol=1e-6)
     assert [p.n_basins for p in compiled.levels] == [p.n_basins for p in eager.levels]
     for a, b in zip(compiled.levels, eager.levels):
         np.testing.assert_array_equal(a.basin, b.basin)

@@ -304,11 +304,13 @@ def run_funnel(
     energy: str | None = None,
     network: str | None = None,
     weights: Path | None = None,
+    compile: bool = False,
 ) -> FunnelRun:
     """The funnel probe of ``target`` (a map, or a model file and its map) with the
     command's defaults; writes /funnel (and any new minima) into the map and the figure.
     ``energy``, ``network`` and ``weights`` name the code of a map of a Python energy
-    (:func:`landscape.train.energies.energy_for_map`: a map's record never runs code).
+    (:func:`landscape.train.energies.energy_for_map`: a map's record never runs code);
+    ``compile`` runs the chains' steps compiled (:mod:`landscape.fused`).
 
     Ctrl-C keeps the finished noise levels and exits with status 130.
     """
@@ -337,6 +339,7 @@ def run_funnel(
             clear_progress(map_path, PROGRESS_KIND)
         loaded = energy_for_map(map_path, content, model=model, energy=energy, network=network, weights=weights,
                                 device=device)
+        loaded.energy.compile = compile
 
         probe, data, about = _funnel_plan(map_path, content, loaded, noise=noise, noise_unit=noise_unit,
                                           chains=chains, steps=steps, eps=eps, init=init, dataset=dataset,

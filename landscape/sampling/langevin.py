@@ -16,11 +16,13 @@ chains as one batch and collects what training and mapping need; it does no I/O.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
 import torch
 
+from landscape import fused
 from landscape.energy import Energy, ValueAndGrad
 from landscape.errors import LandscapeError, NonFiniteEnergyError
 
@@ -80,13 +82,15 @@ def langevin_step(
     tau: float,
     generator: torch.Generator | None,
     box: tuple[float, float] | None = None,
+    noise: torch.Tensor | None = None,
 ) -> tuple[ChainState, StepInfo]:
-    """One unadjusted Langevin move (ULA), clamped into ``box`` if one is given.
+    """One unadjusted Langevin move (ULA), clamped into ``box`` if one is given; with
+    ``noise``, that standard normal draw instead of one from ``generator``.
 
     Non-finite values propagate (``sample`` checks for them); clamping keeps NaN as NaN,
     and an infinite gradient shows in the returned gradient norm.
     """
-    moved = langevin_move(state, value_and_grad, eps, tau, generator, box)
+    moved = langevin_move(state, value_and_grad, eps, tau, generator, box, noise)
     return moved, StepInfo(_norms(moved.grad), None)
 
 
@@ -140,11 +144,14 @@ def langevin_move(
     tau: float,
     generator: torch.Generator | RowGroups | None,
     box: tuple[float, float] | None = None,
+    noise: torch.Tensor | None = None,
 ) -> ChainState:
     """:func:`langevin_step` without its diagnostics (for loops that keep their own).
     ``eps`` is one step for every chain, or a float64 tensor ``[B]`` of one step per chain;
     ``generator`` may be :class:`RowGroups` (one generator per group of rows)."""
-    z = gaussian_noise(state.x.shape, generator, state.x.device, state.x.dtype) if tau != 0.0 else None
+    z = None
+    if tau != 0.0:
+        z = noise if noise is not None else gaussian_noise(state.x.shape, generator, state.x.device, state.x.dtype)
     if isinstance(eps, torch.Tensor):
         view = (-1,) + (1,) * (state.x.dim() - 1)
         # coefficients in float64, rounded once, and fused as torch.add(..., alpha=) fuses
@@ -280,19 +287,48 @@ def sample(
         trace_u = [state.energy.mean()] if trace else None
         trace_g = [norm_sum.mean()] if trace else None
         done_checked = 0
-        for ell in range(1, steps + 1):
-            if mh:
-                state, info = mala_step(state, vg, eps, tau, generator)
-            else:
-                state, info = langevin_step(state, vg, eps, tau, generator, box)
-            norm_sum.add_(info.grad_norm)
-            watch.add_(state.energy)
-            if accepted is not None:
-                accepted.add_(info.accepted)
-            if trace_u is not None:
-                trace_u.append(state.energy.mean())
-                trace_g.append(info.grad_norm.mean())
-            if ell % check_every == 0 or ell == steps:
+        # energy.compile: plain Langevin steps run fused.STEPS at a time (landscape.fused),
+        # with the noise drawn here as the eager steps draw it
+        fusable = energy.compile and not mh and trace_u is None and x0.shape[0] >= fused.MIN_ROWS
+        key = ("langevin", tau != 0.0)
+        ell = 0
+        while ell < steps:
+            check = min(steps, (ell // check_every + 1) * check_every)
+            fn = fused.compiled(energy, key, _fused_langevin(tau != 0.0)) \
+                if fusable and check - ell >= fused.STEPS else None
+            z, eager = None, 1
+            if fn is not None:
+                x = state.x
+                z = torch.stack([gaussian_noise(x.shape, generator, x.device, x.dtype) for _ in range(fused.STEPS)]) \
+                    if tau != 0.0 else x.new_zeros((fused.STEPS, 1))
+                low, high = box if box is not None else (-math.inf, math.inf)
+                coefficients = [torch.tensor(v, dtype=x.dtype, device=x.device)
+                                for v in (-0.5 * eps * eps, tau * eps, low, high)]
+                try:
+                    x, u, g, watch, norm_sum = fn(x, state.grad, *coefficients, z, watch, norm_sum)
+                except Exception as error:  # compiling failed: eager steps from here on (the same noise)
+                    fused.fail(energy, error)
+                    eager = fused.STEPS
+                else:
+                    fused.warmed(energy, key)
+                    state = ChainState(x, u, g)
+                    ell += fused.STEPS
+                    eager = 0
+            for k in range(eager):
+                ell += 1
+                if mh:
+                    state, info = mala_step(state, vg, eps, tau, generator)
+                else:
+                    state, info = langevin_step(state, vg, eps, tau, generator, box,
+                                                None if z is None or tau == 0.0 else z[k])
+                norm_sum.add_(info.grad_norm)
+                watch.add_(state.energy)
+                if accepted is not None:
+                    accepted.add_(info.accepted)
+                if trace_u is not None:
+                    trace_u.append(state.energy.mean())
+                    trace_g.append(info.grad_norm.mean())
+            if ell == check:
                 _check_finite(watch, norm_sum, done_checked, ell)
                 if progress is not None:
                     progress(ell - done_checked)
@@ -307,6 +343,30 @@ def sample(
         acceptance=None if accepted is None else accepted / max(steps, 1),
         trace=result_trace,
     )
+
+
+def _fused_langevin(noisy: bool) -> Callable[[ValueAndGrad], Callable[..., tuple[torch.Tensor, ...]]]:
+    """``fused.STEPS`` plain Langevin steps with :func:`sample`'s running sums, as one
+    function of tensors for ``torch.compile`` (``noisy``: ``tau != 0``)."""
+
+    def build(value_and_grad: ValueAndGrad) -> Callable[..., tuple[torch.Tensor, ...]]:
+        def window(x: torch.Tensor, g: torch.Tensor, drift: torch.Tensor, noise: torch.Tensor, low: torch.Tensor,
+                   high: torch.Tensor, z: torch.Tensor, watch: torch.Tensor, norm_sum: torch.Tensor
+                   ) -> tuple[torch.Tensor, ...]:
+            u = watch
+            for k in range(fused.STEPS):
+                x = x + g * drift
+                if noisy:
+                    x = x + z[k] * noise
+                x = torch.clamp(x, low, high)
+                u, g = value_and_grad(x)
+                norm_sum = norm_sum + _norms(g)
+                watch = watch + u
+            return x, u, g, watch, norm_sum
+
+        return window
+
+    return build
 
 
 def _check_finite(watch: torch.Tensor, norm_sum: torch.Tensor, first: int, last: int) -> None:
