@@ -203,6 +203,31 @@ def test_minima_on_a_flat_floor_give_the_same_map_at_any_scale_and_offset():
     assert ref.content.levels[0].n_basins > 1  # (the weak pulls do separate parts of the floor)
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("name, box", [("four_wells_mlp", (-2.0, 2.0)), ("balanced_wells", (-4.5, 4.5)),
+                                       ("planted_hole", (-4.5, 4.5))])
+def test_the_other_test_potentials_map_alike_at_0_01_and_100_times(name, box):
+    # Every automatic setting on energies nobody tuned: c U maps as U, energies times c.
+    from landscape import potentials
+
+    fn = getattr(potentials, name)
+    maps = {c: build_map(Energy(lambda x, c=c: c * fn(x), shape=(2,), data_range=box, dtype=torch.float64),
+                         MapConfig(chains=64, rounds=1))
+            for c in (1.0, 0.01, 100.0)}
+    ref = maps[1.0]
+    assert ref.content.n_minima >= 4 and ref.content.levels[0].n_basins >= 3
+    for c, m in maps.items():
+        np.testing.assert_allclose(m.content.minima_x, ref.content.minima_x, atol=1e-6)
+        np.testing.assert_allclose(m.content.minima_energy, c * ref.content.minima_energy, rtol=1e-9, atol=1e-12)
+        np.testing.assert_allclose(m.content.tree.heights, c * ref.content.tree.heights, rtol=1e-6)
+        assert [p.n_basins for p in m.content.levels] == [p.n_basins for p in ref.content.levels]
+        for a, r in zip(m.content.levels, ref.content.levels):
+            np.testing.assert_array_equal(a.basin, r.basin)
+        assert m.settings["ad_temperature"] == pytest.approx(c * ref.settings["ad_temperature"], rel=1e-6)
+        for key in ("ad_eps", "alpha_unit", "delta", "merge_radius"):
+            assert m.settings[key] == pytest.approx(ref.settings[key], rel=1e-5), key
+
+
 def stiff_valley(x: torch.Tensor) -> torch.Tensor:
     """Two minima at (+-1, 0), a barrier of 1 between them along a valley 2,500 times
     stiffer across (curvature 2e4) than along (8 at the minima)."""
