@@ -14,6 +14,7 @@ from landscape.cli.options import (
     Command,
     FiniteFloat,
     chains_option,
+    compile_option,
     data_root_option,
     dataset_option,
     device_option,
@@ -78,6 +79,7 @@ STRICT_RULE = ("the verdict disagrees with the regime the checkpoint was trained
                    "of the data's energies below the data's mean.")
 @seed_option(0)
 @device_option()
+@compile_option()
 @dataset_option("to start from and compare with", default_text="the checkpoint's")
 @data_root_option()
 @out_option("Figure of the quantities against chain length [default: <checkpoint stem>_check.png]; the "
@@ -87,7 +89,7 @@ STRICT_RULE = ("the verdict disagrees with the regime the checkpoint was trained
 @strict_option(STRICT_RULE)
 @quiet_option()
 def check_cmd(checkpoint, multiples, chains, noise, eps, temperature, nn_ratio, saturation_excess, energy_drift,
-              seed, device, dataset, data_root, out, force, as_json, strict, quiet):
+              seed, device, compile_steps, dataset, data_root, out, force, as_json, strict, quiet):
     """Is a trained EBM convergent? The long-run check of Nijkamp et al. 2019.
 
     Chains from data (and from noise) run for many times the training L; at each length
@@ -148,7 +150,7 @@ def check_cmd(checkpoint, multiples, chains, noise, eps, temperature, nn_ratio, 
         result = convergence_check(
             checkpoint, multiples=multiples, n_chains=chains, init=("data", "noise") if noise else ("data",),
             epsilon=eps, tau=tau, thresholds=thresholds, device=device, seed=seed, dataset_name=dataset,
-            data_root=data_root, progress=None if quiet else progress,
+            data_root=data_root, progress=None if quiet else progress, compile=compile_steps,
         )
     finally:
         for bar in bars:

@@ -11,6 +11,7 @@ from landscape.cli.options import (
     Command,
     chains_option,
     code_options,
+    compile_option,
     data_root_option,
     dataset_option,
     device_option,
@@ -52,10 +53,7 @@ DEFAULT_NOISE = "0,1,2,4,8"
               help="Refine the barriers of the tree edges that new minima bring (string method), as the map does.")
 @seed_option(0)
 @device_option()
-@click.option("--compile", "compile_steps", is_flag=True,
-              help="Run the chains' steps (Langevin, attraction-diffusion) through torch.compile, 8 per call, "
-                   "as `landscape map --compile`: the same chains to rounding error, after a compilation of "
-                   "10-60 s.")
+@compile_option("Steps compiled: the probe's Langevin chains and the attraction-diffusion of new minima.")
 @click.option("--resume", is_flag=True, help="Continue an interrupted probe of the same settings.")
 @force_option("(replaces the map's existing funnel probe and figure)")
 @json_option()

@@ -9,6 +9,7 @@ import click
 from landscape.cli.options import (
     Command,
     chains_option,
+    compile_option,
     data_root_option,
     dataset_option,
     energy_options,
@@ -93,13 +94,8 @@ def _auto(text: str, what: str) -> float | None:
                    "many chains stopped at this limit rather than converged or at the energy's precision).")
 @click.option("--max-minima", type=click.IntRange(min=0), default=0, show_default=True,
               help="Keep only the lowest N minima (0: all).")
-@click.option("--compile", "compile_steps", is_flag=True,
-              help="Run the chains' steps (exploration, attraction-diffusion) through torch.compile, 8 per call: the "
-                   "same chains to rounding error (float32 chains drift apart over hundreds of steps, as any two "
-                   "roundings do), fewer and fused operations per step, after a compilation of 10-60 s (cached on "
-                   "disk for later runs). Meant for GPUs, where an eager step is dozens of kernel launches; on 2 CPU "
-                   "cores the compilation outweighed the gain on every map tried. Falls back to eager steps (with a "
-                   "note) where compiling fails. Not under torchrun.")
+@compile_option("Steps compiled: the exploration's Langevin chains and attraction-diffusion; a failure is "
+                "noted in the map's report. Not under torchrun (a split energy steps eagerly).")
 @click.option("--no-refine", is_flag=True,
               help="Keep the barrier estimates (straight segments, attraction-diffusion chains): no string method.")
 @seed_option(0)

@@ -10,6 +10,7 @@ import click
 from landscape.cli.options import (
     Command,
     chains_option,
+    compile_option,
     data_root_option,
     dataset_option,
     device_option,
@@ -35,6 +36,7 @@ from landscape.cli.options import (
 @click.option("--mh", is_flag=True, help="Metropolis-adjust the chains (MALA) and report the acceptance rate.")
 @seed_option(0)
 @device_option()
+@compile_option("Not with --mh (Metropolis-adjusted steps run eagerly).")
 @dataset_option("to start from and compare with", default_text="the checkpoint's")
 @data_root_option()
 @out_option("Picture to write [default: <checkpoint stem>_samples.png]; images also get <stem>_start.png.",
@@ -43,8 +45,8 @@ from landscape.cli.options import (
               help="Also save start and end points as .npz (arrays start, end, energy_start, energy_end).")
 @force_option()
 @quiet_option()
-def sample_cmd(checkpoint, chains, steps, init, eps, temperature, mh, seed, device, dataset, data_root, out, save,
-               force, quiet):
+def sample_cmd(checkpoint, chains, steps, init, eps, temperature, mh, seed, device, compile_steps, dataset, data_root,
+               out, save, force, quiet):
     """Run Langevin chains of a trained checkpoint and report where they end.
 
     With the defaults this is the Anatomy paper's long-run check: chains from data for
@@ -84,7 +86,7 @@ def sample_cmd(checkpoint, chains, steps, init, eps, temperature, mh, seed, devi
     try:
         report = run_chains(
             checkpoint, n=chains, steps=steps, init=init, epsilon=eps, tau=tau, mh=mh, seed=seed, device=device,
-            data_root=data_root, dataset_name=dataset, progress=None if quiet else progress,
+            data_root=data_root, dataset_name=dataset, progress=None if quiet else progress, compile=compile_steps,
         )
     finally:
         for bar in bars:

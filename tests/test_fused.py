@@ -170,3 +170,40 @@ def test_landscape_map_compile_gives_the_map_of_the_eager_steps(tmp_path, capsys
     for a, b in zip(compiled.levels, eager.levels):
         np.testing.assert_array_equal(a.basin, b.basin)
     np.testing.assert_allclose(compiled.tree.barrier, eager.tree.barrier, rtol=1e-9)
+
+
+def test_landscape_sample_compile_ends_its_chains_where_the_eager_chains_end(tmp_path, capsys, monkeypatch):
+    from conftest import TINY, run
+
+    ckpt = tmp_path / "rings.pt"
+    code, _, err = run(capsys, "train", "--preset", "rings-demo", "--out", ckpt, "--set", "model.kwargs.n_f=8", *TINY)
+    assert code == 0, err
+    ran = []  # (compile asked, a compiled window ran) per window
+    compiled = fused.compiled
+
+    def watch(energy, key, build):
+        fn = compiled(energy, key, build)
+        if fn is None:
+            ran.append((energy.compile, False))
+            return None
+
+        def call(*args):
+            out = fn(*args)
+            ran.append((energy.compile, fused.failure(energy) is None))
+            return out
+
+        return call
+
+    monkeypatch.setattr(fused, "compiled", watch)
+    ends = {}
+    for flag in ([], ["--compile"]):
+        saved = tmp_path / f"ends{len(flag)}.npz"
+        code, out, err = run(capsys, "sample", ckpt, "--chains", "32", "--steps", "20", "--out",
+                             tmp_path / f"s{len(flag)}.png", "--save", saved, "--quiet", *flag)
+        assert code == 0, err
+        ends[bool(flag)] = np.load(saved)
+    # 20 steps: two compiled windows of 8, then 4 eager steps, with --compile only
+    assert ran == [(True, True)] * 2
+    assert not np.array_equal(ends[True]["start"], ends[True]["end"])
+    np.testing.assert_allclose(ends[True]["end"], ends[False]["end"], atol=1e-4)
+    np.testing.assert_allclose(ends[True]["energy_end"], ends[False]["energy_end"], rtol=1e-4, atol=1e-4)

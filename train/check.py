@@ -479,13 +479,15 @@ def convergence_check(
     data_root: str | os.PathLike | None = None,
     reference_limit: int = 10000,
     progress: Callable[[int], None] | None = None,
+    compile: bool = False,
 ) -> CheckResult:
     """The long-run check of one of our checkpoints (see :func:`check_energy`).
 
     Chains use the checkpoint's training sampler (L, epsilon, tau) unless ``epsilon`` or
     ``tau`` are given; the training data (or ``dataset_name``) are loaded, at most
     ``reference_limit`` examples, as starts and reference. The result also says whether
-    the verdict agrees with ``ckpt["regime"]``.
+    the verdict agrees with ``ckpt["regime"]``. ``compile``: the chains' steps compiled
+    (:mod:`landscape.fused`).
 
     Raises
     ------
@@ -501,6 +503,7 @@ def convergence_check(
     ('convergent', 'agrees')
     """
     energy, ckpt = energy_from_checkpoint(checkpoint, device=device)
+    energy.compile = compile
     s = ckpt["sampler"]
     name = dataset_name or ckpt["data"]["name"]
     shape = tuple(ckpt["data"]["shape"])

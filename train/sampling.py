@@ -83,6 +83,7 @@ def run_chains(
     dataset_name: str | None = None,
     reference_limit: int = 10000,
     progress: Callable[[int], None] | None = None,
+    compile: bool = False,
 ) -> ChainReport:
     """Run ``n`` chains of an EBM checkpoint and measure where they end.
 
@@ -111,6 +112,7 @@ def run_chains(
     if n < 1:
         raise LandscapeError(f"need at least one chain, got {n}")
     energy, ckpt = energy_from_checkpoint(checkpoint, device=device)
+    energy.compile = compile
     energy.check_room(n)
     s = ckpt["sampler"]
     eps = float(s["epsilon"] if epsilon is None else epsilon)
