@@ -23,6 +23,7 @@ is kept on the energy (:func:`failure`) and everything runs eagerly.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -83,14 +84,36 @@ def compiled(energy: Energy, key: Any, build: Callable[[ValueAndGrad], Callable[
     return fn
 
 
+def call(energy: Energy, key: Any, fn: Callable[..., Any], *args: Any) -> Any | None:
+    """``fn(*args)`` (``energy``'s compiled function for ``key``), or None where it
+    raised: compiling failed (kept, see :func:`fail`), and the caller runs the window
+    eagerly, with the noise it drew for it."""
+    try:
+        out = fn(*args)
+    except Exception as error:
+        fail(energy, error)
+        return None
+    energy.__dict__.setdefault("_compiled_warm", set()).add(key)
+    return out
+
+
 def warm(energy: Energy, key: Any) -> bool:
     """Whether ``energy``'s function for ``key`` has completed a call (is compiled)."""
     return key in energy.__dict__.get("_compiled_warm", ())
 
 
-def warmed(energy: Energy, key: Any) -> None:
-    """Note that the function for ``key`` completed a call."""
-    energy.__dict__.setdefault("_compiled_warm", set()).add(key)
+def cold(energy: Energy, key: Any) -> bool:
+    """Whether the next compiled call for ``key`` will compile first (the energy asks for
+    compiling, it has not failed, and the function has not run yet)."""
+    return bool(getattr(energy, "compile", False)) and failure(energy) is None and not warm(energy, key)
+
+
+def bounds(box: tuple[float, float] | None, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """A box's bounds as 0-d tensors of ``like``'s dtype and device (infinite without one):
+    arguments of a compiled function, so another box does not compile it again."""
+    low, high = box if box is not None else (-math.inf, math.inf)
+    return (torch.tensor(low, dtype=like.dtype, device=like.device),
+            torch.tensor(high, dtype=like.dtype, device=like.device))
 
 
 def fail(energy: Energy, error: BaseException) -> None:

@@ -240,15 +240,12 @@ class _Magnetized:
     def fused_args(self) -> tuple[torch.Tensor, ...]:
         """What :func:`_fused_window` takes besides the state: the pulls and their floors
         ``[P]``, the step's coefficients ``[P, 1, ...]`` (a float made one per row, rounded
-        as ``torch.add(..., alpha=)`` rounds it) and the box's bounds (0-d; infinite
-        without a box)."""
+        as ``torch.add(..., alpha=)`` rounds it) and the box's bounds (:func:`fused.bounds`)."""
         t = self.targets
         view = (-1,) + (1,) * (t.dim() - 1)
         drift, noise = (v if isinstance(v, torch.Tensor) else torch.full((t.shape[0],), v, dtype=t.dtype, device=t.device)
                         for v in (self.drift, self.noise))
-        low, high = self.box if self.box is not None else (-math.inf, math.inf)
-        return (self.pull, self.floor, drift.reshape(view), noise.reshape(view),
-                torch.tensor(low, dtype=t.dtype, device=t.device), torch.tensor(high, dtype=t.dtype, device=t.device))
+        return (self.pull, self.floor, drift.reshape(view), noise.reshape(view), *fused.bounds(self.box, t))
 
     def select(self, keep: torch.Tensor) -> None:
         """Keep the chains ``keep`` only."""
@@ -394,9 +391,8 @@ def attraction_diffusion(
             keep = ~run.finished
             running = int(keep.sum())  # (the one host sync per window)
             key = ("attraction-diffusion", run.offset is not None)
-            compiling = (on_compile is not None and energy.compile and running >= fused.MIN_ROWS
-                         and config.max_steps - step >= fused.STEPS and not fused.warm(energy, key)
-                         and fused.failure(energy) is None)
+            compiling = (on_compile is not None and running >= fused.MIN_ROWS
+                         and config.max_steps - step >= fused.STEPS and fused.cold(energy, key))
             if compiling:  # (said instead of the window's report: a progress bar may show one a moment)
                 on_compile()
             elif on_window is not None:
@@ -418,20 +414,16 @@ def attraction_diffusion(
                 fn = fused.compiled(energy, key, _fused_window(averaged)) \
                     if n - k >= fused.STEPS and running >= fused.MIN_ROWS else None
                 z = torch.stack([mag.draw() for _ in range(fused.STEPS)]) if fn is not None else None
-                if fn is not None:
-                    try:
-                        xs, us, ds, gs, h, offset = fn(mag.x, mag.h, mag.targets, *mag.fused_args(), z, run.offset,
-                                                       run.smooth or 0.0)
-                    except Exception as error:  # compiling failed: run eagerly from here on
-                        fused.fail(energy, error)
-                    else:
-                        fused.warmed(energy, key)
-                        window.fill(k, xs, us, ds, gs)
-                        mag.x, mag.h = window.x[k + fused.STEPS], h
-                        if averaged:
-                            run.offset.copy_(offset)
-                        k += fused.STEPS
-                        continue
+                done = None if fn is None else fused.call(
+                    energy, key, fn, mag.x, mag.h, mag.targets, *mag.fused_args(), z, run.offset, run.smooth or 0.0)
+                if done is not None:
+                    xs, us, ds, gs, h, offset = done
+                    window.fill(k, xs, us, ds, gs)
+                    mag.x, mag.h = window.x[k + fused.STEPS], h
+                    if averaged:
+                        run.offset.copy_(offset)
+                    k += fused.STEPS
+                    continue
                 base = k
                 for k in range(base + 1, n + 1 if z is None else base + fused.STEPS + 1):
                     u, g, diff, d = mag.step(window.x[k], None if averaged else window.d[k - 1],

@@ -373,18 +373,19 @@ def energy_tie(grad_tol: float, merge_radius: float) -> float:
     return grad_tol * merge_radius
 
 
-def energy_order(energy: torch.Tensor, tie: float = 0.0) -> torch.Tensor:
-    """Indices that sort ``energy`` from the lowest, energies that round to the same
-    multiple of ``tie`` (see :func:`energy_tie`) by index: the one order of minima a map
-    uses, whatever rounding did to energies it cannot tell apart."""
-    key = energy.double()
-    return torch.argsort(torch.round(key / tie) if tie > 0 else key, stable=True)
-
-
 def energy_key(energy: torch.Tensor | np.ndarray, tie: float = 0.0) -> np.ndarray:
-    """What :func:`energy_order` sorts by, as float64 numpy (for ``lexsort`` with other keys)."""
+    """What :func:`energy_order` sorts by, as float64 numpy (for ``lexsort`` with other keys):
+    the energy, rounded to a multiple of ``tie`` (see :func:`energy_tie`) when one is given."""
     e = np.asarray(energy.cpu() if isinstance(energy, torch.Tensor) else energy, dtype=np.float64)
     return np.round(e / tie) if tie > 0 else e
+
+
+def energy_order(energy: torch.Tensor, tie: float = 0.0) -> torch.Tensor:
+    """Indices that sort ``energy`` from the lowest, energies that round to the same
+    multiple of ``tie`` by index: the one order of minima a map uses, whatever rounding
+    did to energies it cannot tell apart (on ``energy``'s device)."""
+    order = np.argsort(energy_key(energy, tie), kind="stable")
+    return torch.from_numpy(order).to(energy.device)
 
 
 def merge_duplicates(

@@ -16,7 +16,6 @@ chains as one batch and collects what training and mapping need; it does no I/O.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
@@ -301,16 +300,12 @@ def sample(
                 x = state.x
                 z = torch.stack([gaussian_noise(x.shape, generator, x.device, x.dtype) for _ in range(fused.STEPS)]) \
                     if tau != 0.0 else x.new_zeros((fused.STEPS, 1))
-                low, high = box if box is not None else (-math.inf, math.inf)
-                coefficients = [torch.tensor(v, dtype=x.dtype, device=x.device)
-                                for v in (-0.5 * eps * eps, tau * eps, low, high)]
-                try:
-                    x, u, g, watch, norm_sum = fn(x, state.grad, *coefficients, z, watch, norm_sum)
-                except Exception as error:  # compiling failed: eager steps from here on (the same noise)
-                    fused.fail(energy, error)
+                step = [torch.tensor(v, dtype=x.dtype, device=x.device) for v in (-0.5 * eps * eps, tau * eps)]
+                out = fused.call(energy, key, fn, x, state.grad, *step, *fused.bounds(box, x), z, watch, norm_sum)
+                if out is None:  # compiling failed: this window's steps eagerly, with its noise
                     eager = fused.STEPS
                 else:
-                    fused.warmed(energy, key)
+                    x, u, g, watch, norm_sum = out
                     state = ChainState(x, u, g)
                     ell += fused.STEPS
                     eager = 0
