@@ -41,14 +41,28 @@ from landscape.potentials import mueller_brown  # noqa: E402
 from landscape.train.nets import build_model  # noqa: E402
 
 
-def energies(device: str, compile: bool = False) -> dict[str, Energy]:
-    torch.manual_seed(0)
-    digits = build_model("digits", {"hidden": [128, 128]}).to(device).eval()
-    return {
-        "digits MLP (1x8x8)": Energy(digits, (1, 8, 8), data_range=(-1.0, 1.0), device=device, compile=compile),
-        "Mueller-Brown (2-D, float64)": Energy(mueller_brown, (2,), data_range=(-1.5, 2.0), device=device,
-                                               dtype=torch.float64, compile=compile),
-    }
+ENERGIES = ("digits", "mueller-brown", "vanilla32")
+
+
+def energies(device: str, compile: bool = False, which: tuple[str, ...] = ENERGIES[:2]) -> dict[str, Energy]:
+    """The benchmark's energies by short name: the digits MLP, Mueller-Brown, and the
+    32x32 presets' convolutional network (VanillaNet n_f = 8, one channel)."""
+    out = {}
+    for name in which:
+        torch.manual_seed(0)
+        if name == "digits":
+            net = build_model("digits", {"hidden": [128, 128]}).to(device).eval()
+            out["digits MLP (1x8x8)"] = Energy(net, (1, 8, 8), data_range=(-1.0, 1.0), device=device, compile=compile)
+        elif name == "mueller-brown":
+            out["Mueller-Brown (2-D, float64)"] = Energy(mueller_brown, (2,), data_range=(-1.5, 2.0), device=device,
+                                                         dtype=torch.float64, compile=compile)
+        elif name == "vanilla32":
+            net = build_model("vanilla", {"n_f": 8, "n_c": 1}).to(device).eval()
+            out["VanillaNet n_f = 8 (1x32x32)"] = Energy(net, (1, 32, 32), data_range=(-1.0, 1.0), device=device,
+                                                         compile=compile)
+        else:
+            raise SystemExit(f"unknown energy {name!r}: choose from {', '.join(ENERGIES)}")
+    return out
 
 
 def _sync(device: str) -> None:
@@ -150,13 +164,16 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=300)
     parser.add_argument("--batches", default="128,1024")
     parser.add_argument("--compile", action="store_true", help="also the AD step of the energy compiled")
+    parser.add_argument("--energies", default="digits,mueller-brown",
+                        help=f"comma-separated, from {', '.join(ENERGIES)} [default: digits,mueller-brown]")
     args = parser.parse_args()
+    which = tuple(v.strip() for v in args.energies.split(",") if v.strip())
     extra = " compiled AD step (ms) | compiled / energy+gradient | first compiled call (s) |" if args.compile else ""
     print("| energy | batch | energy+gradient (ms) | Langevin step (ms) | AD step (ms) | AD / energy+gradient "
           "| AD / Langevin | operations per step: energy+gradient / Langevin / AD |" + extra)
     print("|---|---|---|---|---|---|---|---|" + "---|" * (3 if args.compile else 0))
-    compiled = energies(args.device, compile=True) if args.compile else {}
-    for name, e in energies(args.device).items():
+    compiled = energies(args.device, compile=True, which=which) if args.compile else {}
+    for name, e in energies(args.device, which=which).items():
         use_cpu_threads(e.fn, e.device)
         for p in (int(v) for v in args.batches.split(",")):
             g = torch.Generator(device=e.device).manual_seed(p)

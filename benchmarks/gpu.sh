@@ -3,21 +3,27 @@
 #
 #     bash benchmarks/gpu.sh [RESULTS]        # about 10 minutes on an H100 or H200
 #
-# 1. ad_step.py --compile: one attraction-diffusion step against one energy-and-gradient
-#    call (digits MLP and Mueller-Brown at 128 and 1,024 rows; operations per step), eager
-#    and compiled (several steps fused per call; the first call's compile time too).
-# 2. map_scale.py --ranks 1: whole maps (Mueller-Brown; a digits model, 32 chains) and the
-#    ladder's levels together against one after another (it trains its own models).
-# 3. The 32x32 image model end to end: `landscape train --preset digits32-nonconvergent`,
-#    then `landscape map` at its defaults, per-stage seconds from `landscape info --json`;
-#    with COMPILE_MAP=1 the same map again with --compile (limit MAPC_S).
+# Parts (PARTS, run in the order given) [default: ad_step map_scale map map_compiled]:
+#   ad_step       ad_step.py --compile: one attraction-diffusion step against one energy-and-
+#                 gradient call (the digits MLP, Mueller-Brown and the 32x32 presets' network
+#                 at 128 and 1,024 rows; operations per step), eager and compiled (several
+#                 steps fused per call; the first call's compile time too).
+#   map_scale     map_scale.py --ranks 1: whole maps (Mueller-Brown; a digits model, 32
+#                 chains) and the ladder's levels together against one after another.
+#   map           `landscape map` of a 32x32 image model (CKPT, else `landscape train
+#                 --preset digits32-nonconvergent` first) with MAP_ARGS [the demo's image-
+#                 space settings]; minima, basins per level and seconds per stage.
+#   map_compiled  the same map with --compile.
+#   map_defaults  the same model mapped at the library's defaults (256 chains, ...).
+#   train_convergent  `landscape train --preset digits32-convergent` in full.
 #
 # PYTHON [python3] must hold a CUDA build of torch and the package's other dependencies
 # (h5py, networkx, click, tqdm, scikit-learn, scipy, matplotlib): the package is installed
-# into it from this checkout without them (no network needed). Each part runs under a time
-# limit of its own (seconds: AD_S, SCALE_S, TRAIN_S, MAP_S) and leaves its log in RESULTS
-# [gpu-results] with a line in RESULTS/summary.txt; a part cut short leaves what it
-# printed, and a map cut short keeps its progress (rerun with MAP_ARGS=--resume).
+# into it from this checkout without them (no network needed). AD_ARGS go to ad_step.py
+# (e.g. --repeats 3). Each part runs under a time limit of its own (seconds: AD_S, SCALE_S,
+# TRAIN_S, MAP_S, MAPC_S, MAPD_S, TRAINC_S) and leaves its log in RESULTS [gpu-results]
+# with a line in RESULTS/summary.txt; a part cut short leaves what it printed. Maps are
+# written to WORK [a new temporary folder].
 # DEVICE=cpu QUICK=1 runs every part, shortened, on the CPU: a check of the script itself.
 set -u
 cd "$(dirname "$0")/.."
@@ -25,6 +31,8 @@ PYTHON=${PYTHON:-python3}
 DEVICE=${DEVICE:-cuda}
 OUT=${1:-gpu-results}
 AD_S=${AD_S:-240} SCALE_S=${SCALE_S:-240} TRAIN_S=${TRAIN_S:-240} MAP_S=${MAP_S:-480} MAPC_S=${MAPC_S:-480}
+MAPD_S=${MAPD_S:-480} TRAINC_S=${TRAINC_S:-480}
+PARTS=${PARTS:-ad_step map_scale map map_compiled}
 mkdir -p "$OUT"
 export PYTHONUNBUFFERED=1
 summary() { echo "$*" | tee -a "$OUT/summary.txt"; }
@@ -53,23 +61,21 @@ EOF
 summary "$(cat "$OUT/device.txt")"
 
 if [ "${QUICK:-0}" = 1 ]; then
-    ad=(--repeats 1 --steps 40) train=(--steps 5) map=(--chains 8 --rounds 1 --max-steps 100 --patience 20
-        --attempts 1 --neighbours 2 --ladder 1 --ladder-extend 0 --no-refine)
+    ad=(--repeats 1 --steps 40 --batches 16) train=(--steps 5)
+    map=(--chains 8 --rounds 1 --max-steps 100 --patience 20 --attempts 1 --neighbours 2 --ladder 1 --ladder-extend 0
+         --no-refine)
+    defaults=("${map[@]}")
 else
-    ad=() train=() map=()
+    train=() defaults=()
+    read -r -a ad <<<"${AD_ARGS:-}"
+    read -r -a map <<<"${MAP_ARGS:---chains 32 --max-steps 1000 --patience 100 --attempts 2 --neighbours 5}"
 fi
+work=${WORK:-$(mktemp -d)}  # the models and their maps (their run folders would crowd RESULTS)
+mkdir -p "$work"
+ckpt=${CKPT:-$work/d32n.pt}
 
-part ad_step "$AD_S" "$PYTHON" benchmarks/ad_step.py --device "$DEVICE" --compile "${ad[@]}"
-if [ "${QUICK:-0}" != 1 ]; then
-    part map_scale "$SCALE_S" "$PYTHON" benchmarks/map_scale.py --device "$DEVICE" --ranks 1
-fi
-work=${WORK:-$(mktemp -d)}  # the model and its map (their run folders would crowd RESULTS)
-ckpt="$work/d32n.pt"
-[ -f "$ckpt" ] || part train_32x32 "$TRAIN_S" "$LANDSCAPE" train --preset digits32-nonconvergent --out "$ckpt" \
-    --device "$DEVICE" --quiet "${train[@]}"
-if [ -f "$ckpt" ]; then
-    describe() {  # describe MAP: minima, basins per level, seconds per stage
-        "$PYTHON" - "$1" <<'EOF'
+describe() {  # describe MAP: minima, basins per level, seconds per stage
+    "$PYTHON" - "$1" <<'EOF'
 import json, sys
 import h5py
 with h5py.File(sys.argv[1], "r") as f:
@@ -78,14 +84,31 @@ with h5py.File(sys.argv[1], "r") as f:
     print(f"{f['minima'].attrs['count']} minima, basins per level {levels}, seconds per stage",
           {k: round(float(v), 1) for k, v in seconds.items()})
 EOF
-    }
-    part map_32x32 "$MAP_S" "$LANDSCAPE" map "$ckpt" --out "$work/d32n.h5" --device "$DEVICE" "${map[@]}" \
-        ${MAP_ARGS:-}
-    [ -f "$work/d32n.h5" ] && summary "32x32 map: $(describe "$work/d32n.h5")"
-    if [ "${COMPILE_MAP:-0}" = 1 ]; then
-        part map_32x32_compiled "$MAPC_S" "$LANDSCAPE" map "$ckpt" --out "$work/d32n_c.h5" --device "$DEVICE" \
-            --compile "${map[@]}"
-        [ -f "$work/d32n_c.h5" ] && summary "32x32 map, --compile: $(describe "$work/d32n_c.h5")"
-    fi
-fi
+}
+model() {  # the 32x32 model to map: CKPT, or digits32-nonconvergent trained here first
+    [ -f "$ckpt" ] || part train_32x32 "$TRAIN_S" "$LANDSCAPE" train --preset digits32-nonconvergent --out "$ckpt" \
+        --device "$DEVICE" --quiet "${train[@]}"
+    [ -f "$ckpt" ]
+}
+map_part() {  # map_part NAME LIMIT ARGS...: map the 32x32 model into WORK/NAME.h5 and describe it
+    local name=$1 limit=$2
+    shift 2
+    model || return
+    part "$name" "$limit" "$LANDSCAPE" map "$ckpt" --out "$work/$name.h5" --device "$DEVICE" "$@"
+    [ -f "$work/$name.h5" ] && summary "$name: $(describe "$work/$name.h5")"
+}
+
+for p in $PARTS; do
+    case $p in
+        ad_step) part ad_step "$AD_S" "$PYTHON" benchmarks/ad_step.py --device "$DEVICE" --compile \
+                     --energies digits,mueller-brown,vanilla32 "${ad[@]}" ;;
+        map_scale) part map_scale "$SCALE_S" "$PYTHON" benchmarks/map_scale.py --device "$DEVICE" --ranks 1 ;;
+        map) map_part map_32x32 "$MAP_S" "${map[@]}" ;;
+        map_compiled) map_part map_32x32_compiled "$MAPC_S" --compile "${map[@]}" ;;
+        map_defaults) map_part map_32x32_defaults "$MAPD_S" "${defaults[@]}" ;;
+        train_convergent) part train_32x32_convergent "$TRAINC_S" "$LANDSCAPE" train --preset digits32-convergent \
+                              --out "$work/d32c.pt" --device "$DEVICE" "${train[@]}" ;;
+        *) summary "unknown part $p (ad_step, map_scale, map, map_compiled, map_defaults, train_convergent)" ;;
+    esac
+done
 summary "done: logs in $OUT"

@@ -29,8 +29,9 @@ class Minima:
     Attributes
     ----------
     x : Tensor [N, *shape]
-        The minima, in the energy's dtype, sorted by energy (lowest first).
+        The minima, in the energy's dtype and on its device, sorted by energy (lowest first).
     energy : Tensor float64 [N]
+        On the CPU, as ``hits`` and ``grad_norm`` are.
     hits : Tensor int64 [N]
         How many chains ended in each minimum (after merging near-duplicates).
     grad_norm : Tensor float64 [N]
@@ -571,5 +572,6 @@ def find_minima(
     if on_quench is not None:
         on_quench(q)
     keep, assignment = merge_duplicates(q.x, q.energy, merge_radius, tie=energy_tie(grad_tol, merge_radius))
-    hits = torch.bincount(assignment, minlength=keep.numel()).to(torch.int64)
-    return Minima(x=q.x[keep], energy=q.energy[keep], hits=hits, grad_norm=q.grad_norm[keep])
+    k = keep.cpu()  # x stays on the energy's device, the rest comes to the CPU (see Minima)
+    hits = torch.bincount(assignment.cpu(), minlength=k.numel()).to(torch.int64)
+    return Minima(x=q.x[keep], energy=q.energy.cpu()[k], hits=hits, grad_norm=q.grad_norm.cpu()[k])

@@ -1,0 +1,58 @@
+"""The mapper on a CUDA device: skipped where torch sees none (CI has none).
+
+What the CPU suite cannot catch: a tensor left on the GPU where the pipeline hands it to
+numpy or indexes a CPU tensor with it. The first whole map of a 32x32 model on a GPU
+stopped that way after its exploration (the minima's energies stayed on the device).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from landscape.energy import Energy
+from landscape.mapping.minima import find_minima
+from landscape.mapping.pipeline import build_map
+from landscape.mapping.settings import MapConfig
+from landscape.potentials import mueller_brown
+from landscape.train.nets import build_model
+
+pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+
+FAST = dict(chains=64, max_steps=400, patience=100, attempts=1, grid=0)
+
+
+def _mueller_brown(device: str) -> Energy:
+    return Energy(mueller_brown, shape=(2,), data_range=(-1.5, 2.0), dtype=torch.float64, device=device)
+
+
+def test_minima_keep_points_on_the_device_and_the_rest_on_the_cpu():
+    e = _mueller_brown("cuda")
+    g = torch.Generator(device="cuda").manual_seed(0)
+    m = find_minima(e, e.uniform_noise(64, g), eps=0.01, steps=0, merge_radius=0.05, generator=g)
+    assert m.x.device.type == "cuda"
+    assert {m.energy.device.type, m.hits.device.type, m.grad_norm.device.type} == {"cpu"}
+    assert int(m.hits.sum()) == 64
+
+
+def test_a_float64_map_on_the_gpu_equals_the_cpu_map():
+    cpu = build_map(_mueller_brown("cpu"), MapConfig(**FAST)).content
+    gpu = build_map(_mueller_brown("cuda"), MapConfig(**FAST)).content
+    assert len(gpu.minima_energy) == len(cpu.minima_energy) == 3
+    np.testing.assert_allclose(gpu.minima_x, cpu.minima_x, atol=1e-4)
+    assert [p.n_basins for p in gpu.levels] == [p.n_basins for p in cpu.levels]
+    np.testing.assert_allclose(gpu.tree.heights, cpu.tree.heights, rtol=1e-6)
+
+
+@pytest.mark.parametrize("compile", [False, True])
+def test_a_32x32_network_maps_on_the_gpu(compile):
+    torch.manual_seed(0)
+    net = build_model("vanilla", {"n_f": 8, "n_c": 1}).cuda().eval()
+    e = Energy(net, shape=(1, 32, 32), data_range=(-1.0, 1.0), device="cuda", compile=compile)
+    content = build_map(e, MapConfig(chains=16, max_steps=200, patience=50, attempts=1, neighbours=3, grid=0,
+                                     ladder=(0.1, 1.0), ladder_extend=1)).content
+    n = len(content.minima_energy)
+    assert n >= 1 and content.minima_x.shape == (n, 1, 32, 32)
+    assert all(1 <= p.n_basins <= n for p in content.levels)
+    assert np.isfinite(content.minima_energy).all()
