@@ -14,6 +14,7 @@
 #                 --preset digits32-nonconvergent` first) with MAP_ARGS [the demo's image-
 #                 space settings]; minima, basins per level and seconds per stage.
 #   map_compiled  the same map with --compile.
+#   map_again     the same map as `map` once more, compared with it (is a GPU map reproducible?).
 #   map_defaults  the same model mapped at the library's defaults (256 chains, ...).
 #   train_convergent  `landscape train --preset digits32-convergent` in full.
 #
@@ -85,6 +86,20 @@ with h5py.File(sys.argv[1], "r") as f:
           {k: round(float(v), 1) for k, v in seconds.items()})
 EOF
 }
+same() {  # same A B: how far two maps' minima and basins are apart
+    "$PYTHON" - "$1" "$2" <<'EOF'
+import sys
+import numpy as np
+from landscape.io.mapfile import read_map
+a, b = read_map(sys.argv[1]), read_map(sys.argv[2])
+if a.minima_x.shape != b.minima_x.shape:
+    print(f"different minima counts, {len(a.minima_energy)} and {len(b.minima_energy)}")
+else:
+    print(f"minima apart by at most {np.abs(a.minima_x - b.minima_x).max():.3g} (energies "
+          f"{np.abs(a.minima_energy - b.minima_energy).max():.3g}); basins per level "
+          f"{[p.n_basins for p in a.levels]} and {[p.n_basins for p in b.levels]}")
+EOF
+}
 model() {  # the 32x32 model to map: CKPT, or digits32-nonconvergent trained here first
     [ -f "$ckpt" ] || part train_32x32 "$TRAIN_S" "$LANDSCAPE" train --preset digits32-nonconvergent --out "$ckpt" \
         --device "$DEVICE" --quiet "${train[@]}"
@@ -105,10 +120,12 @@ for p in $PARTS; do
         map_scale) part map_scale "$SCALE_S" "$PYTHON" benchmarks/map_scale.py --device "$DEVICE" --ranks 1 ;;
         map) map_part map_32x32 "$MAP_S" "${map[@]}" ;;
         map_compiled) map_part map_32x32_compiled "$MAPC_S" --compile "${map[@]}" ;;
+        map_again) map_part map_32x32_again "$MAP_S" "${map[@]}" && [ -f "$work/map_32x32.h5" ] \
+                       && summary "map_again against map: $(same "$work/map_32x32.h5" "$work/map_32x32_again.h5")" ;;
         map_defaults) map_part map_32x32_defaults "$MAPD_S" "${defaults[@]}" ;;
         train_convergent) part train_32x32_convergent "$TRAINC_S" "$LANDSCAPE" train --preset digits32-convergent \
                               --out "$work/d32c.pt" --device "$DEVICE" "${train[@]}" ;;
-        *) summary "unknown part $p (ad_step, map_scale, map, map_compiled, map_defaults, train_convergent)" ;;
+        *) summary "unknown part $p (ad_step, map_scale, map, map_compiled, map_again, map_defaults, train_convergent)" ;;
     esac
 done
 summary "done: logs in $OUT"
