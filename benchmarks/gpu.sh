@@ -3,7 +3,9 @@
 #
 #     bash benchmarks/gpu.sh [RESULTS]        # about 10 minutes on an H100 or H200
 #
-# Parts (PARTS, run in the order given) [default: ad_step map_scale map map_compiled]:
+# Parts (PARTS, run in the order given) [default: tests_cuda ad_step map_scale map map_compiled]:
+#   tests_cuda    tests/test_cuda.py: maps, the funnel probe, sample and check on the GPU
+#                 (where CI, without one, skips them); a minute or two.
 #   ad_step       ad_step.py --compile: one attraction-diffusion step against one energy-and-
 #                 gradient call (the digits MLP, Mueller-Brown and the 32x32 presets' network
 #                 at 128 and 1,024 rows; operations per step), eager and compiled (several
@@ -21,10 +23,10 @@
 # PYTHON [python3] must hold a CUDA build of torch and the package's other dependencies
 # (h5py, networkx, click, tqdm, scikit-learn, scipy, matplotlib): the package is installed
 # into it from this checkout without them (no network needed). AD_ARGS go to ad_step.py
-# (e.g. --repeats 3). Each part runs under a time limit of its own (seconds: AD_S, SCALE_S,
-# TRAIN_S, MAP_S, MAPC_S, MAPD_S, TRAINC_S) and leaves its log in RESULTS [gpu-results]
-# with a line in RESULTS/summary.txt; a part cut short leaves what it printed. Maps are
-# written to WORK [a new temporary folder].
+# (e.g. --repeats 3). Each part runs under a time limit of its own (seconds: TESTS_S, AD_S,
+# SCALE_S, TRAIN_S, MAP_S, MAPC_S, MAPD_S, TRAINC_S) and leaves its log in RESULTS
+# [gpu-results] with a line in RESULTS/summary.txt; a part cut short leaves what it
+# printed. Maps are written to WORK [a new temporary folder].
 # DEVICE=cpu QUICK=1 runs every part, shortened, on the CPU: a check of the script itself.
 set -u
 cd "$(dirname "$0")/.."
@@ -33,7 +35,8 @@ DEVICE=${DEVICE:-cuda}
 OUT=${1:-gpu-results}
 AD_S=${AD_S:-240} SCALE_S=${SCALE_S:-240} TRAIN_S=${TRAIN_S:-240} MAP_S=${MAP_S:-480} MAPC_S=${MAPC_S:-480}
 MAPD_S=${MAPD_S:-480} TRAINC_S=${TRAINC_S:-480}
-PARTS=${PARTS:-ad_step map_scale map map_compiled}
+PARTS=${PARTS:-tests_cuda ad_step map_scale map map_compiled}
+TESTS_S=${TESTS_S:-240}
 mkdir -p "$OUT"
 export PYTHONUNBUFFERED=1
 summary() { echo "$*" | tee -a "$OUT/summary.txt"; }
@@ -115,6 +118,7 @@ map_part() {  # map_part NAME LIMIT ARGS...: map the 32x32 model into WORK/NAME.
 
 for p in $PARTS; do
     case $p in
+        tests_cuda) part tests_cuda "$TESTS_S" "$PYTHON" -m pytest -q -p no:cacheprovider tests/test_cuda.py ;;
         ad_step) part ad_step "$AD_S" "$PYTHON" benchmarks/ad_step.py --device "$DEVICE" --compile \
                      --energies digits,mueller-brown,vanilla32 "${ad[@]}" ;;
         map_scale) part map_scale "$SCALE_S" "$PYTHON" benchmarks/map_scale.py --device "$DEVICE" --ranks 1 ;;
@@ -125,7 +129,7 @@ for p in $PARTS; do
         map_defaults) map_part map_32x32_defaults "$MAPD_S" "${defaults[@]}" ;;
         train_convergent) part train_32x32_convergent "$TRAINC_S" "$LANDSCAPE" train --preset digits32-convergent \
                               --out "$work/d32c.pt" --device "$DEVICE" "${train[@]}" ;;
-        *) summary "unknown part $p (ad_step, map_scale, map, map_compiled, map_again, map_defaults, train_convergent)" ;;
+        *) summary "unknown part $p (tests_cuda, ad_step, map_scale, map, map_compiled, map_again, map_defaults, train_convergent)" ;;
     esac
 done
 summary "done: logs in $OUT"

@@ -56,3 +56,35 @@ def test_a_32x32_network_maps_on_the_gpu(compile):
     assert n >= 1 and content.minima_x.shape == (n, 1, 32, 32)
     assert all(1 <= p.n_basins <= n for p in content.levels)
     assert np.isfinite(content.minima_energy).all()
+
+
+def test_a_funnel_probe_on_the_gpu_finds_the_planted_funnel(tmp_path):
+    from test_funnel import make_map, planted_data, planted_energy, probe_config
+
+    from landscape.mapping.funnel import funnel_probe, funnel_sinks
+    from landscape.potentials import planted_funnel
+
+    data = torch.from_numpy(planted_data(400, seed=0))
+    _, content = make_map(tmp_path, planted_funnel, data, "funnel")
+    energy = planted_energy(planted_funnel)
+    on_gpu = Energy(energy.fn, shape=(2,), data_range=energy.data_range, dtype=torch.float64, device="cuda")
+    f = funnel_probe(on_gpu, content, probe_config(), data=data).funnel
+    assert f.score >= 0.8 and funnel_sinks(f) == [0]
+    np.testing.assert_allclose(f.occupancy.sum(1), 1.0)
+
+
+def test_landscape_sample_and_check_run_on_the_gpu(tmp_path, capsys):
+    from conftest import TINY, run
+
+    ckpt = tmp_path / "rings.pt"
+    code, _, err = run(capsys, "train", "--preset", "rings-demo", "--out", ckpt, "--set", "model.kwargs.n_f=8",
+                       *TINY, "--device", "cuda")
+    assert code == 0, err
+    saved = tmp_path / "ends.npz"
+    code, _, err = run(capsys, "sample", ckpt, "--chains", "32", "--steps", "20", "--out", tmp_path / "s.png",
+                       "--save", saved, "--quiet", "--device", "cuda")
+    assert code == 0, err
+    ends = np.load(saved)
+    assert np.isfinite(ends["end"]).all() and not np.array_equal(ends["start"], ends["end"])
+    code, _, err = run(capsys, "check", ckpt, "--chains", "16", "--multiples", "1,3", "--quiet", "--device", "cuda")
+    assert code == 0, err
