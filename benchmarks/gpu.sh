@@ -4,7 +4,7 @@
 #     bash benchmarks/gpu.sh [RESULTS]        # about 10 minutes on an H100 or H200
 #
 # Parts (PARTS, run in the order given) [default: tests_cuda ad_step map_scale map map_compiled]:
-#   tests_cuda    tests/test_cuda.py: maps, the funnel probe, sample and check on the GPU
+#   tests_cuda    tests/test_cuda.py: map, funnel, diagnose, sample and check on the GPU
 #                 (where CI, without one, skips them); a minute or two.
 #   ad_step       ad_step.py --compile: one attraction-diffusion step against one energy-and-
 #                 gradient call (the digits MLP, Mueller-Brown and the 32x32 presets' network

@@ -88,3 +88,25 @@ def test_landscape_sample_and_check_run_on_the_gpu(tmp_path, capsys):
     assert np.isfinite(ends["end"]).all() and not np.array_equal(ends["start"], ends["end"])
     code, _, err = run(capsys, "check", ckpt, "--chains", "16", "--multiples", "1,3", "--quiet", "--device", "cuda")
     assert code == 0, err
+
+
+def test_landscape_map_funnel_and_diagnose_of_a_checkpoint_on_the_gpu(tmp_path, capsys):
+    from conftest import TINY, run
+
+    from landscape.io.mapfile import read_map
+
+    ckpt, out = tmp_path / "rings.pt", tmp_path / "rings.h5"
+    code, _, err = run(capsys, "train", "--preset", "rings-demo", "--out", ckpt, "--set", "model.kwargs.n_f=8",
+                       *TINY, "--device", "cuda")
+    assert code == 0, err
+    code, _, err = run(capsys, "map", ckpt, "--chains", "16", "--steps", "20", "--ladder", "1", "--ladder-extend", "0",
+                       "--max-steps", "300", "--patience", "100", "--attempts", "1", "--neighbours", "3", "--out", out,
+                       "--quiet", "--device", "cuda")
+    assert code == 0, err
+    code, _, err = run(capsys, "funnel", out, "--chains", "16", "--steps", "40", "--quiet", "--device", "cuda")
+    assert code == 0, err
+    code, stdout, err = run(capsys, "diagnose", out, "--device", "cuda")
+    assert code == 0, err
+    c = read_map(out)
+    assert c.funnel is not None and c.diagnosis is not None
+    assert len(c.diagnosis.spurious) == len(c.minima_energy)
