@@ -367,12 +367,8 @@ class DigitsNet(_MLPEnergy):
 # convolutional networks (autograd sampling path)
 
 
-class VanillaNet(EnergyNet):
-    """The Anatomy paper's plain ConvNet for 32x32 images (§4.2, synthesis from noise).
-
-    ``f = Sequential(C(n_c, n_f, 3, 1, 1), R, C(n_f, 2n_f, 4, 2, 1), R,
-    C(2n_f, 4n_f, 4, 2, 1), R, C(4n_f, 8n_f, 4, 2, 1), R, C(8n_f, 1, 4, 1, 0))``
-    (kernel, stride, padding), taking ``n_c x 32 x 32`` through 32, 16, 8, 4 to 1 pixel.
+class _ImageNet(EnergyNet):
+    """Base of the 32x32 image networks: one constructor for both.
 
     Parameters
     ----------
@@ -400,6 +396,25 @@ class VanillaNet(EnergyNet):
         n_f = _positive_int("n_f", n_f)
         self.leak = _finite_float("leak", leak)
         self._input_shape = (n_c, 32, 32)
+        self._build(n_c, n_f)
+        self._finish()
+
+    def _build(self, n_c: int, n_f: int) -> None:
+        """Make the layers (``self.leak`` is set)."""
+        raise NotImplementedError
+
+
+class VanillaNet(_ImageNet):
+    """The Anatomy paper's plain ConvNet for 32x32 images (§4.2, synthesis from noise).
+
+    ``f = Sequential(C(n_c, n_f, 3, 1, 1), R, C(n_f, 2n_f, 4, 2, 1), R,
+    C(2n_f, 4n_f, 4, 2, 1), R, C(4n_f, 8n_f, 4, 2, 1), R, C(8n_f, 1, 4, 1, 0))``
+    (kernel, stride, padding), taking ``n_c x 32 x 32`` through 32, 16, 8, 4 to 1 pixel.
+    Parameters as for every 32x32 network here (``n_c``, ``n_f``, ``leak``,
+    ``energy_scale``, ``spectral_norm``; see ``_ImageNet``).
+    """
+
+    def _build(self, n_c: int, n_f: int) -> None:
         self.f = nn.Sequential(
             nn.Conv2d(n_c, n_f, 3, 1, 1),
             nn.LeakyReLU(self.leak),
@@ -411,7 +426,6 @@ class VanillaNet(EnergyNet):
             nn.LeakyReLU(self.leak),
             nn.Conv2d(8 * n_f, 1, 4, 1, 0),
         )
-        self._finish()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Energies ``U [B]`` of images ``x [B, n_c, 32, 32]``; ValueError on other shapes."""
@@ -464,40 +478,17 @@ class NonLocalBlock(nn.Module):
         return self.W(y) + x
 
 
-class NonlocalNet(EnergyNet):
+class NonlocalNet(_ImageNet):
     """The Anatomy paper's network for convergent ML learning on 32x32 images (§4.3).
 
     ``convs = Sequential(C(n_c, n_f), R, P, NL(n_f), C(n_f, 2n_f), R, P, NL(2n_f),
     C(2n_f, 4n_f), R, P)`` with 3x3 convolutions (stride 1, padding 1), R a LeakyReLU,
     P a 2x2 max-pool and NL a ``NonLocalBlock``; then
-    ``fc = Sequential(Linear(4n_f * 4 * 4, 8n_f), R, Linear(8n_f, 1))``.
-
-    Parameters
-    ----------
-    n_c : int
-        Image channels.
-    n_f : int
-        Base width.
-    leak : float
-        LeakyReLU negative slope.
-    energy_scale, spectral_norm :
-        See ``EnergyNet``.
+    ``fc = Sequential(Linear(4n_f * 4 * 4, 8n_f), R, Linear(8n_f, 1))``. Parameters as
+    for every 32x32 network here (see ``_ImageNet``).
     """
 
-    def __init__(
-        self,
-        n_c: int = 3,
-        n_f: int = 32,
-        leak: float = LEAK,
-        *,
-        energy_scale: float = 1.0,
-        spectral_norm: bool = False,
-    ) -> None:
-        super().__init__(energy_scale=energy_scale, spectral_norm=spectral_norm)
-        n_c = _positive_int("n_c", n_c)
-        n_f = _positive_int("n_f", n_f)
-        self.leak = _finite_float("leak", leak)
-        self._input_shape = (n_c, 32, 32)
+    def _build(self, n_c: int, n_f: int) -> None:
         self.convs = nn.Sequential(
             nn.Conv2d(n_c, n_f, 3, 1, 1),
             nn.LeakyReLU(self.leak),
@@ -516,7 +507,6 @@ class NonlocalNet(EnergyNet):
             nn.LeakyReLU(self.leak),
             nn.Linear(8 * n_f, 1),
         )
-        self._finish()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Energies ``U [B]`` of images ``x [B, n_c, 32, 32]``; ValueError on other shapes."""
