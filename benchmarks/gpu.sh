@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The GPU measurements of docs/benchmarks.md in one go, on one CUDA device:
 #
-#     bash benchmarks/gpu.sh [RESULTS]        # about 10 minutes on an H100 or H200
+#     bash benchmarks/gpu.sh [RESULTS]        # about 12 minutes on an H100 or H200 (the default PARTS)
 #
 # Parts (PARTS, run in the order given) [default: tests_cuda ad_step map_scale map map_compiled]:
 #   tests_cuda    tests/test_cuda.py: map, funnel, diagnose, sample and check on the GPU
