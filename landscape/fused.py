@@ -24,6 +24,7 @@ is kept on the energy (:func:`failure`) and everything runs eagerly.
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -89,7 +90,11 @@ def call(energy: Energy, key: Any, fn: Callable[..., Any], *args: Any) -> Any | 
     raised: compiling failed (kept, see :func:`fail`), and the caller runs the window
     eagerly, with the noise it drew for it."""
     try:
-        out = fn(*args)
+        with warnings.catch_warnings():
+            # Maps keep float32 products in full float32 (TF32 would round the energies a
+            # map compares); the compiler's hint to switch TF32 on is not for our users.
+            warnings.filterwarnings("ignore", message=".*TensorFloat32 tensor cores", category=UserWarning)
+            out = fn(*args)
     except Exception as error:
         fail(energy, error)
         return None

@@ -6,6 +6,7 @@ test here shares it.
 """
 
 import math
+import warnings
 
 import numpy as np
 
@@ -118,6 +119,24 @@ def test_where_compiling_fails_the_steps_run_eagerly_with_the_same_chains(monkey
     assert fused.compiled(energy, "any", lambda vg: vg) is None  # not tried again
     for name in ("success", "barrier", "steps", "end_x", "path"):
         assert torch.equal(getattr(got, name), getattr(want, name)), name
+
+
+def test_the_compilers_tf32_hint_is_not_passed_on_and_other_warnings_are():
+    # On a GPU inductor hints at TF32 for float32 products; maps keep full float32, so the
+    # hint would only puzzle a user. Any other warning still reaches them.
+    energy = Energy(double_well, shape=(1,), data_range=(-2.0, 2.0), dtype=torch.float64)
+
+    def fn(hint: str) -> int:
+        warnings.warn(hint, UserWarning)
+        return 1
+
+    tf32 = ("TensorFloat32 tensor cores for float32 matrix multiplication available but not enabled. "
+            "Consider setting `torch.set_float32_matmul_precision('high')` for better performance.")
+    with pytest.warns(UserWarning, match="something else"):
+        assert fused.call(energy, "k", fn, "something else") == 1
+    with warnings.catch_warnings():  # (turned into an error, the hint would fail the call)
+        warnings.simplefilter("error")
+        assert fused.call(energy, "k", fn, tf32) == 1
 
 
 def test_a_changed_module_is_compiled_again():
