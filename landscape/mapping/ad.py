@@ -917,7 +917,7 @@ class _State:
     def partition(self) -> Partition:
         """The assignment, basins numbered by the energy of their representative."""
         reps = np.asarray(self.reps, dtype=np.int64)
-        e = self.energies.cpu().numpy()
+        e = self.energies.numpy()
         order = np.lexsort((np.arange(reps.size), self.key[reps]))
         new_of = np.empty(reps.size, dtype=np.int64)
         new_of[order] = np.arange(reps.size)

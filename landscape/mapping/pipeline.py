@@ -365,7 +365,7 @@ def _level_to_state(state: dict[str, Any], k: int | str, part: Partition, record
         length = max(records.paths[r].shape[0] for r in have)
         stacked = np.full((len(have), length, *shape), np.nan, dtype=np.float32)
         for q, r in enumerate(have):
-            stacked[q, : records.paths[r].shape[0]] = records.paths[r].float().cpu().numpy()
+            stacked[q, : records.paths[r].shape[0]] = records.paths[r].float().numpy()
         state[f"{key}/rec_paths"] = stacked
 
 
