@@ -248,6 +248,7 @@ def refine_pairs(
     paths: Mapping[tuple[int, int], torch.Tensor] | None = None,
     images: int = 24,
     steps: int = 400,
+    climb_steps: int | None = None,
     batch: int = 256,
     max_images: int = 64,
     progress: Callable[[int], None] | None = None,
@@ -277,11 +278,15 @@ def refine_pairs(
     NonFiniteEnergyError
         From the string method.
 
-    Cost: per batch of ``batch`` strings, at most ``2 * steps`` iterations of two batched
+    ``steps`` and ``climb_steps`` are the iteration budgets of the string and the
+    climbing phase (default: ``steps``; 0: no climbing).
+
+    Cost: per batch of ``batch`` strings, at most ``steps + climb_steps`` iterations of two batched
     calls of ``batch * (images - 2)`` points, and for the strings that did not converge
     about 30 evaluations per segment of their polylines.
     """
     paths = paths or {}
+    climb = steps if climb_steps is None else int(climb_steps)
     rows = [int(r) for r in rows]
     m = len(rows)
     shape = tuple(energy.shape)
@@ -300,7 +305,7 @@ def refine_pairs(
             if detail is not None:
                 head = f"batch {s // batch + 1}/{n_batches}: " if n_batches > 1 else ""
                 head += f"again with {k_images} images: " if k_images != images else ""
-                total, limit = len(chunk), 2 * steps
+                total, limit = len(chunk), steps + climb
 
                 def on_iteration(done: int, moving: int) -> None:
                     detail(f"{head}{moving:,}/{total:,} strings relaxing, iteration {done:,}/{limit:,}")
@@ -310,7 +315,8 @@ def refine_pairs(
             init = [None if p is None else p[1:-1] for p in init]  # the record holds both ends
             k = min(max([k_images] + [p.shape[0] + 2 for p in init if p is not None]), max(max_images, k_images))
             results = string_method_batch(energy, a, b, init=init if any(p is not None for p in init) else None,
-                                          images=k, steps=steps, box=energy.data_range, on_iteration=on_iteration)
+                                          images=k, steps=steps, climb=climb > 0, climb_steps=climb,
+                                          box=energy.data_range, on_iteration=on_iteration)
             # A string that did not converge has no saddle at its highest image: its
             # barrier is the top of its polyline, a path between the two minima, so it
             # bounds the barrier from above as a converged string's saddle does.

@@ -324,6 +324,7 @@ def _refine(energy: Energy, x: torch.Tensor, table: PairTable, rows: list[int], 
         return 0
     reporter.stage(f"refining barriers ({what}, string method)", total=len(rows), unit="pair")
     ref = refine_pairs(energy, x, table, rows, paths=paths, images=cfg.refine_images, steps=cfg.refine_steps,
+                       climb_steps=cfg.refine_climb_steps,
                        progress=reporter.advance, detail=reporter.detail)
     saddles.add(table, ref, keep_paths)
     return ref.retried

@@ -126,7 +126,13 @@ class MapConfig:
         Pairs other than neighbours are refined when their estimate is within this share
         of the barrier height above the tree's height joining them.
     refine_images, refine_steps : int
-        Images per string and iteration budget.
+        Images per string and iteration budget of the string phase.
+    refine_climb_steps : int
+        Iteration budget of the climbing-image phase that follows (0: no climbing). A
+        string on a smooth energy converges in a few dozen climbing iterations; on a
+        network's piecewise-linear landscape the climb hardly ever converges, and its
+        iterations past 100 moved the digits maps' trees by under 0.5 % of their height
+        (``docs/benchmarks.md``).
     ad_temperature : float or None
         ``T`` of attraction-diffusion: which barriers count as basin boundaries.
     ad_eps : float or None
@@ -171,6 +177,7 @@ class MapConfig:
     refine_slack: float = 0.5
     refine_images: int = 24
     refine_steps: int = 400
+    refine_climb_steps: int = 100
     ad_temperature: float | None = None
     ad_eps: float | None = None
     delta: float | None = None
@@ -211,6 +218,7 @@ class MapConfig:
             (self.max_minima >= 0 and self.neighbours >= 1, "max_minima must be >= 0 and neighbours >= 1"),
             (self.refine_slack >= 0, "refine_slack must be >= 0"),
             (self.refine_images >= 3 and self.refine_steps >= 1, "refine_images must be >= 3, refine_steps >= 1"),
+            (self.refine_climb_steps >= 0, "refine_climb_steps must be >= 0"),
             (self.alpha > 0 and math.isfinite(self.alpha), "alpha must be > 0"),
             (all(a > 0 and math.isfinite(a) for a in self.ladder), "ladder values must be finite and > 0"),
             (self.ladder_extend >= 0, "ladder_extend must be >= 0"),
