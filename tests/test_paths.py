@@ -18,6 +18,7 @@ from landscape.io.records import NEIGHBOUR, PairTable
 from landscape.potentials import MUELLER_BROWN_MINIMA, MUELLER_BROWN_SADDLE_ENERGY
 from landscape.mapping import paths
 from landscape.mapping.barriers import refine_pairs
+from landscape.mapping.settings import MapConfig
 from landscape.mapping.paths import polyline_max, resample_polyline, string_method, string_method_batch
 
 # Mueller-Brown potential (K. Mueller and L. D. Brown 1979, Theor. Chim. Acta 53, 75):
@@ -219,6 +220,21 @@ def test_without_climbing_the_saddle_is_sampled_from_below():
     climbed = string_method(vg, a, b, images=8, climb=True, via=torch.tensor([0.0, 0.8], dtype=torch.float64))
     assert plain.saddle_energy < 1.0 - 1e-3
     assert climbed.saddle_energy == pytest.approx(1.0, abs=1e-6)
+
+
+def test_refine_pairs_climbs_on_its_own_budget():
+    # The climbing phase has a budget of its own (the map's refine_climb_steps): none
+    # leaves the 8-image string's highest image below the saddle, a few iterations lift
+    # it onto the saddle, since the string phase ended close to the path already.
+    energy = Energy(double_well, shape=(2,), dtype=torch.float64)
+    x = torch.tensor([[-1.0, 0.0], [1.0, 0.0]], dtype=torch.float64)
+    table = PairTable(np.array([[0, 1]]), np.array([3.0]), np.array([np.nan]), np.array([np.nan]),
+                      np.array([NEIGHBOUR], dtype=np.uint8))
+    saddle = {c: refine_pairs(energy, x, table, [0], images=8, climb_steps=c).saddle[0] for c in (0, 100)}
+    assert saddle[0] < 1.0 - 1e-3
+    assert saddle[100] == pytest.approx(1.0, abs=1e-6)
+    with pytest.raises(LandscapeError, match="refine_climb_steps"):
+        MapConfig(refine_climb_steps=-1)
 
 
 def test_one_batched_call_for_all_images_and_a_frozen_module():
