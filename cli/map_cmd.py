@@ -98,13 +98,22 @@ def _auto(text: str, what: str) -> float | None:
                 "noted in the map's report. Not under torchrun (a split energy steps eagerly).")
 @click.option("--no-refine", is_flag=True,
               help="Keep the barrier estimates (straight segments, attraction-diffusion chains): no string method.")
+@click.option("--string-steps", type=click.IntRange(min=1), default=400, show_default=True,
+              help="Iterations per barrier of the string method's first phase, in which the path relaxes towards "
+                   "the minimum energy path.")
+@click.option("--climb-steps", type=click.IntRange(min=0), default=100, show_default=True,
+              help="Iterations of the phase that follows, in which the path's highest point climbs onto the "
+                   "saddle (0: none). Strings on smooth energies converge well within both budgets; on a "
+                   "network's piecewise-linear landscape they seldom converge, and longer runs lower some "
+                   "barriers a little further.")
 @seed_option(0)
 @click.option("--resume", is_flag=True, help="Continue an interrupted map of the same settings.")
 @force_option("(an existing map; unfinished progress is dropped)")
 @quiet_option()
 def map_cmd(target, out, dataset, data_root, init, chains, rounds, steps, temperature, eps, ad_temperature, ad_eps,
             alpha, ladder, ladder_extend, ladder_refine, alpha_unit, delta, max_steps, patience, attempts, ad_average, neighbours,
-            merge_radius, grad_tol, quench_steps, max_minima, compile_steps, no_refine, seed, resume, force, quiet, **energy_kw):
+            merge_radius, grad_tol, quench_steps, max_minima, compile_steps, no_refine, string_steps, climb_steps, seed,
+            resume, force, quiet, **energy_kw):
     """Map the energy landscape of a trained EBM (or any energy) into an HDF5 file.
 
     \b
@@ -153,7 +162,8 @@ def map_cmd(target, out, dataset, data_root, init, chains, rounds, steps, temper
             chains=chains, rounds=rounds, init=init, temperature=temperature, eps=eps, steps=steps,
             grad_tol=grad_tol, quench_steps=quench_steps, merge_radius=merge_radius, max_minima=max_minima,
             neighbours=neighbours,
-            refine=not no_refine, ad_temperature=ad_temperature, ad_eps=ad_eps, delta=_auto(delta, "--delta"),
+            refine=not no_refine, refine_steps=string_steps, refine_climb_steps=climb_steps,
+            ad_temperature=ad_temperature, ad_eps=ad_eps, delta=_auto(delta, "--delta"),
             alpha_unit=_auto(alpha_unit, "--alpha-unit"), alpha=alpha,
             ladder=numbers(ladder, "--ladder", positive=True), ladder_extend=ladder_extend,
             ladder_refine=ladder_refine, max_steps=max_steps,

@@ -61,8 +61,36 @@ def test_map_of_a_function_finds_the_four_wells_and_writes_the_schema(capsys, we
     # An existing map is not overwritten without --force.
     code, _, err = map_wells(capsys, wells_file, out)
     assert_one_line_error(code, err, "exists: pass --force")
-    code, _, err = map_wells(capsys, wells_file, out, "--force")
+    code, _, err = map_wells(capsys, wells_file, out, "--force", "--string-steps", "300", "--climb-steps", "0")
     assert code == 0, err
+    config = read_map(out).meta.config
+    assert (config["refine_steps"], config["refine_climb_steps"]) == (300, 0)
+
+
+def test_the_command_defaults_are_the_python_api_defaults():
+    # One settings policy: every option of `landscape map` that sets a MapConfig field
+    # defaults to that field's default (auto settings: None in both).
+    import dataclasses
+
+    from landscape.cli.map_cmd import map_cmd
+    from landscape.mapping.settings import MapConfig
+
+    config = MapConfig()
+    field = {"ad_average": "average", "string_steps": "refine_steps", "climb_steps": "refine_climb_steps"}
+    names = {f.name for f in dataclasses.fields(MapConfig)}
+    checked = set()
+    for p in map_cmd.params:
+        name = field.get(p.name, p.name)
+        if name not in names:
+            continue
+        default = p.default
+        if name == "ladder":
+            default = tuple(float(v) for v in default.split(","))
+        elif default == "auto":
+            default = None
+        assert default == getattr(config, name), p.name
+        checked.add(name)
+    assert {"refine_steps", "refine_climb_steps", "neighbours", "chains", "ladder"} <= checked
 
 
 @pytest.mark.slow
