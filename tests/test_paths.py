@@ -120,7 +120,7 @@ def test_double_well_with_an_energy_and_float32():
     via = torch.tensor([0.2, 1.2])  # the polyline through here peaks at 3.8, the saddle is at 1
     result = string_method(energy, a, b, via=via, images=17)
     assert result.path.dtype == torch.float32
-    assert result.converged
+    assert result.converged and result.stop == "converged"
     assert result.saddle_energy == pytest.approx(1.0, abs=1e-3)
     assert result.saddle_energy < result.initial_max_energy
     assert result.saddle_grad_norm < 1e-2
@@ -165,6 +165,7 @@ def test_a_string_whose_saddle_stopped_moving_ends_its_phases_early(dtype, monke
     assert crawled.steps == 1000  # both phases to their budgets
     assert stalled.steps < 1000 and stalled.steps % every == 0
     assert not stalled.converged
+    assert (stalled.stop, crawled.stop) == ("stalled", "budget")
     assert stalled.saddle_energy == pytest.approx(crawled.saddle_energy, abs=1e-6)
     assert stalled.saddle_energy == pytest.approx(1.0, abs=1e-6)
 
@@ -233,6 +234,11 @@ def test_refine_pairs_climbs_on_its_own_budget():
     saddle = {c: refine_pairs(energy, x, table, [0], images=8, climb_steps=c).saddle[0] for c in (0, 100)}
     assert saddle[0] < 1.0 - 1e-3
     assert saddle[100] == pytest.approx(1.0, abs=1e-6)
+    # how its strings stopped, in words for the map's progress notes
+    bent = {(0, 1): torch.tensor([[-1.0, 0.0], [0.0, 0.8], [1.0, 0.0]], dtype=torch.float64)}
+    ref = refine_pairs(energy, x, table, [0], paths=bent, images=8, steps=2, climb_steps=0)
+    assert list(ref.stops) == ["budget"]
+    assert ref.describe_stops(" (2 iterations)") == "1 string: 0 converged, 0 stopped moving, 1 at their budget (2 iterations)"
     with pytest.raises(LandscapeError, match="refine_climb_steps"):
         MapConfig(refine_climb_steps=-1)
 

@@ -237,6 +237,21 @@ class Refinement:
     paths: np.ndarray  # [R, K, *shape] float32, the relaxed strings
     saddle_point: np.ndarray  # bool [R], the refined barrier is a saddle point (PairTable.saddle_point)
     retried: int  # strings that ended above their start and were run again with more images
+    stops: np.ndarray | None = None  # str [R], why the string behind each barrier stopped (PathResult.stop)
+
+    def describe_stops(self, budget: str = "") -> str:
+        """How the strings behind the barriers stopped, in words (for a progress note):
+        e.g. ``"218 strings: 0 converged, 90 stopped moving, 128 at their budget"``."""
+        stops = [] if self.stops is None else list(self.stops)
+        if not stops:
+            return "no strings"
+        count = {k: stops.count(k) for k in ("converged", "stalled", "budget", "stuck")}
+        parts = [f"{count['converged']} converged", f"{count['stalled']} stopped moving"]
+        if count["budget"]:
+            parts.append(f"{count['budget']} at their budget{budget}")
+        if count["stuck"]:
+            parts.append(f"{count['stuck']} stuck (every step shrank to nothing)")
+        return f"{len(stops)} string{'' if len(stops) == 1 else 's'}: " + ", ".join(parts)
 
 
 def refine_pairs(
@@ -294,6 +309,7 @@ def refine_pairs(
     at_saddle = np.zeros(m, dtype=bool)
     saddle_x = np.full((m, *shape), np.nan, dtype=np.float32)
     out_paths: list[np.ndarray | None] = [None] * m
+    stops = np.full(m, "", dtype=object)
     floor = np.full(m, np.nan)
     retried = 0
 
@@ -333,6 +349,7 @@ def refine_pairs(
                     # the barrier's height, and float32's rounding)
                     slack = 1e-3 * max(value - floor[q], 0.0) + 1e-6 * abs(value)
                     at_saddle[q] = res.converged or (res.stationary and value <= res.saddle_energy + slack)
+                    stops[q] = res.stop
                     saddle_x[q] = res.path[res.saddle_index].detach().float().cpu().numpy()
                     out_paths[q] = res.path.detach().float().cpu().numpy()
             if progress is not None:
@@ -352,4 +369,4 @@ def refine_pairs(
     for q, p in enumerate(out_paths):
         if p is not None:
             stacked[q, : p.shape[0]] = p
-    return Refinement(np.asarray(rows, dtype=np.int64), saddle, saddle_x, stacked, at_saddle, retried)
+    return Refinement(np.asarray(rows, dtype=np.int64), saddle, saddle_x, stacked, at_saddle, retried, stops)

@@ -56,6 +56,9 @@ from landscape.errors import LandscapeError, NonFiniteEnergyError
 #: Iterations between two checks of a string's progress (see ``_Strings.check_stall``).
 STALL = 50
 
+#: Why a string's phase ended (:attr:`PathResult.stop`), by the code ``_Strings`` keeps.
+STOPS = ("converged", "stalled", "budget", "stuck")
+
 
 class PathResult(NamedTuple):
     """What :func:`string_method` returns (one per string for :func:`string_method_batch`).
@@ -83,6 +86,10 @@ class PathResult(NamedTuple):
         gradient norm on the starting path): the highest image sits where the gradient
         vanishes, whether or not the rest of the string settled (a string through an
         intermediate minimum may keep sliding there while its climbing image is exact).
+    stop : str
+        Why its last phase ended: ``"converged"``, ``"stalled"`` (its top energy stopped
+        moving), ``"budget"`` (it ran the phase's whole iteration budget) or ``"stuck"``
+        (every step shrank to nothing).
     """
 
     path: torch.Tensor
@@ -94,6 +101,7 @@ class PathResult(NamedTuple):
     initial_max_energy: float
     saddle_grad_norm: float
     stationary: bool = False
+    stop: str = "converged"
 
 
 def resample_polyline(points: torch.Tensor, n: int) -> torch.Tensor:
@@ -357,6 +365,7 @@ class _Strings:
         # Flat paths (or a == b) have nothing to relax: done, converged.
         flat = (scale == 0) | (spacing == 0)
         self.converged = flat.clone()
+        self.stop = torch.zeros(n, dtype=torch.long, device=dev)  # index into STOPS
         self.active = ~flat
         self.in_climb = torch.zeros(n, dtype=torch.bool, device=dev)
         self.climb_steps: int | None = None
@@ -384,7 +393,7 @@ class _Strings:
             budget = torch.where(self.in_climb, climb_steps or 0, steps)
             out_of_budget = self.active & (self.phase_iters >= budget)
             if bool(out_of_budget.any()):
-                self.end_phase(out_of_budget, torch.zeros_like(out_of_budget))
+                self.end_phase(out_of_budget, torch.zeros_like(out_of_budget), STOPS.index("budget"))
             self.check_stall()
             idx = torch.nonzero(self.active).flatten()
             if on_iteration is not None:
@@ -393,7 +402,7 @@ class _Strings:
                 break
             self.iterate(idx)
         if bool(self.active.any()):
-            self.end_phase(self.active.clone(), torch.zeros_like(self.active))
+            self.end_phase(self.active.clone(), torch.zeros_like(self.active), STOPS.index("budget"))
 
     def check_stall(self) -> None:
         """Every :data:`STALL` iterations of a phase: end the phase of the strings whose
@@ -408,7 +417,7 @@ class _Strings:
         stalled = due & (self.phase_iters > 0) & ((top - self.mark).abs() <= self.stall_tol * spread)
         self.mark = torch.where(due, top, self.mark)
         if bool(stalled.any()):
-            self.end_phase(stalled, torch.zeros_like(stalled))
+            self.end_phase(stalled, torch.zeros_like(stalled), STOPS.index("stalled"))
             # a climb that starts here is measured from its own start, as any other
             self.mark = torch.where(stalled, self.top(), self.mark)
 
@@ -418,9 +427,11 @@ class _Strings:
         u = self.u
         return torch.where(self.in_climb, u.gather(1, self.climber.unsqueeze(1)).squeeze(1), u.max(1).values)
 
-    def end_phase(self, done: torch.Tensor, ok: torch.Tensor) -> None:
-        """Strings whose phase ended: record convergence; string phase -> climb or stop."""
+    def end_phase(self, done: torch.Tensor, ok: torch.Tensor, why: int) -> None:
+        """Strings whose phase ended: record convergence and why (an index into
+        :data:`STOPS`); string phase -> climb or stop."""
         self.converged[done] = ok[done]
+        self.stop[done] = why
         stop = done
         to_climb = done & ~self.in_climb
         if self.climb_steps and bool(to_climb.any()):
@@ -536,7 +547,7 @@ class _Strings:
         stuck = torch.zeros_like(self.active)
         stuck[idx] = images.any(1) & (self.dt[idx].max(1).values < self.min_dt[idx])
         if bool(stuck.any()):
-            self.end_phase(stuck, torch.zeros_like(stuck))
+            self.end_phase(stuck, torch.zeros_like(stuck), STOPS.index("stuck"))
             self.in_climb[stuck] = False
             self.active = self.active & ~stuck
 
@@ -563,13 +574,14 @@ class _Strings:
         done = torch.zeros_like(self.active)
         done[good[settled]] = True
         if bool(done.any()):
-            self.end_phase(done, done)
+            self.end_phase(done, done, STOPS.index("converged"))
 
     def results(self) -> list[PathResult]:
         """One :class:`PathResult` per string, its saddle the highest image."""
         energies = self.u.double().cpu().numpy()
         grad_norm = torch.linalg.vector_norm(self.g, dim=2).double().cpu().numpy()
         threshold = self.threshold.double().cpu().numpy()
+        stops = self.stop.cpu().numpy()
         k = self.path.shape[1]
         out = []
         for i, row in enumerate(energies):
@@ -585,6 +597,7 @@ class _Strings:
                     initial_max_energy=float(self.initial_max[i]),
                     saddle_grad_norm=float(grad_norm[i, top]),
                     stationary=bool(grad_norm[i, top] <= threshold[i]),
+                    stop=STOPS[int(stops[i])],
                 )
             )
         return out

@@ -327,6 +327,9 @@ def _refine(energy: Energy, x: torch.Tensor, table: PairTable, rows: list[int], 
                        climb_steps=cfg.refine_climb_steps,
                        progress=reporter.advance, detail=reporter.detail)
     saddles.add(table, ref, keep_paths)
+    # (on a network strings seldom converge: say how many ran out of iterations, and which
+    # settings give them more)
+    reporter.note(ref.describe_stops(f" (--string-steps {cfg.refine_steps}, --climb-steps {cfg.refine_climb_steps})"))
     return ref.retried
 
 
