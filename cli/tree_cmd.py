@@ -150,6 +150,9 @@ def map_header(map_path: Path, content, level: int | None = None) -> list[str]:
               f"level, {n_pairs} barrier pair{'s' if n_pairs != 1 else ''} ({refined} refined")
     if above:
         counts += f", {above} of them above their estimate: the tree keeps the estimate"
+    at_budget = content.attrs.get("barriers", {}).get("strings_at_budget")
+    if at_budget:
+        counts += f"; {at_budget} of its strings ran out of iterations, which --string-steps and --climb-steps raise"
     rows.append(("counts", counts + ")"))
     tree = content.tree
     merges = tree.n_leaves - 1

@@ -268,6 +268,13 @@ def test_mueller_brown_at_defaults_and_scaled():
         assert c.barriers.saddle_point[c.tree.pair].all() and c.attrs["barriers"]["saddle_points"] >= 2
         # The finest level separates all three minima: no barrier lost to the temperature.
         assert c.levels[0].n_basins == 3
+        # A smooth energy's strings converge, but for the deepest minimum's to the third,
+        # which runs through the middle minimum and keeps sliding there (its top is exact).
+        assert c.attrs["barriers"]["strings_at_budget"] <= 1
+    # On three iterations none converges: the map counts the strings that ran out (a pair
+    # whose attraction-diffusion chain undercut its refined barrier is refined again).
+    short = build_map(e, MapConfig(**FAST, refine_steps=3, refine_climb_steps=0)).content
+    assert short.attrs["barriers"]["strings_at_budget"] >= int(np.isfinite(short.barriers.refined).sum()) > 0
 
 
 @pytest.mark.slow

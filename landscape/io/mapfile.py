@@ -694,7 +694,7 @@ _NUMBER_ATTRS = {
     "barriers": ("temperature",),
 }
 _COUNT_ATTRS = {"minima": ("chains", "rounds", "funnel_added"), "levels": ("extended", "inserted"),
-                "barriers": ("refined", "refined_above_estimate", "saddle_points", "retried")}
+                "barriers": ("refined", "refined_above_estimate", "saddle_points", "retried", "strings_at_budget")}
 _TEXT_ATTRS = {"minima": ("dataset",), "levels": ("note",)}
 _FUNNEL_ATTRS = {"reference_entropy": "number", "funnel_threshold": "number", "chains_per_level": "count",
                  "steps": "count", "reference": "text"}

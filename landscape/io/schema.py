@@ -142,7 +142,9 @@ GROUP_ATTRS: tuple[tuple[str, str], ...] = (
     ("/levels/<k>", "alpha, multiplier (alpha in alpha units), trials, chain_steps, batches, seconds"),
     ("/minima", "temperature, chains, rounds of the exploration; funnel_added: minima a funnel probe appended"),
     ("/barriers", "refined, refined_above_estimate (kept at the estimate in the tree), saddle_points (refined "
-                  "barriers at a saddle point: /barriers/saddle_point), retried"),
+                  "barriers at a saddle point: /barriers/saddle_point), retried, strings_at_budget (the "
+                  "refinement's strings, over all its passes, that ran out of iterations rather than converged or "
+                  "stopped moving; absent in older maps)"),
 )
 
 

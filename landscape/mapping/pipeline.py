@@ -318,10 +318,11 @@ def _table_from_state(state: dict[str, Any], prefix: str = "pairs") -> PairTable
 
 def _refine(energy: Energy, x: torch.Tensor, table: PairTable, rows: list[int], cfg: MapConfig,
             paths: dict[tuple[int, int], torch.Tensor], saddles: _Saddles, keep_paths: bool,
-            reporter: Reporter, what: str) -> int:
-    """Refine ``rows`` of the table in place; return how many strings were retried."""
+            reporter: Reporter, what: str) -> tuple[int, int]:
+    """Refine ``rows`` of the table in place; return how many strings were retried and
+    how many of the strings kept (one per row) ran out of iterations."""
     if not rows:
-        return 0
+        return 0, 0
     reporter.stage(f"refining barriers ({what}, string method)", total=len(rows), unit="pair")
     ref = refine_pairs(energy, x, table, rows, paths=paths, images=cfg.refine_images, steps=cfg.refine_steps,
                        climb_steps=cfg.refine_climb_steps,
@@ -330,22 +331,23 @@ def _refine(energy: Energy, x: torch.Tensor, table: PairTable, rows: list[int], 
     # (on a network strings seldom converge: say how many ran out of iterations, and which
     # settings give them more)
     reporter.note(ref.describe_stops(f" (--string-steps {cfg.refine_steps}, --climb-steps {cfg.refine_climb_steps})"))
-    return ref.retried
+    return ref.retried, int(np.sum(ref.stops == "budget")) if ref.stops is not None else 0
 
 
 def _refine_until_settled(energy: Energy, x: torch.Tensor, minima_energy: np.ndarray, table: PairTable,
                           cfg: MapConfig, paths: dict[tuple[int, int], torch.Tensor], saddles: _Saddles,
-                          keep_paths: bool, reporter: Reporter) -> int:
+                          keep_paths: bool, reporter: Reporter) -> tuple[int, int]:
     """Refine the pairs that could still lower the tree, in passes (refining lowers some
-    barriers, which can bring other pairs near the tree); return the strings retried."""
-    retried = 0
+    barriers, which can bring other pairs near the tree); return the strings retried and
+    those that ran out of iterations (as :func:`_refine`)."""
+    retried = at_budget = 0
     for _ in range(_REFINE_PASSES):
         rows = refinement_rows(minima_energy, table, cfg.refine_slack)
         if not rows:
             break
-        retried += _refine(energy, x, table, rows, cfg, paths, saddles, keep_paths, reporter,
-                           "attraction-diffusion pairs")
-    return retried
+        r, b = _refine(energy, x, table, rows, cfg, paths, saddles, keep_paths, reporter, "attraction-diffusion pairs")
+        retried, at_budget = retried + r, at_budget + b
+    return retried, at_budget
 
 
 def _depths(minima_energy: np.ndarray, table: PairTable, rtol: float) -> np.ndarray:
@@ -535,14 +537,14 @@ def _stage_neighbours(run: _Run, minima: Minima, saddles: _Saddles, keep_paths: 
         t0 = time.perf_counter()
         run.reporter.stage("neighbour barriers (straight lines)", total=None)
         table = neighbour_table(run.energy, minima.x, config.neighbours, config.refine_images)
-        retried = 0
+        retried = at_budget = 0
         if config.refine:
             rows = refinement_rows(minima.energy.numpy(), table, config.refine_slack)
-            retried = _refine(run.energy, minima.x, table, rows, config, {}, saddles, keep_paths, run.reporter,
-                              "neighbours")
+            retried, at_budget = _refine(run.energy, minima.x, table, rows, config, {}, saddles, keep_paths,
+                                         run.reporter, "neighbours")
         _table_to_state(state, table)
         saddles.to_state(state, tuple(run.energy.shape))
-        state["refine/retried"], state["stage"] = retried, "neighbour barriers"
+        state["refine/retried"], state["refine/at_budget"], state["stage"] = retried, at_budget, "neighbour barriers"
         run.timed("neighbours", t0)
         run.save()
     return _table_from_state(state)
@@ -656,16 +658,18 @@ def _stage_connected(
     if "final" not in state:
         t0 = time.perf_counter()
         e = minima.energy.numpy()
-        retried = int(state.get("refine/retried", 0))
+        retried, at_budget = int(state.get("refine/retried", 0)), int(state.get("refine/at_budget", 0))
         ad_paths: dict[tuple[int, int], torch.Tensor] = {}
         for rec in records:
             table = add_records(table, rec, ad_paths)
         if config.refine:
-            retried += _refine_until_settled(run.energy, minima.x, e, table, config, ad_paths, saddles, keep_paths,
-                                             run.reporter)
+            r, b = _refine_until_settled(run.energy, minima.x, e, table, config, ad_paths, saddles, keep_paths,
+                                         run.reporter)
+            retried, at_budget = retried + r, at_budget + b
         _table_to_state(state, table)
         saddles.to_state(state, tuple(run.energy.shape))
-        state["refine/retried"], state["final"], state["stage"] = retried, True, "refined"
+        state["refine/retried"], state["refine/at_budget"] = retried, at_budget
+        state["final"], state["stage"] = True, "refined"
         run.timed("refine", t0)
         run.save()
     return _table_from_state(state)
@@ -705,7 +709,8 @@ def _assemble(
             "basins": {"alpha": levels[main].alpha, "multiplier": float(config.alpha)},
             "barriers": {"neighbours": config.neighbours, "refined": refined, "refined_above_estimate": above,
                          "saddle_points": table.n_saddle_points(),
-                         "retried": int(state.get("refine/retried", 0))},
+                         "retried": int(state.get("refine/retried", 0)),
+                         "strings_at_budget": int(state.get("refine/at_budget", 0))},
             "tree": {"refined_merges": int(tree.refined.sum()), "connected_merges": int(tree.connected.sum())},
             "levels": {"alpha_unit": settings["alpha_unit"], "temperature": settings["ad_temperature"],
                        "delta": settings["delta"], "eps": settings["ad_eps"], "extended": extended,
