@@ -39,7 +39,7 @@ import torch
 from landscape.mapping.ad import PairRecords
 from landscape.mapping.neighbors import nearest
 from landscape.energy import Energy
-from landscape.mapping.paths import polyline_max, segment_max, string_method_batch
+from landscape.mapping.paths import STOPS, polyline_max, segment_max, string_method_batch
 from landscape.io.records import ATTRACTION, CHAIN_SLACK, NEIGHBOUR, REFINED_SLACK, PairTable
 from landscape.mapping.tree import minimax_tree
 
@@ -237,21 +237,25 @@ class Refinement:
     paths: np.ndarray  # [R, K, *shape] float32, the relaxed strings
     saddle_point: np.ndarray  # bool [R], the refined barrier is a saddle point (PairTable.saddle_point)
     retried: int  # strings that ended above their start and were run again with more images
-    stops: np.ndarray | None = None  # str [R], why the string behind each barrier stopped (PathResult.stop)
+    stops: np.ndarray  # str [R], why the string behind each barrier stopped (PathResult.stop)
+
+    def count_stops(self) -> dict[str, int]:
+        """How many of the strings behind the barriers stopped for each reason (:data:`STOPS`)."""
+        return {k: int(np.sum(self.stops == k)) for k in STOPS}
 
     def describe_stops(self, budget: str = "") -> str:
         """How the strings behind the barriers stopped, in words (for a progress note):
         e.g. ``"218 strings: 0 converged, 90 stopped moving, 128 at their budget"``."""
-        stops = [] if self.stops is None else list(self.stops)
-        if not stops:
+        n = len(self.stops)
+        if not n:
             return "no strings"
-        count = {k: stops.count(k) for k in ("converged", "stalled", "budget", "stuck")}
+        count = self.count_stops()
         parts = [f"{count['converged']} converged", f"{count['stalled']} stopped moving"]
         if count["budget"]:
             parts.append(f"{count['budget']} at their budget{budget}")
         if count["stuck"]:
             parts.append(f"{count['stuck']} stuck (every step shrank to nothing)")
-        return f"{len(stops)} string{'' if len(stops) == 1 else 's'}: " + ", ".join(parts)
+        return f"{n} string{'' if n == 1 else 's'}: " + ", ".join(parts)
 
 
 def refine_pairs(

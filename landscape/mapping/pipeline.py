@@ -331,7 +331,7 @@ def _refine(energy: Energy, x: torch.Tensor, table: PairTable, rows: list[int], 
     # (on a network strings seldom converge: say how many ran out of iterations, and which
     # settings give them more)
     reporter.note(ref.describe_stops(f" (--string-steps {cfg.refine_steps}, --climb-steps {cfg.refine_climb_steps})"))
-    return ref.retried, int(np.sum(ref.stops == "budget")) if ref.stops is not None else 0
+    return ref.retried, ref.count_stops()["budget"]
 
 
 def _refine_until_settled(energy: Energy, x: torch.Tensor, minima_energy: np.ndarray, table: PairTable,
