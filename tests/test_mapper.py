@@ -17,7 +17,8 @@ import torch
 from landscape import LandscapeError
 from landscape.energy import Energy
 from landscape.io.mapfile import read_map, write_map
-from landscape.io.progress import load_progress, progress_path
+from landscape.io.progress import load_progress, progress_path, save_progress
+from landscape.mapping import pipeline
 from landscape.mapping.pipeline import ProgressBars, Reporter, build_map
 from landscape.potentials import (
     MUELLER_BROWN_MINIMA,
@@ -363,6 +364,108 @@ def test_an_interrupted_map_resumes_to_the_uninterrupted_result(tmp_path):
     np.testing.assert_array_equal(resumed.tree.linkage, whole.tree.linkage)
     assert [p.basin.tolist() for p in resumed.levels] == [p.basin.tolist() for p in whole.levels]
     assert progress_path(out).exists()  # the caller removes it once the map is written
+
+
+@pytest.mark.parametrize("where", ["between batches", "inside a batch"])
+def test_a_map_interrupted_inside_attraction_diffusion_resumes_to_the_uninterrupted_result(tmp_path, monkeypatch,
+                                                                                           where):
+    # Rounds of one minimum: the ladder runs in many batches of trials. Its progress is saved
+    # between them (here after every one); a run interrupted after some minima were placed
+    # continues from the last save, its generators where they were, to the same map.
+    monkeypatch.setattr(pipeline, "_SAVE_EVERY", 0.0)
+    e = wells_energy(3)
+    cfg = MapConfig(chains=32, rounds=2, max_steps=400, patience=50, attempts=1, grid=0, round_size=1)
+    whole = build_map(e, cfg).content
+    out = tmp_path / "w.h5"
+    notes: list[str] = []
+
+    class Notes(Reporter):
+        def note(self, text):
+            notes.append(text)
+
+    class Interrupt(Notes):
+        ad = False
+        placed = 0
+
+        def stage(self, name, total=None, unit="it"):
+            self.ad = name.startswith("attraction-diffusion")
+
+        def advance(self, n=1):
+            self.placed += n * self.ad
+            if where == "between batches" and self.placed >= 12:
+                raise KeyboardInterrupt
+
+        def detail(self, text):
+            if where == "inside a batch" and self.placed >= 12:
+                raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        build_map(e, cfg, progress_file=out, reporter=Interrupt())
+    saved = load_progress(out)
+    assert saved["running"] == ["0", "1", "2", "3", "4"] and "level0/basin" not in saved
+    assert 0 < int((saved["running0/basin_of"] >= 0).sum()) < 8  # part-way: some minima placed, not all
+    if where == "between batches":  # progress from a damaged file is refused, not run from
+        for key, value, error in (("running1/reps", np.array([99]), "does not fit these minima"),
+                                  ("running2/generator", np.zeros(3, np.uint8), "generator state is unusable")):
+            bad = tmp_path / f"bad-{key.replace('/', '-')}.h5"
+            save_progress(bad, {**saved, key: value})
+            with pytest.raises(LandscapeError, match=error):
+                build_map(e, cfg, progress_file=bad, resume=True)
+    resumed = build_map(e, cfg, progress_file=out, resume=True, reporter=Notes()).content
+    assert "resuming attraction-diffusion at alpha 0.03, 0.1, 0.3, 1, 3 units part-way" in notes
+    np.testing.assert_array_equal(resumed.tree.linkage, whole.tree.linkage)
+    assert [p.basin.tolist() for p in resumed.levels] == [p.basin.tolist() for p in whole.levels]
+    assert [p.attrs["trials"] for p in resumed.levels] == [p.attrs["trials"] for p in whole.levels]
+    for a, b in zip(resumed.levels, whole.levels):
+        np.testing.assert_array_equal(a.representative, b.representative)
+    np.testing.assert_array_equal(resumed.barriers.pairs, whole.barriers.pairs)
+    np.testing.assert_array_equal(resumed.barriers.estimate, whole.barriers.estimate)
+    assert not any(k.startswith("running") for k in load_progress(out))  # the levels done replace it
+
+
+def test_a_map_interrupted_after_a_pass_of_refinement_resumes_after_it(tmp_path, monkeypatch):
+    # The 4-D wells' map refines one attraction-diffusion pair in a pass of its own; a run
+    # interrupted after that pass (here: as it looks for more) keeps it, and the resumed
+    # run refines nothing again.
+    e = wells_energy(4)
+    cfg = MapConfig(chains=32, rounds=2, max_steps=400, patience=50, attempts=1, grid=0)
+    stages: list[str] = []
+    notes: list[str] = []
+
+    class Log(Reporter):
+        def stage(self, name, total=None, unit="it"):
+            stages.append(name)
+
+        def note(self, text):
+            notes.append(text)
+
+    whole = build_map(e, cfg, reporter=Log()).content
+    assert "refining barriers (attraction-diffusion pairs, string method)" in stages
+    rows = pipeline.refinement_rows
+    looked = []
+
+    def interrupting(*args, **kwargs):
+        if len(looked) == 2:  # the neighbours' rows, then the first pass's: interrupted before a second
+            raise KeyboardInterrupt
+        looked.append(1)
+        return rows(*args, **kwargs)
+
+    out = tmp_path / "w.h5"
+    monkeypatch.setattr(pipeline, "refinement_rows", interrupting)
+    with pytest.raises(KeyboardInterrupt):
+        build_map(e, cfg, progress_file=out)
+    monkeypatch.setattr(pipeline, "refinement_rows", rows)
+    saved = load_progress(out)
+    assert saved["connected/passes"] == 1 and "final" not in saved
+    stages.clear()
+    resumed = build_map(e, cfg, progress_file=out, resume=True, reporter=Log()).content
+    assert "resuming the refinement after its pass 1" in notes
+    assert not any(s.startswith("refining barriers") for s in stages)
+    for name in ("pairs", "estimate", "refined", "alpha", "source", "saddle_point"):
+        np.testing.assert_array_equal(getattr(resumed.barriers, name), getattr(whole.barriers, name))
+    np.testing.assert_array_equal(resumed.tree.linkage, whole.tree.linkage)
+    np.testing.assert_array_equal(resumed.tree_saddle, whole.tree_saddle)
+    assert resumed.attrs["barriers"] == whole.attrs["barriers"]
 
 
 def test_the_map_says_how_its_quenches_stopped():

@@ -703,6 +703,41 @@ class PairRecords:
         return int(self.pairs.shape[0])
 
 
+@dataclass
+class LevelProgress:
+    """One level of :func:`assign_ladder` part-way: what its ``on_turn`` hands out to save
+    between batches, and what its ``resume_from`` continues from, to the result the
+    uninterrupted run gives.
+
+    Attributes
+    ----------
+    basin_of : ndarray int64 [N]
+        Each minimum's basin so far (in order of founding; -1: not placed yet).
+    reps : ndarray int64 [B]
+        The basins' representatives, in order of founding.
+    cursor : (int, list of int, int)
+        Where the assignment stands: the first member of the round under way, the minima
+        that round has founded so far, and how many of its members are placed; the round's
+        last batch of trials has run.
+    reached_lower : ndarray bool [N]
+        Minima some chain connected with a lower one.
+    counters : (int, int, int)
+        Chains run, their Langevin steps, batched calls.
+    generator : ndarray uint8 or None
+        The state of the level's generator (None: the level has none).
+    records : PairRecords
+        The best chain of every pair tried so far.
+    """
+
+    basin_of: np.ndarray
+    reps: np.ndarray
+    cursor: tuple[int, list[int], int]
+    reached_lower: np.ndarray
+    counters: tuple[int, int, int]
+    generator: np.ndarray | None
+    records: PairRecords
+
+
 class _Record(NamedTuple):
     barrier: float  # +inf: tested, never connected
     alpha: float
@@ -908,6 +943,48 @@ class _State:
         self.trials = _Trials(energy, x, rank, config, generator)
         self.basin_of = [-1] * n
         self.reps: list[int] = []
+        # Where :func:`_assign` stands (see :class:`LevelProgress`); ``resumed``: continue
+        # inside that round, whose last batch has run.
+        self.cursor: tuple[int, list[int], int] = (0, [], 0)
+        self.resumed = False
+
+    def snapshot(self) -> LevelProgress:
+        t = self.trials
+        return LevelProgress(
+            basin_of=np.asarray(self.basin_of, dtype=np.int64), reps=np.asarray(self.reps, dtype=np.int64),
+            cursor=(self.cursor[0], list(self.cursor[1]), self.cursor[2]),
+            reached_lower=np.asarray(t.reached_lower, dtype=bool), counters=(t.n_chains, t.chain_steps, t.batches),
+            generator=None if t.generator is None else t.generator.get_state().numpy().copy(), records=t.export())
+
+    def restore(self, saved: LevelProgress) -> None:
+        """Continue from ``saved`` (checked against these minima first: it comes from a file)."""
+        n = len(self.basin_of)
+        basin_of = np.asarray(saved.basin_of, dtype=np.int64).reshape(-1)
+        reps = np.asarray(saved.reps, dtype=np.int64).reshape(-1)
+        start, founders, placed = saved.cursor
+        pairs = np.asarray(saved.records.pairs, dtype=np.int64).reshape(-1, 2)
+        ok = (basin_of.shape == (n,) and np.asarray(saved.reached_lower).shape == (n,)
+              and 0 < reps.size <= n and ((reps >= 0) & (reps < n)).all()
+              and ((basin_of >= -1) & (basin_of < reps.size)).all() and (basin_of[reps] == np.arange(reps.size)).all()
+              and 0 <= int(start) <= n and 0 <= int(placed) and len(founders) <= reps.size
+              and list(founders) == reps[reps.size - len(founders):].tolist()
+              and ((pairs >= 0) & (pairs < n)).all() and len(saved.records.barrier) == pairs.shape[0]
+              and len(saved.records.alpha) == pairs.shape[0] and len(saved.records.paths) == pairs.shape[0]
+              and min(saved.counters) >= 0 and (saved.generator is None) == (self.trials.generator is None))
+        if not ok:
+            raise LandscapeError("the saved attraction-diffusion progress does not fit these minima")
+        t = self.trials
+        if t.generator is not None:
+            try:
+                t.generator.set_state(torch.from_numpy(np.ascontiguousarray(saved.generator, dtype=np.uint8)))
+            except (RuntimeError, ValueError, TypeError) as err:
+                raise LandscapeError(f"the saved attraction-diffusion generator state is unusable ({err})") from None
+        self.basin_of, self.reps = basin_of.tolist(), reps.tolist()
+        self.cursor, self.resumed = (int(start), [int(f) for f in founders], int(placed)), True
+        t.reached_lower = np.asarray(saved.reached_lower, dtype=bool).tolist()
+        t.n_chains, t.chain_steps, t.batches = (int(c) for c in saved.counters)
+        t.records = {(int(i), int(j)): _Record(float(h), float(a), path) for (i, j), h, a, path
+                     in zip(pairs.tolist(), saved.records.barrier, saved.records.alpha, saved.records.paths)}
 
     def found(self, m: int) -> None:
         """``m`` founds a new basin."""
@@ -939,13 +1016,20 @@ def _assign(state: _State, members_in_order: list[int],
     config, trials, flat = state.config, state.trials, state.flat
     k_near = config.neighbours
     basin_of, reps = state.basin_of, state.reps
-    for round_start in range(0, len(members_in_order), config.round_size):
+    first, founders, placed = state.cursor
+    for round_start in range(first, len(members_in_order), config.round_size):
         members = members_in_order[round_start : round_start + config.round_size]
-        old_reps = list(reps)
-        old_near = {m: _nearest(flat, m, old_reps, k_near) for m in members}
-        yield [(m, r) for m in members for r in old_near[m] if not trials.tested(m, r)]
-        new_founders: list[int] = []  # founded in this round, in energy order
-        resolved = 0
+        if state.resumed:  # inside this round, its last batch run (founders joined reps in order)
+            new_founders, resolved = list(founders), placed  # founded in this round, in energy order
+            old_reps = reps[: len(reps) - len(new_founders)]
+            old_near = {m: _nearest(flat, m, old_reps, k_near) for m in members}
+            state.resumed = False
+        else:
+            old_reps = list(reps)
+            old_near = {m: _nearest(flat, m, old_reps, k_near) for m in members}
+            state.cursor = (round_start, [], 0)
+            yield [(m, r) for m in members for r in old_near[m] if not trials.tested(m, r)]
+            new_founders, resolved = [], 0
         while resolved < len(members):
             # Resolve in energy order as far as every needed pair has been tested.
             before = resolved
@@ -976,14 +1060,17 @@ def _assign(state: _State, members_in_order: list[int],
                 for f in _nearest(flat, m, possible, k_near):
                     if not trials.tested(m, f):
                         wanted[(min(m, f), max(m, f))] = None
+            state.cursor = (round_start, list(new_founders), resolved)
             yield list(wanted)
+    state.cursor = (len(members_in_order), [], 0)
 
 
 def _drive(jobs: Sequence[tuple[_State, list[int]]], progress: Callable[[int], None] | None,
-           detail: Callable[[str], None] | None) -> None:
+           detail: Callable[[str], None] | None, on_turn: Callable[[], None] | None = None) -> None:
     """Run the assignments ``(state, members_in_order)`` in lockstep: at each turn the
     chains every unfinished one needs run as one batch (:func:`_run_together`, which
-    reports on it to ``detail``)."""
+    reports on it to ``detail``); ``on_turn`` is called after each, where every state's
+    :meth:`_State.snapshot` is one to continue from."""
     running = [(_assign(state, members, progress), state) for state, members in jobs]
     wants = [(it, state, next(it, None)) for it, state in running]
     while True:
@@ -991,6 +1078,8 @@ def _drive(jobs: Sequence[tuple[_State, list[int]]], progress: Callable[[int], N
         if not wants:
             return
         _run_together([(state.trials, pairs, state.config.alpha) for _, state, pairs in wants], detail)
+        if on_turn is not None:
+            on_turn()
         wants = [(it, state, next(it, None)) for it, state, _ in wants]
 
 
@@ -1002,6 +1091,8 @@ def assign_ladder(
     progress: Callable[[int], None] | None = None,
     detail: Callable[[str], None] | None = None,
     tie: float = 0.0,
+    on_turn: Callable[[Callable[[], list[LevelProgress]]], None] | None = None,
+    resume_from: Sequence[LevelProgress] | None = None,
 ) -> list[tuple[Partition, PairRecords]]:
     """:func:`assign_basins` at several pulls at once (``configs`` differ in ``alpha``
     and ``eps`` only): the levels are independent, so their trials share batches, and a ladder costs
@@ -1015,6 +1106,12 @@ def assign_ladder(
     Minima whose energies round to the same multiple of ``tie`` count as equally low
     (:func:`~landscape.mapping.minima.energy_order`): taken, and made representatives,
     by index, so that the order does not follow what rounding did to their energies.
+
+    A long ladder can be saved part-way and continued: ``on_turn`` is called after every
+    batch of trials with a function returning each level's :class:`LevelProgress` (a copy
+    of its records: the caller decides how often it is worth taking), and ``resume_from``
+    (one per config, taken at such a turn) continues from there to the result of the
+    uninterrupted run.
     """
     n = len(minima)
     if n == 0:
@@ -1026,11 +1123,17 @@ def assign_ladder(
     order = energy_order(energies, tie).tolist()
     states = [_State(energy, x, energies, config, gen, tie)
               for config, gen in zip(configs, _one_each(generators, configs))]
-    for state in states:
-        state.found(order[0])
+    if resume_from is not None and len(resume_from) != len(states):
+        raise LandscapeError(f"{len(states)} attraction-diffusion levels but progress saved for {len(resume_from)}")
+    for k, state in enumerate(states):
+        if resume_from is None:
+            state.found(order[0])
+        else:
+            state.restore(resume_from[k])
         if progress is not None:
-            progress(1)
-    _drive([(state, order[1:]) for state in states], progress, detail)
+            progress(sum(b >= 0 for b in state.basin_of))
+    turn = None if on_turn is None else (lambda: on_turn(lambda: [state.snapshot() for state in states]))
+    _drive([(state, order[1:]) for state in states], progress, detail, turn)
     return [(state.partition(), state.trials.export()) for state in states]
 
 

@@ -37,7 +37,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from landscape.mapping.ad import ADConfig, PairRecords, assign_ladder, extend_ladder
+from landscape.mapping.ad import ADConfig, LevelProgress, PairRecords, assign_ladder, extend_ladder
 from landscape.mapping.barriers import Refinement, add_records, neighbour_table, refine_pairs, refinement_rows
 from landscape.distributed import current as current_group
 from landscape import fused
@@ -336,17 +336,21 @@ def _refine(energy: Energy, x: torch.Tensor, table: PairTable, rows: list[int], 
 
 def _refine_until_settled(energy: Energy, x: torch.Tensor, minima_energy: np.ndarray, table: PairTable,
                           cfg: MapConfig, paths: dict[tuple[int, int], torch.Tensor], saddles: _Saddles,
-                          keep_paths: bool, reporter: Reporter) -> tuple[int, int]:
+                          keep_paths: bool, reporter: Reporter, done: int = 0,
+                          after_pass: Callable[[int, int, int], None] | None = None) -> tuple[int, int]:
     """Refine the pairs that could still lower the tree, in passes (refining lowers some
-    barriers, which can bring other pairs near the tree); return the strings retried and
-    those that ran out of iterations (as :func:`_refine`)."""
+    barriers, which can bring other pairs near the tree), from pass ``done`` on (the table
+    as those left it); return the strings retried and those that ran out of iterations (as
+    :func:`_refine`). ``after_pass(passes done, retried, at budget)`` follows each pass."""
     retried = at_budget = 0
-    for _ in range(_REFINE_PASSES):
+    for k in range(done, _REFINE_PASSES):
         rows = refinement_rows(minima_energy, table, cfg.refine_slack)
         if not rows:
             break
         r, b = _refine(energy, x, table, rows, cfg, paths, saddles, keep_paths, reporter, "attraction-diffusion pairs")
         retried, at_budget = retried + r, at_budget + b
+        if after_pass is not None:
+            after_pass(k + 1, r, b)
     return retried, at_budget
 
 
@@ -357,22 +361,37 @@ def _depths(minima_energy: np.ndarray, table: PairTable, rtol: float) -> np.ndar
 # ----------------------------------------------------------------------- the ladder
 
 
-def _level_to_state(state: dict[str, Any], k: int | str, part: Partition, records: PairRecords,
-                    shape: tuple[int, ...]) -> None:
-    key = f"level{k}"
-    state[f"{key}/basin"], state[f"{key}/representative"], state[f"{key}/energy"] = (
-        part.basin, part.representative, part.energy)
-    state[f"{key}/info"] = {"alpha": part.alpha, "multiplier": part.multiplier, "attrs": part.attrs}
+def _records_to_state(state: dict[str, Any], key: str, records: PairRecords, shape: tuple[int, ...]) -> None:
     state[f"{key}/rec_pairs"], state[f"{key}/rec_barrier"], state[f"{key}/rec_alpha"] = (
         records.pairs, records.barrier, records.alpha)
     have = [r for r, p in enumerate(records.paths) if p is not None]
     state[f"{key}/rec_with_path"] = np.array(have, dtype=np.int64)
+    state.pop(f"{key}/rec_paths", None)  # (a copy saved earlier, with fewer paths)
     if have:
         length = max(records.paths[r].shape[0] for r in have)
         stacked = np.full((len(have), length, *shape), np.nan, dtype=np.float32)
         for q, r in enumerate(have):
             stacked[q, : records.paths[r].shape[0]] = records.paths[r].float().numpy()
         state[f"{key}/rec_paths"] = stacked
+
+
+def _records_from_state(state: dict[str, Any], key: str) -> PairRecords:
+    pairs = np.asarray(state[f"{key}/rec_pairs"], dtype=np.int64).reshape(-1, 2)
+    paths: list[torch.Tensor | None] = [None] * pairs.shape[0]
+    for q, r in enumerate(np.asarray(state[f"{key}/rec_with_path"]).tolist()):
+        p = np.asarray(state[f"{key}/rec_paths"][q])
+        p = p[np.isfinite(p.reshape(p.shape[0], -1)).all(1)]
+        paths[int(r)] = torch.from_numpy(p)
+    return PairRecords(pairs, np.asarray(state[f"{key}/rec_barrier"]), np.asarray(state[f"{key}/rec_alpha"]), paths)
+
+
+def _level_to_state(state: dict[str, Any], k: int | str, part: Partition, records: PairRecords,
+                    shape: tuple[int, ...]) -> None:
+    key = f"level{k}"
+    state[f"{key}/basin"], state[f"{key}/representative"], state[f"{key}/energy"] = (
+        part.basin, part.representative, part.energy)
+    state[f"{key}/info"] = {"alpha": part.alpha, "multiplier": part.multiplier, "attrs": part.attrs}
+    _records_to_state(state, key, records, shape)
 
 
 def _level_from_state(state: dict[str, Any], k: int | str) -> tuple[Partition, PairRecords]:
@@ -382,14 +401,55 @@ def _level_from_state(state: dict[str, Any], k: int | str) -> tuple[Partition, P
                      representative=np.asarray(state[f"{key}/representative"]),
                      energy=np.asarray(state[f"{key}/energy"]), multiplier=info.get("multiplier"),
                      attrs=dict(info.get("attrs", {})))
-    pairs = np.asarray(state[f"{key}/rec_pairs"], dtype=np.int64).reshape(-1, 2)
-    paths: list[torch.Tensor | None] = [None] * pairs.shape[0]
-    for q, r in enumerate(np.asarray(state[f"{key}/rec_with_path"]).tolist()):
-        p = np.asarray(state[f"{key}/rec_paths"][q])
-        p = p[np.isfinite(p.reshape(p.shape[0], -1)).all(1)]
-        paths[int(r)] = torch.from_numpy(p)
-    return part, PairRecords(pairs, np.asarray(state[f"{key}/rec_barrier"]), np.asarray(state[f"{key}/rec_alpha"]),
-                             paths)
+    return part, _records_from_state(state, key)
+
+
+# Part-way progress of the levels under way (``running<key>/...``), saved between their
+# batches of trials at most every _SAVE_EVERY seconds, and never more often than ten times
+# the last save took (a map's records grow with it: saving stays a small part of its time).
+_SAVE_EVERY = 10.0
+
+
+def _running_to_state(state: dict[str, Any], keys: list[str], saved: list[LevelProgress],
+                      shape: tuple[int, ...]) -> None:
+    for key, level in zip(keys, saved):
+        k = f"running{key}"
+        state[f"{k}/basin_of"], state[f"{k}/reps"], state[f"{k}/reached_lower"] = (
+            level.basin_of, level.reps, level.reached_lower.astype(np.int8))
+        state[f"{k}/info"] = {"cursor": [level.cursor[0], level.cursor[1], level.cursor[2]],
+                              "counters": list(level.counters)}
+        if level.generator is not None:
+            state[f"{k}/generator"] = level.generator
+        _records_to_state(state, k, level.records, shape)
+    state["running"] = keys
+
+
+def _running_from_state(state: dict[str, Any], keys: list[str]) -> list[LevelProgress] | None:
+    """The saved progress of the levels ``keys`` under way, or None if none was saved for
+    exactly these levels (then they start afresh)."""
+    if state.get("running") != keys:
+        return None
+    out = []
+    try:
+        for key in keys:
+            k = f"running{key}"
+            info = state[f"{k}/info"]
+            start, founders, placed = info["cursor"]
+            out.append(LevelProgress(
+                basin_of=np.asarray(state[f"{k}/basin_of"]), reps=np.asarray(state[f"{k}/reps"]),
+                cursor=(int(start), [int(f) for f in founders], int(placed)),
+                reached_lower=np.asarray(state[f"{k}/reached_lower"]).astype(bool),
+                counters=tuple(int(c) for c in info["counters"]), generator=state.get(f"{k}/generator"),
+                records=_records_from_state(state, k)))
+    except (KeyError, TypeError, ValueError, IndexError) as err:
+        raise LandscapeError(f"the saved attraction-diffusion progress is damaged ({err!r}); "
+                             "delete the .partial file to start the map afresh") from None
+    return out
+
+
+def _drop_running(state: dict[str, Any]) -> None:
+    for key in [k for k in state if k.startswith("running")]:
+        del state[key]
 
 
 def _ad_config(cfg: MapConfig, settings: dict[str, Any], alpha: float) -> ADConfig:
@@ -572,19 +632,38 @@ def _run_rungs(run: _Run, minima: Minima, settings: dict[str, Any], rungs: list[
     todo = [r for r in rungs if f"level{r[0]}/basin" not in state]
     if not todo:
         return
-    t0 = time.perf_counter()
+    keys, shape = [key for key, _, _ in todo], tuple(energy.shape)
+    saved = _running_from_state(state, keys)
+    # (time spent on these levels before an interruption counts: saved with their progress)
+    t0 = time.perf_counter() - (float(state.get("running_seconds", 0.0)) if saved is not None else 0.0)
     pulls = ", ".join(f"{m:g}" for _, m, _ in todo)
     run.reporter.stage(f"attraction-diffusion, alpha {pulls} units", total=len(minima) * len(todo), unit="minimum")
+    if saved is not None:
+        run.reporter.note(f"resuming attraction-diffusion at alpha {pulls} units part-way")
     gens = [torch.Generator(device=energy.device).manual_seed(config.seed * 1009 + j) for _, _, j in todo]
     configs = [_ad_config(config, settings, m * settings["alpha_unit"]) for _, m, _ in todo]
+    last = {"at": time.perf_counter(), "took": 0.0}
+
+    def on_turn(progress: Callable[[], list[LevelProgress]]) -> None:
+        now = time.perf_counter()
+        if run.progress_file is None or now - last["at"] < max(_SAVE_EVERY, 10 * last["took"]):
+            return
+        _running_to_state(state, keys, progress(), shape)
+        state["running_seconds"] = now - t0
+        run.save()
+        last["at"] = time.perf_counter()
+        last["took"] = last["at"] - now
+
     results = assign_ladder(energy, minima, configs, gens, run.reporter.advance, run.reporter.detail,
-                            tie=energy_tie(run.plan["grad_tol"], run.plan["merge_radius"]))
+                            tie=energy_tie(run.plan["grad_tol"], run.plan["merge_radius"]), on_turn=on_turn,
+                            resume_from=saved)
     seconds = time.perf_counter() - t0
+    _drop_running(state)
     for (key, m, _), (part, rec) in zip(todo, results):
         part.multiplier = m
         part.attrs["seconds"] = seconds  # of the levels run together
         part.attrs["levels_together"] = len(todo)
-        _level_to_state(state, key, part, rec, tuple(energy.shape))
+        _level_to_state(state, key, part, rec, shape)
     state["stage"] = f"basins at alpha {pulls} units"
     run.timed(f"basins_{todo[0][0]}", t0)
     run.save()
@@ -654,21 +733,34 @@ def _stage_connected(
     run: _Run, minima: Minima, table: PairTable, records: list[PairRecords], saddles: _Saddles, keep_paths: bool
 ) -> PairTable:
     """5. The pairs attraction-diffusion connected, refined where they could lower the tree."""
-    state, config = run.state, run.config
+    state, config, shape = run.state, run.config, tuple(run.energy.shape)
     if "final" not in state:
-        t0 = time.perf_counter()
+        # (each pass of refinement is saved: an interrupted run continues after the last one)
+        done = int(state.get("connected/passes", 0))
+        t0 = time.perf_counter() - float(state.get("connected/seconds", 0.0))
         e = minima.energy.numpy()
-        retried, at_budget = int(state.get("refine/retried", 0)), int(state.get("refine/at_budget", 0))
         ad_paths: dict[tuple[int, int], torch.Tensor] = {}
         for rec in records:
-            table = add_records(table, rec, ad_paths)
+            table = add_records(table, rec, ad_paths)  # (the strings' starts, found again on resume)
+        if done:
+            table = _table_from_state(state, "connected")
+            run.reporter.note(f"resuming the refinement after its pass {done}")
+
+        def after_pass(passes: int, retried: int, at_budget: int) -> None:
+            state["refine/retried"] = int(state.get("refine/retried", 0)) + retried
+            state["refine/at_budget"] = int(state.get("refine/at_budget", 0)) + at_budget
+            _table_to_state(state, table, "connected")
+            saddles.to_state(state, shape)
+            state["connected/passes"], state["connected/seconds"] = passes, time.perf_counter() - t0
+            run.save()
+
         if config.refine:
-            r, b = _refine_until_settled(run.energy, minima.x, e, table, config, ad_paths, saddles, keep_paths,
-                                         run.reporter)
-            retried, at_budget = retried + r, at_budget + b
+            _refine_until_settled(run.energy, minima.x, e, table, config, ad_paths, saddles, keep_paths,
+                                  run.reporter, done, after_pass)
         _table_to_state(state, table)
-        saddles.to_state(state, tuple(run.energy.shape))
-        state["refine/retried"], state["refine/at_budget"] = retried, at_budget
+        saddles.to_state(state, shape)
+        for key in [k for k in state if k.startswith("connected/")]:
+            del state[key]
         state["final"], state["stage"] = True, "refined"
         run.timed("refine", t0)
         run.save()
