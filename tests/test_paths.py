@@ -17,7 +17,7 @@ from landscape import (
 from landscape.io.records import NEIGHBOUR, PairTable
 from landscape.potentials import MUELLER_BROWN_MINIMA, MUELLER_BROWN_SADDLE_ENERGY
 from landscape.mapping import paths
-from landscape.mapping.barriers import refine_pairs
+from landscape.mapping.barriers import close_estimates, refine_pairs
 from landscape.mapping.settings import MapConfig
 from landscape.mapping.paths import polyline_max, resample_polyline, string_method, string_method_batch
 
@@ -336,3 +336,30 @@ def test_a_batch_of_strings_reports_how_many_still_relax_without_changing_its_re
     refine_pairs(energy, x, table, [0, 1, 2], images=20, steps=300, detail=lines.append)
     assert lines[0] == "3/3 strings relaxing, iteration 0/600"
     assert lines[-1].startswith("0/3 strings relaxing")
+
+
+def test_a_chain_that_stepped_over_a_ridge_has_its_estimate_raised_to_the_top_of_its_path():
+    # The chain 0 -> 1 was recorded at points that step over the thin ridge: its sampled
+    # peak, about 0.9, lies below every path from 0 to 1 (whose lowest top is the ridge's,
+    # 4). The tree rests on that estimate: it is checked along the chain's polyline and
+    # raised to 4. Minimum 2 joins the tree through the segment (1, 2): the chain 0 -> 2,
+    # whose estimate the tree does not rest on, is left alone. A pair is checked once.
+    e = Energy(thin_ridge, shape=(2,), data_range=(-2.0, 2.0), dtype=torch.float64)
+    xs = torch.tensor([[-1.0, 0.0], [1.0, 0.0], [-1.0, 3.0]], dtype=torch.float64)
+    minima_energy = e(xs).numpy()
+    line = torch.tensor([[-1.0, 0.0], [-0.6, 0.0], [-0.25, 0.0], [0.25, 0.0], [0.6, 0.0], [1.0, 0.0]],
+                        dtype=torch.float64)
+    sampled = float(e(line).max())
+    assert sampled < 1.0
+    table = PairTable(np.array([[0, 1], [0, 2], [1, 2]]), np.array([sampled, 50.0, 40.0]), np.full(3, np.nan),
+                      np.array([1.0, 1.0, np.nan]), np.array([2, 2, NEIGHBOUR], dtype=np.uint8))
+    far = torch.stack([xs[0], torch.tensor([-1.0, 1.5], dtype=torch.float64), xs[2]])
+    closed: set[tuple[int, int]] = set()
+    paths_ = {(0, 1): line, (0, 2): far}
+    assert close_estimates(e, minima_energy, table, paths_, closed) == (1, 1) and closed == {(0, 1)}
+    assert table.estimate[0] == pytest.approx(4.0, abs=1e-3)
+    assert table.estimate[1] == 50.0
+    assert close_estimates(e, minima_energy, table, paths_, closed) == (0, 0)
+    # an estimate the path confirms is kept as it is
+    table.estimate[0] = 5.0
+    assert close_estimates(e, minima_energy, table, paths_, set()) == (1, 0) and table.estimate[0] == 5.0

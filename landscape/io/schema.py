@@ -51,8 +51,9 @@ DATASETS: tuple[Dataset, ...] = (
     Dataset("basins/energy", "float64", "[B]", "energy of each basin's lowest minimum, ascending", "energy"),
     Dataset("barriers/pairs", "int64", "[E, 2]", "minima pairs whose barrier was estimated (i < j, indices into /minima)"),
     Dataset("barriers/energy", "float64", "[E]",
-            "estimate: the highest energy on the best path found between the pair (straight segment or "
-            "attraction-diffusion chain); +inf where none was found", "energy"),
+            "estimate: the highest energy on the best path found between the pair (a straight segment's maximum, "
+            "or an attraction-diffusion chain's highest sampled point, raised to the top of the polyline through its "
+            "recorded points where the tree rests on it); +inf where none was found", "energy"),
     Dataset("barriers/refined", "float64", "[E]",
             "string-method saddle energy between the pair; NaN where not refined", "energy"),
     Dataset("barriers/alpha", "float64", "[E]",

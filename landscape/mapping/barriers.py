@@ -10,11 +10,14 @@ lowest path between any two minima runs along them. Two kinds of pair are estima
 - **pairs attraction-diffusion connected** (:func:`add_records`): the highest energy on
   the chain, which followed the landscape and is often far lower than the straight line.
 
-Each estimate is the highest point of a real path, so the minimax tree over them bounds
+A segment's estimate is the highest point of a real path; a chain's is the highest point
+it sampled, which lies below its path where it stepped over a narrow ridge. Each chain's
+estimate the tree rests on is therefore checked along the polyline through the chain's
+recorded points (:func:`close_estimates`), so the minimax tree over the estimates bounds
 the true tree from above. :func:`refine_pairs` relaxes the paths with the string method
 (:mod:`landscape.mapping.paths`) to the saddles themselves, whatever the temperature: a string
-starts on the chain's recorded path where there is one (so it keeps its resolution),
-else on the segment. A string that did not converge gives the top of its polyline, so a
+starts on the chain's recorded path where there is one (resampled to its images: it keeps
+the chain's way round the barriers), else on the segment. A string that did not converge gives the top of its polyline, so a
 refined barrier, too, is the highest point of a real path. A refined saddle above the estimate it started from (the string
 found another pass) is retried with twice the images; if it stays above, the tree keeps
 the estimate there and the pair is counted (:meth:`PairTable.above_estimate`). A saddle a
@@ -177,6 +180,44 @@ def add_records(table: PairTable, records: PairRecords, paths: dict[tuple[int, i
     )
 
 
+def close_estimates(energy: Energy, minima_energy: np.ndarray, table: PairTable,
+                    paths: Mapping[tuple[int, int], torch.Tensor], closed: set[tuple[int, int]]) -> tuple[int, int]:
+    """Make every attraction-diffusion estimate the tree rests on the top of a continuous
+    path: raise it, in place, to the highest energy on the polyline through the chain's
+    recorded points (:func:`~landscape.mapping.paths.polyline_max`), where that is higher.
+
+    A chain's estimate is its highest *sampled* point: a step over a narrow ridge leaves it
+    below every path between the two minima, and a tree resting on it joins them too low.
+    Only the pairs whose estimate the tree takes at the height where it joins their minima
+    are checked (a few per merge, not every pair tried), again as the tree changes, each
+    pair once (``closed`` keeps them across calls).
+
+    Returns
+    -------
+    (checked, raised) : the estimates checked, and those that rose.
+    """
+    energy_ = np.asarray(minima_energy, dtype=np.float64)
+    index = table.index()
+    checked = raised = 0
+    while True:
+        joined = join_heights(energy_, table)
+        with np.errstate(invalid="ignore"):
+            rests = (~table.is_refined(energy_) & np.isfinite(table.alpha) & np.isfinite(table.estimate)
+                     & (table.estimate <= joined + 1e-12 * np.abs(joined)))
+        keys = [k for k in (tuple(int(v) for v in table.pairs[e]) for e in np.flatnonzero(rests))
+                if k not in closed and k in paths]
+        if not keys:
+            return checked, raised
+        tops = polyline_max(energy, [paths[k] for k in keys])
+        for k, top in zip(keys, tops):
+            closed.add(k)
+            row = index[k]
+            if top > table.estimate[row]:
+                table.estimate[row] = top
+                raised += 1
+        checked += len(keys)
+
+
 def join_heights(minima_energy: np.ndarray, table: PairTable) -> np.ndarray:
     """Per pair, the height at which the minimax tree over ``table.best(minima_energy)`` joins its two
     minima (never above the pair's own barrier; ``+inf`` where never joined).
@@ -269,15 +310,15 @@ def refine_pairs(
     steps: int = 400,
     climb_steps: int | None = None,
     batch: int = 256,
-    max_images: int = 64,
+    max_images: int | None = None,
     progress: Callable[[int], None] | None = None,
     detail: Callable[[str], None] | None = None,
 ) -> Refinement:
     """Refine the barriers of ``rows`` of the table with the string method, in batches.
 
     Each string starts on the pair's recorded attraction-diffusion path where ``paths``
-    has one (with as many images as the record has points, up to ``max_images``), else on
-    the segment. A string that ends too far above the estimate it started from (see
+    has one (resampled to as many images as the record has points, up to ``max_images``
+    [default: ``images``]), else on the segment. A string that ends too far above the estimate it started from (see
     :meth:`PairTable.is_refined`) is run again with twice the images; the lower of the two
     saddles counts. A string that converged gives its climbing image's energy (the
     saddle); one that did not (a network's kinks, or its budget ran out) gives the highest
@@ -333,7 +374,8 @@ def refine_pairs(
             a, b = x[torch.from_numpy(pr[:, 0]).to(x.device)], x[torch.from_numpy(pr[:, 1]).to(x.device)]
             init = [paths.get((int(i), int(j))) for i, j in pr]
             init = [None if p is None else p[1:-1] for p in init]  # the record holds both ends
-            k = min(max([k_images] + [p.shape[0] + 2 for p in init if p is not None]), max(max_images, k_images))
+            k = min(max([k_images] + [p.shape[0] + 2 for p in init if p is not None]),
+                    max(images if max_images is None else max_images, k_images))
             results = string_method_batch(energy, a, b, init=init if any(p is not None for p in init) else None,
                                           images=k, steps=steps, climb=climb > 0, climb_steps=climb,
                                           box=energy.data_range, on_iteration=on_iteration)

@@ -38,7 +38,9 @@ import numpy as np
 import torch
 
 from landscape.mapping.ad import ADConfig, LevelProgress, PairRecords, assign_ladder, extend_ladder
-from landscape.mapping.barriers import Refinement, add_records, neighbour_table, refine_pairs, refinement_rows
+from landscape.mapping.barriers import (
+    Refinement, add_records, close_estimates, neighbour_table, refine_pairs, refinement_rows,
+)
 from landscape.distributed import current as current_group
 from landscape import fused
 from landscape.distributed import from_main, split_energy
@@ -336,21 +338,36 @@ def _refine(energy: Energy, x: torch.Tensor, table: PairTable, rows: list[int], 
 
 def _refine_until_settled(energy: Energy, x: torch.Tensor, minima_energy: np.ndarray, table: PairTable,
                           cfg: MapConfig, paths: dict[tuple[int, int], torch.Tensor], saddles: _Saddles,
-                          keep_paths: bool, reporter: Reporter, done: int = 0,
+                          keep_paths: bool, reporter: Reporter, refine: bool = True, done: int = 0,
                           after_pass: Callable[[int, int, int], None] | None = None) -> tuple[int, int]:
-    """Refine the pairs that could still lower the tree, in passes (refining lowers some
-    barriers, which can bring other pairs near the tree), from pass ``done`` on (the table
-    as those left it); return the strings retried and those that ran out of iterations (as
-    :func:`_refine`). ``after_pass(passes done, retried, at budget)`` follows each pass."""
-    retried = at_budget = 0
-    for k in range(done, _REFINE_PASSES):
+    """Settle the tree's barriers once attraction-diffusion has added its pairs: refine the
+    pairs that could still lower the tree, in passes (refining lowers some barriers, which
+    can bring other pairs near the tree), from pass ``done`` on (the table as those left
+    it); after each pass, and at the end, check the chains' estimates the tree still rests
+    on along their whole path (:func:`close_estimates`). Return the strings retried and those
+    that ran out of iterations (as :func:`_refine`). ``after_pass(passes done, retried, at
+    budget)`` follows each pass."""
+    retried = at_budget = checked = raised = 0
+    closed: set[tuple[int, int]] = set()
+
+    def close() -> None:
+        nonlocal checked, raised
+        c, r = close_estimates(energy, minima_energy, table, paths, closed)
+        checked, raised = checked + c, raised + r
+
+    for k in range(done, _REFINE_PASSES if refine else 0):
         rows = refinement_rows(minima_energy, table, cfg.refine_slack)
         if not rows:
             break
         r, b = _refine(energy, x, table, rows, cfg, paths, saddles, keep_paths, reporter, "attraction-diffusion pairs")
         retried, at_budget = retried + r, at_budget + b
+        close()  # (where the tree rises, the next pass refines the pairs that now come near it)
         if after_pass is not None:
             after_pass(k + 1, r, b)
+    close()
+    if raised:
+        reporter.note(f"{raised} of the {checked} attraction-diffusion barriers the tree rests on rose when checked "
+                      "along their whole path (a chain had stepped over a ridge)")
     return retried, at_budget
 
 
@@ -754,9 +771,8 @@ def _stage_connected(
             state["connected/passes"], state["connected/seconds"] = passes, time.perf_counter() - t0
             run.save()
 
-        if config.refine:
-            _refine_until_settled(run.energy, minima.x, e, table, config, ad_paths, saddles, keep_paths,
-                                  run.reporter, done, after_pass)
+        _refine_until_settled(run.energy, minima.x, e, table, config, ad_paths, saddles, keep_paths, run.reporter,
+                              config.refine, done, after_pass)
         _table_to_state(state, table)
         saddles.to_state(state, shape)
         for key in [k for k in state if k.startswith("connected/")]:
@@ -941,8 +957,7 @@ def extend_map(
         table = add_records(table, rec, ad_paths)
         reporter.note(f"alpha {prior.alpha:.4g}: {prior.n_basins} -> {part.n_basins} basin"
                       + ("" if part.n_basins == 1 else "s"))
-    if refine:
-        _refine_until_settled(energy, x_all, e_all, table, cfg, ad_paths, saddles, keep_paths, reporter)
+    _refine_until_settled(energy, x_all, e_all, table, cfg, ad_paths, saddles, keep_paths, reporter, refine)
 
     tree = minimax_tree(e_all, table.pairs, table.best(e_all), refined=table.is_refined(e_all),
                         flat_rtol=flat_rtol(energy.dtype))
