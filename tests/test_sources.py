@@ -3,6 +3,8 @@
 import json
 import os
 import pickle
+import subprocess
+import sys
 import textwrap
 
 import click
@@ -486,3 +488,35 @@ def test_one_thread_policy_for_every_energy(monkeypatch, potentials):
         assert torch.get_num_threads() == 1
     finally:
         torch.set_num_threads(before)
+
+
+_FAULTS = """
+import resource, sys, torch
+from landscape.train.energies import resolve_energy
+if sys.argv[1] == "load":
+    resolve_energy(None, energy="landscape.potentials:mueller_brown", shape="2", box=(-2, 2), device="cpu")
+x = torch.ones(16, 1 << 20)  # 64 MiB: above every threshold glibc picks by itself
+for _ in range(3):
+    (x * 2).sum()
+before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+for _ in range(20):
+    (x * 2).sum()  # a 64 MiB temporary, freed at once
+print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's allocator")
+def test_loading_an_energy_keeps_freed_memory_for_reuse():
+    # By default glibc unmaps a freed 64 MiB block and the next one faults its pages in
+    # again (about 16,000 per block); once an energy is loaded for a command, freed blocks
+    # are reused. A user's own allocator settings are left alone.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_") and k != "LD_PRELOAD"}
+
+    def faults(mode: str, **extra: str) -> int:
+        done = subprocess.run([sys.executable, "-c", _FAULTS, mode], capture_output=True, text=True,
+                              env={**env, **extra}, check=True)
+        return int(done.stdout.split()[-1])
+
+    assert faults("plain") > 20 * 10_000
+    assert faults("load") < 20 * 1_000
+    assert faults("load", MALLOC_TRIM_THRESHOLD_="131072") > 20 * 10_000
