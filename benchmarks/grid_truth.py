@@ -119,4 +119,9 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from landscape.errors import LandscapeError
+
+    try:
+        main()
+    except LandscapeError as err:
+        raise SystemExit(f"error: {err}") from None

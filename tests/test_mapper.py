@@ -470,13 +470,13 @@ def test_a_map_interrupted_after_a_pass_of_refinement_resumes_after_it(tmp_path,
 
 @pytest.mark.parametrize("scale", [0.01, 1.0, 100.0])
 def test_a_ridge_the_chains_step_over_still_sets_the_tree(scale):
-    # Two wells at x0 = -1, 1 (energy 0) and a ridge 3 high and 0.05 wide across x0 = 0:
+    # Two wells at x0 = -1, 1 (energy 0) and a ridge 3 high and 0.01 wide across x0 = 0:
     # every path between them crosses x0 = 0, where the energy is at least 1 + 3 = 4. The
-    # attraction-diffusion chain steps over the ridge (its sampled peak is about 1.3), the
+    # attraction-diffusion chain steps over the ridge (its sampled peak is about 1.1), the
     # string started on its path finds the pass at 4, and the tree must rest on 4: the
     # chain's estimate is checked along its path, not trusted over the string's saddle.
     def ridge(x):
-        return scale * ((x[:, 0] ** 2 - 1) ** 2 + 2 * x[:, 1] ** 2 + 3.0 * torch.exp(-((x[:, 0] / 0.05) ** 2)))
+        return scale * ((x[:, 0] ** 2 - 1) ** 2 + 2 * x[:, 1] ** 2 + 3.0 * torch.exp(-((x[:, 0] / 0.01) ** 2)))
 
     e = Energy(ridge, shape=(2,), data_range=(-2.0, 2.0), dtype=torch.float64, name="ridge")
     c = build_map(e).content

@@ -659,17 +659,17 @@ def segment_max(energy: Energy, a: torch.Tensor, b: torch.Tensor, images: int = 
     return best.double()
 
 
-def polyline_max(energy: Energy, paths: Sequence[torch.Tensor], points: int = 8192) -> np.ndarray:
+def polyline_max(energy: Energy, paths: Sequence[torch.Tensor], points: int = 8192, images: int = 8) -> np.ndarray:
     """Per path (``[K, *shape]``, its points in order), the highest energy on the polyline
-    through its points: :func:`segment_max` of every segment (8 points and 20 golden-section
-    steps each, the precision attraction-diffusion's chains are closed with), in calls of
-    at most ``points`` energy evaluations. Float64 [len(paths)]."""
+    through its points: :func:`segment_max` of every segment (``images`` points and 20
+    golden-section steps each; 8, the precision attraction-diffusion's chains are closed
+    with), in calls of at most ``points`` energy evaluations. Float64 [len(paths)]."""
     if not paths:
         return np.zeros(0)
     a = torch.cat([p[:-1] for p in paths]).to(energy.device, energy.dtype)
     b = torch.cat([p[1:] for p in paths]).to(energy.device, energy.dtype)
-    chunk = max(1, points // 8)
-    tops = torch.cat([segment_max(energy, a[s : s + chunk], b[s : s + chunk], images=8, iterations=20).cpu()
+    chunk = max(1, points // images)
+    tops = torch.cat([segment_max(energy, a[s : s + chunk], b[s : s + chunk], images=images, iterations=20).cpu()
                       for s in range(0, a.shape[0], chunk)])
     ends = np.cumsum([p.shape[0] - 1 for p in paths])
     return np.array([float(tops[lo:hi].max()) if hi > lo else -math.inf
