@@ -1019,17 +1019,14 @@ def _assign(state: _State, members_in_order: list[int],
     first, founders, placed = state.cursor
     for round_start in range(first, len(members_in_order), config.round_size):
         members = members_in_order[round_start : round_start + config.round_size]
-        if state.resumed:  # inside this round, its last batch run (founders joined reps in order)
-            new_founders, resolved = list(founders), placed  # founded in this round, in energy order
-            old_reps = reps[: len(reps) - len(new_founders)]
-            old_near = {m: _nearest(flat, m, old_reps, k_near) for m in members}
-            state.resumed = False
-        else:
-            old_reps = list(reps)
-            old_near = {m: _nearest(flat, m, old_reps, k_near) for m in members}
+        resuming, state.resumed = state.resumed, False  # (inside this round, its last batch run)
+        # founded in this round, in energy order (they joined reps in that order)
+        new_founders, resolved = (list(founders), placed) if resuming else ([], 0)
+        old_reps = reps[: len(reps) - len(new_founders)]
+        old_near = {m: _nearest(flat, m, old_reps, k_near) for m in members}
+        if not resuming:
             state.cursor = (round_start, [], 0)
             yield [(m, r) for m in members for r in old_near[m] if not trials.tested(m, r)]
-            new_founders, resolved = [], 0
         while resolved < len(members):
             # Resolve in energy order as far as every needed pair has been tested.
             before = resolved

@@ -433,8 +433,7 @@ def _running_to_state(state: dict[str, Any], keys: list[str], saved: list[LevelP
         k = f"running{key}"
         state[f"{k}/basin_of"], state[f"{k}/reps"], state[f"{k}/reached_lower"] = (
             level.basin_of, level.reps, level.reached_lower.astype(np.int8))
-        state[f"{k}/info"] = {"cursor": [level.cursor[0], level.cursor[1], level.cursor[2]],
-                              "counters": list(level.counters)}
+        state[f"{k}/info"] = {"cursor": list(level.cursor), "counters": list(level.counters)}
         if level.generator is not None:
             state[f"{k}/generator"] = level.generator
         _records_to_state(state, k, level.records, shape)
@@ -464,8 +463,9 @@ def _running_from_state(state: dict[str, Any], keys: list[str]) -> list[LevelPro
     return out
 
 
-def _drop_running(state: dict[str, Any]) -> None:
-    for key in [k for k in state if k.startswith("running")]:
+def _drop(state: dict[str, Any], prefix: str) -> None:
+    """Remove the keys of part-way progress (``prefix``...) once the work is done."""
+    for key in [k for k in state if k.startswith(prefix)]:
         del state[key]
 
 
@@ -675,7 +675,7 @@ def _run_rungs(run: _Run, minima: Minima, settings: dict[str, Any], rungs: list[
                             tie=energy_tie(run.plan["grad_tol"], run.plan["merge_radius"]), on_turn=on_turn,
                             resume_from=saved)
     seconds = time.perf_counter() - t0
-    _drop_running(state)
+    _drop(state, "running")
     for (key, m, _), (part, rec) in zip(todo, results):
         part.multiplier = m
         part.attrs["seconds"] = seconds  # of the levels run together
@@ -775,8 +775,7 @@ def _stage_connected(
                               config.refine, done, after_pass)
         _table_to_state(state, table)
         saddles.to_state(state, shape)
-        for key in [k for k in state if k.startswith("connected/")]:
-            del state[key]
+        _drop(state, "connected/")
         state["final"], state["stage"] = True, "refined"
         run.timed("refine", t0)
         run.save()
