@@ -871,3 +871,58 @@ def test_a_batch_reports_its_running_trials_at_every_sync_without_changing_its_o
     # target, then fewer as the near ones arrive, the far ones until they run out of steps
     assert list(running) == [int((quiet.steps > s).sum()) for s in steps]
     assert running[0] == 6 and 3 in running and running[-1] == 0
+
+
+def _copy_progress(progress):
+    from landscape.mapping.ad import BatchProgress
+
+    def c(t):
+        return None if t is None else t.clone()
+
+    return BatchProgress(progress.step, c(progress.rows), {k: c(v) for k, v in progress.running.items()},
+                         progress.stride, progress.recorded, c(progress.paths),
+                         {k: c(v) for k, v in progress.outcome.items()}, list(progress.emptied))
+
+
+@pytest.mark.parametrize("grouped", [True, False])
+@pytest.mark.parametrize("settings", [
+    # arrivals inside windows, judged on the running mean; paths thinned by halves while
+    # trials that left keep longer ones
+    dict(temperature=0.1, alpha=2.0, eps=0.1, max_steps=3000, patience=3000, delta=0.3, record=8),
+    # out of patience; out of steps off a window's edge, arrival by position
+    dict(temperature=0.01, alpha=0.0, eps=0.02, max_steps=3000, patience=37, delta=0.1, record=16),
+    dict(temperature=0.3, alpha=5.0, eps=0.15, max_steps=53, patience=3000, delta=0.2, average=0, record=4),
+])
+def test_a_batch_resumed_from_any_sync_point_ends_as_the_uninterrupted_batch(settings, grouped):
+    # What on_sync hands out (and the generators' states then, which the caller keeps)
+    # is enough to continue the batch to the very outcome it has uninterrupted.
+    energy = Energy(double_well, (2,), data_range=(-2.0, 2.0), dtype=F64)
+    config = ADConfig(**settings)
+    starts, targets = (torch.tensor(p, dtype=F64) for p in _WELLS)
+    n = starts.shape[0]
+
+    def generators():
+        return [gen(10 + p) for p in range(n)] if grouped else [gen(3)]
+
+    def source(gens):
+        return RowGroups([1] * n, gens) if grouped else gens[0]
+
+    gens, saved = generators(), []
+    whole = attraction_diffusion(energy, starts, targets, config, source(gens), on_sync=lambda get: saved.append(
+        (_copy_progress(get()), [g.get_state() for g in gens])))
+    assert len(saved) >= 3 and len({s.rows.numel() for s, _ in saved}) > 1  # trials left along the way
+    for progress, states in (saved[1], saved[len(saved) // 2], saved[-1]):
+        gens = generators()
+        for g, state in zip(gens, states):
+            g.set_state(state)
+        again = attraction_diffusion(energy, starts, targets, config, source(gens), resume_from=progress)
+        assert again.calls == whole.calls
+        for name in ADTrials._fields:
+            if name not in ("path", "calls"):
+                assert torch.equal(getattr(again, name), getattr(whole, name)), name
+        for p, k in enumerate(whole.path_len.tolist()):
+            assert torch.equal(again.path[p, :k], whole.path[p, :k])
+    progress = _copy_progress(saved[1][0])
+    progress.rows[0] = 99  # a batch of another size: refused, not run
+    with pytest.raises(LandscapeError, match="saved attraction-diffusion batch does not fit"):
+        attraction_diffusion(energy, starts, targets, config, source(generators()), resume_from=progress)

@@ -396,9 +396,18 @@ def test_a_map_interrupted_inside_attraction_diffusion_resumes_to_the_uninterrup
                 raise KeyboardInterrupt
 
         def detail(self, text):
-            if where == "inside a batch" and self.placed >= 12:
+            if where == "inside a batch" and armed:
                 raise KeyboardInterrupt
 
+    armed = []
+    to_state = pipeline._turn_to_state
+
+    def saving(state, keys, turn, *args):  # interrupted after a save 32+ steps into a batch
+        to_state(state, keys, turn, *args)
+        if turn.batch.step >= 32 and sum(int((lv.basin_of >= 0).sum()) for lv in turn.levels) >= 12:
+            armed.append(turn.batch.step)
+
+    monkeypatch.setattr(pipeline, "_turn_to_state", saving)
     with pytest.raises(KeyboardInterrupt):
         build_map(e, cfg, progress_file=out, reporter=Interrupt())
     saved = load_progress(out)
@@ -411,8 +420,20 @@ def test_a_map_interrupted_inside_attraction_diffusion_resumes_to_the_uninterrup
             save_progress(bad, {**saved, key: value})
             with pytest.raises(LandscapeError, match=error):
                 build_map(e, cfg, progress_file=bad, resume=True)
+    if where == "inside a batch":  # the batch under way is saved with its trials' state
+        assert saved["running_turn/info"]["step"] >= 32 and saved["running_turn/run/x"].shape[1:] == (3,)
+        info = saved["running_turn/info"]
+        for key, value, error in (("running_turn/rows", np.array([10**6]), "batch does not fit"),
+                                  ("running_turn/info", {**info, "pairs": [[[0, 99]]] * 5}, "turn does not fit"),
+                                  ("running_turn/info", {**info, "start": 7}, "chunks do not fit"),
+                                  ("running_turn/info", {k: v for k, v in info.items() if k != "step"}, "damaged")):
+            bad = tmp_path / "bad-turn.h5"
+            save_progress(bad, {**saved, key: value})
+            with pytest.raises(LandscapeError, match=error):
+                build_map(e, cfg, progress_file=bad, resume=True)
     resumed = build_map(e, cfg, progress_file=out, resume=True, reporter=Notes()).content
-    assert "resuming attraction-diffusion at alpha 0.03, 0.1, 0.3, 1, 3 units part-way" in notes
+    said = [t for t in notes if t.startswith("resuming attraction-diffusion at alpha 0.03, 0.1, 0.3, 1, 3 units part-way")]
+    assert len(said) == 1 and (where == "between batches" or ", inside a batch of trials at step" in said[0])
     np.testing.assert_array_equal(resumed.tree.linkage, whole.tree.linkage)
     assert [p.basin.tolist() for p in resumed.levels] == [p.basin.tolist() for p in whole.levels]
     assert [p.attrs["trials"] for p in resumed.levels] == [p.attrs["trials"] for p in whole.levels]

@@ -165,6 +165,45 @@ class ADTrials(NamedTuple):
     calls: int = 0
 
 
+@dataclass
+class BatchProgress:
+    """A batch of :func:`attraction_diffusion` part-way, at a sync point, every trial
+    still in it running: what its ``on_sync`` hands out to save, and what its
+    ``resume_from`` continues from, to the outcome of the uninterrupted batch, provided
+    the generators are in the state they had then (the caller keeps those: a ladder's
+    levels save theirs with their :class:`LevelProgress`).
+
+    The tensors are the batch's own, on the CPU: save them before its chains step again.
+
+    Attributes
+    ----------
+    step : int
+        Steps run.
+    rows : Tensor int64 [R]
+        The rows of the batch still running, increasing.
+    running : dict of str to Tensor
+        Their state, a row each: position ``x`` and its drift ``h``, and the bookkeeping
+        of :class:`_Running` (:attr:`_Running.SAVED`).
+    stride, recorded : int
+        The paths are recorded every ``stride`` steps; ``recorded`` points so far.
+    paths : Tensor [L, P, *shape] or None
+        The recorded points of every trial of the batch (the slots in use).
+    outcome : dict of str to Tensor
+        What the trials that left finished with (a row per trial of the batch).
+    emptied : list of int
+        With row groups: the step at which each group's last trial left (-1: not yet).
+    """
+
+    step: int
+    rows: torch.Tensor
+    running: dict[str, torch.Tensor]
+    stride: int
+    recorded: int
+    paths: torch.Tensor | None
+    outcome: dict[str, torch.Tensor]
+    emptied: list[int]
+
+
 class _Magnetized:
     """Chains on the magnetized energy ``E_b = U/T + alpha ||x - b||`` towards per-row
     targets ``b``, with one pull ``alpha`` and step ``eps`` for all rows or one per row.
@@ -299,6 +338,8 @@ def attraction_diffusion(
     paths_for: int | None = None,
     on_window: Callable[[int, int], None] | None = None,
     on_compile: Callable[[], None] | None = None,
+    on_sync: Callable[[Callable[[], BatchProgress]], None] | None = None,
+    resume_from: BatchProgress | None = None,
 ) -> ADTrials:
     """Run AD trials ``starts[p] -> targets[p]`` as one batch.
 
@@ -337,6 +378,12 @@ def attraction_diffusion(
     on_compile : callable, optional
         Called instead of ``on_window`` at the sync point before the steps are first
         compiled (``energy.compile``: seconds to a minute).
+    on_sync : callable, optional
+        Called at each sync point, once the trials that stopped have left, with a function
+        returning the batch's :class:`BatchProgress` (the caller decides when it is worth
+        taking and saving: a long batch runs for minutes).
+    resume_from : BatchProgress, optional
+        Continue the batch (the same arguments) from such a sync point.
 
     Returns
     -------
@@ -379,11 +426,22 @@ def attraction_diffusion(
         mag = _Magnetized(energy.value_and_grad_fn(), targets.detach().to(starts.dtype).clone(), config.temperature,
                           config.alpha if alphas is None else alphas, config.eps if steps is None else steps,
                           generator, energy.data_range)
-        u, g, diff, d = mag.evaluate(starts.detach().clone())
-        _check_start(u, g)
-        run = _Running(mag.x, u.double(), d.double(), diff, cap, config.average, config)
+        if resume_from is None:
+            u, g, diff, d = mag.evaluate(starts.detach().clone())
+            _check_start(u, g)
+            run = _Running(mag.x, u.double(), d.double(), diff, cap, config.average, config)
+            step = 0
+        else:
+            run, step = _resume_batch(resume_from, mag, out, starts, cap, config, generator), resume_from.step
         window = _Window(mag.x)
-        step = 0
+
+        def progress() -> BatchProgress:
+            return BatchProgress(
+                step=step, rows=run.rows.cpu(), running={**run.progress(), "x": mag.x.cpu(), "h": mag.h.cpu()},
+                stride=run.stride, recorded=run.recorded, paths=run.paths_in_use(out.path_len),
+                outcome=out.progress(),
+                emptied=[-1 if s is None else s for s in generator.emptied] if isinstance(generator, RowGroups) else [])
+
         while True:
             # Trials that stopped leave the batch here, at the end of a window: they were
             # stepped, frozen, since they stopped. Checking every step would stall a GPU
@@ -406,6 +464,8 @@ def attraction_diffusion(
                 run = run.select(keep)
                 mag.select(keep)
                 window = _Window(mag.x)
+            if on_sync is not None:
+                on_sync(progress)
             n = min(_SYNC_EVERY, config.max_steps - step)
             window.start(mag.x)
             averaged = run.offset is not None
@@ -465,6 +525,12 @@ class _Outcome:
         self.end[rows] = run.end_x[leaving]
         self.path = run.buf  # (rows of trials that left are never written again)
         self.path_len[rows] = run.buf_len[leaving]
+
+    SAVED = ("success", "barrier", "steps", "final", "peak", "prev", "next", "end", "path_len")
+
+    def progress(self) -> dict[str, torch.Tensor]:
+        """The outcome so far (:class:`BatchProgress`)."""
+        return {name: getattr(self, name).cpu() for name in self.SAVED}
 
     def trials(self, calls: int) -> ADTrials:
         return ADTrials(
@@ -569,6 +635,20 @@ class _Running:
         self.buf_len = torch.zeros(p, dtype=torch.int64, device=device)
         self.stride, self.recorded = 1, 0
 
+    #: What :class:`BatchProgress` keeps of a running trial (the rest is rewritten by the
+    #: next window before it is read).
+    SAVED = ("peak_u", "best", "peak_x", "peak_prev", "peak_next", "fresh", "stale", "offset", "buf_len")
+
+    def progress(self) -> dict[str, torch.Tensor]:
+        return {name: getattr(self, name).cpu() for name in self.SAVED if getattr(self, name) is not None}
+
+    def paths_in_use(self, left: torch.Tensor) -> torch.Tensor | None:
+        """The path buffer's slots in use, given the path lengths ``left`` of the trials
+        that left (theirs can reach beyond the running trials' count, halved since)."""
+        if self.buf is None:
+            return None
+        return self.buf[: max(self.recorded, int(left.max()) if left.numel() else 0)].cpu()
+
     def select(self, keep: torch.Tensor) -> _Running:
         """The same state for the rows ``keep`` only."""
         for name in self._PER_ROW:
@@ -660,6 +740,62 @@ class _Running:
                         self.buf[:half, self.rows] = self.buf[1::2, self.rows]
                     self.buf_len = self.buf_len // 2
                 self.recorded, self.stride = half, self.stride * 2
+
+
+def _resume_batch(saved: BatchProgress, mag: _Magnetized, out: _Outcome, starts: torch.Tensor, cap: int,
+                  config: ADConfig, generator: torch.Generator | RowGroups | None) -> _Running:
+    """The batch's state at the sync point ``saved`` (checked against the batch first: it
+    comes from a file): the running trials' :class:`_Running`; ``mag``, ``out`` and the row
+    groups brought there."""
+    p, shape, device, dtype = starts.shape[0], tuple(starts.shape[1:]), starts.device, starts.dtype
+    rows = torch.as_tensor(saved.rows).reshape(-1)
+    r = rows.numel()
+    averaged = config.average > 0
+    per_row = {"x": shape, "h": shape, "peak_x": shape, "peak_prev": shape, "peak_next": shape,
+               **({"offset": shape} if averaged else {}), "peak_u": (), "best": (), "fresh": (), "stale": (),
+               "buf_len": ()}
+    per_trial = {"peak": shape, "prev": shape, "next": shape, "end": shape, "success": (), "barrier": (),
+                 "steps": (), "final": (), "path_len": ()}
+    groups = len(generator.sizes) if isinstance(generator, RowGroups) else 0
+    paths = saved.paths
+    ok = (0 < r <= p and not rows.is_floating_point() and bool((rows[1:] > rows[:-1]).all())
+          and 0 <= int(rows[0]) and int(rows[-1]) < p and 0 <= saved.step < config.max_steps
+          and set(saved.running) == set(per_row) and set(saved.outcome) == set(per_trial)
+          and all(tuple(saved.running[k].shape) == (r, *v) for k, v in per_row.items())
+          and all(tuple(saved.outcome[k].shape) == (p, *v) for k, v in per_trial.items())
+          and 0 <= saved.recorded <= cap and saved.stride >= 1 and len(saved.emptied) == groups
+          and (paths is None) == (cap == 0)
+          and (paths is None or (tuple(paths.shape[1:]) == (p, *shape) and saved.recorded <= paths.shape[0] <= cap)))
+    if ok and cap:
+        lengths = torch.cat([torch.as_tensor(saved.running["buf_len"]), torch.as_tensor(saved.outcome["path_len"])])
+        ok = bool(((lengths >= 0) & (lengths <= paths.shape[0])).all())
+    if not ok:
+        raise LandscapeError("the saved attraction-diffusion batch does not fit this batch")
+    rows = rows.to(device=device, dtype=torch.int64)
+    mag.select(rows)
+    mag.x, mag.h = (saved.running[k].to(device=device, dtype=dtype) for k in ("x", "h"))
+    for name in _Outcome.SAVED:
+        old = getattr(out, name)
+        setattr(out, name, saved.outcome[name].to(device=device, dtype=old.dtype))
+    if isinstance(generator, RowGroups):
+        keep = torch.zeros(p, dtype=torch.bool)
+        keep[rows.cpu()] = True
+        generator.select(keep, saved.step)
+        generator.emptied = [None if s < 0 else int(s) for s in saved.emptied]
+    # The next window rewrites what a stopped trial stopped with before reading it.
+    run = _Running(mag.x, torch.zeros(r, dtype=torch.float64, device=device),
+                   torch.full((r,), math.inf, dtype=torch.float64, device=device), mag.x, 0, config.average, config)
+    run.rows = rows
+    for name in _Running.SAVED:
+        if name in saved.running:
+            like = getattr(run, name)
+            setattr(run, name, saved.running[name].to(device=device, dtype=like.dtype))
+    run.cap, run.stride, run.recorded = cap, int(saved.stride), int(saved.recorded)
+    if cap:
+        run.buf = starts.new_empty((cap, p, *shape))
+        run.buf[: paths.shape[0]] = paths.to(device=device, dtype=dtype)
+        out.path = run.buf if r < p else None
+    return run
 
 
 def _check_start(raw: torch.Tensor, grad: torch.Tensor) -> None:
@@ -813,8 +949,16 @@ def _trial_rows(pairs: list[tuple[int, int]], attempts: int) -> tuple[torch.Tens
     return src, dst
 
 
+#: What a shared batch's chunks that ran have given one request: its trials' closed
+#: barriers, their paths (None where a trial did not connect), their steps, and the
+#: batched calls it would have made alone.
+ChunksRun = tuple[torch.Tensor, list[torch.Tensor | None], torch.Tensor, int]
+
+
 def _run_together(requests: Sequence[tuple[_Trials, Sequence[tuple[int, int]], float]],
-                  detail: Callable[[str], None] | None = None) -> None:
+                  detail: Callable[[str], None] | None = None,
+                  on_sync: Callable[[Callable[[], tuple[int, list[ChunksRun | None], BatchProgress]]], None] | None = None,
+                  resume_from: tuple[int, Sequence[ChunksRun | None], BatchProgress] | None = None) -> None:
     """Run the chains of several requests ``(trials, pairs, alpha)`` in shared batches and
     hand each its own rows.
 
@@ -826,26 +970,52 @@ def _run_together(requests: Sequence[tuple[_Trials, Sequence[tuple[int, int]], f
     so its outcome is the one it would have alone (for energies computed row by row).
     ``detail`` receives a line on the batch under way at every sync point (trials still
     running, steps so far).
+
+    ``on_sync`` is called at every sync point of the chains with a function returning
+    where the run stands: the first trial row of the chunk under way, what the chunks
+    before it gave each request (None for requests without pairs), and the chunk's
+    :class:`BatchProgress`; ``resume_from`` continues from there (the requests' generators
+    as they were then).
     """
-    work = [(t, [(min(i, j), max(i, j)) for i, j in pairs], float(alpha)) for t, pairs, alpha in requests]
-    work = [w for w in work if w[1]]
+    work = [(q, t, [(min(i, j), max(i, j)) for i, j in pairs], float(alpha))
+            for q, (t, pairs, alpha) in enumerate(requests)]
+    work = [w for w in work if w[2]]
     if not work:
         return
-    energy, x = work[0][0].energy, work[0][0].x
-    dev, size = x.device, work[0][0].config.batch_size
-    rows = [_trial_rows(pairs, t.config.attempts) for t, pairs, _ in work]
+    energy, x = work[0][1].energy, work[0][1].x
+    dev, size = x.device, work[0][1].config.batch_size
+    rows = [_trial_rows(pairs, t.config.attempts) for _, t, pairs, _ in work]
     barriers: list[list[torch.Tensor]] = [[] for _ in work]
     chains: list[list[torch.Tensor | None]] = [[] for _ in work]
     steps: list[list[torch.Tensor]] = [[] for _ in work]
     calls = [0] * len(work)
     longest = max(r[0].numel() for r in rows)
+    first, batch = 0, None
+    if resume_from is not None:
+        first, done, batch = resume_from
+        _check_chunks(first, size, longest, done, [(q, r[0].numel()) for (q, *_), r in zip(work, rows)], len(requests))
+        for k, (q, *_) in enumerate(work):
+            if first:
+                b, c, st, n = done[q]
+                barriers[k].append(torch.as_tensor(b, dtype=torch.float64))
+                chains[k].extend(c)
+                steps[k].append(torch.as_tensor(st, dtype=torch.int64))
+                calls[k] = int(n)
+
+    def so_far() -> list[ChunksRun | None]:
+        out: list[ChunksRun | None] = [None] * len(requests)
+        for k, (q, *_) in enumerate(work):
+            out[q] = (torch.cat(barriers[k]) if barriers[k] else torch.zeros(0, dtype=torch.float64), list(chains[k]),
+                      torch.cat(steps[k]) if steps[k] else torch.zeros(0, dtype=torch.int64), calls[k])
+        return out
+
     n_batches = -(-longest // size)
-    for start in range(0, longest, size):
+    for start in range(first, longest, size):
         part = [(k, src[start : start + size], dst[start : start + size]) for k, (src, dst) in enumerate(rows)
                 if src.numel() > start]
         s = torch.cat([p[1] for p in part]).to(dev)
         t = torch.cat([p[2] for p in part]).to(dev)
-        lead, _, alpha = work[part[0][0]]
+        _, lead, _, alpha = work[part[0][0]]
         config = replace(lead.config, alpha=alpha)
         on_window = on_compile = None
         if detail is not None:
@@ -857,18 +1027,24 @@ def _run_together(requests: Sequence[tuple[_Trials, Sequence[tuple[int, int]], f
 
             def on_compile() -> None:
                 detail(f"{head}compiling the steps (once: 10-60 s)")
+        sync = None
+        if on_sync is not None:
+            def sync(get: Callable[[], BatchProgress], start: int = start) -> None:
+                on_sync(lambda: (start, so_far(), get()))
+        resume, batch = batch, None
         groups = None
         if len(part) == 1:
             trials = attraction_diffusion(energy, x[s], x[t], config, lead.generator, on_window=on_window,
-                                          on_compile=on_compile)
+                                          on_compile=on_compile, on_sync=sync, resume_from=resume)
         else:
             sizes = [p[1].numel() for p in part]
-            groups = RowGroups(sizes, [work[k][0].generator for k, _, _ in part])
-            per_row = [(work[k][2], work[k][0].config.eps, n) for (k, _, _), n in zip(part, sizes)]
+            groups = RowGroups(sizes, [work[k][1].generator for k, _, _ in part])
+            per_row = [(work[k][3], work[k][1].config.eps, n) for (k, _, _), n in zip(part, sizes)]
             trials = attraction_diffusion(
                 energy, x[s], x[t], config, groups, paths_for=max(sizes), on_window=on_window, on_compile=on_compile,
                 alphas=torch.cat([torch.full((n,), a, dtype=torch.float64) for a, _, n in per_row]),
-                steps=torch.cat([torch.full((n,), e, dtype=torch.float64) for _, e, n in per_row]))
+                steps=torch.cat([torch.full((n,), e, dtype=torch.float64) for _, e, n in per_row]),
+                on_sync=sync, resume_from=resume)
         barrier = _closed(energy, trials, x[t]).cpu()
         chain = _chains(x[s], trials, x[t])
         step = trials.steps.cpu()
@@ -883,8 +1059,24 @@ def _run_together(requests: Sequence[tuple[_Trials, Sequence[tuple[int, int]], f
             emptied = groups.emptied[g] if groups is not None else None
             calls[k] += trials.calls if emptied is None else emptied + 1
             lo = hi
-    for k, (t, pairs, alpha) in enumerate(work):
+    for k, (_, t, pairs, alpha) in enumerate(work):
         t.absorb(pairs, alpha, torch.cat(barriers[k]), chains[k], torch.cat(steps[k]), calls[k])
+
+
+def _check_chunks(first: int, size: int, longest: int, done: Sequence[ChunksRun | None],
+                  rows: list[tuple[int, int]], n_requests: int) -> None:
+    """Refuse saved chunks (:func:`_run_together`'s ``resume_from``) that do not fit the
+    requests ``rows`` ``(request, trial rows)``: they come from a file."""
+    ok = 0 <= first < longest and first % size == 0 and len(done) == n_requests
+    for q, n in rows:
+        if not ok or not first:
+            break
+        entry = done[q]
+        ran = min(first, n)
+        ok = (entry is not None and len(entry) == 4 and tuple(entry[0].shape) == (ran,)
+              and len(entry[1]) == ran and tuple(entry[2].shape) == (ran,) and int(entry[3]) >= 0)
+    if not ok:
+        raise LandscapeError("the saved attraction-diffusion chunks do not fit this batch")
 
 
 def _closed(energy: Energy, trials: ADTrials, targets: torch.Tensor) -> torch.Tensor:
@@ -1063,21 +1255,67 @@ def _assign(state: _State, members_in_order: list[int],
 
 
 def _drive(jobs: Sequence[tuple[_State, list[int]]], progress: Callable[[int], None] | None,
-           detail: Callable[[str], None] | None, on_turn: Callable[[], None] | None = None) -> None:
+           detail: Callable[[str], None] | None, on_turn: Callable[[], None] | None = None,
+           on_sync: Callable[[Callable[[], TurnProgress]], None] | None = None,
+           resume_turn: TurnProgress | None = None) -> None:
     """Run the assignments ``(state, members_in_order)`` in lockstep: at each turn the
     chains every unfinished one needs run as one batch (:func:`_run_together`, which
     reports on it to ``detail``); ``on_turn`` is called after each, where every state's
-    :meth:`_State.snapshot` is one to continue from."""
+    :meth:`_State.snapshot` is one to continue from, and ``on_sync`` inside each, at every
+    sync point of its chains, with a function returning the :class:`TurnProgress`.
+    ``resume_turn`` (the states restored from its levels) finishes that turn first."""
+    states = [state for state, _ in jobs]
     running = [(_assign(state, members, progress), state) for state, members in jobs]
+
+    def turn(wanted: list[list[tuple[int, int]] | None], resume: tuple[int, Sequence[ChunksRun | None],
+                                                                           BatchProgress] | None = None) -> None:
+        sync = None
+        if on_sync is not None:
+            def sync(get: Callable[[], tuple[int, list[ChunksRun | None], BatchProgress]]) -> None:
+                on_sync(lambda: TurnProgress([state.snapshot() for state in states], wanted, *get()))
+        _run_together([(state.trials, pairs, state.config.alpha) for state, pairs in zip(states, wanted)
+                       if pairs is not None], detail, sync, resume)
+        if on_turn is not None:
+            on_turn()
+
+    if resume_turn is not None:  # the turn under way when it was saved; its levels go on from after it
+        turn(resume_turn.pairs, (resume_turn.start, resume_turn.done, resume_turn.batch))
     wants = [(it, state, next(it, None)) for it, state in running]
     while True:
         wants = [(it, state, pairs) for it, state, pairs in wants if pairs is not None]
         if not wants:
             return
-        _run_together([(state.trials, pairs, state.config.alpha) for _, state, pairs in wants], detail)
-        if on_turn is not None:
-            on_turn()
+        asked = {id(state): pairs for _, state, pairs in wants}
+        turn([asked.get(id(state)) for state in states])
         wants = [(it, state, next(it, None)) for it, state, _ in wants]
+
+
+@dataclass
+class TurnProgress:
+    """A turn of :func:`assign_ladder` part-way, inside its shared batch of trials: what
+    its ``on_sync`` hands out to save, and what its ``resume_from`` continues from.
+
+    Attributes
+    ----------
+    levels : list of LevelProgress
+        Every level, as at the turn's start but for its generator's state (where its
+        chains' noise stands now).
+    pairs : list of (list of (int, int) or None)
+        Per level, the pairs of minima whose trials the turn runs (None: the level had
+        finished).
+    start : int
+        The first trial row of the chunk of ``batch_size`` rows under way.
+    done : list of ChunksRun
+        What the chunks before it gave each level of the turn (those with pairs, in order).
+    batch : BatchProgress
+        The chunk under way.
+    """
+
+    levels: list[LevelProgress]
+    pairs: list[list[tuple[int, int]] | None]
+    start: int
+    done: list[ChunksRun | None]
+    batch: BatchProgress
 
 
 def assign_ladder(
@@ -1089,7 +1327,8 @@ def assign_ladder(
     detail: Callable[[str], None] | None = None,
     tie: float = 0.0,
     on_turn: Callable[[Callable[[], list[LevelProgress]]], None] | None = None,
-    resume_from: Sequence[LevelProgress] | None = None,
+    resume_from: Sequence[LevelProgress] | TurnProgress | None = None,
+    on_sync: Callable[[Callable[[], TurnProgress]], None] | None = None,
 ) -> list[tuple[Partition, PairRecords]]:
     """:func:`assign_basins` at several pulls at once (``configs`` differ in ``alpha``
     and ``eps`` only): the levels are independent, so their trials share batches, and a ladder costs
@@ -1108,7 +1347,9 @@ def assign_ladder(
     batch of trials with a function returning each level's :class:`LevelProgress` (a copy
     of its records: the caller decides how often it is worth taking), and ``resume_from``
     (one per config, taken at such a turn) continues from there to the result of the
-    uninterrupted run.
+    uninterrupted run. Inside a turn (a batch can run for minutes), ``on_sync`` is called
+    at every sync point of its chains with a function returning the :class:`TurnProgress`,
+    and ``resume_from`` continues from one of those too.
     """
     n = len(minima)
     if n == 0:
@@ -1120,17 +1361,23 @@ def assign_ladder(
     order = energy_order(energies, tie).tolist()
     states = [_State(energy, x, energies, config, gen, tie)
               for config, gen in zip(configs, _one_each(generators, configs))]
-    if resume_from is not None and len(resume_from) != len(states):
-        raise LandscapeError(f"{len(states)} attraction-diffusion levels but progress saved for {len(resume_from)}")
+    in_turn = resume_from if isinstance(resume_from, TurnProgress) else None
+    levels = in_turn.levels if in_turn is not None else resume_from
+    if levels is not None and len(levels) != len(states):
+        raise LandscapeError(f"{len(states)} attraction-diffusion levels but progress saved for {len(levels)}")
+    if in_turn is not None and not (
+            len(in_turn.pairs) == len(states) and any(p is not None for p in in_turn.pairs)
+            and all(0 <= i < n and 0 <= j < n for p in in_turn.pairs if p is not None for i, j in p)):
+        raise LandscapeError("the saved attraction-diffusion turn does not fit these minima")
     for k, state in enumerate(states):
-        if resume_from is None:
+        if levels is None:
             state.found(order[0])
         else:
-            state.restore(resume_from[k])
+            state.restore(levels[k])
         if progress is not None:
             progress(sum(b >= 0 for b in state.basin_of))
     turn = None if on_turn is None else (lambda: on_turn(lambda: [state.snapshot() for state in states]))
-    _drive([(state, order[1:]) for state in states], progress, detail, turn)
+    _drive([(state, order[1:]) for state in states], progress, detail, turn, on_sync, in_turn)
     return [(state.partition(), state.trials.export()) for state in states]
 
 

@@ -37,7 +37,15 @@ from typing import Any
 import numpy as np
 import torch
 
-from landscape.mapping.ad import ADConfig, LevelProgress, PairRecords, assign_ladder, extend_ladder
+from landscape.mapping.ad import (
+    ADConfig,
+    BatchProgress,
+    LevelProgress,
+    PairRecords,
+    TurnProgress,
+    assign_ladder,
+    extend_ladder,
+)
 from landscape.mapping.barriers import (
     Refinement, add_records, close_estimates, neighbour_table, refine_pairs, refinement_rows,
 )
@@ -378,27 +386,39 @@ def _depths(minima_energy: np.ndarray, table: PairTable, rtol: float) -> np.ndar
 # ----------------------------------------------------------------------- the ladder
 
 
+def _paths_to_state(state: dict[str, Any], key: str, paths: list[torch.Tensor | None], shape: tuple[int, ...],
+                    dtype: Any = np.float32) -> None:
+    """``paths`` (each [M, *shape], or None) as ``<key>with_path`` (the indices of those
+    there are) and ``<key>paths`` (padded with NaN), in ``dtype``."""
+    have = [r for r, p in enumerate(paths) if p is not None]
+    state[f"{key}with_path"] = np.array(have, dtype=np.int64)
+    state.pop(f"{key}paths", None)  # (a copy saved earlier, with fewer paths)
+    if have:
+        length = max(paths[r].shape[0] for r in have)
+        stacked = np.full((len(have), length, *shape), np.nan, dtype=dtype)
+        for q, r in enumerate(have):
+            stacked[q, : paths[r].shape[0]] = paths[r].numpy()
+        state[f"{key}paths"] = stacked
+
+
+def _paths_from_state(state: dict[str, Any], key: str, n: int) -> list[torch.Tensor | None]:
+    paths: list[torch.Tensor | None] = [None] * n
+    for q, r in enumerate(np.asarray(state[f"{key}with_path"]).tolist()):
+        p = np.asarray(state[f"{key}paths"][q])
+        p = p[np.isfinite(p.reshape(p.shape[0], -1)).all(1)]
+        paths[int(r)] = torch.from_numpy(p)
+    return paths
+
+
 def _records_to_state(state: dict[str, Any], key: str, records: PairRecords, shape: tuple[int, ...]) -> None:
     state[f"{key}/rec_pairs"], state[f"{key}/rec_barrier"], state[f"{key}/rec_alpha"] = (
         records.pairs, records.barrier, records.alpha)
-    have = [r for r, p in enumerate(records.paths) if p is not None]
-    state[f"{key}/rec_with_path"] = np.array(have, dtype=np.int64)
-    state.pop(f"{key}/rec_paths", None)  # (a copy saved earlier, with fewer paths)
-    if have:
-        length = max(records.paths[r].shape[0] for r in have)
-        stacked = np.full((len(have), length, *shape), np.nan, dtype=np.float32)
-        for q, r in enumerate(have):
-            stacked[q, : records.paths[r].shape[0]] = records.paths[r].float().numpy()
-        state[f"{key}/rec_paths"] = stacked
+    _paths_to_state(state, f"{key}/rec_", records.paths, shape)
 
 
 def _records_from_state(state: dict[str, Any], key: str) -> PairRecords:
     pairs = np.asarray(state[f"{key}/rec_pairs"], dtype=np.int64).reshape(-1, 2)
-    paths: list[torch.Tensor | None] = [None] * pairs.shape[0]
-    for q, r in enumerate(np.asarray(state[f"{key}/rec_with_path"]).tolist()):
-        p = np.asarray(state[f"{key}/rec_paths"][q])
-        p = p[np.isfinite(p.reshape(p.shape[0], -1)).all(1)]
-        paths[int(r)] = torch.from_numpy(p)
+    paths = _paths_from_state(state, f"{key}/rec_", pairs.shape[0])
     return PairRecords(pairs, np.asarray(state[f"{key}/rec_barrier"]), np.asarray(state[f"{key}/rec_alpha"]), paths)
 
 
@@ -423,8 +443,10 @@ def _level_from_state(state: dict[str, Any], k: int | str) -> tuple[Partition, P
 
 # Part-way progress of the levels under way (``running<key>/...``), saved between their
 # batches of trials at most every _SAVE_EVERY seconds, and never more often than ten times
-# the last save took (a map's records grow with it: saving stays a small part of its time).
+# the last save took (a map's records grow with it: saving stays a small part of its time);
+# inside a batch of trials too, with the batch's state (``running_turn/...``).
 _SAVE_EVERY = 10.0
+_TURN = "running_turn"
 
 
 def _running_to_state(state: dict[str, Any], keys: list[str], saved: list[LevelProgress],
@@ -440,9 +462,33 @@ def _running_to_state(state: dict[str, Any], keys: list[str], saved: list[LevelP
     state["running"] = keys
 
 
-def _running_from_state(state: dict[str, Any], keys: list[str]) -> list[LevelProgress] | None:
-    """The saved progress of the levels ``keys`` under way, or None if none was saved for
-    exactly these levels (then they start afresh)."""
+def _turn_to_state(state: dict[str, Any], keys: list[str], turn: TurnProgress, shape: tuple[int, ...],
+                   dtype: Any) -> None:
+    """The levels ``keys`` part-way inside a batch of trials (``running_turn/...``)."""
+    _running_to_state(state, keys, turn.levels, shape)
+    _drop(state, _TURN)
+    b = turn.batch
+    state[f"{_TURN}/info"] = {
+        "pairs": [None if p is None else [[int(i), int(j)] for i, j in p] for p in turn.pairs],
+        "start": turn.start, "step": b.step, "stride": b.stride, "recorded": b.recorded, "emptied": b.emptied,
+        "calls": [None if d is None else int(d[3]) for d in turn.done]}
+    state[f"{_TURN}/rows"] = b.rows
+    for name, value in b.running.items():
+        state[f"{_TURN}/run/{name}"] = value
+    for name, value in b.outcome.items():
+        state[f"{_TURN}/out/{name}"] = value
+    if b.paths is not None:
+        state[f"{_TURN}/paths"] = b.paths
+    for q, d in enumerate(turn.done):
+        if d is not None:
+            state[f"{_TURN}/done{q}/barrier"], state[f"{_TURN}/done{q}/steps"] = d[0], d[2]
+            _paths_to_state(state, f"{_TURN}/done{q}/", d[1], shape, dtype)
+
+
+def _running_from_state(state: dict[str, Any], keys: list[str]) -> list[LevelProgress] | TurnProgress | None:
+    """The saved progress of the levels ``keys`` under way (inside a batch of trials, or
+    between two), or None if none was saved for exactly these levels (then they start
+    afresh)."""
     if state.get("running") != keys:
         return None
     out = []
@@ -457,10 +503,32 @@ def _running_from_state(state: dict[str, Any], keys: list[str]) -> list[LevelPro
                 reached_lower=np.asarray(state[f"{k}/reached_lower"]).astype(bool),
                 counters=tuple(int(c) for c in info["counters"]), generator=state.get(f"{k}/generator"),
                 records=_records_from_state(state, k)))
+        if f"{_TURN}/info" not in state:
+            return out
+        info = state[f"{_TURN}/info"]
+
+        def group(prefix: str) -> dict[str, torch.Tensor]:
+            return {k[len(prefix):]: torch.from_numpy(np.asarray(v)) for k, v in state.items() if k.startswith(prefix)}
+
+        paths = state.get(f"{_TURN}/paths")
+        batch = BatchProgress(
+            step=int(info["step"]), rows=torch.from_numpy(np.asarray(state[f"{_TURN}/rows"])),
+            running=group(f"{_TURN}/run/"), stride=int(info["stride"]), recorded=int(info["recorded"]),
+            paths=None if paths is None else torch.from_numpy(np.asarray(paths)), outcome=group(f"{_TURN}/out/"),
+            emptied=[int(e) for e in info["emptied"]])
+        done = []
+        for q, calls in enumerate(info["calls"]):
+            if calls is None:
+                done.append(None)
+                continue
+            barrier = torch.from_numpy(np.asarray(state[f"{_TURN}/done{q}/barrier"]))
+            done.append((barrier, _paths_from_state(state, f"{_TURN}/done{q}/", barrier.shape[0]),
+                         torch.from_numpy(np.asarray(state[f"{_TURN}/done{q}/steps"])), int(calls)))
+        pairs = [None if p is None else [(int(i), int(j)) for i, j in p] for p in info["pairs"]]
+        return TurnProgress(out, pairs, int(info["start"]), done, batch)
     except (KeyError, TypeError, ValueError, IndexError) as err:
         raise LandscapeError(f"the saved attraction-diffusion progress is damaged ({err!r}); "
                              "delete the .partial file to start the map afresh") from None
-    return out
 
 
 def _drop(state: dict[str, Any], prefix: str) -> None:
@@ -656,24 +724,34 @@ def _run_rungs(run: _Run, minima: Minima, settings: dict[str, Any], rungs: list[
     pulls = ", ".join(f"{m:g}" for _, m, _ in todo)
     run.reporter.stage(f"attraction-diffusion, alpha {pulls} units", total=len(minima) * len(todo), unit="minimum")
     if saved is not None:
-        run.reporter.note(f"resuming attraction-diffusion at alpha {pulls} units part-way")
+        inside = f", inside a batch of trials at step {saved.batch.step:,}" if isinstance(saved, TurnProgress) else ""
+        run.reporter.note(f"resuming attraction-diffusion at alpha {pulls} units part-way{inside}")
     gens = [torch.Generator(device=energy.device).manual_seed(config.seed * 1009 + j) for _, _, j in todo]
     configs = [_ad_config(config, settings, m * settings["alpha_unit"]) for _, m, _ in todo]
     last = {"at": time.perf_counter(), "took": 0.0}
 
-    def on_turn(progress: Callable[[], list[LevelProgress]]) -> None:
+    def keep(write: Callable[[], None]) -> None:
         now = time.perf_counter()
         if run.progress_file is None or now - last["at"] < max(_SAVE_EVERY, 10 * last["took"]):
             return
-        _running_to_state(state, keys, progress(), shape)
+        write()
         state["running_seconds"] = now - t0
         run.save()
         last["at"] = time.perf_counter()
         last["took"] = last["at"] - now
 
+    def between(progress: Callable[[], list[LevelProgress]]) -> None:
+        def write() -> None:
+            _drop(state, _TURN)
+            _running_to_state(state, keys, progress(), shape)
+        keep(write)
+
+    def inside(progress: Callable[[], TurnProgress]) -> None:
+        keep(lambda: _turn_to_state(state, keys, progress(), shape, np.dtype(str(energy.dtype).removeprefix("torch."))))
+
     results = assign_ladder(energy, minima, configs, gens, run.reporter.advance, run.reporter.detail,
-                            tie=energy_tie(run.plan["grad_tol"], run.plan["merge_radius"]), on_turn=on_turn,
-                            resume_from=saved)
+                            tie=energy_tie(run.plan["grad_tol"], run.plan["merge_radius"]), on_turn=between,
+                            resume_from=saved, on_sync=inside)
     seconds = time.perf_counter() - t0
     _drop(state, "running")
     for (key, m, _), (part, rec) in zip(todo, results):
