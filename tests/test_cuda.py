@@ -113,3 +113,25 @@ def test_landscape_map_funnel_and_diagnose_of_a_checkpoint_on_the_gpu(tmp_path, 
     c = read_map(out)
     assert c.funnel is not None and c.diagnosis is not None
     assert len(c.diagnosis.spurious) == len(c.minima_energy)
+
+
+def test_a_batch_of_trials_interrupted_on_the_gpu_resumes_to_the_same_trials():
+    # The batch's state goes to the CPU to be saved and back to the device to resume.
+    from landscape.mapping.ad import ADConfig, attraction_diffusion
+    from test_ad import _copy_progress
+
+    e = _mueller_brown("cuda")
+    starts = torch.tensor([[-0.56, 1.44], [0.62, 0.03], [-0.05, 0.47]] * 4, dtype=torch.float64, device="cuda")
+    targets = starts.roll(1, 0)
+    config = ADConfig(temperature=5.0, alpha=20.0, eps=0.01, max_steps=600, patience=100, delta=0.05)
+    g = torch.Generator(device="cuda").manual_seed(1)
+    saved = []
+    whole = attraction_diffusion(e, starts, targets, config, g, on_sync=lambda get: saved.append(
+        (_copy_progress(get()), g.get_state())))
+    progress, state = saved[len(saved) // 2]
+    assert progress.rows.device.type == "cpu" and progress.running["x"].device.type == "cpu"
+    g2 = torch.Generator(device="cuda").manual_seed(0)
+    g2.set_state(state)
+    again = attraction_diffusion(e, starts, targets, config, g2, resume_from=progress)
+    for name in ("success", "barrier", "steps", "final_distance", "peak_x", "end_x", "path_len"):
+        assert torch.equal(getattr(again, name), getattr(whole, name)), name

@@ -373,6 +373,7 @@ def test_a_map_interrupted_inside_attraction_diffusion_resumes_to_the_uninterrup
     # between them (here after every one); a run interrupted after some minima were placed
     # continues from the last save, its generators where they were, to the same map.
     monkeypatch.setattr(pipeline, "_SAVE_EVERY", 0.0)
+    monkeypatch.setattr(pipeline, "_SAVE_COST", 0.0)  # (a save at every chance, whatever the machine's speed)
     e = wells_energy(3)
     cfg = MapConfig(chains=32, rounds=2, max_steps=400, patience=50, attempts=1, grid=0, round_size=1)
     whole = build_map(e, cfg).content
@@ -414,6 +415,7 @@ def test_a_map_interrupted_inside_attraction_diffusion_resumes_to_the_uninterrup
     assert saved["running"] == ["0", "1", "2", "3", "4"] and "level0/basin" not in saved
     assert 0 < int((saved["running0/basin_of"] >= 0).sum()) < 8  # part-way: some minima placed, not all
     if where == "between batches":  # progress from a damaged file is refused, not run from
+        assert "running_turn/info" not in saved
         for key, value, error in (("running1/reps", np.array([99]), "does not fit these minima"),
                                   ("running2/generator", np.zeros(3, np.uint8), "generator state is unusable")):
             bad = tmp_path / f"bad-{key.replace('/', '-')}.h5"
@@ -442,6 +444,38 @@ def test_a_map_interrupted_inside_attraction_diffusion_resumes_to_the_uninterrup
     np.testing.assert_array_equal(resumed.barriers.pairs, whole.barriers.pairs)
     np.testing.assert_array_equal(resumed.barriers.estimate, whole.barriers.estimate)
     assert not any(k.startswith("running") for k in load_progress(out))  # the levels done replace it
+
+
+def test_a_disk_too_full_for_a_batchs_state_costs_that_save_not_the_map(tmp_path, monkeypatch):
+    # Saves inside a batch hold its trials' recorded paths (hundreds of MB for an image
+    # model): where the disk refuses one, the map goes on, saving between batches only.
+    import errno
+
+    monkeypatch.setattr(pipeline, "_SAVE_EVERY", 0.0)
+    monkeypatch.setattr(pipeline, "_SAVE_COST", 0.0)  # (a save at every chance, whatever the machine's speed)
+    e = wells_energy(3)
+    cfg = MapConfig(chains=32, rounds=2, max_steps=400, patience=50, attempts=1, grid=0, round_size=1)
+    whole = build_map(e, cfg).content
+    real, kept = pipeline.save_progress, []
+
+    def full_disk(path, state, *args, **kwargs):
+        if any(k.startswith("running_turn/") for k in state):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        kept.append(sorted(k for k in state if k.startswith("running")))
+        return real(path, state, *args, **kwargs)
+
+    monkeypatch.setattr(pipeline, "save_progress", full_disk)
+    notes: list[str] = []
+
+    class Notes(Reporter):
+        def note(self, text):
+            notes.append(text)
+
+    content = build_map(e, cfg, progress_file=tmp_path / "w.h5", reporter=Notes()).content
+    assert sum("could not be saved (No space left on device): the map goes on" in t for t in notes) == 1
+    assert any("running0/basin_of" in k for k in kept)  # saved between batches after the refusal
+    np.testing.assert_array_equal(content.tree.linkage, whole.tree.linkage)
+    assert [p.basin.tolist() for p in content.levels] == [p.basin.tolist() for p in whole.levels]
 
 
 def test_a_map_interrupted_after_a_pass_of_refinement_resumes_after_it(tmp_path, monkeypatch):

@@ -27,6 +27,7 @@ settings it continues where it stopped.
 
 from __future__ import annotations
 
+import errno
 import math
 import time
 from collections.abc import Callable
@@ -442,10 +443,12 @@ def _level_from_state(state: dict[str, Any], k: int | str) -> tuple[Partition, P
 
 
 # Part-way progress of the levels under way (``running<key>/...``), saved between their
-# batches of trials at most every _SAVE_EVERY seconds, and never more often than ten times
-# the last save took (a map's records grow with it: saving stays a small part of its time);
-# inside a batch of trials too, with the batch's state (``running_turn/...``).
+# batches of trials at most every _SAVE_EVERY seconds, and inside a batch with the batch's
+# state (``running_turn/...``); never more often than _SAVE_COST times the last save took
+# (a map's records grow with it, and a batch's state can be a GB: saving stays a few
+# percent of the time).
 _SAVE_EVERY = 10.0
+_SAVE_COST = 30.0
 _TURN = "running_turn"
 
 
@@ -648,6 +651,8 @@ class _Run:
     plan: dict[str, Any] = field(default_factory=dict)
     state: dict[str, Any] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
+    #: Whether to save inside batches of trials (off once the disk refused one).
+    batch_saves: bool = True
 
     def save(self) -> None:
         if self.progress_file is not None:
@@ -732,7 +737,7 @@ def _run_rungs(run: _Run, minima: Minima, settings: dict[str, Any], rungs: list[
 
     def keep(write: Callable[[], None]) -> None:
         now = time.perf_counter()
-        if run.progress_file is None or now - last["at"] < max(_SAVE_EVERY, 10 * last["took"]):
+        if run.progress_file is None or now - last["at"] < max(_SAVE_EVERY, _SAVE_COST * last["took"]):
             return
         write()
         state["running_seconds"] = now - t0
@@ -746,8 +751,22 @@ def _run_rungs(run: _Run, minima: Minima, settings: dict[str, Any], rungs: list[
             _running_to_state(state, keys, progress(), shape)
         keep(write)
 
+    dtype = np.dtype(str(energy.dtype).removeprefix("torch."))
+
     def inside(progress: Callable[[], TurnProgress]) -> None:
-        keep(lambda: _turn_to_state(state, keys, progress(), shape, np.dtype(str(energy.dtype).removeprefix("torch."))))
+        # The batch's own state can be large (the running trials' recorded paths: up to
+        # 2^26 numbers per level): a disk too full for it costs the map that save, not the map.
+        if not run.batch_saves:
+            return
+        try:
+            keep(lambda: _turn_to_state(state, keys, progress(), shape, dtype))
+        except OSError as err:
+            if err.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+                raise
+            run.batch_saves = False
+            _drop(state, "running")  # (the next save between batches writes the levels afresh)
+            run.reporter.note(f"the batch of trials under way could not be saved ({err.strerror}): the map goes on, "
+                              "and saves its progress between batches only")
 
     results = assign_ladder(energy, minima, configs, gens, run.reporter.advance, run.reporter.detail,
                             tie=energy_tie(run.plan["grad_tol"], run.plan["merge_radius"]), on_turn=between,
