@@ -17,16 +17,25 @@ from landscape.cli.options import json_option
               help="For a map: also list its datasets with their shapes and what each holds (the schema's words).")
 def info(file, as_json, datasets):
     """Describe a checkpoint (model, data, sampler, regime, progress, last diagnostics) or a
-    landscape map (source, counts, settings, levels; `landscape tree` shows the tree).
+    landscape map (source, counts, settings, levels; `landscape tree` shows the tree). For
+    a map that is not finished (killed, interrupted), what its saved progress holds: the
+    stages done and where the one under way stands.
 
     \b
     Examples:
       landscape info digits.pt
       landscape info digits.h5 --datasets
+      landscape info digits.h5.partial          # an interrupted map's progress
     """
     from landscape.train.checkpoint import describe, load_checkpoint
     from landscape.train.energies import is_map_file
 
+    from landscape.io.progress import progress_path
+
+    unfinished = file.name.endswith(".partial") and file.is_file()
+    if unfinished or (not file.exists() and progress_path(file).is_file()):
+        _progress_info(file.with_name(file.name[: -len(".partial")]) if unfinished else file, as_json)
+        return
     if file.suffix.lower() in (".h5", ".hdf5") or is_map_file(file):
         _map_info(file, as_json, datasets)
         return
@@ -62,3 +71,23 @@ def _map_info(path: Path, as_json: bool, datasets: bool) -> None:
         width = max((len(p) for p, *_ in rows), default=0)
         for p, shape, dtype, text in rows:
             click.echo(f"  {p:<{width}}  {dtype:<7} {list(shape)!s:<16} {text}")
+
+
+def _progress_info(path: Path, as_json: bool) -> None:
+    from datetime import datetime, timezone
+
+    from landscape.io.progress import load_progress, progress_path
+    from landscape.mapping.pipeline import describe_progress, progress_arrays
+
+    state = load_progress(path, arrays=progress_arrays)
+    partial = progress_path(path)
+    saved = datetime.fromtimestamp(partial.stat().st_mtime, timezone.utc).isoformat(timespec="seconds")
+    lines = describe_progress(state or {})
+    if as_json:
+        click.echo(json.dumps({"unfinished": str(path), "progress": str(partial), "saved": saved, **dict(lines)},
+                              indent=2))
+        return
+    click.echo(f"unfinished map  {path} (its progress in {partial.name}, saved {saved})")
+    for key, value in lines:
+        click.echo(f"  {key:<10} {value}")
+    click.echo("continue it: the same `landscape map` command with --resume")

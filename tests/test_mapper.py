@@ -368,7 +368,7 @@ def test_an_interrupted_map_resumes_to_the_uninterrupted_result(tmp_path):
 
 @pytest.mark.parametrize("where", ["between batches", "inside a batch"])
 def test_a_map_interrupted_inside_attraction_diffusion_resumes_to_the_uninterrupted_result(tmp_path, monkeypatch,
-                                                                                           where):
+                                                                                           capsys, where):
     # Rounds of one minimum: the ladder runs in many batches of trials. Its progress is saved
     # between them (here after every one); a run interrupted after some minima were placed
     # continues from the last save, its generators where they were, to the same map.
@@ -424,6 +424,14 @@ def test_a_map_interrupted_inside_attraction_diffusion_resumes_to_the_uninterrup
                 build_map(e, cfg, progress_file=bad, resume=True)
     if where == "inside a batch":  # the batch under way is saved with its trials' state
         assert saved["running_turn/info"]["step"] >= 32 and saved["running_turn/run/x"].shape[1:] == (3,)
+        from conftest import run
+
+        code, said, _ = run(capsys, "info", out)  # what the progress holds, in words
+        placed = ", ".join(str(int((saved[f"running{k}/basin_of"] >= 0).sum())) for k in range(5))
+        assert code == 0 and said.startswith(f"unfinished map  {out}")
+        assert (f"under way  attraction-diffusion at alpha 0.03, 0.1, 0.3, 1, 3 units: {placed} of 8 minima placed; "
+                f"inside a batch of trials at step {saved['running_turn/info']['step']:,}") in said
+        assert "done       8 minima from 64 chains in 2 rounds; barriers between neighbours" in said
         info = saved["running_turn/info"]
         for key, value, error in (("running_turn/rows", np.array([10**6]), "batch does not fit"),
                                   ("running_turn/info", {**info, "pairs": [[[0, 99]]] * 5}, "turn does not fit"),

@@ -11,7 +11,7 @@ mixed with another run's.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from contextlib import suppress
 from datetime import datetime, timezone
 from pathlib import Path
@@ -88,8 +88,11 @@ def save_progress(map_path: str | Path, state: Mapping[str, Any], kind: str = "m
     return out
 
 
-def load_progress(map_path: str | Path, kind: str = "map") -> dict[str, Any] | None:
-    """Load the progress saved for ``map_path``, or None if there is none.
+def load_progress(map_path: str | Path, kind: str = "map",
+                  arrays: Callable[[str], bool] | None = None) -> dict[str, Any] | None:
+    """Load the progress saved for ``map_path``, or None if there is none; with
+    ``arrays``, only the arrays whose names it accepts (a look at the progress, not a
+    resume: a batch's saved state can be a GB).
 
     Returns
     -------
@@ -114,7 +117,7 @@ def load_progress(map_path: str | Path, kind: str = "map") -> dict[str, Any] | N
             state: dict[str, Any] = json.loads(f.attrs["state"])
 
             def collect(name: str, item: h5py.HLObject) -> None:
-                if isinstance(item, h5py.Dataset):
+                if isinstance(item, h5py.Dataset) and (arrays is None or arrays(name)):
                     state[name] = item[()]
 
             f["arrays"].visititems(collect)

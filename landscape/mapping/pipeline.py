@@ -534,6 +534,57 @@ def _running_from_state(state: dict[str, Any], keys: list[str]) -> list[LevelPro
                              "delete the .partial file to start the map afresh") from None
 
 
+#: The arrays :func:`describe_progress` reads (the rest of a progress file can be GBs).
+def progress_arrays(name: str) -> bool:
+    return (name in ("minima/energy", "pairs/pairs", f"{_TURN}/rows") or name.endswith("/representative")
+            or (name.startswith("running") and name.endswith("/basin_of")))
+
+
+def describe_progress(state: dict[str, Any]) -> list[tuple[str, str]]:
+    """What an unfinished map's saved progress holds, as ``(heading, text)`` lines for
+    ``landscape info``: the stages done, and where the one under way stands (from
+    :func:`~landscape.io.progress.load_progress` with ``arrays=progress_arrays``)."""
+    done = []
+    n = None
+    if "minima/energy" in state:
+        n = int(np.asarray(state["minima/energy"]).shape[0])
+        rounds = int(state.get("explore/rounds", 1))
+        done.append(f"{n:,} minima from {int(state.get('explore/chains', 0)):,} chains"
+                    + (f" in {rounds} rounds" if rounds > 1 else ""))
+    if "pairs/pairs" in state:
+        done.append(f"barriers between neighbours ({int(np.asarray(state['pairs/pairs']).shape[0]):,} pairs)")
+    if "settings" in state:
+        st = state["settings"]
+        done.append(f"attraction-diffusion settings (T {float(st['ad_temperature']):.4g}, "
+                    f"alpha unit {float(st['alpha_unit']):.4g})")
+    levels = sorted((k for k in state if k.startswith("level") and k.endswith("/info")),
+                    key=lambda k: float(state[k].get("multiplier") or 0.0))
+    if levels:
+        done.append("basins per pull (alpha units) " + ", ".join(
+            f"{float(state[k].get('multiplier') or 0.0):g}: {np.asarray(state[k[:-5] + '/representative']).size}"
+            for k in levels if k[:-5] + "/representative" in state))
+    if "connected/passes" in state:
+        done.append(f"{int(state['connected/passes'])} pass(es) of refining the pairs attraction-diffusion connected")
+    out = [("done", "; ".join(done) if done else "nothing yet (the exploration's first round)")]
+    if "running" in state:
+        keys = list(state["running"])
+        placed = [int((np.asarray(state[f"running{k}/basin_of"]) >= 0).sum()) for k in keys
+                  if f"running{k}/basin_of" in state]
+        pulls = state.get("running_pulls")
+        what = (f"attraction-diffusion at alpha {', '.join(f'{float(m):g}' for m in pulls)} units" if pulls
+                else f"attraction-diffusion at {len(keys)} level{'' if len(keys) == 1 else 's'}")
+        line = f"{what}: {', '.join(map(str, placed))} of {n if n is not None else '?'} minima placed"
+        if f"{_TURN}/info" in state:
+            rows = np.asarray(state.get(f"{_TURN}/rows", np.zeros(0))).size
+            line += f"; inside a batch of trials at step {int(state[f'{_TURN}/info']['step']):,} ({rows:,} running)"
+        out.append(("under way", line))
+    seconds = state.get("seconds") or {}
+    if seconds:
+        out.append(("time", f"{sum(float(v) for v in seconds.values()) + float(state.get('running_seconds', 0.0)):.0f} s "
+                            "of mapping so far"))
+    return out
+
+
 def _drop(state: dict[str, Any], prefix: str) -> None:
     """Remove the keys of part-way progress (``prefix``...) once the work is done."""
     for key in [k for k in state if k.startswith(prefix)]:
@@ -740,6 +791,7 @@ def _run_rungs(run: _Run, minima: Minima, settings: dict[str, Any], rungs: list[
         if run.progress_file is None or now - last["at"] < max(_SAVE_EVERY, _SAVE_COST * last["took"]):
             return
         write()
+        state["running_pulls"] = [m for _, m, _ in todo]  # (for `landscape info`)
         state["running_seconds"] = now - t0
         run.save()
         last["at"] = time.perf_counter()
