@@ -18,13 +18,15 @@
 #   map_compiled  the same map with --compile.
 #   map_again     the same map as `map` once more, compared with it (is a GPU map reproducible?).
 #   map_defaults  the same model mapped at the library's defaults (256 chains, ...).
-#   train_convergent  `landscape train --preset digits32-convergent` in full.
+#   train_convergent  `landscape train --preset digits32-convergent` in full (CONV_ARGS: more
+#                 options, e.g. "--set sampler.steps=500"), then `landscape check` of it
+#                 (convergent or not; its pictures in RESULTS).
 #
 # PYTHON [python3] must hold a CUDA build of torch and the package's other dependencies
 # (h5py, networkx, click, tqdm, scikit-learn, scipy, matplotlib): the package is installed
 # into it from this checkout without them (no network needed). AD_ARGS go to ad_step.py
 # (e.g. --repeats 3). Each part runs under a time limit of its own (seconds: TESTS_S, AD_S,
-# SCALE_S, TRAIN_S, MAP_S, MAPC_S, MAPD_S, TRAINC_S) and leaves its log in RESULTS
+# SCALE_S, TRAIN_S, MAP_S, MAPC_S, MAPD_S, TRAINC_S, CHECK_S) and leaves its log in RESULTS
 # [gpu-results] with a line in RESULTS/summary.txt; a part cut short leaves what it
 # printed. Maps are written to WORK [a new temporary folder].
 # DEVICE=cpu QUICK=1 runs every part, shortened, on the CPU: a check of the script itself.
@@ -34,7 +36,7 @@ PYTHON=${PYTHON:-python3}
 DEVICE=${DEVICE:-cuda}
 OUT=${1:-gpu-results}
 AD_S=${AD_S:-240} SCALE_S=${SCALE_S:-240} TRAIN_S=${TRAIN_S:-240} MAP_S=${MAP_S:-480} MAPC_S=${MAPC_S:-480}
-MAPD_S=${MAPD_S:-480} TRAINC_S=${TRAINC_S:-480}
+MAPD_S=${MAPD_S:-480} TRAINC_S=${TRAINC_S:-480} CHECK_S=${CHECK_S:-240}
 PARTS=${PARTS:-tests_cuda ad_step map_scale map map_compiled}
 TESTS_S=${TESTS_S:-240}
 mkdir -p "$OUT"
@@ -65,12 +67,12 @@ EOF
 summary "$(cat "$OUT/device.txt")"
 
 if [ "${QUICK:-0}" = 1 ]; then
-    ad=(--repeats 1 --steps 40 --batches 16) train=(--steps 5)
+    ad=(--repeats 1 --steps 40 --batches 16) train=(--steps 5) check=(--chains 8 --multiples 1,3)
     map=(--chains 8 --rounds 1 --max-steps 100 --patience 20 --attempts 1 --neighbours 2 --ladder 1 --ladder-extend 0
          --no-refine)
     defaults=("${map[@]}")
 else
-    train=() defaults=()
+    train=() defaults=() check=()
     read -r -a ad <<<"${AD_ARGS:-}"
     read -r -a map <<<"${MAP_ARGS:---chains 32 --max-steps 1000 --patience 100 --attempts 2 --neighbours 5}"
 fi
@@ -128,7 +130,9 @@ for p in $PARTS; do
                        && summary "map_again against map: $(same "$work/map_32x32.h5" "$work/map_32x32_again.h5")" ;;
         map_defaults) map_part map_32x32_defaults "$MAPD_S" "${defaults[@]}" ;;
         train_convergent) part train_32x32_convergent "$TRAINC_S" "$LANDSCAPE" train --preset digits32-convergent \
-                              --out "$work/d32c.pt" --device "$DEVICE" "${train[@]}" ;;
+                              --out "$work/d32c.pt" --device "$DEVICE" --quiet "${train[@]}" ${CONV_ARGS:-}
+                          [ -f "$work/d32c.pt" ] && part check_32x32_convergent "$CHECK_S" "$LANDSCAPE" check \
+                              "$work/d32c.pt" --device "$DEVICE" --quiet --force --out "$OUT/check_convergent.png" "${check[@]}" ;;
         *) summary "unknown part $p (tests_cuda, ad_step, map_scale, map, map_compiled, map_again, map_defaults, train_convergent)" ;;
     esac
 done
