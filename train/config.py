@@ -528,6 +528,9 @@ PRESETS: dict[str, Config] = {
     # about 0.85 s on one CPU core). Convergent: the digits-convergent sampler (persistent
     # bank, tau = 1, eps = 0.03 with data noise 0.03); SGD 0.002 (x eps^2/2), the largest of
     # 0.05, 0.01, 0.002 whose data energy did not run away from the chains' in 80 updates.
+    # Not yet a convergent recipe: trained further, this run (and SGD 0.001, 0.0005) turns
+    # non-convergent after 300-1,200 updates, r_t growing tenfold (docs/benchmarks.md,
+    # 2026-12-05); the paper's convergent image runs sampled L = 500 per update.
     "digits32-convergent": _preset(
         "digits32-convergent",
         "convergent",
