@@ -32,6 +32,10 @@ def info(file, as_json, datasets):
 
     from landscape.io.progress import progress_path
 
+    if file.name.endswith(".funnel.partial") and file.is_file():
+        click.echo(f"unfinished funnel probe of {file.name[: -len('.funnel.partial')]}: continue it with the same "
+                   "`landscape funnel` command and --resume")
+        return
     unfinished = file.name.endswith(".partial") and file.is_file()
     if unfinished or (not file.exists() and progress_path(file).is_file()):
         _progress_info(file.with_name(file.name[: -len(".partial")]) if unfinished else file, as_json)

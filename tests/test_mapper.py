@@ -432,6 +432,11 @@ def test_a_map_interrupted_inside_attraction_diffusion_resumes_to_the_uninterrup
         assert (f"under way  attraction-diffusion at alpha 0.03, 0.1, 0.3, 1, 3 units: {placed} of 8 minima placed; "
                 f"inside a batch of trials at step {saved['running_turn/info']['step']:,}") in said
         assert "done       8 minima from 64 chains in 2 rounds; barriers between neighbours" in said
+        with pytest.raises(LandscapeError, match=r"\(`landscape info .*w\.h5` shows how far it got\): pass --resume"):
+            build_map(e, cfg, progress_file=out)  # (without --resume: refused, the progress kept)
+        save_progress(out, {"chains": np.zeros(3)}, kind="funnel")
+        code, said, _ = run(capsys, "info", f"{out}.funnel.partial")
+        assert code == 0 and said.startswith(f"unfinished funnel probe of {out.name}: continue it")
         info = saved["running_turn/info"]
         for key, value, error in (("running_turn/rows", np.array([10**6]), "batch does not fit"),
                                   ("running_turn/info", {**info, "pairs": [[[0, 99]]] * 5}, "turn does not fit"),

@@ -147,8 +147,10 @@ def resume_progress(
         saved = load_progress(map_path, kind)
         if saved is not None:
             if not resume:
+                how_far = f" (`landscape info {map_path}` shows how far it got)" if kind == "map" else ""
                 raise LandscapeError(
-                    f"an unfinished {what} of {map_path} exists: pass --resume to continue it, or {afresh} to start afresh"
+                    f"an unfinished {what} of {map_path} exists{how_far}: pass --resume to continue it, or {afresh} "
+                    "to start afresh"
                 )
             if saved.get("fingerprint") != fingerprint:
                 raise LandscapeError(
