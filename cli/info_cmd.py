@@ -27,10 +27,9 @@ def info(file, as_json, datasets):
       landscape info digits.h5 --datasets
       landscape info digits.h5.partial          # an interrupted map's progress
     """
+    from landscape.io.progress import progress_path
     from landscape.train.checkpoint import describe, load_checkpoint
     from landscape.train.energies import is_map_file
-
-    from landscape.io.progress import progress_path
 
     if file.name.endswith(".funnel.partial") and file.is_file():
         click.echo(f"unfinished funnel probe of {file.name[: -len('.funnel.partial')]}: continue it with the same "

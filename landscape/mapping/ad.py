@@ -1265,7 +1265,7 @@ def _drive(jobs: Sequence[tuple[_State, list[int]]], progress: Callable[[int], N
     sync point of its chains, with a function returning the :class:`TurnProgress`.
     ``resume_turn`` (the states restored from its levels) finishes that turn first."""
     states = [state for state, _ in jobs]
-    running = [(_assign(state, members, progress), state) for state, members in jobs]
+    assigning = [_assign(state, members, progress) for state, members in jobs]
 
     def turn(wanted: list[list[tuple[int, int]] | None], resume: tuple[int, Sequence[ChunksRun | None],
                                                                            BatchProgress] | None = None) -> None:
@@ -1280,14 +1280,11 @@ def _drive(jobs: Sequence[tuple[_State, list[int]]], progress: Callable[[int], N
 
     if resume_turn is not None:  # the turn under way when it was saved; its levels go on from after it
         turn(resume_turn.pairs, (resume_turn.start, resume_turn.done, resume_turn.batch))
-    wants = [(it, state, next(it, None)) for it, state in running]
-    while True:
-        wants = [(it, state, pairs) for it, state, pairs in wants if pairs is not None]
-        if not wants:
-            return
-        asked = {id(state): pairs for _, state, pairs in wants}
-        turn([asked.get(id(state)) for state in states])
-        wants = [(it, state, next(it, None)) for it, state, _ in wants]
+    # per level, the pairs it asks for next (None once it has finished)
+    wants = [next(it, None) for it in assigning]
+    while any(pairs is not None for pairs in wants):
+        turn(wants)
+        wants = [None if pairs is None else next(it, None) for it, pairs in zip(assigning, wants)]
 
 
 @dataclass

@@ -534,8 +534,9 @@ def _running_from_state(state: dict[str, Any], keys: list[str]) -> list[LevelPro
                              "delete the .partial file to start the map afresh") from None
 
 
-#: The arrays :func:`describe_progress` reads (the rest of a progress file can be GBs).
 def progress_arrays(name: str) -> bool:
+    """Whether :func:`describe_progress` reads the array ``name`` (the rest of a progress
+    file can be GBs)."""
     return (name in ("minima/energy", "pairs/pairs", f"{_TURN}/rows") or name.endswith("/representative")
             or (name.startswith("running") and name.endswith("/basin_of")))
 
