@@ -82,8 +82,10 @@ def funnel_cmd(target, map_option, energy, network, weights, noise, noise_unit, 
       landscape funnel rings.h5 --noise 0,0.5,1,2,4 --chains 200
       landscape funnel wells.h5 --energy my_potentials.py:wells   # a map of a Python energy
 
-    An interrupted probe (Ctrl-C) keeps its finished noise levels in
-    <map>.h5.funnel.partial: rerun the same command with --resume to continue.
+    An interrupted probe (Ctrl-C, a kill) keeps its finished noise levels, and the
+    mapping of its new minima part-way, in <map>.h5.funnel.partial: rerun the same
+    command with --resume to continue (landscape info <map>.h5.funnel.partial says how
+    far it got).
     """
     import numpy as np
 

@@ -18,22 +18,22 @@ from landscape.cli.options import json_option
 def info(file, as_json, datasets):
     """Describe a checkpoint (model, data, sampler, regime, progress, last diagnostics) or a
     landscape map (source, counts, settings, levels; `landscape tree` shows the tree). For
-    a map that is not finished (killed, interrupted), what its saved progress holds: the
-    stages done and where the one under way stands.
+    a map or funnel probe that is not finished (killed, interrupted), what its saved
+    progress holds: the stages done and where the one under way stands.
 
     \b
     Examples:
       landscape info digits.pt
       landscape info digits.h5 --datasets
       landscape info digits.h5.partial          # an interrupted map's progress
+      landscape info digits.h5.funnel.partial   # an interrupted funnel probe's
     """
     from landscape.io.progress import progress_path
     from landscape.train.checkpoint import describe, load_checkpoint
     from landscape.train.energies import is_map_file
 
     if file.name.endswith(".funnel.partial") and file.is_file():
-        click.echo(f"unfinished funnel probe of {file.name[: -len('.funnel.partial')]}: continue it with the same "
-                   "`landscape funnel` command and --resume")
+        _progress_info(file.with_name(file.name[: -len(".funnel.partial")]), as_json, "funnel")
         return
     unfinished = file.name.endswith(".partial") and file.is_file()
     if unfinished or (not file.exists() and progress_path(file).is_file()):
@@ -76,21 +76,27 @@ def _map_info(path: Path, as_json: bool, datasets: bool) -> None:
             click.echo(f"  {p:<{width}}  {dtype:<7} {list(shape)!s:<16} {text}")
 
 
-def _progress_info(path: Path, as_json: bool) -> None:
+def _progress_info(path: Path, as_json: bool, kind: str = "map") -> None:
+    """What the progress of an unfinished map (``kind="map"``) or funnel probe of it
+    (``"funnel"``) holds."""
     from datetime import datetime, timezone
 
     from landscape.io.progress import load_progress, progress_path
-    from landscape.mapping.pipeline import describe_progress, progress_arrays
+    from landscape.mapping import funnel, pipeline
 
-    state = load_progress(path, arrays=progress_arrays)
-    partial = progress_path(path)
+    describe, arrays = ((pipeline.describe_progress, pipeline.progress_arrays) if kind == "map"
+                        else (funnel.describe_progress, funnel.progress_arrays))
+    state = load_progress(path, kind, arrays=arrays)
+    partial = progress_path(path, kind)
     saved = datetime.fromtimestamp(partial.stat().st_mtime, timezone.utc).isoformat(timespec="seconds")
-    lines = describe_progress(state or {})
+    lines = describe(state or {})
+    what = "map" if kind == "map" else "funnel probe"
     if as_json:
-        click.echo(json.dumps({"unfinished": str(path), "progress": str(partial), "saved": saved, **dict(lines)},
-                              indent=2))
+        click.echo(json.dumps({"unfinished": str(path), "work": what, "progress": str(partial), "saved": saved,
+                               **dict(lines)}, indent=2))
         return
-    click.echo(f"unfinished map  {path} (its progress in {partial.name}, saved {saved})")
+    click.echo(f"{'unfinished map ' if kind == 'map' else 'unfinished funnel probe of'} {path} (its progress in "
+               f"{partial.name}, saved {saved})")
     for key, value in lines:
         click.echo(f"  {key:<10} {value}")
-    click.echo("continue it: the same `landscape map` command with --resume")
+    click.echo(f"continue it: the same `landscape {'map' if kind == 'map' else 'funnel'}` command with --resume")

@@ -131,6 +131,38 @@ def run(capsys, *args):
     return code, out, err
 
 
+def assert_same_map(a, b) -> None:
+    """Two maps' contents (:class:`MapContent`) agree in everything a resumed map must
+    give as the uninterrupted one did: basins and representatives at every level, trial
+    counts, the tree, and the barriers (pairs, estimates, refined saddles)."""
+    assert [p.basin.tolist() for p in a.levels] == [p.basin.tolist() for p in b.levels]
+    assert [p.attrs["trials"] for p in a.levels] == [p.attrs["trials"] for p in b.levels]
+    for x, y in zip(a.levels, b.levels):
+        np.testing.assert_array_equal(x.representative, y.representative)
+    np.testing.assert_array_equal(a.tree.linkage, b.tree.linkage)
+    for name in ("pairs", "estimate", "refined"):
+        np.testing.assert_array_equal(getattr(a.barriers, name), getattr(b.barriers, name))
+
+
+def arm_after_a_batch_save(monkeypatch, placed: int) -> list[int]:
+    """Watch the saves inside batches of attraction-diffusion trials: the returned list
+    gets the batch's step of every save made 32+ steps into a batch once the levels under
+    way have placed ``placed`` minima in all (a reporter interrupts the run when it is
+    non-empty: the run is then interrupted after such a save)."""
+    from landscape.mapping import pipeline
+
+    armed: list[int] = []
+    to_state = pipeline._turn_to_state
+
+    def saving(state, keys, turn, *args):
+        to_state(state, keys, turn, *args)
+        if turn.batch.step >= 32 and sum(int((lv.basin_of >= 0).sum()) for lv in turn.levels) >= placed:
+            armed.append(turn.batch.step)
+
+    monkeypatch.setattr(pipeline, "_turn_to_state", saving)
+    return armed
+
+
 def assert_one_line_error(code, err, pattern, expected_code=1):
     assert code == expected_code, err
     assert "Traceback" not in err

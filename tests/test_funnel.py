@@ -23,7 +23,8 @@ from landscape.mapping.funnel import (
     sinks,
 )
 from landscape.io.mapfile import FunnelData, read_map, rewrite_map, write_map
-from landscape.io.progress import progress_path
+from landscape.io.progress import load_progress, progress_path, save_progress
+from landscape.mapping import pipeline
 from landscape.mapping.pipeline import Reporter, build_map
 from landscape.mapping.settings import MapConfig
 from landscape.mapping.minima import Minima
@@ -35,7 +36,7 @@ from landscape.potentials import (
     tilted_wells,
     tilted_wells_exact,
 )
-from conftest import assert_one_line_error, run
+from conftest import arm_after_a_batch_save, assert_one_line_error, assert_same_map, run
 
 T = 0.05
 TAU = math.sqrt(T)
@@ -264,6 +265,97 @@ def test_an_interrupted_probe_resumes_to_the_same_result(tmp_path, data):
     np.testing.assert_array_equal(resumed.chain_minimum, whole.chain_minimum)
     np.testing.assert_allclose(resumed.occupancy, whole.occupancy)
     assert resumed.score == whole.score
+
+
+@pytest.mark.parametrize("where", ["after the new neighbours", "between batches", "inside a batch"])
+def test_a_probe_interrupted_while_mapping_its_new_minima_resumes_to_the_same_map(tmp_path, monkeypatch, capsys,
+                                                                                   where):
+    # A map of 2 of the 8 wells in 3-D; the probe's chains find the other 6, which are
+    # mapped into it at each of its 5 levels, one minimum per round: many batches of trials,
+    # saved after every one (and inside them). Interrupted anywhere, the probe continues
+    # from the last save to the map and funnel the uninterrupted probe gives.
+    monkeypatch.setattr(pipeline, "_SAVE_EVERY", 0.0)
+    monkeypatch.setattr(pipeline, "_SAVE_COST", 0.0)
+    energy = Energy(tilted_wells, shape=(3,), data_range=(-2.0, 2.0), dtype=torch.float64, name="wells")
+    g = torch.Generator().manual_seed(0)
+    two = torch.from_numpy(tilted_wells_exact(3).minima[:2]).repeat(50, 1)
+    two = two + 0.05 * torch.randn(100, 3, generator=g, dtype=torch.float64)
+    cfg = MapConfig(chains=16, init="data", steps=0, rounds=1, grid=0, max_steps=400, patience=50, attempts=1,
+                    round_size=1)
+    path = write_map(tmp_path / "two.h5", build_map(energy, cfg, data=two).content, config=cfg.to_dict(),
+                     source={"kind": "function", "spec": "landscape.potentials:tilted_wells"}, tool_version="test")
+    content = read_map(path)
+    probe = probe_config(noise=(0.0, 0.3, 0.6), steps=50, chains=10)
+    whole = funnel_probe(energy, content, probe, data=two)
+    assert content.n_minima == 2 and whole.new_minima == 6 and whole.content.n_minima == 8
+
+    stages: list[str] = []
+    notes: list[str] = []
+    calls: list[int] = []
+
+    class Log(Reporter):
+        def stage(self, name, total=None, unit="it"):
+            stages.append(name)
+            self.mapping = name.startswith("mapping 6 new minima")
+            if where == "after the new neighbours" and self.mapping and interrupting:
+                raise KeyboardInterrupt
+
+        def note(self, text):
+            notes.append(text)
+
+        def advance(self, n=1):
+            if getattr(self, "mapping", False):
+                calls.append(n)  # (first, per level, the minima placed already: none, unless resumed part-way)
+            self.placed = getattr(self, "placed", 0) + n * getattr(self, "mapping", False)
+            if where == "between batches" and interrupting and self.placed >= 12:
+                raise KeyboardInterrupt
+
+        def detail(self, text):
+            if where == "inside a batch" and armed and interrupting:
+                raise KeyboardInterrupt
+
+    armed = arm_after_a_batch_save(monkeypatch, 20)  # (interrupted after a save 32+ steps into a batch)
+    interrupting = True
+    with pytest.raises(KeyboardInterrupt):
+        funnel_probe(energy, content, probe, data=two, progress_file=path, reporter=Log())
+    saved = load_progress(path, "funnel")
+    assert saved["levels_done"] == 3 and saved["mapping/new"] == [2, 6] and "mapping/pairs/pairs" in saved
+    if where == "after the new neighbours":
+        assert not any(k.startswith("mapping/running") for k in saved)
+    else:  # part-way through the ladder: some new minima placed at a level, not all
+        placed = [int((saved[f"mapping/running{k}/basin_of"] >= 0).sum()) for k in range(5)]
+        assert saved["mapping/running"] == ["0", "1", "2", "3", "4"] and 2 < min(placed) and max(placed) <= 8
+        assert sum(placed) < 40
+        placed_new = sum(placed) - 5 * 2
+        assert ("mapping/running_turn/info" in saved) == (where == "inside a batch")
+    code, said, _ = run(capsys, "info", f"{path}.funnel.partial")  # what the progress holds, in words
+    assert code == 0 and said.startswith(f"unfinished funnel probe of {path} (its progress in two.h5.funnel.partial")
+    assert "done       3 noise levels of chains run and quenched (20 chains each)" in said
+    assert "mapping    6 new minima into the map of 2: done: barriers between neighbours, the new minima included" in said
+    if where != "after the new neighbours":
+        assert (f"under way: attraction-diffusion at alpha 0.03, 0.1, 0.3, 1, 3 units: "
+                f"{', '.join(map(str, placed))} of 8 minima placed") in said
+        assert ("; inside a batch of trials at step" in said) == (where == "inside a batch")
+    # Progress of another probe, or made with refinement where it is off now, is refused.
+    bad = tmp_path / "bad.h5"
+    save_progress(bad, {**saved, "mapping/new": [2, 5]}, kind="funnel")
+    with pytest.raises(LandscapeError, match="other new minima"):
+        funnel_probe(energy, content, probe, data=two, progress_file=bad, resume=True)
+    with pytest.raises(LandscapeError, match="made with refinement: resume with --refine"):
+        funnel_probe(energy, content, probe, data=two, progress_file=path, resume=True, refine=False)
+    stages.clear()
+    calls.clear()
+    interrupting = False
+    resumed = funnel_probe(energy, content, probe, data=two, progress_file=path, resume=True, reporter=Log())
+    assert sum(calls[:5]) == (0 if where == "after the new neighbours" else placed_new)  # (it went on from there)
+    # The work saved is not done again: the new neighbours' strings ran before the interruption.
+    assert not any(s.startswith("refining barriers (new neighbours") for s in stages)
+    said = [t for t in notes if t.startswith("resuming mapping the 6 new minima part-way")]
+    assert len(said) == (where != "after the new neighbours")
+    assert (where == "inside a batch") == any(", inside a batch of trials at step" in t for t in said)
+    assert_same_map(resumed.content, whole.content)
+    np.testing.assert_array_equal(resumed.funnel.chain_minimum, whole.funnel.chain_minimum)
+    np.testing.assert_array_equal(resumed.funnel.occupancy, whole.funnel.occupancy)
 
 
 # ----------------------------------------------------------------------------- CLI

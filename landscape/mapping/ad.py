@@ -1358,6 +1358,22 @@ def assign_ladder(
     order = energy_order(energies, tie).tolist()
     states = [_State(energy, x, energies, config, gen, tie)
               for config, gen in zip(configs, _one_each(generators, configs))]
+    for state in states:
+        state.found(order[0])
+    _ladder([(state, order[1:]) for state in states], 0, progress, detail, on_turn, resume_from, on_sync)
+    return [(state.partition(), state.trials.export()) for state in states]
+
+
+def _ladder(jobs: Sequence[tuple[_State, list[int]]], counted: int, progress: Callable[[int], None] | None,
+            detail: Callable[[str], None] | None, on_turn: Callable[[Callable[[], list[LevelProgress]]], None] | None,
+            resume_from: Sequence[LevelProgress] | TurnProgress | None,
+            on_sync: Callable[[Callable[[], TurnProgress]], None] | None) -> None:
+    """Run the levels' assignments ``(state, members in order)`` together (:func:`_drive`),
+    each state as it starts unless ``resume_from`` (checked against them first) says
+    where it stood; ``progress`` first gets the minima from index ``counted`` on that
+    are placed already. ``on_turn`` and ``on_sync`` as for :func:`assign_ladder`."""
+    states = [state for state, _ in jobs]
+    n = len(states[0].basin_of)
     in_turn = resume_from if isinstance(resume_from, TurnProgress) else None
     levels = in_turn.levels if in_turn is not None else resume_from
     if levels is not None and len(levels) != len(states):
@@ -1367,15 +1383,12 @@ def assign_ladder(
             and all(0 <= i < n and 0 <= j < n for p in in_turn.pairs if p is not None for i, j in p)):
         raise LandscapeError("the saved attraction-diffusion turn does not fit these minima")
     for k, state in enumerate(states):
-        if levels is None:
-            state.found(order[0])
-        else:
+        if levels is not None:
             state.restore(levels[k])
         if progress is not None:
-            progress(sum(b >= 0 for b in state.basin_of))
+            progress(sum(b >= 0 for b in state.basin_of[counted:]))
     turn = None if on_turn is None else (lambda: on_turn(lambda: [state.snapshot() for state in states]))
-    _drive([(state, order[1:]) for state in states], progress, detail, turn, on_sync, in_turn)
-    return [(state.partition(), state.trials.export()) for state in states]
+    _drive(jobs, progress, detail, turn, on_sync, in_turn)
 
 
 def _one_each(generators: Sequence[torch.Generator | None] | None,
@@ -1511,11 +1524,15 @@ def extend_ladder(
     progress: Callable[[int], None] | None = None,
     detail: Callable[[str], None] | None = None,
     tie: float = 0.0,
+    on_turn: Callable[[Callable[[], list[LevelProgress]]], None] | None = None,
+    resume_from: Sequence[LevelProgress] | TurnProgress | None = None,
+    on_sync: Callable[[Callable[[], TurnProgress]], None] | None = None,
 ) -> list[tuple[Partition, PairRecords, np.ndarray]]:
     """:func:`extend_basins` for every level of a ladder at once (one prior and one config
     per level, the configs differing in ``alpha`` and ``eps`` only), the levels' trials in shared
     batches, each with its own generator (as :func:`assign_ladder`). ``progress`` counts new
-    minima summed over levels; ``detail`` and ``tie`` as for :func:`assign_ladder`."""
+    minima summed over levels; ``detail``, ``tie``, and saving part-way and continuing
+    (``on_turn``, ``resume_from``, ``on_sync``) as for :func:`assign_ladder`."""
     if len(priors) != len(configs):
         raise LandscapeError(f"{len(priors)} levels but {len(configs)} attraction-diffusion configs")
     _same_but_pull_and_step(configs)
@@ -1532,7 +1549,7 @@ def extend_ladder(
         state.basin_of[:n_old] = [int(b) for b in prior.basin.tolist()]
         state.reps = [int(r) for r in prior.representative.tolist()]
         jobs.append((state, sorted(range(n_old, n), key=lambda i: (float(state.key[i]), i))))
-    _drive(jobs, progress, detail)
+    _ladder(jobs, min(int(prior.basin.shape[0]) for prior in priors), progress, detail, on_turn, resume_from, on_sync)
     out = []
     for (state, _), prior in zip(jobs, priors):
         b_old = int(prior.representative.shape[0])

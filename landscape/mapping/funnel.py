@@ -32,7 +32,7 @@ import hashlib
 import json
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -46,6 +46,8 @@ from landscape.sampling.langevin import sample
 from landscape.io.mapfile import FunnelData, MapContent
 from landscape.io.progress import resume_progress, save_progress
 from landscape.mapping.pipeline import NamedStages, Reporter, extend_map
+from landscape.mapping.pipeline import describe_progress as describe_progress_of_map
+from landscape.mapping.pipeline import progress_arrays as pipeline_progress_arrays
 from landscape.mapping.minima import Minima, QuenchResult, describe_stops, energy_tie, merge_duplicates, quench
 from landscape.mapping.neighbors import nearest
 
@@ -275,7 +277,9 @@ def funnel_probe(
         Training examples for the chains from data (needed unless ``init`` is "noise").
     progress_file : path, optional
         The map: the chains' end points are kept in ``<map>.funnel.partial`` after
-        each level, so ``resume=True`` continues an interrupted probe.
+        each level, and the mapping of the new minima part-way (after its neighbour
+        barriers, during and after its attraction-diffusion, after each pass of
+        refinement), so ``resume=True`` continues an interrupted probe.
     resume : bool
     reporter : Reporter, optional
     refine : bool, optional
@@ -307,6 +311,11 @@ def funnel_probe(
     if "levels_done" in state:
         reporter.note(f"resuming after {int(state['levels_done'])} of {len(config.noise)} noise levels")
     seconds: dict[str, float] = dict(state.get("seconds", {}))
+
+    def save() -> None:
+        if progress_file is not None:
+            save_progress(progress_file, state, PROGRESS_KIND)
+
     for k in range(len(config.noise)):
         if f"level{k}/x" in state:
             continue
@@ -317,19 +326,48 @@ def funnel_probe(
         state["levels_done"] = k + 1
         seconds[f"chains_{k}"] = time.perf_counter() - t0
         state["seconds"] = seconds
-        if progress_file is not None:
-            save_progress(progress_file, state, PROGRESS_KIND)
+        save()
         reporter.note(f"noise {config.noise[k]:g}: {q.x.shape[0]} chains quenched "
                       f"({describe_stops(q.stops(), config.quench_steps)})")
 
     t0 = time.perf_counter()
-    owner, extended, new_minima = _map_end_points(energy, content, config, state, reporter, refine)
+    owner, extended, new_minima = _map_end_points(energy, content, config, state, save, reporter, refine)
     seconds["mapping"] = time.perf_counter() - t0
     funnel = _funnel_data(config, owner, extended, content, new_minima, seconds)
     extended.funnel = funnel
     reporter.close()
     return FunnelResult(content=extended, funnel=funnel, new_minima=new_minima,
                         new_basins=int(extended.n_basins - content.n_basins), seconds=seconds)
+
+
+MAPPING = "mapping/"  # (the keys of the new minima's mapping in the probe's saved state: extend_map's)
+
+
+def progress_arrays(name: str) -> bool:
+    """Whether :func:`describe_progress` reads the array ``name`` of a probe's saved state
+    (not the chains' end points, nor the mapping's paths)."""
+    if name.startswith(MAPPING):
+        return pipeline_progress_arrays(name[len(MAPPING):])
+    return name.startswith("level") and name.endswith("/energy")
+
+
+def describe_progress(state: dict[str, Any]) -> list[tuple[str, str]]:
+    """What an unfinished probe's saved progress holds, as ``(heading, text)`` lines for
+    ``landscape info`` (from :func:`~landscape.io.progress.load_progress` with
+    ``arrays=progress_arrays``): the noise levels whose chains ended, and how far the
+    mapping of the new minima among their end points got."""
+    levels = int(state.get("levels_done", 0))
+    chains = np.asarray(state.get("level0/energy", np.zeros(0))).size
+    out = [("done", f"{levels} noise level{'' if levels == 1 else 's'} of chains run and quenched "
+                    f"({chains:,} chains each)" if levels else "nothing yet (the first noise level's chains)")]
+    if MAPPING + "new" in state:
+        n_old, m = (int(v) for v in state[MAPPING + "new"])
+        lines = dict(describe_progress_of_map(state, MAPPING))
+        line = f"{m:,} new minima into the map of {n_old:,}: done: {lines['done']}"
+        if "under way" in lines:
+            line += f"; under way: {lines['under way']}"
+        out.append(("mapping", line))
+    return out
 
 
 def _check_inputs(energy: Energy, content: MapContent, config: FunnelConfig, data: torch.Tensor | None) -> None:
@@ -380,11 +418,13 @@ def _map_end_points(
     content: MapContent,
     config: FunnelConfig,
     state: dict,
+    save: Callable[[], None],
     reporter: Reporter,
     refine: bool | None,
 ) -> tuple[np.ndarray, MapContent, int]:
     """Which minimum each chain ended in (index into the extended map's minima), the map
-    extended by the new minima among the end points, and how many there were."""
+    extended by the new minima among the end points (its progress kept in ``state``,
+    written by ``save``), and how many there were."""
     levels = range(len(config.noise))
     ends = torch.cat([torch.as_tensor(state[f"level{k}/x"]) for k in levels]).to(energy.device, energy.dtype)
     end_energy = torch.cat([torch.as_tensor(state[f"level{k}/energy"], dtype=torch.float64) for k in levels])
@@ -398,7 +438,8 @@ def _map_end_points(
     fresh = Minima(x=ends[keep.to(ends.device)], energy=end_energy[keep],
                    hits=torch.zeros(new_minima, dtype=torch.int64),
                    grad_norm=torch.zeros(new_minima, dtype=torch.float64))
-    extended = extend_map(energy, content, fresh, reporter=reporter, seed=config.seed, refine=refine)
+    extended = extend_map(energy, content, fresh, reporter=reporter, seed=config.seed, refine=refine, state=state,
+                          save=save)
     return owner, extended, new_minima
 
 

@@ -30,7 +30,7 @@ from __future__ import annotations
 import errno
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, MutableMapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -531,7 +531,7 @@ def _running_from_state(state: dict[str, Any], keys: list[str]) -> list[LevelPro
         return TurnProgress(out, pairs, int(info["start"]), done, batch)
     except (KeyError, TypeError, ValueError, IndexError) as err:
         raise LandscapeError(f"the saved attraction-diffusion progress is damaged ({err!r}); "
-                             "delete the .partial file to start the map afresh") from None
+                             "delete its .partial file to start afresh") from None
 
 
 def progress_arrays(name: str) -> bool:
@@ -541,19 +541,26 @@ def progress_arrays(name: str) -> bool:
             or (name.startswith("running") and name.endswith("/basin_of")))
 
 
-def describe_progress(state: dict[str, Any]) -> list[tuple[str, str]]:
+def describe_progress(state: MutableMapping[str, Any], prefix: str = "") -> list[tuple[str, str]]:
     """What an unfinished map's saved progress holds, as ``(heading, text)`` lines for
     ``landscape info``: the stages done, and where the one under way stands (from
-    :func:`~landscape.io.progress.load_progress` with ``arrays=progress_arrays``)."""
+    :func:`~landscape.io.progress.load_progress` with ``arrays=progress_arrays``); with
+    ``prefix``, of the keys under it (``"mapping/"``: a funnel probe's mapping of its new
+    minima, :func:`extend_map`)."""
+    if prefix:
+        state = _Prefixed(state, prefix)
     done = []
     n = None
+    if "new" in state:
+        n = int(sum(state["new"]))
     if "minima/energy" in state:
         n = int(np.asarray(state["minima/energy"]).shape[0])
         rounds = int(state.get("explore/rounds", 1))
         done.append(f"{n:,} minima from {int(state.get('explore/chains', 0)):,} chains"
                     + (f" in {rounds} rounds" if rounds > 1 else ""))
     if "pairs/pairs" in state:
-        done.append(f"barriers between neighbours ({int(np.asarray(state['pairs/pairs']).shape[0]):,} pairs)")
+        done.append(f"barriers between neighbours{', the new minima included' if 'new' in state else ''} "
+                    f"({int(np.asarray(state['pairs/pairs']).shape[0]):,} pairs)")
     if "settings" in state:
         st = state["settings"]
         done.append(f"attraction-diffusion settings (T {float(st['ad_temperature']):.4g}, "
@@ -566,7 +573,7 @@ def describe_progress(state: dict[str, Any]) -> list[tuple[str, str]]:
             for k in levels if k[:-5] + "/representative" in state))
     if "connected/passes" in state:
         done.append(f"{int(state['connected/passes'])} pass(es) of refining the pairs attraction-diffusion connected")
-    out = [("done", "; ".join(done) if done else "nothing yet (the exploration's first round)")]
+    out = [("done", "; ".join(done) if done else "nothing yet" + ("" if prefix else " (the exploration's first round)"))]
     if "running" in state:
         keys = list(state["running"])
         placed = [int((np.asarray(state[f"running{k}/basin_of"]) >= 0).sum()) for k in keys
@@ -669,7 +676,8 @@ def build_map(
         energy = split_energy(energy, group)
         if not group.main:
             progress_file, reporter = None, None
-    run = _Run(energy, config, NamedStages(reporter or Reporter()), progress_file)
+    run = _Run(energy, config, NamedStages(reporter or Reporter()),
+               None if progress_file is None else (lambda: save_progress(progress_file, run.state)))
     with stage("choosing the exploration settings"):
         run.plan = exploration_settings(energy, config, data)
     run.state = from_main(lambda: resume_progress(progress_file, config.fingerprint() + ":" + source_id, resume),
@@ -699,16 +707,17 @@ class _Run:
     energy: Energy
     config: MapConfig
     reporter: Reporter
-    progress_file: str | Path | None
+    #: Writes ``state`` where it is kept (None: nothing is kept).
+    saver: Callable[[], None] | None
     plan: dict[str, Any] = field(default_factory=dict)
-    state: dict[str, Any] = field(default_factory=dict)
+    state: MutableMapping[str, Any] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
     #: Whether to save inside batches of trials (off once the disk refused one).
     batch_saves: bool = True
 
     def save(self) -> None:
-        if self.progress_file is not None:
-            save_progress(self.progress_file, self.state)
+        if self.saver is not None:
+            self.saver()
 
     def timed(self, name: str, t0: float) -> None:
         self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - t0
@@ -774,35 +783,60 @@ def _run_rungs(run: _Run, minima: Minima, settings: dict[str, Any], rungs: list[
     todo = [r for r in rungs if f"level{r[0]}/basin" not in state]
     if not todo:
         return
-    keys, shape = [key for key, _, _ in todo], tuple(energy.shape)
+    pulls = [m for _, m, _ in todo]
+    gens = [torch.Generator(device=energy.device).manual_seed(config.seed * 1009 + j) for _, _, j in todo]
+    configs = [_ad_config(config, settings, m * settings["alpha_unit"]) for m in pulls]
+    label = ", ".join(f"{m:g}" for m in pulls)
+    results, seconds = _ladder_saved(
+        run, [key for key, _, _ in todo], pulls, f"attraction-diffusion, alpha {label} units",
+        f"attraction-diffusion at alpha {label} units", len(minima) * len(todo),
+        lambda **saving: assign_ladder(energy, minima, configs, gens, run.reporter.advance, run.reporter.detail,
+                                       tie=energy_tie(run.plan["grad_tol"], run.plan["merge_radius"]), **saving))
+    for (key, m, _), (part, rec) in zip(todo, results):
+        part.multiplier = m
+        part.attrs["seconds"] = seconds  # of the levels run together
+        part.attrs["levels_together"] = len(todo)
+        _level_to_state(state, key, part, rec, tuple(energy.shape))
+    state["stage"] = f"basins at alpha {label} units"
+    run.timed(f"basins_{todo[0][0]}", time.perf_counter() - seconds)
+    run.save()
+
+
+def _ladder_saved(run: _Run, keys: list[str], pulls: list[float], title: str, what: str, total: int,
+                  ladder: Callable[..., list[Any]]) -> tuple[list[Any], float]:
+    """Run the levels ``keys`` (at ``pulls`` alpha units) of a ladder together:
+    ``ladder(on_turn=, resume_from=, on_sync=)`` (:func:`~landscape.mapping.ad.assign_ladder`
+    or :func:`~landscape.mapping.ad.extend_ladder`), saving their progress part-way in
+    ``run.state`` (between batches of trials, and inside one with its trials' state) and
+    continuing from what was saved there. ``title`` names the progress bar's stage (of
+    ``total`` minima), ``what`` the work in the resuming note. Returns the ladder's
+    results and its seconds (those before an interruption included)."""
+    state, energy, shape = run.state, run.energy, tuple(run.energy.shape)
     saved = _running_from_state(state, keys)
     # (time spent on these levels before an interruption counts: saved with their progress)
     t0 = time.perf_counter() - (float(state.get("running_seconds", 0.0)) if saved is not None else 0.0)
-    pulls = ", ".join(f"{m:g}" for _, m, _ in todo)
-    run.reporter.stage(f"attraction-diffusion, alpha {pulls} units", total=len(minima) * len(todo), unit="minimum")
+    run.reporter.stage(title, total=total, unit="minimum")
     if saved is not None:
         inside = f", inside a batch of trials at step {saved.batch.step:,}" if isinstance(saved, TurnProgress) else ""
-        run.reporter.note(f"resuming attraction-diffusion at alpha {pulls} units part-way{inside}")
-    gens = [torch.Generator(device=energy.device).manual_seed(config.seed * 1009 + j) for _, _, j in todo]
-    configs = [_ad_config(config, settings, m * settings["alpha_unit"]) for _, m, _ in todo]
+        run.reporter.note(f"resuming {what} part-way{inside}")
     last = {"at": time.perf_counter(), "took": 0.0}
 
     def keep(write: Callable[[], None]) -> None:
         now = time.perf_counter()
-        if run.progress_file is None or now - last["at"] < max(_SAVE_EVERY, _SAVE_COST * last["took"]):
+        if run.saver is None or now - last["at"] < max(_SAVE_EVERY, _SAVE_COST * last["took"]):
             return
         write()
-        state["running_pulls"] = [m for _, m, _ in todo]  # (for `landscape info`)
+        state["running_pulls"] = list(pulls)  # (for `landscape info`)
         state["running_seconds"] = now - t0
-        run.save()
+        try:
+            run.save()
+        finally:  # (a batch's state is on disk now or not at all: its copy, up to GBs, need not stay in memory)
+            _drop(state, _TURN)
         last["at"] = time.perf_counter()
         last["took"] = last["at"] - now
 
     def between(progress: Callable[[], list[LevelProgress]]) -> None:
-        def write() -> None:
-            _drop(state, _TURN)
-            _running_to_state(state, keys, progress(), shape)
-        keep(write)
+        keep(lambda: _running_to_state(state, keys, progress(), shape))
 
     dtype = np.dtype(str(energy.dtype).removeprefix("torch."))
 
@@ -821,19 +855,9 @@ def _run_rungs(run: _Run, minima: Minima, settings: dict[str, Any], rungs: list[
             run.reporter.note(f"the batch of trials under way could not be saved ({err.strerror}): the map goes on, "
                               "and saves its progress between batches only")
 
-    results = assign_ladder(energy, minima, configs, gens, run.reporter.advance, run.reporter.detail,
-                            tie=energy_tie(run.plan["grad_tol"], run.plan["merge_radius"]), on_turn=between,
-                            resume_from=saved, on_sync=inside)
-    seconds = time.perf_counter() - t0
+    results = ladder(on_turn=between, resume_from=saved, on_sync=inside)
     _drop(state, "running")
-    for (key, m, _), (part, rec) in zip(todo, results):
-        part.multiplier = m
-        part.attrs["seconds"] = seconds  # of the levels run together
-        part.attrs["levels_together"] = len(todo)
-        _level_to_state(state, key, part, rec, shape)
-    state["stage"] = f"basins at alpha {pulls} units"
-    run.timed(f"basins_{todo[0][0]}", t0)
-    run.save()
+    return results, time.perf_counter() - t0
 
 
 def _midpoints(levels: list[Partition], budget: int) -> list[float]:
@@ -1024,6 +1048,8 @@ def extend_map(
     reporter: Reporter | None = None,
     seed: int = 0,
     refine: bool | None = None,
+    state: MutableMapping[str, Any] | None = None,
+    save: Callable[[], None] | None = None,
 ) -> MapContent:
     """Map new minima (found after the map was made, e.g. by a funnel probe) into a map.
 
@@ -1049,6 +1075,13 @@ def extend_map(
     refine : bool, optional
         Refine the new pairs by the string method [default: as the map was]. Without,
         they keep their estimates (refined barriers already in the map are kept either way).
+    state : dict, optional
+        Where the work's progress is kept (keys ``mapping/...``; the funnel probe's saved
+        state): after each stage, and part-way through the ladder as :func:`build_map`
+        does. Called again with the state as saved (the same map, new minima, seed and
+        ``refine``), the work continues from there to the uninterrupted result.
+    save : callable, optional
+        Called whenever ``state`` holds progress worth writing (the caller writes it).
 
     Returns
     -------
@@ -1059,7 +1092,8 @@ def extend_map(
     Raises
     ------
     LandscapeError
-        A map without its mapping config or of schema 1, or minima of the wrong shape.
+        A map without its mapping config or of schema 1, minima of the wrong shape, or a
+        ``state`` saved for other new minima or another ``refine``.
     NonFiniteEnergyError
         From the chains or the string method.
     """
@@ -1084,29 +1118,51 @@ def extend_map(
     n = n_old + m
     keep_paths = content.tree_path is not None or (n > 1 and energy.dim * cfg.refine_images * 2 * (n - 1) <= _PATH_BUDGET)
 
-    saddles = _saddles_of(content)
-    table = _with_new_neighbours(energy, x_all, content.barriers, n_old, cfg)
-    if refine:
-        rows = [e for e in refinement_rows(e_all, table, cfg.refine_slack)
-                if table.pairs[e, 1] >= n_old and (table.source[e] & NEIGHBOUR)]
-        _refine(energy, x_all, table, rows, cfg, {}, saddles, keep_paths, reporter, "new neighbours")
+    run = _Run(energy, replace(cfg, refine=refine), reporter, save,
+               state={} if state is None else _Prefixed(state, "mapping/"))
+    _check_extension(run.state, n_old, m, refine)
+    if "pairs/pairs" not in run.state:  # the new minima's neighbour pairs, refined
+        t0 = time.perf_counter()
+        saddles = _saddles_of(content)
+        table = _with_new_neighbours(energy, x_all, content.barriers, n_old, cfg)
+        if refine:
+            rows = [e for e in refinement_rows(e_all, table, cfg.refine_slack)
+                    if table.pairs[e, 1] >= n_old and (table.source[e] & NEIGHBOUR)]
+            _refine(energy, x_all, table, rows, cfg, {}, saddles, keep_paths, reporter, "new neighbours")
+        _table_to_state(run.state, table)
+        saddles.to_state(run.state, shape)
+        run.state.update({"new": [n_old, m], "refine": refine, "stage": "new neighbours"})
+        run.timed("neighbours", t0)
+        run.save()
+    saddles = _Saddles.from_state(run.state)
 
-    # Every level of the ladder.
-    levels = []
-    ad_paths: dict[tuple[int, int], torch.Tensor] = {}
-    reporter.stage(f"mapping {m} new minima at {len(content.levels)} levels", total=m * len(content.levels),
-                   unit="minimum")
-    gens = [torch.Generator(device=energy.device).manual_seed(seed * 1009 + 101 + k) for k in range(len(content.levels))]
-    results = extend_ladder(energy, minima, content.levels,
-                            [_ad_config(cfg, settings, prior.alpha) for prior in content.levels], gens, reporter.advance,
-                            reporter.detail, tie=_stored_tie(content))
-    for prior, (part, rec, _) in zip(content.levels, results):
-        part.attrs = {**prior.attrs, "added": m}
+    # Every level of the ladder, at once (saved part-way: a probe's new minima can take longer than the map did).
+    keys = [str(k) for k in range(len(content.levels))]
+    if any(f"level{k}/basin" not in run.state for k in keys):
+        gens = [torch.Generator(device=energy.device).manual_seed(seed * 1009 + 101 + k)
+                for k in range(len(content.levels))]
+        configs = [_ad_config(cfg, settings, prior.alpha) for prior in content.levels]
+        results, seconds = _ladder_saved(
+            run, keys, [float(prior.multiplier or 0.0) for prior in content.levels],
+            f"mapping {m} new minima at {len(content.levels)} levels", f"mapping the {m} new minima",
+            m * len(content.levels),
+            lambda **saving: extend_ladder(energy, minima, content.levels, configs, gens, reporter.advance,
+                                           reporter.detail, tie=_stored_tie(content), **saving))
+        for key, prior, (part, rec, _) in zip(keys, content.levels, results):
+            part.attrs = {**prior.attrs, "added": m}
+            _level_to_state(run.state, key, part, rec, shape)
+        run.state["stage"] = "new minima at every level"
+        run.timed("basins", time.perf_counter() - seconds)
+        run.save()
+    levels, records = [], []
+    for key, prior in zip(keys, content.levels):
+        part, rec = _level_from_state(run.state, key)
         levels.append(part)
-        table = add_records(table, rec, ad_paths)
+        records.append(rec)
         reporter.note(f"alpha {prior.alpha:.4g}: {prior.n_basins} -> {part.n_basins} basin"
                       + ("" if part.n_basins == 1 else "s"))
-    _refine_until_settled(energy, x_all, e_all, table, cfg, ad_paths, saddles, keep_paths, reporter, refine)
+    table = _stage_connected(run, minima, _table_from_state(run.state), records, saddles, keep_paths)
+    saddles = _Saddles.from_state(run.state)
 
     tree = minimax_tree(e_all, table.pairs, table.best(e_all), refined=table.is_refined(e_all),
                         flat_rtol=flat_rtol(energy.dtype))
@@ -1134,6 +1190,42 @@ def extend_map(
         diagnosis=None,
         attrs=attrs,
     )
+
+
+class _Prefixed(MutableMapping[str, Any]):
+    """The keys of ``state`` that start with ``prefix``, without it: one piece of work's
+    progress inside another's saved state (a funnel probe's mapping of its new minima)."""
+
+    def __init__(self, state: MutableMapping[str, Any], prefix: str):
+        self.state, self.prefix = state, prefix
+
+    def __getitem__(self, key: str) -> Any:
+        return self.state[self.prefix + key]
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        self.state[self.prefix + key] = value
+
+    def __delitem__(self, key: str) -> None:
+        del self.state[self.prefix + key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter([k[len(self.prefix):] for k in self.state if k.startswith(self.prefix)])
+
+    def __len__(self) -> int:
+        return sum(1 for k in self.state if k.startswith(self.prefix))
+
+
+def _check_extension(state: MutableMapping[str, Any], n_old: int, m: int, refine: bool) -> None:
+    """Refuse progress saved for other new minima, or with refinement on where it is off
+    now or the other way round (a one-line error)."""
+    if "new" not in state:
+        return
+    if state["new"] != [n_old, m]:
+        raise LandscapeError(f"the saved progress maps other new minima into the map than these {m}: "
+                             "it is another probe's")
+    if bool(state.get("refine")) != refine:
+        raise LandscapeError(f"the saved progress was made {'with' if state.get('refine') else 'without'} refinement: "
+                             f"resume with {'--refine' if state.get('refine') else '--no-refine'}")
 
 
 def _stored_tie(content: MapContent) -> float:
