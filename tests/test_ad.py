@@ -881,7 +881,7 @@ def _copy_progress(progress):
 
     return BatchProgress(progress.step, c(progress.rows), {k: c(v) for k, v in progress.running.items()},
                          progress.stride, progress.recorded, c(progress.paths),
-                         {k: c(v) for k, v in progress.outcome.items()}, list(progress.emptied))
+                         {k: c(v) for k, v in progress.outcome.items()}, list(progress.emptied), c(progress.path_rows))
 
 
 @pytest.mark.parametrize("grouped", [True, False])
@@ -911,17 +911,36 @@ def test_a_batch_resumed_from_any_sync_point_ends_as_the_uninterrupted_batch(set
     whole = attraction_diffusion(energy, starts, targets, config, source(gens), on_sync=lambda get: saved.append(
         (_copy_progress(get()), [g.get_state() for g in gens])))
     assert len(saved) >= 3 and len({s.rows.numel() for s, _ in saved}) > 1  # trials left along the way
+    failed_any = False
     for progress, states in (saved[1], saved[len(saved) // 2], saved[-1]):
-        gens = generators()
-        for g, state in zip(gens, states):
-            g.set_state(state)
-        again = attraction_diffusion(energy, starts, targets, config, source(gens), resume_from=progress)
-        assert again.calls == whole.calls
-        for name in ADTrials._fields:
-            if name not in ("path", "calls"):
-                assert torch.equal(getattr(again, name), getattr(whole, name)), name
-        for p, k in enumerate(whole.path_len.tolist()):
-            assert torch.equal(again.path[p, :k], whole.path[p, :k])
+        # The paths kept: of the trials running and those that arrived, not of those that failed.
+        failed = torch.ones(n, dtype=torch.bool)
+        failed[progress.rows] = False
+        failed &= ~progress.outcome["success"]
+        assert progress.path_rows.tolist() == torch.nonzero(~failed).reshape(-1).tolist()
+        assert progress.paths.shape[1] == n - int(failed.sum())
+        failed_any |= bool(failed.any())
+        full = _copy_progress(progress)  # (as saved before failed trials' paths were left out: all of them)
+        slots = max(progress.paths.shape[0], int(progress.outcome["path_len"].max()))
+        full.paths = torch.zeros((slots, n, 2), dtype=F64)
+        full.paths[: progress.paths.shape[0], progress.path_rows] = progress.paths
+        for p in torch.nonzero(failed).reshape(-1).tolist():
+            k = int(progress.outcome["path_len"][p])
+            full.paths[:k, p] = whole.path[p, :k]  # (a trial's path is not written once it has left)
+        full.path_rows = None
+        for resumed, lost in ((progress, failed), (full, torch.zeros(n, dtype=torch.bool))):
+            gens = generators()
+            for g, state in zip(gens, states):
+                g.set_state(state)
+            again = attraction_diffusion(energy, starts, targets, config, source(gens), resume_from=resumed)
+            assert again.calls == whole.calls
+            for name in ADTrials._fields:
+                if name not in ("path", "path_len", "calls"):
+                    assert torch.equal(getattr(again, name), getattr(whole, name)), name
+            assert torch.equal(again.path_len, torch.where(lost, 0, whole.path_len))
+            for p, k in enumerate(again.path_len.tolist()):
+                assert torch.equal(again.path[p, :k], whole.path[p, :k])
+    assert failed_any == (settings["patience"] < 100)  # (trials out of patience fail part-way; out of steps, at the end)
     progress = _copy_progress(saved[1][0])
     progress.rows[0] = 99  # a batch of another size: refused, not run
     with pytest.raises(LandscapeError, match="saved attraction-diffusion batch does not fit"):

@@ -186,12 +186,18 @@ class BatchProgress:
         of :class:`_Running` (:attr:`_Running.SAVED`).
     stride, recorded : int
         The paths are recorded every ``stride`` steps; ``recorded`` points so far.
-    paths : Tensor [L, P, *shape] or None
-        The recorded points of every trial of the batch (the slots in use).
+    paths : Tensor [L, K, *shape] or None
+        The recorded points (the slots in use) of the trials ``path_rows``.
     outcome : dict of str to Tensor
         What the trials that left finished with (a row per trial of the batch).
     emptied : list of int
         With row groups: the step at which each group's last trial left (-1: not yet).
+    path_rows : Tensor int64 [K] or None
+        The trials whose paths are kept, increasing: those still running and those that
+        arrived (a failed trial's path is of no use to a map, and the paths are most of
+        a batch's state); None: every trial's. A batch resumed from here gives the
+        uninterrupted outcome but for the paths of the trials that had failed: none
+        (``path_len`` 0).
     """
 
     step: int
@@ -202,6 +208,7 @@ class BatchProgress:
     paths: torch.Tensor | None
     outcome: dict[str, torch.Tensor]
     emptied: list[int]
+    path_rows: torch.Tensor | None = None
 
 
 class _Magnetized:
@@ -436,11 +443,15 @@ def attraction_diffusion(
         window = _Window(mag.x)
 
         def progress() -> BatchProgress:
+            kept = out.success.clone()
+            kept[run.rows] = True
+            path_rows = torch.nonzero(kept).reshape(-1)
             return BatchProgress(
                 step=step, rows=run.rows.cpu(), running={**run.progress(), "x": mag.x.cpu(), "h": mag.h.cpu()},
-                stride=run.stride, recorded=run.recorded, paths=run.paths_in_use(out.path_len),
+                stride=run.stride, recorded=run.recorded, paths=run.paths_in_use(out.path_len, path_rows),
                 outcome=out.progress(),
-                emptied=[-1 if s is None else s for s in generator.emptied] if isinstance(generator, RowGroups) else [])
+                emptied=[-1 if s is None else s for s in generator.emptied] if isinstance(generator, RowGroups) else [],
+                path_rows=path_rows.cpu())
 
         while True:
             # Trials that stopped leave the batch here, at the end of a window: they were
@@ -642,12 +653,14 @@ class _Running:
     def progress(self) -> dict[str, torch.Tensor]:
         return {name: getattr(self, name).cpu() for name in self.SAVED if getattr(self, name) is not None}
 
-    def paths_in_use(self, left: torch.Tensor) -> torch.Tensor | None:
-        """The path buffer's slots in use, given the path lengths ``left`` of the trials
-        that left (theirs can reach beyond the running trials' count, halved since)."""
+    def paths_in_use(self, left: torch.Tensor, rows: torch.Tensor) -> torch.Tensor | None:
+        """The path buffer's slots in use, of the trials ``rows``, given the path lengths
+        ``left`` of the trials that left (theirs can reach beyond the running trials'
+        count, halved since)."""
         if self.buf is None:
             return None
-        return self.buf[: max(self.recorded, int(left.max()) if left.numel() else 0)].cpu()
+        used = max(self.recorded, int(left[rows].max()) if rows.numel() else 0)
+        return self.buf[:used, rows].cpu()
 
     def select(self, keep: torch.Tensor) -> _Running:
         """The same state for the rows ``keep`` only."""
@@ -758,6 +771,8 @@ def _resume_batch(saved: BatchProgress, mag: _Magnetized, out: _Outcome, starts:
                  "steps": (), "final": (), "path_len": ()}
     groups = len(generator.sizes) if isinstance(generator, RowGroups) else 0
     paths = saved.paths
+    # (progress saved before the paths of failed trials were left out keeps every trial's)
+    kept = torch.arange(p) if saved.path_rows is None else torch.as_tensor(saved.path_rows).reshape(-1)
     ok = (0 < r <= p and not rows.is_floating_point() and bool((rows[1:] > rows[:-1]).all())
           and 0 <= int(rows[0]) and int(rows[-1]) < p and 0 <= saved.step < config.max_steps
           and set(saved.running) == set(per_row) and set(saved.outcome) == set(per_trial)
@@ -765,9 +780,13 @@ def _resume_batch(saved: BatchProgress, mag: _Magnetized, out: _Outcome, starts:
           and all(tuple(saved.outcome[k].shape) == (p, *v) for k, v in per_trial.items())
           and 0 <= saved.recorded <= cap and saved.stride >= 1 and len(saved.emptied) == groups
           and (paths is None) == (cap == 0)
-          and (paths is None or (tuple(paths.shape[1:]) == (p, *shape) and saved.recorded <= paths.shape[0] <= cap)))
+          and not kept.is_floating_point() and 0 < kept.numel() <= p and bool((kept[1:] > kept[:-1]).all())
+          and 0 <= int(kept[0]) and int(kept[-1]) < p and bool(torch.isin(rows, kept).all())
+          and (paths is None or (tuple(paths.shape[1:]) == (kept.numel(), *shape)
+                                 and saved.recorded <= paths.shape[0] <= cap)))
     if ok and cap:
-        lengths = torch.cat([torch.as_tensor(saved.running["buf_len"]), torch.as_tensor(saved.outcome["path_len"])])
+        lengths = torch.cat([torch.as_tensor(saved.running["buf_len"]),
+                             torch.as_tensor(saved.outcome["path_len"])[kept]])
         ok = bool(((lengths >= 0) & (lengths <= paths.shape[0])).all())
     if not ok:
         raise LandscapeError("the saved attraction-diffusion batch does not fit this batch")
@@ -793,8 +812,11 @@ def _resume_batch(saved: BatchProgress, mag: _Magnetized, out: _Outcome, starts:
     run.cap, run.stride, run.recorded = cap, int(saved.stride), int(saved.recorded)
     if cap:
         run.buf = starts.new_empty((cap, p, *shape))
-        run.buf[: paths.shape[0]] = paths.to(device=device, dtype=dtype)
+        run.buf[: paths.shape[0], kept.to(device)] = paths.to(device=device, dtype=dtype)
         out.path = run.buf if r < p else None
+        lost = torch.ones(p, dtype=torch.bool, device=device)
+        lost[kept.to(device)] = False
+        out.path_len[lost] = 0  # (the trials that had failed: their paths were not kept)
     return run
 
 

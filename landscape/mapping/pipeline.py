@@ -482,6 +482,8 @@ def _turn_to_state(state: dict[str, Any], keys: list[str], turn: TurnProgress, s
         state[f"{_TURN}/out/{name}"] = value
     if b.paths is not None:
         state[f"{_TURN}/paths"] = b.paths
+    if b.path_rows is not None:
+        state[f"{_TURN}/path_rows"] = b.path_rows
     for q, d in enumerate(turn.done):
         if d is not None:
             state[f"{_TURN}/done{q}/barrier"], state[f"{_TURN}/done{q}/steps"] = d[0], d[2]
@@ -513,12 +515,13 @@ def _running_from_state(state: dict[str, Any], keys: list[str]) -> list[LevelPro
         def group(prefix: str) -> dict[str, torch.Tensor]:
             return {k[len(prefix):]: torch.from_numpy(np.asarray(v)) for k, v in state.items() if k.startswith(prefix)}
 
-        paths = state.get(f"{_TURN}/paths")
+        paths, path_rows = state.get(f"{_TURN}/paths"), state.get(f"{_TURN}/path_rows")
         batch = BatchProgress(
             step=int(info["step"]), rows=torch.from_numpy(np.asarray(state[f"{_TURN}/rows"])),
             running=group(f"{_TURN}/run/"), stride=int(info["stride"]), recorded=int(info["recorded"]),
             paths=None if paths is None else torch.from_numpy(np.asarray(paths)), outcome=group(f"{_TURN}/out/"),
-            emptied=[int(e) for e in info["emptied"]])
+            emptied=[int(e) for e in info["emptied"]],
+            path_rows=None if path_rows is None else torch.from_numpy(np.asarray(path_rows)))
         done = []
         for q, calls in enumerate(info["calls"]):
             if calls is None:
