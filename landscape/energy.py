@@ -175,24 +175,33 @@ class Energy:
 
     @contextlib.contextmanager
     def frozen(self) -> Iterator[Energy]:
-        """Freeze a module's parameters and put it in eval mode for the duration.
+        """Freeze a module's parameters and put it in eval mode for the duration; on a CUDA
+        device, have cuDNN use deterministic algorithms only.
 
         Sampling then builds no autograd graph through the parameters, and layers such as
         spectral normalisation do not update their running estimates on every chain step.
-        Flags are restored on exit, also after an exception.
+        cuDNN may otherwise pick convolution algorithms whose sums (atomic adds) round
+        differently from run to run, and a quench that runs until float32 can no longer
+        lower the energy follows any change of rounding: two maps of the same command on a
+        GPU were different maps. The chains, quenches, attraction-diffusion and strings of
+        every command run their energy inside this. Flags are restored on exit, also after
+        an exception.
         """
         module = self.module
-        if module is None:
-            yield self
-            return
-        flags = [(p, p.requires_grad) for p in module.parameters()]
-        modes = [(m, m.training) for m in module.modules()]
+        cudnn = torch.backends.cudnn
+        kernels = (cudnn.deterministic, cudnn.benchmark)
+        flags = [(p, p.requires_grad) for p in module.parameters()] if module is not None else []
+        modes = [(m, m.training) for m in module.modules()] if module is not None else []
         try:
+            if self.device.type == "cuda":
+                cudnn.deterministic, cudnn.benchmark = True, False
             for p, _ in flags:
                 p.requires_grad_(False)
-            module.eval()
+            if module is not None:
+                module.eval()
             yield self
         finally:
+            cudnn.deterministic, cudnn.benchmark = kernels
             for p, flag in flags:
                 p.requires_grad_(flag)
             for m, mode in modes:

@@ -490,6 +490,30 @@ def test_one_thread_policy_for_every_energy(monkeypatch, potentials):
         torch.set_num_threads(before)
 
 
+def test_energies_on_a_gpu_run_with_deterministic_cudnn_kernels():
+    # A map's every stage runs its energy inside frozen(): on a CUDA device cuDNN then uses
+    # deterministic algorithms only (the same map twice), and the flags are restored after.
+    from landscape.energy import Energy
+    from landscape.train.nets import build_model
+
+    cudnn = torch.backends.cudnn
+    before = (cudnn.deterministic, cudnn.benchmark)
+    try:
+        cudnn.deterministic, cudnn.benchmark = False, True
+        for fn in (lambda x: x.sum(1), build_model("toy", {"n_f": 8})):
+            on_gpu = Energy(fn, (2,), device="cuda")  # (nothing moves: a module's owner places it)
+            with on_gpu.frozen():
+                assert (cudnn.deterministic, cudnn.benchmark) == (True, False)
+                with pytest.raises(KeyboardInterrupt), on_gpu.frozen():
+                    raise KeyboardInterrupt
+                assert (cudnn.deterministic, cudnn.benchmark) == (True, False)  # (nested: the outer's)
+            assert (cudnn.deterministic, cudnn.benchmark) == (False, True)
+            with Energy(fn, (2,), device="cpu").frozen():
+                assert (cudnn.deterministic, cudnn.benchmark) == (False, True)  # (the CPU's chains: untouched)
+    finally:
+        cudnn.deterministic, cudnn.benchmark = before
+
+
 _FAULTS = """
 import resource, sys, torch
 from landscape.train.energies import resolve_energy
