@@ -200,3 +200,100 @@ def test_a_valid_checkpoint_is_read_and_never_altered(tmp_path, capsys):
         code, _, err = run(capsys, *args)
         assert code == 0, err
     assert path.read_bytes() == before
+
+
+# --------------------------------------------------------------------- saved progress
+
+_WELLS3 = """
+import torch
+
+def wells(x):
+    return ((x ** 2 - 1) ** 2 + torch.tensor([0.25, 0.5, 0.4], dtype=x.dtype) * x).sum(1)
+"""
+
+
+def _progress_mutations(src: bytes) -> list[tuple[str, object]]:
+    """(name, edit of the open progress file) for every array and every value of a progress
+    file: missing, a row less, an extra axis, NaN or out-of-range numbers, values of other types."""
+    import io
+    import json
+
+    with h5py.File(io.BytesIO(src), "r") as f:
+        arrays = {}
+        f["arrays"].visititems(lambda n, it: arrays.__setitem__(n, it[()]) if isinstance(it, h5py.Dataset) else None)
+        blob = json.loads(f.attrs["state"])
+    out = []
+    for key, arr in arrays.items():
+        bad = {"missing": None, "extra axis": arr[..., None].repeat(2, -1)}
+        if arr.ndim and arr.shape[0]:
+            bad["a row less"] = arr[:-1]
+        if arr.dtype.kind == "f":
+            bad["NaN"] = np.full(arr.shape, np.nan)
+        else:
+            bad.update({"huge": np.full(arr.shape, 10**12), "negative": np.full(arr.shape, -5), "fractions":
+                        np.full(arr.shape, 0.5)})
+        for label, value in bad.items():
+            def edit(f, key=key, value=value):
+                del f["arrays"][key]
+                if value is not None:
+                    f["arrays"][key] = value
+            out.append((f"{key} {label}", edit))
+    for key in blob:
+        for label, value in {"missing": KeyError, "a string": "x", "null": None, "a list": [1], "a number": 7}.items():
+            def edit(f, key=key, value=value):
+                b = dict(blob)
+                if value is KeyError:
+                    del b[key]
+                else:
+                    b[key] = value
+                f.attrs["state"] = json.dumps(b)
+            out.append((f"{key} {label}", edit))
+    return out
+
+
+def test_damaged_map_progress_is_refused_in_one_line_or_continued(tmp_path, capsys, monkeypatch):
+    # A map interrupted inside a batch of attraction-diffusion trials keeps every stage so
+    # far in its .partial file. Damaged array by array and value by value, `--resume`
+    # either continues it to a map (the damage was to a timing, say) or refuses in one line
+    # and leaves the file as it was: never the catch-all.
+    from landscape.mapping import pipeline
+
+    pot = tmp_path / "pot.py"
+    pot.write_text(_WELLS3)
+    out = tmp_path / "w.h5"
+    args = ["map", "--energy", f"{pot}:wells", "--shape", "3", "--box", "-1.6", "1.6", "--float64", "--chains", "32",
+            "--max-steps", "400", "--patience", "50", "--attempts", "1", "--out", out, "--quiet"]
+    save = pipeline._Run.save
+
+    def interrupting(self):  # (interrupted after a save 32+ steps into a batch)
+        save(self)
+        if "running_turn/info" in self.state and self.state["running_turn/info"]["step"] >= 32:
+            raise KeyboardInterrupt
+
+    with monkeypatch.context() as m:
+        m.setattr(pipeline, "_SAVE_EVERY", 0.0)
+        m.setattr(pipeline, "_SAVE_COST", 0.0)
+        m.setattr(pipeline._Run, "save", interrupting)
+        code, _, _ = run(capsys, *args)
+    partial = tmp_path / "w.h5.partial"
+    assert code == 130 and partial.exists()
+    src = partial.read_bytes()
+    mutations = _progress_mutations(src)
+    assert len(mutations) > 400
+    refused = 0
+    for name, edit in mutations[::3]:
+        out.unlink(missing_ok=True)
+        partial.write_bytes(src)
+        with h5py.File(partial, "r+") as f:
+            edit(f)
+        damaged = partial.read_bytes()
+        code, _, err = run(capsys, *args, "--resume")
+        assert "unexpected" not in err and "Traceback" not in err, f"{name}: {err}"
+        if code == 0:
+            assert out.exists() and not partial.exists(), name
+        else:
+            refused += 1
+            lines = [line for line in err.splitlines() if line.strip()]
+            assert len(lines) == 1 and lines[0].startswith("error: "), f"{name}: {err!r}"
+            assert partial.read_bytes() == damaged, f"{name}: the progress was changed"
+    assert refused > 100

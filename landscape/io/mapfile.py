@@ -168,7 +168,9 @@ def _opt(f: h5py.Group, path: str) -> np.ndarray | None:
 # -------------------------------------------------------------------------- validation
 
 
-def _check_partition(prefix: str, n: int, part: Partition, energy: np.ndarray | None = None) -> None:
+def check_partition(prefix: str, n: int, part: Partition, energy: np.ndarray | None = None) -> None:
+    """Raise ValueError unless ``part`` is a consistent basin assignment of ``n`` minima
+    (``energy``: theirs, to check the representatives' energies against)."""
     b = part.n_basins
     _expect(part.basin.shape == (n,), f"{prefix}minima/basin has shape {part.basin.shape}, expected ({n},)")
     _expect(part.energy.shape == (b,), f"{prefix}basins/energy has shape {part.energy.shape}, expected ({b},)")
@@ -220,7 +222,7 @@ def _check(c: MapContent) -> MapContent:
     _expect(len(c.levels) >= 1 and 0 <= c.main < len(c.levels), f"main level {c.main} of {len(c.levels)} levels")
     levels = [Partition(p.alpha, p.basin, p.representative, p.energy, p.multiplier, dict(p.attrs)) for p in c.levels]
     for k, part in enumerate(levels):
-        _check_partition(f"levels/{k}/", n, part, energy)
+        check_partition(f"levels/{k}/", n, part, energy)
     t = c.barriers
     table = PairTable(*(getattr(t, name) for name in PairTable.COLUMNS))
     e = len(table)

@@ -308,6 +308,7 @@ def funnel_probe(
     identity = config.fingerprint() + ":" + f"{content.n_minima}:{float(np.sum(content.minima_energy)):.12g}"
     state = resume_progress(progress_file, identity, resume, kind=PROGRESS_KIND, what="funnel probe",
                             afresh="pass --force")
+    _check_saved(state, energy, config)
     if "levels_done" in state:
         reporter.note(f"resuming after {int(state['levels_done'])} of {len(config.noise)} noise levels")
     seconds: dict[str, float] = dict(state.get("seconds", {}))
@@ -368,6 +369,26 @@ def describe_progress(state: dict[str, Any]) -> list[tuple[str, str]]:
             line += f"; under way: {lines['under way']}"
         out.append(("mapping", line))
     return out
+
+
+def _check_saved(state: dict[str, Any], energy: Energy, config: FunnelConfig) -> None:
+    """Refuse a probe's saved progress that is damaged (one line): its noise levels' chains
+    (the mapping of their new minima is checked by :func:`extend_map`)."""
+    done = state.get("levels_done", 0)
+    chains = len(config.starts) * config.chains
+    ok = isinstance(done, int) and not isinstance(done, bool) and 0 <= done <= len(config.noise)
+    for k in range(len(config.noise)):
+        if not ok or (k >= done and f"level{k}/x" not in state):
+            continue
+        x, u = (np.asarray(state.get(f"level{k}/{name}", np.zeros(0))) for name in ("x", "energy"))
+        ok = (x.shape == (chains, *energy.shape) and x.dtype.kind == "f" and bool(np.isfinite(x).all())
+              and u.shape == (chains,) and u.dtype.kind == "f" and bool(np.isfinite(u).all()))
+    seconds = state.get("seconds", {})
+    ok = ok and isinstance(seconds, dict) and all(
+        isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in seconds.values())
+    if not ok:
+        raise LandscapeError("the saved progress of the funnel probe is damaged: delete its .funnel.partial file "
+                             "(or pass --force) to start afresh")
 
 
 def _check_inputs(energy: Energy, content: MapContent, config: FunnelConfig, data: torch.Tensor | None) -> None:

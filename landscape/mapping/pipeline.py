@@ -55,6 +55,7 @@ from landscape import fused
 from landscape.distributed import from_main, split_energy
 from landscape.energy import Energy, reset_stage, set_stage, stage
 from landscape.errors import LandscapeError
+from landscape.io.mapfile import check_partition
 from landscape.io.progress import resume_progress, save_progress
 from landscape.mapping.minima import Minima, QuenchResult, describe_stops, energy_tie, find_minima, merge_duplicates
 from landscape.io.records import NEIGHBOUR, GridData, MapContent, PairTable, Partition
@@ -596,6 +597,150 @@ def describe_progress(state: MutableMapping[str, Any], prefix: str = "") -> list
     return out
 
 
+# ------------------------------------------------------------- saved progress, checked
+
+
+def check_progress(state: MutableMapping[str, Any], shape: tuple[int, ...], n: int | None = None) -> None:
+    """Raise :class:`LandscapeError` (one line) unless the saved progress ``state`` of a map
+    of an energy of per-example ``shape`` is whole and consistent: every stage it holds has
+    the arrays and values of the shapes, types and ranges the stage left, so continuing
+    from it runs on what a run left, not on whatever a damaged file holds. ``n``: the
+    number of minima, where the state does not hold them (:func:`extend_map`'s).
+    Inconsistent progress of the attraction-diffusion under way is refused where it is
+    restored (:meth:`~landscape.mapping.ad._State.restore` and the batch's own check)."""
+    try:
+        _check_progress(state, shape, n)
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError) as err:
+        why = f"no {err.args[0]!r}" if isinstance(err, KeyError) else str(err).splitlines()[0] if str(err) else repr(err)
+        raise LandscapeError(f"the saved progress is damaged ({why}): delete its .partial file to start afresh") \
+            from None
+
+
+def _count(value: Any, what: str) -> int:
+    _want(isinstance(value, (int, np.integer)) and not isinstance(value, bool) and value >= 0,
+          f"{what} is not a count")
+    return int(value)
+
+
+def _number(value: Any, what: str) -> float:
+    _want(isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
+          and math.isfinite(float(value)), f"{what} is not a finite number")
+    return float(value)
+
+
+def _want(ok: bool, message: str) -> None:
+    if not ok:
+        raise ValueError(message)
+
+
+def _array(state: MutableMapping[str, Any], key: str, dims: tuple[int | None, ...], kind: str) -> np.ndarray:
+    """``state[key]`` as an array of ``dims`` (None: any length) and dtype kind ``kind``
+    ("f" real, "i" integer, "b" boolean or integer)."""
+    arr = np.asarray(state[key])
+    _want(arr.ndim == len(dims) and all(d is None or d == s for d, s in zip(dims, arr.shape)),
+          f"{key} has shape {list(arr.shape)}")
+    kinds = {"f": "fiub", "i": "iu", "b": "biu"}[kind]
+    _want(arr.dtype.kind in kinds, f"{key} has dtype {arr.dtype}")
+    return arr
+
+
+def _indices(arr: np.ndarray, n: int, key: str) -> None:
+    _want(bool(((arr >= 0) & (arr < n)).all()), f"{key} holds indices outside [0, {n})")
+
+
+def _check_progress(state: MutableMapping[str, Any], shape: tuple[int, ...], n: int | None) -> None:
+    if "minima/x" in state or "explore/done" in state:
+        x = _array(state, "minima/x", (None, *shape), "f")
+        n = x.shape[0]
+        _want(n >= 1 and bool(np.isfinite(x).all()), "minima/x holds no minima or non-finite coordinates")
+        e = _array(state, "minima/energy", (n,), "f")
+        _want(bool(np.isfinite(e).all()), "minima/energy holds non-finite energies")
+        _want(bool((_array(state, "minima/hits", (n,), "i") >= 0).all()), "minima/hits holds negative counts")
+        _want(not bool(np.isnan(_array(state, "minima/grad_norm", (n,), "f")).any()), "minima/grad_norm holds NaN")
+        for key in ("explore/rounds", "explore/chains"):
+            _count(state[key], key)
+        if "explore/new" in state:
+            _want(isinstance(state["explore/new"], int) and state["explore/new"] >= -1, "explore/new is not a count")
+        if "explore/stops" in state:
+            stops = state["explore/stops"]
+            _want(isinstance(stops, list) and len(stops) == 3, "explore/stops is not three counts")
+            for k in stops:
+                _count(k, "explore/stops")
+    for key in ("refine/retried", "refine/at_budget", "connected/passes"):
+        if key in state:
+            _count(state[key], key)
+    for key in ("running_seconds", "connected/seconds"):
+        if key in state:
+            _number(state[key], key)
+    seconds = state.get("seconds", {})
+    _want(isinstance(seconds, dict), "seconds is not a table of timings")
+    for key, value in seconds.items():
+        _number(value, f"seconds {key}")
+    if "settings" in state:
+        _want(isinstance(state["settings"], dict), "settings is not a table")
+        for key in ("ad_temperature", "alpha_unit", "delta", "ad_eps"):
+            _number(state["settings"][key], f"settings {key}")
+    for key in ("ladder", "ladder/inserted", "running_pulls"):
+        if key in state:
+            _want(isinstance(state[key], list), f"{key} is not a list")
+            for m in state[key]:
+                _number(m, key)
+    if n is None:
+        _want(not any(k.startswith(("pairs/", "saddles/", "level", "running", "connected/")) for k in state),
+              "stages after the minima without the minima")
+        return
+    for prefix in ("pairs", "connected"):
+        if f"{prefix}/pairs" in state:
+            _check_table(state, prefix, n)
+    if "saddles/pairs" in state:
+        pairs = _array(state, "saddles/pairs", (None, 2), "i")
+        _indices(pairs, n, "saddles/pairs")
+        _array(state, "saddles/x", (pairs.shape[0], *shape), "f")
+        pk = _array(state, "saddles/path_pairs", (None, 2), "i")
+        _indices(pk, n, "saddles/path_pairs")
+        if pk.shape[0]:
+            _array(state, "saddles/paths", (pk.shape[0], None, *shape), "f")
+    for key in [k[: -len("/info")] for k in state if k.startswith("level") and k.endswith("/info")]:
+        _want(isinstance(state[f"{key}/info"], dict), f"{key}/info is not a table")
+        part, _ = _level_from_state(state, key[len("level"):])
+        check_partition(f"{key}/", n, part)
+        _check_records(state, key, n, shape)
+    if "running" in state:
+        keys = state["running"]
+        _want(isinstance(keys, list) and all(isinstance(k, str) for k in keys), "running is not a list of levels")
+        for key in keys:
+            _check_records(state, f"running{key}", n, shape)
+    _want(f"{_TURN}/info" in state or not any(k.startswith(_TURN) for k in state),
+          f"{_TURN} holds a batch without its description")
+
+
+def _check_table(state: MutableMapping[str, Any], prefix: str, n: int) -> None:
+    pairs = _array(state, f"{prefix}/pairs", (None, 2), "i")
+    _indices(pairs, n, f"{prefix}/pairs")
+    e = pairs.shape[0]
+    for name, kind in (("estimate", "f"), ("refined", "f"), ("alpha", "f"), ("source", "i")):
+        _array(state, f"{prefix}/{name}", (e,), kind)
+    if f"{prefix}/saddle_point" in state:
+        _array(state, f"{prefix}/saddle_point", (e,), "b")
+    estimate = np.asarray(state[f"{prefix}/estimate"])
+    _want(not bool(np.isnan(estimate).any() or (estimate == -np.inf).any()), f"{prefix}/estimate holds NaN or -inf")
+    _want(not bool((np.asarray(state[f"{prefix}/refined"]) == -np.inf).any()), f"{prefix}/refined holds -inf")
+    source = np.asarray(state[f"{prefix}/source"])
+    _want(bool(((source >= 0) & (source < 256)).all()), f"{prefix}/source holds unknown sources")
+
+
+def _check_records(state: MutableMapping[str, Any], key: str, n: int, shape: tuple[int, ...]) -> None:
+    pairs = _array(state, f"{key}/rec_pairs", (None, 2), "i")
+    _indices(pairs, n, f"{key}/rec_pairs")
+    r = pairs.shape[0]
+    _array(state, f"{key}/rec_barrier", (r,), "f")
+    _array(state, f"{key}/rec_alpha", (r,), "f")
+    have = _array(state, f"{key}/rec_with_path", (None,), "i")
+    _indices(have, r, f"{key}/rec_with_path")
+    if have.size:
+        _array(state, f"{key}/rec_paths", (have.size, None, *shape), "f")
+
+
 def _drop(state: dict[str, Any], prefix: str) -> None:
     """Remove the keys of part-way progress (``prefix``...) once the work is done."""
     for key in [k for k in state if k.startswith(prefix)]:
@@ -685,6 +830,7 @@ def build_map(
         run.plan = exploration_settings(energy, config, data)
     run.state = from_main(lambda: resume_progress(progress_file, config.fingerprint() + ":" + source_id, resume),
                           group)
+    check_progress(run.state, tuple(energy.shape))
     if "stage" in run.state:
         run.reporter.note(f"resuming after stage '{run.state['stage']}'")
     run.seconds = dict(run.state.get("seconds", {}))
@@ -1124,6 +1270,7 @@ def extend_map(
     run = _Run(energy, replace(cfg, refine=refine), reporter, save,
                state={} if state is None else _Prefixed(state, "mapping/"))
     _check_extension(run.state, n_old, m, refine)
+    check_progress(run.state, shape, n)
     if "pairs/pairs" not in run.state:  # the new minima's neighbour pairs, refined
         t0 = time.perf_counter()
         saddles = _saddles_of(content)
