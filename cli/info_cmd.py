@@ -81,6 +81,8 @@ def _progress_info(path: Path, as_json: bool, kind: str = "map") -> None:
     (``"funnel"``) holds."""
     from datetime import datetime, timezone
 
+    from landscape.errors import LandscapeError
+    from landscape.io.files import first_line
     from landscape.io.progress import load_progress, progress_path
     from landscape.mapping import funnel, pipeline
 
@@ -89,7 +91,12 @@ def _progress_info(path: Path, as_json: bool, kind: str = "map") -> None:
     state = load_progress(path, kind, arrays=arrays)
     partial = progress_path(path, kind)
     saved = datetime.fromtimestamp(partial.stat().st_mtime, timezone.utc).isoformat(timespec="seconds")
-    lines = describe(state or {})
+    try:
+        lines = describe(state or {})
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError) as err:  # (what a damaged file holds)
+        why = f"no {err.args[0]!r}" if isinstance(err, KeyError) else first_line(err)
+        raise LandscapeError(f"{partial} is damaged ({why}): --resume would refuse it; delete it to start afresh") \
+            from None
     what = "map" if kind == "map" else "funnel probe"
     if as_json:
         click.echo(json.dumps({"unfinished": str(path), "work": what, "progress": str(partial), "saved": saved,

@@ -287,6 +287,9 @@ def test_damaged_map_progress_is_refused_in_one_line_or_continued(tmp_path, caps
         with h5py.File(partial, "r+") as f:
             edit(f)
         damaged = partial.read_bytes()
+        code, _, err = run(capsys, "info", partial)  # (what it holds, or that it is damaged)
+        assert "unexpected" not in err and "Traceback" not in err, f"info, {name}: {err}"
+        assert code == 0 or len([line for line in err.splitlines() if line.strip()]) == 1, f"info, {name}: {err!r}"
         code, _, err = run(capsys, *args, "--resume")
         assert "unexpected" not in err and "Traceback" not in err, f"{name}: {err}"
         if code == 0:
