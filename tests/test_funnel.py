@@ -343,7 +343,9 @@ def test_a_probe_interrupted_while_mapping_its_new_minima_resumes_to_the_same_ma
         funnel_probe(energy, content, probe, data=two, progress_file=bad, resume=True)
     for key, value, error in (("level1/x", saved["level1/x"][:-1], "progress of the funnel probe is damaged"),
                               ("mapping/pairs/pairs", saved["mapping/pairs/pairs"] + 100,
-                               r"progress is damaged \(pairs/pairs holds indices outside \[0, 8\)\)")):
+                               r"progress is damaged \(pairs/pairs holds indices outside \[0, 8\)\)"),
+                              ("mapping/saddles/paths", np.full_like(saved["mapping/saddles/paths"], np.nan),
+                               "saddles/paths holds paths of fewer than two points")):
         save_progress(bad, {**saved, key: value}, kind="funnel")
         with pytest.raises(LandscapeError, match=error):
             funnel_probe(energy, content, probe, data=two, progress_file=bad, resume=True)

@@ -699,7 +699,7 @@ def _check_progress(state: MutableMapping[str, Any], shape: tuple[int, ...], n: 
         pk = _array(state, "saddles/path_pairs", (None, 2), "i")
         _indices(pk, n, "saddles/path_pairs")
         if pk.shape[0]:
-            _array(state, "saddles/paths", (pk.shape[0], None, *shape), "f")
+            _paths_whole(_array(state, "saddles/paths", (pk.shape[0], None, *shape), "f"), "saddles/paths")
     for key in [k[: -len("/info")] for k in state if k.startswith("level") and k.endswith("/info")]:
         _want(isinstance(state[f"{key}/info"], dict), f"{key}/info is not a table")
         part, _ = _level_from_state(state, key[len("level"):])
@@ -738,7 +738,13 @@ def _check_records(state: MutableMapping[str, Any], key: str, n: int, shape: tup
     have = _array(state, f"{key}/rec_with_path", (None,), "i")
     _indices(have, r, f"{key}/rec_with_path")
     if have.size:
-        _array(state, f"{key}/rec_paths", (have.size, None, *shape), "f")
+        _paths_whole(_array(state, f"{key}/rec_paths", (have.size, None, *shape), "f"), f"{key}/rec_paths")
+
+
+def _paths_whole(paths: np.ndarray, key: str) -> None:
+    """Paths padded with NaN rows: each must keep two points at least."""
+    finite = np.isfinite(paths.reshape(paths.shape[0], paths.shape[1], -1)).all(axis=2).sum(axis=1)
+    _want(bool((finite >= 2).all()), f"{key} holds paths of fewer than two points")
 
 
 def _drop(state: dict[str, Any], prefix: str) -> None:
@@ -1401,7 +1407,9 @@ def _saddles_of(content: MapContent) -> _Saddles:
             saddles.points[key] = content.tree_saddle[k]
             if content.tree_path is not None:
                 p = content.tree_path[k]
-                saddles.paths[key] = p[np.isfinite(p.reshape(p.shape[0], -1)).all(1)]
+                p = p[np.isfinite(p.reshape(p.shape[0], -1)).all(1)]
+                if p.shape[0] >= 2:  # (a merge stored without its path has none)
+                    saddles.paths[key] = p
     return saddles
 
 
