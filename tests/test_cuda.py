@@ -61,6 +61,23 @@ def test_a_32x32_network_maps_on_the_gpu(compile):
     assert np.isfinite(content.minima_energy).all()
 
 
+def test_a_32x32_map_on_the_gpu_is_the_same_map_twice():
+    # The CPU gives the same map twice; on a GPU two maps of one command had differed (cuDNN
+    # free to pick convolution algorithms that round differently from run to run, and the
+    # quench of a float32 network follows any rounding). Energy.frozen selects cuDNN's
+    # deterministic algorithms for every stage.
+    torch.manual_seed(0)
+    net = build_model("vanilla", {"n_f": 8, "n_c": 1}).cuda().eval()
+    e = Energy(net, shape=(1, 32, 32), data_range=(-1.0, 1.0), device="cuda")
+    cfg = MapConfig(chains=16, max_steps=200, patience=50, attempts=1, neighbours=3, grid=0, ladder=(0.1, 1.0),
+                    ladder_extend=1)
+    a, b = (build_map(e, cfg).content for _ in range(2))
+    np.testing.assert_array_equal(a.minima_x, b.minima_x)
+    np.testing.assert_array_equal(a.minima_energy, b.minima_energy)
+    np.testing.assert_array_equal(a.tree.linkage, b.tree.linkage)
+    assert [p.basin.tolist() for p in a.levels] == [p.basin.tolist() for p in b.levels]
+
+
 def test_a_funnel_probe_on_the_gpu_finds_the_planted_funnel(tmp_path):
     from test_funnel import make_map, planted_data, planted_energy, probe_config
 
