@@ -267,15 +267,9 @@ def test_an_interrupted_probe_resumes_to_the_same_result(tmp_path, data):
     assert resumed.score == whole.score
 
 
-@pytest.mark.parametrize("where", ["after the new neighbours", "between batches", "inside a batch"])
-def test_a_probe_interrupted_while_mapping_its_new_minima_resumes_to_the_same_map(tmp_path, monkeypatch, capsys,
-                                                                                   where):
-    # A map of 2 of the 8 wells in 3-D; the probe's chains find the other 6, which are
-    # mapped into it at each of its 5 levels, one minimum per round: many batches of trials,
-    # saved after every one (and inside them). Interrupted anywhere, the probe continues
-    # from the last save to the map and funnel the uninterrupted probe gives.
-    monkeypatch.setattr(pipeline, "_SAVE_EVERY", 0.0)
-    monkeypatch.setattr(pipeline, "_SAVE_COST", 0.0)
+def _two_of_eight_wells(tmp_path):
+    """A map of 2 of the 8 wells in 3-D (one minimum per round of attraction-diffusion), its
+    data, a probe's settings, and the uninterrupted probe, which finds the other 6."""
     energy = Energy(tilted_wells, shape=(3,), data_range=(-2.0, 2.0), dtype=torch.float64, name="wells")
     g = torch.Generator().manual_seed(0)
     two = torch.from_numpy(tilted_wells_exact(3).minima[:2]).repeat(50, 1)
@@ -288,6 +282,63 @@ def test_a_probe_interrupted_while_mapping_its_new_minima_resumes_to_the_same_ma
     probe = probe_config(noise=(0.0, 0.3, 0.6), steps=50, chains=10)
     whole = funnel_probe(energy, content, probe, data=two)
     assert content.n_minima == 2 and whole.new_minima == 6 and whole.content.n_minima == 8
+    return energy, two, path, content, probe, whole
+
+
+def test_a_probe_interrupted_in_the_strings_of_its_new_minima_resumes_there(tmp_path, monkeypatch, capsys):
+    # The new minima's neighbour pairs are refined in batches of strings (here of 4), saved
+    # after each: a probe interrupted among them continues after the last batch saved.
+    monkeypatch.setattr(pipeline, "_SAVE_EVERY", 0.0)
+    monkeypatch.setattr(pipeline, "_SAVE_COST", 0.0)
+    monkeypatch.setattr(pipeline, "_STRING_BATCH", 4)
+    energy, two, path, content, probe, whole = _two_of_eight_wells(tmp_path)
+    counted: list[int] = []
+    notes: list[str] = []
+
+    class Log(Reporter):
+        strings = False
+
+        def stage(self, name, total=None, unit="it"):
+            self.strings = name.startswith("refining barriers (new neighbours")
+
+        def advance(self, n=1):
+            if self.strings:
+                counted.append(n)
+                if interrupting and sum(counted) >= 10:
+                    raise KeyboardInterrupt
+
+        def note(self, text):
+            notes.append(text)
+
+    interrupting = True
+    with pytest.raises(KeyboardInterrupt):
+        funnel_probe(energy, content, probe, data=two, progress_file=path, reporter=Log())
+    saved = load_progress(path, "funnel")
+    strings = len(saved["mapping/refining/info"]["rows"])
+    assert saved["mapping/refining/info"]["done"] == 8 and "mapping/new" not in saved
+    code, said, _ = run(capsys, "info", f"{path}.funnel.partial")
+    assert code == 0, said
+    assert (f"mapping    the new minima into the map: done: nothing yet; under way: the string method: 8 of "
+            f"{strings} strings") in said
+    interrupting = False
+    counted.clear()
+    resumed = funnel_probe(energy, content, probe, data=two, progress_file=path, resume=True, reporter=Log())
+    assert counted[0] == 8  # (the strings run before: counted, not run again)
+    assert any(t.startswith(f"resuming the string method (new neighbours) after 8 of its {strings}") for t in notes)
+    assert_same_map(resumed.content, whole.content)
+    np.testing.assert_array_equal(resumed.funnel.chain_minimum, whole.funnel.chain_minimum)
+
+
+@pytest.mark.parametrize("where", ["after the new neighbours", "between batches", "inside a batch"])
+def test_a_probe_interrupted_while_mapping_its_new_minima_resumes_to_the_same_map(tmp_path, monkeypatch, capsys,
+                                                                                   where):
+    # A map of 2 of the 8 wells in 3-D; the probe's chains find the other 6, which are
+    # mapped into it at each of its 5 levels, one minimum per round: many batches of trials,
+    # saved after every one (and inside them). Interrupted anywhere, the probe continues
+    # from the last save to the map and funnel the uninterrupted probe gives.
+    monkeypatch.setattr(pipeline, "_SAVE_EVERY", 0.0)
+    monkeypatch.setattr(pipeline, "_SAVE_COST", 0.0)
+    energy, two, path, content, probe, whole = _two_of_eight_wells(tmp_path)
 
     stages: list[str] = []
     notes: list[str] = []

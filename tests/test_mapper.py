@@ -524,6 +524,62 @@ def test_a_map_interrupted_after_a_pass_of_refinement_resumes_after_it(tmp_path,
     assert resumed.attrs["barriers"] == whole.attrs["barriers"]
 
 
+def test_a_map_interrupted_inside_the_string_method_resumes_there(tmp_path, monkeypatch, capsys):
+    # The neighbour pairs' strings run in batches (here of 4); the progress is saved after
+    # each, so a run interrupted among them continues after the last batch saved, to the
+    # uninterrupted map.
+    monkeypatch.setattr(pipeline, "_SAVE_EVERY", 0.0)
+    monkeypatch.setattr(pipeline, "_SAVE_COST", 0.0)
+    monkeypatch.setattr(pipeline, "_STRING_BATCH", 4)
+    e = wells_energy(3)
+    cfg = MapConfig(chains=32, rounds=2, max_steps=400, patience=50, attempts=1, grid=0)
+    whole = build_map(e, cfg).content
+    out = tmp_path / "w.h5"
+    notes: list[str] = []
+    counted: list[int] = []
+
+    class Interrupt(Reporter):
+        strings = False
+
+        def stage(self, name, total=None, unit="it"):
+            self.strings = name.startswith("refining barriers (neighbours")
+
+        def advance(self, n=1):
+            if self.strings:
+                counted.append(n)
+                if sum(counted) >= 10:
+                    raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        build_map(e, cfg, progress_file=out, reporter=Interrupt())
+    saved = load_progress(out)
+    assert saved["refining/info"]["done"] == 8 and saved["refining/info"]["phase"] == 0
+    assert "pairs/pairs" not in saved  # (the neighbours' stage under way)
+    from conftest import run
+
+    code, said, _ = run(capsys, "info", out)
+    assert code == 0 and f"under way  the string method: 8 of {len(saved['refining/info']['rows'])} strings" in said
+
+    class Notes(Reporter):
+        def stage(self, name, total=None, unit="it"):
+            self.strings = name.startswith("refining barriers (neighbours")
+
+        def advance(self, n=1):
+            if getattr(self, "strings", False):
+                counted.append(n)
+
+        def note(self, text):
+            notes.append(text)
+
+    counted.clear()
+    resumed = build_map(e, cfg, progress_file=out, resume=True, reporter=Notes()).content
+    assert counted[0] == 8  # (the strings run before the interruption: counted, not run again)
+    assert any(t.startswith("resuming the string method (neighbours) after 8 of its") for t in notes)
+    assert_same_map(resumed, whole)
+    np.testing.assert_array_equal(resumed.tree_saddle, whole.tree_saddle)
+    assert not any(k.startswith("refining/") for k in load_progress(out))  # (the stage done replaces it)
+
+
 @pytest.mark.parametrize("scale", [0.01, 1.0, 100.0])
 def test_a_ridge_the_chains_step_over_still_sets_the_tree(scale):
     # Two wells at x0 = -1, 1 (energy 0) and a ridge 3 high and 0.01 wide across x0 = 0:

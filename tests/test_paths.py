@@ -363,3 +363,41 @@ def test_a_chain_that_stepped_over_a_ridge_has_its_estimate_raised_to_the_top_of
     # an estimate the path confirms is kept as it is
     table.estimate[0] = 5.0
     assert close_estimates(e, minima_energy, table, paths_, set()) == (1, 0) and table.estimate[0] == 5.0
+
+
+@pytest.mark.parametrize("retry", [False, True])
+def test_refine_pairs_resumed_after_any_batch_gives_the_uninterrupted_result(retry):
+    # What on_batch hands out after each batch of strings is enough to continue to the very
+    # result of the uninterrupted run, in the first run of the strings and in their retries
+    # (estimates set at the minima, so every string ends above its estimate and runs again).
+    from landscape.mapping.barriers import RefineProgress
+    from landscape.potentials import tilted_wells, tilted_wells_exact
+
+    answer = tilted_wells_exact(3)
+    energy = Energy(tilted_wells, shape=(3,), data_range=(-2.0, 2.0), dtype=torch.float64)
+    x = torch.from_numpy(answer.minima)
+    pairs = np.array([[i, j] for i in range(8) for j in range(i + 1, 8)])[:20]
+    floor = np.maximum(answer.energy[pairs[:, 0]], answer.energy[pairs[:, 1]])
+    table = PairTable(pairs, floor if retry else floor + 10.0, np.full(20, np.nan), np.full(20, np.nan),
+                      np.full(20, NEIGHBOUR, dtype=np.uint8))
+    rows = list(range(20))
+    saved: list[RefineProgress] = []
+    whole = refine_pairs(energy, x, table, rows, images=8, steps=60, climb_steps=20, batch=6,
+                         on_batch=lambda get: saved.append(get()))
+    assert (whole.retried == 20) == retry and whole.retried in (0, 20)
+    assert [(s.phase, s.done) for s in saved] == [(0, 6), (0, 12), (0, 18), (0, 20)] + (
+        [(1, 6), (1, 12), (1, 18), (1, 20)] if retry else [])
+    for progress in saved[:-1]:
+        counted = []
+        again = refine_pairs(energy, x, table, rows, images=8, steps=60, climb_steps=20, batch=6,
+                             resume_from=progress, progress=counted.append)
+        assert sum(counted) == 20 + whole.retried  # (the strings run before count once, as they were)
+        np.testing.assert_array_equal(again.saddle, whole.saddle)
+        np.testing.assert_array_equal(again.saddle_x, whole.saddle_x)
+        np.testing.assert_array_equal(again.paths, whole.paths)
+        np.testing.assert_array_equal(again.saddle_point, whole.saddle_point)
+        assert list(again.stops) == list(whole.stops) and again.retried == whole.retried
+    bad = saved[0]
+    bad.saddle_x = bad.saddle_x[:, :2]
+    with pytest.raises(LandscapeError, match="string method does not fit"):
+        refine_pairs(energy, x, table, rows, images=8, steps=60, batch=6, resume_from=bad)

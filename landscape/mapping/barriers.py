@@ -42,6 +42,7 @@ import torch
 from landscape.mapping.ad import PairRecords
 from landscape.mapping.neighbors import nearest
 from landscape.energy import Energy
+from landscape.errors import LandscapeError
 from landscape.mapping.paths import STOPS, polyline_max, segment_max, string_method_batch
 from landscape.io.records import ATTRACTION, CHAIN_SLACK, NEIGHBOUR, REFINED_SLACK, PairTable
 from landscape.mapping.tree import minimax_tree
@@ -304,6 +305,45 @@ class Refinement:
         return f"{n} string{'' if n == 1 else 's'}: " + ", ".join(parts)
 
 
+@dataclass
+class RefineProgress:
+    """:func:`refine_pairs` part-way, after a batch of strings: what its ``on_batch`` hands
+    out to save, and what its ``resume_from`` continues from (to the very result of the
+    uninterrupted run: the strings of a batch depend on that batch alone).
+
+    ``phase`` 0 runs every row's string, 1 runs again (with twice the images) those of
+    ``positions`` (indices into the rows) that ended too far above their estimate;
+    ``done``: the positions of the phase run so far. The arrays, one entry per row: the
+    barrier so far (NaN: none yet), whether it is a saddle point, the saddle image, the
+    higher end's energy, why the string stopped (an index into :data:`STOPS`, -1: not
+    run), and the relaxed string (None: not run).
+    """
+
+    phase: int
+    done: int
+    positions: list[int]
+    saddle: np.ndarray
+    at_saddle: np.ndarray
+    saddle_x: np.ndarray
+    floor: np.ndarray
+    stops: np.ndarray
+    paths: list[np.ndarray | None]
+
+
+def _check_refine_progress(saved: RefineProgress, m: int, shape: tuple[int, ...]) -> None:
+    """Refuse (one line) refinement progress that does not fit ``m`` rows of ``shape``."""
+    positions = list(saved.positions)
+    ok = (saved.phase in (0, 1) and 0 <= saved.done <= (len(positions) if saved.phase else m)
+          and all(0 <= q < m for q in positions) and len(set(positions)) == len(positions)
+          and (saved.phase == 1) == bool(positions)
+          and all(np.shape(a) == (m,) for a in (saved.saddle, saved.at_saddle, saved.floor, saved.stops))
+          and np.shape(saved.saddle_x) == (m, *shape) and len(saved.paths) == m
+          and all(-1 <= int(k) < len(STOPS) for k in saved.stops)
+          and all(p is None or (np.ndim(p) == 1 + len(shape) and np.shape(p)[1:] == shape) for p in saved.paths))
+    if not ok:
+        raise LandscapeError("the saved progress of the string method does not fit these pairs")
+
+
 def refine_pairs(
     energy: Energy,
     x: torch.Tensor,
@@ -318,6 +358,8 @@ def refine_pairs(
     max_images: int | None = None,
     progress: Callable[[int], None] | None = None,
     detail: Callable[[str], None] | None = None,
+    on_batch: Callable[[Callable[[], RefineProgress]], None] | None = None,
+    resume_from: RefineProgress | None = None,
 ) -> Refinement:
     """Refine the barriers of ``rows`` of the table with the string method, in batches.
 
@@ -332,6 +374,10 @@ def refine_pairs(
 
     ``progress`` is called with the number of pairs of each batch done, ``detail`` with a
     line on the batch under way (iterations, strings still relaxing) as it relaxes.
+    ``on_batch`` is called after each batch with a function returning the
+    :class:`RefineProgress` (the caller decides when it is worth saving: a batch of image
+    strings can run for a minute), and ``resume_from`` continues from one (the same rows
+    and settings) to the uninterrupted result.
 
     Returns
     -------
@@ -362,10 +408,19 @@ def refine_pairs(
     stops = np.full(m, "", dtype=object)
     floor = np.full(m, np.nan)
     retried = 0
+    if resume_from is not None:
+        _check_refine_progress(resume_from, m, shape)
+        if progress is not None:  # (the strings run before)
+            progress(resume_from.done + (m if resume_from.phase else 0))
+        saddle, at_saddle, saddle_x, floor = (np.array(a, dtype=d) for a, d in (
+            (resume_from.saddle, np.float64), (resume_from.at_saddle, bool), (resume_from.saddle_x, np.float32),
+            (resume_from.floor, np.float64)))
+        stops = np.array([STOPS[k] if k >= 0 else "" for k in resume_from.stops], dtype=object)
+        out_paths = [None if p is None else np.asarray(p, dtype=np.float32) for p in resume_from.paths]
 
-    def run(positions: list[int], k_images: int) -> None:
+    def run(positions: list[int], k_images: int, phase: int, start: int = 0) -> None:
         n_batches = -(-len(positions) // batch)
-        for s in range(0, len(positions), batch):
+        for s in range(start, len(positions), batch):
             chunk = positions[s : s + batch]
             on_iteration = None
             if detail is not None:
@@ -405,16 +460,26 @@ def refine_pairs(
                     out_paths[q] = res.path.detach().float().cpu().numpy()
             if progress is not None:
                 progress(len(chunk))
+            if on_batch is not None:
+                on_batch(lambda done=s + len(chunk): RefineProgress(
+                    phase, done, list(positions) if phase else [], saddle.copy(), at_saddle.copy(), saddle_x.copy(),
+                    floor.copy(), np.array([STOPS.index(w) if w else -1 for w in stops], dtype=np.int64),
+                    list(out_paths)))
 
-    run(list(range(m)), images)
-    estimate = table.estimate[rows] if m else np.zeros(0)
-    estimate = np.maximum(estimate, floor)  # no barrier is below the higher minimum
-    share = np.where(np.isfinite(table.alpha[rows]), CHAIN_SLACK, REFINED_SLACK) if m else np.zeros(0)
-    slack = share * (estimate - floor) + 1e-6 * np.abs(estimate)
-    above = [q for q in range(m) if saddle[q] > estimate[q] + slack[q]]
+    phase, start = (0, 0) if resume_from is None else (resume_from.phase, resume_from.done)
+    if phase == 0:
+        run(list(range(m)), images, 0, start)
+        estimate = table.estimate[rows] if m else np.zeros(0)
+        estimate = np.maximum(estimate, floor)  # no barrier is below the higher minimum
+        share = np.where(np.isfinite(table.alpha[rows]), CHAIN_SLACK, REFINED_SLACK) if m else np.zeros(0)
+        slack = share * (estimate - floor) + 1e-6 * np.abs(estimate)
+        above = [q for q in range(m) if saddle[q] > estimate[q] + slack[q]]
+        start = 0
+    else:
+        above = list(resume_from.positions)
     if above:
         retried = len(above)
-        run(above, 2 * images)
+        run(above, 2 * images, 1, start)
     k_max = max([p.shape[0] for p in out_paths if p is not None], default=images)
     stacked = np.full((m, k_max, *shape), np.nan, dtype=np.float32)
     for q, p in enumerate(out_paths):

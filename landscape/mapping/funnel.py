@@ -277,9 +277,9 @@ def funnel_probe(
         Training examples for the chains from data (needed unless ``init`` is "noise").
     progress_file : path, optional
         The map: the chains' end points are kept in ``<map>.funnel.partial`` after
-        each level, and the mapping of the new minima part-way (after its neighbour
-        barriers, during and after its attraction-diffusion, after each pass of
-        refinement), so ``resume=True`` continues an interrupted probe.
+        each level, and the mapping of the new minima part-way (between batches of
+        strings, after its neighbour barriers, during and after its attraction-diffusion,
+        after each pass of refinement), so ``resume=True`` continues an interrupted probe.
     resume : bool
     reporter : Reporter, optional
     refine : bool, optional
@@ -361,10 +361,13 @@ def describe_progress(state: dict[str, Any]) -> list[tuple[str, str]]:
     chains = np.asarray(state.get("level0/energy", np.zeros(0))).size
     out = [("done", f"{levels} noise level{'' if levels == 1 else 's'} of chains run and quenched "
                     f"({chains:,} chains each)" if levels else "nothing yet (the first noise level's chains)")]
-    if MAPPING + "new" in state:
-        n_old, m = (int(v) for v in state[MAPPING + "new"])
+    if any(k.startswith(MAPPING) for k in state):
         lines = dict(describe_progress_of_map(state, MAPPING))
-        line = f"{m:,} new minima into the map of {n_old:,}: done: {lines['done']}"
+        if MAPPING + "new" in state:
+            n_old, m = (int(v) for v in state[MAPPING + "new"])
+            line = f"{m:,} new minima into the map of {n_old:,}: done: {lines['done']}"
+        else:
+            line = f"the new minima into the map: done: {lines['done']}"
         if "under way" in lines:
             line += f"; under way: {lines['under way']}"
         out.append(("mapping", line))

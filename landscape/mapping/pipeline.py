@@ -20,9 +20,11 @@ by :mod:`landscape.mapping.settings`, the same for the Python API and the comman
    tree (strings started on the chains' own paths), and the final tree.
 6. For 2-D energies, the energy on a grid over the box (``/grid``) for pictures.
 
-A long run saves its state after each stage (and each level) with
-:func:`landscape.io.progress.save_progress`; called again with ``resume=True`` and the same
-settings it continues where it stopped.
+A long run saves its state after each stage, and inside the long ones (between and
+inside batches of attraction-diffusion trials, between batches of strings, after each pass
+of refinement), with :func:`landscape.io.progress.save_progress`; called again with
+``resume=True`` and the same settings it continues where it stopped, once
+:func:`check_progress` has found the saved state whole.
 """
 
 from __future__ import annotations
@@ -48,7 +50,7 @@ from landscape.mapping.ad import (
     extend_ladder,
 )
 from landscape.mapping.barriers import (
-    Refinement, add_records, close_estimates, neighbour_table, refine_pairs, refinement_rows,
+    Refinement, RefineProgress, add_records, close_estimates, neighbour_table, refine_pairs, refinement_rows,
 )
 from landscape.distributed import current as current_group
 from landscape import fused
@@ -330,15 +332,38 @@ def _table_from_state(state: dict[str, Any], prefix: str = "pairs") -> PairTable
 
 def _refine(energy: Energy, x: torch.Tensor, table: PairTable, rows: list[int], cfg: MapConfig,
             paths: dict[tuple[int, int], torch.Tensor], saddles: _Saddles, keep_paths: bool,
-            reporter: Reporter, what: str) -> tuple[int, int]:
+            reporter: Reporter, what: str, run: _Run | None = None) -> tuple[int, int]:
     """Refine ``rows`` of the table in place; return how many strings were retried and
-    how many of the strings kept (one per row) ran out of iterations."""
+    how many of the strings kept (one per row) ran out of iterations. With ``run``, the
+    strings' progress is saved between their batches (``refining/...``), and continued
+    from there when that state holds it for these rows."""
     if not rows:
         return 0, 0
     reporter.stage(f"refining barriers ({what}, string method)", total=len(rows), unit="pair")
+    shape = tuple(energy.shape)
+    saved = None if run is None else _refining_from_state(run.state, rows, shape)
+    if saved is not None:
+        reporter.note(f"resuming the string method ({what}) after {saved.done:,} of its "
+                      f"{len(saved.positions) if saved.phase else len(rows):,} strings"
+                      + (" run again" if saved.phase else ""))
+    on_batch = None
+    if run is not None and run.saver is not None:
+        last = {"at": time.perf_counter(), "took": 0.0}
+
+        def on_batch(progress: Callable[[], RefineProgress]) -> None:
+            now = time.perf_counter()
+            if now - last["at"] < max(_SAVE_EVERY, _SAVE_COST * last["took"]):
+                return
+            _refining_to_state(run.state, rows, progress(), shape)
+            run.save()
+            last["at"] = time.perf_counter()
+            last["took"] = last["at"] - now
+
     ref = refine_pairs(energy, x, table, rows, paths=paths, images=cfg.refine_images, steps=cfg.refine_steps,
-                       climb_steps=cfg.refine_climb_steps,
-                       progress=reporter.advance, detail=reporter.detail)
+                       climb_steps=cfg.refine_climb_steps, batch=_STRING_BATCH,
+                       progress=reporter.advance, detail=reporter.detail, on_batch=on_batch, resume_from=saved)
+    if run is not None:
+        _drop(run.state, _REFINING)
     saddles.add(table, ref, keep_paths)
     # (on a network strings seldom converge: say how many ran out of iterations, and which
     # settings give them more)
@@ -346,10 +371,45 @@ def _refine(energy: Energy, x: torch.Tensor, table: PairTable, rows: list[int], 
     return ref.retried, ref.count_stops()["budget"]
 
 
+#: Strings per batch of the string method (a batch's progress is what a resumed run keeps).
+_STRING_BATCH = 256
+_REFINING = "refining/"
+
+
+def _refining_to_state(state: MutableMapping[str, Any], rows: list[int], progress: RefineProgress,
+                       shape: tuple[int, ...]) -> None:
+    """The string method part-way over ``rows`` (``refining/...``)."""
+    state[f"{_REFINING}info"] = {"rows": [int(r) for r in rows], "phase": progress.phase, "done": progress.done,
+                                 "positions": [int(q) for q in progress.positions]}
+    state[f"{_REFINING}saddle"], state[f"{_REFINING}at_saddle"] = progress.saddle, progress.at_saddle.astype(np.int8)
+    state[f"{_REFINING}saddle_x"], state[f"{_REFINING}floor"] = progress.saddle_x, progress.floor
+    state[f"{_REFINING}stops"] = progress.stops
+    _paths_to_state(state, _REFINING, [None if p is None else torch.from_numpy(p) for p in progress.paths], shape)
+
+
+def _refining_from_state(state: MutableMapping[str, Any], rows: list[int],
+                         shape: tuple[int, ...]) -> RefineProgress | None:
+    """The string method's saved progress over exactly ``rows``, or None."""
+    info = state.get(f"{_REFINING}info")
+    if not isinstance(info, dict) or info.get("rows") != [int(r) for r in rows]:
+        return None
+    try:
+        paths = _paths_from_state(state, _REFINING, len(rows))
+        return RefineProgress(
+            int(info["phase"]), int(info["done"]), [int(q) for q in info["positions"]],
+            np.asarray(state[f"{_REFINING}saddle"]), np.asarray(state[f"{_REFINING}at_saddle"]).astype(bool),
+            np.asarray(state[f"{_REFINING}saddle_x"]), np.asarray(state[f"{_REFINING}floor"]),
+            np.asarray(state[f"{_REFINING}stops"]), [None if p is None else p.numpy() for p in paths])
+    except (KeyError, TypeError, ValueError, IndexError) as err:
+        raise LandscapeError(f"the saved progress of the string method is damaged ({err!r}); "
+                             "delete its .partial file to start afresh") from None
+
+
 def _refine_until_settled(energy: Energy, x: torch.Tensor, minima_energy: np.ndarray, table: PairTable,
                           cfg: MapConfig, paths: dict[tuple[int, int], torch.Tensor], saddles: _Saddles,
                           keep_paths: bool, reporter: Reporter, refine: bool = True, done: int = 0,
-                          after_pass: Callable[[int, int, int], None] | None = None) -> tuple[int, int]:
+                          after_pass: Callable[[int, int, int], None] | None = None,
+                          run: _Run | None = None) -> tuple[int, int]:
     """Settle the tree's barriers once attraction-diffusion has added its pairs: refine the
     pairs that could still lower the tree, in passes (refining lowers some barriers, which
     can bring other pairs near the tree), from pass ``done`` on (the table as those left
@@ -369,7 +429,8 @@ def _refine_until_settled(energy: Energy, x: torch.Tensor, minima_energy: np.nda
         rows = refinement_rows(minima_energy, table, cfg.refine_slack)
         if not rows:
             break
-        r, b = _refine(energy, x, table, rows, cfg, paths, saddles, keep_paths, reporter, "attraction-diffusion pairs")
+        r, b = _refine(energy, x, table, rows, cfg, paths, saddles, keep_paths, reporter, "attraction-diffusion pairs",
+                       run)
         retried, at_budget = retried + r, at_budget + b
         close()  # (where the tree rises, the next pass refines the pairs that now come near it)
         if after_pass is not None:
@@ -590,6 +651,11 @@ def describe_progress(state: MutableMapping[str, Any], prefix: str = "") -> list
             rows = np.asarray(state.get(f"{_TURN}/rows", np.zeros(0))).size
             line += f"; inside a batch of trials at step {int(state[f'{_TURN}/info']['step']):,} ({rows:,} running)"
         out.append(("under way", line))
+    if f"{_REFINING}info" in state:
+        info = state[f"{_REFINING}info"]
+        total = len(info["positions"]) if info["phase"] else len(info["rows"])
+        out.append(("under way", f"the string method: {int(info['done']):,} of {total:,} strings"
+                                 + (" run again with twice the images" if info["phase"] else "")))
     seconds = state.get("seconds") or {}
     if seconds:
         out.append(("time", f"{sum(float(v) for v in seconds.values()) + float(state.get('running_seconds', 0.0)):.0f} s "
@@ -712,6 +778,19 @@ def _check_progress(state: MutableMapping[str, Any], shape: tuple[int, ...], n: 
             _check_records(state, f"running{key}", n, shape)
     _want(f"{_TURN}/info" in state or not any(k.startswith(_TURN) for k in state),
           f"{_TURN} holds a batch without its description")
+    if any(k.startswith(_REFINING) for k in state):
+        info = state[f"{_REFINING}info"]
+        _want(isinstance(info, dict) and isinstance(info["rows"], list), "refining/info is not a table")
+        m = len(info["rows"])
+        for q in (*info["rows"], info["phase"], info["done"], *info["positions"]):
+            _count(q, "refining/info")
+        for name, dims, kind in (("saddle", (m,), "f"), ("at_saddle", (m,), "b"), ("floor", (m,), "f"),
+                                 ("stops", (m,), "i"), ("saddle_x", (m, *shape), "f")):
+            _array(state, f"{_REFINING}{name}", dims, kind)
+        have = _array(state, f"{_REFINING}with_path", (None,), "i")
+        _indices(have, m, f"{_REFINING}with_path")
+        if have.size:
+            _paths_whole(_array(state, f"{_REFINING}paths", (have.size, None, *shape), "f"), f"{_REFINING}paths")
 
 
 def _check_table(state: MutableMapping[str, Any], prefix: str, n: int) -> None:
@@ -907,7 +986,7 @@ def _stage_neighbours(run: _Run, minima: Minima, saddles: _Saddles, keep_paths: 
         if config.refine:
             rows = refinement_rows(minima.energy.numpy(), table, config.refine_slack)
             retried, at_budget = _refine(run.energy, minima.x, table, rows, config, {}, saddles, keep_paths,
-                                         run.reporter, "neighbours")
+                                         run.reporter, "neighbours", run)
         _table_to_state(state, table)
         saddles.to_state(state, tuple(run.energy.shape))
         state["refine/retried"], state["refine/at_budget"], state["stage"] = retried, at_budget, "neighbour barriers"
@@ -1101,7 +1180,7 @@ def _stage_connected(
             run.save()
 
         _refine_until_settled(run.energy, minima.x, e, table, config, ad_paths, saddles, keep_paths, run.reporter,
-                              config.refine, done, after_pass)
+                              config.refine, done, after_pass, run)
         _table_to_state(state, table)
         saddles.to_state(state, shape)
         _drop(state, "connected/")
@@ -1232,8 +1311,8 @@ def extend_map(
         they keep their estimates (refined barriers already in the map are kept either way).
     state : dict, optional
         Where the work's progress is kept (keys ``mapping/...``; the funnel probe's saved
-        state): after each stage, and part-way through the ladder as :func:`build_map`
-        does. Called again with the state as saved (the same map, new minima, seed and
+        state): after each stage, and part-way through the string method and the ladder
+        as :func:`build_map` does. Called again with the state as saved (the same map, new minima, seed and
         ``refine``), the work continues from there to the uninterrupted result.
     save : callable, optional
         Called whenever ``state`` holds progress worth writing (the caller writes it).
@@ -1284,7 +1363,7 @@ def extend_map(
         if refine:
             rows = [e for e in refinement_rows(e_all, table, cfg.refine_slack)
                     if table.pairs[e, 1] >= n_old and (table.source[e] & NEIGHBOUR)]
-            _refine(energy, x_all, table, rows, cfg, {}, saddles, keep_paths, reporter, "new neighbours")
+            _refine(energy, x_all, table, rows, cfg, {}, saddles, keep_paths, reporter, "new neighbours", run)
         _table_to_state(run.state, table)
         saddles.to_state(run.state, shape)
         run.state.update({"new": [n_old, m], "refine": refine, "stage": "new neighbours"})
