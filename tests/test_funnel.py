@@ -413,6 +413,7 @@ def test_a_probe_interrupted_while_mapping_its_new_minima_resumes_to_the_same_ma
     assert len(said) == (where != "after the new neighbours")
     assert (where == "inside a batch") == any(", inside a batch of trials at step" in t for t in said)
     assert_same_map(resumed.content, whole.content)
+    assert set(load_progress(path, "funnel")["mapping/seconds"]) == {"neighbours", "basins", "refine"}  # (all timed)
     np.testing.assert_array_equal(resumed.funnel.chain_minimum, whole.funnel.chain_minimum)
     np.testing.assert_array_equal(resumed.funnel.occupancy, whole.funnel.occupancy)
 

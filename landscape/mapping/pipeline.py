@@ -1356,6 +1356,7 @@ def extend_map(
                state={} if state is None else _Prefixed(state, "mapping/"))
     _check_extension(run.state, n_old, m, refine)
     check_progress(run.state, shape, n)
+    run.seconds = dict(run.state.get("seconds", {}))  # (the stages' times before an interruption)
     if "pairs/pairs" not in run.state:  # the new minima's neighbour pairs, refined
         t0 = time.perf_counter()
         saddles = _saddles_of(content)
