@@ -40,12 +40,13 @@ from typing import Any
 import numpy as np
 import torch
 
+from landscape import checks
 from landscape.energy import Energy, stage
 from landscape.errors import LandscapeError
 from landscape.sampling.langevin import sample
 from landscape.io.mapfile import FunnelData, MapContent
 from landscape.io.progress import resume_progress, save_progress
-from landscape.mapping.pipeline import NamedStages, Reporter, extend_map
+from landscape.mapping.pipeline import EXTENDING, NamedStages, Reporter, extend_map
 from landscape.mapping.pipeline import describe_progress as describe_progress_of_map
 from landscape.mapping.pipeline import progress_arrays as pipeline_progress_arrays
 from landscape.mapping.minima import Minima, QuenchResult, describe_stops, energy_tie, merge_duplicates, quench
@@ -341,7 +342,7 @@ def funnel_probe(
                         new_basins=int(extended.n_basins - content.n_basins), seconds=seconds)
 
 
-MAPPING = "mapping/"  # (the keys of the new minima's mapping in the probe's saved state: extend_map's)
+MAPPING = EXTENDING  # (the keys of the new minima's mapping in the probe's saved state: extend_map's)
 
 
 def progress_arrays(name: str) -> bool:
@@ -377,21 +378,21 @@ def describe_progress(state: dict[str, Any]) -> list[tuple[str, str]]:
 def _check_saved(state: dict[str, Any], energy: Energy, config: FunnelConfig) -> None:
     """Refuse a probe's saved progress that is damaged (one line): its noise levels' chains
     (the mapping of their new minima is checked by :func:`extend_map`)."""
-    done = state.get("levels_done", 0)
     chains = len(config.starts) * config.chains
-    ok = isinstance(done, int) and not isinstance(done, bool) and 0 <= done <= len(config.noise)
-    for k in range(len(config.noise)):
-        if not ok or (k >= done and f"level{k}/x" not in state):
-            continue
-        x, u = (np.asarray(state.get(f"level{k}/{name}", np.zeros(0))) for name in ("x", "energy"))
-        ok = (x.shape == (chains, *energy.shape) and x.dtype.kind == "f" and bool(np.isfinite(x).all())
-              and u.shape == (chains,) and u.dtype.kind == "f" and bool(np.isfinite(u).all()))
-    seconds = state.get("seconds", {})
-    ok = ok and isinstance(seconds, dict) and all(
-        isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in seconds.values())
-    if not ok:
-        raise LandscapeError("the saved progress of the funnel probe is damaged: delete its .funnel.partial file "
-                             "(or pass --force) to start afresh")
+    try:
+        done = checks.integer(None, "levels_done", state.get("levels_done", 0), minimum=0, maximum=len(config.noise))
+        for k in range(len(config.noise)):
+            if k >= done and f"level{k}/x" not in state:
+                continue
+            x, u = (np.asarray(state.get(f"level{k}/{name}", np.zeros(0))) for name in ("x", "energy"))
+            if not (x.shape == (chains, *energy.shape) and x.dtype.kind == "f" and bool(np.isfinite(x).all())
+                    and u.shape == (chains,) and u.dtype.kind == "f" and bool(np.isfinite(u).all())):
+                raise LandscapeError(f"noise level {k}'s chains are not {chains} finite points and energies")
+        for key, value in checks.mapping(None, "seconds", state.get("seconds", {})).items():
+            checks.number(None, f"seconds {key}", value)
+    except LandscapeError as err:
+        raise LandscapeError(f"the saved progress of the funnel probe is damaged ({err}): delete its .funnel.partial "
+                             "file (or pass --force) to start afresh") from None
 
 
 def _check_inputs(energy: Energy, content: MapContent, config: FunnelConfig, data: torch.Tensor | None) -> None:

@@ -53,10 +53,11 @@ from landscape.mapping.barriers import (
     Refinement, RefineProgress, add_records, close_estimates, neighbour_table, refine_pairs, refinement_rows,
 )
 from landscape.distributed import current as current_group
-from landscape import fused
+from landscape import checks, fused
 from landscape.distributed import from_main, split_energy
 from landscape.energy import Energy, reset_stage, set_stage, stage
 from landscape.errors import LandscapeError
+from landscape.io.files import first_line
 from landscape.io.mapfile import check_partition
 from landscape.io.progress import resume_progress, save_progress
 from landscape.mapping.minima import Minima, QuenchResult, describe_stops, energy_tie, find_minima, merge_duplicates
@@ -348,16 +349,10 @@ def _refine(energy: Energy, x: torch.Tensor, table: PairTable, rows: list[int], 
                       + (" run again" if saved.phase else ""))
     on_batch = None
     if run is not None and run.saver is not None:
-        last = {"at": time.perf_counter(), "took": 0.0}
+        keep = _spaced(run)
 
         def on_batch(progress: Callable[[], RefineProgress]) -> None:
-            now = time.perf_counter()
-            if now - last["at"] < max(_SAVE_EVERY, _SAVE_COST * last["took"]):
-                return
-            _refining_to_state(run.state, rows, progress(), shape)
-            run.save()
-            last["at"] = time.perf_counter()
-            last["took"] = last["at"] - now
+            keep(lambda: _refining_to_state(run.state, rows, progress(), shape))
 
     ref = refine_pairs(energy, x, table, rows, paths=paths, images=cfg.refine_images, steps=cfg.refine_steps,
                        climb_steps=cfg.refine_climb_steps, batch=_STRING_BATCH,
@@ -512,6 +507,29 @@ def _level_from_state(state: dict[str, Any], k: int | str) -> tuple[Partition, P
 _SAVE_EVERY = 10.0
 _SAVE_COST = 30.0
 _TURN = "running_turn"
+
+
+def _spaced(run: _Run) -> Callable[..., None]:
+    """``keep(write, after=None)`` for saving part-way through long work: where
+    ``run`` keeps its progress and the last such save lies ``_SAVE_EVERY`` seconds and
+    ``_SAVE_COST`` times its own duration back, ``write()`` (the progress into
+    ``run.state``), save, then ``after()`` (also when the save failed)."""
+    last = {"at": time.perf_counter(), "took": 0.0}
+
+    def keep(write: Callable[[], None], after: Callable[[], None] | None = None) -> None:
+        now = time.perf_counter()
+        if run.saver is None or now - last["at"] < max(_SAVE_EVERY, _SAVE_COST * last["took"]):
+            return
+        write()
+        try:
+            run.save()
+        finally:
+            if after is not None:
+                after()
+        last["at"] = time.perf_counter()
+        last["took"] = last["at"] - now
+
+    return keep
 
 
 def _running_to_state(state: dict[str, Any], keys: list[str], saved: list[LevelProgress],
@@ -676,22 +694,14 @@ def check_progress(state: MutableMapping[str, Any], shape: tuple[int, ...], n: i
     restored (:meth:`~landscape.mapping.ad._State.restore` and the batch's own check)."""
     try:
         _check_progress(state, shape, n)
-    except (KeyError, TypeError, ValueError, IndexError, AttributeError) as err:
-        why = f"no {err.args[0]!r}" if isinstance(err, KeyError) else str(err).splitlines()[0] if str(err) else repr(err)
+    except (LandscapeError, KeyError, TypeError, ValueError, IndexError, AttributeError) as err:
+        why = f"no {err.args[0]!r}" if isinstance(err, KeyError) else first_line(err)
         raise LandscapeError(f"the saved progress is damaged ({why}): delete its .partial file to start afresh") \
             from None
 
 
 def _count(value: Any, what: str) -> int:
-    _want(isinstance(value, (int, np.integer)) and not isinstance(value, bool) and value >= 0,
-          f"{what} is not a count")
-    return int(value)
-
-
-def _number(value: Any, what: str) -> float:
-    _want(isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
-          and math.isfinite(float(value)), f"{what} is not a finite number")
-    return float(value)
+    return checks.integer(None, what, value, minimum=0)
 
 
 def _want(ok: bool, message: str) -> None:
@@ -726,7 +736,7 @@ def _check_progress(state: MutableMapping[str, Any], shape: tuple[int, ...], n: 
         for key in ("explore/rounds", "explore/chains"):
             _count(state[key], key)
         if "explore/new" in state:
-            _want(isinstance(state["explore/new"], int) and state["explore/new"] >= -1, "explore/new is not a count")
+            checks.integer(None, "explore/new", state["explore/new"], minimum=-1)
         if "explore/stops" in state:
             stops = state["explore/stops"]
             _want(isinstance(stops, list) and len(stops) == 3, "explore/stops is not three counts")
@@ -737,20 +747,18 @@ def _check_progress(state: MutableMapping[str, Any], shape: tuple[int, ...], n: 
             _count(state[key], key)
     for key in ("running_seconds", "connected/seconds"):
         if key in state:
-            _number(state[key], key)
-    seconds = state.get("seconds", {})
-    _want(isinstance(seconds, dict), "seconds is not a table of timings")
-    for key, value in seconds.items():
-        _number(value, f"seconds {key}")
+            checks.number(None, key, state[key])
+    for key, value in checks.mapping(None, "seconds", state.get("seconds", {})).items():
+        checks.number(None, f"seconds {key}", value)
     if "settings" in state:
-        _want(isinstance(state["settings"], dict), "settings is not a table")
+        settings = checks.mapping(None, "settings", state["settings"])
         for key in ("ad_temperature", "alpha_unit", "delta", "ad_eps"):
-            _number(state["settings"][key], f"settings {key}")
+            checks.number(None, f"settings {key}", settings[key])
     for key in ("ladder", "ladder/inserted", "running_pulls"):
         if key in state:
             _want(isinstance(state[key], list), f"{key} is not a list")
             for m in state[key]:
-                _number(m, key)
+                checks.number(None, key, m)
     if n is None:
         _want(not any(k.startswith(("pairs/", "saddles/", "level", "running", "connected/")) for k in state),
               "stages after the minima without the minima")
@@ -1053,21 +1061,17 @@ def _ladder_saved(run: _Run, keys: list[str], pulls: list[float], title: str, wh
     if saved is not None:
         inside = f", inside a batch of trials at step {saved.batch.step:,}" if isinstance(saved, TurnProgress) else ""
         run.reporter.note(f"resuming {what} part-way{inside}")
-    last = {"at": time.perf_counter(), "took": 0.0}
+    spaced = _spaced(run)
 
     def keep(write: Callable[[], None]) -> None:
-        now = time.perf_counter()
-        if run.saver is None or now - last["at"] < max(_SAVE_EVERY, _SAVE_COST * last["took"]):
-            return
-        write()
-        state["running_pulls"] = list(pulls)  # (for `landscape info`)
-        state["running_seconds"] = now - t0
-        try:
-            run.save()
-        finally:  # (a batch's state is on disk now or not at all: its copy, up to GBs, need not stay in memory)
-            _drop(state, _TURN)
-        last["at"] = time.perf_counter()
-        last["took"] = last["at"] - now
+        def put() -> None:
+            write()
+            state["running_pulls"] = list(pulls)  # (for `landscape info`)
+            state["running_seconds"] = time.perf_counter() - t0
+
+        # (a batch's state is on disk after the save or not at all: its copy, up to GBs,
+        # need not stay in memory)
+        spaced(put, lambda: _drop(state, _TURN))
 
     def between(progress: Callable[[], list[LevelProgress]]) -> None:
         keep(lambda: _running_to_state(state, keys, progress(), shape))
@@ -1310,10 +1314,11 @@ def extend_map(
         Refine the new pairs by the string method [default: as the map was]. Without,
         they keep their estimates (refined barriers already in the map are kept either way).
     state : dict, optional
-        Where the work's progress is kept (keys ``mapping/...``; the funnel probe's saved
-        state): after each stage, and part-way through the string method and the ladder
-        as :func:`build_map` does. Called again with the state as saved (the same map, new minima, seed and
-        ``refine``), the work continues from there to the uninterrupted result.
+        Where the work's progress is kept (keys ``mapping/...``, :data:`EXTENDING`; the
+        funnel probe's saved state): after each stage, and part-way through the string
+        method and the ladder as :func:`build_map` does. Called again with the state as
+        saved (the same map, new minima, seed and ``refine``), the work continues from
+        there to the uninterrupted result.
     save : callable, optional
         Called whenever ``state`` holds progress worth writing (the caller writes it).
 
@@ -1353,7 +1358,7 @@ def extend_map(
     keep_paths = content.tree_path is not None or (n > 1 and energy.dim * cfg.refine_images * 2 * (n - 1) <= _PATH_BUDGET)
 
     run = _Run(energy, replace(cfg, refine=refine), reporter, save,
-               state={} if state is None else _Prefixed(state, "mapping/"))
+               state={} if state is None else _Prefixed(state, EXTENDING))
     _check_extension(run.state, n_old, m, refine)
     check_progress(run.state, shape, n)
     run.seconds = dict(run.state.get("seconds", {}))  # (the stages' times before an interruption)
@@ -1426,6 +1431,10 @@ def extend_map(
         diagnosis=None,
         attrs=attrs,
     )
+
+
+#: The keys under which :func:`extend_map` keeps its progress in the caller's state.
+EXTENDING = "mapping/"
 
 
 class _Prefixed(MutableMapping[str, Any]):
