@@ -33,6 +33,7 @@ from landscape.io.records import (
     PairTable,
     Partition,
 )
+from landscape.mapping.pipeline import Reporter
 from landscape.mapping.tree import minimax_tree
 
 
@@ -142,6 +143,30 @@ def assert_same_map(a, b) -> None:
     np.testing.assert_array_equal(a.tree.linkage, b.tree.linkage)
     for name in ("pairs", "estimate", "refined"):
         np.testing.assert_array_equal(getattr(a.barriers, name), getattr(b.barriers, name))
+
+
+class CountingStrings(Reporter):
+    """A reporter that counts the pairs refined in the stages whose name starts with
+    ``prefix`` (``counted``: what each call of ``advance`` said), keeps the notes, and
+    interrupts the run (KeyboardInterrupt) once ``stop_at`` pairs are counted."""
+
+    def __init__(self, prefix: str, stop_at: int | None = None):
+        self.prefix, self.stop_at = prefix, stop_at
+        self.counted: list[int] = []
+        self.notes: list[str] = []
+        self.strings = False
+
+    def stage(self, name, total=None, unit="it"):
+        self.strings = name.startswith(self.prefix)
+
+    def advance(self, n=1):
+        if self.strings:
+            self.counted.append(n)
+            if self.stop_at is not None and sum(self.counted) >= self.stop_at:
+                raise KeyboardInterrupt
+
+    def note(self, text):
+        self.notes.append(text)
 
 
 def arm_after_a_batch_save(monkeypatch, placed: int) -> list[int]:

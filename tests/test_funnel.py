@@ -36,7 +36,7 @@ from landscape.potentials import (
     tilted_wells,
     tilted_wells_exact,
 )
-from conftest import arm_after_a_batch_save, assert_one_line_error, assert_same_map, run
+from conftest import CountingStrings, arm_after_a_batch_save, assert_one_line_error, assert_same_map, run
 
 T = 0.05
 TAU = math.sqrt(T)
@@ -292,27 +292,9 @@ def test_a_probe_interrupted_in_the_strings_of_its_new_minima_resumes_there(tmp_
     monkeypatch.setattr(pipeline, "_SAVE_COST", 0.0)
     monkeypatch.setattr(pipeline, "_STRING_BATCH", 4)
     energy, two, path, content, probe, whole = _two_of_eight_wells(tmp_path)
-    counted: list[int] = []
-    notes: list[str] = []
-
-    class Log(Reporter):
-        strings = False
-
-        def stage(self, name, total=None, unit="it"):
-            self.strings = name.startswith("refining barriers (new neighbours")
-
-        def advance(self, n=1):
-            if self.strings:
-                counted.append(n)
-                if interrupting and sum(counted) >= 10:
-                    raise KeyboardInterrupt
-
-        def note(self, text):
-            notes.append(text)
-
-    interrupting = True
     with pytest.raises(KeyboardInterrupt):
-        funnel_probe(energy, content, probe, data=two, progress_file=path, reporter=Log())
+        funnel_probe(energy, content, probe, data=two, progress_file=path,
+                     reporter=CountingStrings("refining barriers (new neighbours", stop_at=10))
     saved = load_progress(path, "funnel")
     strings = len(saved["mapping/refining/info"]["rows"])
     assert saved["mapping/refining/info"]["done"] == 8 and "mapping/new" not in saved
@@ -320,11 +302,10 @@ def test_a_probe_interrupted_in_the_strings_of_its_new_minima_resumes_there(tmp_
     assert code == 0, said
     assert (f"mapping    the new minima into the map: done: nothing yet; under way: the string method: 8 of "
             f"{strings} strings") in said
-    interrupting = False
-    counted.clear()
-    resumed = funnel_probe(energy, content, probe, data=two, progress_file=path, resume=True, reporter=Log())
-    assert counted[0] == 8  # (the strings run before: counted, not run again)
-    assert any(t.startswith(f"resuming the string method (new neighbours) after 8 of its {strings}") for t in notes)
+    log = CountingStrings("refining barriers (new neighbours")
+    resumed = funnel_probe(energy, content, probe, data=two, progress_file=path, resume=True, reporter=log)
+    assert log.counted[0] == 8  # (the strings run before: counted, not run again)
+    assert any(t.startswith(f"resuming the string method (new neighbours) after 8 of its {strings}") for t in log.notes)
     assert_same_map(resumed.content, whole.content)
     np.testing.assert_array_equal(resumed.funnel.chain_minimum, whole.funnel.chain_minimum)
 

@@ -38,7 +38,7 @@ from landscape.mapping.settings import (
     stable_eps,
 )
 from landscape.mapping.tree import minimax_tree
-from conftest import arm_after_a_batch_save, assert_same_map
+from conftest import CountingStrings, arm_after_a_batch_save, assert_same_map
 
 FAST = dict(chains=128, max_steps=800, patience=100, attempts=2, grid=0)
 
@@ -535,23 +535,8 @@ def test_a_map_interrupted_inside_the_string_method_resumes_there(tmp_path, monk
     cfg = MapConfig(chains=32, rounds=2, max_steps=400, patience=50, attempts=1, grid=0)
     whole = build_map(e, cfg).content
     out = tmp_path / "w.h5"
-    notes: list[str] = []
-    counted: list[int] = []
-
-    class Interrupt(Reporter):
-        strings = False
-
-        def stage(self, name, total=None, unit="it"):
-            self.strings = name.startswith("refining barriers (neighbours")
-
-        def advance(self, n=1):
-            if self.strings:
-                counted.append(n)
-                if sum(counted) >= 10:
-                    raise KeyboardInterrupt
-
     with pytest.raises(KeyboardInterrupt):
-        build_map(e, cfg, progress_file=out, reporter=Interrupt())
+        build_map(e, cfg, progress_file=out, reporter=CountingStrings("refining barriers (neighbours", stop_at=10))
     saved = load_progress(out)
     assert saved["refining/info"]["done"] == 8 and saved["refining/info"]["phase"] == 0
     assert "pairs/pairs" not in saved  # (the neighbours' stage under way)
@@ -559,22 +544,10 @@ def test_a_map_interrupted_inside_the_string_method_resumes_there(tmp_path, monk
 
     code, said, _ = run(capsys, "info", out)
     assert code == 0 and f"under way  the string method: 8 of {len(saved['refining/info']['rows'])} strings" in said
-
-    class Notes(Reporter):
-        def stage(self, name, total=None, unit="it"):
-            self.strings = name.startswith("refining barriers (neighbours")
-
-        def advance(self, n=1):
-            if getattr(self, "strings", False):
-                counted.append(n)
-
-        def note(self, text):
-            notes.append(text)
-
-    counted.clear()
-    resumed = build_map(e, cfg, progress_file=out, resume=True, reporter=Notes()).content
-    assert counted[0] == 8  # (the strings run before the interruption: counted, not run again)
-    assert any(t.startswith("resuming the string method (neighbours) after 8 of its") for t in notes)
+    log = CountingStrings("refining barriers (neighbours")
+    resumed = build_map(e, cfg, progress_file=out, resume=True, reporter=log).content
+    assert log.counted[0] == 8  # (the strings run before the interruption: counted, not run again)
+    assert any(t.startswith("resuming the string method (neighbours) after 8 of its") for t in log.notes)
     assert_same_map(resumed, whole)
     np.testing.assert_array_equal(resumed.tree_saddle, whole.tree_saddle)
     assert not any(k.startswith("refining/") for k in load_progress(out))  # (the stage done replaces it)
