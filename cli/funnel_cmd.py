@@ -53,7 +53,8 @@ DEFAULT_NOISE = "0,1,2,4,8"
               help="Refine the barriers of the tree edges that new minima bring (string method), as the map does.")
 @seed_option(0)
 @device_option()
-@compile_option("Steps compiled: the probe's Langevin chains and the attraction-diffusion of new minima.")
+@compile_option("Steps compiled: the probe's Langevin chains, and the attraction-diffusion and strings of new "
+                "minima.")
 @click.option("--resume", is_flag=True, help="Continue an interrupted probe of the same settings.")
 @force_option("(replaces the map's existing funnel probe and figure)")
 @json_option()

@@ -94,8 +94,8 @@ def _auto(text: str, what: str) -> float | None:
                    "many chains stopped at this limit rather than converged or at the energy's precision).")
 @click.option("--max-minima", type=click.IntRange(min=0), default=0, show_default=True,
               help="Keep only the lowest N minima (0: all).")
-@compile_option("Steps compiled: the exploration's Langevin chains and attraction-diffusion; a failure is "
-                "noted in the map's report. Not under torchrun (a split energy steps eagerly).")
+@compile_option("Steps compiled: the exploration's Langevin chains, attraction-diffusion and the string method; "
+                "a failure is noted in the map's report. Not under torchrun (a split energy steps eagerly).")
 @click.option("--no-refine", is_flag=True,
               help="Keep the barrier estimates (straight segments, attraction-diffusion chains): no string method.")
 @click.option("--string-steps", type=click.IntRange(min=1), default=400, show_default=True,

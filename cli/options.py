@@ -245,10 +245,11 @@ def device_option(detail: str | None = None) -> Callable[[F], F]:
                         callback=device_callback, help=_help(DEVICE_HELP, detail))
 
 
-COMPILE_HELP = ("Run the chains' steps through torch.compile, 8 per call (landscape.fused): the same chains to "
-                "rounding error (float32 chains drift apart over hundreds of steps, as any two roundings do), "
-                "fewer and fused operations per step, after a compilation of 10-60 s (cached on disk for later "
-                "runs). Meant for GPUs, where an eager step is dozens of kernel launches; on 2 CPU cores the "
+COMPILE_HELP = ("Run the chains' steps through torch.compile, 8 per call, and the barrier strings' iterations, "
+                "one per call (landscape.fused): the same chains and strings to rounding error (float32 chains "
+                "drift apart over hundreds of steps, as any two roundings do), fewer and fused operations per "
+                "step, after a compilation of 10-60 s (cached on disk for later runs). Meant for GPUs, where an "
+                "eager step is dozens of kernel launches; on 2 CPU cores the "
                 "compilation outweighed the gain on every map tried. Falls back to eager steps where compiling "
                 "fails.")
 

@@ -7,7 +7,11 @@ window of steps becomes a few fused kernels: the energy's forward and backward p
 (through ``torch.func``, which ``torch.compile`` traces, instead of ``torch.autograd``,
 which it does not), the pull, the update and the per-step bookkeeping. Attraction-diffusion
 (:func:`landscape.mapping.ad.attraction_diffusion`) and the plain Langevin chains of
-:func:`landscape.sampling.langevin.sample` (a map's exploration, the funnel probe) use it.
+:func:`landscape.sampling.langevin.sample` (a map's exploration, the funnel probe) use it,
+and the string method (:func:`landscape.mapping.paths.string_method_batch`) one iteration
+per call: its two energy evaluations, the trial move's descent check, the climbing image's
+rules, the redistribution along the string and the acceptance, about a hundred tensor
+operations eager.
 
 Compiling is an execution setting of the :class:`~landscape.energy.Energy`
 (``energy.compile``, ``landscape map --compile``), like its device: it never changes what
@@ -89,6 +93,10 @@ def call(energy: Energy, key: Any, fn: Callable[..., Any], *args: Any) -> Any | 
     """``fn(*args)`` (``energy``'s compiled function for ``key``), or None where it
     raised: compiling failed (kept, see :func:`fail`), and the caller runs the window
     eagerly, with the noise it drew for it."""
+    # A view is guarded with its base: a state that is a view of the energy's output at
+    # the first call and a tensor of its own (the compiled call's output) at the next
+    # would compile the function twice. Views go in as tensors of their own.
+    args = tuple(a.clone() if isinstance(a, torch.Tensor) and a._base is not None else a for a in args)
     try:
         with warnings.catch_warnings():
             # Maps keep float32 products in full float32 (TF32 would round the energies a

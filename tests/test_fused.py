@@ -1,5 +1,6 @@
-"""Attraction-diffusion's steps compiled a window at a time (landscape.fused) against the
-eager steps: the same chains to rounding error, and eager steps where compiling fails.
+"""Attraction-diffusion's steps compiled a window at a time (landscape.fused), and the string
+method's iterations, against the eager steps: the same chains and strings to rounding
+error, and eager steps where compiling fails.
 
 Compiling takes seconds, so the compiled energy is made once for the module and every
 test here shares it.
@@ -16,6 +17,7 @@ import torch
 from landscape import Energy, fused
 from landscape.distributed import Dist, SplitEnergy
 from landscape.mapping.ad import ADConfig, ADTrials, attraction_diffusion
+from landscape.mapping.paths import string_method_batch
 from landscape.sampling.langevin import RowGroups
 
 F64 = torch.float64
@@ -101,6 +103,41 @@ def test_batches_of_every_size_run_without_compiling_again(compiled_energy):
     assert len(set(out.steps.tolist())) > 2
 
 
+def _strings(energy: Energy, n: int = 24, **kw) -> list:
+    """``n`` strings from near the shallow well to the deep one, each starting through a
+    point of its own up the valley's side (they relax down to the valley, then climb):
+    strings leave the batch at different iterations."""
+    g = torch.Generator().manual_seed(3)
+    a = torch.tensor([[SHALLOW, 0.0]] * n, dtype=F64) + 0.05 * torch.randn(n, 2, generator=g, dtype=F64)
+    b = torch.tensor([[DEEP, 0.0]] * n, dtype=F64)
+    via = torch.stack([torch.zeros(n, dtype=F64), torch.linspace(-1.5, 1.5, n, dtype=F64)], 1)
+    return string_method_batch(energy, a, b, via=via, images=12, steps=300, climb_steps=100, box=(-2.0, 2.0), **kw)
+
+
+def test_compiled_strings_follow_the_eager_strings_to_rounding_error(compiled_energy):
+    eager = Energy(double_well, (2,), data_range=(-2.0, 2.0), dtype=F64)
+    said = []
+    want = _strings(eager, on_compile=lambda: said.append("eager"))
+    got = _strings(compiled_energy, on_compile=lambda: said.append("compiling"))
+    assert said == ["compiling", "compiling"]  # the string phase's iteration, then the climbing images'
+    assert fused.warm(compiled_energy, ("strings", False)) and fused.warm(compiled_energy, ("strings", True))
+    assert fused.failure(compiled_energy) is None
+    assert len({r.steps for r in want}) > 3 and all(r.converged for r in want)
+    # the saddle of U = (x^2 - 1)^2 + 0.3 x + y^2: y = 0, x the middle root of 4x^3 - 4x + 0.3
+    x0 = sorted(np.roots([4.0, 0.0, -4.0, 0.3]).real)[1]
+    exact = (x0**2 - 1) ** 2 + 0.3 * x0
+    for w, c in zip(want, got):
+        assert (c.steps, c.stop, c.saddle_index, c.converged) == (w.steps, w.stop, w.saddle_index, w.converged)
+        assert math.isclose(c.saddle_energy, w.saddle_energy, rel_tol=1e-10, abs_tol=1e-12)
+        torch.testing.assert_close(c.path, w.path, rtol=1e-9, atol=1e-11)
+        assert math.isclose(c.saddle_energy, exact, rel_tol=1e-6)
+    # Strings leave the batch at every iteration: its size changes, the compiled code stays.
+    with torch._dynamo.config.patch(error_on_recompile=True):
+        again = _strings(compiled_energy, n=17)
+    assert fused.failure(compiled_energy) is None  # (a recompilation would have raised, and been kept here)
+    assert all(r.converged for r in again)
+
+
 def test_where_compiling_fails_the_steps_run_eagerly_with_the_same_chains(monkeypatch):
     # What a machine without a C++ compiler does: the compiled function raises when first
     # called (torch.compile compiles lazily).
@@ -119,6 +156,9 @@ def test_where_compiling_fails_the_steps_run_eagerly_with_the_same_chains(monkey
     assert fused.compiled(energy, "any", lambda vg: vg) is None  # not tried again
     for name in ("success", "barrier", "steps", "end_x", "path"):
         assert torch.equal(getattr(got, name), getattr(want, name)), name
+    # the string method likewise
+    for c, w in zip(_strings(energy), _strings(Energy(double_well, (2,), data_range=(-2.0, 2.0), dtype=F64))):
+        assert c.steps == w.steps and c.saddle_energy == w.saddle_energy and torch.equal(c.path, w.path)
 
 
 def test_the_compilers_tf32_hint_is_not_passed_on_and_other_warnings_are():

@@ -422,7 +422,7 @@ def refine_pairs(
         n_batches = -(-len(positions) // batch)
         for s in range(start, len(positions), batch):
             chunk = positions[s : s + batch]
-            on_iteration = None
+            on_iteration = on_compile = None
             if detail is not None:
                 head = f"batch {s // batch + 1}/{n_batches}: " if n_batches > 1 else ""
                 head += f"again with {k_images} images: " if k_images != images else ""
@@ -430,6 +430,9 @@ def refine_pairs(
 
                 def on_iteration(done: int, moving: int) -> None:
                     detail(f"{head}{moving:,}/{total:,} strings relaxing, iteration {done:,}/{limit:,}")
+
+                def on_compile() -> None:
+                    detail(f"{head}compiling the string method's step (once: 10-60 s)")
             pr = table.pairs[[rows[q] for q in chunk]]
             a, b = x[torch.from_numpy(pr[:, 0]).to(x.device)], x[torch.from_numpy(pr[:, 1]).to(x.device)]
             init = [paths.get((int(i), int(j))) for i, j in pr]
@@ -438,7 +441,7 @@ def refine_pairs(
                     max(images if max_images is None else max_images, k_images))
             results = string_method_batch(energy, a, b, init=init if any(p is not None for p in init) else None,
                                           images=k, steps=steps, climb=climb > 0, climb_steps=climb,
-                                          box=energy.data_range, on_iteration=on_iteration)
+                                          box=energy.data_range, on_iteration=on_iteration, on_compile=on_compile)
             # A string that did not converge has no saddle at its highest image: its
             # barrier is the top of its polyline, a path between the two minima, so it
             # bounds the barrier from above as a converged string's saddle does.

@@ -49,6 +49,7 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
+from landscape import fused
 from landscape.energy import Energy, ValueAndGrad
 from landscape.errors import LandscapeError, NonFiniteEnergyError
 
@@ -132,12 +133,14 @@ def _equal_targets(path: torch.Tensor, n: int) -> torch.Tensor:
     return torch.linspace(0.0, 1.0, n, dtype=path.dtype, device=path.device)[None] * s[:, -1:]
 
 
-def _resample_at(path: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """Points at arc lengths ``targets [P, K]`` along polylines ``path [P, M, D]``; the
-    first and last points of each polyline are kept exactly."""
+def _resample_at(path: torch.Tensor, targets: torch.Tensor,
+                 arc: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+    """Points at arc lengths ``targets [P, K]`` along polylines ``path [P, M, D]`` (whose
+    :func:`_arc` is ``arc`` when given); the first and last points of each polyline are
+    kept exactly."""
     if path.shape[1] == 1:
         return path.expand(-1, targets.shape[1], -1).clone()
-    seg, s = _arc(path)
+    seg, s = _arc(path) if arc is None else arc
     idx = (torch.searchsorted(s.contiguous(), targets.contiguous(), right=True) - 1).clamp(0, path.shape[1] - 2)
     length = torch.gather(seg, 1, idx)
     start = torch.gather(s, 1, idx)
@@ -151,26 +154,26 @@ def _resample_at(path: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     return out
 
 
-def _redistribute(path: torch.Tensor, climber: torch.Tensor) -> torch.Tensor:
-    """Equal arc length along each string; a climbing image (index > 0) stays put and
-    the images on each side of it are redistributed separately."""
+def _redistribute(path: torch.Tensor, climber: torch.Tensor, at: torch.Tensor | None = None) -> torch.Tensor:
+    """Equal arc length along each string; a climbing image (index ``climber`` > 0,
+    marked by ``at`` [P, K, 1] among the images; None: no string climbs) stays put and the
+    images on each side of it are redistributed separately."""
     p, k, _ = path.shape
-    _, s = _arc(path)
+    arc = _arc(path)
+    s = arc[1]
     total = s[:, -1:]
     grid = torch.arange(k, device=path.device, dtype=path.dtype).expand(p, k)
-    plain = grid / (k - 1) * total
-    c = climber.clamp_min(1).unsqueeze(1)
-    sc = torch.gather(s, 1, c)
-    cf = c.to(path.dtype)
-    left = grid / cf * sc
-    right = sc + (grid - cf) / ((k - 1) - cf).clamp_min(1) * (total - sc)
-    split = torch.where(grid <= cf, left, right)
-    targets = torch.where((climber > 0).unsqueeze(1), split, plain)
-    out = _resample_at(path, targets)
-    rows = torch.nonzero(climber > 0).flatten()
-    if rows.numel():
-        out[rows, climber[rows]] = path[rows, climber[rows]]
-    return out
+    targets = grid / (k - 1) * total
+    if at is not None:
+        c = climber.clamp_min(1).unsqueeze(1)
+        sc = torch.gather(s, 1, c)
+        cf = c.to(path.dtype)
+        left = grid / cf * sc
+        right = sc + (grid - cf) / ((k - 1) - cf).clamp_min(1) * (total - sc)
+        split = torch.where(grid <= cf, left, right)
+        targets = torch.where((climber > 0).unsqueeze(1), split, targets)
+    out = _resample_at(path, targets, arc)
+    return out if at is None else torch.where(at, path, out)
 
 
 def _starting_paths(
@@ -210,6 +213,7 @@ def string_method_batch(
     step_size: float | None = None,
     box: tuple[float, float] | None = None,
     on_iteration: Callable[[int, int], None] | None = None,
+    on_compile: Callable[[], None] | None = None,
 ) -> list[PathResult]:
     """Relax many strings at once: every string's interior images are one batched call.
 
@@ -251,6 +255,9 @@ def string_method_batch(
     on_iteration : callable, optional
         Called as ``on_iteration(done, moving)`` before each iteration: the iterations run
         so far and how many strings are still relaxing (for progress reports).
+    on_compile : callable, optional
+        Called before an iteration that compiles first (an energy with ``compile`` set:
+        :mod:`landscape.fused`; seconds to a minute, once per process and variant).
 
     Returns
     -------
@@ -298,29 +305,163 @@ def string_method_batch(
     path = _starting_paths(a, b, init, None if via is None else via.to(dev, dt_).reshape(n, d), images)
 
     with energy.frozen():
-        strings = _Strings(energy.value_and_grad_fn(), shape, path, tol=tol, step_size=step_size, box=box)
+        strings = _Strings(energy.value_and_grad_fn(), shape, path, tol=tol, step_size=step_size, box=box,
+                           energy=energy, on_compile=on_compile)
         strings.relax(steps, climb_steps if climb else None, on_iteration)
     return strings.results()
 
 
-def _climbing_force(g: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-    """The climbing image's force for gradients ``g`` [R, D] and unit tangents ``t``: the
-    gradient with its component along the path reversed."""
-    return g - 2.0 * (g * t).sum(1, keepdim=True) * t
+def _evaluate(vg: ValueAndGrad, shape: tuple[int, ...], x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Energies [P, M] and gradients [P, M, D] of images ``x`` [P, M, D]."""
+    p, m, d = x.shape
+    u, g = vg(x.reshape(p * m, *shape))
+    return u.detach().reshape(p, m), g.detach().reshape(p, m, d)
+
+
+def _iteration(vg: ValueAndGrad, shape: tuple[int, ...], climbing: bool, path: torch.Tensor, u: torch.Tensor,
+               g: torch.Tensor, dt: torch.Tensor, grow: torch.Tensor, climb_dt: torch.Tensor,
+               climb_grow: torch.Tensor, climber: torch.Tensor, slack: torch.Tensor, threshold: torch.Tensor,
+               min_dt: torch.Tensor, low: torch.Tensor, high: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """One move of every string of a batch (the state of :class:`_Strings`, one row per
+    string; ``climbing``: whether any string may have a climbing image): trial step,
+    descent check per image (an image that would rise stays where it was, its step
+    halved), redistribution, then acceptance. A string whose redistributed images are not
+    all finite stays put, every step halved. The climbing image's move has two parts, up
+    along the path and down across it, each with its own step (see below).
+
+    Returns the new ``path, u, g, dt, grow, climb_dt, climb_grow`` and two masks [P]:
+    ``stuck`` (every step fell below ``min_dt``: the string gives up) and ``settled`` (its
+    largest image displacement per unit time, and its climbing image's gradient, under
+    ``threshold``, no image held back). A function of tensors only: eager, or compiled
+    whole (:mod:`landscape.fused`).
+    """
+    tiny = torch.finfo(path.dtype).tiny
+    p, k = path.shape[0], path.shape[1]
+    move = dt.unsqueeze(2) * g[:, 1:-1]
+    if climbing:
+        # The climbing image (image 1 of a string that does not climb: worked out, never
+        # used): up along the path on a step of its own, down across it on its image's
+        # step. ``inner`` marks it among the interior images.
+        rows = torch.arange(p, device=path.device)
+        c = climber.clamp_min(1)
+        inner = torch.arange(1, k - 1, device=path.device) == climber.unsqueeze(1)
+        t = path[rows, c + 1] - path[rows, c - 1]
+        t = t / torch.linalg.vector_norm(t, dim=1, keepdim=True).clamp_min(tiny)
+        gc = g[rows, c]
+        along = (gc * t).sum(1, keepdim=True)
+        across = gc - along * t
+        dt_c = dt.gather(1, (c - 1).unsqueeze(1))
+        move = torch.where(inner.unsqueeze(2), (dt_c * across - climb_dt.unsqueeze(1) * along * t).unsqueeze(1), move)
+    # No image moves by more than half the image spacing in one step: images with steps
+    # of their own could otherwise overtake their neighbours and fold the string. An
+    # image that would takes the step that moves it that far, and keeps it (it stops
+    # growing).
+    half = 0.5 * _arc(path)[1][:, -1] / (k - 1)
+    length = torch.linalg.vector_norm(move, dim=2)
+    cap = (half.unsqueeze(1) / length.clamp_min(tiny)).clamp_max(1.0)
+    grow = torch.where(cap < 1.0, 1.0, grow)
+    interior = path[:, 1:-1]
+    moved = torch.clamp(interior - move * cap.unsqueeze(2), low, high)
+    u_trial, g_trial = _evaluate(vg, shape, moved)
+    rose = u_trial > u[:, 1:-1] + slack.unsqueeze(1)
+    if climbing:
+        rose &= ~inner
+    rose |= ~torch.isfinite(u_trial)
+    trial = torch.cat([path[:, :1], torch.where(rose.unsqueeze(2), interior, moved), path[:, -1:]], 1)
+    overshot = torch.zeros_like(slack, dtype=torch.bool)
+    at = None
+    if climbing:
+        # No energy test fits the climbing image. A part of its move that turned its
+        # gradient around (along the path: it passed the top; across: it crossed the
+        # valley's floor, or a kink of the landscape) overshot: that part is undone and
+        # its step halved, the other part stands. (Gradients already below the threshold
+        # of convergence do not count: their sign is rounding.)
+        gt = g_trial[rows, c - 1]
+        along_t = (gt * t).sum(1, keepdim=True)
+        across_t = gt - along_t * t
+        bad = ~torch.isfinite(u_trial[rows, c - 1]) | ~torch.isfinite(gt).all(1)
+        up_bad = bad | (((along_t * along).squeeze(1) < 0) & (along.abs().squeeze(1) > threshold))
+        across_bad = bad | (((across_t * across).sum(1) < 0)
+                            & (torch.linalg.vector_norm(across, dim=1) > threshold))
+        f = cap.gather(1, (c - 1).unsqueeze(1))
+        kept = torch.where(across_bad.unsqueeze(1), 0.0, f * dt_c * across)
+        kept = kept - torch.where(up_bad.unsqueeze(1), 0.0, f * climb_dt.unsqueeze(1) * along * t)
+        climbed = torch.clamp(path[rows, c] - kept, low, high)
+        at = torch.nn.functional.pad(inner, (1, 1)).unsqueeze(2)  # among all K images
+        trial = torch.where(at, climbed.unsqueeze(1), trial)
+        rose = torch.where(inner, across_bad.unsqueeze(1), rose)
+        overshot = up_bad & (climber > 0)
+        climb_dt = torch.where(overshot, 0.5 * climb_dt, climb_dt)
+        climb_grow = torch.where(overshot, 1.0, climb_grow)
+    new = _redistribute(trial, climber, at)
+    u_new, g_new = _evaluate(vg, shape, new[:, 1:-1])
+    ok = torch.isfinite(u_new).all(1) & torch.isfinite(g_new).all(2).all(1)
+    # Halve the steps of the images that rose, every step of a string that is not finite
+    # (they stop growing); a string whose every step fell below the smallest is stuck.
+    halved = rose | ~ok.unsqueeze(1)
+    dt = dt * cap
+    dt = torch.where(halved, 0.5 * dt, dt)
+    grow = torch.where(halved, 1.0, grow)
+    largest = dt.max(1).values
+    stuck = halved.any(1) & (largest < min_dt)
+    # Accept the finite strings' moves. The displacement is per unit of the string's
+    # largest step: an image held back still moves with the string when it is
+    # redistributed.
+    displacement = torch.linalg.vector_norm(new - path, dim=2).max(1).values / largest
+    path = torch.where(ok.reshape(-1, 1, 1), new, path)
+    u = torch.cat([u[:, :1], torch.where(ok.unsqueeze(1), u_new, u[:, 1:-1]), u[:, -1:]], 1)
+    g = torch.cat([g[:, :1], torch.where(ok.reshape(-1, 1, 1), g_new, g[:, 1:-1]), g[:, -1:]], 1)
+    dt = torch.where(ok.unsqueeze(1), dt * grow, dt)
+    # (the climb along the path never outpaces the string's largest step: on a linear
+    # stretch nothing would turn it around)
+    climb_dt = torch.where(ok, torch.minimum(climb_dt * climb_grow, dt.max(1).values), climb_dt)
+    settled = ok & (displacement <= threshold) & ~(rose.any(1) | overshot)
+    if climbing:
+        gnorm = torch.linalg.vector_norm(g[rows, climber], dim=1)
+        settled &= (climber == 0) | (gnorm <= threshold)
+    return path, u, g, dt, grow, climb_dt, climb_grow, stuck, settled
+
+
+def _compiled_iteration(shape: tuple[int, ...], climbing: bool
+                        ) -> Callable[[ValueAndGrad], Callable[..., tuple[torch.Tensor, ...]]]:
+    """:func:`_iteration` as a function of the state tensors alone, for
+    :func:`landscape.fused.compiled`."""
+
+    def build(vg: ValueAndGrad) -> Callable[..., tuple[torch.Tensor, ...]]:
+        def iteration(*state: torch.Tensor) -> tuple[torch.Tensor, ...]:
+            return _iteration(vg, shape, climbing, *state)
+
+        return iteration
+
+    return build
 
 
 class _Strings:
-    """A batch of strings under relaxation: one row of every tensor per string.
+    """A batch of strings under relaxation: one row of every tensor per string still
+    relaxing (the *working set*; :meth:`compact` writes the strings that finished into
+    :attr:`full` and drops their rows).
 
     Each string keeps a time step per image (see :meth:`iterate`), phase (string, then
-    climbing), iteration count and convergence; strings that finish leave the active set.
+    climbing), iteration count and convergence.
 
     Steps per image, not one per string: next to a kink of the landscape (a leaky-ReLU
     network is piecewise linear everywhere) an image overshoots the kink on any step and
     would rise. With one step per string, every such rise halved every image's step and
     the string froze far from the minimum energy path; here that image alone is held
     back while the others move on.
+
+    An iteration (:func:`_iteration`) works on every row of the working set at once, the
+    climbing images (one per climbing string, or none) picked by masks rather than by
+    indexing: the same hundred or so tensor operations whatever the strings are doing, and
+    no host sync inside, so that it compiles whole. The energy's batches hold the images of
+    the strings still relaxing, in their order.
     """
+
+    #: Per-string state: one row per string of the working set.
+    _ROWS = ("rows", "path", "u", "g", "dt", "grow", "min_dt", "threshold", "slack", "climb_dt", "climb_grow",
+             "climber", "phase_iters", "iterations", "converged", "stop", "in_climb", "mark", "active")
+    #: What :meth:`results` reads, kept for every string in :attr:`full`.
+    _KEPT = ("path", "u", "g", "threshold", "converged", "iterations", "stop")
 
     def __init__(
         self,
@@ -331,12 +472,16 @@ class _Strings:
         tol: float,
         step_size: float | None,
         box: tuple[float, float] | None,
+        energy: Energy | None = None,
+        on_compile: Callable[[], None] | None = None,
     ):
-        self.vg, self.shape, self.box = vg, shape, box
+        self.vg, self.shape, self.energy, self.on_compile = vg, shape, energy, on_compile
+        self.low, self.high = fused.bounds(box, path)
         n = path.shape[0]
         dev, dt_ = path.device, path.dtype
+        self.rows = torch.arange(n, device=dev)  # each row's string
         self.path = path
-        self.u, self.g = self.evaluate(path)
+        self.u, self.g = _evaluate(vg, shape, path)
         if not (bool(torch.isfinite(self.u).all()) and bool(torch.isfinite(self.g).all())):
             raise NonFiniteEnergyError("a starting path of the string method has a non-finite energy or gradient")
         self.initial_max = self.u.max(1).values.double().cpu().numpy()
@@ -360,6 +505,7 @@ class _Strings:
         self.climb_dt = torch.zeros(n, device=dev, dtype=dt_)
         self.climb_grow = torch.full((n,), 1.1, device=dev, dtype=dt_)
         self.climber = torch.zeros(n, dtype=torch.long, device=dev)  # 0: no climbing image
+        self.climbing = False  # whether a string of the working set may be climbing
         self.phase_iters = torch.zeros(n, dtype=torch.long, device=dev)
         self.iterations = torch.zeros(n, dtype=torch.long, device=dev)
         # Flat paths (or a == b) have nothing to relax: done, converged.
@@ -377,12 +523,20 @@ class _Strings:
         # budget without the motion test ever passing, while its saddle no longer moves.
         self.stall_tol = float(torch.finfo(dt_).eps) ** 0.8
         self.mark = torch.full((n,), math.inf, device=dev, dtype=dt_)
+        #: Every string's final state (rows in the strings' order), written as they leave.
+        self.full = {name: getattr(self, name).clone() for name in self._KEPT}
 
-    def evaluate(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Energies [P, M] and gradients [P, M, D] of images ``x`` [P, M, D]."""
-        p, m, d = x.shape
-        u, g = self.vg(x.reshape(p * m, *self.shape))
-        return u.detach().reshape(p, m), g.detach().reshape(p, m, d)
+    def compact(self) -> None:
+        """Write the strings no longer active into :attr:`full` and drop their rows."""
+        if bool(self.active.all()):
+            return
+        leaving, keep = ~self.active, self.active
+        at = self.rows[leaving]
+        for name in self._KEPT:
+            self.full[name][at] = getattr(self, name)[leaving]
+        for name in self._ROWS:
+            setattr(self, name, getattr(self, name)[keep])
+        self.climbing = self.climbing and bool((self.climber > 0).any())
 
     def relax(self, steps: int, climb_steps: int | None,
               on_iteration: Callable[[int, int], None] | None = None) -> None:
@@ -395,14 +549,17 @@ class _Strings:
             if bool(out_of_budget.any()):
                 self.end_phase(out_of_budget, torch.zeros_like(out_of_budget), STOPS.index("budget"))
             self.check_stall()
-            idx = torch.nonzero(self.active).flatten()
+            self.compact()
+            moving = self.rows.shape[0]
             if on_iteration is not None:
-                on_iteration(done, idx.numel())
-            if idx.numel() == 0:
+                on_iteration(done, moving)
+            if moving == 0:
                 break
-            self.iterate(idx)
+            self.iterate()
         if bool(self.active.any()):
             self.end_phase(self.active.clone(), torch.zeros_like(self.active), STOPS.index("budget"))
+        self.active = torch.zeros_like(self.active)
+        self.compact()
 
     def check_stall(self) -> None:
         """Every :data:`STALL` iterations of a phase: end the phase of the strings whose
@@ -449,151 +606,57 @@ class _Strings:
             self.dt[rows, top[rows] - 1] = largest
             self.grow[rows, top[rows] - 1] = 1.1
             self.climb_dt[rows], self.climb_grow[rows] = largest, 1.1
+            self.climbing = self.climbing or rows.numel() > 0
             stop = done & ~start
         self.active = self.active & ~stop
 
-    def forces(self, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, tuple[torch.Tensor, ...]]:
-        """The force on each interior image of strings ``idx`` [A, K-2, D], which images
-        must not rise (all but a climbing image) [A, K-2], and the climbing images: rows
-        ``r`` of ``idx``, their index ``c`` and unit tangent ``t``."""
-        pa, ga, ca = self.path[idx], self.g[idx], self.climber[idx]
-        force = ga[:, 1:-1].clone()
-        descending = torch.ones(force.shape[:2], dtype=torch.bool, device=force.device)
-        r = torch.nonzero(ca > 0).flatten()
-        c = ca[r]
-        t = pa[r, c + 1] - pa[r, c - 1]
-        t = t / torch.linalg.vector_norm(t, dim=1, keepdim=True).clamp_min(torch.finfo(t.dtype).tiny)
-        if r.numel():
-            force[r, c - 1] = _climbing_force(ga[r, c], t)
-            descending[r, c - 1] = False
-        return force, descending, (r, c, t)
-
-    def iterate(self, idx: torch.Tensor) -> None:
-        """One move of the active strings ``idx``: trial step, descent check per image
-        (an image that would rise stays where it was, its step halved), redistribution,
-        then accept (maybe converged); a string whose redistributed images are not all
-        finite stays put, every step halved. The climbing image's move has two parts,
-        up along the path and down across it, each with its own step (see below)."""
-        self.iterations[idx] += 1
-        self.phase_iters[idx] += 1
-        pa, ua = self.path[idx], self.u[idx]
-        force, descending, (r, c, t) = self.forces(idx)
-        dt = self.dt[idx]
-        move = dt.unsqueeze(2) * force
-        if r.numel():
-            # The climbing image: up along the path on a step of its own, down across it
-            # on its image's step.
-            gc = self.g[idx][r, c]
-            along = (gc * t).sum(1, keepdim=True)
-            across = gc - along * t
-            move[r, c - 1] = dt[r, c - 1].unsqueeze(1) * across - self.climb_dt[idx][r].unsqueeze(1) * along * t
-        # No image moves by more than half the image spacing in one step: images with
-        # steps of their own could otherwise overtake their neighbours and fold the
-        # string. An image that would takes the step that moves it that far, and keeps
-        # it (it stops growing).
-        half = 0.5 * _arc(pa)[1][:, -1] / (pa.shape[1] - 1)
-        length = torch.linalg.vector_norm(move, dim=2)
-        cap = (half.unsqueeze(1) / length.clamp_min(torch.finfo(length.dtype).tiny)).clamp_max(1.0)
-        move *= cap.unsqueeze(2)
-        capped = cap < 1.0
-        self.dt[idx] = dt * cap
-        self.grow[idx] = torch.where(capped, 1.0, self.grow[idx])
-        trial = pa.clone()
-        trial[:, 1:-1] -= move
-        if self.box is not None:
-            trial[:, 1:-1] = trial[:, 1:-1].clamp(self.box[0], self.box[1])
-        u_trial, g_trial = self.evaluate(trial[:, 1:-1])
-        rose = ~torch.isfinite(u_trial) | ((u_trial > ua[:, 1:-1] + self.slack[idx].unsqueeze(1)) & descending)
-        trial[:, 1:-1] = torch.where(rose.unsqueeze(2), pa[:, 1:-1], trial[:, 1:-1])
-        overshot = torch.zeros(idx.shape[0], dtype=torch.bool, device=idx.device)
-        if r.numel():
-            # No energy test fits the climbing image. A part of its move that turned its
-            # gradient around (along the path: it passed the top; across: it crossed the
-            # valley's floor, or a kink of the landscape) overshot: that part is undone and
-            # its step halved, the other part stands. (Gradients already below the
-            # threshold of convergence do not count: their sign is rounding.)
-            gt = g_trial[r, c - 1]
-            along_t = (gt * t).sum(1, keepdim=True)
-            across_t = gt - along_t * t
-            floor = self.threshold[idx][r]
-            bad = ~torch.isfinite(u_trial[r, c - 1]) | ~torch.isfinite(gt).all(1)
-            up_bad = bad | (((along_t * along).squeeze(1) < 0) & (along.abs().squeeze(1) > floor))
-            across_bad = bad | (((across_t * across).sum(1) < 0)
-                                & (torch.linalg.vector_norm(across, dim=1) > floor))
-            f = cap[r, c - 1].unsqueeze(1)
-            kept = torch.where(across_bad.unsqueeze(1), 0.0, f * dt[r, c - 1].unsqueeze(1) * across)
-            kept = kept - torch.where(up_bad.unsqueeze(1), 0.0, f * self.climb_dt[idx][r].unsqueeze(1) * along * t)
-            moved = pa[r, c] - kept
-            trial[r, c] = moved if self.box is None else moved.clamp(self.box[0], self.box[1])
-            rose[r, c - 1] = across_bad
-            overshot[r] = up_bad
-            rows = idx[r]
-            self.climb_dt[rows] = torch.where(up_bad, 0.5 * self.climb_dt[rows], self.climb_dt[rows])
-            self.climb_grow[rows] = torch.where(up_bad, 1.0, self.climb_grow[rows])
-        new = _redistribute(trial, self.climber[idx])
-        u_new, g_new = self.evaluate(new[:, 1:-1])
-        ok = torch.isfinite(u_new).all(1) & torch.isfinite(g_new).all(2).all(1)
-        self.halve(idx, rose | ~ok.unsqueeze(1))
-        if bool(ok.any()):
-            self.accept(idx[ok], new[ok], u_new[ok], g_new[ok], rose[ok].any(1) | overshot[ok])
-
-    def halve(self, idx: torch.Tensor, images: torch.Tensor) -> None:
-        """Halve the steps of the ``images`` [A, K-2] of strings ``idx`` (they stop
-        growing). A string whose every step fell below the smallest gives up unconverged
-        (and does not climb)."""
-        dt = self.dt[idx]
-        self.dt[idx] = torch.where(images, 0.5 * dt, dt)
-        self.grow[idx] = torch.where(images, 1.0, self.grow[idx])
-        stuck = torch.zeros_like(self.active)
-        stuck[idx] = images.any(1) & (self.dt[idx].max(1).values < self.min_dt[idx])
-        if bool(stuck.any()):
-            self.end_phase(stuck, torch.zeros_like(stuck), STOPS.index("stuck"))
-            self.in_climb[stuck] = False
-            self.active = self.active & ~stuck
-
-    def accept(self, good: torch.Tensor, new: torch.Tensor, u_new: torch.Tensor, g_new: torch.Tensor,
-               held: torch.Tensor) -> None:
-        """Take the moves of strings ``good``; a string whose largest image displacement
-        per unit time (and climbing image's gradient) is under the threshold, none of its
-        images ``held`` back this move, settles."""
-        # (per unit of the string's largest step: an image held back still moves with the
-        # string when it is redistributed)
-        move = torch.linalg.vector_norm(new - self.path[good], dim=2).max(1).values / self.dt[good].max(1).values
-        self.path[good] = new
-        self.u[good, 1:-1] = u_new
-        self.g[good, 1:-1] = g_new
-        self.dt[good] *= self.grow[good]
-        # (the climb along the path never outpaces the string's largest step: on a linear
-        # stretch nothing would turn it around)
-        self.climb_dt[good] = torch.minimum(self.climb_dt[good] * self.climb_grow[good], self.dt[good].max(1).values)
-        settled = (move <= self.threshold[good]) & ~held
-        cg = self.climber[good]
-        if bool((cg > 0).any()):
-            gnorm = torch.linalg.vector_norm(self.g[good, cg.clamp_min(0)], dim=1)
-            settled &= (cg == 0) | (gnorm <= self.threshold[good])
-        done = torch.zeros_like(self.active)
-        done[good[settled]] = True
-        if bool(done.any()):
-            self.end_phase(done, done, STOPS.index("converged"))
+    def iterate(self) -> None:
+        """One move of every string of the working set (:func:`_iteration`, compiled
+        where the energy asks for it and the batch is not tiny); strings that settled or
+        got stuck end their phase."""
+        self.iterations += 1
+        self.phase_iters += 1
+        state = (self.path, self.u, self.g, self.dt, self.grow, self.climb_dt, self.climb_grow, self.climber,
+                 self.slack, self.threshold, self.min_dt, self.low, self.high)
+        out = None
+        p, k = self.path.shape[0], self.path.shape[1]
+        if self.energy is not None and p >= 2 and p * (k - 2) >= fused.MIN_ROWS:
+            key = ("strings", self.climbing)
+            fn = fused.compiled(self.energy, key, _compiled_iteration(self.shape, self.climbing))
+            if fn is not None:
+                if self.on_compile is not None and fused.cold(self.energy, key):
+                    self.on_compile()
+                out = fused.call(self.energy, key, fn, *state)
+        if out is None:
+            out = _iteration(self.vg, self.shape, self.climbing, *state)
+        self.path, self.u, self.g, self.dt, self.grow, self.climb_dt, self.climb_grow, stuck, settled = out
+        if bool((stuck | settled).any()):
+            if bool(stuck.any()):
+                self.end_phase(stuck, torch.zeros_like(stuck), STOPS.index("stuck"))
+                self.in_climb[stuck] = False
+                self.active = self.active & ~stuck
+            if bool(settled.any()):
+                self.end_phase(settled, settled, STOPS.index("converged"))
 
     def results(self) -> list[PathResult]:
         """One :class:`PathResult` per string, its saddle the highest image."""
-        energies = self.u.double().cpu().numpy()
-        grad_norm = torch.linalg.vector_norm(self.g, dim=2).double().cpu().numpy()
-        threshold = self.threshold.double().cpu().numpy()
-        stops = self.stop.cpu().numpy()
-        k = self.path.shape[1]
+        full = self.full
+        energies = full["u"].double().cpu().numpy()
+        grad_norm = torch.linalg.vector_norm(full["g"], dim=2).double().cpu().numpy()
+        threshold = full["threshold"].double().cpu().numpy()
+        stops = full["stop"].cpu().numpy()
+        k = full["path"].shape[1]
         out = []
         for i, row in enumerate(energies):
             top = int(np.argmax(row))
             out.append(
                 PathResult(
-                    path=self.path[i].reshape(k, *self.shape),
+                    path=full["path"][i].reshape(k, *self.shape),
                     energy=row,
                     saddle_index=top,
                     saddle_energy=float(row[top]),
-                    converged=bool(self.converged[i]),
-                    steps=int(self.iterations[i]),
+                    converged=bool(full["converged"][i]),
+                    steps=int(full["iterations"][i]),
                     initial_max_energy=float(self.initial_max[i]),
                     saddle_grad_norm=float(grad_norm[i, top]),
                     stationary=bool(grad_norm[i, top] <= threshold[i]),
