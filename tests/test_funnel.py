@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import time
 
 import numpy as np
 import pytest
@@ -386,7 +387,16 @@ def test_a_probe_interrupted_while_mapping_its_new_minima_resumes_to_the_same_ma
     stages.clear()
     calls.clear()
     interrupting = False
+    # (the time the mapping had run, as saved, made long: a resumed probe adds it to its own)
+    state = load_progress(path, "funnel")
+    state["mapping/seconds"] = {k: v + 1000.0 for k, v in state["mapping/seconds"].items()}
+    save_progress(path, state, kind="funnel")
+    before = pipeline.time_spent(state, "mapping/")
+    assert before >= 1000.0
+    t0 = time.perf_counter()
     resumed = funnel_probe(energy, content, probe, data=two, progress_file=path, resume=True, reporter=Log())
+    # the mapping's time counts what it ran before the interruption
+    assert before < resumed.seconds["mapping"] <= before + time.perf_counter() - t0
     assert sum(calls[:5]) == (0 if where == "after the new neighbours" else placed_new)  # (it went on from there)
     # The work saved is not done again: the new neighbours' strings ran before the interruption.
     assert not any(s.startswith("refining barriers (new neighbours") for s in stages)

@@ -46,7 +46,7 @@ from landscape.errors import LandscapeError
 from landscape.sampling.langevin import sample
 from landscape.io.mapfile import FunnelData, MapContent
 from landscape.io.progress import resume_progress, save_progress
-from landscape.mapping.pipeline import EXTENDING, NamedStages, Reporter, extend_map
+from landscape.mapping.pipeline import EXTENDING, NamedStages, Reporter, extend_map, time_spent
 from landscape.mapping.pipeline import describe_progress as describe_progress_of_map
 from landscape.mapping.pipeline import progress_arrays as pipeline_progress_arrays
 from landscape.mapping.minima import Minima, QuenchResult, describe_stops, energy_tie, merge_duplicates, quench
@@ -332,7 +332,8 @@ def funnel_probe(
         reporter.note(f"noise {config.noise[k]:g}: {q.x.shape[0]} chains quenched "
                       f"({describe_stops(q.stops(), config.quench_steps)})")
 
-    t0 = time.perf_counter()
+    # (the mapping's time before an interruption counts, as saved with its progress)
+    t0 = time.perf_counter() - time_spent(state, MAPPING)
     owner, extended, new_minima = _map_end_points(energy, content, config, state, save, reporter, refine)
     seconds["mapping"] = time.perf_counter() - t0
     funnel = _funnel_data(config, owner, extended, content, new_minima, seconds)

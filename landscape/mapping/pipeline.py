@@ -674,11 +674,21 @@ def describe_progress(state: MutableMapping[str, Any], prefix: str = "") -> list
         total = len(info["positions"]) if info["phase"] else len(info["rows"])
         out.append(("under way", f"the string method: {int(info['done']):,} of {total:,} strings"
                                  + (" run again with twice the images" if info["phase"] else "")))
-    seconds = state.get("seconds") or {}
-    if seconds:
-        out.append(("time", f"{sum(float(v) for v in seconds.values()) + float(state.get('running_seconds', 0.0)):.0f} s "
-                            "of mapping so far"))
+    spent = time_spent(state)
+    if spent:
+        out.append(("time", f"{spent:.0f} s of mapping so far"))
     return out
+
+
+def time_spent(state: MutableMapping[str, Any], prefix: str = "") -> float:
+    """Seconds of work a map's saved progress holds (with ``prefix``, of the keys under
+    it, as :func:`describe_progress`): its finished stages', and what the stage under way
+    (the ladder's levels, the refinement's passes) had run at its last save."""
+    if prefix:
+        state = _Prefixed(state, prefix)
+    seconds = state.get("seconds") or {}
+    return (sum(float(v) for v in seconds.values())
+            + sum(float(state.get(k, 0.0)) for k in ("running_seconds", "connected/seconds")))
 
 
 # ------------------------------------------------------------- saved progress, checked
