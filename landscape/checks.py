@@ -35,6 +35,7 @@ __all__ = [
     "mapping",
     "number",
     "number_range",
+    "require",
     "shape",
     "show",
     "text",
@@ -57,6 +58,14 @@ def bad(where: Any, field: str, value: Any, expected: str) -> LandscapeError:
     """The error for ``field`` of ``where`` holding ``value`` instead of ``expected``."""
     lead = f"{where}: " if where not in (None, "") else ""
     return LandscapeError(f"{lead}{field} is {show(value)}, expected {expected}")
+
+
+def require(ok: bool, message: str) -> None:
+    """Raise ``ValueError(message)`` unless ``ok``: for a file's structure, checked deep
+    inside a reader whose caller names the file and words the refusal (the damage is
+    ``message``)."""
+    if not ok:
+        raise ValueError(message)
 
 
 def _is_number(value: Any) -> bool:

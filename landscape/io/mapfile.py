@@ -30,6 +30,7 @@ import numpy as np
 from scipy.cluster import hierarchy
 
 from landscape import checks
+from landscape.checks import require
 from landscape.errors import LandscapeError
 from landscape.io.files import atomic_path, first_line, to_json
 from landscape.io.records import (
@@ -111,11 +112,6 @@ def _get_attrs(obj: h5py.HLObject, skip: tuple[str, ...] = ()) -> Attrs:
     return out
 
 
-def _expect(condition: bool, message: str) -> None:
-    if not condition:
-        raise ValueError(message)
-
-
 def _put(root: h5py.Group, path: str, data: Any) -> h5py.Dataset:
     """Write dataset ``path`` under ``root`` in its schema dtype, with its description (the
     schema entry is looked up by the dataset's full path in the file)."""
@@ -172,54 +168,54 @@ def check_partition(prefix: str, n: int, part: Partition, energy: np.ndarray | N
     """Raise ValueError unless ``part`` is a consistent basin assignment of ``n`` minima
     (``energy``: theirs, to check the representatives' energies against)."""
     b = part.n_basins
-    _expect(part.basin.shape == (n,), f"{prefix}minima/basin has shape {part.basin.shape}, expected ({n},)")
-    _expect(part.energy.shape == (b,), f"{prefix}basins/energy has shape {part.energy.shape}, expected ({b},)")
-    _expect(1 <= b <= max(n, 1), f"{prefix}: {b} basins for {n} minima")
+    require(part.basin.shape == (n,), f"{prefix}minima/basin has shape {part.basin.shape}, expected ({n},)")
+    require(part.energy.shape == (b,), f"{prefix}basins/energy has shape {part.energy.shape}, expected ({b},)")
+    require(1 <= b <= max(n, 1), f"{prefix}: {b} basins for {n} minima")
     if n:
-        _expect(bool(((part.basin >= 0) & (part.basin < b)).all()), f"{prefix}minima/basin holds indices outside [0, {b})")
-    _expect(bool(((part.representative >= 0) & (part.representative < n)).all()),
+        require(bool(((part.basin >= 0) & (part.basin < b)).all()), f"{prefix}minima/basin holds indices outside [0, {b})")
+    require(bool(((part.representative >= 0) & (part.representative < n)).all()),
             f"{prefix}basins/representative holds indices outside [0, {n})")
-    _expect(bool((part.basin[part.representative] == np.arange(b)).all()),
+    require(bool((part.basin[part.representative] == np.arange(b)).all()),
             f"{prefix}basins/representative names minima of other basins")
     if energy is not None:
-        _expect(bool(np.allclose(part.energy, energy[part.representative], rtol=1e-12, atol=0.0)),
+        require(bool(np.allclose(part.energy, energy[part.representative], rtol=1e-12, atol=0.0)),
                 f"{prefix}basins/energy differs from the energies of the basins' representatives")
-    _expect(np.isfinite(part.alpha), f"{prefix}: alpha must be finite")
+    require(np.isfinite(part.alpha), f"{prefix}: alpha must be finite")
 
 
 def _check_tree(tree: BarrierTree, n_leaves: int, e: int) -> None:
     rows = max(n_leaves - 1, 0)
-    _expect(tree.linkage.shape == (rows, 4), f"tree/linkage has shape {tree.linkage.shape}, expected ({rows}, 4)")
+    require(tree.linkage.shape == (rows, 4), f"tree/linkage has shape {tree.linkage.shape}, expected ({rows}, 4)")
     for name in ("barrier", "connected", "refined", "pair"):
         arr = getattr(tree, name)
-        _expect(arr.shape == (rows,), f"tree/{name} has shape {arr.shape}, expected ({rows},)")
+        require(arr.shape == (rows,), f"tree/{name} has shape {arr.shape}, expected ({rows},)")
     if rows:
-        _expect(bool(hierarchy.is_valid_linkage(tree.linkage)), "tree/linkage is not a valid scipy linkage matrix")
-        _expect(bool(((tree.pair >= -1) & (tree.pair < e)).all()), f"tree/pair holds rows outside [-1, {e})")
-        _expect(bool((tree.connected == (tree.pair >= 0)).all()), "tree/pair and tree/connected disagree")
-        _expect(bool(np.isfinite(tree.barrier[tree.connected]).all()), "tree/barrier of a connected merge is not finite")
-        _expect(np.isfinite(tree.offset), "tree attr energy_offset must be finite")
+        require(bool(hierarchy.is_valid_linkage(tree.linkage)), "tree/linkage is not a valid scipy linkage matrix")
+        require(bool(((tree.pair >= -1) & (tree.pair < e)).all()), f"tree/pair holds rows outside [-1, {e})")
+        require(bool((tree.connected == (tree.pair >= 0)).all()), "tree/pair and tree/connected disagree")
+        require(bool(np.isfinite(tree.barrier[tree.connected]).all()), "tree/barrier of a connected merge is not finite")
+        require(np.isfinite(tree.offset), "tree attr energy_offset must be finite")
         heights = tree.linkage[tree.connected, 2] + tree.offset
-        _expect(bool(np.allclose(heights, tree.barrier[tree.connected], rtol=1e-9,
+        require(bool(np.allclose(heights, tree.barrier[tree.connected], rtol=1e-9,
                                  atol=1e-9 * (1.0 + abs(tree.offset)))),
                 "tree/linkage heights plus the attr energy_offset differ from tree/barrier")
-    _expect(np.isfinite(tree.offset), "tree attr energy_offset must be finite")
-    _expect(0.0 <= tree.flat_rtol <= 1.0, f"tree attr flat_rtol must be in [0, 1], got {tree.flat_rtol}")
+    require(np.isfinite(tree.offset), "tree attr energy_offset must be finite")
+    require(0.0 <= tree.flat_rtol <= 1.0, f"tree attr flat_rtol must be in [0, 1], got {tree.flat_rtol}")
 
 
 def _check(c: MapContent) -> MapContent:
     """A copy of ``c`` with arrays in their schema dtypes; shapes and indices checked
     (ValueError if not consistent)."""
     x = _np(c.minima_x, np.float32)
-    _expect(x.ndim >= 2, f"minima/x must be [N, *shape], got shape {x.shape}")
+    require(x.ndim >= 2, f"minima/x must be [N, *shape], got shape {x.shape}")
     n = x.shape[0]
-    _expect(n >= 1, "a map needs at least one minimum")
+    require(n >= 1, "a map needs at least one minimum")
     energy = _np(c.minima_energy, np.float64)
     hits = _np(c.minima_hits, np.int64)
-    _expect(energy.shape == (n,), f"minima/energy has shape {energy.shape}, expected ({n},)")
-    _expect(hits.shape == (n,), f"minima/hits has shape {hits.shape}, expected ({n},)")
-    _expect(bool(np.isfinite(energy).all()), "minima/energy holds non-finite energies")
-    _expect(len(c.levels) >= 1 and 0 <= c.main < len(c.levels), f"main level {c.main} of {len(c.levels)} levels")
+    require(energy.shape == (n,), f"minima/energy has shape {energy.shape}, expected ({n},)")
+    require(hits.shape == (n,), f"minima/hits has shape {hits.shape}, expected ({n},)")
+    require(bool(np.isfinite(energy).all()), "minima/energy holds non-finite energies")
+    require(len(c.levels) >= 1 and 0 <= c.main < len(c.levels), f"main level {c.main} of {len(c.levels)} levels")
     levels = [Partition(p.alpha, p.basin, p.representative, p.energy, p.multiplier, dict(p.attrs)) for p in c.levels]
     for k, part in enumerate(levels):
         check_partition(f"levels/{k}/", n, part, energy)
@@ -228,24 +224,24 @@ def _check(c: MapContent) -> MapContent:
     e = len(table)
     for name in PairTable.COLUMNS[1:]:
         arr = getattr(table, name)
-        _expect(arr.shape == (e,), f"barriers/{name} has shape {arr.shape}, expected ({e},)")
+        require(arr.shape == (e,), f"barriers/{name} has shape {arr.shape}, expected ({e},)")
     if e:
-        _expect(bool(((table.pairs >= 0) & (table.pairs < n)).all()), f"barriers/pairs holds indices outside [0, {n})")
+        require(bool(((table.pairs >= 0) & (table.pairs < n)).all()), f"barriers/pairs holds indices outside [0, {n})")
     n_leaves = int(np.shape(c.tree.energy)[0])
     _check_tree(c.tree, n_leaves, e)
     if c.over_minima:
-        _expect(n_leaves == n, f"the tree has {n_leaves} leaves for {n} minima")
+        require(n_leaves == n, f"the tree has {n_leaves} leaves for {n} minima")
     shape = x.shape[1:]
     m = max(n_leaves - 1, 0)
     saddle = None if c.tree_saddle is None else _np(c.tree_saddle, np.float32)
     if saddle is not None:
-        _expect(saddle.shape == (m, *shape), f"tree/saddle has shape {saddle.shape}, expected ({m}, {', '.join(map(str, shape))})")
+        require(saddle.shape == (m, *shape), f"tree/saddle has shape {saddle.shape}, expected ({m}, {', '.join(map(str, shape))})")
     path = None if c.tree_path is None else _np(c.tree_path, np.float32)
     if path is not None:
-        _expect(path.ndim == 2 + len(shape) and path.shape[0] == m and path.shape[2:] == shape,
+        require(path.ndim == 2 + len(shape) and path.shape[0] == m and path.shape[2:] == shape,
                 f"tree/path has shape {path.shape}, expected ({m}, P, {', '.join(map(str, shape))})")
     unknown = set(c.attrs) - set(_GROUPS)
-    _expect(not unknown, f"attrs given for unknown groups {sorted(unknown)}")
+    require(not unknown, f"attrs given for unknown groups {sorted(unknown)}")
     out = MapContent(
         minima_x=x, minima_energy=energy, minima_hits=hits, levels=levels, main=int(c.main), barriers=table,
         tree=c.tree, tree_saddle=saddle, tree_path=path, grid=_grid(c.grid),
@@ -259,8 +255,8 @@ def _grid(grid: GridData | None) -> GridData | None:
     if grid is None:
         return None
     out = GridData(x=_np(grid.x, np.float64), y=_np(grid.y, np.float64), energy=_np(grid.energy, np.float64))
-    _expect(out.x.ndim == 1 and out.y.ndim == 1, "grid/x and grid/y must be 1-D")
-    _expect(out.energy.shape == (out.y.shape[0], out.x.shape[0]),
+    require(out.x.ndim == 1 and out.y.ndim == 1, "grid/x and grid/y must be 1-D")
+    require(out.energy.shape == (out.y.shape[0], out.x.shape[0]),
             f"grid/energy has shape {out.energy.shape}, expected ({out.y.shape[0]}, {out.x.shape[0]})")
     return out
 
@@ -270,30 +266,30 @@ def _funnel(funnel: FunnelData | None, b: int, n: int | None = None) -> FunnelDa
         return None
     out = FunnelData(noise=_np(funnel.noise, np.float64), occupancy=_np(funnel.occupancy, np.float64),
                      entropy=_np(funnel.entropy, np.float64), score=float(funnel.score), attrs=dict(funnel.attrs))
-    _expect(out.noise.ndim == 1, f"funnel/noise must be 1-D, got shape {out.noise.shape}")
+    require(out.noise.ndim == 1, f"funnel/noise must be 1-D, got shape {out.noise.shape}")
     k = out.noise.shape[0]
-    _expect(out.occupancy.shape == (k, b), f"funnel/occupancy has shape {out.occupancy.shape}, expected ({k}, {b})")
-    _expect(out.entropy.shape == (k,), f"funnel/entropy has shape {out.entropy.shape}, expected ({k},)")
+    require(out.occupancy.shape == (k, b), f"funnel/occupancy has shape {out.occupancy.shape}, expected ({k}, {b})")
+    require(out.entropy.shape == (k,), f"funnel/entropy has shape {out.entropy.shape}, expected ({k},)")
     if funnel.sinks is not None:
         out.sinks = _np(funnel.sinks, np.int64)
-        _expect(out.sinks.ndim == 2 and out.sinks.shape[0] == k, f"funnel/sinks has shape {out.sinks.shape}, expected ({k}, S)")
-        _expect(bool(((out.sinks >= -1) & (out.sinks < b)).all()), f"funnel/sinks holds indices outside [-1, {b})")
+        require(out.sinks.ndim == 2 and out.sinks.shape[0] == k, f"funnel/sinks has shape {out.sinks.shape}, expected ({k}, S)")
+        require(bool(((out.sinks >= -1) & (out.sinks < b)).all()), f"funnel/sinks holds indices outside [-1, {b})")
     for name in ("occupancy_data", "occupancy_noise"):
         value = getattr(funnel, name)
         if value is not None:
             arr = _np(value, np.float64)
-            _expect(arr.shape == (k, b), f"funnel/{name} has shape {arr.shape}, expected ({k}, {b})")
+            require(arr.shape == (k, b), f"funnel/{name} has shape {arr.shape}, expected ({k}, {b})")
             setattr(out, name, arr)
     if funnel.chain_minimum is not None:
         out.chain_minimum = _np(funnel.chain_minimum, np.int64)
-        _expect(out.chain_minimum.ndim == 2 and out.chain_minimum.shape[0] == k,
+        require(out.chain_minimum.ndim == 2 and out.chain_minimum.shape[0] == k,
                 f"funnel/chain_minimum has shape {out.chain_minimum.shape}, expected ({k}, C)")
-        _expect(bool((out.chain_minimum >= 0).all()) and (n is None or bool((out.chain_minimum < n).all())),
+        require(bool((out.chain_minimum >= 0).all()) and (n is None or bool((out.chain_minimum < n).all())),
                 f"funnel/chain_minimum holds indices outside [0, {n})")
     if funnel.chain_start is not None:
         out.chain_start = _np(funnel.chain_start, np.int8)
         c = out.chain_minimum.shape[1] if out.chain_minimum is not None else out.chain_start.shape[0]
-        _expect(out.chain_start.shape == (c,), f"funnel/chain_start has shape {out.chain_start.shape}, expected ({c},)")
+        require(out.chain_start.shape == (c,), f"funnel/chain_start has shape {out.chain_start.shape}, expected ({c},)")
     return out
 
 
@@ -302,13 +298,13 @@ def _diagnosis(diagnosis: DiagnosisData | None, n: int) -> DiagnosisData | None:
         return None
     out = DiagnosisData(spurious=_np(diagnosis.spurious, bool), nn_distance=_np(diagnosis.nn_distance, np.float64),
                         bar=dict(diagnosis.bar), attrs=dict(diagnosis.attrs))
-    _expect(out.spurious.shape == (n,), f"diagnosis/spurious has shape {out.spurious.shape}, expected ({n},)")
-    _expect(out.nn_distance.shape == (n,), f"diagnosis/nn_distance has shape {out.nn_distance.shape}, expected ({n},)")
+    require(out.spurious.shape == (n,), f"diagnosis/spurious has shape {out.spurious.shape}, expected ({n},)")
+    require(out.nn_distance.shape == (n,), f"diagnosis/nn_distance has shape {out.nn_distance.shape}, expected ({n},)")
     for name, dtype in (("reasons", np.uint8), ("nn_index", np.int64), ("saturation", np.float64)):
         value = getattr(diagnosis, name)
         if value is not None:
             arr = _np(value, dtype)
-            _expect(arr.shape == (n,), f"diagnosis/{name} has shape {arr.shape}, expected ({n},)")
+            require(arr.shape == (n,), f"diagnosis/{name} has shape {arr.shape}, expected ({n},)")
             setattr(out, name, arr)
     return out
 
@@ -499,7 +495,7 @@ def _attr(obj: h5py.HLObject, key: str) -> Any:
 
 
 def _energy_offset(g: h5py.Group) -> float:
-    _expect("energy_offset" in g.attrs, "tree attr energy_offset must be finite: it is missing")
+    require("energy_offset" in g.attrs, "tree attr energy_offset must be finite: it is missing")
     return checks.number(None, "/tree attr energy_offset", g.attrs["energy_offset"])
 
 
@@ -542,17 +538,17 @@ def _read_v2(f: h5py.File) -> MapContent:
     energy = _get(f, "minima/energy")
     n = energy.shape[0]
     levels = []
-    _expect("levels" in f and isinstance(f["levels"], h5py.Group), "missing group /levels")
+    require("levels" in f and isinstance(f["levels"], h5py.Group), "missing group /levels")
     for name in sorted(f["levels"], key=_level_index):
         g = f["levels"][name]
-        _expect(isinstance(g, h5py.Group), f"/levels/{name} is not a group")
+        require(isinstance(g, h5py.Group), f"/levels/{name} is not a group")
         attrs = _get_attrs(g, skip=("alpha", "multiplier", "basins"))
         levels.append(_read_partition(g, *_level_attrs(g), attrs))
     main = checks.integer(None, "/levels attr main", _attr(f["levels"], "main"))
-    _expect(0 <= main < len(levels), f"/levels attr main = {main}, but there are {len(levels)} levels")
-    _expect(bool(np.array_equal(_get(f, "minima/basin"), levels[main].basin)),
+    require(0 <= main < len(levels), f"/levels attr main = {main}, but there are {len(levels)} levels")
+    require(bool(np.array_equal(_get(f, "minima/basin"), levels[main].basin)),
             "/minima/basin differs from the main level's /levels partition")
-    _expect(bool(np.array_equal(_get(f, "basins/representative"), levels[main].representative))
+    require(bool(np.array_equal(_get(f, "basins/representative"), levels[main].representative))
             and bool(np.array_equal(_get(f, "basins/energy"), levels[main].energy)),
             "/basins differs from the main level's /levels partition")
     table = PairTable(pairs=_get(f, "barriers/pairs").reshape(-1, 2), estimate=_get(f, "barriers/energy"),
@@ -560,7 +556,7 @@ def _read_v2(f: h5py.File) -> MapContent:
                       source=_get(f, "barriers/source"),
                       saddle_point=_get(f, "barriers/saddle_point") if "barriers/saddle_point" in f else None)
     pair = _get(f, "tree/pair")
-    _expect(bool(((pair >= -1) & (pair < len(table))).all()), f"tree/pair holds rows outside [-1, {len(table)})")
+    require(bool(((pair >= -1) & (pair < len(table))).all()), f"tree/pair holds rows outside [-1, {len(table)})")
     edge = np.where((pair >= 0)[:, None], table.pairs[np.maximum(pair, 0)] if len(table) else -1, -1)
     tree = BarrierTree(
         leaves=np.arange(n, dtype=np.int64), energy=energy, linkage=_get(f, "tree/linkage"),
@@ -604,14 +600,14 @@ def _read_v1(f: h5py.File) -> MapContent:
     refined = _get(f, "barriers/refined") if "barriers/refined" in f else np.full(estimate.shape, np.nan)
     pair_alpha = np.asarray(battrs.get("pair_alpha", []), dtype=np.float64)
     rep = top.representative
-    _expect(bool(((basin_pairs >= 0) & (basin_pairs < top.n_basins)).all()), "barriers/pairs holds indices outside the basins")
+    require(bool(((basin_pairs >= 0) & (basin_pairs < top.n_basins)).all()), "barriers/pairs holds indices outside the basins")
     table = PairTable(pairs=np.sort(rep[basin_pairs], axis=1) if basin_pairs.size else basin_pairs,
                       estimate=estimate, refined=refined,
                       alpha=pair_alpha if pair_alpha.shape == estimate.shape else np.full(estimate.shape, np.nan),
                       source=np.full(estimate.shape, ATTRACTION, dtype=np.uint8))
     z = _get(f, "tree/linkage").reshape(-1, 4)
     b = top.n_basins
-    _expect(z.shape[0] == b - 1, f"tree/linkage has {z.shape[0]} rows for {b} basins")
+    require(z.shape[0] == b - 1, f"tree/linkage has {z.shape[0]} rows for {b} basins")
     tree = _v1_tree(z, top.energy, rep, basin_pairs, table, energy)
     c = MapContent(minima_x=_get(f, "minima/x"), minima_energy=energy, minima_hits=_get(f, "minima/hits"),
                    levels=levels, main=main, barriers=table, tree=tree,
@@ -707,26 +703,26 @@ def _check_read(c: MapContent) -> None:
     finite coordinates and barriers, non-negative counts, and group attributes of the types
     the commands read (ValueError or LandscapeError naming the dataset or attribute)."""
     n = c.n_minima
-    _expect(bool(np.isfinite(c.minima_x).all()), "/minima/x holds non-finite coordinates (NaN or inf)")
-    _expect(bool((c.minima_hits >= 0).all()), "/minima/hits holds negative counts")
+    require(bool(np.isfinite(c.minima_x).all()), "/minima/x holds non-finite coordinates (NaN or inf)")
+    require(bool((c.minima_hits >= 0).all()), "/minima/hits holds negative counts")
     t = c.barriers
-    _expect(not bool(np.isnan(t.estimate).any() or (t.estimate == -np.inf).any()),
+    require(not bool(np.isnan(t.estimate).any() or (t.estimate == -np.inf).any()),
             "/barriers/energy holds NaN or -inf (+inf marks a pair with no path)")
-    _expect(not bool(np.isnan(c.tree.barrier).any()), "/tree/barrier holds NaN (+inf marks a merge with no path)")
-    _expect(bool(np.isfinite(c.tree.linkage).all()), "/tree/linkage holds non-finite values")
+    require(not bool(np.isnan(c.tree.barrier).any()), "/tree/barrier holds NaN (+inf marks a merge with no path)")
+    require(bool(np.isfinite(c.tree.linkage).all()), "/tree/linkage holds non-finite values")
     for k, part in enumerate(c.levels):
-        _expect(bool(np.isfinite(part.energy).all()), f"/levels/{k}/basins/energy holds non-finite energies")
+        require(bool(np.isfinite(part.energy).all()), f"/levels/{k}/basins/energy holds non-finite energies")
     if c.grid is not None:
-        _expect(bool(np.isfinite(c.grid.x).all() and np.isfinite(c.grid.y).all()),
+        require(bool(np.isfinite(c.grid.x).all() and np.isfinite(c.grid.y).all()),
                 "/grid/x or /grid/y holds non-finite coordinates")
     if c.funnel is not None:
         for name in ("noise", "occupancy", "entropy"):
-            _expect(bool(np.isfinite(getattr(c.funnel, name)).all()), f"/funnel/{name} holds non-finite values")
-        _expect(bool((c.funnel.noise >= 0).all()), "/funnel/noise holds negative noise levels")
+            require(bool(np.isfinite(getattr(c.funnel, name)).all()), f"/funnel/{name} holds non-finite values")
+        require(bool((c.funnel.noise >= 0).all()), "/funnel/noise holds negative noise levels")
     if c.diagnosis is not None:
-        _expect(not bool(np.isnan(c.diagnosis.nn_distance).any()), "/diagnosis/nn_distance holds NaN")
+        require(not bool(np.isnan(c.diagnosis.nn_distance).any()), "/diagnosis/nn_distance holds NaN")
         if c.diagnosis.nn_index is not None:
-            _expect(bool((c.diagnosis.nn_index >= 0).all()), "/diagnosis/nn_index holds negative indices")
+            require(bool((c.diagnosis.nn_index >= 0).all()), "/diagnosis/nn_index holds negative indices")
     for group, keys in _NUMBER_ATTRS.items():
         attrs = c.attrs.get(group, {})
         for key in keys:
@@ -753,7 +749,7 @@ def _check_read(c: MapContent) -> None:
                 else:
                     checks.text(None, field, value, empty=True)
     added = c.attrs.get("minima", {}).get("funnel_added", 0)
-    _expect(added <= n, f"/minima attr funnel_added is {added}, more than the {n} minima")
+    require(added <= n, f"/minima attr funnel_added is {added}, more than the {n} minima")
     data_range = c.attrs.get("minima", {}).get("data_range")
     if data_range is not None:
         checks.number_range(None, "/minima attr data_range", data_range)

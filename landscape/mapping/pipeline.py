@@ -54,6 +54,7 @@ from landscape.mapping.barriers import (
 )
 from landscape.distributed import current as current_group
 from landscape import checks, fused
+from landscape.checks import require
 from landscape.distributed import from_main, split_energy
 from landscape.energy import Energy, reset_stage, set_stage, stage
 from landscape.errors import LandscapeError
@@ -714,42 +715,37 @@ def _count(value: Any, what: str) -> int:
     return checks.integer(None, what, value, minimum=0)
 
 
-def _want(ok: bool, message: str) -> None:
-    if not ok:
-        raise ValueError(message)
-
-
 def _array(state: MutableMapping[str, Any], key: str, dims: tuple[int | None, ...], kind: str) -> np.ndarray:
     """``state[key]`` as an array of ``dims`` (None: any length) and dtype kind ``kind``
     ("f" real, "i" integer, "b" boolean or integer)."""
     arr = np.asarray(state[key])
-    _want(arr.ndim == len(dims) and all(d is None or d == s for d, s in zip(dims, arr.shape)),
+    require(arr.ndim == len(dims) and all(d is None or d == s for d, s in zip(dims, arr.shape)),
           f"{key} has shape {list(arr.shape)}")
     kinds = {"f": "fiub", "i": "iu", "b": "biu"}[kind]
-    _want(arr.dtype.kind in kinds, f"{key} has dtype {arr.dtype}")
+    require(arr.dtype.kind in kinds, f"{key} has dtype {arr.dtype}")
     return arr
 
 
 def _indices(arr: np.ndarray, n: int, key: str) -> None:
-    _want(bool(((arr >= 0) & (arr < n)).all()), f"{key} holds indices outside [0, {n})")
+    require(bool(((arr >= 0) & (arr < n)).all()), f"{key} holds indices outside [0, {n})")
 
 
 def _check_progress(state: MutableMapping[str, Any], shape: tuple[int, ...], n: int | None) -> None:
     if "minima/x" in state or "explore/done" in state:
         x = _array(state, "minima/x", (None, *shape), "f")
         n = x.shape[0]
-        _want(n >= 1 and bool(np.isfinite(x).all()), "minima/x holds no minima or non-finite coordinates")
+        require(n >= 1 and bool(np.isfinite(x).all()), "minima/x holds no minima or non-finite coordinates")
         e = _array(state, "minima/energy", (n,), "f")
-        _want(bool(np.isfinite(e).all()), "minima/energy holds non-finite energies")
-        _want(bool((_array(state, "minima/hits", (n,), "i") >= 0).all()), "minima/hits holds negative counts")
-        _want(not bool(np.isnan(_array(state, "minima/grad_norm", (n,), "f")).any()), "minima/grad_norm holds NaN")
+        require(bool(np.isfinite(e).all()), "minima/energy holds non-finite energies")
+        require(bool((_array(state, "minima/hits", (n,), "i") >= 0).all()), "minima/hits holds negative counts")
+        require(not bool(np.isnan(_array(state, "minima/grad_norm", (n,), "f")).any()), "minima/grad_norm holds NaN")
         for key in ("explore/rounds", "explore/chains"):
             _count(state[key], key)
         if "explore/new" in state:
             checks.integer(None, "explore/new", state["explore/new"], minimum=-1)
         if "explore/stops" in state:
             stops = state["explore/stops"]
-            _want(isinstance(stops, list) and len(stops) == 3, "explore/stops is not three counts")
+            require(isinstance(stops, list) and len(stops) == 3, "explore/stops is not three counts")
             for k in stops:
                 _count(k, "explore/stops")
     for key in ("refine/retried", "refine/at_budget", "connected/passes"):
@@ -766,11 +762,11 @@ def _check_progress(state: MutableMapping[str, Any], shape: tuple[int, ...], n: 
             checks.number(None, f"settings {key}", settings[key])
     for key in ("ladder", "ladder/inserted", "running_pulls"):
         if key in state:
-            _want(isinstance(state[key], list), f"{key} is not a list")
+            require(isinstance(state[key], list), f"{key} is not a list")
             for m in state[key]:
                 checks.number(None, key, m)
     if n is None:
-        _want(not any(k.startswith(("pairs/", "saddles/", "level", "running", "connected/")) for k in state),
+        require(not any(k.startswith(("pairs/", "saddles/", "level", "running", "connected/")) for k in state),
               "stages after the minima without the minima")
         return
     for prefix in ("pairs", "connected"):
@@ -785,20 +781,20 @@ def _check_progress(state: MutableMapping[str, Any], shape: tuple[int, ...], n: 
         if pk.shape[0]:
             _paths_whole(_array(state, "saddles/paths", (pk.shape[0], None, *shape), "f"), "saddles/paths")
     for key in [k[: -len("/info")] for k in state if k.startswith("level") and k.endswith("/info")]:
-        _want(isinstance(state[f"{key}/info"], dict), f"{key}/info is not a table")
+        require(isinstance(state[f"{key}/info"], dict), f"{key}/info is not a table")
         part, _ = _level_from_state(state, key[len("level"):])
         check_partition(f"{key}/", n, part)
         _check_records(state, key, n, shape)
     if "running" in state:
         keys = state["running"]
-        _want(isinstance(keys, list) and all(isinstance(k, str) for k in keys), "running is not a list of levels")
+        require(isinstance(keys, list) and all(isinstance(k, str) for k in keys), "running is not a list of levels")
         for key in keys:
             _check_records(state, f"running{key}", n, shape)
-    _want(f"{_TURN}/info" in state or not any(k.startswith(_TURN) for k in state),
+    require(f"{_TURN}/info" in state or not any(k.startswith(_TURN) for k in state),
           f"{_TURN} holds a batch without its description")
     if any(k.startswith(_REFINING) for k in state):
         info = state[f"{_REFINING}info"]
-        _want(isinstance(info, dict) and isinstance(info["rows"], list), "refining/info is not a table")
+        require(isinstance(info, dict) and isinstance(info["rows"], list), "refining/info is not a table")
         m = len(info["rows"])
         for q in (*info["rows"], info["phase"], info["done"], *info["positions"]):
             _count(q, "refining/info")
@@ -820,10 +816,10 @@ def _check_table(state: MutableMapping[str, Any], prefix: str, n: int) -> None:
     if f"{prefix}/saddle_point" in state:
         _array(state, f"{prefix}/saddle_point", (e,), "b")
     estimate = np.asarray(state[f"{prefix}/estimate"])
-    _want(not bool(np.isnan(estimate).any() or (estimate == -np.inf).any()), f"{prefix}/estimate holds NaN or -inf")
-    _want(not bool((np.asarray(state[f"{prefix}/refined"]) == -np.inf).any()), f"{prefix}/refined holds -inf")
+    require(not bool(np.isnan(estimate).any() or (estimate == -np.inf).any()), f"{prefix}/estimate holds NaN or -inf")
+    require(not bool((np.asarray(state[f"{prefix}/refined"]) == -np.inf).any()), f"{prefix}/refined holds -inf")
     source = np.asarray(state[f"{prefix}/source"])
-    _want(bool(((source >= 0) & (source < 256)).all()), f"{prefix}/source holds unknown sources")
+    require(bool(((source >= 0) & (source < 256)).all()), f"{prefix}/source holds unknown sources")
 
 
 def _check_records(state: MutableMapping[str, Any], key: str, n: int, shape: tuple[int, ...]) -> None:
@@ -841,7 +837,7 @@ def _check_records(state: MutableMapping[str, Any], key: str, n: int, shape: tup
 def _paths_whole(paths: np.ndarray, key: str) -> None:
     """Paths padded with NaN rows: each must keep two points at least."""
     finite = np.isfinite(paths.reshape(paths.shape[0], paths.shape[1], -1)).all(axis=2).sum(axis=1)
-    _want(bool((finite >= 2).all()), f"{key} holds paths of fewer than two points")
+    require(bool((finite >= 2).all()), f"{key} holds paths of fewer than two points")
 
 
 def _drop(state: dict[str, Any], prefix: str) -> None:
