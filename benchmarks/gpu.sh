@@ -11,7 +11,7 @@
 #                 at 128 and 1,024 rows; operations per step), eager and compiled (several
 #                 steps fused per call; the first call's compile time too).
 #   string_step   string_step.py --compile: one iteration of the string method against its two
-#                 energy-and-gradient calls (the same energies, 16 and 256 strings, string and
+#                 energy-and-gradient calls (the same energies, 16, 256 and 1,024 strings, string and
 #                 climbing phase), eager and compiled.
 #   map_scale     map_scale.py --ranks 1: whole maps (Mueller-Brown; a digits model, 32
 #                 chains) and the ladder's levels together against one after another.
@@ -129,7 +129,7 @@ for p in $PARTS; do
         ad_step) part ad_step "$AD_S" "$PYTHON" benchmarks/ad_step.py --device "$DEVICE" --compile \
                      --energies digits,mueller-brown,vanilla32 "${ad[@]}" ;;
         string_step) part string_step "$STRING_S" "$PYTHON" benchmarks/string_step.py --device "$DEVICE" --compile \
-                         --energies digits,mueller-brown,vanilla32 "${strings[@]}" ;;
+                         --energies digits,mueller-brown,vanilla32 --strings 16,256,1024 "${strings[@]}" ;;
         map_scale) part map_scale "$SCALE_S" "$PYTHON" benchmarks/map_scale.py --device "$DEVICE" --ranks 1 ;;
         map) map_part map_32x32 "$MAP_S" "${map[@]}" ;;
         map_compiled) map_part map_32x32_compiled "$MAPC_S" --compile "${map[@]}" ;;
