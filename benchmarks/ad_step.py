@@ -24,6 +24,7 @@ bound by launches, not arithmetic.
 from __future__ import annotations
 
 import argparse
+import math
 import statistics
 import sys
 import time
@@ -157,6 +158,13 @@ def operations_per_step(e: Energy, x: torch.Tensor, b: torch.Tensor) -> tuple[fl
         return tuple((_operations(lambda: f(320)) - _operations(lambda: f(160))) / 160 for f in (bare, plain, ad))
 
 
+def compiled_cells(e: Energy, fast: float, bare: float, first: float) -> str:
+    """The compiled columns of a row: seconds per step (or iteration), its ratio to the
+    bare call's, and the first call's seconds; or why compiling failed."""
+    why = fused.failure(e)
+    return f" {fast * 1e3:.3f} | {fast / bare:.2f} | {first:.1f} |" if why is None else f" failed: {why} | | |"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--device", default="cpu")
@@ -188,9 +196,7 @@ def main() -> None:
             if args.compile:
                 c = compiled[name]
                 fast = statistics.median(ad_step(c, x, b, args.steps) for _ in range(args.repeats))
-                why = fused.failure(c)
-                row += (f" {fast * 1e3:.3f} | {fast / bare:.2f} | {c.__dict__[f'first_call_s_{p}']:.1f} |" if why is None
-                        else f" failed: {why} | | |")
+                row += compiled_cells(c, fast, bare, c.__dict__.get(f"first_call_s_{p}", math.nan))
             print(row, flush=True)
 
 

@@ -32,9 +32,9 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from ad_step import ENERGIES, _operations, _sync, energies  # noqa: E402
+from ad_step import ENERGIES, _operations, _sync, bare_call, compiled_cells, energies  # noqa: E402
 
-from landscape import Energy, fused  # noqa: E402
+from landscape import Energy  # noqa: E402
 from landscape.energy import use_cpu_threads  # noqa: E402
 from landscape.mapping.paths import STOPS, _starting_paths, _Strings  # noqa: E402
 
@@ -58,17 +58,7 @@ def strings(e: Energy, p: int, climbing: bool) -> _Strings:
 
 def bare_calls(e: Energy, s: _Strings, calls: int) -> float:
     """Seconds for the two energy-and-gradient calls of one iteration."""
-    x = s.path[:, 1:-1].reshape(-1, *e.shape).clone()
-    vg = e.value_and_grad_fn()
-    for _ in range(3):
-        vg(x)
-    _sync(str(e.device))
-    t = time.perf_counter()
-    for _ in range(calls):
-        vg(x)
-        vg(x)
-    _sync(str(e.device))
-    return (time.perf_counter() - t) / calls
+    return 2 * bare_call(e, s.path[:, 1:-1].reshape(-1, *e.shape).clone(), calls)
 
 
 def iteration(e: Energy, p: int, climbing: bool, calls: int) -> tuple[float, float]:
@@ -119,18 +109,15 @@ def main() -> None:
         for p in (int(v) for v in args.strings.split(",")):
             for climbing in (False, True):
                 with e.frozen():
-                    bare = statistics.median(bare_calls(e, strings(e, p, climbing), args.iterations)
-                                             for _ in range(args.repeats))
+                    s = strings(e, p, climbing)
+                bare = statistics.median(bare_calls(e, s, args.iterations) for _ in range(args.repeats))
                 step = statistics.median(iteration(e, p, climbing, args.iterations)[0] for _ in range(args.repeats))
                 row = (f"| {name} | {p} | {'climbing' if climbing else 'string'} | {bare * 1e3:.3f} "
                        f"| {step * 1e3:.3f} | {step / bare:.2f} | {operations(e, p, climbing):.0f} |")
                 if args.compile:
                     c = compiled[name]
                     runs = [iteration(c, p, climbing, args.iterations) for _ in range(args.repeats)]
-                    fast = statistics.median(r[0] for r in runs)
-                    why = fused.failure(c)
-                    row += (f" {fast * 1e3:.3f} | {fast / bare:.2f} | {runs[0][1]:.1f} |" if why is None
-                            else f" failed: {why} | | |")
+                    row += compiled_cells(c, statistics.median(r[0] for r in runs), bare, runs[0][1])
                 print(row, flush=True)
 
 
