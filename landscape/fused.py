@@ -11,7 +11,7 @@ which it does not), the pull, the update and the per-step bookkeeping. Attractio
 and the string method (:func:`landscape.mapping.paths.string_method_batch`) one iteration
 per call: its two energy evaluations, the trial move's descent check, the climbing image's
 rules, the redistribution along the string and the acceptance, about a hundred tensor
-operations eager.
+operations eager besides the energy's own.
 
 Compiling is an execution setting of the :class:`~landscape.energy.Energy`
 (``energy.compile``, ``landscape map --compile``), like its device: it never changes what

@@ -452,9 +452,10 @@ class _Strings:
 
     An iteration (:func:`_iteration`) works on every row of the working set at once, the
     climbing images (one per climbing string, or none) picked by masks rather than by
-    indexing: the same hundred or so tensor operations whatever the strings are doing, and
-    no host sync inside, so that it compiles whole. The energy's batches hold the images of
-    the strings still relaxing, in their order.
+    indexing: about a hundred tensor operations besides the energy's (two hundred once
+    strings climb) however many strings do what, and no host sync inside, so that it
+    compiles whole. The energy's batches hold the images of the strings still relaxing, in
+    their order.
     """
 
     #: Per-string state: one row per string of the working set.
