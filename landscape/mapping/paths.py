@@ -122,34 +122,34 @@ def resample_polyline(points: torch.Tensor, n: int) -> torch.Tensor:
     return _resample_at(points[None], _equal_targets(points[None], n))[0]
 
 
-def _arc(path: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Segment lengths [P, M-1] and cumulative arc length [P, M] of polylines [P, M, D]."""
-    seg = torch.linalg.vector_norm(path[:, 1:] - path[:, :-1], dim=2)
-    return seg, torch.cat([seg.new_zeros(seg.shape[0], 1), torch.cumsum(seg, 1)], 1)
+def _arc(path: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Segments [P, M-1, D] (each vertex to the next), their lengths [P, M-1] and the
+    cumulative arc length [P, M] of polylines [P, M, D]."""
+    step = path[:, 1:] - path[:, :-1]
+    seg = torch.linalg.vector_norm(step, dim=2)
+    return step, seg, torch.cat([seg.new_zeros(seg.shape[0], 1), torch.cumsum(seg, 1)], 1)
 
 
 def _equal_targets(path: torch.Tensor, n: int) -> torch.Tensor:
-    _, s = _arc(path)
+    s = _arc(path)[2]
     return torch.linspace(0.0, 1.0, n, dtype=path.dtype, device=path.device)[None] * s[:, -1:]
 
 
 def _resample_at(path: torch.Tensor, targets: torch.Tensor,
-                 arc: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+                 arc: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
     """Points at arc lengths ``targets [P, K]`` along polylines ``path [P, M, D]`` (whose
     :func:`_arc` is ``arc`` when given); the first and last points of each polyline are
     kept exactly."""
     if path.shape[1] == 1:
         return path.expand(-1, targets.shape[1], -1).clone()
-    seg, s = _arc(path) if arc is None else arc
+    step, seg, s = _arc(path) if arc is None else arc
     idx = (torch.searchsorted(s.contiguous(), targets.contiguous(), right=True) - 1).clamp(0, path.shape[1] - 2)
     length = torch.gather(seg, 1, idx)
     start = torch.gather(s, 1, idx)
     safe = torch.where(length > 0, length, torch.ones_like(length))
     w = torch.where(length > 0, (targets - start) / safe, torch.zeros_like(targets)).clamp(0.0, 1.0)
-    d = path.shape[2]
-    p0 = torch.gather(path, 1, idx.unsqueeze(2).expand(-1, -1, d))
-    p1 = torch.gather(path, 1, (idx + 1).unsqueeze(2).expand(-1, -1, d))
-    out = p0 + w.unsqueeze(2) * (p1 - p0)
+    at = idx.unsqueeze(2).expand(-1, -1, path.shape[2])
+    out = torch.gather(path, 1, at) + w.unsqueeze(2) * torch.gather(step, 1, at)
     out[:, 0], out[:, -1] = path[:, 0], path[:, -1]
     return out
 
@@ -160,7 +160,7 @@ def _redistribute(path: torch.Tensor, climber: torch.Tensor, at: torch.Tensor | 
     images on each side of it are redistributed separately."""
     p, k, _ = path.shape
     arc = _arc(path)
-    s = arc[1]
+    s = arc[2]
     total = s[:, -1:]
     grid = torch.arange(k, device=path.device, dtype=path.dtype).expand(p, k)
     targets = grid / (k - 1) * total
@@ -329,7 +329,8 @@ def _iteration(vg: ValueAndGrad, shape: tuple[int, ...], climbing: bool, path: t
     all finite stays put, every step halved. The climbing image's move has two parts, up
     along the path and down across it, each with its own step (see below).
 
-    Returns the new ``path, u, g, dt, grow, climb_dt, climb_grow`` and two masks [P]:
+    ``g`` holds the gradients of the interior images only [P, K-2, D] (the end images do
+    not move). Returns the new ``path, u, g, dt, grow, climb_dt, climb_grow`` and two masks [P]:
     ``stuck`` (every step fell below ``min_dt``: the string gives up) and ``settled`` (its
     largest image displacement per unit time, and its climbing image's gradient, under
     ``threshold``, no image held back). A function of tensors only: eager, or compiled
@@ -337,7 +338,7 @@ def _iteration(vg: ValueAndGrad, shape: tuple[int, ...], climbing: bool, path: t
     """
     tiny = torch.finfo(path.dtype).tiny
     p, k = path.shape[0], path.shape[1]
-    move = dt.unsqueeze(2) * g[:, 1:-1]
+    move = dt.unsqueeze(2) * g
     if climbing:
         # The climbing image (image 1 of a string that does not climb: worked out, never
         # used): up along the path on a step of its own, down across it on its image's
@@ -347,7 +348,7 @@ def _iteration(vg: ValueAndGrad, shape: tuple[int, ...], climbing: bool, path: t
         inner = torch.arange(1, k - 1, device=path.device) == climber.unsqueeze(1)
         t = path[rows, c + 1] - path[rows, c - 1]
         t = t / torch.linalg.vector_norm(t, dim=1, keepdim=True).clamp_min(tiny)
-        gc = g[rows, c]
+        gc = g[rows, c - 1]
         along = (gc * t).sum(1, keepdim=True)
         across = gc - along * t
         dt_c = dt.gather(1, (c - 1).unsqueeze(1))
@@ -356,7 +357,7 @@ def _iteration(vg: ValueAndGrad, shape: tuple[int, ...], climbing: bool, path: t
     # of their own could otherwise overtake their neighbours and fold the string. An
     # image that would takes the step that moves it that far, and keeps it (it stops
     # growing).
-    half = 0.5 * _arc(path)[1][:, -1] / (k - 1)
+    half = 0.5 * _arc(path)[2][:, -1] / (k - 1)
     length = torch.linalg.vector_norm(move, dim=2)
     cap = (half.unsqueeze(1) / length.clamp_min(tiny)).clamp_max(1.0)
     grow = torch.where(cap < 1.0, 1.0, grow)
@@ -395,7 +396,9 @@ def _iteration(vg: ValueAndGrad, shape: tuple[int, ...], climbing: bool, path: t
         climb_grow = torch.where(overshot, 1.0, climb_grow)
     new = _redistribute(trial, climber, at)
     u_new, g_new = _evaluate(vg, shape, new[:, 1:-1])
-    ok = torch.isfinite(u_new).all(1) & torch.isfinite(g_new).all(2).all(1)
+    # (a row sum is finite exactly when every entry is, or the sum overflows: a gradient
+    # near the dtype's largest number, on which no string could move anyway)
+    ok = torch.isfinite(u_new).all(1) & torch.isfinite(g_new.sum(2)).all(1)
     # Halve the steps of the images that rose, every step of a string that is not finite
     # (they stop growing); a string whose every step fell below the smallest is stuck.
     halved = rose | ~ok.unsqueeze(1)
@@ -410,14 +413,14 @@ def _iteration(vg: ValueAndGrad, shape: tuple[int, ...], climbing: bool, path: t
     displacement = torch.linalg.vector_norm(new - path, dim=2).max(1).values / largest
     path = torch.where(ok.reshape(-1, 1, 1), new, path)
     u = torch.cat([u[:, :1], torch.where(ok.unsqueeze(1), u_new, u[:, 1:-1]), u[:, -1:]], 1)
-    g = torch.cat([g[:, :1], torch.where(ok.reshape(-1, 1, 1), g_new, g[:, 1:-1]), g[:, -1:]], 1)
+    g = torch.where(ok.reshape(-1, 1, 1), g_new, g)
     dt = torch.where(ok.unsqueeze(1), dt * grow, dt)
     # (the climb along the path never outpaces the string's largest step: on a linear
     # stretch nothing would turn it around)
     climb_dt = torch.where(ok, torch.minimum(climb_dt * climb_grow, dt.max(1).values), climb_dt)
     settled = ok & (displacement <= threshold) & ~(rose.any(1) | overshot)
     if climbing:
-        gnorm = torch.linalg.vector_norm(g[rows, climber], dim=1)
+        gnorm = torch.linalg.vector_norm(g[rows, c - 1], dim=1)
         settled &= (climber == 0) | (gnorm <= threshold)
     return path, u, g, dt, grow, climb_dt, climb_grow, stuck, settled
 
@@ -461,7 +464,9 @@ class _Strings:
     #: Per-string state: one row per string of the working set.
     _ROWS = ("rows", "path", "u", "g", "dt", "grow", "min_dt", "threshold", "slack", "climb_dt", "climb_grow",
              "climber", "phase_iters", "iterations", "converged", "stop", "in_climb", "mark", "active")
-    #: What :meth:`results` reads, kept for every string in :attr:`full`.
+    #: What :meth:`results` reads, kept for every string in :attr:`full` (``g`` there with
+    #: the end images' gradients, which never change; the working set's ``g`` is of the
+    #: interior images only).
     _KEPT = ("path", "u", "g", "threshold", "converged", "iterations", "stop")
 
     def __init__(
@@ -526,6 +531,7 @@ class _Strings:
         self.mark = torch.full((n,), math.inf, device=dev, dtype=dt_)
         #: Every string's final state (rows in the strings' order), written as they leave.
         self.full = {name: getattr(self, name).clone() for name in self._KEPT}
+        self.g = self.g[:, 1:-1].clone()  # (the working set keeps the interior images' gradients)
 
     def compact(self) -> None:
         """Write the strings no longer active into :attr:`full` and drop their rows."""
@@ -534,7 +540,10 @@ class _Strings:
         leaving, keep = ~self.active, self.active
         at = self.rows[leaving]
         for name in self._KEPT:
-            self.full[name][at] = getattr(self, name)[leaving]
+            if name == "g":
+                self.full[name][at, 1:-1] = self.g[leaving]
+            else:
+                self.full[name][at] = getattr(self, name)[leaving]
         for name in self._ROWS:
             setattr(self, name, getattr(self, name)[keep])
         self.climbing = self.climbing and bool((self.climber > 0).any())
