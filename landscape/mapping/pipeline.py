@@ -720,7 +720,7 @@ def _array(state: MutableMapping[str, Any], key: str, dims: tuple[int | None, ..
     ("f" real, "i" integer, "b" boolean or integer)."""
     arr = np.asarray(state[key])
     require(arr.ndim == len(dims) and all(d is None or d == s for d, s in zip(dims, arr.shape)),
-          f"{key} has shape {list(arr.shape)}")
+            f"{key} has shape {list(arr.shape)}")
     kinds = {"f": "fiub", "i": "iu", "b": "biu"}[kind]
     require(arr.dtype.kind in kinds, f"{key} has dtype {arr.dtype}")
     return arr
@@ -767,7 +767,7 @@ def _check_progress(state: MutableMapping[str, Any], shape: tuple[int, ...], n: 
                 checks.number(None, key, m)
     if n is None:
         require(not any(k.startswith(("pairs/", "saddles/", "level", "running", "connected/")) for k in state),
-              "stages after the minima without the minima")
+                "stages after the minima without the minima")
         return
     for prefix in ("pairs", "connected"):
         if f"{prefix}/pairs" in state:
@@ -791,7 +791,7 @@ def _check_progress(state: MutableMapping[str, Any], shape: tuple[int, ...], n: 
         for key in keys:
             _check_records(state, f"running{key}", n, shape)
     require(f"{_TURN}/info" in state or not any(k.startswith(_TURN) for k in state),
-          f"{_TURN} holds a batch without its description")
+            f"{_TURN} holds a batch without its description")
     if any(k.startswith(_REFINING) for k in state):
         info = state[f"{_REFINING}info"]
         require(isinstance(info, dict) and isinstance(info["rows"], list), "refining/info is not a table")
