@@ -34,6 +34,7 @@ __all__ = [
     "integer",
     "mapping",
     "number",
+    "number_map",
     "number_range",
     "require",
     "shape",
@@ -133,6 +134,11 @@ def mapping(where: Any, field: str, value: Any) -> dict[Any, Any]:
     if not isinstance(value, Mapping):
         raise bad(where, field, value, "a mapping")
     return dict(value)
+
+
+def number_map(where: Any, field: str, value: Any) -> dict[Any, float]:
+    """A mapping whose every value is a finite number (``field key`` names a bad one)."""
+    return {k: number(where, f"{field} {k}", v) for k, v in mapping(where, field, value).items()}
 
 
 def shape(where: Any, field: str, value: Any) -> tuple[int, ...]:

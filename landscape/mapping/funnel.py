@@ -333,7 +333,7 @@ def funnel_probe(
                       f"({describe_stops(q.stops(), config.quench_steps)})")
 
     # (the mapping's time before an interruption counts, as saved with its progress)
-    t0 = time.perf_counter() - time_spent(state, MAPPING)
+    t0 = time.perf_counter() - time_spent(state, EXTENDING)
     owner, extended, new_minima = _map_end_points(energy, content, config, state, save, reporter, refine)
     seconds["mapping"] = time.perf_counter() - t0
     funnel = _funnel_data(config, owner, extended, content, new_minima, seconds)
@@ -343,14 +343,11 @@ def funnel_probe(
                         new_basins=int(extended.n_basins - content.n_basins), seconds=seconds)
 
 
-MAPPING = EXTENDING  # (the keys of the new minima's mapping in the probe's saved state: extend_map's)
-
-
 def progress_arrays(name: str) -> bool:
     """Whether :func:`describe_progress` reads the array ``name`` of a probe's saved state
     (not the chains' end points, nor the mapping's paths)."""
-    if name.startswith(MAPPING):
-        return pipeline_progress_arrays(name[len(MAPPING):])
+    if name.startswith(EXTENDING):
+        return pipeline_progress_arrays(name[len(EXTENDING):])
     return name.startswith("level") and name.endswith("/energy")
 
 
@@ -363,10 +360,10 @@ def describe_progress(state: dict[str, Any]) -> list[tuple[str, str]]:
     chains = np.asarray(state.get("level0/energy", np.zeros(0))).size
     out = [("done", f"{levels} noise level{'' if levels == 1 else 's'} of chains run and quenched "
                     f"({chains:,} chains each)" if levels else "nothing yet (the first noise level's chains)")]
-    if any(k.startswith(MAPPING) for k in state):
-        lines = dict(describe_progress_of_map(state, MAPPING))
-        if MAPPING + "new" in state:
-            n_old, m = (int(v) for v in state[MAPPING + "new"])
+    if any(k.startswith(EXTENDING) for k in state):
+        lines = dict(describe_progress_of_map(state, EXTENDING))
+        if EXTENDING + "new" in state:
+            n_old, m = (int(v) for v in state[EXTENDING + "new"])
             line = f"{m:,} new minima into the map of {n_old:,}: done: {lines['done']}"
         else:
             line = f"the new minima into the map: done: {lines['done']}"
@@ -389,8 +386,7 @@ def _check_saved(state: dict[str, Any], energy: Energy, config: FunnelConfig) ->
             if not (x.shape == (chains, *energy.shape) and x.dtype.kind == "f" and bool(np.isfinite(x).all())
                     and u.shape == (chains,) and u.dtype.kind == "f" and bool(np.isfinite(u).all())):
                 raise LandscapeError(f"noise level {k}'s chains are not {chains} finite points and energies")
-        for key, value in checks.mapping(None, "seconds", state.get("seconds", {})).items():
-            checks.number(None, f"seconds {key}", value)
+        checks.number_map(None, "seconds", state.get("seconds", {}))
     except LandscapeError as err:
         raise LandscapeError(f"the saved progress of the funnel probe is damaged ({err}): delete its .funnel.partial "
                              "file (or pass --force) to start afresh") from None

@@ -681,6 +681,11 @@ def describe_progress(state: MutableMapping[str, Any], prefix: str = "") -> list
     return out
 
 
+#: The seconds a stage under way had run at its last save (the ladder's levels, the
+#: refinement's passes), kept beside its progress.
+_UNDER_WAY_SECONDS = ("running_seconds", "connected/seconds")
+
+
 def time_spent(state: MutableMapping[str, Any], prefix: str = "") -> float:
     """Seconds of work a map's saved progress holds (with ``prefix``, of the keys under
     it, as :func:`describe_progress`): its finished stages', and what the stage under way
@@ -689,7 +694,7 @@ def time_spent(state: MutableMapping[str, Any], prefix: str = "") -> float:
         state = _Prefixed(state, prefix)
     seconds = state.get("seconds") or {}
     return (sum(float(v) for v in seconds.values())
-            + sum(float(state.get(k, 0.0)) for k in ("running_seconds", "connected/seconds")))
+            + sum(float(state.get(k, 0.0)) for k in _UNDER_WAY_SECONDS))
 
 
 # ------------------------------------------------------------- saved progress, checked
@@ -751,11 +756,10 @@ def _check_progress(state: MutableMapping[str, Any], shape: tuple[int, ...], n: 
     for key in ("refine/retried", "refine/at_budget", "connected/passes"):
         if key in state:
             _count(state[key], key)
-    for key in ("running_seconds", "connected/seconds"):
+    for key in _UNDER_WAY_SECONDS:
         if key in state:
             checks.number(None, key, state[key])
-    for key, value in checks.mapping(None, "seconds", state.get("seconds", {})).items():
-        checks.number(None, f"seconds {key}", value)
+    checks.number_map(None, "seconds", state.get("seconds", {}))
     if "settings" in state:
         settings = checks.mapping(None, "settings", state["settings"])
         for key in ("ad_temperature", "alpha_unit", "delta", "ad_eps"):
