@@ -338,6 +338,27 @@ def test_a_batch_of_strings_reports_how_many_still_relax_without_changing_its_re
     assert lines[-1].startswith("0/3 strings relaxing")
 
 
+def test_a_quiet_iteration_waits_for_the_device_once():
+    # On a GPU every read of a tensor's value on the host drains the queue of launched
+    # kernels: an iteration in which no string's phase ends or is due a stall check reads
+    # one flag (whether a string settled or got stuck), the budget and stall checks run at
+    # the iterations the host knows they can find something.
+    from torch.profiler import ProfilerActivity, profile
+
+    energy = Energy(mueller_brown, shape=(2,), data_range=(-1.5, 2.0), dtype=torch.float64)
+    x = torch.tensor(MUELLER_BROWN_MINIMA, dtype=torch.float64)
+    a, b = x[[0, 0, 1]], x[[1, 2, 2]]
+
+    def reads(steps: int) -> tuple[int, int]:
+        with profile(activities=[ProfilerActivity.CPU]) as prof:
+            out = string_method_batch(energy, a, b, images=12, steps=steps, tol=0.0, climb=False)
+        assert [r.stop for r in out] == ["budget"] * 3  # every string ran every iteration
+        return sum(ev.name == "aten::_local_scalar_dense" for ev in prof.events()), steps
+
+    (short, n), (long, m) = reads(20), reads(45)
+    assert long - short == m - n
+
+
 def test_a_chain_that_stepped_over_a_ridge_has_its_estimate_raised_to_the_top_of_its_path():
     # The chain 0 -> 1 was recorded at points that step over the thin ridge: its sampled
     # peak, about 0.9, lies below every path from 0 to 1 (whose lowest top is the ridge's,

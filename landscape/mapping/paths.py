@@ -521,6 +521,17 @@ class _Strings:
         self.active = ~flat
         self.in_climb = torch.zeros(n, dtype=torch.bool, device=dev)
         self.climb_steps: int | None = None
+        # The host's view of the phases, so that a quiet iteration waits for the device
+        # once only (on a GPU every wait drains the queue of launched kernels): the
+        # iterations run so far, and when each group of strings began its phase, with
+        # that phase's budget (the string phase at 0; a group per iteration at which
+        # strings began to climb). A string's phase_iters is ``clock - start`` of its
+        # group, so the budget and stall checks can only find strings at the iterations
+        # the groups say; and only a phase that ended since the last compaction can have
+        # left inactive rows in the working set.
+        self.clock = 0
+        self.groups: list[tuple[int, int]] = []
+        self.ended = True  # (flat strings start inactive)
         # A phase also ends when its energy stalls: the top of the string (the climbing
         # image, when climbing) moved by at most eps^0.8 (eps: the dtype's machine
         # epsilon; 3e-6 in float32, 3e-13 in float64) of the string's energy range over the
@@ -535,6 +546,9 @@ class _Strings:
 
     def compact(self) -> None:
         """Write the strings no longer active into :attr:`full` and drop their rows."""
+        if not self.ended:
+            return
+        self.ended = False
         if bool(self.active.all()):
             return
         leaving, keep = ~self.active, self.active
@@ -553,12 +567,19 @@ class _Strings:
         """The string phase (``steps`` iterations at most), then, unless ``climb_steps``
         is None, the climbing phase of every string whose top is above both ends."""
         self.climb_steps = climb_steps
+        self.groups = [(self.clock, steps)]
         for done in range(steps + (climb_steps or 0)):
-            budget = torch.where(self.in_climb, climb_steps or 0, steps)
-            out_of_budget = self.active & (self.phase_iters >= budget)
-            if bool(out_of_budget.any()):
-                self.end_phase(out_of_budget, torch.zeros_like(out_of_budget), STOPS.index("budget"))
-            self.check_stall()
+            # A phase_iters reaches its budget when its group's does (it grows by one per
+            # iteration and is checked at each): only then can a string run out of it.
+            if any(self.clock - start == budget for start, budget in self.groups):
+                budget = torch.where(self.in_climb, climb_steps or 0, steps)
+                out_of_budget = self.active & (self.phase_iters >= budget)
+                if bool(out_of_budget.any()):
+                    self.end_phase(out_of_budget, torch.zeros_like(out_of_budget), STOPS.index("budget"))
+            # (a group past its budget has no string left in it)
+            self.groups = [(start, budget) for start, budget in self.groups if self.clock - start <= budget]
+            if any((self.clock - start) % STALL == 0 for start, _ in self.groups):
+                self.check_stall()
             self.compact()
             moving = self.rows.shape[0]
             if on_iteration is not None:
@@ -569,6 +590,7 @@ class _Strings:
         if bool(self.active.any()):
             self.end_phase(self.active.clone(), torch.zeros_like(self.active), STOPS.index("budget"))
         self.active = torch.zeros_like(self.active)
+        self.ended = True
         self.compact()
 
     def check_stall(self) -> None:
@@ -616,9 +638,12 @@ class _Strings:
             self.dt[rows, top[rows] - 1] = largest
             self.grow[rows, top[rows] - 1] = 1.1
             self.climb_dt[rows], self.climb_grow[rows] = largest, 1.1
-            self.climbing = self.climbing or rows.numel() > 0
+            if rows.numel() > 0:
+                self.climbing = True
+                self.groups.append((self.clock, self.climb_steps))
             stop = done & ~start
         self.active = self.active & ~stop
+        self.ended = True
 
     def iterate(self) -> None:
         """One move of every string of the working set (:func:`_iteration`, compiled
@@ -626,6 +651,7 @@ class _Strings:
         got stuck end their phase."""
         self.iterations += 1
         self.phase_iters += 1
+        self.clock += 1
         state = (self.path, self.u, self.g, self.dt, self.grow, self.climb_dt, self.climb_grow, self.climber,
                  self.slack, self.threshold, self.min_dt, self.low, self.high)
         out = None
