@@ -285,6 +285,27 @@ def test_bookkeeping_once_per_window_gives_what_a_check_after_every_step_gives(p
         assert torch.equal(out.path[p, : int(out.path_len[p])], want["path"])
 
 
+def test_a_window_of_steps_waits_for_the_device_once(monkeypatch):
+    # On a GPU every read of a tensor's value on the host drains the queue of launched
+    # kernels: a window's trials that stopped and its non-finite energies are read at once.
+    from torch.profiler import ProfilerActivity, profile
+
+    listed = []
+    tolist = torch.Tensor.tolist
+    monkeypatch.setattr(torch.Tensor, "tolist", lambda t: listed.append(1) or tolist(t))
+    energy = Energy(double_well, (2,), data_range=(-2.0, 2.0), dtype=F64)
+
+    def reads(steps: int) -> int:
+        listed.clear()
+        config = ADConfig(temperature=0.1, alpha=0.0, eps=0.01, max_steps=steps, patience=10**6, delta=1e-9)
+        with profile(activities=[ProfilerActivity.CPU]) as prof:
+            out = attraction_diffusion(energy, point(DW_SHALLOW, 0.0, n=4), point(DW_DEEP, 0.0, n=4), config, gen())
+        assert (out.steps == steps).all()  # every trial ran every window
+        return len(listed) + sum(ev.name == "aten::_local_scalar_dense" for ev in prof.events())
+
+    assert reads(16 * 9) - reads(16 * 3) == 6
+
+
 def test_no_pull_at_tiny_temperature_fails():
     energy = Energy(double_well, (2,), dtype=F64)
     config = ADConfig(temperature=0.01, alpha=0.0, eps=0.02, max_steps=300)

@@ -441,6 +441,7 @@ def attraction_diffusion(
         else:
             run, step = _resume_batch(resume_from, mag, out, starts, cap, config, generator), resume_from.step
         window = _Window(mag.x)
+        ended: int | None = None  # trials that stopped in the last window (None: count them)
 
         def progress() -> BatchProgress:
             kept = out.success.clone()
@@ -458,7 +459,8 @@ def attraction_diffusion(
             # stepped, frozen, since they stopped. Checking every step would stall a GPU
             # on a host sync per step, and cost indexed writes every step.
             keep = ~run.finished
-            running = int(keep.sum())  # (the one host sync per window)
+            # (counted by the window's one host sync, in :meth:`_Running.advance`)
+            running = int(keep.sum()) if ended is None else keep.shape[0] - ended
             key = ("attraction-diffusion", run.offset is not None)
             compiling = (on_compile is not None and running >= fused.MIN_ROWS
                          and config.max_steps - step >= fused.STEPS and fused.cold(energy, key))
@@ -500,7 +502,7 @@ def attraction_diffusion(
                     u, g, diff, d = mag.step(window.x[k], None if averaged else window.d[k - 1],
                                              None if z is None else z[k - base - 1])
                     window.note(k, u, g, diff, run.offset, run.smooth)
-            run.advance(window, window.close(n, step), n, step, mag.targets)
+            ended = run.advance(window, n, step, mag.targets)
             step += n
     return out.trials(calls=step + 1)
 
@@ -589,15 +591,18 @@ class _Window:
             torch.linalg.vector_norm(offset.reshape(offset.shape[0], -1), dim=1, out=self.d[k - 1])
         torch.sum(grad.reshape(grad.shape[0], -1), dim=1, out=self.g[k - 1])
 
-    def close(self, n: int, step: int) -> torch.Tensor:
-        """The raw energies of the window's ``n`` steps (from ``step``) [n, P]; raises if one
-        of them or a gradient was not finite."""
+    def close(self, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """The raw energies of the window's ``n`` steps [n, P], and where one of them or
+        a gradient was not finite [n, P] (:meth:`error`; read with the window's other
+        numbers, in one host sync)."""
         u = torch.stack(self.u)
-        bad = ~(torch.isfinite(u) & torch.isfinite(self.g[:n]))
-        if bool(bad.any()):
-            first = int(torch.nonzero(bad.any(1))[0, 0]) + 1
-            raise _non_finite(int(bad.any(0).sum()), bad.shape[1], f"at step {step + first}")
-        return u
+        return u, ~(torch.isfinite(u) & torch.isfinite(self.g[:n]))
+
+    @staticmethod
+    def error(bad: torch.Tensor, step: int) -> NonFiniteEnergyError:
+        """The error for a window from ``step`` whose ``bad`` (:meth:`close`) has an entry."""
+        first = int(torch.nonzero(bad.any(1))[0, 0]) + 1
+        return _non_finite(int(bad.any(0).sum()), bad.shape[1], f"at step {step + first}")
 
 
 class _Running:
@@ -670,11 +675,13 @@ class _Running:
                 setattr(self, name, value[keep])
         return self
 
-    def advance(self, w: _Window, raw: torch.Tensor, n: int, step: int, targets: torch.Tensor) -> None:
+    def advance(self, w: _Window, n: int, step: int, targets: torch.Tensor) -> int:
         """Take in the window of ``n`` steps run from ``step`` (every trial was running at
-        its start) and their raw energies: where each trial stops, its peak, best
-        distance and path."""
+        its start): where each trial stops, its peak, best distance and path. Returns how
+        many trials stopped; raises if an energy or gradient of the window was not finite
+        (both read from the device at once: the window's one host sync)."""
         config, x = self.config, w.x
+        raw, bad = w.close(n)
         p, device = targets.shape[0], targets.device
         view = (-1,) + (1,) * (targets.dim() - 1)
         dist, u = w.d[:n].double(), raw.double()
@@ -712,7 +719,11 @@ class _Running:
         self.stop_step = step + end
         self.final = dist[end - 1, rows]
         self.end_x = x[end, rows]
-        self._record(x, n, step, end, bool(finished.any()))
+        ended, broken = torch.stack([finished.sum(), bad.sum()]).tolist()
+        if broken:
+            raise w.error(bad, step)
+        self._record(x, n, step, end, ended > 0)
+        return ended
 
     def _record(self, x: torch.Tensor, n: int, step: int, end: torch.Tensor, stopped: bool) -> None:
         """Add the window's steps on the stride to the paths of the trials still running
