@@ -530,7 +530,10 @@ PRESETS: dict[str, Config] = {
     # 0.05, 0.01, 0.002 whose data energy did not run away from the chains' in 80 updates.
     # Not yet a convergent recipe: trained further, this run (and SGD 0.001, 0.0005) turns
     # non-convergent after 300-1,200 updates, r_t growing tenfold (docs/benchmarks.md,
-    # 2026-12-05); the paper's convergent image runs sampled L = 500 per update.
+    # 2026-12-05); the paper's convergent image runs sampled L = 500 per update. Nor did
+    # eps = data noise = 0.1, chains from data, or a 128-128 MLP with L up to 500 (the
+    # upscaled digits leave only the data noise across 960 directions; docs, 2026-12-05
+    # morning).
     "digits32-convergent": _preset(
         "digits32-convergent",
         "convergent",
