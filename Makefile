@@ -38,6 +38,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/map_file.py
 	$(BIN)/python benchmarks/kill_resume.py
 	$(BIN)/python benchmarks/ad_step.py --compile
+	$(BIN)/python benchmarks/ad_window.py
 	$(BIN)/python benchmarks/string_step.py --compile
 	$(BIN)/python benchmarks/bad_inputs.py
 	$(BIN)/python benchmarks/map_scale.py

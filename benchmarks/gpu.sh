@@ -10,6 +10,10 @@
 #                 gradient call (the digits MLP, Mueller-Brown and the 32x32 presets' network
 #                 at 128 and 1,024 rows; operations per step), eager and compiled (several
 #                 steps fused per call; the first call's compile time too).
+#   ad_window     ad_window.py: the compiled window of attraction-diffusion steps alone, as the
+#                 mapper compiles it and as a CUDA graph (mode="reduce-overhead"), against the
+#                 mapper's whole compiled step (what its eager noise and bookkeeping cost) and
+#                 one energy-and-gradient call; the digits MLP, Mueller-Brown, the 32x32 network.
 #   string_step   string_step.py --compile: one iteration of the string method against its two
 #                 energy-and-gradient calls (the same energies, 16, 256 and 1,024 strings, string and
 #                 climbing phase), eager and compiled.
@@ -28,8 +32,8 @@
 # PYTHON [python3] must hold a CUDA build of torch and the package's other dependencies
 # (h5py, networkx, click, tqdm, scikit-learn, scipy, matplotlib): the package is installed
 # into it from this checkout without them (no network needed). AD_ARGS go to ad_step.py
-# (e.g. --repeats 3), STRING_ARGS to string_step.py. Each part runs under a time limit of
-# its own (seconds: TESTS_S, AD_S, STRING_S, SCALE_S, TRAIN_S, MAP_S, MAPC_S, MAPD_S,
+# (e.g. --repeats 3), WINDOW_ARGS to ad_window.py, STRING_ARGS to string_step.py. Each part runs under a time limit of
+# its own (seconds: TESTS_S, AD_S, WINDOW_S, STRING_S, SCALE_S, TRAIN_S, MAP_S, MAPC_S, MAPD_S,
 # TRAINC_S, CHECK_S) and leaves its log in RESULTS
 # [gpu-results] with a line in RESULTS/summary.txt; a part cut short leaves what it
 # printed. Maps are written to WORK [a new temporary folder].
@@ -39,7 +43,7 @@ cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
 DEVICE=${DEVICE:-cuda}
 OUT=${1:-gpu-results}
-AD_S=${AD_S:-240} STRING_S=${STRING_S:-180} SCALE_S=${SCALE_S:-240} TRAIN_S=${TRAIN_S:-240} MAP_S=${MAP_S:-480} MAPC_S=${MAPC_S:-480}
+AD_S=${AD_S:-240} WINDOW_S=${WINDOW_S:-240} STRING_S=${STRING_S:-180} SCALE_S=${SCALE_S:-240} TRAIN_S=${TRAIN_S:-240} MAP_S=${MAP_S:-480} MAPC_S=${MAPC_S:-480}
 MAPD_S=${MAPD_S:-480} TRAINC_S=${TRAINC_S:-480} CHECK_S=${CHECK_S:-240}
 PARTS=${PARTS:-tests_cuda ad_step string_step map_scale map map_compiled}
 TESTS_S=${TESTS_S:-240}
@@ -71,13 +75,14 @@ EOF
 summary "$(cat "$OUT/device.txt")"
 
 if [ "${QUICK:-0}" = 1 ]; then
-    ad=(--repeats 1 --steps 40 --batches 16) strings=(--repeats 1 --iterations 5 --strings 4) train=(--steps 5) check=(--chains 8 --multiples 1,3)
+    ad=(--repeats 1 --steps 40 --batches 16) window=(--repeats 1 --windows 5 --batches 16) strings=(--repeats 1 --iterations 5 --strings 4) train=(--steps 5) check=(--chains 8 --multiples 1,3)
     map=(--chains 8 --rounds 1 --max-steps 100 --patience 20 --attempts 1 --neighbours 2 --ladder 1 --ladder-extend 0
          --no-refine)
     defaults=("${map[@]}")
 else
     train=() defaults=() check=()
     read -r -a ad <<<"${AD_ARGS:-}"
+    read -r -a window <<<"${WINDOW_ARGS:-}"
     read -r -a strings <<<"${STRING_ARGS:-}"
     read -r -a map <<<"${MAP_ARGS:---chains 32 --max-steps 1000 --patience 100 --attempts 2 --neighbours 5}"
 fi
@@ -128,6 +133,8 @@ for p in $PARTS; do
         tests_cuda) part tests_cuda "$TESTS_S" "$PYTHON" -m pytest -q -p no:cacheprovider tests/test_cuda.py ;;
         ad_step) part ad_step "$AD_S" "$PYTHON" benchmarks/ad_step.py --device "$DEVICE" --compile \
                      --energies digits,mueller-brown,vanilla32 "${ad[@]}" ;;
+        ad_window) part ad_window "$WINDOW_S" "$PYTHON" benchmarks/ad_window.py --device "$DEVICE" \
+                       --energies digits,mueller-brown,vanilla32 "${window[@]}" ;;
         string_step) part string_step "$STRING_S" "$PYTHON" benchmarks/string_step.py --device "$DEVICE" --compile \
                          --energies digits,mueller-brown,vanilla32 --strings 16,256,1024 "${strings[@]}" ;;
         map_scale) part map_scale "$SCALE_S" "$PYTHON" benchmarks/map_scale.py --device "$DEVICE" --ranks 1 ;;
@@ -140,7 +147,7 @@ for p in $PARTS; do
                               --out "$work/d32c.pt" --device "$DEVICE" --quiet "${train[@]}" ${CONV_ARGS:-}
                           [ -f "$work/d32c.pt" ] && part check_32x32_convergent "$CHECK_S" "$LANDSCAPE" check \
                               "$work/d32c.pt" --device "$DEVICE" --quiet --force --out "$OUT/check_convergent.png" "${check[@]}" ;;
-        *) summary "unknown part $p (tests_cuda, ad_step, string_step, map_scale, map, map_compiled, map_again, map_defaults, train_convergent)" ;;
+        *) summary "unknown part $p (tests_cuda, ad_step, ad_window, string_step, map_scale, map, map_compiled, map_again, map_defaults, train_convergent)" ;;
     esac
 done
 summary "done: logs in $OUT"
