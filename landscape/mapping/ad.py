@@ -754,16 +754,25 @@ class _Running:
                 half = cap // 2
                 if stopped:
                     running = end >= done
-                    idx = self.rows[running]
-                    self.buf[:half, idx] = self.buf[1::2, idx]
+                    self._halve(half, self.rows[running])
                     self.buf_len = torch.where(running, self.buf_len // 2, self.buf_len)
                 else:
-                    if whole:
-                        self.buf[:half] = self.buf[1::2].clone()
-                    else:
-                        self.buf[:half, self.rows] = self.buf[1::2, self.rows]
+                    self._halve(half, None if whole else self.rows)
                     self.buf_len = self.buf_len // 2
                 self.recorded, self.stride = half, self.stride * 2
+
+    def _halve(self, half: int, rows: torch.Tensor | None) -> None:
+        """Move slot ``2i + 1`` of the path buffer to slot ``i`` (``i < half``), for the
+        trials in buffer rows ``rows`` (all with None). Slot by slot, in place: slot ``i``
+        takes slot ``2i + 1``, beyond every slot written before it, so each slot is read
+        before it is overwritten, and no copy of half the buffer is made (hundreds of MB
+        when the levels of a ladder share a batch)."""
+        buf = self.buf
+        for i in range(half):
+            if rows is None:
+                buf[i].copy_(buf[2 * i + 1])
+            else:
+                buf[i].index_copy_(0, rows, buf[2 * i + 1].index_select(0, rows))
 
 
 def _resume_batch(saved: BatchProgress, mag: _Magnetized, out: _Outcome, starts: torch.Tensor, cap: int,
