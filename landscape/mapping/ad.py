@@ -248,6 +248,7 @@ class _Magnetized:
         self.floor = self.pull.abs().clamp_min(1.0).mul(torch.finfo(dtype).tiny)
         self.x: torch.Tensor | None = None
         self.h: torch.Tensor | None = None
+        self._fused_args: tuple[torch.Tensor, ...] | None = None
 
     def evaluate(self, x: torch.Tensor, distance: torch.Tensor | None = None
                  ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -286,12 +287,17 @@ class _Magnetized:
     def fused_args(self) -> tuple[torch.Tensor, ...]:
         """What :func:`_fused_window` takes besides the state: the pulls and their floors
         ``[P]``, the step's coefficients ``[P, 1, ...]`` (a float made one per row, rounded
-        as ``torch.add(..., alpha=)`` rounds it) and the box's bounds (:func:`fused.bounds`)."""
-        t = self.targets
-        view = (-1,) + (1,) * (t.dim() - 1)
-        drift, noise = (v if isinstance(v, torch.Tensor) else torch.full((t.shape[0],), v, dtype=t.dtype, device=t.device)
-                        for v in (self.drift, self.noise))
-        return (self.pull, self.floor, drift.reshape(view), noise.reshape(view), *fused.bounds(self.box, t))
+        as ``torch.add(..., alpha=)`` rounds it) and the box's bounds (:func:`fused.bounds`).
+        Made once per set of chains (tensors of their own, not views: :func:`fused.call`
+        would copy a view at every call)."""
+        if self._fused_args is None:
+            t = self.targets
+            view = (-1,) + (1,) * (t.dim() - 1)
+            drift, noise = (v.reshape(view).clone() if isinstance(v, torch.Tensor)
+                            else torch.full((t.shape[0],) + (1,) * (t.dim() - 1), v, dtype=t.dtype, device=t.device)
+                            for v in (self.drift, self.noise))
+            self._fused_args = (self.pull, self.floor, drift, noise, *fused.bounds(self.box, t))
+        return self._fused_args
 
     def select(self, keep: torch.Tensor) -> None:
         """Keep the chains ``keep`` only."""
@@ -299,6 +305,7 @@ class _Magnetized:
             value = getattr(self, name)
             if isinstance(value, torch.Tensor):
                 setattr(self, name, value[keep])
+        self._fused_args = None
 
 
 def _fused_window(averaged: bool) -> Callable[[ValueAndGrad], Callable[..., tuple[torch.Tensor, ...]]]:
