@@ -42,6 +42,11 @@ STEPS = 8
 #: Batches of fewer rows step eagerly: fusing gains little on them, and some layers
 #: (convolutions) compile separately for smaller batches (seconds each time).
 MIN_ROWS = 16
+#: Compiled versions torch keeps of one Python function while our steps run. Every energy's
+#: steps are the same function over another energy, and at torch's default (8) a process's
+#: fifth energy would step eagerly without a word; past this many, compiling fails
+#: visibly instead (:func:`failure`).
+RECOMPILE_LIMIT = 64
 
 
 def traceable_value_and_grad(energy: Energy) -> ValueAndGrad:
@@ -97,7 +102,10 @@ def call(energy: Energy, key: Any, fn: Callable[..., Any], *args: Any) -> Any | 
     # the first call and a tensor of its own (the compiled call's output) at the next
     # would compile the function twice. Views go in as tensors of their own.
     args = tuple(a.clone() if isinstance(a, torch.Tensor) and a._base is not None else a for a in args)
+    config = torch._dynamo.config
+    limits = config.recompile_limit, config.fail_on_recompile_limit_hit
     try:
+        config.recompile_limit, config.fail_on_recompile_limit_hit = max(RECOMPILE_LIMIT, limits[0]), True
         with warnings.catch_warnings():
             # Maps keep float32 products in full float32 (TF32 would round the energies a
             # map compares); the compiler's hint to switch TF32 on is not for our users.
@@ -106,6 +114,8 @@ def call(energy: Energy, key: Any, fn: Callable[..., Any], *args: Any) -> Any | 
     except Exception as error:
         fail(energy, error)
         return None
+    finally:
+        config.recompile_limit, config.fail_on_recompile_limit_hit = limits
     energy.__dict__.setdefault("_compiled_warm", set()).add(key)
     return out
 

@@ -179,6 +179,38 @@ def test_the_compilers_tf32_hint_is_not_passed_on_and_other_warnings_are():
         assert fused.call(energy, "k", fn, tf32) == 1
 
 
+def test_steps_of_more_energies_than_torch_keeps_per_function_still_compile(monkeypatch):
+    # Every energy's steps are the same Python function over another energy; torch keeps
+    # recompile_limit compiled versions of a function and then runs it eagerly without a
+    # word. Here that limit is 1 (a process that has compiled steps for a few energies
+    # already): each energy still gets its own compiled steps, and past our own limit
+    # compiling fails visibly, with the steps eager and the same results.
+    from torch._dynamo.utils import counters
+
+    x = torch.linspace(-1.0, 1.0, 32, dtype=F64).reshape(16, 2)
+
+    def gradient(vg):
+        def step(x: torch.Tensor) -> torch.Tensor:
+            return vg(x)[1]
+        return step
+
+    def steps(c: float) -> tuple[Energy, torch.Tensor | None]:
+        energy = Energy(lambda x: c * (x**2).sum(1), (2,), dtype=F64, compile=True)
+        with energy.frozen():
+            return energy, fused.call(energy, "probe", fused.compiled(energy, "probe", gradient), x)
+
+    with torch._dynamo.config.patch(recompile_limit=1):  # (monkeypatch cannot undo a torch config)
+        for c in (1.0, 2.0, 3.0):
+            graphs = counters["stats"]["unique_graphs"]
+            energy, out = steps(c)
+            assert fused.failure(energy) is None and counters["stats"]["unique_graphs"] > graphs  # compiled
+            torch.testing.assert_close(out, 2 * c * x)
+        assert torch._dynamo.config.recompile_limit == 1  # (restored after each call)
+        monkeypatch.setattr(fused, "RECOMPILE_LIMIT", 1)
+        energy, out = steps(4.0)
+        assert out is None and "recompile" in fused.failure(energy).lower()
+
+
 def test_a_changed_module_is_compiled_again():
     net = torch.nn.Sequential(torch.nn.Linear(2, 8), torch.nn.Tanh(), torch.nn.Linear(8, 1)).double()
     energy = Energy(lambda x: net(x)[:, 0] + (x**2).sum(1), (2,), dtype=F64, compile=True)
