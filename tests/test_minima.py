@@ -96,6 +96,27 @@ def test_quench_stops_at_max_steps_and_reports_non_convergence():
     assert (out.grad_norm > 1e-3).all()
 
 
+def test_a_quench_step_waits_for_the_device_once():
+    # On a GPU every read of a tensor's value on the host drains the queue of launched
+    # kernels: a step reads one flag (whether a chain stopped), whatever else it does.
+    from torch.profiler import ProfilerActivity, profile
+
+    def rosenbrock(x):
+        return (1 - x[:, 0]) ** 2 + 100 * (x[:, 1] - x[:, 0] ** 2) ** 2
+
+    energy = Energy(rosenbrock, (2,), data_range=(-2.0, 2.0), dtype=torch.float64)
+    starts = energy.uniform_noise(32, generator=gen())
+
+    def reads(steps: int) -> tuple[int, int, int]:
+        with profile(activities=[ProfilerActivity.CPU]) as prof:
+            out = quench(energy, starts.clone(), max_steps=steps, grad_tol=1e-12)
+        return sum(ev.name == "aten::_local_scalar_dense" for ev in prof.events()), out.steps, int(out.converged.sum())
+
+    (short, n, _), (long, m, converged) = reads(10), reads(40)
+    assert m > n and 0 < converged < 32  # chains stopped on the way (a step's second read, before)
+    assert long - short == m - n
+
+
 def test_quench_descends_a_stiff_valley_to_its_floor_in_few_steps():
     # Curvature 2e4 across the valley, 8 along it at the minima, negative in its middle
     # (|x0| < 0.577): gradient descent's step is held under 1e-4 by the stiff direction and

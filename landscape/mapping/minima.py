@@ -217,10 +217,10 @@ def quench(
         while steps < max_steps and state.rows.numel():
             steps += 1
             stop, stuck = state.step(vg, x.shape[1:], box, grad_tol, tiny)
-            if bool(stop.any()):
+            if bool(stop.any()):  # (the step's one host read)
                 r = state.rows[stop]
                 flat_x[r], u[r], gn[r], stalled[r] = state.x[stop], state.u[stop], state.gn[stop], stuck[stop]
-                state = state.keep(~stop)
+                state = state.keep(~stop, some=True)
             if progress is not None and steps % 100 == 0:
                 progress(steps - reported)
                 reported = steps
@@ -256,8 +256,9 @@ class _Descent:
         self.fails = torch.zeros(k, dtype=torch.int64, device=x.device)
         self.slot = 0
 
-    def keep(self, mask: torch.Tensor) -> _Descent:
-        if bool(mask.all()):
+    def keep(self, mask: torch.Tensor, some: bool = False) -> _Descent:
+        """The chains ``mask`` only (``some``: the caller knows that some are left out)."""
+        if not some and bool(mask.all()):
             return self
         for name in ("x", "u", "g", "gn", "gamma", "radius", "radius_max", "rows", "fails"):
             setattr(self, name, getattr(self, name)[mask])
@@ -285,10 +286,10 @@ class _Descent:
         d = self.direction()
         if box is not None:
             d = torch.where(((self.x <= box[0]) & (d < 0)) | ((self.x >= box[1]) & (d > 0)), torch.zeros_like(d), d)
-        # A direction that does not descend (a model spoilt by the box) falls back to the gradient's.
+        # A direction that does not descend (a model spoilt by the box) falls back to the
+        # gradient's (for every chain at once: a check first would wait for the device).
         uphill = (d * self.g).sum(1) >= 0
-        if bool(uphill.any()):
-            d = torch.where(uphill[:, None], -self.gamma[:, None] * self.g, d)
+        d = torch.where(uphill[:, None], -self.gamma[:, None] * self.g, d)
         dn = torch.linalg.vector_norm(d, dim=1)
         proposal = self.x + d * (self.radius / dn.clamp_min(tiny)).clamp(max=1.0)[:, None]
         if box is not None:
@@ -333,9 +334,8 @@ class _Descent:
                                   0.5 * length)
         self.fails = torch.where(accept, 0, self.fails + 1)
         forget = self.fails >= _RESETS_AFTER
-        if bool(forget.any()):
-            self.rho[:, forget] = 0.0
-            self.fails[forget] = 0
+        self.rho.masked_fill_(forget, 0.0)
+        self.fails.masked_fill_(forget, 0)
         # Stalled: the move no longer changes x at its resolution (about one rounding unit of
         # its norm), or may no longer (a radius shrunk below it, or underflowed to 0).
         resolution = tiny * torch.linalg.vector_norm(self.x, dim=1)
