@@ -165,17 +165,29 @@ def compiled_cells(e: Energy, fast: float, bare: float, first: float) -> str:
     return f" {fast * 1e3:.3f} | {fast / bare:.2f} | {first:.1f} |" if why is None else f" failed: {why} | | |"
 
 
+def parser(doc: str) -> argparse.ArgumentParser:
+    """The options the step benchmarks share (``--device``, ``--repeats``, ``--energies``:
+    :func:`chosen`), with the first paragraph of ``doc`` as the description."""
+    out = argparse.ArgumentParser(description=doc.split("\n\n")[0])
+    out.add_argument("--device", default="cpu")
+    out.add_argument("--repeats", type=int, default=5)
+    out.add_argument("--energies", default="digits,mueller-brown",
+                     help=f"comma-separated, from {', '.join(ENERGIES)} [default: digits,mueller-brown]")
+    return out
+
+
+def chosen(args: argparse.Namespace) -> tuple[str, ...]:
+    """The energies ``--energies`` names (:func:`energies` takes them)."""
+    return tuple(v.strip() for v in args.energies.split(",") if v.strip())
+
+
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--steps", type=int, default=300)
-    parser.add_argument("--batches", default="128,1024")
-    parser.add_argument("--compile", action="store_true", help="also the AD step of the energy compiled")
-    parser.add_argument("--energies", default="digits,mueller-brown",
-                        help=f"comma-separated, from {', '.join(ENERGIES)} [default: digits,mueller-brown]")
-    args = parser.parse_args()
-    which = tuple(v.strip() for v in args.energies.split(",") if v.strip())
+    options = parser(__doc__)
+    options.add_argument("--steps", type=int, default=300)
+    options.add_argument("--batches", default="128,1024")
+    options.add_argument("--compile", action="store_true", help="also the AD step of the energy compiled")
+    args = options.parse_args()
+    which = chosen(args)
     extra = " compiled AD step (ms) | compiled / energy+gradient | first compiled call (s) |" if args.compile else ""
     print("| energy | batch | energy+gradient (ms) | Langevin step (ms) | AD step (ms) | AD / energy+gradient "
           "| AD / Langevin | operations per step: energy+gradient / Langevin / AD |" + extra)

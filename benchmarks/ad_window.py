@@ -25,7 +25,6 @@ graphs would save, before building them into the mapper. The noise is drawn once
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import sys
 import time
@@ -36,7 +35,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from ad_step import ENERGIES, _ad_config, _sync, ad_step, bare_call, energies  # noqa: E402
+from ad_step import _ad_config, _sync, ad_step, bare_call, chosen, energies, parser  # noqa: E402
 
 from landscape import Energy, fused  # noqa: E402
 from landscape.energy import use_cpu_threads  # noqa: E402
@@ -83,15 +82,11 @@ def per_step(fn, args: tuple[torch.Tensor, ...], offset: torch.Tensor, calls: in
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--windows", type=int, default=40, help="windows per timing [default: 40]")
-    parser.add_argument("--batches", default="128,1024")
-    parser.add_argument("--energies", default="digits,mueller-brown",
-                        help=f"comma-separated, from {', '.join(ENERGIES)} [default: digits,mueller-brown]")
-    args = parser.parse_args()
-    which = tuple(v.strip() for v in args.energies.split(",") if v.strip())
+    options = parser(__doc__)
+    options.add_argument("--windows", type=int, default=40, help="windows per timing [default: 40]")
+    options.add_argument("--batches", default="128,1024")
+    args = options.parse_args()
+    which = chosen(args)
     print("| energy | batch | energy+gradient (ms) | compiled window (ms per step) | compiled window, CUDA graphs "
           "| the mapper's compiled AD step | first calls: compiled / graphs (s) |")
     print("|---|---|---|---|---|---|---|")

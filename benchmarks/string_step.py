@@ -21,7 +21,6 @@ kernel launch.
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import sys
 import time
@@ -32,7 +31,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from ad_step import ENERGIES, _operations, _sync, bare_call, compiled_cells, energies  # noqa: E402
+from ad_step import _operations, _sync, bare_call, chosen, compiled_cells, energies, parser  # noqa: E402
 
 from landscape import Energy  # noqa: E402
 from landscape.energy import use_cpu_threads  # noqa: E402
@@ -89,16 +88,12 @@ def operations(e: Energy, p: int, climbing: bool) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--iterations", type=int, default=50)
-    parser.add_argument("--strings", default="16,256", help="batch sizes, comma-separated [default: 16,256]")
-    parser.add_argument("--compile", action="store_true", help="also the iteration of the energy compiled")
-    parser.add_argument("--energies", default="digits,mueller-brown",
-                        help=f"comma-separated, from {', '.join(ENERGIES)} [default: digits,mueller-brown]")
-    args = parser.parse_args()
-    which = tuple(v.strip() for v in args.energies.split(",") if v.strip())
+    options = parser(__doc__)
+    options.add_argument("--iterations", type=int, default=50)
+    options.add_argument("--strings", default="16,256", help="batch sizes, comma-separated [default: 16,256]")
+    options.add_argument("--compile", action="store_true", help="also the iteration of the energy compiled")
+    args = options.parse_args()
+    which = chosen(args)
     extra = " compiled iteration (ms) | compiled / 2 energy+gradient | first compiled call (s) |" if args.compile else ""
     print(f"| energy | strings x {IMAGES} images | phase | 2 energy+gradient (ms) | iteration (ms) "
           "| iteration / 2 energy+gradient | operations per iteration |" + extra)
