@@ -220,7 +220,7 @@ def quench(
             if bool(stop.any()):  # (the step's one host read)
                 r = state.rows[stop]
                 flat_x[r], u[r], gn[r], stalled[r] = state.x[stop], state.u[stop], state.gn[stop], stuck[stop]
-                state = state.keep(~stop, some=True)
+                state = state.keep(~stop)
             if progress is not None and steps % 100 == 0:
                 progress(steps - reported)
                 reported = steps
@@ -256,10 +256,9 @@ class _Descent:
         self.fails = torch.zeros(k, dtype=torch.int64, device=x.device)
         self.slot = 0
 
-    def keep(self, mask: torch.Tensor, some: bool = False) -> _Descent:
-        """The chains ``mask`` only (``some``: the caller knows that some are left out)."""
-        if not some and bool(mask.all()):
-            return self
+    def keep(self, mask: torch.Tensor) -> _Descent:
+        """The chains ``mask`` only (selected without asking the device first whether any
+        is left out: the loop knows it already)."""
         for name in ("x", "u", "g", "gn", "gamma", "radius", "radius_max", "rows", "fails"):
             setattr(self, name, getattr(self, name)[mask])
         self.s, self.y, self.rho = self.s[:, mask], self.y[:, mask], self.rho[:, mask]
