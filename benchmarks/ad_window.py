@@ -5,10 +5,11 @@ with CUDA graphs.
 
 ``landscape map --compile`` runs attraction-diffusion ``fused.STEPS`` steps per compiled
 call (:func:`landscape.mapping.ad._fused_window`: the energy's forward and backward pass,
-the pull, the update and each step's distances) and keeps the noise and the per-window
-bookkeeping (stops, peaks, paths) eager. On a GPU a small network's step is bound by kernel
-launches: there the mapper's compiled step of the digits MLP cost 3.1x one energy-and-
-gradient call (``docs/benchmarks.md``, 2026-12-04, GPU). For each energy and batch this
+the pull, the update, each step's distances, and the trials' books: stops, peaks, best
+distances) and keeps the noise, the recorded paths and the trials leaving the batch eager.
+On a GPU a small network's step is bound by kernel launches: there the mapper's compiled
+step of the digits MLP cost 3.1x one energy-and-gradient call (``docs/benchmarks.md``,
+2026-12-04, GPU, when the books were still kept eagerly). For each energy and batch this
 times, per step, the median over ``--repeats`` of:
 
 (a) one bare energy-and-gradient call (as ``ad_step.py``);
@@ -16,7 +17,7 @@ times, per step, the median over ``--repeats`` of:
 (c) the window compiled with ``mode="reduce-overhead"``: on a GPU, replayed as a CUDA graph
     (one launch for all its kernels; on a CPU the same code as (b));
 (d) the mapper's whole compiled step (``attraction_diffusion`` of an ``Energy(compile=True)``:
-    (b) plus the noise, the copies into the window and the bookkeeping).
+    (b) plus the noise, the path's copy, the window's host sync and the trials leaving).
 
 (b) against (d) is what the eager part of a compiled window costs; (c) against (b) what CUDA
 graphs would save, before building them into the mapper. The noise is drawn once and reused
@@ -29,6 +30,7 @@ import statistics
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -39,44 +41,50 @@ from ad_step import _ad_config, _sync, ad_step, bare_call, chosen, energies, par
 
 from landscape import Energy, fused  # noqa: E402
 from landscape.energy import use_cpu_threads  # noqa: E402
-from landscape.mapping.ad import _fused_window, _Magnetized  # noqa: E402
+from landscape.mapping.ad import _fused_window, _Magnetized, _Running  # noqa: E402
 
 
-def window_args(e: Energy, p: int) -> tuple[tuple[torch.Tensor, ...], torch.Tensor]:
+def window_args(e: Energy, p: int) -> tuple[tuple[Any, ...], tuple[Any, ...]]:
     """A window's arguments for ``p`` trials between points drawn in the data range (the
-    benchmark's AD settings, running mean on), and the energy's frozen value-and-gradient's
-    state there: what :func:`attraction_diffusion` passes to the compiled call."""
+    benchmark's AD settings, running mean on), with the energy's frozen value-and-gradient:
+    what :func:`attraction_diffusion` passes to the compiled call, split into what stays
+    (the targets, pulls, step coefficients, box, noise) and what a window carries to the
+    next (position, ``h``, the running mean's offset, the trials' books)."""
     g = torch.Generator(device=e.device).manual_seed(p)
     x, b = e.uniform_noise(p, generator=g), e.uniform_noise(p, generator=g)
-    cfg = _ad_config(1)
+    cfg = _ad_config(10**6)
     mag = _Magnetized(e.value_and_grad_fn(), b, cfg.temperature, cfg.alpha, cfg.eps, None, e.data_range)
-    _, _, diff, _ = mag.evaluate(x)
+    u, _, diff, d = mag.evaluate(x)
+    run = _Running(mag.x, u.double(), d.double(), diff, 0, cfg.average, cfg)
     z = torch.randn((fused.STEPS,) + tuple(x.shape), generator=g, device=e.device, dtype=x.dtype)
-    return (mag.x.clone(), mag.h.clone(), mag.targets, *mag.fused_args(), z), diff.clone()
+    return (mag.targets, *mag.fused_args(), z), (mag.x.clone(), mag.h.clone(), run.offset, run.state(), run.rules)
 
 
-def per_step(fn, args: tuple[torch.Tensor, ...], offset: torch.Tensor, calls: int, device: str,
+def per_step(fn, fixed: tuple[Any, ...], carried: tuple[Any, ...], calls: int, device: str,
              graphs: bool = False) -> tuple[float, float]:
     """Seconds per step of ``calls`` windows of ``fn`` chained as the mapper chains them
     (each window starts where the last ended), after a first call; and that first call's
     seconds. ``graphs``: the calls are CUDA-graph replays, whose outputs the next replay
     overwrites (what is carried over is copied out first)."""
-    x, h, *rest = args
     smooth = 1.0 / _ad_config(1).average
+    rules = carried[-1]
+    step = torch.zeros((), dtype=torch.int64, device=device)
 
-    def run(x, h, offset):
+    def run(x, h, offset, state):
         if graphs:
             torch.compiler.cudagraph_mark_step_begin()
-        xs, us, ds, gs, h, offset = fn(x, h, *rest, offset, smooth)
-        return (xs[-1].clone(), h.clone(), offset.clone()) if graphs else (xs[-1], h, offset)
+        _, x, h, offset, state, _ = fn(x, h, *fixed, offset, smooth, state, step, *rules)
+        if graphs:
+            return x.clone(), h.clone(), offset.clone(), tuple(t.clone() for t in state)
+        return x, h, offset, state
 
     t = time.perf_counter()
-    state = run(x, h, offset)
+    now = run(*carried[:-1])
     _sync(device)
     first = time.perf_counter() - t
     t = time.perf_counter()
     for _ in range(calls):
-        state = run(*state)
+        now = run(*now)
     _sync(device)
     return (time.perf_counter() - t) / (calls * fused.STEPS), first
 
@@ -102,12 +110,12 @@ def main() -> None:
                     "graphs": torch.compile(window, dynamic=True, mode="reduce-overhead")}
         for p in (int(v) for v in args.batches.split(",")):
             with e.frozen():
-                wargs, offset = window_args(e, p)
-                bare = statistics.median(bare_call(e, wargs[0], args.windows * fused.STEPS)
+                fixed, carried = window_args(e, p)
+                bare = statistics.median(bare_call(e, carried[0], args.windows * fused.STEPS)
                                          for _ in range(args.repeats))
                 cells, firsts = [], []
                 for key, fn in variants.items():
-                    runs = [per_step(fn, wargs, offset, args.windows, args.device, graphs=key == "graphs")
+                    runs = [per_step(fn, fixed, carried, args.windows, args.device, graphs=key == "graphs")
                             for _ in range(args.repeats + 1)]
                     firsts.append(runs[0][1])
                     cells.append(statistics.median(r[0] for r in runs[1:]))

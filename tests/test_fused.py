@@ -7,6 +7,7 @@ test here shares it.
 """
 
 import math
+from dataclasses import replace
 import warnings
 
 import numpy as np
@@ -298,3 +299,38 @@ def test_landscape_sample_compile_ends_its_chains_where_the_eager_chains_end(tmp
     assert not np.array_equal(ends[True]["start"], ends[True]["end"])
     np.testing.assert_allclose(ends[True]["end"], ends[False]["end"], atol=1e-4)
     np.testing.assert_allclose(ends[True]["energy_end"], ends[False]["energy_end"], rtol=1e-4, atol=1e-4)
+
+
+def test_a_compiled_window_keeps_its_own_books(compiled_energy):
+    # On a GPU every eager operation is a kernel launch: a compiled window steps and keeps
+    # its trials' books (stops, peaks, best distances) in its own fused code, and what is
+    # left to run eagerly per window of 16 steps is the noise (a draw per step), the
+    # window's one host read and a few copies and sums.
+    from torch.profiler import ProfilerActivity, profile
+
+    config = ADConfig(temperature=0.1, alpha=0.0, eps=0.01, max_steps=10**6, patience=10**6, delta=1e-9, record=0)
+    starts = torch.tensor([[SHALLOW, 0.0]] * 32, dtype=F64)
+
+    def eager_operations(steps: int) -> int:
+        with profile(activities=[ProfilerActivity.CPU]) as prof:
+            out = attraction_diffusion(compiled_energy, starts, -starts, replace(config, max_steps=steps),
+                                       torch.Generator().manual_seed(0))
+        assert (out.steps == steps).all()  # every trial ran every window
+        count = 0
+        for ev in prof.events():
+            parent = ev.cpu_parent
+            while parent is not None and not parent.name.startswith("aten::") and "Compiled" not in parent.name:
+                parent = parent.cpu_parent
+            count += ev.name.startswith("aten::") and ev.name[6:] not in NOT_KERNELS and parent is None
+        return count
+
+    eager_operations(32)  # (compiles)
+    per_window = (eager_operations(16 * 12) - eager_operations(16 * 4)) / 8
+    assert fused.warm(compiled_energy, ("attraction-diffusion", True))
+    assert 16 <= per_window <= 30  # (16 draws; with the books kept eagerly, 85)
+
+
+# views, scalars and casts: no kernel of their own on a GPU
+NOT_KERNELS = {"select", "slice", "view", "reshape", "unsqueeze", "squeeze", "expand", "as_strided", "unbind",
+               "alias", "detach", "resolve_conj", "resolve_neg", "item", "_local_scalar_dense", "to", "_to_copy",
+               "empty", "empty_like", "lift_fresh"}

@@ -39,7 +39,7 @@ import torch
 from landscape import fused
 from landscape.energy import Energy, ValueAndGrad
 from landscape.errors import LandscapeError, NonFiniteEnergyError
-from landscape.sampling.langevin import RowGroups, gaussian_noise
+from landscape.sampling.langevin import RowGroups, gaussian_noise, window_noise
 from landscape.mapping.minima import Minima, energy_key, energy_order
 from landscape.mapping.paths import segment_max
 from landscape.io.records import Partition
@@ -308,16 +308,21 @@ class _Magnetized:
         self._fused_args = None
 
 
-def _fused_window(averaged: bool) -> Callable[[ValueAndGrad], Callable[..., tuple[torch.Tensor, ...]]]:
-    """``fused.STEPS`` steps of :class:`_Magnetized` with :meth:`_Window.note`'s bookkeeping,
-    as one function of tensors for ``torch.compile`` (``averaged``: distances of the
-    running mean, else of the chains)."""
+def _fused_window(averaged: bool) -> Callable[[ValueAndGrad], Callable[..., tuple[Any, ...]]]:
+    """``fused.STEPS`` steps of :class:`_Magnetized` and their bookkeeping (:func:`_book`,
+    the running mean's with ``averaged``), as one function of tensors for ``torch.compile``.
+    It returns the positions ``[STEPS + 1, P, ...]`` (the first the one before), the last
+    position and its ``h``, the running mean's offset, the trials' state after the steps
+    and where an energy or gradient was not finite. ``step``, ``delta``, ``patience`` and
+    ``max_steps`` come as tensors, so that neither the step count nor the settings compile
+    the function again."""
 
-    def build(value_and_grad: ValueAndGrad) -> Callable[..., tuple[torch.Tensor, ...]]:
+    def build(value_and_grad: ValueAndGrad) -> Callable[..., tuple[Any, ...]]:
         def window(x: torch.Tensor, h: torch.Tensor, targets: torch.Tensor, pull: torch.Tensor,
                    floor: torch.Tensor, drift: torch.Tensor, noise: torch.Tensor, low: torch.Tensor,
-                   high: torch.Tensor, z: torch.Tensor, offset: torch.Tensor | None, smooth: float
-                   ) -> tuple[torch.Tensor, ...]:
+                   high: torch.Tensor, z: torch.Tensor, offset: torch.Tensor | None, smooth: float,
+                   state: tuple[torch.Tensor, ...], step: torch.Tensor, delta: torch.Tensor,
+                   patience: torch.Tensor, max_steps: torch.Tensor) -> tuple[Any, ...]:
             p = x.shape[0]
             view = (p,) + (1,) * (x.dim() - 1)
             xs, us, ds, gs = [x], [], [], []
@@ -334,11 +339,85 @@ def _fused_window(averaged: bool) -> Callable[[ValueAndGrad], Callable[..., tupl
                 us.append(u)
                 ds.append(d)
                 gs.append(g.reshape(p, -1).sum(dim=1))
-            return torch.stack(xs), torch.stack(us), torch.stack(ds), torch.stack(gs), h, offset
+            path = torch.stack(xs)
+            state, bad = _book(state, path, torch.stack(us), torch.stack(ds), torch.stack(gs), step, delta,
+                               patience, max_steps, masked=True)
+            return path, x, h, offset, state, bad
 
         return window
 
     return build
+
+
+#: The fields of :class:`_Running` a window of steps brings up to date (:func:`_book`), in order.
+_BOOKED = ("peak_u", "peak_x", "peak_prev", "peak_next", "fresh", "best", "stale", "finished", "reached",
+           "stop_step", "final", "end_x")
+
+
+def _book(state: tuple[torch.Tensor, ...], xs: torch.Tensor, us: torch.Tensor, ds: torch.Tensor, gs: torch.Tensor,
+          step: int | torch.Tensor, delta: float | torch.Tensor, patience: int | torch.Tensor,
+          max_steps: int | torch.Tensor, masked: bool) -> tuple[tuple[torch.Tensor, ...], torch.Tensor]:
+    """The trials' bookkeeping over ``m`` steps run from ``step``, on their history: where
+    each trial stops, its peak, best distance and steps since it improved.
+
+    ``state`` holds :data:`_BOOKED`'s fields of the trials (:class:`_Running`); ``xs``
+    ``[m + 1, P, ...]`` their positions (``xs[0]`` the one before the first step), ``us``
+    and ``ds`` ``[m, P]`` each step's raw energy and distance to the target (of the running
+    mean, with ``average``), ``gs`` its gradient's row sums (finite exactly when every
+    entry is, or overflow). A trial stops at the first step where it arrives (``ds <
+    delta``), runs out of patience or reaches ``max_steps``; what it did after that step
+    does not count. ``masked``: trials already finished (a window's later steps) keep their
+    state; else every trial is running. Returns the new state and where an energy or
+    gradient was not finite ``[m, P]``.
+
+    A function of tensors alone (``step`` and the settings may be tensors, and nothing is
+    read to the host), so that the compiled window runs it with its steps."""
+    (peak_u, peak_x, peak_prev, peak_next, fresh, best, stale_before, done, reached, stop_step, final,
+     end_x) = state
+    m, p = us.shape
+    view = (-1,) + (1,) * (xs.dim() - 2)
+    bad = ~(torch.isfinite(us) & torch.isfinite(gs))
+    dist, u = ds.double(), us.double()
+    ks = torch.arange(1, m + 1, device=us.device).reshape(m, 1)
+    # Steps since the best distance last improved (strictly), after each step.
+    low = torch.minimum(torch.cummin(dist, dim=0).values, best)
+    before = torch.cat([best[None], low[:-1]])
+    last = torch.where(dist < before, ks, 0).cummax(dim=0).values
+    stale = torch.where(last > 0, ks - last, stale_before + ks)
+    arrived = dist < delta
+    stop = arrived | (stale >= patience)
+    if isinstance(step, int):
+        if step + m >= max_steps:
+            stop[m - 1] = True
+    else:
+        stop = stop | (step + ks >= max_steps)
+    finished = stop.any(dim=0)
+    first = stop.to(torch.int8).argmax(dim=0)  # index of the first stop (0 where none)
+    end = torch.where(finished, first + 1, m)  # the last step that counts, per trial
+    rows = torch.arange(p, device=us.device)
+    # The peak: the first highest raw energy up to the end, if above the one before.
+    top, at = torch.where(ks <= end, u, -math.inf).max(dim=0)
+    at = at + 1
+    higher = top > peak_u
+    # The position after the peak: in these steps, unless the peak is the last that counts.
+    after = torch.where(higher, at < end, fresh)
+    nxt = torch.where(higher, (at + 1).clamp_max(m), 1)
+    new = (torch.where(higher, top, peak_u),
+           torch.where(higher.reshape(view), xs[at, rows], peak_x),
+           torch.where(higher.reshape(view), xs[at - 1, rows], peak_prev),
+           torch.where(after.reshape(view), xs[nxt, rows], peak_next),
+           higher & (at == end),
+           torch.minimum(low[-1], best),
+           stale[-1],
+           finished,
+           finished & arrived[first, rows],  # what the trials that stopped stopped with
+           step + end,
+           dist[end - 1, rows],
+           xs[end, rows])
+    if masked:
+        new = tuple(torch.where(done.reshape((-1,) + (1,) * (old.dim() - 1)), old, value)
+                    for old, value in zip(state, new))
+    return new, bad
 
 
 def attraction_diffusion(
@@ -489,27 +568,35 @@ def attraction_diffusion(
             n = min(_SYNC_EVERY, config.max_steps - step)
             window.start(mag.x)
             averaged = run.offset is not None
-            k = 0
+            k = base = 0  # steps of the window run, and taken in (the rest were eager)
+            bads: list[torch.Tensor] = []
             while k < n:
                 fn = fused.compiled(energy, key, _fused_window(averaged)) \
                     if n - k >= fused.STEPS and running >= fused.MIN_ROWS else None
-                z = torch.stack([mag.draw() for _ in range(fused.STEPS)]) if fn is not None else None
+                z = window.noise(mag) if fn is not None else None
                 done = None if fn is None else fused.call(
-                    energy, key, fn, mag.x, mag.h, mag.targets, *mag.fused_args(), z, run.offset, run.smooth or 0.0)
+                    energy, key, fn, mag.x, mag.h, mag.targets, *mag.fused_args(), z, run.offset, run.smooth or 0.0,
+                    run.state(), torch.full((), step + k, dtype=torch.int64, device=mag.x.device), *run.rules)
                 if done is not None:
-                    xs, us, ds, gs, h, offset = done
-                    window.fill(k, xs, us, ds, gs)
-                    mag.x, mag.h = window.x[k + fused.STEPS], h
+                    path, mag.x, mag.h, offset, state, bad = done
+                    if run.buf is not None:  # (the positions the paths record)
+                        window.x[k + 1 : k + fused.STEPS + 1].copy_(path[1:])
                     if averaged:
-                        run.offset.copy_(offset)
-                    k += fused.STEPS
+                        run.offset = offset
+                    run.take(state)
+                    bads.append(bad)
+                    k = base = k + fused.STEPS
                     continue
-                base = k
-                for k in range(base + 1, n + 1 if z is None else base + fused.STEPS + 1):
+                if k == base > 0 and run.buf is None:  # (eager steps after compiled ones start there)
+                    window.x[k].copy_(mag.x)
+                start = k
+                for k in range(start + 1, n + 1 if z is None else start + fused.STEPS + 1):
                     u, g, diff, d = mag.step(window.x[k], None if averaged else window.d[k - 1],
-                                             None if z is None else z[k - base - 1])
+                                             None if z is None else z[k - start - 1])
                     window.note(k, u, g, diff, run.offset, run.smooth)
-            ended = run.advance(window, n, step, mag.targets)
+            if base < n:
+                bads.append(run.book(window, base, n, step + base, masked=base > 0))
+            ended = run.finish(window, bads, n, step)
             step += n
     return out.trials(calls=step + 1)
 
@@ -561,10 +648,10 @@ class _Outcome:
 
 class _Window:
     """What the steps between two host syncs leave for the bookkeeping: the positions
-    (``x[0]`` where the window starts, ``x[k]`` after its ``k``-th step), the raw energies
-    and the distances to the targets (of the running mean, with ``average``) per step; and
-    the row sums of the gradients, which are finite exactly when every entry is (or
-    overflow)."""
+    (``x[0]`` where the window starts, ``x[k]`` after its ``k``-th step), and of the steps
+    run eagerly, the raw energies, the distances to the targets (of the running mean, with
+    ``average``) and the row sums of the gradients, which are finite exactly when every
+    entry is (or overflow). (Compiled steps keep their own books: :func:`_fused_window`.)"""
 
     def __init__(self, x: torch.Tensor):
         p = x.shape[0]
@@ -573,24 +660,22 @@ class _Window:
         self.g = x.new_empty((_SYNC_EVERY, p))
         self.u: list[torch.Tensor] = []
 
+        self.z: torch.Tensor | None = None
+
     def start(self, x: torch.Tensor) -> None:
         self.x[0].copy_(x)
         self.u = []
 
-    def fill(self, k: int, xs: torch.Tensor, us: torch.Tensor, ds: torch.Tensor, gs: torch.Tensor) -> None:
-        """Take in steps ``k + 1 ... k + m`` run as one fused call: positions ``xs``
-        ``[m + 1, P, ...]`` (``xs[0]`` the one before), raw energies, distances and
-        gradient row sums ``[m, P]``."""
-        m = us.shape[0]
-        self.x[k + 1 : k + m + 1].copy_(xs[1:])
-        self.u.extend(us.unbind(0))
-        self.d[k : k + m].copy_(ds)
-        self.g[k : k + m].copy_(gs)
+    def noise(self, mag: _Magnetized) -> torch.Tensor:
+        """The noise of a compiled call's steps, in the window's buffer for it."""
+        t = mag.targets
+        self.z = window_noise(self.z, t.shape, mag.generator, t.device, t.dtype)
+        return self.z
 
     def note(self, k: int, u: torch.Tensor, grad: torch.Tensor, diff: torch.Tensor, offset: torch.Tensor | None,
              smooth: float | None) -> None:
-        """Keep step ``k``'s raw energy and its gradient's row sums; with a running mean
-        (its ``offset`` from the target), bring it up to date from the step's ``diff``
+        """Keep eager step ``k``'s raw energy and its gradient's row sums; with a running
+        mean (its ``offset`` from the target), bring it up to date from the step's ``diff``
         and keep its distance (without, the step wrote its own distance in place)."""
         self.u.append(u)
         if offset is not None:
@@ -598,16 +683,9 @@ class _Window:
             torch.linalg.vector_norm(offset.reshape(offset.shape[0], -1), dim=1, out=self.d[k - 1])
         torch.sum(grad.reshape(grad.shape[0], -1), dim=1, out=self.g[k - 1])
 
-    def close(self, n: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """The raw energies of the window's ``n`` steps [n, P], and where one of them or
-        a gradient was not finite [n, P] (:meth:`error`; read with the window's other
-        numbers, in one host sync)."""
-        u = torch.stack(self.u)
-        return u, ~(torch.isfinite(u) & torch.isfinite(self.g[:n]))
-
     @staticmethod
     def error(bad: torch.Tensor, step: int) -> NonFiniteEnergyError:
-        """The error for a window from ``step`` whose ``bad`` (:meth:`close`) has an entry."""
+        """The error for a window from ``step`` whose ``bad`` (:func:`_book`) has an entry."""
         first = int(torch.nonzero(bad.any(1))[0, 0]) + 1
         return _non_finite(int(bad.any(0).sum()), bad.shape[1], f"at step {step + first}")
 
@@ -657,6 +735,7 @@ class _Running:
         self.buf = x.new_empty((cap, p) + tuple(x.shape[1:])) if cap else None
         self.buf_len = torch.zeros(p, dtype=torch.int64, device=device)
         self.stride, self.recorded = 1, 0
+        self._rules: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None
 
     #: What :class:`BatchProgress` keeps of a running trial (the rest is rewritten by the
     #: next window before it is read).
@@ -682,62 +761,55 @@ class _Running:
                 setattr(self, name, value[keep])
         return self
 
-    def advance(self, w: _Window, n: int, step: int, targets: torch.Tensor) -> int:
-        """Take in the window of ``n`` steps run from ``step`` (every trial was running at
-        its start): where each trial stops, its peak, best distance and path. Returns how
-        many trials stopped; raises if an energy or gradient of the window was not finite
-        (both read from the device at once: the window's one host sync)."""
-        config, x = self.config, w.x
-        raw, bad = w.close(n)
-        p, device = targets.shape[0], targets.device
-        view = (-1,) + (1,) * (targets.dim() - 1)
-        dist, u = w.d[:n].double(), raw.double()
-        ks = torch.arange(1, n + 1, device=device).reshape(n, 1)
-        # Steps since the best distance last improved (strictly), after each step.
-        low = torch.minimum(torch.cummin(dist, dim=0).values, self.best)
-        before = torch.cat([self.best[None], low[:-1]])
-        last = torch.where(dist < before, ks, 0).cummax(dim=0).values
-        stale = torch.where(last > 0, ks - last, self.stale + ks)
-        arrived = dist < config.delta
-        stop = arrived | (stale >= config.patience)
-        if step + n >= config.max_steps:
-            stop[n - 1] = True
-        finished = stop.any(dim=0)
-        first = stop.to(torch.int8).argmax(dim=0)  # index of the first stop (0 where none)
-        end = torch.where(finished, first + 1, n)  # the last step that counts, per trial
-        rows = torch.arange(p, device=device)
-        # The peak: the first highest raw energy up to the end, if above the one before.
-        top, at = torch.where(ks <= end, u, -math.inf).max(dim=0)
-        at = at + 1
-        higher = top > self.peak_u
-        self.peak_u = torch.where(higher, top, self.peak_u)
-        self.peak_x = torch.where(higher.reshape(view), x[at, rows], self.peak_x)
-        self.peak_prev = torch.where(higher.reshape(view), x[at - 1, rows], self.peak_prev)
-        # The position after the peak: in this window, unless the peak is its last step.
-        after = torch.where(higher, at < end, self.fresh)
-        nxt = torch.where(higher, (at + 1).clamp_max(n), 1)
-        self.peak_next = torch.where(after.reshape(view), x[nxt, rows], self.peak_next)
-        self.fresh = higher & (at == end)
-        self.best = torch.minimum(low[-1], self.best)
-        self.stale = stale[-1]
-        # What the trials that stopped stopped with.
-        self.finished = finished
-        self.reached = finished & arrived[first, rows]
-        self.stop_step = step + end
-        self.final = dist[end - 1, rows]
-        self.end_x = x[end, rows]
-        ended, broken = torch.stack([finished.sum(), bad.sum()]).tolist()
+    @property
+    def rules(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``delta``, ``patience`` and ``max_steps`` as tensors on the trials' device (what
+        the compiled window takes: numbers would be compiled into it)."""
+        if self._rules is None:
+            device, config = self.rows.device, self.config
+            self._rules = (torch.tensor(config.delta, dtype=torch.float64, device=device),
+                           torch.tensor(config.patience, dtype=torch.int64, device=device),
+                           torch.tensor(config.max_steps, dtype=torch.int64, device=device))
+        return self._rules
+
+    def state(self) -> tuple[torch.Tensor, ...]:
+        """The fields :func:`_book` brings up to date."""
+        return tuple(getattr(self, name) for name in _BOOKED)
+
+    def take(self, state: tuple[torch.Tensor, ...]) -> None:
+        """Take in :func:`_book`'s new state."""
+        for name, value in zip(_BOOKED, state):
+            setattr(self, name, value)
+
+    def book(self, w: _Window, base: int, n: int, step: int, masked: bool) -> torch.Tensor:
+        """Take in the window's eager steps ``base + 1 ... n``, run from ``step``
+        (``masked``: after compiled steps of the same window, where some trials may have
+        stopped); where an energy or gradient was not finite [n - base, P]."""
+        config = self.config
+        state, bad = _book(self.state(), w.x[base : n + 1], torch.stack(w.u), w.d[base:n], w.g[base:n], step,
+                           config.delta, config.patience, config.max_steps, masked)
+        self.take(state)
+        return bad
+
+    def finish(self, w: _Window, bads: list[torch.Tensor], n: int, step: int) -> int:
+        """Close the window of ``n`` steps run from ``step``, booked (``bads``: where each
+        part of it met a non-finite energy or gradient): how many trials stopped, read with
+        whether any energy or gradient was not finite (raised) in one host sync (the
+        window's one); the paths recorded."""
+        bad = bads[0] if len(bads) == 1 else torch.cat(bads)
+        ended, broken = torch.stack([self.finished.sum(), bad.sum()]).tolist()
         if broken:
             raise w.error(bad, step)
-        self._record(x, n, step, end, ended > 0)
+        self._record(w.x, n, step, ended > 0)
         return ended
 
-    def _record(self, x: torch.Tensor, n: int, step: int, end: torch.Tensor, stopped: bool) -> None:
+    def _record(self, x: torch.Tensor, n: int, step: int, stopped: bool) -> None:
         """Add the window's steps on the stride to the paths of the trials still running
         at each (all of them for the whole window unless some trial ``stopped`` in it)."""
         if self.buf is None:
             return
         cap, done = self.cap, 0
+        end = self.stop_step - step if stopped else None  # (the last step of the window that counts, per trial)
         whole = self.rows.shape[0] == self.buf.shape[1]  # no trial left yet: plain slices
         while True:
             due = [k for k in range(done + 1, n + 1) if (step + k) % self.stride == 0][: cap - self.recorded]

@@ -111,9 +111,17 @@ class RowGroups:
         self.sizes = [int(n) for n in sizes]
         self.emptied: list[int | None] = [None] * len(self.sizes)
 
-    def randn(self, shape: Sequence[int], device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    def randn(self, shape: Sequence[int], device: torch.device, dtype: torch.dtype,
+              out: torch.Tensor | None = None) -> torch.Tensor:
         if sum(self.sizes) != shape[0]:
             raise LandscapeError(f"noise for {shape[0]} rows asked of row groups holding {sum(self.sizes)}")
+        if out is not None:  # (each group's rows drawn in place: the same numbers)
+            start = 0
+            for n, g in zip(self.sizes, self.generators):
+                if n:
+                    torch.randn((n, *shape[1:]), generator=g, out=out[start : start + n])
+                start += n
+            return out
         parts = [torch.randn((n, *shape[1:]), generator=g, device=device, dtype=dtype)
                  for n, g in zip(self.sizes, self.generators) if n]
         return torch.cat(parts) if len(parts) != 1 else parts[0]
@@ -129,11 +137,27 @@ class RowGroups:
 
 
 def gaussian_noise(shape: Sequence[int], generator: torch.Generator | RowGroups | None, device: torch.device,
-                   dtype: torch.dtype) -> torch.Tensor:
-    """Standard normal draws of ``shape`` from ``generator`` (one per row group for :class:`RowGroups`)."""
+                   dtype: torch.dtype, out: torch.Tensor | None = None) -> torch.Tensor:
+    """Standard normal draws of ``shape`` from ``generator`` (one per row group for
+    :class:`RowGroups`); written into ``out`` (a contiguous tensor of that shape) when given,
+    with the same numbers."""
     if isinstance(generator, RowGroups):
-        return generator.randn(shape, device, dtype)
+        return generator.randn(shape, device, dtype, out)
+    if out is not None:
+        return torch.randn(tuple(shape), generator=generator, out=out)
     return torch.randn(tuple(shape), generator=generator, device=device, dtype=dtype)
+
+
+def window_noise(z: torch.Tensor | None, shape: Sequence[int], generator: torch.Generator | RowGroups | None,
+                 device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    """The noise of a compiled window's ``fused.STEPS`` steps ``[STEPS, *shape]``, drawn a
+    step at a time as the eager steps draw it (the same numbers), into ``z`` where it has
+    that shape (one buffer for the windows of a batch: no stacking, no new memory)."""
+    if z is None or tuple(z.shape[1:]) != tuple(shape):
+        z = torch.empty((fused.STEPS, *shape), device=device, dtype=dtype)
+    for k in range(fused.STEPS):
+        gaussian_noise(shape, generator, device, dtype, out=z[k])
+    return z
 
 
 def langevin_move(
@@ -291,6 +315,10 @@ def sample(
         fusable = energy.compile and not mh and trace_u is None and x0.shape[0] >= fused.MIN_ROWS
         key = ("langevin", tau != 0.0)
         ell = 0
+        z_window: torch.Tensor | None = None
+        step = [torch.tensor(v, dtype=x0.dtype, device=x0.device) for v in (-0.5 * eps * eps, tau * eps)] \
+            if fusable else []
+        bounds = fused.bounds(box, x0) if fusable else ()
         while ell < steps:
             check = min(steps, (ell // check_every + 1) * check_every)
             fn = fused.compiled(energy, key, _fused_langevin(tau != 0.0)) \
@@ -298,10 +326,9 @@ def sample(
             z, eager = None, 1
             if fn is not None:
                 x = state.x
-                z = torch.stack([gaussian_noise(x.shape, generator, x.device, x.dtype) for _ in range(fused.STEPS)]) \
+                z = z_window = window_noise(z_window, x.shape, generator, x.device, x.dtype) \
                     if tau != 0.0 else x.new_zeros((fused.STEPS, 1))
-                step = [torch.tensor(v, dtype=x.dtype, device=x.device) for v in (-0.5 * eps * eps, tau * eps)]
-                out = fused.call(energy, key, fn, x, state.grad, *step, *fused.bounds(box, x), z, watch, norm_sum)
+                out = fused.call(energy, key, fn, x, state.grad, *step, *bounds, z, watch, norm_sum)
                 if out is None:  # compiling failed: this window's steps eagerly, with its noise
                     eager = fused.STEPS
                 else:
