@@ -659,8 +659,7 @@ class _Window:
         self.d = x.new_empty((_SYNC_EVERY, p))
         self.g = x.new_empty((_SYNC_EVERY, p))
         self.u: list[torch.Tensor] = []
-
-        self.z: torch.Tensor | None = None
+        self.z: torch.Tensor | None = None  # (the noise of a compiled call's steps)
 
     def start(self, x: torch.Tensor) -> None:
         self.x[0].copy_(x)
