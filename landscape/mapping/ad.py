@@ -576,7 +576,7 @@ def attraction_diffusion(
                 z = window.noise(mag) if fn is not None else None
                 done = None if fn is None else fused.call(
                     energy, key, fn, mag.x, mag.h, mag.targets, *mag.fused_args(), z, run.offset, run.smooth or 0.0,
-                    run.state(), torch.full((), step + k, dtype=torch.int64, device=mag.x.device), *run.rules)
+                    run.state(), torch.full((1,), step + k, dtype=torch.int64, device=mag.x.device), *run.rules)
                 if done is not None:
                     path, mag.x, mag.h, offset, state, bad = done
                     if run.buf is not None:  # (the positions the paths record)
@@ -763,12 +763,13 @@ class _Running:
     @property
     def rules(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """``delta``, ``patience`` and ``max_steps`` as tensors on the trials' device (what
-        the compiled window takes: numbers would be compiled into it)."""
+        the compiled window takes: numbers would be compiled into it; and one element
+        each, not 0-d, which torch would read as numbers, compiling the window twice)."""
         if self._rules is None:
             device, config = self.rows.device, self.config
-            self._rules = (torch.tensor(config.delta, dtype=torch.float64, device=device),
-                           torch.tensor(config.patience, dtype=torch.int64, device=device),
-                           torch.tensor(config.max_steps, dtype=torch.int64, device=device))
+            self._rules = (torch.tensor([config.delta], dtype=torch.float64, device=device),
+                           torch.tensor([config.patience], dtype=torch.int64, device=device),
+                           torch.tensor([config.max_steps], dtype=torch.int64, device=device))
         return self._rules
 
     def state(self) -> tuple[torch.Tensor, ...]:
