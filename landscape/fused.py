@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
@@ -131,12 +131,18 @@ def cold(energy: Energy, key: Any) -> bool:
     return bool(getattr(energy, "compile", False)) and failure(energy) is None and not warm(energy, key)
 
 
+def numbers(values: Sequence[float], like: torch.Tensor) -> list[torch.Tensor]:
+    """Numbers as arguments of a compiled function (so that other values do not compile it
+    again): one-element tensors of ``like``'s dtype and device. Not 0-d: torch reads a 0-d
+    tensor argument as a number, and finding it cannot keep it symbolic, traces the function
+    a second time (seconds)."""
+    return [torch.tensor([v], dtype=like.dtype, device=like.device) for v in values]
+
+
 def bounds(box: tuple[float, float] | None, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """A box's bounds as 0-d tensors of ``like``'s dtype and device (infinite without one):
-    arguments of a compiled function, so another box does not compile it again."""
-    low, high = box if box is not None else (-math.inf, math.inf)
-    return (torch.tensor(low, dtype=like.dtype, device=like.device),
-            torch.tensor(high, dtype=like.dtype, device=like.device))
+    """A box's bounds (infinite without one) as :func:`numbers`."""
+    low, high = numbers(box if box is not None else (-math.inf, math.inf), like)
+    return low, high
 
 
 def fail(energy: Energy, error: BaseException) -> None:

@@ -334,3 +334,26 @@ def test_a_compiled_window_keeps_its_own_books(compiled_energy):
 NOT_KERNELS = {"select", "slice", "view", "reshape", "unsqueeze", "squeeze", "expand", "as_strided", "unbind",
                "alias", "detach", "resolve_conj", "resolve_neg", "item", "_local_scalar_dense", "to", "_to_copy",
                "empty", "empty_like", "lift_fresh"}
+
+
+def test_compiling_a_window_traces_it_once(monkeypatch):
+    # Numbers go into the compiled functions as one-element tensors: a 0-d tensor argument
+    # (a box's bound, a step's coefficient, a setting) is read by torch as a number, and
+    # where it cannot keep that number symbolic it traces the whole function again, which
+    # made compiling each variant seconds slower. (Traced here down to torch's own
+    # operations, not compiled to machine code, in a few seconds.)
+    from torch._dynamo.utils import compilation_time_metrics as timed
+
+    from landscape.sampling.langevin import sample
+
+    compile_ = torch.compile
+    monkeypatch.setattr(torch, "compile", lambda fn, **kw: compile_(fn, **{**kw, "backend": "aot_eager"}))
+    energy = Energy(double_well, (2,), data_range=(-2.0, 2.0), dtype=F64, compile=True)
+    again = len(timed.get("compile_attempt_1", []))
+    x = torch.rand(32, 2, dtype=F64, generator=torch.Generator().manual_seed(0)) * 4 - 2
+    sample(energy, x, 16, 0.01, 1.0, generator=torch.Generator().manual_seed(1), box=energy.data_range)
+    _trials(energy, ADConfig(temperature=0.1, alpha=2.0, eps=0.1, max_steps=16, record=0), 32)
+    _strings(energy, n=4)
+    assert {k[0][0] for k in energy.__dict__["_compiled"]} == {"langevin", "attraction-diffusion", "strings"}
+    assert fused.failure(energy) is None
+    assert len(timed.get("compile_attempt_1", [])) == again

@@ -316,8 +316,7 @@ def sample(
         key = ("langevin", tau != 0.0)
         ell = 0
         z_window: torch.Tensor | None = None
-        step = [torch.tensor(v, dtype=x0.dtype, device=x0.device) for v in (-0.5 * eps * eps, tau * eps)] \
-            if fusable else []
+        step = fused.numbers((-0.5 * eps * eps, tau * eps), x0) if fusable else []
         bounds = fused.bounds(box, x0) if fusable else ()
         while ell < steps:
             check = min(steps, (ell // check_every + 1) * check_every)
