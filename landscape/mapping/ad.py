@@ -249,6 +249,7 @@ class _Magnetized:
         self.x: torch.Tensor | None = None
         self.h: torch.Tensor | None = None
         self._fused_args: tuple[torch.Tensor, ...] | None = None
+        self._z: torch.Tensor | None = None
 
     def evaluate(self, x: torch.Tensor, distance: torch.Tensor | None = None
                  ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -264,8 +265,12 @@ class _Magnetized:
         return u, g, diff, d
 
     def draw(self) -> torch.Tensor:
-        """The noise of one step."""
-        return gaussian_noise(self.targets.shape, self.generator, self.targets.device, self.targets.dtype)
+        """The noise of one step, in a buffer of the chains' own that the next step's noise
+        overwrites (row groups' draws go straight into their rows: no copy to join them)."""
+        t = self.targets
+        if self._z is None:
+            self._z = torch.empty_like(t)
+        return gaussian_noise(t.shape, self.generator, t.device, t.dtype, out=self._z)
 
     def step(self, out: torch.Tensor, distance: torch.Tensor | None = None, z: torch.Tensor | None = None
              ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -305,7 +310,7 @@ class _Magnetized:
             value = getattr(self, name)
             if isinstance(value, torch.Tensor):
                 setattr(self, name, value[keep])
-        self._fused_args = None
+        self._fused_args = self._z = None
 
 
 def _fused_window(averaged: bool) -> Callable[[ValueAndGrad], Callable[..., tuple[Any, ...]]]:
