@@ -12,7 +12,7 @@
 #                 steps fused per call; the first call's compile time too).
 #   ad_window     ad_window.py: the compiled window of attraction-diffusion steps alone, as the
 #                 mapper compiles it and as a CUDA graph (mode="reduce-overhead"), against the
-#                 mapper's whole compiled step (what its eager noise and bookkeeping cost) and
+#                 mapper's whole compiled step (what its eager noise, paths and host sync cost) and
 #                 one energy-and-gradient call; the digits MLP, Mueller-Brown, the 32x32 network.
 #   string_step   string_step.py --compile: one iteration of the string method against its two
 #                 energy-and-gradient calls (the same energies, 16, 256 and 1,024 strings, string and
@@ -25,6 +25,8 @@
 #   map_compiled  the same map with --compile.
 #   map_again     the same map as `map` once more, compared with it (is a GPU map reproducible?).
 #   map_defaults  the same model mapped at the library's defaults (256 chains, ...).
+#   map_defaults_compiled  the defaults map with --compile: does compiling pay on a long map
+#                 (should --compile be the default on a GPU)?
 #   train_convergent  `landscape train --preset digits32-convergent` in full (CONV_ARGS: more
 #                 options, e.g. "--set sampler.steps=500"), then `landscape check` of it
 #                 (convergent or not; its pictures in RESULTS).
@@ -143,11 +145,12 @@ for p in $PARTS; do
         map_again) map_part map_32x32_again "$MAP_S" "${map[@]}" && [ -f "$work/map_32x32.h5" ] \
                        && summary "map_again against map: $(same "$work/map_32x32.h5" "$work/map_32x32_again.h5")" ;;
         map_defaults) map_part map_32x32_defaults "$MAPD_S" "${defaults[@]}" ;;
+        map_defaults_compiled) map_part map_32x32_defaults_compiled "$MAPD_S" --compile "${defaults[@]}" ;;
         train_convergent) part train_32x32_convergent "$TRAINC_S" "$LANDSCAPE" train --preset digits32-convergent \
                               --out "$work/d32c.pt" --device "$DEVICE" --quiet "${train[@]}" ${CONV_ARGS:-}
                           [ -f "$work/d32c.pt" ] && part check_32x32_convergent "$CHECK_S" "$LANDSCAPE" check \
                               "$work/d32c.pt" --device "$DEVICE" --quiet --force --out "$OUT/check_convergent.png" "${check[@]}" ;;
-        *) summary "unknown part $p (tests_cuda, ad_step, ad_window, string_step, map_scale, map, map_compiled, map_again, map_defaults, train_convergent)" ;;
+        *) summary "unknown part $p (tests_cuda, ad_step, ad_window, string_step, map_scale, map, map_compiled, map_again, map_defaults, map_defaults_compiled, train_convergent)" ;;
     esac
 done
 summary "done: logs in $OUT"

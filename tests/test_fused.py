@@ -357,3 +357,26 @@ def test_compiling_a_window_traces_it_once(monkeypatch):
     assert {k[0][0] for k in energy.__dict__["_compiled"]} == {"langevin", "attraction-diffusion", "strings"}
     assert fused.failure(energy) is None
     assert len(timed.get("compile_attempt_1", [])) == again
+
+
+def test_trials_that_stop_in_a_compiled_call_stay_stopped_through_the_eager_steps_after_it(compiled_energy):
+    # A window of 12 steps: one compiled call of 8, then 4 eager steps, whose books leave
+    # the trials that stopped in the compiled call as they stopped.
+    config = ADConfig(temperature=0.1, alpha=20.0, eps=0.05, max_steps=12, patience=1000, delta=0.1, average=0,
+                      record=4)
+    targets = torch.tensor([[DEEP, 0.0]] * 32, dtype=F64)
+    starts = targets + torch.stack([torch.linspace(0.11, 0.6, 32, dtype=F64), torch.zeros(32, dtype=F64)], 1)
+    eager = Energy(double_well, (2,), data_range=(-2.0, 2.0), dtype=F64)
+
+    def run(energy: Energy) -> ADTrials:
+        return attraction_diffusion(energy, starts, targets, config,
+                                    RowGroups([1] * 32, [torch.Generator().manual_seed(p) for p in range(32)]))
+
+    want, got = run(eager), run(compiled_energy)
+    assert fused.warm(compiled_energy, ("attraction-diffusion", False))
+    assert (want.steps <= 8).any() and (want.steps > 8).any()  # stops in both parts of the window
+    assert torch.equal(got.success, want.success) and torch.equal(got.steps, want.steps)
+    for name in ("barrier", "final_distance", "peak_x", "end_x"):
+        torch.testing.assert_close(getattr(got, name), getattr(want, name), rtol=1e-9, atol=1e-11)
+    for p, n in enumerate(want.path_len.tolist()):
+        torch.testing.assert_close(got.path[p, :n], want.path[p, :n], rtol=1e-9, atol=1e-11)
