@@ -68,7 +68,7 @@ def per_step(fn, fixed: tuple[Any, ...], carried: tuple[Any, ...], calls: int, d
     overwrites (what is carried over is copied out first)."""
     smooth = 1.0 / _ad_config(1).average
     rules = carried[-1]
-    step = torch.zeros((), dtype=torch.int64, device=device)
+    step = torch.zeros((1,), dtype=torch.int64, device=device)  # (as the mapper passes it)
 
     def run(x, h, offset, state):
         if graphs:
