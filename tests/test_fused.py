@@ -380,3 +380,31 @@ def test_trials_that_stop_in_a_compiled_call_stay_stopped_through_the_eager_step
         torch.testing.assert_close(getattr(got, name), getattr(want, name), rtol=1e-9, atol=1e-11)
     for p, n in enumerate(want.path_len.tolist()):
         torch.testing.assert_close(got.path[p, :n], want.path[p, :n], rtol=1e-9, atol=1e-11)
+
+
+def test_a_compiled_batch_resumed_from_a_sync_point_ends_as_the_uninterrupted_batch(compiled_energy):
+    # The compiled window hands its books back as new tensors (not written in place): what
+    # a sync point saves is still the state the next window starts from.
+    import copy
+
+    config = ADConfig(temperature=0.1, alpha=2.0, eps=0.1, max_steps=3000, patience=3000, delta=0.3, record=8)
+    n = 32
+    gens, saved = [torch.Generator().manual_seed(10 + p) for p in range(n)], []
+    starts = torch.tensor([[SHALLOW, 0.3 * (p % 3 - 1)] if p % 2 else [DEEP, 0.0] for p in range(n)], dtype=F64)
+    targets = torch.tensor([[DEEP, 0.0] if p % 2 else [SHALLOW, 0.0] for p in range(n)], dtype=F64)
+    whole = attraction_diffusion(compiled_energy, starts, targets, config, RowGroups([1] * n, gens), on_sync=lambda get:
+                                 saved.append((copy.deepcopy(get()), [g.get_state() for g in gens])))
+    middle = [s for s in saved if s[0].rows.numel() >= fused.MIN_ROWS and s[0].step > 0]
+    progress, states = middle[len(middle) // 2]
+    assert 0 < progress.rows.numel() < n  # (some trials had left; the rest step compiled)
+    gens = [torch.Generator() for _ in range(n)]
+    for g, state in zip(gens, states):
+        g.set_state(state)
+    again = attraction_diffusion(compiled_energy, starts, targets, config, RowGroups([1] * n, gens),
+                                 resume_from=progress)
+    assert fused.warm(compiled_energy, ("attraction-diffusion", True))
+    for name in ADTrials._fields:
+        if name not in ("path", "calls"):
+            assert torch.equal(getattr(again, name), getattr(whole, name)), name
+    for p, k in enumerate(whole.path_len.tolist()):
+        assert torch.equal(again.path[p, :k], whole.path[p, :k])
