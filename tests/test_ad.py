@@ -306,6 +306,27 @@ def test_a_window_of_steps_waits_for_the_device_once(monkeypatch):
     assert reads(16 * 9) - reads(16 * 3) == 6
 
 
+def test_trials_leave_the_batch_without_waiting_for_the_device_again(monkeypatch):
+    # Keeping a batch's running trials by a mask (x[keep]) reads from the device how many
+    # rows it keeps, once per field (a GPU waits for its queue each time): the rows kept are
+    # found once, from the count the window's one read already has.
+    from torch.profiler import ProfilerActivity, profile
+
+    listed = []
+    tolist = torch.Tensor.tolist
+    monkeypatch.setattr(torch.Tensor, "tolist", lambda t: listed.append(1) or tolist(t))
+    energy = Energy(double_well, (2,), data_range=(-2.0, 2.0), dtype=F64)
+    # trials from ever farther up the shallow well's side: they arrive window after window
+    starts = torch.stack([torch.full((24,), DW_DEEP + 0.05, dtype=F64), torch.linspace(0.1, 1.6, 24, dtype=F64)], 1)
+    config = ADConfig(temperature=0.2, alpha=3.0, eps=0.05, max_steps=2000, patience=10**6, delta=0.1, average=0)
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        out = attraction_diffusion(energy, starts, point(DW_DEEP, 0.0, n=24), config, gen())
+    windows = -(-int(out.steps.max()) // 16)
+    assert len(set(((out.steps - 1) // 16).tolist())) >= 6  # (trials left at six windows or more)
+    reads = len(listed) + sum(ev.name in ("aten::_local_scalar_dense", "aten::nonzero") for ev in prof.events())
+    assert reads <= windows + 3  # (one per window; the first window's count; the end)
+
+
 def test_no_pull_at_tiny_temperature_fails():
     energy = Energy(double_well, (2,), dtype=F64)
     config = ADConfig(temperature=0.01, alpha=0.0, eps=0.02, max_steps=300)

@@ -305,7 +305,7 @@ class _Magnetized:
         return self._fused_args
 
     def select(self, keep: torch.Tensor) -> None:
-        """Keep the chains ``keep`` only."""
+        """Keep the chains ``keep`` only (row numbers, in order)."""
         for name in ("targets", "pull", "floor", "drift", "noise", "x", "h"):
             value = getattr(self, name)
             if isinstance(value, torch.Tensor):
@@ -560,13 +560,16 @@ def attraction_diffusion(
             elif on_window is not None:
                 on_window(step, running)
             if running < keep.shape[0]:
-                out.take(run, ~keep)
+                # The rows by number, found once from the count already read: a mask would
+                # read its count from the device again for every field it selects.
+                out.take(run, torch.nonzero_static(~keep, size=keep.shape[0] - running).reshape(-1))
                 if isinstance(generator, RowGroups):
                     generator.select(keep, step)
                 if running == 0:
                     break
-                run = run.select(keep)
-                mag.select(keep)
+                kept = torch.nonzero_static(keep, size=running).reshape(-1)
+                run = run.select(kept)
+                mag.select(kept)
                 window = _Window(mag.x)
             if on_sync is not None:
                 on_sync(progress)
@@ -622,8 +625,8 @@ class _Outcome:
         self.path_len = torch.zeros(p, dtype=torch.int64, device=device)
 
     def take(self, run: _Running, leaving: torch.Tensor) -> None:
-        """Keep the results of the finished trials about to leave the batch (``leaving``):
-        what :meth:`_Running.stop` froze when each stopped."""
+        """Keep the results of the finished trials about to leave the batch (``leaving``,
+        their row numbers in the running batch): what :func:`_book` froze when each stopped."""
         rows = run.rows[leaving]
         view = (-1,) + (1,) * (run.peak_x.dim() - 1)
         self.success[rows] = run.reached[leaving]
@@ -758,7 +761,7 @@ class _Running:
         return self.buf[:used, rows].cpu()
 
     def select(self, keep: torch.Tensor) -> _Running:
-        """The same state for the rows ``keep`` only."""
+        """The same state for the rows ``keep`` only (row numbers, in order)."""
         for name in self._PER_ROW:
             value = getattr(self, name)
             if value is not None:
