@@ -338,25 +338,56 @@ def test_a_batch_of_strings_reports_how_many_still_relax_without_changing_its_re
     assert lines[-1].startswith("0/3 strings relaxing")
 
 
-def test_a_quiet_iteration_waits_for_the_device_once():
+def test_a_quiet_iteration_waits_for_the_device_once(monkeypatch):
     # On a GPU every read of a tensor's value on the host drains the queue of launched
     # kernels: an iteration in which no string's phase ends or is due a stall check reads
-    # one flag (whether a string settled or got stuck), the budget and stall checks run at
-    # the iterations the host knows they can find something.
+    # two flags at once (whether a string settled, whether one got stuck), the budget and
+    # stall checks run at the iterations the host knows they can find something.
     from torch.profiler import ProfilerActivity, profile
 
+    listed = []
+    tolist = torch.Tensor.tolist
+    monkeypatch.setattr(torch.Tensor, "tolist", lambda t: listed.append(1) or tolist(t))
     energy = Energy(mueller_brown, shape=(2,), data_range=(-1.5, 2.0), dtype=torch.float64)
     x = torch.tensor(MUELLER_BROWN_MINIMA, dtype=torch.float64)
     a, b = x[[0, 0, 1]], x[[1, 2, 2]]
 
     def reads(steps: int) -> tuple[int, int]:
+        listed.clear()
         with profile(activities=[ProfilerActivity.CPU]) as prof:
             out = string_method_batch(energy, a, b, images=12, steps=steps, tol=0.0, climb=False)
         assert [r.stop for r in out] == ["budget"] * 3  # every string ran every iteration
-        return sum(ev.name == "aten::_local_scalar_dense" for ev in prof.events()), steps
+        return len(listed) + sum(ev.name == "aten::_local_scalar_dense" for ev in prof.events()), steps
 
     (short, n), (long, m) = reads(20), reads(45)
     assert long - short == m - n
+
+
+def test_strings_end_their_phases_and_leave_the_batch_without_waiting_for_the_device_again(monkeypatch):
+    # Strings that settle, start to climb or leave the working set are handled by mask and
+    # by row numbers found once: an iteration in which phases end reads the device a few
+    # times, not once per field it selects by a mask (about 30 times before).
+    from torch.profiler import ProfilerActivity, profile
+
+    iterations, listed = [], []
+    iterate, tolist = paths._Strings.iterate, torch.Tensor.tolist
+    monkeypatch.setattr(paths._Strings, "iterate", lambda self: iterations.append(1) or iterate(self))
+    monkeypatch.setattr(torch.Tensor, "tolist", lambda t: listed.append(1) or tolist(t))
+    energy = Energy(double_well, shape=(2,), data_range=(-2.0, 2.0), dtype=torch.float64)
+    n = 24
+    g = torch.Generator().manual_seed(3)
+    a = torch.tensor([[0.9614, 0.0]] * n, dtype=torch.float64) + 0.05 * torch.randn(n, 2, generator=g, dtype=torch.float64)
+    b = torch.tensor([[-1.0366, 0.0]] * n, dtype=torch.float64)
+    via = torch.stack([torch.zeros(n, dtype=torch.float64), torch.linspace(-1.5, 1.5, n, dtype=torch.float64)], 1)
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        out = string_method_batch(energy, a, b, via=via, images=12, steps=300, climb_steps=100, box=(-2.0, 2.0))
+    assert len({r.steps for r in out}) >= 8  # (strings ended at many iterations)
+    assert not any(ev.name == "aten::nonzero" for ev in prof.events())  # (no selection by a mask)
+    reads = len(listed) + sum(ev.name == "aten::_local_scalar_dense" for ev in prof.events())
+    # one per iteration, one per iteration where strings left or began to climb, the stall
+    # checks (114 for 51 iterations; the previous code read 275 times, and selected by mask
+    # 325 times on top)
+    assert reads <= 3 * len(iterations)
 
 
 def test_a_chain_that_stepped_over_a_ridge_has_its_estimate_raised_to_the_top_of_its_path():

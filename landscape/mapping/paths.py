@@ -187,11 +187,13 @@ def _starting_paths(
     point, or straight): [P, K, D] in ``a``'s dtype."""
     n, d = a.shape
     rows = []
+    # (which via points there are, read from the device once)
+    through = torch.isfinite(via.reshape(n, -1)).all(1).tolist() if via is not None else [False] * n
     for i in range(n):
         middle = None
         if init is not None and init[i] is not None:
             middle = init[i].reshape(-1, d).to(a)
-        elif via is not None and bool(torch.isfinite(via[i]).all()):
+        elif through[i]:
             middle = via[i].reshape(1, d).to(a)
         vertices = torch.cat([a[i : i + 1], middle, b[i : i + 1]]) if middle is not None else torch.stack([a[i], b[i]])
         rows.append(resample_polyline(vertices, k))
@@ -549,9 +551,14 @@ class _Strings:
         if not self.ended:
             return
         self.ended = False
-        if bool(self.active.all()):
+        # One read from the device: how many strings stay and whether one of them climbs.
+        # The rows then go by number (a mask would read its count again for every field).
+        kept, climbs = torch.stack([self.active.sum(), (self.active & (self.climber > 0)).any()]).tolist()
+        n = self.active.shape[0]
+        if kept == n:
             return
-        leaving, keep = ~self.active, self.active
+        leaving = torch.nonzero_static(~self.active, size=n - kept).reshape(-1)
+        keep = torch.nonzero_static(self.active, size=kept).reshape(-1)
         at = self.rows[leaving]
         for name in self._KEPT:
             if name == "g":
@@ -560,7 +567,7 @@ class _Strings:
                 self.full[name][at] = getattr(self, name)[leaving]
         for name in self._ROWS:
             setattr(self, name, getattr(self, name)[keep])
-        self.climbing = self.climbing and bool((self.climber > 0).any())
+        self.climbing = self.climbing and bool(climbs)
 
     def relax(self, steps: int, climb_steps: int | None,
               on_iteration: Callable[[int, int], None] | None = None) -> None:
@@ -619,29 +626,30 @@ class _Strings:
     def end_phase(self, done: torch.Tensor, ok: torch.Tensor, why: int) -> None:
         """Strings whose phase ended: record convergence and why (an index into
         :data:`STOPS`); string phase -> climb or stop."""
-        self.converged[done] = ok[done]
-        self.stop[done] = why
+        # (by mask, without reading anything from the device: no indexing by a mask)
+        self.converged = torch.where(done, ok, self.converged)
+        self.stop.masked_fill_(done, why)
         stop = done
-        to_climb = done & ~self.in_climb
-        if self.climb_steps and bool(to_climb.any()):
+        if self.climb_steps:
             u = self.u
             top = torch.argmax(u[:, 1:-1], dim=1) + 1
             higher = torch.gather(u, 1, top.unsqueeze(1)).squeeze(1) > torch.maximum(u[:, 0], u[:, -1])
-            start = to_climb & higher
-            self.climber[start] = top[start]
-            self.in_climb[start] = True
-            self.phase_iters[start] = 0
-            # The climbing image moves by rules of its own: it starts afresh at the
-            # string's largest step, whatever its own became as a descending image.
-            rows = torch.nonzero(start).flatten()
-            largest = self.dt[rows].max(1).values
-            self.dt[rows, top[rows] - 1] = largest
-            self.grow[rows, top[rows] - 1] = 1.1
-            self.climb_dt[rows], self.climb_grow[rows] = largest, 1.1
-            if rows.numel() > 0:
+            start = done & ~self.in_climb & higher
+            starting = int(start.sum())  # (this phase's one read from the device)
+            if starting:
+                rows = torch.nonzero_static(start, size=starting).reshape(-1)
+                self.climber[rows] = top[rows]
+                self.in_climb[rows] = True
+                self.phase_iters[rows] = 0
+                # The climbing image moves by rules of its own: it starts afresh at the
+                # string's largest step, whatever its own became as a descending image.
+                largest = self.dt[rows].max(1).values
+                self.dt[rows, top[rows] - 1] = largest
+                self.grow[rows, top[rows] - 1] = 1.1
+                self.climb_dt[rows], self.climb_grow[rows] = largest, 1.1
                 self.climbing = True
                 self.groups.append((self.clock, self.climb_steps))
-            stop = done & ~start
+                stop = done & ~start
         self.active = self.active & ~stop
         self.ended = True
 
@@ -666,13 +674,13 @@ class _Strings:
         if out is None:
             out = _iteration(self.vg, self.shape, self.climbing, *state)
         self.path, self.u, self.g, self.dt, self.grow, self.climb_dt, self.climb_grow, stuck, settled = out
-        if bool((stuck | settled).any()):
-            if bool(stuck.any()):
-                self.end_phase(stuck, torch.zeros_like(stuck), STOPS.index("stuck"))
-                self.in_climb[stuck] = False
-                self.active = self.active & ~stuck
-            if bool(settled.any()):
-                self.end_phase(settled, settled, STOPS.index("converged"))
+        any_stuck, any_settled = torch.stack([stuck.any(), settled.any()]).tolist()  # (the iteration's one read)
+        if any_stuck:
+            self.end_phase(stuck, torch.zeros_like(stuck), STOPS.index("stuck"))
+            self.in_climb.masked_fill_(stuck, False)
+            self.active = self.active & ~stuck
+        if any_settled:
+            self.end_phase(settled, settled, STOPS.index("converged"))
 
     def results(self) -> list[PathResult]:
         """One :class:`PathResult` per string, its saddle the highest image."""
@@ -681,6 +689,7 @@ class _Strings:
         grad_norm = torch.linalg.vector_norm(full["g"], dim=2).double().cpu().numpy()
         threshold = full["threshold"].double().cpu().numpy()
         stops = full["stop"].cpu().numpy()
+        converged, iterations = full["converged"].cpu().numpy(), full["iterations"].cpu().numpy()
         k = full["path"].shape[1]
         out = []
         for i, row in enumerate(energies):
@@ -691,8 +700,8 @@ class _Strings:
                     energy=row,
                     saddle_index=top,
                     saddle_energy=float(row[top]),
-                    converged=bool(full["converged"][i]),
-                    steps=int(full["iterations"][i]),
+                    converged=bool(converged[i]),
+                    steps=int(iterations[i]),
                     initial_max_energy=float(self.initial_max[i]),
                     saddle_grad_norm=float(grad_norm[i, top]),
                     stationary=bool(grad_norm[i, top] <= threshold[i]),
