@@ -217,10 +217,14 @@ def quench(
         while steps < max_steps and state.rows.numel():
             steps += 1
             stop, stuck = state.step(vg, x.shape[1:], box, grad_tol, tiny)
-            if bool(stop.any()):  # (the step's one host read)
-                r = state.rows[stop]
-                flat_x[r], u[r], gn[r], stalled[r] = state.x[stop], state.u[stop], state.gn[stop], stuck[stop]
-                state = state.keep(~stop)
+            stopped = int(stop.sum())  # (the step's one host read)
+            if stopped:
+                # by row numbers found once from that count (a mask reads its count again
+                # from the device for every field it selects)
+                at = torch.nonzero_static(stop, size=stopped).reshape(-1)
+                r = state.rows[at]
+                flat_x[r], u[r], gn[r], stalled[r] = state.x[at], state.u[at], state.gn[at], stuck[at]
+                state = state.keep(torch.nonzero_static(~stop, size=stop.shape[0] - stopped).reshape(-1))
             if progress is not None and steps % 100 == 0:
                 progress(steps - reported)
                 reported = steps
@@ -257,8 +261,8 @@ class _Descent:
         self.slot = 0
 
     def keep(self, mask: torch.Tensor) -> _Descent:
-        """The chains ``mask`` only (selected without asking the device first whether any
-        is left out: the loop knows it already)."""
+        """The chains ``mask`` only (a mask, or row numbers in order; selected without asking
+        the device first whether any is left out: the loop knows it already)."""
         for name in ("x", "u", "g", "gn", "gamma", "radius", "radius_max", "rows", "fails"):
             setattr(self, name, getattr(self, name)[mask])
         self.s, self.y, self.rho = self.s[:, mask], self.y[:, mask], self.rho[:, mask]
