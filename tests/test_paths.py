@@ -390,6 +390,34 @@ def test_strings_end_their_phases_and_leave_the_batch_without_waiting_for_the_de
     assert reads <= 3 * len(iterations)
 
 
+def test_starting_paths_are_made_for_all_strings_at_once_with_the_numbers_of_one_at_a_time():
+    # Straight strings and strings through a via point are resampled together (on a GPU a
+    # few dozen launches for the batch, not per string), to the very numbers of
+    # resample_polyline on each; a string with a starting path of its own takes it.
+    from torch.profiler import ProfilerActivity, profile
+
+    def made(n: int) -> tuple[torch.Tensor, int, list]:
+        g = torch.Generator().manual_seed(n)
+        a, b = torch.randn(n, 3, generator=g), torch.randn(n, 3, generator=g)
+        via = torch.randn(n, 3, generator=g)
+        via[::3] = float("nan")  # (no via point: straight)
+        init = [torch.randn(2, 3, generator=g) if i % 5 == 4 else None for i in range(n)]
+        with profile(activities=[ProfilerActivity.CPU]) as prof:
+            paths._starting_paths(a, b, None, via, 9)
+        operations = sum(ev.name.startswith("aten::") for ev in prof.events())
+        want = []
+        for i in range(n):
+            middle = init[i] if init[i] is not None else via[i : i + 1] if i % 3 else None
+            want.append(resample_polyline(torch.cat([a[i : i + 1], middle, b[i : i + 1]]) if middle is not None
+                                          else torch.stack([a[i], b[i]]), 9))
+        return paths._starting_paths(a, b, init, via, 9), operations, want
+
+    got, few, want = made(12)
+    assert torch.equal(got, torch.stack(want))
+    _, many, _ = made(96)
+    assert many == few  # (without starting paths of their own: as many operations for 96 strings as for 12)
+
+
 def test_a_chain_that_stepped_over_a_ridge_has_its_estimate_raised_to_the_top_of_its_path():
     # The chain 0 -> 1 was recorded at points that step over the thin ridge: its sampled
     # peak, about 0.9, lies below every path from 0 to 1 (whose lowest top is the ridge's,

@@ -186,18 +186,23 @@ def _starting_paths(
     """Per string, ``k`` images at equal arc length on ``a -> init... -> b`` (or via a
     point, or straight): [P, K, D] in ``a``'s dtype."""
     n, d = a.shape
-    rows = []
+    out = a.new_empty((n, k, d))
     # (which via points there are, read from the device once)
     through = torch.isfinite(via.reshape(n, -1)).all(1).tolist() if via is not None else [False] * n
-    for i in range(n):
-        middle = None
-        if init is not None and init[i] is not None:
-            middle = init[i].reshape(-1, d).to(a)
-        elif through[i]:
-            middle = via[i].reshape(1, d).to(a)
-        vertices = torch.cat([a[i : i + 1], middle, b[i : i + 1]]) if middle is not None else torch.stack([a[i], b[i]])
-        rows.append(resample_polyline(vertices, k))
-    return torch.stack(rows)
+    own = [init is not None and init[i] is not None for i in range(n)]
+    # Straight strings, and strings through a via point, are resampled together (as
+    # resample_polyline resamples one: the same numbers); starting paths of their own, one
+    # by one.
+    for middle in (False, True):
+        rows = [i for i in range(n) if not own[i] and through[i] == middle]
+        if rows:
+            at = torch.tensor(rows, device=a.device)
+            vertices = torch.stack([a[at], via[at], b[at]] if middle else [a[at], b[at]], 1)
+            out[at] = _resample_at(vertices, _equal_targets(vertices, k))
+    for i in (i for i in range(n) if own[i]):
+        vertices = torch.cat([a[i : i + 1], init[i].reshape(-1, d).to(a), b[i : i + 1]])
+        out[i] = resample_polyline(vertices, k)
+    return out
 
 
 def string_method_batch(
