@@ -327,6 +327,30 @@ def test_trials_leave_the_batch_without_waiting_for_the_device_again(monkeypatch
     assert reads <= windows + 3  # (one per window; the first window's count; the end)
 
 
+def test_the_successful_chains_come_to_the_cpu_in_one_copy_per_field(monkeypatch):
+    # From a GPU every copy to the host waits for the device: the paths that strings start
+    # from come over for all successful trials at once, not trial by trial.
+    from landscape.mapping.ad import _chains
+
+    energy = Energy(double_well, (2,), data_range=(-2.0, 2.0), dtype=F64)
+    starts, targets = point(DW_SHALLOW, 0.0, n=40), point(DW_DEEP, 0.0, n=40)
+    config = ADConfig(temperature=0.3, alpha=2.0, eps=0.1, max_steps=300, patience=10**6, delta=0.1, record=16)
+    trials = attraction_diffusion(energy, starts, targets, config, gen(4))
+    assert 10 < int(trials.success.sum()) < 40  # (successes and failures)
+    copies = []
+    cpu = torch.Tensor.cpu
+    monkeypatch.setattr(torch.Tensor, "cpu", lambda t, *a, **k: copies.append(1) or cpu(t, *a, **k))
+    chains = _chains(starts, trials, targets)
+    assert len(copies) <= 6
+    for p, chain in enumerate(chains):
+        if not trials.success[p]:
+            assert chain is None
+            continue
+        n = int(trials.path_len[p])
+        assert torch.equal(chain, torch.cat([starts[p : p + 1], trials.path[p, :n], trials.end_x[p : p + 1],
+                                             targets[p : p + 1]]))
+
+
 def test_no_pull_at_tiny_temperature_fails():
     energy = Energy(double_well, (2,), dtype=F64)
     config = ADConfig(temperature=0.01, alpha=0.0, eps=0.02, max_steps=300)

@@ -1226,15 +1226,22 @@ def _closed(energy: Energy, trials: ADTrials, targets: torch.Tensor) -> torch.Te
 
 def _chains(starts: torch.Tensor, trials: ADTrials, targets: torch.Tensor) -> list[torch.Tensor | None]:
     """Each successful trial's path, start to target, on the CPU (None for the others)."""
-    out: list[torch.Tensor | None] = []
     ok = trials.success.cpu().tolist()
     lengths = trials.path_len.cpu().tolist()
-    for p, good in enumerate(ok):
-        if not good:
-            out.append(None)
-            continue
-        middle = trials.path[p, : lengths[p]] if trials.path is not None else starts.new_zeros((0, *starts.shape[1:]))
-        out.append(torch.cat([starts[p : p + 1], middle, trials.end_x[p : p + 1], targets[p : p + 1]]).detach().cpu())
+    rows = [p for p, good in enumerate(ok) if good]
+    out: list[torch.Tensor | None] = [None] * len(ok)
+    if not rows:
+        return out
+    # The successful trials' rows brought to the CPU at once (from a GPU, one copy each
+    # instead of one per trial, every one a wait for the device).
+    at = torch.tensor(rows, device=starts.device)
+    longest = max(lengths[p] for p in rows)
+    ends = [t[at].detach().cpu() for t in (starts, trials.end_x, targets)]
+    middles = trials.path[at, :longest].detach().cpu() if trials.path is not None else None
+    empty = ends[0].new_zeros((0, *starts.shape[1:]))
+    for j, p in enumerate(rows):
+        middle = middles[j, : lengths[p]] if middles is not None else empty
+        out[p] = torch.cat([ends[0][j : j + 1], middle, ends[1][j : j + 1], ends[2][j : j + 1]])
     return out
 
 
