@@ -256,6 +256,17 @@ def cpu_threads(fn: object, device: str | torch.device) -> int | None:
     return 1
 
 
+def rows_where(mask: torch.Tensor, count: int) -> torch.Tensor:
+    """The row numbers where ``mask`` [N] is set, in order, given how many there are
+    (``count``, already read to the host). Unlike ``x[mask]``, which reads its count from
+    the device again for every tensor it selects from (on a GPU each read waits for the
+    queue of launched kernels), it reads nothing (on devices without torch's
+    ``nonzero_static``, one read)."""
+    if mask.device.type in ("cpu", "cuda"):
+        return torch.nonzero_static(mask, size=count).reshape(-1)
+    return torch.nonzero(mask).reshape(-1)
+
+
 def use_cpu_threads(fn: object, device: str | torch.device) -> None:
     """Apply the CPU policy of every command that runs an energy (process-wide): the
     thread count of :func:`cpu_threads` and, on the CPU, :func:`keep_freed_memory`."""

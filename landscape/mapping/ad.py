@@ -37,7 +37,7 @@ import numpy as np
 import torch
 
 from landscape import fused
-from landscape.energy import Energy, ValueAndGrad
+from landscape.energy import Energy, ValueAndGrad, rows_where
 from landscape.errors import LandscapeError, NonFiniteEnergyError
 from landscape.sampling.langevin import RowGroups, gaussian_noise, window_noise
 from landscape.mapping.minima import Minima, energy_key, energy_order
@@ -562,12 +562,12 @@ def attraction_diffusion(
             if running < keep.shape[0]:
                 # The rows by number, found once from the count already read: a mask would
                 # read its count from the device again for every field it selects.
-                out.take(run, torch.nonzero_static(~keep, size=keep.shape[0] - running).reshape(-1))
+                out.take(run, rows_where(~keep, keep.shape[0] - running))
                 if isinstance(generator, RowGroups):
                     generator.select(keep, step)
                 if running == 0:
                     break
-                kept = torch.nonzero_static(keep, size=running).reshape(-1)
+                kept = rows_where(keep, running)
                 run = run.select(kept)
                 mag.select(kept)
                 window = _Window(mag.x)

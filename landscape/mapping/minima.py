@@ -17,7 +17,7 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
-from landscape.energy import Energy
+from landscape.energy import Energy, rows_where
 from landscape.errors import LandscapeError, NonFiniteEnergyError
 from landscape.sampling.langevin import sample
 
@@ -221,10 +221,10 @@ def quench(
             if stopped:
                 # by row numbers found once from that count (a mask reads its count again
                 # from the device for every field it selects)
-                at = torch.nonzero_static(stop, size=stopped).reshape(-1)
+                at = rows_where(stop, stopped)
                 r = state.rows[at]
                 flat_x[r], u[r], gn[r], stalled[r] = state.x[at], state.u[at], state.gn[at], stuck[at]
-                state = state.keep(torch.nonzero_static(~stop, size=stop.shape[0] - stopped).reshape(-1))
+                state = state.keep(rows_where(~stop, stop.shape[0] - stopped))
             if progress is not None and steps % 100 == 0:
                 progress(steps - reported)
                 reported = steps

@@ -50,7 +50,7 @@ import numpy as np
 import torch
 
 from landscape import fused
-from landscape.energy import Energy, ValueAndGrad
+from landscape.energy import Energy, ValueAndGrad, rows_where
 from landscape.errors import LandscapeError, NonFiniteEnergyError
 
 
@@ -562,8 +562,8 @@ class _Strings:
         n = self.active.shape[0]
         if kept == n:
             return
-        leaving = torch.nonzero_static(~self.active, size=n - kept).reshape(-1)
-        keep = torch.nonzero_static(self.active, size=kept).reshape(-1)
+        leaving = rows_where(~self.active, n - kept)
+        keep = rows_where(self.active, kept)
         at = self.rows[leaving]
         for name in self._KEPT:
             if name == "g":
@@ -642,7 +642,7 @@ class _Strings:
             start = done & ~self.in_climb & higher
             starting = int(start.sum())  # (this phase's one read from the device)
             if starting:
-                rows = torch.nonzero_static(start, size=starting).reshape(-1)
+                rows = rows_where(start, starting)
                 self.climber[rows] = top[rows]
                 self.in_climb[rows] = True
                 self.phase_iters[rows] = 0
