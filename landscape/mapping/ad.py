@@ -550,7 +550,7 @@ def attraction_diffusion(
             # stepped, frozen, since they stopped. Checking every step would stall a GPU
             # on a host sync per step, and cost indexed writes every step.
             keep = ~run.finished
-            # (counted by the window's one host sync, in :meth:`_Running.advance`)
+            # (counted by the window's one host sync, in :meth:`_Running.finish`)
             running = int(keep.sum()) if ended is None else keep.shape[0] - ended
             key = ("attraction-diffusion", run.offset is not None)
             compiling = (on_compile is not None and running >= fused.MIN_ROWS
@@ -1236,12 +1236,12 @@ def _chains(starts: torch.Tensor, trials: ADTrials, targets: torch.Tensor) -> li
     # instead of one per trial, every one a wait for the device).
     at = torch.tensor(rows, device=starts.device)
     longest = max(lengths[p] for p in rows)
-    ends = [t[at].detach().cpu() for t in (starts, trials.end_x, targets)]
+    first, last, target = (t[at].detach().cpu() for t in (starts, trials.end_x, targets))
     middles = trials.path[at, :longest].detach().cpu() if trials.path is not None else None
-    empty = ends[0].new_zeros((0, *starts.shape[1:]))
+    empty = first.new_zeros((0, *starts.shape[1:]))
     for j, p in enumerate(rows):
         middle = middles[j, : lengths[p]] if middles is not None else empty
-        out[p] = torch.cat([ends[0][j : j + 1], middle, ends[1][j : j + 1], ends[2][j : j + 1]])
+        out[p] = torch.cat([first[j : j + 1], middle, last[j : j + 1], target[j : j + 1]])
     return out
 
 

@@ -115,16 +115,14 @@ class RowGroups:
               out: torch.Tensor | None = None) -> torch.Tensor:
         if sum(self.sizes) != shape[0]:
             raise LandscapeError(f"noise for {shape[0]} rows asked of row groups holding {sum(self.sizes)}")
-        if out is not None:  # (each group's rows drawn in place: the same numbers)
-            start = 0
-            for n, g in zip(self.sizes, self.generators):
-                if n:
-                    torch.randn((n, *shape[1:]), generator=g, out=out[start : start + n])
-                start += n
-            return out
-        parts = [torch.randn((n, *shape[1:]), generator=g, device=device, dtype=dtype)
-                 for n, g in zip(self.sizes, self.generators) if n]
-        return torch.cat(parts) if len(parts) != 1 else parts[0]
+        if out is None:
+            out = torch.empty(tuple(shape), device=device, dtype=dtype)
+        start = 0
+        for n, g in zip(self.sizes, self.generators):  # (each group's draw straight into its rows)
+            if n:
+                torch.randn((n, *shape[1:]), generator=g, out=out[start : start + n])
+            start += n
+        return out
 
     def select(self, keep: torch.Tensor, step: int) -> None:
         """Keep the rows ``keep`` (bool [B]); groups left empty are marked at ``step``."""
