@@ -1,13 +1,16 @@
 """The ML learning loop: checkpoints, exact resume, data-parallel ranks, diagnostics output."""
 
 import os
+import re
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from landscape.errors import LandscapeError
 from landscape.train.checkpoint import load_checkpoint, model_from_checkpoint
@@ -114,6 +117,25 @@ def test_digits_with_noise_and_data_init(tmp_path, init):
 def test_shape_mismatch_between_data_and_network_is_a_clear_error(tmp_path):
     cfg = apply_overrides(tiny(), ["data.name=\"digits\""])
     with pytest.raises(LandscapeError, match=r"shape \[1, 8, 8\] but the toy network expects \[2\]"):
+        train(cfg, tmp_path / "x.pt")
+
+
+
+@pytest.mark.parametrize(("overrides", "hint"), [
+    ([], "add --set model.kwargs.n_c=3 --set model.kwargs.image_size=16"),
+    (["model.kwargs.n_c=3"], "add --set model.kwargs.image_size=16"),
+    (["model.arch=\"vanilla\"", "model.kwargs={}"], "add --set data.size=32"),
+])
+def test_a_shape_mismatch_names_the_settings_that_fit_the_network_to_the_data(tmp_path, overrides, hint):
+    # RGB images read at 16 pixels a side, for the 8x8 one-channel digits network (or
+    # the 32x32 three-channel vanilla network, whose side is fixed: resize the data)
+    folder = tmp_path / "pics" / "a"
+    folder.mkdir(parents=True)
+    for i in range(4):
+        Image.fromarray(np.full((16, 16, 3), 40 * i, dtype=np.uint8)).save(folder / f"{i}.png")
+    cfg = apply_overrides(tiny("digits-nonconvergent"), [f"data.name=\"folder:{folder.parent}\"", "data.size=16",
+                                                          *overrides])
+    with pytest.raises(LandscapeError, match=re.escape(f"({hint})")):
         train(cfg, tmp_path / "x.pt")
 
 

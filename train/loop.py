@@ -13,6 +13,7 @@ the checkpoint, so ``resume`` continues a killed run exactly.
 from __future__ import annotations
 
 import csv
+import inspect
 import json
 import math
 import os
@@ -319,6 +320,21 @@ class _Session:
         return chains.x, tuple(float(v) for v in stats.cpu())
 
 
+def _shape_hint(model: nn.Module, data: tuple[int, ...], expected: tuple[int, ...]) -> str:
+    """What to set so that images of shape ``data`` fit the network (built with
+    ``expected``): its channels, the images' side, or another network."""
+    takes = inspect.signature(type(model).__init__).parameters
+    if len(data) != 3 or len(expected) != 3:
+        return "choose a preset or model.arch for data of this shape"
+    fixes = []
+    if data[0] != expected[0] and "n_c" in takes:
+        fixes.append(f"--set model.kwargs.n_c={data[0]}")
+    if data[1:] != expected[1:]:
+        fixes.append(f"--set model.kwargs.image_size={data[1]}" if "image_size" in takes
+                     else f"--set data.size={expected[1]}")
+    return ("add " + " ".join(fixes)) if fixes else "choose another preset or model.arch"
+
+
 def _build_model(config: Config, dataset: datasets.Dataset, env: Dist) -> tuple[nn.Module, nn.Module, Energy]:
     """The network for ``dataset`` on this rank's device, the module to train (wrapped in
     DDP under torchrun) and its :class:`Energy`."""
@@ -332,7 +348,7 @@ def _build_model(config: Config, dataset: datasets.Dataset, env: Dist) -> tuple[
     if expected != tuple(dataset.shape):
         raise LandscapeError(
             f"data set {dataset.name} has examples of shape {list(dataset.shape)} but the {config.model.arch} "
-            f"network expects {list(expected)} (set data.size or choose another preset/arch)"
+            f"network expects {list(expected)} ({_shape_hint(model, tuple(dataset.shape), expected)})"
         )
     model.to(env.device)
     use_cpu_threads(model, env.device)
