@@ -140,9 +140,9 @@ def check_cmd(checkpoint, multiples, chains, noise, eps, temperature, nn_ratio, 
 
     def progress(k: int) -> None:
         if not bars:
-            from tqdm import tqdm
+            from landscape.io.bars import progress_bar
 
-            bars.append(tqdm(total=total, desc="long-run chains", unit="step", dynamic_ncols=True))
+            bars.append(progress_bar(total=total, desc="long-run chains", unit="step"))
         bars[0].update(k)
 
     tau = None if temperature is None else math.sqrt(temperature)  # the library speaks tau, T = tau^2

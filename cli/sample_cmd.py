@@ -77,9 +77,9 @@ def sample_cmd(checkpoint, chains, steps, init, eps, temperature, mh, seed, devi
 
     def progress(k: int) -> None:
         if not bars:  # opened at the first step, so a bad checkpoint prints only its error
-            from tqdm import tqdm
+            from landscape.io.bars import progress_bar
 
-            bars.append(tqdm(desc=f"{init} chains", unit="step", dynamic_ncols=True))
+            bars.append(progress_bar(desc=f"{init} chains", unit="step"))
         bars[0].update(k)
 
     tau = None if temperature is None else math.sqrt(temperature)

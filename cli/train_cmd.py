@@ -109,10 +109,10 @@ def train_cmd(preset_name, dataset, steps, batch_size, out, resume, force, seed,
         if quiet:
             return
         if not bars:  # opened at the first update, so bad input prints only its error
-            from tqdm import tqdm
+            from landscape.io.bars import progress_bar
 
-            bars.append(tqdm(total=config.train.steps, initial=start, desc=f"train {config.preset}",
-                             unit="upd", dynamic_ncols=True))
+            bars.append(progress_bar(total=config.train.steps, initial=start, desc=f"train {config.preset}",
+                                     unit="upd"))
         bars[0].update(n)
         bars[0].set_postfix({k: f"{v:.3g}" for k, v in latest.items() if k != "lr"}, refresh=False)
 

@@ -256,9 +256,9 @@ def _label_summary(content, name: str, own: int) -> list[dict]:
 def _bar(quiet: bool, total: int | None, desc: str):
     if quiet:
         return None
-    from tqdm import tqdm
+    from landscape.io.bars import progress_bar
 
-    return tqdm(total=total, desc=desc, unit="upd" if total else "step", dynamic_ncols=True)
+    return progress_bar(total=total, desc=desc, unit="upd" if total else "step")
 
 
 def _summary_markdown(results: dict[str, dict]) -> str:

@@ -714,9 +714,9 @@ def _check(side: Side, chains: int, multiples: tuple[float, ...], device: str, s
 
     def progress(k: int) -> None:
         if not bars:
-            from tqdm import tqdm
+            from landscape.io.bars import progress_bar
 
-            bars.append(tqdm(total=2 * steps, desc=f"check {side.name}", unit="step", dynamic_ncols=True))
+            bars.append(progress_bar(total=2 * steps, desc=f"check {side.name}", unit="step"))
         bars[0].update(k)
 
     try:

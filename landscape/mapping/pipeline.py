@@ -145,9 +145,9 @@ class ProgressBars(Reporter):
         self.close()
         self.shown = -math.inf
         if not self.quiet:
-            from tqdm import tqdm
+            from landscape.io.bars import progress_bar
 
-            self.bar = tqdm(total=total, desc=name, unit=unit, dynamic_ncols=True, leave=False)
+            self.bar = progress_bar(total=total, desc=name, unit=unit, leave=False)
 
     def advance(self, n: int = 1) -> None:
         if self.bar is not None:

@@ -1,0 +1,75 @@
+"""Progress bars for long work, readable on a terminal and in a log.
+
+On a terminal, :func:`progress_bar` is tqdm's bar, redrawn in place. Where standard error
+is not a terminal (a batch job's log file, a pipe), a redrawn bar would be one endless line
+of carriage returns, megabytes of it over a long map; there the bar writes plain lines, at
+most one every :data:`LOG_EVERY` seconds, and always its last state when it is closed.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import IO, Any
+
+__all__ = ["LOG_EVERY", "progress_bar"]
+
+# Seconds between two lines of a bar in a log.
+LOG_EVERY = 30.0
+
+
+class _LogLines:
+    """A stream for tqdm that turns its redraws into lines: each redraw (a carriage return
+    and the bar) becomes one line, written when ``every`` seconds have passed since the
+    last; the latest one held back is written when the bar ends (its closing newline)."""
+
+    def __init__(self, stream: IO[str], every: float):
+        self.stream, self.every = stream, every
+        self.last = -float("inf")
+        self.held: str | None = None
+
+    def write(self, text: str) -> int:
+        line = text.replace("\r", "").replace("\x1b[A", "").strip()
+        now = time.monotonic()
+        if line:
+            if now - self.last >= self.every:
+                self._emit(line, now)
+            else:
+                self.held = line
+        elif "\n" in text and self.held is not None:  # the bar is done: its last state
+            self._emit(self.held, now)
+        return len(text)
+
+    def _emit(self, line: str, now: float) -> None:
+        self.stream.write(line + "\n")
+        self.stream.flush()
+        self.last, self.held = now, None
+
+    def flush(self) -> None:
+        self.stream.flush()
+
+    @property
+    def encoding(self) -> str | None:  # tqdm draws with unicode blocks where the stream takes them
+        return getattr(self.stream, "encoding", None)
+
+
+def _is_terminal(stream: IO[str]) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):  # no isatty, or a closed stream
+        return False
+
+
+def progress_bar(total: int | None = None, desc: str = "", unit: str = "it", initial: int = 0,
+                 leave: bool = True, stream: IO[str] | None = None) -> Any:
+    """A tqdm bar on ``stream`` (standard error when not given): redrawn in place on a
+    terminal; elsewhere plain lines, at most one every :data:`LOG_EVERY` seconds, and the
+    bar's last state when it closes (with ``leave``; a bar that does not stay ends with the
+    line its caller prints)."""
+    from tqdm import tqdm
+
+    stream = sys.stderr if stream is None else stream
+    if _is_terminal(stream):
+        return tqdm(total=total, desc=desc, unit=unit, initial=initial, leave=leave, file=stream, dynamic_ncols=True)
+    return tqdm(total=total, desc=desc, unit=unit, initial=initial, leave=leave, file=_LogLines(stream, LOG_EVERY),
+                ncols=100)

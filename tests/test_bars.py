@@ -1,0 +1,63 @@
+"""Progress bars: redrawn in place on a terminal, plain lines in a log."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+
+from conftest import run
+from landscape.io import bars
+from landscape.io.bars import progress_bar
+from test_map_cmd import FAST_AD, WELLS
+
+
+class Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def work(stream: io.StringIO, n: int = 1000, leave: bool = True) -> str:
+    bar = progress_bar(total=n, desc="work", unit="step", leave=leave, stream=stream)
+    for i in range(n):
+        bar.update(1)
+        bar.set_postfix_str(f"detail {i}")  # redraws the bar at once, as the mapper's details do
+    bar.close()
+    return stream.getvalue()
+
+
+def test_in_a_log_a_bar_writes_its_first_and_last_state_as_lines(monkeypatch):
+    monkeypatch.setattr(bars, "LOG_EVERY", 3600.0)
+    text = work(io.StringIO())
+    assert "\r" not in text
+    lines = text.splitlines()
+    assert len(lines) == 2
+    assert lines[0].startswith("work:   0%") and "0/1000" in lines[0]
+    assert lines[1].startswith("work: 100%") and "1000/1000" in lines[1] and "detail 999" in lines[1]
+
+
+def test_in_a_log_a_bar_writes_a_line_per_interval(monkeypatch):
+    monkeypatch.setattr(bars, "LOG_EVERY", 0.0)
+    lines = work(io.StringIO(), n=20).splitlines()
+    assert len(lines) > 20 and all(line.startswith("work:") for line in lines)
+
+
+def test_a_bar_that_does_not_stay_leaves_no_line_of_its_end(monkeypatch):
+    monkeypatch.setattr(bars, "LOG_EVERY", 3600.0)
+    lines = work(io.StringIO(), leave=False).splitlines()
+    assert len(lines) == 1 and "0/1000" in lines[0]
+
+
+def test_on_a_terminal_the_bar_is_redrawn_in_place():
+    text = work(Terminal())
+    assert text.count("\r") > 10 and text.count("\n") <= 1
+
+
+@pytest.mark.slow
+def test_a_map_run_in_a_batch_job_logs_lines_not_carriage_returns(capsys, tmp_path):
+    (tmp_path / "pot.py").write_text(WELLS)
+    code, _, err = run(capsys, "map", "--energy", f"{tmp_path / 'pot.py'}:wells", "--shape", "2", "--box", "-1.6",
+                       "1.6", "--float64", "--chains", "8", "--out", tmp_path / "m.h5", *FAST_AD)
+    assert code == 0
+    assert "\r" not in err
+    assert any(line.startswith("exploration chains:") for line in err.splitlines())
