@@ -7,6 +7,7 @@ import json
 import math
 import shutil
 
+import h5py
 import numpy as np
 import pytest
 import torch
@@ -228,7 +229,7 @@ def test_a_map_of_another_model_and_a_moved_model_get_clear_errors(capsys, tmp_p
     record = json.loads(json.dumps(read_map(m).meta.source))
     assert record["path"] == str(d1) and not d1.resolve().is_relative_to(tmp_path.resolve())
     code, _, err = run(capsys, "diagnose", m, "--report", tmp_path / "r0.html")
-    assert_one_line_error(code, err, "is not found beside the map or in this folder")
+    assert_one_line_error(code, err, "lies outside this folder and the map's, where a map's record is not followed")
     assert m.read_bytes() == before
     # Sent together with the map (beside it, same sha256), it is found; digits data are on board.
     beside = tmp_path / d1.name
@@ -240,7 +241,14 @@ def test_a_map_of_another_model_and_a_moved_model_get_clear_errors(capsys, tmp_p
     moved = tmp_path / "elsewhere.pt"
     beside.rename(moved)
     code, _, err = run(capsys, "diagnose", m, "--report", tmp_path / "r2.html")
-    assert_one_line_error(code, err, "is not found beside the map")
+    assert_one_line_error(code, err, "lies outside this folder and the map's")
+    # Nor is it found where the record says any more: the error says so.
+    gone = tmp_path / "gone.h5"
+    shutil.copy(m, gone)
+    with h5py.File(gone, "r+") as f:
+        f.attrs["source"] = json.dumps({**record, "path": str(tmp_path / "gone" / d1.name)})
+    code, _, err = run(capsys, "diagnose", gone, "--report", tmp_path / "r3.html")
+    assert_one_line_error(code, err, "is not found beside the map or in this folder: give it")
     code, _, err = run(capsys, "diagnose", m, "--model-file", moved, "--report", tmp_path / "r2.html")
     assert code == 0, err
     assert m.read_bytes() != before  # the diagnosis was written into the map

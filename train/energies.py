@@ -412,10 +412,10 @@ def energy_for_map(
                 raise LandscapeError(f"{map_path} does not record the sha256 of its model file: {give}")
             path = _recorded_file(map_path, recorded)
             if path is None:
-                raise LandscapeError(
-                    f"the model {map_path} was made of ({recorded}) is not found beside the map or in this folder: "
-                    f"{give}"
-                )
+                where = ("lies outside this folder and the map's, where a map's record is not followed"
+                         if Path(recorded).is_absolute() and Path(recorded).is_file()
+                         else "is not found beside the map or in this folder")
+                raise LandscapeError(f"the model {map_path} was made of ({recorded}) {where}: {give}")
             if sha256_of(path) != source["sha256"]:
                 raise LandscapeError(f"{path} changed since {map_path} was made of it (sha256 differs): map it again")
         import torch
