@@ -241,6 +241,10 @@ def test_rows_and_summary_name_the_right_side(maps):
     assert "A has higher barriers (median 2.5 vs 0.5 kT)" in lines[1]
     assert "A has the higher funnel score (0.90 vs 0.10" in lines[1]
     assert "A has the larger spurious share (60% vs 0%" in lines[1]
+    # names are written as given, at the start of a sentence too
+    lines = summarize(a, b, ["model_a", "model_b"], ["non-convergent", "convergent"])
+    assert lines[1].startswith("model_b has more basins")
+    assert summarize(b, b, ["a", "b"], [None, None])[0].startswith("The same number of basins")
 
 
 def test_figure_has_picture_rows_for_image_maps_only(maps, tmp_path):

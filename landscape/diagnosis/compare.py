@@ -404,8 +404,9 @@ def summarize(
         else:
             parts.append(f"equal spurious shares ({_pct(sa)} of minima)")
     text = "; ".join(p for p in parts if p)
-    if text:
-        lines.append(text[0].upper() + text[1:] + ".")
+    if text:  # (a model's name stays as it is written, at the start of a sentence too)
+        named = any(text.startswith(n) for n in (na, nb))
+        lines.append((text if named else text[0].upper() + text[1:]) + ".")
     return lines
 
 
