@@ -16,11 +16,14 @@ times, per step, the median over ``--repeats`` of:
 (b) the window compiled as the mapper compiles it (``torch.compile``, dynamic shapes);
 (c) the window compiled with ``mode="reduce-overhead"``: on a GPU, replayed as a CUDA graph
     (one launch for all its kernels; on a CPU the same code as (b));
-(d) the mapper's whole compiled step (``attraction_diffusion`` of an ``Energy(compile=True)``:
+(d) the window compiled with inductor's C++ wrapper (``options={"cpp_wrapper": True}``): the
+    code that calls the window's kernels (about a hundred per call) compiled, instead of
+    Python;
+(e) the mapper's whole compiled step (``attraction_diffusion`` of an ``Energy(compile=True)``:
     (b) plus the noise, the path's copy, the window's host sync and the trials leaving).
 
-(b) against (d) is what the eager part of a compiled window costs; (c) against (b) what CUDA
-graphs would save, before building them into the mapper. The noise is drawn once and reused
+(b) against (e) is what the eager part of a compiled window costs; (c) and (d) against (b)
+what CUDA graphs or a compiled wrapper would save, before building either into the mapper. The noise is drawn once and reused
 (its cost is in (d) only). Each compiled variant's first call (compiling) is timed too.
 """
 
@@ -96,8 +99,9 @@ def main() -> None:
     args = options.parse_args()
     which = chosen(args)
     print("| energy | batch | energy+gradient (ms) | compiled window (ms per step) | compiled window, CUDA graphs "
-          "| the mapper's compiled AD step | first calls: compiled / graphs (s) |")
-    print("|---|---|---|---|---|---|---|")
+          "| compiled window, C++ wrapper | the mapper's compiled AD step | first calls: compiled / graphs / C++ "
+          "wrapper (s) |")
+    print("|---|---|---|---|---|---|---|---|")
     made = energies(args.device, compile=True, which=which)
     for name, e in energies(args.device, which=which).items():
         # Every energy's window is the same Python function (a closure over another
@@ -107,7 +111,8 @@ def main() -> None:
         use_cpu_threads(e.fn, e.device)
         window = _fused_window(True)(fused.traceable_value_and_grad(e))
         variants = {"compiled": torch.compile(window, dynamic=True),
-                    "graphs": torch.compile(window, dynamic=True, mode="reduce-overhead")}
+                    "graphs": torch.compile(window, dynamic=True, mode="reduce-overhead"),
+                    "C++ wrapper": torch.compile(window, dynamic=True, options={"cpp_wrapper": True})}
         for p in (int(v) for v in args.batches.split(",")):
             with e.frozen():
                 fixed, carried = window_args(e, p)
@@ -125,7 +130,7 @@ def main() -> None:
             cells.append(statistics.median(ad_step(c, x, b, args.windows * fused.STEPS) for _ in range(args.repeats)))
             shown = " | ".join(f"{v * 1e3:.3f} ({v / bare:.2f}x)" for v in cells)
             failed = f" (the mapper's compiling failed: {fused.failure(c)})" if fused.failure(c) else ""
-            print(f"| {name} | {p} | {bare * 1e3:.3f} | {shown} | {firsts[0]:.1f} / {firsts[1]:.1f}{failed} |",
+            print(f"| {name} | {p} | {bare * 1e3:.3f} | {shown} | {' / '.join(f'{v:.1f}' for v in firsts)}{failed} |",
                   flush=True)
 
 

@@ -11,7 +11,8 @@
 #                 at 128 and 1,024 rows; operations per step), eager and compiled (several
 #                 steps fused per call; the first call's compile time too).
 #   ad_window     ad_window.py: the compiled window of attraction-diffusion steps alone, as the
-#                 mapper compiles it and as a CUDA graph (mode="reduce-overhead"), against the
+#                 mapper compiles it, as a CUDA graph (mode="reduce-overhead") and with inductor's
+#                 C++ wrapper (cpp_wrapper: the calls of its kernels compiled), against the
 #                 mapper's whole compiled step (what its eager noise, paths and host sync cost) and
 #                 one energy-and-gradient call; the digits MLP, Mueller-Brown, the 32x32 network.
 #   string_step   string_step.py --compile: one iteration of the string method against its two
