@@ -229,7 +229,8 @@ def test_a_map_of_another_model_and_a_moved_model_get_clear_errors(capsys, tmp_p
     record = json.loads(json.dumps(read_map(m).meta.source))
     assert record["path"] == str(d1) and not d1.resolve().is_relative_to(tmp_path.resolve())
     code, _, err = run(capsys, "diagnose", m, "--report", tmp_path / "r0.html")
-    assert_one_line_error(code, err, "lies outside this folder and the map's, where a map's record is not followed")
+    assert_one_line_error(code, err, "lies outside this folder and the map's .links followed., where a map's record is "
+                                     "not followed")
     assert m.read_bytes() == before
     # Sent together with the map (beside it, same sha256), it is found; digits data are on board.
     beside = tmp_path / d1.name

@@ -109,10 +109,12 @@ def _records(here: Path, elsewhere: Path, marker: Path) -> dict[str, tuple[dict,
         ),
         "a pickled payload": ({"kind": "checkpoint", "path": str(pickled), "sha256": sha256_of(pickled)}, "asks to run code"),
         "a path outside both folders": (
-            {"kind": "checkpoint", "path": str(outside), "sha256": sha256_of(outside)}, "not found beside the map"
+            {"kind": "checkpoint", "path": str(outside), "sha256": sha256_of(outside)},
+            "lies outside this folder and the map's",
         ),
         "a link out of the map's folder": (
-            {"kind": "checkpoint", "path": "link.pt", "sha256": sha256_of(outside)}, "not found beside the map"
+            {"kind": "checkpoint", "path": "link.pt", "sha256": sha256_of(outside)},
+            "lies outside this folder and the map's",
         ),
         "no sha256": ({"kind": "checkpoint", "path": str(beside_script)}, "does not record the sha256"),
         "an unknown kind": ({"kind": "plugin", "spec": "os:system"}, "unknown kind"),

@@ -309,6 +309,19 @@ def _recorded_file(map_path: Path, recorded: str) -> Path | None:
     return None
 
 
+def _recorded_elsewhere(map_path: Path, recorded: str) -> bool:
+    """Whether the file a map's record names exists where :func:`_recorded_file` looked,
+    but lies (links followed) outside the folders it may be taken from: what to tell a
+    user whose model is there, not missing."""
+    for candidate in (Path(recorded), map_path.parent / Path(recorded).name):
+        try:
+            if candidate.resolve(strict=True).is_file():
+                return True
+        except (OSError, RuntimeError):
+            continue
+    return False
+
+
 def source_model_file(map_path: Path, content: Any) -> Path | None:
     """Our checkpoint (or bare state dict) a map was made of, if the map records its sha256
     and the file is found (:func:`_recorded_file`) unchanged; None otherwise (TorchScript and
@@ -412,8 +425,8 @@ def energy_for_map(
                 raise LandscapeError(f"{map_path} does not record the sha256 of its model file: {give}")
             path = _recorded_file(map_path, recorded)
             if path is None:
-                where = ("lies outside this folder and the map's, where a map's record is not followed"
-                         if Path(recorded).is_absolute() and Path(recorded).is_file()
+                where = ("lies outside this folder and the map's (links followed), where a map's record is not "
+                         "followed" if _recorded_elsewhere(map_path, recorded)
                          else "is not found beside the map or in this folder")
                 raise LandscapeError(f"the model {map_path} was made of ({recorded}) {where}: {give}")
             if sha256_of(path) != source["sha256"]:
