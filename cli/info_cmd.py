@@ -17,9 +17,9 @@ from landscape.cli.options import json_option
               help="For a map: also list its datasets with their shapes and what each holds (the schema's words).")
 def info(file, as_json, datasets):
     """Describe a checkpoint (model, data, sampler, regime, progress, last diagnostics) or a
-    landscape map (source, counts, settings, levels; `landscape tree` shows the tree). For
-    a map or funnel probe that is not finished (killed, interrupted), what its saved
-    progress holds: the stages done and where the one under way stands.
+    landscape map (source, counts, settings, levels, time per stage; `landscape tree` shows
+    the tree). For a map or funnel probe that is not finished (killed, interrupted), what
+    its saved progress holds: the stages done and where the one under way stands.
 
     \b
     Examples:

@@ -189,6 +189,10 @@ def map_header(map_path: Path, content, level: int | None = None) -> list[str]:
     rows.append(("settings", ", ".join(settings)))
     for k, line in enumerate(_levels_lines(content, level)):
         rows.append(("levels" if k == 0 else "", line))
+    spent = _stage_seconds(content)
+    if spent:
+        rows.append(("time", f"{_seconds(sum(spent.values()))}: "
+                             + ", ".join(f"{_STAGES.get(k, k)} {_seconds(v)}" for k, v in spent.items())))
     added = content.attrs.get("minima", {}).get("funnel_added")
     if content.funnel is not None:
         from landscape.mapping.funnel import describe
@@ -209,6 +213,31 @@ def map_header(map_path: Path, content, level: int | None = None) -> list[str]:
             text += f", against {d.attrs['dataset']}"
         rows.append(("diagnosis", text))
     return [f"{key:<9} {value}" for key, value in rows]
+
+
+#: The map's stages, as its ``seconds`` record names them (the ladder's levels run together
+#: and the rungs inserted after them are one stage, basins), and as ``info`` shows them.
+_STAGES = {"minima": "minima", "neighbours": "neighbour barriers", "basins": "basins", "refine": "refinement"}
+
+
+def _stage_seconds(content) -> dict[str, float]:
+    """Seconds the map spent per stage (its root attr ``seconds``; a stage run again after
+    a resume counts once per run), in the order the stages run; empty where none are kept."""
+    record = content.meta.extra.get("seconds") if content.meta is not None else None
+    if not isinstance(record, dict):
+        return {}
+    out: dict[str, float] = {}
+    for key, value in record.items():
+        if not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+            continue
+        stage = next((name for name in _STAGES if key == name or key.startswith(name + "_")), key)
+        out[stage] = out.get(stage, 0.0) + float(value)
+    order = list(_STAGES)
+    return dict(sorted(out.items(), key=lambda kv: order.index(kv[0]) if kv[0] in order else len(order)))
+
+
+def _seconds(value: float) -> str:
+    return f"{value:.2g} s" if value < 10 else f"{value:.0f} s" if value < 100 else f"{value / 60:.1f} min"
 
 
 def _text(map_path: Path, content, tree, level: int | None, basins: bool, max_leaves: int) -> str:
@@ -346,6 +375,7 @@ def map_summary(map_path: Path, content, tree, level: int | None, basins: bool, 
         "energy_offset": tree.offset,
         "levels": [{"index": k, "alpha": float(p.alpha), "multiplier": p.multiplier, "n_basins": p.n_basins}
                    for k, p in enumerate(content.levels)],
+        "seconds": _stage_seconds(content),
         "leaves": leaves,
         "merges": merges,
         "pictures": written,

@@ -319,6 +319,19 @@ def test_info_on_a_map(image_map, capsys):
     assert s["n_minima"] == 10 and s["schema_version"] == 2 and "leaves" not in s and "merges" not in s
 
 
+def test_info_says_where_the_map_s_time_went(image_map, capsys):
+    # as a map records it: the ladder's levels (basins_0) and a rung inserted after them
+    # (basins_r0) are one stage; a stage with no time kept (NaN) is left out
+    with h5py.File(image_map, "r+") as f:
+        f.attrs["seconds"] = json.dumps({"minima": 1.25, "neighbours": 70.0, "basins_0": 100.0, "basins_r0": 20.0,
+                                         "refine": float("nan")})
+    code, out, err = run(capsys, "info", image_map)
+    assert code == 0, err
+    assert "time      3.2 min: minima 1.2 s, neighbour barriers 70 s, basins 2.0 min" in out
+    code, out, err = run(capsys, "info", image_map, "--json")
+    assert json.loads(out)["seconds"] == {"minima": 1.25, "neighbours": 70.0, "basins": 120.0}
+
+
 # ---------------------------------------------------------------------------- errors
 
 
