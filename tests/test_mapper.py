@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import math
 import re
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 import torch
+from torch.autograd.function import once_differentiable
 
 from landscape import LandscapeError
 from landscape.energy import Energy
@@ -660,6 +663,57 @@ def test_curvature_from_exact_hessian_products_and_across_kinks():
     assert stable_eps(9.0, 1.0, 0.5) ** 2 / 2 * 9.0 == pytest.approx(0.5)
     assert stable_eps(9.0, 4.0) == pytest.approx(2 * stable_eps(9.0, 1.0))
     assert math.isfinite(largest_curvature(quad, torch.zeros(0, 3, dtype=torch.float64)))
+
+
+class _OnceDifferentiableCube(torch.autograd.Function):
+    """``x^3`` whose backward cannot be differentiated again, with no forward mode either
+    (as some users' custom operations are)."""
+
+    @staticmethod
+    def forward(x):
+        return x**3
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        ctx.save_for_backward(inputs[0])
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, g):
+        (x,) = ctx.saved_tensors
+        return 3 * x * x * g
+
+
+def test_curvature_where_the_energy_has_no_exact_second_derivative():
+    x = torch.tensor([[1.0, 2.0]], dtype=torch.float64)
+    v = torch.tensor([[0.6, 0.8]], dtype=torch.float64)
+    # A gradient that does not depend on x: no curvature, no error.
+    w = torch.tensor([1.0, -2.0], dtype=torch.float64)
+    linear = Energy(lambda z: (z * w).sum(1), shape=(2,), data_range=(-4, 4), dtype=torch.float64)
+    assert torch.equal(hessian_vector(linear, x, v), torch.zeros_like(x))
+    assert largest_curvature(linear, x) == 1.0  # (nothing to scale a step by)
+    # Neither double backward nor forward mode: said, and the finite steps still measure
+    # how fast the gradient changes (6 x = 12 along the second coordinate).
+    cube = Energy(lambda z: _OnceDifferentiableCube.apply(z).sum(1), shape=(2,), data_range=(-4, 4),
+                  dtype=torch.float64)
+    with pytest.raises(NotImplementedError, match="no second derivative"):
+        hessian_vector(cube, x, v)
+    assert 11.0 < largest_curvature(cube, x) < 14.0
+
+
+def test_exact_curvature_does_not_load_the_compiler():
+    # torch.func's forward mode imports torch's compiler on its first use on such an
+    # energy (about a second per process); double backward does not need it.
+    code = ("import sys, torch\n"
+            "from landscape import Energy\n"
+            "from landscape.potentials import mueller_brown\n"
+            "from landscape.mapping.settings import hessian_vector\n"
+            "e = Energy(mueller_brown, (2,), data_range=(-1.5, 2.0), dtype=torch.float64)\n"
+            "x = e.uniform_noise(8, generator=torch.Generator().manual_seed(0))\n"
+            "hessian_vector(e, x, torch.ones_like(x))\n"
+            "print('torch._dynamo' in sys.modules)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=True)
+    assert out.stdout.strip() == "False"
 
 
 def test_the_alpha_unit_is_at_least_the_pull_that_arrives_across_flat_ground():

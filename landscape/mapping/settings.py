@@ -70,6 +70,7 @@ import torch
 
 from landscape.energy import Energy
 from landscape.errors import LandscapeError
+from landscape.io.files import first_line
 from landscape.mapping.neighbors import nearest_distance
 from landscape.sampling.langevin import MAX_EPS
 
@@ -260,11 +261,21 @@ class MapConfig:
 
 
 def hessian_vector(energy: Energy, x: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-    """``H(x) v`` per row: the directional derivative of the gradient (``torch.func``).
+    """``H(x) v`` per row: the gradient of ``g . v``, ``g = dU/dx`` differentiated again
+    (double backward); where that is not available (an operation with no second
+    derivative, a gradient that does not depend on ``x``), forward-mode differentiation of
+    the gradient (``torch.func.jvp``). Exact either way (no finite differences).
 
-    Forward-mode differentiation of the reverse-mode gradient of ``sum U``; where the
-    energy's operations do not support it, the double-backward product instead. Exact
-    either way (no finite differences).
+    Double backward first: ``torch.func``'s forward mode loads torch's compiler machinery on
+    its first use on many energies (a second or more, once per process: a third of a
+    Mueller-Brown map's time), and on small energies each product costs it 2-3 times as
+    much.
+
+    Raises
+    ------
+    NotImplementedError
+        Where the energy allows neither (e.g. a custom ``autograd.Function`` whose backward
+        is differentiable once and that has no ``jvp``).
     """
     fn = energy.fn
 
@@ -272,15 +283,21 @@ def hessian_vector(energy: Energy, x: torch.Tensor, v: torch.Tensor) -> torch.Te
         return fn(z).sum()
 
     try:
-        with energy.frozen():
-            _, hv = torch.func.jvp(torch.func.grad(total), (x,), (v,))
-        return hv.detach()
-    except (RuntimeError, NotImplementedError, TypeError):
         with energy.frozen(), torch.enable_grad():
             z = x.detach().requires_grad_(True)
             (g,) = torch.autograd.grad(total(z), z, create_graph=True)
-            (hv,) = torch.autograd.grad((g * v).sum(), z)
-        return hv.detach()
+            dot = (g * v).sum()
+            if dot.requires_grad:
+                hv = torch.autograd.grad(dot, z, allow_unused=True)[0]
+                return torch.zeros_like(x) if hv is None else hv.detach()
+    except (RuntimeError, NotImplementedError, TypeError):
+        pass
+    try:
+        with energy.frozen():
+            _, hv = torch.func.jvp(torch.func.grad(total), (x,), (v,))
+    except (RuntimeError, NotImplementedError, TypeError) as err:
+        raise NotImplementedError(f"no second derivative of this energy: {first_line(err)}") from None
+    return hv.detach()
 
 
 def _power(apply: Any, x: torch.Tensor, iterations: int) -> torch.Tensor:
@@ -318,7 +335,10 @@ def largest_curvature(energy: Energy, x: torch.Tensor, iterations: int = 20) -> 
     n = x.shape[0]
     if n == 0:
         return 1.0
-    exact = _power(lambda v: hessian_vector(energy, x, v), x, iterations)
+    try:
+        exact = _power(lambda v: hessian_vector(energy, x, v), x, iterations)
+    except NotImplementedError:  # (the finite steps below still see how the gradient changes)
+        exact = torch.zeros(n, dtype=torch.float64, device=x.device)
     vg = energy.value_and_grad_fn()
     if energy.data_range is not None:
         h = 1e-2 * (energy.data_range[1] - energy.data_range[0])
