@@ -28,9 +28,8 @@ def info(file, as_json, datasets):
       landscape info digits.h5.partial          # an interrupted map's progress
       landscape info digits.h5.funnel.partial   # an interrupted funnel probe's
     """
+    from landscape.io.mapfile import is_map_file
     from landscape.io.progress import progress_path
-    from landscape.train.checkpoint import describe, load_checkpoint
-    from landscape.train.energies import is_map_file
 
     if file.name.endswith(".funnel.partial") and file.is_file():
         _progress_info(file.with_name(file.name[: -len(".funnel.partial")]), as_json, "funnel")
@@ -42,6 +41,8 @@ def info(file, as_json, datasets):
     if file.suffix.lower() in (".h5", ".hdf5") or is_map_file(file):
         _map_info(file, as_json, datasets)
         return
+    from landscape.train.checkpoint import describe, load_checkpoint  # (torch: for checkpoints only)
+
     ckpt = load_checkpoint(file)
     if as_json:
         meta = {k: v for k, v in ckpt.items() if k not in ("state_dict", "resume")}

@@ -59,6 +59,30 @@ def test_help_of_every_command_imports_no_heavy_library(tmp_path):
         assert heavy == [], f"landscape {args} imported {heavy}"
 
 
+MAP_PROBE = """
+import sys
+from landscape.cli.main import main
+for args in (["info", sys.argv[1]], ["info", sys.argv[1], "--json"], ["tree", sys.argv[1]]):
+    try:
+        main(args)
+    except SystemExit as exc:
+        assert exc.code in (0, None), (args, exc.code)
+print("torch" in sys.modules)
+"""
+
+
+def test_reading_a_map_does_not_import_torch(tmp_path, make_map):
+    """`landscape info` and `landscape tree` on a map read HDF5 and draw text: torch (about a
+    second to import) stays out of them."""
+    from conftest import save, wells_content
+
+    path = save(tmp_path, wells_content(make_map), "wells.h5")
+    proc = subprocess.run([sys.executable, "-c", MAP_PROBE, str(path)], cwd=tmp_path, capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip().splitlines()[-1] == "False"
+
+
 def test_group_help_lists_every_command_with_its_whole_summary(capsys):
     code, out, _ = run(capsys, "--help")
     assert code == 0

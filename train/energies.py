@@ -273,15 +273,6 @@ def _box(box: tuple[float, float] | None) -> list[float] | None:
     return [float(box[0]), float(box[1])] if box is not None else None
 
 
-def is_map_file(path: Path) -> bool:
-    """True if ``path`` is an HDF5 file (by its signature; a map or not)."""
-    try:
-        with open(path, "rb") as f:
-            return f.read(8) == b"\x89HDF\r\n\x1a\n"
-    except OSError:
-        return False
-
-
 def map_of(model: Path) -> Path | None:
     """The map of a model file where ``landscape map`` puts it: ``<stem>.h5`` beside the
     model, else in the current folder; None if neither exists."""

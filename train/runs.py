@@ -252,7 +252,8 @@ def base_noise(content, sampler: dict | None) -> tuple[float, str]:
 
 def locate(target: Path, map_option: Path | None) -> tuple[Path, Path | None]:
     """(map, model file or None) for a TARGET that is a map or a model file."""
-    from landscape.train.energies import is_map_file, map_of
+    from landscape.io.mapfile import is_map_file
+    from landscape.train.energies import map_of
 
     if not target.exists():
         raise LandscapeError(f"{target}: no such file")
@@ -556,7 +557,8 @@ def _side(path: Path) -> Side:
     Raises LandscapeError (one line) for a missing file, a folder, a file that is neither,
     or a map that does not read.
     """
-    from landscape.train.energies import is_map_file, map_of, source_model_file
+    from landscape.io.mapfile import is_map_file
+    from landscape.train.energies import map_of, source_model_file
     from landscape.errors import LandscapeError
     from landscape.io.mapfile import read_map
     from landscape.train.checkpoint import load_checkpoint, sha256_of

@@ -48,7 +48,7 @@ from landscape.mapping.tree import FLAT_RTOL, BarrierTree
 
 __all__ = [
     "SCHEMA", "SCHEMA_VERSION", "DiagnosisData", "FunnelData", "GridData", "MapContent", "MapMeta",
-    "read_map", "write_map", "update_map", "rewrite_map", "dataset_listing",
+    "read_map", "write_map", "update_map", "rewrite_map", "dataset_listing", "is_map_file",
 ]
 
 Attrs = dict[str, Any]
@@ -753,6 +753,15 @@ def _check_read(c: MapContent) -> None:
     data_range = c.attrs.get("minima", {}).get("data_range")
     if data_range is not None:
         checks.number_range(None, "/minima attr data_range", data_range)
+
+
+def is_map_file(path: str | Path) -> bool:
+    """True if ``path`` is an HDF5 file (by its signature; a map or not)."""
+    try:
+        with open(path, "rb") as f:
+            return f.read(8) == b"\x89HDF\r\n\x1a\n"
+    except OSError:
+        return False
 
 
 def read_map(path: str | Path) -> MapContent:
