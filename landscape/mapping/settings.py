@@ -290,11 +290,15 @@ def hessian_vector(energy: Energy, x: torch.Tensor, v: torch.Tensor) -> torch.Te
             if dot.requires_grad:
                 hv = torch.autograd.grad(dot, z, allow_unused=True)[0]
                 return torch.zeros_like(x) if hv is None else hv.detach()
+    except torch.OutOfMemoryError:
+        raise
     except (RuntimeError, NotImplementedError, TypeError):
         pass
     try:
         with energy.frozen():
             _, hv = torch.func.jvp(torch.func.grad(total), (x,), (v,))
+    except torch.OutOfMemoryError:
+        raise
     except (RuntimeError, NotImplementedError, TypeError) as err:
         raise NotImplementedError(f"no second derivative of this energy: {first_line(err)}") from None
     return hv.detach()
