@@ -36,6 +36,18 @@ def test_in_a_log_a_bar_writes_its_first_and_last_state_as_lines(monkeypatch):
     assert lines[1].startswith("work: 100%") and "1000/1000" in lines[1] and "detail 999" in lines[1]
 
 
+def test_a_log_line_is_never_cut(monkeypatch):
+    monkeypatch.setattr(bars, "LOG_EVERY", 3600.0)
+    stream = io.StringIO()
+    bar = progress_bar(total=3, desc="train a-long-preset-name", unit="upd", stream=stream)
+    bar.update(3)
+    stats = {f"statistic_{k}": f"{k}.0123" for k in range(8)}  # as training shows its d_st, v_t, r_t
+    bar.set_postfix(stats, refresh=False)
+    bar.close()
+    last = stream.getvalue().splitlines()[-1]
+    assert "3/3" in last and all(f"{k}={v}" in last for k, v in stats.items())
+
+
 def test_in_a_log_a_bar_writes_a_line_per_interval(monkeypatch):
     monkeypatch.setattr(bars, "LOG_EVERY", 0.0)
     lines = work(io.StringIO(), n=20).splitlines()

@@ -71,5 +71,5 @@ def progress_bar(total: int | None = None, desc: str = "", unit: str = "it", ini
     stream = sys.stderr if stream is None else stream
     if _is_terminal(stream):
         return tqdm(total=total, desc=desc, unit=unit, initial=initial, leave=leave, file=stream, dynamic_ncols=True)
-    return tqdm(total=total, desc=desc, unit=unit, initial=initial, leave=leave, file=_LogLines(stream, LOG_EVERY),
-                ncols=100)
+    # (no width: a log line is never cut, whatever the statistics after the bar)
+    return tqdm(total=total, desc=desc, unit=unit, initial=initial, leave=leave, file=_LogLines(stream, LOG_EVERY))
