@@ -2,8 +2,11 @@
 
 On a terminal, :func:`progress_bar` is tqdm's bar, redrawn in place. Where standard error
 is not a terminal (a batch job's log file, a pipe), a redrawn bar would be one endless line
-of carriage returns, megabytes of it over a long map; there the bar writes plain lines, at
-most one every :data:`LOG_EVERY` seconds, and always its last state when it is closed.
+of carriage returns, megabytes of it over a long map; there the bar writes plain lines: its
+first once it has run :data:`LOG_EVERY` seconds, then at most one every :data:`LOG_EVERY`
+seconds, and its last state when it closes (a bar that does not stay, a stage of a map whose
+caller then prints what it found: only where it wrote a line before). A stage that takes a
+few seconds thus leaves no line at 0 % in the log.
 """
 
 from __future__ import annotations
@@ -20,12 +23,14 @@ LOG_EVERY = 30.0
 
 class _LogLines:
     """A stream for tqdm that turns its redraws into lines: each redraw (a carriage return
-    and the bar) becomes one line, written when ``every`` seconds have passed since the
-    last; the latest one held back is written when the bar ends (its closing newline)."""
+    and the bar) becomes one line, written when ``every`` seconds have passed since the bar
+    began or its last line; the latest one held back is written when the bar ends (its
+    closing newline), or when it is cleared (a bar that does not stay) after it wrote lines."""
 
     def __init__(self, stream: IO[str], every: float):
         self.stream, self.every = stream, every
-        self.last = -float("inf")
+        self.last = time.monotonic()
+        self.wrote = False
         self.held: str | None = None
 
     def write(self, text: str) -> int:
@@ -36,14 +41,14 @@ class _LogLines:
                 self._emit(line, now)
             else:
                 self.held = line
-        elif "\n" in text and self.held is not None:  # the bar is done: its last state
+        elif self.held is not None and ("\n" in text or self.wrote):  # the bar is done: its last state
             self._emit(self.held, now)
         return len(text)
 
     def _emit(self, line: str, now: float) -> None:
         self.stream.write(line + "\n")
         self.stream.flush()
-        self.last, self.held = now, None
+        self.last, self.held, self.wrote = now, None, True
 
     def flush(self) -> None:
         self.stream.flush()
@@ -63,13 +68,21 @@ def _is_terminal(stream: IO[str]) -> bool:
 def progress_bar(total: int | None = None, desc: str = "", unit: str = "it", initial: int = 0,
                  leave: bool = True, stream: IO[str] | None = None) -> Any:
     """A tqdm bar on ``stream`` (standard error when not given): redrawn in place on a
-    terminal; elsewhere plain lines, at most one every :data:`LOG_EVERY` seconds, and the
-    bar's last state when it closes (with ``leave``; a bar that does not stay ends with the
-    line its caller prints)."""
+    terminal; elsewhere plain lines (see the module's note): the first after
+    :data:`LOG_EVERY` seconds, then at most one every :data:`LOG_EVERY` seconds, and the
+    bar's last state when it closes (a bar without ``leave``, which its caller follows with
+    a line of its own: only when it wrote lines before)."""
     from tqdm import tqdm
 
     stream = sys.stderr if stream is None else stream
     if _is_terminal(stream):
         return tqdm(total=total, desc=desc, unit=unit, initial=initial, leave=leave, file=stream, dynamic_ncols=True)
+
+    class LogBar(tqdm):
+        def close(self) -> None:
+            if not self.disable and not self.leave:
+                self.refresh()  # its last state, for the log (tqdm clears such a bar without drawing it)
+            super().close()
+
     # (no width: a log line is never cut, whatever the statistics after the bar)
-    return tqdm(total=total, desc=desc, unit=unit, initial=initial, leave=leave, file=_LogLines(stream, LOG_EVERY))
+    return LogBar(total=total, desc=desc, unit=unit, initial=initial, leave=leave, file=_LogLines(stream, LOG_EVERY))

@@ -110,9 +110,11 @@ def _components(n: int, pairs: set[tuple[int, int]]) -> np.ndarray:
     return connected_components(graph, directed=False)[1]
 
 
-def line_estimates(energy: Energy, x: torch.Tensor, pairs: np.ndarray, images: int, *, batch: int = 256) -> np.ndarray:
+def line_estimates(energy: Energy, x: torch.Tensor, pairs: np.ndarray, images: int, *, batch: int = 256,
+                   progress: Callable[[int], None] | None = None) -> np.ndarray:
     """Per pair, the highest energy on the straight segment between the two minima
-    (:func:`landscape.mapping.paths.segment_max`).
+    (:func:`landscape.mapping.paths.segment_max`); ``progress(n)`` after each batch of
+    ``n`` pairs.
 
     Returns
     -------
@@ -124,16 +126,19 @@ def line_estimates(energy: Energy, x: torch.Tensor, pairs: np.ndarray, images: i
     for s in range(0, e, batch):
         p = torch.from_numpy(pairs[s : s + batch]).to(x.device)
         out[s : s + batch] = segment_max(energy, x[p[:, 0]], x[p[:, 1]], images).cpu().numpy()
+        if progress is not None:
+            progress(p.shape[0])
     return out
 
 
-def neighbour_table(energy: Energy, x: torch.Tensor, k: int, images: int) -> PairTable:
-    """The neighbour pairs of the minima ``x`` with their straight-line estimates."""
-    pairs = neighbour_pairs(x, k)
+def neighbour_table(energy: Energy, x: torch.Tensor, pairs: np.ndarray, images: int,
+                    progress: Callable[[int], None] | None = None) -> PairTable:
+    """The neighbour pairs ``pairs`` (:func:`neighbour_pairs`) of the minima ``x`` with
+    their straight-line estimates (``progress`` as in :func:`line_estimates`)."""
     e = pairs.shape[0]
     return PairTable(
         pairs=pairs,
-        estimate=line_estimates(energy, x, pairs, images),
+        estimate=line_estimates(energy, x, pairs, images, progress=progress),
         refined=np.full(e, np.nan),
         alpha=np.full(e, np.nan),
         source=np.full(e, NEIGHBOUR, dtype=np.uint8),

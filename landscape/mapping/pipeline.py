@@ -50,7 +50,8 @@ from landscape.mapping.ad import (
     extend_ladder,
 )
 from landscape.mapping.barriers import (
-    Refinement, RefineProgress, add_records, close_estimates, neighbour_table, refine_pairs, refinement_rows,
+    Refinement, RefineProgress, add_records, close_estimates, neighbour_pairs, neighbour_table, refine_pairs,
+    refinement_rows,
 )
 from landscape.distributed import current as current_group
 from landscape import checks, fused
@@ -998,8 +999,9 @@ def _stage_neighbours(run: _Run, minima: Minima, saddles: _Saddles, keep_paths: 
     state, config = run.state, run.config
     if "pairs/pairs" not in state:
         t0 = time.perf_counter()
-        run.reporter.stage("neighbour barriers (straight lines)", total=None)
-        table = neighbour_table(run.energy, minima.x, config.neighbours, config.refine_images)
+        pairs = neighbour_pairs(minima.x, config.neighbours)
+        run.reporter.stage("neighbour barriers (straight lines)", total=len(pairs), unit="pair")
+        table = neighbour_table(run.energy, minima.x, pairs, config.refine_images, progress=run.reporter.advance)
         retried = at_budget = 0
         if config.refine:
             rows = refinement_rows(minima.energy.numpy(), table, config.refine_slack)
@@ -1515,7 +1517,7 @@ def _saddles_of(content: MapContent) -> _Saddles:
 def _with_new_neighbours(energy: Energy, x_all: torch.Tensor, old: PairTable, n_old: int, cfg: MapConfig) -> PairTable:
     """The old pair table (every row kept as it is) with the neighbour pairs that involve
     a minimum from ``n_old`` on, sorted."""
-    fresh = neighbour_table(energy, x_all, cfg.neighbours, cfg.refine_images)
+    fresh = neighbour_table(energy, x_all, neighbour_pairs(x_all, cfg.neighbours), cfg.refine_images)
     index = old.index()
     add = [e for e in np.flatnonzero((fresh.pairs >= n_old).any(1)).tolist() if tuple(fresh.pairs[e]) not in index]
     parts = [np.concatenate([getattr(old, name), getattr(fresh, name)[add]]) for name in PairTable.COLUMNS]
