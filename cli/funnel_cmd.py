@@ -23,8 +23,9 @@ from landscape.cli.options import (
     steps_option,
 )
 
-# Noise levels in units of the base noise (see --noise-unit): 0 quenches the starts
-# themselves (where the data lie), then up to 8x the training noise (64x its temperature).
+# landscape.mapping.funnel.DEFAULT_NOISE, written out so that --help loads no torch (a test
+# checks they agree): 0 quenches the starts themselves (where the data lie), then up to 8x
+# the training noise (64x its temperature).
 DEFAULT_NOISE = "0,1,2,4,8"
 
 

@@ -53,6 +53,7 @@ _EXPORTS = {
     "FunnelConfig": "landscape.mapping.funnel",
     "FunnelResult": "landscape.mapping.funnel",
     "funnel_probe": "landscape.mapping.funnel",
+    "funnel_config": "landscape.mapping.funnel",
     "Diagnosis": "landscape.diagnosis.spurious",
     "DiagnosisRule": "landscape.diagnosis.spurious",
     "diagnose": "landscape.diagnosis.spurious",

@@ -222,12 +222,23 @@ class Energy:
                             f"{n:,} {what} of shape {list(self.shape)} ({self.dtype})".replace("torch.", ""),
                             self.device)
 
+    def box(self) -> tuple[float, float]:
+        """The data range, which chains from noise and a map need.
+
+        Raises
+        ------
+        LandscapeError
+            The energy has none (one line saying how to give it).
+        """
+        if self.data_range is None:
+            raise LandscapeError(f"{self.name or 'energy'} has no data range: give one (Energy(..., "
+                                 "data_range=(LOW, HIGH)) in Python, --box LOW HIGH on the command line)")
+        return self.data_range
+
     def uniform_noise(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         """``n`` points uniform in the data range (chains "from noise")."""
-        if self.data_range is None:
-            raise LandscapeError(f"{self.name or 'energy'} has no data range: give one (e.g. --box LOW HIGH)")
+        low, high = self.box()
         self.check_room(n)
-        low, high = self.data_range
         u = torch.rand((n, *self.shape), generator=generator, device=self.device, dtype=self.dtype)
         return low + (high - low) * u
 

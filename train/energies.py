@@ -444,9 +444,10 @@ def energy_for_map(
         if energy is None and spec.startswith(_OWN_FUNCTIONS):
             return resolve_energy(None, energy=spec, shape=shape, box=box, float64=float64, device=device)
         if energy is None:
+            trust = f" (pass --energy {spec} only if you trust that code)" if ":" in spec else ""
             raise LandscapeError(
                 f"{map_path} maps the Python function {spec!r}; a map's record never runs code: name the energy "
-                f"yourself with --energy FILE.py:FUNCTION (pass --energy {spec} only if you trust that code)"
+                f"yourself with --energy FILE.py:FUNCTION{trust}"
             )
         loaded = resolve_energy(None, energy=energy, shape=shape, box=box, float64=float64, device=device)
         _check_reproduces(map_path, content, loaded, f"--energy {energy}")
@@ -455,9 +456,10 @@ def energy_for_map(
         raise LandscapeError(f"{map_path} maps a network, not a function: use --model (and --weights), not --energy")
     if network is None:
         recorded_weights = f" --weights {source.get('weights')}" if source.get("weights") else ""
+        trust = f" (pass --model {spec}{recorded_weights} only if you trust that code)" if ":" in spec else ""
         raise LandscapeError(
             f"{map_path} maps the network {spec!r}; a map's record never runs code: name it yourself with --model "
-            f"FILE.py:FACTORY (pass --model {spec}{recorded_weights} only if you trust that code)"
+            f"FILE.py:FACTORY{trust}"
         )
     if weights is None and source.get("weights"):
         weights = _recorded_file(map_path, str(source["weights"]))

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from landscape.errors import LandscapeError
+from landscape.mapping.funnel import DEFAULT_NOISE as FUNNEL_NOISE
 from landscape.mapping.pipeline import ProgressBars
 from landscape.train.energies import LoadedEnergy
 
@@ -115,10 +116,8 @@ def run_map(loaded: LoadedEnergy, config: Any, out: Path, *, data: Any = None, d
     content without writing."""
     from contextlib import ExitStack
 
-    from landscape import __version__
     from landscape.distributed import current, from_main
     from landscape.io.files import output_lock
-    from landscape.io.mapfile import write_map
     from landscape.io.progress import clear_progress, progress_path
     from landscape.mapping.pipeline import build_map
 
@@ -164,8 +163,7 @@ def run_map(loaded: LoadedEnergy, config: Any, out: Path, *, data: Any = None, d
         if not main:
             return content, time.perf_counter() - t0
         try:
-            write_map(out, content, config=config.to_dict(), source=source, tool_version=__version__,
-                      settings=result.settings, seconds=result.seconds)
+            result.write(out, source=source)
         except LandscapeError as err:
             if not progress_path(out).exists():
                 raise
@@ -229,25 +227,8 @@ def _may_write_map(loaded: LoadedEnergy, config: Any, out: Path, *, resume: bool
 # ------------------------------------------------------------------------- funnel
 
 
-# Noise levels in units of the base noise (see --noise-unit): 0 quenches the starts
-# themselves (where the data lie), then up to 8x the training noise (64x its temperature).
-DEFAULT_NOISE = "0,1,2,4,8"
-
-
-def base_noise(content, sampler: dict | None) -> tuple[float, str]:
-    """The unit of the noise ladder and where it comes from: the training tau of a
-    checkpoint; else the map's exploration noise sqrt(T); else sqrt(T_AD)."""
-    tau = (sampler or {}).get("tau")
-    if isinstance(tau, (int, float)) and tau > 0:
-        return float(tau), "the training tau"
-    settings = content.settings()
-    t = settings.get("temperature")
-    if isinstance(t, (int, float)) and t > 0:
-        return math.sqrt(float(t)), "sqrt of the map's exploration temperature"
-    for t_ad in (settings.get("ad_temperature"), content.attrs.get("levels", {}).get("temperature")):
-        if isinstance(t_ad, (int, float)) and t_ad > 0:
-            return math.sqrt(float(t_ad)), "sqrt of the map's attraction-diffusion temperature"
-    return 1.0, "1 (the map records no temperature)"
+# The noise levels in units of --noise-unit, as the option takes them.
+DEFAULT_NOISE = ",".join(f"{t:g}" for t in FUNNEL_NOISE)
 
 
 def locate(target: Path, map_option: Path | None) -> tuple[Path, Path | None]:
@@ -342,7 +323,7 @@ def run_funnel(
                                 device=device)
         loaded.energy.compile = compile
 
-        probe, data, about = _funnel_plan(map_path, content, loaded, noise=noise, noise_unit=noise_unit,
+        probe, data, about = _funnel_plan(map_path, content, loaded, noise=noise, noise_unit_option=noise_unit,
                                           chains=chains, steps=steps, eps=eps, init=init, dataset=dataset,
                                           data_root=data_root, seed=seed)
         if not quiet:
@@ -379,7 +360,7 @@ def _funnel_plan(
     loaded: Any,
     *,
     noise: str,
-    noise_unit: str,
+    noise_unit_option: str,
     chains: int,
     steps: int | None,
     eps: float | None,
@@ -392,18 +373,11 @@ def _funnel_plan(
     :class:`FunnelConfig`, the training data for chains from data (or None), and the
     settings in words."""
     from landscape.io.views import map_dataset
-    from landscape.mapping.funnel import FunnelConfig
+    from landscape.mapping.funnel import funnel_config, noise_unit
     from landscape.train.energies import load_data_like
 
-    unit, unit_why = (base_noise(content, loaded.sampler) if noise_unit == "auto"
-                      else (parse_floats(noise_unit, "--noise-unit")[0], "given"))
-    levels = tuple(m * unit for m in parse_floats(noise, "--noise"))
-    config = content.settings()
-    eps = eps or float(config.get("eps", 0) or 0) or None
-    if eps is None:
-        raise LandscapeError(f"{map_path} records no Langevin step: give --eps")
-    # A map explored at temperature 0 ran no Langevin steps: the probe's chains need some.
-    steps = steps if steps is not None else (int(config.get("steps") or 0) or 1000)
+    unit, unit_why = (noise_unit(content, loaded.sampler) if noise_unit_option == "auto"
+                      else (parse_floats(noise_unit_option, "--noise-unit")[0], "given"))
     dataset = dataset or map_dataset(content) or loaded.dataset
     init = init or ("both" if dataset else "noise")
     data = None
@@ -411,11 +385,9 @@ def _funnel_plan(
         if not dataset:
             raise LandscapeError(f"--init {init} needs a data set: give --dataset (or --init noise)")
         data = load_data_like(dataset, data_root, loaded.energy.shape)
-    probe = FunnelConfig(
-        noise=levels, eps=float(eps), steps=int(steps), merge_radius=float(config.get("merge_radius", 0.05)),
-        chains=chains, init=init, quench_steps=int(config.get("quench_steps", 2000)),
-        grad_tol=float(config.get("grad_tol", 1e-3)), seed=seed,
-    )
+    probe = funnel_config(content, noise=parse_floats(noise, "--noise"), unit=unit, chains=chains, steps=steps,
+                          eps=eps, init=init, seed=seed)
+    levels, eps, steps = probe.noise, probe.eps, probe.steps
     about = (f"noise {', '.join(f'{t:.3g}' for t in levels)} (unit {unit:.3g}: {unit_why}), eps {eps:.3g}, "
              f"{steps} steps, {chains} chains per start from {init}")
     return probe, data, about

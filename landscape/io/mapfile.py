@@ -71,7 +71,8 @@ def _np(x: Any, dtype: Any) -> np.ndarray:
     return np.asarray(x, dtype=dtype)
 
 
-def _now() -> str:
+def utc_now() -> str:
+    """The time now, UTC, as ISO 8601 to the second (a map's `created` and `updated`)."""
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
@@ -439,7 +440,7 @@ def write_map(
     with _atomic_h5(path) as f:
         f.attrs["schema"] = SCHEMA
         f.attrs["schema_version"] = SCHEMA_VERSION
-        f.attrs["created"] = _now()
+        f.attrs["created"] = utc_now()
         f.attrs["tool_version"] = str(tool_version)
         for key, blob in zip(("config", "source", "settings", "seconds"), blobs):
             f.attrs[key] = blob
@@ -849,7 +850,7 @@ def update_map(
     with _atomic_h5(path) as dst:
         with h5py.File(path, "r") as src:  # closed before the rename replaces it
             _copy_except(src, dst, skip)
-        dst.attrs["updated"] = _now()
+        dst.attrs["updated"] = utc_now()
         if new_funnel is not None:
             _write_funnel(dst, new_funnel)
         if new_diagnosis is not None:
@@ -913,7 +914,7 @@ def rewrite_map(path: str | Path, content: MapContent) -> Path:
                 if name not in _KNOWN_GROUPS:
                     src.copy(src[name], dst, name=name)
         dst.attrs["schema_version"] = SCHEMA_VERSION
-        dst.attrs["updated"] = _now()
+        dst.attrs["updated"] = utc_now()
         _write_content(dst, c)
     return path
 

@@ -32,7 +32,7 @@ import hashlib
 import json
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -123,6 +123,84 @@ class FunnelConfig:
 
     def fingerprint(self) -> str:
         return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:16]
+
+
+#: The noise ladder's default levels, in units of :func:`noise_unit`: 0 quenches the starts
+#: themselves (where the data lie), then up to 8x the training noise (64x its temperature).
+DEFAULT_NOISE = (0.0, 1.0, 2.0, 4.0, 8.0)
+#: Langevin steps per chain where the map ran none (explored at temperature 0).
+DEFAULT_STEPS = 1000
+
+
+def noise_unit(content: MapContent, sampler: Mapping[str, Any] | None = None) -> tuple[float, str]:
+    """The unit of the noise ladder, and where it comes from, in words: the training tau
+    of a checkpoint (its ``sampler``); else the map's exploration noise sqrt(T); else
+    sqrt(T_AD); else 1."""
+    tau = (sampler or {}).get("tau")
+    if isinstance(tau, (int, float)) and tau > 0:
+        return float(tau), "the training tau"
+    settings = content.settings()
+    t = settings.get("temperature")
+    if isinstance(t, (int, float)) and t > 0:
+        return math.sqrt(float(t)), "sqrt of the map's exploration temperature"
+    for t_ad in (settings.get("ad_temperature"), content.attrs.get("levels", {}).get("temperature")):
+        if isinstance(t_ad, (int, float)) and t_ad > 0:
+            return math.sqrt(float(t_ad)), "sqrt of the map's attraction-diffusion temperature"
+    return 1.0, "1 (the map records no temperature)"
+
+
+def funnel_config(
+    content: MapContent,
+    *,
+    sampler: Mapping[str, Any] | None = None,
+    noise: Sequence[float] = DEFAULT_NOISE,
+    unit: float | None = None,
+    chains: int = 100,
+    steps: int | None = None,
+    eps: float | None = None,
+    init: str | None = None,
+    with_data: bool = False,
+    seed: int = 0,
+) -> FunnelConfig:
+    """The probe's settings for a map: the one policy ``landscape funnel`` uses.
+
+    Parameters
+    ----------
+    content : MapContent
+        The map (read from its file, or :func:`~landscape.mapping.pipeline.build_map`'s).
+    sampler : dict, optional
+        The checkpoint's sampler (:attr:`Energy.sampler`): its ``tau`` is the noise unit.
+    noise : sequence of float
+        Noise levels in units of ``unit`` (default :func:`noise_unit`), increasing.
+    steps, eps : optional
+        Langevin steps per chain and step size [default: the map's exploration settings;
+        :data:`DEFAULT_STEPS` steps where the map ran none].
+    init : str, optional
+        Where chains start [default: ``"both"`` (data and noise) with ``with_data``, the
+        training examples :func:`funnel_probe` will be given; else ``"noise"``].
+    chains, seed :
+        Chains per start and level; the seed.
+
+    The merge radius, the quench's steps and its gradient tolerance are the map's.
+
+    Raises
+    ------
+    LandscapeError
+        The map records no Langevin step and ``eps`` is not given, or a setting out of range.
+    """
+    unit = noise_unit(content, sampler)[0] if unit is None else float(unit)
+    settings = content.settings()
+    eps = eps or float(settings.get("eps", 0) or 0) or None
+    if eps is None:
+        raise LandscapeError("the map records no Langevin step: give eps (--eps)")
+    # A map explored at temperature 0 ran no Langevin steps: the probe's chains need some.
+    steps = steps if steps is not None else (int(settings.get("steps") or 0) or DEFAULT_STEPS)
+    return FunnelConfig(
+        noise=tuple(float(m) * unit for m in noise), eps=float(eps), steps=int(steps),
+        merge_radius=float(settings.get("merge_radius", 0.05)), chains=int(chains),
+        init=init or ("both" if with_data else "noise"), quench_steps=int(settings.get("quench_steps", 2000)),
+        grad_tol=float(settings.get("grad_tol", 1e-3)), seed=int(seed),
+    )
 
 
 @dataclass

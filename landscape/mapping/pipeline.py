@@ -32,7 +32,7 @@ from __future__ import annotations
 import errno
 import math
 import time
-from collections.abc import Callable, Iterator, MutableMapping
+from collections.abc import Callable, Iterator, Mapping, MutableMapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -54,16 +54,17 @@ from landscape.mapping.barriers import (
     refinement_rows,
 )
 from landscape.distributed import current as current_group
-from landscape import checks, fused
+from landscape import __version__, checks, fused
 from landscape.checks import require
 from landscape.distributed import from_main, split_energy
 from landscape.energy import Energy, reset_stage, set_stage, stage
 from landscape.errors import LandscapeError
 from landscape.io.files import first_line
-from landscape.io.mapfile import check_partition
+from landscape.io.mapfile import check_partition, utc_now
 from landscape.io.progress import resume_progress, save_progress
 from landscape.mapping.minima import Minima, QuenchResult, describe_stops, energy_tie, find_minima, merge_duplicates
-from landscape.io.records import NEIGHBOUR, GridData, MapContent, PairTable, Partition
+from landscape.io.records import NEIGHBOUR, GridData, MapContent, MapMeta, PairTable, Partition
+from landscape.io.schema import SCHEMA_VERSION
 from landscape.mapping.settings import LADDER_FACTOR, LADDER_JUMP, MapConfig, ad_settings, capped_eps, exploration_settings
 from landscape.mapping.tree import BarrierTree, flat_rtol, minimax_tree
 
@@ -178,12 +179,34 @@ class ProgressBars(Reporter):
 
 @dataclass
 class MapResult:
-    """What :func:`build_map` returns: the map's content, the settings it chose, the cost."""
+    """What :func:`build_map` returns: the map's content, the settings it chose, the cost.
+
+    The content's ``meta`` holds what a map file's root attributes would (the settings
+    given and chosen, the source, the time per stage), so a map in memory reads as the same
+    map from its file does (``content.settings()``, :func:`extend_map`, the funnel probe).
+    """
 
     content: MapContent
     settings: dict[str, Any]
     seconds: dict[str, float]
     counts: dict[str, int]
+
+    def write(self, path: str | Path, *, source: Mapping[str, Any] | str | None = None) -> Path:
+        """Write the map to ``path`` (HDF5, atomically) as ``landscape map`` writes its
+        maps: with the settings given and chosen, the time per stage and this version, so
+        ``landscape info``, ``tree``, ``funnel`` and ``diagnose`` read it. ``source`` says
+        what was mapped (plain data, never code; default: the energy's name).
+
+        Returns
+        -------
+        Path
+        """
+        from landscape.io.mapfile import write_map
+
+        meta = self.content.meta
+        assert meta is not None  # (set by build_map)
+        return write_map(path, self.content, config=meta.config, source=meta.source if source is None else source,
+                         tool_version=meta.tool_version, settings=self.settings, seconds=self.seconds)
 
 
 # ------------------------------------------------------------------------ exploration
@@ -1250,7 +1273,21 @@ def _assemble(
     )
     counts = {"minima": n, "basins": levels[main].n_basins, "pairs": len(table), "refined": refined,
               "above_estimate": above, "ad_trials": int(sum(p.attrs.get("trials", 0) for p in levels))}
+    # what the map's file would record at its root, so the map in memory reads as from its file
+    content.meta = MapMeta(schema_version=SCHEMA_VERSION, created=utc_now(), tool_version=__version__,
+                           source=_source_record(energy), config=config.to_dict(),
+                           extra={"settings": settings, "seconds": run.seconds})
     return MapResult(content=content, settings=settings, seconds=run.seconds, counts=counts)
+
+
+def _source_record(energy: Energy) -> dict[str, Any]:
+    """What a map built in Python records of its energy: the record ``landscape map
+    --energy`` or ``--model`` writes, with the energy's name as the spec, so ``landscape
+    funnel`` and ``diagnose`` take the energy's code again from the user (a record never
+    runs code)."""
+    return {"kind": "model" if isinstance(energy.fn, torch.nn.Module) else "function", "spec": energy.name or "energy",
+            "shape": list(energy.shape), "box": list(energy.box()),
+            "dtype": "float64" if energy.dtype == torch.float64 else "float32"}
 
 
 def _tree_points(tree: BarrierTree, table: PairTable, saddles: _Saddles, shape: tuple[int, ...],

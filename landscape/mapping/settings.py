@@ -384,8 +384,7 @@ def exploration_settings(energy: Energy, config: MapConfig, data: torch.Tensor |
     LandscapeError
         No data range, or ``init`` needs data that are not given.
     """
-    if energy.data_range is None:
-        raise LandscapeError(f"{energy.name or 'energy'} has no data range: give one (e.g. --box LOW HIGH)")
+    energy.box()
     sampler = energy.sampler or {}
     init = config.init or ("both" if data is not None and len(data) else "noise")
     if init in ("data", "both") and (data is None or len(data) == 0):

@@ -1,0 +1,108 @@
+"""The library from Python, as the README shows it: a map built in memory reads as the same
+map from its file, writes the file `landscape map` writes, and is probed and diagnosed
+with the commands' settings policies."""
+
+from __future__ import annotations
+
+import contextlib
+import inspect
+import io
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import run
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+def readme_example() -> tuple[str, list[str]]:
+    """The code of the README's "From Python" section and the lines it says it prints."""
+    text = README.read_text(encoding="utf-8")
+    section = text[text.index("### From Python"):]
+    blocks, block = [], []
+    for line in section.splitlines()[1:]:
+        if line.startswith("### "):
+            break
+        if line.startswith("    ") or (block and not line.strip()):
+            block.append(line[4:])
+        elif block:
+            blocks.append("\n".join(block).strip("\n"))
+            block = []
+    return blocks[0], blocks[1].splitlines()
+
+
+@pytest.mark.slow
+def test_the_readme_example_prints_what_the_readme_says(tmp_path, monkeypatch, capsys):
+    code, printed = readme_example()
+    monkeypatch.chdir(tmp_path)
+    namespace: dict = {"__name__": "readme_example"}
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        exec(compile(code, "README.md", "exec"), namespace)  # noqa: S102 -- our own README's example
+    lines = out.getvalue().splitlines()
+    # the minima, their energies and barriers (exact answers, rounded as printed)
+    assert lines[:2] == printed[:2]
+    # the ladder: every minimum its own basin at the weakest pull, one basin at the strongest
+    assert len(lines) == len(printed) and lines[2] == printed[2] and lines[-1] == printed[-1]
+    assert (tmp_path / "wells.h5").is_file() and (tmp_path / "wells_tree.png").stat().st_size > 0
+
+    # the file is the map in memory, with the record `landscape map` writes
+    from landscape import read_map
+
+    result, energy = namespace["result"], namespace["energy"]
+    read = read_map(tmp_path / "wells.h5")
+    assert read.settings() == result.content.settings() and read.settings()["alpha_unit"] == result.settings["alpha_unit"]
+    np.testing.assert_array_equal(read.minima_energy, result.content.minima_energy)
+    assert read.meta.source == {"kind": "model", "spec": "wells", "shape": [2], "box": [-3.0, 3.0], "dtype": "float32"}
+    assert set(read.meta.extra["seconds"]) == set(result.seconds)
+    code_, out_, _ = run(capsys, "info", tmp_path / "wells.h5")
+    assert code_ == 0 and "model wells" in out_ and "3 minima" in out_
+    # the command takes the network's code again from the user, never from the record
+    code_, _, err = run(capsys, "diagnose", tmp_path / "wells.h5", "--dataset", "rings")
+    assert code_ == 1 and "never runs code" in err and "--model FILE.py:FACTORY" in err
+
+    # the map in memory is probed and diagnosed with the commands' policies
+    from landscape import diagnose_map, funnel_config, funnel_probe
+
+    m = result.content
+    config = funnel_config(m, chains=8)
+    assert config.eps == pytest.approx(result.settings["eps"])
+    assert config.noise[1] == pytest.approx(np.sqrt(result.settings["ad_temperature"]))  # explored at T = 0
+    probe = funnel_probe(energy, m, config)
+    assert probe.funnel.occupancy.shape[0] == len(config.noise)
+    centres = torch.tensor([[-1.0, 0.0], [1.0, 0.0], [0.0, 1.5]])
+    data = (centres + 0.05 * torch.randn(60, 3, 2, generator=torch.Generator().manual_seed(0))).reshape(-1, 2)
+    assert not diagnose_map(energy, m, data).spurious.any()  # every minimum where the data lie
+
+
+def test_the_funnel_command_s_defaults_are_the_library_s():
+    from landscape.cli.funnel_cmd import funnel_cmd
+    from landscape.mapping.funnel import DEFAULT_NOISE, funnel_config
+
+    params = {p.name: p for p in funnel_cmd.params}
+    assert tuple(float(v) for v in params["noise"].default.split(",")) == DEFAULT_NOISE
+    assert params["chains"].default == inspect.signature(funnel_config).parameters["chains"].default
+
+
+def test_a_map_in_memory_records_what_its_file_would():
+    from landscape import Energy, MapConfig, build_map
+
+    def bowl(x):
+        return ((x - 0.25) ** 2).sum(1)
+
+    config = MapConfig(chains=16, rounds=1, ladder=(1.0,), ladder_extend=0, ladder_refine=0, max_steps=50)
+    result = build_map(Energy(bowl, shape=(3,), data_range=(-1, 1), dtype=torch.float64, name="bowl"), config)
+    meta = result.content.meta
+    assert meta.config == config.to_dict() and meta.extra["settings"] == result.settings
+    assert meta.source == {"kind": "function", "spec": "bowl", "shape": [3], "box": [-1.0, 1.0], "dtype": "float64"}
+    assert result.content.settings()["eps"] == result.settings["eps"]
+
+
+def test_an_energy_without_a_box_says_how_to_give_one():
+    from landscape import Energy, LandscapeError, build_map
+
+    with pytest.raises(LandscapeError, match=r"no data range: give one \(Energy\(\.\.\., data_range="):
+        build_map(Energy(lambda x: (x ** 2).sum(1), shape=(2,), name="bowl"))
