@@ -106,3 +106,21 @@ def test_an_energy_without_a_box_says_how_to_give_one():
 
     with pytest.raises(LandscapeError, match=r"no data range: give one \(Energy\(\.\.\., data_range="):
         build_map(Energy(lambda x: (x ** 2).sum(1), shape=(2,), name="bowl"))
+
+
+def test_the_diagnosis_and_check_commands_defaults_are_the_library_s():
+    import dataclasses
+
+    from landscape.cli.check_cmd import check_cmd
+    from landscape.cli.diagnose_cmd import diagnose_cmd
+    from landscape.diagnosis.spurious import DiagnosisRule
+    from landscape.train.check import DEFAULT_MULTIPLES, Thresholds, convergence_check
+
+    params = {p.name: p for p in diagnose_cmd.params}
+    for f in dataclasses.fields(DiagnosisRule):
+        assert params[f.name].default == f.default, f.name
+    params = {p.name: p for p in check_cmd.params}
+    for f in dataclasses.fields(Thresholds):
+        assert params[f.name].default == f.default, f.name
+    assert tuple(float(v) for v in params["multiples"].default.split(",")) == tuple(DEFAULT_MULTIPLES)
+    assert params["chains"].default == inspect.signature(convergence_check).parameters["n_chains"].default
