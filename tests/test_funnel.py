@@ -18,6 +18,7 @@ from landscape.mapping.funnel import (
     FunnelConfig,
     collapse_level,
     entropy,
+    funnel_config,
     funnel_probe,
     funnel_score,
     funnel_sinks,
@@ -135,6 +136,40 @@ def test_a_planted_funnel_scores_as_a_funnel_and_balanced_wells_do_not(tmp_path,
     # By start: the chains from data leave their wells as the noise grows.
     assert f.occupancy_data[0, 0] < 0.05 and f.occupancy_data[k, 0] > 0.9
     np.testing.assert_allclose(f.occupancy.sum(1), 1.0)
+
+
+def scaled(fn, c: float):
+    def energy(x):
+        return c * fn(x)
+
+    energy.__name__ = f"{fn.__name__}_x{c:g}"
+    return energy
+
+
+@pytest.fixture(scope="module")
+def funnel_at_defaults(data):
+    """The planted funnel mapped and probed with every setting automatic (few chains)."""
+    energy = planted_energy(planted_funnel)
+    result = build_map(energy, map_config(), data=data)
+    config = funnel_config(result.content, chains=16, with_data=True)
+    return config, funnel_probe(energy, result.content, config, data=data).funnel
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("c", [0.01, 100.0])
+def test_the_probe_s_automatic_settings_give_a_scaled_energy_the_same_probe(data, funnel_at_defaults, c):
+    # Defaults no energy was tuned for: c U maps and probes as U does, its noise levels
+    # sqrt(c) times U's and its step 1/sqrt(c) times, so every chain moves as U's did.
+    config, f = funnel_at_defaults
+    energy = planted_energy(scaled(planted_funnel, c))
+    result = build_map(energy, map_config(), data=data)
+    config_c = funnel_config(result.content, chains=16, with_data=True)
+    np.testing.assert_allclose(config_c.noise, np.sqrt(c) * np.array(config.noise), rtol=1e-5)
+    assert config_c.eps == pytest.approx(config.eps / math.sqrt(c), rel=1e-5)
+    assert (config_c.steps, config_c.init, config_c.merge_radius) == (config.steps, "both", config.merge_radius)
+    f_c = funnel_probe(energy, result.content, config_c, data=data).funnel
+    np.testing.assert_allclose(f_c.occupancy, f.occupancy, atol=1e-12)
+    assert f_c.score == pytest.approx(f.score) and f.score >= 0.8  # and it is the funnel it was planted as
 
 
 @pytest.mark.slow
