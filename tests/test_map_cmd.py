@@ -129,6 +129,20 @@ def test_map_of_a_checkpoint_uses_its_data_and_sampler(capsys, tmp_path):
     assert settings["temperature"] == 1.0 and settings["ad_temperature"] == 1.0
     assert c.attrs["minima"]["data_range"] == pytest.approx([-4.6, 4.6], abs=1.0)
     assert [p.multiplier for p in c.levels] == [0.1, 1.0]  # the main level joins the ladder
+    # From Python as the README shows it: the map the command made
+    from landscape import MapConfig, build_map
+    from landscape.data import load
+    from landscape.energy import use_cpu_threads
+    from landscape.train.checkpoint import energy_from_checkpoint
+
+    energy, saved = energy_from_checkpoint(ckpt)
+    use_cpu_threads(energy.fn, energy.device)
+    config = MapConfig(chains=16, steps=20, ladder=(1.0,), ladder_extend=0, max_steps=600, patience=100, attempts=2,
+                       neighbours=3)
+    api = build_map(energy, config, data=load(saved["data"]["name"], size=saved["data"]["shape"][-1]).x).content
+    np.testing.assert_array_equal(api.minima_x, c.minima_x)
+    np.testing.assert_array_equal(api.tree.heights, c.tree.heights)
+    assert [p.basin.tolist() for p in api.levels] == [p.basin.tolist() for p in c.levels]
 
 
 def test_bad_input_gets_one_line_errors(capsys, tmp_path, wells_file):
