@@ -58,7 +58,10 @@ def tree_cmd(map_path, level, basins, plot, images, levels_plot, max_leaves, as_
     relative to what it joins: "relative" is the barrier minus the energy of the higher
     side's lowest minimum, the depth the shallower side must climb. Each minimum shows its
     basin (attraction-diffusion at the main level, or --level K); --basins shows the tree
-    over those basins instead.
+    over those basins instead. The text reads from the bottom up: the lowest minimum, then
+    each merge that joins something to it, lowest first, and what it joins (a group of
+    minima below it, indented the same way), so a funnel that minimum after minimum joins
+    stays at one indentation.
 
     \b
     Examples:

@@ -1,6 +1,7 @@
 """The barrier tree on hand-made barrier tables whose merges are known exactly."""
 
 import math
+import re
 
 import numpy as np
 import pytest
@@ -363,22 +364,32 @@ def test_display_nodes_opens_the_highest_merges_first():
 def test_render_text_shows_energies_heights_sizes_and_labels():
     tree = minimax_tree(ENERGY, PAIRS, BARRIER, refined=np.array([False, True, False, False]))
     text = render_text(tree, sizes=[10, 20, 30, 40], labels=["a", "b", "c", "d"])
-    lines = text.splitlines()
-    assert lines[0] == "barrier tree: 4 minima, energies 0 .. 3; 1 of 3 merges at refined saddles"
-    assert lines[1] == "merge at 6  (+6 above minimum 0, +3 above minimum 3)"
-    assert "|   `-- merge at 4 refined  (+3 above minimum 1, +2 above minimum 2)" in lines
-    for i, e in enumerate(ENERGY):
-        assert f"minimum {i}  E={e:g}  size {10 * (i + 1)}  {'abcd'[i]}" in text
-    # The lower child is listed first, nested under its merge.
-    assert lines.index("|-- merge at 5  (+5 above minimum 0, +4 above minimum 1)") < lines.index(
-        "`-- minimum 3  E=3  size 40  d"
-    )
-    assert "|   |-- minimum 0  E=0  size 10  a" in lines
-    assert len(lines) == 1 + 3 + 4
+    # Read from the bottom up: the lowest minimum, then what joins it, lowest merge first;
+    # a group that joins is its own lowest minimum and what joins that, indented.
+    assert text.splitlines() == [
+        "barrier tree: 4 minima, energies 0 .. 3; 1 of 3 merges at refined saddles",
+        "minimum 0  E=0  size 10  a",
+        "|-- merge at 5  (+5 above minimum 0, +4 above minimum 1) with 2 minima:",
+        "|   minimum 1  E=1  size 20  b",
+        "|   `-- merge at 4 refined  (+3 above minimum 1, +2 above minimum 2) with minimum 2  E=2  size 30  c",
+        "`-- merge at 6  (+6 above minimum 0, +3 above minimum 3) with minimum 3  E=3  size 40  d",
+    ]
     # Over basins: the word changes.
     basins = render_text(minimax_tree(ENERGY, PAIRS, BARRIER), name="basin")
     assert basins.splitlines()[0].startswith("barrier tree: 4 basins")
     assert "basin 3  E=3" in basins and "above basin 0" in basins
+
+
+def test_render_text_keeps_a_funnel_at_one_indentation():
+    # Every minimum joins the lowest one's group, each higher than the last (a funnel):
+    # one line per merge, none indented deeper than the first.
+    b = 200
+    energy = np.arange(b, dtype=float)
+    tree = minimax_tree(energy, np.array([[0, i] for i in range(1, b)]), energy[1:] + 0.5)
+    lines = render_text(tree, max_leaves=b).splitlines()
+    assert lines[1] == "minimum 0  E=0" and len(lines) == 1 + b
+    assert all(line.startswith(("|-- merge at", "`-- merge at")) for line in lines[2:])
+    assert lines[2] == "|-- merge at 1.5  (+1.5 above minimum 0, +0.5 above minimum 1) with minimum 1  E=1"
 
 
 def test_render_text_says_where_no_path_was_found():
@@ -387,8 +398,8 @@ def test_render_text_says_where_no_path_was_found():
     text = render_text(tree)
     lines = text.splitlines()
     assert "1 not connected (no path found)" in lines[0]
-    assert lines[1] == f"no path found between the groups of minimum 0 and minimum 2 (drawn at {tree.top:.6g})"
-    assert "merge at 1.5  (+1.5 above minimum 0, +0.5 above minimum 1)" in text
+    assert lines[-1] == f"`-- no path found to the group of minimum 2 (drawn at {tree.top:.6g}): minimum 2  E=2"
+    assert "merge at 1.5  (+1.5 above minimum 0, +0.5 above minimum 1) with minimum 1  E=1" in text
 
 
 def test_render_text_folds_large_trees():
@@ -401,14 +412,15 @@ def test_render_text_folds_large_trees():
     text = render_text(tree, sizes=np.ones(b, dtype=int), max_leaves=20)
     lines = text.splitlines()
     assert "folded to show 20 groups" in lines[0]
-    shown = [line for line in lines if line.lstrip("|-` ").startswith(("minimum ", "["))]
-    assert len(shown) == 20  # minima and folded groups
-    folded = [line for line in lines if "minima connected below" in line]
-    counts = [int(line.split("[")[1].split()[0]) for line in folded]
-    assert folded and sum(counts) + (20 - len(folded)) == b
+    minima = re.findall(r"minimum (\d+)  E=", text)
+    folded = re.findall(r"\[(\d+) minima connected below [^;]+; lowest: minimum (\d+) E=[^,]+, total size (\d+)\]",
+                        text)
+    assert len(minima) + len(folded) == 20  # each minimum and folded group shown once
+    assert len(set(minima) | {low for _, low, _ in folded}) == 20
+    assert sum(int(count) for count, _, _ in folded) + len(minima) == b
     # A folded group's total size is its leaf count here (sizes all 1).
-    assert all(f"total size {c}]" in line for c, line in zip(counts, folded, strict=True))
-    assert len(lines) == 1 + 19 + 20  # header, merges shown, groups and minima
+    assert all(count == size for count, _, size in folded)
+    assert sum("merge at" in line for line in lines) == 19  # the merges shown
     assert "folded" not in render_text(tree, max_leaves=b).splitlines()[0]
 
 

@@ -232,7 +232,7 @@ def test_groups_with_no_path_between_them_are_reported_as_such(split_map, capsys
     code, out, err = tree(capsys, split_map)
     assert code == 0, err
     assert "tree      5 merges: 0 at refined saddles, 4 at estimates, 1 not connected (no path found)" in out
-    assert "no path found between the groups of minimum 0 and minimum 4" in out
+    assert "no path found to the group of minimum 4" in out
     assert "minimum 4  E=0.5  basin 2  hits 5  no path found to a lower minimum" in out
     assert merge_rows(out)[-1] == ["0 + 4", "-", "no path found", "-", "-", "-"]
     # Folded, a group holding minima with no path between them is not called connected.
@@ -241,7 +241,7 @@ def test_groups_with_no_path_between_them_are_reported_as_such(split_map, capsys
     assert "[6 minima not all connected" in out and "connected below" not in out
     code, out, err = tree(capsys, split_map, "--basins")
     assert code == 0, err
-    assert "no path found between the groups of basin 0 and basin 2" in out
+    assert "no path found to the group of basin 2" in out
     assert re.search(r"basin 2  E=0\.5 .* no path found to a lower basin", out)
 
 
@@ -283,7 +283,7 @@ def test_tree_of_a_schema_1_map_shows_its_basins_and_says_so(tmp_path, capsys):
     assert "showing   the tree over the basins of the main level (alpha 0.5)" in out
     assert "barrier tree: 4 basins, energies -5 .. 0.2" in out
     assert re.search(r"basin 1  E=-3  size 2 .*hits 8  escape \+0\.8", out)
-    assert "no path found between the groups of basin 0 and basin 3" in out
+    assert "no path found to the group of basin 3" in out
     rows = {r[0]: r for r in merge_rows(out)}
     assert rows["0 + 1"][1:5] == ["0-2", "-2.2", "+0.8", "saddle"]
     assert rows["0 + 2"][1:5] == ["2-4", "0.5", "+1.5", "estimate"]

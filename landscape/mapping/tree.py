@@ -491,7 +491,13 @@ def render_text(
     name: str = "minimum",
     max_leaves: int = 50,
 ) -> str:
-    """The tree as indented text for a terminal.
+    """The tree as text for a terminal, read from the bottom up: a group of leaves is its
+    lowest leaf, then, in order of height, each merge that joins something to it and what
+    it joins: a leaf on the same line, a group below it, indented, in the same way.
+
+    Landscapes are often one deep funnel that the other minima join one by one; read from
+    the bottom up such a tree stays at one indentation however many minima join it, where
+    a tree drawn from its root nests each merge one level deeper than the last.
 
     Each merge line gives its absolute barrier energy and the barrier height above the
     lowest leaf of each side (and "refined" for a string-method saddle); each leaf line
@@ -514,6 +520,18 @@ def render_text(
     -------
     str
         Lines joined by newlines, no trailing newline.
+
+    Examples
+    --------
+    >>> t = minimax_tree(np.array([0.0, 1.0, 2.0, 3.0]), np.array([[0, 1], [1, 2], [2, 3]]),
+    ...                  np.array([5.0, 4.0, 6.0]))
+    >>> print(render_text(t))
+    barrier tree: 4 minima, energies 0 .. 3; 0 of 3 merges at refined saddles
+    minimum 0  E=0
+    |-- merge at 5  (+5 above minimum 0, +4 above minimum 1) with 2 minima:
+    |   minimum 1  E=1
+    |   `-- merge at 4  (+3 above minimum 1, +2 above minimum 2) with minimum 2  E=2
+    `-- merge at 6  (+6 above minimum 0, +3 above minimum 3) with minimum 3  E=3
     """
     n = tree.n_leaves
     energy = tree.energy
@@ -532,28 +550,32 @@ def render_text(
     def ordered(kids: tuple[int, int]) -> list[int]:
         return sorted(kids, key=lambda k: (energy[int(tree.lowest[k])], int(tree.lowest[k])))
 
-    def node_text(node: int) -> str:
-        kids = tree.children(node)
-        if kids is None:
+    def whole(node: int) -> bool:
+        """Shown on one line: a leaf, or a folded group."""
+        return node < n or node in shown
+
+    def whole_text(node: int) -> str:
+        if node < n:
             return leaf_text(node)
         k = node - n
-        height = tree.height(node)
         low = int(tree.lowest[node])
-        if node in shown:  # folded group
-            reach = (f"connected below {_fmt(height)}" if tree.connected[k]
-                     else "not all connected (no path found between some of them)")
-            count = int(tree.linkage[k, 3])
-            text = f"[{count} {plural if count != 1 else name} {reach}; lowest: {name} {low} E={_fmt(energy[low])}"
-            if size_arr is not None:
-                text += f", total size {int(size_arr[members(tree, node)].sum())}"
-            return text + "]"
+        reach = (f"connected below {_fmt(tree.height(node))}" if tree.connected[k]
+                 else "not all connected (no path found between some of them)")
+        count = int(tree.linkage[k, 3])
+        text = f"[{count} {plural if count != 1 else name} {reach}; lowest: {name} {low} E={_fmt(energy[low])}"
+        if size_arr is not None:
+            text += f", total size {int(size_arr[members(tree, node)].sum())}"
+        return text + "]"
+
+    def merge_text(node: int) -> str:
+        k = node - n
+        height = tree.height(node)
+        kids = ordered(tree.children(node))  # type: ignore[arg-type]
         if not tree.connected[k]:
-            sides = " and ".join(f"{name} {int(tree.lowest[c])}" for c in ordered(kids))
-            return f"no path found between the groups of {sides} (drawn at {_fmt(height)})"
-        above = ", ".join(
-            f"+{_fmt(height - energy[int(tree.lowest[c])])} above {name} {int(tree.lowest[c])}" for c in ordered(kids)
-        )
-        return f"merge at {_fmt(height)}{' refined' if tree.refined[k] else ''}  ({above})"
+            return f"no path found to the group of {name} {int(tree.lowest[kids[1]])} (drawn at {_fmt(height)}):"
+        above = ", ".join(f"+{_fmt(height - energy[int(tree.lowest[c])])} above {name} {int(tree.lowest[c])}"
+                          for c in kids)
+        return f"merge at {_fmt(height)}{' refined' if tree.refined[k] else ''}  ({above}) with"
 
     n_disc = int((~tree.connected).sum())
     header = f"barrier tree: {n} {plural if n != 1 else name}, energies {_fmt(energy.min())} .. {_fmt(energy.max())}"
@@ -564,16 +586,31 @@ def render_text(
     if len(shown) < n:
         header += f"; lowest merges folded to show {len(shown)} group{'s' if len(shown) != 1 else ''}"
     lines = [header]
-    # Iterative depth-first walk; each entry: node, its line's prefix, its children's prefix.
-    stack: list[tuple[int, str, str]] = [(tree.root, "", "")]
+    # An explicit stack (a tree may nest deeper than Python recurses): each entry a line
+    # to write, or a group to write with its prefix.
+    stack: list[tuple[str, int | str, str]] = [("group", tree.root, "")]
     while stack:
-        node, line_prefix, child_prefix = stack.pop()
-        lines.append(line_prefix + node_text(node))
-        kids = tree.children(node)
-        if kids is None or node in shown:
+        kind, item, prefix = stack.pop()
+        if kind == "line":
+            lines.append(str(item))
             continue
-        first, last = ordered(kids)
-        # Pushed last-first so the lower child prints first.
-        stack.append((last, child_prefix + "`-- ", child_prefix + "    "))
-        stack.append((first, child_prefix + "|-- ", child_prefix + "|   "))
+        node = int(item)
+        spine = []  # the merges from the group's top down to its lowest leaf (or folded group)
+        while not whole(node):
+            spine.append(node)
+            node = ordered(tree.children(node))[0]  # type: ignore[arg-type]
+        lines.append(prefix + whole_text(node))
+        todo: list[tuple[str, int | str, str]] = []
+        for j, m in enumerate(reversed(spine)):  # lowest merge first
+            last = j == len(spine) - 1
+            branch, inner = ("`-- ", "    ") if last else ("|-- ", "|   ")
+            other = ordered(tree.children(m))[1]  # type: ignore[arg-type]
+            if whole(other):
+                todo.append(("line", f"{prefix}{branch}{merge_text(m)} {whole_text(other)}", ""))
+            else:
+                count = int(tree.linkage[other - n, 3])
+                colon = ":" if tree.connected[m - n] else ""  # (a merge without a path ends in one)
+                todo.append(("line", f"{prefix}{branch}{merge_text(m)} {count} {plural}{colon}", ""))
+                todo.append(("group", other, prefix + inner))
+        stack.extend(reversed(todo))
     return "\n".join(lines)
