@@ -135,6 +135,33 @@ class Energy:
                 f"got {list(x.shape)}"
             )
 
+    def as_batch(self, x: Any, what: str = "data") -> torch.Tensor:
+        """``x``, a tensor or an array ``[M, *shape]`` (numpy's too; ``M`` may be 0), as a
+        tensor of real numbers, checked: floating point as given (integers in the energy's
+        dtype) and where it is (a data set stays on the CPU; chains move the examples they
+        start from).
+
+        Raises
+        ------
+        LandscapeError
+            One line naming ``what``: not real numbers, the wrong shape, or values that are
+            not finite.
+        """
+        try:
+            t = torch.as_tensor(x)
+        except (TypeError, ValueError, RuntimeError) as err:
+            raise LandscapeError(f"{what}: not an array of numbers ({type(err).__name__}: {err})") from None
+        if t.is_complex() or t.dtype == torch.bool:
+            raise LandscapeError(f"{what}: an array of {str(t.dtype).replace('torch.', '')}, not of real numbers")
+        if t.dim() != len(self.shape) + 1 or tuple(t.shape[1:]) != self.shape:
+            raise LandscapeError(f"{what} must be a batch [M, {', '.join(map(str, self.shape))}] for "
+                                 f"{self.name or 'the energy'}, got an array of shape {list(t.shape)}")
+        if not t.is_floating_point():
+            t = t.to(self.dtype)
+        if not bool(torch.isfinite(t).all()):
+            raise LandscapeError(f"{what} hold values that are not finite (NaN or infinite)")
+        return t
+
     def _check_output(self, u: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         if u.shape != (x.shape[0],):
             if u.numel() == x.shape[0]:

@@ -54,7 +54,8 @@ def test_the_readme_example_prints_what_the_readme_says(tmp_path, monkeypatch, c
 
     result, energy = namespace["result"], namespace["energy"]
     read = read_map(tmp_path / "wells.h5")
-    assert read.settings() == result.content.settings() and read.settings()["alpha_unit"] == result.settings["alpha_unit"]
+    assert read.settings() == result.content.settings()
+    assert read.settings()["alpha_unit"] == result.settings["alpha_unit"]
     np.testing.assert_array_equal(read.minima_energy, result.content.minima_energy)
     assert read.meta.source == {"kind": "model", "spec": "wells", "shape": [2], "box": [-3.0, 3.0], "dtype": "float32"}
     assert set(read.meta.extra["seconds"]) == set(result.seconds)
@@ -124,3 +125,28 @@ def test_the_diagnosis_and_check_commands_defaults_are_the_library_s():
         assert params[f.name].default == f.default, f.name
     assert tuple(float(v) for v in params["multiples"].default.split(",")) == tuple(DEFAULT_MULTIPLES)
     assert params["chains"].default == inspect.signature(convergence_check).parameters["n_chains"].default
+
+
+def test_training_examples_from_python_are_checked_and_numpy_s_are_taken():
+    from landscape import Energy, LandscapeError, MapConfig, build_map, diagnose_map
+
+    def bowls(x):  # two wells, at -0.5 and 0.5 on the first axis
+        return torch.minimum(((x - torch.tensor([0.5, 0.0], dtype=x.dtype)) ** 2).sum(1),
+                             ((x + torch.tensor([0.5, 0.0], dtype=x.dtype)) ** 2).sum(1) + 0.1)
+
+    energy = Energy(bowls, shape=(2,), data_range=(-1, 1), dtype=torch.float64, name="bowls")
+    config = MapConfig(chains=16, rounds=1, ladder=(1.0,), ladder_extend=0, ladder_refine=0, max_steps=100)
+    data = np.random.default_rng(0).uniform(-1, 1, size=(40, 2))
+    from_numpy = build_map(energy, config, data=data)
+    from_torch = build_map(energy, config, data=torch.from_numpy(data))
+    assert from_numpy.settings["init"] == "both"
+    np.testing.assert_array_equal(from_numpy.content.minima_x, from_torch.content.minima_x)
+    assert not diagnose_map(energy, from_numpy.content, data).spurious.any()
+    for bad, why in ((data[:, :1], r"must be a batch \[M, 2\] for bowls, got an array of shape \[40, 1\]"),
+                     (np.where(np.eye(40, 2, dtype=bool), np.nan, data), "not finite"),
+                     ("digits", "not an array of numbers"),
+                     (data.astype(complex), "complex128, not of real numbers")):
+        with pytest.raises(LandscapeError, match=why):
+            build_map(energy, config, data=bad)
+        with pytest.raises(LandscapeError, match=why.replace("training examples (data)", "data set's examples")):
+            diagnose_map(energy, from_numpy.content, bad)

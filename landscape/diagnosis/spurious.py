@@ -321,10 +321,7 @@ def diagnose_map(
         Data or minima of another shape than the energy's; see :func:`diagnose`.
     """
     shape = tuple(np.shape(content.minima_x)[1:])
-    if tuple(data_x.shape[1:]) != energy.shape:
-        raise LandscapeError(
-            f"the data set's examples have shape {list(data_x.shape[1:])}, the mapped energy's {list(energy.shape)}"
-        )
+    data_x = energy.as_batch(data_x, "the data set's examples")
     if shape != energy.shape:
         raise LandscapeError(f"the map's minima have shape {list(shape)}, the energy expects {list(energy.shape)}")
     images = len(shape) in (2, 3)

@@ -383,6 +383,8 @@ def funnel_probe(
     digits model 998 of 1,000 end points were new minima).
     """
     reporter = NamedStages(reporter or Reporter())
+    if data is not None:
+        data = energy.as_batch(data, "the training examples (data)")
     _check_inputs(energy, content, config, data)
     identity = config.fingerprint() + ":" + f"{content.n_minima}:{float(np.sum(content.minima_energy)):.12g}"
     state = resume_progress(progress_file, identity, resume, kind=PROGRESS_KIND, what="funnel probe",
@@ -481,7 +483,6 @@ def _check_inputs(energy: Energy, content: MapContent, config: FunnelConfig, dat
     if "data" in config.starts:
         if data is None or data.shape[0] == 0:
             raise LandscapeError("chains from data need a data set: give one, or start from noise only")
-        energy.check_batch(data)
 
 
 def _chain_starts(config: FunnelConfig) -> np.ndarray:

@@ -946,6 +946,8 @@ def build_map(
     3
     """
     config = config or MapConfig()
+    if data is not None:
+        data = energy.as_batch(data, "the training examples (data)")
     group = current_group()
     if group is not None:  # torchrun: the energy's work is split over the ranks; rank 0 keeps the files
         energy = split_energy(energy, group)
