@@ -47,7 +47,8 @@ def test_the_readme_example_prints_what_the_readme_says(tmp_path, monkeypatch, c
     assert lines[:2] == printed[:2]
     # the ladder: every minimum its own basin at the weakest pull, one basin at the strongest
     assert len(lines) == len(printed) and lines[2] == printed[2] and lines[-1] == printed[-1]
-    assert (tmp_path / "wells.h5").is_file() and (tmp_path / "wells_tree.png").stat().st_size > 0
+    assert (tmp_path / "wells.h5").is_file()
+    assert (tmp_path / "wells_tree.png").stat().st_size > 0 and (tmp_path / "wells_map.png").stat().st_size > 0
 
     # the file is the map in memory, with the record `landscape map` writes
     from landscape import read_map
