@@ -89,8 +89,8 @@ def test_the_funnel_command_s_defaults_are_the_library_s():
     assert params["chains"].default == inspect.signature(funnel_config).parameters["chains"].default
 
 
-def test_a_map_in_memory_records_what_its_file_would():
-    from landscape import Energy, MapConfig, build_map
+def test_a_map_in_memory_records_what_its_file_would(tmp_path):
+    from landscape import Energy, LandscapeError, MapConfig, build_map
 
     def bowl(x):
         return ((x - 0.25) ** 2).sum(1)
@@ -101,6 +101,10 @@ def test_a_map_in_memory_records_what_its_file_would():
     assert meta.config == config.to_dict() and meta.extra["settings"] == result.settings
     assert meta.source == {"kind": "function", "spec": "bowl", "shape": [3], "box": [-1.0, 1.0], "dtype": "float64"}
     assert result.content.settings()["eps"] == result.settings["eps"]
+    with pytest.raises(LandscapeError, match=f"cannot write {tmp_path}: it is a folder"):
+        result.write(tmp_path)
+    assert list(tmp_path.iterdir()) == []  # no temporary file left behind
+    assert result.write(tmp_path / "new" / "bowl.h5").is_file()  # its folder made
 
 
 def test_an_energy_without_a_box_says_how_to_give_one():

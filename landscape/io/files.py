@@ -111,6 +111,7 @@ _DISK_ERRNOS = {
     errno.EFBIG: "the file is too large for the file system of {folder}",
     errno.EACCES: "no permission to write in {folder}",
     errno.EPERM: "no permission to write in {folder}",
+    errno.EISDIR: "it is a folder",
 }
 
 
@@ -121,8 +122,9 @@ def disk_error(exc: BaseException, path: Path, *own: Path) -> LandscapeError | N
     code = getattr(exc, "errno", None)
     if not isinstance(exc, OSError) or code not in _DISK_ERRNOS:
         return None
-    if code in (errno.EACCES, errno.EPERM) and exc.filename is not None:
-        if Path(exc.filename) not in (path, path.parent, *own):
+    if code in (errno.EACCES, errno.EPERM, errno.EISDIR) and exc.filename is not None:
+        names = {Path(exc.filename), *((Path(exc.filename2),) if getattr(exc, "filename2", None) else ())}
+        if not names & {path, path.parent, *own}:
             return None
     return LandscapeError(f"cannot write {path}: {_DISK_ERRNOS[code].format(folder=path.parent.absolute())}")
 
