@@ -595,6 +595,8 @@ def test_corrupt_and_invalid_files_give_one_line_landscape_errors(tmp_path, make
     assert "\n" not in str(err.value)
     with pytest.raises(LandscapeError, match="no map file at .*missing.h5"):
         read_map(tmp_path / "missing.h5")
+    with pytest.raises(LandscapeError, match=f"{tmp_path} is a folder, not a map file"):
+        read_map(tmp_path)
     # Other readers of a map refuse the same way.
     with pytest.raises(LandscapeError, match="no map file"):
         dataset_listing(tmp_path / "missing.h5")

@@ -456,6 +456,8 @@ def _open_map(path: Path) -> Iterator[h5py.File]:
     """Open a map for reading and check its schema; LandscapeError if it is not one."""
     if not path.exists():
         raise LandscapeError(f"no map file at {path}")
+    if path.is_dir():
+        raise LandscapeError(f"{path} is a folder, not a map file")
     try:
         f = h5py.File(path, "r")
     except _H5_ERRORS as err:
