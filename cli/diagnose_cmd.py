@@ -17,6 +17,7 @@ from landscape.cli.options import (
     device_option,
     force_option,
     json_option,
+    quiet_option,
 )
 
 
@@ -47,8 +48,9 @@ from landscape.cli.options import (
 @device_option()
 @force_option("(an existing report)")
 @json_option()
-def diagnose_cmd(map_path, dataset, data_root, limit, model, energy, network, weights, report, nn_quantile, nn_factor, energy_quantile,
-                 saturation_excess, funnel_score, device, force, as_json):
+@quiet_option()
+def diagnose_cmd(map_path, dataset, data_root, limit, model, energy, network, weights, report, nn_quantile, nn_factor,
+                 energy_quantile, saturation_excess, funnel_score, device, force, as_json, quiet):
     """Which minima of a map are spurious?
 
     \b
@@ -76,7 +78,7 @@ def diagnose_cmd(map_path, dataset, data_root, limit, model, energy, network, we
     run = run_diagnose(map_path, dataset=dataset, data_root=data_root, limit=limit, model=model, report=report,
                        nn_quantile=nn_quantile, nn_factor=nn_factor, energy_quantile=energy_quantile,
                        saturation_excess=saturation_excess, funnel_score=funnel_score, device=device, force=force,
-                       energy=energy, network=network, weights=weights)
+                       energy=energy, network=network, weights=weights, quiet=quiet or as_json)
     if as_json:
         click.echo(json.dumps(_summary(map_path, run.content, run.diagnosis, run.dataset, run.report), indent=2))
         return

@@ -25,6 +25,7 @@ from landscape.diagnosis.spurious import (
     saturation,
 )
 from landscape.errors import LandscapeError
+from landscape.io import bars
 from landscape.io.mapfile import FunnelData, read_map, write_map
 from landscape.mapping.pipeline import MapConfig, build_map
 from landscape.potentials import PLANTED_BOX, PLANTED_CENTRES, planted_data, planted_hole
@@ -149,7 +150,7 @@ def test_a_planted_deep_narrow_hole_is_spurious_and_the_datas_wells_are_not(tmp_
 
 
 @pytest.mark.slow
-def test_landscape_diagnose_on_the_planted_hole(capsys, tmp_path):
+def test_landscape_diagnose_on_the_planted_hole(capsys, tmp_path, monkeypatch):
     npz = tmp_path / "wells.npz"
     np.savez(npz, x=planted_data(400, seed=0).astype(np.float32))
     out = tmp_path / "hole.h5"
@@ -177,6 +178,16 @@ def test_landscape_diagnose_on_the_planted_hole(capsys, tmp_path):
     assert code == 0, err
     result = json.loads(stdout)
     assert result["spurious"] == 1 and result["flagged"][0]["reasons"] == "off the data"
+    # Its stages' progress (here in a log, a line at every redraw), none with --quiet.
+    monkeypatch.setattr(bars, "LOG_EVERY", 0.0)
+    code, _, err = run(capsys, "diagnose", out, "--force")
+    assert code == 0, err
+    lines = err.splitlines()
+    assert any(line.startswith("energies of the training examples: 100%") and "400/400" in line for line in lines)
+    assert any(line.startswith("nearest training examples") and "405/405" in line for line in lines)
+    code, _, err = run(capsys, "diagnose", out, "--force", "--quiet")
+    assert code == 0 and err == ""
+    monkeypatch.undo()
     # A diagnosis that fails at its last step (the report cannot be written) leaves the map
     # as it was: /diagnosis is written last.
     before = out.read_bytes()

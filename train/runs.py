@@ -445,12 +445,13 @@ def run_diagnose(
     energy: str | None = None,
     network: str | None = None,
     weights: Path | None = None,
+    quiet: bool = False,
 ) -> DiagnoseRun:
     """Diagnose the map at ``map_path`` with the command's defaults; write /diagnosis into
     it and the HTML report. ``energy``, ``network`` and ``weights`` name the code of a map of
     a Python energy (a map's record never runs code). Holds the map's lock throughout:
     validates, diagnoses, writes the report, and writes /diagnosis into the map last (a
-    failure before leaves it as it was)."""
+    failure before leaves it as it was). A progress bar per stage unless ``quiet``."""
     import dataclasses
     import tempfile
 
@@ -479,7 +480,7 @@ def run_diagnose(
                 f"{map_path} records no data set: give the training data with --dataset NAME (npz:FILE for your own)"
             )
         data_x = load_data_like(dataset, data_root, tuple(np.shape(content.minima_x)[1:]), limit)
-        diagnosis = diagnose_map(loaded.energy, content, data_x, rule)
+        diagnosis = diagnose_map(loaded.energy, content, data_x, rule, reporter=ProgressBars(quiet))
         data = diagnosis.to_data(dataset)
         diagnosed = dataclasses.replace(content, diagnosis=data)
         with tempfile.TemporaryDirectory(prefix="ebm-landscape-") as tmp:

@@ -8,11 +8,14 @@ of a minimum to the data (:mod:`landscape.diagnosis`), the long-run check.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 
 
 def nearest(
-    x: torch.Tensor, reference: torch.Tensor, k: int = 1, *, exclude_self: bool = False, chunk: int = 1024
+    x: torch.Tensor, reference: torch.Tensor, k: int = 1, *, exclude_self: bool = False, chunk: int = 1024,
+    progress: Callable[[int], None] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The ``k`` nearest rows of ``reference`` to each row of ``x``, nearest first.
 
@@ -27,6 +30,8 @@ def nearest(
         point still is, at distance 0).
     chunk : int
         Rows of ``x`` per block, bounding memory at ``chunk * M`` distances.
+    progress : callable, optional
+        Called with the number of rows of ``x`` done, after each block.
 
     Returns
     -------
@@ -63,12 +68,15 @@ def nearest(
             d[rows, rows + start] = float("inf")
         best = torch.topk(d, k, dim=1, largest=False) if k > 1 else d.min(dim=1, keepdim=True)
         dist[start : start + chunk], index[start : start + chunk] = best.values, best.indices
+        if progress is not None:
+            progress(d.shape[0])
     return dist, index
 
 
 def nearest_distance(
-    x: torch.Tensor, reference: torch.Tensor, *, exclude_self: bool = False, chunk: int = 1024
+    x: torch.Tensor, reference: torch.Tensor, *, exclude_self: bool = False, chunk: int = 1024,
+    progress: Callable[[int], None] | None = None,
 ) -> torch.Tensor:
     """Euclidean distance from each row of ``x`` to its nearest row of ``reference``
     (float64 [N]); see :func:`nearest`."""
-    return nearest(x, reference, 1, exclude_self=exclude_self, chunk=chunk)[0][:, 0]
+    return nearest(x, reference, 1, exclude_self=exclude_self, chunk=chunk, progress=progress)[0][:, 0]
