@@ -96,6 +96,20 @@ def test_quench_stops_at_max_steps_and_reports_non_convergence():
     assert (out.grad_norm > 1e-3).all()
 
 
+def test_a_quench_s_progress_ends_at_its_budget_whenever_it_stops():
+    # A bowl converges in a few iterations of the 250 allowed; the count still reaches 250
+    # (a progress bar over the budget ends full), in steps of at most 100 while it runs.
+    energy = Energy(lambda x: ((x - 0.5) ** 2).sum(1), (2,), dtype=torch.float64)
+    done: list[int] = []
+    out = quench(energy, torch.zeros(4, 2, dtype=torch.float64), max_steps=250, progress=done.append)
+    assert out.converged.all() and out.steps < 100
+    assert sum(done) == 250
+    done.clear()
+    slope = Energy(lambda x: x.sum(1), (2,), dtype=torch.float64)  # no minimum: the whole budget runs
+    quench(slope, torch.zeros(3, 2, dtype=torch.float64), max_steps=250, progress=done.append)
+    assert done == [100, 100, 50]
+
+
 def test_a_quench_step_waits_for_the_device_once():
     # On a GPU every read of a tensor's value on the host drains the queue of launched
     # kernels: a step reads one number (how many chains stopped), whatever else it does,

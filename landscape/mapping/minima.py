@@ -148,8 +148,9 @@ def quench(
         curvature model and the reported gradient norm use the projected gradient
         (components pushing out of the box at a face count as zero).
     progress : callable, optional
-        Called with the number of iterations just completed, every 100 iterations and at
-        the end.
+        Called with the number of iterations just completed, every 100 iterations, and at
+        the end with the rest of ``max_steps`` (a descent that stops early completes its
+        count: a progress bar over the budget ends full).
 
     Returns
     -------
@@ -230,8 +231,8 @@ def quench(
                 reported = steps
         r = state.rows
         flat_x[r], u[r], gn[r] = state.x, state.u, state.gn
-        if progress is not None and steps > reported:
-            progress(steps - reported)
+        if progress is not None and max_steps > reported:
+            progress(max_steps - reported)
     gn64 = gn.double()
     converged = gn64 < grad_tol
     return QuenchResult(x=x, energy=u.double(), grad_norm=gn64, converged=converged, steps=steps,
