@@ -155,3 +155,22 @@ def test_a_batch_of_trials_interrupted_on_the_gpu_resumes_to_the_same_trials():
     lost = torch.ones(starts.shape[0], dtype=torch.bool)  # (trials that had failed: their paths are not saved)
     lost[progress.path_rows] = False
     assert torch.equal(again.path_len.cpu(), torch.where(lost, 0, whole.path_len.cpu()))
+
+
+def test_the_python_api_on_the_gpu_takes_numpy_data_and_writes_the_map(tmp_path):
+    # The README's path from Python with the energy on the GPU: data from numpy (kept on
+    # the CPU, rows moved as chains start from them), the funnel probe with the command's
+    # policy on the map in memory, the diagnosis, the file.
+    from landscape import diagnose_map, funnel_config, funnel_probe, read_map
+    from landscape.potentials import PLANTED_BOX, planted_data, planted_funnel
+
+    e = Energy(planted_funnel, shape=(2,), data_range=PLANTED_BOX, dtype=torch.float64, device="cuda")
+    data = planted_data(200, seed=0)
+    result = build_map(e, MapConfig(**FAST), data=data)
+    m = result.content
+    assert m.settings()["init"] == "both"
+    probe = funnel_probe(e, m, funnel_config(m, chains=16, with_data=True), data=data)
+    assert probe.funnel.score >= 0.8
+    assert diagnose_map(e, probe.content, data).spurious.shape == (probe.content.n_minima,)
+    back = read_map(result.write(tmp_path / "m.h5"))
+    np.testing.assert_array_equal(back.minima_energy, m.minima_energy)
