@@ -250,38 +250,34 @@ def _text(map_path: Path, content, tree, level: int | None, basins: bool, max_le
     from landscape.io.views import level_name, partition_of, tree_merges
 
     part = partition_of(content, level)
-    escape = tree.escape()
     spurious = (np.asarray(content.diagnosis.spurious, dtype=bool)[tree.leaves] if content.diagnosis is not None
                 else np.zeros(tree.n_leaves, dtype=bool))
     lowest = int(tree.lowest[tree.root])
-    labels = []
+    # (no escape height per leaf: the merge through which a leaf or its group joins a lower
+    # one gives it, "+x above" that leaf)
     if basins:
         sizes = part.sizes()
         hits = part.hits(content.minima_hits)
-        for i in range(tree.n_leaves):
-            climb = "lowest" if i == lowest else ("no path found to a lower basin" if math.isinf(escape[i])
-                                                  else f"escape {_plus(escape[i])}")
-            labels.append(f"hits {int(hits[i])}  {climb}" + ("  spurious" if spurious[i] else ""))
+        head = [f"hits {int(hits[i])}" for i in range(tree.n_leaves)]
     else:
         sizes = None
         basin = part.basin[tree.leaves]
-        for i in range(tree.n_leaves):
-            climb = "lowest" if i == lowest else ("no path found to a lower minimum" if math.isinf(escape[i])
-                                                  else f"escape {_plus(escape[i])}")
-            labels.append(f"basin {int(basin[i])}  hits {int(content.minima_hits[tree.leaves[i]])}  {climb}"
-                          + ("  spurious" if spurious[i] else ""))
+        head = [f"basin {int(basin[i])}  hits {int(content.minima_hits[tree.leaves[i]])}" for i in range(tree.n_leaves)]
+    labels = [text + ("  lowest" if i == lowest else "") + ("  spurious" if spurious[i] else "")
+              for i, text in enumerate(head)]
     lines = map_header(map_path, content, level)
     what = f"the tree over the basins of {level_name(content, level)}" if basins else \
         f"the tree over minima, basins of {level_name(content, level)}"
     lines.append(f"{'showing':<9} {what}")
-    lines += ["", render_text(tree, sizes=sizes, labels=labels, name="basin" if basins else "minimum",
-                              max_leaves=max_leaves)]
-    legend = ("hits: chains that ended in it; escape: the barrier above its energy on its lowest path to a lower "
-              + ("basin; size: the basin's minima." if basins else "minimum."))
+    name = "basin" if basins else "minimum"
+    lines += ["", render_text(tree, sizes=sizes, labels=labels, name=name, max_leaves=max_leaves)]
+    legend = ("hits: chains that ended in it" + ("; size: the basin's minima" if basins else "") + ". A merge's "
+              "\"+x above\" its higher side is the barrier that side climbs to reach a lower " + name
+              + " (its escape height).")
     lines += ["", legend]
     merges = tree_merges(content, tree)
     if merges:
-        lines += ["", _merge_table(merges, max_leaves, "basin" if basins else "minimum")]
+        lines += ["", _merge_table(merges, max_leaves, name)]
     return "\n".join(lines)
 
 

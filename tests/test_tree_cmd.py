@@ -72,12 +72,14 @@ def test_text_shows_every_minimum_as_a_leaf_with_its_basin(image_map, capsys):
     assert "diagnosis 1 of 10 minima spurious" in out
     assert "showing   the tree over minima, basins of the main level (alpha 1 units)" in out
     assert "barrier tree: 10 minima, energies -3 .. -0.9; 1 of 9 merges at refined saddles" in out
-    # Every minimum is a leaf, with its basin, hits and escape height.
+    # Every minimum is a leaf, with its basin and hits; its escape height is on the merge
+    # through which it joins a lower minimum ("+x above" it).
     for i, (e, b) in enumerate(zip(IMG_ENERGY, IMG_LEVELS[1])):
-        assert re.search(rf"minimum {i}  E={e:g}  basin {b}  hits {i + 1}  ", out), i
+        assert re.search(rf"minimum {i}  E={e:g}  basin {b}  hits {i + 1}\b", out), i
     assert "minimum 0  E=-3  basin 0  hits 1  lowest" in out
-    assert "minimum 5  E=-1.5  basin 2  hits 6  escape +0.45" in out
-    assert "minimum 8  E=-1  basin 3  hits 9  escape +1  spurious" in out
+    assert "minimum 5  E=-1.5  basin 2  hits 6\n" in out and "+0.45 above minimum 5" in out
+    assert "minimum 8  E=-1  basin 3  hits 9  spurious" in out and "+1 above minimum 8" in out
+    assert "escape" not in out.split("barrier tree:")[1].split("hits: chains")[0]
     # Merges: absolute barrier, the height above each side's lowest minimum, "refined".
     assert "merge at -1.05 refined  (+0.95 above minimum 3, +0.45 above minimum 5)" in out
     assert "merge at -0.5  (+2.5 above minimum 0, +1.5 above minimum 3)" in out
@@ -140,8 +142,8 @@ def test_basins_option_shows_the_tree_over_basins(image_map, capsys):
     assert "showing   the tree over the basins of the main level (alpha 1 units)" in out
     assert "barrier tree: 4 basins, energies -3 .. -1; 1 of 3 merges at refined saddles" in out
     assert re.search(r"basin 0  E=-3  size 3 .*hits 6  lowest", out)
-    assert re.search(r"basin 1  E=-2  size 2 .*hits 9  escape \+1\.5", out)
-    assert re.search(r"basin 3  E=-1  size 2 .*hits 19  escape \+1  spurious", out)
+    assert re.search(r"basin 1  E=-2  size 2 .*hits 9", out) and "+1.5 above basin 1" in out
+    assert re.search(r"basin 3  E=-1  size 2 .*hits 19  spurious", out) and "+1 above basin 3" in out
     assert "minimum 0  E=" not in out
     assert "merge at -1.05 refined  (+0.95 above basin 1, +0.45 above basin 2)" in out
     rows = merge_rows(out)
@@ -233,7 +235,7 @@ def test_groups_with_no_path_between_them_are_reported_as_such(split_map, capsys
     assert code == 0, err
     assert "tree      5 merges: 0 at refined saddles, 4 at estimates, 1 not connected (no path found)" in out
     assert "no path found to the group of minimum 4" in out
-    assert "minimum 4  E=0.5  basin 2  hits 5  no path found to a lower minimum" in out
+    assert "no path found to the group of minimum 4 (drawn at" in out and "minimum 4  E=0.5  basin 2  hits 5" in out
     assert merge_rows(out)[-1] == ["0 + 4", "-", "no path found", "-", "-", "-"]
     # Folded, a group holding minima with no path between them is not called connected.
     code, out, err = tree(capsys, split_map, "--max-leaves", "1")
@@ -242,7 +244,7 @@ def test_groups_with_no_path_between_them_are_reported_as_such(split_map, capsys
     code, out, err = tree(capsys, split_map, "--basins")
     assert code == 0, err
     assert "no path found to the group of basin 2" in out
-    assert re.search(r"basin 2  E=0\.5 .* no path found to a lower basin", out)
+    assert re.search(r"no path found to the group of basin 2 \(drawn at [^)]*\): basin 2  E=0\.5 ", out)
 
 
 # ------------------------------------------------------------------------ pictures
@@ -282,7 +284,7 @@ def test_tree_of_a_schema_1_map_shows_its_basins_and_says_so(tmp_path, capsys):
     assert re.search(r"^note\s+a schema-1 map: its tree is over the basins", out, re.MULTILINE)
     assert "showing   the tree over the basins of the main level (alpha 0.5)" in out
     assert "barrier tree: 4 basins, energies -5 .. 0.2" in out
-    assert re.search(r"basin 1  E=-3  size 2 .*hits 8  escape \+0\.8", out)
+    assert re.search(r"basin 1  E=-3  size 2 .*hits 8", out) and "+0.8 above basin 1" in out
     assert "no path found to the group of basin 3" in out
     rows = {r[0]: r for r in merge_rows(out)}
     assert rows["0 + 1"][1:5] == ["0-2", "-2.2", "+0.8", "saddle"]
