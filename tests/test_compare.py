@@ -220,6 +220,7 @@ def test_profile_counts_disconnected_merges_apart():
     rows = {label: va for label, va, _ in compare_profiles(p, p)}
     assert rows["barriers (finite merges)"] == "1 (1 disconnected)"
     assert rows["barrier height median (kT)"] == "2"
+    assert rows["kT: T"] == "1 (no sampling T: U in nats)"  # the table says what its kT is
 
 
 def test_rows_and_summary_name_the_right_side(maps):
@@ -230,6 +231,7 @@ def test_rows_and_summary_name_the_right_side(maps):
     assert rows["basins at 30x alpha unit"] == ("-", "7")  # only B's ladder goes there
     assert rows["barrier height median (kT)"] == ("2.5", "0.5")
     assert rows["barrier height max (kT)"] == ("4.5", "0.5")
+    assert rows["kT: T"] == ("2 (the model's sampling T)", "1 (no sampling T: U in nats)")
     assert rows["funnel score"] == ("0.90 (a funnel)", "0.10 (no funnel)")
     assert rows["spurious share (minima; chains)"] == ("60%; 82%", "0%; 0%")
     assert rows["spurious: saturated"] == ("3 (30%)", "0 (0%)")

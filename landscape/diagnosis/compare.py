@@ -263,6 +263,13 @@ def _funnel_cell(p: Mapping[str, Any]) -> str:
     return f"{f['score']:.2f} ({'a funnel' if f['funnel'] else 'no funnel'})"
 
 
+def _temperature_cell(p: Mapping[str, Any]) -> str:
+    """The temperature of a side's kT, and where it comes from."""
+    if p["temperature_from"] == "sampling":
+        return f"{_g(p['temperature'])} (the model's sampling T)"
+    return "1 (no sampling T: U in nats)"
+
+
 def _kt_cell(p: Mapping[str, Any], key: str) -> str:
     b = p["barriers"]
     if not b["count"]:
@@ -324,6 +331,7 @@ def compare_profiles(
     for m in _multipliers(a, b):
         rows.append(row(f"basins at {m:g}x alpha unit", lambda p, m=m: _g(_basins_at(p, m), 12)))
     rows += [
+        row("kT: T", _temperature_cell),
         row("barrier height median (kT)", lambda p: _kt_cell(p, "median")),
         row("barrier height max (kT)", lambda p: _kt_cell(p, "max")),
         row("barriers (finite merges)", lambda p: str(p["barriers"]["count"])
