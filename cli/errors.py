@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import signal
 import sys
+import threading
 import traceback
+from typing import Any
 
 import click
 
@@ -21,13 +24,37 @@ def known_errors() -> tuple[type[BaseException], ...]:
     return KNOWN + ((data_errors.DataError,) if data_errors is not None else ())
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (a batch system's time limit, ``kill``), taken as Ctrl-C is: a long run keeps
+    its progress and says how to continue it."""
+
+
+def _terminate(signum: int, frame: Any) -> None:
+    raise Terminated
+
+
 def run_guarded(app: click.Command, argv: list[str] | None, debug: bool = False) -> int:
     """Run ``app``; return its exit code. Errors print ``error: <one line>``: exit status
-    1 for bad input, 2 for a usage error (with the command's help to look at)."""
+    1 for bad input, 2 for a usage error (with the command's help to look at), 130 for
+    Ctrl-C and 143 for SIGTERM, both of which stop a run as Ctrl-C does (progress kept)."""
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGTERM, _terminate)
+    try:
+        return _run(app, argv, debug)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _run(app: click.Command, argv: list[str] | None, debug: bool) -> int:
     try:
         # without standalone mode click returns a command's exit code instead of exiting
         code = app.main(args=argv, prog_name="landscape", standalone_mode=False)
-    except click.exceptions.Abort:
+    except click.exceptions.Abort as exc:  # (click's name for Ctrl-C inside a command)
+        if isinstance(exc.__cause__, Terminated):
+            click.echo("error: terminated (SIGTERM)", err=True)
+            return 143
         click.echo("error: aborted", err=True)
         return 130
     except click.UsageError as exc:
@@ -39,7 +66,10 @@ def run_guarded(app: click.Command, argv: list[str] | None, debug: bool = False)
         return exc.exit_code
     except click.exceptions.Exit as exc:
         return exc.exit_code
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
+        if isinstance(exc, Terminated):
+            click.echo("error: terminated (SIGTERM)", err=True)
+            return 143
         click.echo("error: interrupted", err=True)
         return 130
     except Exception as exc:  # noqa: BLE001 - sorted below: known errors, else a bug

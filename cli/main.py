@@ -70,7 +70,7 @@ def cli() -> None:
     x <- x - (eps^2/2) grad U(x) + sqrt(T) eps z, --device [auto|cpu|cuda|cuda:N], --seed,
     --out, --force (overwrite), --quiet (no progress bars), --json (machine-readable output).
     Exit status: 0 done, 1 error, 2 usage error, 3 a --strict test failed (check, compare),
-    130 interrupted.
+    130 interrupted (Ctrl-C), 143 terminated (SIGTERM; long runs keep their progress either way).
     """
 
 

@@ -155,3 +155,21 @@ def test_training_examples_from_python_are_checked_and_numpy_s_are_taken():
             build_map(energy, config, data=bad)
         with pytest.raises(LandscapeError, match=why.replace("training examples (data)", "data set's examples")):
             diagnose_map(energy, from_numpy.content, bad)
+
+
+@pytest.mark.slow
+def test_a_probe_without_settings_runs_what_the_command_runs():
+    import json
+
+    from landscape import Energy, MapConfig, build_map, funnel_config, funnel_probe
+    from landscape.potentials import PLANTED_BOX, planted_data, planted_funnel
+
+    energy = Energy(planted_funnel, shape=(2,), data_range=PLANTED_BOX, dtype=torch.float64, name="funnel",
+                    sampler={"tau": 0.5})
+    data = planted_data(100, seed=0)
+    m = build_map(energy, MapConfig(chains=32, rounds=1, ladder=(1.0,), ladder_extend=0, ladder_refine=0,
+                                    max_steps=200), data=data).content
+    probe = funnel_probe(energy, m, data=data).funnel
+    expected = funnel_config(m, sampler={"tau": 0.5}, with_data=True)
+    assert json.loads(probe.attrs["config"]) == json.loads(json.dumps(expected.to_dict()))
+    assert expected.init == "both" and expected.noise[1] == 0.5  # the sampler's tau is the unit

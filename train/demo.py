@@ -170,7 +170,8 @@ def _diagnose_all(out: Path, device: str, scale: float, quiet: bool, say: Callab
     from landscape.train.runs import run_diagnose
     from landscape.train.runs import run_funnel
     from landscape.diagnosis.spurious import OFF_DATA, SATURATED, SINK
-    from landscape.mapping.funnel import collapse_level
+    from landscape.mapping.funnel import PROGRESS_KIND as FUNNEL_PROGRESS, collapse_level
+    from landscape.io.progress import progress_path
     from landscape.io.mapfile import read_map
     from landscape.train.check import convergence_check, save_check_figure
 
@@ -194,8 +195,9 @@ def _diagnose_all(out: Path, device: str, scale: float, quiet: bool, say: Callab
         path = out / f"{name}.h5"
         if read_map(path).funnel is None:
             chains = max(4, int(round(DEMO_FUNNEL["chains"] * min(scale, 1.0))))
-            run_funnel(path, chains=chains, refine=DEMO_FUNNEL["refine"], device=device, force=True, quiet=quiet,
-                       say=say)
+            unfinished = progress_path(path, FUNNEL_PROGRESS).exists()  # an interrupted probe: continued
+            run_funnel(path, chains=chains, refine=DEMO_FUNNEL["refine"], device=device, force=not unfinished,
+                       resume=unfinished, quiet=quiet, say=say)
         f = read_map(path).funnel
         k = collapse_level(f)
         summary[name]["funnel"] = {

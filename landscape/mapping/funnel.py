@@ -335,7 +335,7 @@ def _match(
 def funnel_probe(
     energy: Energy,
     content: MapContent,
-    config: FunnelConfig,
+    config: FunnelConfig | None = None,
     *,
     data: torch.Tensor | None = None,
     progress_file: str | Path | None = None,
@@ -350,9 +350,12 @@ def funnel_probe(
     energy : Energy
         The energy the map was made of (with its data range).
     content : MapContent
-        The map (:func:`landscape.io.mapfile.read_map`).
-    config : FunnelConfig
-    data : Tensor [M, *shape], optional
+        The map (:func:`landscape.io.mapfile.read_map`, or
+        :func:`~landscape.mapping.pipeline.build_map`'s content).
+    config : FunnelConfig, optional
+        [default: what ``landscape funnel`` runs: :func:`funnel_config` of the map, with the
+        energy's sampler, and chains from ``data`` and from noise when data are given]
+    data : Tensor or array [M, *shape], optional
         Training examples for the chains from data (needed unless ``init`` is "noise").
     progress_file : path, optional
         The map: the chains' end points are kept in ``<map>.funnel.partial`` after
@@ -385,6 +388,8 @@ def funnel_probe(
     reporter = NamedStages(reporter or Reporter())
     if data is not None:
         data = energy.as_batch(data, "the training examples (data)")
+    if config is None:
+        config = funnel_config(content, sampler=energy.sampler, with_data=data is not None and data.shape[0] > 0)
     _check_inputs(energy, content, config, data)
     identity = config.fingerprint() + ":" + f"{content.n_minima}:{float(np.sum(content.minima_energy)):.12g}"
     state = resume_progress(progress_file, identity, resume, kind=PROGRESS_KIND, what="funnel probe",
