@@ -42,8 +42,8 @@ def _parse_names(ctx: click.Context, param: click.Parameter, value: str | None) 
                short_help="Compare two models' landscapes and convergence side by side.")
 @click.argument("a", metavar="A", type=click.Path(path_type=Path))
 @click.argument("b", metavar="B", type=click.Path(path_type=Path))
-@out_option("The comparison figure (.png, .pdf, .svg) [default: compare_<A>_vs_<B>.png in the current folder].",
-            metavar="PNG")
+@out_option("The comparison figure (.png, .pdf, .svg) [default: compare_<A>_vs_<B>.png in the current folder, "
+            "A and B the two names (--names, else the files' stems)].", metavar="PNG")
 @force_option()
 @click.option("--check/--no-check", default=True, show_default=True,
               help="Run the long-run convergence check (landscape check) on each side that has a checkpoint; "

@@ -15,7 +15,8 @@ from landscape.cli.options import Command, device_option, out_option, quiet_opti
             default=Path("demo_out"))
 @device_option()
 @click.option("--scale", type=click.FloatRange(min=0.01), default=1.0, show_default=True,
-              help="Multiply every run's number of updates (0.1 for a smoke test).")
+              help="Multiply every run's number of updates (0.1 for a smoke test); below 1 also the maps' and "
+                   "funnel probes' chains.")
 @click.option("--no-map", is_flag=True, help="Train and run chains only; skip the landscape maps and their diagnosis.")
 @quiet_option()
 def demo(out, device, scale, no_map, quiet):
@@ -25,8 +26,9 @@ def demo(out, device, scale, no_map, quiet):
     in all three maps, and the two digits models compared. 4-6 minutes on 2 CPU
     cores.
 
-    Re-running continues unfinished runs and skips finished ones (maps, funnel probes
-    and diagnoses too). Results: checkpoints, <name>.run/ folders (run log,
+    Re-running continues unfinished trainings, maps and funnel probes and skips finished
+    ones (and diagnoses); the chains, long-run checks and comparison, seconds each, run
+    again. Results: checkpoints, <name>.run/ folders (run log,
     diagnostics.png, samples), long-run pictures, <name>.h5 maps with <name>_tree.png,
     <name>_basins.png and <name>_levels.png, <name>_check.png, <name>_funnel.png,
     <name>_diagnosis.html, compare_digits.png, and summary.md.

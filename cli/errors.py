@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 
-from landscape.errors import LandscapeError
+from landscape.errors import LandscapeError, Terminated
 
 #: Errors that are the user's input, not a bug: printed as one line, exit status 1.
 KNOWN: tuple[type[BaseException], ...] = (LandscapeError, FileNotFoundError, PermissionError, IsADirectoryError)
@@ -22,11 +22,6 @@ def known_errors() -> tuple[type[BaseException], ...]:
     it cannot have been raised otherwise)."""
     data_errors = sys.modules.get("landscape.data.errors")
     return KNOWN + ((data_errors.DataError,) if data_errors is not None else ())
-
-
-class Terminated(KeyboardInterrupt):
-    """SIGTERM (a batch system's time limit, ``kill``), taken as Ctrl-C is: a long run keeps
-    its progress and says how to continue it."""
 
 
 def _terminate(signum: int, frame: Any) -> None:

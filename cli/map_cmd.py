@@ -43,18 +43,20 @@ def _auto(text: str, what: str) -> float | None:
 @chains_option(256, "in the first exploration round")
 @click.option("--rounds", type=click.IntRange(min=1), default=4, show_default=True,
               help="Exploration rounds at most: each later round runs as many chains as all before, while the "
-                   "last one found new minima (not when most minima were found by one chain only).")
-@steps_option("before quenching", default_text="10x the training L; 0 at temperature 0")
+                   "last one found new minima (not when more than half of the chains found a minimum no other chain "
+                   "found: nothing saturates then).")
+@steps_option("before quenching", default_text="10x the training L; else 1000; 0 at temperature 0")
 @temperature_option("(exploration)", default_text="the checkpoint's training tau^2; else 0: the starts are "
                                                    "quenched directly")
 @eps_option("(exploration)", default_text="the training eps; else stable at the stiffest quenched start")
 @click.option("--ad-temperature", type=click.FloatRange(min=0, min_open=True), default=None,
-              help="Temperature of attraction-diffusion [default: a tenth of the lowest barrier between the "
-                   "minima that the energy's precision resolves, at least 1/1000 of the highest: every barrier at "
-                   "least 10 T; with no barrier, from the minima's energy spread or the energy's rise over the "
-                   "box].")
+              help="Temperature of attraction-diffusion [default: the checkpoint's training tau^2 where it is "
+                   "positive; else a tenth of the lowest barrier between the minima that the energy's precision "
+                   "resolves, at least 1/1000 of the highest: every barrier at least 10 T; with no barrier, from "
+                   "the minima's energy spread or the energy's rise over the box].")
 @click.option("--ad-eps", type=click.FloatRange(min=0, min_open=True), default=None,
-              help="Attraction-diffusion step [default: stable at the stiffest minimum at T_AD].")
+              help="Attraction-diffusion step [default: the checkpoint's training eps, scaled to T_AD "
+                   "(eps sqrt(T_AD / T_train)); else stable at the stiffest minimum at T_AD].")
 @click.option("--alpha", type=click.FloatRange(min=0, min_open=True), default=0.1, show_default=True,
               help="Magnetization of the main level (the map's basins), in alpha units.")
 @click.option("--ladder", type=str, default="0.03,0.1,0.3,1,3", show_default=True, metavar="A[,A...]",
@@ -72,7 +74,7 @@ def _auto(text: str, what: str) -> float | None:
                    "its target even where no barrier is in the way).")
 @click.option("--delta", type=str, default="auto", show_default=True, metavar="auto|NUMBER",
               help="Attraction-diffusion success radius: a number, or 'auto' (a quarter of the minima's "
-                   "median spacing).")
+                   "median spacing, at least the merge radius).")
 @click.option("--max-steps", type=click.IntRange(min=1), default=2000, show_default=True,
               help="Attraction-diffusion steps per trial at most.")
 @click.option("--patience", type=click.IntRange(min=1), default=200, show_default=True,
@@ -140,7 +142,7 @@ def map_cmd(target, out, dataset, data_root, init, chains, rounds, steps, temper
       landscape map --energy landscape.potentials:mueller_brown --shape 2 --box -1.5 2 --float64
       landscape tree rings.h5 --plot tree.png     # look at the result
 
-    An interrupted map (Ctrl-C) keeps its progress in <map>.h5.partial: rerun the same
+    An interrupted map (Ctrl-C, SIGTERM, a kill) keeps its progress in <map>.h5.partial: rerun the same
     command with --resume to continue.
 
     \b

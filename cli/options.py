@@ -354,7 +354,7 @@ def energy_options(f: F) -> F:
     options = [
         click.option("--energy", "energy", metavar="FILE.py:FUNCTION", default=None,
                      help="A Python function U(x: Tensor[B, *shape]) -> Tensor[B] as the energy "
-                          "(file.py:function or package.module:function); needs --shape."),
+                          "(file.py:function or package.module:function); needs --shape and --box."),
         click.option("--model", "model", metavar="FILE.py:FACTORY", default=None,
                      help="Your own network: FACTORY(**--model-kwargs) must return an nn.Module mapping "
                           "[B, *shape] to [B] (file.py:Factory or package.module:Factory); weights from --weights."),
@@ -368,8 +368,8 @@ def energy_options(f: F) -> F:
                           "TorchScript files, and for --model unless the network has an input_shape attribute; "
                           "a checkpoint knows its own."),
         click.option("--box", nargs=2, type=FiniteFloat(), metavar="LOW HIGH", default=None,
-                     help="The data range: chains from noise start uniformly in it "
-                          "[default: the checkpoint's; -1 1 for images of a bare state dict]."),
+                     help="The data range: chains from noise start uniformly in it [default: the checkpoint's; "
+                          "-1 1 for images of a bare state dict; needed for --energy, --model and TorchScript]."),
         click.option("--arch", type=click.Choice(ARCH_NAMES), default=None,
                      help="Architecture of a bare state dict from the Anatomy reference code "
                           "(ToyNet: toy, VanillaNet: vanilla, NonlocalNet: nonlocal)."),

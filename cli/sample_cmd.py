@@ -49,10 +49,11 @@ def sample_cmd(checkpoint, chains, steps, init, eps, temperature, mh, seed, devi
                out, save, force, quiet):
     """Run Langevin chains of a trained checkpoint and report where they end.
 
-    With the defaults this is the Anatomy paper's long-run check: chains from data for
-    10x the training L. A convergent model keeps them near the data (nearest-neighbour
+    With the defaults these are chains of the Anatomy paper's long-run check: from data,
+    for 10x the training L. A convergent model keeps them near the data (nearest-neighbour
     distance stays at the data's own scale); a non-convergent one lets them drift.
-    `landscape check` turns this into a verdict.
+    `landscape check` runs such chains at 1, 3, 10 and 30x L, from data and from noise,
+    and turns them into a verdict.
 
     \b
     Examples:
@@ -70,7 +71,7 @@ def sample_cmd(checkpoint, chains, steps, init, eps, temperature, mh, seed, devi
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
     out = out or checkpoint.with_name(checkpoint.stem + "_samples.png")
-    for path in (out, save):
+    for path in (out, save, out.with_name(out.stem + "_start" + out.suffix)):  # (images get a start picture)
         if path is not None and path.exists() and not force:
             raise LandscapeError(f"{path} exists: pass --force to overwrite it")
     bars = []

@@ -43,7 +43,9 @@ def _preset_help() -> str:
 @out_option("Checkpoint to write; the run log and pictures go to <stem>.run/ beside it.", metavar="CKPT.pt",
             required=True)
 @click.option("--resume", is_flag=True,
-              help="Continue the run in --out where it stopped, with its own settings (exactly); --steps extends it.")
+              help="Continue the run in --out where it stopped, with its own settings (exactly); --steps extends it. "
+                   "--set, --dataset, --batch-size or --seed given with it change the resumed run, which then no "
+                   "longer follows the uninterrupted one (a note says so).")
 @force_option("(start over: the checkpoint is replaced at the first save, the run folder cleared)")
 @seed_option(None, "(train.seed)", default_text="the preset's")
 @device_option("; under torchrun each rank takes its LOCAL_RANK GPU")
@@ -64,8 +66,8 @@ def train_cmd(preset_name, dataset, steps, batch_size, out, resume, force, seed,
     persistent bank) and descends mean U(X+) - mean U(X-). The run log records d_st, v_t
     and r_t per update; figures of them and of samples are written as training goes.
     Under `torchrun --nproc_per_node N $(which landscape) train ...` training is
-    data-parallel (gloo on CPU, nccl on GPU). Ctrl-C stops at the end of the current
-    update and saves a checkpoint that --resume continues (exit status 130).
+    data-parallel (gloo on CPU, nccl on GPU). Ctrl-C (or SIGTERM) stops at the end of the
+    current update and saves a checkpoint that --resume continues (exit status 130; 143).
 
     \b
     Examples:
@@ -100,7 +102,13 @@ def train_cmd(preset_name, dataset, steps, batch_size, out, resume, force, seed,
         extra.append(f"train.batch_size={batch_size}")
     if seed is not None:
         extra.append(f"train.seed={seed}")
+    before = config
     config = apply_overrides(config, extra).validate()
+    if resume:
+        changed = _changed(before.to_dict(), config.to_dict(), skip={"train.steps"})
+        if changed:
+            click.echo(f"note: resuming with changed settings ({', '.join(changed)}): the run no longer follows "
+                       "the uninterrupted one", err=True)
 
     bars = []
     start = int(load_checkpoint(out)["step"]) if resume else 0
@@ -140,7 +148,7 @@ def train_cmd(preset_name, dataset, steps, batch_size, out, resume, force, seed,
             line += f"; {s['seconds'] / max(s['updates'], 1) * 1000:.1f} ms/update"
         click.echo(line)
     if result.stopped_early:
-        raise click.exceptions.Exit(130)  # interrupted, though nothing was lost
+        raise click.exceptions.Exit(143 if result.terminated else 130)  # interrupted, though nothing was lost
     if map_after:
         from landscape.train.runs import map_checkpoint, summary_line
 
@@ -151,3 +159,18 @@ def train_cmd(preset_name, dataset, steps, batch_size, out, resume, force, seed,
             click.echo(f"{path} is finished with these settings: nothing to do" if content is None
                        else summary_line(content, path, wall))
         distributed.leave()
+
+
+def _changed(a: dict, b: dict, skip: set[str], prefix: str = "") -> list[str]:
+    """The dotted names of the fields that differ between two configs (as plain data)."""
+    out = []
+    for key in sorted(set(a) | set(b)):
+        name = f"{prefix}{key}"
+        if name in skip:
+            continue
+        x, y = a.get(key), b.get(key)
+        if isinstance(x, dict) and isinstance(y, dict):
+            out += _changed(x, y, skip, name + ".")
+        elif x != y:
+            out.append(name)
+    return out

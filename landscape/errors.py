@@ -10,3 +10,8 @@ class LandscapeError(Exception):
 
 class NonFiniteEnergyError(LandscapeError):
     """A Langevin chain produced a non-finite energy or gradient."""
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (a batch system's time limit, ``kill``), taken as Ctrl-C is: a long run keeps
+    its progress and says how to continue it; the command exits with status 143."""

@@ -79,6 +79,12 @@ def test_digits_long_run_reports_distances(tmp_path, capsys):
 
     saved = np.load(tmp_path / "s.npz")
     assert saved["end"].shape == (10, 1, 8, 8)
+    # Nothing is overwritten without --force, the start picture neither.
+    (tmp_path / "d_samples.png").unlink()
+    before = (tmp_path / "d_samples_start.png").read_bytes()
+    code, _, err = run(capsys, "sample", out, "--chains", "10", "--quiet", "--seed", "1")
+    assert_one_line_error(code, err, "d_samples_start.png exists: pass --force")
+    assert (tmp_path / "d_samples_start.png").read_bytes() == before
 
 
 def test_bad_checkpoints_get_one_line_errors(tmp_path, capsys):

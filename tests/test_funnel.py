@@ -477,6 +477,9 @@ def test_landscape_funnel_end_to_end(capsys, tmp_path, data):
     code, _, err = run(capsys, "funnel", out, "--plot", plot, "--quiet")
     assert_one_line_error(code, err, "has a funnel probe already: pass --force")
     before = out.read_bytes()
+    code, _, err = run(capsys, "funnel", out, "--chains", "10", "--plot", plot, "--resume", "--quiet")
+    assert_one_line_error(code, err, "has a finished funnel probe and no unfinished one to resume: pass --force")
+    assert out.read_bytes() == before  # --resume with nothing to resume replaced nothing
     code, _, err = run(capsys, "funnel", out, "--dataset", "digits", "--force", "--quiet")
     assert_one_line_error(code, err, r"digits has examples of shape \[1, 8, 8\].*\[2\]")
     assert out.read_bytes() == before

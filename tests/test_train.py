@@ -176,7 +176,8 @@ def test_torchrun_two_ranks_end_with_identical_parameters_then_map_it(tmp_path):
 
 
 @pytest.mark.slow
-def test_ctrl_c_stops_at_an_update_boundary_with_a_checkpoint_that_resumes(tmp_path):
+@pytest.mark.parametrize("signame, status", [("SIGINT", 130), ("SIGTERM", 143)])
+def test_ctrl_c_stops_at_an_update_boundary_with_a_checkpoint_that_resumes(tmp_path, signame, status):
     import signal
     import time
 
@@ -189,9 +190,9 @@ def test_ctrl_c_stops_at_an_update_boundary_with_a_checkpoint_that_resumes(tmp_p
     deadline = time.time() + 60
     while time.time() < deadline and not (log.exists() and log.stat().st_size > 200):
         time.sleep(0.2)
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(getattr(signal, signame))  # Ctrl-C, or a batch system's time limit
     stdout, stderr = proc.communicate(timeout=60)
-    assert proc.returncode == 130, stderr
+    assert proc.returncode == status, stderr
     assert "stopped early" in stdout and "Traceback" not in stderr
     ckpt = load_checkpoint(out)
     m = read_metrics(log)
@@ -239,3 +240,20 @@ def test_train_then_map_in_one_command(tmp_path, capsys):
     content = read_map(tmp_path / "toy.h5")  # beside the checkpoint, as `landscape map toy.pt` writes it
     assert content.n_minima >= 1 and content.meta.source["kind"] == "checkpoint"
     assert f"-> {tmp_path / 'toy.h5'}" in out
+
+
+@pytest.mark.slow
+def test_resuming_with_other_settings_says_the_run_no_longer_follows_the_uninterrupted_one(tmp_path, capsys):
+    from conftest import run
+
+    out = tmp_path / "r.pt"
+    sets = [a for o in TINY + ["model.kwargs.n_f=8"] for a in ("--set", o)]
+    code, _, err = run(capsys, "train", "--preset", "toy-convergent", "--steps", "2", "--out", out, "--quiet", *sets)
+    assert code == 0, err
+    code, _, err = run(capsys, "train", "--out", out, "--resume", "--steps", "3", "--quiet")
+    assert code == 0 and "note" not in err  # more updates only: the same run
+    code, _, err = run(capsys, "train", "--out", out, "--resume", "--steps", "4", "--set", "optim.lr=0.05",
+                       "--seed", "7", "--quiet")
+    assert code == 0, err
+    assert "note: resuming with changed settings (optim.lr, train.seed)" in err
+    assert load_checkpoint(out)["config"]["optim"]["lr"] == 0.05

@@ -63,6 +63,7 @@ class _StopFlag:
 
     def __init__(self) -> None:
         self.set = False
+        self.signal: int | None = None  # which one stopped it
         self._old: dict[int, Any] = {}
 
     def __enter__(self) -> _StopFlag:
@@ -74,7 +75,7 @@ class _StopFlag:
     def _handle(self, signum: int, frame: Any) -> None:
         if self.set:
             raise KeyboardInterrupt
-        self.set = True
+        self.set, self.signal = True, signum
 
     def __exit__(self, *exc: Any) -> None:
         for sig, handler in self._old.items():
@@ -88,6 +89,7 @@ class TrainResult:
     step: int
     stopped_early: bool
     summary: dict[str, float]
+    terminated: bool = False  # stopped by SIGTERM (not Ctrl-C)
 
 
 def train(
@@ -221,7 +223,8 @@ def _train(
     log.flush()
     if env.active:
         dist.barrier()
-    return TrainResult(out, run_dir, step, step < cfg_t.steps, log.summary(eps))
+    return TrainResult(out, run_dir, step, step < cfg_t.steps, log.summary(eps),
+                       terminated=stop.signal == signal.SIGTERM)
 
 
 @dataclass

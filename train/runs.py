@@ -317,6 +317,9 @@ def run_funnel(
                 raise LandscapeError(f"{map_path} has a funnel probe already: pass --force to replace it")
             if plot.exists():
                 raise LandscapeError(f"{plot} exists: pass --force to overwrite it")
+        if resume and not force and content.funnel is not None and not progress_path(map_path, PROGRESS_KIND).exists():
+            raise LandscapeError(f"{map_path} has a finished funnel probe and no unfinished one to resume: pass "
+                                 "--force to replace it")
         if force:
             clear_progress(map_path, PROGRESS_KIND)
         loaded = energy_for_map(map_path, content, model=model, energy=energy, network=network, weights=weights,
