@@ -125,7 +125,8 @@ def map_cmd(target, out, dataset, data_root, init, chains, rounds, steps, temper
          quenched to local minima, near-duplicates merged; more rounds while new ones turn up;
       2. barriers between neighbouring minima, refined to their saddles (string method);
       3. the tree over minima (disconnectivity graph: every minimum a leaf), whose
-         barriers set the attraction-diffusion temperature and pull;
+         barriers set the attraction-diffusion pull (and its temperature, where the model
+         has no sampling temperature of its own);
       4. basins: attraction-diffusion (a chain on U/T_AD + alpha ||x - b|| must reach
          minimum b) at each pull of the ladder, up to one basin;
       5. the pairs those chains connected, refined where they could lower the tree.
