@@ -478,7 +478,9 @@ def test_landscape_funnel_end_to_end(capsys, tmp_path, data):
     assert_one_line_error(code, err, "has a funnel probe already: pass --force")
     before = out.read_bytes()
     code, _, err = run(capsys, "funnel", out, "--chains", "10", "--plot", plot, "--resume", "--quiet")
-    assert_one_line_error(code, err, "has a finished funnel probe and no unfinished one to resume: pass --force")
+    assert_one_line_error(code, err, "has a finished funnel probe of other settings and no unfinished one to resume")
+    code, stdout, err = run(capsys, "funnel", out, "--chains", "40", "--steps", "300", "--plot", plot, "--resume")
+    assert code == 0 and "its funnel probe of these settings is finished: nothing to resume" in stdout
     assert out.read_bytes() == before  # --resume with nothing to resume replaced nothing
     code, _, err = run(capsys, "funnel", out, "--dataset", "digits", "--force", "--quiet")
     assert_one_line_error(code, err, r"digits has examples of shape \[1, 8, 8\].*\[2\]")

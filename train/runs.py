@@ -13,6 +13,7 @@ says what progress it kept (through ``say``) and raises KeyboardInterrupt again.
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import re
@@ -299,7 +300,7 @@ def run_funnel(
     from landscape.train.energies import check_map_matches, energy_for_map
     from landscape.plots.common import check_picture_path
     from landscape.plots.funnel import plot_funnel
-    from landscape.mapping.funnel import PROGRESS_KIND, funnel_probe
+    from landscape.mapping.funnel import PROGRESS_KIND, FunnelResult, funnel_probe
     from landscape.io.mapfile import read_map, rewrite_map, update_map
     from landscape.io.progress import clear_progress, progress_path
     from landscape.io.files import output_lock
@@ -317,9 +318,8 @@ def run_funnel(
                 raise LandscapeError(f"{map_path} has a funnel probe already: pass --force to replace it")
             if plot.exists():
                 raise LandscapeError(f"{plot} exists: pass --force to overwrite it")
-        if resume and not force and content.funnel is not None and not progress_path(map_path, PROGRESS_KIND).exists():
-            raise LandscapeError(f"{map_path} has a finished funnel probe and no unfinished one to resume: pass "
-                                 "--force to replace it")
+        finished = resume and not force and content.funnel is not None and not progress_path(
+            map_path, PROGRESS_KIND).exists()
         if force:
             clear_progress(map_path, PROGRESS_KIND)
         loaded = energy_for_map(map_path, content, model=model, energy=energy, network=network, weights=weights,
@@ -329,6 +329,16 @@ def run_funnel(
         probe, data, about = _funnel_plan(map_path, content, loaded, noise=noise, noise_unit_option=noise_unit,
                                           chains=chains, steps=steps, eps=eps, init=init, dataset=dataset,
                                           data_root=data_root, seed=seed)
+        if finished:  # --resume over a finished probe: nothing left of the same one, never replace another
+            if _recorded_config(content.funnel.attrs) != json.loads(json.dumps(probe.to_dict())):
+                raise LandscapeError(f"{map_path} has a finished funnel probe of other settings and no unfinished one "
+                                     "to resume: pass --force to replace it")
+            if not quiet:
+                say(f"{map_path}: its funnel probe of these settings is finished: nothing to resume")
+            attrs = content.funnel.attrs
+            done = FunnelResult(content, content.funnel, int(attrs.get("new_minima", 0)),
+                                int(attrs.get("new_basins", 0)))
+            return FunnelRun(map_path, content, done, plot, 0.0, False)
         if not quiet:
             say(f"funnel probe of {map_path} ({loaded.label}): {about}")
         bars = ProgressBars(quiet)
@@ -355,6 +365,14 @@ def run_funnel(
         clear_progress(map_path, PROGRESS_KIND)
         written = read_map(map_path)
         return FunnelRun(map_path, written, result, plot, time.perf_counter() - t0, dropped)
+
+
+def _recorded_config(attrs: dict) -> Any:
+    """A finished probe's settings as its ``/funnel`` attrs record them (None if unreadable)."""
+    try:
+        return json.loads(str(attrs.get("config", "null")))
+    except ValueError:
+        return None
 
 
 def _funnel_plan(
