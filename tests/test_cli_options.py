@@ -129,7 +129,7 @@ SHARED = {
     "--seed": ("train", "sample", "check", "map", "funnel", "compare"),
     "--out": ("train", "sample", "check", "map", "compare", "demo"),
     "--force": ("train", "sample", "check", "map", "funnel", "diagnose", "compare"),
-    "--quiet": ("train", "sample", "check", "map", "funnel", "compare", "demo"),
+    "--quiet": ("train", "sample", "check", "map", "funnel", "diagnose", "compare", "demo"),
     "--json": ("info", "tree", "check", "funnel", "diagnose", "compare"),
     "--dataset": ("train", "sample", "check", "map", "funnel", "diagnose"),
     "--data-root": ("train", "sample", "check", "map", "funnel", "diagnose"),

@@ -122,18 +122,27 @@ def _map_one(out: Path, name: str, device: str, scale: float, quiet: bool, say: 
     from landscape.plots.maps import plot_levels, plot_map_2d, plot_representatives
     from landscape.plots.tree import plot_tree
     from landscape.io.mapfile import read_map
+    from landscape.io.progress import clear_progress
+    from landscape.mapping.funnel import PROGRESS_KIND as FUNNEL_PROGRESS
     from landscape.mapping.settings import MapConfig
+    from landscape.train.checkpoint import sha256_of
 
     ckpt, path = out / f"{name}.pt", out / f"{name}.h5"
     settings = dict(DEMO_MAPS[name])
     settings["chains"] = max(8, int(round(settings["chains"] * min(scale, 1.0))))
-    if path.exists():
-        say(f"{name}: already mapped ({path})")
-    else:
-        map_checkpoint(ckpt, path, config=MapConfig(**settings), device=device, quiet=quiet, say=say)
-    content = read_map(path)
     pictures = {"tree": out / f"{name}_tree.png", "basins": out / f"{name}_basins.png",
                 "levels": out / f"{name}_levels.png"}
+    stale = path.exists() and _mapped_file(path) != sha256_of(ckpt)
+    if stale:  # a map of the checkpoint before it was trained further (a rerun with a larger --scale)
+        say(f"{name}: {path} is a map of an earlier {ckpt.name}: mapping it again")
+        for picture in pictures.values():
+            picture.unlink(missing_ok=True)
+        clear_progress(path, FUNNEL_PROGRESS)
+    if path.exists() and not stale:
+        say(f"{name}: already mapped ({path})")
+    else:
+        map_checkpoint(ckpt, path, config=MapConfig(**settings), device=device, force=stale, quiet=quiet, say=say)
+    content = read_map(path)
     # The map as built: its pictures are drawn once, and its numbers count the map's own
     # minima (a funnel probe later appends minima of its own, and basins for them: the
     # map's own minima keep their basins, so these numbers stay those of the map).
@@ -376,3 +385,12 @@ def _diagnosis_markdown(diagnosis: dict) -> list[str]:
         lines += [f"- {line}" for line in comparison["summary"]]
         lines.append("")
     return lines
+
+
+def _mapped_file(path: Path) -> str | None:
+    """The sha256 of the model file the map at ``path`` records (None if it records none)."""
+    from landscape.io.mapfile import read_map
+
+    meta = read_map(path).meta
+    source = meta.source if meta is not None else None
+    return source.get("sha256") if isinstance(source, dict) else None
