@@ -1,4 +1,4 @@
-"""The layout's dependency rule (DESIGN, "Layout"), checked by reading the source with
+"""The layout's dependency rule (README, "Layout"), checked by reading the source with
 ``ast`` (nothing is imported):
 
 - dependencies point one way: ``cli -> train, landscape core, data``; ``train ->

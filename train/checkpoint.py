@@ -1,4 +1,4 @@
-"""Checkpoints: the `.pt` contract of DESIGN.md, written atomically, read safely.
+"""Checkpoints (`.pt`): the dict a checkpoint holds, written atomically, read safely.
 
 A checkpoint is a plain dict that loads with ``torch.load(path, weights_only=True)``: no
 code is ever unpickled from a file a user may have downloaded. It holds everything needed

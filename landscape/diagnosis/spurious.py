@@ -2,15 +2,15 @@
 
 A minimum of a well-learned energy sits where the data are: its nearest training example
 is about as close as training examples are to each other, and it looks like data. A
-minimum is flagged **spurious** (DESIGN, "Spurious minima") for any of three reasons,
+minimum is flagged **spurious** for any of three reasons,
 kept as bit flags:
 
 - ``OFF_DATA`` (1): its energy is at or below the data's typical energy (the median of
   ``U`` over training examples) while it is far from every training example: its
   nearest-neighbour distance exceeds ``nn_factor`` times the ``nn_quantile`` quantile of
-  the data's own leave-one-out nearest-neighbour distances (scikit-learn's
-  nearest neighbours, :mod:`landscape.mapping.neighbors`). The model makes such a point as probable as the data, or more,
-  without any data there.
+  the data's own leave-one-out nearest-neighbour distances (an exact search,
+  :mod:`landscape.mapping.neighbors`). The model makes such a point as probable as the
+  data, or more, without any data there.
 - ``SATURATED`` (2), images only: it piles its pixels at the ends of the data range (within
   2 % of the range's width) well beyond the data: more than ``saturation_excess`` of the
   pixels that are *not* saturated in the data, ``(s - s_data) / (1 - s_data)``. The
@@ -231,7 +231,7 @@ def diagnose(
     images : bool
         Apply the saturation test.
     minima_basin, basin_representative : arrays, optional
-        The map's top-level basins, to flag the sinks of ``funnel``.
+        The map's main-level basins, to flag the sinks of ``funnel``.
     funnel : FunnelData, optional
     rule : DiagnosisRule
     progress : callable, optional

@@ -9,7 +9,7 @@
   pid instead of silently racing it; it also removes the temporary files a killed run left;
 - :func:`disk_error`: full, read-only and forbidden disks as one line naming the file;
 - :func:`load_torch`: ``torch.load(..., weights_only=True)`` with one-line errors: a file
-  that asks to run code is refused, never executed (DESIGN, "Security");
+  that asks to run code is refused, never executed (files are data);
 - :func:`to_json` / :func:`json_safe`: numpy scalars and arrays, paths and non-finite
   numbers as plain JSON.
 """

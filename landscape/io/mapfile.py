@@ -426,12 +426,16 @@ def write_map(
     TypeError
         If the config, the source or an attribute is not plain data (nothing is
         written for the first two; for an attribute, the temporary file is removed).
+    LandscapeError
+        An attribute the reader would refuse (a count below 0, say; nothing is written),
+        or a disk that refuses the file (full, read-only, a folder at ``path``).
 
     Examples
     --------
     >>> result = build_map(energy)  # doctest: +SKIP
     >>> write_map("wells.h5", result.content, config=MapConfig().to_dict(), source={"spec": "wells"},
     ...           tool_version="0.1.0", settings=result.settings)  # doctest: +SKIP
+    >>> result.write("wells.h5")  # the same, with the record build_map kept  # doctest: +SKIP
     """
     path = Path(path)
     c = _check(content)

@@ -1,6 +1,6 @@
 """Energies from every source: a Python function, a user's network, a TorchScript file.
 
-DESIGN ("Contracts > Energy") names three ways in. Checkpoints written by ``train/`` are
+An energy comes in three ways. Checkpoints written by ``train/`` are
 read there; this module covers what a user brings:
 
 * ``energy_from_function("potentials.py:double_well", shape=(2,))``: a plain function

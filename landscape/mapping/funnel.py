@@ -14,7 +14,7 @@ chains stay spread over them. :func:`funnel_probe` measures this on a map:
    merge radius, else a new minimum (end points within the radius of each other merge);
    new minima are mapped into the map by attraction-diffusion with the map's own settings
    (:func:`landscape.mapping.pipeline.extend_map`), so every chain ends in a basin of the map;
-3. per level: the occupancy (share of chains ending in each basin of the top level), its
+3. per level: the occupancy (share of chains ending in each basin of the map's main level), its
    entropy ``H`` (nats), and the sinks (the fullest basins, taken until they hold half
    the chains).
 
@@ -209,7 +209,7 @@ class FunnelResult:
 
     content : the map with the new minima mapped in and ``funnel`` set.
     funnel : the ``/funnel`` data (also ``content.funnel``).
-    new_minima, new_basins : minima and top-level basins the probe added to the map.
+    new_minima, new_basins : minima and main-level basins the probe added to the map.
     seconds : wall time per stage.
     """
 
@@ -381,9 +381,10 @@ def funnel_probe(
         From the chains, the quench or the mapping of new minima.
 
     Cost: ``len(noise) * chains * len(starts) * (steps + quench_steps)`` gradient
-    evaluations at most, plus attraction-diffusion for each new minimum at the map's top
-    level (in image space nearly every chain ends in a minimum of its own: on the demo's
-    digits model 998 of 1,000 end points were new minima).
+    evaluations at most, plus attraction-diffusion for each new minimum at every level of
+    the map's ladder, and the strings of its barriers (in image space nearly every chain
+    ends in a minimum of its own: on the demo's digits model 998 of 1,000 end points were
+    new minima).
     """
     reporter = NamedStages(reporter or Reporter())
     if data is not None:

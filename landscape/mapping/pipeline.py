@@ -1,7 +1,8 @@
 """The mapping pipeline: minima -> barriers between them -> the tree over minima -> basins.
 
-:func:`build_map` runs the stages of DESIGN's "Algorithms" in order and returns a
-:class:`~landscape.io.records.MapContent` ready for :func:`~landscape.io.mapfile.write_map`.
+:func:`build_map` runs the stages below in order and returns a :class:`MapResult`: the map
+(its ``content``, a :class:`~landscape.io.records.MapContent`), the settings it chose and its
+cost; :meth:`MapResult.write` writes it as ``landscape map`` does.
 Settings left open in the :class:`~landscape.mapping.settings.MapConfig` are chosen from the energy
 by :mod:`landscape.mapping.settings`, the same for the Python API and the command line.
 
@@ -12,7 +13,8 @@ by :mod:`landscape.mapping.settings`, the same for the Python API and the comman
    others (plus links joining what the neighbour graph leaves apart), estimated on the
    straight segment and refined by the string method.
 3. **The tree over minima** (:func:`landscape.mapping.tree.minimax_tree`): every minimum is a leaf.
-   Its barriers set the attraction-diffusion temperature and pull (:mod:`landscape.mapping.settings`).
+   Its barriers set the attraction-diffusion pull, and its temperature where neither the config
+   nor the model's own sampler gives one (:mod:`landscape.mapping.settings`).
 4. **Basins** (:func:`landscape.mapping.ad.assign_basins`): attraction-diffusion at each
    magnetization of the ladder, extended upwards until the strongest pull leaves one basin:
    the Hopfield hierarchy (``/levels``); the main level is ``/minima/basin``.
@@ -246,7 +248,8 @@ def _explore(energy: Energy, cfg: MapConfig, plan: dict[str, Any], data: torch.T
              state: dict[str, Any], save: Callable[[], None], reporter: Reporter) -> Minima:
     """Rounds of exploration chains (see :mod:`landscape.mapping.settings`): the first of
     ``chains``, each later one as large as all before, while the last found new minima;
-    no second round when most minima were found by one chain only (nothing saturates)."""
+    no second round when the minima one chain alone found outnumber half of the chains
+    (nothing saturates)."""
     minima = None
     if "minima/x" in state:
         minima = _minima_from(state, energy)

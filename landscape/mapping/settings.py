@@ -18,9 +18,10 @@ setting                  default                                                
                          stiffest quenched start (``eps^2/2 * curvature = 1/2``)       step that cannot blow up
 ``steps``                10x the checkpoint's L; else 1000 (0 at temperature 0)       long enough to leave the start's own well
 ``chains``, rounds       256, then doubled while a round finds new minima (up to      until no new minimum turns up, unless
-                         ``rounds`` rounds), unless most minima were hit once          nearly every chain finds its own (image space)
+                         ``rounds`` rounds), unless minima hit once outnumber half     nearly every chain finds its own (image space)
+                         of the chains
 ``merge_radius``         1% of the box width x sqrt(dim)                              end points closer than that are one state
-``grad_tol``             1e-8 x the median gradient norm at the starts                a quench converges relative to the energy's
+``grad_tol``             1e-8 x the median gradient norm at up to 64 uniform starts   a quench converges relative to the energy's
                                                                                       own gradients, and tightly: the starts'
                                                                                       gradients are set by the stiffest
                                                                                       direction, and a minimum must still be

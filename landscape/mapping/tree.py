@@ -9,7 +9,7 @@ merge at the lowest possible *maximum* barrier along any chain of pairs between 
 minimax path, which runs along the minimum spanning tree; Kruskal's algorithm with
 networkx's ``UnionFind``). Building it from chains of neighbours rather than from direct
 estimates between distant minima matters: a direct path between distant minima cuts
-across high ground and overestimates badly (DESIGN, "Basins: attraction-diffusion").
+across high ground and overestimates badly.
 
 Every minimum is a leaf, so saddles lower than any temperature resolves stay in the
 tree (the chemists' disconnectivity graph). The same construction over the basins of an
