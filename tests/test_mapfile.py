@@ -28,7 +28,9 @@ from landscape.io.mapfile import (
     update_map,
     write_map,
 )
-from landscape.io.progress import clear_progress, load_progress, progress_path, resume_progress, save_progress
+from landscape.io.progress import (
+    ProgressMismatch, clear_progress, load_progress, progress_path, resume_progress, save_progress,
+)
 from landscape.io.records import ATTRACTION, NEIGHBOUR, PairTable, Partition
 from landscape.io.schema import DATASETS, SCHEMA, SCHEMA_VERSION, dataset
 from landscape.io.views import basin_tree_of, merges_at_saddle_points
@@ -756,6 +758,6 @@ def test_resume_progress_continues_only_the_same_run(tmp_path):
     save_progress(map_path, {"fingerprint": "f1", "step": 3})
     with pytest.raises(LandscapeError, match="pass --resume to continue it"):
         resume_progress(map_path, "f1", resume=False)
-    with pytest.raises(LandscapeError, match="other settings"):
+    with pytest.raises(ProgressMismatch, match="other settings"):  # (a LandscapeError the demo tells apart)
         resume_progress(map_path, "f2", resume=True)
     assert resume_progress(map_path, "f1", resume=True) == {"fingerprint": "f1", "step": 3}

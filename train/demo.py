@@ -122,7 +122,7 @@ def _map_one(out: Path, name: str, device: str, scale: float, quiet: bool, say: 
     from landscape.plots.maps import plot_levels, plot_map_2d, plot_representatives
     from landscape.plots.tree import plot_tree
     from landscape.io.mapfile import read_map
-    from landscape.io.progress import clear_progress
+    from landscape.io.progress import ProgressMismatch, clear_progress
     from landscape.mapping.funnel import PROGRESS_KIND as FUNNEL_PROGRESS
     from landscape.mapping.settings import MapConfig
     from landscape.train.checkpoint import sha256_of
@@ -141,7 +141,11 @@ def _map_one(out: Path, name: str, device: str, scale: float, quiet: bool, say: 
     if path.exists() and not stale:
         say(f"{name}: already mapped ({path})")
     else:
-        map_checkpoint(ckpt, path, config=MapConfig(**settings), device=device, force=stale, quiet=quiet, say=say)
+        try:
+            map_checkpoint(ckpt, path, config=MapConfig(**settings), device=device, force=stale, quiet=quiet, say=say)
+        except ProgressMismatch:  # an unfinished map of the checkpoint before it was trained further
+            say(f"{name}: its unfinished map is of an earlier {ckpt.name}: mapping it afresh")
+            map_checkpoint(ckpt, path, config=MapConfig(**settings), device=device, force=True, quiet=quiet, say=say)
     content = read_map(path)
     # The map as built: its pictures are drawn once, and its numbers count the map's own
     # minima (a funnel probe later appends minima of its own, and basins for them: the

@@ -126,6 +126,11 @@ def load_progress(map_path: str | Path, kind: str = "map",
     return state
 
 
+class ProgressMismatch(LandscapeError):
+    """The unfinished run saved for an output was started with other settings or another
+    model (its fingerprint differs): it cannot be resumed."""
+
+
 def resume_progress(
     map_path: str | Path | None, fingerprint: str, resume: bool, *, kind: str = "map", what: str = "map",
     afresh: str = "delete its .partial file",
@@ -153,7 +158,7 @@ def resume_progress(
                     "to start afresh"
                 )
             if saved.get("fingerprint") != fingerprint:
-                raise LandscapeError(
+                raise ProgressMismatch(
                     f"the unfinished {what} was started with other settings or another model: "
                     f"resume with the same ones, or {afresh}"
                 )
