@@ -297,7 +297,7 @@ def run_funnel(
 
     Ctrl-C keeps the finished noise levels and exits with status 130.
     """
-    from landscape.train.energies import check_map_matches, energy_for_map
+    from landscape.train.energies import check_map_matches, energy_for_map, load_data_like
     from landscape.plots.common import check_picture_path
     from landscape.plots.funnel import plot_funnel
     from landscape.mapping.funnel import PROGRESS_KIND, FunnelResult, funnel_probe
@@ -326,9 +326,9 @@ def run_funnel(
                                 device=device)
         loaded.energy.compile = compile
 
-        probe, data, about = _funnel_plan(map_path, content, loaded, noise=noise, noise_unit_option=noise_unit,
-                                          chains=chains, steps=steps, eps=eps, init=init, dataset=dataset,
-                                          data_root=data_root, seed=seed)
+        probe, from_data, about = _funnel_plan(content, loaded, noise=noise, noise_unit_option=noise_unit,
+                                               chains=chains, steps=steps, eps=eps, init=init, dataset=dataset,
+                                               seed=seed)
         if finished:  # --resume over a finished probe: nothing left of the same one, never replace another
             if _recorded_config(content.funnel.attrs) != json.loads(json.dumps(probe.to_dict())):
                 raise LandscapeError(f"{map_path} has a finished funnel probe of other settings and no unfinished one "
@@ -339,6 +339,7 @@ def run_funnel(
             done = FunnelResult(content, content.funnel, int(attrs.get("new_minima", 0)),
                                 int(attrs.get("new_basins", 0)))
             return FunnelRun(map_path, content, done, plot, 0.0, False)
+        data = None if from_data is None else load_data_like(from_data, data_root, loaded.energy.shape)
         if not quiet:
             say(f"funnel probe of {map_path} ({loaded.label}): {about}")
         bars = ProgressBars(quiet)
@@ -376,7 +377,6 @@ def _recorded_config(attrs: dict) -> Any:
 
 
 def _funnel_plan(
-    map_path: Path,
     content: Any,
     loaded: Any,
     *,
@@ -387,31 +387,27 @@ def _funnel_plan(
     eps: float | None,
     init: str | None,
     dataset: str | None,
-    data_root: Path | None,
     seed: int,
-) -> tuple[Any, Any, str]:
+) -> tuple[Any, str | None, str]:
     """The probe's settings from the command's options and what the map records: the
-    :class:`FunnelConfig`, the training data for chains from data (or None), and the
+    :class:`FunnelConfig`, the data set its chains from data start from (None when they
+    start from noise only; loaded by the caller, once it knows the probe runs), and the
     settings in words."""
     from landscape.io.views import map_dataset
     from landscape.mapping.funnel import funnel_config, noise_unit
-    from landscape.train.energies import load_data_like
 
     unit, unit_why = (noise_unit(content, loaded.sampler) if noise_unit_option == "auto"
                       else (parse_floats(noise_unit_option, "--noise-unit")[0], "given"))
     dataset = dataset or map_dataset(content) or loaded.dataset
     init = init or ("both" if dataset else "noise")
-    data = None
-    if init in ("both", "data"):
-        if not dataset:
-            raise LandscapeError(f"--init {init} needs a data set: give --dataset (or --init noise)")
-        data = load_data_like(dataset, data_root, loaded.energy.shape)
+    if init in ("both", "data") and not dataset:
+        raise LandscapeError(f"--init {init} needs a data set: give --dataset (or --init noise)")
     probe = funnel_config(content, noise=parse_floats(noise, "--noise"), unit=unit, chains=chains, steps=steps,
                           eps=eps, init=init, seed=seed)
     levels, eps, steps = probe.noise, probe.eps, probe.steps
     about = (f"noise {', '.join(f'{t:.3g}' for t in levels)} (unit {unit:.3g}: {unit_why}), eps {eps:.3g}, "
              f"{steps} steps, {chains} chains per start from {init}")
-    return probe, data, about
+    return probe, dataset if init in ("both", "data") else None, about
 
 
 def funnel_summary(map_path: Path, f, result, plot: Path, wall: float) -> dict:
