@@ -127,12 +127,18 @@ class Energy:
         """Number of coordinates of one example."""
         return math.prod(self.shape)
 
+    def _fits(self, x: torch.Tensor) -> bool:
+        """Whether ``x`` is a batch ``[B, *shape]``."""
+        return x.dim() == len(self.shape) + 1 and tuple(x.shape[1:]) == self.shape
+
+    def _shape_text(self) -> str:
+        return ", ".join(map(str, self.shape))
+
     def check_batch(self, x: torch.Tensor) -> None:
         """Raise LandscapeError unless ``x`` is a batch ``[B, *shape]``."""
-        if x.dim() != len(self.shape) + 1 or tuple(x.shape[1:]) != self.shape:
+        if not self._fits(x):
             raise LandscapeError(
-                f"{self.name or 'energy'} expects a batch of shape [B, {', '.join(map(str, self.shape))}], "
-                f"got {list(x.shape)}"
+                f"{self.name or 'energy'} expects a batch of shape [B, {self._shape_text()}], got {list(x.shape)}"
             )
 
     def as_batch(self, x: Any, what: str = "data") -> torch.Tensor:
@@ -153,8 +159,8 @@ class Energy:
             raise LandscapeError(f"{what}: not an array of numbers ({type(err).__name__}: {err})") from None
         if t.is_complex() or t.dtype == torch.bool:
             raise LandscapeError(f"{what}: an array of {str(t.dtype).replace('torch.', '')}, not of real numbers")
-        if t.dim() != len(self.shape) + 1 or tuple(t.shape[1:]) != self.shape:
-            raise LandscapeError(f"{what} must be a batch [M, {', '.join(map(str, self.shape))}] for "
+        if not self._fits(t):
+            raise LandscapeError(f"{what} must be a batch [M, {self._shape_text()}] for "
                                  f"{self.name or 'the energy'}, got an array of shape {list(t.shape)}")
         if not t.is_floating_point():
             t = t.to(self.dtype)
@@ -261,6 +267,12 @@ class Energy:
             raise LandscapeError(f"{self.name or 'energy'} has no data range: give one (Energy(..., "
                                  "data_range=(LOW, HIGH)) in Python, --box LOW HIGH on the command line)")
         return self.data_range
+
+    def geometry(self, box: tuple[float, float] | None) -> dict[str, Any]:
+        """What a map's source record keeps of this energy besides where it came from: its
+        shape, the ``box`` it was given (None for none) and its dtype."""
+        return {"shape": list(self.shape), "box": [float(box[0]), float(box[1])] if box is not None else None,
+                "dtype": "float64" if self.dtype == torch.float64 else "float32"}
 
     def uniform_noise(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         """``n`` points uniform in the data range (chains "from noise")."""

@@ -111,13 +111,12 @@ def resolve_energy(
         box = _check_box(box)
     dev = sources.pick_device(device)
     dtype = torch.float64 if float64 else torch.float32
-    dtype_name = "float64" if float64 else "float32"
 
     if energy is not None:
         if shape is None:
             raise LandscapeError(f"--energy {energy} needs --shape D[,D...] (the shape of one example, e.g. --shape 2)")
         e = sources.energy_from_function(energy, shape, box, device=dev, dtype=dtype)
-        source = {"kind": "function", "spec": energy, "shape": list(e.shape), "box": _box(box), "dtype": dtype_name}
+        source = {"kind": "function", "spec": energy, **e.geometry(box)}
         return LoadedEnergy(e, source, label=energy.rpartition(":")[2])
 
     if model is not None:
@@ -127,12 +126,12 @@ def resolve_energy(
             "kind": "model", "spec": model,
             "weights": str(weights) if weights is not None else None,
             "weights_sha256": sha256_of(weights) if weights is not None else None,
-            "kwargs": kwargs, "shape": list(e.shape), "box": _box(box), "dtype": dtype_name,
+            "kwargs": kwargs, **e.geometry(box),
         }
         label = Path(weights).stem if weights is not None else model.rpartition(":")[2]
         return LoadedEnergy(e, source, label=label)
 
-    return _from_file(Path(target), shape, box, arch, train_epsilon, dev, dtype, dtype_name)
+    return _from_file(Path(target), shape, box, arch, train_epsilon, dev, dtype)
 
 
 def _from_file(
@@ -143,7 +142,6 @@ def _from_file(
     train_epsilon: float | None,
     device: Any,
     dtype: Any,
-    dtype_name: str,
     expect: str | None = None,
 ) -> LoadedEnergy:
     """Load a model file. With ``expect`` (the kind a map's record names), a file of any
@@ -167,8 +165,7 @@ def _from_file(
         raise LandscapeError(f"{path}: is a directory, expected a checkpoint file")
 
     def source(kind: str, e: Energy, **extra: Any) -> dict[str, Any]:
-        return {"kind": kind, "path": str(path), "sha256": sha256_of(path), **extra,
-                "shape": list(e.shape), "box": _box(e.data_range), "dtype": dtype_name}
+        return {"kind": kind, "path": str(path), "sha256": sha256_of(path), **extra, **e.geometry(e.data_range)}
 
     if expect is not None and expect != "torchscript" and sources.is_torchscript(path):
         raise LandscapeError(f"{path} is a TorchScript file (code), not the {expect} the map records: refused")
@@ -267,10 +264,6 @@ def _check_box(box: tuple[float, float]) -> tuple[float, float]:
     if not (math.isfinite(low) and math.isfinite(high) and low < high):
         raise LandscapeError(f"--box LOW HIGH needs finite LOW < HIGH, got {low:g} {high:g}")
     return low, high
-
-
-def _box(box: tuple[float, float] | None) -> list[float] | None:
-    return [float(box[0]), float(box[1])] if box is not None else None
 
 
 def map_of(model: Path) -> Path | None:
@@ -433,7 +426,7 @@ def energy_for_map(
         return _from_file(
             Path(path), shape if kind != "checkpoint" else None, box, arch,
             train_epsilon, io_sources.pick_device(device), torch.float64 if float64 else torch.float32,
-            "float64" if float64 else "float32", expect=kind if model is None else None,
+            expect=kind if model is None else None,
         )
     if model is not None:
         raise LandscapeError(f"{map_path} maps a Python energy ({source.get('spec')}), not a model file: drop {model}")

@@ -1291,8 +1291,7 @@ def _source_record(energy: Energy) -> dict[str, Any]:
     funnel`` and ``diagnose`` take the energy's code again from the user (a record never
     runs code)."""
     return {"kind": "model" if isinstance(energy.fn, torch.nn.Module) else "function", "spec": energy.name or "energy",
-            "shape": list(energy.shape), "box": list(energy.box()),
-            "dtype": "float64" if energy.dtype == torch.float64 else "float32"}
+            **energy.geometry(energy.box())}
 
 
 def _tree_points(tree: BarrierTree, table: PairTable, saddles: _Saddles, shape: tuple[int, ...],
