@@ -12,6 +12,10 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from landscape.io.records import MapContent
 
 # Mapping settings per demo checkpoint, sized for 2 CPU cores: fewer exploration chains
 # than `landscape map`'s 256 and, in image space, shorter attraction-diffusion trials
@@ -132,13 +136,15 @@ def _map_one(out: Path, name: str, device: str, scale: float, quiet: bool, say: 
     settings["chains"] = max(8, int(round(settings["chains"] * min(scale, 1.0))))
     pictures = {"tree": out / f"{name}_tree.png", "basins": out / f"{name}_basins.png",
                 "levels": out / f"{name}_levels.png"}
-    stale = path.exists() and _mapped_file(path) != sha256_of(ckpt)
+    content = read_map(path) if path.exists() else None
+    stale = content is not None and _mapped_file(content) != sha256_of(ckpt)
     if stale:  # a map of the checkpoint before it was trained further (a rerun with a larger --scale)
         say(f"{name}: {path} is a map of an earlier {ckpt.name}: mapping it again")
         for picture in pictures.values():
             picture.unlink(missing_ok=True)
         clear_progress(path, FUNNEL_PROGRESS)
-    if path.exists() and not stale:
+        content = None
+    if content is not None:
         say(f"{name}: already mapped ({path})")
     else:
         try:
@@ -146,7 +152,7 @@ def _map_one(out: Path, name: str, device: str, scale: float, quiet: bool, say: 
         except ProgressMismatch:  # an unfinished map of the checkpoint before it was trained further
             say(f"{name}: its unfinished map is of an earlier {ckpt.name}: mapping it afresh")
             map_checkpoint(ckpt, path, config=MapConfig(**settings), device=device, force=True, quiet=quiet, say=say)
-    content = read_map(path)
+        content = read_map(path)
     # The map as built: its pictures are drawn once, and its numbers count the map's own
     # minima (a funnel probe later appends minima of its own, and basins for them: the
     # map's own minima keep their basins, so these numbers stay those of the map).
@@ -391,10 +397,8 @@ def _diagnosis_markdown(diagnosis: dict) -> list[str]:
     return lines
 
 
-def _mapped_file(path: Path) -> str | None:
-    """The sha256 of the model file the map at ``path`` records (None if it records none)."""
-    from landscape.io.mapfile import read_map
-
-    meta = read_map(path).meta
+def _mapped_file(content: MapContent) -> str | None:
+    """The sha256 of the model file a map records (None if it records none)."""
+    meta = content.meta
     source = meta.source if meta is not None else None
     return source.get("sha256") if isinstance(source, dict) else None
