@@ -71,6 +71,21 @@ def test_sgd_rate_is_scaled_by_eps_squared_over_two_and_decays_to_its_floor():
     assert lr_at(adam, 123) == pytest.approx(1e-4)  # Adam rates are not rescaled
 
 
+@pytest.mark.parametrize("name", sorted(PRESETS))
+def test_a_learning_rate_set_on_the_command_line_is_the_rate_used(name):
+    cfg = get_preset(name)
+    lower = apply_overrides(cfg, [f"optim.lr={cfg.optim.lr / 10}"])
+    if cfg.optim.lr_decay == 1.0:  # a constant rate: the new one, at every update
+        assert lr_at(lower, 0) == lr_at(lower, 10**6) == pytest.approx(lr_at(cfg, 0) / 10)
+    elif cfg.optim.lr_min is not None and cfg.optim.lr_min > cfg.optim.lr / 10:  # below the schedule's floor
+        with pytest.raises(LandscapeError, match="optim.lr_min .* is above optim.lr .*lower optim.lr_min too"):
+            lower.validate()
+        ok = apply_overrides(lower, [f"optim.lr_min={cfg.optim.lr / 100}"]).validate()
+        assert lr_at(ok, 0) == pytest.approx(lr_at(cfg, 0) / 10)
+    no_floor = apply_overrides(cfg, ["optim.lr_min=null"]).validate()
+    assert no_floor.optim.lr_min is None and lr_at(no_floor, 0) == pytest.approx(lr_at(cfg, 0))
+
+
 def test_default_energy_scale_is_the_reference_parameterisation():
     cfg = get_preset("toy-convergent")
     assert cfg.energy_scale() == pytest.approx(2 / 0.125**2)

@@ -65,8 +65,9 @@ class OptimConfig:
     # SGD rates are in the reference code's units: multiplied by eps^2/2 before use, which
     # keeps tuning invariant to the Langevin step (Anatomy reference code, train_data.py).
     lr: float = 0.05
-    lr_min: float = 0.05
-    lr_decay: float = 1.0  # per update: lr_t = max(lr_min, lr * lr_decay^t)
+    # per update: lr_t = max(lr_min, lr * lr_decay^t); no lr_min: no floor (lr_decay 1 keeps lr)
+    lr_min: float | None = None
+    lr_decay: float = 1.0
     momentum: float = 0.0
     betas: tuple[float, float] = (0.9, 0.999)
     weight_decay: float = 0.0
@@ -131,7 +132,10 @@ class Config:
             (not (s.mh and s.tau == 0), "sampler.mh needs tau > 0"),
             (not (s.mh and s.clamp), "sampler.mh and sampler.clamp cannot be combined"),
             (o.name in OPTIMIZERS, f"optim.name must be one of {', '.join(OPTIMIZERS)}, got {o.name!r}"),
-            (o.lr > 0 and o.lr_min > 0, "optim.lr and optim.lr_min must be > 0"),
+            (o.lr > 0 and (o.lr_min is None or o.lr_min > 0), "optim.lr and optim.lr_min must be > 0"),
+            (o.lr_min is None or o.lr_min <= o.lr,
+             f"optim.lr_min ({o.lr_min:g}) is above optim.lr ({o.lr:g}), so the rate would never be optim.lr: "
+             f"lower optim.lr_min too (or set it to null, no floor)" if o.lr_min is not None else ""),
             (0 < o.lr_decay <= 1, f"optim.lr_decay must be in (0, 1], got {o.lr_decay}"),
             (o.momentum >= 0, f"optim.momentum must be >= 0, got {o.momentum}"),
             (all(0 <= b < 1 for b in o.betas), f"optim.betas must be two numbers in [0, 1), got {list(o.betas)}"),
@@ -180,7 +184,7 @@ class Config:
 def lr_at(config: Config, step: int) -> float:
     """Learning rate used for update ``step`` (0-based), in the optimizer's units."""
     o = config.optim
-    return max(o.lr_min, o.lr * o.lr_decay**step) * config.sgd_lr_factor()
+    return max(o.lr_min or 0.0, o.lr * o.lr_decay**step) * config.sgd_lr_factor()
 
 
 def _from_dict(cls: type, d: Any, where: str) -> Any:
@@ -457,7 +461,7 @@ PRESETS: dict[str, Config] = {
         data={"name": "rings"},
         model={"arch": "toy"},
         sampler={"epsilon": 0.125, "steps": 500, "init": "persistent", "bank_size": 10000},
-        optim={"name": "sgd", "lr": 0.1, "lr_min": 0.1},
+        optim={"name": "sgd", "lr": 0.1},
         train={"steps": 200000, "log_every": 100, "ckpt_every": 5000, "plot_every": 10000, "eval_every": 1000},
     ),
     # Anatomy §4.2, synthesis from noise: uniform-noise init, L = 100, no Langevin noise
@@ -469,7 +473,7 @@ PRESETS: dict[str, Config] = {
         data={"name": "flowers", "size": 32, "noise": 0.03},
         model={"arch": "vanilla"},
         sampler={"epsilon": 1.0, "tau": 0.0, "steps": 100, "init": "noise"},
-        optim={"name": "adam", "lr": 1e-4, "lr_min": 1e-4},
+        optim={"name": "adam", "lr": 1e-4},
         train={"steps": 100000, "log_every": 100, "ckpt_every": 2000, "plot_every": 5000},
     ),
     # Anatomy §4.3, convergent ML: NonlocalNet, persistent bank of 10,000, L = 500, tau = 1,
@@ -507,7 +511,7 @@ PRESETS: dict[str, Config] = {
         data={"name": "digits", "noise": 0.03},
         model={"arch": "digits", "kwargs": {"hidden": [128, 128]}},
         sampler={"epsilon": 0.03, "steps": 50, "init": "persistent", "bank_size": 2000},
-        optim={"name": "sgd", "lr": 0.5, "lr_min": 0.5},
+        optim={"name": "sgd", "lr": 0.5},
         train={"steps": 1500, "log_every": 50, "ckpt_every": 500, "plot_every": 500},
     ),
     # CPU demo of §4.2 on the digits: chains from uniform noise, L = 40 gradient steps without
@@ -518,7 +522,7 @@ PRESETS: dict[str, Config] = {
         data={"name": "digits"},
         model={"arch": "digits", "kwargs": {"hidden": [128, 128]}},
         sampler={"epsilon": 1.0, "tau": 0.0, "steps": 40, "init": "noise"},
-        optim={"name": "adam", "lr": 1e-3, "lr_min": 1e-3},
+        optim={"name": "adam", "lr": 1e-3},
         train={"steps": 1000, "log_every": 50, "ckpt_every": 500, "plot_every": 500},
     ),
     # 32x32 images that ship with the install: the bundled 8x8 digits upscaled to 32x32
@@ -540,7 +544,7 @@ PRESETS: dict[str, Config] = {
         data={"name": "digits", "size": 32, "noise": 0.03},
         model={"arch": "vanilla", "kwargs": {"n_f": 8, "n_c": 1}},
         sampler={"epsilon": 0.03, "steps": 50, "init": "persistent", "bank_size": 2000},
-        optim={"name": "sgd", "lr": 0.002, "lr_min": 0.002},
+        optim={"name": "sgd", "lr": 0.002},
         train={"steps": 3000, "log_every": 50, "ckpt_every": 500, "plot_every": 1000},
     ),
     # Non-convergent short-run synthesis (Anatomy §4.2) on the same 32x32 digits and network:
@@ -554,7 +558,7 @@ PRESETS: dict[str, Config] = {
         data={"name": "digits", "size": 32},
         model={"arch": "vanilla", "kwargs": {"n_f": 8, "n_c": 1}},
         sampler={"epsilon": 1.0, "tau": 0.0, "steps": 40, "init": "noise", "clamp": True},
-        optim={"name": "adam", "lr": 1e-4, "lr_min": 1e-4},
+        optim={"name": "adam", "lr": 1e-4},
         train={"steps": 1500, "log_every": 50, "ckpt_every": 250, "plot_every": 500},
     ),
 }
