@@ -349,7 +349,7 @@ def load_folder(
         A file PIL cannot read; the message names it.
     """
     if not path.is_dir():
-        raise DatasetNotFound(f"folder not found: {path}")
+        raise DatasetNotFound(f"folder not found: {path} (moved? give --dataset folder:NEW_PATH)")
     files = list_images(path)
     if not files:
         suffixes = ", ".join(sorted(s[1:] for s in IMAGE_SUFFIXES))
@@ -411,7 +411,7 @@ def load_npz(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
         Not a readable npz, no arrays, or labels that are not N integers.
     """
     if not path.is_file():
-        raise DatasetNotFound(f"npz not found: {path}")
+        raise DatasetNotFound(f"npz not found: {path} (moved? give --dataset npz:NEW_PATH)")
     try:
         archive = np.load(path, allow_pickle=False)
         if not isinstance(archive, np.lib.npyio.NpzFile):

@@ -47,10 +47,17 @@ def test_the_distance_bar_is_a_multiple_of_a_quantile_of_the_datas_own_spacing()
     r = diagnose(data[:5] + 0.01, np.zeros(5), data, np.zeros(300), rule=DiagnosisRule(nn_quantile=0.9, nn_factor=2))
     assert r.nn_bar == pytest.approx(2 * np.quantile(own, 0.9))
     assert (r.reasons == 0).all()
-    # Exact duplicates in the data are each other's nearest neighbour (distance 0), not
-    # their own.
-    dup = np.array([[0.0], [0.0], [1.0]])
-    np.testing.assert_allclose(data_spacing(dup), [0.0, 0.0, 1.0])
+    # An exact duplicate says nothing of how far apart examples lie: the spacing is to the
+    # nearest example that differs (duplicated data set the bar of the data without them).
+    dup = np.array([[0.0], [0.0], [1.0], [3.0], [3.0], [3.0]])
+    np.testing.assert_allclose(data_spacing(dup), [1.0, 1.0, 1.0, 2.0, 2.0, 2.0])
+    twice = diagnose(data[:5] + 0.01, np.zeros(5), np.concatenate([data, data[:100]]), np.zeros(400))
+    once = diagnose(data[:5] + 0.01, np.zeros(5), data, np.zeros(300))
+    assert twice.nn_bar == pytest.approx(once.nn_bar) and np.isfinite(twice.data_nn).all()
+    # Data of one example repeated have no spacing: said in one line, not a bar of 0 that
+    # flags every minimum (with a division by zero on the way).
+    with pytest.raises(LandscapeError, match="one example repeated 50 times: .* at least 2 different"):
+        diagnose(data[:5], np.zeros(5), np.repeat(data[:1], 50, axis=0), np.zeros(50))
 
 
 def test_off_data_needs_both_low_energy_and_distance():

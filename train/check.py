@@ -38,7 +38,7 @@ from landscape import data as datasets
 from landscape import Energy, sample
 from landscape.errors import LandscapeError, NonFiniteEnergyError
 from landscape.io.files import json_safe
-from landscape.mapping.neighbors import nearest_distance
+from landscape.mapping.neighbors import nearest_distance, spacing as data_spacing
 from landscape.plots.common import START_NAMES, new_figure, save_figure, wrap
 from landscape.train.checkpoint import energy_from_checkpoint
 from landscape.train.sampling import ChainReport, _saturation, save_chain_figure
@@ -435,7 +435,7 @@ def _yardstick(energy: Energy, ref: torch.Tensor, saturation, gen: torch.Generat
     order = torch.randperm(ref.shape[0], generator=gen).to(ref.device)
     shuffled = ref[order]
     m = min(SPACING_SAMPLE, ref.shape[0])
-    spacing = float(nearest_distance(shuffled[:m], shuffled, exclude_self=True).median())
+    spacing = float(data_spacing(shuffled, m).median())
     u = _energies(energy, shuffled[:ENERGY_SAMPLE]).double()
     return DataYardstick(
         n=int(ref.shape[0]),

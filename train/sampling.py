@@ -18,7 +18,7 @@ import torch
 from landscape import data as datasets
 from landscape import Energy, sample
 from landscape.errors import LandscapeError
-from landscape.mapping.neighbors import nearest_distance
+from landscape.mapping.neighbors import nearest_distance, spacing
 from landscape.plots.common import START_NAMES, chain_caption, new_figure, save_figure, wrap
 from landscape.train import diagnostics, figures
 from landscape.train.checkpoint import energy_from_checkpoint
@@ -121,10 +121,10 @@ def run_chains(
     gen = torch.Generator(device=energy.device).manual_seed(seed)
     cpu_gen = torch.Generator().manual_seed(seed)
 
-    ds = _dataset(ckpt, dataset_name, data_root, energy, reference_limit)
+    ds, missing = _dataset(ckpt, dataset_name, data_root, energy, reference_limit)
     if init == "data":
         if ds is None:
-            raise LandscapeError("chains from data need the training data: give --dataset")
+            raise LandscapeError(f"chains from data need the training data: {missing}")
         x0 = ds.sample(n, cpu_gen)
     elif init == "noise":
         x0 = energy.uniform_noise(n, gen)
@@ -142,7 +142,7 @@ def run_chains(
         ref = ds.x.to(energy.device)
         nn_start = nearest_distance(x0, ref).cpu()
         nn_end = nearest_distance(result.x, ref).cpu()
-        data_nn = float(nearest_distance(ref, ref, exclude_self=True).median())
+        data_nn = float(spacing(ref).median())
     if ds is not None:
         data_energy = float(energy(ds.x[:1000].to(energy.device, energy.dtype)).mean())
     sat = _saturation(energy)
@@ -166,21 +166,23 @@ def run_chains(
     )
 
 
-def _dataset(ckpt, name, data_root, energy: Energy, limit: int) -> datasets.Dataset | None:
+def _dataset(ckpt, name, data_root, energy: Energy, limit: int) -> tuple[datasets.Dataset | None, str]:
+    """The data set (the checkpoint's unless ``name``), or None and why where the
+    checkpoint's cannot be found: chains from noise or the bank still run without it."""
     name = name or ckpt["data"]["name"]
     shape = tuple(ckpt["data"]["shape"])
     size = shape[-1] if len(shape) == 3 else None
     try:
         ds = datasets.load(name, size=size, root=data_root, limit=limit)
-    except datasets.DatasetNotFound:
+    except datasets.DatasetNotFound as missing:
         if name != ckpt["data"]["name"]:
             raise
-        return None  # the long-run check still runs from noise / the bank without the data
+        return None, str(missing)
     if tuple(ds.shape) != energy.shape:
         raise LandscapeError(
             f"data set {ds.name} has examples of shape {list(ds.shape)}, the checkpoint's network expects {list(energy.shape)}"
         )
-    return ds
+    return ds, ""
 
 
 def _saturation(energy: Energy) -> Callable[[torch.Tensor], float] | None:

@@ -35,7 +35,7 @@ import torch
 
 from landscape.energy import Energy
 from landscape.errors import LandscapeError
-from landscape.mapping.neighbors import nearest, nearest_distance
+from landscape.mapping.neighbors import nearest, spacing
 from landscape.mapping.pipeline import Reporter
 from landscape.io.mapfile import DiagnosisData, FunnelData, MapContent
 
@@ -194,13 +194,10 @@ def _flat(x: np.ndarray) -> np.ndarray:
 
 
 def data_spacing(data_x: np.ndarray, progress: Callable[[int], None] | None = None) -> np.ndarray:
-    """Each training example's distance to its nearest other example (leave one out; an
-    exact duplicate is at distance 0); ``progress(n)`` as ``n`` more examples are done."""
-    flat = _flat(data_x)
-    if flat.shape[0] < 2:
-        raise LandscapeError("the data's own nearest-neighbour distances need at least 2 examples")
-    x = torch.from_numpy(flat)
-    return nearest_distance(x, x, exclude_self=True, progress=progress).numpy()
+    """Each training example's distance to its nearest other example that differs from it
+    (an exact duplicate's twin says nothing of the data's spacing); ``progress(n)`` as
+    ``n`` more examples are done."""
+    return spacing(torch.from_numpy(_flat(data_x)), progress=progress).numpy()
 
 
 def diagnose(

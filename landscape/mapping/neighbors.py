@@ -12,10 +12,12 @@ from collections.abc import Callable
 
 import torch
 
+from landscape.errors import LandscapeError
+
 
 def nearest(
     x: torch.Tensor, reference: torch.Tensor, k: int = 1, *, exclude_self: bool = False, chunk: int = 1024,
-    progress: Callable[[int], None] | None = None,
+    progress: Callable[[int], None] | None = None, labels: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The ``k`` nearest rows of ``reference`` to each row of ``x``, nearest first.
 
@@ -32,6 +34,9 @@ def nearest(
         Rows of ``x`` per block, bounding memory at ``chunk * M`` distances.
     progress : callable, optional
         Called with the number of rows of ``x`` done, after each block.
+    labels : (LongTensor [N], LongTensor [M]), optional
+        A row of ``x`` is no neighbour of the rows of ``reference`` with its label (``k``
+        must leave enough others; a row with none gets distance inf).
 
     Returns
     -------
@@ -66,6 +71,8 @@ def nearest(
         if exclude_self:
             rows = torch.arange(d.shape[0], device=d.device)
             d[rows, rows + start] = float("inf")
+        if labels is not None:
+            d[labels[0][start : start + chunk, None].to(d.device) == labels[1][None, :].to(d.device)] = float("inf")
         best = torch.topk(d, k, dim=1, largest=False) if k > 1 else d.min(dim=1, keepdim=True)
         dist[start : start + chunk], index[start : start + chunk] = best.values, best.indices
         if progress is not None:
@@ -80,3 +87,29 @@ def nearest_distance(
     """Euclidean distance from each row of ``x`` to its nearest row of ``reference``
     (float64 [N]); see :func:`nearest`."""
     return nearest(x, reference, 1, exclude_self=exclude_self, chunk=chunk, progress=progress)[0][:, 0]
+
+
+def spacing(x: torch.Tensor, rows: int | None = None, *, progress: Callable[[int], None] | None = None
+            ) -> torch.Tensor:
+    """The distance (float64) from each of the first ``rows`` examples of ``x`` (all by
+    default) to its nearest example of ``x`` that differs from it: how far apart examples
+    lie, which an exact duplicate (at distance 0 from its twin) does not say.
+
+    Raises
+    ------
+    LandscapeError
+        ``x`` holds fewer than two different examples.
+
+    Examples
+    --------
+    >>> spacing(torch.tensor([[0.0], [0.0], [2.0], [5.0]])).tolist()
+    [2.0, 2.0, 2.0, 3.0]
+    """
+    flat = x.reshape(x.shape[0], -1)
+    label = torch.unique(flat, dim=0, return_inverse=True)[1] if flat.shape[0] else flat.new_zeros(0, dtype=torch.long)
+    if flat.shape[0] < 2 or int(label.max()) < 1:
+        n = flat.shape[0]
+        held = f"{n} example{'' if n == 1 else 's'}" if n < 2 else f"one example repeated {n} times"
+        raise LandscapeError(f"the data hold {held}: their spacing needs at least 2 different examples")
+    n = flat.shape[0] if rows is None else min(rows, flat.shape[0])
+    return nearest(flat[:n], flat, progress=progress, labels=(label[:n], label))[0][:, 0]
