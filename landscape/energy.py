@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from landscape import checks
-from landscape.errors import LandscapeError
+from landscape.errors import LandscapeError, NonFiniteEnergyError
 
 #: Arrays of one example's size that a Langevin chain keeps alive at once (position,
 #: gradient, noise, proposal and its gradient, energies' workspace): the memory estimate
@@ -273,6 +273,18 @@ class Energy:
         shape, the ``box`` it was given (None for none) and its dtype."""
         return {"shape": list(self.shape), "box": [float(box[0]), float(box[1])] if box is not None else None,
                 "dtype": "float64" if self.dtype == torch.float64 else "float32"}
+
+    def not_finite(self, what: str, x: torch.Tensor, bad: torch.Tensor, grad: bool = True) -> NonFiniteEnergyError:
+        """The one-line error for points ``x`` (``[N, *shape]``) of which ``bad`` (``[N]``)
+        have a non-finite energy (or gradient, with ``grad``): how many of ``what``, where
+        the first is, and that the energy must be finite throughout the box."""
+        first = x[int(torch.nonzero(bad)[0, 0])].reshape(-1).tolist()
+        at = ", ".join(f"{v:.4g}" for v in first[:4]) + (f", ... ({len(first)} values)" if len(first) > 4 else "")
+        kind = "energy or gradient" if grad else "energy"
+        box = f" [{self.data_range[0]:g}, {self.data_range[1]:g}]" if self.data_range else ""
+        return NonFiniteEnergyError(
+            f"{int(bad.sum())} of {bad.numel()} {what} have a non-finite {kind} (the first at x = [{at}]): "
+            f"the energy{' and its gradient' if grad else ''} must be finite throughout the box{box}")
 
     def uniform_noise(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         """``n`` points uniform in the data range (chains "from noise")."""

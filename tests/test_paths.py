@@ -481,3 +481,19 @@ def test_refine_pairs_resumed_after_any_batch_gives_the_uninterrupted_result(ret
     bad.saddle_x = bad.saddle_x[:, :2]
     with pytest.raises(LandscapeError, match="string method does not fit"):
         refine_pairs(energy, x, table, rows, images=8, steps=60, batch=6, resume_from=bad)
+
+
+def test_an_energy_that_is_nan_where_a_segment_crosses_is_named_not_a_barrier_of_nan():
+    # A double well that is NaN on a strip too thin for any quench start to land in, where
+    # the straight line between its minima crosses: the segment's top is not a number, and
+    # the barrier must not become NaN (or an infinite "no path") without a word.
+    def nan_thin(x):
+        u = (x[:, 0] ** 2 - 1) ** 2 + 0.5 * (x[:, 1:] ** 2).sum(1)
+        return torch.where((x[:, 0].abs() < 0.01) & (x[:, 1].abs() < 0.05), torch.full_like(u, math.nan), u)
+
+    energy = Energy(nan_thin, shape=(2,), data_range=(-2.0, 2.0), dtype=torch.float64)
+    a, b = torch.tensor([[-1.0, 0.0], [-1.0, 0.5]], dtype=torch.float64), torch.tensor([[1.0, 0.0], [1.0, 0.5]])
+    with pytest.raises(NonFiniteEnergyError, match=r"1 of \d+ points on straight segments between minima have a "
+                       r"non-finite energy \(the first at x = \[-?0\.00\d*, .*\]\): .* finite throughout the box \[-2, 2\]"):
+        paths.segment_max(energy, a, b)
+    assert paths.segment_max(energy, a[1:], b[1:]).item() == pytest.approx(1.125)  # the line above the strip

@@ -937,8 +937,9 @@ def _check_start(raw: torch.Tensor, grad: torch.Tensor) -> None:
 
 def _non_finite(bad: int, total: int, where: str) -> NonFiniteEnergyError:
     return NonFiniteEnergyError(
-        f"{bad} of {total} attraction-diffusion chains reached a non-finite energy or gradient {where}; "
-        f"try a smaller eps (stable while eps^2/(2T) * curvature < 2)"
+        f"{bad} of {total} attraction-diffusion chains reached a non-finite energy or gradient {where}: "
+        f"the energy must be finite throughout the box; where it is, try a smaller eps (stable while "
+        f"eps^2/(2T) * curvature < 2)"
     )
 
 

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from landscape.energy import Energy, rows_where
-from landscape.errors import LandscapeError, NonFiniteEnergyError
+from landscape.errors import LandscapeError
 from landscape.sampling.langevin import sample
 
 
@@ -193,12 +193,7 @@ def quench(
         gn = _flat_norm(g)
         bad = ~(torch.isfinite(u) & torch.isfinite(gn))
         if bool(bad.any()):
-            first = x[int(torch.nonzero(bad)[0, 0])].reshape(-1).tolist()
-            at = ", ".join(f"{v:.4g}" for v in first[:4]) + (f", ... ({len(first)} values)" if len(first) > 4 else "")
-            raise NonFiniteEnergyError(
-                f"{int(bad.sum())} of {n} quench starts have a non-finite energy or gradient (the first at "
-                f"x = [{at}]): the energy and its gradient must be finite throughout the box"
-                + (f" [{energy.data_range[0]:g}, {energy.data_range[1]:g}]" if energy.data_range else ""))
+            raise energy.not_finite("quench starts", x, bad)
         width = energy.data_range[1] - energy.data_range[0] if energy.data_range else 1.0
         move = 0.01 * math.sqrt(energy.dim) * width
         if step_size is not None:

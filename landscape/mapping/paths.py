@@ -747,14 +747,17 @@ def segment_max(energy: Energy, a: torch.Tensor, b: torch.Tensor, images: int = 
     k = t.numel()
     view = (1, k) + (1,) * (a.dim() - 1)
     pts = a.unsqueeze(1) + t.reshape(view) * (b - a).unsqueeze(1)
-    u = energy(pts.reshape(-1, *energy.shape)).reshape(m, k)
+    flat = pts.reshape(-1, *energy.shape)
+    u = energy(flat).reshape(m, k)
+    _finite(energy, u.reshape(-1), flat)
     best, arg = u.max(1)
     lo = t[(arg - 1).clamp_min(0)]
     hi = t[(arg + 1).clamp_max(k - 1)]
     pview = (m,) + (1,) * (a.dim() - 1)
 
     def at(tt: torch.Tensor) -> torch.Tensor:
-        return energy(a + tt.reshape(pview) * (b - a)).reshape(m)
+        x = a + tt.reshape(pview) * (b - a)
+        return _finite(energy, energy(x).reshape(m), x)
 
     golden = (5.0**0.5 - 1.0) / 2.0
     c1, c2 = hi - golden * (hi - lo), lo + golden * (hi - lo)
@@ -770,6 +773,15 @@ def segment_max(energy: Energy, a: torch.Tensor, b: torch.Tensor, images: int = 
         c1, c2 = c1_new, c2_new
         best = torch.maximum(best, torch.maximum(u1, u2))
     return best.double()
+
+
+def _finite(energy: Energy, u: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """``u`` (the energies at ``x``), or the error where one is not finite: a straight
+    line between two minima crossed a point where the energy is NaN or infinite."""
+    bad = ~torch.isfinite(u)
+    if bool(bad.any()):
+        raise energy.not_finite("points on straight segments between minima", x, bad, grad=False)
+    return u
 
 
 def polyline_max(energy: Energy, paths: Sequence[torch.Tensor], points: int = 8192, images: int = 8) -> np.ndarray:
