@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import functools
 import math
 import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -292,6 +293,20 @@ class Energy:
         self.check_room(n)
         u = torch.rand((n, *self.shape), generator=generator, device=self.device, dtype=self.dtype)
         return low + (high - low) * u
+
+
+def runs_frozen(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """``fn(energy, ...)`` run inside ``energy.frozen()``: every evaluation of the energy
+    (not only its chains') sees the module in eval mode, as the command line's loaders
+    leave it, so a network handed over in training mode (dropout, batch statistics) maps
+    as a fixed function. Its mode and flags are restored on return."""
+
+    @functools.wraps(fn)
+    def run(energy: Energy, *args: Any, **kwargs: Any) -> Any:
+        with energy.frozen():
+            return fn(energy, *args, **kwargs)
+
+    return run
 
 
 #: Networks at least this large, or with convolutions, keep torch's own thread count.

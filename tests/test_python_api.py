@@ -173,3 +173,35 @@ def test_a_probe_without_settings_runs_what_the_command_runs():
     expected = funnel_config(m, sampler={"tau": 0.5}, with_data=True)
     assert json.loads(probe.attrs["config"]) == json.loads(json.dumps(expected.to_dict()))
     assert expected.init == "both" and expected.noise[1] == 0.5  # the sampler's tau is the unit
+
+
+def test_a_network_handed_over_in_training_mode_maps_as_in_eval_mode_and_keeps_its_mode():
+    from landscape import Energy, MapConfig, build_map
+    from landscape.diagnosis.spurious import diagnose_map
+
+    class Wells(torch.nn.Module):  # a double well seen through dropout and batch statistics
+        def __init__(self):
+            super().__init__()
+            self.norm, self.drop = torch.nn.BatchNorm1d(2), torch.nn.Dropout(0.5)
+            self.norm.running_mean.fill_(0.1)
+
+        def forward(self, x):
+            y = self.drop(self.norm(x))
+            return (y[:, 0] ** 2 - 1) ** 2 + 0.5 * y[:, 1] ** 2
+
+    torch.manual_seed(0)
+    net = Wells()
+    config = MapConfig(chains=16, rounds=1, seed=1, max_steps=300, patience=50, attempts=1, neighbours=2, refine=False)
+    maps = []
+    for training in (True, False):
+        net.train(training)
+        energy = Energy(net, shape=(2,), data_range=(-2.0, 2.0))
+        maps.append(build_map(energy, config).content)
+        assert net.training == training and all(p.requires_grad for p in net.parameters())
+        data = torch.tensor([[-1.0, 0.0], [1.0, 0.0], [0.9, 0.1]]) + 0.1
+        d = diagnose_map(energy, maps[-1], data)
+        np.testing.assert_array_equal(d.data_energy, energy(data).numpy() if not training else d.data_energy)
+    trained, evaluated = maps
+    assert trained.n_minima == evaluated.n_minima == 2
+    np.testing.assert_array_equal(trained.minima_x, evaluated.minima_x)
+    np.testing.assert_array_equal(trained.tree.heights, evaluated.tree.heights)

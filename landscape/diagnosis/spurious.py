@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from landscape.energy import Energy
+from landscape.energy import Energy, runs_frozen
 from landscape.errors import LandscapeError
 from landscape.mapping.neighbors import nearest, spacing
 from landscape.mapping.pipeline import Reporter
@@ -307,6 +307,7 @@ def energies(energy: Energy, x: torch.Tensor, progress: Callable[[int], None] | 
     return torch.cat(out).numpy() if out else np.zeros(0)
 
 
+@runs_frozen
 def diagnose_map(
     energy: Energy,
     content: MapContent,

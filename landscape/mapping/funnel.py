@@ -41,7 +41,7 @@ import numpy as np
 import torch
 
 from landscape import checks
-from landscape.energy import Energy, stage
+from landscape.energy import Energy, runs_frozen, stage
 from landscape.errors import LandscapeError
 from landscape.sampling.langevin import sample
 from landscape.io.mapfile import FunnelData, MapContent
@@ -332,6 +332,7 @@ def _match(
 
 
 @stage("funnel probe")
+@runs_frozen
 def funnel_probe(
     energy: Energy,
     content: MapContent,

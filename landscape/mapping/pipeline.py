@@ -59,7 +59,7 @@ from landscape.distributed import current as current_group
 from landscape import __version__, checks, fused
 from landscape.checks import require
 from landscape.distributed import from_main, split_energy
-from landscape.energy import Energy, reset_stage, set_stage, stage
+from landscape.energy import Energy, reset_stage, runs_frozen, set_stage, stage
 from landscape.errors import LandscapeError
 from landscape.io.files import first_line
 from landscape.io.mapfile import check_partition, utc_now
@@ -890,6 +890,7 @@ def _ad_config(cfg: MapConfig, settings: dict[str, Any], alpha: float) -> ADConf
 
 
 @stage("mapping")  # the outermost stage: the value before it is back however the map ends
+@runs_frozen
 def build_map(
     energy: Energy,
     config: MapConfig | None = None,
@@ -1331,6 +1332,7 @@ def _grid(energy: Energy, n: int) -> GridData:
 
 
 @stage("mapping new minima")
+@runs_frozen
 def extend_map(
     energy: Energy,
     content: MapContent,
