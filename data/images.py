@@ -53,6 +53,40 @@ def uint8_to_unit(images: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.asarray(images).astype(np.float32)).div_(127.5).sub_(1.0)
 
 
+def _free_memory() -> int | None:
+    """Bytes of memory available for new arrays (Linux's MemAvailable; None elsewhere)."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def _size(n: float) -> str:
+    return f"{n / 2**30:,.1f} GiB" if n >= 2**30 else f"{n / 2**20:,.0f} MiB"
+
+
+def check_room(count: int, channels: int, size: int, bytes_per_value: int) -> None:
+    """Refuse ``count`` images of ``channels x size x size`` that would not fit in the free
+    memory, before anything is allocated (a ``data.size`` of thousands of pixels asks for
+    terabytes).
+
+    Raises
+    ------
+    DataError
+        One line with the size needed and the size free.
+    """
+    need = count * channels * size * size * bytes_per_value
+    free = _free_memory()
+    if free is not None and need > free:
+        raise DataError(f"{count:,} images of {channels}x{size}x{size} need about {_size(need)}, more than "
+                        f"the {_size(free)} of memory free: choose a smaller size (--set data.size=N) "
+                        f"or fewer images (--set data.limit=N)")
+
+
 def crop_resize(x: torch.Tensor, size: int) -> torch.Tensor:
     """Centre-crop ``[N, C, H, W]`` images to a square and resize them to ``size``.
 
@@ -78,6 +112,7 @@ def crop_resize(x: torch.Tensor, size: int) -> torch.Tensor:
     x = x[:, :, top : top + side, left : left + side]
     if side == size:
         return x.contiguous()
+    check_room(n, c, size, x.element_size())
     out = torch.empty(n, c, size, size, dtype=x.dtype)
     for i in range(0, n, _CHUNK):
         out[i : i + _CHUNK] = F.interpolate(
@@ -166,6 +201,7 @@ def decode_images(paths: Sequence[Path], size: int, grayscale: bool | None) -> n
     """
     if not paths:
         return np.zeros((0, 1 if grayscale else 3, size, size), dtype=np.uint8)
+    check_room(len(paths), 1 if grayscale else 3, size, 5)  # these bytes, then their float32 copy
     workers = min(8, os.cpu_count() or 1)
     if len(paths) < _PARALLEL_MIN or workers == 1:
         arrays = [_decode(p, size, grayscale) for p in paths]

@@ -536,3 +536,21 @@ def test_finite_dataset_samples_rows_with_replacement_from_the_generator():
     assert drawn == rows  # 500 draws with replacement from 10 rows hit every row
     assert ds.to_dict() == {"name": "digits", "shape": [1, 8, 8], "range": [-1.0, 1.0]}
     assert isinstance(ds, Dataset) and len(ds) == 10
+
+
+def test_images_that_would_not_fit_in_memory_are_refused_before_they_are_made(tmp_path, monkeypatch):
+    from landscape.data import images
+
+    free = 64 * 2**20
+    monkeypatch.setattr(images, "_free_memory", lambda: free)
+    assert load("digits", size=32).x.shape == (1797, 1, 32, 32)  # 7 MiB
+    with pytest.raises(DataError, match=r"^1,797 images of 1x128x128 need about 112 MiB, more than the 64 MiB of "
+                                        r"memory free: choose a smaller size \(--set data.size=N\) or fewer"):
+        load("digits", size=128)  # 112 MiB as float32
+    folder = tmp_path / "pictures"
+    folder.mkdir()
+    for i in range(3):
+        Image.fromarray(np.full((4, 4, 3), 40 * i, dtype=np.uint8)).save(folder / f"{i}.png")
+    assert load(f"folder:{folder}", size=64).x.shape == (3, 3, 64, 64)
+    with pytest.raises(DataError, match=r"^3 images of 3x3000x3000 need about"):
+        load(f"folder:{folder}", size=3000)  # decoded, 5 bytes a value: 378 MiB
