@@ -188,6 +188,9 @@ def _npz(path: Path, size: int | None, grayscale: bool | None, limit: int | None
     if np.issubdtype(raw.dtype, np.integer):
         if lo < 0 or hi > 255:
             raise DataError(f"{path}: integer pixels in [{lo:g}, {hi:g}]; need 0..255")
+        if hi <= 1:  # 0/1 masks read as 0..255 would be black images
+            raise DataError(f"{path}: integer pixels of 0 and 1 only, read as 0..255 they are black; give them as "
+                            f"floats in [0, 1] (x.astype(np.float32)) or scale them to 0..255")
         x = uint8_to_unit(images.astype(np.uint8))
     elif lo >= 0.0 and hi <= 1.0:
         # [0, 1] is checked before [-1, 1]: every [0, 1] image also lies in [-1, 1], and

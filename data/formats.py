@@ -8,6 +8,7 @@ that exist but are not what they claim raise ``DataError`` naming the file.
 
 from __future__ import annotations
 
+import hashlib
 import gzip
 import math
 import os
@@ -217,26 +218,37 @@ def _read_flower_labels(path: Path) -> np.ndarray:
     return labels
 
 
-def _read_cache(path: Path, count: int, size: int, newer_than: int) -> np.ndarray | None:
-    """The cached images if the cache is there, newer than the jpg folder and intact."""
+def _fingerprint(paths: list[Path]) -> str:
+    """The files a cache is made of, as their names, sizes and modification times: an
+    image rewritten in place (the folder's own time unchanged) changes it."""
+    digest = hashlib.sha256()
+    for path in paths:
+        try:
+            st = path.stat()
+        except OSError:
+            return ""  # a file missing: no cache matches (the decoding names it)
+        digest.update(f"{path.name}:{st.st_size}:{st.st_mtime_ns}\n".encode())
+    return digest.hexdigest()
+
+
+def _read_cache(path: Path, count: int, size: int, fingerprint: str) -> np.ndarray | None:
+    """The cached images if the cache is there, intact and made of these very files."""
     try:
-        if path.stat().st_mtime_ns <= newer_than:
-            return None
         with np.load(path, allow_pickle=False) as cache:
-            images = cache["images"]
+            images, made_of = cache["images"], str(cache["source"])
     except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
-        return None  # missing or corrupt: rebuilt by the caller
-    if images.dtype != np.uint8 or images.shape != (count, 3, size, size):
+        return None  # missing, corrupt or of an older layout: rebuilt by the caller
+    if images.dtype != np.uint8 or images.shape != (count, 3, size, size) or not fingerprint or made_of != fingerprint:
         return None
     return images
 
 
-def _write_cache(path: Path, images: np.ndarray) -> None:
+def _write_cache(path: Path, images: np.ndarray, fingerprint: str) -> None:
     """Write atomically (temp file + rename) so an interrupted run leaves no half cache."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
-            np.savez(f, images=images)
+            np.savez(f, images=images, source=np.array(fingerprint))
         os.chmod(tmp, 0o644)  # mkstemp makes it private; the data folder may be shared
         os.replace(tmp, path)
     except OSError as err:
@@ -249,9 +261,9 @@ def load_flowers(folder: Path, size: int, limit: int | None) -> tuple[np.ndarray
     """Read Oxford 102 flowers, centre-cropped and resized to ``size``.
 
     Decoding all 8,189 JPEGs takes a while, so the full decoded set is cached as
-    ``.ebm-landscape-cache-<size>.npz`` next to ``jpg/`` and reused while it is newer
-    than the ``jpg/`` folder (adding or removing a file there invalidates it). A corrupt
-    cache is ignored and rewritten. With ``limit`` and no valid cache, only the first
+    ``.ebm-landscape-cache-<size>.npz`` next to ``jpg/`` and reused while the images it
+    was made of keep their names, sizes and modification times (an image added, removed
+    or rewritten invalidates it). A corrupt cache is ignored and rewritten. With ``limit`` and no valid cache, only the first
     ``limit`` images are decoded and no cache is written.
 
     Parameters
@@ -283,17 +295,19 @@ def load_flowers(folder: Path, size: int, limit: int | None) -> tuple[np.ndarray
     labels = _read_flower_labels(labels_path)
     count = labels.shape[0]
     cache = flowers_cache(folder, size)
-    images = _read_cache(cache, count, size, jpg.stat().st_mtime_ns)
+    every = [flowers_image(folder, i) for i in range(1, count + 1)]
+    fingerprint = _fingerprint(every)
+    images = _read_cache(cache, count, size, fingerprint)
     if images is not None:
         return images[:limit], labels[:limit]
     wanted = count if limit is None else min(limit, count)
-    paths = [flowers_image(folder, i) for i in range(1, wanted + 1)]
+    paths = every[:wanted]
     for path in paths:
         if not path.is_file():
             raise DatasetNotFound(f"flowers: {path.name} missing from {jpg} ({FLOWERS_LABELS} lists {count} images)")
     images = decode_images(paths, size, grayscale=False)
     if wanted == count:
-        _write_cache(cache, images)
+        _write_cache(cache, images, fingerprint)
     return images, labels[:wanted]
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image
+from PIL import Image, ImageOps
 
 from landscape.data.errors import DataError
 
@@ -23,7 +23,9 @@ from landscape.data.errors import DataError
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp"})
 
 # PIL modes that hold one grey channel (alpha, if any, is dropped).
-_GRAY_MODES = frozenset({"1", "L", "LA"})
+_GRAY_MODES = frozenset({"1", "L", "LA", "I", "I;16", "I;16L", "I;16B", "I;16N"})
+#: Integer modes of 16 bits a pixel (PNG, TIFF): 0..65535, read to 0..255 (8 bits kept).
+_DEEP_MODES = frozenset({"I", "I;16", "I;16L", "I;16B", "I;16N"})
 
 # ITU-R 601-2 luma weights, the ones PIL's convert("L") uses, so a tensor made grey here
 # matches a file converted by PIL. They sum to 1, so [-1, 1] maps into [-1, 1].
@@ -157,6 +159,10 @@ def _decode(path: Path, size: int, grayscale: bool | None) -> np.ndarray:
             # the target size leaves the antialiased resize below to do the real work.
             if img.format == "JPEG":
                 img.draft(None, (2 * size, 2 * size))
+            img = ImageOps.exif_transpose(img)  # a camera's picture as its viewer shows it
+            if img.mode in _DEEP_MODES:  # PIL's convert would clip every value above 255 to white
+                deep = np.asarray(img, dtype=np.float64)
+                img = Image.fromarray(np.clip(np.rint(deep / 257.0), 0, 255).astype(np.uint8))
             img = img.convert("L" if gray else "RGB")
             w, h = img.size
             side = min(w, h)

@@ -356,17 +356,20 @@ def test_flowers_load_colours_labels_and_cache(tmp_path):
     cache = folder / ".ebm-landscape-cache-8.npz"
     assert cache.is_file()
 
-    # Rewriting a file in place leaves the jpg folder's mtime alone: the cache is reused.
+    # The cache is what a second load reads (its images stand in for the files' here).
+    with np.load(cache) as made:
+        np.savez(cache, images=255 - made["images"], source=made["source"])
+    assert torch.equal(load("flowers", root=tmp_path, size=8).x, -ds.x)
+    # An image rewritten in place (the jpg folder's time unchanged) invalidates it.
+    folder_time = (folder / "jpg").stat().st_mtime_ns
     write_flower(folder / "jpg" / "image_00001.jpg", (255, 255, 255), size=(50, 30))
-    assert torch.equal(load("flowers", root=tmp_path, size=8).x, ds.x)
-    # A change to the folder invalidates it.
-    os.utime(folder / "jpg", (time.time() + 100, time.time() + 100))
+    os.utime(folder / "jpg", ns=(folder_time, folder_time))
     fresh = load("flowers", root=tmp_path, size=8)
     assert torch.allclose(fresh.x[0], torch.ones(3, 8, 8), atol=0.05)
+    assert torch.allclose(fresh.x[1:], ds.x[1:])
 
     # A corrupt cache is ignored and rewritten.
     cache.write_bytes(b"not a zip file")
-    os.utime(cache, (time.time() + 200, time.time() + 200))
     assert torch.equal(load("flowers", root=tmp_path, size=8).x, fresh.x)
     with np.load(cache) as rebuilt:
         assert rebuilt["images"].shape == (3, 3, 8, 8)
@@ -508,6 +511,10 @@ def test_npz_missing_or_unreadable(tmp_path):
     (tmp_path / "bad.npz").write_bytes(b"garbage")
     with pytest.raises(DataError, match="bad.npz"):
         load(f"npz:{tmp_path / 'bad.npz'}")
+    # 0/1 masks as integers would be read as 0..255, images nearly black: said, not done.
+    np.savez(tmp_path / "masks.npz", x=np.random.default_rng(0).integers(0, 2, size=(5, 8, 8)))
+    with pytest.raises(DataError, match=r"masks.npz: integer pixels of 0 and 1 only, .* floats in \[0, 1\]"):
+        load(f"npz:{tmp_path / 'masks.npz'}")
 
 
 # --------------------------------------------------------------------------- API
@@ -554,3 +561,25 @@ def test_images_that_would_not_fit_in_memory_are_refused_before_they_are_made(tm
     assert load(f"folder:{folder}", size=64).x.shape == (3, 3, 64, 64)
     with pytest.raises(DataError, match=r"^3 images of 3x3000x3000 need about"):
         load(f"folder:{folder}", size=3000)  # decoded, 5 bytes a value: 378 MiB
+
+
+def test_16_bit_images_keep_their_grey_levels_and_photos_stand_as_their_viewer_shows_them(tmp_path):
+    deep = tmp_path / "deep"
+    deep.mkdir()
+    pixels = np.full((8, 8), 30000, dtype=np.uint16)
+    pixels[:4] = 65535
+    Image.fromarray(pixels).save(deep / "scan.png")  # 16 bits a pixel (PIL mode I;16)
+    ds = load(f"folder:{deep}", size=8)
+    assert ds.shape == (1, 8, 8)  # grey, one channel
+    np.testing.assert_allclose(ds.x[0, 0, :4].numpy(), 1.0)
+    np.testing.assert_allclose(ds.x[0, 0, 4:].numpy(), unit(round(30000 / 257)), atol=1e-6)  # not clipped to white
+
+    photo = tmp_path / "photo"
+    photo.mkdir()
+    stored = np.zeros((16, 16, 3), dtype=np.uint8)
+    stored[:, :8] = 255  # the left half white as stored; the tag says: turn it 90 degrees to view
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    Image.fromarray(stored).save(photo / "p.jpg", exif=exif, quality=95)
+    x = load(f"folder:{photo}", size=16).x[0]
+    assert x[:, :6].mean() > 0.9 and x[:, 10:].mean() < -0.9  # the top half white, as viewers show it
