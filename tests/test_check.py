@@ -166,6 +166,17 @@ def test_check_command_on_a_tiny_checkpoint(tmp_path, capsys):
     assert result["data"]["n"] == 1797 and math.isclose(result["data"]["saturation"], 0.58, abs_tol=0.01)
     assert (tmp_path / "anon_samples.png").exists()
 
+    # A model trained on the first data.limit examples is checked against those, which it
+    # saw, not against the whole data set (its other examples are no yardstick for it).
+    few = tmp_path / "few.pt"
+    code, _, err = run(cli, capsys, "train", "--preset", "digits-nonconvergent", "--out", few, *TINY,
+                       "--set", "data.limit=40")
+    assert code == 0, err
+    code, out, err = run(check_cmd, capsys, few, "--multiples", "1", "--n", "4", "--no-noise", "--json", "--quiet",
+                         "--out", tmp_path / "few.png")
+    assert code == 0, err
+    assert json.loads(out)["data"]["n"] == 40
+
 
 def test_check_command_errors_are_one_line(tmp_path, capsys):
     code, _, err = run(check_cmd, capsys, tmp_path / "missing.pt")

@@ -40,7 +40,7 @@ from landscape.errors import LandscapeError, NonFiniteEnergyError
 from landscape.io.files import json_safe
 from landscape.mapping.neighbors import nearest_distance, spacing as data_spacing
 from landscape.plots.common import START_NAMES, new_figure, save_figure, wrap
-from landscape.train.checkpoint import energy_from_checkpoint
+from landscape.train.checkpoint import data_limit, energy_from_checkpoint
 from landscape.train.sampling import ChainReport, _saturation, save_chain_figure
 
 __all__ = [
@@ -507,7 +507,8 @@ def convergence_check(
     s = ckpt["sampler"]
     name = dataset_name or ckpt["data"]["name"]
     shape = tuple(ckpt["data"]["shape"])
-    ds = datasets.load(name, size=shape[-1] if len(shape) == 3 else None, root=data_root, limit=reference_limit)
+    ds = datasets.load(name, size=shape[-1] if len(shape) == 3 else None, root=data_root,
+                       limit=data_limit(ckpt, name, reference_limit))
     if tuple(ds.shape) != energy.shape:
         raise LandscapeError(
             f"data set {ds.name} has examples of shape {list(ds.shape)}, the checkpoint's network expects {list(energy.shape)}"

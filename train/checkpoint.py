@@ -12,6 +12,7 @@ import datetime
 import hashlib
 import io
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -277,6 +278,18 @@ def energy_from_reference_state_dict(
     # That code samples x += -grad f + eps z: Langevin on U at temperature 1 with step eps.
     return Energy(model, shape=shape, data_range=data_range, device=device, name=Path(path).name,
                   sampler={"epsilon": float(epsilon), "tau": 1.0})
+
+
+def data_limit(ckpt: Mapping[str, Any], name: str | None = None, limit: int | None = None) -> int | None:
+    """At most how many examples of data set ``name`` (the checkpoint's by default) a
+    command takes: ``limit``, and where ``name`` is the data set the model was trained on
+    with ``data.limit`` examples, no more than those (the model saw only them; the
+    examples it never saw are no yardstick for it). None: all."""
+    own = (ckpt.get("data") or {}).get("name")
+    trained = ((ckpt.get("config") or {}).get("data") or {}).get("limit")
+    if (name is None or name == own) and isinstance(trained, int) and not isinstance(trained, bool) and trained > 0:
+        return trained if limit is None else min(limit, trained)
+    return limit
 
 
 def sha256_of(path: str | os.PathLike) -> str:

@@ -54,6 +54,13 @@ class LoadedEnergy:
     regime: str = "unknown"
     label: str = ""
 
+    def data_limit(self, name: str | None, limit: int | None = None) -> int | None:
+        """At most how many examples of data set ``name`` to take (``limit``, and for a
+        checkpoint trained on the first ``data.limit`` examples of it, those)."""
+        from landscape.train.checkpoint import data_limit
+
+        return data_limit(self.checkpoint, name, limit) if self.checkpoint is not None else limit
+
     def __post_init__(self) -> None:
         # Every command that loads an energy runs it with the one thread policy.
         use_cpu_threads(self.energy.fn, self.energy.device)
@@ -515,7 +522,7 @@ def _check_reproduces(map_path: Path, content: Any, loaded: LoadedEnergy, named:
         )
 
 
-def load_data_like(dataset: str, data_root: Path | None, shape: tuple[int, ...], limit: int = 10000) -> Any:
+def load_data_like(dataset: str, data_root: Path | None, shape: tuple[int, ...], limit: int | None = 10000) -> Any:
     """The examples of ``dataset`` (at most ``limit``), images resized to ``shape``;
     LandscapeError (one line) if they do not have that shape."""
     from landscape.data import load

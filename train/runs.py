@@ -88,7 +88,7 @@ def map_data(loaded: LoadedEnergy, config: Any, *, dataset: str | None = None,
     energy = loaded.energy
     size = energy.shape[-1] if len(energy.shape) == 3 else None
     try:
-        ds = load(dataset, size=size, root=data_root)
+        ds = load(dataset, size=size, root=data_root, limit=loaded.data_limit(dataset))
     except DataError as err:
         if init is not None:
             raise
@@ -339,7 +339,8 @@ def run_funnel(
             done = FunnelResult(content, content.funnel, int(attrs.get("new_minima", 0)),
                                 int(attrs.get("new_basins", 0)))
             return FunnelRun(map_path, content, done, plot, 0.0, False)
-        data = None if from_data is None else load_data_like(from_data, data_root, loaded.energy.shape)
+        data = None if from_data is None else load_data_like(from_data, data_root, loaded.energy.shape,
+                                                              loaded.data_limit(from_data, 10000))
         if not quiet:
             say(f"funnel probe of {map_path} ({loaded.label}): {about}")
         bars = ProgressBars(quiet)
@@ -496,7 +497,8 @@ def run_diagnose(
             raise LandscapeError(
                 f"{map_path} records no data set: give the training data with --dataset NAME (npz:FILE for your own)"
             )
-        data_x = load_data_like(dataset, data_root, tuple(np.shape(content.minima_x)[1:]), limit)
+        data_x = load_data_like(dataset, data_root, tuple(np.shape(content.minima_x)[1:]),
+                                loaded.data_limit(dataset, limit))
         diagnosis = diagnose_map(loaded.energy, content, data_x, rule, reporter=ProgressBars(quiet))
         data = diagnosis.to_data(dataset)
         diagnosed = dataclasses.replace(content, diagnosis=data)

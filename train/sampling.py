@@ -21,7 +21,7 @@ from landscape.errors import LandscapeError
 from landscape.mapping.neighbors import nearest_distance, spacing
 from landscape.plots.common import START_NAMES, chain_caption, new_figure, save_figure, wrap
 from landscape.train import diagnostics, figures
-from landscape.train.checkpoint import energy_from_checkpoint
+from landscape.train.checkpoint import data_limit, energy_from_checkpoint
 
 INITS = ("noise", "data", "persistent")
 
@@ -173,7 +173,7 @@ def _dataset(ckpt, name, data_root, energy: Energy, limit: int) -> tuple[dataset
     shape = tuple(ckpt["data"]["shape"])
     size = shape[-1] if len(shape) == 3 else None
     try:
-        ds = datasets.load(name, size=size, root=data_root, limit=limit)
+        ds = datasets.load(name, size=size, root=data_root, limit=data_limit(ckpt, name, limit))
     except datasets.DatasetNotFound as missing:
         if name != ckpt["data"]["name"]:
             raise
