@@ -258,3 +258,27 @@ def test_sigterm_stops_a_map_as_ctrl_c_does_and_it_resumes_to_the_same_map(tmp_p
     np.testing.assert_array_equal(a.minima_x, b.minima_x)
     np.testing.assert_array_equal(a.tree.heights, b.tree.heights)
     assert [p.basin.tolist() for p in a.levels] == [p.basin.tolist() for p in b.levels]
+
+
+def test_a_network_mapped_without_weights_is_said_to_keep_its_factory_s(tmp_path, capsys):
+    (tmp_path / "nets.py").write_text(
+        "import torch\n"
+        "class Net(torch.nn.Module):\n"
+        "    def __init__(self):\n"
+        "        super().__init__()\n"
+        "        self.f = torch.nn.Linear(2, 1)\n"
+        "    def forward(self, x):\n"
+        "        return (x ** 2).sum(1) + self.f(x).squeeze(1)\n"
+    )
+    torch.save(torch.nn.Linear(2, 1).state_dict(), tmp_path / "w.pt")
+    small = ["--shape", "2", "--box", "-1", "1", "--chains", "8", "--ladder", "", "--no-refine", "--max-steps", "50",
+             "--patience", "10", "--attempts", "1", "--neighbours", "1"]
+    code, out, err = run(capsys, "map", "--model", f"{tmp_path / 'nets.py'}:Net", *small, "--out", tmp_path / "a.h5")
+    assert code == 0, err
+    assert f"no --weights given: {tmp_path / 'nets.py'}:Net keeps the weights its factory gave it" in out + err
+    state = {f"f.{k}": v for k, v in torch.load(tmp_path / "w.pt").items()}
+    torch.save(state, tmp_path / "w.pt")
+    code, out, err = run(capsys, "map", "--model", f"{tmp_path / 'nets.py'}:Net", "--weights", tmp_path / "w.pt",
+                         *small, "--out", tmp_path / "b.h5")
+    assert code == 0, err
+    assert "no --weights" not in out + err

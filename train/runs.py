@@ -139,6 +139,8 @@ def run_map(loaded: LoadedEnergy, config: Any, out: Path, *, data: Any = None, d
             ranks = f", {group.world} ranks" if group is not None else ""
             say(f"mapping {loaded.label} ({'x'.join(map(str, energy.shape))}, box [{low:g}, {high:g}], "
                 f"{energy.device}{ranks})")
+            if loaded.source.get("kind") == "model" and loaded.source.get("weights") is None:
+                say(f"  no --weights given: {loaded.source.get('spec')} keeps the weights its factory gave it")
         bars = ProgressBars(quiet)
         t0 = time.perf_counter()
         try:
