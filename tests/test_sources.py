@@ -207,7 +207,11 @@ def test_factory_errors(nets, tmp_path):
     torch.save(load_object(f"{nets}:Net")(width=8).state_dict(), tmp_path / "w8.pt")
     torch.save({"f.0.weight": torch.zeros(8, 2), "g.bias": torch.zeros(1)}, tmp_path / "keys.pt")
     torch.save({"optimizer": {"lr": 0.1}}, tmp_path / "no_sd.pt")
+    torch.save(torch.nn.Linear(2, 1), tmp_path / "whole.pt")  # the model pickled, not its state dict
     cases = [
+        ({"spec": f"{nets}:Net", "weights": tmp_path / "whole.pt"},
+         "whole.pt: refused to load: it asks to run code (it pickles torch.nn.modules.linear.Linear); a state dict "
+         "holds only tensors and plain data; save tensors only (torch.save(model.state_dict(), path))"),
         ({"spec": f"{nets}:Net", "weights": tmp_path / "keys.pt", "kwargs": {"width": 8}},
          "missing keys f.0.bias, f.2.bias, f.2.weight; unexpected keys g.bias"),
         ({"spec": f"{nets}:Net", "weights": tmp_path / "w8.pt", "kwargs": {"width": 4}}, "size mismatch for f.0.weight"),

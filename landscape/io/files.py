@@ -247,11 +247,12 @@ def load_torch(path: str | os.PathLike, what: str = "file") -> Any:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        found = re.search(r"(unsupported GLOBAL \S+|Unsupported global: \S+)", str(exc), flags=re.IGNORECASE)
+        found = re.search(r"unsupported global:? (?:GLOBAL )?(\S+)", str(exc), flags=re.IGNORECASE)
         if found:  # the file asks to import and call code: never run it
+            hint = "; save tensors only (torch.save(model.state_dict(), path))" if what == "state dict" else ""
             raise LandscapeError(
-                f"{path}: refused to load: it asks to run code ({found.group(1)}); a {what} holds only tensors "
-                "and plain data"
+                f"{path}: refused to load: it asks to run code (it pickles {found.group(1)}); a {what} holds only "
+                f"tensors and plain data{hint}"
             ) from None
         raise LandscapeError(f"{path}: not a readable PyTorch {what}: refused to load it as tensors and plain "
                              "data (weights_only=True; corrupt, or pickled objects)") from None
