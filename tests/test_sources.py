@@ -191,6 +191,7 @@ def test_factory_with_weights_matches_the_original_module(nets, tmp_path):
         "bare.pt": sd,
         "ddp.pt": {"module." + k: v for k, v in sd.items()},
         "nested.pt": {"model_state_dict": sd, "epoch": 3},
+        "script.pt": {"model": sd, "optimizer": {"state": {}, "param_groups": [{"lr": 0.1}]}, "step": 3},
     }
     for name, content in files.items():
         torch.save(content, tmp_path / name)
@@ -208,7 +209,11 @@ def test_factory_errors(nets, tmp_path):
     torch.save({"f.0.weight": torch.zeros(8, 2), "g.bias": torch.zeros(1)}, tmp_path / "keys.pt")
     torch.save({"optimizer": {"lr": 0.1}}, tmp_path / "no_sd.pt")
     torch.save(torch.nn.Linear(2, 1), tmp_path / "whole.pt")  # the model pickled, not its state dict
+    w8 = torch.load(tmp_path / "w8.pt")
+    torch.save({"model": w8, "ema": w8, "step": 3}, tmp_path / "two.pt")
     cases = [
+        ({"spec": f"{nets}:Net", "weights": tmp_path / "two.pt", "kwargs": {"width": 8}},
+         "two.pt: holds 2 state dicts (under 'ema', 'model'): save the one to map on its own"),
         ({"spec": f"{nets}:Net", "weights": tmp_path / "whole.pt"},
          "whole.pt: refused to load: it asks to run code (it pickles torch.nn.modules.linear.Linear); a state dict "
          "holds only tensors and plain data; save tensors only (torch.save(model.state_dict(), path))"),

@@ -230,7 +230,9 @@ def _from_file(
             e, source("state_dict", e, arch=arch, train_epsilon=float(train_epsilon)), label=path.stem,
         )
 
-    if isinstance(obj, dict) and any(isinstance(obj.get(k), dict) for k in ("state_dict", "model_state_dict")):
+    if isinstance(obj, dict) and (any(isinstance(obj.get(k), dict) for k in ("state_dict", "model_state_dict")) or any(
+            isinstance(v, dict) and v and all(isinstance(t, torch.Tensor) for t in v.values()) for v in obj.values())):
+        # (also a training script's {"model": ..., "optimizer": ..., "step": ...})
         raise LandscapeError(
             f"{path} holds a model state dict but is not an ebm-landscape checkpoint: "
             f"load it with --model file.py:Factory --weights {path}"

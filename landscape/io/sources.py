@@ -613,10 +613,15 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     obj = load_torch(path, "state dict")
     sd = obj
     if isinstance(obj, Mapping) and not _all_tensors(obj):
-        for key in _NESTED_KEYS:
-            if isinstance(obj.get(key), Mapping):
-                sd = obj[key]
-                break
+        named = [key for key in _NESTED_KEYS if isinstance(obj.get(key), Mapping)]
+        # A training script's checkpoint ({"model": ..., "optimizer": ..., "step": ...}):
+        # the one entry that is a dict of tensors is the network's.
+        found = named[:1] or [k for k, v in obj.items() if isinstance(v, Mapping) and v and _all_tensors(v)]
+        if len(found) > 1:
+            raise LandscapeError(f"{path}: holds {len(found)} state dicts (under {_first(sorted(map(repr, found)))}): "
+                                 "save the one to map on its own (torch.save(ckpt[KEY], path))")
+        if found:
+            sd = obj[found[0]]
     if not isinstance(sd, Mapping) or not sd or not _all_tensors(sd):
         hint = f"; top-level keys: {_first(sorted(map(str, obj)))}" if isinstance(obj, Mapping) else ""
         raise LandscapeError(
