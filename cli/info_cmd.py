@@ -43,7 +43,21 @@ def info(file, as_json, datasets):
         return
     from landscape.train.checkpoint import describe, load_checkpoint  # (torch: for checkpoints only)
 
-    ckpt = load_checkpoint(file)
+    from landscape.errors import LandscapeError
+
+    other = _other_file(file)
+    if other is None:
+        try:
+            ckpt = load_checkpoint(file)
+        except LandscapeError:
+            other = _state_dict_file(file)
+            if other is None:
+                raise
+    if other is not None:
+        kind, text = other
+        click.echo(json.dumps({"file": str(file), "kind": kind, "about": text}, indent=2) if as_json
+                   else f"{file}\n  {text}")
+        return
     if as_json:
         meta = {k: v for k, v in ckpt.items() if k not in ("state_dict", "resume")}
         click.echo(json.dumps(meta, indent=2, default=str))
@@ -51,6 +65,47 @@ def info(file, as_json, datasets):
     click.echo(f"{file}")
     for key, value in describe(ckpt):
         click.echo(f"  {key:<10} {value}")
+
+
+def _other_file(path: Path) -> tuple[str, str] | None:
+    """A TorchScript file or an .npz archive (told by its zip directory only: nothing is
+    loaded or run): its kind and what to do with it; None for anything else."""
+    import zipfile
+
+    from landscape.io import sources
+
+    if not path.is_file() or not zipfile.is_zipfile(path):
+        return None
+    if sources.is_torchscript(path):
+        return "torchscript", (f"a TorchScript file (a network saved with its code): map it with landscape map {path} "
+                               "--shape D[,D...] --box LOW HIGH")
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = archive.namelist()
+    except (zipfile.BadZipFile, OSError):
+        return None
+    if names and all(n.endswith(".npy") for n in names):
+        return "npz", f"a NumPy .npz archive ({len(names)} array{'s' if len(names) != 1 else ''}), not a model: as training data, --dataset npz:{path}"
+    return None
+
+
+def _state_dict_file(path: Path) -> tuple[str, str] | None:
+    """A bare state dict (not one of our checkpoints): what it holds and how to map it."""
+    from landscape.errors import LandscapeError
+    from landscape.io import sources
+
+    try:
+        sd = sources.read_state_dict(path)
+    except LandscapeError:
+        return None
+    from landscape.io.files import load_torch
+
+    count = sum(int(t.numel()) for t in sd.values())
+    bare = len(load_torch(path, "state dict")) == len(sd)  # not nested in a training script's checkpoint
+    return "state_dict", (f"a state dict ({len(sd)} tensors, {count:,} numbers), not an ebm-landscape checkpoint: map "
+                          f"it with landscape map --model FILE.py:Net --weights {path} (your network)"
+                          + (f", or landscape map {path} --arch ARCH --train-epsilon EPS (the Anatomy reference "
+                             "code's)" if bare else ""))
 
 
 def _map_info(path: Path, as_json: bool, datasets: bool) -> None:

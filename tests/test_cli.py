@@ -1,6 +1,9 @@
 """The `landscape` command end to end: exit codes, files written, one-line errors."""
 
+import json
+import re
 
+import numpy as np
 import pytest
 import torch
 from conftest import TINY, assert_one_line_error, run
@@ -144,3 +147,25 @@ def test_bad_options_and_shapes(tmp_path, capsys):
     assert not (tmp_path / "x.pt").exists()
     code, _, err = run(capsys, "train", "--out", tmp_path / "x.pt", "--dataset", "mnist", "--data-root", tmp_path)
     assert_one_line_error(code, err, "mnist not found.*train-images-idx3-ubyte")
+
+
+def test_info_on_model_files_that_are_not_our_checkpoints_says_what_they_are(tmp_path, capsys):
+    net = torch.nn.Sequential(torch.nn.Linear(2, 4), torch.nn.Tanh(), torch.nn.Linear(4, 1))
+    torch.save(net.state_dict(), tmp_path / "w.pt")
+    torch.save({"model": net.state_dict(), "step": 7}, tmp_path / "script.pt")
+    torch.jit.save(torch.jit.script(net), tmp_path / "scripted.pt")
+    np.savez(tmp_path / "data.npz", x=np.zeros((3, 2)))
+    expected = {
+        "w.pt": r"a state dict \(4 tensors, 17 numbers\), not an ebm-landscape checkpoint: map it with landscape map "
+                r"--model FILE.py:Net --weights .*w.pt \(your network\), or landscape map .*w.pt --arch ARCH",
+        "script.pt": r"a state dict \(4 tensors, 17 numbers\), .* --weights .*script.pt \(your network\)$",
+        "scripted.pt": r"a TorchScript file \(a network saved with its code\): map it with landscape map .*scripted.pt "
+                       r"--shape",
+        "data.npz": r"a NumPy .npz archive \(1 array\), not a model: as training data, --dataset npz:.*data.npz$",
+    }
+    for name, pattern in expected.items():
+        code, out, err = run(capsys, "info", tmp_path / name)
+        assert code == 0 and not err.strip(), err
+        assert re.search(pattern, out.splitlines()[1]), out
+    code, out, _ = run(capsys, "info", tmp_path / "scripted.pt", "--json")
+    assert json.loads(out)["kind"] == "torchscript"

@@ -70,7 +70,8 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         hint = ""
         if isinstance(ckpt, dict) and ckpt and all(isinstance(v, torch.Tensor) for v in ckpt.values()):
-            hint = " (it looks like a bare state dict: give --arch and --train-epsilon to load it)"
+            hint = (" (it looks like a bare state dict: landscape map loads one with --model FILE.py:Net --weights "
+                    "FILE, or as the Anatomy reference code's with --arch and --train-epsilon)")
         raise LandscapeError(f"{path}: not an ebm-landscape checkpoint{hint}")
     version = ckpt.get("version")
     if not isinstance(version, int) or isinstance(version, bool) or version < 1:
