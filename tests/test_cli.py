@@ -101,8 +101,8 @@ def test_bad_checkpoints_get_one_line_errors(tmp_path, capsys):
 
     other = tmp_path / "other.pt"
     torch.save({"weights": torch.zeros(3)}, other)
-    code, _, err = run(capsys, "info", other)
-    assert_one_line_error(code, err, "not an ebm-landscape checkpoint.*bare state dict")
+    code, _, err = run(capsys, "sample", other)  # (info says what it is: test_info_on_model_files_...)
+    assert_one_line_error(code, err, "not an ebm-landscape checkpoint.*bare state dict: landscape map loads one")
 
     wrong_version = tmp_path / "future.pt"
     torch.save({"format": "ebm-landscape/checkpoint", "version": 99}, wrong_version)
