@@ -280,6 +280,9 @@ def test_torchscript_is_detected_and_loads(tmp_path, nets):
     with pytest.raises(LandscapeError) as excinfo:
         resolve_energy(ts, device="cpu")
     one_line_error(excinfo, "--shape")
+    with pytest.raises(LandscapeError) as excinfo:  # the wrong shape: the interpreter's error, not its traceback
+        resolve_energy(ts, shape="3", device="cpu")
+    one_line_error(excinfo, "failed: RuntimeError: mat1 and mat2 shapes cannot be multiplied (3x3 and 2x8)")
     with pytest.raises(LandscapeError) as excinfo:
         read_state_dict(ts)
     one_line_error(excinfo, "TorchScript")

@@ -165,9 +165,14 @@ def _remove_first(items: list[str], value: str) -> None:
 
 
 def _describe(exc: BaseException, limit: int = 200) -> str:
-    """``Type: message`` of an exception, on one line and at most ``limit`` characters."""
-    text = " ".join(str(exc).split())
-    text = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+    """``Type: message`` of an exception, on one line and at most ``limit`` characters (of
+    a TorchScript interpreter's traceback, its last line: the error itself)."""
+    lines = [line for line in str(exc).splitlines() if line.strip()]
+    if lines and "TorchScript interpreter" in lines[0]:
+        text = " ".join(lines[-1].split())  # ("RuntimeError: ...")
+    else:
+        text = " ".join(str(exc).split())
+        text = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
