@@ -66,8 +66,8 @@ class Energy:
     fn : callable or nn.Module
         Maps ``x: Tensor[B, *shape]`` to ``Tensor[B]``. A module may offer a faster
         ``value_and_grad_fn()`` (a hand-written input gradient); it is used when present.
-    shape : sequence of int
-        Shape of one example, e.g. ``(2,)`` or ``(3, 32, 32)``.
+    shape : int or sequence of int
+        Shape of one example, e.g. ``2`` (as ``(2,)``) or ``(3, 32, 32)``.
     data_range : (low, high), optional
         The box the data live in; chains "from noise" start uniformly inside it.
     device, dtype :
@@ -92,7 +92,7 @@ class Energy:
     def __init__(
         self,
         fn: Callable[[torch.Tensor], torch.Tensor],
-        shape: Sequence[int],
+        shape: int | Sequence[int],
         *,
         data_range: tuple[float, float] | None = None,
         device: str | torch.device | None = None,
@@ -104,7 +104,7 @@ class Energy:
         self.fn = fn
         self.compile = bool(compile)
         self.sampler = dict(sampler) if sampler else None
-        self.shape = tuple(int(s) for s in shape)
+        self.shape = (int(shape),) if isinstance(shape, int) else tuple(int(s) for s in shape)
         if not self.shape or any(s <= 0 for s in self.shape):
             raise LandscapeError(f"an energy needs a positive per-example shape, got {list(shape)}")
         if data_range is not None:

@@ -205,3 +205,16 @@ def test_a_network_handed_over_in_training_mode_maps_as_in_eval_mode_and_keeps_i
     assert trained.n_minima == evaluated.n_minima == 2
     np.testing.assert_array_equal(trained.minima_x, evaluated.minima_x)
     np.testing.assert_array_equal(trained.tree.heights, evaluated.tree.heights)
+
+
+def test_an_energy_that_fails_on_a_small_batch_is_one_line_from_build_map():
+    from landscape import Energy, LandscapeError, build_map
+
+    net = torch.nn.Sequential(torch.nn.Linear(2, 8), torch.nn.Tanh(), torch.nn.Linear(8, 1))
+    with pytest.raises(LandscapeError, match=r"calling it on a batch of shape \[3, 3\] failed: RuntimeError: mat1 "
+                                             r"and mat2 shapes cannot be multiplied"):
+        build_map(Energy(net, shape=3, data_range=(-1.0, 1.0)))  # (a bare int is a shape too)
+    with pytest.raises(LandscapeError, match=r"its parameters are float64, the energy runs in float32: give "
+                                             r"Energy\(..., dtype=\) to match"):
+        build_map(Energy(net.double(), shape=(2,), data_range=(-1.0, 1.0)))
+    assert Energy(net, shape=2).shape == (2,)

@@ -270,7 +270,13 @@ def check_energy(energy: Energy) -> Energy:
         with torch.no_grad():
             u = energy.fn(x)
     except Exception as exc:  # noqa: BLE001 -- the user's code may raise anything
-        raise LandscapeError(f"{name}: calling it on a batch of shape {list(x.shape)} failed: {_describe(exc)}") from None
+        module = energy.module
+        kinds = {p.dtype for p in module.parameters() if p.is_floating_point()} if module is not None else set()
+        hint = (f" (its parameters are {', '.join(sorted(str(k).replace('torch.', '') for k in kinds))}, the energy "
+                f"runs in {str(energy.dtype).replace('torch.', '')}: give Energy(..., dtype=) to match)"
+                if kinds and kinds != {energy.dtype} else "")
+        raise LandscapeError(f"{name}: calling it on a batch of shape {list(x.shape)} failed: {_describe(exc)}{hint}"
+                             ) from None
     _check_output(name, u, x)
     try:
         u, g = energy.value_and_grad_fn()(x)

@@ -949,7 +949,10 @@ def build_map(
     >>> build_map(e).content.n_minima  # doctest: +SKIP
     3
     """
+    from landscape.io.sources import check_energy
+
     config = config or MapConfig()
+    check_energy(energy)  # one line for an energy that fails on a small batch, as the command's loaders give
     if data is not None:
         data = energy.as_batch(data, "the training examples (data)")
     group = current_group()
