@@ -218,3 +218,26 @@ def test_an_energy_that_fails_on_a_small_batch_is_one_line_from_build_map():
                                              r"Energy\(..., dtype=\) to match"):
         build_map(Energy(net.double(), shape=(2,), data_range=(-1.0, 1.0)))
     assert Energy(net, shape=2).shape == (2,)
+
+
+def test_training_examples_outside_the_box_are_said_to_be():
+    from landscape import Energy, MapConfig, build_map
+    from landscape.mapping.pipeline import Reporter
+
+    class Notes(Reporter):
+        def __init__(self):
+            self.notes = []
+
+        def note(self, text):
+            self.notes.append(text)
+
+    energy = Energy(lambda x: ((x ** 2 - 1) ** 2).sum(1), shape=2, data_range=(-2.0, 2.0), dtype=torch.float64)
+    data = np.array([[1.0, 1.0], [3.0, 0.0], [-1.0, -2.5], [0.5, -1.0]])
+    config = MapConfig(chains=8, rounds=1, ladder=(), max_steps=50, patience=10, attempts=1, neighbours=1, refine=False)
+    heard = Notes()
+    build_map(energy, config, data=data, reporter=heard)
+    assert "2 of 4 training examples lie outside the box [-2, 2]: chains from them are kept in the box; widen it " \
+           "(--box) to map where they are" in heard.notes
+    heard = Notes()
+    build_map(energy, config, data=data[[0, 3]], reporter=heard)
+    assert not any("outside the box" in n for n in heard.notes)

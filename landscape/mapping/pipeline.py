@@ -969,6 +969,12 @@ def build_map(
     check_progress(run.state, tuple(energy.shape))
     if "stage" in run.state:
         run.reporter.note(f"resuming after stage '{run.state['stage']}'")
+    elif data is not None and energy.data_range is not None and len(data):
+        low, high = energy.data_range
+        out = int(((data < low) | (data > high)).reshape(len(data), -1).any(1).sum())
+        if out:
+            run.reporter.note(f"{out} of {len(data)} training examples lie outside the box [{low:g}, {high:g}]: chains "
+                              "from them are kept in the box; widen it (--box) to map where they are")
     run.seconds = dict(run.state.get("seconds", {}))
     minima = _stage_minima(run, data)
     n = len(minima)
