@@ -222,7 +222,7 @@ def test_factory_errors(nets, tmp_path):
         ({"spec": f"{nets}:Net", "weights": tmp_path / "w8.pt", "kwargs": {"width": 4}}, "size mismatch for f.0.weight"),
         ({"spec": f"{nets}:Net", "weights": tmp_path / "no_sd.pt"}, "not a state dict"),
         ({"spec": f"{nets}:Net", "weights": tmp_path / "absent.pt"}, "no such file"),
-        ({"spec": f"{nets}:Net", "weights": None, "kwargs": {"depth": 2}}, "unexpected keyword argument 'depth'"),
+        ({"spec": f"{nets}:Net", "weights": None, "kwargs": {"depth": 2}}, "unexpected keyword argument 'depth' (its arguments go in --model-kwargs '{\"name\": value}')"),
         ({"spec": f"{nets}:not_a_module", "weights": None}, "expected a torch.nn.Module"),
         ({"spec": f"{nets}:Net", "weights": None, "shape": None}, "give the shape of one example"),
     ]

@@ -460,9 +460,15 @@ def energy_from_factory(
     try:
         module = factory(**dict(kwargs or {}))
     except Exception as exc:  # noqa: BLE001 -- the user's code may raise anything
-        raise LandscapeError(f"{spec}: calling it with kwargs {dict(kwargs or {})} failed: {_describe(exc)}") from None
+        hint = ""
+        if isinstance(exc, TypeError) and "argument" in str(exc):
+            hint = " (its arguments go in --model-kwargs '{\"name\": value}'"
+            hint += "; an energy function of x goes with --energy)" if not isinstance(factory, type) else ")"
+        raise LandscapeError(f"{spec}: calling it with kwargs {dict(kwargs or {})} failed: {_describe(exc)}{hint}"
+                             ) from None
     if not isinstance(module, nn.Module):
-        raise LandscapeError(f"{spec}: returned a {type(module).__name__}, expected a torch.nn.Module")
+        hint = " (an energy function of x goes with --energy)" if isinstance(module, torch.Tensor) else ""
+        raise LandscapeError(f"{spec}: returned a {type(module).__name__}, expected a torch.nn.Module{hint}")
     name = spec
     if weights is not None:
         load_state_dict_into(module, read_state_dict(weights), f"{weights}", spec)

@@ -295,11 +295,11 @@ def describe(funnel: FunnelData) -> str:
     kind = "a funnel" if s >= FUNNEL_SCORE else "no funnel"
     ref = funnel.attrs.get("reference_entropy", funnel.entropy[0])
     what = "the data's basins" if funnel.attrs.get("reference", "").startswith("chains from data") else \
-        f"noise {funnel.noise[0]:g}"
+        f"noise {funnel.noise[0]:.3g}"
     top = funnel_sinks(funnel) or sinks(funnel.occupancy[k])
     where = ", ".join(f"basin {b} {100 * funnel.occupancy[k, b]:.0f}%" for b in top)
     return (f"funnel score {s:.2f}: {kind} (effective number of basins {math.exp(ref):.1f} in {what} -> "
-            f"{math.exp(funnel.entropy[k]):.1f} at noise {funnel.noise[k]:g}: {where})")
+            f"{math.exp(funnel.entropy[k]):.1f} at noise {funnel.noise[k]:.3g}: {where})")
 
 
 # ------------------------------------------------------------------------- the probe
@@ -416,7 +416,7 @@ def funnel_probe(
         seconds[f"chains_{k}"] = time.perf_counter() - t0
         state["seconds"] = seconds
         save()
-        reporter.note(f"noise {config.noise[k]:g}: {q.x.shape[0]} chains quenched "
+        reporter.note(f"noise {config.noise[k]:.3g}: {q.x.shape[0]} chains quenched "
                       f"({describe_stops(q.stops(), config.quench_steps)})")
 
     # (the mapping's time before an interruption counts, as saved with its progress)
@@ -513,10 +513,10 @@ def _run_level(
             x0.append(energy.uniform_noise(n_per, gen))
     x = torch.cat(x0)
     if tau > 0 and config.steps > 0:
-        reporter.stage(f"noise {tau:g}: chains", total=config.steps, unit="step")
+        reporter.stage(f"noise {tau:.3g}: chains", total=config.steps, unit="step")
         x = sample(energy, x, config.steps, config.eps, tau=tau, generator=gen, box=energy.data_range,
                    progress=reporter.advance).x
-    reporter.stage(f"noise {tau:g}: quench", total=config.quench_steps, unit="step")
+    reporter.stage(f"noise {tau:.3g}: quench", total=config.quench_steps, unit="step")
     return quench(energy, x, max_steps=config.quench_steps, grad_tol=config.grad_tol, box=energy.data_range,
                   progress=reporter.advance)
 
