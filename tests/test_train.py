@@ -118,8 +118,12 @@ def test_shape_mismatch_between_data_and_network_is_a_clear_error(tmp_path):
     cfg = apply_overrides(tiny(), ["data.name=\"digits\""])
     with pytest.raises(LandscapeError, match=r"shape \[1, 8, 8\] but the toy network expects \[2\]"):
         train(cfg, tmp_path / "x.pt")
-
-
+    np.savez(tmp_path / "p5.npz", x=np.random.default_rng(0).normal(size=(50, 5)))
+    cfg = apply_overrides(tiny(), [f"data.name=\"npz:{tmp_path / 'p5.npz'}\""])
+    with pytest.raises(LandscapeError, match=r"shape \[5\] but the toy network expects \[2\] \(add --set "
+                                             r"model.kwargs.in_dim=5\)"):
+        train(cfg, tmp_path / "x.pt")
+    train(apply_overrides(cfg, ["model.kwargs.in_dim=5"]), tmp_path / "x.pt")  # the hint is what fits
 
 @pytest.mark.parametrize(("overrides", "hint"), [
     ([], "add --set model.kwargs.n_c=3 --set model.kwargs.image_size=16"),

@@ -327,6 +327,8 @@ def _shape_hint(model: nn.Module, data: tuple[int, ...], expected: tuple[int, ..
     """What to set so that images of shape ``data`` fit the network (built with
     ``expected``): its channels, the images' side, or another network."""
     takes = inspect.signature(type(model).__init__).parameters
+    if len(data) == 1 and len(expected) == 1 and "in_dim" in takes:  # points of another dimension
+        return f"add --set model.kwargs.in_dim={data[0]}"
     if len(data) != 3 or len(expected) != 3:
         return "choose a preset or model.arch for data of this shape"
     fixes = []
