@@ -116,7 +116,7 @@ def train_cmd(preset_name, dataset, steps, batch_size, out, resume, force, seed,
     def progress(n: int, latest: dict) -> None:
         if quiet:
             return
-        if not bars:  # opened at the first update, so bad input prints only its error
+        if not bars:  # opened as the updates start, so bad input prints only its error
             from landscape.io.bars import progress_bar
 
             bars.append(progress_bar(total=config.train.steps, initial=start, desc=f"train {config.preset}",

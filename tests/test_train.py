@@ -261,3 +261,13 @@ def test_resuming_with_other_settings_says_the_run_no_longer_follows_the_uninter
     assert code == 0, err
     assert "note: resuming with changed settings (optim.lr, train.seed)" in err
     assert load_checkpoint(out)["config"]["optim"]["lr"] == 0.05
+
+
+def test_a_run_that_diverges_keeps_its_updates_in_the_log(tmp_path):
+    out = tmp_path / "x.pt"
+    cfg = tiny("toy-convergent", "optim.lr=1e12", "train.steps=30", "train.log_every=10")
+    with pytest.raises(LandscapeError, match=r"training diverged at update 2: .* \(lower optim.lr or sampler.epsilon\);"
+                                             r" its updates so far in .*metrics.csv"):
+        train(cfg, out)
+    log = read_metrics(run_dir_for(out) / "metrics.csv")
+    assert log["step"].tolist() == [1.0]  # the update before the divergence (log_every would have kept it back)

@@ -184,28 +184,34 @@ def _train(
     t0 = time.perf_counter()
     step = start
     done_since = 0
+    if progress is not None and env.main:
+        progress(0, {})  # (the bar's rate counts from the first update)
     with _StopFlag() as stop:
         while step < cfg_t.steps:
             lr = lr_at(config, step)
             try:
                 x_neg, (d_st, v_t, e_pos, e_neg, acc) = s.update(lr)
             except NonFiniteEnergyError as exc:  # the parameters went non-finite in an earlier update
+                log.flush()  # (the updates before it, to look at)
                 raise LandscapeError(
-                    f"training diverged at update {step + 1}: {exc} (lower optim.lr or sampler.epsilon)"
+                    f"training diverged at update {step + 1}: {exc} (lower optim.lr or sampler.epsilon); "
+                    f"its updates so far in {log.path}"
                 ) from None
             step += 1
-            if not math.isfinite(d_st):
-                raise LandscapeError(
-                    f"training diverged at update {step}: d_st is {d_st} (lower optim.lr or sampler.epsilon)"
-                )
             latest = {"d_st": d_st, "v_t": v_t, "r_t": eps * eps / 2 * v_t, "lr": lr}
             kl = float("nan")
-            if dataset.density is not None and env.main and (step % cfg_t.eval_every == 0 or step == cfg_t.steps):
+            if dataset.density is not None and env.main and math.isfinite(d_st) and (
+                    step % cfg_t.eval_every == 0 or step == cfg_t.steps):
                 kl = latest["kl"] = toy_kl(s.energy, dataset)
             log.add(
                 [step, d_st, v_t, eps * eps / 2 * v_t, e_pos, e_neg, lr, acc, kl, log.offset + time.perf_counter() - t0],
-                flush=step % cfg_t.log_every == 0,
+                flush=step % cfg_t.log_every == 0 or not math.isfinite(d_st),
             )
+            if not math.isfinite(d_st):
+                raise LandscapeError(
+                    f"training diverged at update {step}: d_st is {d_st} (lower optim.lr or sampler.epsilon); "
+                    f"its updates so far in {log.path}"
+                )
             done_since += 1
             if progress is not None and env.main and (done_since >= max(1, cfg_t.log_every // 10) or step == cfg_t.steps):
                 progress(done_since, latest)
