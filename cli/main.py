@@ -46,9 +46,14 @@ class LazyGroup(click.Group):
         return getattr(importlib.import_module(module), attribute)
 
 
+#: The commands that spread their work over torchrun's ranks; the others run as one process.
+RANKED = ("map", "train")
+
+
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="ebm-landscape")
-def cli() -> None:
+@click.pass_context
+def cli(ctx: click.Context) -> None:
     """Train energy-based models and map their energy landscapes.
 
     \b
@@ -71,7 +76,18 @@ def cli() -> None:
     --out, --force (overwrite), --quiet (no progress bars), --json (machine-readable output).
     Exit status: 0 done, 1 error, 2 usage error, 3 a --strict test failed (check, compare),
     130 interrupted (Ctrl-C), 143 terminated (SIGTERM; long runs keep their progress either way).
+    Under torchrun, map and train spread over the ranks; the other commands run as one process.
     """
+    from landscape.distributed import world_from_env
+
+    rank, world, _ = world_from_env()
+    if world > 1 and ctx.invoked_subcommand not in RANKED:
+        if rank != 0:  # (rank 0 says why; torchrun then stops the job)
+            ctx.exit(1)
+        from landscape.errors import LandscapeError
+
+        raise LandscapeError(f"landscape {ctx.invoked_subcommand} runs as one process: run it without torchrun "
+                             f"(only {' and '.join(RANKED)} spread over its ranks)")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -169,3 +169,15 @@ def test_info_on_model_files_that_are_not_our_checkpoints_says_what_they_are(tmp
         assert re.search(pattern, out.splitlines()[1]), out
     code, out, _ = run(capsys, "info", tmp_path / "scripted.pt", "--json")
     assert json.loads(out)["kind"] == "torchscript"
+
+
+def test_commands_that_run_as_one_process_refuse_torchrun_once(capsys, monkeypatch, tmp_path):
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    for command in ("funnel", "diagnose", "check", "sample", "compare", "demo", "info", "tree"):
+        monkeypatch.setenv("RANK", "0")
+        code, _, err = run(capsys, command, tmp_path / "x.pt")
+        assert_one_line_error(code, err, f"landscape {command} runs as one process: run it without torchrun "
+                                         r"\(only map and train spread over its ranks\)")
+        monkeypatch.setenv("RANK", "1")  # the other ranks stop without a word (one line in all, not one a rank)
+        code, out, err = run(capsys, command, tmp_path / "x.pt")
+        assert code == 1 and not out and not err
