@@ -50,7 +50,7 @@ def _run(app: click.Command, argv: list[str] | None, debug: bool) -> int:
         if isinstance(exc.__cause__, Terminated):
             click.echo("error: terminated (SIGTERM)", err=True)
             return 143
-        click.echo("error: aborted", err=True)
+        click.echo("error: interrupted (Ctrl-C)", err=True)
         return 130
     except click.UsageError as exc:
         command = exc.ctx.command_path if exc.ctx is not None else "landscape"
@@ -65,11 +65,15 @@ def _run(app: click.Command, argv: list[str] | None, debug: bool) -> int:
         if isinstance(exc, Terminated):
             click.echo("error: terminated (SIGTERM)", err=True)
             return 143
-        click.echo("error: interrupted", err=True)
+        click.echo("error: interrupted (Ctrl-C)", err=True)
         return 130
     except Exception as exc:  # noqa: BLE001 - sorted below: known errors, else a bug
         if isinstance(exc, known_errors()) or _disk_full_or_read_only(exc):
             click.echo(f"error: {one_line(exc)}", err=True)
+            return 1
+        if _rank_lost(exc):
+            click.echo(f"error: another rank of this torchrun job stopped ({one_line(exc)[:120]}); progress "
+                       "already saved is kept: rerun the command, with --resume to continue from it", err=True)
             return 1
         if debug:  # an unexpected failure is a bug: say so, in one line
             traceback.print_exc()
@@ -87,6 +91,25 @@ def _disk_full_or_read_only(exc: BaseException) -> bool:
     import errno
 
     return isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG)
+
+
+def _rank_lost(exc: BaseException) -> bool:
+    """A collective operation failed because another rank of the torchrun job is gone
+    (killed, out of memory, its machine lost): the job's state, not a bug."""
+    from landscape.distributed import world_from_env
+
+    try:
+        if world_from_env()[1] < 2:
+            return False
+    except LandscapeError:
+        return False
+    dist = sys.modules.get("torch.distributed")
+    if dist is not None and isinstance(exc, getattr(dist, "DistError", ())):
+        return True
+    text = str(exc)
+    return isinstance(exc, RuntimeError) and any(
+        mark in text for mark in ("gloo/transport", "Connection reset by peer", "Connection closed by peer",
+                                  "NCCL communicator was aborted", "ProcessGroupNCCL"))
 
 
 def one_line_text(text: str) -> str:

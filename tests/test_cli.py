@@ -181,3 +181,23 @@ def test_commands_that_run_as_one_process_refuse_torchrun_once(capsys, monkeypat
         monkeypatch.setenv("RANK", "1")  # the other ranks stop without a word (one line in all, not one a rank)
         code, out, err = run(capsys, command, tmp_path / "x.pt")
         assert code == 1 and not out and not err
+
+
+def test_a_rank_lost_under_torchrun_is_said_so_not_an_unexpected_error(capsys, monkeypatch):
+    import click
+
+    from landscape.cli.errors import run_guarded
+
+    @click.command()
+    def collective():
+        raise RuntimeError("[/pytorch/third_party/gloo/gloo/transport/tcp/pair.cc:537] Read error "
+                           "[127.0.0.1]:55492: Connection reset by peer")
+
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    assert run_guarded(collective, []) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: another rank of this torchrun job stopped ([/pytorch/third_party/gloo") and \
+        err.rstrip().endswith("progress already saved is kept: rerun the command, with --resume to continue from it") and "unexpected" not in err
+    monkeypatch.setenv("WORLD_SIZE", "1")  # one process: the same text is a bug, said as one
+    assert run_guarded(collective, []) == 1
+    assert "error: unexpected RuntimeError" in capsys.readouterr().err
