@@ -271,3 +271,14 @@ def test_a_run_that_diverges_keeps_its_updates_in_the_log(tmp_path):
         train(cfg, out)
     log = read_metrics(run_dir_for(out) / "metrics.csv")
     assert log["step"].tolist() == [1.0]  # the update before the divergence (log_every would have kept it back)
+
+
+def test_a_batch_that_does_not_split_over_the_ranks_names_its_setting():
+    from landscape.distributed import Dist
+    from landscape.train.loop import _split
+
+    assert _split(100, Dist(rank=0, world=4), "train.batch_size") == 25
+    with pytest.raises(LandscapeError, match=r"^train.batch_size 100 does not split evenly over 3 ranks: run a number "
+                                             r"of ranks that divides it, or --set train.batch_size=N with N a multiple "
+                                             r"of 3$"):
+        _split(100, Dist(rank=0, world=3), "train.batch_size")

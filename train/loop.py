@@ -270,7 +270,7 @@ class _Session:
             optimizer = torch.optim.Adam(
                 model.parameters(), lr=lr_at(config, 0), betas=tuple(cfg_o.betas), weight_decay=cfg_o.weight_decay
             )
-        local_batch = _split(config.train.batch_size, env)
+        local_batch = _split(config.train.batch_size, env, "train.batch_size")
         energy.check_room(2 * local_batch, "examples per update (the batch's data and its chains)")
         # data draws use a CPU generator (toy densities sample on the CPU); chains use one on
         # the device. Both are seeded per rank and saved, so a resume replays them exactly.
@@ -279,7 +279,7 @@ class _Session:
         gen = torch.Generator(device=env.device).manual_seed(seed + 1)
         bank = None
         if config.sampler.init == "persistent":
-            bank = energy.uniform_noise(_split(config.sampler.bank_size, env), gen)
+            bank = energy.uniform_noise(_split(config.sampler.bank_size, env, "sampler.bank_size"), gen)
             if bank.shape[0] < local_batch:
                 raise LandscapeError(
                     f"persistent bank of {bank.shape[0]} per rank is smaller than the batch of {local_batch}"
@@ -370,9 +370,10 @@ def _build_model(config: Config, dataset: datasets.Dataset, env: Dist) -> tuple[
     return model, trained, energy
 
 
-def _split(total: int, env: Dist) -> int:
+def _split(total: int, env: Dist, field: str) -> int:
     if total % env.world:
-        raise LandscapeError(f"{total} does not split evenly over {env.world} ranks")
+        raise LandscapeError(f"{field} {total} does not split evenly over {env.world} ranks: run a number of ranks "
+                             f"that divides it, or --set {field}=N with N a multiple of {env.world}")
     return total // env.world
 
 
