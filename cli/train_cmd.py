@@ -86,7 +86,15 @@ def train_cmd(preset_name, dataset, steps, batch_size, out, resume, force, seed,
             raise click.UsageError("--resume continues with the checkpoint's own settings: drop --preset")
         if not out.exists():
             raise LandscapeError(f"{out}: nothing to resume (no such checkpoint)")
-        saved = load_checkpoint(out)["config"]
+        previous = load_checkpoint(out)
+        saved = previous["config"]
+        from landscape.distributed import world_from_env
+
+        rank, world, _ = world_from_env()
+        ranks = (previous.get("resume") or {}).get("world_size")
+        if isinstance(ranks, int) and ranks != world and rank == 0:
+            click.echo(f"note: resuming on {world} rank{'s' if world != 1 else ''} a run of {ranks}: its random streams "
+                       "are reseeded, so it no longer follows the uninterrupted run", err=True)
         try:
             config = Config.from_dict(saved)
         except LandscapeError as exc:  # name the file whose config it is
@@ -111,7 +119,7 @@ def train_cmd(preset_name, dataset, steps, batch_size, out, resume, force, seed,
                        "the uninterrupted one", err=True)
 
     bars = []
-    start = int(load_checkpoint(out)["step"]) if resume else 0
+    start = int(previous["step"]) if resume else 0
 
     def progress(n: int, latest: dict) -> None:
         if quiet:

@@ -261,6 +261,12 @@ def test_resuming_with_other_settings_says_the_run_no_longer_follows_the_uninter
     assert code == 0, err
     assert "note: resuming with changed settings (optim.lr, train.seed)" in err
     assert load_checkpoint(out)["config"]["optim"]["lr"] == 0.05
+    two = torch.load(out, weights_only=True)  # as a run of 2 torchrun ranks saves it
+    two["resume"]["world_size"] = 2
+    torch.save(two, out)
+    code, _, err = run(capsys, "train", "--out", out, "--resume", "--steps", "5", "--quiet")
+    assert code == 0, err
+    assert "note: resuming on 1 rank a run of 2: its random streams are reseeded, so it no longer follows" in err
 
 
 def test_a_run_that_diverges_keeps_its_updates_in_the_log(tmp_path):
