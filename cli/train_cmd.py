@@ -114,7 +114,7 @@ def train_cmd(preset_name, dataset, steps, batch_size, out, resume, force, seed,
     config = apply_overrides(config, extra).validate()
     if resume:
         changed = _changed(before.to_dict(), config.to_dict(), skip={"train.steps"})
-        if changed:
+        if changed and rank == 0:
             click.echo(f"note: resuming with changed settings ({', '.join(changed)}): the run no longer follows "
                        "the uninterrupted one", err=True)
 
