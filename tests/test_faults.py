@@ -88,6 +88,33 @@ def test_locks_nest_within_one_process_and_are_removed_after(tmp_path):
     assert not lock_path(out).exists()
 
 
+def test_a_lock_holds_on_a_disk_with_no_room_for_its_note_and_odd_folders_name_the_output(tmp_path, monkeypatch):
+    import errno
+    import os
+
+    from landscape import LandscapeError
+    from landscape.io import files
+
+    def full(fd, data):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    out = tmp_path / "x.h5"
+    with monkeypatch.context() as patch:
+        patch.setattr(files.os, "write", full)  # the holder's pid does not fit: the lock holds without it
+        with output_lock(out):
+            assert lock_path(out).exists()
+    assert os.write is not full and not lock_path(out).exists()
+    (tmp_path / "afile").write_text("")
+    with pytest.raises(LandscapeError, match=rf"^cannot write {tmp_path / 'afile' / 'x.h5'}: {tmp_path / 'afile'} is "
+                                             r"a file, not a folder$"):
+        with output_lock(tmp_path / "afile" / "x.h5"):
+            pass
+    with pytest.raises(LandscapeError, match=r"^cannot write /proc/x.h5: /proc is not a folder files can be written "
+                                             r"in \(No such file or directory\)$"):
+        with output_lock("/proc/x.h5"):
+            pass
+
+
 @pytest.mark.slow
 def test_two_maps_to_one_output_at_once_one_refused_and_the_other_s_result_on_disk(tmp_path):
     prepare(tmp_path, "map")

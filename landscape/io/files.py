@@ -157,7 +157,7 @@ def output_lock(path: str | os.PathLike, *also: str | os.PathLike) -> Iterator[N
     """
     path = Path(path)
     lock = lock_path(path)
-    make_folder(lock)
+    make_folder(path)  # (the lock's folder; an error names the output)
     key = str(lock.absolute())
     if key in _HELD:
         _HELD[key] += 1
@@ -185,6 +185,9 @@ def _acquire(lock: Path, path: Path) -> int:
             fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
         except OSError as exc:
             named = disk_error(exc, path, lock, lock.parent)
+            if named is None and exc.errno in (errno.ENOENT, errno.ENOTDIR):  # (a file, /proc, ... as the folder)
+                named = LandscapeError(f"cannot write {path}: {path.parent} is not a folder files can be written in "
+                                       f"({exc.strerror})")
             if named is None:
                 raise
             raise named from None
@@ -203,8 +206,9 @@ def _acquire(lock: Path, path: Path) -> int:
         except FileNotFoundError:
             same = False
         if same:
-            os.ftruncate(fd, 0)
-            os.write(fd, f"pid {os.getpid()} on {socket.gethostname()}\n".encode())
+            with suppress(OSError):  # (a full disk: the lock holds without its note; the output's own write names it)
+                os.ftruncate(fd, 0)
+                os.write(fd, f"pid {os.getpid()} on {socket.gethostname()}\n".encode())
             return fd
         os.close(fd)
 
