@@ -761,3 +761,23 @@ def test_resume_progress_continues_only_the_same_run(tmp_path):
     with pytest.raises(ProgressMismatch, match="other settings"):  # (a LandscapeError the demo tells apart)
         resume_progress(map_path, "f2", resume=True)
     assert resume_progress(map_path, "f1", resume=True) == {"fingerprint": "f1", "step": 3}
+
+
+def test_a_map_another_program_holds_open_to_write_is_said_to_be(tmp_path):
+    import subprocess
+    import sys
+
+    path = tmp_path / "held.h5"
+    with h5py.File(path, "w") as f:
+        f.attrs["schema"] = "ebm-landscape/map"
+    holder = subprocess.Popen([sys.executable, "-c", "import h5py, sys, time\n"
+                               f"f = h5py.File({str(path)!r}, 'a'); print('open', flush=True); time.sleep(60)"],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "open"
+        with pytest.raises(LandscapeError, match=r"held.h5 is open for writing in another program \(HDF5 locks it\): "
+                                                 r"close it there, then run this again$"):
+            read_map(path)
+    finally:
+        holder.kill()
+        holder.wait()

@@ -465,6 +465,9 @@ def _open_map(path: Path) -> Iterator[h5py.File]:
     try:
         f = h5py.File(path, "r")
     except _H5_ERRORS as err:
+        if "unable to lock file" in str(err):  # HDF5's own lock: a program has it open to write
+            raise LandscapeError(f"{path} is open for writing in another program (HDF5 locks it): close it there, "
+                                 "then run this again") from None
         raise LandscapeError(f"{path} is not a readable HDF5 file ({first_line(err)})") from None
     with f:
         try:
