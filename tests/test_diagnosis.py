@@ -271,3 +271,14 @@ def test_a_map_of_another_model_and_a_moved_model_get_clear_errors(capsys, tmp_p
     code, _, err = run(capsys, "diagnose", m, "--model-file", moved, "--report", tmp_path / "r2.html")
     assert code == 0, err
     assert m.read_bytes() != before  # the diagnosis was written into the map
+    # The model the map records, trained further since: not "another model".
+    kept = d1.read_bytes()  # (the fixture's, shared: restored below)
+    trained = torch.load(d1, weights_only=True)
+    trained["step"] += 1
+    torch.save(trained, d1)
+    try:
+        code, _, err = run(capsys, "funnel", d1, "--map", m, "--quiet")
+    finally:
+        d1.write_bytes(kept)
+    assert_one_line_error(code, err, rf"^error: {d1} changed since {m} was made of it \(sha256 differs: trained further\?\): "
+                                     rf"map it again \(landscape map {d1} --force\)$")

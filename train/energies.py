@@ -342,6 +342,9 @@ def check_map_matches(map_path: Path, content: Any, model: Path) -> None:
         raise LandscapeError(f"{map_path} does not record which model file it was made of: cannot check it against {model}")
     if sha256_of(model) != recorded:
         what = source.get("path") or "another model"
+        if what != "another model" and Path(what).resolve() == Path(model).resolve():
+            raise LandscapeError(f"{model} changed since {map_path} was made of it (sha256 differs: trained further?):"
+                                 f" map it again (landscape map {model} --force)")
         raise LandscapeError(
             f"{map_path} was made from another model ({what}, sha256 {str(recorded)[:12]}), not from {model}: "
             f"map it first (landscape map {model}) or give its own map"
