@@ -80,12 +80,19 @@ def test_a_second_writer_of_a_map_or_checkpoint_is_refused_naming_the_holder(cap
 
 
 def test_locks_nest_within_one_process_and_are_removed_after(tmp_path):
+    import os
+    import socket
+
+    from landscape.io.files import held_by
+
     out = tmp_path / "x.h5"
+    assert held_by(out) is None
     with output_lock(out):
         with output_lock(out):
             assert lock_path(out).exists()
         assert lock_path(out).exists()
-    assert not lock_path(out).exists()
+        assert held_by(out) == f"pid {os.getpid()} on {socket.gethostname()}"  # (what `map` says of a checkpoint)
+    assert not lock_path(out).exists() and held_by(out) is None
 
 
 def test_a_lock_holds_on_a_disk_with_no_room_for_its_note_and_odd_folders_name_the_output(tmp_path, monkeypatch):

@@ -118,7 +118,7 @@ def run_map(loaded: LoadedEnergy, config: Any, out: Path, *, data: Any = None, d
     from contextlib import ExitStack
 
     from landscape.distributed import current, from_main
-    from landscape.io.files import output_lock
+    from landscape.io.files import held_by, output_lock
     from landscape.io.progress import clear_progress, progress_path
     from landscape.mapping.pipeline import build_map
 
@@ -139,6 +139,10 @@ def run_map(loaded: LoadedEnergy, config: Any, out: Path, *, data: Any = None, d
             ranks = f", {group.world} ranks" if group is not None else ""
             say(f"mapping {loaded.label} ({'x'.join(map(str, energy.shape))}, box [{low:g}, {high:g}], "
                 f"{energy.device}{ranks})")
+            writer = held_by(loaded.source["path"]) if loaded.source.get("kind") == "checkpoint" else None
+            if writer is not None:
+                say(f"  {loaded.source['path']} is being written by another run ({writer}): mapping its state at "
+                    f"update {(loaded.checkpoint or {}).get('step')}")
             if loaded.source.get("kind") == "model" and loaded.source.get("weights") is None:
                 say(f"  no --weights given: {loaded.source.get('spec')} keeps the weights its factory gave it")
         bars = ProgressBars(quiet)

@@ -179,6 +179,25 @@ def output_lock(path: str | os.PathLike, *also: str | os.PathLike) -> Iterator[N
         os.close(fd)
 
 
+def held_by(path: str | os.PathLike) -> str | None:
+    """Who holds ``path``'s output lock (``"pid N on HOST"``) while a run writes it, else
+    None (nothing is written or removed)."""
+    lock = lock_path(path)
+    try:
+        fd = os.open(lock, os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except OSError:
+        return _holder(fd)
+    else:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return None
+    finally:
+        os.close(fd)
+
+
 def _acquire(lock: Path, path: Path) -> int:
     while True:
         try:
