@@ -282,3 +282,19 @@ def test_a_network_mapped_without_weights_is_said_to_keep_its_factory_s(tmp_path
                          *small, "--out", tmp_path / "b.h5")
     assert code == 0, err
     assert "no --weights" not in out + err
+
+
+def test_a_map_made_again_drops_the_unfinished_probe_of_the_map_it_replaces(tmp_path, capsys):
+    from landscape.io.progress import save_progress
+
+    out = tmp_path / "w.h5"
+    small = ["map", "--energy", "landscape.potentials:mueller_brown", "--shape", "2", "--box", "-1.5", "2",
+             "--float64", "--chains", "16", "--ladder", "", "--no-refine", "--max-steps", "100", "--patience", "20",
+             "--attempts", "1", "--neighbours", "2", "--out", out, "--quiet"]
+    code, _, err = run(capsys, *small)
+    assert code == 0, err
+    save_progress(out, {"levels_done": 1}, kind="funnel")  # a probe of this map, stopped part-way
+    assert progress_path(out, "funnel").exists()
+    code, _, err = run(capsys, *small, "--force", "--seed", "3")
+    assert code == 0, err
+    assert not progress_path(out, "funnel").exists()  # (its --resume would have refused the new map's probe)

@@ -126,8 +126,7 @@ def _map_one(out: Path, name: str, device: str, scale: float, quiet: bool, say: 
     from landscape.plots.maps import plot_levels, plot_map_2d, plot_representatives
     from landscape.plots.tree import plot_tree
     from landscape.io.mapfile import read_map
-    from landscape.io.progress import ProgressMismatch, clear_progress
-    from landscape.mapping.funnel import PROGRESS_KIND as FUNNEL_PROGRESS
+    from landscape.io.progress import ProgressMismatch
     from landscape.mapping.settings import MapConfig
     from landscape.train.checkpoint import sha256_of
 
@@ -142,8 +141,7 @@ def _map_one(out: Path, name: str, device: str, scale: float, quiet: bool, say: 
         say(f"{name}: {path} is a map of an earlier {ckpt.name}: mapping it again")
         for picture in pictures.values():
             picture.unlink(missing_ok=True)
-        clear_progress(path, FUNNEL_PROGRESS)
-        content = None
+        content = None  # (mapping it again clears the probe progress of the map it replaces)
     if content is not None:
         say(f"{name}: already mapped ({path})")
     else:

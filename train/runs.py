@@ -120,6 +120,7 @@ def run_map(loaded: LoadedEnergy, config: Any, out: Path, *, data: Any = None, d
     from landscape.distributed import current, from_main
     from landscape.io.files import held_by, output_lock
     from landscape.io.progress import clear_progress, progress_path
+    from landscape.mapping.funnel import PROGRESS_KIND as FUNNEL_PROGRESS
     from landscape.mapping.pipeline import build_map
 
     group = current()  # under torchrun: rank 0 holds the lock and writes; every rank computes
@@ -178,6 +179,7 @@ def run_map(loaded: LoadedEnergy, config: Any, out: Path, *, data: Any = None, d
                 f"{err}; the finished stages are kept in {progress_path(out)}: rerun with --resume"
             ) from None
         clear_progress(out)
+        clear_progress(out, FUNNEL_PROGRESS)  # (a probe of the map this one replaced)
         return content, time.perf_counter() - t0
 
 
