@@ -6,6 +6,7 @@ import signal
 import sys
 import threading
 import traceback
+from contextlib import suppress
 from typing import Any
 
 import click
@@ -28,16 +29,56 @@ def _terminate(signum: int, frame: Any) -> None:
     raise Terminated
 
 
+class _Reader:
+    """Standard output that outlives its reader: once the pipe it writes to is closed
+    (``landscape map ... | head -1``), what follows is dropped and the run goes on to
+    write its files, instead of dying on ``BrokenPipeError`` half-way."""
+
+    def __init__(self, stream: Any) -> None:
+        self._stream, self._gone = stream, False
+
+    def write(self, text: str) -> int:
+        if not self._gone:
+            try:
+                return self._stream.write(text)
+            except BrokenPipeError:
+                self._drop()
+        return len(text)
+
+    def flush(self) -> None:
+        if not self._gone:
+            try:
+                self._stream.flush()
+            except BrokenPipeError:
+                self._drop()
+
+    def _drop(self) -> None:
+        import os
+
+        self._gone = True
+        with suppress(OSError, ValueError):  # (so the interpreter's last flush at exit is silent too)
+            os.dup2(os.open(os.devnull, os.O_WRONLY), self._stream.fileno())
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
 def run_guarded(app: click.Command, argv: list[str] | None, debug: bool = False) -> int:
     """Run ``app``; return its exit code. Errors print ``error: <one line>``: exit status
     1 for bad input, 2 for a usage error (with the command's help to look at), 130 for
-    Ctrl-C and 143 for SIGTERM, both of which stop a run as Ctrl-C does (progress kept)."""
+    Ctrl-C and 143 for SIGTERM, both of which stop a run as Ctrl-C does (progress kept).
+    Output to a pipe closed early is dropped; the command goes on."""
     previous = None
     if threading.current_thread() is threading.main_thread():
         previous = signal.signal(signal.SIGTERM, _terminate)
+    stdout = sys.stdout
+    if stdout is not None and not isinstance(stdout, _Reader) and hasattr(stdout, "fileno"):
+        sys.stdout = _Reader(stdout)  # type: ignore[assignment]
     try:
         return _run(app, argv, debug)
     finally:
+        if sys.stdout is not stdout and isinstance(sys.stdout, _Reader):
+            sys.stdout = stdout
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
 
@@ -93,15 +134,21 @@ def _disk_full_or_read_only(exc: BaseException) -> bool:
     return isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG)
 
 
+def torchrun_rank() -> tuple[int, int]:
+    """``(RANK, WORLD_SIZE)`` as torchrun sets them, (0, 1) outside it or where they do not
+    read as numbers (the command that joins the job says so); torch is not imported."""
+    import os
+
+    try:
+        return int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
+    except ValueError:
+        return 0, 1
+
+
 def _rank_lost(exc: BaseException) -> bool:
     """A collective operation failed because another rank of the torchrun job is gone
     (killed, out of memory, its machine lost): the job's state, not a bug."""
-    from landscape.distributed import world_from_env
-
-    try:
-        if world_from_env()[1] < 2:
-            return False
-    except LandscapeError:
+    if torchrun_rank()[1] < 2:
         return False
     dist = sys.modules.get("torch.distributed")
     if dist is not None and isinstance(exc, getattr(dist, "DistError", ())):

@@ -78,9 +78,9 @@ def cli(ctx: click.Context) -> None:
     130 interrupted (Ctrl-C), 143 terminated (SIGTERM; long runs keep their progress either way).
     Under torchrun, map and train spread over the ranks; the other commands run as one process.
     """
-    from landscape.distributed import world_from_env
+    from landscape.cli.errors import torchrun_rank
 
-    rank, world, _ = world_from_env()
+    rank, world = torchrun_rank()
     if world > 1 and ctx.invoked_subcommand not in RANKED:
         if rank != 0:  # (rank 0 says why; torchrun then stops the job)
             ctx.exit(1)

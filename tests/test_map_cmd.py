@@ -298,3 +298,23 @@ def test_a_map_made_again_drops_the_unfinished_probe_of_the_map_it_replaces(tmp_
     code, _, err = run(capsys, *small, "--force", "--seed", "3")
     assert code == 0, err
     assert not progress_path(out, "funnel").exists()  # (its --resume would have refused the new map's probe)
+
+
+def test_a_map_piped_into_a_reader_that_stops_early_still_writes_its_file(tmp_path):
+    # `landscape map ... | head -1`: the pipe closes after the first line; the map goes on.
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    landscape = shutil.which("landscape", path=str(Path(sys.executable).parent))
+    out = tmp_path / "m.h5"
+    proc = subprocess.Popen([landscape, "map", "--energy", "landscape.potentials:mueller_brown", "--shape", "2",
+                             "--box", "-1.5", "2", "--float64", "--chains", "32", "--out", str(out)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    first = proc.stdout.readline()
+    proc.stdout.close()  # (what head does after its line)
+    err = proc.stderr.read()
+    assert proc.wait(timeout=300) == 0, err
+    assert first.startswith("mapping mueller_brown") and "Error" not in err
+    assert read_map(out).n_minima == 3
