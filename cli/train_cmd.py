@@ -84,6 +84,11 @@ def train_cmd(preset_name, dataset, steps, batch_size, out, resume, force, seed,
     if resume:
         if preset_name is not None:
             raise click.UsageError("--resume continues with the checkpoint's own settings: drop --preset")
+        from landscape.io.files import busy, held_by
+
+        writer = held_by(out)
+        if writer is not None:  # (before its first save, the run under way has no checkpoint yet)
+            raise busy(out, writer)
         if not out.exists():
             raise LandscapeError(f"{out}: nothing to resume (no such checkpoint)")
         previous = load_checkpoint(out)

@@ -288,3 +288,13 @@ def test_a_batch_that_does_not_split_over_the_ranks_names_its_setting():
                                              r"of ranks that divides it, or --set train.batch_size=N with N a multiple "
                                              r"of 3$"):
         _split(100, Dist(rank=0, world=3), "train.batch_size")
+
+
+def test_resuming_a_run_that_is_still_running_says_so(tmp_path, capsys):
+    from conftest import run
+    from landscape.io.files import output_lock
+
+    out = tmp_path / "r.pt"
+    with output_lock(out):  # a run under way, before its first checkpoint
+        code, _, err = run(capsys, "train", "--out", out, "--resume")
+    assert code == 1 and f"{out} is being written by another run (pid " in err and "nothing to resume" not in err

@@ -179,6 +179,11 @@ def output_lock(path: str | os.PathLike, *also: str | os.PathLike) -> Iterator[N
         os.close(fd)
 
 
+def busy(path: str | os.PathLike, holder: str) -> LandscapeError:
+    """The error for an output another run (``holder``) is writing."""
+    return LandscapeError(f"{path} is being written by another run ({holder}): wait for it to end, or write elsewhere")
+
+
 def held_by(path: str | os.PathLike) -> str | None:
     """Who holds ``path``'s output lock (``"pid N on HOST"``) while a run writes it, else
     None (nothing is written or removed)."""
@@ -217,9 +222,7 @@ def _acquire(lock: Path, path: Path) -> int:
             os.close(fd)
             if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
                 raise
-            raise LandscapeError(
-                f"{path} is being written by another run ({holder}): wait for it to end, or write elsewhere"
-            ) from None
+            raise busy(path, holder) from None
         try:  # its last holder may have removed the file between our open and our lock
             same = os.fstat(fd).st_ino == os.stat(lock).st_ino
         except FileNotFoundError:
