@@ -53,11 +53,8 @@ def info(file, as_json, datasets):
             other = _state_dict_file(file)
             if other is None:
                 raise
-    if other is not None:
-        kind, text = other
-        click.echo(json.dumps({"file": str(file), "kind": kind, "about": text}, indent=2) if as_json
-                   else f"{file}\n  {text}")
-        return
+    if other is not None:  # not what info describes: said in one line, with what to do with it
+        raise LandscapeError(f"{file} is {other}")
     if as_json:
         meta = {k: v for k, v in ckpt.items() if k not in ("state_dict", "resume")}
         click.echo(json.dumps(meta, indent=2, default=str))
@@ -67,9 +64,9 @@ def info(file, as_json, datasets):
         click.echo(f"  {key:<10} {value}")
 
 
-def _other_file(path: Path) -> tuple[str, str] | None:
+def _other_file(path: Path) -> str | None:
     """A TorchScript file or an .npz archive (told by its zip directory only: nothing is
-    loaded or run): its kind and what to do with it; None for anything else."""
+    loaded or run): what it is and what to do with it; None for anything else."""
     import zipfile
 
     from landscape.io import sources
@@ -77,19 +74,20 @@ def _other_file(path: Path) -> tuple[str, str] | None:
     if not path.is_file() or not zipfile.is_zipfile(path):
         return None
     if sources.is_torchscript(path):
-        return "torchscript", (f"a TorchScript file (a network saved with its code): map it with landscape map {path} "
-                               "--shape D[,D...] --box LOW HIGH")
+        return (f"a TorchScript file (a network saved with its code), not a checkpoint or map: map it with landscape "
+                f"map {path} --shape D[,D...] --box LOW HIGH")
     try:
         with zipfile.ZipFile(path) as archive:
             names = archive.namelist()
     except (zipfile.BadZipFile, OSError):
         return None
     if names and all(n.endswith(".npy") for n in names):
-        return "npz", f"a NumPy .npz archive ({len(names)} array{'s' if len(names) != 1 else ''}), not a model: as training data, --dataset npz:{path}"
+        arrays = f"{len(names)} array{'s' if len(names) != 1 else ''}"
+        return f"a NumPy .npz archive ({arrays}), not a checkpoint or map: as training data, --dataset npz:{path}"
     return None
 
 
-def _state_dict_file(path: Path) -> tuple[str, str] | None:
+def _state_dict_file(path: Path) -> str | None:
     """A bare state dict (not one of our checkpoints): what it holds and how to map it."""
     from landscape.errors import LandscapeError
     from landscape.io import sources
@@ -99,13 +97,16 @@ def _state_dict_file(path: Path) -> tuple[str, str] | None:
     except LandscapeError:
         return None
     from landscape.io.files import load_torch
+    from landscape.train.checkpoint import REQUIRED
 
+    top = load_torch(path, "state dict")
+    if any(key in top for key in REQUIRED if key not in ("model", "state_dict", "step")):
+        return None  # one of our checkpoints, damaged: the checkpoint reader's error names what is wrong
     count = sum(int(t.numel()) for t in sd.values())
-    bare = len(load_torch(path, "state dict")) == len(sd)  # not nested in a training script's checkpoint
-    return "state_dict", (f"a state dict ({len(sd)} tensors, {count:,} numbers), not an ebm-landscape checkpoint: map "
-                          f"it with landscape map --model FILE.py:Net --weights {path} (your network)"
-                          + (f", or landscape map {path} --arch ARCH --train-epsilon EPS (the Anatomy reference "
-                             "code's)" if bare else ""))
+    bare = len(top) == len(sd)  # not nested in a training script's checkpoint
+    return (f"a state dict ({len(sd)} tensors, {count:,} numbers), not an ebm-landscape checkpoint: map it with "
+            f"landscape map --model FILE.py:Net --weights {path} (your network)"
+            + (f", or landscape map {path} --arch ARCH --train-epsilon EPS (the Anatomy reference code's)" if bare else ""))
 
 
 def _map_info(path: Path, as_json: bool, datasets: bool) -> None:

@@ -106,7 +106,7 @@ class Energy:
         self.sampler = dict(sampler) if sampler else None
         self.shape = (int(shape),) if isinstance(shape, int) else tuple(int(s) for s in shape)
         if not self.shape or any(s <= 0 for s in self.shape):
-            raise LandscapeError(f"an energy needs a positive per-example shape, got {list(shape)}")
+            raise LandscapeError(f"an energy needs a positive per-example shape, got {list(self.shape)}")
         if data_range is not None:
             low, high = float(data_range[0]), float(data_range[1])
             if not (math.isfinite(low) and math.isfinite(high) and low < high):
