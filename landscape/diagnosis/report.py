@@ -247,7 +247,7 @@ def plot_energy_histogram(diagnosis: Diagnosis, content: MapContent, path: str |
 def plot_nn_histogram(diagnosis: Diagnosis, path: str | Path, *, title: str | None = None,
                       content: MapContent | None = None) -> Path:
     """:func:`landscape.plots.report.draw_nn_histogram` into a new figure, saved to ``path``:
-    the data's own leave-one-out nearest-neighbour distances against the minima's, with
+    the data's own nearest-neighbour distances against the minima's, with
     the bar. ``content`` (the map) names the model in the default title.
 
     Returns

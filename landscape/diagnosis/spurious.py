@@ -8,8 +8,8 @@ kept as bit flags:
 - ``OFF_DATA`` (1): its energy is at or below the data's typical energy (the median of
   ``U`` over training examples) while it is far from every training example: its
   nearest-neighbour distance exceeds ``nn_factor`` times the ``nn_quantile`` quantile of
-  the data's own leave-one-out nearest-neighbour distances (an exact search,
-  :mod:`landscape.mapping.neighbors`). The model makes such a point as probable as the
+  the data's own nearest-neighbour distances (each example's to the nearest example that
+  differs from it; an exact search, :func:`landscape.mapping.neighbors.spacing`). The model makes such a point as probable as the
   data, or more, without any data there.
 - ``SATURATED`` (2), images only: it piles its pixels at the ends of the data range (within
   2 % of the range's width) well beyond the data: more than ``saturation_excess`` of the
@@ -53,7 +53,8 @@ class DiagnosisRule:
     Attributes
     ----------
     nn_quantile : float
-        Quantile of the data's own leave-one-out nearest-neighbour distances that sets the
+        Quantile of the data's own nearest-neighbour distances (to the nearest example that
+        differs) that sets the
         distance bar. Default 0.99: only 1 % of training examples are farther from the
         rest of the data.
     nn_factor : float
