@@ -54,9 +54,8 @@ class DiagnosisRule:
     ----------
     nn_quantile : float
         Quantile of the data's own nearest-neighbour distances (to the nearest example that
-        differs) that sets the
-        distance bar. Default 0.99: only 1 % of training examples are farther from the
-        rest of the data.
+        differs) that sets the distance bar. Default 0.99: only 1 % of training examples
+        are farther from the rest of the data.
     nn_factor : float
         The bar is this multiple of that quantile. Default 1.5, "well above the data's
         own": a minimum is noise-free, and a mode of the data's density lies closer to its
