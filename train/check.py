@@ -62,7 +62,7 @@ __all__ = [
 #: costs 30 L steps per start on one batch of chains.
 DEFAULT_MULTIPLES = (1.0, 3.0, 10.0, 30.0)
 INITS = ("data", "noise")
-#: Data points whose leave-one-out nearest-neighbour distance sets the spacing yardstick.
+#: Data points whose distance to the nearest example that differs sets the spacing yardstick.
 SPACING_SAMPLE = 1000
 #: Data points whose energies set the energy yardstick.
 ENERGY_SAMPLE = 2000
@@ -78,8 +78,8 @@ class Thresholds:
     ----------
     nn_ratio : float
         Non-convergent if the chains' mean distance to their nearest training example
-        exceeds ``nn_ratio`` times the data's own spacing (the median leave-one-out
-        nearest-neighbour distance of training examples). Default 3: samples of a
+        exceeds ``nn_ratio`` times the data's own spacing (the median distance of a training
+        example to the nearest one that differs). Default 3: samples of a
         convergent model's steady state are as close to the training set as fresh data are,
         up to the Langevin noise they carry (1.6-1.7x on the demo rings and digits models after 30 L), while
         the drifting chains of non-convergent models leave the data by tens of spacings.
@@ -118,7 +118,7 @@ class DataYardstick:
     n: int  # training examples compared with
     energy_mean: float
     energy_std: float
-    spacing: float  # median leave-one-out nearest-neighbour distance
+    spacing: float  # median nearest-neighbour distance (to the nearest example that differs)
     saturation: float | None  # share of saturated pixels (images only)
 
 
@@ -430,7 +430,7 @@ def _energies(energy: Energy, x: torch.Tensor) -> torch.Tensor:
 
 
 def _yardstick(energy: Energy, ref: torch.Tensor, saturation, gen: torch.Generator) -> DataYardstick:
-    # The spacing is the leave-one-out distance of a random subset to the whole reference
+    # The spacing is the distance of a random subset to the rest of the reference
     # set: the same comparison a chain's end point gets, so the ratio is like for like.
     order = torch.randperm(ref.shape[0], generator=gen).to(ref.device)
     shuffled = ref[order]

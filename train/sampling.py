@@ -41,7 +41,7 @@ class ChainReport:
     acceptance: float | None
     nn_start: torch.Tensor | None  # distance of each chain to its nearest training example
     nn_end: torch.Tensor | None
-    data_nn_median: float | None  # the data's own leave-one-out nearest-neighbour distance
+    data_nn_median: float | None  # the data's own spacing (to the nearest example that differs)
     data_energy_mean: float | None
     saturation_start: float | None
     saturation_end: float | None  # share of coordinates at or beyond the data range ends

@@ -105,7 +105,7 @@ class Diagnosis:
     saturation : float64 [N] or None
         Images: share of each minimum's pixels at the range ends.
     data_nn : float64 [M]
-        The data's own leave-one-out nearest-neighbour distances (the yardstick).
+        The data's own nearest-neighbour distances (to the nearest example that differs: the yardstick).
     data_energy : float64 [M]
         ``U`` at the training examples.
     nn_bar, energy_bar : float

@@ -349,7 +349,7 @@ def draw_energy_histogram(diagnosis: Diagnosis, content: MapContent, ax: Any, *,
 
 def draw_nn_histogram(diagnosis: Diagnosis, ax: Any, *, title: str | None = None,
                       content: MapContent | None = None) -> Any:
-    """The data's own leave-one-out nearest-neighbour distances against the minima's, each
+    """The data's own nearest-neighbour distances (to examples that differ) against the minima's, each
     as shares of its own set per bin (the flagged minima stacked in red), a dashed line at
     the bar ``diagnosis.nn_bar`` and a dotted one at the data quantile it is a multiple
     of, drawn into ``ax``; return ``ax``. ``content`` names the model in the default title."""
