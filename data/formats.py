@@ -8,8 +8,8 @@ that exist but are not what they claim raise ``DataError`` naming the file.
 
 from __future__ import annotations
 
-import hashlib
 import gzip
+import hashlib
 import math
 import os
 import tempfile
@@ -263,8 +263,9 @@ def load_flowers(folder: Path, size: int, limit: int | None) -> tuple[np.ndarray
     Decoding all 8,189 JPEGs takes a while, so the full decoded set is cached as
     ``.ebm-landscape-cache-<size>.npz`` next to ``jpg/`` and reused while the images it
     was made of keep their names, sizes and modification times (an image added, removed
-    or rewritten invalidates it). A corrupt cache is ignored and rewritten. With ``limit`` and no valid cache, only the first
-    ``limit`` images are decoded and no cache is written.
+    or rewritten invalidates it). A corrupt cache is ignored and rewritten. With
+    ``limit`` and no valid cache, only the first ``limit`` images are decoded and no
+    cache is written.
 
     Parameters
     ----------
