@@ -192,3 +192,20 @@ def test_check_command_errors_are_one_line(tmp_path, capsys):
     code, _, err = run(check_cmd, capsys, other, "--multiples", "10,3")
     assert code == 2 and "increasing positive numbers" in err
     assert not list(tmp_path.glob("*.png"))
+
+
+def test_the_summary_of_chains_from_noise_says_when_they_reach_the_data_and_leave_it():
+    from landscape.train.check import _noise_summary
+
+    def at(multiple, nn):
+        return Stage(multiple, int(20 * multiple), 0.0, 0.0, nn, nn, None, None)
+
+    t = Thresholds()
+    assert _noise_summary([at(1, 2.1), at(3, 9.0), at(30, 62.0)], t) == (
+        "from noise: chains reach the data at 1L (2.1x the data's spacing), then leave it (62x at 30L)")
+    assert _noise_summary([at(1, 8.0), at(30, 2.5)], t) == (
+        "from noise: chains reach the data at 30L (2.5x the data's spacing)")
+    assert _noise_summary([at(1, 8.0), at(30, 5.0)], t) == (
+        "from noise: chains do not reach the data (closest at 30L: 5x the data's spacing)")
+    assert _noise_summary([at(1, 5.0), at(30, 9.0)], t) == (
+        "from noise: chains do not reach the data (closest at 1L: 5x the data's spacing); 9x at 30L")

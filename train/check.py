@@ -275,14 +275,20 @@ def _noise_summary(stages: list[Stage], thresholds: Thresholds) -> str | None:
         return f"from noise: chains reached non-finite energies within {_x(stages[0].multiple)}" if stages else None
     best = min(finite, key=lambda s: s.nn_ratio)
     last = stages[-1]
-    reach = "reach" if best.nn_ratio <= thresholds.nn_ratio else "do not reach"
-    text = f"from noise: chains {reach} the data (closest at {_x(best.multiple)}: {_g(best.nn_ratio)}x the data's spacing"
+    reached = best.nn_ratio <= thresholds.nn_ratio
+    if reached:
+        text = f"from noise: chains reach the data at {_x(best.multiple)} ({_g(best.nn_ratio)}x the data's spacing)"
+    else:
+        text = (f"from noise: chains do not reach the data (closest at {_x(best.multiple)}: {_g(best.nn_ratio)}x the "
+                "data's spacing)")
     if last is not best:
-        if last.finite:
-            text += f"; {_g(last.nn_ratio)}x at {_x(last.multiple)}"
+        if not last.finite:
+            text += f", then non-finite by {_x(last.multiple)}"
+        elif reached and last.nn_ratio > thresholds.nn_ratio:
+            text += f", then leave it ({_g(last.nn_ratio)}x at {_x(last.multiple)})"
         else:
-            text += f"; non-finite by {_x(last.multiple)}"
-    return text + ")"
+            text += f"; {_g(last.nn_ratio)}x at {_x(last.multiple)}"
+    return text
 
 
 # --------------------------------------------------------------------------------------
