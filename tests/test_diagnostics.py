@@ -251,3 +251,15 @@ def test_plot_toy_density_writes_png(tmp_path):
     w_with = Image.open(tmp_path / "with.png").size[0]
     w_without = Image.open(tmp_path / "without.png").size[0]
     assert w_with > w_without  # the samples column is there
+
+
+def test_the_diagnostics_picture_summarises_the_window_the_checkpoint_s_summary_does(tmp_path, monkeypatch):
+    from landscape.train import diagnostics
+
+    seen = []
+    real = tf.summarize_oscillation
+    monkeypatch.setattr(tf, "summarize_oscillation", lambda d, v, *a, **k: seen.append(d.size) or real(d, v, *a, **k))
+    for n, window in ((1000, 500), (10_000, 2000), (3, 1)):
+        seen.clear()
+        tf.plot_training_diagnostics(_metrics(n), tmp_path / f"d{n}.png")
+        assert diagnostics.steady_window(n) == window and seen == [window]  # (the last half, at most 2,000)

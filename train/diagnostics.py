@@ -182,6 +182,17 @@ def cross_correlation(a: np.ndarray, b: np.ndarray, max_lag: int) -> tuple[np.nd
     return lags, sums / (x.size * math.sqrt(cx[1] * cy[1]))
 
 
+#: The steady state's window: the last half of a run, at most this many updates.
+STEADY_MAX = 2000
+
+
+def steady_window(n: int) -> int:
+    """How many of a run's last updates its steady-state statistics use (past the
+    burn-in): half of the ``n`` updates, at most :data:`STEADY_MAX`, at least one. The
+    checkpoint's summary (``landscape info``) and the diagnostics picture both use it."""
+    return max(1, min(n // 2, STEADY_MAX))
+
+
 def summarize_oscillation(
     d_st: np.ndarray, v_t: np.ndarray | None = None, window: int | None = None
 ) -> dict[str, float]:

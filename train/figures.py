@@ -27,6 +27,7 @@ from landscape.io.files import atomic_path
 from landscape.train.diagnostics import (
     autocorrelation,
     cross_correlation,
+    steady_window,
     summarize_oscillation,
 )
 from landscape.plots.common import chain_caption, new_figure, save_figure, wrap
@@ -208,7 +209,7 @@ def plot_training_diagnostics(
     metrics: Mapping[str, np.ndarray],
     path: str | os.PathLike,
     *,
-    window: int = 2000,
+    window: int | None = None,
     max_lag: int = 15,
     title: str | None = None,
     init: str | None = None,
@@ -234,8 +235,10 @@ def plot_training_diagnostics(
         to 1..n); optionally ``energy_pos``, ``energy_neg``. Other keys are ignored.
     path : path-like
         Where to write the picture (format by suffix, usually .png; the folder is created).
-    window : int
-        Number of most recent updates the correlation statistics use.
+    window : int, optional
+        Number of most recent updates the statistics use; by default the steady state's
+        (:func:`landscape.train.diagnostics.steady_window`: the last half, at most 2,000),
+        as the checkpoint's summary that ``landscape info`` shows.
     max_lag : int
         Largest lag of the correlation panels.
     title : str, optional
@@ -256,6 +259,8 @@ def plot_training_diagnostics(
 
     Cost: O(n) plus one matplotlib figure (well under a second for 200,000 updates).
     """
+    if window is None:
+        window = steady_window(np.asarray(metrics["d_st"]).size) if "d_st" in metrics else 1
     series, step = _training_series(metrics, window, max_lag)
     n = step.size
     d, v, r = series["d_st"], series["v_t"], series["r_t"]

@@ -529,14 +529,14 @@ class _RunLog:
         if not self.enabled or not self.rows:
             return {}
         m = self.arrays()
-        # steady state: the last half of the run (at most 2,000 updates), past the burn-in
-        window = max(1, min(len(m["d_st"]) // 2, 2000))
+        window = diagnostics.steady_window(len(m["d_st"]))  # past the burn-in
         s = diagnostics.summarize_oscillation(m["d_st"][-window:], m["v_t"][-window:])
         s = {k: float(v) for k, v in s.items()}
         s["r_t_mean"] = float(eps * eps / 2 * np.mean(m["v_t"][-window:]))
         kl = m["kl"][np.isfinite(m["kl"])]
         if kl.size:
             s["kl"] = float(kl[-1])
+        s["window"] = float(window)  # (the updates these statistics cover: the last ones)
         s["updates"] = float(m["step"][-1])
         s["seconds"] = float(m["seconds"][-1])
         return s
