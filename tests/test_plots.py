@@ -353,3 +353,31 @@ def test_the_views_and_the_tree_draw_nothing():
         names = [a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names]
         names += [n.module or "" for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)]
         assert not [n for n in names if n.startswith("matplotlib")], rel
+
+
+def test_the_funnel_bars_colour_the_sinks_the_text_names_and_the_curves_give_their_chains(make_map):
+    from landscape.io.mapfile import FunnelData
+    from landscape.mapping.funnel import describe
+
+    content = make_map(np.zeros((12, 2)), np.arange(12.0))
+    # Level 1 spreads its chains thinly (its many one-basin "sinks" fill the legend's 8
+    # places when the most concentrated-looking rows come first); level 2 is where the
+    # chains gather most (lowest entropy): its sinks 10 and 11 are the ones the text names.
+    occ = np.zeros((3, 12))
+    occ[0, :4] = 0.25
+    occ[1, :8] = 0.05
+    occ[1, 8] = 0.6
+    occ[2, 10], occ[2, 11], occ[2, 0] = 0.45, 0.35, 0.2
+    ent = np.array([-(r[r > 0] * np.log(r[r > 0])).sum() for r in occ])
+    sink_rows = np.array([[0, 1, -1, -1, -1], [8, -1, -1, -1, -1], [10, 11, -1, -1, -1]])
+    content.funnel = FunnelData(noise=np.array([0.0, 1.0, 2.0]), occupancy=occ, entropy=ent, score=0.0,
+                                sinks=sink_rows, chain_start=np.array([0] * 20 + [1] * 20, dtype=np.int8),
+                                occupancy_data=occ, occupancy_noise=occ)
+    assert "basin 10 45%, basin 11 35%" in describe(content.funnel)
+    fig = new_figure(10, 4)
+    ax1, ax2 = fig.subplots(1, 2)
+    draw_funnel_shares(content, ax1, max_basins=2)
+    assert [t.get_text() for t in ax1.get_legend().get_texts()] == ["basin 10", "basin 11", "other basins"]
+    draw_funnel_entropy(content, ax2)
+    labels = [t.get_text() for t in ax2.get_legend().get_texts()]
+    assert labels[:3] == ["all chains (40)", "chains from data (20)", "chains from noise (20)"]

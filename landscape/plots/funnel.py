@@ -68,11 +68,16 @@ def draw_funnel_shares(content: MapContent, ax: Any, *, max_basins: int = 8) -> 
     LandscapeError
         If the map has no funnel probe.
     """
+    from landscape.mapping.funnel import collapse_level
+
     funnel = _funnel(content)
     occ = np.asarray(funnel.occupancy, dtype=np.float64)
     rows = _sink_rows(funnel)
     shown: list[int] = []
-    for k in np.argsort(-occ.max(axis=1)):  # the most concentrated levels first
+    # The sinks the text names first (those of the level where the chains concentrate
+    # most), then the other levels', the most concentrated first.
+    first = collapse_level(funnel)
+    for k in [first, *(k for k in np.argsort(-occ.max(axis=1)) if k != first)]:
         for s in rows[k]:
             if s >= 0 and int(s) not in shown and len(shown) < max_basins:
                 shown.append(int(s))
@@ -107,16 +112,23 @@ def draw_funnel_entropy(content: MapContent, ax: Any) -> Any:
 
     funnel = _funnel(content)
     xs = _noise_ticks(ax, np.asarray(funnel.noise, dtype=np.float64))
-    ax.plot(xs, np.exp(np.asarray(funnel.entropy)), "o-", color="tab:blue", label="all chains")
-    for o, style, label in ((funnel.occupancy_data, "s--", "chains from data"),
-                            (funnel.occupancy_noise, "^--", "chains from noise")):
+    starts = np.asarray(funnel.chain_start) if funnel.chain_start is not None else None
+
+    def count(start: int | None) -> str:  # (exp(H) of n chains is at most n)
+        if starts is None:
+            return ""
+        return f" ({int(starts.size if start is None else (starts == start).sum())})"
+
+    ax.plot(xs, np.exp(np.asarray(funnel.entropy)), "o-", color="tab:blue", label=f"all chains{count(None)}")
+    for o, style, label, start in ((funnel.occupancy_data, "s--", "chains from data", 0),
+                                   (funnel.occupancy_noise, "^--", "chains from noise", 1)):
         if o is not None:
-            ax.plot(xs, np.exp([entropy(r) for r in np.asarray(o)]), style, lw=1, ms=4, label=label)
+            ax.plot(xs, np.exp([entropy(r) for r in np.asarray(o)]), style, lw=1, ms=4, label=label + count(start))
     ref = funnel.attrs.get("reference_entropy")
     if isinstance(ref, (int, float)) and math.isfinite(ref):
         ax.axhline(math.exp(ref), color="0.4", ls=":", label="the data's basins (reference)")
     ax.set_xlabel("noise level tau")
-    ax.set_ylabel("effective number of basins exp(H)")
+    ax.set_ylabel("effective number of basins exp(H)\n(at most the number of chains)")
     ax.set_ylim(0, ax.get_ylim()[1] * 1.08)  # the highest point clear of the frame
     ax.legend(fontsize=7, framealpha=0.8)
     ax.set_title(describe(funnel).split(" (")[0], fontsize=9)
