@@ -297,7 +297,8 @@ def _merge_table(merges, max_leaves: int, name: str) -> str:
         if not m.connected:
             rows.append([joins, "-", "no path found", "-", "-", "-"])
             continue
-        how = "saddle" if m.refined else ("estimate; saddle above: " + _num(m.saddle) if m.above_estimate else "estimate")
+        refined = {True: "saddle point", False: "path top"}.get(m.saddle_point, "refined") if m.refined else None
+        how = refined or ("estimate; saddle above: " + _num(m.saddle) if m.above_estimate else "estimate")
         rows.append([joins, f"{m.pair[0]}-{m.pair[1]}", _num(m.height), _plus(m.relative), how, _num(m.estimate)])
     widths = [max(len(r[c]) for r in [head] + rows) for c in range(len(head))]
     out = [title]
@@ -345,6 +346,7 @@ def map_summary(map_path: Path, content, tree, level: int | None, basins: bool, 
             "height": m.height if m.connected else None, "relative": _finite_or_none(m.relative),
             "above_lowest": _finite_or_none(m.above_lowest), "pair": None if m.pair is None else list(m.pair),
             "barrier_row": m.barrier_row, "estimate": _finite_or_none(m.estimate), "saddle": _finite_or_none(m.saddle),
+            "at_saddle_point": m.saddle_point,
             "saddle_above_estimate": m.above_estimate,
         })
     table = content.barriers

@@ -97,7 +97,7 @@ def test_refined_merges_say_saddle_and_a_saddle_far_above_its_estimate_is_report
             "estimate: the tree keeps the estimate)") in out
     assert "tree      9 merges: 1 at refined saddles, 8 at estimates" in out
     rows = {r[0]: r for r in merge_rows(out)}
-    assert rows["3 + 5"][1:] == ["3-5", "-1.05", "+0.45", "saddle", "-1"]
+    assert rows["3 + 5"][1:] == ["3-5", "-1.05", "+0.45", "refined", "-1"]  # (the map does not say: saddle point?)
     # Minima 0-3: the string found a saddle at 2, far above the estimate -0.5; the tree
     # keeps the estimate.
     assert rows["0 + 3"][1:] == ["0-3", "-0.5", "+1.5", "estimate; saddle above: 2", "-0.5"]
@@ -130,7 +130,7 @@ def test_text_of_a_2d_map_with_refined_saddles(wells_map, capsys):
         # relative: the barrier above the higher side's lowest minimum
         assert float(cells[3]) == pytest.approx(m.height - content.minima_energy[m.higher], rel=1e-4, abs=1e-5)
         assert float(cells[5]) == pytest.approx(content.barriers.estimate[m.barrier_row], rel=1e-5)
-        assert cells[4] == ("saddle" if m.refined else "estimate")
+        assert cells[4] == ("refined" if m.refined else "estimate")
         if m.refined:  # the saddle lies below the overshooting estimate
             assert float(cells[2]) < float(cells[5])
     assert sum(m.refined for m in merges) == 2
@@ -287,7 +287,7 @@ def test_tree_of_a_schema_1_map_shows_its_basins_and_says_so(tmp_path, capsys):
     assert re.search(r"basin 1  E=-3  size 2 .*hits 8", out) and "+0.8 above basin 1" in out
     assert "no path found to the group of basin 3" in out
     rows = {r[0]: r for r in merge_rows(out)}
-    assert rows["0 + 1"][1:5] == ["0-2", "-2.2", "+0.8", "saddle"]
+    assert rows["0 + 1"][1:5] == ["0-2", "-2.2", "+0.8", "refined"]
     assert rows["0 + 2"][1:5] == ["2-4", "0.5", "+1.5", "estimate"]
     assert rows["0 + 3"][2] == "no path found"
     assert_png(tmp_path / "old.png")
@@ -395,3 +395,20 @@ def test_the_basin_tree_shown_is_the_library_s(image_map, capsys):
         heights = [m["height"] for m in s["merges"]]
         assert all(h is not None and math.isfinite(h) for h in heights)
         np.testing.assert_allclose(heights, t.heights)
+
+
+def test_a_refined_merge_says_whether_it_sits_at_a_saddle_point(tmp_path, capsys):
+    # Mueller-Brown: both merges at its two saddle points (the gradient vanishes there).
+    import torch
+
+    from landscape import Energy, MapConfig, build_map
+    from landscape.potentials import mueller_brown
+
+    energy = Energy(mueller_brown, shape=(2,), data_range=(-1.5, 2.0), dtype=torch.float64, name="mb")
+    build_map(energy, MapConfig(chains=64, rounds=1, ladder=(), neighbours=2)).write(tmp_path / "mb.h5")
+    code, out, err = tree(capsys, tmp_path / "mb.h5")
+    assert code == 0, err
+    rows = merge_rows(out)
+    assert len(rows) == 2 and all(r[4] == "saddle point" for r in rows)
+    code, out, err = tree(capsys, tmp_path / "mb.h5", "--json")
+    assert [m["at_saddle_point"] for m in json.loads(out)["merges"]] == [True, True]

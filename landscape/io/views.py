@@ -176,6 +176,9 @@ class TreeMerge:
         The pair's refined saddle (NaN when not refined).
     above_estimate : bool
         The refined saddle lies too far above the estimate for the tree to take it.
+    saddle_point : bool or None
+        A refined merge's path top is a saddle point (the gradient vanishes there), or only
+        the top of the relaxed path; None where not refined or the map does not say.
     """
 
     row: int
@@ -193,6 +196,7 @@ class TreeMerge:
     estimate: float
     saddle: float
     above_estimate: bool
+    saddle_point: bool | None = None
 
 
 def tree_merges(content: MapContent, tree: BarrierTree | None = None) -> list[TreeMerge]:
@@ -200,6 +204,7 @@ def tree_merges(content: MapContent, tree: BarrierTree | None = None) -> list[Tr
     tree = content.tree if tree is None else tree
     table = content.barriers
     above = table.above_estimate(content.minima_energy)
+    points = table.saddle_point if merges_at_saddle_points(content) is not None else None
     energy = tree.energy
     n = tree.n_leaves
     out = []
@@ -219,6 +224,7 @@ def tree_merges(content: MapContent, tree: BarrierTree | None = None) -> list[Tr
             estimate=float(table.estimate[e]) if e is not None else math.nan,
             saddle=float(table.refined[e]) if e is not None else math.nan,
             above_estimate=bool(above[e]) if e is not None else False,
+            saddle_point=bool(points[e]) if points is not None and e is not None and tree.refined[k] else None,
         ))
     return out
 
