@@ -192,7 +192,7 @@ def test_profile_barriers_are_those_between_the_main_levels_basins(tmp_path):
     content.main = 0
     rows = {label: (va, vb) for label, va, vb in compare_profiles(map_profile(content), p)}
     assert rows["basins (main level)"] == ("10", "5")
-    assert rows["barriers (finite merges)"] == ("9", "4")
+    assert rows["barriers between main-level basins"] == ("9", "4")
 
 
 def test_profile_of_a_bare_map_uses_its_one_level_and_the_trees_barriers(tmp_path):
@@ -218,7 +218,7 @@ def test_profile_counts_disconnected_merges_apart():
     assert p["barriers"]["heights"] == pytest.approx([2.0])
     assert p["temperature"] == 1.0 and p["temperature_from"] == "p ~ exp(-U)"  # no temperature recorded
     rows = {label: va for label, va, _ in compare_profiles(p, p)}
-    assert rows["barriers (finite merges)"] == "1 (1 disconnected)"
+    assert rows["barriers between main-level basins"] == "1 (+1 with no path)"
     assert rows["barrier height median (kT)"] == "2"
     assert rows["kT: T"] == "1 (no sampling T: U in nats)"  # the table says what its kT is
 

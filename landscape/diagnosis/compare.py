@@ -334,8 +334,9 @@ def compare_profiles(
         row("kT: T", _temperature_cell),
         row("barrier height median (kT)", lambda p: _kt_cell(p, "median")),
         row("barrier height max (kT)", lambda p: _kt_cell(p, "max")),
-        row("barriers (finite merges)", lambda p: str(p["barriers"]["count"])
-            + "".join(f" ({p['barriers'][k]} {k})" for k in ("flat", "disconnected") if p["barriers"].get(k))),
+        row("barriers between main-level basins", lambda p: str(p["barriers"]["count"])
+            + "".join(f" (+{p['barriers'][k]} {what})" for k, what in (("flat", "flat"), ("disconnected", "with no path"))
+                      if p["barriers"].get(k))),
         row("funnel score", _funnel_cell),
         row("spurious share (minima; chains)", lambda p: "no diagnosis" if p["diagnosis"] is None else
             f"{_pct(p['diagnosis']['share_minima'])}; {_pct(p['diagnosis']['share_hits'])}"),
