@@ -133,6 +133,7 @@ def map_header(map_path: Path, content, level: int | None = None) -> list[str]:
 
     from landscape.io.views import (
         ad_temperature,
+        alpha_unit_rule,
         describe_source,
         map_dataset,
         map_temperature,
@@ -184,7 +185,8 @@ def map_header(map_path: Path, content, level: int | None = None) -> list[str]:
         settings.append(f"attraction-diffusion T {t_ad:.4g}")
     unit = _number(content.attrs.get("levels", {}).get("alpha_unit"))
     if unit is not None:
-        settings.append(f"alpha unit {unit:.4g}")
+        rule = alpha_unit_rule(content)
+        settings.append(f"alpha unit {unit:.4g}" + (f" ({rule})" if rule else ""))
     dataset = map_dataset(content)
     if dataset:
         settings.append(f"data {dataset}")

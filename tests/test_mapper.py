@@ -731,7 +731,7 @@ def test_the_alpha_unit_is_at_least_the_pull_that_arrives_across_flat_ground():
     s = settings(1.0)
     spacing = median_spacing(x)
     barrier_unit = 0.02 / (s["ad_temperature"] * spacing)  # median barrier / (T_AD x spacing)
-    assert s["alpha_unit"] > 10 * barrier_unit
+    assert s["alpha_unit"] > 10 * barrier_unit and s["alpha_unit_rule"] == "arrival"  # (as the map records it)
     # On flat ground the share that arrives crosses one half between a third of the unit
     # and sqrt(3) units (the pulls are searched in steps of sqrt(3)); at 3 units nearly all.
     flat = Energy(lambda z: (z * 0).sum(1), shape=(dim,), data_range=(-1.0, 1.0))
@@ -753,3 +753,5 @@ def test_the_alpha_unit_is_at_least_the_pull_that_arrives_across_flat_ground():
     e2 = Energy(lambda z: 0.5 * (z * z).sum(1), shape=(2,), data_range=(-10.0, 10.0))
     s2 = ad_settings(e2, config, x2, np.zeros(12), np.array([0.01, 0.02, 0.03]), 0.02)
     assert s2["alpha_unit"] < s["alpha_unit"] / 2
+    given = ad_settings(e2, MapConfig(alpha_unit=3.0), x2, np.zeros(12), np.array([0.01, 0.02, 0.03]), 0.02)
+    assert given["alpha_unit"] == 3.0 and given["alpha_unit_rule"] == "given"

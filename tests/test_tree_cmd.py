@@ -412,3 +412,6 @@ def test_a_refined_merge_says_whether_it_sits_at_a_saddle_point(tmp_path, capsys
     assert len(rows) == 2 and all(r[4] == "saddle point" for r in rows)
     code, out, err = tree(capsys, tmp_path / "mb.h5", "--json")
     assert [m["at_saddle_point"] for m in json.loads(out)["merges"]] == [True, True]
+    # (and the header says what set the alpha unit)
+    code, out, err = tree(capsys, tmp_path / "mb.h5")
+    assert re.search(r"alpha unit [0-9.]+ \(the typical barrier over the typical spacing\)", out), out

@@ -80,6 +80,21 @@ def level_name(content: MapContent, level: int | None = None) -> str:
     return f"{where} (alpha {alpha})"
 
 
+#: What set a map's alpha unit (``/`` attrs ``levels.alpha_unit_rule``), in words.
+ALPHA_UNIT_RULES = {
+    "barriers": "the typical barrier over the typical spacing",
+    "spread": "the minima's energy spread over the typical spacing (no barrier resolved)",
+    "arrival": "the pull that brings half the chains to their target, stronger than the typical barrier's",
+    "given": "as given",
+}
+
+
+def alpha_unit_rule(content: MapContent) -> str | None:
+    """In words, what set the map's alpha unit; None where the map does not say (maps
+    made before it recorded the rule)."""
+    return ALPHA_UNIT_RULES.get(str(content.attrs.get("levels", {}).get("alpha_unit_rule", "")))
+
+
 def basin_tree_of(content: MapContent, level: int | None = None) -> BarrierTree:
     """The tree over the basins of a level (None: the main one), from the map's barriers
     between minima (for a schema-1 map, its stored tree over the main level's basins)."""

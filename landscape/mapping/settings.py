@@ -463,10 +463,13 @@ def box_relief(energy: Energy, seed: int, lowest: float, points: int = 256) -> f
 def ad_settings(
     energy: Energy, config: MapConfig, minima_x: torch.Tensor, minima_energy: np.ndarray, depths: np.ndarray,
     merge_radius: float, tie: float = 0.0,
-) -> dict[str, float]:
+) -> dict[str, Any]:
     """The attraction-diffusion settings of ``config`` with the open ones chosen from the
     minima and the barrier depths of their tree: ``ad_temperature``, ``alpha_unit``,
-    ``delta``, ``ad_eps`` (module docstring). Differences of the minima's energies within
+    ``delta``, ``ad_eps`` (module docstring), and ``alpha_unit_rule``, what set the unit:
+    ``"barriers"`` (the typical barrier over the typical spacing), ``"spread"`` (no
+    barrier resolved: the minima's energy spread, or T_AD), ``"arrival"`` (the pull that
+    brings half the chains to their target, stronger) or ``"given"``. Differences of the minima's energies within
     ``tie`` (the quench's tolerance times the merge radius) count as none."""
     t_ad = config.ad_temperature
     tau = (energy.sampler or {}).get("tau")
@@ -488,7 +491,7 @@ def ad_settings(
         ad_eps = float(sampler["epsilon"]) * math.sqrt(t_ad / t_s)
     if ad_eps is None:
         ad_eps = stable_eps(largest_curvature(energy, minima_x), t_ad)
-    unit = config.alpha_unit
+    unit, rule = config.alpha_unit, "given"
     if unit is None:
         d = np.asarray(depths, dtype=np.float64)
         d = d[np.isfinite(d) & (d > 0)]
@@ -500,8 +503,11 @@ def ad_settings(
             unit = (typical / t_ad if typical > 0 else 1.0) / spacing
         else:
             unit = 1.0
+        matched = unit
         unit = arrival_pull(energy, minima_x, spacing, delta, ad_eps, t_ad, config, at_least=unit)
-    return {"ad_temperature": float(t_ad), "alpha_unit": float(unit), "delta": float(delta), "ad_eps": float(ad_eps)}
+        rule = "arrival" if unit > matched else ("barriers" if typical > 0 else "spread")
+    return {"ad_temperature": float(t_ad), "alpha_unit": float(unit), "delta": float(delta), "ad_eps": float(ad_eps),
+            "alpha_unit_rule": rule}
 
 
 def capped_eps(eps: float, delta: float, alpha: float) -> float:

@@ -24,6 +24,7 @@ import numpy as np
 from landscape.errors import LandscapeError
 from landscape.io.records import MapContent, Partition
 from landscape.io.views import (
+    alpha_unit_rule,
     data_range,
     level_name,
     minima_kind,
@@ -455,8 +456,9 @@ def draw_levels(content: MapContent, ax: Any, *, title: str | None = None) -> An
         axis.set_major_formatter(Plain())
         axis.set_minor_formatter(Plain(labelOnlyBase=False, minor_thresholds=(1.2, 0.5)))
     width = _axes_width(ax)
-    ax.set_xlabel(wrap("magnetization alpha" + (" (alpha units: the typical barrier over the typical spacing)"
-                                                 if units else ""), width, 10))
+    rule = alpha_unit_rule(content)
+    unit_text = f" (alpha units: {rule})" if rule else " (in the map's alpha units)"
+    ax.set_xlabel(wrap("magnetization alpha" + (unit_text if units else ""), width, 10))
     ax.set_ylabel("number of basins")
     ax.grid(True, which="both", color="0.9", lw=0.5)
     ax.legend(fontsize=8)
