@@ -14,7 +14,7 @@ pictures (:mod:`landscape.plots`) all read the same things the same way:
   :func:`ad_temperature`;
 - what the minima are and where they came from: :func:`minima_kind`, :func:`data_range`,
   :func:`spurious_minima`, :func:`describe_source` (one line), :func:`map_dataset`,
-  :func:`short_source` (a short name for titles: the model's data set, label or file stem).
+  :func:`short_source` (a short name for titles: the model and its data set).
 
 Energies have an arbitrary offset, so barriers are also given relative: a merge's height
 minus the energy of the higher of its two sides' lowest leaves, i.e. the depth the
@@ -336,11 +336,18 @@ def map_dataset(content: MapContent) -> str | None:
 
 
 def short_source(content: MapContent) -> str:
-    """A short name for titles: the data set, the source's label, file stem or energy name
-    (``"map"`` when the map says nothing of its source)."""
-    name = map_dataset(content)
-    if name:
-        return name
+    """A short name for titles: the model (the source's label, file stem or energy name)
+    and its data set, ``"digits_convergent on digits"`` (either alone where the map names
+    only one; ``"map"`` when it says nothing of its source): two models of one data set
+    get titles of their own."""
+    dataset = map_dataset(content)
+    model = _model_name(content)
+    if model and dataset and model != dataset:
+        return f"{model} on {dataset}"
+    return model or dataset or "map"
+
+
+def _model_name(content: MapContent) -> str | None:
     source = content.meta.source if content.meta is not None else None
     if isinstance(source, dict):
         if source.get("label"):
@@ -354,7 +361,7 @@ def short_source(content: MapContent) -> str:
                 if isinstance(value, dict):
                     return str(value.get("name") or value.get("kind") or key)
                 return str(value)
-    return source if isinstance(source, str) and source else "map"
+    return source if isinstance(source, str) and source else None
 
 
 #: The name the pictures used before the views had a module of their own.
