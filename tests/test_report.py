@@ -262,3 +262,18 @@ def test_figures_reject_inputs_that_do_not_belong_together(tmp_path):
     with pytest.raises(LandscapeError, match="suffix"):
         plot_nn_histogram(d, tmp_path / "nn.txt")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_the_histograms_say_why_their_red_minima_are_flagged():
+    from landscape.plots.common import new_figure
+    from landscape.plots.report import draw_energy_histogram, draw_nn_histogram
+
+    content, d, _ = image_case()
+    ax1, ax2 = new_figure(8, 4).subplots(1, 2)
+    draw_nn_histogram(d, ax1)
+    draw_energy_histogram(d, content, ax2)
+    why = ", ".join(f"{d.count(flag)} {name}" for flag, name in ((OFF_DATA, "off the data"), (SATURATED, "saturated"))
+                    if d.count(flag))
+    for ax in (ax1, ax2):
+        labels = [t.get_text() for t in ax.get_legend().get_texts()]
+        assert f"minima, flagged spurious ({int(d.spurious.sum())}: {why})" in labels, labels

@@ -456,8 +456,9 @@ def _page(
     picture = plot_nn_histogram(diagnosis, pictures / "nn.png", content=content)
     yield '<section id="nn">\n<h2>Distances to the data</h2>\n'
     yield _figure(picture, "Each training example's distance to its nearest other example, and each minimum's "
-                           "distance to its nearest training example. A minimum right of the dashed bar is off the "
-                           "data.")
+                           "distance to its nearest training example. A minimum right of the dashed bar (and at or "
+                           "below the data's typical energy) is off the data; red marks the minima flagged for any "
+                           "reason, the legend counts each.")
     yield "</section>\n"
 
     # plot_tree marks the minima the map's own diagnosis flags: draw it from a copy that

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from landscape.diagnosis.spurious import Diagnosis, reason_text
+from landscape.diagnosis.spurious import REASONS, Diagnosis, reason_text
 from landscape.io.records import MapContent
 from landscape.io.views import data_range, minima_kind, short_source
 from landscape.plots.common import fmt, show_image, size_inches, wrap
@@ -303,7 +303,13 @@ def _finite(a: Any) -> np.ndarray:
     return a[np.isfinite(a)]
 
 
-def _overlaid(ax: Any, data: np.ndarray, minima: np.ndarray, spurious: np.ndarray, extra: Sequence[float]) -> None:
+def _why(diagnosis: Diagnosis) -> str:
+    """How many minima each reason flags: ``"210 saturated"`` (a minimum may have several)."""
+    return ", ".join(f"{diagnosis.count(flag)} {name}" for flag, name in REASONS.items() if diagnosis.count(flag))
+
+
+def _overlaid(ax: Any, data: np.ndarray, minima: np.ndarray, spurious: np.ndarray, extra: Sequence[float],
+              why: str = "") -> None:
     """The data's values and the minima's (flagged ones stacked in red) as shares per bin.
 
     Each set is weighted by one over its size, so a few hundred minima compare with
@@ -325,7 +331,7 @@ def _overlaid(ax: Any, data: np.ndarray, minima: np.ndarray, spurious: np.ndarra
     if groups:
         ax.hist([g[0] for g in groups], bins=edges, weights=[np.full(g[0].size, 1.0 / n) for g in groups],
                 stacked=True, histtype="stepfilled", alpha=0.6, color=[g[1] for g in groups],
-                label=[f"{g[2]} ({g[0].size})" for g in groups])
+                label=[f"{g[2]} ({g[0].size}" + (f": {why})" if g[1] == FLAG_COLOUR and why else ")") for g in groups])
     ax.set_ylabel("share of its set per bin")
 
 
@@ -336,7 +342,7 @@ def draw_energy_histogram(diagnosis: Diagnosis, content: MapContent, ax: Any, *,
     drawn into ``ax``; return ``ax``. The caller checks the diagnosis is of the map."""
     energy = np.asarray(content.minima_energy, dtype=np.float64).reshape(-1)
     _overlaid(ax, np.asarray(diagnosis.data_energy, dtype=np.float64), energy, np.asarray(diagnosis.spurious),
-              [diagnosis.energy_bar])
+              [diagnosis.energy_bar], _why(diagnosis))
     ax.axvline(diagnosis.energy_bar, color="black", ls="--", lw=1.2,
                label=f"energy bar: the data's {quantile_name(diagnosis.rule.energy_quantile)}, "
                      f"{fmt(diagnosis.energy_bar)}")
@@ -357,7 +363,7 @@ def draw_nn_histogram(diagnosis: Diagnosis, ax: Any, *, title: str | None = None
     rule = diagnosis.rule
     q = float(np.quantile(data_nn, rule.nn_quantile))
     _overlaid(ax, data_nn, np.asarray(diagnosis.nn_distance, dtype=np.float64), np.asarray(diagnosis.spurious),
-              [diagnosis.nn_bar, q])
+              [diagnosis.nn_bar, q], _why(diagnosis))
     qn = quantile_name(rule.nn_quantile)
     ax.axvline(q, color="0.3", ls=":", lw=1.2, label=f"the data's {qn}, {fmt(q)}")
     ax.axvline(diagnosis.nn_bar, color="black", ls="--", lw=1.2,
