@@ -344,8 +344,9 @@ def _summary_markdown(results: dict[str, dict]) -> str:
                     lines.append(f"| {row_['alpha']:.3g} | {row_['basins']} | {row_['purity']:.2f} | "
                                  f"{row_['classes_with_basin']} of {classes} |")
                 lines.append("")
-        lines.append("Pictures: <name>_tree.png (disconnectivity graph), <name>_basins.png, <name>_levels.png; "
-                     "`landscape tree <name>.h5` prints the tree.")
+        lines.append("Pictures: <name>_tree.png (disconnectivity graph), <name>_basins.png, <name>_levels.png, of the "
+                     "map as built (the numbers above too; the funnel probe below adds minima of its own to the .h5); "
+                     "`landscape tree <name>.h5` prints the tree with them.")
         lines.append("")
     diagnosis = results.get("diagnosis")
     if diagnosis:
