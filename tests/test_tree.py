@@ -521,3 +521,11 @@ def test_the_flat_threshold_follows_the_energys_precision():
     tail = minimax_tree(np.array([-1.0, -0.5, -3e-22, -2e-22]), np.array([[0, 1], [1, 2], [2, 3]]),
                         np.array([-1e-9, -1e-22, -1e-22]), flat_rtol=flat_rtol(torch.float64))
     assert tail.flat().tolist() == [False, True, True] and sorted(tail.resolved_depth())[-1] == pytest.approx(0.5)
+
+
+def test_a_flat_merge_is_written_flat_not_as_a_rounding_residue():
+    # Minimum 1 drains into minimum 0 with no barrier float32 resolves (1e-7 of U ~ 1).
+    t = minimax_tree(np.array([0.0, 1.0, 0.5]), np.array([[0, 1], [0, 2]]), np.array([1.0 + 1e-7, 2.0]))
+    text = render_text(t)
+    assert "merge at 1  (+1 above minimum 0, flat above minimum 1) with minimum 1" in text, text
+    assert "(+2 above minimum 0, +1.5 above minimum 2)" in text

@@ -500,7 +500,8 @@ def render_text(
     a tree drawn from its root nests each merge one level deeper than the last.
 
     Each merge line gives its absolute barrier energy and the barrier height above the
-    lowest leaf of each side (and "refined" for a string-method saddle); each leaf line
+    lowest leaf of each side ("flat" where the higher side drains into the lower with no
+    barrier the energy's precision resolves; "refined" for a string-method saddle); each leaf line
     its energy, and its size and label when given. Beyond ``max_leaves`` leaves the
     lowest merges are folded: a folded group shows its leaf count, the height below which
     it is all connected, and its lowest leaf.
@@ -573,10 +574,12 @@ def render_text(
         kids = ordered(tree.children(node))  # type: ignore[arg-type]
         if not tree.connected[k]:
             return f"no path found to the group of {name} {int(tree.lowest[kids[1]])} (drawn at {_fmt(height)}):"
-        above = ", ".join(f"+{_fmt(height - energy[int(tree.lowest[c])])} above {name} {int(tree.lowest[c])}"
-                          for c in kids)
-        return f"merge at {_fmt(height)}{' refined' if tree.refined[k] else ''}  ({above}) with"
+        above = [f"+{_fmt(height - energy[int(tree.lowest[c])])} above {name} {int(tree.lowest[c])}" for c in kids]
+        if flat[k]:  # (a rounding residue, not a barrier: said so, not printed as +9.5e-07)
+            above[1] = f"flat above {name} {int(tree.lowest[kids[1]])}"
+        return f"merge at {_fmt(height)}{' refined' if tree.refined[k] else ''}  ({', '.join(above)}) with"
 
+    flat = tree.flat()
     n_disc = int((~tree.connected).sum())
     header = f"barrier tree: {n} {plural if n != 1 else name}, energies {_fmt(energy.min())} .. {_fmt(energy.max())}"
     if n > 1:
