@@ -755,3 +755,22 @@ def test_the_alpha_unit_is_at_least_the_pull_that_arrives_across_flat_ground():
     assert s2["alpha_unit"] < s["alpha_unit"] / 2
     given = ad_settings(e2, MapConfig(alpha_unit=3.0), x2, np.zeros(12), np.array([0.01, 0.02, 0.03]), 0.02)
     assert given["alpha_unit"] == 3.0 and given["alpha_unit_rule"] == "given"
+
+
+def test_a_ridge_narrower_than_the_string_s_images_still_sets_the_barrier():
+    # Two tilted wells behind a Gaussian wall 0.004 wide (0.1 % of the box) along x = 0.1 y:
+    # every path between them crosses the wall's crest, whose lowest point is at
+    # U = min_y [0.5 (0.01 y^2 - 1)^2 + 0.01 y + 0.5 y^2] + 5 = 5.49995. A relaxed string
+    # steps over the crest between its images and converges on a critical point beyond it
+    # (U ~ 0.5): the barrier must be its polyline's top, not that saddle.
+    def wall(x):
+        return 0.5 * (x[:, 0] ** 2 - 1) ** 2 + 0.1 * x[:, 0] + 0.5 * x[:, 1] ** 2 \
+            + 5.0 * torch.exp(-((x[:, 0] - 0.1 * x[:, 1]) ** 2) / (2 * 0.004**2))
+
+    energy = Energy(wall, shape=(2,), data_range=(-2.5, 2.5), dtype=torch.float64)
+    content = build_map(energy, MapConfig(chains=64, rounds=1, ladder=(), neighbours=1)).content
+    assert content.n_minima == 2
+    crest = min(0.5 * (0.01 * y * y - 1) ** 2 + 0.01 * y + 0.5 * y * y for y in np.linspace(-0.1, 0.1, 20001)) + 5.0
+    height = content.tree.heights[0]
+    assert crest <= height < crest * 1.001, (height, crest)
+    assert not content.barriers.saddle_point[content.tree.pair[0]]  # (the top of a path, not a saddle point)

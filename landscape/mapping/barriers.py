@@ -447,22 +447,27 @@ def refine_pairs(
             results = string_method_batch(energy, a, b, init=init if any(p is not None for p in init) else None,
                                           images=k, steps=steps, climb=climb > 0, climb_steps=climb,
                                           box=energy.data_range, on_iteration=on_iteration, on_compile=on_compile)
-            # A string that did not converge has no saddle at its highest image: its
-            # barrier is the top of its polyline, a path between the two minima, so it
-            # bounds the barrier from above as a converged string's saddle does.
-            loose = [i for i, res in enumerate(results) if not res.converged]
-            tops = polyline_max(energy, [results[i].path for i in loose], points=len(chunk) * k)
-            top = dict(zip(loose, tops.tolist()))
+            # A string's barrier is the top of its polyline, a path between the two
+            # minima, so it bounds the barrier from above: for a string that did not
+            # converge it may lie between its images; for one that converged it is its
+            # climbing image's saddle, unless the path crosses a ridge narrower than its
+            # images' spacing, which only the polyline sees (the saddle found is then a
+            # critical point beyond the ridge, not the pass over it).
+            tops = polyline_max(energy, [res.path for res in results], points=len(chunk) * k)
             for i, (q, res) in enumerate(zip(chunk, results)):
                 floor[q] = max(float(res.energy[0]), float(res.energy[-1]))
-                value = max(res.saddle_energy, top.get(i, -math.inf))
+                top = float(tops[i])
+                if res.converged:  # (a top within the climbing image's rounding is the saddle itself)
+                    ridge = 1e-3 * max(res.saddle_energy - floor[q], 0.0) + 1e-6 * abs(res.saddle_energy)
+                    top = top if top > res.saddle_energy + ridge else -math.inf
+                value = max(res.saddle_energy, top)
                 if np.isnan(saddle[q]) or value < saddle[q]:
                     saddle[q] = value
                     # a saddle point: a converged string's top, or a highest image where the
                     # gradient vanishes that is also the top of its polyline (within 0.1 % of
                     # the barrier's height, and float32's rounding)
                     slack = 1e-3 * max(value - floor[q], 0.0) + 1e-6 * abs(value)
-                    at_saddle[q] = res.converged or (res.stationary and value <= res.saddle_energy + slack)
+                    at_saddle[q] = (res.converged or res.stationary) and value <= res.saddle_energy + slack
                     stops[q] = res.stop
                     saddle_x[q] = res.path[res.saddle_index].detach().float().cpu().numpy()
                     out_paths[q] = res.path.detach().float().cpu().numpy()
