@@ -241,3 +241,27 @@ def test_training_examples_outside_the_box_are_said_to_be():
     heard = Notes()
     build_map(energy, config, data=data[[0, 3]], reporter=heard)
     assert not any("outside the box" in n for n in heard.notes)
+
+
+def test_a_float32_energy_too_large_to_resolve_its_differences_is_said_to_be():
+    from landscape import Energy, MapConfig, build_map
+    from landscape.mapping.pipeline import Reporter
+    from landscape.potentials import mueller_brown
+
+    class Notes(Reporter):
+        def __init__(self):
+            self.notes = []
+
+        def note(self, text):
+            self.notes.append(text)
+
+    config = MapConfig(chains=64, rounds=1, ladder=(), neighbours=2, refine=False)
+    for offset, said in ((1e6, True), (0.0, False)):
+        heard = Notes()
+        build_map(Energy(lambda x, b=offset: mueller_brown(x) + b, shape=2, data_range=(-1.5, 2.0)), config,
+                  reporter=heard)
+        note = [n for n in heard.notes if "resolve steps of" in n]
+        assert bool(note) == said, heard.notes
+        if said:
+            assert note[0].startswith("the energy's values near 1e+06 resolve steps of 0.062 in float32") and \
+                note[0].endswith("map in float64 (--float64) or subtract a constant from the energy")

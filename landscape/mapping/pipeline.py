@@ -977,6 +977,7 @@ def build_map(
                               "from them are kept in the box; widen it (--box) to map where they are")
     run.seconds = dict(run.state.get("seconds", {}))
     minima = _stage_minima(run, data)
+    _note_precision(run, energy, minima)
     n = len(minima)
     keep_paths = n > 1 and energy.dim * config.refine_images * 2 * (n - 1) <= _PATH_BUDGET
     saddles = _Saddles.from_state(run.state)
@@ -989,6 +990,21 @@ def build_map(
         run.reporter.note(f"compiling the steps failed, they ran eagerly: {why}")
     run.reporter.close()
     return result
+
+
+def _note_precision(run: _Run, energy: Energy, minima: Minima) -> None:
+    """Say so where float32 cannot resolve the energy's differences at its magnitude (an
+    offset of 1e6 leaves steps of 0.06): quenches then stop on saddles and slopes, and
+    barriers read as flat."""
+    if energy.dtype != torch.float32 or len(minima) < 2:
+        return
+    u = minima.energy.detach().cpu().double().numpy()
+    step = float(np.spacing(np.float32(np.abs(u).max())))
+    spread = float(u.max() - u.min())
+    if step > 1e-4 * spread:
+        run.reporter.note(f"the energy's values near {np.abs(u).max():.3g} resolve steps of {step:.2g} in float32, "
+                          f"coarse for minima {spread:.3g} apart in energy: map in float64 (--float64) or subtract a "
+                          "constant from the energy")
 
 
 @dataclass
