@@ -10,6 +10,7 @@ import click
 
 from landscape.cli.options import (
     Command,
+    named_path,
     FiniteFloat,
     code_options,
     data_root_option,
@@ -32,7 +33,7 @@ from landscape.cli.options import (
               help="The model file the map was made of (checkpoint or TorchScript), if it is no longer where "
                    "the map says (its sha256 is checked against the map's).")
 @code_options
-@click.option("--report", type=click.Path(dir_okay=False, path_type=Path), default=None,
+@click.option("--report", type=click.Path(dir_okay=False, path_type=Path), default=None, callback=named_path,
               help="HTML report to write [default: <map stem>_diagnosis.html beside the map].")
 @click.option("--nn-quantile", type=FiniteFloat(0, 1, min_open=True), default=0.99, show_default=True,
               help="Quantile of the data's own nearest-neighbour distances that sets the distance bar.")

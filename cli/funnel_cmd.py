@@ -89,6 +89,8 @@ def funnel_cmd(target, map_option, energy, network, weights, noise, noise_unit, 
     command with --resume to continue (landscape info <map>.h5.funnel.partial says how
     far it got).
     """
+    if resume and force:
+        raise click.UsageError("--resume and --force contradict each other: choose one")
     import numpy as np
 
     from landscape.mapping.funnel import describe

@@ -56,8 +56,10 @@ def info(file, as_json, datasets):
     if other is not None:  # not what info describes: said in one line, with what to do with it
         raise LandscapeError(f"{file} is {other}")
     if as_json:
+        from landscape.io.files import json_safe
+
         meta = {k: v for k, v in ckpt.items() if k not in ("state_dict", "resume")}
-        click.echo(json.dumps(meta, indent=2, default=str))
+        click.echo(json.dumps(json_safe(meta), indent=2, default=str, allow_nan=False))  # (NaN: null, strict JSON)
         return
     click.echo(f"{file}")
     for key, value in describe(ckpt):

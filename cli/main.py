@@ -94,7 +94,8 @@ def main(argv: list[str] | None = None) -> None:
     """Console entry point: run the app, turning known errors into one line."""
     from landscape.cli.errors import run_guarded
 
-    sys.exit(run_guarded(cli, argv, debug=os.environ.get("LANDSCAPE_DEBUG") == "1"))
+    argv = sys.argv[1:] if argv is None else argv
+    sys.exit(run_guarded(cli, argv or ["--help"], debug=os.environ.get("LANDSCAPE_DEBUG") == "1"))
 
 
 if __name__ == "__main__":

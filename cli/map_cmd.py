@@ -28,7 +28,10 @@ def _auto(text: str, what: str) -> float | None:
     """``auto`` -> None (chosen from the landscape), else a positive number."""
     if text.strip().lower() == "auto":
         return None
-    return numbers(text, what, positive=True)[0]
+    values = numbers(text, what, positive=True)
+    if len(values) != 1:
+        raise click.BadParameter(f"{what} takes one number (or auto), got {text!r}")
+    return values[0]
 
 
 @click.command("map", cls=Command,
@@ -152,6 +155,8 @@ def map_cmd(target, out, dataset, data_root, init, chains, rounds, steps, temper
     Every rank runs the same map; the energy's evaluations are split over them and
     rank 0 writes the file: the same map as one process for the same seed.
     """
+    if resume and force:
+        raise click.UsageError("--resume and --force contradict each other: choose one")
     from landscape import distributed
     from landscape.mapping.settings import MapConfig
     from landscape.train.energies import resolve_energy

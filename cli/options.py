@@ -259,19 +259,41 @@ def compile_option(detail: str | None = None) -> Callable[[F], F]:
     return click.option("--compile", "compile_steps", is_flag=True, help=_help(COMPILE_HELP, detail))
 
 
+#: Seeds are combined with stage and level numbers before they seed torch's generators
+#: (which take 64 bits): a seed fits 32 bits.
+MAX_SEED = 2**32 - 1
+
+
 def seed_option(default: int | None = 0, detail: str | None = None, *,
                 default_text: str | None = None) -> Callable[[F], F]:
-    """``--seed INTEGER``."""
-    return click.option("--seed", type=int, metavar="INTEGER", default=default, show_default=default is not None,
-                        help=_help(SEED_HELP, detail, default_text))
+    """``--seed INTEGER`` (0 .. 2^32 - 1)."""
+    return click.option("--seed", type=click.IntRange(0, MAX_SEED), metavar="INTEGER", default=default,
+                        show_default=default is not None, help=_help(SEED_HELP, detail, default_text))
+
+
+def named_path(ctx: click.Context, param: click.Parameter, value: Path | None) -> Path | None:
+    """An output path must name something: an empty one (``--out ""``) is the current folder;
+    a required one must be given."""
+    if value is None and param.required:
+        raise click.MissingParameter(ctx=ctx, param=param)
+    if value is not None and str(value).strip() in ("", ".") and not getattr(param, "folder", False):
+        raise click.BadParameter("an empty path names no file: give one")
+    return value
 
 
 def out_option(help: str, *, metavar: str = "FILE", folder: bool = False, default: Path | None = None,
                required: bool = False) -> Callable[[F], F]:
     """``--out PATH``: where the command writes (``help`` says what, and the default)."""
     kind = click.Path(file_okay=not folder, dir_okay=folder, path_type=Path)
-    return click.option("--out", type=kind, metavar=metavar, default=default, required=required,
-                        show_default=default is not None, help=help)
+    option = click.option("--out", type=kind, metavar=metavar, default=default, required=required,
+                          show_default=default is not None, help=help, callback=named_path)
+
+    def decorate(f: F) -> F:
+        f = option(f)
+        f.__click_params__[-1].folder = folder  # type: ignore[attr-defined]  # (a folder may be ".")
+        return f
+
+    return decorate
 
 
 def force_option(detail: str | None = None) -> Callable[[F], F]:

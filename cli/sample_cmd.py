@@ -9,6 +9,7 @@ import click
 
 from landscape.cli.options import (
     Command,
+    named_path,
     chains_option,
     compile_option,
     data_root_option,
@@ -41,7 +42,7 @@ from landscape.cli.options import (
 @data_root_option()
 @out_option("Picture to write [default: <checkpoint stem>_samples.png]; images also get <stem>_start.png.",
             metavar="PNG")
-@click.option("--save", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE.npz", default=None,
+@click.option("--save", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE.npz", default=None, callback=named_path,
               help="Also save start and end points as .npz (arrays start, end, energy_start, energy_end).")
 @force_option()
 @quiet_option()

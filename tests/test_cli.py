@@ -196,3 +196,47 @@ def test_a_rank_lost_under_torchrun_is_said_so_not_an_unexpected_error(capsys, m
     monkeypatch.setenv("WORLD_SIZE", "1")  # one process: the same text is a bug, said as one
     assert run_guarded(collective, []) == 1
     assert "error: unexpected RuntimeError" in capsys.readouterr().err
+
+
+def test_options_are_checked_as_the_help_describes_them(tmp_path, capsys, rings_ckpt):
+    import json
+    import math
+
+    mb = ["map", "--energy", "landscape.potentials:mueller_brown", "--shape", "2", "--box", "-1.5", "2"]
+    usage = {  # each a usage error (exit 2) in one line, before any work
+        ("train", "--preset", "rings-demo", "--steps", "1"): r"Missing option '--out'",
+        (*mb, "--out", ""): r"'--out': an empty path names no file",
+        ("diagnose", "m.h5", "--report", ""): r"'--report': an empty path names no file",
+        (*mb, "--seed", "99999999999999999999"): r"'--seed': 99999999999999999999 is not in the range 0<=x<=4294967295",
+        (*mb, "--alpha-unit", "1,2"): r"--alpha-unit takes one number \(or auto\), got '1,2'",
+        (*mb, "--delta", "1,2"): r"--delta takes one number",
+        (*mb, "--ladder", "1,,2"): r"--ladder must be numbers separated by commas, got '1,,2'",
+        (*mb, "--out", tmp_path / "m.h5", "--resume", "--force"): r"--resume and --force contradict each other",
+        ("funnel", rings_ckpt, "--resume", "--force"): r"--resume and --force contradict each other",
+    }
+    for args, pattern in usage.items():
+        code, _, err = run(capsys, *args)
+        assert_one_line_error(code, err, pattern, expected_code=2)
+    assert not (tmp_path / "m.h5").exists()
+    code, _, err = run(capsys, "train", "--preset", "rings-demo", "--out", tmp_path / "x.pt",
+                       "--set", "sampler.epsilon=1e300")
+    assert_one_line_error(code, err, r"sampler.epsilon must be in \(0, 1e6\], got 1e\+300")
+    code, _, err = run(capsys, "diagnose", rings_ckpt)
+    assert_one_line_error(code, err, r"rings.pt is a PyTorch file \(a checkpoint\?\), not a map: map it first")
+    # `info --json` is strict JSON: a statistic that is not a number is null, not NaN.
+    short = tmp_path / "short.pt"  # two updates: a window of one, no autocorrelation
+    code, _, err = run(capsys, "train", "--preset", "rings-demo", "--out", short, "--set", "model.kwargs.n_f=8", *TINY,
+                       "--steps", "2")
+    assert code == 0, err
+    code, out, err = run(capsys, "info", short, "--json")
+    assert code == 0, err
+    strict = json.loads(out, parse_constant=lambda c: (_ for _ in ()).throw(ValueError(c)))  # (NaN refused)
+    assert strict["metrics"]["d_st_lag1_autocorr"] is None
+
+
+def test_landscape_alone_shows_its_help():
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-m", "landscape.cli.main"], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and done.stdout.startswith("Usage: landscape [OPTIONS] COMMAND") and not done.stderr

@@ -124,7 +124,7 @@ class Config:
         """
         s, o, t, d, m = self.sampler, self.optim, self.train, self.data, self.model
         checks = [
-            (s.epsilon > 0, f"sampler.epsilon must be > 0, got {s.epsilon}"),
+            (0 < s.epsilon <= 1e6, f"sampler.epsilon must be in (0, 1e6], got {s.epsilon}"),
             (s.tau >= 0, f"sampler.tau must be >= 0, got {s.tau}"),
             (1 <= s.steps <= MAX_CHAIN_STEPS, f"sampler.steps must be in 1..{MAX_CHAIN_STEPS:,}, got {s.steps}"),
             (s.init in INITS, f"sampler.init must be one of {', '.join(INITS)}, got {s.init!r}"),

@@ -36,14 +36,26 @@ def _stderr(text: str) -> None:
 
 
 def parse_floats(text: str, what: str, *, positive: bool = False) -> tuple[float, ...]:
-    """Numbers separated by commas (``"0,1,2"``), each finite and >= 0 (> 0 with ``positive``)."""
+    """Numbers separated by commas (``"0,1,2"``; ``""`` none), each finite and >= 0 (> 0
+    with ``positive``)."""
+    items = text.replace(" ", "").split(",") if text.strip() else []
     try:
-        values = tuple(float(v) for v in text.replace(" ", "").split(",") if v)
+        if "" in items:
+            raise ValueError
+        values = tuple(float(v) for v in items)
     except ValueError:
         raise LandscapeError(f"{what} must be numbers separated by commas, got {text!r}") from None
     if any(not (math.isfinite(v) and (v > 0 if positive else v >= 0)) for v in values):
         raise LandscapeError(f"{what} must be finite and {'> 0' if positive else '>= 0'}, got {text!r}")
     return values
+
+
+def parse_float(text: str, what: str, *, positive: bool = False) -> float:
+    """One number (:func:`parse_floats`' rules): ``"1,2"`` is refused, not read as 1."""
+    values = parse_floats(text, what, positive=positive)
+    if len(values) != 1:
+        raise LandscapeError(f"{what} takes one number, got {text!r}")
+    return values[0]
 
 
 # ---------------------------------------------------------------------------- map
@@ -140,12 +152,14 @@ def run_map(loaded: LoadedEnergy, config: Any, out: Path, *, data: Any = None, d
             ranks = f", {group.world} ranks" if group is not None else ""
             say(f"mapping {loaded.label} ({'x'.join(map(str, energy.shape))}, box [{low:g}, {high:g}], "
                 f"{energy.device}{ranks})")
+        if main:  # (warnings: said under --quiet too, to standard error there)
+            warn = say if not quiet else (lambda text: _stderr(text.strip()))
             writer = held_by(loaded.source["path"]) if loaded.source.get("kind") == "checkpoint" else None
             if writer is not None:
-                say(f"  {loaded.source['path']} is being written by another run ({writer}): mapping its state at "
-                    f"update {(loaded.checkpoint or {}).get('step')}")
+                warn(f"  {loaded.source['path']} is being written by another run ({writer}): mapping its state at "
+                     f"update {(loaded.checkpoint or {}).get('step')}")
             if loaded.source.get("kind") == "model" and loaded.source.get("weights") is None:
-                say(f"  no --weights given: {loaded.source.get('spec')} keeps the weights its factory gave it")
+                warn(f"  no --weights given: {loaded.source.get('spec')} keeps the weights its factory gave it")
         bars = ProgressBars(quiet)
         t0 = time.perf_counter()
         try:
@@ -322,6 +336,10 @@ def run_funnel(
         plot = plot or map_path.with_name(map_path.stem + "_funnel.png")
         check_picture_path(plot)
         if not force and not resume:
+            if progress_path(map_path, PROGRESS_KIND).exists():
+                raise LandscapeError(f"{map_path} has an unfinished funnel probe (its progress in "
+                                     f"{progress_path(map_path, PROGRESS_KIND).name}): pass --resume to continue it, "
+                                     "or --force to start afresh")
             if content.funnel is not None:
                 raise LandscapeError(f"{map_path} has a funnel probe already: pass --force to replace it")
             if plot.exists():
@@ -406,7 +424,7 @@ def _funnel_plan(
     from landscape.mapping.funnel import funnel_config, noise_unit
 
     unit, unit_why = (noise_unit(content, loaded.sampler) if noise_unit_option == "auto"
-                      else (parse_floats(noise_unit_option, "--noise-unit")[0], "given"))
+                      else (parse_float(noise_unit_option, "--noise-unit", positive=True), "given"))
     dataset = dataset or map_dataset(content) or loaded.dataset
     init = init or ("both" if dataset else "noise")
     if init in ("both", "data") and not dataset:

@@ -19,6 +19,7 @@ map and an existing map is replaced only by a complete one.
 from __future__ import annotations
 
 import json
+import zipfile
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from datetime import datetime, timezone
@@ -468,6 +469,9 @@ def _open_map(path: Path) -> Iterator[h5py.File]:
         if "unable to lock file" in str(err):  # HDF5's own lock: a program has it open to write
             raise LandscapeError(f"{path} is open for writing in another program (HDF5 locks it): close it there, "
                                  "then run this again") from None
+        if zipfile.is_zipfile(path):  # (torch.save writes zip archives)
+            raise LandscapeError(f"{path} is a PyTorch file (a checkpoint?), not a map: map it first "
+                                 f"(landscape map {path})") from None
         raise LandscapeError(f"{path} is not a readable HDF5 file ({first_line(err)})") from None
     with f:
         try:
