@@ -200,7 +200,6 @@ def test_a_rank_lost_under_torchrun_is_said_so_not_an_unexpected_error(capsys, m
 
 def test_options_are_checked_as_the_help_describes_them(tmp_path, capsys, rings_ckpt):
     import json
-    import math
 
     mb = ["map", "--energy", "landscape.potentials:mueller_brown", "--shape", "2", "--box", "-1.5", "2"]
     usage = {  # each a usage error (exit 2) in one line, before any work

@@ -18,6 +18,20 @@ from conftest import run
 README = Path(__file__).resolve().parents[1] / "README.md"
 
 
+def _notes():
+    """A reporter that keeps the notes a map says."""
+    from landscape.mapping.pipeline import Reporter
+
+    class Notes(Reporter):
+        def __init__(self):
+            self.notes = []
+
+        def note(self, text):
+            self.notes.append(text)
+
+    return Notes()
+
+
 def readme_example() -> tuple[str, list[str]]:
     """The code of the README's "From Python" section and the lines it says it prints."""
     text = README.read_text(encoding="utf-8")
@@ -222,42 +236,26 @@ def test_an_energy_that_fails_on_a_small_batch_is_one_line_from_build_map():
 
 def test_training_examples_outside_the_box_are_said_to_be():
     from landscape import Energy, MapConfig, build_map
-    from landscape.mapping.pipeline import Reporter
-
-    class Notes(Reporter):
-        def __init__(self):
-            self.notes = []
-
-        def note(self, text):
-            self.notes.append(text)
 
     energy = Energy(lambda x: ((x ** 2 - 1) ** 2).sum(1), shape=2, data_range=(-2.0, 2.0), dtype=torch.float64)
     data = np.array([[1.0, 1.0], [3.0, 0.0], [-1.0, -2.5], [0.5, -1.0]])
     config = MapConfig(chains=8, rounds=1, ladder=(), max_steps=50, patience=10, attempts=1, neighbours=1, refine=False)
-    heard = Notes()
+    heard = _notes()
     build_map(energy, config, data=data, reporter=heard)
     assert "2 of 4 training examples lie outside the box [-2, 2]: chains from them are kept in the box; widen it " \
            "(--box) to map where they are" in heard.notes
-    heard = Notes()
+    heard = _notes()
     build_map(energy, config, data=data[[0, 3]], reporter=heard)
     assert not any("outside the box" in n for n in heard.notes)
 
 
 def test_a_float32_energy_too_large_to_resolve_its_differences_is_said_to_be():
     from landscape import Energy, MapConfig, build_map
-    from landscape.mapping.pipeline import Reporter
     from landscape.potentials import mueller_brown
-
-    class Notes(Reporter):
-        def __init__(self):
-            self.notes = []
-
-        def note(self, text):
-            self.notes.append(text)
 
     config = MapConfig(chains=64, rounds=1, ladder=(), neighbours=2, refine=False)
     for offset, said in ((1e6, True), (0.0, False)):
-        heard = Notes()
+        heard = _notes()
         build_map(Energy(lambda x, b=offset: mueller_brown(x) + b, shape=2, data_range=(-1.5, 2.0)), config,
                   reporter=heard)
         note = [n for n in heard.notes if "resolve steps of" in n]

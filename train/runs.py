@@ -152,14 +152,12 @@ def run_map(loaded: LoadedEnergy, config: Any, out: Path, *, data: Any = None, d
             ranks = f", {group.world} ranks" if group is not None else ""
             say(f"mapping {loaded.label} ({'x'.join(map(str, energy.shape))}, box [{low:g}, {high:g}], "
                 f"{energy.device}{ranks})")
-        if main:  # (warnings: said under --quiet too, to standard error there)
-            warn = say if not quiet else (lambda text: _stderr(text.strip()))
             writer = held_by(loaded.source["path"]) if loaded.source.get("kind") == "checkpoint" else None
             if writer is not None:
-                warn(f"  {loaded.source['path']} is being written by another run ({writer}): mapping its state at "
-                     f"update {(loaded.checkpoint or {}).get('step')}")
+                say(f"  {loaded.source['path']} is being written by another run ({writer}): mapping its state at "
+                    f"update {(loaded.checkpoint or {}).get('step')}")
             if loaded.source.get("kind") == "model" and loaded.source.get("weights") is None:
-                warn(f"  no --weights given: {loaded.source.get('spec')} keeps the weights its factory gave it")
+                say(f"  no --weights given: {loaded.source.get('spec')} keeps the weights its factory gave it")
         bars = ProgressBars(quiet)
         t0 = time.perf_counter()
         try:
