@@ -225,15 +225,19 @@ def test_without_climbing_the_saddle_is_sampled_from_below():
 
 def test_refine_pairs_climbs_on_its_own_budget():
     # The climbing phase has a budget of its own (the map's refine_climb_steps): none
-    # leaves the 8-image string's highest image below the saddle, a few iterations lift
-    # it onto the saddle, since the string phase ended close to the path already.
+    # leaves the 8-image string's highest image below the saddle (the barrier is then the
+    # top of its polyline, which passes over the saddle between two images: no saddle
+    # point found); a few iterations lift the image onto the saddle, since the string
+    # phase ended close to the path already.
     energy = Energy(double_well, shape=(2,), dtype=torch.float64)
     x = torch.tensor([[-1.0, 0.0], [1.0, 0.0]], dtype=torch.float64)
     table = PairTable(np.array([[0, 1]]), np.array([3.0]), np.array([np.nan]), np.array([np.nan]),
                       np.array([NEIGHBOUR], dtype=np.uint8))
-    saddle = {c: refine_pairs(energy, x, table, [0], images=8, climb_steps=c).saddle[0] for c in (0, 100)}
-    assert saddle[0] < 1.0 - 1e-3
-    assert saddle[100] == pytest.approx(1.0, abs=1e-6)
+    refs = {c: refine_pairs(energy, x, table, [0], images=8, climb_steps=c) for c in (0, 100)}
+    top_image = float(double_well(torch.from_numpy(refs[0].paths[0]).double()).max())
+    assert top_image < 1.0 - 1e-3 and refs[0].saddle[0] == pytest.approx(1.0, abs=1e-4)
+    assert not refs[0].saddle_point[0]
+    assert refs[100].saddle[0] == pytest.approx(1.0, abs=1e-6) and refs[100].saddle_point[0]
     # how its strings stopped, in words for the map's progress notes
     bent = {(0, 1): torch.tensor([[-1.0, 0.0], [0.0, 0.8], [1.0, 0.0]], dtype=torch.float64)}
     ref = refine_pairs(energy, x, table, [0], paths=bent, images=8, steps=2, climb_steps=0)
