@@ -774,3 +774,18 @@ def test_a_ridge_narrower_than_the_string_s_images_still_sets_the_barrier():
     height = content.tree.heights[0]
     assert crest <= height < crest * 1.001, (height, crest)
     assert not content.barriers.saddle_point[content.tree.pair[0]]  # (the top of a path, not a saddle point)
+
+
+def test_attraction_diffusion_steps_are_stable_at_a_steep_wall_between_the_minima():
+    # Two tilted wells behind a Gaussian wall 0.2 wide and 5 high (the barrier, 5.5, is
+    # 10 T_AD): a step stable only at the minima (curvature ~2) overshoots the wall
+    # (curvature ~125 at its crest) and every chain crosses it, one basin at every pull.
+    def wall(x):
+        return 0.5 * (x[:, 0] ** 2 - 1) ** 2 + 0.1 * x[:, 0] + 0.5 * x[:, 1] ** 2 \
+            + 5.0 * torch.exp(-((x[:, 0] - 0.1 * x[:, 1]) ** 2) / (2 * 0.2**2))
+
+    energy = Energy(wall, shape=(2,), data_range=(-2.5, 2.5), dtype=torch.float64)
+    content = build_map(energy, MapConfig(chains=64, rounds=1, neighbours=1)).content
+    assert content.n_minima == 2 and content.tree.heights[0] == pytest.approx(5.5, abs=0.02)
+    counts = [level.n_basins for level in content.levels]
+    assert counts[0] == 2 and counts[-1] == 1, counts

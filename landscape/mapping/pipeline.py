@@ -982,7 +982,7 @@ def build_map(
     keep_paths = n > 1 and energy.dim * config.refine_images * 2 * (n - 1) <= _PATH_BUDGET
     saddles = _Saddles.from_state(run.state)
     table = _stage_neighbours(run, minima, saddles, keep_paths)
-    settings = _stage_settings(run, minima, table)
+    settings = _stage_settings(run, minima, table, saddles)
     levels, records, extended, inserted, ladder_note = _stage_ladder(run, minima, settings)
     table = _stage_connected(run, minima, table, records, saddles, keep_paths)
     result = _assemble(run, minima, table, saddles, keep_paths, settings, levels, extended, inserted, ladder_note)
@@ -1069,13 +1069,16 @@ def _stage_neighbours(run: _Run, minima: Minima, saddles: _Saddles, keep_paths: 
     return _table_from_state(state)
 
 
-def _stage_settings(run: _Run, minima: Minima, table: PairTable) -> dict[str, Any]:
-    """3. The attraction-diffusion settings, chosen from the tree over minima."""
+def _stage_settings(run: _Run, minima: Minima, table: PairTable, saddles: _Saddles) -> dict[str, Any]:
+    """3. The attraction-diffusion settings, chosen from the tree over minima (and the
+    step stable at the refined saddles too)."""
     if "settings" not in run.state:
         e = minima.energy.numpy()
         depths = _depths(e, table, flat_rtol(run.energy.dtype))
+        ridges = torch.from_numpy(np.stack([saddles.points[k] for k in sorted(saddles.points)])) \
+            if saddles.points else None
         run.state["settings"] = ad_settings(run.energy, run.config, minima.x, e, depths, run.plan["merge_radius"],
-                                            energy_tie(run.plan["grad_tol"], run.plan["merge_radius"]))
+                                            energy_tie(run.plan["grad_tol"], run.plan["merge_radius"]), ridges=ridges)
         run.save()
     settings = {**run.plan, **run.state["settings"]}
     run.reporter.note(f"attraction-diffusion at T {settings['ad_temperature']:.4g}, alpha unit "

@@ -462,11 +462,12 @@ def box_relief(energy: Energy, seed: int, lowest: float, points: int = 256) -> f
 
 def ad_settings(
     energy: Energy, config: MapConfig, minima_x: torch.Tensor, minima_energy: np.ndarray, depths: np.ndarray,
-    merge_radius: float, tie: float = 0.0,
+    merge_radius: float, tie: float = 0.0, ridges: torch.Tensor | None = None,
 ) -> dict[str, Any]:
     """The attraction-diffusion settings of ``config`` with the open ones chosen from the
     minima and the barrier depths of their tree: ``ad_temperature``, ``alpha_unit``,
-    ``delta``, ``ad_eps`` (module docstring), and ``alpha_unit_rule``, what set the unit:
+    ``delta``, ``ad_eps`` (module docstring; stable at the minima and at ``ridges``, the
+    barriers' refined saddles where given), and ``alpha_unit_rule``, what set the unit:
     ``"barriers"`` (the typical barrier over the typical spacing), ``"spread"`` (no
     barrier resolved: the minima's energy spread, or T_AD), ``"arrival"`` (the pull that
     brings half the chains to their target, stronger) or ``"given"``. Differences of the minima's energies within
@@ -490,7 +491,10 @@ def ad_settings(
         t_s = float(tau) ** 2 if isinstance(tau, (int, float)) and tau > 0 else 1.0
         ad_eps = float(sampler["epsilon"]) * math.sqrt(t_ad / t_s)
     if ad_eps is None:
-        ad_eps = stable_eps(largest_curvature(energy, minima_x), t_ad)
+        # Stable at the stiffest minimum and at the barriers' tops found so far (``ridges``,
+        # the refined saddles): a chain must not overshoot a steep wall it is to cross.
+        points = minima_x if ridges is None or not len(ridges) else torch.cat([minima_x, ridges.to(minima_x)])
+        ad_eps = stable_eps(largest_curvature(energy, points), t_ad)
     unit, rule = config.alpha_unit, "given"
     if unit is None:
         d = np.asarray(depths, dtype=np.float64)
