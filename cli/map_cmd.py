@@ -59,7 +59,7 @@ def _auto(text: str, what: str) -> float | None:
                    "the minima's energy spread or the energy's rise over the box].")
 @click.option("--ad-eps", type=click.FloatRange(min=0, min_open=True), default=None,
               help="Attraction-diffusion step [default: the checkpoint's training eps, scaled to T_AD "
-                   "(eps sqrt(T_AD / T_train)); else stable at the stiffest minimum at T_AD].")
+                   "(eps sqrt(T_AD / T_train)); else stable at the stiffest minimum or refined saddle at T_AD].")
 @click.option("--alpha", type=click.FloatRange(min=0, min_open=True), default=0.1, show_default=True,
               help="Magnetization of the main level (the map's basins), in alpha units.")
 @click.option("--ladder", type=str, default="0.03,0.1,0.3,1,3", show_default=True, metavar="A[,A...]",

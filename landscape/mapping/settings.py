@@ -51,8 +51,9 @@ setting                  default                                                
 ``delta``                a quarter of the minima's median spacing (at least the       a successful trial reached its target and no
                          merge radius)                                                other minimum
 ``ad_eps``               the checkpoint's descent step at ``T_AD``                      the model's own sampler; else the largest
-                         (``eps_t sqrt(T_AD / T_s)``); else stable at the stiffest    step whose descent cannot blow up; and the
-                         minimum; at a pull ``alpha`` at most ``sqrt(delta / alpha)``  pull moves a chain at most ``delta / 2`` a
+                         (``eps_t sqrt(T_AD / T_s)``); else stable at the stiffest    step whose descent cannot blow up, nor
+                         minimum or refined saddle; at a pull ``alpha`` at most       overshoot a wall; and the pull moves a
+                         ``sqrt(delta / alpha)``                                      chain at most ``delta / 2`` a
                                                                                       step, so it can come to rest at its target
 =======================  ===========================================================  ============================================
 """
