@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from landscape.cli.options import (
+    resume_or_force,
     Command,
     chains_option,
     code_options,
@@ -89,8 +90,7 @@ def funnel_cmd(target, map_option, energy, network, weights, noise, noise_unit, 
     command with --resume to continue (landscape info <map>.h5.funnel.partial says how
     far it got).
     """
-    if resume and force:
-        raise click.UsageError("--resume and --force contradict each other: choose one")
+    resume_or_force(resume, force)
     import numpy as np
 
     from landscape.mapping.funnel import describe

@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from landscape.cli.options import (
+    resume_or_force,
     Command,
     chains_option,
     compile_option,
@@ -155,8 +156,7 @@ def map_cmd(target, out, dataset, data_root, init, chains, rounds, steps, temper
     Every rank runs the same map; the energy's evaluations are split over them and
     rank 0 writes the file: the same map as one process for the same seed.
     """
-    if resume and force:
-        raise click.UsageError("--resume and --force contradict each other: choose one")
+    resume_or_force(resume, force)
     from landscape import distributed
     from landscape.mapping.settings import MapConfig
     from landscape.train.energies import resolve_energy

@@ -15,6 +15,7 @@ Nothing here imports torch, numpy or the libraries at module level, so ``landsca
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from collections.abc import Callable
@@ -271,29 +272,29 @@ def seed_option(default: int | None = 0, detail: str | None = None, *,
                         show_default=default is not None, help=_help(SEED_HELP, detail, default_text))
 
 
-def named_path(ctx: click.Context, param: click.Parameter, value: Path | None) -> Path | None:
-    """An output path must name something: an empty one (``--out ""``) is the current folder;
-    a required one must be given."""
+def named_path(ctx: click.Context, param: click.Parameter, value: Path | None, folder: bool = False) -> Path | None:
+    """An output path must name something: an empty one (``--out ""``) is the current folder,
+    which only a ``folder`` output may be; a required one must be given."""
     if value is None and param.required:
         raise click.MissingParameter(ctx=ctx, param=param)
-    if value is not None and str(value).strip() in ("", ".") and not getattr(param, "folder", False):
+    if value is not None and str(value).strip() in ("", ".") and not folder:
         raise click.BadParameter("an empty path names no file: give one")
     return value
+
+
+def resume_or_force(resume: bool, force: bool) -> None:
+    """``--resume`` continues what ``--force`` would replace: a usage error together."""
+    if resume and force:
+        raise click.UsageError("--resume and --force contradict each other: choose one")
 
 
 def out_option(help: str, *, metavar: str = "FILE", folder: bool = False, default: Path | None = None,
                required: bool = False) -> Callable[[F], F]:
     """``--out PATH``: where the command writes (``help`` says what, and the default)."""
     kind = click.Path(file_okay=not folder, dir_okay=folder, path_type=Path)
-    option = click.option("--out", type=kind, metavar=metavar, default=default, required=required,
-                          show_default=default is not None, help=help, callback=named_path)
-
-    def decorate(f: F) -> F:
-        f = option(f)
-        f.__click_params__[-1].folder = folder  # type: ignore[attr-defined]  # (a folder may be ".")
-        return f
-
-    return decorate
+    return click.option("--out", type=kind, metavar=metavar, default=default, required=required,
+                        show_default=default is not None, help=help,
+                        callback=functools.partial(named_path, folder=folder))
 
 
 def force_option(detail: str | None = None) -> Callable[[F], F]:

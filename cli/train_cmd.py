@@ -6,6 +6,7 @@ from __future__ import annotations
 import click
 
 from landscape.cli.options import (
+    resume_or_force,
     Command,
     data_root_option,
     dataset_option,
@@ -79,8 +80,7 @@ def train_cmd(preset_name, dataset, steps, batch_size, out, resume, force, seed,
     from landscape.train.checkpoint import load_checkpoint
     from landscape.train.loop import train
 
-    if resume and force:
-        raise click.UsageError("--resume and --force contradict each other: choose one")
+    resume_or_force(resume, force)
     if resume:
         if preset_name is not None:
             raise click.UsageError("--resume continues with the checkpoint's own settings: drop --preset")
