@@ -94,14 +94,14 @@ def _state_dict_file(path: Path) -> str | None:
     from landscape.errors import LandscapeError
     from landscape.io import sources
 
-    try:
-        sd = sources.read_state_dict(path)
-    except LandscapeError:
-        return None
     from landscape.io.files import load_torch
     from landscape.train.checkpoint import REQUIRED
 
-    top = load_torch(path, "state dict")
+    try:
+        top = load_torch(path, "state dict")
+        sd = sources.state_dict_in(top, path)
+    except LandscapeError:
+        return None
     if any(key in top for key in REQUIRED if key not in ("model", "state_dict", "step")):
         return None  # one of our checkpoints, damaged: the checkpoint reader's error names what is wrong
     count = sum(int(t.numel()) for t in sd.values())

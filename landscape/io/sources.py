@@ -627,7 +627,12 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     if path.is_file() and is_torchscript(path):
         raise LandscapeError(f"{path}: is a TorchScript file, not a state dict: load it on its own, without a factory")
     check_torch_file(path, "state dict")
-    obj = load_torch(path, "state dict")
+    return state_dict_in(load_torch(path, "state dict"), path)
+
+
+def state_dict_in(obj: Any, path: str | os.PathLike) -> dict[str, torch.Tensor]:
+    """The state dict a loaded file ``obj`` holds (:func:`read_state_dict`'s rules, the file
+    named ``path`` in its errors)."""
     sd = obj
     if isinstance(obj, Mapping) and not _all_tensors(obj):
         named = [key for key in _NESTED_KEYS if isinstance(obj.get(key), Mapping)]
