@@ -71,9 +71,10 @@ STRICT_RULE = ("the verdict disagrees with the regime the checkpoint was trained
 @click.option("--nn-ratio", type=FiniteFloat(min=0, min_open=True), default=3.0, show_default=True,
               help="Non-convergent if the chains' mean nearest-neighbour distance to the data exceeds this "
                    "multiple of the data's own spacing.")
-@click.option("--saturation-excess", type=FiniteFloat(min=0, min_open=True), default=0.5, show_default=True,
+@click.option("--saturation-excess", type=FiniteFloat(0, 1, min_open=True, max_open=True), default=0.5,
+              show_default=True,
               help="Images: non-convergent if the chains saturate more than this share of the pixels that "
-                   "are not saturated in the data.")
+                   "are not saturated in the data (below 1: no chain saturates more than all of them).")
 @click.option("--energy-drift", type=FiniteFloat(min=0, min_open=True), default=3.0, show_default=True,
               help="Non-convergent if the chains' mean energy falls more than this many standard deviations "
                    "of the data's energies below the data's mean.")

@@ -41,9 +41,10 @@ from landscape.cli.options import (
               help="The distance bar is this multiple of that quantile.")
 @click.option("--energy-quantile", type=FiniteFloat(0, 1), default=0.5, show_default=True,
               help="'The data's typical energy': this quantile of the energy over training examples.")
-@click.option("--saturation-excess", type=FiniteFloat(min=0, min_open=True), default=0.5, show_default=True,
+@click.option("--saturation-excess", type=FiniteFloat(0, 1, min_open=True, max_open=True), default=0.5,
+              show_default=True,
               help="Images: saturated when a minimum saturates more than this share of the pixels the data "
-                   "leave unsaturated.")
+                   "leave unsaturated (below 1: no image saturates more than all of them).")
 @click.option("--funnel-score", type=FiniteFloat(0, 1, min_open=True), default=0.5, show_default=True,
               help="Flag the sinks of the map's funnel probe when its score is at least this.")
 @device_option()

@@ -99,6 +99,8 @@ def test_each_criterion_alone_decides():
     assert agreement("non-convergent", "unknown") == "regime unknown"
     with pytest.raises(LandscapeError, match="nn_ratio"):
         Thresholds(nn_ratio=0)
+    with pytest.raises(LandscapeError, match="saturation_excess must be below 1"):
+        Thresholds(saturation_excess=1.0)
 
 
 def test_bad_settings_are_refused(gaussian_data):

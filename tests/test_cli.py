@@ -212,6 +212,9 @@ def test_options_are_checked_as_the_help_describes_them(tmp_path, capsys, rings_
         (*mb, "--ladder", "1,,2"): r"--ladder must be numbers separated by commas, got '1,,2'",
         (*mb, "--out", tmp_path / "m.h5", "--resume", "--force"): r"--resume and --force contradict each other",
         ("funnel", rings_ckpt, "--resume", "--force"): r"--resume and --force contradict each other",
+        # (a share of the pixels the data leave free: 1 or more could never flag anything)
+        ("diagnose", "m.h5", "--saturation-excess", "1"): r"'--saturation-excess': 1.0 is not in the range 0<x<1",
+        ("check", rings_ckpt, "--saturation-excess", "1.5"): r"'--saturation-excess': 1.5 is not in the range 0<x<1",
     }
     for args, pattern in usage.items():
         code, _, err = run(capsys, *args)

@@ -118,6 +118,8 @@ def test_bad_arrays_are_refused():
         diagnose(np.zeros((2, 2)), np.zeros(2), data[:1], np.zeros(1))
     with pytest.raises(LandscapeError, match="nn_factor"):
         DiagnosisRule(nn_factor=0)
+    with pytest.raises(LandscapeError, match=r"saturation_excess must be in \(0, 1\)"):
+        DiagnosisRule(saturation_excess=1.0)  # (no image saturates more than every free pixel: it never flags)
 
 
 # ----------------------------------------------------------------- a planted answer

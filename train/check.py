@@ -109,6 +109,9 @@ class Thresholds:
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
                 raise LandscapeError(f"threshold {name} must be a finite number > 0, got {value!r}")
+        if not self.saturation_excess < 1:
+            raise LandscapeError(f"threshold saturation_excess must be below 1 (no chain saturates more than all "
+                                 f"the pixels the data leave free), got {self.saturation_excess!r}")
 
 
 @dataclass

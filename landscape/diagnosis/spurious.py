@@ -82,7 +82,8 @@ class DiagnosisRule:
             (0.0 < self.nn_quantile <= 1.0, "nn_quantile must be in (0, 1]"),
             (self.nn_factor > 0 and math.isfinite(self.nn_factor), "nn_factor must be > 0"),
             (0.0 <= self.energy_quantile <= 1.0, "energy_quantile must be in [0, 1]"),
-            (self.saturation_excess > 0 and math.isfinite(self.saturation_excess), "saturation_excess must be > 0"),
+            (0.0 < self.saturation_excess < 1.0, "saturation_excess must be in (0, 1): no image saturates more than "
+             "all the pixels the data leave free"),
             (0.0 < self.funnel_score <= 1.0, "funnel_score must be in (0, 1]"),
         ]
         for ok, message in checks:
