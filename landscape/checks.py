@@ -37,9 +37,11 @@ __all__ = [
     "number_map",
     "number_range",
     "require",
+    "seed",
     "shape",
     "show",
     "text",
+    "typed_fields",
 ]
 
 _SHOWN = 60  # characters of a bad value a message shows at most
@@ -98,14 +100,61 @@ def number(where: Any, field: str, value: Any, *, minimum: float | None = None, 
 
 def integer(where: Any, field: str, value: Any, *, minimum: int | None = None, maximum: int | None = None) -> int:
     """An integer (not a bool, not a float), ``>= minimum``, ``<= maximum``."""
-    expected = "an integer" + (f" >= {minimum}" if minimum is not None else "") + (
-        f" <= {maximum}" if maximum is not None else "")
+    if minimum is not None and maximum is not None:
+        expected = f"an integer in {minimum} .. {maximum}"
+    else:
+        expected = "an integer" + (f" >= {minimum}" if minimum is not None else "") + (
+            f" <= {maximum}" if maximum is not None else "")
     if not isinstance(value, numbers.Integral) or isinstance(value, bool) or type(value).__name__ == "bool_":
         raise bad(where, field, value, expected)
     n = int(value)
     if (minimum is not None and n < minimum) or (maximum is not None and n > maximum):
         raise bad(where, field, value, expected)
     return n
+
+
+#: Seeds every command takes (``--seed``): the library's settings take the same range.
+MAX_SEED = 2**32 - 1
+
+
+def seed(where: Any, field: str, value: Any) -> int:
+    """A seed: an integer in ``0 .. 2**32 - 1``, as ``--seed`` takes."""
+    return integer(where, field, value, minimum=0, maximum=MAX_SEED)
+
+
+def typed_fields(obj: Any, where: str) -> None:
+    """Check a (frozen) dataclass's fields against their annotations, before its own range
+    checks compare them: ``int`` an integer (numpy's become ``int``), ``float`` a real
+    number, ``bool`` true or false, ``tuple[float, ...]`` numbers (stored as a tuple), each
+    also ``None`` where the annotation allows it; a field named ``seed`` a seed. A string
+    where a number belongs is one line naming the field, not a TypeError from a comparison
+    deep inside, and a float where a count belongs (``chains=2.5``) is refused."""
+    import dataclasses
+
+    for f in dataclasses.fields(obj):
+        value = getattr(obj, f.name)
+        kind = str(f.type).replace(" ", "")
+        if value is None and kind.endswith("|None"):
+            continue
+        kind = kind.removesuffix("|None")
+        if f.name == "seed":
+            value = seed(where, f.name, value)
+        elif kind == "int":
+            value = value if type(value) is int else integer(where, f.name, value)
+        elif kind == "float":
+            number(where, f.name, value, finite=False)
+            value = value if type(value) in (int, float) else float(value)  # (numpy's: JSON takes plain numbers)
+        elif kind == "bool":
+            value = flag(where, f.name, value)
+        elif kind == "tuple[float,...]":
+            if isinstance(value, (str, bytes, Mapping)) or not (isinstance(value, Sequence) or getattr(value, "ndim", 0) == 1):
+                raise bad(where, f.name, value, "a list of numbers")
+            for item in value:
+                number(where, f"{f.name} item", item, finite=False)
+            value = tuple(v if type(v) in (int, float) else float(v) for v in value)
+        else:
+            continue
+        object.__setattr__(obj, f.name, value)
 
 
 def flag(where: Any, field: str, value: Any) -> bool:

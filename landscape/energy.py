@@ -11,6 +11,7 @@ import contextlib
 import contextvars
 import functools
 import math
+import numbers
 import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
@@ -104,9 +105,7 @@ class Energy:
         self.fn = fn
         self.compile = bool(compile)
         self.sampler = dict(sampler) if sampler else None
-        self.shape = (int(shape),) if isinstance(shape, int) else tuple(int(s) for s in shape)
-        if not self.shape or any(s <= 0 for s in self.shape):
-            raise LandscapeError(f"an energy needs a positive per-example shape, got {list(self.shape)}")
+        self.shape = _example_shape(shape)
         if data_range is not None:
             low, high = float(data_range[0]), float(data_range[1])
             if not (math.isfinite(low) and math.isfinite(high) and low < high):
@@ -115,7 +114,15 @@ class Energy:
         self.data_range = data_range
         if device is None:
             device = _module_device(fn) or torch.device("cpu")
-        self.device = torch.device(device)
+        try:
+            self.device = torch.device(device)
+        except (RuntimeError, TypeError, ValueError):
+            raise LandscapeError(f"unknown device {device!r}: use cpu, cuda or cuda:N") from None
+        if self.device.type == "cuda" and not torch.cuda.is_available():
+            raise LandscapeError(f"device {self.device} asked for, but this torch has no CUDA device: use cpu")
+        if not (isinstance(dtype, torch.dtype) and dtype.is_floating_point):
+            raise LandscapeError(f"an energy's dtype must be a floating-point torch dtype (torch.float32, "
+                                 f"torch.float64), got {dtype}")
         self.dtype = dtype
         self.name = name
 
@@ -295,6 +302,66 @@ class Energy:
         return low + (high - low) * u
 
 
+def map_energy_scale(content: Any, energies: Any) -> float:
+    """The energy scale of ``energies`` (some of a map's minima, or new ones) for telling
+    rounding from another energy: their magnitude and spread, or the height of the map's
+    tree above its lowest minimum where that is larger (minima alike near 0); 1 if all
+    are 0."""
+    import numpy as np
+
+    e = np.asarray(energies, dtype=np.float64).reshape(-1)
+    lowest = np.asarray(getattr(content, "minima_energy", []), dtype=np.float64)
+    heights = np.asarray(getattr(getattr(content, "tree", None), "heights", []), dtype=np.float64)
+    heights = heights[np.isfinite(heights)]
+    relief = float(heights.max() - lowest.min()) if heights.size and lowest.size else 0.0
+    return max(float(np.abs(e).max() + np.ptp(e)) if e.size else 0.0, relief) or 1.0
+
+
+def check_gives_back(energy: Energy, content: Any, *, named: str | None = None, where: str = "the map") -> None:
+    """LandscapeError unless ``energy`` gives back the energies a map (``content``, a
+    :class:`~landscape.io.records.MapContent`) records at its lowest minima (8 at most),
+    within 1e-4 of the map's energy scale (its minima's energies and spread, and its
+    tree's height above the lowest: a map stores its minima in float32): a check that it
+    is the energy the map was made of, before a probe, a diagnosis or new minima are
+    worked out with another one.
+
+    ``named`` names the energy in the message (default: its name, or "the energy given");
+    ``where`` the map (a path, say)."""
+    import numpy as np
+
+    x, e = getattr(content, "minima_x", None), getattr(content, "minima_energy", None)
+    e = np.asarray(e if e is not None else [], dtype=np.float64).reshape(-1)
+    if x is None or e.size == 0:
+        return
+    named = named or (f"energy {energy.name!r}" if energy.name else "the energy given")
+    pick = np.argsort(e)[:8]
+    with torch.no_grad():
+        u = energy(torch.as_tensor(np.asarray(x)[pick]).to(energy.device, energy.dtype)).double().cpu().numpy()
+    bad = ~(np.abs(u - e[pick]) <= 1e-4 * map_energy_scale(content, e[pick]))  # (a different energy, not rounding)
+    if bad.any():
+        i = int(np.argmax(bad))
+        if not np.isfinite(u[i]):
+            raise LandscapeError(f"{named} gives a non-finite energy ({u[i]}) at {where}'s minimum {int(pick[i])}, "
+                                 f"where the map records {e[pick[i]]:.6g}")
+        raise LandscapeError(f"{named} is not the energy {where} was made of: at the map's minimum {int(pick[i])} it "
+                             f"gives {u[i]:.6g}, the map records {e[pick[i]]:.6g}")
+
+
+def _example_shape(shape: Any) -> tuple[int, ...]:
+    """The shape of one example from an int or a sequence of ints (numpy's too); a string,
+    a float or an empty or non-positive shape is one line."""
+    if isinstance(shape, numbers.Integral) and not isinstance(shape, bool):
+        dims: Any = (shape,)
+    elif isinstance(shape, (str, bytes)) or not isinstance(shape, (Sequence, torch.Size)) and \
+            getattr(shape, "ndim", None) != 1:
+        raise LandscapeError(f"an energy's shape must be an int or a sequence of ints (2, or (1, 8, 8)), got {shape!r}")
+    else:
+        dims = tuple(shape)
+    if not dims or not all(isinstance(d, numbers.Integral) and not isinstance(d, bool) and d > 0 for d in dims):
+        raise LandscapeError(f"an energy needs a positive per-example shape of ints, got {shape!r}")
+    return tuple(int(d) for d in dims)
+
+
 def runs_frozen(fn: Callable[..., Any]) -> Callable[..., Any]:
     """``fn(energy, ...)`` run inside ``energy.frozen()``: every evaluation of the energy
     (not only its chains') sees the module in eval mode, as the command line's loaders
@@ -303,6 +370,12 @@ def runs_frozen(fn: Callable[..., Any]) -> Callable[..., Any]:
 
     @functools.wraps(fn)
     def run(energy: Energy, *args: Any, **kwargs: Any) -> Any:
+        if not isinstance(energy, Energy):
+            raise TypeError(f"{fn.__name__} needs an Energy, got {type(energy).__name__}: wrap the module or "
+                            "function as Energy(fn, shape=..., data_range=...)")
+        if torch.is_inference_mode_enabled():
+            raise LandscapeError(f"{fn.__name__} cannot run inside torch.inference_mode(): its chains need dU/dx "
+                                 "from autograd (torch.no_grad() is fine: gradients are turned on where needed)")
         with energy.frozen():
             return fn(energy, *args, **kwargs)
 

@@ -242,3 +242,14 @@ def test_landscape_alone_shows_its_help():
 
     done = subprocess.run([sys.executable, "-m", "landscape.cli.main"], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0 and done.stdout.startswith("Usage: landscape [OPTIONS] COMMAND") and not done.stderr
+
+
+def test_a_gpu_this_machine_lacks_is_one_line_everywhere(capsys, rings_ckpt):
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    # (sample, check and compare failed with "unexpected AssertionError: Torch not compiled with CUDA enabled")
+    twin = rings_ckpt.with_name("twin.pt")
+    twin.write_bytes(rings_ckpt.read_bytes())
+    for args in (("sample", rings_ckpt), ("check", rings_ckpt), ("compare", rings_ckpt, twin)):
+        code, _, err = run(capsys, *args, "--device", "cuda")
+        assert_one_line_error(code, err, "device cuda asked for, but CUDA is not available here: use cpu")

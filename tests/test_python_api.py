@@ -263,3 +263,82 @@ def test_a_float32_energy_too_large_to_resolve_its_differences_is_said_to_be():
         if said:
             assert note[0].startswith("the energy's values near 1e+06 resolve steps of 0.062 in float32") and \
                 note[0].endswith("map in float64 (--float64) or subtract a constant from the energy")
+    # Wells alike by symmetry (minima 0 apart in energy): measured against the energy's rise over the box
+    # (an offset of 100 is resolved, and was said not to be; 1e6 is not).
+    for offset, said in ((100.0, False), (1e6, True)):
+        heard = _notes()
+        build_map(Energy(lambda x, b=offset: b + ((x ** 2 - 1) ** 2).sum(1), shape=2, data_range=(-2.0, 2.0)), config,
+                  reporter=heard)
+        note = [n for n in heard.notes if "resolve steps of" in n]
+        assert bool(note) == said, heard.notes
+
+
+def test_misused_calls_name_the_problem_in_one_line():
+    from landscape import Energy, MapConfig, build_map
+    from landscape.errors import LandscapeError
+
+    def bowl(x):
+        return (x ** 2).sum(1)
+
+    assert Energy(bowl, np.int64(2)).shape == (2,) and Energy(bowl, torch.Size([1, 8, 8])).shape == (1, 8, 8)
+    for shape in ("12", 2.0, (), (2, 0), [2.5], True):  # ("12" read as (1, 2) before)
+        with pytest.raises(LandscapeError, match="shape"):
+            Energy(bowl, shape)
+    with pytest.raises(LandscapeError, match="floating-point torch dtype"):
+        Energy(bowl, 2, dtype=torch.int32)
+    if not torch.cuda.is_available():
+        with pytest.raises(LandscapeError, match="no CUDA device: use cpu"):
+            Energy(bowl, 2, device="cuda")
+    # settings of the wrong type: the field named (a float count reached torch.rand; a string a comparison)
+    for bad, pattern in [({"chains": 2.5}, "chains is 2.5, expected an integer"),
+                         ({"chains": "8"}, "chains is '8', expected an integer"),
+                         ({"seed": 2 ** 70}, r"seed is \d+, expected an integer in 0 \.\. 4294967295"),
+                         ({"ladder": (1, "a")}, "ladder item is 'a', expected a number"),
+                         ({"refine": 1}, "refine is 1, expected true or false")]:
+        with pytest.raises(LandscapeError, match=pattern):
+            MapConfig(**bad)
+    config = MapConfig(chains=np.int64(8), ad_temperature=np.float32(0.5), ladder=np.array([1.0, 3.0]))
+    assert type(config.chains) is int and type(config.ad_temperature) is float and config.ladder == (1.0, 3.0)
+    with pytest.raises(TypeError, match=r"build_map needs an Energy, got function: wrap .* as Energy\("):
+        build_map(bowl)
+    energy = Energy(bowl, 2, data_range=(-1, 1))
+    with torch.inference_mode(), pytest.raises(LandscapeError, match=r"inside torch.inference_mode\(\)"):
+        build_map(energy)  # (it blamed the energy: "no gradient with respect to x")
+    for half in (torch.float16, torch.bfloat16):  # (mapped as if float32: 21 and 200 "minima" of 4 wells)
+        with pytest.raises(LandscapeError, match="returns (float16|bfloat16) energies: half precision"):
+            build_map(Energy(lambda x, h=half: bowl(x).to(h), 2, data_range=(-1, 1)))
+
+
+def test_new_minima_and_energies_are_checked_against_the_map():
+    from landscape import Energy, MapConfig, build_map, diagnose_map, extend_map, funnel_probe
+    from landscape.errors import LandscapeError
+    from landscape.mapping.minima import Minima
+
+    def tilted(x):
+        return (x[:, 0] ** 2 - 1) ** 2 + 0.3 * x[:, 0] + x[:, 1] ** 2
+
+    energy = Energy(tilted, 2, data_range=(-2, 2), dtype=torch.float64)
+    m = build_map(energy, MapConfig(chains=16, rounds=1, grid=0)).content
+    assert m.n_minima == 2
+
+    def minima(x, e):
+        x = torch.as_tensor(np.asarray(x, dtype=np.float64))
+        return Minima(x, torch.as_tensor(e, dtype=torch.float64), torch.zeros(len(e), dtype=torch.int64),
+                      torch.zeros(len(e), dtype=torch.float64))
+
+    saddle = [[0.0, 0.5]]
+    for new, pattern in [  # each was taken: a duplicate minimum, a made-up root of the tree
+        (minima(m.minima_x[:1], m.minima_energy[:1]), r"new minimum 0 lies 0 from the map's minimum 0, within the map's "
+                                                      r"merge radius [\d.]+: it is that minimum"),
+        (minima(saddle, [-100.0]), r"new minimum 0: the energy gives 1\.25 there, its record says -100"),
+        (minima(saddle * 2, [1.25, 1.25]), "new minima 0 and 1 lie 0 apart"),
+    ]:
+        with pytest.raises(LandscapeError, match=pattern):
+            extend_map(energy, m, new)
+    with pytest.raises(LandscapeError, match="the data hold 0 examples"):
+        diagnose_map(energy, m, np.zeros((0, 2)))  # (a numpy reshape error)
+    other = Energy(lambda x: 2 * tilted(x), 2, data_range=(-2, 2), dtype=torch.float64, name="other")
+    for call in (lambda: diagnose_map(other, m, np.random.default_rng(0).normal(size=(10, 2))),
+                 lambda: funnel_probe(other, m)):
+        with pytest.raises(LandscapeError, match="energy 'other' is not the energy the map was made of"):
+            call()

@@ -502,10 +502,12 @@ def test_one_thread_policy_for_every_energy(monkeypatch, potentials):
         torch.set_num_threads(before)
 
 
-def test_energies_on_a_gpu_run_with_deterministic_cudnn_kernels():
+def test_energies_on_a_gpu_run_with_deterministic_cudnn_kernels(monkeypatch):
     # A map's every stage runs its energy inside frozen(): on a CUDA device cuDNN then uses
     # deterministic algorithms only (the same map twice), and the flags are restored after.
     from landscape.energy import Energy
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)  # (an Energy on cuda needs CUDA; nothing runs there)
     from landscape.train.nets import build_model
 
     cudnn = torch.backends.cudnn

@@ -231,8 +231,12 @@ def _load_state(model: nn.Module, state_dict: dict[str, Any], path: str | os.Pat
 def energy_from_checkpoint(
     path: str | os.PathLike, device: str | torch.device = "cpu"
 ) -> tuple[Energy, dict[str, Any]]:
-    """The energy a checkpoint describes, on ``device``, and the checkpoint itself."""
+    """The energy a checkpoint describes, on ``device`` (checked: one line for a device
+    this machine lacks), and the checkpoint itself."""
+    from landscape.io.sources import pick_device
+
     ckpt = load_checkpoint(path)
+    device = pick_device(device)
     model = model_from_checkpoint(ckpt, path).to(device)
     model.eval()
     data = ckpt["data"]

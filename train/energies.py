@@ -496,35 +496,11 @@ def _recorded_geometry(map_path: Path, source: dict[str, Any]) -> tuple[Any, Any
 
 def _check_reproduces(map_path: Path, content: Any, loaded: LoadedEnergy, named: str) -> None:
     """LandscapeError unless the energy the user named gives the map's lowest minimum
-    energies back (within the float32 rounding of the energy's scale): a check that it is
-    the energy the map was made of."""
-    import numpy as np
-    import torch
+    energies back: a check that it is the energy the map was made of."""
+    from landscape.energy import check_gives_back, stage
 
-    x, e = getattr(content, "minima_x", None), getattr(content, "minima_energy", None)
-    if x is None or e is None or len(e) == 0:
-        return
-    from landscape.energy import stage
-
-    e = np.asarray(e, dtype=np.float64)
-    pick = np.argsort(e)[:8]
-    energy = loaded.energy
-    with torch.no_grad(), stage(f"checking that it gives {map_path}'s minimum energies back"):
-        u = energy(torch.as_tensor(np.asarray(x)[pick]).to(energy.device, energy.dtype)).double().cpu().numpy()
-    scale = float(np.abs(e[pick]).max() + np.ptp(e)) or 1.0
-    tol = 1e-4 * scale  # the map stores minima in float32: a different energy, not rounding
-    bad = ~(np.abs(u - e[pick]) <= tol)
-    if bad.any():
-        i = int(np.argmax(bad))
-        if not np.isfinite(u[i]):
-            raise LandscapeError(
-                f"{named} gives a non-finite energy ({u[i]}) at {map_path}'s minimum {int(pick[i])}, where the map "
-                f"records {e[pick[i]]:.6g}"
-            )
-        raise LandscapeError(
-            f"{named} is not the energy {map_path} was made of: at the map's minimum {int(pick[i])} it gives "
-            f"{u[i]:.6g}, the map records {e[pick[i]]:.6g}"
-        )
+    with stage(f"checking that it gives {map_path}'s minimum energies back"):
+        check_gives_back(loaded.energy, content, named=named, where=str(map_path))
 
 
 def load_data_like(dataset: str, data_root: Path | None, shape: tuple[int, ...], limit: int | None = 10000) -> Any:

@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from landscape.energy import Energy, runs_frozen
+from landscape.energy import Energy, check_gives_back, runs_frozen
 from landscape.errors import LandscapeError
 from landscape.mapping.neighbors import nearest, spacing
 from landscape.mapping.pipeline import Reporter
@@ -264,6 +264,9 @@ def diagnose(
         raise LandscapeError("need one energy per minimum and one per training example")
     if not (np.isfinite(me).all() and np.isfinite(de).all()):
         raise LandscapeError("the model's energy is NaN or infinite at some minima or training examples")
+    if dx.shape[0] < 2:
+        raise LandscapeError(f"the data hold {dx.shape[0]} example{'' if dx.shape[0] == 1 else 's'}: their spacing "
+                             "needs at least 2 different examples")
     if images and data_range is None:
         raise LandscapeError("the saturation test needs the data range")
     data_nn = data_spacing(dx, progress)
@@ -324,12 +327,14 @@ def diagnose_map(
     Raises
     ------
     LandscapeError
-        Data or minima of another shape than the energy's; see :func:`diagnose`.
+        Data or minima of another shape than the energy's, fewer than two examples, an
+        energy that does not give the map's minimum energies back; see :func:`diagnose`.
     """
     shape = tuple(np.shape(content.minima_x)[1:])
     data_x = energy.as_batch(data_x, "the data set's examples")
     if shape != energy.shape:
         raise LandscapeError(f"the map's minima have shape {list(shape)}, the energy expects {list(energy.shape)}")
+    check_gives_back(energy, content)
     images = len(shape) in (2, 3)
     if images and energy.data_range is None:
         raise LandscapeError("image minima need the energy's data range for the saturation test")

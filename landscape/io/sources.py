@@ -305,6 +305,10 @@ def _check_output(name: str, u: Any, x: torch.Tensor) -> None:
         )
     if not u.is_floating_point():
         raise LandscapeError(f"{name} must return floating-point energies, got {u.dtype}")
+    if torch.finfo(u.dtype).bits < 32:
+        raise LandscapeError(f"{name} returns {str(u.dtype).replace('torch.', '')} energies: half precision resolves "
+                             "about 3 significant digits, too coarse to tell minima and barriers apart; return float32 "
+                             "or float64 (a network: run it in float32)")
 
 
 # ---------------------------------------------------------------------------------------

@@ -41,7 +41,7 @@ import numpy as np
 import torch
 
 from landscape import checks
-from landscape.energy import Energy, runs_frozen, stage
+from landscape.energy import Energy, check_gives_back, runs_frozen, stage
 from landscape.errors import LandscapeError
 from landscape.sampling.langevin import sample
 from landscape.io.mapfile import FunnelData, MapContent
@@ -96,7 +96,8 @@ class FunnelConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        checks = [
+        checks.typed_fields(self, "funnel config")
+        rules = [
             (len(self.noise) >= 2, "needs at least two noise levels"),
             (all(math.isfinite(t) and t >= 0 for t in self.noise), "noise levels must be finite and >= 0"),
             (list(self.noise) == sorted(set(self.noise)), "noise levels must increase"),
@@ -108,7 +109,7 @@ class FunnelConfig:
             (self.grad_tol > 0, "grad_tol must be > 0"),
             (self.max_sinks >= 1, "max_sinks must be >= 1"),
         ]
-        for ok, message in checks:
+        for ok, message in rules:
             if not ok:
                 raise LandscapeError(f"funnel config: {message}")
 
@@ -393,6 +394,7 @@ def funnel_probe(
     if config is None:
         config = funnel_config(content, sampler=energy.sampler, with_data=data is not None and data.shape[0] > 0)
     _check_inputs(energy, content, config, data)
+    check_gives_back(energy, content)
     identity = config.fingerprint() + ":" + f"{content.n_minima}:{float(np.sum(content.minima_energy)):.12g}"
     state = resume_progress(progress_file, identity, resume, kind=PROGRESS_KIND, what="funnel probe",
                             afresh="pass --force")

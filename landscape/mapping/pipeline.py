@@ -59,15 +59,18 @@ from landscape.distributed import current as current_group
 from landscape import __version__, checks, fused
 from landscape.checks import require
 from landscape.distributed import from_main, split_energy
-from landscape.energy import Energy, reset_stage, runs_frozen, set_stage, stage
+from landscape.energy import Energy, check_gives_back, map_energy_scale, reset_stage, runs_frozen, set_stage, stage
 from landscape.errors import LandscapeError
 from landscape.io.files import first_line
 from landscape.io.mapfile import check_partition, utc_now
 from landscape.io.progress import resume_progress, save_progress
 from landscape.mapping.minima import Minima, QuenchResult, describe_stops, energy_tie, find_minima, merge_duplicates
+from landscape.mapping.neighbors import nearest
 from landscape.io.records import NEIGHBOUR, GridData, MapContent, MapMeta, PairTable, Partition
 from landscape.io.schema import SCHEMA_VERSION
-from landscape.mapping.settings import LADDER_FACTOR, LADDER_JUMP, MapConfig, ad_settings, capped_eps, exploration_settings
+from landscape.mapping.settings import (
+    LADDER_FACTOR, LADDER_JUMP, MapConfig, ad_settings, box_relief, capped_eps, exploration_settings,
+)
 from landscape.mapping.tree import BarrierTree, flat_rtol, minimax_tree
 
 # Refined paths are kept in the map when they take at most this many numbers.
@@ -1001,10 +1004,12 @@ def _note_precision(run: _Run, energy: Energy, minima: Minima) -> None:
     u = minima.energy.detach().cpu().double().numpy()
     step = float(np.spacing(np.float32(np.abs(u).max())))
     spread = float(u.max() - u.min())
-    if step > 1e-4 * spread:
+    # (minima of one energy, wells alike by symmetry: the energy's rise over the box is the scale instead)
+    scale = spread if spread > 0 else box_relief(energy, run.config.seed, float(u.min()))
+    if step > 1e-4 * scale:
+        what = f"minima {spread:.3g} apart in energy" if spread > 0 else f"an energy that rises {scale:.3g} over its box"
         run.reporter.note(f"the energy's values near {np.abs(u).max():.3g} resolve steps of {step:.2g} in float32, "
-                          f"coarse for minima {spread:.3g} apart in energy: map in float64 (--float64) or subtract a "
-                          "constant from the energy")
+                          f"coarse for {what}: map in float64 (--float64) or subtract a constant from the energy")
 
 
 @dataclass
@@ -1362,6 +1367,43 @@ def _grid(energy: Energy, n: int) -> GridData:
 
 @stage("mapping new minima")
 @runs_frozen
+def _check_new_minima(energy: Energy, content: MapContent, new: Minima) -> None:
+    """LandscapeError unless ``new`` are minima the map lacks, with their energies: each
+    with the energy ``energy`` gives there (within the float32 rounding of the energies'
+    scale), none within the map's merge radius of a map minimum or of another new one
+    (that one is the same minimum)."""
+    m = len(new)
+    if m == 0:
+        raise LandscapeError("no new minima to map into the map")
+    if new.x.shape[0] != m:
+        raise LandscapeError(f"the new minima have {new.x.shape[0]} points and {m} energies")
+    e = new.energy.double().cpu().numpy()
+    with torch.no_grad():
+        u = torch.cat([energy(chunk.to(energy.device, energy.dtype)) for chunk in new.x.detach().split(4096)])
+    u = u.double().cpu().numpy()
+    bad = ~(np.abs(u - e) <= 1e-4 * map_energy_scale(content, e))
+    if bad.any():
+        i = int(np.argmax(bad))
+        raise LandscapeError(f"new minimum {i}: the energy gives {u[i]:.6g} there, its record says {e[i]:.6g} "
+                             "(new minima carry the energy's own values)")
+    radius = float(content.settings().get("merge_radius", 0.0))
+    inside = radius * (1 - 1e-3)  # (distances worked out in other batches round differently: no quarrel at the edge)
+    x = new.x.detach().to(energy.device, energy.dtype)
+    d, j = nearest(x, torch.as_tensor(np.asarray(content.minima_x)).to(energy.device, energy.dtype))
+    close = np.flatnonzero(d[:, 0].cpu().numpy() < inside)
+    if close.size:
+        i = int(close[0])
+        raise LandscapeError(f"new minimum {i} lies {float(d[i, 0]):.3g} from the map's minimum {int(j[i, 0])}, within "
+                             f"the map's merge radius {radius:.3g}: it is that minimum (leave it out)")
+    if m > 1:
+        d, j = nearest(x, x, exclude_self=True)
+        close = np.flatnonzero(d[:, 0].cpu().numpy() < inside)
+        if close.size:
+            i = int(close[0])
+            raise LandscapeError(f"new minima {i} and {int(j[i, 0])} lie {float(d[i, 0]):.3g} apart, within the map's "
+                                 f"merge radius {radius:.3g}: they are one minimum (keep the lower)")
+
+
 def extend_map(
     energy: Energy,
     content: MapContent,
@@ -1415,7 +1457,9 @@ def extend_map(
     Raises
     ------
     LandscapeError
-        A map without its mapping config or of schema 1, minima of the wrong shape, or a
+        A map without its mapping config or of schema 1, an energy that does not give the
+        map's minimum energies back, new minima of the wrong shape, without the energy's
+        values, or within the map's merge radius of a map minimum or of each other, or a
         ``state`` saved for other new minima or another ``refine``.
     NonFiniteEnergyError
         From the chains or the string method.
@@ -1426,6 +1470,8 @@ def extend_map(
     if content.meta is None or not isinstance(content.meta.config, dict):
         raise LandscapeError("the map has no mapping config: new minima cannot be mapped into it")
     energy.check_batch(new.x)
+    check_gives_back(energy, content)
+    _check_new_minima(energy, content, new)
     cfg = MapConfig.from_dict(content.meta.config)
     settings = dict(content.attrs.get("levels", {}))
     settings = {"ad_temperature": float(settings.get("temperature", 1.0)), "ad_eps": float(settings.get("eps", 0.1)),

@@ -70,6 +70,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from landscape import checks as checks_module
 from landscape.energy import Energy
 from landscape.errors import LandscapeError
 from landscape.io.files import first_line
@@ -199,6 +200,8 @@ class MapConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
+        checks_module.typed_fields(self, "map config")
+
         def pos(v: float | None) -> bool:
             return v is None or (v > 0 and math.isfinite(v))
 
