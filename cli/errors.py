@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import signal
 import sys
 import threading
@@ -95,7 +96,11 @@ def _run(app: click.Command, argv: list[str] | None, debug: bool) -> int:
         return 130
     except click.UsageError as exc:
         command = exc.ctx.command_path if exc.ctx is not None else "landscape"
-        click.echo(f"error: {one_line_text(exc.format_message())} (see: {command} --help)", err=True)
+        text = one_line_text(exc.format_message())
+        if re.fullmatch(r"No such option '-[\d.]+'\.?", text):  # (--box -1 1 -2 2: a number left over)
+            text = text.rstrip(".") + " (a negative number left over after an option's values: --box takes one LOW HIGH for every "\
+                    "dimension)"
+        click.echo(f"error: {text} (see: {command} --help)", err=True)
         return exc.exit_code
     except click.ClickException as exc:
         click.echo(f"error: {one_line_text(exc.format_message())}", err=True)

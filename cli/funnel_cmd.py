@@ -9,6 +9,8 @@ import click
 
 from landscape.cli.options import (
     resume_or_force,
+    auto_number,
+    numbers,
     Command,
     chains_option,
     code_options,
@@ -30,15 +32,25 @@ from landscape.cli.options import (
 DEFAULT_NOISE = "0,1,2,4,8"
 
 
+def _noise_levels(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    """--noise checked before any work (a usage error, exit 2): two or more increasing
+    numbers >= 0; passed on as given."""
+    levels = numbers(value, "--noise")
+    if len(levels) < 2 or list(levels) != sorted(set(levels)):
+        raise click.BadParameter(f"--noise takes two or more increasing levels, got {value!r}")
+    return value
+
+
 @click.command("funnel", cls=Command,
                short_help="Noise-level funnel probe: do chains crowd into one basin?")
 @click.argument("target", metavar="CKPT|MAP.h5", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--map", "map_option", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="The map to probe when TARGET is a model file [default: <checkpoint stem>.h5 beside it or here].")
 @code_options
-@click.option("--noise", default=DEFAULT_NOISE, show_default=True, metavar="TAU[,TAU...]",
+@click.option("--noise", default=DEFAULT_NOISE, show_default=True, metavar="TAU[,TAU...]", callback=_noise_levels,
               help="Noise levels, increasing, in units of --noise-unit; 0 quenches the starts themselves.")
 @click.option("--noise-unit", default="auto", show_default=True, metavar="auto|NUMBER",
+              callback=lambda ctx, param, value: (auto_number(value, "--noise-unit"), value)[1],
               help="Unit of --noise: a number, or auto (the checkpoint's training tau; else sqrt of the map's "
                    "exploration temperature, or of its attraction-diffusion temperature when that is 0).")
 @chains_option(100, "per start (data, noise) and noise level")
@@ -71,7 +83,7 @@ def funnel_cmd(target, map_option, energy, network, weights, noise, noise_unit, 
     fell into; minima the map does not have are mapped into it first (by
     attraction-diffusion with the map's settings, at every level of its ladder). Per level the
     command reports the occupancy of the basins, its entropy H, the effective number of
-    basins exp(H) and the sinks (the fullest basins, holding half the chains).
+    basins exp(H) and the sinks (the fullest basins, holding half the chains; at most 5).
 
     The funnel score is 1 - min H / H_ref over the levels above the lowest, H_ref being
     the entropy of the data's own basins (the chains from data at the lowest level):

@@ -76,7 +76,7 @@ def cli(ctx: click.Context) -> None:
     --out, --force (overwrite), --quiet (no progress bars), --json (machine-readable output).
     Exit status: 0 done, 1 error, 2 usage error, 3 a --strict test failed (check, compare),
     130 interrupted (Ctrl-C), 143 terminated (SIGTERM; long runs keep their progress either way).
-    Under torchrun, map and train spread over the ranks; the other commands run as one process.
+    Under torchrun, map and train spread over the ranks; the other commands refuse it (they run as one process).
     """
     from landscape.cli.errors import torchrun_rank
 

@@ -8,6 +8,7 @@ import click
 
 from landscape.cli.options import (
     resume_or_force,
+    auto_number,
     Command,
     chains_option,
     compile_option,
@@ -23,16 +24,6 @@ from landscape.cli.options import (
     steps_option,
     temperature_option,
 )
-
-
-def _auto(text: str, what: str) -> float | None:
-    """``auto`` -> None (chosen from the landscape), else a positive number."""
-    if text.strip().lower() == "auto":
-        return None
-    values = numbers(text, what, positive=True)
-    if len(values) != 1:
-        raise click.BadParameter(f"{what} takes one number (or auto), got {text!r}")
-    return values[0]
 
 
 @click.command("map", cls=Command,
@@ -173,8 +164,8 @@ def map_cmd(target, out, dataset, data_root, init, chains, rounds, steps, temper
             grad_tol=grad_tol, quench_steps=quench_steps, merge_radius=merge_radius, max_minima=max_minima,
             neighbours=neighbours,
             refine=not no_refine, refine_steps=string_steps, refine_climb_steps=climb_steps,
-            ad_temperature=ad_temperature, ad_eps=ad_eps, delta=_auto(delta, "--delta"),
-            alpha_unit=_auto(alpha_unit, "--alpha-unit"), alpha=alpha,
+            ad_temperature=ad_temperature, ad_eps=ad_eps, delta=auto_number(delta, "--delta"),
+            alpha_unit=auto_number(alpha_unit, "--alpha-unit"), alpha=alpha,
             ladder=numbers(ladder, "--ladder", positive=True), ladder_extend=ladder_extend,
             ladder_refine=ladder_refine, max_steps=max_steps,
             patience=patience, attempts=attempts, average=ad_average, seed=seed,

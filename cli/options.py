@@ -24,6 +24,8 @@ from typing import Any
 
 import click
 
+from landscape.checks import MAX_SEED  # (no torch: checks imports nothing heavy)
+
 #: The architectures of the Anatomy reference code's state dicts (landscape.train.nets.ARCHS,
 #: without importing torch; a test keeps the two the same).
 ARCH_NAMES = ("digits", "nonlocal", "toy", "vanilla")
@@ -106,6 +108,20 @@ def numbers(text: str, what: str, *, positive: bool = False) -> tuple[float, ...
 
     try:
         return parse_floats(text, what, positive=positive)
+    except LandscapeError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+def auto_number(text: str, what: str) -> float | None:
+    """``auto`` -> None (chosen from the landscape), else one positive number; a usage
+    error (exit 2) naming the option if not."""
+    from landscape.errors import LandscapeError
+    from landscape.train.runs import parse_float
+
+    if text.strip().lower() == "auto":
+        return None
+    try:
+        return parse_float(text, what, positive=True, auto=True)
     except LandscapeError as exc:
         raise click.BadParameter(str(exc)) from None
 
@@ -246,13 +262,12 @@ def device_option(detail: str | None = None) -> Callable[[F], F]:
                         callback=device_callback, help=_help(DEVICE_HELP, detail))
 
 
-COMPILE_HELP = ("Run the chains' steps through torch.compile, 8 per call, and the barrier strings' iterations, "
-                "one per call (landscape.fused): the same chains and strings to rounding error (float32 chains "
-                "drift apart over hundreds of steps, as any two roundings do), fewer and fused operations per "
-                "step, after a compilation of 10-60 s (cached on disk for later runs). Meant for GPUs, where an "
-                "eager step is dozens of kernel launches; on 2 CPU cores the "
-                "compilation outweighed the gain on every map tried. Falls back to eager steps where compiling "
-                "fails.")
+COMPILE_HELP = ("Run the chains' Langevin steps through torch.compile, 8 per call (landscape.fused): the same "
+                "chains to rounding error (float32 chains drift apart over hundreds of steps, as any two "
+                "roundings do), fewer and fused operations per step, after a compilation of 10-60 s (cached on "
+                "disk for later runs). Meant for GPUs, where an eager step is dozens of kernel launches; on 2 CPU "
+                "cores the compilation outweighed the gain in every run measured. Falls back to eager steps where "
+                "compiling fails.")
 
 
 def compile_option(detail: str | None = None) -> Callable[[F], F]:
@@ -260,9 +275,6 @@ def compile_option(detail: str | None = None) -> Callable[[F], F]:
     return click.option("--compile", "compile_steps", is_flag=True, help=_help(COMPILE_HELP, detail))
 
 
-#: Seeds are combined with stage and level numbers before they seed torch's generators
-#: (which take 64 bits): a seed fits 32 bits.
-MAX_SEED = 2**32 - 1
 
 
 def seed_option(default: int | None = 0, detail: str | None = None, *,

@@ -166,7 +166,7 @@ def _npz(path: Path, size: int | None, grayscale: bool | None, limit: int | None
     lo, hi = float(raw.min()), float(raw.max())
     y = None if labels is None else labels[:limit]
 
-    if raw.ndim == 2:  # points: used as they are, in a box 10 % wider than the data
+    if raw.ndim == 2:  # points: used as they are, in the data's box widened by 10 % of its span on each side
         pad = 0.1 * (hi - lo) if hi > lo else 1.0
         x = torch.from_numpy(np.ascontiguousarray(raw[:limit], dtype=np.float32))
         y_t = None if y is None else torch.from_numpy(y)

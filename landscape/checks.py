@@ -113,7 +113,9 @@ def integer(where: Any, field: str, value: Any, *, minimum: int | None = None, m
     return n
 
 
-#: Seeds every command takes (``--seed``): the library's settings take the same range.
+#: Seeds every command takes (``--seed``) and the library's settings: they are combined
+#: with stage and level numbers before they seed torch's generators (64 bits), so a seed
+#: fits 32 bits.
 MAX_SEED = 2**32 - 1
 
 

@@ -123,6 +123,9 @@ class Energy:
         if not (isinstance(dtype, torch.dtype) and dtype.is_floating_point):
             raise LandscapeError(f"an energy's dtype must be a floating-point torch dtype (torch.float32, "
                                  f"torch.float64), got {dtype}")
+        if data_range is not None and not data_range[1] - data_range[0] < torch.finfo(dtype).max:
+            raise LandscapeError(f"data range {list(data_range)} is too wide for {str(dtype).replace('torch.', '')} "
+                                 f"(its width must stay below {torch.finfo(dtype).max:.3g})")
         self.dtype = dtype
         self.name = name
 

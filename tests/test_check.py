@@ -207,6 +207,9 @@ def test_the_summary_of_chains_from_noise_says_when_they_reach_the_data_and_leav
         "from noise: chains reach the data at 1L (2.1x the data's spacing), then leave it (62x at 30L)")
     assert _noise_summary([at(1, 8.0), at(30, 2.5)], t) == (
         "from noise: chains reach the data at 30L (2.5x the data's spacing)")
+    # within the bar from the first length, closest later (said "reach the data at 10L")
+    assert _noise_summary([at(1, 2.94), at(3, 2.62), at(10, 2.36)], t) == (
+        "from noise: chains reach the data at 1L (2.9x the data's spacing), closest at 10L (2.4x)")
     assert _noise_summary([at(1, 8.0), at(30, 5.0)], t) == (
         "from noise: chains do not reach the data (closest at 30L: 5x the data's spacing)")
     assert _noise_summary([at(1, 5.0), at(30, 9.0)], t) == (

@@ -215,6 +215,12 @@ def test_options_are_checked_as_the_help_describes_them(tmp_path, capsys, rings_
         # (a share of the pixels the data leave free: 1 or more could never flag anything)
         ("diagnose", "m.h5", "--saturation-excess", "1"): r"'--saturation-excess': 1.0 is not in the range 0<x<1",
         ("check", rings_ckpt, "--saturation-excess", "1.5"): r"'--saturation-excess': 1.5 is not in the range 0<x<1",
+        # (said "must be numbers separated by commas"; funnel's exited 1, after "has a funnel probe already")
+        (*mb, "--alpha-unit", "abc"): r"--alpha-unit takes one number \(or auto\), got 'abc'",
+        ("funnel", rings_ckpt, "--noise-unit", "abc"): r"--noise-unit takes one number \(or auto\), got 'abc'",
+        ("funnel", rings_ckpt, "--noise", "0,2,1"): r"--noise takes two or more increasing levels, got '0,2,1'",
+        ("map", "--energy", "landscape.potentials:mueller_brown", "--shape", "2", "--box", "-1", "1", "-2", "2"):
+            r"No such option '-2' \(a negative number left over after an option's values: --box takes one LOW HIGH",
     }
     for args, pattern in usage.items():
         code, _, err = run(capsys, *args)

@@ -120,6 +120,11 @@ def test_a_lock_holds_on_a_disk_with_no_room_for_its_note_and_odd_folders_name_t
                                              r"in \(No such file or directory\)$"):
         with output_lock("/proc/x.h5"):
             pass
+    from landscape.io.files import make_folder
+
+    with pytest.raises(LandscapeError, match=r"^cannot write /proc/nope/r.html: its folder /proc/nope cannot be made "
+                                             r"\(No such file or directory\)$"):  # (was "[Errno 2] ...: '/proc/nope'")
+        make_folder(Path("/proc/nope/r.html"))
 
 
 @pytest.mark.slow

@@ -286,6 +286,8 @@ def test_misused_calls_name_the_problem_in_one_line():
             Energy(bowl, shape)
     with pytest.raises(LandscapeError, match="floating-point torch dtype"):
         Energy(bowl, 2, dtype=torch.int32)
+    with pytest.raises(LandscapeError, match=r"too wide for float32"):  # (uniform starts overflowed to NaN)
+        Energy(bowl, 2, data_range=(-1e39, 1e39))
     if not torch.cuda.is_available():
         with pytest.raises(LandscapeError, match="no CUDA device: use cpu"):
             Energy(bowl, 2, device="cuda")

@@ -279,8 +279,11 @@ def _noise_summary(stages: list[Stage], thresholds: Thresholds) -> str | None:
     best = min(finite, key=lambda s: s.nn_ratio)
     last = stages[-1]
     reached = best.nn_ratio <= thresholds.nn_ratio
-    if reached:
-        text = f"from noise: chains reach the data at {_x(best.multiple)} ({_g(best.nn_ratio)}x the data's spacing)"
+    if reached:  # (where they first come within the bar, and where closest if later)
+        first = next(s for s in finite if s.nn_ratio <= thresholds.nn_ratio)
+        text = f"from noise: chains reach the data at {_x(first.multiple)} ({_g(first.nn_ratio)}x the data's spacing)"
+        if first is not best:
+            text += f", closest at {_x(best.multiple)} ({_g(best.nn_ratio)}x)"
     else:
         text = (f"from noise: chains do not reach the data (closest at {_x(best.multiple)}: {_g(best.nn_ratio)}x the "
                 "data's spacing)")

@@ -35,27 +35,37 @@ def _stderr(text: str) -> None:
     print(text, file=sys.stderr)
 
 
-def parse_floats(text: str, what: str, *, positive: bool = False) -> tuple[float, ...]:
-    """Numbers separated by commas (``"0,1,2"``; ``""`` none), each finite and >= 0 (> 0
-    with ``positive``)."""
+def _floats(text: str) -> tuple[float, ...] | None:
+    """The numbers of ``"0,1,2"`` (``""``: none); None where an item is not a number."""
     items = text.replace(" ", "").split(",") if text.strip() else []
     try:
-        if "" in items:
-            raise ValueError
-        values = tuple(float(v) for v in items)
+        return None if "" in items else tuple(float(v) for v in items)
     except ValueError:
-        raise LandscapeError(f"{what} must be numbers separated by commas, got {text!r}") from None
+        return None
+
+
+def _in_range(values: tuple[float, ...], text: str, what: str, positive: bool) -> tuple[float, ...]:
     if any(not (math.isfinite(v) and (v > 0 if positive else v >= 0)) for v in values):
         raise LandscapeError(f"{what} must be finite and {'> 0' if positive else '>= 0'}, got {text!r}")
     return values
 
 
-def parse_float(text: str, what: str, *, positive: bool = False) -> float:
-    """One number (:func:`parse_floats`' rules): ``"1,2"`` is refused, not read as 1."""
-    values = parse_floats(text, what, positive=positive)
-    if len(values) != 1:
-        raise LandscapeError(f"{what} takes one number, got {text!r}")
-    return values[0]
+def parse_floats(text: str, what: str, *, positive: bool = False) -> tuple[float, ...]:
+    """Numbers separated by commas (``"0,1,2"``; ``""`` none), each finite and >= 0 (> 0
+    with ``positive``)."""
+    values = _floats(text)
+    if values is None:
+        raise LandscapeError(f"{what} must be numbers separated by commas, got {text!r}")
+    return _in_range(values, text, what, positive)
+
+
+def parse_float(text: str, what: str, *, positive: bool = False, auto: bool = False) -> float:
+    """One number (:func:`parse_floats`' rules): ``"1,2"`` is refused, not read as 1; the
+    message says "or auto" where the option also takes ``auto``."""
+    values = _floats(text)
+    if values is None or len(values) != 1:
+        raise LandscapeError(f"{what} takes one number{' (or auto)' if auto else ''}, got {text!r}")
+    return _in_range(values, text, what, positive)[0]
 
 
 # ---------------------------------------------------------------------------- map
@@ -422,7 +432,7 @@ def _funnel_plan(
     from landscape.mapping.funnel import funnel_config, noise_unit
 
     unit, unit_why = (noise_unit(content, loaded.sampler) if noise_unit_option == "auto"
-                      else (parse_float(noise_unit_option, "--noise-unit", positive=True), "given"))
+                      else (parse_float(noise_unit_option, "--noise-unit", positive=True, auto=True), "given"))
     dataset = dataset or map_dataset(content) or loaded.dataset
     init = init or ("both" if dataset else "noise")
     if init in ("both", "data") and not dataset:

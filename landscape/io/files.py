@@ -77,8 +77,9 @@ def make_folder(path: Path) -> None:
         raise LandscapeError(f"cannot write {path}: {blocking} is a file, not a folder") from None
     except OSError as exc:
         named = disk_error(exc, path, path.parent)
-        if named is None:
-            raise
+        if named is None:  # (a folder under /proc, say: the system's reason, with the folder)
+            raise LandscapeError(f"cannot write {path}: its folder {path.parent} cannot be made "
+                                 f"({exc.strerror or exc})") from None
         raise named from None
 
 
