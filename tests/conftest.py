@@ -135,12 +135,19 @@ def run(capsys, *args):
 def assert_same_map(a, b) -> None:
     """Two maps' contents (:class:`MapContent`) agree in everything a resumed map must
     give as the uninterrupted one did: basins and representatives at every level, trial
-    counts, the tree, and the barriers (pairs, estimates, refined saddles)."""
+    counts, the tree with its saddle points and paths (one width: a path padded in one run
+    and not in the other made their shapes differ), and the barriers (pairs, estimates,
+    refined saddles)."""
     assert [p.basin.tolist() for p in a.levels] == [p.basin.tolist() for p in b.levels]
     assert [p.attrs["trials"] for p in a.levels] == [p.attrs["trials"] for p in b.levels]
     for x, y in zip(a.levels, b.levels):
         np.testing.assert_array_equal(x.representative, y.representative)
     np.testing.assert_array_equal(a.tree.linkage, b.tree.linkage)
+    for name in ("tree_saddle", "tree_path"):
+        x, y = getattr(a, name), getattr(b, name)
+        assert (x is None) == (y is None), name
+        if x is not None:
+            np.testing.assert_array_equal(x, y, err_msg=name)
     for name in ("pairs", "estimate", "refined"):
         np.testing.assert_array_equal(getattr(a.barriers, name), getattr(b.barriers, name))
 

@@ -789,3 +789,25 @@ def test_attraction_diffusion_steps_are_stable_at_a_steep_wall_between_the_minim
     assert content.n_minima == 2 and content.tree.heights[0] == pytest.approx(5.5, abs=0.02)
     counts = [level.n_basins for level in content.levels]
     assert counts[0] == 2 and counts[-1] == 1, counts
+
+
+def test_a_string_kept_in_a_wider_buffer_gives_the_tree_paths_of_its_saved_progress():
+    # Strings tried again with more images come back in one array padded with NaN rows; the
+    # map kept the padding (a rings map's /tree/path [29, 48, 2], 24 columns NaN) while the
+    # same map resumed read the paths back without it ([29, 24, 2]).
+    from types import SimpleNamespace
+
+    from landscape.mapping.pipeline import _Saddles
+
+    path = np.full((48, 2), np.nan, dtype=np.float32)
+    path[:24] = np.linspace([-1.0, 0.0], [1.0, 0.0], 24)
+    ref = SimpleNamespace(rows=np.array([0]), saddle=np.array([0.5]), saddle_point=np.array([True]),
+                          saddle_x=np.zeros((1, 2), np.float32), paths=path[None])
+    table = SimpleNamespace(pairs=np.array([[0, 1]]), refined=np.array([np.nan]), saddle_point=np.array([False]))
+    saddles = _Saddles({}, {})
+    saddles.add(table, ref, keep_paths=True)
+    state = {}
+    saddles.to_state(state, (2,))
+    restored = _Saddles.from_state(state)
+    assert saddles.paths[(0, 1)].shape == restored.paths[(0, 1)].shape == (24, 2)
+    np.testing.assert_array_equal(saddles.paths[(0, 1)], restored.paths[(0, 1)])

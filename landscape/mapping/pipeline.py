@@ -309,6 +309,14 @@ def _minima_from(state: dict[str, Any], energy: Energy) -> Minima:
 # --------------------------------------------------------------------------- barriers
 
 
+def _finite_rows(path: np.ndarray) -> np.ndarray:
+    """The points of a path that are finite throughout: a string kept in a batch's wider
+    buffer ends in NaN rows, which its saved progress leaves out (so both give the tree's
+    paths one width)."""
+    path = np.asarray(path)
+    return path[np.isfinite(path.reshape(path.shape[0], -1)).all(1)]
+
+
 @dataclass
 class _Saddles:
     """Refined saddles (and paths) by minima pair, kept for the tree's merges."""
@@ -323,7 +331,7 @@ class _Saddles:
             table.saddle_point[row] = ref.saddle_point[q]
             self.points[key] = ref.saddle_x[q]
             if keep_paths:
-                self.paths[key] = ref.paths[q]
+                self.paths[key] = _finite_rows(ref.paths[q])
 
     def to_state(self, state: dict[str, Any], shape: tuple[int, ...]) -> None:
         keys = sorted(self.points)
@@ -347,7 +355,7 @@ class _Saddles:
         paths = state.get("saddles/paths")
         for r, k in enumerate(np.asarray(state.get("saddles/path_pairs", np.zeros((0, 2)))).tolist()):
             p = np.asarray(paths[r])
-            out.paths[(int(k[0]), int(k[1]))] = p[np.isfinite(p.reshape(p.shape[0], -1)).all(1)]
+            out.paths[(int(k[0]), int(k[1]))] = _finite_rows(p)
         return out
 
 
@@ -1625,8 +1633,7 @@ def _saddles_of(content: MapContent) -> _Saddles:
             key = (int(tree.edge[k, 0]), int(tree.edge[k, 1]))
             saddles.points[key] = content.tree_saddle[k]
             if content.tree_path is not None:
-                p = content.tree_path[k]
-                p = p[np.isfinite(p.reshape(p.shape[0], -1)).all(1)]
+                p = _finite_rows(content.tree_path[k])
                 if p.shape[0] >= 2:  # (a merge stored without its path has none)
                     saddles.paths[key] = p
     return saddles
