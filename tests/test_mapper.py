@@ -811,3 +811,35 @@ def test_a_string_kept_in_a_wider_buffer_gives_the_tree_paths_of_its_saved_progr
     restored = _Saddles.from_state(state)
     assert saddles.paths[(0, 1)].shape == restored.paths[(0, 1)].shape == (24, 2)
     np.testing.assert_array_equal(saddles.paths[(0, 1)], restored.paths[(0, 1)])
+
+
+def test_an_unresolved_energy_spread_sets_no_alpha_unit_and_the_rule_says_what_did():
+    # A float32 Gaussian well in a box 5 widths wide: quenches stop along its tail (energies
+    # 1e-11 .. 1e-21, every merge flat). The tail's energy spread (1e-12) set the alpha unit
+    # (3e-10, called "the typical barrier"): no pull moved a chain, 17 basins at 243 units.
+    # The spread is rounding at the well's magnitude: the unit is T_AD over the spacing.
+    from landscape.mapping.pipeline import Reporter
+
+    notes: list[str] = []
+
+    class Notes(Reporter):
+        def note(self, text):
+            notes.append(text)
+
+    well = Energy(lambda x: -torch.exp(-(x ** 2).sum(-1)), shape=2, data_range=(-5.0, 5.0))
+    m = build_map(well, MapConfig(chains=256, rounds=1, grid=0, refine=False), reporter=Notes()).content
+    assert m.n_minima > 10 and m.tree.flat().all()  # (the tail's stops: flat, as the tree says)
+    rule = m.attrs["levels"]["alpha_unit_rule"]
+    assert rule in ("temperature", "arrival") and m.settings()["alpha_unit"] > 1e-3, (rule, m.settings())
+    assert m.levels[-1].n_basins == 1  # (the strongest pull gathers every chain at the one well)
+    # one minimum, and one energy throughout: the rule names what set the unit
+    bowl = build_map(Energy(lambda x: ((x - 0.3) ** 2).sum(-1), shape=2, data_range=(-1.0, 1.0), dtype=torch.float64),
+                     MapConfig(chains=32, rounds=1, grid=0)).content
+    assert bowl.n_minima == 1 and bowl.attrs["levels"]["alpha_unit_rule"] == "single"
+    # a minimum outside the box: held at the box's corner, and said to be
+    notes.clear()
+    build_map(Energy(lambda x: ((x - 5) ** 2).sum(-1), shape=2, data_range=(-1.0, 1.0), dtype=torch.float64),
+              MapConfig(chains=32, rounds=1, grid=0), reporter=Notes())
+    assert notes[0].startswith("1 minimum from 32 chains") and any(
+        n.startswith("1 of 1 minima lie on the box's faces [-1, 1] with the energy still falling beyond them")
+        for n in notes), notes

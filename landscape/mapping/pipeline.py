@@ -989,6 +989,7 @@ def build_map(
     run.seconds = dict(run.state.get("seconds", {}))
     minima = _stage_minima(run, data)
     _note_precision(run, energy, minima)
+    _note_held_by_box(run, energy, minima)
     n = len(minima)
     keep_paths = n > 1 and energy.dim * config.refine_images * 2 * (n - 1) <= _PATH_BUDGET
     saddles = _Saddles.from_state(run.state)
@@ -1001,6 +1002,26 @@ def build_map(
         run.reporter.note(f"compiling the steps failed, they ran eagerly: {why}")
     run.reporter.close()
     return result
+
+
+def _note_held_by_box(run: _Run, energy: Energy, minima: Minima) -> None:
+    """Say how many minima the box holds: on a face, with the energy still falling beyond
+    it. Quenches stop at the box's faces (a saturated image is such a minimum), but a map
+    of points whose minima all sit there has its minima outside the box, or an energy of
+    the wrong sign (a log-density where its negative belongs)."""
+    if energy.data_range is None or not len(minima):
+        return
+    low, high = energy.data_range
+    held = 0
+    for x in minima.x.split(4096):
+        g = energy.value_and_grad_fn()(x.to(energy.device, energy.dtype))[1]
+        out = ((x <= low) & (g > 0)) | ((x >= high) & (g < 0))
+        held += int(out.reshape(len(x), -1).any(1).sum())
+    if held:
+        run.reporter.note(f"{held} of {len(minima)} minima lie on the box's faces [{low:g}, {high:g}] with the energy "
+                          "still falling beyond them: the box holds them (images: saturated pixels); where the "
+                          "energy's minima lie outside the box, widen it (--box), and check the energy's sign "
+                          "(U = -log density)")
 
 
 def _note_precision(run: _Run, energy: Energy, minima: Minima) -> None:
@@ -1055,7 +1076,7 @@ def _stage_minima(run: _Run, data: torch.Tensor | None) -> Minima:
     stops = run.state.get("explore/stops")
     how = f"; quenches: {describe_stops(stops, run.config.quench_steps)}" if stops is not None else ""
     run.reporter.note(
-        f"{len(minima)} minima from {run.state['explore/chains']} chains"
+        f"{len(minima)} minim{'um' if len(minima) == 1 else 'a'} from {run.state['explore/chains']} chains"
         + (f" in {run.state['explore/rounds']} rounds" if run.state["explore/rounds"] > 1 else "") + how
     )
     return minima

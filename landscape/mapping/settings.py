@@ -36,7 +36,8 @@ setting                  default                                                
                                                                                       times the temperature of ``U`` even with
                                                                                       no barrier to measure
 ``alpha_unit``           the tree's median resolved barrier (none resolved: the       at 1 unit the pull over a typical spacing
-                         minima's 10-90 % energy spread; no spread: ``T_AD``) over    matches a typical barrier; and it can bring
+                         minima's 10-90 % energy spread; no spread the energy's       matches a typical barrier; and it can bring
+                         precision resolves: ``T_AD``; one minimum: 1) over
                          ``T_AD`` times the minima's median spacing; at least the     a chain to its target at all: in ``D``
                          pull that brings half of AD's chains to their target across  dimensions a pull ``alpha`` holds a chain
                          flat ground (``U`` left out, :func:`arrival_pull`)           about ``(D - 1) / alpha`` from its target,
@@ -75,6 +76,7 @@ from landscape.energy import Energy
 from landscape.errors import LandscapeError
 from landscape.io.files import first_line
 from landscape.mapping.neighbors import nearest_distance
+from landscape.mapping.tree import flat_rtol
 from landscape.sampling.langevin import MAX_EPS
 
 #: The ladder of magnetizations, in units of the alpha unit (extended upwards until one basin).
@@ -473,16 +475,25 @@ def ad_settings(
     ``delta``, ``ad_eps`` (module docstring; stable at the minima and at ``ridges``, the
     barriers' refined saddles where given), and ``alpha_unit_rule``, what set the unit:
     ``"barriers"`` (the typical barrier over the typical spacing), ``"spread"`` (no
-    barrier resolved: the minima's energy spread, or T_AD), ``"arrival"`` (the pull that
-    brings half the chains to their target, stronger) or ``"given"``. Differences of the minima's energies within
-    ``tie`` (the quench's tolerance times the merge radius) count as none."""
+    barrier resolved: the minima's 10-90 % energy spread over the spacing),
+    ``"temperature"`` (no spread resolved either: T_AD over the spacing), ``"single"``
+    (one minimum), ``"arrival"`` (the pull that brings half the chains to their target,
+    stronger) or ``"given"``. Differences of the minima's energies within ``tie`` (the
+    quench's tolerance times the merge radius), or within the energy's flat share of their
+    magnitude (:func:`landscape.mapping.tree.flat_rtol`), count as none."""
     t_ad = config.ad_temperature
     tau = (energy.sampler or {}).get("tau")
     if t_ad is None and isinstance(tau, (int, float)) and tau > 0:
         t_ad = float(tau) ** 2  # the model's own sampling temperature decides what is metastable
+    # Differences the energy's precision does not resolve are none: within the quench's tie,
+    # or the flat share of the minima's magnitude (a float32 well's tail, 1e-12 below its rim
+    # at an energy of order 1, is rounding, not a spread to take a scale from).
+    e_all = np.asarray(minima_energy, dtype=np.float64)
+    magnitude = float(np.abs(e_all).max()) if e_all.size else 0.0
+    resolved = max(tie, flat_rtol(energy.dtype) * magnitude)
     if t_ad is None:
         lowest = float(np.min(minima_energy)) if len(minima_energy) else 0.0
-        t_ad = ad_temperature_from(depths, minima_energy, lambda: box_relief(energy, config.seed, lowest), tie)
+        t_ad = ad_temperature_from(depths, minima_energy, lambda: box_relief(energy, config.seed, lowest), resolved)
     spacing = median_spacing(minima_x)
     delta = config.delta
     if delta is None:
@@ -503,17 +514,19 @@ def ad_settings(
     if unit is None:
         d = np.asarray(depths, dtype=np.float64)
         d = d[np.isfinite(d) & (d > 0)]
-        e = np.asarray(minima_energy, dtype=np.float64)
-        typical = float(np.median(d)) if d.size else float(np.quantile(e, 0.9) - np.quantile(e, 0.1)) if e.size > 1 else 0.0
-        typical = typical if typical > tie else 0.0
+        if d.size:
+            typical, rule = float(np.median(d)), "barriers"
+        else:
+            spread = float(np.quantile(e_all, 0.9) - np.quantile(e_all, 0.1)) if e_all.size > 1 else 0.0
+            typical, rule = (spread, "spread") if spread > resolved else (0.0, "temperature")
         if spacing > 0:
             # (no barrier and no spread: a pull that raises U/T_AD by one over a spacing)
             unit = (typical / t_ad if typical > 0 else 1.0) / spacing
         else:
-            unit = 1.0
+            unit, rule = 1.0, "single"  # (one minimum: nothing to pull towards)
         matched = unit
         unit = arrival_pull(energy, minima_x, spacing, delta, ad_eps, t_ad, config, at_least=unit)
-        rule = "arrival" if unit > matched else ("barriers" if typical > 0 else "spread")
+        rule = "arrival" if unit > matched else rule
     return {"ad_temperature": float(t_ad), "alpha_unit": float(unit), "delta": float(delta), "ad_eps": float(ad_eps),
             "alpha_unit_rule": rule}
 
