@@ -71,7 +71,8 @@ from landscape.cli.options import (
                    "its target even where no barrier is in the way).")
 @click.option("--delta", type=str, default="auto", show_default=True, metavar="auto|NUMBER",
               help="Attraction-diffusion success radius: a number, or 'auto' (a quarter of the minima's "
-                   "median spacing, at least the merge radius).")
+                   "median spacing, at least the merge radius); a trial arrives within at most half the distance "
+                   "from its start to its target either way.")
 @click.option("--max-steps", type=click.IntRange(min=1), default=2000, show_default=True,
               help="Attraction-diffusion steps per trial at most.")
 @click.option("--patience", type=click.IntRange(min=1), default=200, show_default=True,

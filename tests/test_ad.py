@@ -396,13 +396,15 @@ def test_a_batch_mixes_starts_and_targets_and_a_trial_at_its_target_succeeds_at_
     targets = torch.tensor([[DW_DEEP, 0.0], [DW_DEEP, 0.0], [DW_SHALLOW, 0.0]], dtype=F64)
     out = attraction_diffusion(energy, starts, targets, config, gen(4))
     assert out.success.tolist() == [True, False, True]
-    assert out.steps.tolist()[0] == 0 and out.steps.tolist()[2] == 0
+    assert out.steps.tolist()[0] == 0
     assert out.barrier[0].item() == pytest.approx(dw_u(DW_DEEP))
-    assert out.barrier[2].item() == pytest.approx(double_well(starts[2:]).item())
-    # Finished at their start: they stopped where they began, with nothing recorded.
-    torch.testing.assert_close(out.end_x[[0, 2]], starts[[0, 2]])
-    assert out.path_len.tolist()[0] == 0 and out.path_len.tolist()[2] == 0
+    # Finished at its start: it stopped where it began, with nothing recorded.
+    torch.testing.assert_close(out.end_x[[0]], starts[[0]])
+    assert out.path_len.tolist()[0] == 0
     assert out.path_len.tolist()[1] > 0 and out.steps.tolist()[1] == 100
+    # A start 0.1 from its target, within delta (0.35): it arrives within half that gap (its
+    # running mean), not where it began (a chain that had not moved was counted as arrived).
+    assert out.steps.tolist()[2] > 0
     empty = attraction_diffusion(energy, starts[:0], targets[:0], config, gen())
     assert empty.success.shape == (0,) and empty.peak_x.shape == (0, 2) and empty.end_x.shape == (0, 2)
 

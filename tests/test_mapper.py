@@ -843,3 +843,21 @@ def test_an_unresolved_energy_spread_sets_no_alpha_unit_and_the_rule_says_what_d
     assert notes[0].startswith("1 minimum from 32 chains") and any(
         n.startswith("1 of 1 minima lie on the box's faces [-1, 1] with the energy still falling beyond them")
         for n in notes), notes
+
+
+def test_two_minima_a_little_beyond_the_merge_radius_are_kept_apart_by_their_barrier():
+    # Double wells in x0 (minima near +-1) and in x1 / 0.03 (minima near +-0.03, 0.06 apart,
+    # a barrier of 0.81 = 10 T_AD between them) in the box [-2, 2]: the merge radius is
+    # 0.0566 and delta is floored at it, so a chain started at one minimum of a close pair
+    # was within delta of the other before it moved: 2 basins at every pull. A trial now
+    # arrives within half the gap at most (ad.arrival_reach).
+    def wells(x):
+        y = x[:, 1] / 0.03
+        return (x[:, 0] ** 2 - 1) ** 2 + 0.1 * x[:, 0] + (y ** 2 - 1) ** 2 + 0.2 * y
+
+    m = build_map(Energy(wells, shape=2, data_range=(-2.0, 2.0), dtype=torch.float64),
+                  MapConfig(chains=128, rounds=1, grid=0)).content
+    assert m.n_minima == 4 and m.settings()["delta"] >= 0.05
+    np.testing.assert_allclose(np.sort(m.tree.escape())[:3], [0.807572, 0.807572, 0.901883], atol=2e-5)
+    weak = [level for level in m.levels if level.multiplier <= 1]
+    assert weak and all(level.n_basins == 4 for level in weak), [(lv.multiplier, lv.n_basins) for lv in m.levels]

@@ -521,16 +521,17 @@ def attraction_diffusion(
         for name, per_trial in (("pulls", alphas), ("step sizes", steps)):
             if per_trial is not None and per_trial.shape != (p,):
                 raise LandscapeError(f"{p} AD starts but {tuple(per_trial.shape)} {name}")
+        reach = arrival_reach(starts, targets, config.delta)
         mag = _Magnetized(energy.value_and_grad_fn(), targets.detach().to(starts.dtype).clone(), config.temperature,
                           config.alpha if alphas is None else alphas, config.eps if steps is None else steps,
                           generator, energy.data_range)
         if resume_from is None:
             u, g, diff, d = mag.evaluate(starts.detach().clone())
             _check_start(u, g)
-            run = _Running(mag.x, u.double(), d.double(), diff, cap, config.average, config)
+            run = _Running(mag.x, u.double(), d.double(), diff, cap, config.average, config, reach)
             step = 0
         else:
-            run, step = _resume_batch(resume_from, mag, out, starts, cap, config, generator), resume_from.step
+            run, step = _resume_batch(resume_from, mag, out, starts, cap, config, generator, reach), resume_from.step
         window = _Window(mag.x)
         ended: int | None = None  # trials that stopped in the last window (None: count them)
 
@@ -697,6 +698,17 @@ class _Window:
         return _non_finite(int(bad.any(0).sum()), bad.shape[1], f"at step {step + first}")
 
 
+def arrival_reach(starts: torch.Tensor, targets: torch.Tensor, delta: float) -> torch.Tensor:
+    """Per trial, how near its target a chain has arrived: ``delta``, but at most half the
+    distance from its start to its target, so that a chain counted as arrived is nearer
+    the target than the minimum it left. Two minima a little more than the merge radius
+    apart (within ``delta`` of each other when it is floored at that radius) were joined
+    by a chain that had barely moved, whatever the barrier between them. A trial that
+    starts at its target keeps ``delta`` (it is there). Float64 [P], on the trials' device."""
+    gap = torch.linalg.vector_norm((starts - targets.to(starts)).reshape(starts.shape[0], -1).double(), dim=1)
+    return torch.where(gap > 0, torch.clamp(0.5 * gap, max=delta), torch.full_like(gap, delta))
+
+
 class _Running:
     """Per-trial state of the trials still stepping: the highest raw energy so far and
     where (with the positions one step before and after), the best distance to the
@@ -715,20 +727,21 @@ class _Running:
     left recorded stays where it is, and is the batch's outcome.
     """
 
-    _PER_ROW = ("rows", "peak_u", "peak_x", "peak_prev", "peak_next", "fresh", "best", "stale",
+    _PER_ROW = ("rows", "reach", "peak_u", "peak_x", "peak_prev", "peak_next", "fresh", "best", "stale",
                 "finished", "offset", "buf_len", "reached", "stop_step", "final", "end_x")
 
     def __init__(self, x: torch.Tensor, raw: torch.Tensor, dist: torch.Tensor, offset: torch.Tensor, cap: int,
-                 average: int, config: ADConfig):
+                 average: int, config: ADConfig, reach: torch.Tensor):
         p, device = x.shape[0], x.device
         self.config = config
         self.rows = torch.arange(p, device=device)
+        self.reach = reach  # (per trial: within it a trial has arrived, :func:`arrival_reach`)
         self.peak_u, self.best = raw.clone(), dist.clone()
         self.peak_x, self.peak_prev, self.peak_next = x.clone(), x.clone(), x.clone()
         self.fresh = torch.ones(p, dtype=torch.bool, device=device)  # the peak's next position is still to come
         self.stale = torch.zeros(p, dtype=torch.int64, device=device)
         # The check before the first step: trials that start within reach stop there.
-        self.reached = dist < config.delta
+        self.reached = dist < reach
         self.finished = self.reached | (config.max_steps == 0)
         self.stop_step = torch.zeros(p, dtype=torch.int64, device=device)
         self.final = dist.clone()
@@ -742,7 +755,7 @@ class _Running:
         self.buf = x.new_empty((cap, p) + tuple(x.shape[1:])) if cap else None
         self.buf_len = torch.zeros(p, dtype=torch.int64, device=device)
         self.stride, self.recorded = 1, 0
-        self._rules: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None
+        self._limits: tuple[torch.Tensor, torch.Tensor] | None = None
 
     #: What :class:`BatchProgress` keeps of a running trial (the rest is rewritten by the
     #: next window before it is read).
@@ -770,15 +783,15 @@ class _Running:
 
     @property
     def rules(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """``delta``, ``patience`` and ``max_steps`` as tensors on the trials' device (what
-        the compiled window takes: numbers would be compiled into it; and one element
-        each, not 0-d, which torch would read as numbers, compiling the window twice)."""
-        if self._rules is None:
+        """The running trials' reach, ``patience`` and ``max_steps`` as tensors on the
+        trials' device (what the compiled window takes: numbers would be compiled into it;
+        and one element each for the two settings, not 0-d, which torch would read as
+        numbers, compiling the window twice)."""
+        if self._limits is None:
             device, config = self.rows.device, self.config
-            self._rules = (torch.tensor([config.delta], dtype=torch.float64, device=device),
-                           torch.tensor([config.patience], dtype=torch.int64, device=device),
-                           torch.tensor([config.max_steps], dtype=torch.int64, device=device))
-        return self._rules
+            self._limits = (torch.tensor([config.patience], dtype=torch.int64, device=device),
+                            torch.tensor([config.max_steps], dtype=torch.int64, device=device))
+        return (self.reach, *self._limits)
 
     def state(self) -> tuple[torch.Tensor, ...]:
         """The fields :func:`_book` brings up to date."""
@@ -795,7 +808,7 @@ class _Running:
         stopped); where an energy or gradient was not finite [n - base, P]."""
         config = self.config
         state, bad = _book(self.state(), w.x[base : n + 1], torch.stack(w.u), w.d[base:n], w.g[base:n], step,
-                           config.delta, config.patience, config.max_steps, masked)
+                           self.reach, config.patience, config.max_steps, masked)
         self.take(state)
         return bad
 
@@ -863,7 +876,7 @@ class _Running:
 
 
 def _resume_batch(saved: BatchProgress, mag: _Magnetized, out: _Outcome, starts: torch.Tensor, cap: int,
-                  config: ADConfig, generator: torch.Generator | RowGroups | None) -> _Running:
+                  config: ADConfig, generator: torch.Generator | RowGroups | None, reach: torch.Tensor) -> _Running:
     """The batch's state at the sync point ``saved`` (checked against the batch first: it
     comes from a file): the running trials' :class:`_Running`; ``mag``, ``out`` and the row
     groups brought there."""
@@ -910,7 +923,8 @@ def _resume_batch(saved: BatchProgress, mag: _Magnetized, out: _Outcome, starts:
         generator.emptied = [None if s < 0 else int(s) for s in saved.emptied]
     # The next window rewrites what a stopped trial stopped with before reading it.
     run = _Running(mag.x, torch.zeros(r, dtype=torch.float64, device=device),
-                   torch.full((r,), math.inf, dtype=torch.float64, device=device), mag.x, 0, config.average, config)
+                   torch.full((r,), math.inf, dtype=torch.float64, device=device), mag.x, 0, config.average, config,
+                   reach[rows])
     run.rows = rows
     for name in _Running.SAVED:
         if name in saved.running:

@@ -50,7 +50,8 @@ setting                  default                                                
                          (``ladder_refine``) at the geometric mean of two pulls       of the ladder jumps over the hierarchy (a
                          where the stronger keeps under 1/4 of the basins             convergent model: 64 basins, then 1)
 ``delta``                a quarter of the minima's median spacing (at least the       a successful trial reached its target and no
-                         merge radius)                                                other minimum
+                         merge radius); a trial arrives within at most half the       other minimum, not even the one it left
+                         distance from its start to its target (``arrival_reach``)
 ``ad_eps``               the checkpoint's descent step at ``T_AD``                      the model's own sampler; else the largest
                          (``eps_t sqrt(T_AD / T_s)``); else stable at the stiffest    step whose descent cannot blow up, nor
                          minimum or refined saddle; at a pull ``alpha`` at most       overshoot a wall; and the pull moves a
