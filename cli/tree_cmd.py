@@ -310,6 +310,32 @@ def _merge_table(merges, max_leaves: int, name: str) -> str:
     return "\n".join(out)
 
 
+def _funnel_summary(content) -> dict[str, Any] | None:
+    """The map's funnel probe as plain data (what `info` says of it), None without one."""
+    import math
+
+    f = content.funnel
+    if f is None:
+        return None
+    return {"score": _finite_or_none(f.score), "noise": [float(t) for t in f.noise],
+            "effective_basins": [_finite_or_none(math.exp(h)) for h in f.entropy],
+            "minima_found_by_probe": content.attrs.get("minima", {}).get("funnel_added") or 0}
+
+
+def _diagnosis_summary(content) -> dict[str, Any] | None:
+    """The map's diagnosis as plain data (what `info` says of it), None without one."""
+    import numpy as np
+
+    d = content.diagnosis
+    if d is None:
+        return None
+    out: dict[str, Any] = {"spurious": int(np.sum(d.spurious)), "minima": int(np.size(d.spurious))}
+    for key in ("off_data", "saturated", "sinks"):
+        if isinstance(d.attrs.get(key), (int, np.integer)):
+            out[key] = int(d.attrs[key])
+    return out
+
+
 def map_summary(map_path: Path, content, tree, level: int | None, basins: bool, written: dict[str, str]) -> dict[str, Any]:
     """The map and its tree as plain data (``--json``)."""
     import numpy as np
@@ -376,8 +402,12 @@ def map_summary(map_path: Path, content, tree, level: int | None, basins: bool, 
         "n_merges_at_saddle_points": merges_at_saddle_points(content),
         "n_merges_not_connected": int((~tree.connected).sum()),
         "energy_offset": tree.offset,
+        "n_merges_flat": int(tree.flat().sum()),
+        "alpha_unit_rule": content.attrs.get("levels", {}).get("alpha_unit_rule") or None,
         "levels": [{"index": k, "alpha": float(p.alpha), "multiplier": p.multiplier, "n_basins": p.n_basins}
                    for k, p in enumerate(content.levels)],
+        "funnel": _funnel_summary(content),
+        "diagnosis": _diagnosis_summary(content),
         "seconds": _stage_seconds(content),
         "leaves": leaves,
         "merges": merges,

@@ -781,3 +781,16 @@ def test_a_map_another_program_holds_open_to_write_is_said_to_be(tmp_path):
     finally:
         holder.kill()
         holder.wait()
+
+
+def test_info_json_carries_the_funnel_and_diagnosis_its_text_shows(tmp_path, make_map, capsys):
+    path, _ = write_full(tmp_path, make_map)
+    code, out, err = run(capsys, "info", path)
+    assert code == 0 and "funnel score 0.90" in out and "2 of 6 minima spurious" in out, out + err
+    code, out, err = run(capsys, "info", path, "--json")
+    assert code == 0, err
+    s = json.loads(out)  # (it left both out, and the flat merges' count)
+    assert s["funnel"]["score"] == 0.9 and s["funnel"]["noise"] == [0.0, 1.0]
+    assert s["funnel"]["effective_basins"] == pytest.approx([np.exp(1.28), 1.0])
+    assert s["diagnosis"] == {"spurious": 2, "minima": 6, "off_data": 2}
+    assert isinstance(s["n_merges_flat"], int) and "alpha_unit_rule" in s
