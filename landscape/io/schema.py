@@ -79,7 +79,7 @@ DATASETS: tuple[Dataset, ...] = (
             "data space", required=False, group="tree"),
     Dataset("tree/path", "float32", "[N-1, P, *shape]",
             "refined path of each refined merge, from the first minimum of its pair; NaN rows elsewhere "
-            "(kept for small minima only)", "data space", required=False, group="tree"),
+            "(kept for small minima only; absent with --no-refine)", "data space", required=False, group="tree"),
     Dataset("levels/<k>/minima/basin", "int64", "[N]", "basin of each minimum at magnetization alpha_k"),
     Dataset("levels/<k>/basins/representative", "int64", "[B_k]", "index into /minima of each basin's lowest minimum"),
     Dataset("levels/<k>/basins/energy", "float64", "[B_k]", "energy of each basin's lowest minimum, ascending",
@@ -115,7 +115,7 @@ DATASETS: tuple[Dataset, ...] = (
             required=False, group="diagnosis"),
     Dataset("diagnosis/nn_index", "int64", "[N]", "index of the nearest training example in the data set",
             required=False, group="diagnosis"),
-    Dataset("diagnosis/saturation", "float64", "[N]", "share of pixels at the ends of the data range (images)",
+    Dataset("diagnosis/saturation", "float64", "[N]", "share of pixels at the ends of the data range (images; absent for points)",
             required=False, group="diagnosis"),
 )
 
@@ -132,21 +132,34 @@ ROOT_ATTRS: tuple[tuple[str, str], ...] = (
     ("seconds", "JSON: wall time per stage"),
 )
 
-#: Group attributes worth knowing (the writer adds statistics beside them).
+#: Group attributes (the writer may add statistics beside them).
 GROUP_ATTRS: tuple[tuple[str, str], ...] = (
     ("/tree", "energy_offset: the lowest minimum energy (linkage heights are relative to it); flat_rtol: a merge "
               "less than this share of the energy's magnitude (the merge's, or the largest minimum's if larger) "
               "above its higher side is flat, no barrier the energy's precision resolves (1e-5 in float32, "
-              "1.9e-14 in float64; 1e-5 where absent)"),
-    ("/levels", "count, main (the main level's index), alpha_unit, temperature, delta, eps (of attraction-"
-                "diffusion), extended (rungs added above the ladder), inserted (rungs inserted where a pull's step lost "
-                "most basins at once; absent in older maps), note"),
-    ("/levels/<k>", "alpha, multiplier (alpha in alpha units), trials, chain_steps, batches, seconds"),
-    ("/minima", "temperature, chains, rounds of the exploration; funnel_added: minima a funnel probe appended"),
-    ("/barriers", "refined, refined_above_estimate (kept at the estimate in the tree), saddle_points (refined "
-                  "barriers at a saddle point: /barriers/saddle_point), retried, strings_at_budget (the "
-                  "refinement's strings, over all its passes, that ran out of iterations rather than converged or "
-                  "stopped moving; absent in older maps)"),
+              "1.9e-14 in float64; 1e-5 where absent); refined_merges, connected_merges"),
+    ("/levels", "count, main (the main level's index), alpha_unit, alpha_unit_rule (what set it: barriers, spread, "
+                "temperature, single, arrival or given; absent in older maps), temperature, delta, eps (of "
+                "attraction-diffusion), extended (rungs added above the ladder), inserted (rungs inserted where a "
+                "pull's step lost most basins at once; absent in older maps), note"),
+    ("/levels/<k>", "alpha, multiplier (alpha in alpha units), basins (their count), trials, chain_steps, batches, "
+                    "seconds, levels_together (levels run in one batch with it); added: minima a funnel probe "
+                    "mapped into it"),
+    ("/basins, /levels/<k>/basins", "count; /basins also alpha and multiplier (the main level's)"),
+    ("/minima", "count, temperature, chains, rounds of the exploration, grad_norm_max (the largest gradient norm "
+                "at a minimum), data_range (the box), dataset (chains from data: its name); funnel_added: "
+                "minima a funnel probe appended"),
+    ("/barriers", "count, neighbours (per minimum), refined, refined_above_estimate (kept at the estimate in the "
+                  "tree), saddle_points (refined barriers at a saddle point: /barriers/saddle_point), retried, "
+                  "strings_at_budget (the refinement's strings, over all its passes, that ran out of iterations "
+                  "rather than converged or stopped moving; absent in older maps)"),
+    ("/funnel", "config (JSON: the probe's settings), temperature (tau^2 per level), eps, steps, chains_per_level, "
+                "new_minima and new_basins (what the probe added to the map), reference_entropy and reference (the "
+                "occupancy the score compares with), score_rule, funnel_threshold, seconds"),
+    ("/diagnosis", "dataset, data_examples, rule (the thresholds), energy_bar and data_energy_q10/q50/q90 (the "
+                   "data's energies), data_saturation and saturation_bar (images), off_data, saturated, sinks and "
+                   "spurious (counts), reason_bits (what /diagnosis/reasons' bits mean), sink_basins (where there "
+                   "are sinks)"),
 )
 
 
