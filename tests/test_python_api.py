@@ -303,6 +303,8 @@ def test_misused_calls_name_the_problem_in_one_line():
     assert type(config.chains) is int and type(config.ad_temperature) is float and config.ladder == (1.0, 3.0)
     with pytest.raises(TypeError, match=r"build_map needs an Energy, got function: wrap .* as Energy\("):
         build_map(bowl)
+    with pytest.raises(TypeError, match="build_map's config must be a MapConfig, got dict"):
+        build_map(Energy(bowl, 2, data_range=(-1, 1)), {"chains": 8})
     energy = Energy(bowl, 2, data_range=(-1, 1))
     with torch.inference_mode(), pytest.raises(LandscapeError, match=r"inside torch.inference_mode\(\)"):
         build_map(energy)  # (it blamed the energy: "no gradient with respect to x")

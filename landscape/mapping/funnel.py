@@ -393,6 +393,9 @@ def funnel_probe(
         data = energy.as_batch(data, "the training examples (data)")
     if config is None:
         config = funnel_config(content, sampler=energy.sampler, with_data=data is not None and data.shape[0] > 0)
+    if not isinstance(config, FunnelConfig):
+        raise TypeError(f"funnel_probe's config must be a FunnelConfig, got {type(config).__name__}: "
+                        "funnel_config(map, ...) gives the command's")
     _check_inputs(energy, content, config, data)
     check_gives_back(energy, content)
     identity = config.fingerprint() + ":" + f"{content.n_minima}:{float(np.sum(content.minima_energy)):.12g}"

@@ -962,7 +962,10 @@ def build_map(
     """
     from landscape.io.sources import check_energy
 
-    config = config or MapConfig()
+    config = MapConfig() if config is None else config
+    if not isinstance(config, MapConfig):
+        raise TypeError(f"build_map's config must be a MapConfig, got {type(config).__name__}: "
+                        "MapConfig(chains=..., ...) takes the same names")
     check_energy(energy)  # one line for an energy that fails on a small batch, as the command's loaders give
     if data is not None:
         data = energy.as_batch(data, "the training examples (data)")
