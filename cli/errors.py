@@ -97,9 +97,10 @@ def _run(app: click.Command, argv: list[str] | None, debug: bool) -> int:
     except click.UsageError as exc:
         command = exc.ctx.command_path if exc.ctx is not None else "landscape"
         text = one_line_text(exc.format_message())
-        if re.fullmatch(r"No such option '-[\d.]+'\.?", text):  # (--box -1 1 -2 2: a number left over)
-            text = text.rstrip(".") + " (a negative number left over after an option's values: --box takes one LOW HIGH for every "\
-                    "dimension)"
+        boxed = exc.ctx is not None and any(p.name == "box" for p in exc.ctx.command.params)
+        if boxed and re.fullmatch(r"No such option '-[\d.]+'\.?", text):  # (--box -1 1 -2 2: a number left over)
+            text = text.rstrip(".") + (" (a negative number left over after an option's values: --box takes one "
+                                       "LOW HIGH, the same for all dimensions)")
         click.echo(f"error: {text} (see: {command} --help)", err=True)
         return exc.exit_code
     except click.ClickException as exc:

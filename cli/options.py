@@ -275,8 +275,6 @@ def compile_option(detail: str | None = None) -> Callable[[F], F]:
     return click.option("--compile", "compile_steps", is_flag=True, help=_help(COMPILE_HELP, detail))
 
 
-
-
 def seed_option(default: int | None = 0, detail: str | None = None, *,
                 default_text: str | None = None) -> Callable[[F], F]:
     """``--seed INTEGER`` (0 .. 2^32 - 1)."""

@@ -71,8 +71,14 @@ def require(ok: bool, message: str) -> None:
         raise ValueError(message)
 
 
+def _is_bool(value: Any) -> bool:
+    """A bool, numpy's included (``numpy.bool_``, named ``bool`` since numpy 2)."""
+    kind = type(value)
+    return isinstance(value, bool) or (kind.__module__ == "numpy" and kind.__name__ in ("bool", "bool_"))
+
+
 def _is_number(value: Any) -> bool:
-    return isinstance(value, numbers.Real) and not isinstance(value, bool) and type(value).__name__ != "bool_"
+    return isinstance(value, numbers.Real) and not _is_bool(value)
 
 
 def number(where: Any, field: str, value: Any, *, minimum: float | None = None, above: float | None = None,
@@ -105,7 +111,7 @@ def integer(where: Any, field: str, value: Any, *, minimum: int | None = None, m
     else:
         expected = "an integer" + (f" >= {minimum}" if minimum is not None else "") + (
             f" <= {maximum}" if maximum is not None else "")
-    if not isinstance(value, numbers.Integral) or isinstance(value, bool) or type(value).__name__ == "bool_":
+    if not isinstance(value, numbers.Integral) or _is_bool(value):
         raise bad(where, field, value, expected)
     n = int(value)
     if (minimum is not None and n < minimum) or (maximum is not None and n > maximum):
@@ -161,7 +167,7 @@ def typed_fields(obj: Any, where: str) -> None:
 
 def flag(where: Any, field: str, value: Any) -> bool:
     """true or false (a bool, numpy's included)."""
-    if isinstance(value, bool) or type(value).__name__ == "bool_":
+    if _is_bool(value):
         return bool(value)
     raise bad(where, field, value, "true or false")
 

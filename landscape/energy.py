@@ -115,14 +115,14 @@ class Energy:
         if device is None:
             device = _module_device(fn) or torch.device("cpu")
         try:
-            self.device = torch.device(device)
+            self.device = torch.device("cuda", device) if isinstance(device, int) else torch.device(device)
         except (RuntimeError, TypeError, ValueError):
             raise LandscapeError(f"unknown device {device!r}: use cpu, cuda or cuda:N") from None
         if self.device.type == "cuda" and not torch.cuda.is_available():
             raise LandscapeError(f"device {self.device} asked for, but this torch has no CUDA device: use cpu")
-        if not (isinstance(dtype, torch.dtype) and dtype.is_floating_point):
-            raise LandscapeError(f"an energy's dtype must be a floating-point torch dtype (torch.float32, "
-                                 f"torch.float64), got {dtype}")
+        if dtype not in (torch.float32, torch.float64):
+            raise LandscapeError(f"an energy's dtype must be torch.float32 or torch.float64, got {dtype} (half "
+                                 "precision cannot tell minima and barriers apart)")
         if data_range is not None and not data_range[1] - data_range[0] < torch.finfo(dtype).max:
             raise LandscapeError(f"data range {list(data_range)} is too wide for {str(dtype).replace('torch.', '')} "
                                  f"(its width must stay below {torch.finfo(dtype).max:.3g})")
@@ -353,6 +353,8 @@ def check_gives_back(energy: Energy, content: Any, *, named: str | None = None, 
 def _example_shape(shape: Any) -> tuple[int, ...]:
     """The shape of one example from an int or a sequence of ints (numpy's too); a string,
     a float or an empty or non-positive shape is one line."""
+    if isinstance(shape, torch.Tensor) and shape.dim() <= 1 and not shape.is_floating_point():
+        shape = shape.tolist()  # (a tensor of ints, as x.shape[1:] might be given)
     if isinstance(shape, numbers.Integral) and not isinstance(shape, bool):
         dims: Any = (shape,)
     elif isinstance(shape, (str, bytes)) or not isinstance(shape, (Sequence, torch.Size)) and \

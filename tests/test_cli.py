@@ -220,7 +220,9 @@ def test_options_are_checked_as_the_help_describes_them(tmp_path, capsys, rings_
         ("funnel", rings_ckpt, "--noise-unit", "abc"): r"--noise-unit takes one number \(or auto\), got 'abc'",
         ("funnel", rings_ckpt, "--noise", "0,2,1"): r"--noise takes two or more increasing levels, got '0,2,1'",
         ("map", "--energy", "landscape.potentials:mueller_brown", "--shape", "2", "--box", "-1", "1", "-2", "2"):
-            r"No such option '-2' \(a negative number left over after an option's values: --box takes one LOW HIGH",
+            r"No such option '-2' \(a negative number left over after an option's values: --box takes one LOW HIGH, "
+            r"the same for all dimensions\)",
+        ("tree", "m.h5", "-3"): r"No such option '-3'\. \(see: landscape tree --help\)",  # (no --box: no word of it)
     }
     for args, pattern in usage.items():
         code, _, err = run(capsys, *args)

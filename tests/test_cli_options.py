@@ -190,7 +190,6 @@ def test_device_is_one_option_everywhere(capsys, tmp_path):
     assert_one_line_error(code, err, "missing.pt: no such file")
 
 
-
 def test_finite_numbers_are_required(capsys, tmp_path):
     for flag in ("--eps", "--temperature"):
         for bad in ("nan", "inf", "-1"):

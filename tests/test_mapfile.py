@@ -738,6 +738,13 @@ def test_progress_round_trip(tmp_path):
     assert progress_path(map_path, "funnel") == tmp_path / "rings.h5.funnel.partial"
     save_progress(map_path, {"probe": 1}, kind="funnel")
     assert load_progress(map_path, "funnel") == {"probe": 1} and load_progress(map_path) == {"step": 41}
+    # Progress an earlier version saved is not continued under this version's rules (a map
+    # resumed across the change of attraction-diffusion's arrival mixed the two).
+    with h5py.File(progress_path(map_path), "r+") as f:
+        f.attrs["schema_version"] = 2
+    with pytest.raises(LandscapeError, match=r"saved by an earlier version of ebm-landscape \(progress version 2, "
+                                             r"this one continues 3\).*start again \(--force\)"):
+        load_progress(map_path)
     progress_path(map_path).write_bytes(b"garbage")
     with pytest.raises(LandscapeError, match="delete it"):
         load_progress(map_path)

@@ -284,7 +284,7 @@ def test_misused_calls_name_the_problem_in_one_line():
     for shape in ("12", 2.0, (), (2, 0), [2.5], True):  # ("12" read as (1, 2) before)
         with pytest.raises(LandscapeError, match="shape"):
             Energy(bowl, shape)
-    with pytest.raises(LandscapeError, match="floating-point torch dtype"):
+    with pytest.raises(LandscapeError, match="must be torch.float32 or torch.float64"):
         Energy(bowl, 2, dtype=torch.int32)
     with pytest.raises(LandscapeError, match=r"too wide for float32"):  # (uniform starts overflowed to NaN)
         Energy(bowl, 2, data_range=(-1e39, 1e39))
@@ -339,6 +339,8 @@ def test_new_minima_and_energies_are_checked_against_the_map():
     ]:
         with pytest.raises(LandscapeError, match=pattern):
             extend_map(energy, m, new)
+    with pytest.raises(TypeError, match="extend_map needs an Energy"):  # (it had lost runs_frozen's checks)
+        extend_map(tilted, m, minima(saddle, [1.25]))
     with pytest.raises(LandscapeError, match="the data hold 0 examples"):
         diagnose_map(energy, m, np.zeros((0, 2)))  # (a numpy reshape error)
     other = Energy(lambda x: 2 * tilted(x), 2, data_range=(-2, 2), dtype=torch.float64, name="other")
@@ -346,3 +348,37 @@ def test_new_minima_and_energies_are_checked_against_the_map():
                  lambda: funnel_probe(other, m)):
         with pytest.raises(LandscapeError, match="energy 'other' is not the energy the map was made of"):
             call()
+
+
+def test_what_earlier_versions_stored_and_numpy_s_values_are_taken():
+    from landscape import MapConfig
+    from landscape.mapping.funnel import FunnelConfig
+
+    # Stored configs: a count written as a float, a seed outside 0 .. 2^32 - 1 (taken by the
+    # version that wrote them; a funnel probe of such a map failed after all its chains).
+    old = MapConfig.from_dict({"max_steps": 2000.0, "seed": -1, "chains": 64, "timings": {"x": 1}})
+    assert old.max_steps == 2000 and type(old.max_steps) is int and old.seed == 2 ** 32 - 1
+    # numpy's bool (named "bool" since numpy 2) is true or false, not a number
+    assert MapConfig(refine=np.False_).refine is False
+    with pytest.raises(Exception, match="chains is np.True_, expected an integer"):
+        MapConfig(chains=np.True_)
+    assert FunnelConfig(noise=(0.0, 1.0), eps=0.1, steps=np.int64(5), merge_radius=0.1).steps == 5
+
+
+def test_a_probe_finer_than_its_map_and_a_constant_energy_are_said_to_be():
+    from landscape import Energy, MapConfig, build_map, funnel_config, funnel_probe
+    from landscape.errors import LandscapeError
+    import dataclasses
+
+    def tilted(x):
+        return (x[:, 0] ** 2 - 1) ** 2 + 0.3 * x[:, 0] + x[:, 1] ** 2
+
+    energy = Energy(tilted, 2, data_range=(-2, 2), dtype=torch.float64)
+    m = build_map(energy, MapConfig(chains=16, rounds=1, grid=0)).content
+    finer = dataclasses.replace(funnel_config(m, chains=4), merge_radius=1e-6)
+    with pytest.raises(LandscapeError, match=r"the probe's merge_radius 1e-06 is below the map's"):
+        funnel_probe(energy, m, finer)  # (refused after its chains, as a duplicate minimum)
+    heard = _notes()
+    build_map(Energy(lambda x: 0 * x.sum(1) + 5, 2, data_range=(-1, 1)), MapConfig(chains=16, rounds=1, grid=0),
+              reporter=heard)
+    assert not [n for n in heard.notes if "resolve steps of" in n], heard.notes  # (float64 would not help)

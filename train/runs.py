@@ -431,7 +431,7 @@ def _funnel_plan(
     from landscape.io.views import map_dataset
     from landscape.mapping.funnel import funnel_config, noise_unit
 
-    unit, unit_why = (noise_unit(content, loaded.sampler) if noise_unit_option == "auto"
+    unit, unit_why = (noise_unit(content, loaded.sampler) if noise_unit_option.strip().lower() == "auto"
                       else (parse_float(noise_unit_option, "--noise-unit", positive=True, auto=True), "given"))
     dataset = dataset or map_dataset(content) or loaded.dataset
     init = init or ("both" if dataset else "noise")

@@ -26,7 +26,9 @@ from landscape.io.files import atomic_path, first_line, to_json
 __all__ = ["progress_path", "save_progress", "load_progress", "resume_progress", "clear_progress"]
 
 PROGRESS_SCHEMA = "ebm-landscape/map-progress"
-PROGRESS_VERSION = 2
+#: Raised whenever saved work would continue under other rules than it began with (3:
+#: attraction-diffusion's per-trial arrival reach): such progress is refused, not mixed.
+PROGRESS_VERSION = 3
 
 # What h5py raises on damaged files, depending on where the damage is.
 _H5_ERRORS = (OSError, KeyError, ValueError, TypeError, RuntimeError, IndexError)
@@ -113,7 +115,10 @@ def load_progress(map_path: str | Path, kind: str = "map",
                 raise LandscapeError(f"{path} is not an ebm-landscape progress file")
             version = int(f.attrs.get("schema_version", 0))
             if version != PROGRESS_VERSION:
-                raise LandscapeError(f"{path} is a progress file of version {version}, expected {PROGRESS_VERSION}")
+                raise LandscapeError(
+                    f"{path} was saved by {'an earlier' if version < PROGRESS_VERSION else 'a later'} version of "
+                    f"ebm-landscape (progress version {version}, this one continues {PROGRESS_VERSION}): its work "
+                    "cannot go on under this version's rules; start again (--force)")
             state: dict[str, Any] = json.loads(f.attrs["state"])
 
             def collect(name: str, item: h5py.HLObject) -> None:

@@ -85,7 +85,7 @@ ALPHA_UNIT_RULES = {
     "barriers": "the typical barrier over the typical spacing",
     "spread": "the minima's energy spread over the typical spacing (no barrier resolved)",
     "temperature": "T_AD over the typical spacing (no barrier and no energy spread resolved)",
-    "single": "1 (one minimum: nothing to pull towards)",
+    "single": "one minimum: nothing to pull towards",
     "arrival": "the pull that brings half the chains to their target, stronger than the typical barrier's",
     "given": "as given",
 }

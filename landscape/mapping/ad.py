@@ -5,8 +5,8 @@ the magnetized energy
 
     E_b(x) = U(x) / T + alpha * ||x - b||
 
-started at ``a`` comes within ``delta`` of ``b`` in at most ``max_steps`` steps (the ADELM
-procedure of Hill, Nijkamp and Zhu 2019, "Building a Telescope to Look Into High-Dimensional
+started at ``a`` comes within ``delta`` of ``b`` (within half their distance at most: nearer ``b``
+than ``a``, :func:`arrival_reach`) in at most ``max_steps`` steps (the ADELM procedure of Hill, Nijkamp and Zhu 2019, "Building a Telescope to Look Into High-Dimensional
 Image Spaces", and its public reference code enijkamp/elm_map). The pull ``alpha`` sets the
 resolution: a weak pull only carries the chain over barriers the temperature can cross; a
 strong one drags it over anything. Minima join basins from the lowest up, each the first
@@ -62,7 +62,8 @@ class ADConfig:
     patience : int
         A trial stops early after this many steps without getting closer to its target.
     delta : float
-        Success radius around the target.
+        Success radius around the target (a trial's own is at most half the distance from
+        its start to its target: :func:`arrival_reach`).
     attempts : int
         Chains per (start, target) pair and direction; the best one counts.
     neighbours : int
@@ -133,7 +134,8 @@ _SYNC_EVERY = 16
 class ADTrials(NamedTuple):
     """Outcome of a batch of AD trials, one row per trial.
 
-    success : bool [P], came within ``delta`` of the target.
+    success : bool [P], came within reach of the target (``delta``, or half the start's
+        distance to it where that is less).
     barrier : float64 [P], highest raw energy ``U`` on the path (start included) where
         successful; ``+inf`` where not.
     steps : int64 [P], steps run.
@@ -370,8 +372,8 @@ def _book(state: tuple[torch.Tensor, ...], xs: torch.Tensor, us: torch.Tensor, d
     and ``ds`` ``[m, P]`` each step's raw energy and distance to the target (of the running
     mean, with ``average``), ``gs`` its gradient's row sums (finite exactly when every
     entry is, or overflow). A trial stops at the first step where it arrives (``ds <
-    delta``), runs out of patience or reaches ``max_steps``; what it did after that step
-    does not count. ``masked``: trials already finished (a window's later steps) keep their
+    delta``, each trial's reach), runs out of patience or reaches ``max_steps``; what it did
+    after that step does not count. ``masked``: trials already finished (a window's later steps) keep their
     state; else every trial is running. Returns the new state and where an energy or
     gradient was not finite ``[m, P]``.
 
@@ -444,7 +446,7 @@ def attraction_diffusion(
     Each trial is a Langevin chain on ``U/T + alpha ||x - targets[p]||`` (``tau = 1``).
     Per trial it tracks the highest raw energy on the path and where it occurred, the
     best distance to the target so far, and (``config.record``) the path itself at up to
-    that many evenly spaced steps. A trial stops when it comes within ``delta`` of its
+    that many evenly spaced steps. A trial stops when it comes within its reach of its
     target (success), when ``patience`` steps pass without a new best distance, or after
     ``max_steps``. Finished trials leave the batch (checked every few steps), so the cost
     follows the slowest trials, not ``P * max_steps``. Chains stay in the energy's data
@@ -522,8 +524,9 @@ def attraction_diffusion(
             if per_trial is not None and per_trial.shape != (p,):
                 raise LandscapeError(f"{p} AD starts but {tuple(per_trial.shape)} {name}")
         reach = arrival_reach(starts, targets, config.delta)
+        pulls = config.alpha if alphas is None else alphas
         mag = _Magnetized(energy.value_and_grad_fn(), targets.detach().to(starts.dtype).clone(), config.temperature,
-                          config.alpha if alphas is None else alphas, config.eps if steps is None else steps,
+                          pulls, _steps_within_reach(config.eps if steps is None else steps, pulls, reach, config.delta),
                           generator, energy.data_range)
         if resume_from is None:
             u, g, diff, d = mag.evaluate(starts.detach().clone())
@@ -707,6 +710,25 @@ def arrival_reach(starts: torch.Tensor, targets: torch.Tensor, delta: float) -> 
     starts at its target keeps ``delta`` (it is there). Float64 [P], on the trials' device."""
     gap = torch.linalg.vector_norm((starts - targets.to(starts)).reshape(starts.shape[0], -1).double(), dim=1)
     return torch.where(gap > 0, torch.clamp(0.5 * gap, max=delta), torch.full_like(gap, delta))
+
+
+def _steps_within_reach(eps: float | torch.Tensor, alpha: float | torch.Tensor, reach: torch.Tensor,
+                        delta: float) -> float | torch.Tensor:
+    """The trials' steps, those of trials whose reach is below ``delta`` capped as
+    :func:`landscape.mapping.settings.capped_eps` caps a level's for ``delta``: the pull
+    moves a chain at most half its reach a step (``eps^2 alpha / 2``), so a strongly pulled
+    chain can come to rest within it instead of jumping across it. ``eps`` as given where
+    no cap binds (the other trials' steps are unchanged, bit for bit)."""
+    short = reach < delta
+
+    def per_trial(value: float | torch.Tensor) -> torch.Tensor:
+        if isinstance(value, torch.Tensor):
+            return value.to(reach.device, torch.float64)
+        return torch.full_like(reach, float(value))
+
+    e, a = per_trial(eps), per_trial(alpha)
+    capped = torch.where(short & (a > 0), torch.minimum(e, torch.sqrt(reach / a.clamp_min(1e-300))), e)
+    return capped if bool((capped < e).any()) else eps  # (the batch's one host read for it)
 
 
 class _Running:

@@ -47,6 +47,7 @@ from landscape.sampling.langevin import sample
 from landscape.io.mapfile import FunnelData, MapContent
 from landscape.io.progress import resume_progress, save_progress
 from landscape.mapping.pipeline import EXTENDING, NamedStages, Reporter, extend_map, time_spent
+from landscape.mapping.settings import MapConfig
 from landscape.mapping.pipeline import describe_progress as describe_progress_of_map
 from landscape.mapping.pipeline import progress_arrays as pipeline_progress_arrays
 from landscape.mapping.minima import Minima, QuenchResult, describe_stops, energy_tie, merge_duplicates, quench
@@ -398,6 +399,8 @@ def funnel_probe(
                         "funnel_config(map, ...) gives the command's")
     _check_inputs(energy, content, config, data)
     check_gives_back(energy, content)
+    if content.meta is not None and isinstance(content.meta.config, dict):
+        MapConfig.from_dict(content.meta.config)  # (what mapping new minima reads: refused now, not after the chains)
     identity = config.fingerprint() + ":" + f"{content.n_minima}:{float(np.sum(content.minima_energy)):.12g}"
     state = resume_progress(progress_file, identity, resume, kind=PROGRESS_KIND, what="funnel probe",
                             afresh="pass --force")
@@ -495,6 +498,11 @@ def _check_inputs(energy: Energy, content: MapContent, config: FunnelConfig, dat
     if "data" in config.starts:
         if data is None or data.shape[0] == 0:
             raise LandscapeError("chains from data need a data set: give one, or start from noise only")
+    radius = float(content.settings().get("merge_radius", 0.0))
+    if config.merge_radius < radius * (1 - 1e-9):
+        raise LandscapeError(f"the probe's merge_radius {config.merge_radius:.3g} is below the map's {radius:.3g}: end "
+                             "points the map counts as its own minima would be new ones (funnel_config gives the "
+                             "map's)")
 
 
 def _chain_starts(config: FunnelConfig) -> np.ndarray:

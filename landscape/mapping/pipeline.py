@@ -1038,7 +1038,7 @@ def _note_precision(run: _Run, energy: Energy, minima: Minima) -> None:
     spread = float(u.max() - u.min())
     # (minima of one energy, wells alike by symmetry: the energy's rise over the box is the scale instead)
     scale = spread if spread > 0 else box_relief(energy, run.config.seed, float(u.min()))
-    if step > 1e-4 * scale:
+    if 0 < scale < 1e4 * step:  # (an energy constant over the box: no precision would resolve more)
         what = f"minima {spread:.3g} apart in energy" if spread > 0 else f"an energy that rises {scale:.3g} over its box"
         run.reporter.note(f"the energy's values near {np.abs(u).max():.3g} resolve steps of {step:.2g} in float32, "
                           f"coarse for {what}: map in float64 (--float64) or subtract a constant from the energy")
@@ -1397,8 +1397,6 @@ def _grid(energy: Energy, n: int) -> GridData:
 # ------------------------------------------------------------------- mapping new minima
 
 
-@stage("mapping new minima")
-@runs_frozen
 def _check_new_minima(energy: Energy, content: MapContent, new: Minima) -> None:
     """LandscapeError unless ``new`` are minima the map lacks, with their energies: each
     with the energy ``energy`` gives there (within the float32 rounding of the energies'
@@ -1436,6 +1434,8 @@ def _check_new_minima(energy: Energy, content: MapContent, new: Minima) -> None:
                                  f"merge radius {radius:.3g}: they are one minimum (keep the lower)")
 
 
+@stage("mapping new minima")
+@runs_frozen
 def extend_map(
     energy: Energy,
     content: MapContent,

@@ -37,8 +37,8 @@ setting                  default                                                
                                                                                       no barrier to measure
 ``alpha_unit``           the tree's median resolved barrier (none resolved: the       at 1 unit the pull over a typical spacing
                          minima's 10-90 % energy spread; no spread the energy's       matches a typical barrier; and it can bring
-                         precision resolves: ``T_AD``; one minimum: 1) over
-                         ``T_AD`` times the minima's median spacing; at least the     a chain to its target at all: in ``D``
+                         precision resolves: ``T_AD``) over ``T_AD`` times the
+                         minima's median spacing (one minimum: 1); at least the       a chain to its target at all: in ``D``
                          pull that brings half of AD's chains to their target across  dimensions a pull ``alpha`` holds a chain
                          flat ground (``U`` left out, :func:`arrival_pull`)           about ``(D - 1) / alpha`` from its target,
                                                                                       which barriers far below ``T_AD`` (a
@@ -253,9 +253,17 @@ class MapConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> MapConfig:
-        """From a stored config (keys this version does not know, e.g. timings, are ignored)."""
-        known = {f.name for f in fields(cls)}
-        d = {k: v for k, v in d.items() if k in known}
+        """From a stored config (keys this version does not know, e.g. timings, are ignored).
+        What earlier versions stored and used is taken: a whole number stored as a float
+        where a count belongs, a seed outside ``0 .. 2**32 - 1`` (brought into it, as
+        torch's generators took it modulo 2**64)."""
+        counts = {f.name for f in fields(cls) if str(f.type).replace(" ", "").removesuffix("|None") == "int"}
+        d = {k: v for k, v in d.items() if k in {f.name for f in fields(cls)}}
+        for k in counts & d.keys():
+            if isinstance(d[k], float) and d[k].is_integer():
+                d[k] = int(d[k])
+        if isinstance(d.get("seed"), int) and not isinstance(d["seed"], bool):
+            d["seed"] %= checks_module.MAX_SEED + 1
         if "ladder" in d:
             d["ladder"] = tuple(d["ladder"])
         return cls(**d)
@@ -536,7 +544,9 @@ def capped_eps(eps: float, delta: float, alpha: float) -> float:
     """The attraction-diffusion step at pull ``alpha``: ``eps``, but no longer than the one
     whose pull moves a chain ``delta / 2`` per step (``eps^2 alpha / 2``), so a strongly
     pulled chain can still come to rest within ``delta`` of its target instead of jumping
-    back and forth across it."""
+    back and forth across it (a trial whose reach is less, its start nearer its target than
+    ``2 delta``, has its step capped for that reach as it runs:
+    :func:`landscape.mapping.ad.arrival_reach`)."""
     return eps if alpha <= 0 else min(eps, math.sqrt(delta / alpha))
 
 
