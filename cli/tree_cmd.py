@@ -150,14 +150,19 @@ def map_header(map_path: Path, content, level: int | None = None) -> list[str]:
     n_pairs = len(table)
     refined = int(np.isfinite(table.refined).sum())
     above = int(table.above_estimate(content.minima_energy).sum())
-    counts = (f"{content.n_minima} minima, {content.n_basins} basin{'s' if content.n_basins != 1 else ''} at the main "
+    counts = (f"{content.n_minima} minim{'um' if content.n_minima == 1 else 'a'}, {content.n_basins} basin{'s' if content.n_basins != 1 else ''} at the main "
               f"level, {n_pairs} barrier pair{'s' if n_pairs != 1 else ''} ({refined} refined")
     if above:
         counts += f", {above} of them above their estimate: the tree keeps the estimate"
     at_budget = content.attrs.get("barriers", {}).get("strings_at_budget")
     if at_budget:
         counts += f"; {at_budget} of its strings ran out of iterations, which --string-steps and --climb-steps raise"
-    rows.append(("counts", counts + ")"))
+    counts += ")"
+    held = content.attrs.get("minima", {}).get("held_by_box")
+    if isinstance(held, (int, np.integer)) and held:
+        counts += (f"; {held} of the map's minima {'lies' if held == 1 else 'lie'} on the box's faces with the "
+                   "energy still falling beyond (held by the box)")
+    rows.append(("counts", counts))
     tree = content.tree
     merges = tree.n_leaves - 1
     if merges > 0:
@@ -403,6 +408,7 @@ def map_summary(map_path: Path, content, tree, level: int | None, basins: bool, 
         "n_merges_not_connected": int((~tree.connected).sum()),
         "energy_offset": tree.offset,
         "n_merges_flat": int(tree.flat().sum()),
+        "n_minima_held_by_box": content.attrs.get("minima", {}).get("held_by_box"),
         "alpha_unit_rule": content.attrs.get("levels", {}).get("alpha_unit_rule") or None,
         "levels": [{"index": k, "alpha": float(p.alpha), "multiplier": p.multiplier, "n_basins": p.n_basins}
                    for k, p in enumerate(content.levels)],

@@ -838,8 +838,9 @@ def test_an_unresolved_energy_spread_sets_no_alpha_unit_and_the_rule_says_what_d
     assert bowl.n_minima == 1 and bowl.attrs["levels"]["alpha_unit_rule"] == "single"
     # a minimum outside the box: held at the box's corner, and said to be
     notes.clear()
-    build_map(Energy(lambda x: ((x - 5) ** 2).sum(-1), shape=2, data_range=(-1.0, 1.0), dtype=torch.float64),
-              MapConfig(chains=32, rounds=1, grid=0), reporter=Notes())
+    held = build_map(Energy(lambda x: ((x - 5) ** 2).sum(-1), shape=2, data_range=(-1.0, 1.0), dtype=torch.float64),
+                     MapConfig(chains=32, rounds=1, grid=0), reporter=Notes()).content
+    assert held.attrs["minima"]["held_by_box"] == 1  # (kept in the map: `landscape info` says it)
     assert notes[0].startswith("1 minimum from 32 chains") and any(
         n.startswith("1 of 1 minima lie on the box's faces [-1, 1] with the energy still falling beyond them")
         for n in notes), notes
@@ -861,3 +862,22 @@ def test_two_minima_a_little_beyond_the_merge_radius_are_kept_apart_by_their_bar
     np.testing.assert_allclose(np.sort(m.tree.escape())[:3], [0.807572, 0.807572, 0.901883], atol=2e-5)
     weak = [level for level in m.levels if level.multiplier <= 1]
     assert weak and all(level.n_basins == 4 for level in weak), [(lv.multiplier, lv.n_basins) for lv in m.levels]
+
+
+def test_points_left_on_a_plateau_do_not_set_the_spacing_a_barrier_is_matched_over():
+    # Two Gaussian wells 6 apart (depths 1 and 1.5, a barrier of 1 = 10 T_AD): quenches stop
+    # all over the flat plateau between them (minima 1e-20 deep, 0.2 apart). The unit was
+    # the barrier over the plateau's spacing (50.7): at the main level the wells shared a
+    # basin. Over the wells' own spacing it is 1.67, and they stay apart below 3 units.
+    def plateau(x):
+        a = (x[:, 0] + 3) ** 2 + x[:, 1] ** 2
+        b = (x[:, 0] - 3) ** 2 + x[:, 1] ** 2
+        return -torch.exp(-a / 0.5) - 1.5 * torch.exp(-b / 0.5)
+
+    m = build_map(Energy(plateau, shape=2, data_range=(-5.0, 5.0), dtype=torch.float64),
+                  MapConfig(chains=256, rounds=1, grid=0, refine=False)).content
+    wells = np.argsort(m.minima_energy)[:2]
+    assert m.n_minima > 20 and np.allclose(np.abs(m.minima_x[wells, 0]), 3.0, atol=1e-3)
+    assert m.settings()["alpha_unit"] < 5, m.settings()
+    main = m.levels[m.main]
+    assert main.basin[wells[0]] != main.basin[wells[1]]

@@ -147,7 +147,8 @@ GROUP_ATTRS: tuple[tuple[str, str], ...] = (
                     "mapped into it"),
     ("/basins, /levels/<k>/basins", "count; /basins also alpha and multiplier (the main level's)"),
     ("/minima", "count, temperature, chains, rounds of the exploration, grad_norm_max (the largest gradient norm "
-                "at a minimum), data_range (the box), dataset (chains from data: its name); funnel_added: "
+                "at a minimum), held_by_box (minima on the box's faces with the energy still falling beyond them), "
+                "data_range (the box), dataset (chains from data: its name); funnel_added: "
                 "minima a funnel probe appended"),
     ("/barriers", "count, neighbours (per minimum), refined, refined_above_estimate (kept at the estimate in the "
                   "tree), saddle_points (refined barriers at a saddle point: /barriers/saddle_point), retried, "

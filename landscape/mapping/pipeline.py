@@ -476,8 +476,19 @@ def _refine_until_settled(energy: Energy, x: torch.Tensor, minima_energy: np.nda
     return retried, at_budget
 
 
-def _depths(minima_energy: np.ndarray, table: PairTable, rtol: float) -> np.ndarray:
-    return minimax_tree(minima_energy, table.pairs, table.best(minima_energy), flat_rtol=rtol).resolved_depth()
+def _settings_tree(minima_energy: np.ndarray, table: PairTable, rtol: float) -> BarrierTree:
+    return minimax_tree(minima_energy, table.pairs, table.best(minima_energy), flat_rtol=rtol)
+
+
+def _drained(tree: BarrierTree) -> np.ndarray:
+    """Per minimum: it joins a lower one over a flat merge (its escape is no barrier the
+    energy's precision resolves): a point a quench left on a plateau or a well's tail."""
+    escape = tree.escape()
+    magnitude = float(np.abs(tree.energy).max()) if tree.energy.size else 0.0
+    flat = np.isfinite(escape) & (escape <= tree.flat_rtol * magnitude)
+    out = np.zeros(tree.n_leaves, dtype=bool)
+    out[tree.leaves] = flat
+    return out
 
 
 # ----------------------------------------------------------------------- the ladder
@@ -992,7 +1003,7 @@ def build_map(
     run.seconds = dict(run.state.get("seconds", {}))
     minima = _stage_minima(run, data)
     _note_precision(run, energy, minima)
-    _note_held_by_box(run, energy, minima)
+    run.state["minima/held_by_box"] = _note_held_by_box(run, energy, minima)
     n = len(minima)
     keep_paths = n > 1 and energy.dim * config.refine_images * 2 * (n - 1) <= _PATH_BUDGET
     saddles = _Saddles.from_state(run.state)
@@ -1007,13 +1018,13 @@ def build_map(
     return result
 
 
-def _note_held_by_box(run: _Run, energy: Energy, minima: Minima) -> None:
+def _note_held_by_box(run: _Run, energy: Energy, minima: Minima) -> int:
     """Say how many minima the box holds: on a face, with the energy still falling beyond
     it. Quenches stop at the box's faces (a saturated image is such a minimum), but a map
     of points whose minima all sit there has its minima outside the box, or an energy of
     the wrong sign (a log-density where its negative belongs)."""
     if energy.data_range is None or not len(minima):
-        return
+        return 0
     low, high = energy.data_range
     held = 0
     for x in minima.x.split(4096):
@@ -1025,6 +1036,7 @@ def _note_held_by_box(run: _Run, energy: Energy, minima: Minima) -> None:
                           "still falling beyond them: the box holds them (images: saturated pixels); where the "
                           "energy's minima lie outside the box, widen it (--box), and check the energy's sign "
                           "(U = -log density)")
+    return held
 
 
 def _note_precision(run: _Run, energy: Energy, minima: Minima) -> None:
@@ -1111,11 +1123,13 @@ def _stage_settings(run: _Run, minima: Minima, table: PairTable, saddles: _Saddl
     step stable at the refined saddles too)."""
     if "settings" not in run.state:
         e = minima.energy.numpy()
-        depths = _depths(e, table, flat_rtol(run.energy.dtype))
+        tree = _settings_tree(e, table, flat_rtol(run.energy.dtype))
         ridges = torch.from_numpy(np.stack([saddles.points[k] for k in sorted(saddles.points)])) \
             if saddles.points else None
-        run.state["settings"] = ad_settings(run.energy, run.config, minima.x, e, depths, run.plan["merge_radius"],
-                                            energy_tie(run.plan["grad_tol"], run.plan["merge_radius"]), ridges=ridges)
+        run.state["settings"] = ad_settings(run.energy, run.config, minima.x, e, tree.resolved_depth(),
+                                            run.plan["merge_radius"],
+                                            energy_tie(run.plan["grad_tol"], run.plan["merge_radius"]), ridges=ridges,
+                                            drained=_drained(tree))
         run.save()
     settings = {**run.plan, **run.state["settings"]}
     run.reporter.note(f"attraction-diffusion at T {settings['ad_temperature']:.4g}, alpha unit "
@@ -1330,7 +1344,8 @@ def _assemble(
         attrs={
             "minima": {"temperature": settings["temperature"], "chains": int(state["explore/chains"]),
                        "rounds": int(state["explore/rounds"]), "data_range": list(energy.data_range),
-                       "grad_norm_max": float(minima.grad_norm.max()) if n else 0.0},
+                       "grad_norm_max": float(minima.grad_norm.max()) if n else 0.0,
+                       "held_by_box": int(state.get("minima/held_by_box", 0))},
             "basins": {"alpha": levels[main].alpha, "multiplier": float(config.alpha)},
             "barriers": {"neighbours": config.neighbours, "refined": refined, "refined_above_estimate": above,
                          "saddle_points": table.n_saddle_points(),

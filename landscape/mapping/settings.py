@@ -38,7 +38,8 @@ setting                  default                                                
 ``alpha_unit``           the tree's median resolved barrier (none resolved: the       at 1 unit the pull over a typical spacing
                          minima's 10-90 % energy spread; no spread the energy's       matches a typical barrier; and it can bring
                          precision resolves: ``T_AD``) over ``T_AD`` times the
-                         minima's median spacing (one minimum: 1); at least the       a chain to its target at all: in ``D``
+                         minima's median spacing (those that drain over a flat
+                         merge left out; one minimum: 1); at least the                a chain to its target at all: in ``D``
                          pull that brings half of AD's chains to their target across  dimensions a pull ``alpha`` holds a chain
                          flat ground (``U`` left out, :func:`arrival_pull`)           about ``(D - 1) / alpha`` from its target,
                                                                                       which barriers far below ``T_AD`` (a
@@ -478,6 +479,7 @@ def box_relief(energy: Energy, seed: int, lowest: float, points: int = 256) -> f
 def ad_settings(
     energy: Energy, config: MapConfig, minima_x: torch.Tensor, minima_energy: np.ndarray, depths: np.ndarray,
     merge_radius: float, tie: float = 0.0, ridges: torch.Tensor | None = None,
+    drained: np.ndarray | None = None,
 ) -> dict[str, Any]:
     """The attraction-diffusion settings of ``config`` with the open ones chosen from the
     minima and the barrier depths of their tree: ``ad_temperature``, ``alpha_unit``,
@@ -489,7 +491,10 @@ def ad_settings(
     (one minimum), ``"arrival"`` (the pull that brings half the chains to their target,
     stronger) or ``"given"``. Differences of the minima's energies within ``tie`` (the
     quench's tolerance times the merge radius), or within the energy's flat share of their
-    magnitude (:func:`landscape.mapping.tree.flat_rtol`), count as none."""
+    magnitude (:func:`landscape.mapping.tree.flat_rtol`), count as none. ``drained`` [N]
+    marks the minima that drain into a lower one over a flat merge (points a quench left
+    on a plateau or a well's tail): the spacing a barrier is matched over leaves them out,
+    as the typical barrier leaves out their merges."""
     t_ad = config.ad_temperature
     tau = (energy.sampler or {}).get("tau")
     if t_ad is None and isinstance(tau, (int, float)) and tau > 0:
@@ -528,9 +533,13 @@ def ad_settings(
         else:
             spread = float(np.quantile(e_all, 0.9) - np.quantile(e_all, 0.1)) if e_all.size > 1 else 0.0
             typical, rule = (spread, "spread") if spread > resolved else (0.0, "temperature")
+        kept = None if drained is None else ~np.asarray(drained, dtype=bool)
+        # (two wells 6 apart with 154 points of a plateau between them, 0.2 apart: the
+        # wells' spacing, not the plateau's, is what a pull matched to their barrier spans)
+        apart = median_spacing(minima_x[torch.from_numpy(kept)]) if kept is not None and kept.sum() >= 2 else spacing
         if spacing > 0:
             # (no barrier and no spread: a pull that raises U/T_AD by one over a spacing)
-            unit = (typical / t_ad if typical > 0 else 1.0) / spacing
+            unit = (typical / t_ad if typical > 0 else 1.0) / (apart if apart > 0 else spacing)
         else:
             unit, rule = 1.0, "single"  # (one minimum: nothing to pull towards)
         matched = unit
