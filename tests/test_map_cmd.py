@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import h5py
 import torch
 import numpy as np
@@ -318,3 +319,12 @@ def test_a_map_piped_into_a_reader_that_stops_early_still_writes_its_file(tmp_pa
     assert proc.wait(timeout=300) == 0, err
     assert first.startswith("mapping mueller_brown") and "Error" not in err
     assert read_map(out).n_minima == 3
+
+
+def test_the_summary_says_how_many_merges_are_path_tops(capsys, wells_file, tmp_path):
+    # Strings stopped after 2 iterations: their tops are upper bounds, not saddle points, and
+    # the summary called every merge "at refined saddles" without a word of it.
+    code, stdout, err = map_wells(capsys, wells_file, tmp_path / "w.h5", "--string-steps", "2", "--climb-steps", "0")
+    assert code == 0, err
+    assert re.search(r"tree: 3 of 3 merges at refined saddles \(\d at saddle points, \d at path tops, upper bounds\)",
+                     stdout), stdout

@@ -82,9 +82,14 @@ def summary_line(content: Any, out: Path, wall: float) -> str:
     above = int(content.attrs.get("barriers", {}).get("refined_above_estimate", 0))
     if content.n_minima == 1:  # nothing to merge, nothing to separate
         return f"1 minimum (one basin at every pull) -> {out}  ({wall:.0f} s)"
+    from landscape.io.views import merges_at_saddle_points
+
+    refined = int(tree.refined.sum())
     text = (f"{content.n_minima} minima, {_count(content.n_basins, 'basin')} at alpha "
-            f"{content.partition.multiplier:g} units; tree: {int(tree.refined.sum())} of {merges} merges at "
-            f"refined saddles")
+            f"{content.partition.multiplier:g} units; tree: {refined} of {merges} merges at refined saddles")
+    points = merges_at_saddle_points(content)
+    if points is not None and points < refined:  # (the rest at the tops of paths: upper bounds)
+        text += f" ({points} at saddle points, {refined - points} at path tops, upper bounds)"
     if not tree.connected.all():
         text += f", {int((~tree.connected).sum())} not connected"
     flat = int(tree.flat().sum())
