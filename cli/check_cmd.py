@@ -84,7 +84,8 @@ STRICT_RULE = ("the verdict disagrees with the regime the checkpoint was trained
 @dataset_option("to start from and compare with", default_text="the checkpoint's")
 @data_root_option()
 @out_option("Figure of the quantities against chain length [default: <checkpoint stem>_check.png]; the "
-            "long-run samples from data go to <out stem>_samples.png.", metavar="PNG")
+            "long-run samples from data go to <out stem>_samples.png (images: their starts to "
+            "<out stem>_samples_start.png).", metavar="PNG")
 @force_option()
 @json_option()
 @strict_option(STRICT_RULE)
@@ -158,13 +159,16 @@ def check_cmd(checkpoint, multiples, chains, noise, eps, temperature, nn_ratio, 
             bar.close()
     save_check_figure(result, out)
     save_check_samples(result, samples, energy)
+    starts = samples.with_name(samples.stem + "_start" + samples.suffix)  # (images: the chains' starts too)
+    images = len(energy.shape) in (2, 3)
+    pictures = {"figure": str(out), "samples": str(samples), **({"starts": str(starts)} if images else {})}
     if as_json:
         payload = result.to_dict()
-        payload["pictures"] = {"figure": str(out), "samples": str(samples)}
+        payload["pictures"] = pictures
         click.echo(json.dumps(payload, indent=2))
     else:
         _print_table(result)
-        click.echo(f"pictures: {out}, {samples}")
+        click.echo(f"pictures: {', '.join(pictures.values())}")
     if strict and check_failed(result):
         click.echo(f"check failed (--strict): {failure_text(result)}", err=True)
         raise click.exceptions.Exit(STRICT_EXIT)

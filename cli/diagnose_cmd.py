@@ -117,13 +117,14 @@ def summary_lines(map_path: Path, content, d, dataset: str) -> list[str]:
     lines.append(
         f"  spurious: {int(flagged.sum())} of {n} minima ({_pct(flagged.sum(), n)}), "
         f"{_pct(hits[flagged].sum(), hits.sum())} of the exploration chains: {d.count(OFF_DATA)} off the data, "
-        f"{d.count(SATURATED)} saturated, {d.count(SINK)} funnel sinks"
+        + (f"{d.count(SATURATED)} saturated" if d.data_saturation is not None else "saturation not tested (not images)")
+        + f", {d.count(SINK)} funnel sinks"
     )
     added = int(content.attrs.get("minima", {}).get("funnel_added", 0))
     if added:
         own = n - added
         lines.append(f"    of the map's own {own} minima {int(flagged[:own].sum())} ({_pct(flagged[:own].sum(), own)}); "
-                     f"of the {added} a funnel probe found {int(flagged[own:].sum())} ({_pct(flagged[own:].sum(), added)})")
+                     f"of the {added} funnel probes found {int(flagged[own:].sum())} ({_pct(flagged[own:].sum(), added)})")
     worst = sorted(np.flatnonzero(flagged).tolist(), key=lambda i: float(content.minima_energy[i]))[:5]
     for i in worst:
         text = (f"    #{i} (basin {int(content.minima_basin[i])}, E={content.minima_energy[i]:.4g}): NN distance "

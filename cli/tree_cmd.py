@@ -209,7 +209,7 @@ def map_header(map_path: Path, content, level: int | None = None) -> list[str]:
 
         text = describe(content.funnel)
         if added:
-            text += f"; {added} of the minima found by the probe"
+            text += f"; {added} of the minima found by funnel probes (this one's and any it replaced)"
         rows.append(("funnel", text))
     if content.diagnosis is not None:
         d = content.diagnosis

@@ -92,6 +92,8 @@ def test_each_criterion_alone_decides():
     assert decide(stage(drift=2.9), t) == [] and len(decide(stage(drift=3.1), t)) == 1
     assert decide(stage(drift=-50.0), t) == []  # only a fall below the data's energy counts
     assert decide(stage(nn=3.1), Thresholds(nn_ratio=4.0)) == []
+    # over the bar by less than two figures show: said with three ("= 3x" read as at the bar)
+    assert decide(stage(nn=3.0487), t) == ["NN distance 3 = 3.05x the data's spacing"]
     no_images = Stage(30, 600, 0.0, 0.0, 1.0, 1.0, None, None)
     assert decide(no_images, t) == []
     assert agreement("convergent", "convergent") == "agrees"

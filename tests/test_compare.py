@@ -240,7 +240,7 @@ def test_rows_and_summary_name_the_right_side(maps):
     lines = summarize(a, b, ["A", "B"], ["non-convergent", "convergent"])
     assert lines[0] == "The long-run check calls A non-convergent and B convergent."
     assert "B has more basins" in lines[1] and "(8 vs 2 at 10x" in lines[1]
-    assert "A has higher barriers (median 2.5 vs 0.5 kT)" in lines[1]
+    assert "A has the higher median barrier (2.5 vs 0.5 kT)" in lines[1]
     assert "A has the higher funnel score (0.90 vs 0.10" in lines[1]
     assert "A has the larger spurious share (60% vs 0%" in lines[1]
     # names are written as given, at the start of a sentence too
@@ -374,3 +374,14 @@ def test_checkpoint_side_runs_the_check_and_finds_its_map(tmp_path, monkeypatch,
     code, out, err = run(capsys, ckpt, other, "--no-check", "--force", "--quiet")
     assert code == 0, err
     assert table(out)["minima"][0].startswith("no map of this checkpoint (d.h5 is of another model")
+
+
+def test_a_diagnosis_of_points_says_saturation_was_not_tested_and_names_its_data():
+    # (a 2-D map showed "saturated 0 (0%)", as if tested; a diagnosis against another data
+    # set than the model's did not say which)
+    points = map_2d()
+    points.diagnosis = DiagnosisData(spurious=np.array([False, True, False, False]), nn_distance=np.linspace(0.1, 1, 4),
+                                     reasons=np.array([0, 1, 0, 0], dtype=np.uint8), attrs={"dataset": "8gaussians"})
+    rows = {name: (x, y) for name, x, y in compare_profiles(map_profile(points), map_profile(map_a()))}
+    assert rows["spurious: saturated"] == ("not tested (not images)", "3 (30%)")
+    assert rows["spurious share (minima; chains)"][0].endswith("(against 8gaussians)")

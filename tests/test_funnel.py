@@ -17,6 +17,7 @@ from landscape.errors import LandscapeError
 from landscape.mapping.funnel import (
     FunnelConfig,
     collapse_level,
+    describe,
     entropy,
     funnel_config,
     funnel_probe,
@@ -100,6 +101,15 @@ def test_entropy_score_and_sinks_on_known_occupancies():
     assert funnel_sinks(f) == [0]
     f.score = 0.4
     assert funnel_sinks(f) == []  # not a funnel: no sinks to flag
+    # Every chain in a basin of its own at every level: "no funnel" says nothing; said so.
+    # A lowest level with noise: its reference is those chains, not "the data's basins".
+    spread = np.full((2, 4), 0.25)
+    lone = FunnelData(noise=np.array([1.0, 2.0]), occupancy=spread, entropy=np.array([entropy(r) for r in spread]),
+                      score=0.0, attrs={"chains_per_level": 4, "reference": "chains from data at the lowest noise"})
+    text = describe(lone)
+    assert "in chains from data at noise 1 ->" in text and "the data's basins" not in text, text
+    assert text.endswith("every level's 4 chains ended each in a basin of its own: too few chains to tell a funnel "
+                         "(--chains)"), text
 
 
 def test_funnel_config_refuses_bad_settings():

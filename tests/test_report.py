@@ -122,6 +122,7 @@ def test_summary_counts_the_flagged_minima_chains_and_reasons(image_report):
     summary = page[page.index('<section id="summary">') : page.index('<section id="worst">')]
     assert "<h1>Spurious minima: " in summary  # the default title
     assert "<tr><th>Minima</th><td>4 in 4 basins</td></tr>" in summary
+    assert re.search(r"<tr><th>Compared with</th><td>\d+ (training examples|examples of \w+)</td></tr>", summary)
     assert "<tr><th>Flagged spurious</th><td>1 (25.0% of the minima)</td></tr>" in summary
     # Hits-weighted: 10 of the 50 chains end in minimum 3.
     assert "<tr><th>Chains ending in spurious minima</th><td>10 of 50 (20.0%)</td></tr>" in summary

@@ -223,11 +223,11 @@ def decide(stage: Stage, thresholds: Thresholds = Thresholds(), data: DataYardst
         return [f"chains reached non-finite energies within {_x(stage.multiple)}"]
     found = []
     if stage.nn_ratio > thresholds.nn_ratio:
-        found.append(f"NN distance {_g(stage.nn_mean)} = {_g(stage.nn_ratio)}x the data's spacing")
+        found.append(f"NN distance {_g(stage.nn_mean)} = {_g(stage.nn_ratio, thresholds.nn_ratio)}x the data's spacing")
     if stage.saturation_excess is not None and stage.saturation_excess > thresholds.saturation_excess:
         found.append(f"{_pct(stage.saturation)} pixels saturated" + _vs_data(data))
     if stage.energy_drift > thresholds.energy_drift:
-        found.append(f"energy {_g(stage.energy_drift)} sd below the data's")
+        found.append(f"energy {_g(stage.energy_drift, thresholds.energy_drift)} sd below the data's")
     return found
 
 
@@ -242,10 +242,15 @@ def _x(multiple: float) -> str:
     return f"{multiple:g}L"
 
 
-def _g(v: float) -> str:
+def _g(v: float, bar: float | None = None) -> str:
+    """``v`` to two figures, or more where two would read as the ``bar`` it is tested
+    against (3.05 over a bar of 3 is not "3")."""
     if not math.isfinite(v):
         return str(v)
-    return f"{v:.2g}" if abs(v) < 10 else f"{v:.0f}"
+    text = f"{v:.2g}" if abs(v) < 10 else f"{v:.0f}"
+    if bar is not None and v != bar and float(text) == bar:
+        text = f"{v:.3g}" if abs(v) < 10 else f"{v:.1f}"
+    return text
 
 
 def _pct(v: float | None) -> str:

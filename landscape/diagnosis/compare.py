@@ -150,6 +150,9 @@ def _diagnosis(content: MapContent) -> dict[str, Any] | None:
         # sampled mass sits in spurious states, not just how many there are.
         "share_hits": float(hits[spurious].sum() / total) if total > 0 else None,
         "reasons": reasons,
+        "dataset": d.attrs.get("dataset") or None,
+        # (points: saturation is not tested)
+        "saturation_tested": np.ndim(content.minima_x) - 1 in (2, 3) or bool(reasons and reasons["saturated"]),
     }
 
 
@@ -283,6 +286,8 @@ def _reason_cell(p: Mapping[str, Any], name: str) -> str:
         return "no diagnosis"
     if d["reasons"] is None:
         return "not recorded"
+    if name == "saturated" and not d.get("saturation_tested", True):
+        return "not tested (not images)"
     count = d["reasons"][name]
     return f"{count} ({_pct(count / p['n_minima'])})" if p["n_minima"] else str(count)
 
@@ -339,7 +344,8 @@ def compare_profiles(
                       if p["barriers"].get(k))),
         row("funnel score", _funnel_cell),
         row("spurious share (minima; chains)", lambda p: "no diagnosis" if p["diagnosis"] is None else
-            f"{_pct(p['diagnosis']['share_minima'])}; {_pct(p['diagnosis']['share_hits'])}"),
+            f"{_pct(p['diagnosis']['share_minima'])}; {_pct(p['diagnosis']['share_hits'])}"
+            + (f" (against {p['diagnosis']['dataset']})" if p["diagnosis"].get("dataset") else "")),
     ]
     for name in REASONS.values():
         rows.append(row(f"spurious: {name}", lambda p, name=name: _reason_cell(p, name)))
@@ -392,7 +398,7 @@ def summarize(
     ka, kb = a["barriers"]["median_kT"], b["barriers"]["median_kT"]
     if ka is not None and kb is not None and not math.isclose(ka, kb, rel_tol=0.05):
         hi, lo = (na, nb) if ka > kb else (nb, na)
-        parts.append(f"{hi} has higher barriers (median {_g(max(ka, kb))} vs {_g(min(ka, kb))} kT)")
+        parts.append(f"{hi} has the higher median barrier ({_g(max(ka, kb))} vs {_g(min(ka, kb))} kT)")
     fa, fb = a["funnel"], b["funnel"]
     if fa and fb and fa["score"] is not None and fb["score"] is not None:
         sa, sb = fa["score"], fb["score"]

@@ -328,8 +328,10 @@ def _summary_rows(content: MapContent, diagnosis: Diagnosis) -> list[tuple[str, 
     q50, q99 = np.quantile(data_nn, [0.5, 0.99]) if data_nn.size else (math.nan, math.nan)
     data_e = np.asarray(diagnosis.data_energy, dtype=np.float64)
     images = minima_kind(content) == "image"
+    against = content.diagnosis.attrs.get("dataset") if content.diagnosis is not None else None
     rows = [
         ("Minima", f"{n} in {content.n_basins} basins"),
+        ("Compared with", f"{data_nn.size} examples of {against}" if against else f"{data_nn.size} training examples"),
         ("Flagged spurious", f"{k} ({percent(k / n)} of the minima)"),
         ("Chains ending in spurious minima",
          f"{int(hits[spurious].sum())} of {int(total)} ({percent(hits[spurious].sum() / total)})" if total > 0

@@ -296,12 +296,21 @@ def describe(funnel: FunnelData) -> str:
     k = collapse_level(funnel)
     kind = "a funnel" if s >= FUNNEL_SCORE else "no funnel"
     ref = funnel.attrs.get("reference_entropy", funnel.entropy[0])
-    what = "the data's basins" if funnel.attrs.get("reference", "").startswith("chains from data") else \
-        f"noise {funnel.noise[0]:.3g}"
+    from_data = funnel.attrs.get("reference", "").startswith("chains from data")
+    if from_data and funnel.noise[0] == 0:
+        what = "the data's basins"
+    else:  # (a probe whose lowest level has noise: its chains, not the quenched data themselves)
+        what = f"{'chains from data at' if from_data else 'all chains at'} noise {funnel.noise[0]:.3g}"
     top = funnel_sinks(funnel) or sinks(funnel.occupancy[k])
     where = ", ".join(f"basin {b} {100 * funnel.occupancy[k, b]:.0f}%" for b in top)
-    return (f"funnel score {s:.2f}: {kind} (effective number of basins {math.exp(ref):.1f} in {what} -> "
+    text = (f"funnel score {s:.2f}: {kind} (effective number of basins {math.exp(ref):.1f} in {what} -> "
             f"{math.exp(funnel.entropy[k]):.1f} at noise {funnel.noise[k]:.3g}: {where})")
+    chains = funnel.chain_minimum.shape[1] if funnel.chain_minimum is not None else funnel.attrs.get("chains_per_level")
+    if s < FUNNEL_SCORE and isinstance(chains, (int, np.integer)) and chains > 1 and \
+            bool(np.all(np.exp(funnel.entropy) > 0.99 * chains)):
+        text += (f"; every level's {chains} chains ended each in a basin of its own: too few chains to tell a "
+                 "funnel (--chains)")
+    return text
 
 
 # ------------------------------------------------------------------------- the probe

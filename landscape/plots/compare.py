@@ -144,7 +144,7 @@ def draw_barrier_spectra(profiles: Profiles, names: Sequence[str], ax: Any) -> A
     ax.legend(fontsize=7, loc="lower right")
     ax.grid(True, color="0.92", lw=0.5)
     _side_notes(ax, notes, y=0.97)
-    ax.set_xlabel("barrier height / kT (merges of the main level's basin tree, above the higher basin)")
+    ax.set_xlabel("barrier height / kT\n(merges of the main level's basin tree, above the higher basin)")
     ax.set_ylabel("share of barriers at or below")
     return ax
 
