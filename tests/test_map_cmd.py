@@ -119,7 +119,7 @@ def test_map_of_a_checkpoint_uses_its_data_and_sampler(capsys, tmp_path):
     out = tmp_path / "rings.h5"
     code, stdout, err = run(
         capsys, "map", ckpt, "--chains", "16", "--steps", "20", "--ladder", "1", "--ladder-extend", "0",
-        "--out", out, "--quiet", *FAST_AD
+        "--ladder-refine", "0", "--out", out, "--quiet", *FAST_AD
     )
     assert code == 0, err
     c = read_map(out)
@@ -138,8 +138,8 @@ def test_map_of_a_checkpoint_uses_its_data_and_sampler(capsys, tmp_path):
 
     energy, saved = energy_from_checkpoint(ckpt)
     use_cpu_threads(energy.fn, energy.device)
-    config = MapConfig(chains=16, steps=20, ladder=(1.0,), ladder_extend=0, max_steps=600, patience=100, attempts=2,
-                       neighbours=3)
+    config = MapConfig(chains=16, steps=20, ladder=(1.0,), ladder_extend=0, ladder_refine=0, max_steps=600,
+                       patience=100, attempts=2, neighbours=3)
     api = build_map(energy, config, data=load(saved["data"]["name"], size=saved["data"]["shape"][-1]).x).content
     np.testing.assert_array_equal(api.minima_x, c.minima_x)
     np.testing.assert_array_equal(api.tree.heights, c.tree.heights)

@@ -578,13 +578,14 @@ def arrival_pull(energy: Energy, minima_x: torch.Tensor, spacing: float, delta: 
     only the pull and the noise. What a pull must overcome where no barrier is in the way:
     a chain pulled by ``alpha`` in ``D`` dimensions settles about ``(D - 1) / alpha`` from
     its target, and it has ``max_steps`` steps to get there. Below this pull a target that
-    is not reached says little about a barrier. Pulls are tried from ``at_least`` (else
-    the inverse of the minima's median spacing) up by factors of 3 to
-    :data:`ARRIVAL_TOP` over the spacing, then once between the last that fails and the
-    first that arrives; the crossing of one half is interpolated on the log scale (the
-    largest pull tried if none arrives). Deterministic
-    for a given ``config.seed``, and the same for ``c * U`` (``T`` and the step follow the
-    energy's scale).
+    is not reached says little about a barrier. Pulls are tried on one grid, factors of 3
+    from the inverse of the minima's median spacing, from its pull at or below
+    ``at_least`` up to :data:`ARRIVAL_TOP` over the spacing, each with noise of its own,
+    then once between the last that fails and the first that arrives; the crossing of one
+    half is interpolated on the log scale (the largest pull tried if none arrives), and
+    ``at_least`` kept where it is larger: the estimate does not depend on where the search
+    began. Deterministic for a given ``config.seed``, and the same for ``c * U`` (``T`` and
+    the step follow the energy's scale).
     """
     from landscape.mapping.ad import ADConfig, attraction_diffusion
 
@@ -600,31 +601,41 @@ def arrival_pull(energy: Energy, minima_x: torch.Tensor, spacing: float, delta: 
                   device=energy.device, dtype=minima_x.dtype, name="flat ground")
     ad = ADConfig(temperature=temperature, alpha=1.0, eps=ad_eps, max_steps=config.max_steps,
                   patience=config.patience, delta=delta, average=config.average, record=0)
-    gen = torch.Generator(device=energy.device).manual_seed(config.seed * 1009 + 997)
+    anchor = 1.0 / spacing
 
-    def arrivals(pulls: list[float]) -> list[float]:
+    def share_at(step: int) -> float:
+        """The share of chains that arrive at the pull ``anchor * sqrt(3)**step``, with a
+        noise of that pull's own: every pull tried gives the same share whichever pulls
+        were tried before it, so the estimate does not depend on where the search began."""
+        pull = anchor * math.sqrt(3.0) ** step
         k = len(starts)
-        alphas = torch.tensor(pulls, dtype=torch.float64).repeat_interleave(k)
-        steps = torch.tensor([capped_eps(ad_eps, delta, a) for a in alphas.tolist()], dtype=torch.float64)
-        rows = starts.repeat(len(pulls))
-        out = attraction_diffusion(flat, minima_x[rows], minima_x[ends.repeat(len(pulls))], ad, gen,
+        gen = torch.Generator(device=energy.device).manual_seed(config.seed * 1009 + 997 + 7919 * (step + 1000))
+        alphas = torch.full((k,), pull, dtype=torch.float64)
+        steps = torch.full((k,), capped_eps(ad_eps, delta, pull), dtype=torch.float64)
+        out = attraction_diffusion(flat, minima_x[starts], minima_x[ends], ad, gen,
                                    alphas=alphas.to(minima_x.device), steps=steps.to(minima_x.device))
-        return out.success.reshape(len(pulls), k).double().mean(dim=1).tolist()
+        return float(out.success.double().mean())
 
-    base = at_least if at_least > 0 else 1.0 / spacing
-    grid = [base * 3.0**k for k in range(1 + max(0, math.ceil(math.log(ARRIVAL_TOP / (base * spacing), 3.0))))]
-    share = arrivals(grid[:1])  # most energies: the barriers' pull already arrives
-    if share[0] < 0.5 and len(grid) > 1:
-        share += arrivals(grid[1:])
-    first = next((i for i, f in enumerate(share) if f >= 0.5), None)
-    if first is None:
-        return grid[-1]
-    if first == 0:
-        return grid[0]
+    # Pulls on one grid (factors of 3 from the inverse spacing, and the points between), from
+    # the grid's pull at or below ``at_least`` up: the crossing of one half is then the
+    # same whatever ``at_least`` was, as long as it lies above it (the barriers' pull moved
+    # the rings demo's unit 4x when the grid started from it).
+    first = math.floor(math.log(at_least / anchor, 3.0) + 1e-9) * 2 if at_least > 0 else 0
+    last = first + 2 * max(1, math.ceil(math.log(ARRIVAL_TOP / (anchor * math.sqrt(3.0) ** first * spacing), 3.0)))
+    tried: dict[int, float] = {}
+    step = first
+    while step <= last:
+        tried[step] = share_at(step)
+        if tried[step] >= 0.5:
+            break
+        step += 2
+    else:
+        return max(at_least, anchor * math.sqrt(3.0) ** last)  # (none arrives: the largest pull tried)
+    if step == first:
+        return max(at_least, anchor * math.sqrt(3.0) ** first)  # (most energies: the barriers' pull arrives)
     # One pull between the last that fails and the first that arrives, then the share's
     # crossing of one half, interpolated on the log scale between the two around it.
-    mid = grid[first] / math.sqrt(3.0)
-    (m,) = arrivals([mid])
-    lo, hi = ((grid[first - 1], share[first - 1]), (mid, m)) if m >= 0.5 else ((mid, m), (grid[first], share[first]))
-    w = (0.5 - lo[1]) / (hi[1] - lo[1])
-    return lo[0] * (hi[0] / lo[0]) ** w
+    tried[step - 1] = share_at(step - 1)
+    lo, hi = (step - 2, step - 1) if tried[step - 1] >= 0.5 else (step - 1, step)
+    w = (0.5 - tried[lo]) / (tried[hi] - tried[lo])
+    return max(at_least, anchor * math.sqrt(3.0) ** (lo + w * (hi - lo)))
