@@ -755,6 +755,14 @@ def test_the_alpha_unit_is_at_least_the_pull_that_arrives_across_flat_ground():
     assert s2["alpha_unit"] < s["alpha_unit"] / 2
     given = ad_settings(e2, MapConfig(alpha_unit=3.0), x2, np.zeros(12), np.array([0.01, 0.02, 0.03]), 0.02)
     assert given["alpha_unit"] == 3.0 and given["alpha_unit_rule"] == "given"
+    # The search does not depend on where it began, below the crossing (it was searched up
+    # from the barriers' unit: moving that start moved the rings demo's unit 4x).
+    from landscape.mapping.settings import arrival_pull
+
+    flat64 = Energy(lambda z: 0.5 * (z * z).sum(1), shape=(dim,), data_range=(-1.0, 1.0))
+    found = [arrival_pull(flat64, x, spacing, s["delta"], s["ad_eps"], s["ad_temperature"], config, at_least=a)
+             for a in (barrier_unit, barrier_unit / 7, 0.0)]
+    assert found[0] == found[1] == found[2] == pytest.approx(s["alpha_unit"]), found
 
 
 def test_a_ridge_narrower_than_the_string_s_images_still_sets_the_barrier():
