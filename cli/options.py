@@ -68,6 +68,14 @@ class FiniteFloat(click.FloatRange):
         return super()._describe_range()
 
 
+def _box_callback(ctx: click.Context, param: click.Parameter, value: tuple[float, float] | None
+                  ) -> tuple[float, float] | None:
+    """``--box LOW HIGH`` with LOW below HIGH (a usage error, as a non-number is)."""
+    if value is not None and not value[0] < value[1]:
+        raise click.BadParameter(f"LOW must be below HIGH, got {value[0]:g} {value[1]:g}")
+    return value
+
+
 def device_callback(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
     """``auto``, ``cpu``, ``cuda`` or ``cuda:N``: the one check of ``--device`` everywhere."""
     if value is None:
@@ -400,7 +408,7 @@ def energy_options(f: F) -> F:
                      help="Shape of one example, e.g. 2 or 3,32,32 (or 3x32x32). Needed for --energy and "
                           "TorchScript files, and for --model unless the network has an input_shape attribute; "
                           "a checkpoint knows its own."),
-        click.option("--box", nargs=2, type=FiniteFloat(), metavar="LOW HIGH", default=None,
+        click.option("--box", nargs=2, type=FiniteFloat(), metavar="LOW HIGH", default=None, callback=_box_callback,
                      help="The data range: chains from noise start uniformly in it [default: the checkpoint's; "
                           "-1 1 for images of a bare state dict; needed for --energy, --model and TorchScript]."),
         click.option("--arch", type=click.Choice(ARCH_NAMES), default=None,

@@ -223,6 +223,8 @@ def test_options_are_checked_as_the_help_describes_them(tmp_path, capsys, rings_
             r"No such option '-2' \(a negative number left over after an option's values: --box takes one LOW HIGH, "
             r"the same for all dimensions\)",
         ("tree", "m.h5", "-3"): r"No such option '-3'\. \(see: landscape tree --help\)",  # (no --box: no word of it)
+        ("map", "--energy", "landscape.potentials:mueller_brown", "--shape", "2", "--box", "2", "-1.5"):
+            r"'--box': LOW must be below HIGH, got 2 -1.5",  # (exit 1 where --box nan 2 exits 2)
     }
     for args, pattern in usage.items():
         code, _, err = run(capsys, *args)
