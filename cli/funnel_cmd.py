@@ -32,6 +32,13 @@ from landscape.cli.options import (
 DEFAULT_NOISE = "0,1,2,4,8"
 
 
+def _noise_unit(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    """--noise-unit checked before any work (a usage error, exit 2): auto or one positive
+    number; passed on as given."""
+    auto_number(value, "--noise-unit")
+    return value
+
+
 def _noise_levels(ctx: click.Context, param: click.Parameter, value: str) -> str:
     """--noise checked before any work (a usage error, exit 2): two or more increasing
     numbers >= 0; passed on as given."""
@@ -50,7 +57,7 @@ def _noise_levels(ctx: click.Context, param: click.Parameter, value: str) -> str
 @click.option("--noise", default=DEFAULT_NOISE, show_default=True, metavar="TAU[,TAU...]", callback=_noise_levels,
               help="Noise levels, increasing, in units of --noise-unit; 0 quenches the starts themselves.")
 @click.option("--noise-unit", default="auto", show_default=True, metavar="auto|NUMBER",
-              callback=lambda ctx, param, value: (auto_number(value, "--noise-unit"), value)[1],
+              callback=_noise_unit,
               help="Unit of --noise: a number, or auto (the checkpoint's training tau; else sqrt of the map's "
                    "exploration temperature, or of its attraction-diffusion temperature when that is 0).")
 @chains_option(100, "per start (data, noise) and noise level")

@@ -29,6 +29,7 @@ __all__ = [
     "bad",
     "check_memory",
     "choice",
+    "field_kind",
     "flag",
     "format_bytes",
     "integer",
@@ -130,6 +131,13 @@ def seed(where: Any, field: str, value: Any) -> int:
     return integer(where, field, value, minimum=0, maximum=MAX_SEED)
 
 
+def field_kind(f: Any) -> str:
+    """A dataclass field's annotation without ``| None`` and spaces (``"int"``,
+    ``"tuple[float,...]"``): the annotations are strings (``from __future__ import
+    annotations``)."""
+    return str(f.type).replace(" ", "").removesuffix("|None")
+
+
 def typed_fields(obj: Any, where: str) -> None:
     """Check a (frozen) dataclass's fields against their annotations, before its own range
     checks compare them: ``int`` an integer (numpy's become ``int``), ``float`` a real
@@ -141,10 +149,9 @@ def typed_fields(obj: Any, where: str) -> None:
 
     for f in dataclasses.fields(obj):
         value = getattr(obj, f.name)
-        kind = str(f.type).replace(" ", "")
-        if value is None and kind.endswith("|None"):
+        kind = field_kind(f)
+        if value is None and str(f.type).replace(" ", "").endswith("|None"):
             continue
-        kind = kind.removesuffix("|None")
         if f.name == "seed":
             value = seed(where, f.name, value)
         elif kind == "int":

@@ -305,6 +305,24 @@ class Energy:
         return low + (high - low) * u
 
 
+#: Examples per call where many are evaluated (:func:`energies`).
+ENERGY_BATCH = 500
+
+
+def energies(energy: Energy, x: torch.Tensor, progress: Callable[[int], None] | None = None) -> Any:
+    """``U`` of many examples, in batches of :data:`ENERGY_BATCH` (float64 numpy);
+    ``progress`` is told how many each batch held."""
+    import numpy as np
+
+    out = []
+    for start in range(0, x.shape[0], ENERGY_BATCH):
+        part = x[start : start + ENERGY_BATCH].to(energy.device, energy.dtype)
+        out.append(energy(part).double().cpu())
+        if progress is not None:
+            progress(part.shape[0])
+    return torch.cat(out).numpy() if out else np.zeros(0)
+
+
 def map_energy_scale(content: Any, energies: Any) -> float:
     """The energy scale of ``energies`` (some of a map's minima, or new ones) for telling
     rounding from another energy: their magnitude and spread, or the height of the map's

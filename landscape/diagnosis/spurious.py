@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from landscape.energy import Energy, check_gives_back, runs_frozen
+from landscape.energy import Energy, check_gives_back, energies, runs_frozen
 from landscape.errors import LandscapeError
 from landscape.mapping.neighbors import nearest, spacing
 from landscape.mapping.pipeline import Reporter
@@ -43,7 +43,6 @@ OFF_DATA, SATURATED, SINK = 1, 2, 4
 REASONS = {OFF_DATA: "off the data", SATURATED: "saturated", SINK: "funnel sink"}
 #: A pixel within this share of the data range's width of either end (or beyond) is saturated.
 SATURATION_MARGIN = 0.02
-_ENERGY_BATCH = 500
 
 
 @dataclass(frozen=True)
@@ -298,17 +297,6 @@ def diagnose(
         reasons=reasons, nn_distance=nn_distance, nn_index=nn_index, saturation=sat, data_nn=data_nn,
         data_energy=de, nn_bar=nn_bar, energy_bar=energy_bar, data_saturation=data_sat, sinks=sink_basins, rule=rule,
     )
-
-
-def energies(energy: Energy, x: torch.Tensor, progress: Callable[[int], None] | None = None) -> np.ndarray:
-    """``U`` of many examples, in batches (float64 numpy)."""
-    out = []
-    for start in range(0, x.shape[0], _ENERGY_BATCH):
-        part = x[start : start + _ENERGY_BATCH].to(energy.device, energy.dtype)
-        out.append(energy(part).double().cpu())
-        if progress is not None:
-            progress(part.shape[0])
-    return torch.cat(out).numpy() if out else np.zeros(0)
 
 
 @runs_frozen

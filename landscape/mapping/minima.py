@@ -85,12 +85,17 @@ def _flat_norm(t: torch.Tensor) -> torch.Tensor:
     return torch.linalg.vector_norm(t.reshape(t.shape[0], -1), dim=1)
 
 
+def held_by_box(x: torch.Tensor, g: torch.Tensor, box: tuple[float, float]) -> torch.Tensor:
+    """Where a descent along ``-g`` would leave ``box``: coordinates on a face with the
+    energy still falling beyond it (bool, the shape of ``x``)."""
+    return ((x <= box[0]) & (g > 0)) | ((x >= box[1]) & (g < 0))
+
+
 def _projected(x: torch.Tensor, g: torch.Tensor, box: tuple[float, float] | None) -> torch.Tensor:
     """The gradient with the components that push out of ``box`` at its faces zeroed."""
     if box is None:
         return g
-    blocked = ((x <= box[0]) & (g > 0)) | ((x >= box[1]) & (g < 0))
-    return torch.where(blocked, torch.zeros_like(g), g)
+    return torch.where(held_by_box(x, g, box), torch.zeros_like(g), g)
 
 
 def quench(

@@ -59,12 +59,16 @@ from landscape.distributed import current as current_group
 from landscape import __version__, checks, fused
 from landscape.checks import require
 from landscape.distributed import from_main, split_energy
-from landscape.energy import Energy, check_gives_back, map_energy_scale, reset_stage, runs_frozen, set_stage, stage
+from landscape.energy import (
+    Energy, check_gives_back, energies, map_energy_scale, reset_stage, runs_frozen, set_stage, stage,
+)
 from landscape.errors import LandscapeError
 from landscape.io.files import first_line
 from landscape.io.mapfile import check_partition, utc_now
 from landscape.io.progress import resume_progress, save_progress
-from landscape.mapping.minima import Minima, QuenchResult, describe_stops, energy_tie, find_minima, merge_duplicates
+from landscape.mapping.minima import (
+    Minima, QuenchResult, describe_stops, energy_tie, find_minima, held_by_box, merge_duplicates,
+)
 from landscape.mapping.neighbors import nearest
 from landscape.io.records import NEIGHBOUR, GridData, MapContent, MapMeta, PairTable, Partition
 from landscape.io.schema import SCHEMA_VERSION
@@ -478,17 +482,6 @@ def _refine_until_settled(energy: Energy, x: torch.Tensor, minima_energy: np.nda
 
 def _settings_tree(minima_energy: np.ndarray, table: PairTable, rtol: float) -> BarrierTree:
     return minimax_tree(minima_energy, table.pairs, table.best(minima_energy), flat_rtol=rtol)
-
-
-def _drained(tree: BarrierTree) -> np.ndarray:
-    """Per minimum: it joins a lower one over a flat merge (its escape is no barrier the
-    energy's precision resolves): a point a quench left on a plateau or a well's tail."""
-    escape = tree.escape()
-    magnitude = float(np.abs(tree.energy).max()) if tree.energy.size else 0.0
-    flat = np.isfinite(escape) & (escape <= tree.flat_rtol * magnitude)
-    out = np.zeros(tree.n_leaves, dtype=bool)
-    out[tree.leaves] = flat
-    return out
 
 
 # ----------------------------------------------------------------------- the ladder
@@ -1026,11 +1019,10 @@ def _note_held_by_box(run: _Run, energy: Energy, minima: Minima) -> int:
     if energy.data_range is None or not len(minima):
         return 0
     low, high = energy.data_range
-    held = 0
+    value_and_grad, held = energy.value_and_grad_fn(), 0
     for x in minima.x.split(4096):
-        g = energy.value_and_grad_fn()(x.to(energy.device, energy.dtype))[1]
-        out = ((x <= low) & (g > 0)) | ((x >= high) & (g < 0))
-        held += int(out.reshape(len(x), -1).any(1).sum())
+        x = x.to(energy.device, energy.dtype)
+        held += int(held_by_box(x, value_and_grad(x)[1], energy.data_range).reshape(len(x), -1).any(1).sum())
     if held:
         run.reporter.note(f"{held} of {len(minima)} minima lie on the box's faces [{low:g}, {high:g}] with the energy "
                           "still falling beyond them: the box holds them (images: saturated pixels); where the "
@@ -1124,12 +1116,14 @@ def _stage_settings(run: _Run, minima: Minima, table: PairTable, saddles: _Saddl
     if "settings" not in run.state:
         e = minima.energy.numpy()
         tree = _settings_tree(e, table, flat_rtol(run.energy.dtype))
+        drained = np.zeros(len(e), dtype=bool)
+        drained[tree.leaves] = tree.drained()  # (per minimum: the tree's leaves are the minima)
         ridges = torch.from_numpy(np.stack([saddles.points[k] for k in sorted(saddles.points)])) \
             if saddles.points else None
         run.state["settings"] = ad_settings(run.energy, run.config, minima.x, e, tree.resolved_depth(),
                                             run.plan["merge_radius"],
                                             energy_tie(run.plan["grad_tol"], run.plan["merge_radius"]), ridges=ridges,
-                                            drained=_drained(tree))
+                                            drained=drained)
         run.save()
     settings = {**run.plan, **run.state["settings"]}
     run.reporter.note(f"attraction-diffusion at T {settings['ad_temperature']:.4g}, alpha unit "
@@ -1423,9 +1417,7 @@ def _check_new_minima(energy: Energy, content: MapContent, new: Minima) -> None:
     if new.x.shape[0] != m:
         raise LandscapeError(f"the new minima have {new.x.shape[0]} points and {m} energies")
     e = new.energy.double().cpu().numpy()
-    with torch.no_grad():
-        u = torch.cat([energy(chunk.to(energy.device, energy.dtype)) for chunk in new.x.detach().split(4096)])
-    u = u.double().cpu().numpy()
+    u = energies(energy, new.x.detach())
     bad = ~(np.abs(u - e) <= 1e-4 * map_energy_scale(content, e))
     if bad.any():
         i = int(np.argmax(bad))

@@ -258,7 +258,7 @@ class MapConfig:
         What earlier versions stored and used is taken: a whole number stored as a float
         where a count belongs, a seed outside ``0 .. 2**32 - 1`` (brought into it, as
         torch's generators took it modulo 2**64)."""
-        counts = {f.name for f in fields(cls) if str(f.type).replace(" ", "").removesuffix("|None") == "int"}
+        counts = {f.name for f in fields(cls) if checks_module.field_kind(f) == "int"}
         d = {k: v for k, v in d.items() if k in {f.name for f in fields(cls)}}
         for k in counts & d.keys():
             if isinstance(d[k], float) and d[k].is_integer():

@@ -205,11 +205,18 @@ class BarrierTree:
         """
         n = self.n_leaves
         out = np.full(n, np.inf)
-        for k, (a, b, _, _) in enumerate(self.linkage):
-            la, lb = int(self.lowest[int(a)]), int(self.lowest[int(b)])
-            higher = max(la, lb, key=lambda i: (self.energy[i], i))
+        for k, higher in enumerate(self.settled()):
             if self.connected[k]:
                 out[higher] = self.height(n + k) - self.energy[higher]
+        return out
+
+    def settled(self) -> np.ndarray:
+        """Per merge, the leaf it settles (int64 [L-1]): the lowest leaf of its higher side
+        (higher energy, or equal energy and higher index), which reaches a lower leaf there."""
+        out = np.zeros(max(self.n_leaves - 1, 0), dtype=np.int64)
+        for k, (a, b, _, _) in enumerate(self.linkage):
+            la, lb = int(self.lowest[int(a)]), int(self.lowest[int(b)])
+            out[k] = max(la, lb, key=lambda i: (self.energy[i], i))
         return out
 
     def flat(self, rtol: float | None = None) -> np.ndarray:
@@ -228,6 +235,14 @@ class BarrierTree:
             magnitude = np.maximum(magnitude, float(np.abs(self.energy).max()))
         with np.errstate(invalid="ignore"):
             return self.connected & (depth <= rtol * magnitude)
+
+    def drained(self, rtol: float | None = None) -> np.ndarray:
+        """Per leaf: it reaches a lower leaf over a :meth:`flat` merge (no barrier the
+        energy's precision resolves): a point a quench left on a plateau or a well's tail."""
+        out = np.zeros(self.n_leaves, dtype=bool)
+        settled = self.settled()
+        out[settled[self.flat(rtol)]] = True
+        return out
 
     def resolved_depth(self, rtol: float | None = None) -> np.ndarray:
         """:meth:`depth`, with 0 for the :meth:`flat` merges (no barrier the energy's
