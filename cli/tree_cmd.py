@@ -163,6 +163,8 @@ def map_header(map_path: Path, content, level: int | None = None) -> list[str]:
         counts += (f"; {held} of the map's minima {'lies' if held == 1 else 'lie'} on the box's faces with the "
                    "energy still falling beyond (held by the box)")
     rows.append(("counts", counts))
+    for line in str(content.attrs.get("minima", {}).get("precision") or "").splitlines():
+        rows.append(("precision", line))
     tree = content.tree
     merges = tree.n_leaves - 1
     if merges > 0:
@@ -410,6 +412,8 @@ def map_summary(map_path: Path, content, tree, level: int | None, basins: bool, 
         "n_merges_flat": int(tree.flat().sum()),
         "n_minima_held_by_box": content.attrs.get("minima", {}).get("held_by_box"),
         "alpha_unit_rule": content.attrs.get("levels", {}).get("alpha_unit_rule") or None,
+        "settings_rounds": content.attrs.get("levels", {}).get("settings_rounds"),
+        "precision_warnings": str(content.attrs.get("minima", {}).get("precision") or "").splitlines(),
         "levels": [{"index": k, "alpha": float(p.alpha), "multiplier": p.multiplier, "n_basins": p.n_basins}
                    for k, p in enumerate(content.levels)],
         "funnel": _funnel_summary(content),

@@ -18,7 +18,7 @@ import torch
 from torch.autograd.function import once_differentiable
 
 from landscape import LandscapeError
-from landscape.energy import Energy
+from landscape.energy import Energy, check_gives_back
 from landscape.io.mapfile import read_map, write_map
 from landscape.io.progress import load_progress, progress_path, save_progress
 from landscape.mapping import pipeline
@@ -889,3 +889,79 @@ def test_points_left_on_a_plateau_do_not_set_the_spacing_a_barrier_is_matched_ov
     assert m.settings()["alpha_unit"] < 5, m.settings()
     main = m.levels[m.main]
     assert main.basin[wells[0]] != main.basin[wells[1]]
+
+
+def _hat(x):
+    # Two minima at (0, +-1) on the ring r = 1 of a Mexican hat tilted by 0.3 x^2: the
+    # passes are at (+-sqrt(0.85), 0), 0.2775 high; the straight line between the minima
+    # crosses the hat's top, an index-2 maximum at the origin 1 high, where a string started
+    # on that line stays (by symmetry). Attraction-diffusion's chains go round the ring.
+    return ((x[:, 0] ** 2 + x[:, 1] ** 2) - 1) ** 2 + 0.3 * x[:, 0] ** 2
+
+
+@pytest.mark.parametrize("scale", [1.0, 0.01])
+def test_settings_are_chosen_again_where_the_refinement_lowers_their_barriers(scale):
+    # The straight string stopped on the hat's top (1): T_AD 0.1, over which every chain
+    # walked across the true pass (0.2775 = 2.8 T_AD): 1 basin from the main level on.
+    # The refined tree's barrier sets T_AD again (0.02775) and the ladder runs again.
+    notes: list[str] = []
+
+    class Log(Reporter):
+        def note(self, text):
+            notes.append(text)
+
+    e = Energy(lambda x: scale * _hat(x), shape=2, data_range=(-2.0, 2.0), dtype=torch.float64)
+    m = build_map(e, MapConfig(chains=64, rounds=1, grid=0), reporter=Log()).content
+    assert m.n_minima == 2
+    np.testing.assert_allclose(m.tree.escape()[np.isfinite(m.tree.escape())], [0.2775 * scale], rtol=1e-6)
+    np.testing.assert_allclose(m.settings()["ad_temperature"], 0.02775 * scale, rtol=1e-6)
+    assert m.attrs["levels"]["settings_rounds"] == 2
+    assert any("settings chosen again" in n for n in notes), notes
+    assert [lv.n_basins for lv in m.levels if lv.multiplier <= 1] == [2, 2, 2, 2]
+
+
+def test_a_map_interrupted_in_its_second_round_of_settings_resumes_to_the_same_map(tmp_path):
+    e = Energy(_hat, shape=2, data_range=(-2.0, 2.0), dtype=torch.float64)
+    cfg = MapConfig(chains=64, rounds=1, grid=0)
+    whole = build_map(e, cfg).content
+
+    class StopInRoundTwo(Reporter):
+        seen = 0
+
+        def stage(self, name, total=None, unit="it"):
+            if name.startswith("attraction-diffusion, alpha"):
+                self.seen += 1
+                if self.seen == 2:  # (the second round's ladder)
+                    raise KeyboardInterrupt
+
+    out = tmp_path / "hat.h5"
+    with pytest.raises(KeyboardInterrupt):
+        build_map(e, cfg, progress_file=out, reporter=StopInRoundTwo())
+    saved = load_progress(out)
+    assert saved["settings/rounds"] == 2 and "settings" in saved and "final" not in saved
+    resumed = build_map(e, cfg, progress_file=out, resume=True).content
+    assert [p.basin.tolist() for p in resumed.levels] == [p.basin.tolist() for p in whole.levels]
+    np.testing.assert_array_equal(resumed.tree.linkage, whole.tree.linkage)
+    assert resumed.settings() == whole.settings()
+
+
+def test_a_float64_map_keeps_its_points_in_float64(tmp_path):
+    # The three wells of the README's example, 1e-3 across, moved to x = 1000: float32
+    # steps by 6e-5 there, and the map kept minima 2 % of their spacing off (the energy at
+    # them 5e-4 away from the one recorded, so funnel and diagnose refused the energy).
+    centres = torch.tensor([[-1.0, 0.0], [1.0, 0.0], [0.0, 1.5]], dtype=torch.float64)
+    depth = torch.tensor([1.0, 0.7, 0.4], dtype=torch.float64)
+
+    def far(x):
+        z = (x - 1000.0) * 1e3
+        return -(depth * torch.exp(-((z[:, None, :] - centres) ** 2).sum(-1) / 0.5)).sum(1) + 1e-3 * (z ** 2).sum(1)
+
+    e = Energy(far, shape=2, data_range=(1000 - 3e-3, 1000 + 3e-3), dtype=torch.float64)
+    result = build_map(e, MapConfig(chains=64, rounds=1, grid=0))
+    path = result.write(tmp_path / "far.h5")
+    m = read_map(path)
+    assert m.minima_x.dtype == np.float64 and m.tree_saddle.dtype == np.float64
+    with torch.no_grad():
+        again = far(torch.from_numpy(m.minima_x)).numpy()
+    np.testing.assert_allclose(again, m.minima_energy, rtol=0, atol=1e-12)
+    check_gives_back(e, m)  # (funnel_probe's and diagnose_map's check of the energy)

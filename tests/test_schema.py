@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from landscape.io.schema import (
+    COORDINATES,
     DATASETS,
     GROUP_ATTRS,
     ROOT_ATTRS,
@@ -23,7 +24,7 @@ def test_the_table_is_well_formed():
     paths = [d.path for d in DATASETS]
     assert len(paths) == len(set(paths))
     for d in DATASETS:
-        assert d.dtype in {"float32", "float64", "int64", "int8", "uint8", "bool"}, d.path
+        assert d.dtype in {"float32", "float64", "int64", "int8", "uint8", "bool", COORDINATES}, d.path
         assert d.shape.startswith("[") and d.shape.endswith("]") and d.description, d.path
         # Optional datasets name the part they belong to; required ones belong to none.
         assert (d.group is None) == d.required, d.path
@@ -34,7 +35,7 @@ def test_the_table_is_well_formed():
 
 
 def test_dataset_finds_entries_by_path():
-    assert dataset("minima/x").dtype == "float32"
+    assert dataset("minima/x").dtype == COORDINATES
     assert dataset("/tree/linkage").shape == "[N-1, 4]"
     assert dataset("levels/12/basins/energy").path == "levels/<k>/basins/energy"
     assert dataset("levels/0/minima/basin").description != dataset("minima/basin").description

@@ -366,9 +366,9 @@ def test_bad_input_is_one_line_errors(image_map, tmp_path, make_map, capsys):
     code, _, err = tree(capsys, image_map, "--plot", tmp_path / "tree.jpgx")
     assert_one_line_error(code, err, "picture format")
 
-    flat = save(tmp_path, vector_content(make_map, 1), "flat.h5")
-    code, _, err = tree(capsys, flat, "--images", tmp_path / "flat.png", "--plot", tmp_path / "t.png")
-    assert_one_line_error(code, err, r"cannot draw minima of shape \(1,\)")
+    odd = save(tmp_path, make_map(np.zeros((2, 4, 3, 3)), [0.0, 1.0], source="x"), "odd.h5")
+    code, _, err = tree(capsys, odd, "--images", tmp_path / "odd.png", "--plot", tmp_path / "t.png")
+    assert_one_line_error(code, err, r"cannot draw minima of shape \(4, 3, 3\) as images")
     nolevels = save(tmp_path, make_map(np.zeros((2, 3)), [0.0, 1.0], alphas=[0.0], source="x"), "zero.h5")
     code, _, err = tree(capsys, nolevels, "--levels-plot", tmp_path / "l.png")
     assert_one_line_error(code, err, "no level has alpha > 0")
@@ -415,3 +415,10 @@ def test_a_refined_merge_says_whether_it_sits_at_a_saddle_point(tmp_path, capsys
     # (and the header says what set the alpha unit)
     code, out, err = tree(capsys, tmp_path / "mb.h5")
     assert re.search(r"alpha unit [0-9.]+ \(the typical barrier over the typical spacing\)", out), out
+
+
+def test_minima_of_one_dimension_are_drawn_at_their_energies(tmp_path, make_map, capsys):
+    line = save(tmp_path, vector_content(make_map, 1), "line.h5")
+    code, out, err = tree(capsys, line, "--images", tmp_path / "line.png", "--plot", tmp_path / "t.png")
+    assert code == 0, err
+    assert (tmp_path / "line.png").stat().st_size > 1000 and (tmp_path / "t.png").exists()

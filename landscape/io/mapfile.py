@@ -44,7 +44,7 @@ from landscape.io.records import (
     PairTable,
     Partition,
 )
-from landscape.io.schema import SCHEMA, SCHEMA_VERSION, dataset
+from landscape.io.schema import COORDINATES, SCHEMA, SCHEMA_VERSION, dataset
 from landscape.mapping.tree import FLAT_RTOL, BarrierTree
 
 __all__ = [
@@ -59,7 +59,7 @@ _H5_ERRORS = (OSError, KeyError, ValueError, TypeError, RuntimeError, IndexError
 # Datasets larger than this (bytes) are chunked and compressed.
 _COMPRESS_ABOVE = 1 << 18
 _DTYPES = {"float32": np.float32, "float64": np.float64, "int64": np.int64, "int8": np.int8, "uint8": np.uint8,
-           "bool": np.bool_}
+           "bool": np.bool_, COORDINATES: np.float32}
 _GROUPS = ("minima", "basins", "barriers", "tree", "levels")
 
 
@@ -70,6 +70,18 @@ def _np(x: Any, dtype: Any) -> np.ndarray:
     if hasattr(x, "detach"):  # a torch tensor, possibly on a GPU
         x = x.detach().cpu().numpy()
     return np.asarray(x, dtype=dtype)
+
+
+def _coordinates(x: Any) -> np.ndarray:
+    """Points in data space as the map keeps them (:data:`~landscape.io.schema.COORDINATES`):
+    float64 where they are float64 (a map made in float64), else float32."""
+    arr = _np(x, None)
+    return arr if arr.dtype == np.float64 else arr.astype(np.float32)
+
+
+def _typed(x: Any, dtype: str) -> np.ndarray:
+    """``x`` in the schema dtype ``dtype``."""
+    return _coordinates(x) if dtype == COORDINATES else _np(x, _DTYPES[dtype])
 
 
 def utc_now() -> str:
@@ -118,7 +130,7 @@ def _put(root: h5py.Group, path: str, data: Any) -> h5py.Dataset:
     """Write dataset ``path`` under ``root`` in its schema dtype, with its description (the
     schema entry is looked up by the dataset's full path in the file)."""
     entry = dataset(f"{root.name.strip('/')}/{path}".strip("/"))
-    arr = _np(data, _DTYPES[entry.dtype])
+    arr = _typed(data, entry.dtype)
     big = arr.nbytes > _COMPRESS_ABOVE and arr.ndim >= 1
     ds = root.create_dataset(path, data=arr, chunks=True if big else None,
                              compression="gzip" if big else None, compression_opts=4 if big else None,
@@ -139,18 +151,20 @@ def _get(f: h5py.Group, path: str) -> np.ndarray:
     ds = f[path]
     if not isinstance(ds, h5py.Dataset):
         raise TypeError(f"{where} is not a dataset")
-    kinds = {"float32": "fiu", "float64": "fiu", "int64": "iu", "int8": "iu", "uint8": "iub", "bool": "biu"}
+    kinds = {"float32": "fiu", "float64": "fiu", "int64": "iu", "int8": "iu", "uint8": "iub", "bool": "biu",
+             COORDINATES: "fiu"}
     if ds.dtype.kind not in kinds[entry.dtype]:
         raise ValueError(f"{where} has dtype {ds.dtype}, expected {entry.dtype}")
     ndim, more = _rank(entry.shape)
     if ds.ndim < ndim or (ds.ndim > ndim and not more):
         raise ValueError(f"{where} has shape {list(ds.shape)}, expected {entry.shape}")
-    nbytes = ds.size * np.dtype(_DTYPES[entry.dtype]).itemsize
+    dtype = np.float64 if entry.dtype == COORDINATES and ds.dtype == np.float64 else _DTYPES[entry.dtype]
+    nbytes = ds.size * np.dtype(dtype).itemsize
     free = checks.available_memory()
     if free is not None and nbytes > free:  # a sparse dataset can claim far more than the file holds
         raise ValueError(f"{where} claims shape {list(ds.shape)} ({checks.format_bytes(nbytes)}), more than the "
                          f"free memory ({checks.format_bytes(free)})")
-    return np.asarray(ds[()], dtype=_DTYPES[entry.dtype])
+    return np.asarray(ds[()], dtype=dtype)
 
 
 def _rank(shape: str) -> tuple[int, bool]:
@@ -208,7 +222,7 @@ def _check_tree(tree: BarrierTree, n_leaves: int, e: int) -> None:
 def _check(c: MapContent) -> MapContent:
     """A copy of ``c`` with arrays in their schema dtypes; shapes and indices checked
     (ValueError if not consistent)."""
-    x = _np(c.minima_x, np.float32)
+    x = _coordinates(c.minima_x)
     require(x.ndim >= 2, f"minima/x must be [N, *shape], got shape {x.shape}")
     n = x.shape[0]
     require(n >= 1, "a map needs at least one minimum")
@@ -235,10 +249,10 @@ def _check(c: MapContent) -> MapContent:
         require(n_leaves == n, f"the tree has {n_leaves} leaves for {n} minima")
     shape = x.shape[1:]
     m = max(n_leaves - 1, 0)
-    saddle = None if c.tree_saddle is None else _np(c.tree_saddle, np.float32)
+    saddle = None if c.tree_saddle is None else _coordinates(c.tree_saddle)
     if saddle is not None:
         require(saddle.shape == (m, *shape), f"tree/saddle has shape {saddle.shape}, expected ({m}, {', '.join(map(str, shape))})")
-    path = None if c.tree_path is None else _np(c.tree_path, np.float32)
+    path = None if c.tree_path is None else _coordinates(c.tree_path)
     if path is not None:
         require(path.ndim == 2 + len(shape) and path.shape[0] == m and path.shape[2:] == shape,
                 f"tree/path has shape {path.shape}, expected ({m}, P, {', '.join(map(str, shape))})")

@@ -20,6 +20,10 @@ from dataclasses import dataclass
 
 SCHEMA = "ebm-landscape/map"
 SCHEMA_VERSION = 2
+#: The dtype of points in data space: float32, or float64 in a map made in float64 (its
+#: minima and saddles where the mapping found them, not rounded to float32: near x = 1000
+#: float32 steps by 6e-5).
+COORDINATES = "float32 or float64"
 
 
 @dataclass(frozen=True)
@@ -40,7 +44,7 @@ class Dataset:
 
 
 DATASETS: tuple[Dataset, ...] = (
-    Dataset("minima/x", "float32", "[N, *shape]", "local minima: quenched end points of the exploration chains",
+    Dataset("minima/x", COORDINATES, "[N, *shape]", "local minima: quenched end points of the exploration chains",
             "data space"),
     Dataset("minima/energy", "float64", "[N]",
             "energy U of each minimum, lowest first (minima a funnel probe added follow, sorted among themselves)",
@@ -75,9 +79,9 @@ DATASETS: tuple[Dataset, ...] = (
             "false where no path was found between the two sides (the merge is drawn above everything)"),
     Dataset("tree/refined", "bool", "[N-1]", "true where the merge's height is a string-method saddle"),
     Dataset("tree/pair", "int64", "[N-1]", "row of /barriers whose barrier made the merge; -1 where not connected"),
-    Dataset("tree/saddle", "float32", "[N-1, *shape]", "saddle point of each refined merge; NaN elsewhere",
+    Dataset("tree/saddle", COORDINATES, "[N-1, *shape]", "saddle point of each refined merge; NaN elsewhere",
             "data space", required=False, group="tree"),
-    Dataset("tree/path", "float32", "[N-1, P, *shape]",
+    Dataset("tree/path", COORDINATES, "[N-1, P, *shape]",
             "refined path of each refined merge, from the first minimum of its pair; NaN rows elsewhere "
             "(kept for small minima only; absent with --no-refine)", "data space", required=False, group="tree"),
     Dataset("levels/<k>/minima/basin", "int64", "[N]", "basin of each minimum at magnetization alpha_k"),
@@ -141,13 +145,17 @@ GROUP_ATTRS: tuple[tuple[str, str], ...] = (
     ("/levels", "count, main (the main level's index), alpha_unit, alpha_unit_rule (what set it: barriers, spread, "
                 "temperature, single, arrival or given; absent in older maps), temperature, delta, eps (of "
                 "attraction-diffusion), extended (rungs added above the ladder), inserted (rungs inserted where a "
-                "pull's step lost most basins at once; absent in older maps), note"),
+                "pull's step lost most basins at once; absent in older maps), note, settings_rounds (2 where the "
+                "refinement lowered the barriers the settings came from by more than half, and they and the "
+                "ladder were chosen again; absent in older maps)"),
     ("/levels/<k>", "alpha, multiplier (alpha in alpha units), basins (their count), trials, chain_steps, batches, "
                     "seconds, levels_together (levels run in one batch with it); added: minima a funnel probe "
                     "mapped into it"),
     ("/basins, /levels/<k>/basins", "count; /basins also alpha and multiplier (the main level's)"),
     ("/minima", "count, temperature, chains, rounds of the exploration, grad_norm_max (the largest gradient norm "
                 "at a minimum), held_by_box (minima on the box's faces with the energy still falling beyond them), "
+                "precision (warnings, one per line, where float32 does not resolve the energy's values or the box's "
+                "coordinates at their magnitude; absent in older maps), "
                 "data_range (the box), dataset (chains from data: its name); funnel_added: "
                 "minima a funnel probe appended"),
     ("/barriers", "count, neighbours (per minimum), refined, refined_above_estimate (kept at the estimate in the "
@@ -185,6 +193,8 @@ def markdown() -> str:
         "same table). Every dataset carries its `description` (and `units`) as attributes. Shapes: `N` minima,",
         "`B` basins of the main level, `B_k` basins of level k, `E` minima pairs, `N-1` tree merges, `P` points",
         "per path, `K` noise levels, `C` chains per level, `S` sinks, `G` grid points, `*shape` one example.",
+        "Points in data space (`/minima/x`, `/tree/saddle`, `/tree/path`) are float32, or float64 in a map made in",
+        "float64 (`--float64`): there they keep the precision they were found to.",
         "",
         "## Root attributes",
         "",

@@ -253,7 +253,7 @@ def minima_kind(content: MapContent) -> str:
     """How the minima can be drawn: ``"image"``, ``"2d"`` or ``"vector"``.
 
     ``image``: shape (C, H, W) with C = 1 or 3, or (H, W). ``2d``: shape (2,).
-    ``vector``: shape (D,) with D > 2.
+    ``vector``: shape (D,) with D = 1 or D > 2.
 
     Raises
     ------
@@ -272,7 +272,7 @@ def minima_kind(content: MapContent) -> str:
     if len(shape) == 1:
         if shape[0] == 2:
             return "2d"
-        if shape[0] > 2:
+        if shape[0] != 2 and shape[0] >= 1:
             return "vector"
     raise LandscapeError(f"cannot draw minima of shape {shape}: no picture fits them")
 

@@ -408,7 +408,8 @@ def refine_pairs(
     shape = tuple(energy.shape)
     saddle = np.full(m, np.nan)
     at_saddle = np.zeros(m, dtype=bool)
-    saddle_x = np.full((m, *shape), np.nan, dtype=np.float32)
+    kept = np.float64 if x.dtype == torch.float64 else np.float32  # (points kept as the map keeps them)
+    saddle_x = np.full((m, *shape), np.nan, dtype=kept)
     out_paths: list[np.ndarray | None] = [None] * m
     stops = np.full(m, "", dtype=object)
     floor = np.full(m, np.nan)
@@ -418,10 +419,10 @@ def refine_pairs(
         if progress is not None:  # (the strings run before)
             progress(resume_from.done + (m if resume_from.phase else 0))
         saddle, at_saddle, saddle_x, floor = (np.array(a, dtype=d) for a, d in (
-            (resume_from.saddle, np.float64), (resume_from.at_saddle, bool), (resume_from.saddle_x, np.float32),
+            (resume_from.saddle, np.float64), (resume_from.at_saddle, bool), (resume_from.saddle_x, kept),
             (resume_from.floor, np.float64)))
         stops = np.array([STOPS[k] if k >= 0 else "" for k in resume_from.stops], dtype=object)
-        out_paths = [None if p is None else np.asarray(p, dtype=np.float32) for p in resume_from.paths]
+        out_paths = [None if p is None else np.asarray(p, dtype=kept) for p in resume_from.paths]
 
     def run(positions: list[int], k_images: int, phase: int, start: int = 0) -> None:
         n_batches = -(-len(positions) // batch)
@@ -469,8 +470,8 @@ def refine_pairs(
                     slack = 1e-3 * max(value - floor[q], 0.0) + 1e-6 * abs(value)
                     at_saddle[q] = (res.converged or res.stationary) and value <= res.saddle_energy + slack
                     stops[q] = res.stop
-                    saddle_x[q] = res.path[res.saddle_index].detach().float().cpu().numpy()
-                    out_paths[q] = res.path.detach().float().cpu().numpy()
+                    saddle_x[q] = res.path[res.saddle_index].detach().cpu().numpy()
+                    out_paths[q] = res.path.detach().cpu().numpy().astype(kept)
             if progress is not None:
                 progress(len(chunk))
             if on_batch is not None:
@@ -494,7 +495,7 @@ def refine_pairs(
         retried = len(above)
         run(above, 2 * images, 1, start)
     k_max = max([p.shape[0] for p in out_paths if p is not None], default=images)
-    stacked = np.full((m, k_max, *shape), np.nan, dtype=np.float32)
+    stacked = np.full((m, k_max, *shape), np.nan, dtype=kept)
     for q, p in enumerate(out_paths):
         if p is not None:
             stacked[q, : p.shape[0]] = p

@@ -19,7 +19,10 @@ by :mod:`landscape.mapping.settings`, the same for the Python API and the comman
    magnetization of the ladder, extended upwards until the strongest pull leaves one basin:
    the Hopfield hierarchy (``/levels``); the main level is ``/minima/basin``.
 5. **Refinement of the pairs attraction-diffusion connected** that could still lower the
-   tree (strings started on the chains' own paths), and the final tree.
+   tree (strings started on the chains' own paths), and the final tree. Where this lowers
+   the barriers the settings of step 3 came from by more than half (a string between two
+   minima stopped on a higher pass than the chains found), steps 3-5 run once more from
+   the refined tree.
 6. For 2-D energies, the energy on a grid over the box (``/grid``) for pictures.
 
 A long run saves its state after each stage, and inside the long ones (between and
@@ -33,6 +36,7 @@ from __future__ import annotations
 
 import errno
 import math
+import sys
 import time
 from collections.abc import Callable, Iterator, Mapping, MutableMapping
 from dataclasses import dataclass, field, replace
@@ -73,7 +77,8 @@ from landscape.mapping.neighbors import nearest
 from landscape.io.records import NEIGHBOUR, GridData, MapContent, MapMeta, PairTable, Partition
 from landscape.io.schema import SCHEMA_VERSION
 from landscape.mapping.settings import (
-    LADDER_FACTOR, LADDER_JUMP, MapConfig, ad_settings, box_relief, capped_eps, exploration_settings,
+    LADDER_FACTOR, LADDER_JUMP, MapConfig, ad_settings, ad_temperature_from, box_relief, capped_eps,
+    exploration_settings,
 )
 from landscape.mapping.tree import BarrierTree, flat_rtol, minimax_tree
 
@@ -88,7 +93,9 @@ class Reporter:
     ``stage(name, total, unit)`` opens a stage, ``advance(n)`` moves it on, ``detail(text)``
     says what the stage's current batch is doing between two advances (e.g. "412/1,120
     trials running, step 3,200/5,000": a batch can run for minutes), ``note(text)``
-    reports a finding (e.g. "37 minima"). The CLI implements it with progress bars.
+    reports a finding (e.g. "37 minima"), ``warn(text)`` one that puts the map's answer in
+    doubt (the energy's precision; a note unless a reporter shows warnings where it drops
+    notes). The CLI implements it with progress bars.
     """
 
     def stage(self, name: str, total: int | None = None, unit: str = "it") -> None:
@@ -102,6 +109,9 @@ class Reporter:
 
     def note(self, text: str) -> None:
         pass
+
+    def warn(self, text: str) -> None:
+        self.note(text)
 
     def close(self) -> None:
         pass
@@ -130,6 +140,9 @@ class NamedStages(Reporter):
     def note(self, text: str) -> None:
         self.inner.note(text)
 
+    def warn(self, text: str) -> None:
+        self.inner.warn(text)
+
     def close(self) -> None:
         self._leave()
         self.inner.close()
@@ -143,7 +156,7 @@ class NamedStages(Reporter):
 class ProgressBars(Reporter):
     """A :class:`Reporter` for terminals: a tqdm progress bar per stage, the current
     batch's detail after it (redrawn at most every :attr:`DETAIL_EVERY` seconds), findings
-    printed (nothing at all when ``quiet``)."""
+    printed (when ``quiet`` nothing but warnings, on standard error)."""
 
     DETAIL_EVERY = 0.5
 
@@ -179,6 +192,12 @@ class ProgressBars(Reporter):
         self.close()
         if not self.quiet:
             print(f"  {text}", flush=True)
+
+    def warn(self, text: str) -> None:
+        if self.quiet:
+            print(f"warning: {text}", file=sys.stderr, flush=True)
+        else:
+            self.note(text)
 
     def close(self) -> None:
         if self.bar is not None:
@@ -341,11 +360,12 @@ class _Saddles:
         keys = sorted(self.points)
         state["saddles/pairs"] = np.array(keys, dtype=np.int64).reshape(-1, 2)
         state["saddles/x"] = np.stack([self.points[k] for k in keys]) if keys else np.zeros((0, *shape), np.float32)
+        kept = np.result_type(*(self.paths[k] for k in sorted(self.paths))) if self.paths else np.float32
         pk = sorted(self.paths)
         state["saddles/path_pairs"] = np.array(pk, dtype=np.int64).reshape(-1, 2)
         if pk:
             length = max(self.paths[k].shape[0] for k in pk)
-            stacked = np.full((len(pk), length, *shape), np.nan, dtype=np.float32)
+            stacked = np.full((len(pk), length, *shape), np.nan, dtype=kept)
             for r, k in enumerate(pk):
                 stacked[r, : self.paths[k].shape[0]] = self.paths[k]
             state["saddles/paths"] = stacked
@@ -422,7 +442,8 @@ def _refining_to_state(state: MutableMapping[str, Any], rows: list[int], progres
     state[f"{_REFINING}saddle"], state[f"{_REFINING}at_saddle"] = progress.saddle, progress.at_saddle.astype(np.int8)
     state[f"{_REFINING}saddle_x"], state[f"{_REFINING}floor"] = progress.saddle_x, progress.floor
     state[f"{_REFINING}stops"] = progress.stops
-    _paths_to_state(state, _REFINING, [None if p is None else torch.from_numpy(p) for p in progress.paths], shape)
+    _paths_to_state(state, _REFINING, [None if p is None else torch.from_numpy(p) for p in progress.paths], shape,
+                    progress.saddle_x.dtype)  # (float64 in a map made in float64, as the map keeps them)
 
 
 def _refining_from_state(state: MutableMapping[str, Any], rows: list[int],
@@ -795,7 +816,7 @@ def _check_progress(state: MutableMapping[str, Any], shape: tuple[int, ...], n: 
             require(isinstance(stops, list) and len(stops) == 3, "explore/stops is not three counts")
             for k in stops:
                 _count(k, "explore/stops")
-    for key in ("refine/retried", "refine/at_budget", "connected/passes"):
+    for key in ("refine/retried", "refine/at_budget", "connected/passes", "settings/rounds"):
         if key in state:
             _count(state[key], key)
     for key in _UNDER_WAY_SECONDS:
@@ -995,15 +1016,17 @@ def build_map(
                               "from them are kept in the box; widen it (--box) to map where they are")
     run.seconds = dict(run.state.get("seconds", {}))
     minima = _stage_minima(run, data)
-    _note_precision(run, energy, minima)
+    run.state["minima/precision"] = _note_precision(run, energy, minima)
     run.state["minima/held_by_box"] = _note_held_by_box(run, energy, minima)
     n = len(minima)
     keep_paths = n > 1 and energy.dim * config.refine_images * 2 * (n - 1) <= _PATH_BUDGET
     saddles = _Saddles.from_state(run.state)
     table = _stage_neighbours(run, minima, saddles, keep_paths)
-    settings = _stage_settings(run, minima, table, saddles)
-    levels, records, extended, inserted, ladder_note = _stage_ladder(run, minima, settings)
-    table = _stage_connected(run, minima, table, records, saddles, keep_paths)
+    again = True
+    while again:  # (a second round where the refinement lowered the barriers the settings came from)
+        settings = _stage_settings(run, minima, table, saddles)
+        levels, records, extended, inserted, ladder_note = _stage_ladder(run, minima, settings)
+        table, again = _stage_connected(run, minima, table, records, saddles, keep_paths, settings)
     result = _assemble(run, minima, table, saddles, keep_paths, settings, levels, extended, inserted, ladder_note)
     if (why := fused.failure(energy)) is not None:
         run.reporter.note(f"compiling the steps failed, they ran eagerly: {why}")
@@ -1031,12 +1054,31 @@ def _note_held_by_box(run: _Run, energy: Energy, minima: Minima) -> int:
     return held
 
 
-def _note_precision(run: _Run, energy: Energy, minima: Minima) -> None:
-    """Say so where float32 cannot resolve the energy's differences at its magnitude (an
-    offset of 1e6 leaves steps of 0.06): quenches then stop on saddles and slopes, and
-    barriers read as flat."""
-    if energy.dtype != torch.float32 or len(minima) < 2:
-        return
+def _note_precision(run: _Run, energy: Energy, minima: Minima) -> str:
+    """Warn where float32 cannot resolve the energy's differences at its magnitude (an
+    offset of 1e6 leaves steps of 0.06), or the box's coordinates at theirs (near x = 1e6
+    they step by 0.06): quenches then stop on saddles and slopes, and barriers read as
+    flat. Returns the warnings, one per line ("" if none), which the map keeps."""
+    if energy.dtype != torch.float32:
+        return ""
+    said = []
+    if energy.data_range is not None:
+        low, high = energy.data_range
+        far = max(abs(low), abs(high))
+        step = float(np.spacing(np.float32(far)))
+        if step > 1e-4 * (high - low):  # (a box about the origin resolves 1e-7 of its width)
+            said.append(f"the box's coordinates near {far:.3g} resolve steps of {step:.2g} in float32, coarse for a "
+                        f"box {high - low:.3g} wide: map in float64 (--float64), or shift the energy's coordinates "
+                        "to a box about the origin")
+    if len(minima) >= 2:
+        said += _energy_precision(run, energy, minima)
+    for text in said:
+        run.reporter.warn(text)
+    return "\n".join(said)
+
+
+def _energy_precision(run: _Run, energy: Energy, minima: Minima) -> list[str]:
+    """The warning of :func:`_note_precision` about the energy's values (none, or one)."""
     u = minima.energy.detach().cpu().double().numpy()
     step = float(np.spacing(np.float32(np.abs(u).max())))
     spread = float(u.max() - u.min())
@@ -1044,8 +1086,9 @@ def _note_precision(run: _Run, energy: Energy, minima: Minima) -> None:
     scale = spread if spread > 0 else box_relief(energy, run.config.seed, float(u.min()))
     if 0 < scale < 1e4 * step:  # (an energy constant over the box: no precision would resolve more)
         what = f"minima {spread:.3g} apart in energy" if spread > 0 else f"an energy that rises {scale:.3g} over its box"
-        run.reporter.note(f"the energy's values near {np.abs(u).max():.3g} resolve steps of {step:.2g} in float32, "
-                          f"coarse for {what}: map in float64 (--float64) or subtract a constant from the energy")
+        return [f"the energy's values near {np.abs(u).max():.3g} resolve steps of {step:.2g} in float32, "
+                f"coarse for {what}: map in float64 (--float64) or subtract a constant from the energy"]
+    return []
 
 
 @dataclass
@@ -1273,11 +1316,16 @@ def _stage_ladder(
 
 
 def _stage_connected(
-    run: _Run, minima: Minima, table: PairTable, records: list[PairRecords], saddles: _Saddles, keep_paths: bool
-) -> PairTable:
-    """5. The pairs attraction-diffusion connected, refined where they could lower the tree."""
+    run: _Run, minima: Minima, table: PairTable, records: list[PairRecords], saddles: _Saddles, keep_paths: bool,
+    settings: dict[str, Any] | None,
+) -> tuple[PairTable, bool]:
+    """5. The pairs attraction-diffusion connected, refined where they could lower the tree;
+    and whether the ``settings`` are to be chosen again (with the ladder after them): where
+    the refinement lowered the barriers they were chosen from (:func:`_settings_moved`),
+    once (never where ``settings`` is None: a map's own, which new minima are mapped with)."""
     state, config, shape = run.state, run.config, tuple(run.energy.shape)
     if "final" not in state:
+        before = table
         # (each pass of refinement is saved: an interrupted run continues after the last one)
         done = int(state.get("connected/passes", 0))
         t0 = time.perf_counter() - float(state.get("connected/seconds", 0.0))
@@ -1302,10 +1350,56 @@ def _stage_connected(
         _table_to_state(state, table)
         saddles.to_state(state, shape)
         _drop(state, "connected/")
-        state["final"], state["stage"] = True, "refined"
+        moved = None if settings is None else _settings_moved(run, e, before, table, settings)
+        rounds = int(state.get("settings/rounds", 1))
+        if moved and rounds < SETTINGS_ROUNDS:
+            run.reporter.note(f"the refinement lowered the barriers the settings came from ({moved}): "
+                              "attraction-diffusion's settings chosen again from the refined tree, its ladder run again")
+            for prefix in ("settings", "level", "ladder", "running"):
+                _drop(state, prefix)
+            state["settings/rounds"], state["stage"] = rounds + 1, "refined (settings to choose again)"
+        else:
+            if moved:
+                run.reporter.note(f"the refinement lowered the barriers the settings came from again ({moved}): "
+                                  f"attraction-diffusion's settings are those of round {rounds}, from higher barriers")
+            state["final"], state["stage"] = True, "refined"
         run.timed("refine", t0)
         run.save()
-    return _table_from_state(state)
+        if "final" not in state:
+            return table, True
+    return _table_from_state(state), False
+
+
+#: Rounds of settings, ladder and refinement at most (:func:`_settings_moved`).
+SETTINGS_ROUNDS = 2
+#: The factor by which the refinement must lower what set attraction-diffusion's
+#: temperature or unit before they are chosen again.
+SETTINGS_MOVE = 2.0
+
+
+def _settings_moved(run: _Run, minima_energy: np.ndarray, before: PairTable, after: PairTable,
+                    settings: dict[str, Any]) -> str | None:
+    """What the refinement of the pairs attraction-diffusion connected lowered by more than
+    :data:`SETTINGS_MOVE` of what the chosen settings were matched to (None if nothing):
+    the temperature set from the lowest barrier (:func:`ad_temperature_from`), or the unit
+    from the typical one. A string between two minima can stop on a higher pass than the one
+    attraction-diffusion's chains find (a horseshoe valley; the top of a symmetric hat):
+    a temperature a tenth of that pass is a quarter of the lower one, over which every
+    chain then walks."""
+    rtol = flat_rtol(run.energy.dtype)
+    old, new = (_settings_tree(minima_energy, t, rtol).resolved_depth() for t in (before, after))
+    tau = (run.energy.sampler or {}).get("tau")
+    found = []
+    if run.config.ad_temperature is None and not (isinstance(tau, (int, float)) and tau > 0):
+        t_old, t_new = (ad_temperature_from(d, minima_energy) for d in (old, new))
+        if t_new * SETTINGS_MOVE < t_old:
+            found.append(f"T_AD {t_old:.4g} -> {t_new:.4g}")
+    if run.config.alpha_unit is None and settings.get("alpha_unit_rule") == "barriers":
+        m_old, m_new = (float(np.median(d[np.isfinite(d) & (d > 0)])) if (np.isfinite(d) & (d > 0)).any()
+                        else math.nan for d in (old, new))
+        if m_new * SETTINGS_MOVE < m_old:
+            found.append(f"the typical barrier {m_old:.4g} -> {m_new:.4g}")
+    return "; ".join(found) or None
 
 
 def _assemble(
@@ -1325,7 +1419,7 @@ def _assemble(
     above = int(table.above_estimate(e_min).sum())
     refined = int(np.isfinite(table.refined).sum())
     content = MapContent(
-        minima_x=minima.x.detach().float().cpu().numpy(),
+        minima_x=minima.x.detach().cpu().numpy(),
         minima_energy=e_min,
         minima_hits=minima.hits.numpy(),
         levels=levels,
@@ -1339,7 +1433,8 @@ def _assemble(
             "minima": {"temperature": settings["temperature"], "chains": int(state["explore/chains"]),
                        "rounds": int(state["explore/rounds"]), "data_range": list(energy.data_range),
                        "grad_norm_max": float(minima.grad_norm.max()) if n else 0.0,
-                       "held_by_box": int(state.get("minima/held_by_box", 0))},
+                       "held_by_box": int(state.get("minima/held_by_box", 0)),
+                       "precision": str(state.get("minima/precision", ""))},
             "basins": {"alpha": levels[main].alpha, "multiplier": float(config.alpha)},
             "barriers": {"neighbours": config.neighbours, "refined": refined, "refined_above_estimate": above,
                          "saddle_points": table.n_saddle_points(),
@@ -1349,7 +1444,8 @@ def _assemble(
             "levels": {"alpha_unit": settings["alpha_unit"], "alpha_unit_rule": settings.get("alpha_unit_rule", ""),
                        "temperature": settings["ad_temperature"],
                        "delta": settings["delta"], "eps": settings["ad_eps"], "extended": extended,
-                       "inserted": inserted, "note": ladder_note or ""},
+                       "inserted": inserted, "note": ladder_note or "",
+                       "settings_rounds": int(state.get("settings/rounds", 1))},
         },
     )
     counts = {"minima": n, "basins": levels[main].n_basins, "pairs": len(table), "refined": refined,
@@ -1376,7 +1472,8 @@ def _tree_points(tree: BarrierTree, table: PairTable, saddles: _Saddles, shape: 
     m = tree.n_leaves - 1
     if m <= 0:
         return None, None
-    points = np.full((m, *shape), np.nan, dtype=np.float32)
+    kept = np.result_type(*saddles.points.values()) if saddles.points else np.float32
+    points = np.full((m, *shape), np.nan, dtype=kept)
     rows = [k for k in range(m) if tree.refined[k]]
     for k in rows:
         key = (int(tree.edge[k, 0]), int(tree.edge[k, 1]))
@@ -1388,7 +1485,7 @@ def _tree_points(tree: BarrierTree, table: PairTable, saddles: _Saddles, shape: 
                if (int(tree.edge[k, 0]), int(tree.edge[k, 1])) in saddles.paths]
         if got:
             length = max(p.shape[0] for _, p in got)
-            paths = np.full((m, length, *shape), np.nan, dtype=np.float32)
+            paths = np.full((m, length, *shape), np.nan, dtype=kept)
             for k, p in got:
                 paths[k, : p.shape[0]] = p
     return points, paths
@@ -1571,7 +1668,7 @@ def extend_map(
         records.append(rec)
         reporter.note(f"alpha {prior.alpha:.4g}: {prior.n_basins} -> {part.n_basins} basin"
                       + ("" if part.n_basins == 1 else "s"))
-    table = _stage_connected(run, minima, _table_from_state(run.state), records, saddles, keep_paths)
+    table, _ = _stage_connected(run, minima, _table_from_state(run.state), records, saddles, keep_paths, None)
     saddles = _Saddles.from_state(run.state)
 
     tree = minimax_tree(e_all, table.pairs, table.best(e_all), refined=table.is_refined(e_all),
@@ -1588,7 +1685,7 @@ def extend_map(
     reporter.close()
     return replace(
         content,
-        minima_x=x_all.detach().float().cpu().numpy(),
+        minima_x=x_all.detach().cpu().numpy(),
         minima_energy=e_all,
         minima_hits=hits,
         levels=levels,

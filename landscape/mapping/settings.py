@@ -29,7 +29,9 @@ setting                  default                                                
                                                                                       along a direction 10^4 times softer
 ``ad_temperature``       the checkpoint's sampling ``tau^2``; else a tenth of the     what the model's own chains cross is no
                          lowest resolved barrier of the minima's tree (flat merges    boundary between its basins; an energy of
-                         left out), but at least 1/1000 of its highest; with none,    unknown scale loses no barrier to the
+                         left out; chosen again with the ladder where refining the
+                         pairs AD connected halves it), at least 1/1000 of its
+                         highest; with none,                                          unknown scale loses no barrier to the
                          1/100 of the minima's energy spread; with no spread either   temperature (each is at least 10 T high),
                          (minima of one flat floor), 1/100 of the energy's median     and ripples below 1/1000 of its relief do
                          rise over the box above the lowest minimum                   not split basins; ``c U + b`` gets ``c``

@@ -2,7 +2,8 @@
 basin counts over the magnetization ladder.
 
 - :func:`draw_representatives`: each basin's representative (its lowest minimum) as an
-  image, or, for vectors of more than two dimensions, as lines / a heat map;
+  image, or, for vectors of more than two dimensions, as lines / a heat map (one dimension:
+  each minimum at its energy);
 - :func:`draw_map_2d`: a 2-D energy with its minima, basins, tree edges (refined paths
   where present) and saddles;
 - :func:`draw_levels`: the number of basins against alpha (log-log).
@@ -77,7 +78,7 @@ def _shown_basins(content: MapContent, level: int | None, max_basins: int) -> tu
     part = partition_of(content, level)
     order = np.argsort(part.energy, kind="stable")[: max(1, int(max_basins))]
     b = part.n_basins
-    shown = f"lowest {order.size} of {b} basins" if order.size < b else f"{b} basins"
+    shown = f"lowest {order.size} of {b} basins" if order.size < b else f"{b} basin{'' if b == 1 else 's'}"
     title = f"{short_source(content)}: basin representatives, {shown}, {level_name(content, level)}"
     return part, order, title
 
@@ -104,7 +105,8 @@ def draw_representatives(content: MapContent, target: Any, *, level: int | None 
     above) or an Axes (the grid fills the axes' box as inset axes). Vectors of D > 2
     dimensions: one line per representative across the coordinates (parallel
     coordinates, D <= 32) or a heat map (rows basins, columns coordinates), coloured by
-    energy, into the Axes (or a new axes filling the figure).
+    energy, into the Axes (or a new axes filling the figure); of one dimension, every
+    minimum at its coordinate and energy, coloured by its basin's.
 
     Parameters
     ----------
@@ -195,7 +197,21 @@ def _vector_lines_or_heat(content: MapContent, part: Partition, order: np.ndarra
     top = float(energy.max()) if energy.max() > energy.min() else float(energy.min()) + 1
     norm = Normalize(vmin=float(energy.min()), vmax=top)
     cmap = colormaps["viridis"]
-    if d <= 32:
+    if d == 1:  # (a line along the one coordinate: every minimum at its energy, the basins' lowest starred)
+        basin = np.asarray(part.basin)
+        every = np.asarray(content.minima_x, dtype=np.float64).reshape(-1)
+        ax.scatter(every, content.minima_energy, s=14, c=[cmap(norm(part.energy[b])) for b in basin],
+                   edgecolors="black", linewidths=0.3, zorder=3, label="minimum (colour: its basin's energy)")
+        ax.scatter(x[:, 0], energy, marker="*", s=170, c=[cmap(norm(e)) for e in energy], edgecolors="black",
+                   linewidths=0.7, zorder=4, label="basin (lowest minimum)")
+        for k in range(min(order.size, 40)):
+            ax.annotate(f"#{int(order[k])}", (x[k, 0], energy[k]), xytext=(5, 4), textcoords="offset points",
+                        fontsize=7)
+        ax.set_xlabel("x")
+        ax.set_ylabel("energy U")
+        ax.legend(fontsize=7, loc="best")
+        ax.figure.colorbar(ScalarMappable(norm=norm, cmap=cmap), ax=ax, label="basin energy")
+    elif d <= 32:
         coords = np.arange(d)
         for k in range(order.size - 1, -1, -1):  # lowest basins drawn last, on top
             ax.plot(coords, x[k], color=cmap(norm(energy[k])), lw=1.6 if k < 10 else 0.8, alpha=0.9)
@@ -387,7 +403,8 @@ def draw_map_2d(content: MapContent, ax: Any, *, level: int | None = None, title
     ax.set_xlabel("x1")
     ax.set_ylabel("x2")
     ax.legend(handles=handles, loc="upper right", fontsize=7, framealpha=0.8)
-    default = f"{short_source(content)}: {content.n_minima} minima, {b} basins at {level_name(content, level)}"
+    default = (f"{short_source(content)}: {content.n_minima} minim{'um' if content.n_minima == 1 else 'a'}, "
+               f"{b} basin{'' if b == 1 else 's'} at {level_name(content, level)}")
     ax.set_title(wrap(title or default, _axes_width(ax), 9), fontsize=9)
     return ax
 
