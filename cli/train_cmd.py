@@ -17,7 +17,7 @@ from landscape.cli.options import (
     seed_option,
 )
 from landscape.errors import LandscapeError
-from landscape.train.config import PRESETS, Config, apply_overrides, get_preset
+from landscape.train.config import PRESETS, Config, apply_overrides, changed_fields, get_preset
 
 
 def _preset_help() -> str:
@@ -118,13 +118,18 @@ def train_cmd(preset_name, dataset, steps, batch_size, out, resume, force, seed,
     before = config
     config = apply_overrides(config, extra).validate()
     if resume:
-        changed = _changed(before.to_dict(), config.to_dict(), skip={"train.steps"})
-        if changed and rank == 0:
+        from landscape.train.loop import FIXED_ON_RESUME
+
+        changed = changed_fields(before.to_dict(), config.to_dict(), skip={"train.steps"})
+        if changed and rank == 0 and not any(name.startswith(FIXED_ON_RESUME) for name in changed):  # (else refused)
             click.echo(f"note: resuming with changed settings ({', '.join(changed)}): the run no longer follows "
                        "the uninterrupted one", err=True)
 
     bars = []
     start = int(previous["step"]) if resume else 0
+    if resume and start >= config.train.steps and rank == 0:
+        click.echo(f"note: {out} has {start} updates already, --steps {config.train.steps} asks for no more: "
+                   "nothing to train", err=True)
 
     def progress(n: int, latest: dict) -> None:
         if quiet:
@@ -174,16 +179,3 @@ def train_cmd(preset_name, dataset, steps, batch_size, out, resume, force, seed,
         distributed.leave()
 
 
-def _changed(a: dict, b: dict, skip: set[str], prefix: str = "") -> list[str]:
-    """The dotted names of the fields that differ between two configs (as plain data)."""
-    out = []
-    for key in sorted(set(a) | set(b)):
-        name = f"{prefix}{key}"
-        if name in skip:
-            continue
-        x, y = a.get(key), b.get(key)
-        if isinstance(x, dict) and isinstance(y, dict):
-            out += _changed(x, y, skip, name + ".")
-        elif x != y:
-            out.append(name)
-    return out

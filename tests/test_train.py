@@ -298,3 +298,33 @@ def test_resuming_a_run_that_is_still_running_says_so(tmp_path, capsys):
     with output_lock(out):  # a run under way, before its first checkpoint
         code, _, err = run(capsys, "train", "--out", out, "--resume")
     assert code == 1 and f"{out} is being written by another run (pid " in err and "nothing to resume" not in err
+
+
+def test_a_resumed_run_uses_the_optimizer_settings_it_records_and_refuses_a_new_network(tmp_path, capsys):
+    # The optimizer's state dict carries its hyperparameters: loaded over the new optimizer
+    # it put the old momentum, betas and weight decay back, while the checkpoint and
+    # config.json recorded the new ones. Another network or optimizer kind crashed.
+    from conftest import assert_one_line_error, run
+
+    out = tmp_path / "d.pt"
+    sets = [a for o in TINY for a in ("--set", o)]
+    code, _, err = run(capsys, "train", "--preset", "digits-nonconvergent", "--steps", "2", "--out", out, *sets)
+    assert code == 0, err
+    code, _, err = run(capsys, "train", "--out", out, "--resume", "--steps", "3", "--quiet",
+                       "--set", "optim.betas=0.1,0.2", "--set", "optim.weight_decay=0.5")
+    assert code == 0, err
+    group = torch.load(out, weights_only=True)["resume"]["optimizer"]["param_groups"][0]
+    assert tuple(group["betas"]) == (0.1, 0.2) and group["weight_decay"] == 0.5
+    for change, name in (("optim.name=sgd", "optim.name"), ("model.kwargs.hidden=[32,32]", "model.kwargs.hidden")):
+        code, _, err = run(capsys, "train", "--out", out, "--resume", "--steps", "4", "--quiet", "--set", change)
+        assert_one_line_error(code, err, rf"--resume cannot change {name} .*start over with --force")
+    code, _, err = run(capsys, "train", "--out", out, "--resume", "--steps", "2", "--quiet")
+    assert code == 0 and "has 3 updates already, --steps 2 asks for no more: nothing to train" in err
+
+
+def test_a_message_that_only_introduces_its_detail_keeps_it():
+    from landscape.train.checkpoint import _short
+
+    err = RuntimeError("Error(s) in loading state_dict for DigitsNet:\n\tsize mismatch for net.0.weight: shapes differ")
+    assert _short(err) == ("Error(s) in loading state_dict for DigitsNet: size mismatch for net.0.weight: "
+                           "shapes differ")

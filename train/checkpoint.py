@@ -53,8 +53,13 @@ def read_pt(path: str | os.PathLike) -> Any:
 
 
 def _short(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return (text[0] if text else type(exc).__name__)[:160]
+    """One line of ``exc``'s message: its first, and the next where the first only
+    introduces it (torch's "Error(s) in loading state_dict for Net:"), at most 240 characters."""
+    lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
+    if not lines:
+        return type(exc).__name__
+    text = lines[0] if not lines[0].endswith(":") or len(lines) == 1 else f"{lines[0]} {lines[1]}"
+    return text if len(text) <= 240 else text[:237] + "..."
 
 
 def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:

@@ -187,6 +187,23 @@ def lr_at(config: Config, step: int) -> float:
     return max(o.lr_min or 0.0, o.lr * o.lr_decay**step) * config.sgd_lr_factor()
 
 
+def changed_fields(a: dict[str, Any], b: dict[str, Any], skip: frozenset[str] | set[str] = frozenset(),
+                   prefix: str = "") -> list[str]:
+    """The dotted names of the fields that differ between two configs (as plain data,
+    :meth:`Config.to_dict`), those in ``skip`` left out."""
+    out = []
+    for key in sorted(set(a) | set(b)):
+        name = f"{prefix}{key}"
+        if name in skip:
+            continue
+        x, y = a.get(key), b.get(key)
+        if isinstance(x, dict) and isinstance(y, dict):
+            out += changed_fields(x, y, skip, name + ".")
+        elif x != y:
+            out.append(name)
+    return out
+
+
 def _from_dict(cls: type, d: Any, where: str) -> Any:
     if not isinstance(d, dict):
         raise LandscapeError(f"config{'.' + where if where else ''} must be a mapping, got {_show(d)}")

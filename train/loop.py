@@ -42,7 +42,7 @@ from landscape.distributed import Dist
 from landscape.distributed import join as join_job
 from landscape.train import checkpoint as ckpt_io
 from landscape.train import diagnostics, figures
-from landscape.train.config import Config, lr_at
+from landscape.train.config import Config, changed_fields, lr_at
 from landscape.train.nets import build_model
 
 METRIC_COLUMNS = ("step", "d_st", "v_t", "r_t", "energy_pos", "energy_neg", "lr", "acceptance", "kl", "seconds")
@@ -168,7 +168,7 @@ def _train(
     s = _Session.start(config, env, dataset)
     start = 0
     if state is not None:
-        start = _restore(state, s.model, s.optimizer, s.gens, env, out)
+        start = _restore(state, config, s.model, s.optimizer, s.gens, env, out)
         if s.bank is not None:
             s.bank = _bank_shard(state, env, s.bank)
     elif out.exists() and not overwrite:
@@ -447,14 +447,28 @@ def _save(
     ckpt_io.atomic_save(ckpt, out)
 
 
+#: What a resumed run cannot change: the network (its weights are the checkpoint's), and
+#: the optimizer's kind (its state is the checkpoint's).
+FIXED_ON_RESUME = ("model", "optim.name")
+
+
 def _restore(
     state: dict[str, Any],
+    config: Config,
     model: nn.Module,
     optimizer: torch.optim.Optimizer,
     gens: tuple[torch.Generator, ...],
     env: Dist,
     out: Path,
 ) -> int:
+    """Load the checkpoint ``state`` of a run into this one of ``config``: weights,
+    optimizer state (with ``config``'s momentum, betas and weight decay: the state dict
+    would put the old ones back), random streams. Returns the updates done."""
+    fixed = [name for name in changed_fields(state.get("config") or {}, config.to_dict())
+             if name.startswith(FIXED_ON_RESUME)]
+    if fixed:
+        raise LandscapeError(f"{out}: --resume cannot change {', '.join(fixed)} (the checkpoint's network and "
+                             "optimizer state are for its own): start over with --force, or train into another --out")
     ckpt_io._load_state(model, state["state_dict"], out)
     resume = state.get("resume")
     if not resume:
@@ -463,6 +477,12 @@ def _restore(
         optimizer.load_state_dict(resume["optimizer"])
     except (ValueError, KeyError) as exc:
         raise LandscapeError(f"{out}: optimizer state does not fit: {exc}") from None
+    for group in optimizer.param_groups:  # (the learning rate is set at every update)
+        group["weight_decay"] = config.optim.weight_decay
+        if "momentum" in group:
+            group["momentum"] = config.optim.momentum
+        if "betas" in group:
+            group["betas"] = tuple(config.optim.betas)
     saved = resume.get("generators") or []
     if resume.get("world_size") == env.world and len(saved) == env.world and len(saved[env.rank]) == len(gens):
         for g, s in zip(gens, saved[env.rank]):
