@@ -126,11 +126,12 @@ def check_cmd(checkpoint, multiples, chains, noise, eps, temperature, nn_ratio, 
         save_check_figure,
         save_check_samples,
     )
+    from landscape.plots.common import check_picture_path
     from landscape.train.checkpoint import energy_from_checkpoint
 
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
-    out = out or checkpoint.with_name(checkpoint.stem + "_check.png")
+    out = check_picture_path(out or checkpoint.with_name(checkpoint.stem + "_check.png"))
     samples = out.with_name(out.stem + "_samples" + out.suffix)
     for path in (out, samples, samples.with_name(samples.stem + "_start" + samples.suffix)):
         if path.exists() and not force:

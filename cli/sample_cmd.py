@@ -40,7 +40,8 @@ from landscape.cli.options import (
 @compile_option("Not with --mh (Metropolis-adjusted steps run eagerly).")
 @dataset_option("to start from and compare with", default_text="the checkpoint's")
 @data_root_option()
-@out_option("Picture to write [default: <checkpoint stem>_samples.png]; images also get <stem>_start.png.",
+@out_option("Picture to write, its format by its suffix [default: <checkpoint stem>_samples.png]; images also get "
+            "<stem>_start with the same suffix (the chains' starts).",
             metavar="PNG")
 @click.option("--save", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE.npz", default=None, callback=named_path,
               help="Also save start and end points as .npz (arrays start, end, energy_start, energy_end).")
@@ -67,11 +68,12 @@ def sample_cmd(checkpoint, chains, steps, init, eps, temperature, mh, seed, devi
 
     from landscape.errors import LandscapeError
     from landscape.train.checkpoint import energy_from_checkpoint
+    from landscape.plots.common import check_picture_path
     from landscape.train.sampling import run_chains, save_chain_figure
 
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
-    out = out or checkpoint.with_name(checkpoint.stem + "_samples.png")
+    out = check_picture_path(out or checkpoint.with_name(checkpoint.stem + "_samples.png"))
     for path in (out, save, out.with_name(out.stem + "_start" + out.suffix)):  # (images get a start picture)
         if path is not None and path.exists() and not force:
             raise LandscapeError(f"{path} exists: pass --force to overwrite it")
@@ -93,12 +95,12 @@ def sample_cmd(checkpoint, chains, steps, init, eps, temperature, mh, seed, devi
     finally:
         for bar in bars:
             bar.close()
-    energy, _ = energy_from_checkpoint(checkpoint, device="cpu")
-    save_chain_figure(report, out, energy)
-    if save is not None:
+    if save is not None:  # (the chains first: a picture that fails loses none of them)
         save.parent.mkdir(parents=True, exist_ok=True)
         np.savez(save, start=report.start.numpy(), end=report.end.numpy(),
                  energy_start=report.energy_start.numpy(), energy_end=report.energy_end.numpy())
+    energy, _ = energy_from_checkpoint(checkpoint, device="cpu")
+    save_chain_figure(report, out, energy)
     s = report.summary()
     click.echo(f"{chains} chains from {init}, {report.steps} steps, eps={report.epsilon:g} tau={report.tau:g} "
                f"(T={report.tau ** 2:g}) -> {out}")

@@ -5,7 +5,7 @@ shape, value range, and the exact density for toy data). Nothing is ever downloa
 It imports nothing else of the project (installed as ``landscape.data``).
 """
 
-from landscape.data.datasets import DATA_ROOT_ENV, DATASET_NAMES, Dataset, default_root, load
+from landscape.data.datasets import DATA_ROOT_ENV, DATASET_NAMES, Dataset, canonical_name, default_root, load
 from landscape.data.errors import DataError, DatasetNotFound
 from landscape.data.toy import TOY_DENSITIES, ToyDensity
 
@@ -17,6 +17,7 @@ __all__ = [
     "DatasetNotFound",
     "TOY_DENSITIES",
     "ToyDensity",
+    "canonical_name",
     "default_root",
     "load",
 ]

@@ -205,6 +205,17 @@ def _npz(path: Path, size: int | None, grayscale: bool | None, limit: int | None
     return _images(name, x, y, size or min(x.shape[2], x.shape[3]), grayscale)
 
 
+def canonical_name(name: str) -> str:
+    """``name`` as a record keeps it: fixed names in lower case, ``folder:``/``npz:``
+    paths absolute (a map or checkpoint read from another folder finds the same files).
+    The name a loaded :class:`Dataset` carries."""
+    key = name.strip()
+    kind, sep, rest = key.partition(":")
+    if sep and kind.lower() in ("folder", "npz") and rest.strip():
+        return f"{kind.lower()}:{Path(rest.strip()).expanduser().absolute()}"
+    return key.lower() if key.lower() in DATASET_NAMES or key.lower() in TOY_DENSITIES else key
+
+
 def load(
     name: str,
     *,

@@ -404,8 +404,8 @@ def _check_claim(path: Path, archive: np.lib.npyio.NpzFile, key: str) -> None:
 def load_npz(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
     """Read the data array and optional labels from a ``.npz`` file.
 
-    The data are the array ``x``, else ``images``, else the first array; labels are
-    ``y`` or ``labels`` if present. Interpretation of the values (layout, scaling) is
+    The data are the array ``x``, else ``images``, else the first array that is not
+    ``y`` or ``labels``; labels are ``y`` or ``labels`` if present. Interpretation of the values (layout, scaling) is
     left to the caller.
 
     Parameters
@@ -435,7 +435,8 @@ def load_npz(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
             keys = list(archive.files)
             if not keys:
                 raise DataError(f"{path}: no arrays in the file")
-            key = next((k for k in ("x", "images") if k in keys), keys[0])
+            data_keys = [k for k in keys if k not in ("y", "labels")] or keys  # (labels are never the data)
+            key = next((k for k in ("x", "images") if k in keys), data_keys[0])
             label_key = next((k for k in ("y", "labels") if k in keys and k != key), None)
             for name in (key, label_key):
                 if name is not None:
@@ -447,7 +448,8 @@ def load_npz(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
             raise
         raise DataError(f"{path}: cannot read as .npz ({err})") from err
     if x.ndim < 2:
-        raise DataError(f"{path}: array '{key}' has shape {list(x.shape)}; need [N, D] points or [N, ...] images")
+        raise DataError(f"{path}: array '{key}' has shape {list(x.shape)}; need [N, D] points or [N, ...] images "
+                        f"(the file holds {', '.join(repr(k) for k in keys)}: name the data x)")
     if labels is not None:
         if labels.ndim != 1 or labels.shape[0] != x.shape[0] or not np.issubdtype(labels.dtype, np.integer):
             raise DataError(

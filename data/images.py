@@ -150,11 +150,23 @@ def set_channels(x: torch.Tensor, grayscale: bool | None) -> torch.Tensor:
     return x
 
 
+def _is_grey(img: Image.Image) -> bool:
+    """Whether ``img`` holds grey levels only: a grey mode, or a palette (GIF, 8-bit PNG)
+    whose colours are all grey."""
+    if img.mode in _GRAY_MODES:
+        return True
+    if img.mode in ("P", "PA"):
+        palette = img.getpalette() or []
+        rgb = np.asarray(palette[: len(palette) // 3 * 3], dtype=np.int64).reshape(-1, 3)
+        return bool(rgb.size) and bool((rgb == rgb[:, :1]).all())
+    return False
+
+
 def _decode(path: Path, size: int, grayscale: bool | None) -> np.ndarray:
     """Read one image file as uint8 ``[C, size, size]``: C = 1 (grey) or 3 (RGB)."""
     try:
         with Image.open(path) as img:
-            gray = grayscale if grayscale is not None else img.mode in _GRAY_MODES
+            gray = grayscale if grayscale is not None else _is_grey(img)
             # JPEG can decode at 1/2, 1/4 or 1/8 scale for free; keeping at least twice
             # the target size leaves the antialiased resize below to do the real work.
             if img.format == "JPEG":

@@ -455,6 +455,9 @@ def file_cases() -> list[Case]:
     payloads: dict[str, Callable[[Path], bytes]] = {
         "torch.save of an object": lambda folder: _torch_bytes({"format": "x", "obj": _Payload(str(folder / MARKER))}),
         "raw pickle": lambda folder: pickle.dumps(_Payload(str(folder / MARKER)), protocol=2),
+        # (protocol 4 is pickle.dump's default: torch warned of it on two lines, and its reader
+        # stops at the protocol's framing before it meets the import the file asks for)
+        "raw pickle, protocol 4": lambda folder: pickle.dumps({"a": _Payload(str(folder / MARKER))}, protocol=4),
         "state dict with an object": lambda folder: _torch_bytes({"w": _Payload(str(folder / MARKER))}),
     }
     for label, content in payloads.items():

@@ -46,3 +46,32 @@ def test_reference_state_dict_loads_as_energy_two_f_over_eps_squared(tmp_path):
         energy_from_reference_state_dict(path, "toy", 0.0, shape=(2,))
     with pytest.raises(LandscapeError, match="net_200000.pth"):
         energy_from_reference_state_dict(path, "vanilla", eps, shape=(3, 32, 32))
+
+
+class _RunsCode:
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        import os
+
+        return (os.system, (f"touch {self.marker}",))
+
+
+@pytest.mark.parametrize("protocol", [2, 4, 5])
+def test_a_plain_pickle_that_would_run_code_is_named_and_never_run(tmp_path, protocol):
+    # Protocol 4 is pickle.dump's default: torch's reader warned of it (two lines on stderr)
+    # and stopped at its framing, before the import the file asks for, so the refusal did
+    # not say why.
+    import pickle
+    import warnings
+
+    from landscape.io.files import load_torch
+
+    path, marker = tmp_path / "evil.pt", tmp_path / "ran"
+    path.write_bytes(pickle.dumps({"a": _RunsCode(marker)}, protocol=protocol))
+    with warnings.catch_warnings(record=True) as said:
+        warnings.simplefilter("always")
+        with pytest.raises(LandscapeError, match=r"refused to load: it asks to run code \(it pickles posix\.system\)"):
+            load_torch(path, "checkpoint")
+    assert not said and not marker.exists()

@@ -263,3 +263,22 @@ def test_a_gpu_this_machine_lacks_is_one_line_everywhere(capsys, rings_ckpt):
     for args in (("sample", rings_ckpt), ("check", rings_ckpt), ("compare", rings_ckpt, twin)):
         code, _, err = run(capsys, *args, "--device", "cuda")
         assert_one_line_error(code, err, "device cuda asked for, but CUDA is not available here: use cpu")
+
+
+def test_a_model_of_three_dimensional_points_is_sampled_and_checked(capsys, tmp_path):
+    # Points of D != 2 had no picture: sample (--save too) and check refused after running.
+    pts = np.random.default_rng(0).normal(size=(200, 3)).astype(np.float32)
+    np.savez(tmp_path / "pts.npz", x=pts)
+    out = tmp_path / "p3.pt"
+    code, _, err = run(capsys, "train", "--preset", "rings-demo", "--dataset", f"npz:{tmp_path / 'pts.npz'}",
+                       "--set", "model.kwargs.in_dim=3", "--set", "model.kwargs.n_f=8", "--out", out, *TINY)
+    assert code == 0, err
+    code, said, err = run(capsys, "sample", out, "--chains", "5", "--steps", "3", "--save", tmp_path / "s.npz",
+                          "--quiet")
+    assert code == 0, err
+    assert np.load(tmp_path / "s.npz")["end"].shape == (5, 3) and (tmp_path / "p3_samples.png").stat().st_size > 1000
+    code, said, err = run(capsys, "check", out, "--chains", "5", "--multiples", "1", "--quiet")
+    assert code == 0, err
+    assert "verdict:" in said and (tmp_path / "p3_check_samples.png").exists()
+    code, _, err = run(capsys, "sample", out, "--out", tmp_path / "s.txt", "--quiet")
+    assert_one_line_error(code, err, r"s\.txt: cannot tell the picture format from the suffix '\.txt'")

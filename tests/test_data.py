@@ -583,3 +583,22 @@ def test_16_bit_images_keep_their_grey_levels_and_photos_stand_as_their_viewer_s
     Image.fromarray(stored).save(photo / "p.jpg", exif=exif, quality=95)
     x = load(f"folder:{photo}", size=16).x[0]
     assert x[:, :6].mean() > 0.9 and x[:, 10:].mean() < -0.9  # the top half white, as viewers show it
+
+
+def test_a_palette_image_of_grey_colours_is_grey(tmp_path):
+    # A GIF (or 8-bit PNG) is a palette image: an all-grey palette turned a folder of grey
+    # images into three channels.
+    Image.fromarray(np.full((8, 8), 90, dtype=np.uint8), mode="L").save(tmp_path / "a.png")
+    grey = Image.fromarray(np.arange(64, dtype=np.uint8).reshape(8, 8), mode="L").convert("P")
+    grey.save(tmp_path / "b.gif")
+    assert load(f"folder:{tmp_path}", size=8).shape == (1, 8, 8)
+    colour = Image.new("RGB", (8, 8), (200, 10, 10)).convert("P")
+    colour.save(tmp_path / "c.gif")
+    assert load(f"folder:{tmp_path}", size=8).shape == (3, 8, 8)
+
+
+def test_npz_labels_saved_first_are_not_taken_for_the_data(tmp_path):
+    img = np.random.default_rng(0).integers(0, 256, size=(6, 8, 8), dtype=np.uint8)
+    np.savez(tmp_path / "d.npz", y=np.arange(6), data=img)
+    ds = load(f"npz:{tmp_path / 'd.npz'}")
+    assert ds.shape == (1, 8, 8) and ds.labels.tolist() == list(range(6))

@@ -328,3 +328,13 @@ def test_the_summary_says_how_many_merges_are_path_tops(capsys, wells_file, tmp_
     assert code == 0, err
     assert re.search(r"tree: 3 of 3 merges at refined saddles \(\d at saddle points, \d at path tops, upper bounds\)",
                      stdout), stdout
+
+
+def test_a_data_set_given_by_a_relative_path_is_recorded_absolute(capsys, tmp_path, wells_file, monkeypatch):
+    # `diagnose` and `funnel` read the map's data set again, perhaps from another folder.
+    monkeypatch.chdir(tmp_path)
+    np.savez(tmp_path / "pts.npz", x=np.random.default_rng(0).uniform(-1.5, 1.5, size=(50, 2)))
+    out = tmp_path / "m.h5"
+    code, _, err = map_wells(capsys, wells_file, out, "--dataset", "npz:pts.npz", "--init", "noise")
+    assert code == 0, err
+    assert read_map(out).attrs["minima"]["dataset"] == f"npz:{tmp_path / 'pts.npz'}"

@@ -1,5 +1,6 @@
 """The ML learning loop: checkpoints, exact resume, data-parallel ranks, diagnostics output."""
 
+import math
 import os
 import re
 import shutil
@@ -91,6 +92,15 @@ def test_killed_run_resumes_to_the_same_parameters(tmp_path):
     ma, mb = read_metrics(run_dir_for(straight) / "metrics.csv"), read_metrics(run_dir_for(killed) / "metrics.csv")
     assert list(mb["step"]) == [1, 2, 3, 4, 5, 6]  # the log was cut back to step 3, then continued
     assert (ma["d_st"] == mb["d_st"]).all()
+    # the summary over the log's rows, those read back from the file included (written at
+    # 7 digits they moved d_st_std in its 8th): the log keeps every digit
+    from landscape.train.loop import _fmt_row
+
+    row = [7, 2.346603333738387, -1e-300, float("nan")]
+    back = [float(v) for v in _fmt_row(row)]
+    assert back[:3] == row[:3] and math.isnan(back[3])
+    assert {k: v for k, v in a["metrics"].items() if k != "seconds"} == \
+        {k: v for k, v in b["metrics"].items() if k != "seconds"}
 
 
 @pytest.mark.slow

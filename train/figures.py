@@ -379,6 +379,8 @@ def save_image_grid(
     from PIL import Image, ImageDraw, ImageFont
     from PIL.PngImagePlugin import PngInfo
 
+    from landscape.errors import LandscapeError
+
     if x.dim() != 4 or x.shape[1] not in (1, 3):
         raise ValueError(f"images must have shape [B, C, H, W] with C 1 or 3, got {list(x.shape)}")
     b, c, h, w = (int(s) for s in x.shape)
@@ -438,8 +440,14 @@ def save_image_grid(
         info = PngInfo()
         info.add_text("Title", caption)
     path = Path(path)
+    kind = Image.registered_extensions().get(path.suffix.lower())
+    if kind is None or kind not in Image.SAVE:
+        raise LandscapeError(f"{path}: cannot write a grid of images as {path.suffix or '(no suffix)'}: use .png")
     with atomic_path(path) as tmp:
-        img.save(os.fspath(tmp), format="PNG", pnginfo=info)
+        if kind == "PNG":
+            img.save(os.fspath(tmp), format="PNG", pnginfo=info)
+        else:
+            img.save(os.fspath(tmp), format=kind)
     return path
 
 

@@ -563,7 +563,7 @@ class _RunLog:
 
 
 def _fmt_row(row: list[float]) -> list[str]:
-    return [str(int(row[0]))] + [f"{v:.7g}" for v in row[1:]]
+    return [str(int(row[0]))] + [repr(float(v)) for v in row[1:]]  # (exact: a resumed run reads them back)
 
 
 def read_metrics(path: str | os.PathLike) -> dict[str, np.ndarray]:

@@ -104,7 +104,10 @@ def map_data(loaded: LoadedEnergy, config: Any, *, dataset: str | None = None,
              data_root: Path | None = None) -> tuple[Any, str | None]:
     """The training examples for chains from data (None when the chains start from noise
     only), and the data set's name: ``dataset``, else the checkpoint's."""
+    from landscape.data import canonical_name
+
     dataset = dataset or loaded.dataset
+    dataset = canonical_name(dataset) if dataset else dataset  # (recorded: a folder found from anywhere)
     init = config.init
     if init == "noise" or (init is None and not dataset):
         return None, dataset
@@ -514,6 +517,7 @@ def run_diagnose(
 
     import numpy as np
 
+    from landscape.data import canonical_name
     from landscape.train.energies import energy_for_map, load_data_like
     from landscape.io.files import output_lock
     from landscape.io.views import map_dataset
@@ -532,6 +536,7 @@ def run_diagnose(
         loaded = energy_for_map(map_path, content, model=model, energy=energy, network=network, weights=weights,
                                 device=device)
         dataset = dataset or map_dataset(content) or loaded.dataset
+        dataset = canonical_name(dataset) if dataset else dataset  # (recorded in the diagnosis)
         if not dataset:
             raise LandscapeError(
                 f"{map_path} records no data set: give the training data with --dataset NAME (npz:FILE for your own)"

@@ -218,7 +218,8 @@ def save_chain_figure(report: ChainReport, path: str | os.PathLike, energy: Ener
     captioned with the model, the chains' start and their number of steps.
 
     2-D data: chain starts and ends over the learned density (when ``energy`` is given),
-    titled the same way. Returns ``path``.
+    titled the same way; points of other dimensions: their first two coordinates (one:
+    histograms of it). Returns ``path``.
     """
     path = Path(path)
     if report.end.dim() == 4:
@@ -252,6 +253,26 @@ def save_chain_figure(report: ChainReport, path: str | os.PathLike, energy: Ener
         ax.legend(loc="upper right", fontsize=8)
         ax.set_title(wrap(title, 5.0, 10), fontsize=10)
         save_figure(fig, path)
-    else:
-        raise LandscapeError(f"no picture for examples of shape {list(report.end.shape[1:])}: use .npz output")
+    else:  # points of another dimension: their first two coordinates (one coordinate: histograms)
+        fig = new_figure(5.5, 5.0, layout="constrained")
+        ax = fig.add_subplot(1, 1, 1)
+        s, e = (t.reshape(t.shape[0], -1).double().numpy() for t in (report.start, report.end))
+        d = s.shape[1]
+        start = f"start ({START_NAMES.get(report.init, report.init)})"
+        if d == 1:
+            bins = np.histogram_bin_edges(np.concatenate([s[:, 0], e[:, 0]]), bins=30)
+            ax.hist(s[:, 0], bins=bins, color="0.6", alpha=0.6, label=start)
+            ax.hist(e[:, 0], bins=bins, color="red", alpha=0.5, label=f"after {report.steps} steps")
+            ax.set_xlabel("x")
+            ax.set_ylabel("chains")
+            what = ""
+        else:
+            ax.scatter(s[:, 0], s[:, 1], s=4, c="0.6", alpha=0.6, label=start)
+            ax.scatter(e[:, 0], e[:, 1], s=4, c="red", alpha=0.7, label=f"after {report.steps} steps")
+            ax.set_xlabel("x1")
+            ax.set_ylabel("x2")
+            what = f" (coordinates 1 and 2 of {d})"
+        ax.legend(loc="upper right", fontsize=8)
+        ax.set_title(wrap(chain_title(report, energy) + what, 5.0, 10), fontsize=10)
+        save_figure(fig, path)
     return path

@@ -24,6 +24,7 @@ import os
 import pickle
 import re
 import socket
+import warnings
 import zipfile
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, suppress
@@ -272,19 +273,45 @@ def load_torch(path: str | os.PathLike, what: str = "file") -> Any:
     if path.is_dir():
         raise LandscapeError(f"{path}: is a directory, expected a {what}")
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # (torch warns of pickle protocols it did not write, then refuses or reads)
+            warnings.simplefilter("ignore")
+            return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         found = re.search(r"unsupported global:? (?:GLOBAL )?(\S+)", str(exc), flags=re.IGNORECASE)
-        if found:  # the file asks to import and call code: never run it
+        name = found.group(1) if found else _pickled_global(path)
+        if name:  # the file asks to import and call code: never run it
             hint = "; save tensors only (torch.save(model.state_dict(), path))" if what == "state dict" else ""
             raise LandscapeError(
-                f"{path}: refused to load: it asks to run code (it pickles {found.group(1)}); a {what} holds only "
+                f"{path}: refused to load: it asks to run code (it pickles {name}); a {what} holds only "
                 f"tensors and plain data{hint}"
             ) from None
         raise LandscapeError(f"{path}: not a readable PyTorch {what}: refused to load it as tensors and plain "
                              "data (weights_only=True; corrupt, or pickled objects)") from None
     except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError, KeyError, IndexError) as exc:
         raise LandscapeError(f"{path}: not a readable PyTorch {what} (corrupt or truncated): {_one_line(exc)}") from None
+
+
+def _pickled_global(path: Path, limit: int = 1 << 16) -> str | None:
+    """The first code a plain pickle file names for import (``module.name``), read from its
+    opcodes without running any (:func:`pickletools.genops`; at most ``limit`` of them), or
+    None: a pickle of a protocol torch's reader stops at before it meets the import."""
+    import pickletools
+
+    strings: list[str] = []
+    try:
+        with open(path, "rb") as f:
+            for k, (op, arg, _) in enumerate(pickletools.genops(f)):
+                if k >= limit:
+                    return None
+                if op.name in ("GLOBAL", "INST"):
+                    return str(arg).replace(" ", ".")
+                if op.name == "STACK_GLOBAL" and len(strings) >= 2:
+                    return f"{strings[-2]}.{strings[-1]}"
+                if isinstance(arg, str):
+                    strings.append(arg)
+    except Exception:  # noqa: BLE001 (not a plain pickle, or a damaged one: nothing to name)
+        return None
+    return None
 
 
 def json_safe(obj: Any, *, keep_nonfinite: bool = False) -> Any:
