@@ -118,8 +118,9 @@ def test_minima_kinds_and_data_range(make_map):
     assert minima_kind(vector_content(make_map, 5)) == "vector"
     with pytest.raises(LandscapeError, match=r"1 \(grey\) or 3 \(RGB\) channels"):
         minima_kind(image_content(make_map, channels=2))
-    with pytest.raises(LandscapeError, match=r"cannot draw minima of shape \(1,\)"):
-        minima_kind(vector_content(make_map, 1))
+    assert minima_kind(vector_content(make_map, 1)) == "vector"  # (drawn at their energies)
+    with pytest.raises(LandscapeError, match=r"cannot draw minima of shape \(2, 2, 2, 2\)"):
+        minima_kind(make_map(np.zeros((2, 2, 2, 2, 2)), [0.0, 1.0], source="x"))
     assert data_range(wells_content(make_map, paths=False, grid=False)) == (-2.0, 2.0)  # the attr
     v = vector_content(make_map, 3)
     v.attrs["minima"].pop("data_range")
@@ -154,7 +155,8 @@ def test_representatives_of_images(tmp_path, make_map):
     text = svg_text(lambda p: plot_representatives(content, p, max_basins=3), tmp_path / "reps.svg")
     assert "lowest 3 of 4 basins" in text and "#0  E=-3" in text and "#3" not in text
     text = svg_text(lambda p: plot_representatives(content, p), tmp_path / "all.svg")
-    assert "#3  E=-1  spurious" in text and "2 min, 19 hits" in text  # basin 3: minima 8, 9
+    assert "#3  E=-1" in text and "2 min, 19 hits" in text  # basin 3: minima 8, 9
+    assert "(red: flagged spurious)" in text
     assert not list(tmp_path.glob(".*"))  # no temporary files left behind
 
 
@@ -163,8 +165,9 @@ def test_representatives_of_vectors(tmp_path, make_map):
     assert_png(plot_representatives(vector_content(make_map, 50), tmp_path / "heat.png"))
     with pytest.raises(LandscapeError, match="2-D points"):
         plot_representatives(wells_content(make_map), tmp_path / "x.png")
-    with pytest.raises(LandscapeError, match=r"cannot draw minima of shape \(1,\)"):
-        plot_representatives(vector_content(make_map, 1), tmp_path / "x.png")
+    assert_png(plot_representatives(vector_content(make_map, 1), tmp_path / "line.png"))
+    with pytest.raises(LandscapeError, match=r"cannot draw minima of shape \(2, 2, 2, 2\)"):
+        plot_representatives(make_map(np.zeros((2, 2, 2, 2, 2)), [0.0, 1.0], source="x"), tmp_path / "x.png")
     with pytest.raises(LandscapeError, match="channels"):
         plot_representatives(image_content(make_map, channels=2), tmp_path / "x.png")
     assert not (tmp_path / "x.png").exists()

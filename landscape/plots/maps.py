@@ -153,6 +153,8 @@ def _image_grid(content: MapContent, part: Partition, order: np.ndarray, title: 
     else:
         box_w, box_h = size_inches(target)
     fontsize = 9 if not in_axes else 10
+    if spurious[order].any():
+        title += " (red: flagged spurious)"
     title = wrap(title, box_w, fontsize)
     head = _head(title) if not in_axes else 0.0  # an axes' title sits above its box
     h, w = np.shape(content.minima_x)[-2:]
@@ -170,8 +172,8 @@ def _image_grid(content: MapContent, part: Partition, order: np.ndarray, title: 
         r, c = divmod(slot, ncols)
         ax = place(left0 + c * (img_w + _GAP), box_h - head - (r + 1) * (img_h + _CAPTION + _GAP) + _GAP)
         show_image(ax, content.minima_x[int(part.representative[basin])], low, high)
-        caption = (
-            f"#{basin}  E={fmt(part.energy[basin])}{'  spurious' if spurious[basin] else ''}\n"
+        caption = (  # (flagged minima: red, named in the title; a third word overran the next caption)
+            f"#{basin}  E={fmt(part.energy[basin])}\n"
             f"{int(sizes[basin])} min, {int(hits[basin])} hit{'' if int(hits[basin]) == 1 else 's'}"
         )
         ax.set_title(caption, fontsize=7, color="red" if spurious[basin] else "black", pad=2)
