@@ -899,29 +899,39 @@ def _hat(x):
     return ((x[:, 0] ** 2 + x[:, 1] ** 2) - 1) ** 2 + 0.3 * x[:, 0] ** 2
 
 
+def _horseshoe(x):
+    # Minima at (+-1, 0) on a ring; a bump on the ring's top blocks the upper pass, one
+    # below the centre the straight line: the low pass, 0.518 high, is round the bottom.
+    # The string started on the straight line converges onto the upper pass (2.09).
+    r2 = x[:, 0] ** 2 + x[:, 1] ** 2
+    return (2.5 * (r2 - 1) ** 2 + 0.5 * x[:, 1] ** 2 + 2.0 * torch.exp(-(x[:, 0] ** 2 + (x[:, 1] - 1) ** 2) / 0.2)
+            + torch.exp(-(x[:, 0] ** 2 + (x[:, 1] + 0.4) ** 2) / 0.1))
+
+
 @pytest.mark.parametrize("scale", [1.0, 0.01])
 def test_settings_are_chosen_again_where_the_refinement_lowers_their_barriers(scale):
-    # The straight string stopped on the hat's top (1): T_AD 0.1, over which every chain
-    # walked across the true pass (0.2775 = 2.8 T_AD): 1 basin from the main level on.
-    # The refined tree's barrier sets T_AD again (0.02775) and the ladder runs again.
+    # T_AD was a tenth of the upper pass (0.209), over which every chain walked across the
+    # low one (0.518 = 2.5 T_AD): 1 basin at every pull. The refined tree's barrier sets
+    # T_AD again (0.0518) and the ladder runs again: 2 basins up to 3 units.
     notes: list[str] = []
 
     class Log(Reporter):
         def note(self, text):
             notes.append(text)
 
-    e = Energy(lambda x: scale * _hat(x), shape=2, data_range=(-2.0, 2.0), dtype=torch.float64)
+    e = Energy(lambda x: scale * _horseshoe(x), shape=2, data_range=(-2.0, 2.0), dtype=torch.float64)
     m = build_map(e, MapConfig(chains=64, rounds=1, grid=0), reporter=Log()).content
     assert m.n_minima == 2
-    np.testing.assert_allclose(m.tree.escape()[np.isfinite(m.tree.escape())], [0.2775 * scale], rtol=1e-6)
-    np.testing.assert_allclose(m.settings()["ad_temperature"], 0.02775 * scale, rtol=1e-6)
+    barrier = m.tree.escape()[np.isfinite(m.tree.escape())]
+    np.testing.assert_allclose(barrier, [0.518 * scale], rtol=1e-3)
+    np.testing.assert_allclose(m.settings()["ad_temperature"], 0.1 * barrier[0], rtol=1e-6)
     assert m.attrs["levels"]["settings_rounds"] == 2
     assert any("settings chosen again" in n for n in notes), notes
     assert [lv.n_basins for lv in m.levels if lv.multiplier <= 1] == [2, 2, 2, 2]
 
 
 def test_a_map_interrupted_in_its_second_round_of_settings_resumes_to_the_same_map(tmp_path):
-    e = Energy(_hat, shape=2, data_range=(-2.0, 2.0), dtype=torch.float64)
+    e = Energy(_horseshoe, shape=2, data_range=(-2.0, 2.0), dtype=torch.float64)
     cfg = MapConfig(chains=64, rounds=1, grid=0)
     whole = build_map(e, cfg).content
 
@@ -934,7 +944,7 @@ def test_a_map_interrupted_in_its_second_round_of_settings_resumes_to_the_same_m
                 if self.seen == 2:  # (the second round's ladder)
                     raise KeyboardInterrupt
 
-    out = tmp_path / "hat.h5"
+    out = tmp_path / "horseshoe.h5"
     with pytest.raises(KeyboardInterrupt):
         build_map(e, cfg, progress_file=out, reporter=StopInRoundTwo())
     saved = load_progress(out)
@@ -965,3 +975,24 @@ def test_a_float64_map_keeps_its_points_in_float64(tmp_path):
         again = far(torch.from_numpy(m.minima_x)).numpy()
     np.testing.assert_allclose(again, m.minima_energy, rtol=0, atol=1e-12)
     check_gives_back(e, m)  # (funnel_probe's and diagnose_map's check of the energy)
+
+
+def test_a_string_that_stops_on_a_maximum_of_higher_index_is_started_again_beside_it():
+    # The straight string between the hat's minima stops on its top, a maximum 1 high: a
+    # stationary point where the energy falls across the path too. It is no saddle (the
+    # tree said "saddle point" and 1): started again beside it, it finds the pass, 0.2775.
+    e = Energy(_hat, shape=2, data_range=(-2.0, 2.0), dtype=torch.float64)
+    m = build_map(e, MapConfig(chains=64, rounds=1, grid=0, ladder=(0.01,), alpha=0.01, ladder_extend=0)).content
+    np.testing.assert_allclose(m.barriers.refined[np.isfinite(m.barriers.refined)], [0.2775], rtol=1e-6)
+    assert m.barriers.saddle_point.all()
+    np.testing.assert_allclose(np.abs(m.tree_saddle[0]), [math.sqrt(0.85), 0.0], atol=1e-4)
+
+
+def test_the_top_of_a_hat_is_found_to_fall_across_the_path_and_a_saddle_is_not():
+    from landscape.mapping.barriers import descent_across
+
+    e = Energy(_hat, shape=2, data_range=(-2.0, 2.0), dtype=torch.float64)
+    tops = torch.tensor([[0.0, 0.0], [math.sqrt(0.85), 0.0]], dtype=torch.float64)
+    tangents = torch.tensor([[0.0, 1.0], [0.0, 1.0]], dtype=torch.float64)
+    d = descent_across(e, tops, tangents)
+    assert torch.allclose(d[0].abs(), torch.tensor([1.0, 0.0], dtype=torch.float64)) and torch.isnan(d[1]).all()

@@ -349,6 +349,90 @@ def _check_refine_progress(saved: RefineProgress, m: int, shape: tuple[int, ...]
         raise LandscapeError("the saved progress of the string method does not fit these pairs")
 
 
+#: Lanczos iterations of :func:`descent_across` (per string top, batched).
+ACROSS_ITERATIONS = 12
+#: A top is an upper bound, not a saddle, where the energy falls across the path at least
+#: this share as fast as along it (curvature across / curvature along).
+ACROSS_SHARE = 0.25
+
+
+def descent_across(energy: Energy, tops: torch.Tensor, tangents: torch.Tensor) -> torch.Tensor:
+    """Per string top (``tops`` [m, *shape]; ``tangents`` the path's direction there), the
+    unit direction across the path in which the energy falls (NaN rows where it does not).
+
+    A converged string's top is a stationary point where the energy falls along the path
+    both ways; at a saddle it rises in every direction across it. Where it falls across the
+    path too, at least :data:`ACROSS_SHARE` as fast, the top is a maximum of higher index
+    (a hat's top, which a string started on a line of symmetry does not leave), and the
+    pass lies to the side: the lowest curvature across the path, by Lanczos on Hessian-vector
+    products of the path's normal space (:data:`ACROSS_ITERATIONS`, a fixed start, so the
+    same tops give the same directions). Energies without second derivatives (kinks) have
+    none: no row is flagged.
+    """
+    from landscape.mapping.settings import hessian_vector
+
+    m = tops.shape[0]
+    out = torch.full((m, *tops.shape[1:]), math.nan, dtype=tops.dtype, device=tops.device)
+    d = tops[0].numel() if m else 0
+    if m == 0 or d < 2:
+        return out
+    t = tangents.reshape(m, -1).to(tops)
+    t = t / torch.linalg.vector_norm(t, dim=1, keepdim=True).clamp_min(torch.finfo(t.dtype).tiny)
+
+    def hv(v: torch.Tensor) -> torch.Tensor:
+        return hessian_vector(energy, tops, v.reshape(tops.shape)).reshape(m, -1).to(v)
+
+    def across(v: torch.Tensor) -> torch.Tensor:
+        return v - t * (t * v).sum(1, keepdim=True)
+
+    try:
+        along = (hv(t) * t).sum(1)
+        gen = torch.Generator(device="cpu").manual_seed(20261205)
+        v = across(torch.randn(m, d, generator=gen, dtype=torch.float64).to(tops))
+        v = v / torch.linalg.vector_norm(v, dim=1, keepdim=True).clamp_min(torch.finfo(v.dtype).tiny)
+        basis, alphas, betas = [v], [], []
+        k = min(ACROSS_ITERATIONS, d - 1)
+        for j in range(k):
+            w = across(hv(basis[-1]))
+            alphas.append((w * basis[-1]).sum(1))
+            for b in basis:  # (full reorthogonalisation: a dozen vectors)
+                w = w - b * (w * b).sum(1, keepdim=True)
+            if j + 1 < k:
+                beta = torch.linalg.vector_norm(w, dim=1)
+                betas.append(beta)
+                basis.append(w / beta.clamp_min(torch.finfo(w.dtype).tiny)[:, None])
+    except NotImplementedError:
+        return out
+    tri = torch.diag_embed(torch.stack(alphas, 1).double())
+    if betas:
+        off = torch.stack(betas, 1).double()
+        tri = tri + torch.diag_embed(off, 1) + torch.diag_embed(off, -1)
+    values, vectors = torch.linalg.eigh(tri)
+    lowest = values[:, 0]
+    direction = torch.einsum("mkd,mk->md", torch.stack(basis, 1).double(), vectors[:, : len(basis), 0])
+    flagged = (along.double() < 0) & (lowest < ACROSS_SHARE * along.double()) & torch.isfinite(lowest)
+    out[flagged] = direction[flagged].to(out).reshape(-1, *tops.shape[1:])
+    return out
+
+
+def _tangent_at(path: torch.Tensor, k: int) -> torch.Tensor:
+    """The direction of ``path`` [K, *shape] at its image ``k``."""
+    return path[min(k + 1, path.shape[0] - 1)] - path[max(k - 1, 0)]
+
+
+def _nudged(path: np.ndarray, top: int, direction: np.ndarray) -> np.ndarray:
+    """``path`` pushed off a higher-index top along ``direction`` by a quarter of its ends'
+    distance at the top, tapering to nothing at its ends (a string's start beside it)."""
+    flat = path.reshape(path.shape[0], -1)
+    steps = np.linalg.norm(np.diff(flat, axis=0), axis=1)
+    s = np.concatenate([[0.0], np.cumsum(steps)])
+    s = s / s[-1] if s[-1] > 0 else np.linspace(0.0, 1.0, path.shape[0])
+    at = float(np.clip(s[top], 1e-3, 1 - 1e-3))
+    bump = np.where(s <= at, np.sin(0.5 * np.pi * s / at), np.sin(0.5 * np.pi * (1 - s) / (1 - at)))
+    amplitude = 0.25 * float(np.linalg.norm(flat[-1] - flat[0]))
+    return path + (amplitude * bump).reshape(-1, *([1] * (path.ndim - 1))) * direction[None]
+
+
 def refine_pairs(
     energy: Energy,
     x: torch.Tensor,
@@ -371,8 +455,10 @@ def refine_pairs(
     Each string starts on the pair's recorded attraction-diffusion path where ``paths``
     has one (resampled to as many images as the record has points, up to ``max_images``
     [default: ``images``]), else on the segment. A string that ends too far above the estimate it started from (see
-    :meth:`PairTable.is_refined`) is run again with twice the images; the lower of the two
-    saddles counts. A string that converged gives its climbing image's energy (the
+    :meth:`PairTable.is_refined`) is run again with twice the images; so is one whose top
+    is a maximum of higher index, the energy falling across the path too
+    (:func:`descent_across`: no saddle, an upper bound), started again beside it; the lower
+    of the two barriers counts. A string that converged gives its climbing image's energy (the
     saddle); one that did not (a network's kinks, or its budget ran out) gives the highest
     energy on its polyline (:func:`~landscape.mapping.paths.polyline_max`), which may lie
     between its images: either way the barrier of a real path between the two minima.
@@ -441,7 +527,7 @@ def refine_pairs(
                     detail(f"{head}compiling the string method's step (once: 10-60 s)")
             pr = table.pairs[[rows[q] for q in chunk]]
             a, b = x[torch.from_numpy(pr[:, 0]).to(x.device)], x[torch.from_numpy(pr[:, 1]).to(x.device)]
-            init = [paths.get((int(i), int(j))) for i, j in pr]
+            init = [starts[q] if q in starts else paths.get((int(i), int(j))) for q, (i, j) in zip(chunk, pr)]
             init = [None if p is None else p[1:-1] for p in init]  # the record holds both ends
             k = min(max([k_images] + [p.shape[0] + 2 for p in init if p is not None]),
                     max(images if max_images is None else max_images, k_images))
@@ -480,6 +566,29 @@ def refine_pairs(
                     floor.copy(), np.array([STOPS.index(w) if w else -1 for w in stops], dtype=np.int64),
                     list(out_paths)))
 
+    starts: dict[int, torch.Tensor] = {}  # (strings started again beside a higher-index top)
+
+    def across(qs: list[int]) -> dict[int, np.ndarray]:
+        """Of the strings ``qs``, those whose top (its saddle_x on its path) has the energy
+        falling across the path: the direction (:func:`descent_across`). From the saved
+        arrays only, so a resumed run finds the same."""
+        qs = [q for q in qs if out_paths[q] is not None and np.isfinite(saddle_x[q]).all()]
+        if not qs:
+            return {}
+        found: dict[int, np.ndarray] = {}
+        for c in range(0, len(qs), batch):
+            part = qs[c : c + batch]
+            tops, tangents = [], []
+            for q in part:
+                path = torch.from_numpy(np.asarray(out_paths[q])).to(x.device, x.dtype)
+                k = int(torch.linalg.vector_norm((path - torch.from_numpy(saddle_x[q]).to(path)).reshape(
+                    path.shape[0], -1), dim=1).argmin())
+                tops.append(path[k])
+                tangents.append(_tangent_at(path, k))
+            directions = descent_across(energy, torch.stack(tops), torch.stack(tangents)).cpu().numpy()
+            found.update({q: d for q, d in zip(part, directions) if np.isfinite(d).all()})
+        return found
+
     phase, start = (0, 0) if resume_from is None else (resume_from.phase, resume_from.done)
     if phase == 0:
         run(list(range(m)), images, 0, start)
@@ -488,12 +597,24 @@ def refine_pairs(
         share = np.where(np.isfinite(table.alpha[rows]), CHAIN_SLACK, REFINED_SLACK) if m else np.zeros(0)
         slack = share * (estimate - floor) + 1e-6 * np.abs(estimate)
         above = [q for q in range(m) if saddle[q] > estimate[q] + slack[q]]
+        # (a top of higher index is no saddle: an upper bound, tried again beside it; all the
+        # strings tried again are looked at, so a resumed run's retries start where these did)
+        higher = across(sorted(set(above) | {q for q in range(m) if at_saddle[q]}))
+        for q in higher:
+            at_saddle[q] = False
+        above = sorted(set(above) | set(higher))
         start = 0
     else:
         above = list(resume_from.positions)
+        higher = across(above)
+    for q, direction in higher.items():
+        top = int(np.linalg.norm((out_paths[q] - saddle_x[q]).reshape(out_paths[q].shape[0], -1), axis=1).argmin())
+        starts[q] = torch.from_numpy(_nudged(out_paths[q], top, direction)).to(x.device, x.dtype)
     if above:
         retried = len(above)
         run(above, 2 * images, 1, start)
+        for q in across([q for q in above if at_saddle[q]]):
+            at_saddle[q] = False
     k_max = max([p.shape[0] for p in out_paths if p is not None], default=images)
     stacked = np.full((m, k_max, *shape), np.nan, dtype=kept)
     for q, p in enumerate(out_paths):
