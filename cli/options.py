@@ -357,7 +357,7 @@ TEMPERATURE_EXPLAIN = f"{LANGEVIN}; T = tau^2 for a noise scale tau, 0 is gradie
 DEVICE_HELP = "Where to run: cpu, cuda, cuda:N, or auto (a GPU when there is one)"
 SEED_HELP = "Random seed"
 FORCE_HELP = "Overwrite existing output files"
-QUIET_HELP = "No progress bars."
+QUIET_HELP = "No progress bars, nor the notes of what a stage found; warnings (the energy's precision) still go to stderr."
 JSON_HELP = "Print the result as JSON on stdout instead of text"
 DATASET_HELP = "Data set"
 DATASET_EXPLAIN = "rings, 8gaussians, digits, mnist, cifar10, flowers, folder:PATH or npz:PATH"

@@ -338,3 +338,16 @@ def test_a_data_set_given_by_a_relative_path_is_recorded_absolute(capsys, tmp_pa
     code, _, err = map_wells(capsys, wells_file, out, "--dataset", "npz:pts.npz", "--init", "noise")
     assert code == 0, err
     assert read_map(out).attrs["minima"]["dataset"] == f"npz:{tmp_path / 'pts.npz'}"
+
+
+def test_a_precision_warning_survives_quiet_and_is_kept_in_the_map(capsys, tmp_path):
+    # The four wells moved to x = 1e6 in float32: coordinates there step by 0.0625.
+    pot = tmp_path / "far.py"
+    pot.write_text(WELLS + "\n\ndef far(x):\n    return wells(x - 1e6)\n")
+    out = tmp_path / "far.h5"
+    code, _, err = run(capsys, "map", "--energy", f"{pot}:far", "--shape", "2", "--box", "999998.4", "1000001.6",
+                       "--chains", "16", "--out", out, "--quiet", *FAST_AD, "--ladder", "0.1", "--ladder-extend", "0")
+    assert code == 0, err
+    assert "warning: the box's coordinates near 1e+06 resolve steps of 0.062 in float32" in err
+    code, said, _ = run(capsys, "info", out)
+    assert code == 0 and "precision" in said and "map in float64 (--float64)" in said
