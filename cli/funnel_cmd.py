@@ -77,7 +77,8 @@ def _noise_levels(ctx: click.Context, param: click.Parameter, value: str) -> str
 @compile_option("Steps compiled: the probe's Langevin chains, and the attraction-diffusion and strings of new "
                 "minima.")
 @click.option("--resume", is_flag=True, help="Continue an interrupted probe of the same settings.")
-@force_option("(replaces the map's existing funnel probe and figure)")
+@force_option("(replaces the map's existing funnel probe and figure; the minima an earlier probe mapped into it "
+              "stay, as minima of the energy)")
 @json_option()
 @quiet_option()
 def funnel_cmd(target, map_option, energy, network, weights, noise, noise_unit, chains, steps, eps, init, dataset, data_root, plot, refine,
