@@ -233,6 +233,26 @@ def test_a_full_disk_is_named_and_the_map_already_there_is_kept(capsys, wells, s
     assert h5_digest(out) == before
 
 
+@pytest.mark.parametrize("room", [8, 24, 48])
+def test_a_disk_that_fills_while_progress_is_saved_ends_in_one_line_in_a_process_of_its_own(wells, small_disk, room):
+    # HDF5 writing straight to the full disk left a file it could neither finish nor
+    # close: h5py tracebacks, then a segmentation fault as the interpreter exited (139;
+    # with 8 and 24 KiB of room), or "unexpected RuntimeError" (48 KiB).
+    (small_disk / "filler").write_bytes(b"\0" * (small_disk_free(small_disk) - (room << 10)))
+    done = subprocess.run([*landscape(), "map", "--energy", str(wells / "pot.py") + ":wells", "--shape", "2",
+                           "--box", "-1.6", "1.6", "--float64", *QUICK, "--out", str(small_disk / "w.h5")],
+                          capture_output=True, text=True, timeout=300, cwd=wells)
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert done.returncode == 1 and len(lines) == 1, done.stderr
+    assert "no space left on the disk" in lines[0]
+    assert not [p.name for p in small_disk.iterdir() if p.name.startswith(".")]  # (no temporary file, no lock)
+
+
+def small_disk_free(folder: Path) -> int:
+    st = __import__("os").statvfs(folder)
+    return st.f_bavail * st.f_frsize
+
+
 def test_a_read_only_folder_is_named_before_any_work(capsys, wells, read_only):
     code, _, err = map_wells(capsys, read_only / "w.h5")
     assert_one_line_error(code, err, rf"cannot write {read_only / 'w.h5'}: .* is on a read-only file system")

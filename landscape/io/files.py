@@ -4,6 +4,8 @@
   target only once complete (after ``fsync``), so a killed run never leaves half a file
   and an existing file is replaced only by a complete one (maps, progress files,
   checkpoints, pictures, reports, logs);
+- :func:`new_hdf5`: the same for HDF5 files, built in memory where they fit, so a full
+  disk fails a plain write;
 - :func:`output_lock`: one writer per output: an ``fcntl`` lock held for a whole command,
   so a second run on the same map or checkpoint gets a one-line error naming the holder's
   pid instead of silently racing it; it also removes the temporary files a killed run left;
@@ -67,6 +69,51 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         if named is not None:
             raise named from None
         raise
+
+
+#: HDF5 files up to this size (bytes, by their caller's estimate) are built in memory and
+#: written with plain file writes (:func:`new_hdf5`).
+HDF5_IN_MEMORY = 512 << 20
+
+
+@contextmanager
+def new_hdf5(path: str | os.PathLike, size_hint: int = 0) -> Iterator[Any]:
+    """A new HDF5 file (an ``h5py.File`` open for writing) that becomes ``path`` only once
+    complete (:func:`atomic_path`).
+
+    Built in memory and then written with plain file writes, where ``size_hint`` (the
+    bytes it will hold, about) is at most :data:`HDF5_IN_MEMORY`: a disk that fills up
+    then fails one ``write`` call, a one-line error. HDF5 writing straight to a full disk
+    left its library holding a file it could neither finish nor close, which printed
+    tracebacks and crashed the interpreter at exit. Larger files are written straight
+    after a check that the disk has room for them.
+    """
+    import io
+
+    import h5py
+
+    with atomic_path(path) as tmp:
+        if size_hint <= HDF5_IN_MEMORY:
+            buffer = io.BytesIO()
+            with h5py.File(buffer, "w") as f:
+                yield f
+            with open(tmp, "wb") as out:
+                out.write(buffer.getbuffer())
+        else:
+            free = disk_free(tmp.parent)
+            if free is not None and free < size_hint + (16 << 20):
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(tmp))
+            with h5py.File(tmp, "w-") as f:
+                yield f
+
+
+def disk_free(folder: Path) -> int | None:
+    """Bytes free on the disk of ``folder`` for this user (None where it cannot tell)."""
+    try:
+        st = os.statvfs(folder)
+    except OSError:
+        return None
+    return st.f_bavail * st.f_frsize
 
 
 def make_folder(path: Path) -> None:

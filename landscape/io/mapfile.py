@@ -33,7 +33,7 @@ from scipy.cluster import hierarchy
 from landscape import checks
 from landscape.checks import require
 from landscape.errors import LandscapeError
-from landscape.io.files import atomic_path, first_line, to_json
+from landscape.io.files import first_line, new_hdf5, to_json
 from landscape.io.records import (
     ATTRACTION,
     DiagnosisData,
@@ -951,6 +951,6 @@ def rewrite_map(path: str | Path, content: MapContent) -> Path:
 
 @contextmanager
 def _atomic_h5(path: Path) -> Iterator[h5py.File]:
-    """A new HDF5 file that becomes ``path`` only once complete (:func:`landscape.io.files.atomic_path`)."""
-    with atomic_path(path) as tmp, h5py.File(tmp, "w-") as f:
+    """A new HDF5 file that becomes ``path`` only once complete (:func:`landscape.io.files.new_hdf5`)."""
+    with new_hdf5(path) as f:
         yield f

@@ -21,7 +21,7 @@ import h5py
 import numpy as np
 
 from landscape.errors import LandscapeError
-from landscape.io.files import atomic_path, first_line, to_json
+from landscape.io.files import first_line, new_hdf5, to_json
 
 __all__ = ["progress_path", "save_progress", "load_progress", "resume_progress", "clear_progress"]
 
@@ -79,7 +79,7 @@ def save_progress(map_path: str | Path, state: Mapping[str, Any], kind: str = "m
             plain[key] = value
     blob = to_json(plain, keep_nonfinite=True)
     out = progress_path(map_path, kind)
-    with atomic_path(out) as tmp, h5py.File(tmp, "w-") as f:
+    with new_hdf5(out, sum(a.nbytes for a in arrays.values()) + len(blob)) as f:
         f.attrs["schema"] = PROGRESS_SCHEMA
         f.attrs["schema_version"] = PROGRESS_VERSION
         f.attrs["saved"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
