@@ -64,11 +64,14 @@ class _Reader:
         return getattr(self._stream, name)
 
 
-def run_guarded(app: click.Command, argv: list[str] | None, debug: bool = False) -> int:
+def run_guarded(app: click.Command, argv: list[str] | None, debug: bool = False, last: bool = False) -> int:
     """Run ``app``; return its exit code. Errors print ``error: <one line>``: exit status
     1 for bad input, 2 for a usage error (with the command's help to look at), 130 for
     Ctrl-C and 143 for SIGTERM, both of which stop a run as Ctrl-C does (progress kept).
-    Output to a pipe closed early is dropped; the command goes on."""
+    Output to a pipe closed early is dropped; the command goes on. ``last``: the process
+    ends after it (the console entry point), so Ctrl-C and SIGTERM are ignored once the
+    command is over: a signal while the interpreter exits would end a run whose files are
+    written with 130 or 143 and no word."""
     previous = None
     if threading.current_thread() is threading.main_thread():
         previous = signal.signal(signal.SIGTERM, _terminate)
@@ -80,7 +83,10 @@ def run_guarded(app: click.Command, argv: list[str] | None, debug: bool = False)
     finally:
         if sys.stdout is not stdout and isinstance(sys.stdout, _Reader):
             sys.stdout = stdout
-        if previous is not None:
+        if last and threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                signal.signal(sig, signal.SIG_IGN)
+        elif previous is not None:
             signal.signal(signal.SIGTERM, previous)
 
 

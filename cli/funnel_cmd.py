@@ -134,4 +134,5 @@ def funnel_cmd(target, map_option, energy, network, weights, noise, noise_unit, 
     if run.dropped_diagnosis:
         click.echo(f"the map's diagnosis described its old minima and was removed: run landscape diagnose {run.map_path}")
     click.echo(describe(f))
-    click.echo(f"wrote /funnel to {run.map_path}, figure {run.plot} ({run.seconds:.0f} s)")
+    if run.written:
+        click.echo(f"wrote /funnel to {run.map_path}, figure {run.plot} ({run.seconds:.0f} s)")

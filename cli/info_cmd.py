@@ -162,7 +162,7 @@ def _progress_info(path: Path, as_json: bool, kind: str = "map") -> None:
                                **dict(lines)}, indent=2))
         return
     click.echo(f"{'unfinished map ' if kind == 'map' else 'unfinished funnel probe of'} {path} (its progress in "
-               f"{partial.name}, saved {saved})")
+               f"{partial}, saved {saved})")
     for key, value in lines:
         click.echo(f"  {key:<10} {value}")
     click.echo(f"continue it: the same `landscape {'map' if kind == 'map' else 'funnel'}` command with --resume")

@@ -95,7 +95,7 @@ def main(argv: list[str] | None = None) -> None:
     from landscape.cli.errors import run_guarded
 
     argv = sys.argv[1:] if argv is None else argv
-    sys.exit(run_guarded(cli, argv or ["--help"], debug=os.environ.get("LANDSCAPE_DEBUG") == "1"))
+    sys.exit(run_guarded(cli, argv or ["--help"], debug=os.environ.get("LANDSCAPE_DEBUG") == "1", last=True))
 
 
 if __name__ == "__main__":

@@ -407,7 +407,7 @@ def test_a_probe_interrupted_while_mapping_its_new_minima_resumes_to_the_same_ma
         placed_new = sum(placed) - 5 * 2
         assert ("mapping/running_turn/info" in saved) == (where == "inside a batch")
     code, said, _ = run(capsys, "info", f"{path}.funnel.partial")  # what the progress holds, in words
-    assert code == 0 and said.startswith(f"unfinished funnel probe of {path} (its progress in two.h5.funnel.partial")
+    assert code == 0 and said.startswith(f"unfinished funnel probe of {path} (its progress in {path}.funnel.partial")
     assert "done       3 noise levels of chains run and quenched (20 chains each)" in said
     assert "mapping    6 new minima into the map of 2: done: barriers between neighbours, the new minima included" in said
     if where != "after the new neighbours":
@@ -492,6 +492,7 @@ def test_landscape_funnel_end_to_end(capsys, tmp_path, data):
     code, stdout, err = run(capsys, "funnel", out, "--chains", "40", "--steps", "300", "--plot", plot, "--resume")
     assert code == 0 and "its funnel probe of these settings is finished: nothing to resume" in stdout
     assert out.read_bytes() == before  # --resume with nothing to resume replaced nothing
+    assert "wrote /funnel" not in stdout  # (nor says it did)
     code, _, err = run(capsys, "funnel", out, "--dataset", "digits", "--force", "--quiet")
     assert_one_line_error(code, err, r"digits has examples of shape \[1, 8, 8\].*\[2\]")
     assert out.read_bytes() == before

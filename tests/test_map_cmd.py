@@ -56,7 +56,7 @@ def test_map_of_a_function_finds_the_four_wells_and_writes_the_schema(capsys, we
     with h5py.File(out, "r") as f:  # as a third-party tool reads it
         assert f.attrs["schema"] == "ebm-landscape/map" and f.attrs["schema_version"] == 2
         assert f["tree/linkage"].shape == (3, 4)
-        assert f["minima/x"].dtype == np.float32
+        assert f["minima/x"].dtype == np.float64  # (a map made in float64 keeps its points in float64)
         assert "description" in f["barriers/refined"].attrs
     assert not progress_path(out).exists()
     # An existing map is not overwritten without --force.
@@ -351,3 +351,23 @@ def test_a_precision_warning_survives_quiet_and_is_kept_in_the_map(capsys, tmp_p
     assert "warning: the box's coordinates near 1e+06 resolve steps of 0.062 in float32" in err
     code, said, _ = run(capsys, "info", out)
     assert code == 0 and "precision" in said and "map in float64 (--float64)" in said
+
+
+def test_a_signal_while_the_map_is_written_waits_for_it(capsys, tmp_path, wells_file, monkeypatch):
+    # A SIGTERM inside the write (h5py's clean-up callbacks drop a handler's exception: the
+    # run went on and exited 0) is held until the map is written and its progress cleared.
+    import signal
+
+    from landscape.io import mapfile
+
+    write = mapfile._write_content
+
+    def interrupted(*args, **kwargs):
+        signal.raise_signal(signal.SIGTERM)
+        return write(*args, **kwargs)
+
+    monkeypatch.setattr(mapfile, "_write_content", interrupted)
+    out = tmp_path / "w.h5"
+    code, _, err = map_wells(capsys, wells_file, out)
+    assert code == 143 and err.strip() == "error: terminated (SIGTERM)", err
+    assert read_map(out).n_minima == 4 and not progress_path(out).exists()

@@ -432,7 +432,7 @@ def test_a_map_interrupted_inside_attraction_diffusion_resumes_to_the_uninterrup
             build_map(e, cfg, progress_file=out)  # (without --resume: refused, the progress kept)
         save_progress(out, {"levels_done": 1, "level0/energy": np.zeros(3)}, kind="funnel")
         code, said, _ = run(capsys, "info", f"{out}.funnel.partial")  # (the funnel's own test has one part-way)
-        assert code == 0 and said.startswith(f"unfinished funnel probe of {out} (its progress in w.h5.funnel.partial")
+        assert code == 0 and said.startswith(f"unfinished funnel probe of {out} (its progress in {out}.funnel.partial")
         assert "done       1 noise level of chains run and quenched (3 chains each)" in said
         info = saved["running_turn/info"]
         for key, value, error in (("running_turn/rows", np.array([10**6]), "batch does not fit"),

@@ -36,7 +36,7 @@ from landscape import data as datasets
 from landscape import Energy, __version__, sample
 from landscape.energy import use_cpu_threads
 from landscape.errors import LandscapeError, NonFiniteEnergyError
-from landscape.io.files import atomic_path, output_lock
+from landscape.io.files import atomic_path, output_lock, writing
 from landscape.plots.common import chain_caption
 from landscape.distributed import Dist
 from landscape.distributed import join as join_job
@@ -177,8 +177,9 @@ def _train(
     if env.main:
         if overwrite and state is None:
             shutil.rmtree(run_dir, ignore_errors=True)
-        run_dir.mkdir(parents=True, exist_ok=True)
-        (run_dir / "config.json").write_text(json.dumps(config.to_dict(), indent=2) + "\n")
+        with writing(run_dir / "config.json"):
+            run_dir.mkdir(parents=True, exist_ok=True)
+            (run_dir / "config.json").write_text(json.dumps(config.to_dict(), indent=2) + "\n")
     log = _RunLog(run_dir / "metrics.csv", start, env.main)
     eps = config.sampler.epsilon
     t0 = time.perf_counter()
@@ -537,7 +538,7 @@ class _RunLog:
     def flush(self) -> None:
         if not self.enabled or not self.pending:
             return
-        with open(self.path, "a", newline="") as f:
+        with writing(self.path), open(self.path, "a", newline="") as f:
             csv.writer(f).writerows([_fmt_row(r) for r in self.pending])
         self.pending = []
 

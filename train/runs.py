@@ -148,7 +148,7 @@ def run_map(loaded: LoadedEnergy, config: Any, out: Path, *, data: Any = None, d
     from contextlib import ExitStack
 
     from landscape.distributed import current, from_main
-    from landscape.io.files import held_by, output_lock
+    from landscape.io.files import held_by, output_lock, signals_deferred
     from landscape.io.progress import clear_progress, progress_path
     from landscape.mapping.funnel import PROGRESS_KIND as FUNNEL_PROGRESS
     from landscape.mapping.pipeline import build_map
@@ -200,16 +200,17 @@ def run_map(loaded: LoadedEnergy, config: Any, out: Path, *, data: Any = None, d
         content.attrs["minima"]["dataset"] = dataset or ""
         if not main:
             return content, time.perf_counter() - t0
-        try:
-            result.write(out, source=source)
-        except LandscapeError as err:
-            if not progress_path(out).exists():
-                raise
-            raise LandscapeError(
-                f"{err}; the finished stages are kept in {progress_path(out)}: rerun with --resume"
-            ) from None
-        clear_progress(out)
-        clear_progress(out, FUNNEL_PROGRESS)  # (a probe of the map this one replaced)
+        with signals_deferred():  # (the map written and its progress cleared together)
+            try:
+                result.write(out, source=source)
+            except LandscapeError as err:
+                if not progress_path(out).exists():
+                    raise
+                raise LandscapeError(
+                    f"{err}; the finished stages are kept in {progress_path(out)}: rerun with --resume"
+                ) from None
+            clear_progress(out)
+            clear_progress(out, FUNNEL_PROGRESS)  # (a probe of the map this one replaced)
         return content, time.perf_counter() - t0
 
 
@@ -300,6 +301,8 @@ class FunnelRun:
     plot: Path
     seconds: float
     dropped_diagnosis: bool
+    #: False where there was nothing to do (--resume over a finished probe): nothing written.
+    written: bool = True
 
 
 def run_funnel(
@@ -341,7 +344,7 @@ def run_funnel(
     from landscape.mapping.funnel import PROGRESS_KIND, FunnelResult, funnel_probe
     from landscape.io.mapfile import read_map, rewrite_map, update_map
     from landscape.io.progress import clear_progress, progress_path
-    from landscape.io.files import output_lock
+    from landscape.io.files import output_lock, signals_deferred
 
     map_path, model = locate(target, map_option)
     # the whole probe holds the map; it is validated and probed first, written last
@@ -380,7 +383,7 @@ def run_funnel(
             attrs = content.funnel.attrs
             done = FunnelResult(content, content.funnel, int(attrs.get("new_minima", 0)),
                                 int(attrs.get("new_basins", 0)))
-            return FunnelRun(map_path, content, done, plot, 0.0, False)
+            return FunnelRun(map_path, content, done, plot, 0.0, False, written=False)
         data = None if from_data is None else load_data_like(from_data, data_root, loaded.energy.shape,
                                                               loaded.data_limit(from_data, 10000))
         if not quiet:
@@ -401,12 +404,13 @@ def run_funnel(
         finally:
             bars.close()
         dropped = result.new_minima > 0 and content.diagnosis is not None
-        plot_funnel(result.content, plot)
-        if result.new_minima:
-            rewrite_map(map_path, result.content)
-        else:
-            update_map(map_path, funnel=result.funnel)
-        clear_progress(map_path, PROGRESS_KIND)
+        with signals_deferred():  # (the figure and the map together: a signal waits for both)
+            plot_funnel(result.content, plot)
+            if result.new_minima:
+                rewrite_map(map_path, result.content)
+            else:
+                update_map(map_path, funnel=result.funnel)
+            clear_progress(map_path, PROGRESS_KIND)
         written = read_map(map_path)
         return FunnelRun(map_path, written, result, plot, time.perf_counter() - t0, dropped)
 
@@ -519,7 +523,7 @@ def run_diagnose(
 
     from landscape.data import canonical_name
     from landscape.train.energies import energy_for_map, load_data_like
-    from landscape.io.files import output_lock
+    from landscape.io.files import output_lock, signals_deferred
     from landscape.io.views import map_dataset
     from landscape.plots.funnel import plot_funnel
     from landscape.diagnosis.spurious import DiagnosisRule, diagnose_map
@@ -551,8 +555,9 @@ def run_diagnose(
             if diagnosed.funnel is not None:
                 extra.append(("The funnel probe (landscape funnel): where chains end as the noise grows",
                               plot_funnel(diagnosed, Path(tmp) / "funnel.png")))
-            write_report(report, diagnosed, diagnosis, data_x.numpy(), extra_figures=extra)
-        update_map(map_path, diagnosis=data)
+            with signals_deferred():  # (the report and the map together: a signal waits for both)
+                write_report(report, diagnosed, diagnosis, data_x.numpy(), extra_figures=extra)
+                update_map(map_path, diagnosis=data)
         return DiagnoseRun(read_map(map_path), diagnosis, dataset, report)
 
 

@@ -37,10 +37,52 @@ from uuid import uuid4
 from landscape.errors import LandscapeError
 
 
+#: How deep :func:`signals_deferred` blocks are nested, and the signals held back.
+_DEFERRED: dict[str, Any] = {"depth": 0, "held": [], "previous": {}}
+
+
+@contextmanager
+def signals_deferred() -> Iterator[None]:
+    """Hold Ctrl-C and SIGTERM back while the block writes a result, and deliver them
+    (to the handlers there were before) once it is done.
+
+    A signal's handler raises its exception wherever the interpreter is, and inside h5py's
+    clean-up callbacks that exception is printed and dropped: a SIGTERM that came while a
+    map was written was lost (the run went on and exited 0, a traceback in its log). And a
+    command writing two outputs together (a map and its figure) must not stop between
+    them. Only in the main thread (signals are delivered there); blocks nest.
+    """
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    state = _DEFERRED
+    if state["depth"] == 0:
+        state["held"] = []
+
+        def hold(signum: int, frame: Any) -> None:
+            state["held"].append(signum)
+
+        state["previous"] = {sig: signal.signal(sig, hold) for sig in (signal.SIGINT, signal.SIGTERM)}
+    state["depth"] += 1
+    try:
+        yield
+    finally:
+        state["depth"] -= 1
+        if state["depth"] == 0:
+            for sig, handler in state["previous"].items():
+                signal.signal(sig, signal.SIG_DFL if handler is None else handler)
+            for signum in dict.fromkeys(state["held"]):  # (each signal once, in the order they came)
+                signal.raise_signal(signum)
+
+
 @contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside ``path`` (same suffix); on success, flush it to disk
-    and rename it onto ``path``.
+    and rename it onto ``path``. Ctrl-C and SIGTERM wait until the file is written
+    (:func:`signals_deferred`).
 
     Creates the parent folder. On any exception (KeyboardInterrupt included) the temporary
     file is removed and the file at ``path``, if any, is left as it was.
@@ -53,22 +95,23 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     path = Path(path)
     make_folder(path)
     tmp = path.with_name(f".{path.stem}.{uuid4().hex[:12]}.tmp{path.suffix}")
-    try:
-        yield tmp
-        if tmp.exists():
-            fd = os.open(tmp, os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-        os.replace(tmp, path)
-    except BaseException as exc:
-        with suppress(OSError):
-            tmp.unlink()
-        named = disk_error(exc, path, tmp)
-        if named is not None:
-            raise named from None
-        raise
+    with signals_deferred():  # (a result is written whole, or not at all; a signal after it)
+        try:
+            yield tmp
+            if tmp.exists():
+                fd = os.open(tmp, os.O_RDONLY)
+                try:
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
+            os.replace(tmp, path)
+        except BaseException as exc:
+            with suppress(OSError):
+                tmp.unlink()
+            named = disk_error(exc, path, tmp)
+            if named is not None:
+                raise named from None
+            raise
 
 
 #: HDF5 files up to this size (bytes, by their caller's estimate) are built in memory and
@@ -114,6 +157,19 @@ def disk_free(folder: Path) -> int | None:
     except OSError:
         return None
     return st.f_bavail * st.f_frsize
+
+
+@contextmanager
+def writing(path: str | os.PathLike) -> Iterator[None]:
+    """Disk errors while the block writes ``path`` in place (a log appended to) as one line
+    naming it (:func:`disk_error`); an ``OSError`` writing a file has no file name in it."""
+    try:
+        yield
+    except OSError as exc:
+        named = disk_error(exc, Path(path), Path(path).parent)
+        if named is None:
+            raise
+        raise named from None
 
 
 def make_folder(path: Path) -> None:

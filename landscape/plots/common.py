@@ -18,6 +18,7 @@ killed run never leaves half a picture; the format follows the file's suffix (``
 
 from __future__ import annotations
 
+import logging
 import math
 import textwrap
 from pathlib import Path
@@ -27,6 +28,11 @@ import numpy as np
 
 from landscape.errors import LandscapeError
 from landscape.io.files import atomic_path
+
+# A font cache left by another matplotlib names fonts this one cannot find: each lookup
+# logged "findfont: Font family ... not found" (21 lines in a training run's log), while the
+# figure falls back to the default font either way.
+logging.getLogger("matplotlib.font_manager").setLevel(logging.ERROR)
 
 __all__ = [
     "START_NAMES",
