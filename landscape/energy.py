@@ -342,7 +342,7 @@ def check_gives_back(energy: Energy, content: Any, *, named: str | None = None, 
     """LandscapeError unless ``energy`` gives back the energies a map (``content``, a
     :class:`~landscape.io.records.MapContent`) records at its lowest minima (8 at most),
     within 1e-4 of the map's energy scale (its minima's energies and spread, and its
-    tree's height above the lowest: a map stores its minima in float32): a check that it
+    tree's height above the lowest: a float32 map stores its minima in float32): a check that it
     is the energy the map was made of, before a probe, a diagnosis or new minima are
     worked out with another one.
 
@@ -364,8 +364,11 @@ def check_gives_back(energy: Energy, content: Any, *, named: str | None = None, 
         if not np.isfinite(u[i]):
             raise LandscapeError(f"{named} gives a non-finite energy ({u[i]}) at {where}'s minimum {int(pick[i])}, "
                                  f"where the map records {e[pick[i]]:.6g}")
+        rounded = energy.dtype == torch.float64 and np.asarray(x).dtype == np.float32
         raise LandscapeError(f"{named} is not the energy {where} was made of: at the map's minimum {int(pick[i])} it "
-                             f"gives {u[i]:.6g}, the map records {e[pick[i]]:.6g}")
+                             f"gives {u[i]:.6g}, the map records {e[pick[i]]:.6g}"
+                             + ("; or the map keeps float32 points of a float64 energy (a map made before "
+                                "float64 maps kept theirs), rounded off its minima: map it again" if rounded else ""))
 
 
 def _example_shape(shape: Any) -> tuple[int, ...]:

@@ -975,6 +975,12 @@ def test_a_float64_map_keeps_its_points_in_float64(tmp_path):
         again = far(torch.from_numpy(m.minima_x)).numpy()
     np.testing.assert_allclose(again, m.minima_energy, rtol=0, atol=1e-12)
     check_gives_back(e, m)  # (funnel_probe's and diagnose_map's check of the energy)
+    from dataclasses import replace
+
+    old = replace(m, minima_x=m.minima_x.astype(np.float32))  # (as maps made before kept them)
+    with pytest.raises(LandscapeError, match=r"is not the energy .* keeps float32 points of a float64 energy .*"
+                                             r"map it again"):
+        check_gives_back(e, old)
 
 
 def test_a_string_that_stops_on_a_maximum_of_higher_index_is_started_again_beside_it():
@@ -996,3 +1002,48 @@ def test_the_top_of_a_hat_is_found_to_fall_across_the_path_and_a_saddle_is_not()
     tangents = torch.tensor([[0.0, 1.0], [0.0, 1.0]], dtype=torch.float64)
     d = descent_across(e, tops, tangents)
     assert torch.allclose(d[0].abs(), torch.tensor([1.0, 0.0], dtype=torch.float64)) and torch.isnan(d[1]).all()
+
+
+def _tilted_hat(x):
+    # The hat tilted by 0.1 x0^3: its passes differ (0.351 at x0 > 0, 0.194 at x0 < 0) and
+    # its top stays stationary across the straight line between the minima (0, +-1).
+    return ((x[:, 0] ** 2 + x[:, 1] ** 2) - 1) ** 2 + 0.3 * x[:, 0] ** 2 + 0.1 * x[:, 0] ** 3
+
+
+def test_strings_started_again_beside_a_top_go_the_same_way_fresh_or_resumed():
+    # The start of the search across the path was a row of a random matrix: the same string
+    # went another way in another batch position, as a resumed run puts it (0.351 for
+    # 0.194). Now every row starts alike, and the string goes where the energy falls faster.
+    from landscape.io.records import NEIGHBOUR, PairTable
+    from landscape.mapping.barriers import refine_pairs
+
+    e = Energy(_tilted_hat, shape=(2,), data_range=(-2.0, 2.0), dtype=torch.float64)
+    x = torch.tensor([[0.0, 1.0], [0.0, -1.0]] * 4, dtype=torch.float64)
+    table = PairTable(np.array([[2 * p, 2 * p + 1] for p in range(4)]), np.full(4, 10.0), np.full(4, np.nan),
+                      np.full(4, np.nan), np.full(4, NEIGHBOUR, dtype=np.uint8))
+    kw = dict(images=8, steps=200, climb_steps=50, batch=2)
+    saved = []
+    whole = refine_pairs(e, x, table, list(range(4)), on_batch=lambda get: saved.append(get()), **kw)
+    np.testing.assert_allclose(whole.saddle, 0.1942, atol=1e-4)
+    assert any(s.phase == 1 for s in saved[:-1])
+    for s in saved[:-1]:
+        np.testing.assert_array_equal(refine_pairs(e, x, table, list(range(4)), resume_from=s, **kw).saddle,
+                                      whole.saddle)
+
+
+def test_mirror_images_of_a_hat_near_the_box_s_face_give_the_same_barrier():
+    # Centred at x0 = +-1.7 in the box [-2, 2]: the string started beside the top left the
+    # box on one side (0.975 there, a path top; 0.280 on the other).
+    def shifted(sign):
+        def hat(x):
+            u, y = sign * (x[:, 0] - sign * 1.7), x[:, 1]
+            return ((u ** 2 + y ** 2) - 1) ** 2 + 0.3 * u ** 2 + 0.05 * y
+
+        return hat
+
+    got = []
+    for sign in (1.0, -1.0):
+        e = Energy(shifted(sign), shape=2, data_range=(-2.0, 2.0), dtype=torch.float64)
+        m = build_map(e, MapConfig(chains=64, rounds=1, grid=0, ladder=(0.01,), alpha=0.01, ladder_extend=0)).content
+        got.append(m.tree.escape()[np.isfinite(m.tree.escape())])
+    np.testing.assert_allclose(got[0], got[1], rtol=1e-6)

@@ -456,7 +456,7 @@ def write_map(
     c = _check(content)
     _check_read(c)  # never write a map the reader would refuse
     blobs = [_dumps(config), _dumps(source), _dumps(settings or {}), _dumps(seconds or {})]  # fail before disk
-    with _atomic_h5(path) as f:
+    with _atomic_h5(path, _nbytes(c)) as f:
         f.attrs["schema"] = SCHEMA
         f.attrs["schema_version"] = SCHEMA_VERSION
         f.attrs["created"] = utc_now()
@@ -874,7 +874,7 @@ def update_map(
     new_funnel = _funnel(funnel, b, n)
     new_diagnosis = _diagnosis(diagnosis, n)
     skip = {name for name, value in (("/funnel", new_funnel), ("/diagnosis", new_diagnosis)) if value is not None}
-    with _atomic_h5(path) as dst:
+    with _atomic_h5(path, path.stat().st_size + _nbytes([new_funnel, new_diagnosis])) as dst:
         with h5py.File(path, "r") as src:  # closed before the rename replaces it
             _copy_except(src, dst, skip)
         dst.attrs["updated"] = utc_now()
@@ -933,7 +933,7 @@ def rewrite_map(path: str | Path, content: MapContent) -> Path:
     _check_read(c)  # never write a map the reader would refuse
     with _open_map(path):
         pass  # a readable map of a known schema, or a one-line error
-    with _atomic_h5(path) as dst:
+    with _atomic_h5(path, path.stat().st_size + _nbytes(c)) as dst:  # (its unknown groups copied: at most)
         with h5py.File(path, "r") as src:
             for key, value in src.attrs.items():
                 dst.attrs[key] = value
@@ -950,7 +950,23 @@ def rewrite_map(path: str | Path, content: MapContent) -> Path:
 
 
 @contextmanager
-def _atomic_h5(path: Path) -> Iterator[h5py.File]:
-    """A new HDF5 file that becomes ``path`` only once complete (:func:`landscape.io.files.new_hdf5`)."""
-    with new_hdf5(path) as f:
+def _atomic_h5(path: Path, size: int) -> Iterator[h5py.File]:
+    """A new HDF5 file of about ``size`` bytes that becomes ``path`` only once complete
+    (:func:`landscape.io.files.new_hdf5`: in memory up to its limit)."""
+    with new_hdf5(path, size) as f:
         yield f
+
+
+def _nbytes(obj: Any, depth: int = 0) -> int:
+    """The bytes of the arrays in ``obj`` (a dataclass of arrays, lists of them), roughly."""
+    if isinstance(obj, np.ndarray):
+        return int(obj.nbytes)
+    if hasattr(obj, "detach"):
+        return int(obj.numel() * obj.element_size())
+    if depth > 3:
+        return 0
+    if isinstance(obj, (list, tuple)):
+        return sum(_nbytes(v, depth + 1) for v in obj)
+    if hasattr(obj, "__dataclass_fields__"):
+        return sum(_nbytes(getattr(obj, name), depth + 1) for name in obj.__dataclass_fields__)
+    return 0

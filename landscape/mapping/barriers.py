@@ -387,8 +387,9 @@ def descent_across(energy: Energy, tops: torch.Tensor, tangents: torch.Tensor) -
 
     try:
         along = (hv(t) * t).sum(1)
+        # (one start for every row: a string's direction does not depend on its batch)
         gen = torch.Generator(device="cpu").manual_seed(20261205)
-        v = across(torch.randn(m, d, generator=gen, dtype=torch.float64).to(tops))
+        v = across(torch.randn(1, d, generator=gen, dtype=torch.float64).to(tops).expand(m, d))
         v = v / torch.linalg.vector_norm(v, dim=1, keepdim=True).clamp_min(torch.finfo(v.dtype).tiny)
         basis, alphas, betas = [v], [], []
         k = min(ACROSS_ITERATIONS, d - 1)
@@ -420,9 +421,11 @@ def _tangent_at(path: torch.Tensor, k: int) -> torch.Tensor:
     return path[min(k + 1, path.shape[0] - 1)] - path[max(k - 1, 0)]
 
 
-def _nudged(path: np.ndarray, top: int, direction: np.ndarray) -> np.ndarray:
+def _nudged(path: np.ndarray, top: int, direction: np.ndarray,
+            box: tuple[float, float] | None = None) -> np.ndarray:
     """``path`` pushed off a higher-index top along ``direction`` by a quarter of its ends'
-    distance at the top, tapering to nothing at its ends (a string's start beside it)."""
+    distance at the top, tapering to nothing at its ends (a string's start beside it),
+    kept in the ``box``."""
     flat = path.reshape(path.shape[0], -1)
     steps = np.linalg.norm(np.diff(flat, axis=0), axis=1)
     s = np.concatenate([[0.0], np.cumsum(steps)])
@@ -430,7 +433,8 @@ def _nudged(path: np.ndarray, top: int, direction: np.ndarray) -> np.ndarray:
     at = float(np.clip(s[top], 1e-3, 1 - 1e-3))
     bump = np.where(s <= at, np.sin(0.5 * np.pi * s / at), np.sin(0.5 * np.pi * (1 - s) / (1 - at)))
     amplitude = 0.25 * float(np.linalg.norm(flat[-1] - flat[0]))
-    return path + (amplitude * bump).reshape(-1, *([1] * (path.ndim - 1))) * direction[None]
+    out = path + (amplitude * bump).reshape(-1, *([1] * (path.ndim - 1))) * direction[None]
+    return out if box is None else np.clip(out, box[0], box[1])
 
 
 def refine_pairs(
@@ -609,7 +613,12 @@ def refine_pairs(
         higher = across(above)
     for q, direction in higher.items():
         top = int(np.linalg.norm((out_paths[q] - saddle_x[q]).reshape(out_paths[q].shape[0], -1), axis=1).argmin())
-        starts[q] = torch.from_numpy(_nudged(out_paths[q], top, direction)).to(x.device, x.dtype)
+        sides = [_nudged(out_paths[q], top, sign * direction, energy.data_range) for sign in (1.0, -1.0)]
+        with torch.no_grad():  # (towards the side where the energy falls faster: the lower pass, likelier)
+            tops = torch.from_numpy(np.stack([p[top] for p in sides])).to(x.device, x.dtype)
+            u = energy(tops).double().cpu().numpy()
+        starts[q] = torch.from_numpy(sides[int(np.nanargmin(np.where(np.isfinite(u), u, np.inf)))]).to(
+            x.device, x.dtype)
     if above:
         retried = len(above)
         run(above, 2 * images, 1, start)
