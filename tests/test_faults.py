@@ -14,7 +14,7 @@ import pytest
 
 from conftest import assert_one_line_error, run
 from faults import MAP, SCENARIOS, h5_digest, killed_then_resumed, landscape, prepare, uninterrupted
-from landscape.io.files import lock_path, output_lock
+from landscape.io.files import disk_free, lock_path, output_lock
 
 #: A map small enough to make in-process in about a second.
 QUICK = ["--chains", "16", "--steps", "20", "--rounds", "1", "--ladder", "1", "--ladder-extend", "0",
@@ -238,7 +238,7 @@ def test_a_disk_that_fills_while_progress_is_saved_ends_in_one_line_in_a_process
     # HDF5 writing straight to the full disk left a file it could neither finish nor
     # close: h5py tracebacks, then a segmentation fault as the interpreter exited (139;
     # with 8 and 24 KiB of room), or "unexpected RuntimeError" (48 KiB).
-    (small_disk / "filler").write_bytes(b"\0" * (small_disk_free(small_disk) - (room << 10)))
+    (small_disk / "filler").write_bytes(b"\0" * (disk_free(small_disk) - (room << 10)))
     done = subprocess.run([*landscape(), "map", "--energy", str(wells / "pot.py") + ":wells", "--shape", "2",
                            "--box", "-1.6", "1.6", "--float64", *QUICK, "--out", str(small_disk / "w.h5")],
                           capture_output=True, text=True, timeout=300, cwd=wells)
@@ -246,11 +246,6 @@ def test_a_disk_that_fills_while_progress_is_saved_ends_in_one_line_in_a_process
     assert done.returncode == 1 and len(lines) == 1, done.stderr
     assert "no space left on the disk" in lines[0]
     assert not [p.name for p in small_disk.iterdir() if p.name.startswith(".")]  # (no temporary file, no lock)
-
-
-def small_disk_free(folder: Path) -> int:
-    st = __import__("os").statvfs(folder)
-    return st.f_bavail * st.f_frsize
 
 
 def test_a_read_only_folder_is_named_before_any_work(capsys, wells, read_only):

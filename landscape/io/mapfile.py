@@ -456,7 +456,7 @@ def write_map(
     c = _check(content)
     _check_read(c)  # never write a map the reader would refuse
     blobs = [_dumps(config), _dumps(source), _dumps(settings or {}), _dumps(seconds or {})]  # fail before disk
-    with _atomic_h5(path, _nbytes(c)) as f:
+    with new_hdf5(path, _nbytes(c)) as f:
         f.attrs["schema"] = SCHEMA
         f.attrs["schema_version"] = SCHEMA_VERSION
         f.attrs["created"] = utc_now()
@@ -874,7 +874,7 @@ def update_map(
     new_funnel = _funnel(funnel, b, n)
     new_diagnosis = _diagnosis(diagnosis, n)
     skip = {name for name, value in (("/funnel", new_funnel), ("/diagnosis", new_diagnosis)) if value is not None}
-    with _atomic_h5(path, path.stat().st_size + _nbytes([new_funnel, new_diagnosis])) as dst:
+    with new_hdf5(path, path.stat().st_size + _nbytes([new_funnel, new_diagnosis])) as dst:
         with h5py.File(path, "r") as src:  # closed before the rename replaces it
             _copy_except(src, dst, skip)
         dst.attrs["updated"] = utc_now()
@@ -933,7 +933,7 @@ def rewrite_map(path: str | Path, content: MapContent) -> Path:
     _check_read(c)  # never write a map the reader would refuse
     with _open_map(path):
         pass  # a readable map of a known schema, or a one-line error
-    with _atomic_h5(path, path.stat().st_size + _nbytes(c)) as dst:  # (its unknown groups copied: at most)
+    with new_hdf5(path, path.stat().st_size + _nbytes(c)) as dst:  # (its unknown groups copied: at most)
         with h5py.File(path, "r") as src:
             for key, value in src.attrs.items():
                 dst.attrs[key] = value
@@ -947,14 +947,6 @@ def rewrite_map(path: str | Path, content: MapContent) -> Path:
 
 
 # ------------------------------------------------------------------------ atomic files
-
-
-@contextmanager
-def _atomic_h5(path: Path, size: int) -> Iterator[h5py.File]:
-    """A new HDF5 file of about ``size`` bytes that becomes ``path`` only once complete
-    (:func:`landscape.io.files.new_hdf5`: in memory up to its limit)."""
-    with new_hdf5(path, size) as f:
-        yield f
 
 
 def _nbytes(obj: Any, depth: int = 0) -> int:

@@ -572,6 +572,10 @@ def refine_pairs(
 
     starts: dict[int, torch.Tensor] = {}  # (strings started again beside a higher-index top)
 
+    def top_of(q: int) -> int:
+        """The image of string ``q``'s saved path at its saved top."""
+        return int(np.linalg.norm((out_paths[q] - saddle_x[q]).reshape(out_paths[q].shape[0], -1), axis=1).argmin())
+
     def across(qs: list[int]) -> dict[int, np.ndarray]:
         """Of the strings ``qs``, those whose top (its saddle_x on its path) has the energy
         falling across the path: the direction (:func:`descent_across`). From the saved
@@ -584,9 +588,7 @@ def refine_pairs(
             part = qs[c : c + batch]
             tops, tangents = [], []
             for q in part:
-                path = torch.from_numpy(np.asarray(out_paths[q])).to(x.device, x.dtype)
-                k = int(torch.linalg.vector_norm((path - torch.from_numpy(saddle_x[q]).to(path)).reshape(
-                    path.shape[0], -1), dim=1).argmin())
+                path, k = torch.from_numpy(np.asarray(out_paths[q])).to(x.device, x.dtype), top_of(q)
                 tops.append(path[k])
                 tangents.append(_tangent_at(path, k))
             directions = descent_across(energy, torch.stack(tops), torch.stack(tangents)).cpu().numpy()
@@ -612,7 +614,7 @@ def refine_pairs(
         above = list(resume_from.positions)
         higher = across(above)
     for q, direction in higher.items():
-        top = int(np.linalg.norm((out_paths[q] - saddle_x[q]).reshape(out_paths[q].shape[0], -1), axis=1).argmin())
+        top = top_of(q)
         sides = [_nudged(out_paths[q], top, sign * direction, energy.data_range) for sign in (1.0, -1.0)]
         with torch.no_grad():  # (towards the side where the energy falls faster: the lower pass, likelier)
             tops = torch.from_numpy(np.stack([p[top] for p in sides])).to(x.device, x.dtype)

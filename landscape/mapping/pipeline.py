@@ -78,7 +78,7 @@ from landscape.io.records import NEIGHBOUR, GridData, MapContent, MapMeta, PairT
 from landscape.io.schema import SCHEMA_VERSION
 from landscape.mapping.settings import (
     LADDER_FACTOR, LADDER_JUMP, MapConfig, ad_settings, ad_temperature_from, box_relief, capped_eps,
-    exploration_settings,
+    exploration_settings, resolved_barriers, sampling_temperature,
 )
 from landscape.mapping.tree import BarrierTree, flat_rtol, minimax_tree
 
@@ -360,12 +360,11 @@ class _Saddles:
         keys = sorted(self.points)
         state["saddles/pairs"] = np.array(keys, dtype=np.int64).reshape(-1, 2)
         state["saddles/x"] = np.stack([self.points[k] for k in keys]) if keys else np.zeros((0, *shape), np.float32)
-        kept = np.result_type(*(self.paths[k] for k in sorted(self.paths))) if self.paths else np.float32
         pk = sorted(self.paths)
         state["saddles/path_pairs"] = np.array(pk, dtype=np.int64).reshape(-1, 2)
         if pk:
             length = max(self.paths[k].shape[0] for k in pk)
-            stacked = np.full((len(pk), length, *shape), np.nan, dtype=kept)
+            stacked = np.full((len(pk), length, *shape), np.nan, dtype=np.result_type(*(self.paths[k] for k in pk)))
             for r, k in enumerate(pk):
                 stacked[r, : self.paths[k].shape[0]] = self.paths[k]
             state["saddles/paths"] = stacked
@@ -1388,15 +1387,13 @@ def _settings_moved(run: _Run, minima_energy: np.ndarray, before: PairTable, aft
     chain then walks."""
     rtol = flat_rtol(run.energy.dtype)
     old, new = (_settings_tree(minima_energy, t, rtol).resolved_depth() for t in (before, after))
-    tau = (run.energy.sampler or {}).get("tau")
     found = []
-    if run.config.ad_temperature is None and not (isinstance(tau, (int, float)) and tau > 0):
+    if run.config.ad_temperature is None and sampling_temperature(run.energy) is None:
         t_old, t_new = (ad_temperature_from(d, minima_energy) for d in (old, new))
         if t_new * SETTINGS_MOVE < t_old:
             found.append(f"T_AD {t_old:.4g} -> {t_new:.4g}")
     if run.config.alpha_unit is None and settings.get("alpha_unit_rule") == "barriers":
-        m_old, m_new = (float(np.median(d[np.isfinite(d) & (d > 0)])) if (np.isfinite(d) & (d > 0)).any()
-                        else math.nan for d in (old, new))
+        m_old, m_new = (float(np.median(d)) if d.size else math.nan for d in map(resolved_barriers, (old, new)))
         if m_new * SETTINGS_MOVE < m_old:
             found.append(f"the typical barrier {m_old:.4g} -> {m_new:.4g}")
     return "; ".join(found) or None

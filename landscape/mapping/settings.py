@@ -445,6 +445,21 @@ def exploration_settings(energy: Energy, config: MapConfig, data: torch.Tensor |
             "grad_tol": float(grad_tol), "merge_radius": float(merge_radius)}
 
 
+def resolved_barriers(depths: np.ndarray) -> np.ndarray:
+    """The barriers among a tree's ``depths`` (:meth:`BarrierTree.resolved_depth`) that
+    set attraction-diffusion's scale: finite and above 0 (no flat merge, no pair left
+    unconnected)."""
+    d = np.asarray(depths, dtype=np.float64)
+    return d[np.isfinite(d) & (d > 0)]
+
+
+def sampling_temperature(energy: Energy) -> float | None:
+    """The model's own sampling temperature ``tau^2`` where its sampler gives a tau above
+    0 (a checkpoint's), else None: what decides attraction-diffusion's ``T_AD``."""
+    tau = (energy.sampler or {}).get("tau")
+    return float(tau) ** 2 if isinstance(tau, (int, float)) and tau > 0 else None
+
+
 def ad_temperature_from(depths: np.ndarray, energies: np.ndarray, relief: Callable[[], float] | None = None,
                         tie: float = 0.0) -> float:
     """``T_AD`` from the barrier depths of the minima's tree (module docstring); with no
@@ -453,8 +468,7 @@ def ad_temperature_from(depths: np.ndarray, energies: np.ndarray, relief: Callab
     one flat floor), from ``relief()``: how far the energy rises over the box above its
     lowest minimum (:func:`box_relief`), so the walls around a flat floor keep their
     height in units of ``T_AD`` whatever the energy's scale and offset."""
-    d = np.asarray(depths, dtype=np.float64)
-    d = d[np.isfinite(d) & (d > 0)]
+    d = resolved_barriers(depths)
     if d.size:
         return float(max(0.1 * d.min(), 1e-3 * d.max()))
     e = np.asarray(energies, dtype=np.float64)
@@ -498,9 +512,8 @@ def ad_settings(
     on a plateau or a well's tail): the spacing a barrier is matched over leaves them out,
     as the typical barrier leaves out their merges."""
     t_ad = config.ad_temperature
-    tau = (energy.sampler or {}).get("tau")
-    if t_ad is None and isinstance(tau, (int, float)) and tau > 0:
-        t_ad = float(tau) ** 2  # the model's own sampling temperature decides what is metastable
+    if t_ad is None:
+        t_ad = sampling_temperature(energy)  # the model's own sampling temperature decides what is metastable
     # Differences the energy's precision does not resolve are none: within the quench's tie,
     # or the flat share of the minima's magnitude (a float32 well's tail, 1e-12 below its rim
     # at an energy of order 1, is rounding, not a spread to take a scale from).
@@ -528,8 +541,7 @@ def ad_settings(
         ad_eps = stable_eps(largest_curvature(energy, points), t_ad)
     unit, rule = config.alpha_unit, "given"
     if unit is None:
-        d = np.asarray(depths, dtype=np.float64)
-        d = d[np.isfinite(d) & (d > 0)]
+        d = resolved_barriers(depths)
         if d.size:
             typical, rule = float(np.median(d)), "barriers"
         else:
