@@ -1,5 +1,7 @@
 """The `landscape` command end to end: exit codes, files written, one-line errors."""
 
+import re
+
 import numpy as np
 import pytest
 import torch
@@ -36,6 +38,8 @@ def test_train_info_sample_on_rings(rings_ckpt, capsys, tmp_path):
     assert code == 0, err
     assert picture.stat().st_size > 0 and "MALA acceptance rate" in out
     assert "16 chains from data, 10 steps, eps=0.125 tau=1 (T=1)" in out and err == ""
+    # a toy density's chains are measured against its reference draw, as check's are
+    assert re.search(r"mean distance to nearest training example \d\.\d+ -> \d\.\d+ \(the data's own", out)
     code, out, err = run(capsys, "sample", rings_ckpt, "--chains", "16", "--steps", "10", "--out", picture, "--quiet")
     assert_one_line_error(code, err, "exists: pass --force")
     # --eps and --temperature (T = tau^2) replace the training ones

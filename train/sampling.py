@@ -138,8 +138,8 @@ def run_chains(
     result = sample(energy, x0, steps, eps, tau_, mh=mh, generator=gen, progress=progress)
     nn_start = nn_end = None
     data_nn = data_energy = None
-    if ds is not None and ds.density is None:
-        ref = ds.x.to(energy.device)
+    if ds is not None:  # (a toy density's reference is a fixed draw of it, as check's)
+        ref = ds.x.to(energy.device, energy.dtype)
         nn_start = nearest_distance(x0, ref).cpu()
         nn_end = nearest_distance(result.x, ref).cpu()
         data_nn = float(spacing(ref).median())
