@@ -189,7 +189,10 @@ def map_header(map_path: Path, content, level: int | None = None) -> list[str]:
         settings.append(f"exploration T {temperature:g}")
     t_ad = ad_temperature(content)
     if t_ad is not None:
-        settings.append(f"attraction-diffusion T {t_ad:.4g}")
+        lowered = _number(content.settings().get("ad_temperature_lowered"))
+        settings.append(f"attraction-diffusion T {t_ad:.4g}" + (
+            f" (lowered {lowered:.3g}x so that a pull that brings chains to their targets at all does not "
+            "outweigh the typical barrier)" if lowered is not None and lowered > 1 else ""))
     unit = _number(content.attrs.get("levels", {}).get("alpha_unit"))
     if unit is not None:
         rule = alpha_unit_rule(content)

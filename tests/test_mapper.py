@@ -1047,3 +1047,34 @@ def test_mirror_images_of_a_hat_near_the_box_s_face_give_the_same_barrier():
         m = build_map(e, MapConfig(chains=64, rounds=1, grid=0, ladder=(0.01,), alpha=0.01, ladder_extend=0)).content
         got.append(m.tree.escape()[np.isfinite(m.tree.escape())])
     np.testing.assert_allclose(got[0], got[1], rtol=1e-6)
+
+
+@pytest.mark.parametrize("scale", [1.0, 0.01])
+def test_in_64_dimensions_the_ladder_shows_each_level_of_a_three_level_tree(scale):
+    # 8 minima of three double wells along Hadamard directions, barriers about 4, 1 and
+    # 0.25. At T_AD a tenth of the lowest barrier (0.025) the pull that brings a chain to
+    # its target at all ((D - 1) / delta in units of U / T_AD) outweighs the typical
+    # barrier 16 times: 8, 8, 7, 2, 1 basins, the pairs across the 0.25 barriers never
+    # one basin on their own. T_AD lowered until the two meet gives each level.
+    from scipy.linalg import hadamard
+    from test_minima import hadamard_wells
+
+    e = Energy(lambda x: scale * hadamard_wells(x), (1, 8, 8), data_range=(-1, 1))
+    result = build_map(e, MapConfig(chains=64))
+    m = result.content
+    assert m.n_minima == 8
+    assert result.settings["ad_temperature_lowered"] > 4
+    np.testing.assert_allclose(result.settings["ad_temperature"],
+                               0.025 * scale / result.settings["ad_temperature_lowered"], rtol=1e-6)
+    h = torch.as_tensor(hadamard(64)[[3, 5, 6]], dtype=torch.float64)
+    sides = (torch.from_numpy(m.minima_x).reshape(8, -1).double() @ h.T > 0).numpy()  # [8, 3] the wells' sides
+
+    def groups(basin):
+        return sorted(sorted(np.flatnonzero(basin == b).tolist()) for b in np.unique(basin))
+
+    by = {lv.n_basins: groups(lv.basin) for lv in m.levels}
+    assert 4 in by and 2 in by, [lv.n_basins for lv in m.levels]
+    # 4 basins: the minima on the same sides of the two high barriers; 2: of the highest
+    for count, axes in ((4, [0, 1]), (2, [0])):
+        key = [tuple(s) for s in sides[:, axes]]
+        assert by[count] == groups(np.unique(key, axis=0, return_inverse=True)[1].ravel()), (count, by)

@@ -1,5 +1,7 @@
 """Metastable states: quench, merging and find_minima on potentials whose minima are known exactly."""
 
+import itertools
+
 import numpy as np
 import pytest
 import torch
@@ -303,3 +305,38 @@ def test_an_energy_linear_in_x_quenches_to_its_corner_with_no_aliased_gradient()
         warnings.simplefilter("error")
         q = quench(energy, start, max_steps=300, box=(-1.0, 1.0), grad_tol=1e-6)
     torch.testing.assert_close(q.x, torch.full((3, 2), -1.0, dtype=torch.float64), atol=1e-6, rtol=0)
+
+
+# (w+, w-, A+, A-) of three quartic double wells along Hadamard directions: 8 minima whose
+# energies are sums of -A, index-1 saddles where one coordinate u_k is 0
+HIER = ((0.30, 0.30, 4.0, 4.4), (0.25, 0.25, 1.0, 1.1), (0.20, 0.20, 0.25, 0.28))
+
+
+def hadamard_wells(x: torch.Tensor) -> torch.Tensor:
+    """sum_k f_k(u_k) + 10 mean(y^2) over images [N, 1, 32, 32]: u_k = h_k . x / D along the
+    +-1 rows 3, 5, 6 of a Hadamard matrix, y the rest of x, f_k a quartic double well."""
+    from scipy.linalg import hadamard
+
+    z = x.reshape(x.shape[0], -1)
+    d = z.shape[1]
+    h = torch.as_tensor(hadamard(d)[[3, 5, 6]], dtype=z.dtype)
+    u = z @ h.T / d
+    out = 10.0 * (z - u @ h).pow(2).mean(1)
+    for k, (wp, wm, ap, am) in enumerate(HIER):
+        v = u[:, k]
+        out = out + torch.where(v >= 0, ap * ((v / wp) ** 2 - 1) ** 2 - ap, am * ((v / wm) ** 2 - 1) ** 2 - am)
+    return out
+
+
+def test_a_float32_quench_stopped_beside_a_saddle_in_1024_dimensions_rolls_off_it():
+    # One of 256 uniform starts stops 4e-4 from the saddle between two minima (E = -5.4,
+    # gradient 5e-5 that float32 cannot follow down); a random nudge of a quarter of the
+    # merge radius has 1/32 of its length along the way down, and left it there in most
+    # draws. Nudged down the direction of lowest curvature, it reaches a minimum.
+    energy = Energy(hadamard_wells, (1, 32, 32), data_range=(-1, 1))
+    minima = {-sum(p) for p in itertools.product(*[(ap, am) for _, _, ap, am in HIER])}
+    start = energy.uniform_noise(256, gen(0))[69:70]
+    for seed in range(3):
+        found = find_minima(energy, start.repeat(4, 1, 1, 1), eps=1.6, steps=0, merge_radius=0.64, generator=gen(seed),
+                            grad_tol=3.7e-9, box=(-1.0, 1.0))
+        assert all(min(abs(e - m) for m in minima) < 1e-4 for e in found.energy.tolist()), found.energy

@@ -369,7 +369,7 @@ def descent_across(energy: Energy, tops: torch.Tensor, tangents: torch.Tensor) -
     same tops give the same directions). Energies without second derivatives (kinks) have
     none: no row is flagged.
     """
-    from landscape.mapping.settings import hessian_vector
+    from landscape.mapping.settings import hessian_vector, lowest_curvature
 
     m = tops.shape[0]
     out = torch.full((m, *tops.shape[1:]), math.nan, dtype=tops.dtype, device=tops.device)
@@ -379,38 +379,14 @@ def descent_across(energy: Energy, tops: torch.Tensor, tangents: torch.Tensor) -
     t = tangents.reshape(m, -1).to(tops)
     t = t / torch.linalg.vector_norm(t, dim=1, keepdim=True).clamp_min(torch.finfo(t.dtype).tiny)
 
-    def hv(v: torch.Tensor) -> torch.Tensor:
-        return hessian_vector(energy, tops, v.reshape(tops.shape)).reshape(m, -1).to(v)
-
     def across(v: torch.Tensor) -> torch.Tensor:
         return v - t * (t * v).sum(1, keepdim=True)
 
     try:
-        along = (hv(t) * t).sum(1)
-        # (one start for every row: a string's direction does not depend on its batch)
-        gen = torch.Generator(device="cpu").manual_seed(20261205)
-        v = across(torch.randn(1, d, generator=gen, dtype=torch.float64).to(tops).expand(m, d))
-        v = v / torch.linalg.vector_norm(v, dim=1, keepdim=True).clamp_min(torch.finfo(v.dtype).tiny)
-        basis, alphas, betas = [v], [], []
-        k = min(ACROSS_ITERATIONS, d - 1)
-        for j in range(k):
-            w = across(hv(basis[-1]))
-            alphas.append((w * basis[-1]).sum(1))
-            for b in basis:  # (full reorthogonalisation: a dozen vectors)
-                w = w - b * (w * b).sum(1, keepdim=True)
-            if j + 1 < k:
-                beta = torch.linalg.vector_norm(w, dim=1)
-                betas.append(beta)
-                basis.append(w / beta.clamp_min(torch.finfo(w.dtype).tiny)[:, None])
+        along = (hessian_vector(energy, tops, t.reshape(tops.shape)).reshape(m, -1).to(t) * t).sum(1)
+        lowest, direction, _ = lowest_curvature(energy, tops, ACROSS_ITERATIONS, project=across)
     except NotImplementedError:
         return out
-    tri = torch.diag_embed(torch.stack(alphas, 1).double())
-    if betas:
-        off = torch.stack(betas, 1).double()
-        tri = tri + torch.diag_embed(off, 1) + torch.diag_embed(off, -1)
-    values, vectors = torch.linalg.eigh(tri)
-    lowest = values[:, 0]
-    direction = torch.einsum("mkd,mk->md", torch.stack(basis, 1).double(), vectors[:, : len(basis), 0])
     flagged = (along.double() < 0) & (lowest < ACROSS_SHARE * along.double()) & torch.isfinite(lowest)
     out[flagged] = direction[flagged].to(out).reshape(-1, *tops.shape[1:])
     return out

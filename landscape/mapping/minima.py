@@ -351,15 +351,23 @@ def _settle(energy: Energy, q: QuenchResult, radius: float, max_steps: int, grad
             generator: torch.Generator | None, box: tuple[float, float] | None) -> QuenchResult:
     """Nudge and quench again; per point keep the lower end (see :func:`find_minima`)."""
     n = q.x.shape[0]
-    scale = 0.25 * (radius if radius > 0 else 1e-3) / math.sqrt(energy.dim)
+    length = 0.25 * (radius if radius > 0 else 1e-3)
+    scale = length / math.sqrt(energy.dim)
     z = torch.randn(q.x.shape, generator=generator, device=q.x.device, dtype=q.x.dtype)
+    nudge = scale * z
+    down = _downhill(energy, q)
+    if down is not None:
+        rows = torch.isfinite(down.reshape(n, -1)).all(1)
+        # (a random nudge of this length moves a point 1/sqrt(D) of it along the one direction
+        # down from a saddle: in 1,024 dimensions too little for a float32 energy to see)
+        nudge = torch.where(rows.reshape((n,) + (1,) * (q.x.dim() - 1)), length * torch.nan_to_num(down), nudge)
     # A tighter tolerance than the first quench's: next to a saddle the nudge's own gradient
     # can fall below that one, and the descent must still roll off.
-    again = quench(energy, q.x + scale * z, max_steps=max_steps, grad_tol=0.01 * grad_tol, box=box)
+    again = quench(energy, q.x + nudge, max_steps=max_steps, grad_tol=0.01 * grad_tol, box=box)
     # Lower by more than the first quench's gradient could give over the nudge's length: a
     # roll off a saddle or ridge, not rounding (on a flat floor, where every point is a
     # minimum, a strict comparison would move points by rounding units of U).
-    lower = again.energy < q.energy - grad_tol * scale * math.sqrt(energy.dim)
+    lower = again.energy < q.energy - grad_tol * length
     view = (n,) + (1,) * (q.x.dim() - 1)
     return QuenchResult(
         x=torch.where(lower.reshape(view), again.x, q.x),
@@ -369,6 +377,43 @@ def _settle(energy: Energy, q: QuenchResult, radius: float, max_steps: int, grad
         steps=q.steps + again.steps,
         stalled=torch.where(lower, again.stalled, q.stalled),
     )
+
+
+#: A quenched point whose lowest curvature is below minus this share of its largest is on
+#: a saddle or a ridge: :func:`_settle` nudges it down along that direction.
+SADDLE_SHARE = 1e-3
+#: Points per batch of :func:`_downhill`'s Hessian-vector products.
+DOWNHILL_BATCH = 256
+
+
+def _downhill(energy: Energy, q: QuenchResult) -> torch.Tensor | None:
+    """For the quenched points where the energy curves down (a saddle, a ridge, or a slope a
+    float32 energy no longer resolves), the unit direction of lowest curvature, signed
+    downhill; NaN rows elsewhere (None where no point qualifies, or the energy has no
+    second derivative)."""
+    from landscape.mapping.settings import lowest_curvature
+
+    rows = torch.arange(q.x.shape[0], device=q.x.device)
+    if rows.numel() == 0 or energy.dim < 2:
+        return None
+    out = torch.full(q.x.shape, math.nan, dtype=q.x.dtype, device=q.x.device)
+    vg = energy.value_and_grad_fn()
+    found = False
+    for part in rows.split(DOWNHILL_BATCH):
+        x = q.x[part]
+        try:
+            lowest, direction, top = lowest_curvature(energy, x)
+        except NotImplementedError:
+            return None
+        bent = (lowest < -SADDLE_SHARE * top) & torch.isfinite(lowest)
+        if not bool(bent.any()):
+            continue
+        with energy.frozen():
+            g = vg(x)[1].reshape(len(part), -1).double()
+        sign = torch.where((g * direction).sum(1) > 0, -1.0, 1.0).to(direction)
+        out[part[bent]] = (sign[:, None] * direction)[bent].to(out).reshape(-1, *q.x.shape[1:])
+        found = True
+    return out if found else None
 
 
 def energy_tie(grad_tol: float, merge_radius: float) -> float:
@@ -535,7 +580,10 @@ def find_minima(
         Nudge every quenched point by a small random step (a quarter of the merge radius)
         and quench again, keeping the lower of the two: a descent that stopped on a saddle
         or a ridge (where the gradient vanishes too) rolls off it to a minimum; a minimum
-        comes back to itself.
+        comes back to itself. A point where the energy curves down (its lowest curvature,
+        by Lanczos on Hessian-vector products, below -1/1000 of its largest) is nudged the
+        same length along that direction, downhill, instead: in many dimensions a random
+        step has little of its length there.
     on_quench : callable, optional
         Called with the chains' quench result (after settling), before merging: how each
         chain's descent stopped (:meth:`QuenchResult.stops`).

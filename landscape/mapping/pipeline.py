@@ -1168,8 +1168,11 @@ def _stage_settings(run: _Run, minima: Minima, table: PairTable, saddles: _Saddl
                                             drained=drained)
         run.save()
     settings = {**run.plan, **run.state["settings"]}
+    lowered = settings.get("ad_temperature_lowered", 1.0)
     run.reporter.note(f"attraction-diffusion at T {settings['ad_temperature']:.4g}, alpha unit "
-                      f"{settings['alpha_unit']:.4g}, delta {settings['delta']:.3g}, eps {settings['ad_eps']:.3g}")
+                      f"{settings['alpha_unit']:.4g}, delta {settings['delta']:.3g}, eps {settings['ad_eps']:.3g}"
+                      + (f" (T lowered {lowered:.3g}x: in {run.energy.dim} dimensions the pull that brings a chain "
+                         "to its target at all outweighed the typical barrier that much)" if lowered > 1 else ""))
     return settings
 
 

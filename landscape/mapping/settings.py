@@ -34,9 +34,13 @@ setting                  default                                                
                          highest; with none,                                          unknown scale loses no barrier to the
                          1/100 of the minima's energy spread; with no spread either   temperature (each is at least 10 T high),
                          (minima of one flat floor), 1/100 of the energy's median     and ripples below 1/1000 of its relief do
-                         rise over the box above the lowest minimum                   not split basins; ``c U + b`` gets ``c``
-                                                                                      times the temperature of ``U`` even with
-                                                                                      no barrier to measure
+                         rise over the box above the lowest minimum; then, where      not split basins; ``c U + b`` gets ``c``
+                         the arrival pull (``alpha_unit``) outweighs the barriers'    times the temperature of ``U`` even with
+                         pull more than 2x, lowered by their ratio (at most 10^4x)    no barrier to measure; and in ``D``
+                                                                                      dimensions the pull that brings a chain
+                                                                                      to its target at all, ``(D - 1) T /
+                                                                                      delta`` in energy, crosses every barrier
+                                                                                      below it at once
 ``alpha_unit``           the tree's median resolved barrier (none resolved: the       at 1 unit the pull over a typical spacing
                          minima's 10-90 % energy spread; no spread the energy's       matches a typical barrier; and it can bring
                          precision resolves: ``T_AD``) over ``T_AD`` times the
@@ -377,6 +381,51 @@ def largest_curvature(energy: Energy, x: torch.Tensor, iterations: int = 20) -> 
     return value if math.isfinite(value) and value > 0 else 1.0
 
 
+def lowest_curvature(energy: Energy, x: torch.Tensor, iterations: int = 12,
+                     project: Callable[[torch.Tensor], torch.Tensor] | None = None,
+                     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Per point of ``x`` [m, *shape], the lowest curvature of ``U`` there, its unit
+    direction and the largest curvature in magnitude met on the way: Lanczos on exact
+    Hessian-vector products (:func:`hessian_vector`), ``iterations`` of them with full
+    reorthogonalisation, from one fixed start for every row (the same points give the same
+    directions, whatever their batch), in the subspace ``project`` keeps (a function of
+    [m, D] rows; None: every direction). Returns float64 ``[m]``, ``[m, D]`` and ``[m]``.
+
+    Raises
+    ------
+    NotImplementedError
+        Where the energy has no second derivative.
+    """
+    m = x.shape[0]
+    d = x[0].numel() if m else 0
+    keep = project if project is not None else (lambda v: v)
+
+    def hv(v: torch.Tensor) -> torch.Tensor:
+        return hessian_vector(energy, x, v.reshape(x.shape)).reshape(m, -1).to(v)
+
+    gen = torch.Generator(device="cpu").manual_seed(20261205)
+    v = keep(torch.randn(1, d, generator=gen, dtype=torch.float64).to(x).expand(m, d))
+    v = v / torch.linalg.vector_norm(v, dim=1, keepdim=True).clamp_min(torch.finfo(v.dtype).tiny)
+    basis, alphas, betas = [v], [], []
+    k = max(1, min(iterations, d - (project is not None)))
+    for j in range(k):
+        w = keep(hv(basis[-1]))
+        alphas.append((w * basis[-1]).sum(1))
+        for b in basis:  # (full reorthogonalisation: a dozen vectors)
+            w = w - b * (w * b).sum(1, keepdim=True)
+        if j + 1 < k:
+            beta = torch.linalg.vector_norm(w, dim=1)
+            betas.append(beta)
+            basis.append(w / beta.clamp_min(torch.finfo(w.dtype).tiny)[:, None])
+    tri = torch.diag_embed(torch.stack(alphas, 1).double())
+    if betas:
+        off = torch.stack(betas, 1).double()
+        tri = tri + torch.diag_embed(off, 1) + torch.diag_embed(off, -1)
+    values, vectors = torch.linalg.eigh(tri)
+    direction = torch.einsum("mkd,mk->md", torch.stack(basis, 1).double(), vectors[:, : len(basis), 0])
+    return values[:, 0], direction, values.abs().amax(1)
+
+
 def stable_eps(curvature: float, temperature: float = 1.0, safety: float = 0.5) -> float:
     """The Langevin ``eps`` on ``U / T`` whose descent step ``eps^2/(2T) * curvature`` is ``safety``."""
     return math.sqrt(2.0 * safety * temperature / curvature)
@@ -505,7 +554,9 @@ def ad_settings(
     barrier resolved: the minima's 10-90 % energy spread over the spacing),
     ``"temperature"`` (no spread resolved either: T_AD over the spacing), ``"single"``
     (one minimum), ``"arrival"`` (the pull that brings half the chains to their target,
-    stronger) or ``"given"``. Differences of the minima's energies within ``tie`` (the
+    stronger) or ``"given"``; and ``ad_temperature_lowered``, the factor by which a
+    ``T_AD`` of our choosing was lowered so that the arrival pull does not outweigh the
+    barriers' (1 where it was not). Differences of the minima's energies within ``tie`` (the
     quench's tolerance times the merge radius), or within the energy's flat share of their
     magnitude (:func:`landscape.mapping.tree.flat_rtol`), count as none. ``drained`` [N]
     marks the minima that drain into a lower one over a flat merge (points a quench left
@@ -514,6 +565,7 @@ def ad_settings(
     t_ad = config.ad_temperature
     if t_ad is None:
         t_ad = sampling_temperature(energy)  # the model's own sampling temperature decides what is metastable
+    chosen = t_ad is None  # (ours to choose: neither given nor the model's own)
     # Differences the energy's precision does not resolve are none: within the quench's tie,
     # or the flat share of the minima's magnitude (a float32 well's tail, 1e-12 below its rim
     # at an energy of order 1, is rounding, not a spread to take a scale from).
@@ -527,19 +579,26 @@ def ad_settings(
     delta = config.delta
     if delta is None:
         delta = max(0.25 * spacing, merge_radius, 1e-12) if spacing > 0 else max(merge_radius, 1e-12)
-    ad_eps = config.ad_eps
     sampler = energy.sampler or {}
-    if ad_eps is None and sampler.get("epsilon"):
-        # The model's own descent step (eps_t^2 / 2 on U at its temperature T_s), at T_AD.
-        tau = sampler.get("tau")
-        t_s = float(tau) ** 2 if isinstance(tau, (int, float)) and tau > 0 else 1.0
-        ad_eps = float(sampler["epsilon"]) * math.sqrt(t_ad / t_s)
-    if ad_eps is None:
-        # Stable at the stiffest minimum and at the barriers' tops found so far (``ridges``,
-        # the refined saddles): a chain must not overshoot a steep wall it is to cross.
-        points = minima_x if ridges is None or not len(ridges) else torch.cat([minima_x, ridges.to(minima_x)])
-        ad_eps = stable_eps(largest_curvature(energy, points), t_ad)
-    unit, rule = config.alpha_unit, "given"
+    curvature: list[float] = []
+
+    def eps_at(t: float) -> float:
+        if config.ad_eps is not None:
+            return float(config.ad_eps)
+        if sampler.get("epsilon"):
+            # The model's own descent step (eps_t^2 / 2 on U at its temperature T_s), at T_AD.
+            tau = sampler.get("tau")
+            t_s = float(tau) ** 2 if isinstance(tau, (int, float)) and tau > 0 else 1.0
+            return float(sampler["epsilon"]) * math.sqrt(t / t_s)
+        if not curvature:
+            # Stable at the stiffest minimum and at the barriers' tops found so far (``ridges``,
+            # the refined saddles): a chain must not overshoot a steep wall it is to cross.
+            points = minima_x if ridges is None or not len(ridges) else torch.cat([minima_x, ridges.to(minima_x)])
+            curvature.append(largest_curvature(energy, points))
+        return stable_eps(curvature[0], t)
+
+    ad_eps = eps_at(t_ad)
+    unit, rule, lowered = config.alpha_unit, "given", 1.0
     if unit is None:
         d = resolved_barriers(depths)
         if d.size:
@@ -558,9 +617,28 @@ def ad_settings(
             unit, rule = 1.0, "single"  # (one minimum: nothing to pull towards)
         matched = unit
         unit = arrival_pull(energy, minima_x, spacing, delta, ad_eps, t_ad, config, at_least=unit)
+        if chosen and rule in ("barriers", "spread") and unit > ARRIVAL_LOWERS * matched:
+            # The pull that brings a chain to its target at all, (D - 1) / delta in units of
+            # U / T_AD, does not depend on T_AD; the pull matched to the typical barrier grows
+            # as T_AD falls. Where the first outweighs the second, every barrier is crossed
+            # at the first rung whose chains arrive (D = 1024: from every minimum its own
+            # basin to one at once): T_AD falls by their ratio, and the two meet.
+            lowered = min(unit / matched, ARRIVAL_LOWEST)
+            t_ad /= lowered
+            ad_eps = eps_at(t_ad)
+            matched *= lowered
+            unit = arrival_pull(energy, minima_x, spacing, delta, ad_eps, t_ad, config, at_least=matched)
         rule = "arrival" if unit > matched else rule
     return {"ad_temperature": float(t_ad), "alpha_unit": float(unit), "delta": float(delta), "ad_eps": float(ad_eps),
-            "alpha_unit_rule": rule}
+            "alpha_unit_rule": rule, "ad_temperature_lowered": float(lowered)}
+
+
+#: Where the pull that brings attraction-diffusion's chains to their targets outweighs the
+#: one matched to the typical barrier by more than this, a ``T_AD`` of our choosing is lowered
+#: until they meet (:func:`ad_settings`).
+ARRIVAL_LOWERS = 2.0
+#: The most ``T_AD`` is lowered by for that.
+ARRIVAL_LOWEST = 1e4
 
 
 def capped_eps(eps: float, delta: float, alpha: float) -> float:
