@@ -86,7 +86,7 @@ from landscape.cli.options import (
                    "In many dimensions a chain jitters by more than --delta even inside the target's well.")
 @click.option("--neighbours", type=click.IntRange(min=1), default=10, show_default=True,
               help="Nearest minima per minimum whose barriers are estimated and refined (and basins each "
-                   "minimum is tried against).")
+                   "minimum is tried against); every pair where those are half of all pairs already.")
 @click.option("--merge-radius", type=click.FloatRange(min=0), default=None,
               help="End points closer than this are one minimum [default: 1% of the box width x sqrt(dim)].")
 @click.option("--grad-tol", type=click.FloatRange(min=0, min_open=True), default=None,

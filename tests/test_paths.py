@@ -501,3 +501,15 @@ def test_an_energy_that_is_nan_where_a_segment_crosses_is_named_not_a_barrier_of
                        r"non-finite energy \(the first at x = \[-?0\.00\d*, .*\]\): .* finite throughout the box \[-2, 2\]"):
         paths.segment_max(energy, a, b)
     assert paths.segment_max(energy, a[1:], b[1:]).item() == pytest.approx(1.125)  # the line above the strip
+
+
+def test_neighbour_pairs_take_every_pair_where_the_nearest_are_half_of_them_already():
+    from landscape.mapping.barriers import neighbour_pairs
+
+    gen = torch.Generator().manual_seed(0)
+    few = torch.rand(24, 64, generator=gen)  # (10 nearest each: at least 120 of the 276 pairs)
+    pairs = neighbour_pairs(few, 10)
+    assert len(pairs) == 24 * 23 // 2
+    many = torch.rand(200, 64, generator=gen)
+    pairs = neighbour_pairs(many, 10)
+    assert 1000 <= len(pairs) <= 2000  # (the nearest only: about k N of the 19,900)

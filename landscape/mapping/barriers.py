@@ -64,7 +64,12 @@ def neighbour_pairs(x: torch.Tensor, k: int, *, chunk: int = 2048) -> np.ndarray
     ndarray int64 [E, 2]
         Pairs ``i < j``, each once, sorted. Where the k-nearest-neighbour graph falls
         apart into groups, the shortest pair between a group and the rest is added until
-        it is one group (a spanning forest of the groups, Boruvka's way).
+        it is one group (a spanning forest of the groups, Boruvka's way). Where its pairs
+        are already half of all pairs (a few dozen minima at the default ``k``), every
+        pair: it costs at most twice as much, and in many dimensions, where the minima's
+        distances crowd together (24 wells in 64 dimensions: 4.3 to 6.3 apart), the pair
+        of the lowest pass is often not among the nearest (there: each other's 13th and
+        16th).
 
     Cost: O(N^2 * D) arithmetic in blocks, O(N k) memory for the result.
     """
@@ -77,6 +82,8 @@ def neighbour_pairs(x: torch.Tensor, k: int, *, chunk: int = 2048) -> np.ndarray
     i = np.repeat(np.arange(n), k)
     j = nbr.reshape(-1)
     pairs = {(int(a), int(b)) if a < b else (int(b), int(a)) for a, b in zip(i, j)}
+    if 2 * len(pairs) >= n * (n - 1) // 2:
+        return np.array([(a, b) for a in range(n) for b in range(a + 1, n)], dtype=np.int64).reshape(-1, 2)
     # Join the groups the k-NN graph leaves apart with their shortest links.
     label = _components(n, pairs)
     while label.max() > 0:
