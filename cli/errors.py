@@ -7,12 +7,13 @@ import signal
 import sys
 import threading
 import traceback
+import warnings
 from contextlib import suppress
 from typing import Any
 
 import click
 
-from landscape.errors import LandscapeError, Terminated
+from landscape.errors import CompileWarning, LandscapeError, Terminated
 
 #: Errors that are the user's input, not a bug: printed as one line, exit status 1.
 KNOWN: tuple[type[BaseException], ...] = (LandscapeError, FileNotFoundError, PermissionError, IsADirectoryError)
@@ -79,7 +80,10 @@ def run_guarded(app: click.Command, argv: list[str] | None, debug: bool = False,
     if stdout is not None and not isinstance(stdout, _Reader) and hasattr(stdout, "fileno"):
         sys.stdout = _Reader(stdout)  # type: ignore[assignment]
     try:
-        return _run(app, argv, debug)
+        with warnings.catch_warnings():
+            # a failed compile: `landscape map` says so in a note of its own (from Python it is a warning)
+            warnings.filterwarnings("ignore", category=CompileWarning)
+            return _run(app, argv, debug)
     finally:
         if sys.stdout is not stdout and isinstance(sys.stdout, _Reader):
             sys.stdout = stdout

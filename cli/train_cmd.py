@@ -145,6 +145,10 @@ def train_cmd(preset_name, dataset, steps, batch_size, out, resume, force, seed,
     try:
         result = train(config, out, resume=resume, device=device, data_root=data_root, progress=progress,
                        overwrite=force)
+    except KeyboardInterrupt as stopped:  # Ctrl-C or SIGTERM at an update's end: the checkpoint is saved
+        result = getattr(stopped, "result", None)
+        if result is None:  # (a second signal: stopped at once)
+            raise
     finally:
         for bar in bars:
             bar.close()

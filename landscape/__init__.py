@@ -63,6 +63,7 @@ _EXPORTS = {
     "Partition": "landscape.io.records",
     "read_map": "landscape.io.mapfile",
     "write_map": "landscape.io.mapfile",
+    "clear_progress": "landscape.io.progress",
     "energy_from_factory": "landscape.io.sources",
     "energy_from_function": "landscape.io.sources",
     "energy_from_torchscript": "landscape.io.sources",

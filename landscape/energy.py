@@ -70,7 +70,8 @@ class Energy:
     shape : int or sequence of int
         Shape of one example, e.g. ``2`` (as ``(2,)``) or ``(3, 32, 32)``.
     data_range : (low, high), optional
-        The box the data live in; chains "from noise" start uniformly inside it.
+        The box the data live in; chains "from noise" start uniformly inside it. Two finite
+        numbers, low < high (:func:`check_data_range`).
     device, dtype :
         Where and in what precision chains run. A module is not moved: its owner places it.
     name : str
@@ -106,11 +107,7 @@ class Energy:
         self.compile = bool(compile)
         self.sampler = dict(sampler) if sampler else None
         self.shape = _example_shape(shape)
-        if data_range is not None:
-            low, high = float(data_range[0]), float(data_range[1])
-            if not (math.isfinite(low) and math.isfinite(high) and low < high):
-                raise LandscapeError(f"data range must be finite with low < high, got {data_range}")
-            data_range = (low, high)
+        data_range = check_data_range(data_range)
         self.data_range = data_range
         if device is None:
             device = _module_device(fn) or torch.device("cpu")
@@ -198,8 +195,19 @@ class Energy:
     def value_and_grad_fn(self) -> ValueAndGrad:
         """Return ``x -> (U [B], dU/dx [B, *shape])`` for sampling.
 
-        Call it once per sampling run: a module's fast path snapshots its weights.
+        Call it once per sampling run: a module's fast path snapshots its weights. Every
+        chain of the library (:func:`~landscape.sampling.langevin.sample`, quenches,
+        attraction-diffusion, strings) takes its gradient from here, so here is where one
+        asked for inside ``torch.inference_mode()`` is refused.
+
+        Raises
+        ------
+        LandscapeError
+            Inside ``torch.inference_mode()`` (autograd cannot run there; ``torch.no_grad()``
+            is fine).
         """
+        no_inference_mode(f"chains on {self.name or 'an energy'} (sample, find_minima, quench, attraction-diffusion, "
+                          "strings)", "they need dU/dx from autograd")
         module = self.module
         fast = getattr(module, "value_and_grad_fn", None) if module is not None else None
         if callable(fast):
@@ -371,6 +379,31 @@ def check_gives_back(energy: Energy, content: Any, *, named: str | None = None, 
                                 "float64 maps kept theirs), rounded off its minima: map it again" if rounded else ""))
 
 
+def check_data_range(box: Any) -> tuple[float, float] | None:
+    """``box`` as a data range ``(low, high)`` of floats (None stays None): exactly two
+    finite real numbers, ``low < high``, in a tuple, a list, or a 1-D numpy array or
+    tensor.
+
+    Raises
+    ------
+    LandscapeError
+        Anything else (a number, a string, three numbers, None among them), or a range
+        that is not finite or not increasing; one line.
+    """
+    if box is None:
+        return None
+    values = box.tolist() if isinstance(box, torch.Tensor) or hasattr(box, "__array__") else box
+    two = (isinstance(values, (Sequence, torch.Size)) and not isinstance(values, (str, bytes)) and len(values) == 2
+           and all(isinstance(v, numbers.Real) and not isinstance(v, bool) for v in values))
+    if not two:
+        text = repr(box) if len(repr(box)) <= 80 else repr(box)[:77] + "..."
+        raise LandscapeError(f"data range must be two numbers (low, high), got {text}")
+    low, high = float(values[0]), float(values[1])
+    if not (math.isfinite(low) and math.isfinite(high) and low < high):
+        raise LandscapeError(f"data range must be finite with low < high, got {box!r}")
+    return low, high
+
+
 def _example_shape(shape: Any) -> tuple[int, ...]:
     """The shape of one example from an int or a sequence of ints (numpy's too); a string,
     a float or an empty or non-positive shape is one line."""
@@ -399,13 +432,19 @@ def runs_frozen(fn: Callable[..., Any]) -> Callable[..., Any]:
         if not isinstance(energy, Energy):
             raise TypeError(f"{fn.__name__} needs an Energy, got {type(energy).__name__}: wrap the module or "
                             "function as Energy(fn, shape=..., data_range=...)")
-        if torch.is_inference_mode_enabled():
-            raise LandscapeError(f"{fn.__name__} cannot run inside torch.inference_mode(): its chains need dU/dx "
-                                 "from autograd (torch.no_grad() is fine: gradients are turned on where needed)")
+        no_inference_mode(fn.__name__)
         with energy.frozen():
             return fn(energy, *args, **kwargs)
 
     return run
+
+
+def no_inference_mode(what: str, why: str = "its chains need dU/dx from autograd") -> None:
+    """Refuse ``what`` (a call of the library, named) inside ``torch.inference_mode()``,
+    where autograd does not run. Checked once per call, never per step."""
+    if torch.is_inference_mode_enabled():
+        raise LandscapeError(f"{what} cannot run inside torch.inference_mode(): {why} (torch.no_grad() is fine: "
+                             "gradients are turned on where needed)")
 
 
 #: Networks at least this large, or with convolutions, keep torch's own thread count.

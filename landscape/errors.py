@@ -15,3 +15,9 @@ class NonFiniteEnergyError(LandscapeError):
 class Terminated(KeyboardInterrupt):
     """SIGTERM (a batch system's time limit, ``kill``), taken as Ctrl-C is: a long run keeps
     its progress and says how to continue it; the command exits with status 143."""
+
+
+class CompileWarning(UserWarning):
+    """Compiling an energy's steps (``Energy(..., compile=True)``) failed: they ran eagerly,
+    the same steps, only slower. Warned once per energy from Python; the commands say it
+    in a note of their own instead."""

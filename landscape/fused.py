@@ -22,7 +22,8 @@ to rounding error (the compiler fuses and reorders floating-point operations).
 Compiling costs seconds to a minute per variant, once per process (``torch.compile``
 keeps its kernels in an on-disk cache, so a second process starts faster); where it is
 unavailable (no C++ compiler, an energy ``torch.func`` cannot trace), the first failure
-is kept on the energy (:func:`failure`) and everything runs eagerly.
+is kept on the energy (:func:`failure`), warned once (:class:`~landscape.errors.CompileWarning`,
+which the commands leave to the note ``landscape map`` prints) and everything runs eagerly.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from typing import Any
 import torch
 
 from landscape.energy import Energy, ValueAndGrad
+from landscape.errors import CompileWarning
 
 #: Steps per compiled call. A longer window fuses more but compiles longer (unrolled):
 #: 16 steps of a 2-D energy compile in about 40 s on a 2-core CPU, 4 steps in 15 s.
@@ -147,9 +149,13 @@ def bounds(box: tuple[float, float] | None, like: torch.Tensor) -> tuple[torch.T
 
 def fail(energy: Energy, error: BaseException) -> None:
     """Keep why compiling ``energy``'s steps failed (one line); its steps run eagerly
-    from now on."""
-    text = " ".join(f"{type(error).__name__}: {error}".split())
-    energy.__dict__["_compile_failure"] = text[:300]
+    from now on. The first failure is warned (:class:`~landscape.errors.CompileWarning`):
+    from Python nothing else says it (the commands silence it and print a note)."""
+    text = " ".join(f"{type(error).__name__}: {error}".split())[:300]
+    first = failure(energy) is None
+    energy.__dict__["_compile_failure"] = text
+    if first:  # (stacklevel: the library's sampler or mapper that asked for the compiled steps)
+        warnings.warn(f"compiling the steps failed, they ran eagerly: {text}", CompileWarning, stacklevel=3)
 
 
 def failure(energy: Energy) -> str | None:

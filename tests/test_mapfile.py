@@ -743,7 +743,8 @@ def test_progress_round_trip(tmp_path):
     with h5py.File(progress_path(map_path), "r+") as f:
         f.attrs["schema_version"] = 2
     with pytest.raises(LandscapeError, match=r"saved by an earlier version of ebm-landscape \(progress version 2, "
-                                             r"this one continues 3\).*start again \(--force\)"):
+                                             r"this one continues 3\).*start again \(--force; from Python: "
+                                             r"clear_progress\('.*rings\.h5'\)\)"):
         load_progress(map_path)
     progress_path(map_path).write_bytes(b"garbage")
     with pytest.raises(LandscapeError, match="delete it"):
@@ -763,7 +764,8 @@ def test_resume_progress_continues_only_the_same_run(tmp_path):
     assert resume_progress(map_path, "f1", resume=False) == {"fingerprint": "f1"}
     assert resume_progress(None, "f1", resume=True) == {"fingerprint": "f1"}
     save_progress(map_path, {"fingerprint": "f1", "step": 3})
-    with pytest.raises(LandscapeError, match="pass --resume to continue it"):
+    with pytest.raises(LandscapeError, match=r"pass --resume \(resume=True\) to continue it, or delete "
+                                             r"rings\.h5\.partial \(from Python: clear_progress\('.*rings\.h5'\)\)"):
         resume_progress(map_path, "f1", resume=False)
     with pytest.raises(ProgressMismatch, match="other settings"):  # (a LandscapeError the demo tells apart)
         resume_progress(map_path, "f2", resume=True)

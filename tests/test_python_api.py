@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import inspect
 import io
+import re
 from pathlib import Path
 
 import numpy as np
@@ -382,3 +383,193 @@ def test_a_probe_finer_than_its_map_and_a_constant_energy_are_said_to_be():
     build_map(Energy(lambda x: 0 * x.sum(1) + 5, 2, data_range=(-1, 1)), MapConfig(chains=16, rounds=1, grid=0),
               reporter=heard)
     assert not [n for n in heard.notes if "resolve steps of" in n], heard.notes  # (float64 would not help)
+
+
+def _wells_map(**kw):
+    """A small map of three wells (2-D) and its energy."""
+    from landscape import Energy, MapConfig, build_map
+
+    def wells(x):
+        centres = torch.tensor([[-1.0, 0.0], [1.0, 0.0], [0.0, 1.5]], dtype=x.dtype)
+        d2 = ((x[:, None, :] - centres) ** 2).sum(-1)
+        return -0.2 * torch.logsumexp((torch.tensor([1.0, 0.7, 0.4], dtype=x.dtype) - d2) / 0.2, dim=1)
+
+    energy = Energy(wells, shape=(2,), data_range=(-3.0, 3.0), dtype=torch.float64, name="wells")
+    return energy, build_map(energy, MapConfig(chains=16, rounds=1, grid=0), **kw)
+
+
+def test_a_failed_compile_is_a_warning_from_python_and_a_note_on_the_command_line(monkeypatch, tmp_path, capsys):
+    # Where compiling failed the steps ran eagerly without a word from Python (only the
+    # command printed a note). A warning says it once per energy; the command, which has
+    # its note, does not print it twice.
+    import warnings
+
+    from landscape import Energy, fused, sample
+    from landscape.errors import CompileWarning
+
+    def no_compiler(fn, **kw):  # (a machine without a C++ compiler: the first call raises)
+        def call(*args):
+            raise RuntimeError("InvalidCxxCompiler: No working C++ compiler found")
+        return call
+
+    monkeypatch.setattr(torch, "compile", no_compiler)
+    energy = Energy(lambda x: ((x ** 2 - 1) ** 2).sum(1), 2, data_range=(-2, 2), dtype=torch.float64, compile=True)
+    x0 = torch.zeros(32, 2, dtype=torch.float64)
+    with pytest.warns(CompileWarning, match=r"^compiling the steps failed, they ran eagerly: RuntimeError: "
+                                            r"InvalidCxxCompiler: No working C\+\+ compiler found$"):
+        sample(energy, x0, 16, 0.1, generator=torch.Generator().manual_seed(0))
+    assert fused.failure(energy) is not None
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # (once per energy: not again)
+        sample(energy, x0, 16, 0.1, generator=torch.Generator().manual_seed(0))
+    with warnings.catch_warnings(record=True) as heard:
+        warnings.simplefilter("always")
+        code, out, err = run(capsys, "map", "--energy", "landscape.potentials:mueller_brown", "--shape", "2", "--box",
+                             "-1.5", "2", "--float64", "--chains", "32", "--rounds", "1", "--compile",
+                             "--out", tmp_path / "mb.h5")
+    assert code == 0, err
+    assert (out + err).count("compiling the steps failed, they ran eagerly") == 1
+    assert not [w for w in heard if issubclass(w.category, CompileWarning)]
+
+
+def test_every_call_that_runs_chains_refuses_inference_mode_in_one_line():
+    # build_map and the like said so in one line; sample, find_minima, quench,
+    # attraction_diffusion, assign_basins and value_and_grad_fn raised autograd's own error.
+    from landscape import (ADConfig, Energy, LandscapeError, Minima, assign_basins, attraction_diffusion,
+                           find_minima, quench, sample)
+
+    energy = Energy(lambda x: ((x ** 2 - 1) ** 2).sum(1), 1, data_range=(-2, 2), dtype=torch.float64)
+    x = torch.full((4, 1), 0.3, dtype=torch.float64)
+    two = Minima(torch.tensor([[-1.0], [1.0]], dtype=torch.float64), torch.zeros(2, dtype=torch.float64),
+                 torch.ones(2, dtype=torch.int64), torch.zeros(2, dtype=torch.float64))
+    calls = {
+        "sample": lambda: sample(energy, x, 5, 0.1),
+        "find_minima": lambda: find_minima(energy, x, eps=0.1, steps=5, merge_radius=0.1),
+        "quench": lambda: quench(energy, x),
+        "attraction_diffusion": lambda: attraction_diffusion(energy, x[:1] + 0.7, -x[:1] - 0.7, ADConfig(alpha=20.0)),
+        "assign_basins": lambda: assign_basins(energy, two, ADConfig(temperature=0.05, eps=0.05)),
+        "value_and_grad_fn": lambda: energy.value_and_grad_fn()(x),
+    }
+    for name, call in calls.items():
+        with torch.inference_mode(), pytest.raises(LandscapeError, match=r"cannot run inside torch\.inference_mode\(\)"
+                                                                         r": they need dU/dx from autograd") as info:
+            call()
+        assert "\n" not in str(info.value), name
+    with torch.no_grad():  # (fine: gradients are turned on where needed)
+        assert sample(energy, x, 5, 0.1).x.shape == (4, 1)
+
+
+def test_progress_left_after_a_finished_map_or_probe_is_called_finished_and_cleared_from_python(tmp_path):
+    # A notebook cell run twice: build_map(progress_file=...) leaves its progress for the
+    # caller to clear. The second run was refused with the command's advice ("pass
+    # --resume") for an "unfinished" map: the map is finished, resume=True returns it, and
+    # clear_progress (the command's --force) starts afresh.
+    import landscape
+    from landscape import LandscapeError, funnel_config, funnel_probe
+    from landscape.io.progress import progress_path
+
+    path = tmp_path / "cell.h5"
+    energy, first = _wells_map(progress_file=path)
+    with pytest.raises(LandscapeError, match=rf"^a finished map of {path} is kept in cell\.h5\.partial: pass --resume "
+                                             rf"\(resume=True\) to get it back without doing the work again, or "
+                                             rf"delete cell\.h5\.partial \(from Python: "
+                                             rf"clear_progress\('{path}'\)\) to start afresh$"):
+        _wells_map(progress_file=path)
+    again = _wells_map(progress_file=path, resume=True)[1]  # (the work not done again)
+    np.testing.assert_array_equal(again.content.minima_x, first.content.minima_x)
+    landscape.clear_progress(path)
+    assert not progress_path(path).exists()
+    _wells_map(progress_file=path)
+    m = first.content
+    funnel_probe(energy, m, funnel_config(m, chains=4, steps=20), progress_file=path)
+    with pytest.raises(LandscapeError, match=rf"^a finished funnel probe of {path} is kept in "
+                                             r"cell\.h5\.funnel\.partial: pass --resume \(resume=True\) to get it back .*"
+                                             rf"clear_progress\('{path}', 'funnel'\)\) to start afresh$"):
+        funnel_probe(energy, m, funnel_config(m, chains=4, steps=20), progress_file=path)
+    landscape.clear_progress(path, "funnel")
+    assert not progress_path(path, "funnel").exists()
+
+
+def test_data_for_a_probe_whose_chains_all_start_from_noise_are_refused_not_ignored():
+    from landscape import LandscapeError, funnel_config, funnel_probe
+
+    energy, result = _wells_map()
+    m = result.content
+    data = torch.tensor([[-1.0, 0.0], [1.0, 0.0]], dtype=torch.float64).repeat(5, 1)
+    noise_only = funnel_config(m, chains=4, steps=20)  # (made without with_data: init "noise")
+    with pytest.raises(LandscapeError, match=r"the config's chains all start from noise \(init 'noise'\), so the data "
+                                             r"given would go unused: .*funnel_config\(map, \.\.\., with_data=True\)"):
+        funnel_probe(energy, m, noise_only, data=data)
+    probe = funnel_probe(energy, m, funnel_config(m, chains=4, steps=20, with_data=True), data=data).funnel
+    assert set(np.unique(probe.chain_start)) == {0, 1}  # chains from data and from noise
+
+
+def test_a_data_range_is_two_finite_increasing_numbers():
+    from landscape import Energy, LandscapeError
+
+    def bowl(x):
+        return (x ** 2).sum(1)
+
+    for box in [(3,), 3, "-1,1", (None, 1), (-3, 3, 99), (-1.0, 1.0, -2.0, 2.0), np.array([[-1.0, 1.0]]), (True, 2)]:
+        with pytest.raises(LandscapeError, match=r"^data range must be two numbers \(low, high\), got "):
+            Energy(bowl, 2, data_range=box)
+    for box in [(1, -1), (0, float("nan")), (1, 1)]:
+        with pytest.raises(LandscapeError, match="data range must be finite with low < high"):
+            Energy(bowl, 2, data_range=box)
+    for box in [(-1, 2), [np.float32(-1), np.int64(2)], np.array([-1.0, 2.0]), torch.tensor([-1.0, 2.0])]:
+        got = Energy(bowl, 2, data_range=box).data_range
+        assert got == (-1.0, 2.0) and all(type(v) is float for v in got)
+
+
+def test_a_map_written_to_no_file_name_is_one_line(tmp_path, monkeypatch):
+    # write("") and write(".") raised pathlib's ValueError
+    from landscape import LandscapeError
+
+    _, result = _wells_map()
+    monkeypatch.chdir(tmp_path)
+    for name in ("", ".", ".."):
+        with pytest.raises(LandscapeError, match=rf"^'{re.escape(name)}' names no file to write: give a file name$"):
+            result.write(name)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_writing_a_map_replaces_only_a_map(tmp_path, capsys):
+    # A checkpoint, or any file that is not a map, was replaced without a word. A map is
+    # replaced (a notebook cell run again), and so is anything with overwrite=True.
+    import h5py
+
+    from landscape import LandscapeError, read_map, write_map
+
+    _, result = _wells_map()
+    victim = tmp_path / "victim.pt"
+    torch.save({"w": torch.zeros(3)}, victim)
+    before = victim.read_bytes()
+    with pytest.raises(LandscapeError, match=rf"^{victim} is not a map \(a PyTorch file, a checkpoint\?\): pass "
+                                             r"overwrite=True to replace it, or delete it$"):
+        result.write(victim)
+    assert victim.read_bytes() == before
+    other = tmp_path / "other.h5"
+    with h5py.File(other, "w") as f:
+        f.attrs["schema"] = "someone/else"
+    text = tmp_path / "notes.h5"
+    text.write_text("not a map")
+    for path, what in ((other, "an HDF5 file of another kind, schema 'someone/else'"),
+                       (text, "a file of another kind")):
+        with pytest.raises(LandscapeError, match=re.escape(f"{path} is not a map ({what})")):
+            result.write(path)
+    m = tmp_path / "m.h5"
+    result.write(m)
+    result.write(m)  # a map of ours: replaced
+    meta = result.content.meta
+    write_map(victim, result.content, config=meta.config, source=meta.source, tool_version="test", overwrite=True)
+    assert read_map(victim).n_minima == result.content.n_minima
+    result.write(text, overwrite=True)
+    assert read_map(text).n_minima == result.content.n_minima
+    # the command keeps its own rule: --force replaces any file, without it none
+    victim.write_bytes(before)
+    args = ["map", "--energy", "landscape.potentials:mueller_brown", "--shape", "2", "--box", "-1.5", "2", "--float64",
+            "--chains", "16", "--rounds", "1", "--out", victim]
+    code, _, err = run(capsys, *args)
+    assert code == 1 and f"{victim} exists: pass --force to overwrite it" in err
+    code, _, err = run(capsys, *args, "--force")
+    assert code == 0 and read_map(victim).n_minima == 3, err

@@ -561,3 +561,37 @@ def test_loading_an_energy_keeps_freed_memory_for_reuse():
     # two in again: one in five of the default's faults is still the setting at work)
     assert faults("load") < plain / 5
     assert faults("load", MALLOC_TRIM_THRESHOLD_="131072") > 20 * 10_000
+
+
+def test_loading_a_network_leaves_the_callers_random_numbers_as_they_were(nets, ckpt):
+    # Building the network drew its initial weights (replaced by the file's) from torch's
+    # global generator: a caller's seeded draws after loading were not the seed's.
+    from landscape.train.checkpoint import energy_from_checkpoint
+
+    path, model = ckpt
+    weights = nets.parent / "net.pt"
+    f = nn.Sequential(nn.Linear(2, 16), nn.Softplus(), nn.Linear(16, 1))
+    torch.save({f"f.{k}": v for k, v in f.state_dict().items()}, weights)
+    loaders = {"energy_from_checkpoint": lambda: energy_from_checkpoint(path)[0],
+               "energy_from_factory": lambda: energy_from_factory(f"{nets}:Net", weights, (2,), (-2, 2))}
+    for name, load in loaders.items():
+        torch.manual_seed(0)
+        want = torch.rand(3)
+        torch.manual_seed(0)
+        energy = load()
+        assert torch.equal(torch.rand(3), want), name
+        assert energy(torch.zeros(1, 2)).shape == (1,)
+    net = energy_from_checkpoint(path)[0].fn
+    assert all(torch.equal(a, b) for a, b in zip(net.state_dict().values(), model.state_dict().values()))
+
+
+def test_a_factory_s_box_is_checked_before_its_network_is_built(tmp_path):
+    path = tmp_path / "counting.py"
+    path.write_text("import torch\nBUILT = []\n\ndef Net():\n    BUILT.append(1)\n"
+                    "    return torch.nn.Sequential(torch.nn.Linear(2, 1), torch.nn.Flatten(0))\n")
+    for box in [(2,), 2, "-1,1", (None, 1), (-3, 3, 99)]:
+        with pytest.raises(LandscapeError, match=r"^data range must be two numbers \(low, high\), got "):
+            energy_from_factory(f"{path}:Net", None, (2,), box)
+    with pytest.raises(LandscapeError, match=r"^data range must be two numbers"):
+        energy_from_function(f"{path}:Net", (2,), (1, 2, 3))
+    assert energy_from_factory(f"{path}:Net", None, (2,), (-1, 1)).data_range == (-1.0, 1.0)

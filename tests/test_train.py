@@ -327,7 +327,7 @@ def test_a_resumed_run_uses_the_optimizer_settings_it_records_and_refuses_a_new_
     assert tuple(group["betas"]) == (0.1, 0.2) and group["weight_decay"] == 0.5
     for change, name in (("optim.name=sgd", "optim.name"), ("model.kwargs.hidden=[32,32]", "model.kwargs.hidden")):
         code, _, err = run(capsys, "train", "--out", out, "--resume", "--steps", "4", "--quiet", "--set", change)
-        assert_one_line_error(code, err, rf"--resume cannot change {name} .*start over with --force")
+        assert_one_line_error(code, err, rf"--resume \(resume=True\) cannot change {name} .*start over with --force")
     code, _, err = run(capsys, "train", "--out", out, "--resume", "--steps", "2", "--quiet")
     assert code == 0 and "has 3 updates already, --steps 2 asks for no more: nothing to train" in err
 
@@ -338,3 +338,56 @@ def test_a_message_that_only_introduces_its_detail_keeps_it():
     err = RuntimeError("Error(s) in loading state_dict for DigitsNet:\n\tsize mismatch for net.0.weight: shapes differ")
     assert _short(err) == ("Error(s) in loading state_dict for DigitsNet: size mismatch for net.0.weight: "
                            "shapes differ")
+
+
+def test_training_leaves_the_callers_random_numbers_and_thread_count_as_they_were(tmp_path):
+    # train() seeded torch's global generator for its initial weights and set torch's
+    # thread count for the run, and left both so: a caller's own draws after it were the
+    # training seed's, not theirs.
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(3)  # (the run's policy is one thread for this small network)
+        torch.manual_seed(123)
+        want = torch.rand(3)
+        torch.manual_seed(123)
+        train(tiny(), tmp_path / "a.pt")
+        assert torch.equal(torch.rand(3), want) and torch.get_num_threads() == 3
+        torch.rand(100)  # whatever the caller drew before, a seed gives the same model
+        train(tiny(), tmp_path / "b.pt")
+        a, b = load_checkpoint(tmp_path / "a.pt"), load_checkpoint(tmp_path / "b.pt")
+        assert all(torch.equal(a["state_dict"][k], b["state_dict"][k]) for k in a["state_dict"])
+        # a refusal names both spellings: the command's option and the Python keyword
+        with pytest.raises(LandscapeError, match=r"exists: pass --resume \(resume=True\) to continue it or "
+                                                 r"--force \(overwrite=True\) to start over"):
+            train(tiny(), tmp_path / "a.pt")
+        assert torch.get_num_threads() == 3
+    finally:
+        torch.set_num_threads(threads)
+
+
+@pytest.mark.parametrize("signame", ["SIGINT", "SIGTERM"])
+def test_ctrl_c_in_python_raises_once_the_checkpoint_is_saved_and_resume_continues_it(tmp_path, signame):
+    # From Python, Ctrl-C was caught and train() returned as if done (stopped_early set):
+    # the rest of a script or notebook cell went on. It raises KeyboardInterrupt now, after
+    # the checkpoint of the update under way is saved (Terminated for SIGTERM).
+    import signal
+
+    from landscape.errors import Terminated
+
+    out, seen = tmp_path / "c.pt", [0]
+
+    def signal_after_two(n, latest):
+        seen[0] += n
+        if seen[0] == 2:
+            signal.raise_signal(getattr(signal, signame))  # (as the terminal sends it to the main thread)
+
+    previous = signal.getsignal(signal.SIGTERM)
+    with pytest.raises(KeyboardInterrupt, match=r"training stopped after update 2 of 6; .*c\.pt is saved: "
+                                                r"train\(\.\.\., resume=True\) continues it") as info:
+        train(tiny(), out, progress=signal_after_two)
+    assert isinstance(info.value, Terminated) == (signame == "SIGTERM")
+    assert signal.getsignal(signal.SIGTERM) is previous  # (the run's handlers are gone)
+    result = info.value.result
+    assert result.stopped_early and result.step == 2 and result.terminated == (signame == "SIGTERM")
+    assert load_checkpoint(out)["step"] == 2
+    assert train(Config.from_dict(load_checkpoint(out)["config"]), out, resume=True).step == 6

@@ -23,7 +23,7 @@ from landscape import checks
 from landscape.energy import Energy
 from landscape.errors import LandscapeError
 from landscape.io.files import atomic_path, load_torch
-from landscape.io.sources import check_torch_file
+from landscape.io.sources import check_torch_file, keep_global_rng
 from landscape.sampling.langevin import MAX_EPS
 from landscape.train.config import INITS, MAX_CHAIN_STEPS, REGIMES
 from landscape.train.nets import ARCHS, build_model, convert_reference_state_dict
@@ -212,14 +212,17 @@ def _validate_network(arch: str, kwargs: dict[str, Any], state_dict: dict[str, A
 
 
 def model_from_checkpoint(ckpt: dict[str, Any], path: str | os.PathLike = "checkpoint") -> nn.Module:
-    """Rebuild the network of a validated checkpoint and load its weights."""
+    """Rebuild the network of a validated checkpoint and load its weights. Torch's global
+    random number generators are left as they were (the network's random initial weights,
+    replaced by the checkpoint's, are drawn in a fork of them)."""
     spec = ckpt["model"]
     arch, kwargs = spec["arch"], dict(spec.get("kwargs", {}))
     meta = _meta_model(arch, kwargs, path)
     checks.check_memory(sum(t.numel() * t.element_size() for t in meta.state_dict().values()) * 2,
                         f"{path}: the {arch} network", "cpu")
     try:
-        model = build_model(arch, kwargs)
+        with keep_global_rng():
+            model = build_model(arch, kwargs)
     except (ValueError, TypeError, KeyError) as exc:
         raise LandscapeError(f"{path}: cannot rebuild model: {_short(exc)}") from None
     _load_state(model, ckpt["state_dict"], path)
@@ -237,7 +240,8 @@ def energy_from_checkpoint(
     path: str | os.PathLike, device: str | torch.device = "cpu"
 ) -> tuple[Energy, dict[str, Any]]:
     """The energy a checkpoint describes, on ``device`` (checked: one line for a device
-    this machine lacks), and the checkpoint itself."""
+    this machine lacks), and the checkpoint itself. Torch's global random number
+    generators are left as they were (:func:`model_from_checkpoint`)."""
     from landscape.io.sources import pick_device
 
     ckpt = load_checkpoint(path)
@@ -279,7 +283,8 @@ def energy_from_reference_state_dict(
     kw = dict(kwargs or {})
     kw["energy_scale"] = 2.0 / epsilon**2
     try:
-        model = build_model(arch, kw)
+        with keep_global_rng():  # (the initial weights, replaced by the file's, leave the caller's draws alone)
+            model = build_model(arch, kw)
         sd = convert_reference_state_dict(arch, sd)
     except (ValueError, TypeError) as exc:
         raise LandscapeError(f"{path}: {_short(exc)}") from None

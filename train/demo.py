@@ -57,7 +57,6 @@ def run_demo(out: Path, *, device: str = "auto", scale: float = 1.0, no_map: boo
     from landscape.train.config import Config, apply_overrides, get_preset
     from landscape.train.loop import run_dir_for, train
     from landscape.train.sampling import run_chains, save_chain_figure
-    from landscape.errors import Terminated
 
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -76,14 +75,18 @@ def run_demo(out: Path, *, device: str = "auto", scale: float = 1.0, no_map: boo
             if bar is not None and resume:
                 bar.update(int(load_checkpoint(ckpt)["step"]))
             try:
-                result = train(config, ckpt, resume=resume, device=device,
-                               progress=(lambda n, latest, b=bar: b.update(n)) if bar is not None else None)
+                train(config, ckpt, resume=resume, device=device,
+                      progress=(lambda n, latest, b=bar: b.update(n)) if bar is not None else None)
+            except KeyboardInterrupt as stopped:  # Ctrl-C or SIGTERM: the checkpoint is saved, a rerun continues it
+                if bar is not None:
+                    bar.close()
+                result = getattr(stopped, "result", None)
+                if result is not None:
+                    say(f"{name}: stopped after {result.step} of {steps} updates; rerun the demo to continue")
+                raise
             finally:
                 if bar is not None:
                     bar.close()
-            if result.stopped_early:  # Ctrl-C or SIGTERM: the checkpoint is saved, a rerun continues it
-                say(f"{name}: stopped after {result.step} of {steps} updates; rerun the demo to continue")
-                raise Terminated if result.terminated else KeyboardInterrupt
         summary = dict(load_checkpoint(ckpt)["metrics"])
         summary["figures"] = str(run_dir_for(ckpt))
         results[name] = summary

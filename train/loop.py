@@ -35,7 +35,7 @@ from torch import nn
 from landscape import data as datasets
 from landscape import Energy, __version__, sample
 from landscape.energy import use_cpu_threads
-from landscape.errors import LandscapeError, NonFiniteEnergyError
+from landscape.errors import LandscapeError, NonFiniteEnergyError, Terminated
 from landscape.io.files import atomic_path, output_lock, writing
 from landscape.plots.common import chain_caption
 from landscape.distributed import Dist
@@ -84,6 +84,10 @@ class _StopFlag:
 
 @dataclass
 class TrainResult:
+    """What :func:`train` did. A run stopped by Ctrl-C or SIGTERM does not return: its
+    result rides on the KeyboardInterrupt it raises (``exc.result``), with
+    ``stopped_early`` set."""
+
     checkpoint: Path
     run_dir: Path
     step: int
@@ -130,6 +134,19 @@ def train(
     The main rank holds the lock on ``out`` for the whole run
     (:func:`landscape.io.files.output_lock`): a second run on the same checkpoint is refused.
 
+    Ctrl-C (or SIGTERM) stops the run at the end of the update under way, saves the
+    checkpoint, and then raises KeyboardInterrupt (:class:`landscape.errors.Terminated`,
+    a subclass, for SIGTERM) whose ``result`` attribute is the :class:`TrainResult` so far
+    (``stopped_early`` set): ``train(Config.from_dict(ckpt["config"]), out, resume=True)``
+    continues it exactly. A second signal interrupts at once, without saving.
+
+    The caller's global torch state is left as it was: the global random number
+    generators (the initial weights are drawn from them, seeded with ``train.seed``, so a
+    seed gives the same model whatever the caller drew before) and torch's thread count
+    (set for the run by :func:`landscape.energy.use_cpu_threads`). What that policy
+    changes for the whole process cannot be undone: on the CPU, glibc's allocator is told
+    once to keep freed memory for reuse (:func:`landscape.energy.keep_freed_memory`).
+
     Returns
     -------
     TrainResult
@@ -139,13 +156,37 @@ def train(
     LandscapeError
         Bad configuration, data that does not fit the network, a non-finite chain, a
         checkpoint that cannot be resumed.
+    KeyboardInterrupt
+        Ctrl-C or SIGTERM, once the checkpoint is saved (see above).
     """
     config.validate()
     env = join_job(device)
     out = Path(out)
-    with output_lock(out) if env.main else nullcontext():
-        return _train(config, env, out, resume=resume, overwrite=overwrite, data_root=data_root, progress=progress,
-                      dataset=dataset)
+    threads = torch.get_num_threads()
+    try:
+        # (the run seeds the global generators for its initial weights: the caller's are kept)
+        with torch.random.fork_rng(devices=_rng_devices(env.device)):
+            with output_lock(out) if env.main else nullcontext():
+                return _train(config, env, out, resume=resume, overwrite=overwrite, data_root=data_root,
+                              progress=progress, dataset=dataset)
+    finally:
+        if torch.get_num_threads() != threads:
+            torch.set_num_threads(threads)
+
+
+def _rng_devices(device: torch.device) -> list[int]:
+    """The CUDA devices whose global generators a run on ``device`` seeds (none on the CPU)."""
+    return list(range(torch.cuda.device_count())) if device.type == "cuda" else []
+
+
+def _seed_global(seed: int, device: torch.device) -> None:
+    """Seed the global generators a run on ``device`` draws from (its initial weights):
+    the CPU's, and on a GPU every CUDA device's (as ``torch.manual_seed``). On the CPU the
+    CUDA generators are left alone, so a caller who uses a GPU later finds them as they were."""
+    if device.type == "cuda":
+        torch.manual_seed(seed)
+    else:
+        torch.random.default_generator.manual_seed(seed)
 
 
 def _train(
@@ -172,7 +213,8 @@ def _train(
         if s.bank is not None:
             s.bank = _bank_shard(state, env, s.bank)
     elif out.exists() and not overwrite:
-        raise LandscapeError(f"{out} exists: pass --resume to continue it or --force to start over")
+        raise LandscapeError(f"{out} exists: pass --resume (resume=True) to continue it or --force (overwrite=True) "
+                             "to start over")
 
     if env.main:
         if overwrite and state is None:
@@ -230,8 +272,15 @@ def _train(
     log.flush()
     if env.active:
         dist.barrier()
-    return TrainResult(out, run_dir, step, step < cfg_t.steps, log.summary(eps),
-                       terminated=stop.signal == signal.SIGTERM)
+    result = TrainResult(out, run_dir, step, step < cfg_t.steps, log.summary(eps),
+                         terminated=stop.signal == signal.SIGTERM)
+    if result.stopped_early:  # Ctrl-C or SIGTERM, the checkpoint saved: the caller stops too
+        stopped = Terminated if result.terminated else KeyboardInterrupt
+        interrupt = stopped(f"training stopped after update {step} of {cfg_t.steps}; {out} is saved: "
+                            "train(..., resume=True) continues it (the command: --resume)")
+        interrupt.result = result  # type: ignore[attr-defined]
+        raise interrupt
+    return result
 
 
 @dataclass
@@ -260,7 +309,7 @@ class _Session:
     def start(cls, config: Config, env: Dist, dataset: datasets.Dataset) -> _Session:
         """Build the model for ``dataset`` (identical initial weights on every rank), its
         optimizer, the generators seeded per rank and a fresh bank of noise."""
-        torch.manual_seed(config.train.seed)
+        _seed_global(config.train.seed, env.device)
         model, trained, energy = _build_model(config, dataset, env)
         cfg_o = config.optim
         if cfg_o.name == "sgd":
@@ -468,8 +517,9 @@ def _restore(
     fixed = [name for name in changed_fields(state.get("config") or {}, config.to_dict())
              if name.startswith(FIXED_ON_RESUME)]
     if fixed:
-        raise LandscapeError(f"{out}: --resume cannot change {', '.join(fixed)} (the checkpoint's network and "
-                             "optimizer state are for its own): start over with --force, or train into another --out")
+        raise LandscapeError(f"{out}: --resume (resume=True) cannot change {', '.join(fixed)} (the checkpoint's "
+                             "network and optimizer state are for its own): start over with --force (overwrite=True), "
+                             "or train into another --out")
     ckpt_io._load_state(model, state["state_dict"], out)
     resume = state.get("resume")
     if not resume:

@@ -92,7 +92,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     >>> with atomic_path("notes.txt") as tmp:  # doctest: +SKIP
     ...     tmp.write_text("complete or nothing")
     """
-    path = Path(path)
+    path = file_path(path)
     make_folder(path)
     tmp = path.with_name(f".{path.stem}.{uuid4().hex[:12]}.tmp{path.suffix}")
     with signals_deferred():  # (a result is written whole, or not at all; a signal after it)
@@ -170,6 +170,14 @@ def writing(path: str | os.PathLike) -> Iterator[None]:
         if named is None:
             raise
         raise named from None
+
+
+def file_path(path: str | os.PathLike) -> Path:
+    """``path`` as a Path, checked to name a file to write: ``""``, ``"."`` and ``".."``
+    name none (pathlib's bare ValueError further on)."""
+    if Path(path).name in ("", ".", ".."):
+        raise LandscapeError(f"{os.fspath(path)!r} names no file to write: give a file name")
+    return Path(path)
 
 
 def make_folder(path: Path) -> None:

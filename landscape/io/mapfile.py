@@ -33,7 +33,8 @@ from scipy.cluster import hierarchy
 from landscape import checks
 from landscape.checks import require
 from landscape.errors import LandscapeError
-from landscape.io.files import first_line, new_hdf5, to_json
+from landscape.io.files import file_path, first_line, new_hdf5, to_json
+from landscape.io.progress import PROGRESS_SCHEMA
 from landscape.io.records import (
     ATTRACTION,
     DiagnosisData,
@@ -410,12 +411,18 @@ def write_map(
     tool_version: str,
     settings: Mapping[str, Any] | None = None,
     seconds: Mapping[str, float] | None = None,
+    overwrite: bool = False,
 ) -> Path:
-    """Write a map atomically (replacing any file at ``path`` only once complete).
+    """Write a map atomically (replacing the file at ``path`` only once complete).
+
+    An existing map at ``path`` (one of ours, of any schema version) is replaced, as a
+    rerun notebook cell does; any other file (a checkpoint, someone's HDF5 file, a map's
+    progress file) only with ``overwrite``.
 
     Parameters
     ----------
     path : str or Path
+        A file name (not a folder).
     content : MapContent
         Arrays are converted to the schema dtypes; ``content.meta`` is ignored.
     config : dict
@@ -428,6 +435,8 @@ def write_map(
         The settings the map chose and used, root attr ``settings`` (JSON).
     seconds : dict, optional
         Wall time per stage, root attr ``seconds`` (JSON).
+    overwrite : bool
+        Replace a file at ``path`` that is not a map, too.
 
     Returns
     -------
@@ -443,7 +452,9 @@ def write_map(
         written for the first two; for an attribute, the temporary file is removed).
     LandscapeError
         An attribute the reader would refuse (a count below 0, say; nothing is written),
-        or a disk that refuses the file (full, read-only, a folder at ``path``).
+        a file at ``path`` that is not a map (without ``overwrite``; it is left as it was),
+        a ``path`` that names no file (``""``, ``"."``), or a disk that refuses the file
+        (full, read-only, a folder at ``path``).
 
     Examples
     --------
@@ -452,10 +463,13 @@ def write_map(
     ...           tool_version="0.1.0", settings=result.settings)  # doctest: +SKIP
     >>> result.write("wells.h5")  # the same, with the record build_map kept  # doctest: +SKIP
     """
-    path = Path(path)
+    path = file_path(path)
     c = _check(content)
     _check_read(c)  # never write a map the reader would refuse
     blobs = [_dumps(config), _dumps(source), _dumps(settings or {}), _dumps(seconds or {})]  # fail before disk
+    other = None if overwrite else _not_a_map(path)
+    if other is not None:
+        raise LandscapeError(f"{path} is not a map ({other}): pass overwrite=True to replace it, or delete it")
     with new_hdf5(path, _nbytes(c)) as f:
         f.attrs["schema"] = SCHEMA
         f.attrs["schema_version"] = SCHEMA_VERSION
@@ -783,11 +797,46 @@ def _check_read(c: MapContent) -> None:
         checks.number_range(None, "/minima attr data_range", data_range)
 
 
+#: The first bytes of every HDF5 file.
+_HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+#: How a ``torch.save`` file begins: a zip archive, or the legacy format's pickle.
+_TORCH_SIGNATURES = (b"PK\x03\x04", b"\x80\x02\x8a\x0al\xfc\x9cF\xf9 j\xa8P\x19")
+
+
+def _not_a_map(path: Path) -> str | None:
+    """What the file at ``path`` is, in words, where it is not one of our maps; None for
+    a map of ours, for no file, and for a folder (the write's own error names that)."""
+    if not path.is_file():
+        return None
+    try:
+        with open(path, "rb") as f:
+            head = f.read(16)
+    except OSError:
+        return None  # (the write names the problem: permissions, ...)
+    if not head:
+        return "an empty file"
+    if head.startswith(_HDF5_SIGNATURE):
+        try:
+            with h5py.File(path, "r") as f:
+                schema = f.attrs.get("schema")
+        except _H5_ERRORS:
+            return "a damaged HDF5 file"
+        schema = schema.decode("utf-8", "replace") if isinstance(schema, bytes) else schema
+        if schema == SCHEMA:
+            return None
+        if schema == PROGRESS_SCHEMA:
+            return "a map's progress file"
+        return "an HDF5 file of another kind" + (f", schema {schema!r}" if schema is not None else "")
+    if head.startswith(_TORCH_SIGNATURES):
+        return "a PyTorch file, a checkpoint?"
+    return "a file of another kind"
+
+
 def is_map_file(path: str | Path) -> bool:
     """True if ``path`` is an HDF5 file (by its signature; a map or not)."""
     try:
         with open(path, "rb") as f:
-            return f.read(8) == b"\x89HDF\r\n\x1a\n"
+            return f.read(8) == _HDF5_SIGNATURE
     except OSError:
         return False
 

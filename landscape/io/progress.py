@@ -118,7 +118,8 @@ def load_progress(map_path: str | Path, kind: str = "map",
                 raise LandscapeError(
                     f"{path} was saved by {'an earlier' if version < PROGRESS_VERSION else 'a later'} version of "
                     f"ebm-landscape (progress version {version}, this one continues {PROGRESS_VERSION}): its work "
-                    "cannot go on under this version's rules; start again (--force)")
+                    f"cannot go on under this version's rules; start again (--force; from Python: "
+                    f"{_clear_call(map_path, kind)})")
             state: dict[str, Any] = json.loads(f.attrs["state"])
 
             def collect(name: str, item: h5py.HLObject) -> None:
@@ -136,35 +137,51 @@ class ProgressMismatch(LandscapeError):
     model (its fingerprint differs): it cannot be resumed."""
 
 
+#: The key a saved state holds, true, once its work is complete (all but assembling the
+#: result): a map's (``build_map`` sets it after its last refinement) and a funnel probe's.
+FINISHED = "final"
+
+
 def resume_progress(
     map_path: str | Path | None, fingerprint: str, resume: bool, *, kind: str = "map", what: str = "map",
-    afresh: str = "delete its .partial file",
+    afresh: str | None = None,
 ) -> dict[str, Any]:
     """The saved state of unfinished work on ``map_path`` to continue, or a fresh one.
 
     Saved progress is only continued with ``resume`` and the same ``fingerprint`` (the
     settings and what they apply to): anything else is an error, so no progress is lost or
-    mixed with another run's. The returned state carries ``fingerprint``.
+    mixed with another run's. The returned state carries ``fingerprint``. Progress whose
+    work is complete (its :data:`FINISHED` key set: the caller wrote no result of it, or
+    did not clear it after) is called finished, and ``resume`` gives its result back
+    without doing the work again.
+
+    Messages name both spellings of what to pass: the command's option and the Python
+    keyword (``--resume (resume=True)``); ``afresh`` says how to start over [default:
+    delete the progress file, or from Python :func:`clear_progress`].
 
     Raises
     ------
     LandscapeError
-        Progress exists without ``resume``, or from other settings; ``afresh`` says how to
-        start over.
+        Progress exists without ``resume``, or from other settings.
     """
     state: dict[str, Any] = {}
     if map_path is not None:
         saved = load_progress(map_path, kind)
         if saved is not None:
+            partial = progress_path(map_path, kind).name
+            afresh = afresh or f"delete {partial} (from Python: {_clear_call(map_path, kind)})"
+            status = "finished" if saved.get(FINISHED) else "unfinished"
             if not resume:
-                how_far = f" (`landscape info {map_path}` shows how far it got)" if kind == "map" else ""
-                raise LandscapeError(
-                    f"an unfinished {what} of {map_path} exists{how_far}: pass --resume to continue it, or {afresh} "
-                    "to start afresh"
-                )
+                if status == "finished":
+                    lead = f"a finished {what} of {map_path} is kept in {partial}"
+                    go_on = "get it back without doing the work again"
+                else:
+                    how_far = f" (`landscape info {map_path}` shows how far it got)" if kind == "map" else ""
+                    lead, go_on = f"an unfinished {what} of {map_path} exists{how_far}", "continue it"
+                raise LandscapeError(f"{lead}: pass --resume (resume=True) to {go_on}, or {afresh} to start afresh")
             if saved.get("fingerprint") != fingerprint:
                 raise ProgressMismatch(
-                    f"the unfinished {what} was started with other settings or another model: "
+                    f"the {status} {what} saved for {map_path} was made with other settings or another model: "
                     f"resume with the same ones, or {afresh}"
                 )
             state = saved
@@ -172,10 +189,21 @@ def resume_progress(
     return state
 
 
+def _clear_call(map_path: str | Path, kind: str = "map") -> str:
+    """The Python call that removes the progress file of ``map_path``: how a library user
+    starts afresh (the commands' ``--force``)."""
+    return f"clear_progress({str(map_path)!r}{'' if kind == 'map' else f', {kind!r}'})"
+
+
 def clear_progress(map_path: str | Path, kind: str = "map") -> None:
     """Remove the progress file of ``map_path`` (after the work is complete, or to start
     afresh), if there is one, damaged ones included; a readable HDF5 file of another kind
-    at that name (someone's map, say) is left alone."""
+    at that name (someone's map, say) is left alone.
+
+    From Python (``landscape.clear_progress``): ``clear_progress("wells.h5")`` once the map
+    :func:`~landscape.mapping.pipeline.build_map` made with ``progress_file="wells.h5"``
+    is written, or to start it afresh; ``clear_progress("wells.h5", "funnel")`` for a
+    funnel probe's (the commands' ``--force`` does this)."""
     path = progress_path(map_path, kind)
     if path.is_file() and not _other_hdf5(path):
         with suppress(FileNotFoundError):

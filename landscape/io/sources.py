@@ -18,6 +18,7 @@ load time with one line that names it, not deep inside a sampler.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import importlib.util
 import itertools
@@ -25,7 +26,7 @@ import os
 import re
 import sys
 import zipfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +34,7 @@ import torch
 from torch import nn
 
 from landscape.distributed import world_from_env
-from landscape.energy import Energy, current_stage
+from landscape.energy import Energy, check_data_range, current_stage
 from landscape.errors import LandscapeError
 from landscape.io.files import load_torch
 
@@ -315,6 +316,18 @@ def _check_output(name: str, u: Any, x: torch.Tensor) -> None:
 # the three sources
 
 
+@contextlib.contextmanager
+def keep_global_rng() -> Iterator[None]:
+    """Leave torch's global random number generators as they were before the block:
+    building a network draws its initial weights from them (then replaced by a file's), and
+    a caller who seeded them for draws of their own must get those draws. The CPU's
+    generator, and every CUDA device's where CUDA is already in use (cheap then; a block
+    that starts CUDA is left to it)."""
+    devices = list(range(torch.cuda.device_count())) if torch.cuda.is_initialized() else []
+    with torch.random.fork_rng(devices=devices):
+        yield
+
+
 def energy_from_function(
     spec: str,
     shape: Sequence[int],
@@ -355,6 +368,7 @@ def energy_from_function(
     >>> e(torch.zeros(1, 2, dtype=torch.float64))  # doctest: +SKIP
     tensor([2.], dtype=torch.float64)
     """
+    box = check_data_range(box)  # (before any code of the user's runs)
     fn = load_object(spec)
     if not callable(fn):
         raise LandscapeError(f"{spec}: is a {type(fn).__name__}, not a function")
@@ -445,7 +459,8 @@ def energy_from_factory(
     Returns
     -------
     Energy
-        Wrapping the module, probed on a tiny batch.
+        Wrapping the module, probed on a tiny batch. Building it leaves torch's global
+        random number generators as they were (:func:`keep_global_rng`).
 
     Raises
     ------
@@ -458,11 +473,13 @@ def energy_from_factory(
     --------
     >>> e = energy_from_factory("nets.py:Net", "net.pt", (3, 32, 32), (-1, 1), kwargs={"width": 64})  # doctest: +SKIP
     """
+    box = check_data_range(box)  # (before the network is built)
     factory = load_object(spec)
     if not callable(factory):
         raise LandscapeError(f"{spec}: is a {type(factory).__name__}, not a class or function that builds a network")
     try:
-        module = factory(**dict(kwargs or {}))
+        with keep_global_rng():  # (its random initial weights, replaced by the file's, leave the caller's draws alone)
+            module = factory(**dict(kwargs or {}))
     except Exception as exc:  # noqa: BLE001 -- the user's code may raise anything
         hint = ""
         if isinstance(exc, TypeError) and "argument" in str(exc):
@@ -521,6 +538,7 @@ def energy_from_torchscript(
     >>> e = energy_from_torchscript("net.ts", (2,), (-4, 4))  # doctest: +SKIP
     """
     path = Path(path)
+    box = check_data_range(box)
     if not path.is_file():
         raise LandscapeError(f"{path}: no such file")
     try:

@@ -219,11 +219,14 @@ class MapResult:
     seconds: dict[str, float]
     counts: dict[str, int]
 
-    def write(self, path: str | Path, *, source: Mapping[str, Any] | str | None = None) -> Path:
+    def write(self, path: str | Path, *, source: Mapping[str, Any] | str | None = None,
+              overwrite: bool = False) -> Path:
         """Write the map to ``path`` (HDF5, atomically) as ``landscape map`` writes its
         maps: with the settings given and chosen, the time per stage and this version, so
         ``landscape info``, ``tree``, ``funnel`` and ``diagnose`` read it. ``source`` says
-        what was mapped (plain data, never code; default: the energy's name).
+        what was mapped (plain data, never code; default: the energy's name). A map already
+        at ``path`` is replaced; any other file only with ``overwrite``
+        (:func:`~landscape.io.mapfile.write_map`).
 
         Returns
         -------
@@ -234,7 +237,8 @@ class MapResult:
         meta = self.content.meta
         assert meta is not None  # (set by build_map)
         return write_map(path, self.content, config=meta.config, source=meta.source if source is None else source,
-                         tool_version=meta.tool_version, settings=self.settings, seconds=self.seconds)
+                         tool_version=meta.tool_version, settings=self.settings, seconds=self.seconds,
+                         overwrite=overwrite)
 
 
 # ------------------------------------------------------------------------ exploration
