@@ -70,10 +70,15 @@ def compare_cmd(a, b, out, force, check, chains, multiples, device, names, seed,
     funnel score and the share of spurious minima; then says how they
     differ, and draws one figure with both.
 
+    A and B must be two files: the same file twice, or two checkpoints whose maps are the
+    same file, is an error (exit status 1). Two copies are compared; where their maps hold
+    the same datasets, the summary says first that the maps are identical.
+
     \b
     Exit status:
       0  compared (whatever the verdicts, unless --strict)
-      1  an error (a missing or unreadable file, an output that exists without --force)
+      1  an error (a missing or unreadable file, A and B the same file, an output that
+         exists without --force)
       2  a usage error (a bad option)
       3  --strict, and the convergence check of a side with a checkpoint failed: its
          verdict disagrees with its trained regime (regime unknown: non-convergent)
@@ -105,6 +110,7 @@ def compare_cmd(a, b, out, force, check, chains, multiples, device, names, seed,
             "rows": [list(r) for r in rows],
             "checks": {s.name: None if r is None else r.to_dict() for s, r in zip(sides, run.results)},
             "verdicts": {s.name: v for s, v in zip(sides, run.verdicts)},
+            "identical_maps": run.identical,
             "summary": run.summary,
             "picture": str(run.out),
         }

@@ -98,8 +98,7 @@ def summary_lines(map_path: Path, content, d, dataset: str) -> list[str]:
     import numpy as np
 
     from landscape.diagnosis.spurious import OFF_DATA, SATURATED, SINK, reason_text
-    from landscape.mapping.funnel import describe
-    from landscape.io.views import describe_source
+    from landscape.io.views import describe_funnel, describe_source
 
     n = content.n_minima
     q99, q50 = np.quantile(d.data_nn, [d.rule.nn_quantile, 0.5])
@@ -135,7 +134,7 @@ def summary_lines(map_path: Path, content, d, dataset: str) -> list[str]:
     if flagged.sum() > len(worst):
         lines.append(f"    ... {int(flagged.sum()) - len(worst)} more in the report")
     if content.funnel is not None:
-        lines.append("  " + describe(content.funnel))
+        lines.append("  " + describe_funnel(content.funnel))
     else:
         lines.append(f"  no funnel probe in the map (landscape funnel {map_path}): funnel sinks not tested")
     return lines
@@ -144,7 +143,8 @@ def summary_lines(map_path: Path, content, d, dataset: str) -> list[str]:
 def _summary(map_path: Path, content, d, dataset: str, report: Path) -> dict:
     import numpy as np
 
-    from landscape.diagnosis.spurious import OFF_DATA, SATURATED, SINK, reason_text
+    from landscape.diagnosis.spurious import OFF_DATA, SATURATED, SINK, reason_names
+    from landscape.io.views import funnel_verdict
 
     def num(x):
         x = float(x)
@@ -168,9 +168,13 @@ def _summary(map_path: Path, content, d, dataset: str, report: Path) -> dict:
         "energy_bar": num(d.energy_bar),
         "saturation_bar": None if d.saturation_bar() is None else num(d.saturation_bar()),
         "funnel_score": None if content.funnel is None else num(content.funnel.score),
+        "funnel_verdict": None if content.funnel is None else funnel_verdict(content.funnel),
         "flagged": [
             {"minimum": int(i), "basin": int(content.minima_basin[i]), "energy": num(content.minima_energy[i]),
-             "nn_distance": num(d.nn_distance[i]), "reasons": reason_text(int(d.reasons[i]))}
+             "nn_distance": num(d.nn_distance[i]),
+             # (how far past the off-the-data bar: the text's "= 1.04x the bar")
+             "nn_over_bar": num(d.nn_distance[i] / d.nn_bar) if d.nn_bar > 0 else None,
+             "reasons": reason_names(int(d.reasons[i]))}
             for i in np.flatnonzero(flagged)
         ],
         "report": str(report),

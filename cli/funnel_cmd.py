@@ -96,8 +96,11 @@ def funnel_cmd(target, map_option, energy, network, weights, noise, noise_unit, 
     The funnel score is 1 - min H / H_ref over the levels above the lowest, H_ref being
     the entropy of the data's own basins (the chains from data at the lowest level):
     0 when no noise concentrates the chains more than the data are, 1 when some level
-    sends every chain into one basin; 0.5 or more is called a funnel. Results go into the
-    map (/funnel), the figure to --plot.
+    sends every chain into one basin; 0.5 or more is called a funnel. Where every level's
+    chains each end in a basin of their own, the probe cannot tell: the verdict is "too few
+    chains to tell" (--json: "funnel": null), not "no funnel". Sinks that tie with basins
+    left out are said to tie, not listed. Results go into the map (/funnel), the figure to
+    --plot.
 
     \b
     Examples:
@@ -113,7 +116,7 @@ def funnel_cmd(target, map_option, energy, network, weights, noise, noise_unit, 
     resume_or_force(resume, force)
     import numpy as np
 
-    from landscape.mapping.funnel import describe
+    from landscape.io.views import clear_sinks, describe_funnel
     from landscape.train.runs import funnel_summary, run_funnel
 
     run = run_funnel(target, map_option=map_option, noise=noise, noise_unit=noise_unit, chains=chains, steps=steps,
@@ -126,13 +129,15 @@ def funnel_cmd(target, map_option, energy, network, weights, noise, noise_unit, 
         return
     click.echo(f"{'noise':>8} {'T':>9} {'entropy':>8} {'eff. basins':>11}  sinks (share of chains)")
     for k, tau in enumerate(f.noise):
-        sinks = ", ".join(f"{int(s)} ({100 * f.occupancy[k, s]:.0f}%)" for s in f.sinks[k] if s >= 0)
+        clear, tie = clear_sinks(f.occupancy[k], f.sinks[k])  # (a tie at the cut is said, not listed by index)
+        sinks = ", ".join([f"{s} ({100 * f.occupancy[k, s]:.0f}%)" for s in clear]
+                          + ([f"{'then ' if clear else ''}{tie[0]} tie at {100 * tie[1]:.0f}% each"] if tie else []))
         click.echo(f"{tau:>8.3g} {tau * tau:>9.3g} {f.entropy[k]:>8.3f} {np.exp(f.entropy[k]):>11.2f}  {sinks}")
     if result.new_minima:
         click.echo(f"{result.new_minima} new minima mapped into {run.map_path} ({result.new_basins} new basins; "
                    f"{run.content.n_basins} basins now)")
     if run.dropped_diagnosis:
         click.echo(f"the map's diagnosis described its old minima and was removed: run landscape diagnose {run.map_path}")
-    click.echo(describe(f))
+    click.echo(describe_funnel(f))
     if run.written:
         click.echo(f"wrote /funnel to {run.map_path}, figure {run.plot} ({run.seconds:.0f} s)")

@@ -16,10 +16,13 @@ from landscape.cli.options import json_option
 @click.option("--datasets", is_flag=True,
               help="For a map: also list its datasets with their shapes and what each holds (the schema's words).")
 def info(file, as_json, datasets):
-    """Describe a checkpoint (model, data, sampler, regime, progress, last diagnostics) or a
-    landscape map (source, counts, settings, levels, time per stage; `landscape tree` shows
-    the tree). For a map or funnel probe that is not finished (killed, interrupted), what
-    its saved progress holds: the stages done and where the one under way stands.
+    """Describe a checkpoint (model, data, sampler, regime, training seed, progress, last
+    diagnostics) or a landscape map (source, counts, settings, the config it was made with:
+    its seed, chains and the settings given other values than their defaults, --json the
+    whole config; levels, time per stage, the funnel probe's verdict, seed and chains;
+    `landscape tree` shows the tree). For a map or funnel probe that is not finished
+    (killed, interrupted), what its saved progress holds: the stages done and where the one
+    under way stands.
 
     \b
     Examples:
@@ -62,8 +65,19 @@ def info(file, as_json, datasets):
         click.echo(json.dumps(json_safe(meta), indent=2, default=str, allow_nan=False))  # (NaN: null, strict JSON)
         return
     click.echo(f"{file}")
-    for key, value in describe(ckpt):
+    for key, value in _with_seed(describe(ckpt), ckpt):
         click.echo(f"  {key:<10} {value}")
+
+
+def _with_seed(rows: list[tuple[str, str]], ckpt: dict) -> list[tuple[str, str]]:
+    """The checkpoint's rows with its training seed (``config.train.seed``, what ``landscape
+    train --seed`` sets) after the preset, where it records one."""
+    train = (ckpt.get("config") or {}).get("train")
+    seed = train.get("seed") if isinstance(train, dict) else None
+    if seed is None or any(key == "seed" for key, _ in rows):
+        return rows
+    at = next((k + 1 for k, (key, _) in enumerate(rows) if key == "preset"), len(rows))
+    return [*rows[:at], ("seed", f"{seed} (training: train.seed, landscape train --seed)"), *rows[at:]]
 
 
 def _other_file(path: Path) -> str | None:

@@ -73,7 +73,8 @@ def cli(ctx: click.Context) -> None:
     Shared options mean the same in every command: --chains N, --steps N (Langevin steps
     per chain; for train, parameter updates), --eps EPS and --temperature T of
     x <- x - (eps^2/2) grad U(x) + sqrt(T) eps z, --device [auto|cpu|cuda|cuda:N], --seed,
-    --out, --force (overwrite), --quiet (no progress bars), --json (machine-readable output).
+    --out, --force (overwrite), --quiet (no progress bars), --json (machine-readable output;
+    on an error nothing goes to standard output, the one-line error to standard error).
     Exit status: 0 done, 1 error, 2 usage error, 3 a --strict test failed (check, compare),
     130 interrupted (Ctrl-C), 143 terminated (SIGTERM; long runs keep their progress either way).
     Under torchrun, map and train spread over the ranks; the other commands refuse it (they run as one process).

@@ -134,10 +134,13 @@ def map_header(map_path: Path, content, level: int | None = None) -> list[str]:
     from landscape.io.views import (
         ad_temperature,
         alpha_unit_rule,
+        describe_funnel,
         describe_source,
+        map_config,
         map_dataset,
         map_temperature,
         merges_at_saddle_points,
+        probe_config,
     )
 
     rows: list[tuple[str, str]] = [("map", str(map_path)), ("source", describe_source(content))]
@@ -202,6 +205,9 @@ def map_header(map_path: Path, content, level: int | None = None) -> list[str]:
         settings.append(f"data {dataset}")
     settings.append(f"minima of shape {tuple(content.minima_x.shape[1:])}")
     rows.append(("settings", ", ".join(settings)))
+    config = map_config(content)
+    if config:
+        rows.append(("config", config_text(config)))
     for k, line in enumerate(_levels_lines(content, level)):
         rows.append(("levels" if k == 0 else "", line))
     spent = _stage_seconds(content)
@@ -210,9 +216,12 @@ def map_header(map_path: Path, content, level: int | None = None) -> list[str]:
                              + ", ".join(f"{_STAGES.get(k, k)} {_seconds(v)}" for k, v in spent.items())))
     added = content.attrs.get("minima", {}).get("funnel_added")
     if content.funnel is not None:
-        from landscape.mapping.funnel import describe
-
-        text = describe(content.funnel)
+        text = describe_funnel(content.funnel)
+        probe = probe_config(content.funnel)
+        made = ([f"seed {probe['seed']}"] if "seed" in probe else []) + (
+            [f"{probe['chains']} chains per start and level"] if "chains" in probe else [])
+        if made:
+            text += "; probe " + ", ".join(made)
         if added:
             text += f"; {added} of the minima found by funnel probes (this one's and any it replaced)"
         rows.append(("funnel", text))
@@ -228,6 +237,25 @@ def map_header(map_path: Path, content, level: int | None = None) -> list[str]:
             text += f", against {d.attrs['dataset']}"
         rows.append(("diagnosis", text))
     return [f"{key:<9} {value}" for key, value in rows]
+
+
+def _setting(value: Any) -> str:
+    if isinstance(value, (list, tuple)):
+        return ",".join(_setting(v) for v in value)
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
+
+
+def config_text(config: dict[str, Any]) -> str:
+    """The ``config`` row: the seed, the chains, and the settings given other values than
+    their defaults (:func:`landscape.io.views.given_settings`), by their config names."""
+    from landscape.io.views import given_settings
+
+    given = given_settings(config)
+    text = ", ".join(f"{key} {_setting(value)}" for key, value in given)
+    rest = len([k for k, v in config.items() if v is not None]) - len(given)
+    return text + (" (the rest at their defaults; --json: the whole config)" if rest > 0 else "")
 
 
 #: The map's stages, as its ``seconds`` record names them (the ladder's levels run together
@@ -324,12 +352,18 @@ def _funnel_summary(content) -> dict[str, Any] | None:
     """The map's funnel probe as plain data (what `info` says of it), None without one."""
     import math
 
+    from landscape.io.views import funnel_verdict, is_funnel, probe_config
+
     f = content.funnel
     if f is None:
         return None
-    return {"score": _finite_or_none(f.score), "noise": [float(t) for t in f.noise],
+    verdict = funnel_verdict(f)
+    config = probe_config(f)
+    return {"score": _finite_or_none(f.score), "verdict": verdict, "funnel": is_funnel(verdict),
+            "seed": config.get("seed"), "chains": config.get("chains"), "noise": [float(t) for t in f.noise],
             "effective_basins": [_finite_or_none(math.exp(h)) for h in f.entropy],
-            "minima_found_by_probe": content.attrs.get("minima", {}).get("funnel_added") or 0}
+            "minima_found_by_probe": content.attrs.get("minima", {}).get("funnel_added") or 0,
+            "config": config}
 
 
 def _diagnosis_summary(content) -> dict[str, Any] | None:
@@ -352,6 +386,7 @@ def map_summary(map_path: Path, content, tree, level: int | None, basins: bool, 
 
     from landscape.io.views import (
         ad_temperature,
+        map_config,
         map_dataset,
         map_temperature,
         merges_at_saddle_points,
@@ -392,6 +427,7 @@ def map_summary(map_path: Path, content, tree, level: int | None, basins: bool, 
         "map": str(map_path),
         "schema_version": content.schema_version,
         "source": content.meta.source if content.meta is not None else None,
+        "config": map_config(content) or None,
         "leaves_are": "basins" if basins else "minima",
         "level": content.main if level is None else level,
         "main_level": content.main,

@@ -198,6 +198,19 @@ def test_check_command_errors_are_one_line(tmp_path, capsys):
     assert not list(tmp_path.glob("*.png"))
 
 
+def test_huge_and_tiny_numbers_are_written_in_scientific_notation():
+    # (eps 1e15 blew the chains up: "NN distance 14272671725813631136952683069440 = 70812...x")
+    from landscape.train.check import _explain, _g, _noise_summary
+
+    blown = Stage(3, 120, -3.4e30, 2.68e31, 1.4272671725813631e31, 7.081228197560775e30, 1.0, 1.0)
+    assert decide(blown, Thresholds()) == ["NN distance 1.4e+31 = 7.1e+30x the data's spacing",
+                                           "100% pixels saturated", "energy 2.7e+31 sd below the data's"]
+    text = _explain(blown, decide(blown), None, None) + _noise_summary([blown], Thresholds())
+    assert not re.search(r"\d{7}", text), text  # no run of digits of which two mean anything
+    assert [_g(v) for v in (0.0, 0.00012, 0.5, 3.0, 66.4, 12345.0, 123456.0, -2.5e7)] == [
+        "0", "0.00012", "0.5", "3", "66", "12345", "1.2e+05", "-2.5e+07"]
+
+
 def test_the_summary_of_chains_from_noise_says_when_they_reach_the_data_and_leave_it():
     from landscape.train.check import _noise_summary
 

@@ -60,7 +60,7 @@ def test_train_info_sample_on_rings(rings_ckpt, capsys, tmp_path):
 @pytest.mark.slow
 def test_resume_extends_and_existing_output_needs_a_flag(rings_ckpt, capsys):
     code, _, err = run(capsys, "train", "--preset", "rings-demo", "--out", rings_ckpt, *TINY)
-    assert_one_line_error(code, err, "exists: pass --resume to continue it or --force")
+    assert_one_line_error(code, err, r"exists: pass --resume \(resume=True\) to continue it or --force")
     code, out, err = run(capsys, "train", "--out", rings_ckpt, "--resume", "--steps", "6", "--quiet")
     assert code == 0, err
     assert torch.load(rings_ckpt, weights_only=True)["step"] == 6
@@ -248,6 +248,25 @@ def test_options_are_checked_as_the_help_describes_them(tmp_path, capsys, rings_
     assert code == 0, err
     strict = json.loads(out, parse_constant=lambda c: (_ for _ in ()).throw(ValueError(c)))  # (NaN refused)
     assert strict["metrics"]["d_st_lag1_autocorr"] is None
+
+
+def test_info_on_a_checkpoint_shows_its_training_seed(rings_ckpt, capsys):
+    seed = torch.load(rings_ckpt, weights_only=True)["config"]["train"]["seed"]
+    code, out, err = run(capsys, "info", rings_ckpt)
+    assert code == 0, err
+    rows = [line.split(None, 1) for line in out.splitlines()[1:]]
+    assert [key for key, _ in rows].index("seed") == [key for key, _ in rows].index("preset") + 1
+    assert dict(rows)["seed"].startswith(f"{seed} (training")
+
+
+def test_help_says_json_on_an_error_leaves_standard_output_empty(tmp_path, capsys):
+    code, out, _ = run(capsys, "--help")
+    assert code == 0
+    assert "on an error nothing goes to standard output, the one-line error to standard error" in " ".join(out.split())
+    for args in (["info", tmp_path / "missing.h5", "--json"], ["tree", tmp_path / "missing.h5", "--json"],
+                 ["funnel", tmp_path / "missing.h5", "--json", "--chains", "0"]):
+        code, out, err = run(capsys, *args)
+        assert code in (1, 2) and out == "" and err.startswith("error: ") and len(err.strip().splitlines()) == 1, args
 
 
 def test_landscape_alone_shows_its_help():

@@ -23,7 +23,7 @@ from conftest import build_map, partition
 
 from landscape.cli.compare_cmd import compare_cmd
 from landscape.cli.errors import run_guarded
-from landscape.diagnosis.compare import compare_profiles, map_profile, summarize
+from landscape.diagnosis.compare import compare_profiles, identical_maps, map_profile, summarize
 from landscape.io.mapfile import DiagnosisData, FunnelData, read_map, write_map
 from landscape.plots.compare import plot_comparison
 
@@ -247,6 +247,68 @@ def test_rows_and_summary_name_the_right_side(maps):
     lines = summarize(a, b, ["model_a", "model_b"], ["non-convergent", "convergent"])
     assert lines[1].startswith("model_b has more basins")
     assert summarize(b, b, ["a", "b"], [None, None])[0].startswith("The same number of basins")
+
+
+def lone_chains_map():
+    """Map B whose funnel probe's N chains per level each ended in a basin of their own at
+    every level: its score of 0 says nothing (a trial's digits probe, 24 chains)."""
+    content = map_b()
+    content.funnel = FunnelData(noise=np.array([0.0, 1.0, 2.0]), occupancy=np.full((3, N), 1.0 / N),
+                                entropy=np.full(3, math.log(N)), score=0.0,
+                                attrs={"reference_entropy": math.log(N / 2), "chains_per_level": N,
+                                       "funnel_threshold": 0.5})
+    return content
+
+
+def test_a_probe_with_too_few_chains_is_said_and_its_score_not_ranked(maps):
+    # (compare printed "0.00 (no funnel)" and "n has the higher funnel score (0.24 vs 0.00)")
+    a = map_profile(read_map(maps[0]))
+    lone = map_profile(lone_chains_map())
+    assert lone["funnel"]["verdict"] == "too few chains to tell" and lone["funnel"]["funnel"] is None
+    assert a["funnel"]["verdict"] == "a funnel" and a["funnel"]["funnel"] is True
+    rows = {label: (va, vb) for label, va, vb in compare_profiles(a, lone)}
+    assert rows["funnel score"] == ("0.90 (a funnel)", "too few chains to tell (every chain in a basin of its own; "
+                                                       "score 0.00)")
+    text = summarize(a, lone, ["A", "B"])[-1]
+    assert "funnel score" not in text.replace("funnel scores not compared", ""), text
+    assert "B's funnel probe had too few chains to tell a funnel (funnel scores not compared)" in text
+    both = summarize(lone, lone, ["A", "B"])[-1]
+    assert "neither funnel probe had chains enough to tell a funnel" in both and "equal funnel scores" not in both
+
+
+def test_identical_maps_are_said_to_be_identical_first(maps, tmp_path, capsys, monkeypatch):
+    # (two copies of one map read "The same number of basins at every shared magnetization")
+    a, b = maps
+    (tmp_path / "copy").mkdir()
+    twin = tmp_path / "copy" / a.name
+    twin.write_bytes(a.read_bytes())
+    with h5py.File(twin, "r+") as f:  # attributes (a creation date, a source path) are not what is compared
+        f.attrs["created"] = "2030-01-01T00:00:00+00:00"
+    assert identical_maps(a, twin) and not identical_maps(a, b)
+    code, out, err = run(capsys, a, twin, "--out", tmp_path / "twin.png", "--quiet")
+    assert code == 0, err
+    summary = out.split("\n\n", 1)[1].splitlines()
+    assert summary[0] == f"The maps of {a.parent.name}/A and copy/A are identical (the same datasets): the landscapes do " \
+                         "not differ.", summary
+    code, out, err = run(capsys, a, twin, "--out", tmp_path / "twin.png", "--quiet", "--json", "--force")
+    assert code == 0, err
+    assert json.loads(out)["identical_maps"] is True and "identical" in json.loads(out)["summary"][0]
+    code, out, err = run(capsys, a, b, "--out", tmp_path / "ab.png", "--quiet", "--json")
+    assert json.loads(out)["identical_maps"] is False and "identical" not in " ".join(json.loads(out)["summary"])
+    monkeypatch.chdir(a.parent)  # a side named in the current folder is labelled by its folder too (not "/A")
+    code, out, err = run(capsys, a.name, twin, "--out", tmp_path / "twin.png", "--quiet", "--force")
+    assert code == 0 and out.split()[:2] == [f"{a.parent.name}/A", "copy/A"], out
+    with h5py.File(twin, "r+") as f:  # one energy changed: no longer the same map
+        f["minima/energy"][0] = f["minima/energy"][0] - 1.0
+    assert not identical_maps(a, twin)
+
+
+def test_help_says_a_and_b_must_be_two_files(capsys):
+    code, out, _ = run(capsys, "--help")
+    assert code == 0
+    text = " ".join(out.split())
+    assert "the same file twice, or two checkpoints whose maps are the same file, is an error" in text
+    assert "the summary says first that the maps are identical" in text
 
 
 def test_figure_has_picture_rows_for_image_maps_only(maps, tmp_path):

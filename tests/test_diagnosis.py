@@ -122,6 +122,27 @@ def test_bad_arrays_are_refused():
         DiagnosisRule(saturation_excess=1.0)  # (no image saturates more than every free pixel: it never flags)
 
 
+def test_json_gives_each_flagged_minimum_how_far_past_the_bar_and_its_reasons_as_a_list(make_map, tmp_path):
+    # (the text said "NN distance 5.18 = 1.04x the bar" and the JSON only the distance; its
+    # reasons were one string where `check --json` gives a list)
+    from landscape.cli.diagnose_cmd import _summary, summary_lines
+
+    data = np.array([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])  # spacing 1: bar 1.5 x 1
+    minima = np.array([[0.5, 0.5], [4.0, 0.5], [0.5, 6.0]])
+    energy = np.array([-1.0, -3.0, -2.0])
+    d = diagnose(minima, energy, data, np.zeros(4), data_range=(-1.0, 1.0))
+    content = make_map(minima, energy)
+    out = _summary(tmp_path / "m.h5", content, d, "points", tmp_path / "r.html")
+    flagged = {e["minimum"]: e for e in out["flagged"]}
+    assert sorted(flagged) == [1, 2] and out["nn_bar"] == pytest.approx(1.5)
+    for i in (1, 2):
+        assert flagged[i]["nn_over_bar"] == pytest.approx(d.nn_distance[i] / d.nn_bar)
+        assert flagged[i]["reasons"] == ["off the data"]
+    text = "\n".join(summary_lines(tmp_path / "m.h5", content, d, "points"))
+    assert f"= {flagged[1]['nn_over_bar']:.2f}x the bar" in text
+    assert json.loads(json.dumps(out))["flagged"][0]["reasons"] == ["off the data"]
+
+
 # ----------------------------------------------------------------- a planted answer
 
 
@@ -186,7 +207,7 @@ def test_landscape_diagnose_on_the_planted_hole(capsys, tmp_path, monkeypatch):
     code, stdout, err = run(capsys, "diagnose", out, "--force", "--json")
     assert code == 0, err
     result = json.loads(stdout)
-    assert result["spurious"] == 1 and result["flagged"][0]["reasons"] == "off the data"
+    assert result["spurious"] == 1 and result["flagged"][0]["reasons"] == ["off the data"]
     # Its stages' progress (here in a log, a line at every redraw), none with --quiet.
     monkeypatch.setattr(bars, "LOG_EVERY", 0.0)
     code, _, err = run(capsys, "diagnose", out, "--force")

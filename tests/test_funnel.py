@@ -34,6 +34,7 @@ from landscape.mapping.minima import Minima
 from landscape.potentials import (
     PLANTED_BOX,
     balanced_wells,
+    mueller_brown,
     planted_data,
     planted_funnel,
     tilted_wells,
@@ -108,8 +109,33 @@ def test_entropy_score_and_sinks_on_known_occupancies():
                       score=0.0, attrs={"chains_per_level": 4, "reference": "chains from data at the lowest noise"})
     text = describe(lone)
     assert "in chains from data at noise 1 ->" in text and "the data's basins" not in text, text
-    assert text.endswith("every level's 4 chains ended each in a basin of its own: too few chains to tell a funnel "
-                         "(--chains)"), text
+    assert text.startswith("too few chains to tell a funnel: every level's 4 chains ended each in a basin of its "
+                           "own (landscape funnel --chains raises them"), text
+
+
+def test_json_carries_the_verdict_the_seed_and_the_chains_and_no_sinks_picked_from_a_tie(tmp_path):
+    # (`funnel --json` gave "score": 0.0, "funnel": false where the text said "too few chains
+    # to tell", and sinks chosen by index among basins of equal share; no seed, no chains)
+    from landscape.train.runs import funnel_summary
+
+    config = FunnelConfig(noise=(0.0, 1.0, 2.0), eps=0.1, steps=10, merge_radius=0.01, chains=2, seed=7)
+    spread = np.full((3, 4), 0.25)
+    lone = FunnelData(noise=np.array(config.noise), occupancy=spread, entropy=np.full(3, math.log(4)), score=0.0,
+                      attrs={"chains_per_level": 4, "config": json.dumps(config.to_dict()), "funnel_threshold": 0.5,
+                             "reference_entropy": math.log(2), "reference": "chains from data at the lowest noise"},
+                      sinks=np.array([[0, 1, -1], [0, 1, -1], [2, 3, -1]]), chain_minimum=np.zeros((3, 4), int))
+    result = type("Result", (), {"new_minima": 0, "new_basins": 0})()
+    s = json.loads(json.dumps(funnel_summary(tmp_path / "m.h5", lone, result, tmp_path / "f.png", 1.0)))
+    assert (s["verdict"], s["funnel"], s["score"]) == ("too few chains to tell", None, 0.0)
+    assert (s["seed"], s["chains"], s["chains_per_level"]) == (7, 2, 4)
+    assert s["sinks"] == [[], [], []] and s["sink_ties"] == [{"basins": 4, "share": 0.25}] * 3
+    occupied = np.array([[0.5, 0.5, 0.0], [0.9, 0.1, 0.0]])
+    f = FunnelData(noise=np.array([0.0, 1.0]), occupancy=occupied, entropy=np.array([entropy(r) for r in occupied]),
+                   score=0.6, attrs={"chains_per_level": 10, "funnel_threshold": 0.5},
+                   sinks=np.array([[0, -1], [0, -1]]))
+    s = funnel_summary(tmp_path / "m.h5", f, result, tmp_path / "f.png", 1.0)
+    assert (s["verdict"], s["funnel"], s["seed"]) == ("a funnel", True, None)
+    assert s["sinks"] == [[], [0]] and s["sink_ties"] == [{"basins": 2, "share": 0.5}, None]
 
 
 def test_funnel_config_refuses_bad_settings():
@@ -540,3 +566,20 @@ def test_nan_energies_end_the_probe_in_one_line_and_leave_the_map_alone(capsys, 
     code, _, err = run(capsys, "funnel", out, "--energy", f"{pot}:wells", "--chains", "8", "--steps", "20", "--quiet")
     assert_one_line_error(code, err, "non-finite")
     assert out.read_bytes() == before
+
+
+def test_the_noise_unit_of_a_map_whose_attraction_diffusion_temperature_was_lowered_is_the_one_before():
+    # A map of an energy without a temperature of its own: the noise unit is sqrt(T_AD), a
+    # tenth of its lowest barrier; attraction-diffusion lowered T_AD 100x in many dimensions
+    # (for its chains to arrive), which says nothing about the barriers a funnel is about.
+    from landscape.io.records import MapMeta
+    from landscape.mapping.funnel import noise_unit
+
+    content = build_map(Energy(mueller_brown, shape=2, data_range=(-1.5, 2.0)), MapConfig(chains=16, rounds=1,
+                                                                                          grid=0)).content
+    t_ad = content.settings()["ad_temperature"]
+    assert noise_unit(content)[0] == pytest.approx(math.sqrt(t_ad))
+    settings = {**content.meta.extra["settings"], "ad_temperature": t_ad / 100, "ad_temperature_lowered": 100.0}
+    content.meta = MapMeta(**{**content.meta.__dict__, "extra": {**content.meta.extra, "settings": settings}})
+    unit, why = noise_unit(content)
+    assert unit == pytest.approx(math.sqrt(t_ad)) and "before it was lowered" in why

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from landscape.io.views import basin_tree_of, tree_merges
-from landscape.io.mapfile import read_map
+from landscape.io.mapfile import FunnelData, read_map
 from conftest import assert_one_line_error, run
 from conftest import (
     BASIN_MERGES,
@@ -319,6 +319,57 @@ def test_info_on_a_map(image_map, capsys):
     assert code == 0, err
     s = json.loads(out)
     assert s["n_minima"] == 10 and s["schema_version"] == 2 and "leaves" not in s and "merges" not in s
+
+
+def lone_chains_map(tmp_path, make_map):
+    """The image map made with ``--chains 32 --seed 1 --no-refine``, and a funnel probe
+    (``--chains 2 --seed 3``) whose 4 chains per level each ended in a basin of their own."""
+    c = image_content(make_map)
+    c.meta.config = {"chains": 32, "rounds": 4, "eps": None, "refine": False, "ladder": [0.03, 0.1, 0.3, 1.0, 3.0],
+                     "seed": 1}
+    spread = np.full((3, 4), 0.25)
+    c.funnel = FunnelData(noise=np.array([0.0, 1.0, 2.0]), occupancy=spread, entropy=np.full(3, math.log(4)),
+                          score=0.0, sinks=np.array([[0, 1, -1], [0, 1, -1], [0, 1, -1]]),
+                          chain_minimum=np.array([[0, 3, 5, 8]] * 3),
+                          attrs={"chains_per_level": 4, "reference_entropy": math.log(2), "funnel_threshold": 0.5,
+                                 "reference": "chains from data at the lowest noise",
+                                 "config": json.dumps({"chains": 2, "seed": 3, "noise": [0.0, 1.0, 2.0]})})
+    return save(tmp_path, c, "lone.h5")
+
+
+def test_info_and_tree_show_how_the_map_and_its_probe_were_made(tmp_path, make_map, capsys):
+    # (the seed and the settings were only in the raw HDF5 attrs /@config and /funnel@config)
+    path = lone_chains_map(tmp_path, make_map)
+    code, out, err = run(capsys, "info", path)
+    assert code == 0, err
+    rows = {line[:9].strip(): line[10:] for line in out.splitlines() if line[:9].strip()}
+    assert rows["config"] == "seed 1, chains 32, refine False (the rest at their defaults; --json: the whole config)"
+    assert "probe seed 3, 2 chains per start and level" in rows["funnel"]
+    code, out, err = run(capsys, "info", path, "--json")
+    assert code == 0, err
+    s = json.loads(out)
+    assert s["config"] == read_map(path).meta.config and s["config"]["seed"] == 1
+    assert (s["funnel"]["seed"], s["funnel"]["chains"], s["funnel"]["config"]["noise"]) == (3, 2, [0.0, 1.0, 2.0])
+    code, out, err = tree(capsys, path, "--json")
+    assert code == 0, err
+    assert json.loads(out)["config"]["chains"] == 32 and json.loads(out)["funnel"]["seed"] == 3
+
+
+def test_a_probe_whose_chains_never_met_leads_with_too_few_chains_not_no_funnel(tmp_path, make_map, capsys):
+    # (info said "funnel score 0.00: no funnel (... basin 4 4%, basin 12 4%, ...); every level's 24
+    # chains ended each in a basin of its own: too few chains to tell a funnel"; the JSON "funnel": false)
+    path = lone_chains_map(tmp_path, make_map)
+    for command in ("info", "tree"):
+        code, out, err = run(capsys, command, path)
+        assert code == 0, err
+        funnel = next(line for line in out.splitlines() if line.startswith("funnel "))
+        assert funnel.startswith("funnel    too few chains to tell a funnel: every level's 4 chains ended each in a "
+                                 "basin of its own"), funnel
+        assert "no funnel" not in funnel and "basin 0 25%" not in funnel  # (no sinks picked by index from a tie)
+        code, out, err = run(capsys, command, path, "--json")
+        assert code == 0, err
+        f = json.loads(out)["funnel"]
+        assert (f["verdict"], f["funnel"], f["score"]) == ("too few chains to tell", None, 0.0)
 
 
 def test_info_says_where_the_map_s_time_went(image_map, capsys):

@@ -242,14 +242,22 @@ def _x(multiple: float) -> str:
     return f"{multiple:g}L"
 
 
+#: Beyond these magnitudes :func:`_g` writes scientific notation (a chain blown up to
+#: 1.4e+31 is not 32 digits of which two mean anything).
+_PLAIN = (1e-3, 1e5)
+
+
 def _g(v: float, bar: float | None = None) -> str:
     """``v`` to two figures, or more where two would read as the ``bar`` it is tested
-    against (3.05 over a bar of 3 is not "3")."""
+    against (3.05 over a bar of 3 is not "3"); whole numbers from 10 up to 10^5, scientific
+    notation beyond (``1.4e+31``) and below 10^-3."""
     if not math.isfinite(v):
         return str(v)
-    text = f"{v:.2g}" if abs(v) < 10 else f"{v:.0f}"
+    small, large = _PLAIN
+    plain = v == 0 or small <= abs(v) < large
+    text = f"{v:.2g}" if not plain or abs(v) < 10 else f"{v:.0f}"
     if bar is not None and v != bar and float(text) == bar:
-        text = f"{v:.3g}" if abs(v) < 10 else f"{v:.1f}"
+        text = f"{v:.3g}" if not plain or abs(v) < 10 else f"{v:.1f}"
     return text
 
 

@@ -202,7 +202,8 @@ def run_map(loaded: LoadedEnergy, config: Any, out: Path, *, data: Any = None, d
             return content, time.perf_counter() - t0
         with signals_deferred():  # (the map written and its progress cleared together)
             try:
-                result.write(out, source=source)
+                # (over any file: _may_write_map has applied --force's rule)
+                result.write(out, source=source, overwrite=True)
             except LandscapeError as err:
                 if not progress_path(out).exists():
                     raise
@@ -458,19 +459,33 @@ def _funnel_plan(
 
 
 def funnel_summary(map_path: Path, f, result, plot: Path, wall: float) -> dict:
-    """A funnel probe as plain data (``landscape funnel --json``)."""
+    """A funnel probe as plain data (``landscape funnel --json``): ``verdict`` is one of
+    :data:`landscape.io.views.FUNNEL_VERDICTS` and ``funnel`` true, false or null (where the
+    probe cannot tell: too few chains, or an undefined score); ``sinks`` per level leaves out
+    basins that tie at the cut with basins not taken, ``sink_ties`` says so (null, or the
+    number of tied basins and their share)."""
     import numpy as np
 
+    from landscape.io.views import clear_sinks, funnel_verdict, is_funnel, probe_config
+
     score = f.score if math.isfinite(f.score) else None
+    verdict = funnel_verdict(f)
+    config = probe_config(f)
+    sinks = [clear_sinks(row, listed) for row, listed in zip(f.occupancy, f.sinks)]
     return {
         "map": str(map_path),
+        "seed": config.get("seed"),
+        "chains": config.get("chains"),
+        "chains_per_level": None if f.attrs.get("chains_per_level") is None else int(f.attrs["chains_per_level"]),
         "noise": f.noise.tolist(),
         "entropy": f.entropy.tolist(),
         "effective_basins": np.exp(f.entropy).tolist(),
         "reference_entropy": f.attrs.get("reference_entropy"),
         "score": score,
-        "funnel": bool(score is not None and score >= f.attrs.get("funnel_threshold", 0.5)),
-        "sinks": [[int(s) for s in row if s >= 0] for row in f.sinks],
+        "verdict": verdict,
+        "funnel": is_funnel(verdict),
+        "sinks": [clear for clear, _ in sinks],
+        "sink_ties": [None if tie is None else {"basins": tie[0], "share": tie[1]} for _, tie in sinks],
         "new_minima": result.new_minima,
         "new_basins": result.new_basins,
         "figure": str(plot),
@@ -652,7 +667,8 @@ def _label(path: Path, other: Path) -> str:
     """The file stem, or folder/stem when both sides share a stem."""
     if path.stem != other.stem:
         return path.stem
-    return f"{path.parent.name}/{path.stem}" if path.parent.name != other.parent.name else path.stem
+    folder, other_folder = (p.resolve().parent.name for p in (path, other))  # ("c.pt" has a folder too)
+    return f"{folder}/{path.stem}" if folder != other_folder else path.stem
 
 
 def _file_part(name: str) -> str:
@@ -672,6 +688,7 @@ class CompareRun:
     rows: list[tuple[str, str, str]]
     summary: list[str]
     out: Path
+    identical: bool = False  # the two maps hold the same datasets
 
 
 def run_compare(
@@ -692,7 +709,7 @@ def run_compare(
     """Compare ``a`` and ``b`` as the command does and draw the figure. ``checks`` maps a
     checkpoint path to a convergence check already run on it (reused instead of
     running it again)."""
-    from landscape.diagnosis.compare import compare_profiles, map_profile, summarize
+    from landscape.diagnosis.compare import compare_profiles, identical_maps, map_profile, summarize
     from landscape.errors import LandscapeError
     from landscape.plots.common import check_picture_path
     from landscape.plots.compare import plot_comparison
@@ -729,7 +746,8 @@ def run_compare(
     rows = _head_rows(sides, results, check)
     rows += compare_profiles(profiles[0], profiles[1], missing=(sides[0].no_map, sides[1].no_map))
     verdicts = [r.verdict if r is not None else None for r in results]
-    summary = summarize(profiles[0], profiles[1], labels, verdicts)
+    identical = ma is not None and mb is not None and identical_maps(ma, mb)
+    summary = summarize(profiles[0], profiles[1], labels, verdicts, identical=identical)
 
     samples, notes = {}, {}
     for side, result in zip(sides, results):
@@ -738,7 +756,7 @@ def run_compare(
             samples[side.name] = end.detach().cpu().numpy()
             notes[side.name] = f"long-run samples from data after {steps} steps ({steps / result.L:g}L)"
     plot_comparison(sides[0].content, sides[1].content, labels, out, samples=samples, sample_notes=notes)
-    return CompareRun(sides, tuple(labels), profiles, results, verdicts, rows, summary, out)
+    return CompareRun(sides, tuple(labels), profiles, results, verdicts, rows, summary, out, identical)
 
 
 def _check(side: Side, chains: int, multiples: tuple[float, ...], device: str, seed: int, quiet: bool) -> Any:

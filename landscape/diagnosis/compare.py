@@ -38,8 +38,11 @@ from landscape.errors import LandscapeError
 from landscape.io.files import json_safe
 from landscape.io.mapfile import MapContent
 from landscape.io.views import (
+    TOO_FEW_CHAINS,
     basin_tree_of,
     describe_source,
+    funnel_verdict,
+    is_funnel,
     map_alpha,
     map_dataset,
     map_temperature,
@@ -47,7 +50,8 @@ from landscape.io.views import (
     tree_merges,
 )
 
-__all__ = ["MAX_PICTURES", "compare_profiles", "json_safe", "map_profile", "plot_comparison", "summarize"]
+__all__ = ["MAX_PICTURES", "compare_profiles", "identical_maps", "json_safe", "map_profile", "plot_comparison",
+           "summarize"]
 
 #: Pictures per model in the figure's bottom rows.
 MAX_PICTURES = 16
@@ -119,9 +123,11 @@ def _funnel(content: MapContent) -> dict[str, Any] | None:
         return None
     score = float(f.score)
     ref = _number(f.attrs.get("reference_entropy"))
+    verdict = funnel_verdict(f)
     return {
         "score": score if math.isfinite(score) else None,
-        "funnel": bool(math.isfinite(score) and score >= FUNNEL_SCORE),
+        "verdict": verdict,
+        "funnel": is_funnel(verdict),
         "threshold": FUNNEL_SCORE,
         "noise": [float(t) for t in np.asarray(f.noise, dtype=np.float64)],
         "effective_basins": [float(math.exp(h)) for h in np.asarray(f.entropy, dtype=np.float64)],
@@ -186,7 +192,9 @@ def map_profile(content: MapContent) -> dict[str, Any]:
           ``heights_kT`` (divided by T), ``median``, ``max``, ``median_kT``, ``max_kT``
           (None when empty);
         - ``funnel``: None without a funnel probe, else ``score`` (None if undefined),
-          ``funnel`` (score >= the funnel threshold), ``noise``, ``effective_basins``
+          ``verdict`` (:func:`landscape.io.views.funnel_verdict`: "a funnel", "no funnel",
+          "too few chains to tell" or "score undefined"), ``funnel`` (True, False, or None
+          where the probe cannot tell), ``noise``, ``effective_basins``
           (``exp(H)`` per noise level), ``reference_basins`` (the data's, if recorded);
         - ``diagnosis``: None without one, else ``spurious`` (count), ``share_minima``,
           ``share_hits`` (weighted by the chains that ended in each minimum; None with no
@@ -263,7 +271,15 @@ def _funnel_cell(p: Mapping[str, Any]) -> str:
         return "no funnel probe"
     if f["score"] is None:
         return "undefined (one basin at the lowest noise)"
-    return f"{f['score']:.2f} ({'a funnel' if f['funnel'] else 'no funnel'})"
+    verdict = _verdict(f)
+    if verdict == TOO_FEW_CHAINS:  # (its score says nothing: not one the table ranks)
+        return f"{verdict} (every chain in a basin of its own; score {f['score']:.2f})"
+    return f"{f['score']:.2f} ({verdict})"
+
+
+def _verdict(f: Mapping[str, Any]) -> str:
+    """A profile's funnel verdict (profiles made before it was recorded: from ``funnel``)."""
+    return f.get("verdict") or ("a funnel" if f.get("funnel") else "no funnel")
 
 
 def _temperature_cell(p: Mapping[str, Any]) -> str:
@@ -352,18 +368,51 @@ def compare_profiles(
     return rows
 
 
+def identical_maps(path_a: str | Path, path_b: str | Path) -> bool:
+    """Whether two map files hold the same datasets: the same paths, shapes, dtypes and
+    values (NaN equal to NaN). Attributes (creation date, source path) are not compared: a
+    copy of a map, or a map of a copied checkpoint made with the same seed, is identical.
+
+    Cost: reads both files' datasets once, O(size of the maps).
+    """
+    import h5py
+
+    def datasets(f: h5py.File) -> dict[str, h5py.Dataset]:
+        found: dict[str, h5py.Dataset] = {}
+        f.visititems(lambda name, node: found.__setitem__(name, node) if isinstance(node, h5py.Dataset) else None)
+        return found
+
+    with h5py.File(path_a, "r") as fa, h5py.File(path_b, "r") as fb:
+        da, db = datasets(fa), datasets(fb)
+        if set(da) != set(db):
+            return False
+        for name, x in da.items():
+            y = db[name]
+            if x.shape != y.shape or x.dtype != y.dtype:
+                return False
+            u, v = x[()], y[()]
+            same = (np.array_equal(u, v, equal_nan=True) if np.issubdtype(x.dtype, np.inexact)
+                    else np.array_equal(u, v))
+            if not same:
+                return False
+    return True
+
+
 def summarize(
     a: Mapping[str, Any] | None,
     b: Mapping[str, Any] | None,
     names: Sequence[str],
     verdicts: Sequence[str | None] = (None, None),
+    *,
+    identical: bool = False,
 ) -> list[str]:
-    """At most two lines saying in plain words how the two models differ.
+    """At most three lines saying in plain words how the two models differ.
 
-    The first (when both sides have a verdict of the long-run convergence check) says
-    which the check calls convergent; the other compares the maps: basins at the same
-    magnetization (else at the main level), barriers in kT, funnel score and spurious share,
-    naming the side that has more.
+    With ``identical`` (:func:`identical_maps`) the first says the two maps are the same.
+    The next (when both sides have a verdict of the long-run convergence check) says which
+    the check calls convergent; the last compares the maps: basins at the same
+    magnetization (else at the main level), barriers in kT, funnel score (not where a
+    probe had too few chains to tell) and spurious share, naming the side that has more.
 
     Parameters
     ----------
@@ -372,6 +421,8 @@ def summarize(
     names : (str, str)
     verdicts : (str or None, str or None)
         ``"convergent"`` / ``"non-convergent"`` per side, None where not checked.
+    identical : bool
+        The two maps hold the same datasets (said first; the maps are then not compared).
 
     Returns
     -------
@@ -379,6 +430,8 @@ def summarize(
     """
     na, nb = names
     lines = []
+    if identical and a is not None and b is not None:
+        lines.append(f"The maps of {na} and {nb} are identical (the same datasets): the landscapes do not differ.")
     va, vb = verdicts
     if va and vb:
         if va == vb:
@@ -394,13 +447,19 @@ def summarize(
         else:
             lines.append(f"Only {na if a is not None else nb} has a map: the landscapes cannot be compared.")
         return lines
+    if identical:
+        return lines
     parts = [_basin_difference(a, b, na, nb)]
     ka, kb = a["barriers"]["median_kT"], b["barriers"]["median_kT"]
     if ka is not None and kb is not None and not math.isclose(ka, kb, rel_tol=0.05):
         hi, lo = (na, nb) if ka > kb else (nb, na)
         parts.append(f"{hi} has the higher median barrier ({_g(max(ka, kb))} vs {_g(min(ka, kb))} kT)")
     fa, fb = a["funnel"], b["funnel"]
-    if fa and fb and fa["score"] is not None and fb["score"] is not None:
+    unsure = [name for name, f in ((na, fa), (nb, fb)) if f and f["score"] is not None and _verdict(f) == TOO_FEW_CHAINS]
+    if unsure:  # (a score of 0 from chains that never met is no score to rank)
+        parts.append("neither funnel probe had chains enough to tell a funnel" if len(unsure) == 2 else
+                     f"{unsure[0]}'s funnel probe had too few chains to tell a funnel (funnel scores not compared)")
+    elif fa and fb and fa["score"] is not None and fb["score"] is not None:
         sa, sb = fa["score"], fb["score"]
         if abs(sa - sb) >= 0.005:
             hi = na if sa > sb else nb

@@ -354,9 +354,9 @@ def _summary_rows(content: MapContent, diagnosis: Diagnosis) -> list[tuple[str, 
         rows.append(("Saturation bar", f"{percent(bar)} of the pixels (the data: {percent(diagnosis.data_saturation)})"))
     sinks = ", ".join(str(int(b)) for b in diagnosis.sinks) or "none"
     if content.funnel is not None:
-        from landscape.mapping.funnel import describe
+        from landscape.io.views import describe_funnel
 
-        sinks += f" ({describe(content.funnel)})"
+        sinks += f" ({describe_funnel(content.funnel)})"
     rows.append(("Sink basins", sinks))
     return rows
 

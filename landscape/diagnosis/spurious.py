@@ -170,9 +170,14 @@ class Diagnosis:
         )
 
 
+def reason_names(bits: int) -> list[str]:
+    """``["off the data", "saturated"]`` for bit flags (``[]`` for 0)."""
+    return [text for flag, text in REASONS.items() if bits & flag]
+
+
 def reason_text(bits: int) -> str:
     """``"off the data, saturated"`` for bit flags (``""`` for 0)."""
-    return ", ".join(text for flag, text in REASONS.items() if bits & flag)
+    return ", ".join(reason_names(bits))
 
 
 def saturation(x: np.ndarray | torch.Tensor, data_range: tuple[float, float]) -> np.ndarray:

@@ -14,7 +14,13 @@ pictures (:mod:`landscape.plots`) all read the same things the same way:
   :func:`ad_temperature`;
 - what the minima are and where they came from: :func:`minima_kind`, :func:`data_range`,
   :func:`spurious_minima`, :func:`describe_source` (one line), :func:`map_dataset`,
-  :func:`short_source` (a short name for titles: the model and its data set).
+  :func:`short_source` (a short name for titles: the model and its data set);
+- how it was made: :func:`map_config` (the stored config), :func:`given_settings` (the seed,
+  the chains and the settings away from their defaults), :func:`probe_config` (a funnel
+  probe's);
+- what its funnel probe says: :func:`funnel_verdict` (a funnel, no funnel, or why it cannot
+  tell), :func:`clear_sinks` (the sinks that no other basin ties with),
+  :func:`describe_funnel` (one line, the verdict first).
 
 Energies have an arbitrary offset, so barriers are also given relative: a merge's height
 minus the energy of the higher of its two sides' lowest leaves, i.e. the depth the
@@ -31,23 +37,32 @@ from typing import Any
 import numpy as np
 
 from landscape.errors import LandscapeError
-from landscape.io.records import MapContent, Partition
+from landscape.io.records import FunnelData, MapContent, Partition
 from landscape.mapping.tree import BarrierTree, basin_tree
 
 __all__ = [
+    "FUNNEL_VERDICTS",
     "TreeMerge",
     "ad_temperature",
     "basin_tree_of",
+    "clear_sinks",
     "data_range",
+    "describe_funnel",
     "describe_source",
+    "funnel_verdict",
+    "given_settings",
+    "is_funnel",
     "leaf_basins",
     "level_name",
     "map_alpha",
+    "map_config",
     "map_dataset",
     "map_temperature",
     "minima_kind",
     "partition_of",
+    "probe_config",
     "short_source",
+    "sinks_text",
     "spurious_minima",
     "tree_merges",
 ]
@@ -153,6 +168,65 @@ def merges_at_saddle_points(content: MapContent) -> int | None:
 def _config(content: MapContent) -> dict[str, Any]:
     config = content.meta.config if content.meta is not None else None
     return config if isinstance(config, dict) else {}
+
+
+# ------------------------------------------------------------------- how it was made
+
+#: :class:`landscape.mapping.settings.MapConfig`'s defaults, written out so that reading a
+#: map imports no torch (``tests/test_views.py`` checks they agree); the settings left
+#: ``None`` there (chosen from the energy) are not listed.
+MAP_DEFAULTS: dict[str, Any] = {
+    "chains": 256, "rounds": 4, "quench_steps": 2000, "max_minima": 0, "neighbours": 10, "refine": True,
+    "refine_slack": 0.5, "refine_images": 24, "refine_steps": 400, "refine_climb_steps": 100, "alpha": 0.1,
+    "ladder": [0.03, 0.1, 0.3, 1.0, 3.0], "ladder_extend": 4, "ladder_refine": 4, "max_steps": 2000,
+    "patience": 200, "attempts": 3, "average": 20, "round_size": 256, "batch_size": 4096, "grid": 160, "seed": 0,
+}
+#: Always shown by :func:`given_settings`, at their defaults too: what a rerun needs first.
+_ALWAYS = ("seed", "chains")
+
+
+def map_config(content: MapContent) -> dict[str, Any]:
+    """The config the map was made with (its root attribute ``config``, as stored: ``None``
+    for a setting chosen from the energy, whose chosen value is in ``content.settings()``);
+    empty where the map records none."""
+    return dict(_config(content))
+
+
+def given_settings(config: dict[str, Any]) -> list[tuple[str, Any]]:
+    """The settings of a stored map config that a rerun needs: the seed and the chains
+    always, then each other setting that was given a value (not ``None``) other than its
+    default (:data:`MAP_DEFAULTS`), in the config's order.
+
+    Examples
+    --------
+    >>> given_settings({"chains": 32, "rounds": 4, "eps": None, "seed": 1, "refine": False})
+    [('seed', 1), ('chains', 32), ('refine', False)]
+    """
+    out = [(key, config[key]) for key in _ALWAYS if key in config]
+    for key, value in config.items():
+        if key in _ALWAYS or value is None:
+            continue
+        default = MAP_DEFAULTS.get(key)
+        same = (default is not None and isinstance(value, (list, tuple)) == isinstance(default, list)
+                and (list(value) == default if isinstance(default, list) else value == default))
+        if not same:
+            out.append((key, value))
+    return out
+
+
+def probe_config(funnel: FunnelData) -> dict[str, Any]:
+    """The settings of a funnel probe (``/funnel`` attr ``config``, JSON): its seed, chains
+    per start and level, noise levels...; empty where the probe records none."""
+    import json
+
+    config = funnel.attrs.get("config")
+    if isinstance(config, dict):
+        return dict(config)
+    try:
+        parsed = json.loads(config) if isinstance(config, (str, bytes)) else None
+    except ValueError:
+        return {}
+    return parsed if isinstance(parsed, dict) else {}
 
 
 # -------------------------------------------------------------------------- the tree
@@ -375,3 +449,125 @@ def spurious_minima(content: MapContent) -> np.ndarray:
     if content.diagnosis is None:
         return np.zeros(content.n_minima, dtype=bool)
     return np.asarray(content.diagnosis.spurious, dtype=bool)
+
+
+# ------------------------------------------------------------------------ the funnel
+
+#: What a funnel probe says (:func:`funnel_verdict`): a funnel, no funnel, or that it cannot
+#: tell, because every chain ended in a basin of its own at every level (more chains tell),
+#: or because at the lowest noise every chain already ends in one basin (the score is
+#: undefined: nothing is left to collapse).
+FUNNEL, NO_FUNNEL, TOO_FEW_CHAINS, UNDEFINED = "a funnel", "no funnel", "too few chains to tell", "score undefined"
+FUNNEL_VERDICTS = (FUNNEL, NO_FUNNEL, TOO_FEW_CHAINS, UNDEFINED)
+
+
+def _threshold(funnel: FunnelData) -> float:
+    value = funnel.attrs.get("funnel_threshold")
+    if isinstance(value, (int, float, np.integer, np.floating)) and math.isfinite(float(value)):
+        return float(value)
+    from landscape.mapping.funnel import FUNNEL_SCORE  # (a probe that does not record its threshold)
+
+    return FUNNEL_SCORE
+
+
+def _chains_per_level(funnel: FunnelData) -> int | None:
+    if funnel.chain_minimum is not None and np.ndim(funnel.chain_minimum) == 2:
+        return int(np.shape(funnel.chain_minimum)[1])
+    chains = funnel.attrs.get("chains_per_level")
+    return int(chains) if isinstance(chains, (int, np.integer)) and not isinstance(chains, bool) else None
+
+
+def funnel_verdict(funnel: FunnelData) -> str:
+    """What the probe says, one of :data:`FUNNEL_VERDICTS`.
+
+    ``"a funnel"`` where the score reaches the probe's threshold (0.5); ``"too few chains to
+    tell"`` where, below it, every level's chains each ended in a basin of their own (the
+    effective number of basins equals the chains: a score of 0 then says nothing of the
+    landscape, only that the chains were too few to meet); ``"score undefined"`` where every
+    chain already ends in one basin at the lowest noise; else ``"no funnel"``.
+    """
+    score = float(funnel.score)
+    if not math.isfinite(score):
+        return UNDEFINED
+    if score >= _threshold(funnel):
+        return FUNNEL
+    chains = _chains_per_level(funnel)
+    entropy = np.asarray(funnel.entropy, dtype=np.float64)
+    if chains is not None and chains > 1 and entropy.size and bool(np.all(np.exp(entropy) > 0.99 * chains)):
+        return TOO_FEW_CHAINS
+    return NO_FUNNEL
+
+
+def is_funnel(verdict: str) -> bool | None:
+    """A verdict as JSON's ``funnel``: True, False, or None where the probe cannot tell."""
+    return {FUNNEL: True, NO_FUNNEL: False}.get(verdict)
+
+
+def clear_sinks(occupancy: np.ndarray, listed: Any) -> tuple[list[int], tuple[int, float] | None]:
+    """The sinks of one level that no basin left out ties with, and the tie, if any.
+
+    Sinks are the fullest basins, taken until they hold half the chains; where the cut
+    falls inside a group of basins of equal share (24 chains in 24 basins: every basin at
+    4 %), which of them are taken is only their order. Those are left out, and the tie is
+    returned as (how many basins share that occupancy, the share).
+
+    Examples
+    --------
+    >>> clear_sinks(np.array([0.3, 0.2, 0.2, 0.2, 0.1]), [0, 1])
+    ([0], (3, 0.2))
+    >>> clear_sinks(np.array([0.6, 0.3, 0.1]), [0])
+    ([0], None)
+    """
+    occ = np.asarray(occupancy, dtype=np.float64)
+    taken = [int(b) for b in np.asarray(listed, dtype=np.int64).ravel() if b >= 0]
+    rest = np.ones(occ.size, dtype=bool)
+    rest[taken] = False
+    rest &= occ > 0
+    if not taken or not rest.any():
+        return taken, None
+    cut = float(occ[rest].max())
+    tol = 1e-9 * max(cut, 1e-300)
+    clear = [b for b in taken if occ[b] > cut + tol]
+    if len(clear) == len(taken):
+        return taken, None
+    return clear, (int(np.sum(np.abs(occ - cut) <= tol)), cut)
+
+
+def sinks_text(occupancy: np.ndarray, listed: Any, name: str = "basin") -> str:
+    """Sinks in words: ``"basin 3 52%, basin 1 20%"``; a tie at the cut is said, not listed
+    (``"basin 0 30%, then 3 basins tie at 20%"``, ``"24 basins tie at 4%"``)."""
+    occ = np.asarray(occupancy, dtype=np.float64)
+    clear, tie = clear_sinks(occ, listed)
+    parts = [f"{name} {b} {100 * occ[b]:.0f}%" for b in clear]
+    if tie is not None:
+        parts.append(f"{'then ' if parts else ''}{tie[0]} {name}s tie at {100 * tie[1]:.0f}%")
+    return ", ".join(parts)
+
+
+def describe_funnel(funnel: FunnelData) -> str:
+    """One line, the verdict first: ``"funnel score 0.92: a funnel (effective number of
+    basins 4.0 in the data's basins -> 1.1 at noise 2: basin 0 96%)"``, or why the probe
+    cannot tell (``"too few chains to tell a funnel: ..."``)."""
+    from landscape.mapping.funnel import collapse_level, funnel_sinks, sinks
+
+    verdict = funnel_verdict(funnel)
+    if verdict == UNDEFINED:
+        return "funnel score undefined: at the lowest noise level every chain already ends in one basin"
+    s = float(funnel.score)
+    k = collapse_level(funnel)
+    occ = np.asarray(funnel.occupancy, dtype=np.float64)
+    ref = funnel.attrs.get("reference_entropy", funnel.entropy[0])
+    from_data = str(funnel.attrs.get("reference", "")).startswith("chains from data")
+    if from_data and funnel.noise[0] == 0:
+        what = "the data's basins"
+    else:  # (a probe whose lowest level has noise: its chains, not the quenched data themselves)
+        what = f"{'chains from data at' if from_data else 'all chains at'} noise {funnel.noise[0]:.3g}"
+    spread = (f"effective number of basins {math.exp(ref):.1f} in {what} -> {math.exp(funnel.entropy[k]):.1f} at "
+              f"noise {funnel.noise[k]:.3g}")
+    if verdict == TOO_FEW_CHAINS:
+        return (f"too few chains to tell a funnel: every level's {_chains_per_level(funnel)} chains ended each in a "
+                f"basin of its own (landscape funnel --chains raises them; funnel score {s:.2f}, {spread})")
+    listed = funnel_sinks(funnel) if verdict == FUNNEL else []
+    if not listed:
+        listed = ([int(b) for b in funnel.sinks[k] if b >= 0] if funnel.sinks is not None else sinks(occ[k]))
+    return f"funnel score {s:.2f}: {verdict} ({spread}: {sinks_text(occ[k], listed)})"

@@ -45,7 +45,7 @@ from landscape.energy import Energy, check_gives_back, runs_frozen, stage
 from landscape.errors import LandscapeError
 from landscape.sampling.langevin import sample
 from landscape.io.mapfile import FunnelData, MapContent
-from landscape.io.progress import resume_progress, save_progress
+from landscape.io.progress import FINISHED, resume_progress, save_progress
 from landscape.mapping.pipeline import EXTENDING, NamedStages, Reporter, extend_map, time_spent
 from landscape.mapping.settings import MapConfig
 from landscape.mapping.pipeline import describe_progress as describe_progress_of_map
@@ -137,7 +137,8 @@ DEFAULT_STEPS = 1000
 def noise_unit(content: MapContent, sampler: Mapping[str, Any] | None = None) -> tuple[float, str]:
     """The unit of the noise ladder, and where it comes from, in words: the training tau
     of a checkpoint (its ``sampler``); else the map's exploration noise sqrt(T); else
-    sqrt(T_AD); else 1."""
+    sqrt(T_AD) (as chosen from the barriers, before any lowering for arrival in many
+    dimensions: :func:`landscape.mapping.settings.ad_settings`); else 1."""
     tau = (sampler or {}).get("tau")
     if isinstance(tau, (int, float)) and tau > 0:
         return float(tau), "the training tau"
@@ -145,8 +146,14 @@ def noise_unit(content: MapContent, sampler: Mapping[str, Any] | None = None) ->
     t = settings.get("temperature")
     if isinstance(t, (int, float)) and t > 0:
         return math.sqrt(float(t)), "sqrt of the map's exploration temperature"
+    lowered = settings.get("ad_temperature_lowered")
     for t_ad in (settings.get("ad_temperature"), content.attrs.get("levels", {}).get("temperature")):
         if isinstance(t_ad, (int, float)) and t_ad > 0:
+            if isinstance(lowered, (int, float)) and lowered > 1:
+                # (T_AD a tenth of the lowest barrier, before attraction-diffusion lowered it so
+                # that its chains could arrive: the barriers, not the dimension, set the noise)
+                return (math.sqrt(float(t_ad) * float(lowered)),
+                        "sqrt of the map's attraction-diffusion temperature before it was lowered")
             return math.sqrt(float(t_ad)), "sqrt of the map's attraction-diffusion temperature"
     return 1.0, "1 (the map records no temperature)"
 
@@ -289,28 +296,11 @@ def funnel_sinks(funnel: FunnelData, threshold: float = FUNNEL_SCORE) -> list[in
 
 
 def describe(funnel: FunnelData) -> str:
-    """One line: the score, what it means, where the chains collapse."""
-    s = funnel.score
-    if not math.isfinite(s):
-        return "funnel score undefined: at the lowest noise level every chain already ends in one basin"
-    k = collapse_level(funnel)
-    kind = "a funnel" if s >= FUNNEL_SCORE else "no funnel"
-    ref = funnel.attrs.get("reference_entropy", funnel.entropy[0])
-    from_data = funnel.attrs.get("reference", "").startswith("chains from data")
-    if from_data and funnel.noise[0] == 0:
-        what = "the data's basins"
-    else:  # (a probe whose lowest level has noise: its chains, not the quenched data themselves)
-        what = f"{'chains from data at' if from_data else 'all chains at'} noise {funnel.noise[0]:.3g}"
-    top = funnel_sinks(funnel) or sinks(funnel.occupancy[k])
-    where = ", ".join(f"basin {b} {100 * funnel.occupancy[k, b]:.0f}%" for b in top)
-    text = (f"funnel score {s:.2f}: {kind} (effective number of basins {math.exp(ref):.1f} in {what} -> "
-            f"{math.exp(funnel.entropy[k]):.1f} at noise {funnel.noise[k]:.3g}: {where})")
-    chains = funnel.chain_minimum.shape[1] if funnel.chain_minimum is not None else funnel.attrs.get("chains_per_level")
-    if s < FUNNEL_SCORE and isinstance(chains, (int, np.integer)) and chains > 1 and \
-            bool(np.all(np.exp(funnel.entropy) > 0.99 * chains)):
-        text += (f"; every level's {chains} chains ended each in a basin of its own: too few chains to tell a "
-                 "funnel (--chains)")
-    return text
+    """One line, the verdict first: the score, what it means, where the chains collapse
+    (:func:`landscape.io.views.describe_funnel`, what the commands print)."""
+    from landscape.io.views import describe_funnel
+
+    return describe_funnel(funnel)
 
 
 # ------------------------------------------------------------------------- the probe
@@ -368,12 +358,18 @@ def funnel_probe(
         [default: what ``landscape funnel`` runs: :func:`funnel_config` of the map, with the
         energy's sampler, and chains from ``data`` and from noise when data are given]
     data : Tensor or array [M, *shape], optional
-        Training examples for the chains from data (needed unless ``init`` is "noise").
+        Training examples for the chains from data (needed unless ``init`` is "noise";
+        refused with a config whose chains all start from noise, which would leave them
+        unused: ``funnel_config(map, with_data=True)`` gives chains from both).
     progress_file : path, optional
         The map: the chains' end points are kept in ``<map>.funnel.partial`` after
         each level, and the mapping of the new minima part-way (between batches of
         strings, after its neighbour barriers, during and after its attraction-diffusion,
-        after each pass of refinement), so ``resume=True`` continues an interrupted probe.
+        after each pass of refinement), so ``resume=True`` continues an interrupted probe
+        (Ctrl-C raises KeyboardInterrupt, the progress kept). The file stays when the
+        probe is done (marked finished: ``resume=True`` gives the result back at once);
+        remove it with ``landscape.clear_progress(map, "funnel")`` once the result is
+        written, or to start afresh: without ``resume`` saved progress is an error.
     resume : bool
     reporter : Reporter, optional
     refine : bool, optional
@@ -387,7 +383,8 @@ def funnel_probe(
     Raises
     ------
     LandscapeError
-        Bad settings, no data for chains from data, data of the wrong shape, progress from
+        Bad settings, no data for chains from data, data for a config without chains from
+        data, data of the wrong shape, saved progress without ``resume``, progress from
         another probe.
     NonFiniteEnergyError
         From the chains, the quench or the mapping of new minima.
@@ -411,8 +408,7 @@ def funnel_probe(
     if content.meta is not None and isinstance(content.meta.config, dict):
         MapConfig.from_dict(content.meta.config)  # (what mapping new minima reads: refused now, not after the chains)
     identity = config.fingerprint() + ":" + f"{content.n_minima}:{float(np.sum(content.minima_energy)):.12g}"
-    state = resume_progress(progress_file, identity, resume, kind=PROGRESS_KIND, what="funnel probe",
-                            afresh="pass --force")
+    state = resume_progress(progress_file, identity, resume, kind=PROGRESS_KIND, what="funnel probe")
     _check_saved(state, energy, config)
     if "levels_done" in state:
         reporter.note(f"resuming after {int(state['levels_done'])} of {len(config.noise)} noise levels")
@@ -442,6 +438,9 @@ def funnel_probe(
     seconds["mapping"] = time.perf_counter() - t0
     funnel = _funnel_data(config, owner, extended, content, new_minima, seconds)
     extended.funnel = funnel
+    if not state.get(FINISHED):  # (its progress, until the caller clears it, says the probe is finished)
+        state[FINISHED] = True
+        save()
     reporter.close()
     return FunnelResult(content=extended, funnel=funnel, new_minima=new_minima,
                         new_basins=int(extended.n_basins - content.n_basins), seconds=seconds)
@@ -493,7 +492,8 @@ def _check_saved(state: dict[str, Any], energy: Energy, config: FunnelConfig) ->
         checks.number_map(None, "seconds", state.get("seconds", {}))
     except LandscapeError as err:
         raise LandscapeError(f"the saved progress of the funnel probe is damaged ({err}): delete its .funnel.partial "
-                             "file (or pass --force) to start afresh") from None
+                             "file (the command: --force; from Python: clear_progress(map, 'funnel')) to start "
+                             "afresh") from None
 
 
 def _check_inputs(energy: Energy, content: MapContent, config: FunnelConfig, data: torch.Tensor | None) -> None:
@@ -507,6 +507,10 @@ def _check_inputs(energy: Energy, content: MapContent, config: FunnelConfig, dat
     if "data" in config.starts:
         if data is None or data.shape[0] == 0:
             raise LandscapeError("chains from data need a data set: give one, or start from noise only")
+    elif data is not None:  # (a config made without with_data starts from noise only: the data would go unused)
+        raise LandscapeError(f"the config's chains all start from noise (init {config.init!r}), so the data given "
+                             "would go unused: for chains from data too, make it with funnel_config(map, ..., "
+                             "with_data=True) (init 'both'), or leave data out")
     radius = float(content.settings().get("merge_radius", 0.0))
     if config.merge_radius < radius * (1 - 1e-9):
         raise LandscapeError(f"the probe's merge_radius {config.merge_radius:.3g} is below the map's {radius:.3g}: end "

@@ -19,7 +19,15 @@ import numpy as np
 
 from landscape.errors import LandscapeError
 from landscape.io.records import FunnelData, MapContent
-from landscape.io.views import data_range, minima_kind, short_source
+from landscape.io.views import (
+    TOO_FEW_CHAINS,
+    clear_sinks,
+    data_range,
+    describe_funnel,
+    funnel_verdict,
+    minima_kind,
+    short_source,
+)
 from landscape.plots.common import (
     basin_colors,
     check_picture_path,
@@ -108,7 +116,7 @@ def draw_funnel_entropy(content: MapContent, ax: Any) -> Any:
     LandscapeError
         If the map has no funnel probe.
     """
-    from landscape.mapping.funnel import describe, entropy
+    from landscape.mapping.funnel import entropy
 
     funnel = _funnel(content)
     xs = _noise_ticks(ax, np.asarray(funnel.noise, dtype=np.float64))
@@ -131,7 +139,9 @@ def draw_funnel_entropy(content: MapContent, ax: Any) -> Any:
     ax.set_ylabel("effective number of basins exp(H)\n(at most the number of chains)")
     ax.set_ylim(0, ax.get_ylim()[1] * 1.08)  # the highest point clear of the frame
     ax.legend(fontsize=7, framealpha=0.8)
-    ax.set_title(describe(funnel).split(" (")[0], fontsize=9)
+    verdict = funnel_verdict(funnel)
+    ax.set_title(f"{verdict} a funnel (score {funnel.score:.2f})" if verdict == TOO_FEW_CHAINS
+                 else describe_funnel(funnel).split(" (")[0], fontsize=9)
     return ax
 
 
@@ -158,7 +168,8 @@ def _pictured_sinks(content: MapContent) -> tuple[int, list[int]]:
     k_star = collapse_level(funnel)
     if minima_kind(content) != "image":
         return k_star, []
-    return k_star, [int(s) for s in _sink_rows(funnel)[k_star] if s >= 0][:MAX_SINK_PICTURES]
+    # (basins that tie at the cut are not pictured: which of them were taken is only their order)
+    return k_star, clear_sinks(funnel.occupancy[k_star], _sink_rows(funnel)[k_star])[0][:MAX_SINK_PICTURES]
 
 
 def draw_funnel(content: MapContent, fig: Any, *, title: str | None = None, max_basins: int = 8) -> Any:

@@ -1,0 +1,90 @@
+""":mod:`landscape.io.views` on hand-made records whose answers are known: how a map was
+made (its config, the settings given), and what its funnel probe says (the verdict, the
+sinks that are not a tie)."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+
+from landscape.io.records import FunnelData
+from landscape.io.views import (
+    FUNNEL_VERDICTS,
+    MAP_DEFAULTS,
+    clear_sinks,
+    describe_funnel,
+    funnel_verdict,
+    given_settings,
+    is_funnel,
+    probe_config,
+    sinks_text,
+)
+
+
+def probe(occupancy, score, chains=None, **attrs) -> FunnelData:
+    occ = np.asarray(occupancy, dtype=np.float64)
+    ent = np.array([-(r[r > 0] * np.log(r[r > 0])).sum() for r in occ])
+    base = {"reference_entropy": float(ent[0]), "reference": "chains from data at the lowest noise",
+            "funnel_threshold": 0.5}
+    if chains is not None:
+        base["chains_per_level"] = chains
+    base.update(attrs)
+    return FunnelData(noise=np.arange(occ.shape[0], dtype=np.float64), occupancy=occ, entropy=ent, score=score,
+                      attrs=base)
+
+
+def test_the_defaults_written_out_are_map_config_s():
+    # (written out so that reading a map imports no torch)
+    from landscape.mapping.settings import MapConfig
+
+    defaults = {k: v for k, v in MapConfig().to_dict().items() if v is not None}
+    assert MAP_DEFAULTS == json.loads(json.dumps(defaults))
+
+
+def test_given_settings_are_the_seed_the_chains_and_what_differs_from_the_defaults():
+    config = {**MAP_DEFAULTS, "eps": None, "temperature": 0.5, "chains": 32, "seed": 1, "ladder": [0.1, 1.0],
+              "refine": False}
+    assert given_settings(config) == [("seed", 1), ("chains", 32), ("refine", False), ("ladder", [0.1, 1.0]),
+                                      ("temperature", 0.5)]  # (in the config's order)
+    assert given_settings(MAP_DEFAULTS) == [("seed", 0), ("chains", 256)]  # shown at their defaults too
+    assert given_settings({}) == []
+    assert given_settings({"new_setting": 3}) == [("new_setting", 3)]  # a setting of a later version: shown
+
+
+def test_probe_config_reads_the_probe_s_json():
+    f = probe([[0.5, 0.5], [1.0, 0.0]], 1.0, config=json.dumps({"seed": 4, "chains": 12}))
+    assert probe_config(f) == {"seed": 4, "chains": 12}
+    assert probe_config(probe([[0.5, 0.5], [1.0, 0.0]], 1.0)) == {}
+    assert probe_config(probe([[0.5, 0.5], [1.0, 0.0]], 1.0, config="{not json")) == {}
+
+
+def test_the_verdict_tells_a_funnel_no_funnel_and_when_the_probe_cannot_tell():
+    assert funnel_verdict(probe([[0.5, 0.5], [1.0, 0.0]], 1.0, chains=10)) == "a funnel"
+    assert funnel_verdict(probe([[0.5, 0.5], [0.6, 0.4]], 0.03, chains=10)) == "no funnel"
+    # every level's 4 chains in 4 basins: its score 0 says nothing of the landscape
+    lone = probe(np.full((3, 4), 0.25), 0.0, chains=4)
+    assert funnel_verdict(lone) == "too few chains to tell"
+    assert funnel_verdict(probe(np.full((3, 4), 0.25), 0.0, chains=40)) == "no funnel"  # 40 chains met in 4 basins
+    assert funnel_verdict(probe(np.full((3, 4), 0.25), 0.0)) == "no funnel"  # chains not recorded: no claim
+    assert funnel_verdict(probe([[1.0, 0.0], [1.0, 0.0]], math.nan, chains=4)) == "score undefined"
+    assert [is_funnel(v) for v in FUNNEL_VERDICTS] == [True, False, None, None]
+    text = describe_funnel(lone)
+    assert text.startswith("too few chains to tell a funnel: every level's 4 chains ended each in a basin of its own")
+    assert "no funnel" not in text and "funnel score 0.00" in text
+
+
+def test_sinks_that_tie_with_basins_left_out_are_said_to_tie_not_listed():
+    # five basins at 4 %: which two "hold half the chains" is only their order
+    even = np.full(25, 0.04)
+    assert clear_sinks(even, [0, 1, 2, 3, 4]) == ([], (25, 0.04))
+    assert sinks_text(even, [0, 1, 2, 3, 4]) == "25 basins tie at 4%"
+    assert clear_sinks([0.3, 0.2, 0.2, 0.2, 0.1], [0, 1]) == ([0], (3, 0.2))
+    assert sinks_text([0.3, 0.2, 0.2, 0.2, 0.1], [0, 1]) == "basin 0 30%, then 3 basins tie at 20%"
+    assert clear_sinks([0.6, 0.3, 0.1], [0]) == ([0], None)
+    assert clear_sinks([0.5, 0.5], [0, -1]) == ([], (2, 0.5))  # (-1 pads a stored row)
+    assert clear_sinks([1.0, 0.0], [0]) == ([0], None)  # an empty basin ties with nothing
+    f = probe([[0.25, 0.25, 0.25, 0.25], [0.4, 0.2, 0.2, 0.2]], 0.1, chains=20)
+    f.sinks = np.array([[0, 1, -1], [0, 1, -1]])
+    assert describe_funnel(f).endswith("at noise 1: basin 0 40%, then 3 basins tie at 20%)")
