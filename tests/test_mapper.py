@@ -1078,3 +1078,17 @@ def test_in_64_dimensions_the_ladder_shows_each_level_of_a_three_level_tree(scal
     for count, axes in ((4, [0, 1]), (2, [0])):
         key = [tuple(s) for s in sides[:, axes]]
         assert by[count] == groups(np.unique(key, axis=0, return_inverse=True)[1].ravel()), (count, by)
+
+
+def test_a_stiff_valley_whose_chains_are_held_back_by_their_steps_keeps_its_temperature():
+    # (x0^2 - 1)^2 + 1e4 x1^2: the stiff direction makes attraction-diffusion's steps small,
+    # and the pull that brings its chains to their targets within their steps is 55 times
+    # the barriers' own. Two dimensions explain none of that: a lower T_AD, with smaller
+    # steps still, would not bring the two together; T_AD stays a tenth of the barrier.
+    e = Energy(lambda x: (x[:, 0] ** 2 - 1) ** 2 + 1e4 * x[:, 1] ** 2, shape=2, data_range=(-2.0, 2.0),
+               dtype=torch.float64)
+    result = build_map(e, MapConfig(chains=32, rounds=1, grid=0))
+    assert result.settings["alpha_unit_rule"] == "arrival"
+    assert result.settings["ad_temperature_lowered"] == 1.0
+    np.testing.assert_allclose(result.settings["ad_temperature"], 0.1, rtol=1e-6)
+    assert [lv.n_basins for lv in result.content.levels][:4] == [2, 2, 2, 2]

@@ -35,8 +35,9 @@ setting                  default                                                
                          1/100 of the minima's energy spread; with no spread either   temperature (each is at least 10 T high),
                          (minima of one flat floor), 1/100 of the energy's median     and ripples below 1/1000 of its relief do
                          rise over the box above the lowest minimum; then, where      not split basins; ``c U + b`` gets ``c``
-                         the arrival pull (``alpha_unit``) outweighs the barriers'    times the temperature of ``U`` even with
-                         pull more than 2x, lowered by their ratio (at most 10^4x)    no barrier to measure; and in ``D``
+                         the arrival pull (``alpha_unit``, counted up to 2 (D - 1) /  times the temperature of ``U`` even with
+                         delta) outweighs the barriers' pull more than 2x, lowered    no barrier to measure; and in ``D``
+                         by their ratio (at most 10^4x)
                                                                                       dimensions the pull that brings a chain
                                                                                       to its target at all, ``(D - 1) T /
                                                                                       delta`` in energy, crosses every barrier
@@ -617,13 +618,17 @@ def ad_settings(
             unit, rule = 1.0, "single"  # (one minimum: nothing to pull towards)
         matched = unit
         unit = arrival_pull(energy, minima_x, spacing, delta, ad_eps, t_ad, config, at_least=unit)
-        if chosen and rule in ("barriers", "spread") and unit > ARRIVAL_LOWERS * matched:
-            # The pull that brings a chain to its target at all, (D - 1) / delta in units of
-            # U / T_AD, does not depend on T_AD; the pull matched to the typical barrier grows
-            # as T_AD falls. Where the first outweighs the second, every barrier is crossed
-            # at the first rung whose chains arrive (D = 1024: from every minimum its own
-            # basin to one at once): T_AD falls by their ratio, and the two meet.
-            lowered = min(unit / matched, ARRIVAL_LOWEST)
+        # The pull that brings a chain to its target at all, about (D - 1) / delta in units
+        # of U / T_AD, does not depend on T_AD; the pull matched to the typical barrier grows
+        # as T_AD falls. Where the first outweighs the second, every barrier is crossed at
+        # the first rung whose chains arrive (D = 1024: from every minimum its own basin to
+        # one at once): T_AD falls by their ratio, and the two meet. Only the part of the
+        # arrival pull that the dimension explains: beyond it, what holds chains back is
+        # their step budget (a stiff valley's small steps), which a lower T_AD, with its
+        # smaller steps, does not relieve.
+        dimension = ARRIVAL_DIMENSION * (energy.dim - 1) / delta
+        if chosen and rule in ("barriers", "spread") and min(unit, dimension) > ARRIVAL_LOWERS * matched:
+            lowered = min(min(unit, dimension) / matched, ARRIVAL_LOWEST)
             t_ad /= lowered
             ad_eps = eps_at(t_ad)
             matched *= lowered
@@ -639,6 +644,9 @@ def ad_settings(
 ARRIVAL_LOWERS = 2.0
 #: The most ``T_AD`` is lowered by for that.
 ARRIVAL_LOWEST = 1e4
+#: The arrival pull the dimension explains, times ``(D - 1) / delta``: no more of it lowers
+#: ``T_AD``.
+ARRIVAL_DIMENSION = 2.0
 
 
 def capped_eps(eps: float, delta: float, alpha: float) -> float:
