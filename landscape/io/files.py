@@ -172,6 +172,14 @@ def writing(path: str | os.PathLike) -> Iterator[None]:
         raise named from None
 
 
+#: How files begin, by kind: ``torch.save`` writes a zip archive (torch >= 1.6) or, in its
+#: legacy format, a pickled magic number (protocol 2, then the long 0x1950a86a20f9469cfc6c);
+#: every HDF5 file (a map, its progress) starts with HDF5's own signature.
+ZIP_SIGNATURE = b"PK\x03\x04"
+TORCH_LEGACY_SIGNATURE = b"\x80\x02\x8a\x0al\xfc\x9cF\xf9 j\xa8P\x19"
+HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+
+
 def file_path(path: str | os.PathLike) -> Path:
     """``path`` as a Path, checked to name a file to write: ``""``, ``"."`` and ``".."``
     name none (pathlib's bare ValueError further on)."""

@@ -33,7 +33,15 @@ from scipy.cluster import hierarchy
 from landscape import checks
 from landscape.checks import require
 from landscape.errors import LandscapeError
-from landscape.io.files import file_path, first_line, new_hdf5, to_json
+from landscape.io.files import (
+    HDF5_SIGNATURE,
+    TORCH_LEGACY_SIGNATURE,
+    ZIP_SIGNATURE,
+    file_path,
+    first_line,
+    new_hdf5,
+    to_json,
+)
 from landscape.io.progress import PROGRESS_SCHEMA
 from landscape.io.records import (
     ATTRACTION,
@@ -797,12 +805,6 @@ def _check_read(c: MapContent) -> None:
         checks.number_range(None, "/minima attr data_range", data_range)
 
 
-#: The first bytes of every HDF5 file.
-_HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
-#: How a ``torch.save`` file begins: a zip archive, or the legacy format's pickle.
-_TORCH_SIGNATURES = (b"PK\x03\x04", b"\x80\x02\x8a\x0al\xfc\x9cF\xf9 j\xa8P\x19")
-
-
 def _not_a_map(path: Path) -> str | None:
     """What the file at ``path`` is, in words, where it is not one of our maps; None for
     a map of ours, for no file, and for a folder (the write's own error names that)."""
@@ -815,7 +817,7 @@ def _not_a_map(path: Path) -> str | None:
         return None  # (the write names the problem: permissions, ...)
     if not head:
         return "an empty file"
-    if head.startswith(_HDF5_SIGNATURE):
+    if head.startswith(HDF5_SIGNATURE):
         try:
             with h5py.File(path, "r") as f:
                 schema = f.attrs.get("schema")
@@ -827,7 +829,7 @@ def _not_a_map(path: Path) -> str | None:
         if schema == PROGRESS_SCHEMA:
             return "a map's progress file"
         return "an HDF5 file of another kind" + (f", schema {schema!r}" if schema is not None else "")
-    if head.startswith(_TORCH_SIGNATURES):
+    if head.startswith((ZIP_SIGNATURE, TORCH_LEGACY_SIGNATURE)):
         return "a PyTorch file, a checkpoint?"
     return "a file of another kind"
 
@@ -836,7 +838,7 @@ def is_map_file(path: str | Path) -> bool:
     """True if ``path`` is an HDF5 file (by its signature; a map or not)."""
     try:
         with open(path, "rb") as f:
-            return f.read(8) == _HDF5_SIGNATURE
+            return f.read(8) == HDF5_SIGNATURE
     except OSError:
         return False
 

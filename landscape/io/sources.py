@@ -36,7 +36,7 @@ from torch import nn
 from landscape.distributed import world_from_env
 from landscape.energy import Energy, check_data_range, current_stage
 from landscape.errors import LandscapeError
-from landscape.io.files import load_torch
+from landscape.io.files import HDF5_SIGNATURE, TORCH_LEGACY_SIGNATURE, ZIP_SIGNATURE, load_torch
 
 __all__ = [
     "check_energy",
@@ -550,13 +550,6 @@ def energy_from_torchscript(
     return check_energy(energy)
 
 
-#: How ``torch.save`` files begin: a zip archive (torch >= 1.6), or the legacy format's
-#: pickled magic number (protocol 2, then the long 0x1950a86a20f9469cfc6c).
-_ZIP_SIGNATURE = b"PK\x03\x04"
-_LEGACY_SIGNATURE = b"\x80\x02\x8a\x0al\xfc\x9cF\xf9 j\xa8P\x19"
-_HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
-
-
 def check_torch_file(path: str | os.PathLike, what: str = "file") -> None:
     """Refuse, by its first bytes (and a zip archive's directory) only, a file that is not a
     ``torch.save`` file: empty, text, HDF5, a truncated zip archive. Pickles (torch's legacy
@@ -574,19 +567,19 @@ def check_torch_file(path: str | os.PathLike, what: str = "file") -> None:
         return
     try:
         with open(path, "rb") as f:
-            head = f.read(len(_LEGACY_SIGNATURE))
+            head = f.read(len(TORCH_LEGACY_SIGNATURE))
     except OSError:
         return  # the reader names the problem (permissions, ...)
-    if head.startswith(_ZIP_SIGNATURE):
+    if head.startswith(ZIP_SIGNATURE):
         if zipfile.is_zipfile(path):
             return
         raise LandscapeError(f"{path}: not a readable PyTorch {what}: a truncated or damaged zip archive "
                              "(its directory at the end is missing)")
-    if head == _LEGACY_SIGNATURE or head[:1] == b"\x80":
+    if head == TORCH_LEGACY_SIGNATURE or head[:1] == b"\x80":
         return  # torch's own format, or a plain pickle: read with weights_only, which never runs code
     if not head:
         looks = "the file is empty"
-    elif head.startswith(_HDF5_SIGNATURE[: len(head)]) and len(head) >= 4:
+    elif head.startswith(HDF5_SIGNATURE[: len(head)]) and len(head) >= 4:
         looks = "it is an HDF5 file (a map? maps go to info, tree, funnel, diagnose)"
     elif all(32 <= c < 127 or c in (9, 10, 13) for c in head):
         looks = "it is a text file"
