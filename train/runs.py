@@ -346,6 +346,7 @@ def run_funnel(
     from landscape.io.mapfile import read_map, rewrite_map, update_map
     from landscape.io.progress import clear_progress, progress_path
     from landscape.io.files import output_lock, signals_deferred
+    from landscape.io.views import probe_config
 
     map_path, model = locate(target, map_option)
     # the whole probe holds the map; it is validated and probed first, written last
@@ -376,7 +377,7 @@ def run_funnel(
                                                chains=chains, steps=steps, eps=eps, init=init, dataset=dataset,
                                                seed=seed)
         if finished:  # --resume over a finished probe: nothing left of the same one, never replace another
-            if _recorded_config(content.funnel.attrs) != json.loads(json.dumps(probe.to_dict())):
+            if probe_config(content.funnel) != json.loads(json.dumps(probe.to_dict())):
                 raise LandscapeError(f"{map_path} has a finished funnel probe of other settings and no unfinished one "
                                      "to resume: pass --force to replace it")
             if not quiet:
@@ -414,14 +415,6 @@ def run_funnel(
             clear_progress(map_path, PROGRESS_KIND)
         written = read_map(map_path)
         return FunnelRun(map_path, written, result, plot, time.perf_counter() - t0, dropped)
-
-
-def _recorded_config(attrs: dict) -> Any:
-    """A finished probe's settings as its ``/funnel`` attrs record them (None if unreadable)."""
-    try:
-        return json.loads(str(attrs.get("config", "null")))
-    except ValueError:
-        return None
 
 
 def _funnel_plan(
