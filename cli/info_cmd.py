@@ -17,7 +17,8 @@ from landscape.cli.options import json_option
               help="For a map: also list its datasets with their shapes and what each holds (the schema's words).")
 def info(file, as_json, datasets):
     """Describe a checkpoint (model, data, sampler, regime, training seed, progress, last
-    diagnostics) or a landscape map (source, counts, settings, the config it was made with:
+    diagnostics) or a landscape map (source, counts, how completely the exploration chains
+    found the minima their starts lead to, settings, the config it was made with:
     its seed, chains and the settings given other values than their defaults, --json the
     whole config; levels, time per stage, the funnel probe's verdict, seed and chains;
     `landscape tree` shows the tree). For a map or funnel probe that is not finished

@@ -134,6 +134,7 @@ def map_header(map_path: Path, content, level: int | None = None) -> list[str]:
     from landscape.io.views import (
         ad_temperature,
         alpha_unit_rule,
+        describe_exploration,
         describe_funnel,
         describe_source,
         map_config,
@@ -168,6 +169,9 @@ def map_header(map_path: Path, content, level: int | None = None) -> list[str]:
     rows.append(("counts", counts))
     for line in str(content.attrs.get("minima", {}).get("precision") or "").splitlines():
         rows.append(("precision", line))
+    explored = describe_exploration(content)
+    if explored:
+        rows.append(("explored", explored))
     tree = content.tree
     merges = tree.n_leaves - 1
     if merges > 0:
@@ -386,6 +390,7 @@ def map_summary(map_path: Path, content, tree, level: int | None, basins: bool, 
 
     from landscape.io.views import (
         ad_temperature,
+        exploration_coverage,
         map_config,
         map_dataset,
         map_temperature,
@@ -395,6 +400,7 @@ def map_summary(map_path: Path, content, tree, level: int | None, basins: bool, 
     )
 
     part = partition_of(content, level)
+    explored = exploration_coverage(content)
     escape = tree.escape()
     spurious = (np.asarray(content.diagnosis.spurious, dtype=bool)[tree.leaves] if content.diagnosis is not None
                 else None)
@@ -439,6 +445,9 @@ def map_summary(map_path: Path, content, tree, level: int | None, basins: bool, 
         "dataset": map_dataset(content),
         "minima_shape": list(content.minima_x.shape[1:]),
         "n_minima": content.n_minima,
+        "exploration": None if explored is None else {
+            "chains": explored.chains, "found": explored.found, "once": explored.once, "twice": explored.twice,
+            "unseen_share": explored.unseen, "estimated_minima": explored.estimated},
         "n_basins": part.n_basins,
         "n_pairs": len(table),
         "n_refined": int(np.isfinite(table.refined).sum()),

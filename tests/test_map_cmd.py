@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import h5py
 import torch
@@ -371,3 +372,26 @@ def test_a_signal_while_the_map_is_written_waits_for_it(capsys, tmp_path, wells_
     code, _, err = map_wells(capsys, wells_file, out)
     assert code == 143 and err.strip() == "error: terminated (SIGTERM)", err
     assert read_map(out).n_minima == 4 and not progress_path(out).exists()
+
+
+def test_a_map_says_whether_its_chains_found_all_the_minima_their_starts_lead_to_or_a_sample(tmp_path, capsys):
+    # (16 chains among the 64 minima of 6-D tilted wells each found a minimum of their own, and
+    # nothing said the map held a quarter of them; Mueller-Brown's 3 minima are each found by many)
+    quick = ["--chains", "16", "--ladder", "", "--no-refine", "--max-steps", "100", "--patience", "20", "--attempts",
+             "1", "--neighbours", "2"]
+    code, out, err = run(capsys, "map", "--energy", "landscape.potentials:tilted_wells", "--shape", "6", "--box", "-2",
+                         "2", *quick, "--out", tmp_path / "w.h5")
+    assert code == 0, err
+    assert re.search(r"\d+ minima from 16 chains; \d+ reached by one chain only: a sample of the minima", out + err), out + err
+    code, out, err = run(capsys, "info", tmp_path / "w.h5", "--json")
+    e = json.loads(out)["exploration"]
+    assert e["chains"] == 16 and e["once"] >= 10 and e["found"] < e["estimated_minima"] <= 64 * 1.5, e
+    code, out, err = run(capsys, "map", "--energy", "landscape.potentials:mueller_brown", "--shape", "2", "--box",
+                         "-1.5", "2", "--float64", *quick, "--out", tmp_path / "mb.h5")
+    assert code == 0, err
+    assert "a sample" not in out + err
+    code, out, err = run(capsys, "info", tmp_path / "mb.h5")
+    explored = next(line for line in out.splitlines() if line.startswith("explored"))
+    assert re.match(r"explored  32 chains from uniform noise in the box in 2 rounds: 3 minima, each reached by \d+ "
+                    "chains or more", explored), explored  # (a second round found nothing new)
+    assert "about all the minima these starts lead to" in explored

@@ -9,11 +9,14 @@ import math
 
 import numpy as np
 
-from landscape.io.records import FunnelData
+from conftest import build_map
+from landscape.io.records import FunnelData, MapMeta
 from landscape.io.views import (
     FUNNEL_VERDICTS,
     MAP_DEFAULTS,
     clear_sinks,
+    coverage,
+    describe_exploration,
     describe_funnel,
     funnel_verdict,
     given_settings,
@@ -88,3 +91,35 @@ def test_sinks_that_tie_with_basins_left_out_are_said_to_tie_not_listed():
     f = probe([[0.25, 0.25, 0.25, 0.25], [0.4, 0.2, 0.2, 0.2]], 0.1, chains=20)
     f.sinks = np.array([[0, 1, -1], [0, 1, -1]])
     assert describe_funnel(f).endswith("at noise 1: basin 0 40%, then 3 basins tie at 20%)")
+
+
+def test_coverage_counts_the_minima_found_once_and_twice_good_turing_and_chao1():
+    # 9 chains: 5 in one minimum, 2 in another, one each in two more; a funnel probe's minimum (0 hits) left out
+    c = coverage([5, 1, 1, 2, 0], chains=9)
+    assert (c.chains, c.found, c.once, c.twice) == (9, 4, 2, 1)
+    assert math.isclose(c.unseen, 2 / 9)
+    assert math.isclose(c.estimated, 4 + 8 / 9 * 2 * 1 / (2 * 2))
+    every = coverage([1] * 64)  # each chain a minimum of its own: most of the minima unseen
+    assert every.unseen == 1.0 and every.estimated > 1000
+    assert coverage([40, 30, 12]).unseen == 0.0 and coverage([40, 30, 12]).estimated == 3.0
+
+
+def exploration_map(hits, init="noise", chains=None):
+    n = len(hits)
+    c = build_map(np.arange(2 * n, dtype=np.float32).reshape(n, 2), np.arange(n, dtype=np.float64), hits=hits,
+                  attrs={"minima": {"chains": sum(hits) if chains is None else chains, "rounds": 1}})
+    c.meta = MapMeta(schema_version=2, created="2026-01-01T00:00:00+00:00", tool_version="test", source=None,
+                     config={"chains": 16}, extra={"settings": {"init": init}})
+    return c
+
+
+def test_the_exploration_line_says_whether_the_minima_are_all_the_starts_reach_or_a_sample():
+    done = describe_exploration(exploration_map([121, 211, 180]))
+    assert done.startswith("512 chains from uniform noise in the box: 3 minima, each reached by 121 chains or more: "
+                           "about all the minima"), done
+    sampled = describe_exploration(exploration_map([2] + [1] * 14, init="data"))
+    assert sampled.startswith("16 chains from data: 15 minima, 14 reached by one chain only: a sample of the minima"), \
+        sampled
+    assert "about 88% of further chains would find another" in sampled and "--chains finds more" in sampled
+    few = describe_exploration(exploration_map([100] * 9 + [1]))
+    assert few.endswith("1 reached by one chain only (about 0.1% of further chains would find another)"), few

@@ -12,6 +12,9 @@ pictures (:mod:`landscape.plots`) all read the same things the same way:
   (each merge with its barrier, absolute and relative, refined or estimated);
 - the settings the map records: :func:`map_alpha`, :func:`map_temperature`,
   :func:`ad_temperature`;
+- how completely the exploration found them: :func:`coverage` (Good-Turing and Chao1 from
+  the chains that ended in each minimum), :func:`exploration_coverage`,
+  :func:`describe_exploration` (one line);
 - what the minima are and where they came from: :func:`minima_kind`, :func:`data_range`,
   :func:`spurious_minima`, :func:`describe_source` (one line), :func:`map_dataset`,
   :func:`short_source` (a short name for titles: the model and its data set);
@@ -32,7 +35,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -42,13 +45,18 @@ from landscape.mapping.tree import BarrierTree, basin_tree
 
 __all__ = [
     "FUNNEL_VERDICTS",
+    "SAMPLED",
+    "Coverage",
     "TreeMerge",
     "ad_temperature",
     "basin_tree_of",
     "clear_sinks",
+    "coverage",
     "data_range",
+    "describe_exploration",
     "describe_funnel",
     "describe_source",
+    "exploration_coverage",
     "funnel_verdict",
     "given_settings",
     "is_funnel",
@@ -318,6 +326,98 @@ def tree_merges(content: MapContent, tree: BarrierTree | None = None) -> list[Tr
             saddle_point=bool(points[e]) if points is not None and e is not None and tree.refined[k] else None,
         ))
     return out
+
+
+# ------------------------------------------------------------- how completely explored
+
+
+class Coverage(NamedTuple):
+    """How completely exploration chains found the minima their starts lead to, read off
+    how many chains ended in each (:func:`coverage`).
+
+    chains : the exploration chains; found : the minima at least one of them ended in;
+    once, twice : the minima exactly one (two) of them ended in; unseen : the share of
+    further chains from the same starts that would end in a minimum not found yet
+    (Good-Turing: ``once / chains``); estimated : how many minima those starts lead to, an
+    estimate from the rarely found ones that errs low (Chao1, bias-corrected:
+    ``found + (chains - 1) / chains * once (once - 1) / (2 (twice + 1))``)."""
+
+    chains: int
+    found: int
+    once: int
+    twice: int
+    unseen: float
+    estimated: float
+
+
+def coverage(hits: Any, chains: int | None = None) -> Coverage:
+    """:class:`Coverage` from the chains that ended in each minimum (``hits``; minima none
+    ended in, such as a funnel probe's, left out) of ``chains`` (default: their sum).
+
+    Minima each reached by many chains are about all the minima the chains' starts lead to;
+    chains that each found a minimum of their own hold a sample of them, and more chains
+    would find more (Good 1953, Chao 1984)."""
+    h = np.asarray(hits, dtype=np.int64).reshape(-1)
+    h = h[h > 0]
+    n = max(int(h.sum()), int(chains or 0))
+    once, twice = int((h == 1).sum()), int((h == 2).sum())
+    extra = (n - 1) / n * once * (once - 1) / (2 * (twice + 1)) if n else 0.0
+    return Coverage(chains=n, found=int(h.size), once=once, twice=twice,
+                    unseen=once / n if n else 0.0, estimated=float(h.size + extra))
+
+
+#: The share of further chains finding a new minimum above which a map's exploration is
+#: called a sample of the minima (said by ``landscape map`` and ``info``).
+SAMPLED = 0.1
+
+_STARTS = {"noise": "uniform noise in the box", "data": "data", "both": "data and uniform noise, half each"}
+
+
+def exploration_coverage(content: MapContent) -> Coverage | None:
+    """:func:`coverage` of a map's exploration (``/minima/hits`` of the ``chains`` attr of
+    ``/minima``); None for a map with no chains recorded."""
+    hits = np.asarray(content.minima_hits, dtype=np.int64).reshape(-1)
+    chains = content.attrs.get("minima", {}).get("chains")
+    chains = int(chains) if isinstance(chains, (int, np.integer)) and chains > 0 else None
+    if not hits.size or (chains is None and not hits.sum()):
+        return None
+    return coverage(hits, chains)
+
+
+def describe_exploration(content: MapContent) -> str | None:
+    """One line: the exploration's chains, where they started, and how completely they
+    found the minima those starts lead to (:func:`exploration_coverage`)."""
+    c = exploration_coverage(content)
+    if c is None:
+        return None
+    attrs = content.attrs.get("minima", {})
+    rounds = attrs.get("rounds")
+    init = content.settings().get("init")
+    dataset = map_dataset(content)
+    starts = _STARTS.get(init) if isinstance(init, str) else None
+    if starts and dataset and init != "noise":
+        starts = starts.replace("data", f"data ({dataset})", 1)
+    text = f"{c.chains:,} chains" + (f" from {starts}" if starts else "")
+    if isinstance(rounds, (int, np.integer)) and rounds > 1:
+        text += f" in {int(rounds)} rounds"
+    text += f": {c.found:,} minim{'um' if c.found == 1 else 'a'}"
+    if c.once == 0:
+        least = int(np.min(np.asarray(content.minima_hits)[np.asarray(content.minima_hits) > 0]))
+        return (text + f", each reached by {least:,} chains or more: about all the minima these starts lead to "
+                f"(Good-Turing: under 1 in {c.chains:,} further chains would find another)")
+    text += f", {c.once:,} reached by one chain only"
+    if c.unseen >= SAMPLED:
+        text += (f": a sample of the minima these starts lead to, not all of them (about {c.unseen:.0%} of "
+                 f"further chains would find another; at least about {_rounded(c.estimated)} minima in all by "
+                 "Chao1's estimate); --chains finds more")
+    else:
+        text += f" (about {c.unseen:.1%} of further chains would find another)"
+    return text
+
+
+def _rounded(x: float) -> str:
+    """A count estimated, to 2 significant digits."""
+    return f"{float(f'{x:.2g}'):,.0f}"
 
 
 # ---------------------------------------------------------------------- what to draw
