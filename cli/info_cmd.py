@@ -157,7 +157,7 @@ def _progress_info(path: Path, as_json: bool, kind: str = "map") -> None:
 
     from landscape.errors import LandscapeError
     from landscape.io.files import first_line
-    from landscape.io.progress import load_progress, progress_path
+    from landscape.io.progress import FINISHED, load_progress, progress_path
     from landscape.mapping import funnel, pipeline
 
     describe, arrays = ((pipeline.describe_progress, pipeline.progress_arrays) if kind == "map"
@@ -172,12 +172,16 @@ def _progress_info(path: Path, as_json: bool, kind: str = "map") -> None:
         raise LandscapeError(f"{partial} is damaged ({why}): --resume would refuse it; delete it to start afresh") \
             from None
     what = "map" if kind == "map" else "funnel probe"
+    # (work complete whose result was not written, or whose progress was not cleared after)
+    status = "finished" if (state or {}).get(FINISHED) else "unfinished"
     if as_json:
-        click.echo(json.dumps({"unfinished": str(path), "work": what, "progress": str(partial), "saved": saved,
-                               **dict(lines)}, indent=2))
+        click.echo(json.dumps({status: str(path), "work": what, "status": status, "progress": str(partial),
+                               "saved": saved, **dict(lines)}, indent=2))
         return
-    click.echo(f"{'unfinished map ' if kind == 'map' else 'unfinished funnel probe of'} {path} (its progress in "
+    click.echo(f"{status} {'map' if kind == 'map' else 'funnel probe of'} {path} (its progress in "
                f"{partial}, saved {saved})")
     for key, value in lines:
         click.echo(f"  {key:<10} {value}")
-    click.echo(f"continue it: the same `landscape {'map' if kind == 'map' else 'funnel'}` command with --resume")
+    command = f"the same `landscape {'map' if kind == 'map' else 'funnel'}` command with --resume"
+    click.echo(f"get its result: {command} (the work is not done again)" if status == "finished"
+               else f"continue it: {command}")

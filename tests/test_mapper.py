@@ -424,7 +424,7 @@ def test_a_map_interrupted_inside_attraction_diffusion_resumes_to_the_uninterrup
 
         code, said, _ = run(capsys, "info", out)  # what the progress holds, in words
         placed = ", ".join(str(int((saved[f"running{k}/basin_of"] >= 0).sum())) for k in range(5))
-        assert code == 0 and said.startswith(f"unfinished map  {out}")
+        assert code == 0 and said.startswith(f"unfinished map {out}")
         assert (f"under way  attraction-diffusion at alpha 0.03, 0.1, 0.3, 1, 3 units: {placed} of 8 minima placed; "
                 f"inside a batch of trials at step {saved['running_turn/info']['step']:,}") in said
         assert "done       8 minima from 64 chains in 2 rounds; barriers between neighbours" in said

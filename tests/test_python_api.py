@@ -4,6 +4,7 @@ with the commands' settings policies."""
 
 from __future__ import annotations
 
+import json
 import contextlib
 import inspect
 import io
@@ -475,6 +476,15 @@ def test_progress_left_after_a_finished_map_or_probe_is_called_finished_and_clea
                                              rf"delete cell\.h5\.partial \(from Python: "
                                              rf"clear_progress\('{path}'\)\) to start afresh$"):
         _wells_map(progress_file=path)
+    # `landscape info` on it said "unfinished map ... continue it"
+    from click.testing import CliRunner
+    from landscape.cli.main import cli
+
+    said = CliRunner().invoke(cli, ["info", f"{path}.partial"])
+    assert said.exit_code == 0 and said.output.startswith(f"finished map {path} (its progress in"), said.output
+    assert said.output.rstrip().endswith("get its result: the same `landscape map` command with --resume (the work "
+                                         "is not done again)"), said.output
+    assert json.loads(CliRunner().invoke(cli, ["info", str(path), "--json"]).output)["status"] == "finished"
     again = _wells_map(progress_file=path, resume=True)[1]  # (the work not done again)
     np.testing.assert_array_equal(again.content.minima_x, first.content.minima_x)
     landscape.clear_progress(path)
