@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import signal
 import sys
@@ -81,9 +82,23 @@ def run_guarded(app: click.Command, argv: list[str] | None, debug: bool = False,
         sys.stdout = _Reader(stdout)  # type: ignore[assignment]
     try:
         with warnings.catch_warnings():
-            # a failed compile: `landscape map` says so in a note of its own (from Python it is a warning)
-            warnings.filterwarnings("ignore", category=CompileWarning)
-            return _run(app, argv, debug)
+            # a failed compile (from Python a warning) is a note once the command is done
+            failed: list[str] = []
+            shown = warnings.showwarning
+
+            def show(message, category, *args, **kwargs):  # type: ignore[no-untyped-def]
+                if not issubclass(category, CompileWarning):
+                    shown(message, category, *args, **kwargs)
+                elif str(message) not in failed:
+                    failed.append(str(message))
+
+            warnings.showwarning = show
+            warnings.simplefilter("always", CompileWarning)
+            code = _run(app, argv, debug)
+            if code in (0, 3) and os.environ.get("RANK", "0") == "0":  # (an error stays one line; rank 0 speaks)
+                for text in failed:
+                    click.echo(f"note: {text}", err=True)
+            return code
     finally:
         if sys.stdout is not stdout and isinstance(sys.stdout, _Reader):
             sys.stdout = stdout

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import run
+from conftest import TINY, run
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 
@@ -428,8 +428,21 @@ def test_a_failed_compile_is_a_warning_from_python_and_a_note_on_the_command_lin
         code, out, err = run(capsys, "map", "--energy", "landscape.potentials:mueller_brown", "--shape", "2", "--box",
                              "-1.5", "2", "--float64", "--chains", "32", "--rounds", "1", "--compile",
                              "--out", tmp_path / "mb.h5")
-    assert code == 0, err
-    assert (out + err).count("compiling the steps failed, they ran eagerly") == 1
+        assert code == 0, err
+        assert (out + err).count("compiling the steps failed, they ran eagerly") == 1
+        # (sample, check and funnel said nothing: their steps ran eagerly in silence)
+        ckpt = tmp_path / "tiny.pt"
+        code, _, err = run(capsys, "train", "--preset", "rings-demo", "--set", "model.kwargs.n_f=8", *TINY, "--out", ckpt)
+        assert code == 0, err
+        for args in (["sample", ckpt, "--chains", "16", "--steps", "20", "--out", tmp_path / "s.png"],
+                     ["check", ckpt, "--chains", "16", "--multiples", "4", "--out", tmp_path / "c.png"]):
+            code, out, err = run(capsys, *args, "--compile", "--quiet")
+            assert code == 0, err
+            assert err.count("note: compiling the steps failed, they ran eagerly: RuntimeError: InvalidCxxCompiler") \
+                == 1, (args[0], err)
+        code, out, err = run(capsys, "check", ckpt, "--chains", "16", "--multiples", "4", "--out", tmp_path / "j.png",
+                             "--compile", "--json")
+        assert code == 0 and json.loads(out) and "note: compiling the steps failed" in err
     assert not [w for w in heard if issubclass(w.category, CompileWarning)]
 
 

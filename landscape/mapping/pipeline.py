@@ -60,7 +60,7 @@ from landscape.mapping.barriers import (
     refinement_rows,
 )
 from landscape.distributed import current as current_group
-from landscape import __version__, checks, fused
+from landscape import __version__, checks
 from landscape.checks import require
 from landscape.distributed import from_main, split_energy
 from landscape.energy import (
@@ -1032,8 +1032,6 @@ def build_map(
         levels, records, extended, inserted, ladder_note = _stage_ladder(run, minima, settings)
         table, again = _stage_connected(run, minima, table, records, saddles, keep_paths, settings)
     result = _assemble(run, minima, table, saddles, keep_paths, settings, levels, extended, inserted, ladder_note)
-    if (why := fused.failure(energy)) is not None:
-        run.reporter.note(f"compiling the steps failed, they ran eagerly: {why}")
     run.reporter.close()
     return result
 
