@@ -78,6 +78,14 @@ STRICT_RULE = ("the verdict disagrees with the regime the checkpoint was trained
 @click.option("--energy-drift", type=FiniteFloat(min=0, min_open=True), default=3.0, show_default=True,
               help="Non-convergent if the chains' mean energy falls more than this many standard deviations "
                    "of the data's energies below the data's mean.")
+@click.option("--coverage-ratio", type=FiniteFloat(min=0, min_open=True), default=3.0, show_default=True,
+              help="Non-convergent if the training examples lie more than this many times as far from the "
+                   "nearest chain as from the nearest of as many other examples (the chains gather in part of "
+                   "the data: a collapse onto a few modes).")
+@click.option("--extend", type=FiniteFloat(min=1), default=10.0, show_default=True, metavar="FACTOR",
+              help="Chains from data that meet no criterion at the longest length but are still moving away "
+                   "from the data (their distance growing more than 1.25x per tripling of the length) run on, "
+                   "x3 at a time, up to FACTOR times the longest length; 1: the lengths asked for only.")
 @seed_option(0)
 @device_option()
 @compile_option()
@@ -91,7 +99,7 @@ STRICT_RULE = ("the verdict disagrees with the regime the checkpoint was trained
 @strict_option(STRICT_RULE)
 @quiet_option()
 def check_cmd(checkpoint, multiples, chains, noise, eps, temperature, nn_ratio, saturation_excess, energy_drift,
-              seed, device, compile_steps, dataset, data_root, out, force, as_json, strict, quiet):
+              coverage_ratio, extend, seed, device, compile_steps, dataset, data_root, out, force, as_json, strict, quiet):
     """Is a trained EBM convergent? The long-run check of Nijkamp et al. 2019.
 
     Chains from data (and from noise) run for many times the training L; at each length
@@ -100,8 +108,12 @@ def check_cmd(checkpoint, multiples, chains, noise, eps, temperature, nn_ratio, 
     Non-convergent if, after the longest run from data, any of: the distance exceeds
     --nn-ratio times the data's spacing; the chains saturate more than --saturation-excess
     of the data's unsaturated pixels; their energy falls more than --energy-drift standard
-    deviations below the data's. Convergent otherwise. The verdict is compared with the
-    regime the checkpoint was trained for.
+    deviations below the data's; the data lie more than --coverage-ratio times as far from
+    the chains as from as many other examples (the chains cover only part of the data).
+    Convergent otherwise; where the chains are still moving away from the data at the
+    longest length, they run on first (--extend), so a length in units of L that is short
+    for the model's step size does not pass a drifting model. The verdict is compared
+    with the regime the checkpoint was trained for.
 
     \b
     Exit status:
@@ -136,7 +148,8 @@ def check_cmd(checkpoint, multiples, chains, noise, eps, temperature, nn_ratio, 
     for path in (out, samples, samples.with_name(samples.stem + "_start" + samples.suffix)):
         if path.exists() and not force:
             raise LandscapeError(f"{path} exists: pass --force to overwrite it")
-    thresholds = Thresholds(nn_ratio=nn_ratio, saturation_excess=saturation_excess, energy_drift=energy_drift)
+    thresholds = Thresholds(nn_ratio=nn_ratio, saturation_excess=saturation_excess, energy_drift=energy_drift,
+                            coverage_ratio=coverage_ratio)
     energy, ckpt = energy_from_checkpoint(checkpoint, device=device)  # a bad file ends here, in one line
     total = max(1, round(max(multiples) * int(ckpt["sampler"]["steps"]))) * (2 if noise else 1)
     bars = []
@@ -153,7 +166,7 @@ def check_cmd(checkpoint, multiples, chains, noise, eps, temperature, nn_ratio, 
         result = convergence_check(
             checkpoint, multiples=multiples, n_chains=chains, init=("data", "noise") if noise else ("data",),
             epsilon=eps, tau=tau, thresholds=thresholds, device=device, seed=seed, dataset_name=dataset,
-            data_root=data_root, progress=None if quiet else progress, compile=compile_steps,
+            data_root=data_root, progress=None if quiet else progress, compile=compile_steps, extend=extend,
         )
     finally:
         for bar in bars:
@@ -193,7 +206,8 @@ def _print_table(result) -> None:
         line += f", saturated pixels {100 * d.saturation:.1f}%"
     click.echo(line)
     images = d.saturation is not None
-    header = f"{'from':<6} {'length':>7} {'steps':>7} {'energy':>11} {'drift/sd':>9} {'NN dist':>9} {'x spacing':>10}"
+    header = (f"{'from':<6} {'length':>7} {'steps':>7} {'energy':>11} {'drift/sd':>9} {'NN dist':>9} {'x spacing':>10}"
+              f" {'coverage':>9}")
     click.echo(header + (f" {'saturated':>10}" if images else ""))
     for init, track in result.stages.items():
         for s in track:
@@ -201,7 +215,7 @@ def _print_table(result) -> None:
                 click.echo(f"{init:<6} {s.multiple:>6g}L {s.steps:>7}   chains reached non-finite energies")
                 continue
             row = (f"{init:<6} {s.multiple:>6g}L {s.steps:>7} {s.energy:>11.4g} {s.energy_drift:>9.3g} "
-                   f"{s.nn_mean:>9.4g} {s.nn_ratio:>9.3g}x")
+                   f"{s.nn_mean:>9.4g} {s.nn_ratio:>9.3g}x {s.coverage_ratio:>8.3g}x")
             if images:
                 row += f" {100 * s.saturation:>9.1f}%"
             click.echo(row)
@@ -209,7 +223,9 @@ def _print_table(result) -> None:
     if images:
         rule += f", or saturation > {100 * (d.saturation + t.saturation_excess * (1 - d.saturation)):.0f}%"
         rule += f" ({t.saturation_excess:g} of the data's unsaturated pixels)"
-    rule += f", or energy > {t.energy_drift:g} sd below the data's"
+    rule += (f", or energy > {t.energy_drift:g} sd below the data's, or the data > {t.coverage_ratio:g}x as far "
+             "from the chains as from as many examples (coverage); chains still moving away from the data at the "
+             f"longest length run on (their distance growing more than {t.settle:g}x per tripling of the length)")
     click.echo(rule)
     if result.noise_summary:
         click.echo(result.noise_summary)

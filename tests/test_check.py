@@ -103,6 +103,69 @@ def test_each_criterion_alone_decides():
         Thresholds(nn_ratio=0)
     with pytest.raises(LandscapeError, match="saturation_excess must be below 1"):
         Thresholds(saturation_excess=1.0)
+    with pytest.raises(LandscapeError, match="settle must be a finite number >= 1"):
+        Thresholds(settle=0.5)
+    assert len(decide(Stage(30, 600, 0.0, 0.0, 1.0, 1.0, None, None, coverage_ratio=3.1), t)) == 1
+
+
+def test_chains_still_moving_at_the_longest_length_run_on_until_they_leave_the_data(gaussian_data):
+    # A well off the data (every pixel pulled to 0.5) but wide: at eps 0.05 the chains drift
+    # away slowly, 2.9x the data's spacing at 10 L and growing 1.5x per tripling. The check
+    # called it convergent at the longest length asked for; a model trained with a small step
+    # or tau = 0 passed the same way (1.5x at 30 L, 3.4x at 100 L).
+    wide = image_energy(lambda x: (x.flatten(1) - 0.5).pow(2).sum(1) / (2 * 0.5**2))
+    asked = run_check(wide, gaussian_data, extend=1)  # (the lengths asked for only)
+    assert asked.verdict == "convergent" and not asked.settled and asked.extended == []
+    assert asked.explanation.endswith("all within the thresholds, but the chains were still moving away at 10L "
+                                      "(distance x1.5 per tripling of the length): longer chains may leave the data")
+    r = run_check(wide, gaussian_data)
+    assert r.verdict == "non-convergent" and r.extended == [30.0]
+    assert [s.multiple for s in r.stages["data"]] == [1, 3, 10, 30] and r.stages["data"][-1].steps == 600
+    assert [s.multiple for s in r.stages["noise"]] == [1, 3, 10]  # (evidence only: not run on)
+    assert r.explanation.startswith("after 30L from data: NN distance") and r.explanation.endswith(
+        "(run on past 10L, where the chains were still moving away from the data)")
+    assert json.loads(json.dumps(r.to_dict()))["extended"] == [30.0]
+    # the data's own density settles at once: nothing runs on
+    well = image_energy(lambda x: x.flatten(1).pow(2).sum(1) / (2 * SIGMA**2))
+    settled = run_check(well, gaussian_data)
+    assert settled.settled and settled.extended == [] and len(settled.stages["data"]) == 3
+
+
+def test_chains_gathered_in_one_part_of_the_data_are_non_convergent():
+    # Data in two clusters, a model with one of them only: each chain ends near some
+    # training example (1.6x the spacing) at the data's energies, so only coverage tells.
+    g = torch.Generator().manual_seed(0)
+    two = torch.cat([torch.tensor([-0.5, 0.0]) + 0.05 * torch.randn(200, 2, generator=g),
+                     torch.tensor([0.5, 0.0]) + 0.05 * torch.randn(200, 2, generator=g)])
+    one = Energy(lambda x: (x - torch.tensor([0.5, 0.0], dtype=x.dtype)).pow(2).sum(1) / (2 * 0.05**2), shape=(2,),
+                 data_range=(-1.0, 1.0), name="one")
+    r = run_check(one, two, epsilon=0.02)
+    last = r.stages["data"][-1]
+    assert last.nn_ratio < 3 and last.energy_drift < 3 and last.coverage_ratio > 3
+    assert r.verdict == "non-convergent" and len(r.reasons) == 1
+    assert re.fullmatch(r"the data [\d.]+x as far from the chains as from as many other examples \(the chains cover "
+                        r"part of the data\)", r.reasons[0]), r.reasons
+    both = Energy(lambda x: -torch.logsumexp(-(x[:, None] - torch.tensor([[-0.5, 0.0], [0.5, 0.0]], dtype=x.dtype))
+                                              .pow(2).sum(2) / (2 * 0.05**2), 1), shape=(2,), data_range=(-1.0, 1.0))
+    fair = run_check(both, two, epsilon=0.02)
+    assert fair.verdict == "convergent" and fair.stages["data"][-1].coverage_ratio < 2, fair.explanation
+
+
+def test_chains_from_noise_reach_the_data_only_halfway_from_where_they_started():
+    # In 64 dimensions uniform noise starts 3.5 spacings from the digits: a bar of 3 said the
+    # chains "reach the data at 1L" while they were still noise (2.95x)
+    from landscape.train.check import _noise_summary
+
+    def at(multiple, nn):
+        return Stage(multiple, int(20 * multiple), 0.0, 0.0, nn, nn, None, None)
+
+    t = Thresholds()
+    assert _noise_summary([at(1, 2.95), at(10, 2.45)], t, start_ratio=3.5) == (
+        "from noise: chains do not reach the data (closest at 10L: 2.5x the data's spacing, from 3.5x at the start; "
+        "within 2.2x counts as reached)")
+    assert _noise_summary([at(1, 2.95), at(10, 1.6)], t, start_ratio=3.5) == (
+        "from noise: chains reach the data at 10L (1.6x the data's spacing, from 3.5x at the start)")
+    assert _noise_summary([at(1, 2.1)], t, start_ratio=9.5).startswith("from noise: chains reach the data at 1L")
 
 
 def test_bad_settings_are_refused(gaussian_data):
@@ -166,7 +229,8 @@ def test_check_command_on_a_tiny_checkpoint(tmp_path, capsys):
     result = json.loads(out)
     assert result["agreement"] == "regime unknown" and result["verdict"] in ("convergent", "non-convergent")
     assert list(result["stages"]) == ["data"] and result["stages"]["data"][0]["steps"] == 10
-    assert result["thresholds"] == {"nn_ratio": 3.0, "saturation_excess": 0.5, "energy_drift": 3.0}
+    assert result["thresholds"] == {"nn_ratio": 3.0, "saturation_excess": 0.5, "energy_drift": 3.0,
+                                    "coverage_ratio": 3.0, "settle": 1.25}
     assert result["data"]["n"] == 1797 and math.isclose(result["data"]["saturation"], 0.58, abs_tol=0.01)
     assert (tmp_path / "anon_samples.png").exists()
 

@@ -13,8 +13,14 @@ spectrum and keep looking like data.
 chains from data (and from uniform noise) for a ladder of lengths in units of the training
 L, recording at each length the chains' mean energy, their mean distance to the nearest
 training example and, for images, the share of saturated pixels, next to the same
-quantities of the data themselves (the yardsticks). :func:`decide` turns the numbers at the
-longest length into a verdict by a fixed rule (see :class:`Thresholds`), and
+quantities of the data themselves (the yardsticks), and how well the chains cover the data
+(the data's distance to the nearest chain, against their distance to as many other
+examples: chains gathered in part of the data, a collapse onto a few modes, are close to
+the data yet far from most of it). :func:`decide` turns the numbers at the longest length
+into a verdict by a fixed rule (see :class:`Thresholds`); where the chains from data are
+still moving away at that length, they run on (x3 at a time, up to ``extend`` times it)
+until they settle or meet a criterion, so a chain length in units of L that is short for
+the model's steps (a small eps, tau = 0) does not pass it as convergent; and
 :func:`convergence_check` does it all for a checkpoint and says whether the verdict agrees
 with the regime the checkpoint was trained for. :func:`save_check_figure` draws the
 quantities against chain length.
@@ -66,6 +72,14 @@ INITS = ("data", "noise")
 SPACING_SAMPLE = 1000
 #: Data points whose energies set the energy yardstick.
 ENERGY_SAMPLE = 2000
+#: Draws of as many training examples as chains whose distance to the data sets the
+#: coverage yardstick (averaged).
+COVERAGE_DRAWS = 3
+#: How far past the longest length asked for the chains from data run on while still
+#: moving (x3 at a time): 10, up to 300 L after the default 30 L.
+DEFAULT_EXTEND = 10.0
+#: Each further length, times the last, while the chains from data run on.
+EXTEND_FACTOR = 3.0
 _ENERGY_BATCH = 500
 
 
@@ -98,14 +112,33 @@ class Thresholds:
         significantly lower energy" than the data; a convergent model's steady state lies
         in the data's energy spectrum (within about one standard deviation on the demo
         model after 30 L). Only a fall counts: that is the paper's criterion.
+    coverage_ratio : float
+        Non-convergent if the training examples' median distance to the nearest chain
+        exceeds this multiple of their median distance to the nearest of as many other
+        training examples. Default 3: chains spread over the data as the data are sit at
+        1.1-1.7 (the demo rings and digits models after 30 L); a toy model whose chains
+        all gathered on one stretch of one ring, each chain 0.8 spacings from the data,
+        at 7.2; the drifting non-convergent digits model at 42.
+    settle : float
+        The chains from data are still moving where their distance to the data grows by
+        more than this factor per tripling of the chain length between the last two
+        lengths; then they run on (``extend`` in :func:`check_energy`). Default 1.25: the
+        demo models grow 1.14-1.16x from 10 L to 30 L; models the paper expects not to
+        converge (tau = 0, a tenth of the step, chains started from data in training),
+        trained as the convergent digits preset, 1.4-2.6x there, and past 3 spacings
+        by 100 L.
     """
 
     nn_ratio: float = 3.0
     saturation_excess: float = 0.5
     energy_drift: float = 3.0
+    coverage_ratio: float = 3.0
+    settle: float = 1.25
 
     def __post_init__(self) -> None:
-        for name in ("nn_ratio", "saturation_excess", "energy_drift"):
+        if not (isinstance(self.settle, (int, float)) and math.isfinite(self.settle) and self.settle >= 1):
+            raise LandscapeError(f"threshold settle must be a finite number >= 1, got {self.settle!r}")
+        for name in ("nn_ratio", "saturation_excess", "energy_drift", "coverage_ratio"):
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
                 raise LandscapeError(f"threshold {name} must be a finite number > 0, got {value!r}")
@@ -123,6 +156,9 @@ class DataYardstick:
     energy_std: float
     spacing: float  # median nearest-neighbour distance (to the nearest example that differs)
     saturation: float | None  # share of saturated pixels (images only)
+    # the examples' median distance to the nearest of as many other examples as chains
+    # (the coverage yardstick; NaN where it was not measured)
+    coverage: float = math.nan
 
 
 @dataclass
@@ -142,6 +178,8 @@ class Stage:
     saturation: float | None
     saturation_excess: float | None  # (s - s_data) / (1 - s_data)
     finite: bool = True
+    coverage: float = math.nan  # the examples' median distance to the nearest chain
+    coverage_ratio: float = math.nan  # coverage / the data's coverage yardstick
 
 
 @dataclass
@@ -152,7 +190,11 @@ class CheckResult:
     ``reasons`` lists the criteria met (empty for a convergent verdict); ``explanation`` is
     one clause with the evidence; ``onset`` the shortest length at which the chains from
     data already met a criterion. ``samples`` holds the start and end of each start's
-    chains (the last finite state), for pictures.
+    chains (the last finite state), for pictures. ``extended``: the lengths the chains from
+    data ran on to past those asked for, while still moving (empty where they settled);
+    ``settled``: False where they were still moving at the longest length run (the verdict
+    then says so). ``noise_start_ratio``: the chains from noise at their start, in the
+    data's spacings.
     """
 
     verdict: str  # "convergent" | "non-convergent"
@@ -173,6 +215,9 @@ class CheckResult:
     agreement: str = "regime unknown"
     source: str = ""
     samples: dict[str, tuple[torch.Tensor, torch.Tensor, int]] = field(default_factory=dict, repr=False)
+    extended: list[float] = field(default_factory=list)
+    settled: bool = True
+    noise_start_ratio: float | None = None
 
     def verdict_line(self) -> str:
         """``verdict: <verdict> (<evidence>); trained as <regime>: <agrees|disagrees>``."""
@@ -191,7 +236,10 @@ class CheckResult:
             "explanation": self.explanation,
             "reasons": list(self.reasons),
             "onset_multiple": self.onset,
+            "extended": list(self.extended),
+            "settled": self.settled,
             "noise_summary": self.noise_summary,
+            "noise_start_ratio": self.noise_start_ratio,
             "thresholds": asdict(self.thresholds),
             "sampler": {"L": self.L, "epsilon": self.epsilon, "tau": self.tau},
             "n_chains": self.n_chains,
@@ -228,7 +276,23 @@ def decide(stage: Stage, thresholds: Thresholds = Thresholds(), data: DataYardst
         found.append(f"{_pct(stage.saturation)} pixels saturated" + _vs_data(data))
     if stage.energy_drift > thresholds.energy_drift:
         found.append(f"energy {_g(stage.energy_drift, thresholds.energy_drift)} sd below the data's")
+    if stage.coverage_ratio > thresholds.coverage_ratio:  # (NaN, not measured: never)
+        found.append(f"the data {_g(stage.coverage_ratio, thresholds.coverage_ratio)}x as far from the chains as "
+                     "from as many other examples (the chains cover part of the data)")
     return found
+
+
+def growth(track: Sequence[Stage]) -> float | None:
+    """How fast the chains' distance to the data still grows at the end of ``track``: its
+    factor per tripling of the chain length between the last two finite lengths (None
+    with fewer than two, or a distance of 0)."""
+    finite = [s for s in track if s.finite]
+    if len(finite) < 2:
+        return None
+    a, b = finite[-2], finite[-1]
+    if not (a.nn_mean > 0 and b.nn_mean > 0 and b.multiple > a.multiple):
+        return None
+    return float((b.nn_mean / a.nn_mean) ** (math.log(3.0) / math.log(b.multiple / a.multiple)))
 
 
 def agreement(verdict: str, regime: str) -> str:
@@ -269,41 +333,69 @@ def _vs_data(data: DataYardstick | None) -> str:
     return "" if data is None or data.saturation is None else f" vs {_pct(data.saturation)} in the data"
 
 
-def _explain(last: Stage, reasons: list[str], data: DataYardstick, onset: float | None) -> str:
+def _explain(last: Stage, reasons: list[str], data: DataYardstick, onset: float | None,
+             asked: float | None = None, still: float | None = None) -> str:
+    """The verdict's evidence in one clause; ``asked``: the longest length asked for,
+    where the chains ran on past it (still moving there), ``still``: the growth per
+    tripling where they were still moving at the last length."""
     head = f"after {_x(last.multiple)} from data: "
+    ran_on = (f" (run on past {_x(asked)}, where the chains were still moving away from the data)"
+              if asked is not None else "")
     if not last.finite:
-        return "from data: " + reasons[0]
+        return "from data: " + reasons[0] + ran_on
     if reasons:
         text = head + ", ".join(reasons)
         if onset is not None and onset < last.multiple:
             text += f"; first met at {_x(onset)}"
-        return text
+        return text + ran_on
     text = head + f"NN distance {_g(last.nn_mean)} = {_g(last.nn_ratio)}x the data's spacing"
     if last.saturation is not None:
         text += f", {_pct(last.saturation)} pixels saturated" + _vs_data(data)
     where = "below" if last.energy_drift >= 0 else "above"
-    return text + f", energy {_g(abs(last.energy_drift))} sd {where} the data's; all within the thresholds"
+    text += f", energy {_g(abs(last.energy_drift))} sd {where} the data's"
+    if math.isfinite(last.coverage_ratio):
+        text += f", the data {_g(last.coverage_ratio)}x as far from the chains as from as many examples"
+    text += "; all within the thresholds"
+    if still is not None:
+        text += (f", but the chains were still moving away at {_x(last.multiple)} (distance x{still:.2g} per "
+                 "tripling of the length): longer chains may leave the data")
+    return text + ran_on
 
 
-def _noise_summary(stages: list[Stage], thresholds: Thresholds) -> str | None:
+def reach_bar(thresholds: Thresholds, start_ratio: float | None) -> float:
+    """The distance to the data (in the data's spacings) within which chains from noise
+    have reached it: ``nn_ratio``, and at most halfway from where the noise started (in
+    64 dimensions uniform noise itself lies 3.5 spacings from the digits, within a bar
+    of 3)."""
+    bar = thresholds.nn_ratio
+    if start_ratio is not None and math.isfinite(start_ratio):
+        bar = min(bar, (start_ratio + 1.0) / 2.0)
+    return bar
+
+
+def _noise_summary(stages: list[Stage], thresholds: Thresholds, start_ratio: float | None = None) -> str | None:
     finite = [s for s in stages if s.finite]
     if not finite:
         return f"from noise: chains reached non-finite energies within {_x(stages[0].multiple)}" if stages else None
     best = min(finite, key=lambda s: s.nn_ratio)
     last = stages[-1]
-    reached = best.nn_ratio <= thresholds.nn_ratio
+    bar = reach_bar(thresholds, start_ratio)
+    start = f", from {_g(start_ratio)}x at the start" if start_ratio is not None and math.isfinite(start_ratio) else ""
+    reached = best.nn_ratio <= bar
     if reached:  # (where they first come within the bar, and where closest if later)
-        first = next(s for s in finite if s.nn_ratio <= thresholds.nn_ratio)
-        text = f"from noise: chains reach the data at {_x(first.multiple)} ({_g(first.nn_ratio)}x the data's spacing)"
+        first = next(s for s in finite if s.nn_ratio <= bar)
+        text = (f"from noise: chains reach the data at {_x(first.multiple)} ({_g(first.nn_ratio)}x the data's "
+                f"spacing{start})")
         if first is not best:
             text += f", closest at {_x(best.multiple)} ({_g(best.nn_ratio)}x)"
     else:
+        within = f"; within {_g(bar)}x counts as reached" if bar < thresholds.nn_ratio else ""
         text = (f"from noise: chains do not reach the data (closest at {_x(best.multiple)}: {_g(best.nn_ratio)}x the "
-                "data's spacing)")
+                f"data's spacing{start}{within})")
     if last is not best:
         if not last.finite:
             text += f", then non-finite by {_x(last.multiple)}"
-        elif reached and last.nn_ratio > thresholds.nn_ratio:
+        elif reached and last.nn_ratio > bar:
             text += f", then leave it ({_g(last.nn_ratio)}x at {_x(last.multiple)})"
         else:
             text += f"; {_g(last.nn_ratio)}x at {_x(last.multiple)}"
@@ -327,6 +419,7 @@ def check_energy(
     thresholds: Thresholds = Thresholds(),
     seed: int = 0,
     progress: Callable[[int], None] | None = None,
+    extend: float = DEFAULT_EXTEND,
 ) -> CheckResult:
     """Run the long-run check on ``energy`` with training data ``data`` and decide.
 
@@ -337,6 +430,10 @@ def check_energy(
     is ``max(multiples) * L`` steps per start). The verdict comes from the chains from data
     at the longest length (:func:`decide`); the chains from noise are evidence only (a
     convergent model may need far more than 30 L to burn in from noise, Anatomy §4.3).
+    Where the chains from data meet no criterion yet are still moving away from the data
+    there (their distance grows more than ``thresholds.settle`` per tripling of the
+    length), they run on, x3 at a time, up to ``extend`` times the longest length (1:
+    never), until they settle or meet a criterion.
 
     Parameters
     ----------
@@ -354,6 +451,8 @@ def check_energy(
         Seeds the chain noise and the choice of starts and yardstick examples.
     progress : callable, optional
         Called with the number of steps just completed.
+    extend : float >= 1
+        How far past the longest of ``multiples`` the chains from data may run on.
 
     Returns
     -------
@@ -370,6 +469,8 @@ def check_energy(
     """
     start_time = time.perf_counter()
     steps_list = _check_settings(L, epsilon, tau, multiples, n_chains, inits)
+    if not (isinstance(extend, (int, float)) and math.isfinite(extend) and extend >= 1):
+        raise LandscapeError(f"extend must be a finite number >= 1 (1: the lengths asked for only), got {extend!r}")
     energy.check_room(n_chains)
     if data.dim() != len(energy.shape) + 1 or tuple(data.shape[1:]) != energy.shape or data.shape[0] < 2:
         raise LandscapeError(f"need at least 2 training examples of shape {list(energy.shape)}, got {list(data.shape)}")
@@ -379,10 +480,13 @@ def check_energy(
     gen = torch.Generator(device=energy.device).manual_seed(seed)
     ref = data.to(energy.device, energy.dtype)
     saturation = _saturation(energy)
-    yard = _yardstick(energy, ref, saturation, cpu_gen)
+    yard, probe = _yardstick(energy, ref, saturation, cpu_gen, n_chains)
 
     stages: dict[str, list[Stage]] = {}
     samples: dict[str, tuple[torch.Tensor, torch.Tensor, int]] = {}
+    extended: list[float] = []
+    noise_start = None
+    asked = float(multiples[-1])
     for init in inits:
         if init == "data":
             n_ref = ref.shape[0]
@@ -393,17 +497,27 @@ def check_energy(
             x0 = ref[index.to(ref.device)]
         else:
             x0 = energy.uniform_noise(n_chains, gen)
+            noise_start = float(nearest_distance(x0, ref).mean()) / yard.spacing if yard.spacing > 0 else None
         x, done, track = x0, 0, []
-        for m, steps in zip(multiples, steps_list):
+        lengths = list(zip((float(m) for m in multiples), steps_list))
+        k = 0
+        while k < len(lengths):
+            m, steps = lengths[k]
+            k += 1
             try:
                 result = sample(energy, x, steps - done, epsilon, tau, generator=gen, progress=progress)
             except NonFiniteEnergyError:  # itself the verdict: record it and stop this start
                 nan = float("nan")
                 sat = None if saturation is None else nan
-                track.append(Stage(float(m), steps, nan, nan, nan, nan, sat, sat, finite=False))
+                track.append(Stage(m, steps, nan, nan, nan, nan, sat, sat, finite=False))
                 break
             x, done = result.x, steps
-            track.append(_measure(float(m), steps, x, result.energy, ref, yard, saturation))
+            track.append(_measure(m, steps, x, result.energy, ref, yard, saturation, probe))
+            if init == "data" and k == len(lengths) and _moving(track, thresholds):
+                further = m * EXTEND_FACTOR
+                if further <= asked * extend * (1 + 1e-9):  # (one more length, while within reach)
+                    lengths.append((further, max(steps + 1, round(further * L))))
+                    extended.append(further)
         stages[init] = track
         samples[init] = (x0.detach().cpu(), x.detach().cpu(), done)
 
@@ -412,12 +526,13 @@ def check_energy(
     reasons = decide(last, thresholds, yard)
     onset = next((s.multiple for s in data_track if decide(s, thresholds)), None)
     verdict = "non-convergent" if reasons else "convergent"
+    still = growth(data_track) if not reasons and _moving(data_track, thresholds) else None
     return CheckResult(
         verdict=verdict,
         reasons=reasons,
-        explanation=_explain(last, reasons, yard, onset),
+        explanation=_explain(last, reasons, yard, onset, asked if extended else None, still),
         onset=onset,
-        noise_summary=_noise_summary(stages["noise"], thresholds) if "noise" in stages else None,
+        noise_summary=(_noise_summary(stages["noise"], thresholds, noise_start) if "noise" in stages else None),
         stages=stages,
         data=yard,
         thresholds=thresholds,
@@ -428,7 +543,19 @@ def check_energy(
         seed=int(seed),
         seconds=time.perf_counter() - start_time,
         samples=samples,
+        extended=extended,
+        settled=still is None,
+        noise_start_ratio=noise_start,
     )
+
+
+def _moving(track: Sequence[Stage], thresholds: Thresholds) -> bool:
+    """Chains that meet no criterion at the end of ``track`` but whose distance to the data
+    still grows faster than ``thresholds.settle`` per tripling of the length."""
+    if not track or not track[-1].finite or decide(track[-1], thresholds):
+        return False
+    g = growth(track)
+    return g is not None and g > thresholds.settle
 
 
 def _check_settings(L, epsilon, tau, multiples, n_chains, inits) -> list[int]:
@@ -454,7 +581,10 @@ def _energies(energy: Energy, x: torch.Tensor) -> torch.Tensor:
     return torch.cat([energy(x[i : i + _ENERGY_BATCH]) for i in range(0, x.shape[0], _ENERGY_BATCH)])
 
 
-def _yardstick(energy: Energy, ref: torch.Tensor, saturation, gen: torch.Generator) -> DataYardstick:
+def _yardstick(energy: Energy, ref: torch.Tensor, saturation, gen: torch.Generator,
+               n_chains: int) -> tuple[DataYardstick, torch.Tensor]:
+    """The data's yardsticks, and the examples whose distance to the chains measures how
+    well they cover the data (the probe)."""
     # The spacing is the distance of a random subset to the rest of the reference
     # set: the same comparison a chain's end point gets, so the ratio is like for like.
     order = torch.randperm(ref.shape[0], generator=gen).to(ref.device)
@@ -462,16 +592,24 @@ def _yardstick(energy: Energy, ref: torch.Tensor, saturation, gen: torch.Generat
     m = min(SPACING_SAMPLE, ref.shape[0])
     spacing = float(data_spacing(shuffled, m).median())
     u = _energies(energy, shuffled[:ENERGY_SAMPLE]).double()
+    # Coverage: the probe's median distance to the nearest of as many other examples as
+    # there are chains (a few draws), the like-for-like value of its distance to the chains.
+    n = min(n_chains, ref.shape[0] - 1)
+    probe = shuffled[: min(SPACING_SAMPLE, ref.shape[0] - n)]
+    rest = shuffled[probe.shape[0]:]
+    draws = [float(nearest_distance(probe, rest[torch.randperm(rest.shape[0], generator=gen)[:n].to(ref.device)])
+                   .median()) for _ in range(COVERAGE_DRAWS)]
     return DataYardstick(
         n=int(ref.shape[0]),
         energy_mean=float(u.mean()),
         energy_std=float(u.std()) if u.numel() > 1 else 0.0,
         spacing=spacing,
         saturation=saturation(ref) if saturation is not None else None,
-    )
+        coverage=float(np.mean(draws)),
+    ), probe
 
 
-def _measure(m, steps, x, u, ref, yard: DataYardstick, saturation) -> Stage:
+def _measure(m, steps, x, u, ref, yard: DataYardstick, saturation, probe: torch.Tensor | None = None) -> Stage:
     nn = float(nearest_distance(x, ref).mean())
     mean_u = float(u.double().mean())
     gap = yard.energy_mean - mean_u
@@ -482,7 +620,11 @@ def _measure(m, steps, x, u, ref, yard: DataYardstick, saturation) -> Stage:
         sat = saturation(x)
         free = 1.0 - yard.saturation
         excess = (sat - yard.saturation) / free if free > 0 else 0.0
-    return Stage(m, steps, mean_u, drift, nn, ratio, sat, excess)
+    cover = cover_ratio = math.nan
+    if probe is not None:
+        cover = float(nearest_distance(probe, x).median())
+        cover_ratio = (cover / yard.coverage if yard.coverage > 0 else (1.0 if cover == 0 else math.inf))
+    return Stage(m, steps, mean_u, drift, nn, ratio, sat, excess, coverage=cover, coverage_ratio=cover_ratio)
 
 
 # --------------------------------------------------------------------------------------
@@ -505,6 +647,7 @@ def convergence_check(
     reference_limit: int = 10000,
     progress: Callable[[int], None] | None = None,
     compile: bool = False,
+    extend: float = DEFAULT_EXTEND,
 ) -> CheckResult:
     """The long-run check of one of our checkpoints (see :func:`check_energy`).
 
@@ -550,6 +693,7 @@ def convergence_check(
         thresholds=thresholds,
         seed=seed,
         progress=progress,
+        extend=extend,
     )
     result.regime = str(ckpt.get("regime", "unknown"))
     result.agreement = agreement(result.verdict, result.regime)
