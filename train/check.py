@@ -720,11 +720,14 @@ def save_check_figure(result: CheckResult, path: str | os.PathLike) -> Path:
     from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
 
     d, t = result.data, result.thresholds
-    panels = ["energy", "nn"] + (["saturation"] if d.saturation is not None else [])
+    covered = any(math.isfinite(st.coverage_ratio) for track in result.stages.values() for st in track)
+    panels = (["energy", "nn"] + (["coverage"] if covered else [])
+              + (["saturation"] if d.saturation is not None else []))
     fig = new_figure(4.4 * len(panels), 4.0, layout="constrained")
     axes = fig.subplots(1, len(panels), squeeze=False)[0]
     styles = {"data": ("tab:blue", "-", "o"), "noise": ("tab:orange", "--", "s")}
-    names = {"energy": "mean energy", "nn": "distance to the data", "saturation": "saturated pixels"}
+    names = {"energy": "mean energy", "nn": "distance to the data", "coverage": "how the chains cover the data",
+             "saturation": "saturated pixels"}
     multiples = sorted({s.multiple for track in result.stages.values() for s in track})
     for ax, panel in zip(axes, panels):
         for init, track in result.stages.items():
@@ -733,6 +736,8 @@ def save_check_figure(result: CheckResult, path: str | os.PathLike) -> Path:
                 ys = [s.energy for s in track if s.finite]
             elif panel == "nn":
                 ys = [s.nn_mean for s in track if s.finite]
+            elif panel == "coverage":
+                ys = [s.coverage_ratio for s in track if s.finite]
             else:
                 ys = [100 * s.saturation for s in track if s.finite]
             color, ls, marker = styles.get(init, ("0.3", "-", "^"))
@@ -752,6 +757,14 @@ def save_check_figure(result: CheckResult, path: str | os.PathLike) -> Path:
             ax.set_ylabel("mean distance to the nearest training example", fontsize=9)
             values = [s.nn_mean for tr in result.stages.values() for s in tr if s.finite] + [d.spacing]
             if min(values) > 0 and max(values) > 20 * min(values):  # drifting chains: decades apart
+                ax.set_yscale("log")
+        elif panel == "coverage":
+            ax.axhline(1.0, color="0.4", label=f"{result.n_chains} training examples")
+            ax.axhline(t.coverage_ratio, color="tab:red", ls=":", label=f"{t.coverage_ratio:g}x")
+            ax.set_ylabel("the data's distance to the nearest chain\n/ to the nearest of as many examples", fontsize=9)
+            values = [st.coverage_ratio for tr in result.stages.values() for st in tr
+                      if st.finite and math.isfinite(st.coverage_ratio)] + [1.0]
+            if min(values) > 0 and max(values) > 20 * min(values):
                 ax.set_yscale("log")
         else:
             ax.axhline(100 * d.saturation, color="0.4", label="data")
