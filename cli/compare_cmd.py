@@ -68,7 +68,9 @@ def compare_cmd(a, b, out, force, check, chains, multiples, device, names, seed,
     the barrier heights of the tree over each map's basins in units of kT (T: the
     model's own sampling temperature, or 1 for p ~ exp(-U) where it samples at 0), the
     funnel score and the share of spurious minima; then says how they
-    differ, and draws one figure with both.
+    differ, and what the comparison cannot tell (Caution lines: one model mapped twice,
+    maps made with other settings, models of other data, barriers of a model that samples
+    at T = 0, minima that are a sample of the chains), and draws one figure with both.
 
     A and B must be two files: the same file twice, or two checkpoints whose maps are the
     same file, is an error (exit status 1). Two copies are compared; where their maps hold
@@ -112,6 +114,7 @@ def compare_cmd(a, b, out, force, check, chains, multiples, device, names, seed,
             "verdicts": {s.name: v for s, v in zip(sides, run.verdicts)},
             "identical_maps": run.identical,
             "summary": run.summary,
+            "caveats": run.caveats,
             "picture": str(run.out),
         }
         click.echo(json.dumps(json_safe(payload), indent=2))
@@ -120,6 +123,8 @@ def compare_cmd(a, b, out, force, check, chains, multiples, device, names, seed,
         click.echo("")
         for line in run.summary:
             click.echo(line)
+        for line in run.caveats:
+            click.echo(f"Caution: {line}")
         click.echo(f"picture: {run.out}")
     if strict:
         failed = [f"{s.name}: {failure_text(r)}" for s, r in zip(sides, run.results)

@@ -407,7 +407,7 @@ def test_checkpoint_side_runs_the_check_and_finds_its_map(tmp_path, monkeypatch,
     assert code == 0, err
     payload = json.loads(out)
     check = payload["checks"]["d"]
-    assert check["n_chains"] == 8 and [s["multiple"] for s in check["stages"]["data"]] == [1.0, 2.0]
+    assert check["n_chains"] == 8 and [s["multiple"] for s in check["stages"]["data"]][:2] == [1.0, 2.0]
     assert payload["verdicts"]["d"] in ("convergent", "non-convergent") and payload["checks"]["B"] is None
     rows = {r[0]: r[1:] for r in payload["rows"]}
     assert rows["trained regime"][0] == "non-convergent"
@@ -447,3 +447,41 @@ def test_a_diagnosis_of_points_says_saturation_was_not_tested_and_names_its_data
     rows = {name: (x, y) for name, x, y in compare_profiles(map_profile(points), map_profile(map_a()))}
     assert rows["spurious: saturated"] == ("not tested (not images)", "3 (30%)")
     assert rows["spurious share (minima; chains)"][0].endswith("(against 8gaussians)")
+
+
+def test_caveats_say_what_a_comparison_cannot_tell(maps, tmp_path, capsys):
+    # (compare of one checkpoint mapped with --alpha 2, or with another seed, said "ck1500 has
+    # more top-level basins (32 vs 1)" as if the models differed; a T = 0 model's barriers
+    # in "kT" were ranked against a sampling model's; 32 minima of 32 chains, one each, were
+    # compared as the landscape's)
+    from landscape.diagnosis.compare import caveats
+
+    one = {"kind": "checkpoint", "path": "m.pt", "sha256": "ab" * 32}
+    a = read_map(save(tmp_path / "a.h5", map_a(), source=one, config={"seed": 0, "alpha": 0.1}))
+    b = read_map(save(tmp_path / "b.h5", map_b(), source=one, config={"seed": 1, "alpha": 2.0}))
+    lines = caveats(a, b, ("a", "b"))
+    assert lines == ["Both maps are of one model (checkpoint sha256 abababababab): what differs comes of the maps' "
+                     "settings (seed 0 vs 1; alpha 0.1 vs 2; alpha unit 0.2 vs 0.5, chosen by each map) and their random draws, not "
+                     "of the model."], lines
+    assert caveats(a, b, ("a", "b"), identical=True) == [] and caveats(a, None, ("a", "b")) == []
+    ca, cb = read_map(maps[0]), read_map(maps[1])
+    lines = caveats(ca, cb, ("A", "B"))
+    assert len(lines) == 1 and lines[0].startswith("B samples at T = 0: its barriers are in units of U itself"), lines
+    lone = map_a()
+    lone.minima_hits = np.ones(N, dtype=np.int64)  # each chain a minimum of its own
+    lone.attrs["minima"]["chains"] = N
+    rings = map_2d()
+    lines = caveats(read_map(save(tmp_path / "lone.h5", lone, config={"chains": 10})),
+                    read_map(save(tmp_path / "r.h5", rings, config={"chains": 4, "temperature": 0.5})), ("lone", "r"))
+    assert lines[0] == ("The maps were made with other settings (chains 10 vs 4; temperature default vs 0.5): counts "
+                        "that follow them (minima follow the chains; basins the ladder and alpha) differ for that alone.")
+    assert lines[1] == "The models are of other data (shapes (1, 8, 8) vs (2,)): their counts and barriers are not on one scale."
+    assert lines[-1].startswith("lone's minima are a sample of the minima: most exploration chains each found one no "
+                                "other chain did (lone: 10 of 10)"), lines
+    code, out, err = run(capsys, tmp_path / "a.h5", tmp_path / "b.h5", "--out", tmp_path / "c.png", "--quiet")
+    assert code == 0, err
+    assert "\nCaution: Both maps are of one model (checkpoint sha256 abababababab)" in out
+    code, out, err = run(capsys, tmp_path / "a.h5", tmp_path / "b.h5", "--out", tmp_path / "c.png", "--quiet",
+                         "--force", "--json")
+    assert code == 0, err
+    assert json.loads(out)["caveats"][0].startswith("Both maps are of one model")

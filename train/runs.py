@@ -19,7 +19,7 @@ import os
 import re
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -682,6 +682,7 @@ class CompareRun:
     summary: list[str]
     out: Path
     identical: bool = False  # the two maps hold the same datasets
+    caveats: list[str] = field(default_factory=list)  # what the comparison cannot tell
 
 
 def run_compare(
@@ -702,7 +703,7 @@ def run_compare(
     """Compare ``a`` and ``b`` as the command does and draw the figure. ``checks`` maps a
     checkpoint path to a convergence check already run on it (reused instead of
     running it again)."""
-    from landscape.diagnosis.compare import compare_profiles, identical_maps, map_profile, summarize
+    from landscape.diagnosis.compare import caveats, compare_profiles, identical_maps, map_profile, summarize
     from landscape.errors import LandscapeError
     from landscape.plots.common import check_picture_path
     from landscape.plots.compare import plot_comparison
@@ -749,7 +750,8 @@ def run_compare(
             samples[side.name] = end.detach().cpu().numpy()
             notes[side.name] = f"long-run samples from data after {steps} steps ({steps / result.L:g}L)"
     plot_comparison(sides[0].content, sides[1].content, labels, out, samples=samples, sample_notes=notes)
-    return CompareRun(sides, tuple(labels), profiles, results, verdicts, rows, summary, out, identical)
+    cautions = caveats(sides[0].content, sides[1].content, labels, identical=identical)
+    return CompareRun(sides, tuple(labels), profiles, results, verdicts, rows, summary, out, identical, cautions)
 
 
 def _check(side: Side, chains: int, multiples: tuple[float, ...], device: str, seed: int, quiet: bool) -> Any:

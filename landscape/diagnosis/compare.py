@@ -18,7 +18,9 @@ them apart; :func:`map_profile` reduces one map to a few comparable numbers:
   count per reason.
 
 :func:`compare_profiles` lays two profiles out as table rows, :func:`summarize` says in
-plain words how they differ, and :func:`landscape.plots.compare.plot_comparison` draws both
+plain words how they differ, :func:`caveats` what the comparison cannot tell (one model
+mapped twice, other settings, other data, barriers with no scale, minima that are a
+sample of the chains), and :func:`landscape.plots.compare.plot_comparison` draws both
 on one figure.
 
 This module reads maps only: it neither runs chains nor loads models (the command
@@ -38,20 +40,24 @@ from landscape.errors import LandscapeError
 from landscape.io.files import json_safe
 from landscape.io.mapfile import MapContent
 from landscape.io.views import (
+    SAMPLED,
     TOO_FEW_CHAINS,
     basin_tree_of,
     describe_source,
+    exploration_coverage,
+    given_settings,
     funnel_verdict,
     is_funnel,
     map_alpha,
+    map_config,
     map_dataset,
     map_temperature,
     minima_kind,
     tree_merges,
 )
 
-__all__ = ["MAX_PICTURES", "compare_profiles", "identical_maps", "json_safe", "map_profile", "plot_comparison",
-           "summarize"]
+__all__ = ["MAX_PICTURES", "caveats", "compare_profiles", "identical_maps", "json_safe", "map_profile",
+           "plot_comparison", "summarize"]
 
 #: Pictures per model in the figure's bottom rows.
 MAX_PICTURES = 16
@@ -481,6 +487,88 @@ def summarize(
     if text:  # (a model's name stays as it is written, at the start of a sentence too)
         named = any(text.startswith(n) for n in (na, nb))
         lines.append((text if named else text[0].upper() + text[1:]) + ".")
+    return lines
+
+
+def _sha(content: MapContent) -> str | None:
+    source = content.meta.source if content.meta is not None else None
+    sha = source.get("sha256") if isinstance(source, dict) else None
+    return sha if isinstance(sha, str) and sha else None
+
+
+def _setting_text(value: Any) -> str:
+    if isinstance(value, (list, tuple)):
+        return ",".join(_setting_text(v) for v in value)
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def _settings_apart(ca: MapContent, cb: MapContent, skip: tuple[str, ...] = ()) -> list[str]:
+    """The settings two maps were made with that differ (``name a vs b``; those at their
+    defaults on one side and given on the other included)."""
+    a, b = map_config(ca), map_config(cb)
+    names = [k for k, _ in given_settings(a)] + [k for k, _ in given_settings(b)]
+    out = []
+    for key in dict.fromkeys(names):
+        if key in skip or a.get(key) == b.get(key):
+            continue
+        out.append(f"{key} {_setting_text(a.get(key, 'default'))} vs {_setting_text(b.get(key, 'default'))}")
+    return out
+
+
+def caveats(ca: MapContent | None, cb: MapContent | None, names: Sequence[str], *,
+            identical: bool = False) -> list[str]:
+    """What a comparison of the two maps cannot tell, one line each (none for identical
+    maps or a side without a map):
+
+    - both maps are of one model (the same checkpoint sha256): what differs comes of their
+      settings (listed) and their random draws, not of the model;
+    - the maps were made with other settings (the seed left out for two models);
+    - the models are of other data or shapes: their counts and barriers are not on one scale;
+    - a model that samples at T = 0 has barriers in units of U itself, which has no scale
+      of its own (c U is the same model's landscape c times as high);
+    - a map whose exploration chains each found minima of their own holds a sample of the
+      minima (:func:`landscape.io.views.exploration_coverage`): its minima and its basins at
+      weak pulls count the chains more than the landscape."""
+    if ca is None or cb is None or identical:
+        return []
+    na, nb = names
+    lines = []
+    same = _sha(ca) is not None and _sha(ca) == _sha(cb)
+    if same:
+        apart = _settings_apart(ca, cb)
+        ua, ub = (_number(c.attrs.get("levels", {}).get("alpha_unit")) for c in (ca, cb))
+        if ua is not None and ub is not None and not math.isclose(ua, ub, rel_tol=1e-6):
+            apart.append(f"alpha unit {_g(ua)} vs {_g(ub)}, chosen by each map")
+        lines.append(f"Both maps are of one model (checkpoint sha256 {_sha(ca)[:12]}): what differs comes of the maps' "
+                     + (f"settings ({'; '.join(apart)}) and their random draws" if apart else "random draws")
+                     + ", not of the model.")
+    else:
+        apart = _settings_apart(ca, cb, skip=("seed",))
+        if apart:
+            lines.append(f"The maps were made with other settings ({'; '.join(apart)}): counts that follow them (minima "
+                         "follow the chains; basins the ladder and alpha) differ for that alone.")
+        da, db = map_dataset(ca), map_dataset(cb)
+        sa, sb = (tuple(np.shape(c.minima_x)[1:]) for c in (ca, cb))
+        if (da and db and da != db) or sa != sb:
+            what = f"data {da} vs {db}" if da and db and da != db else ""
+            if sa != sb:
+                what += ("; " if what else "") + f"shapes {sa} vs {sb}"
+            lines.append(f"The models are of other data ({what}): their counts and barriers are not on one scale.")
+        cold = [n for n, c in ((na, ca), (nb, cb)) if _temperature(c)[1] != "sampling"]
+        if cold:
+            who = " and ".join(cold)
+            lines.append(f"{who} sample{'s' if len(cold) == 1 else ''} at T = 0: {'its' if len(cold) == 1 else 'their'} "
+                         "barriers are in units of U itself (kT at T = 1), which has no scale of its own: barrier "
+                         "heights do not compare across the two models.")
+    sampled = [(name, cov) for name, cov in ((na, exploration_coverage(ca)), (nb, exploration_coverage(cb)))
+               if cov is not None and cov.unseen >= SAMPLED]
+    if sampled:
+        each = "; ".join(f"{name}: {cov.once} of {cov.chains}" for name, cov in sampled)
+        whose = f"{sampled[0][0]}'s" if len(sampled) == 1 else "Both maps'"
+        its = "its" if len(sampled) == 1 else "their"
+        lines.append(f"{whose} minima are a sample of the minima: most exploration chains each found one no other chain "
+                     f"did ({each}); {its} minima, and {its} basins at pulls where every minimum is still a basin of "
+                     f"its own, count {its} chains more than {its} landscape{'s' if len(sampled) > 1 else ''}.")
     return lines
 
 
