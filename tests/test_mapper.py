@@ -852,6 +852,18 @@ def test_an_unresolved_energy_spread_sets_no_alpha_unit_and_the_rule_says_what_d
     assert notes[0].startswith("1 minimum from 32 chains") and any(
         n.startswith("1 of 1 minima lie on the box's faces [-1, 1] with the energy still falling beyond them")
         for n in notes), notes
+    # an image whose minimum has a quarter of its pixels pulled past the range's end: saturated
+    # pixels, as data images have (the digits 58 %); no advice to widen the range or flip the sign
+    notes.clear()
+    target = torch.zeros(1, 4, 4, dtype=torch.float64)
+    target[0, 0] = 2.0
+    image = Energy(lambda x: ((x - target) ** 2).flatten(1).sum(1), shape=(1, 4, 4), data_range=(-1.0, 1.0),
+                   dtype=torch.float64)
+    part = build_map(image, MapConfig(chains=16, rounds=1, grid=0, refine=False), reporter=Notes()).content
+    assert part.attrs["minima"]["held_by_box"] == 1
+    said = [n for n in notes if "range's ends" in n or "box's faces" in n]
+    assert said == ["1 of 1 minima have pixels on the range's ends [-1, 1] with the energy still falling beyond them "
+                    "(a median 25% of their pixels): saturated pixels, which the range keeps"], notes
 
 
 def test_two_minima_a_little_beyond_the_merge_radius_are_kept_apart_by_their_barrier():
