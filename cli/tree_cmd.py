@@ -144,9 +144,12 @@ def map_header(map_path: Path, content, level: int | None = None) -> list[str]:
         probe_config,
     )
 
-    rows: list[tuple[str, str]] = [("map", str(map_path)), ("source", describe_source(content))]
+    rows: list[tuple[str, str]] = [("map", str(map_path)), ("source", describe_source(content) + _model_state(map_path,
+                                                                                                  content))]
     if content.meta is not None:
-        rows.append(("created", f"{content.meta.created} by ebm-landscape {content.meta.tool_version}"))
+        updated = _updated(content)
+        rows.append(("created", f"{content.meta.created} by ebm-landscape {content.meta.tool_version}"
+                                + (f"; updated {updated} (a funnel probe or diagnosis written into it)" if updated else "")))
     if not content.over_minima:
         rows.append(("note", "a schema-1 map: its tree is over the basins of one pull, not over every minimum; "
                              "remap it (landscape map) for the tree over minima"))
@@ -241,6 +244,27 @@ def map_header(map_path: Path, content, level: int | None = None) -> list[str]:
             text += f", against {d.attrs['dataset']}"
         rows.append(("diagnosis", text))
     return [f"{key:<9} {value}" for key, value in rows]
+
+
+def _updated(content) -> str | None:
+    """When a funnel probe or a diagnosis was last written into the map (root attr ``updated``)."""
+    value = content.meta.extra.get("updated") if content.meta is not None else None
+    return str(value) if isinstance(value, str) and value else None
+
+
+def _model_state(map_path: Path, content) -> str:
+    """What became of the model file the map records, where it is not as it was."""
+    from landscape.io.views import recorded_model
+
+    state = recorded_model(map_path, content)
+    if state is None or state[0] == "unchanged":
+        return ""
+    what, path = state
+    return {"changed": f" (changed since: {path} has another sha256 now, trained further or replaced; funnel and "
+                       "diagnose refuse it, map it again for the model as it is)",
+            "missing": " (not found now, at its recorded path or beside the map)",
+            "elsewhere": " (found only outside the current folder and the map's, where a map's record may not lead)",
+            }[what]
 
 
 def _setting(value: Any) -> str:
@@ -396,6 +420,7 @@ def map_summary(map_path: Path, content, tree, level: int | None, basins: bool, 
         map_temperature,
         merges_at_saddle_points,
         partition_of,
+        recorded_model,
         tree_merges,
     )
 
@@ -433,6 +458,10 @@ def map_summary(map_path: Path, content, tree, level: int | None, basins: bool, 
         "map": str(map_path),
         "schema_version": content.schema_version,
         "source": content.meta.source if content.meta is not None else None,
+        "source_file": None if (state := recorded_model(map_path, content)) is None else state[0],
+        "created": content.meta.created if content.meta is not None else None,
+        "tool_version": content.meta.tool_version if content.meta is not None else None,
+        "updated": _updated(content),
         "config": map_config(content) or None,
         "leaves_are": "basins" if basins else "minima",
         "level": content.main if level is None else level,

@@ -485,3 +485,21 @@ def test_caveats_say_what_a_comparison_cannot_tell(maps, tmp_path, capsys):
                          "--force", "--json")
     assert code == 0, err
     assert json.loads(out)["caveats"][0].startswith("Both maps are of one model")
+
+
+def test_a_map_whose_checkpoint_changed_says_so_not_not_found_or_changed(tmp_path, monkeypatch, capsys):
+    from landscape.io.files import sha256_of
+
+    monkeypatch.chdir(tmp_path)
+    ckpt = tmp_path / "m.pt"
+    ckpt.write_bytes(b"as mapped")
+    save(tmp_path / "m.h5", map_a(), source={"kind": "checkpoint", "path": "m.pt", "sha256": sha256_of(ckpt)})
+    save(tmp_path / "other.h5", map_b())
+    ckpt.write_bytes(b"trained further")
+    code, out, err = run(capsys, tmp_path / "m.h5", tmp_path / "other.h5", "--no-check", "--json", "--quiet")
+    assert code == 0, err
+    source = dict((r[0], r[1]) for r in json.loads(out)["rows"])["source"]
+    assert source == f"map {tmp_path / 'm.h5'} (its checkpoint m.pt is changed since the map was made (another sha256))"
+    ckpt.unlink()
+    code, out, err = run(capsys, tmp_path / "m.h5", tmp_path / "other.h5", "--no-check", "--json", "--quiet", "--force")
+    assert dict((r[0], r[1]) for r in json.loads(out)["rows"])["source"].endswith("(its checkpoint m.pt is not found)")

@@ -473,3 +473,38 @@ def test_minima_of_one_dimension_are_drawn_at_their_energies(tmp_path, make_map,
     code, out, err = tree(capsys, line, "--images", tmp_path / "line.png", "--plot", tmp_path / "t.png")
     assert code == 0, err
     assert (tmp_path / "line.png").stat().st_size > 1000 and (tmp_path / "t.png").exists()
+
+
+def test_info_says_when_the_map_s_checkpoint_changed_or_went_and_when_the_map_was_updated(tmp_path, make_map,
+                                                                                          monkeypatch, capsys):
+    # (info showed the recorded sha256 of a checkpoint trained further since, with no word;
+    # --json had no created, tool_version or updated)
+    from conftest import image_content, save
+    from landscape.io.files import sha256_of
+    from landscape.io.mapfile import update_map
+
+    monkeypatch.chdir(tmp_path)
+    ckpt = tmp_path / "m.pt"
+    ckpt.write_bytes(b"weights, as trained then")
+    c = image_content(make_map)
+    c.meta.source = {"kind": "checkpoint", "path": "m.pt", "sha256": sha256_of(ckpt), "regime": "convergent"}
+    path = save(tmp_path, c)
+
+    def source_row(*extra):
+        code, out, err = run(capsys, "info", path, *extra)
+        assert code == 0, err
+        return out if extra else next(line for line in out.splitlines() if line.startswith("source"))
+
+    assert "changed" not in source_row() and json.loads(source_row("--json"))["source_file"] == "unchanged"
+    ckpt.write_bytes(b"weights, trained further")
+    assert "(changed since: m.pt has another sha256 now, trained further or replaced" in source_row()
+    s = json.loads(source_row("--json"))
+    assert s["source_file"] == "changed" and s["tool_version"] == "0.1.0" and s["created"] and s["updated"] is None
+    ckpt.unlink()
+    assert source_row().endswith("(not found now, at its recorded path or beside the map)")
+    probe = FunnelData(noise=np.array([0.0, 1.0]), occupancy=np.full((2, 4), 0.25), entropy=np.full(2, math.log(4)),
+                       score=0.0, attrs={"reference_entropy": math.log(4)})
+    update_map(path, funnel=probe)
+    created = next(line for line in source_row("--datasets").splitlines() if line.startswith("created"))
+    assert re.search(r"; updated \S+ \(a funnel probe or diagnosis written into it\)$", created), created
+    assert json.loads(source_row("--json"))["updated"]

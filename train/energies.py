@@ -18,6 +18,8 @@ from typing import Any
 
 from landscape.energy import Energy, use_cpu_threads
 from landscape.errors import LandscapeError
+from landscape.io.files import recorded_elsewhere as _recorded_elsewhere
+from landscape.io.files import recorded_file as _recorded_file
 
 _ONE_SOURCE = "give a checkpoint, --energy file.py:function, or --model file.py:Factory --weights W"
 _IMAGE_BOX = (-1.0, 1.0)  # the reference code's images, like ours, are scaled to [-1, 1]
@@ -282,39 +284,6 @@ def map_of(model: Path) -> Path | None:
         if candidate.is_file():
             return candidate
     return None
-
-
-def _recorded_places(map_path: Path, recorded: str) -> list[tuple[Path, Path]]:
-    """Where a file a map's record names is looked for (the recorded path, and its name
-    beside the map) and exists as a file: each place with its real path (links resolved)."""
-    if not recorded:
-        return []
-    out = []
-    for candidate in (Path(recorded), map_path.parent / Path(recorded).name):
-        try:
-            real = candidate.resolve(strict=True)
-        except (OSError, RuntimeError):
-            continue
-        if real.is_file():
-            out.append((candidate, real))
-    return out
-
-
-def _recorded_file(map_path: Path, recorded: str) -> Path | None:
-    """A file the map's record names, looked for only where the user pointed: at the
-    recorded path or by its name beside the map, and only if it lies (symbolic links
-    resolved) inside the current folder or the map's. A map is a file from anyone: its
-    record never leads anywhere else."""
-    roots = [Path.cwd().resolve(), map_path.parent.resolve()]
-    return next((candidate for candidate, real in _recorded_places(map_path, recorded)
-                 if any(real.is_relative_to(root) for root in roots)), None)
-
-
-def _recorded_elsewhere(map_path: Path, recorded: str) -> bool:
-    """Whether the file a map's record names exists where :func:`_recorded_file` looked,
-    but lies (links followed) outside the folders it may be taken from: what to tell a
-    user whose model is there, not missing."""
-    return bool(_recorded_places(map_path, recorded))
 
 
 def source_model_file(map_path: Path, content: Any) -> Path | None:

@@ -626,8 +626,14 @@ def _side(path: Path) -> Side:
             ckpt = load_checkpoint(model)
             text = f"map {path} of checkpoint {model}"
         elif recorded.get("kind") == "checkpoint":
+            from landscape.io.views import recorded_model
+
             model = None
-            text = f"map {path} (its checkpoint {recorded.get('path')} is not found or changed)"
+            state = recorded_model(path, content)
+            how = {"changed": "changed since the map was made (another sha256)",
+                   "elsewhere": "found only outside the current folder and the map's",
+                   }.get(state[0] if state else "", "not found")
+            text = f"map {path} (its checkpoint {recorded.get('path')} is {how})"
         else:
             model = None  # a TorchScript file or state dict cannot run our convergence check
             from landscape.io.views import describe_source

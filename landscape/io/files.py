@@ -19,6 +19,7 @@
 from __future__ import annotations
 
 import errno
+import hashlib
 import fcntl
 import json
 import math
@@ -467,3 +468,48 @@ def first_line(err: BaseException) -> str:
     library error (h5py's, say) as one line of ours."""
     text = str(err).strip().splitlines()
     return text[0] if text else type(err).__name__
+
+
+# ------------------------------------------------------- the model file a map records
+
+
+def sha256_of(path: str | os.PathLike) -> str:
+    """The sha256 of a file's bytes (hex), read in chunks of a MB."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def recorded_places(map_path: Path, recorded: str) -> list[tuple[Path, Path]]:
+    """Where a file a map's record names is looked for (the recorded path, and its name
+    beside the map) and exists as a file: each place with its real path (links resolved)."""
+    if not recorded:
+        return []
+    out = []
+    for candidate in (Path(recorded), map_path.parent / Path(recorded).name):
+        try:
+            real = candidate.resolve(strict=True)
+        except (OSError, RuntimeError):
+            continue
+        if real.is_file():
+            out.append((candidate, real))
+    return out
+
+
+def recorded_file(map_path: Path, recorded: str) -> Path | None:
+    """A file the map's record names, looked for only where the user pointed: at the
+    recorded path or by its name beside the map, and only if it lies (symbolic links
+    resolved) inside the current folder or the map's. A map is a file from anyone: its
+    record never leads anywhere else."""
+    roots = [Path.cwd().resolve(), map_path.parent.resolve()]
+    return next((candidate for candidate, real in recorded_places(map_path, recorded)
+                 if any(real.is_relative_to(root) for root in roots)), None)
+
+
+def recorded_elsewhere(map_path: Path, recorded: str) -> bool:
+    """Whether the file a map's record names exists where :func:`recorded_file` looked,
+    but lies (links followed) outside the folders it may be taken from: what to tell a
+    user whose model is there, not missing."""
+    return bool(recorded_places(map_path, recorded))

@@ -69,6 +69,7 @@ __all__ = [
     "minima_kind",
     "partition_of",
     "probe_config",
+    "recorded_model",
     "short_source",
     "sinks_text",
     "spurious_minima",
@@ -509,6 +510,24 @@ def map_dataset(content: MapContent) -> str | None:
         if isinstance(value, str) and value:
             return value
     return None
+
+
+def recorded_model(map_path: str | Path, content: MapContent) -> tuple[str, Path | None] | None:
+    """Whether the model file a map records (a checkpoint or state dict, by its path and
+    sha256) is still there: ``("unchanged", path)``, ``("changed", path)`` (its sha256
+    differs: trained further, or replaced), ``("elsewhere", None)`` (found only outside the
+    folders a map's record may lead to: the current one and the map's), ``("missing",
+    None)``; None for a map of no such file (a function, a TorchScript file, no record)."""
+    from landscape.io.files import recorded_elsewhere, recorded_file, sha256_of
+
+    source = content.meta.source if content.meta is not None else None
+    if not isinstance(source, dict) or source.get("kind") not in ("checkpoint", "state_dict") \
+            or not source.get("sha256") or not source.get("path"):
+        return None
+    path = recorded_file(Path(map_path), str(source["path"]))
+    if path is None:
+        return ("elsewhere", None) if recorded_elsewhere(Path(map_path), str(source["path"])) else ("missing", None)
+    return ("unchanged" if sha256_of(path) == source["sha256"] else "changed"), path
 
 
 def short_source(content: MapContent) -> str:
