@@ -473,6 +473,9 @@ def test_a_probe_interrupted_while_mapping_its_new_minima_resumes_to_the_same_ma
     assert not any(s.startswith("refining barriers (new neighbours") for s in stages)
     said = [t for t in notes if t.startswith("resuming mapping the 6 new minima part-way")]
     assert len(said) == (where != "after the new neighbours")
+    # each level's basins before and after, named by its pull in units as map and info name it (was "alpha 2.133")
+    assert [t.split(":")[0] for t in notes if " -> " in t and "basin" in t][-5:] == [
+        "alpha 0.03 units", "alpha 0.1 units", "alpha 0.3 units", "alpha 1 units", "alpha 3 units"]
     assert (where == "inside a batch") == any(", inside a batch of trials at step" in t for t in said)
     assert_same_map(resumed.content, whole.content)
     assert set(load_progress(path, "funnel")["mapping/seconds"]) == {"neighbours", "basins", "refine"}  # (all timed)

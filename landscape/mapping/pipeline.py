@@ -1688,8 +1688,8 @@ def extend_map(
         part, rec = _level_from_state(run.state, key)
         levels.append(part)
         records.append(rec)
-        reporter.note(f"alpha {prior.alpha:.4g}: {prior.n_basins} -> {part.n_basins} basin"
-                      + ("" if part.n_basins == 1 else "s"))
+        pull = (f"alpha {prior.multiplier:g} units" if prior.multiplier is not None else f"alpha {prior.alpha:.4g}")
+        reporter.note(f"{pull}: {prior.n_basins} -> {part.n_basins} basin" + ("" if part.n_basins == 1 else "s"))
     table, _ = _stage_connected(run, minima, _table_from_state(run.state), records, saddles, keep_paths, None)
     saddles = _Saddles.from_state(run.state)
 
