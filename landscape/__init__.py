@@ -58,6 +58,8 @@ _EXPORTS = {
     "DiagnosisRule": "landscape.diagnosis.spurious",
     "diagnose": "landscape.diagnosis.spurious",
     "diagnose_map": "landscape.diagnosis.spurious",
+    "map_profile": "landscape.diagnosis.compare",
+    "exploration_coverage": "landscape.io.views",
     "MapContent": "landscape.io.records",
     "PairTable": "landscape.io.records",
     "Partition": "landscape.io.records",

@@ -503,3 +503,13 @@ def test_a_map_whose_checkpoint_changed_says_so_not_not_found_or_changed(tmp_pat
     ckpt.unlink()
     code, out, err = run(capsys, tmp_path / "m.h5", tmp_path / "other.h5", "--no-check", "--json", "--quiet", "--force")
     assert dict((r[0], r[1]) for r in json.loads(out)["rows"])["source"].endswith("(its checkpoint m.pt is not found)")
+
+
+def test_a_median_of_few_barriers_says_how_few():
+    # ("arch64 has the higher median barrier (3.16 vs 0.753 kT)": its median was of one barrier)
+    a, b = map_profile(map_a()), map_profile(map_b())
+    a["barriers"]["count"] = 1
+    line = summarize(a, b, ("A", "B"))[-1]
+    assert "A has the higher median barrier (2.5 vs 0.5 kT; of 1 and 9 barriers)" in line, line
+    a["barriers"]["count"] = 9
+    assert "(2.5 vs 0.5 kT)" in summarize(a, b, ("A", "B"))[-1]

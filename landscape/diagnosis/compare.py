@@ -59,6 +59,8 @@ from landscape.io.views import (
 __all__ = ["MAX_PICTURES", "caveats", "compare_profiles", "identical_maps", "json_safe", "map_profile",
            "plot_comparison", "summarize"]
 
+#: Below this many barriers on a side, the summary says how many its median is of.
+FEW_BARRIERS = 5
 #: Pictures per model in the figure's bottom rows.
 MAX_PICTURES = 16
 #: Two multipliers this close (relative) are the same level of two ladders.
@@ -459,7 +461,11 @@ def summarize(
     ka, kb = a["barriers"]["median_kT"], b["barriers"]["median_kT"]
     if ka is not None and kb is not None and not math.isclose(ka, kb, rel_tol=0.05):
         hi, lo = (na, nb) if ka > kb else (nb, na)
-        parts.append(f"{hi} has the higher median barrier ({_g(max(ka, kb))} vs {_g(min(ka, kb))} kT)")
+        counts = (a["barriers"]["count"], b["barriers"]["count"]) if ka > kb else (b["barriers"]["count"],
+                                                                                     a["barriers"]["count"])
+        few = (f"; of {counts[0]} and {counts[1]} barrier{'s' if counts[1] != 1 else ''}"
+               if min(counts) < FEW_BARRIERS else "")
+        parts.append(f"{hi} has the higher median barrier ({_g(max(ka, kb))} vs {_g(min(ka, kb))} kT{few})")
     fa, fb = a["funnel"], b["funnel"]
     unsure = [name for name, f in ((na, fa), (nb, fb)) if f and f["score"] is not None and _verdict(f) == TOO_FEW_CHAINS]
     if unsure:  # (a score of 0 from chains that never met is no score to rank)
