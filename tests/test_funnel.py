@@ -102,6 +102,15 @@ def test_entropy_score_and_sinks_on_known_occupancies():
     assert funnel_sinks(f) == [0]
     f.score = 0.4
     assert funnel_sinks(f) == []  # not a funnel: no sinks to flag
+    # A cut at half the chains inside a group of equal shares: the stored sinks took basin 1
+    # of the three at 10 % by its index alone, and diagnose flagged it; only basin 0 is a sink
+    tie = FunnelData(noise=np.array([0.0, 1.0]), occupancy=np.array([[0.25] * 4 + [0.0], [0.45, 0.1, 0.1, 0.1, 0.25]]),
+                     entropy=np.array([math.log(4), entropy([0.45, 0.1, 0.1, 0.1, 0.25])]), score=0.9,
+                     sinks=np.array([[0, 1, -1], [0, 4, -1]]))
+    assert funnel_sinks(tie) == [0, 4]  # (0.45 + 0.25: a clear cut)
+    tie.occupancy[1] = [0.45, 0.1375, 0.1375, 0.1375, 0.1375]
+    tie.sinks = np.array([[0, 1, -1], [0, 1, -1]])
+    assert funnel_sinks(tie) == [0]
     # Every chain in a basin of its own at every level: "no funnel" says nothing; said so.
     # A lowest level with noise: its reference is those chains, not "the data's basins".
     spread = np.full((2, 4), 0.25)

@@ -286,13 +286,17 @@ def collapse_level(funnel: FunnelData) -> int:
 
 
 def funnel_sinks(funnel: FunnelData, threshold: float = FUNNEL_SCORE) -> list[int]:
-    """The sink basins of the collapse level when the score says funnel, else none."""
+    """The sink basins of the collapse level when the score says funnel, else none; of
+    those, only the ones no basin left out ties with (where the cut at half the chains
+    falls inside a group of equal shares, which of them were listed is only their order:
+    :func:`landscape.io.views.clear_sinks`)."""
+    from landscape.io.views import clear_sinks
+
     if not (math.isfinite(funnel.score) and funnel.score >= threshold):
         return []
     k = collapse_level(funnel)
-    if funnel.sinks is not None:
-        return [int(b) for b in funnel.sinks[k] if b >= 0]
-    return sinks(funnel.occupancy[k])
+    listed = [int(b) for b in funnel.sinks[k] if b >= 0] if funnel.sinks is not None else sinks(funnel.occupancy[k])
+    return clear_sinks(funnel.occupancy[k], listed)[0]
 
 
 def describe(funnel: FunnelData) -> str:
