@@ -65,7 +65,11 @@ def train_cmd(preset_name, dataset, steps, batch_size, out, resume, force, seed,
 
     Each update draws data X+ and short-run Langevin samples X- (from noise, data or a
     persistent bank) and descends mean U(X+) - mean U(X-). The run log records d_st, v_t
-    and r_t per update; figures of them and of samples are written as training goes.
+    and r_t per update (written to <stem>.run/metrics.csv every train.log_every updates);
+    figures of them and of samples are written as training goes. --set train.keep_every=N
+    also keeps a full checkpoint every N updates in <stem>.run/checkpoints/stepNNNNNN.pt.
+    A run that diverges says what went non-finite, keeps its log and diagnostics figure,
+    and leaves CKPT.pt as the last good checkpoint.
     Under `torchrun --nproc_per_node N $(which landscape) train ...` training is
     data-parallel (gloo on CPU, nccl on GPU). Ctrl-C (or SIGTERM) stops at the end of the
     current update and saves a checkpoint that --resume continues (exit status 130; 143).
@@ -75,6 +79,7 @@ def train_cmd(preset_name, dataset, steps, batch_size, out, resume, force, seed,
       landscape train --preset rings-demo --out rings.pt
       landscape train --preset digits-convergent --out digits.pt --set sampler.steps=100 --seed 1
       landscape train --out digits.pt --resume --steps 3000      # continue to 3000 updates
+      landscape train --preset rings-demo --out r.pt --set train.keep_every=500   # r.run/checkpoints/step000500.pt, ...
       landscape train --preset digits32-convergent --out d32.pt --device cuda --map   # 32x32, then its map
     """
     from landscape.train.checkpoint import load_checkpoint

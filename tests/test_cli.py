@@ -305,3 +305,37 @@ def test_a_model_of_three_dimensional_points_is_sampled_and_checked(capsys, tmp_
     assert "verdict:" in said and (tmp_path / "p3_check_samples.png").exists()
     code, _, err = run(capsys, "sample", out, "--out", tmp_path / "s.txt", "--quiet")
     assert_one_line_error(code, err, r"s\.txt: cannot tell the picture format from the suffix '\.txt'")
+
+
+def test_info_names_the_generator_states_of_each_rank_and_kept_checkpoints_are_checkpoints(tmp_path, capsys):
+    # info said "1 generator state(s)": it counted ranks, each of which saves 2 generators.
+    # train.keep_every keeps a full checkpoint every N updates, which info and map take.
+    out = tmp_path / "k.pt"
+    code, _, err = run(capsys, "train", "--preset", "rings-demo", "--out", out, "--set", "model.kwargs.n_f=8", *TINY,
+                       "--set", "train.keep_every=2")
+    assert code == 0, err
+    kept = tmp_path / "k.run" / "checkpoints" / "step000002.pt"
+    assert sorted(p.name for p in kept.parent.iterdir()) == ["step000002.pt", "step000004.pt"]
+    for path, step in ((out, 4), (kept, 2)):
+        code, text, err = run(capsys, "info", path)
+        assert code == 0, err
+        assert f"{step} of 4 updates" in text
+        assert "random generator states of 1 rank (2 generators)" in text and "state(s)" not in text
+    code, _, err = run(capsys, "map", kept, "--chains", "8", "--rounds", "1", "--steps", "5", "--max-steps", "30",
+                       "--patience", "10", "--attempts", "1", "--neighbours", "2", "--ladder", "1",
+                       "--ladder-extend", "0", "--no-refine", "--quiet", "--out", tmp_path / "kept.h5")
+    assert code == 0, err
+    from landscape.io.mapfile import read_map
+
+    content = read_map(tmp_path / "kept.h5")
+    assert content.n_minima >= 1 and content.meta.source["kind"] == "checkpoint"
+
+
+def test_train_help_says_every_update_is_logged_and_log_every_sets_when_rows_are_written(capsys):
+    code, out, _ = run(capsys, "train", "--help")
+    assert code == 0
+    text = " ".join(out.split())
+    assert "The run log records d_st, v_t and r_t per update (written to <stem>.run/metrics.csv every " \
+           "train.log_every updates)" in text
+    assert "--set train.keep_every=N also keeps a full checkpoint every N updates in " \
+           "<stem>.run/checkpoints/stepNNNNNN.pt" in text

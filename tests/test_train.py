@@ -280,13 +280,148 @@ def test_resuming_with_other_settings_says_the_run_no_longer_follows_the_uninter
 
 
 def test_a_run_that_diverges_keeps_its_updates_in_the_log(tmp_path):
+    # The error said "100 of 100 chains start at a non-finite energy or gradient" where the
+    # weights had grown (finite) until the energy overflowed float32 at the chains' starts,
+    # and a diverged run left no picture of its updates.
     out = tmp_path / "x.pt"
     cfg = tiny("toy-convergent", "optim.lr=1e12", "train.steps=30", "train.log_every=10")
-    with pytest.raises(LandscapeError, match=r"training diverged at update 2: .* \(lower optim.lr or sampler.epsilon\);"
-                                             r" its updates so far in .*metrics.csv"):
+    run_dir = run_dir_for(out)
+    with pytest.raises(LandscapeError) as info:
         train(cfg, out)
-    log = read_metrics(run_dir_for(out) / "metrics.csv")
+    message = str(info.value)
+    assert re.fullmatch(
+        r"training diverged at update 2: the energy at the chains' starts overflowed \(the network's output times "
+        r"model.energy_scale 128 left float32's range\): non-finite at \d+ of 20, its gradient dU/dx \(or the "
+        r"gradient's norm\) at \d+; the weights are finite, but the largest \|weight\| grew from [\d.]+ at the start "
+        r"to [\d.e+]+ after the last update; update 1, the last finite one logged: mean U\(X\+\) -?[\d.]+, "
+        r"mean U\(X-\) -?[\d.]+, d_st -?[\d.e-]+, v_t [\d.]+ \(lower optim.lr or sampler.epsilon\); its 1 update is in "
+        + re.escape(f"{run_dir / 'metrics.csv'}, plotted in {run_dir / 'diagnostics.png'}, no checkpoint was written "
+                    "(the first was due at update 3)"), message), message
+    log = read_metrics(run_dir / "metrics.csv")
     assert log["step"].tolist() == [1.0]  # the update before the divergence (log_every would have kept it back)
+    assert (run_dir / "diagnostics.png").stat().st_size > 0 and not out.exists()
+    # the same weights evaluated for KL(q || p_theta) on a grid: a ValueError's traceback before
+    with pytest.raises(LandscapeError, match=r"^training diverged at update 1: the energy on the grid where "
+                                             r"KL\(q \|\| p_theta\) is evaluated is non-finite \(energy grid contains"):
+        train(apply_overrides(cfg, ["train.eval_every=1"]), out, overwrite=True)
+
+
+def test_weights_that_go_non_finite_are_named_and_never_saved_over_the_last_good_checkpoint(tmp_path):
+    # The optimizer's step made the weights NaN/inf from a finite loss: d_st was finite, so
+    # the update was logged and, at a checkpoint update, saved over the good checkpoint.
+    out = tmp_path / "w.pt"
+    train(tiny("toy-convergent", "train.steps=2"), out)
+    good = load_checkpoint(out)
+    cfg = apply_overrides(Config.from_dict(good["config"]), ["optim.lr=1e40", "train.steps=6", "train.ckpt_every=1"])
+    with pytest.raises(LandscapeError) as info:
+        train(cfg, out, resume=True)
+    message = str(info.value)
+    assert message.startswith("training diverged at update 3: the optimizer's step made the network's weights "
+                              "non-finite (NaN or inf) from a finite loss (d_st "), message
+    assert "; update 3, the last finite one logged: " in message and "(at update 1: " in message
+    assert message.endswith(f"its 3 updates are in {run_dir_for(out) / 'metrics.csv'}, plotted in "
+                            f"{run_dir_for(out) / 'diagnostics.png'}, {out} keeps update 2, the last checkpoint before "
+                            "the divergence (--resume (resume=True) with a lower optim.lr continues from it)"), message
+    kept = load_checkpoint(out)  # (refused non-finite weights, had they been saved)
+    assert kept["step"] == 2
+    assert all(torch.equal(kept["state_dict"][k], good["state_dict"][k]) for k in good["state_dict"])
+    assert read_metrics(run_dir_for(out) / "metrics.csv")["step"].tolist() == [1.0, 2.0, 3.0]
+
+
+def test_kept_checkpoints_every_n_updates_sort_load_and_survive_a_resume(tmp_path):
+    from landscape.train.loop import kept_checkpoint, kept_checkpoints
+
+    straight = tmp_path / "s.pt"
+    train(tiny("toy-convergent", "train.keep_every=2"), straight)
+    copies = kept_checkpoints(straight)
+    assert list(copies) == [2, 4, 6]
+    assert [p.name for p in copies.values()] == ["step000002.pt", "step000004.pt", "step000006.pt"]
+    assert copies[4] == kept_checkpoint(straight, 4) == run_dir_for(straight) / "checkpoints" / "step000004.pt"
+    assert [load_checkpoint(p)["step"] for p in copies.values()] == [2, 4, 6]  # full checkpoints
+    last, final = torch.load(copies[6], weights_only=True), load_checkpoint(straight)
+    assert all(torch.equal(last["state_dict"][k], final["state_dict"][k]) for k in final["state_dict"])
+
+    # a run whose checkpoint is update 2 with copies past it (4 not a checkpoint at all, 6
+    # and 8): resumed to 6 it writes 4 and 6 again, as the uninterrupted run kept them, and
+    # keeps no 8 from beyond its end
+    other = tmp_path / "o.pt"
+    train(tiny("toy-convergent", "train.keep_every=2", "train.steps=8"), other)
+    shutil.copy(kept_checkpoint(other, 2), other)
+    kept_checkpoint(other, 4).write_bytes(b"half-written")
+    config = apply_overrides(Config.from_dict(load_checkpoint(other)["config"]), ["train.steps=6"])
+    assert train(config, other, resume=True).step == 6
+    resumed = kept_checkpoints(other)
+    assert list(resumed) == [2, 4, 6]  # 8, past the end of the resumed run, is gone; none twice
+    for step in (2, 4, 6):
+        a, b = load_checkpoint(copies[step]), load_checkpoint(resumed[step])
+        assert all(torch.equal(a["state_dict"][k], b["state_dict"][k]) for k in a["state_dict"]), step
+
+    # a new run does not start over copies an earlier run left; --force clears them
+    other.unlink()
+    with pytest.raises(LandscapeError, match=r"checkpoints holds 3 checkpoints an earlier run kept \(train.keep_every\)"):
+        train(tiny("toy-convergent", "train.keep_every=2"), other)
+    train(tiny("toy-convergent", "train.keep_every=4"), other, overwrite=True)
+    assert list(kept_checkpoints(other)) == [4]
+    with pytest.raises(LandscapeError, match=r"train.keep_every must be >= 0"):
+        tiny("toy-convergent", "train.keep_every=-1").validate()
+
+
+def _captured_figure(monkeypatch):
+    """The matplotlib figure the training pictures would save, instead of saving it."""
+    from landscape.train import figures
+
+    seen = []
+    monkeypatch.setattr(figures, "save_figure", lambda fig, path, **kw: seen.append(fig) or Path(path))
+    return seen
+
+
+def test_diagnostics_show_the_late_oscillation_of_d_st_and_the_detrended_autocorrelation_of_v_t(monkeypatch, tmp_path):
+    # d_st of +-2000 in the first 30 updates set the panel's y-axis, flattening the later
+    # oscillation near 0; v_t's upward drift made its autocorrelation ~0.8 at every lag.
+    from landscape.train.diagnostics import detrend_linear
+    from landscape.train.figures import plot_training_diagnostics
+
+    seen = _captured_figure(monkeypatch)
+    n = 1000
+    rng = np.random.default_rng(0)
+    alternating = np.where(np.arange(n) % 2 == 0, 1.0, -1.0)
+    d = 0.5 * alternating + 0.1 * rng.normal(size=n)
+    d[:30] = 2000.0 * np.where(np.arange(30) % 2 == 0, 1.0, -1.0)
+    v = np.linspace(55.0, 75.0, n) - 0.5 * alternating
+    plot_training_diagnostics({"step": np.arange(1.0, n + 1), "d_st": d, "v_t": v, "r_t": v * 1e-3},
+                              tmp_path / "d.png")
+    fig = seen[0]
+    gap, auto = fig.axes[0], fig.axes[3]
+    lo, hi = gap.get_ylim()
+    assert -3 < lo < -0.5 and 0.5 < hi < 3, (lo, hi)  # the late oscillation fills the panel
+    notes = " ".join(t.get_text() for t in gap.texts)
+    assert "30 updates off-scale" in notes and "1-30" in notes, notes
+    bars = {c.get_label(): [p.get_height() for p in c.patches] for c in auto.containers}
+    assert bars[r"$v_t$ minus its linear trend"][1] < -0.9  # the oscillation, no longer hidden by the drift
+    assert "detrended" in auto.get_title()
+    np.testing.assert_allclose(detrend_linear(3.0 + 2.0 * np.arange(10.0)), 0.0, atol=1e-12)
+
+    # a series without a transient keeps the axis' own limits
+    seen.clear()
+    plot_training_diagnostics({"d_st": alternating[:100], "v_t": v[:100], "r_t": v[:100]}, tmp_path / "e.png")
+    assert not seen[0].axes[0].texts and seen[0].axes[0].get_ylim()[1] < 1.5
+
+
+def test_the_samples_over_the_learned_log_density_use_its_colours_and_colour_bar(monkeypatch, tmp_path):
+    # That panel was drawn in reversed greys (high density black) without a colour bar.
+    from landscape.train.figures import plot_toy_density
+
+    seen = _captured_figure(monkeypatch)
+    xs = ys = np.linspace(-2.0, 2.0, 20)
+    gx, gy = np.meshgrid(xs, ys)
+    log_p = -(gx**2 + gy**2)
+    plot_toy_density(xs, ys, log_p, log_p, tmp_path / "p.png", samples=np.zeros((10, 2)))
+    panels = {ax.get_title(): ax for ax in seen[0].axes}
+    learned = next(ax for title, ax in panels.items() if title.startswith(r"log learned density"))
+    over = panels[r"the same samples over $\log p_\theta$"]
+    (a,), (b,) = learned.images, over.images
+    assert b.get_cmap().name == a.get_cmap().name == "magma" and b.get_clim() == a.get_clim()
+    assert b.colorbar is not None and b.colorbar.ax.get_ylabel() == "nats"
 
 
 def test_a_batch_that_does_not_split_over_the_ranks_names_its_setting():

@@ -33,14 +33,20 @@ VERSION = 1
 REQUIRED = ("format", "version", "model", "state_dict", "data", "sampler", "regime", "step", "config")
 
 
-def atomic_save(obj: Any, path: str | os.PathLike) -> None:
+def atomic_save(obj: Any, path: str | os.PathLike, copies: tuple[str | os.PathLike, ...] = ()) -> None:
     """``torch.save`` to a temporary file beside ``path``, then rename over it
     (:func:`landscape.io.files.atomic_path`): a run killed while writing leaves the
     previous checkpoint intact. The bytes are made in memory and written as one file, so a
     full disk is the system's "no space left" (a one-line error), not an error inside
-    torch's zip writer."""
+    torch's zip writer. The same bytes go to each of ``copies`` first (each atomically,
+    its folder created), then to ``path``: a run killed in between has its copies at least
+    as far as ``path``, never behind it."""
     buffer = io.BytesIO()
     torch.save(obj, buffer)
+    for copy in copies:
+        Path(copy).parent.mkdir(parents=True, exist_ok=True)
+        with atomic_path(copy) as tmp:
+            tmp.write_bytes(buffer.getbuffer())
     with atomic_path(path) as tmp:
         tmp.write_bytes(buffer.getbuffer())
 
@@ -341,7 +347,12 @@ def describe(ckpt: dict[str, Any]) -> list[tuple[str, str]]:
     resume = ckpt.get("resume")
     if resume:
         bank = resume.get("bank")
-        parts = [f"optimizer state, {len(resume.get('generators', []))} generator state(s)"]
+        ranks = resume.get("generators") or []
+        per_rank = len(ranks[0]) if ranks else 0
+        each = "" if len(ranks) == 1 else " each"
+        parts = ["optimizer state",
+                 f"random generator states of {len(ranks)} rank{'' if len(ranks) == 1 else 's'} "
+                 f"({per_rank} generator{'' if per_rank == 1 else 's'}{each})" if ranks else "no random generator states"]
         if isinstance(bank, torch.Tensor):
             parts.append(f"persistent bank {list(bank.shape)}")
         rows.append(("resumable", ", ".join(parts)))

@@ -78,8 +78,14 @@ class TrainConfig:
     steps: int = 1000  # parameter updates
     batch_size: int = 100  # global batch, split across ranks
     seed: int = 123
-    log_every: int = 10  # rows appended to the run log
-    ckpt_every: int = 500  # checkpoint interval
+    # every update is a row of the run log (metrics.csv); rows are written to the file every
+    # log_every updates (and at each checkpoint, at the end, and when a run stops or diverges)
+    log_every: int = 10
+    ckpt_every: int = 500  # checkpoint interval: --out is replaced every ckpt_every updates
+    # 0: off. N: also keep a copy of the checkpoint every N updates, a full checkpoint that
+    # info, map, check and sample take, in <out stem>.run/checkpoints/step000250.pt (the
+    # update, zero-padded to 6 digits so they sort); --out stays the latest
+    keep_every: int = 0
     plot_every: int = 1000  # diagnostics figure and sample pictures
     eval_every: int = 200  # 2-D data: KL(q || p_theta) on a grid
 
@@ -141,7 +147,9 @@ class Config:
             (all(0 <= b < 1 for b in o.betas), f"optim.betas must be two numbers in [0, 1), got {list(o.betas)}"),
             (o.weight_decay >= 0, f"optim.weight_decay must be >= 0, got {o.weight_decay}"),
             (t.steps >= 1 and t.batch_size >= 1, "train.steps and train.batch_size must be >= 1"),
-            (min(t.log_every, t.ckpt_every, t.plot_every, t.eval_every) >= 1, "train.*_every must be >= 1"),
+            (min(t.log_every, t.ckpt_every, t.plot_every, t.eval_every) >= 1,
+             "train.log_every, ckpt_every, plot_every and eval_every must be >= 1"),
+            (t.keep_every >= 0, f"train.keep_every must be >= 0 (0: keep no copies), got {t.keep_every}"),
             (self.regime in REGIMES, f"regime must be one of {', '.join(REGIMES)}, got {self.regime!r}"),
             (d.noise >= 0, f"data.noise must be >= 0, got {d.noise}"),
             (d.size is None or d.size >= 1, f"data.size must be >= 1 (or null), got {d.size}"),

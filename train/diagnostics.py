@@ -13,7 +13,8 @@ of ML learning from three per-update series:
 In stable learning d_st oscillates around 0 (expansion and contraction updates alternate),
 with negative autocorrelation at short lags; d_st and v_t are strongly correlated at lag 0
 and negatively correlated at short lags. This module computes those statistics
-(:func:`autocorrelation`, :func:`cross_correlation`, :func:`summarize_oscillation`) and,
+(:func:`autocorrelation`, :func:`cross_correlation`, :func:`summarize_oscillation`,
+:func:`detrend_linear` for a drifting series) and,
 for 2-D toy data, the learned density and its KL divergence from the true one on a grid
 (:func:`energy_grid`, :func:`normalized_log_density_on_grid`, :func:`kl_on_grid`). The
 pictures of all of them are in :mod:`landscape.train.figures`.
@@ -33,6 +34,7 @@ from scipy.special import logsumexp
 __all__ = [
     "autocorrelation",
     "cross_correlation",
+    "detrend_linear",
     "summarize_oscillation",
     "energy_grid",
     "normalized_log_density_on_grid",
@@ -180,6 +182,22 @@ def cross_correlation(a: np.ndarray, b: np.ndarray, max_lag: int) -> tuple[np.nd
         return lags, np.zeros(lags.size)
     sums = _lagged_sums(cx[0], cy[0], max_lag)
     return lags, sums / (x.size * math.sqrt(cx[1] * cy[1]))
+
+
+def detrend_linear(x: np.ndarray) -> np.ndarray:
+    """A series minus its least-squares straight line over its index (a series of fewer
+    than 2 values: minus its mean). Taken before an autocorrelation, it keeps a slow drift
+    from showing as a large correlation at every lag.
+
+    >>> detrend_linear(np.array([0.0, 1.0, 2.0, 3.0])).round(12).tolist()
+    [0.0, 0.0, 0.0, 0.0]
+    """
+    a = np.asarray(x, dtype=np.float64)
+    if a.size < 2:
+        return a - a.mean() if a.size else a.copy()
+    t = np.arange(a.size, dtype=np.float64)
+    slope, intercept = np.polyfit(t - t.mean(), a, 1)
+    return a - (slope * (t - t.mean()) + intercept)
 
 
 #: The steady state's window: the last half of a run, at most this many updates.

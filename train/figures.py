@@ -27,6 +27,7 @@ from landscape.io.files import atomic_path
 from landscape.train.diagnostics import (
     autocorrelation,
     cross_correlation,
+    detrend_linear,
     steady_window,
     summarize_oscillation,
 )
@@ -35,6 +36,8 @@ from landscape.plots.common import chain_caption, new_figure, save_figure, wrap
 __all__ = [
     "draw_correlations",
     "draw_energies",
+    "draw_gap",
+    "robust_limits",
     "plot_training_diagnostics",
     "save_image_grid",
     "plot_toy_density",
@@ -54,6 +57,10 @@ MIN_CAPTION_PX = 320
 BORDER_RGB = (128, 128, 128)
 #: Depth (nats) below the maximum at which log-density panels are clipped.
 LOG_DENSITY_FLOOR = 12.0
+#: Colour map of every log-density panel (low density dark, high bright).
+LOG_DENSITY_CMAP = "magma"
+#: Colour of samples drawn over a log-density (cyan: far from every colour of magma).
+SAMPLE_DOT_COLOR = "#00e5ff"
 
 
 def _decimate(n: int, y: np.ndarray, max_points: int = MAX_LINE_POINTS) -> np.ndarray:
@@ -102,6 +109,72 @@ def _line_panel(ax: Any, step: np.ndarray, y: np.ndarray, color: str, label: str
         ax.set_yscale("log")
     _update_axis(ax)
     ax.legend(loc="best", fontsize=7)
+
+
+#: Share of a series' updates, at the end, whose spread sets a robust y-range (the later
+#: part of training, past the early transient).
+LATE_SHARE = 0.5
+#: A series whose full range is within this many times its later part's robust range is
+#: drawn whole; beyond it the y-axis follows the later part and marks what is off-scale.
+OFF_SCALE_RATIO = 3.0
+
+
+def robust_limits(y: np.ndarray, late_share: float = LATE_SHARE) -> tuple[float, float] | None:
+    """Y-limits that show the later part of a training series (its last ``late_share``,
+    between its 0.5th and 99.5th percentiles, padded by a fifth of that range, 0 included),
+    or None where the whole finite series fits within ``OFF_SCALE_RATIO`` times that range
+    (the axis' own limits then show everything) or is too short (under 20 updates)."""
+    finite = y[np.isfinite(y)]
+    if finite.size < 20:
+        return None
+    late = y[int(y.size * (1 - late_share)):]
+    late = late[np.isfinite(late)]
+    if late.size < 10:
+        return None
+    lo, hi = (float(v) for v in np.percentile(late, [0.5, 99.5]))
+    lo, hi = min(lo, 0.0), max(hi, 0.0)
+    span = hi - lo
+    if span <= 0:
+        span = max(abs(lo), 1.0)
+    if float(finite.max() - finite.min()) <= OFF_SCALE_RATIO * span:
+        return None
+    return lo - 0.2 * span, hi + 0.2 * span
+
+
+def _mark_off_scale(ax: Any, step: np.ndarray, y: np.ndarray, limits: tuple[float, float], color: str) -> None:
+    """Set ``limits`` on ``ax`` and mark the updates whose values lie beyond them: a
+    triangle at the edge they cross, and a note of how many, from when, and their extremes."""
+    lo, hi = limits
+    ax.set_ylim(lo, hi)
+    above, below = np.isfinite(y) & (y > hi), np.isfinite(y) & (y < lo)
+    off = above | below
+    if not off.any():
+        return
+    for mask, edge, marker in ((above, hi, "^"), (below, lo, "v")):
+        if mask.any():
+            idx = np.flatnonzero(mask)
+            idx = idx[_decimate(idx.size, y[idx])]
+            ax.plot(step[idx], np.full(idx.size, edge), marker, color=color, ms=4, clip_on=False, ls="none")
+    steps = step[off]
+    extremes = f"{_fmt(float(y[off].min()))} to {_fmt(float(y[off].max()))}"
+    ax.text(0.99, 0.02, f"{int(off.sum())} update{'s' if off.sum() != 1 else ''} off-scale "
+                        f"(triangles; {int(steps.min())}-{int(steps.max())}: {extremes});\n"
+                        "y-range: the later half's 0.5-99.5th percentiles",
+            transform=ax.transAxes, ha="right", va="bottom", fontsize=7,
+            bbox={"facecolor": "white", "alpha": 0.8, "edgecolor": "none"})
+
+
+def draw_gap(ax: Any, step: np.ndarray, d: np.ndarray) -> None:
+    """The energy gap d_st per update into ``ax``: a zero line, the series and its running
+    mean; the y-axis follows the later part of training where an early transient would
+    flatten it (:func:`robust_limits`), the off-scale updates marked."""
+    ax.axhline(0.0, color="k", ls="--", lw=0.8)
+    _line_panel(ax, step, d, "C0", r"$d_{s_t}$", log_if_wide=False)
+    limits = robust_limits(d)
+    if limits is not None:
+        _mark_off_scale(ax, step, d, limits, "C0")
+    ax.set_title(r"energy gap $d_{s_t} = \overline{U}(X^+) - \overline{U}(X^-)$")
+    ax.set_ylabel(r"$d_{s_t}$ (energy units)")
 
 
 def _update_axis(ax: Any) -> None:
@@ -155,7 +228,14 @@ def _training_series(
 def draw_correlations(ax_auto: Any, ax_cross: Any, d: np.ndarray, v: np.ndarray, max_lag: int) -> None:
     """Autocorrelations of ``d`` (d_st) and ``v`` (v_t) at lags 0..max_lag into
     ``ax_auto``, their cross-correlation ``corr(d[t], v[t+k])`` into ``ax_cross``, each with
-    the white-noise 95 % band; a note instead where the series are too short or not finite."""
+    the white-noise 95 % band; a note instead where the series are too short or not finite.
+
+    v_t drifts over training (the network's gradients grow or shrink slowly), and a
+    drift alone gives a large autocorrelation at every lag, hiding the short-lag
+    oscillation the Anatomy paper reads from it: its autocorrelation is taken of v_t minus
+    its least-squares line over the window (:func:`detrend_linear`). d_st, which
+    oscillates about 0, and the cross-correlation are taken as they are, as in
+    :func:`~landscape.train.diagnostics.summarize_oscillation`."""
     corr_ok = d.size >= MIN_CORRELATION_POINTS and bool(np.all(np.isfinite(d)) and np.all(np.isfinite(v)))
     lag_note = (
         f"correlations need at least {MIN_CORRELATION_POINTS} finite updates\n"
@@ -163,11 +243,11 @@ def draw_correlations(ax_auto: Any, ax_cross: Any, d: np.ndarray, v: np.ndarray,
     )
     if corr_ok:
         ad = autocorrelation(d, max_lag)
-        av = autocorrelation(v, max_lag)
+        av = autocorrelation(detrend_linear(v), max_lag)
         lags = np.arange(ad.size)
         _significance_band(ax_auto, d.size)
         ax_auto.bar(lags - 0.2, ad, width=0.4, color="C0", label=r"$d_{s_t}$")
-        ax_auto.bar(lags + 0.2, av, width=0.4, color="C1", label=r"$v_t$")
+        ax_auto.bar(lags + 0.2, av, width=0.4, color="C1", label=r"$v_t$ minus its linear trend")
         ax_auto.axhline(0.0, color="k", lw=0.6)
         ax_auto.set_xlabel("lag $k$ (updates)")
         ax_auto.set_ylabel("autocorrelation")
@@ -185,7 +265,7 @@ def draw_correlations(ax_auto: Any, ax_cross: Any, d: np.ndarray, v: np.ndarray,
     else:
         _note(ax_auto, lag_note)
         _note(ax_cross, lag_note)
-    ax_auto.set_title(f"autocorrelation, last {d.size} updates")
+    ax_auto.set_title(f"autocorrelation, last {d.size} updates ($v_t$ detrended)")
     ax_cross.set_title(r"cross-correlation corr($d_{s_t}$, $v_{t+k}$)")
 
 
@@ -217,9 +297,11 @@ def plot_training_diagnostics(
 ) -> Path:
     """One picture of the ML-learning diagnostics (Anatomy paper, sec. 3, Fig. 4).
 
-    Panels (2 x 3): d_st per update with a zero line and a running mean; v_t; r_t (log
-    scale when positive and spanning more than a decade; v_t likewise); autocorrelations of
-    d_st and v_t at lags 0..max_lag over the last ``window`` updates; their
+    Panels (2 x 3): d_st per update with a zero line and a running mean (its y-axis set
+    by the later half of training where an early transient would flatten the rest, the
+    off-scale updates marked: :func:`draw_gap`); v_t; r_t (log scale when positive and
+    spanning more than a decade; v_t likewise); autocorrelations of d_st and of v_t minus
+    its linear trend at lags 0..max_lag over the last ``window`` updates; their
     cross-correlation ``corr(d_st[t], v_t[t+k])`` at k = -max_lag..max_lag; and the mean
     energies of data and samples per update when ``energy_pos`` and ``energy_neg`` are
     given, else the :func:`summarize_oscillation` numbers as text. Correlation bars carry
@@ -270,11 +352,7 @@ def plot_training_diagnostics(
 
     fig = new_figure(16, 9)
     axes = fig.subplots(2, 3)
-    ax = axes[0, 0]
-    ax.axhline(0.0, color="k", ls="--", lw=0.8)
-    _line_panel(ax, step, d, "C0", r"$d_{s_t}$", log_if_wide=False)
-    ax.set_title(r"energy gap $d_{s_t} = \overline{U}(X^+) - \overline{U}(X^-)$")
-    ax.set_ylabel(r"$d_{s_t}$ (energy units)")
+    draw_gap(axes[0, 0], step, d)
 
     ax = axes[0, 1]
     _line_panel(ax, step, v, "C1", r"$v_t$", log_if_wide=True)
@@ -502,7 +580,8 @@ def plot_toy_density(
     Top row: true density ``q``, learned density ``p`` (each normalised on the grid), and
     with ``samples`` a 2-D histogram of them over the same box. Bottom row: ``log q`` and
     ``log p`` clipped ``LOG_DENSITY_FLOOR`` nats below their maxima (where the tails and
-    spurious modes show), and the samples scattered over the learned log-density.
+    spurious modes show), and the samples scattered over the learned log-density, in the
+    same colours and with the same colour bar as ``log p`` beside it.
 
     Parameters
     ----------
@@ -579,7 +658,7 @@ def plot_toy_density(
         top = np.nanmax(ld) if np.isfinite(ld).any() else 0.0
         floor = top - LOG_DENSITY_FLOOR
         im = ax.imshow(np.clip(np.nan_to_num(ld, nan=floor, neginf=floor), floor, None), origin="lower",
-                       extent=extent, cmap="magma", vmin=floor, vmax=top, aspect="equal")
+                       extent=extent, cmap=LOG_DENSITY_CMAP, vmin=floor, vmax=top, aspect="equal")
         fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label="nats")
         ax.set_title(f"{t_bot}, floor max$-${LOG_DENSITY_FLOOR:g}")
     if s is not None:
@@ -590,7 +669,8 @@ def plot_toy_density(
         ax = axes[0, 2]
         if s.shape[0]:
             bins = int(np.clip(math.sqrt(s.shape[0]), 10, 100))
-            ax.hist2d(s[:, 0], s[:, 1], bins=bins, range=[[lo_x, hi_x], [lo_y, hi_y]], cmap="viridis")
+            *_, image = ax.hist2d(s[:, 0], s[:, 1], bins=bins, range=[[lo_x, hi_x], [lo_y, hi_y]], cmap="viridis")
+            fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label="samples per bin")
         ax.set_xlim(lo_x, hi_x)
         ax.set_ylim(lo_y, hi_y)
         ax.set_aspect("equal")
@@ -598,11 +678,14 @@ def plot_toy_density(
                      fontsize=9)
         ax = axes[1, 2]
         top = np.nanmax(np_) if np.isfinite(np_).any() else 0.0
-        ax.imshow(np.clip(np.nan_to_num(np_, nan=top - LOG_DENSITY_FLOOR, neginf=top - LOG_DENSITY_FLOOR),
-                          top - LOG_DENSITY_FLOOR, None),
-                  origin="lower", extent=extent, cmap="Greys", aspect="equal")
+        floor = top - LOG_DENSITY_FLOOR
+        # the colours of the log-density panels beside it (dark: low density), and dots
+        # in a colour that magma has at neither end
+        im = ax.imshow(np.clip(np.nan_to_num(np_, nan=floor, neginf=floor), floor, None), origin="lower",
+                       extent=extent, cmap=LOG_DENSITY_CMAP, vmin=floor, vmax=top, aspect="equal")
+        fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label="nats")
         if s.shape[0]:
-            ax.scatter(s[:, 0], s[:, 1], s=2, c="C3", alpha=0.5, linewidths=0)
+            ax.scatter(s[:, 0], s[:, 1], s=3, c=SAMPLE_DOT_COLOR, alpha=0.6, linewidths=0)
         ax.set_xlim(lo_x, hi_x)
         ax.set_ylim(lo_y, hi_y)
         ax.set_title(r"the same samples over $\log p_\theta$", fontsize=9)

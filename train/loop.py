@@ -54,6 +54,36 @@ def run_dir_for(out: str | os.PathLike) -> Path:
     return out.with_name(out.stem + ".run")
 
 
+#: Digits of the update number in a kept checkpoint's name (zero-padded, so they sort).
+KEPT_DIGITS = 6
+
+
+def kept_checkpoint(out: str | os.PathLike, step: int) -> Path:
+    """Where ``train.keep_every`` keeps the copy of checkpoint ``out`` at update ``step``:
+    ``<out stem>.run/checkpoints/step000250.pt``, a full checkpoint."""
+    return run_dir_for(out) / "checkpoints" / f"step{step:0{KEPT_DIGITS}d}.pt"
+
+
+def kept_checkpoints(out: str | os.PathLike) -> dict[int, Path]:
+    """The copies ``train.keep_every`` kept of checkpoint ``out``, by update."""
+    folder = run_dir_for(out) / "checkpoints"
+    found = {}
+    for path in folder.glob("step*.pt") if folder.is_dir() else ():
+        digits = path.stem[len("step"):]
+        if digits.isdigit():
+            found[int(digits)] = path
+    return dict(sorted(found.items()))
+
+
+def _drop_kept_after(out: Path, step: int) -> None:
+    """Remove the kept copies of updates after ``step``: a run resumed from ``step`` writes
+    its own (those of a killed run past its last checkpoint would otherwise stay, or be
+    from other settings)."""
+    for k, path in kept_checkpoints(out).items():
+        if k > step:
+            path.unlink(missing_ok=True)
+
+
 class _StopFlag:
     """SIGINT/SIGTERM set a flag; the loop stops at the end of the update and checkpoints.
 
@@ -210,15 +240,23 @@ def _train(
     start = 0
     if state is not None:
         start = _restore(state, config, s.model, s.optimizer, s.gens, env, out)
+        s.restored()
         if s.bank is not None:
             s.bank = _bank_shard(state, env, s.bank)
     elif out.exists() and not overwrite:
         raise LandscapeError(f"{out} exists: pass --resume (resume=True) to continue it or --force (overwrite=True) "
                              "to start over")
+    kept = kept_checkpoints(out)
+    if state is None and kept and not overwrite:  # (its checkpoint gone, an earlier run's copies are still there)
+        raise LandscapeError(f"{kept[max(kept)].parent} holds {len(kept)} checkpoint{'s' if len(kept) != 1 else ''} "
+                             f"an earlier run kept (train.keep_every): move them, or pass --force (overwrite=True) "
+                             "to start over without them")
+    existed = out.exists()  # (before this run's first save: an earlier run's, kept until then)
 
     if env.main:
         if overwrite and state is None:
             shutil.rmtree(run_dir, ignore_errors=True)
+        _drop_kept_after(out, start)  # (a resumed run writes those after its start again)
         with writing(run_dir / "config.json"):
             run_dir.mkdir(parents=True, exist_ok=True)
             (run_dir / "config.json").write_text(json.dumps(config.to_dict(), indent=2) + "\n")
@@ -229,41 +267,44 @@ def _train(
     done_since = 0
     if progress is not None and env.main:
         progress(0, {})  # (the bar's rate counts from the first update)
+    saved = start if state is not None else None  # the update of the last good checkpoint in `out`
     with _StopFlag() as stop:
         while step < cfg_t.steps:
             lr = lr_at(config, step)
             try:
-                x_neg, (d_st, v_t, e_pos, e_neg, acc) = s.update(lr)
-            except NonFiniteEnergyError as exc:  # the parameters went non-finite in an earlier update
-                log.flush()  # (the updates before it, to look at)
-                raise LandscapeError(
-                    f"training diverged at update {step + 1}: {exc} (lower optim.lr or sampler.epsilon); "
-                    f"its updates so far in {log.path}"
-                ) from None
+                x_neg, (d_st, v_t, e_pos, e_neg, acc), trouble = s.update(lr)
+            except _Diverged as exc:  # the chains: no update to log
+                raise _diverged(step + 1, str(exc), log, config, dataset, out, saved, existed) from None
             step += 1
             latest = {"d_st": d_st, "v_t": v_t, "r_t": eps * eps / 2 * v_t, "lr": lr}
             kl = float("nan")
-            if dataset.density is not None and env.main and math.isfinite(d_st) and (
-                    step % cfg_t.eval_every == 0 or step == cfg_t.steps):
-                kl = latest["kl"] = toy_kl(s.energy, dataset)
+            if dataset.density is not None and trouble is None and (step % cfg_t.eval_every == 0 or step == cfg_t.steps):
+                bad_grid = None
+                if env.main:
+                    try:
+                        kl = latest["kl"] = toy_kl(s.energy, dataset)
+                    except ValueError as exc:  # (NaN or -inf energies: no density to compare)
+                        bad_grid = f"the energy on the grid where KL(q || p_theta) is evaluated is non-finite ({exc})"
+                if _agree(bad_grid is not None, env):
+                    trouble = bad_grid or "the energy on the main rank's KL(q || p_theta) grid is non-finite"
             log.add(
                 [step, d_st, v_t, eps * eps / 2 * v_t, e_pos, e_neg, lr, acc, kl, log.offset + time.perf_counter() - t0],
-                flush=step % cfg_t.log_every == 0 or not math.isfinite(d_st),
+                flush=step % cfg_t.log_every == 0,
             )
-            if not math.isfinite(d_st):
-                raise LandscapeError(
-                    f"training diverged at update {step}: d_st is {d_st} (lower optim.lr or sampler.epsilon); "
-                    f"its updates so far in {log.path}"
-                )
+            if trouble is not None:  # (before any save: a checkpoint never holds non-finite weights)
+                raise _diverged(step, trouble, log, config, dataset, out, saved, existed)
             done_since += 1
             if progress is not None and env.main and (done_since >= max(1, cfg_t.log_every // 10) or step == cfg_t.steps):
                 progress(done_since, latest)
                 done_since = 0
 
             stop_now = _agree(stop.set, env)
-            if step % cfg_t.ckpt_every == 0 or step == cfg_t.steps or stop_now:
+            keep = cfg_t.keep_every > 0 and step % cfg_t.keep_every == 0
+            if step % cfg_t.ckpt_every == 0 or step == cfg_t.steps or stop_now or keep:
                 log.flush()
-                _save(out, config, s.model, s.optimizer, s.gens, s.bank, env, step, dataset, log.summary(eps))
+                _save(out, config, s.model, s.optimizer, s.gens, s.bank, env, step, dataset, log.summary(eps),
+                      copies=(kept_checkpoint(out, step),) if keep else ())
+                saved = step
             if env.main and (step % cfg_t.plot_every == 0 or step == cfg_t.steps or stop_now):
                 write_figures(run_dir, log.path, s.energy, dataset, x_neg, s.bank, config)
             if stop_now:
@@ -337,10 +378,21 @@ class _Session:
         data_x = dataset.x.to(env.device)
         return cls(config, env, dataset, data_x, model, trained, energy, optimizer, data_gen, gen, bank, local_batch)
 
-    def update(self, lr: float) -> tuple[torch.Tensor, tuple[float, ...]]:
+    def __post_init__(self) -> None:
+        # the largest |weight| at the start and after the last two updates: a divergence says how it grew
+        self.weight_max_start = _weight_max(self.model)
+        self.weight_max = (self.weight_max_start, self.weight_max_start)
+
+    def restored(self) -> None:
+        """The weights were replaced by a checkpoint's: measure them again."""
+        self.__post_init__()
+
+    def update(self, lr: float) -> tuple[torch.Tensor, tuple[float, ...], str | None]:
         """One ML update at learning rate ``lr``: positives from the data, negatives by
-        short-run Langevin, a step on ``mean U(X+) - mean U(X-)``. Returns the negatives
-        and (d_st, v_t, mean U(X+), mean U(X-), acceptance), averaged over the ranks."""
+        short-run Langevin, a step on ``mean U(X+) - mean U(X-)``. Returns the negatives,
+        (d_st, v_t, mean U(X+), mean U(X-), acceptance) averaged over the ranks, and what
+        of the update went non-finite (the loss, its gradient, the weights), in words, or
+        None. Raises _Diverged (on every rank) where the chains went non-finite."""
         cfg_s, n = self.config.sampler, self.local_batch
         for group in self.optimizer.param_groups:
             group["lr"] = lr
@@ -357,7 +409,14 @@ class _Session:
         else:
             x0 = self.energy.uniform_noise(n, self.gen)
         box = self.dataset.range if cfg_s.clamp else None
-        chains = sample(self.energy, x0, cfg_s.steps, cfg_s.epsilon, cfg_s.tau, mh=cfg_s.mh, generator=self.gen, box=box)
+        failed = None
+        try:
+            chains = sample(self.energy, x0, cfg_s.steps, cfg_s.epsilon, cfg_s.tau, mh=cfg_s.mh, generator=self.gen,
+                            box=box)
+        except NonFiniteEnergyError as exc:
+            failed = exc
+        if _agree(failed is not None, self.env):  # (every rank stops, or the others would hang)
+            raise _Diverged(self._chains_went(x0, failed))
         if self.bank is not None:
             self.bank[idx] = chains.x
 
@@ -366,17 +425,138 @@ class _Session:
         loss = u_pos - u_neg
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        params = list(self.model.parameters())
+        grads_finite = torch.stack([torch.isfinite(p.grad).all() for p in params if p.grad is not None]
+                                   or [torch.ones((), dtype=torch.bool, device=loss.device)]).all()
         self.optimizer.step()
+        weight_max = torch.stack([p.detach().abs().max() for p in params]).max()  # (NaN if any weight is)
 
         nan = torch.tensor(float("nan"), device=self.env.device)
         acceptance = chains.acceptance.mean() if chains.acceptance is not None else nan
         stats = torch.stack(
-            [loss.detach(), chains.grad_norm_mean.mean(), u_pos.detach(), u_neg.detach(), acceptance]
+            [loss.detach(), chains.grad_norm_mean.mean(), u_pos.detach(), u_neg.detach(), acceptance,
+             grads_finite.to(loss.dtype), weight_max.to(loss.dtype)]
         ).to(torch.float64)
         if self.env.active:
             dist.all_reduce(stats)
             stats /= self.env.world
-        return chains.x, tuple(float(v) for v in stats.cpu())
+        values = [float(v) for v in stats.cpu()]
+        self.weight_max = (self.weight_max[1], values[6])
+        return chains.x, tuple(values[:5]), self._update_went(values)
+
+    def _update_went(self, values: list[float]) -> str | None:
+        """What of an update went non-finite, in words (None: nothing): the loss, its
+        gradient in the parameters, or the weights after the optimizer's step."""
+        d_st, _, e_pos, e_neg, _, grads_finite, weight_max = values
+        if not math.isfinite(d_st):
+            return (f"the loss d_st = mean U(X+) - mean U(X-) is {d_st} (mean U(X+) {e_pos:.4g}, "
+                    f"mean U(X-) {e_neg:.4g})")
+        if grads_finite < 1:
+            return (f"the loss's gradient in the network's parameters is non-finite (NaN or inf), though the loss "
+                    f"is finite (d_st {d_st:.4g})")
+        if not math.isfinite(weight_max):
+            return ("the optimizer's step made the network's weights non-finite (NaN or inf) from a finite loss "
+                    f"(d_st {d_st:.4g}) and gradient{self._weights_grew()}")
+        return None
+
+    def _weights_grew(self) -> str:
+        """How the largest weight grew, from the start to before the update under way."""
+        start, before = self.weight_max_start, self.weight_max[0]
+        if not math.isfinite(before):
+            return ""
+        if before == start:
+            return f"; the largest |weight| was {before:.3g} before it"
+        return f"; the largest |weight| was {start:.3g} at the start, {before:.3g} before this update"
+
+    def _chains_went(self, x0: torch.Tensor, failed: NonFiniteEnergyError | None) -> str:
+        """What went non-finite in this rank's short-run chains, in words."""
+        if failed is None:
+            return "another rank's short-run chains reached a non-finite energy or gradient"
+        if not math.isfinite(self.weight_max[1]):
+            return "the network's weights are non-finite (NaN or inf)"
+        start, last = self.weight_max_start, self.weight_max[1]
+        weights = (f"the weights are finite, but the largest |weight| grew from {start:.3g} at the start to "
+                   f"{last:.3g} after the last update")
+        if "start" not in str(failed):
+            cause = str(failed).split(";")[0]
+            return f"the short-run chains went non-finite: {cause}; {weights}"
+        with self.energy.frozen():
+            u, g = self.energy.value_and_grad_fn()(x0)
+        n = x0.shape[0]
+        bad_u = int((~torch.isfinite(u)).sum())
+        bad_g = int((~torch.isfinite(g.reshape(n, -1).norm(dim=1))).sum())  # (as the sampler: its norm too)
+        scale = f"the network's output times model.energy_scale {self.config.energy_scale():.4g} left float32's range"
+        if bad_u:
+            return (f"the energy at the chains' starts overflowed ({scale}): non-finite at {bad_u} of {n}, its "
+                    f"gradient dU/dx (or the gradient's norm) at {bad_g}; {weights}")
+        return (f"the energy's gradient dU/dx at the chains' starts overflowed ({scale}): it (or its norm) is non-finite "
+                f"at {bad_g} of {n}, though the energies are finite (up to |U| {float(u.abs().max()):.3g}); {weights}")
+
+
+def _weight_max(model: nn.Module) -> float:
+    """The largest absolute weight of ``model`` (NaN if any is NaN)."""
+    return float(torch.stack([p.detach().abs().max() for p in model.parameters()]).max())
+
+
+class _Diverged(Exception):
+    """An update's short-run chains went non-finite (the message says what)."""
+
+
+def _diverged(
+    step: int,
+    what: str,
+    log: _RunLog,
+    config: Config,
+    dataset: datasets.Dataset,
+    out: Path,
+    saved: int | None,
+    existed: bool,
+) -> LandscapeError:
+    """The error of a run that diverged at update ``step`` because ``what`` went
+    non-finite, once what it logged is kept: the run log flushed and, on the main rank,
+    its diagnostics figure drawn up to the divergence. Says the last finite values logged,
+    where the log and figure are, and which checkpoint ``out`` holds (none is written
+    after a divergence: the last good one stays)."""
+    log.flush()
+    parts = [f"training diverged at update {step}: {what}"]
+    rows = [r for r in log.rows if all(math.isfinite(r[METRIC_COLUMNS.index(k)]) for k in ("d_st", "v_t"))]
+    if rows:
+        col = {k: METRIC_COLUMNS.index(k) for k in ("d_st", "v_t", "energy_pos", "energy_neg")}
+        first, last = rows[0], rows[-1]
+
+        def values(row: list[float]) -> str:
+            return (f"mean U(X+) {row[col['energy_pos']]:.4g}, mean U(X-) {row[col['energy_neg']]:.4g}, "
+                    f"d_st {row[col['d_st']]:.4g}, v_t {row[col['v_t']]:.4g}")
+
+        parts.append(f"update {int(last[0])}, the last finite one logged: {values(last)}"
+                     + (f" (at update {int(first[0])}: {values(first)})" if first is not last else ""))
+    advice = "(lower optim.lr or sampler.epsilon)"
+    files = []
+    if log.enabled:
+        if log.rows:
+            files.append(f"its {len(log.rows)} update{'s are' if len(log.rows) != 1 else ' is'} in {log.path}")
+            figure = log.path.parent / "diagnostics.png"
+            s = config.sampler
+            try:
+                figures.plot_training_diagnostics(
+                    log.arrays(), figure, title=f"{config.preset} on {dataset.name}, diverged at update {step}",
+                    init=s.init, steps=s.steps)
+                files.append(f"plotted in {figure}")
+            except (ValueError, OSError, LandscapeError) as exc:
+                files.append(f"(its diagnostics figure failed: {exc})")
+        else:
+            files.append("no update was logged")
+        if saved is not None:
+            files.append(f"{out} keeps update {saved}, the last checkpoint before the divergence (--resume "
+                         "(resume=True) with a lower optim.lr continues from it)")
+        elif existed:
+            files.append(f"{out} is left as it was (an earlier run's: this run saved no checkpoint)")
+        else:
+            t = config.train
+            first = min([t.ckpt_every, t.steps] + ([t.keep_every] if t.keep_every > 0 else []))
+            files.append(f"no checkpoint was written (the first was due at update {first})")
+    tail = f"; {', '.join(files)}" if files else ""
+    return LandscapeError("; ".join(parts) + " " + advice + tail)
 
 
 def _shape_hint(model: nn.Module, data: tuple[int, ...], expected: tuple[int, ...]) -> str:
@@ -463,7 +643,10 @@ def _save(
     step: int,
     dataset: datasets.Dataset,
     metrics: dict[str, float],
+    copies: tuple[Path, ...] = (),
 ) -> None:
+    """Write the checkpoint of update ``step`` to ``out`` (main rank; every rank takes
+    part), and the same to each of ``copies`` first (:func:`checkpoint.atomic_save`)."""
     gen_states = _gather([g.get_state().cpu() for g in gens], env)
     banks = _gather(bank.cpu() if bank is not None else None, env)
     params = torch.cat([p.detach().reshape(-1).double().cpu() for p in model.parameters()])
@@ -494,7 +677,7 @@ def _save(
         },
         "distributed": {"world_size": env.world, "param_checksums": checksums},
     }
-    ckpt_io.atomic_save(ckpt, out)
+    ckpt_io.atomic_save(ckpt, out, copies)
 
 
 #: What a resumed run cannot change: the network (its weights are the checkpoint's), and
