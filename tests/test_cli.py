@@ -339,3 +339,30 @@ def test_train_help_says_every_update_is_logged_and_log_every_sets_when_rows_are
            "train.log_every updates)" in text
     assert "--set train.keep_every=N also keeps a full checkpoint every N updates in " \
            "<stem>.run/checkpoints/stepNNNNNN.pt" in text
+
+
+def test_a_preset_whose_learning_settings_were_changed_says_its_regime_is_the_preset_s_label(tmp_path, capsys):
+    # (--set sampler.tau=0 on digits-convergent: info said "regime convergent" and check "trained as
+    # convergent: agrees/disagrees", as if the run were meant to be convergent)
+    from landscape.train.checkpoint import load_checkpoint, regime_note
+    from landscape.train.config import preset_changes
+
+    out = tmp_path / "tau0.pt"
+    code, _, err = run(capsys, "train", "--preset", "rings-demo", "--out", out, "--set", "model.kwargs.n_f=8",
+                       "--set", "sampler.tau=0", *TINY)
+    assert code == 0, err
+    ckpt = load_checkpoint(out)
+    assert ("sampler.tau", 1.0, 0.0) in preset_changes(ckpt["config"])
+    assert not [k for k, *_ in preset_changes(ckpt["config"]) if k.startswith("train.")]  # (how long, how often)
+    code, said, err = run(capsys, "info", out)
+    assert code == 0, err
+    assert "regime     convergent (the rings-demo preset's label for its own settings, changed in this run)" in said
+    assert "sampler.tau 1 -> 0" in said
+    code, said, err = run(capsys, "check", out, "--chains", "8", "--multiples", "1", "--no-noise", "--extend", "1",
+                          "--out", tmp_path / "c.png", "--quiet")
+    assert code == 0, err
+    assert "; trained as convergent (the rings-demo preset's label for its own settings, changed in this run): " in said
+    code, _, err = run(capsys, "train", "--preset", "rings-demo", "--out", tmp_path / "label.pt", "--set",
+                       "model.kwargs.n_f=8", "--set", "sampler.tau=0", "--set", "regime=non-convergent", *TINY)
+    assert code == 0, err
+    assert regime_note(load_checkpoint(tmp_path / "label.pt")) == ""  # (the user's own label)

@@ -46,7 +46,7 @@ from landscape.errors import LandscapeError, NonFiniteEnergyError
 from landscape.io.files import json_safe
 from landscape.mapping.neighbors import nearest_distance, spacing as data_spacing
 from landscape.plots.common import START_NAMES, new_figure, save_figure, wrap
-from landscape.train.checkpoint import data_limit, energy_from_checkpoint
+from landscape.train.checkpoint import data_limit, energy_from_checkpoint, regime_note
 from landscape.train.sampling import ChainReport, _saturation, save_chain_figure
 
 __all__ = [
@@ -217,6 +217,7 @@ class CheckResult:
     samples: dict[str, tuple[torch.Tensor, torch.Tensor, int]] = field(default_factory=dict, repr=False)
     extended: list[float] = field(default_factory=list)
     settled: bool = True
+    regime_note: str = ""  # where the regime is a preset's label for settings since changed
     noise_start_ratio: float | None = None
 
     def verdict_line(self) -> str:
@@ -224,7 +225,7 @@ class CheckResult:
         line = f"verdict: {self.verdict} ({self.explanation})"
         if self.agreement == "regime unknown":
             return line + "; regime unknown"
-        return line + f"; trained as {self.regime}: {self.agreement}"
+        return line + f"; trained as {self.regime}{self.regime_note}: {self.agreement}"
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data (JSON-ready: non-finite numbers become None)."""
@@ -232,6 +233,7 @@ class CheckResult:
             "source": self.source,
             "verdict": self.verdict,
             "regime": self.regime,
+            "regime_note": self.regime_note,
             "agreement": self.agreement,
             "explanation": self.explanation,
             "reasons": list(self.reasons),
@@ -696,6 +698,7 @@ def convergence_check(
         extend=extend,
     )
     result.regime = str(ckpt.get("regime", "unknown"))
+    result.regime_note = regime_note(ckpt)
     result.agreement = agreement(result.verdict, result.regime)
     result.source = str(checkpoint)
     return result

@@ -334,8 +334,8 @@ def describe(ckpt: dict[str, Any]) -> list[tuple[str, str]]:
     rows = [
         ("format", f"{ckpt['format']} v{ckpt['version']} (written by ebm-landscape {ckpt.get('tool_version', '?')})"),
         ("created", str(ckpt.get("created", "?"))),
-        ("regime", str(ckpt["regime"])),
-        ("preset", str(ckpt["config"].get("preset", "?"))),
+        ("regime", str(ckpt["regime"]) + regime_note(ckpt)),
+        ("preset", str(ckpt["config"].get("preset", "?")) + _changes(ckpt)),
         ("model", f"{model['arch']} {_kw(model.get('kwargs', {}))}, {n_params:,} parameters"),
         ("data", f"{d['name']}, shape {list(d['shape'])}, range {d.get('range')}"),
         ("sampler", f"eps={s['epsilon']:g} tau={s['tau']:g} L={s['steps']} init={s['init']}" + (" MH" if s.get("mh") else "")),
@@ -357,6 +357,26 @@ def describe(ckpt: dict[str, Any]) -> list[tuple[str, str]]:
             parts.append(f"persistent bank {list(bank.shape)}")
         rows.append(("resumable", ", ".join(parts)))
     return rows
+
+
+def _changes(ckpt: dict[str, Any]) -> str:
+    from landscape.train.config import preset_changes
+
+    changed = preset_changes(ckpt.get("config") or {})
+    return (" (changed: " + "; ".join(f"{k} {_fmt(a)} -> {_fmt(b)}" for k, a, b in changed) + ")") if changed else ""
+
+
+def regime_note(ckpt: dict[str, Any]) -> str:
+    """Where a checkpoint's regime is its preset's label while the preset's learning
+    settings were changed (``--set sampler.tau=0``): said, since the label was the
+    preset's for the settings it ships with; empty otherwise."""
+    from landscape.train.config import PRESETS, preset_changes
+
+    config = ckpt.get("config") or {}
+    name = config.get("preset")
+    if name not in PRESETS or ckpt.get("regime") != PRESETS[name].regime or not preset_changes(config):
+        return ""
+    return f" (the {name} preset's label for its own settings, changed in this run)"
 
 
 def _kw(kwargs: dict[str, Any]) -> str:

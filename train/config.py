@@ -12,6 +12,7 @@ one-line reason.
 from __future__ import annotations
 
 import copy
+from collections.abc import Mapping
 import dataclasses
 import functools
 import json
@@ -594,3 +595,34 @@ def get_preset(name: str) -> Config:
     if name not in PRESETS:
         raise LandscapeError(f"unknown preset {name!r}; choose from: {', '.join(PRESETS)}")
     return copy.deepcopy(PRESETS[name])
+
+
+#: Sections whose settings decide what a preset learns (``train`` holds only how long and
+#: how often to log and save, ``regime`` the label itself).
+LEARNING_SECTIONS = ("data", "model", "sampler", "optim")
+
+
+def preset_changes(config: Mapping[str, Any]) -> list[tuple[str, Any, Any]]:
+    """The learning settings of a config (a checkpoint's ``config``, as plain data) that
+    differ from its preset's: ``(key, preset's value, this value)``, keys dotted as for
+    ``--set`` (``sampler.tau``); none for a config of no known preset. A preset's
+    ``regime`` is its label for the settings it ships with: changed ones (tau = 0, a tenth
+    of the step) may learn the other way."""
+    name = config.get("preset") if isinstance(config, Mapping) else None
+    if not isinstance(name, str) or name not in PRESETS:
+        return []
+    base = PRESETS[name].to_dict()
+    out: list[tuple[str, Any, Any]] = []
+
+    def walk(prefix: str, a: Any, b: Any) -> None:
+        if isinstance(a, Mapping) and isinstance(b, Mapping):
+            for key in a:
+                if key in b:
+                    walk(f"{prefix}.{key}", a[key], b[key])
+        elif (list(a) if isinstance(a, (list, tuple)) else a) != (list(b) if isinstance(b, (list, tuple)) else b):
+            out.append((prefix, a, b))
+
+    for section in LEARNING_SECTIONS:
+        if isinstance(config.get(section), Mapping):
+            walk(section, base.get(section, {}), config[section])
+    return out
