@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Callable
 from pathlib import Path
@@ -10,6 +9,7 @@ from pathlib import Path
 import click
 
 from landscape.cli.options import (
+    echo_json,
     STRICT_EXIT,
     Command,
     FiniteFloat,
@@ -179,7 +179,7 @@ def check_cmd(checkpoint, multiples, chains, noise, eps, temperature, nn_ratio, 
     if as_json:
         payload = result.to_dict()
         payload["pictures"] = pictures
-        click.echo(json.dumps(payload, indent=2))
+        echo_json(payload)
     else:
         _print_table(result)
         click.echo(f"pictures: {', '.join(pictures.values())}")

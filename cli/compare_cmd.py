@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import click
@@ -14,6 +13,7 @@ from landscape.cli.check_cmd import (
     multiples_option,
 )
 from landscape.cli.options import (
+    echo_json,
     STRICT_EXIT,
     Command,
     chains_option,
@@ -94,7 +94,6 @@ def compare_cmd(a, b, out, force, check, chains, multiples, device, names, seed,
     """
     if strict and not check:
         raise click.UsageError("--strict judges the convergence check: drop --no-check")
-    from landscape.diagnosis.compare import json_safe
     from landscape.train.runs import run_compare
 
     run = run_compare(a, b, out=out, force=force, check=check, chains=chains, multiples=multiples, device=device,
@@ -117,7 +116,7 @@ def compare_cmd(a, b, out, force, check, chains, multiples, device, names, seed,
             "caveats": run.caveats,
             "picture": str(run.out),
         }
-        click.echo(json.dumps(json_safe(payload), indent=2))
+        echo_json(payload)
     else:
         click.echo(_table([("", labels[0], labels[1])] + rows))
         click.echo("")

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
 import click
 
 from landscape.cli.options import (
+    echo_json,
     Command,
     named_path,
     FiniteFloat,
@@ -82,7 +82,7 @@ def diagnose_cmd(map_path, dataset, data_root, limit, model, energy, network, we
                        saturation_excess=saturation_excess, funnel_score=funnel_score, device=device, force=force,
                        energy=energy, network=network, weights=weights, quiet=quiet or as_json)
     if as_json:
-        click.echo(json.dumps(_summary(map_path, run.content, run.diagnosis, run.dataset, run.report), indent=2))
+        echo_json(_summary(map_path, run.content, run.diagnosis, run.dataset, run.report))
         return
     for line in summary_lines(map_path, run.content, run.diagnosis, run.dataset):
         click.echo(line)

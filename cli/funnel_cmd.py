@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import click
 
 from landscape.cli.options import (
+    echo_json,
     resume_or_force,
     auto_number,
     numbers,
@@ -125,7 +125,7 @@ def funnel_cmd(target, map_option, energy, network, weights, noise, noise_unit, 
                      energy=energy, network=network, weights=weights, compile=compile_steps)
     result, f = run.result, run.result.funnel
     if as_json:
-        click.echo(json.dumps(funnel_summary(run.map_path, f, result, run.plot, run.seconds), indent=2))
+        echo_json(funnel_summary(run.map_path, f, result, run.plot, run.seconds))
         return
     click.echo(f"{'noise':>8} {'T':>9} {'entropy':>8} {'eff. basins':>11}  sinks (share of chains)")
     for k, tau in enumerate(f.noise):

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from landscape.cli.options import json_option
+from landscape.cli.options import echo_json, json_option
 
 
 @click.command("info", short_help="Describe a checkpoint or a map: what it holds, how it was made.")
@@ -62,7 +62,14 @@ def info(file, as_json, datasets):
     if as_json:
         from landscape.io.files import json_safe
 
+        from landscape.train.checkpoint import regime_note
+        from landscape.train.config import preset_changes
+
         meta = {k: v for k, v in ckpt.items() if k not in ("state_dict", "resume")}
+        # (what the text's regime and preset rows add: the preset's settings this run changed)
+        meta["preset_changes"] = [{"key": k, "preset": a, "value": b}
+                                  for k, a, b in preset_changes(ckpt.get("config") or {})]
+        meta["regime_note"] = regime_note(ckpt).strip(" ()") or None
         click.echo(json.dumps(json_safe(meta), indent=2, default=str, allow_nan=False))  # (NaN: null, strict JSON)
         return
     click.echo(f"{file}")
@@ -137,7 +144,7 @@ def _map_info(path: Path, as_json: bool, datasets: bool) -> None:
         if datasets:
             out["datasets"] = [{"path": p, "shape": list(s), "dtype": d, "description": text}
                                for p, s, d, text in dataset_listing(path)]
-        click.echo(json.dumps(out, indent=2))
+        echo_json(out)
         return
     for line in map_header(path, content):
         click.echo(line)

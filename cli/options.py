@@ -330,6 +330,16 @@ def json_option(detail: str | None = None) -> Callable[[F], F]:
     return click.option("--json", "as_json", is_flag=True, default=False, help=_help(JSON_HELP, detail))
 
 
+def echo_json(payload: Any) -> None:
+    """A command's ``--json`` output: strict JSON (non-finite numbers as null, numpy values
+    and paths as plain data, :func:`landscape.io.files.json_safe`), indented, on stdout."""
+    import json
+
+    from landscape.io.files import json_safe
+
+    click.echo(json.dumps(json_safe(payload), indent=2, allow_nan=False))
+
+
 def strict_option(what: str) -> Callable[[F], F]:
     """``--strict``: exit status 3 when ``what`` (for CI)."""
     return click.option("--strict", is_flag=True, default=False,

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from typing import Any
 
 import click
 
-from landscape.cli.options import json_option
+from landscape.cli.options import echo_json, json_option
 
 PICTURE = click.Path(dir_okay=False, path_type=Path)
 
@@ -101,7 +100,7 @@ def tree_cmd(map_path, level, basins, plot, images, levels_plot, max_leaves, as_
         written["levels_plot"] = str(plot_levels(content, levels_plot))
 
     if as_json:
-        click.echo(json.dumps(map_summary(map_path, content, tree, level, show_basins, written), indent=2))
+        echo_json(map_summary(map_path, content, tree, level, show_basins, written))
         return
     click.echo(_text(map_path, content, tree, level, show_basins, max_leaves))
     for what, path in written.items():

@@ -508,3 +508,21 @@ def test_info_says_when_the_map_s_checkpoint_changed_or_went_and_when_the_map_wa
     created = next(line for line in source_row("--datasets").splitlines() if line.startswith("created"))
     assert re.search(r"; updated \S+ \(a funnel probe or diagnosis written into it\)$", created), created
     assert json.loads(source_row("--json"))["updated"]
+
+
+def test_json_is_strict_where_a_map_holds_non_finite_numbers(tmp_path, make_map, capsys):
+    # (info --json of a map whose exploration temperature is infinite printed "Infinity", which
+    # strict JSON readers refuse; check, compare and diagnose wrote null already)
+    from conftest import image_content, save
+
+    c = image_content(make_map)
+    c.attrs["minima"]["temperature"] = math.inf
+    path = save(tmp_path, c)
+
+    def strict(text):
+        return json.loads(text, parse_constant=lambda name: pytest.fail(f"{name} in --json output"))
+
+    for command in ("info", "tree"):
+        code, out, err = run(capsys, command, path, "--json")
+        assert code == 0, err
+        assert strict(out)["temperature"] is None

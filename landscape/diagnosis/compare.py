@@ -206,7 +206,9 @@ def map_profile(content: MapContent) -> dict[str, Any]:
           (``exp(H)`` per noise level), ``reference_basins`` (the data's, if recorded);
         - ``diagnosis``: None without one, else ``spurious`` (count), ``share_minima``,
           ``share_hits`` (weighted by the chains that ended in each minimum; None with no
-          hits), ``reasons`` (count per reason name, None when not recorded).
+          hits), ``reasons`` (count per reason name, None when not recorded), ``dataset``
+          (the data it was diagnosed against, None when not recorded),
+          ``saturation_tested`` (False for points, whose saturation is not tested).
 
     Raises
     ------
