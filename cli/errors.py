@@ -109,15 +109,23 @@ def run_guarded(app: click.Command, argv: list[str] | None, debug: bool = False,
             signal.signal(signal.SIGTERM, previous)
 
 
+def _interrupt_text(exc: BaseException | None) -> str:
+    """What an interruption cost, where it says (a second signal that stopped a training
+    run without saving): ``": <text>"``, else empty."""
+    args = getattr(exc, "args", ())
+    return f": {args[0]}" if args and isinstance(args[0], str) and args[0] else ""
+
+
 def _run(app: click.Command, argv: list[str] | None, debug: bool) -> int:
     try:
         # without standalone mode click returns a command's exit code instead of exiting
         code = app.main(args=argv, prog_name="landscape", standalone_mode=False)
     except click.exceptions.Abort as exc:  # (click's name for Ctrl-C inside a command)
+        said = _interrupt_text(exc.__cause__)
         if isinstance(exc.__cause__, Terminated):
-            click.echo("error: terminated (SIGTERM)", err=True)
+            click.echo(f"error: terminated (SIGTERM){said}", err=True)
             return 143
-        click.echo("error: interrupted (Ctrl-C)", err=True)
+        click.echo(f"error: interrupted (Ctrl-C){said}", err=True)
         return 130
     except click.UsageError as exc:
         command = exc.ctx.command_path if exc.ctx is not None else "landscape"
@@ -134,10 +142,11 @@ def _run(app: click.Command, argv: list[str] | None, debug: bool) -> int:
     except click.exceptions.Exit as exc:
         return exc.exit_code
     except KeyboardInterrupt as exc:
+        said = _interrupt_text(exc)
         if isinstance(exc, Terminated):
-            click.echo("error: terminated (SIGTERM)", err=True)
+            click.echo(f"error: terminated (SIGTERM){said}", err=True)
             return 143
-        click.echo("error: interrupted (Ctrl-C)", err=True)
+        click.echo(f"error: interrupted (Ctrl-C){said}", err=True)
         return 130
     except Exception as exc:  # noqa: BLE001 - sorted below: known errors, else a bug
         if isinstance(exc, known_errors()) or _disk_full_or_read_only(exc):

@@ -366,3 +366,17 @@ def test_a_preset_whose_learning_settings_were_changed_says_its_regime_is_the_pr
                        "model.kwargs.n_f=8", "--set", "sampler.tau=0", "--set", "regime=non-convergent", *TINY)
     assert code == 0, err
     assert regime_note(load_checkpoint(tmp_path / "label.pt")) == ""  # (the user's own label)
+
+
+def test_an_interruption_that_says_what_it_cost_says_it_in_its_error_line(capsys):
+    import click
+
+    from landscape.cli.errors import run_guarded
+
+    @click.command()
+    def stops():
+        raise KeyboardInterrupt("a second signal stopped it at once, without saving")
+
+    assert run_guarded(stops, []) == 130
+    assert capsys.readouterr().err.strip().endswith(
+        "error: interrupted (Ctrl-C): a second signal stopped it at once, without saving")

@@ -190,8 +190,10 @@ def test_torchrun_two_ranks_end_with_identical_parameters_then_map_it(tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("signame, status", [("SIGINT", 130), ("SIGTERM", 143)])
+@pytest.mark.parametrize("signame, status", [("SIGINT", 130), ("SIGTERM", 143), ("SIGINT,SIGTERM", 130)])
 def test_ctrl_c_stops_at_an_update_boundary_with_a_checkpoint_that_resumes(tmp_path, signame, status):
+    # ("SIGINT,SIGTERM": one request delivered twice at once, as torchrun and `timeout` pass
+    # Ctrl-C on; the second signal stopped the run at once and left no checkpoint)
     import signal
     import time
 
@@ -204,7 +206,8 @@ def test_ctrl_c_stops_at_an_update_boundary_with_a_checkpoint_that_resumes(tmp_p
     deadline = time.time() + 60
     while time.time() < deadline and not (log.exists() and log.stat().st_size > 200):
         time.sleep(0.2)
-    proc.send_signal(getattr(signal, signame))  # Ctrl-C, or a batch system's time limit
+    for name in signame.split(","):
+        proc.send_signal(getattr(signal, name))  # Ctrl-C, or a batch system's time limit
     stdout, stderr = proc.communicate(timeout=60)
     assert proc.returncode == status, stderr
     assert "stopped early" in stdout and "Traceback" not in stderr
@@ -213,6 +216,21 @@ def test_ctrl_c_stops_at_an_update_boundary_with_a_checkpoint_that_resumes(tmp_p
     assert ckpt["step"] == int(m["step"][-1]) > 0  # the checkpoint is the last logged update
     config = apply_overrides(Config.from_dict(ckpt["config"]), [f"train.steps={ckpt['step'] + 2}"])
     assert train(config, out, resume=True).step == ckpt["step"] + 2
+
+
+def test_a_second_stop_signal_interrupts_at_once_only_after_the_grace_and_says_nothing_was_saved(monkeypatch):
+    import os
+    import signal
+
+    from landscape.train import loop
+
+    with loop._StopFlag() as flag:
+        os.kill(os.getpid(), signal.SIGINT)
+        os.kill(os.getpid(), signal.SIGTERM)  # (within the grace: the same request)
+        assert flag.set and flag.signal == signal.SIGINT
+        flag.at -= loop.SIGNAL_GRACE + 0.1  # (the grace over)
+        with pytest.raises(KeyboardInterrupt, match="^a second signal stopped it at once, without saving"):
+            os.kill(os.getpid(), signal.SIGINT)
 
 
 @pytest.mark.slow

@@ -84,16 +84,26 @@ def _drop_kept_after(out: Path, step: int) -> None:
             path.unlink(missing_ok=True)
 
 
+#: Seconds after a stop signal during which another is the same request: wrappers deliver
+#: one Ctrl-C twice (``timeout`` forwards the terminal's SIGINT to a child that got it
+#: too; torchrun sends its ranks SIGINT and then SIGTERM at once), which interrupted at
+#: once and lost every update since the last checkpoint.
+SIGNAL_GRACE = 2.0
+
+
 class _StopFlag:
     """SIGINT/SIGTERM set a flag; the loop stops at the end of the update and checkpoints.
 
     Stopping only between updates keeps the bank, generators and parameters consistent,
-    so the saved state resumes exactly. A second signal interrupts at once.
+    so the saved state resumes exactly. Another signal more than :data:`SIGNAL_GRACE`
+    seconds after the first interrupts at once, without saving; within it, it is the same
+    request delivered twice.
     """
 
     def __init__(self) -> None:
         self.set = False
         self.signal: int | None = None  # which one stopped it
+        self.at = 0.0  # when (time.monotonic)
         self._old: dict[int, Any] = {}
 
     def __enter__(self) -> _StopFlag:
@@ -104,8 +114,11 @@ class _StopFlag:
 
     def _handle(self, signum: int, frame: Any) -> None:
         if self.set:
-            raise KeyboardInterrupt
-        self.set, self.signal = True, signum
+            if time.monotonic() - self.at < SIGNAL_GRACE:
+                return  # (the same request, delivered twice)
+            raise KeyboardInterrupt("a second signal stopped it at once, without saving the updates since the last "
+                                    "checkpoint (--resume continues from it)")
+        self.set, self.signal, self.at = True, signum, time.monotonic()
 
     def __exit__(self, *exc: Any) -> None:
         for sig, handler in self._old.items():
@@ -168,7 +181,8 @@ def train(
     checkpoint, and then raises KeyboardInterrupt (:class:`landscape.errors.Terminated`,
     a subclass, for SIGTERM) whose ``result`` attribute is the :class:`TrainResult` so far
     (``stopped_early`` set): ``train(Config.from_dict(ckpt["config"]), out, resume=True)``
-    continues it exactly. A second signal interrupts at once, without saving.
+    continues it exactly. Another signal more than ``SIGNAL_GRACE`` (2) seconds after the first
+    interrupts at once, without saving (within them it is the same request, delivered twice).
 
     The caller's global torch state is left as it was: the global random number
     generators (the initial weights are drawn from them, seeded with ``train.seed``, so a
