@@ -157,11 +157,16 @@ def map_cmd(target, out, dataset, data_root, init, chains, rounds, steps, temper
     from landscape.mapping.settings import MapConfig
     from landscape.train.energies import resolve_energy
 
-    loaded = resolve_energy(target, **energy_kw)
-    loaded.energy.compile = compile_steps
-    group = distributed.join(loaded.energy.device)  # under torchrun: one rank of the map
+    from landscape.train.runs import _source_id
+
+    # under torchrun: one rank of the map, joined first, so that a file one node lacks is an
+    # error on every rank (not a rank that waits for the others with no word)
+    group = distributed.join(energy_kw.get("device") or "auto")
     ok = False
     try:
+        loaded = distributed.on_every_rank(lambda: resolve_energy(target, **energy_kw))
+        distributed.agree(_source_id(loaded.source), "models (their sha256 or spec)")
+        loaded.energy.compile = compile_steps
         _map(loaded, group.main, out, dataset, data_root, MapConfig(
             chains=chains, rounds=rounds, init=init, temperature=temperature, eps=eps, steps=steps,
             grad_tol=grad_tol, quench_steps=quench_steps, merge_radius=merge_radius, max_minima=max_minima,

@@ -79,6 +79,45 @@ def join(device: str | torch.device) -> Dist:
     return Dist(rank=rank, world=world, device=dev)
 
 
+def on_every_rank(fn: Callable[[], T], group: Dist | None = None) -> T:
+    """``fn()`` on every rank, and where it raised a :class:`LandscapeError` on any (a file
+    missing on one node), that error on every rank, naming the rank: the others would
+    otherwise wait for it at their next collective until the process group's timeout
+    (30 minutes) with no word. Without a group, ``fn()``."""
+    group = group if group is not None else current()
+    if group is None:
+        return fn()
+    value, error = None, None
+    try:
+        value = fn()
+    except LandscapeError as err:
+        error = str(err)
+    said: list[Any] = [None] * group.world
+    dist.all_gather_object(said, error)
+    failed = [(r, text) for r, text in enumerate(said) if text is not None]
+    if failed:
+        r, text = failed[0]
+        raise LandscapeError(f"rank {r} of this torchrun job: {text}" + (
+            f" (and {len(failed) - 1} more rank{'s' if len(failed) > 2 else ''})" if len(failed) > 1 else ""))
+    return value  # type: ignore[return-value]
+
+
+def agree(value: Any, what: str, group: Dist | None = None) -> None:
+    """Every rank holds the same ``value`` (plain data: a file's sha256, say), or a
+    :class:`LandscapeError` on every rank saying which differ: ranks that loaded other
+    models at the same path (one per node) would compute different things and fail deep
+    in a collective, or write a map mixed from both."""
+    group = group if group is not None else current()
+    if group is None:
+        return
+    values: list[Any] = [None] * group.world
+    dist.all_gather_object(values, value)
+    other = next((r for r, v in enumerate(values) if v != values[0]), None)
+    if other is not None:
+        raise LandscapeError(f"the ranks of this torchrun job loaded different {what}: rank 0 {str(values[0])[:16]}, "
+                             f"rank {other} {str(values[other])[:16]}: give every node the same files")
+
+
 def leave(ok: bool = True) -> None:
     """Leave the process group joined by :func:`join` at the end of a command: after the
     others (a barrier) when it ended well; after an error not at all: torchrun stops the
@@ -118,6 +157,8 @@ def from_main(fn: Callable[[], T], group: Dist | None = None) -> T:
 
 
 _gather = getattr(dist, "all_gather_single", None) or dist.all_gather_into_tensor
+#: :attr:`SplitEnergy.min_rows` of an energy whose batches never pay to split.
+NEVER_SPLIT = 1 << 62
 
 
 class SplitEnergy(Energy):
@@ -167,7 +208,7 @@ class SplitEnergy(Energy):
                 dist.broadcast_object_list(verdict, src=0)  # rank 0's timings decide
                 if verdict[0] is not None:
                     break
-        self.min_rows = verdict[0] if verdict[0] is not None else 1 << 62
+        self.min_rows = verdict[0] if verdict[0] is not None else NEVER_SPLIT
         return self.min_rows
 
     def _rows(self, n: int) -> tuple[int, int, int]:

@@ -4,6 +4,7 @@ alone writes, and a refusal on rank 0 stops every rank with the same one-line er
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -22,7 +23,7 @@ TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--np
 SPLIT_CHECK = """
 import torch, torch.distributed as dist
 from landscape import Energy
-from landscape.distributed import SplitEnergy, current, from_main, join, leave, split_energy
+from landscape.distributed import SplitEnergy, agree, current, from_main, join, leave, on_every_rank, split_energy
 from landscape.errors import LandscapeError
 
 group = join("cpu")
@@ -55,6 +56,21 @@ except LandscapeError as err:
     assert str(err) == "refused on rank 0"
 else:
     raise AssertionError("no error on rank %d" % dist.get_rank())
+# a file one rank lacks: the error on every rank, naming it (rank 0 waited at its next collective)
+try:
+    on_every_rank(lambda: (_ for _ in ()).throw(LandscapeError("dc1.pt: no such file")) if dist.get_rank() == 1 else 5)
+except LandscapeError as err:
+    assert str(err) == "rank 1 of this torchrun job: dc1.pt: no such file", str(err)
+else:
+    raise AssertionError("no error on rank %d" % dist.get_rank())
+assert on_every_rank(lambda: 7) == 7
+try:  # (another model at the same path on each node: a collective mismatch deep in the map)
+    agree(f"sha{dist.get_rank()}", "models")
+except LandscapeError as err:
+    assert str(err).startswith("the ranks of this torchrun job loaded different models: rank 0 sha0, rank 1 sha1")
+else:
+    raise AssertionError("no error on rank %d" % dist.get_rank())
+agree("same", "models")
 leave()
 open(f"ok{group.rank}", "w").write(f"split ok {tuned.min_rows}")  # (the ranks' prints would interleave)
 """
@@ -89,3 +105,32 @@ def test_two_rank_map_equals_one_process_map_and_rank0_alone_writes(tmp_path):
     assert "w.h5 exists: pass --force to overwrite it" in again.stderr
     assert again.stderr.count("error: ") >= 2  # both ranks said so, neither waited for the other
     assert h5_digest(two / "w.h5") == h5_digest(one / "w.h5")
+
+
+def test_a_file_one_rank_cannot_load_stops_every_rank_in_one_line(tmp_path):
+    # (a checkpoint missing on the node that became rank 1: rank 1 said so and left, rank 0
+    # waited with no word for the process group's 30 minutes, deaf to SIGTERM)
+    (tmp_path / "pot.py").write_text("import os\nimport torch\n"
+                                     "if os.environ.get('RANK') == '1':\n    raise ImportError('not on this node')\n"
+                                     "def wells(x):\n    return ((x ** 2 - 1) ** 2).sum(1)\n")
+    args = ["-m", "landscape.cli.main", "map", "--energy", "pot.py:wells", "--shape", "2", "--box", "-2", "2",
+            "--chains", "16", "--out", "w.h5", "--quiet"]
+    failed = torchrun(tmp_path, args, timeout=120)
+    assert failed.returncode != 0
+    said = [line for line in failed.stderr.splitlines() if line.startswith("error: ")]
+    assert len(said) == 2 and all(line.startswith("error: rank 1 of this torchrun job: ") for line in said), \
+        failed.stderr[-2000:]
+    assert "not on this node" in said[0] and not (tmp_path / "w.h5").exists()
+
+
+def test_a_map_under_torchrun_says_whether_its_ranks_share_the_work(tmp_path):
+    # (a small energy is never split: every rank repeated the whole map, with no word)
+    args = ["-m", "landscape.cli.main", "map", "--energy", "landscape.potentials:mueller_brown", "--shape", "2",
+            "--box", "-1.5", "2", "--float64", "--chains", "16", "--ladder", "1", "--ladder-extend", "0",
+            "--no-refine", "--out", "mb.h5"]
+    done = torchrun(tmp_path, args, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    said = [line for line in (done.stdout + done.stderr).splitlines() if "2 ranks: " in line]
+    assert len(said) == 1, said  # (rank 0 alone reports)
+    assert ("did not pay to split at any batch size tried" in said[0]
+            or re.search(r"batches of [\d,]+ rows or more are split over them", said[0])), said

@@ -62,7 +62,7 @@ from landscape.mapping.barriers import (
 from landscape.distributed import current as current_group
 from landscape import __version__, checks
 from landscape.checks import require
-from landscape.distributed import from_main, split_energy
+from landscape.distributed import NEVER_SPLIT, SplitEnergy, from_main, split_energy
 from landscape.energy import (
     Energy, check_gives_back, energies, map_energy_scale, reset_stage, runs_frozen, set_stage, stage,
 )
@@ -1005,6 +1005,13 @@ def build_map(
             progress_file, reporter = None, None
     run = _Run(energy, config, NamedStages(reporter or Reporter()),
                None if progress_file is None else (lambda: save_progress(progress_file, run.state)))
+    if group is not None and isinstance(energy, SplitEnergy):
+        if energy.min_rows >= NEVER_SPLIT:
+            run.reporter.note(f"{group.world} ranks: this energy's evaluations did not pay to split at any batch "
+                              "size tried (up to 4,096 rows), so every rank evaluates every batch: the extra ranks "
+                              "repeat the work (one process maps it as fast)")
+        else:
+            run.reporter.note(f"{group.world} ranks: batches of {energy.min_rows:,} rows or more are split over them")
     with stage("choosing the exploration settings"):
         run.plan = exploration_settings(energy, config, data)
     run.state = from_main(lambda: resume_progress(progress_file, config.fingerprint() + ":" + source_id, resume),
