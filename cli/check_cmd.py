@@ -84,8 +84,11 @@ STRICT_RULE = ("the verdict disagrees with the regime the checkpoint was trained
                    "the data: a collapse onto a few modes).")
 @click.option("--extend", type=FiniteFloat(min=1), default=10.0, show_default=True, metavar="FACTOR",
               help="Chains from data that meet no criterion at the longest length but are still moving away "
-                   "from the data (their distance growing more than 1.25x per tripling of the length) run on, "
-                   "x3 at a time, up to FACTOR times the longest length; 1: the lengths asked for only.")
+                   "from the data there (see --settle) run on, x3 at a time, up to FACTOR times the longest "
+                   "length; 1: the lengths asked for only.")
+@click.option("--settle", type=FiniteFloat(min=1), default=1.25, show_default=True, metavar="FACTOR",
+              help="Chains from data are still moving where their distance to the data grows more than FACTOR "
+                   "per tripling of the chain length between the last two lengths.")
 @seed_option(0)
 @device_option()
 @compile_option()
@@ -99,7 +102,7 @@ STRICT_RULE = ("the verdict disagrees with the regime the checkpoint was trained
 @strict_option(STRICT_RULE)
 @quiet_option()
 def check_cmd(checkpoint, multiples, chains, noise, eps, temperature, nn_ratio, saturation_excess, energy_drift,
-              coverage_ratio, extend, seed, device, compile_steps, dataset, data_root, out, force, as_json, strict, quiet):
+              coverage_ratio, extend, settle, seed, device, compile_steps, dataset, data_root, out, force, as_json, strict, quiet):
     """Is a trained EBM convergent? The long-run check of Nijkamp et al. 2019.
 
     Chains from data (and from noise) run for many times the training L; at each length
@@ -111,7 +114,7 @@ def check_cmd(checkpoint, multiples, chains, noise, eps, temperature, nn_ratio, 
     deviations below the data's; the data lie more than --coverage-ratio times as far from
     the chains as from as many other examples (the chains cover only part of the data).
     Convergent otherwise; where the chains are still moving away from the data at the
-    longest length, they run on first (--extend), so a length in units of L that is short
+    longest length, they run on first (--extend, --settle), so a length in units of L that is short
     for the model's step size does not pass a drifting model. The verdict is compared
     with the regime the checkpoint was trained for.
 
@@ -149,7 +152,7 @@ def check_cmd(checkpoint, multiples, chains, noise, eps, temperature, nn_ratio, 
         if path.exists() and not force:
             raise LandscapeError(f"{path} exists: pass --force to overwrite it")
     thresholds = Thresholds(nn_ratio=nn_ratio, saturation_excess=saturation_excess, energy_drift=energy_drift,
-                            coverage_ratio=coverage_ratio)
+                            coverage_ratio=coverage_ratio, settle=settle)
     energy, ckpt = energy_from_checkpoint(checkpoint, device=device)  # a bad file ends here, in one line
     total = max(1, round(max(multiples) * int(ckpt["sampler"]["steps"]))) * (2 if noise else 1)
     bars = []

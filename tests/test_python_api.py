@@ -144,6 +144,9 @@ def test_the_diagnosis_and_check_commands_defaults_are_the_library_s():
     params = {p.name: p for p in check_cmd.params}
     for f in dataclasses.fields(Thresholds):
         assert params[f.name].default == f.default, f.name
+    from landscape.train.check import DEFAULT_EXTEND
+
+    assert params["extend"].default == DEFAULT_EXTEND
     assert tuple(float(v) for v in params["multiples"].default.split(",")) == tuple(DEFAULT_MULTIPLES)
     assert params["chains"].default == inspect.signature(convergence_check).parameters["n_chains"].default
 
