@@ -285,7 +285,16 @@ class MapConfig:
 
 
 def hessian_vector(energy: Energy, x: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-    """``H(x) v`` per row: the gradient of ``g . v``, ``g = dU/dx`` differentiated again
+    """``H(x) v`` per row (:func:`hessian_operator` for one product)."""
+    return hessian_operator(energy, x)(v)
+
+
+def hessian_operator(energy: Energy, x: torch.Tensor) -> Callable[[torch.Tensor], torch.Tensor]:
+    """``v -> H(x) v`` per row, for many products at the same points: ``g = dU/dx`` is
+    built once with its graph, each product differentiating ``g . v`` through it (the graph
+    kept between them: a product then costs one backward pass, not a forward and two).
+
+    ``H(x) v`` per row: the gradient of ``g . v``, ``g = dU/dx`` differentiated again
     (double backward); where that is not available (an operation with no second
     derivative, a gradient that does not depend on ``x``), forward-mode differentiation of
     the gradient (``torch.func.jvp``). Exact either way (no finite differences).
@@ -306,26 +315,41 @@ def hessian_vector(energy: Energy, x: torch.Tensor, v: torch.Tensor) -> torch.Te
     def total(z: torch.Tensor) -> torch.Tensor:
         return fn(z).sum()
 
+    def forward_mode(v: torch.Tensor) -> torch.Tensor:
+        try:
+            with energy.frozen():
+                _, hv = torch.func.jvp(torch.func.grad(total), (x,), (v,))
+        except torch.OutOfMemoryError:
+            raise
+        except (RuntimeError, NotImplementedError, TypeError) as err:
+            raise NotImplementedError(f"no second derivative of this energy: {first_line(err)}") from None
+        return hv.detach()
+
     try:
         with energy.frozen(), torch.enable_grad():
             z = x.detach().requires_grad_(True)
             (g,) = torch.autograd.grad(total(z), z, create_graph=True)
-            dot = (g * v).sum()
-            if dot.requires_grad:
-                hv = torch.autograd.grad(dot, z, allow_unused=True)[0]
-                return torch.zeros_like(x) if hv is None else hv.detach()
     except torch.OutOfMemoryError:
         raise
     except (RuntimeError, NotImplementedError, TypeError):
-        pass
-    try:
-        with energy.frozen():
-            _, hv = torch.func.jvp(torch.func.grad(total), (x,), (v,))
-    except torch.OutOfMemoryError:
-        raise
-    except (RuntimeError, NotImplementedError, TypeError) as err:
-        raise NotImplementedError(f"no second derivative of this energy: {first_line(err)}") from None
-    return hv.detach()
+        return forward_mode
+    if not g.requires_grad:  # (a gradient that does not depend on x: forward mode says what H is)
+        return forward_mode
+    backward_ok = [True]
+
+    def product(v: torch.Tensor) -> torch.Tensor:
+        if backward_ok[0]:
+            try:
+                with torch.enable_grad():
+                    hv = torch.autograd.grad((g * v).sum(), z, allow_unused=True, retain_graph=True)[0]
+                return torch.zeros_like(x) if hv is None else hv.detach()
+            except torch.OutOfMemoryError:
+                raise
+            except (RuntimeError, NotImplementedError, TypeError):
+                backward_ok[0] = False  # (an operation with no double backward: forward mode from now on)
+        return forward_mode(v)
+
+    return product
 
 
 def _power(apply: Any, x: torch.Tensor, iterations: int) -> torch.Tensor:
@@ -364,7 +388,7 @@ def largest_curvature(energy: Energy, x: torch.Tensor, iterations: int = 20) -> 
     if n == 0:
         return 1.0
     try:
-        exact = _power(lambda v: hessian_vector(energy, x, v), x, iterations)
+        exact = _power(hessian_operator(energy, x), x, iterations)
     except NotImplementedError:  # (the finite steps below still see how the gradient changes)
         exact = torch.zeros(n, dtype=torch.float64, device=x.device)
     vg = energy.value_and_grad_fn()
@@ -401,8 +425,10 @@ def lowest_curvature(energy: Energy, x: torch.Tensor, iterations: int = 12,
     d = x[0].numel() if m else 0
     keep = project if project is not None else (lambda v: v)
 
+    apply = hessian_operator(energy, x)
+
     def hv(v: torch.Tensor) -> torch.Tensor:
-        return hessian_vector(energy, x, v.reshape(x.shape)).reshape(m, -1).to(v)
+        return apply(v.reshape(x.shape)).reshape(m, -1).to(v)
 
     gen = torch.Generator(device="cpu").manual_seed(20261205)
     v = keep(torch.randn(1, d, generator=gen, dtype=torch.float64).to(x).expand(m, d))
