@@ -185,7 +185,9 @@ def run_map(loaded: LoadedEnergy, config: Any, out: Path, *, data: Any = None, d
             )
         except KeyboardInterrupt:
             bars.close()
-            if not main:
+            if not main:  # (rank 0 may be gone: killed, its node lost; what it kept is what to go on from)
+                _stderr(f"rank {group.rank} interrupted: the progress rank 0 kept in {progress_path(out)} (on its "
+                        "machine) continues with --resume")
                 raise
             if progress_path(out).exists():
                 _stderr(f"interrupted: progress kept in {progress_path(out)}; rerun with --resume to continue")
