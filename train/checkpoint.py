@@ -9,7 +9,6 @@ persistent bank, every rank's random generator state).
 from __future__ import annotations
 
 import datetime
-import hashlib
 import io
 import os
 from collections.abc import Mapping
@@ -22,6 +21,7 @@ from torch import nn
 from landscape import checks
 from landscape.energy import Energy
 from landscape.errors import LandscapeError
+from landscape.io.files import sha256_of  # noqa: F401 (where the commands import it from)
 from landscape.io.files import atomic_path, load_torch
 from landscape.io.sources import check_torch_file, keep_global_rng
 from landscape.sampling.langevin import MAX_EPS
@@ -311,14 +311,6 @@ def data_limit(ckpt: Mapping[str, Any], name: str | None = None, limit: int | No
     if (name is None or name == own) and isinstance(trained, int) and not isinstance(trained, bool) and trained > 0:
         return trained if limit is None else min(limit, trained)
     return limit
-
-
-def sha256_of(path: str | os.PathLike) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def now_iso() -> str:
