@@ -166,8 +166,12 @@ def map_header(map_path: Path, content, level: int | None = None) -> list[str]:
     counts += ")"
     held = content.attrs.get("minima", {}).get("held_by_box")
     if isinstance(held, (int, np.integer)) and held:
-        counts += (f"; {held} of the map's minima {'lies' if held == 1 else 'lie'} on the box's faces with the "
-                   "energy still falling beyond (held by the box)")
+        if len(content.minima_x.shape) in (3, 4):  # (images: pixels at the range's ends, as data images have)
+            counts += (f"; {held} of the map's minima {'has' if held == 1 else 'have'} pixels at the range's ends "
+                       "with the energy still falling beyond (saturated pixels, which the range keeps)")
+        else:
+            counts += (f"; {held} of the map's minima {'lies' if held == 1 else 'lie'} on the box's faces with the "
+                       "energy still falling beyond (held by the box)")
     rows.append(("counts", counts))
     for line in str(content.attrs.get("minima", {}).get("precision") or "").splitlines():
         rows.append(("precision", line))

@@ -124,7 +124,7 @@ class Thresholds:
         more than this factor per tripling of the chain length between the last two
         lengths; then they run on (``extend`` in :func:`check_energy`). Default 1.25: the
         demo models grow 1.14-1.16x from 10 L to 30 L; models the paper expects not to
-        converge (tau = 0, a tenth of the step, chains started from data in training),
+        converge (tau = 0, a third of the step, chains started from data in training),
         trained as the convergent digits preset, 1.4-2.6x there, and past 3 spacings
         by 100 L.
     """

@@ -249,9 +249,12 @@ def _diagnose_all(out: Path, device: str, scale: float, quiet: bool, say: Callab
         }
     cmp = run_compare(out / f"{DIGITS[0]}.pt", out / f"{DIGITS[1]}.pt", out=out / "compare_digits.png", force=True,
                       checks=checks, device=device, quiet=quiet)
-    summary["comparison"] = {"rows": [list(r) for r in cmp.rows], "summary": cmp.summary, "figure": str(cmp.out)}
+    summary["comparison"] = {"rows": [list(r) for r in cmp.rows], "summary": cmp.summary, "caveats": cmp.caveats,
+                             "figure": str(cmp.out)}
     for line in cmp.summary:
         say(line)
+    for line in cmp.caveats:
+        say(f"Caution: {line}")
     return summary
 
 
@@ -395,6 +398,7 @@ def _diagnosis_markdown(diagnosis: dict) -> list[str]:
     if comparison:
         lines += ["`landscape compare` (" + comparison["figure"] + "):", ""]
         lines += [f"- {line}" for line in comparison["summary"]]
+        lines += [f"- Caution: {line}" for line in comparison.get("caveats", [])]
         lines.append("")
     return lines
 
