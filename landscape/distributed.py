@@ -79,18 +79,19 @@ def join(device: str | torch.device) -> Dist:
     return Dist(rank=rank, world=world, device=dev)
 
 
-def on_every_rank(fn: Callable[[], T], group: Dist | None = None) -> T:
-    """``fn()`` on every rank, and where it raised a :class:`LandscapeError` on any (a file
-    missing on one node), that error on every rank, naming the rank: the others would
-    otherwise wait for it at their next collective until the process group's timeout
-    (30 minutes) with no word. Without a group, ``fn()``."""
+def on_every_rank(fn: Callable[[], T], group: Dist | None = None,
+                  errors: tuple[type[BaseException], ...] = (LandscapeError,)) -> T:
+    """``fn()`` on every rank, and where it raised one of ``errors`` on any (a file missing
+    on one node), that error on every rank as a :class:`LandscapeError` naming the rank:
+    the others would otherwise wait for it at their next collective until the process
+    group's timeout (30 minutes) with no word. Without a group, ``fn()``."""
     group = group if group is not None else current()
     if group is None:
         return fn()
     value, error = None, None
     try:
         value = fn()
-    except LandscapeError as err:
+    except errors as err:
         error = str(err)
     said: list[Any] = [None] * group.world
     dist.all_gather_object(said, error)

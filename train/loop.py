@@ -247,9 +247,16 @@ def _train(
     """:func:`train` once the output is locked."""
     run_dir = run_dir_for(out)
     cfg_t = config.train
-    if dataset is None:
-        dataset = datasets.load(config.data.name, size=config.data.size, root=data_root, limit=config.data.limit)
-    state = ckpt_io.load_checkpoint(out) if resume else None
+    from landscape.data.errors import DataError
+    from landscape.distributed import on_every_rank
+
+    def inputs() -> tuple[datasets.Dataset, dict[str, Any] | None]:
+        data = dataset if dataset is not None else datasets.load(config.data.name, size=config.data.size,
+                                                                 root=data_root, limit=config.data.limit)
+        return data, (ckpt_io.load_checkpoint(out) if resume else None)
+
+    # (under torchrun, data or a checkpoint one machine lacks: the error on every rank, not a wait)
+    dataset, state = on_every_rank(inputs, errors=(LandscapeError, DataError))
     s = _Session.start(config, env, dataset)
     start = 0
     if state is not None:
