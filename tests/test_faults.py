@@ -136,7 +136,11 @@ def test_two_maps_to_one_output_at_once_one_refused_and_the_other_s_result_on_di
     codes = sorted(code for code, _ in outcomes)
     assert codes == [0, 1], outcomes
     loser = next(err for code, err in outcomes if code == 1)
-    assert "is being written by another run (pid" in loser and "unexpected" not in loser
+    # (refused by the lock while the other runs, or, where the other finished before this one
+    # got there, by its map on disk: a slow start on 2 loaded cores; the lock's own refusal is
+    # tested deterministically above)
+    assert ("is being written by another run (pid" in loser or "w.h5 exists: pass --force" in loser), loser
+    assert "unexpected" not in loser and len(loser.strip().splitlines()) == 1, loser
     winner = 1 + [code for code, _ in outcomes].index(0)
     from landscape.io.mapfile import read_map
 
