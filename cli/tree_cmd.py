@@ -166,7 +166,7 @@ def map_header(map_path: Path, content, level: int | None = None) -> list[str]:
     counts += ")"
     held = content.attrs.get("minima", {}).get("held_by_box")
     if isinstance(held, (int, np.integer)) and held:
-        if len(content.minima_x.shape) in (3, 4):  # (images: pixels at the range's ends, as data images have)
+        if _is_image(content):  # (pixels at the range's ends, as data images have)
             counts += (f"; {held} of the map's minima {'has' if held == 1 else 'have'} pixels at the range's ends "
                        "with the energy still falling beyond (saturated pixels, which the range keeps)")
         else:
@@ -249,6 +249,16 @@ def map_header(map_path: Path, content, level: int | None = None) -> list[str]:
     return [f"{key:<9} {value}" for key, value in rows]
 
 
+def _is_image(content) -> bool:
+    from landscape.errors import LandscapeError
+    from landscape.io.views import minima_kind
+
+    try:
+        return minima_kind(content) == "image"
+    except LandscapeError:  # (a shape no picture draws)
+        return False
+
+
 def _updated(content) -> str | None:
     """When a funnel probe or a diagnosis was last written into the map (root attr ``updated``)."""
     value = content.meta.extra.get("updated") if content.meta is not None else None
@@ -270,21 +280,13 @@ def _model_state(map_path: Path, content) -> str:
             }[what]
 
 
-def _setting(value: Any) -> str:
-    if isinstance(value, (list, tuple)):
-        return ",".join(_setting(v) for v in value)
-    if isinstance(value, float):
-        return f"{value:g}"
-    return str(value)
-
-
 def config_text(config: dict[str, Any]) -> str:
     """The ``config`` row: the seed, the chains, and the settings given other values than
     their defaults (:func:`landscape.io.views.given_settings`), by their config names."""
-    from landscape.io.views import given_settings
+    from landscape.io.views import given_settings, setting_text
 
     given = given_settings(config)
-    text = ", ".join(f"{key} {_setting(value)}" for key, value in given)
+    text = ", ".join(f"{key} {setting_text(value)}" for key, value in given)
     rest = len([k for k, v in config.items() if v is not None]) - len(given)
     return text + (" (the rest at their defaults; --json: the whole config)" if rest > 0 else "")
 

@@ -160,6 +160,8 @@ def from_main(fn: Callable[[], T], group: Dist | None = None) -> T:
 _gather = getattr(dist, "all_gather_single", None) or dist.all_gather_into_tensor
 #: :attr:`SplitEnergy.min_rows` of an energy whose batches never pay to split.
 NEVER_SPLIT = 1 << 62
+#: The batch sizes :meth:`SplitEnergy.calibrate` times, whole and split.
+CALIBRATE_SIZES = (64, 256, 1024, 4096)
 
 
 class SplitEnergy(Energy):
@@ -184,7 +186,7 @@ class SplitEnergy(Energy):
         #: them costs more in the gather than it saves (:meth:`calibrate`).
         self.min_rows = max(int(min_rows), group.world) if min_rows is not None else group.world
 
-    def calibrate(self, sizes: tuple[int, ...] = (64, 256, 1024, 4096), budget_s: float = 0.25) -> int:
+    def calibrate(self, sizes: tuple[int, ...] = CALIBRATE_SIZES, budget_s: float = 0.25) -> int:
         """Find the smallest batch worth splitting, by timing it (a collective: every rank
         calls it). For each size, every rank times the whole batch's energy and gradient
         and the split evaluation with its gather; rank 0 takes the first size where the

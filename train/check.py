@@ -515,7 +515,7 @@ def check_energy(
                 break
             x, done = result.x, steps
             track.append(_measure(m, steps, x, result.energy, ref, yard, saturation, probe))
-            if init == "data" and k == len(lengths) and _moving(track, thresholds):
+            if init == "data" and k == len(lengths) and _still_moving(track, thresholds) is not None:
                 further = m * EXTEND_FACTOR
                 if further <= asked * extend * (1 + 1e-9):  # (one more length, while within reach)
                     lengths.append((further, max(steps + 1, round(further * L))))
@@ -528,7 +528,7 @@ def check_energy(
     reasons = decide(last, thresholds, yard)
     onset = next((s.multiple for s in data_track if decide(s, thresholds)), None)
     verdict = "non-convergent" if reasons else "convergent"
-    still = growth(data_track) if not reasons and _moving(data_track, thresholds) else None
+    still = _still_moving(data_track, thresholds)
     return CheckResult(
         verdict=verdict,
         reasons=reasons,
@@ -551,13 +551,14 @@ def check_energy(
     )
 
 
-def _moving(track: Sequence[Stage], thresholds: Thresholds) -> bool:
-    """Chains that meet no criterion at the end of ``track`` but whose distance to the data
-    still grows faster than ``thresholds.settle`` per tripling of the length."""
+def _still_moving(track: Sequence[Stage], thresholds: Thresholds) -> float | None:
+    """Where the chains meet no criterion at the end of ``track`` but their distance to the
+    data still grows faster than ``thresholds.settle`` per tripling of the length: that
+    growth (:func:`growth`); else None."""
     if not track or not track[-1].finite or decide(track[-1], thresholds):
-        return False
+        return None
     g = growth(track)
-    return g is not None and g > thresholds.settle
+    return g if g is not None and g > thresholds.settle else None
 
 
 def _check_settings(L, epsilon, tau, multiples, n_chains, inits) -> list[int]:
@@ -758,17 +759,13 @@ def save_check_figure(result: CheckResult, path: str | os.PathLike) -> Path:
             ax.axhline(d.spacing, color="0.4", label="data's spacing")
             ax.axhline(t.nn_ratio * d.spacing, color="tab:red", ls=":", label=f"{t.nn_ratio:g}x spacing")
             ax.set_ylabel("mean distance to the nearest training example", fontsize=9)
-            values = [s.nn_mean for tr in result.stages.values() for s in tr if s.finite] + [d.spacing]
-            if min(values) > 0 and max(values) > 20 * min(values):  # drifting chains: decades apart
-                ax.set_yscale("log")
+            _log_if_decades(ax, [s.nn_mean for tr in result.stages.values() for s in tr if s.finite] + [d.spacing])
         elif panel == "coverage":
             ax.axhline(1.0, color="0.4", label=f"{result.n_chains} training examples")
             ax.axhline(t.coverage_ratio, color="tab:red", ls=":", label=f"{t.coverage_ratio:g}x")
             ax.set_ylabel("the data's distance to the nearest chain\n/ to the nearest of as many examples", fontsize=9)
-            values = [st.coverage_ratio for tr in result.stages.values() for st in tr
-                      if st.finite and math.isfinite(st.coverage_ratio)] + [1.0]
-            if min(values) > 0 and max(values) > 20 * min(values):
-                ax.set_yscale("log")
+            _log_if_decades(ax, [st.coverage_ratio for tr in result.stages.values() for st in tr
+                                 if st.finite and math.isfinite(st.coverage_ratio)] + [1.0])
         else:
             ax.axhline(100 * d.saturation, color="0.4", label="data")
             limit = d.saturation + t.saturation_excess * (1 - d.saturation)
@@ -792,6 +789,12 @@ def save_check_figure(result: CheckResult, path: str | os.PathLike) -> Path:
                f"(eps={result.epsilon:g}, tau={result.tau:g})")
     fig.suptitle(wrap(f"{title}\n{caption}", 4.4 * len(panels), 10), fontsize=10)
     return save_figure(fig, path, dpi=110)
+
+
+def _log_if_decades(ax: Any, values: list[float]) -> None:
+    """A log y-axis where the values lie decades apart (drifting chains), else linear."""
+    if min(values) > 0 and max(values) > 20 * min(values):
+        ax.set_yscale("log")
 
 
 def save_check_samples(result: CheckResult, path: str | os.PathLike, energy: Energy, init: str = "data") -> Path:

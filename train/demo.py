@@ -12,11 +12,6 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from landscape.io.records import MapContent
-
 # Mapping settings per demo checkpoint, sized for 2 CPU cores: fewer exploration chains
 # than `landscape map`'s 256 and, in image space, shorter attraction-diffusion trials
 # (each new minimum of the funnel probe is mapped at every level of the ladder with them).
@@ -125,7 +120,7 @@ def _map_one(out: Path, name: str, device: str, scale: float, quiet: bool, say: 
     import numpy as np
 
     from landscape.train.runs import map_checkpoint
-    from landscape.io.views import minima_kind
+    from landscape.io.views import minima_kind, recorded_sha256
     from landscape.plots.maps import plot_levels, plot_map_2d, plot_representatives
     from landscape.plots.tree import plot_tree
     from landscape.io.mapfile import read_map
@@ -139,7 +134,7 @@ def _map_one(out: Path, name: str, device: str, scale: float, quiet: bool, say: 
     pictures = {"tree": out / f"{name}_tree.png", "basins": out / f"{name}_basins.png",
                 "levels": out / f"{name}_levels.png"}
     content = read_map(path) if path.exists() else None
-    stale = content is not None and _mapped_file(content) != sha256_of(ckpt)
+    stale = content is not None and recorded_sha256(content) != sha256_of(ckpt)
     if stale:  # a map of the checkpoint before it was trained further (a rerun with a larger --scale)
         say(f"{name}: {path} is a map of an earlier {ckpt.name}: mapping it again")
         for picture in pictures.values():
@@ -403,8 +398,3 @@ def _diagnosis_markdown(diagnosis: dict) -> list[str]:
     return lines
 
 
-def _mapped_file(content: MapContent) -> str | None:
-    """The sha256 of the model file a map records (None if it records none)."""
-    meta = content.meta
-    source = meta.source if meta is not None else None
-    return source.get("sha256") if isinstance(source, dict) else None

@@ -612,6 +612,7 @@ def _side(path: Path) -> Side:
     from landscape.train.energies import map_of, source_model_file
     from landscape.errors import LandscapeError
     from landscape.io.mapfile import read_map
+    from landscape.io.views import recorded_sha256
     from landscape.train.checkpoint import load_checkpoint, sha256_of
 
     if not path.exists():
@@ -655,8 +656,7 @@ def _side(path: Path) -> Side:
         hint = f"no map (run: landscape map {path})"
         return Side(path, "checkpoint", path, None, None, regime, f"checkpoint {path}, {hint}", hint)
     content = read_map(map_path)
-    source = content.meta.source if content.meta is not None else None
-    recorded = source.get("sha256") if isinstance(source, dict) else None
+    recorded = recorded_sha256(content)
     if recorded and recorded != sha256_of(path):
         # A map left over from an earlier model of the same name says nothing about this one.
         hint = f"no map of this checkpoint ({map_path} is of another model; run: landscape map {path} --force)"

@@ -53,6 +53,8 @@ from landscape.io.views import (
     map_dataset,
     map_temperature,
     minima_kind,
+    recorded_sha256,
+    setting_text,
     tree_merges,
 )
 
@@ -498,18 +500,6 @@ def summarize(
     return lines
 
 
-def _sha(content: MapContent) -> str | None:
-    source = content.meta.source if content.meta is not None else None
-    sha = source.get("sha256") if isinstance(source, dict) else None
-    return sha if isinstance(sha, str) and sha else None
-
-
-def _setting_text(value: Any) -> str:
-    if isinstance(value, (list, tuple)):
-        return ",".join(_setting_text(v) for v in value)
-    return f"{value:g}" if isinstance(value, float) else str(value)
-
-
 def _settings_apart(ca: MapContent, cb: MapContent, skip: tuple[str, ...] = ()) -> list[str]:
     """The settings two maps were made with that differ (``name a vs b``; those at their
     defaults on one side and given on the other included)."""
@@ -519,7 +509,7 @@ def _settings_apart(ca: MapContent, cb: MapContent, skip: tuple[str, ...] = ()) 
     for key in dict.fromkeys(names):
         if key in skip or a.get(key) == b.get(key):
             continue
-        out.append(f"{key} {_setting_text(a.get(key, 'default'))} vs {_setting_text(b.get(key, 'default'))}")
+        out.append(f"{key} {setting_text(a.get(key, 'default'))} vs {setting_text(b.get(key, 'default'))}")
     return out
 
 
@@ -541,13 +531,14 @@ def caveats(ca: MapContent | None, cb: MapContent | None, names: Sequence[str], 
         return []
     na, nb = names
     lines = []
-    same = _sha(ca) is not None and _sha(ca) == _sha(cb)
+    sha = recorded_sha256(ca)
+    same = sha is not None and sha == recorded_sha256(cb)
     if same:
         apart = _settings_apart(ca, cb)
         ua, ub = (_number(c.attrs.get("levels", {}).get("alpha_unit")) for c in (ca, cb))
         if ua is not None and ub is not None and not math.isclose(ua, ub, rel_tol=1e-6):
             apart.append(f"alpha unit {_g(ua)} vs {_g(ub)}, chosen by each map")
-        lines.append(f"Both maps are of one model (checkpoint sha256 {_sha(ca)[:12]}): what differs comes of the maps' "
+        lines.append(f"Both maps are of one model (checkpoint sha256 {sha[:12]}): what differs comes of the maps' "
                      + (f"settings ({'; '.join(apart)}) and their random draws" if apart else "random draws")
                      + ", not of the model.")
     else:

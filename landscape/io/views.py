@@ -70,6 +70,8 @@ __all__ = [
     "partition_of",
     "probe_config",
     "recorded_model",
+    "recorded_sha256",
+    "setting_text",
     "short_source",
     "sinks_text",
     "spurious_minima",
@@ -403,7 +405,8 @@ def describe_exploration(content: MapContent) -> str | None:
         text += f" in {int(rounds)} rounds"
     text += f": {c.found:,} minim{'um' if c.found == 1 else 'a'}"
     if c.once == 0:
-        least = int(np.min(np.asarray(content.minima_hits)[np.asarray(content.minima_hits) > 0]))
+        hits = np.asarray(content.minima_hits)
+        least = int(hits[hits > 0].min())
         return (text + f", each reached by {least:,} chains or more: about all the minima these starts lead to "
                 f"(Good-Turing: under 1 in {c.chains:,} further chains would find another)")
     text += f", {c.once:,} reached by one chain only"
@@ -510,6 +513,20 @@ def map_dataset(content: MapContent) -> str | None:
         if isinstance(value, str) and value:
             return value
     return None
+
+
+def recorded_sha256(content: MapContent) -> str | None:
+    """The sha256 of the model file a map records (None where it records none)."""
+    source = content.meta.source if content.meta is not None else None
+    sha = source.get("sha256") if isinstance(source, dict) else None
+    return sha if isinstance(sha, str) and sha else None
+
+
+def setting_text(value: Any) -> str:
+    """A setting as one types it: numbers with ``g``, lists comma-joined (``0.03,0.1,0.3``)."""
+    if isinstance(value, (list, tuple)):
+        return ",".join(setting_text(v) for v in value)
+    return f"{value:g}" if isinstance(value, float) else str(value)
 
 
 def recorded_model(map_path: str | Path, content: MapContent) -> tuple[str, Path | None] | None:

@@ -62,7 +62,7 @@ from landscape.mapping.barriers import (
 from landscape.distributed import current as current_group
 from landscape import __version__, checks
 from landscape.checks import require
-from landscape.distributed import NEVER_SPLIT, SplitEnergy, from_main, split_energy
+from landscape.distributed import CALIBRATE_SIZES, NEVER_SPLIT, SplitEnergy, from_main, split_energy
 from landscape.energy import (
     Energy, check_gives_back, energies, map_energy_scale, reset_stage, runs_frozen, set_stage, stage,
 )
@@ -1008,8 +1008,8 @@ def build_map(
     if group is not None and isinstance(energy, SplitEnergy):
         if energy.min_rows >= NEVER_SPLIT:
             run.reporter.note(f"{group.world} ranks: this energy's evaluations did not pay to split at any batch "
-                              "size tried (up to 4,096 rows), so every rank evaluates every batch: the extra ranks "
-                              "repeat the work (one process maps it as fast)")
+                              f"size tried (up to {max(CALIBRATE_SIZES):,} rows), so every rank evaluates every "
+                              "batch: the extra ranks repeat the work (one process maps it as fast)")
         else:
             run.reporter.note(f"{group.world} ranks: batches of {energy.min_rows:,} rows or more are split over them")
     with stage("choosing the exploration settings"):
