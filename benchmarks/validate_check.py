@@ -4,13 +4,16 @@ Run: ``.venv/bin/python benchmarks/validate_check.py [--folder DIR] [--threads 1
 Prints a markdown table and writes ``benchmarks/validate-check.json``.
 
 The Anatomy paper (Nijkamp et al. 2019) ties the regime to the sampler used in training:
-the digits-convergent preset as it ships, and three changes of it that the paper expects
-not to converge (tau = 0, a third of the step, training chains started from data), and a
-rings model trained with tau = 0 from noise, whose chains all gather on a stretch of one
-ring. Each is trained (into ``--folder``, reused where already there) and checked at the
-defaults (chains from data and noise, 1, 3, 10, 30 L, run on where still moving) and by
-the rule before chains ran on or coverage counted (``extend=1``, no coverage bar): the
-verdict each gives, the length it decided at, and the evidence.
+the rings and digits-convergent presets as they ship (and the digits one trained four times
+as long), three changes of the digits preset that the paper expects not to converge (tau =
+0, a third of the step, training chains started from data), and a rings model trained with
+tau = 0 from noise, whose chains all gather on a stretch of one ring. Each is trained (into
+``--folder``, reused where already there) and checked at the defaults (chains from data and
+noise, 1, 3, 10, 30 L, run on where still moving) and by the rule before chains ran on or
+coverage and the class mix counted (``extend=1``, no coverage or mix bar): the verdict each
+gives, the length it decided at, and the evidence. A convergent regime is what the paper
+expects of the settings, not of a CPU-sized run: where the check disagrees, its evidence
+says what the chains did.
 """
 
 from __future__ import annotations
@@ -33,7 +36,9 @@ from landscape.train.loop import train  # noqa: E402
 
 #: (name, preset, overrides, the regime the paper expects)
 MODELS = [
+    ("rings-demo", "rings-demo", [], "convergent"),
     ("digits-convergent", "digits-convergent", [], "convergent"),
+    ("digits-convergent, 6,000 updates", "digits-convergent", ["train.steps=6000"], "convergent"),
     ("tau = 0", "digits-convergent", ["sampler.tau=0"], "non-convergent"),
     ("eps 0.01 (a third)", "digits-convergent", ["sampler.epsilon=0.01"], "non-convergent"),
     ("chains from data", "digits-convergent", ["sampler.init=data"], "non-convergent"),
@@ -59,7 +64,7 @@ def main() -> None:
             train(config, ckpt)
         trained = time.perf_counter() - t0
         results = {}
-        for rule, kw in (("before", {"extend": 1.0, "thresholds": Thresholds(coverage_ratio=1e300)}),
+        for rule, kw in (("before", {"extend": 1.0, "thresholds": Thresholds(coverage_ratio=1e300, mix_ratio=1e300)}),
                          ("now", {})):
             t1 = time.perf_counter()
             r = convergence_check(ckpt, **kw)
@@ -69,7 +74,7 @@ def main() -> None:
         print(f"{name}: before {results['before']['verdict']}, now {results['now']['verdict']} "
               f"(at {results['now']['decided_at']:g}L)", flush=True)
     print()
-    print("| model | the paper expects | before (30 L, no coverage) | now | decided at | evidence now |")
+    print("| model | the paper expects | before (30 L, no coverage or mix) | now | decided at | evidence now |")
     print("|---|---|---|---|---|---|")
     for r in rows:
         print(f"| {r['model']} | {r['expected']} | {r['before']['verdict']} | {r['now']['verdict']} | "

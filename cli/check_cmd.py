@@ -82,13 +82,19 @@ STRICT_RULE = ("the verdict disagrees with the regime the checkpoint was trained
               help="Non-convergent if the training examples lie more than this many times as far from the "
                    "nearest chain as from the nearest of as many other examples (the chains gather in part of "
                    "the data: a collapse onto a few modes).")
+@click.option("--mix-ratio", type=FiniteFloat(min=0, min_open=True), default=3.0, show_default=True,
+              help="Non-convergent if the chains' mix of the data's classes (each chain in the class of its "
+                   "nearest training example; without labels, 10 k-means clusters of the data) is more than this "
+                   "many times as far from the data's mix as a random draw of as many examples (the chains drain "
+                   "into a few classes).")
 @click.option("--extend", type=FiniteFloat(min=1), default=10.0, show_default=True, metavar="FACTOR",
               help="Chains from data that meet no criterion at the longest length but are still moving away "
                    "from the data there (see --settle) run on, x3 at a time, up to FACTOR times the longest "
                    "length; 1: the lengths asked for only.")
 @click.option("--settle", type=FiniteFloat(min=1), default=1.25, show_default=True, metavar="FACTOR",
               help="Chains from data are still moving where their distance to the data grows more than FACTOR "
-                   "per tripling of the chain length between the last two lengths.")
+                   "per tripling of the chain length between the last two lengths, or their mix ratio (see "
+                   "--mix-ratio) does, past half its bar.")
 @seed_option(0)
 @device_option()
 @compile_option()
@@ -102,7 +108,7 @@ STRICT_RULE = ("the verdict disagrees with the regime the checkpoint was trained
 @strict_option(STRICT_RULE)
 @quiet_option()
 def check_cmd(checkpoint, multiples, chains, noise, eps, temperature, nn_ratio, saturation_excess, energy_drift,
-              coverage_ratio, extend, settle, seed, device, compile_steps, dataset, data_root, out, force, as_json, strict, quiet):
+              coverage_ratio, mix_ratio, extend, settle, seed, device, compile_steps, dataset, data_root, out, force, as_json, strict, quiet):
     """Is a trained EBM convergent? The long-run check of Nijkamp et al. 2019.
 
     Chains from data (and from noise) run for many times the training L; at each length
@@ -112,10 +118,14 @@ def check_cmd(checkpoint, multiples, chains, noise, eps, temperature, nn_ratio, 
     --nn-ratio times the data's spacing; the chains saturate more than --saturation-excess
     of the data's unsaturated pixels; their energy falls more than --energy-drift standard
     deviations below the data's; the data lie more than --coverage-ratio times as far from
-    the chains as from as many other examples (the chains cover only part of the data).
-    Convergent otherwise; where the chains are still moving away from the data at the
-    longest length, they run on first (--extend, --settle), so a length in units of L that is short
-    for the model's step size does not pass a drifting model. The verdict is compared
+    the chains as from as many other examples (the chains cover only part of the data);
+    the chains' mix of the data's classes (or clusters), each chain counted in the class of
+    its nearest training example, is more than --mix-ratio times as far from the data's mix
+    as a random draw of as many examples (the chains drain into a few classes).
+    Convergent otherwise; where the chains are still moving away from the data (or their
+    class mix still drifting) at the longest length, they run on first (--extend,
+    --settle), so a length in units of L that is short for the model's step size does not
+    pass a drifting model. The verdict is compared
     with the regime the checkpoint was trained for.
 
     \b
@@ -152,7 +162,7 @@ def check_cmd(checkpoint, multiples, chains, noise, eps, temperature, nn_ratio, 
         if path.exists() and not force:
             raise LandscapeError(f"{path} exists: pass --force to overwrite it")
     thresholds = Thresholds(nn_ratio=nn_ratio, saturation_excess=saturation_excess, energy_drift=energy_drift,
-                            coverage_ratio=coverage_ratio, settle=settle)
+                            coverage_ratio=coverage_ratio, settle=settle, mix_ratio=mix_ratio)
     energy, ckpt = energy_from_checkpoint(checkpoint, device=device)  # a bad file ends here, in one line
     total = max(1, round(max(multiples) * int(ckpt["sampler"]["steps"]))) * (2 if noise else 1)
     bars = []
@@ -205,12 +215,14 @@ def _print_table(result) -> None:
     )
     line = (f"data ({d.n} examples): energy {d.energy_mean:.4g} ± {d.energy_std:.3g}, "
             f"nearest-neighbour spacing (median) {d.spacing:.3g}")
+    if d.modes:
+        line += f", {d.modes}"
     if d.saturation is not None:
         line += f", saturated pixels {100 * d.saturation:.1f}%"
     click.echo(line)
     images = d.saturation is not None
     header = (f"{'from':<6} {'length':>7} {'steps':>7} {'energy':>11} {'drift/sd':>9} {'NN dist':>9} {'x spacing':>10}"
-              f" {'coverage':>9}")
+              f" {'coverage':>9} {'mix':>7}")
     click.echo(header + (f" {'saturated':>10}" if images else ""))
     for init, track in result.stages.items():
         for s in track:
@@ -218,7 +230,7 @@ def _print_table(result) -> None:
                 click.echo(f"{init:<6} {s.multiple:>6g}L {s.steps:>7}   chains reached non-finite energies")
                 continue
             row = (f"{init:<6} {s.multiple:>6g}L {s.steps:>7} {s.energy:>11.4g} {s.energy_drift:>9.3g} "
-                   f"{s.nn_mean:>9.4g} {s.nn_ratio:>9.3g}x {s.coverage_ratio:>8.3g}x")
+                   f"{s.nn_mean:>9.4g} {s.nn_ratio:>9.3g}x {s.coverage_ratio:>8.3g}x {s.mix_ratio:>6.3g}x")
             if images:
                 row += f" {100 * s.saturation:>9.1f}%"
             click.echo(row)
@@ -227,8 +239,11 @@ def _print_table(result) -> None:
         rule += f", or saturation > {100 * (d.saturation + t.saturation_excess * (1 - d.saturation)):.0f}%"
         rule += f" ({t.saturation_excess:g} of the data's unsaturated pixels)"
     rule += (f", or energy > {t.energy_drift:g} sd below the data's, or the data > {t.coverage_ratio:g}x as far "
-             "from the chains as from as many examples (coverage); chains still moving away from the data at the "
-             f"longest length run on (their distance growing more than {t.settle:g}x per tripling of the length)")
+             f"from the chains as from as many examples (coverage), or the chains' mix of the data's "
+             f"{d.modes.split(' ', 1)[-1] if d.modes else 'modes'} > {t.mix_ratio:g}x as far from the data's as a "
+             "random draw's (mix); chains still moving away from the data at the longest length run on (their "
+             f"distance, or their mix ratio past half its bar, growing more than {t.settle:g}x per tripling of the "
+             "length)")
     click.echo(rule)
     if result.noise_summary:
         click.echo(result.noise_summary)

@@ -106,6 +106,13 @@ def test_each_criterion_alone_decides():
     with pytest.raises(LandscapeError, match="settle must be a finite number >= 1"):
         Thresholds(settle=0.5)
     assert len(decide(Stage(30, 600, 0.0, 0.0, 1.0, 1.0, None, None, coverage_ratio=3.1), t)) == 1
+    drained = Stage(30, 600, 0.0, 0.0, 1.0, 1.0, None, None, mix_ratio=3.1, mix_top="class 9", mix_top_share=0.31,
+                    mix_top_data=0.1)
+    assert decide(drained, t) == ["the chains' mix of the data's modes 3.1x as far from the data's as a draw of as "
+                                  "many examples (class 9: 31% of the chains, 10% of the data)"]
+    assert decide(drained, Thresholds(mix_ratio=4.0)) == []
+    with pytest.raises(LandscapeError, match="mix_ratio"):
+        Thresholds(mix_ratio=math.nan)
 
 
 def test_chains_still_moving_at_the_longest_length_run_on_until_they_leave_the_data(gaussian_data):
@@ -133,22 +140,80 @@ def test_chains_still_moving_at_the_longest_length_run_on_until_they_leave_the_d
 
 def test_chains_gathered_in_one_part_of_the_data_are_non_convergent():
     # Data in two clusters, a model with one of them only: each chain ends near some
-    # training example (1.6x the spacing) at the data's energies, so only coverage tells.
+    # training example (1.6x the spacing) at the data's energies, so only coverage tells
+    # (and the chains' mix of the data's clusters, left out here).
     g = torch.Generator().manual_seed(0)
     two = torch.cat([torch.tensor([-0.5, 0.0]) + 0.05 * torch.randn(200, 2, generator=g),
                      torch.tensor([0.5, 0.0]) + 0.05 * torch.randn(200, 2, generator=g)])
     one = Energy(lambda x: (x - torch.tensor([0.5, 0.0], dtype=x.dtype)).pow(2).sum(1) / (2 * 0.05**2), shape=(2,),
                  data_range=(-1.0, 1.0), name="one")
-    r = run_check(one, two, epsilon=0.02)
+    r = run_check(one, two, epsilon=0.02, thresholds=Thresholds(mix_ratio=1e300))
     last = r.stages["data"][-1]
     assert last.nn_ratio < 3 and last.energy_drift < 3 and last.coverage_ratio > 3
     assert r.verdict == "non-convergent" and len(r.reasons) == 1
     assert re.fullmatch(r"the data [\d.]+x as far from the chains as from as many other examples \(the chains cover "
                         r"part of the data\)", r.reasons[0]), r.reasons
+    assert run_check(one, two, epsilon=0.02).reasons[1].startswith("the chains' mix of the data's 10 clusters")
     both = Energy(lambda x: -torch.logsumexp(-(x[:, None] - torch.tensor([[-0.5, 0.0], [0.5, 0.0]], dtype=x.dtype))
                                               .pow(2).sum(2) / (2 * 0.05**2), 1), shape=(2,), data_range=(-1.0, 1.0))
     fair = run_check(both, two, epsilon=0.02)
     assert fair.verdict == "convergent" and fair.stages["data"][-1].coverage_ratio < 2, fair.explanation
+
+
+def test_chains_that_drain_into_one_class_are_non_convergent_by_their_mix_alone():
+    # Four overlapping classes in 16 dimensions, a model of one of them: every chain ends
+    # beside some training example (1.0x the spacing), the data are as near the chains as
+    # to as many examples (1.1x) and the energies stay in the data's range, as in high
+    # dimensions the distances concentrate; only the chains' mix of classes tells.
+    g = torch.Generator().manual_seed(0)
+    centres = 1.5 * torch.eye(4, 16)
+    labels = torch.arange(400) % 4
+    data = centres[labels] + 0.5 * torch.randn(400, 16, generator=g)
+    one = Energy(lambda x: (x - centres[0].to(x.dtype)).pow(2).sum(1) / (2 * 0.5**2), shape=(16,),
+                 data_range=(-3.0, 3.0), name="one")
+    everything = Energy(lambda x: -torch.logsumexp(-(x[:, None] - centres.to(x.dtype)).pow(2).sum(2) / (2 * 0.5**2), 1),
+                        shape=(16,), data_range=(-3.0, 3.0), name="all")
+    r = run_check(one, data, epsilon=0.1, labels=labels)
+    last = r.stages["data"][-1]
+    assert last.nn_ratio < 1.5 and last.coverage_ratio < 1.5 and last.energy_drift < 3 and last.mix_ratio > 6
+    assert r.data.modes == "4 classes" and last.mix_top == "class 0" and last.mix_top_share > 0.7
+    assert r.verdict == "non-convergent" and len(r.reasons) == 1
+    assert re.fullmatch(r"the chains' mix of the data's 4 classes [\d.]+x as far from the data's as a draw of as many "
+                        r"examples \(class 0: \d+% of the chains, 25% of the data\)", r.reasons[0]), r.reasons
+    # without labels, k-means clusters of the data stand for the classes
+    unlabelled = run_check(one, data, epsilon=0.1)
+    assert unlabelled.data.modes == "10 clusters" and unlabelled.verdict == "non-convergent"
+    assert unlabelled.stages["data"][-1].mix_ratio > 3
+    # the whole mixture keeps the data's mix, with labels or without
+    for lab in (labels, None):
+        fair = run_check(everything, data, epsilon=0.1, labels=lab)
+        assert fair.verdict == "convergent" and fair.stages["data"][-1].mix_ratio < 1.5, fair.explanation
+        assert re.search(r"their mix of the data's (4 classes|10 clusters) [\d.]+x a draw's", fair.explanation)
+    with pytest.raises(LandscapeError, match="one label per training example"):
+        run_check(one, data, labels=labels[:10])
+
+
+def test_chains_whose_mix_still_drifts_past_half_its_bar_run_on():
+    # The CPU digits-convergent model trained for 6,000 updates: 1.1x at 10 L, 2.95x at 30 L
+    # (just within the bar of 3), 5.2x at 90 L; its distance to the data had settled (1.34
+    # -> 1.49x the spacing). The check stopped at 30 L and called it convergent.
+    from landscape.train.check import DataYardstick, _explain, _still_moving
+
+    def at(multiple, mix_ratio, nn=1.4):
+        return Stage(multiple, int(50 * multiple), 0.0, 0.0, nn, nn, None, None, mix_ratio=mix_ratio)
+
+    t = Thresholds()
+    moving = _still_moving([at(10, 1.11, 1.34), at(30, 2.95, 1.49)], t)
+    assert moving is not None and moving[0] == "mix" and moving[1] == pytest.approx(2.95 / 1.11)
+    assert _still_moving([at(10, 0.9), at(30, 1.4)], t) is None  # below half the bar: a draw's noise
+    assert _still_moving([at(10, 2.0), at(30, 2.2)], t) is None  # settled
+    assert _still_moving([at(10, 1.0, 1.0), at(30, 2.0, 2.0)], t)[0] == "distance"  # distance first
+    data = DataYardstick(1797, 0.0, 1.0, 2.0, None, modes="10 classes")
+    text = _explain(at(90, 2.9), [], data, None, asked=30.0, still=None, why="mix")
+    assert text.endswith("all within the thresholds (run on past 30L, where the chains' mix of the data's 10 "
+                         "classes was still drifting from the data's)"), text
+    text = _explain(at(30, 2.95), [], data, None, still=moving, why="mix")
+    assert "but the chains' mix was still drifting at 30L (x2.7 per tripling of the length)" in text, text
 
 
 def test_chains_from_noise_reach_the_data_only_halfway_from_where_they_started():
@@ -232,7 +297,7 @@ def test_check_command_on_a_tiny_checkpoint(tmp_path, capsys):
     assert result["agreement"] == "regime unknown" and result["verdict"] in ("convergent", "non-convergent")
     assert list(result["stages"]) == ["data"] and result["stages"]["data"][0]["steps"] == 10
     assert result["thresholds"] == {"nn_ratio": 3.0, "saturation_excess": 0.5, "energy_drift": 3.0,
-                                    "coverage_ratio": 3.0, "settle": 1.25}
+                                    "coverage_ratio": 3.0, "settle": 1.25, "mix_ratio": 3.0}
     assert result["data"]["n"] == 1797 and math.isclose(result["data"]["saturation"], 0.58, abs_tol=0.01)
     assert (tmp_path / "anon_samples.png").exists()
 

@@ -231,7 +231,8 @@ def test_check(checkpoint, tmp_path, capsys):
     assert code == 0, err
     data = assert_documented(out, "check", reached=("", "data", "stages", "stages.*[]"))
     assert [s["multiple"] for s in data["stages"]["data"]][:2] == [1.0, 2.0]
-    assert set(data["thresholds"]) == {"nn_ratio", "saturation_excess", "energy_drift", "coverage_ratio", "settle"}
+    assert set(data["thresholds"]) == {"nn_ratio", "saturation_excess", "energy_drift", "coverage_ratio", "settle",
+                                       "mix_ratio"}
     assert set(data["sampler"]) == {"L", "epsilon", "tau"}
 
 

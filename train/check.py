@@ -16,7 +16,11 @@ training example and, for images, the share of saturated pixels, next to the sam
 quantities of the data themselves (the yardsticks), and how well the chains cover the data
 (the data's distance to the nearest chain, against their distance to as many other
 examples: chains gathered in part of the data, a collapse onto a few modes, are close to
-the data yet far from most of it). :func:`decide` turns the numbers at the longest length
+the data yet far from most of it), and how the chains spread over the data's classes (or,
+without labels, clusters of the data), labelled by their nearest training example, against
+the data's own mix: in many dimensions the distances concentrate, so chains that drain into
+a few classes can stay close to the data and cover it by distance, yet leave most classes
+empty. :func:`decide` turns the numbers at the longest length
 into a verdict by a fixed rule (see :class:`Thresholds`); where the chains from data are
 still moving away at that length, they run on (x3 at a time, up to ``extend`` times it)
 until they settle or meet a criterion, so a chain length in units of L that is short for
@@ -44,7 +48,7 @@ from landscape import data as datasets
 from landscape import Energy, sample
 from landscape.errors import LandscapeError, NonFiniteEnergyError
 from landscape.io.files import json_safe
-from landscape.mapping.neighbors import nearest_distance, spacing as data_spacing
+from landscape.mapping.neighbors import nearest, nearest_distance, spacing as data_spacing
 from landscape.plots.common import START_NAMES, new_figure, save_figure, wrap
 from landscape.train.checkpoint import data_limit, energy_from_checkpoint, regime_note
 from landscape.train.sampling import ChainReport, _saturation, save_chain_figure
@@ -75,6 +79,14 @@ ENERGY_SAMPLE = 2000
 #: Draws of as many training examples as chains whose distance to the data sets the
 #: coverage yardstick (averaged).
 COVERAGE_DRAWS = 3
+#: Draws of as many training examples as chains whose mix of classes sets the mix
+#: yardstick (averaged).
+MIX_DRAWS = 20
+#: Clusters of the data (k-means) that stand for its modes in the mix criterion where the
+#: data carry no labels (at most one per ten examples).
+MIX_CLUSTERS = 10
+#: Lloyd rounds of the k-means that makes those clusters (from k-means++ starts).
+MIX_KMEANS_ROUNDS = 25
 #: How far past the longest length asked for the chains from data run on while still
 #: moving (x3 at a time): 10, up to 300 L after the default 30 L.
 DEFAULT_EXTEND = 10.0
@@ -119,14 +131,26 @@ class Thresholds:
         1.1-1.7 (the demo rings and digits models after 30 L); a toy model whose chains
         all gathered on one stretch of one ring, each chain 0.8 spacings from the data,
         at 7.2; the drifting non-convergent digits model at 42.
+    mix_ratio : float
+        Non-convergent if the chains' mix of the data's classes (each chain counted in the
+        class of its nearest training example; without labels, one of ``MIX_CLUSTERS``
+        k-means clusters of the data) is more than this multiple as far from the data's mix
+        (total variation) as a draw of as many training examples is on average. Default 3:
+        the 99.9th percentile of random draws for three classes, and beyond it for more
+        (1.9x for ten classes and 100 chains). The demo rings model's chains stay at 1.0-2.2x up to 90 L (ten
+        clusters); the CPU digits-convergent model's chains drain into a few classes: 1.6x
+        at 10 L, 4.1x at 30 L (31 of 100 chains nearest a 9); trained four times as long,
+        1.1x at 10 L, 2.95x at 30 L and 5.2x at 90 L (37 nearest a 4). Distance alone
+        misses this in 64 dimensions: those chains sit 1.5-1.7 spacings from the data,
+        the data 1.3-1.7x as far from them as from as many examples.
     settle : float
         The chains from data are still moving where their distance to the data grows by
         more than this factor per tripling of the chain length between the last two
-        lengths; then they run on (``extend`` in :func:`check_energy`). Default 1.25: the
-        demo models grow 1.14-1.16x from 10 L to 30 L; models the paper expects not to
-        converge (tau = 0, a third of the step, chains started from data in training),
-        trained as the convergent digits preset, 1.4-2.6x there, and past 3 spacings
-        by 100 L.
+        lengths, or where their mix ratio, past half its bar, grows so; then they run on
+        (``extend`` in :func:`check_energy`). Default 1.25: the demo models grow
+        1.14-1.16x from 10 L to 30 L; models the paper expects not to converge (tau = 0, a
+        third of the step, chains started from data in training), trained as the
+        convergent digits preset, 1.4-2.6x there, and past 3 spacings by 100 L.
     """
 
     nn_ratio: float = 3.0
@@ -134,11 +158,12 @@ class Thresholds:
     energy_drift: float = 3.0
     coverage_ratio: float = 3.0
     settle: float = 1.25
+    mix_ratio: float = 3.0
 
     def __post_init__(self) -> None:
         if not (isinstance(self.settle, (int, float)) and math.isfinite(self.settle) and self.settle >= 1):
             raise LandscapeError(f"threshold settle must be a finite number >= 1, got {self.settle!r}")
-        for name in ("nn_ratio", "saturation_excess", "energy_drift", "coverage_ratio"):
+        for name in ("nn_ratio", "saturation_excess", "energy_drift", "coverage_ratio", "mix_ratio"):
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
                 raise LandscapeError(f"threshold {name} must be a finite number > 0, got {value!r}")
@@ -159,6 +184,11 @@ class DataYardstick:
     # the examples' median distance to the nearest of as many other examples as chains
     # (the coverage yardstick; NaN where it was not measured)
     coverage: float = math.nan
+    # the total variation between the data's mix of modes and that of a draw of as many
+    # examples as chains (averaged; the mix yardstick), and what the modes are ("10
+    # classes", "10 clusters"; empty where not measured)
+    mix: float = math.nan
+    modes: str = ""
 
 
 @dataclass
@@ -180,6 +210,11 @@ class Stage:
     finite: bool = True
     coverage: float = math.nan  # the examples' median distance to the nearest chain
     coverage_ratio: float = math.nan  # coverage / the data's coverage yardstick
+    mix: float = math.nan  # total variation between the chains' mix of modes and the data's
+    mix_ratio: float = math.nan  # mix / the data's mix yardstick
+    mix_top: str = ""  # the mode the chains over-represent most ("class 9")
+    mix_top_share: float = math.nan  # its share of the chains
+    mix_top_data: float = math.nan  # its share of the data
 
 
 @dataclass
@@ -281,6 +316,11 @@ def decide(stage: Stage, thresholds: Thresholds = Thresholds(), data: DataYardst
     if stage.coverage_ratio > thresholds.coverage_ratio:  # (NaN, not measured: never)
         found.append(f"the data {_g(stage.coverage_ratio, thresholds.coverage_ratio)}x as far from the chains as "
                      "from as many other examples (the chains cover part of the data)")
+    if stage.mix_ratio > thresholds.mix_ratio:  # (NaN, not measured: never)
+        modes = data.modes if data is not None and data.modes else "modes"
+        found.append(f"the chains' mix of the data's {modes} {_g(stage.mix_ratio, thresholds.mix_ratio)}x as far "
+                     f"from the data's as a draw of as many examples ({stage.mix_top}: {_pct(stage.mix_top_share)} "
+                     f"of the chains, {_pct(stage.mix_top_data)} of the data)")
     return found
 
 
@@ -295,6 +335,19 @@ def growth(track: Sequence[Stage]) -> float | None:
     if not (a.nn_mean > 0 and b.nn_mean > 0 and b.multiple > a.multiple):
         return None
     return float((b.nn_mean / a.nn_mean) ** (math.log(3.0) / math.log(b.multiple / a.multiple)))
+
+
+def mix_growth(track: Sequence[Stage]) -> float | None:
+    """How fast the chains' mix ratio still grows at the end of ``track``, per tripling of
+    the length between the last two finite lengths, as :func:`growth` (None where not
+    measured)."""
+    finite = [s for s in track if s.finite]
+    if len(finite) < 2:
+        return None
+    a, b = finite[-2], finite[-1]
+    if not (a.mix_ratio > 0 and b.mix_ratio > 0 and b.multiple > a.multiple):
+        return None
+    return float((b.mix_ratio / a.mix_ratio) ** (math.log(3.0) / math.log(b.multiple / a.multiple)))
 
 
 def agreement(verdict: str, regime: str) -> str:
@@ -336,13 +389,16 @@ def _vs_data(data: DataYardstick | None) -> str:
 
 
 def _explain(last: Stage, reasons: list[str], data: DataYardstick, onset: float | None,
-             asked: float | None = None, still: float | None = None) -> str:
+             asked: float | None = None, still: tuple[str, float] | None = None, why: str = "distance") -> str:
     """The verdict's evidence in one clause; ``asked``: the longest length asked for,
-    where the chains ran on past it (still moving there), ``still``: the growth per
-    tripling where they were still moving at the last length."""
+    where the chains ran on past it (still moving there), ``why``: what still moved
+    then ("distance" or "mix"), ``still``: what, and its growth per tripling, where they
+    were still moving at the last length (:func:`_still_moving`)."""
     head = f"after {_x(last.multiple)} from data: "
-    ran_on = (f" (run on past {_x(asked)}, where the chains were still moving away from the data)"
-              if asked is not None else "")
+    modes = f"the data's {data.modes if data is not None and data.modes else 'modes'}"
+    drifting = ("the chains were still moving away from the data" if why == "distance"
+                else f"the chains' mix of {modes} was still drifting from the data's")
+    ran_on = f" (run on past {_x(asked)}, where {drifting})" if asked is not None else ""
     if not last.finite:
         return "from data: " + reasons[0] + ran_on
     if reasons:
@@ -357,10 +413,15 @@ def _explain(last: Stage, reasons: list[str], data: DataYardstick, onset: float 
     text += f", energy {_g(abs(last.energy_drift))} sd {where} the data's"
     if math.isfinite(last.coverage_ratio):
         text += f", the data {_g(last.coverage_ratio)}x as far from the chains as from as many examples"
+    if math.isfinite(last.mix_ratio):
+        text += f", their mix of {modes} {_g(last.mix_ratio)}x a draw's"
     text += "; all within the thresholds"
-    if still is not None:
-        text += (f", but the chains were still moving away at {_x(last.multiple)} (distance x{still:.2g} per "
+    if still is not None and still[0] == "distance":
+        text += (f", but the chains were still moving away at {_x(last.multiple)} (distance x{still[1]:.2g} per "
                  "tripling of the length): longer chains may leave the data")
+    elif still is not None:
+        text += (f", but the chains' mix was still drifting at {_x(last.multiple)} (x{still[1]:.2g} per tripling of "
+                 "the length): longer chains may drain into a few of the data's modes")
     return text + ran_on
 
 
@@ -422,6 +483,7 @@ def check_energy(
     seed: int = 0,
     progress: Callable[[int], None] | None = None,
     extend: float = DEFAULT_EXTEND,
+    labels: torch.Tensor | None = None,
 ) -> CheckResult:
     """Run the long-run check on ``energy`` with training data ``data`` and decide.
 
@@ -455,6 +517,9 @@ def check_energy(
         Called with the number of steps just completed.
     extend : float >= 1
         How far past the longest of ``multiples`` the chains from data may run on.
+    labels : LongTensor [N], optional
+        The examples' classes, for the mix criterion; without them (or with one class),
+        ``MIX_CLUSTERS`` k-means clusters of ``data`` stand for them.
 
     Returns
     -------
@@ -478,15 +543,21 @@ def check_energy(
         raise LandscapeError(f"need at least 2 training examples of shape {list(energy.shape)}, got {list(data.shape)}")
     if "noise" in inits and energy.data_range is None:
         raise LandscapeError(f"{energy.name or 'energy'} has no data range: chains from noise need one")
+    if labels is not None and tuple(labels.shape) != (data.shape[0],):
+        raise LandscapeError(f"need one label per training example ({data.shape[0]}), got labels of shape "
+                             f"{list(labels.shape)}")
     cpu_gen = torch.Generator().manual_seed(seed)
     gen = torch.Generator(device=energy.device).manual_seed(seed)
     ref = data.to(energy.device, energy.dtype)
     saturation = _saturation(energy)
-    yard, probe = _yardstick(energy, ref, saturation, cpu_gen, n_chains)
+    mix_gen = torch.Generator().manual_seed(seed)  # (its own stream: the other draws as without it)
+    modes = data_modes(ref, labels, mix_gen)
+    yard, probe = _yardstick(energy, ref, saturation, cpu_gen, n_chains, modes, mix_gen)
 
     stages: dict[str, list[Stage]] = {}
     samples: dict[str, tuple[torch.Tensor, torch.Tensor, int]] = {}
     extended: list[float] = []
+    why = ""  # what still moved where the chains from data first ran on
     noise_start = None
     asked = float(multiples[-1])
     for init in inits:
@@ -514,12 +585,14 @@ def check_energy(
                 track.append(Stage(m, steps, nan, nan, nan, nan, sat, sat, finite=False))
                 break
             x, done = result.x, steps
-            track.append(_measure(m, steps, x, result.energy, ref, yard, saturation, probe))
-            if init == "data" and k == len(lengths) and _still_moving(track, thresholds) is not None:
+            track.append(_measure(m, steps, x, result.energy, ref, yard, saturation, probe, modes))
+            moving = _still_moving(track, thresholds) if init == "data" and k == len(lengths) else None
+            if moving is not None:
                 further = m * EXTEND_FACTOR
                 if further <= asked * extend * (1 + 1e-9):  # (one more length, while within reach)
                     lengths.append((further, max(steps + 1, round(further * L))))
                     extended.append(further)
+                    why = why or moving[0]
         stages[init] = track
         samples[init] = (x0.detach().cpu(), x.detach().cpu(), done)
 
@@ -532,7 +605,7 @@ def check_energy(
     return CheckResult(
         verdict=verdict,
         reasons=reasons,
-        explanation=_explain(last, reasons, yard, onset, asked if extended else None, still),
+        explanation=_explain(last, reasons, yard, onset, asked if extended else None, still, why or "distance"),
         onset=onset,
         noise_summary=(_noise_summary(stages["noise"], thresholds, noise_start) if "noise" in stages else None),
         stages=stages,
@@ -551,14 +624,21 @@ def check_energy(
     )
 
 
-def _still_moving(track: Sequence[Stage], thresholds: Thresholds) -> float | None:
+def _still_moving(track: Sequence[Stage], thresholds: Thresholds) -> tuple[str, float] | None:
     """Where the chains meet no criterion at the end of ``track`` but their distance to the
-    data still grows faster than ``thresholds.settle`` per tripling of the length: that
-    growth (:func:`growth`); else None."""
+    data still grows faster than ``thresholds.settle`` per tripling of the length
+    (:func:`growth`): ``("distance", growth)``; or else their mix ratio does, past half its
+    bar (:func:`mix_growth`; below it a rise is a draw's noise): ``("mix", growth)``; else
+    None."""
     if not track or not track[-1].finite or decide(track[-1], thresholds):
         return None
     g = growth(track)
-    return g if g is not None and g > thresholds.settle else None
+    if g is not None and g > thresholds.settle:
+        return "distance", g
+    g = mix_growth(track)
+    if g is not None and g > thresholds.settle and track[-1].mix_ratio > thresholds.mix_ratio / 2:
+        return "mix", g
+    return None
 
 
 def _check_settings(L, epsilon, tau, multiples, n_chains, inits) -> list[int]:
@@ -584,8 +664,56 @@ def _energies(energy: Energy, x: torch.Tensor) -> torch.Tensor:
     return torch.cat([energy(x[i : i + _ENERGY_BATCH]) for i in range(0, x.shape[0], _ENERGY_BATCH)])
 
 
+class Modes:
+    """The data's modes for the mix criterion: each reference example's mode (``of``,
+    LongTensor [N] of 0..K-1), their names ("class 9", "cluster 3"), the data's share of
+    each (float64 [K]) and what they are ("10 classes")."""
+
+    def __init__(self, of: torch.Tensor, names: list[str], kind: str) -> None:
+        self.of, self.names = of, names
+        self.share = torch.bincount(of.cpu(), minlength=len(names)).double() / max(1, of.numel())
+        self.kind = f"{len(names)} {kind}"
+
+    def mix(self, index: torch.Tensor) -> tuple[float, int, float]:
+        """For chains whose nearest reference examples are rows ``index``: the total
+        variation between their mix of modes and the data's, the mode they over-represent
+        most, and its share of the chains."""
+        h = torch.bincount(self.of[index.to(self.of.device)].cpu(), minlength=len(self.names)).double()
+        h /= max(1, index.numel())
+        top = int(torch.argmax(h - self.share))
+        return float(0.5 * (h - self.share).abs().sum()), top, float(h[top])
+
+
+def data_modes(ref: torch.Tensor, labels: torch.Tensor | None, gen: torch.Generator) -> Modes | None:
+    """The data's classes where ``labels`` name two or more, else ``MIX_CLUSTERS`` k-means
+    clusters of ``ref`` (at most one per ten examples; k-means++ starts drawn from ``gen``,
+    ``MIX_KMEANS_ROUNDS`` Lloyd rounds); None with fewer than 20 examples."""
+    if labels is not None:
+        values, of = torch.unique(labels.cpu(), return_inverse=True)
+        if values.numel() >= 2:
+            return Modes(of, [f"class {int(v)}" for v in values], "classes")
+    k = min(MIX_CLUSTERS, ref.shape[0] // 10)
+    if k < 2:
+        return None
+    x = ref.reshape(ref.shape[0], -1).double()
+    centres = x[torch.randint(x.shape[0], (1,), generator=gen).to(x.device)]
+    for _ in range(k - 1):  # k-means++: each next start drawn in proportion to its squared distance
+        d2 = torch.cdist(x, centres).min(1).values.square().cpu()
+        pick = torch.multinomial(d2 / d2.sum(), 1, generator=gen) if d2.sum() > 0 else torch.randint(
+            x.shape[0], (1,), generator=gen)
+        centres = torch.cat([centres, x[pick.to(x.device)]])
+    for _ in range(MIX_KMEANS_ROUNDS):
+        of = torch.cdist(x, centres).argmin(1)
+        counts = torch.bincount(of, minlength=k).unsqueeze(1)
+        sums = torch.zeros_like(centres).index_add_(0, of, x)
+        centres = torch.where(counts > 0, sums / counts.clamp(min=1), centres)
+    of = torch.cdist(x, centres).argmin(1).cpu()
+    return Modes(of, [f"cluster {i + 1}" for i in range(k)], "clusters")
+
+
 def _yardstick(energy: Energy, ref: torch.Tensor, saturation, gen: torch.Generator,
-               n_chains: int) -> tuple[DataYardstick, torch.Tensor]:
+               n_chains: int, modes: Modes | None = None, mix_gen: torch.Generator | None = None
+               ) -> tuple[DataYardstick, torch.Tensor]:
     """The data's yardsticks, and the examples whose distance to the chains measures how
     well they cover the data (the probe)."""
     # The spacing is the distance of a random subset to the rest of the reference
@@ -602,6 +730,11 @@ def _yardstick(energy: Energy, ref: torch.Tensor, saturation, gen: torch.Generat
     rest = shuffled[probe.shape[0]:]
     draws = [float(nearest_distance(probe, rest[torch.randperm(rest.shape[0], generator=gen)[:n].to(ref.device)])
                    .median()) for _ in range(COVERAGE_DRAWS)]
+    mix = math.nan
+    if modes is not None:  # a draw of as many examples as chains, against the data's mix
+        n = min(n_chains, ref.shape[0])
+        mix = float(np.mean([modes.mix(torch.randperm(ref.shape[0], generator=mix_gen)[:n])[0]
+                             for _ in range(MIX_DRAWS)]))
     return DataYardstick(
         n=int(ref.shape[0]),
         energy_mean=float(u.mean()),
@@ -609,11 +742,15 @@ def _yardstick(energy: Energy, ref: torch.Tensor, saturation, gen: torch.Generat
         spacing=spacing,
         saturation=saturation(ref) if saturation is not None else None,
         coverage=float(np.mean(draws)),
+        mix=mix,
+        modes=modes.kind if modes is not None else "",
     ), probe
 
 
-def _measure(m, steps, x, u, ref, yard: DataYardstick, saturation, probe: torch.Tensor | None = None) -> Stage:
-    nn = float(nearest_distance(x, ref).mean())
+def _measure(m, steps, x, u, ref, yard: DataYardstick, saturation, probe: torch.Tensor | None = None,
+             modes: Modes | None = None) -> Stage:
+    dist, index = nearest(x, ref)
+    nn = float(dist[:, 0].mean())
     mean_u = float(u.double().mean())
     gap = yard.energy_mean - mean_u
     drift = gap / yard.energy_std if yard.energy_std > 0 else (0.0 if gap == 0 else math.copysign(math.inf, gap))
@@ -627,7 +764,12 @@ def _measure(m, steps, x, u, ref, yard: DataYardstick, saturation, probe: torch.
     if probe is not None:
         cover = float(nearest_distance(probe, x).median())
         cover_ratio = (cover / yard.coverage if yard.coverage > 0 else (1.0 if cover == 0 else math.inf))
-    return Stage(m, steps, mean_u, drift, nn, ratio, sat, excess, coverage=cover, coverage_ratio=cover_ratio)
+    mix: dict[str, Any] = {}
+    if modes is not None:
+        tv, top, share = modes.mix(index[:, 0])
+        mix = {"mix": tv, "mix_ratio": tv / yard.mix if yard.mix > 0 else (1.0 if tv == 0 else math.inf),
+               "mix_top": modes.names[top], "mix_top_share": share, "mix_top_data": float(modes.share[top])}
+    return Stage(m, steps, mean_u, drift, nn, ratio, sat, excess, coverage=cover, coverage_ratio=cover_ratio, **mix)
 
 
 # --------------------------------------------------------------------------------------
@@ -697,6 +839,7 @@ def convergence_check(
         seed=seed,
         progress=progress,
         extend=extend,
+        labels=ds.labels,
     )
     result.regime = str(ckpt.get("regime", "unknown"))
     result.regime_note = regime_note(ckpt)
@@ -725,13 +868,14 @@ def save_check_figure(result: CheckResult, path: str | os.PathLike) -> Path:
 
     d, t = result.data, result.thresholds
     covered = any(math.isfinite(st.coverage_ratio) for track in result.stages.values() for st in track)
-    panels = (["energy", "nn"] + (["coverage"] if covered else [])
+    mixed = any(math.isfinite(st.mix_ratio) for track in result.stages.values() for st in track)
+    panels = (["energy", "nn"] + (["coverage"] if covered else []) + (["mix"] if mixed else [])
               + (["saturation"] if d.saturation is not None else []))
     fig = new_figure(4.4 * len(panels), 4.0, layout="constrained")
     axes = fig.subplots(1, len(panels), squeeze=False)[0]
     styles = {"data": ("tab:blue", "-", "o"), "noise": ("tab:orange", "--", "s")}
     names = {"energy": "mean energy", "nn": "distance to the data", "coverage": "how the chains cover the data",
-             "saturation": "saturated pixels"}
+             "mix": f"the chains' mix of the data's {d.modes}", "saturation": "saturated pixels"}
     multiples = sorted({s.multiple for track in result.stages.values() for s in track})
     for ax, panel in zip(axes, panels):
         for init, track in result.stages.items():
@@ -742,6 +886,8 @@ def save_check_figure(result: CheckResult, path: str | os.PathLike) -> Path:
                 ys = [s.nn_mean for s in track if s.finite]
             elif panel == "coverage":
                 ys = [s.coverage_ratio for s in track if s.finite]
+            elif panel == "mix":
+                ys = [s.mix_ratio for s in track if s.finite]
             else:
                 ys = [100 * s.saturation for s in track if s.finite]
             color, ls, marker = styles.get(init, ("0.3", "-", "^"))
@@ -766,6 +912,11 @@ def save_check_figure(result: CheckResult, path: str | os.PathLike) -> Path:
             ax.set_ylabel("the data's distance to the nearest chain\n/ to the nearest of as many examples", fontsize=9)
             _log_if_decades(ax, [st.coverage_ratio for tr in result.stages.values() for st in tr
                                  if st.finite and math.isfinite(st.coverage_ratio)] + [1.0])
+        elif panel == "mix":
+            ax.axhline(1.0, color="0.4", label=f"{result.n_chains} training examples")
+            ax.axhline(t.mix_ratio, color="tab:red", ls=":", label=f"{t.mix_ratio:g}x")
+            ax.set_ylabel("the chains' mix vs the data's (total variation)\n/ a random draw's of as many examples",
+                          fontsize=9)
         else:
             ax.axhline(100 * d.saturation, color="0.4", label="data")
             limit = d.saturation + t.saturation_excess * (1 - d.saturation)
