@@ -150,7 +150,9 @@ def map_cmd(target, out, dataset, data_root, init, chains, rounds, steps, temper
     Spread over processes or GPUs with torchrun (gloo on the CPU, nccl on GPUs):
       torchrun --nproc_per_node 4 $(which landscape) map digits.pt --device cuda
     Every rank runs the same map; the energy's evaluations are split over them and
-    rank 0 writes the file: the same map as one process for the same seed.
+    rank 0 writes the file: the same map as one process for the same seed (landscape info
+    says how many ranks made it and how they split the work). The ranks wait for each other
+    at the start for 5 minutes at most; LANDSCAPE_JOIN_TIMEOUT=SECONDS waits longer.
     """
     resume_or_force(resume, force)
     from landscape import distributed

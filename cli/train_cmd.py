@@ -71,8 +71,10 @@ def train_cmd(preset_name, dataset, steps, batch_size, out, resume, force, seed,
     A run that diverges says what went non-finite, keeps its log and diagnostics figure,
     and leaves CKPT.pt as the last good checkpoint.
     Under `torchrun --nproc_per_node N $(which landscape) train ...` training is
-    data-parallel (gloo on CPU, nccl on GPU). Ctrl-C (or SIGTERM) stops at the end of the
-    current update and saves a checkpoint that --resume continues (exit status 130; 143).
+    data-parallel (gloo on CPU, nccl on GPU); N must divide the batch and the persistent
+    bank, also on --resume (on another N than the run's, reseeded). Ctrl-C (or SIGTERM)
+    stops at the end of the current update and saves a checkpoint that --resume continues
+    (exit status 130; 143).
 
     \b
     Examples:
@@ -98,13 +100,6 @@ def train_cmd(preset_name, dataset, steps, batch_size, out, resume, force, seed,
             raise LandscapeError(f"{out}: nothing to resume (no such checkpoint)")
         previous = load_checkpoint(out)
         saved = previous["config"]
-        from landscape.distributed import world_from_env
-
-        rank, world, _ = world_from_env()
-        ranks = (previous.get("resume") or {}).get("world_size")
-        if isinstance(ranks, int) and ranks != world and rank == 0:
-            click.echo(f"note: resuming on {world} rank{'s' if world != 1 else ''} a run of {ranks}: its random streams "
-                       "are reseeded, so it no longer follows the uninterrupted run", err=True)
         try:
             config = Config.from_dict(saved)
         except LandscapeError as exc:  # name the file whose config it is
@@ -123,8 +118,15 @@ def train_cmd(preset_name, dataset, steps, batch_size, out, resume, force, seed,
     before = config
     config = apply_overrides(config, extra).validate()
     if resume:
-        from landscape.train.loop import FIXED_ON_RESUME
+        from landscape.distributed import world_from_env
+        from landscape.train.loop import FIXED_ON_RESUME, check_resume_ranks
 
+        rank, world, _ = world_from_env()
+        check_resume_ranks(previous, config, world, out)  # (before the note: a resume refused says only why)
+        ranks = (previous.get("resume") or {}).get("world_size")
+        if isinstance(ranks, int) and ranks != world and rank == 0:
+            click.echo(f"note: resuming on {world} rank{'s' if world != 1 else ''} a run of {ranks}: its random streams "
+                       "are reseeded, so it no longer follows the uninterrupted run", err=True)
         changed = changed_fields(before.to_dict(), config.to_dict(), skip={"train.steps"})
         if changed and rank == 0 and not any(name.startswith(FIXED_ON_RESUME) for name in changed):  # (else refused)
             click.echo(f"note: resuming with changed settings ({', '.join(changed)}): the run no longer follows "

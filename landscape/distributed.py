@@ -13,13 +13,22 @@ to floating-point rounding for networks whose kernels depend on the batch size.
 Rank 0 alone reads and writes files (the map, its progress, its lock); what it reads is
 handed to the other ranks by :func:`from_main`, and so are its errors, so every rank stops
 with the same one-line message instead of waiting for a rank that is gone.
+
+Joining waits for the other ranks at most :data:`JOIN_TIMEOUT_S` seconds (the environment
+variable ``LANDSCAPE_JOIN_TIMEOUT`` changes it), answering Ctrl-C meanwhile: a ``WORLD_SIZE``
+left over from a cluster script, with no other ranks to come, ends in one line, not in
+torch's 30 minutes.
 """
 
 from __future__ import annotations
 
+import math
 import os
+import re
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any, TypeVar
 
 import torch
@@ -28,7 +37,7 @@ import torch.distributed as dist
 from landscape.energy import Energy, ValueAndGrad
 from landscape.errors import LandscapeError
 
-__all__ = ["Dist", "join", "current", "SplitEnergy", "split_energy", "from_main", "leave"]
+__all__ = ["Dist", "join", "join_timeout", "current", "SplitEnergy", "split_energy", "from_main", "leave"]
 
 T = TypeVar("T")
 
@@ -64,7 +73,9 @@ def join(device: str | torch.device) -> Dist:
 
     ``device``: "cpu", "cuda", "cuda:N" or "auto" (cuda when available). Under torchrun each
     rank takes GPU ``LOCAL_RANK``; the backend is nccl on GPU and gloo on the CPU. Outside
-    torchrun (``WORLD_SIZE`` unset or 1) nothing is joined.
+    torchrun (``WORLD_SIZE`` unset or 1) nothing is joined. The other ranks are waited for
+    at most :func:`join_timeout` seconds (:func:`_rendezvous`); a :class:`LandscapeError`
+    says which never came.
     """
     from landscape.io.sources import pick_device  # (it imports this module)
 
@@ -75,8 +86,81 @@ def join(device: str | torch.device) -> Dist:
             dev = torch.device("cuda", torch.cuda.current_device())
         torch.cuda.set_device(dev)
     if world > 1 and not dist.is_initialized():
-        dist.init_process_group(backend="nccl" if dev.type == "cuda" else "gloo")
+        backend = "nccl" if dev.type == "cuda" else "gloo"
+        store = _rendezvous(rank, world, join_timeout())
+        # (the store then waits as torch's own rendezvous leaves it: the collectives' timeout)
+        store.set_timeout(_collective_timeout(backend))
+        dist.init_process_group(backend=backend, store=store, rank=rank, world_size=world)
     return Dist(rank=rank, world=world, device=dev)
+
+
+#: Seconds a rank waits at the start for the others to join (``LANDSCAPE_JOIN_TIMEOUT``
+#: overrides): torchrun's own rendezvous has gathered its ranks before they start, so they
+#: meet in seconds; ranks started by a cluster's own launcher (srun, mpirun) come within a
+#: minute or two of each other on a busy node (imports from a shared file system included).
+#: Five minutes covers that, and a stray ``WORLD_SIZE`` costs five minutes, not torch's 30.
+JOIN_TIMEOUT_S = 300.0
+
+
+def join_timeout() -> float:
+    """Seconds :func:`join` waits for the other ranks: ``LANDSCAPE_JOIN_TIMEOUT`` where it
+    is set (a positive number), else :data:`JOIN_TIMEOUT_S`."""
+    text = os.environ.get("LANDSCAPE_JOIN_TIMEOUT", "").strip()
+    if not text:
+        return JOIN_TIMEOUT_S
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise LandscapeError(f"LANDSCAPE_JOIN_TIMEOUT={text!r}: give the seconds to wait for the other ranks, a "
+                             f"positive number (unset: {JOIN_TIMEOUT_S:g})")
+    return value
+
+
+def _collective_timeout(backend: str) -> timedelta:
+    """torch's default timeout of a process group of ``backend`` (what its own rendezvous
+    gives the store)."""
+    from torch.distributed.constants import default_pg_nccl_timeout, default_pg_timeout
+
+    return default_pg_nccl_timeout if backend == "nccl" and default_pg_nccl_timeout is not None else default_pg_timeout
+
+
+def _rendezvous(rank: int, world: int, seconds: float) -> Any:
+    """The store of torch's ``env://`` rendezvous (what ``init_process_group`` makes with
+    no store given), waiting ``seconds`` at most for the other ranks. torch's timeout covers
+    this wait (rank 0's store waits for the others to connect, the others retry to reach
+    it), but ``init_process_group(timeout=)`` would cap every later collective too. The
+    wait runs in a thread, so that Ctrl-C and SIGTERM stop it (torch's blocks them)."""
+    missing = [name for name in ("RANK", "MASTER_ADDR", "MASTER_PORT") if not os.environ.get(name)]
+    if missing:
+        raise LandscapeError(f"WORLD_SIZE={world} is set but {' and '.join(missing)} {'is' if len(missing) == 1 else 'are'}"
+                             " not: run under torchrun, which sets them all, or unset WORLD_SIZE to run one process")
+    where = f"{os.environ['MASTER_ADDR']}:{os.environ['MASTER_PORT']}"
+    box: dict[str, Any] = {}
+
+    def meet() -> None:
+        try:
+            box["store"] = next(dist.rendezvous("env://", timeout=timedelta(seconds=seconds)))[0]
+        except Exception as err:  # noqa: BLE001 - said below, on the main thread
+            box["error"] = err
+
+    waiting = threading.Thread(target=meet, name="landscape-join", daemon=True)
+    waiting.start()
+    while waiting.is_alive():
+        waiting.join(0.2)  # (a signal's handler runs between these waits)
+    if "store" in box:
+        return box["store"]
+    text = " ".join(str(box.get("error")).split())[:200]
+    joined = re.search(r"(\d+)/(\d+) clients joined", text)
+    if joined is None and "timed out" not in text.lower():  # (a port out of range, an address that does not resolve)
+        raise LandscapeError(f"WORLD_SIZE={world}, RANK={rank}: joining the other ranks at MASTER_ADDR:MASTER_PORT "
+                             f"{where} failed ({text}): outside torchrun unset WORLD_SIZE (left from a cluster "
+                             "script?)") from None
+    came = f" ({joined.group(1)} of {joined.group(2)} ranks had joined)" if joined else ""
+    raise LandscapeError(f"WORLD_SIZE={world}, RANK={rank}: the other ranks never came to MASTER_ADDR:MASTER_PORT "
+                         f"{where} within {seconds:g} s{came}: outside torchrun unset WORLD_SIZE (left from a "
+                         "cluster script?); on a slow cluster wait longer with LANDSCAPE_JOIN_TIMEOUT=SECONDS") from None
 
 
 def on_every_rank(fn: Callable[[], T], group: Dist | None = None,
@@ -185,6 +269,9 @@ class SplitEnergy(Energy):
         #: Batches of fewer rows are evaluated whole on every rank (no message): splitting
         #: them costs more in the gather than it saves (:meth:`calibrate`).
         self.min_rows = max(int(min_rows), group.world) if min_rows is not None else group.world
+        #: Rows of the batches evaluated so far: split over the ranks (each rank took a
+        #: slice), and whole on every rank (each repeated them); the map records them per stage.
+        self.rows_split = self.rows_whole = 0
 
     def calibrate(self, sizes: tuple[int, ...] = CALIBRATE_SIZES, budget_s: float = 0.25) -> int:
         """Find the smallest batch worth splitting, by timing it (a collective: every rank
@@ -212,6 +299,7 @@ class SplitEnergy(Energy):
                 if verdict[0] is not None:
                     break
         self.min_rows = verdict[0] if verdict[0] is not None else NEVER_SPLIT
+        self.rows_split = self.rows_whole = 0  # (the timing's rows are no work of the map's)
         return self.min_rows
 
     def _rows(self, n: int) -> tuple[int, int, int]:
@@ -227,7 +315,9 @@ class SplitEnergy(Energy):
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         n = x.shape[0]
         if n < self.min_rows:
+            self.rows_whole += n
             return self.inner(x)
+        self.rows_split += n
         self.check_batch(x)
         per, lo, hi = self._rows(n)
         buf = torch.zeros(per, device=x.device, dtype=x.dtype)
@@ -241,7 +331,9 @@ class SplitEnergy(Energy):
         def value_and_grad(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
             n = x.shape[0]
             if n < self.min_rows:
+                self.rows_whole += n
                 return vg(x)
+            self.rows_split += n
             per, lo, hi = self._rows(n)
             # one message per call: the energy in column 0, the gradient after it
             buf = torch.zeros(per, 1 + x[0].numel(), device=x.device, dtype=x.dtype)

@@ -88,7 +88,14 @@ def test_split_energy_gathers_every_row_on_every_rank(tmp_path):
     assert said[0].startswith("split ok ") and said[1] == said[0]  # both ranks adopted rank 0's size
 
 
-def test_two_rank_map_equals_one_process_map_and_rank0_alone_writes(tmp_path):
+#: Root attributes that say how many ranks made a map and how they shared its work: the
+#: rest of a map made on two ranks is the one-process map's.
+SHARING = ("ranks", "work_split")
+
+
+def test_two_rank_map_equals_one_process_map_and_rank0_alone_writes(tmp_path, monkeypatch):
+    import faults
+
     one, two = tmp_path / "one", tmp_path / "two"
     prepare(one, "map")
     prepare(two, "map")
@@ -96,6 +103,8 @@ def test_two_rank_map_equals_one_process_map_and_rank0_alone_writes(tmp_path):
     assert single.returncode == 0, single.stderr
     spread = torchrun(two, ["-m", "landscape.cli.main", *MAP])
     assert spread.returncode == 0, spread.stderr[-3000:]
+    assert _root_record(one / "w.h5")[0] == 1 and _root_record(two / "w.h5")[0] == 2
+    monkeypatch.setattr(faults, "CLOCKS", faults.CLOCKS + SHARING)  # (h5_digest leaves them out)
     assert h5_digest(two / "w.h5") == h5_digest(one / "w.h5")
     assert sorted(p.name for p in two.iterdir() if p.name != "__pycache__") == ["pot.py", "w.h5"]
 
@@ -134,3 +143,220 @@ def test_a_map_under_torchrun_says_whether_its_ranks_share_the_work(tmp_path):
     assert len(said) == 1, said  # (rank 0 alone reports)
     assert ("did not pay to split at any batch size tried" in said[0]
             or re.search(r"batches of [\d,]+ rows or more are split over them", said[0])), said
+    # the map records what the note said
+    ranks, work = _root_record(tmp_path / "mb.h5")
+    split = re.search(r"batches of ([\d,]+) rows", said[0])
+    assert ranks == 2 and work["split_from"] == (int(split.group(1).replace(",", "")) if split else None)
+    assert all(entry["ranks"] == [2] for entry in work["stages"].values())
+    if split is None:  # (every rank evaluated every row)
+        assert all(entry["rows_split"] == 0 and entry["rows_whole"] > 0 for key, entry in work["stages"].items()
+                   if key != "refine"), work
+
+
+# ------------------------------------------------------------- what a map records of its ranks
+
+RECORD_CHECK = """
+import torch
+from landscape import Energy, build_map
+from landscape.distributed import SplitEnergy, join, leave
+from landscape.mapping.settings import MapConfig
+from landscape.potentials import mueller_brown
+
+group = join("cpu")
+# (not calibrated: every batch of two rows or more is split, whatever the timings say)
+energy = SplitEnergy(Energy(mueller_brown, (2,), data_range=(-1.5, 2.0), dtype=torch.float64), group)
+result = build_map(energy, MapConfig(chains=16, ladder=(1.0,), ladder_extend=0, refine=False))
+if group.main:
+    result.write("split.h5")
+leave()
+"""
+
+
+def _root_record(path: Path) -> tuple[int, dict]:
+    import json
+
+    import h5py
+
+    with h5py.File(path, "r") as f:
+        return int(f.attrs["ranks"]), json.loads(f.attrs["work_split"])
+
+
+def test_a_map_records_how_many_ranks_made_it_and_how_they_split_the_work(tmp_path, capsys):
+    # (a map made under torchrun said neither how many ranks made it nor how they shared the work)
+    import json
+
+    import torch
+
+    from conftest import run as cli
+
+    from landscape import Energy, build_map
+    from landscape.mapping.settings import MapConfig
+    from landscape.potentials import mueller_brown
+
+    (tmp_path / "record.py").write_text(RECORD_CHECK)
+    done = torchrun(tmp_path, ["record.py"])
+    assert done.returncode == 0, done.stderr[-3000:]
+    ranks, work = _root_record(tmp_path / "split.h5")
+    assert ranks == 2 and work["split_from"] == 2
+    stages = work["stages"]
+    assert set(stages) == {"minima", "neighbours", "basins", "refine"}
+    assert all(entry["ranks"] == [2] for entry in stages.values())
+    assert stages["minima"]["rows_split"] > 0 and stages["basins"]["rows_split"] > 0
+    # (a batch of one row, below the two ranks, is evaluated whole on both)
+    assert all(entry["rows_whole"] >= 0 for entry in stages.values())
+
+    code, out, err = cli(capsys, "info", tmp_path / "split.h5")
+    assert code == 0, err
+    rows = [line for line in out.splitlines() if line.startswith("ranks ")]
+    assert len(rows) == 1 and "2 (torchrun): batches of 2 rows or more split, one slice of rows per rank" in rows[0]
+    assert re.search(r"rows: minima (\d+%|>99%) split, neighbours .*, basins .* split", rows[0]), rows[0]
+    code, out, err = cli(capsys, "info", tmp_path / "split.h5", "--json")
+    assert code == 0, err
+    said = json.loads(out)
+    assert said["ranks"] == 2 and said["work_split"] == work
+
+    # one process: 1 rank, and nothing split
+    energy = Energy(mueller_brown, (2,), data_range=(-1.5, 2.0), dtype=torch.float64)
+    result = build_map(energy, MapConfig(chains=16, ladder=(1.0,), ladder_extend=0, refine=False))
+    result.write(tmp_path / "one.h5")
+    ranks, work = _root_record(tmp_path / "one.h5")
+    assert ranks == 1 and work["split_from"] is None
+    assert work["stages"] and all(entry == {"ranks": [1], "rows_split": None, "rows_whole": None}
+                                  for entry in work["stages"].values())
+    code, out, err = cli(capsys, "info", tmp_path / "one.h5")
+    assert code == 0 and "ranks     1 (one process)" in out.splitlines(), err
+
+
+# ---------------------------------------------------------- a resume on another number of ranks
+
+#: Two ranks' training, stopped after 4 updates with its checkpoint (as a stopped run keeps
+#: it): a persistent bank of 600 chains (it splits over 2 and 3 ranks), a batch of 100 (not over 3).
+TRAIN_TWO = ["-m", "landscape.cli.main", "train", "--preset", "digits-convergent", "--out", "d.pt", "--steps", "4",
+             "--set", "sampler.steps=5", "--set", "sampler.bank_size=600", "--set", "train.plot_every=1000", "--quiet"]
+
+
+def test_a_training_resume_on_ranks_its_batch_does_not_split_over_is_refused_before_its_note(tmp_path):
+    # (resumed on 3 ranks, a run of 2 said its random streams were reseeded, then was refused:
+    # "train.batch_size 100 does not split evenly over 3 ranks")
+    first = torchrun(tmp_path, TRAIN_TWO)
+    assert first.returncode == 0, first.stderr[-3000:]
+    kept = {p.relative_to(tmp_path): p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
+    three = [*TORCHRUN[:-1], "3"]
+    refused = subprocess.run([*three, "-m", "landscape.cli.main", "train", "--out", "d.pt", "--resume", "--quiet"],
+                             cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert refused.returncode != 0
+    said = [line for line in refused.stderr.splitlines() if line.startswith(("error: ", "note: "))]
+    assert len(said) == 3 and len(set(said)) == 1, refused.stderr[-3000:]  # (one line a rank, no note)
+    assert said[0] == ("error: d.pt: cannot resume on 3 ranks: its train.batch_size 100 does not split evenly over 3; "
+                       "resume on 1, 2, 4, 5, 10, 20, 25, 50 or 100 ranks, the counts that divide both, or give "
+                       "--batch-size a multiple of 3")
+    assert {p.relative_to(tmp_path): p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()} == kept
+
+    # where its batch and bank split over 3, it resumes on 3 (reseeded, and says so)
+    resumed = subprocess.run([*three, "-m", "landscape.cli.main", "train", "--out", "d.pt", "--resume", "--quiet",
+                              "--batch-size", "99", "--steps", "6"], cwd=tmp_path, capture_output=True, text=True,
+                             timeout=300)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert resumed.stderr.count("note: resuming on 3 ranks a run of 2: its random streams are reseeded") == 1
+    import torch
+
+    ckpt = torch.load(tmp_path / "d.pt", weights_only=True)
+    assert ckpt["step"] == 6 and ckpt["resume"]["world_size"] == 3 and ckpt["resume"]["bank"].shape[0] == 600
+
+
+def test_the_resume_check_names_the_rank_counts_that_work():
+    import torch
+
+    from landscape.errors import LandscapeError
+    from landscape.train.config import apply_overrides, get_preset
+    from landscape.train.loop import check_resume_ranks
+
+    config = get_preset("digits-convergent")  # (a batch of 100, a bank of 2,000)
+    state = {"resume": {"bank": torch.zeros(2000, 1, 8, 8)}}
+    for world in (1, 2, 4, 5, 10):
+        check_resume_ranks(state, config, world, "d.pt")
+    with pytest.raises(LandscapeError, match=r"^d\.pt: cannot resume on 3 ranks: its train\.batch_size 100 and its "
+                                             r"persistent bank of 2,000 chains do not split evenly over 3 \(the bank "
+                                             r"is the checkpoint's own: its size cannot change\); resume on 1, 2, 4, "
+                                             r"5, 10, 20, 25, 50 or 100 ranks, the counts that divide both$"):
+        check_resume_ranks(state, config, 3, "d.pt")
+    with pytest.raises(LandscapeError, match="sampler.bank_size cannot change to 1,998"):
+        check_resume_ranks(state, apply_overrides(config, ["sampler.bank_size=1998"]), 2, "d.pt")
+
+
+# ------------------------------------------------------------ a join the other ranks never come to
+
+#: A map that would take seconds, run with a stray torchrun environment.
+MB_MAP = ["-m", "landscape.cli.main", "map", "--energy", "landscape.potentials:mueller_brown", "--shape", "2",
+          "--box", "-1.5", "2", "--chains", "16", "--out", "mb.h5", "--quiet"]
+
+
+def _stray(port: int, seconds: str) -> dict[str, str]:
+    """The environment of a shell a cluster script left WORLD_SIZE=2 in, with no other rank to come."""
+    import os
+
+    return {**os.environ, "WORLD_SIZE": "2", "RANK": "0", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port),
+            "LANDSCAPE_JOIN_TIMEOUT": seconds, "OMP_NUM_THREADS": "1"}
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_a_stray_world_size_ends_in_one_line_once_the_join_times_out(tmp_path):
+    # (the map waited in torch's rendezvous for its 30 minutes, deaf to Ctrl-C and SIGTERM)
+    import time
+
+    from conftest import assert_one_line_error
+
+    t0 = time.perf_counter()
+    done = subprocess.run([sys.executable, *MB_MAP], cwd=tmp_path, env=_stray(_free_port(), "2"), capture_output=True,
+                          text=True, timeout=120)
+    assert_one_line_error(done.returncode, done.stderr,
+                          r"^error: WORLD_SIZE=2, RANK=0: the other ranks never came to MASTER_ADDR:MASTER_PORT "
+                          r"127\.0\.0\.1:\d+ within 2 s \(1 of 2 ranks had joined\): outside torchrun unset "
+                          r"WORLD_SIZE .*LANDSCAPE_JOIN_TIMEOUT=SECONDS$")
+    assert time.perf_counter() - t0 < 60 and not (tmp_path / "mb.h5").exists()
+
+
+def test_ctrl_c_stops_a_join_the_other_ranks_never_come_to(tmp_path):
+    import signal
+    import socket
+    import time
+
+    port = _free_port()
+    proc = subprocess.Popen([sys.executable, *MB_MAP], cwd=tmp_path, env=_stray(port, "300"), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while True:  # (rank 0's store listens once the command waits in the join)
+            assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read() if proc.poll() else "slow"
+            with socket.socket() as s:
+                if s.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            time.sleep(0.1)
+        t0 = time.monotonic()
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=30)
+        assert proc.returncode == 130 and time.monotonic() - t0 < 10, err
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def test_the_join_timeout_comes_from_the_environment(monkeypatch):
+    from landscape.distributed import JOIN_TIMEOUT_S, join_timeout
+    from landscape.errors import LandscapeError
+
+    monkeypatch.delenv("LANDSCAPE_JOIN_TIMEOUT", raising=False)
+    assert join_timeout() == JOIN_TIMEOUT_S == 300
+    monkeypatch.setenv("LANDSCAPE_JOIN_TIMEOUT", "1800")
+    assert join_timeout() == 1800
+    for bad in ("0", "-5", "soon", "inf", "nan"):
+        monkeypatch.setenv("LANDSCAPE_JOIN_TIMEOUT", bad)
+        with pytest.raises(LandscapeError, match=r"^LANDSCAPE_JOIN_TIMEOUT='.*': give the seconds to wait"):
+            join_timeout()

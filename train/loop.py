@@ -257,6 +257,8 @@ def _train(
 
     # (under torchrun, data or a checkpoint one machine lacks: the error on every rank, not a wait)
     dataset, state = on_every_rank(inputs, errors=(LandscapeError, DataError))
+    if state is not None:
+        check_resume_ranks(state, config, env.world, out)
     s = _Session.start(config, env, dataset)
     start = 0
     if state is not None:
@@ -747,6 +749,40 @@ def _restore(
         for i, g in enumerate(gens):
             g.manual_seed(state["config"]["train"]["seed"] * 1_000_003 + 2 * env.rank + i + 7919 * int(state["step"]))
     return int(state["step"])
+
+
+def check_resume_ranks(state: dict[str, Any], config: Config, world: int, out: str | os.PathLike) -> None:
+    """Refuse, in one line, to resume the checkpoint ``state`` with ``config`` on ``world``
+    ranks where its work cannot be shared out: every rank takes an equal part of the global
+    batch (``train.batch_size``) and of the persistent bank, and the bank is the
+    checkpoint's own chains (its size cannot change on resume). The error names the rank
+    counts that would work (those that divide both). Called before anything is said or
+    written, so a refused resume leaves the checkpoint and its run folder as they were."""
+    saved = (state.get("resume") or {}).get("bank")
+    bank = int(saved.shape[0]) if saved is not None and config.sampler.init == "persistent" else None
+    if bank is not None and config.sampler.bank_size != bank:
+        raise LandscapeError(f"{out}: a resumed run continues the checkpoint's persistent bank of {bank:,} chains: "
+                             f"sampler.bank_size cannot change to {config.sampler.bank_size:,} (drop that --set)")
+    batch = config.train.batch_size
+    parts = [(f"train.batch_size {batch:,}", batch)] + ([(f"persistent bank of {bank:,} chains", bank)] if bank else [])
+    uneven = [what for what, n in parts if n % world]
+    if not uneven:
+        return
+    common = math.gcd(batch, bank) if bank else batch
+    counts = [k for k in range(1, common + 1) if common % k == 0]
+    if len(counts) > 10:
+        listed = ", ".join(f"{k:,}" for k in counts[:9]) + ", ..."
+    else:
+        listed = ", ".join(f"{k:,}" for k in counts[:-1]) + f" or {counts[-1]:,}" if len(counts) > 1 else "1"
+    bank_fits = not bank or bank % world == 0
+    raise LandscapeError(
+        f"{out}: cannot resume on {world} ranks: its {' and its '.join(uneven)} "
+        f"{'do' if len(uneven) > 1 else 'does'} not split evenly over {world}"
+        + ("" if bank_fits else " (the bank is the checkpoint's own: its size cannot change)")
+        + f"; resume on {listed} rank{'s' if len(counts) > 1 else ''}, "
+        + (f"the counts that divide {'both' if bank else 'it'}" if len(counts) > 1 else
+           f"the only count that divides {'both' if bank else 'it'}")
+        + (f", or give --batch-size a multiple of {world}" if bank_fits else ""))
 
 
 def _bank_shard(state: dict[str, Any], env: Dist, bank: torch.Tensor) -> torch.Tensor:

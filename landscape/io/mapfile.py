@@ -419,6 +419,8 @@ def write_map(
     tool_version: str,
     settings: Mapping[str, Any] | None = None,
     seconds: Mapping[str, float] | None = None,
+    ranks: int | None = None,
+    work_split: Mapping[str, Any] | None = None,
     overwrite: bool = False,
 ) -> Path:
     """Write a map atomically (replacing the file at ``path`` only once complete).
@@ -443,6 +445,12 @@ def write_map(
         The settings the map chose and used, root attr ``settings`` (JSON).
     seconds : dict, optional
         Wall time per stage, root attr ``seconds`` (JSON).
+    ranks : int, optional
+        The processes (torchrun ranks) of the run that made the map, root attr ``ranks``
+        (1: one process); not written where None.
+    work_split : dict, optional
+        How they shared the work, root attr ``work_split`` (JSON; see
+        :func:`landscape.mapping.pipeline.build_map`); not written where None.
     overwrite : bool
         Replace a file at ``path`` that is not a map, too.
 
@@ -475,6 +483,9 @@ def write_map(
     c = _check(content)
     _check_read(c)  # never write a map the reader would refuse
     blobs = [_dumps(config), _dumps(source), _dumps(settings or {}), _dumps(seconds or {})]  # fail before disk
+    shared = {} if ranks is None else {"ranks": checks.integer(None, "ranks", ranks, minimum=1)}
+    if work_split is not None:
+        shared["work_split"] = _dumps(work_split)
     other = None if overwrite else _not_a_map(path)
     if other is not None:
         raise LandscapeError(f"{path} is not a map ({other}): pass overwrite=True to replace it, or delete it")
@@ -485,6 +496,8 @@ def write_map(
         f.attrs["tool_version"] = str(tool_version)
         for key, blob in zip(("config", "source", "settings", "seconds"), blobs):
             f.attrs[key] = blob
+        for key, value in shared.items():
+            f.attrs[key] = value
         _write_content(f, c)
     return path
 
@@ -703,10 +716,13 @@ def _read_meta(f: h5py.File) -> MapMeta:
             raise ValueError(f"missing root attribute {key}")
     for key in ("created", "tool_version"):
         checks.text(None, f"root attribute {key}", root[key], empty=True)
-    parsed = {key: _json_attr(root, key) for key in ("source", "config", "settings", "seconds") if key in root}
+    parsed = {key: _json_attr(root, key) for key in ("source", "config", "settings", "seconds", "work_split")
+              if key in root}
     if not (parsed["source"] is None or isinstance(parsed["source"], (dict, str))):
         raise checks.bad(None, "root attribute source", root["source"], "JSON of a record (an object) or a string")
-    for key in ("config", "settings", "seconds"):
+    if "ranks" in root:
+        parsed["ranks"] = checks.integer(None, "root attribute ranks", root["ranks"], minimum=1)
+    for key in ("config", "settings", "seconds", "work_split"):
         if key in parsed and not (parsed[key] is None or isinstance(parsed[key], dict)):
             raise checks.bad(None, f"root attribute {key}", root[key], "JSON of an object (or null)")
     for stage, value in (parsed.get("seconds") or {}).items():

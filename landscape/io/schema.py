@@ -134,6 +134,13 @@ ROOT_ATTRS: tuple[tuple[str, str], ...] = (
     ("config", "JSON: the mapping settings as given (null: chosen from the landscape)"),
     ("settings", "JSON: the settings the map chose and used (temperatures, steps, alpha unit, ...)"),
     ("seconds", "JSON: wall time per stage"),
+    ("ranks", "processes (torchrun ranks) of the run that made the map; 1: one process (absent in older maps)"),
+    ("work_split", "JSON: how the ranks shared the work: split_from (the batch size from which that run split "
+                   "each batch of energy evaluations into one slice of rows per rank; null: it split none, every "
+                   "rank evaluated every batch), stages (minima, neighbours, basins, refine -> ranks: the rank "
+                   "counts that worked on it, more than one where a resume ran on another count; rows_split and "
+                   "rows_whole: rows of its energy evaluations split over the ranks and evaluated whole on every "
+                   "rank, by runs of 2 or more ranks, null where one process did it all) (absent in older maps)"),
 )
 
 #: Group attributes (the writer may add statistics beside them).

@@ -56,6 +56,7 @@ __all__ = [
     "describe_exploration",
     "describe_funnel",
     "describe_source",
+    "describe_work",
     "exploration_coverage",
     "funnel_verdict",
     "given_settings",
@@ -417,6 +418,55 @@ def describe_exploration(content: MapContent) -> str | None:
     else:
         text += f" (about {c.unseen:.1%} of further chains would find another)"
     return text
+
+
+def describe_work(content: MapContent) -> str | None:
+    """One line: how many processes made the map and how they shared its work (root attrs
+    ``ranks`` and ``work_split``): from which batch size the energy's evaluations were
+    split into one slice of rows per rank, and per stage the share of its rows that were
+    (the rest every rank evaluated whole, repeating the others' work). None for a map that
+    does not say (written before it was recorded)."""
+    extra = content.meta.extra if content.meta is not None else {}
+    ranks = extra.get("ranks")
+    if not isinstance(ranks, int):
+        return None
+    record = extra.get("work_split") if isinstance(extra.get("work_split"), dict) else {}
+    stages = record.get("stages") if isinstance(record.get("stages"), dict) else {}
+    stages = {k: v for k, v in sorted(stages.items(), key=lambda kv: _STAGE_ORDER.get(kv[0], len(_STAGE_ORDER)))
+              if isinstance(v, dict) and isinstance(v.get("ranks"), list)}
+    if all(v["ranks"] == [1] for v in stages.values()) and ranks == 1:
+        return "1 (one process)"
+    split_from = record.get("split_from")
+    text = f"{ranks} (torchrun)" if ranks > 1 else "1 (one process, resuming work begun on more ranks)"
+    if ranks > 1:
+        text += (f": batches of {split_from:,} rows or more split, one slice of rows per rank, smaller ones "
+                 "evaluated whole on every rank" if isinstance(split_from, int) else
+                 ": no batch paid to split, so every rank evaluated every batch (the extra ranks repeated the work)")
+    parts = []
+    for stage, entry in stages.items():
+        counts = [r for r in entry["ranks"] if isinstance(r, int)]
+        split, whole = entry.get("rows_split"), entry.get("rows_whole")
+        if not any(r > 1 for r in counts):
+            parts.append(f"{stage} on one process")
+            continue
+        if split_from is None and counts == [ranks] and not split:
+            continue  # (the line has said so)
+        rows = (split or 0) + (whole or 0)
+        part = f"{stage} {_share(split or 0, rows)} split" if rows else f"{stage} no evaluations"
+        if counts != [ranks]:
+            part += f" (on {' and '.join('one process' if r == 1 else f'{r} ranks' for r in counts)})"
+        parts.append(part)
+    return text + ("; rows: " + ", ".join(parts) if parts else "")
+
+
+#: The stages of a map in the order they run (the keys of its ``seconds`` and ``work_split``).
+_STAGE_ORDER = {"minima": 0, "neighbours": 1, "basins": 2, "refine": 3}
+
+
+def _share(part: int, whole: int) -> str:
+    """``part / whole`` as a percentage that reads 0 % or 100 % only where it is."""
+    share = part / whole
+    return "<1%" if 0 < share < 0.01 else ">99%" if 0.99 < share < 1 else f"{share:.0%}"
 
 
 def _rounded(x: float) -> str:

@@ -239,7 +239,7 @@ class MapResult:
         assert meta is not None  # (set by build_map)
         return write_map(path, self.content, config=meta.config, source=meta.source if source is None else source,
                          tool_version=meta.tool_version, settings=self.settings, seconds=self.seconds,
-                         overwrite=overwrite)
+                         ranks=meta.extra.get("ranks"), work_split=meta.extra.get("work_split"), overwrite=overwrite)
 
 
 # ------------------------------------------------------------------------ exploration
@@ -783,6 +783,17 @@ def check_progress(state: MutableMapping[str, Any], shape: tuple[int, ...], n: i
             from None
 
 
+def _check_work(record: Any, what: str) -> None:
+    """A record of work on a stage (:meth:`_Run.book`): rank counts, and rows or None."""
+    record = checks.mapping(None, what, record)
+    require(isinstance(record.get("ranks"), list) and len(record["ranks"]) > 0, f"{what} names no ranks")
+    for r in record["ranks"]:
+        checks.integer(None, f"{what} ranks", r, minimum=1)
+    for key in ("rows_split", "rows_whole"):
+        if record.get(key) is not None:
+            _count(record[key], f"{what} {key}")
+
+
 def _count(value: Any, what: str) -> int:
     return checks.integer(None, what, value, minimum=0)
 
@@ -827,6 +838,10 @@ def _check_progress(state: MutableMapping[str, Any], shape: tuple[int, ...], n: 
         if key in state:
             checks.number(None, key, state[key])
     checks.number_map(None, "seconds", state.get("seconds", {}))
+    for name, record in checks.mapping(None, "work", state.get("work", {})).items():
+        _check_work(record, f"work {name}")
+    if _WORK_UNDER_WAY in state:
+        _check_work(state[_WORK_UNDER_WAY], _WORK_UNDER_WAY)
     if "settings" in state:
         settings = checks.mapping(None, "settings", state["settings"])
         for key in ("ad_temperature", "alpha_unit", "delta", "ad_eps"):
@@ -1129,14 +1144,84 @@ class _Run:
     seconds: dict[str, float] = field(default_factory=dict)
     #: Whether to save inside batches of trials (off once the disk refused one).
     batch_saves: bool = True
+    #: The energy's counts of rows (:func:`_work_counts`) at the last :meth:`book`.
+    booked: tuple[int, int] | None = field(init=False, default=None)
+    #: Whether the last :meth:`book` closed a stage (the save that follows books nothing).
+    closed: bool = field(init=False, default=False)
+
+    def __post_init__(self) -> None:
+        self.booked = _work_counts(self.energy)
 
     def save(self) -> None:
+        self.book()
         if self.saver is not None:
             self.saver()
 
     def timed(self, name: str, t0: float) -> None:
         self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - t0
         self.state["seconds"] = self.seconds
+        self.book(name.split("_")[0])  # (the ladder's rungs, basins_<k>, are one stage)
+
+    def book(self, stage: str | None = None) -> None:
+        """Count the energy's evaluations since the last booking towards ``stage`` (the
+        map's record of how its ranks shared the work: :func:`_work_record`), or with None
+        towards the stage under way, kept with the progress: a stage resumed on another
+        number of ranks records both."""
+        if stage is None and self.closed:
+            self.closed = False
+            return
+        now = _work_counts(self.energy)
+        if now is None or self.booked is None:
+            fresh = {"ranks": [1], "rows_split": None, "rows_whole": None}
+        else:
+            fresh = {"ranks": [self.energy.group.world], "rows_split": now[0] - self.booked[0],
+                     "rows_whole": now[1] - self.booked[1]}
+        self.booked = now
+        under = _add_work(self.state.get(_WORK_UNDER_WAY), fresh)
+        if stage is None:
+            self.state[_WORK_UNDER_WAY] = under
+        else:
+            work = dict(self.state.get("work") or {})
+            work[stage] = _add_work(work.get(stage), under)
+            self.state["work"] = work
+            self.state.pop(_WORK_UNDER_WAY, None)
+        self.closed = stage is not None
+
+
+#: The work of the stage under way (:meth:`_Run.book`), kept with the progress.
+_WORK_UNDER_WAY = "work/under_way"
+
+
+def _work_counts(energy: Energy) -> tuple[int, int] | None:
+    """Rows of ``energy``'s batches evaluated so far split over the ranks and whole on
+    every rank (:class:`~landscape.distributed.SplitEnergy`); None in one process, where
+    nothing is split and nothing is counted."""
+    return (energy.rows_split, energy.rows_whole) if isinstance(energy, SplitEnergy) else None
+
+
+def _add_work(a: Mapping[str, Any] | None, b: Mapping[str, Any]) -> dict[str, Any]:
+    """Two records of work on one stage together: the rank counts that did it, the rows
+    split and evaluated whole (None where only one process did it: none counted)."""
+    if not a:
+        return dict(b)
+
+    def plus(x: int | None, y: int | None) -> int | None:
+        return y if x is None else x if y is None else x + y
+
+    return {"ranks": sorted(set(a["ranks"]) | set(b["ranks"])), "rows_split": plus(a["rows_split"], b["rows_split"]),
+            "rows_whole": plus(a["rows_whole"], b["rows_whole"])}
+
+
+def _work_record(run: _Run) -> dict[str, Any]:
+    """What the map's root attributes ``ranks`` and ``work_split`` record of how the work
+    was shared: the ranks of the run that finished it (1: one process), the batch size from
+    which that run split the energy's evaluations (None: it split none), and per stage
+    the rank counts that worked on it and the rows they split or each evaluated whole."""
+    energy = run.energy
+    split = isinstance(energy, SplitEnergy)
+    return {"ranks": energy.group.world if split else 1,
+            "work_split": {"split_from": energy.min_rows if split and energy.min_rows < NEVER_SPLIT else None,
+                           "stages": dict(run.state.get("work") or {})}}
 
 
 def _stage_minima(run: _Run, data: torch.Tensor | None) -> Minima:
@@ -1482,7 +1567,7 @@ def _assemble(
     # what the map's file would record at its root, so the map in memory reads as from its file
     content.meta = MapMeta(schema_version=SCHEMA_VERSION, created=utc_now(), tool_version=__version__,
                            source=_source_record(energy), config=config.to_dict(),
-                           extra={"settings": settings, "seconds": run.seconds})
+                           extra={"settings": settings, "seconds": run.seconds, **_work_record(run)})
     return MapResult(content=content, settings=settings, seconds=run.seconds, counts=counts)
 
 
