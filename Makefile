@@ -22,14 +22,14 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/landscape demo --out $(DEMO_OUT)
 
-# everything (CI runs this), one worker per CPU core (pytest-xdist); a test file's tests
-# run in one worker, so the fixtures a file shares are built once
+# everything (CI runs this), one worker per CPU core (pytest-xdist); an idle worker takes
+# tests from a busy one's queue (worksteal), so the longest file does not set the time
 test: $(STAMP)
-	$(BIN)/python -m pytest -q -n auto --dist loadfile
+	$(BIN)/python -m pytest -q -n auto --dist worksteal
 
 # without the end-to-end runs that train or map (marked slow)
 test-fast: $(STAMP)
-	$(BIN)/python -m pytest -q -n auto --dist loadfile -m "not slow"
+	$(BIN)/python -m pytest -q -n auto --dist worksteal -m "not slow"
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run.py
