@@ -324,30 +324,19 @@ def decide(stage: Stage, thresholds: Thresholds = Thresholds(), data: DataYardst
     return found
 
 
-def growth(track: Sequence[Stage]) -> float | None:
-    """How fast the chains' distance to the data still grows at the end of ``track``: its
-    factor per tripling of the chain length between the last two finite lengths (None
-    with fewer than two, or a distance of 0)."""
+def growth(track: Sequence[Stage], quantity: str = "nn_mean") -> float | None:
+    """How fast the chains' distance to the data (or another ``quantity`` of
+    :class:`Stage`: ``"mix_ratio"``) still grows at the end of ``track``: its factor per
+    tripling of the chain length between the last two finite lengths (None with fewer than
+    two, or a value of 0 or not measured)."""
     finite = [s for s in track if s.finite]
     if len(finite) < 2:
         return None
     a, b = finite[-2], finite[-1]
-    if not (a.nn_mean > 0 and b.nn_mean > 0 and b.multiple > a.multiple):
+    va, vb = getattr(a, quantity), getattr(b, quantity)
+    if not (va > 0 and vb > 0 and b.multiple > a.multiple):
         return None
-    return float((b.nn_mean / a.nn_mean) ** (math.log(3.0) / math.log(b.multiple / a.multiple)))
-
-
-def mix_growth(track: Sequence[Stage]) -> float | None:
-    """How fast the chains' mix ratio still grows at the end of ``track``, per tripling of
-    the length between the last two finite lengths, as :func:`growth` (None where not
-    measured)."""
-    finite = [s for s in track if s.finite]
-    if len(finite) < 2:
-        return None
-    a, b = finite[-2], finite[-1]
-    if not (a.mix_ratio > 0 and b.mix_ratio > 0 and b.multiple > a.multiple):
-        return None
-    return float((b.mix_ratio / a.mix_ratio) ** (math.log(3.0) / math.log(b.multiple / a.multiple)))
+    return float((vb / va) ** (math.log(3.0) / math.log(b.multiple / a.multiple)))
 
 
 def agreement(verdict: str, regime: str) -> str:
@@ -628,14 +617,13 @@ def _still_moving(track: Sequence[Stage], thresholds: Thresholds) -> tuple[str, 
     """Where the chains meet no criterion at the end of ``track`` but their distance to the
     data still grows faster than ``thresholds.settle`` per tripling of the length
     (:func:`growth`): ``("distance", growth)``; or else their mix ratio does, past half its
-    bar (:func:`mix_growth`; below it a rise is a draw's noise): ``("mix", growth)``; else
-    None."""
+    bar (below it a rise is a draw's noise): ``("mix", growth)``; else None."""
     if not track or not track[-1].finite or decide(track[-1], thresholds):
         return None
     g = growth(track)
     if g is not None and g > thresholds.settle:
         return "distance", g
-    g = mix_growth(track)
+    g = growth(track, "mix_ratio")
     if g is not None and g > thresholds.settle and track[-1].mix_ratio > thresholds.mix_ratio / 2:
         return "mix", g
     return None
