@@ -82,10 +82,10 @@ STRICT_RULE = ("the verdict disagrees with the regime the checkpoint was trained
               help="Non-convergent if the training examples lie more than this many times as far from the "
                    "nearest chain as from the nearest of as many other examples (the chains gather in part of "
                    "the data: a collapse onto a few modes).")
-@click.option("--mix-ratio", type=FiniteFloat(min=0, min_open=True), default=3.0, show_default=True,
+@click.option("--mix-ratio", type=FiniteFloat(min=0, min_open=True), default=2.0, show_default=True,
               help="Non-convergent if the chains' mix of the data's classes (each chain in the class of its "
                    "nearest training example; without labels, 10 k-means clusters of the data) is more than this "
-                   "many times as far from the data's mix as a random draw of as many examples (the chains drain "
+                   "many times as far from the data's mix as 99% of random draws of as many examples (the chains drain "
                    "into a few classes).")
 @click.option("--extend", type=FiniteFloat(min=1), default=10.0, show_default=True, metavar="FACTOR",
               help="Chains from data that meet no criterion at the longest length but are still moving away "
@@ -121,7 +121,7 @@ def check_cmd(checkpoint, multiples, chains, noise, eps, temperature, nn_ratio, 
     the chains as from as many other examples (the chains cover only part of the data);
     the chains' mix of the data's classes (or clusters), each chain counted in the class of
     its nearest training example, is more than --mix-ratio times as far from the data's mix
-    as a random draw of as many examples (the chains drain into a few classes).
+    as 99% of random draws of as many examples (the chains drain into a few classes).
     Convergent otherwise; where the chains are still moving away from the data (or their
     class mix still drifting) at the longest length, they run on first (--extend,
     --settle), so a length in units of L that is short for the model's step size does not
@@ -240,8 +240,8 @@ def _print_table(result) -> None:
         rule += f" ({t.saturation_excess:g} of the data's unsaturated pixels)"
     rule += (f", or energy > {t.energy_drift:g} sd below the data's, or the data > {t.coverage_ratio:g}x as far "
              f"from the chains as from as many examples (coverage), or the chains' mix of the data's "
-             f"{d.modes.split(' ', 1)[-1] if d.modes else 'modes'} > {t.mix_ratio:g}x as far from the data's as a "
-             "random draw's (mix); chains still moving away from the data at the longest length run on (their "
+             f"{d.modes.split(' ', 1)[-1] if d.modes else 'modes'} > {t.mix_ratio:g}x as far from the data's as "
+             "99% of random draws (mix); chains still moving away from the data at the longest length run on (their "
              f"distance, or their mix ratio past half its bar, growing more than {t.settle:g}x per tripling of the "
              "length)")
     click.echo(rule)
