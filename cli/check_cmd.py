@@ -207,6 +207,11 @@ def failure_text(result) -> str:
     return f"verdict {result.verdict}, trained as {result.regime}"
 
 
+def _times(v: float, width: int) -> str:
+    """A ratio as ``1.2x``, right-aligned in ``width``; ``n/a`` where not measured."""
+    return (f"{v:.3g}x" if math.isfinite(v) or v == math.inf else "n/a").rjust(width)
+
+
 def _print_table(result) -> None:
     d, t = result.data, result.thresholds
     click.echo(
@@ -230,7 +235,7 @@ def _print_table(result) -> None:
                 click.echo(f"{init:<6} {s.multiple:>6g}L {s.steps:>7}   chains reached non-finite energies")
                 continue
             row = (f"{init:<6} {s.multiple:>6g}L {s.steps:>7} {s.energy:>11.4g} {s.energy_drift:>9.3g} "
-                   f"{s.nn_mean:>9.4g} {s.nn_ratio:>9.3g}x {s.coverage_ratio:>8.3g}x {s.mix_ratio:>6.3g}x")
+                   f"{s.nn_mean:>9.4g} {s.nn_ratio:>9.3g}x {_times(s.coverage_ratio, 9)} {_times(s.mix_ratio, 7)}")
             if images:
                 row += f" {100 * s.saturation:>9.1f}%"
             click.echo(row)

@@ -138,13 +138,17 @@ class Thresholds:
         class of its nearest training example; without labels, one of ``MIX_CLUSTERS``
         k-means clusters of the data) is more than this multiple as far from the data's mix
         (total variation) as 99 % of random draws of as many training examples (with
-        replacement) are. Default 2: random draws pass it less than once in 10^5 (two
-        to 50 classes, balanced or 95/5, 20 or 100 chains; 400,000 draws each); the demo rings model's chains stay at 0.5-1.2x
-        up to 90 L (ten clusters); the CPU digits-convergent model's chains drain into a
-        few classes: 0.96x at 10 L, 2.4x at 30 L (31 of 100 chains nearest a 9); trained
-        four times as long, 0.66x at 10 L, 1.7x at 30 L and 3.1x at 90 L (37 nearest a 4).
-        Distance alone misses this in 64 dimensions: those chains sit 1.5-1.7 spacings from
-        the data, the data 1.3-1.7x as far from them as from as many examples.
+        replacement) are; the data's mix is that of held-out examples labelled the same way,
+        by their nearest other example (in many dimensions the nearest example favours the
+        classes whose examples lie closer together, for the data's own samples too).
+        Default 2: random draws pass it less than once in 10^5 (two to 50 classes,
+        balanced or 95/5, 20 or 100 chains; 400,000 draws each). The demo rings model's
+        chains stay at 0.6-1.3x up to 90 L (ten clusters); the CPU digits-convergent
+        model's chains drain into a few classes: 0.95x at 10 L, 2.4x at 30 L (31 of 100
+        chains nearest a 9); trained four times as long, 0.67x at 10 L, 1.7x at 30 L and
+        3.1x at 90 L (37 nearest a 4). Distance alone misses this in 64 dimensions: those
+        chains sit 1.5-1.7 spacings from the data, the data 1.3-1.7x as far from them as
+        from as many examples.
     settle : float
         The chains from data are still moving where their distance to the data grows by
         more than this factor per tripling of the chain length between the last two
@@ -217,7 +221,7 @@ class Stage:
     mix_ratio: float = math.nan  # mix / the data's mix yardstick
     mix_top: str = ""  # the mode the chains over-represent most ("class 9")
     mix_top_share: float = math.nan  # its share of the chains
-    mix_top_data: float = math.nan  # its share of the data
+    mix_top_data: float = math.nan  # its share of held-out examples labelled as the chains are
 
 
 @dataclass
@@ -323,7 +327,7 @@ def decide(stage: Stage, thresholds: Thresholds = Thresholds(), data: DataYardst
         modes = data.modes if data is not None and data.modes else "modes"
         found.append(f"the chains' mix of the data's {modes} {_g(stage.mix_ratio, thresholds.mix_ratio)}x as far "
                      f"from the data's as 99% of random draws of as many examples ({stage.mix_top}: {_pct(stage.mix_top_share)} "
-                     f"of the chains, {_pct(stage.mix_top_data)} of the data)")
+                     f"of the chains, {_pct(stage.mix_top_data)} of held-out data)")
     return found
 
 
@@ -538,6 +542,8 @@ def check_energy(
     if labels is not None and tuple(labels.shape) != (data.shape[0],):
         raise LandscapeError(f"need one label per training example ({data.shape[0]}), got labels of shape "
                              f"{list(labels.shape)}")
+    if labels is not None and (labels.dtype.is_floating_point or labels.dtype.is_complex or labels.dtype == torch.bool):
+        raise LandscapeError(f"labels must be integer classes, got {labels.dtype}")
     cpu_gen = torch.Generator().manual_seed(seed)
     gen = torch.Generator(device=energy.device).manual_seed(seed)
     ref = data.to(energy.device, energy.dtype)
@@ -577,7 +583,8 @@ def check_energy(
                 track.append(Stage(m, steps, nan, nan, nan, nan, sat, sat, finite=False))
                 break
             x, done = result.x, steps
-            track.append(_measure(m, steps, x, result.energy, ref, yard, saturation, probe, modes))
+            track.append(_measure(m, steps, x, result.energy, ref, yard, saturation, probe, modes,
+                                  index if init == "data" else None))
             moving = _still_moving(track, thresholds) if init == "data" and k == len(lengths) else None
             if moving is not None:
                 further = m * EXTEND_FACTOR
@@ -657,28 +664,39 @@ def _energies(energy: Energy, x: torch.Tensor) -> torch.Tensor:
 
 class Modes:
     """The data's modes for the mix criterion: each reference example's mode (``of``,
-    LongTensor [N] of 0..K-1), their names ("class 9", "cluster 3"), the data's share of
-    each (float64 [K]) and what they are ("10 classes")."""
+    LongTensor [N] of 0..K-1), their names ("class 9", "cluster 3") and what they are ("10
+    classes"); and, once :meth:`hold_out` has labelled examples as chains are labelled (by
+    their nearest other example), those labels (``held``) and their mix (``share``, float64
+    [K]): the mix that chains at the data's own distribution show. In many dimensions
+    labelling by the nearest example favours the classes whose examples lie closer
+    together (their examples are nearest to more points), for fresh samples of the data as
+    for chains, so the chains are compared with that mix, not with the labels' own."""
 
     def __init__(self, of: torch.Tensor, names: list[str], kind: str) -> None:
-        self.of, self.names = of, names
-        self.share = torch.bincount(of.cpu(), minlength=len(names)).double() / max(1, of.numel())
+        self.of, self.names = of.cpu(), names
+        self.held = self.of
+        self.share = torch.bincount(self.of, minlength=len(names)).double() / max(1, self.of.numel())
         self.kind = f"{len(names)} {kind}"
+
+    def hold_out(self, held: torch.Tensor) -> None:
+        """``held``: the modes of the nearest other example of held-out examples."""
+        self.held = held.cpu()
+        self.share = torch.bincount(self.held, minlength=len(self.names)).double() / max(1, self.held.numel())
 
     def mix(self, index: torch.Tensor) -> tuple[float, int, float]:
         """For chains whose nearest reference examples are rows ``index``: the total
-        variation between their mix of modes and the data's, the mode they over-represent
+        variation between their mix of modes and ``share``, the mode they over-represent
         most, and its share of the chains."""
-        h = torch.bincount(self.of[index.to(self.of.device)].cpu(), minlength=len(self.names)).double()
+        h = torch.bincount(self.of[index.cpu()], minlength=len(self.names)).double()
         h /= max(1, index.numel())
         top = int(torch.argmax(h - self.share))
         return float(0.5 * (h - self.share).abs().sum()), top, float(h[top])
 
     def chance(self, n: int, gen: torch.Generator) -> float:
-        """The total variation from the data's mix that ``MIX_QUANTILE`` of ``MIX_DRAWS``
-        random draws of ``n`` examples (with replacement: chains are independent samples,
-        not a part of the data set) stay within."""
-        of = self.of.cpu()
+        """The total variation from ``share`` that ``MIX_QUANTILE`` of ``MIX_DRAWS``
+        random draws of ``n`` held-out examples (with replacement: chains are independent
+        samples, not a part of the data set) stay within."""
+        of = self.held
         picks = of[torch.randint(of.numel(), (MIX_DRAWS, n), generator=gen)]
         counts = torch.zeros(MIX_DRAWS, len(self.names), dtype=torch.float64).scatter_add_(
             1, picks, torch.ones(picks.shape, dtype=torch.float64))
@@ -732,7 +750,11 @@ def _yardstick(energy: Energy, ref: torch.Tensor, saturation, gen: torch.Generat
     rest = shuffled[probe.shape[0]:]
     draws = [float(nearest_distance(probe, rest[torch.randperm(rest.shape[0], generator=gen)[:n].to(ref.device)])
                    .median()) for _ in range(COVERAGE_DRAWS)]
-    mix = modes.chance(n_chains, mix_gen) if modes is not None else math.nan
+    mix = math.nan
+    if modes is not None:  # held-out examples labelled as the chains are: by their nearest other example
+        held = nearest(shuffled[:m], shuffled, exclude_self=True)[1][:, 0]
+        modes.hold_out(modes.of[order.cpu()[held.cpu()]])
+        mix = modes.chance(n_chains, mix_gen)
     return DataYardstick(
         n=int(ref.shape[0]),
         energy_mean=float(u.mean()),
@@ -746,8 +768,12 @@ def _yardstick(energy: Energy, ref: torch.Tensor, saturation, gen: torch.Generat
 
 
 def _measure(m, steps, x, u, ref, yard: DataYardstick, saturation, probe: torch.Tensor | None = None,
-             modes: Modes | None = None) -> Stage:
-    dist, index = nearest(x, ref)
+             modes: Modes | None = None, starts: torch.Tensor | None = None) -> Stage:
+    """The chains ``x`` after ``steps`` steps against the data. ``starts``: for chains
+    from data, the rows of ``ref`` they started from, which do not label them (a chain
+    still at its start is labelled by its nearest other example, as a held-out example
+    is: :class:`Modes`)."""
+    dist, index = nearest(x, ref, min(2, ref.shape[0]) if starts is not None else 1)
     nn = float(dist[:, 0].mean())
     mean_u = float(u.double().mean())
     gap = yard.energy_mean - mean_u
@@ -764,7 +790,10 @@ def _measure(m, steps, x, u, ref, yard: DataYardstick, saturation, probe: torch.
         cover_ratio = (cover / yard.coverage if yard.coverage > 0 else (1.0 if cover == 0 else math.inf))
     mix: dict[str, Any] = {}
     if modes is not None:
-        tv, top, share = modes.mix(index[:, 0])
+        label_by = index[:, 0]
+        if starts is not None and index.shape[1] > 1:
+            label_by = torch.where(index[:, 0] == starts.to(index.device), index[:, 1], index[:, 0])
+        tv, top, share = modes.mix(label_by)
         mix = {"mix": tv, "mix_ratio": tv / yard.mix if yard.mix > 0 else (1.0 if tv == 0 else math.inf),
                "mix_top": modes.names[top], "mix_top_share": share, "mix_top_data": float(modes.share[top])}
     return Stage(m, steps, mean_u, drift, nn, ratio, sat, excess, coverage=cover, coverage_ratio=cover_ratio, **mix)
