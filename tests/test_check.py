@@ -192,6 +192,19 @@ def test_chains_that_drain_into_one_class_are_non_convergent_by_their_mix_alone(
                          r"random draws", fair.explanation)
     with pytest.raises(LandscapeError, match="one label per training example"):
         run_check(one, data, labels=labels[:10])
+    # 8 chains in 4 classes cannot reach the bar, even all in one class: said, not passed silently
+    few = run_check(everything, data, epsilon=0.1, labels=labels, n_chains=8)
+    assert few.data.mix_reach < 2 and "(the mix cannot reach its bar with this few chains" in few.explanation
+
+
+def test_coverage_is_not_measured_where_the_data_are_hardly_more_than_the_chains():
+    # 100 chains and 100 examples left one example for the coverage yardstick: an exact
+    # model of its own data was called non-convergent (8.95x) by that one example's distance
+    well = image_energy(lambda x: x.flatten(1).pow(2).sum(1) / (2 * SIGMA**2))
+    data = SIGMA * torch.randn((100, *SHAPE), generator=torch.Generator().manual_seed(3))
+    r = run_check(well, data, n_chains=100, inits=("data",))
+    assert math.isnan(r.data.coverage) and all(math.isnan(s.coverage_ratio) for s in r.stages["data"])
+    assert json.loads(json.dumps(r.to_dict()))["data"]["coverage"] is None
 
 
 @pytest.mark.parametrize("n_examples, weights", [(120, [0.1] * 10), (2000, [0.5, 0.5]), (2000, [0.95, 0.05]),

@@ -79,6 +79,10 @@ ENERGY_SAMPLE = 2000
 #: Draws of as many training examples as chains whose distance to the data sets the
 #: coverage yardstick (averaged).
 COVERAGE_DRAWS = 3
+#: Fewest examples left out of as many as chains for the coverage criterion: with fewer
+#: (a data set hardly larger than the chains) it is not measured; one example's distance
+#: decided it (an exact model at 8.95x).
+COVERAGE_MIN = 20
 #: Random draws of as many training examples as chains (with replacement) whose mix of
 #: classes sets the mix yardstick: the distance from the data's mix that MIX_QUANTILE of
 #: them stay within.
@@ -196,6 +200,9 @@ class DataYardstick:
     # classes", "10 clusters"; empty where not measured)
     mix: float = math.nan
     modes: str = ""
+    # the largest mix ratio chains can show (all of them in the mode held-out examples are
+    # least often in): below the bar, the mix cannot make a verdict
+    mix_reach: float = math.nan
 
 
 @dataclass
@@ -385,11 +392,13 @@ def _vs_data(data: DataYardstick | None) -> str:
 
 
 def _explain(last: Stage, reasons: list[str], data: DataYardstick, onset: float | None,
-             asked: float | None = None, still: tuple[str, float] | None = None, why: str = "distance") -> str:
+             asked: float | None = None, still: tuple[str, float] | None = None, why: str = "distance",
+             mix_bar: float | None = None) -> str:
     """The verdict's evidence in one clause; ``asked``: the longest length asked for,
     where the chains ran on past it (still moving there), ``why``: what still moved
     then ("distance" or "mix"), ``still``: what, and its growth per tripling, where they
-    were still moving at the last length (:func:`_still_moving`)."""
+    were still moving at the last length (:func:`_still_moving`); ``mix_bar``: the mix
+    criterion's bar, to say where the chains are too few to reach it."""
     head = f"after {_x(last.multiple)} from data: "
     modes = f"the data's {data.modes if data is not None and data.modes else 'modes'}"
     drifting = ("the chains were still moving away from the data" if why == "distance"
@@ -412,6 +421,10 @@ def _explain(last: Stage, reasons: list[str], data: DataYardstick, onset: float 
     if math.isfinite(last.mix_ratio):
         text += f", their mix of {modes} {_g(last.mix_ratio)}x as far from the data's as 99% of random draws"
     text += "; all within the thresholds"
+    if mix_bar is not None and data is not None and math.isfinite(data.mix_reach) and data.mix_reach <= mix_bar:
+        one = {"classes": "class", "clusters": "cluster"}.get(data.modes.split(" ", 1)[-1], "mode")
+        text += (f" (the mix cannot reach its bar with this few chains: {_g(data.mix_reach)}x at most, all of "
+                 f"them in one {one}; more chains can)")
     if still is not None and still[0] == "distance":
         text += (f", but the chains were still moving away at {_x(last.multiple)} (distance x{still[1]:.2g} per "
                  "tripling of the length): longer chains may leave the data")
@@ -604,7 +617,8 @@ def check_energy(
     return CheckResult(
         verdict=verdict,
         reasons=reasons,
-        explanation=_explain(last, reasons, yard, onset, asked if extended else None, still, why or "distance"),
+        explanation=_explain(last, reasons, yard, onset, asked if extended else None, still, why or "distance",
+                             thresholds.mix_ratio),
         onset=onset,
         noise_summary=(_noise_summary(stages["noise"], thresholds, noise_start) if "noise" in stages else None),
         stages=stages,
@@ -733,9 +747,10 @@ def data_modes(ref: torch.Tensor, labels: torch.Tensor | None, gen: torch.Genera
 
 def _yardstick(energy: Energy, ref: torch.Tensor, saturation, gen: torch.Generator,
                n_chains: int, modes: Modes | None = None, mix_gen: torch.Generator | None = None
-               ) -> tuple[DataYardstick, torch.Tensor]:
+               ) -> tuple[DataYardstick, torch.Tensor | None]:
     """The data's yardsticks, and the examples whose distance to the chains measures how
-    well they cover the data (the probe)."""
+    well they cover the data (the probe; None where fewer than ``COVERAGE_MIN`` examples
+    are left beside as many as chains)."""
     # The spacing is the distance of a random subset to the rest of the reference
     # set: the same comparison a chain's end point gets, so the ratio is like for like.
     order = torch.randperm(ref.shape[0], generator=gen).to(ref.device)
@@ -755,16 +770,18 @@ def _yardstick(energy: Energy, ref: torch.Tensor, saturation, gen: torch.Generat
         held = nearest(shuffled[:m], shuffled, exclude_self=True)[1][:, 0]
         modes.hold_out(modes.of[order.cpu()[held.cpu()]])
         mix = modes.chance(n_chains, mix_gen)
+    reach = float(1.0 - modes.share.min()) / mix if modes is not None and mix > 0 else math.nan
     return DataYardstick(
         n=int(ref.shape[0]),
         energy_mean=float(u.mean()),
         energy_std=float(u.std()) if u.numel() > 1 else 0.0,
         spacing=spacing,
         saturation=saturation(ref) if saturation is not None else None,
-        coverage=float(np.mean(draws)),
+        coverage=float(np.mean(draws)) if probe.shape[0] >= COVERAGE_MIN else math.nan,
         mix=mix,
         modes=modes.kind if modes is not None else "",
-    ), probe
+        mix_reach=reach,
+    ), (probe if probe.shape[0] >= COVERAGE_MIN else None)
 
 
 def _measure(m, steps, x, u, ref, yard: DataYardstick, saturation, probe: torch.Tensor | None = None,
