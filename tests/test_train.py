@@ -297,6 +297,26 @@ def test_resuming_with_other_settings_says_the_run_no_longer_follows_the_uninter
     assert "note: resuming on 1 rank a run of 2: its random streams are reseeded, so it no longer follows" in err
 
 
+def test_a_run_turned_persistent_on_resume_starts_its_bank_as_a_fresh_run_does(tmp_path, capsys):
+    # A run from noise resumed with sampler.init=persistent failed: "the checkpoint's
+    # persistent bank does not fit this run's bank size and world size" (it had none).
+    from conftest import run
+
+    out = tmp_path / "d.pt"
+    sets = [a for o in TINY for a in ("--set", o)]
+    code, _, err = run(capsys, "train", "--preset", "digits-nonconvergent", "--steps", "2", "--out", out, "--quiet",
+                       *sets)
+    assert code == 0, err
+    code, _, err = run(capsys, "train", "--out", out, "--resume", "--steps", "4", "--quiet",
+                       "--set", "sampler.init=persistent")
+    assert code == 0, err
+    assert "note: resuming with changed settings (sampler.init)" in err
+    saved = torch.load(out, weights_only=True)
+    assert saved["resume"]["bank"].shape[0] == 40
+    code, _, err = run(capsys, "train", "--out", out, "--resume", "--steps", "5", "--quiet")  # its own bank now
+    assert code == 0 and "note" not in err, err
+
+
 def test_a_run_that_diverges_keeps_its_updates_in_the_log(tmp_path):
     # The error said "100 of 100 chains start at a non-finite energy or gradient" where the
     # weights had grown (finite) until the energy overflowed float32 at the chains' starts,

@@ -264,8 +264,10 @@ def _train(
     if state is not None:
         start = _restore(state, config, s.model, s.optimizer, s.gens, env, out)
         s.restored()
-        if s.bank is not None:
+        if s.bank is not None and (state.get("resume") or {}).get("bank") is not None:
             s.bank = _bank_shard(state, env, s.bank)
+        # (a run turned persistent on resume starts its bank as a fresh run does; the note on
+        # changed settings says it no longer follows the uninterrupted run)
     elif out.exists() and not overwrite:
         raise LandscapeError(f"{out} exists: pass --resume (resume=True) to continue it or --force (overwrite=True) "
                              "to start over")
