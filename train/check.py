@@ -764,7 +764,8 @@ def _yardstick(energy: Energy, ref: torch.Tensor, saturation, gen: torch.Generat
     probe = shuffled[: min(SPACING_SAMPLE, ref.shape[0] - n)]
     rest = shuffled[probe.shape[0]:]
     draws = [float(nearest_distance(probe, rest[torch.randperm(rest.shape[0], generator=gen)[:n].to(ref.device)])
-                   .median()) for _ in range(COVERAGE_DRAWS)]
+                   .median()) for _ in range(COVERAGE_DRAWS)]  # (drawn even where too few: the later draws as ever)
+    covered = probe.shape[0] >= COVERAGE_MIN
     mix = math.nan
     if modes is not None:  # held-out examples labelled as the chains are: by their nearest other example
         held = nearest(shuffled[:m], shuffled, exclude_self=True)[1][:, 0]
@@ -777,11 +778,17 @@ def _yardstick(energy: Energy, ref: torch.Tensor, saturation, gen: torch.Generat
         energy_std=float(u.std()) if u.numel() > 1 else 0.0,
         spacing=spacing,
         saturation=saturation(ref) if saturation is not None else None,
-        coverage=float(np.mean(draws)) if probe.shape[0] >= COVERAGE_MIN else math.nan,
+        coverage=float(np.mean(draws)) if covered else math.nan,
         mix=mix,
         modes=modes.kind if modes is not None else "",
         mix_reach=reach,
-    ), (probe if probe.shape[0] >= COVERAGE_MIN else None)
+    ), (probe if covered else None)
+
+
+def _ratio(value: float, yardstick: float) -> float:
+    """``value`` in units of a non-negative ``yardstick``: 1 where both are 0, inf where only
+    the yardstick is."""
+    return value / yardstick if yardstick > 0 else (1.0 if value == 0 else math.inf)
 
 
 def _measure(m, steps, x, u, ref, yard: DataYardstick, saturation, probe: torch.Tensor | None = None,
@@ -795,7 +802,7 @@ def _measure(m, steps, x, u, ref, yard: DataYardstick, saturation, probe: torch.
     mean_u = float(u.double().mean())
     gap = yard.energy_mean - mean_u
     drift = gap / yard.energy_std if yard.energy_std > 0 else (0.0 if gap == 0 else math.copysign(math.inf, gap))
-    ratio = nn / yard.spacing if yard.spacing > 0 else (1.0 if nn == 0 else math.inf)
+    ratio = _ratio(nn, yard.spacing)
     sat = excess = None
     if saturation is not None:
         sat = saturation(x)
@@ -804,14 +811,14 @@ def _measure(m, steps, x, u, ref, yard: DataYardstick, saturation, probe: torch.
     cover = cover_ratio = math.nan
     if probe is not None:
         cover = float(nearest_distance(probe, x).median())
-        cover_ratio = (cover / yard.coverage if yard.coverage > 0 else (1.0 if cover == 0 else math.inf))
+        cover_ratio = _ratio(cover, yard.coverage)
     mix: dict[str, Any] = {}
     if modes is not None:
         label_by = index[:, 0]
         if starts is not None and index.shape[1] > 1:
             label_by = torch.where(index[:, 0] == starts.to(index.device), index[:, 1], index[:, 0])
         tv, top, share = modes.mix(label_by)
-        mix = {"mix": tv, "mix_ratio": tv / yard.mix if yard.mix > 0 else (1.0 if tv == 0 else math.inf),
+        mix = {"mix": tv, "mix_ratio": _ratio(tv, yard.mix),
                "mix_top": modes.names[top], "mix_top_share": share, "mix_top_data": float(modes.share[top])}
     return Stage(m, steps, mean_u, drift, nn, ratio, sat, excess, coverage=cover, coverage_ratio=cover_ratio, **mix)
 
