@@ -246,6 +246,35 @@ def test_labelling_chains_by_their_nearest_example_favours_no_class_that_the_dat
         run_check(exact, data, labels=labels.double())
 
 
+def test_a_convergent_verdict_says_how_large_a_drift_of_the_mix_its_chains_could_see():
+    # 100 chains over ten equal classes: the bar (2x the TV that 99 % of random draws stay
+    # within) is met only once about a third of the chains sit outside the data's mix, so
+    # three classes of ten emptied pass. The verdict says so, and the share is the bar's.
+    from landscape.train.check import DataYardstick, Modes, _explain
+
+    g = torch.Generator().manual_seed(0)
+    modes = Modes(torch.arange(1000) % 10, [f"class {k}" for k in range(10)], "classes")
+    bar = Thresholds().mix_ratio
+    words = {}
+    for n in (100, 400):
+        yard = modes.chance(n, g)
+        data = DataYardstick(1000, 0.0, 1.0, 1.0, None, mix=yard, modes=modes.kind)
+        stage = Stage(30, 1500, 0.0, 0.0, 1.0, 1.0, None, None, mix_ratio=0.9)
+        text = _explain(stage, [], data, None, mix_bar=bar, n_chains=n)
+        share = int(re.search(rf"with {n} chains it flags only a mix where (\d+)% of the chains or more would "
+                              "have to change class to match the data's", text)[1]) / 100
+        words[n] = share
+        for moved, flagged in ((round((share - 0.02) * n), False), (round((share + 0.02) * n), True)):
+            # chains spread as the data are, then ``moved`` of them taken from other classes into class 0
+            index = torch.arange(n)  # (row r is of class r % 10)
+            others = (modes.of[index] != 0).nonzero()[:, 0][:moved]
+            index[others] = 0
+            tv = modes.mix(index)[0]
+            assert tv == pytest.approx(moved / n, abs=1e-9)
+            assert (tv / yard > bar) == flagged, (n, moved, tv / yard)
+    assert words[400] < words[100] / 1.6  # (more chains see less: about 1 / sqrt(n))
+
+
 def test_chains_whose_mix_still_drifts_past_half_its_bar_run_on():
     # The CPU digits-convergent model trained for 6,000 updates: 0.66x at 10 L, 1.74x at 30 L
     # (within the bar of 2), 3.1x at 90 L; its distance to the data had settled (1.34 ->

@@ -391,14 +391,21 @@ def _vs_data(data: DataYardstick | None) -> str:
     return "" if data is None or data.saturation is None else f" vs {_pct(data.saturation)} in the data"
 
 
+def _one_mode(data: DataYardstick) -> str:
+    """What one of the data's modes is called: "class", "cluster" (or "mode")."""
+    return {"classes": "class", "clusters": "cluster"}.get(data.modes.split(" ", 1)[-1], "mode")
+
+
 def _explain(last: Stage, reasons: list[str], data: DataYardstick, onset: float | None,
              asked: float | None = None, still: tuple[str, float] | None = None, why: str = "distance",
-             mix_bar: float | None = None) -> str:
+             mix_bar: float | None = None, n_chains: int | None = None) -> str:
     """The verdict's evidence in one clause; ``asked``: the longest length asked for,
     where the chains ran on past it (still moving there), ``why``: what still moved
     then ("distance" or "mix"), ``still``: what, and its growth per tripling, where they
     were still moving at the last length (:func:`_still_moving`); ``mix_bar``: the mix
-    criterion's bar, to say where the chains are too few to reach it."""
+    criterion's bar, to say where the chains are too few to reach it, and on a convergent
+    verdict the smallest drift it sees with ``n_chains`` chains (its bar times the data's
+    mix yardstick: the share of the chains that must sit outside the data's mix)."""
     head = f"after {_x(last.multiple)} from data: "
     modes = f"the data's {data.modes if data is not None and data.modes else 'modes'}"
     drifting = ("the chains were still moving away from the data" if why == "distance"
@@ -420,11 +427,14 @@ def _explain(last: Stage, reasons: list[str], data: DataYardstick, onset: float 
         text += f", the data {_g(last.coverage_ratio)}x as far from the chains as from as many examples"
     if math.isfinite(last.mix_ratio):
         text += f", their mix of {modes} {_g(last.mix_ratio)}x as far from the data's as 99% of random draws"
+        if mix_bar is not None and n_chains and math.isfinite(data.mix) and data.mix > 0:
+            text += (f" (with {n_chains} chains it flags only a mix where {_pct(min(1.0, mix_bar * data.mix))} of "
+                     f"the chains or more would have to change {_one_mode(data)} to match the data's; more chains "
+                     "see less)")
     text += "; all within the thresholds"
     if mix_bar is not None and data is not None and math.isfinite(data.mix_reach) and data.mix_reach <= mix_bar:
-        one = {"classes": "class", "clusters": "cluster"}.get(data.modes.split(" ", 1)[-1], "mode")
         text += (f" (the mix cannot reach its bar with this few chains: {_g(data.mix_reach)}x at most, all of "
-                 f"them in one {one}; more chains can)")
+                 f"them in one {_one_mode(data)}; more chains can)")
     if still is not None and still[0] == "distance":
         text += (f", but the chains were still moving away at {_x(last.multiple)} (distance x{still[1]:.2g} per "
                  "tripling of the length): longer chains may leave the data")
@@ -618,7 +628,7 @@ def check_energy(
         verdict=verdict,
         reasons=reasons,
         explanation=_explain(last, reasons, yard, onset, asked if extended else None, still, why or "distance",
-                             thresholds.mix_ratio),
+                             thresholds.mix_ratio, n_chains),
         onset=onset,
         noise_summary=(_noise_summary(stages["noise"], thresholds, noise_start) if "noise" in stages else None),
         stages=stages,
