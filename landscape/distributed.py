@@ -17,7 +17,8 @@ with the same one-line message instead of waiting for a rank that is gone.
 Joining waits for the other ranks at most :data:`JOIN_TIMEOUT_S` seconds (the environment
 variable ``LANDSCAPE_JOIN_TIMEOUT`` changes it), answering Ctrl-C meanwhile: a ``WORLD_SIZE``
 left over from a cluster script, with no other ranks to come, ends in one line, not in
-torch's 30 minutes.
+torch's 30 minutes (nor after its C++ side's retries and stack traces, which the wait holds
+back: :func:`_quiet_fd2`).
 """
 
 from __future__ import annotations
@@ -25,8 +26,11 @@ from __future__ import annotations
 import math
 import os
 import re
+import sys
+import tempfile
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, TypeVar
@@ -146,9 +150,10 @@ def _rendezvous(rank: int, world: int, seconds: float) -> Any:
             box["error"] = err
 
     waiting = threading.Thread(target=meet, name="landscape-join", daemon=True)
-    waiting.start()
-    while waiting.is_alive():
-        waiting.join(0.2)  # (a signal's handler runs between these waits)
+    with _quiet_fd2():
+        waiting.start()
+        while waiting.is_alive():
+            waiting.join(0.2)  # (a signal's handler runs between these waits)
     if "store" in box:
         return box["store"]
     text = " ".join(str(box.get("error")).split())[:200]
@@ -161,6 +166,31 @@ def _rendezvous(rank: int, world: int, seconds: float) -> Any:
     raise LandscapeError(f"WORLD_SIZE={world}, RANK={rank}: the other ranks never came to MASTER_ADDR:MASTER_PORT "
                          f"{where} within {seconds:g} s{came}: outside torchrun unset WORLD_SIZE (left from a "
                          "cluster script?); on a slow cluster wait longer with LANDSCAPE_JOIN_TIMEOUT=SECONDS") from None
+
+
+@contextmanager
+def _quiet_fd2() -> Iterator[None]:
+    """Hold back what is written to file descriptor 2 meanwhile. While a rank waits for the
+    others, torch's C++ store logs every failed try to reach rank 0 straight to the
+    descriptor (a retry warning, then a timeout with a 20-frame stack trace: 39 lines before
+    the one line that says what happened); a join that succeeds has nothing to report, one
+    that fails says it in :class:`LandscapeError`. Where the descriptor cannot be
+    redirected, nothing is held."""
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError):
+        yield
+        return
+    try:
+        with tempfile.TemporaryFile() as held:
+            os.dup2(held.fileno(), 2)
+            try:
+                yield
+            finally:
+                os.dup2(saved, 2)
+    finally:
+        os.close(saved)
 
 
 def on_every_rank(fn: Callable[[], T], group: Dist | None = None,
