@@ -381,3 +381,24 @@ def test_the_funnel_bars_colour_the_sinks_the_text_names_and_the_curves_give_the
     draw_funnel_entropy(content, ax2)
     labels = [t.get_text() for t in ax2.get_legend().get_texts()]
     assert labels[:3] == ["all chains (40)", "chains from data (20)", "chains from noise (20)"]
+
+
+def test_the_levels_slope_is_that_of_the_fall_not_of_the_plateau_and_floor(make_map):
+    # The demo's convergent digits map fell 64, 64, 64, 60, 1, 1: a fit through every level
+    # read -1.01 in one figure and -1.38 in another (its levels after a probe), against
+    # ADELM's -2 to -4 for the fall alone.
+    from landscape.plots.common import fall_slope
+
+    cliff = fall_slope([0.03, 0.1, 0.3, 0.548, 1, 3], [64, 64, 64, 60, 1, 1])
+    assert cliff[1:] == (0.3, 1.0)
+    assert cliff[0] == pytest.approx(np.polyfit(np.log([0.3, 0.548, 1]), np.log([64, 60, 1]), 1)[0])
+    assert cliff[0] < -3
+    assert fall_slope([0.03, 0.1, 0.3, 1, 3], [10, 10, 7, 2, 1])[1:] == (0.1, 3.0)  # the rings
+    assert fall_slope([0.3, 1, 3], [64, 1, 1]) is None  # a chord across a gap: no slope
+    assert fall_slope([1, 3, 0.3, 0.1], [2, 1, 7, 10])[1:] == (0.1, 3.0)  # (any order)
+    ax = new_axes()
+    content = image_content(make_map)
+    draw_levels(content, ax)
+    label = ax.get_legend_handles_labels()[1][0]
+    expect = fall_slope([p.multiplier for p in content.levels], [p.n_basins for p in content.levels])
+    assert (("log-log slope" in label) == (expect is not None)), label

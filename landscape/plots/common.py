@@ -150,6 +150,25 @@ def fmt(x: float) -> str:
     return f"{x:.4g}"
 
 
+def fall_slope(alpha: np.ndarray, count: np.ndarray) -> tuple[float, float, float] | None:
+    """The log-log slope of the basin count against the magnetization where it falls:
+    ``(slope, first alpha, last alpha)`` fitted from the last level still at the largest
+    count to the first at the smallest (levels ascending in alpha), or None where that
+    stretch holds fewer than three levels (two give a chord across a gap the ladder did not
+    look into). The plateau where every minimum is still a basin of its own, and the floor
+    of one basin, carry no slope: a fit through them measures where the ladder starts and
+    stops (ADELM's slopes of -2 to -4 are those of the fall)."""
+    a, n = np.asarray(alpha, dtype=np.float64), np.asarray(count, dtype=np.float64)
+    order = np.argsort(a, kind="stable")
+    a, n = a[order], n[order]
+    top = np.flatnonzero(n == n.max())[-1]
+    low = top + np.flatnonzero(n[top:] == n[top:].min())[0]
+    a, n = a[top:low + 1], n[top:low + 1]
+    if np.unique(a).size < 3:
+        return None
+    return float(np.polyfit(np.log(a), np.log(n), 1)[0]), float(a[0]), float(a[-1])
+
+
 def wrap(text: str, width_inches: float, fontsize: float = 9.0) -> str:
     """``text`` wrapped to lines that fit ``width_inches`` at ``fontsize`` points (an
     average character is about half the font size wide)."""

@@ -37,6 +37,7 @@ from landscape.io.views import (
 from landscape.plots.common import (
     basin_colors,
     check_picture_path,
+    fall_slope,
     fmt,
     new_figure,
     save_figure,
@@ -436,7 +437,8 @@ def plot_map_2d(content: MapContent, path: str | Path, *, level: int | None = No
 
 def draw_levels(content: MapContent, ax: Any, *, title: str | None = None) -> Any:
     """Draw the number of basins against the magnetization (log-log) over the map's
-    levels, with the fitted slope and the main level marked, into ``ax``; return ``ax``.
+    levels, with the slope of its fall (:func:`~landscape.plots.common.fall_slope`) and the
+    main level marked, into ``ax``; return ``ax``.
 
     Raises
     ------
@@ -454,9 +456,9 @@ def draw_levels(content: MapContent, ax: Any, *, title: str | None = None) -> An
     order = np.argsort(alpha[keep])
     a, n = alpha[keep][order], count[keep][order]
     label = "basins"
-    if np.unique(a).size >= 2:
-        slope, _ = np.polyfit(np.log(a), np.log(n), 1)
-        label += f" (log-log slope {slope:.2f})"
+    fall = fall_slope(a, n)
+    if fall is not None:
+        label += f" (log-log slope {fall[0]:.2f} over {fall[1]:.3g}-{fall[2]:.3g}{' units' if units else ''})"
     ax.plot(a, n, "o-", color="tab:blue", label=label)
     for ai, ni in zip(a, n):
         ax.annotate(str(int(ni)), (ai, ni), xytext=(4, 4), textcoords="offset points", fontsize=8)
