@@ -19,6 +19,7 @@ from landscape.io.views import (
     level_name,
     minima_kind,
     partition_of,
+    spurious_minima,
     tree_merges,
 )
 from landscape.plots.common import check_picture_path
@@ -245,6 +246,34 @@ def test_every_title_names_the_source(tmp_path, make_map):
     assert "digits:" in svg_text(lambda p: plot_levels(image, p), tmp_path / "digits.svg")
     # A title given replaces the default.
     assert "my own title" in svg_text(lambda p: plot_tree(vector, p, title="my own title"), tmp_path / "own.svg")
+
+
+def test_tree_leaves_show_their_basin_and_flag_at_their_foot_and_no_basin_is_red(make_map):
+    # The demo's non-convergent report flagged 223 of 223 minima, yet about 12 leaves looked
+    # red: most merged at their own energy (no line to colour), and one leaf was red for
+    # its basin's colour (tab10's red), not for being flagged.
+    from matplotlib.colors import to_rgb
+
+    from landscape.plots.common import basin_colors
+
+    reds = {to_hex(c) for c in ("#d62728", "#ff9896", "red")}
+    for b in (1, 4, 9, 10, 18, 20, 40):
+        colours = {to_hex(c) for c in basin_colors(b)}
+        assert not colours & reds and len(colours) == min(b, 9 if b <= 9 else 18), b
+    content = image_content(make_map, diagnosis=True)
+    ax = new_axes()
+    draw_map_tree(content, ax, level=0)
+    feet = [c for c in ax.collections if len(c.get_offsets()) > 0]
+    dots = next(c for c in feet if to_hex(c.get_facecolors()[0]) != "#ff0000")
+    crosses = next(c for c in feet if to_hex(c.get_facecolors()[0]) == "#ff0000")
+    flagged = int(np.asarray(spurious_minima(content)).sum())
+    assert len(crosses.get_offsets()) == flagged and len(dots.get_offsets()) == 10 - flagged
+    assert len({to_hex(c) for c in dots.get_facecolors()}) == 10 - flagged  # (level 0: a basin per minimum)
+    assert ax.get_legend().get_texts()[0].get_text() == f"flagged spurious ({flagged} of 10 minima)"
+    assert all(to_rgb(c) != to_rgb("red") for c in dots.get_facecolors()[:, :3])
+    plain = new_axes()
+    draw_map_tree(image_content(make_map), plain)
+    assert plain.get_legend() is None  # (nothing flagged: no legend)
 
 
 def test_draw_map_tree_into_a_given_axes(make_map):

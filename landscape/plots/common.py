@@ -248,12 +248,20 @@ def image_mosaic(images: np.ndarray, low: float, high: float, *, ncols: int | No
 # ------------------------------------------------------------------------- colours
 
 
+#: The colour of flagged (spurious) minima in every figure; no basin is drawn in it.
+FLAGGED = "red"
+
+
 def basin_colors(b: int) -> np.ndarray:
-    """``b`` distinct colours (RGBA rows): tab10 for up to 10, else tab20 (cycling)."""
+    """``b`` distinct colours (RGBA rows), none of them red (:data:`FLAGGED` marks flagged
+    minima): tab10 less its red for up to 9, else tab20 less its two reds, 18 colours
+    (cycling beyond)."""
     from matplotlib import colormaps
 
-    cmap = colormaps["tab10" if b <= 10 else "tab20"]
-    return np.array([cmap(i % cmap.N) for i in range(b)])
+    name, reds = ("tab10", {3}) if b <= 9 else ("tab20", {6, 7})
+    cmap = colormaps[name]
+    pool = [cmap(i) for i in range(cmap.N) if i not in reds]
+    return np.array([pool[i % len(pool)] for i in range(b)])
 
 
 def basin_palette(basin: np.ndarray) -> list[Any]:

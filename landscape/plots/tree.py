@@ -27,6 +27,7 @@ from landscape.io.views import (
 )
 from landscape.mapping.tree import BarrierTree, display_nodes
 from landscape.plots.common import (
+    FLAGGED,
     basin_palette,
     check_picture_path,
     new_figure,
@@ -55,7 +56,8 @@ def draw_tree(
     The vertical axis is energy. Each leaf is a vertical line from its energy up to the
     merge that joins it; each merge a horizontal connector at its barrier energy with a
     line up to its own parent. Leaves follow scipy's dendrogram order, so no lines cross.
-    Merges with no path found are drawn dashed at the placeholder height. Beyond
+    Merges with no path found are drawn dashed at the placeholder height. A dot in the
+    leaf's colour marks its foot (a leaf that merges at its own energy has no line). Beyond
     ``max_leaves`` leaves the lowest merges are folded into one line per group, drawn from
     the group's lowest energy.
 
@@ -71,7 +73,8 @@ def draw_tree(
     labels : sequence of str [L], optional
         Tick labels (shown for up to 60 shown leaves).
     marked : sequence of int, optional
-        Leaves drawn in red and thicker (e.g. flagged spurious).
+        Leaves drawn in red and thicker, with a red cross at their foot and a legend
+        counting them (e.g. flagged spurious).
     max_leaves : int
     title : str, optional
     name : str
@@ -117,8 +120,20 @@ def draw_tree(
         bottom = float(tree.energy[low])
         top = tree.height(tree.parent[m]) if m in tree.parent else bottom + stub
         red = low in marked_set and m < n
-        ax.plot([pos(m)] * 2, [bottom, top], color="red" if red else color_of(low),
+        ax.plot([pos(m)] * 2, [bottom, top], color=FLAGGED if red else color_of(low),
                 lw=1.8 if red or m >= n else 1.0)
+    if sizes is None:  # a mark at each leaf's foot: a leaf that merges at its own energy has no line to colour
+        dot = 14.0 if len(order) <= 60 else (9.0 if len(order) <= 150 else 6.0)
+        feet = [(pos(m), float(tree.energy[int(tree.lowest[m])]), int(tree.lowest[m]) in marked_set and m < n,
+                 int(tree.lowest[m])) for m in order]
+        plain = [f for f in feet if not f[2]]
+        if plain:
+            ax.scatter([f[0] for f in plain], [f[1] for f in plain], s=dot, c=[color_of(f[3]) for f in plain],
+                       linewidths=0, zorder=3)
+        flagged = [f for f in feet if f[2]]
+        if flagged:
+            ax.scatter([f[0] for f in flagged], [f[1] for f in flagged], s=2.5 * dot, c=FLAGGED, marker="x",
+                       linewidths=1.2, zorder=4)
     for m in inner:
         a, b = tree.children(m)  # type: ignore[misc]
         h = tree.height(m)
@@ -131,9 +146,16 @@ def draw_tree(
         s = np.asarray(sizes, dtype=np.float64)
         area = 8.0 + 60.0 * s / max(float(s.max()), 1.0)
         ax.scatter([pos(i) for i in range(n)], tree.energy, s=area,
-                   c=["red" if i in marked_set else color_of(i) for i in range(n)], zorder=3)
+                   c=[FLAGGED if i in marked_set else color_of(i) for i in range(n)], zorder=3)
     if not tree.connected.all():
         ax.text(len(order) - 0.5, tree.top, "no path found ", va="bottom", ha="right", fontsize=8, color="grey")
+    plural = "minima" if name == "minimum" else name + "s"
+    if marked_set:
+        from matplotlib.lines import Line2D
+
+        ax.legend(handles=[Line2D([], [], color=FLAGGED, marker="x" if sizes is None else "o", lw=1.8,
+                                  label=f"flagged spurious ({len(marked_set)} of {n} {plural})")],
+                  fontsize=8, loc="upper left", frameon=False)
     if len(order) <= 60:
         ax.set_xticks([pos(m) for m in order])
         ticks = [str(labels[m]) if labels is not None and m < n else (str(m) if m < n else f"[{int(tree.linkage[m - n, 3])}]")
@@ -144,7 +166,6 @@ def draw_tree(
     ax.set_xlim(-1.0, float(len(order)))
     ax.set_ylim(lo - stub, (tree.top if not tree.connected.all() else hi) + 2 * stub)
     ax.set_ylabel("energy U")
-    plural = "minima" if name == "minimum" else name + "s"
     folded = f", lowest merges folded to {len(order)} groups" if len(order) < n else ""
     ax.set_xlabel(f"{plural} ({n}{folded})")
     width = ax.get_position().width * size_inches(ax.figure)[0]
