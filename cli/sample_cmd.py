@@ -114,6 +114,9 @@ def sample_cmd(checkpoint, chains, steps, init, eps, temperature, mh, seed, devi
             f"(the data's own nearest-neighbour median: {s['data_nn_median']:.3f})"
         )
     if "saturation_end" in s:
-        click.echo(f"saturated pixels {100 * s['saturation_start']:.1f}% -> {100 * s['saturation_end']:.1f}%")
+        click.echo(f"saturated pixels (at or beyond the data range's ends) {100 * s['saturation_start']:.1f}% -> "
+                   f"{100 * s['saturation_end']:.1f}%")
+    if report.range_note() is not None:
+        click.echo(report.range_note())
     if "acceptance" in s:
         click.echo(f"MALA acceptance rate {s['acceptance']:.3f}")

@@ -83,6 +83,9 @@ def test_digits_long_run_reports_distances(tmp_path, capsys):
 
     saved = np.load(tmp_path / "s.npz")
     assert saved["end"].shape == (10, 1, 8, 8)
+    end = saved["end"]
+    beyond = bool(end.min() < -1 or end.max() > 1)
+    assert ("beyond the data's [-1, 1] (pictures clip to it)" in stdout) == beyond, stdout
     # Nothing is overwritten without --force, the start picture neither.
     (tmp_path / "d_samples.png").unlink()
     before = (tmp_path / "d_samples_start.png").read_bytes()
@@ -380,3 +383,49 @@ def test_an_interruption_that_says_what_it_cost_says_it_in_its_error_line(capsys
     assert run_guarded(stops, []) == 130
     assert capsys.readouterr().err.strip().endswith(
         "error: interrupted (Ctrl-C): a second signal stopped it at once, without saving")
+
+
+def test_image_chains_that_leave_the_data_range_say_so_where_their_pictures_clip():
+    # The demo's non-convergent chains read "97% saturated" beside clean black-and-white
+    # pictures, while their values had reached -23.9 and 21.6 (the data: [-1, 1])
+    from landscape.train.sampling import ChainReport
+
+    def report(end):
+        z = torch.zeros(2)
+        return ChainReport(start=torch.zeros(2, 1, 2, 2), end=end, energy_start=z, energy_end=z, steps=8,
+                           epsilon=1.0, tau=0.0, init="data", acceptance=None, nn_start=None, nn_end=None,
+                           data_nn_median=None, data_energy_mean=None, saturation_start=0.5, saturation_end=1.0,
+                           data_range=(-1.0, 1.0))
+
+    far = torch.full((2, 1, 2, 2), 0.5)
+    far[0, 0, 0, 0], far[1, 0, 1, 1] = -23.9, 21.6
+    assert report(far).range_note() == "values at the end in [-23.9, 21.6], beyond the data's [-1, 1] (pictures clip to it)"
+    assert report(far).summary()["value_max_end"] == pytest.approx(21.6)
+    assert report(far.clamp(-1, 1)).range_note() is None
+
+
+def test_the_demo_summary_reads_on_its_own(tmp_path):
+    # A reader of summary.md found: counts of the map as built beside counts of the map
+    # after the funnel probe with nothing to tell them apart, a share of refined saddles
+    # that read as tree merges, steps not in L, no baselines, and /tmp paths.
+    from landscape.train.demo import _summary_markdown
+
+    def chains(steps, picture, **kw):
+        return {"steps": steps, "L": 50, "nn_start": 7.13, "nn_end": 6.03, "data_nn_median": 2.02,
+                "saturation_start": 0.582, "saturation_end": 0.973, "picture": str(tmp_path / picture), **kw}
+
+    model = {"d_st_mean": 1.67, "d_st_std": 3.06, "window": 750, "d_st_lag1_autocorr": 0.19, "r_t_mean": 0.03,
+             "shortrun": chains(50, "s.png"),
+             "longrun": chains(1000, "l.png", value_min_end=-23.9, value_max_end=21.6, data_low=-1.0, data_high=1.0),
+             "map": {"minima": 64, "merges": 63, "refined_merges": 59, "above_estimate": 7, "basins": 64, "main": 0.1,
+                     "levels": [{"alpha": 0.1, "basins": 64}], "seconds": 15.0}}
+    text = _summary_markdown({"digits_convergent": model, "digits_nonconvergent": model,
+                              "diagnosis": {"comparison": {"figure": str(tmp_path / "c.png"), "summary": ["x"],
+                                                           "minima": [303, 223]}}}, tmp_path)
+    assert "| long-run from data: steps | 1000 (20 L) |" in text
+    assert "| d_st mean ± sd (last updates) | 1.67 ± 3.06 (last 750) |" in text
+    assert "58.2% -> 97.3%" in text and "-23.9 .. 21.6 (data -1 .. 1)" in text
+    assert "## landscape maps (as built: the funnel probes below add minima of their own)" in text
+    assert "59 of 63 (of all the pairs refined, 7 came out above their estimate: the estimate kept)" in text
+    assert "`landscape compare` (the maps with the funnel probes' minima, 303 and 223; c.png):" in text
+    assert str(tmp_path) not in text and "| s.png, l.png |" in text

@@ -101,6 +101,7 @@ def run_demo(out: Path, *, device: str = "auto", scale: float = 1.0, no_map: boo
             save_chain_figure(report, picture)
             results[name][label] = report.summary()
             results[name][label]["picture"] = str(picture)
+            results[name][label]["L"] = L
 
     if not no_map:
         for name, _ in DEMO_RUNS:
@@ -110,7 +111,7 @@ def run_demo(out: Path, *, device: str = "auto", scale: float = 1.0, no_map: boo
     from landscape.diagnosis.compare import json_safe
 
     (out / "summary.json").write_text(json.dumps(json_safe(results), indent=2) + "\n")
-    text = _summary_markdown(results)
+    text = _summary_markdown(results, out)
     (out / "summary.md").write_text(text)
     say(text)
     return results
@@ -192,6 +193,7 @@ def _diagnose_all(out: Path, device: str, scale: float, quiet: bool, say: Callab
     from landscape.mapping.funnel import PROGRESS_KIND as FUNNEL_PROGRESS, collapse_level
     from landscape.io.progress import progress_path
     from landscape.io.mapfile import read_map
+    from landscape.io.views import funnel_verdict
     from landscape.train.check import convergence_check, save_check_figure
 
     summary: dict = {}
@@ -223,6 +225,7 @@ def _diagnose_all(out: Path, device: str, scale: float, quiet: bool, say: Callab
             "score": f.score, "noise": f.noise.tolist(), "effective_basins": np.exp(f.entropy).tolist(),
             "reference_basins": float(np.exp(f.attrs.get("reference_entropy", np.nan))),
             "collapse_noise": float(f.noise[k]), "new_minima": int(f.attrs.get("new_minima", 0)),
+            "verdict": funnel_verdict(f),
             "seconds": float(f.attrs.get("seconds", 0.0)), "figure": str(out / f"{name}_funnel.png"),
         }
     for name, _ in DEMO_RUNS:
@@ -245,7 +248,8 @@ def _diagnose_all(out: Path, device: str, scale: float, quiet: bool, say: Callab
     cmp = run_compare(out / f"{DIGITS[0]}.pt", out / f"{DIGITS[1]}.pt", out=out / "compare_digits.png", force=True,
                       checks=checks, device=device, quiet=quiet)
     summary["comparison"] = {"rows": [list(r) for r in cmp.rows], "summary": cmp.summary, "caveats": cmp.caveats,
-                             "figure": str(cmp.out)}
+                             "figure": str(cmp.out),
+                             "minima": [read_map(out / f"{name}.h5").n_minima for name in DIGITS]}
     for line in cmp.summary:
         say(line)
     for line in cmp.caveats:
@@ -285,7 +289,17 @@ def _bar(quiet: bool, total: int | None, desc: str):
     return progress_bar(total=total, desc=desc, unit="upd" if total else "step")
 
 
-def _summary_markdown(results: dict[str, dict]) -> str:
+def _summary_markdown(results: dict[str, dict], out: Path | None = None) -> str:
+    """summary.md: the demo's results as tables, with the paths of its pictures relative to
+    ``out`` (the folder it is written into), so the folder can be moved or shared."""
+    def rel(path: str) -> str:
+        if out is None:
+            return path
+        try:
+            return str(Path(path).relative_to(out))
+        except ValueError:
+            return path
+
     lines = ["# ebm-landscape demo", ""]
     rings = results.get("rings", {})
     if rings:
@@ -293,7 +307,7 @@ def _summary_markdown(results: dict[str, dict]) -> str:
             "## rings (ToyNet, persistent chains)",
             f"- KL(q || p_theta) on a 200x200 grid: {rings.get('kl', float('nan')):.3f} after {int(rings.get('updates', 0))} updates"
             f" ({rings.get('seconds', float('nan')):.0f} s)",
-            f"- density: {rings['figures']}/density.png, diagnostics: {rings['figures']}/diagnostics.png",
+            f"- density: {rel(rings['figures'])}/density.png, diagnostics: {rel(rings['figures'])}/diagnostics.png",
             "",
         ]
     lines += [
@@ -310,27 +324,39 @@ def _summary_markdown(results: dict[str, dict]) -> str:
         except (KeyError, TypeError):
             pass
 
-    row("d_st mean (last updates)", lambda r: f"{r['d_st_mean']:.3g}")
+    def steps(r: dict) -> str:
+        return f"{int(r['steps'])} ({r['steps'] / r['L']:g} L)" if r.get("L") else f"{int(r['steps'])}"
+
+    # (d_st is in each model's own energy units, U = (2 / eps^2) x the network: its sd is the scale)
+    row("d_st mean ± sd (last updates)", lambda r: f"{r['d_st_mean']:.3g} ± {r['d_st_std']:.3g} (last "
+        f"{int(r['window'])})")
     row("d_st lag-1 autocorrelation", lambda r: f"{r['d_st_lag1_autocorr']:.2f}")
     row("r_t mean", lambda r: f"{r['r_t_mean']:.3g}")
-    row("short-run from noise: NN distance to data", lambda r: f"{r['shortrun']['nn_end']:.3f}")
-    row("long-run from data: steps", lambda r: f"{int(r['longrun']['steps'])}")
+    row("short-run from noise: steps", lambda r: steps(r["shortrun"]))
+    row("short-run from noise: NN distance to data, start -> end",
+        lambda r: f"{r['shortrun']['nn_start']:.3f} -> {r['shortrun']['nn_end']:.3f}")
+    row("long-run from data: steps", lambda r: steps(r["longrun"]))
     row("long-run from data: NN distance start -> end",
         lambda r: f"{r['longrun']['nn_start']:.3f} -> {r['longrun']['nn_end']:.3f}")
     row("data's own NN distance (median)", lambda r: f"{r['longrun']['data_nn_median']:.3f}")
-    row("long-run saturated pixels", lambda r: f"{100 * r['longrun']['saturation_end']:.1f}%")
-    row("pictures", lambda r: f"{r['shortrun']['picture']}, {r['longrun']['picture']}")
+    row("long-run saturated pixels (at or beyond the range's ends), start (the data's) -> end",
+        lambda r: f"{100 * r['longrun']['saturation_start']:.1f}% -> {100 * r['longrun']['saturation_end']:.1f}%")
+    row("long-run values at the end (the pictures clip to the data's range)",
+        lambda r: f"{r['longrun']['value_min_end']:.3g} .. {r['longrun']['value_max_end']:.3g} (data "
+        f"{r['longrun']['data_low']:g} .. {r['longrun']['data_high']:g})")
+    row("pictures", lambda r: f"{rel(r['shortrun']['picture'])}, {rel(r['longrun']['picture'])}")
     lines.append("")
     maps = {name: r["map"] for name, r in results.items() if "map" in r}
     if maps:
-        lines += ["## landscape maps", "",
+        lines += ["## landscape maps (as built: the funnel probes below add minima of their own)", "",
                   "| | minima (tree leaves) | tree merges at refined saddles | basins (main level) | "
                   "basins per pull (alpha units) | time |", "|---|---|---|---|---|---|"]
         for name, m in maps.items():
             ladder = ", ".join(f"{lv['alpha']:.3g}: {lv['basins']}" for lv in m["levels"])
             refined = f"{m['refined_merges']} of {m['merges']}"
             if m.get("above_estimate"):
-                refined += f" ({m['above_estimate']} refined saddles above their estimate)"
+                refined += (f" (of all the pairs refined, {m['above_estimate']} came out above their estimate: "
+                            "the estimate kept)")
             lines.append(f"| {name} | {m['minima']} | {refined} | {m['basins']} at {m['main']:g} | {ladder} | "
                          f"{m['seconds']:.0f} s |")
         lines.append("")
@@ -351,12 +377,13 @@ def _summary_markdown(results: dict[str, dict]) -> str:
         lines.append("")
     diagnosis = results.get("diagnosis")
     if diagnosis:
-        lines += _diagnosis_markdown(diagnosis)
+        lines += _diagnosis_markdown(diagnosis, rel)
     return "\n".join(lines)
 
 
-def _diagnosis_markdown(diagnosis: dict) -> list[str]:
-    """The diagnosis section of summary.md: check, funnel, spurious minima, comparison."""
+def _diagnosis_markdown(diagnosis: dict, rel: Callable[[str], str] = str) -> list[str]:
+    """The diagnosis section of summary.md: check, funnel, spurious minima, comparison
+    (``rel``: a picture's path as summary.md gives it)."""
     def spurious(d: dict) -> str:
         parts = [f"{d[k]} {text}" for k, text in (("off_data", "off the data"), ("saturated", "saturated"),
                                                    ("sinks", "funnel sinks")) if d[k]]
@@ -378,20 +405,24 @@ def _diagnosis_markdown(diagnosis: dict) -> list[str]:
     row("long-run check (`landscape check`)", lambda r: f"{r['check']['verdict']} ({r['check']['agreement']} with "
         f"the trained regime)")
     row("its evidence", lambda r: r["check"]["explanation"])
-    row("funnel score (`landscape funnel`)", lambda r: f"{r['funnel']['score']:.2f}: effective basins "
+    row("funnel score (`landscape funnel`)", lambda r: f"{r['funnel']['score']:.2f}"
+        + (f" ({r['funnel']['verdict']})" if r["funnel"].get("verdict") else "") + ": effective basins "
         f"{r['funnel']['reference_basins']:.1f} in the data's basins, "
         f"{', '.join(f'{v:.1f}' for v in r['funnel']['effective_basins'])} at noise "
         f"{', '.join(f'{t:.2g}' for t in r['funnel']['noise'])}")
     row("funnel: minima new to the map", lambda r: f"{r['funnel']['new_minima']} ({r['funnel']['seconds']:.0f} s)")
     row("spurious minima (`landscape diagnose`)", lambda r: spurious(r["diagnosis"]))
-    row("pictures", lambda r: f"{r['check']['figure']}, {r['funnel']['figure']}, {r['diagnosis']['report']}")
+    row("pictures", lambda r: f"{rel(r['check']['figure'])}, {rel(r['funnel']['figure'])}, "
+        f"{rel(r['diagnosis']['report'])}")
     lines.append("")
     rings = diagnosis.get("rings", {}).get("diagnosis")
     if rings:
-        lines += [f"rings: spurious minima {spurious(rings)} (report {rings['report']})", ""]
+        lines += [f"rings: spurious minima {spurious(rings)} (report {rel(rings['report'])})", ""]
     comparison = diagnosis.get("comparison")
     if comparison:
-        lines += ["`landscape compare` (" + comparison["figure"] + "):", ""]
+        minima = comparison.get("minima")
+        which = (f"the maps with the funnel probes' minima, {minima[0]} and {minima[1]}; " if minima else "")
+        lines += [f"`landscape compare` ({which}{rel(comparison['figure'])}):", ""]
         lines += [f"- {line}" for line in comparison["summary"]]
         lines += [f"- Caution: {line}" for line in comparison.get("caveats", [])]
         lines.append("")

@@ -46,6 +46,7 @@ class ChainReport:
     saturation_start: float | None
     saturation_end: float | None  # share of coordinates at or beyond the data range ends
     source: str | None = None  # the checkpoint the chains ran on (names the model in pictures)
+    data_range: tuple[float, float] | None = None  # images: the data's value range (pictures clip to it)
 
     def summary(self) -> dict[str, float]:
         out = {
@@ -65,7 +66,20 @@ class ChainReport:
             out["saturation_end"] = self.saturation_end
         if self.acceptance is not None:
             out["acceptance"] = self.acceptance
+        if self.data_range is not None and self.end.numel():
+            out["value_min_end"], out["value_max_end"] = float(self.end.min()), float(self.end.max())
+            out["data_low"], out["data_high"] = (float(v) for v in self.data_range)
         return out
+
+    def range_note(self) -> str | None:
+        """Where image chains ended outside the data's value range, which their pictures
+        clip to: ``"values at the end in [-23.9, 21.6], beyond the data's [-1, 1] (pictures
+        clip to it)"``; None otherwise."""
+        s = self.summary()
+        if "value_min_end" not in s or (s["value_min_end"] >= s["data_low"] and s["value_max_end"] <= s["data_high"]):
+            return None
+        return (f"values at the end in [{s['value_min_end']:.3g}, {s['value_max_end']:.3g}], beyond the data's "
+                f"[{s['data_low']:g}, {s['data_high']:g}] (pictures clip to it)")
 
 
 def run_chains(
@@ -163,6 +177,7 @@ def run_chains(
         saturation_start=sat(x0) if sat else None,
         saturation_end=sat(result.x) if sat else None,
         source=str(checkpoint),
+        data_range=tuple(float(v) for v in energy.data_range) if sat else None,
     )
 
 
@@ -215,7 +230,8 @@ def chain_title(report: ChainReport, energy: Energy | None = None, *, start: boo
 
 def save_chain_figure(report: ChainReport, path: str | os.PathLike, energy: Energy | None = None) -> Path:
     """Image data: the end grid at ``path`` and the start grid at ``<stem>_start``, each
-    captioned with the model, the chains' start and their number of steps.
+    captioned with the model, the chains' start and their number of steps (the end grid
+    also with the values' range where chains left the data's, which the grid clips to).
 
     2-D data: chain starts and ends over the learned density (when ``energy`` is given),
     titled the same way; points of other dimensions: their first two coordinates (one:
@@ -227,7 +243,9 @@ def save_chain_figure(report: ChainReport, path: str | os.PathLike, energy: Ener
         shown = f" (the first {k})" if k < report.end.shape[0] else ""
         figures.save_image_grid(report.start[:k], path.with_name(path.stem + "_start" + path.suffix),
                                     caption=chain_title(report, energy, start=True) + shown)
-        figures.save_image_grid(report.end[:k], path, caption=chain_title(report, energy) + shown)
+        note = report.range_note()
+        figures.save_image_grid(report.end[:k], path, caption=chain_title(report, energy) + shown
+                                + (f"; {note}" if note else ""))
     elif report.end.dim() == 2 and report.end.shape[1] == 2:
         fig = new_figure(5.5, 5.5, layout="constrained")
         ax = fig.add_subplot(1, 1, 1)
