@@ -350,11 +350,14 @@ def _text(map_path: Path, content, tree, level: int | None, basins: bool, max_le
     lines += ["", legend]
     merges = tree_merges(content, tree)
     if merges:
-        lines += ["", _merge_table(merges, max_leaves, name)]
+        lines += ["", _merge_table(merges, max_leaves, name, tree.flat())]
     return "\n".join(lines)
 
 
-def _merge_table(merges, max_leaves: int, name: str) -> str:
+def _merge_table(merges, max_leaves: int, name: str, flat: Any = None) -> str:
+    """The merges as a table; ``flat`` (per merge row): the relative height is written
+    "flat", as the tree above writes it, where no barrier the energy's precision resolves
+    lies above the higher side (a float32 rounding step, +9.5e-07, is no barrier)."""
     shown = merges
     note = None
     if len(merges) > max_leaves:
@@ -372,7 +375,8 @@ def _merge_table(merges, max_leaves: int, name: str) -> str:
             continue
         refined = {True: "saddle point", False: "path top"}.get(m.saddle_point, "refined") if m.refined else None
         how = refined or ("estimate; saddle above: " + _num(m.saddle) if m.above_estimate else "estimate")
-        rows.append([joins, f"{m.pair[0]}-{m.pair[1]}", _num(m.height), _plus(m.relative), how, _num(m.estimate)])
+        relative = "flat" if flat is not None and flat[m.row] else _plus(m.relative)
+        rows.append([joins, f"{m.pair[0]}-{m.pair[1]}", _num(m.height), relative, how, _num(m.estimate)])
     widths = [max(len(r[c]) for r in [head] + rows) for c in range(len(head))]
     out = [title]
     out += ["  " + "  ".join(cell.ljust(w) for cell, w in zip(r, widths)).rstrip() for r in [head] + rows]

@@ -544,3 +544,15 @@ def test_info_calls_held_pixels_of_images_saturated_and_held_points_held_by_the_
         code, out, err = run(capsys, "info", save(tmp_path, content, f"{len(said)}.h5"))
         assert code == 0, err
         assert said in out, out
+
+
+def test_the_merge_table_writes_flat_where_the_tree_does(tmp_path, make_map, capsys):
+    # The rings map's table read "+3.8147e-06" (a float32 rounding step) where the tree
+    # above it said "flat above minimum 59".
+    content = make_map(np.array([[0.0, 0.0], [1.0, 0.0], [2.0, 0.0]]), [-5.0, -4.0, -3.0], [[0, 1], [1, 2]],
+                       [-4.0 + 3.8147e-06, -1.0], source={"kind": "function", "spec": "three"})
+    code, out, err = tree(capsys, save(tmp_path, content, "flat.h5"))
+    assert code == 0, err
+    assert "flat above minimum 1" in out
+    rows = {r[0]: r for r in merge_rows(out)}
+    assert rows["0 + 1"][3] == "flat" and rows["0 + 2"][3] == "+2", rows

@@ -923,8 +923,9 @@ def write_figures(
         figures.save_image_grid(shown.detach().cpu(), run_dir / "samples.png",
                                     caption=f"{config.preset}: the last update's negatives, {caption}")
         if bank is not None:
+            whose = " (rank 0's part)" if dist.is_initialized() and dist.get_world_size() > 1 else ""
             figures.save_image_grid(
                 bank[:100].detach().cpu(), run_dir / "bank.png",
                 caption=f"{config.preset}: {min(100, bank.shape[0])} of the {bank.shape[0]} chains of the "
-                        f"persistent bank (this rank's), each {s.steps} Langevin steps per update it was drawn in",
+                        f"persistent bank{whose}, each {s.steps} Langevin steps per update it was drawn in",
             )
