@@ -27,6 +27,7 @@ from landscape.cli.options import (
     strict_option,
     temperature_option,
 )
+from landscape.train.config import CHECK_CHAINS, CHECK_MULTIPLES
 
 
 def _parse_multiples(ctx, param, value: str) -> tuple[float, ...]:
@@ -41,7 +42,8 @@ def _parse_multiples(ctx, param, value: str) -> tuple[float, ...]:
 
 def multiples_option(detail: str = "") -> Callable:
     """``--multiples``: the chain lengths of the long-run check (shared with compare)."""
-    return click.option("--multiples", default="1,3,10,30", show_default=True, metavar="M[,M...]",
+    return click.option("--multiples", default=",".join(f"{m:g}" for m in CHECK_MULTIPLES), show_default=True,
+                        metavar="M[,M...]",
                         callback=_parse_multiples,
                         help="Chain lengths at which to measure, in units of the training L (one continuing run)"
                              + detail + ".")
@@ -63,7 +65,7 @@ STRICT_RULE = ("the verdict disagrees with the regime the checkpoint was trained
                short_help="Is a trained EBM convergent? The Anatomy paper's long-run check.")
 @click.argument("checkpoint", metavar="CKPT.pt", type=click.Path(path_type=Path))
 @multiples_option()
-@chains_option(100, "per start (data, noise)", old="--n")
+@chains_option(CHECK_CHAINS, "per start (data, noise)", old="--n")
 @click.option("--noise/--no-noise", default=True, show_default=True,
               help="Also run chains from uniform noise (evidence only; the verdict uses the chains from data).")
 @eps_option(default_text="the training eps", old="--epsilon")

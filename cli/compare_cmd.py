@@ -25,6 +25,7 @@ from landscape.cli.options import (
     seed_option,
     strict_option,
 )
+from landscape.train.config import CHECK_CHAINS
 
 
 def _parse_names(ctx: click.Context, param: click.Parameter, value: str | None) -> tuple[str, str] | None:
@@ -48,12 +49,13 @@ def _parse_names(ctx: click.Context, param: click.Parameter, value: str | None) 
 @click.option("--check/--no-check", default=True, show_default=True,
               help="Run the long-run convergence check (landscape check) on each side that has a checkpoint; "
                    "its long-run samples from data become the side's pictures.")
-@chains_option(64, "per start in the convergence check")
+@chains_option(CHECK_CHAINS, "per start in the convergence check (as landscape check: its yardsticks follow the "
+               "number of chains)")
 @multiples_option(" in the convergence check")
 @device_option()
 @click.option("--names", default=None, callback=_parse_names, metavar="A,B",
               help="Labels of the two sides [default: the file stems].")
-@seed_option(0, "of the convergence check")
+@seed_option(0, "of the convergence check (as landscape check)")
 @json_option("(both profiles, the table rows and the verdicts)")
 @strict_option("either side's convergence check fails: " + STRICT_RULE + "; needs --check")
 @quiet_option()
@@ -62,15 +64,19 @@ def compare_cmd(a, b, out, force, check, chains, multiples, device, names, seed,
 
     For a checkpoint the map is its <stem>.h5 (beside it or in the current folder); for a
     map, the checkpoint it records (if found and unchanged). The table sets side by side:
-    the trained regime and the long-run check's verdict (--check), the numbers of minima
-    and basins, the basins at each magnetization (in multiples of each map's alpha unit,
-    which is chosen from its own minima, so the same multiple is the same relative pull),
-    the barrier heights of the tree over each map's basins in units of kT (T: the
-    model's own sampling temperature, or 1 for p ~ exp(-U) where it samples at 0), the
-    funnel score and the share of spurious minima; then says how they
+    the trained regime and the long-run check's verdict (--check; the check runs with
+    landscape check's defaults, so the two commands give one model the same verdict and
+    evidence), the numbers of minima and basins, the basins at each magnetization (in
+    multiples of each map's alpha unit, which is chosen from its own minima, so the same
+    multiple is the same relative pull), the barrier heights of the tree over each map's
+    basins in units of kT (T: the model's own sampling temperature, or 1 for p ~ exp(-U)
+    where it samples at 0) and how many of them are at refined saddles (the others
+    estimates), the funnel score and the share of spurious minima; then says how they
     differ, and what the comparison cannot tell (Caution lines: one model mapped twice,
     maps made with other settings, models of other data, barriers of a model that samples
     at T = 0, minima that are a sample of the chains), and draws one figure with both.
+    Barriers of a model that samples at T = 0 are not ranked against another model's, and
+    the figure says their units differ.
 
     A and B must be two files: the same file twice, or two checkpoints whose maps are the
     same file, is an error (exit status 1). Two copies are compared; where their maps hold

@@ -240,7 +240,8 @@ def test_rows_and_summary_name_the_right_side(maps):
     lines = summarize(a, b, ["A", "B"], ["non-convergent", "convergent"])
     assert lines[0] == "The long-run check calls A non-convergent and B convergent."
     assert "B has more basins" in lines[1] and "(8 vs 2 at 10x" in lines[1]
-    assert "A has the higher median barrier (2.5 vs 0.5 kT)" in lines[1]
+    # (B samples at T = 0: its barriers, in units of U, are not ranked against A's in kT)
+    assert "barrier medians not compared (B samples at T = 0: barriers in units of U, not kT)" in lines[1]
     assert "A has the higher funnel score (0.90 vs 0.10" in lines[1]
     assert "A has the larger spurious share (60% vs 0%" in lines[1]
     # names are written as given, at the start of a sentence too
@@ -508,8 +509,110 @@ def test_a_map_whose_checkpoint_changed_says_so_not_not_found_or_changed(tmp_pat
 def test_a_median_of_few_barriers_says_how_few():
     # ("arch64 has the higher median barrier (3.16 vs 0.753 kT)": its median was of one barrier)
     a, b = map_profile(map_a()), map_profile(map_b())
-    a["barriers"]["count"] = 1
+    b["temperature_from"] = "sampling"  # (as if B sampled at T = 1: its barriers then compare)
+    a["barriers"]["count"], a["barriers"]["refined"], b["barriers"]["refined"] = 1, 1, 9  # (all refined)
     line = summarize(a, b, ("A", "B"))[-1]
     assert "A has the higher median barrier (2.5 vs 0.5 kT; of 1 and 9 barriers)" in line, line
-    a["barriers"]["count"] = 9
+    a["barriers"]["count"] = a["barriers"]["refined"] = 9
     assert "(2.5 vs 0.5 kT)" in summarize(a, b, ("A", "B"))[-1]
+
+
+# ------------------------------------------------- what compares, and what the check asks
+
+
+def test_barriers_of_a_model_at_t0_are_not_ranked_nor_set_on_one_kt_axis(maps, tmp_path):
+    # ("digits_convergent has the higher median barrier (0.762 vs 0.00542 kT)", then a Caution
+    # that digits_nonconvergent samples at T = 0 so barriers do not compare; the figure put
+    # both CDFs on one "barrier height / kT" axis with no word of it)
+    from conftest import new_axes
+
+    from landscape.plots.compare import draw_barrier_spectra
+
+    a, b = (map_profile(read_map(p)) for p in maps)  # A samples at T = 2, B at T = 0 (kT at T = 1)
+    text = summarize(a, b, ("A", "B"))[-1]
+    assert "higher median barrier" not in text, text
+    assert "barrier medians not compared (B samples at T = 0: barriers in units of U, not kT)" in text, text
+    ax = draw_barrier_spectra([a, b], ["A", "B"], new_axes())
+    assert "units differ" in ax.get_title()
+    assert "(B: / U, T = 0)" in ax.get_xlabel()
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert labels[0].endswith("median 2.5 kT)") and labels[-1].endswith("median 0.5 U)"), labels
+    from landscape.diagnosis.compare import unscaled_barriers
+
+    assert unscaled_barriers(a, b, ("A", "B")) == ["B"]
+    # Both maps of one model (one U): the barriers compare, and are ranked.
+    one = {"kind": "checkpoint", "path": "m.pt", "sha256": "ab" * 32}
+    a1, b1 = (map_profile(read_map(save(tmp_path / f"{n}.h5", m(), source=one))) for n, m in (("a", map_a),
+                                                                                              ("b", map_b)))
+    assert a1["sha256"] == "ab" * 32 and unscaled_barriers(a1, b1, ("A", "B")) == []
+    assert "A has the higher median barrier (2.5 vs 0.5 kT" in summarize(a1, b1, ("A", "B"))[-1]
+    ax = draw_barrier_spectra([a1, b1], ["A", "B"], new_axes())
+    assert "units differ" not in ax.get_title() and ax.get_xlabel().startswith("barrier height / kT\n")
+    # (the Caution line follows the same rule)
+    from landscape.diagnosis.compare import caveats
+
+    assert not any("T = 0" in line for line in caveats(read_map(tmp_path / "a.h5"), read_map(tmp_path / "b.h5"),
+                                                       ("A", "B")))
+
+
+def test_the_barrier_spectrum_says_how_many_barriers_are_at_refined_saddles(tmp_path):
+    # (compare's spectrum of the digits maps was 28 of 194 and 16 of 35 barriers at refined
+    # saddles, the rest straight-line estimates, and neither the table nor the figure said so)
+    from conftest import new_axes
+
+    from landscape.plots.compare import draw_barrier_spectra
+
+    w, a = map_profile(read_map(save_2d(tmp_path / "w.h5"))), map_profile(map_a())  # (W at T = 0.5)
+    # map_2d: pairs (0, 1) and (1, 2) at refined saddles (1.5, 2.08 above the higher minimum),
+    # (2, 3) at its estimate (the saddle lies far above it): 3.
+    rows = {label: (va, vb) for label, va, vb in compare_profiles(w, a)}
+    assert rows.get("of which at refined saddles") == (
+        "2 of 3 (median 3.58 kT); the other 1 estimate (median 6 kT)", "none of 9 (all estimates)"), rows
+    assert w["barriers"]["at_refined"] == [True, True, False] and w["barriers"]["refined"] == 2
+    assert a["barriers"]["refined"] == 0 and a["barriers"]["at_refined"] == [False] * 9  # (no saddle refined)
+    text = summarize(a, w, ("A", "W"))[-1]
+    assert "W has the higher median barrier (4.16 vs 2.5 kT; 2 of 3 and 0 of 9 barriers at refined saddles, " \
+           "the others estimates)" in text, text
+    ax = draw_barrier_spectra([w, a], ["W", "A"], new_axes())
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert labels == ["W (3, 2 refined; median 4.16 kT)", "W, refined only (median 3.58 kT)",
+                      "A (9, all estimates; median 2.5 kT)"], labels
+    assert [line.get_linestyle() for line in ax.get_lines()] == ["-", "--", "-"]
+
+
+def test_compare_runs_the_check_with_the_settings_of_landscape_check(maps, tmp_path, monkeypatch, capsys):
+    # (compare checked with 64 chains per start, check with 100: the same model got another
+    # verdict line from each, 2.7x against 2.4x, since the check's yardsticks follow the
+    # number of chains)
+    import inspect
+    from types import SimpleNamespace
+
+    import landscape.train.check as check_module
+    import landscape.train.checkpoint as checkpoint_module
+    from landscape.cli.check_cmd import check_cmd
+    from landscape.errors import LandscapeError
+
+    real = check_module.convergence_check
+    asked = []
+
+    def record(*args, **kwargs):
+        bound = inspect.signature(real).bind(*args, **kwargs)
+        bound.apply_defaults()
+        asked.append({k: v for k, v in bound.arguments.items() if k not in ("checkpoint", "progress")})
+        raise LandscapeError("stopped by the test")
+
+    ckpt = {"regime": "convergent", "sampler": {"steps": 5}}
+    monkeypatch.setattr(check_module, "convergence_check", record)
+    monkeypatch.setattr(checkpoint_module, "load_checkpoint", lambda path, *a, **k: ckpt)
+    monkeypatch.setattr(checkpoint_module, "energy_from_checkpoint",
+                        lambda path, *a, **k: (SimpleNamespace(shape=(1, 8, 8)), ckpt))
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "m.pt").write_bytes(b"a checkpoint")
+    code, _, err = run(capsys, "m.pt", maps[1], "--quiet", "--device", "cpu")
+    assert code == 1 and "stopped by the test" in err, err
+    code = run_guarded(check_cmd, ["m.pt", "--quiet", "--device", "cpu"])
+    capsys.readouterr()
+    assert code == 1 and len(asked) == 2
+    compared, checked = asked
+    assert compared == checked, (compared, checked)
+    assert compared["n_chains"] == 100 and compared["multiples"] == (1.0, 3.0, 10.0, 30.0)

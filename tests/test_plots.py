@@ -402,3 +402,8 @@ def test_the_levels_slope_is_that_of_the_fall_not_of_the_plateau_and_floor(make_
     label = ax.get_legend_handles_labels()[1][0]
     expect = fall_slope([p.multiplier for p in content.levels], [p.n_basins for p in content.levels])
     assert (("log-log slope" in label) == (expect is not None)), label
+    assert expect is not None and f"over {expect[1]:.3g}-{expect[2]:.3g}" in label
+    both = new_axes()  # (compare's panel: the same slope)
+    plots_compare.draw_basin_counts([map_profile(content)] * 2, ["a", "b"], both)
+    assert all(f"(log-log slope {expect[0]:.2f} over" in t for t in both.get_legend_handles_labels()[1]), \
+        both.get_legend_handles_labels()[1]

@@ -46,6 +46,7 @@ import torch
 
 from landscape import data as datasets
 from landscape import Energy, sample
+from landscape.train.config import CHECK_CHAINS as DEFAULT_CHAINS, CHECK_MULTIPLES as DEFAULT_MULTIPLES
 from landscape.errors import LandscapeError, NonFiniteEnergyError
 from landscape.io.files import json_safe
 from landscape.mapping.neighbors import nearest, nearest_distance, spacing as data_spacing
@@ -54,6 +55,7 @@ from landscape.train.checkpoint import data_limit, energy_from_checkpoint, regim
 from landscape.train.sampling import ChainReport, _saturation, save_chain_figure
 
 __all__ = [
+    "DEFAULT_CHAINS",
     "DEFAULT_MULTIPLES",
     "CheckResult",
     "DataYardstick",
@@ -67,10 +69,6 @@ __all__ = [
     "save_check_samples",
 ]
 
-#: Chain lengths in units of the training L: the Anatomy check runs "many times" L; 30x
-#: separates the demo models by more than an order of magnitude in every quantity and
-#: costs 30 L steps per start on one batch of chains.
-DEFAULT_MULTIPLES = (1.0, 3.0, 10.0, 30.0)
 INITS = ("data", "noise")
 #: Data points whose distance to the nearest example that differs sets the spacing yardstick.
 SPACING_SAMPLE = 1000
@@ -496,7 +494,7 @@ def check_energy(
     epsilon: float,
     tau: float,
     multiples: Sequence[float] = DEFAULT_MULTIPLES,
-    n_chains: int = 100,
+    n_chains: int = DEFAULT_CHAINS,
     inits: Sequence[str] = INITS,
     thresholds: Thresholds = Thresholds(),
     seed: int = 0,
@@ -841,7 +839,7 @@ def convergence_check(
     checkpoint: str | os.PathLike,
     *,
     multiples: Sequence[float] = DEFAULT_MULTIPLES,
-    n_chains: int = 100,
+    n_chains: int = DEFAULT_CHAINS,
     init: Sequence[str] = INITS,
     epsilon: float | None = None,
     tau: float | None = None,

@@ -29,6 +29,17 @@ INITS = ("noise", "data", "persistent")
 #: that would run for ever.
 MAX_CHAIN_STEPS = 10**7
 OPTIMIZERS = ("sgd", "adam")
+
+# The long-run check's defaults (:mod:`landscape.train.check`), here where the command line
+# reads them without importing torch: ``landscape check``, ``landscape compare`` and the
+# Python API share them.
+#: Chain lengths in units of the training L: the Anatomy check runs "many times" L; 30x
+#: separates the demo models by more than an order of magnitude in every quantity and
+#: costs 30 L steps per start on one batch of chains.
+CHECK_MULTIPLES = (1.0, 3.0, 10.0, 30.0)
+#: Chains per start (data, noise): the check's yardsticks (coverage, the class mix) are
+#: drawn for as many examples as chains, so a model gets one verdict at one count only.
+CHECK_CHAINS = 100
 REGIMES = ("convergent", "non-convergent", "unknown")
 
 

@@ -26,6 +26,7 @@ from typing import Any
 from landscape.errors import LandscapeError
 from landscape.mapping.funnel import DEFAULT_NOISE as FUNNEL_NOISE
 from landscape.mapping.pipeline import ProgressBars
+from landscape.train.config import CHECK_CHAINS, CHECK_MULTIPLES
 from landscape.train.energies import LoadedEnergy
 
 
@@ -700,8 +701,8 @@ def run_compare(
     out: Path | None = None,
     force: bool = False,
     check: bool = True,
-    chains: int = 64,
-    multiples: tuple[float, ...] = (1.0, 3.0, 10.0, 30.0),
+    chains: int = CHECK_CHAINS,
+    multiples: tuple[float, ...] = CHECK_MULTIPLES,
     device: str = "auto",
     names: tuple[str, str] | None = None,
     seed: int = 0,

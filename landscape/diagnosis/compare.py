@@ -59,7 +59,7 @@ from landscape.io.views import (
 )
 
 __all__ = ["MAX_PICTURES", "caveats", "compare_profiles", "identical_maps", "json_safe", "map_profile",
-           "plot_comparison", "summarize"]
+           "plot_comparison", "summarize", "unscaled_barriers"]
 
 #: Below this many barriers on a side, the summary says how many its median is of.
 FEW_BARRIERS = 5
@@ -103,14 +103,30 @@ def _temperature(content: MapContent) -> tuple[float | None, str | None]:
     return 1.0, "p ~ exp(-U)"
 
 
+def unscaled_barriers(a: Mapping[str, Any] | None, b: Mapping[str, Any] | None, names: Sequence[str]) -> list[str]:
+    """The names of the sides whose barriers do not compare with the other side's, from two
+    :func:`map_profile` results: a model that samples at T = 0 has barriers in units of U
+    itself (its "kT" at T = 1), which has no scale of its own (c U is the same model's
+    landscape c times as high). Empty where both sample at a positive T, where both maps
+    are of one model (the same recorded sha256: one U), or where a side has no map. The
+    rule of the T = 0 line of :func:`caveats`, which :func:`summarize` and the figure
+    follow: they do not rank, or set on one kT axis, what that line says does not compare."""
+    if a is None or b is None:
+        return []
+    if a.get("sha256") is not None and a.get("sha256") == b.get("sha256"):
+        return []
+    return [name for name, p in zip(names, (a, b)) if p["temperature_from"] != "sampling"]
+
+
 def _barriers(content: MapContent, temperature: float | None) -> dict[str, Any]:
     """The barriers between the main level's basins: the merges of the tree over them
     (flat merges, with no barrier the energy's precision resolves, are counted apart)."""
     tree = basin_tree_of(content)
     flat = tree.flat()
     merges = tree_merges(content, tree)
-    heights = sorted(max(0.0, float(m.relative)) for m in merges
-                     if m.connected and not flat[m.row] and math.isfinite(m.relative))
+    found = sorted((max(0.0, float(m.relative)), bool(m.refined)) for m in merges
+                   if m.connected and not flat[m.row] and math.isfinite(m.relative))
+    heights = [h for h, _ in found]
     kt = [h / temperature for h in heights] if temperature is not None else None
     return {
         "count": len(heights),
@@ -118,6 +134,10 @@ def _barriers(content: MapContent, temperature: float | None) -> dict[str, Any]:
         "disconnected": sum(1 for m in merges if not m.connected),
         "heights": heights,
         "heights_kT": kt,
+        # Which heights are at refined saddles (the others straight from the estimates: a
+        # map's later minima, a funnel probe's, can join the tree with no string run).
+        "at_refined": [r for _, r in found],
+        "refined": sum(1 for _, r in found if r),
         "median": float(np.median(heights)) if heights else None,
         "max": max(heights) if heights else None,
         "median_kT": float(np.median(kt)) if kt else None,
@@ -185,7 +205,8 @@ def map_profile(content: MapContent) -> dict[str, Any]:
     dict
         Plain data (NaN-free except where noted; pass through :func:`json_safe` for JSON):
 
-        - ``source`` (str, :func:`landscape.io.views.describe_source`), ``dataset``,
+        - ``source`` (str, :func:`landscape.io.views.describe_source`), ``sha256`` (of
+          the model file the map records; None where it records none), ``dataset``,
           ``kind`` ("image", "2d", "vector" or None), ``shape``;
         - ``n_minima``, ``n_basins`` (main level), ``alpha`` (main level), ``alpha_unit``;
         - ``levels``: list of ``(multiplier, alpha, basins)``, ascending multiplier; a
@@ -199,8 +220,9 @@ def map_profile(content: MapContent) -> dict[str, Any]:
           ``heights``
           (relative barrier heights of the merges of the tree over the main level's basins,
           ascending, as the tree takes them: refined saddles where taken, else estimates),
-          ``heights_kT`` (divided by T), ``median``, ``max``, ``median_kT``, ``max_kT``
-          (None when empty);
+          ``heights_kT`` (divided by T), ``at_refined`` (per height: True where it is at a
+          refined saddle, False where an estimate), ``refined`` (how many are),
+          ``median``, ``max``, ``median_kT``, ``max_kT`` (None when empty);
         - ``funnel``: None without a funnel probe, else ``score`` (None if undefined),
           ``verdict`` (:func:`landscape.io.views.funnel_verdict`: "a funnel", "no funnel",
           "too few chains to tell" or "score undefined"), ``funnel`` (True, False, or None
@@ -233,6 +255,7 @@ def map_profile(content: MapContent) -> dict[str, Any]:
     unit = _number(content.attrs.get("levels", {}).get("alpha_unit"))
     return {
         "source": describe_source(content),
+        "sha256": recorded_sha256(content),
         "dataset": map_dataset(content),
         "kind": kind,
         "shape": [int(s) for s in np.shape(content.minima_x)[1:]],
@@ -308,6 +331,26 @@ def _kt_cell(p: Mapping[str, Any], key: str) -> str:
     return _g(b[f"{key}_kT"])
 
 
+def _refined_cell(p: Mapping[str, Any]) -> str:
+    """How many of a side's barriers are at refined saddles, the others estimates, and the
+    median (kT) of each kind where there are both."""
+    b = p["barriers"]
+    n, r = b["count"], b.get("refined")
+    if not n:
+        return "no barriers"
+    if r is None:
+        return "not recorded"
+    if r == n:
+        return f"all {n}"
+    if r == 0:
+        return f"none of {n} (all estimates)"
+    kt, at = b["heights_kT"], b["at_refined"]
+    refined = [h for h, ok in zip(kt, at) if ok]
+    estimates = [h for h, ok in zip(kt, at) if not ok]
+    return (f"{r} of {n} (median {_g(float(np.median(refined)))} kT); the other {n - r} "
+            f"estimate{'s' if n - r != 1 else ''} (median {_g(float(np.median(estimates)))} kT)")
+
+
 def _reason_cell(p: Mapping[str, Any], name: str) -> str:
     d = p["diagnosis"]
     if d is None:
@@ -328,9 +371,10 @@ def compare_profiles(
     """Two profiles as table rows ``(label, value_a, value_b)``, values as text.
 
     Rows: minima; top-level basins; basins at each magnetization multiplier either map
-    has ("-" where the other has no such level); barrier heights in kT (median, max) and
-    their count; funnel score; spurious share (of the minima; of the chains) and the count
-    per reason.
+    has ("-" where the other has no such level); barrier heights in kT (median, max),
+    their count and how many of them are at refined saddles (the others estimates, each
+    kind's median where there are both); funnel score; spurious share (of the minima; of
+    the chains) and the count per reason.
 
     Parameters
     ----------
@@ -370,6 +414,7 @@ def compare_profiles(
         row("barriers between main-level basins", lambda p: str(p["barriers"]["count"])
             + "".join(f" (+{p['barriers'][k]} {what})" for k, what in (("flat", "flat"), ("disconnected", "with no path"))
                       if p["barriers"].get(k))),
+        row("of which at refined saddles", _refined_cell),
         row("funnel score", _funnel_cell),
         row("spurious share (minima; chains)", lambda p: "no diagnosis" if p["diagnosis"] is None else
             f"{_pct(p['diagnosis']['share_minima'])}; {_pct(p['diagnosis']['share_hits'])}"
@@ -423,8 +468,10 @@ def summarize(
     With ``identical`` (:func:`identical_maps`) the first says the two maps are the same.
     The next (when both sides have a verdict of the long-run convergence check) says which
     the check calls convergent; the last compares the maps: basins at the same
-    magnetization (else at the main level), barriers in kT, funnel score (not where a
-    probe had too few chains to tell) and spurious share, naming the side that has more.
+    magnetization (else at the main level), median barriers in kT (not where one side's
+    barriers are in units of U, :func:`unscaled_barriers`; saying how many are at refined
+    saddles where some are estimates), funnel score (not where a probe had too few chains
+    to tell) and spurious share, naming the side that has more.
 
     Parameters
     ----------
@@ -463,13 +510,22 @@ def summarize(
         return lines
     parts = [_basin_difference(a, b, na, nb)]
     ka, kb = a["barriers"]["median_kT"], b["barriers"]["median_kT"]
-    if ka is not None and kb is not None and not math.isclose(ka, kb, rel_tol=0.05):
-        hi, lo = (na, nb) if ka > kb else (nb, na)
-        counts = (a["barriers"]["count"], b["barriers"]["count"]) if ka > kb else (b["barriers"]["count"],
-                                                                                     a["barriers"]["count"])
-        few = (f"; of {counts[0]} and {counts[1]} barrier{'s' if counts[1] != 1 else ''}"
-               if min(counts) < FEW_BARRIERS else "")
-        parts.append(f"{hi} has the higher median barrier ({_g(max(ka, kb))} vs {_g(min(ka, kb))} kT{few})")
+    cold = unscaled_barriers(a, b, names)
+    if cold and ka is not None and kb is not None:  # (the Caution line says why; no ranking to undo it)
+        parts.append(f"barrier medians not compared ({' and '.join(cold)} sample{'s' if len(cold) == 1 else ''} "
+                     "at T = 0: barriers in units of U, not kT)")
+    elif ka is not None and kb is not None and not math.isclose(ka, kb, rel_tol=0.05):
+        ba, bb = (a["barriers"], b["barriers"]) if ka > kb else (b["barriers"], a["barriers"])
+        hi = na if ka > kb else nb
+        if ba.get("refined", ba["count"]) < ba["count"] or bb.get("refined", bb["count"]) < bb["count"]:
+            # (estimates are not saddles: say how many of the medians' barriers are)
+            what = (f"; {_refined_of(ba)} and {_refined_of(bb)} barrier{'s' if bb['count'] != 1 else ''} at refined "
+                    "saddles, the others estimates")
+        elif min(ba["count"], bb["count"]) < FEW_BARRIERS:
+            what = f"; of {ba['count']} and {bb['count']} barrier{'s' if bb['count'] != 1 else ''}"
+        else:
+            what = ""
+        parts.append(f"{hi} has the higher median barrier ({_g(max(ka, kb))} vs {_g(min(ka, kb))} kT{what})")
     fa, fb = a["funnel"], b["funnel"]
     unsure = [name for name, f in ((na, fa), (nb, fb)) if f and f["score"] is not None and _verdict(f) == TOO_FEW_CHAINS]
     if unsure:  # (a score of 0 from chains that never met is no score to rank)
@@ -498,6 +554,11 @@ def summarize(
         named = any(text.startswith(n) for n in (na, nb))
         lines.append((text if named else text[0].upper() + text[1:]) + ".")
     return lines
+
+
+def _refined_of(b: Mapping[str, Any]) -> str:
+    """``12 of 40``: a profile's barriers at refined saddles, of all."""
+    return f"{b.get('refined', b['count'])} of {b['count']}"
 
 
 def _settings_apart(ca: MapContent, cb: MapContent, skip: tuple[str, ...] = ()) -> list[str]:
@@ -553,7 +614,8 @@ def caveats(ca: MapContent | None, cb: MapContent | None, names: Sequence[str], 
             if sa != sb:
                 what += ("; " if what else "") + f"shapes {sa} vs {sb}"
             lines.append(f"The models are of other data ({what}): their counts and barriers are not on one scale.")
-        cold = [n for n, c in ((na, ca), (nb, cb)) if _temperature(c)[1] != "sampling"]
+        cold = unscaled_barriers(*({"sha256": recorded_sha256(c), "temperature_from": _temperature(c)[1]}
+                                   for c in (ca, cb)), names)
         if cold:
             who = " and ".join(cold)
             lines.append(f"{who} sample{'s' if len(cold) == 1 else ''} at T = 0: {'its' if len(cold) == 1 else 'their'} "

@@ -4,7 +4,8 @@ The numbers come from :func:`landscape.diagnosis.compare.map_profile`; this modu
 them, both models in each panel (A blue, B orange):
 
 - :func:`draw_basin_counts`: the number of basins against the magnetization multiplier;
-- :func:`draw_barrier_spectra`: the empirical CDF of the top-level barriers in kT;
+- :func:`draw_barrier_spectra`: the empirical CDF of the top-level barriers in kT (and of
+  those at refined saddles alone, where the others are estimates);
 - :func:`draw_funnel_scores`: the funnel probe's ``exp(H)`` against the noise level;
 - :func:`draw_spurious_shares`: the spurious share per reason;
 - :func:`draw_image_row`: one model's pictures (samples, or its fullest basins) in a row;
@@ -30,6 +31,7 @@ from landscape.io.views import data_range, minima_kind
 from landscape.plots.common import (
     check_picture_path,
     empty_panel,
+    fall_slope,
     image_mosaic,
     new_figure,
     save_figure,
@@ -93,9 +95,9 @@ def draw_basin_counts(profiles: Profiles, names: Sequence[str], ax: Any) -> Any:
             continue
         m, n = np.array(pts, dtype=np.float64).T
         label = name
-        if np.unique(m).size >= 2:
-            slope = np.polyfit(np.log(m), np.log(n), 1)[0]
-            label += f" (log-log slope {slope:.2f})"
+        fall = fall_slope(m, n)
+        if fall is not None:
+            label += f" (log-log slope {fall[0]:.2f} over {fall[1]:.3g}-{fall[2]:.3g})"
         ax.plot(m, n, "o-", color=color, label=label)
         drawn = True
     ax.set_title("basins against magnetization", fontsize=9)
@@ -113,26 +115,57 @@ def draw_basin_counts(profiles: Profiles, names: Sequence[str], ax: Any) -> Any:
     return ax
 
 
+def _cdf(ax: Any, heights: Any, **style: Any) -> np.ndarray:
+    """One empirical CDF as steps from 0; return the sorted heights."""
+    x = np.sort(np.asarray(heights, dtype=np.float64))
+    y = np.arange(1, x.size + 1) / x.size
+    ax.step(np.concatenate([[0.0], x]), np.concatenate([[0.0], y]), where="post", **style)
+    return x
+
+
 def draw_barrier_spectra(profiles: Profiles, names: Sequence[str], ax: Any) -> Any:
-    """The empirical CDF of each side's top-level barrier heights in kT; return ``ax``."""
+    """The empirical CDF of each side's top-level barrier heights in kT (solid), and of
+    those at refined saddles alone (dashed) where the others are estimates; the legend says
+    how many of each side's barriers are at refined saddles. Where a side's barriers are in
+    units of U (:func:`landscape.diagnosis.compare.unscaled_barriers`: a model that samples
+    at T = 0), its curve, the axis and the title say so: the two do not compare. Return
+    ``ax``."""
+    from landscape.diagnosis.compare import unscaled_barriers
+
+    a, b = (list(profiles) + [None, None])[:2]
+    cold = set(unscaled_barriers(a, b, names))
     drawn, notes = [], []
     for p, name, color in zip(profiles, names, COLORS):
         if p is None:
             notes.append(f"{name}: no map")
             continue
-        h = p["barriers"]["heights_kT"]
+        bar = p["barriers"]
+        h = bar["heights_kT"]
         if h is None:
             notes.append(f"{name}: temperature unknown")
             continue
         if not h:
             notes.append(f"{name}: no barriers")
             continue
-        x = np.sort(np.asarray(h, dtype=np.float64))
-        y = np.arange(1, x.size + 1) / x.size
-        ax.step(np.concatenate([[0.0], x]), np.concatenate([[0.0], y]), where="post", color=color,
-                label=f"{name} ({x.size}, median {np.median(x):.3g})")
+        unit = "U" if name in cold else "kT"
+        refined = bar.get("refined")
+        at = bar.get("at_refined")
+        if refined is None or at is None:
+            which = ""
+        elif refined == len(h):
+            which = ", all refined"
+        elif refined == 0:
+            which = ", all estimates"
+        else:
+            which = f", {refined} refined"
+        x = _cdf(ax, h, color=color, label=f"{name} ({len(h)}{which}; median {np.median(h):.3g} {unit})")
+        if refined and at is not None and refined < len(h):
+            only = [v for v, ok in zip(h, at) if ok]
+            _cdf(ax, only, color=color, ls="--", lw=1,
+                 label=f"{name}, refined only (median {np.median(only):.3g} {unit})")
         drawn.append(x)
-    ax.set_title("barrier spectrum (empirical CDF)", fontsize=9)
+    ax.set_title("barrier spectrum (empirical CDF)" + ("; units differ: the curves do not compare" if cold else ""),
+                 fontsize=9)
     if not drawn:
         return empty_panel(ax, "no barrier heights in kT to draw" + _why(notes))
     allx = np.concatenate(drawn)
@@ -141,10 +174,11 @@ def draw_barrier_spectra(profiles: Profiles, names: Sequence[str], ax: Any) -> A
         ax.set_xscale("log")
         _plain(ax.xaxis)
     ax.set_ylim(0, 1.02)
-    ax.legend(fontsize=7, loc="lower right")
+    ax.legend(fontsize=7, loc="lower right", framealpha=0.7)  # (curves show through where they pass under it)
     ax.grid(True, color="0.92", lw=0.5)
     _side_notes(ax, notes, y=0.97)
-    ax.set_xlabel("barrier height / kT\n(merges of the main level's basin tree, above the higher basin)")
+    which = "" if not cold else f" ({' and '.join(n for n in names if n in cold)}: / U, T = 0)"
+    ax.set_xlabel(f"barrier height / kT{which}\n(merges of the main level's basin tree, above the higher basin)")
     ax.set_ylabel("share of barriers at or below")
     return ax
 
