@@ -59,7 +59,9 @@ def _noise_levels(ctx: click.Context, param: click.Parameter, value: str) -> str
 @click.option("--noise-unit", default="auto", show_default=True, metavar="auto|NUMBER",
               callback=_noise_unit,
               help="Unit of --noise: a number, or auto (the checkpoint's training tau; else sqrt of the map's "
-                   "exploration temperature, or of its attraction-diffusion temperature when that is 0).")
+                   "exploration temperature; where that is 0, sqrt of its attraction-diffusion temperature before "
+                   "any lowering for its chains to arrive: the T_AD and the factor landscape info gives). The probe "
+                   "records it; its figure says it.")
 @chains_option(100, "per start (data, noise) and noise level")
 @steps_option("before the quench", default_text="the map's exploration steps; 1000 for a map explored at "
                                                  "temperature 0")
@@ -96,11 +98,11 @@ def funnel_cmd(target, map_option, energy, network, weights, noise, noise_unit, 
     The funnel score is 1 - min H / H_ref over the levels above the lowest, H_ref being
     the entropy of the data's own basins (the chains from data at the lowest level):
     0 when no noise concentrates the chains more than the data are, 1 when some level
-    sends every chain into one basin; 0.5 or more is called a funnel. Where every level's
-    chains each end in a basin of their own, the probe cannot tell: the verdict is "too few
-    chains to tell" (--json: "funnel": null), not "no funnel". Sinks that tie with basins
-    left out are said to tie, not listed. Results go into the map (/funnel), the figure to
-    --plot.
+    sends every chain into one basin; 0.5 or more is called a funnel. Where at every level
+    the score is taken over (those above the lowest) the chains each end in a basin of their
+    own, the probe cannot tell: the verdict is "too few chains to tell" (--json: "funnel":
+    null), not "no funnel". Sinks that tie with basins left out are said to tie, not listed
+    (nor coloured in the figure). Results go into the map (/funnel), the figure to --plot.
 
     \b
     Examples:

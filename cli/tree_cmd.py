@@ -135,6 +135,7 @@ def map_header(map_path: Path, content, level: int | None = None) -> list[str]:
         alpha_unit_rule,
         describe_exploration,
         describe_funnel,
+        describe_held_by_box,
         describe_source,
         map_config,
         map_dataset,
@@ -164,14 +165,9 @@ def map_header(map_path: Path, content, level: int | None = None) -> list[str]:
     if at_budget:
         counts += f"; {at_budget} of its strings ran out of iterations, which --string-steps and --climb-steps raise"
     counts += ")"
-    held = content.attrs.get("minima", {}).get("held_by_box")
-    if isinstance(held, (int, np.integer)) and held:
-        if _is_image(content):  # (pixels at the range's ends, as data images have)
-            counts += (f"; {held} of the map's minima {'has' if held == 1 else 'have'} pixels at the range's ends "
-                       "with the energy still falling beyond (saturated pixels, which the range keeps)")
-        else:
-            counts += (f"; {held} of the map's minima {'lies' if held == 1 else 'lie'} on the box's faces with the "
-                       "energy still falling beyond (held by the box)")
+    held = describe_held_by_box(content)  # (not "saturated": diagnose's word for its own rule)
+    if held:
+        counts += f"; {held}"
     rows.append(("counts", counts))
     for line in str(content.attrs.get("minima", {}).get("precision") or "").splitlines():
         rows.append(("precision", line))
@@ -247,16 +243,6 @@ def map_header(map_path: Path, content, level: int | None = None) -> list[str]:
             text += f", against {d.attrs['dataset']}"
         rows.append(("diagnosis", text))
     return [f"{key:<9} {value}" for key, value in rows]
-
-
-def _is_image(content) -> bool:
-    from landscape.errors import LandscapeError
-    from landscape.io.views import minima_kind
-
-    try:
-        return minima_kind(content) == "image"
-    except LandscapeError:  # (a shape no picture draws)
-        return False
 
 
 def _updated(content) -> str | None:
@@ -398,6 +384,7 @@ def _funnel_summary(content) -> dict[str, Any] | None:
     config = probe_config(f)
     return {"score": _finite_or_none(f.score), "verdict": verdict, "funnel": is_funnel(verdict),
             "seed": config.get("seed"), "chains": config.get("chains"), "noise": [float(t) for t in f.noise],
+            "noise_unit": f.attrs.get("noise_unit"), "noise_unit_source": f.attrs.get("noise_unit_source"),
             "effective_basins": [_finite_or_none(math.exp(h)) for h in f.entropy],
             "minima_found_by_probe": content.attrs.get("minima", {}).get("funnel_added") or 0,
             "config": config}

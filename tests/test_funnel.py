@@ -40,7 +40,8 @@ from landscape.potentials import (
     tilted_wells,
     tilted_wells_exact,
 )
-from conftest import CountingStrings, arm_after_a_batch_save, assert_one_line_error, assert_same_map, run
+from conftest import CountingStrings, arm_after_a_batch_save, assert_one_line_error, assert_same_map, new_axes, run
+from conftest import build_map as hand_made_map
 
 T = 0.05
 TAU = math.sqrt(T)
@@ -119,7 +120,8 @@ def test_entropy_score_and_sinks_on_known_occupancies():
     text = describe(lone)
     assert "in chains from data at noise 1 ->" in text and "the data's basins" not in text, text
     assert text.startswith("too few chains to tell a funnel: every level's 4 chains ended each in a basin of its "
-                           "own (landscape funnel --chains raises them"), text
+                           "own at noise 2, the levels the score is taken over (landscape funnel --chains raises "
+                           "them"), text
 
 
 def test_json_carries_the_verdict_the_seed_and_the_chains_and_no_sinks_picked_from_a_tie(tmp_path):
@@ -521,6 +523,9 @@ def test_landscape_funnel_end_to_end(capsys, tmp_path, data):
     code, stdout, err = run(capsys, "info", out)
     assert code == 0, err
     assert f"funnel    funnel score {result['score']:.2f}: a funnel" in stdout
+    # The probe records the unit its levels were given in, and where it came from.
+    assert c.funnel.attrs["noise_unit"] == pytest.approx(TAU)
+    assert c.funnel.attrs["noise_unit_source"] == f"sqrt of the map's exploration temperature {T:g}"
     # Nothing is replaced without --force; a bad map is one line.
     code, _, err = run(capsys, "funnel", out, "--plot", plot, "--quiet")
     assert_one_line_error(code, err, "has a funnel probe already: pass --force")
@@ -595,3 +600,108 @@ def test_the_noise_unit_of_a_map_whose_attraction_diffusion_temperature_was_lowe
     content.meta = MapMeta(**{**content.meta.__dict__, "extra": {**content.meta.extra, "settings": settings}})
     unit, why = noise_unit(content)
     assert unit == pytest.approx(math.sqrt(t_ad)) and "before it was lowered" in why
+    assert why.startswith(f"sqrt of the map's attraction-diffusion temperature before it was lowered, {t_ad / 100:.4g} "
+                          "x 100"), why
+
+
+# ------------------------------------------------------------------------ the figure
+
+
+def probed_map(occupancy, chains, sinks, **attrs):
+    """A hand-made map of as many minima as basins, with a probe of these shares per level."""
+    occ = np.asarray(occupancy, dtype=np.float64)
+    content = hand_made_map(np.zeros((occ.shape[1], 2)), np.arange(float(occ.shape[1])))
+    content.funnel = FunnelData(noise=np.arange(float(occ.shape[0])), occupancy=occ,
+                                entropy=np.array([entropy(r) for r in occ]), score=0.0,
+                                attrs={"chains_per_level": chains, **attrs}, sinks=np.asarray(sinks))
+    return content
+
+
+def bar_heights(ax):
+    """Per bar series (a legend entry), its heights per level."""
+    return {c.get_label(): [p.get_height() for p in c.patches] for c in ax.containers}
+
+
+def test_the_figure_colours_only_the_sinks_the_text_names_and_says_where_all_chains_are_apart():
+    # (the demo's convergent probe: at noise 8 each of 48 chains in a basin of its own, the
+    # text "48 basins tie at 2%", and the bars coloured five of them "basin 1, 8, 9, 19, 35",
+    # the stored sinks, taken by index from the tie)
+    from landscape.plots.funnel import draw_funnel_shares
+
+    occ = [[0.5, 0.25, 0.25, 0, 0, 0], [0.25, 0.25, 0.25, 0.25, 0, 0], [0, 0, 0, 0.25, 0.25, 0.5]]
+    sinks_stored = [[0, -1], [0, 1], [5, -1]]
+    ax = draw_funnel_shares(probed_map(occ, 4, sinks_stored), new_axes())
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["basin 0", "basin 5", "other basins"]
+    bars = bar_heights(ax)
+    assert bars["basin 0"] == [0.5, 0.0, 0.0] and bars["basin 5"] == [0.0, 0.0, 0.5]
+    assert bars["other basins"] == [0.5, 1.0, 0.5]  # (all grey where no basin is a sink)
+    notes = {round(t.get_position()[0]): t.get_text() for t in ax.texts}
+    assert notes == {1: "all 4 chains apart"}
+    # 8 chains, two in each of 4 basins: a tie, not every chain apart.
+    ax = draw_funnel_shares(probed_map(occ, 8, sinks_stored), new_axes())
+    assert [t.get_text() for t in ax.texts] == ["4 basins tie at 25%"]
+
+
+def test_the_figure_draws_each_curve_s_ceiling_and_says_of_how_many_chains_the_reference_is():
+    # (the dotted reference, exp(H) of the 24 quenched data starts, sat under the curve of all
+    # 48 chains with nothing to say that the two have different ceilings)
+    from landscape.plots.funnel import draw_funnel_entropy
+
+    occ = [[0.5, 0.5, 0, 0], [0.25, 0.25, 0.25, 0.25], [0.25, 0.25, 0.25, 0.25]]
+    content = probed_map(occ, 4, [[0, -1], [0, 1], [0, 1]], reference_entropy=math.log(2),
+                         reference="chains from data at the lowest noise")
+    f = content.funnel
+    f.chain_start = np.array([0, 0, 1, 1], dtype=np.int8)
+    f.occupancy_data = np.array([[0.5, 0.5, 0, 0], [0.5, 0.5, 0, 0], [0, 0, 0.5, 0.5]])
+    f.occupancy_noise = np.array([[0.5, 0.5, 0, 0], [0, 0, 0.5, 0.5], [0.5, 0.5, 0, 0]])
+    ax = draw_funnel_entropy(content, new_axes())
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert labels == ["all chains (4)", "chains from data (2)", "chains from noise (2)",
+                      "the data's basins: 2.0 of 2 chains (the score's reference)"]
+    flat = {float(line.get_ydata()[0]) for line in ax.lines if len(set(np.ravel(line.get_ydata()))) == 1}
+    assert {4.0, 2.0} <= flat  # the ceilings
+    assert sorted(t.get_text() for t in ax.texts) == ["at most 2", "at most 4"]
+    assert ax.get_ylim()[1] > 4.0
+    assert ax.get_title() == ("too few chains to tell a funnel (score 0.00)\nthe score: all chains at noise 1 to 2 "
+                              "against the reference")
+
+
+def test_the_figure_says_the_noise_unit_and_where_it_came_from():
+    # (the non-convergent digits probe's levels 0, 0.0111, ..., 0.0888, with no word of the
+    # unit 0.0111 = sqrt(T_AD before its 5.6x lowering))
+    from landscape.plots.funnel import draw_funnel_entropy, draw_funnel_shares
+
+    occ = [[0.5, 0.5], [1.0, 0.0]]
+    content = probed_map(occ, 10, [[0, -1], [0, -1]], noise_unit=0.5,
+                         noise_unit_source="sqrt of the map's exploration temperature 0.25")
+    content.funnel.noise = np.array([0.0, 1.0])
+    ax = draw_funnel_shares(content, new_axes())
+    assert ax.get_xlabel().replace("\n", " ").endswith(
+        "(4x) = 4 times the noise unit 0.5: sqrt of the map's exploration temperature 0.25")
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["0\n(0x)", "1\n(2x)"]
+    ax = draw_funnel_entropy(content, new_axes())
+    assert ax.get_xlabel() == "noise level tau (in brackets: x the noise unit 0.5)"
+    content.funnel.attrs["noise_unit"] = 1.0  # a unit of 1: the ticks are the multiples already
+    ax = draw_funnel_shares(content, new_axes())
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["0", "1"]
+    assert ax.get_xlabel().replace("\n", " ").endswith("noise unit 1: sqrt of the map's exploration temperature 0.25")
+
+
+def test_the_probe_s_config_carries_its_noise_unit_and_its_source_apart_from_the_chains_settings():
+    content = hand_made_map(np.zeros((3, 2)), [0.0, 1.0, 2.0], config={"eps": 0.1, "temperature": 0.25})
+    auto = funnel_config(content)
+    assert (auto.noise_unit, auto.noise_unit_source) == (0.5, "sqrt of the map's exploration temperature 0.25")
+    assert auto.noise == (0.0, 0.5, 1.0, 2.0, 4.0)
+    # A unit given: its source is the automatic one's where it is that unit, else what the caller says.
+    assert funnel_config(content, unit=0.5).noise_unit_source == "sqrt of the map's exploration temperature 0.25"
+    assert funnel_config(content, unit=3.0).noise_unit_source is None
+    assert funnel_config(content, unit=3.0, unit_source="given").noise_unit_source == "given"
+    # Not a setting of the chains: the stored config and the fingerprint a resume matches leave it out.
+    bare = FunnelConfig(**auto.to_dict())
+    assert "noise_unit" not in auto.to_dict() and bare.fingerprint() == auto.fingerprint()
+    with pytest.raises(LandscapeError, match="noise_unit must be > 0"):
+        FunnelConfig(**auto.to_dict(), noise_unit=0.0)
+    zero = hand_made_map(np.zeros((3, 2)), [0.0, 1.0, 2.0], config={"eps": 0.1, "temperature": 0.0},
+                         attrs={"levels": {"temperature": 0.04}})
+    assert funnel_config(zero).noise_unit_source == ("sqrt of the map's attraction-diffusion temperature 0.04; the map "
+                                                     "explored at T = 0")

@@ -531,18 +531,21 @@ def test_json_is_strict_where_a_map_holds_non_finite_numbers(tmp_path, make_map,
         assert strict(out)["temperature"] is None
 
 
-def test_info_calls_held_pixels_of_images_saturated_and_held_points_held_by_the_box(tmp_path, make_map, capsys):
+def test_info_calls_held_pixels_of_images_held_not_saturated_and_says_of_how_many_minima(tmp_path, make_map, capsys):
     # (every convergent digits map said "31 of 32 minima lie on the box's faces ... (held by the box)",
-    # of images whose data have 58 % of their pixels at the range's ends)
+    # of images whose data have 58 % of their pixels at the range's ends; then "61 of the map's
+    # minima have pixels at the range's ends ... (saturated pixels ...)" of a map of 303, 239 of
+    # them a funnel probe's, while diagnose said "0 saturated" by its own rule)
     from conftest import image_content, save, vector_content
 
     image = image_content(make_map)
-    image.attrs["minima"]["held_by_box"] = 3
+    image.attrs["minima"].update(held_by_box=3, funnel_added=2)
     points = vector_content(make_map, 3)
     points.attrs["minima"]["held_by_box"] = 2
-    for content, said in ((image, "3 of the map's minima have pixels at the range's ends with the energy still "
-                                  "falling beyond (saturated pixels, which the range keeps)"),
-                          (points, "2 of the map's minima lie on the box's faces with the energy still falling "
+    for content, said in ((image, "3 of the 8 minima the exploration found have pixels held at the range's ends by "
+                                  "the box (the energy still falling outward); the funnel probes' 2 minima were not "
+                                  "checked"),
+                          (points, "2 of the 6 minima lie on the box's faces with the energy still falling "
                                    "beyond (held by the box)")):
         code, out, err = run(capsys, "info", save(tmp_path, content, f"{len(said)}.h5"))
         assert code == 0, err

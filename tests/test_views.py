@@ -123,3 +123,86 @@ def test_the_exploration_line_says_whether_the_minima_are_all_the_starts_reach_o
     assert "about 88% of further chains would find another" in sampled and "--chains finds more" in sampled
     few = describe_exploration(exploration_map([100] * 9 + [1]))
     assert few.endswith("1 reached by one chain only (about 0.1% of further chains would find another)"), few
+
+
+# ----------------------------------------------------------- what the outputs say
+
+
+def test_too_few_chains_is_judged_on_the_levels_the_score_uses_not_the_quenched_starts():
+    # (the demo's convergent digits probe: 48 chains, two data starts quenched into one minimum
+    # at noise 0 (exp(H) 46.6), each chain a basin of its own at noise 1-8 (48.0): the verdict
+    # read "no funnel" where the score of 0 says nothing)
+    starts = np.array([[2 / 6, 1 / 6, 1 / 6, 1 / 6, 1 / 6, 0.0]])
+    apart = np.full((2, 6), 1 / 6)
+    f = probe(np.vstack([starts, apart]), 0.0, chains=6)
+    assert funnel_verdict(f) == "too few chains to tell"
+    assert is_funnel(funnel_verdict(f)) is None
+    text = describe_funnel(f)
+    assert text.startswith("too few chains to tell a funnel: every level's 6 chains ended each in a basin of its own "
+                           "at noise 1 to 2, the levels the score is taken over (landscape funnel --chains raises "
+                           "them; funnel score 0.00"), text
+    # Chains that met at a level the score uses: it can tell (no funnel), whatever the starts did.
+    met = probe(np.vstack([apart[:1], starts, apart[:1]]), 0.0, chains=6)
+    assert funnel_verdict(met) == "no funnel"
+    # Two levels: the one above the lowest is the one judged.
+    assert "at noise 1, the levels" in describe_funnel(probe(np.vstack([starts, apart[:1]]), 0.0, chains=6))
+
+
+def arrival_map(**settings):
+    c = build_map(np.zeros((3, 2), dtype=np.float32), [0.0, 1.0, 2.0],
+                  attrs={"levels": {"alpha_unit": 73.5, "alpha_unit_rule": "arrival"}})
+    c.meta = MapMeta(schema_version=2, created="2026-01-01T00:00:00+00:00", tool_version="test", source=None,
+                     config={}, extra={"settings": {"alpha_unit": 73.5, "alpha_unit_rule": "arrival", **settings}})
+    return c
+
+
+def test_the_arrival_unit_says_which_pull_set_it_and_the_one_it_outweighed():
+    # (read "the pull that brings half the chains to their target, stronger than the typical
+    # barrier's": no verb, and the barrier-matched pull's value nowhere)
+    from landscape.io.views import alpha_unit_rule
+
+    assert alpha_unit_rule(arrival_map()) == (
+        "the weakest pull that brings half of attraction-diffusion's chains to their targets, which is stronger here "
+        "than the pull matched to the minima's barriers")
+    assert alpha_unit_rule(arrival_map(alpha_unit_matched=12.34567)) == (
+        "the weakest pull that brings half of attraction-diffusion's chains to their targets, which is stronger here "
+        "than the pull of 12.35 matched to the minima's barriers")
+    spread = arrival_map(alpha_unit_matched=0.5, alpha_unit_matched_rule="spread")
+    assert alpha_unit_rule(spread).endswith("than the pull of 0.5 matched to the minima's energy spread")
+    barriers = build_map(np.zeros((3, 2), dtype=np.float32), [0.0, 1.0, 2.0],
+                         attrs={"levels": {"alpha_unit_rule": "barriers"}})
+    assert alpha_unit_rule(barriers) == "the typical barrier over the typical spacing"
+
+
+def held_map(held, added=0, image=True):
+    n = 10
+    x = np.zeros((n, 1, 4, 4) if image else (n, 3), dtype=np.float32)
+    return build_map(x, np.arange(n, dtype=np.float64),
+                     attrs={"minima": {"held_by_box": held, **({"funnel_added": added} if added else {})}})
+
+
+def test_minima_held_by_the_box_are_counted_out_of_those_checked_and_not_called_saturated():
+    # (info said "61 of the map's minima have pixels at the range's ends ... (saturated pixels
+    # ...)" of a map of 303 minima, 239 of them a funnel probe's, never checked; and diagnose
+    # calls a minimum saturated by a rule of its own: "0 saturated")
+    from landscape.io.views import describe_held_by_box
+
+    assert describe_held_by_box(held_map(6, added=4)) == (
+        "6 of the 6 minima the exploration found have pixels held at the range's ends by the box (the energy still "
+        "falling outward); the funnel probes' 4 minima were not checked")
+    assert describe_held_by_box(held_map(3)) == ("3 of the 10 minima have pixels held at the range's ends by the box "
+                                                 "(the energy still falling outward)")
+    assert describe_held_by_box(held_map(1, added=1, image=False)) == (
+        "1 of the 9 minima the exploration found lies on the box's faces with the energy still falling beyond (held "
+        "by the box); the funnel probes' 1 minimum was not checked")
+    assert describe_held_by_box(held_map(0)) is None
+    assert "saturated" not in describe_held_by_box(held_map(6, added=4))
+
+
+def test_the_noise_unit_a_probe_records_is_read_back_with_where_it_came_from():
+    from landscape.io.views import funnel_noise_unit
+
+    f = probe([[0.5, 0.5], [1.0, 0.0]], 1.0, chains=10, noise_unit=0.0111, noise_unit_source="sqrt of T")
+    assert funnel_noise_unit(f) == (0.0111, "sqrt of T")
+    assert funnel_noise_unit(probe([[0.5, 0.5], [1.0, 0.0]], 1.0, noise_unit=2.0)) == (2.0, None)
+    assert funnel_noise_unit(probe([[0.5, 0.5], [1.0, 0.0]], 1.0)) is None  # (a probe made before it was recorded)

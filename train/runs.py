@@ -446,8 +446,8 @@ def _funnel_plan(
     init = init or ("both" if dataset else "noise")
     if init in ("both", "data") and not dataset:
         raise LandscapeError(f"--init {init} needs a data set: give --dataset (or --init noise)")
-    probe = funnel_config(content, noise=parse_floats(noise, "--noise"), unit=unit, chains=chains, steps=steps,
-                          eps=eps, init=init, seed=seed)
+    probe = funnel_config(content, noise=parse_floats(noise, "--noise"), unit=unit, unit_source=unit_why,
+                          chains=chains, steps=steps, eps=eps, init=init, seed=seed)
     levels, eps, steps = probe.noise, probe.eps, probe.steps
     about = (f"noise {', '.join(f'{t:.3g}' for t in levels)} (unit {unit:.3g}: {unit_why}), eps {eps:.3g}, "
              f"{steps} steps, {chains} chains per start from {init}")
@@ -474,6 +474,8 @@ def funnel_summary(map_path: Path, f, result, plot: Path, wall: float) -> dict:
         "chains": config.get("chains"),
         "chains_per_level": None if f.attrs.get("chains_per_level") is None else int(f.attrs["chains_per_level"]),
         "noise": f.noise.tolist(),
+        "noise_unit": f.attrs.get("noise_unit"),
+        "noise_unit_source": f.attrs.get("noise_unit_source"),
         "entropy": f.entropy.tolist(),
         "effective_basins": np.exp(f.entropy).tolist(),
         "reference_entropy": f.attrs.get("reference_entropy"),

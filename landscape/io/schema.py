@@ -171,7 +171,9 @@ GROUP_ATTRS: tuple[tuple[str, str], ...] = (
                   "rather than converged or stopped moving; absent in older maps)"),
     ("/funnel", "config (JSON: the probe's settings), temperature (tau^2 per level), eps, steps, chains_per_level, "
                 "new_minima and new_basins (what the probe added to the map), reference_entropy and reference (the "
-                "occupancy the score compares with), score_rule, funnel_threshold, seconds"),
+                "occupancy the score compares with), score_rule, funnel_threshold, seconds, noise_unit and "
+                "noise_unit_source (the unit --noise was given in, and where it came from, in words; absent in older "
+                "probes)"),
     ("/diagnosis", "dataset, data_examples, rule (the thresholds), energy_bar and data_energy_q10/q50/q90 (the "
                    "data's energies), data_saturation and saturation_bar (images), off_data, saturated, sinks and "
                    "spurious (counts), reason_bits (what /diagnosis/reasons' bits mean), sink_basins (where there "

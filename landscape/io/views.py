@@ -16,13 +16,15 @@ pictures (:mod:`landscape.plots`) all read the same things the same way:
   the chains that ended in each minimum), :func:`exploration_coverage`,
   :func:`describe_exploration` (one line);
 - what the minima are and where they came from: :func:`minima_kind`, :func:`data_range`,
+  :func:`describe_held_by_box` (the minima on the box's faces, one clause),
   :func:`spurious_minima`, :func:`describe_source` (one line), :func:`map_dataset`,
   :func:`short_source` (a short name for titles: the model and its data set);
 - how it was made: :func:`map_config` (the stored config), :func:`given_settings` (the seed,
   the chains and the settings away from their defaults), :func:`probe_config` (a funnel
   probe's);
 - what its funnel probe says: :func:`funnel_verdict` (a funnel, no funnel, or why it cannot
-  tell), :func:`clear_sinks` (the sinks that no other basin ties with),
+  tell), :func:`funnel_noise_unit` (the unit its noise levels were given in),
+  :func:`clear_sinks` (the sinks that no other basin ties with),
   :func:`describe_funnel` (one line, the verdict first).
 
 Energies have an arbitrary offset, so barriers are also given relative: a merge's height
@@ -55,9 +57,12 @@ __all__ = [
     "data_range",
     "describe_exploration",
     "describe_funnel",
+    "describe_held_by_box",
     "describe_source",
     "describe_work",
     "exploration_coverage",
+    "funnel_chains",
+    "funnel_noise_unit",
     "funnel_verdict",
     "given_settings",
     "is_funnel",
@@ -72,6 +77,7 @@ __all__ = [
     "probe_config",
     "recorded_model",
     "recorded_sha256",
+    "scored_noise",
     "setting_text",
     "short_source",
     "sinks_text",
@@ -107,21 +113,44 @@ def level_name(content: MapContent, level: int | None = None) -> str:
     return f"{where} (alpha {alpha})"
 
 
+#: The rule ``"arrival"`` in words: the unit is the arrival pull, which outweighed the pull
+#: matched to the minima (``value``: that pull's, where the map records it).
+_ARRIVAL = ("the weakest pull that brings half of attraction-diffusion's chains to their targets, which is stronger "
+            "here than the pull {value}matched to {to}")
 #: What set a map's alpha unit (``/`` attrs ``levels.alpha_unit_rule``), in words.
 ALPHA_UNIT_RULES = {
     "barriers": "the typical barrier over the typical spacing",
     "spread": "the minima's energy spread over the typical spacing (no barrier resolved)",
     "temperature": "T_AD over the typical spacing (no barrier and no energy spread resolved)",
     "single": "one minimum: nothing to pull towards",
-    "arrival": "the pull that brings half the chains to their target, stronger than the typical barrier's",
+    "arrival": _ARRIVAL.format(value="", to="the minima's barriers"),
     "given": "as given",
 }
+#: What the pull an ``"arrival"`` unit outweighed was matched to (the map's settings
+#: ``alpha_unit_matched_rule``, where recorded), in words.
+_MATCHED_TO = {"barriers": "the minima's barriers", "spread": "the minima's energy spread", "temperature": "T_AD"}
 
 
 def alpha_unit_rule(content: MapContent) -> str | None:
     """In words, what set the map's alpha unit; None where the map does not say (maps
-    made before it recorded the rule)."""
-    return ALPHA_UNIT_RULES.get(str(content.attrs.get("levels", {}).get("alpha_unit_rule", "")))
+    made before it recorded the rule). An ``"arrival"`` unit names the pull it outweighed,
+    and gives its value where the map records it (settings ``alpha_unit_matched``, and
+    what that pull was matched to, ``alpha_unit_matched_rule``).
+
+    Examples: ``"the typical barrier over the typical spacing"``; ``"the weakest pull that
+    brings half of attraction-diffusion's chains to their targets, which is stronger here
+    than the pull of 12.3 matched to the minima's barriers"``.
+    """
+    rule = str(content.attrs.get("levels", {}).get("alpha_unit_rule", ""))
+    text = ALPHA_UNIT_RULES.get(rule)
+    if rule != "arrival" or text is None:
+        return text
+    settings = content.settings()
+    matched = settings.get("alpha_unit_matched")
+    to = _MATCHED_TO.get(str(settings.get("alpha_unit_matched_rule", "barriers")), _MATCHED_TO["barriers"])
+    value = (f"of {float(matched):.4g} " if isinstance(matched, (int, float)) and not isinstance(matched, bool)
+             and math.isfinite(matched) and matched > 0 else "")
+    return _ARRIVAL.format(value=value, to=to)
 
 
 def basin_tree_of(content: MapContent, level: int | None = None) -> BarrierTree:
@@ -520,6 +549,46 @@ def data_range(content: MapContent) -> tuple[float, float]:
     return (low, high) if high > low else (low - 0.5, low + 0.5)
 
 
+def describe_held_by_box(content: MapContent) -> str | None:
+    """One clause: how many of the minima the map's exploration found the box holds (``/minima``
+    attr ``held_by_box``: on a face, the energy still falling beyond it), out of how many
+    (a funnel probe's minima were not checked, and are said not to be); None where none
+    (or the map does not say).
+
+    Images have pixels at the range's ends, as data images do: the clause says "pixels
+    held at the range's ends", not "saturated", the word ``landscape diagnose`` keeps for
+    its rule (most of a minimum's pixels there).
+
+    Examples: ``"61 of the 64 minima the exploration found have pixels held at the range's
+    ends by the box (the energy still falling outward); the funnel probes' 239 minima were
+    not checked"``.
+    """
+    held = content.attrs.get("minima", {}).get("held_by_box")
+    if not isinstance(held, (int, np.integer)) or isinstance(held, bool) or held <= 0:
+        return None
+    held = int(held)
+    added = content.attrs.get("minima", {}).get("funnel_added")
+    added = int(added) if isinstance(added, (int, np.integer)) and not isinstance(added, bool) and added > 0 else 0
+    found = content.n_minima - added
+    of = f"{held} of the {found} minima the exploration found" if added else f"{held} of the {found} minima"
+    if found == 1:
+        of = "the one minimum the exploration found" if added else "the map's one minimum"
+    one = held == 1
+    try:
+        image = minima_kind(content) == "image"
+    except LandscapeError:  # (a shape no picture draws)
+        image = False
+    if image:
+        text = (f"{of} {'has' if one else 'have'} pixels held at the range's ends by the box (the energy still "
+                "falling outward)")
+    else:
+        text = (f"{of} {'lies' if one else 'lie'} on the box's faces with the energy still falling beyond (held by "
+                "the box)")
+    if added:
+        text += f"; the funnel probes' {added} minim{'um was' if added == 1 else 'a were'} not checked"
+    return text
+
+
 def _spec(value: Any) -> str:
     """A short text for a source entry (an energy spec may be a dict)."""
     if isinstance(value, dict):
@@ -640,7 +709,8 @@ def spurious_minima(content: MapContent) -> np.ndarray:
 # ------------------------------------------------------------------------ the funnel
 
 #: What a funnel probe says (:func:`funnel_verdict`): a funnel, no funnel, or that it cannot
-#: tell, because every chain ended in a basin of its own at every level (more chains tell),
+#: tell, because every chain ended in a basin of its own at every level above the lowest,
+#: those the score is taken over (more chains tell),
 #: or because at the lowest noise every chain already ends in one basin (the score is
 #: undefined: nothing is left to collapse).
 FUNNEL, NO_FUNNEL, TOO_FEW_CHAINS, UNDEFINED = "a funnel", "no funnel", "too few chains to tell", "score undefined"
@@ -656,7 +726,8 @@ def _threshold(funnel: FunnelData) -> float:
     return FUNNEL_SCORE
 
 
-def _chains_per_level(funnel: FunnelData) -> int | None:
+def funnel_chains(funnel: FunnelData) -> int | None:
+    """The chains per noise level of a probe (all starts together), None where it does not say."""
     if funnel.chain_minimum is not None and np.ndim(funnel.chain_minimum) == 2:
         return int(np.shape(funnel.chain_minimum)[1])
     chains = funnel.attrs.get("chains_per_level")
@@ -667,21 +738,48 @@ def funnel_verdict(funnel: FunnelData) -> str:
     """What the probe says, one of :data:`FUNNEL_VERDICTS`.
 
     ``"a funnel"`` where the score reaches the probe's threshold (0.5); ``"too few chains to
-    tell"`` where, below it, every level's chains each ended in a basin of their own (the
-    effective number of basins equals the chains: a score of 0 then says nothing of the
-    landscape, only that the chains were too few to meet); ``"score undefined"`` where every
-    chain already ends in one basin at the lowest noise; else ``"no funnel"``.
+    tell"`` where, below it, the chains each ended in a basin of their own at every level
+    the score is taken over (those above the lowest: the effective number of basins equals
+    the chains, and a score of 0 then says nothing of the landscape, only that the chains
+    were too few to meet; the lowest level, the quenched starts, does not count: two data
+    starts that quench into one minimum tell nothing of the noise); ``"score undefined"``
+    where every chain already ends in one basin at the lowest noise; else ``"no funnel"``.
     """
     score = float(funnel.score)
     if not math.isfinite(score):
         return UNDEFINED
     if score >= _threshold(funnel):
         return FUNNEL
-    chains = _chains_per_level(funnel)
-    entropy = np.asarray(funnel.entropy, dtype=np.float64)
+    chains = funnel_chains(funnel)
+    entropy = _scored(np.asarray(funnel.entropy, dtype=np.float64))
     if chains is not None and chains > 1 and entropy.size and bool(np.all(np.exp(entropy) > 0.99 * chains)):
         return TOO_FEW_CHAINS
     return NO_FUNNEL
+
+
+def _scored(per_level: np.ndarray) -> np.ndarray:
+    """The rows of the levels the funnel score is taken over: those above the lowest (all
+    of them for a probe of one level)."""
+    return per_level[1:] if len(per_level) > 1 else per_level
+
+
+def scored_noise(funnel: FunnelData) -> str:
+    """The noise levels the funnel score is taken over (those above the lowest), in words:
+    ``"1 to 8"``, ``"1"``."""
+    tau = _scored(np.asarray(funnel.noise, dtype=np.float64))
+    return f"{tau[0]:.3g}" if tau.size == 1 else f"{tau[0]:.3g} to {tau[-1]:.3g}"
+
+
+def funnel_noise_unit(funnel: FunnelData) -> tuple[float, str | None] | None:
+    """The unit the probe's noise levels were given in (``/funnel`` attr ``noise_unit``),
+    and where it came from in words (``noise_unit_source``; None where not recorded); None
+    for a probe that does not record its unit (made before it was recorded)."""
+    unit = funnel.attrs.get("noise_unit")
+    if not isinstance(unit, (int, float, np.integer, np.floating)) or isinstance(unit, bool) \
+            or not (math.isfinite(float(unit)) and unit > 0):
+        return None
+    source = funnel.attrs.get("noise_unit_source")
+    return float(unit), (str(source) if isinstance(source, str) and source else None)
 
 
 def is_funnel(verdict: str) -> bool | None:
@@ -751,8 +849,9 @@ def describe_funnel(funnel: FunnelData) -> str:
     spread = (f"effective number of basins {math.exp(ref):.1f} in {what} -> {math.exp(funnel.entropy[k]):.1f} at "
               f"noise {funnel.noise[k]:.3g}")
     if verdict == TOO_FEW_CHAINS:
-        return (f"too few chains to tell a funnel: every level's {_chains_per_level(funnel)} chains ended each in a "
-                f"basin of its own (landscape funnel --chains raises them; funnel score {s:.2f}, {spread})")
+        return (f"too few chains to tell a funnel: every level's {funnel_chains(funnel)} chains ended each in a "
+                f"basin of its own at noise {scored_noise(funnel)}, the levels the score is taken over "
+                f"(landscape funnel --chains raises them; funnel score {s:.2f}, {spread})")
     listed = funnel_sinks(funnel) if verdict == FUNNEL else []
     if not listed:
         listed = ([int(b) for b in funnel.sinks[k] if b >= 0] if funnel.sinks is not None else sinks(occ[k]))

@@ -83,6 +83,13 @@ class FunnelConfig:
     max_sinks : int
         Sinks recorded per level at most.
     seed : int
+    noise_unit : float, optional
+        The unit ``noise`` was given in (:func:`noise_unit`, or ``--noise-unit``), and
+    noise_unit_source : str, optional
+        where it came from, in words: what the probe records (``/funnel`` attrs of their
+        own) so that its figure can say it. Not settings of the chains: left out
+        of :meth:`to_dict` (the stored ``config``) and of the fingerprint a resumed probe is
+        matched by.
     """
 
     noise: tuple[float, ...]
@@ -95,6 +102,8 @@ class FunnelConfig:
     grad_tol: float = 1e-3
     max_sinks: int = 5
     seed: int = 0
+    noise_unit: float | None = None
+    noise_unit_source: str | None = None
 
     def __post_init__(self) -> None:
         checks.typed_fields(self, "funnel config")
@@ -109,6 +118,8 @@ class FunnelConfig:
             (self.merge_radius >= 0, "merge_radius must be >= 0"),
             (self.grad_tol > 0, "grad_tol must be > 0"),
             (self.max_sinks >= 1, "max_sinks must be >= 1"),
+            (self.noise_unit is None or (math.isfinite(self.noise_unit) and self.noise_unit > 0),
+             "noise_unit must be > 0"),
         ]
         for ok, message in rules:
             if not ok:
@@ -119,8 +130,11 @@ class FunnelConfig:
         return {"both": ("data", "noise"), "data": ("data",), "noise": ("noise",)}[self.init]
 
     def to_dict(self) -> dict[str, Any]:
+        """The settings of the chains, as stored (``/funnel`` attr ``config``): not the noise
+        unit, which the probe records apart."""
         d = asdict(self)
         d["noise"] = list(self.noise)
+        del d["noise_unit"], d["noise_unit_source"]
         return d
 
     def fingerprint(self) -> str:
@@ -141,11 +155,12 @@ def noise_unit(content: MapContent, sampler: Mapping[str, Any] | None = None) ->
     dimensions: :func:`landscape.mapping.settings.ad_settings`); else 1."""
     tau = (sampler or {}).get("tau")
     if isinstance(tau, (int, float)) and tau > 0:
-        return float(tau), "the training tau"
+        return float(tau), "the checkpoint's training tau"
     settings = content.settings()
     t = settings.get("temperature")
     if isinstance(t, (int, float)) and t > 0:
-        return math.sqrt(float(t)), "sqrt of the map's exploration temperature"
+        return math.sqrt(float(t)), f"sqrt of the map's exploration temperature {float(t):.4g}"
+    explored = "; the map explored at T = 0" if isinstance(t, (int, float)) else ""
     lowered = settings.get("ad_temperature_lowered")
     for t_ad in (settings.get("ad_temperature"), content.attrs.get("levels", {}).get("temperature")):
         if isinstance(t_ad, (int, float)) and t_ad > 0:
@@ -153,9 +168,11 @@ def noise_unit(content: MapContent, sampler: Mapping[str, Any] | None = None) ->
                 # (T_AD a tenth of the lowest barrier, before attraction-diffusion lowered it so
                 # that its chains could arrive: the barriers, not the dimension, set the noise)
                 return (math.sqrt(float(t_ad) * float(lowered)),
-                        "sqrt of the map's attraction-diffusion temperature before it was lowered")
-            return math.sqrt(float(t_ad)), "sqrt of the map's attraction-diffusion temperature"
-    return 1.0, "1 (the map records no temperature)"
+                        f"sqrt of the map's attraction-diffusion temperature before it was lowered, "
+                        f"{float(t_ad):.4g} x {float(lowered):.3g}{explored}")
+            return (math.sqrt(float(t_ad)),
+                    f"sqrt of the map's attraction-diffusion temperature {float(t_ad):.4g}{explored}")
+    return 1.0, "the map records no temperature"
 
 
 def funnel_config(
@@ -164,6 +181,7 @@ def funnel_config(
     sampler: Mapping[str, Any] | None = None,
     noise: Sequence[float] = DEFAULT_NOISE,
     unit: float | None = None,
+    unit_source: str | None = None,
     chains: int = 100,
     steps: int | None = None,
     eps: float | None = None,
@@ -181,6 +199,9 @@ def funnel_config(
         The checkpoint's sampler (:attr:`Energy.sampler`): its ``tau`` is the noise unit.
     noise : sequence of float
         Noise levels in units of ``unit`` (default :func:`noise_unit`), increasing.
+    unit_source : str, optional
+        Where a ``unit`` given came from, in words, for the probe to record [default: that
+        of :func:`noise_unit` where ``unit`` is its value, else none].
     steps, eps : optional
         Langevin steps per chain and step size [default: the map's exploration settings;
         :data:`DEFAULT_STEPS` steps where the map ran none].
@@ -197,7 +218,13 @@ def funnel_config(
     LandscapeError
         The map records no Langevin step and ``eps`` is not given, or a setting out of range.
     """
-    unit = noise_unit(content, sampler)[0] if unit is None else float(unit)
+    auto, auto_source = noise_unit(content, sampler)
+    if unit is None:
+        unit, unit_source = auto, auto_source
+    else:
+        unit = float(unit)
+        if unit_source is None and math.isclose(unit, auto, rel_tol=1e-12):
+            unit_source = auto_source
     settings = content.settings()
     eps = eps or float(settings.get("eps", 0) or 0) or None
     if eps is None:
@@ -208,7 +235,7 @@ def funnel_config(
         noise=tuple(float(m) * unit for m in noise), eps=float(eps), steps=int(steps),
         merge_radius=float(settings.get("merge_radius", 0.05)), chains=int(chains),
         init=init or ("both" if with_data else "noise"), quench_steps=int(settings.get("quench_steps", 2000)),
-        grad_tol=float(settings.get("grad_tol", 1e-3)), seed=int(seed),
+        grad_tol=float(settings.get("grad_tol", 1e-3)), seed=int(seed), noise_unit=unit, noise_unit_source=unit_source,
     )
 
 
@@ -624,6 +651,10 @@ def _funnel_data(
         "funnel_threshold": FUNNEL_SCORE,
         "seconds": float(sum(seconds.values())),
     }
+    if config.noise_unit is not None:  # (what the levels were given in: the figure says it)
+        attrs["noise_unit"] = float(config.noise_unit)
+        if config.noise_unit_source:
+            attrs["noise_unit_source"] = str(config.noise_unit_source)
     return FunnelData(
         noise=np.asarray(config.noise, dtype=np.float64),
         occupancy=occupancy,

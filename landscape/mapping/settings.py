@@ -626,6 +626,7 @@ def ad_settings(
 
     ad_eps = eps_at(t_ad)
     unit, rule, lowered = config.alpha_unit, "given", 1.0
+    outweighed: dict[str, Any] = {}  # (an arrival unit: the pull it outweighed, and what that was matched to)
     if unit is None:
         d = resolved_barriers(depths)
         if d.size:
@@ -659,9 +660,11 @@ def ad_settings(
             ad_eps = eps_at(t_ad)
             matched *= lowered
             unit = arrival_pull(energy, minima_x, spacing, delta, ad_eps, t_ad, config, at_least=matched)
-        rule = "arrival" if unit > matched else rule
+        if unit > matched:
+            outweighed = {"alpha_unit_matched": float(matched), "alpha_unit_matched_rule": rule}
+            rule = "arrival"
     return {"ad_temperature": float(t_ad), "alpha_unit": float(unit), "delta": float(delta), "ad_eps": float(ad_eps),
-            "alpha_unit_rule": rule, "ad_temperature_lowered": float(lowered)}
+            "alpha_unit_rule": rule, "ad_temperature_lowered": float(lowered), **outweighed}
 
 
 #: Where the pull that brings attraction-diffusion's chains to their targets outweighs the

@@ -24,8 +24,11 @@ from landscape.io.views import (
     clear_sinks,
     data_range,
     describe_funnel,
+    funnel_chains,
+    funnel_noise_unit,
     funnel_verdict,
     minima_kind,
+    scored_noise,
     short_source,
 )
 from landscape.plots.common import (
@@ -59,17 +62,53 @@ def _sink_rows(funnel: FunnelData) -> np.ndarray:
     return np.array([(sinks(r) + [-1] * 5)[:5] for r in np.asarray(funnel.occupancy, dtype=np.float64)])
 
 
-def _noise_ticks(ax: Any, noise: np.ndarray) -> np.ndarray:
+def _unit_other_than_1(funnel: FunnelData) -> float | None:
+    """The probe's noise unit where it records one other than 1: the ticks then give each
+    level's multiple of it."""
+    unit = funnel_noise_unit(funnel)
+    return None if unit is None or math.isclose(unit[0], 1.0, rel_tol=1e-9) else unit[0]
+
+
+def _noise_ticks(ax: Any, funnel: FunnelData) -> np.ndarray:
+    """The levels as ticks: tau, and under it its multiple of the noise unit (where not 1)."""
+    noise = np.asarray(funnel.noise, dtype=np.float64)
+    unit = _unit_other_than_1(funnel)
     xs = np.arange(noise.size)
     ax.set_xticks(xs)
-    ax.set_xticklabels([f"{t:.3g}" for t in noise], fontsize=8)
+    ax.set_xticklabels([f"{t:.3g}" if unit is None else f"{t:.3g}\n({t / unit:.3g}x)" for t in noise], fontsize=8)
     return xs
 
 
+def _unit_text(funnel: FunnelData) -> str:
+    """The probe's noise unit in words, for an axis label ("" where it records none)."""
+    unit = funnel_noise_unit(funnel)
+    if unit is None:
+        return ""
+    value, source = unit
+    text = "; noise unit 1" if _unit_other_than_1(funnel) is None else f"; (4x) = 4 times the noise unit {value:.3g}"
+    return text + (f": {source}" if source else "")
+
+
+def _axes_width(ax: Any) -> float:
+    """Width of ``ax`` in inches (from its position, before any layout engine runs)."""
+    return ax.get_position().width * size_inches(ax.figure)[0]
+
+
+def _all_apart(funnel: FunnelData, tie: tuple[int, float]) -> bool:
+    """The tie is every chain of the level alone in a basin of its own."""
+    chains = funnel_chains(funnel)
+    return chains is not None and tie[0] == chains and math.isclose(tie[1] * chains, 1.0, rel_tol=1e-6)
+
+
 def draw_funnel_shares(content: MapContent, ax: Any, *, max_basins: int = 8) -> Any:
-    """Per noise level, the share of chains in each of the fullest basins (stacked: the
-    basins that are a sink at some level, at most ``max_basins``, the rest as "other"),
-    drawn into ``ax``; return ``ax``.
+    """Per noise level, the share of chains in each of its sinks (stacked, coloured by
+    basin: the basins that are a sink at some level, at most ``max_basins``; the rest grey,
+    "other basins"), drawn into ``ax``; return ``ax``.
+
+    A level's sinks are those the text names (:func:`landscape.io.views.clear_sinks`): a
+    basin that ties with basins left out is no sink, and is not coloured. A level with no
+    sink is all grey and says why: ``"all 48 chains apart"`` (every chain in a basin of its
+    own), or ``"12 basins tie at 8%"``.
 
     Raises
     ------
@@ -81,35 +120,49 @@ def draw_funnel_shares(content: MapContent, ax: Any, *, max_basins: int = 8) -> 
     funnel = _funnel(content)
     occ = np.asarray(funnel.occupancy, dtype=np.float64)
     rows = _sink_rows(funnel)
+    level_sinks = [clear_sinks(occ[k], rows[k]) for k in range(occ.shape[0])]
     shown: list[int] = []
     # The sinks the text names first (those of the level where the chains concentrate
     # most), then the other levels', the most concentrated first.
     first = collapse_level(funnel)
     for k in [first, *(k for k in np.argsort(-occ.max(axis=1)) if k != first)]:
-        for s in rows[k]:
-            if s >= 0 and int(s) not in shown and len(shown) < max_basins:
-                shown.append(int(s))
+        for s in level_sinks[k][0]:
+            if s not in shown and len(shown) < max_basins:
+                shown.append(s)
     shown.sort()
     colors = basin_colors(max(len(shown), 1))  # by position: basin numbers may be far apart
-    xs = _noise_ticks(ax, np.asarray(funnel.noise, dtype=np.float64))
+    xs = _noise_ticks(ax, funnel)
     bottom = np.zeros(occ.shape[0])
     for j, s in enumerate(shown):
-        ax.bar(xs, occ[:, s], bottom=bottom, color=colors[j], label=f"basin {s}", width=0.7)
-        bottom += occ[:, s]
+        share = np.array([occ[k, s] if s in level_sinks[k][0] else 0.0 for k in range(occ.shape[0])])
+        ax.bar(xs, share, bottom=bottom, color=colors[j], label=f"basin {s}", width=0.7)
+        bottom += share
     ax.bar(xs, np.clip(1.0 - bottom, 0, 1), bottom=bottom, color="0.85", label="other basins", width=0.7)
-    ax.set_xlabel("noise level tau (x - eps^2/2 dU/dx + tau eps z)")
+    for x, (clear, tie) in zip(xs, level_sinks):
+        if clear or tie is None:
+            continue
+        note = (f"all {tie[0]} chains apart" if _all_apart(funnel, tie)
+                else f"{tie[0]} basins tie at {100 * tie[1]:.0f}%")
+        ax.text(x, 0.5, note, rotation=90, ha="center", va="center", fontsize=7, color="0.3")
+    ax.set_xlabel(wrap("noise level tau (x - eps^2/2 dU/dx + tau eps z)" + _unit_text(funnel), _axes_width(ax), 8),
+                  fontsize=8)
     ax.set_ylabel("share of chains")
     ax.set_ylim(0, 1)
     # The bars fill the axes to 1: the legend goes beside them, not over them.
-    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0, framealpha=0.8)
-    ax.set_title("where the chains end (quenched)", fontsize=9)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0, framealpha=0.8,
+              title="sinks", title_fontsize=7)
+    ax.set_title("where the chains end (quenched): each level's sinks, the\nfullest basins holding half its chains",
+                 fontsize=9)
     return ax
 
 
 def draw_funnel_entropy(content: MapContent, ax: Any) -> Any:
-    """The effective number of occupied basins ``exp(H)`` per noise level for all chains,
-    those from data and those from noise, with the data's own (the score's reference)
-    dotted, drawn into ``ax``; return ``ax``. The title gives the funnel score.
+    """The effective number of occupied basins ``exp(H)`` per noise level for all chains
+    (the curve the score uses), those from data and those from noise, with the data's own
+    (the score's reference) dotted, drawn into ``ax``; return ``ax``. ``exp(H)`` of n
+    chains is at most n: each curve's ceiling, its number of chains, is drawn faint, and the
+    reference says of how many chains it is (the data's 24 against all 48 at the levels
+    above). The title gives the verdict and the funnel score.
 
     Raises
     ------
@@ -119,29 +172,46 @@ def draw_funnel_entropy(content: MapContent, ax: Any) -> Any:
     from landscape.mapping.funnel import entropy
 
     funnel = _funnel(content)
-    xs = _noise_ticks(ax, np.asarray(funnel.noise, dtype=np.float64))
+    xs = _noise_ticks(ax, funnel)
     starts = np.asarray(funnel.chain_start) if funnel.chain_start is not None else None
 
-    def count(start: int | None) -> str:  # (exp(H) of n chains is at most n)
+    def chains(start: int | None) -> int | None:
         if starts is None:
-            return ""
-        return f" ({int(starts.size if start is None else (starts == start).sum())})"
+            return funnel_chains(funnel) if start is None else None
+        return int(starts.size if start is None else (starts == start).sum())
+
+    def count(start: int | None) -> str:
+        n = chains(start)
+        return "" if n is None else f" ({n})"
 
     ax.plot(xs, np.exp(np.asarray(funnel.entropy)), "o-", color="tab:blue", label=f"all chains{count(None)}")
+    ceilings = {chains(None)}
     for o, style, label, start in ((funnel.occupancy_data, "s--", "chains from data", 0),
                                    (funnel.occupancy_noise, "^--", "chains from noise", 1)):
         if o is not None:
             ax.plot(xs, np.exp([entropy(r) for r in np.asarray(o)]), style, lw=1, ms=4, label=label + count(start))
+            ceilings.add(chains(start))
     ref = funnel.attrs.get("reference_entropy")
     if isinstance(ref, (int, float)) and math.isfinite(ref):
-        ax.axhline(math.exp(ref), color="0.4", ls=":", label="the data's basins (reference)")
-    ax.set_xlabel("noise level tau")
+        from_data = str(funnel.attrs.get("reference", "")).startswith("chains from data")
+        n_ref = chains(0 if from_data else None)
+        what = "the data's basins" if from_data else f"all chains at noise {funnel.noise[0]:.3g}"
+        of = f" of {n_ref} chains" if n_ref is not None else ""
+        ax.axhline(math.exp(ref), color="0.4", ls=":", label=f"{what}: {math.exp(ref):.1f}{of} (the score's reference)")
+    top = [n for n in ceilings if n is not None]
+    for n in top:  # (what each curve can reach: the reference's ceiling is not the curve's)
+        ax.axhline(n, color="0.75", lw=0.8, zorder=0)
+        ax.annotate(f"at most {n}", (1.0, n), xycoords=("axes fraction", "data"), ha="right", va="bottom",
+                    fontsize=6.5, color="0.45", xytext=(-2, 1), textcoords="offset points")
+    unit = _unit_other_than_1(funnel)
+    ax.set_xlabel("noise level tau" + (f" (in brackets: x the noise unit {unit:.3g})" if unit else ""))
     ax.set_ylabel("effective number of basins exp(H)\n(at most the number of chains)")
-    ax.set_ylim(0, ax.get_ylim()[1] * 1.08)  # the highest point clear of the frame
+    ax.set_ylim(0, max([ax.get_ylim()[1], *top]) * 1.08)  # the highest point and ceiling clear of the frame
     ax.legend(fontsize=7, framealpha=0.8)
     verdict = funnel_verdict(funnel)
-    ax.set_title(f"{verdict} a funnel (score {funnel.score:.2f})" if verdict == TOO_FEW_CHAINS
-                 else describe_funnel(funnel).split(" (")[0], fontsize=9)
+    title = (f"{verdict} a funnel (score {funnel.score:.2f})" if verdict == TOO_FEW_CHAINS
+             else describe_funnel(funnel).split(" (")[0])
+    ax.set_title(f"{title}\nthe score: all chains at noise {scored_noise(funnel)} against the reference", fontsize=9)
     return ax
 
 
