@@ -35,6 +35,7 @@ from landscape.io.files import atomic_path
 logging.getLogger("matplotlib.font_manager").setLevel(logging.ERROR)
 
 __all__ = [
+    "axes_width",
     "START_NAMES",
     "basin_colors",
     "basin_palette",
@@ -140,6 +141,12 @@ def size_inches(fig: Any) -> tuple[float, float]:
     bbox = fig.bbox
     dpi = fig.dpi if hasattr(fig, "dpi") else fig.figure.dpi
     return float(bbox.width) / dpi, float(bbox.height) / dpi
+
+
+def axes_width(ax: Any) -> float:
+    """Width of ``ax`` in inches (from its position, before any layout engine runs): what
+    titles and labels are wrapped to."""
+    return ax.get_position().width * size_inches(ax.figure)[0]
 
 
 # ---------------------------------------------------------------------------- text

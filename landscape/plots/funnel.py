@@ -32,6 +32,7 @@ from landscape.io.views import (
     short_source,
 )
 from landscape.plots.common import (
+    axes_width,
     basin_colors,
     check_picture_path,
     new_figure,
@@ -89,10 +90,6 @@ def _unit_text(funnel: FunnelData) -> str:
     return text + (f": {source}" if source else "")
 
 
-def _axes_width(ax: Any) -> float:
-    """Width of ``ax`` in inches (from its position, before any layout engine runs)."""
-    return ax.get_position().width * size_inches(ax.figure)[0]
-
 
 def _all_apart(funnel: FunnelData, tie: tuple[int, float]) -> bool:
     """The tie is every chain of the level alone in a basin of its own."""
@@ -144,7 +141,7 @@ def draw_funnel_shares(content: MapContent, ax: Any, *, max_basins: int = 8) -> 
         note = (f"all {tie[0]} chains apart" if _all_apart(funnel, tie)
                 else f"{tie[0]} basins tie at {100 * tie[1]:.0f}%")
         ax.text(x, 0.5, note, rotation=90, ha="center", va="center", fontsize=7, color="0.3")
-    ax.set_xlabel(wrap("noise level tau (x - eps^2/2 dU/dx + tau eps z)" + _unit_text(funnel), _axes_width(ax), 8),
+    ax.set_xlabel(wrap("noise level tau (x - eps^2/2 dU/dx + tau eps z)" + _unit_text(funnel), axes_width(ax), 8),
                   fontsize=8)
     ax.set_ylabel("share of chains")
     ax.set_ylim(0, 1)

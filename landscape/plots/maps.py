@@ -35,6 +35,7 @@ from landscape.io.views import (
     tree_merges,
 )
 from landscape.plots.common import (
+    axes_width,
     basin_colors,
     check_picture_path,
     fall_slope,
@@ -59,10 +60,6 @@ __all__ = [
 #: between cells (the figure of :func:`plot_representatives` is sized from these).
 _IMG_W, _CAPTION, _GAP = 1.2, 0.34, 0.12
 
-
-def _axes_width(ax: Any) -> float:
-    """Width of ``ax`` in inches (from its position, before any layout engine runs)."""
-    return ax.get_position().width * size_inches(ax.figure)[0]
 
 
 def _is_axes(target: Any) -> bool:
@@ -148,7 +145,7 @@ def _image_grid(content: MapContent, part: Partition, order: np.ndarray, title: 
     ncols, nrows = _grid_shape(n)
     in_axes = _is_axes(target)
     if in_axes:
-        box_w = _axes_width(target)
+        box_w = axes_width(target)
         box_h = target.get_position().height * size_inches(target.figure)[1]
         target.set_axis_off()
     else:
@@ -239,7 +236,7 @@ def _vector_lines_or_heat(content: MapContent, part: Partition, order: np.ndarra
             ax.set_yticks([])
         ax.set_xlabel("coordinate")
         ax.figure.colorbar(im, ax=ax, label="value")
-    ax.set_title(wrap(title, _axes_width(ax), 9), fontsize=9)
+    ax.set_title(wrap(title, axes_width(ax), 9), fontsize=9)
 
 
 def plot_representatives(
@@ -408,7 +405,7 @@ def draw_map_2d(content: MapContent, ax: Any, *, level: int | None = None, title
     ax.legend(handles=handles, loc="upper right", fontsize=7, framealpha=0.8)
     default = (f"{short_source(content)}: {content.n_minima} minim{'um' if content.n_minima == 1 else 'a'}, "
                f"{b} basin{'' if b == 1 else 's'} at {level_name(content, level)}")
-    ax.set_title(wrap(title or default, _axes_width(ax), 9), fontsize=9)
+    ax.set_title(wrap(title or default, axes_width(ax), 9), fontsize=9)
     return ax
 
 
@@ -476,7 +473,7 @@ def draw_levels(content: MapContent, ax: Any, *, title: str | None = None) -> An
     for axis in (ax.xaxis, ax.yaxis):
         axis.set_major_formatter(Plain())
         axis.set_minor_formatter(Plain(labelOnlyBase=False, minor_thresholds=(1.2, 0.5)))
-    width = _axes_width(ax)
+    width = axes_width(ax)
     rule = alpha_unit_rule(content)
     unit_text = f" (alpha units: {rule})" if rule else " (in the map's alpha units)"
     ax.set_xlabel(wrap("magnetization alpha" + (unit_text if units else ""), width, 10))

@@ -23,7 +23,7 @@ import numpy as np
 from landscape.diagnosis.spurious import REASONS, Diagnosis, reason_text
 from landscape.io.records import MapContent
 from landscape.io.views import data_range, minima_kind, short_source
-from landscape.plots.common import fmt, show_image, size_inches, wrap
+from landscape.plots.common import axes_width, fmt, show_image, size_inches, wrap
 
 __all__ = [
     "CLOSE_COLOUR",
@@ -207,7 +207,7 @@ def _points_2d(content: MapContent, diagnosis: Diagnosis, data_x: np.ndarray, sh
     ax.set_xlabel("x1")
     ax.set_ylabel("x2")
     ax.legend(handles=handles, loc="best", fontsize=7, framealpha=0.8)
-    ax.set_title(wrap(title, ax.get_position().width * size_inches(ax.figure)[0], 9), fontsize=9)
+    ax.set_title(wrap(title, axes_width(ax), 9), fontsize=9)
 
 
 def _vector_panels(content: MapContent, diagnosis: Diagnosis, data_x: np.ndarray, shown: np.ndarray,
@@ -231,7 +231,7 @@ def _vector_panels(content: MapContent, diagnosis: Diagnosis, data_x: np.ndarray
         target.set_xlabel("coordinate")
         target.legend(fontsize=6, loc="best", framealpha=0.7, ncol=2)
         target.grid(True, color="0.92", lw=0.5)
-        target.set_title(wrap(title, target.get_position().width * size_inches(target.figure)[0], 9), fontsize=9)
+        target.set_title(wrap(title, axes_width(target), 9), fontsize=9)
         return
     n = shown.size
     ncols = min(3, n)
@@ -349,7 +349,7 @@ def draw_energy_histogram(diagnosis: Diagnosis, content: MapContent, ax: Any, *,
     ax.set_xlabel("energy U")
     ax.legend(fontsize=7, framealpha=0.8)
     default = f"{short_source(content)}: energies of the training examples and of the minima"
-    ax.set_title(wrap(title or default, ax.get_position().width * size_inches(ax.figure)[0], 9), fontsize=9)
+    ax.set_title(wrap(title or default, axes_width(ax), 9), fontsize=9)
     return ax
 
 
@@ -368,7 +368,7 @@ def draw_nn_histogram(diagnosis: Diagnosis, ax: Any, *, title: str | None = None
     ax.axvline(q, color="0.3", ls=":", lw=1.2, label=f"the data's {qn}, {fmt(q)}")
     ax.axvline(diagnosis.nn_bar, color="black", ls="--", lw=1.2,
                label=f"bar: {rule.nn_factor:g} x the data's {qn}, {fmt(diagnosis.nn_bar)}")
-    width = ax.get_position().width * size_inches(ax.figure)[0]
+    width = axes_width(ax)
     ax.set_xlabel(wrap("distance to the nearest training example (the data: to the nearest other one)", width, 10))
     ax.legend(fontsize=7, framealpha=0.8)
     what = "nearest-neighbour distances of the training examples and of the minima"

@@ -27,12 +27,12 @@ from landscape.io.views import (
 )
 from landscape.mapping.tree import BarrierTree, display_nodes
 from landscape.plots.common import (
+    axes_width,
     FLAGGED,
     basin_palette,
     check_picture_path,
     new_figure,
     save_figure,
-    size_inches,
     wrap,
 )
 
@@ -168,7 +168,7 @@ def draw_tree(
     ax.set_ylabel("energy U")
     folded = f", lowest merges folded to {len(order)} groups" if len(order) < n else ""
     ax.set_xlabel(f"{plural} ({n}{folded})")
-    width = ax.get_position().width * size_inches(ax.figure)[0]
+    width = axes_width(ax)
     ax.set_title(wrap(title or f"disconnectivity graph ({n} {plural})", width, 10), fontsize=10)
     for side in ("top", "right"):
         ax.spines[side].set_visible(False)
