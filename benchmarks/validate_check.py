@@ -4,7 +4,7 @@ Run: ``.venv/bin/python benchmarks/validate_check.py [--folder DIR] [--threads 1
 Prints a markdown table and writes ``benchmarks/validate-check.json``.
 
 The Anatomy paper (Nijkamp et al. 2019) ties the regime to the sampler used in training:
-the rings and digits-convergent presets as they ship (and the digits one trained four times
+the rings and digits-convergent presets as they ship (and the digits one trained twice
 as long), three changes of the digits preset that the paper expects not to converge (tau =
 0, a third of the step, training chains started from data), and a rings model trained with
 tau = 0 from noise, whose chains all gather on a stretch of one ring. Each is trained (into
