@@ -276,7 +276,7 @@ def test_a_convergent_verdict_says_how_large_a_drift_of_the_mix_its_chains_could
 
 
 def test_chains_whose_mix_still_drifts_past_half_its_bar_run_on():
-    # The CPU digits-convergent model trained for 6,000 updates: 0.66x at 10 L, 1.74x at 30 L
+    # The CPU digits-convergent model (at a constant SGD rate) trained for 6,000 updates: 0.66x at 10 L, 1.74x at 30 L
     # (within the bar of 2), 3.1x at 90 L; its distance to the data had settled (1.34 ->
     # 1.49x the spacing). Stopped at 30 L, the check would call it convergent.
     from landscape.train.check import DataYardstick, _explain, _still_moving
