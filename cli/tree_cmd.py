@@ -113,7 +113,7 @@ def _levels_lines(content, level: int | None) -> list[str]:
     shown = content.main if level is None else level
     for k, part in enumerate(content.levels):
         b = part.n_basins
-        alpha = f"{part.multiplier:g} units ({part.alpha:.4g})" if part.multiplier is not None else f"{part.alpha:.4g}"
+        alpha = f"{part.multiplier:g} units (= {part.alpha:.4g})" if part.multiplier is not None else f"{part.alpha:.4g}"
         text = f"[{k}] alpha {alpha}: {b} basin{'s' if b != 1 else ''}"
         if k == content.main:
             text += " (main)"

@@ -66,9 +66,9 @@ def test_text_shows_every_minimum_as_a_leaf_with_its_basin(image_map, capsys):
     assert code == 0, err
     assert "source    checkpoint runs/sevens.pt (sha256 cdcdcdcdcdcd), regime convergent" in out
     assert "settings  exploration T 20, attraction-diffusion T 0.5, alpha unit 0.2, minima of shape (1, 8, 8)" in out
-    assert "levels    [0] alpha 0.3 units (0.3): 10 basins\n          [1] alpha 1 units (1): 4 basins (main) <- shown\n" \
+    assert "levels    [0] alpha 0.3 units (= 0.3): 10 basins\n          [1] alpha 1 units (= 1): 4 basins (main) <- shown\n" \
            in out
-    assert "          [3] alpha 10 units (10): 1 basin\n" in out
+    assert "          [3] alpha 10 units (= 10): 1 basin\n" in out
     assert "diagnosis 1 of 10 minima spurious" in out
     assert "showing   the tree over minima, basins of the main level (alpha 1 units)" in out
     assert "barrier tree: 10 minima, energies -3 .. -0.9; 1 of 9 merges at refined saddles" in out
@@ -168,7 +168,7 @@ def test_level_option_picks_a_level(image_map, capsys):
     code, out, err = tree(capsys, image_map, "--level", "2")
     assert code == 0, err
     assert "showing   the tree over minima, basins of level 2 (alpha 3 units)" in out
-    assert "[2] alpha 3 units (3): 2 basins <- shown" in out and "(main) <- shown" not in out
+    assert "[2] alpha 3 units (= 3): 2 basins <- shown" in out and "(main) <- shown" not in out
     assert "minimum 7  E=-1.3  basin 0  hits 8" in out and "minimum 9  E=-0.9  basin 1  hits 10" in out
     code, out, err = tree(capsys, image_map, "--level", "2", "--basins", "--json")
     assert code == 0, err
