@@ -232,7 +232,13 @@ def test_worst_minima_are_the_flagged_lowest_first_or_the_farthest():
     d = Diagnosis(reasons=reasons, nn_distance=distance, nn_index=np.zeros(n, dtype=np.int64), saturation=None,
                   data_nn=np.ones(4), data_energy=np.zeros(4), nn_bar=1.0, energy_bar=0.0, data_saturation=None)
     shown, flagged = worst_minima(content, d, max_shown=2)
-    assert flagged and shown.tolist() == [2, 5]  # energies rise with the index
+    assert flagged and shown.tolist() == [2, 5]  # energies rise with the index (each minimum its own basin)
+    # One basin's near-copies do not fill the page: each basin's lowest flagged minimum
+    # first (the demo's non-convergent report showed twelve 6s from two basins).
+    content.minima_basin[:] = [0, 0, 0, 0, 0, 0, 1, 1, 0, 0]
+    reasons[[3, 4, 8, 9]] = OFF_DATA
+    shown, _ = worst_minima(content, d, max_shown=4)
+    assert shown.tolist() == [2, 7, 3, 4]
     d.reasons[:] = 0
     shown, flagged = worst_minima(content, d)
     assert not flagged and shown.tolist() == list(range(CLOSEST_CALLS))

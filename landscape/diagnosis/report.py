@@ -6,7 +6,7 @@ the minima of a map, for a reader who has the page and nothing else:
 a. a summary: how many minima are flagged, the share of the exploration chains that end
    in them, the count per reason and the bars each reason was measured against, with the
    three criteria in plain words;
-b. the worst minima (flagged, lowest energy first) next to their nearest training
+b. the worst minima (flagged: each basin's lowest first, by energy) next to their nearest training
    examples (:func:`plot_worst_minima`); when none is flagged, the closest calls (the
    minima farthest from the data);
 c. the energies of the data against those of the minima (:func:`plot_energy_histogram`);
@@ -132,7 +132,9 @@ def worst_minima(content: MapContent, diagnosis: Diagnosis, max_shown: int = 12)
     Returns
     -------
     indices : ndarray int64
-        The flagged minima, lowest energy first, at most ``max_shown``; when none is
+        The flagged minima, at most ``max_shown``: the lowest of each basin of the main
+        level first (lowest energy first), then the others by energy, so that twelve
+        near-copies from one basin do not fill the page; when none is
         flagged, the ``min(CLOSEST_CALLS, max_shown)`` minima farthest from the data
         (largest ``nn_distance``), farthest first.
     flagged : bool
@@ -147,7 +149,11 @@ def worst_minima(content: MapContent, diagnosis: Diagnosis, max_shown: int = 12)
     flagged = np.flatnonzero(diagnosis.spurious)
     if flagged.size:
         energy = np.asarray(content.minima_energy, dtype=np.float64)[flagged]
-        return flagged[np.argsort(energy, kind="stable")][:k].astype(np.int64), True
+        ordered = flagged[np.argsort(energy, kind="stable")]
+        basin = np.asarray(content.minima_basin)[ordered]
+        first = np.zeros(ordered.size, dtype=bool)
+        first[np.unique(basin, return_index=True)[1]] = True  # (each basin's lowest flagged minimum)
+        return np.concatenate([ordered[first], ordered[~first]])[:k].astype(np.int64), True
     far = np.argsort(-np.asarray(diagnosis.nn_distance, dtype=np.float64), kind="stable")
     return far[: min(CLOSEST_CALLS, k)].astype(np.int64), False
 
@@ -205,7 +211,7 @@ def plot_worst_minima(
     if title is None:
         if flagged:
             of = f"{shown.size} of {n_flagged}" if shown.size < n_flagged else f"{n_flagged} flagged"
-            title = f"{short_source(content)}: spurious minima ({of}, lowest energy first)"
+            title = f"{short_source(content)}: spurious minima ({of}; each basin's lowest first, by energy)"
         else:
             title = f"{short_source(content)}: no minimum flagged; the {shown.size} farthest from the data"
         if kind == "image":
@@ -435,11 +441,12 @@ def _page(
     picture = plot_worst_minima(content, diagnosis, data_x, pictures / "worst.png", max_shown=max_shown)
     if flagged:
         if shown.size < n_flagged:
-            intro = f"The {shown.size} flagged minima of lowest energy, of {n_flagged}"
+            intro = (f"{shown.size} of the {n_flagged} flagged minima: the lowest of each basin first, by energy, "
+                     "then the others")
         elif n_flagged == 1:
             intro = "The one flagged minimum"
         else:
-            intro = f"All {n_flagged} flagged minima, lowest energy first"
+            intro = f"All {n_flagged} flagged minima, the lowest of each basin first"
         yield '<section id="worst">\n<h2>Worst minima</h2>\n'
         yield _figure(picture, f"{intro}, each with its nearest training example.")
     else:
