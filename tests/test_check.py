@@ -56,6 +56,15 @@ def test_a_well_matching_the_data_is_convergent(gaussian_data, tmp_path):
     save_check_figure(r, tmp_path / "check.png")
     save_check_samples(r, tmp_path / "samples.png", well)
     assert (tmp_path / "check.png").stat().st_size > 0 and (tmp_path / "samples_start.png").exists()
+    # Five panels in rows of three (in one row, 2428 x 448 pixels, their labels were
+    # unreadable at a screen's width), the evidence in words in the sixth slot.
+    from PIL import Image
+
+    width, height = Image.open(tmp_path / "check.png").size
+    assert width < 2.2 * height, (width, height)
+    svg = (tmp_path / "check.svg")
+    save_check_figure(r, svg)
+    assert "all within the thresholds" in svg.read_text()
 
 
 def test_a_well_at_the_range_end_is_non_convergent_by_every_criterion(gaussian_data):

@@ -917,8 +917,10 @@ def _model_name(result: CheckResult) -> str:
 
 
 def save_check_figure(result: CheckResult, path: str | os.PathLike) -> Path:
-    """Energy, NN distance and (images) saturation against chain length (log x-axis),
-    with the data's yardsticks as grey lines and the verdict thresholds dotted red.
+    """Energy, NN distance, coverage, class mix and (images) saturation against chain
+    length (log x-axis), with the data's yardsticks as grey lines and the verdict
+    thresholds dotted red: three panels a row (five in a row were too small to read at a
+    screen's width), the verdict's evidence in words in a spare slot.
 
     The title names the model and the verdict, the caption the chains: how many, from
     where, and their lengths in Langevin steps. Returns ``path`` (written atomically).
@@ -930,8 +932,11 @@ def save_check_figure(result: CheckResult, path: str | os.PathLike) -> Path:
     mixed = any(math.isfinite(st.mix_ratio) for track in result.stages.values() for st in track)
     panels = (["energy", "nn"] + (["coverage"] if covered else []) + (["mix"] if mixed else [])
               + (["saturation"] if d.saturation is not None else []))
-    fig = new_figure(4.4 * len(panels), 4.0, layout="constrained")
-    axes = fig.subplots(1, len(panels), squeeze=False)[0]
+    ncols = min(3, len(panels))
+    nrows = -(-len(panels) // ncols)
+    fig = new_figure(4.4 * ncols, 3.9 * nrows, layout="constrained")
+    grid = fig.subplots(nrows, ncols, squeeze=False).ravel()
+    axes, spare = grid[:len(panels)], grid[len(panels):]
     styles = {"data": ("tab:blue", "-", "o"), "noise": ("tab:orange", "--", "s")}
     names = {"energy": "mean energy", "nn": "distance to the data", "coverage": "how the chains cover the data",
              "mix": f"the chains' mix of the data's {d.modes}", "saturation": "saturated pixels"}
@@ -997,7 +1002,12 @@ def save_check_figure(result: CheckResult, path: str | os.PathLike) -> Path:
     starts = " and ".join(START_NAMES.get(k, k) for k in result.stages)
     caption = (f"{result.n_chains} chains from {starts}, up to {longest} Langevin steps "
                f"(eps={result.epsilon:g}, tau={result.tau:g})")
-    fig.suptitle(wrap(f"{title}\n{caption}", 4.4 * len(panels), 10), fontsize=10)
+    fig.suptitle(wrap(f"{title}\n{caption}", 4.4 * ncols, 10), fontsize=10)
+    for k, ax in enumerate(spare):
+        ax.set_axis_off()
+        if k == 0:  # (the evidence, where a slot is free)
+            ax.text(0.0, 1.0, wrap(f"{result.verdict}: {result.explanation}", 4.2, 9), va="top", ha="left",
+                    fontsize=9, transform=ax.transAxes)
     return save_figure(fig, path, dpi=110)
 
 
