@@ -433,7 +433,7 @@ def test_diagnostics_show_the_late_oscillation_of_d_st_and_the_detrended_autocor
     lo, hi = gap.get_ylim()
     assert -3 < lo < -0.5 and 0.5 < hi < 3, (lo, hi)  # the late oscillation fills the panel
     notes = " ".join(t.get_text() for t in gap.texts)
-    assert "30 updates off-scale" in notes and "1-30" in notes, notes
+    assert "30 updates off-scale (triangles), among updates 1-30: values" in notes, notes
     bars = {c.get_label(): [p.get_height() for p in c.patches] for c in auto.containers}
     assert bars[r"$v_t$ minus its linear trend"][1] < -0.9  # the oscillation, no longer hidden by the drift
     assert "detrended" in auto.get_title()

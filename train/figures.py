@@ -158,7 +158,7 @@ def _mark_off_scale(ax: Any, step: np.ndarray, y: np.ndarray, limits: tuple[floa
     steps = step[off]
     extremes = f"{_fmt(float(y[off].min()))} to {_fmt(float(y[off].max()))}"
     ax.text(0.99, 0.02, f"{int(off.sum())} update{'s' if off.sum() != 1 else ''} off-scale "
-                        f"(triangles; {int(steps.min())}-{int(steps.max())}: {extremes});\n"
+                        f"(triangles), among updates {int(steps.min())}-{int(steps.max())}: values {extremes};\n"
                         "y-range: the later half's 0.5-99.5th percentiles",
             transform=ax.transAxes, ha="right", va="bottom", fontsize=7,
             bbox={"facecolor": "white", "alpha": 0.8, "edgecolor": "none"})
