@@ -326,3 +326,24 @@ def test_picture_paths_and_atomic_output(tmp_path, make_map):
     with atomic_output(tmp_path / "new" / "dir" / "x.png") as tmp:
         tmp.write_bytes(b"whole")
     assert (tmp_path / "new" / "dir" / "x.png").read_bytes() == b"whole"
+
+
+def test_a_2d_map_names_its_attraction_diffusion_temperature_and_does_not_overprint_saddle_labels(make_map):
+    # (the demo's rings map mixed rings in its basins, which its picture did not explain:
+    # attraction-diffusion ran at the model's own T; and two saddles 0.05 apart printed
+    # their energies over each other)
+    from landscape.plots.maps import draw_map_2d
+
+    content = wells_content(make_map)
+    rows = np.flatnonzero(np.isfinite(content.tree_saddle).all(axis=1))
+    assert rows.size == 2
+    ax = new_axes()
+    draw_map_2d(content, ax)
+    labels = [t for t in ax.texts if t.get_color() == "red"]
+    assert len(labels) == 2 and ax.get_title().endswith("attraction-diffusion at T = 1")
+    content.tree_saddle[rows[1]] = content.tree_saddle[rows[0]] + 0.01  # (next to the other)
+    ax = new_axes()
+    draw_map_2d(content, ax)
+    crosses = [c for c in ax.collections if len(c.get_offsets()) == 1 and c.get_facecolor().size
+               and to_hex(c.get_facecolor()[0]) == "#ff0000"]
+    assert len([t for t in ax.texts if t.get_color() == "red"]) == 1 and len(crosses) == 2

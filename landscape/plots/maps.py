@@ -390,8 +390,15 @@ def draw_map_2d(content: MapContent, ax: Any, *, level: int | None = None, title
     for i in range(min(b, 60)):
         ax.annotate(str(i), reps[i], xytext=(5, 4), textcoords="offset points", fontsize=8, zorder=5,
                     color="black", bbox={"boxstyle": "round,pad=0.1", "fc": "white", "ec": "none", "alpha": 0.7})
+    # (highest first; a saddle within 4 % of the picture's span of one already labelled keeps
+    # its cross but not its label, which would overprint the other's)
+    span = float(np.ptp(np.concatenate([pts, np.array([(sx, sy) for sx, sy, _ in saddles]).reshape(-1, 2)]), axis=0).max())
+    labelled_at: list[tuple[float, float]] = []
     for sx, sy, se in saddles:
         ax.scatter([sx], [sy], marker="x", s=50, c="red", linewidths=1.8, zorder=5)
+        if any(math.hypot(sx - lx, sy - ly) < 0.04 * span for lx, ly in labelled_at):
+            continue
+        labelled_at.append((sx, sy))
         ax.annotate(fmt(se), (sx, sy), xytext=(4, -10), textcoords="offset points", fontsize=7, color="red", zorder=5,
                     bbox={"boxstyle": "round,pad=0.1", "fc": "white", "ec": "none", "alpha": 0.7})
     if saddles:
@@ -404,9 +411,24 @@ def draw_map_2d(content: MapContent, ax: Any, *, level: int | None = None, title
     ax.set_ylabel("x2")
     ax.legend(handles=handles, loc="upper right", fontsize=7, framealpha=0.8)
     default = (f"{short_source(content)}: {content.n_minima} minim{'um' if content.n_minima == 1 else 'a'}, "
-               f"{b} basin{'' if b == 1 else 's'} at {level_name(content, level)}")
+               f"{b} basin{'' if b == 1 else 's'} at {level_name(content, level)}{_ad_temperature_text(content)}")
     ax.set_title(wrap(title or default, axes_width(ax), 9), fontsize=9)
     return ax
+
+
+def _ad_temperature_text(content: MapContent) -> str:
+    """``", attraction-diffusion at T = 1 (the model's own: what its chains cross joins
+    basins)"``: the temperature the basins were found at, which decides what they join
+    (at the rings model's own T = 1 its chains cross between rings, so its basins mix
+    them); "" where the map does not record it."""
+    t_ad = content.attrs.get("levels", {}).get("temperature")
+    if not isinstance(t_ad, (int, float)) or isinstance(t_ad, bool) or not math.isfinite(t_ad):
+        return ""
+    text = f", attraction-diffusion at T = {t_ad:.3g}"
+    explored = content.settings().get("temperature")
+    if isinstance(explored, (int, float)) and explored > 0 and math.isclose(explored, t_ad, rel_tol=1e-9):
+        text += " (the model's own: what its chains cross joins basins)"
+    return text
 
 
 def plot_map_2d(content: MapContent, path: str | Path, *, level: int | None = None, title: str | None = None,
