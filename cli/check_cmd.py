@@ -104,7 +104,8 @@ STRICT_RULE = ("the verdict disagrees with the regime the checkpoint was trained
 @data_root_option()
 @out_option("Figure of the quantities against chain length [default: <checkpoint stem>_check.png]; the "
             "long-run samples from data go to <out stem>_samples.png (images: their starts to "
-            "<out stem>_samples_start.png).", metavar="PNG")
+            "<out stem>_samples_start.png). Pictures at the default names that exist (an earlier check's) are "
+            "kept, with a note, unless --force; a named one that exists is an error.", metavar="PNG")
 @force_option()
 @json_option()
 @strict_option(STRICT_RULE)
@@ -133,7 +134,7 @@ def check_cmd(checkpoint, multiples, chains, noise, eps, temperature, nn_ratio, 
     \b
     Exit status:
       0  the check ran (whatever the verdict, unless --strict)
-      1  an error (a bad checkpoint, missing data, an output that exists without --force)
+      1  an error (a bad checkpoint, missing data, a picture named with --out that exists, without --force)
       2  a usage error (a bad option)
       3  --strict, and the verdict disagrees with the trained regime (a checkpoint
          whose regime is unknown: the verdict is non-convergent)
@@ -158,11 +159,15 @@ def check_cmd(checkpoint, multiples, chains, noise, eps, temperature, nn_ratio, 
 
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
+    named = out is not None
     out = check_picture_path(out or checkpoint.with_name(checkpoint.stem + "_check.png"))
     samples = out.with_name(out.stem + "_samples" + out.suffix)
-    for path in (out, samples, samples.with_name(samples.stem + "_start" + samples.suffix)):
-        if path.exists() and not force:
-            raise LandscapeError(f"{path} exists: pass --force to overwrite it")
+    there = [p for p in (out, samples, samples.with_name(samples.stem + "_start" + samples.suffix)) if p.exists()]
+    if there and not force and named:
+        raise LandscapeError(f"{there[0]} exists: pass --force to overwrite it")
+    # Pictures at the default names (an earlier check's, the demo's) are kept, not refused:
+    # the verdict is what a rerun is for, and it is given; --force redraws them.
+    keep = bool(there) and not force
     thresholds = Thresholds(nn_ratio=nn_ratio, saturation_excess=saturation_excess, energy_drift=energy_drift,
                             coverage_ratio=coverage_ratio, settle=settle, mix_ratio=mix_ratio)
     energy, ckpt = energy_from_checkpoint(checkpoint, device=device)  # a bad file ends here, in one line
@@ -186,18 +191,24 @@ def check_cmd(checkpoint, multiples, chains, noise, eps, temperature, nn_ratio, 
     finally:
         for bar in bars:
             bar.close()
-    save_check_figure(result, out)
-    save_check_samples(result, samples, energy)
     starts = samples.with_name(samples.stem + "_start" + samples.suffix)  # (images: the chains' starts too)
     images = len(energy.shape) in (2, 3)
     pictures = {"figure": str(out), "samples": str(samples), **({"starts": str(starts)} if images else {})}
+    if keep:
+        pictures = {}
+        click.echo(f"note: {there[0]} exists from an earlier check: the pictures are kept, not redrawn (--force "
+                   "redraws them, --out names others)", err=True)
+    else:
+        save_check_figure(result, out)
+        save_check_samples(result, samples, energy)
     if as_json:
         payload = result.to_dict()
         payload["pictures"] = pictures
         echo_json(payload)
     else:
         _print_table(result)
-        click.echo(f"pictures: {', '.join(pictures.values())}")
+        if pictures:
+            click.echo(f"pictures: {', '.join(pictures.values())}")
     if strict and check_failed(result):
         click.echo(f"check failed (--strict): {failure_text(result)}", err=True)
         raise click.exceptions.Exit(STRICT_EXIT)

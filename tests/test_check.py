@@ -373,7 +373,16 @@ def test_check_command_on_a_tiny_checkpoint(tmp_path, capsys):
                         r"(agrees|disagrees)", verdict[0])  # (TINY shortens its chains: sampler.steps 5)
     assert (tmp_path / "d_check.png").exists() and (tmp_path / "d_check_samples.png").exists()
 
-    code, _, err = run(check_cmd, capsys, ckpt, "--multiples", "1,3", "--n", "8", "--quiet")
+    # Run again (the README's next step in a demo folder): the verdict, the pictures kept
+    before = (tmp_path / "d_check.png").read_bytes()
+    code, again, err = run(check_cmd, capsys, ckpt, "--multiples", "1,3", "--chains", "8", "--quiet")
+    assert code == 0 and [l for l in again.splitlines() if l.startswith("verdict:")] == verdict, err
+    assert err.strip() == (f"note: {tmp_path / 'd_check.png'} exists from an earlier check: the pictures are kept, "
+                           "not redrawn (--force redraws them, --out names others)")
+    assert (tmp_path / "d_check.png").read_bytes() == before and "pictures:" not in again
+    # A picture named with --out is not overwritten without --force
+    code, _, err = run(check_cmd, capsys, ckpt, "--multiples", "1,3", "--n", "8", "--quiet", "--out",
+                       tmp_path / "d_check.png")
     assert one_line_error(code, err, "d_check.png exists: pass --force"), err
 
     # JSON, no noise chains, a checkpoint whose regime is not recorded
