@@ -540,18 +540,19 @@ PRESETS: dict[str, Config] = {
     ),
     # CPU demo of §4.3 on the bundled 8x8 digits: persistent chains with Langevin noise
     # (tau = 1), eps = 0.03 on data in [-1, 1] plus data noise 0.03 (Anatomy §4.3: data noise
-    # keeps the data's minimum std at the Langevin noise scale); a 128-128 MLP keeps an
-    # update near 20 ms on one CPU core. SGD decaying as in the paper's convergent runs
-    # (reference flowers_convergent.json: 0.05 to 5e-4), here 0.25 to 0.002 over the first
-    # 2,000 updates: at a constant 0.5 (or 0.25, or a floor of 0.05) the model's long-run
-    # chains drained into a few classes (`landscape check`'s mix: 31 % of the chains nearest
-    # a 9 after 30 L, and still so trained 4x as long); decayed, four seeds of four passed
-    # (docs/benchmarks.md, 2026-12-06 (late morning)).
+    # keeps the data's minimum std at the Langevin noise scale). SGD decaying as in the
+    # paper's convergent runs (reference flowers_convergent.json: 0.05 to 5e-4), here 0.25
+    # to 0.002 over the first 2,000 updates: at a constant 0.5 (or 0.25, or a floor of 0.05)
+    # the model's long-run chains drained into a few classes (`landscape check`'s mix: 31 %
+    # of the chains nearest a 9 after 30 L, and still so trained 4x as long); decayed, every
+    # seed tried passed. A 256-256 MLP (an update near 30 ms on one CPU core): with 128-128
+    # the decayed rate's samples were noisier (a digit classifier's score 0.63-0.66 against
+    # 0.75-0.79; docs/benchmarks.md, 2026-12-06 (late morning)).
     "digits-convergent": _preset(
         "digits-convergent",
         "convergent",
         data={"name": "digits", "noise": 0.03},
-        model={"arch": "digits", "kwargs": {"hidden": [128, 128]}},
+        model={"arch": "digits", "kwargs": {"hidden": [256, 256]}},
         sampler={"epsilon": 0.03, "steps": 50, "init": "persistent", "bank_size": 2000},
         optim={"name": "sgd", "lr": 0.25, "lr_min": 0.002, "lr_decay": 0.99759},
         train={"steps": 3000, "log_every": 50, "ckpt_every": 500, "plot_every": 500},
