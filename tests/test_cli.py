@@ -420,8 +420,9 @@ def test_the_demo_summary_reads_on_its_own(tmp_path):
              "map": {"minima": 64, "merges": 63, "refined_merges": 59, "above_estimate": 7, "basins": 64, "main": 0.1,
                      "levels": [{"alpha": 0.1, "basins": 64}], "seconds": 15.0}}
     text = _summary_markdown({"digits_convergent": model, "digits_nonconvergent": model,
-                              "diagnosis": {"comparison": {"figure": str(tmp_path / "c.png"), "summary": ["x"],
-                                                           "minima": [303, 223]}}}, tmp_path)
+                              "diagnosis": {"comparison": {"figure": str(tmp_path / "c.png"), "summary": ["x"]},
+                                            "digits_convergent": {"diagnosis": {"minima": 303}},
+                                            "digits_nonconvergent": {"diagnosis": {"minima": 223}}}}, tmp_path)
     assert "| long-run from data: steps | 1000 (20 L) |" in text
     assert "| d_st mean ± sd (last updates) | 1.67 ± 3.06 (last 750) |" in text
     assert "58.2% -> 97.3%" in text and "-23.9 .. 21.6 (data -1 .. 1)" in text

@@ -248,8 +248,7 @@ def _diagnose_all(out: Path, device: str, scale: float, quiet: bool, say: Callab
     cmp = run_compare(out / f"{DIGITS[0]}.pt", out / f"{DIGITS[1]}.pt", out=out / "compare_digits.png", force=True,
                       checks=checks, device=device, quiet=quiet)
     summary["comparison"] = {"rows": [list(r) for r in cmp.rows], "summary": cmp.summary, "caveats": cmp.caveats,
-                             "figure": str(cmp.out),
-                             "minima": [read_map(out / f"{name}.h5").n_minima for name in DIGITS]}
+                             "figure": str(cmp.out)}
     for line in cmp.summary:
         say(line)
     for line in cmp.caveats:
@@ -420,8 +419,9 @@ def _diagnosis_markdown(diagnosis: dict, rel: Callable[[str], str] = str) -> lis
         lines += [f"rings: spurious minima {spurious(rings)} (report {rel(rings['report'])})", ""]
     comparison = diagnosis.get("comparison")
     if comparison:
-        minima = comparison.get("minima")
-        which = (f"the maps with the funnel probes' minima, {minima[0]} and {minima[1]}; " if minima else "")
+        minima = [diagnosis.get(name, {}).get("diagnosis", {}).get("minima") for name in DIGITS]  # (what compare read)
+        which = (f"the maps with the funnel probes' minima, {minima[0]} and {minima[1]}; "
+                 if None not in minima else "")
         lines += [f"`landscape compare` ({which}{rel(comparison['figure'])}):", ""]
         lines += [f"- {line}" for line in comparison["summary"]]
         lines += [f"- Caution: {line}" for line in comparison.get("caveats", [])]

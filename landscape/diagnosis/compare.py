@@ -42,6 +42,7 @@ from landscape.io.mapfile import MapContent
 from landscape.io.views import (
     SAMPLED,
     TOO_FEW_CHAINS,
+    attr_number,
     basin_tree_of,
     describe_source,
     exploration_coverage,
@@ -72,17 +73,9 @@ _SAME_MULTIPLIER = 1e-6
 # ---------------------------------------------------------------------------- profile
 
 
-def _number(x: Any) -> float | None:
-    """A finite float from an attribute value, or None (booleans are not numbers)."""
-    if isinstance(x, (int, float, np.integer, np.floating)) and not isinstance(x, (bool, np.bool_)):
-        x = float(x)
-        return x if math.isfinite(x) else None
-    return None
-
-
 def _levels(content: MapContent) -> list[tuple[float | None, float | None, int]]:
     """(multiplier, alpha, basins) per level, ascending multiplier (unknown ones last)."""
-    unit = _number(content.attrs.get("levels", {}).get("alpha_unit"))
+    unit = attr_number(content.attrs.get("levels", {}).get("alpha_unit"))
     rows = []
     for part in content.levels:
         m = part.multiplier
@@ -152,7 +145,7 @@ def _funnel(content: MapContent) -> dict[str, Any] | None:
     if f is None:
         return None
     score = float(f.score)
-    ref = _number(f.attrs.get("reference_entropy"))
+    ref = attr_number(f.attrs.get("reference_entropy"))
     verdict = funnel_verdict(f)
     return {
         "score": score if math.isfinite(score) else None,
@@ -252,7 +245,7 @@ def map_profile(content: MapContent) -> dict[str, Any]:
     except LandscapeError:
         kind = None  # a shape no picture draws: the numbers still compare
     temperature, t_from = _temperature(content)
-    unit = _number(content.attrs.get("levels", {}).get("alpha_unit"))
+    unit = attr_number(content.attrs.get("levels", {}).get("alpha_unit"))
     return {
         "source": describe_source(content),
         "sha256": recorded_sha256(content),
@@ -596,7 +589,7 @@ def caveats(ca: MapContent | None, cb: MapContent | None, names: Sequence[str], 
     same = sha is not None and sha == recorded_sha256(cb)
     if same:
         apart = _settings_apart(ca, cb)
-        ua, ub = (_number(c.attrs.get("levels", {}).get("alpha_unit")) for c in (ca, cb))
+        ua, ub = (attr_number(c.attrs.get("levels", {}).get("alpha_unit")) for c in (ca, cb))
         if ua is not None and ub is not None and not math.isclose(ua, ub, rel_tol=1e-6):
             apart.append(f"alpha unit {_g(ua)} vs {_g(ub)}, chosen by each map")
         lines.append(f"Both maps are of one model (checkpoint sha256 {sha[:12]}): what differs comes of the maps' "

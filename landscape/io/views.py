@@ -51,6 +51,7 @@ __all__ = [
     "Coverage",
     "TreeMerge",
     "ad_temperature",
+    "attr_number",
     "basin_tree_of",
     "clear_sinks",
     "coverage",
@@ -104,6 +105,14 @@ def partition_of(content: MapContent, level: int | None = None) -> Partition:
     return content.levels[level]
 
 
+def attr_number(x: Any) -> float | None:
+    """A finite float from an attribute value, or None (booleans are not numbers)."""
+    if isinstance(x, (int, float, np.integer, np.floating)) and not isinstance(x, (bool, np.bool_)):
+        x = float(x)
+        return x if math.isfinite(x) else None
+    return None
+
+
 def level_name(content: MapContent, level: int | None = None) -> str:
     """``"the main level (alpha 0.1 units)"`` or ``"level 3 (alpha 1 units)"``."""
     k = content.main if level is None else level
@@ -146,10 +155,9 @@ def alpha_unit_rule(content: MapContent) -> str | None:
     if rule != "arrival" or text is None:
         return text
     settings = content.settings()
-    matched = settings.get("alpha_unit_matched")
+    matched = attr_number(settings.get("alpha_unit_matched"))
     to = _MATCHED_TO.get(str(settings.get("alpha_unit_matched_rule", "barriers")), _MATCHED_TO["barriers"])
-    value = (f"of {float(matched):.4g} " if isinstance(matched, (int, float)) and not isinstance(matched, bool)
-             and math.isfinite(matched) and matched > 0 else "")
+    value = f"of {matched:.4g} " if matched is not None and matched > 0 else ""
     return _ARRIVAL.format(value=value, to=to)
 
 
@@ -563,12 +571,12 @@ def describe_held_by_box(content: MapContent) -> str | None:
     ends by the box (the energy still falling outward); the funnel probes' 239 minima were
     not checked"``.
     """
-    held = content.attrs.get("minima", {}).get("held_by_box")
-    if not isinstance(held, (int, np.integer)) or isinstance(held, bool) or held <= 0:
+    held = attr_number(content.attrs.get("minima", {}).get("held_by_box"))
+    if held is None or held <= 0:
         return None
     held = int(held)
-    added = content.attrs.get("minima", {}).get("funnel_added")
-    added = int(added) if isinstance(added, (int, np.integer)) and not isinstance(added, bool) and added > 0 else 0
+    added = attr_number(content.attrs.get("minima", {}).get("funnel_added"))
+    added = int(added) if added is not None and added > 0 else 0
     found = content.n_minima - added
     of = f"{held} of the {found} minima the exploration found" if added else f"{held} of the {found} minima"
     if found == 1:
@@ -774,12 +782,11 @@ def funnel_noise_unit(funnel: FunnelData) -> tuple[float, str | None] | None:
     """The unit the probe's noise levels were given in (``/funnel`` attr ``noise_unit``),
     and where it came from in words (``noise_unit_source``; None where not recorded); None
     for a probe that does not record its unit (made before it was recorded)."""
-    unit = funnel.attrs.get("noise_unit")
-    if not isinstance(unit, (int, float, np.integer, np.floating)) or isinstance(unit, bool) \
-            or not (math.isfinite(float(unit)) and unit > 0):
+    unit = attr_number(funnel.attrs.get("noise_unit"))
+    if unit is None or unit <= 0:
         return None
     source = funnel.attrs.get("noise_unit_source")
-    return float(unit), (str(source) if isinstance(source, str) and source else None)
+    return unit, (str(source) if isinstance(source, str) and source else None)
 
 
 def is_funnel(verdict: str) -> bool | None:

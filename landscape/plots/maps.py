@@ -25,9 +25,11 @@ import numpy as np
 from landscape.errors import LandscapeError
 from landscape.io.records import MapContent, Partition
 from landscape.io.views import (
+    ad_temperature,
     alpha_unit_rule,
     data_range,
     level_name,
+    map_temperature,
     minima_kind,
     partition_of,
     short_source,
@@ -59,7 +61,6 @@ __all__ = [
 #: The image grid's cells, in inches: an image's width, the caption above it, the gap
 #: between cells (the figure of :func:`plot_representatives` is sized from these).
 _IMG_W, _CAPTION, _GAP = 1.2, 0.34, 0.12
-
 
 
 def _is_axes(target: Any) -> bool:
@@ -421,12 +422,12 @@ def _ad_temperature_text(content: MapContent) -> str:
     basins)"``: the temperature the basins were found at, which decides what they join
     (at the rings model's own T = 1 its chains cross between rings, so its basins mix
     them); "" where the map does not record it."""
-    t_ad = content.attrs.get("levels", {}).get("temperature")
-    if not isinstance(t_ad, (int, float)) or isinstance(t_ad, bool) or not math.isfinite(t_ad):
+    t_ad = ad_temperature(content)
+    if t_ad is None or not math.isfinite(t_ad):
         return ""
     text = f", attraction-diffusion at T = {t_ad:.3g}"
-    explored = content.settings().get("temperature")
-    if isinstance(explored, (int, float)) and explored > 0 and math.isclose(explored, t_ad, rel_tol=1e-9):
+    explored = map_temperature(content)
+    if explored is not None and explored > 0 and math.isclose(explored, t_ad, rel_tol=1e-9):
         text += " (the model's own: what its chains cross joins basins)"
     return text
 
