@@ -187,6 +187,6 @@ def train_cmd(preset_name, dataset, steps, batch_size, out, resume, force, seed,
             path = out.with_suffix(".h5")
             click.echo(f"{path} is finished with these settings: nothing to do" if content is None
                        else summary_line(content, path, wall))
-        distributed.leave()
+    distributed.leave()  # (under torchrun: after the others; one process: nothing to leave)
 
 

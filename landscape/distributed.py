@@ -19,10 +19,17 @@ variable ``LANDSCAPE_JOIN_TIMEOUT`` changes it), answering Ctrl-C meanwhile: a `
 left over from a cluster script, with no other ranks to come, ends in one line, not in
 torch's 30 minutes (nor after its C++ side's retries and stack traces, which the wait holds
 back: :func:`_quiet_fd2`).
+
+Every command leaves the group it joined before the interpreter shuts down (:func:`leave`,
+and :func:`join` registers it with :mod:`atexit` for every other way out): a gloo group
+still alive at that point is torn down with its worker threads running, and the process
+aborts now and then ("terminate called without an active exception", SIGABRT) after its
+work is done and written.
 """
 
 from __future__ import annotations
 
+import atexit
 import math
 import os
 import re
@@ -95,6 +102,7 @@ def join(device: str | torch.device) -> Dist:
         # (the store then waits as torch's own rendezvous leaves it: the collectives' timeout)
         store.set_timeout(_collective_timeout(backend))
         dist.init_process_group(backend=backend, store=store, rank=rank, world_size=world)
+        atexit.register(_leave_at_exit)  # (a no-op where the command left already)
     return Dist(rank=rank, world=world, device=dev)
 
 
@@ -235,11 +243,25 @@ def agree(value: Any, what: str, group: Dist | None = None) -> None:
 
 def leave(ok: bool = True) -> None:
     """Leave the process group joined by :func:`join` at the end of a command: after the
-    others (a barrier) when it ended well; after an error not at all: torchrun stops the
-    other ranks when one fails."""
-    if ok and dist.is_available() and dist.is_initialized():
+    others (a barrier) when it ended well; after an error without waiting for them (torchrun
+    stops the other ranks when one fails). A gloo group is always destroyed here, so that
+    the interpreter's shutdown does not meet its threads; an nccl group after an error is
+    left to torchrun (destroying it could wait on the collective another rank never joined)."""
+    if not (dist.is_available() and dist.is_initialized()):
+        return
+    if ok:
         dist.barrier()
+    if ok or dist.get_backend() == "gloo":
         dist.destroy_process_group()
+
+
+def _leave_at_exit() -> None:
+    """:func:`leave` for a process that ends without having left (an error, the Python API):
+    run by :mod:`atexit` while the interpreter still works."""
+    try:
+        leave(ok=False)
+    except Exception:  # noqa: BLE001 - at exit, with the command's outcome already decided
+        pass
 
 
 def current() -> Dist | None:

@@ -93,6 +93,27 @@ def test_split_energy_gathers_every_row_on_every_rank(tmp_path):
 SHARING = ("ranks", "work_split")
 
 
+LEFT_AT_EXIT = """
+import atexit, os, torch, torch.distributed as dist
+from landscape.distributed import join
+# (atexit runs its handlers last registered first: this one after the one join registers)
+atexit.register(lambda: open("left" + os.environ["RANK"], "w").write(str(dist.is_initialized())))
+group = join("cpu")
+x = torch.ones(3)
+dist.all_reduce(x)
+assert x.tolist() == [2.0, 2.0, 2.0]
+# (ends without leave(): as a script using the Python API, or a command after an error)
+"""
+
+
+def test_a_process_that_ends_without_leaving_has_its_group_destroyed_before_the_interpreter_stops(tmp_path):
+    # (a gloo group alive at the interpreter's shutdown aborts the process now and then)
+    (tmp_path / "left.py").write_text(LEFT_AT_EXIT)
+    done = torchrun(tmp_path, ["left.py"])
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert [(tmp_path / f"left{rank}").read_text() for rank in (0, 1)] == ["False", "False"]
+
+
 def test_two_rank_map_equals_one_process_map_and_rank0_alone_writes(tmp_path, monkeypatch):
     import faults
 
