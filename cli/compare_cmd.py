@@ -44,7 +44,8 @@ def _parse_names(ctx: click.Context, param: click.Parameter, value: str | None) 
 @click.argument("a", metavar="A", type=click.Path(path_type=Path))
 @click.argument("b", metavar="B", type=click.Path(path_type=Path))
 @out_option("The comparison figure (.png, .pdf, .svg) [default: compare_<A>_vs_<B>.png in the current folder, "
-            "A and B the two names (--names, else the files' stems)].", metavar="PNG")
+            "A and B the two names (--names, else the files' stems); one there already, from an earlier "
+            "compare, is kept with a note unless --force; a named one that exists is an error].", metavar="PNG")
 @force_option()
 @click.option("--check/--no-check", default=True, show_default=True,
               help="Run the long-run convergence check (landscape check) on each side that has a checkpoint; "
@@ -85,8 +86,8 @@ def compare_cmd(a, b, out, force, check, chains, multiples, device, names, seed,
     \b
     Exit status:
       0  compared (whatever the verdicts, unless --strict)
-      1  an error (a missing or unreadable file, A and B the same file, an output that
-         exists without --force)
+      1  an error (a missing or unreadable file, A and B the same file, a figure named
+         with --out that exists, without --force)
       2  a usage error (a bad option)
       3  --strict, and the convergence check of a side with a checkpoint failed: its
          verdict disagrees with its trained regime (regime unknown: non-convergent)
@@ -120,7 +121,7 @@ def compare_cmd(a, b, out, force, check, chains, multiples, device, names, seed,
             "identical_maps": run.identical,
             "summary": run.summary,
             "caveats": run.caveats,
-            "picture": str(run.out),
+            "picture": None if run.kept else str(run.out),
         }
         echo_json(payload)
     else:
@@ -130,7 +131,10 @@ def compare_cmd(a, b, out, force, check, chains, multiples, device, names, seed,
             click.echo(line)
         for line in run.caveats:
             click.echo(f"Caution: {line}")
-        click.echo(f"picture: {run.out}")
+        click.echo(f"picture: {run.out}" + (" (kept from an earlier compare)" if run.kept else ""))
+    if run.kept:
+        click.echo(f"note: {run.out} exists from an earlier compare: it is kept, not redrawn (--force redraws it, "
+                   "--out names another)", err=True)
     if strict:
         failed = [f"{s.name}: {failure_text(r)}" for s, r in zip(sides, run.results)
                   if r is not None and check_failed(r)]

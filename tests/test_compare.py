@@ -347,8 +347,18 @@ def test_text_table_puts_each_number_on_its_side(maps, tmp_path, monkeypatch, ca
     picture = tmp_path / "compare_A_vs_B.png"
     assert f"picture: {picture.name}" in out and picture.read_bytes()[:8] == PNG
     before = picture.read_bytes()
-    code, _, err = run(capsys, *maps, "--quiet")
-    assert_one_line_error(code, err, r"^error: compare_A_vs_B.png exists: pass --force")
+    # a rerun compares again and keeps the earlier figure at its default name, with a note
+    code, again, err = run(capsys, *maps, "--quiet")
+    assert code == 0, err
+    assert table(again) == rows and "picture: compare_A_vs_B.png (kept from an earlier compare)" in again
+    assert err.strip() == ("note: compare_A_vs_B.png exists from an earlier compare: it is kept, not redrawn "
+                           "(--force redraws it, --out names another)")
+    code, said, err = run(capsys, *maps, "--quiet", "--json")
+    assert code == 0 and json.loads(said)["picture"] is None, err  # (none drawn this time)
+    assert picture.read_bytes() == before
+    # one named with --out that exists is refused, and left as it was
+    code, _, err = run(capsys, *maps, "--quiet", "--out", picture)
+    assert_one_line_error(code, err, r"^error: \S*compare_A_vs_B.png exists: pass --force")
     assert picture.read_bytes() == before
     code, _, err = run(capsys, *maps, "--quiet", "--force", "--names", "base,tuned")
     assert code == 0, err

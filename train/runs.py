@@ -682,7 +682,7 @@ def _file_part(name: str) -> str:
 @dataclass
 class CompareRun:
     """What :func:`run_compare` found: both sides, their profiles and checks, the table rows,
-    the closing lines and the figure written."""
+    the closing lines and the figure written (or, at its default name, kept)."""
 
     sides: list[Side]
     labels: tuple[str, str]
@@ -694,6 +694,7 @@ class CompareRun:
     out: Path
     identical: bool = False  # the two maps hold the same datasets
     caveats: list[str] = field(default_factory=list)  # what the comparison cannot tell
+    kept: bool = False  # ``out`` at its default name was there already: kept, not redrawn
 
 
 def run_compare(
@@ -713,7 +714,9 @@ def run_compare(
 ) -> CompareRun:
     """Compare ``a`` and ``b`` as the command does and draw the figure. ``checks`` maps a
     checkpoint path to a convergence check already run on it (reused instead of
-    running it again)."""
+    running it again). A figure at the default name that exists (an earlier compare's, the
+    demo's) is kept, not redrawn, unless ``force``: the table and the verdicts are what a
+    rerun is for; one named by ``out`` that exists is an error."""
     from landscape.diagnosis.compare import caveats, compare_profiles, identical_maps, map_profile, summarize
     from landscape.errors import LandscapeError
     from landscape.plots.common import check_picture_path
@@ -733,10 +736,11 @@ def run_compare(
         labels = (f"{labels[0]} (A)", f"{labels[1]} (B)")
     for side, label in zip(sides, labels):
         side.name = label
-    out = out or Path(f"compare_{_file_part(labels[0])}_vs_{_file_part(labels[1])}.png")
-    check_picture_path(out)
-    if out.exists() and not force:
+    named = out is not None
+    out = check_picture_path(out or Path(f"compare_{_file_part(labels[0])}_vs_{_file_part(labels[1])}.png"))
+    if out.exists() and not force and named:
         raise LandscapeError(f"{out} exists: pass --force to overwrite it")
+    kept = out.exists() and not force
 
     results: list[Any] = [None, None]
     if check:
@@ -760,9 +764,10 @@ def run_compare(
             _, end, steps = result.samples["data"]
             samples[side.name] = end.detach().cpu().numpy()
             notes[side.name] = f"long-run samples from data after {steps} steps ({steps / result.L:g}L)"
-    plot_comparison(sides[0].content, sides[1].content, labels, out, samples=samples, sample_notes=notes)
+    if not kept:
+        plot_comparison(sides[0].content, sides[1].content, labels, out, samples=samples, sample_notes=notes)
     cautions = caveats(sides[0].content, sides[1].content, labels, identical=identical)
-    return CompareRun(sides, tuple(labels), profiles, results, verdicts, rows, summary, out, identical, cautions)
+    return CompareRun(sides, tuple(labels), profiles, results, verdicts, rows, summary, out, identical, cautions, kept)
 
 
 def _check(side: Side, chains: int, multiples: tuple[float, ...], device: str, seed: int, quiet: bool) -> Any:
