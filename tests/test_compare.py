@@ -276,6 +276,22 @@ def test_a_probe_with_too_few_chains_is_said_and_its_score_not_ranked(maps):
     both = summarize(lone, lone, ["A", "B"])[-1]
     assert "neither funnel probe had chains enough to tell a funnel" in both and "equal funnel scores" not in both
 
+    # the figure's panel says it too, and draws the ceiling B's curve sits on (N chains a level)
+    assert lone["funnel"]["chains"] == N and a["funnel"]["chains"] is None  # (A's probe does not record it)
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.figure import Figure
+
+    from landscape.plots.compare import draw_funnel_scores
+
+    ax = draw_funnel_scores([a, lone], ["A", "B"], Figure().add_subplot())
+    labels = ax.get_legend_handles_labels()[1]
+    assert labels == ["A (score 0.90)", "B (score 0.00: too few chains to tell)"]
+    flat = [tuple(line.get_ydata()) for line in ax.get_lines() if len(set(line.get_ydata())) == 1]
+    assert (N, N) in flat and ax.get_ylim()[1] > N
+    assert [t.get_text() for t in ax.texts] == [f"B: at most {N}"]
+
 
 def test_identical_maps_are_said_to_be_identical_first(maps, tmp_path, capsys, monkeypatch):
     # (two copies of one map read "The same number of basins at every shared magnetization")

@@ -47,6 +47,7 @@ from landscape.io.views import (
     describe_source,
     exploration_coverage,
     given_settings,
+    funnel_chains,
     funnel_verdict,
     is_funnel,
     map_alpha,
@@ -155,6 +156,7 @@ def _funnel(content: MapContent) -> dict[str, Any] | None:
         "noise": [float(t) for t in np.asarray(f.noise, dtype=np.float64)],
         "effective_basins": [float(math.exp(h)) for h in np.asarray(f.entropy, dtype=np.float64)],
         "reference_basins": math.exp(ref) if ref is not None else None,
+        "chains": funnel_chains(f),  # per level: exp(H) is at most this (None: not recorded)
     }
 
 
@@ -220,7 +222,8 @@ def map_profile(content: MapContent) -> dict[str, Any]:
           ``verdict`` (:func:`landscape.io.views.funnel_verdict`: "a funnel", "no funnel",
           "too few chains to tell" or "score undefined"), ``funnel`` (True, False, or None
           where the probe cannot tell), ``noise``, ``effective_basins``
-          (``exp(H)`` per noise level), ``reference_basins`` (the data's, if recorded);
+          (``exp(H)`` per noise level), ``reference_basins`` (the data's, if recorded),
+          ``chains`` (per noise level: ``exp(H)`` is at most this; None if not recorded);
         - ``diagnosis``: None without one, else ``spurious`` (count), ``share_minima``,
           ``share_hits`` (weighted by the chains that ended in each minimum; None with no
           hits), ``reasons`` (count per reason name, None when not recorded), ``dataset``

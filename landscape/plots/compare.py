@@ -27,7 +27,7 @@ import numpy as np
 from landscape.diagnosis.compare import MAX_PICTURES, map_profile
 from landscape.errors import LandscapeError
 from landscape.io.records import MapContent
-from landscape.io.views import data_range, minima_kind
+from landscape.io.views import TOO_FEW_CHAINS, data_range, minima_kind
 from landscape.plots.common import (
     check_picture_path,
     empty_panel,
@@ -185,8 +185,11 @@ def draw_barrier_spectra(profiles: Profiles, names: Sequence[str], ax: Any) -> A
 
 def draw_funnel_scores(profiles: Profiles, names: Sequence[str], ax: Any) -> Any:
     """Each side's funnel probe: ``exp(H)`` against the noise level in units of its own
-    lowest non-zero level (symlog, so tau = 0 shows), the data's own dotted; return ``ax``."""
+    lowest non-zero level (symlog, so tau = 0 shows), the data's own dotted, and faint the
+    number of chains per level, which ``exp(H)`` cannot pass (a probe whose chains each
+    ended apart sits on it: too few chains to tell); return ``ax``."""
     drawn, notes, ticks = False, [], set()
+    ceilings: dict[int, list[tuple[str, str]]] = {}  # chains per level -> the sides with that many
     for p, name, color in zip(profiles, names, COLORS):
         f = None if p is None else p["funnel"]
         if f is None:
@@ -198,12 +201,22 @@ def draw_funnel_scores(profiles: Profiles, names: Sequence[str], ax: Any) -> Any
         # noise scales (their training tau) differ, the ladder's shape is what compares.
         x = noise / positive.min() if positive.size else np.arange(noise.size, dtype=np.float64)
         score = "undefined" if f["score"] is None else f"{f['score']:.2f}"
-        ax.plot(x, f["effective_basins"], "o-", color=color, label=f"{name} (score {score})")
+        unsure = f.get("verdict") == TOO_FEW_CHAINS
+        ax.plot(x, f["effective_basins"], "o-", color=color,
+                label=f"{name} (score {score}{': ' + TOO_FEW_CHAINS if unsure else ''})")
         ticks.update(round(float(t), 6) for t in x)
         if f["reference_basins"] is not None:
             ax.axhline(f["reference_basins"], color=color, ls=":", lw=1)
+        if f.get("chains"):  # (exp(H) of n chains is at most n: a curve at its ceiling met no other chain)
+            ceilings.setdefault(int(f["chains"]), []).append((name, color))
         drawn = True
-    ax.set_title("funnel probe (dotted: the data's basins)", fontsize=9)
+    for n, whose in ceilings.items():
+        color = whose[0][1] if len(whose) == 1 else "0.45"
+        ax.axhline(n, color=color, lw=0.8, alpha=0.35 if len(whose) == 1 else 0.6, zorder=0)
+        ax.annotate(f"{whose[0][0] if len(whose) == 1 else 'both'}: at most {n}", (1.0, n),
+                    xycoords=("axes fraction", "data"), ha="right", va="bottom", fontsize=6.5, color=color,
+                    xytext=(-2, 1), textcoords="offset points")
+    ax.set_title("funnel probe (dotted: the data's basins; faint: each side's number of chains)", fontsize=9)
     if not drawn:
         return empty_panel(ax, "no funnel probe" + _why(notes))
     ax.set_xscale("symlog", linthresh=1.0, linscale=0.5)  # keeps tau = 0 on the axis
@@ -213,7 +226,7 @@ def draw_funnel_scores(profiles: Profiles, names: Sequence[str], ax: Any) -> Any
         ax.xaxis.set_major_locator(FixedLocator(sorted(ticks)))
         ax.xaxis.set_major_formatter(FuncFormatter(lambda x, pos: f"{x:g}"))
         ax.xaxis.set_minor_locator(NullLocator())
-    ax.set_ylim(bottom=0)
+    ax.set_ylim(0, max([ax.get_ylim()[1], *ceilings]) * 1.08)  # (the ceilings clear of the frame)
     ax.legend(fontsize=7)
     ax.grid(True, color="0.92", lw=0.5)
     _side_notes(ax, notes)
