@@ -96,7 +96,11 @@ def main(argv: list[str] | None = None) -> None:
     from landscape.cli.errors import run_guarded
 
     argv = sys.argv[1:] if argv is None else argv
-    sys.exit(run_guarded(cli, argv or ["--help"], debug=os.environ.get("LANDSCAPE_DEBUG") == "1", last=True))
+    code = run_guarded(cli, argv or ["--help"], debug=os.environ.get("LANDSCAPE_DEBUG") == "1", last=True)
+    ranks = sys.modules.get("landscape.distributed")  # (imported only by the commands that join ranks)
+    if ranks is not None and ranks.joined():
+        ranks.end_process(code)  # (skips the interpreter's teardown, which a gloo group can abort)
+    sys.exit(code)
 
 
 if __name__ == "__main__":

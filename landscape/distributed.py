@@ -20,11 +20,12 @@ left over from a cluster script, with no other ranks to come, ends in one line, 
 torch's 30 minutes (nor after its C++ side's retries and stack traces, which the wait holds
 back: :func:`_quiet_fd2`).
 
-Every command leaves the group it joined before the interpreter shuts down (:func:`leave`,
-and :func:`join` registers it with :mod:`atexit` for every other way out): a gloo group
-still alive at that point is torn down with its worker threads running, and the process
-aborts now and then ("terminate called without an active exception", SIGABRT) after its
-work is done and written.
+Every command leaves the group it joined (:func:`leave`; :func:`join` registers it with
+:mod:`atexit` for every other way out), and a process that joined one ends without the
+interpreter's teardown (:func:`end_process`): a gloo group still alive at that point (DDP
+keeps references to it that outlive the model and ``destroy_process_group``) is torn down
+with its worker threads running, and the process aborts now and then ("terminate called
+without an active exception", SIGABRT) after its work is done and written.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import torch
 import torch.distributed as dist
@@ -48,7 +49,8 @@ import torch.distributed as dist
 from landscape.energy import Energy, ValueAndGrad
 from landscape.errors import LandscapeError
 
-__all__ = ["Dist", "join", "join_timeout", "current", "SplitEnergy", "split_energy", "from_main", "leave"]
+__all__ = ["Dist", "join", "join_timeout", "current", "SplitEnergy", "split_energy", "from_main", "leave", "joined",
+           "end_process"]
 
 T = TypeVar("T")
 
@@ -103,7 +105,13 @@ def join(device: str | torch.device) -> Dist:
         store.set_timeout(_collective_timeout(backend))
         dist.init_process_group(backend=backend, store=store, rank=rank, world_size=world)
         atexit.register(_leave_at_exit)  # (a no-op where the command left already)
+        global _joined
+        _joined = True
     return Dist(rank=rank, world=world, device=dev)
+
+
+#: Whether this process joined a torchrun job (:func:`join`): it then ends by :func:`end_process`.
+_joined = False
 
 
 #: Seconds a rank waits at the start for the others to join (``LANDSCAPE_JOIN_TIMEOUT``
@@ -262,6 +270,29 @@ def _leave_at_exit() -> None:
         leave(ok=False)
     except Exception:  # noqa: BLE001 - at exit, with the command's outcome already decided
         pass
+
+
+def joined() -> bool:
+    """Whether this process joined a torchrun job (:func:`join` started a process group)."""
+    return _joined
+
+
+def end_process(code: int) -> NoReturn:
+    """End a process that joined a torchrun job with exit status ``code``, once its command
+    is over: its output flushed and the :mod:`atexit` handlers run (:func:`_leave_at_exit`
+    among them), then ``os._exit``, skipping the interpreter's teardown. The teardown
+    destroys what is left of the gloo group (torch's DDP keeps it alive past
+    :func:`leave`) while its threads still run, which aborts the process now and then:
+    with status -6 after a run whose files were all written. Nothing a command writes is
+    left open at this point: checkpoints and maps are written whole and renamed."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            if stream is not None:
+                stream.flush()
+        except (OSError, ValueError):  # (a closed pipe: nothing more to say)
+            pass
+    atexit._run_exitfuncs()
+    os._exit(code)
 
 
 def current() -> Dist | None:

@@ -114,6 +114,30 @@ def test_a_process_that_ends_without_leaving_has_its_group_destroyed_before_the_
     assert [(tmp_path / f"left{rank}").read_text() for rank in (0, 1)] == ["False", "False"]
 
 
+ENDS_WITHOUT_TEARDOWN = """
+import atexit, os, sys
+from landscape.cli.main import main
+
+class Torn:  # (its __del__ runs only in the interpreter's teardown, with what it holds)
+    def __del__(self, open=open, name="torn" + os.environ["RANK"]):
+        open(name, "w").write("teardown ran")
+
+kept = Torn()
+atexit.register(lambda: open("atexit" + os.environ["RANK"], "w").write("ran"))
+main(sys.argv[1:])
+"""
+
+
+def test_a_command_on_ranks_ends_after_its_atexit_handlers_without_the_interpreters_teardown(tmp_path):
+    # (the teardown met gloo's worker threads freeing a barrier's work and aborted the rank
+    # now and then, SIGABRT after the checkpoint was written)
+    (tmp_path / "ends.py").write_text(ENDS_WITHOUT_TEARDOWN)
+    done = torchrun(tmp_path, ["ends.py", *TRAIN_TWO[2:]])
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.startswith("done: 4 updates -> d.pt")  # (flushed before the process ended)
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(("atexit", "torn"))) == ["atexit0", "atexit1"]
+
+
 def test_two_rank_map_equals_one_process_map_and_rank0_alone_writes(tmp_path, monkeypatch):
     import faults
 
