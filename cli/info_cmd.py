@@ -136,15 +136,11 @@ def _state_dict_file(path: Path) -> str | None:
 def _map_info(path: Path, as_json: bool, datasets: bool) -> None:
     from landscape.cli.tree_cmd import map_header, map_summary
     from landscape.io.mapfile import dataset_listing, read_map
-    from landscape.io.views import describe_work
 
     content = read_map(path)
-    extra = content.meta.extra if content.meta is not None else {}
     if as_json:
         summary = map_summary(path, content, content.tree, None, not content.over_minima, {})
         out = {k: v for k, v in summary.items() if k not in ("leaves", "merges")}
-        out["ranks"] = extra.get("ranks") if isinstance(extra.get("ranks"), int) else None
-        out["work_split"] = extra.get("work_split") if isinstance(extra.get("work_split"), dict) else None
         if datasets:
             out["datasets"] = [{"path": p, "shape": list(s), "dtype": d, "description": text}
                                for p, s, d, text in dataset_listing(path)]
@@ -152,9 +148,6 @@ def _map_info(path: Path, as_json: bool, datasets: bool) -> None:
         return
     for line in map_header(path, content):
         click.echo(line)
-    shared = describe_work(content)
-    if shared is not None:
-        click.echo(f"{'ranks':<9} {shared}")  # (the header's row layout)
     if datasets:
         click.echo("")
         click.echo("datasets:")

@@ -137,6 +137,7 @@ def map_header(map_path: Path, content, level: int | None = None) -> list[str]:
         describe_funnel,
         describe_held_by_box,
         describe_source,
+        describe_work,
         map_config,
         map_dataset,
         map_temperature,
@@ -220,6 +221,9 @@ def map_header(map_path: Path, content, level: int | None = None) -> list[str]:
     if spent:
         rows.append(("time", f"{_seconds(sum(spent.values()))}: "
                              + ", ".join(f"{_STAGES.get(k, k)} {_seconds(v)}" for k, v in spent.items())))
+    shared = describe_work(content)
+    if shared is not None:
+        rows.append(("ranks", shared))
     added = content.attrs.get("minima", {}).get("funnel_added")
     if content.funnel is not None:
         text = describe_funnel(content.funnel)
@@ -280,6 +284,14 @@ def config_text(config: dict[str, Any]) -> str:
 #: The map's stages, as its ``seconds`` record names them (the ladder's levels run together
 #: and the rungs inserted after them are one stage, basins), and as ``info`` shows them.
 _STAGES = {"minima": "minima", "neighbours": "neighbour barriers", "basins": "basins", "refine": "refinement"}
+
+
+def _ranks(content) -> dict[str, Any]:
+    """How many torchrun ranks made the map and how they split its work, as recorded
+    (None each where the map does not say: made before it was recorded)."""
+    extra = content.meta.extra if content.meta is not None else {}
+    return {"ranks": extra.get("ranks") if isinstance(extra.get("ranks"), int) else None,
+            "work_split": extra.get("work_split") if isinstance(extra.get("work_split"), dict) else None}
 
 
 def _stage_seconds(content) -> dict[str, float]:
@@ -492,6 +504,7 @@ def map_summary(map_path: Path, content, tree, level: int | None, basins: bool, 
         "funnel": _funnel_summary(content),
         "diagnosis": _diagnosis_summary(content),
         "seconds": _stage_seconds(content),
+        **_ranks(content),
         "leaves": leaves,
         "merges": merges,
         "pictures": written,

@@ -259,6 +259,11 @@ def test_a_map_records_how_many_ranks_made_it_and_how_they_split_the_work(tmp_pa
     assert code == 0, err
     said = json.loads(out)
     assert said["ranks"] == 2 and said["work_split"] == work
+    # tree prints the map's header as info does, the ranks row too
+    code, out, err = cli(capsys, "tree", tmp_path / "split.h5")
+    assert code == 0 and [line for line in out.splitlines() if line.startswith("ranks ")] == rows, err
+    code, out, err = cli(capsys, "tree", tmp_path / "split.h5", "--json")
+    assert code == 0 and (json.loads(out)["ranks"], json.loads(out)["work_split"]) == (2, work), err
 
     # one process: 1 rank, and nothing split
     energy = Energy(mueller_brown, (2,), data_range=(-1.5, 2.0), dtype=torch.float64)
