@@ -50,8 +50,19 @@ class LazyGroup(click.Group):
 RANKED = ("map", "train")
 
 
+def _show_version(ctx: click.Context, param: click.Parameter, value: bool) -> None:
+    if not value or ctx.resilient_parsing:
+        return
+    from landscape import tool_version
+
+    click.echo(f"ebm-landscape, version {tool_version()}")
+    ctx.exit()
+
+
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
-@click.version_option(__version__, prog_name="ebm-landscape")
+@click.option("--version", is_flag=True, expose_value=False, is_eager=True, callback=_show_version,
+              help=f"Show the version and exit ({__version__}; run from a git checkout, with its commit: "
+                   "maps, checkpoints and reports are stamped with the same).")
 @click.pass_context
 def cli(ctx: click.Context) -> None:
     """Train energy-based models and map their energy landscapes.

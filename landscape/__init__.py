@@ -24,6 +24,49 @@ from typing import Any
 
 __version__ = "0.1.0"
 
+_stamp: str | None = None
+
+
+def tool_version() -> str:
+    """The version maps, checkpoints and reports are stamped with: ``__version__``, and
+    where the package runs from a git checkout of its source (an editable install), the
+    commit it runs from, ``0.1.0+g1a2b3c4d5e6f`` (``.dirty`` added where tracked files
+    differ from that commit), so that two outputs made by different code say so. An
+    installed package, or a checkout git cannot read, gives ``__version__``."""
+    global _stamp
+    if _stamp is None:
+        _stamp = __version__ + _checkout_label()
+    return _stamp
+
+
+def _checkout_label() -> str:
+    """``+g<commit>[.dirty]`` where this package's files are tracked by a git checkout,
+    else ``""``. Reads only (``GIT_OPTIONAL_LOCKS=0``: no index refresh that a concurrent
+    git would trip over)."""
+    import os
+    import subprocess
+    from pathlib import Path
+
+    here = Path(__file__).resolve().parent
+    env = {**os.environ, "GIT_OPTIONAL_LOCKS": "0"}
+
+    def git(*args: str) -> str | None:
+        try:
+            done = subprocess.run(["git", "-C", str(here), *args], capture_output=True, text=True, timeout=5,
+                                  env=env, stdin=subprocess.DEVNULL)
+        except (OSError, subprocess.SubprocessError):  # (no git, a hung file system)
+            return None
+        return done.stdout.strip() if done.returncode == 0 else None
+
+    # (a package installed into a virtual environment inside a checkout is not that checkout's)
+    if git("ls-files", "--error-unmatch", "__init__.py") is None:
+        return ""
+    commit = git("rev-parse", "--short=12", "HEAD")
+    if not commit:
+        return ""
+    changed = git("status", "--porcelain", "--untracked-files=no")
+    return f"+g{commit}" + (".dirty" if changed else "")
+
 # public name -> module that defines it
 _EXPORTS = {
     "Energy": "landscape.energy",
@@ -71,7 +114,7 @@ _EXPORTS = {
     "energy_from_torchscript": "landscape.io.sources",
 }
 
-__all__ = sorted([*_EXPORTS, "__version__"])
+__all__ = sorted([*_EXPORTS, "__version__", "tool_version"])
 
 
 def __getattr__(name: str) -> Any:

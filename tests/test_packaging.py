@@ -114,3 +114,61 @@ def test_the_wheel_has_one_import_name_with_train_data_and_cli_under_it(tmp_path
         n.endswith("licenses/LICENSE") or n.endswith(".dist-info/LICENSE") for n in names)
     urls = {line.split(": ", 1)[1].split(",")[0] for line in lines if line.startswith("Project-URL: ")}
     assert {"Homepage", "Documentation", "Issues"} <= urls, urls
+
+
+# ------------------------------------------------------------------ the version outputs carry
+
+STAMP = """
+import importlib.util, sys
+spec = importlib.util.spec_from_file_location("stamped", sys.argv[1])
+module = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(module)
+print(module.tool_version())
+"""
+
+
+def test_outputs_are_stamped_with_the_commit_of_the_checkout_they_run_from(tmp_path):
+    # (maps made by different code all said 0.1.0)
+    import landscape
+
+    def stamp(init: Path) -> str:
+        done = subprocess.run([sys.executable, "-c", STAMP, str(init)], capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, done.stderr
+        return done.stdout.strip()
+
+    def git(*args: str) -> str:
+        return subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd=tmp_path / "repo",
+                              capture_output=True, text=True, check=True).stdout.strip()
+
+    if shutil.which("git") is None:
+        pytest.skip("needs git")
+    (tmp_path / "repo" / "landscape").mkdir(parents=True)
+    init = tmp_path / "repo" / "landscape" / "__init__.py"
+    shutil.copy(ROOT / "landscape" / "__init__.py", init)
+    assert stamp(init) == landscape.__version__  # not in a checkout: an installed package
+    git("init", "-q")
+    assert stamp(init) == landscape.__version__  # in one, but not tracked by it (a venv inside a clone)
+    git("add", "landscape/__init__.py")
+    git("commit", "-qm", "first")
+    commit = git("rev-parse", "--short=12", "HEAD")
+    assert stamp(init) == f"{landscape.__version__}+g{commit}"
+    init.write_text(init.read_text() + "\n# changed\n")
+    assert stamp(init) == f"{landscape.__version__}+g{commit}.dirty"
+    (tmp_path / "repo" / "untracked.txt").write_text("a file git does not track changes nothing\n")
+    git("checkout", "-q", "landscape/__init__.py")
+    assert stamp(init) == f"{landscape.__version__}+g{commit}"
+
+
+def test_a_map_and_the_version_option_carry_the_same_stamp(tmp_path):
+    import torch
+
+    import landscape
+    from landscape import Energy, MapConfig, build_map, read_map
+    from landscape.potentials import mueller_brown
+
+    energy = Energy(mueller_brown, (2,), data_range=(-1.5, 2.0), dtype=torch.float64)
+    path = build_map(energy, MapConfig(chains=8, ladder=(1.0,), ladder_extend=0, refine=False)).write(tmp_path / "m.h5")
+    assert read_map(path).meta.tool_version == landscape.tool_version()
+    assert landscape.tool_version().startswith(landscape.__version__)
+    done = subprocess.run([*landscape_command(), "--version"], capture_output=True, text=True, timeout=60)
+    assert done.stdout.strip() == f"ebm-landscape, version {landscape.tool_version()}", done.stderr

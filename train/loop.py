@@ -33,7 +33,7 @@ import torch.distributed as dist
 from torch import nn
 
 from landscape import data as datasets
-from landscape import Energy, __version__, sample
+from landscape import Energy, sample, tool_version
 from landscape.energy import use_cpu_threads
 from landscape.errors import LandscapeError, NonFiniteEnergyError, Terminated
 from landscape.io.files import atomic_path, output_lock, writing
@@ -684,7 +684,7 @@ def _save(
     ckpt = {
         "format": ckpt_io.FORMAT,
         "version": ckpt_io.VERSION,
-        "tool_version": __version__,
+        "tool_version": tool_version(),
         "created": ckpt_io.now_iso(),
         "model": {"arch": config.model.arch, "kwargs": kwargs},
         "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},

@@ -426,7 +426,7 @@ def _page(
     pictures: Path,
 ) -> Iterator[str]:
     """The page, section by section; each picture is drawn in ``pictures`` when its turn comes."""
-    from landscape import __version__
+    from landscape import tool_version
 
     images = minima_kind(content) == "image"
     yield (f'<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n<title>{_e(title)}</title>\n'
@@ -488,7 +488,7 @@ def _page(
     yield f'<section id="flagged">\n<h2>Flagged minima ({n_flagged})</h2>\n'
     yield _flagged_table(content, diagnosis) + "</section>\n"
     when = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    yield f"<footer>Written by ebm-landscape {_e(__version__)} on {_e(when)}.</footer>\n</body>\n</html>\n"
+    yield f"<footer>Written by ebm-landscape {_e(tool_version())} on {_e(when)}.</footer>\n</body>\n</html>\n"
 
 
 def write_report(

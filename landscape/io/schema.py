@@ -129,7 +129,7 @@ ROOT_ATTRS: tuple[tuple[str, str], ...] = (
     ("schema_version", f"{SCHEMA_VERSION}"),
     ("created", "ISO 8601 time (UTC) the map was written"),
     ("updated", "ISO 8601 time (UTC) of the last change by funnel or diagnose (optional)"),
-    ("tool_version", "the ebm-landscape version that wrote it"),
+    ("tool_version", "the ebm-landscape version that wrote it (+g<commit> from a git checkout)"),
     ("source", "JSON: what was mapped (checkpoint path and sha256, or an energy spec); a record, never run"),
     ("config", "JSON: the mapping settings as given (null: chosen from the landscape)"),
     ("settings", "JSON: the settings the map chose and used (temperatures, steps, alpha unit, ...)"),

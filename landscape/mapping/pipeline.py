@@ -60,7 +60,7 @@ from landscape.mapping.barriers import (
     refinement_rows,
 )
 from landscape.distributed import current as current_group
-from landscape import __version__, checks
+from landscape import checks, tool_version
 from landscape.checks import require
 from landscape.distributed import CALIBRATE_SIZES, NEVER_SPLIT, SplitEnergy, from_main, split_energy
 from landscape.energy import (
@@ -1565,7 +1565,7 @@ def _assemble(
     counts = {"minima": n, "basins": levels[main].n_basins, "pairs": len(table), "refined": refined,
               "above_estimate": above, "ad_trials": int(sum(p.attrs.get("trials", 0) for p in levels))}
     # what the map's file would record at its root, so the map in memory reads as from its file
-    content.meta = MapMeta(schema_version=SCHEMA_VERSION, created=utc_now(), tool_version=__version__,
+    content.meta = MapMeta(schema_version=SCHEMA_VERSION, created=utc_now(), tool_version=tool_version(),
                            source=_source_record(energy), config=config.to_dict(),
                            extra={"settings": settings, "seconds": run.seconds, **_work_record(run)})
     return MapResult(content=content, settings=settings, seconds=run.seconds, counts=counts)
