@@ -195,8 +195,12 @@ def check_cmd(checkpoint, multiples, chains, noise, eps, temperature, nn_ratio, 
     images = len(energy.shape) in (2, 3)
     pictures = {"figure": str(out), "samples": str(samples), **({"starts": str(starts)} if images else {})}
     if keep:
+        from landscape.io.files import changed_since
+
         pictures = {}
-        click.echo(f"note: {there[0]} exists from an earlier check: the pictures are kept, not redrawn (--force "
+        since = (f", though {checkpoint.name} changed since they were drawn: they may show an earlier model"
+                 if changed_since(there[0], [checkpoint]) else "")
+        click.echo(f"note: {there[0]} exists from an earlier check: the pictures are kept, not redrawn{since} (--force "
                    "redraws them, --out names others)", err=True)
     else:
         save_check_figure(result, out)

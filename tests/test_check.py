@@ -2,6 +2,7 @@
 
 import json
 import math
+import os
 import re
 
 import pytest
@@ -380,6 +381,13 @@ def test_check_command_on_a_tiny_checkpoint(tmp_path, capsys):
     assert err.strip() == (f"note: {tmp_path / 'd_check.png'} exists from an earlier check: the pictures are kept, "
                            "not redrawn (--force redraws them, --out names others)")
     assert (tmp_path / "d_check.png").read_bytes() == before and "pictures:" not in again
+    # the model trained on since (its file newer than the pictures): the note says they may be out of date
+    later = (tmp_path / "d_check.png").stat().st_mtime + 10
+    os.utime(ckpt, (later, later))
+    code, _, err = run(check_cmd, capsys, ckpt, "--multiples", "1,3", "--chains", "8", "--quiet")
+    assert code == 0 and "kept, not redrawn, though d.pt changed since they were drawn: they may show an earlier " \
+                         "model (--force redraws them" in err, err
+    assert (tmp_path / "d_check.png").read_bytes() == before
     # A picture named with --out is not overwritten without --force
     code, _, err = run(check_cmd, capsys, ckpt, "--multiples", "1,3", "--n", "8", "--quiet", "--out",
                        tmp_path / "d_check.png")

@@ -11,6 +11,7 @@ is then that of p ~ exp(-U), T = 1); score 0.1; nothing spurious.
 
 import json
 import math
+import os
 import re
 import struct
 
@@ -371,6 +372,11 @@ def test_text_table_puts_each_number_on_its_side(maps, tmp_path, monkeypatch, ca
                            "(--force redraws it, --out names another)")
     code, said, err = run(capsys, *maps, "--quiet", "--json")
     assert code == 0 and json.loads(said)["picture"] is None, err  # (none drawn this time)
+    later = picture.stat().st_mtime + 10  # (map A made again since: the figure may show the earlier one)
+    os.utime(maps[0], (later, later))
+    code, _, err = run(capsys, *maps, "--quiet")
+    assert code == 0 and f"kept, not redrawn, though {maps[0].name} changed since it was drawn: it may show the " \
+                         "earlier file (--force" in err, err
     assert picture.read_bytes() == before
     # one named with --out that exists is refused, and left as it was
     code, _, err = run(capsys, *maps, "--quiet", "--out", picture)

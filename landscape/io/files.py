@@ -189,6 +189,21 @@ def file_path(path: str | os.PathLike) -> Path:
     return Path(path)
 
 
+def changed_since(output: str | os.PathLike, inputs: list[Path | None]) -> list[Path]:
+    """Those of ``inputs`` modified after ``output`` was (a picture kept from an earlier
+    run that may show an earlier model); none where a time cannot be read."""
+    try:
+        made = os.stat(output).st_mtime
+    except OSError:
+        return []
+    newer = []
+    for path in inputs:
+        with suppress(OSError, TypeError):
+            if path is not None and os.stat(path).st_mtime > made:
+                newer.append(Path(path))
+    return newer
+
+
 def make_folder(path: Path) -> None:
     """Create the folder ``path`` goes into; a disk error as one line (:func:`disk_error`)."""
     try:
