@@ -172,12 +172,14 @@ def test_save_image_grid_size_values_and_nonfinite(tmp_path):
     path = tmp_path / "grid.png"
     tf.save_image_grid(x, path)
     img = np.asarray(Image.open(path).convert("RGB"))
-    # nrow = ceil(sqrt(10)) = 4 per row, 3 rows; 8x8 upscaled x6 to 48 px; 1-px separators.
-    assert img.shape == (3 * 48 + 2, 4 * 48 + 3, 3)
+    # nrow = ceil(sqrt(10)) = 4 per row, 3 rows; 8x8 upscaled x6 to 48 px; 3-px separators
+    # (a 16th of a tile), in a colour no grey pixel has
+    assert img.shape == (3 * 48 + 2 * 3, 4 * 48 + 3 * 3, 3)
     assert (img[0:48, 0:48] == 0).all()  # -1 -> 0
-    assert (img[0:48, 49:97] == 255).all()  # 1 -> 255
-    assert (img[48, :] == tf.BORDER_RGB).all()  # separator row
-    tile = img[0:48, 98:146]
+    assert (img[0:48, 51:99] == 255).all()  # 1 -> 255
+    assert (img[48:51, :] == tf.BORDER_RGB).all() and (img[:48, 48:51] == tf.BORDER_RGB).all()  # separators
+    assert len(set(tf.BORDER_RGB)) == 3  # (not a grey)
+    tile = img[0:48, 102:150]
     assert (tile[3 * 6 : 4 * 6, 4 * 6 : 5 * 6] == (255, 0, 255)).all()  # the NaN pixel, magenta
     assert (tile[0:6, 0:6] == 128).all()  # zero -> mid grey elsewhere in the tile
 
@@ -188,7 +190,7 @@ def test_save_image_grid_rgb_clamp_scale_and_labels(tmp_path):
     path = tmp_path / "rgb.png"
     tf.save_image_grid(x, path, nrow=3, scale=2, labels=["a", "bb", "ccc"])
     img = np.asarray(Image.open(path).convert("RGB"))
-    assert img.shape[1] == 3 * 10 + 2 and img.shape[0] > 8  # label strip below the tiles
+    assert img.shape[1] == 3 * 10 + 2 and img.shape[0] > 8  # label strip below the tiles (1-px gaps: 8-px tiles)
     assert (img[0:8, 0:10] == 255).all() and (img[0:8, 11:21] == 0).all()
     with pytest.raises(ValueError):
         tf.save_image_grid(x, path, labels=["only one"])

@@ -53,8 +53,13 @@ MIN_TILE_PX = 48
 NONFINITE_RGB = (255, 0, 255)
 #: Narrowest captioned grid (pixels): a caption needs room for a few words per line.
 MIN_CAPTION_PX = 320
-#: Colour of the separators between tiles and of empty cells.
-BORDER_RGB = (128, 128, 128)
+#: Colour of the separators between tiles and of empty cells: a pale blue, apart from every
+#: grey (a mid-grey separator vanished against the mid-grey pixels of zero in [-1, 1], and
+#: white-edged digits ran into their neighbours across a 1-px line).
+BORDER_RGB = (150, 180, 225)
+#: Separator width as a share of a tile's shorter side (at least one pixel): 3 px between
+#: 48-px tiles.
+GAP_SHARE = 1 / 16
 #: Depth (nats) below the maximum at which log-density panels are clipped.
 LOG_DENSITY_FLOOR = 12.0
 #: Colour map of every log-density panel (low density dark, high bright).
@@ -408,8 +413,9 @@ def save_image_grid(
 ) -> Path:
     """Write a batch of images as one PNG grid, captioned with what they are.
 
-    Tiles are laid out row by row, ``nrow`` per row, separated by 1-px grey lines (no outer
-    frame); unused cells are grey. Values map linearly from ``value_range`` to 0..255 and
+    Tiles are laid out row by row, ``nrow`` per row, separated by pale blue lines ``gap``
+    pixels wide (:data:`GAP_SHARE` of a tile's shorter side, at least 1; no outer frame);
+    unused cells are pale blue too. Values map linearly from ``value_range`` to 0..255 and
     are clamped; pixels with any non-finite channel are drawn magenta so that a diverged
     sample is visible rather than silently clipped. Images are upscaled by an integer
     nearest-neighbour factor ``scale``. A ``caption`` (the model, where the chains started,
@@ -417,8 +423,8 @@ def save_image_grid(
     white strip above the tiles, wrapped to the grid's width, and kept in the PNG's
     ``Title`` text chunk.
 
-    The PNG is ``ncol * W * scale + (ncol - 1)`` pixels wide and
-    ``caption_h + nrows * (H * scale + label_h) + (nrows - 1)`` high, where
+    The PNG is ``ncol * W * scale + (ncol - 1) * gap`` pixels wide and
+    ``caption_h + nrows * (H * scale + label_h) + (nrows - 1) * gap`` high, where
     ``ncol = min(nrow, B)``, ``nrows = ceil(B / nrow)`` and ``label_h`` and ``caption_h``
     are 0 without labels and caption (a captioned grid is at least ``MIN_CAPTION_PX`` wide).
 
@@ -487,6 +493,7 @@ def save_image_grid(
     if scale > 1:
         rgb = rgb.repeat(scale, axis=1).repeat(scale, axis=2)
     th, tw = h * scale, w * scale
+    gap = max(1, int(min(th, tw) * GAP_SHARE))
 
     font = ImageFont.load_default() if labels is not None else None
     label_h = 0
@@ -496,10 +503,10 @@ def save_image_grid(
     ncol = min(nrow, b)
     nrows = math.ceil(b / nrow)
     cell_h = th + label_h
-    canvas = np.empty((nrows * cell_h + nrows - 1, ncol * tw + ncol - 1, 3), dtype=np.uint8)
+    canvas = np.empty((nrows * cell_h + (nrows - 1) * gap, ncol * tw + (ncol - 1) * gap, 3), dtype=np.uint8)
     canvas[:] = BORDER_RGB
     for i in range(b):
-        r0, c0 = (i // nrow) * (cell_h + 1), (i % nrow) * (tw + 1)
+        r0, c0 = (i // nrow) * (cell_h + gap), (i % nrow) * (tw + gap)
         canvas[r0 : r0 + th, c0 : c0 + tw] = rgb[i]
         if label_h:
             canvas[r0 + th : r0 + cell_h, c0 : c0 + tw] = 0
@@ -510,7 +517,7 @@ def save_image_grid(
             text = str(text)
             while text and draw.textlength(text, font=font) > tw - 2:
                 text = text[:-1]
-            r0, c0 = (i // nrow) * (cell_h + 1), (i % nrow) * (tw + 1)
+            r0, c0 = (i // nrow) * (cell_h + gap), (i % nrow) * (tw + gap)
             draw.text((c0 + 1, r0 + th + 1), text, fill=(255, 255, 255), font=font)
     info = None
     if caption:
