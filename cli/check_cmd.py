@@ -21,6 +21,7 @@ from landscape.cli.options import (
     eps_option,
     force_option,
     json_option,
+    kept_note,
     out_option,
     quiet_option,
     seed_option,
@@ -147,7 +148,7 @@ def check_cmd(checkpoint, multiples, chains, noise, eps, temperature, nn_ratio, 
     """
     import torch
 
-    from landscape.errors import LandscapeError
+    from landscape.io.files import pictures_kept
     from landscape.train.check import (
         Thresholds,
         convergence_check,
@@ -162,12 +163,9 @@ def check_cmd(checkpoint, multiples, chains, noise, eps, temperature, nn_ratio, 
     named = out is not None
     out = check_picture_path(out or checkpoint.with_name(checkpoint.stem + "_check.png"))
     samples = out.with_name(out.stem + "_samples" + out.suffix)
-    there = [p for p in (out, samples, samples.with_name(samples.stem + "_start" + samples.suffix)) if p.exists()]
-    if there and not force and named:
-        raise LandscapeError(f"{there[0]} exists: pass --force to overwrite it")
-    # Pictures at the default names (an earlier check's, the demo's) are kept, not refused:
-    # the verdict is what a rerun is for, and it is given; --force redraws them.
-    keep = bool(there) and not force
+    starts = samples.with_name(samples.stem + "_start" + samples.suffix)  # (images: the chains' starts too)
+    # (pictures at the default names, an earlier check's or the demo's, are kept: the verdict is what a rerun is for)
+    kept = pictures_kept([out, samples, starts], named=named, force=force)
     thresholds = Thresholds(nn_ratio=nn_ratio, saturation_excess=saturation_excess, energy_drift=energy_drift,
                             coverage_ratio=coverage_ratio, settle=settle, mix_ratio=mix_ratio)
     energy, ckpt = energy_from_checkpoint(checkpoint, device=device)  # a bad file ends here, in one line
@@ -191,17 +189,12 @@ def check_cmd(checkpoint, multiples, chains, noise, eps, temperature, nn_ratio, 
     finally:
         for bar in bars:
             bar.close()
-    starts = samples.with_name(samples.stem + "_start" + samples.suffix)  # (images: the chains' starts too)
     images = len(energy.shape) in (2, 3)
     pictures = {"figure": str(out), "samples": str(samples), **({"starts": str(starts)} if images else {})}
-    if keep:
-        from landscape.io.files import changed_since
-
+    if kept:
         pictures = {}
-        since = (f", though {checkpoint.name} changed since they were drawn: they may show an earlier model"
-                 if changed_since(there[0], [checkpoint]) else "")
-        click.echo(f"note: {there[0]} exists from an earlier check: the pictures are kept, not redrawn{since} (--force "
-                   "redraws them, --out names others)", err=True)
+        click.echo(kept_note(kept[0], "check", [checkpoint], several=True,
+                             earlier=lambda n: "an earlier model"), err=True)
     else:
         save_check_figure(result, out)
         save_check_samples(result, samples, energy)

@@ -20,6 +20,7 @@ from landscape.cli.options import (
     device_option,
     force_option,
     json_option,
+    kept_note,
     out_option,
     quiet_option,
     seed_option,
@@ -133,13 +134,9 @@ def compare_cmd(a, b, out, force, check, chains, multiples, device, names, seed,
             click.echo(f"Caution: {line}")
         click.echo(f"picture: {run.out}" + (" (kept from an earlier compare)" if run.kept else ""))
     if run.kept:
-        from landscape.io.files import changed_since
-
-        newer = changed_since(run.out, [p for s in sides for p in (s.checkpoint, s.map_path)])
-        since = (f", though {' and '.join(p.name for p in newer)} changed since it was drawn: it may show the earlier "
-                 f"{'files' if len(newer) > 1 else 'file'}" if newer else "")
-        click.echo(f"note: {run.out} exists from an earlier compare: it is kept, not redrawn{since} (--force redraws "
-                   "it, --out names another)", err=True)
+        inputs = [p for s in sides for p in (s.checkpoint, s.map_path)]
+        click.echo(kept_note(run.out, "compare", inputs, several=False,
+                             earlier=lambda n: "the earlier file" + ("s" if n > 1 else "")), err=True)
     if strict:
         failed = [f"{s.name}: {failure_text(r)}" for s, r in zip(sides, run.results)
                   if r is not None and check_failed(r)]

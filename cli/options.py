@@ -315,6 +315,22 @@ def out_option(help: str, *, metavar: str = "FILE", folder: bool = False, defaul
                         callback=functools.partial(named_path, folder=folder))
 
 
+def kept_note(picture: Path, command: str, inputs: list[Path | None], *, several: bool,
+              earlier: Callable[[int], str]) -> str:
+    """The note on pictures an earlier run of ``command`` drew and this one keeps
+    (:func:`landscape.io.files.pictures_kept`): ``picture`` the first of them, ``several``
+    whether there are more, and where ``n`` of ``inputs`` changed since, that they may show
+    ``earlier(n)`` (an earlier model, the earlier file)."""
+    from landscape.io.files import changed_since
+
+    they, them, were = ("they", "them", "were") if several else ("it", "it", "was")
+    newer = changed_since(picture, inputs)
+    since = (f", though {' and '.join(p.name for p in newer)} changed since {they} {were} drawn: {they} may show "
+             f"{earlier(len(newer))}" if newer else "")
+    return (f"note: {picture} exists from an earlier {command}: {'the pictures are' if several else 'it is'} kept, "
+            f"not redrawn{since} (--force redraws {them}, --out names {'others' if several else 'another'})")
+
+
 def force_option(detail: str | None = None) -> Callable[[F], F]:
     """``--force``: overwrite what the command would otherwise refuse to."""
     return click.option("--force", is_flag=True, default=False, help=_help(FORCE_HELP, detail))

@@ -719,6 +719,7 @@ def run_compare(
     rerun is for; one named by ``out`` that exists is an error."""
     from landscape.diagnosis.compare import caveats, compare_profiles, identical_maps, map_profile, summarize
     from landscape.errors import LandscapeError
+    from landscape.io.files import pictures_kept
     from landscape.plots.common import check_picture_path
     from landscape.plots.compare import plot_comparison
 
@@ -738,9 +739,7 @@ def run_compare(
         side.name = label
     named = out is not None
     out = check_picture_path(out or Path(f"compare_{_file_part(labels[0])}_vs_{_file_part(labels[1])}.png"))
-    if out.exists() and not force and named:
-        raise LandscapeError(f"{out} exists: pass --force to overwrite it")
-    kept = out.exists() and not force
+    kept = bool(pictures_kept([out], named=named, force=force))
 
     results: list[Any] = [None, None]
     if check:

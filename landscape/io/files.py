@@ -189,6 +189,23 @@ def file_path(path: str | os.PathLike) -> Path:
     return Path(path)
 
 
+def pictures_kept(paths: list[Path], *, named: bool, force: bool) -> list[Path]:
+    """Those of the pictures ``paths`` a rerun keeps instead of drawing: the ones that exist,
+    at their default names (not ``named`` by the user), without ``force``; [] where they
+    are to be drawn. A named picture that exists, without ``force``, is refused: the rerun
+    of a command (check, compare) is for its verdict, and the earlier pictures are kept.
+
+    Raises
+    ------
+    LandscapeError
+        A picture named by the user exists and ``force`` is not given.
+    """
+    there = [Path(p) for p in paths if Path(p).exists()]
+    if there and not force and named:
+        raise LandscapeError(f"{there[0]} exists: pass --force to overwrite it")
+    return [] if force else there
+
+
 def changed_since(output: str | os.PathLike, inputs: list[Path | None]) -> list[Path]:
     """Those of ``inputs`` modified after ``output`` was (a picture kept from an earlier
     run that may show an earlier model); none where a time cannot be read."""
@@ -198,7 +215,7 @@ def changed_since(output: str | os.PathLike, inputs: list[Path | None]) -> list[
         return []
     newer = []
     for path in inputs:
-        with suppress(OSError, TypeError):
+        with suppress(OSError):
             if path is not None and os.stat(path).st_mtime > made:
                 newer.append(Path(path))
     return newer
