@@ -19,24 +19,20 @@ The names below are imported on first use, so ``import landscape`` (and ``landsc
 
 from __future__ import annotations
 
+import functools
 import importlib
 from typing import Any
 
 __version__ = "0.1.0"
 
-_stamp: str | None = None
-
-
+@functools.cache
 def tool_version() -> str:
     """The version maps, checkpoints and reports are stamped with: ``__version__``, and
     where the package runs from a git checkout of its source (an editable install), the
     commit it runs from, ``0.1.0+g1a2b3c4d5e6f`` (``.dirty`` added where tracked files
     differ from that commit), so that two outputs made by different code say so. An
     installed package, or a checkout git cannot read, gives ``__version__``."""
-    global _stamp
-    if _stamp is None:
-        _stamp = __version__ + _checkout_label()
-    return _stamp
+    return __version__ + _checkout_label()
 
 
 def _checkout_label() -> str:
