@@ -24,8 +24,9 @@ def test_paper_presets_carry_the_papers_settings():
     assert (nc.sampler.init, nc.sampler.steps, nc.sampler.tau, nc.sampler.epsilon) == ("noise", 100, 0.0, 1.0)
     assert (nc.optim.name, nc.optim.lr) == ("adam", 1e-4) and nc.regime == "non-convergent"
     conv = get_preset("convergent")
-    assert (conv.sampler.init, conv.sampler.steps, conv.sampler.tau, conv.sampler.epsilon) == ("persistent", 500, 1.0, 0.015)
-    assert conv.optim.name == "sgd" and conv.optim.lr_min == 5e-4 and conv.model.arch == "nonlocal"
+    assert (conv.sampler.init, conv.sampler.steps, conv.sampler.tau, conv.sampler.epsilon) == ("persistent", 500, 1.0, 0.0075)
+    assert (conv.optim.name, conv.optim.lr, conv.optim.lr_min, conv.optim.lr_decay) == ("sgd", 0.1, 5e-4, 0.99995)
+    assert conv.model.arch == "nonlocal" and conv.data.noise == 0.015 and conv.train.steps == 200000
 
 
 def test_unknown_keys_are_errors():
@@ -64,8 +65,8 @@ def test_validate_rejects_bad_values():
 def test_sgd_rate_is_scaled_by_eps_squared_over_two_and_decays_to_its_floor():
     cfg = get_preset("convergent")
     eps2 = cfg.sampler.epsilon**2 / 2
-    assert lr_at(cfg, 0) == pytest.approx(0.05 * eps2)
-    assert lr_at(cfg, 1000) == pytest.approx(0.05 * 0.99995**1000 * eps2)
+    assert lr_at(cfg, 0) == pytest.approx(0.1 * eps2)
+    assert lr_at(cfg, 1000) == pytest.approx(0.1 * 0.99995**1000 * eps2)
     assert lr_at(cfg, 10**7) == pytest.approx(5e-4 * eps2)
     adam = get_preset("noise-nonconvergent")
     assert lr_at(adam, 123) == pytest.approx(1e-4)  # Adam rates are not rescaled

@@ -3,11 +3,10 @@
 Nijkamp et al. 2019 ("On the Anatomy of MCMC-based ML Learning of EBMs") sort ML learning
 along a second axis, MCMC convergence: "convergent ML" is learning whose short-run samples
 ``s_t`` approximate the model ``p_theta`` itself, so the model's steady state is realistic.
-Their test (§3.3, §4.2-4.3): run the sampler for many times the training L. For models
-learned with non-convergent ML, "running the MCMC sampler for significantly longer than the
-number of training steps results in samples with significantly lower energy and unrealistic
-appearance" (over-saturated images); chains of a convergent model stay in the data's energy
-spectrum and keep looking like data.
+Their test (§3.3, §4.2-4.3): run the sampler for many times the training L. Chains of a
+model learned with non-convergent ML then reach energies far below the data's and stop
+looking like data (for images, pixels piled at the ends of the range); chains of a
+convergent model stay in the data's energy spectrum and keep looking like data.
 
 :func:`check_energy` runs that test on any :class:`~landscape.Energy` and a data tensor:
 chains from data (and from uniform noise) for a ladder of lengths in units of the training

@@ -14,7 +14,7 @@ kept as bit flags:
 - ``SATURATED`` (2), images only: it piles its pixels at the ends of the data range (within
   2 % of the range's width) well beyond the data: more than ``saturation_excess`` of the
   pixels that are *not* saturated in the data, ``(s - s_data) / (1 - s_data)``. The
-  over-saturated images of non-convergent ML (Nijkamp et al. 2019, §4.2).
+  unrealistic long-run images of non-convergent ML (Nijkamp et al. 2019, §4.2).
 - ``SINK`` (4): it is the lowest minimum of a sink basin of a funnel (the map's
   ``/funnel`` scores as a funnel, :mod:`landscape.mapping.funnel`): the deep hole the noisy chains
   all fall into.

@@ -9,9 +9,11 @@ started at ``a`` comes within ``delta`` of ``b`` (within half their distance at 
 than ``a``, :func:`arrival_reach`) in at most ``max_steps`` steps (the ADELM procedure of Hill, Nijkamp and Zhu 2019, "Building a Telescope to Look Into High-Dimensional
 Image Spaces", and its public reference code enijkamp/elm_map). The pull ``alpha`` sets the
 resolution: a weak pull only carries the chain over barriers the temperature can cross; a
-strong one drags it over anything. Minima join basins from the lowest up, each the first
-basin whose representative it reaches (:func:`assign_basins`); a ladder of pulls gives the
-Hopfield hierarchy of basins.
+strong one drags it over anything. Minima join basins from the lowest up: each is tried
+against its nearest basin representatives and joins the one it reaches over the lowest
+barrier, or founds a basin of its own where it reaches none (:func:`assign_basins`; the
+reference code takes the representative with the most successful chains, then the lowest
+barrier); a ladder of pulls gives the Hopfield hierarchy of basins.
 
 The highest raw energy ``U`` along a successful chain is an estimate of the barrier
 between the two minima (the highest point of a real path); the chain itself, recorded at

@@ -2,8 +2,8 @@
 
 At test time, more noise lets Langevin chains escape shallow minima, so they end in deeper
 ones. On a landscape shaped like a funnel, enough noise sends every chain into the same
-basin whatever its start (the CD-versus-ML seed, §6.2: with high noise "every chain ended
-up on a 9 no matter the initialization"); on a landscape whose basins are balanced, the
+basin whatever its start (the CD-versus-ML seed, §6.2: at high noise its chains all ended
+on the same digit, a 9, from every initialisation); on a landscape whose basins are balanced, the
 chains stay spread over them. :func:`funnel_probe` measures this on a map:
 
 1. for each noise level ``tau`` of a ladder (``x <- x - eps^2/2 dU/dx + tau eps z``, the
