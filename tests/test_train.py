@@ -124,6 +124,25 @@ def test_digits_with_noise_and_data_init(tmp_path, init):
     assert (run_dir_for(out) / "samples.png").exists()
 
 
+@pytest.mark.parametrize("noise", [0.0, 0.1])
+def test_chains_started_from_data_carry_the_data_noise_as_the_positives_do(tmp_path, monkeypatch, noise):
+    from landscape import sample as real_sample
+    from landscape.data import load
+    from landscape.train import loop
+
+    starts = []
+    monkeypatch.setattr(loop, "sample", lambda energy, x0, *a, **kw: starts.append(x0.clone()) or real_sample(energy, x0, *a, **kw))
+    cfg = tiny("digits-nonconvergent", 'sampler.init="data"', f"data.noise={noise}", "train.steps=2")
+    train(cfg, tmp_path / "d.pt")
+    data = load("digits").x.flatten(1).double()
+    for x0 in starts:
+        nearest = torch.cdist(x0.flatten(1).double(), data).min(dim=1).values
+        if noise == 0:
+            assert nearest.max() < 1e-6  # training examples as they are
+        else:  # every start off its example by about noise x sqrt(64) = 0.8
+            assert nearest.min() > 0.5 and nearest.max() < 1.2
+
+
 def test_shape_mismatch_between_data_and_network_is_a_clear_error(tmp_path):
     cfg = apply_overrides(tiny(), ["data.name=\"digits\""])
     with pytest.raises(LandscapeError, match=r"shape \[1, 8, 8\] but the toy network expects \[2\]"):

@@ -412,6 +412,13 @@ class _Session:
         """The weights were replaced by a checkpoint's: measure them again."""
         self.__post_init__()
 
+    def _noisy_positives(self, n: int) -> torch.Tensor:
+        """``n`` training examples with the config's data noise added."""
+        x = _positives(self.dataset, self.data_x, n, self.data_gen)
+        if self.config.data.noise > 0:
+            x = x + self.config.data.noise * torch.randn(x.shape, generator=self.gen, device=x.device, dtype=x.dtype)
+        return x
+
     def update(self, lr: float) -> tuple[torch.Tensor, tuple[float, ...], str | None]:
         """One ML update at learning rate ``lr``: positives from the data, negatives by
         short-run Langevin, a step on ``mean U(X+) - mean U(X-)``. Returns the negatives,
@@ -421,16 +428,12 @@ class _Session:
         cfg_s, n = self.config.sampler, self.local_batch
         for group in self.optimizer.param_groups:
             group["lr"] = lr
-        x_pos = _positives(self.dataset, self.data_x, n, self.data_gen)
-        if self.config.data.noise > 0:
-            x_pos = x_pos + self.config.data.noise * torch.randn(
-                x_pos.shape, generator=self.gen, device=x_pos.device, dtype=x_pos.dtype
-            )
+        x_pos = self._noisy_positives(n)
         if cfg_s.init == "persistent":
             idx = torch.randperm(self.bank.shape[0], generator=self.gen, device=self.bank.device)[:n]
             x0 = self.bank[idx]
-        elif cfg_s.init == "data":
-            x0 = _positives(self.dataset, self.data_x, n, self.data_gen)
+        elif cfg_s.init == "data":  # (a batch of its own, with the data noise, as the reference code draws it)
+            x0 = self._noisy_positives(n)
         else:
             x0 = self.energy.uniform_noise(n, self.gen)
         box = self.dataset.range if cfg_s.clamp else None
