@@ -666,6 +666,35 @@ def test_the_figure_draws_each_curve_s_ceiling_and_says_of_how_many_chains_the_r
                               "against the reference")
 
 
+def test_the_figure_s_ceiling_is_the_map_s_basins_where_they_are_fewer_than_the_chains_and_one_start_is_one_curve():
+    # (Mueller-Brown's probe: 100 chains from noise over 3 basins drew exp(H) of 2.5-3 on a
+    # scale to 100, and a "chains from noise" curve on top of "all chains")
+    from landscape.plots.funnel import draw_funnel_entropy
+
+    occ = [[0.4, 0.3, 0.3], [0.6, 0.2, 0.2]]
+    content = probed_map(occ, 100, [[0, 1], [0, -1]])
+    content.funnel.chain_start = np.ones(100, dtype=np.int8)
+    content.funnel.occupancy_noise = np.asarray(occ)
+    ax = draw_funnel_entropy(content, new_axes())
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["all chains (100), from noise"]
+    assert [t.get_text() for t in ax.texts] == ["at most 3: the map's 3 basins"]
+    assert 3.0 < ax.get_ylim()[1] < 4.0
+
+
+def test_the_figure_draws_basins_tied_at_the_cut_together_so_the_sinks_half_is_all_there():
+    # (the demo's non-convergent probe: coloured sinks of 8-44 % under a title of "half its
+    # chains", the basins tied at the cut folded into "other basins")
+    from landscape.plots.funnel import draw_funnel_shares
+
+    occ = [[0.3, 0.2, 0.2, 0.2, 0.1], [0.6, 0.1, 0.1, 0.1, 0.1]]
+    ax = draw_funnel_shares(probed_map(occ, 10, [[0, 1], [0, -1]]), new_axes())
+    bars = bar_heights(ax)
+    assert bars["basin 0"] == pytest.approx([0.3, 0.6])
+    assert bars["basins tied at the cut"] == pytest.approx([0.6, 0.0])
+    assert bars["other basins"] == pytest.approx([0.1, 0.4])
+    assert [t.get_text() for t in ax.texts] == []  # (a level with a clear sink says nothing more)
+
+
 def test_the_figure_says_the_noise_unit_and_where_it_came_from():
     # (the non-convergent digits probe's levels 0, 0.0111, ..., 0.0888, with no word of the
     # unit 0.0111 = sqrt(T_AD before its 5.6x lowering))

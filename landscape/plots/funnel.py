@@ -103,9 +103,10 @@ def draw_funnel_shares(content: MapContent, ax: Any, *, max_basins: int = 8) -> 
     "other basins"), drawn into ``ax``; return ``ax``.
 
     A level's sinks are those the text names (:func:`landscape.io.views.clear_sinks`): a
-    basin that ties with basins left out is no sink, and is not coloured. A level with no
-    sink is all grey and says why: ``"all 48 chains apart"`` (every chain in a basin of its
-    own), or ``"12 basins tie at 8%"``.
+    basin that ties with basins left out is no sink, and is not coloured; the basins of
+    such a tie are drawn together, hatched. A level with no sink says why: ``"all 48
+    chains apart"`` (every chain in a basin of its own, all grey), or ``"12 basins tie at
+    8%"``.
 
     Raises
     ------
@@ -134,6 +135,14 @@ def draw_funnel_shares(content: MapContent, ax: Any, *, max_basins: int = 8) -> 
         share = np.array([occ[k, s] if s in level_sinks[k][0] else 0.0 for k in range(occ.shape[0])])
         ax.bar(xs, share, bottom=bottom, color=colors[j], label=f"basin {s}", width=0.7)
         bottom += share
+    # Basins tied at the cut (the sinks go on into them, but which of them is only their
+    # order): together, hatched, so the sinks' half of the chains is all drawn.
+    tied = np.array([tie[0] * tie[1] if tie is not None and not _all_apart(funnel, tie) else 0.0
+                     for _, tie in level_sinks])
+    if tied.any():
+        ax.bar(xs, tied, bottom=bottom, color="0.93", edgecolor="0.55", hatch="///", linewidth=0.0,
+               label="basins tied at the cut", width=0.7)
+        bottom += tied
     ax.bar(xs, np.clip(1.0 - bottom, 0, 1), bottom=bottom, color="0.85", label="other basins", width=0.7)
     for x, (clear, tie) in zip(xs, level_sinks):
         if clear or tie is None:
@@ -148,8 +157,8 @@ def draw_funnel_shares(content: MapContent, ax: Any, *, max_basins: int = 8) -> 
     # The bars fill the axes to 1: the legend goes beside them, not over them.
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0, framealpha=0.8,
               title="sinks", title_fontsize=7)
-    ax.set_title("where the chains end (quenched): each level's sinks, the\nfullest basins holding half its chains",
-                 fontsize=9)
+    ax.set_title("where the chains end (quenched): each level's sinks, its fullest\nbasins until they hold half "
+                 "its chains (at most 5)", fontsize=9)
     return ax
 
 
@@ -181,13 +190,19 @@ def draw_funnel_entropy(content: MapContent, ax: Any) -> Any:
         n = chains(start)
         return "" if n is None else f" ({n})"
 
-    ax.plot(xs, np.exp(np.asarray(funnel.entropy)), "o-", color="tab:blue", label=f"all chains{count(None)}")
+    by_start = [(o, style, label, start) for o, style, label, start in
+                ((funnel.occupancy_data, "s--", "chains from data", 0),
+                 (funnel.occupancy_noise, "^--", "chains from noise", 1)) if o is not None]
+    # (one start only: its curve is the curve of all chains, which then says where they began)
+    only = by_start[0][2].removeprefix("chains ") if len(by_start) == 1 else None
+    all_label = f"all chains{count(None)}" if only is None else f"all chains{count(None)}, {only}"
+    ax.plot(xs, np.exp(np.asarray(funnel.entropy)), "o-", color="tab:blue", label=all_label)
+    # exp(H) is at most the number of chains, and at most the number of basins they are counted in
+    n_basins = int(np.asarray(funnel.occupancy).shape[1])
     ceilings = {chains(None)}
-    for o, style, label, start in ((funnel.occupancy_data, "s--", "chains from data", 0),
-                                   (funnel.occupancy_noise, "^--", "chains from noise", 1)):
-        if o is not None:
-            ax.plot(xs, np.exp([entropy(r) for r in np.asarray(o)]), style, lw=1, ms=4, label=label + count(start))
-            ceilings.add(chains(start))
+    for o, style, label, start in by_start if only is None else []:
+        ax.plot(xs, np.exp([entropy(r) for r in np.asarray(o)]), style, lw=1, ms=4, label=label + count(start))
+        ceilings.add(chains(start))
     ref = funnel.attrs.get("reference_entropy")
     if isinstance(ref, (int, float)) and math.isfinite(ref):
         from_data = str(funnel.attrs.get("reference", "")).startswith("chains from data")
@@ -195,10 +210,11 @@ def draw_funnel_entropy(content: MapContent, ax: Any) -> Any:
         what = "the data's basins" if from_data else f"all chains at noise {funnel.noise[0]:.3g}"
         of = f" of {n_ref} chains" if n_ref is not None else ""
         ax.axhline(math.exp(ref), color="0.4", ls=":", label=f"{what}: {math.exp(ref):.1f}{of} (the score's reference)")
-    top = [n for n in ceilings if n is not None]
+    top = sorted({min(n, n_basins) for n in ceilings if n is not None})
     for n in top:  # (what each curve can reach: the reference's ceiling is not the curve's)
         ax.axhline(n, color="0.75", lw=0.8, zorder=0)
-        ax.annotate(f"at most {n}", (1.0, n), xycoords=("axes fraction", "data"), ha="right", va="bottom",
+        what = f"at most {n}" + (f": the map's {n} basins" if n == n_basins and n not in ceilings else "")
+        ax.annotate(what, (1.0, n), xycoords=("axes fraction", "data"), ha="right", va="bottom",
                     fontsize=6.5, color="0.45", xytext=(-2, 1), textcoords="offset points")
     unit = _unit_other_than_1(funnel)
     ax.set_xlabel("noise level tau" + (f" (in brackets: x the noise unit {unit:.3g})" if unit else ""))
