@@ -161,6 +161,32 @@ def test_representatives_of_images(tmp_path, make_map):
     assert not list(tmp_path.glob(".*"))  # no temporary files left behind
 
 
+def test_a_2d_map_marks_no_saddle_on_a_flat_merge_and_turns_labels_at_its_edges_inward(make_map, monkeypatch):
+    # (the rings map's "saddle of the 12 highest merges" marked 9 merges the text tree calls
+    # flat; saddle labels at the box's edge ran off the axes)
+    from landscape.mapping.tree import BarrierTree
+    from landscape.plots.maps import draw_map_2d
+
+    content = wells_content(make_map)
+    rows = np.flatnonzero(np.isfinite(content.tree_saddle).all(axis=1))
+    ax = new_axes()
+    draw_map_2d(content, ax)
+    assert len([t for t in ax.texts if t.get_color() == "red"]) == 2
+    flat = np.zeros(content.tree.linkage.shape[0], dtype=bool)
+    flat[rows[0]] = True
+    monkeypatch.setattr(BarrierTree, "flat", lambda self, rtol=None: flat)
+    ax = new_axes()
+    draw_map_2d(content, ax)
+    assert len([t for t in ax.texts if t.get_color() == "red"]) == 1
+    monkeypatch.undo()
+    (x0, x1), (y0, y1) = ax.get_xlim(), ax.get_ylim()
+    content.tree_saddle[rows[0]] = (x1 - 0.01 * (x1 - x0), y1 - 0.01 * (y1 - y0))  # the top right corner
+    ax = new_axes()
+    draw_map_2d(content, ax)
+    corner = next(t for t in ax.texts if t.get_color() == "red" and t.xy[0] > x1 - 0.02 * (x1 - x0))
+    assert corner.get_ha() == "right" and corner.xyann[0] < 0 and corner.xyann[1] < 0
+
+
 def test_representatives_of_vectors(tmp_path, make_map):
     assert_png(plot_representatives(vector_content(make_map, 5), tmp_path / "lines.png"))
     assert_png(plot_representatives(vector_content(make_map, 50), tmp_path / "heat.png"))
@@ -257,9 +283,10 @@ def test_tree_leaves_show_their_basin_and_flag_at_their_foot_and_no_basin_is_red
     from landscape.plots.common import basin_colors
 
     reds = {to_hex(c) for c in ("#d62728", "#ff9896", "red")}
-    for b in (1, 4, 9, 10, 18, 20, 40):
+    greys = {to_hex(c) for c in ("#7f7f7f", "#c7c7c7")}  # (grey is for the basins not told apart)
+    for b in (1, 4, 8, 9, 10, 16, 20, 40):
         colours = {to_hex(c) for c in basin_colors(b)}
-        assert not colours & reds and len(colours) == min(b, 9 if b <= 9 else 18), b
+        assert not colours & (reds | greys) and len(colours) == min(b, 8 if b <= 8 else 16), b
     content = image_content(make_map, diagnosis=True)
     ax = new_axes()
     draw_map_tree(content, ax, level=0)
@@ -273,7 +300,29 @@ def test_tree_leaves_show_their_basin_and_flag_at_their_foot_and_no_basin_is_red
     assert all(to_rgb(c) != to_rgb("red") for c in dots.get_facecolors()[:, :3])
     plain = new_axes()
     draw_map_tree(image_content(make_map), plain)
-    assert plain.get_legend() is None  # (nothing flagged: no legend)
+    # (nothing flagged: the legend has only the dashed estimates, 8 of this map's 9 merges)
+    assert [t.get_text() for t in plain.get_legend().get_texts()] == [
+        "barrier estimated, not refined to a saddle (8 of 9 merges)"]
+
+
+def test_beyond_sixteen_basins_the_largest_keep_a_colour_and_the_rest_are_grey_as_the_title_says(make_map):
+    # (25 basins coloured from 18 colours: minima 0 and 20 of one tree the same blue, as if
+    # in one basin)
+    from landscape.plots.common import OTHER_BASINS, basin_palette
+
+    basin = np.repeat(np.arange(25), np.r_[np.full(15, 3), np.ones(10, dtype=int)])  # 15 basins of 3, 10 of 1
+    palette, grey = basin_palette(np.random.default_rng(0).permutation(basin))
+    assert grey == 10 and [to_hex(c) for c in palette[15:]] == [to_hex(OTHER_BASINS)] * 10
+    assert len({to_hex(c) for c in palette[:15]}) == 15 and to_hex(OTHER_BASINS) not in {to_hex(c) for c in palette[:15]}
+    # sizes given (chains per basin): the fullest keep their colours
+    palette, grey = basin_palette(basin, sizes=np.arange(25.0))
+    hexes = [to_hex(c) for c in palette]
+    assert hexes[:10] == [to_hex(OTHER_BASINS)] * 10 and to_hex(OTHER_BASINS) not in hexes[10:]
+    assert basin_palette(np.arange(16))[1] == 0
+    content = make_map(np.zeros((25, 2)) + np.arange(25.0)[:, None], np.arange(25.0))
+    ax = new_axes()
+    draw_map_tree(content, ax, level=0)
+    assert "(the 15 with most minima in colour, the other 10 grey)" in ax.get_title().replace("\n", " ")
 
 
 def test_draw_map_tree_into_a_given_axes(make_map):

@@ -377,7 +377,9 @@ def test_the_funnel_bars_colour_the_sinks_the_text_names_and_the_curves_give_the
     fig = new_figure(10, 4)
     ax1, ax2 = fig.subplots(1, 2)
     draw_funnel_shares(content, ax1, max_basins=2)
-    assert [t.get_text() for t in ax1.get_legend().get_texts()] == ["basin 10", "basin 11", "other basins"]
+    # (level 0's four basins at 25 % tie at the cut: drawn together, hatched)
+    assert [t.get_text() for t in ax1.get_legend().get_texts()] == ["basin 10", "basin 11", "basins tied at the cut",
+                                                                    "other basins"]
     draw_funnel_entropy(content, ax2)
     labels = [t.get_text() for t in ax2.get_legend().get_texts()]
     assert labels[:3] == ["all chains (40)", "chains from data (20)", "chains from noise (20)"]

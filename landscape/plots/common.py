@@ -45,6 +45,7 @@ __all__ = [
     "fmt",
     "image_mosaic",
     "new_figure",
+    "OTHER_BASINS",
     "save_figure",
     "show_image",
     "size_inches",
@@ -259,20 +260,38 @@ def image_mosaic(images: np.ndarray, low: float, high: float, *, ncols: int | No
 FLAGGED = "red"
 
 
+#: The colour of the basins beyond those a palette tells apart (:func:`basin_palette`).
+OTHER_BASINS = "0.62"
+
+
 def basin_colors(b: int) -> np.ndarray:
-    """``b`` distinct colours (RGBA rows), none of them red (:data:`FLAGGED` marks flagged
-    minima): tab10 less its red for up to 9, else tab20 less its two reds, 18 colours
-    (cycling beyond)."""
+    """``b`` colours (RGBA rows), none of them red (:data:`FLAGGED` marks flagged minima)
+    or grey (:data:`OTHER_BASINS`, the basins beyond those told apart, and "other basins"
+    in bar charts): tab10 less its red and grey for up to 8, else tab20 less its reds and
+    greys, 16 colours (cycling beyond: :func:`basin_palette` greys the rest instead)."""
     from matplotlib import colormaps
 
-    name, reds = ("tab10", {3}) if b <= 9 else ("tab20", {6, 7})
+    name, left_out = ("tab10", {3, 7}) if b <= 8 else ("tab20", {6, 7, 14, 15})
     cmap = colormaps[name]
-    pool = [cmap(i) for i in range(cmap.N) if i not in reds]
+    pool = [cmap(i) for i in range(cmap.N) if i not in left_out]
     return np.array([pool[i % len(pool)] for i in range(b)])
 
 
-def basin_palette(basin: np.ndarray) -> list[Any]:
-    """A colour per basin number 0..max(basin) (cycling), for leaves coloured by basin."""
+def basin_palette(basin: np.ndarray, sizes: np.ndarray | None = None) -> tuple[list[Any], int]:
+    """A colour per basin number 0..max(basin), for minima coloured by basin, and how many
+    basins are drawn grey. Up to 16 basins each get a colour of their own; beyond, the 15
+    largest (by ``sizes`` per basin, default their number of minima; of equals the lower
+    number) keep theirs and the rest share :data:`OTHER_BASINS`, so no two basins that
+    look alike are told apart by colour alone."""
+    basin = np.asarray(basin, dtype=np.int64)
     count = int(basin.max()) + 1 if basin.size else 1
-    colors = basin_colors(min(count, 20))
-    return [colors[b % len(colors)] for b in range(count)]
+    distinct = len(basin_colors(16))
+    if count <= distinct:
+        return list(basin_colors(count)), 0
+    size = np.bincount(basin, minlength=count) if sizes is None else np.asarray(sizes, dtype=np.float64)
+    keep = np.lexsort((np.arange(count), -size))[: distinct - 1]
+    colors = basin_colors(distinct)
+    out: list[Any] = [OTHER_BASINS] * count
+    for j, b in enumerate(sorted(int(k) for k in keep)):
+        out[b] = colors[j]
+    return out, count - len(keep)

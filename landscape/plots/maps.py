@@ -37,8 +37,9 @@ from landscape.io.views import (
     tree_merges,
 )
 from landscape.plots.common import (
+    OTHER_BASINS,
     axes_width,
-    basin_colors,
+    basin_palette,
     check_picture_path,
     fall_slope,
     fmt,
@@ -336,8 +337,8 @@ def draw_map_2d(content: MapContent, ax: Any, *, level: int | None = None, title
     b = part.n_basins
     pts = np.asarray(content.minima_x, dtype=np.float64).reshape(-1, 2)
     reps = pts[part.representative]
-    colors = basin_colors(min(b, 20))
-    basin_color = colors[part.basin % len(colors)]
+    palette, greyed = basin_palette(part.basin)
+    basin_color = [palette[int(k)] for k in part.basin]
     merges = [m for m in tree_merges(content, content.tree) if m.pair is not None]
     grid = content.grid
 
@@ -352,7 +353,8 @@ def draw_map_2d(content: MapContent, ax: Any, *, level: int | None = None, title
             drawn.append((xy, m))
         else:
             straight.append((np.stack([pts[m.pair[0]], pts[m.pair[1]]]), m))  # type: ignore[index]
-    top = sorted(merges, key=lambda m: -m.height)[:labelled]
+    flat = content.tree.flat()  # (no saddle to mark where the higher side drains into the lower)
+    top = sorted((m for m in merges if not flat[m.row]), key=lambda m: -m.height)[:labelled]
     saddles = []
     for m in top:
         if m.refined and content.tree_saddle is not None and np.isfinite(content.tree_saddle[m.row]).all():
@@ -385,12 +387,20 @@ def draw_map_2d(content: MapContent, ax: Any, *, level: int | None = None, title
         handles.append(Line2D([], [], color="0.25", lw=1.0, ls="--", label="tree edge (estimate)"))
     ax.scatter(pts[:, 0], pts[:, 1], s=14, c=basin_color, edgecolors="black", linewidths=0.3, zorder=3)
     handles.append(Line2D([], [], ls="", marker="o", ms=4, mfc="0.6", mec="black", mew=0.3, label="minimum"))
-    ax.scatter(reps[:, 0], reps[:, 1], s=170, marker="*", c=colors[np.arange(b) % len(colors)], edgecolors="black",
+    ax.scatter(reps[:, 0], reps[:, 1], s=170, marker="*", c=palette[:b], edgecolors="black",
                linewidths=0.7, zorder=4)
-    handles.append(Line2D([], [], ls="", marker="*", ms=11, mfc="0.6", mec="black", label="basin (lowest minimum)"))
+    numbered = "" if b <= 60 else f"; numbered: 0-59 of {b}"
+    handles.append(Line2D([], [], ls="", marker="*", ms=11, mfc="0.6", mec="black",
+                          label=f"basin (lowest minimum{numbered})"))
+    if greyed:
+        handles.append(Line2D([], [], ls="", marker="*", ms=11, mfc=OTHER_BASINS, mec="black",
+                              label=f"{greyed} other basins (fewer minima), grey"))
+    bounds = (ax.get_xlim(), ax.get_ylim()) if grid is not None else None
     for i in range(min(b, 60)):
-        ax.annotate(str(i), reps[i], xytext=(5, 4), textcoords="offset points", fontsize=8, zorder=5,
-                    color="black", bbox={"boxstyle": "round,pad=0.1", "fc": "white", "ec": "none", "alpha": 0.7})
+        offset = _inward(bounds, reps[i], (5, 4))
+        ax.annotate(str(i), reps[i], xytext=offset, textcoords="offset points", fontsize=8, zorder=5, color="black",
+                    ha="left" if offset[0] > 0 else "right",
+                    bbox={"boxstyle": "round,pad=0.1", "fc": "white", "ec": "none", "alpha": 0.7})
     # (highest first; a saddle within 4 % of the picture's span of one already labelled keeps
     # its cross but not its label, which would overprint the other's)
     span = float(np.ptp(np.concatenate([pts, np.array([(sx, sy) for sx, sy, _ in saddles]).reshape(-1, 2)]), axis=0).max())
@@ -400,7 +410,9 @@ def draw_map_2d(content: MapContent, ax: Any, *, level: int | None = None, title
         if any(math.hypot(sx - lx, sy - ly) < 0.04 * span for lx, ly in labelled_at):
             continue
         labelled_at.append((sx, sy))
-        ax.annotate(fmt(se), (sx, sy), xytext=(4, -10), textcoords="offset points", fontsize=7, color="red", zorder=5,
+        offset = _inward(bounds, (sx, sy), (4, -10))
+        ax.annotate(fmt(se), (sx, sy), xytext=offset, textcoords="offset points", fontsize=7, color="red", zorder=5,
+                    ha="left" if offset[0] > 0 else "right", va="bottom" if offset[1] > 0 else "baseline",
                     bbox={"boxstyle": "round,pad=0.1", "fc": "white", "ec": "none", "alpha": 0.7})
     if saddles:
         handles.append(Line2D([], [], ls="", marker="x", ms=6, mec="red", mew=1.8,
@@ -410,11 +422,29 @@ def draw_map_2d(content: MapContent, ax: Any, *, level: int | None = None, title
     ax.set_aspect("equal", adjustable="box")
     ax.set_xlabel("x1")
     ax.set_ylabel("x2")
-    ax.legend(handles=handles, loc="upper right", fontsize=7, framealpha=0.8)
+    ax.legend(handles=handles, loc="best", fontsize=7, framealpha=0.8)
     default = (f"{short_source(content)}: {content.n_minima} minim{'um' if content.n_minima == 1 else 'a'}, "
                f"{b} basin{'' if b == 1 else 's'} at {level_name(content, level)}{_ad_temperature_text(content)}")
     ax.set_title(wrap(title or default, axes_width(ax), 9), fontsize=9)
     return ax
+
+
+def _inward(bounds: tuple[tuple[float, float], tuple[float, float]] | None, xy: Any,
+            offset: tuple[float, float]) -> tuple[float, float]:
+    """A label's offset (points) from ``xy``, turned toward the inside of the axes where the
+    point lies in the outer sixth of the picture's width or height (a label at the edge
+    ran off the axes)."""
+    if bounds is None:
+        return offset
+    (x0, x1), (y0, y1) = bounds
+    dx, dy = offset
+    if (float(xy[0]) - x0) / max(x1 - x0, 1e-300) > 5 / 6:
+        dx = -abs(dx)
+    if (float(xy[1]) - y0) / max(y1 - y0, 1e-300) > 5 / 6:
+        dy = -abs(dy)
+    elif (float(xy[1]) - y0) / max(y1 - y0, 1e-300) < 1 / 6:
+        dy = abs(dy)
+    return dx, dy
 
 
 def _ad_temperature_text(content: MapContent) -> str:

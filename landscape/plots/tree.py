@@ -56,7 +56,8 @@ def draw_tree(
     The vertical axis is energy. Each leaf is a vertical line from its energy up to the
     merge that joins it; each merge a horizontal connector at its barrier energy with a
     line up to its own parent. Leaves follow scipy's dendrogram order, so no lines cross.
-    Merges with no path found are drawn dashed at the placeholder height. A dot in the
+    Merges whose barrier is an estimate (not refined to a saddle) are drawn dashed, those
+    with no path found dashed grey at the placeholder height. A dot in the
     leaf's colour marks its foot (a leaf that merges at its own energy has no line). Beyond
     ``max_leaves`` leaves the lowest merges are folded into one line per group, drawn from
     the group's lowest energy.
@@ -134,12 +135,15 @@ def draw_tree(
         if flagged:
             ax.scatter([f[0] for f in flagged], [f[1] for f in flagged], s=2.5 * dot, c=FLAGGED, marker="x",
                        linewidths=1.2, zorder=4)
+    estimated = 0
     for m in inner:
         a, b = tree.children(m)  # type: ignore[misc]
         h = tree.height(m)
         k = m - n
+        plain = bool(tree.connected[k] and tree.refined[k])
+        estimated += int(tree.connected[k] and not tree.refined[k])
         ax.plot([pos(a), pos(b)], [h, h], color="grey" if not tree.connected[k] else "black",
-                ls="--" if not tree.connected[k] else "-", lw=1.0)
+                ls="-" if plain else (0, (4, 2)), lw=1.0)
         top = tree.height(tree.parent[m]) if m in tree.parent else h + stub
         ax.plot([pos(m)] * 2, [h, top], color="grey" if not tree.connected[k] else "black", lw=1.0)
     if sizes is not None and len(order) == n:
@@ -150,12 +154,18 @@ def draw_tree(
     if not tree.connected.all():
         ax.text(len(order) - 0.5, tree.top, "no path found ", va="bottom", ha="right", fontsize=8, color="grey")
     plural = "minima" if name == "minimum" else name + "s"
-    if marked_set:
-        from matplotlib.lines import Line2D
+    from matplotlib.lines import Line2D
 
-        ax.legend(handles=[Line2D([], [], color=FLAGGED, marker="x" if sizes is None else "o", lw=1.8,
-                                  label=f"flagged spurious ({len(marked_set)} of {n} {plural})")],
-                  fontsize=8, loc="upper left", frameon=False)
+    handles = []
+    if marked_set:
+        handles.append(Line2D([], [], color=FLAGGED, marker="x" if sizes is None else "o", lw=1.8,
+                              label=f"flagged spurious ({len(marked_set)} of {n} {plural})"))
+    if estimated:
+        merges = int(tree.connected.sum())
+        handles.append(Line2D([], [], color="black", ls=(0, (4, 2)), lw=1.0,
+                              label=f"barrier estimated, not refined to a saddle ({estimated} of {merges} merges)"))
+    if handles:
+        ax.legend(handles=handles, fontsize=8, loc="best", frameon=False)
     if len(order) <= 60:
         ax.set_xticks([pos(m) for m in order])
         ticks = [str(labels[m]) if labels is not None and m < n else (str(m) if m < n else f"[{int(tree.linkage[m - n, 3])}]")
@@ -167,7 +177,8 @@ def draw_tree(
     ax.set_ylim(lo - stub, (tree.top if not tree.connected.all() else hi) + 2 * stub)
     ax.set_ylabel("energy U")
     folded = f", lowest merges folded to {len(order)} groups" if len(order) < n else ""
-    ax.set_xlabel(f"{plural} ({n}{folded})")
+    unnumbered = "; too many to number them: the text tree lists them" if len(order) > 60 else ""
+    ax.set_xlabel(f"{plural} ({n}{folded}{unnumbered})")
     width = axes_width(ax)
     ax.set_title(wrap(title or f"disconnectivity graph ({n} {plural})", width, 10), fontsize=10)
     for side in ("top", "right"):
@@ -201,10 +212,12 @@ def draw_map_tree(content: MapContent, ax: Any, *, level: int | None = None, bas
         tree = content.tree
         name = "minimum"
         sizes = None
-        palette = basin_palette(part.basin)
+        palette, grey = basin_palette(part.basin)
         colors = [palette[int(b)] for b in part.basin]
+        greyed = (f" (the {part.n_basins - grey} with most minima in colour, the other {grey} grey)"
+                  if grey else "")
         default = (f"{short_source(content)}: disconnectivity graph over {tree.n_leaves} minima, coloured by "
-                   f"basin at {level_name(content, level)}")
+                   f"basin at {level_name(content, level)}{greyed}")
     marked = np.flatnonzero(spurious[tree.leaves]).tolist()
     return draw_tree(tree, ax, colors=colors, sizes=sizes, marked=marked, max_leaves=max_leaves,
                      title=title or default, name=name)
