@@ -138,9 +138,9 @@ def _images(
     return Dataset(name, x, y, tuple(x.shape[1:]), _IMAGE_RANGE)
 
 
-def _toy(name: str, samples: int, seed: int) -> Dataset:
+def _toy(name: str, samples: int, seed: int, limit: int | None = None) -> Dataset:
     density = TOY_DENSITIES[name]()
-    x = density.sample(samples, torch.Generator().manual_seed(seed))
+    x = density.sample(samples, torch.Generator().manual_seed(seed))[:limit]
     return Dataset(name, x, None, (2,), density.box, density)
 
 
@@ -276,7 +276,8 @@ def load(
     data_root = Path(root).expanduser().absolute() if root is not None else default_root()
 
     if lowered in TOY_DENSITIES:
-        return _toy(lowered, toy_samples if limit is None else min(limit, toy_samples), generator_seed)
+        # (the first ``limit`` of the fixed sample: a limit keeps a prefix, as for every data set)
+        return _toy(lowered, toy_samples, generator_seed, limit)
     if lowered == "digits":
         return _digits(size, grayscale, limit)
     if lowered == "mnist":
