@@ -12,6 +12,12 @@ them, both models in each panel (A blue, B orange):
 - :func:`draw_comparison`: all of it on one figure; :func:`plot_comparison` saves it.
 
 A panel with nothing to draw for either model says so in words, with no empty axes.
+Whatever the lengths of the two names, the figure's text stays inside it and off the data:
+the title (with the full names) wraps to the figure's width; legends, notes and axis
+labels write a name of more than 32 characters shortened in its middle (keeping what
+tells the two apart, else "A" and "B", which the title then names); each legend goes
+where it covers no line, point, bar or text of its panel, above the data where no corner
+is free.
 """
 
 from __future__ import annotations
@@ -36,6 +42,7 @@ from landscape.plots.common import (
     new_figure,
     save_figure,
     size_inches,
+    wrap,
 )
 
 __all__ = [
@@ -82,10 +89,188 @@ def _why(notes: list[str]) -> str:
     return f"\n({'; '.join(notes)})" if notes else ""
 
 
+# ------------------------------------------------------------------ names and legends
+
+#: The longest side name legends, notes and axis labels write in full; a longer one keeps
+#: its start and its (distinguishing) end, an ellipsis between. The title has the full names.
+_NAME_CHARS = 32
+_ELLIPSIS = "\u2026"
+
+
+def _cut(name: str, limit: int = _NAME_CHARS) -> str:
+    """``name`` in at most ``limit`` characters: its start, an ellipsis, its end (the
+    longer part, where run names say their step, seed or side)."""
+    if len(name) <= limit:
+        return name
+    head = (limit - 1) * 2 // 5
+    tail = limit - 1 - head
+    return name[:head] + _ELLIPSIS + name[len(name) - tail:]
+
+
+def _cut_around(name: str, at: int, limit: int = _NAME_CHARS) -> str:
+    """``name`` in at most ``limit`` characters keeping its start, its end and the part
+    from about ``at`` (where it differs from the other name)."""
+    if len(name) <= limit:
+        return name
+    head, tail = 6, 8
+    width = limit - head - tail - 2
+    start = max(head, min(at - 4, len(name) - tail - width))
+    middle = name[start:start + width]
+    return (name[:head] + (_ELLIPSIS if start > head else "") + middle
+            + (_ELLIPSIS if start + width < len(name) - tail else "") + name[len(name) - tail:])
+
+
+def _side_labels(names: Sequence[str]) -> list[str]:
+    """The two sides' names as the legends, notes and axis labels of the figure write them:
+    in full up to 32 characters; a longer one as its start and end with an ellipsis between
+    (``digits_conver…ates_run_A``), or, where that makes the two alike, with the part where
+    they differ; where even that does not tell them apart, ``"A"`` and ``"B"`` (the title
+    then says which is which). The title writes the names in full."""
+    names = [str(n) for n in names]
+    if all(len(n) <= _NAME_CHARS for n in names) or len(names) != 2:
+        return names
+    cut = [_cut(n) for n in names]
+    if cut[0] != cut[1]:
+        return cut
+    a, b = names
+    at = next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
+    cut = [_cut_around(n, at) for n in names]
+    return cut if cut[0] != cut[1] else ["A", "B"]
+
+
+def _renderer(fig: Any) -> Any:
+    """The renderer of the figure (or subfigure) ``fig`` draws with, to measure text."""
+    root = fig.figure  # (the Figure of a SubFigure; a Figure's is itself)
+    get = getattr(root.canvas, "get_renderer", None)
+    return get() if get is not None else root._get_renderer()
+
+
+#: Where a legend may go inside its panel, in the order tried.
+_LOCS = ("upper right", "upper left", "lower left", "lower right", "center right", "center left", "upper center",
+         "lower center", "center")
+
+
+def _obstacles(ax: Any, renderer: Any) -> tuple[list[Any], list[Any], list[Any]]:
+    """What a legend must not cover in ``ax``, in display coordinates: the drawn lines as
+    paths (steps as drawn), boxes round their markers, the bars and the texts; and the
+    subset of those boxes that move with the data (not the notes pinned to the frame)."""
+    from matplotlib.cbook import STEP_LOOKUP_MAP
+    from matplotlib.path import Path as MplPath
+    from matplotlib.text import Annotation
+    from matplotlib.transforms import Bbox
+
+    paths, boxes, moving = [], [], []
+    for line in ax.get_lines():
+        xy = np.asarray(line.get_xydata(), dtype=np.float64)
+        if not line.get_visible() or not xy.size:
+            continue
+        style = line.get_drawstyle() or "default"
+        if style != "default" and style in STEP_LOOKUP_MAP:
+            xy = np.column_stack(STEP_LOOKUP_MAP[style](xy[:, 0], xy[:, 1]))
+        d = np.clip(line.get_transform().transform(xy), -1e6, 1e6)  # (log 0: far off the axes)
+        paths.append(MplPath(d))
+        if line.get_marker() not in (None, "None", "none", "", " "):
+            r = renderer.points_to_pixels(line.get_markersize()) / 2
+            for x, y in d[np.isfinite(d).all(axis=1)]:
+                box = Bbox.from_extents(x - r, y - r, x + r, y + r)
+                boxes.append(box)
+                moving.append(box)
+    for patch in ax.patches:
+        if patch.get_visible():
+            box = patch.get_window_extent(renderer)
+            boxes.append(box)
+            moving.append(box)
+    for text in ax.texts:
+        if text.get_visible() and text.get_text().strip():
+            box = text.get_window_extent(renderer)
+            boxes.append(box)
+            if isinstance(text, Annotation) or text.get_transform() is not ax.transAxes:
+                moving.append(box)
+    return paths, boxes, moving
+
+
+def _clashes(box: Any, paths: list[Any], boxes: list[Any]) -> int:
+    """How many of the lines and boxes ``box`` touches."""
+    return sum(bool(p.intersects_bbox(box, filled=False)) for p in paths) + sum(bool(box.overlaps(b)) for b in boxes)
+
+
+def _make_room(ax: Any, needed: float, paths: list[Any], moving: list[Any]) -> bool:
+    """Raise the top of ``ax``'s y range (in its own scale: log stays log) so that the data
+    leave ``needed`` pixels free under the frame's top; False where they do already."""
+    frame = ax.bbox
+    tops = [b.y1 for b in moving]
+    for p in paths:
+        v = p.vertices
+        inside = np.isfinite(v).all(axis=1) & (v[:, 0] >= frame.x0) & (v[:, 0] <= frame.x1)
+        if inside.any():
+            tops.append(float(v[inside, 1].max()))
+    if not tops:
+        return False
+    top = min(max(tops), frame.y1)
+    used, free = (top - frame.y0) / frame.height, (frame.height - needed) / frame.height
+    if top <= frame.y1 - needed or free <= 0.2 or used <= 0:
+        return False
+    scale = ax.yaxis.get_transform()
+    lo, hi = ax.get_ylim()
+    t_lo, t_hi = scale.transform(np.array([lo, hi], dtype=np.float64))
+    new_hi = float(scale.inverted().transform(np.array([t_lo + (t_hi - t_lo) * used / free]))[0])
+    if not math.isfinite(new_hi) or new_hi <= hi:
+        return False
+    ax.set_ylim(lo, new_hi)
+    return True
+
+
+def _place_legend(ax: Any, locs: Sequence[str] = _LOCS, **style: Any) -> Any:
+    """``ax``'s legend where it covers none of the panel's lines, points, bars or texts and
+    stays inside the frame: the first place of ``locs`` that is free; where none is, the
+    top of the y range is raised (a log axis in decades) until the data leave room for it
+    above them. A legend of several columns wider than the panel gets one. Call after the
+    data, limits and texts are drawn; return the legend."""
+    style = {"fontsize": 7, **style}
+    renderer = _renderer(ax.figure)
+    ax.get_xlim(), ax.get_ylim()  # (the limits as they are drawn)
+    fewest: tuple[int, str] | None = None
+    legend = ax.legend(loc=locs[0], **style)
+    for _ in range(4):
+        frame = ax.get_window_extent(renderer)
+        paths, boxes, moving = _obstacles(ax, renderer)
+        fewest = None
+        tallest = 0.0
+        for loc in locs:
+            _move(legend, loc)  # (one legend moved about: a new one each time costs more than all the rest)
+            box = legend.get_window_extent(renderer)
+            if box.width > frame.width and style.get("ncol", 1) > 1:
+                style["ncol"] = 1
+                legend = ax.legend(loc=loc, **style)
+                box = legend.get_window_extent(renderer)
+            tallest = max(tallest, box.height)
+            outside = box.x0 < frame.x0 - 0.5 or box.x1 > frame.x1 + 0.5 or box.y0 < frame.y0 - 0.5 \
+                or box.y1 > frame.y1 + 0.5
+            n = _clashes(box.padded(renderer.points_to_pixels(1.5)), paths, boxes) + 1000 * outside
+            if n == 0:
+                return legend
+            if fewest is None or n < fewest[0]:
+                fewest = (n, loc)
+        pad = renderer.points_to_pixels(style["fontsize"] * 0.5 + 4)  # (the legend's gap to the frame, and air)
+        if not _make_room(ax, tallest + pad, paths, moving):
+            break
+    _move(legend, fewest[1] if fewest else "best")
+    return legend
+
+
+def _move(legend: Any, loc: str) -> None:
+    """Put ``legend`` at ``loc`` of its axes (matplotlib 3.8 has ``set_loc``; 3.7 the code)."""
+    if hasattr(legend, "set_loc"):
+        legend.set_loc(loc)
+    else:
+        legend._set_loc(legend.codes[loc])
+
+
 def draw_basin_counts(profiles: Profiles, names: Sequence[str], ax: Any) -> Any:
-    """Basins against the magnetization multiplier (log-log), a line per side; return ``ax``."""
+    """Basins against the magnetization multiplier (log-log), a line per side; return ``ax``.
+    The legend goes where it covers no point (above them where no corner is free)."""
     drawn, notes = False, []
-    for p, name, color in zip(profiles, names, COLORS):
+    for p, name, color in zip(profiles, _side_labels(names), COLORS):
         if p is None:
             notes.append(f"{name}: no map")
             continue
@@ -105,11 +290,11 @@ def draw_basin_counts(profiles: Profiles, names: Sequence[str], ax: Any) -> Any:
         return empty_panel(ax, "no basin counts to draw" + _why(notes))
     ax.set_xscale("log")
     ax.set_yscale("log")
+    _side_notes(ax, notes)
+    _place_legend(ax)
     _plain(ax.xaxis)
     _plain(ax.yaxis)
-    ax.legend(fontsize=7)
     ax.grid(True, which="both", color="0.92", lw=0.5)
-    _side_notes(ax, notes)
     ax.set_xlabel("magnetization alpha / the map's alpha unit")
     ax.set_ylabel("number of basins")
     return ax
@@ -133,9 +318,11 @@ def draw_barrier_spectra(profiles: Profiles, names: Sequence[str], ax: Any) -> A
     from landscape.diagnosis.compare import unscaled_barriers
 
     a, b = (list(profiles) + [None, None])[:2]
-    cold = set(unscaled_barriers(a, b, names))
+    names = list(names)
+    labels = _side_labels(names)
+    cold = {labels[names.index(n)] for n in unscaled_barriers(a, b, names)}
     drawn, notes = [], []
-    for p, name, color in zip(profiles, names, COLORS):
+    for p, name, color in zip(profiles, labels, COLORS):
         if p is None:
             notes.append(f"{name}: no map")
             continue
@@ -174,10 +361,13 @@ def draw_barrier_spectra(profiles: Profiles, names: Sequence[str], ax: Any) -> A
         ax.set_xscale("log")
         _plain(ax.xaxis)
     ax.set_ylim(0, 1.02)
-    ax.legend(fontsize=7, loc="lower right", framealpha=0.7)  # (curves show through where they pass under it)
-    ax.grid(True, color="0.92", lw=0.5)
+    ax.set_yticks(np.linspace(0.0, 1.0, 6))  # (shares: none above 1 where the legend takes room above the curves)
     _side_notes(ax, notes, y=0.97)
-    which = "" if not cold else f" ({' and '.join(n for n in names if n in cold)}: / U, T = 0)"
+    _place_legend(ax, ("lower right", "upper left", "center right", "lower center", "center left", "upper right",
+                       "lower left", "upper center", "center"), framealpha=0.85)
+    ax.grid(True, color="0.92", lw=0.5)
+    who = " and ".join(n for n in labels if n in cold)
+    which = "" if not cold else f" ({who if len(who) <= _NAME_CHARS else 'both'}: / U, T = 0)"
     ax.set_xlabel(f"barrier height / kT{which}\n(merges of the main level's basin tree, above the higher basin)")
     ax.set_ylabel("share of barriers at or below")
     return ax
@@ -190,7 +380,7 @@ def draw_funnel_scores(profiles: Profiles, names: Sequence[str], ax: Any) -> Any
     ended apart sits on it: too few chains to tell); return ``ax``."""
     drawn, notes, ticks = False, [], set()
     ceilings: dict[int, list[tuple[str, str]]] = {}  # chains per level -> the sides with that many
-    for p, name, color in zip(profiles, names, COLORS):
+    for p, name, color in zip(profiles, _side_labels(names), COLORS):
         f = None if p is None else p["funnel"]
         if f is None:
             notes.append(f"{name}: {'no map' if p is None else 'no funnel probe'}")
@@ -227,9 +417,9 @@ def draw_funnel_scores(profiles: Profiles, names: Sequence[str], ax: Any) -> Any
         ax.xaxis.set_major_formatter(FuncFormatter(lambda x, pos: f"{x:g}"))
         ax.xaxis.set_minor_locator(NullLocator())
     ax.set_ylim(0, max([ax.get_ylim()[1], *ceilings]) * 1.08)  # (the ceilings clear of the frame)
-    ax.legend(fontsize=7)
-    ax.grid(True, color="0.92", lw=0.5)
     _side_notes(ax, notes)
+    _place_legend(ax)
+    ax.grid(True, color="0.92", lw=0.5)
     ax.set_xlabel("noise level / the map's lowest non-zero level")
     ax.set_ylabel("effective number of basins exp(H)")
     return ax
@@ -243,7 +433,7 @@ def draw_spurious_shares(profiles: Profiles, names: Sequence[str], ax: Any) -> A
     cats = ["any (minima)", "any (chains)", *REASONS.values()]
     width = 0.38
     drawn, notes = False, []
-    for k, (p, name, color) in enumerate(zip(profiles, names, COLORS)):
+    for k, (p, name, color) in enumerate(zip(profiles, _side_labels(names), COLORS)):
         d = None if p is None else p["diagnosis"]
         if d is None:
             notes.append(f"{name}: {'no map' if p is None else 'no diagnosis'}")
@@ -262,9 +452,10 @@ def draw_spurious_shares(profiles: Profiles, names: Sequence[str], ax: Any) -> A
     ax.set_xticks(range(len(cats)))
     ax.set_xticklabels(cats, fontsize=7)
     ax.set_ylim(0, 1.3)  # room above the bars for the legend
+    ax.set_yticks(np.linspace(0.0, 1.0, 6))
     ax.set_ylabel("share spurious")
-    ax.legend(fontsize=7, loc="upper center", ncol=2)
     _side_notes(ax, notes, y=0.97)
+    _place_legend(ax, ("upper center", "upper right", "upper left", *_LOCS), ncol=2)
     return ax
 
 
@@ -323,6 +514,38 @@ def draw_image_row(images: np.ndarray, ax: Any, *, captions: Sequence[str] = (),
 
 #: The fixed layout, in inches: the panels' block and each row of pictures.
 _WIDTH, _PANELS_H, _ROW_H = 12.0, 7.1, 1.2
+#: The height of each line of the title past its first (the panels move down by it).
+_TITLE_LINE = 0.19
+_TITLE_SIZE = 11.0
+
+
+def _title(names: Sequence[str], width: float) -> str:
+    """The figure's title for sides ``names``, wrapped to a figure ``width`` inches wide:
+    the full names, and which is A and which B where the legends say only that."""
+    names = [str(n) for n in names]
+    a, b = (f"A = {names[0]}", f"B = {names[1]}") if _side_labels(names) == ["A", "B"] and names != ["A", "B"] \
+        else names
+    # Lines break between the parts (a name stays with its colour), inside one only where it is too long.
+    parts = ["Landscapes compared:", f"{a} (blue) vs", f"{b} (orange)"]
+    glued = " ".join(part.replace(" ", "\u00a0") for part in parts)
+    return wrap(glued, width - 0.6, fontsize=_TITLE_SIZE).replace("\u00a0", " ")
+
+
+def _head(names: Sequence[str], width: float) -> float:
+    """Inches the title takes past its first line (the panels start lower by this)."""
+    return _TITLE_LINE * (_title(names, width).count("\n"))
+
+
+def _fit_width(text: Any, fig: Any, margin: float = 0.1) -> None:
+    """Shrink ``text``'s font until it is no wider than ``fig`` less ``margin`` inches a
+    side (a wrapped line of wide letters can still be too long)."""
+    renderer = _renderer(fig)
+    room = fig.bbox.width - 2 * margin * fig.figure.dpi
+    for _ in range(4):
+        wide = text.get_window_extent(renderer).width
+        if wide <= room:
+            return
+        text.set_fontsize(text.get_fontsize() * room / wide * 0.98)
 
 
 def _rows(contents: Sequence[MapContent | None], names: Sequence[str],
@@ -351,7 +574,8 @@ def draw_comparison(
     :func:`draw_funnel_scores`, :func:`draw_spurious_shares`) and below them one row of
     pictures per model with image minima: ``samples[name]`` (the first 16, captioned with
     ``sample_notes[name]``), else the representatives of its 16 basins with most hits. The
-    layout is fixed in inches for a 12-inch-wide figure 7.1 inches high plus 1.2 per row
+    layout is fixed in inches for a 12-inch-wide figure 7.1 inches high plus 1.2 per row,
+    plus 0.19 per line the title takes past one where long names wrap it
     (:func:`plot_comparison` sizes it so); other sizes stretch it.
 
     Raises
@@ -366,24 +590,29 @@ def draw_comparison(
     profiles = [None if c is None else map_profile(c) for c in contents]
     rows = _rows(contents, names, samples or {})
     width, height = size_inches(fig)
-    sx, sy = width / _WIDTH, height / (_PANELS_H + _ROW_H * len(rows))
+    head = _head(names, width)
+    sx, sy = width / _WIDTH, height / (_PANELS_H + head + _ROW_H * len(rows))
 
     def rect(left: float, top: float, w: float, h: float) -> tuple[float, float, float, float]:
         return (left * sx / width, 1 - (top + h) * sy / height, w * sx / width, h * sy / height)
 
-    axes = [fig.add_axes(rect(left, top, 4.9, 2.55)) for top in (0.6, 4.05) for left in (0.75, 6.8)]
+    axes = [fig.add_axes(rect(left, top + head, 4.9, 2.55)) for top in (0.6, 4.05) for left in (0.75, 6.8)]
     draw_basin_counts(profiles, names, axes[0])
     draw_barrier_spectra(profiles, names, axes[1])
     draw_funnel_scores(profiles, names, axes[2])
     draw_spurious_shares(profiles, names, axes[3])
-    fig.suptitle(f"Landscapes compared: {names[0]} (blue) vs {names[1]} (orange)", y=1 - 0.12 * sy / height,
-                 va="top", fontsize=11)
+    title = fig.suptitle(_title(names, width), y=1 - 0.12 * sy / height, va="top", fontsize=_TITLE_SIZE)
+    _fit_width(title, fig)
+    labels = _side_labels(names)
     for r, (side, (images, captions, red, what, from_samples), low, high) in enumerate(rows):
         name = names[side]
         note = (sample_notes or {}).get(name) if from_samples else None
-        top = _PANELS_H + r * _ROW_H
-        fig.text(0.5, 1 - (top + 0.05) * sy / height, f"{name}: {note or what}", ha="center", va="top", fontsize=8,
-                 color=COLORS[side])
+        top = _PANELS_H + head + r * _ROW_H
+        caption = f"{name}: {note or what}"
+        if "\n" in wrap(caption, width - 0.4, fontsize=8):  # (the short name where the full one makes two lines)
+            caption = wrap(f"{labels[side]}: {note or what}", width - 0.4, fontsize=8)
+        _fit_width(fig.text(0.5, 1 - (top + 0.05) * sy / height, caption, ha="center", va="top", fontsize=8,
+                            color=COLORS[side]), fig)
         draw_image_row(images, fig.add_axes(rect(0.2, top + 0.38, _WIDTH - 0.4, _ROW_H - 0.45)), captions=captions,
                        red=red, low=low, high=high)
     return fig
@@ -399,7 +628,8 @@ def plot_comparison(
     sample_notes: Mapping[str, str] | None = None,
 ) -> Path:
     """:func:`draw_comparison` into a new figure 12 inches wide (7.1 high, plus 1.2 per row
-    of pictures), written atomically to ``path``.
+    of pictures and 0.19 per line of a title that long names wrap), written atomically to
+    ``path``.
 
     Parameters
     ----------
@@ -433,6 +663,6 @@ def plot_comparison(
     n_rows = len(_rows((a_content, b_content), list(names), samples or {}))
     # A fixed layout (no layout engine: it costs more than the drawing), and the figure's
     # own size when saved, so pictures of any two pairs of models line up.
-    fig = new_figure(_WIDTH, _PANELS_H + _ROW_H * n_rows)
+    fig = new_figure(_WIDTH, _PANELS_H + _head(names, _WIDTH) + _ROW_H * n_rows)
     draw_comparison(a_content, b_content, names, fig, samples, sample_notes=sample_notes)
     return save_figure(fig, path, dpi=110, tight=False)
