@@ -785,6 +785,10 @@ def test_a_ridge_narrower_than_the_string_s_images_still_sets_the_barrier():
     height = content.tree.heights[0]
     assert crest <= height < crest * 1.001, (height, crest)
     assert not content.barriers.saddle_point[content.tree.pair[0]]  # (the top of a path, not a saddle point)
+    # /tree/saddle is where that barrier is, on the crest (it was the string's highest image,
+    # off the wall: U ~ 0.5 there)
+    at = torch.as_tensor(content.tree_saddle[0], dtype=torch.float64)[None]
+    assert float(wall(at)) == pytest.approx(height, rel=1e-6)
 
 
 def test_attraction_diffusion_steps_are_stable_at_a_steep_wall_between_the_minima():

@@ -292,7 +292,7 @@ class Refinement:
 
     rows: np.ndarray  # int64 [R]
     saddle: np.ndarray  # float64 [R], the refined barrier
-    saddle_x: np.ndarray  # [R, *shape] float32, the saddle image (the string's highest image)
+    saddle_x: np.ndarray  # [R, *shape] float32, where the barrier is: the highest image, or the polyline's top between images
     paths: np.ndarray  # [R, K, *shape] float32, the relaxed strings
     saddle_point: np.ndarray  # bool [R], the refined barrier is a saddle point (PairTable.saddle_point)
     retried: int  # strings that ended above their start and were run again with more images
@@ -527,7 +527,7 @@ def refine_pairs(
             # climbing image's saddle, unless the path crosses a ridge narrower than its
             # images' spacing, which only the polyline sees (the saddle found is then a
             # critical point beyond the ridge, not the pass over it).
-            tops = polyline_max(energy, [res.path for res in results], points=len(chunk) * k)
+            tops, top_at = polyline_max(energy, [res.path for res in results], points=len(chunk) * k, where=True)
             for i, (q, res) in enumerate(zip(chunk, results)):
                 floor[q] = max(float(res.energy[0]), float(res.energy[-1]))
                 top = float(tops[i])
@@ -543,7 +543,9 @@ def refine_pairs(
                     slack = 1e-3 * max(value - floor[q], 0.0) + 1e-6 * abs(value)
                     at_saddle[q] = (res.converged or res.stationary) and value <= res.saddle_energy + slack
                     stops[q] = res.stop
-                    saddle_x[q] = res.path[res.saddle_index].detach().cpu().numpy()
+                    # where the barrier is: the top of the polyline where that set it (between images)
+                    on_line = top > res.saddle_energy and top_at[i] is not None
+                    saddle_x[q] = (top_at[i] if on_line else res.path[res.saddle_index]).detach().cpu().numpy()
                     out_paths[q] = res.path.detach().cpu().numpy().astype(kept)
             if progress is not None:
                 progress(len(chunk))

@@ -44,7 +44,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -716,7 +716,8 @@ class _Strings:
         return out
 
 
-def segment_max(energy: Energy, a: torch.Tensor, b: torch.Tensor, images: int = 24, iterations: int = 40) -> torch.Tensor:
+def segment_max(energy: Energy, a: torch.Tensor, b: torch.Tensor, images: int = 24, iterations: int = 40,
+                where: bool = False) -> Any:
     """Per row, the highest energy on the straight segment from ``a`` to ``b``.
 
     ``images`` evenly spaced points find the highest stretch; a golden-section search
@@ -732,17 +733,21 @@ def segment_max(energy: Energy, a: torch.Tensor, b: torch.Tensor, images: int = 
         Evenly spaced points, the ends included (>= 2).
     iterations : int
         Golden-section steps (each shrinks the bracket by 0.618).
+    where : bool
+        Also return where on the segment the highest energy was found.
 
     Returns
     -------
-    Tensor float64 [P] (on the energy's device)
+    Tensor float64 [P] (on the energy's device); with ``where``, also the fraction of the
+    way from ``a`` to ``b`` of each maximum, Tensor [P] in the energy's dtype
     """
     m = a.shape[0]
     dt = energy.dtype
     a = a.to(energy.device, dt)
     b = b.to(energy.device, dt)
     if m == 0:
-        return torch.zeros(0, dtype=torch.float64, device=energy.device)
+        none = torch.zeros(0, dtype=torch.float64, device=energy.device)
+        return (none, none.to(dt)) if where else none
     t = torch.linspace(0.0, 1.0, max(images, 2), device=energy.device, dtype=dt)
     k = t.numel()
     view = (1, k) + (1,) * (a.dim() - 1)
@@ -751,6 +756,7 @@ def segment_max(energy: Energy, a: torch.Tensor, b: torch.Tensor, images: int = 
     u = energy(flat).reshape(m, k)
     _finite(energy, u.reshape(-1), flat)
     best, arg = u.max(1)
+    best_t = t[arg]
     lo = t[(arg - 1).clamp_min(0)]
     hi = t[(arg + 1).clamp_max(k - 1)]
     pview = (m,) + (1,) * (a.dim() - 1)
@@ -771,8 +777,10 @@ def segment_max(energy: Energy, a: torch.Tensor, b: torch.Tensor, images: int = 
         u_new = at(torch.where(right, c2_new, c1_new))
         u1, u2 = torch.where(right, u2, u_new), torch.where(right, u_new, u1)
         c1, c2 = c1_new, c2_new
-        best = torch.maximum(best, torch.maximum(u1, u2))
-    return best.double()
+        higher, c_higher = torch.where(u2 > u1, u2, u1), torch.where(u2 > u1, c2, c1)
+        best_t = torch.where(higher > best, c_higher, best_t)
+        best = torch.maximum(best, higher)
+    return (best.double(), best_t) if where else best.double()
 
 
 def _finite(energy: Energy, u: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
@@ -784,21 +792,36 @@ def _finite(energy: Energy, u: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     return u
 
 
-def polyline_max(energy: Energy, paths: Sequence[torch.Tensor], points: int = 8192, images: int = 8) -> np.ndarray:
+def polyline_max(energy: Energy, paths: Sequence[torch.Tensor], points: int = 8192, images: int = 8,
+                 where: bool = False) -> Any:
     """Per path (``[K, *shape]``, its points in order), the highest energy on the polyline
     through its points: :func:`segment_max` of every segment (``images`` points and 20
     golden-section steps each; 8, the precision attraction-diffusion's chains are closed
-    with), in calls of at most ``points`` energy evaluations. Float64 [len(paths)]."""
+    with), in calls of at most ``points`` energy evaluations. Float64 [len(paths)]; with
+    ``where``, also the point of each path where it is found (a list of Tensors [*shape] on
+    the CPU, None for a path of one point)."""
     if not paths:
-        return np.zeros(0)
+        return (np.zeros(0), []) if where else np.zeros(0)
     a = torch.cat([p[:-1] for p in paths]).to(energy.device, energy.dtype)
     b = torch.cat([p[1:] for p in paths]).to(energy.device, energy.dtype)
     chunk = max(1, points // images)
-    tops = torch.cat([segment_max(energy, a[s : s + chunk], b[s : s + chunk], images=images, iterations=20).cpu()
-                      for s in range(0, a.shape[0], chunk)])
+    found = [segment_max(energy, a[s : s + chunk], b[s : s + chunk], images=images, iterations=20, where=True)
+             for s in range(0, a.shape[0], chunk)]
+    tops = torch.cat([u.cpu() for u, _ in found])
     ends = np.cumsum([p.shape[0] - 1 for p in paths])
-    return np.array([float(tops[lo:hi].max()) if hi > lo else -math.inf
-                     for lo, hi in zip(np.concatenate([[0], ends[:-1]]), ends)])
+    bounds = list(zip(np.concatenate([[0], ends[:-1]]).astype(int), ends.astype(int)))
+    values = np.array([float(tops[lo:hi].max()) if hi > lo else -math.inf for lo, hi in bounds])
+    if not where:
+        return values
+    fraction = torch.cat([f.cpu() for _, f in found])
+    at = []
+    for lo, hi in bounds:
+        if hi <= lo:
+            at.append(None)
+            continue
+        j = lo + int(tops[lo:hi].argmax())
+        at.append((a[j].cpu() + fraction[j] * (b[j].cpu() - a[j].cpu())))
+    return values, at
 
 
 class _FunctionEnergy(Energy):
