@@ -283,3 +283,40 @@ def test_an_error_leaves_standard_output_empty(args, tmp_path, capsys, monkeypat
     code, out, err = run(capsys, *[a.format(x=tmp_path) for a in args], "--json")
     assert out == ""
     assert_one_line_error(code, err, r"^error: ")
+
+
+def test_the_doc_says_info_sums_the_map_s_basins_k_seconds(mb_map, capsys):
+    from landscape.io.mapfile import read_map
+
+    recorded = read_map(mb_map).meta.extra["seconds"]
+    code, out, err = run(capsys, "info", mb_map, "--json")
+    assert code == 0, err
+    seconds = strict_json(out)["seconds"]
+    parts = [v for k, v in recorded.items() if k.startswith("basins_")]
+    assert parts and "basins" not in recorded
+    assert seconds["basins"] == pytest.approx(sum(parts))
+    text = " ".join(DOC.read_text(encoding="utf-8").split())
+    row = next(line for line in DOC.read_text(encoding="utf-8").splitlines() if line.startswith("| `seconds` | object"))
+    assert "`basins_<k>`" in row and "their sum" in row, row
+    assert "diagnosis_removed" in text
+
+
+def test_the_doc_says_a_basin_tree_merges_at_the_lowest_pass_between_any_members(make_map, tmp_path, capsys):
+    # Basin 0 = minima 0 (-3) and 1 (-1); basin 1 = minimum 2 (-2). Minimum 1 reaches 2 over
+    # -0.5, minimum 0 reaches 1 over 0.0 and 2 over 0.5: the tree over minima joins 0 to the
+    # others at 0.0, the tree over basins joins the two basins at -0.5 (pair 1, 2).
+    c = make_map(np.array([[0.0, 0.0], [0.5, 0.0], [1.0, 0.0]]), [-3.0, -1.0, -2.0], [(0, 1), (1, 2), (0, 2)],
+                 [0.0, -0.5, 0.5], levels=[[0, 0, 1]], alphas=[1.0], source={"kind": "function", "spec": "m:f"},
+                 config={})
+    path = save(tmp_path, c)
+    code, out, err = run(capsys, "tree", path, "--json")
+    assert code == 0, err
+    over_minima = strict_json(out)["merges"]
+    assert [m["height"] for m in over_minima] == [-0.5, 0.0]  # (0 and 2 meet at 0.0)
+    code, out, err = run(capsys, "tree", path, "--json", "--basins")
+    assert code == 0, err
+    (merge,) = strict_json(out)["merges"]
+    assert merge["height"] == -0.5 and merge["pair"] == [1, 2]  # below 0.0, by a pair of non-lowest minima
+    text = " ".join(DOC.read_text(encoding="utf-8").split())
+    assert "the lowest pass between any minimum of one side and any minimum of the other" in text
+    assert "need not be subtrees of the tree over minima" in text

@@ -64,3 +64,28 @@ def test_docs_map_schema_is_generated_from_the_table():
     assert DOCS.read_text(encoding="utf-8") == markdown(), (
         "docs/map-schema.md is out of date: regenerate it from landscape.io.schema.markdown()"
     )
+
+
+def test_the_schema_says_the_path_budget_the_units_of_alpha_and_the_linkage_and_the_stages_timed():
+    from landscape.mapping.pipeline import _PATH_BUDGET
+    from landscape.mapping.settings import MapConfig
+
+    # /tree/path is kept within a budget of numbers, not "for small minima"
+    path = dataset("tree/path").description
+    images = MapConfig().refine_images
+    assert "small minima" not in path
+    assert f"{_PATH_BUDGET / 1e6:g} million numbers" in path and f"refine_images, {images}" in path
+    assert f"{_PATH_BUDGET // (2 * images):,}" in path  # (dimensions x merges at the default)
+    # alpha multiplies a distance and is added to U / T_AD: 1 / distance
+    alpha = dataset("barriers/alpha").units
+    assert alpha.startswith("1 / distance") and "T_AD *" not in alpha and "|" not in alpha
+    # the linkage's energy is its column 2 only
+    linkage = dataset("tree/linkage")
+    assert linkage.units.startswith("column 2: energy") and "column 3" in linkage.description
+    assert "|" not in linkage.units + linkage.description
+    # the root attr seconds keeps basins_<k>, which info --json sums
+    seconds = dict(ROOT_ATTRS)["seconds"]
+    assert "basins_<k>" in seconds and "basins_0" in seconds and "sum" in seconds
+    # the diagnosis rule is JSON (old maps' Python text still read)
+    assert "rule (JSON" in dict(GROUP_ATTRS)["/diagnosis"]
+    assert "rule (JSON" in markdown() and "20 million numbers" in markdown()

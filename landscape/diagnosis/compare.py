@@ -39,6 +39,7 @@ import numpy as np
 from landscape.errors import LandscapeError
 from landscape.io.files import json_safe
 from landscape.io.mapfile import MapContent
+from landscape.io.records import REASONS
 from landscape.io.views import (
     SAMPLED,
     TOO_FEW_CHAINS,
@@ -48,6 +49,7 @@ from landscape.io.views import (
     exploration_coverage,
     given_settings,
     funnel_chains,
+    funnel_threshold,
     funnel_verdict,
     is_funnel,
     map_alpha,
@@ -140,8 +142,6 @@ def _barriers(content: MapContent, temperature: float | None) -> dict[str, Any]:
 
 
 def _funnel(content: MapContent) -> dict[str, Any] | None:
-    from landscape.mapping.funnel import FUNNEL_SCORE
-
     f = content.funnel
     if f is None:
         return None
@@ -152,7 +152,7 @@ def _funnel(content: MapContent) -> dict[str, Any] | None:
         "score": score if math.isfinite(score) else None,
         "verdict": verdict,
         "funnel": is_funnel(verdict),
-        "threshold": FUNNEL_SCORE,
+        "threshold": funnel_threshold(f),
         "noise": [float(t) for t in np.asarray(f.noise, dtype=np.float64)],
         "effective_basins": [float(math.exp(h)) for h in np.asarray(f.entropy, dtype=np.float64)],
         "reference_basins": math.exp(ref) if ref is not None else None,
@@ -161,8 +161,6 @@ def _funnel(content: MapContent) -> dict[str, Any] | None:
 
 
 def _diagnosis(content: MapContent) -> dict[str, Any] | None:
-    from landscape.diagnosis.spurious import REASONS
-
     d = content.diagnosis
     if d is None:
         return None
@@ -389,8 +387,6 @@ def compare_profiles(
     >>> compare_profiles(map_profile(ca), map_profile(cb))[:2]    # doctest: +SKIP
     [('minima', '10', '12'), ('basins (main level)', '4', '9')]
     """
-    from landscape.diagnosis.spurious import REASONS
-
     sides = (a, b)
 
     def row(label: str, cell) -> tuple[str, str, str]:

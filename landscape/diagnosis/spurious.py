@@ -25,6 +25,7 @@ kept as bit flags:
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -38,9 +39,9 @@ from landscape.errors import LandscapeError
 from landscape.mapping.neighbors import nearest, spacing
 from landscape.mapping.pipeline import Reporter
 from landscape.io.mapfile import DiagnosisData, FunnelData, MapContent
+# (the bits are the map's record, defined with it: reading a map needs no torch)
+from landscape.io.records import OFF_DATA, REASONS, SATURATED, SINK
 
-OFF_DATA, SATURATED, SINK = 1, 2, 4
-REASONS = {OFF_DATA: "off the data", SATURATED: "saturated", SINK: "funnel sink"}
 #: A pixel within this share of the data range's width of either end (or beyond) is saturated.
 SATURATION_MARGIN = 0.02
 
@@ -156,7 +157,7 @@ class Diagnosis:
             "off_data": self.count(OFF_DATA), "saturated": self.count(SATURATED), "sinks": self.count(SINK),
             "spurious": int(self.spurious.sum()),
             "reason_bits": "1 off the data (energy <= data's, NN distance > bar), 2 saturated, 4 funnel sink",
-            "rule": str(asdict(self.rule)),
+            "rule": json.dumps(asdict(self.rule)),  # (JSON, as the map's other structured attributes)
         }
         if self.data_saturation is not None:
             attrs["data_saturation"] = self.data_saturation

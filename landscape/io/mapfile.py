@@ -42,7 +42,7 @@ from landscape.io.files import (
     new_hdf5,
     to_json,
 )
-from landscape.io.progress import PROGRESS_SCHEMA
+from landscape.io.progress import PROGRESS_SCHEMA, progress_path
 from landscape.io.records import (
     ATTRACTION,
     DiagnosisData,
@@ -52,6 +52,7 @@ from landscape.io.records import (
     MapMeta,
     PairTable,
     Partition,
+    rule_json,
 )
 from landscape.io.schema import COORDINATES, SCHEMA, SCHEMA_VERSION, dataset
 from landscape.mapping.tree import FLAT_RTOL, BarrierTree
@@ -323,6 +324,8 @@ def _diagnosis(diagnosis: DiagnosisData | None, n: int) -> DiagnosisData | None:
         return None
     out = DiagnosisData(spurious=_np(diagnosis.spurious, bool), nn_distance=_np(diagnosis.nn_distance, np.float64),
                         bar=dict(diagnosis.bar), attrs=dict(diagnosis.attrs))
+    if "rule" in out.attrs:  # (JSON text, as the map's other structured attributes: a dict is written as JSON,
+        out.attrs["rule"] = rule_json(out.attrs["rule"])  # and so is an old map's Python dict text read back)
     require(out.spurious.shape == (n,), f"diagnosis/spurious has shape {out.spurious.shape}, expected ({n},)")
     require(out.nn_distance.shape == (n,), f"diagnosis/nn_distance has shape {out.nn_distance.shape}, expected ({n},)")
     for name, dtype in (("reasons", np.uint8), ("nn_index", np.int64), ("saturation", np.float64)):
@@ -509,6 +512,11 @@ def write_map(
 def _open_map(path: Path) -> Iterator[h5py.File]:
     """Open a map for reading and check its schema; LandscapeError if it is not one."""
     if not path.exists():
+        partial = progress_path(path)
+        if partial.is_file():  # (`landscape map --out` writes the map only once it is done)
+            raise LandscapeError(
+                f"no map file at {path} yet: {partial} holds the progress of a map being made there (or one "
+                f"interrupted, or finished but not written): landscape info {partial} says how far it got")
         raise LandscapeError(f"no map file at {path}")
     if path.is_dir():
         raise LandscapeError(f"{path} is a folder, not a map file")
@@ -595,6 +603,8 @@ def _read_optional(f: h5py.File, c: MapContent) -> None:
             bar=_get_attrs(f["diagnosis/nn_distance"], skip=("description", "units")),
             attrs=_get_attrs(f["diagnosis"]), **{name: _opt(f, f"diagnosis/{name}") for name in _DIAGNOSIS_OPTIONAL},
         )
+        if "rule" in c.diagnosis.attrs:  # (maps written before it was JSON keep a Python dict's text)
+            c.diagnosis.attrs["rule"] = rule_json(c.diagnosis.attrs["rule"])
 
 
 def _read_v2(f: h5py.File) -> MapContent:

@@ -13,6 +13,8 @@ numpy, on the CPU.
 
 from __future__ import annotations
 
+import ast
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,6 +23,17 @@ import numpy as np
 #: :attr:`PairTable.source` bits: where a pair's estimate came from.
 NEIGHBOUR = 1  # a nearest neighbour in space: straight-line estimate
 ATTRACTION = 2  # attraction-diffusion connected the pair: the chain's peak
+
+#: :attr:`DiagnosisData.reasons` bits (``/diagnosis/reasons``): why a minimum is flagged
+#: spurious (:mod:`landscape.diagnosis.spurious` says when; kept here, with the map's other
+#: records, so that reading a map needs no torch).
+OFF_DATA, SATURATED, SINK = 1, 2, 4
+#: Each bit's name, as the commands and their ``--json`` give it.
+REASONS = {OFF_DATA: "off the data", SATURATED: "saturated", SINK: "funnel sink"}
+#: A funnel probe's score at or above this is called a funnel: exp(H) falls to sqrt(exp(H_0))
+#: or less (:mod:`landscape.mapping.funnel`; probes record the threshold they used, and a
+#: probe that does not was judged by this).
+FUNNEL_SCORE = 0.5
 
 #: A refined saddle up to this share of the barrier height above its estimate is taken
 #: (see :meth:`PairTable.is_refined`): above a straight segment's maximum (exact) ...
@@ -201,7 +214,8 @@ class DiagnosisData:
 
     spurious : bool [N]; nn_distance : float64 [N];
     bar : attrs of ``/diagnosis/nn_distance`` (the data's own NN-distance quantiles used
-    as the bar); attrs : ``/diagnosis`` attrs.
+    as the bar); attrs : ``/diagnosis`` attrs (``rule``: the thresholds, JSON text of an
+    object; :meth:`rule` parses it).
     Optional: reasons : uint8 [N]; nn_index : int64 [N]; saturation : float64 [N].
     """
 
@@ -212,6 +226,47 @@ class DiagnosisData:
     reasons: np.ndarray | None = None
     nn_index: np.ndarray | None = None
     saturation: np.ndarray | None = None
+
+    def rule(self) -> dict[str, Any] | None:
+        """The thresholds the diagnosis used (attr ``rule``: ``nn_quantile``, ``nn_factor``,
+        ``energy_quantile``, ``saturation_excess``, ``funnel_score``), None where not
+        recorded or not readable (:func:`parse_rule`)."""
+        return parse_rule(self.attrs.get("rule"))
+
+
+def parse_rule(text: Any) -> dict[str, Any] | None:
+    """The ``/diagnosis`` attr ``rule`` as a dict: JSON text of an object, or, as maps
+    written before it was JSON keep it, the text of a Python dict of plain values (read as a
+    literal, :func:`ast.literal_eval`, never run). None for anything else."""
+    if isinstance(text, dict):
+        return dict(text)
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", "replace")
+    if not isinstance(text, str):
+        return None
+    try:
+        value = json.loads(text)
+    except ValueError:
+        if len(text) > 10_000:  # (the old text of five thresholds is some 150 characters)
+            return None
+        try:
+            value = ast.literal_eval(text)  # (a literal only: names, calls and operators are refused)
+        except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+            return None
+    return value if isinstance(value, dict) else None
+
+
+def rule_json(text: Any) -> Any:
+    """The ``/diagnosis`` attr ``rule`` as JSON text: an old map's Python dict text
+    converted (:func:`parse_rule`); JSON text, and anything unreadable, as it is."""
+    if isinstance(text, str):
+        try:
+            json.loads(text)
+            return text
+        except ValueError:
+            pass
+    value = parse_rule(text)
+    return text if value is None else json.dumps(value)
 
 
 @dataclass
@@ -241,7 +296,11 @@ class MapContent:
 
     Attributes
     ----------
-    minima_x : float32 [N, *shape]; minima_energy : float64 [N]; minima_hits : int64 [N]
+    minima_x : float32 or float64 [N, *shape]
+        The minima: float32, or float64 in a map made in float64 (``--float64``, an energy
+        of dtype float64), which keeps them at the precision they were found to
+        (:data:`landscape.io.schema.COORDINATES`).
+    minima_energy : float64 [N]; minima_hits : int64 [N]
     levels : list of Partition
         The attraction-diffusion ladder, ascending ``alpha`` (``/levels``).
     main : int
@@ -251,11 +310,16 @@ class MapContent:
     tree : BarrierTree
         The tree over minima (``/tree``); for a schema-1 map, over the main level's basins
         (its leaves are their representatives).
-    tree_saddle : float32 [N-1, *shape] or None
-        The saddle point of each refined merge (NaN rows elsewhere).
-    tree_path : float32 [N-1, P, *shape] or None
+    tree_saddle : float32 or float64 [N-1, *shape] or None
+        The saddle point of each refined merge (NaN rows elsewhere); float64 where the
+        minima are.
+    tree_path : float32 or float64 [N-1, P, *shape] or None
         The refined path of each refined merge, first side's minimum first (NaN rows
-        elsewhere); stored for small minima only.
+        elsewhere); float64 where the minima are. Kept while all the paths fit a budget of
+        20 million numbers (dimensions x 2 x ``MapConfig.refine_images`` x (N-1) merges:
+        at the default 24 images, dimensions x merges up to 416,666, e.g. 784-pixel
+        images up to 531 merges; a funnel probe that adds minima keeps the map's); None above it
+        and without refinement.
     grid, funnel, diagnosis : optional parts (None when absent).
     attrs : dict
         Group name (``minima``, ``basins``, ``barriers``, ``tree``, ``levels``) -> its

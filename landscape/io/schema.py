@@ -62,7 +62,8 @@ DATASETS: tuple[Dataset, ...] = (
             "string-method saddle energy between the pair; NaN where not refined", "energy"),
     Dataset("barriers/alpha", "float64", "[E]",
             "pull of the attraction-diffusion chain behind the estimate; NaN for a straight-segment estimate",
-            "1 / (T_AD * distance)"),
+            "1 / distance in data space: alpha multiplies the distance ‖x - b‖ in U / T_AD + alpha ‖x - b‖, whose "
+            "U / T_AD has no unit"),
     Dataset("barriers/source", "uint8", "[E]",
             "where the pair came from: bit 1 a nearest neighbour in space, bit 2 attraction-diffusion connected it"),
     Dataset("barriers/saddle_point", "bool", "[E]",
@@ -71,19 +72,26 @@ DATASETS: tuple[Dataset, ...] = (
             "networks their kinks keep it from vanishing: still a real path's top, an upper bound on the barrier), "
             "or not refined; absent in maps of earlier versions", required=False, group="barriers"),
     Dataset("tree/linkage", "float64", "[N-1, 4]",
-            "scipy linkage over the minima (leaves in /minima order); column 2 is the merge's barrier minus the "
-            "attr energy_offset, so scipy accepts it as stored", "energy"),
+            "scipy linkage over the minima (leaves in /minima order), one row per merge, lowest first: columns 0 and 1 "
+            "the two nodes it joins (node i < N is minimum i, node N + k the merge of row k), column 2 its barrier "
+            "minus the attr energy_offset (so scipy accepts it as stored), column 3 the minima below it",
+            "column 2: energy (columns 0, 1: node ids; 3: a count)"),
     Dataset("tree/barrier", "float64", "[N-1]", "absolute barrier energy of each merge; +inf where not connected",
             "energy"),
     Dataset("tree/connected", "bool", "[N-1]",
             "false where no path was found between the two sides (the merge is drawn above everything)"),
     Dataset("tree/refined", "bool", "[N-1]", "true where the merge's height is a string-method saddle"),
     Dataset("tree/pair", "int64", "[N-1]", "row of /barriers whose barrier made the merge; -1 where not connected"),
-    Dataset("tree/saddle", COORDINATES, "[N-1, *shape]", "saddle point of each refined merge; NaN elsewhere",
+    Dataset("tree/saddle", COORDINATES, "[N-1, *shape]",
+            "where each refined merge's barrier lies (U there is /tree/barrier): the refined path's saddle image, or "
+            "the top of the path between its images where that is higher; NaN elsewhere",
             "data space", required=False, group="tree"),
     Dataset("tree/path", COORDINATES, "[N-1, P, *shape]",
-            "refined path of each refined merge, from the first minimum of its pair; NaN rows elsewhere "
-            "(kept for small minima only; absent with --no-refine)", "data space", required=False, group="tree"),
+            "refined path of each refined merge, from the first minimum of its pair; NaN rows elsewhere. Kept "
+            "within a budget of 20 million numbers: dimensions x 2 x the string's images (MapConfig.refine_images, "
+            "24; a string run again has twice as many) x merges (N-1) at most, so at the default dimensions x "
+            "merges up to 416,666 (784-pixel images: up to 531 merges); a funnel probe that adds minima keeps the "
+            "map's. Absent above the budget and with --no-refine", "data space", required=False, group="tree"),
     Dataset("levels/<k>/minima/basin", "int64", "[N]", "basin of each minimum at magnetization alpha_k"),
     Dataset("levels/<k>/basins/representative", "int64", "[B_k]", "index into /minima of each basin's lowest minimum"),
     Dataset("levels/<k>/basins/energy", "float64", "[B_k]", "energy of each basin's lowest minimum, ascending",
@@ -133,7 +141,10 @@ ROOT_ATTRS: tuple[tuple[str, str], ...] = (
     ("source", "JSON: what was mapped (checkpoint path and sha256, or an energy spec); a record, never run"),
     ("config", "JSON: the mapping settings as given (null: chosen from the landscape)"),
     ("settings", "JSON: the settings the map chose and used (temperatures, steps, alpha unit, ...)"),
-    ("seconds", "JSON: wall time per stage"),
+    ("seconds", "JSON: wall time per stage, stage -> seconds: minima, neighbours, basins_<k> (the "
+                "attraction-diffusion of the ladder's rungs run together from rung k on: basins_0 the ladder, "
+                "basins_5 say a rung added above it, basins_r0 the rungs inserted into it), refine; `landscape info "
+                "--json` and `tree --json` sum the basins_<k> into one stage, basins"),
     ("ranks", "processes (torchrun ranks) of the run that made the map; 1: one process (absent in older maps)"),
     ("work_split", "JSON: how the ranks shared the work: split_from (the batch size from which that run split "
                    "each batch of energy evaluations into one slice of rows per rank; null: it split none, every "
@@ -174,7 +185,9 @@ GROUP_ATTRS: tuple[tuple[str, str], ...] = (
                 "occupancy the score compares with), score_rule, funnel_threshold, seconds, noise_unit and "
                 "noise_unit_source (the unit --noise was given in, and where it came from, in words; absent in older "
                 "probes)"),
-    ("/diagnosis", "dataset, data_examples, rule (the thresholds), energy_bar and data_energy_q10/q50/q90 (the "
+    ("/diagnosis", "dataset, data_examples, rule (JSON: the thresholds, nn_quantile, nn_factor, energy_quantile, "
+                   "saturation_excess, funnel_score; maps of earlier versions hold a Python dict's text, which "
+                   "read_map reads), energy_bar and data_energy_q10/q50/q90 (the "
                    "data's energies), data_saturation and saturation_bar (images), off_data, saturated, sinks and "
                    "spurious (counts), reason_bits (what /diagnosis/reasons' bits mean), sink_basins (where there "
                    "are sinks)"),

@@ -42,7 +42,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from landscape.errors import LandscapeError
-from landscape.io.records import FunnelData, MapContent, Partition
+from landscape.io.records import FUNNEL_SCORE, FunnelData, MapContent, Partition
 from landscape.mapping.tree import BarrierTree, basin_tree
 
 __all__ = [
@@ -725,12 +725,12 @@ FUNNEL, NO_FUNNEL, TOO_FEW_CHAINS, UNDEFINED = "a funnel", "no funnel", "too few
 FUNNEL_VERDICTS = (FUNNEL, NO_FUNNEL, TOO_FEW_CHAINS, UNDEFINED)
 
 
-def _threshold(funnel: FunnelData) -> float:
+def funnel_threshold(funnel: FunnelData) -> float:
+    """The score from which the probe is a funnel: as it recorded it, else (a probe that
+    does not record it) :data:`landscape.io.records.FUNNEL_SCORE`."""
     value = funnel.attrs.get("funnel_threshold")
     if isinstance(value, (int, float, np.integer, np.floating)) and math.isfinite(float(value)):
         return float(value)
-    from landscape.mapping.funnel import FUNNEL_SCORE  # (a probe that does not record its threshold)
-
     return FUNNEL_SCORE
 
 
@@ -756,7 +756,7 @@ def funnel_verdict(funnel: FunnelData) -> str:
     score = float(funnel.score)
     if not math.isfinite(score):
         return UNDEFINED
-    if score >= _threshold(funnel):
+    if score >= funnel_threshold(funnel):
         return FUNNEL
     chains = funnel_chains(funnel)
     entropy = _scored(np.asarray(funnel.entropy, dtype=np.float64))

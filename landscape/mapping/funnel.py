@@ -52,9 +52,8 @@ from landscape.mapping.pipeline import describe_progress as describe_progress_of
 from landscape.mapping.pipeline import progress_arrays as pipeline_progress_arrays
 from landscape.mapping.minima import Minima, QuenchResult, describe_stops, energy_tie, merge_duplicates, quench
 from landscape.mapping.neighbors import nearest
+from landscape.io.records import FUNNEL_SCORE  # (a score at or above it is called a funnel)
 
-#: A score at or above this is called a funnel: exp(H) falls to sqrt(exp(H_0)) or less.
-FUNNEL_SCORE = 0.5
 #: Sinks: the fullest basins of a level, taken until they hold this share of its chains.
 SINK_SHARE = 0.5
 PROGRESS_KIND = "funnel"

@@ -428,7 +428,7 @@ def draw_funnel_scores(profiles: Profiles, names: Sequence[str], ax: Any) -> Any
 def draw_spurious_shares(profiles: Profiles, names: Sequence[str], ax: Any) -> Any:
     """Grouped bars: each side's spurious share of minima, of chains, and per reason;
     return ``ax``."""
-    from landscape.diagnosis.spurious import REASONS
+    from landscape.io.records import REASONS
 
     cats = ["any (minima)", "any (chains)", *REASONS.values()]
     width = 0.38

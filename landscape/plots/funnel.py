@@ -268,7 +268,7 @@ def draw_funnel(content: MapContent, fig: Any, *, title: str | None = None, max_
     LandscapeError
         If the map has no funnel probe.
     """
-    from landscape.mapping.funnel import FUNNEL_SCORE
+    from landscape.io.records import FUNNEL_SCORE
 
     funnel = _funnel(content)
     k_star, star_sinks = _pictured_sinks(content)
