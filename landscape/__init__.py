@@ -93,6 +93,8 @@ _EXPORTS = {
     "FunnelResult": "landscape.mapping.funnel",
     "funnel_probe": "landscape.mapping.funnel",
     "funnel_config": "landscape.mapping.funnel",
+    "Located": "landscape.mapping.locate",
+    "locate": "landscape.mapping.locate",
     "Diagnosis": "landscape.diagnosis.spurious",
     "DiagnosisRule": "landscape.diagnosis.spurious",
     "diagnose": "landscape.diagnosis.spurious",
