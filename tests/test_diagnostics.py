@@ -182,6 +182,7 @@ def test_save_image_grid_size_values_and_nonfinite(tmp_path):
     tile = img[0:48, 102:150]
     assert (tile[3 * 6 : 4 * 6, 4 * 6 : 5 * 6] == (255, 0, 255)).all()  # the NaN pixel, magenta
     assert (tile[0:6, 0:6] == 128).all()  # zero -> mid grey elsewhere in the tile
+    assert (img[102:150, 102:198] == 255).all()  # the two cells past the tenth image: blank, not separator blue
 
 
 def test_save_image_grid_rgb_clamp_scale_and_labels(tmp_path):

@@ -291,6 +291,13 @@ def test_image_grids_carry_their_caption(tmp_path):
         assert b.size[1] > a.size[1] and b.size[0] == max(a.size[0], tf.MIN_CAPTION_PX)
         top = np.asarray(b.convert("L"))[:10]
         assert (top < 128).any() and (top == 255).mean() > 0.5  # black text on a white strip
+    # a long path, one word wider than the grid, wraps in pieces (it was cut off at the edge)
+    long = tmp_path / "long.png"
+    tf.save_image_grid(x, long, caption="m: " + "a_very_long_directory_name/" * 6 + "run.pt, 4 chains")
+    with Image.open(long) as c, Image.open(captioned) as b:
+        strip = np.asarray(c.convert("L"))[: c.size[1] - 2 * 48 - 3]
+        assert c.size[1] - b.size[1] >= 2 * 10  # two lines or more below the first
+        assert (strip[:, -2:] == 255).all()  # nothing runs off the right edge
 
 
 def test_chain_pictures_name_the_model_start_and_steps(tmp_path):

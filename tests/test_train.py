@@ -458,6 +458,22 @@ def test_diagnostics_show_the_late_oscillation_of_d_st_and_the_detrended_autocor
     assert "detrended" in auto.get_title()
     np.testing.assert_allclose(detrend_linear(3.0 + 2.0 * np.arange(10.0)), 0.0, atol=1e-12)
 
+    # v_t, r_t and the energies follow the later part too where an early transient would
+    # flatten it (the demo's digits v_t: 330 in the first updates, then a flat 50)
+    seen.clear()
+    v2 = 50.0 + 0.5 * alternating
+    v2[:30] = 330.0
+    e = -60.0 + alternating
+    e[:30] = -2700.0
+    plot_training_diagnostics({"step": np.arange(1.0, n + 1), "d_st": d, "v_t": v2, "r_t": v2 * 1e-3,
+                               "energy_pos": e, "energy_neg": e - 0.5}, tmp_path / "f.png")
+    vt, rt, energies = seen[0].axes[1], seen[0].axes[2], seen[0].axes[5]
+    assert vt.get_ylim()[0] == 0.0 and 50 < vt.get_ylim()[1] < 70 and vt.get_yscale() == "linear"
+    assert "30 updates off-scale" in " ".join(t.get_text() for t in vt.texts)
+    assert rt.get_ylim()[1] < 0.07
+    lo, hi = energies.get_ylim()
+    assert -65 < lo and hi < -55, (lo, hi)
+
     # a series without a transient keeps the axis' own limits
     seen.clear()
     plot_training_diagnostics({"d_st": alternating[:100], "v_t": v[:100], "r_t": v[:100]}, tmp_path / "e.png")

@@ -124,9 +124,11 @@ LATE_SHARE = 0.5
 OFF_SCALE_RATIO = 3.0
 
 
-def robust_limits(y: np.ndarray, late_share: float = LATE_SHARE) -> tuple[float, float] | None:
+def robust_limits(y: np.ndarray, late_share: float = LATE_SHARE, *,
+                  include_zero: bool = True) -> tuple[float, float] | None:
     """Y-limits that show the later part of a training series (its last ``late_share``,
-    between its 0.5th and 99.5th percentiles, padded by a fifth of that range, 0 included),
+    between its 0.5th and 99.5th percentiles, padded by a fifth of that range, 0 included
+    unless ``include_zero`` is False),
     or None where the whole finite series fits within ``OFF_SCALE_RATIO`` times that range
     (the axis' own limits then show everything) or is too short (under 20 updates)."""
     finite = y[np.isfinite(y)]
@@ -137,7 +139,8 @@ def robust_limits(y: np.ndarray, late_share: float = LATE_SHARE) -> tuple[float,
     if late.size < 10:
         return None
     lo, hi = (float(v) for v in np.percentile(late, [0.5, 99.5]))
-    lo, hi = min(lo, 0.0), max(hi, 0.0)
+    if include_zero:
+        lo, hi = min(lo, 0.0), max(hi, 0.0)
     span = hi - lo
     if span <= 0:
         span = max(abs(lo), 1.0)
@@ -167,6 +170,8 @@ def _mark_off_scale(ax: Any, step: np.ndarray, y: np.ndarray, limits: tuple[floa
                         "y-range: the later half's 0.5-99.5th percentiles",
             transform=ax.transAxes, ha="right", va="bottom", fontsize=7,
             bbox={"facecolor": "white", "alpha": 0.8, "edgecolor": "none"})
+    if ax.get_legend() is not None:  # (the note holds the lower right: the legend goes above it)
+        ax.legend(loc="upper right", fontsize=7)
 
 
 def draw_gap(ax: Any, step: np.ndarray, d: np.ndarray) -> None:
@@ -180,6 +185,19 @@ def draw_gap(ax: Any, step: np.ndarray, d: np.ndarray) -> None:
         _mark_off_scale(ax, step, d, limits, "C0")
     ax.set_title(r"energy gap $d_{s_t} = \overline{U}(X^+) - \overline{U}(X^-)$")
     ax.set_ylabel(r"$d_{s_t}$ (energy units)")
+
+
+def _follow_later_part(ax: Any, step: np.ndarray, y: np.ndarray, color: str) -> None:
+    """On a linear axis, the y-range of :func:`draw_gap`: the later part of training where
+    an early transient would flatten the rest, the off-scale updates marked."""
+    if ax.get_yscale() != "linear":
+        return
+    limits = robust_limits(y)
+    if limits is not None:
+        finite = y[np.isfinite(y)]
+        if finite.size and finite.min() >= 0:  # (no room below zero for a series that cannot go there)
+            limits = (max(limits[0], 0.0), limits[1])
+        _mark_off_scale(ax, step, y, limits, color)
 
 
 def _update_axis(ax: Any) -> None:
@@ -285,6 +303,13 @@ def draw_energies(ax: Any, step: np.ndarray, e_pos: np.ndarray, e_neg: np.ndarra
         marker = "o" if n <= 5 else None  # a line of 1 point is invisible
         ax.plot(step[idx], y_plot[idx], color=color, lw=0.8, label=label, marker=marker, ms=3)
     _update_axis(ax)
+    # (an early transient, the energies of the first updates, would flatten the rest)
+    found = [lim for lim in (robust_limits(y, include_zero=False) for y, _, _ in lines) if lim is not None]
+    if found:
+        ax.set_ylim(min(lo for lo, _ in found), max(hi for _, hi in found))
+        ax.text(0.99, 0.02, "y-range: the later half's 0.5-99.5th percentiles (earlier updates off-scale)",
+                transform=ax.transAxes, ha="right", va="bottom", fontsize=7,
+                bbox={"facecolor": "white", "alpha": 0.8, "edgecolor": "none"})
     ax.set_ylabel("mean energy")
     ax.legend(loc="best", fontsize=7)
     ax.set_title("energies of data and short-run samples")
@@ -361,11 +386,13 @@ def plot_training_diagnostics(
 
     ax = axes[0, 1]
     _line_panel(ax, step, v, "C1", r"$v_t$", log_if_wide=True)
+    _follow_later_part(ax, step, v, "C1")
     ax.set_title(r"gradient strength $v_t$ (mean $\Vert\partial U/\partial x\Vert_2$ along chains)")
     ax.set_ylabel(r"$v_t$ (energy / data unit)")
 
     ax = axes[0, 2]
     _line_panel(ax, step, r, "C2", r"$r_t$", log_if_wide=True)
+    _follow_later_part(ax, step, r, "C2")
     ax.set_title(r"gradient displacement $r_t = \frac{\varepsilon^2}{2} v_t$ per Langevin step")
     ax.set_ylabel(r"$r_t$ (data units per step)")
 
@@ -415,7 +442,7 @@ def save_image_grid(
 
     Tiles are laid out row by row, ``nrow`` per row, separated by pale blue lines ``gap``
     pixels wide (:data:`GAP_SHARE` of a tile's shorter side, at least 1; no outer frame);
-    unused cells are pale blue too. Values map linearly from ``value_range`` to 0..255 and
+    unused cells are white. Values map linearly from ``value_range`` to 0..255 and
     are clamped; pixels with any non-finite channel are drawn magenta so that a diverged
     sample is visible rather than silently clipped. Images are upscaled by an integer
     nearest-neighbour factor ``scale``. A ``caption`` (the model, where the chains started,
@@ -505,6 +532,9 @@ def save_image_grid(
     cell_h = th + label_h
     canvas = np.empty((nrows * cell_h + (nrows - 1) * gap, ncol * tw + (ncol - 1) * gap, 3), dtype=np.uint8)
     canvas[:] = BORDER_RGB
+    if b < ncol * nrows:  # (the cells past the last image, and the gaps between them: blank, not separator)
+        r0, c0 = (b // nrow) * (cell_h + gap), (b % nrow) * (tw + gap)
+        canvas[r0 : r0 + cell_h, c0:] = 255
     for i in range(b):
         r0, c0 = (i // nrow) * (cell_h + gap), (i % nrow) * (tw + gap)
         canvas[r0 : r0 + th, c0 : c0 + tw] = rgb[i]
@@ -536,6 +566,20 @@ def save_image_grid(
     return path
 
 
+def _fitting_pieces(words: list[str], measure: Any, font: Any, width: float) -> list[str]:
+    """``words``, each one wider than ``width`` (a long path) cut into pieces that fit."""
+    out = []
+    for word in words:
+        while measure.textlength(word, font=font) > width and len(word) > 1:
+            k = len(word) - 1
+            while k > 1 and measure.textlength(word[:k], font=font) > width:
+                k -= 1
+            out.append(word[:k])
+            word = word[k:]
+        out.append(word)
+    return out
+
+
 def _captioned(img: Any, caption: str) -> Any:
     """``img`` below a white strip with ``caption`` in black, wrapped to its width (a grid
     narrower than ``MIN_CAPTION_PX`` is centred on a white canvas that wide)."""
@@ -550,7 +594,7 @@ def _captioned(img: Any, caption: str) -> Any:
     lines: list[str] = []
     for paragraph in caption.split("\n"):
         line = ""
-        for word in paragraph.split():
+        for word in _fitting_pieces(paragraph.split(), measure, font, width - 6):
             trial = f"{line} {word}".strip()
             if line and measure.textlength(trial, font=font) > width - 6:
                 lines.append(line)

@@ -515,7 +515,7 @@ def draw_levels(content: MapContent, ax: Any, *, title: str | None = None) -> An
     main = alpha[content.main]
     if main > 0 and math.isfinite(main):
         ax.scatter([main], [content.n_basins], marker="*", s=200, c="tab:red", zorder=3,
-                   label=f"main level: alpha {main:.4g}{' units' if units else ''}, {content.n_basins} basins")
+                   label=f"main level: alpha {main:.4g}{' units' if units else ''}, {content.n_basins} basin{'' if content.n_basins == 1 else 's'}")
     ax.set_xscale("log")
     ax.set_yscale("log")
 

@@ -154,6 +154,7 @@ def draw_tree(
     if not tree.connected.all():
         ax.text(len(order) - 0.5, tree.top, "no path found ", va="bottom", ha="right", fontsize=8, color="grey")
     plural = "minima" if name == "minimum" else name + "s"
+    counted = f"{n} {name if n == 1 else plural}"
     from matplotlib.lines import Line2D
 
     handles = []
@@ -180,7 +181,7 @@ def draw_tree(
     unnumbered = "; too many to number them: the text tree lists them" if len(order) > 60 else ""
     ax.set_xlabel(f"{plural} ({n}{folded}{unnumbered})")
     width = axes_width(ax)
-    ax.set_title(wrap(title or f"disconnectivity graph ({n} {plural})", width, 10), fontsize=10)
+    ax.set_title(wrap(title or f"disconnectivity graph ({counted})", width, 10), fontsize=10)
     for side in ("top", "right"):
         ax.spines[side].set_visible(False)
     return ax
@@ -207,7 +208,8 @@ def draw_map_tree(content: MapContent, ax: Any, *, level: int | None = None, bas
         name = "basin"
         sizes = part.hits(content.minima_hits)
         colors = None
-        default = f"{short_source(content)}: disconnectivity graph over {tree.n_leaves} basins, {level_name(content, level)}"
+        default = (f"{short_source(content)}: disconnectivity graph over {tree.n_leaves} "
+                   f"basin{'' if tree.n_leaves == 1 else 's'}, {level_name(content, level)}")
     else:
         tree = content.tree
         name = "minimum"
@@ -216,7 +218,8 @@ def draw_map_tree(content: MapContent, ax: Any, *, level: int | None = None, bas
         colors = [palette[int(b)] for b in part.basin]
         greyed = (f" (the {part.n_basins - grey} with most minima in colour, the other {grey} grey)"
                   if grey else "")
-        default = (f"{short_source(content)}: disconnectivity graph over {tree.n_leaves} minima, coloured by "
+        default = (f"{short_source(content)}: disconnectivity graph over {tree.n_leaves} "
+                   f"minim{'um' if tree.n_leaves == 1 else 'a'}, coloured by "
                    f"basin at {level_name(content, level)}{greyed}")
     marked = np.flatnonzero(spurious[tree.leaves]).tolist()
     return draw_tree(tree, ax, colors=colors, sizes=sizes, marked=marked, max_leaves=max_leaves,
