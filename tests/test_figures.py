@@ -187,6 +187,19 @@ def test_a_2d_map_marks_no_saddle_on_a_flat_merge_and_turns_labels_at_its_edges_
     assert corner.get_ha() == "right" and corner.xyann[0] < 0 and corner.xyann[1] < 0
 
 
+def test_many_basins_of_a_few_coordinates_are_a_heat_map_not_a_band_of_lines(make_map):
+    # (32 basins of a 5-D map as 32 parallel-coordinate lines on top of each other, their
+    # "#k" labels run together)
+    from landscape.plots.maps import MAX_LINES, draw_representatives
+
+    rng = np.random.default_rng(0)
+    few, many = (make_map(rng.normal(size=(n, 5)), np.arange(float(n))) for n in (MAX_LINES, MAX_LINES + 1))
+    ax = draw_representatives(few, new_axes(), level=0)
+    assert not ax.images and len(ax.lines) >= MAX_LINES
+    ax = draw_representatives(many, new_axes(), level=0)
+    assert len(ax.images) == 1 and len(ax.get_yticklabels()) == MAX_LINES + 1
+
+
 def test_representatives_of_vectors(tmp_path, make_map):
     assert_png(plot_representatives(vector_content(make_map, 5), tmp_path / "lines.png"))
     assert_png(plot_representatives(vector_content(make_map, 50), tmp_path / "heat.png"))

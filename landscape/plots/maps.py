@@ -104,8 +104,8 @@ def draw_representatives(content: MapContent, target: Any, *, level: int | None 
     flagged spurious). ``target`` may be a Figure or SubFigure (the grid fills it, titled
     above) or an Axes (the grid fills the axes' box as inset axes). Vectors of D > 2
     dimensions: one line per representative across the coordinates (parallel
-    coordinates, D <= 32) or a heat map (rows basins, columns coordinates), coloured by
-    energy, into the Axes (or a new axes filling the figure); of one dimension, every
+    coordinates, D <= 32 and at most :data:`MAX_LINES` basins, coloured by energy) or a heat
+    map (rows basins, columns coordinates), into the Axes (or a new axes filling the figure); of one dimension, every
     minimum at its coordinate and energy, coloured by its basin's.
 
     Parameters
@@ -187,6 +187,11 @@ def _image_grid(content: MapContent, part: Partition, order: np.ndarray, title: 
         target.suptitle(title, fontsize=fontsize, y=1 - 0.1 / box_h, va="top")
 
 
+#: Basins drawn as lines across the coordinates at most; more overlap into one band and
+#: their labels into a blot (32 basins of a 5-D map), so they are drawn as a heat map.
+MAX_LINES = 12
+
+
 def _vector_lines_or_heat(content: MapContent, part: Partition, order: np.ndarray, title: str, ax: Any) -> None:
     from matplotlib import colormaps
     from matplotlib.cm import ScalarMappable
@@ -213,7 +218,7 @@ def _vector_lines_or_heat(content: MapContent, part: Partition, order: np.ndarra
         ax.set_ylabel("energy U")
         ax.legend(fontsize=7, loc="best")
         ax.figure.colorbar(ScalarMappable(norm=norm, cmap=cmap), ax=ax, label="basin energy")
-    elif d <= 32:
+    elif d <= 32 and order.size <= MAX_LINES:
         coords = np.arange(d)
         for k in range(order.size - 1, -1, -1):  # lowest basins drawn last, on top
             ax.plot(coords, x[k], color=cmap(norm(energy[k])), lw=1.6 if k < 10 else 0.8, alpha=0.9)
@@ -279,7 +284,7 @@ def plot_representatives(
         fig = new_figure(fig_w, fig_h)
     else:
         d = int(np.prod(np.shape(content.minima_x)[1:]))
-        if d <= 32:
+        if d <= 32 and order.size <= MAX_LINES:
             fig = new_figure(max(6.0, 0.35 * d + 3.0), 4.5, layout="constrained")
         else:
             fig = new_figure(min(16.0, max(6.0, 0.02 * d + 4.0)), min(16.0, max(3.0, 0.18 * order.size + 1.5)),
