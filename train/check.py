@@ -1014,6 +1014,8 @@ def _log_if_decades(ax: Any, values: list[float]) -> None:
     """A log y-axis where the values lie decades apart (drifting chains), else linear."""
     if min(values) > 0 and max(values) > 20 * min(values):
         ax.set_yscale("log")
+        label = ax.yaxis.label  # (two models' checks side by side can differ here: say so)
+        ax.set_ylabel(f"{label.get_text()} (log scale)".strip(), fontsize=label.get_fontsize())
 
 
 def save_check_samples(result: CheckResult, path: str | os.PathLike, energy: Energy, init: str = "data") -> Path:
