@@ -63,7 +63,7 @@ from landscape.cli.options import (
               help="Rungs added above --ladder at most while more than one basin is left.")
 @click.option("--ladder-refine", type=click.IntRange(min=0), default=4, show_default=True,
               help="Rungs inserted at most, in one pass after the ladder, between two pulls where the stronger "
-                   "keeps fewer than a quarter of the weaker one's basins (at their geometric mean), so that such "
+                   "keeps a quarter of the weaker one's basins or fewer (at their geometric mean), so that such "
                    "a step shows one level between; a step still as steep after it is left (give --ladder for "
                    "finer rungs); 0: none.")
 @click.option("--alpha-unit", type=str, default="auto", show_default=True, metavar="auto|NUMBER",

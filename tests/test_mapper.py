@@ -135,6 +135,21 @@ def test_rungs_are_inserted_where_a_step_of_the_ladder_loses_most_basins(tmp_pat
     assert back.attrs["levels"]["inserted"] == 1
 
 
+def test_a_rung_goes_in_where_a_step_keeps_exactly_a_quarter_of_the_basins():
+    # (wells of curvatures 1, 100 and 10^4 along three axes: 8, 8, 8, 8, 2, ... basins, the
+    # level of 4 between never looked for: 8 -> 2 is a quarter, and the rule wanted fewer)
+    from types import SimpleNamespace
+
+    from landscape.mapping.pipeline import _midpoints
+
+    def rungs(*pairs):
+        return [SimpleNamespace(multiplier=m, n_basins=b) for m, b in pairs]
+
+    assert _midpoints(rungs((1.0, 8), (3.0, 2)), 4) == [1.73]
+    assert _midpoints(rungs((1.0, 9), (3.0, 3)), 4) == []  # (a third: left)
+    assert _midpoints(rungs((1.0, 8), (1.1, 2)), 4) == []  # (pulls too close to split)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("scale", [0.01, 100.0])
 def test_a_scaled_energy_gives_the_scaled_map(wells3, scale):

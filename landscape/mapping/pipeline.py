@@ -1372,14 +1372,14 @@ def _ladder_saved(run: _Run, keys: list[str], pulls: list[float], title: str, wh
 
 
 def _midpoints(levels: list[Partition], budget: int) -> list[float]:
-    """Pulls between neighbouring rungs (sorted by pull) where the stronger keeps fewer than
-    1/``LADDER_JUMP`` of the weaker one's basins: the geometric mean of each such pair's
+    """Pulls between neighbouring rungs (sorted by pull) where the stronger keeps at most
+    1/``LADDER_JUMP`` of the weaker one's basins (8 -> 2 too: a level of 4 can lie between): the geometric mean of each such pair's
     pulls (3 significant digits), the largest drops first, at most ``budget``; none between
     pulls closer than a factor 1.15."""
     ordered = sorted(levels, key=lambda p: p.multiplier)
     gaps = [(lo.n_basins / hi.n_basins, math.sqrt(lo.multiplier * hi.multiplier))
             for lo, hi in zip(ordered, ordered[1:])
-            if lo.n_basins > LADDER_JUMP * hi.n_basins and hi.multiplier > 1.15 * lo.multiplier]
+            if lo.n_basins >= LADDER_JUMP * hi.n_basins and hi.multiplier > 1.15 * lo.multiplier]
     return [float(f"{m:.3g}") for _, m in sorted(gaps, key=lambda g: -g[0])[:budget]]  # (a pull one can type)
 
 

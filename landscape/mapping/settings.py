@@ -92,7 +92,7 @@ from landscape.sampling.langevin import MAX_EPS
 DEFAULT_LADDER = (0.03, 0.1, 0.3, 1.0, 3.0)
 #: Factor between the rungs added above the ladder.
 LADDER_FACTOR = 3.0
-#: A rung is inserted between two neighbouring pulls where the stronger keeps fewer than
+#: A rung is inserted between two neighbouring pulls where the stronger keeps at most
 #: 1/LADDER_JUMP of the weaker one's basins (``ladder_refine`` rungs at most).
 LADDER_JUMP = 4.0
 #: The quench's default tolerance, as a fraction of the median gradient norm at uniform
@@ -167,8 +167,8 @@ class MapConfig:
         more than one basin.
     ladder_refine : int
         Rungs inserted at most (in one batch, after the ladder), each at the geometric mean
-        of two neighbouring pulls where the stronger keeps fewer than a quarter of the
-        weaker one's basins, the largest drops first (the hierarchy between 64 basins and 1,
+        of two neighbouring pulls where the stronger keeps a quarter of the weaker one's
+        basins or fewer, the largest drops first (the hierarchy between 64 basins and 1,
         say, instead of nothing); 0 for the ladder as given.
     max_steps, patience, attempts, average, round_size, batch_size :
         Attraction-diffusion trial settings (see :class:`landscape.mapping.ad.ADConfig`).
