@@ -57,3 +57,6 @@ def test_a_point_in_a_well_the_map_lacks_is_minus_one_and_bad_points_are_one_lin
     with pytest.raises(LandscapeError):  # an energy that is not the map's
         locate(wells(2.0), m, np.zeros((1, 2)))
     assert locate(energy, m, np.zeros((0, 2))).minimum.shape == (0,)
+    # a point outside the box the map covers is located from the box's nearest point, and said to be
+    far = locate(energy, m, np.array([[-3.5, 0.0], [-1.0, 0.0]]))
+    assert far.outside.tolist() == [True, False] and far.minimum[0] == far.minimum[1]

@@ -49,6 +49,9 @@ class Located:
         Their energies.
     level : int
         The level of the map's ladder the basins are of.
+    outside : ndarray bool [N]
+        The point lies outside the energy's data box, which the map covers: its quench ran
+        inside the box from the nearest point of it, as the map's chains did.
     """
 
     minimum: np.ndarray
@@ -57,6 +60,7 @@ class Located:
     x: torch.Tensor
     energy: np.ndarray
     level: int
+    outside: np.ndarray
 
 
 @runs_frozen
@@ -102,7 +106,12 @@ def locate(energy: Energy, content: MapContent, x: torch.Tensor | np.ndarray, *,
     n = points.shape[0]
     if n == 0:
         empty = np.zeros(0, dtype=np.int64)
-        return Located(empty, empty.copy(), np.zeros(0), points.detach(), np.zeros(0), chosen)
+        return Located(empty, empty.copy(), np.zeros(0), points.detach(), np.zeros(0), chosen, np.zeros(0, bool))
+    outside = np.zeros(n, dtype=bool)
+    if energy.data_range is not None:
+        low, high = energy.data_range
+        flat = points.detach().reshape(n, -1)
+        outside = ((flat < low) | (flat > high)).any(dim=1).cpu().numpy()
     q = quench(energy, points, max_steps=config.quench_steps, grad_tol=config.grad_tol, box=energy.data_range)
     minima_x = torch.from_numpy(np.asarray(content.minima_x)).to(energy.device, energy.dtype)
     d, i = nearest(q.x.detach(), minima_x)
@@ -111,4 +120,4 @@ def locate(energy: Energy, content: MapContent, x: torch.Tensor | np.ndarray, *,
     minimum[distance > config.merge_radius] = -1
     basin = np.where(minimum >= 0, np.asarray(part.basin)[np.maximum(minimum, 0)], -1).astype(np.int64)
     return Located(minimum=minimum, basin=basin, distance=distance, x=q.x.detach(),
-                   energy=q.energy.double().cpu().numpy(), level=chosen)
+                   energy=q.energy.double().cpu().numpy(), level=chosen, outside=outside)
