@@ -74,6 +74,7 @@ def folders(tmp_path, monkeypatch):
     elsewhere.mkdir()
     marker = tmp_path / "MARKER"
     (here / "evilmod.py").write_text(EVIL.format(marker=str(marker)))
+    (here / "landscape.potentials:evil.py").write_text(EVIL.format(marker=str(marker)))
     (elsewhere / "evil.py").write_text(EVIL.format(marker=str(marker)))
     monkeypatch.chdir(here)
     monkeypatch.syspath_prepend(str(here))
@@ -96,6 +97,13 @@ def _records(here: Path, elsewhere: Path, marker: Path) -> dict[str, tuple[dict,
         "os.system as a function": ({"kind": "function", "spec": "os:system", **geometry}, "--energy"),
         "a .py path elsewhere": ({"kind": "function", "spec": f"{elsewhere / 'evil.py'}:f", **geometry}, "--energy"),
         "a module in this folder": ({"kind": "function", "spec": "evilmod:f", **geometry}, "--energy"),
+        # (a file in this folder named so that the spec reads as one of our own potentials)
+        "a file named as our own potentials": (
+            {"kind": "function", "spec": "landscape.potentials:evil.py:f", **geometry}, "--energy"
+        ),
+        "a private helper of our potentials": (
+            {"kind": "function", "spec": "landscape.potentials:_constants", **geometry}, "--energy"
+        ),
         "os.system as a network": (
             {"kind": "model", "spec": "os:system", "kwargs": {"command": f"touch {marker}"}, **geometry}, "--model"
         ),
@@ -123,7 +131,8 @@ def _records(here: Path, elsewhere: Path, marker: Path) -> dict[str, tuple[dict,
 
 
 CASES = [
-    "os.system as a function", "a .py path elsewhere", "a module in this folder", "os.system as a network",
+    "os.system as a function", "a .py path elsewhere", "a module in this folder", "a file named as our own potentials",
+    "a private helper of our potentials", "os.system as a network",
     "a network from a .py path", "a TorchScript file", "TorchScript recorded as a checkpoint", "a pickled payload",
     "a path outside both folders", "a link out of the map's folder", "no sha256", "an unknown kind",
     "a shape that is not a shape",

@@ -327,6 +327,24 @@ _DATA_KINDS = ("checkpoint", "state_dict")
 _OWN_FUNCTIONS = "landscape.potentials:"
 
 
+def _own_potential(spec: str) -> bool:
+    """``spec`` is ``landscape.potentials:NAME`` naming a function defined in that module:
+    one of our own analytic potentials, which a map's record may name. Anything else that
+    starts so (``landscape.potentials:x.py:f`` is a file of that name in the current folder
+    to the importer) is code the user did not name."""
+    if not spec.startswith(_OWN_FUNCTIONS):
+        return False
+    name = spec[len(_OWN_FUNCTIONS):]
+    if not name.isidentifier() or name.startswith("_"):
+        return False
+    import inspect
+
+    from landscape import potentials
+
+    obj = getattr(potentials, name, None)
+    return inspect.isfunction(obj) and obj.__module__ == potentials.__name__
+
+
 def energy_for_map(
     map_path: Path,
     content: Any,
@@ -415,7 +433,7 @@ def energy_for_map(
     if kind == "function":
         if network is not None or weights is not None:
             raise LandscapeError(f"{map_path} maps a Python function, not a network: use --energy, not --model/--weights")
-        if energy is None and spec.startswith(_OWN_FUNCTIONS):
+        if energy is None and _own_potential(spec):
             return resolve_energy(None, energy=spec, shape=shape, box=box, float64=float64, device=device)
         if energy is None:
             trust = f" (pass --energy {spec} only if you trust that code)" if ":" in spec else ""
