@@ -320,12 +320,15 @@ def list_images(path: Path) -> list[Path]:
 
     Hidden files and folders (name starting with ".") are skipped: they are caches or
     metadata such as macOS ``._name.jpg`` forks, which share the suffix but are not images.
+    So is anything that is not a regular file (links followed): a FIFO named ``a.png``
+    would block the read forever, a device never end.
     """
     found = []
     for dirpath, dirnames, filenames in os.walk(path):
         dirnames[:] = [d for d in dirnames if not d.startswith(".")]
         for name in filenames:
-            if not name.startswith(".") and Path(name).suffix.lower() in IMAGE_SUFFIXES:
+            if not name.startswith(".") and Path(name).suffix.lower() in IMAGE_SUFFIXES \
+                    and os.path.isfile(os.path.join(dirpath, name)):
                 found.append(Path(dirpath) / name)
     return sorted(found, key=lambda p: p.relative_to(path).as_posix())
 

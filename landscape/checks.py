@@ -239,7 +239,8 @@ def format_bytes(n: float) -> str:
 
 def available_memory(device: Any = None) -> int | None:
     """Bytes free for new arrays on ``device`` (None or a CPU: this machine's available
-    memory, from /proc/meminfo's MemAvailable, else ``os.sysconf``); None when unknown."""
+    memory, from /proc/meminfo's MemAvailable, else ``os.sysconf``, and no more than the
+    process's address-space limit or its cgroup's memory limit leave); None when unknown."""
     kind = getattr(device, "type", None) or (str(device).split(":")[0] if device is not None else "cpu")
     if kind == "cuda":
         import torch
@@ -249,16 +250,50 @@ def available_memory(device: Any = None) -> int | None:
         except (RuntimeError, AssertionError, ValueError):
             return None
         return int(free)
+    free: int | None = None
     try:
         with open("/proc/meminfo") as f:
             found = re.search(r"^MemAvailable:\s+(\d+)\s+kB", f.read(), flags=re.MULTILINE)
         if found:
-            return int(found.group(1)) * 1024
+            free = int(found.group(1)) * 1024
     except OSError:
         pass
+    if free is None:
+        try:
+            free = int(os.sysconf("SC_AVPHYS_PAGES")) * int(os.sysconf("SC_PAGE_SIZE"))
+        except (AttributeError, ValueError, OSError):
+            free = None
+    limits = [x for x in (_address_space_left(), _cgroup_memory_left()) if x is not None]
+    return min([free, *limits]) if free is not None else (min(limits) if limits else None)
+
+
+def _address_space_left() -> int | None:
+    """What the process's address-space limit (``ulimit -v``, RLIMIT_AS) leaves it, or
+    None where there is none."""
     try:
-        return int(os.sysconf("SC_AVPHYS_PAGES")) * int(os.sysconf("SC_PAGE_SIZE"))
-    except (AttributeError, ValueError, OSError):
+        import resource
+
+        soft, _ = resource.getrlimit(resource.RLIMIT_AS)
+        if soft == resource.RLIM_INFINITY:
+            return None
+        with open("/proc/self/statm") as f:
+            used = int(f.read().split()[0]) * int(os.sysconf("SC_PAGE_SIZE"))
+        return max(0, int(soft) - used)
+    except (ImportError, OSError, ValueError, IndexError):
+        return None
+
+
+def _cgroup_memory_left() -> int | None:
+    """What the process's cgroup (v2) memory limit leaves, or None where there is none."""
+    try:
+        with open("/sys/fs/cgroup/memory.max") as f:
+            limit = f.read().strip()
+        if limit == "max":
+            return None
+        with open("/sys/fs/cgroup/memory.current") as f:
+            used = int(f.read().strip())
+        return max(0, int(limit) - used)
+    except (OSError, ValueError):
         return None
 
 

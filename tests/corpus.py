@@ -830,12 +830,60 @@ def _npz_bytes_pickled() -> bytes:
     return buf.getvalue()
 
 
+# ------------------------------------------------------- files that are not files, outputs that are inputs
+
+
+def _special_file(path: Path, kind: str) -> Path:
+    """A FIFO, or a link to /dev/zero, at ``path`` (a read of it blocks forever, or never ends)."""
+    if kind == "fifo":
+        os.mkfifo(path)
+    else:
+        path.symlink_to("/dev/zero")
+    return path
+
+
+def special_cases() -> list[Case]:
+    """Inputs that are not regular files, and outputs that name the command's own input."""
+    c = []
+    for kind in ("fifo", "/dev/zero"):
+        for name, argv in (("info", lambda p: ["info", p]), ("tree", lambda p: ["tree", p]),
+                           ("diagnose", lambda p: ["diagnose", p])):
+            c.append(Case(f"{name} a map that is a {kind}",
+                          lambda d, kind=kind, argv=argv: argv(_special_file(d / "m.h5", kind))))
+        for name, argv in (("info", lambda p: ["info", p]), ("map", lambda p: ["map", p, "--quiet"]),
+                           ("sample", lambda p: ["sample", p, "--quiet"])):
+            c.append(Case(f"{name} a checkpoint that is a {kind}",
+                          lambda d, kind=kind, argv=argv: argv(_special_file(d / "c.pt", kind))))
+
+    def report_over_map(d: Path) -> list[str]:
+        write_map_file(d / "m.h5")
+        write_energy_file(d)
+        return ["diagnose", d / "m.h5", "--report", d / "m.h5", "--force", "--energy", "energy.py:bowl"]
+
+    def map_over_checkpoint(d: Path) -> list[str]:
+        write_checkpoint(d / "c.pt", valid_checkpoint())
+        return ["map", d / "c.pt", "--out", d / "c.pt", "--force", "--quiet"]
+
+    def external_storage(d: Path) -> list[str]:
+        (d / "secret.txt").write_bytes(np.arange(9, dtype=np.int64).tobytes())
+        path = write_map_file(d / "m.h5")
+        with h5py.File(path, "r+") as f:
+            del f["minima/hits"]
+            f.create_dataset("minima/hits", shape=(9,), dtype=np.int64, external=[(str(d / "secret.txt"), 0, 72)])
+        return ["info", path]
+
+    c.append(Case("diagnose --report the map itself --force", report_over_map))
+    c.append(Case("map --out the checkpoint itself --force", map_over_checkpoint))
+    c.append(Case("info a map whose dataset keeps its values in another file", external_storage))
+    return c
+
+
 # ----------------------------------------------------------------------------- all
 
 
 def all_cases() -> list[Case]:
     """The whole corpus, in a fixed order."""
-    cases = checkpoint_cases() + file_cases() + map_cases() + option_cases()
+    cases = checkpoint_cases() + file_cases() + map_cases() + option_cases() + special_cases()
     names = [c.name for c in cases]
     assert len(names) == len(set(names)), sorted({n for n in names if names.count(n) > 1})
     return cases

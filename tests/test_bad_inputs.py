@@ -55,6 +55,14 @@ def test_bad_inputs_are_refused_in_one_named_line(chunk, tmp_path, capsys):
         _assert_clean(corpus.run_case(case, tmp_path / f"case{k}", _invoke(capsys)))
 
 
+def test_files_that_are_not_files_and_outputs_over_inputs_are_refused(tmp_path, capsys):
+    # (a FIFO blocked info forever; a link to /dev/zero read until memory ran out; diagnose
+    # --report over its own map replaced the map with the report; a dataset kept its values
+    # in a file outside the map)
+    for k, case in enumerate(corpus.special_cases()):
+        _assert_clean(corpus.run_case(case, tmp_path / f"case{k}", _invoke(capsys)))
+
+
 @pytest.mark.slow
 def test_the_whole_corpus_is_refused_in_one_named_line(tmp_path, capsys):
     for k, case in enumerate(CASES):

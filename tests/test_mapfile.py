@@ -619,6 +619,31 @@ def test_basins_that_disagree_with_the_main_level_are_refused(tmp_path, make_map
 # ----------------------------------------------------------------- update, rewrite
 
 
+def test_update_map_keeps_a_link_to_another_file_a_link_and_refuses_values_kept_outside(tmp_path, make_map):
+    # (diagnose copied the whole file an external link in an unknown group pointed at into
+    # the map; a dataset whose values sit in another file stayed linked to it)
+    import h5py
+
+    content = make_map(np.zeros((4, 2)), [-2.0, -1.0, 0.0, 1.0], levels=[[0, 0, 1, 2]], attrs=GROUP_ATTRS)
+    path = write_map(tmp_path / "m.h5", content, config=CONFIG, source=SOURCE, tool_version="0.1.0")
+    with h5py.File(tmp_path / "other.h5", "w") as f:
+        f["secret"] = np.arange(1000)
+    with h5py.File(path, "r+") as f:
+        f.create_group("mine")["elsewhere"] = h5py.ExternalLink(str(tmp_path / "other.h5"), "/secret")
+    funnel = FunnelData(np.array([3.0]), np.array([[1.0, 0.0, 0.0]]), np.array([0.0]), 0.5)
+    update_map(path, funnel=funnel)
+    with h5py.File(path, "r") as f:
+        assert isinstance(f["mine"].get("elsewhere", getlink=True), h5py.ExternalLink)
+    (tmp_path / "values.bin").write_bytes(np.arange(4, dtype=np.int64).tobytes())
+    with h5py.File(path, "r+") as f:
+        f.create_group("theirs").create_dataset("x", shape=(4,), dtype=np.int64,
+                                                external=[(str(tmp_path / "values.bin"), 0, 32)])
+    before = path.read_bytes()
+    with pytest.raises(LandscapeError, match="keeps its values in another file"):
+        update_map(path, funnel=funnel)
+    assert path.read_bytes() == before
+
+
 def test_update_map_adds_and_replaces_funnel_and_diagnosis_only(tmp_path, make_map):
     content = make_map(np.zeros((4, 2)), [-2.0, -1.0, 0.0, 1.0], levels=[[0, 0, 1, 2]], attrs=GROUP_ATTRS)
     path = write_map(tmp_path / "m.h5", content, config=CONFIG, source=SOURCE, tool_version="0.1.0")

@@ -20,6 +20,7 @@ from landscape.energy import Energy, use_cpu_threads
 from landscape.errors import LandscapeError
 from landscape.io.files import recorded_elsewhere as _recorded_elsewhere
 from landscape.io.files import recorded_file as _recorded_file
+from landscape.io.files import check_regular_file
 
 _ONE_SOURCE = "give a checkpoint, --energy file.py:function, or --model file.py:Factory --weights W"
 _IMAGE_BOX = (-1.0, 1.0)  # the reference code's images, like ours, are scaled to [-1, 1]
@@ -172,6 +173,7 @@ def _from_file(
         raise LandscapeError(f"{path}: no such file")
     if path.is_dir():
         raise LandscapeError(f"{path}: is a directory, expected a checkpoint file")
+    check_regular_file(path, "checkpoint file")
 
     def source(kind: str, e: Energy, **extra: Any) -> dict[str, Any]:
         return {"kind": kind, "path": str(path), "sha256": sha256_of(path), **extra, **e.geometry(e.data_range)}

@@ -244,8 +244,11 @@ def _source_id(source: dict[str, Any]) -> str:
 def _may_write_map(loaded: LoadedEnergy, config: Any, out: Path, *, resume: bool, force: bool) -> bool:
     """Whether ``run_map`` goes on: False for ``--resume`` over a map already finished
     with these settings; a LandscapeError when it would replace a map it must not."""
+    from landscape.io.files import refuse_overwriting_input
     from landscape.io.progress import clear_progress, progress_path
 
+    refuse_overwriting_input(out, [loaded.source.get("path"), loaded.source.get("weights")],
+                             "the model file it maps")
     if force:
         clear_progress(out)
         return True
@@ -536,7 +539,7 @@ def run_diagnose(
 
     from landscape.data import canonical_name
     from landscape.train.energies import energy_for_map, load_data_like
-    from landscape.io.files import output_lock, signals_deferred
+    from landscape.io.files import output_lock, refuse_overwriting_input, signals_deferred
     from landscape.io.views import map_dataset
     from landscape.plots.funnel import plot_funnel
     from landscape.diagnosis.spurious import DiagnosisRule, diagnose_map
@@ -546,6 +549,8 @@ def run_diagnose(
     with output_lock(map_path):
         content = read_map(map_path)
         report = report or map_path.with_name(map_path.stem + "_diagnosis.html")
+        refuse_overwriting_input(report, [map_path], "the map it diagnoses")
+        refuse_overwriting_input(report, [model], "the model file")
         if report.exists() and not force:
             raise LandscapeError(f"{report} exists: pass --force to overwrite it")
         rule = DiagnosisRule(nn_quantile=nn_quantile, nn_factor=nn_factor, energy_quantile=energy_quantile,

@@ -221,6 +221,24 @@ def changed_since(output: str | os.PathLike, inputs: list[Path | None]) -> list[
     return newer
 
 
+def refuse_overwriting_input(output: str | os.PathLike, inputs: list[Any], what: str) -> None:
+    """LandscapeError where ``output`` is one of ``inputs`` (the same file, links followed;
+    None and empty entries skipped): writing it would destroy what the command reads
+    (``--force`` overwrites an earlier output, never the input). ``what`` names the input
+    ("the map it diagnoses")."""
+    out = Path(output)
+    for given in inputs:
+        if not given:
+            continue
+        path = Path(given)
+        try:
+            same = os.path.samefile(out, path)
+        except OSError:  # (one of them missing: the same only by name)
+            same = os.path.abspath(out) == os.path.abspath(path)
+        if same:
+            raise LandscapeError(f"{out} is {what}: write to another file")
+
+
 def make_folder(path: Path) -> None:
     """Create the folder ``path`` goes into; a disk error as one line (:func:`disk_error`)."""
     try:
@@ -402,6 +420,21 @@ def _one_line(exc: BaseException, limit: int = 160) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
+def check_regular_file(path: Path, what: str) -> None:
+    """LandscapeError unless ``path`` (links followed) is a regular file: a FIFO would
+    block the read forever, a device (``/dev/zero``) never ends."""
+    import stat
+
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return  # (missing: the caller says so)
+    if not stat.S_ISREG(mode) and not stat.S_ISDIR(mode):
+        kind = ("a FIFO (named pipe)" if stat.S_ISFIFO(mode) else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode)
+                else "a socket" if stat.S_ISSOCK(mode) else "not a regular file")
+        raise LandscapeError(f"{path} is {kind}, not a file: expected a {what}")
+
+
 def load_torch(path: str | os.PathLike, what: str = "file") -> Any:
     """Read a ``.pt`` file as tensors and plain data only (``weights_only=True``).
 
@@ -424,6 +457,7 @@ def load_torch(path: str | os.PathLike, what: str = "file") -> Any:
         raise LandscapeError(f"{path}: no such file")
     if path.is_dir():
         raise LandscapeError(f"{path}: is a directory, expected a {what}")
+    check_regular_file(path, what)
     try:
         with warnings.catch_warnings():  # (torch warns of pickle protocols it did not write, then refuses or reads)
             warnings.simplefilter("ignore")

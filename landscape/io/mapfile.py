@@ -19,6 +19,7 @@ map and an existing map is replaced only by a complete one.
 from __future__ import annotations
 
 import json
+import os
 import zipfile
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -37,6 +38,7 @@ from landscape.io.files import (
     HDF5_SIGNATURE,
     TORCH_LEGACY_SIGNATURE,
     ZIP_SIGNATURE,
+    check_regular_file,
     file_path,
     first_line,
     new_hdf5,
@@ -161,6 +163,9 @@ def _get(f: h5py.Group, path: str) -> np.ndarray:
     ds = f[path]
     if not isinstance(ds, h5py.Dataset):
         raise TypeError(f"{where} is not a dataset")
+    if ds.external:  # (its values would be read from another file, named by the map: never followed)
+        raise ValueError(f"{where} keeps its values in another file ({ds.external[0][0]!r}), which a map's "
+                         "datasets never do")
     kinds = {"float32": "fiu", "float64": "fiu", "int64": "iu", "int8": "iu", "uint8": "iub", "bool": "biu",
              COORDINATES: "fiu"}
     if ds.dtype.kind not in kinds[entry.dtype]:
@@ -520,6 +525,7 @@ def _open_map(path: Path) -> Iterator[h5py.File]:
         raise LandscapeError(f"no map file at {path}")
     if path.is_dir():
         raise LandscapeError(f"{path} is a folder, not a map file")
+    check_regular_file(path, "map file")
     try:
         f = h5py.File(path, "r")
     except _H5_ERRORS as err:
@@ -861,7 +867,10 @@ def _not_a_map(path: Path) -> str | None:
 
 
 def is_map_file(path: str | Path) -> bool:
-    """True if ``path`` is an HDF5 file (by its signature; a map or not)."""
+    """True if ``path`` is an HDF5 file (by its signature; a map or not). A FIFO or a
+    device is none (and is not opened: a FIFO would block)."""
+    if not os.path.isfile(path):
+        return False
     try:
         with open(path, "rb") as f:
             return f.read(8) == HDF5_SIGNATURE
@@ -907,18 +916,41 @@ def read_map(path: str | Path) -> MapContent:
     return content
 
 
+def _refuse_external_values(item: h5py.HLObject) -> None:
+    """ValueError where ``item`` is, or holds, a dataset whose values sit in another file
+    (HDF5 external storage): a copy would read that file into the map, or keep it linked."""
+    found: list[str] = []
+
+    def visit(name: str, obj: h5py.HLObject) -> None:
+        if isinstance(obj, h5py.Dataset) and obj.external and not found:
+            found.append(f"{obj.name} keeps its values in another file ({obj.external[0][0]!r})")
+
+    if isinstance(item, h5py.Dataset):
+        visit(item.name, item)
+    elif isinstance(item, h5py.Group):
+        item.visititems(visit)
+    if found:
+        raise ValueError(found[0])
+
+
 def _copy_except(src: h5py.Group, dst: h5py.Group, skip: set[str]) -> None:
     """Copy ``src``'s members (and attrs) into ``dst``, leaving out the paths in ``skip``."""
     for key, value in src.attrs.items():
         dst.attrs[key] = value
-    for name, item in src.items():
+    for name in list(src.keys()):
+        link = src.get(name, getlink=True)
+        if isinstance(link, h5py.ExternalLink):  # (another file's contents: kept a link, never opened or copied in)
+            dst[name] = h5py.ExternalLink(link.filename, link.path)
+            continue
+        item = src[name]
         full = item.name
         if full in skip:
             continue
+        _refuse_external_values(item)
         if isinstance(item, h5py.Group) and any(s.startswith(full + "/") for s in skip):
             _copy_except(item, dst.create_group(name), skip)
         else:
-            src.copy(item, dst, name=name)
+            src.copy(item, dst, name=name, expand_external=False)
 
 
 def update_map(
@@ -953,7 +985,10 @@ def update_map(
     skip = {name for name, value in (("/funnel", new_funnel), ("/diagnosis", new_diagnosis)) if value is not None}
     with new_hdf5(path, path.stat().st_size + _nbytes([new_funnel, new_diagnosis])) as dst:
         with h5py.File(path, "r") as src:  # closed before the rename replaces it
-            _copy_except(src, dst, skip)
+            try:
+                _copy_except(src, dst, skip)
+            except _H5_ERRORS as err:  # (the map stays as it was: the copy is dropped)
+                raise LandscapeError(f"{path} is not a valid map: {first_line(err)}") from None
         dst.attrs["updated"] = utc_now()
         if new_funnel is not None:
             _write_funnel(dst, new_funnel)

@@ -21,7 +21,7 @@ import h5py
 import numpy as np
 
 from landscape.errors import LandscapeError
-from landscape.io.files import first_line, new_hdf5, to_json
+from landscape.io.files import check_regular_file, first_line, new_hdf5, to_json
 
 __all__ = ["progress_path", "save_progress", "load_progress", "resume_progress", "clear_progress"]
 
@@ -109,6 +109,7 @@ def load_progress(map_path: str | Path, kind: str = "map",
     path = progress_path(map_path, kind)
     if not path.exists():
         return None
+    check_regular_file(path, "progress file")
     try:
         with h5py.File(path, "r") as f:
             if f.attrs.get("schema") != PROGRESS_SCHEMA:
