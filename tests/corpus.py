@@ -356,7 +356,20 @@ def checkpoint_cases() -> list[Case]:
         tensors(lambda sd: dict(list(sd.items())[1:]), "a missing key"),
         tensors(lambda sd: {k: v.to(torch.int64) for k, v in sd.items()}, "integer tensors"),
         tensors(lambda sd: {1: v for v in sd.values()}, "non-string keys"),
+        tensors(lambda sd: {k: torch.empty(v.shape, device="meta") for k, v in sd.items()}, "meta tensors"),
+        tensors(lambda sd: {k: v.to_sparse() for k, v in sd.items()}, "sparse tensors"),
+        tensors(lambda sd: {k: v.to(torch.float8_e4m3fn) for k, v in sd.items()}, "float8 tensors"),
+        tensors(lambda sd: {**sd, "bias": torch.zeros(1).expand(10**12)}, "an expanded tensor claiming 4 TB"),
     ]
+
+    def nested(depth: int) -> Any:
+        out: Any = 1.0
+        for _ in range(depth):
+            out = {"a": out}
+        return out
+
+    cases.append(_ckpt_case("ckpt metrics nested 200 deep (info)",
+                            lambda: {**valid_checkpoint(), "metrics": nested(200)}, _info_pt))
 
     def resume(transform: Callable[[dict[str, Any]], None], label: str) -> Case:
         def make() -> dict[str, Any]:

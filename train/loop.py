@@ -36,7 +36,7 @@ from landscape import data as datasets
 from landscape import Energy, sample, tool_version
 from landscape.energy import use_cpu_threads
 from landscape.errors import LandscapeError, NonFiniteEnergyError, Terminated
-from landscape.io.files import atomic_path, output_lock, writing
+from landscape.io.files import atomic_path, first_line, output_lock, writing
 from landscape.plots.common import chain_caption
 from landscape.distributed import Dist
 from landscape.distributed import join as join_job
@@ -737,8 +737,8 @@ def _restore(
         raise LandscapeError(f"{out}: holds no resume state (optimizer, generators); cannot resume it")
     try:
         optimizer.load_state_dict(resume["optimizer"])
-    except (ValueError, KeyError) as exc:
-        raise LandscapeError(f"{out}: optimizer state does not fit: {exc}") from None
+    except (ValueError, KeyError, TypeError, IndexError, RuntimeError, NotImplementedError) as exc:
+        raise LandscapeError(f"{out}: optimizer state does not fit: {first_line(exc)}") from None
     for group in optimizer.param_groups:  # (the learning rate is set at every update)
         group["weight_decay"] = config.optim.weight_decay
         if "momentum" in group:
@@ -748,7 +748,12 @@ def _restore(
     saved = resume.get("generators") or []
     if resume.get("world_size") == env.world and len(saved) == env.world and len(saved[env.rank]) == len(gens):
         for g, s in zip(gens, saved[env.rank]):
-            g.set_state(s)
+            try:
+                g.set_state(s)
+            except (TypeError, RuntimeError, ValueError) as exc:  # (a damaged or foreign generator state)
+                raise LandscapeError(f"{out}: its saved random generator state is damaged ({first_line(exc)}): it "
+                                     "cannot continue the run; train afresh (--force) or from another checkpoint") \
+                    from None
     else:
         # a different world size cannot replay the same random streams: continue, reseeded
         for i, g in enumerate(gens):

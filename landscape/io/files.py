@@ -458,10 +458,11 @@ def load_torch(path: str | os.PathLike, what: str = "file") -> Any:
     if path.is_dir():
         raise LandscapeError(f"{path}: is a directory, expected a {what}")
     check_regular_file(path, what)
+    _check_unpacked_size(path, what)
     try:
         with warnings.catch_warnings():  # (torch warns of pickle protocols it did not write, then refuses or reads)
             warnings.simplefilter("ignore")
-            return torch.load(path, map_location="cpu", weights_only=True)
+            loaded = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         found = re.search(r"unsupported global:? (?:GLOBAL )?(\S+)", str(exc), flags=re.IGNORECASE)
         name = found.group(1) if found else _pickled_global(path)
@@ -475,6 +476,65 @@ def load_torch(path: str | os.PathLike, what: str = "file") -> Any:
                              "data (weights_only=True; corrupt, or pickled objects)") from None
     except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError, KeyError, IndexError) as exc:
         raise LandscapeError(f"{path}: not a readable PyTorch {what} (corrupt or truncated): {_one_line(exc)}") from None
+    _check_loaded(loaded, path, what)
+    return loaded
+
+
+#: How deep a file's containers (dicts, lists) may nest.
+MAX_NESTING = 64
+
+
+def _check_unpacked_size(path: Path, what: str) -> None:
+    """Refuse a zip archive (``torch.save``'s format) whose members unpack to more than
+    the free memory (a few MB of zeros can claim gigabytes), before anything is unpacked."""
+    from landscape import checks
+
+    if not zipfile.is_zipfile(path):
+        return
+    try:
+        with zipfile.ZipFile(path) as archive:
+            total = sum(int(info.file_size) for info in archive.infolist())
+    except (zipfile.BadZipFile, OSError, ValueError):
+        return  # (torch's reader says what is wrong)
+    free = checks.available_memory()
+    if free is not None and total > free:
+        raise LandscapeError(f"{path}: its contents unpack to {checks.format_bytes(total)}, more than the free memory "
+                             f"({checks.format_bytes(free)}): not a {what} this machine can read")
+
+
+def _check_loaded(obj: Any, path: Path, what: str) -> None:
+    """Refuse, in one line, what ``torch.load`` read but nothing here can use: containers
+    nested deeper than :data:`MAX_NESTING`, tensors that hold no values (meta), are
+    sparse, quantized or of a float8 type, or that view far more values than they store
+    (an expanded tensor: a few bytes claiming more than the free memory)."""
+    import torch
+
+    from landscape import checks
+
+    claimed = 0
+    stack = [(obj, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > MAX_NESTING:
+            raise LandscapeError(f"{path}: nested more than {MAX_NESTING} levels deep: not a {what}")
+        if isinstance(item, dict):
+            stack.extend((v, depth + 1) for v in item.values())
+            stack.extend((k, depth + 1) for k in item.keys() if isinstance(k, torch.Tensor))
+        elif isinstance(item, (list, tuple)):
+            stack.extend((v, depth + 1) for v in item)
+        elif isinstance(item, torch.Tensor):
+            kind = ("holds no values (a meta tensor)" if item.device.type == "meta"
+                    else "is sparse" if item.layout != torch.strided
+                    else "is quantized" if item.is_quantized
+                    else f"is of type {item.dtype}" if "float8" in str(item.dtype) else None)
+            if kind is not None:
+                raise LandscapeError(f"{path}: a tensor of shape {list(item.shape)} {kind}: not a {what} "
+                                     "(save dense tensors of real numbers)")
+            claimed += item.numel() * item.element_size()
+    free = checks.available_memory()
+    if free is not None and claimed > free:
+        raise LandscapeError(f"{path}: its tensors claim {checks.format_bytes(claimed)}, more than the free memory "
+                             f"({checks.format_bytes(free)}): not a {what} this machine can use")
 
 
 def _pickled_global(path: Path, limit: int = 1 << 16) -> str | None:
