@@ -885,6 +885,15 @@ def special_cases() -> list[Case]:
             f.create_dataset("minima/hits", shape=(9,), dtype=np.int64, external=[(str(d / "secret.txt"), 0, 72)])
         return ["info", path]
 
+    def packed_claim(d: Path) -> list[str]:  # (a few KB claiming 8 GB: chunks never written)
+        path = write_map_file(d / "m.h5")
+        with h5py.File(path, "r+") as f:
+            del f["grid/energy"]
+            f.create_dataset("grid/energy", shape=(32768, 32768), dtype=np.float64, chunks=(1024, 1024),
+                             compression="gzip")
+        return ["info", path]
+
+    c.append(Case("info a map whose dataset claims 8 GB from a few KB", packed_claim))
     c.append(Case("diagnose --report the map itself --force", report_over_map))
     c.append(Case("map --out the checkpoint itself --force", map_over_checkpoint))
     c.append(Case("info a map whose dataset keeps its values in another file", external_storage))

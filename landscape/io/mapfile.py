@@ -179,7 +179,18 @@ def _get(f: h5py.Group, path: str) -> np.ndarray:
     if free is not None and nbytes > free:  # a sparse dataset can claim far more than the file holds
         raise ValueError(f"{where} claims shape {list(ds.shape)} ({checks.format_bytes(nbytes)}), more than the "
                          f"free memory ({checks.format_bytes(free)})")
+    stored = ds.id.get_storage_size()
+    if nbytes > _BOMB_FLOOR and nbytes > _BOMB_RATIO * max(stored, 1):
+        raise ValueError(f"{where} claims shape {list(ds.shape)} ({checks.format_bytes(nbytes)}) from "
+                         f"{checks.format_bytes(stored)} stored: never written, or packed past any real map's data")
     return np.asarray(ds[()], dtype=dtype)
+
+
+#: A dataset claiming more than this (bytes) must store at least 1/_BOMB_RATIO of it: a
+#: map's compressed datasets (energies, points, paths) pack a few times at most, while a few
+#: KB of compressed zeros (or chunks never written) can claim gigabytes.
+_BOMB_FLOOR = 64 << 20
+_BOMB_RATIO = 1000
 
 
 def _rank(shape: str) -> tuple[int, bool]:
