@@ -200,11 +200,15 @@ def _rank_lost(exc: BaseException) -> bool:
 
 
 def one_line_text(text: str) -> str:
-    return " ".join(text.split())
+    """``text`` on one line, its control characters written out (a message may quote a
+    file's strings: no escape sequence of theirs reaches the terminal)."""
+    from landscape.io.files import printable
+
+    return printable(" ".join(text.split()))
 
 
 def one_line(exc: BaseException) -> str:
     text = one_line_text(str(exc))
     if isinstance(exc, OSError) and exc.filename and str(exc.filename) not in text:
-        text = f"{exc.filename}: {exc.strerror or text}"
+        text = one_line_text(f"{exc.filename}: {exc.strerror or text}")
     return text or type(exc).__name__

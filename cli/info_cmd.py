@@ -74,9 +74,11 @@ def info(file, as_json, datasets):
         meta["regime_note"] = regime_note(ckpt).strip(" ()") or None
         click.echo(json.dumps(json_safe(meta), indent=2, default=str, allow_nan=False))  # (NaN: null, strict JSON)
         return
-    click.echo(f"{file}")
+    from landscape.io.files import printable  # (the checkpoint's strings are a file's: no escapes reach the terminal)
+
+    click.echo(printable(f"{file}"))
     for key, value in _with_seed(describe(ckpt), ckpt):
-        click.echo(f"  {key:<10} {value}")
+        click.echo(f"  {printable(key):<10} {printable(value)}")
 
 
 def _with_seed(rows: list[tuple[str, str]], ckpt: dict) -> list[tuple[str, str]]:

@@ -246,7 +246,9 @@ def map_header(map_path: Path, content, level: int | None = None) -> list[str]:
         if d.attrs.get("dataset"):
             text += f", against {d.attrs['dataset']}"
         rows.append(("diagnosis", text))
-    return [f"{key:<9} {value}" for key, value in rows]
+    from landscape.io.files import printable  # (the map's strings, its source's and notes, are a file's)
+
+    return [f"{key:<9} {printable(value)}" for key, value in rows]
 
 
 def _updated(content) -> str | None:

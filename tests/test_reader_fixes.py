@@ -161,3 +161,25 @@ def test_the_records_say_a_float64_map_keeps_its_points_in_float64(tmp_path, mak
     c = make_map(np.array([[0.0, 0.5], [1.0 + 1e-12, 0.0]]), [-1.0, 0.0], source={"kind": "function"}, config={})
     c.minima_x = np.array([[0.0, 0.5], [1.0 + 1e-12, 0.0]], dtype=np.float64)
     assert read_map(save(tmp_path, c)).minima_x.dtype == np.float64
+
+
+def test_strings_from_files_reach_the_terminal_without_their_escape_sequences(tmp_path, capsys, make_map):
+    # (a checkpoint's `created` or a map's tool version printed as they were: a window
+    # title set, the screen cleared, a forged line "FAKE: all good")
+    import corpus
+    from conftest import run, save, wells_content
+
+    evil = "\x1b]0;PWNED\x07\x1b[2J\x1b[31mFAKE\x1b[0m\nforged line"
+    ckpt = corpus.write_checkpoint(tmp_path / "c.pt", {**corpus.valid_checkpoint(), "created": evil})
+    content = wells_content(make_map, paths=False, grid=False)
+    content.meta.source = {"kind": "function", "spec": evil, "shape": [2], "box": [-2.0, 2.0], "dtype": "float64"}
+    path = save(tmp_path, content)
+    for argv in (["info", ckpt], ["info", path], ["tree", path]):
+        code, out, err = run(capsys, *argv)
+        assert code == 0, err
+        assert "\x1b" not in out and "\x07" not in out, argv
+        assert not any(line.startswith("forged") for line in out.splitlines()), argv
+        assert "\\x1b]0;PWNED\\x07" in out, argv  # (written out, so still there to see)
+    # an error quoting a file's string is one line with the escapes written out too
+    code, _, err = run(capsys, "diagnose", path)
+    assert code == 1 and "\x1b" not in err and len(err.strip().splitlines()) == 1, err

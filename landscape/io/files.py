@@ -420,6 +420,16 @@ def _one_line(exc: BaseException, limit: int = 160) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def printable(text: str) -> str:
+    """``text`` with its control characters written out (``\\x1b``, ``\\n``): a string
+    read from a file, printed to a terminal, can neither send it escape sequences (a
+    window title, colours, a cleared screen) nor forge lines of its own."""
+    return _CONTROL.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), str(text))
+
+
 def check_regular_file(path: Path, what: str) -> None:
     """LandscapeError unless ``path`` (links followed) is a regular file: a FIFO would
     block the read forever, a device (``/dev/zero``) never ends."""
