@@ -449,6 +449,9 @@ def load_npz(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
     except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as err:
         if isinstance(err, DataError):
             raise
+        if "allow_pickle" in str(err):  # (numpy's own advice, to load it unsafely, is not ours to give)
+            raise DataError(f"{path}: holds pickled Python objects, not arrays of numbers: refused (nothing in it "
+                            "is run); save plain arrays with np.savez(path, x=...)") from None
         raise DataError(f"{path}: cannot read as .npz ({err})") from err
     if x.ndim < 2:
         raise DataError(f"{path}: array '{key}' has shape {list(x.shape)}; need [N, D] points or [N, ...] images "

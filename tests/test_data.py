@@ -605,3 +605,14 @@ def test_npz_labels_saved_first_are_not_taken_for_the_data(tmp_path):
     np.savez(tmp_path / "d.npz", y=np.arange(6), data=img)
     ds = load(f"npz:{tmp_path / 'd.npz'}")
     assert ds.shape == (1, 8, 8) and ds.labels.tolist() == list(range(6))
+
+
+def test_a_file_that_is_no_npz_is_refused_without_numpy_s_advice_to_load_it_unsafely(tmp_path):
+    # (npz:/etc/passwd: "load it unsafely using allow_pickle=True", numpy's words, in our error)
+    from landscape.data.formats import load_npz
+
+    text = tmp_path / "passwd.npz"
+    text.write_text("root:x:0:0:root:/root:/bin/bash\n")
+    with pytest.raises(DataError, match="pickled Python objects, not arrays of numbers: refused") as err:
+        load_npz(text)
+    assert "allow_pickle" not in str(err.value)
