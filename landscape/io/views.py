@@ -742,6 +742,15 @@ FUNNEL, NO_FUNNEL, TOO_FEW_CHAINS, UNDEFINED = "a funnel", "no funnel", "too few
 FUNNEL_VERDICTS = (FUNNEL, NO_FUNNEL, TOO_FEW_CHAINS, UNDEFINED)
 
 
+def quench_settings(content: MapContent) -> tuple[float, int, float]:
+    """The map's merge radius, quench steps and gradient tolerance: what matches a point
+    quenched later (a funnel probe's chain, :func:`landscape.locate`'s) to the map's minima
+    as its own were matched (the defaults of maps that do not record them)."""
+    settings = content.settings()
+    return (float(settings.get("merge_radius", 0.05)), int(settings.get("quench_steps", 2000)),
+            float(settings.get("grad_tol", 1e-3)))
+
+
 def funnel_threshold(funnel: FunnelData) -> float:
     """The score from which the probe is a funnel: as it recorded it, else (a probe that
     does not record it) :data:`landscape.io.records.FUNNEL_SCORE`."""

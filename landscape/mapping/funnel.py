@@ -53,6 +53,7 @@ from landscape.mapping.pipeline import progress_arrays as pipeline_progress_arra
 from landscape.mapping.minima import Minima, QuenchResult, describe_stops, energy_tie, merge_duplicates, quench
 from landscape.mapping.neighbors import nearest
 from landscape.io.records import FUNNEL_SCORE  # (a score at or above it is called a funnel)
+from landscape.io.views import quench_settings
 
 #: Sinks: the fullest basins of a level, taken until they hold this share of its chains.
 SINK_SHARE = 0.5
@@ -230,11 +231,11 @@ def funnel_config(
         raise LandscapeError("the map records no Langevin step: give eps (--eps)")
     # A map explored at temperature 0 ran no Langevin steps: the probe's chains need some.
     steps = steps if steps is not None else (int(settings.get("steps") or 0) or DEFAULT_STEPS)
+    radius, quench_steps, grad_tol = quench_settings(content)
     return FunnelConfig(
-        noise=tuple(float(m) * unit for m in noise), eps=float(eps), steps=int(steps),
-        merge_radius=float(settings.get("merge_radius", 0.05)), chains=int(chains),
-        init=init or ("both" if with_data else "noise"), quench_steps=int(settings.get("quench_steps", 2000)),
-        grad_tol=float(settings.get("grad_tol", 1e-3)), seed=int(seed), noise_unit=unit, noise_unit_source=unit_source,
+        noise=tuple(float(m) * unit for m in noise), eps=float(eps), steps=int(steps), merge_radius=radius,
+        chains=int(chains), init=init or ("both" if with_data else "noise"), quench_steps=quench_steps,
+        grad_tol=grad_tol, seed=int(seed), noise_unit=unit, noise_unit_source=unit_source,
     )
 
 

@@ -23,8 +23,7 @@ import torch
 from landscape.energy import Energy, check_gives_back, runs_frozen
 from landscape.errors import LandscapeError
 from landscape.io.records import MapContent
-from landscape.io.views import partition_of
-from landscape.mapping.funnel import funnel_config
+from landscape.io.views import partition_of, quench_settings
 from landscape.mapping.minima import quench
 from landscape.mapping.neighbors import nearest
 
@@ -102,7 +101,7 @@ def locate(energy: Energy, content: MapContent, x: torch.Tensor | np.ndarray, *,
         raise LandscapeError(f"the map's minima have shape {list(np.shape(content.minima_x)[1:])}, the energy "
                              f"expects {list(energy.shape)}")
     check_gives_back(energy, content)
-    config = funnel_config(content, eps=1.0)  # (the map's merge radius and quench settings; eps unused)
+    radius, quench_steps, grad_tol = quench_settings(content)
     n = points.shape[0]
     if n == 0:
         empty = np.zeros(0, dtype=np.int64)
@@ -112,12 +111,12 @@ def locate(energy: Energy, content: MapContent, x: torch.Tensor | np.ndarray, *,
         low, high = energy.data_range
         flat = points.detach().reshape(n, -1)
         outside = ((flat < low) | (flat > high)).any(dim=1).cpu().numpy()
-    q = quench(energy, points, max_steps=config.quench_steps, grad_tol=config.grad_tol, box=energy.data_range)
+    q = quench(energy, points, max_steps=quench_steps, grad_tol=grad_tol, box=energy.data_range)
     minima_x = torch.from_numpy(np.asarray(content.minima_x)).to(energy.device, energy.dtype)
     d, i = nearest(q.x.detach(), minima_x)
     distance = d[:, 0].double().cpu().numpy()
     minimum = i[:, 0].cpu().numpy().astype(np.int64)
-    minimum[distance > config.merge_radius] = -1
+    minimum[distance > radius] = -1
     basin = np.where(minimum >= 0, np.asarray(part.basin)[np.maximum(minimum, 0)], -1).astype(np.int64)
     return Located(minimum=minimum, basin=basin, distance=distance, x=q.x.detach(),
                    energy=q.energy.double().cpu().numpy(), level=chosen, outside=outside)
