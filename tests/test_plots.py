@@ -416,3 +416,15 @@ def test_the_levels_slope_is_that_of_the_fall_not_of_the_plateau_and_floor(make_
     plots_compare.draw_basin_counts([map_profile(content)] * 2, ["a", "b"], both)
     assert all(f"(log-log slope {expect[0]:.2f} over" in t for t in both.get_legend_handles_labels()[1]), \
         both.get_legend_handles_labels()[1]
+
+
+def test_a_row_of_images_is_separated_in_a_colour_no_image_pixel_has_and_its_empty_places_are_blank():
+    # (compare's rows of long-run samples: white 1-px gaps between white-edged digits, so
+    # the non-convergent model's tiles ran together into one band)
+    from landscape.plots.common import SEPARATOR_RGB, image_mosaic
+
+    images = np.ones((3, 1, 4, 4))  # all white
+    out = image_mosaic(images, -1.0, 1.0, slots=5)
+    assert out.shape == (4, 5 * 4 + 4, 3)
+    np.testing.assert_allclose(out[:, 4], np.asarray(SEPARATOR_RGB) / 255.0 * np.ones((4, 1)))  # between 1 and 2
+    assert (out[:, :4] == 1.0).all() and (out[:, 15:] == 1.0).all()  # an image; the places past the third

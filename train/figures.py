@@ -31,7 +31,7 @@ from landscape.train.diagnostics import (
     steady_window,
     summarize_oscillation,
 )
-from landscape.plots.common import chain_caption, new_figure, save_figure, wrap
+from landscape.plots.common import SEPARATOR_RGB, chain_caption, new_figure, save_figure, wrap
 
 __all__ = [
     "draw_correlations",
@@ -53,10 +53,10 @@ MIN_TILE_PX = 48
 NONFINITE_RGB = (255, 0, 255)
 #: Narrowest captioned grid (pixels): a caption needs room for a few words per line.
 MIN_CAPTION_PX = 320
-#: Colour of the separators between tiles and of empty cells: a pale blue, apart from every
-#: grey (a mid-grey separator vanished against the mid-grey pixels of zero in [-1, 1], and
-#: white-edged digits ran into their neighbours across a 1-px line).
-BORDER_RGB = (150, 180, 225)
+#: Colour of the separators between tiles: a pale blue, apart from every grey (a mid-grey
+#: separator vanished against the mid-grey pixels of zero in [-1, 1], and white-edged digits
+#: ran into their neighbours across a 1-px line); the pictures' one separator colour.
+BORDER_RGB = SEPARATOR_RGB
 #: Separator width as a share of a tile's shorter side (at least one pixel): 3 px between
 #: 48-px tiles.
 GAP_SHARE = 1 / 16

@@ -36,6 +36,7 @@ logging.getLogger("matplotlib.font_manager").setLevel(logging.ERROR)
 
 __all__ = [
     "axes_width",
+    "SEPARATOR_RGB",
     "START_NAMES",
     "basin_colors",
     "basin_palette",
@@ -232,12 +233,18 @@ def show_image(ax: Any, x: np.ndarray, low: float, high: float, aspect: str = "a
     ax.set_yticks([])
 
 
+#: The colour between images in a grid or a row of them (8-bit RGB): no grey pixel has it,
+#: so it shows against images whose edges are white, black or mid-grey alike.
+SEPARATOR_RGB = (150, 180, 225)
+
+
 def image_mosaic(images: np.ndarray, low: float, high: float, *, ncols: int | None = None, slots: int | None = None,
                  gap: int = 1) -> np.ndarray:
-    """Images [k, C, H, W] or [k, H, W] as one RGB array on white, ``ncols`` per row
-    (default all in one row) with ``gap`` pixels between them; ``slots`` widens one row to
-    that many places (so rows of different models line up). One ``imshow`` for many
-    images: an axes per image costs far more to lay out."""
+    """Images [k, C, H, W] or [k, H, W] as one RGB array, ``ncols`` per row (default all
+    in one row) with ``gap`` pixels of :data:`SEPARATOR_RGB` between them (white ones ran
+    into white-edged images); ``slots`` widens one row to that many places (so rows of
+    different models line up), the places past the last image blank. One ``imshow`` for
+    many images: an axes per image costs far more to lay out."""
     x = np.clip((np.nan_to_num(np.asarray(images, dtype=np.float64), nan=low) - low) / (high - low), 0.0, 1.0)
     if x.ndim == 3:
         x = x[:, None]
@@ -246,7 +253,11 @@ def image_mosaic(images: np.ndarray, low: float, high: float, *, ncols: int | No
     k, _, h, w = x.shape
     ncols = max(1, int(ncols if ncols is not None else max(k, slots or 0)))
     nrows = max(1, math.ceil(k / ncols))
-    out = np.ones((nrows * (h + gap) - gap, ncols * (w + gap) - gap, 3))
+    out = np.empty((nrows * (h + gap) - gap, ncols * (w + gap) - gap, 3))
+    out[:] = np.asarray(SEPARATOR_RGB, dtype=np.float64) / 255.0
+    if k < nrows * ncols:  # (the places past the last image, and the gaps between them: blank)
+        r, c = divmod(k, ncols)
+        out[r * (h + gap) : r * (h + gap) + h, c * (w + gap):] = 1.0
     for i in range(k):
         r, c = divmod(i, ncols)
         out[r * (h + gap) : r * (h + gap) + h, c * (w + gap) : c * (w + gap) + w] = np.transpose(x[i], (1, 2, 0))
