@@ -284,7 +284,9 @@ def _address_space_left() -> int | None:
 
 
 def _cgroup_memory_left() -> int | None:
-    """What the process's cgroup (v2) memory limit leaves, or None where there is none."""
+    """What the process's cgroup (v2) memory limit leaves, or None where there is none.
+    The cgroup's usage counts its page cache, of which the inactive files are given back
+    on demand: they are counted free (the working set, as container runtimes count it)."""
     try:
         with open("/sys/fs/cgroup/memory.max") as f:
             limit = f.read().strip()
@@ -292,7 +294,14 @@ def _cgroup_memory_left() -> int | None:
             return None
         with open("/sys/fs/cgroup/memory.current") as f:
             used = int(f.read().strip())
-        return max(0, int(limit) - used)
+        try:
+            with open("/sys/fs/cgroup/memory.stat") as f:
+                found = re.search(r"^inactive_file\s+(\d+)", f.read(), flags=re.MULTILINE)
+            if found:
+                used -= int(found.group(1))
+        except OSError:
+            pass
+        return max(0, int(limit) - max(used, 0))
     except (OSError, ValueError):
         return None
 

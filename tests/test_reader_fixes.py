@@ -183,3 +183,26 @@ def test_strings_from_files_reach_the_terminal_without_their_escape_sequences(tm
     # an error quoting a file's string is one line with the escapes written out too
     code, _, err = run(capsys, "diagnose", path)
     assert code == 1 and "\x1b" not in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_free_memory_counts_the_process_s_own_limits(tmp_path, monkeypatch):
+    # (under `ulimit -v 4000000` the bombs ended in "unexpected MemoryError": the free memory
+    # was the machine's, 22 GB, not the 4 GB the process may use)
+    import builtins
+    import io
+
+    from landscape import checks
+
+    script = ("import resource; from landscape import checks; "
+              "resource.setrlimit(resource.RLIMIT_AS, (6 << 30, resource.RLIM_INFINITY)); "
+              "print(checks.available_memory())")
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout
+    assert int(out) < 6 << 30
+    # a cgroup limit: its page cache's inactive files count free
+    files = {"/sys/fs/cgroup/memory.max": "8000000000\n", "/sys/fs/cgroup/memory.current": "7000000000\n",
+             "/sys/fs/cgroup/memory.stat": "anon 4000000000\ninactive_file 2000000000\n"}
+    real_open = builtins.open
+    monkeypatch.setattr(builtins, "open", lambda name, *a, **k: io.StringIO(files[name]) if name in files
+                        else real_open(name, *a, **k))
+    assert checks._cgroup_memory_left() == 3_000_000_000
+    assert checks.available_memory() <= 3_000_000_000
