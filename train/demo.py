@@ -107,6 +107,8 @@ def run_demo(out: Path, *, device: str = "auto", scale: float = 1.0, no_map: boo
         for name, _ in DEMO_RUNS:
             results[name]["map"] = _map_one(out, name, device, scale, quiet, say)
         results["diagnosis"] = _diagnose_all(out, device, scale, quiet, say)
+        for name, _ in DEMO_RUNS:
+            _draw_map(out, name)
 
     from landscape.diagnosis.compare import json_safe
 
@@ -117,13 +119,12 @@ def run_demo(out: Path, *, device: str = "auto", scale: float = 1.0, no_map: boo
     return results
 
 def _map_one(out: Path, name: str, device: str, scale: float, quiet: bool, say: Callable[[str], None]) -> dict:
-    """Map one demo checkpoint (unless its map exists), draw it, and summarise it."""
+    """Map one demo checkpoint (unless its map exists) and summarise it (its pictures:
+    :func:`_draw_map`, once the diagnosis is in)."""
     import numpy as np
 
     from landscape.train.runs import map_checkpoint
-    from landscape.io.views import minima_kind, recorded_sha256
-    from landscape.plots.maps import plot_levels, plot_map_2d, plot_representatives
-    from landscape.plots.tree import plot_tree
+    from landscape.io.views import recorded_sha256
     from landscape.io.mapfile import read_map
     from landscape.io.progress import ProgressMismatch
     from landscape.mapping.settings import MapConfig
@@ -150,16 +151,11 @@ def _map_one(out: Path, name: str, device: str, scale: float, quiet: bool, say: 
             say(f"{name}: its unfinished map is of an earlier {ckpt.name}: mapping it afresh")
             map_checkpoint(ckpt, path, config=MapConfig(**settings), device=device, force=True, quiet=quiet, say=say)
         content = read_map(path)
-    # The map as built: its pictures are drawn once, and its numbers count the map's own
-    # minima (a funnel probe later appends minima of its own, and basins for them: the
-    # map's own minima keep their basins, so these numbers stay those of the map).
-    if not all(p.exists() for p in pictures.values()):
-        plot_tree(content, pictures["tree"])
-        if minima_kind(content) == "2d":
-            plot_map_2d(content, pictures["basins"])
-        else:
-            plot_representatives(content, pictures["basins"])
-        plot_levels(content, pictures["levels"])
+    # The numbers count the map as built, its own minima (a funnel probe later appends
+    # minima of its own, and basins for them: the map's own minima keep their basins, so
+    # these numbers stay those of the map); its pictures are drawn once the probe and the
+    # diagnosis are in (_draw_map), so they show the .h5 beside them as `landscape tree`
+    # and the report do.
     own = content.n_minima - int(content.attrs.get("minima", {}).get("funnel_added", 0))
     tree = content.tree
     seconds = content.meta.extra.get("seconds", {}) if content.meta is not None else {}
@@ -178,6 +174,21 @@ def _map_one(out: Path, name: str, device: str, scale: float, quiet: bool, say: 
     }
     summary["labels"] = _label_summary(content, name, own)
     return summary
+
+
+def _draw_map(out: Path, name: str) -> None:
+    """The pictures of the map ``<name>.h5`` as it is now (with a funnel probe's minima
+    and the diagnosis's flags, where they are in): its tree, basins and levels."""
+    from landscape.io.mapfile import read_map
+    from landscape.io.views import minima_kind
+    from landscape.plots.maps import plot_levels, plot_map_2d, plot_representatives
+    from landscape.plots.tree import plot_tree
+
+    content = read_map(out / f"{name}.h5")
+    plot_tree(content, out / f"{name}_tree.png")
+    draw = plot_map_2d if minima_kind(content) == "2d" else plot_representatives
+    draw(content, out / f"{name}_basins.png")
+    plot_levels(content, out / f"{name}_levels.png")
 
 
 def _diagnose_all(out: Path, device: str, scale: float, quiet: bool, say: Callable[[str], None]) -> dict:
@@ -371,8 +382,8 @@ def _summary_markdown(results: dict[str, dict], out: Path | None = None) -> str:
                                  f"{row_['classes_with_basin']} of {classes} |")
                 lines.append("")
         lines.append("Pictures: <name>_tree.png (disconnectivity graph), <name>_basins.png, <name>_levels.png, of the "
-                     "map as built (the numbers above too; the funnel probe below adds minima of its own to the .h5); "
-                     "`landscape tree <name>.h5` prints the tree with them.")
+                     "map as the .h5 holds it, with the funnel probe's minima and the diagnosis's flags (as `landscape "
+                     "tree <name>.h5` prints it); the numbers above are the map as built.")
         lines.append("")
     diagnosis = results.get("diagnosis")
     if diagnosis:
