@@ -127,12 +127,8 @@ def funnel_cmd(target, map_option, energy, network, weights, noise, noise_unit, 
                      energy=energy, network=network, weights=weights, compile=compile_steps)
     result, f = run.result, run.result.funnel
     if as_json:
-        summary = funnel_summary(run.map_path, f, result, run.plot, run.seconds)
-        # (the text's notice that the diagnosis, of the old minima only, was removed: a key here, after the
-        # minima that made it stale)
-        at = list(summary).index("new_basins") + 1 if "new_basins" in summary else len(summary)
-        items = list(summary.items())
-        echo_json(dict(items[:at] + [("diagnosis_removed", bool(run.dropped_diagnosis))] + items[at:]))
+        echo_json(funnel_summary(run.map_path, f, result, run.plot, run.seconds,
+                                 diagnosis_removed=bool(run.dropped_diagnosis)))
         return
     click.echo(f"{'noise':>8} {'T':>9} {'entropy':>8} {'eff. basins':>11}  sinks (share of chains)")
     for k, tau in enumerate(f.noise):

@@ -32,7 +32,6 @@ def info(file, as_json, datasets):
       landscape info digits.h5.partial          # an interrupted map's progress
       landscape info digits.h5.funnel.partial   # an interrupted funnel probe's
     """
-    from landscape.io.files import check_regular_file
     from landscape.io.mapfile import is_map_file
     from landscape.io.progress import progress_path
 
@@ -43,7 +42,6 @@ def info(file, as_json, datasets):
     if unfinished or (not file.exists() and progress_path(file).is_file()):
         _progress_info(file.with_name(file.name[: -len(".partial")]) if unfinished else file, as_json)
         return
-    check_regular_file(file, "checkpoint or map")  # (a FIFO would block the reads below, a device never end)
     if file.suffix.lower() in (".h5", ".hdf5") or is_map_file(file):
         _map_info(file, as_json, datasets)
         return

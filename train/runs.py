@@ -457,8 +457,9 @@ def _funnel_plan(
     return probe, dataset if init in ("both", "data") else None, about
 
 
-def funnel_summary(map_path: Path, f, result, plot: Path, wall: float) -> dict:
-    """A funnel probe as plain data (``landscape funnel --json``): ``verdict`` is one of
+def funnel_summary(map_path: Path, f, result, plot: Path, wall: float, *, diagnosis_removed: bool = False) -> dict:
+    """A funnel probe as plain data (``landscape funnel --json``; ``diagnosis_removed``: the
+    probe added minima, so the map's diagnosis, of the old ones only, went): ``verdict`` is one of
     :data:`landscape.io.views.FUNNEL_VERDICTS` and ``funnel`` true, false or null (where the
     probe cannot tell: too few chains, or an undefined score); ``sinks`` per level leaves out
     basins that tie at the cut with basins not taken, ``sink_ties`` says so (null, or the
@@ -489,6 +490,7 @@ def funnel_summary(map_path: Path, f, result, plot: Path, wall: float) -> dict:
         "sink_ties": [None if tie is None else {"basins": tie[0], "share": tie[1]} for _, tie in sinks],
         "new_minima": result.new_minima,
         "new_basins": result.new_basins,
+        "diagnosis_removed": bool(diagnosis_removed),
         "figure": str(plot),
         "seconds": wall,
     }
