@@ -107,6 +107,17 @@ def tree_cmd(map_path, level, basins, plot, images, levels_plot, max_leaves, as_
         click.echo(f"wrote {path} ({what.replace('_', ' ')})")
 
 
+def _drained(part) -> int | None:
+    """Basins of only drained minima the level joined where they drain (None where the
+    map does not say: made before they were joined)."""
+    value = part.attrs.get("drained")
+    try:
+        count = int(value)
+    except (TypeError, ValueError, OverflowError):
+        return None
+    return count if count >= 0 and count == value else None
+
+
 def _levels_lines(content, level: int | None) -> list[str]:
     """One line per level of the ladder: index, alpha, basin count."""
     out = []
@@ -115,6 +126,8 @@ def _levels_lines(content, level: int | None) -> list[str]:
         b = part.n_basins
         alpha = f"{part.multiplier:g} units (= {part.alpha:.4g})" if part.multiplier is not None else f"{part.alpha:.4g}"
         text = f"[{k}] alpha {alpha}: {b} basin{'s' if b != 1 else ''}"
+        if _drained(part):
+            text += f" ({_drained(part)} more, of minima that drain flat into lower ones, joined to them)"
         if k == content.main:
             text += " (main)"
         if k == shown:
@@ -501,7 +514,8 @@ def map_summary(map_path: Path, content, tree, level: int | None, basins: bool, 
         "alpha_unit_rule": content.attrs.get("levels", {}).get("alpha_unit_rule") or None,
         "settings_rounds": content.attrs.get("levels", {}).get("settings_rounds"),
         "precision_warnings": str(content.attrs.get("minima", {}).get("precision") or "").splitlines(),
-        "levels": [{"index": k, "alpha": float(p.alpha), "multiplier": p.multiplier, "n_basins": p.n_basins}
+        "levels": [{"index": k, "alpha": float(p.alpha), "multiplier": p.multiplier, "n_basins": p.n_basins,
+                    "drained": _drained(p)}
                    for k, p in enumerate(content.levels)],
         "funnel": _funnel_summary(content),
         "diagnosis": _diagnosis_summary(content),

@@ -1738,3 +1738,53 @@ def extend_ladder(
         partition.multiplier = prior.multiplier
         out.append((partition, state.trials.export(), old_to_new))
     return out
+
+
+def join_drained(part: Partition, drains_into: np.ndarray, energy: np.ndarray) -> Partition:
+    """``part`` with every basin whose minima all drain into lower ones (no barrier the
+    energy's precision resolves: points a quench left on a plateau, a well's flat tail or
+    a valley of equal minima) joined to the basin its lowest minimum drains into.
+
+    Attraction-diffusion can leave such points apart, since a weak pull takes longer to
+    carry a chain across a flat stretch than its step budget allows; yet they hold no
+    barrier to any pull, so they are no basin of their own at any level.
+
+    Parameters
+    ----------
+    part : Partition
+    drains_into : ndarray int64 [N]
+        Per minimum, the lower minimum it drains into, -1 where none
+        (:meth:`landscape.mapping.tree.BarrierTree.drains_into`, by minimum).
+    energy : ndarray float64 [N]
+        The minima's energies (the order ``drains_into`` lowers: energy, then index).
+
+    Returns
+    -------
+    Partition
+        The surviving basins keep their representatives and their order (renumbered
+        0..); ``attrs["drained"]`` counts the basins joined.
+    """
+    target = np.asarray(drains_into, dtype=np.int64)
+    basin = part.basin
+    if target.shape != basin.shape or np.shape(energy) != basin.shape:
+        raise ValueError(f"drains_into {target.shape} and energy {np.shape(energy)} must match the basins' "
+                         f"{basin.shape}")
+    flat_only = np.bincount(basin[target < 0], minlength=part.n_basins) == 0
+    if not flat_only.any():
+        return replace(part, attrs={**part.attrs, "drained": 0})
+    # Each basin's lowest minimum, by the order the tree drains in: a joined basin's target
+    # basin has a lower one, so it is settled first and nothing goes round in a circle.
+    order = np.lexsort((np.arange(basin.size), np.asarray(energy, dtype=np.float64)))
+    lowest = np.full(part.n_basins, -1, dtype=np.int64)
+    for m in order[::-1]:
+        lowest[basin[m]] = m
+    final = np.arange(part.n_basins)
+    rank = np.empty(basin.size, dtype=np.int64)
+    rank[order] = np.arange(basin.size)
+    for b in sorted(np.flatnonzero(flat_only), key=lambda b: rank[lowest[b]]):
+        final[b] = final[basin[target[lowest[b]]]]
+    kept = np.flatnonzero(final == np.arange(part.n_basins))
+    renumber = np.full(part.n_basins, -1, dtype=np.int64)
+    renumber[kept] = np.arange(kept.size)
+    return replace(part, basin=renumber[final[basin]], representative=part.representative[kept],
+                   energy=part.energy[kept], attrs={**part.attrs, "drained": int(part.n_basins - kept.size)})

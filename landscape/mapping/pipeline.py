@@ -54,6 +54,7 @@ from landscape.mapping.ad import (
     TurnProgress,
     assign_ladder,
     extend_ladder,
+    join_drained,
 )
 from landscape.mapping.barriers import (
     Refinement, RefineProgress, add_records, close_estimates, neighbour_pairs, neighbour_table, refine_pairs,
@@ -1520,13 +1521,16 @@ def _assemble(
     run: _Run, minima: Minima, table: PairTable, saddles: _Saddles, keep_paths: bool, settings: dict[str, Any],
     levels: list[Partition], extended: int, inserted: int, ladder_note: str | None,
 ) -> MapResult:
-    """6. The tree, the grid, the content."""
+    """6. The tree, the basins that hold only minima draining into lower ones with no
+    barrier joined where they drain (:func:`landscape.mapping.ad.join_drained`), the grid,
+    the content."""
     energy, config, state = run.energy, run.config, run.state
     shape = tuple(energy.shape)
     e_min = minima.energy.numpy()
     n = len(minima)
     tree = minimax_tree(e_min, table.pairs, table.best(e_min), refined=table.is_refined(e_min),
                         flat_rtol=flat_rtol(energy.dtype))
+    levels = _join_drained(levels, tree)
     grid = _grid(energy, config.grid) if config.grid and energy.dim == 2 and len(shape) == 1 else None
     main = next(i for i, p in enumerate(levels) if math.isclose(p.multiplier, config.alpha, rel_tol=1e-12))
     tree_saddle, tree_path = _tree_points(tree, table, saddles, shape, keep_paths)
@@ -1569,6 +1573,17 @@ def _assemble(
                            source=_source_record(energy), config=config.to_dict(),
                            extra={"settings": settings, "seconds": run.seconds, **_work_record(run)})
     return MapResult(content=content, settings=settings, seconds=run.seconds, counts=counts)
+
+
+def _join_drained(levels: list[Partition], tree: BarrierTree) -> list[Partition]:
+    """Every level with its basins of only drained minima joined to where they drain
+    (:func:`landscape.mapping.ad.join_drained`; the tree's leaves are the minima)."""
+    n = len(tree.leaves)
+    into, energy = np.full(n, -1, dtype=np.int64), np.empty(n)
+    leaf_into = tree.drains_into()
+    into[tree.leaves] = np.where(leaf_into < 0, -1, tree.leaves[np.maximum(leaf_into, 0)])
+    energy[tree.leaves] = tree.energy
+    return [join_drained(p, into, energy) for p in levels]
 
 
 def _source_record(energy: Energy) -> dict[str, Any]:
@@ -1672,8 +1687,9 @@ def extend_map(
     level of the ladder they are assigned by attraction-diffusion with the map's own
     settings (:func:`landscape.mapping.ad.extend_basins`: the old minima keep their basins; a new
     minimum joins a basin or founds one); the pairs those chains connected are refined
-    where they could lower the tree; the tree is rebuilt. Every barrier already in the
-    map, refined or not, is kept.
+    where they could lower the tree; the tree is rebuilt, and basins of only minima that
+    drain into lower ones with no barrier join where they drain, as in :func:`build_map`.
+    Every barrier already in the map, refined or not, is kept.
 
     Parameters
     ----------
@@ -1787,6 +1803,7 @@ def extend_map(
 
     tree = minimax_tree(e_all, table.pairs, table.best(e_all), refined=table.is_refined(e_all),
                         flat_rtol=flat_rtol(energy.dtype))
+    levels = _join_drained(levels, tree)
     tree_saddle, tree_path = _tree_points(tree, table, saddles, shape, keep_paths)
     attrs = {g: dict(v) for g, v in content.attrs.items()}
     attrs.setdefault("minima", {})["funnel_added"] = int(attrs.get("minima", {}).get("funnel_added", 0)) + m

@@ -244,6 +244,18 @@ class BarrierTree:
         out[settled[self.flat(rtol)]] = True
         return out
 
+    def drains_into(self, rtol: float | None = None) -> np.ndarray:
+        """Per leaf, the leaf it drains into (int64 [L]; -1 where it does not drain): for a
+        :meth:`drained` leaf, the lowest leaf of the lower side of the :meth:`flat` merge
+        that settles it. Following it from leaf to leaf reaches an undrained leaf, lower
+        at every step."""
+        out = np.full(self.n_leaves, -1, dtype=np.int64)
+        settled = self.settled()
+        for k in np.flatnonzero(self.flat(rtol)):
+            a, b = (int(self.lowest[int(c)]) for c in self.linkage[k, :2])
+            out[settled[k]] = b if settled[k] == a else a
+        return out
+
     def resolved_depth(self, rtol: float | None = None) -> np.ndarray:
         """:meth:`depth`, with 0 for the :meth:`flat` merges (no barrier the energy's
         precision resolves: a float32 rounding residue is no barrier to take a scale from)."""
