@@ -322,12 +322,18 @@ def test_a_map_piped_into_a_reader_that_stops_early_still_writes_its_file(tmp_pa
     assert read_map(out).n_minima == 3
 
 
-def test_the_summary_says_how_many_merges_are_path_tops(capsys, wells_file, tmp_path):
+def test_the_summary_says_how_many_merges_are_path_tops(capsys, tmp_path):
     # Strings stopped after 2 iterations: their tops are upper bounds, not saddle points, and
-    # the summary called every merge "at refined saddles" without a word of it.
-    code, stdout, err = map_wells(capsys, wells_file, tmp_path / "w.h5", "--string-steps", "2", "--climb-steps", "0")
+    # the summary called every merge "at refined saddles" without a word of it. (Two wells
+    # joined by a valley that bends up to (0, 0.5): the straight segment between them, where
+    # the strings start, crosses the valley's side, 0.5 above the saddle.)
+    pot = tmp_path / "bent.py"
+    pot.write_text("def bent(x):\n    return (x[:, 0] ** 2 - 1) ** 2 + 2 * (x[:, 1] - 0.5 * (1 - x[:, 0] ** 2)) ** 2\n")
+    code, stdout, err = run(capsys, "map", "--energy", f"{pot}:bent", "--shape", "2", "--box", "-1.6", "1.6",
+                            "--float64", "--chains", "32", "--out", tmp_path / "b.h5", "--quiet", *FAST_AD,
+                            "--string-steps", "2", "--climb-steps", "0")
     assert code == 0, err
-    assert re.search(r"tree: 3 of 3 merges at refined saddles \(\d at saddle points, \d at path tops, upper bounds\)",
+    assert re.search(r"tree: 1 of 1 merges at refined saddles \(0 at saddle points, 1 at path tops, upper bounds\)",
                      stdout), stdout
 
 

@@ -803,11 +803,32 @@ def test_a_ridge_narrower_than_the_string_s_images_still_sets_the_barrier():
     crest = min(0.5 * (0.01 * y * y - 1) ** 2 + 0.01 * y + 0.5 * y * y for y in np.linspace(-0.1, 0.1, 20001)) + 5.0
     height = content.tree.heights[0]
     assert crest <= height < crest * 1.001, (height, crest)
-    assert not content.barriers.saddle_point[content.tree.pair[0]]  # (the top of a path, not a saddle point)
+    # The string's highest image is no saddle point, but where the barrier lies, its
+    # polyline's crossing of the crest, is one within 0.1 % of the barrier (the crest's
+    # lowest point, 0.01 away along it): said so.
+    assert content.barriers.saddle_point[content.tree.pair[0]]
     # /tree/saddle is where that barrier is, on the crest (it was the string's highest image,
     # off the wall: U ~ 0.5 there)
     at = torch.as_tensor(content.tree_saddle[0], dtype=torch.float64)[None]
     assert float(wall(at)) == pytest.approx(height, rel=1e-6)
+
+
+@pytest.mark.parametrize("scale", [1.0, 0.01, 100.0])
+def test_a_barrier_across_the_soft_direction_of_a_stiff_energy_is_at_a_saddle_point(scale):
+    # Minima at (+-1, +-1); saddles at (0, +-1), 1 high (curvatures -4 and 8e4), and at
+    # (+-1, 0), 1e4 high. The strings' highest images missed the soft saddles by 0.04 (the
+    # stiff direction holds their steps small) while their polylines' tops are on them: the
+    # barriers, exact, were called the tops of paths, the gradient judged against the
+    # stiff direction's.
+    def stiff(x):
+        return scale * ((x[:, 0] ** 2 - 1) ** 2 + 1e4 * (x[:, 1] ** 2 - 1) ** 2)
+
+    m = build_map(Energy(stiff, shape=(2,), data_range=(-2.0, 2.0), dtype=torch.float64),
+                  MapConfig(chains=64, rounds=1, grid=0)).content
+    assert m.n_minima == 4
+    np.testing.assert_allclose(np.sort(m.tree.heights), scale * np.array([1.0, 1.0, 1e4]), rtol=1e-6)
+    assert m.barriers.saddle_point[m.tree.pair].all()
+    np.testing.assert_allclose(np.abs(m.tree_saddle[np.argsort(m.tree.heights)[:2]]), [[0, 1], [0, 1]], atol=1e-4)
 
 
 def test_attraction_diffusion_steps_are_stable_at_a_steep_wall_between_the_minima():

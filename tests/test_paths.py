@@ -17,7 +17,7 @@ from landscape import (
 from landscape.io.records import NEIGHBOUR, PairTable
 from landscape.potentials import MUELLER_BROWN_MINIMA, MUELLER_BROWN_SADDLE_ENERGY
 from landscape.mapping import paths
-from landscape.mapping.barriers import close_estimates, refine_pairs
+from landscape.mapping.barriers import close_estimates, refine_pairs, stationary_within
 from landscape.mapping.settings import MapConfig
 from landscape.mapping.paths import polyline_max, resample_polyline, string_method, string_method_batch
 
@@ -203,8 +203,10 @@ def test_a_string_that_did_not_converge_gives_the_top_of_its_path():
     table = PairTable(np.array([[0, 1]]), np.array([4.0]), np.array([np.nan]), np.array([np.nan]),
                       np.array([NEIGHBOUR], dtype=np.uint8))
     ref = refine_pairs(energy, x, table, [0], images=24, steps=1)
-    assert not ref.saddle_point[0]
     assert float(thin_ridge(torch.from_numpy(ref.paths[0]).double()).max()) < 1.0  # the images
+    # The polyline's top, (0, 0), is the ridge's saddle point itself: said so.
+    np.testing.assert_allclose(ref.saddle_x[0], [0.0, 0.0], atol=1e-4)
+    assert ref.saddle_point[0]
     assert ref.saddle[0] == pytest.approx(4.0, abs=1e-3)
     # polyline_max: per path, the top of its polyline (a segment's top between its points)
     tops = polyline_max(energy, [x, torch.tensor([[-1.0, 0.0], [-0.5, 0.5], [-0.2, 0.0]], dtype=torch.float64)])
@@ -226,9 +228,9 @@ def test_without_climbing_the_saddle_is_sampled_from_below():
 def test_refine_pairs_climbs_on_its_own_budget():
     # The climbing phase has a budget of its own (the map's refine_climb_steps): none
     # leaves the 8-image string's highest image below the saddle (the barrier is then the
-    # top of its polyline, which passes over the saddle between two images: no saddle
-    # point found); a few iterations lift the image onto the saddle, since the string
-    # phase ended close to the path already.
+    # top of its polyline, which passes over the saddle between two images, within 1e-4 of
+    # its energy: a saddle point all the same); a few iterations lift the image onto the
+    # saddle, since the string phase ended close to the path already.
     energy = Energy(double_well, shape=(2,), dtype=torch.float64)
     x = torch.tensor([[-1.0, 0.0], [1.0, 0.0]], dtype=torch.float64)
     table = PairTable(np.array([[0, 1]]), np.array([3.0]), np.array([np.nan]), np.array([np.nan]),
@@ -236,12 +238,14 @@ def test_refine_pairs_climbs_on_its_own_budget():
     refs = {c: refine_pairs(energy, x, table, [0], images=8, climb_steps=c) for c in (0, 100)}
     top_image = float(double_well(torch.from_numpy(refs[0].paths[0]).double()).max())
     assert top_image < 1.0 - 1e-3 and refs[0].saddle[0] == pytest.approx(1.0, abs=1e-4)
-    assert not refs[0].saddle_point[0]
+    assert refs[0].saddle_point[0]
     assert refs[100].saddle[0] == pytest.approx(1.0, abs=1e-6) and refs[100].saddle_point[0]
     # how its strings stopped, in words for the map's progress notes
     bent = {(0, 1): torch.tensor([[-1.0, 0.0], [0.0, 0.8], [1.0, 0.0]], dtype=torch.float64)}
     ref = refine_pairs(energy, x, table, [0], paths=bent, images=8, steps=2, climb_steps=0)
     assert list(ref.stops) == ["budget"]
+    # its top is still up the valley's side, where the gradient does not vanish: no saddle point
+    assert ref.saddle[0] > 1.1 and not ref.saddle_point[0]
     assert ref.describe_stops(" (2 iterations)") == "1 string: 0 converged, 0 stopped moving, 1 at their budget (2 iterations)"
     with pytest.raises(LandscapeError, match="refine_climb_steps"):
         MapConfig(refine_climb_steps=-1)
@@ -513,3 +517,45 @@ def test_neighbour_pairs_take_every_pair_where_the_nearest_are_half_of_them_alre
     many = torch.rand(200, 64, generator=gen)
     pairs = neighbour_pairs(many, 10)
     assert 1000 <= len(pairs) <= 2000  # (the nearest only: about k N of the 19,900)
+
+
+def test_a_point_is_stationary_where_a_newton_step_would_move_the_energy_by_nothing():
+    def stiff(x):  # saddles at (0, +-1) (U = 1, curvatures -4 and 8e4) and (+-1, 0) (U = 1e4)
+        return (x[:, 0] ** 2 - 1) ** 2 + 1e4 * (x[:, 1] ** 2 - 1) ** 2
+
+    def tails(x):  # a Gaussian well: exponentially flat far out
+        return -torch.exp(-(x ** 2).sum(1))
+
+    pts = torch.tensor([[0.0, 1.0 + 1e-9],  # the saddle, 1e-9 off in the stiff direction: |g| 8e-5
+                        [1e-5, 1.0],  # 1e-5 off in the soft one: |g| 4e-5
+                        [0.03, 1.0],  # 0.03 off in the soft one: 0.0018 below the saddle
+                        [1e-3, 1.0 + 1e-6]],  # off in both: |g| 0.08 from the stiff direction
+                       dtype=torch.float64)
+    for c, length in ((1.0, 1.0), (0.01, 1.0), (100.0, 1.0), (1.0, 30.0)):
+        energy = Energy(lambda x, c=c, s=length: c * stiff(x / s), shape=(2,), dtype=torch.float64)
+        # within 0.1 % of a barrier 1 high: whatever the energy's scale and units of length
+        out = stationary_within(energy, pts * length, np.full(4, 1e-3 * c))
+        assert out.tolist() == [True, True, False, True], (c, length)
+    # On the well's tail (|g| 6e-9 at r = 4.6, U = -6.5e-10) the curvature is as small: a
+    # flat merge's top there (no barrier: the tolerance float32's rounding of U) is no
+    # stationary point, though its gradient is 1e-9 of the well's largest.
+    energy = Energy(tails, shape=(2,), dtype=torch.float64)
+    far = torch.tensor([[4.6, 0.0], [0.0, 0.0]], dtype=torch.float64)
+    assert stationary_within(energy, far, 1e-6 * energy(far).abs().numpy()).tolist() == [False, True]
+    # Piecewise linear (no curvature): only where the gradient vanishes.
+    energy = Energy(lambda x: x.abs().sum(1), shape=(2,), dtype=torch.float64)
+    assert stationary_within(energy, torch.tensor([[0.5, 0.5]], dtype=torch.float64), np.ones(1)).tolist() == [False]
+
+    class Once(torch.autograd.Function):  # a gradient that cannot be differentiated again
+        @staticmethod
+        def forward(ctx, x):
+            ctx.save_for_backward(x)
+            return (x ** 2).sum(1)
+
+        @staticmethod
+        def backward(ctx, grad):
+            (x,) = ctx.saved_tensors
+            return (2 * x * grad[:, None]).detach()
+
+    energy = Energy(Once.apply, shape=(2,), dtype=torch.float64)
+    assert stationary_within(energy, pts, np.ones(4)) is None

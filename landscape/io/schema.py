@@ -67,10 +67,12 @@ DATASETS: tuple[Dataset, ...] = (
     Dataset("barriers/source", "uint8", "[E]",
             "where the pair came from: bit 1 a nearest neighbour in space, bit 2 attraction-diffusion connected it"),
     Dataset("barriers/saddle_point", "bool", "[E]",
-            "true where /barriers/refined is the energy of a saddle point: the top of the refined path, where the "
-            "gradient vanishes; false where it is the top of a path whose gradient does not vanish there (on "
-            "networks their kinks keep it from vanishing: still a real path's top, an upper bound on the barrier), "
-            "or not refined; absent in maps of earlier versions", required=False, group="barriers"),
+            "true where /barriers/refined is the energy of a saddle point: where the barrier lies on the refined "
+            "path (its climbing image, or its polyline's top), the gradient vanishes to within what a Newton step "
+            "would move the energy by, 0.1 % of the barrier's height (exact Hessian-vector products; energies "
+            "without second derivatives: the string's own gradient test); false where it does not (on "
+            "piecewise-linear networks the gradient vanishes nowhere: still a real path's top, an upper bound on "
+            "the barrier), or not refined; absent in maps of earlier versions", required=False, group="barriers"),
     Dataset("tree/linkage", "float64", "[N-1, 4]",
             "scipy linkage over the minima (leaves in /minima order), one row per merge, lowest first: columns 0 and 1 "
             "the two nodes it joins (node i < N is minimum i, node N + k the merge of row k), column 2 its barrier "

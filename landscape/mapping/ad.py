@@ -1762,16 +1762,19 @@ def join_drained(part: Partition, drains_into: np.ndarray, energy: np.ndarray) -
     -------
     Partition
         The surviving basins keep their representatives and their order (renumbered
-        0..); ``attrs["drained"]`` counts the basins joined.
+        0..); ``attrs["drained"]`` counts the basins joined (added to the count
+        ``part`` had: a map's level, extended by new minima).
     """
     target = np.asarray(drains_into, dtype=np.int64)
     basin = part.basin
     if target.shape != basin.shape or np.shape(energy) != basin.shape:
         raise ValueError(f"drains_into {target.shape} and energy {np.shape(energy)} must match the basins' "
                          f"{basin.shape}")
+    before = part.attrs.get("drained", 0)  # (a map's levels, extended: those it joined already)
+    before = int(before) if isinstance(before, (int, np.integer)) and before >= 0 else 0
     flat_only = np.bincount(basin[target < 0], minlength=part.n_basins) == 0
     if not flat_only.any():
-        return replace(part, attrs={**part.attrs, "drained": 0})
+        return replace(part, attrs={**part.attrs, "drained": before})
     # Each basin's lowest minimum, by the order the tree drains in: a joined basin's target
     # basin has a lower one, so it is settled first and nothing goes round in a circle.
     order = np.lexsort((np.arange(basin.size), np.asarray(energy, dtype=np.float64)))
@@ -1787,4 +1790,4 @@ def join_drained(part: Partition, drains_into: np.ndarray, energy: np.ndarray) -
     renumber = np.full(part.n_basins, -1, dtype=np.int64)
     renumber[kept] = np.arange(kept.size)
     return replace(part, basin=renumber[final[basin]], representative=part.representative[kept],
-                   energy=part.energy[kept], attrs={**part.attrs, "drained": int(part.n_basins - kept.size)})
+                   energy=part.energy[kept], attrs={**part.attrs, "drained": before + int(part.n_basins - kept.size)})

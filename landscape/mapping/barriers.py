@@ -399,6 +399,62 @@ def descent_across(energy: Energy, tops: torch.Tensor, tangents: torch.Tensor) -
     return out
 
 
+#: Lanczos steps from the gradient in :func:`stationary_within` (all of them in fewer dimensions).
+NEWTON_ITERATIONS = 8
+
+
+def stationary_within(energy: Energy, points: torch.Tensor, tolerance: np.ndarray) -> np.ndarray | None:
+    """Per point (``points`` [m, *shape]), whether the gradient vanishes there to within
+    what moves the energy by at most ``tolerance`` [m] (energy units): the energy a Newton
+    step to the nearest stationary point would change, ``g^T |H|^-1 g / 2``, estimated by
+    Lanczos on exact Hessian-vector products from ``g`` (:data:`NEWTON_ITERATIONS`; exact in
+    as many dimensions or fewer).
+
+    A test in the energy's own terms, whatever its scale and the stiffness of its
+    directions: a gradient left by rounding in a stiff direction (curvature 1e4 times the
+    soft one's) moves the energy by nothing, where against a gradient scale taken along a
+    path it looked large; and a small gradient on an exponentially flat tail, where the
+    curvature is as small, is no stationary point. Where the curvature is 0 (a
+    piecewise-linear network) only a vanishing gradient passes. None where the energy has
+    no second derivatives."""
+    from landscape.mapping.settings import hessian_operator
+
+    m = points.shape[0]
+    if m == 0:
+        return np.zeros(0, dtype=bool)
+    x = points.detach()
+    _, g = energy.value_and_grad_fn()(x)
+    g = g.detach().reshape(m, -1).double()
+    d = g.shape[1]
+    norm = torch.linalg.vector_norm(g, dim=1)
+    try:
+        apply = hessian_operator(energy, x)
+        tiny = torch.finfo(torch.float64).tiny
+        basis, alphas, betas = [g / norm.clamp_min(tiny)[:, None]], [], []
+        for j in range(min(NEWTON_ITERATIONS, d)):
+            w = apply(basis[-1].reshape(x.shape).to(x)).reshape(m, -1).double()
+            alphas.append((w * basis[-1]).sum(1))
+            for b in basis:  # (full reorthogonalisation)
+                w = w - b * (w * b).sum(1, keepdim=True)
+            if j + 1 < min(NEWTON_ITERATIONS, d):
+                beta = torch.linalg.vector_norm(w, dim=1)
+                betas.append(beta)
+                basis.append(w / beta.clamp_min(tiny)[:, None])
+    except NotImplementedError:
+        return None
+    tri = torch.diag_embed(torch.stack(alphas, 1))
+    if betas:
+        off = torch.stack(betas, 1)
+        tri = tri + torch.diag_embed(off, 1) + torch.diag_embed(off, -1)
+    theta, vectors = (t.cpu().numpy() for t in torch.linalg.eigh(tri))
+    weight = vectors[:, 0, :] ** 2  # (the gradient's share along each Ritz direction)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        share = np.where(weight > 0, weight / np.abs(theta), 0.0)
+    size = norm.cpu().numpy()
+    gain = np.where(size == 0, 0.0, 0.5 * size**2 * np.nan_to_num(share, nan=np.inf).sum(1))
+    return np.nan_to_num(gain, nan=np.inf) <= np.asarray(tolerance, dtype=np.float64)
+
+
 def _tangent_at(path: torch.Tensor, k: int) -> torch.Tensor:
     """The direction of ``path`` [K, *shape] at its image ``k``."""
     return path[min(k + 1, path.shape[0] - 1)] - path[max(k - 1, 0)]
@@ -528,24 +584,34 @@ def refine_pairs(
             # images' spacing, which only the polyline sees (the saddle found is then a
             # critical point beyond the ridge, not the pass over it).
             tops, top_at = polyline_max(energy, [res.path for res in results], points=len(chunk) * k, where=True)
-            for i, (q, res) in enumerate(zip(chunk, results)):
-                floor[q] = max(float(res.energy[0]), float(res.energy[-1]))
+            ends = np.array([max(float(res.energy[0]), float(res.energy[-1])) for res in results])
+            value, where = np.empty(len(results)), []
+            for i, res in enumerate(results):
                 top = float(tops[i])
                 if res.converged:  # (a top within the climbing image's rounding is the saddle itself)
-                    ridge = 1e-3 * max(res.saddle_energy - floor[q], 0.0) + 1e-6 * abs(res.saddle_energy)
+                    ridge = 1e-3 * max(res.saddle_energy - ends[i], 0.0) + 1e-6 * abs(res.saddle_energy)
                     top = top if top > res.saddle_energy + ridge else -math.inf
-                value = max(res.saddle_energy, top)
-                if np.isnan(saddle[q]) or value < saddle[q]:
-                    saddle[q] = value
-                    # a saddle point: a converged string's top, or a highest image where the
-                    # gradient vanishes that is also the top of its polyline (within 0.1 % of
-                    # the barrier's height, and float32's rounding)
-                    slack = 1e-3 * max(value - floor[q], 0.0) + 1e-6 * abs(value)
-                    at_saddle[q] = (res.converged or res.stationary) and value <= res.saddle_energy + slack
+                value[i] = max(res.saddle_energy, top)
+                # where the barrier is: the top of the polyline where that set it (between images)
+                on_line = top > res.saddle_energy and top_at[i] is not None
+                where.append(top_at[i] if on_line else res.path[res.saddle_index])
+            # A saddle point: the gradient vanishes where the barrier is, to within what moves
+            # the energy by 0.1 % of the barrier's height and float32's rounding
+            # (:func:`stationary_within`). Where the energy has no second derivatives: a
+            # converged string's top, or a highest image whose gradient is within the
+            # string's tolerance, that is also the top of its polyline (within the same).
+            slack = 1e-3 * np.maximum(value - ends, 0.0) + 1e-6 * np.abs(value)
+            still = stationary_within(energy, torch.stack(where), slack)
+            if still is None:
+                still = np.array([(res.converged or res.stationary) and value[i] <= res.saddle_energy + slack[i]
+                                  for i, res in enumerate(results)], dtype=bool)
+            for i, (q, res) in enumerate(zip(chunk, results)):
+                floor[q] = ends[i]
+                if np.isnan(saddle[q]) or value[i] < saddle[q]:
+                    saddle[q] = value[i]
+                    at_saddle[q] = bool(still[i])
                     stops[q] = res.stop
-                    # where the barrier is: the top of the polyline where that set it (between images)
-                    on_line = top > res.saddle_energy and top_at[i] is not None
-                    saddle_x[q] = (top_at[i] if on_line else res.path[res.saddle_index]).detach().cpu().numpy()
+                    saddle_x[q] = where[i].detach().cpu().numpy()
                     out_paths[q] = res.path.detach().cpu().numpy().astype(kept)
             if progress is not None:
                 progress(len(chunk))

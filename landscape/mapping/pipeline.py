@@ -1399,7 +1399,7 @@ def _stage_ladder(
         part, rec = _level_from_state(state, key)
         levels.append(part)
         records.append(rec)
-        run.reporter.note(f"alpha {part.multiplier:g} units: {part.n_basins} basin{'' if part.n_basins == 1 else 's'} "
+        run.reporter.note(f"{_pull(part)}: {part.n_basins} basin{'' if part.n_basins == 1 else 's'} "
                           f"({part.attrs.get('trials', 0):,} trials)")
 
     k = 0
@@ -1531,6 +1531,10 @@ def _assemble(
     tree = minimax_tree(e_min, table.pairs, table.best(e_min), refined=table.is_refined(e_min),
                         flat_rtol=flat_rtol(energy.dtype))
     levels = _join_drained(levels, tree)
+    joined = [f"{_pull(p)} {p.n_basins + p.attrs['drained']} -> {p.n_basins}" for p in levels if p.attrs["drained"]]
+    if joined:
+        run.reporter.note("basins of only minima that drain into lower ones with no barrier, joined to the basin "
+                          "they drain into: " + ", ".join(joined))
     grid = _grid(energy, config.grid) if config.grid and energy.dim == 2 and len(shape) == 1 else None
     main = next(i for i, p in enumerate(levels) if math.isclose(p.multiplier, config.alpha, rel_tol=1e-12))
     tree_saddle, tree_path = _tree_points(tree, table, saddles, shape, keep_paths)
@@ -1573,6 +1577,11 @@ def _assemble(
                            source=_source_record(energy), config=config.to_dict(),
                            extra={"settings": settings, "seconds": run.seconds, **_work_record(run)})
     return MapResult(content=content, settings=settings, seconds=run.seconds, counts=counts)
+
+
+def _pull(part: Partition) -> str:
+    """A level's pull, as the notes give it."""
+    return f"alpha {part.multiplier:g} units" if part.multiplier is not None else f"alpha {part.alpha:.4g}"
 
 
 def _join_drained(levels: list[Partition], tree: BarrierTree) -> list[Partition]:
@@ -1792,18 +1801,18 @@ def extend_map(
         run.timed("basins", time.perf_counter() - seconds)
         run.save()
     levels, records = [], []
-    for key, prior in zip(keys, content.levels):
+    for key in keys:
         part, rec = _level_from_state(run.state, key)
         levels.append(part)
         records.append(rec)
-        pull = (f"alpha {prior.multiplier:g} units" if prior.multiplier is not None else f"alpha {prior.alpha:.4g}")
-        reporter.note(f"{pull}: {prior.n_basins} -> {part.n_basins} basin" + ("" if part.n_basins == 1 else "s"))
     table, _ = _stage_connected(run, minima, _table_from_state(run.state), records, saddles, keep_paths, None)
     saddles = _Saddles.from_state(run.state)
 
     tree = minimax_tree(e_all, table.pairs, table.best(e_all), refined=table.is_refined(e_all),
                         flat_rtol=flat_rtol(energy.dtype))
     levels = _join_drained(levels, tree)
+    for prior, part in zip(content.levels, levels):
+        reporter.note(f"{_pull(prior)}: {prior.n_basins} -> {part.n_basins} basin" + ("" if part.n_basins == 1 else "s"))
     tree_saddle, tree_path = _tree_points(tree, table, saddles, shape, keep_paths)
     attrs = {g: dict(v) for g, v in content.attrs.items()}
     attrs.setdefault("minima", {})["funnel_added"] = int(attrs.get("minima", {}).get("funnel_added", 0)) + m
