@@ -1038,27 +1038,33 @@ def test_basins_of_only_drained_minima_join_the_basin_they_drain_into():
     from landscape.mapping.tree import minimax_tree
 
     # Wells A (0, U = -1) and B (1, U = -0.8) with a plateau at U ~ 0 between them: its
-    # points 2 and 3 drain into A with no barrier (2 through 3), and B lies beyond them
-    # (a barrier of 0.8). 4 (U = -0.5) sits in a dent 0.1 deep by B; 5 and 6 above it drain
-    # into the lowest minimum below them, B.
+    # points 2 and 3 drain into A with no barrier (2 through 3), and B lies beyond them (a
+    # barrier of 0.8). 4 (U = -0.5) sits in a dent 0.1 deep by B; 5 above it drains into
+    # it, 6 into 5.
     energy = np.array([-1.0, -0.8, -1e-18, -2e-18, -0.5, -0.3, -0.2])
     pairs = np.array([[2, 3], [0, 2], [1, 3], [1, 4], [4, 5], [5, 6]])
     barrier = np.array([-1e-18, -0.5e-18, -0.4e-18, -0.4, -0.3, -0.2])
     tree = minimax_tree(energy, pairs, barrier)
     into = tree.drains_into()
-    assert into.tolist() == [-1, -1, 3, 0, -1, 1, 1]
+    assert into.tolist() == [-1, -1, 3, 0, -1, 4, 5]
     # AD left the plateau's points apart and 6 alone, and put 5 with 4.
     part = Partition(0.1, basin=[0, 1, 5, 4, 2, 2, 3], representative=[0, 1, 4, 6, 3, 2],
                      energy=energy[[0, 1, 4, 6, 3, 2]], attrs={"trials": 9})
-    joined = join_drained(part, into, energy)
+    joined = join_drained(part, into)
     # The plateau joins A (2 by way of 3's basin), not B, which stays apart over the
-    # plateau; 6 joins B; the basin of 4 and 5 holds a minimum that does not drain: kept.
-    assert joined.basin.tolist() == [0, 1, 0, 0, 2, 2, 1]
+    # plateau; 6 joins 4's basin through 5; that basin holds a minimum that does not drain: kept.
+    assert joined.basin.tolist() == [0, 1, 0, 0, 2, 2, 2]
     assert joined.representative.tolist() == [0, 1, 4] and joined.energy.tolist() == [-1.0, -0.8, -0.5]
     assert joined.attrs == {"trials": 9, "drained": 3} and part.n_basins == 6
+    # A level of a map, extended: the count adds to the one it had.
+    assert join_drained(replace(part, attrs={"drained": 2}), into).attrs["drained"] == 5
     # Nothing drained: the same basins.
-    same = join_drained(part, np.full(7, -1), energy)
+    same = join_drained(part, np.full(7, -1))
     assert same.basin.tolist() == part.basin.tolist() and same.attrs == {"trials": 9, "drained": 0}
+    # Basins that drain only into each other (a plateau whose way down the map lacks) are one.
+    closed = Partition(0.1, basin=[0, 1, 1, 2], representative=[0, 1, 3], energy=[-1.0, 0.0, 0.0])
+    ring = join_drained(closed, np.array([-1, 3, 3, 1]))
+    assert ring.basin.tolist() == [0, 1, 1, 1] and ring.attrs["drained"] == 1
     # Scaled energies drain alike (the flat test is relative to the energy's magnitude).
     assert minimax_tree(100 * energy, pairs, 100 * barrier).drains_into().tolist() == into.tolist()
     assert minimax_tree(0.01 * energy, pairs, 0.01 * barrier).drains_into().tolist() == into.tolist()

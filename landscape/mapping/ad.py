@@ -1740,23 +1740,22 @@ def extend_ladder(
     return out
 
 
-def join_drained(part: Partition, drains_into: np.ndarray, energy: np.ndarray) -> Partition:
-    """``part`` with every basin whose minima all drain into lower ones (no barrier the
+def join_drained(part: Partition, drains_into: np.ndarray) -> Partition:
+    """``part`` with every basin whose minima all drain into others (no barrier the
     energy's precision resolves: points a quench left on a plateau, a well's flat tail or
-    a valley of equal minima) joined to the basin its lowest minimum drains into.
+    a valley of equal minima) joined to the basin its representative drains into.
 
     Attraction-diffusion can leave such points apart, since a weak pull takes longer to
     carry a chain across a flat stretch than its step budget allows; yet they hold no
-    barrier to any pull, so they are no basin of their own at any level.
+    barrier to any pull, so they are no basin of their own at any level. Basins that drain
+    only into each other (a plateau with no way down that the map found) become one.
 
     Parameters
     ----------
     part : Partition
     drains_into : ndarray int64 [N]
-        Per minimum, the lower minimum it drains into, -1 where none
+        Per minimum, the minimum it drains into, -1 where none
         (:meth:`landscape.mapping.tree.BarrierTree.drains_into`, by minimum).
-    energy : ndarray float64 [N]
-        The minima's energies (the order ``drains_into`` lowers: energy, then index).
 
     Returns
     -------
@@ -1765,27 +1764,35 @@ def join_drained(part: Partition, drains_into: np.ndarray, energy: np.ndarray) -
         0..); ``attrs["drained"]`` counts the basins joined (added to the count
         ``part`` had: a map's level, extended by new minima).
     """
+    from networkx.utils import UnionFind
+
     target = np.asarray(drains_into, dtype=np.int64)
     basin = part.basin
-    if target.shape != basin.shape or np.shape(energy) != basin.shape:
-        raise ValueError(f"drains_into {target.shape} and energy {np.shape(energy)} must match the basins' "
-                         f"{basin.shape}")
+    if target.shape != basin.shape:
+        raise ValueError(f"drains_into has shape {target.shape}, the partition's basins {basin.shape}")
     before = part.attrs.get("drained", 0)  # (a map's levels, extended: those it joined already)
     before = int(before) if isinstance(before, (int, np.integer)) and before >= 0 else 0
     flat_only = np.bincount(basin[target < 0], minlength=part.n_basins) == 0
     if not flat_only.any():
         return replace(part, attrs={**part.attrs, "drained": before})
-    # Each basin's lowest minimum, by the order the tree drains in: a joined basin's target
-    # basin has a lower one, so it is settled first and nothing goes round in a circle.
-    order = np.lexsort((np.arange(basin.size), np.asarray(energy, dtype=np.float64)))
-    lowest = np.full(part.n_basins, -1, dtype=np.int64)
-    for m in order[::-1]:
-        lowest[basin[m]] = m
-    final = np.arange(part.n_basins)
-    rank = np.empty(basin.size, dtype=np.int64)
-    rank[order] = np.arange(basin.size)
-    for b in sorted(np.flatnonzero(flat_only), key=lambda b: rank[lowest[b]]):
-        final[b] = final[basin[target[lowest[b]]]]
+    # Each flat-only basin points at one other basin, where its representative drains (or,
+    # where that stays inside, its first minimum that leaves): every group so joined
+    # holds at most one basin that does not drain, which survives (else the group's first
+    # basin, of the lowest representative).
+    leaving = np.flatnonzero((target >= 0) & (basin[np.maximum(target, 0)] != basin))
+    out = np.full(part.n_basins, basin.size, dtype=np.int64)
+    np.minimum.at(out, basin[leaving], leaving)  # (each basin's first minimum that drains out of it)
+    out[out == basin.size] = -1
+    leaves_rep = (target[part.representative] >= 0) & (
+        basin[np.maximum(target[part.representative], 0)] != np.arange(part.n_basins))
+    out[leaves_rep] = part.representative[leaves_rep]
+    groups = UnionFind(range(part.n_basins))
+    for b in np.flatnonzero(flat_only & (out >= 0)):
+        groups.union(int(b), int(basin[target[out[b]]]))
+    survivor: dict[Any, int] = {}
+    for b in sorted(range(part.n_basins), key=lambda b: (bool(flat_only[b]), b)):
+        survivor.setdefault(groups[b], b)
+    final = np.array([survivor[groups[b]] for b in range(part.n_basins)], dtype=np.int64)
     kept = np.flatnonzero(final == np.arange(part.n_basins))
     renumber = np.full(part.n_basins, -1, dtype=np.int64)
     renumber[kept] = np.arange(kept.size)

@@ -417,7 +417,7 @@ def stationary_within(energy: Energy, points: torch.Tensor, tolerance: np.ndarra
     curvature is as small, is no stationary point. Where the curvature is 0 (a
     piecewise-linear network) only a vanishing gradient passes. None where the energy has
     no second derivatives."""
-    from landscape.mapping.settings import hessian_operator
+    from landscape.mapping.settings import hessian_operator, lanczos
 
     m = points.shape[0]
     if m == 0:
@@ -425,33 +425,19 @@ def stationary_within(energy: Energy, points: torch.Tensor, tolerance: np.ndarra
     x = points.detach()
     _, g = energy.value_and_grad_fn()(x)
     g = g.detach().reshape(m, -1).double()
-    d = g.shape[1]
     norm = torch.linalg.vector_norm(g, dim=1)
     try:
         apply = hessian_operator(energy, x)
-        tiny = torch.finfo(torch.float64).tiny
-        basis, alphas, betas = [g / norm.clamp_min(tiny)[:, None]], [], []
-        for j in range(min(NEWTON_ITERATIONS, d)):
-            w = apply(basis[-1].reshape(x.shape).to(x)).reshape(m, -1).double()
-            alphas.append((w * basis[-1]).sum(1))
-            for b in basis:  # (full reorthogonalisation)
-                w = w - b * (w * b).sum(1, keepdim=True)
-            if j + 1 < min(NEWTON_ITERATIONS, d):
-                beta = torch.linalg.vector_norm(w, dim=1)
-                betas.append(beta)
-                basis.append(w / beta.clamp_min(tiny)[:, None])
+        _, tri = lanczos(lambda v: apply(v.reshape(x.shape).to(x)).reshape(m, -1).double(), g,
+                         min(NEWTON_ITERATIONS, g.shape[1]))
     except NotImplementedError:
         return None
-    tri = torch.diag_embed(torch.stack(alphas, 1))
-    if betas:
-        off = torch.stack(betas, 1)
-        tri = tri + torch.diag_embed(off, 1) + torch.diag_embed(off, -1)
     theta, vectors = (t.cpu().numpy() for t in torch.linalg.eigh(tri))
     weight = vectors[:, 0, :] ** 2  # (the gradient's share along each Ritz direction)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        share = np.where(weight > 0, weight / np.abs(theta), 0.0)
     size = norm.cpu().numpy()
-    gain = np.where(size == 0, 0.0, 0.5 * size**2 * np.nan_to_num(share, nan=np.inf).sum(1))
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        share = np.nan_to_num(np.where(weight > 0, weight / np.abs(theta), 0.0), nan=np.inf).sum(1)
+        gain = np.where(size == 0, 0.0, 0.5 * size**2 * share)
     return np.nan_to_num(gain, nan=np.inf) <= np.asarray(tolerance, dtype=np.float64)
 
 

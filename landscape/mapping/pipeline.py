@@ -1587,12 +1587,10 @@ def _pull(part: Partition) -> str:
 def _join_drained(levels: list[Partition], tree: BarrierTree) -> list[Partition]:
     """Every level with its basins of only drained minima joined to where they drain
     (:func:`landscape.mapping.ad.join_drained`; the tree's leaves are the minima)."""
-    n = len(tree.leaves)
-    into, energy = np.full(n, -1, dtype=np.int64), np.empty(n)
+    into = np.full(len(tree.leaves), -1, dtype=np.int64)
     leaf_into = tree.drains_into()
     into[tree.leaves] = np.where(leaf_into < 0, -1, tree.leaves[np.maximum(leaf_into, 0)])
-    energy[tree.leaves] = tree.energy
-    return [join_drained(p, into, energy) for p in levels]
+    return [join_drained(p, into) for p in levels]
 
 
 def _source_record(energy: Energy) -> dict[str, Any]:

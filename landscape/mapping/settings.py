@@ -432,25 +432,36 @@ def lowest_curvature(energy: Energy, x: torch.Tensor, iterations: int = 12,
 
     gen = torch.Generator(device="cpu").manual_seed(20261205)
     v = keep(torch.randn(1, d, generator=gen, dtype=torch.float64).to(x).expand(m, d))
-    v = v / torch.linalg.vector_norm(v, dim=1, keepdim=True).clamp_min(torch.finfo(v.dtype).tiny)
-    basis, alphas, betas = [v], [], []
-    k = max(1, min(iterations, d - (project is not None)))
-    for j in range(k):
-        w = keep(hv(basis[-1]))
+    basis, tri = lanczos(lambda u: keep(hv(u)), v, max(1, min(iterations, d - (project is not None))))
+    values, vectors = torch.linalg.eigh(tri)
+    direction = torch.einsum("mkd,mk->md", torch.stack(basis, 1).double(), vectors[:, : len(basis), 0])
+    return values[:, 0], direction, values.abs().amax(1)
+
+
+def lanczos(hv: Callable[[torch.Tensor], torch.Tensor], start: torch.Tensor,
+            steps: int) -> tuple[list[torch.Tensor], torch.Tensor]:
+    """``steps`` Lanczos steps per row of ``start`` [m, D] (rows of 0 stay 0) with the
+    symmetric operator ``hv`` on [m, D] rows, full reorthogonalisation (a dozen vectors).
+    Returns the orthonormal basis (``steps`` rows [m, D]) and the tridiagonal matrix
+    float64 [m, steps, steps] whose eigenpairs are the Ritz values and, in that basis,
+    vectors."""
+    tiny = torch.finfo(start.dtype).tiny
+    basis = [start / torch.linalg.vector_norm(start, dim=1, keepdim=True).clamp_min(tiny)]
+    alphas, betas = [], []
+    for j in range(steps):
+        w = hv(basis[-1])
         alphas.append((w * basis[-1]).sum(1))
-        for b in basis:  # (full reorthogonalisation: a dozen vectors)
+        for b in basis:
             w = w - b * (w * b).sum(1, keepdim=True)
-        if j + 1 < k:
+        if j + 1 < steps:
             beta = torch.linalg.vector_norm(w, dim=1)
             betas.append(beta)
-            basis.append(w / beta.clamp_min(torch.finfo(w.dtype).tiny)[:, None])
+            basis.append(w / beta.clamp_min(tiny)[:, None])
     tri = torch.diag_embed(torch.stack(alphas, 1).double())
     if betas:
         off = torch.stack(betas, 1).double()
         tri = tri + torch.diag_embed(off, 1) + torch.diag_embed(off, -1)
-    values, vectors = torch.linalg.eigh(tri)
-    direction = torch.einsum("mkd,mk->md", torch.stack(basis, 1).double(), vectors[:, : len(basis), 0])
-    return values[:, 0], direction, values.abs().amax(1)
+    return basis, tri
 
 
 def stable_eps(curvature: float, temperature: float = 1.0, safety: float = 0.5) -> float:

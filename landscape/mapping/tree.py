@@ -246,14 +246,20 @@ class BarrierTree:
 
     def drains_into(self, rtol: float | None = None) -> np.ndarray:
         """Per leaf, the leaf it drains into (int64 [L]; -1 where it does not drain): for a
-        :meth:`drained` leaf, the lowest leaf of the lower side of the :meth:`flat` merge
-        that settles it. Following it from leaf to leaf reaches an undrained leaf, lower
-        at every step."""
-        out = np.full(self.n_leaves, -1, dtype=np.int64)
-        settled = self.settled()
-        for k in np.flatnonzero(self.flat(rtol)):
-            a, b = (int(self.lowest[int(c)]) for c in self.linkage[k, :2])
-            out[settled[k]] = b if settled[k] == a else a
+        :meth:`drained` leaf, the end on the lower side of the pair whose barrier made the
+        :meth:`flat` merge that settles it (the neighbour the energy falls to from it, no
+        higher than it beyond the energy's precision). Following it from leaf to leaf
+        never comes back: it leads into the lower side, and from there only further down
+        or into a side merged later."""
+        n = self.n_leaves
+        out = np.full(n, -1, dtype=np.int64)
+        flat, settled = self.flat(rtol), self.settled()
+        sides = UnionFind(range(n))
+        for k, (a, b, _, _) in enumerate(self.linkage):
+            if flat[k]:
+                u, v = (int(e) for e in self.edge[k])
+                out[settled[k]] = v if sides[u] == sides[int(settled[k])] else u
+            sides.union(int(self.lowest[int(a)]), int(self.lowest[int(b)]))
         return out
 
     def resolved_depth(self, rtol: float | None = None) -> np.ndarray:
