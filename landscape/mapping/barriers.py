@@ -45,7 +45,7 @@ from landscape.energy import Energy
 from landscape.errors import LandscapeError
 from landscape.mapping.paths import STOPS, polyline_max, segment_max, string_method_batch
 from landscape.io.records import ATTRACTION, CHAIN_SLACK, NEIGHBOUR, REFINED_SLACK, PairTable
-from landscape.mapping.tree import minimax_tree
+from landscape.mapping.tree import flat_rtol, minimax_tree
 
 
 def neighbour_pairs(x: torch.Tensor, k: int, *, chunk: int = 2048) -> np.ndarray:
@@ -586,11 +586,14 @@ def refine_pairs(
             # (:func:`stationary_within`). Where the energy has no second derivatives: a
             # converged string's top, or a highest image whose gradient is within the
             # string's tolerance, that is also the top of its polyline (within the same).
+            # A barrier no higher than its higher end beyond the energy's precision (a flat
+            # merge: minima of one floor, or a plateau's) is no saddle point, stationary or not.
             slack = 1e-3 * np.maximum(value - ends, 0.0) + 1e-6 * np.abs(value)
             still = stationary_within(energy, torch.stack(where), slack)
             if still is None:
                 still = np.array([(res.converged or res.stationary) and value[i] <= res.saddle_energy + slack[i]
                                   for i, res in enumerate(results)], dtype=bool)
+            still &= value - ends > flat_rtol(energy.dtype) * np.maximum(np.abs(value), np.abs(ends))
             for i, (q, res) in enumerate(zip(chunk, results)):
                 floor[q] = ends[i]
                 if np.isnan(saddle[q]) or value[i] < saddle[q]:
