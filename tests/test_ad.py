@@ -1061,10 +1061,12 @@ def test_basins_of_only_drained_minima_join_the_basin_they_drain_into():
     # Nothing drained: the same basins.
     same = join_drained(part, np.full(7, -1))
     assert same.basin.tolist() == part.basin.tolist() and same.attrs == {"trials": 9, "drained": 0}
-    # Basins that drain only into each other (a plateau whose way down the map lacks) are one.
-    closed = Partition(0.1, basin=[0, 1, 1, 2], representative=[0, 1, 3], energy=[-1.0, 0.0, 0.0])
-    ring = join_drained(closed, np.array([-1, 3, 3, 1]))
-    assert ring.basin.tolist() == [0, 1, 1, 1] and ring.attrs["drained"] == 1
+    # Flat-only basins whose representatives drain into each other's basins (points of one
+    # valley, grouped by AD across each other) follow the drainage on to a real basin:
+    # 1 -> 2 (basin 2), whose representative 3 drains into 1 (basin 1), 2 into 0 (basin 0).
+    crossed = Partition(0.1, basin=[0, 1, 2, 2, 1], representative=[0, 1, 3], energy=[-1.0, 0.0, 0.0])
+    valley = join_drained(crossed, np.array([-1, 2, 0, 1, 3]))
+    assert valley.basin.tolist() == [0, 0, 0, 0, 0] and valley.attrs["drained"] == 2
     # Scaled energies drain alike (the flat test is relative to the energy's magnitude).
     assert minimax_tree(100 * energy, pairs, 100 * barrier).drains_into().tolist() == into.tolist()
     assert minimax_tree(0.01 * energy, pairs, 0.01 * barrier).drains_into().tolist() == into.tolist()

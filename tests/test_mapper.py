@@ -817,6 +817,29 @@ def test_a_ridge_narrower_than_the_string_s_images_still_sets_the_barrier():
     assert float(wall(at)) == pytest.approx(height, rel=1e-6)
 
 
+@pytest.mark.parametrize("scale", [1.0, 0.01])
+def test_a_ring_of_equal_minima_is_one_basin_beside_a_well(scale):
+    # The unit circle, every point a minimum (U = 0), beside a well of -1.5 at (2.5, 0),
+    # joined by a smooth minimum of the two: the only barrier is the ring-well pass,
+    # 1.4935 above the ring. The converged strings along the ring rose between images
+    # (their polylines' chords cut inside it, 1e-11 to 6e-9 high): barriers that set T_AD
+    # to 1.5e-7 and left 33 basins up to 81 units. Chords are told from ridges now.
+    def ring_well(x):
+        ring = ((x ** 2).sum(1) - 1.0) ** 2
+        well = 3.0 * ((x[:, 0] - 2.5) ** 2 + x[:, 1] ** 2) - 1.5
+        return scale * -0.05 * torch.logaddexp(-ring / 0.05, -well / 0.05)
+
+    result = build_map(Energy(ring_well, shape=(2,), data_range=(-2.0, 4.0), dtype=torch.float64),
+                       MapConfig(chains=128, rounds=1, grid=0))
+    m = result.content
+    ring = np.abs((m.minima_x ** 2).sum(1) - 1) < 1e-3
+    assert ring.sum() >= 10 and (~ring).sum() == 1
+    assert m.tree.flat().sum() == m.n_minima - 2  # every merge along the ring
+    assert result.settings["ad_temperature"] == pytest.approx(scale * 0.14935, rel=1e-3)  # a tenth of the pass
+    for level in m.levels[:-1]:
+        assert level.n_basins == 2 and len(set(level.basin[ring])) == 1
+
+
 @pytest.mark.parametrize("scale", [1.0, 0.01, 100.0])
 def test_a_barrier_across_the_soft_direction_of_a_stiff_energy_is_at_a_saddle_point(scale):
     # Minima at (+-1, +-1); saddles at (0, +-1), 1 high (curvatures -4 and 8e4), and at

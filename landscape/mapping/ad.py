@@ -1743,19 +1743,20 @@ def extend_ladder(
 def join_drained(part: Partition, drains_into: np.ndarray) -> Partition:
     """``part`` with every basin whose minima all drain into others (no barrier the
     energy's precision resolves: points a quench left on a plateau, a well's flat tail or
-    a valley of equal minima) joined to the basin its representative drains into.
+    a valley of equal minima) joined to the first basin with a minimum that does not drain
+    that its representative's drainage reaches.
 
     Attraction-diffusion can leave such points apart, since a weak pull takes longer to
     carry a chain across a flat stretch than its step budget allows; yet they hold no
-    barrier to any pull, so they are no basin of their own at any level. Basins that drain
-    only into each other (a plateau with no way down that the map found) become one.
+    barrier to any pull, so they are no basin of their own at any level.
 
     Parameters
     ----------
     part : Partition
     drains_into : ndarray int64 [N]
         Per minimum, the minimum it drains into, -1 where none
-        (:meth:`landscape.mapping.tree.BarrierTree.drains_into`, by minimum).
+        (:meth:`landscape.mapping.tree.BarrierTree.drains_into`, by minimum: followed from
+        minimum to minimum it ends at one that does not drain).
 
     Returns
     -------
@@ -1764,8 +1765,6 @@ def join_drained(part: Partition, drains_into: np.ndarray) -> Partition:
         0..); ``attrs["drained"]`` counts the basins joined (added to the count
         ``part`` had: a map's level, extended by new minima).
     """
-    from networkx.utils import UnionFind
-
     target = np.asarray(drains_into, dtype=np.int64)
     basin = part.basin
     if target.shape != basin.shape:
@@ -1773,26 +1772,15 @@ def join_drained(part: Partition, drains_into: np.ndarray) -> Partition:
     before = part.attrs.get("drained", 0)  # (a map's levels, extended: those it joined already)
     before = int(before) if isinstance(before, (int, np.integer)) and before >= 0 else 0
     flat_only = np.bincount(basin[target < 0], minlength=part.n_basins) == 0
-    if not flat_only.any():
-        return replace(part, attrs={**part.attrs, "drained": before})
-    # Each flat-only basin points at one other basin, where its representative drains (or,
-    # where that stays inside, its first minimum that leaves): every group so joined
-    # holds at most one basin that does not drain, which survives (else the group's first
-    # basin, of the lowest representative).
-    leaving = np.flatnonzero((target >= 0) & (basin[np.maximum(target, 0)] != basin))
-    out = np.full(part.n_basins, basin.size, dtype=np.int64)
-    np.minimum.at(out, basin[leaving], leaving)  # (each basin's first minimum that drains out of it)
-    out[out == basin.size] = -1
-    leaves_rep = (target[part.representative] >= 0) & (
-        basin[np.maximum(target[part.representative], 0)] != np.arange(part.n_basins))
-    out[leaves_rep] = part.representative[leaves_rep]
-    groups = UnionFind(range(part.n_basins))
-    for b in np.flatnonzero(flat_only & (out >= 0)):
-        groups.union(int(b), int(basin[target[out[b]]]))
-    survivor: dict[Any, int] = {}
-    for b in sorted(range(part.n_basins), key=lambda b: (bool(flat_only[b]), b)):
-        survivor.setdefault(groups[b], b)
-    final = np.array([survivor[groups[b]] for b in range(part.n_basins)], dtype=np.int64)
+    final = np.arange(part.n_basins)
+    for b in np.flatnonzero(flat_only):
+        v = int(part.representative[b])
+        for _ in range(basin.size):  # (drainage never comes back: the guard is for hand-made targets)
+            if not flat_only[basin[v]] or target[v] < 0:
+                break
+            v = int(target[v])
+        if not flat_only[basin[v]]:
+            final[b] = basin[v]
     kept = np.flatnonzero(final == np.arange(part.n_basins))
     renumber = np.full(part.n_basins, -1, dtype=np.int64)
     renumber[kept] = np.arange(kept.size)

@@ -32,6 +32,7 @@ above the height at which the current tree joins its two minima.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from typing import Any
 from dataclasses import dataclass
 
 import math
@@ -441,6 +442,70 @@ def stationary_within(energy: Energy, points: torch.Tensor, tolerance: np.ndarra
     return np.nan_to_num(gain, nan=np.inf) <= np.asarray(tolerance, dtype=np.float64)
 
 
+#: Descent steps across the path in :func:`_chords`.
+CHORD_STEPS = 100
+
+
+def _chords(energy: Energy, results: list[Any], tops: np.ndarray, top_at: list[Any], ends: np.ndarray) -> np.ndarray:
+    """Per converged string whose polyline rises between two images above its highest
+    image (``tops`` [m] and ``top_at`` from :func:`polyline_max`): whether that rise is only
+    the chord of a curved valley, not a ridge narrower than the images' spacing. The top
+    descends across the path (gradient descent in the hyperplane normal to its segment,
+    :data:`CHORD_STEPS` steps with backtracking, at most the segment's length away, in the
+    box): on a valley's chord it falls to the valley's floor, no higher than the segment's
+    two images (a ring of equal minima: the chords inside the ring stood 1e-11 to 6e-9
+    above it, barriers that set the attraction-diffusion temperature 1e6 times too low);
+    on a ridge it slides along the crest and stays above them."""
+    out = np.zeros(len(results), dtype=bool)
+    rows, starts, normals, reach, ceiling = [], [], [], [], []
+    for i, res in enumerate(results):
+        if not res.converged or top_at[i] is None or not float(tops[i]) > res.saddle_energy:
+            continue
+        path = res.path.detach().reshape(res.path.shape[0], -1).double().cpu()
+        p = top_at[i].reshape(-1).double()
+        d = torch.linalg.vector_norm(path - p, dim=1)
+        k = int(torch.argmin(d[:-1] + d[1:] - torch.linalg.vector_norm(path[1:] - path[:-1], dim=1)))
+        t = path[k + 1] - path[k]
+        high = max(float(res.energy[k]), float(res.energy[k + 1]))
+        rows.append(i)
+        starts.append(p)
+        normals.append(t / torch.linalg.vector_norm(t).clamp_min(torch.finfo(t.dtype).tiny))
+        reach.append(float(torch.linalg.vector_norm(t)))
+        ceiling.append(high + 1e-3 * max(float(tops[i]) - ends[i], 0.0) + 1e-6 * abs(float(tops[i])))
+    if not rows:
+        return out
+    shape = tuple(energy.shape)
+    vg = energy.value_and_grad_fn()
+    start = torch.stack(starts).to(energy.device, energy.dtype)
+    t = torch.stack(normals).to(start)
+    reach_t = torch.tensor(reach, dtype=start.dtype, device=start.device)
+    low, high = energy.data_range if energy.data_range is not None else (-math.inf, math.inf)
+
+    def evaluate(z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        u, g = vg(z.reshape(-1, *shape))
+        g = g.detach().reshape(z.shape[0], -1)
+        return u.detach().reshape(-1), g - t * (g * t).sum(1, keepdim=True)
+
+    x = start.clone()
+    u, g = evaluate(x)
+    step = 0.25 * reach_t / torch.linalg.vector_norm(g, dim=1).clamp_min(torch.finfo(x.dtype).tiny)
+    for _ in range(CHORD_STEPS):
+        move = x - step[:, None] * g - start
+        move = move - t * (move * t).sum(1, keepdim=True)  # (across the path only)
+        size = torch.linalg.vector_norm(move, dim=1, keepdim=True)
+        z = (start + move * torch.clamp(reach_t[:, None] / size.clamp_min(torch.finfo(x.dtype).tiny), max=1.0))
+        z = z.clamp(low, high)
+        u_new, g_new = evaluate(z)
+        better = torch.isfinite(u_new) & (u_new < u)
+        x = torch.where(better[:, None], z, x)
+        u = torch.where(better, u_new, u)
+        g = torch.where(better[:, None], g_new, g)
+        step = torch.where(better, step * 1.5, step * 0.5)
+    fell = u.double().cpu().numpy() <= np.array(ceiling)
+    out[np.array(rows)[fell]] = True
+    return out
+
+
 def _tangent_at(path: torch.Tensor, k: int) -> torch.Tensor:
     """The direction of ``path`` [K, *shape] at its image ``k``."""
     return path[min(k + 1, path.shape[0] - 1)] - path[max(k - 1, 0)]
@@ -571,12 +636,13 @@ def refine_pairs(
             # critical point beyond the ridge, not the pass over it).
             tops, top_at = polyline_max(energy, [res.path for res in results], points=len(chunk) * k, where=True)
             ends = np.array([max(float(res.energy[0]), float(res.energy[-1])) for res in results])
+            chords = _chords(energy, results, tops, top_at, ends)
             value, where = np.empty(len(results)), []
             for i, res in enumerate(results):
                 top = float(tops[i])
                 if res.converged:  # (a top within the climbing image's rounding is the saddle itself)
                     ridge = 1e-3 * max(res.saddle_energy - ends[i], 0.0) + 1e-6 * abs(res.saddle_energy)
-                    top = top if top > res.saddle_energy + ridge else -math.inf
+                    top = top if top > res.saddle_energy + ridge and not chords[i] else -math.inf
                 value[i] = max(res.saddle_energy, top)
                 # where the barrier is: the top of the polyline where that set it (between images)
                 on_line = top > res.saddle_energy and top_at[i] is not None
