@@ -127,7 +127,9 @@ def _levels_lines(content, level: int | None) -> list[str]:
         alpha = f"{part.multiplier:g} units (= {part.alpha:.4g})" if part.multiplier is not None else f"{part.alpha:.4g}"
         text = f"[{k}] alpha {alpha}: {b} basin{'s' if b != 1 else ''}"
         if _drained(part):
-            text += f" ({_drained(part)} more, of minima that drain flat into lower ones, joined to them)"
+            joined = _drained(part)
+            text += (f" (and {joined} basin{'s' if joined != 1 else ''} of only minima that drain flat into others, "
+                     "joined into them)")
         if k == content.main:
             text += " (main)"
         if k == shown:
@@ -191,7 +193,7 @@ def map_header(map_path: Path, content, level: int | None = None) -> list[str]:
     tree = content.tree
     merges = tree.n_leaves - 1
     if merges > 0:
-        text = f"{merges} merges: {int(tree.refined.sum())} at refined saddles"
+        text = f"{merges} merge{'s' if merges != 1 else ''}: {int(tree.refined.sum())} at refined saddles"
         at_saddles = merges_at_saddle_points(content)
         if at_saddles is not None and tree.refined.any():
             text += (f" ({at_saddles} of them at saddle points, the rest at the tops of refined paths whose gradient "
