@@ -442,36 +442,39 @@ def stationary_within(energy: Energy, points: torch.Tensor, tolerance: np.ndarra
     return np.nan_to_num(gain, nan=np.inf) <= np.asarray(tolerance, dtype=np.float64)
 
 
+def _rounding(value: Any, floor: Any) -> Any:
+    """How far an energy ``value`` above ``floor`` (a barrier above its higher minimum) may
+    be off and count the same: 0.1 % of the barrier's height, and float32's rounding of the
+    value (numbers or arrays)."""
+    return 1e-3 * np.maximum(np.asarray(value) - floor, 0.0) + 1e-6 * np.abs(value)
+
+
 #: Descent steps across the path in :func:`_chords`.
 CHORD_STEPS = 100
 
 
-def _chords(energy: Energy, results: list[Any], tops: np.ndarray, top_at: list[Any], ends: np.ndarray) -> np.ndarray:
-    """Per converged string whose polyline rises between two images above its highest
-    image (``tops`` [m] and ``top_at`` from :func:`polyline_max`): whether that rise is only
-    the chord of a curved valley, not a ridge narrower than the images' spacing. The top
-    descends across the path (gradient descent in the hyperplane normal to its segment,
-    :data:`CHORD_STEPS` steps with backtracking, at most the segment's length away, in the
-    box): on a valley's chord it falls to the valley's floor, no higher than the segment's
-    two images (a ring of equal minima: the chords inside the ring stood 1e-11 to 6e-9
-    above it, barriers that set the attraction-diffusion temperature 1e6 times too low);
-    on a ridge it slides along the crest and stays above them."""
+def _chords(energy: Energy, results: list[Any], rises: np.ndarray, tops: np.ndarray, top_at: list[Any],
+            segment: list[Any], ends: np.ndarray) -> np.ndarray:
+    """Per string whose polyline ``rises`` between two images above its highest image
+    (``tops`` [m], ``top_at`` and ``segment`` from :func:`polyline_max`): whether that rise
+    is only the chord of a curved valley, not a ridge narrower than the images' spacing.
+    The top descends across the path (gradient descent in the hyperplane normal to its
+    segment, :data:`CHORD_STEPS` steps with backtracking, at most the segment's length
+    away, in the box): on a valley's chord it falls to the valley's floor, no higher than
+    the segment's two images (a ring of equal minima: the chords inside the ring stood
+    1e-11 to 6e-9 above it, barriers that set the attraction-diffusion temperature 1e6
+    times too low); on a ridge it slides along the crest and stays above them."""
     out = np.zeros(len(results), dtype=bool)
-    rows, starts, normals, reach, ceiling = [], [], [], [], []
-    for i, res in enumerate(results):
-        if not res.converged or top_at[i] is None or not float(tops[i]) > res.saddle_energy:
-            continue
+    rows = [i for i in np.flatnonzero(rises) if top_at[i] is not None]
+    starts, normals, reach, ceiling = [], [], [], []
+    for i in rows:
+        res, k = results[i], segment[i]
         path = res.path.detach().reshape(res.path.shape[0], -1).double().cpu()
-        p = top_at[i].reshape(-1).double()
-        d = torch.linalg.vector_norm(path - p, dim=1)
-        k = int(torch.argmin(d[:-1] + d[1:] - torch.linalg.vector_norm(path[1:] - path[:-1], dim=1)))
         t = path[k + 1] - path[k]
-        high = max(float(res.energy[k]), float(res.energy[k + 1]))
-        rows.append(i)
-        starts.append(p)
+        starts.append(top_at[i].reshape(-1).double())
         normals.append(t / torch.linalg.vector_norm(t).clamp_min(torch.finfo(t.dtype).tiny))
         reach.append(float(torch.linalg.vector_norm(t)))
-        ceiling.append(high + 1e-3 * max(float(tops[i]) - ends[i], 0.0) + 1e-6 * abs(float(tops[i])))
+        ceiling.append(max(float(res.energy[k]), float(res.energy[k + 1])) + _rounding(tops[i], ends[i]))
     if not rows:
         return out
     shape = tuple(energy.shape)
@@ -634,15 +637,19 @@ def refine_pairs(
             # climbing image's saddle, unless the path crosses a ridge narrower than its
             # images' spacing, which only the polyline sees (the saddle found is then a
             # critical point beyond the ridge, not the pass over it).
-            tops, top_at = polyline_max(energy, [res.path for res in results], points=len(chunk) * k, where=True)
+            tops, top_at, segment = polyline_max(energy, [res.path for res in results], points=len(chunk) * k,
+                                                 where=True)
             ends = np.array([max(float(res.energy[0]), float(res.energy[-1])) for res in results])
-            chords = _chords(energy, results, tops, top_at, ends)
+            highest = np.array([res.saddle_energy for res in results])
+            converged = np.array([res.converged for res in results], dtype=bool)
+            # (a converged string's top within its climbing image's rounding is the saddle itself)
+            rises = converged & (tops > highest + _rounding(highest, ends))
+            chords = _chords(energy, results, rises, tops, top_at, segment, ends)
             value, where = np.empty(len(results)), []
             for i, res in enumerate(results):
                 top = float(tops[i])
-                if res.converged:  # (a top within the climbing image's rounding is the saddle itself)
-                    ridge = 1e-3 * max(res.saddle_energy - ends[i], 0.0) + 1e-6 * abs(res.saddle_energy)
-                    top = top if top > res.saddle_energy + ridge and not chords[i] else -math.inf
+                if res.converged:
+                    top = top if rises[i] and not chords[i] else -math.inf
                 value[i] = max(res.saddle_energy, top)
                 # where the barrier is: the top of the polyline where that set it (between images)
                 on_line = top > res.saddle_energy and top_at[i] is not None
@@ -654,7 +661,7 @@ def refine_pairs(
             # string's tolerance, that is also the top of its polyline (within the same).
             # A barrier no higher than its higher end beyond the energy's precision (a flat
             # merge: minima of one floor, or a plateau's) is no saddle point, stationary or not.
-            slack = 1e-3 * np.maximum(value - ends, 0.0) + 1e-6 * np.abs(value)
+            slack = _rounding(value, ends)
             still = stationary_within(energy, torch.stack(where), slack)
             if still is None:
                 still = np.array([(res.converged or res.stationary) and value[i] <= res.saddle_energy + slack[i]

@@ -799,9 +799,10 @@ def polyline_max(energy: Energy, paths: Sequence[torch.Tensor], points: int = 81
     golden-section steps each; 8, the precision attraction-diffusion's chains are closed
     with), in calls of at most ``points`` energy evaluations. Float64 [len(paths)]; with
     ``where``, also the point of each path where it is found (a list of Tensors [*shape] on
-    the CPU, None for a path of one point)."""
+    the CPU, None for a path of one point) and the segment it lies on (a list of ints, the
+    index of the segment's first point; None for a path of one point)."""
     if not paths:
-        return (np.zeros(0), []) if where else np.zeros(0)
+        return (np.zeros(0), [], []) if where else np.zeros(0)
     a = torch.cat([p[:-1] for p in paths]).to(energy.device, energy.dtype)
     b = torch.cat([p[1:] for p in paths]).to(energy.device, energy.dtype)
     chunk = max(1, points // images)
@@ -814,14 +815,17 @@ def polyline_max(energy: Energy, paths: Sequence[torch.Tensor], points: int = 81
     if not where:
         return values
     fraction = torch.cat([f.cpu() for _, f in found])
-    at = []
+    at: list[torch.Tensor | None] = []
+    segment: list[int | None] = []
     for lo, hi in bounds:
         if hi <= lo:
             at.append(None)
+            segment.append(None)
             continue
         j = lo + int(tops[lo:hi].argmax())
         at.append((a[j].cpu() + fraction[j] * (b[j].cpu() - a[j].cpu())))
-    return values, at
+        segment.append(j - lo)
+    return values, at, segment
 
 
 class _FunctionEnergy(Energy):
