@@ -247,13 +247,19 @@ def parse_rule(text: Any) -> dict[str, Any] | None:
     try:
         value = json.loads(text)
     except ValueError:
-        if len(text) > 10_000:  # (the old text of five thresholds is some 150 characters)
-            return None
-        try:
-            value = ast.literal_eval(text)  # (a literal only: names, calls and operators are refused)
-        except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
-            return None
+        value = _python_literal(text)
     return value if isinstance(value, dict) else None
+
+
+def _python_literal(text: str) -> Any:
+    """``text`` read as a Python literal (:func:`ast.literal_eval`: names, calls and
+    operators refused, never run), None where it is none or too long to be a rule."""
+    if len(text) > 10_000:  # (the old text of five thresholds is some 150 characters)
+        return None
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+        return None
 
 
 def rule_json(text: Any) -> Any:
@@ -264,9 +270,10 @@ def rule_json(text: Any) -> Any:
             json.loads(text)
             return text
         except ValueError:
-            pass
-    value = parse_rule(text)
-    return text if value is None else json.dumps(value)
+            value = _python_literal(text)
+    else:
+        value = parse_rule(text)
+    return json.dumps(value) if isinstance(value, dict) else text
 
 
 @dataclass
