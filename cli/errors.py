@@ -152,6 +152,11 @@ def _run(app: click.Command, argv: list[str] | None, debug: bool) -> int:
         if isinstance(exc, known_errors()) or _disk_full_or_read_only(exc):
             click.echo(f"error: {one_line(exc)}", err=True)
             return 1
+        said = _out_of_memory(exc)
+        if said is not None:
+            click.echo(f"error: out of memory: {said} (this machine, or the limits set on this process, leave too "
+                       "little: free memory, or ask for less)", err=True)
+            return 1
         if _rank_lost(exc):
             click.echo(f"error: another rank of this torchrun job stopped ({one_line(exc)[:120]}); progress "
                        "already saved is kept: rerun the command, with --resume to continue from it", err=True)
@@ -172,6 +177,22 @@ def _disk_full_or_read_only(exc: BaseException) -> bool:
     import errno
 
     return isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG)
+
+
+def _out_of_memory(exc: BaseException) -> str | None:
+    """What an allocation the machine refused asked for (host memory, or a GPU's): its
+    state, not a bug (the checks before large allocations name most of them with the sizes
+    involved); None for any other error."""
+    torch = sys.modules.get("torch")
+    text = one_line(exc)
+    if isinstance(exc, MemoryError) or (torch is not None and isinstance(exc, getattr(torch, "OutOfMemoryError", ()))):
+        return text[:200]
+    cpu = re.search(r"DefaultCPUAllocator: can't allocate memory: you tried to allocate (\d+) bytes", text)
+    if not (isinstance(exc, RuntimeError) and cpu):
+        return None
+    from landscape.checks import format_bytes
+
+    return f"could not allocate {format_bytes(int(cpu.group(1)))}"
 
 
 def torchrun_rank() -> tuple[int, int]:

@@ -2,7 +2,8 @@
 
 ``load(name)`` returns a ``Dataset`` (float32 examples, optional labels, per-example
 shape, value range, and the exact density for toy data). Nothing is ever downloaded.
-It imports nothing else of the project (installed as ``landscape.data``).
+It imports nothing else of the project but the memory probe of ``landscape.checks``
+(installed as ``landscape.data``).
 """
 
 from landscape.data.datasets import DATA_ROOT_ENV, DATASET_NAMES, Dataset, canonical_name, default_root, load

@@ -1,6 +1,6 @@
 """Errors the data package raises; the CLI prints their one-line message and exits 1.
 
-``data`` imports nothing from ``landscape``, so it has its own base class. ``DataError``
+``data`` imports nothing from ``landscape`` but its memory probe, so it has its own base class. ``DataError``
 derives from ``ValueError`` because every case is a value the caller handed in (a name,
 a path, a file's contents) that cannot be turned into a dataset.
 """

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from landscape.data.errors import DataError, DatasetNotFound
-from landscape.data.images import IMAGE_SUFFIXES, decode_images
+from landscape.data.images import IMAGE_SUFFIXES, decode_images, refuse_beyond_memory
 
 #: Appended to "not found" messages for datasets looked up under the data root.
 ROOT_HINT = "(set --data-root or EBM_LANDSCAPE_DATA)"
@@ -402,6 +402,9 @@ def _check_claim(path: Path, archive: np.lib.npyio.NpzFile, key: str) -> None:
     if claimed != held:
         raise DataError(f"{path}: array '{key}' claims shape {list(shape)} of {dtype} ({claimed:,} bytes), but the "
                         f"file holds {held:,} bytes of it")
+    # (a deflated member of a few MB can unpack to gigabytes)
+    refuse_beyond_memory(claimed, f"{path}: array '{key}' of shape {list(shape)} unpacks to",
+                         "not data this machine can load (save fewer examples)")
 
 
 def load_npz(path: Path) -> tuple[np.ndarray, np.ndarray | None]:

@@ -56,15 +56,11 @@ def uint8_to_unit(images: np.ndarray) -> torch.Tensor:
 
 
 def _free_memory() -> int | None:
-    """Bytes of memory available for new arrays (Linux's MemAvailable; None elsewhere)."""
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    return None
+    """Bytes of memory available for new arrays: the machine's, no more than the process's
+    own limits leave (:func:`landscape.checks.available_memory`; None where unknown)."""
+    from landscape.checks import available_memory
+
+    return available_memory()
 
 
 def _size(n: float) -> str:
@@ -81,12 +77,17 @@ def check_room(count: int, channels: int, size: int, bytes_per_value: int) -> No
     DataError
         One line with the size needed and the size free.
     """
-    need = count * channels * size * size * bytes_per_value
+    refuse_beyond_memory(count * channels * size * size * bytes_per_value,
+                         f"{count:,} images of {channels}x{size}x{size} need about",
+                         "choose a smaller size (--set data.size=N) or fewer images (--set data.limit=N)")
+
+
+def refuse_beyond_memory(need: int, what: str, advice: str) -> None:
+    """Raise ``DataError("<what> <need>, more than the <free> of memory free: <advice>")``
+    where ``need`` bytes would not fit in the memory free (nothing where it is unknown)."""
     free = _free_memory()
     if free is not None and need > free:
-        raise DataError(f"{count:,} images of {channels}x{size}x{size} need about {_size(need)}, more than "
-                        f"the {_size(free)} of memory free: choose a smaller size (--set data.size=N) "
-                        f"or fewer images (--set data.limit=N)")
+        raise DataError(f"{what} {_size(need)}, more than the {_size(free)} of memory free: {advice}")
 
 
 def crop_resize(x: torch.Tensor, size: int) -> torch.Tensor:

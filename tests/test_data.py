@@ -600,6 +600,20 @@ def test_a_palette_image_of_grey_colours_is_grey(tmp_path):
     assert load(f"folder:{tmp_path}", size=8).shape == (3, 8, 8)
 
 
+def test_an_npz_array_that_unpacks_beyond_the_free_memory_is_refused_before_it_is_read(tmp_path, monkeypatch):
+    # (a deflated member of a few MB claiming 5.6 GiB ended in "unexpected MemoryError" under `ulimit -v`)
+    from landscape.data import images
+
+    np.savez_compressed(tmp_path / "z.npz", x=np.zeros((4096, 64), dtype=np.float32))  # 1 MiB of zeros, deflated
+    assert (tmp_path / "z.npz").stat().st_size < 10_000
+    monkeypatch.setattr(images, "_free_memory", lambda: 512 << 10)
+    with pytest.raises(DataError, match=r"z.npz: array 'x' of shape \[4096, 64\] unpacks to 1 MiB, more than the "
+                                        r"0 MiB of memory free: not data this machine can load"):
+        load(f"npz:{tmp_path / 'z.npz'}")
+    monkeypatch.setattr(images, "_free_memory", lambda: 2 << 20)
+    assert load(f"npz:{tmp_path / 'z.npz'}").x.shape == (4096, 64)
+
+
 def test_npz_labels_saved_first_are_not_taken_for_the_data(tmp_path):
     img = np.random.default_rng(0).integers(0, 256, size=(6, 8, 8), dtype=np.uint8)
     np.savez(tmp_path / "d.npz", y=np.arange(6), data=img)

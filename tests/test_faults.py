@@ -213,6 +213,30 @@ def small_disk(tmp_path):
     yield from _tmpfs(tmp_path / "small", "size=400k")
 
 
+@pytest.mark.parametrize("allocate", ["numpy", "torch"])
+def test_memory_the_machine_refuses_is_named_in_one_line_and_the_map_already_there_is_kept(capsys, wells, monkeypatch,
+                                                                                         allocate):
+    # (a data file under `ulimit -v` ended in "unexpected MemoryError", as if it were a bug)
+    import numpy as np
+    import torch
+
+    from landscape.mapping import pipeline
+
+    out = wells / "w.h5"
+    code, _, err = map_wells(capsys, out)
+    assert code == 0, err
+    before = h5_digest(out)
+
+    def too_big(*args, **kwargs):  # an allocation no machine grants: 8 PiB
+        return np.empty(1 << 50) if allocate == "numpy" else torch.empty(1 << 50, dtype=torch.float64)
+
+    monkeypatch.setattr(pipeline, "build_map", too_big)
+    code, _, err = map_wells(capsys, out, "--force")
+    assert_one_line_error(code, err, r"^error: out of memory: .*(allocate 8\.00? PiB).* \(this machine, or "
+                                     r"the limits set on this process, leave too little")
+    assert "unexpected" not in err and h5_digest(out) == before
+
+
 @pytest.fixture
 def read_only(tmp_path):
     """A read-only tmpfs (skipped where the test cannot mount one)."""
