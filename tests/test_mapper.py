@@ -691,6 +691,24 @@ def test_curvature_from_exact_hessian_products_and_across_kinks():
     assert math.isfinite(largest_curvature(quad, torch.zeros(0, 3, dtype=torch.float64)))
 
 
+@pytest.mark.parametrize("scale", [0.01, 1.0, 100.0])
+def test_curvature_leaves_out_hessian_products_that_are_not_finite(scale):
+    # A soft minimum of two wells (curvatures 2 and 8): where one well's term underflows,
+    # torch's second derivative of logaddexp is 0 * inf = NaN at a point where the energy
+    # and its gradient are fine. The NaN made the largest curvature the fallback 1 at every
+    # scale (a floor beside a double well: the same step for U / 100 and 100 U, and its
+    # levels differed by scale); the curvature is 8 times the scale.
+    def soft_min(x):
+        a, b = ((x + 2) ** 2).sum(1), 4 * ((x - 2) ** 2).sum(1)
+        return -scale * 0.05 * torch.logaddexp(-a / 0.05, -b / 0.05)
+
+    energy = Energy(soft_min, shape=(2,), data_range=(-4, 4), dtype=torch.float64)
+    x = torch.tensor([[-2.0, 0.0], [2.0, 0.0]], dtype=torch.float64)
+    assert torch.isnan(hessian_vector(energy, x, torch.ones_like(x))[0]).all()
+    assert largest_curvature(energy, x) == pytest.approx(8.0 * scale, rel=1e-6)
+    assert largest_curvature(energy, x[:1]) == pytest.approx(2.0 * scale, rel=1e-3)  # (the finite steps)
+
+
 class _OnceDifferentiableCube(torch.autograd.Function):
     """``x^3`` whose backward cannot be differentiated again, with no forward mode either
     (as some users' custom operations are)."""
