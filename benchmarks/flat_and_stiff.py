@@ -1,7 +1,7 @@
 """Basins and saddle points on energies with flat ground or a stiff direction, against
 their exact answers, each scaled by 0.01, 1 and 100.
 
-Run: ``.venv/bin/python benchmarks/flat_and_stiff.py`` (about a minute on 2 cores).
+Run: ``.venv/bin/python benchmarks/flat_and_stiff.py`` (about two minutes on 2 cores).
 
 - Gaussian wells on a common plateau (two of depths 1 and 0.8; three of 1, 0.8 and 0.6):
   quenches stop all over the exponentially flat plateau. Exact: one basin per well at the
@@ -14,8 +14,16 @@ Run: ``.venv/bin/python benchmarks/flat_and_stiff.py`` (about a minute on 2 core
   pass (1.4935 high), every merge along the ring flat, the pass a saddle point.
 - A flat floor, ``relu(|x| - 1)^2``: every point of the unit disc a minimum. Exact: one
   basin at every pull, no barrier and so no saddle point.
+- A flat disc floor (radius 0.5 at (-2, 0)) beside a tilted double well at x = 1 and 3,
+  a smooth minimum of the two (its second derivative NaN on the floor in torch, where the
+  double well's term underflows). Exact: 3 basins at the weak pulls.
+- Three narrow Gaussian wells (depths 1, 0.7, 0.5, width 0.15) on a plateau. Exact: 3
+  basins at the weak pulls; each barrier is a well's whole depth, the lowest 0.5.
 
-Prints one row per energy and scale: minima, basins per pull, the main level's basins
+Prints one row per energy and scale: minima, basins per pull, whether the levels nest
+(each level's basins lie whole inside the next stronger pull's, over the minima that do
+not drain flat into others: a point a quench left on a plateau can join either well it
+lies between), the main level's basins
 against the exact count, the tree's merges, the flat ones, and the saddle points among
 the merges that are not flat (and among the flat ones, where there should be none).
 """
@@ -59,30 +67,48 @@ def floor(x: torch.Tensor) -> torch.Tensor:
     return torch.relu(torch.linalg.vector_norm(x, dim=1) - 1.0) ** 2
 
 
-#: name, energy, box half-width, exact basins at the main level, chains
-CASES = [("two Gaussian wells on a plateau", two_wells, 6.0, 2, 256),
-         ("three Gaussian wells on a plateau", three_wells, 6.0, 3, 256),
-         ("valley 1e4 stiffer across", stiff, 2.0, 4, 64),
-         ("ring of equal minima beside a well", ring_well, 3.0, 2, 128),
-         ("flat floor", floor, 2.0, 1, 256)]
+def floor_and_double_well(x: torch.Tensor) -> torch.Tensor:
+    disc = torch.relu(torch.linalg.vector_norm(x - torch.tensor([-2.0, 0.0], dtype=x.dtype), dim=1) - 0.5) ** 2
+    u = x[:, 0] - 2.0
+    double = (u ** 2 - 1.0) ** 2 + 2.0 * x[:, 1] ** 2 - 0.5 + 0.2 * u
+    return -0.05 * torch.logaddexp(-disc / 0.05, -double / 0.05)
+
+
+def narrow_wells(x: torch.Tensor) -> torch.Tensor:
+    c = torch.tensor([[-1.0, 0.0], [1.0, 0.0], [0.0, 1.6]], dtype=x.dtype)
+    d = ((x[:, None, :] - c[None]) ** 2).sum(-1)
+    return -(torch.tensor([1.0, 0.7, 0.5], dtype=x.dtype) * torch.exp(-d / 0.15)).sum(1)
+
+
+#: name, energy, box (low, high), exact basins at the main level, chains
+CASES = [("two Gaussian wells on a plateau", two_wells, (-6.0, 6.0), 2, 256),
+         ("three Gaussian wells on a plateau", three_wells, (-6.0, 6.0), 3, 256),
+         ("valley 1e4 stiffer across", stiff, (-2.0, 2.0), 4, 64),
+         ("ring of equal minima beside a well", ring_well, (-3.0, 3.0), 2, 128),
+         ("flat floor", floor, (-2.0, 2.0), 1, 256),
+         ("flat floor beside a double well", floor_and_double_well, (-3.0, 4.0), 3, 128),
+         ("three narrow Gaussian wells on a plateau", narrow_wells, (-4.0, 4.0), 3, 128)]
 
 
 def main() -> None:
     t_all = time.perf_counter()
-    print("| energy | scale | minima | basins per pull | main level: found / exact | merges | flat "
+    print("| energy | scale | minima | basins per pull | nested | main level: found / exact | merges | flat "
           "| saddle points: not flat / flat | time |")
-    print("|---|---|---|---|---|---|---|---|---|")
-    for name, fn, half, exact, chains in CASES:
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for name, fn, box, exact, chains in CASES:
         for c in (0.01, 1.0, 100.0):
             t0 = time.perf_counter()
-            energy = Energy(lambda x, c=c, fn=fn: c * fn(x), shape=(2,), data_range=(-half, half),
+            energy = Energy(lambda x, c=c, fn=fn: c * fn(x), shape=(2,), data_range=box,
                             dtype=torch.float64)
             m = build_map(energy, MapConfig(chains=chains, rounds=1, grid=0)).content
             tree = m.tree
             flat = tree.flat()[tree.connected]
             at_saddle = m.barriers.saddle_point[tree.pair[tree.connected]]
+            own = tree.drains_into() < 0  # (the minima that do not drain flat into others)
+            nested = all(len(set(upper.basin[own & (lower.basin == b)].tolist())) <= 1
+                         for lower, upper in zip(m.levels, m.levels[1:]) for b in range(lower.n_basins))
             print(f"| {name} | {c:g} | {m.n_minima} | {', '.join(str(p.n_basins) for p in m.levels)} "
-                  f"| {m.levels[m.main].n_basins} / {exact} | {tree.n_leaves - 1} | {int(flat.sum())} "
+                  f"| {'yes' if nested else 'no'} | {m.levels[m.main].n_basins} / {exact} | {tree.n_leaves - 1} | {int(flat.sum())} "
                   f"| {int(at_saddle[~flat].sum())} of {int((~flat).sum())} / {int(at_saddle[flat].sum())} "
                   f"| {time.perf_counter() - t0:.1f} s |", flush=True)
     print(f"\n{time.perf_counter() - t_all:.0f} s in all")

@@ -46,8 +46,8 @@ from landscape.cli.options import (
 @eps_option("(exploration)", default_text="the training eps; else stable at the stiffest quenched start")
 @click.option("--ad-temperature", type=click.FloatRange(min=0, min_open=True), default=None,
               help="Temperature of attraction-diffusion [default: the checkpoint's training tau^2 where it is "
-                   "positive; else a tenth of the lowest barrier between the minima that the energy's precision "
-                   "resolves, at least 1/1000 of the highest: every barrier at least 10 T; with no barrier, from "
+                   "positive; else 1/20 of the lowest barrier between the minima that the energy's precision "
+                   "resolves, at least 1/1000 of the highest: every barrier at least 20 T; with no barrier, from "
                    "the minima's energy spread or the energy's rise over the box; then lowered where the pull that "
                    "brings chains to their targets at all (about (D - 1) T / delta in D dimensions) outweighs the "
                    "pull matched to the typical barrier, until they meet].")

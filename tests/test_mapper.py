@@ -88,11 +88,11 @@ def wells3():
 def test_tilted_wells_at_defaults_exact_minima_tree_and_saddles(wells3):
     check_wells(wells3.content, 3)
     # An energy of unknown scale is quenched from uniform starts (no temperature), and its
-    # barriers set the attraction-diffusion temperature: a tenth of the lowest.
+    # barriers set the attraction-diffusion temperature: 1/20 of the lowest.
     s = wells3.settings
     assert s["temperature"] == 0.0
     lowest = np.nanmin(wells3.content.tree.depth())
-    assert s["ad_temperature"] == pytest.approx(0.1 * lowest, rel=1e-6)
+    assert s["ad_temperature"] == pytest.approx(0.05 * lowest, rel=1e-6)
 
 
 @pytest.mark.slow
@@ -775,7 +775,7 @@ def test_the_alpha_unit_is_at_least_the_pull_that_arrives_across_flat_ground():
     s = settings(1.0)
     spacing = median_spacing(x)
     barrier_unit = 0.02 / (s["ad_temperature"] * spacing)  # median barrier / (T_AD x spacing)
-    assert s["alpha_unit"] > 5 * barrier_unit and s["alpha_unit_rule"] == "arrival"  # (as the map records it)
+    assert s["alpha_unit"] > 4 * barrier_unit and s["alpha_unit_rule"] == "arrival"  # (as the map records it)
     # On flat ground the share that arrives crosses one half between a third of the unit
     # and sqrt(3) units (the pulls are searched in steps of sqrt(3)); at 3 units nearly all.
     flat = Energy(lambda z: (z * 0).sum(1), shape=(dim,), data_range=(-1.0, 1.0))
@@ -853,9 +853,14 @@ def test_a_ring_of_equal_minima_is_one_basin_beside_a_well(scale):
     ring = np.abs((m.minima_x ** 2).sum(1) - 1) < 1e-3
     assert ring.sum() >= 10 and (~ring).sum() == 1
     assert m.tree.flat().sum() == m.n_minima - 2  # every merge along the ring
-    assert result.settings["ad_temperature"] == pytest.approx(scale * 0.14935, rel=1e-3)  # a tenth of the pass
-    for level in m.levels[:-1]:
-        assert level.n_basins == 2 and len(set(level.basin[ring])) == 1
+    assert result.settings["ad_temperature"] == pytest.approx(scale * 0.074675, rel=1e-3)  # 1/20 of the pass
+    # Up to the default ladder's strongest pull, 2 basins, the ring whole; beyond it, where
+    # the pull crosses the pass from some points of the ring and not yet from others, the
+    # ring can part between the two (attraction-diffusion tries a minimum against the basins'
+    # representatives only); the strongest pull leaves one basin.
+    weak = [level for level in m.levels if level.multiplier <= 3]
+    assert len(weak) == 5 and all(level.n_basins == 2 and len(set(level.basin[ring])) == 1 for level in weak)
+    assert m.levels[-1].n_basins == 1
 
 
 @pytest.mark.parametrize("scale", [1.0, 0.01, 100.0])
@@ -878,7 +883,7 @@ def test_a_barrier_across_the_soft_direction_of_a_stiff_energy_is_at_a_saddle_po
 
 def test_attraction_diffusion_steps_are_stable_at_a_steep_wall_between_the_minima():
     # Two tilted wells behind a Gaussian wall 0.2 wide and 5 high (the barrier, 5.5, is
-    # 10 T_AD): a step stable only at the minima (curvature ~2) overshoots the wall
+    # 20 T_AD): a step stable only at the minima (curvature ~2) overshoots the wall
     # (curvature ~125 at its crest) and every chain crosses it, one basin at every pull.
     def wall(x):
         return 0.5 * (x[:, 0] ** 2 - 1) ** 2 + 0.1 * x[:, 0] + 0.5 * x[:, 1] ** 2 \
@@ -960,7 +965,7 @@ def test_an_unresolved_energy_spread_sets_no_alpha_unit_and_the_rule_says_what_d
 
 def test_two_minima_a_little_beyond_the_merge_radius_are_kept_apart_by_their_barrier():
     # Double wells in x0 (minima near +-1) and in x1 / 0.03 (minima near +-0.03, 0.06 apart,
-    # a barrier of 0.81 = 10 T_AD between them) in the box [-2, 2]: the merge radius is
+    # a barrier of 0.81 = 20 T_AD between them) in the box [-2, 2]: the merge radius is
     # 0.0566 and delta is floored at it, so a chain started at one minimum of a close pair
     # was within delta of the other before it moved: 2 basins at every pull. A trial now
     # arrives within half the gap at most (ad.arrival_reach).
@@ -978,7 +983,7 @@ def test_two_minima_a_little_beyond_the_merge_radius_are_kept_apart_by_their_bar
 
 @pytest.mark.parametrize("scale", [1.0, 0.01, 100.0])
 def test_points_left_on_a_plateau_do_not_set_the_spacing_a_barrier_is_matched_over(scale):
-    # Two Gaussian wells 6 apart (depths 1 and 1.5, a barrier of 1 = 10 T_AD): quenches stop
+    # Two Gaussian wells 6 apart (depths 1 and 1.5, a barrier of 1 = 20 T_AD): quenches stop
     # all over the flat plateau between them (minima 1e-20 deep, 0.2 apart). The unit was
     # the barrier over the plateau's spacing (50.7): at the main level the wells shared a
     # basin. Over the wells' own spacing it is 1.67, and they stay apart below 3 units.
@@ -1019,9 +1024,9 @@ def _horseshoe(x):
 
 @pytest.mark.parametrize("scale", [1.0, 0.01])
 def test_settings_are_chosen_again_where_the_refinement_lowers_their_barriers(scale):
-    # T_AD was a tenth of the upper pass (0.209), over which every chain walked across the
-    # low one (0.518 = 2.5 T_AD): 1 basin at every pull. The refined tree's barrier sets
-    # T_AD again (0.0518) and the ladder runs again: 2 basins up to 3 units.
+    # T_AD was 1/20 of the upper pass (0.105), over which every chain walked across the
+    # low one (0.518 = 5 T_AD): 1 basin at every pull. The refined tree's barrier sets
+    # T_AD again (0.0259) and the ladder runs again: 2 basins up to 3 units.
     notes: list[str] = []
 
     class Log(Reporter):
@@ -1033,7 +1038,7 @@ def test_settings_are_chosen_again_where_the_refinement_lowers_their_barriers(sc
     assert m.n_minima == 2
     barrier = m.tree.escape()[np.isfinite(m.tree.escape())]
     np.testing.assert_allclose(barrier, [0.518 * scale], rtol=1e-3)
-    np.testing.assert_allclose(m.settings()["ad_temperature"], 0.1 * barrier[0], rtol=1e-6)
+    np.testing.assert_allclose(m.settings()["ad_temperature"], 0.05 * barrier[0], rtol=1e-6)
     assert m.attrs["levels"]["settings_rounds"] == 2
     assert any("settings chosen again" in n for n in notes), notes
     assert [lv.n_basins for lv in m.levels if lv.multiplier <= 1] == [2, 2, 2, 2]
@@ -1161,7 +1166,7 @@ def test_mirror_images_of_a_hat_near_the_box_s_face_give_the_same_barrier():
 @pytest.mark.parametrize("scale", [1.0, 0.01])
 def test_in_64_dimensions_the_ladder_shows_each_level_of_a_three_level_tree(scale):
     # 8 minima of three double wells along Hadamard directions, barriers about 4, 1 and
-    # 0.25. At T_AD a tenth of the lowest barrier (0.025) the pull that brings a chain to
+    # 0.25. At T_AD 1/20 of the lowest barrier (0.0125) the pull that brings a chain to
     # its target at all ((D - 1) / delta in units of U / T_AD) outweighs the typical
     # barrier 16 times: 8, 8, 7, 2, 1 basins, the pairs across the 0.25 barriers never
     # one basin on their own. T_AD lowered until the two meet gives each level.
@@ -1174,7 +1179,7 @@ def test_in_64_dimensions_the_ladder_shows_each_level_of_a_three_level_tree(scal
     assert m.n_minima == 8
     assert result.settings["ad_temperature_lowered"] > 4
     np.testing.assert_allclose(result.settings["ad_temperature"],
-                               0.025 * scale / result.settings["ad_temperature_lowered"], rtol=1e-6)
+                               0.0125 * scale / result.settings["ad_temperature_lowered"], rtol=1e-6)
     h = torch.as_tensor(hadamard(64)[[3, 5, 6]], dtype=torch.float64)
     sides = (torch.from_numpy(m.minima_x).reshape(8, -1).double() @ h.T > 0).numpy()  # [8, 3] the wells' sides
 
@@ -1193,11 +1198,11 @@ def test_a_stiff_valley_whose_chains_are_held_back_by_their_steps_keeps_its_temp
     # (x0^2 - 1)^2 + 1e4 x1^2: the stiff direction makes attraction-diffusion's steps small,
     # and the pull that brings its chains to their targets within their steps is 55 times
     # the barriers' own. Two dimensions explain none of that: a lower T_AD, with smaller
-    # steps still, would not bring the two together; T_AD stays a tenth of the barrier.
+    # steps still, would not bring the two together; T_AD stays 1/20 of the barrier.
     e = Energy(lambda x: (x[:, 0] ** 2 - 1) ** 2 + 1e4 * x[:, 1] ** 2, shape=2, data_range=(-2.0, 2.0),
                dtype=torch.float64)
     result = build_map(e, MapConfig(chains=32, rounds=1, grid=0))
     assert result.settings["alpha_unit_rule"] == "arrival"
     assert result.settings["ad_temperature_lowered"] == 1.0
-    np.testing.assert_allclose(result.settings["ad_temperature"], 0.1, rtol=1e-6)
-    assert [lv.n_basins for lv in result.content.levels][:4] == [2, 2, 2, 2]
+    np.testing.assert_allclose(result.settings["ad_temperature"], 0.05, rtol=1e-6)
+    assert [lv.n_basins for lv in result.content.levels][:3] == [2, 2, 2]

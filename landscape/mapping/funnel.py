@@ -165,7 +165,7 @@ def noise_unit(content: MapContent, sampler: Mapping[str, Any] | None = None) ->
     for t_ad in (settings.get("ad_temperature"), content.attrs.get("levels", {}).get("temperature")):
         if isinstance(t_ad, (int, float)) and t_ad > 0:
             if isinstance(lowered, (int, float)) and lowered > 1:
-                # (T_AD a tenth of the lowest barrier, before attraction-diffusion lowered it so
+                # (T_AD 1/20 of the lowest barrier, before attraction-diffusion lowered it so
                 # that its chains could arrive: the barriers, not the dimension, set the noise)
                 return (math.sqrt(float(t_ad) * float(lowered)),
                         f"sqrt of the map's attraction-diffusion temperature before it was lowered, "

@@ -1501,8 +1501,8 @@ def _settings_moved(run: _Run, minima_energy: np.ndarray, before: PairTable, aft
     the temperature set from the lowest barrier (:func:`ad_temperature_from`), or the unit
     from the typical one. A string between two minima can stop on a higher pass than the one
     attraction-diffusion's chains find (a horseshoe valley; the top of a symmetric hat):
-    a temperature a tenth of that pass is a quarter of the lower one, over which every
-    chain then walks."""
+    a temperature 1/20 of that pass is an eighth of the lower one, over which every chain
+    then walks."""
     rtol = flat_rtol(run.energy.dtype)
     old, new = (_settings_tree(minima_energy, t, rtol).resolved_depth() for t in (before, after))
     found = []

@@ -27,12 +27,12 @@ setting                  default                                                
                                                                                       direction, and a minimum must still be
                                                                                       found to 1/1000 of ``merge_radius``
                                                                                       along a direction 10^4 times softer
-``ad_temperature``       the checkpoint's sampling ``tau^2``; else a tenth of the     what the model's own chains cross is no
+``ad_temperature``       the checkpoint's sampling ``tau^2``; else 1/20 of the        what the model's own chains cross is no
                          lowest resolved barrier of the minima's tree (flat merges    boundary between its basins; an energy of
                          left out; chosen again with the ladder where refining the
                          pairs AD connected halves it), at least 1/1000 of its
                          highest; with none,                                          unknown scale loses no barrier to the
-                         1/100 of the minima's energy spread; with no spread either   temperature (each is at least 10 T high),
+                         1/100 of the minima's energy spread; with no spread either   temperature (each is at least 20 T high),
                          (minima of one flat floor), 1/100 of the energy's median     and ripples below 1/1000 of its relief do
                          rise over the box above the lowest minimum; then, where      not split basins; ``c U + b`` gets ``c``
                          the arrival pull (``alpha_unit``, counted up to 2 (D - 1) /  times the temperature of ``U`` even with
@@ -552,6 +552,14 @@ def sampling_temperature(energy: Energy) -> float | None:
     return float(tau) ** 2 if isinstance(tau, (int, float)) and tau > 0 else None
 
 
+#: ``T_AD`` of our choosing is this share of the lowest resolved barrier. At 1/10 a chain
+#: escaped a well 10 T deep by the temperature alone often enough to join two basins at
+#: some pulls and not at stronger ones (three narrow Gaussian wells in 2-D, one chain of
+#: six at two rungs of five: the entropy of a round well's rim lowers its barrier by a
+#: few T); at 1/20 the escape is about e^-10 times rarer.
+AD_TEMPERATURE_SHARE = 0.05
+
+
 def ad_temperature_from(depths: np.ndarray, energies: np.ndarray, relief: Callable[[], float] | None = None,
                         tie: float = 0.0) -> float:
     """``T_AD`` from the barrier depths of the minima's tree (module docstring); with no
@@ -562,7 +570,7 @@ def ad_temperature_from(depths: np.ndarray, energies: np.ndarray, relief: Callab
     height in units of ``T_AD`` whatever the energy's scale and offset."""
     d = resolved_barriers(depths)
     if d.size:
-        return float(max(0.1 * d.min(), 1e-3 * d.max()))
+        return float(max(AD_TEMPERATURE_SHARE * d.min(), 1e-3 * d.max()))
     e = np.asarray(energies, dtype=np.float64)
     spread = float(e.max() - e.min()) if e.size else 0.0
     if spread > tie:
