@@ -206,3 +206,19 @@ def test_free_memory_counts_the_process_s_own_limits(tmp_path, monkeypatch):
                         else real_open(name, *a, **k))
     assert checks._cgroup_memory_left() == 3_000_000_000
     assert checks.available_memory() <= 3_000_000_000
+
+
+def test_a_file_of_more_tensors_than_any_network_holds_is_refused_before_it_is_unpickled(tmp_path, monkeypatch,
+                                                                                       capsys):
+    # (200,000 empty tensors in a state dict took 27 s to unpickle, twice for `info`)
+    import torch
+
+    from landscape.io import files
+
+    monkeypatch.setattr(files, "MAX_TENSORS", 8)
+    path = tmp_path / "many.pt"
+    torch.save({f"k{i}": torch.zeros(1) for i in range(9)}, path)
+    code, _, err = run(capsys, "info", path)
+    assert_one_line_error(code, err, r"many.pt: holds 9 tensors, more than the 8 a checkpoint is read with")
+    torch.save({f"k{i}": torch.zeros(1) for i in range(8)}, path)
+    assert len(files.load_torch(path, "state dict")) == 8

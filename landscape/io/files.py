@@ -494,18 +494,30 @@ def load_torch(path: str | os.PathLike, what: str = "file") -> Any:
 MAX_NESTING = 64
 
 
+#: The most tensors a ``.pt`` file may hold (``torch.save`` writes one archive member per
+#: storage): a network's state has hundreds, the largest thousands; 200,000 empty tensors
+#: took 27 s to unpickle, each time the file was read.
+MAX_TENSORS = 65536
+
+
 def _check_unpacked_size(path: Path, what: str) -> None:
     """Refuse a zip archive (``torch.save``'s format) whose members unpack to more than
-    the free memory (a few MB of zeros can claim gigabytes), before anything is unpacked."""
+    the free memory (a few MB of zeros can claim gigabytes), or that holds more than
+    :data:`MAX_TENSORS` tensors, before anything is unpacked."""
     from landscape import checks
 
     if not zipfile.is_zipfile(path):
         return
     try:
         with zipfile.ZipFile(path) as archive:
-            total = sum(int(info.file_size) for info in archive.infolist())
+            members = archive.infolist()
+            total = sum(int(info.file_size) for info in members)
     except (zipfile.BadZipFile, OSError, ValueError):
         return  # (torch's reader says what is wrong)
+    storages = sum("/data/" in info.filename for info in members)
+    if storages > MAX_TENSORS:
+        raise LandscapeError(f"{path}: holds {storages:,} tensors, more than the {MAX_TENSORS:,} a {what} is read with "
+                             "(a network's state has hundreds to thousands)")
     free = checks.available_memory()
     if free is not None and total > free:
         raise LandscapeError(f"{path}: its contents unpack to {checks.format_bytes(total)}, more than the free memory "
