@@ -237,7 +237,7 @@ def _place_legend(ax: Any, locs: Sequence[str] = _LOCS, **style: Any) -> Any:
         fewest = None
         tallest = 0.0
         for loc in locs:
-            _move(legend, loc)  # (one legend moved about: a new one each time costs more than all the rest)
+            legend.set_loc(loc)  # (one legend moved about: a new one each time costs more than all the rest)
             box = legend.get_window_extent(renderer)
             if box.width > frame.width and style.get("ncol", 1) > 1:
                 style["ncol"] = 1
@@ -254,16 +254,10 @@ def _place_legend(ax: Any, locs: Sequence[str] = _LOCS, **style: Any) -> Any:
         pad = renderer.points_to_pixels(style["fontsize"] * 0.5 + 4)  # (the legend's gap to the frame, and air)
         if not _make_room(ax, tallest + pad, paths, moving):
             break
-    _move(legend, fewest[1] if fewest else "best")
+    legend.set_loc(fewest[1] if fewest else "best")
     return legend
 
 
-def _move(legend: Any, loc: str) -> None:
-    """Put ``legend`` at ``loc`` of its axes (matplotlib 3.8 has ``set_loc``; 3.7 the code)."""
-    if hasattr(legend, "set_loc"):
-        legend.set_loc(loc)
-    else:
-        legend._set_loc(legend.codes[loc])
 
 
 def draw_basin_counts(profiles: Profiles, names: Sequence[str], ax: Any) -> Any:
