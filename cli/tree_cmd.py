@@ -193,7 +193,7 @@ def map_header(map_path: Path, content, level: int | None = None) -> list[str]:
     tree = content.tree
     merges = tree.n_leaves - 1
     if merges > 0:
-        text = f"{merges} merge{'s' if merges != 1 else ''}: {int(tree.refined.sum())} at refined saddles"
+        text = f"{merges} merge{'s' if merges != 1 else ''}: {int(tree.refined.sum())} at refined barriers"
         at_saddles = merges_at_saddle_points(content)
         if at_saddles is not None and tree.refined.any():
             text += (f" ({at_saddles} of them at saddle points, the rest at the tops of refined paths whose gradient "

@@ -174,7 +174,7 @@ def test_info_describes_a_map(capsys, wells_file, tmp_path):
     assert code == 0, err
     code, stdout, err = run(capsys, "info", out)
     assert code == 0, err
-    assert "4 minima" in stdout and "function" in stdout and "3 merges: 3 at refined saddles" in stdout
+    assert "4 minima" in stdout and "function" in stdout and "3 merges: 3 at refined barriers" in stdout
     code, stdout, _ = run(capsys, "info", out, "--json")
     assert code == 0 and '"kind": "function"' in stdout
 

@@ -225,7 +225,7 @@ def test_saddle_points_are_stored_counted_and_absent_in_older_maps(tmp_path, mak
     assert back.barriers.saddle_point.tolist() == [True, False] and back.attrs["barriers"]["saddle_points"] == 1
     assert merges_at_saddle_points(back) == 1
     code, out, _ = run(capsys, "info", path)
-    assert code == 0 and "2 merges: 2 at refined saddles (1 of them at saddle points" in out
+    assert code == 0 and "2 merges: 2 at refined barriers (1 of them at saddle points" in out
     code, out, _ = run(capsys, "info", path, "--json")
     assert code == 0 and json.loads(out)["n_merges_at_saddle_points"] == 1
     # A map of an earlier version: no dataset, no count; read as no saddle points, and
@@ -236,7 +236,7 @@ def test_saddle_points_are_stored_counted_and_absent_in_older_maps(tmp_path, mak
     old = read_map(path)
     assert not old.barriers.saddle_point.any() and merges_at_saddle_points(old) is None
     code, out, _ = run(capsys, "info", path)
-    assert code == 0 and "2 merges: 2 at refined saddles" in out and "saddle points" not in out
+    assert code == 0 and "2 merges: 2 at refined barriers" in out and "saddle points" not in out
 
 
 def test_the_flat_threshold_of_the_energys_precision_is_kept_and_older_maps_read_as_float32(tmp_path, make_map,
@@ -404,7 +404,7 @@ def test_info_on_a_schema_1_map_says_so(tmp_path, capsys):
     assert code == 0, err
     assert re.search(r"^note\s+a schema-1 map", out, re.MULTILINE), out
     assert "8 minima, 4 basins at the main level, 4 barrier pairs (1 refined)" in out
-    assert "3 merges: 1 at refined saddles, 1 at estimates, 1 not connected" in out
+    assert "3 merges: 1 at refined barriers, 1 at estimates, 1 not connected" in out
     code, out, err = run(capsys, "info", path, "--json")
     assert code == 0, err
     s = json.loads(out)

@@ -95,7 +95,7 @@ def test_refined_merges_say_saddle_and_a_saddle_far_above_its_estimate_is_report
     assert code == 0, err
     assert ("counts    10 minima, 4 basins at the main level, 10 barrier pairs (2 refined, 1 of them above their "
             "estimate: the tree keeps the estimate)") in out
-    assert "tree      9 merges: 1 at refined saddles, 8 at estimates" in out
+    assert "tree      9 merges: 1 at refined barriers, 8 at estimates" in out
     rows = {r[0]: r for r in merge_rows(out)}
     assert rows["3 + 5"][1:] == ["3-5", "-1.05", "+0.45", "refined", "-1"]  # (the map does not say: saddle point?)
     # Minima 0-3: the string found a saddle at 2, far above the estimate -0.5; the tree
@@ -236,7 +236,7 @@ def test_groups_with_no_path_between_them_are_reported_as_such(split_map, capsys
     assert s["n_merges_not_connected"] == 1 and s["leaves"][4]["escape"] is None
     code, out, err = tree(capsys, split_map)
     assert code == 0, err
-    assert "tree      5 merges: 0 at refined saddles, 4 at estimates, 1 not connected (no path found)" in out
+    assert "tree      5 merges: 0 at refined barriers, 4 at estimates, 1 not connected (no path found)" in out
     assert "no path found to the group of minimum 4" in out
     assert "no path found to the group of minimum 4 (drawn at" in out and "minimum 4  E=0.5  basin 2  hits 5" in out
     assert merge_rows(out)[-1] == ["0 + 4", "-", "no path found", "-", "-", "-"]
