@@ -38,7 +38,8 @@ from landscape.cli.options import (
 @chains_option(256, "in the first exploration round")
 @click.option("--rounds", type=click.IntRange(min=1), default=4, show_default=True,
               help="Exploration rounds at most: each later round runs as many chains as all before, while the "
-                   "last one found new minima (not when more than half of the chains found a minimum no other chain "
+                   "last one found new minima that do not drain with no barrier into one found before (points on a "
+                   "plateau or a flat floor do) (not when more than half of the chains found a minimum no other chain "
                    "found: nothing saturates then).")
 @steps_option("before quenching", default_text="10x the training L; else 1000; 0 at temperature 0")
 @temperature_option("(exploration)", default_text="the checkpoint's training tau^2; else 0: the starts are "

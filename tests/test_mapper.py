@@ -348,6 +348,47 @@ def test_exploration_goes_on_while_rounds_find_new_minima():
     assert few.content.attrs["minima"]["rounds"] == 1
 
 
+def _wells_on_a_plateau(x: torch.Tensor) -> torch.Tensor:
+    # Gaussian wells of depths 1 and 0.7 at (-2, 0) and (2, 0), width 0.15, on a plateau.
+    a = ((x[:, 0] + 2) ** 2 + x[:, 1] ** 2) / 0.15
+    b = ((x[:, 0] - 2) ** 2 + x[:, 1] ** 2) / 0.15
+    return -torch.exp(-a) - 0.7 * torch.exp(-b)
+
+
+def test_a_new_minimum_that_drains_into_a_known_one_is_no_new_state():
+    from landscape.mapping.minima import Minima
+
+    e = Energy(_wells_on_a_plateau, shape=2, data_range=(-4.0, 4.0), dtype=torch.float64)
+    # known: well A and a plateau point beside well B; new: a plateau point beside A (drains
+    # into A), one far out on the plateau (drains into the known plateau point, no higher
+    # beyond the energy's precision), and well B itself (it drains into nothing higher)
+    x = torch.tensor([[-2.0, 0.0], [3.5, 0.0], [-3.0, 0.5], [0.0, 3.0], [2.0, 0.0]], dtype=torch.float64)
+    minima = Minima(x, e(x), torch.ones(5, dtype=torch.int64), torch.zeros(5, dtype=torch.float64))
+    fresh = torch.tensor([False, False, True, True, True])
+    assert pipeline._new_states(e, minima, fresh) == 1
+    assert pipeline._new_states(e, minima, torch.tensor([False, False, True, True, False])) == 0
+    # a barrier in the way: a new well behind a wall is a new state
+    wall = Energy(lambda z: (z[:, 0] ** 2 - 1) ** 2, shape=2, data_range=(-2.0, 2.0), dtype=torch.float64)
+    two = torch.tensor([[-1.0, 0.0], [1.0, 0.0]], dtype=torch.float64)
+    pair = Minima(two, wall(two), torch.ones(2, dtype=torch.int64), torch.zeros(2, dtype=torch.float64))
+    assert pipeline._new_states(wall, pair, torch.tensor([False, True])) == 1
+
+
+@pytest.mark.parametrize("scale", [0.01, 1.0, 100.0])
+def test_exploration_stops_once_a_round_finds_only_points_that_drain_into_known_minima(scale):
+    # Quenches stop all over the plateau (minima 1e-20 deep); every round found more of them,
+    # and the chains doubled to the rounds' cap (2,048 chains, 453 minima for three such
+    # wells). The second round finds both wells again and only plateau points besides.
+    e = Energy(lambda x: scale * _wells_on_a_plateau(x), shape=2, data_range=(-4.0, 4.0), dtype=torch.float64)
+    result = build_map(e, MapConfig(chains=64, rounds=6, max_steps=200, patience=40, attempts=1, grid=0,
+                                    refine=False, ladder=(0.1,), ladder_extend=0))
+    m = result.content
+    assert m.attrs["minima"]["rounds"] == 2 and m.attrs["minima"]["chains"] == 128
+    wells = np.argsort(m.minima_energy)[:2]
+    np.testing.assert_allclose(np.abs(m.minima_x[wells]), [[2.0, 0.0], [2.0, 0.0]], atol=1e-4)
+    assert m.n_minima > 10
+
+
 @pytest.mark.slow
 def test_without_refinement_the_tree_rests_on_estimates_from_real_paths():
     e = wells_energy(2)

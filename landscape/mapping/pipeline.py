@@ -8,7 +8,8 @@ by :mod:`landscape.mapping.settings`, the same for the Python API and the comman
 
 1. **Metastable states** (:func:`landscape.mapping.minima.find_minima`): chains from noise in the
    data box and/or from data run at temperature ``T`` and are quenched to local minima,
-   near-duplicates merged. More rounds of chains follow while they find new minima.
+   near-duplicates merged. More rounds of chains follow while they find new minima that
+   do not drain into known ones.
 2. **Barriers between neighbours** (:mod:`landscape.mapping.barriers`): each minimum's nearest
    others (plus links joining what the neighbour graph leaves apart), estimated on the
    straight segment and refined by the string method.
@@ -261,27 +262,66 @@ def _starts(energy: Energy, init: str, n: int, data: torch.Tensor | None, gen: t
     return torch.cat(parts)
 
 
-def _union(old: Minima | None, new: Minima, radius: float, tie: float) -> tuple[Minima, int]:
+def _union(old: Minima | None, new: Minima, radius: float, tie: float) -> tuple[Minima, torch.Tensor]:
     """Minima of both sets, near-duplicates merged (hits summed; energies within ``tie``
-    equal, see :func:`merge_duplicates`); and how many of the result came from ``new`` alone."""
+    equal, see :func:`merge_duplicates`); and which of the result came from ``new`` alone
+    (bool [K])."""
     if old is None:
-        return new, len(new)
+        return new, torch.ones(len(new), dtype=torch.bool)
     x = torch.cat([old.x, new.x.to(old.x)])
     e = torch.cat([old.energy, new.energy.to(old.energy)])
     h = torch.cat([old.hits, new.hits])
     g = torch.cat([old.grad_norm, new.grad_norm.to(old.grad_norm)])
     keep, assign = merge_duplicates(x, e, radius, tie=tie)
     hits = torch.bincount(assign.cpu(), weights=h.double(), minlength=keep.numel()).round().to(torch.int64)
-    fresh = keep.numel() - int(torch.unique(assign[: len(old)]).numel())  # groups with no old minimum
+    fresh = torch.ones(keep.numel(), dtype=torch.bool)
+    fresh[assign[: len(old)].cpu()] = False  # (groups with an old minimum)
     return Minima(x[keep], e[keep.cpu()], hits, g[keep.cpu()]), fresh
+
+
+#: Known minima a new one is checked against (nearest first) by :func:`_new_states`, and
+#: points on each straight segment to them.
+DRAIN_NEIGHBOURS, DRAIN_POINTS = 4, 16
+
+
+def _new_states(energy: Energy, minima: Minima, fresh: torch.Tensor) -> int:
+    """How many of the minima ``fresh`` (bool [K]) are new states: all but those that drain
+    into a minimum found before with no barrier the energy's precision resolves (one of
+    their :data:`DRAIN_NEIGHBOURS` nearest known minima is no higher, and the energy along
+    the straight segment to it rises nowhere above the new one beyond
+    :func:`landscape.mapping.tree.flat_rtol` of the minima's magnitude). Quenches stop all
+    over a plateau or a flat floor; each round of chains finds more such points, which
+    drain into a well or a floor already found: they are no new state, and count as none
+    for another round. (A new well beside a known plateau point is new: it does not drain
+    into the higher point.)"""
+    fresh = fresh.to(minima.x.device)
+    known = torch.nonzero(~fresh).flatten()
+    new = torch.nonzero(fresh).flatten()
+    if not len(new) or not len(known):
+        return int(len(new))
+    flat_x = minima.x.reshape(len(minima), -1)
+    e = minima.energy.double().cpu()
+    tol = flat_rtol(energy.dtype) * float(e.abs().max())
+    k = min(DRAIN_NEIGHBOURS, len(known))
+    near = known[torch.cdist(flat_x[new].double(), flat_x[known].double()).topk(k, largest=False).indices]  # [n, k]
+    a = new[:, None].expand(-1, k).reshape(-1)
+    b = near.reshape(-1)
+    t = torch.linspace(0, 1, DRAIN_POINTS + 2, dtype=flat_x.dtype, device=flat_x.device)[1:-1]
+    points = flat_x[a][:, None] + t[None, :, None] * (flat_x[b] - flat_x[a])[:, None]  # [n k, S, D]
+    with energy.frozen(), torch.no_grad():
+        u = energy(points.reshape(-1, *minima.x.shape[1:])).double().cpu().reshape(len(a), DRAIN_POINTS)
+    top = torch.nan_to_num(u, nan=math.inf).amax(1)
+    ea, eb = e[a.cpu()], e[b.cpu()]
+    drains = (eb <= ea + tol) & (top <= ea + tol)
+    return int((~drains.reshape(len(new), k).any(1)).sum())
 
 
 def _explore(energy: Energy, cfg: MapConfig, plan: dict[str, Any], data: torch.Tensor | None,
              state: dict[str, Any], save: Callable[[], None], reporter: Reporter) -> Minima:
     """Rounds of exploration chains (see :mod:`landscape.mapping.settings`): the first of
-    ``chains``, each later one as large as all before, while the last found new minima;
-    no second round when the minima one chain alone found outnumber half of the chains
-    (nothing saturates)."""
+    ``chains``, each later one as large as all before, while the last found new minima
+    that do not drain into one found before (:func:`_new_states`); no second round when
+    the minima one chain alone found outnumber half of the chains (nothing saturates)."""
     minima = None
     if "minima/x" in state:
         minima = _minima_from(state, energy)
@@ -308,8 +348,10 @@ def _explore(energy: Energy, cfg: MapConfig, plan: dict[str, Any], data: torch.T
                             quench_steps=cfg.quench_steps, grad_tol=plan["grad_tol"],
                             merge_radius=plan["merge_radius"], generator=gen, box=energy.data_range,
                             progress=reporter.advance, on_quench=count)
-        minima, new_last = _union(minima, found, plan["merge_radius"],
-                                  energy_tie(plan["grad_tol"], plan["merge_radius"]))
+        minima, fresh = _union(minima, found, plan["merge_radius"],
+                               energy_tie(plan["grad_tol"], plan["merge_radius"]))
+        new_minima = int(fresh.sum())
+        new_last = _new_states(energy, minima, fresh) if done else new_minima
         done, total = done + 1, total + n
         state.update({"minima/x": minima.x.detach().cpu(), "minima/energy": minima.energy.cpu(),
                       "minima/hits": minima.hits.cpu(), "minima/grad_norm": minima.grad_norm.cpu(),
@@ -317,7 +359,9 @@ def _explore(energy: Energy, cfg: MapConfig, plan: dict[str, Any], data: torch.T
                       "explore/stops": stops, "stage": f"exploration round {done}"})
         save()
         if done > 1:
-            reporter.note(f"round {done}: {n} more chains, {new_last} new minima")
+            reporter.note(f"round {done}: {n} more chains, {new_minima} new minima"
+                          + (f" ({new_minima - new_last} of them draining with no barrier into one found before)"
+                             if new_last < new_minima else ""))
     assert minima is not None
     state["explore/rounds"] = done
     if cfg.max_minima and len(minima) > cfg.max_minima:

@@ -18,8 +18,9 @@ setting                  default                                                
                          stiffest quenched start (``eps^2/2 * curvature = 1/2``)       step that cannot blow up
 ``steps``                10x the checkpoint's L; else 1000 (0 at temperature 0)       long enough to leave the start's own well
 ``chains``, rounds       256, then doubled while a round finds new minima (up to      until no new minimum turns up, unless
-                         ``rounds`` rounds), unless minima hit once outnumber half     nearly every chain finds its own (image space)
-                         of the chains
+                         ``rounds`` rounds), unless minima hit once outnumber half     nearly every chain finds its own (image space);
+                         of the chains; a new minimum that drains with no barrier     points a quench left on flat ground are no
+                         into one found before counts as none                         new state
 ``merge_radius``         1% of the box width x sqrt(dim)                              end points closer than that are one state
 ``grad_tol``             1e-8 x the median gradient norm at up to 64 uniform starts   a quench converges relative to the energy's
                                                                                       own gradients, and tightly: the starts'
@@ -114,7 +115,8 @@ class MapConfig:
         Exploration chains of the first round.
     rounds : int
         Exploration rounds at most: after the first, the chains are doubled while the
-        last round found new minima (1: one round only).
+        last round found new minima that do not drain with no barrier into one found
+        before (1: one round only).
     init : str or None
         Where chains start: ``"noise"`` (uniform in the data box), ``"data"`` or
         ``"both"`` (half each) [default: both when data are given, else noise].
