@@ -282,6 +282,8 @@ def _union(old: Minima | None, new: Minima, radius: float, tie: float) -> tuple[
 #: Known minima a new one is checked against (nearest first) by :func:`_new_states`, and
 #: points on each straight segment to them.
 DRAIN_NEIGHBOURS, DRAIN_POINTS = 4, 16
+#: Numbers per energy call in :func:`_new_states` at most (points times dimensions).
+DRAIN_CHUNK = 1 << 22
 
 
 def _new_states(energy: Energy, minima: Minima, fresh: torch.Tensor) -> int:
@@ -307,10 +309,14 @@ def _new_states(energy: Energy, minima: Minima, fresh: torch.Tensor) -> int:
     a = new[:, None].expand(-1, k).reshape(-1)
     b = near.reshape(-1)
     t = torch.linspace(0, 1, DRAIN_POINTS + 2, dtype=flat_x.dtype, device=flat_x.device)[1:-1]
-    points = flat_x[a][:, None] + t[None, :, None] * (flat_x[b] - flat_x[a])[:, None]  # [n k, S, D]
+    top = torch.empty(len(a), dtype=torch.float64)
+    step = max(1, DRAIN_CHUNK // (DRAIN_POINTS * flat_x.shape[1]))  # (pairs per call: image minima are large)
     with energy.frozen(), torch.no_grad():
-        u = energy(points.reshape(-1, *minima.x.shape[1:])).double().cpu().reshape(len(a), DRAIN_POINTS)
-    top = torch.nan_to_num(u, nan=math.inf).amax(1)
+        for i in range(0, len(a), step):
+            ai, bi = a[i : i + step], b[i : i + step]
+            points = flat_x[ai][:, None] + t[None, :, None] * (flat_x[bi] - flat_x[ai])[:, None]  # [p, S, D]
+            u = energy(points.reshape(-1, *minima.x.shape[1:])).double().cpu().reshape(len(ai), DRAIN_POINTS)
+            top[i : i + step] = torch.nan_to_num(u, nan=math.inf).amax(1)
     ea, eb = e[a.cpu()], e[b.cpu()]
     drains = (eb <= ea + tol) & (top <= ea + tol)
     return int((~drains.reshape(len(new), k).any(1)).sum())
