@@ -43,7 +43,7 @@ def test_map_of_a_function_finds_the_four_wells_and_writes_the_schema(capsys, we
     out = tmp_path / "wells.h5"
     code, stdout, err = map_wells(capsys, wells_file, out)
     assert code == 0, err
-    assert "4 minima" in stdout and "tree: 3 of 3 merges at refined saddles" in stdout
+    assert "4 minima" in stdout and "tree: 3 of 3 merges at refined barriers" in stdout
     c = read_map(out)
     np.testing.assert_allclose(np.sort(np.abs(c.minima_x).ravel()), 1.0, atol=0.15)
     assert c.meta.source["kind"] == "function"
@@ -333,7 +333,7 @@ def test_the_summary_says_how_many_merges_are_path_tops(capsys, tmp_path):
                             "--float64", "--chains", "32", "--out", tmp_path / "b.h5", "--quiet", *FAST_AD,
                             "--string-steps", "2", "--climb-steps", "0")
     assert code == 0, err
-    assert re.search(r"tree: 1 of 1 merges at refined saddles \(0 at saddle points, 1 at path tops, upper bounds\)",
+    assert re.search(r"tree: 1 of 1 merges at refined barriers \(0 at saddle points, 1 at path tops, upper bounds\)",
                      stdout), stdout
 
 

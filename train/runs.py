@@ -87,7 +87,7 @@ def summary_line(content: Any, out: Path, wall: float) -> str:
 
     refined = int(tree.refined.sum())
     text = (f"{content.n_minima} minima, {_count(content.n_basins, 'basin')} at alpha "
-            f"{content.partition.multiplier:g} units; tree: {refined} of {merges} merges at refined saddles")
+            f"{content.partition.multiplier:g} units; tree: {refined} of {merges} merges at refined barriers")
     points = merges_at_saddle_points(content)
     if points is not None and points < refined:  # (the rest at the tops of paths: upper bounds)
         text += f" ({points} at saddle points, {refined - points} at path tops, upper bounds)"
@@ -97,7 +97,7 @@ def summary_line(content: Any, out: Path, wall: float) -> str:
     if flat:
         text += f", {flat} flat (no barrier the energy's precision resolves)"
     if above:
-        text += f"; {above} refined saddle{'s' if above != 1 else ''} above {'their' if above != 1 else 'its'} estimate (estimate kept)"
+        text += f"; {above} refined barrier{'s' if above != 1 else ''} above {'their' if above != 1 else 'its'} estimate (estimate kept)"
     return text + f" -> {out}  ({wall:.0f} s)"
 
 
