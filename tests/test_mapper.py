@@ -365,13 +365,13 @@ def test_a_new_minimum_that_drains_into_a_known_one_is_no_new_state():
     x = torch.tensor([[-2.0, 0.0], [3.5, 0.0], [-3.0, 0.5], [0.0, 3.0], [2.0, 0.0]], dtype=torch.float64)
     minima = Minima(x, e(x), torch.ones(5, dtype=torch.int64), torch.zeros(5, dtype=torch.float64))
     fresh = torch.tensor([False, False, True, True, True])
-    assert pipeline._new_states(e, minima, fresh) == 1
-    assert pipeline._new_states(e, minima, torch.tensor([False, False, True, True, False])) == 0
+    assert pipeline._new_states(e, minima, fresh, 24) == 1
+    assert pipeline._new_states(e, minima, torch.tensor([False, False, True, True, False]), 24) == 0
     # a barrier in the way: a new well behind a wall is a new state
     wall = Energy(lambda z: (z[:, 0] ** 2 - 1) ** 2, shape=2, data_range=(-2.0, 2.0), dtype=torch.float64)
     two = torch.tensor([[-1.0, 0.0], [1.0, 0.0]], dtype=torch.float64)
     pair = Minima(two, wall(two), torch.ones(2, dtype=torch.int64), torch.zeros(2, dtype=torch.float64))
-    assert pipeline._new_states(wall, pair, torch.tensor([False, True])) == 1
+    assert pipeline._new_states(wall, pair, torch.tensor([False, True]), 24) == 1
 
 
 @pytest.mark.parametrize("scale", [0.01, 1.0, 100.0])

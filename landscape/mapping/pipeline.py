@@ -58,8 +58,8 @@ from landscape.mapping.ad import (
     join_drained,
 )
 from landscape.mapping.barriers import (
-    Refinement, RefineProgress, add_records, close_estimates, neighbour_pairs, neighbour_table, refine_pairs,
-    refinement_rows,
+    Refinement, RefineProgress, add_records, close_estimates, line_estimates, neighbour_pairs, neighbour_table,
+    refine_pairs, refinement_rows,
 )
 from landscape.distributed import current as current_group
 from landscape import checks, tool_version
@@ -279,23 +279,20 @@ def _union(old: Minima | None, new: Minima, radius: float, tie: float) -> tuple[
     return Minima(x[keep], e[keep.cpu()], hits, g[keep.cpu()]), fresh
 
 
-#: Known minima a new one is checked against (nearest first) by :func:`_new_states`, and
-#: points on each straight segment to them.
-DRAIN_NEIGHBOURS, DRAIN_POINTS = 4, 16
-#: Numbers per energy call in :func:`_new_states` at most (points times dimensions).
-DRAIN_CHUNK = 1 << 22
+#: Known minima a new one is checked against (nearest first) by :func:`_new_states`.
+DRAIN_NEIGHBOURS = 4
 
 
-def _new_states(energy: Energy, minima: Minima, fresh: torch.Tensor) -> int:
+def _new_states(energy: Energy, minima: Minima, fresh: torch.Tensor, images: int) -> int:
     """How many of the minima ``fresh`` (bool [K]) are new states: all but those that drain
     into a minimum found before with no barrier the energy's precision resolves (one of
-    their :data:`DRAIN_NEIGHBOURS` nearest known minima is no higher, and the energy along
-    the straight segment to it rises nowhere above the new one beyond
-    :func:`landscape.mapping.tree.flat_rtol` of the minima's magnitude). Quenches stop all
-    over a plateau or a flat floor; each round of chains finds more such points, which
-    drain into a well or a floor already found: they are no new state, and count as none
-    for another round. (A new well beside a known plateau point is new: it does not drain
-    into the higher point.)"""
+    their :data:`DRAIN_NEIGHBOURS` nearest known minima is no higher, and the highest
+    energy on the straight segment to it, :func:`landscape.mapping.barriers.line_estimates`
+    with ``images`` points as the neighbours' estimates take, is not above the new one
+    beyond :func:`landscape.mapping.tree.flat_rtol` of the minima's magnitude). Quenches stop all over a plateau or a flat floor; each round of
+    chains finds more such points, which drain into a well or a floor already found: they
+    are no new state, and count as none for another round. (A new well beside a known
+    plateau point is new: it does not drain into the higher point.)"""
     fresh = fresh.to(minima.x.device)
     known = torch.nonzero(~fresh).flatten()
     new = torch.nonzero(fresh).flatten()
@@ -306,18 +303,10 @@ def _new_states(energy: Energy, minima: Minima, fresh: torch.Tensor) -> int:
     tol = flat_rtol(energy.dtype) * float(e.abs().max())
     k = min(DRAIN_NEIGHBOURS, len(known))
     near = known[torch.cdist(flat_x[new].double(), flat_x[known].double()).topk(k, largest=False).indices]  # [n, k]
-    a = new[:, None].expand(-1, k).reshape(-1)
-    b = near.reshape(-1)
-    t = torch.linspace(0, 1, DRAIN_POINTS + 2, dtype=flat_x.dtype, device=flat_x.device)[1:-1]
-    top = torch.empty(len(a), dtype=torch.float64)
-    step = max(1, DRAIN_CHUNK // (DRAIN_POINTS * flat_x.shape[1]))  # (pairs per call: image minima are large)
+    pairs = torch.stack([new[:, None].expand(-1, k).reshape(-1), near.reshape(-1)], 1).cpu()
     with energy.frozen(), torch.no_grad():
-        for i in range(0, len(a), step):
-            ai, bi = a[i : i + step], b[i : i + step]
-            points = flat_x[ai][:, None] + t[None, :, None] * (flat_x[bi] - flat_x[ai])[:, None]  # [p, S, D]
-            u = energy(points.reshape(-1, *minima.x.shape[1:])).double().cpu().reshape(len(ai), DRAIN_POINTS)
-            top[i : i + step] = torch.nan_to_num(u, nan=math.inf).amax(1)
-    ea, eb = e[a.cpu()], e[b.cpu()]
+        top = torch.from_numpy(line_estimates(energy, minima.x, pairs.numpy(), images))
+    ea, eb = e[pairs[:, 0]], e[pairs[:, 1]]
     drains = (eb <= ea + tol) & (top <= ea + tol)
     return int((~drains.reshape(len(new), k).any(1)).sum())
 
@@ -357,7 +346,7 @@ def _explore(energy: Energy, cfg: MapConfig, plan: dict[str, Any], data: torch.T
         minima, fresh = _union(minima, found, plan["merge_radius"],
                                energy_tie(plan["grad_tol"], plan["merge_radius"]))
         new_minima = int(fresh.sum())
-        new_last = _new_states(energy, minima, fresh) if done else new_minima
+        new_last = _new_states(energy, minima, fresh, cfg.refine_images) if done else new_minima
         done, total = done + 1, total + n
         state.update({"minima/x": minima.x.detach().cpu(), "minima/energy": minima.energy.cpu(),
                       "minima/hits": minima.hits.cpu(), "minima/grad_norm": minima.grad_norm.cpu(),
