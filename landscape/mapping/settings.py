@@ -405,8 +405,8 @@ def largest_curvature(energy: Energy, x: torch.Tensor, iterations: int = 20) -> 
         forward = _power(lambda v: (vg(x + 2 * h * v)[1] - g) / (2 * h), x, iterations)
         backward = _power(lambda v: (g - vg(x - 2 * h * v)[1]) / (2 * h), x, iterations)
     # Estimates that are not finite are left out, not the points: a Hessian product can be
-    # NaN where the energy and its gradient are fine (0 * inf in the second derivative of a
-    # flat floor's sqrt), and one NaN made the whole maximum the fallback below, a step of
+    # NaN where the energy and its gradient are fine (0 * inf in torch's second derivative
+    # of logaddexp where one term underflows: a floor beside a well), and one NaN made the whole maximum the fallback below, a step of
     # the same size at every scale of the energy.
     found = torch.stack([exact, forward, backward])
     value = float(torch.where(torch.isfinite(found), found, 0.0).max())
