@@ -107,10 +107,11 @@ def tree_cmd(map_path, level, basins, plot, images, levels_plot, max_leaves, as_
         click.echo(f"wrote {path} ({what.replace('_', ' ')})")
 
 
-def _drained(part) -> int | None:
-    """Basins of only drained minima the level joined where they drain (None where the
-    map does not say: made before they were joined)."""
-    value = part.attrs.get("drained")
+def _joined(part, why: str) -> int | None:
+    """Basins the level joined after attraction-diffusion (None where the map does not
+    say: made before they were): ``drained``, of only drained minima, where they drain;
+    ``nested``, where a weaker pull's basin holds their minima together."""
+    value = part.attrs.get(why)
     try:
         count = int(value)
     except (TypeError, ValueError, OverflowError):
@@ -126,10 +127,14 @@ def _levels_lines(content, level: int | None) -> list[str]:
         b = part.n_basins
         alpha = f"{part.multiplier:g} units (= {part.alpha:.4g})" if part.multiplier is not None else f"{part.alpha:.4g}"
         text = f"[{k}] alpha {alpha}: {b} basin{'s' if b != 1 else ''}"
-        if _drained(part):
-            joined = _drained(part)
+        if _joined(part, "drained"):
+            joined = _joined(part, "drained")
             text += (f" (and {joined} basin{'s' if joined != 1 else ''} of only minima that drain flat into others, "
                      "joined into them)")
+        if _joined(part, "nested"):
+            joined = _joined(part, "nested")
+            text += (f" (and {joined} basin{'s' if joined != 1 else ''} whose minima a weaker pull holds together, "
+                     "joined)")
         if k == content.main:
             text += " (main)"
         if k == shown:
@@ -517,7 +522,7 @@ def map_summary(map_path: Path, content, tree, level: int | None, basins: bool, 
         "settings_rounds": content.attrs.get("levels", {}).get("settings_rounds"),
         "precision_warnings": str(content.attrs.get("minima", {}).get("precision") or "").splitlines(),
         "levels": [{"index": k, "alpha": float(p.alpha), "multiplier": p.multiplier, "n_basins": p.n_basins,
-                    "drained": _drained(p)}
+                    "drained": _joined(p, "drained"), "nested": _joined(p, "nested")}
                    for k, p in enumerate(content.levels)],
         "funnel": _funnel_summary(content),
         "diagnosis": _diagnosis_summary(content),

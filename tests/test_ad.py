@@ -25,6 +25,7 @@ from landscape.mapping.ad import (
     attraction_diffusion,
     extend_basins,
     join_drained,
+    nest_levels,
 )
 from landscape.mapping.minima import Minima, quench
 from landscape.mapping.paths import segment_max
@@ -1050,23 +1051,70 @@ def test_basins_of_only_drained_minima_join_the_basin_they_drain_into():
     # AD left the plateau's points apart and 6 alone, and put 5 with 4.
     part = Partition(0.1, basin=[0, 1, 5, 4, 2, 2, 3], representative=[0, 1, 4, 6, 3, 2],
                      energy=energy[[0, 1, 4, 6, 3, 2]], attrs={"trials": 9})
-    joined = join_drained(part, into)
+    joined = join_drained(part, into, energy)
     # The plateau joins A (2 by way of 3's basin), not B, which stays apart over the
     # plateau; 6 joins 4's basin through 5; that basin holds a minimum that does not drain: kept.
     assert joined.basin.tolist() == [0, 1, 0, 0, 2, 2, 2]
     assert joined.representative.tolist() == [0, 1, 4] and joined.energy.tolist() == [-1.0, -0.8, -0.5]
     assert joined.attrs == {"trials": 9, "drained": 3} and part.n_basins == 6
     # A level of a map, extended: the count adds to the one it had.
-    assert join_drained(replace(part, attrs={"drained": 2}), into).attrs["drained"] == 5
+    assert join_drained(replace(part, attrs={"drained": 2}), into, energy).attrs["drained"] == 5
     # Nothing drained: the same basins.
-    same = join_drained(part, np.full(7, -1))
+    same = join_drained(part, np.full(7, -1), energy)
     assert same.basin.tolist() == part.basin.tolist() and same.attrs == {"trials": 9, "drained": 0}
     # Flat-only basins whose representatives drain into each other's basins (points of one
     # valley, grouped by AD across each other) follow the drainage on to a real basin:
     # 1 -> 2 (basin 2), whose representative 3 drains into 1 (basin 1), 2 into 0 (basin 0).
     crossed = Partition(0.1, basin=[0, 1, 2, 2, 1], representative=[0, 1, 3], energy=[-1.0, 0.0, 0.0])
-    valley = join_drained(crossed, np.array([-1, 2, 0, 1, 3]))
+    valley = join_drained(crossed, np.array([-1, 2, 0, 1, 3]), np.array([-1.0, 0.0, 0.0, 0.0, 0.0]))
     assert valley.basin.tolist() == [0, 0, 0, 0, 0] and valley.attrs["drained"] == 2
+    # A valley of equal minima (1-4, draining into 1) parted between a well's basin (0 with
+    # 2 and 3, which a strong pull carried there) and one of its own (1 and 4): every point
+    # of it goes where its drainage ends, the valley whole again.
+    parted = Partition(9.0, basin=[0, 1, 0, 0, 1], representative=[0, 1], energy=[-1.0, 0.0])
+    whole = join_drained(parted, np.array([-1, -1, 1, 2, 3]), np.array([-1.0, 0.0, 0.0, 0.0, 0.0]))
+    assert whole.basin.tolist() == [0, 1, 1, 1, 1] and whole.attrs["drained"] == 0
+    # A representative that drains away (a plateau point 0 with a dent 2 above it, placed
+    # with it; 0 drains into the well 1): the dent's minimum represents what is left, and
+    # the basins are numbered by their representatives' energies again.
+    e_dent = np.array([-0.5, -0.6, -0.1, -0.2])
+    dent = Partition(1.0, basin=[1, 0, 1, 2], representative=[1, 0, 3], energy=e_dent[[1, 0, 3]])
+    moved = join_drained(dent, np.array([1, -1, -1, -1]), e_dent)
+    assert moved.basin.tolist() == [0, 0, 2, 1] and moved.representative.tolist() == [1, 3, 2]
+    assert moved.energy.tolist() == [-0.6, -0.2, -0.1] and moved.attrs["drained"] == 0
     # Scaled energies drain alike (the flat test is relative to the energy's magnitude).
     assert minimax_tree(100 * energy, pairs, 100 * barrier).drains_into().tolist() == into.tolist()
     assert minimax_tree(0.01 * energy, pairs, 0.01 * barrier).drains_into().tolist() == into.tolist()
+
+
+def test_every_basin_of_a_weaker_pull_lies_whole_in_one_basin_of_a_stronger():
+    # Six minima, energies in index order. At the weakest pull 0-1 and 2-3-4 are basins;
+    # the middle pull (given second: levels nest in order of alpha, not of the list) parts
+    # 2-3-4 between 0's basin and 4's (a ring beside a well, crossed by the pull from some of
+    # its points only), and the strongest puts 3 alone with 5.
+    energy = np.arange(6, dtype=float)
+    weak = Partition(0.1, basin=[0, 0, 1, 1, 1, 2], representative=[0, 2, 5], energy=energy[[0, 2, 5]])
+    strong = Partition(10.0, basin=[0, 0, 0, 1, 2, 1], representative=[0, 3, 4], energy=energy[[0, 3, 4]],
+                       attrs={"trials": 7})
+    middle = Partition(1.0, basin=[0, 0, 0, 1, 1, 2], representative=[0, 3, 5], energy=energy[[0, 3, 5]])
+    nested = nest_levels([weak, strong, middle])
+    # The weakest stays as it was; the middle joins 3-4 to 0's basin through 2; the
+    # strongest joins everything: 3 and 5 through the middle's basin of 0-4, 4 with them.
+    assert nested[0].basin.tolist() == [0, 0, 1, 1, 1, 2] and nested[0].attrs["nested"] == 0
+    assert nested[2].basin.tolist() == [0, 0, 0, 0, 0, 1] and nested[2].representative.tolist() == [0, 5]
+    assert nested[2].energy.tolist() == [0.0, 5.0] and nested[2].attrs["nested"] == 1
+    assert nested[1].basin.tolist() == [0] * 6 and nested[1].representative.tolist() == [0]
+    assert nested[1].attrs == {"trials": 7, "nested": 2} and strong.n_basins == 3  # (the input untouched)
+    for lower, upper in zip(nested[:1] + nested[2:], nested[2:] + nested[1:2]):
+        assert all(len(set(upper.basin[lower.basin == b].tolist())) == 1 for b in range(lower.n_basins))
+    # Levels nested already stay as they are; a level extended by new minima adds to its count.
+    again = nest_levels(nested)
+    assert [p.basin.tolist() for p in again] == [p.basin.tolist() for p in nested]
+    assert [p.attrs["nested"] for p in again] == [0, 2, 1]
+    # Surviving basins keep their order and the lowest representative: 1-2 joined below 3.
+    low = Partition(0.1, basin=[0, 1, 1, 2], representative=[0, 1, 3], energy=[0.0, 1.0, 3.0])
+    high = Partition(1.0, basin=[0, 1, 2, 3], representative=[0, 1, 2, 3], energy=[0.0, 1.0, 2.0, 3.0],
+                     attrs={"nested": 4})
+    joined = nest_levels([low, high])[1]
+    assert joined.basin.tolist() == [0, 1, 1, 2] and joined.representative.tolist() == [0, 1, 3]
+    assert joined.attrs["nested"] == 5

@@ -895,12 +895,14 @@ def test_a_ring_of_equal_minima_is_one_basin_beside_a_well(scale):
     assert ring.sum() >= 10 and (~ring).sum() == 1
     assert m.tree.flat().sum() == m.n_minima - 2  # every merge along the ring
     assert result.settings["ad_temperature"] == pytest.approx(scale * 0.074675, rel=1e-3)  # 1/20 of the pass
-    # Up to the default ladder's strongest pull, 2 basins, the ring whole; beyond it, where
-    # the pull crosses the pass from some points of the ring and not yet from others, the
-    # ring can part between the two (attraction-diffusion tries a minimum against the basins'
-    # representatives only); the strongest pull leaves one basin.
+    # Up to the default ladder's strongest pull, 2 basins, the ring whole; beyond it the pull
+    # crosses the pass from some points of the ring and not yet from others, and
+    # attraction-diffusion, which tries a minimum against the basins' representatives only,
+    # had parted the ring between two basins. A basin of a weaker pull stays whole at every
+    # stronger one: the ring is whole at every pull, and the strongest leaves one basin.
     weak = [level for level in m.levels if level.multiplier <= 3]
-    assert len(weak) == 5 and all(level.n_basins == 2 and len(set(level.basin[ring])) == 1 for level in weak)
+    assert len(weak) == 5 and all(level.n_basins == 2 for level in weak)
+    assert all(len(set(level.basin[ring])) == 1 for level in m.levels)
     assert m.levels[-1].n_basins == 1
 
 

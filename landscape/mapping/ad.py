@@ -1740,15 +1740,16 @@ def extend_ladder(
     return out
 
 
-def join_drained(part: Partition, drains_into: np.ndarray) -> Partition:
-    """``part`` with every basin whose minima all drain into others (no barrier the
-    energy's precision resolves: points a quench left on a plateau, a well's flat tail or
-    a valley of equal minima) joined to the first basin with a minimum that does not drain
-    that its representative's drainage reaches.
+def join_drained(part: Partition, drains_into: np.ndarray, energy: np.ndarray, tie: float = 0.0) -> Partition:
+    """``part`` with every minimum that drains into a lower one with no barrier the
+    energy's precision resolves (points a quench left on a plateau, a well's flat tail or
+    a valley of equal minima) put in the basin of the minimum its drainage ends at.
 
-    Attraction-diffusion can leave such points apart, since a weak pull takes longer to
-    carry a chain across a flat stretch than its step budget allows; yet they hold no
-    barrier to any pull, so they are no basin of their own at any level.
+    Such a point holds no barrier to any pull, yet attraction-diffusion places it where
+    its chains happened to go: a weak pull's chains may not cross a flat stretch in their
+    step budget and leave it a basin of its own, and near the pull that crosses a pass
+    from some points of a flat valley and not from others, the valley's points part
+    between two basins. Following the drainage places each the same way at every pull.
 
     Parameters
     ----------
@@ -1757,13 +1758,19 @@ def join_drained(part: Partition, drains_into: np.ndarray) -> Partition:
         Per minimum, the minimum it drains into, -1 where none
         (:meth:`landscape.mapping.tree.BarrierTree.drains_into`, by minimum: followed from
         minimum to minimum it ends at one that does not drain).
+    energy : ndarray float64 [N]
+        The minima's energies, for a basin whose representative drained away: its lowest
+        remaining minimum represents it, and the basins are numbered by their
+        representatives' energies again (energies that round to the same multiple of
+        ``tie`` by index, :func:`~landscape.mapping.minima.energy_order`).
 
     Returns
     -------
     Partition
-        The surviving basins keep their representatives and their order (renumbered
-        0..); ``attrs["drained"]`` counts the basins joined (added to the count
-        ``part`` had: a map's level, extended by new minima).
+        The basins left (every one that keeps a minimum) keep their representatives and
+        their order (renumbered 0..), but where a representative drained away;
+        ``attrs["drained"]`` counts the basins emptied (added to the count ``part`` had:
+        a map's level, extended by new minima).
     """
     target = np.asarray(drains_into, dtype=np.int64)
     basin = part.basin
@@ -1771,18 +1778,91 @@ def join_drained(part: Partition, drains_into: np.ndarray) -> Partition:
         raise ValueError(f"drains_into has shape {target.shape}, the partition's basins {basin.shape}")
     before = part.attrs.get("drained", 0)  # (a map's levels, extended: those it joined already)
     before = int(before) if isinstance(before, (int, np.integer)) and before >= 0 else 0
-    flat_only = np.bincount(basin[target < 0], minlength=part.n_basins) == 0
-    final = np.arange(part.n_basins)
-    for b in np.flatnonzero(flat_only):
-        v = int(part.representative[b])
-        for _ in range(basin.size):  # (drainage never comes back: the guard is for hand-made targets)
-            if not flat_only[basin[v]] or target[v] < 0:
-                break
-            v = int(target[v])
-        if not flat_only[basin[v]]:
-            final[b] = basin[v]
-    kept = np.flatnonzero(final == np.arange(part.n_basins))
+    index = np.arange(basin.size)
+    root = np.where(target < 0, index, target)
+    for _ in range(basin.size.bit_length() + 1):  # (pointer jumping: drainage never comes back)
+        onward = root[root]
+        if np.array_equal(onward, root):
+            break
+        root = onward
+    moved = basin[root]
+    kept = np.flatnonzero(np.bincount(moved, minlength=part.n_basins) > 0)
     renumber = np.full(part.n_basins, -1, dtype=np.int64)
     renumber[kept] = np.arange(kept.size)
-    return replace(part, basin=renumber[final[basin]], representative=part.representative[kept],
-                   energy=part.energy[kept], attrs={**part.attrs, "drained": before + int(part.n_basins - kept.size)})
+    reps, energies = part.representative[kept].copy(), part.energy[kept].copy()
+    gone = np.flatnonzero(renumber[moved[reps]] != np.arange(kept.size))  # (representatives that drained away)
+    if gone.size:
+        energy = np.asarray(energy, dtype=np.float64)
+        key = energy_key(energy, tie)
+        for b in gone:
+            members = np.flatnonzero(moved == kept[b])
+            reps[b] = members[np.lexsort((members, key[members]))[0]]
+            energies[b] = energy[reps[b]]
+        order = np.lexsort((reps, key[reps]))
+        renumber[kept[order]] = np.arange(kept.size)
+        reps, energies = reps[order], energies[order]
+    return replace(part, basin=renumber[moved], representative=reps, energy=energies,
+                   attrs={**part.attrs, "drained": before + int(part.n_basins - kept.size)})
+
+
+def nest_levels(levels: Sequence[Partition]) -> list[Partition]:
+    """``levels`` with every basin of a weaker pull kept whole at every stronger one.
+
+    A chain that reached a minimum under one pull reaches it under any stronger one: along
+    a path that comes nearer its target, the magnetized energy ``U + alpha * T * |x - x*|``
+    falls further with every increase of ``alpha``, so no barrier on the way grows. Yet
+    each level's assignment is made on its own (greedy, against the basins'
+    representatives, in energy order), and near the pull that just crosses a barrier from
+    some points of a basin and not from others, a minimum that joined one basin under the
+    weaker pull can found or join another under the stronger one: a ring of equal minima
+    beside a well, whole at one pull, parted between two basins at the next. Here the
+    basins of each level are joined wherever the next weaker level, so nested already,
+    holds their minima together, so that the levels form one hierarchy.
+
+    Parameters
+    ----------
+    levels : sequence of Partition
+        The same minima at several pulls, in any order (nested in order of ``alpha``).
+
+    Returns
+    -------
+    list of Partition
+        In the order given. A level's surviving basins keep their representatives and
+        their order (renumbered 0..): a joined basin's representative is the lowest of
+        those it joins. ``attrs["nested"]`` counts the basins joined (added to the count a
+        level had: a map's level, extended by new minima).
+    """
+    out = list(levels)
+    below: np.ndarray | None = None  # basin of each minimum at the last weaker pull, nested
+    for k in sorted(range(len(out)), key=lambda k: out[k].alpha):
+        part = out[k]
+        before = part.attrs.get("nested", 0)
+        before = int(before) if isinstance(before, (int, np.integer)) and before >= 0 else 0
+        if below is not None:
+            if below.shape != part.basin.shape:
+                raise ValueError(f"levels of {below.size} and {part.basin.size} minima")
+            # The components of a graph whose nodes are this level's basins and the weaker
+            # level's, an edge per minimum between its two; each basin goes to the lowest
+            # of its component.
+            from scipy.sparse import coo_matrix
+            from scipy.sparse.csgraph import connected_components
+
+            nb = part.n_basins
+            graph = coo_matrix((np.ones(part.basin.size), (part.basin, nb + below)),
+                               shape=(nb + int(below.max()) + 1,) * 2)
+            label = connected_components(graph, directed=False)[1][:nb]
+            lowest = np.full(int(label.max()) + 1, nb, dtype=np.int64)
+            np.minimum.at(lowest, label, np.arange(nb))
+            final = lowest[label]
+            kept = np.flatnonzero(final == np.arange(part.n_basins))
+            if kept.size < part.n_basins:
+                renumber = np.full(part.n_basins, -1, dtype=np.int64)
+                renumber[kept] = np.arange(kept.size)
+                part = replace(part, basin=renumber[final[part.basin]], representative=part.representative[kept],
+                               energy=part.energy[kept],
+                               attrs={**part.attrs, "nested": before + int(part.n_basins - kept.size)})
+        if "nested" not in part.attrs:
+            part = replace(part, attrs={**part.attrs, "nested": before})
+        out[k] = part
+        below = part.basin
+    return out

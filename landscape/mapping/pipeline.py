@@ -56,6 +56,7 @@ from landscape.mapping.ad import (
     assign_ladder,
     extend_ladder,
     join_drained,
+    nest_levels,
 )
 from landscape.mapping.barriers import (
     Refinement, RefineProgress, add_records, close_estimates, line_estimates, neighbour_pairs, neighbour_table,
@@ -1569,11 +1570,16 @@ def _assemble(
     n = len(minima)
     tree = minimax_tree(e_min, table.pairs, table.best(e_min), refined=table.is_refined(e_min),
                         flat_rtol=flat_rtol(energy.dtype))
-    levels = _join_drained(levels, tree)
+    levels = _join_drained(levels, tree, energy_tie(run.plan["grad_tol"], run.plan["merge_radius"]))
     joined = [f"{_pull(p)} {p.n_basins + p.attrs['drained']} -> {p.n_basins}" for p in levels if p.attrs["drained"]]
     if joined:
         run.reporter.note("basins of only minima that drain into lower ones with no barrier, joined to the basin "
                           "they drain into: " + ", ".join(joined))
+    levels = nest_levels(levels)
+    nested = [f"{_pull(p)} {p.n_basins + p.attrs['nested']} -> {p.n_basins}" for p in levels if p.attrs["nested"]]
+    if nested:
+        run.reporter.note("basins that a weaker pull holds together, joined at the stronger pulls too: "
+                          + ", ".join(nested))
     grid = _grid(energy, config.grid) if config.grid and energy.dim == 2 and len(shape) == 1 else None
     main = next(i for i, p in enumerate(levels) if math.isclose(p.multiplier, config.alpha, rel_tol=1e-12))
     tree_saddle, tree_path = _tree_points(tree, table, saddles, shape, keep_paths)
@@ -1623,13 +1629,15 @@ def _pull(part: Partition) -> str:
     return f"alpha {part.multiplier:g} units" if part.multiplier is not None else f"alpha {part.alpha:.4g}"
 
 
-def _join_drained(levels: list[Partition], tree: BarrierTree) -> list[Partition]:
-    """Every level with its basins of only drained minima joined to where they drain
-    (:func:`landscape.mapping.ad.join_drained`; the tree's leaves are the minima)."""
+def _join_drained(levels: list[Partition], tree: BarrierTree, tie: float) -> list[Partition]:
+    """Every level with its minima that drain into others with no barrier put where they
+    drain (:func:`landscape.mapping.ad.join_drained`; the tree's leaves are the minima)."""
     into = np.full(len(tree.leaves), -1, dtype=np.int64)
     leaf_into = tree.drains_into()
     into[tree.leaves] = np.where(leaf_into < 0, -1, tree.leaves[np.maximum(leaf_into, 0)])
-    return [join_drained(p, into) for p in levels]
+    energy = np.empty(len(tree.leaves))
+    energy[tree.leaves] = tree.energy
+    return [join_drained(p, into, energy, tie) for p in levels]
 
 
 def _source_record(energy: Energy) -> dict[str, Any]:
@@ -1847,7 +1855,7 @@ def extend_map(
 
     tree = minimax_tree(e_all, table.pairs, table.best(e_all), refined=table.is_refined(e_all),
                         flat_rtol=flat_rtol(energy.dtype))
-    levels = _join_drained(levels, tree)
+    levels = nest_levels(_join_drained(levels, tree, _stored_tie(content)))
     for prior, part in zip(content.levels, levels):
         reporter.note(f"{_pull(prior)}: {prior.n_basins} -> {part.n_basins} basin" + ("" if part.n_basins == 1 else "s"))
     tree_saddle, tree_path = _tree_points(tree, table, saddles, shape, keep_paths)
