@@ -89,7 +89,8 @@ from landscape.cli.options import (
               help="Nearest minima per minimum whose barriers are estimated and refined (and basins each "
                    "minimum is tried against); every pair where those are half of all pairs already.")
 @click.option("--merge-radius", type=click.FloatRange(min=0), default=None,
-              help="End points closer than this are one minimum [default: 1% of the box width x sqrt(dim)].")
+              help="End points closer than this, with no barrier between them, are one minimum [default: 1% of the "
+                   "box width x sqrt(dim)].")
 @click.option("--grad-tol", type=click.FloatRange(min=0, min_open=True), default=None,
               help="Quench tolerance on the gradient norm [default: 1e-8 of the median gradient norm at the starts].")
 @click.option("--quench-steps", type=click.IntRange(min=1), default=2000, show_default=True,

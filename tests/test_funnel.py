@@ -734,3 +734,20 @@ def test_the_probe_s_config_carries_its_noise_unit_and_its_source_apart_from_the
                          attrs={"levels": {"temperature": 0.04}})
     assert funnel_config(zero).noise_unit_source == ("sqrt of the map's attraction-diffusion temperature 0.04; the map "
                                                      "explored at T = 0")
+
+
+def test_an_end_point_beyond_a_barrier_from_a_map_minimum_is_a_new_minimum():
+    from landscape.mapping.funnel import _match
+
+    # Minima 0.060 apart (x0 = -0.0307, U = -0.2024, and 0.0292, U = 0.1974) behind a
+    # barrier 0.81 high, closer than the merge radius: a map that holds only the lower
+    # has its chains' ends in the higher one as a new minimum, not as the lower.
+    def u(x):
+        y = x[:, 0] / 0.03
+        return (y ** 2 - 1) ** 2 + 0.2 * y + x[:, 1] ** 2
+
+    e = Energy(u, shape=(2,), data_range=(-3.0, 3.0), dtype=torch.float64)
+    low = torch.tensor([[-0.030724, 0.0]], dtype=torch.float64)
+    ends = torch.tensor([[0.029220, 0.0], [-0.030724, 1e-9], [0.029220, 1e-9]], dtype=torch.float64)
+    owner, keep, counts = _match(e, ends, e(ends), low, e(low).numpy(), radius=0.085)
+    assert owner.tolist() == [1, 0, 1] and keep.tolist() == [0] and counts.tolist() == [2]

@@ -245,6 +245,57 @@ def test_merge_duplicates_checks_its_input():
         merge_duplicates(torch.zeros(2, 2), torch.tensor([0.0, float("nan")]), 0.1)
 
 
+def _close_wells(scale: float = 1.0):
+    # Double well in x0 / 0.03: minima at x0 = -0.0307 (U = -0.2024) and 0.0292 (U = 0.1974),
+    # 0.060 apart, a barrier of 0.8076 above the higher between them.
+    def u(x):
+        y = x[:, 0] / 0.03
+        return scale * ((y ** 2 - 1) ** 2 + 0.2 * y + x[:, 1] ** 2)
+
+    return Energy(u, shape=(2,), data_range=(-3.0, 3.0), dtype=torch.float64)
+
+
+@pytest.mark.parametrize("scale", [0.01, 1.0, 100.0])
+def test_merge_duplicates_leaves_apart_minima_with_a_barrier_between(scale):
+    # Closer than the radius (the default for the box, 0.085), yet two minima: the energy
+    # says so. Two ends of one well a rounding error apart, and a point on its slope, merge.
+    e = _close_wells(scale)
+    x = torch.tensor([[-0.030724, 0.0], [0.029220, 0.0], [-0.030724, 1e-9], [0.0292, 0.05]], dtype=torch.float64)
+    u = e(x)
+    keep, assign = merge_duplicates(x, u, radius=0.085)
+    assert keep.tolist() == [0]  # (distance alone: one)
+    keep, assign = merge_duplicates(x, u, radius=0.085, apart=e)
+    assert keep.tolist() == [0, 1] and assign.tolist() == [0, 1, 0, 1]
+    # ... whatever the chunks: a point barred from its nearest kept point joins the next
+    keep_b, assign_b = merge_duplicates(x, u, radius=0.085, apart=e, chunk=1)
+    assert keep_b.tolist() == keep.tolist() and assign_b.tolist() == assign.tolist()
+
+
+@pytest.mark.parametrize("scale", [0.01, 1.0, 100.0])
+def test_find_minima_keeps_two_wells_closer_than_the_merge_radius(scale):
+    m = find_minima(_close_wells(scale), _close_wells().uniform_noise(64, gen(1)), eps=0.01, steps=0,
+                    merge_radius=0.085, grad_tol=1e-10 * scale, box=(-3.0, 3.0))
+    assert len(m) == 2
+    np.testing.assert_allclose(m.x[:, 0].numpy(), [-0.030724, 0.029220], atol=1e-5)
+    assert m.hits.min() > 10  # (a settling nudge that lands in the lower well does not carry points there)
+
+
+def test_settling_does_not_carry_a_minimum_into_the_next_well_over():
+    # Gaussian wells 0.1 wide, 0.6 apart, in a box 100 wide: the nudge (a quarter of the
+    # default merge radius, 0.35) lands beyond the higher well's barrier, where the descent
+    # ends in the lower well. Every chain started at the higher well stays there.
+    def wells(x):
+        a = ((x - torch.tensor([0.3, 0.0], dtype=x.dtype)) ** 2).sum(1)
+        b = ((x + torch.tensor([0.3, 0.0], dtype=x.dtype)) ** 2).sum(1)
+        return 0.001 * (x ** 2).sum(1) - torch.exp(-a / 0.02) - 0.8 * torch.exp(-b / 0.02)
+
+    e = Energy(wells, shape=(2,), data_range=(-50.0, 50.0), dtype=torch.float64)
+    start = torch.tensor([[-0.29999, 0.0]], dtype=torch.float64).repeat(32, 1)
+    m = find_minima(e, start, eps=0.01, steps=0, merge_radius=1.414, grad_tol=1e-10, box=(-50.0, 50.0),
+                    generator=gen(2))
+    assert len(m) == 1 and m.hits.tolist() == [32] and float(m.x[0, 0]) == pytest.approx(-0.29999, abs=1e-4)
+
+
 # ----------------------------------------------------------------------------- find_minima
 
 

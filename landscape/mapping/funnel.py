@@ -50,7 +50,9 @@ from landscape.mapping.pipeline import EXTENDING, NamedStages, Reporter, extend_
 from landscape.mapping.settings import MapConfig
 from landscape.mapping.pipeline import describe_progress as describe_progress_of_map
 from landscape.mapping.pipeline import progress_arrays as pipeline_progress_arrays
-from landscape.mapping.minima import Minima, QuenchResult, describe_stops, energy_tie, merge_duplicates, quench
+from landscape.mapping.minima import (
+    Minima, QuenchResult, barrier_between, describe_stops, energy_tie, merge_duplicates, quench,
+)
 from landscape.mapping.neighbors import nearest
 from landscape.io.records import FUNNEL_SCORE  # (a score at or above it is called a funnel)
 from landscape.io.views import quench_settings
@@ -78,8 +80,9 @@ class FunnelConfig:
         ``"both"`` (from data and from noise), ``"data"`` or ``"noise"``.
     quench_steps, grad_tol : descent settings of the quench (as for the map).
     merge_radius : float
-        End points within this distance of a map minimum end in it; new end points closer
-        than this to each other are one minimum.
+        End points within this distance of a map minimum, with no barrier between, end in
+        it; new end points closer than this to each other, with no barrier between, are one
+        minimum.
     max_sinks : int
         Sinks recorded per level at most.
     seed : int
@@ -336,27 +339,46 @@ def describe(funnel: FunnelData) -> str:
 
 # ------------------------------------------------------------------------- the probe
 
+#: Map minima nearest an end point that :func:`_match` tries it against (within the merge
+#: radius, with no barrier between).
+MATCH_NEIGHBOURS = 4
+
 
 def _match(
-    ends: torch.Tensor, end_energy: torch.Tensor, minima_x: torch.Tensor, radius: float, tie: float = 0.0
+    energy: Energy, ends: torch.Tensor, end_energy: torch.Tensor, minima_x: torch.Tensor, minima_energy: np.ndarray,
+    radius: float, tie: float = 0.0,
 ) -> tuple[np.ndarray, torch.Tensor, np.ndarray]:
-    """Assign end points to map minima (within ``radius``) or to new minima (merged as by
-    :func:`merge_duplicates`, energies within ``tie`` equal).
+    """Assign end points to map minima (the nearest within ``radius`` with no barrier
+    between, of the :data:`MATCH_NEIGHBOURS` nearest) or to new minima (merged as by
+    :func:`merge_duplicates`, energies within ``tie`` equal, no barrier between).
 
     Returns each end point's minimum (map minima keep their index; new ones are numbered
     from ``len(minima_x)`` in energy order), the new minima's indices into ``ends``, and
     how many end points each new minimum gathered.
     """
     n_map = minima_x.shape[0]
-    d, i = nearest(ends, minima_x.to(ends.device))
-    dist, owner = d[:, 0].cpu().numpy(), i[:, 0].cpu().numpy().copy()
-    fresh = np.flatnonzero(dist > radius)
+    k = min(MATCH_NEIGHBOURS, n_map)
+    d, i = nearest(ends, minima_x.to(ends.device), k)
+    dist, near = d.cpu().numpy(), i.cpu().numpy()
+    owner = np.full(ends.shape[0], -1, dtype=np.int64)
+    e_map = torch.as_tensor(np.asarray(minima_energy, dtype=np.float64))
+    e_end = end_energy.double().cpu()
+    magnitude = float(max(e_map.abs().max(), e_end.abs().max()))
+    for j in range(k):  # (nearest first: an end joins the first with no barrier between)
+        rows = np.flatnonzero((owner < 0) & (dist[:, j] <= radius))
+        if not rows.size:
+            continue
+        m = torch.from_numpy(near[rows, j])
+        walls = barrier_between(energy, ends[torch.from_numpy(rows).to(ends.device)], minima_x[m.to(minima_x.device)],
+                                e_end[rows], e_map[m], magnitude, tie)
+        owner[rows[~walls]] = near[rows[~walls], j]
+    fresh = np.flatnonzero(owner < 0)
     keep = torch.zeros(0, dtype=torch.int64)
     counts = np.zeros(0, dtype=np.int64)
     if fresh.size:
         idx = torch.from_numpy(fresh)
         keep_local, assign = merge_duplicates(ends[idx.to(ends.device)], end_energy[idx].to(ends.device), radius,
-                                             tie=tie)
+                                             tie=tie, apart=energy)
         keep = idx[keep_local.cpu()]
         owner[fresh] = n_map + assign.cpu().numpy()
         counts = np.bincount(assign.cpu().numpy(), minlength=keep.numel())
@@ -594,7 +616,7 @@ def _map_end_points(
     ends = torch.cat([torch.as_tensor(state[f"level{k}/x"]) for k in levels]).to(energy.device, energy.dtype)
     end_energy = torch.cat([torch.as_tensor(state[f"level{k}/energy"], dtype=torch.float64) for k in levels])
     minima_x = torch.from_numpy(np.asarray(content.minima_x)).to(energy.device)
-    owner, keep, _ = _match(ends, end_energy, minima_x, config.merge_radius,
+    owner, keep, _ = _match(energy, ends, end_energy, minima_x, content.minima_energy, config.merge_radius,
                             energy_tie(config.grad_tol, config.merge_radius))
     new_minima = int(keep.numel())
     if not new_minima:

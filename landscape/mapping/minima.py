@@ -356,11 +356,12 @@ def _settle(energy: Energy, q: QuenchResult, radius: float, max_steps: int, grad
     z = torch.randn(q.x.shape, generator=generator, device=q.x.device, dtype=q.x.dtype)
     nudge = scale * z
     down = _downhill(energy, q)
+    bent = torch.zeros(n, dtype=torch.bool, device=q.x.device)
     if down is not None:
-        rows = torch.isfinite(down.reshape(n, -1)).all(1)
+        bent = torch.isfinite(down.reshape(n, -1)).all(1)
         # (a random nudge of this length moves a point 1/sqrt(D) of it along the one direction
         # down from a saddle: in 1,024 dimensions too little for a float32 energy to see)
-        nudge = torch.where(rows.reshape((n,) + (1,) * (q.x.dim() - 1)), length * torch.nan_to_num(down), nudge)
+        nudge = torch.where(bent.reshape((n,) + (1,) * (q.x.dim() - 1)), length * torch.nan_to_num(down), nudge)
     # A tighter tolerance than the first quench's: next to a saddle the nudge's own gradient
     # can fall below that one, and the descent must still roll off.
     again = quench(energy, q.x + nudge, max_steps=max_steps, grad_tol=0.01 * grad_tol, box=box)
@@ -368,6 +369,17 @@ def _settle(energy: Energy, q: QuenchResult, radius: float, max_steps: int, grad
     # roll off a saddle or ridge, not rounding (on a flat floor, where every point is a
     # minimum, a strict comparison would move points by rounding units of U).
     lower = again.energy < q.energy - grad_tol * length
+    # A point nudged at random (no direction curves down from it) was at a minimum, or on
+    # flat ground: a lower end beyond a barrier is the next well over (the nudge can be
+    # longer than a well is wide), not a roll off it.
+    hopped = torch.nonzero(lower.cpu() & ~bent.cpu()).flatten()
+    if hopped.numel():
+        walls = barrier_between(energy, q.x[hopped.to(q.x.device)], again.x[hopped.to(q.x.device)],
+                                q.energy.cpu()[hopped], again.energy.cpu()[hopped],
+                                float(torch.cat([q.energy, again.energy]).abs().max()), energy_tie(grad_tol, radius))
+        keep_low = lower.cpu().clone()
+        keep_low[hopped[torch.from_numpy(walls)]] = False
+        lower = keep_low.to(lower.device)
     view = (n,) + (1,) * (q.x.dim() - 1)
     return QuenchResult(
         x=torch.where(lower.reshape(view), again.x, q.x),
@@ -438,15 +450,28 @@ def energy_order(energy: torch.Tensor, tie: float = 0.0) -> torch.Tensor:
     return torch.from_numpy(order).to(energy.device)
 
 
+#: Evenly spaced points (the ends included) on the straight segment between two points
+#: :func:`merge_duplicates` would merge, where it looks for a barrier between them (a
+#: golden-section search then finds the segment's top, :func:`~landscape.mapping.paths.segment_max`).
+MERGE_IMAGES = 16
+
+
 def merge_duplicates(
-    x: torch.Tensor, energy: torch.Tensor, radius: float, *, tie: float = 0.0, chunk: int = 1024
+    x: torch.Tensor, energy: torch.Tensor, radius: float, *, tie: float = 0.0, chunk: int = 1024,
+    apart: Energy | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Merge points closer than ``radius``, greedily from the lowest energy up.
 
     Points are visited in order of energy (energies within ``tie`` of each other, by
     index). A point within ``radius`` (Euclidean, flattened) of an already kept point joins
     the nearest such point; otherwise it is kept. Each kept point is thus the lowest of its
-    group (up to ``tie``), and kept points are more than ``radius`` apart.
+    group (up to ``tie``), and kept points are more than ``radius`` apart. With ``apart``,
+    the energy the points are minima of, two points are one state only where no barrier
+    lies between them: a point joins the nearest kept point within ``radius`` that the
+    straight segment to it rises nowhere above by more than the energy resolves
+    (:func:`barrier_between`), and is kept where there is none. Two wells closer than the
+    radius then stay two minima, while the ends of quenches that stopped a rounding error
+    apart in one well, or on one flat floor, are still one.
 
     Parameters
     ----------
@@ -461,6 +486,8 @@ def merge_duplicates(
         ``tie`` the point kept does not depend on the noise, nor on the energy's scale.
     chunk : int
         Points per block; memory is O(chunk * (chunk + K)).
+    apart : Energy, optional
+        The energy, to check every merge for a barrier (without it, distance alone merges).
 
     Returns
     -------
@@ -484,7 +511,9 @@ def merge_duplicates(
     ([1, 2], [0, 0, 1])
 
     Cost: O(N * K * D) arithmetic for K kept points; a Python loop over the points of
-    each block that are not near an earlier kept point.
+    each block that are not near an earlier kept point. With ``apart``, a segment of
+    :data:`MERGE_IMAGES` points and its top per merge, in batches, and the greedy pass
+    again for each batch that finds a barrier.
     """
     n = x.shape[0]
     if energy.shape != (n,):
@@ -497,13 +526,60 @@ def merge_duplicates(
         raise LandscapeError(f"energy tie must be >= 0, got {tie}")
     flat = x.reshape(n, -1).double()
     order = energy_order(energy, tie)
-    assignment = torch.full((n,), -1, dtype=torch.int64, device=x.device)
+    barred: dict[int, set[int]] = {}  # point -> kept points (indices into x) it may not join
+    checked: set[tuple[int, int]] = set()
+    while True:
+        keep_idx, assignment = _greedy(flat, order, radius, chunk, barred)
+        if apart is None:
+            return keep_idx, assignment
+        joined = torch.nonzero(keep_idx[assignment] != torch.arange(n, device=x.device)).flatten().cpu()
+        pairs = [(i, k) for i, k in zip(joined.tolist(), keep_idx.cpu()[assignment.cpu()[joined]].tolist())
+                 if (i, k) not in checked]
+        if not pairs:
+            return keep_idx, assignment
+        checked.update(pairs)
+        p = torch.tensor(pairs, dtype=torch.int64)
+        e = energy.detach().double().cpu()
+        walls = barrier_between(apart, x[p[:, 0].to(x.device)], x[p[:, 1].to(x.device)], e[p[:, 0]], e[p[:, 1]],
+                                float(e.abs().max()), tie)
+        if not walls.any():
+            return keep_idx, assignment
+        for i, k in p[torch.from_numpy(walls)].tolist():
+            barred.setdefault(i, set()).add(k)
+
+
+def barrier_between(energy: Energy, a: torch.Tensor, b: torch.Tensor, ea: torch.Tensor, eb: torch.Tensor,
+                    magnitude: float, tie: float = 0.0) -> np.ndarray:
+    """Per pair of points, whether the straight segment between them rises above the higher
+    of its ends by more than the energy resolves at ``magnitude``
+    (:func:`~landscape.mapping.tree.flat_rtol` of it) and more than ``tie`` (what a point
+    quenched to the tolerance may lie above its minimum, :func:`energy_tie`): a barrier,
+    so the two are not one state (bool ndarray [P]; the segment's top by
+    :func:`~landscape.mapping.paths.segment_max` over :data:`MERGE_IMAGES` points)."""
+    from landscape.mapping.paths import segment_max
+    from landscape.mapping.tree import flat_rtol
+
+    if a.shape[0] == 0:
+        return np.zeros(0, dtype=bool)
+    with energy.frozen(), torch.no_grad():
+        top = segment_max(energy, a, b, MERGE_IMAGES).cpu().double()
+    higher = torch.maximum(ea.double().cpu(), eb.double().cpu())
+    return (top > higher + max(flat_rtol(energy.dtype) * magnitude, tie)).numpy()
+
+
+def _greedy(flat: torch.Tensor, order: torch.Tensor, radius: float, chunk: int,
+            barred: dict[int, set[int]]) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`merge_duplicates`' pass over ``flat`` (points in ``order``), a point never
+    joining a kept point ``barred`` lists for it."""
+    n = flat.shape[0]
+    assignment = torch.full((n,), -1, dtype=torch.int64, device=flat.device)
     kept: list[int] = []  # indices into x
     kept_x = flat.new_zeros((0, flat.shape[1]))
     for start in range(0, n, chunk):
         block = order[start : start + chunk]
         bx = flat[block]
         # Nearest point kept before this block.
+        d_prev = None
         if kept:
             d_prev = torch.cdist(bx, kept_x)
             prev_d, prev_j = d_prev.min(dim=1)
@@ -518,8 +594,16 @@ def merge_duplicates(
         labels = np.empty(len(block), dtype=np.int64)
         for pos in range(len(block)):
             best_d, best_k = prev_d[pos], prev_j[pos]
+            no = barred.get(block_list[pos])
+            if no and d_prev is not None:  # (the nearest kept point it may join)
+                row = d_prev[pos].cpu().numpy().copy()
+                row[[j for j, idx in enumerate(kept[:first_new]) if idx in no]] = np.inf
+                best_k = int(np.argmin(row))
+                best_d = row[best_k]
             if new_local:
-                d_new = d_in[pos, new_local]
+                d_new = d_in[pos, new_local].copy()
+                if no:
+                    d_new[[j for j, q in enumerate(new_local) if block_list[q] in no]] = np.inf
                 j = int(np.argmin(d_new))
                 if d_new[j] < best_d:
                     best_d, best_k = d_new[j], first_new + j
@@ -531,8 +615,8 @@ def merge_duplicates(
                 new_local.append(pos)
         if new_local:
             kept_x = torch.cat([kept_x, bx[new_local]])
-        assignment[block] = torch.from_numpy(labels).to(x.device)
-    keep_idx = torch.tensor(kept, dtype=torch.int64, device=x.device)
+        assignment[block] = torch.from_numpy(labels).to(flat.device)
+    keep_idx = torch.tensor(kept, dtype=torch.int64, device=flat.device)
     return keep_idx, assignment
 
 
@@ -623,7 +707,8 @@ def find_minima(
         q = _settle(energy, q, merge_radius, quench_steps, grad_tol, generator, box)
     if on_quench is not None:
         on_quench(q)
-    keep, assignment = merge_duplicates(q.x, q.energy, merge_radius, tie=energy_tie(grad_tol, merge_radius))
+    keep, assignment = merge_duplicates(q.x, q.energy, merge_radius, tie=energy_tie(grad_tol, merge_radius),
+                                        apart=energy)
     k = keep.cpu()  # x stays on the energy's device, the rest comes to the CPU (see Minima)
     hits = torch.bincount(assignment.cpu(), minlength=k.numel()).to(torch.int64)
     return Minima(x=q.x[keep], energy=q.energy.cpu()[k], hits=hits, grad_norm=q.grad_norm.cpu()[k])

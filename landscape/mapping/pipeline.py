@@ -263,17 +263,18 @@ def _starts(energy: Energy, init: str, n: int, data: torch.Tensor | None, gen: t
     return torch.cat(parts)
 
 
-def _union(old: Minima | None, new: Minima, radius: float, tie: float) -> tuple[Minima, torch.Tensor]:
-    """Minima of both sets, near-duplicates merged (hits summed; energies within ``tie``
-    equal, see :func:`merge_duplicates`); and which of the result came from ``new`` alone
-    (bool [K])."""
+def _union(energy: Energy, old: Minima | None, new: Minima, radius: float,
+           tie: float) -> tuple[Minima, torch.Tensor]:
+    """Minima of both sets, near-duplicates with no barrier between merged (hits summed;
+    energies within ``tie`` equal, see :func:`merge_duplicates`); and which of the result
+    came from ``new`` alone (bool [K])."""
     if old is None:
         return new, torch.ones(len(new), dtype=torch.bool)
     x = torch.cat([old.x, new.x.to(old.x)])
     e = torch.cat([old.energy, new.energy.to(old.energy)])
     h = torch.cat([old.hits, new.hits])
     g = torch.cat([old.grad_norm, new.grad_norm.to(old.grad_norm)])
-    keep, assign = merge_duplicates(x, e, radius, tie=tie)
+    keep, assign = merge_duplicates(x, e, radius, tie=tie, apart=energy)
     hits = torch.bincount(assign.cpu(), weights=h.double(), minlength=keep.numel()).round().to(torch.int64)
     fresh = torch.ones(keep.numel(), dtype=torch.bool)
     fresh[assign[: len(old)].cpu()] = False  # (groups with an old minimum)
@@ -344,7 +345,7 @@ def _explore(energy: Energy, cfg: MapConfig, plan: dict[str, Any], data: torch.T
                             quench_steps=cfg.quench_steps, grad_tol=plan["grad_tol"],
                             merge_radius=plan["merge_radius"], generator=gen, box=energy.data_range,
                             progress=reporter.advance, on_quench=count)
-        minima, fresh = _union(minima, found, plan["merge_radius"],
+        minima, fresh = _union(energy, minima, found, plan["merge_radius"],
                                energy_tie(plan["grad_tol"], plan["merge_radius"]))
         new_minima = int(fresh.sum())
         new_last = _new_states(energy, minima, fresh, cfg.refine_images) if done else new_minima

@@ -21,7 +21,8 @@ setting                  default                                                
                          ``rounds`` rounds), unless minima hit once outnumber half     nearly every chain finds its own (image space);
                          of the chains; a new minimum that drains with no barrier     points a quench left on flat ground are no
                          into one found before counts as none                         new state
-``merge_radius``         1% of the box width x sqrt(dim)                              end points closer than that are one state
+``merge_radius``         1% of the box width x sqrt(dim)                              end points closer than that with no
+                                                                                      barrier between are one state
 ``grad_tol``             1e-8 x the median gradient norm at up to 64 uniform starts   a quench converges relative to the energy's
                                                                                       own gradients, and tightly: the starts'
                                                                                       gradients are set by the stiffest
@@ -131,7 +132,7 @@ class MapConfig:
     grad_tol : float or None
         Quench convergence threshold on ``||dU/dx||``.
     merge_radius : float or None
-        End points closer than this are one minimum.
+        End points closer than this, with no barrier between them, are one minimum.
     max_minima : int
         Keep at most this many minima (the lowest); 0 keeps all.
     neighbours : int
