@@ -20,10 +20,10 @@ Run: ``.venv/bin/python benchmarks/flat_and_stiff.py`` (about two minutes on 2 c
 - Three narrow Gaussian wells (depths 1, 0.7, 0.5, width 0.15) on a plateau. Exact: 3
   basins at the weak pulls; each barrier is a well's whole depth, the lowest 0.5.
 
-Prints one row per energy and scale: minima, basins per pull, how many basins each pull's
-attraction-diffusion left apart that a weaker pull holds together (joined, so that the
-levels nest: many would mean the pulls' assignments disagree), the main level's basins
-against the exact count, the tree's merges, the flat ones, and the saddle points among
+Prints one row per energy and scale: minima, basins per pull, how many minima each pull
+moved to where their basin's lowest minimum at the weaker pull went (so that the levels
+nest: many would mean the pulls' assignments disagree), the main level's basins against
+the exact count, the tree's merges, the flat ones, and the saddle points among
 the merges that are not flat (and among the flat ones, where there should be none).
 """
 
@@ -91,7 +91,7 @@ CASES = [("two Gaussian wells on a plateau", two_wells, (-6.0, 6.0), 2, 256),
 
 def main() -> None:
     t_all = time.perf_counter()
-    print("| energy | scale | minima | basins per pull | joined to nest | main level: found / exact | merges | flat "
+    print("| energy | scale | minima | basins per pull | moved to nest | main level: found / exact | merges | flat "
           "| saddle points: not flat / flat | time |")
     print("|---|---|---|---|---|---|---|---|---|---|")
     for name, fn, box, exact, chains in CASES:
@@ -103,8 +103,8 @@ def main() -> None:
             tree = m.tree
             flat = tree.flat()[tree.connected]
             at_saddle = m.barriers.saddle_point[tree.pair[tree.connected]]
-            # (levels nest by construction: basins attraction-diffusion left apart at a pull
-            # that a weaker pull holds together are joined; how many, per pull)
+            # (levels nest by construction: each minimum goes where its basin's lowest minimum
+            # at the weaker pull went; how many minima that moved, per pull)
             joined = ", ".join(str(p.attrs.get("nested", 0)) for p in m.levels)
             print(f"| {name} | {c:g} | {m.n_minima} | {', '.join(str(p.n_basins) for p in m.levels)} "
                   f"| {joined} | {m.levels[m.main].n_basins} / {exact} | {tree.n_leaves - 1} | {int(flat.sum())} "

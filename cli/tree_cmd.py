@@ -108,9 +108,10 @@ def tree_cmd(map_path, level, basins, plot, images, levels_plot, max_leaves, as_
 
 
 def _joined(part, why: str) -> int | None:
-    """Basins the level joined after attraction-diffusion (None where the map does not
-    say: made before they were): ``drained``, of only drained minima, where they drain;
-    ``nested``, where a weaker pull's basin holds their minima together."""
+    """What the level changed after attraction-diffusion (None where the map does not
+    say: made before it did): ``drained``, the basins of only drained minima it joined
+    where they drain; ``nested``, the minima it moved to where their basin's lowest
+    minimum at the weaker pull went."""
     value = part.attrs.get(why)
     try:
         count = int(value)
@@ -132,9 +133,9 @@ def _levels_lines(content, level: int | None) -> list[str]:
             text += (f" (and {joined} basin{'s' if joined != 1 else ''} of only minima that drain flat into others, "
                      "joined into them)")
         if _joined(part, "nested"):
-            joined = _joined(part, "nested")
-            text += (f" (and {joined} basin{'s' if joined != 1 else ''} whose minima a weaker pull holds together, "
-                     "joined)")
+            moved = _joined(part, "nested")
+            text += (f" ({moved} minim{'a' if moved != 1 else 'um'} moved to where their basin's lowest minimum at "
+                     "the weaker pull went)")
         if k == content.main:
             text += " (main)"
         if k == shown:

@@ -1088,33 +1088,34 @@ def test_basins_of_only_drained_minima_join_the_basin_they_drain_into():
 
 
 def test_every_basin_of_a_weaker_pull_lies_whole_in_one_basin_of_a_stronger():
-    # Six minima, energies in index order. At the weakest pull 0-1 and 2-3-4 are basins;
-    # the middle pull (given second: levels nest in order of alpha, not of the list) parts
-    # 2-3-4 between 0's basin and 4's (a ring beside a well, crossed by the pull from some of
-    # its points only), and the strongest puts 3 alone with 5.
+    # Six minima, energies in index order. At the weakest pull 0-1 and 2-3-4 are basins.
+    # The middle pull (given second: levels nest in order of alpha, not of the list) puts 2
+    # with 0 and 3-4 in a basin of their own (a minimum joins, of the representatives its
+    # chains reach, the one over the lowest barrier): 3 and 4 go where 2, their weaker
+    # basin's representative, went. The strongest puts 3 alone with 5.
     energy = np.arange(6, dtype=float)
     weak = Partition(0.1, basin=[0, 0, 1, 1, 1, 2], representative=[0, 2, 5], energy=energy[[0, 2, 5]])
-    strong = Partition(10.0, basin=[0, 0, 0, 1, 2, 1], representative=[0, 3, 4], energy=energy[[0, 3, 4]],
+    strong = Partition(10.0, basin=[0, 0, 0, 1, 0, 1], representative=[0, 3], energy=energy[[0, 3]],
                        attrs={"trials": 7})
     middle = Partition(1.0, basin=[0, 0, 0, 1, 1, 2], representative=[0, 3, 5], energy=energy[[0, 3, 5]])
-    nested = nest_levels([weak, strong, middle])
-    # The weakest stays as it was; the middle joins 3-4 to 0's basin through 2; the
-    # strongest joins everything: 3 and 5 through the middle's basin of 0-4, 4 with them.
+    nested = nest_levels([weak, strong, middle], energy)
     assert nested[0].basin.tolist() == [0, 0, 1, 1, 1, 2] and nested[0].attrs["nested"] == 0
+    # The middle: 3-4 with 2 in 0's basin; 5 stays (its own representative); the basin 3
+    # founded is empty, and the surviving ones keep their order.
     assert nested[2].basin.tolist() == [0, 0, 0, 0, 0, 1] and nested[2].representative.tolist() == [0, 5]
-    assert nested[2].energy.tolist() == [0.0, 5.0] and nested[2].attrs["nested"] == 1
-    assert nested[1].basin.tolist() == [0] * 6 and nested[1].representative.tolist() == [0]
-    assert nested[1].attrs == {"trials": 7, "nested": 2} and strong.n_basins == 3  # (the input untouched)
+    assert nested[2].energy.tolist() == [0.0, 5.0] and nested[2].attrs["nested"] == 2
+    # The strongest: 3 follows 0 (its basin's representative in the middle level); 5, the
+    # representative of its own basin there, keeps its place with the basin 3 founded,
+    # whose lowest remaining minimum, 5, now represents it.
+    assert nested[1].basin.tolist() == [0, 0, 0, 0, 0, 1] and nested[1].representative.tolist() == [0, 5]
+    assert nested[1].energy.tolist() == [0.0, 5.0]
+    assert nested[1].attrs == {"trials": 7, "nested": 1} and strong.n_basins == 2  # (the input untouched)
     for lower, upper in zip(nested[:1] + nested[2:], nested[2:] + nested[1:2]):
         assert all(len(set(upper.basin[lower.basin == b].tolist())) == 1 for b in range(lower.n_basins))
     # Levels nested already stay as they are; a level extended by new minima adds to its count.
-    again = nest_levels(nested)
+    again = nest_levels(nested, energy)
     assert [p.basin.tolist() for p in again] == [p.basin.tolist() for p in nested]
-    assert [p.attrs["nested"] for p in again] == [0, 2, 1]
-    # Surviving basins keep their order and the lowest representative: 1-2 joined below 3.
-    low = Partition(0.1, basin=[0, 1, 1, 2], representative=[0, 1, 3], energy=[0.0, 1.0, 3.0])
-    high = Partition(1.0, basin=[0, 1, 2, 3], representative=[0, 1, 2, 3], energy=[0.0, 1.0, 2.0, 3.0],
-                     attrs={"nested": 4})
-    joined = nest_levels([low, high])[1]
-    assert joined.basin.tolist() == [0, 1, 1, 2] and joined.representative.tolist() == [0, 1, 3]
-    assert joined.attrs["nested"] == 5
+    assert [p.attrs["nested"] for p in again] == [0, 1, 2]
+    # A stronger pull keeps as many basins as its own assignment left the weaker
+    # representatives in: here the strongest pull's 2 basins, the weak pull's 3.
+    assert [p.n_basins for p in nest_levels([weak, strong], energy)] == [3, 2]

@@ -905,8 +905,9 @@ def test_a_ring_of_equal_minima_is_one_basin_beside_a_well(scale):
     # Up to the default ladder's strongest pull, 2 basins, the ring whole; beyond it the pull
     # crosses the pass from some points of the ring and not yet from others, and
     # attraction-diffusion, which tries a minimum against the basins' representatives only,
-    # had parted the ring between two basins. A basin of a weaker pull stays whole at every
-    # stronger one: the ring is whole at every pull, and the strongest leaves one basin.
+    # had parted the ring between two basins. Its points drain flat into one another and
+    # go where their drainage ends: the ring is whole at every pull, and the strongest
+    # leaves one basin.
     weak = [level for level in m.levels if level.multiplier <= 3]
     assert len(weak) == 5 and all(level.n_basins == 2 for level in weak)
     assert all(len(set(level.basin[ring])) == 1 for level in m.levels)

@@ -1773,96 +1773,88 @@ def join_drained(part: Partition, drains_into: np.ndarray, energy: np.ndarray, t
         a map's level, extended by new minima).
     """
     target = np.asarray(drains_into, dtype=np.int64)
-    basin = part.basin
-    if target.shape != basin.shape:
-        raise ValueError(f"drains_into has shape {target.shape}, the partition's basins {basin.shape}")
-    before = part.attrs.get("drained", 0)  # (a map's levels, extended: those it joined already)
-    before = int(before) if isinstance(before, (int, np.integer)) and before >= 0 else 0
-    index = np.arange(basin.size)
-    root = np.where(target < 0, index, target)
-    for _ in range(basin.size.bit_length() + 1):  # (pointer jumping: drainage never comes back)
+    if target.shape != part.basin.shape:
+        raise ValueError(f"drains_into has shape {target.shape}, the partition's basins {part.basin.shape}")
+    root = np.where(target < 0, np.arange(target.size), target)
+    for _ in range(target.size.bit_length() + 1):  # (pointer jumping: drainage never comes back)
         onward = root[root]
         if np.array_equal(onward, root):
             break
         root = onward
-    moved = basin[root]
-    kept = np.flatnonzero(np.bincount(moved, minlength=part.n_basins) > 0)
-    renumber = np.full(part.n_basins, -1, dtype=np.int64)
-    renumber[kept] = np.arange(kept.size)
-    reps, energies = part.representative[kept].copy(), part.energy[kept].copy()
-    gone = np.flatnonzero(renumber[moved[reps]] != np.arange(kept.size))  # (representatives that drained away)
-    if gone.size:
-        energy = np.asarray(energy, dtype=np.float64)
-        key = energy_key(energy, tie)
-        for b in gone:
-            members = np.flatnonzero(moved == kept[b])
-            reps[b] = members[np.lexsort((members, key[members]))[0]]
-            energies[b] = energy[reps[b]]
-        order = np.lexsort((reps, key[reps]))
-        renumber[kept[order]] = np.arange(kept.size)
-        reps, energies = reps[order], energies[order]
-    return replace(part, basin=renumber[moved], representative=reps, energy=energies,
-                   attrs={**part.attrs, "drained": before + int(part.n_basins - kept.size)})
+    moved, emptied = _placed(part, part.basin[root], energy, tie)
+    return replace(moved, attrs={**part.attrs, "drained": _count(part, "drained") + emptied})
 
 
-def nest_levels(levels: Sequence[Partition]) -> list[Partition]:
-    """``levels`` with every basin of a weaker pull kept whole at every stronger one.
+def nest_levels(levels: Sequence[Partition], energy: np.ndarray, tie: float = 0.0) -> list[Partition]:
+    """``levels`` with every basin of a weaker pull kept whole at every stronger one: each
+    minimum goes where its basin's representative (its lowest minimum) went at the stronger
+    pull, the levels taken from the weakest up.
 
     A chain that reached a minimum under one pull reaches it under any stronger one: along
     a path that comes nearer its target, the magnetized energy ``U + alpha * T * |x - x*|``
     falls further with every increase of ``alpha``, so no barrier on the way grows. Yet
-    each level's assignment is made on its own (greedy, against the basins'
-    representatives, in energy order), and near the pull that just crosses a barrier from
-    some points of a basin and not from others, a minimum that joined one basin under the
-    weaker pull can found or join another under the stronger one: a ring of equal minima
-    beside a well, whole at one pull, parted between two basins at the next. Here the
-    basins of each level are joined wherever the next weaker level, so nested already,
-    holds their minima together, so that the levels form one hierarchy.
+    each level's assignment is made on its own, greedily, against the representatives of
+    the basins founded at that pull: a minimum joins, of those its chains reach, the one
+    over the lowest barrier, so two minima of one basin at a weak pull can join different
+    basins at a stronger one, where several lie within reach. Taking each weaker basin
+    whole to where its representative went keeps the stronger pull's assignment of the
+    representatives (a stronger level has as many basins as its own assignment left the
+    weaker representatives in, no more) and makes the levels one hierarchy.
 
     Parameters
     ----------
     levels : sequence of Partition
         The same minima at several pulls, in any order (nested in order of ``alpha``).
+    energy : ndarray float64 [N]
+        The minima's energies (with ``tie`` as for :func:`join_drained`).
 
     Returns
     -------
     list of Partition
-        In the order given. A level's surviving basins keep their representatives and
-        their order (renumbered 0..): a joined basin's representative is the lowest of
-        those it joins. ``attrs["nested"]`` counts the basins joined (added to the count a
-        level had: a map's level, extended by new minima).
+        In the order given; ``attrs["nested"]`` counts the minima each level moved (added
+        to the count a level had: a map's level, extended by new minima).
     """
     out = list(levels)
-    below: np.ndarray | None = None  # basin of each minimum at the last weaker pull, nested
+    below: Partition | None = None  # the last weaker pull's level, nested
     for k in sorted(range(len(out)), key=lambda k: out[k].alpha):
         part = out[k]
-        before = part.attrs.get("nested", 0)
-        before = int(before) if isinstance(before, (int, np.integer)) and before >= 0 else 0
+        moves = 0
         if below is not None:
-            if below.shape != part.basin.shape:
-                raise ValueError(f"levels of {below.size} and {part.basin.size} minima")
-            # The components of a graph whose nodes are this level's basins and the weaker
-            # level's, an edge per minimum between its two; each basin goes to the lowest
-            # of its component.
-            from scipy.sparse import coo_matrix
-            from scipy.sparse.csgraph import connected_components
-
-            nb = part.n_basins
-            graph = coo_matrix((np.ones(part.basin.size), (part.basin, nb + below)),
-                               shape=(nb + int(below.max()) + 1,) * 2)
-            label = connected_components(graph, directed=False)[1][:nb]
-            lowest = np.full(int(label.max()) + 1, nb, dtype=np.int64)
-            np.minimum.at(lowest, label, np.arange(nb))
-            final = lowest[label]
-            kept = np.flatnonzero(final == np.arange(part.n_basins))
-            if kept.size < part.n_basins:
-                renumber = np.full(part.n_basins, -1, dtype=np.int64)
-                renumber[kept] = np.arange(kept.size)
-                part = replace(part, basin=renumber[final[part.basin]], representative=part.representative[kept],
-                               energy=part.energy[kept],
-                               attrs={**part.attrs, "nested": before + int(part.n_basins - kept.size)})
-        if "nested" not in part.attrs:
-            part = replace(part, attrs={**part.attrs, "nested": before})
-        out[k] = part
-        below = part.basin
+            if below.basin.shape != part.basin.shape:
+                raise ValueError(f"levels of {below.basin.size} and {part.basin.size} minima")
+            wanted = part.basin[below.representative[below.basin]]
+            moves = int((wanted != part.basin).sum())
+            if moves:
+                part, _ = _placed(part, wanted, energy, tie)
+        out[k] = below = replace(part, attrs={**out[k].attrs, "nested": _count(out[k], "nested") + moves})
     return out
+
+
+def _count(part: Partition, key: str) -> int:
+    """A count a level's attrs keep (0 where absent or not a count: a hand-made file)."""
+    value = part.attrs.get(key, 0)
+    return int(value) if isinstance(value, (int, np.integer)) and value >= 0 else 0
+
+
+def _placed(part: Partition, basin: np.ndarray, energy: np.ndarray, tie: float) -> tuple[Partition, int]:
+    """``part`` with its minima in the basins ``basin`` (its own numbers, int64 [N]), and
+    how many of its basins that empties: the rest keep their representatives and their
+    order (renumbered 0..), but a basin whose representative left, which its lowest
+    remaining minimum represents, the basins then numbered by their representatives'
+    energies again (:func:`~landscape.mapping.minima.energy_order` with ``tie``)."""
+    kept = np.flatnonzero(np.bincount(basin, minlength=part.n_basins) > 0)
+    renumber = np.full(part.n_basins, -1, dtype=np.int64)
+    renumber[kept] = np.arange(kept.size)
+    reps, energies = part.representative[kept].copy(), part.energy[kept].copy()
+    gone = np.flatnonzero(renumber[basin[reps]] != np.arange(kept.size))  # (representatives that left)
+    if gone.size:
+        energy = np.asarray(energy, dtype=np.float64)
+        key = energy_key(energy, tie)
+        for b in gone:
+            members = np.flatnonzero(basin == kept[b])
+            reps[b] = members[np.lexsort((members, key[members]))[0]]
+            energies[b] = energy[reps[b]]
+        order = np.lexsort((reps, key[reps]))
+        renumber[kept[order]] = np.arange(kept.size)
+        reps, energies = reps[order], energies[order]
+    return replace(part, basin=renumber[basin], representative=reps, energy=energies), int(part.n_basins - kept.size)

@@ -1571,16 +1571,17 @@ def _assemble(
     n = len(minima)
     tree = minimax_tree(e_min, table.pairs, table.best(e_min), refined=table.is_refined(e_min),
                         flat_rtol=flat_rtol(energy.dtype))
-    levels = _join_drained(levels, tree, energy_tie(run.plan["grad_tol"], run.plan["merge_radius"]))
+    tie = energy_tie(run.plan["grad_tol"], run.plan["merge_radius"])
+    levels = _join_drained(levels, tree, tie)
     joined = [f"{_pull(p)} {p.n_basins + p.attrs['drained']} -> {p.n_basins}" for p in levels if p.attrs["drained"]]
     if joined:
         run.reporter.note("basins of only minima that drain into lower ones with no barrier, joined to the basin "
                           "they drain into: " + ", ".join(joined))
-    levels = nest_levels(levels)
-    nested = [f"{_pull(p)} {p.n_basins + p.attrs['nested']} -> {p.n_basins}" for p in levels if p.attrs["nested"]]
+    levels = nest_levels(levels, e_min, tie)
+    nested = [f"{_pull(p)} {p.attrs['nested']}" for p in levels if p.attrs["nested"]]
     if nested:
-        run.reporter.note("basins that a weaker pull holds together, joined at the stronger pulls too: "
-                          + ", ".join(nested))
+        run.reporter.note("minima moved to where their basin's lowest minimum went, so that a basin of a weaker "
+                          "pull stays whole at the stronger ones: " + ", ".join(nested))
     grid = _grid(energy, config.grid) if config.grid and energy.dim == 2 and len(shape) == 1 else None
     main = next(i for i, p in enumerate(levels) if math.isclose(p.multiplier, config.alpha, rel_tol=1e-12))
     tree_saddle, tree_path = _tree_points(tree, table, saddles, shape, keep_paths)
@@ -1856,7 +1857,8 @@ def extend_map(
 
     tree = minimax_tree(e_all, table.pairs, table.best(e_all), refined=table.is_refined(e_all),
                         flat_rtol=flat_rtol(energy.dtype))
-    levels = nest_levels(_join_drained(levels, tree, _stored_tie(content)))
+    tie = _stored_tie(content)
+    levels = nest_levels(_join_drained(levels, tree, tie), e_all, tie)
     for prior, part in zip(content.levels, levels):
         reporter.note(f"{_pull(prior)}: {prior.n_basins} -> {part.n_basins} basin" + ("" if part.n_basins == 1 else "s"))
     tree_saddle, tree_path = _tree_points(tree, table, saddles, shape, keep_paths)
