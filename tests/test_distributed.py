@@ -382,8 +382,10 @@ def test_ctrl_c_stops_a_join_the_other_ranks_never_come_to(tmp_path):
     import time
 
     port = _free_port()
+    # (SIGINT at its default in the child, as a shell starts a command in the foreground)
     proc = subprocess.Popen([sys.executable, *MB_MAP], cwd=tmp_path, env=_stray(port, "300"), stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         deadline = time.monotonic() + 60
         while True:  # (rank 0's store listens once the command waits in the join)
