@@ -256,7 +256,7 @@ def _close_wells(scale: float = 1.0):
 
 
 @pytest.mark.parametrize("scale", [0.01, 1.0, 100.0])
-def test_merge_duplicates_leaves_apart_minima_with_a_barrier_between(scale):
+def test_merge_duplicates_leaves_apart_minima_with_a_barrier_between(scale, monkeypatch):
     # Closer than the radius (the default for the box, 0.085), yet two minima: the energy
     # says so. Two ends of one well a rounding error apart, and a point on its slope, merge.
     e = _close_wells(scale)
@@ -269,6 +269,12 @@ def test_merge_duplicates_leaves_apart_minima_with_a_barrier_between(scale):
     # ... whatever the chunks: a point barred from its nearest kept point joins the next
     keep_b, assign_b = merge_duplicates(x, u, radius=0.085, apart=e, chunk=1)
     assert keep_b.tolist() == keep.tolist() and assign_b.tolist() == assign.tolist()
+    # ... and whatever the batches of segments
+    import landscape.mapping.minima as minima
+
+    monkeypatch.setattr(minima, "MERGE_BATCH", 1)
+    keep_c, assign_c = merge_duplicates(x, u, radius=0.085, apart=e)
+    assert keep_c.tolist() == keep.tolist() and assign_c.tolist() == assign.tolist()
 
 
 @pytest.mark.parametrize("scale", [0.01, 1.0, 100.0])

@@ -454,6 +454,8 @@ def energy_order(energy: torch.Tensor, tie: float = 0.0) -> torch.Tensor:
 #: :func:`merge_duplicates` would merge, where it looks for a barrier between them (a
 #: golden-section search then finds the segment's top, :func:`~landscape.mapping.paths.segment_max`).
 MERGE_IMAGES = 16
+#: Pairs per batch of :func:`barrier_between`'s segments.
+MERGE_BATCH = 256
 
 
 def merge_duplicates(
@@ -561,8 +563,9 @@ def barrier_between(energy: Energy, a: torch.Tensor, b: torch.Tensor, ea: torch.
 
     if a.shape[0] == 0:
         return np.zeros(0, dtype=bool)
-    with energy.frozen(), torch.no_grad():
-        top = segment_max(energy, a, b, MERGE_IMAGES).cpu().double()
+    with energy.frozen(), torch.no_grad():  # (in batches: an image's segments are many images)
+        top = torch.cat([segment_max(energy, a[s : s + MERGE_BATCH], b[s : s + MERGE_BATCH], MERGE_IMAGES).cpu()
+                         for s in range(0, a.shape[0], MERGE_BATCH)]).double()
     higher = torch.maximum(ea.double().cpu(), eb.double().cpu())
     return (top > higher + max(flat_rtol(energy.dtype) * magnitude, tie)).numpy()
 
