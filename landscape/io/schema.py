@@ -173,7 +173,8 @@ GROUP_ATTRS: tuple[tuple[str, str], ...] = (
                     "emptied when every minimum that drains into a lower one with no barrier (the tree's flat merges) "
                     "was put in the basin its drainage ends in (absent in older maps); nested: minima "
                     "moved to the basin their basin's lowest minimum at the next weaker pull went to, so that "
-                    "every basin of a weaker pull lies whole in one of a stronger (absent in older maps); added: minima a funnel probe mapped into it"),
+                    "every basin of a weaker pull lies whole in one of a stronger (absent in older maps); added: "
+                    "minima a funnel probe mapped into it"),
     ("/basins, /levels/<k>/basins", "count; /basins also alpha and multiplier (the main level's)"),
     ("/minima", "count, temperature, chains, rounds of the exploration, grad_norm_max (the largest gradient norm "
                 "at a minimum), held_by_box (minima on the box's faces with the energy still falling beyond them), "

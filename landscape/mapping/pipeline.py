@@ -1572,7 +1572,7 @@ def _assemble(
     tree = minimax_tree(e_min, table.pairs, table.best(e_min), refined=table.is_refined(e_min),
                         flat_rtol=flat_rtol(energy.dtype))
     tie = energy_tie(run.plan["grad_tol"], run.plan["merge_radius"])
-    levels = _join_drained(levels, tree, tie)
+    levels = _join_drained(levels, tree, e_min, tie)
     joined = [f"{_pull(p)} {p.n_basins + p.attrs['drained']} -> {p.n_basins}" for p in levels if p.attrs["drained"]]
     if joined:
         run.reporter.note("basins of only minima that drain into lower ones with no barrier, joined to the basin "
@@ -1631,14 +1631,13 @@ def _pull(part: Partition) -> str:
     return f"alpha {part.multiplier:g} units" if part.multiplier is not None else f"alpha {part.alpha:.4g}"
 
 
-def _join_drained(levels: list[Partition], tree: BarrierTree, tie: float) -> list[Partition]:
+def _join_drained(levels: list[Partition], tree: BarrierTree, energy: np.ndarray, tie: float) -> list[Partition]:
     """Every level with its minima that drain into others with no barrier put where they
-    drain (:func:`landscape.mapping.ad.join_drained`; the tree's leaves are the minima)."""
+    drain (:func:`landscape.mapping.ad.join_drained`; the tree's leaves are the minima, of
+    energies ``energy``)."""
     into = np.full(len(tree.leaves), -1, dtype=np.int64)
     leaf_into = tree.drains_into()
     into[tree.leaves] = np.where(leaf_into < 0, -1, tree.leaves[np.maximum(leaf_into, 0)])
-    energy = np.empty(len(tree.leaves))
-    energy[tree.leaves] = tree.energy
     return [join_drained(p, into, energy, tie) for p in levels]
 
 
@@ -1858,7 +1857,7 @@ def extend_map(
     tree = minimax_tree(e_all, table.pairs, table.best(e_all), refined=table.is_refined(e_all),
                         flat_rtol=flat_rtol(energy.dtype))
     tie = _stored_tie(content)
-    levels = nest_levels(_join_drained(levels, tree, tie), e_all, tie)
+    levels = nest_levels(_join_drained(levels, tree, e_all, tie), e_all, tie)
     for prior, part in zip(content.levels, levels):
         reporter.note(f"{_pull(prior)}: {prior.n_basins} -> {part.n_basins} basin" + ("" if part.n_basins == 1 else "s"))
     tree_saddle, tree_path = _tree_points(tree, table, saddles, shape, keep_paths)
