@@ -69,12 +69,12 @@ from landscape.cli.options import (
                    "finer rungs); 0: none.")
 @click.option("--alpha-unit", type=str, default="auto", show_default=True, metavar="auto|NUMBER",
               help="Unit of --alpha and --ladder: a number, or 'auto' (the minima's median resolved barrier "
-                   "over T_AD times their median spacing, but at least the pull that brings half of the chains "
+                   "over T_AD times their median spacing, leaving out those that drain flat into another, but at least the pull that brings half of the chains "
                    "to their target across flat ground: in many dimensions a weak pull holds a chain far from "
                    "its target even where no barrier is in the way).")
 @click.option("--delta", type=str, default="auto", show_default=True, metavar="auto|NUMBER",
               help="Attraction-diffusion success radius: a number, or 'auto' (a quarter of the minima's "
-                   "median spacing, at least the merge radius); a trial arrives within at most half the distance "
+                   "median spacing, leaving out those that drain flat into another, at least the merge radius); a trial arrives within at most half the distance "
                    "from its start to its target either way.")
 @click.option("--max-steps", type=click.IntRange(min=1), default=2000, show_default=True,
               help="Attraction-diffusion steps per trial at most.")

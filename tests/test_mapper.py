@@ -850,6 +850,20 @@ def test_the_alpha_unit_is_at_least_the_pull_that_arrives_across_flat_ground():
     assert found[0] == found[1] == found[2] == pytest.approx(s["alpha_unit"]), found
 
 
+def test_the_arrival_pull_is_much_the_same_for_any_seed():
+    # 40 scattered minima, their nearest neighbours 0.18-1.25 apart (median 0.31): the pull
+    # that brings half the chains to their targets depends on which pairs and what noise
+    # it tried. With 16 pairs of one chain each it ranged 5.05-8.59 over eight seeds (the
+    # demo's rings model at T_AD 0.1: 0.35-4.3); with 64 pairs and 256 chains, 6.0-6.7.
+    x = (torch.rand(40, 2, generator=torch.Generator().manual_seed(1), dtype=torch.float64) * 2 - 1) * 2.2
+    energy = Energy(lambda z: (z * z).sum(1), shape=(2,), data_range=(-2.5, 2.5), dtype=torch.float64)
+    spacing = median_spacing(x)
+    from landscape.mapping.settings import arrival_pull
+
+    pulls = [arrival_pull(energy, x, spacing, 0.25 * spacing, 0.02, 0.1, MapConfig(seed=seed)) for seed in range(8)]
+    assert max(pulls) / min(pulls) < 1.3, pulls
+
+
 def test_a_ridge_narrower_than_the_string_s_images_still_sets_the_barrier():
     # Two tilted wells behind a Gaussian wall 0.004 wide (0.1 % of the box) along x = 0.1 y:
     # every path between them crosses the wall's crest, whose lowest point is at
@@ -1054,6 +1068,37 @@ def test_points_left_on_a_plateau_do_not_set_the_spacing_a_barrier_is_matched_ov
     # basins below 3 units (they were 5-20, the points the weak pulls left on the plateau).
     assert [p.n_basins for p in m.levels if p.multiplier < 3] == [2] * sum(p.multiplier < 3 for p in m.levels)
     assert sum(p.attrs.get("drained", 0) for p in m.levels) > 0
+
+
+@pytest.mark.parametrize("dim", [2, 16])
+def test_points_that_drain_flat_move_no_attraction_diffusion_setting(dim):
+    # Four distinct states (two Gaussian wells 6 apart, two points 4 out on the plateau),
+    # then the same with 40 more points in a unit cube that drain flat into them (what
+    # chains leave along a curved flat valley or a plateau: as dense as the chains that
+    # stopped there). The settings are the distinct states'. They were not: delta fell
+    # from 1.25 to 0.1 in 2-D (the merge radius, above a quarter of the dense points'
+    # spacing), and in 16-D the
+    # arrival pull over that spacing lowered T_AD 5x and raised the unit 4x.
+    def wells(x):
+        a = (x[:, 0] + 3) ** 2 + (x[:, 1:] ** 2).sum(1)
+        b = (x[:, 0] - 3) ** 2 + (x[:, 1:] ** 2).sum(1)
+        return -torch.exp(-a / 0.5) - 1.5 * torch.exp(-b / 0.5)
+
+    energy = Energy(wells, shape=(dim,), data_range=(-5.0, 5.0), dtype=torch.float64)
+    states = torch.zeros(4, dim, dtype=torch.float64)
+    states[:2, 0] = torch.tensor([-3.0, 3.0])
+    states[2:, 1] = torch.tensor([4.0, -4.0])
+    dense = (torch.rand(40, dim, generator=torch.Generator().manual_seed(0), dtype=torch.float64) - 0.5)
+    dense[:, 1] += 2.0
+    both = torch.cat([states, dense])
+    depths = np.array([1.0, 0.5, 0.5])
+    alone = ad_settings(energy, MapConfig(), states, energy(states).numpy(), depths, 0.1)
+    with_dense = ad_settings(energy, MapConfig(), both, energy(both).numpy(), np.r_[depths, np.zeros(40)], 0.1,
+                             drained=np.r_[np.zeros(4, bool), np.ones(40, bool)])
+    assert alone["delta"] == 1.25  # (a quarter of the states' spacing, 5)
+    assert with_dense.keys() == alone.keys()
+    for key, value in alone.items():
+        assert with_dense[key] == (value if isinstance(value, str) else pytest.approx(value, rel=1e-9)), key
 
 
 def _hat(x):

@@ -50,7 +50,8 @@ setting                  default                                                
                          minima's median spacing (those that drain over a flat
                          merge left out; one minimum: 1); at least the                a chain to its target at all: in ``D``
                          pull that brings half of AD's chains to their target across  dimensions a pull ``alpha`` holds a chain
-                         flat ground (``U`` left out, :func:`arrival_pull`)           about ``(D - 1) / alpha`` from its target,
+                         flat ground (``U`` left out, the same minima,                about ``(D - 1) / alpha`` from its target,
+                         :func:`arrival_pull`)
                                                                                       which barriers far below ``T_AD`` (a
                                                                                       convergent model at its own temperature)
                                                                                       leave far from reached
@@ -59,9 +60,10 @@ setting                  default                                                
                          at most, reported); main level 0.1; then up to 4 rungs       (most barriers still resolved); and no step
                          (``ladder_refine``) at the geometric mean of two pulls       of the ladder jumps over the hierarchy (a
                          where the stronger keeps under 1/4 of the basins             convergent model: 64 basins, then 1)
-``delta``                a quarter of the minima's median spacing (at least the       a successful trial reached its target and no
-                         merge radius); a trial arrives within at most half the       other minimum, not even the one it left
-                         distance from its start to its target (``arrival_reach``)
+``delta``                a quarter of the minima's median spacing (those that drain   a successful trial reached its target and no
+                         over a flat merge left out; at least the merge radius); a    other minimum, not even the one it left
+                         trial arrives within at most half the distance from its
+                         start to its target (``arrival_reach``)
 ``ad_eps``               the checkpoint's descent step at ``T_AD``                      the model's own sampler; else the largest
                          (``eps_t sqrt(T_AD / T_s)``); else stable at the stiffest    step whose descent cannot blow up, nor
                          minimum or refined saddle; at a pull ``alpha`` at most       overshoot a wall; and the pull moves a
@@ -614,8 +616,10 @@ def ad_settings(
     quench's tolerance times the merge radius), or within the energy's flat share of their
     magnitude (:func:`landscape.mapping.tree.flat_rtol`), count as none. ``drained`` [N]
     marks the minima that drain into a lower one over a flat merge (points a quench left
-    on a plateau or a well's tail): the spacing a barrier is matched over leaves them out,
-    as the typical barrier leaves out their merges."""
+    on a plateau, a well's tail or along a curved flat valley, as dense as the chains that
+    stopped there): the spacing leaves them out, as the typical barrier leaves out their
+    merges, and so do ``delta`` and the arrival pull's chains. Points that drain flat
+    into the others move none of the settings."""
     t_ad = config.ad_temperature
     if t_ad is None:
         t_ad = sampling_temperature(energy)  # the model's own sampling temperature decides what is metastable
@@ -629,7 +633,13 @@ def ad_settings(
     if t_ad is None:
         lowest = float(np.min(minima_energy)) if len(minima_energy) else 0.0
         t_ad = ad_temperature_from(depths, minima_energy, lambda: box_relief(energy, config.seed, lowest), resolved)
-    spacing = median_spacing(minima_x)
+    # The spacing of distinct states: minima that drain flat into a lower one (points a
+    # quench left on a plateau or along a curved flat valley, as dense as the chains that
+    # stopped there) are left out, as the typical barrier leaves out their merges.
+    kept = torch.ones(minima_x.shape[0], dtype=torch.bool) if drained is None \
+        else torch.from_numpy(~np.asarray(drained, dtype=bool))
+    states = minima_x[kept.to(minima_x.device)] if int(kept.sum()) >= 2 else minima_x
+    spacing = median_spacing(states)
     delta = config.delta
     if delta is None:
         delta = max(0.25 * spacing, merge_radius, 1e-12) if spacing > 0 else max(merge_radius, 1e-12)
@@ -661,17 +671,13 @@ def ad_settings(
         else:
             spread = float(np.quantile(e_all, 0.9) - np.quantile(e_all, 0.1)) if e_all.size > 1 else 0.0
             typical, rule = (spread, "spread") if spread > resolved else (0.0, "temperature")
-        kept = None if drained is None else ~np.asarray(drained, dtype=bool)
-        # (two wells 6 apart with 154 points of a plateau between them, 0.2 apart: the
-        # wells' spacing, not the plateau's, is what a pull matched to their barrier spans)
-        apart = median_spacing(minima_x[torch.from_numpy(kept)]) if kept is not None and kept.sum() >= 2 else spacing
         if spacing > 0:
             # (no barrier and no spread: a pull that raises U/T_AD by one over a spacing)
-            unit = (typical / t_ad if typical > 0 else 1.0) / (apart if apart > 0 else spacing)
+            unit = (typical / t_ad if typical > 0 else 1.0) / spacing
         else:
             unit, rule = 1.0, "single"  # (one minimum: nothing to pull towards)
         matched = unit
-        unit = arrival_pull(energy, minima_x, spacing, delta, ad_eps, t_ad, config, at_least=unit)
+        unit = arrival_pull(energy, states, spacing, delta, ad_eps, t_ad, config, at_least=unit)
         # The pull that brings a chain to its target at all, about (D - 1) / delta in units
         # of U / T_AD, does not depend on T_AD; the pull matched to the typical barrier grows
         # as T_AD falls. Where the first outweighs the second, every barrier is crossed at
@@ -686,7 +692,7 @@ def ad_settings(
             t_ad /= lowered
             ad_eps = eps_at(t_ad)
             matched *= lowered
-            unit = arrival_pull(energy, minima_x, spacing, delta, ad_eps, t_ad, config, at_least=matched)
+            unit = arrival_pull(energy, states, spacing, delta, ad_eps, t_ad, config, at_least=matched)
         if unit > matched:
             outweighed = {"alpha_unit_matched": float(matched), "alpha_unit_matched_rule": rule}
             rule = "arrival"
@@ -715,8 +721,13 @@ def capped_eps(eps: float, delta: float, alpha: float) -> float:
     return eps if alpha <= 0 else min(eps, math.sqrt(delta / alpha))
 
 
-#: Chains per pull (each from a minimum to its nearest other one) in :func:`arrival_pull`.
-ARRIVAL_PAIRS = 16
+#: Pairs (each from a minimum to its nearest other one) in :func:`arrival_pull` at most.
+ARRIVAL_PAIRS = 64
+#: Chains per pull in :func:`arrival_pull` at least (its pairs repeated). With 16 pairs of
+#: one chain each, the unit of the demo's rings model at ``T_AD`` 0.1 ranged 0.35-4.3
+#: over five seeds and three maps of it (256, 1,024 and 2,048 chains); with 64 pairs and
+#: 256 chains, and the minima that drain flat left out (:func:`ad_settings`), 2.9-3.5.
+ARRIVAL_CHAINS = 256
 #: The strongest pull :func:`arrival_pull` tries, times the minima's median spacing (in
 #: ``D`` dimensions a pull settles a chain about ``(D - 1) / alpha`` from its target).
 ARRIVAL_TOP = 3.0**12
@@ -730,7 +741,9 @@ def arrival_pull(energy: Energy, minima_x: torch.Tensor, spacing: float, delta: 
 
     The chains are attraction-diffusion's own (its step capped at each pull as at every
     level, ``delta``, ``max_steps``, ``patience``, ``average``, the energy's data box), from
-    up to :data:`ARRIVAL_PAIRS` minima to their nearest other minimum, with ``U`` left out:
+    up to :data:`ARRIVAL_PAIRS` minima to their nearest other minimum (:func:`ad_settings`
+    gives the distinct states: no minimum that drains flat into another), each pair
+    repeated to :data:`ARRIVAL_CHAINS` chains or more, with ``U`` left out:
     only the pull and the noise. What a pull must overcome where no barrier is in the way:
     a chain pulled by ``alpha`` in ``D`` dimensions settles about ``(D - 1) / alpha`` from
     its target, and it has ``max_steps`` steps to get there. Below this pull a target that
@@ -753,6 +766,9 @@ def arrival_pull(energy: Energy, minima_x: torch.Tensor, spacing: float, delta: 
     dist = torch.cdist(flat_x[starts].double(), flat_x.double())
     dist[torch.arange(len(starts), device=dist.device), starts] = math.inf
     ends = dist.argmin(dim=1)
+    # Each pair as many times as fills ARRIVAL_CHAINS: the share is a mean over chains.
+    times = max(1, math.ceil(ARRIVAL_CHAINS / len(starts)))
+    starts, ends = starts.repeat(times), ends.repeat(times)
     flat = Energy(lambda z: (z * 0).flatten(1).sum(1), energy.shape, data_range=energy.data_range,
                   device=energy.device, dtype=minima_x.dtype, name="flat ground")
     ad = ADConfig(temperature=temperature, alpha=1.0, eps=ad_eps, max_steps=config.max_steps,
