@@ -58,7 +58,8 @@ def run_case(fn, seed: int) -> dict:
     content = mapped.content
     content.meta = MapMeta(2, "", "", {"kind": "function"}, cfg.to_dict(), {"settings": mapped.settings})
     t_map = time.perf_counter() - t0
-    probe = FunnelConfig(noise=tuple(math.sqrt(T) * m for m in NOISE), eps=0.1, steps=300, merge_radius=0.05,
+    probe = FunnelConfig(noise=tuple(math.sqrt(T) * m for m in NOISE), eps=0.1, steps=300,
+                         merge_radius=float(mapped.settings["merge_radius"]),  # (the map's own, as funnel_config gives)
                          chains=50, seed=seed)
     t0 = time.perf_counter()
     result = funnel_probe(energy, content, probe, data=data)
