@@ -44,6 +44,7 @@ from landscape.errors import LandscapeError, NonFiniteEnergyError
 from landscape.sampling.langevin import RowGroups, gaussian_noise, window_noise
 from landscape.mapping.minima import Minima, energy_key, energy_order
 from landscape.mapping.paths import segment_max
+from landscape.mapping.tree import drainage_ends
 from landscape.io.records import Partition
 
 
@@ -1775,13 +1776,7 @@ def join_drained(part: Partition, drains_into: np.ndarray, energy: np.ndarray, t
     target = np.asarray(drains_into, dtype=np.int64)
     if target.shape != part.basin.shape:
         raise ValueError(f"drains_into has shape {target.shape}, the partition's basins {part.basin.shape}")
-    root = np.where(target < 0, np.arange(target.size), target)
-    for _ in range(target.size.bit_length() + 1):  # (pointer jumping: drainage never comes back)
-        onward = root[root]
-        if np.array_equal(onward, root):
-            break
-        root = onward
-    moved, emptied = _placed(part, part.basin[root], energy, tie)
+    moved, emptied = _placed(part, part.basin[drainage_ends(target)], energy, tie)
     return replace(moved, attrs={**part.attrs, "drained": _count(part, "drained") + emptied})
 
 

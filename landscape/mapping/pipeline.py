@@ -1635,9 +1635,7 @@ def _join_drained(levels: list[Partition], tree: BarrierTree, energy: np.ndarray
     """Every level with its minima that drain into others with no barrier put where they
     drain (:func:`landscape.mapping.ad.join_drained`; the tree's leaves are the minima, of
     energies ``energy``)."""
-    into = np.full(len(tree.leaves), -1, dtype=np.int64)
-    leaf_into = tree.drains_into()
-    into[tree.leaves] = np.where(leaf_into < 0, -1, tree.leaves[np.maximum(leaf_into, 0)])
+    into = tree.minima_drain_into(len(tree.leaves))
     return [join_drained(p, into, energy, tie) for p in levels]
 
 

@@ -262,6 +262,15 @@ class BarrierTree:
             sides.union(int(self.lowest[int(a)]), int(self.lowest[int(b)]))
         return out
 
+    def minima_drain_into(self, n: int, rtol: float | None = None) -> np.ndarray:
+        """:meth:`drains_into` by minimum, for a tree whose leaves are minima of ``n``
+        (int64 [n]: per minimum, the minimum it drains into; -1 where it does not drain, or
+        is no leaf)."""
+        out = np.full(n, -1, dtype=np.int64)
+        into = self.drains_into(rtol)
+        out[self.leaves] = np.where(into < 0, -1, self.leaves[np.maximum(into, 0)])
+        return out
+
     def resolved_depth(self, rtol: float | None = None) -> np.ndarray:
         """:meth:`depth`, with 0 for the :meth:`flat` merges (no barrier the energy's
         precision resolves: a float32 rounding residue is no barrier to take a scale from)."""
@@ -279,6 +288,20 @@ class BarrierTree:
                 floor = max(self.energy[self.lowest[int(a)]], self.energy[self.lowest[int(b)]])
                 out[k] = self.height(n + k) - floor
         return out
+
+
+def drainage_ends(drains_into: np.ndarray) -> np.ndarray:
+    """Per point, where its drainage ends: ``drains_into`` (per point, the point it drains
+    into, -1 where none; :meth:`BarrierTree.drains_into`) followed from point to point to one
+    that does not drain (the point itself where it does not). Int64, the same shape."""
+    target = np.asarray(drains_into, dtype=np.int64)
+    end = np.where(target < 0, np.arange(target.size), target)
+    for _ in range(target.size.bit_length() + 1):  # (pointer jumping: drainage never comes back)
+        onward = end[end]
+        if np.array_equal(onward, end):
+            break
+        end = onward
+    return end
 
 
 # ---------------------------------------------------------------------- construction
