@@ -452,11 +452,13 @@ def map_summary(map_path: Path, content, tree, level: int | None, basins: bool, 
         merges_at_saddle_points,
         partition_of,
         recorded_model,
+        state_coverage,
         tree_merges,
     )
 
     part = partition_of(content, level)
     explored = exploration_coverage(content)
+    states = state_coverage(content)
     escape = tree.escape()
     spurious = (np.asarray(content.diagnosis.spurious, dtype=bool)[tree.leaves] if content.diagnosis is not None
                 else None)
@@ -507,7 +509,10 @@ def map_summary(map_path: Path, content, tree, level: int | None, basins: bool, 
         "n_minima": content.n_minima,
         "exploration": None if explored is None else {
             "chains": explored.chains, "found": explored.found, "once": explored.once, "twice": explored.twice,
-            "unseen_share": explored.unseen, "estimated_minima": explored.estimated},
+            "unseen_share": explored.unseen, "estimated_minima": explored.estimated,
+            "states": None if states is None else {
+                "found": states.found, "once": states.once, "twice": states.twice, "unseen_share": states.unseen,
+                "estimated_states": states.estimated}},
         "n_basins": part.n_basins,
         "n_pairs": len(table),
         "n_refined": int(np.isfinite(table.refined).sum()),

@@ -101,6 +101,7 @@ _EXPORTS = {
     "diagnose_map": "landscape.diagnosis.spurious",
     "map_profile": "landscape.diagnosis.compare",
     "exploration_coverage": "landscape.io.views",
+    "state_coverage": "landscape.io.views",
     "MapContent": "landscape.io.records",
     "PairTable": "landscape.io.records",
     "Partition": "landscape.io.records",

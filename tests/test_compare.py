@@ -648,3 +648,21 @@ def test_compare_runs_the_check_with_the_settings_of_landscape_check(maps, tmp_p
     compared, checked = asked
     assert compared == checked, (compared, checked)
     assert compared["n_chains"] == 100 and compared["multiples"] == (1.0, 3.0, 10.0, 30.0)
+
+
+def test_points_that_drain_flat_do_not_make_a_map_a_sample():
+    # Six minima, five found by one chain each, but four of them drain into the other two
+    # with no barrier (points along a plateau): two states, each found by three chains or
+    # more. Counted by minima the maps were "a sample"; by states they are not.
+    from landscape.diagnosis.compare import caveats
+
+    def drained(hits):
+        return build_map(np.arange(12, dtype=np.float32).reshape(6, 2), [0.0, 0.5, 0.7, 1.0, 1.2, 1.4],
+                         [(0, 1), (1, 2), (2, 3), (3, 4), (4, 5)], [0.5, 0.7, 3.0, 1.2, 1.4], hits=hits,
+                         attrs={"minima": {"chains": int(sum(hits))}})
+
+    flat = drained([1, 1, 1, 3, 1, 1])
+    assert not any("a sample" in line for line in caveats(flat, drained([1, 1, 1, 3, 1, 1]), ("a", "b")))
+    lines = caveats(flat, drained([1, 0, 0, 1, 0, 0]), ("a", "b"))  # (b: each state found once)
+    assert lines[-1].startswith("b's minima are a sample of the minima: most exploration chains each found one no "
+                                "other chain did (b: 2 of 2)"), lines

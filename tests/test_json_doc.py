@@ -320,3 +320,16 @@ def test_the_doc_says_a_basin_tree_merges_at_the_lowest_pass_between_any_members
     text = " ".join(DOC.read_text(encoding="utf-8").split())
     assert "the lowest pass between any minimum of one side and any minimum of the other" in text
     assert "need not be subtrees of the tree over minima" in text
+
+
+def test_info_on_a_map_whose_minima_drain_flat_into_states(make_map, tmp_path, capsys):
+    # Minima 1, 2 drain into 0 and 4, 5 into 3 with no barrier: two distinct states.
+    content = make_map(np.arange(12, dtype=np.float32).reshape(6, 2), [0.0, 0.5, 0.7, 1.0, 1.2, 1.4],
+                       [(0, 1), (1, 2), (2, 3), (3, 4), (4, 5)], [0.5, 0.7, 3.0, 1.2, 1.4], hits=[1, 1, 1, 3, 1, 1],
+                       attrs={"minima": {"chains": 8}}, source={"kind": "function", "spec": "plateau"}, config={})
+    code, out, err = run(capsys, "info", save(tmp_path, content), "--json")
+    assert code == 0, err
+    data = assert_documented(out, "info-map", reached=("exploration", "exploration.states"))
+    assert data["exploration"]["found"] == 6 and data["exploration"]["once"] == 5
+    assert data["exploration"]["states"] == {"found": 2, "once": 0, "twice": 0, "unseen_share": 0.0,
+                                             "estimated_states": 2.0}

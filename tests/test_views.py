@@ -23,6 +23,8 @@ from landscape.io.views import (
     is_funnel,
     probe_config,
     sinks_text,
+    state_coverage,
+    state_hits,
 )
 
 
@@ -111,6 +113,40 @@ def exploration_map(hits, init="noise", chains=None):
     c.meta = MapMeta(schema_version=2, created="2026-01-01T00:00:00+00:00", tool_version="test", source=None,
                      config={"chains": 16}, extra={"settings": {"init": init}})
     return c
+
+
+def drained_map(hits):
+    """Two states, A (minimum 0) and B (minimum 3), a barrier of 2 between them; minima 1
+    and 2 drain into A with no barrier (1 into 0, 2 into 1), 4 and 5 into B: points a
+    quench left along a plateau or a flat valley."""
+    c = build_map(np.arange(12, dtype=np.float32).reshape(6, 2), [0.0, 0.5, 0.7, 1.0, 1.2, 1.4],
+                  [(0, 1), (1, 2), (2, 3), (3, 4), (4, 5)], [0.5, 0.7, 3.0, 1.2, 1.4], hits=hits,
+                  attrs={"minima": {"chains": int(sum(hits)), "rounds": 1}})
+    c.meta = MapMeta(schema_version=2, created="2026-01-01T00:00:00+00:00", tool_version="test", source=None,
+                     config={"chains": 16}, extra={"settings": {"init": "noise"}})
+    return c
+
+
+def test_minima_that_drain_flat_are_counted_with_the_state_their_drainage_ends_at():
+    c = drained_map([1, 1, 1, 3, 1, 1])
+    assert state_hits(c).tolist() == [3, 0, 0, 5, 0, 0]
+    s = state_coverage(c)
+    assert (s.chains, s.found, s.once, s.twice, s.unseen, s.estimated) == (8, 2, 0, 0, 0.0, 2.0)
+    line = describe_exploration(c)
+    # Five of the six minima were found by one chain each: as minima, a sample (62 % of
+    # further chains would find another); the two states each by three or more: all of them.
+    assert line.startswith("8 chains from uniform noise in the box: 6 minima, 5 reached by one chain only; 2 distinct "
+                           "states (4 of the minima drain into another with no barrier"), line
+    assert line.endswith("each reached by 3 chains or more: about all the states these starts lead to (Good-Turing: "
+                         "under 1 in 8 further chains would find another)"), line
+    # A state found once is a sample of the states, with its own Chao1 estimate.
+    few = describe_exploration(drained_map([1, 0, 0, 1, 1, 0]))
+    assert "2 distinct states (1 of the minima drains into another" in few, few
+    assert few.endswith("1 of them reached by one chain only: a sample of the states these starts lead to, not all "
+                        "of them (about 33% of further chains would find another; at least about 2 states in all by "
+                        "Chao1's estimate); --chains finds more"), few
+    # No minimum drains flat: no states apart from the minima.
+    assert state_hits(exploration_map([3, 2, 1])) is None and state_coverage(exploration_map([3, 2, 1])) is None
 
 
 def test_the_exploration_line_says_whether_the_minima_are_all_the_starts_reach_or_a_sample():

@@ -83,10 +83,12 @@ def summary_line(content: Any, out: Path, wall: float) -> str:
     above = int(content.attrs.get("barriers", {}).get("refined_above_estimate", 0))
     if content.n_minima == 1:  # nothing to merge, nothing to separate
         return f"1 minimum (one basin at every pull) -> {out}  ({wall:.0f} s)"
-    from landscape.io.views import merges_at_saddle_points
+    from landscape.io.views import merges_at_saddle_points, state_coverage
 
     refined = int(tree.refined.sum())
-    text = (f"{content.n_minima} minima, {_count(content.n_basins, 'basin')} at alpha "
+    states = state_coverage(content)  # (minima that drain flat into others counted with them)
+    distinct = f" ({_count(states.found, 'distinct state')})" if states is not None and states.found else ""
+    text = (f"{content.n_minima} minima{distinct}, {_count(content.n_basins, 'basin')} at alpha "
             f"{content.partition.multiplier:g} units; tree: {refined} of {merges} merges at refined barriers")
     points = merges_at_saddle_points(content)
     if points is not None and points < refined:  # (the rest at the tops of paths: upper bounds)

@@ -46,6 +46,7 @@ from landscape.io.views import (
     attr_number,
     basin_tree_of,
     describe_source,
+    Coverage,
     exploration_coverage,
     given_settings,
     funnel_chains,
@@ -58,6 +59,7 @@ from landscape.io.views import (
     map_temperature,
     minima_kind,
     recorded_sha256,
+    state_coverage,
     setting_text,
     tree_merges,
 )
@@ -578,8 +580,9 @@ def caveats(ca: MapContent | None, cb: MapContent | None, names: Sequence[str], 
     - a model that samples at T = 0 has barriers in units of U itself, which has no scale
       of its own (c U is the same model's landscape c times as high);
     - a map whose exploration chains each found minima of their own holds a sample of the
-      minima (:func:`landscape.io.views.exploration_coverage`): its minima and its basins at
-      weak pulls count the chains more than the landscape."""
+      minima (:func:`landscape.io.views.exploration_coverage`; over the distinct states,
+      :func:`~landscape.io.views.state_coverage`, where some minima drain flat into others):
+      its minima and its basins at weak pulls count the chains more than the landscape."""
     if ca is None or cb is None or identical:
         return []
     na, nb = names
@@ -613,7 +616,9 @@ def caveats(ca: MapContent | None, cb: MapContent | None, names: Sequence[str], 
             lines.append(f"{who} sample{'s' if len(cold) == 1 else ''} at T = 0: {'its' if len(cold) == 1 else 'their'} "
                          "barriers are in units of U itself (kT at T = 1), which has no scale of its own: barrier "
                          "heights do not compare across the two models.")
-    sampled = [(name, cov) for name, cov in ((na, exploration_coverage(ca)), (nb, exploration_coverage(cb)))
+    # (over the distinct states where some minima drain flat into others: points along a
+    # plateau, which any number of chains leaves more of, are no sample of the landscape)
+    sampled = [(name, cov) for name, cov in ((na, _explored(ca)), (nb, _explored(cb)))
                if cov is not None and cov.unseen >= SAMPLED]
     if sampled:
         each = "; ".join(f"{name}: {cov.once} of {cov.chains}" for name, cov in sampled)
@@ -623,6 +628,12 @@ def caveats(ca: MapContent | None, cb: MapContent | None, names: Sequence[str], 
                      f"did ({each}); {its} minima, and {its} basins at pulls where every minimum is still a basin of "
                      f"its own, count {its} chains more than {its} landscape{'s' if len(sampled) > 1 else ''}.")
     return lines
+
+
+def _explored(content: MapContent) -> Coverage | None:
+    """How completely a map's exploration found its distinct states
+    (:func:`landscape.io.views.state_coverage`), or its minima where none drains flat."""
+    return state_coverage(content) or exploration_coverage(content)
 
 
 def _basin_difference(a: Mapping[str, Any], b: Mapping[str, Any], na: str, nb: str) -> str:

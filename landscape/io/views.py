@@ -13,8 +13,9 @@ pictures (:mod:`landscape.plots`) all read the same things the same way:
 - the settings the map records: :func:`map_alpha`, :func:`map_temperature`,
   :func:`ad_temperature`;
 - how completely the exploration found them: :func:`coverage` (Good-Turing and Chao1 from
-  the chains that ended in each minimum), :func:`exploration_coverage`,
-  :func:`describe_exploration` (one line);
+  the chains that ended in each minimum), :func:`exploration_coverage`, the same over the
+  distinct states (:func:`state_hits`, :func:`state_coverage`: minima that drain flat into
+  another counted with it), :func:`describe_exploration` (one line);
 - what the minima are and where they came from: :func:`minima_kind`, :func:`data_range`,
   :func:`describe_held_by_box` (the minima on the box's faces, one clause),
   :func:`spurious_minima`, :func:`describe_source` (one line), :func:`map_dataset`,
@@ -43,7 +44,7 @@ import numpy as np
 
 from landscape.errors import LandscapeError
 from landscape.io.records import FUNNEL_SCORE, FunnelData, MapContent, Partition
-from landscape.mapping.tree import BarrierTree, basin_tree
+from landscape.mapping.tree import BarrierTree, basin_tree, drainage_ends
 
 __all__ = [
     "FUNNEL_VERDICTS",
@@ -83,6 +84,8 @@ __all__ = [
     "short_source",
     "sinks_text",
     "spurious_minima",
+    "state_coverage",
+    "state_hits",
     "tree_merges",
 ]
 
@@ -425,9 +428,40 @@ def exploration_coverage(content: MapContent) -> Coverage | None:
     return coverage(hits, chains)
 
 
+def state_hits(content: MapContent) -> np.ndarray | None:
+    """Per minimum, the exploration chains that ended in it or in a minimum whose drainage
+    ends at it (int64 [N]; 0 for a minimum that drains flat into another): the chains per
+    distinct state. A quench stops anywhere on a plateau or along a flat valley, so more
+    chains only leave more points there, each a minimum of the map that drains into a lower
+    one with no barrier the energy's precision resolves (the tree's flat merges,
+    :meth:`landscape.mapping.tree.BarrierTree.drains_into`). None where no minimum drains
+    flat, or where the tree is not over the minima (a schema-1 map)."""
+    if not content.over_minima:
+        return None
+    hits = np.asarray(content.minima_hits, dtype=np.int64).reshape(-1)
+    into = content.tree.minima_drain_into(hits.size)
+    if not (into >= 0).any():
+        return None
+    out = np.zeros_like(hits)
+    np.add.at(out, drainage_ends(into), hits)
+    return out
+
+
+def state_coverage(content: MapContent) -> Coverage | None:
+    """:func:`coverage` of the exploration over the distinct states (:func:`state_hits`):
+    how completely the chains found the states their starts lead to, where points of a
+    plateau or a flat valley would make any number of chains look like a sample. None
+    where no minimum drains flat into another, or no chains are recorded."""
+    hits = state_hits(content)
+    c = exploration_coverage(content)
+    return None if hits is None or c is None else coverage(hits, c.chains)
+
+
 def describe_exploration(content: MapContent) -> str | None:
     """One line: the exploration's chains, where they started, and how completely they
-    found the minima those starts lead to (:func:`exploration_coverage`)."""
+    found the minima those starts lead to (:func:`exploration_coverage`); where some minima
+    drain flat into others, how completely they found the distinct states
+    (:func:`state_coverage`), which says whether more chains would find more."""
     c = exploration_coverage(content)
     if c is None:
         return None
@@ -442,19 +476,32 @@ def describe_exploration(content: MapContent) -> str | None:
     if isinstance(rounds, (int, np.integer)) and rounds > 1:
         text += f" in {int(rounds)} rounds"
     text += f": {c.found:,} minim{'um' if c.found == 1 else 'a'}"
+    hits = np.asarray(content.minima_hits)
+    states = state_hits(content)
+    if states is None:
+        return text + _verdict(c, hits, "minimum", "minima")
+    s = coverage(states, c.chains)
+    drained = c.found - int(((states > 0) & (hits > 0)).sum())
+    if c.once:
+        text += f", {c.once:,} reached by one chain only"
+    return (text + f"; {s.found:,} distinct state{'' if s.found == 1 else 's'} ({drained:,} of the minima drain{'s' if drained == 1 else ''} into "
+            "another with no barrier the energy resolves: points along a plateau or a flat valley, where more "
+            "chains only leave more points)" + _verdict(s, states, "state", "states"))
+
+
+def _verdict(c: Coverage, hits: np.ndarray, one: str, many: str) -> str:
+    """How completely ``c`` found what it counts (``one``/``many``: its name), one clause."""
     if c.once == 0:
-        hits = np.asarray(content.minima_hits)
         least = int(hits[hits > 0].min())
-        return (text + f", each reached by {least:,} chains or more: about all the minima these starts lead to "
+        return (f", each reached by {least:,} chains or more: about all the {many} these starts lead to "
                 f"(Good-Turing: under 1 in {c.chains:,} further chains would find another)")
-    text += f", {c.once:,} reached by one chain only"
+    text = f", {c.once:,} reached by one chain only" if many == "minima" else \
+        f", {c.once:,} of them reached by one chain only"
     if c.unseen >= SAMPLED:
-        text += (f": a sample of the minima these starts lead to, not all of them (about {c.unseen:.0%} of "
-                 f"further chains would find another; at least about {_rounded(c.estimated)} minima in all by "
-                 f"Chao1's estimate); {more_chains(c)}")
-    else:
-        text += f" (about {c.unseen:.1%} of further chains would find another)"
-    return text
+        return text + (f": a sample of the {many} these starts lead to, not all of them (about {c.unseen:.0%} of "
+                       f"further chains would find another; at least about {_rounded(c.estimated)} {many} in all "
+                       f"by Chao1's estimate); {more_chains(c, one)}")
+    return text + f" (about {c.unseen:.1%} of further chains would find another)"
 
 
 def describe_work(content: MapContent) -> str | None:
@@ -510,16 +557,17 @@ def _share(part: int, whole: int) -> str:
 MOST_CHAINS = 65536
 
 
-def more_chains(c: Coverage) -> str:
+def more_chains(c: Coverage, each: str = "minimum") -> str:
     """What to run to find the minima a sample left out, in words: where minima found twice
     inform the estimate (three or more of them), ``--chains N``: about three chains per
     minimum estimated, a power of two (the 4-D Rastrigin's 625 minima in a box, 205 found by
     256 chains, Chao1 630: 2,048 found them all), at most :data:`MOST_CHAINS`; else (nearly
-    every chain a minimum of its own, as in image space) that more chains find more."""
+    every chain a minimum of its own, as in image space) that more chains find more.
+    ``each``: what ``c`` counts (``"state"`` for :func:`state_coverage`)."""
     if c.twice >= 3 and math.isfinite(c.estimated):
         need = 2 ** math.ceil(math.log2(max(3.0 * c.estimated, 1.0)))
         if need <= MOST_CHAINS:
-            return f"to find about all of them, try --chains {need} (three per minimum estimated)"
+            return f"to find about all of them, try --chains {need} (three per {each} estimated)"
     return "--chains finds more"
 
 
