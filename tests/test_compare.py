@@ -509,8 +509,8 @@ def test_caveats_say_what_a_comparison_cannot_tell(maps, tmp_path, capsys):
     assert lines[0] == ("The maps were made with other settings (chains 10 vs 4; temperature default vs 0.5): counts "
                         "that follow them (minima follow the chains; basins the ladder and alpha) differ for that alone.")
     assert lines[1] == "The models are of other data (shapes (1, 8, 8) vs (2,)): their counts and barriers are not on one scale."
-    assert lines[-1].startswith("lone's minima are a sample of the minima: most exploration chains each found one no "
-                                "other chain did (lone: 10 of 10)"), lines
+    assert lines[-1].startswith("lone's minima are a sample of the minima: a tenth or more of the exploration chains each "
+                                "found one no other chain did (lone: 10 of 10)"), lines
     code, out, err = run(capsys, tmp_path / "a.h5", tmp_path / "b.h5", "--out", tmp_path / "c.png", "--quiet")
     assert code == 0, err
     assert "\nCaution: Both maps are of one model (checkpoint sha256 abababababab)" in out
@@ -664,5 +664,5 @@ def test_points_that_drain_flat_do_not_make_a_map_a_sample():
     flat = drained([1, 1, 1, 3, 1, 1])
     assert not any("a sample" in line for line in caveats(flat, drained([1, 1, 1, 3, 1, 1]), ("a", "b")))
     lines = caveats(flat, drained([1, 0, 0, 1, 0, 0]), ("a", "b"))  # (b: each state found once)
-    assert lines[-1].startswith("b's minima are a sample of the minima: most exploration chains each found one no "
-                                "other chain did (b: 2 of 2)"), lines
+    assert lines[-1].startswith("b's minima are a sample of the minima: a tenth or more of the exploration chains each "
+                                "found one no other chain did (b: 2 of 2)"), lines

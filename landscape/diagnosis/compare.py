@@ -624,9 +624,10 @@ def caveats(ca: MapContent | None, cb: MapContent | None, names: Sequence[str], 
         each = "; ".join(f"{name}: {cov.once} of {cov.chains}" for name, cov in sampled)
         whose = f"{sampled[0][0]}'s" if len(sampled) == 1 else "Both maps'"
         its = "its" if len(sampled) == 1 else "their"
-        lines.append(f"{whose} minima are a sample of the minima: most exploration chains each found one no other chain "
-                     f"did ({each}); {its} minima, and {its} basins at pulls where every minimum is still a basin of "
-                     f"its own, count {its} chains more than {its} landscape{'s' if len(sampled) > 1 else ''}.")
+        lines.append(f"{whose} minima are a sample of the minima: a tenth or more of the exploration chains each "
+                     f"found one no other chain did ({each}); {its} minima, and {its} basins at pulls where every "
+                     f"minimum is still a basin of its own, count {its} chains more than {its} "
+                     f"landscape{'s' if len(sampled) > 1 else ''}.")
     return lines
 
 

@@ -484,7 +484,8 @@ def describe_exploration(content: MapContent) -> str | None:
     drained = c.found - int(((states > 0) & (hits > 0)).sum())
     if c.once:
         text += f", {c.once:,} reached by one chain only"
-    return (text + f"; {s.found:,} distinct state{'' if s.found == 1 else 's'} ({drained:,} of the minima drain{'s' if drained == 1 else ''} into "
+    verb = "drains" if drained == 1 else "drain"
+    return (text + f"; {s.found:,} distinct state{'' if s.found == 1 else 's'} ({drained:,} of the minima {verb} into "
             "another with no barrier the energy resolves: points along a plateau or a flat valley, where more "
             "chains only leave more points)" + _verdict(s, states, "state", "states"))
 
