@@ -51,8 +51,7 @@ setting                  default                                                
                          merge left out; one minimum: 1); at least the                a chain to its target at all: in ``D``
                          pull that brings half of AD's chains to their target across  dimensions a pull ``alpha`` holds a chain
                          flat ground (``U`` left out, the same minima,                about ``(D - 1) / alpha`` from its target,
-                         :func:`arrival_pull`)
-                                                                                      which barriers far below ``T_AD`` (a
+                         :func:`arrival_pull`)                                        which barriers far below ``T_AD`` (a
                                                                                       convergent model at its own temperature)
                                                                                       leave far from reached
 ``ladder``, ``alpha``    0.03, 0.1, 0.3, 1, 3 units, extended by x3 until the         basins from nearly every minimum down to one;
