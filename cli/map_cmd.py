@@ -189,7 +189,7 @@ def map_cmd(target, out, dataset, data_root, init, chains, rounds, steps, temper
 
 def _map(loaded, main, out, dataset, data_root, config, *, resume, force, quiet) -> None:
     """The body of ``landscape map`` on one rank (rank 0 alone prints and writes)."""
-    from landscape.train.runs import map_data, run_map, summary_line
+    from landscape.train.runs import map_data, run_map, states_line, summary_line
 
     out = out or Path(f"{loaded.label}.h5")
     data, dataset = map_data(loaded, config, dataset=dataset, data_root=data_root)
@@ -201,6 +201,9 @@ def _map(loaded, main, out, dataset, data_root, config, *, resume, force, quiet)
         click.echo(f"{out} is finished with these settings: nothing to resume")
         return
     click.echo(summary_line(content, out, wall))
+    states = states_line(content)
+    if states:
+        click.echo(states)
     levels = ", ".join(f"{p.multiplier:g}: {p.n_basins}" for p in content.levels if p.multiplier is not None)
     if levels:
         click.echo(f"basins per pull (alpha units): {levels}")

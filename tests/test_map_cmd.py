@@ -401,3 +401,23 @@ def test_a_map_says_whether_its_chains_found_all_the_minima_their_starts_lead_to
     assert re.match(r"explored  32 chains from uniform noise in the box in 2 rounds: 3 minima, each reached by \d+ "
                     "chains or more", explored), explored  # (a second round found nothing new)
     assert "about all the minima these starts lead to" in explored
+
+
+def test_the_summary_counts_the_distinct_states_where_minima_drain_flat(capsys, tmp_path):
+    # Two Gaussian wells on a flat plateau: quenches stop all over the plateau, each stop a
+    # minimum found by one chain, which drains into a well with no barrier. The exploration's
+    # note counted minima (a sample: more chains would find more); the summary counts states.
+    pot = tmp_path / "plateau.py"
+    pot.write_text("import torch\n\ndef plateau(x):\n"
+                   "    return -torch.exp(-((x[:, 0] + 3) ** 2 + x[:, 1] ** 2) / 0.5)"
+                   " - 1.5 * torch.exp(-((x[:, 0] - 3) ** 2 + x[:, 1] ** 2) / 0.5)\n")
+    code, stdout, err = run(capsys, "map", "--energy", f"{pot}:plateau", "--shape", "2", "--box", "-5", "5",
+                            "--float64", "--chains", "64", "--rounds", "1", "--no-refine", "--out", tmp_path / "p.h5",
+                            "--quiet", *FAST_AD)
+    assert code == 0, err
+    first = stdout.splitlines()[0]
+    n = int(first.split()[0])
+    assert n > 10 and re.match(rf"{n} minima \(2 distinct states\), 2 basins at alpha 0.1 units", first), stdout
+    explored = next(line for line in stdout.splitlines() if line.startswith("explored: "))
+    assert f": {n} minima" in explored and "; 2 distinct states" in explored, explored
+    assert "about all the states these starts lead to" in explored, explored

@@ -103,6 +103,18 @@ def summary_line(content: Any, out: Path, wall: float) -> str:
     return text + f" -> {out}  ({wall:.0f} s)"
 
 
+def states_line(content: Any) -> str | None:
+    """Where some minima drain flat into others, how completely the exploration found the
+    distinct states, in one line (``info``'s ``explored``): the note the exploration gave
+    while it ran counted minima, before the tree could tell which are one state. None
+    where no minimum drains flat."""
+    from landscape.io.views import describe_exploration, state_coverage
+
+    if state_coverage(content) is None:
+        return None
+    return f"explored: {describe_exploration(content)}"
+
+
 def map_data(loaded: LoadedEnergy, config: Any, *, dataset: str | None = None,
              data_root: Path | None = None) -> tuple[Any, str | None]:
     """The training examples for chains from data (None when the chains start from noise
