@@ -137,7 +137,8 @@ def main() -> None:
     payload = {"machine": machine, "command": f"benchmarks/validate_diagnosis.py --seeds {args.seeds}",
                "seconds": total, "rows": rows}
     args.out.write_text(json.dumps(payload, indent=2) + "\n")
-    print(f"\n({total:.0f} s in all; {args.out.relative_to(ROOT)})")
+    out = args.out.resolve()
+    print(f"\n({total:.0f} s in all; {out.relative_to(ROOT) if out.is_relative_to(ROOT) else out})")
 
 
 if __name__ == "__main__":
