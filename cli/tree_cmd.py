@@ -128,12 +128,10 @@ def _levels_lines(content, level: int | None) -> list[str]:
         b = part.n_basins
         alpha = f"{part.multiplier:g} units (= {part.alpha:.4g})" if part.multiplier is not None else f"{part.alpha:.4g}"
         text = f"[{k}] alpha {alpha}: {b} basin{'s' if b != 1 else ''}"
-        if _joined(part, "drained"):
-            joined = _joined(part, "drained")
+        if joined := _joined(part, "drained"):
             text += (f" (and {joined} basin{'s' if joined != 1 else ''} of only minima that drain flat into others, "
                      "joined into them)")
-        if _joined(part, "nested"):
-            moved = _joined(part, "nested")
+        if moved := _joined(part, "nested"):
             text += (f" ({moved} minim{'a' if moved != 1 else 'um'} moved to where their basin's lowest minimum at "
                      "the weaker pull went)")
         if k == content.main:

@@ -530,6 +530,9 @@ def merge_duplicates(
     order = energy_order(energy, tie)
     barred: dict[int, set[int]] = {}  # point -> kept points (indices into x) it may not join
     checked: set[tuple[int, int]] = set()
+    if apart is not None:  # (the energies the barrier checks compare, read once)
+        e = energy.detach().double().cpu()
+        magnitude = float(e.abs().max()) if n else 0.0
     while True:
         keep_idx, assignment = _greedy(flat, order, radius, chunk, barred)
         if apart is None:
@@ -541,9 +544,8 @@ def merge_duplicates(
             return keep_idx, assignment
         checked.update(pairs)
         p = torch.tensor(pairs, dtype=torch.int64)
-        e = energy.detach().double().cpu()
         walls = barrier_between(apart, x[p[:, 0].to(x.device)], x[p[:, 1].to(x.device)], e[p[:, 0]], e[p[:, 1]],
-                                float(e.abs().max()), tie)
+                                magnitude, tie)
         if not walls.any():
             return keep_idx, assignment
         for i, k in p[torch.from_numpy(walls)].tolist():
