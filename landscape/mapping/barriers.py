@@ -560,8 +560,9 @@ def refine_pairs(
     energy on its polyline (:func:`~landscape.mapping.paths.polyline_max`), which may lie
     between its images: either way the barrier of a real path between the two minima.
 
-    ``progress`` is called with the number of pairs of each batch done, ``detail`` with a
-    line on the batch under way (iterations, strings still relaxing) as it relaxes.
+    ``progress`` is called with the number of pairs of each batch done (once per pair:
+    the strings run again are told by ``detail`` alone), ``detail`` with a line on the
+    batch under way (iterations, strings still relaxing) as it relaxes.
     ``on_batch`` is called after each batch with a function returning the
     :class:`RefineProgress` (the caller decides when it is worth saving: a batch of image
     strings can run for a minute), and ``resume_from`` continues from one (the same rows
@@ -600,7 +601,7 @@ def refine_pairs(
     if resume_from is not None:
         _check_refine_progress(resume_from, m, shape)
         if progress is not None:  # (the strings run before)
-            progress(resume_from.done + (m if resume_from.phase else 0))
+            progress(m if resume_from.phase else resume_from.done)
         saddle, at_saddle, saddle_x, floor = (np.array(a, dtype=d) for a, d in (
             (resume_from.saddle, np.float64), (resume_from.at_saddle, bool), (resume_from.saddle_x, kept),
             (resume_from.floor, np.float64)))
@@ -675,7 +676,7 @@ def refine_pairs(
                     stops[q] = res.stop
                     saddle_x[q] = where[i].detach().cpu().numpy()
                     out_paths[q] = res.path.detach().cpu().numpy().astype(kept)
-            if progress is not None:
+            if progress is not None and phase == 0:
                 progress(len(chunk))
             if on_batch is not None:
                 on_batch(lambda done=s + len(chunk): RefineProgress(
