@@ -582,6 +582,8 @@ ATTR_BAD: dict[tuple[str, str], dict[str, Any]] = {
                                  "missing": _DELETE},
     ("/tree", "flat_rtol"): {"string": "abc", "NaN": np.nan, "negative": -1e-5, "above one": 2.0,
                              "array": [1e-5, 1e-5]},  # (missing: float32's, as maps before it)
+    ("/tree", "flat_atol"): {"string": "abc", "NaN": np.nan, "inf": np.inf, "negative": -1e-9,
+                             "array": [1e-9, 1e-9]},  # (missing: none, as maps before it)
     ("/minima", "data_range"): {"string": "abc", "reversed": [1.0, -1.0], "NaN": [np.nan, 1.0],
                                 "three": [0.0, 1.0, 2.0]},
     ("/minima", "temperature"): {"string": "abc", "negative": -1.0, "NaN": np.nan},

@@ -259,6 +259,21 @@ def test_the_flat_threshold_of_the_energys_precision_is_kept_and_older_maps_read
     assert code == 0 and "2 flat" in out
 
 
+def test_the_energy_tie_under_flat_merges_is_kept_and_older_maps_read_without_one(tmp_path, make_map):
+    # Barriers 1e-3 above the higher minimum, resolved by float64's precision, but within
+    # a tie of 0.01: flat, in the file read back and in the basins' trees.
+    content = make_map(np.zeros((3, 2)), [1000.0, 1000.5, 1001.0], refined=[1000.501, 1001.001])
+    content.tree = replace(content.tree, flat_rtol=flat_rtol(torch.float64), flat_atol=0.01)
+    path = write_map(tmp_path / "f.h5", content, config={}, source="x", tool_version="0")
+    back = read_map(path)
+    assert back.tree.flat_atol == 0.01 and back.tree.flat().all()
+    assert basin_tree_of(back).flat_atol == 0.01
+    with h5py.File(path, "r+") as f:  # a map of an earlier version: no tie recorded
+        del f["tree"].attrs["flat_atol"]
+    old = read_map(path)
+    assert old.tree.flat_atol == 0.0 and not old.tree.flat().any()
+
+
 def test_the_file_follows_the_schema_table(tmp_path, make_map):
     """As a third-party tool reads it, by name with plain h5py: every dataset the schema
     names is there, in its dtype and shape, carrying the schema's description and units."""

@@ -40,6 +40,7 @@ from landscape.mapping.settings import (
     median_spacing,
     stable_eps,
 )
+from landscape.mapping.minima import energy_tie
 from landscape.mapping.tree import minimax_tree
 from conftest import CountingStrings, arm_after_a_batch_save, assert_same_map
 
@@ -230,6 +231,29 @@ def test_minima_on_a_flat_floor_give_the_same_map_at_any_scale_and_offset():
         assert not m.content.barriers.saddle_point.any()
 
 
+def hat(x: torch.Tensor) -> torch.Tensor:
+    """A Mexican hat: a circle of minima at U = 0 (r = 1), one state, no barrier on it."""
+    return ((x ** 2).sum(1) - 1.0) ** 2
+
+
+@pytest.mark.slow
+def test_a_circle_of_minima_at_zero_energy_is_one_state_at_any_scale_and_offset():
+    # Quenches leave points all round the circle, their energies 1e-22 to 1e-16 by how
+    # near to it they stopped, and the strings between them tops a hair off the floor.
+    # With every energy near 0 the energy's magnitude sets no floor under what counts as
+    # a barrier: below the map's energy tie (the quenches' gradient tolerance times the
+    # merge radius) nothing does. Before, 262 minima made 89 "distinct states" and 89
+    # basins at every pull; U + 1 gave one.
+    for c, b in ((1.0, 0.0), (0.01, 0.0), (100.0, 0.0), (1.0, 1.0)):
+        e = Energy(lambda x, c=c, b=b: c * hat(x) + b, shape=(2,), data_range=(-2.0, 2.0), dtype=torch.float64)
+        m = build_map(e, MapConfig(chains=64, rounds=1, grid=0))
+        tree = m.content.tree
+        assert m.content.n_minima > 20
+        assert tree.flat().all(), (c, b, int((~tree.flat()).sum()))
+        assert 0 < tree.flat_atol == pytest.approx(energy_tie(m.settings["grad_tol"], m.settings["merge_radius"]))
+        assert all(p.n_basins == 1 for p in m.content.levels), [p.n_basins for p in m.content.levels]
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("name, box", [("four_wells_mlp", (-2.0, 2.0)), ("balanced_wells", (-4.5, 4.5)),
                                        ("planted_hole", (-4.5, 4.5))])
@@ -365,13 +389,13 @@ def test_a_new_minimum_that_drains_into_a_known_one_is_no_new_state():
     x = torch.tensor([[-2.0, 0.0], [3.5, 0.0], [-3.0, 0.5], [0.0, 3.0], [2.0, 0.0]], dtype=torch.float64)
     minima = Minima(x, e(x), torch.ones(5, dtype=torch.int64), torch.zeros(5, dtype=torch.float64))
     fresh = torch.tensor([False, False, True, True, True])
-    assert pipeline._new_states(e, minima, fresh, 24) == 1
-    assert pipeline._new_states(e, minima, torch.tensor([False, False, True, True, False]), 24) == 0
+    assert pipeline._new_states(e, minima, fresh, 24, 0.0) == 1
+    assert pipeline._new_states(e, minima, torch.tensor([False, False, True, True, False]), 24, 0.0) == 0
     # a barrier in the way: a new well behind a wall is a new state
     wall = Energy(lambda z: (z[:, 0] ** 2 - 1) ** 2, shape=2, data_range=(-2.0, 2.0), dtype=torch.float64)
     two = torch.tensor([[-1.0, 0.0], [1.0, 0.0]], dtype=torch.float64)
     pair = Minima(two, wall(two), torch.ones(2, dtype=torch.int64), torch.zeros(2, dtype=torch.float64))
-    assert pipeline._new_states(wall, pair, torch.tensor([False, True]), 24) == 1
+    assert pipeline._new_states(wall, pair, torch.tensor([False, True]), 24, 0.0) == 1
 
 
 @pytest.mark.parametrize("scale", [0.01, 1.0, 100.0])

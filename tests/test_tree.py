@@ -524,6 +524,23 @@ def test_the_flat_threshold_follows_the_energys_precision():
     assert tail.flat().tolist() == [False, True, True] and sorted(tail.resolved_depth())[-1] == pytest.approx(0.5)
 
 
+def test_a_merge_within_the_maps_energy_tie_is_flat_whatever_the_magnitude():
+    # Points on a circle of minima at U = 0 (energies 1e-22 to 1e-16) joined by string tops
+    # 1e-19 above them: every energy near 0, so the magnitude sets no floor; the map's
+    # energy tie does (1e-12 here), and the basins' trees carry it.
+    import torch
+
+    args = (np.array([1e-22, 1e-16, 5e-17]), np.array([[0, 1], [1, 2]]), np.array([1.7e-16, 1.5e-16]))
+    loose = minimax_tree(*args, flat_rtol=flat_rtol(torch.float64))
+    assert not loose.flat().any()
+    tied = minimax_tree(*args, flat_rtol=flat_rtol(torch.float64), flat_atol=1e-12)
+    assert tied.flat().all() and tied.drained().sum() == 2 and (tied.resolved_depth() == 0).all()
+    assert basin_tree(args[0], args[1], args[2], np.arange(3), np.arange(3), flat_rtol=tied.flat_rtol,
+                      flat_atol=tied.flat_atol).flat().all()
+    # a barrier above the tie stays one
+    assert not minimax_tree(*args, flat_rtol=flat_rtol(torch.float64), flat_atol=1e-17).flat().any()
+
+
 def test_a_flat_merge_is_written_flat_not_as_a_rounding_residue():
     # Minimum 1 drains into minimum 0 with no barrier float32 resolves (1e-7 of U ~ 1).
     t = minimax_tree(np.array([0.0, 1.0, 0.5]), np.array([[0, 1], [0, 2]]), np.array([1.0 + 1e-7, 2.0]))

@@ -243,6 +243,7 @@ def _check_tree(tree: BarrierTree, n_leaves: int, e: int) -> None:
                 "tree/linkage heights plus the attr energy_offset differ from tree/barrier")
     require(np.isfinite(tree.offset), "tree attr energy_offset must be finite")
     require(0.0 <= tree.flat_rtol <= 1.0, f"tree attr flat_rtol must be in [0, 1], got {tree.flat_rtol}")
+    require(bool(np.isfinite(tree.flat_atol)) and tree.flat_atol >= 0.0, f"tree attr flat_atol must be finite and >= 0, got {tree.flat_atol}")
 
 
 def _check(c: MapContent) -> MapContent:
@@ -393,6 +394,7 @@ def _write_content(f: h5py.File, c: MapContent) -> None:
     # The tree's own attributes, after the group statistics, which must not override them.
     f["tree"].attrs["energy_offset"] = float(tree.offset)
     f["tree"].attrs["flat_rtol"] = float(tree.flat_rtol)
+    f["tree"].attrs["flat_atol"] = float(tree.flat_atol)
     levels.attrs["count"] = len(c.levels)
     levels.attrs["main"] = int(c.main)
     if c.grid is not None:
@@ -595,6 +597,13 @@ def _flat_rtol(g: h5py.Group) -> float:
     return checks.number(None, "/tree attr flat_rtol", g.attrs["flat_rtol"], minimum=0.0, maximum=1.0)
 
 
+def _flat_atol(g: h5py.Group) -> float:
+    """The tree's flat_atol; 0 (none) for a map written before it was recorded."""
+    if "flat_atol" not in g.attrs:
+        return 0.0
+    return checks.number(None, "/tree attr flat_atol", g.attrs["flat_atol"], minimum=0.0)
+
+
 def _level_attrs(g: h5py.Group) -> tuple[float, float | None]:
     """A level's alpha (finite) and multiplier (finite, or None when not recorded)."""
     alpha = checks.number(None, f"{g.name} attr alpha", _attr(g, "alpha"))
@@ -653,12 +662,12 @@ def _read_v2(f: h5py.File) -> MapContent:
         offset=_energy_offset(f["tree"]),
         barrier=_get(f, "tree/barrier"),
         connected=_get(f, "tree/connected"), refined=_get(f, "tree/refined"), pair=pair,
-        edge=edge.astype(np.int64).reshape(-1, 2), flat_rtol=_flat_rtol(f["tree"]),
+        edge=edge.astype(np.int64).reshape(-1, 2), flat_rtol=_flat_rtol(f["tree"]), flat_atol=_flat_atol(f["tree"]),
     )
     c = MapContent(
         minima_x=_get(f, "minima/x"), minima_energy=energy, minima_hits=_get(f, "minima/hits"), levels=levels,
         main=main, barriers=table, tree=tree, tree_saddle=_opt(f, "tree/saddle"), tree_path=_opt(f, "tree/path"),
-        attrs={name: _get_attrs(f[name], skip=("description", "count", "energy_offset", "flat_rtol", "main"))
+        attrs={name: _get_attrs(f[name], skip=("description", "count", "energy_offset", "flat_rtol", "flat_atol", "main"))
                for name in _GROUPS},
     )
     _read_optional(f, c)

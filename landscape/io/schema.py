@@ -161,7 +161,9 @@ GROUP_ATTRS: tuple[tuple[str, str], ...] = (
     ("/tree", "energy_offset: the lowest minimum energy (linkage heights are relative to it); flat_rtol: a merge "
               "less than this share of the energy's magnitude (the merge's, or the largest minimum's if larger) "
               "above its higher side is flat, no barrier the energy's precision resolves (1e-5 in float32, "
-              "1.9e-14 in float64; 1e-5 where absent); refined_merges, connected_merges"),
+              "1.9e-14 in float64; 1e-5 where absent); flat_atol: a merge no more than this above its higher side "
+              "is flat whatever the magnitude, the map's energy tie (grad_tol x merge_radius: what its quenches "
+              "leave unresolved; 0 where absent); refined_merges, connected_merges"),
     ("/levels", "count, main (the main level's index), alpha_unit, alpha_unit_rule (what set it: barriers, spread, "
                 "temperature, single, arrival or given; absent in older maps), temperature, delta, eps (of "
                 "attraction-diffusion), extended (rungs added above the ladder), inserted (rungs inserted where a "

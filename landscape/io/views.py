@@ -175,7 +175,7 @@ def basin_tree_of(content: MapContent, level: int | None = None) -> BarrierTree:
     t = content.barriers
     e = content.minima_energy
     return basin_tree(e, t.pairs, t.best(e), part.basin, part.representative, refined=t.is_refined(e),
-                      flat_rtol=content.tree.flat_rtol)
+                      flat_rtol=content.tree.flat_rtol, flat_atol=content.tree.flat_atol)
 
 
 def leaf_basins(content: MapContent, tree: BarrierTree, level: int | None = None) -> np.ndarray:

@@ -285,13 +285,14 @@ def _union(energy: Energy, old: Minima | None, new: Minima, radius: float,
 DRAIN_NEIGHBOURS = 4
 
 
-def _new_states(energy: Energy, minima: Minima, fresh: torch.Tensor, images: int) -> int:
+def _new_states(energy: Energy, minima: Minima, fresh: torch.Tensor, images: int, tie: float) -> int:
     """How many of the minima ``fresh`` (bool [K]) are new states: all but those that drain
     into a minimum found before with no barrier the energy's precision resolves (one of
     their :data:`DRAIN_NEIGHBOURS` nearest known minima is no higher, and the highest
     energy on the straight segment to it, :func:`landscape.mapping.barriers.line_estimates`
     with ``images`` points as the neighbours' estimates take, is not above the new one
-    beyond :func:`landscape.mapping.tree.flat_rtol` of the minima's magnitude). Quenches stop all over a plateau or a flat floor; each round of
+    beyond :func:`landscape.mapping.tree.flat_rtol` of the minima's magnitude, or the energy
+    tie ``tie``, whichever is larger). Quenches stop all over a plateau or a flat floor; each round of
     chains finds more such points, which drain into a well or a floor already found: they
     are no new state, and count as none for another round. (A new well beside a known
     plateau point is new: it does not drain into the higher point.)"""
@@ -302,7 +303,7 @@ def _new_states(energy: Energy, minima: Minima, fresh: torch.Tensor, images: int
         return int(len(new))
     flat_x = minima.x.reshape(len(minima), -1)
     e = minima.energy.double().cpu()
-    tol = flat_rtol(energy.dtype) * float(e.abs().max())
+    tol = max(flat_rtol(energy.dtype) * float(e.abs().max()), tie)
     k = min(DRAIN_NEIGHBOURS, len(known))
     near = known[torch.cdist(flat_x[new].double(), flat_x[known].double()).topk(k, largest=False).indices]  # [n, k]
     pairs = torch.stack([new[:, None].expand(-1, k).reshape(-1), near.reshape(-1)], 1).cpu()
@@ -345,10 +346,10 @@ def _explore(energy: Energy, cfg: MapConfig, plan: dict[str, Any], data: torch.T
                             quench_steps=cfg.quench_steps, grad_tol=plan["grad_tol"],
                             merge_radius=plan["merge_radius"], generator=gen, box=energy.data_range,
                             progress=reporter.advance, on_quench=count)
-        minima, fresh = _union(energy, minima, found, plan["merge_radius"],
-                               energy_tie(plan["grad_tol"], plan["merge_radius"]))
+        tie = energy_tie(plan["grad_tol"], plan["merge_radius"])
+        minima, fresh = _union(energy, minima, found, plan["merge_radius"], tie)
         new_minima = int(fresh.sum())
-        new_last = _new_states(energy, minima, fresh, cfg.refine_images) if done else new_minima
+        new_last = _new_states(energy, minima, fresh, cfg.refine_images, tie) if done else new_minima
         done, total = done + 1, total + n
         state.update({"minima/x": minima.x.detach().cpu(), "minima/energy": minima.energy.cpu(),
                       "minima/hits": minima.hits.cpu(), "minima/grad_norm": minima.grad_norm.cpu(),
@@ -547,8 +548,8 @@ def _refine_until_settled(energy: Energy, x: torch.Tensor, minima_energy: np.nda
     return retried, at_budget
 
 
-def _settings_tree(minima_energy: np.ndarray, table: PairTable, rtol: float) -> BarrierTree:
-    return minimax_tree(minima_energy, table.pairs, table.best(minima_energy), flat_rtol=rtol)
+def _settings_tree(minima_energy: np.ndarray, table: PairTable, rtol: float, tie: float) -> BarrierTree:
+    return minimax_tree(minima_energy, table.pairs, table.best(minima_energy), flat_rtol=rtol, flat_atol=tie)
 
 
 # ----------------------------------------------------------------------- the ladder
@@ -1313,15 +1314,14 @@ def _stage_settings(run: _Run, minima: Minima, table: PairTable, saddles: _Saddl
     step stable at the refined saddles too)."""
     if "settings" not in run.state:
         e = minima.energy.numpy()
-        tree = _settings_tree(e, table, flat_rtol(run.energy.dtype))
+        tie = energy_tie(run.plan["grad_tol"], run.plan["merge_radius"])
+        tree = _settings_tree(e, table, flat_rtol(run.energy.dtype), tie)
         drained = np.zeros(len(e), dtype=bool)
         drained[tree.leaves] = tree.drained()  # (per minimum: the tree's leaves are the minima)
         ridges = torch.from_numpy(np.stack([saddles.points[k] for k in sorted(saddles.points)])) \
             if saddles.points else None
         run.state["settings"] = ad_settings(run.energy, run.config, minima.x, e, tree.resolved_depth(),
-                                            run.plan["merge_radius"],
-                                            energy_tie(run.plan["grad_tol"], run.plan["merge_radius"]), ridges=ridges,
-                                            drained=drained)
+                                            run.plan["merge_radius"], tie, ridges=ridges, drained=drained)
         run.save()
     settings = {**run.plan, **run.state["settings"]}
     lowered = settings.get("ad_temperature_lowered", 1.0)
@@ -1544,8 +1544,8 @@ def _settings_moved(run: _Run, minima_energy: np.ndarray, before: PairTable, aft
     attraction-diffusion's chains find (a horseshoe valley; the top of a symmetric hat):
     a temperature 1/20 of that pass is an eighth of the lower one, over which every chain
     then walks."""
-    rtol = flat_rtol(run.energy.dtype)
-    old, new = (_settings_tree(minima_energy, t, rtol).resolved_depth() for t in (before, after))
+    rtol, tie = flat_rtol(run.energy.dtype), energy_tie(run.plan["grad_tol"], run.plan["merge_radius"])
+    old, new = (_settings_tree(minima_energy, t, rtol, tie).resolved_depth() for t in (before, after))
     found = []
     if run.config.ad_temperature is None and sampling_temperature(run.energy) is None:
         t_old, t_new = (ad_temperature_from(d, minima_energy) for d in (old, new))
@@ -1569,9 +1569,9 @@ def _assemble(
     shape = tuple(energy.shape)
     e_min = minima.energy.numpy()
     n = len(minima)
-    tree = minimax_tree(e_min, table.pairs, table.best(e_min), refined=table.is_refined(e_min),
-                        flat_rtol=flat_rtol(energy.dtype))
     tie = energy_tie(run.plan["grad_tol"], run.plan["merge_radius"])
+    tree = minimax_tree(e_min, table.pairs, table.best(e_min), refined=table.is_refined(e_min),
+                        flat_rtol=flat_rtol(energy.dtype), flat_atol=tie)
     levels = _join_drained(levels, tree, e_min, tie)
     joined = [f"{_pull(p)} {p.n_basins + p.attrs['drained']} -> {p.n_basins}" for p in levels if p.attrs["drained"]]
     if joined:
@@ -1852,9 +1852,9 @@ def extend_map(
     table, _ = _stage_connected(run, minima, _table_from_state(run.state), records, saddles, keep_paths, None)
     saddles = _Saddles.from_state(run.state)
 
-    tree = minimax_tree(e_all, table.pairs, table.best(e_all), refined=table.is_refined(e_all),
-                        flat_rtol=flat_rtol(energy.dtype))
     tie = _stored_tie(content)
+    tree = minimax_tree(e_all, table.pairs, table.best(e_all), refined=table.is_refined(e_all),
+                        flat_rtol=flat_rtol(energy.dtype), flat_atol=tie)
     levels = nest_levels(_join_drained(levels, tree, e_all, tie), e_all, tie)
     for prior, part in zip(content.levels, levels):
         reporter.note(f"{_pull(prior)}: {prior.n_basins} -> {part.n_basins} basin" + ("" if part.n_basins == 1 else "s"))

@@ -91,6 +91,10 @@ class BarrierTree:
         Merges within this share of the energy's magnitude above their higher side are
         :meth:`flat` (:func:`flat_rtol` of the energy's precision; :data:`FLAT_RTOL`, float32's,
         by default).
+    flat_atol : float
+        Merges no higher than this above their higher side are :meth:`flat` whatever the
+        energy's magnitude: the map's energy tie (:func:`~landscape.mapping.minima.energy_tie`,
+        what its quenches' gradient tolerance leaves unresolved) [default 0: none].
     """
 
     leaves: np.ndarray
@@ -103,6 +107,7 @@ class BarrierTree:
     pair: np.ndarray
     edge: np.ndarray
     flat_rtol: float = FLAT_RTOL
+    flat_atol: float = 0.0
 
     # ------------------------------------------------------------------ structure
 
@@ -227,14 +232,18 @@ class BarrierTree:
         magnitude is the merge's own or the largest of the leaves' energies, whichever is
         larger: the energy is computed to a precision set by its values across the map, so
         a merge near U = 0 resolves no finer than the rest (minima on the exponentially
-        flat tails of a well, 1e-22 apart, are not barriers)."""
+        flat tails of a well, 1e-22 apart, are not barriers). Nor is a merge within
+        :attr:`flat_atol`, the map's energy tie, of its higher side: where every minimum
+        lies near U = 0 (a circle of minima at U = 0), the magnitude says nothing of how
+        finely the quenches placed them, and string tops a hair off the valley floor would
+        each count as a barrier."""
         rtol = self.flat_rtol if rtol is None else rtol
         depth = self.depth()
         magnitude = np.abs(self.heights)
         if self.energy.size:
             magnitude = np.maximum(magnitude, float(np.abs(self.energy).max()))
         with np.errstate(invalid="ignore"):
-            return self.connected & (depth <= rtol * magnitude)
+            return self.connected & (depth <= np.maximum(rtol * magnitude, self.flat_atol))
 
     def drained(self, rtol: float | None = None) -> np.ndarray:
         """Per leaf: it reaches a lower leaf over a :meth:`flat` merge (no barrier the
@@ -343,6 +352,7 @@ def minimax_tree(
     refined: np.ndarray | None = None,
     leaves: np.ndarray | None = None,
     flat_rtol: float = FLAT_RTOL,
+    flat_atol: float = 0.0,
 ) -> BarrierTree:
     """Single-linkage tree over barriers (Kruskal with networkx's ``UnionFind``).
 
@@ -368,6 +378,8 @@ def minimax_tree(
     flat_rtol : float
         The tree's :attr:`BarrierTree.flat_rtol` (:func:`flat_rtol` of the energy's
         precision) [default: float32's].
+    flat_atol : float
+        The tree's :attr:`BarrierTree.flat_atol` (the map's energy tie) [default 0].
 
     Returns
     -------
@@ -457,6 +469,7 @@ def minimax_tree(
         pair=np.array([f[2] for f in flags], dtype=np.int64),
         edge=np.array([[f[3], f[4]] for f in flags], dtype=np.int64).reshape(-1, 2),
         flat_rtol=float(flat_rtol),
+        flat_atol=float(flat_atol),
     )
 
 
@@ -469,6 +482,7 @@ def basin_tree(
     *,
     refined: np.ndarray | None = None,
     flat_rtol: float = FLAT_RTOL,
+    flat_atol: float = 0.0,
 ) -> BarrierTree:
     """The tree over the basins of a partition, from barriers between minima.
 
@@ -488,7 +502,7 @@ def basin_tree(
     representative : array int64 [B]
         Each basin's lowest minimum.
     refined : array bool [E], optional
-    flat_rtol : float
+    flat_rtol, flat_atol : float
         As for :func:`minimax_tree`.
 
     Returns
@@ -501,7 +515,7 @@ def basin_tree(
     pairs = np.asarray(pairs, dtype=np.int64).reshape(-1, 2)
     energy = np.asarray(minima_energy, dtype=np.float64)[rep]
     bp = basin[pairs] if pairs.size else pairs
-    tree = minimax_tree(energy, bp, barrier, refined=refined, leaves=rep, flat_rtol=flat_rtol)
+    tree = minimax_tree(energy, bp, barrier, refined=refined, leaves=rep, flat_rtol=flat_rtol, flat_atol=flat_atol)
     return tree
 
 
