@@ -85,10 +85,12 @@ def _flat_norm(t: torch.Tensor) -> torch.Tensor:
     return torch.linalg.vector_norm(t.reshape(t.shape[0], -1), dim=1)
 
 
-def held_by_box(x: torch.Tensor, g: torch.Tensor, box: tuple[float, float]) -> torch.Tensor:
+def held_by_box(x: torch.Tensor, g: torch.Tensor, box: tuple[float, float], tol: float = 0.0) -> torch.Tensor:
     """Where a descent along ``-g`` would leave ``box``: coordinates on a face with the
-    energy still falling beyond it (bool, the shape of ``x``)."""
-    return ((x <= box[0]) & (g > 0)) | ((x >= box[1]) & (g < 0))
+    energy still falling beyond it, its gradient pushing out by more than ``tol`` (bool,
+    the shape of ``x``). With a tolerance, a minimum that lies on a face (the gradient
+    vanishes there but for rounding, of either sign) is not held by it."""
+    return ((x <= box[0]) & (g > tol)) | ((x >= box[1]) & (g < -tol))
 
 
 def _projected(x: torch.Tensor, g: torch.Tensor, box: tuple[float, float] | None) -> torch.Tensor:

@@ -1103,16 +1103,19 @@ def build_map(
 
 def _note_held_by_box(run: _Run, energy: Energy, minima: Minima) -> int:
     """Say how many minima the box holds: on a face, with the energy still falling beyond
-    it. Quenches stop at the box's faces (a saturated image is such a minimum), but a map
-    of points whose minima all sit there has its minima outside the box, or an energy of
-    the wrong sign (a log-density where its negative belongs)."""
+    it (its gradient pushing out by more than the quenches' tolerance: a minimum that
+    lies on a face is not held). Quenches stop at the box's faces (a saturated image is
+    such a minimum), but a map of points whose minima all sit there has its minima
+    outside the box, or an energy of the wrong sign (a log-density where its negative
+    belongs)."""
     if energy.data_range is None or not len(minima):
         return 0
     low, high = energy.data_range
     value_and_grad, shares = energy.value_and_grad_fn(), []
     for x in minima.x.split(4096):
         x = x.to(energy.device, energy.dtype)
-        shares.append(held_by_box(x, value_and_grad(x)[1], energy.data_range).reshape(len(x), -1).double().mean(1))
+        held = held_by_box(x, value_and_grad(x)[1], energy.data_range, float(run.plan["grad_tol"]))
+        shares.append(held.reshape(len(x), -1).double().mean(1))
     share = torch.cat(shares).cpu()
     held = int((share > 0).sum())
     if not held:
