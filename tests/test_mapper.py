@@ -254,6 +254,25 @@ def test_a_circle_of_minima_at_zero_energy_is_one_state_at_any_scale_and_offset(
         assert all(p.n_basins == 1 for p in m.content.levels), [p.n_basins for p in m.content.levels]
 
 
+def test_the_note_on_basins_left_at_the_strongest_pull_counts_them_as_the_map_keeps_them():
+    # A ladder of one weak pull over a flat floor: attraction-diffusion's chains leave parts
+    # of the floor apart, which drain into one another with no barrier and are joined. The
+    # map keeps one basin, so it says nothing of basins left (it said "N basins remain at
+    # the strongest pull tried", N the parts before joining).
+    notes = []
+
+    class Notes(Reporter):
+        def note(self, text):
+            notes.append(text)
+
+    e = Energy(plateau, shape=(2,), data_range=(-2.0, 2.0), dtype=torch.float64)
+    m = build_map(e, MapConfig(chains=32, rounds=1, max_steps=400, patience=50, attempts=1, grid=0, alpha=0.03,
+                               ladder=(0.03,), ladder_extend=0, ladder_refine=0), reporter=Notes()).content
+    (level,) = m.levels
+    assert level.attrs["drained"] > 0 and level.n_basins == 1
+    assert m.attrs["levels"]["note"] == "" and not [n for n in notes if "remain at the strongest" in n], notes
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("name, box", [("four_wells_mlp", (-2.0, 2.0)), ("balanced_wells", (-4.5, 4.5)),
                                        ("planted_hole", (-4.5, 4.5))])

@@ -1468,12 +1468,17 @@ def _stage_ladder(
         take(f"r{j}")
     order = sorted(range(len(levels)), key=lambda i: levels[i].multiplier)
     levels, records = [levels[i] for i in order], [records[i] for i in order]
-    note = None
-    if levels[-1].n_basins > 1:
-        note = (f"{levels[-1].n_basins} basins remain at the strongest pull tried "
-                f"({multipliers[-1]:g} units; raise --ladder or ladder_extend to go further)")
-        run.reporter.note(note)
-    return levels, records, extended, len(inserted), note
+    return levels, records, extended, len(inserted), _ladder_note(levels[-1])
+
+
+def _ladder_note(strongest: Partition) -> str | None:
+    """What the map says where its strongest pull left more than one basin (None where it
+    left one)."""
+    if strongest.n_basins <= 1:
+        return None
+    pull = f"{strongest.multiplier:g} units" if strongest.multiplier is not None else f"alpha {strongest.alpha:.4g}"
+    return (f"{strongest.n_basins} basins remain at the strongest pull tried ({pull}; "
+            "raise --ladder or ladder_extend to go further)")
 
 
 def _stage_connected(
@@ -1585,6 +1590,10 @@ def _assemble(
     if nested:
         run.reporter.note("minima moved to where their basin's lowest minimum went, so that a basin of a weaker "
                           "pull stays whole at the stronger ones: " + ", ".join(nested))
+    # (said of the basins as the map keeps them: joining the drained ones may leave one)
+    ladder_note = ladder_note and _ladder_note(max(levels, key=lambda p: p.alpha))
+    if ladder_note:
+        run.reporter.note(ladder_note)
     grid = _grid(energy, config.grid) if config.grid and energy.dim == 2 and len(shape) == 1 else None
     main = next(i for i, p in enumerate(levels) if math.isclose(p.multiplier, config.alpha, rel_tol=1e-12))
     tree_saddle, tree_path = _tree_points(tree, table, saddles, shape, keep_paths)
@@ -1870,6 +1879,8 @@ def extend_map(
         attrs["barriers"]["saddle_points"] = table.n_saddle_points()
     attrs.setdefault("tree", {}).update({"refined_merges": int(tree.refined.sum()),
                                         "connected_merges": int(tree.connected.sum())})
+    if attrs.get("levels", {}).get("note"):  # (the basins left at the strongest pull: counted again)
+        attrs["levels"]["note"] = _ladder_note(max(levels, key=lambda p: p.alpha)) or ""
     reporter.close()
     return replace(
         content,
