@@ -357,7 +357,7 @@ def test_display_nodes_opens_the_highest_merges_first():
     assert display_nodes(pairs, 2) == {4, 5}
     assert display_nodes(pairs, 3) == {4, 2, 3}
     text = render_text(pairs, max_leaves=3)
-    assert "[2 minima connected below 1; lowest: minimum 0 E=0]" in text
+    assert "[2 minima connected at or below 1; lowest: minimum 0 E=0]" in text
     assert "minimum 3  E=3" in text
 
 
@@ -367,7 +367,7 @@ def test_render_text_shows_energies_heights_sizes_and_labels():
     # Read from the bottom up: the lowest minimum, then what joins it, lowest merge first;
     # a group that joins is its own lowest minimum and what joins that, indented.
     assert text.splitlines() == [
-        "barrier tree: 4 minima, energies 0 .. 3; 1 of 3 merges at refined saddles",
+        "barrier tree: 4 minima, energies 0 .. 3; 1 of 3 merges at refined barriers",
         "minimum 0  E=0  size 10  a",
         "|-- merge at 5  (+5 above minimum 0, +4 above minimum 1) with 2 minima:",
         "|   minimum 1  E=1  size 20  b",
@@ -413,7 +413,7 @@ def test_render_text_folds_large_trees():
     lines = text.splitlines()
     assert "folded to show 20 groups" in lines[0]
     minima = re.findall(r"minimum (\d+)  E=", text)
-    folded = re.findall(r"\[(\d+) minima connected below [^;]+; lowest: minimum (\d+) E=[^,]+, total size (\d+)\]",
+    folded = re.findall(r"\[(\d+) minima connected at or below [^;]+; lowest: minimum (\d+) E=[^,]+, total size (\d+)\]",
                         text)
     assert len(minima) + len(folded) == 20  # each minimum and folded group shown once
     assert len(set(minima) | {low for _, low, _ in folded}) == 20

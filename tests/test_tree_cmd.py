@@ -71,7 +71,7 @@ def test_text_shows_every_minimum_as_a_leaf_with_its_basin(image_map, capsys):
     assert "          [3] alpha 10 units (= 10): 1 basin\n" in out
     assert "diagnosis 1 of 10 minima spurious" in out
     assert "showing   the tree over minima, basins of the main level (alpha 1 units)" in out
-    assert "barrier tree: 10 minima, energies -3 .. -0.9; 1 of 9 merges at refined saddles" in out
+    assert "barrier tree: 10 minima, energies -3 .. -0.9; 1 of 9 merges at refined barriers" in out
     # Every minimum is a leaf, with its basin and hits; its escape height is on the merge
     # through which it joins a lower minimum ("+x above" it).
     for i, (e, b) in enumerate(zip(IMG_ENERGY, IMG_LEVELS[1])):
@@ -143,7 +143,7 @@ def test_basins_option_shows_the_tree_over_basins(image_map, capsys):
     code, out, err = tree(capsys, image_map, "--basins")
     assert code == 0, err
     assert "showing   the tree over the basins of the main level (alpha 1 units)" in out
-    assert "barrier tree: 4 basins, energies -3 .. -1; 1 of 3 merges at refined saddles" in out
+    assert "barrier tree: 4 basins, energies -3 .. -1; 1 of 3 merges at refined barriers" in out
     assert re.search(r"basin 0  E=-3  size 3 .*hits 6  lowest", out)
     assert re.search(r"basin 1  E=-2  size 2 .*hits 9", out) and "+1.5 above basin 1" in out
     assert re.search(r"basin 3  E=-1  size 2 .*hits 19  spurious", out) and "+1 above basin 3" in out
@@ -213,13 +213,13 @@ def test_max_leaves_folds_the_text_tree(image_map, capsys):
     code, out, err = tree(capsys, image_map, "--max-leaves", "2")
     assert code == 0, err
     assert "lowest merges folded to show 2 groups" in out
-    assert "[8 minima connected below -0.5; lowest: minimum 0 E=-3]" in out
-    assert "[2 minima connected below -0.8; lowest: minimum 8 E=-1]" in out
+    assert "[8 minima connected at or below -0.5; lowest: minimum 0 E=-3]" in out
+    assert "[2 minima connected at or below -0.8; lowest: minimum 8 E=-1]" in out
     assert "minimum 3  E=" not in out
     assert len(merge_rows(out)) == 2 and "(7 lower merges not listed: raise --max-leaves or use --json)" in out
     code, out, err = tree(capsys, image_map, "--max-leaves", "2", "--basins")
     assert code == 0, err
-    assert "[3 basins connected below -0.5; lowest: basin 0 E=-3, total size 8]" in out
+    assert "[3 basins connected at or below -0.5; lowest: basin 0 E=-3, total size 8]" in out
     assert "(1 lower merge not listed" in out
     code, out, err = tree(capsys, image_map, "--max-leaves", "0")
     assert code == 2 and "--max-leaves" in err
@@ -243,7 +243,7 @@ def test_groups_with_no_path_between_them_are_reported_as_such(split_map, capsys
     # Folded, a group holding minima with no path between them is not called connected.
     code, out, err = tree(capsys, split_map, "--max-leaves", "1")
     assert code == 0, err
-    assert "[6 minima not all connected" in out and "connected below" not in out
+    assert "[6 minima not all connected" in out and "connected at or below" not in out
     code, out, err = tree(capsys, split_map, "--basins")
     assert code == 0, err
     assert "no path found to the group of basin 2" in out

@@ -597,7 +597,7 @@ def render_text(
     >>> t = minimax_tree(np.array([0.0, 1.0, 2.0, 3.0]), np.array([[0, 1], [1, 2], [2, 3]]),
     ...                  np.array([5.0, 4.0, 6.0]))
     >>> print(render_text(t))
-    barrier tree: 4 minima, energies 0 .. 3; 0 of 3 merges at refined saddles
+    barrier tree: 4 minima, energies 0 .. 3; 0 of 3 merges at refined barriers
     minimum 0  E=0
     |-- merge at 5  (+5 above minimum 0, +4 above minimum 1) with 2 minima:
     |   minimum 1  E=1
@@ -630,7 +630,7 @@ def render_text(
             return leaf_text(node)
         k = node - n
         low = int(tree.lowest[node])
-        reach = (f"connected below {_fmt(tree.height(node))}" if tree.connected[k]
+        reach = (f"connected at or below {_fmt(tree.height(node))}" if tree.connected[k]
                  else "not all connected (no path found between some of them)")
         count = int(tree.linkage[k, 3])
         text = f"[{count} {plural if count != 1 else name} {reach}; lowest: {name} {low} E={_fmt(energy[low])}"
@@ -653,7 +653,7 @@ def render_text(
     n_disc = int((~tree.connected).sum())
     header = f"barrier tree: {n} {plural if n != 1 else name}, energies {_fmt(energy.min())} .. {_fmt(energy.max())}"
     if n > 1:
-        header += f"; {int(tree.refined.sum())} of {n - 1} merges at refined saddles"
+        header += f"; {int(tree.refined.sum())} of {n - 1} merges at refined barriers"
     if n_disc:
         header += f", {n_disc} not connected (no path found)"
     if len(shown) < n:
