@@ -192,7 +192,8 @@ def _map(loaded, main, out, dataset, data_root, config, *, resume, force, quiet)
     from landscape.train.runs import map_data, run_map, states_line, summary_line
 
     out = out or Path(f"{loaded.label}.h5")
-    data, dataset = map_data(loaded, config, dataset=dataset, data_root=data_root)
+    data, dataset = map_data(loaded, config, dataset=dataset, data_root=data_root,
+                             say=click.echo if main and not quiet else None)
     content, wall = run_map(loaded, config, out, data=data, dataset=dataset, resume=resume, force=force,
                             quiet=quiet, say=click.echo)
     if not main:

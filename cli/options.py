@@ -435,8 +435,10 @@ def energy_options(f: F) -> F:
                           "TorchScript files, and for --model unless the network has an input_shape attribute; "
                           "a checkpoint knows its own."),
         click.option("--box", nargs=2, type=FiniteFloat(), metavar="LOW HIGH", default=None, callback=_box_callback,
-                     help="The data range: chains from noise start uniformly in it [default: the checkpoint's; "
-                          "-1 1 for images of a bare state dict; needed for --energy, --model and TorchScript]."),
+                     help="The data range: chains from noise start uniformly in it; for images, the pixel range "
+                          "the network reads, in which a data set's images are given to it (--box 0 1 for a network "
+                          "trained on pixels in [0, 1]) [default: the checkpoint's; -1 1 for images of a bare state "
+                          "dict; needed for --energy, --model and TorchScript]."),
         click.option("--arch", type=click.Choice(ARCH_NAMES), default=None,
                      help="Architecture of a bare state dict from the Anatomy reference code "
                           "(ToyNet: toy, VanillaNet: vanilla, NonlocalNet: nonlocal)."),

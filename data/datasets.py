@@ -103,6 +103,16 @@ class Dataset:
         index = torch.randint(len(self), (n,), generator=generator, device=generator.device)
         return self.x[index.to(self.x.device)]
 
+    def in_range(self, box: tuple[float, float] | None) -> torch.Tensor:
+        """The examples in a model's own value range ``box`` (``(low, high)``): images
+        carried linearly from the data set's range onto it (black at ``low``, white at
+        ``high``: a network trained on pixels in [0, 1] maps with ``box = (0, 1)``); points,
+        and images whose range is ``box`` already (or ``box`` None), as they are."""
+        if box is None or len(self.shape) != 3 or tuple(float(b) for b in box) == tuple(self.range):
+            return self.x
+        (low, high), (r_low, r_high) = box, self.range
+        return (self.x - r_low) * ((high - low) / (r_high - r_low)) + low
+
     def to_dict(self) -> dict:
         """Plain data describing the dataset, for checkpoints: name, shape, range."""
         return {"name": self.name, "shape": list(self.shape), "range": [float(v) for v in self.range]}

@@ -499,6 +499,34 @@ def test_npz_float_scaling_and_centre_crop(tmp_path):
         load(f"npz:{tmp_path / 'e.npz'}")
 
 
+def test_images_are_given_in_a_models_own_pixel_range(tmp_path, capsys):
+    # A network of one's own trained on pixels in [0, 1] is mapped with --box 0 1: the data
+    # set's images reach its map, funnel and diagnosis as the file holds them, not in the
+    # [-1, 1] data sets load in (where every example lay "outside the box" and the
+    # diagnosis's bars came from images the model never saw). Points stay as they are.
+    from landscape.energy import Energy
+    from landscape.mapping.settings import MapConfig
+    from landscape.train.energies import LoadedEnergy, load_data_like
+    from landscape.train.runs import map_data
+
+    zero_one = np.linspace(0, 1, 2 * 4 * 4, dtype=np.float32).reshape(2, 4, 4)
+    np.savez(tmp_path / "a.npz", x=zero_one)
+    ds = load(f"npz:{tmp_path / 'a.npz'}")
+    assert torch.equal(ds.in_range((-1.0, 1.0)), ds.x) and ds.in_range(None) is ds.x
+    np.testing.assert_allclose(ds.in_range((0.0, 1.0))[:, 0].numpy(), zero_one, atol=1e-7)
+    np.testing.assert_allclose(load_data_like(f"npz:{tmp_path / 'a.npz'}", None, (1, 4, 4), None, (0.0, 1.0))[:, 0],
+                               zero_one, atol=1e-7)
+    energy = Energy(lambda x: x.flatten(1).sum(1), shape=(1, 4, 4), data_range=(0.0, 1.0))
+    said = []
+    x, _ = map_data(LoadedEnergy(energy, {}), MapConfig(), dataset=f"npz:{tmp_path / 'a.npz'}", say=said.append)
+    np.testing.assert_allclose(x[:, 0].numpy(), zero_one, atol=1e-7)
+    assert len(said) == 1 and "images given in the box's pixel range [0, 1]" in said[0]
+    pts = np.array([[0.0, 1.0], [10.0, 4.0]])
+    np.savez(tmp_path / "p.npz", x=pts)
+    points = load(f"npz:{tmp_path / 'p.npz'}")
+    assert points.in_range((0.0, 1.0)) is points.x
+
+
 def test_npz_points_are_vectors_in_a_padded_box(tmp_path):
     pts = np.array([[0.0, 1.0], [10.0, 4.0], [5.0, 5.0]])
     np.savez(tmp_path / "p.npz", x=pts)

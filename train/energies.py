@@ -492,8 +492,10 @@ def _check_reproduces(map_path: Path, content: Any, loaded: LoadedEnergy, named:
         check_gives_back(loaded.energy, content, named=named, where=str(map_path))
 
 
-def load_data_like(dataset: str, data_root: Path | None, shape: tuple[int, ...], limit: int | None = 10000) -> Any:
-    """The examples of ``dataset`` (at most ``limit``), images resized to ``shape``;
+def load_data_like(dataset: str, data_root: Path | None, shape: tuple[int, ...], limit: int | None = 10000,
+                   box: tuple[float, float] | None = None) -> Any:
+    """The examples of ``dataset`` (at most ``limit``), images resized to ``shape`` and
+    carried onto ``box``, the energy's value range (:meth:`Dataset.in_range`);
     LandscapeError (one line) if they do not have that shape."""
     from landscape.data import load
 
@@ -502,4 +504,4 @@ def load_data_like(dataset: str, data_root: Path | None, shape: tuple[int, ...],
         raise LandscapeError(
             f"data set {dataset} has examples of shape {list(ds.shape)}, the map's minima have shape {list(shape)}"
         )
-    return ds.x
+    return ds.in_range(box)

@@ -116,9 +116,10 @@ def states_line(content: Any) -> str | None:
 
 
 def map_data(loaded: LoadedEnergy, config: Any, *, dataset: str | None = None,
-             data_root: Path | None = None) -> tuple[Any, str | None]:
+             data_root: Path | None = None, say: Callable[[str], None] | None = None) -> tuple[Any, str | None]:
     """The training examples for chains from data (None when the chains start from noise
-    only), and the data set's name: ``dataset``, else the checkpoint's."""
+    only), images in the energy's box (:meth:`Dataset.in_range`, said to ``say``), and
+    the data set's name: ``dataset``, else the checkpoint's."""
     from landscape.data import canonical_name
 
     dataset = dataset or loaded.dataset
@@ -142,7 +143,16 @@ def map_data(loaded: LoadedEnergy, config: Any, *, dataset: str | None = None,
         raise LandscapeError(
             f"data set {dataset} has examples of shape {list(ds.shape)}, the energy expects {list(energy.shape)}"
         )
-    return ds.x, dataset
+    x = ds.in_range(energy.data_range)
+    if x is not ds.x and say is not None:
+        say(_carried(dataset, ds.range, energy.data_range))
+    return x, dataset
+
+
+def _carried(dataset: str, frm: tuple[float, float], box: tuple[float, float]) -> str:
+    """The line that says a data set's images were carried onto the energy's box."""
+    return (f"data set {dataset}: images given in the box's pixel range [{box[0]:g}, {box[1]:g}] (black at "
+            f"{box[0]:g}, white at {box[1]:g}; data sets load in [{frm[0]:g}, {frm[1]:g}]), as the model reads them")
 
 
 def run_map(loaded: LoadedEnergy, config: Any, out: Path, *, data: Any = None, dataset: str | None = None,
@@ -407,7 +417,8 @@ def run_funnel(
                                 int(attrs.get("new_basins", 0)))
             return FunnelRun(map_path, content, done, plot, 0.0, False, written=False)
         data = None if from_data is None else load_data_like(from_data, data_root, loaded.energy.shape,
-                                                              loaded.data_limit(from_data, 10000))
+                                                              loaded.data_limit(from_data, 10000),
+                                                              loaded.energy.data_range)
         if not quiet:
             say(f"funnel probe of {map_path} ({loaded.label}): {about}")
         bars = ProgressBars(quiet)
@@ -580,7 +591,7 @@ def run_diagnose(
                 f"{map_path} records no data set: give the training data with --dataset NAME (npz:FILE for your own)"
             )
         data_x = load_data_like(dataset, data_root, tuple(np.shape(content.minima_x)[1:]),
-                                loaded.data_limit(dataset, limit))
+                                loaded.data_limit(dataset, limit), loaded.energy.data_range)
         diagnosis = diagnose_map(loaded.energy, content, data_x, rule, reporter=ProgressBars(quiet))
         data = diagnosis.to_data(dataset)
         diagnosed = dataclasses.replace(content, diagnosis=data)
