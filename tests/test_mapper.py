@@ -231,6 +231,19 @@ def test_minima_on_a_flat_floor_give_the_same_map_at_any_scale_and_offset():
         assert not m.content.barriers.saddle_point.any()
 
 
+def test_an_energy_with_no_gradient_in_its_input_is_refused_before_every_start_is_called_a_minimum():
+    # torch.round on the input: values from -1 to 35 across the box, gradient 0 everywhere.
+    # Mapped, every one of 64 starts "converged" to a minimum of its own.
+    from landscape.mapping.settings import exploration_settings
+
+    steps = Energy(lambda x: torch.round(3 * x).pow(2).sum(1), shape=(2,), data_range=(-3.0, 3.0))
+    with pytest.raises(LandscapeError, match="gradient with respect to its input is 0 at all 64 points"):
+        build_map(steps, MapConfig(chains=64, rounds=1, grid=0))
+    # a constant energy has no gradient either, and nothing to descend: no refusal
+    flat = Energy(lambda x: 0.0 * x.sum(1) + 1.0, shape=(2,), data_range=(-3.0, 3.0))
+    assert exploration_settings(flat, MapConfig(chains=64), None)["grad_tol"] > 0
+
+
 def hat(x: torch.Tensor) -> torch.Tensor:
     """A Mexican hat: a circle of minima at U = 0 (r = 1), one state, no barrier on it."""
     return ((x ** 2).sum(1) - 1.0) ** 2

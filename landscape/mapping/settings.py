@@ -526,8 +526,9 @@ def exploration_settings(energy: Energy, config: MapConfig, data: torch.Tensor |
         eps = float(sampler["epsilon"])
     if grad_tol is None or eps is None:
         with energy.frozen():
-            _, g = energy.value_and_grad_fn()(probe)
+            u, g = energy.value_and_grad_fn()(probe)
         gnorm = torch.linalg.vector_norm(g.reshape(g.shape[0], -1), dim=1).double()
+        _refuse_no_gradient(u, gnorm)
         if grad_tol is None:
             grad_tol = GRAD_TOL_FACTOR * float(gnorm.median())
             if not grad_tol > 0:  # a flat energy at every probe: any tolerance will do
@@ -539,6 +540,21 @@ def exploration_settings(energy: Energy, config: MapConfig, data: torch.Tensor |
         eps = stable_eps(largest_curvature(energy, q.x))
     return {"init": init, "temperature": float(temperature), "eps": float(eps), "steps": int(steps),
             "grad_tol": float(grad_tol), "merge_radius": float(merge_radius)}
+
+
+def _refuse_no_gradient(u: torch.Tensor, gnorm: torch.Tensor) -> None:
+    """LandscapeError where the energy's gradient is 0 at every probe though its values
+    differ: an energy piecewise constant in its input (rounded, thresholded, or cut from
+    it by ``.detach()``), which no descent can follow: every start would be a "minimum"."""
+    if len(gnorm) < 2 or bool((gnorm > 0).any()):
+        return
+    u = u.detach().double()
+    low, high = float(u.min()), float(u.max())
+    if high > low:
+        raise LandscapeError(
+            f"the energy's gradient with respect to its input is 0 at all {len(gnorm)} points drawn across the box, "
+            f"though its values there run from {low:.4g} to {high:.4g}: it is piecewise constant in its input "
+            "(torch.round, a comparison, argmax or .detach() on the way), and a map descends the gradient")
 
 
 def resolved_barriers(depths: np.ndarray) -> np.ndarray:
