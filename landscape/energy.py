@@ -59,6 +59,25 @@ def autograd_value_and_grad(fn: Callable[[torch.Tensor], torch.Tensor]) -> Value
     return value_and_grad
 
 
+#: What an energy's ``sampler`` may say (a checkpoint's training sampler): the step size
+#: ``epsilon``, the noise scale ``tau``, the chain length ``steps``, and how the chains
+#: were kept (``init``, ``mh``, ``bank_size``, ``clamp``).
+SAMPLER_KEYS = ("epsilon", "tau", "steps", "init", "mh", "bank_size", "clamp")
+
+
+def _sampler(sampler: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """``sampler`` as a dict (None where empty); LandscapeError on a key not in
+    :data:`SAMPLER_KEYS` (a misspelt one would be ignored: the map explored without it)."""
+    if not sampler:
+        return None
+    unknown = [k for k in sampler if k not in SAMPLER_KEYS]
+    if unknown:
+        raise LandscapeError(f"an energy's sampler has no key{'s' if len(unknown) > 1 else ''} "
+                             f"{', '.join(repr(k) for k in unknown)}: it takes {', '.join(SAMPLER_KEYS)} "
+                             "(e.g. sampler={'epsilon': 0.01, 'tau': 1.0, 'steps': 100})")
+    return dict(sampler)
+
+
 class Energy:
     """An energy function with its shape, data range, device and dtype.
 
@@ -78,7 +97,8 @@ class Energy:
         A short description for reports (checkpoint path, ``file.py:function``, ...).
     sampler : dict, optional
         How the model was trained to be sampled (a checkpoint's ``epsilon``, ``tau``,
-        ``steps``): the mapper explores with the model's own sampler when it is known.
+        ``steps``; the keys :data:`SAMPLER_KEYS`, others refused): the mapper explores
+        with the model's own sampler when it is known.
     compile : bool
         Run Langevin and attraction-diffusion steps a window at a time through
         ``torch.compile`` (:mod:`landscape.fused`): the same chains to rounding error,
@@ -105,7 +125,7 @@ class Energy:
     ) -> None:
         self.fn = fn
         self.compile = bool(compile)
-        self.sampler = dict(sampler) if sampler else None
+        self.sampler = _sampler(sampler)
         self.shape = _example_shape(shape)
         data_range = check_data_range(data_range)
         self.data_range = data_range

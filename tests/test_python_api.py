@@ -194,6 +194,16 @@ def test_a_probe_without_settings_runs_what_the_command_runs():
     assert expected.init == "both" and expected.noise[1] == 0.5  # the sampler's tau is the unit
 
 
+def test_a_misspelt_sampler_key_is_refused_not_ignored():
+    # {"eps": 0.1, "temperature": 1.0} mapped as if no sampler were given.
+    from landscape import Energy, LandscapeError
+
+    with pytest.raises(LandscapeError, match=r"sampler has no keys 'eps', 'temperature': it takes epsilon, tau"):
+        Energy(lambda x: (x ** 2).sum(1), shape=(2,), data_range=(-1.0, 1.0), sampler={"eps": 0.1, "temperature": 1})
+    e = Energy(lambda x: (x ** 2).sum(1), shape=(2,), data_range=(-1.0, 1.0), sampler={"epsilon": 0.1, "tau": 1.0})
+    assert e.sampler == {"epsilon": 0.1, "tau": 1.0}
+
+
 def test_a_network_handed_over_in_training_mode_maps_as_in_eval_mode_and_keeps_its_mode():
     from landscape import Energy, MapConfig, build_map
     from landscape.diagnosis.spurious import diagnose_map

@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from landscape import checks
-from landscape.energy import Energy
+from landscape.energy import SAMPLER_KEYS, Energy
 from landscape.errors import LandscapeError
 from landscape.io.files import sha256_of  # noqa: F401 (where the commands import it from)
 from landscape.io.files import atomic_path, load_torch
@@ -262,7 +262,9 @@ def energy_from_checkpoint(
         data_range=tuple(rng) if rng is not None else None,
         device=device,
         name=Path(path).name,
-        sampler=ckpt.get("sampler") if isinstance(ckpt.get("sampler"), dict) else None,
+        # (the keys an energy's sampler takes: a checkpoint may keep others beside them)
+        sampler={k: v for k, v in ckpt["sampler"].items() if k in SAMPLER_KEYS}
+        if isinstance(ckpt.get("sampler"), dict) else None,
     )
     return energy, ckpt
 
