@@ -216,7 +216,8 @@ def test_factory_errors(nets, tmp_path):
          "two.pt: holds 2 state dicts (under 'ema', 'model'): save the one to map on its own"),
         ({"spec": f"{nets}:Net", "weights": tmp_path / "whole.pt"},
          "whole.pt: refused to load: it asks to run code (it pickles torch.nn.modules.linear.Linear); a state dict "
-         "holds only tensors and plain data; save tensors only (torch.save(model.state_dict(), path))"),
+         "holds only tensors and plain data; save the weights alone (torch.save(model.state_dict(), path)) and give "
+         "the network's code with --model FILE.py:FACTORY --weights path"),
         ({"spec": f"{nets}:Net", "weights": tmp_path / "keys.pt", "kwargs": {"width": 8}},
          "missing keys f.0.bias, f.2.bias, f.2.weight; unexpected keys g.bias"),
         ({"spec": f"{nets}:Net", "weights": tmp_path / "w8.pt", "kwargs": {"width": 4}}, "size mismatch for f.0.weight"),

@@ -477,7 +477,11 @@ def load_torch(path: str | os.PathLike, what: str = "file") -> Any:
         found = re.search(r"unsupported global:? (?:GLOBAL )?(\S+)", str(exc), flags=re.IGNORECASE)
         name = found.group(1) if found else _pickled_global(path)
         if name:  # the file asks to import and call code: never run it
-            hint = "; save tensors only (torch.save(model.state_dict(), path))" if what == "state dict" else ""
+            # (a network saved whole: its weights alone, with its code given apart, map)
+            hint = ("; save the weights alone (torch.save(model.state_dict(), path)) and give the network's code "
+                    "with --model FILE.py:FACTORY --weights path"
+                    if what in ("state dict", "checkpoint") and not name.startswith(("posix", "nt.", "builtins", "os."))
+                    else "")
             raise LandscapeError(
                 f"{path}: refused to load: it asks to run code (it pickles {name}); a {what} holds only "
                 f"tensors and plain data{hint}"
