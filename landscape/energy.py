@@ -78,6 +78,10 @@ def _sampler(sampler: Mapping[str, Any] | None) -> dict[str, Any] | None:
     return dict(sampler)
 
 
+#: Layers whose output in training mode differs from eval mode's (:meth:`Energy.modes_note`).
+_MODE_LAYERS = (nn.modules.batchnorm._BatchNorm, nn.modules.dropout._DropoutNd)
+
+
 class Energy:
     """An energy function with its shape, data range, device and dtype.
 
@@ -278,6 +282,20 @@ class Energy:
                 p.requires_grad_(flag)
             for m, mode in modes:
                 m.training = mode
+
+    def modes_note(self) -> str | None:
+        """Where the module has layers that act otherwise in training mode (batch
+        normalisation, dropout), one line saying that they run in eval mode, as every
+        stage runs them (:meth:`frozen`); else None."""
+        module = self.module
+        if module is None:
+            return None
+        kinds = sorted({type(m).__name__ for m in module.modules() if isinstance(m, _MODE_LAYERS)})
+        if not kinds:
+            return None
+        return (f"the network's {', '.join(kinds)} layers run in eval mode (batch normalisation with its running "
+                "statistics, no dropout): in training mode an example's energy would depend on its batch, or be "
+                "random; a model sampled in training mode has another energy")
 
     def check_room(self, n: int, what: str = "chains") -> None:
         """Refuse, before anything is allocated, ``n`` chains (or examples) that would not fit

@@ -234,6 +234,10 @@ def test_a_network_handed_over_in_training_mode_maps_as_in_eval_mode_and_keeps_i
     assert trained.n_minima == evaluated.n_minima == 2
     np.testing.assert_array_equal(trained.minima_x, evaluated.minima_x)
     np.testing.assert_array_equal(trained.tree.heights, evaluated.tree.heights)
+    # and the map says so (a model trained and sampled in training mode has another energy)
+    assert Energy(net, shape=(2,)).modes_note().startswith(
+        "the network's BatchNorm1d, Dropout layers run in eval mode (batch normalisation with its running statistics")
+    assert Energy(torch.nn.Linear(2, 1), shape=(2,)).modes_note() is None
 
 
 def test_an_energy_that_fails_on_a_small_batch_is_one_line_from_build_map():

@@ -1070,6 +1070,9 @@ def build_map(
                               "batch: the extra ranks repeat the work (one process maps it as fast)")
         else:
             run.reporter.note(f"{group.world} ranks: batches of {energy.min_rows:,} rows or more are split over them")
+    said = energy.modes_note()
+    if said:
+        run.reporter.note(said)
     with stage("choosing the exploration settings"):
         run.plan = exploration_settings(energy, config, data)
     run.state = from_main(lambda: resume_progress(progress_file, config.fingerprint() + ":" + source_id, resume),
