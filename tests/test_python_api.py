@@ -503,7 +503,7 @@ def test_progress_left_after_a_finished_map_or_probe_is_called_finished_and_clea
     energy, first = _wells_map(progress_file=path)
     with pytest.raises(LandscapeError, match=rf"^a finished map of {path} is kept in cell\.h5\.partial: pass --resume "
                                              rf"\(resume=True\) to get it back without doing the work again, or "
-                                             rf"delete cell\.h5\.partial \(from Python: "
+                                             rf"--force \(it deletes cell\.h5\.partial; from Python: "
                                              rf"clear_progress\('{path}'\)\) to start afresh$"):
         _wells_map(progress_file=path)
     # `landscape info` on it said "unfinished map ... continue it"

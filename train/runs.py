@@ -190,7 +190,7 @@ def run_map(loaded: LoadedEnergy, config: Any, out: Path, *, data: Any = None, d
         if not from_main(start, group):
             return None, 0.0
         energy = loaded.energy
-        low, high = energy.data_range if energy.data_range else (math.nan, math.nan)
+        low, high = energy.box()  # (one line where there is none, before the map's header)
         if not quiet:
             ranks = f", {group.world} ranks" if group is not None else ""
             say(f"mapping {loaded.label} ({'x'.join(map(str, energy.shape))}, box [{low:g}, {high:g}], "

@@ -157,8 +157,9 @@ def resume_progress(
     without doing the work again.
 
     Messages name both spellings of what to pass: the command's option and the Python
-    keyword (``--resume (resume=True)``); ``afresh`` says how to start over [default:
-    delete the progress file, or from Python :func:`clear_progress`].
+    keyword (``--resume (resume=True)``); ``afresh`` says how to start over [default: the
+    commands' ``--force``, which deletes the progress file, or from Python
+    :func:`clear_progress`].
 
     Raises
     ------
@@ -170,7 +171,7 @@ def resume_progress(
         saved = load_progress(map_path, kind)
         if saved is not None:
             partial = progress_path(map_path, kind).name
-            afresh = afresh or f"delete {partial} (from Python: {_clear_call(map_path, kind)})"
+            afresh = afresh or f"--force (it deletes {partial}; from Python: {_clear_call(map_path, kind)})"
             status = "finished" if saved.get(FINISHED) else "unfinished"
             if not resume:
                 if status == "finished":
