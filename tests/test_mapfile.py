@@ -804,8 +804,8 @@ def test_resume_progress_continues_only_the_same_run(tmp_path):
     assert resume_progress(map_path, "f1", resume=False) == {"fingerprint": "f1"}
     assert resume_progress(None, "f1", resume=True) == {"fingerprint": "f1"}
     save_progress(map_path, {"fingerprint": "f1", "step": 3})
-    with pytest.raises(LandscapeError, match=r"pass --resume \(resume=True\) to continue it, or delete "
-                                             r"rings\.h5\.partial \(from Python: clear_progress\('.*rings\.h5'\)\)"):
+    with pytest.raises(LandscapeError, match=r"pass --resume \(resume=True\) to continue it, or --force \(it deletes "
+                                             r"rings\.h5\.partial; from Python: clear_progress\('.*rings\.h5'\)\)"):
         resume_progress(map_path, "f1", resume=False)
     with pytest.raises(ProgressMismatch, match="other settings"):  # (a LandscapeError the demo tells apart)
         resume_progress(map_path, "f2", resume=True)
