@@ -243,7 +243,8 @@ def _check_tree(tree: BarrierTree, n_leaves: int, e: int) -> None:
                 "tree/linkage heights plus the attr energy_offset differ from tree/barrier")
     require(np.isfinite(tree.offset), "tree attr energy_offset must be finite")
     require(0.0 <= tree.flat_rtol <= 1.0, f"tree attr flat_rtol must be in [0, 1], got {tree.flat_rtol}")
-    require(bool(np.isfinite(tree.flat_atol)) and tree.flat_atol >= 0.0, f"tree attr flat_atol must be finite and >= 0, got {tree.flat_atol}")
+    require(bool(np.isfinite(tree.flat_atol)) and tree.flat_atol >= 0.0,
+            f"tree attr flat_atol must be finite and >= 0, got {tree.flat_atol}")
 
 
 def _check(c: MapContent) -> MapContent:
@@ -662,12 +663,14 @@ def _read_v2(f: h5py.File) -> MapContent:
         offset=_energy_offset(f["tree"]),
         barrier=_get(f, "tree/barrier"),
         connected=_get(f, "tree/connected"), refined=_get(f, "tree/refined"), pair=pair,
-        edge=edge.astype(np.int64).reshape(-1, 2), flat_rtol=_flat_rtol(f["tree"]), flat_atol=_flat_atol(f["tree"]),
+        edge=edge.astype(np.int64).reshape(-1, 2), flat_rtol=_flat_rtol(f["tree"]),
+        flat_atol=_flat_atol(f["tree"]),
     )
     c = MapContent(
         minima_x=_get(f, "minima/x"), minima_energy=energy, minima_hits=_get(f, "minima/hits"), levels=levels,
         main=main, barriers=table, tree=tree, tree_saddle=_opt(f, "tree/saddle"), tree_path=_opt(f, "tree/path"),
-        attrs={name: _get_attrs(f[name], skip=("description", "count", "energy_offset", "flat_rtol", "flat_atol", "main"))
+        attrs={name: _get_attrs(f[name], skip=("description", "count", "energy_offset", "flat_rtol", "flat_atol",
+                                               "main"))
                for name in _GROUPS},
     )
     _read_optional(f, c)
