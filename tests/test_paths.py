@@ -194,6 +194,55 @@ def test_a_refined_barrier_is_a_saddle_point_where_the_gradient_vanishes_at_the_
     np.testing.assert_allclose(ref.saddle, [saddle[tuple(p)] for p in pairs.tolist()], rtol=1e-5)
 
 
+def tilted_crate(x: torch.Tensor) -> torch.Tensor:
+    """An egg-crate tilted in both coordinates: wells at even integers, every one at its own
+    energy, the pass between two wells of a column at odd y rising 0.001 per row."""
+    return -torch.cos(math.pi * x[:, 0]) - torch.cos(math.pi * x[:, 1]) + 0.01 * x[:, 0] + 0.0005 * x[:, 1]
+
+
+def test_a_string_across_many_wells_gives_the_highest_pass_it_crosses():
+    # Wells (0, 0) and (0, 10) of one column, the straight string's 24 images a well apart:
+    # its climbing image converged on the pass at y = 7, and the pass at y = 9, 0.001 higher
+    # (0.05 % of the barrier), which the polyline crosses between two images, was taken
+    # for it: a barrier below every path between the two wells.
+    energy = Energy(tilted_crate, shape=(2,), data_range=(-0.5, 10.5), dtype=torch.float64)
+    x_min = -math.asin(0.01 / math.pi) / math.pi  # (the column's floor, off x = 0 by the tilt)
+    y_min = -math.asin(0.0005 / math.pi) / math.pi
+    x = torch.tensor([[x_min, y_min], [x_min, 10 + y_min]], dtype=torch.float64)
+    table = PairTable(np.array([[0, 1]]), np.array([100.0]), np.full(1, np.nan), np.full(1, np.nan),
+                      np.full(1, NEIGHBOUR, dtype=np.uint8))
+    ref = refine_pairs(energy, x, table, [0], images=24, steps=400)
+    highest = -math.cos(math.pi * x_min) + 0.01 * x_min + 1.0 + 0.0005 * 9  # the pass at (x_min, 9)
+    assert highest - 1e-9 <= ref.saddle[0] <= highest + 1e-6, (ref.saddle[0], highest)
+
+
+def test_a_string_whose_images_step_over_many_passes_is_never_below_them():
+    # A string a map relaxed along a row of 30 x 30 tilted wells (each pass 0.02 higher
+    # than the one before it), its images 2.1 apart, a well apart or more: its climbing
+    # image converged on the pass at x = 33 (0.337), the polyline's highest top was a chord
+    # in the path's bend (0.989), taken for a valley's, and the barrier fell back to the
+    # climbing image, below the pass at x = 49 that the row crosses (the two wells'
+    # minimax: 0.499). Every segment's top now counts unless it is a chord.
+    from landscape.mapping.barriers import _string_barriers
+    from landscape.mapping.paths import PathResult, segment_tops
+
+    energy = Energy(lambda x: -torch.cos(math.pi * x[:, 0]) - torch.cos(math.pi * x[:, 1]) + 0.01 * x[:, 0]
+                    + 0.0003 * x[:, 1], shape=(2,), data_range=(-0.5, 58.5), dtype=torch.float64)
+    path = torch.tensor([[5.999, 34.0], [7.4648, 34.0], [8.8186, 33.8691], [9.999, 33.0001], [9.999, 30.8777],
+                         [11.8121, 30.0594], [13.919, 29.9986]] + [[16.0413 + 2.12233 * j, 30.0] for j in range(16)]
+                        + [[49.999, 30.0]], dtype=torch.float64)
+    u = energy(path).numpy()
+    top = int(np.argmax(u[1:-1])) + 1
+    assert path[top, 0] == pytest.approx(33.02, abs=0.01) and u[top] == pytest.approx(0.337, abs=0.01)
+    converged = PathResult(path, u, top, float(u[top]), True, 100, float(u.max()), 0.0, True, "converged")
+    tops, fractions = segment_tops(energy, [path])
+    assert tops[0].max() == pytest.approx(0.989, abs=0.01)  # (the chord in the bend)
+    ends = np.array([max(u[0], u[-1])])
+    value, where = _string_barriers(energy, [converged], tops, fractions, ends)
+    assert value[0] >= 0.499005 - 1e-6 and value[0] < 0.6, value
+    assert float(energy(where[0][None])) == pytest.approx(value[0])
+
+
 def test_a_string_that_did_not_converge_gives_the_top_of_its_path():
     # One iteration: no string converges, and the straight string's 24 images miss the
     # ridge (the nearest at x0 = +-0.043, energy 0.996). The refined barrier is the top of

@@ -44,7 +44,7 @@ from landscape.mapping.ad import PairRecords
 from landscape.mapping.neighbors import nearest
 from landscape.energy import Energy
 from landscape.errors import LandscapeError
-from landscape.mapping.paths import STOPS, polyline_max, segment_max, string_method_batch
+from landscape.mapping.paths import STOPS, point_on, polyline_max, segment_max, segment_tops, string_method_batch
 from landscape.io.records import ATTRACTION, CHAIN_SLACK, NEIGHBOUR, REFINED_SLACK, PairTable
 from landscape.mapping.tree import flat_rtol, minimax_tree
 
@@ -453,30 +453,36 @@ def _rounding(value: Any, floor: Any) -> Any:
 CHORD_STEPS = 100
 
 
-def _chords(energy: Energy, results: list[Any], rises: np.ndarray, tops: np.ndarray, top_at: list[Any],
-            segment: list[Any], ends: np.ndarray) -> np.ndarray:
-    """Per string whose polyline ``rises`` between two images above its highest image
-    (``tops`` [m], ``top_at`` and ``segment`` from :func:`polyline_max`): whether that rise
+def _chords(energy: Energy, candidates: list[tuple[torch.Tensor, np.ndarray, int, float, torch.Tensor, float]]
+            ) -> np.ndarray:
+    """Per candidate ``(path, energies, k, top, point, end)``, a segment ``k`` of a string
+    (``path`` [K, *shape] and its images' ``energies``) whose top ``top`` at ``point`` rises
+    above the string's highest image (``end``: the higher end's energy): whether that rise
     is only the chord of a curved valley, not a ridge narrower than the images' spacing.
     The top descends across the path (gradient descent in the hyperplane normal to its
     segment, :data:`CHORD_STEPS` steps with backtracking, at most the segment's length
     away, in the box): on a valley's chord it falls to the valley's floor, no higher than
     the segment's two images (a ring of equal minima: the chords inside the ring stood
     1e-11 to 6e-9 above it, barriers that set the attraction-diffusion temperature 1e6
-    times too low); on a ridge it slides along the crest and stays above them."""
-    out = np.zeros(len(results), dtype=bool)
-    rows = [i for i in np.flatnonzero(rises) if top_at[i] is not None]
-    starts, normals, reach, ceiling = [], [], [], []
-    for i in rows:
-        res, k = results[i], segment[i]
-        path = res.path.detach().reshape(res.path.shape[0], -1).double().cpu()
+    times too low); on a ridge it slides along the crest and stays above them.
+
+    Where it fell, the path from the one image through the point it fell to on to the
+    other must then rise above them by at most half as much as the chord did (on a
+    valley's floor the two shorter chords rise far less): an oblique ridge lets the top
+    fall off the crest into a well on one side, and the way on from there crosses the
+    ridge again, as high."""
+    out = np.zeros(len(candidates), dtype=bool)
+    if not candidates:
+        return out
+    starts, normals, reach, ceiling, ends_k = [], [], [], [], []
+    for path, u_img, k, top, point, end in candidates:
+        path = path.detach().reshape(path.shape[0], -1).double().cpu()
+        ends_k.append((path[k], path[k + 1]))
         t = path[k + 1] - path[k]
-        starts.append(top_at[i].reshape(-1).double())
+        starts.append(point.reshape(-1).double())
         normals.append(t / torch.linalg.vector_norm(t).clamp_min(torch.finfo(t.dtype).tiny))
         reach.append(float(torch.linalg.vector_norm(t)))
-        ceiling.append(max(float(res.energy[k]), float(res.energy[k + 1])) + _rounding(tops[i], ends[i]))
-    if not rows:
-        return out
+        ceiling.append(max(float(u_img[k]), float(u_img[k + 1])) + _rounding(top, end))
     shape = tuple(energy.shape)
     vg = energy.value_and_grad_fn()
     start = torch.stack(starts).to(energy.device, energy.dtype)
@@ -505,8 +511,68 @@ def _chords(energy: Energy, results: list[Any], rises: np.ndarray, tops: np.ndar
         g = torch.where(better[:, None], g_new, g)
         step = torch.where(better, step * 1.5, step * 0.5)
     fell = u.double().cpu().numpy() <= np.array(ceiling)
-    out[np.array(rows)[fell]] = True
+    if fell.any():
+        at = np.flatnonzero(fell)
+        a = torch.stack([ends_k[j][0] for j in at]).to(x).reshape(-1, *shape)
+        b = torch.stack([ends_k[j][1] for j in at]).to(x).reshape(-1, *shape)
+        via = x[torch.from_numpy(at).to(x.device)].reshape(-1, *shape)
+        ways = torch.maximum(segment_max(energy, a, via), segment_max(energy, via, b)).cpu().numpy()
+        top = np.array([candidates[j][3] for j in at])
+        roof = np.array(ceiling)[at]
+        fell[at] = ways - roof <= 0.5 * (top - roof)
+    out[fell] = True
     return out
+
+
+def _string_barriers(energy: Energy, results: list[Any], seg_tops: list[np.ndarray], seg_where: list[np.ndarray],
+                     ends: np.ndarray) -> tuple[np.ndarray, list[torch.Tensor]]:
+    """Per relaxed string, its barrier and where it is: the top of its polyline, a path
+    between the two minima that bounds the barrier from above (``seg_tops``, ``seg_where``
+    from :func:`~landscape.mapping.paths.segment_tops`). For a string that did not
+    converge that top may lie between its images. For one that converged it is its
+    climbing image's saddle, unless the path crosses a higher pass between two images:
+    a ridge narrower than their spacing, which only the polyline sees, or, on a string
+    across many wells (its images a well apart or more), the passes of the other wells,
+    the climbing image having converged on one of them. A segment's top counts beyond
+    float32's rounding of the saddle (on the halves of the two segments beside the
+    climbing image nearer to it beyond 0.1 % of the barrier, where a bend of the path
+    lifts the polyline a little over it), unless it is the chord of a curved valley
+    (:func:`_chords`)."""
+    value = np.empty(len(results))
+    where: list[torch.Tensor] = []
+    candidates, owner = [], []
+    for i, res in enumerate(results):
+        tops = seg_tops[i]
+        if not res.converged or not tops.size:
+            continue
+        highest = res.saddle_energy
+        # (the nearer half of the two segments beside the climbing image)
+        beside = np.zeros(tops.size, dtype=bool)
+        c = res.saddle_index
+        if 0 < c <= tops.size:
+            beside[c - 1] = seg_where[i][c - 1] >= 0.5
+        if c < tops.size:
+            beside[c] = seg_where[i][c] <= 0.5
+        slack = np.where(beside, _rounding(highest, ends[i]), 1e-6 * abs(highest))
+        for k in np.flatnonzero(tops > highest + slack):
+            candidates.append((res.path, res.energy, int(k), float(tops[k]),
+                               point_on(res.path, int(k), float(seg_where[i][k])), float(ends[i])))
+            owner.append(i)
+    chord = _chords(energy, candidates)
+    passes: dict[int, tuple[float, torch.Tensor]] = {}
+    for (_, _, _, top, point, _), i, is_chord in zip(candidates, owner, chord):
+        if not is_chord and (i not in passes or top > passes[i][0]):
+            passes[i] = (top, point)
+    for i, res in enumerate(results):
+        tops = seg_tops[i]
+        if not res.converged and tops.size and float(tops.max()) > res.saddle_energy:
+            k = int(tops.argmax())
+            passes[i] = (float(tops[k]), point_on(res.path, k, float(seg_where[i][k])))
+        top, point = passes.get(i, (-math.inf, None))
+        value[i] = max(res.saddle_energy, top)
+        # where the barrier is: the top of the polyline where that set it (between images)
+        where.append(point if top > res.saddle_energy else res.path[res.saddle_index])
+    return value, where
 
 
 def _tangent_at(path: torch.Tensor, k: int) -> torch.Tensor:
@@ -632,29 +698,10 @@ def refine_pairs(
             results = string_method_batch(energy, a, b, init=init if any(p is not None for p in init) else None,
                                           images=k, steps=steps, climb=climb > 0, climb_steps=climb,
                                           box=energy.data_range, on_iteration=on_iteration, on_compile=on_compile)
-            # A string's barrier is the top of its polyline, a path between the two
-            # minima, so it bounds the barrier from above: for a string that did not
-            # converge it may lie between its images; for one that converged it is its
-            # climbing image's saddle, unless the path crosses a ridge narrower than its
-            # images' spacing, which only the polyline sees (the saddle found is then a
-            # critical point beyond the ridge, not the pass over it).
-            tops, top_at, segment = polyline_max(energy, [res.path for res in results], points=len(chunk) * k,
-                                                 where=True)
+            # (the top of the polyline, a path between the two minima: see _string_barriers)
+            seg_tops, seg_where = segment_tops(energy, [res.path for res in results], points=len(chunk) * k)
             ends = np.array([max(float(res.energy[0]), float(res.energy[-1])) for res in results])
-            highest = np.array([res.saddle_energy for res in results])
-            converged = np.array([res.converged for res in results], dtype=bool)
-            # (a converged string's top within its climbing image's rounding is the saddle itself)
-            rises = converged & (tops > highest + _rounding(highest, ends))
-            chords = _chords(energy, results, rises, tops, top_at, segment, ends)
-            value, where = np.empty(len(results)), []
-            for i, res in enumerate(results):
-                top = float(tops[i])
-                if res.converged:
-                    top = top if rises[i] and not chords[i] else -math.inf
-                value[i] = max(res.saddle_energy, top)
-                # where the barrier is: the top of the polyline where that set it (between images)
-                on_line = top > res.saddle_energy and top_at[i] is not None
-                where.append(top_at[i] if on_line else res.path[res.saddle_index])
+            value, where = _string_barriers(energy, results, seg_tops, seg_where, ends)
             # A saddle point: the gradient vanishes where the barrier is, to within what moves
             # the energy by 0.1 % of the barrier's height and float32's rounding
             # (:func:`stationary_within`). Where the energy has no second derivatives: a

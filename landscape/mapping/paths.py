@@ -792,6 +792,32 @@ def _finite(energy: Energy, u: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     return u
 
 
+def segment_tops(energy: Energy, paths: Sequence[torch.Tensor], points: int = 8192,
+                 images: int = 8) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Per path (``[K, *shape]``, its points in order), the highest energy on each of its
+    segments (:func:`segment_max`, ``images`` points and 20 golden-section steps each) and
+    where, as the fraction of the way along the segment (float64 arrays [K - 1] both; see
+    :func:`point_on`), in calls of at most ``points`` energy evaluations."""
+    if not paths:
+        return [], []
+    a = torch.cat([p[:-1] for p in paths]).to(energy.device, energy.dtype)
+    b = torch.cat([p[1:] for p in paths]).to(energy.device, energy.dtype)
+    chunk = max(1, points // images)
+    found = [segment_max(energy, a[s : s + chunk], b[s : s + chunk], images=images, iterations=20, where=True)
+             for s in range(0, a.shape[0], chunk)]
+    tops = torch.cat([u.cpu() for u, _ in found]).double().numpy() if found else np.zeros(0)
+    fraction = torch.cat([f.cpu() for _, f in found]).double().numpy() if found else np.zeros(0)
+    ends = np.cumsum([p.shape[0] - 1 for p in paths])
+    bounds = list(zip(np.concatenate([[0], ends[:-1]]).astype(int), ends.astype(int)))
+    return [tops[lo:hi] for lo, hi in bounds], [fraction[lo:hi] for lo, hi in bounds]
+
+
+def point_on(path: torch.Tensor, k: int, fraction: float) -> torch.Tensor:
+    """The point ``fraction`` of the way along segment ``k`` of ``path`` (on the CPU)."""
+    a, b = path[k].detach().cpu(), path[k + 1].detach().cpu()
+    return a + torch.tensor(fraction, dtype=a.dtype) * (b - a)
+
+
 def polyline_max(energy: Energy, paths: Sequence[torch.Tensor], points: int = 8192, images: int = 8,
                  where: bool = False) -> Any:
     """Per path (``[K, *shape]``, its points in order), the highest energy on the polyline
@@ -803,28 +829,12 @@ def polyline_max(energy: Energy, paths: Sequence[torch.Tensor], points: int = 81
     index of the segment's first point; None for a path of one point)."""
     if not paths:
         return (np.zeros(0), [], []) if where else np.zeros(0)
-    a = torch.cat([p[:-1] for p in paths]).to(energy.device, energy.dtype)
-    b = torch.cat([p[1:] for p in paths]).to(energy.device, energy.dtype)
-    chunk = max(1, points // images)
-    found = [segment_max(energy, a[s : s + chunk], b[s : s + chunk], images=images, iterations=20, where=True)
-             for s in range(0, a.shape[0], chunk)]
-    tops = torch.cat([u.cpu() for u, _ in found])
-    ends = np.cumsum([p.shape[0] - 1 for p in paths])
-    bounds = list(zip(np.concatenate([[0], ends[:-1]]).astype(int), ends.astype(int)))
-    values = np.array([float(tops[lo:hi].max()) if hi > lo else -math.inf for lo, hi in bounds])
+    tops, fractions = segment_tops(energy, paths, points, images)
+    values = np.array([float(t.max()) if t.size else -math.inf for t in tops])
     if not where:
         return values
-    fraction = torch.cat([f.cpu() for _, f in found])
-    at: list[torch.Tensor | None] = []
-    segment: list[int | None] = []
-    for lo, hi in bounds:
-        if hi <= lo:
-            at.append(None)
-            segment.append(None)
-            continue
-        j = lo + int(tops[lo:hi].argmax())
-        at.append((a[j].cpu() + fraction[j] * (b[j].cpu() - a[j].cpu())))
-        segment.append(j - lo)
+    segment = [int(t.argmax()) if t.size else None for t in tops]
+    at = [None if k is None else point_on(p, k, float(f[k])) for k, p, f in zip(segment, paths, fractions)]
     return values, at, segment
 
 
