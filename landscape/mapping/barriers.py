@@ -534,7 +534,7 @@ def _string_barriers(energy: Energy, results: list[Any], seg_tops: list[np.ndarr
     a ridge narrower than their spacing, which only the polyline sees, or, on a string
     across many wells (its images a well apart or more), the passes of the other wells,
     the climbing image having converged on one of them. A segment's top counts beyond
-    float32's rounding of the saddle (on the halves of the two segments beside the
+    float32's rounding of the saddle and the minima (on the halves of the two segments beside the
     climbing image nearer to it beyond 0.1 % of the barrier, where a bend of the path
     lifts the polyline a little over it), unless it is the chord of a curved valley
     (:func:`_chords`)."""
@@ -553,7 +553,7 @@ def _string_barriers(energy: Energy, results: list[Any], seg_tops: list[np.ndarr
             beside[c - 1] = seg_where[i][c - 1] >= 0.5
         if c < tops.size:
             beside[c] = seg_where[i][c] <= 0.5
-        slack = np.where(beside, _rounding(highest, ends[i]), 1e-6 * abs(highest))
+        slack = np.where(beside, _rounding(highest, ends[i]), 1e-6 * max(abs(highest), abs(ends[i])))
         for k in np.flatnonzero(tops > highest + slack):
             candidates.append((res.path, res.energy, int(k), float(tops[k]),
                                point_on(res.path, int(k), float(seg_where[i][k])), float(ends[i])))
