@@ -359,7 +359,7 @@ def _summary_markdown(results: dict[str, dict], out: Path | None = None) -> str:
     maps = {name: r["map"] for name, r in results.items() if "map" in r}
     if maps:
         lines += ["## landscape maps (as built: the funnel probes below add minima of their own)", "",
-                  "| | minima (tree leaves) | tree merges at refined saddles | basins (main level) | "
+                  "| | minima (tree leaves) | tree merges at refined barriers | basins (main level) | "
                   "basins per pull (alpha units) | time |", "|---|---|---|---|---|---|"]
         for name, m in maps.items():
             ladder = ", ".join(f"{lv['alpha']:.3g}: {lv['basins']}" for lv in m["levels"])
