@@ -563,7 +563,7 @@ def barrier_between(energy: Energy, a: torch.Tensor, b: torch.Tensor, ea: torch.
     so the two are not one state (bool ndarray [P]; the segment's top by
     :func:`~landscape.mapping.paths.segment_max` over :data:`MERGE_IMAGES` points)."""
     from landscape.mapping.paths import segment_max
-    from landscape.mapping.tree import flat_rtol
+    from landscape.mapping.tree import flat_rtol, unresolved
 
     if a.shape[0] == 0:
         return np.zeros(0, dtype=bool)
@@ -571,7 +571,7 @@ def barrier_between(energy: Energy, a: torch.Tensor, b: torch.Tensor, ea: torch.
         top = torch.cat([segment_max(energy, a[s : s + MERGE_BATCH], b[s : s + MERGE_BATCH], MERGE_IMAGES).cpu()
                          for s in range(0, a.shape[0], MERGE_BATCH)]).double()
     higher = torch.maximum(ea.double().cpu(), eb.double().cpu())
-    return (top > higher + max(flat_rtol(energy.dtype) * magnitude, tie)).numpy()
+    return (top > higher + float(unresolved(magnitude, flat_rtol(energy.dtype), tie))).numpy()
 
 
 def _greedy(flat: torch.Tensor, order: torch.Tensor, radius: float, chunk: int,

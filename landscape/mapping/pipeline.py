@@ -84,7 +84,7 @@ from landscape.mapping.settings import (
     LADDER_FACTOR, LADDER_JUMP, MapConfig, ad_settings, ad_temperature_from, box_relief, capped_eps,
     exploration_settings, resolved_barriers, sampling_temperature,
 )
-from landscape.mapping.tree import BarrierTree, flat_rtol, minimax_tree
+from landscape.mapping.tree import BarrierTree, flat_rtol, minimax_tree, unresolved
 
 # Refined paths are kept in the map when they take at most this many numbers.
 _PATH_BUDGET = 20_000_000
@@ -303,7 +303,7 @@ def _new_states(energy: Energy, minima: Minima, fresh: torch.Tensor, images: int
         return int(len(new))
     flat_x = minima.x.reshape(len(minima), -1)
     e = minima.energy.double().cpu()
-    tol = max(flat_rtol(energy.dtype) * float(e.abs().max()), tie)
+    tol = float(unresolved(float(e.abs().max()), flat_rtol(energy.dtype), tie))
     k = min(DRAIN_NEIGHBOURS, len(known))
     near = known[torch.cdist(flat_x[new].double(), flat_x[known].double()).topk(k, largest=False).indices]  # [n, k]
     pairs = torch.stack([new[:, None].expand(-1, k).reshape(-1), near.reshape(-1)], 1).cpu()
@@ -1097,9 +1097,9 @@ def build_map(
     again = True
     while again:  # (a second round where the refinement lowered the barriers the settings came from)
         settings = _stage_settings(run, minima, table, saddles)
-        levels, records, extended, inserted, ladder_note = _stage_ladder(run, minima, settings)
+        levels, records, extended, inserted = _stage_ladder(run, minima, settings)
         table, again = _stage_connected(run, minima, table, records, saddles, keep_paths, settings)
-    result = _assemble(run, minima, table, saddles, keep_paths, settings, levels, extended, inserted, ladder_note)
+    result = _assemble(run, minima, table, saddles, keep_paths, settings, levels, extended, inserted)
     run.reporter.close()
     return result
 
@@ -1433,7 +1433,7 @@ def _midpoints(levels: list[Partition], budget: int) -> list[float]:
 
 def _stage_ladder(
     run: _Run, minima: Minima, settings: dict[str, Any]
-) -> tuple[list[Partition], list[PairRecords], int, int, str | None]:
+) -> tuple[list[Partition], list[PairRecords], int, int]:
     """4. Basins at each pull of the ladder, extended until the strongest leaves one, then
     at rungs inserted where a step of the ladder loses most basins at once (the levels
     returned sorted by pull)."""
@@ -1471,12 +1471,13 @@ def _stage_ladder(
         take(f"r{j}")
     order = sorted(range(len(levels)), key=lambda i: levels[i].multiplier)
     levels, records = [levels[i] for i in order], [records[i] for i in order]
-    return levels, records, extended, len(inserted), _ladder_note(levels[-1])
+    return levels, records, extended, len(inserted)
 
 
-def _ladder_note(strongest: Partition) -> str | None:
+def _ladder_note(levels: list[Partition]) -> str | None:
     """What the map says where its strongest pull left more than one basin (None where it
-    left one)."""
+    left one): of the basins the map keeps, once the drained ones are joined."""
+    strongest = max(levels, key=lambda p: p.alpha)
     if strongest.n_basins <= 1:
         return None
     pull = f"{strongest.multiplier:g} units" if strongest.multiplier is not None else f"alpha {strongest.alpha:.4g}"
@@ -1571,7 +1572,7 @@ def _settings_moved(run: _Run, minima_energy: np.ndarray, before: PairTable, aft
 
 def _assemble(
     run: _Run, minima: Minima, table: PairTable, saddles: _Saddles, keep_paths: bool, settings: dict[str, Any],
-    levels: list[Partition], extended: int, inserted: int, ladder_note: str | None,
+    levels: list[Partition], extended: int, inserted: int,
 ) -> MapResult:
     """6. The tree, the basins that hold only minima draining into lower ones with no
     barrier joined where they drain (:func:`landscape.mapping.ad.join_drained`), the grid,
@@ -1593,8 +1594,7 @@ def _assemble(
     if nested:
         run.reporter.note("minima moved to where their basin's lowest minimum went, so that a basin of a weaker "
                           "pull stays whole at the stronger ones: " + ", ".join(nested))
-    # (said of the basins as the map keeps them: joining the drained ones may leave one)
-    ladder_note = ladder_note and _ladder_note(max(levels, key=lambda p: p.alpha))
+    ladder_note = _ladder_note(levels)
     if ladder_note:
         run.reporter.note(ladder_note)
     grid = _grid(energy, config.grid) if config.grid and energy.dim == 2 and len(shape) == 1 else None
@@ -1883,7 +1883,7 @@ def extend_map(
     attrs.setdefault("tree", {}).update({"refined_merges": int(tree.refined.sum()),
                                         "connected_merges": int(tree.connected.sum())})
     if attrs.get("levels", {}).get("note"):  # (the basins left at the strongest pull: counted again)
-        attrs["levels"]["note"] = _ladder_note(max(levels, key=lambda p: p.alpha)) or ""
+        attrs["levels"]["note"] = _ladder_note(levels) or ""
     reporter.close()
     return replace(
         content,

@@ -88,7 +88,7 @@ from landscape.energy import Energy
 from landscape.errors import LandscapeError
 from landscape.io.files import first_line
 from landscape.mapping.neighbors import nearest_distance
-from landscape.mapping.tree import flat_rtol
+from landscape.mapping.tree import flat_rtol, unresolved
 from landscape.sampling.langevin import MAX_EPS
 
 #: The ladder of magnetizations, in units of the alpha unit (extended upwards until one basin).
@@ -644,7 +644,7 @@ def ad_settings(
     # at an energy of order 1, is rounding, not a spread to take a scale from).
     e_all = np.asarray(minima_energy, dtype=np.float64)
     magnitude = float(np.abs(e_all).max()) if e_all.size else 0.0
-    resolved = max(tie, flat_rtol(energy.dtype) * magnitude)
+    resolved = float(unresolved(magnitude, flat_rtol(energy.dtype), tie))
     if t_ad is None:
         lowest = float(np.min(minima_energy)) if len(minima_energy) else 0.0
         t_ad = ad_temperature_from(depths, minima_energy, lambda: box_relief(energy, config.seed, lowest), resolved)

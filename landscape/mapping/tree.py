@@ -59,6 +59,13 @@ def flat_rtol(dtype: Any) -> float:
     return FLAT_RTOL * eps / float(np.finfo(np.float32).eps)
 
 
+def unresolved(magnitude: Any, rtol: float, tie: float) -> Any:
+    """The largest rise above a minimum that is no barrier: within ``rtol`` (:func:`flat_rtol`)
+    of the energy's ``magnitude`` (a number or an array), or within ``tie``, the map's
+    energy tie (:func:`~landscape.mapping.minima.energy_tie`), whichever is larger."""
+    return np.maximum(rtol * magnitude, tie)
+
+
 @dataclass(frozen=True, eq=False)  # arrays: compare fields explicitly
 class BarrierTree:
     """A single-linkage (minimax) tree over leaves: the minima of a map, or the basins of
@@ -243,7 +250,7 @@ class BarrierTree:
         if self.energy.size:
             magnitude = np.maximum(magnitude, float(np.abs(self.energy).max()))
         with np.errstate(invalid="ignore"):
-            return self.connected & (depth <= np.maximum(rtol * magnitude, self.flat_atol))
+            return self.connected & (depth <= unresolved(magnitude, rtol, self.flat_atol))
 
     def drained(self, rtol: float | None = None) -> np.ndarray:
         """Per leaf: it reaches a lower leaf over a :meth:`flat` merge (no barrier the
