@@ -109,6 +109,10 @@ def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     code = run_guarded(cli, argv or ["--help"], debug=os.environ.get("LANDSCAPE_DEBUG") == "1", last=True)
     ranks = sys.modules.get("landscape.distributed")  # (imported only by the commands that join ranks)
+    if code not in (0, 130, 143) and os.environ.get("TORCHELASTIC_USE_AGENT_STORE") == "True":
+        from landscape.distributed import await_peers
+
+        await_peers()  # (torchrun stops the others when one fails: they say their line first)
     if ranks is not None and ranks.joined():
         ranks.end_process(code)  # (skips the interpreter's teardown, which a gloo group can abort)
     sys.exit(code)

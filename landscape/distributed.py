@@ -26,6 +26,11 @@ interpreter's teardown (:func:`end_process`): a gloo group still alive at that p
 keeps references to it that outlive the model and ``destroy_process_group``) is torn down
 with its worker threads running, and the process aborts now and then ("terminate called
 without an active exception", SIGABRT) after its work is done and written.
+
+A rank that ends in an error waits a few seconds for the other ranks to end too
+(:func:`await_peers`): torchrun stops every rank once one has failed, and ranks that refuse
+the same input reach their one line at slightly different times, so the slower ones were
+stopped before they said it.
 """
 
 from __future__ import annotations
@@ -37,6 +42,7 @@ import re
 import sys
 import tempfile
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -50,7 +56,7 @@ from landscape.energy import Energy, ValueAndGrad
 from landscape.errors import LandscapeError
 
 __all__ = ["Dist", "join", "join_timeout", "current", "SplitEnergy", "split_energy", "from_main", "leave", "joined",
-           "end_process"]
+           "end_process", "await_peers"]
 
 T = TypeVar("T")
 
@@ -293,6 +299,45 @@ def end_process(code: int) -> NoReturn:
             pass
     atexit._run_exitfuncs()
     os._exit(code)
+
+
+#: Seconds a rank that ended in an error waits for the other ranks of its torchrun job to
+#: end too (:func:`await_peers`). Ranks refusing the same input come within a second or
+#: two of each other (more on a loaded machine); a rank that failed alone, while the others
+#: wait for it in a collective, costs the job this much more before torchrun stops it.
+PEERS_WAIT_S = 10.0
+
+
+def await_peers(seconds: float = PEERS_WAIT_S) -> None:
+    """Count this rank of a torchrun job as ended, then wait at most ``seconds`` until every
+    rank has: called by a rank whose command failed, once its error is printed. torchrun's
+    agent stops the other ranks as soon as one exits with an error, so without the wait a
+    slower rank refusing the same input is stopped before it says why (and a rank 0 that
+    speaks for all, before it speaks). The count lives in the agent's store (the one
+    ``init_process_group`` reaches under torchrun), so this works before, after or without
+    joining a process group; outside torchrun's agent it does nothing."""
+    rank, world = _env_int("RANK", 0), _env_int("WORLD_SIZE", 1)
+    if world < 2 or rank < 0 or os.environ.get("TORCHELASTIC_USE_AGENT_STORE") != "True":
+        return
+    try:
+        store = dist.TCPStore(os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"]), is_master=False,
+                              timeout=timedelta(seconds=seconds), wait_for_workers=False)
+        key = f"landscape/ended/{os.environ.get('TORCHELASTIC_RUN_ID', '')}/" \
+              f"{os.environ.get('TORCHELASTIC_RESTART_COUNT', '0')}"
+        ended = store.add(key, 1)
+        deadline = time.monotonic() + seconds
+        while ended < world and time.monotonic() < deadline:
+            time.sleep(0.05)
+            ended = store.add(key, 0)
+    except Exception:  # noqa: BLE001 - the error is said already; an agent gone or busy only ends the wait
+        return
+
+
+def _env_int(name: str, default: int) -> int:
+    try:
+        return int(os.environ.get(name, str(default)))
+    except ValueError:
+        return -1
 
 
 def current() -> Dist | None:

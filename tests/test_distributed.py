@@ -161,6 +161,26 @@ def test_two_rank_map_equals_one_process_map_and_rank0_alone_writes(tmp_path, mo
     assert h5_digest(two / "w.h5") == h5_digest(one / "w.h5")
 
 
+SLOW_RANK0 = """
+import os, sys, time
+from landscape.cli.main import main
+if os.environ["RANK"] == "0":
+    time.sleep(3)  # (rank 0 comes to its error last)
+main(sys.argv[1:])
+"""
+
+
+def test_a_rank_that_fails_waits_for_a_slower_one_to_say_why(tmp_path):
+    # (torchrun stops every rank once one has failed: rank 1, refusing at once, ended the
+    # job while rank 0, the rank that says why, was still on its way, and nothing was said)
+    (tmp_path / "slow.py").write_text(SLOW_RANK0)
+    refused = torchrun(tmp_path, ["slow.py", "info", "nothing.pt"], timeout=120)
+    assert refused.returncode != 0
+    said = [line for line in refused.stderr.splitlines() if line.startswith("error: ")]
+    assert said == ["error: landscape info runs as one process: run it without torchrun (only map and train spread "
+                    "over its ranks)"], refused.stderr[-2000:]
+
+
 def test_a_file_one_rank_cannot_load_stops_every_rank_in_one_line(tmp_path):
     # (a checkpoint missing on the node that became rank 1: rank 1 said so and left, rank 0
     # waited with no word for the process group's 30 minutes, deaf to SIGTERM)
