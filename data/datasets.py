@@ -12,6 +12,7 @@ and resized (see ``data.images``).
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -163,9 +164,13 @@ def _digits(size: int | None, grayscale: bool | None, limit: int | None) -> Data
     return _images("digits", x, digits.target[:limit], size or _DEFAULT_SIZE["digits"], grayscale)
 
 
-def _npz(path: Path, size: int | None, grayscale: bool | None, limit: int | None) -> Dataset:
-    """Interpret an npz array as points ``[N, D]`` or images (see ``load``)."""
+def _npz(path: Path, size: int | None, grayscale: bool | None, limit: int | None,
+         like: tuple[int, ...] | None = None) -> Dataset:
+    """Interpret an npz array as points ``[N, D]`` or images (see ``load``): flat rows
+    ``[N, H*W]`` as grey images ``like`` ``[1, H, W]`` where that is given."""
     raw, labels = formats.load_npz(path)
+    if like is not None and raw.ndim == 2 and len(like) == 3 and like[0] == 1 and raw.shape[1] == math.prod(like):
+        raw = raw.reshape(raw.shape[0], *like)
     name = f"npz:{path}"
     if raw.shape[0] == 0:
         raise DataError(f"{path}: no examples")
@@ -235,6 +240,7 @@ def load(
     toy_samples: int = 10000,
     generator_seed: int = 0,
     grayscale: bool | None = None,
+    like: tuple[int, ...] | None = None,
 ) -> Dataset:
     """Load a dataset by name.
 
@@ -260,6 +266,12 @@ def load(
     grayscale : bool, optional
         ``True``: one channel (luma); ``False``: three; ``None``: the data's own
         (for folders: one only if every image is grey). Ignored for points.
+    like : tuple of int, optional
+        The shape of one example the caller needs (a model's input). An npz of flat rows
+        ``[N, H*W]`` is read as images of this shape ``[1, H, W]`` instead of as points:
+        flat pixel rows are how many grey image sets are stored. (Colour rows are left as
+        they are: whether their pixels run channel by channel or pixel by pixel cannot be
+        told from the array.)
 
     Returns
     -------
@@ -308,7 +320,7 @@ def load(
             raise DataError(f"{kind.lower()}: needs a path, e.g. {kind.lower()}:/data/my_images")
         path = Path(rest.strip()).expanduser().absolute()
         if kind.lower() == "npz":
-            return _npz(path, size, grayscale, limit)
+            return _npz(path, size, grayscale, limit, like)
         side = size or _DEFAULT_SIZE["folder"]
         images, labels = formats.load_folder(path, side, grayscale, limit)
         return _images(f"folder:{path}", uint8_to_unit(images), labels, side, grayscale)

@@ -527,6 +527,25 @@ def test_images_are_given_in_a_models_own_pixel_range(tmp_path, capsys):
     assert points.in_range((0.0, 1.0)) is points.x
 
 
+def test_flat_grey_rows_are_read_as_the_images_a_model_expects(tmp_path):
+    # (an npz of flat [N, 64] rows, the way sklearn and openml keep digits and MNIST, was
+    # read as 64-D points and refused by a model of shape [1, 8, 8])
+    from landscape.errors import LandscapeError
+    from landscape.train.energies import load_data_like
+
+    grey = np.random.default_rng(0).integers(0, 256, size=(5, 8, 8), dtype=np.uint8)
+    np.savez(tmp_path / "flat.npz", x=grey.reshape(5, 64), y=np.arange(5))
+    np.savez(tmp_path / "square.npz", x=grey, y=np.arange(5))
+    flat = load_data_like(f"npz:{tmp_path / 'flat.npz'}", None, (1, 8, 8), None)
+    assert torch.equal(flat, load_data_like(f"npz:{tmp_path / 'square.npz'}", None, (1, 8, 8), None))
+    assert load(f"npz:{tmp_path / 'flat.npz'}").shape == (64,)  # (asked for nothing else: points)
+    # colour rows are not guessed at (channel by channel or pixel by pixel?): the error says what to store
+    np.savez(tmp_path / "rgb.npz", x=np.zeros((5, 3 * 4 * 4), dtype=np.uint8) + 7)
+    with pytest.raises(LandscapeError, match=r"has examples of shape \[48\], the map's minima have shape "
+                                             r"\[3, 4, 4\]: flat rows of colour images; store them as "):
+        load_data_like(f"npz:{tmp_path / 'rgb.npz'}", None, (3, 4, 4), None)
+
+
 def test_npz_points_are_vectors_in_a_padded_box(tmp_path):
     pts = np.array([[0.0, 1.0], [10.0, 4.0], [5.0, 5.0]])
     np.savez(tmp_path / "p.npz", x=pts)

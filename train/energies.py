@@ -12,6 +12,7 @@ The command line's options for these are in :mod:`landscape.cli.options`.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -497,11 +498,21 @@ def load_data_like(dataset: str, data_root: Path | None, shape: tuple[int, ...],
     """The examples of ``dataset`` (at most ``limit``), images resized to ``shape`` and
     carried onto ``box``, the energy's value range (:meth:`Dataset.in_range`);
     LandscapeError (one line) if they do not have that shape."""
+    return load_shaped(dataset, data_root, shape, limit, "the map's minima have shape").in_range(box)
+
+
+def load_shaped(dataset: str, data_root: Path | None, shape: tuple[int, ...], limit: int | None,
+                whose: str = "the energy expects") -> Any:
+    """The :class:`~landscape.data.Dataset` ``dataset`` (at most ``limit`` examples),
+    images resized to ``shape`` (an npz of flat grey rows read as such images), or a
+    LandscapeError (one line) if its examples have another shape: ``data set ... has
+    examples of shape [a], {whose} [b]``."""
     from landscape.data import load
 
-    ds = load(dataset, size=shape[-1] if len(shape) == 3 else None, root=data_root, limit=limit)
-    if tuple(ds.shape) != tuple(shape):
-        raise LandscapeError(
-            f"data set {dataset} has examples of shape {list(ds.shape)}, the map's minima have shape {list(shape)}"
-        )
-    return ds.in_range(box)
+    shape = tuple(shape)
+    ds = load(dataset, size=shape[-1] if len(shape) == 3 else None, root=data_root, limit=limit, like=shape)
+    if tuple(ds.shape) != shape:
+        flat = len(ds.shape) == 1 and len(shape) == 3 and ds.shape[0] == math.prod(shape)
+        raise LandscapeError(f"data set {dataset} has examples of shape {list(ds.shape)}, {whose} {list(shape)}" + (
+            ": flat rows of colour images; store them as [N, C, H, W] or [N, H, W, C] in the npz" if flat else ""))
+    return ds

@@ -129,20 +129,16 @@ def map_data(loaded: LoadedEnergy, config: Any, *, dataset: str | None = None,
         return None, dataset
     if not dataset:
         raise LandscapeError(f"--init {init} needs a data set: give --dataset")
-    from landscape.data import DataError, load
+    from landscape.data import DataError
+    from landscape.train.energies import load_shaped
 
     energy = loaded.energy
-    size = energy.shape[-1] if len(energy.shape) == 3 else None
     try:
-        ds = load(dataset, size=size, root=data_root, limit=loaded.data_limit(dataset))
+        ds = load_shaped(dataset, data_root, energy.shape, loaded.data_limit(dataset))
     except DataError as err:
         if init is not None:
             raise
         raise LandscapeError(f"{err} (or map without data: --init noise)") from None
-    if tuple(ds.shape) != tuple(energy.shape):
-        raise LandscapeError(
-            f"data set {dataset} has examples of shape {list(ds.shape)}, the energy expects {list(energy.shape)}"
-        )
     x = ds.in_range(energy.data_range)
     if x is not ds.x and say is not None:
         say(_carried(dataset, ds.range, energy.data_range))
