@@ -22,7 +22,7 @@ from landscape.energy import Energy, check_gives_back
 from landscape.io.mapfile import read_map, write_map
 from landscape.io.progress import load_progress, progress_path, save_progress
 from landscape.mapping import pipeline
-from landscape.mapping.pipeline import ProgressBars, Reporter, build_map
+from landscape.mapping.pipeline import ProgressBars, Reporter, build_map, extend_map
 from landscape.potentials import (
     MUELLER_BROWN_MINIMA,
     MUELLER_BROWN_SADDLE_ENERGY,
@@ -284,6 +284,28 @@ def test_the_note_on_basins_left_at_the_strongest_pull_counts_them_as_the_map_ke
     (level,) = m.levels
     assert level.attrs["drained"] > 0 and level.n_basins == 1
     assert m.attrs["levels"]["note"] == "" and not [n for n in notes if "remain at the strongest" in n], notes
+
+
+def test_new_minima_that_leave_basins_at_the_strongest_pull_bring_the_note():
+    # A map of one well (its chains started in it) says nothing of basins left; the other
+    # well, added later behind a barrier its one weak pull cannot cross, leaves two basins,
+    # and the map says so (it said nothing: only a note already there was counted again).
+    from scipy.optimize import minimize
+
+    from landscape.mapping.minima import Minima
+
+    def two(x):
+        return 20 * (x[:, 0] ** 2 - 1) ** 2 + 0.3 * x[:, 0] + x[:, 1] ** 2
+
+    e = Energy(two, shape=(2,), data_range=(-2.0, 2.0), dtype=torch.float64)
+    m = build_map(e, MapConfig(chains=8, rounds=1, grid=0, init="data", alpha=0.03, ladder=(0.03,), ladder_extend=0,
+                               ladder_refine=0), data=torch.tensor([[-1.0, 0.0]] * 8, dtype=torch.float64)).content
+    assert m.n_minima == 1 and m.attrs["levels"]["note"] == ""
+    x = torch.from_numpy(minimize(lambda v: float(two(torch.tensor(v[None]))), np.array([1.0, 0.0]), tol=1e-14).x)[None]
+    new = Minima(x, two(x), torch.zeros(1, dtype=torch.int64), torch.zeros(1, dtype=torch.float64))
+    extended = extend_map(e, m, new)
+    assert [p.n_basins for p in extended.levels] == [2]
+    assert extended.attrs["levels"]["note"].startswith("2 basins remain at the strongest pull tried (0.03 units")
 
 
 @pytest.mark.slow

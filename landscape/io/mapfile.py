@@ -590,19 +590,13 @@ def _energy_offset(g: h5py.Group) -> float:
     return checks.number(None, "/tree attr energy_offset", g.attrs["energy_offset"])
 
 
-def _flat_rtol(g: h5py.Group) -> float:
-    """The tree's flat_rtol; float32's for a map written before it was recorded (all of
-    them were made with it)."""
-    if "flat_rtol" not in g.attrs:
-        return FLAT_RTOL
-    return checks.number(None, "/tree attr flat_rtol", g.attrs["flat_rtol"], minimum=0.0, maximum=1.0)
-
-
-def _flat_atol(g: h5py.Group) -> float:
-    """The tree's flat_atol; 0 (none) for a map written before it was recorded."""
-    if "flat_atol" not in g.attrs:
-        return 0.0
-    return checks.number(None, "/tree attr flat_atol", g.attrs["flat_atol"], minimum=0.0)
+def _tree_tol(g: h5py.Group, name: str, unset: float, maximum: float | None = None) -> float:
+    """The tree's tolerance attr ``name`` (flat_rtol, flat_atol), ``unset`` for a map
+    written before it was recorded: float32's flat_rtol (all of them were made with it), a
+    flat_atol of 0 (none)."""
+    if name not in g.attrs:
+        return unset
+    return checks.number(None, f"/tree attr {name}", g.attrs[name], minimum=0.0, maximum=maximum)
 
 
 def _level_attrs(g: h5py.Group) -> tuple[float, float | None]:
@@ -663,8 +657,8 @@ def _read_v2(f: h5py.File) -> MapContent:
         offset=_energy_offset(f["tree"]),
         barrier=_get(f, "tree/barrier"),
         connected=_get(f, "tree/connected"), refined=_get(f, "tree/refined"), pair=pair,
-        edge=edge.astype(np.int64).reshape(-1, 2), flat_rtol=_flat_rtol(f["tree"]),
-        flat_atol=_flat_atol(f["tree"]),
+        edge=edge.astype(np.int64).reshape(-1, 2), flat_rtol=_tree_tol(f["tree"], "flat_rtol", FLAT_RTOL, 1.0),
+        flat_atol=_tree_tol(f["tree"], "flat_atol", 0.0),
     )
     c = MapContent(
         minima_x=_get(f, "minima/x"), minima_energy=energy, minima_hits=_get(f, "minima/hits"), levels=levels,

@@ -1882,7 +1882,7 @@ def extend_map(
         attrs["barriers"]["saddle_points"] = table.n_saddle_points()
     attrs.setdefault("tree", {}).update({"refined_merges": int(tree.refined.sum()),
                                         "connected_merges": int(tree.connected.sum())})
-    if attrs.get("levels", {}).get("note"):  # (the basins left at the strongest pull: counted again)
+    if "note" in attrs.get("levels", {}):  # (the basins left at the strongest pull: counted again, where a map says)
         attrs["levels"]["note"] = _ladder_note(levels) or ""
     reporter.close()
     return replace(
