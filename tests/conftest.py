@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import html
 import json
+import os
 import re
 from collections.abc import Sequence
 from pathlib import Path
@@ -15,6 +16,7 @@ import h5py
 import matplotlib
 import numpy as np
 import pytest
+import torch
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.colors import to_hex
 from matplotlib.figure import Figure
@@ -35,6 +37,13 @@ from landscape.io.records import (
 )
 from landscape.mapping.pipeline import Reporter
 from landscape.mapping.tree import minimax_tree
+
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # `make test` runs one worker per core: each on one thread, its subprocesses too. Two
+    # workers of two threads each on two cores ran the suite 40 % slower (torch's threads
+    # wait on each other while the other worker holds the cores).
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
 
 
 def partition(energy: np.ndarray, basin: Sequence[int], alpha: float = 1.0, multiplier: float | None = None) -> Partition:
