@@ -463,7 +463,8 @@ def runs_frozen(fn: Callable[..., Any]) -> Callable[..., Any]:
     """``fn(energy, ...)`` run inside ``energy.frozen()``: every evaluation of the energy
     (not only its chains') sees the module in eval mode, as the command line's loaders
     leave it, so a network handed over in training mode (dropout, batch statistics) maps
-    as a fixed function. Its mode and flags are restored on return."""
+    as a fixed function; and it runs with the commands' thread count (:func:`cpu_policy`).
+    Its mode, flags and torch's thread count are restored on return."""
 
     @functools.wraps(fn)
     def run(energy: Energy, *args: Any, **kwargs: Any) -> Any:
@@ -471,7 +472,7 @@ def runs_frozen(fn: Callable[..., Any]) -> Callable[..., Any]:
             raise TypeError(f"{fn.__name__} needs an Energy, got {type(energy).__name__}: wrap the module or "
                             "function as Energy(fn, shape=..., data_range=...)")
         no_inference_mode(fn.__name__)
-        with energy.frozen():
+        with energy.frozen(), cpu_policy(energy.fn, energy.device):
             return fn(energy, *args, **kwargs)
 
     return run
@@ -528,6 +529,21 @@ def use_cpu_threads(fn: object, device: str | torch.device) -> None:
         torch.set_num_threads(n)
     if torch.device(device).type == "cpu":
         keep_freed_memory()
+
+
+@contextlib.contextmanager
+def cpu_policy(fn: object, device: str | torch.device) -> Iterator[None]:
+    """:func:`use_cpu_threads` for the length of a call from Python (:func:`runs_frozen`:
+    ``build_map``, ``extend_map``, ``funnel_probe``, ``diagnose_map``): the work runs as the
+    commands run it, and the caller's thread count is theirs again after it. (The
+    allocator's setting, :func:`keep_freed_memory`, holds for the rest of the process.)"""
+    threads = torch.get_num_threads()
+    try:
+        use_cpu_threads(fn, device)
+        yield
+    finally:
+        if torch.get_num_threads() != threads:
+            torch.set_num_threads(threads)
 
 
 #: Environment variables by which a user tunes the C allocator: then it is left alone.

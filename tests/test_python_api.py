@@ -240,6 +240,34 @@ def test_a_network_handed_over_in_training_mode_maps_as_in_eval_mode_and_keeps_i
     assert Energy(torch.nn.Linear(2, 1), shape=(2,)).modes_note() is None
 
 
+def test_a_map_from_python_runs_on_the_commands_thread_count_and_leaves_the_callers(monkeypatch):
+    # (build_map of a small energy from Python ran on all of torch's threads, where the
+    # command runs it on one: dozens of tiny operations a step, slower split over threads)
+    from landscape import Energy, MapConfig, build_map
+    from landscape.diagnosis.spurious import diagnose_map
+
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)  # (set, it is the user's choice and kept)
+    seen = set()
+
+    def wells(x):
+        seen.add(torch.get_num_threads())
+        return (x[:, 0] ** 2 - 1) ** 2 + x[:, 1] ** 2
+
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(3)
+        energy = Energy(wells, shape=(2,), data_range=(-2.0, 2.0), dtype=torch.float64)
+        m = build_map(energy, MapConfig(chains=8, rounds=1, grid=0, refine=False)).content
+        diagnose_map(energy, m, torch.tensor([[1.0, 0.0], [-1.0, 0.1]], dtype=torch.float64))
+        assert seen == {1} and torch.get_num_threads() == 3
+        monkeypatch.setenv("OMP_NUM_THREADS", "3")
+        seen.clear()
+        build_map(energy, MapConfig(chains=8, rounds=1, grid=0, refine=False))
+        assert seen == {3} and torch.get_num_threads() == 3
+    finally:
+        torch.set_num_threads(before)
+
+
 def test_an_energy_that_fails_on_a_small_batch_is_one_line_from_build_map():
     from landscape import Energy, LandscapeError, build_map
 
