@@ -380,7 +380,8 @@ def test_new_minima_and_energies_are_checked_against_the_map():
     saddle = [[0.0, 0.5]]
     for new, pattern in [  # each was taken: a duplicate minimum, a made-up root of the tree
         (minima(m.minima_x[:1], m.minima_energy[:1]), r"new minimum 0 lies 0 from the map's minimum 0, within the map's "
-                                                      r"merge radius [\d.]+: it is that minimum"),
+                                                      r"merge radius [\d.]+, with no barrier between: it is that "
+                                                      r"minimum"),
         (minima(saddle, [-100.0]), r"new minimum 0: the energy gives 1\.25 there, its record says -100"),
         (minima(saddle * 2, [1.25, 1.25]), "new minima 0 and 1 lie 0 apart"),
     ]:
@@ -395,6 +396,39 @@ def test_new_minima_and_energies_are_checked_against_the_map():
                  lambda: funnel_probe(other, m)):
         with pytest.raises(LandscapeError, match="energy 'other' is not the energy the map was made of"):
             call()
+
+
+def test_a_new_minimum_closer_than_the_merge_radius_but_behind_a_barrier_is_taken():
+    # Two narrow wells 0.053 apart, a ridge between, closer than the merge radius (0.057):
+    # the map keeps them apart. A map that found one (its chains started from data there)
+    # refused the other when a funnel probe brought it ("within the map's merge radius: it
+    # is that minimum"), and `landscape funnel` failed on the demo's rings model.
+    from scipy.optimize import minimize
+
+    from landscape import Energy, MapConfig, build_map, extend_map
+    from landscape.errors import LandscapeError
+    from landscape.mapping.minima import Minima
+
+    def pair(x):
+        return (x[:, 0] + 1) ** 2 * (x[:, 0] - 1) ** 2 + x[:, 1] ** 2 + 0.5 * torch.exp(-((x[:, 0] - 1) / 0.01) ** 2)
+
+    energy = Energy(pair, 2, data_range=(-2, 2), dtype=torch.float64)
+    data = torch.tensor([[-1.0, 0.0]] * 8 + [[0.9732, 0.0]] * 8, dtype=torch.float64)
+    m = build_map(energy, MapConfig(chains=16, rounds=1, grid=0, init="data"), data=data).content
+    assert m.n_minima == 2 and m.settings()["merge_radius"] > 0.055
+
+    def minimum(start):
+        x = minimize(lambda v: float(pair(torch.tensor(v[None]))), np.array(start), tol=1e-14).x
+        x = torch.from_numpy(x)[None]
+        return Minima(x, pair(x), torch.zeros(1, dtype=torch.int64), torch.zeros(1, dtype=torch.float64))
+
+    other = minimum([1.03, 0.0])
+    assert 0.05 < float(torch.linalg.vector_norm(other.x[0] - torch.from_numpy(m.minima_x[1]))) < 0.055
+    extended = extend_map(energy, m, other)
+    assert extended.n_minima == 3 and 0.4 < np.sort(extended.tree.barrier)[0] < 0.6  # (the ridge between them)
+    with pytest.raises(LandscapeError, match=r"new minimum 0 lies [\d.e-]+ from the map's minimum 1, within the map's merge "
+                                             r"radius 0\.0566, with no barrier between: it is that minimum"):
+        extend_map(energy, m, minimum([0.97, 0.0]))
 
 
 def test_what_earlier_versions_stored_and_numpy_s_values_are_taken():

@@ -74,7 +74,7 @@ from landscape.io.files import first_line
 from landscape.io.mapfile import check_partition, utc_now
 from landscape.io.progress import resume_progress, save_progress
 from landscape.mapping.minima import (
-    Minima, QuenchResult, describe_stops, energy_tie, find_minima, held_by_box, merge_duplicates,
+    Minima, QuenchResult, barrier_between, describe_stops, energy_tie, find_minima, held_by_box, merge_duplicates,
 )
 from landscape.mapping.neighbors import nearest
 from landscape.io.records import NEIGHBOUR, GridData, MapContent, MapMeta, PairTable, Partition
@@ -1704,7 +1704,8 @@ def _check_new_minima(energy: Energy, content: MapContent, new: Minima) -> None:
     """LandscapeError unless ``new`` are minima the map lacks, with their energies: each
     with the energy ``energy`` gives there (within the float32 rounding of the energies'
     scale), none within the map's merge radius of a map minimum or of another new one
-    (that one is the same minimum)."""
+    with no barrier between (that one is the same minimum; two wells closer than the
+    radius stay two minima, as in the map)."""
     m = len(new)
     if m == 0:
         raise LandscapeError("no new minima to map into the map")
@@ -1720,19 +1721,43 @@ def _check_new_minima(energy: Energy, content: MapContent, new: Minima) -> None:
     radius = float(content.settings().get("merge_radius", 0.0))
     inside = radius * (1 - 1e-3)  # (distances worked out in other batches round differently: no quarrel at the edge)
     x = new.x.detach().to(energy.device, energy.dtype)
-    d, j = nearest(x, torch.as_tensor(np.asarray(content.minima_x)).to(energy.device, energy.dtype))
-    close = np.flatnonzero(d[:, 0].cpu().numpy() < inside)
-    if close.size:
-        i = int(close[0])
-        raise LandscapeError(f"new minimum {i} lies {float(d[i, 0]):.3g} from the map's minimum {int(j[i, 0])}, within "
-                             f"the map's merge radius {radius:.3g}: it is that minimum (leave it out)")
+    map_x = torch.as_tensor(np.asarray(content.minima_x)).to(energy.device, energy.dtype)
+    e_map = np.asarray(content.minima_energy, dtype=np.float64)
+    magnitude = float(max(np.abs(e_map).max(initial=0.0), np.abs(e).max()))
+    tie = _stored_tie(content)
+
+    def same(d: torch.Tensor, j: torch.Tensor, others: torch.Tensor, e_others: np.ndarray) -> tuple[int, int] | None:
+        """The first pair (new minimum, other) within the merge radius with no barrier
+        between (two wells closer than the radius stay two minima, as in the map)."""
+        rows, cols = np.nonzero(d.cpu().numpy() < inside)
+        if not rows.size:
+            return None
+        other = j.cpu().numpy()[rows, cols]
+        walls = barrier_between(energy, x[torch.from_numpy(rows).to(x.device)],
+                                others[torch.from_numpy(other).to(x.device)], torch.from_numpy(e[rows]),
+                                torch.from_numpy(e_others[other]), magnitude, tie)
+        first = np.flatnonzero(~walls)
+        return None if not first.size else (int(rows[first[0]]), int(other[first[0]]))
+
+    d, j = nearest(x, map_x, min(_NEAR_CHECKED, map_x.shape[0]))
+    pair = same(d, j, map_x, e_map)
+    if pair is not None:
+        i, k = pair
+        raise LandscapeError(f"new minimum {i} lies {float(torch.linalg.vector_norm(x[i] - map_x[k])):.3g} from the "
+                             f"map's minimum {k}, within the map's merge radius {radius:.3g}, with no barrier between: "
+                             "it is that minimum (leave it out)")
     if m > 1:
-        d, j = nearest(x, x, exclude_self=True)
-        close = np.flatnonzero(d[:, 0].cpu().numpy() < inside)
-        if close.size:
-            i = int(close[0])
-            raise LandscapeError(f"new minima {i} and {int(j[i, 0])} lie {float(d[i, 0]):.3g} apart, within the map's "
-                                 f"merge radius {radius:.3g}: they are one minimum (keep the lower)")
+        d, j = nearest(x, x, min(_NEAR_CHECKED, m - 1), exclude_self=True)
+        pair = same(d, j, x, e)
+        if pair is not None:
+            i, k = pair
+            raise LandscapeError(f"new minima {i} and {k} lie {float(torch.linalg.vector_norm(x[i] - x[k])):.3g} "
+                                 f"apart, within the map's merge radius {radius:.3g}, with no barrier between: they "
+                                 "are one minimum (keep the lower)")
+
+
+#: How many nearest minima a new minimum is checked against (:func:`_check_new_minima`).
+_NEAR_CHECKED = 8
 
 
 @stage("mapping new minima")
