@@ -47,25 +47,33 @@ DATASETS: tuple[Dataset, ...] = (
     Dataset("minima/x", COORDINATES, "[N, *shape]", "local minima: quenched end points of the exploration chains",
             "data space"),
     Dataset("minima/energy", "float64", "[N]",
-            "energy U of each minimum, lowest first (minima a funnel probe added follow, sorted among themselves)",
+            "energy U of each minimum, lowest first (minima a funnel probe added follow, sorted among themselves); "
+            "sorted by the energy rounded to a multiple of the /tree attr flat_atol, the map's energy tie, so "
+            "energies closer than that may stand in either order",
             "energy"),
-    Dataset("minima/hits", "int64", "[N]", "exploration chains that ended in each minimum", "chains"),
+    Dataset("minima/hits", "int64", "[N]", "exploration chains that ended in each minimum (0 for minima a funnel probe added)", "chains"),
     Dataset("minima/basin", "int64", "[N]", "basin of each minimum at the main level (index into /basins)"),
     Dataset("basins/representative", "int64", "[B]", "index into /minima of each basin's lowest minimum"),
-    Dataset("basins/energy", "float64", "[B]", "energy of each basin's lowest minimum, ascending", "energy"),
+    Dataset("basins/energy", "float64", "[B]", "energy of each basin's lowest minimum, ascending (ties as in /minima/energy)",
+            "energy"),
     Dataset("barriers/pairs", "int64", "[E, 2]", "minima pairs whose barrier was estimated (i < j, indices into /minima)"),
     Dataset("barriers/energy", "float64", "[E]",
             "estimate: the highest energy on the best path found between the pair (a straight segment's maximum, "
             "or an attraction-diffusion chain's highest sampled point, raised to the top of the polyline through its "
             "recorded points where the tree rests on it); +inf where none was found", "energy"),
     Dataset("barriers/refined", "float64", "[E]",
-            "string-method saddle energy between the pair; NaN where not refined", "energy"),
+            "string-method saddle energy between the pair; NaN where not refined. The tree takes it unless it lies "
+            "above the estimate by more than 5 % (straight-segment estimate: alpha NaN) or 25 % (a chain's: alpha "
+            "set) of the estimate's height above the pair's higher minimum, plus 1e-6 of the estimate's absolute value: the string "
+            "went over a higher pass, and the tree keeps the estimate (attr refined_above_estimate counts them)",
+            "energy"),
     Dataset("barriers/alpha", "float64", "[E]",
             "pull of the attraction-diffusion chain behind the estimate; NaN for a straight-segment estimate",
             "1 / distance in data space: alpha multiplies the distance ‖x - b‖ in U / T_AD + alpha ‖x - b‖, whose "
             "U / T_AD has no unit"),
     Dataset("barriers/source", "uint8", "[E]",
-            "where the pair came from: bit 1 a nearest neighbour in space, bit 2 attraction-diffusion connected it"),
+            "where the pair came from, flags: value 1 a nearest neighbour in space, value 2 attraction-diffusion "
+            "connected it (3: both; /barriers/alpha says whether the estimate is that chain's)"),
     Dataset("barriers/saddle_point", "bool", "[E]",
             "true where /barriers/refined is the energy of a saddle point: where the barrier lies on the refined "
             "path (its climbing image, or its polyline's top), the gradient vanishes to within what a Newton step "
@@ -81,23 +89,26 @@ DATASETS: tuple[Dataset, ...] = (
     Dataset("tree/barrier", "float64", "[N-1]", "absolute barrier energy of each merge; +inf where not connected",
             "energy"),
     Dataset("tree/connected", "bool", "[N-1]",
-            "false where no path was found between the two sides (the merge is drawn above everything)"),
+            "false where no path was found between the two sides (the merge is drawn above everything: its "
+            "linkage height is a placeholder above every finite one)"),
     Dataset("tree/refined", "bool", "[N-1]", "true where the merge's height is a string-method saddle"),
     Dataset("tree/pair", "int64", "[N-1]", "row of /barriers whose barrier made the merge; -1 where not connected"),
     Dataset("tree/saddle", COORDINATES, "[N-1, *shape]",
             "where each refined merge's barrier lies (U there is /tree/barrier): the refined path's saddle image, or "
-            "the top of the path between its images where that is higher; NaN elsewhere",
+            "the top of the path between its images where that is higher; NaN elsewhere; absent in a map of one "
+            "minimum (no merges)",
             "data space", required=False, group="tree"),
     Dataset("tree/path", COORDINATES, "[N-1, P, *shape]",
-            "refined path of each refined merge, from the first minimum of its pair; NaN rows elsewhere. Kept "
+            "refined path of each refined merge, from the first minimum of its pair to the second, its last finite "
+            "row (a shorter path is padded with NaN rows); NaN rows elsewhere. Kept "
             "within a budget of 20 million numbers: dimensions x 2 x the string's images (MapConfig.refine_images, "
             "24; a string run again has twice as many) x merges (N-1) at most, so at the default dimensions x "
             "merges up to 416,666 (784-pixel images: up to 531 merges); a funnel probe that adds minima keeps the "
-            "map's. Absent above the budget and with --no-refine", "data space", required=False, group="tree"),
+            "map's. Absent above the budget, with --no-refine and in a map of one minimum", "data space", required=False, group="tree"),
     Dataset("levels/<k>/minima/basin", "int64", "[N]", "basin of each minimum at magnetization alpha_k"),
     Dataset("levels/<k>/basins/representative", "int64", "[B_k]", "index into /minima of each basin's lowest minimum"),
-    Dataset("levels/<k>/basins/energy", "float64", "[B_k]", "energy of each basin's lowest minimum, ascending",
-            "energy"),
+    Dataset("levels/<k>/basins/energy", "float64", "[B_k]", "energy of each basin's lowest minimum, ascending (ties as in "
+            "/minima/energy)", "energy"),
     Dataset("grid/x", "float64", "[G]", "grid coordinates along the first axis (2-D energies)", "data space",
             required=False, group="grid"),
     Dataset("grid/y", "float64", "[G]", "grid coordinates along the second axis", "data space",
@@ -111,7 +122,10 @@ DATASETS: tuple[Dataset, ...] = (
     Dataset("funnel/entropy", "float64", "[K]", "entropy of each level's occupancy (attr score: the funnel score)",
             "nats", required=False, group="funnel"),
     Dataset("funnel/sinks", "int64", "[K, S]",
-            "per level, the fullest basins holding half the chains, at most 5 (-1 padded)", required=False,
+            "per level, the fullest basins, fullest first, taken until they hold half the chains, at most 5 (-1 "
+            "padded); where the cut falls inside a group of basins of equal share, which of them are listed is only "
+            "their order: the commands leave the listed members of that group out (funnel --json's sinks, with "
+            "the group in sink_ties; diagnose)", required=False,
             group="funnel"),
     Dataset("funnel/occupancy_data", "float64", "[K, B]", "occupancy of the chains started from data",
             required=False, group="funnel"),
@@ -159,7 +173,7 @@ ROOT_ATTRS: tuple[tuple[str, str], ...] = (
 #: Group attributes (the writer may add statistics beside them).
 GROUP_ATTRS: tuple[tuple[str, str], ...] = (
     ("/tree", "energy_offset: the lowest minimum energy (linkage heights are relative to it); flat_rtol: a merge "
-              "less than this share of the energy's magnitude (the merge's, or the largest minimum's if larger) "
+              "less than this share of the energy's magnitude (the merge's, or the largest absolute energy of a minimum if larger) "
               "above its higher side is flat, no barrier the energy's precision resolves (1e-5 in float32, "
               "1.9e-14 in float64; 1e-5 where absent); flat_atol: a merge no more than this above its higher side "
               "is flat whatever the magnitude, the map's energy tie (grad_tol x merge_radius: what its quenches "
@@ -171,7 +185,8 @@ GROUP_ATTRS: tuple[tuple[str, str], ...] = (
                 "refinement lowered the barriers the settings came from by more than half, and they and the "
                 "ladder were chosen again; absent in older maps)"),
     ("/levels/<k>", "alpha, multiplier (alpha in alpha units), basins (their count), trials, chain_steps, batches, "
-                    "seconds, levels_together (levels run in one batch with it); drained: basins "
+                    "seconds (of the whole batch where levels ran together: the same on each), levels_together (levels run "
+                    "in one batch with it); drained: basins "
                     "emptied when every minimum that drains into a lower one with no barrier (the tree's flat merges) "
                     "was put in the basin its drainage ends in (absent in older maps); nested: minima "
                     "moved to the basin their basin's lowest minimum at the next weaker pull went to, so that "
@@ -182,7 +197,8 @@ GROUP_ATTRS: tuple[tuple[str, str], ...] = (
                 "at a minimum), held_by_box (minima on the box's faces with the energy still falling beyond them), "
                 "precision (warnings, one per line, where float32 does not resolve the energy's values or the box's "
                 "coordinates at their magnitude; absent in older maps), "
-                "data_range (the box), dataset (chains from data: its name); funnel_added: "
+                "data_range (the box), dataset (chains from data: its name; an empty string where none, as is an "
+                "empty precision); funnel_added: "
                 "minima a funnel probe appended"),
     ("/barriers", "count, neighbours (per minimum), refined, refined_above_estimate (kept at the estimate in the "
                   "tree), saddle_points (refined barriers at a saddle point: /barriers/saddle_point), retried, "
