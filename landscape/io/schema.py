@@ -60,7 +60,9 @@ DATASETS: tuple[Dataset, ...] = (
     Dataset("barriers/energy", "float64", "[E]",
             "estimate: the highest energy on the best path found between the pair (a straight segment's maximum, "
             "or an attraction-diffusion chain's highest sampled point, raised to the top of the polyline through its "
-            "recorded points where the tree rests on it); +inf where none was found", "energy"),
+            "recorded points where the tree rests on it); +inf where none was found. It can lie a little below the "
+            "pair's higher minimum (float32 rounding, or a chain that arrived without climbing): the tree reads it "
+            "as that minimum's energy", "energy"),
     Dataset("barriers/refined", "float64", "[E]",
             "string-method saddle energy between the pair; NaN where not refined. The tree takes it unless it lies "
             "above the estimate by more than 5 % (straight-segment estimate: alpha NaN) or 25 % (a chain's: alpha "
