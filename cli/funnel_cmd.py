@@ -140,7 +140,8 @@ def funnel_cmd(target, map_option, energy, network, weights, noise, noise_unit, 
         click.echo(f"{result.new_minima} new minima mapped into {run.map_path} ({result.new_basins} new basins; "
                    f"{run.content.n_basins} basins now)")
     if run.dropped_diagnosis:
-        click.echo(f"the map's diagnosis described its old minima and was removed: run landscape diagnose {run.map_path}")
+        click.echo("the map's diagnosis was made before this probe (its funnel sinks" + (", its minima" if
+                   run.result.new_minima else "") + f") and was removed: run landscape diagnose {run.map_path}")
     click.echo(describe_funnel(f))
     if run.written:
         click.echo(f"wrote /funnel to {run.map_path}, figure {run.plot} ({run.seconds:.0f} s)")

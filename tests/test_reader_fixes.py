@@ -94,6 +94,15 @@ def test_funnel_json_says_whether_it_removed_the_map_s_diagnosis(tmp_path, capsy
     code, out, err = run(capsys, *probe, "--json", "--force")
     assert code == 0, err
     assert json.loads(out)["diagnosis_removed"] is False
+    # A probe run again (--force) that adds no minima removes a diagnosis too: its funnel
+    # sinks were the old probe's (it was kept, and `info` went on naming those sinks).
+    n = read_map("one.h5").n_minima
+    update_map("one.h5", diagnosis=DiagnosisData(np.zeros(n, bool), np.ones(n)))
+    code, out, err = run(capsys, *probe, "--force")
+    assert code == 0, err
+    assert "the map's diagnosis was made before this probe (its funnel sinks) and was removed" in out, out
+    again = read_map("one.h5")
+    assert again.n_minima == n and again.diagnosis is None and again.funnel is not None
 
 
 # ------------------------------------------------------------ map_profile, no torch

@@ -432,13 +432,14 @@ def run_funnel(
             raise
         finally:
             bars.close()
-        dropped = result.new_minima > 0 and content.diagnosis is not None
+        # (a diagnosis takes its funnel sinks, and its minima, from the probe it was made after)
+        dropped = content.diagnosis is not None
         with signals_deferred():  # (the figure and the map together: a signal waits for both)
             plot_funnel(result.content, plot)
             if result.new_minima:
                 rewrite_map(map_path, result.content)
             else:
-                update_map(map_path, funnel=result.funnel)
+                update_map(map_path, funnel=result.funnel, drop_diagnosis=dropped)
             clear_progress(map_path, PROGRESS_KIND)
         written = read_map(map_path)
         return FunnelRun(map_path, written, result, plot, time.perf_counter() - t0, dropped)

@@ -975,8 +975,11 @@ def update_map(
     *,
     funnel: FunnelData | None = None,
     diagnosis: DiagnosisData | None = None,
+    drop_diagnosis: bool = False,
 ) -> Path:
-    """Add or replace ``/funnel`` or ``/diagnosis`` of an existing map, atomically.
+    """Add or replace ``/funnel`` or ``/diagnosis`` of an existing map, atomically;
+    ``drop_diagnosis`` leaves ``/diagnosis`` out (a new probe's sinks are not the ones it
+    was made with).
 
     The map is copied member by member into a temporary file, leaving out what is
     replaced (so no dead space accumulates), the new data written, root attr ``updated``
@@ -1000,6 +1003,8 @@ def update_map(
     new_funnel = _funnel(funnel, b, n)
     new_diagnosis = _diagnosis(diagnosis, n)
     skip = {name for name, value in (("/funnel", new_funnel), ("/diagnosis", new_diagnosis)) if value is not None}
+    if drop_diagnosis:
+        skip.add("/diagnosis")
     with new_hdf5(path, path.stat().st_size + _nbytes([new_funnel, new_diagnosis])) as dst:
         with h5py.File(path, "r") as src:  # closed before the rename replaces it
             try:
