@@ -46,7 +46,7 @@ from landscape.errors import LandscapeError
 from landscape.sampling.langevin import sample
 from landscape.io.mapfile import FunnelData, MapContent
 from landscape.io.progress import FINISHED, resume_progress, save_progress
-from landscape.mapping.pipeline import EXTENDING, NamedStages, Reporter, extend_map, time_spent
+from landscape.mapping.pipeline import EXTENDING, NEAR_CHECKED, NamedStages, Reporter, extend_map, time_spent
 from landscape.mapping.settings import MapConfig
 from landscape.mapping.pipeline import describe_progress as describe_progress_of_map
 from landscape.mapping.pipeline import progress_arrays as pipeline_progress_arrays
@@ -340,8 +340,8 @@ def describe(funnel: FunnelData) -> str:
 # ------------------------------------------------------------------------- the probe
 
 #: Map minima nearest an end point that :func:`_match` tries it against (within the merge
-#: radius, with no barrier between).
-MATCH_NEIGHBOURS = 4
+#: radius, with no barrier between): those extend_map checks new minima against.
+MATCH_NEIGHBOURS = NEAR_CHECKED
 
 
 def _match(

@@ -1723,8 +1723,11 @@ def _check_new_minima(energy: Energy, content: MapContent, new: Minima) -> None:
     x = new.x.detach().to(energy.device, energy.dtype)
     map_x = torch.as_tensor(np.asarray(content.minima_x)).to(energy.device, energy.dtype)
     e_map = np.asarray(content.minima_energy, dtype=np.float64)
-    magnitude = float(max(np.abs(e_map).max(initial=0.0), np.abs(e).max()))
-    tie = _stored_tie(content)
+    # Half the rise the probe's matching takes for a barrier: this checks its decision and
+    # must not overturn it where the segment's top, evaluated in another batch, rounds to
+    # the other side of the line (a float32 network's kernels round by batch size).
+    magnitude = 0.5 * float(max(np.abs(e_map).max(initial=0.0), np.abs(e).max()))
+    tie = 0.5 * _stored_tie(content)
 
     def same(d: torch.Tensor, j: torch.Tensor, others: torch.Tensor, e_others: np.ndarray) -> tuple[int, int] | None:
         """The first pair (new minimum, other) within the merge radius with no barrier
@@ -1739,7 +1742,7 @@ def _check_new_minima(energy: Energy, content: MapContent, new: Minima) -> None:
         first = np.flatnonzero(~walls)
         return None if not first.size else (int(rows[first[0]]), int(other[first[0]]))
 
-    d, j = nearest(x, map_x, min(_NEAR_CHECKED, map_x.shape[0]))
+    d, j = nearest(x, map_x, min(NEAR_CHECKED, map_x.shape[0]))
     pair = same(d, j, map_x, e_map)
     if pair is not None:
         i, k = pair
@@ -1747,7 +1750,7 @@ def _check_new_minima(energy: Energy, content: MapContent, new: Minima) -> None:
                              f"map's minimum {k}, within the map's merge radius {radius:.3g}, with no barrier between: "
                              "it is that minimum (leave it out)")
     if m > 1:
-        d, j = nearest(x, x, min(_NEAR_CHECKED, m - 1), exclude_self=True)
+        d, j = nearest(x, x, min(NEAR_CHECKED, m - 1), exclude_self=True)
         pair = same(d, j, x, e)
         if pair is not None:
             i, k = pair
@@ -1756,8 +1759,9 @@ def _check_new_minima(energy: Energy, content: MapContent, new: Minima) -> None:
                                  "are one minimum (keep the lower)")
 
 
-#: How many nearest minima a new minimum is checked against (:func:`_check_new_minima`).
-_NEAR_CHECKED = 8
+#: How many nearest map minima a new minimum is checked against (:func:`_check_new_minima`),
+#: as many as the funnel probe's matching tries an end point against.
+NEAR_CHECKED = 4
 
 
 @stage("mapping new minima")
