@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 import time
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -751,3 +752,22 @@ def test_an_end_point_beyond_a_barrier_from_a_map_minimum_is_a_new_minimum():
     ends = torch.tensor([[0.029220, 0.0], [-0.030724, 1e-9], [0.029220, 1e-9]], dtype=torch.float64)
     owner, keep, counts = _match(e, ends, e(ends), low, e(low).numpy(), radius=0.085)
     assert owner.tolist() == [1, 0, 1] and keep.tolist() == [0] and counts.tolist() == [2]
+
+
+def test_a_probe_resumed_with_other_data_is_refused(tmp_path):
+    # (`funnel --resume --dataset 8gaussians` on a probe started from the rings data went
+    # on with the rings chains already run, and wrote a probe of neither)
+    from landscape.mapping.funnel import funnel_config, funnel_probe
+    from landscape.potentials import mueller_brown
+
+    energy = Energy(mueller_brown, shape=(2,), data_range=(-1.5, 2.0), dtype=torch.float64)
+    m = build_map(energy, MapConfig(chains=16, rounds=1, grid=0, refine=False)).content
+    a = torch.tensor([[-0.55, 1.44], [0.62, 0.03]], dtype=torch.float64)
+    b = torch.tensor([[-0.05, 0.47], [0.62, 0.03]], dtype=torch.float64)
+    config = replace(funnel_config(m, with_data=True), noise=(0.0, 1.0), chains=4, steps=10)
+    path = tmp_path / "m.h5"
+    first = funnel_probe(energy, m, config, data=a, progress_file=path, refine=False)
+    with pytest.raises(LandscapeError, match=r"^the saved progress of the funnel probe was made with other data "):
+        funnel_probe(energy, m, config, data=b, progress_file=path, resume=True, refine=False)
+    again = funnel_probe(energy, m, config, data=a, progress_file=path, resume=True, refine=False)
+    np.testing.assert_array_equal(again.funnel.occupancy, first.funnel.occupancy)

@@ -463,6 +463,12 @@ def funnel_probe(
     identity = config.fingerprint() + ":" + f"{content.n_minima}:{float(np.sum(content.minima_energy)):.12g}"
     state = resume_progress(progress_file, identity, resume, kind=PROGRESS_KIND, what="funnel probe")
     _check_saved(state, energy, config)
+    digest = _data_digest(data)
+    if state.get("data", digest) != digest:  # (absent in progress of earlier versions: not checked)
+        raise LandscapeError("the saved progress of the funnel probe was made with other data (another data set, or "
+                             "other examples): resume with the data it started with, or start afresh (the command: "
+                             "--force; from Python: clear_progress(map, 'funnel'))")
+    state["data"] = digest
     if "levels_done" in state:
         reporter.note(f"resuming after {int(state['levels_done'])} of {len(config.noise)} noise levels")
     seconds: dict[str, float] = dict(state.get("seconds", {}))
@@ -527,6 +533,15 @@ def describe_progress(state: dict[str, Any]) -> list[tuple[str, str]]:
             line += f"; under way: {lines['under way']}"
         out.append(("mapping", line))
     return out
+
+
+def _data_digest(data: torch.Tensor | None) -> str:
+    """What the saved progress records of the data the chains start from: their sha256
+    ("none" without data)."""
+    if data is None:
+        return "none"
+    values = data.detach().to("cpu", torch.float64).contiguous().numpy()
+    return hashlib.sha256(str(values.shape).encode() + values.tobytes()).hexdigest()
 
 
 def _check_saved(state: dict[str, Any], energy: Energy, config: FunnelConfig) -> None:
