@@ -137,8 +137,10 @@ def funnel_cmd(target, map_option, energy, network, weights, noise, noise_unit, 
                           + ([f"{'then ' if clear else ''}{tie[0]} tie at {100 * tie[1]:.0f}% each"] if tie else []))
         click.echo(f"{tau:>8.3g} {tau * tau:>9.3g} {f.entropy[k]:>8.3f} {np.exp(f.entropy[k]):>11.2f}  {sinks}")
     if result.new_minima:
-        click.echo(f"{result.new_minima} new minima mapped into {run.map_path} ({result.new_basins} new basins; "
-                   f"{run.content.n_basins} basins now)")
+        minima = f"{result.new_minima} new minim{'um' if result.new_minima == 1 else 'a'}"
+        basins = f"{result.new_basins} new basin{'' if result.new_basins == 1 else 's'}"
+        click.echo(f"{minima} mapped into {run.map_path} ({basins}; {run.content.n_basins} "
+                   f"basin{'' if run.content.n_basins == 1 else 's'} now)")
     if run.dropped_diagnosis:
         click.echo("the map's diagnosis was made before this probe (its funnel sinks" + (", its minima" if
                    run.result.new_minima else "") + f") and was removed: run landscape diagnose {run.map_path}")
