@@ -316,8 +316,11 @@ def await_peers(seconds: float = PEERS_WAIT_S) -> None:
     speaks for all, before it speaks). The count lives in the agent's store (the one
     ``init_process_group`` reaches under torchrun), so this works before, after or without
     joining a process group; outside torchrun's agent it does nothing."""
-    rank, world = _env_int("RANK", 0), _env_int("WORLD_SIZE", 1)
-    if world < 2 or rank < 0 or os.environ.get("TORCHELASTIC_USE_AGENT_STORE") != "True":
+    try:
+        _, world, _ = world_from_env()
+    except LandscapeError:  # (said already, by the command that failed)
+        return
+    if world < 2 or os.environ.get("TORCHELASTIC_USE_AGENT_STORE") != "True":
         return
     try:
         store = dist.TCPStore(os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"]), is_master=False,
@@ -331,13 +334,6 @@ def await_peers(seconds: float = PEERS_WAIT_S) -> None:
             ended = store.add(key, 0)
     except Exception:  # noqa: BLE001 - the error is said already; an agent gone or busy only ends the wait
         return
-
-
-def _env_int(name: str, default: int) -> int:
-    try:
-        return int(os.environ.get(name, str(default)))
-    except ValueError:
-        return -1
 
 
 def current() -> Dist | None:

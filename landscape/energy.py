@@ -537,9 +537,17 @@ def cpu_policy(fn: object, device: str | torch.device) -> Iterator[None]:
     ``build_map``, ``extend_map``, ``funnel_probe``, ``diagnose_map``): the work runs as the
     commands run it, and the caller's thread count is theirs again after it. (The
     allocator's setting, :func:`keep_freed_memory`, holds for the rest of the process.)"""
+    with threads_kept():
+        use_cpu_threads(fn, device)
+        yield
+
+
+@contextlib.contextmanager
+def threads_kept() -> Iterator[None]:
+    """torch's thread count as it was before, once the block is over (whatever the block
+    set it to: :func:`use_cpu_threads`)."""
     threads = torch.get_num_threads()
     try:
-        use_cpu_threads(fn, device)
         yield
     finally:
         if torch.get_num_threads() != threads:

@@ -34,7 +34,7 @@ from torch import nn
 
 from landscape import data as datasets
 from landscape import Energy, sample, tool_version
-from landscape.energy import use_cpu_threads
+from landscape.energy import threads_kept, use_cpu_threads
 from landscape.errors import LandscapeError, NonFiniteEnergyError, Terminated
 from landscape.io.files import atomic_path, first_line, output_lock, writing
 from landscape.plots.common import chain_caption
@@ -206,16 +206,11 @@ def train(
     config.validate()
     env = join_job(device)
     out = Path(out)
-    threads = torch.get_num_threads()
-    try:
-        # (the run seeds the global generators for its initial weights: the caller's are kept)
-        with torch.random.fork_rng(devices=_rng_devices(env.device)):
-            with output_lock(out) if env.main else nullcontext():
-                return _train(config, env, out, resume=resume, overwrite=overwrite, data_root=data_root,
-                              progress=progress, dataset=dataset)
-    finally:
-        if torch.get_num_threads() != threads:
-            torch.set_num_threads(threads)
+    # (the run seeds the global generators for its initial weights: the caller's are kept)
+    with threads_kept(), torch.random.fork_rng(devices=_rng_devices(env.device)):
+        with output_lock(out) if env.main else nullcontext():
+            return _train(config, env, out, resume=resume, overwrite=overwrite, data_root=data_root,
+                          progress=progress, dataset=dataset)
 
 
 def _rng_devices(device: torch.device) -> list[int]:
