@@ -270,7 +270,9 @@ def test_damaged_map_progress_is_refused_in_one_line_or_continued(tmp_path, caps
     pot.write_text(_WELLS3)
     out = tmp_path / "w.h5"
     args = ["map", "--energy", f"{pot}:wells", "--shape", "3", "--box", "-1.6", "1.6", "--float64", "--chains", "32",
-            "--max-steps", "400", "--patience", "50", "--attempts", "1", "--out", out, "--quiet"]
+            "--max-steps", "400", "--patience", "50", "--attempts", "1", "--out", out, "--quiet",
+            # (two rungs: the progress holds every kind of array five would, and a resume has less to do)
+            "--ladder", "0.03,1", "--ladder-extend", "0", "--ladder-refine", "0"]
     save = pipeline._Run.save
 
     def interrupting(self):  # (interrupted after a save 32+ steps into a batch)
@@ -288,8 +290,8 @@ def test_damaged_map_progress_is_refused_in_one_line_or_continued(tmp_path, caps
     src = partial.read_bytes()
     mutations = _progress_mutations(src)
     assert len(mutations) > 400
-    refused = 0
-    for name, edit in mutations[::3]:
+    refused, tried = 0, mutations[::3]
+    for name, edit in tried:
         out.unlink(missing_ok=True)
         partial.write_bytes(src)
         with h5py.File(partial, "r+") as f:
@@ -307,4 +309,4 @@ def test_damaged_map_progress_is_refused_in_one_line_or_continued(tmp_path, caps
             lines = [line for line in err.splitlines() if line.strip()]
             assert len(lines) == 1 and lines[0].startswith("error: "), f"{name}: {err!r}"
             assert partial.read_bytes() == damaged, f"{name}: the progress was changed"
-    assert refused > 100
+    assert refused > 90 and len(tried) - refused > 30  # (both, many times: 98 and 51 of 149)

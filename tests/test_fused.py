@@ -3,7 +3,10 @@ method's iterations, against the eager steps: the same chains and strings to rou
 error, and eager steps where compiling fails.
 
 Compiling takes seconds, so the compiled energy is made once for the module and every
-test here shares it.
+test here shares it. Inductor compiles it to scalar C++ here: its vector code (the default on
+a CPU) took 1.7 times as long to generate (the strings' two windows: 70 s against 40 s), for
+the same chains to follow; one test, `landscape sample --compile` on a trained network,
+compiles as a user's run does.
 """
 
 import math
@@ -14,6 +17,7 @@ import numpy as np
 
 import pytest
 import torch
+import torch._inductor.config
 
 from landscape import Energy, fused
 from landscape.distributed import Dist, SplitEnergy
@@ -33,8 +37,16 @@ def double_well(x: torch.Tensor) -> torch.Tensor:
 DEEP, SHALLOW = -1.0366, 0.9614
 
 
+@pytest.fixture(autouse=True, scope="module")
+def scalar_code():
+    # (torch's config patch is a context: a test here may change it on top, and it is
+    # restored after the module; the one test that compiles as users do leaves it)
+    with torch._inductor.config.patch({"cpp.simdlen": 1}):
+        yield
+
+
 @pytest.fixture(scope="module")
-def compiled_energy() -> Energy:
+def compiled_energy(scalar_code) -> Energy:
     return Energy(double_well, (2,), data_range=(-2.0, 2.0), dtype=F64, compile=True)
 
 
@@ -243,23 +255,40 @@ def test_the_traceable_gradient_is_the_energy_gradient():
     assert math.isclose(float(u[0]), float(double_well(x[:1])[0]))
 
 
-def test_landscape_map_compile_gives_the_map_of_the_eager_steps(tmp_path, capsys):
+def test_landscape_map_compile_gives_the_map_of_the_eager_steps(tmp_path, capsys, monkeypatch):
+    # `--compile` reaches the exploration's and the trials' steps and the map is the eager
+    # one. Traced as the compiler traces them, down to torch's own operations, not compiled
+    # to machine code, and without the strings (a minute more in all): the tests above
+    # compile each kind of window, the strings' included, with inductor.
     from conftest import run
 
     from landscape.io.mapfile import read_map
 
+    compile_ = torch.compile
+    monkeypatch.setattr(torch, "compile", lambda fn, **kw: compile_(fn, **{**kw, "backend": "aot_eager"}))
+    traced, window = set(), fused.compiled
+
+    def watch(energy, key, build):  # (the kinds of window that ran compiled)
+        fn = window(energy, key, build)
+        if fn is not None:
+            traced.add(key[0])
+        return fn
+
+    monkeypatch.setattr(fused, "compiled", watch)
     maps = {}
     for flag in ([], ["--compile"]):
         out = tmp_path / f"mb{len(flag)}.h5"
         code, stdout, err = run(capsys, "map", "--energy", "landscape.potentials:mueller_brown", "--shape", "2",
                                 "--box", "-1.5", "2", "--float64", "--chains", "32", "--rounds", "1",
-                                "--max-steps", "400", "--out", out, *flag)
+                                "--temperature", "1", "--steps", "24", "--max-steps", "400", "--no-refine",
+                                "--out", out, *flag)
         assert code == 0, err
         assert "compiling the steps failed" not in stdout + err
         maps[bool(flag)] = read_map(out)
     eager, compiled = maps[False], maps[True]
+    assert traced == {"langevin", "attraction-diffusion"}
     assert eager.minima_energy.shape == (3,)
-    # (the exploration's chains compiled too: the same ends to rounding, quenched alike)
+    # (the exploration's chains ran compiled too: the same ends to rounding, quenched alike)
     np.testing.assert_allclose(compiled.minima_x, eager.minima_x, atol=1e-6)
     assert [p.n_basins for p in compiled.levels] == [p.n_basins for p in eager.levels]
     for a, b in zip(compiled.levels, eager.levels):
@@ -267,8 +296,16 @@ def test_landscape_map_compile_gives_the_map_of_the_eager_steps(tmp_path, capsys
     np.testing.assert_allclose(compiled.tree.barrier, eager.tree.barrier, rtol=1e-9)
 
 
-def test_landscape_sample_compile_ends_its_chains_where_the_eager_chains_end(tmp_path, capsys, monkeypatch):
+@pytest.fixture
+def vector_code():  # (inductor's vector code, as a user's run compiles, not the module's scalar code)
+    with torch._inductor.config.patch({"cpp.simdlen": None}):
+        yield
+
+
+def test_landscape_sample_compile_ends_its_chains_where_the_eager_chains_end(tmp_path, capsys, monkeypatch,
+                                                                              vector_code):
     from conftest import TINY, run
+
 
     ckpt = tmp_path / "rings.pt"
     code, _, err = run(capsys, "train", "--preset", "rings-demo", "--out", ckpt, "--set", "model.kwargs.n_f=8", *TINY)

@@ -45,6 +45,9 @@ from landscape.mapping.tree import minimax_tree
 from conftest import CountingStrings, arm_after_a_batch_save, assert_same_map
 
 FAST = dict(chains=128, max_steps=800, patience=100, attempts=2, grid=0)
+#: The scales c of c * U at which a test holds the exact answers (scaled) of an energy U:
+#: the extremes a map must come out alike at, with the unscaled energy (c = 1) between them.
+SCALES = [0.01, 100.0]
 
 
 def merge_sets(tree, leaf_to_key) -> list[frozenset]:
@@ -452,7 +455,7 @@ def test_a_new_minimum_that_drains_into_a_known_one_is_no_new_state():
     assert pipeline._new_states(wall, pair, torch.tensor([False, True]), 24, 0.0) == 1
 
 
-@pytest.mark.parametrize("scale", [0.01, 1.0, 100.0])
+@pytest.mark.parametrize("scale", SCALES)
 def test_exploration_stops_once_a_round_finds_only_points_that_drain_into_known_minima(scale):
     # Quenches stop all over the plateau (minima 1e-20 deep); every round found more of them,
     # and the chains doubled to the rounds' cap (2,048 chains, 453 minima for three such
@@ -697,7 +700,7 @@ def test_a_map_interrupted_inside_the_string_method_resumes_there(tmp_path, monk
     assert not any(k.startswith("refining/") for k in load_progress(out))  # (the stage done replaces it)
 
 
-@pytest.mark.parametrize("scale", [0.01, 1.0, 100.0])
+@pytest.mark.parametrize("scale", SCALES)
 def test_a_ridge_the_chains_step_over_still_sets_the_tree(scale):
     # Two wells at x0 = -1, 1 (energy 0) and a ridge 3 high and 0.01 wide across x0 = 0:
     # every path between them crosses x0 = 0, where the energy is at least 1 + 3 = 4. The
@@ -1006,7 +1009,7 @@ def test_a_ring_of_equal_minima_is_one_basin_beside_a_well(scale):
     assert m.levels[-1].n_basins == 1
 
 
-@pytest.mark.parametrize("scale", [1.0, 0.01, 100.0])
+@pytest.mark.parametrize("scale", SCALES)
 def test_a_barrier_across_the_soft_direction_of_a_stiff_energy_is_at_a_saddle_point(scale):
     # Minima at (+-1, +-1); saddles at (0, +-1), 1 high (curvatures -4 and 8e4), and at
     # (+-1, 0), 1e4 high. The strings' highest images missed the soft saddles by 0.04 (the
@@ -1131,7 +1134,7 @@ def test_two_minima_a_little_beyond_the_merge_radius_are_kept_apart_by_their_bar
     assert weak and all(level.n_basins == 4 for level in weak), [(lv.multiplier, lv.n_basins) for lv in m.levels]
 
 
-@pytest.mark.parametrize("scale", [1.0, 0.01, 100.0])
+@pytest.mark.parametrize("scale", SCALES)
 def test_points_left_on_a_plateau_do_not_set_the_spacing_a_barrier_is_matched_over(scale):
     # Two Gaussian wells 6 apart (depths 1 and 1.5, a barrier of 1 = 20 T_AD): quenches stop
     # all over the flat plateau between them (minima 1e-20 deep, 0.2 apart). The unit was
