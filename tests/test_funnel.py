@@ -771,3 +771,33 @@ def test_a_probe_resumed_with_other_data_is_refused(tmp_path):
         funnel_probe(energy, m, config, data=b, progress_file=path, resume=True, refine=False)
     again = funnel_probe(energy, m, config, data=a, progress_file=path, resume=True, refine=False)
     np.testing.assert_array_equal(again.funnel.occupancy, first.funnel.occupancy)
+
+
+def test_a_noise_level_whose_steps_are_wider_than_the_box_is_said_to_probe_the_box(tmp_path):
+    # (`--noise 0,1e15` ran, and scored chains that ended on the box's faces as if they
+    # had probed the energy)
+    from landscape.mapping.funnel import funnel_config, funnel_probe
+    from landscape.potentials import mueller_brown
+
+    class Notes(Reporter):
+        def __init__(self):
+            super().__init__()
+            self.notes = []
+
+        def note(self, text):
+            self.notes.append(text)
+
+    energy = Energy(mueller_brown, shape=(2,), data_range=(-1.5, 2.0), dtype=torch.float64)
+    m = build_map(energy, MapConfig(chains=16, rounds=1, grid=0, refine=False)).content
+    config = replace(funnel_config(m), chains=8, steps=10)
+    wide = 3.6 / config.eps  # (random steps 3.6 across in a box 3.5 wide: two thirds of the coordinates on its faces)
+    said = {}
+    for noise in ((0.0, 1.0), (0.0, 1.0, wide, 2 * wide)):
+        heard = Notes()
+        funnel_probe(energy, m, replace(config, noise=noise), reporter=heard, refine=False)
+        said[noise] = [n for n in heard.notes if "wider than the box" in n]
+    assert said[(0.0, 1.0)] == []
+    [note] = said[(0.0, 1.0, wide, 2 * wide)]
+    assert note == (f"noise {wide:.3g}, {2 * wide:.3g}: the chains' random steps (noise x eps = 3.6 to 7.2) are wider "
+                    "than the box (3.5 wide): clamped to it at every step, they end mostly on its faces whatever the "
+                    "energy, and only lower noise levels probe the landscape")

@@ -471,6 +471,7 @@ def funnel_probe(
     state["data"] = digest
     if "levels_done" in state:
         reporter.note(f"resuming after {int(state['levels_done'])} of {len(config.noise)} noise levels")
+    _note_noise_wider_than_the_box(energy, config, reporter)
     seconds: dict[str, float] = dict(state.get("seconds", {}))
 
     def save() -> None:
@@ -589,6 +590,21 @@ def _check_inputs(energy: Energy, content: MapContent, config: FunnelConfig, dat
 def _chain_starts(config: FunnelConfig) -> np.ndarray:
     """Per chain of a level, where it started: 0 from data, 1 from noise."""
     return np.concatenate([np.full(config.chains, 0 if s == "data" else 1, dtype=np.int8) for s in config.starts])
+
+
+def _note_noise_wider_than_the_box(energy: Energy, config: FunnelConfig, reporter: Reporter) -> None:
+    """A note for the levels whose chains' noise per step (``tau x eps``) is wider than
+    the box: clamped to it at every step, their chains end mostly on its faces, whatever
+    the energy, and the level's occupancy says so little about the landscape."""
+    if config.steps == 0 or energy.data_range is None:
+        return
+    width = float(energy.data_range[1]) - float(energy.data_range[0])
+    wide = [tau for tau in config.noise if tau * config.eps > width]
+    if wide:
+        steps = f"{wide[0] * config.eps:.3g}" + (f" to {wide[-1] * config.eps:.3g}" if len(wide) > 1 else "")
+        reporter.note(f"noise {', '.join(f'{tau:.3g}' for tau in wide)}: the chains' random steps (noise x eps = "
+                      f"{steps}) are wider than the box ({width:.3g} wide): clamped to it at every step, they end "
+                      "mostly on its faces whatever the energy, and only lower noise levels probe the landscape")
 
 
 def _run_level(
