@@ -98,12 +98,17 @@ def summary_lines(map_path: Path, content, d, dataset: str) -> list[str]:
     import numpy as np
 
     from landscape.diagnosis.spurious import OFF_DATA, SATURATED, SINK, reason_text
-    from landscape.io.views import describe_funnel, describe_source
+    from landscape.data import canonical_name
+    from landscape.io.views import describe_funnel, describe_source, map_dataset
 
     n = content.n_minima
     q99, q50 = np.quantile(d.data_nn, [d.rule.nn_quantile, 0.5])
     lines = [f"diagnosis of {map_path} ({describe_source(content)}): {n} minima against {d.data_nn.size} "
              f"examples of {dataset}"]
+    recorded = map_dataset(content)
+    if recorded and canonical_name(recorded) != dataset:
+        lines.append(f"  the map records another data set, {recorded}: its minima are compared with {dataset}, as "
+                     "--dataset asks")
     bar = (f"  bars: off the data if NN distance > {d.nn_bar:.3g} ({d.rule.nn_factor:g} x the data's "
            f"{100 * d.rule.nn_quantile:g}th percentile {q99:.3g}; their median {q50:.3g}) and energy <= "
            f"{d.energy_bar:.4g} (the data's {100 * d.rule.energy_quantile:g}th percentile)")

@@ -143,6 +143,20 @@ def test_json_gives_each_flagged_minimum_how_far_past_the_bar_and_its_reasons_as
     assert json.loads(json.dumps(out))["flagged"][0]["reasons"] == ["off the data"]
 
 
+def test_minima_compared_with_another_data_set_than_the_map_records_are_said_to_be(make_map, tmp_path):
+    # (`diagnose --dataset 8gaussians` on a map of a rings model said so only in its header)
+    from landscape.cli.diagnose_cmd import summary_lines
+
+    data = np.array([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
+    minima, energy = np.array([[0.5, 0.5], [4.0, 0.5]]), np.array([-1.0, -3.0])
+    d = diagnose(minima, energy, data, np.zeros(4), data_range=(-1.0, 1.0))
+    content = make_map(minima, energy, attrs={"minima": {"dataset": "rings"}})
+    said = [line for line in summary_lines(tmp_path / "m.h5", content, d, "8gaussians") if "another data set" in line]
+    assert said == ["  the map records another data set, rings: its minima are compared with 8gaussians, as "
+                    "--dataset asks"]
+    assert not [line for line in summary_lines(tmp_path / "m.h5", content, d, "rings") if "another data set" in line]
+
+
 # ----------------------------------------------------------------- a planted answer
 
 
