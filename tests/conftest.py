@@ -162,6 +162,16 @@ def assert_same_map(a, b) -> None:
         np.testing.assert_array_equal(getattr(a.barriers, name), getattr(b.barriers, name))
 
 
+class Notes(Reporter):
+    """A reporter that keeps the notes a run says (``notes``)."""
+
+    def __init__(self):
+        self.notes: list[str] = []
+
+    def note(self, text):
+        self.notes.append(text)
+
+
 class CountingStrings(Reporter):
     """A reporter that counts the pairs refined in the stages whose name starts with
     ``prefix`` (``counted``: what each call of ``advance`` said), keeps the notes, and

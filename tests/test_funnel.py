@@ -41,7 +41,15 @@ from landscape.potentials import (
     tilted_wells,
     tilted_wells_exact,
 )
-from conftest import CountingStrings, arm_after_a_batch_save, assert_one_line_error, assert_same_map, new_axes, run
+from conftest import (
+    CountingStrings,
+    Notes,
+    arm_after_a_batch_save,
+    assert_one_line_error,
+    assert_same_map,
+    new_axes,
+    run,
+)
 from conftest import build_map as hand_made_map
 
 T = 0.05
@@ -778,14 +786,6 @@ def test_a_noise_level_whose_steps_are_wider_than_the_box_is_said_to_probe_the_b
     # had probed the energy)
     from landscape.mapping.funnel import funnel_config, funnel_probe
     from landscape.potentials import mueller_brown
-
-    class Notes(Reporter):
-        def __init__(self):
-            super().__init__()
-            self.notes = []
-
-        def note(self, text):
-            self.notes.append(text)
 
     energy = Energy(mueller_brown, shape=(2,), data_range=(-1.5, 2.0), dtype=torch.float64)
     m = build_map(energy, MapConfig(chains=16, rounds=1, grid=0, refine=False)).content

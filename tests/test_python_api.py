@@ -15,23 +15,9 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import TINY, run
+from conftest import TINY, Notes, run
 
 README = Path(__file__).resolve().parents[1] / "README.md"
-
-
-def _notes():
-    """A reporter that keeps the notes a map says."""
-    from landscape.mapping.pipeline import Reporter
-
-    class Notes(Reporter):
-        def __init__(self):
-            self.notes = []
-
-        def note(self, text):
-            self.notes.append(text)
-
-    return Notes()
 
 
 def readme_example() -> tuple[str, list[str]]:
@@ -287,11 +273,11 @@ def test_training_examples_outside_the_box_are_said_to_be():
     energy = Energy(lambda x: ((x ** 2 - 1) ** 2).sum(1), shape=2, data_range=(-2.0, 2.0), dtype=torch.float64)
     data = np.array([[1.0, 1.0], [3.0, 0.0], [-1.0, -2.5], [0.5, -1.0]])
     config = MapConfig(chains=8, rounds=1, ladder=(), max_steps=50, patience=10, attempts=1, neighbours=1, refine=False)
-    heard = _notes()
+    heard = Notes()
     build_map(energy, config, data=data, reporter=heard)
     assert "2 of 4 training examples lie outside the box [-2, 2]: chains from them are kept in the box; widen it " \
            "(--box) to map where they are" in heard.notes
-    heard = _notes()
+    heard = Notes()
     build_map(energy, config, data=data[[0, 3]], reporter=heard)
     assert not any("outside the box" in n for n in heard.notes)
 
@@ -302,7 +288,7 @@ def test_a_float32_energy_too_large_to_resolve_its_differences_is_said_to_be():
 
     config = MapConfig(chains=64, rounds=1, ladder=(), neighbours=2, refine=False)
     for offset, said in ((1e6, True), (0.0, False)):
-        heard = _notes()
+        heard = Notes()
         build_map(Energy(lambda x, b=offset: mueller_brown(x) + b, shape=2, data_range=(-1.5, 2.0)), config,
                   reporter=heard)
         note = [n for n in heard.notes if "resolve steps of" in n]
@@ -313,7 +299,7 @@ def test_a_float32_energy_too_large_to_resolve_its_differences_is_said_to_be():
     # Wells alike by symmetry (minima 0 apart in energy): measured against the energy's rise over the box
     # (an offset of 100 is resolved, and was said not to be; 1e6 is not).
     for offset, said in ((100.0, False), (1e6, True)):
-        heard = _notes()
+        heard = Notes()
         build_map(Energy(lambda x, b=offset: b + ((x ** 2 - 1) ** 2).sum(1), shape=2, data_range=(-2.0, 2.0)), config,
                   reporter=heard)
         note = [n for n in heard.notes if "resolve steps of" in n]
@@ -459,7 +445,7 @@ def test_a_probe_finer_than_its_map_and_a_constant_energy_are_said_to_be():
     finer = dataclasses.replace(funnel_config(m, chains=4), merge_radius=1e-6)
     with pytest.raises(LandscapeError, match=r"the probe's merge_radius 1e-06 is below the map's"):
         funnel_probe(energy, m, finer)  # (refused after its chains, as a duplicate minimum)
-    heard = _notes()
+    heard = Notes()
     build_map(Energy(lambda x: 0 * x.sum(1) + 5, 2, data_range=(-1, 1)), MapConfig(chains=16, rounds=1, grid=0),
               reporter=heard)
     assert not [n for n in heard.notes if "resolve steps of" in n], heard.notes  # (float64 would not help)
