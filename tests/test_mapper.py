@@ -42,7 +42,7 @@ from landscape.mapping.settings import (
 )
 from landscape.mapping.minima import energy_tie
 from landscape.mapping.tree import minimax_tree
-from conftest import CountingStrings, arm_after_a_batch_save, assert_same_map
+from conftest import CountingStrings, Notes, arm_after_a_batch_save, assert_same_map
 
 FAST = dict(chains=128, max_steps=800, patience=100, attempts=2, grid=0)
 #: The scales c of c * U at which a test holds the exact answers (scaled) of an energy U:
@@ -275,15 +275,12 @@ def test_the_note_on_basins_left_at_the_strongest_pull_counts_them_as_the_map_ke
     # of the floor apart, which drain into one another with no barrier and are joined. The
     # map keeps one basin, so it says nothing of basins left (it said "N basins remain at
     # the strongest pull tried", N the parts before joining).
-    notes = []
-
-    class Notes(Reporter):
-        def note(self, text):
-            notes.append(text)
+    reporter = Notes()
+    notes = reporter.notes
 
     e = Energy(plateau, shape=(2,), data_range=(-2.0, 2.0), dtype=torch.float64)
     m = build_map(e, MapConfig(chains=32, rounds=1, max_steps=400, patience=50, attempts=1, grid=0, alpha=0.03,
-                               ladder=(0.03,), ladder_extend=0, ladder_refine=0), reporter=Notes()).content
+                               ladder=(0.03,), ladder_extend=0, ladder_refine=0), reporter=reporter).content
     (level,) = m.levels
     assert level.attrs["drained"] > 0 and level.n_basins == 1
     assert m.attrs["levels"]["note"] == "" and not [n for n in notes if "remain at the strongest" in n], notes
@@ -308,7 +305,40 @@ def test_new_minima_that_leave_basins_at_the_strongest_pull_bring_the_note():
     new = Minima(x, two(x), torch.zeros(1, dtype=torch.int64), torch.zeros(1, dtype=torch.float64))
     extended = extend_map(e, m, new)
     assert [p.n_basins for p in extended.levels] == [2]
-    assert extended.attrs["levels"]["note"].startswith("2 basins remain at the strongest pull tried (0.03 units")
+    assert extended.attrs["levels"]["note"].startswith("2 basins remain at the strongest pull tried (alpha 0.03 units")
+
+
+def _two_wells(x: torch.Tensor) -> torch.Tensor:
+    # wells at x0 = -1 and +1 (0.6 higher), the higher one 19.7 below their barrier at x0 = 0
+    return 20 * (x[:, 0] ** 2 - 1) ** 2 + 0.3 * x[:, 0] + x[:, 1] ** 2
+
+
+@pytest.mark.parametrize("scale", SCALES)
+def test_one_basin_at_the_weakest_pull_says_why_and_what_keeps_the_states_apart(scale):
+    # A model sampling at T = 10 c crosses its 19.7 c barrier (2 T): its map at defaults has
+    # one basin at every pull, and says so, with the temperature that keeps the wells apart
+    # (1/20 of the barrier), which does. A pull of 30 units drags the chains across the
+    # barrier of 20 T_AD that the default temperature sets: a weaker ladder is what to try.
+    def u(x):
+        return scale * _two_wells(x)
+
+    notes = Notes()
+    e = Energy(u, shape=(2,), data_range=(-2.0, 2.0), dtype=torch.float64, sampler={"tau": math.sqrt(10 * scale)})
+    m = build_map(e, MapConfig(chains=32, rounds=1, grid=0), reporter=notes).content
+    assert [p.n_basins for p in m.levels] == [1] * 5
+    note = m.attrs["levels"]["note"]
+    suggested = float(re.search(r"--ad-temperature (\S+)", note).group(1))
+    assert note.startswith("1 basin already at the weakest pull (alpha 0.03 units) over 2 states whose barriers are 2 "
+                           f"T_AD (T_AD {10 * scale:.4g} is the checkpoint's sampling temperature"), note
+    assert suggested == pytest.approx(0.05 * 19.7 * scale, rel=0.01) and note in notes.notes
+    apart = build_map(e, MapConfig(chains=32, rounds=1, grid=0, ad_temperature=suggested, alpha=0.03, ladder=(0.03,),
+                                   ladder_extend=0, ladder_refine=0)).content
+    assert [p.n_basins for p in apart.levels] == [2]
+    plain = Energy(u, shape=(2,), data_range=(-2.0, 2.0), dtype=torch.float64)
+    dragged = build_map(plain, MapConfig(chains=32, rounds=1, grid=0, alpha=30.0, ladder=(30.0,), ladder_extend=0,
+                                         ladder_refine=0)).content
+    assert dragged.attrs["levels"]["note"].endswith("barriers are 20 T_AD: the pull takes chains across them; "
+                                                    "a weaker --ladder splits them")
 
 
 @pytest.mark.slow
@@ -526,11 +556,8 @@ def test_a_map_interrupted_inside_attraction_diffusion_resumes_to_the_uninterrup
     cfg = MapConfig(chains=32, rounds=2, max_steps=400, patience=50, attempts=1, grid=0, round_size=1)
     whole = build_map(e, cfg).content
     out = tmp_path / "w.h5"
-    notes: list[str] = []
-
-    class Notes(Reporter):
-        def note(self, text):
-            notes.append(text)
+    reporter = Notes()
+    notes = reporter.notes
 
     class Interrupt(Notes):
         ad = False
@@ -587,7 +614,7 @@ def test_a_map_interrupted_inside_attraction_diffusion_resumes_to_the_uninterrup
             save_progress(bad, {**saved, key: value})
             with pytest.raises(LandscapeError, match=error):
                 build_map(e, cfg, progress_file=bad, resume=True)
-    resumed = build_map(e, cfg, progress_file=out, resume=True, reporter=Notes()).content
+    resumed = build_map(e, cfg, progress_file=out, resume=True, reporter=reporter).content
     said = [t for t in notes if t.startswith("resuming attraction-diffusion at alpha 0.03, 0.1, 0.3, 1, 3 units part-way")]
     assert len(said) == 1 and (where == "between batches" or ", inside a batch of trials at step" in said[0])
     assert_same_map(resumed, whole)
@@ -613,13 +640,10 @@ def test_a_disk_too_full_for_a_batchs_state_costs_that_save_not_the_map(tmp_path
         return real(path, state, *args, **kwargs)
 
     monkeypatch.setattr(pipeline, "save_progress", full_disk)
-    notes: list[str] = []
+    reporter = Notes()
+    notes = reporter.notes
 
-    class Notes(Reporter):
-        def note(self, text):
-            notes.append(text)
-
-    content = build_map(e, cfg, progress_file=tmp_path / "w.h5", reporter=Notes()).content
+    content = build_map(e, cfg, progress_file=tmp_path / "w.h5", reporter=reporter).content
     assert sum("could not be saved (No space left on device): the map goes on" in t for t in notes) == 1
     assert any("running0/basin_of" in k for k in kept)  # saved between batches after the refusal
     np.testing.assert_array_equal(content.tree.linkage, whole.tree.linkage)
@@ -721,17 +745,14 @@ def test_the_map_says_how_its_quenches_stopped():
     # The note on minima counts the chains whose descent converged, reached the energy's
     # precision (float32), or ran out of iterations: a reader can tell a precise minimum
     # from an end point that wanted more --quench-steps.
-    notes: list[str] = []
-
-    class Notes(Reporter):
-        def note(self, text):
-            notes.append(text)
+    reporter = Notes()
+    notes = reporter.notes
 
     cfg = dict(chains=32, rounds=1, max_steps=200, patience=50, attempts=1, grid=0, ladder=(1.0,), ladder_extend=0)
-    build_map(wells_energy(2), MapConfig(**cfg), reporter=Notes())
+    build_map(wells_energy(2), MapConfig(**cfg), reporter=reporter)
     assert re.fullmatch(r"\d+ minima from 32 chains; quenches: 32 converged", notes[0])
     notes.clear()
-    build_map(wells_energy(2), MapConfig(quench_steps=2, **cfg), reporter=Notes())
+    build_map(wells_energy(2), MapConfig(quench_steps=2, **cfg), reporter=reporter)
     # (quenches cut at 2 iterations end all over: a sample of the minima, said too)
     assert re.fullmatch(r"\d+ minima from 32 chains(; \d+ reached by one chain only: a sample of the minima, not all "
                         r"\(about \d+% of further chains would find another; (--chains finds more|to find about all of them, "
@@ -739,7 +760,7 @@ def test_the_map_says_how_its_quenches_stopped():
                         r"at the 2-iteration limit", notes[0]), notes[0]
     notes.clear()
     f32 = Energy(lambda x: 1e4 + tilted_wells(x), shape=(2,), data_range=(-2.0, 2.0))
-    build_map(f32, MapConfig(**cfg), reporter=Notes())
+    build_map(f32, MapConfig(**cfg), reporter=reporter)
     assert re.fullmatch(r"\d+ minima from 32 chains; quenches: (\d+ converged, )?\d+ at the limit of the energy's "
                         r"precision", notes[0])
 
@@ -1069,16 +1090,12 @@ def test_an_unresolved_energy_spread_sets_no_alpha_unit_and_the_rule_says_what_d
     # 1e-11 .. 1e-21, every merge flat). The tail's energy spread (1e-12) set the alpha unit
     # (3e-10, called "the typical barrier"): no pull moved a chain, 17 basins at 243 units.
     # The spread is rounding at the well's magnitude: the unit is T_AD over the spacing.
-    from landscape.mapping.pipeline import Reporter
 
-    notes: list[str] = []
-
-    class Notes(Reporter):
-        def note(self, text):
-            notes.append(text)
+    reporter = Notes()
+    notes = reporter.notes
 
     well = Energy(lambda x: -torch.exp(-(x ** 2).sum(-1)), shape=2, data_range=(-5.0, 5.0))
-    m = build_map(well, MapConfig(chains=256, rounds=1, grid=0, refine=False), reporter=Notes()).content
+    m = build_map(well, MapConfig(chains=256, rounds=1, grid=0, refine=False), reporter=reporter).content
     assert m.n_minima > 10 and m.tree.flat().all()  # (the tail's stops: flat, as the tree says)
     rule = m.attrs["levels"]["alpha_unit_rule"]
     assert rule in ("temperature", "arrival") and m.settings()["alpha_unit"] > 1e-3, (rule, m.settings())
@@ -1090,7 +1107,7 @@ def test_an_unresolved_energy_spread_sets_no_alpha_unit_and_the_rule_says_what_d
     # a minimum outside the box: held at the box's corner, and said to be
     notes.clear()
     held = build_map(Energy(lambda x: ((x - 5) ** 2).sum(-1), shape=2, data_range=(-1.0, 1.0), dtype=torch.float64),
-                     MapConfig(chains=32, rounds=1, grid=0), reporter=Notes()).content
+                     MapConfig(chains=32, rounds=1, grid=0), reporter=reporter).content
     assert held.attrs["minima"]["held_by_box"] == 1  # (kept in the map: `landscape info` says it)
     assert notes[0].startswith("1 minimum from 32 chains") and any(
         n.startswith("1 of 1 minima lie on the box's faces [-1, 1] with the energy still falling beyond them")
@@ -1099,7 +1116,7 @@ def test_an_unresolved_energy_spread_sets_no_alpha_unit_and_the_rule_says_what_d
     # 1e-16 of either sign), are not held: 8 of the egg-crate's 9 were said to be
     notes.clear()
     crate = Energy(lambda x: -torch.cos(math.pi * x).sum(-1), shape=2, data_range=(-2.0, 2.0), dtype=torch.float64)
-    faces = build_map(crate, MapConfig(chains=64, rounds=1, grid=0, refine=False), reporter=Notes()).content
+    faces = build_map(crate, MapConfig(chains=64, rounds=1, grid=0, refine=False), reporter=reporter).content
     assert faces.n_minima == 9 and faces.attrs["minima"]["held_by_box"] == 0
     assert not [n for n in notes if "box's faces" in n], notes
     # an image whose minimum has a quarter of its pixels pulled past the range's end: saturated
@@ -1109,7 +1126,7 @@ def test_an_unresolved_energy_spread_sets_no_alpha_unit_and_the_rule_says_what_d
     target[0, 0] = 2.0
     image = Energy(lambda x: ((x - target) ** 2).flatten(1).sum(1), shape=(1, 4, 4), data_range=(-1.0, 1.0),
                    dtype=torch.float64)
-    part = build_map(image, MapConfig(chains=16, rounds=1, grid=0, refine=False), reporter=Notes()).content
+    part = build_map(image, MapConfig(chains=16, rounds=1, grid=0, refine=False), reporter=reporter).content
     assert part.attrs["minima"]["held_by_box"] == 1
     said = [n for n in notes if "range's ends" in n or "box's faces" in n]
     assert said == ["1 of 1 minima have pixels on the range's ends [-1, 1] with the energy still falling beyond them "
@@ -1211,14 +1228,11 @@ def test_settings_are_chosen_again_where_the_refinement_lowers_their_barriers(sc
     # T_AD was 1/20 of the upper pass (0.105), over which every chain walked across the
     # low one (0.518 = 5 T_AD): 1 basin at every pull. The refined tree's barrier sets
     # T_AD again (0.0259) and the ladder runs again: 2 basins up to 3 units.
-    notes: list[str] = []
-
-    class Log(Reporter):
-        def note(self, text):
-            notes.append(text)
+    reporter = Notes()
+    notes = reporter.notes
 
     e = Energy(lambda x: scale * _horseshoe(x), shape=2, data_range=(-2.0, 2.0), dtype=torch.float64)
-    m = build_map(e, MapConfig(chains=64, rounds=1, grid=0), reporter=Log()).content
+    m = build_map(e, MapConfig(chains=64, rounds=1, grid=0), reporter=reporter).content
     assert m.n_minima == 2
     barrier = m.tree.escape()[np.isfinite(m.tree.escape())]
     np.testing.assert_allclose(barrier, [0.518 * scale], rtol=1e-3)

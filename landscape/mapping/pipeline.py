@@ -81,7 +81,7 @@ from landscape.io.records import NEIGHBOUR, GridData, MapContent, MapMeta, PairT
 from landscape.io.schema import SCHEMA_VERSION
 from landscape.io.views import SAMPLED, coverage, more_chains
 from landscape.mapping.settings import (
-    LADDER_FACTOR, LADDER_JUMP, MapConfig, ad_settings, ad_temperature_from, box_relief, capped_eps,
+    AD_TEMPERATURE_SHARE, LADDER_FACTOR, LADDER_JUMP, MapConfig, ad_settings, ad_temperature_from, box_relief, capped_eps,
     exploration_settings, resolved_barriers, sampling_temperature,
 )
 from landscape.mapping.tree import BarrierTree, flat_rtol, minimax_tree, unresolved
@@ -1474,15 +1474,29 @@ def _stage_ladder(
     return levels, records, extended, len(inserted)
 
 
-def _ladder_note(levels: list[Partition]) -> str | None:
-    """What the map says where its strongest pull left more than one basin (None where it
-    left one): of the basins the map keeps, once the drained ones are joined."""
+def _ladder_note(levels: list[Partition], tree: BarrierTree, t_ad: float, own: bool) -> str | None:
+    """What the map says where an end of its ladder leaves the basins unresolved (None
+    where neither does): the strongest pull more than one basin (of those the map keeps,
+    once the drained ones are joined); or the weakest one basin over minima that the
+    tree separates by resolved barriers, with why and what to try. ``t_ad`` is the
+    attraction-diffusion temperature, ``own`` whether it is the checkpoint's sampling
+    temperature."""
     strongest = max(levels, key=lambda p: p.alpha)
-    if strongest.n_basins <= 1:
+    if strongest.n_basins > 1:
+        return (f"{strongest.n_basins} basins remain at the strongest pull tried ({_pull(strongest)}; "
+                "raise --ladder or ladder_extend to go further)")
+    weakest = min(levels, key=lambda p: p.alpha)
+    depths = tree.resolved_depth()
+    d = resolved_barriers(depths)
+    if weakest.n_basins > 1 or not d.size:
         return None
-    pull = f"{strongest.multiplier:g} units" if strongest.multiplier is not None else f"alpha {strongest.alpha:.4g}"
-    return (f"{strongest.n_basins} basins remain at the strongest pull tried ({pull}; "
-            "raise --ladder or ladder_extend to go further)")
+    ratio = f"{d.min() / t_ad:.2g}" if d.size == 1 else f"{d.min() / t_ad:.2g}-{d.max() / t_ad:.2g}"
+    head = f"1 basin already at the weakest pull ({_pull(weakest)}) over {d.size + 1} states whose barriers are"
+    if d.max() * AD_TEMPERATURE_SHARE < t_ad:  # every barrier under 20 T_AD: attraction-diffusion's diffusion crosses them
+        whose = " is the checkpoint's sampling temperature: the model's own chains cross them" if own else ""
+        return (f"{head} {ratio} T_AD (T_AD {t_ad:.4g}{whose}); --ad-temperature "
+                f"{ad_temperature_from(depths, tree.energy):.3g} (1/20 of the lowest barrier) keeps them apart")
+    return f"{head} {ratio} T_AD: the pull takes chains across them; a weaker --ladder splits them"
 
 
 def _stage_connected(
@@ -1594,7 +1608,8 @@ def _assemble(
     if nested:
         run.reporter.note("minima moved to where their basin's lowest minimum went, so that a basin of a weaker "
                           "pull stays whole at the stronger ones: " + ", ".join(nested))
-    ladder_note = _ladder_note(levels)
+    ladder_note = _ladder_note(levels, tree, settings["ad_temperature"],
+                               config.ad_temperature is None and sampling_temperature(energy) is not None)
     if ladder_note:
         run.reporter.note(ladder_note)
     grid = _grid(energy, config.grid) if config.grid and energy.dim == 2 and len(shape) == 1 else None
@@ -1912,7 +1927,9 @@ def extend_map(
     attrs.setdefault("tree", {}).update({"refined_merges": int(tree.refined.sum()),
                                         "connected_merges": int(tree.connected.sum())})
     if "note" in attrs.get("levels", {}):  # (the basins left at the strongest pull: counted again, where a map says)
-        attrs["levels"]["note"] = _ladder_note(levels) or ""
+        attrs["levels"]["note"] = _ladder_note(
+            levels, tree, settings["ad_temperature"],
+            cfg.ad_temperature is None and sampling_temperature(energy) is not None) or ""
     reporter.close()
     return replace(
         content,
