@@ -28,7 +28,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from scipy.signal import correlate
 from scipy.special import logsumexp
 
 __all__ = [
@@ -79,9 +78,11 @@ def _lagged_sums(a: np.ndarray, b: np.ndarray, max_lag: int) -> np.ndarray:
         for k in range(-max_lag, max_lag + 1):
             out[k + max_lag] = np.dot(a[: n - k], b[k:]) if k >= 0 else np.dot(a[-k:], b[: n + k])
         return out
-    # correlate(b, a)[j] = sum_t b[t + k] a[t] with k = j - (n - 1).
-    full = correlate(b, a, mode="full", method="fft")
-    return full[n - 1 - max_lag : n + max_lag]
+    # By FFT, zero-padded past 2n - 1 so that no lag wraps around: the circular
+    # correlation's entry k (k < 0 at the end) is then the sum over the pairs that overlap.
+    size = 1 << (2 * n - 1).bit_length()
+    c = np.fft.irfft(np.conj(np.fft.rfft(a, size)) * np.fft.rfft(b, size), size)
+    return np.concatenate([c[size - max_lag:], c[: max_lag + 1]])
 
 
 def autocorrelation(x: np.ndarray, max_lag: int) -> np.ndarray:
