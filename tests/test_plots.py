@@ -153,6 +153,10 @@ def test_map_draws_go_into_the_axes_given_and_combine_on_one_figure(tmp_path, sa
     assert len(axes[1].child_axes) == 4 and all(a.images for a in axes[1].child_axes)  # a tile per basin
     assert draw_levels(image, axes[2]) is axes[2] and axes[2].lines and axes[2].get_xscale() == "log"
     assert draw_map_2d(wells, axes[3]) is axes[3] and axes[3].collections  # contours and minima
+    # each basin's star numbered as its basin (#k, as the basin images caption them;
+    # a plain number is a minimum's in the tree's picture)
+    stars = sorted(t.get_text() for t in axes[3].texts if t.get_text().startswith("#"))
+    assert stars == sorted(f"#{k}" for k in range(wells.levels[wells.main].n_basins))
     assert axes[1].get_title().startswith("sevens: basin representatives")
     save_figure(fig, tmp_path / "four.png")
     assert empty_axes(saved_figures[-1]) == []

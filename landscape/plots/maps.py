@@ -394,16 +394,16 @@ def draw_map_2d(content: MapContent, ax: Any, *, level: int | None = None, title
     handles.append(Line2D([], [], ls="", marker="o", ms=4, mfc="0.6", mec="black", mew=0.3, label="minimum"))
     ax.scatter(reps[:, 0], reps[:, 1], s=170, marker="*", c=palette[:b], edgecolors="black",
                linewidths=0.7, zorder=4)
-    numbered = "" if b <= 60 else f"; numbered: 0-59 of {b}"
+    numbered = "" if b <= 60 else f"; #0-#59 of {b} numbered"
     handles.append(Line2D([], [], ls="", marker="*", ms=11, mfc="0.6", mec="black",
-                          label=f"basin (lowest minimum{numbered})"))
+                          label=f"basin #k (its lowest minimum{numbered})"))
     if greyed:
         handles.append(Line2D([], [], ls="", marker="*", ms=11, mfc=OTHER_BASINS, mec="black",
                               label=f"{greyed} other basins (fewer minima), grey"))
     bounds = (ax.get_xlim(), ax.get_ylim()) if grid is not None else None
     for i in range(min(b, 60)):
         offset = _inward(bounds, reps[i], (5, 4))
-        ax.annotate(str(i), reps[i], xytext=offset, textcoords="offset points", fontsize=8, zorder=5, color="black",
+        ax.annotate(f"#{i}", reps[i], xytext=offset, textcoords="offset points", fontsize=8, zorder=5, color="black",
                     ha="left" if offset[0] > 0 else "right",
                     bbox={"boxstyle": "round,pad=0.1", "fc": "white", "ec": "none", "alpha": 0.7})
     # (highest first; a saddle within 4 % of the picture's span of one already labelled keeps
