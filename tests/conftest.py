@@ -422,3 +422,12 @@ def write_schema1_map(path: Path) -> Path:
         f["barriers"].attrs.update({"count": 4, "alpha": 0.5, "temperature": 0.2})
         f["tree/linkage"] = SCHEMA1_LINKAGE
     return path
+
+
+def torchrun_env(folder: Path) -> dict[str, str]:
+    """The environment of a torchrun under ``folder``: torchrun leaves a folder of logs in
+    the temp dir, here one beside ``folder`` (pytest's, cleared with it; not in ``folder``,
+    whose files some tests compare before and after)."""
+    tmp = folder.parent / f"{folder.name}-torchrun"
+    tmp.mkdir(exist_ok=True)
+    return dict(os.environ, TMPDIR=str(tmp))

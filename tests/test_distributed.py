@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import torchrun_env
 from faults import MAP, h5_digest, prepare, run
 
 torch_dist = pytest.importorskip("torch.distributed")
@@ -76,8 +77,10 @@ open(f"ok{group.rank}", "w").write(f"split ok {tuned.min_rows}")  # (the ranks' 
 """
 
 
-def torchrun(folder: Path, args: list[str], timeout: float = 300) -> subprocess.CompletedProcess:
-    return subprocess.run([*TORCHRUN, *args], cwd=folder, capture_output=True, text=True, timeout=timeout)
+def torchrun(folder: Path, args: list[str], timeout: float = 300, ranks: int = 2) -> subprocess.CompletedProcess:
+    return subprocess.run([*TORCHRUN[:-1], str(ranks), *args], cwd=folder, capture_output=True, text=True,
+                          timeout=timeout, env=torchrun_env(folder))
+
 
 
 def test_split_energy_gathers_every_row_on_every_rank(tmp_path):
@@ -311,9 +314,7 @@ def test_a_training_resume_on_ranks_its_batch_does_not_split_over_is_refused_bef
     first = torchrun(tmp_path, TRAIN_TWO)
     assert first.returncode == 0, first.stderr[-3000:]
     kept = {p.relative_to(tmp_path): p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
-    three = [*TORCHRUN[:-1], "3"]
-    refused = subprocess.run([*three, "-m", "landscape.cli.main", "train", "--out", "d.pt", "--resume", "--quiet"],
-                             cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    refused = torchrun(tmp_path, ["-m", "landscape.cli.main", "train", "--out", "d.pt", "--resume", "--quiet"], ranks=3)
     assert refused.returncode != 0
     said = [line for line in refused.stderr.splitlines() if line.startswith(("error: ", "note: "))]
     assert len(said) == 3 and len(set(said)) == 1, refused.stderr[-3000:]  # (one line a rank, no note)
@@ -323,9 +324,8 @@ def test_a_training_resume_on_ranks_its_batch_does_not_split_over_is_refused_bef
     assert {p.relative_to(tmp_path): p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()} == kept
 
     # where its batch and bank split over 3, it resumes on 3 (reseeded, and says so)
-    resumed = subprocess.run([*three, "-m", "landscape.cli.main", "train", "--out", "d.pt", "--resume", "--quiet",
-                              "--batch-size", "99", "--steps", "6"], cwd=tmp_path, capture_output=True, text=True,
-                             timeout=300)
+    resumed = torchrun(tmp_path, ["-m", "landscape.cli.main", "train", "--out", "d.pt", "--resume", "--quiet",
+                                  "--batch-size", "99", "--steps", "6"], ranks=3)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert resumed.stderr.count("note: resuming on 3 ranks a run of 2: its random streams are reseeded") == 1
     import torch

@@ -1,7 +1,6 @@
 """The ML learning loop: checkpoints, exact resume, data-parallel ranks, diagnostics output."""
 
 import math
-import os
 import re
 import shutil
 import subprocess
@@ -182,6 +181,8 @@ def test_mala_training_logs_acceptance(tmp_path):
 
 @pytest.mark.slow
 def test_torchrun_two_ranks_end_with_identical_parameters_then_map_it(tmp_path):
+    from conftest import torchrun_env
+
     torchrun = shutil.which("torchrun", path=str(Path(sys.executable).parent)) or shutil.which("torchrun")
     landscape = shutil.which("landscape", path=str(Path(sys.executable).parent))
     assert torchrun and landscape, "torchrun and landscape must be installed beside the test interpreter"
@@ -189,7 +190,7 @@ def test_torchrun_two_ranks_end_with_identical_parameters_then_map_it(tmp_path):
     cmd = [torchrun, "--standalone", "--nproc_per_node", "2", landscape, "train", "--preset", "toy-convergent",
            "--out", str(out), "--device", "cpu", "--quiet", "--map"]
     cmd += [a for o in TINY + ["model.kwargs.n_f=8"] for a in ("--set", o)]
-    env = dict(os.environ, OMP_NUM_THREADS="1")
+    env = dict(torchrun_env(tmp_path), OMP_NUM_THREADS="1")
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     # rank 0 alone reports, and writes the map both ranks made
