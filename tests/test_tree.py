@@ -16,6 +16,7 @@ from landscape.mapping.tree import (
     flat_rtol,
     members,
     minimax_tree,
+    pair_lengths,
     render_text,
 )
 from landscape.plots.tree import draw_tree as plot_tree  # the tree into an axes (the map saver is plots.tree.plot_tree)
@@ -194,6 +195,33 @@ def test_equal_heights_merge_in_a_reproducible_order():
     shuffled = minimax_tree(energy, pairs[::-1], np.array([1.0, 1.0]))
     np.testing.assert_array_equal(shuffled.linkage, tree.linkage)
     np.testing.assert_array_equal(shuffled.pair, [0, 1])
+
+
+@pytest.mark.parametrize("scale", [0.01, 1.0, 100.0])
+def test_tied_passes_merge_neighbours_not_wells_across_the_ring(scale):
+    # Eight equal wells on a circle with equal passes between neighbours: the barrier of
+    # two wells across the ring is the same pass height, which a string finds a hair lower
+    # (1e-10, within what the energy resolves). Preferring the nearest pairs among ties,
+    # the tree merges neighbours, at heights within that tie of the exact ones and in order;
+    # without the preference, the pairs across the ring (the lowest values) are taken.
+    angle = np.arange(8) * np.pi / 4
+    x = np.stack([np.cos(angle), np.sin(angle)], axis=1)
+    pairs = np.array([(i, j) for i in range(8) for j in range(i + 1, 8)])
+    steps = np.minimum((pairs[:, 1] - pairs[:, 0]) % 8, (pairs[:, 0] - pairs[:, 1]) % 8)
+    barrier = scale * (2.6843 - 1e-10 * steps)
+    energy = np.full(8, 0.1231 * scale)
+    tie = 1e-8 * scale  # (the map's energy tie; rtol 0: a float64 energy's share of the magnitude is far below)
+    plain = minimax_tree(energy, pairs, barrier, flat_atol=tie, flat_rtol=0.0)
+    assert (steps[plain.pair] == 4).any()  # (the lowest values first: wells across the ring)
+    tree = minimax_tree(energy, pairs, barrier, flat_atol=tie, flat_rtol=0.0, prefer=pair_lengths(x, pairs))
+    assert (steps[tree.pair] == 1).all(), steps[tree.pair]
+    assert np.all(np.diff(tree.heights) >= 0) and np.allclose(tree.heights, 2.6843 * scale, rtol=0, atol=tie)
+    assert tree.flat().sum() == 0 and np.allclose(tree.depth(), (2.6843 - 0.1231) * scale, rtol=0, atol=tie)
+    # a difference the energy resolves is never overturned: one pass lower by 10x the tie goes first
+    lower = barrier.copy()
+    lower[(pairs[:, 0] == 0) & (pairs[:, 1] == 4)] -= 10 * tie
+    first = minimax_tree(energy, pairs, lower, flat_atol=tie, flat_rtol=0.0, prefer=pair_lengths(x, pairs))
+    assert tuple(pairs[first.pair[0]]) == (0, 4) and first.heights[0] == lower.min()
 
 
 def test_refined_flags_and_leaf_indices_are_carried_to_the_merges():

@@ -44,7 +44,7 @@ import numpy as np
 
 from landscape.errors import LandscapeError
 from landscape.io.records import FUNNEL_SCORE, FunnelData, MapContent, Partition
-from landscape.mapping.tree import BarrierTree, basin_tree, drainage_ends
+from landscape.mapping.tree import BarrierTree, basin_tree, drainage_ends, pair_lengths
 
 __all__ = [
     "FUNNEL_VERDICTS",
@@ -175,7 +175,8 @@ def basin_tree_of(content: MapContent, level: int | None = None) -> BarrierTree:
     t = content.barriers
     e = content.minima_energy
     return basin_tree(e, t.pairs, t.best(e), part.basin, part.representative, refined=t.is_refined(e),
-                      flat_rtol=content.tree.flat_rtol, flat_atol=content.tree.flat_atol)
+                      flat_rtol=content.tree.flat_rtol, flat_atol=content.tree.flat_atol,
+                      prefer=pair_lengths(content.minima_x, t.pairs))
 
 
 def leaf_basins(content: MapContent, tree: BarrierTree, level: int | None = None) -> np.ndarray:

@@ -84,7 +84,7 @@ from landscape.mapping.settings import (
     AD_TEMPERATURE_SHARE, LADDER_FACTOR, LADDER_JUMP, MapConfig, ad_settings, ad_temperature_from, box_relief, capped_eps,
     exploration_settings, resolved_barriers, sampling_temperature,
 )
-from landscape.mapping.tree import BarrierTree, flat_rtol, minimax_tree, unresolved
+from landscape.mapping.tree import BarrierTree, flat_rtol, minimax_tree, pair_lengths, unresolved
 
 # Refined paths are kept in the map when they take at most this many numbers.
 _PATH_BUDGET = 20_000_000
@@ -1597,7 +1597,7 @@ def _assemble(
     n = len(minima)
     tie = energy_tie(run.plan["grad_tol"], run.plan["merge_radius"])
     tree = minimax_tree(e_min, table.pairs, table.best(e_min), refined=table.is_refined(e_min),
-                        flat_rtol=flat_rtol(energy.dtype), flat_atol=tie)
+                        flat_rtol=flat_rtol(energy.dtype), flat_atol=tie, prefer=pair_lengths(minima.x, table.pairs))
     levels = _join_drained(levels, tree, e_min, tie)
     joined = [f"{_pull(p)} {p.n_basins + p.attrs['drained']} -> {p.n_basins}" for p in levels if p.attrs["drained"]]
     if joined:
@@ -1913,7 +1913,7 @@ def extend_map(
 
     tie = _stored_tie(content)
     tree = minimax_tree(e_all, table.pairs, table.best(e_all), refined=table.is_refined(e_all),
-                        flat_rtol=flat_rtol(energy.dtype), flat_atol=tie)
+                        flat_rtol=flat_rtol(energy.dtype), flat_atol=tie, prefer=pair_lengths(x_all, table.pairs))
     levels = nest_levels(_join_drained(levels, tree, e_all, tie), e_all, tie)
     for prior, part in zip(content.levels, levels):
         reporter.note(f"{_pull(prior)}: {prior.n_basins} -> {part.n_basins} basin" + ("" if part.n_basins == 1 else "s"))

@@ -360,6 +360,7 @@ def minimax_tree(
     leaves: np.ndarray | None = None,
     flat_rtol: float = FLAT_RTOL,
     flat_atol: float = 0.0,
+    prefer: np.ndarray | None = None,
 ) -> BarrierTree:
     """Single-linkage tree over barriers (Kruskal with networkx's ``UnionFind``).
 
@@ -387,6 +388,14 @@ def minimax_tree(
         precision) [default: float32's].
     flat_atol : float
         The tree's :attr:`BarrierTree.flat_atol` (the map's energy tie) [default 0].
+    prefer : array float64 [E], optional
+        Among barriers tied within what the energy resolves (``flat_rtol`` of their
+        magnitude, or ``flat_atol``), the pairs taken first, lowest first: the distance
+        between the two minima, say, so that the tree of a symmetric energy (equal passes
+        all round a ring of wells) merges neighbours at the passes between them, not two
+        wells across the ring at a pass their path crosses on the way. A merge then lies
+        at most that tie above one of its group it was taken before (its height never
+        below the last merge's).
 
     Returns
     -------
@@ -421,6 +430,12 @@ def minimax_tree(
     height = np.maximum(barrier[rows], np.maximum(energy[lo], energy[hi]))
     # Ties merge in a reproducible order: height, then the pair, then its row.
     order = np.lexsort((rows, hi, lo, height))
+    if prefer is not None:
+        rank = np.asarray(prefer, dtype=np.float64)
+        if rank.shape != (pairs.shape[0],):
+            raise ValueError(f"{pairs.shape[0]} pairs but {rank.shape} preferences")
+        order = _preferred_within_ties(order, height, np.nan_to_num(rank[rows], nan=np.inf),
+                                       float(np.abs(energy).max(initial=0.0)), flat_rtol, flat_atol)
 
     uf = UnionFind(range(n))
     cluster = {i: i for i in range(n)}  # union-find root -> linkage cluster id
@@ -450,7 +465,9 @@ def minimax_tree(
         if ri == rj:
             continue
         row = int(rows[e])
-        merge(ri, rj, float(height[e]), (True, bool(refined_in[row]), row, i, j))
+        # (a preferred pair taken before a tie a hair lower: the merges' heights stay in order)
+        merge(ri, rj, max(float(height[e]), heights[-1] if heights else -math.inf),
+              (True, bool(refined_in[row]), row, i, j))
 
     finite_top = max([float(energy.max())] + heights)
     top = _placeholder(finite_top, float(energy.min()))
@@ -480,6 +497,23 @@ def minimax_tree(
     )
 
 
+def _preferred_within_ties(order: np.ndarray, height: np.ndarray, rank: np.ndarray, magnitude: float,
+                           rtol: float, atol: float) -> np.ndarray:
+    """``order`` (ascending ``height``) with each run of heights that lie within what the
+    energy resolves of the run's first (:func:`unresolved` at the larger of its height's
+    and ``magnitude``) sorted by ``rank``, lowest first (stable)."""
+    h = height[order]
+    out = []
+    start = 0
+    while start < h.size:
+        tie = float(unresolved(max(abs(float(h[start])), magnitude), rtol, atol))
+        end = int(np.searchsorted(h, h[start] + tie, side="right"))
+        run = order[start:end]
+        out.append(run[np.argsort(rank[run], kind="stable")] if end - start > 1 else run)
+        start = end
+    return np.concatenate(out) if out else order
+
+
 def basin_tree(
     minima_energy: np.ndarray,
     pairs: np.ndarray,
@@ -490,6 +524,7 @@ def basin_tree(
     refined: np.ndarray | None = None,
     flat_rtol: float = FLAT_RTOL,
     flat_atol: float = 0.0,
+    prefer: np.ndarray | None = None,
 ) -> BarrierTree:
     """The tree over the basins of a partition, from barriers between minima.
 
@@ -509,7 +544,7 @@ def basin_tree(
     representative : array int64 [B]
         Each basin's lowest minimum.
     refined : array bool [E], optional
-    flat_rtol, flat_atol : float
+    flat_rtol, flat_atol, prefer : float, float, array float64 [E]
         As for :func:`minimax_tree`.
 
     Returns
@@ -522,8 +557,21 @@ def basin_tree(
     pairs = np.asarray(pairs, dtype=np.int64).reshape(-1, 2)
     energy = np.asarray(minima_energy, dtype=np.float64)[rep]
     bp = basin[pairs] if pairs.size else pairs
-    tree = minimax_tree(energy, bp, barrier, refined=refined, leaves=rep, flat_rtol=flat_rtol, flat_atol=flat_atol)
-    return tree
+    return minimax_tree(energy, bp, barrier, refined=refined, leaves=rep, flat_rtol=flat_rtol, flat_atol=flat_atol,
+                        prefer=prefer)
+
+
+def pair_lengths(x: Any, pairs: np.ndarray) -> np.ndarray:
+    """The distance between the two minima of each pair (``x`` [N, ...], an array or a
+    tensor): the ``prefer`` of :func:`minimax_tree`, so that ties merge the nearest."""
+    flat = np.asarray(x.detach().cpu() if hasattr(x, "detach") else x, dtype=np.float64).reshape(len(x), -1)
+    pairs = np.asarray(pairs, dtype=np.int64).reshape(-1, 2)
+    out = np.empty(pairs.shape[0])
+    step = max(1, (1 << 22) // max(flat.shape[1], 1))  # (rows of differences at a time: 32 MB)
+    for a in range(0, pairs.shape[0], step):
+        p = pairs[a:a + step]
+        out[a:a + step] = np.linalg.norm(flat[p[:, 0]] - flat[p[:, 1]], axis=1)
+    return out
 
 
 # ---------------------------------------------------------------------------- text
