@@ -207,5 +207,8 @@ def _map(loaded, main, out, dataset, data_root, config, *, resume, force, quiet)
         click.echo(states)
     levels = ", ".join(f"{p.multiplier:g}: {p.n_basins}" for p in content.levels if p.multiplier is not None)
     if levels:
-        click.echo(f"basins per pull (alpha units): {levels}")
+        # (the counts the map keeps: where the notes above joined or moved minima, not those the ladder's own lines gave)
+        kept = [what for key, what in (("drained", "drained basins joined"), ("nested", "the levels nested"))
+                if any(p.attrs.get(key) for p in content.levels)]
+        click.echo(f"basins per pull (alpha units{'; ' + ', '.join(kept) if kept else ''}): {levels}")
     click.echo(f"next: landscape tree {out}   (add --plot tree.png --images basins.png for pictures)")

@@ -1477,25 +1477,38 @@ def _stage_ladder(
 def _ladder_note(levels: list[Partition], tree: BarrierTree, t_ad: float, own: bool) -> str | None:
     """What the map says where an end of its ladder leaves the basins unresolved (None
     where neither does): the strongest pull more than one basin (of those the map keeps,
-    once the drained ones are joined); or the weakest one basin over minima that the
-    tree separates by resolved barriers, with why and what to try. ``t_ad`` is the
-    attraction-diffusion temperature, ``own`` whether it is the checkpoint's sampling
-    temperature."""
+    once the drained ones are joined); or the weakest already half the states the tree
+    separates by resolved barriers, or fewer, its basins joining minima across barriers
+    of ``t_ad`` or more, with why and what to try (those far lower are what attraction-
+    diffusion at ``t_ad`` is to cross: the ripples along a valley). ``own`` says whether
+    ``t_ad`` is the checkpoint's sampling temperature."""
     strongest = max(levels, key=lambda p: p.alpha)
     if strongest.n_basins > 1:
         return (f"{strongest.n_basins} basins remain at the strongest pull tried ({_pull(strongest)}; "
                 "raise --ladder or ladder_extend to go further)")
     weakest = min(levels, key=lambda p: p.alpha)
     depths = tree.resolved_depth()
-    d = resolved_barriers(depths)
-    if weakest.n_basins > 1 or not d.size:
+    states = 1 + resolved_barriers(depths).size
+    if 2 * weakest.n_basins > states:
         return None
-    ratio = f"{d.min() / t_ad:.2g}" if d.size == 1 else f"{d.min() / t_ad:.2g}-{d.max() / t_ad:.2g}"
-    head = f"1 basin already at the weakest pull ({_pull(weakest)}) over {d.size + 1} states whose barriers are"
-    if d.max() * AD_TEMPERATURE_SHARE < t_ad:  # every barrier under 20 T_AD: attraction-diffusion's diffusion crosses them
+    # the barriers its basins hold inside: merges whose two sides' lowest minima share a basin
+    basin, lowest, sides = np.asarray(weakest.basin), tree.lowest, tree.linkage[:, :2].astype(np.int64)
+    inside = basin[tree.leaves[lowest[sides[:, 0]]]] == basin[tree.leaves[lowest[sides[:, 1]]]]
+    crossed = resolved_barriers(depths[inside])
+    crossed = crossed[crossed >= t_ad]
+    if not crossed.size:
+        return None
+    b = weakest.n_basins
+    head = (f"{b} basin{'' if b == 1 else 's'} already at the weakest pull ({_pull(weakest)}) over {states} states, "
+            "joining minima across barriers of")
+    thermal = crossed[crossed * AD_TEMPERATURE_SHARE < t_ad]  # under 20 T_AD: attraction-diffusion's diffusion crosses them
+    shown = thermal if thermal.size else crossed
+    low, high = (f"{v / t_ad:.2g}" for v in (shown.min(), shown.max()))
+    ratio = low if low == high else f"{low}-{high}"
+    if thermal.size:
         whose = " is the checkpoint's sampling temperature: the model's own chains cross them" if own else ""
         return (f"{head} {ratio} T_AD (T_AD {t_ad:.4g}{whose}); --ad-temperature "
-                f"{ad_temperature_from(depths, tree.energy):.3g} (1/20 of the lowest barrier) keeps them apart")
+                f"{AD_TEMPERATURE_SHARE * thermal.min():.3g} (1/20 of the lowest of them) keeps them apart")
     return f"{head} {ratio} T_AD: the pull takes chains across them; a weaker --ladder splits them"
 
 
