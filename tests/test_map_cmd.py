@@ -44,6 +44,7 @@ def test_map_of_a_function_finds_the_four_wells_and_writes_the_schema(capsys, we
     code, stdout, err = map_wells(capsys, wells_file, out)
     assert code == 0, err
     assert "4 minima" in stdout and "tree: 3 of 3 merges at refined barriers" in stdout
+    assert "\nbasins per pull (alpha units): 0.03: 4, " in stdout  # (no basin joined, no level nested)
     c = read_map(out)
     np.testing.assert_allclose(np.sort(np.abs(c.minima_x).ravel()), 1.0, atol=0.15)
     assert c.meta.source["kind"] == "function"
@@ -145,6 +146,20 @@ def test_map_of_a_checkpoint_uses_its_data_and_sampler(capsys, tmp_path):
     np.testing.assert_array_equal(api.minima_x, c.minima_x)
     np.testing.assert_array_equal(api.tree.heights, c.tree.heights)
     assert [p.basin.tolist() for p in api.levels] == [p.basin.tolist() for p in c.levels]
+
+
+def test_the_basins_per_pull_say_where_drained_basins_were_joined(capsys, tmp_path):
+    # A flat floor: attraction-diffusion's weak pull leaves parts of it apart, which drain
+    # into one another with no barrier and are joined (the ladder's own line said 2 or more).
+    pot = tmp_path / "floor.py"
+    pot.write_text("import torch\n\ndef floor(x):\n    return torch.relu(torch.linalg.vector_norm(x, dim=1) - 1.0) ** 2\n")
+    code, stdout, err = run(capsys, "map", "--energy", f"{pot}:floor", "--shape", "2", "--box", "-2", "2", "--float64",
+                            "--chains", "32", "--rounds", "1", "--max-steps", "400", "--patience", "50", "--attempts",
+                            "1", "--alpha", "0.03", "--ladder", "0.03", "--ladder-extend", "0", "--ladder-refine", "0",
+                            "--out", tmp_path / "f.h5")
+    assert code == 0, err
+    assert read_map(tmp_path / "f.h5").levels[0].attrs["drained"] > 0
+    assert "\nbasins per pull (alpha units; drained basins joined): 0.03: 1\n" in stdout
 
 
 def test_bad_input_gets_one_line_errors(capsys, tmp_path, wells_file):
