@@ -403,14 +403,18 @@ def test_a_map_says_whether_its_chains_found_all_the_minima_their_starts_lead_to
     code, out, err = run(capsys, "map", "--energy", "landscape.potentials:tilted_wells", "--shape", "6", "--box", "-2",
                          "2", *quick, "--out", tmp_path / "w.h5")
     assert code == 0, err
-    assert re.search(r"\d+ minima from 16 chains; \d+ reached by one chain only: a sample of the minima", out + err), out + err
+    assert re.search(r"\d+ minima from 16 chains; \d+ reached by one chain only \(the summary says", out + err), out + err
+    explored = next(line for line in out.splitlines() if line.startswith("explored: "))
+    assert re.match(r"explored: 16 chains from uniform noise in the box: \d+ minima, \d+ reached by one chain only: a "
+                    r"sample of the minima these starts lead to, not all of them", explored), explored
     code, out, err = run(capsys, "info", tmp_path / "w.h5", "--json")
     e = json.loads(out)["exploration"]
     assert e["chains"] == 16 and e["once"] >= 10 and e["found"] < e["estimated_minima"] <= 64 * 1.5, e
     code, out, err = run(capsys, "map", "--energy", "landscape.potentials:mueller_brown", "--shape", "2", "--box",
                          "-1.5", "2", "--float64", *quick, "--out", tmp_path / "mb.h5")
     assert code == 0, err
-    assert "a sample" not in out + err
+    assert "a sample" not in out + err and "explored: 32 chains from uniform noise in the box in 2 rounds: 3 minima, " \
+        "each reached by" in out
     code, out, err = run(capsys, "info", tmp_path / "mb.h5")
     explored = next(line for line in out.splitlines() if line.startswith("explored"))
     assert re.match(r"explored  32 chains from uniform noise in the box in 2 rounds: 3 minima, each reached by \d+ "

@@ -104,15 +104,14 @@ def summary_line(content: Any, out: Path, wall: float) -> str:
 
 
 def states_line(content: Any) -> str | None:
-    """Where some minima drain flat into others, how completely the exploration found the
-    distinct states, in one line (``info``'s ``explored``): the note the exploration gave
-    while it ran counted minima, before the tree could tell which are one state. None
-    where no minimum drains flat."""
-    from landscape.io.views import describe_exploration, state_coverage
+    """How completely the exploration found the minima its starts lead to, or where some
+    drain flat into others, the distinct states, in one line (``info``'s ``explored``): the
+    note the exploration gave while it ran counted minima, before the tree could tell which
+    are one state. None for a map that records no chains."""
+    from landscape.io.views import describe_exploration
 
-    if state_coverage(content) is None:
-        return None
-    return f"explored: {describe_exploration(content)}"
+    line = describe_exploration(content)
+    return f"explored: {line}" if line else None
 
 
 def map_data(loaded: LoadedEnergy, config: Any, *, dataset: str | None = None,

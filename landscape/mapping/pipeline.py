@@ -79,7 +79,7 @@ from landscape.mapping.minima import (
 from landscape.mapping.neighbors import nearest
 from landscape.io.records import NEIGHBOUR, GridData, MapContent, MapMeta, PairTable, Partition
 from landscape.io.schema import SCHEMA_VERSION
-from landscape.io.views import SAMPLED, coverage, more_chains
+from landscape.io.views import SAMPLED, coverage
 from landscape.mapping.settings import (
     AD_TEMPERATURE_SHARE, LADDER_FACTOR, LADDER_JUMP, MapConfig, ad_settings, ad_temperature_from, box_relief, capped_eps,
     exploration_settings, resolved_barriers, sampling_temperature,
@@ -1284,8 +1284,9 @@ def _stage_minima(run: _Run, data: torch.Tensor | None) -> Minima:
     stops = run.state.get("explore/stops")
     how = f"; quenches: {describe_stops(stops, run.config.quench_steps)}" if stops is not None else ""
     found = coverage(minima.hits, int(run.state["explore/chains"]))
-    sampled = (f"; {found.once} reached by one chain only: a sample of the minima, not all (about "
-               f"{found.unseen:.0%} of further chains would find another; {more_chains(found)})"
+    # (whether more chains would find more is said once the tree tells which minima are one
+    # state: points a quench left along a flat valley look like a sample however many chains ran)
+    sampled = (f"; {found.once} reached by one chain only (the summary says whether more chains would find more)"
                if found.unseen >= SAMPLED else "")
     run.reporter.note(
         f"{len(minima)} minim{'um' if len(minima) == 1 else 'a'} from {run.state['explore/chains']} chains"
