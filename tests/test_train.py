@@ -62,6 +62,8 @@ def test_checkpoint_contract_and_run_log(tmp_path):
     assert (m["kl"][[2, 5]] > 0).all()  # evaluated every 3 updates
     assert (run_dir_for(out) / "diagnostics.png").stat().st_size > 0
     assert (run_dir_for(out) / "density.png").stat().st_size > 0
+    with Image.open(run_dir_for(out) / "density.png") as img:  # (the data set named: a preset runs on others too)
+        assert img.text.get("Title", "").startswith("toy-convergent on rings: true vs learned density"), img.text
 
 
 @pytest.mark.slow

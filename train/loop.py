@@ -906,10 +906,11 @@ def write_figures(
 ) -> None:
     """Diagnostics plot, short-run samples (image grid or 2-D densities), bank pictures."""
     s = config.sampler
+    run = f"{config.preset} on {dataset.name}"
     metrics = read_metrics(metrics_path)
     if len(metrics["step"]):
         figures.plot_training_diagnostics(
-            metrics, run_dir / "diagnostics.png", title=f"{config.preset} on {dataset.name}",
+            metrics, run_dir / "diagnostics.png", title=run,
             init=s.init, steps=s.steps,
         )
     if dataset.density is not None:
@@ -918,17 +919,17 @@ def write_figures(
         samples = None if negatives is None else negatives.detach().cpu().numpy()
         figures.plot_toy_density(
             xs, ys, log_q, log_p, run_dir / "density.png", samples=samples, kl=kl,
-            title=f"{config.preset}: true vs learned density", init=s.init, steps=s.steps,
+            title=f"{run}: true vs learned density", init=s.init, steps=s.steps,
         )
     elif negatives is not None and negatives.dim() == 4:
         shown = negatives[:100]
         caption = chain_caption(s.steps, s.init, n=shown.shape[0], epsilon=s.epsilon, tau=s.tau)
         figures.save_image_grid(shown.detach().cpu(), run_dir / "samples.png",
-                                    caption=f"{config.preset}: the last update's negatives, {caption}")
+                                    caption=f"{run}: the last update's negatives, {caption}")
         if bank is not None:
             whose = " (rank 0's part)" if dist.is_initialized() and dist.get_world_size() > 1 else ""
             figures.save_image_grid(
                 bank[:100].detach().cpu(), run_dir / "bank.png",
-                caption=f"{config.preset}: {min(100, bank.shape[0])} of the {bank.shape[0]} chains of the "
+                caption=f"{run}: {min(100, bank.shape[0])} of the {bank.shape[0]} chains of the "
                         f"persistent bank{whose}, each {s.steps} Langevin steps per update it was drawn in",
             )
