@@ -575,3 +575,7 @@ def test_a_flat_merge_is_written_flat_not_as_a_rounding_residue():
     text = render_text(t)
     assert "merge at 1  (+1 above minimum 0, flat above minimum 1) with minimum 1" in text, text
     assert "(+2 above minimum 0, +1.5 above minimum 2)" in text
+    # two minima of one flat floor (a ring's valley): neither side's rise is a barrier
+    t = minimax_tree(np.array([3.63228, 3.63228 + 1e-15]), np.array([[0, 1]]), np.array([3.63228 + 5e-15]),
+                     flat_rtol=flat_rtol(np.float64))
+    assert "(flat above minimum 0, flat above minimum 1)" in render_text(t), render_text(t)

@@ -244,13 +244,18 @@ class BarrierTree:
         lies near U = 0 (a circle of minima at U = 0), the magnitude says nothing of how
         finely the quenches placed them, and string tops a hair off the valley floor would
         each count as a barrier."""
-        rtol = self.flat_rtol if rtol is None else rtol
         depth = self.depth()
+        with np.errstate(invalid="ignore"):
+            return self.connected & (depth <= self.resolution(rtol))
+
+    def resolution(self, rtol: float | None = None) -> np.ndarray:
+        """Per merge, the largest rise the energy's precision does not resolve there
+        (:func:`unresolved` of the merge's magnitude, as :meth:`flat` counts it)."""
+        rtol = self.flat_rtol if rtol is None else rtol
         magnitude = np.abs(self.heights)
         if self.energy.size:
             magnitude = np.maximum(magnitude, float(np.abs(self.energy).max()))
-        with np.errstate(invalid="ignore"):
-            return self.connected & (depth <= unresolved(magnitude, rtol, self.flat_atol))
+        return unresolved(magnitude, rtol, self.flat_atol)
 
     def drained(self, rtol: float | None = None) -> np.ndarray:
         """Per leaf: it reaches a lower leaf over a :meth:`flat` merge (no barrier the
@@ -699,12 +704,14 @@ def render_text(
         kids = ordered(tree.children(node))  # type: ignore[arg-type]
         if not tree.connected[k]:
             return f"no path found to the group of {name} {int(tree.lowest[kids[1]])} (drawn at {_fmt(height)}):"
-        above = [f"+{_fmt(height - energy[int(tree.lowest[c])])} above {name} {int(tree.lowest[c])}" for c in kids]
-        if flat[k]:  # (a rounding residue, not a barrier: said so, not printed as +9.5e-07)
-            above[1] = f"flat above {name} {int(tree.lowest[kids[1]])}"
+        # (a rise the energy does not resolve is a rounding residue, not a barrier: said so,
+        # not printed as +9.5e-07; the higher side's where the merge is flat, the lower's too
+        # where its own rise is as small)
+        above = [f"flat above {name} {int(tree.lowest[c])}" if flat[k] and height - energy[int(tree.lowest[c])] <= tol[k]
+                 else f"+{_fmt(height - energy[int(tree.lowest[c])])} above {name} {int(tree.lowest[c])}" for c in kids]
         return f"merge at {_fmt(height)}{' refined' if tree.refined[k] else ''}  ({', '.join(above)}) with"
 
-    flat = tree.flat()
+    flat, tol = tree.flat(), tree.resolution()
     n_disc = int((~tree.connected).sum())
     header = f"barrier tree: {n} {plural if n != 1 else name}, energies {_fmt(energy.min())} .. {_fmt(energy.max())}"
     if n > 1:
