@@ -179,14 +179,18 @@ def train_cmd(preset_name, dataset, steps, batch_size, out, resume, force, seed,
     if result.stopped_early:
         raise click.exceptions.Exit(143 if result.terminated else 130)  # interrupted, though nothing was lost
     if map_after:
-        from landscape.train.runs import map_checkpoint, summary_line
+        from landscape.train.runs import map_checkpoint, states_line, summary_line
 
         content, wall = map_checkpoint(out, device=device, data_root=data_root, force=force, quiet=quiet,
                                        say=click.echo)
         if main:
             path = out.with_suffix(".h5")
-            click.echo(f"{path} is finished with these settings: nothing to do" if content is None
-                       else summary_line(content, path, wall))
+            if content is None:
+                click.echo(f"{path} is finished with these settings: nothing to do")
+            else:
+                click.echo(summary_line(content, path, wall))
+                if explored := states_line(content):  # (whether more chains would find more: as `landscape map` says)
+                    click.echo(explored)
     distributed.leave()  # (under torchrun: after the others; one process: nothing to leave)
 
 

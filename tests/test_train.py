@@ -293,7 +293,7 @@ def test_train_then_map_in_one_command(tmp_path, capsys):
     assert code == 0, err
     content = read_map(tmp_path / "toy.h5")  # beside the checkpoint, as `landscape map toy.pt` writes it
     assert content.n_minima >= 1 and content.meta.source["kind"] == "checkpoint"
-    assert f"-> {tmp_path / 'toy.h5'}" in out
+    assert f"-> {tmp_path / 'toy.h5'}" in out and re.search(r"\nexplored: [0-9,]+ chains from data \(rings\)", out), out
 
 
 @pytest.mark.slow
