@@ -403,7 +403,8 @@ def test_a_map_says_whether_its_chains_found_all_the_minima_their_starts_lead_to
     code, out, err = run(capsys, "map", "--energy", "landscape.potentials:tilted_wells", "--shape", "6", "--box", "-2",
                          "2", *quick, "--out", tmp_path / "w.h5")
     assert code == 0, err
-    assert re.search(r"\d+ minima from 16 chains; \d+ reached by one chain only \(the summary says", out + err), out + err
+    assert re.search(r"\d+ minima from 16 chains; \d+ reached by one chain only \(whether more chains would find more "
+                     r"states, `landscape info` says", out + err), out + err
     explored = next(line for line in out.splitlines() if line.startswith("explored: "))
     assert re.match(r"explored: 16 chains from uniform noise in the box: \d+ minima, \d+ reached by one chain only: a "
                     r"sample of the minima these starts lead to, not all of them", explored), explored

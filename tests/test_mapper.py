@@ -785,9 +785,10 @@ def test_the_map_says_how_its_quenches_stopped():
     notes.clear()
     build_map(wells_energy(2), MapConfig(quench_steps=2, **cfg), reporter=reporter)
     # (quenches cut at 2 iterations end all over: minima found once, said too, and that
-    # the summary, once the tree tells which are one state, says whether more would find more)
-    assert re.fullmatch(r"\d+ minima from 32 chains(; \d+ reached by one chain only \(the summary says whether more "
-                        r"chains would find more\))?; quenches: 32 at the 2-iteration limit", notes[0]), notes[0]
+    # `landscape info`, once the tree tells which are one state, says whether more would find more)
+    assert re.fullmatch(r"\d+ minima from 32 chains(; \d+ reached by one chain only \(whether more chains would find "
+                        r"more states, `landscape info` says: the tree tells which minima are one\))?; quenches: 32 at "
+                        r"the 2-iteration limit", notes[0]), notes[0]
     notes.clear()
     f32 = Energy(lambda x: 1e4 + tilted_wells(x), shape=(2,), data_range=(-2.0, 2.0))
     build_map(f32, MapConfig(**cfg), reporter=reporter)

@@ -1285,9 +1285,10 @@ def _stage_minima(run: _Run, data: torch.Tensor | None) -> Minima:
     how = f"; quenches: {describe_stops(stops, run.config.quench_steps)}" if stops is not None else ""
     found = coverage(minima.hits, int(run.state["explore/chains"]))
     # (whether more chains would find more is said once the tree tells which minima are one
-    # state: points a quench left along a flat valley look like a sample however many chains ran)
-    sampled = (f"; {found.once} reached by one chain only (the summary says whether more chains would find more)"
-               if found.unseen >= SAMPLED else "")
+    # state: points a quench left along a flat valley look like a sample however many chains ran;
+    # `landscape map` prints it after the map, `info` with it)
+    sampled = (f"; {found.once} reached by one chain only (whether more chains would find more states, `landscape "
+               "info` says: the tree tells which minima are one)" if found.unseen >= SAMPLED else "")
     run.reporter.note(
         f"{len(minima)} minim{'um' if len(minima) == 1 else 'a'} from {run.state['explore/chains']} chains"
         + (f" in {run.state['explore/rounds']} rounds" if run.state["explore/rounds"] > 1 else "") + sampled + how
@@ -1513,6 +1514,11 @@ def _ladder_note(levels: list[Partition], tree: BarrierTree, t_ad: float, own: b
     return f"{head} {ratio} T_AD: the pull takes chains across them; a weaker --ladder splits them"
 
 
+def _own_temperature(config: MapConfig, energy: Energy) -> bool:
+    """Whether attraction-diffusion ran at the checkpoint's sampling temperature (none given)."""
+    return config.ad_temperature is None and sampling_temperature(energy) is not None
+
+
 def _stage_connected(
     run: _Run, minima: Minima, table: PairTable, records: list[PairRecords], saddles: _Saddles, keep_paths: bool,
     settings: dict[str, Any] | None,
@@ -1622,8 +1628,7 @@ def _assemble(
     if nested:
         run.reporter.note("minima moved to where their basin's lowest minimum went, so that a basin of a weaker "
                           "pull stays whole at the stronger ones: " + ", ".join(nested))
-    ladder_note = _ladder_note(levels, tree, settings["ad_temperature"],
-                               config.ad_temperature is None and sampling_temperature(energy) is not None)
+    ladder_note = _ladder_note(levels, tree, settings["ad_temperature"], _own_temperature(config, energy))
     if ladder_note:
         run.reporter.note(ladder_note)
     grid = _grid(energy, config.grid) if config.grid and energy.dim == 2 and len(shape) == 1 else None
@@ -1941,9 +1946,8 @@ def extend_map(
     attrs.setdefault("tree", {}).update({"refined_merges": int(tree.refined.sum()),
                                         "connected_merges": int(tree.connected.sum())})
     if "note" in attrs.get("levels", {}):  # (the basins left at the strongest pull: counted again, where a map says)
-        attrs["levels"]["note"] = _ladder_note(
-            levels, tree, settings["ad_temperature"],
-            cfg.ad_temperature is None and sampling_temperature(energy) is not None) or ""
+        attrs["levels"]["note"] = _ladder_note(levels, tree, settings["ad_temperature"],
+                                               _own_temperature(cfg, energy)) or ""
     reporter.close()
     return replace(
         content,
