@@ -315,7 +315,7 @@ def _two_wells(x: torch.Tensor) -> torch.Tensor:
 
 @pytest.mark.parametrize("scale", SCALES)
 def test_one_basin_at_the_weakest_pull_says_why_and_what_keeps_the_states_apart(scale):
-    # A model sampling at T = 10 c crosses its 19.7 c barrier (2 T): its map at defaults has
+    # A model sampling at T = 6 c crosses its 19.7 c barrier (3.3 T): its map at defaults has
     # one basin at every pull, and says so, with the temperature that keeps the wells apart
     # (1/20 of the barrier), which does. A pull of 30 units drags the chains across the
     # barrier of 20 T_AD that the default temperature sets: a weaker ladder is what to try.
@@ -323,13 +323,13 @@ def test_one_basin_at_the_weakest_pull_says_why_and_what_keeps_the_states_apart(
         return scale * _two_wells(x)
 
     notes = Notes()
-    e = Energy(u, shape=(2,), data_range=(-2.0, 2.0), dtype=torch.float64, sampler={"tau": math.sqrt(10 * scale)})
+    e = Energy(u, shape=(2,), data_range=(-2.0, 2.0), dtype=torch.float64, sampler={"tau": math.sqrt(6 * scale)})
     m = build_map(e, MapConfig(chains=32, rounds=1, grid=0), reporter=notes).content
     assert [p.n_basins for p in m.levels] == [1] * 5
     note = m.attrs["levels"]["note"]
     suggested = float(re.search(r"--ad-temperature (\S+)", note).group(1))
     assert note.startswith("1 basin already at the weakest pull (alpha 0.03 units) over 2 states, joining minima across "
-                           f"barriers of 2 T_AD (T_AD {10 * scale:.4g} is the checkpoint's sampling temperature"), note
+                           f"barriers of 3.3 T_AD (T_AD {6 * scale:.4g} is the checkpoint's sampling temperature"), note
     assert suggested == pytest.approx(0.05 * 19.7 * scale, rel=0.01) and note in notes.notes
     apart = build_map(e, MapConfig(chains=32, rounds=1, grid=0, ad_temperature=suggested, alpha=0.03, ladder=(0.03,),
                                    ladder_extend=0, ladder_refine=0)).content
@@ -342,11 +342,11 @@ def test_one_basin_at_the_weakest_pull_says_why_and_what_keeps_the_states_apart(
 
 
 def test_a_weakest_pull_that_joins_half_the_states_says_which_barriers_it_crossed():
-    # Four wells at (+-3, +-1): 1.9 high along x1, 59 along x0. A model sampling at T = 1
+    # Four wells at (+-3, +-1): 2.9 high along x1, 59 along x0. A model sampling at T = 1
     # crosses the low ones: 2 basins at the weak pull, over 4 states, and the note names
-    # the barriers crossed (1.9 T), not the high ones; at the temperature it gives, 4 basins.
+    # the barriers crossed (2.9 T), not the high ones; at the temperature it gives, 4 basins.
     def u(x):
-        return 60 * ((x[:, 0] / 3) ** 2 - 1) ** 2 + 0.3 * x[:, 0] + 2 * (x[:, 1] ** 2 - 1) ** 2 + 0.1 * x[:, 1]
+        return 60 * ((x[:, 0] / 3) ** 2 - 1) ** 2 + 0.3 * x[:, 0] + 3 * (x[:, 1] ** 2 - 1) ** 2 + 0.1 * x[:, 1]
 
     e = Energy(u, shape=(2,), data_range=(-5.0, 5.0), dtype=torch.float64, sampler={"tau": 1.0})
     cfg = dict(chains=32, rounds=1, grid=0, alpha=0.03, ladder=(0.03, 30.0), ladder_refine=0)
@@ -354,20 +354,22 @@ def test_a_weakest_pull_that_joins_half_the_states_says_which_barriers_it_crosse
     assert m.n_minima == 4 and [p.n_basins for p in m.levels] == [2, 1]
     note = m.attrs["levels"]["note"]
     assert re.fullmatch(r"2 basins already at the weakest pull \(alpha 0\.03 units\) over 4 states, joining minima "
-                        r"across barriers of 1\.9 T_AD \(T_AD 1 is the checkpoint's sampling temperature: the model's "
-                        r"own chains cross them\); --ad-temperature 0\.09\d+ \(1/20 of the lowest of them\) keeps "
+                        r"across barriers of 2\.9 T_AD \(T_AD 1 is the checkpoint's sampling temperature: the model's "
+                        r"own chains cross them\); --ad-temperature 0\.14\d* \(1/20 of the lowest of them\) keeps "
                         r"them apart", note), note
     t = float(re.search(r"--ad-temperature (\S+)", note).group(1))
     assert build_map(e, MapConfig(**cfg, ad_temperature=t)).content.levels[0].n_basins == 4
 
 
-def test_ripples_far_below_the_temperature_that_the_weakest_pull_crosses_bring_no_note():
-    # Six minima along a valley, 0.19 apart in energy, at T = 1: attraction-diffusion is to
-    # cross what the model's own chains cross, and the map says nothing of it.
+@pytest.mark.parametrize("tau2", [1.0, 0.1])
+def test_ripples_below_twice_the_temperature_that_the_weakest_pull_crosses_bring_no_note(tau2):
+    # Six minima along a valley, 0.19 high ripples between them, at T = 1 and at T = 0.1
+    # (1.9 T): attraction-diffusion is to cross what the model's own chains cross, and the
+    # map says nothing of it.
     def u(x):
         return 4 * x[:, 1] ** 2 + 0.1 * torch.cos(6 * x[:, 0]) + 0.01 * x[:, 0]
 
-    e = Energy(u, shape=(2,), data_range=(-3.0, 3.0), dtype=torch.float64, sampler={"tau": 1.0})
+    e = Energy(u, shape=(2,), data_range=(-3.0, 3.0), dtype=torch.float64, sampler={"tau": math.sqrt(tau2)})
     m = build_map(e, MapConfig(chains=32, rounds=1, grid=0, alpha=0.03, ladder=(0.03, 30.0), ladder_refine=0)).content
     assert m.n_minima == 6 and 2 * m.levels[0].n_basins <= 6 and m.attrs["levels"]["note"] == ""
 

@@ -1476,13 +1476,18 @@ def _stage_ladder(
     return levels, records, extended, len(inserted)
 
 
+#: Barriers of this many T_AD or more that the ladder's weakest pull joins minima across are
+#: noted: lower ones (a Boltzmann factor above e^-2) hardly hold two states apart at T_AD,
+#: and attraction-diffusion is to cross them (the ripples along a ring's valley).
+NOTED_BARRIER = 2.0
+
+
 def _ladder_note(levels: list[Partition], tree: BarrierTree, t_ad: float, own: bool) -> str | None:
     """What the map says where an end of its ladder leaves the basins unresolved (None
     where neither does): the strongest pull more than one basin (of those the map keeps,
     once the drained ones are joined); or the weakest already half the states the tree
     separates by resolved barriers, or fewer, its basins joining minima across barriers
-    of ``t_ad`` or more, with why and what to try (those far lower are what attraction-
-    diffusion at ``t_ad`` is to cross: the ripples along a valley). ``own`` says whether
+    of ``NOTED_BARRIER`` x ``t_ad`` or more, with why and what to try. ``own`` says whether
     ``t_ad`` is the checkpoint's sampling temperature."""
     strongest = max(levels, key=lambda p: p.alpha)
     if strongest.n_basins > 1:
@@ -1497,7 +1502,7 @@ def _ladder_note(levels: list[Partition], tree: BarrierTree, t_ad: float, own: b
     basin, lowest, sides = np.asarray(weakest.basin), tree.lowest, tree.linkage[:, :2].astype(np.int64)
     inside = basin[tree.leaves[lowest[sides[:, 0]]]] == basin[tree.leaves[lowest[sides[:, 1]]]]
     crossed = resolved_barriers(depths[inside])
-    crossed = crossed[crossed >= t_ad]
+    crossed = crossed[crossed >= NOTED_BARRIER * t_ad]
     if not crossed.size:
         return None
     b = weakest.n_basins
