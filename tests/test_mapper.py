@@ -20,6 +20,7 @@ from torch.autograd.function import once_differentiable
 from landscape import LandscapeError
 from landscape.energy import Energy, check_gives_back
 from landscape.io.mapfile import read_map, write_map
+from landscape.io.records import Partition
 from landscape.io.progress import load_progress, progress_path, save_progress
 from landscape.mapping import pipeline
 from landscape.mapping.pipeline import ProgressBars, Reporter, build_map, extend_map
@@ -329,7 +330,8 @@ def test_one_basin_at_the_weakest_pull_says_why_and_what_keeps_the_states_apart(
     note = m.attrs["levels"]["note"]
     suggested = float(re.search(r"--ad-temperature (\S+)", note).group(1))
     assert note.startswith("1 basin already at the weakest pull (alpha 0.03 units) over 2 states, joining minima across "
-                           f"barriers of 3.3 T_AD (T_AD {6 * scale:.4g} is the checkpoint's sampling temperature"), note
+                           f"the tree's one barrier of 2 T_AD or more: 3.3 T_AD (T_AD {6 * scale:.4g} is the checkpoint's "
+                           "sampling temperature: the model's own chains cross it); --ad-temperature "), note
     assert suggested == pytest.approx(0.05 * 19.7 * scale, rel=0.01) and note in notes.notes
     apart = build_map(e, MapConfig(chains=32, rounds=1, grid=0, ad_temperature=suggested, alpha=0.03, ladder=(0.03,),
                                    ladder_extend=0, ladder_refine=0)).content
@@ -337,8 +339,9 @@ def test_one_basin_at_the_weakest_pull_says_why_and_what_keeps_the_states_apart(
     plain = Energy(u, shape=(2,), data_range=(-2.0, 2.0), dtype=torch.float64)
     dragged = build_map(plain, MapConfig(chains=32, rounds=1, grid=0, alpha=30.0, ladder=(30.0,), ladder_extend=0,
                                          ladder_refine=0)).content
-    assert dragged.attrs["levels"]["note"].endswith("joining minima across barriers of 20 T_AD: the pull takes chains "
-                                                    "across them; a weaker --ladder splits them")
+    assert dragged.attrs["levels"]["note"].endswith("joining minima across the tree's one barrier of 2 T_AD or more: "
+                                                    "20 T_AD: the pull takes chains across it; a weaker --ladder splits "
+                                                    "them")
 
 
 def test_a_weakest_pull_that_joins_half_the_states_says_which_barriers_it_crossed():
@@ -354,11 +357,35 @@ def test_a_weakest_pull_that_joins_half_the_states_says_which_barriers_it_crosse
     assert m.n_minima == 4 and [p.n_basins for p in m.levels] == [2, 1]
     note = m.attrs["levels"]["note"]
     assert re.fullmatch(r"2 basins already at the weakest pull \(alpha 0\.03 units\) over 4 states, joining minima "
-                        r"across barriers of 2\.9 T_AD \(T_AD 1 is the checkpoint's sampling temperature: the model's "
-                        r"own chains cross them\); --ad-temperature 0\.14\d* \(1/20 of the lowest of them\) keeps "
-                        r"them apart", note), note
+                        r"across 2 of the tree's 3 barriers of 2 T_AD or more: 2\.9 T_AD \(T_AD 1 is the checkpoint's "
+                        r"sampling temperature: the model's own chains cross them\); --ad-temperature 0\.14\d* \(1/20 "
+                        r"of the lowest of them\) keeps the states apart", note), note
     t = float(re.search(r"--ad-temperature (\S+)", note).group(1))
     assert build_map(e, MapConfig(**cfg, ad_temperature=t)).content.levels[0].n_basins == 4
+
+
+def test_the_weakest_pull_is_noted_where_it_joins_a_quarter_of_the_trees_barriers_or_more():
+    # Nine minima in a row, each pass 3 above the higher side (3 T_AD): a weakest level that
+    # joins minima across 1 of the 8 passes (nearly every state a basin of its own) says
+    # nothing; across 2 (a quarter), it says so, counting the passes that a basin holds
+    # minima on both sides of, even where the basin's minima are not the sides' lowest.
+    e = np.arange(9.0)[::-1] * 0.1  # (minimum 8 the lowest)
+    pairs = np.array([[i, i + 1] for i in range(8)])
+    tree = minimax_tree(e, pairs, np.maximum(e[:-1], e[1:]) + 3.0)
+
+    def level(basin):
+        basin = np.asarray(basin)
+        reps = [int(np.flatnonzero(basin == b)[np.argmin(e[basin == b])]) for b in range(basin.max() + 1)]
+        return Partition(alpha=0.1, basin=basin, representative=reps, energy=e[reps], multiplier=0.03)
+
+    strongest = Partition(alpha=10.0, basin=np.zeros(9), representative=[8], energy=[e[8]], multiplier=3.0)
+    one = level([0, 0, 1, 2, 3, 4, 5, 6, 7])
+    assert pipeline._ladder_note([one, strongest], tree, 1.0, True) is None
+    two = level([0, 0, 1, 2, 3, 4, 5, 6, 6])
+    note = pipeline._ladder_note([two, strongest], tree, 1.0, True)
+    assert note.startswith("7 basins already at the weakest pull (alpha 0.03 units) over 9 states, joining minima "
+                           "across 2 of the tree's 8 barriers of 2 T_AD or more: 3 T_AD (T_AD 1 is the checkpoint's"), note
+    assert note.endswith("--ad-temperature 0.15 (1/20 of the lowest of them) keeps the states apart"), note
 
 
 @pytest.mark.parametrize("tau2", [1.0, 0.1])

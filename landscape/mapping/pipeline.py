@@ -1485,38 +1485,52 @@ NOTED_BARRIER = 2.0
 def _ladder_note(levels: list[Partition], tree: BarrierTree, t_ad: float, own: bool) -> str | None:
     """What the map says where an end of its ladder leaves the basins unresolved (None
     where neither does): the strongest pull more than one basin (of those the map keeps,
-    once the drained ones are joined); or the weakest already half the states the tree
-    separates by resolved barriers, or fewer, its basins joining minima across barriers
-    of ``NOTED_BARRIER`` x ``t_ad`` or more, with why and what to try. ``own`` says whether
-    ``t_ad`` is the checkpoint's sampling temperature."""
+    once the drained ones are joined); or the weakest already joining minima across a
+    quarter or more of the tree's barriers of ``NOTED_BARRIER`` x ``t_ad`` or more (the
+    ladder is to start from about every state a basin of its own), with why and what to
+    try. ``own`` says whether ``t_ad`` is the checkpoint's sampling temperature."""
     strongest = max(levels, key=lambda p: p.alpha)
     if strongest.n_basins > 1:
         return (f"{strongest.n_basins} basins remain at the strongest pull tried ({_pull(strongest)}; "
                 "raise --ladder or ladder_extend to go further)")
     weakest = min(levels, key=lambda p: p.alpha)
     depths = tree.resolved_depth()
-    states = 1 + resolved_barriers(depths).size
-    if 2 * weakest.n_basins > states:
+    with np.errstate(invalid="ignore"):
+        noted = depths >= NOTED_BARRIER * t_ad  # (NaN: not connected)
+    crossed = depths[noted & _joined_merges(tree, np.asarray(weakest.basin))]
+    if not crossed.size or LADDER_JUMP * crossed.size < int(noted.sum()):
         return None
-    # the barriers its basins hold inside: merges whose two sides' lowest minima share a basin
-    basin, lowest, sides = np.asarray(weakest.basin), tree.lowest, tree.linkage[:, :2].astype(np.int64)
-    inside = basin[tree.leaves[lowest[sides[:, 0]]]] == basin[tree.leaves[lowest[sides[:, 1]]]]
-    crossed = resolved_barriers(depths[inside])
-    crossed = crossed[crossed >= NOTED_BARRIER * t_ad]
-    if not crossed.size:
-        return None
-    b = weakest.n_basins
-    head = (f"{b} basin{'' if b == 1 else 's'} already at the weakest pull ({_pull(weakest)}) over {states} states, "
-            "joining minima across barriers of")
+    b, states = weakest.n_basins, 1 + resolved_barriers(depths).size
     thermal = crossed[crossed * AD_TEMPERATURE_SHARE < t_ad]  # under 20 T_AD: attraction-diffusion's diffusion crosses them
     shown = thermal if thermal.size else crossed
     low, high = (f"{v / t_ad:.2g}" for v in (shown.min(), shown.max()))
-    ratio = low if low == high else f"{low}-{high}"
+    k = int(noted.sum())
+    which = ("the tree's one barrier" if k == 1 else f"all {k} of the tree's barriers" if crossed.size == k
+             else f"{crossed.size} of the tree's {k} barriers")
+    head = (f"{b} basin{'' if b == 1 else 's'} already at the weakest pull ({_pull(weakest)}) over {states} states, "
+            f"joining minima across {which} of {NOTED_BARRIER:g} T_AD or more: "
+            f"{low if low == high else f'{low}-{high}'} T_AD")
+    them = "it" if crossed.size == 1 else "them"
     if thermal.size:
-        whose = " is the checkpoint's sampling temperature: the model's own chains cross them" if own else ""
-        return (f"{head} {ratio} T_AD (T_AD {t_ad:.4g}{whose}); --ad-temperature "
-                f"{AD_TEMPERATURE_SHARE * thermal.min():.3g} (1/20 of the lowest of them) keeps them apart")
-    return f"{head} {ratio} T_AD: the pull takes chains across them; a weaker --ladder splits them"
+        whose = f" is the checkpoint's sampling temperature: the model's own chains cross {them}" if own else ""
+        lowest = "" if thermal.size == 1 else " (1/20 of the lowest of them)"
+        return (f"{head} (T_AD {t_ad:.4g}{whose}); --ad-temperature {AD_TEMPERATURE_SHARE * thermal.min():.3g}"
+                f"{lowest or ' (1/20 of it)'} keeps the states apart")
+    return f"{head}: the pull takes chains across {them}; a weaker --ladder splits them"
+
+
+def _joined_merges(tree: BarrierTree, basin: np.ndarray) -> np.ndarray:
+    """Per merge of ``tree`` (over minima), whether a basin of the partition ``basin`` (per
+    minimum) holds minima of both its sides: a barrier the partition joins minima across."""
+    n = tree.n_leaves
+    held: dict[int, set[int]] = {i: {int(basin[tree.leaves[i]])} for i in range(n)}
+    out = np.zeros(max(n - 1, 0), dtype=bool)
+    for k, (a, c) in enumerate(tree.linkage[:, :2].astype(np.int64).tolist()):
+        one, other = sorted((held.pop(a), held.pop(c)), key=len)  # (the smaller set into the larger)
+        out[k] = not one.isdisjoint(other)
+        other |= one
+        held[n + k] = other
+    return out
 
 
 def _own_temperature(config: MapConfig, energy: Energy) -> bool:
