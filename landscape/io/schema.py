@@ -183,7 +183,10 @@ GROUP_ATTRS: tuple[tuple[str, str], ...] = (
     ("/levels", "count, main (the main level's index), alpha_unit, alpha_unit_rule (what set it: barriers, spread, "
                 "temperature, single, arrival or given; absent in older maps), temperature, delta, eps (of "
                 "attraction-diffusion), extended (rungs added above the ladder), inserted (rungs inserted where a "
-                "pull's step lost most basins at once; absent in older maps), note, settings_rounds (2 where the "
+                "pull's step lost most basins at once; absent in older maps), note (what the ladder's ends leave "
+                "unresolved: basins left at the strongest pull, or the weakest already joining minima across a "
+                "quarter or more of the tree's barriers of 2 T_AD or more, with the `--ad-temperature` or "
+                "`--ladder` to try; empty where neither), settings_rounds (2 where the "
                 "refinement lowered the barriers the settings came from by more than half, and they and the "
                 "ladder were chosen again; absent in older maps)"),
     ("/levels/<k>", "alpha, multiplier (alpha in alpha units), basins (their count), trials, chain_steps, batches, "
