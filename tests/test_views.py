@@ -10,6 +10,7 @@ import math
 import numpy as np
 
 from conftest import build_map
+from landscape.mapping.funnel import funnel_score, funnel_sinks
 from landscape.io.records import FunnelData, MapMeta
 from landscape.io.views import (
     FUNNEL_VERDICTS,
@@ -74,6 +75,14 @@ def test_the_verdict_tells_a_funnel_no_funnel_and_when_the_probe_cannot_tell():
     assert funnel_verdict(probe(np.full((3, 4), 0.25), 0.0, chains=40)) == "no funnel"  # 40 chains met in 4 basins
     assert funnel_verdict(probe(np.full((3, 4), 0.25), 0.0)) == "no funnel"  # chains not recorded: no claim
     assert funnel_verdict(probe([[1.0, 0.0], [1.0, 0.0]], math.nan, chains=4)) == "score undefined"
+    # 97 % of the data's chains in one basin (1.14 effective basins): their falling into it at
+    # high noise is no funnel; a probe that scored it 1.00 (before it was undefined) is read so too
+    nearly_one = probe([[0.97, 0.03], [1.0, 0.0]], 1.0, chains=30)
+    assert funnel_verdict(nearly_one) == "score undefined" and funnel_sinks(nearly_one) == []
+    assert describe_funnel(nearly_one) == ("funnel score undefined: at the lowest noise level the chains from data "
+                                           "already fill about one basin (effective number 1.14, under 1.5): nothing "
+                                           "is left to collapse")
+    assert math.isnan(funnel_score([math.log(1.14), 0.0])) and funnel_score([math.log(2), 0.0]) == 1.0
     assert [is_funnel(v) for v in FUNNEL_VERDICTS] == [True, False, None, None]
     text = describe_funnel(lone)
     assert text.startswith("too few chains to tell a funnel: every level's 4 chains ended each in a basin of its own")

@@ -301,7 +301,7 @@ def _funnel_cell(p: Mapping[str, Any]) -> str:
     if f is None:
         return "no funnel probe"
     if f["score"] is None:
-        return "undefined (one basin at the lowest noise)"
+        return "undefined (about one basin at the lowest noise)"
     verdict = _verdict(f)
     if verdict == TOO_FEW_CHAINS:  # (its score says nothing: not one the table ranks)
         return f"{verdict} (every chain in a basin of its own; score {f['score']:.2f})"

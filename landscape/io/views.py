@@ -43,7 +43,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from landscape.errors import LandscapeError
-from landscape.io.records import FUNNEL_SCORE, FunnelData, MapContent, Partition
+from landscape.io.records import FUNNEL_SCORE, MIN_REFERENCE_BASINS, FunnelData, MapContent, Partition
 from landscape.mapping.tree import BarrierTree, basin_tree, drainage_ends, pair_lengths
 
 __all__ = [
@@ -786,7 +786,7 @@ def spurious_minima(content: MapContent) -> np.ndarray:
 #: What a funnel probe says (:func:`funnel_verdict`): a funnel, no funnel, or that it cannot
 #: tell, because every chain ended in a basin of its own at every level above the lowest,
 #: those the score is taken over (more chains tell),
-#: or because at the lowest noise every chain already ends in one basin (the score is
+#: or because at the lowest noise the chains already fill about one basin (the score is
 #: undefined: nothing is left to collapse).
 FUNNEL, NO_FUNNEL, TOO_FEW_CHAINS, UNDEFINED = "a funnel", "no funnel", "too few chains to tell", "score undefined"
 FUNNEL_VERDICTS = (FUNNEL, NO_FUNNEL, TOO_FEW_CHAINS, UNDEFINED)
@@ -827,10 +827,12 @@ def funnel_verdict(funnel: FunnelData) -> str:
     the chains, and a score of 0 then says nothing of the landscape, only that the chains
     were too few to meet; the lowest level, the quenched starts, does not count: two data
     starts that quench into one minimum tell nothing of the noise); ``"score undefined"``
-    where every chain already ends in one basin at the lowest noise; else ``"no funnel"``.
+    where the chains already fill about one basin at the lowest noise (an effective number
+    under :data:`~landscape.io.records.MIN_REFERENCE_BASINS`; also for a probe that
+    scored it, made before it was undefined); else ``"no funnel"``.
     """
     score = float(funnel.score)
-    if not math.isfinite(score):
+    if not math.isfinite(score) or _reference_basins(funnel) < MIN_REFERENCE_BASINS:
         return UNDEFINED
     if score >= funnel_threshold(funnel):
         return FUNNEL
@@ -839,6 +841,13 @@ def funnel_verdict(funnel: FunnelData) -> str:
     if chains is not None and chains > 1 and entropy.size and bool(np.all(np.exp(entropy) > 0.99 * chains)):
         return TOO_FEW_CHAINS
     return NO_FUNNEL
+
+
+def _reference_basins(funnel: FunnelData) -> float:
+    """The effective number of basins the probe's score is relative to: exp of its
+    reference entropy (the data's basins; the lowest level's where it does not say)."""
+    ref = attr_number(funnel.attrs.get("reference_entropy"))
+    return math.exp(ref if ref is not None else float(np.asarray(funnel.entropy, dtype=np.float64)[0]))
 
 
 def _scored(per_level: np.ndarray) -> np.ndarray:
@@ -919,7 +928,10 @@ def describe_funnel(funnel: FunnelData) -> str:
 
     verdict = funnel_verdict(funnel)
     if verdict == UNDEFINED:
-        return "funnel score undefined: at the lowest noise level every chain already ends in one basin"
+        whose = "the chains from data" if str(funnel.attrs.get("reference", "")).startswith("chains from data") \
+            else "the chains"
+        return (f"funnel score undefined: at the lowest noise level {whose} already fill about one basin (effective "
+                f"number {_reference_basins(funnel):.2f}, under {MIN_REFERENCE_BASINS:g}): nothing is left to collapse")
     s = float(funnel.score)
     k = collapse_level(funnel)
     occ = np.asarray(funnel.occupancy, dtype=np.float64)

@@ -54,7 +54,7 @@ from landscape.mapping.minima import (
     Minima, QuenchResult, barrier_between, describe_stops, energy_tie, merge_duplicates, quench,
 )
 from landscape.mapping.neighbors import nearest
-from landscape.io.records import FUNNEL_SCORE  # (a score at or above it is called a funnel)
+from landscape.io.records import FUNNEL_SCORE, MIN_REFERENCE_BASINS  # (a score at or above it is called a funnel)
 from landscape.io.views import quench_settings
 
 #: Sinks: the fullest basins of a level, taken until they hold this share of its chains.
@@ -274,8 +274,9 @@ def entropy(p: np.ndarray) -> float:
 
 def funnel_score(entropies: Sequence[float], reference: float | None = None) -> float:
     """``1 - min(H[1:]) / H_ref`` clipped to [0, 1], ``H_ref`` the ``reference`` entropy
-    (default ``H[0]``); NaN with one level, or when ``H_ref`` is 0 (every chain in one
-    basin already at the lowest noise: nothing left to collapse).
+    (default ``H[0]``); NaN with one level, or where ``exp(H_ref)`` is under
+    :data:`~landscape.io.records.MIN_REFERENCE_BASINS` (the chains already in about one
+    basin at the lowest noise: nothing left to collapse).
 
     Examples
     --------
@@ -286,7 +287,7 @@ def funnel_score(entropies: Sequence[float], reference: float | None = None) -> 
     """
     h = np.asarray(entropies, dtype=np.float64)
     ref = float(h[0]) if reference is None else float(reference)
-    if h.size < 2 or not ref > 1e-12:
+    if h.size < 2 or not math.exp(ref) >= MIN_REFERENCE_BASINS:
         return math.nan
     return float(np.clip(1.0 - h[1:].min() / ref, 0.0, 1.0))
 
@@ -320,10 +321,10 @@ def funnel_sinks(funnel: FunnelData, threshold: float = FUNNEL_SCORE) -> list[in
     those, only the ones no basin left out ties with (where the cut at half the chains
     falls inside a group of equal shares, which of them were listed is only their order:
     :func:`landscape.io.views.clear_sinks`)."""
-    from landscape.io.views import clear_sinks
+    from landscape.io.views import UNDEFINED, clear_sinks, funnel_verdict
 
-    if not (math.isfinite(funnel.score) and funnel.score >= threshold):
-        return []
+    if not (math.isfinite(funnel.score) and funnel.score >= threshold) or funnel_verdict(funnel) == UNDEFINED:
+        return []  # (undefined: also a probe scored before it was, its chains in about one basin at the reference)
     k = collapse_level(funnel)
     listed = [int(b) for b in funnel.sinks[k] if b >= 0] if funnel.sinks is not None else sinks(funnel.occupancy[k])
     return clear_sinks(funnel.occupancy[k], listed)[0]
