@@ -67,7 +67,9 @@ def diagnose_cmd(map_path, dataset, data_root, limit, model, energy, network, we
 
     Writes /diagnosis into the map (replacing an earlier one), an HTML report with the
     worst minima beside their nearest training examples, energy and distance histograms
-    and the basin tree with spurious basins in red, and prints a short summary.
+    and the basin tree with spurious basins in red, and prints a short summary. Where the
+    report's file is there already, it runs again only with --force (nothing is written
+    without it).
 
     \b
     Examples:

@@ -276,6 +276,11 @@ def test_a_probe_with_too_few_chains_is_said_and_its_score_not_ranked(maps):
     assert "B's funnel probe had too few chains to tell a funnel (funnel scores not compared)" in text
     both = summarize(lone, lone, ["A", "B"])[-1]
     assert "neither funnel probe had chains enough to tell a funnel" in both and "equal funnel scores" not in both
+    # two probes under the bar: their scores are not ranked (0.10 vs 0.03 is noise, neither a funnel)
+    b = map_profile(map_b())
+    other = dict(b, funnel=dict(b["funnel"], score=0.03))
+    text = summarize(b, other, ["A", "B"])[-1]
+    assert "neither is a funnel (scores 0.10 and 0.03)" in text and "higher funnel score" not in text, text
 
     # the figure's panel says it too, and draws the ceiling B's curve sits on (N chains a level)
     assert lone["funnel"]["chains"] == N and a["funnel"]["chains"] is None  # (A's probe does not record it)

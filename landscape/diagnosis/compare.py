@@ -320,10 +320,15 @@ def _temperature_cell(p: Mapping[str, Any]) -> str:
     return "1 (no sampling T: U in nats)"
 
 
+#: What a side with one basin at the main level shows for its barriers (the spectrum is
+#: between basins: the tree's barriers inside the one basin are not in it).
+NO_BARRIERS = "none between basins"
+
+
 def _kt_cell(p: Mapping[str, Any], key: str) -> str:
     b = p["barriers"]
     if not b["count"]:
-        return "no barriers"
+        return NO_BARRIERS
     return _g(b[f"{key}_kT"])
 
 
@@ -333,7 +338,7 @@ def _refined_cell(p: Mapping[str, Any]) -> str:
     b = p["barriers"]
     n, r = b["count"], b.get("refined")
     if not n:
-        return "no barriers"
+        return NO_BARRIERS
     if r is None:
         return "not recorded"
     if r == n:
@@ -527,7 +532,9 @@ def summarize(
                      f"{unsure[0]}'s funnel probe had too few chains to tell a funnel (funnel scores not compared)")
     elif fa and fb and fa["score"] is not None and fb["score"] is not None:
         sa, sb = fa["score"], fb["score"]
-        if abs(sa - sb) >= 0.005:
+        if fa["funnel"] is False and fb["funnel"] is False:  # (two scores under the bar: no ranking of noise)
+            parts.append(f"neither is a funnel (scores {sa:.2f} and {sb:.2f})")
+        elif abs(sa - sb) >= 0.005:
             hi = na if sa > sb else nb
             what = ""
             if fa["funnel"] != fb["funnel"]:

@@ -336,7 +336,7 @@ def _summary_rows(content: MapContent, diagnosis: Diagnosis) -> list[tuple[str, 
     images = minima_kind(content) == "image"
     against = content.diagnosis.attrs.get("dataset") if content.diagnosis is not None else None
     rows = [
-        ("Minima", f"{n} in {content.n_basins} basins"),
+        ("Minima", f"{n} in {content.n_basins} basin{'' if content.n_basins == 1 else 's'}"),
         ("Compared with", f"{data_nn.size} examples of {against}" if against else f"{data_nn.size} training examples"),
         ("Flagged spurious", f"{k} ({percent(k / n)} of the minima)"),
         ("Chains ending in spurious minima",

@@ -326,7 +326,7 @@ def draw_barrier_spectra(profiles: Profiles, names: Sequence[str], ax: Any) -> A
             notes.append(f"{name}: temperature unknown")
             continue
         if not h:
-            notes.append(f"{name}: no barriers")
+            notes.append(f"{name}: no barrier between basins")
             continue
         unit = "U" if name in cold else "kT"
         refined = bar.get("refined")
