@@ -278,9 +278,20 @@ def test_a_probe_with_too_few_chains_is_said_and_its_score_not_ranked(maps):
     assert "neither funnel probe had chains enough to tell a funnel" in both and "equal funnel scores" not in both
     # two probes under the bar: their scores are not ranked (0.10 vs 0.03 is noise, neither a funnel)
     b = map_profile(map_b())
-    other = dict(b, funnel=dict(b["funnel"], score=0.03))
+    other = dict(b, funnel=dict(b["funnel"], score=0.03, chains=4))
     text = summarize(b, other, ["A", "B"])[-1]
     assert "neither is a funnel (scores 0.10 and 0.03)" in text and "higher funnel score" not in text, text
+    # the chains a verdict rests on, where the probe says (4 a level say "no funnel" too)
+    rows = {label: (va, vb) for label, va, vb in compare_profiles(b, other)}
+    assert rows["funnel score"] == ("0.10 (no funnel)", "0.03 (no funnel; 4 chains a level)")
+    # a probe whose data's chains filled about one basin, scored 1.00 before that was undefined: not a funnel
+    one = map_b()
+    one.funnel = FunnelData(noise=np.array([0.0, 1.0]), occupancy=np.array([[0.97, 0.03], [1.0, 0.0]]),
+                            entropy=np.array([0.134, 0.0]), score=1.0,
+                            attrs={"reference_entropy": 0.134, "chains_per_level": 30, "funnel_threshold": 0.5})
+    p = map_profile(one)
+    assert p["funnel"]["score"] is None and p["funnel"]["verdict"] == "score undefined"
+    assert "higher funnel score" not in summarize(a, p, ["A", "B"])[-1]
 
     # the figure's panel says it too, and draws the ceiling B's curve sits on (N chains a level)
     assert lone["funnel"]["chains"] == N and a["funnel"]["chains"] is None  # (A's probe does not record it)

@@ -43,6 +43,7 @@ from landscape.io.records import REASONS
 from landscape.io.views import (
     SAMPLED,
     TOO_FEW_CHAINS,
+    UNDEFINED,
     attr_number,
     basin_tree_of,
     describe_source,
@@ -151,7 +152,7 @@ def _funnel(content: MapContent) -> dict[str, Any] | None:
     ref = attr_number(f.attrs.get("reference_entropy"))
     verdict = funnel_verdict(f)
     return {
-        "score": score if math.isfinite(score) else None,
+        "score": score if math.isfinite(score) and verdict != UNDEFINED else None,  # (a probe scored before it was undefined too)
         "verdict": verdict,
         "funnel": is_funnel(verdict),
         "threshold": funnel_threshold(f),
@@ -305,7 +306,8 @@ def _funnel_cell(p: Mapping[str, Any]) -> str:
     verdict = _verdict(f)
     if verdict == TOO_FEW_CHAINS:  # (its score says nothing: not one the table ranks)
         return f"{verdict} (every chain in a basin of its own; score {f['score']:.2f})"
-    return f"{f['score']:.2f} ({verdict})"
+    chains = f.get("chains")  # (how much the verdict rests on: a probe of 4 chains a level says "no funnel" too)
+    return f"{f['score']:.2f} ({verdict}{f'; {chains} chains a level' if chains else ''})"
 
 
 def _verdict(f: Mapping[str, Any]) -> str:
