@@ -151,7 +151,7 @@ def _summary(map_path: Path, content, d, dataset: str, report: Path) -> dict:
     import numpy as np
 
     from landscape.diagnosis.spurious import OFF_DATA, SATURATED, SINK, reason_names
-    from landscape.io.views import funnel_verdict
+    from landscape.io.views import defined_score, funnel_verdict
 
     def num(x):
         x = float(x)
@@ -174,7 +174,7 @@ def _summary(map_path: Path, content, d, dataset: str, report: Path) -> dict:
         "nn_bar": num(d.nn_bar),
         "energy_bar": num(d.energy_bar),
         "saturation_bar": None if d.saturation_bar() is None else num(d.saturation_bar()),
-        "funnel_score": None if content.funnel is None else num(content.funnel.score),
+        "funnel_score": None if content.funnel is None else defined_score(content.funnel),
         "funnel_verdict": None if content.funnel is None else funnel_verdict(content.funnel),
         "flagged": [
             {"minimum": int(i), "basin": int(content.minima_basin[i]), "energy": num(content.minima_energy[i]),

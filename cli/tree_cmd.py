@@ -408,14 +408,14 @@ def _funnel_summary(content) -> dict[str, Any] | None:
     """The map's funnel probe as plain data (what `info` says of it), None without one."""
     import math
 
-    from landscape.io.views import funnel_verdict, is_funnel, probe_config
+    from landscape.io.views import defined_score, funnel_verdict, is_funnel, probe_config
 
     f = content.funnel
     if f is None:
         return None
     verdict = funnel_verdict(f)
     config = probe_config(f)
-    return {"score": _finite_or_none(f.score), "verdict": verdict, "funnel": is_funnel(verdict),
+    return {"score": defined_score(f), "verdict": verdict, "funnel": is_funnel(verdict),
             "seed": config.get("seed"), "chains": config.get("chains"), "noise": [float(t) for t in f.noise],
             "noise_unit": f.attrs.get("noise_unit"), "noise_unit_source": f.attrs.get("noise_unit_source"),
             "effective_basins": [_finite_or_none(math.exp(h)) for h in f.entropy],

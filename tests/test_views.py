@@ -13,6 +13,7 @@ from conftest import build_map
 from landscape.mapping.funnel import funnel_score, funnel_sinks
 from landscape.io.records import FunnelData, MapMeta
 from landscape.io.views import (
+    defined_score,
     FUNNEL_VERDICTS,
     MAP_DEFAULTS,
     clear_sinks,
@@ -79,6 +80,7 @@ def test_the_verdict_tells_a_funnel_no_funnel_and_when_the_probe_cannot_tell():
     # high noise is no funnel; a probe that scored it 1.00 (before it was undefined) is read so too
     nearly_one = probe([[0.97, 0.03], [1.0, 0.0]], 1.0, chains=30)
     assert funnel_verdict(nearly_one) == "score undefined" and funnel_sinks(nearly_one) == []
+    assert defined_score(nearly_one) is None and defined_score(lone) == 0.0  # (--json's score: null where undefined)
     assert describe_funnel(nearly_one) == ("funnel score undefined: at the lowest noise level the chains from data "
                                            "already fill about one basin (effective number 1.14, under 1.5): nothing "
                                            "is left to collapse")

@@ -43,9 +43,9 @@ from landscape.io.records import REASONS
 from landscape.io.views import (
     SAMPLED,
     TOO_FEW_CHAINS,
-    UNDEFINED,
     attr_number,
     basin_tree_of,
+    defined_score,
     describe_source,
     Coverage,
     exploration_coverage,
@@ -148,11 +148,10 @@ def _funnel(content: MapContent) -> dict[str, Any] | None:
     f = content.funnel
     if f is None:
         return None
-    score = float(f.score)
     ref = attr_number(f.attrs.get("reference_entropy"))
     verdict = funnel_verdict(f)
     return {
-        "score": score if math.isfinite(score) and verdict != UNDEFINED else None,  # (a probe scored before it was undefined too)
+        "score": defined_score(f),
         "verdict": verdict,
         "funnel": is_funnel(verdict),
         "threshold": funnel_threshold(f),

@@ -843,6 +843,13 @@ def funnel_verdict(funnel: FunnelData) -> str:
     return NO_FUNNEL
 
 
+def defined_score(funnel: FunnelData) -> float | None:
+    """The probe's funnel score, None where it is undefined (:func:`funnel_verdict`; a
+    probe that scored it, made before it was undefined, too): what ``--json`` gives."""
+    score = float(funnel.score)
+    return score if math.isfinite(score) and funnel_verdict(funnel) != UNDEFINED else None
+
+
 def _reference_basins(funnel: FunnelData) -> float:
     """The effective number of basins the probe's score is relative to: exp of its
     reference entropy (the data's basins; the lowest level's where it does not say)."""
