@@ -150,13 +150,16 @@ def test_chains_still_moving_at_the_longest_length_run_on_until_they_leave_the_d
     asked = run_check(wide, gaussian_data, extend=1)  # (the lengths asked for only)
     assert asked.verdict == "convergent" and not asked.settled and asked.extended == []
     assert asked.explanation.endswith("all within the thresholds, but the chains were still moving away at 10L "
-                                      "(distance x1.5 per tripling of the length): longer chains may leave the data")
+                                      "(distance x1.5 per tripling of the length): longer chains may leave the data; "
+                                      "close to the bar (NN distance 2.9x the data's spacing against the bar of 3): "
+                                      "another --seed or more --chains may call it non-convergent")
     r = run_check(wide, gaussian_data)
     assert r.verdict == "non-convergent" and r.extended == [30.0]
     assert [s.multiple for s in r.stages["data"]] == [1, 3, 10, 30] and r.stages["data"][-1].steps == 600
     assert [s.multiple for s in r.stages["noise"]] == [1, 3, 10]  # (evidence only: not run on)
     assert r.explanation.startswith("after 30L from data: NN distance") and r.explanation.endswith(
-        "(run on past 10L, where the chains were still moving away from the data)")
+        "(run on past 10L, where the chains were still moving away from the data); close to the bar (NN distance 3.4x "
+        "the data's spacing against the bar of 3): another --seed or more --chains may call it convergent")
     assert json.loads(json.dumps(r.to_dict()))["extended"] == [30.0]
     # the data's own density settles at once: nothing runs on
     well = image_energy(lambda x: x.flatten(1).pow(2).sum(1) / (2 * SIGMA**2))

@@ -303,6 +303,35 @@ class CheckResult:
 # the rule
 
 
+#: A verdict whose measures all lie within this factor of their bars (below them for a
+#: convergent one, the criteria it meets above them for a non-convergent one) says so: the
+#: chains' own spread can carry it across (a model 2.8x the data's spacing from the data
+#: against the bar of 3 was called convergent at one seed, non-convergent at two others).
+CLOSE_TO_BAR = 1.15
+
+
+def close_to_bar(stage: Stage, thresholds: Thresholds) -> str | None:
+    """Where the verdict on ``stage`` rests on measures close to their bars (within
+    :data:`CLOSE_TO_BAR`), those measures against their bars in words; else None."""
+    if not stage.finite:
+        return None
+    measures = [("NN distance", stage.nn_ratio, thresholds.nn_ratio, "x the data's spacing"),
+                ("energy", stage.energy_drift, thresholds.energy_drift, " sd below the data's"),
+                ("coverage", stage.coverage_ratio, thresholds.coverage_ratio, "x"),
+                ("mix", stage.mix_ratio, thresholds.mix_ratio, "x")]
+    if stage.saturation_excess is not None:
+        measures.append(("saturation excess", stage.saturation_excess, thresholds.saturation_excess, ""))
+    measures = [m for m in measures if math.isfinite(m[1]) and m[2] > 0]
+    met = [m for m in measures if m[1] > m[2]]
+    if met:  # non-convergent: close only where every criterion it meets is barely met
+        close = met if all(v <= bar * CLOSE_TO_BAR for _, v, bar, _ in met) else []
+    else:
+        close = [m for m in measures if m[1] * CLOSE_TO_BAR >= m[2]]
+    if not close:
+        return None
+    return ", ".join(f"{name} {_g(v)}{unit} against the bar of {_g(bar)}" for name, v, bar, unit in close)
+
+
 def decide(stage: Stage, thresholds: Thresholds = Thresholds(), data: DataYardstick | None = None) -> list[str]:
     """The criteria of :class:`Thresholds` that ``stage`` meets, each as evidence text.
 
@@ -621,11 +650,15 @@ def check_energy(
     onset = next((s.multiple for s in data_track if decide(s, thresholds)), None)
     verdict = "non-convergent" if reasons else "convergent"
     still = _still_moving(data_track, thresholds)
+    explanation = _explain(last, reasons, yard, onset, asked if extended else None, still, why or "distance",
+                           thresholds.mix_ratio, n_chains)
+    if (close := close_to_bar(last, thresholds)) is not None:
+        explanation += (f"; close to the bar ({close}): another --seed or more --chains may call it "
+                        f"{'convergent' if reasons else 'non-convergent'}")
     return CheckResult(
         verdict=verdict,
         reasons=reasons,
-        explanation=_explain(last, reasons, yard, onset, asked if extended else None, still, why or "distance",
-                             thresholds.mix_ratio, n_chains),
+        explanation=explanation,
         onset=onset,
         noise_summary=(_noise_summary(stages["noise"], thresholds, noise_start) if "noise" in stages else None),
         stages=stages,
