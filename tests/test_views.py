@@ -81,6 +81,9 @@ def test_the_verdict_tells_a_funnel_no_funnel_and_when_the_probe_cannot_tell():
     nearly_one = probe([[0.97, 0.03], [1.0, 0.0]], 1.0, chains=30)
     assert funnel_verdict(nearly_one) == "score undefined" and funnel_sinks(nearly_one) == []
     assert defined_score(nearly_one) is None and defined_score(lone) == 0.0  # (--json's score: null where undefined)
+    one_level = FunnelData(noise=np.array([1.0]), occupancy=np.array([[0.5, 0.5]]), entropy=np.array([math.log(2)]),
+                           score=math.nan, attrs={"reference_entropy": math.log(2)})
+    assert describe_funnel(one_level).startswith("funnel score undefined: the probe ran one noise level")
     assert describe_funnel(nearly_one) == ("funnel score undefined: at the lowest noise level the chains from data "
                                            "already fill about one basin (effective number 1.14, under 1.5): nothing "
                                            "is left to collapse")

@@ -934,6 +934,8 @@ def describe_funnel(funnel: FunnelData) -> str:
     from landscape.mapping.funnel import collapse_level, funnel_sinks, sinks
 
     verdict = funnel_verdict(funnel)
+    if verdict == UNDEFINED and len(funnel.noise) < 2:
+        return "funnel score undefined: the probe ran one noise level (the score compares the levels above the lowest with it)"
     if verdict == UNDEFINED:
         whose = "the chains from data" if str(funnel.attrs.get("reference", "")).startswith("chains from data") \
             else "the chains"
