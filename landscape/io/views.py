@@ -846,8 +846,7 @@ def funnel_verdict(funnel: FunnelData) -> str:
 def defined_score(funnel: FunnelData) -> float | None:
     """The probe's funnel score, None where it is undefined (:func:`funnel_verdict`; a
     probe that scored it, made before it was undefined, too): what ``--json`` gives."""
-    score = float(funnel.score)
-    return score if math.isfinite(score) and funnel_verdict(funnel) != UNDEFINED else None
+    return None if funnel_verdict(funnel) == UNDEFINED else float(funnel.score)  # (UNDEFINED: NaN too)
 
 
 def _reference_basins(funnel: FunnelData) -> float:
@@ -934,23 +933,21 @@ def describe_funnel(funnel: FunnelData) -> str:
     from landscape.mapping.funnel import collapse_level, funnel_sinks, sinks
 
     verdict = funnel_verdict(funnel)
+    from_data = str(funnel.attrs.get("reference", "")).startswith("chains from data")
     if verdict == UNDEFINED and len(funnel.noise) < 2:
         return "funnel score undefined: the probe ran one noise level (the score compares the levels above the lowest with it)"
     if verdict == UNDEFINED:
-        whose = "the chains from data" if str(funnel.attrs.get("reference", "")).startswith("chains from data") \
-            else "the chains"
-        return (f"funnel score undefined: at the lowest noise level {whose} already fill about one basin (effective "
-                f"number {_reference_basins(funnel):.2f}, under {MIN_REFERENCE_BASINS:g}): nothing is left to collapse")
+        return (f"funnel score undefined: at the lowest noise level {'the chains from data' if from_data else 'the chains'} "
+                f"already fill about one basin (effective number {_reference_basins(funnel):.2f}, under "
+                f"{MIN_REFERENCE_BASINS:g}): nothing is left to collapse")
     s = float(funnel.score)
     k = collapse_level(funnel)
     occ = np.asarray(funnel.occupancy, dtype=np.float64)
-    ref = funnel.attrs.get("reference_entropy", funnel.entropy[0])
-    from_data = str(funnel.attrs.get("reference", "")).startswith("chains from data")
     if from_data and funnel.noise[0] == 0:
         what = "the data's basins"
     else:  # (a probe whose lowest level has noise: its chains, not the quenched data themselves)
         what = f"{'chains from data at' if from_data else 'all chains at'} noise {funnel.noise[0]:.3g}"
-    spread = (f"effective number of basins {math.exp(ref):.1f} in {what} -> {math.exp(funnel.entropy[k]):.1f} at "
+    spread = (f"effective number of basins {_reference_basins(funnel):.1f} in {what} -> {math.exp(funnel.entropy[k]):.1f} at "
               f"noise {funnel.noise[k]:.3g}")
     if verdict == TOO_FEW_CHAINS:
         return (f"too few chains to tell a funnel: every level's {funnel_chains(funnel)} chains ended each in a "

@@ -323,8 +323,8 @@ def funnel_sinks(funnel: FunnelData, threshold: float = FUNNEL_SCORE) -> list[in
     :func:`landscape.io.views.clear_sinks`)."""
     from landscape.io.views import UNDEFINED, clear_sinks, funnel_verdict
 
-    if not (math.isfinite(funnel.score) and funnel.score >= threshold) or funnel_verdict(funnel) == UNDEFINED:
-        return []  # (undefined: also a probe scored before it was, its chains in about one basin at the reference)
+    if funnel_verdict(funnel) == UNDEFINED or funnel.score < threshold:
+        return []  # (undefined: a NaN score, or a probe scored before it was, its chains in about one basin)
     k = collapse_level(funnel)
     listed = [int(b) for b in funnel.sinks[k] if b >= 0] if funnel.sinks is not None else sinks(funnel.occupancy[k])
     return clear_sinks(funnel.occupancy[k], listed)[0]
