@@ -155,13 +155,35 @@ def _toy(name: str, samples: int, seed: int, limit: int | None = None) -> Datase
     return Dataset(name, x, None, (2,), density.box, density)
 
 
-def _digits(size: int | None, grayscale: bool | None, limit: int | None) -> Dataset:
-    from sklearn.datasets import load_digits  # bundled with scikit-learn; imported late, it is slow to import
+def _digits_table() -> tuple[np.ndarray, np.ndarray]:
+    """scikit-learn's bundled 8x8 digits: images ``[1797, 8, 8]`` (0..16) and labels.
+
+    Read from the CSV file scikit-learn ships (64 pixels, then the label, a row per
+    image), which is what ``sklearn.datasets.load_digits`` reads; importing that module
+    costs most of a second per process, reading the file 20 ms. Where the file is not
+    where scikit-learn keeps it, ``load_digits`` reads it."""
+    import gzip
+    import importlib.util
+
+    spec = importlib.util.find_spec("sklearn")  # (finds the package without importing it)
+    for folder in (spec.submodule_search_locations or []) if spec is not None else []:
+        path = Path(folder) / "datasets" / "data" / "digits.csv.gz"
+        if path.is_file():
+            with gzip.open(path, "rt") as f:
+                table = np.loadtxt(f, delimiter=",")
+            if table.ndim == 2 and table.shape[1] == 65:
+                return table[:, :-1].reshape(-1, 8, 8), table[:, -1].astype(np.int64)
+    from sklearn.datasets import load_digits
 
     digits = load_digits()
-    values = torch.from_numpy(digits.images[:limit]).to(torch.float32)  # 0..16
+    return digits.images, digits.target
+
+
+def _digits(size: int | None, grayscale: bool | None, limit: int | None) -> Dataset:
+    images, labels = _digits_table()
+    values = torch.from_numpy(images[:limit]).to(torch.float32)  # 0..16
     x = (values / 8.0 - 1.0)[:, None]
-    return _images("digits", x, digits.target[:limit], size or _DEFAULT_SIZE["digits"], grayscale)
+    return _images("digits", x, labels[:limit], size or _DEFAULT_SIZE["digits"], grayscale)
 
 
 def _npz(path: Path, size: int | None, grayscale: bool | None, limit: int | None,

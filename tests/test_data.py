@@ -174,10 +174,27 @@ def test_digits_are_the_bundled_set_scaled_to_unit_range():
     assert ds.x.min().item() == -1.0 and ds.x.max().item() == 1.0
     assert np.allclose(ds.x[:, 0].numpy(), ref.images / 16 * 2 - 1)
     assert ds.labels.dtype == torch.int64 and sorted(ds.labels.unique().tolist()) == list(range(10))
+    assert ds.labels.tolist() == ref.target.tolist()
     big = load("digits", size=16, limit=5)
     assert big.x.shape == (5, 1, 16, 16) and big.x.min() >= -1 and big.x.max() <= 1
     # A bilinear upscale keeps the mean brightness of each image close.
     assert torch.allclose(big.x.mean((1, 2, 3)), ds.x[:5].mean((1, 2, 3)), atol=0.05)
+
+
+def test_digits_read_without_importing_sklearn_and_through_it_where_its_file_is_elsewhere(monkeypatch):
+    # The bundled CSV is read directly (importing sklearn.datasets costs most of a second a
+    # process); where it is not found, load_digits reads it: the same images and labels.
+    import importlib.util
+    import subprocess
+    import sys
+
+    said = subprocess.run([sys.executable, "-c", "import sys; from landscape.data import load; load('digits'); "
+                           "print('sklearn.datasets' in sys.modules)"], capture_output=True, text=True)
+    assert said.returncode == 0 and said.stdout.strip() == "False", said.stderr
+    direct = load("digits")
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None)
+    through = load("digits")
+    assert torch.equal(direct.x, through.x) and torch.equal(direct.labels, through.labels)
 
 
 # --------------------------------------------------------------------------- mnist (IDX)
