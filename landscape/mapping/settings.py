@@ -743,6 +743,10 @@ ARRIVAL_PAIRS = 64
 #: over five seeds and three maps of it (256, 1,024 and 2,048 chains); with 64 pairs and
 #: 256 chains, and the minima that drain flat left out (:func:`ad_settings`), 2.9-3.5.
 ARRIVAL_CHAINS = 256
+#: Pulls of its grid :func:`arrival_pull` runs together, as one batch of trials (fewer
+#: steps one after another; the pulls above the first that arrives cost a few steps each,
+#: their chains arriving at once).
+ARRIVAL_BATCH = 4
 #: The strongest pull :func:`arrival_pull` tries, times the minima's median spacing (in
 #: ``D`` dimensions a pull settles a chain about ``(D - 1) / alpha`` from its target).
 ARRIVAL_TOP = 3.0**12
@@ -764,14 +768,16 @@ def arrival_pull(energy: Energy, minima_x: torch.Tensor, spacing: float, delta: 
     its target, and it has ``max_steps`` steps to get there. Below this pull a target that
     is not reached says little about a barrier. Pulls are tried on one grid, factors of 3
     from the inverse of the minima's median spacing, from its pull at or below
-    ``at_least`` up to :data:`ARRIVAL_TOP` over the spacing, each with noise of its own,
-    then once between the last that fails and the first that arrives; the crossing of one
+    ``at_least`` up to :data:`ARRIVAL_TOP` over the spacing, each with noise of its own
+    (:data:`ARRIVAL_BATCH` pulls at a time, run together as one batch of trials), then
+    once between the last that fails and the first that arrives; the crossing of one
     half is interpolated on the log scale (the largest pull tried if none arrives), and
     ``at_least`` kept where it is larger: the estimate does not depend on where the search
     began. Deterministic for a given ``config.seed``, and the same for ``c * U`` (``T`` and
     the step follow the energy's scale).
     """
     from landscape.mapping.ad import ADConfig, attraction_diffusion
+    from landscape.sampling.langevin import RowGroups
 
     n = minima_x.shape[0]
     if n < 2 or not spacing > 0:
@@ -790,18 +796,23 @@ def arrival_pull(energy: Energy, minima_x: torch.Tensor, spacing: float, delta: 
                   patience=config.patience, delta=delta, average=config.average, record=0)
     anchor = 1.0 / spacing
 
-    def share_at(step: int) -> float:
-        """The share of chains that arrive at the pull ``anchor * sqrt(3)**step``, with a
-        noise of that pull's own: every pull tried gives the same share whichever pulls
-        were tried before it, so the estimate does not depend on where the search began."""
-        pull = anchor * math.sqrt(3.0) ** step
+    def shares_at(grid: list[int]) -> list[float]:
+        """The share of chains that arrive at each pull ``anchor * sqrt(3)**step`` of
+        ``grid``, run together, each pull's chains with a noise of their own (a generator
+        per pull, its rows drawn as in a batch of their own): every pull gives the share it
+        gives alone, whichever pulls were tried before it or with it, so the estimate does
+        not depend on where the search began."""
         k = len(starts)
-        gen = torch.Generator(device=energy.device).manual_seed(config.seed * 1009 + 997 + 7919 * (step + 1000))
-        alphas = torch.full((k,), pull, dtype=torch.float64)
-        steps = torch.full((k,), capped_eps(ad_eps, delta, pull), dtype=torch.float64)
-        out = attraction_diffusion(flat, minima_x[starts], minima_x[ends], ad, gen,
-                                   alphas=alphas.to(minima_x.device), steps=steps.to(minima_x.device))
-        return float(out.success.double().mean())
+        pulls = [anchor * math.sqrt(3.0) ** step for step in grid]
+        noise = RowGroups([k] * len(grid), [
+            torch.Generator(device=energy.device).manual_seed(config.seed * 1009 + 997 + 7919 * (step + 1000))
+            for step in grid])
+        alphas = torch.tensor(pulls, dtype=torch.float64).repeat_interleave(k)
+        steps = torch.tensor([capped_eps(ad_eps, delta, pull) for pull in pulls], dtype=torch.float64)
+        out = attraction_diffusion(flat, minima_x[starts.repeat(len(grid))], minima_x[ends.repeat(len(grid))], ad,
+                                   noise, alphas=alphas.to(minima_x.device),
+                                   steps=steps.repeat_interleave(k).to(minima_x.device))
+        return out.success.double().reshape(len(grid), k).mean(1).tolist()
 
     # Pulls on one grid (factors of 3 from the inverse spacing, and the points between), from
     # the grid's pull at or below ``at_least`` up: the crossing of one half is then the
@@ -809,20 +820,22 @@ def arrival_pull(energy: Energy, minima_x: torch.Tensor, spacing: float, delta: 
     # the rings demo's unit 4x when the grid started from it).
     first = math.floor(math.log(at_least / anchor, 3.0) + 1e-9) * 2 if at_least > 0 else 0
     last = first + 2 * max(1, math.ceil(math.log(ARRIVAL_TOP / (anchor * math.sqrt(3.0) ** first * spacing), 3.0)))
+    # (ARRIVAL_BATCH pulls of the grid at a time: the first that arrives ends the search)
     tried: dict[int, float] = {}
-    step = first
-    while step <= last:
-        tried[step] = share_at(step)
-        if tried[step] >= 0.5:
+    grid = list(range(first, last + 1, 2))
+    for at in range(0, len(grid), ARRIVAL_BATCH):
+        tried.update(zip(grid[at:at + ARRIVAL_BATCH], shares_at(grid[at:at + ARRIVAL_BATCH])))
+        if any(share >= 0.5 for share in tried.values()):
             break
-        step += 2
-    else:
+    arrived = [step for step in grid if tried.get(step, 0.0) >= 0.5]
+    if not arrived:
         return max(at_least, anchor * math.sqrt(3.0) ** last)  # (none arrives: the largest pull tried)
+    step = arrived[0]
     if step == first:
         return max(at_least, anchor * math.sqrt(3.0) ** first)  # (most energies: the barriers' pull arrives)
     # One pull between the last that fails and the first that arrives, then the share's
     # crossing of one half, interpolated on the log scale between the two around it.
-    tried[step - 1] = share_at(step - 1)
+    tried[step - 1] = shares_at([step - 1])[0]
     lo, hi = (step - 2, step - 1) if tried[step - 1] >= 0.5 else (step - 1, step)
     w = (0.5 - tried[lo]) / (tried[hi] - tried[lo])
     return max(at_least, anchor * math.sqrt(3.0) ** (lo + w * (hi - lo)))
