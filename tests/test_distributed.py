@@ -131,14 +131,22 @@ main(sys.argv[1:])
 """
 
 
-def test_a_command_on_ranks_ends_after_its_atexit_handlers_without_the_interpreters_teardown(tmp_path):
+@pytest.fixture(scope="module")
+def two_rank_training(tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess]:
+    """A training run of :data:`TRAIN_TWO` on two ranks, by a script that marks its atexit
+    handlers and its interpreter's teardown: its folder, and how it ended."""
+    folder = tmp_path_factory.mktemp("two-rank-training")
+    (folder / "ends.py").write_text(ENDS_WITHOUT_TEARDOWN)
+    return folder, torchrun(folder, ["ends.py", *TRAIN_TWO[2:]])
+
+
+def test_a_command_on_ranks_ends_after_its_atexit_handlers_without_the_interpreters_teardown(two_rank_training):
     # (the teardown met gloo's worker threads freeing a barrier's work and aborted the rank
     # now and then, SIGABRT after the checkpoint was written)
-    (tmp_path / "ends.py").write_text(ENDS_WITHOUT_TEARDOWN)
-    done = torchrun(tmp_path, ["ends.py", *TRAIN_TWO[2:]])
+    folder, done = two_rank_training
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.startswith("done: 4 updates -> d.pt")  # (flushed before the process ended)
-    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(("atexit", "torn"))) == ["atexit0", "atexit1"]
+    assert sorted(p.name for p in folder.iterdir() if p.name.startswith(("atexit", "torn"))) == ["atexit0", "atexit1"]
 
 
 def test_two_rank_map_equals_one_process_map_and_rank0_alone_writes(tmp_path, monkeypatch):
@@ -308,11 +316,16 @@ TRAIN_TWO = ["-m", "landscape.cli.main", "train", "--preset", "digits-convergent
              "--set", "sampler.steps=5", "--set", "sampler.bank_size=600", "--set", "train.plot_every=1000", "--quiet"]
 
 
-def test_a_training_resume_on_ranks_its_batch_does_not_split_over_is_refused_before_its_note(tmp_path):
+def test_a_training_resume_on_ranks_its_batch_does_not_split_over_is_refused_before_its_note(tmp_path,
+                                                                                             two_rank_training):
     # (resumed on 3 ranks, a run of 2 said its random streams were reseeded, then was refused:
     # "train.batch_size 100 does not split evenly over 3 ranks")
-    first = torchrun(tmp_path, TRAIN_TWO)
-    assert first.returncode == 0, first.stderr[-3000:]
+    import shutil
+
+    first, done = two_rank_training
+    assert done.returncode == 0, done.stderr[-3000:]
+    shutil.copy(first / "d.pt", tmp_path)
+    shutil.copytree(first / "d.run", tmp_path / "d.run")
     kept = {p.relative_to(tmp_path): p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
     refused = torchrun(tmp_path, ["-m", "landscape.cli.main", "train", "--out", "d.pt", "--resume", "--quiet"], ranks=3)
     assert refused.returncode != 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import h5py
 import torch
@@ -232,16 +233,16 @@ def test_a_missing_data_set_says_how_to_map_without_it(capsys, tmp_path, wells_f
 
 
 SLOW_WELLS = WELLS + """
-import time
+import os, time
 
 def slow_wells(x):
-    time.sleep(0.002)  # a few milliseconds a call: the map runs for seconds
+    time.sleep(float(os.environ.get("WELLS_SLEEP", "0")))  # (0.002 s a call: the map runs for seconds)
     return wells(x)
 """
 
 
 @pytest.mark.slow
-def test_sigterm_stops_a_map_as_ctrl_c_does_and_it_resumes_to_the_same_map(tmp_path):
+def test_sigterm_stops_a_map_as_ctrl_c_does_and_it_resumes_to_the_same_map(tmp_path, capsys):
     # A batch system's time limit sends SIGTERM: the map keeps its progress, says how to
     # continue, exits 143; --resume finishes it, the map an uninterrupted run makes.
     import shutil
@@ -256,7 +257,8 @@ def test_sigterm_stops_a_map_as_ctrl_c_does_and_it_resumes_to_the_same_map(tmp_p
     args = [landscape, "map", "--energy", f"{tmp_path / 'pot.py'}:slow_wells", "--shape", "2", "--box", "-1.6", "1.6",
             "--float64", "--chains", "32", "--quiet", *FAST_AD]
     out = tmp_path / "m.h5"
-    proc = subprocess.Popen([*args, "--out", str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen([*args, "--out", str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "WELLS_SLEEP": "0.002"})  # (slowed, to be stopped part-way)
     partial = tmp_path / "m.h5.partial"
     deadline = time.time() + 120
     while time.time() < deadline and not partial.exists() and proc.poll() is None:
@@ -267,10 +269,10 @@ def test_sigterm_stops_a_map_as_ctrl_c_does_and_it_resumes_to_the_same_map(tmp_p
     assert "progress kept in" in stderr and "--resume" in stderr and "Traceback" not in stderr
     assert stderr.strip().splitlines()[-1] == "error: terminated (SIGTERM)"
     assert partial.exists() and not out.exists()
-    done = subprocess.run([*args, "--out", str(out), "--resume"], capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr
-    whole = subprocess.run([*args, "--out", str(tmp_path / "whole.h5")], capture_output=True, text=True, timeout=300)
-    assert whole.returncode == 0, whole.stderr
+    code, _, err = run(capsys, *args[1:], "--out", out, "--resume")  # (the rest in this process, at full speed)
+    assert code == 0, err
+    code, _, err = run(capsys, *args[1:], "--out", tmp_path / "whole.h5")
+    assert code == 0, err
     a, b = read_map(out), read_map(tmp_path / "whole.h5")
     np.testing.assert_array_equal(a.minima_x, b.minima_x)
     np.testing.assert_array_equal(a.tree.heights, b.tree.heights)

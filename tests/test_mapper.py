@@ -7,6 +7,7 @@ minima, saddles and trees, and the map of ``c * U`` must be ``c`` times the map 
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 import subprocess
@@ -604,17 +605,25 @@ def test_an_interrupted_map_resumes_to_the_uninterrupted_result(tmp_path):
     assert progress_path(out).exists()  # the caller removes it once the map is written
 
 
+#: Rounds of one minimum: the 3-D wells' ladder runs in many batches of trials.
+WELLS3_RUN = dict(chains=32, rounds=2, max_steps=400, patience=50, attempts=1, grid=0, round_size=1)
+
+
+@functools.cache
+def wells3_whole():
+    """The uninterrupted map of :data:`WELLS3_RUN` (made once a process; not to be changed)."""
+    return build_map(wells_energy(3), MapConfig(**WELLS3_RUN)).content
+
+
 @pytest.mark.parametrize("where", ["between batches", "inside a batch"])
 def test_a_map_interrupted_inside_attraction_diffusion_resumes_to_the_uninterrupted_result(tmp_path, monkeypatch,
                                                                                            capsys, where):
     # Rounds of one minimum: the ladder runs in many batches of trials. Its progress is saved
     # between them (here after every one); a run interrupted after some minima were placed
     # continues from the last save, its generators where they were, to the same map.
-    monkeypatch.setattr(pipeline, "_SAVE_EVERY", 0.0)
-    monkeypatch.setattr(pipeline, "_SAVE_COST", 0.0)  # (a save at every chance, whatever the machine's speed)
     e = wells_energy(3)
-    cfg = MapConfig(chains=32, rounds=2, max_steps=400, patience=50, attempts=1, grid=0, round_size=1)
-    whole = build_map(e, cfg).content
+    cfg = MapConfig(**WELLS3_RUN)
+    whole = wells3_whole()
     out = tmp_path / "w.h5"
     reporter = Notes()
     notes = reporter.notes
@@ -635,9 +644,12 @@ def test_a_map_interrupted_inside_attraction_diffusion_resumes_to_the_uninterrup
             if where == "inside a batch" and armed:
                 raise KeyboardInterrupt
 
-    armed = arm_after_a_batch_save(monkeypatch, 12)  # (interrupted after a save 32+ steps into a batch)
-    with pytest.raises(KeyboardInterrupt):
-        build_map(e, cfg, progress_file=out, reporter=Interrupt())
+    with monkeypatch.context() as m:  # (a save at every chance, whatever the machine's speed, until interrupted)
+        m.setattr(pipeline, "_SAVE_EVERY", 0.0)
+        m.setattr(pipeline, "_SAVE_COST", 0.0)
+        armed = arm_after_a_batch_save(m, 12)  # (interrupted after a save 32+ steps into a batch)
+        with pytest.raises(KeyboardInterrupt):
+            build_map(e, cfg, progress_file=out, reporter=Interrupt())
     saved = load_progress(out)
     assert saved["running"] == ["0", "1", "2", "3", "4"] and "level0/basin" not in saved
     assert 0 < int((saved["running0/basin_of"] >= 0).sum()) < 8  # part-way: some minima placed, not all
@@ -689,8 +701,8 @@ def test_a_disk_too_full_for_a_batchs_state_costs_that_save_not_the_map(tmp_path
     monkeypatch.setattr(pipeline, "_SAVE_EVERY", 0.0)
     monkeypatch.setattr(pipeline, "_SAVE_COST", 0.0)  # (a save at every chance, whatever the machine's speed)
     e = wells_energy(3)
-    cfg = MapConfig(chains=32, rounds=2, max_steps=400, patience=50, attempts=1, grid=0, round_size=1)
-    whole = build_map(e, cfg).content
+    cfg = MapConfig(**WELLS3_RUN)
+    whole = wells3_whole()
     real, kept = pipeline.save_progress, []
 
     def full_disk(path, state, *args, **kwargs):
@@ -1037,7 +1049,9 @@ def test_a_ridge_narrower_than_the_string_s_images_still_sets_the_barrier():
             + 5.0 * torch.exp(-((x[:, 0] - 0.1 * x[:, 1]) ** 2) / (2 * 0.004**2))
 
     energy = Energy(wall, shape=(2,), data_range=(-2.5, 2.5), dtype=torch.float64)
-    content = build_map(energy, MapConfig(chains=64, rounds=1, ladder=(), neighbours=1)).content
+    # (the alpha unit the defaults find, given: its search runs long by a wall this stiff; one level)
+    content = build_map(energy, MapConfig(chains=64, rounds=1, ladder=(), ladder_extend=0, ladder_refine=0,
+                                          neighbours=1, alpha_unit=46957.0)).content
     # The two wells, and a third minimum at the wall's foot, (0.0185, -0.0063), where the
     # tilt presses against the wall's tail (curvatures 0.97 and 70.8), 0.0009 below the
     # right well's pass: the settling nudge (0.018) had carried its chain over the wall
@@ -1072,7 +1086,7 @@ def test_a_ring_of_equal_minima_is_one_basin_beside_a_well(scale):
         return scale * -0.05 * torch.logaddexp(-ring / 0.05, -well / 0.05)
 
     result = build_map(Energy(ring_well, shape=(2,), data_range=(-2.0, 4.0), dtype=torch.float64),
-                       MapConfig(chains=128, rounds=1, grid=0))
+                       MapConfig(chains=32, rounds=1, grid=0))  # (16 minima on the ring)
     m = result.content
     ring = np.abs((m.minima_x ** 2).sum(1) - 1) < 1e-3
     assert ring.sum() >= 10 and (~ring).sum() == 1
@@ -1100,8 +1114,10 @@ def test_a_barrier_across_the_soft_direction_of_a_stiff_energy_is_at_a_saddle_po
     def stiff(x):
         return scale * ((x[:, 0] ** 2 - 1) ** 2 + 1e4 * (x[:, 1] ** 2 - 1) ** 2)
 
+    # (alpha_unit: the one the defaults find, given to skip its search, long on a stiff energy:
+    # the stiff valleys' tests below test that search)
     m = build_map(Energy(stiff, shape=(2,), data_range=(-2.0, 2.0), dtype=torch.float64),
-                  MapConfig(chains=64, rounds=1, grid=0)).content
+                  MapConfig(chains=64, rounds=1, grid=0, alpha_unit=1075.0)).content
     assert m.n_minima == 4
     np.testing.assert_allclose(np.sort(m.tree.heights), scale * np.array([1.0, 1.0, 1e4]), rtol=1e-6)
     assert m.barriers.saddle_point[m.tree.pair].all()

@@ -286,7 +286,7 @@ def test_a_float32_energy_too_large_to_resolve_its_differences_is_said_to_be():
     from landscape import Energy, MapConfig, build_map
     from landscape.potentials import mueller_brown
 
-    config = MapConfig(chains=64, rounds=1, ladder=(), neighbours=2, refine=False)
+    config = MapConfig(chains=64, rounds=1, ladder=(), ladder_extend=0, ladder_refine=0, neighbours=2, refine=False)
     for offset, said in ((1e6, True), (0.0, False)):
         heard = Notes()
         build_map(Energy(lambda x, b=offset: mueller_brown(x) + b, shape=2, data_range=(-1.5, 2.0)), config,

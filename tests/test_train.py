@@ -236,8 +236,9 @@ def test_ctrl_c_stops_at_an_update_boundary_with_a_checkpoint_that_resumes(tmp_p
     ckpt = load_checkpoint(out)
     m = read_metrics(log)
     assert ckpt["step"] == int(m["step"][-1]) > 0  # the checkpoint is the last logged update
-    config = apply_overrides(Config.from_dict(ckpt["config"]), [f"train.steps={ckpt['step'] + 2}"])
-    assert train(config, out, resume=True).step == ckpt["step"] + 2
+    if signame == "SIGINT,SIGTERM":  # (the stop that once left no checkpoint: it resumes; the others save alike)
+        config = apply_overrides(Config.from_dict(ckpt["config"]), [f"train.steps={ckpt['step'] + 2}"])
+        assert train(config, out, resume=True).step == ckpt["step"] + 2
 
 
 def test_a_second_stop_signal_interrupts_at_once_only_after_the_grace_and_says_nothing_was_saved(monkeypatch):
