@@ -1038,6 +1038,23 @@ def test_the_arrival_pull_is_much_the_same_for_any_seed():
     assert max(pulls) / min(pulls) < 1.3, pulls
 
 
+def test_pulls_tried_together_give_the_unit_each_gives_tried_alone(monkeypatch):
+    # The search runs ARRIVAL_BATCH pulls as one batch of trials, each pull's chains with
+    # a generator of their own: the unit is the one found trying a pull at a time, to the bit
+    # (on a stiff energy, whose small steps hold chains back over several pulls of the grid).
+    from landscape.mapping import settings
+
+    def stiff(z):
+        return (z[:, 0] ** 2 - 1) ** 2 + 1e4 * (z[:, 1] ** 2 - 1) ** 2
+
+    energy = Energy(stiff, shape=(2,), data_range=(-2.0, 2.0), dtype=torch.float64)
+    x = torch.tensor([[1.0, 1.0], [-1.0, 1.0], [1.0, -1.0], [-1.0, -1.0]], dtype=torch.float64)
+    config = MapConfig(max_steps=400, patience=50)
+    together = settings.arrival_pull(energy, x, 2.0, 0.5, 0.002, 0.05, config)
+    monkeypatch.setattr(settings, "ARRIVAL_BATCH", 1)
+    assert settings.arrival_pull(energy, x, 2.0, 0.5, 0.002, 0.05, config) == together > 100.0
+
+
 def test_a_ridge_narrower_than_the_string_s_images_still_sets_the_barrier():
     # Two tilted wells behind a Gaussian wall 0.004 wide (0.1 % of the box) along x = 0.1 y:
     # every path between them crosses the wall's crest, whose lowest point is at
