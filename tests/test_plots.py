@@ -337,6 +337,17 @@ def test_training_figures_caption_their_samples(tmp_path, saved_figures):
                                                   init="noise", steps=25), tmp_path / "density.svg")
     assert "rings: density" in text and "100 chains from noise, 25" in text
     assert saved_figures and all(empty_axes(fig) == [] for fig in saved_figures)
+    # (saved without a tight box: its own layout must hold every title and label, a long title's too)
+    tf.plot_toy_density(xs, ys, lq, lq, tmp_path / "density.png", samples=samples, kl=0.107, init="noise", steps=25,
+                        title="rings-demo on rings: true vs learned density")
+    fig = saved_figures[-1]
+    renderer = fig.canvas.get_renderer()
+    inside = fig.bbox.padded(1.0)
+    for text in fig.findobj(matplotlib.text.Text):
+        if text.get_visible() and text.get_text():
+            box = text.get_window_extent(renderer)
+            assert inside.x0 <= box.x0 and box.x1 <= inside.x1 and inside.y0 <= box.y0 and box.y1 <= inside.y1, \
+                text.get_text()
 
 
 def test_the_long_run_check_figure_names_the_model_and_its_chains(tmp_path, saved_figures):
