@@ -62,6 +62,32 @@ def test_quench_reaches_the_exact_minima_of_a_tilted_double_well(dim):
     assert share == pytest.approx((saddle + 2) / 4, abs=0.08)
 
 
+
+@pytest.mark.parametrize("scale", [1e-20, 1e20])
+def test_a_quench_of_a_scaled_energy_takes_the_same_moves(scale):
+    # The descent compares energies relative to themselves and gradients to grad_tol: c U
+    # with c grad_tol quenches as U does, move for move. Its gradient norms were divided by
+    # no less than float64's rounding unit, which held every move of an energy whose
+    # gradients are all below it (at c = 1e-20) to a crawl, 2,000 moves of 1e-9.
+    energy = Energy(tilted_double_well, (2,), data_range=(-2, 2), dtype=torch.float64)
+    scaled = Energy(lambda x: scale * tilted_double_well(x), (2,), data_range=(-2, 2), dtype=torch.float64)
+    starts = energy.uniform_noise(64, gen(3))
+    want = quench(energy, starts, grad_tol=1e-8, box=(-2.0, 2.0))
+    got = quench(scaled, starts, grad_tol=1e-8 * scale, box=(-2.0, 2.0))
+    assert want.converged.all() and got.converged.all() and got.steps == want.steps < 100
+    torch.testing.assert_close(got.x, want.x, rtol=0, atol=1e-9)
+    torch.testing.assert_close(got.energy, scale * want.energy, rtol=1e-9, atol=0)
+
+
+def test_a_quench_in_the_far_tail_of_a_well_on_a_plateau_reaches_the_well():
+    # A Gaussian well on a flat floor: 2.9 widths out its gradient is 1e-24, far below any
+    # fixed floor, and still the way down.
+    energy = Energy(lambda x: -torch.exp(-((x[:, 0] - 2.0) ** 2 + x[:, 1] ** 2) / 0.15), (2,), data_range=(-4, 4),
+                    dtype=torch.float64)
+    start = torch.tensor([[0.3074, -2.4111]], dtype=torch.float64)
+    out = quench(energy, start, grad_tol=1e-25, box=(-4.0, 4.0))
+    assert out.converged.all() and out.steps < 100
+    torch.testing.assert_close(out.x, torch.tensor([[2.0, 0.0]], dtype=torch.float64), rtol=0, atol=1e-9)
 def test_quench_rejects_non_finite_proposals_instead_of_failing():
     # Outside |x| < 3 the energy is NaN; a huge first step lands there and must be
     # rejected (step halved), not propagated.

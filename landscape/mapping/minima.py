@@ -82,7 +82,7 @@ def describe_stops(stops: tuple[int, int, int] | list[int], limit: int) -> str:
 
 
 def _flat_norm(t: torch.Tensor) -> torch.Tensor:
-    return torch.linalg.vector_norm(t.reshape(t.shape[0], -1), dim=1)
+    return torch.linalg.vector_norm(t.flatten(1), dim=1)
 
 
 def held_by_box(x: torch.Tensor, g: torch.Tensor, box: tuple[float, float], tol: float = 0.0) -> torch.Tensor:
@@ -190,6 +190,10 @@ def quench(
         raise LandscapeError(f"step_size must be a positive number, got {step_size}")
     n = x.shape[0]
     tiny = torch.finfo(x.dtype).eps
+    # Gradient norms are divided by no less than this: a chain still running has one of at
+    # least ``grad_tol`` (a fixed floor such as ``eps`` would cap the moves of an energy
+    # whose gradients are all below it, a plateau's or a finely scaled one's, at a crawl).
+    gn_floor = max(grad_tol, torch.finfo(x.dtype).tiny)
     with energy.frozen():
         vg = energy.value_and_grad_fn()
         x = x.detach().clone()
@@ -208,7 +212,7 @@ def quench(
             radius = gamma * gn
         else:
             radius = torch.full((n,), move, dtype=x.dtype, device=x.device)
-            gamma = radius / gn.clamp_min(tiny)
+            gamma = radius / gn.clamp_min(gn_floor)
         radius_max = (4.0 * radius).clamp_min(4.0 * move)
         state = _Descent(x.reshape(n, -1).clone(), u.clone(), g.reshape(n, -1).clone(), gn.clone(), gamma, radius,
                          radius_max, torch.arange(n, device=x.device))
@@ -219,7 +223,7 @@ def quench(
         reported = 0
         while steps < max_steps and state.rows.numel():
             steps += 1
-            stop, stuck = state.step(vg, x.shape[1:], box, grad_tol, tiny)
+            stop, stuck = state.step(vg, x.shape[1:], box, grad_tol, gn_floor, tiny)
             stopped = int(stop.sum())  # (the step's one host read)
             if stopped:
                 # by row numbers found once from that count (a mask reads its count again
@@ -286,9 +290,10 @@ class _Descent:
             q.add_((a - b)[:, None] * self.s[i])
         return q.neg_()
 
-    def step(self, vg, shape, box, grad_tol: float, tiny: float) -> tuple[torch.Tensor, torch.Tensor]:
+    def step(self, vg, shape, box, grad_tol: float, gn_floor: float, tiny: float) -> tuple[torch.Tensor, torch.Tensor]:
         """One checked move of every running chain; returns which chains are finished, and
-        which of them stalled (moves below the resolution of ``x``)."""
+        which of them stalled (moves below the resolution of ``x``). ``gn_floor`` bounds the
+        gradient norms divided by, ``tiny`` is the dtype's rounding unit."""
         d = self.direction()
         if box is not None:
             d = torch.where(((self.x <= box[0]) & (d < 0)) | ((self.x >= box[1]) & (d > 0)), torch.zeros_like(d), d)
@@ -329,7 +334,7 @@ class _Descent:
         # at the step a stiff direction once set.
         self.gamma = torch.where(good, sy / torch.where(good, yy, 1.0),
                                  torch.where(accept, torch.minimum(2.0 * self.gamma,
-                                                                   self.radius_max / gn_new.clamp_min(tiny)), self.gamma))
+                                                                   self.radius_max / gn_new.clamp_min(gn_floor)), self.gamma))
         av = accept[:, None]
         self.x = torch.where(av, proposal, self.x)
         self.g = torch.where(av, g_new, self.g)
