@@ -1180,19 +1180,21 @@ def test_a_string_kept_in_a_wider_buffer_gives_the_tree_paths_of_its_saved_progr
 
 
 def test_an_unresolved_energy_spread_sets_no_alpha_unit_and_the_rule_says_what_did():
-    # A float32 Gaussian well in a box 5 widths wide: quenches stop along its tail (energies
-    # 1e-11 .. 1e-21, every merge flat). The tail's energy spread (1e-12) set the alpha unit
-    # (3e-10, called "the typical barrier"): no pull moved a chain, 17 basins at 243 units.
-    # The spread is rounding at the well's magnitude: the unit is T_AD over the spacing.
+    # A float32 Gaussian well in a box 8 widths wide: quenches stop all over its tail, where
+    # the gradient is below the tolerance (energies 1e-24 .. 1e-30, every merge flat). The
+    # tail's energy spread once set the alpha unit (3e-10, called "the typical barrier"):
+    # no pull moved a chain, 17 basins at 243 units. The spread is rounding at the well's
+    # magnitude: the unit is T_AD over the spacing (or the arrival pull, if larger).
 
     reporter = Notes()
     notes = reporter.notes
 
-    well = Energy(lambda x: -torch.exp(-(x ** 2).sum(-1)), shape=2, data_range=(-5.0, 5.0))
+    well = Energy(lambda x: -torch.exp(-(x ** 2).sum(-1)), shape=2, data_range=(-8.0, 8.0))
     m = build_map(well, MapConfig(chains=256, rounds=1, grid=0, refine=False), reporter=reporter).content
     assert m.n_minima > 10 and m.tree.flat().all()  # (the tail's stops: flat, as the tree says)
-    rule = m.attrs["levels"]["alpha_unit_rule"]
-    assert rule in ("temperature", "arrival") and m.settings()["alpha_unit"] > 1e-3, (rule, m.settings())
+    rule, settings = m.attrs["levels"]["alpha_unit_rule"], m.settings()
+    assert settings.get("alpha_unit_matched_rule", rule) == "temperature", (rule, settings)
+    assert settings["alpha_unit"] > 1e-3, settings
     assert m.levels[-1].n_basins == 1  # (the strongest pull gathers every chain at the one well)
     # one minimum, and one energy throughout: the rule names what set the unit
     bowl = build_map(Energy(lambda x: ((x - 0.3) ** 2).sum(-1), shape=2, data_range=(-1.0, 1.0), dtype=torch.float64),
