@@ -157,7 +157,7 @@ def test_a_rung_goes_in_where_a_step_keeps_exactly_a_quarter_of_the_basins():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("scale", [0.01, 100.0])
+@pytest.mark.parametrize("scale", [0.01, 100.0, 1e-20])  # (1e-20: gradients below float64's rounding unit)
 def test_a_scaled_energy_gives_the_scaled_map(wells3, scale):
     scaled = build_map(wells_energy(3, scale), MapConfig(**FAST))
     a, b = wells3.content, scaled.content
