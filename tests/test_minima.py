@@ -62,7 +62,6 @@ def test_quench_reaches_the_exact_minima_of_a_tilted_double_well(dim):
     assert share == pytest.approx((saddle + 2) / 4, abs=0.08)
 
 
-
 @pytest.mark.parametrize("scale", [1e-20, 1e20])
 def test_a_quench_of_a_scaled_energy_takes_the_same_moves(scale):
     # The descent compares energies relative to themselves and gradients to grad_tol: c U
@@ -80,14 +79,16 @@ def test_a_quench_of_a_scaled_energy_takes_the_same_moves(scale):
 
 
 def test_a_quench_in_the_far_tail_of_a_well_on_a_plateau_reaches_the_well():
-    # A Gaussian well on a flat floor: 2.9 widths out its gradient is 1e-24, far below any
-    # fixed floor, and still the way down.
+    # A Gaussian well (0.39 wide) on a flat floor: 2.9 from its centre the gradient is
+    # 1e-24, far below float64's rounding unit, and still the way down.
     energy = Energy(lambda x: -torch.exp(-((x[:, 0] - 2.0) ** 2 + x[:, 1] ** 2) / 0.15), (2,), data_range=(-4, 4),
                     dtype=torch.float64)
     start = torch.tensor([[0.3074, -2.4111]], dtype=torch.float64)
     out = quench(energy, start, grad_tol=1e-25, box=(-4.0, 4.0))
     assert out.converged.all() and out.steps < 100
     torch.testing.assert_close(out.x, torch.tensor([[2.0, 0.0]], dtype=torch.float64), rtol=0, atol=1e-9)
+
+
 def test_quench_rejects_non_finite_proposals_instead_of_failing():
     # Outside |x| < 3 the energy is NaN; a huge first step lands there and must be
     # rejected (step halved), not propagated.

@@ -332,9 +332,8 @@ class _Descent:
         # The scale of the model's unexplored directions: the last pair's; where a move went
         # downhill on a concave stretch (no pair), doubled, so a chain does not creep across it
         # at the step a stiff direction once set.
-        self.gamma = torch.where(good, sy / torch.where(good, yy, 1.0),
-                                 torch.where(accept, torch.minimum(2.0 * self.gamma,
-                                                                   self.radius_max / gn_new.clamp_min(gn_floor)), self.gamma))
+        grown = torch.minimum(2.0 * self.gamma, self.radius_max / gn_new.clamp_min(gn_floor))
+        self.gamma = torch.where(good, sy / torch.where(good, yy, 1.0), torch.where(accept, grown, self.gamma))
         av = accept[:, None]
         self.x = torch.where(av, proposal, self.x)
         self.g = torch.where(av, g_new, self.g)
