@@ -36,7 +36,8 @@ from landscape.mapping import minima as current  # noqa: E402
 from landscape.mapping.settings import GRAD_TOL_FACTOR  # noqa: E402
 from landscape.potentials import MUELLER_BROWN_MINIMA, mueller_brown  # noqa: E402
 
-from flat_and_stiff import narrow_wells  # noqa: E402  (this script's own folder)
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # (this script's own folder, however it is run)
+from flat_and_stiff import narrow_wells  # noqa: E402
 
 
 def stiff_valley(x: torch.Tensor) -> torch.Tensor:
