@@ -23,7 +23,7 @@ def demo(out, device, scale, no_map, quiet):
     """Train the CPU demo presets (rings, digits convergent and non-convergent), run
     long chains on both digits models, map all three landscapes, then diagnose them: the
     long-run convergence check and the funnel probe of the digits models, spurious minima
-    in all three maps, and the two digits models compared. 7.5-8.5 minutes on 2
+    in all three maps, and the two digits models compared. 7.5-9.5 minutes on 2
     CPU cores.
 
     Re-running continues unfinished trainings, maps and funnel probes and skips finished
