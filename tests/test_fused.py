@@ -44,16 +44,17 @@ PRODUCT_STEPS = fused.STEPS
 
 
 @pytest.fixture(autouse=True, scope="module")
-def scalar_code():
-    # (torch's config patch is a context: a test here may change it on top, and it is
-    # restored after the module; the one test that compiles as users do leaves it)
+def module_compiles():
+    # Scalar C++ and windows of 4 steps (module docstring). (torch's config patch is a
+    # context: a test here may change it on top, and it is restored after the module; the
+    # one test that compiles as users do leaves both)
     with torch._inductor.config.patch({"cpp.simdlen": 1}), pytest.MonkeyPatch.context() as mp:
         mp.setattr(fused, "STEPS", 4)
         yield
 
 
 @pytest.fixture(scope="module")
-def compiled_energy(scalar_code) -> Energy:
+def compiled_energy(module_compiles) -> Energy:
     return Energy(double_well, (2,), data_range=(-2.0, 2.0), dtype=F64, compile=True)
 
 
