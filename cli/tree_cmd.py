@@ -46,7 +46,9 @@ def _finite_or_none(x: Any) -> Any:
 @click.option("--levels-plot", type=PICTURE, default=None, metavar="PNG",
               help="Also draw the number of basins against alpha (log-log) over the map's levels.")
 @click.option("--max-leaves", type=click.IntRange(min=1), default=50, show_default=True, metavar="N",
-              help="Fold the lowest merges of the text tree so that at most this many leaves or groups show.")
+              help="Fold the text tree so that at most this many leaves or groups show: minima that drain into "
+                   "a lower one with no barrier fold into it first (one line a state), then the lowest merges; the "
+                   "merge table leaves out the same flat merges. With N at least the minima, every one shows.")
 @json_option("(the leaves, and the merges with their barrier heights)")
 def tree_cmd(map_path, level, basins, plot, images, levels_plot, max_leaves, as_json):
     """Print the barrier tree (disconnectivity graph) of a landscape map and draw its pictures.
@@ -379,11 +381,14 @@ def _merge_table(merges, max_leaves: int, name: str, flat: Any = None) -> str:
     lies above the higher side (a float32 rounding step, +9.5e-07, is no barrier)."""
     shown = merges
     note = None
-    if len(merges) > max_leaves:
-        keep = sorted(sorted(range(len(merges)), key=lambda k: (merges[k].height, k))[-max_leaves:])
+    if len(merges) > max_leaves:  # (as the tree above folds: the flat merges first, then the lowest)
+        barriers = [k for k in range(len(merges)) if flat is None or not flat[merges[k].row]]
+        keep = sorted(sorted(barriers, key=lambda k: (merges[k].height, k))[-max_leaves:])
         shown = [merges[k] for k in keep]
-        hidden = len(merges) - len(shown)
-        note = f"({hidden} lower merge{'s' if hidden != 1 else ''} not listed: raise --max-leaves or use --json)"
+        n_flat, lower = len(merges) - len(barriers), len(barriers) - len(keep)
+        hidden = ([f"{n_flat} flat merge{'s' if n_flat != 1 else ''}"] if n_flat else []) + \
+            ([f"{lower} lower merge{'s' if lower != 1 else ''}"] if lower else [])
+        note = f"({' and '.join(hidden)} not listed: raise --max-leaves or use --json)"
     title = f"merges, lowest first (relative: the barrier minus the energy of the higher side's lowest {name})"
     head = ["joins", "via minima", "barrier", "relative", "from", "estimate"]
     rows = []

@@ -16,6 +16,7 @@ from landscape.mapping.tree import (
     flat_rtol,
     members,
     minimax_tree,
+    one_state,
     pair_lengths,
     render_text,
 )
@@ -379,14 +380,42 @@ def test_display_nodes_opens_the_highest_merges_first():
     assert display_nodes(tree, 3) == {0, 3, 4}
     assert display_nodes(tree, 4) == {0, 1, 2, 3}
     assert display_nodes(tree, 99) == {0, 1, 2, 3}
-    # Two pairs joined at 5: {0, 1} at 1 (node 4) and {2, 3} at 2 (node 5). Below the
+    # Two pairs joined at 5: {0, 1} at 1.5 (node 4) and {2, 3} at 3.5 (node 5). Below the
     # root, the higher of the two opens first.
-    pairs = minimax_tree(ENERGY, np.array([[0, 1], [2, 3], [1, 2]]), np.array([1.0, 2.0, 5.0]))
+    pairs = minimax_tree(ENERGY, np.array([[0, 1], [2, 3], [1, 2]]), np.array([1.5, 3.5, 5.0]))
     assert display_nodes(pairs, 2) == {4, 5}
     assert display_nodes(pairs, 3) == {4, 2, 3}
     text = render_text(pairs, max_leaves=3)
-    assert "[2 minima connected at or below 1; lowest: minimum 0 E=0]" in text
+    assert "[2 minima connected at or below 1.5; lowest: minimum 0 E=0]" in text
     assert "minimum 3  E=3" in text
+    assert "lowest merges folded to show 3 groups" in text.splitlines()[0]
+
+
+def test_display_nodes_folds_minima_that_drain_into_one_first():
+    # Minima 0 and 3 are wells (a barrier of 4 between them); 1, 2 drain into 0 and 4, 5, 6
+    # into 3 with no barrier (each joins at its own energy): two states of seven minima.
+    energy = np.array([0.0, 0.5, 0.7, 1.0, 1.2, 1.4, 1.6])
+    pairs = np.array([[0, 1], [1, 2], [3, 4], [4, 5], [5, 6], [2, 3]])
+    barrier = np.array([0.5, 0.7, 1.2, 1.4, 1.6, 5.0])
+    tree = minimax_tree(energy, pairs, barrier)
+    assert tree.flat().sum() == 5
+    single = one_state(tree)
+    assert single[:7].all() and not single[tree.root]
+    # Two lines where the tree has more minima than fit, one per state, although 7 would
+    # fit lines for the flat merges' sides: they are not barriers.
+    assert display_nodes(tree, 3) == set(tree.children(tree.root))
+    lines = render_text(tree, max_leaves=6).splitlines()
+    assert lines[0].endswith("folded to show 2 groups: 2 groups of minima that drain into their lowest with no barrier")
+    assert lines[1] == "[3 minima connected at or below 0.7, each draining into a lower one with no barrier; lowest: minimum 0 E=0]"
+    assert lines[2].startswith("`-- merge at 5  (+5 above minimum 0, +4 above minimum 3) with [4 minima connected at or below 1.6, "
+                               "each draining into a lower one with no barrier; lowest: minimum 3 E=1]")
+    assert len(lines) == 3
+    # Where every minimum fits, each has its line.
+    assert display_nodes(tree, 7) == set(range(7))
+    assert "folded" not in render_text(tree, max_leaves=7).splitlines()[0]
+    # The same tree scaled by 1e-6 or 1e6 folds alike.
+    for c in (1e-6, 1e6):
+        assert display_nodes(minimax_tree(c * energy, pairs, c * barrier), 3) == display_nodes(tree, 3)
 
 
 def test_render_text_shows_energies_heights_sizes_and_labels():

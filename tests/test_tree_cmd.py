@@ -12,7 +12,7 @@ import h5py
 import numpy as np
 import pytest
 
-from landscape.io.views import basin_tree_of, tree_merges
+from landscape.io.views import basin_tree_of, partition_of, tree_merges
 from landscape.io.mapfile import FunnelData, read_map
 from conftest import assert_one_line_error, run
 from conftest import (
@@ -562,3 +562,24 @@ def test_the_merge_table_writes_flat_where_the_tree_does(tmp_path, make_map, cap
     assert "flat above minimum 1" in out
     rows = {r[0]: r for r in merge_rows(out)}
     assert rows["0 + 1"][3] == "flat" and rows["0 + 2"][3] == "+2", rows
+
+
+def test_max_leaves_folds_minima_that_drain_into_one_first(wells_map, capsys):
+    # Three wells, three minima in each: the two off the bottom drain into it with no
+    # barrier (their straight-line barrier is their own energy). Three lines, one a well,
+    # where the tree's 9 minima do not fit; the merge table lists the wells' barriers.
+    code, out, err = tree(capsys, wells_map, "--max-leaves", "4")
+    assert code == 0, err
+    assert "folded to show 3 groups: 3 groups of minima that drain into their lowest with no barrier" in out
+    groups = re.findall(r"\[3 minima connected at or below [^,]+, each draining into a lower one with no barrier; "
+                        r"lowest: minimum (\d+) ", out)
+    content = read_map(wells_map)
+    well = partition_of(content).basin
+    bottoms = [int(np.flatnonzero(well == w)[np.argmin(content.minima_energy[well == w])]) for w in range(3)]
+    assert sorted(int(g) for g in groups) == sorted(bottoms)
+    rows = merge_rows(out)
+    assert len(rows) == 2 and all(row[3] != "flat" for row in rows)
+    assert "(6 flat merges not listed: raise --max-leaves or use --json)" in out
+    code, out, err = tree(capsys, wells_map, "--max-leaves", "9")
+    assert code == 0, err
+    assert "folded" not in out and len(merge_rows(out)) == 8

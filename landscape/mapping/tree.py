@@ -586,18 +586,54 @@ def _fmt(x: float) -> str:
     return "inf" if math.isinf(x) else f"{x:.6g}"
 
 
-def display_nodes(tree: BarrierTree, max_leaves: int) -> set[int]:
-    """Nodes shown as leaves: open the highest merges first until ``max_leaves`` show."""
-    shown = {tree.root}
+def one_state(tree: BarrierTree) -> np.ndarray:
+    """Per node (leaves, then merges: bool [2L-1]): every merge under it, itself included,
+    is :meth:`~BarrierTree.flat`, so each of its leaves drains into a lower one, down to the
+    group's lowest, with no barrier the energy's precision resolves: one state (a leaf is)."""
     n = tree.n_leaves
+    out = np.ones(2 * n - 1, dtype=bool)
+    flat = tree.flat()
+    for k, (a, b, _, _) in enumerate(tree.linkage):
+        out[n + k] = bool(flat[k]) and out[int(a)] and out[int(b)]
+    return out
+
+
+def display_nodes(tree: BarrierTree, max_leaves: int) -> set[int]:
+    """Nodes shown as leaves: every leaf where they fit in ``max_leaves``; else a group of
+    minima that is :func:`one_state` stays one node (points a quench left along a plateau or
+    a well's tail are not barriers worth a line each), and the other merges open, highest
+    first, until ``max_leaves`` show."""
+    n = tree.n_leaves
+    if n <= max_leaves:
+        return set(range(n))
+    single = one_state(tree)
+    shown = {tree.root}
     while len(shown) < max_leaves:
-        merges = [m for m in shown if m >= n]
+        merges = [m for m in shown if m >= n and not single[m]]
         if not merges:
             break
         highest = max(merges, key=lambda m: (tree.linkage[m - n, 2], m))
         shown.remove(highest)
         shown.update(tree.children(highest))  # type: ignore[arg-type]
     return shown
+
+
+def folded_words(tree: BarrierTree, shown: set[int], plural: str = "minima", verb: str = "folded to") -> str:
+    """What :func:`display_nodes` folded, in words, e.g. "folded to 12 groups: 5 groups of
+    minima that drain into their lowest with no barrier, 2 under the lowest merges" (``verb``
+    "folded to"), or "lowest merges folded to 12 groups"; "" where nothing is folded."""
+    n = tree.n_leaves
+    groups = [m for m in shown if m >= n]
+    if not groups:
+        return ""
+    counted = f"{len(shown)} group{'s' if len(shown) != 1 else ''}"
+    single = one_state(tree)
+    drained = sum(1 for m in groups if single[m])
+    if not drained:
+        return f"lowest merges {verb} {counted}"
+    rest = len(groups) - drained
+    return (f"{verb} {counted}: {drained} group{'s' if drained != 1 else ''} of {plural} that drain into their "
+            f"lowest with no barrier" + (f", {rest} under the lowest merges" if rest else ""))
 
 
 def members(tree: BarrierTree, node: int) -> list[int]:
@@ -632,9 +668,10 @@ def render_text(
     Each merge line gives its absolute barrier energy and the barrier height above the
     lowest leaf of each side ("flat" where the higher side drains into the lower with no
     barrier the energy's precision resolves; "refined" for a string-method saddle); each leaf line
-    its energy, and its size and label when given. Beyond ``max_leaves`` leaves the
-    lowest merges are folded: a folded group shows its leaf count, the height below which
-    it is all connected, and its lowest leaf.
+    its energy, and its size and label when given. Beyond ``max_leaves`` leaves a group of
+    minima that drain into their lowest with no barrier (:func:`one_state`) is one line, and
+    the lowest of the other merges are folded too: a folded group shows its leaf count, the
+    height below which it is all connected, and its lowest leaf.
 
     Parameters
     ----------
@@ -692,6 +729,8 @@ def render_text(
         low = int(tree.lowest[node])
         reach = (f"connected at or below {_fmt(tree.height(node))}" if tree.connected[k]
                  else "not all connected (no path found between some of them)")
+        if single[node]:
+            reach += ", each draining into a lower one with no barrier"
         count = int(tree.linkage[k, 3])
         text = f"[{count} {plural if count != 1 else name} {reach}; lowest: {name} {low} E={_fmt(energy[low])}"
         if size_arr is not None:
@@ -712,6 +751,7 @@ def render_text(
         return f"merge at {_fmt(height)}{' refined' if tree.refined[k] else ''}  ({', '.join(above)}) with"
 
     flat, tol = tree.flat(), tree.resolution()
+    single = one_state(tree)
     n_disc = int((~tree.connected).sum())
     header = f"barrier tree: {n} {plural if n != 1 else name}, energies {_fmt(energy.min())} .. {_fmt(energy.max())}"
     if n > 1:
@@ -719,7 +759,7 @@ def render_text(
     if n_disc:
         header += f", {n_disc} not connected (no path found)"
     if len(shown) < n:
-        header += f"; lowest merges folded to show {len(shown)} group{'s' if len(shown) != 1 else ''}"
+        header += "; " + folded_words(tree, shown, plural, verb="folded to show")
     lines = [header]
     # An explicit stack (a tree may nest deeper than Python recurses): each entry a line
     # to write, or a group to write with its prefix.

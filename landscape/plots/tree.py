@@ -25,7 +25,7 @@ from landscape.io.views import (
     short_source,
     spurious_minima,
 )
-from landscape.mapping.tree import BarrierTree, display_nodes
+from landscape.mapping.tree import BarrierTree, display_nodes, folded_words
 from landscape.plots.common import (
     axes_width,
     FLAGGED,
@@ -59,8 +59,9 @@ def draw_tree(
     Merges whose barrier is an estimate (not refined to a saddle) are drawn dashed, those
     with no path found dashed grey at the placeholder height. A dot in the
     leaf's colour marks its foot (a leaf that merges at its own energy has no line). Beyond
-    ``max_leaves`` leaves the lowest merges are folded into one line per group, drawn from
-    the group's lowest energy.
+    ``max_leaves`` leaves a group of minima that drain into their lowest with no barrier is
+    one line, and the lowest of the other merges are folded too, one line per group, drawn
+    from the group's lowest energy.
 
     Parameters
     ----------
@@ -177,7 +178,7 @@ def draw_tree(
     ax.set_xlim(-1.0, float(len(order)))
     ax.set_ylim(lo - stub, (tree.top if not tree.connected.all() else hi) + 2 * stub)
     ax.set_ylabel("energy U")
-    folded = f", lowest merges folded to {len(order)} groups" if len(order) < n else ""
+    folded = f", {folded_words(tree, set(order), plural)}" if len(order) < n else ""
     unnumbered = "; too many to number them: the text tree lists them" if len(order) > 60 else ""
     ax.set_xlabel(f"{plural} ({n}{folded}{unnumbered})")
     width = axes_width(ax)
