@@ -39,7 +39,8 @@ def _finite_or_none(x: Any) -> Any:
               help="Show the tree over the basins of the level (coarse-grained: a basin is one leaf) instead of "
                    "the tree over minima.")
 @click.option("--plot", type=PICTURE, default=None, metavar="PNG",
-              help="Also draw the disconnectivity graph to this picture (.png, .pdf, .svg).")
+              help="Also draw the disconnectivity graph to this picture (.png, .pdf, .svg); minima that drain "
+                   "into a lower one with no barrier are one line with it.")
 @click.option("--images", type=PICTURE, default=None, metavar="PNG",
               help="Also draw the basins: each basin's lowest minimum as an image (image data), its "
                    "coordinates (vectors), or the minima, tree edges and saddles on the energy (2-D maps).")

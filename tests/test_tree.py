@@ -416,6 +416,19 @@ def test_display_nodes_folds_minima_that_drain_into_one_first():
     # The same tree scaled by 1e-6 or 1e6 folds alike.
     for c in (1e-6, 1e6):
         assert display_nodes(minimax_tree(c * energy, pairs, c * barrier), 3) == display_nodes(tree, 3)
+    # The picture draws one line a state even where every minimum would fit, with the
+    # state's chains (sizes) as one dot and its lowest minimum's mark.
+    assert display_nodes(tree, 99, fold_flat=True) == set(tree.children(tree.root))
+    ax = plot_tree(tree, sizes=[1, 1, 1, 2, 2, 2, 2], marked=[3])
+    assert ax.get_xlabel() == "minima (7, folded to 2 groups: 2 groups of minima that drain into their lowest with no barrier)"
+    verticals = [ln for ln in ax.get_lines() if ln.get_xdata()[0] == ln.get_xdata()[1]]
+    feet = sorted((min(ln.get_ydata()), ln.get_color()) for ln in verticals)
+    assert feet[:2] == [(0.0, "black"), (1.0, "red")]  # the two states, from their lowest minima; the marked one red
+    (dots,) = ax.collections
+    assert sorted(dots.get_offsets()[:, 1].tolist()) == [0.0, 1.0]
+    areas = dots.get_sizes()
+    assert areas[np.argmax(dots.get_offsets()[:, 1])] > areas[np.argmin(dots.get_offsets()[:, 1])]  # 8 chains vs 3
+    assert "folded" not in plot_tree(tree, fold_flat=False).get_xlabel()
 
 
 def test_render_text_shows_energies_heights_sizes_and_labels():

@@ -598,13 +598,13 @@ def one_state(tree: BarrierTree) -> np.ndarray:
     return out
 
 
-def display_nodes(tree: BarrierTree, max_leaves: int) -> set[int]:
-    """Nodes shown as leaves: every leaf where they fit in ``max_leaves``; else a group of
-    minima that is :func:`one_state` stays one node (points a quench left along a plateau or
-    a well's tail are not barriers worth a line each), and the other merges open, highest
-    first, until ``max_leaves`` show."""
+def display_nodes(tree: BarrierTree, max_leaves: int, fold_flat: bool = False) -> set[int]:
+    """Nodes shown as leaves: every leaf where they fit in ``max_leaves`` (and not
+    ``fold_flat``); else a group of minima that is :func:`one_state` stays one node (points a
+    quench left along a plateau or a well's tail are not barriers worth a line each), and
+    the other merges open, highest first, until ``max_leaves`` show."""
     n = tree.n_leaves
-    if n <= max_leaves:
+    if n <= max_leaves and not fold_flat:
         return set(range(n))
     single = one_state(tree)
     shown = {tree.root}

@@ -25,7 +25,7 @@ from landscape.io.views import (
     short_source,
     spurious_minima,
 )
-from landscape.mapping.tree import BarrierTree, display_nodes, folded_words
+from landscape.mapping.tree import BarrierTree, display_nodes, folded_words, members, one_state
 from landscape.plots.common import (
     axes_width,
     FLAGGED,
@@ -50,6 +50,7 @@ def draw_tree(
     max_leaves: int = 400,
     title: str | None = None,
     name: str = "minimum",
+    fold_flat: bool = True,
 ) -> Any:
     """Draw the tree as a disconnectivity graph into a matplotlib axes.
 
@@ -58,10 +59,11 @@ def draw_tree(
     line up to its own parent. Leaves follow scipy's dendrogram order, so no lines cross.
     Merges whose barrier is an estimate (not refined to a saddle) are drawn dashed, those
     with no path found dashed grey at the placeholder height. A dot in the
-    leaf's colour marks its foot (a leaf that merges at its own energy has no line). Beyond
-    ``max_leaves`` leaves a group of minima that drain into their lowest with no barrier is
-    one line, and the lowest of the other merges are folded too, one line per group, drawn
-    from the group's lowest energy.
+    leaf's colour marks its foot (a leaf that merges at its own energy has no line). A group
+    of minima that drain into their lowest with no barrier (one state: points along a plateau
+    or a well's flat tail) is one thicker line from its lowest energy, coloured as its lowest
+    minimum (unless ``fold_flat`` is False and they fit), and beyond ``max_leaves`` lines
+    the lowest merges are folded too, one line per group.
 
     Parameters
     ----------
@@ -81,6 +83,9 @@ def draw_tree(
     title : str, optional
     name : str
         What a leaf is, for the axis label.
+    fold_flat : bool
+        Draw each group of minima that drain into their lowest with no barrier as one line
+        (default); False draws every minimum where they fit in ``max_leaves``.
 
     Returns
     -------
@@ -89,7 +94,8 @@ def draw_tree(
     if ax is None:
         ax = new_figure(8.0, 5.0).add_subplot(1, 1, 1)
     n = tree.n_leaves
-    shown = sorted(display_nodes(tree, max(1, max_leaves)))
+    shown = sorted(display_nodes(tree, max(1, max_leaves), fold_flat=fold_flat))
+    single = one_state(tree)  # (a folded group of one state is drawn as its lowest minimum is)
     marked_set = {int(i) for i in (marked or [])}
     node_pos = {m: p for p, m in enumerate(shown)}
     # Order the shown nodes as a dendrogram of the folded tree would: a walk from the root.
@@ -121,12 +127,12 @@ def draw_tree(
         low = int(tree.lowest[m])
         bottom = float(tree.energy[low])
         top = tree.height(tree.parent[m]) if m in tree.parent else bottom + stub
-        red = low in marked_set and m < n
+        red = low in marked_set and bool(single[m])
         ax.plot([pos(m)] * 2, [bottom, top], color=FLAGGED if red else color_of(low),
                 lw=1.8 if red or m >= n else 1.0)
     if sizes is None:  # a mark at each leaf's foot: a leaf that merges at its own energy has no line to colour
         dot = 14.0 if len(order) <= 60 else (9.0 if len(order) <= 150 else 6.0)
-        feet = [(pos(m), float(tree.energy[int(tree.lowest[m])]), int(tree.lowest[m]) in marked_set and m < n,
+        feet = [(pos(m), float(tree.energy[int(tree.lowest[m])]), int(tree.lowest[m]) in marked_set and bool(single[m]),
                  int(tree.lowest[m])) for m in order]
         plain = [f for f in feet if not f[2]]
         if plain:
@@ -147,11 +153,13 @@ def draw_tree(
                 ls="-" if plain else (0, (4, 2)), lw=1.0)
         top = tree.height(tree.parent[m]) if m in tree.parent else h + stub
         ax.plot([pos(m)] * 2, [h, top], color="grey" if not tree.connected[k] else "black", lw=1.0)
-    if sizes is not None and len(order) == n:
-        s = np.asarray(sizes, dtype=np.float64)
+    if sizes is not None and all(m < n or single[m] for m in order):  # (a group of one state: its members' total)
+        per_leaf = np.asarray(sizes, dtype=np.float64)
+        s = np.array([per_leaf[members(tree, m)].sum() if m >= n else per_leaf[m] for m in order])
         area = 8.0 + 60.0 * s / max(float(s.max()), 1.0)
-        ax.scatter([pos(i) for i in range(n)], tree.energy, s=area,
-                   c=[FLAGGED if i in marked_set else color_of(i) for i in range(n)], zorder=3)
+        low = [int(tree.lowest[m]) for m in order]
+        ax.scatter([pos(m) for m in order], tree.energy[low], s=area,
+                   c=[FLAGGED if i in marked_set else color_of(i) for i in low], zorder=3)
     if not tree.connected.all():
         ax.text(len(order) - 0.5, tree.top, "no path found ", va="bottom", ha="right", fontsize=8, color="grey")
     plural = "minima" if name == "minimum" else name + "s"
@@ -188,6 +196,12 @@ def draw_tree(
     return ax
 
 
+def _drawn_tree(content: MapContent, level: int | None, basins: bool) -> BarrierTree:
+    """The tree :func:`draw_map_tree` draws: over the basins of ``level`` (``basins``, or a
+    map whose minima are basins already), else over the minima."""
+    return basin_tree_of(content, level) if basins or not content.over_minima else content.tree
+
+
 def draw_map_tree(content: MapContent, ax: Any, *, level: int | None = None, basins: bool = False,
                   max_leaves: int = 300, title: str | None = None) -> Any:
     """Draw a map's disconnectivity graph into ``ax`` and return ``ax``.
@@ -204,15 +218,14 @@ def draw_map_tree(content: MapContent, ax: Any, *, level: int | None = None, bas
     """
     part = partition_of(content, level)
     spurious = spurious_minima(content)
+    tree = _drawn_tree(content, level, basins)
     if basins or not content.over_minima:
-        tree = basin_tree_of(content, level)
         name = "basin"
         sizes = part.hits(content.minima_hits)
         colors = None
         default = (f"{short_source(content)}: disconnectivity graph over {tree.n_leaves} "
                    f"basin{'' if tree.n_leaves == 1 else 's'}, {level_name(content, level)}")
     else:
-        tree = content.tree
         name = "minimum"
         sizes = None
         palette, grey = basin_palette(part.basin)
@@ -241,7 +254,8 @@ def plot_tree(content: MapContent, path: str | Path, *, level: int | None = None
         A bad level or an unknown picture format (nothing is written).
     """
     path = check_picture_path(path)
-    n = content.tree.n_leaves if not basins else partition_of(content, level).n_basins
-    fig = new_figure(min(20.0, max(7.0, 0.05 * min(n, 300) + 6.0)), 5.5, layout="constrained")
+    partition_of(content, level)  # (a bad level: the error before anything is drawn)
+    n = len(display_nodes(_drawn_tree(content, level, basins), 300, fold_flat=True))  # the lines drawn
+    fig = new_figure(min(20.0, max(7.0, 0.05 * n + 6.0)), 5.5, layout="constrained")
     draw_map_tree(content, fig.add_subplot(1, 1, 1), level=level, basins=basins, title=title)
     return save_figure(fig, path)
