@@ -431,6 +431,23 @@ def test_display_nodes_folds_minima_that_drain_into_one_first():
     assert "folded" not in plot_tree(tree, fold_flat=False).get_xlabel()
 
 
+def test_render_text_folded_writes_a_run_of_minima_draining_into_a_group_as_one_line():
+    # Wells 0 and 1 (a barrier of 3 between them), then minima 2, 3, 4 on a shelf above
+    # them, each draining into them with no barrier; a pair 5, 6 (6 drains into 5) far off.
+    energy = np.array([0.0, 1.0, 3.5, 3.6, 3.7, 0.5, 0.6])
+    pairs = np.array([[0, 1], [0, 2], [0, 3], [0, 4], [5, 6], [0, 5]])
+    tree = minimax_tree(energy, pairs, np.array([3.0, 3.5, 3.6, 3.7, 0.6, 10.0]))
+    lines = render_text(tree, max_leaves=6).splitlines()
+    assert lines[1:] == [
+        "minimum 0  E=0",
+        "|-- merge at 3  (+3 above minimum 0, +2 above minimum 1) with minimum 1  E=1",
+        "|-- 3 merges at 3.5 .. 3.7 with 3 minima that drain into it with no barrier: minima 2, 3, 4",
+        "`-- merge at 10  (+10 above minimum 0, +9.5 above minimum 5) with [2 minima connected at or below 0.6, "
+        "each draining into a lower one with no barrier; lowest: minimum 5 E=0.5]"]
+    # Where every minimum fits, each has its own line.
+    assert "minimum 3  E=3.6" in render_text(tree, max_leaves=7)
+
+
 def test_render_text_shows_energies_heights_sizes_and_labels():
     tree = minimax_tree(ENERGY, PAIRS, BARRIER, refined=np.array([False, True, False, False]))
     text = render_text(tree, sizes=[10, 20, 30, 40], labels=["a", "b", "c", "d"])

@@ -671,7 +671,9 @@ def render_text(
     its energy, and its size and label when given. Beyond ``max_leaves`` leaves a group of
     minima that drain into their lowest with no barrier (:func:`one_state`) is one line, and
     the lowest of the other merges are folded too: a folded group shows its leaf count, the
-    height below which it is all connected, and its lowest leaf.
+    height below which it is all connected, and its lowest leaf; and consecutive merges that
+    each join a minimum (or such a group) draining into the group with no barrier are one
+    line, listing them.
 
     Parameters
     ----------
@@ -752,6 +754,33 @@ def render_text(
 
     flat, tol = tree.flat(), tree.resolution()
     single = one_state(tree)
+    folded = len(shown) < n
+
+    def drains(m: int) -> bool:
+        """Merge ``m`` joins a leaf or folded group of one state that drains into the other side."""
+        other = ordered(tree.children(m))[1]  # type: ignore[arg-type]
+        k = m - n
+        return (whole(other) and bool(single[other]) and bool(flat[k])
+                and tree.height(m) - energy[int(tree.lowest[other])] <= tol[k])
+
+    def runs(merges: list[int]) -> list[list[int]]:
+        """``merges`` (a spine, lowest first) in runs: consecutive draining ones together."""
+        out: list[list[int]] = []
+        for m in merges:
+            if out and drains(m) and drains(out[-1][-1]):
+                out[-1].append(m)
+            else:
+                out.append([m])
+        return out
+
+    def run_text(run: list[int]) -> str:
+        others = [ordered(tree.children(m))[1] for m in run]  # type: ignore[arg-type]
+        lows = [int(tree.lowest[o]) for o in others]
+        count = sum(1 if o < n else int(tree.linkage[o - n, 3]) for o in others)
+        listed = ", ".join(str(i) for i in lows[:8]) + (f" and {len(lows) - 8} more" if len(lows) > 8 else "")
+        grouped = f" (the lowest of {len(lows)} groups)" if count > len(lows) else ""
+        return (f"{len(run)} merges at {_fmt(tree.height(run[0]))} .. {_fmt(tree.height(run[-1]))} with {count} "
+                f"{plural} that drain into it with no barrier: {plural} {listed}{grouped}")
     n_disc = int((~tree.connected).sum())
     header = f"barrier tree: {n} {plural if n != 1 else name}, energies {_fmt(energy.min())} .. {_fmt(energy.max())}"
     if n > 1:
@@ -776,11 +805,17 @@ def render_text(
             node = ordered(tree.children(node))[0]  # type: ignore[arg-type]
         lines.append(prefix + whole_text(node))
         todo: list[tuple[str, int | str, str]] = []
-        for j, m in enumerate(reversed(spine)):  # lowest merge first
-            last = j == len(spine) - 1
+        # Where the tree is folded, a run of merges each joining something that drains into
+        # the group with no barrier is one line (points on a shelf above a well, say).
+        entries = runs(list(reversed(spine))) if folded else [[m] for m in reversed(spine)]
+        for j, run in enumerate(entries):  # lowest merge first
+            last = j == len(entries) - 1
             branch, inner = ("`-- ", "    ") if last else ("|-- ", "|   ")
+            m = run[0]
             other = ordered(tree.children(m))[1]  # type: ignore[arg-type]
-            if whole(other):
+            if len(run) > 1:
+                todo.append(("line", f"{prefix}{branch}{run_text(run)}", ""))
+            elif whole(other):
                 todo.append(("line", f"{prefix}{branch}{merge_text(m)} {whole_text(other)}", ""))
             else:
                 count = int(tree.linkage[other - n, 3])
