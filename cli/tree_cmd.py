@@ -464,6 +464,7 @@ def map_summary(map_path: Path, content, tree, level: int | None, basins: bool, 
     explored = exploration_coverage(content)
     states = state_coverage(content)
     escape = tree.escape()
+    flat, drains_into = tree.flat(), tree.drains_into()
     spurious = (np.asarray(content.diagnosis.spurious, dtype=bool)[tree.leaves] if content.diagnosis is not None
                 else None)
     leaves = []
@@ -471,7 +472,8 @@ def map_summary(map_path: Path, content, tree, level: int | None, basins: bool, 
     sizes = part.sizes() if basins else None
     for i in range(tree.n_leaves):
         entry = {"index": i, "minimum": int(tree.leaves[i]), "energy": float(tree.energy[i]),
-                 "escape": _finite_or_none(escape[i])}
+                 "escape": _finite_or_none(escape[i]),
+                 "drains_into": int(drains_into[i]) if drains_into[i] >= 0 else None}
         if basins:
             entry.update({"minima": int(sizes[i]), "hits": int(hits[i])})
         else:
@@ -489,6 +491,7 @@ def map_summary(map_path: Path, content, tree, level: int | None, basins: bool, 
             "barrier_row": m.barrier_row, "estimate": _finite_or_none(m.estimate), "saddle": _finite_or_none(m.saddle),
             "at_saddle_point": m.saddle_point,
             "saddle_above_estimate": m.above_estimate,
+            "flat": bool(flat[m.row]),
         })
     table = content.barriers
     return {

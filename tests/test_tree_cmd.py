@@ -583,3 +583,14 @@ def test_max_leaves_folds_minima_that_drain_into_one_first(wells_map, capsys):
     code, out, err = tree(capsys, wells_map, "--max-leaves", "9")
     assert code == 0, err
     assert "folded" not in out and len(merge_rows(out)) == 8
+    # --json says which merges are flat and where each minimum drains, whatever is folded.
+    code, out, err = tree(capsys, wells_map, "--max-leaves", "4", "--json")
+    assert code == 0, err
+    s = json.loads(out)
+    assert [m["flat"] for m in s["merges"]].count(True) == 6 == s["n_merges_flat"]
+    for leaf in s["leaves"]:
+        end = leaf["index"]
+        while s["leaves"][end]["drains_into"] is not None:
+            end = s["leaves"][end]["drains_into"]
+        assert end == [b for b in bottoms if well[b] == well[leaf["index"]]][0]  # its well's bottom
+    assert sorted(leaf["index"] for leaf in s["leaves"] if leaf["drains_into"] is None) == sorted(bottoms)
