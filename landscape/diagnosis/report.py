@@ -475,8 +475,9 @@ def _page(
     picture = plot_tree(replace(content, diagnosis=diagnosis.to_data()), pictures / "tree.png")
     yield '<section id="tree">\n<h2>Barrier tree</h2>\n'
     yield _figure(picture, "The disconnectivity graph over the minima: each minimum is a leaf, coloured by its "
-                           "basin at the map's main level; two groups join at the barrier between them. "
-                           "Red: minima flagged spurious.")
+                           "basin at the map's main level (minima that drain into a lower one with no barrier "
+                           "are one line with it, drawn from the lowest); two groups join at the barrier between "
+                           "them. Red: minima flagged spurious (for a line of several minima, its lowest).")
     yield "</section>\n"
 
     if extra:
