@@ -187,6 +187,46 @@ def test_a_2d_map_marks_no_saddle_on_a_flat_merge_and_turns_labels_at_its_edges_
     assert corner.get_ha() == "right" and corner.xyann[0] < 0 and corner.xyann[1] < 0
 
 
+def test_a_2d_map_draws_flat_edges_faint_and_keeps_its_legend_off_the_basins(make_map):
+    # (a map of three narrow wells on a plateau drew 75 plateau minima's wandering paths as
+    # barrier crossings, and matplotlib's "best" legend covered a well: every other place
+    # held more of the plateau's dots)
+    from matplotlib.collections import LineCollection
+
+    from landscape.plots.maps import _place_map_legend, draw_map_2d
+
+    content = wells_content(make_map)
+    ax = new_axes()
+    draw_map_2d(content, ax)
+    flat = int(content.tree.flat().sum())
+    assert flat == 6
+    (faint,) = [c for c in ax.collections if isinstance(c, LineCollection) and not hasattr(c, "levels")]
+    assert len(faint.get_segments()) == flat
+    crimson = [ln for ln in ax.get_lines() if ln.get_color() == "crimson"]
+    assert len(crimson) == content.tree.linkage.shape[0] - flat  # the two refined paths between wells
+    # A star at the left middle, dots everywhere else along the frame and in the centre
+    # (where "best" puts the legend over the star): the legend covers dots, not the star.
+    ax = new_axes()
+    ax.set_xlim(0, 10)
+    ax.set_ylim(0, 10)
+    edge = np.linspace(0.2, 9.8, 25)
+    grid = np.linspace(2.5, 7.5, 6)
+    dots = np.concatenate([np.stack([edge, np.full(25, 9.6)], 1), np.stack([edge, np.full(25, 0.4)], 1),
+                           np.stack([np.full(25, 9.6), edge], 1), np.stack([np.full(12, 0.4), edge[:12] * 0.35], 1),
+                           np.stack([np.full(12, 0.4), 6.5 + edge[:12] * 0.35], 1),
+                           np.stack(np.meshgrid(grid, grid), -1).reshape(-1, 2)])
+    star = np.array([[0.6, 5.0]])
+    from matplotlib.lines import Line2D
+
+    ax.scatter(dots[:, 0], dots[:, 1])
+    ax.scatter(star[:, 0], star[:, 1], marker="*")
+    handles = [Line2D([], [], label=f"entry {k}") for k in range(5)]
+    legend = _place_map_legend(ax, handles, star, dots, [])
+    box = legend.get_window_extent(ax.figure.canvas.get_renderer())
+    sx, sy = ax.transData.transform(star)[0]
+    assert not (box.x0 <= sx <= box.x1 and box.y0 <= sy <= box.y1)
+
+
 def test_many_basins_of_a_few_coordinates_are_a_heat_map_not_a_band_of_lines(make_map):
     # (32 basins of a 5-D map as 32 parallel-coordinate lines on top of each other, their
     # "#k" labels run together)
@@ -219,7 +259,9 @@ def test_map_2d_with_and_without_grid_and_paths(tmp_path, make_map):
     assert_png(plot_map_2d(content, tmp_path / "map.png"), min_bytes=20000)
     text = svg_text(lambda p: plot_map_2d(content, p), tmp_path / "map.svg")
     assert "refined path (tree edge)" in text and "saddle of the 2 highest merges" in text
-    assert "tree edge (estimate)" in text  # the edges within wells
+    # The edges within wells are estimates over which a minimum drains into its well's
+    # bottom with no barrier: drawn faint, not as barrier crossings.
+    assert "tree edge with no barrier" in text and "tree edge (estimate)" not in text
     assert_png(plot_map_2d(content, tmp_path / "level.png", level=0))
     plain = wells_content(make_map, paths=False, grid=False)
     text = svg_text(lambda p: plot_map_2d(plain, p), tmp_path / "plain.svg")

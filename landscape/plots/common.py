@@ -138,6 +138,13 @@ def save_figure(fig: Any, path: str | Path, *, dpi: int = 120, tight: bool = Tru
     return path
 
 
+def renderer_of(fig: Any) -> Any:
+    """The renderer of the figure (or subfigure) ``fig`` draws with, to measure text."""
+    root = fig.figure  # (the Figure of a SubFigure; a Figure's is itself)
+    get = getattr(root.canvas, "get_renderer", None)
+    return get() if get is not None else root._get_renderer()
+
+
 def size_inches(fig: Any) -> tuple[float, float]:
     """Width and height in inches of a Figure or SubFigure."""
     bbox = fig.bbox

@@ -40,6 +40,7 @@ from landscape.plots.common import (
     fall_slope,
     image_mosaic,
     new_figure,
+    renderer_of,
     save_figure,
     size_inches,
     wrap,
@@ -138,13 +139,6 @@ def _side_labels(names: Sequence[str]) -> list[str]:
     return cut if cut[0] != cut[1] else ["A", "B"]
 
 
-def _renderer(fig: Any) -> Any:
-    """The renderer of the figure (or subfigure) ``fig`` draws with, to measure text."""
-    root = fig.figure  # (the Figure of a SubFigure; a Figure's is itself)
-    get = getattr(root.canvas, "get_renderer", None)
-    return get() if get is not None else root._get_renderer()
-
-
 #: Where a legend may go inside its panel, in the order tried.
 _LOCS = ("upper right", "upper left", "lower left", "lower right", "center right", "center left", "upper center",
          "lower center", "center")
@@ -227,7 +221,7 @@ def _place_legend(ax: Any, locs: Sequence[str] = _LOCS, **style: Any) -> Any:
     above them. A legend of several columns wider than the panel gets one. Call after the
     data, limits and texts are drawn; return the legend."""
     style = {"fontsize": 7, **style}
-    renderer = _renderer(ax.figure)
+    renderer = renderer_of(ax.figure)
     ax.get_xlim(), ax.get_ylim()  # (the limits as they are drawn)
     fewest: tuple[int, str] | None = None
     legend = ax.legend(loc=locs[0], **style)
@@ -533,7 +527,7 @@ def _head(names: Sequence[str], width: float) -> float:
 def _fit_width(text: Any, fig: Any, margin: float = 0.1) -> None:
     """Shrink ``text``'s font until it is no wider than ``fig`` less ``margin`` inches a
     side (a wrapped line of wide letters can still be too long)."""
-    renderer = _renderer(fig)
+    renderer = renderer_of(fig)
     room = fig.bbox.width - 2 * margin * fig.figure.dpi
     for _ in range(4):
         wide = text.get_window_extent(renderer).width

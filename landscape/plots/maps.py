@@ -44,6 +44,7 @@ from landscape.plots.common import (
     fall_slope,
     fmt,
     new_figure,
+    renderer_of,
     save_figure,
     show_image,
     size_inches,
@@ -323,7 +324,8 @@ def draw_map_2d(content: MapContent, ax: Any, *, level: int | None = None, title
     lowest energy to the highest barrier, so the wells show; a colour bar beside ``ax``);
     every minimum as a dot coloured by its basin at ``level``; each basin's lowest minimum
     as a star with its number; every edge of the tree over minima (the pairs that made its
-    merges): the refined path where the map keeps it, else a dashed straight line; the
+    merges): the refined path where the map keeps it, else a dashed straight line (faint
+    where the edge is flat: a minimum draining into a lower one with no barrier); the
     saddles of the highest ``labelled`` merges marked and labelled with their barrier
     energy. Without a grid only minima and paths are drawn.
 
@@ -381,6 +383,18 @@ def draw_map_2d(content: MapContent, ax: Any, *, level: int | None = None, title
     else:
         ax.text(0.01, 0.01, "no energy grid in this map: minima and paths only", transform=ax.transAxes,
                 fontsize=8, color="0.3", va="bottom")
+    # An edge over which a minimum drains into a lower one with no barrier crosses nothing:
+    # drawn faint, so that the paths over barriers stand out (a plateau's points would
+    # otherwise cover the picture with wandering paths).
+    faint = [xy for xy, m in drawn + straight if flat[m.row]]
+    drawn = [(xy, m) for xy, m in drawn if not flat[m.row]]
+    straight = [(xy, m) for xy, m in straight if not flat[m.row]]
+    if faint:  # (one collection, which the legend's placement does not avoid: faint lines may lie under it)
+        from matplotlib.collections import LineCollection
+
+        ax.add_collection(LineCollection(faint, colors="0.55", linewidths=0.7, alpha=0.7, zorder=1.9))
+        handles.append(Line2D([], [], color="0.55", lw=0.7, alpha=0.7,
+                              label="tree edge with no barrier"))
     for xy, _ in drawn:
         ax.plot(xy[:, 0], xy[:, 1], color="white", lw=2.4, zorder=2)
         ax.plot(xy[:, 0], xy[:, 1], color="crimson", lw=1.2, zorder=2.1)
@@ -427,11 +441,41 @@ def draw_map_2d(content: MapContent, ax: Any, *, level: int | None = None, title
     ax.set_aspect("equal", adjustable="box")
     ax.set_xlabel("x1")
     ax.set_ylabel("x2")
-    ax.legend(handles=handles, loc="best", fontsize=7, framealpha=0.8)
+    marks = [reps[: min(b, 60)], np.array([(sx, sy) for sx, sy, _ in saddles]).reshape(-1, 2)]
+    _place_map_legend(ax, handles, np.concatenate(marks), pts, [xy for xy, _ in drawn + straight])
     default = (f"{short_source(content)}: {content.n_minima} minim{'um' if content.n_minima == 1 else 'a'}, "
                f"{b} basin{'' if b == 1 else 's'} at {level_name(content, level)}{_ad_temperature_text(content)}")
     ax.set_title(wrap(title or default, axes_width(ax), 9), fontsize=9)
     return ax
+
+
+#: Where the 2-D picture's legend may go, in the order tried.
+_LEGEND_LOCS = ("upper right", "upper left", "lower left", "lower right", "center right", "center left",
+                "upper center", "lower center")
+
+
+def _place_map_legend(ax: Any, handles: list[Any], marks: np.ndarray, dots: np.ndarray,
+                      paths: list[np.ndarray]) -> Any:
+    """The legend of :func:`draw_map_2d` where it covers the fewest basin stars and labelled
+    saddles (``marks``, data coordinates), then the fewest minima (``dots``) and vertices of
+    the paths over barriers; the first such place of :data:`_LEGEND_LOCS`. (matplotlib's
+    "best" weighs a star like any dot: on a plateau strewn with minima it covered a well.)"""
+    legend = ax.legend(handles=handles, loc=_LEGEND_LOCS[0], fontsize=7, framealpha=0.8)
+    renderer = renderer_of(ax.figure)
+    to_px = ax.transData.transform
+    points = [to_px(p) if len(p) else np.zeros((0, 2)) for p in
+              (marks, dots, np.concatenate(paths) if paths else np.zeros((0, 2)))]
+    best: tuple[tuple[int, float], str] | None = None
+    for loc in _LEGEND_LOCS:
+        legend.set_loc(loc)
+        box = legend.get_window_extent(renderer)
+        under = [int(((p[:, 0] >= box.x0) & (p[:, 0] <= box.x1) & (p[:, 1] >= box.y0) & (p[:, 1] <= box.y1)).sum())
+                 for p in points]
+        cost = (under[0], under[1] + 0.1 * under[2])
+        if best is None or cost < best[0]:
+            best = (cost, loc)
+    legend.set_loc(best[1])  # type: ignore[index]
+    return legend
 
 
 def _inward(bounds: tuple[tuple[float, float], tuple[float, float]] | None, xy: Any,
