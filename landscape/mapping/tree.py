@@ -778,7 +778,9 @@ def render_text(
         lows = [int(tree.lowest[o]) for o in others]
         count = sum(1 if o < n else int(tree.linkage[o - n, 3]) for o in others)
         listed = ", ".join(str(i) for i in lows[:8]) + (f" and {len(lows) - 8} more" if len(lows) > 8 else "")
-        grouped = f" (the lowest of {len(lows)} groups)" if count > len(lows) else ""
+        groups = sum(o >= n for o in others)
+        grouped = "" if not groups else " (a group named by its lowest)" if groups == 1 else \
+            f" ({groups} groups named by their lowest)"
         return (f"{len(run)} merges at {_fmt(tree.height(run[0]))} .. {_fmt(tree.height(run[-1]))} with {count} "
                 f"{plural} that drain into it with no barrier: {plural} {listed}{grouped}")
     n_disc = int((~tree.connected).sum())
