@@ -310,21 +310,17 @@ class CheckResult:
 CLOSE_TO_BAR = 1.15
 
 
-#: The unit each measure of :func:`_measures` is said in, after its value.
-_UNITS = {"NN distance": "x the data's spacing", "energy": " sd below the data's", "coverage": "x", "mix": "x",
-          "saturation excess": ""}
-
-
-def _measures(stage: Stage, thresholds: Thresholds) -> list[tuple[str, float, float]]:
-    """(name, value, bar) of each measure of ``stage`` the rule holds against a bar of
+def _measures(stage: Stage, thresholds: Thresholds) -> list[tuple[str, float, float, str]]:
+    """(name, value, bar, unit) of each measure of ``stage`` the rule holds against a bar of
     :class:`Thresholds` (a value above its bar meets that criterion; NaN, not measured,
-    never does); the saturation's only where the data are images."""
-    measures = [("NN distance", stage.nn_ratio, thresholds.nn_ratio),
-                ("energy", stage.energy_drift, thresholds.energy_drift),
-                ("coverage", stage.coverage_ratio, thresholds.coverage_ratio),
-                ("mix", stage.mix_ratio, thresholds.mix_ratio)]
+    never does); the unit is what the value is said in, after it; the saturation's only
+    where the data are images."""
+    measures = [("NN distance", stage.nn_ratio, thresholds.nn_ratio, "x the data's spacing"),
+                ("energy", stage.energy_drift, thresholds.energy_drift, " sd below the data's"),
+                ("coverage", stage.coverage_ratio, thresholds.coverage_ratio, "x"),
+                ("mix", stage.mix_ratio, thresholds.mix_ratio, "x")]
     if stage.saturation_excess is not None:
-        measures.append(("saturation excess", stage.saturation_excess, thresholds.saturation_excess))
+        measures.append(("saturation excess", stage.saturation_excess, thresholds.saturation_excess, ""))
     return measures
 
 
@@ -336,12 +332,12 @@ def close_to_bar(stage: Stage, thresholds: Thresholds) -> str | None:
     measures = [m for m in _measures(stage, thresholds) if math.isfinite(m[1]) and m[2] > 0]
     met = [m for m in measures if m[1] > m[2]]
     if met:  # non-convergent: close only where every criterion it meets is barely met
-        close = met if all(v <= bar * CLOSE_TO_BAR for _, v, bar in met) else []
+        close = met if all(v <= bar * CLOSE_TO_BAR for _, v, bar, _ in met) else []
     else:
         close = [m for m in measures if m[1] * CLOSE_TO_BAR >= m[2]]
     if not close:
         return None
-    return ", ".join(f"{name} {_g(v)}{_UNITS[name]} against the bar of {_g(bar)}" for name, v, bar in close)
+    return ", ".join(f"{name} {_g(v)}{unit} against the bar of {_g(bar)}" for name, v, bar, unit in close)
 
 
 def decide(stage: Stage, thresholds: Thresholds = Thresholds(), data: DataYardstick | None = None) -> list[str]:
@@ -358,7 +354,7 @@ def decide(stage: Stage, thresholds: Thresholds = Thresholds(), data: DataYardst
     """
     if not stage.finite:
         return [f"chains reached non-finite energies within {_x(stage.multiple)}"]
-    met = {name for name, value, bar in _measures(stage, thresholds) if value > bar}
+    met = {name for name, value, bar, _ in _measures(stage, thresholds) if value > bar}
     found = []
     if "NN distance" in met:
         found.append(f"NN distance {_g(stage.nn_mean)} = {_g(stage.nn_ratio, thresholds.nn_ratio)}x the data's spacing")
