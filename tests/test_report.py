@@ -284,3 +284,27 @@ def test_the_histograms_say_why_their_red_minima_are_flagged():
     for ax in (ax1, ax2):
         labels = [t.get_text() for t in ax.get_legend().get_texts()]
         assert f"minima, flagged spurious ({int(d.spurious.sum())}: {why})" in labels, labels
+
+
+def test_flagged_table_says_which_minimum_each_drains_into(tmp_path):
+    # Two saturated checkerboards off the data, the second (E = -1.9) draining into the
+    # first (E = -2) with no barrier: a state of one minimum and a point beside it.
+    rng = np.random.default_rng(0)
+    centres = rng.uniform(-0.5, 0.5, size=(3, *SHAPE))
+    data = np.concatenate([c + rng.normal(scale=0.05, size=(10, *SHAPE)) for c in centres])
+    checker = np.where(np.indices(SHAPE[1:]).sum(0) % 2 == 0, 1.0, -1.0)[None]
+    nudged = checker.copy()
+    nudged[0, 0, 0] = 0.9
+    minima = np.concatenate([checker[None], nudged[None], centres])
+    energy = np.array([-2.0, -1.9, -0.5, -0.4, -0.3])
+    content = build_map(minima, energy, [(0, 1), (1, 2), (2, 3), (3, 4)], [-1.9, 0.5, 0.6, 0.7],
+                        attrs={"minima": {"dataset": "toy"}})
+    assert content.tree.flat().tolist() == [True, False, False, False]
+    d = diagnose(minima, energy, data, rng.normal(scale=0.1, size=data.shape[0]), data_range=(-1.0, 1.0), images=True)
+    assert d.spurious.tolist() == [True, True, False, False, False]
+    page = write_report(tmp_path / "r.html", content, d, data).read_text(encoding="utf-8")
+    table = re.search(r'<table id="flagged-minima">(.*?)</table>', page, re.S).group(1)
+    assert "<th>drains into</th>" in table
+    cells = [re.findall(r"<td[^>]*>([^<]*)</td>", row) for row in re.findall(r"<tr>(.*?)</tr>", table)]
+    rows = {int(c[0]): c for c in cells if c}
+    assert rows[1][-2] == "0" and rows[0][-2] == "-"

@@ -402,6 +402,10 @@ def _flagged_table(content: MapContent, diagnosis: Diagnosis) -> str:
     sat = has_saturation(content, diagnosis)
     head = ["minimum", "basin", "energy", "hits", "NN distance", "nearest example", "NN / bar"]
     head += ["saturation"] if sat else []
+    # (a minimum a quench left on a plateau or a well's tail is no state of its own: which
+    # minimum it drains into with no barrier, so the table reads as states)
+    into = content.tree.minima_drain_into(content.n_minima) if content.tree is not None else None
+    head += ["drains into"] if into is not None else []
     head += ["reasons"]
     rows = ["<tr>" + "".join(f"<th>{_e(h)}</th>" for h in head) + "</tr>"]
     for i in order.tolist():
@@ -410,6 +414,7 @@ def _flagged_table(content: MapContent, diagnosis: Diagnosis) -> str:
                  str(int(content.minima_hits[i])), fmt(d), str(int(diagnosis.nn_index[i])),
                  times(nn_ratio(d, diagnosis.nn_bar))]
         cells += [percent(float(diagnosis.saturation[i]))] if sat else []  # type: ignore[index]
+        cells += [str(int(into[i])) if into[i] >= 0 else "-"] if into is not None else []
         row = "".join(f'<td class="num">{_e(c)}</td>' for c in cells)
         row += f'<td class="flag">{_e(reason_text(int(diagnosis.reasons[i])))}</td>'
         rows.append(f"<tr>{row}</tr>")
