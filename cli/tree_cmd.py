@@ -47,9 +47,10 @@ def _finite_or_none(x: Any) -> Any:
 @click.option("--levels-plot", type=PICTURE, default=None, metavar="PNG",
               help="Also draw the number of basins against alpha (log-log) over the map's levels.")
 @click.option("--max-leaves", type=click.IntRange(min=1), default=50, show_default=True, metavar="N",
-              help="Fold the text tree so that at most this many leaves or groups show: minima that drain into "
-                   "a lower one with no barrier fold into it first (one line a state), then the lowest merges; the "
-                   "merge table leaves out the same flat merges. With N at least the minima, every one shows.")
+              help="Fold the text tree beyond N minima: minima that drain into a lower one with no barrier fold "
+                   "into it (a run of them joining one group: one line), and the lowest merges fold so that at most "
+                   "N lines hold a state of their own; the merge table leaves out the flat merges first, then the "
+                   "lowest. With N at least the minima, every one shows.")
 @json_option("(the leaves, and the merges with their barrier heights)")
 def tree_cmd(map_path, level, basins, plot, images, levels_plot, max_leaves, as_json):
     """Print the barrier tree (disconnectivity graph) of a landscape map and draw its pictures.

@@ -258,7 +258,7 @@ def test_map_2d_with_and_without_grid_and_paths(tmp_path, make_map):
     assert content.tree.refined.sum() == 2 and content.tree_path is not None
     assert_png(plot_map_2d(content, tmp_path / "map.png"), min_bytes=20000)
     text = svg_text(lambda p: plot_map_2d(content, p), tmp_path / "map.svg")
-    assert "refined path (tree edge)" in text and "saddle of the 2 highest merges" in text
+    assert "refined path (tree edge)" in text and "saddle of the 2 highest barriers" in text
     # The edges within wells are estimates over which a minimum drains into its well's
     # bottom with no barrier: drawn faint, not as barrier crossings.
     assert "tree edge with no barrier" in text and "tree edge (estimate)" not in text

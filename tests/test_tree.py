@@ -17,6 +17,7 @@ from landscape.mapping.tree import (
     members,
     minimax_tree,
     one_state,
+    state_counts,
     pair_lengths,
     render_text,
 )
@@ -405,10 +406,10 @@ def test_display_nodes_folds_minima_that_drain_into_one_first():
     # fit lines for the flat merges' sides: they are not barriers.
     assert display_nodes(tree, 3) == set(tree.children(tree.root))
     lines = render_text(tree, max_leaves=6).splitlines()
-    assert lines[0].endswith("folded to show 2 groups: 2 groups of minima that drain into their lowest with no barrier")
-    assert lines[1] == "[3 minima connected at or below 0.7, each draining into a lower one with no barrier; lowest: minimum 0 E=0]"
-    assert lines[2].startswith("`-- merge at 5  (+5 above minimum 0, +4 above minimum 3) with [4 minima connected at or below 1.6, "
-                               "each draining into a lower one with no barrier; lowest: minimum 3 E=1]")
+    assert lines[0].endswith("folded to show 2 groups: 2 groups of minima that drain with no barrier")
+    assert lines[1] == "[3 minima connected at or below 0.7; lowest: minimum 0 E=0, the others draining into it with no barrier]"
+    assert lines[2] == ("`-- merge at 5  (+5 above minimum 0, +4 above minimum 3) with [4 minima connected at or below 1.6; "
+                        "lowest: minimum 3 E=1, the others draining into it with no barrier]")
     assert len(lines) == 3
     # Where every minimum fits, each has its line.
     assert display_nodes(tree, 7) == set(range(7))
@@ -420,7 +421,8 @@ def test_display_nodes_folds_minima_that_drain_into_one_first():
     # state's chains (sizes) as one dot and its lowest minimum's mark.
     assert display_nodes(tree, 99, fold_flat=True) == set(tree.children(tree.root))
     ax = plot_tree(tree, sizes=[1, 1, 1, 2, 2, 2, 2], marked=[3])
-    assert ax.get_xlabel() == "minima (7, folded to 2 groups: 2 groups of minima that drain into their lowest with no barrier)"
+    assert ax.get_xlabel() == "minima (7, folded to 2 groups: 2 groups of minima that drain with no barrier)"
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["[0 +2]", "[3 +3]"]  # each group by its lowest minimum
     verticals = [ln for ln in ax.get_lines() if ln.get_xdata()[0] == ln.get_xdata()[1]]
     feet = sorted((min(ln.get_ydata()), ln.get_color()) for ln in verticals)
     assert feet[:2] == [(0.0, "black"), (1.0, "red")]  # the two states, from their lowest minima; the marked one red
@@ -441,11 +443,28 @@ def test_render_text_folded_writes_a_run_of_minima_draining_into_a_group_as_one_
     assert lines[1:] == [
         "minimum 0  E=0",
         "|-- merge at 3  (+3 above minimum 0, +2 above minimum 1) with minimum 1  E=1",
-        "|-- 3 merges at 3.5 .. 3.7 with 3 minima that drain into it with no barrier: minima 2, 3, 4",
-        "`-- merge at 10  (+10 above minimum 0, +9.5 above minimum 5) with [2 minima connected at or below 0.6, "
-        "each draining into a lower one with no barrier; lowest: minimum 5 E=0.5]"]
+        "|-- 3 merges at 3.5 .. 3.7 with 3 minima that drain into this group with no barrier: minima 2, 3, 4",
+        "`-- merge at 10  (+10 above minimum 0, +9.5 above minimum 5) with [2 minima connected at or below 0.6; "
+        "lowest: minimum 5 E=0.5, the others draining into it with no barrier]"]
     # Where every minimum fits, each has its own line.
     assert "minimum 3  E=3.6" in render_text(tree, max_leaves=7)
+
+
+def test_folded_the_budget_counts_states_not_the_points_that_drain_into_them():
+    # Two wells (0 at -3, 1 at -2, a barrier at 1 between them) and, at the top of the tree,
+    # a plateau at 2 whose points 2..7 drain into the wells' group with no barrier, joining
+    # it one by one at their own energies, above the wells' barrier.
+    energy = np.array([-3.0, -2.0, 2.0, 2.0, 2.0, 2.0, 2.0, 2.0])
+    pairs = np.array([[0, 1], [0, 2], [1, 3], [0, 4], [1, 5], [0, 6], [1, 7]])
+    tree = minimax_tree(energy, pairs, np.array([1.0, 2.0, 2.0, 2.0, 2.0, 2.0, 2.0]))
+    assert state_counts(tree)[tree.root] == 2
+    # Two states fit two lines: both wells show, the plateau's points on one line beside them
+    # (opening the highest merges first, the budget went to the plateau's points and
+    # folded the wells' barrier away).
+    lines = render_text(tree, max_leaves=2).splitlines()
+    assert lines[1:3] == ["minimum 0  E=-3", "|-- merge at 1  (+4 above minimum 0, +3 above minimum 1) with minimum 1  E=-2"]
+    assert lines[3].startswith("`-- 6 merges at 2 .. 2 with 6 minima that drain into this group with no barrier: minima ")
+    assert len(lines) == 4 and "folded to show 3 lines" in lines[0]
 
 
 def test_render_text_shows_energies_heights_sizes_and_labels():

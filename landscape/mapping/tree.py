@@ -598,42 +598,67 @@ def one_state(tree: BarrierTree) -> np.ndarray:
     return out
 
 
+def state_counts(tree: BarrierTree) -> np.ndarray:
+    """Per node (leaves, then merges: int64 [2L-1]): its leaves that are states of their
+    own, that do not drain into a lower leaf with no barrier (:meth:`~BarrierTree.drained`).
+    A node of none is :func:`one_state`, all of it draining out through its lowest."""
+    n = tree.n_leaves
+    out = np.zeros(2 * n - 1, dtype=np.int64)
+    out[:n] = ~tree.drained()
+    for k, (a, b, _, _) in enumerate(tree.linkage):
+        out[n + k] = out[int(a)] + out[int(b)]
+    return out
+
+
 def display_nodes(tree: BarrierTree, max_leaves: int, fold_flat: bool = False) -> set[int]:
     """Nodes shown as leaves: every leaf where they fit in ``max_leaves`` (and not
     ``fold_flat``); else a group of minima that is :func:`one_state` stays one node (points a
     quench left along a plateau or a well's tail are not barriers worth a line each), and
-    the other merges open, highest first, until ``max_leaves`` show."""
+    the other merges open, highest first, until ``max_leaves`` of the nodes shown hold a
+    state (:func:`state_counts`): a group that only drains into the others costs nothing,
+    so a plateau's points joining a well at the top of the tree do not fold the wells."""
     n = tree.n_leaves
     if n <= max_leaves and not fold_flat:
         return set(range(n))
     single = one_state(tree)
+    states = state_counts(tree)
     shown = {tree.root}
-    while len(shown) < max_leaves:
+    held = int(states[tree.root] > 0)  # shown nodes that hold a state
+    while held < max_leaves:
         merges = [m for m in shown if m >= n and not single[m]]
         if not merges:
             break
         highest = max(merges, key=lambda m: (tree.linkage[m - n, 2], m))
         shown.remove(highest)
-        shown.update(tree.children(highest))  # type: ignore[arg-type]
+        kids = tree.children(highest)
+        shown.update(kids)  # type: ignore[arg-type]
+        held += sum(int(states[c] > 0) for c in kids) - int(states[highest] > 0)  # type: ignore[union-attr]
     return shown
 
 
-def folded_words(tree: BarrierTree, shown: set[int], plural: str = "minima", verb: str = "folded to") -> str:
-    """What :func:`display_nodes` folded, in words, e.g. "folded to 12 groups: 5 groups of
-    minima that drain into their lowest with no barrier, 2 under the lowest merges" (``verb``
-    "folded to"), or "lowest merges folded to 12 groups"; "" where nothing is folded."""
+def folded_words(tree: BarrierTree, shown: set[int], plural: str = "minima", verb: str = "folded to",
+                 lines: int | None = None) -> str:
+    """What :func:`display_nodes` folded, in words: "lowest merges folded to 12 groups"
+    where no minima that drain with no barrier are folded, else e.g. "folded to 9 lines: 5
+    groups of minima that drain with no barrier, 2 under the lowest merges" (``lines``: how
+    many lines the shown nodes take, fewer where runs of minima draining into one group
+    share one; default one each); "" where nothing is folded."""
     n = tree.n_leaves
     groups = [m for m in shown if m >= n]
-    if not groups:
+    merged = 0 if lines is None else len(shown) - lines
+    if not groups and not merged:
         return ""
-    counted = f"{len(shown)} group{'s' if len(shown) != 1 else ''}"
+    count, unit = (len(shown), "group") if not merged else (lines, "line")
+    counted = f"{count} {unit}{'s' if count != 1 else ''}"
     single = one_state(tree)
     drained = sum(1 for m in groups if single[m])
-    if not drained:
-        return f"lowest merges {verb} {counted}"
     rest = len(groups) - drained
-    return (f"{verb} {counted}: {drained} group{'s' if drained != 1 else ''} of {plural} that drain into their "
-            f"lowest with no barrier" + (f", {rest} under the lowest merges" if rest else ""))
+    if not drained and not merged:
+        return f"lowest merges {verb} {counted}"
+    parts = ([f"{drained} group{'s' if drained != 1 else ''} of {plural} that drain with no barrier"] if drained else
+             [f"{plural} that drain with no barrier listed together"])
+    parts += [f"{rest} under the lowest merges"] if rest else []
+    return f"{verb} {counted}: " + ", ".join(parts)
 
 
 def members(tree: BarrierTree, node: int) -> list[int]:
@@ -673,7 +698,8 @@ def render_text(
     the lowest of the other merges are folded too: a folded group shows its leaf count, the
     height below which it is all connected, and its lowest leaf; and consecutive merges that
     each join a minimum (or such a group) draining into the group with no barrier are one
-    line, listing them.
+    line, listing them. Folded, at most ``max_leaves`` of the lines hold a state of their
+    own (:func:`display_nodes`).
 
     Parameters
     ----------
@@ -731,10 +757,10 @@ def render_text(
         low = int(tree.lowest[node])
         reach = (f"connected at or below {_fmt(tree.height(node))}" if tree.connected[k]
                  else "not all connected (no path found between some of them)")
-        if single[node]:
-            reach += ", each draining into a lower one with no barrier"
         count = int(tree.linkage[k, 3])
         text = f"[{count} {plural if count != 1 else name} {reach}; lowest: {name} {low} E={_fmt(energy[low])}"
+        if single[node]:
+            text += ", the others draining into it with no barrier"
         if size_arr is not None:
             text += f", total size {int(size_arr[members(tree, node)].sum())}"
         return text + "]"
@@ -754,7 +780,7 @@ def render_text(
 
     flat, tol = tree.flat(), tree.resolution()
     single = one_state(tree)
-    folded = len(shown) < n
+    folded = n > max_leaves  # (all may show: the minima that drain cost no line of the budget)
 
     def drains(m: int) -> bool:
         """Merge ``m`` joins a leaf or folded group of one state that drains into the other side."""
@@ -775,23 +801,15 @@ def render_text(
 
     def run_text(run: list[int]) -> str:
         others = [ordered(tree.children(m))[1] for m in run]  # type: ignore[arg-type]
-        lows = [int(tree.lowest[o]) for o in others]
         count = sum(1 if o < n else int(tree.linkage[o - n, 3]) for o in others)
-        listed = ", ".join(str(i) for i in lows[:8]) + (f" and {len(lows) - 8} more" if len(lows) > 8 else "")
-        groups = sum(o >= n for o in others)
-        grouped = "" if not groups else " (a group named by its lowest)" if groups == 1 else \
-            f" ({groups} groups named by their lowest)"
+        named = [str(int(tree.lowest[o])) + (f" (+{int(tree.linkage[o - n, 3]) - 1})" if o >= n else "")
+                 for o in others]
+        listed = ", ".join(named[:8]) + (f" and {len(named) - 8} more" if len(named) > 8 else "")
+        plus = "; +k: as many more draining into the one named" if any(o >= n for o in others[:8]) else ""
         return (f"{len(run)} merges at {_fmt(tree.height(run[0]))} .. {_fmt(tree.height(run[-1]))} with {count} "
-                f"{plural} that drain into it with no barrier: {plural} {listed}{grouped}")
-    n_disc = int((~tree.connected).sum())
-    header = f"barrier tree: {n} {plural if n != 1 else name}, energies {_fmt(energy.min())} .. {_fmt(energy.max())}"
-    if n > 1:
-        header += f"; {int(tree.refined.sum())} of {n - 1} merges at refined barriers"
-    if n_disc:
-        header += f", {n_disc} not connected (no path found)"
-    if len(shown) < n:
-        header += "; " + folded_words(tree, shown, plural, verb="folded to show")
-    lines = [header]
+                f"{plural} that drain into this group with no barrier: {plural} {listed}{plus}")
+    lines: list[str] = []
+    merged = 0  # shown leaves and groups written on a run's line with others
     # An explicit stack (a tree may nest deeper than Python recurses): each entry a line
     # to write, or a group to write with its prefix.
     stack: list[tuple[str, int | str, str]] = [("group", tree.root, "")]
@@ -817,6 +835,7 @@ def render_text(
             other = ordered(tree.children(m))[1]  # type: ignore[arg-type]
             if len(run) > 1:
                 todo.append(("line", f"{prefix}{branch}{run_text(run)}", ""))
+                merged += len(run) - 1
             elif whole(other):
                 todo.append(("line", f"{prefix}{branch}{merge_text(m)} {whole_text(other)}", ""))
             else:
@@ -825,4 +844,13 @@ def render_text(
                 todo.append(("line", f"{prefix}{branch}{merge_text(m)} {count} {plural}{colon}", ""))
                 todo.append(("group", other, prefix + inner))
         stack.extend(reversed(todo))
-    return "\n".join(lines)
+    n_disc = int((~tree.connected).sum())
+    header = f"barrier tree: {n} {plural if n != 1 else name}, energies {_fmt(energy.min())} .. {_fmt(energy.max())}"
+    if n > 1:
+        header += f"; {int(tree.refined.sum())} of {n - 1} merges at refined barriers"
+    if n_disc:
+        header += f", {n_disc} not connected (no path found)"
+    words = folded_words(tree, shown, plural, verb="folded to show", lines=len(shown) - merged)
+    if words:
+        header += "; " + words
+    return "\n".join([header, *lines])

@@ -326,8 +326,8 @@ def draw_map_2d(content: MapContent, ax: Any, *, level: int | None = None, title
     as a star with its number; every edge of the tree over minima (the pairs that made its
     merges): the refined path where the map keeps it, else a dashed straight line (faint
     where the edge is flat: a minimum draining into a lower one with no barrier); the
-    saddles of the highest ``labelled`` merges marked and labelled with their barrier
-    energy. Without a grid only minima and paths are drawn.
+    saddles of the highest ``labelled`` barriers (merges that are not flat) marked and
+    labelled with their barrier energy. Without a grid only minima and paths are drawn.
 
     Raises
     ------
@@ -371,7 +371,7 @@ def draw_map_2d(content: MapContent, ax: Any, *, level: int | None = None, title
         e = np.ma.masked_invalid(np.asarray(grid.energy, dtype=np.float64))
         finite = e.compressed()
         lo = float(finite.min()) if finite.size else 0.0
-        hi = _colour_top(finite, lo, [m.height for m in merges])
+        hi = _colour_top(finite, lo, [m.height for m in merges if not flat[m.row]])  # (flat ones: no scale)
         levels = np.linspace(lo, hi, 25)
         clipped = np.ma.minimum(e, hi)
         cs = ax.contourf(grid.x, grid.y, clipped, levels=levels, cmap="viridis", extend="neither")
@@ -435,7 +435,7 @@ def draw_map_2d(content: MapContent, ax: Any, *, level: int | None = None, title
                     bbox={"boxstyle": "round,pad=0.1", "fc": "white", "ec": "none", "alpha": 0.7})
     if saddles:
         handles.append(Line2D([], [], ls="", marker="x", ms=6, mec="red", mew=1.8,
-                              label=f"saddle of the {len(saddles)} highest merges"))
+                              label=f"saddle of the {len(saddles)} highest barriers"))
     if grid is None:
         ax.margins(0.1)
     ax.set_aspect("equal", adjustable="box")

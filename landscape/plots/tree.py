@@ -170,16 +170,23 @@ def draw_tree(
     if marked_set:
         handles.append(Line2D([], [], color=FLAGGED, marker="x" if sizes is None else "o", lw=1.8,
                               label=f"flagged spurious ({len(marked_set)} of {n} {plural})"))
-    if estimated:
-        merges = int(tree.connected.sum())
+    if estimated:  # (of the merges drawn: folded groups hide theirs)
+        merges = sum(int(tree.connected[m - n]) for m in inner)
         handles.append(Line2D([], [], color="black", ls=(0, (4, 2)), lw=1.0,
-                              label=f"barrier estimated, not refined to a saddle ({estimated} of {merges} merges)"))
+                              label=f"barrier estimated, not refined to a saddle ({estimated} of {merges} merges"
+                                    f"{' drawn' if len(order) < n else ''})"))
     if handles:
         ax.legend(handles=handles, fontsize=8, loc="best", frameon=False)
     if len(order) <= 60:
         ax.set_xticks([pos(m) for m in order])
-        ticks = [str(labels[m]) if labels is not None and m < n else (str(m) if m < n else f"[{int(tree.linkage[m - n, 3])}]")
-                 for m in order]
+        # (a folded group: its lowest leaf and how many more, "[57 +10]", not a bare count
+        # that reads as a leaf's number)
+        def tick(m: int) -> str:
+            low = int(tree.lowest[m])
+            name = str(labels[low]) if labels is not None else str(low)
+            return name if m < n else f"[{name} +{int(tree.linkage[m - n, 3]) - 1}]"
+
+        ticks = [tick(m) for m in order]
         ax.set_xticklabels(ticks, fontsize=7, rotation=90)
     else:
         ax.set_xticks([])
