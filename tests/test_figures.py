@@ -204,6 +204,17 @@ def test_a_2d_map_draws_flat_edges_faint_and_keeps_its_legend_off_the_basins(mak
     assert len(faint.get_segments()) == flat
     crimson = [ln for ln in ax.get_lines() if ln.get_color() == "crimson"]
     assert len(crimson) == content.tree.linkage.shape[0] - flat  # the two refined paths between wells
+    # Where every merge is flat (minima along a valley floor), the colours span the grid's
+    # lower three quarters, not the flat merges' heights (a hair above the floor: one colour).
+    from landscape.mapping.tree import BarrierTree
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(BarrierTree, "flat", lambda self, rtol=None: self.connected.copy())
+        ax = new_axes()
+        draw_map_2d(content, ax)
+    (filled,) = [c for c in ax.collections if hasattr(c, "levels") and getattr(c, "filled", False)]
+    grid = np.asarray(content.grid.energy, dtype=np.float64)
+    assert filled.levels.max() == pytest.approx(np.quantile(grid[np.isfinite(grid)], 0.75))
     # A star at the left middle, dots everywhere else along the frame and in the centre
     # (where "best" puts the legend over the star): the legend covers dots, not the star.
     ax = new_axes()

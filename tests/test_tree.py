@@ -592,6 +592,13 @@ def test_plot_tree_folds_beyond_max_leaves(tmp_path):
     assert len(ax.get_xticks()) == 10
     assert any(t.get_text().startswith("[") for t in ax.get_xticklabels())  # a folded group
     assert len(ax.collections) == 0  # no per-leaf dots when folded
+    # A folded group is named by its lowest leaf and how many more, not by a bare count.
+    groups = [m for m in display_nodes(tree, 10) if m >= b]
+    assert sorted(t.get_text() for t in ax.get_xticklabels() if t.get_text().startswith("[")) == sorted(
+        f"[{int(tree.lowest[m])} +{int(tree.linkage[m - b, 3]) - 1}]" for m in groups)
+    # The legend counts the estimated merges among those drawn: the 9 above the groups.
+    (legend,) = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert legend == "barrier estimated, not refined to a saddle (9 of 9 merges drawn)"
     ax.figure.savefig(tmp_path / "folded.png")
     assert (tmp_path / "folded.png").stat().st_size > 2000
 
