@@ -808,6 +808,7 @@ def render_text(
         plus = "; +k: as many more draining into the one named" if any(o >= n for o in others[:8]) else ""
         return (f"{len(run)} merges at {_fmt(tree.height(run[0]))} .. {_fmt(tree.height(run[-1]))} with {count} "
                 f"{plural} that drain into this group with no barrier: {plural} {listed}{plus}")
+
     lines: list[str] = []
     merged = 0  # shown leaves and groups written on a run's line with others
     # An explicit stack (a tree may nest deeper than Python recurses): each entry a line
