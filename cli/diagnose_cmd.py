@@ -120,18 +120,23 @@ def summary_lines(map_path: Path, content, d, dataset: str) -> list[str]:
     lines.append(bar)
     hits = np.asarray(content.minima_hits, dtype=np.float64)
     flagged = d.spurious
+    states = flagged & (_drain_into(content) < 0)
     lines.append(
         f"  spurious: {int(flagged.sum())} of {n} minima ({_pct(flagged.sum(), n)}), "
         f"{_pct(hits[flagged].sum(), hits.sum())} of the exploration chains: {d.count(OFF_DATA)} off the data, "
         + (f"{d.count(SATURATED)} saturated" if d.data_saturation is not None else "saturation not tested (not images)")
         + f", {d.count(SINK)} funnel sinks"
+        + (f"; {int(states.sum())} of them states of their own, the others draining into another minimum with no "
+           "barrier" if states.sum() < flagged.sum() else "")
     )
     added = int(content.attrs.get("minima", {}).get("funnel_added", 0))
     if added:
         own = n - added
         lines.append(f"    of the map's own {own} minima {int(flagged[:own].sum())} ({_pct(flagged[:own].sum(), own)}); "
                      f"of the {added} funnel probes found {int(flagged[own:].sum())} ({_pct(flagged[own:].sum(), added)})")
-    worst = sorted(np.flatnonzero(flagged).tolist(), key=lambda i: float(content.minima_energy[i]))[:5]
+    # (the lowest flagged states: a point that drains into one of them says nothing more)
+    worst = sorted(np.flatnonzero(states if states.any() else flagged).tolist(),
+                   key=lambda i: float(content.minima_energy[i]))[:5]
     for i in worst:
         text = (f"    #{i} (basin {int(content.minima_basin[i])}, E={content.minima_energy[i]:.4g}): NN distance "
                 f"{d.nn_distance[i]:.3g} = {d.nn_distance[i] / d.nn_bar:.2f}x the bar")
@@ -147,6 +152,15 @@ def summary_lines(map_path: Path, content, d, dataset: str) -> list[str]:
     return lines
 
 
+def _drain_into(content):
+    """Per minimum, the minimum it drains into with no barrier (-1: a state of its own)."""
+    import numpy as np
+
+    if content.tree is None:
+        return np.full(content.n_minima, -1, dtype=np.int64)
+    return content.tree.minima_drain_into(content.n_minima)
+
+
 def _summary(map_path: Path, content, d, dataset: str, report: Path) -> dict:
     import numpy as np
 
@@ -159,6 +173,7 @@ def _summary(map_path: Path, content, d, dataset: str, report: Path) -> dict:
 
     hits = np.asarray(content.minima_hits, dtype=np.float64)
     flagged = d.spurious
+    into = _drain_into(content)
     return {
         "map": str(map_path),
         "dataset": dataset,
@@ -167,6 +182,7 @@ def _summary(map_path: Path, content, d, dataset: str, report: Path) -> dict:
         "spurious": int(flagged.sum()),
         "spurious_share": num(flagged.mean()) if flagged.size else None,
         "spurious_hits_share": num(hits[flagged].sum() / hits.sum()) if hits.sum() else None,
+        "spurious_states": int((flagged & (into < 0)).sum()),
         "off_data": d.count(OFF_DATA),
         "saturated": d.count(SATURATED),
         "funnel_sinks": d.count(SINK),
@@ -181,6 +197,7 @@ def _summary(map_path: Path, content, d, dataset: str, report: Path) -> dict:
              "nn_distance": num(d.nn_distance[i]),
              # (how far past the off-the-data bar: the text's "= 1.04x the bar")
              "nn_over_bar": num(d.nn_distance[i] / d.nn_bar) if d.nn_bar > 0 else None,
+             "drains_into": int(into[i]) if into[i] >= 0 else None,
              "reasons": reason_names(int(d.reasons[i]))}
             for i in np.flatnonzero(flagged)
         ],

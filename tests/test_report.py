@@ -308,3 +308,29 @@ def test_flagged_table_says_which_minimum_each_drains_into(tmp_path):
     cells = [re.findall(r"<td[^>]*>([^<]*)</td>", row) for row in re.findall(r"<tr>(.*?)</tr>", table)]
     rows = {int(c[0]): c for c in cells if c}
     assert rows[1][-2] == "0" and rows[0][-2] == "-"
+
+
+def test_the_diagnose_summary_counts_the_flagged_states_and_lists_states_first(tmp_path):
+    # The same two checkerboards (the second draining into the first) and, flagged too, a
+    # third off the data behind a barrier: 3 flagged, 2 states of their own.
+    from landscape.cli.diagnose_cmd import _summary, summary_lines
+
+    rng = np.random.default_rng(0)
+    centres = rng.uniform(-0.5, 0.5, size=(3, *SHAPE))
+    data = np.concatenate([c + rng.normal(scale=0.05, size=(10, *SHAPE)) for c in centres])
+    checker = np.where(np.indices(SHAPE[1:]).sum(0) % 2 == 0, 1.0, -1.0)[None]
+    nudged, other = checker.copy(), -checker
+    nudged[0, 0, 0] = 0.9
+    minima = np.concatenate([checker[None], nudged[None], other[None], centres])
+    energy = np.array([-2.0, -1.9, -1.8, -0.5, -0.4, -0.3])
+    content = build_map(minima, energy, [(0, 1), (0, 2), (2, 3), (3, 4), (4, 5)], [-1.9, 0.2, 0.5, 0.6, 0.7],
+                        attrs={"minima": {"dataset": "toy"}})
+    d = diagnose(minima, energy, data, rng.normal(scale=0.1, size=data.shape[0]), data_range=(-1.0, 1.0), images=True)
+    assert d.spurious.tolist() == [True, True, True, False, False, False]
+    text = "\n".join(summary_lines(tmp_path / "m.h5", content, d, "toy"))
+    assert "3 saturated, 0 funnel sinks; 2 of them states of their own, the others draining into another minimum" in text
+    listed = re.findall(r"^    #(\d+) ", text, re.M)
+    assert listed == ["0", "2"]  # the states, lowest first: minimum 1 only drains into 0
+    s = _summary(tmp_path / "m.h5", content, d, "toy", tmp_path / "r.html")
+    assert s["spurious"] == 3 and s["spurious_states"] == 2
+    assert [f["drains_into"] for f in s["flagged"]] == [None, 0, None]
