@@ -264,6 +264,9 @@ def map_header(map_path: Path, content, level: int | None = None) -> list[str]:
         parts = [f"{d.attrs[key]} {label}" for key, label in (("off_data", "off the data"),
                                                               ("saturated", "saturated"), ("sinks", "funnel sinks"))
                  if isinstance(d.attrs.get(key), int) and d.attrs[key]]
+        states = _flagged_states(content)
+        if states is not None and states < int(np.sum(d.spurious)):
+            parts.append(f"{states} of them states of their own, the others draining into another minimum")
         if parts:
             text += f" ({', '.join(parts)})"
         if d.attrs.get("dataset"):
@@ -441,7 +444,22 @@ def _diagnosis_summary(content) -> dict[str, Any] | None:
     for key in ("off_data", "saturated", "sinks"):
         if isinstance(d.attrs.get(key), (int, np.integer)):
             out[key] = int(d.attrs[key])
+    states = _flagged_states(content)
+    if states is not None:
+        out["states"] = states
     return out
+
+
+def _flagged_states(content) -> int | None:
+    """Of the minima the diagnosis flags, those that are states of their own (that do not
+    drain into another minimum with no barrier); None where the tree does not cover them."""
+    import numpy as np
+
+    flagged = np.asarray(content.diagnosis.spurious, dtype=bool)
+    if content.tree is None or flagged.size > content.n_minima:
+        return None
+    into = content.tree.minima_drain_into(content.n_minima)[: flagged.size]
+    return int((flagged & (into < 0)).sum())
 
 
 def map_summary(map_path: Path, content, tree, level: int | None, basins: bool, written: dict[str, str]) -> dict[str, Any]:

@@ -594,3 +594,21 @@ def test_max_leaves_folds_minima_that_drain_into_one_first(wells_map, capsys):
             end = s["leaves"][end]["drains_into"]
         assert end == [b for b in bottoms if well[b] == well[leaf["index"]]][0]  # its well's bottom
     assert sorted(leaf["index"] for leaf in s["leaves"] if leaf["drains_into"] is None) == sorted(bottoms)
+
+
+def test_info_counts_the_flagged_minima_that_are_states(tmp_path, make_map, capsys):
+    # Every minimum of the three wells flagged: 9 minima, of which the wells' bottoms are
+    # states; the other 6 drain into them.
+    from landscape.io.mapfile import DiagnosisData
+
+    content = wells_content(make_map)
+    content.diagnosis = DiagnosisData(spurious=np.ones(9, dtype=bool), nn_distance=np.linspace(0.1, 1.0, 9),
+                                      attrs={"off_data": 9})
+    path = save(tmp_path, content, "flagged.h5")
+    code, out, err = run(capsys, "info", path)
+    assert code == 0, err
+    assert "diagnosis 9 of 9 minima spurious (9 off the data, 3 of them states of their own, the others draining " \
+           "into another minimum)" in out
+    code, out, err = run(capsys, "info", path, "--json")
+    assert code == 0, err
+    assert json.loads(out)["diagnosis"] == {"spurious": 9, "minima": 9, "off_data": 9, "states": 3}
