@@ -101,7 +101,7 @@ def summary_lines(map_path: Path, content, d, dataset: str) -> list[str]:
 
     from landscape.diagnosis.spurious import OFF_DATA, SATURATED, SINK, reason_text
     from landscape.data import canonical_name
-    from landscape.io.views import describe_funnel, describe_source, map_dataset
+    from landscape.io.views import describe_funnel, describe_source, drain_targets, map_dataset
 
     n = content.n_minima
     q99, q50 = np.quantile(d.data_nn, [d.rule.nn_quantile, 0.5])
@@ -120,7 +120,7 @@ def summary_lines(map_path: Path, content, d, dataset: str) -> list[str]:
     lines.append(bar)
     hits = np.asarray(content.minima_hits, dtype=np.float64)
     flagged = d.spurious
-    states = flagged & (_drain_into(content) < 0)
+    states = flagged & (drain_targets(content) < 0)
     lines.append(
         f"  spurious: {int(flagged.sum())} of {n} minima ({_pct(flagged.sum(), n)}), "
         f"{_pct(hits[flagged].sum(), hits.sum())} of the exploration chains: {d.count(OFF_DATA)} off the data, "
@@ -152,20 +152,11 @@ def summary_lines(map_path: Path, content, d, dataset: str) -> list[str]:
     return lines
 
 
-def _drain_into(content):
-    """Per minimum, the minimum it drains into with no barrier (-1: a state of its own)."""
-    import numpy as np
-
-    if content.tree is None:
-        return np.full(content.n_minima, -1, dtype=np.int64)
-    return content.tree.minima_drain_into(content.n_minima)
-
-
 def _summary(map_path: Path, content, d, dataset: str, report: Path) -> dict:
     import numpy as np
 
     from landscape.diagnosis.spurious import OFF_DATA, SATURATED, SINK, reason_names
-    from landscape.io.views import defined_score, funnel_verdict
+    from landscape.io.views import defined_score, drain_targets, funnel_verdict
 
     def num(x):
         x = float(x)
@@ -173,7 +164,7 @@ def _summary(map_path: Path, content, d, dataset: str, report: Path) -> dict:
 
     hits = np.asarray(content.minima_hits, dtype=np.float64)
     flagged = d.spurious
-    into = _drain_into(content)
+    into = drain_targets(content)
     return {
         "map": str(map_path),
         "dataset": dataset,

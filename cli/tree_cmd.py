@@ -455,11 +455,12 @@ def _flagged_states(content) -> int | None:
     drain into another minimum with no barrier); None where the tree does not cover them."""
     import numpy as np
 
+    from landscape.io.views import drain_targets
+
     flagged = np.asarray(content.diagnosis.spurious, dtype=bool)
     if content.tree is None or flagged.size > content.n_minima:
         return None
-    into = content.tree.minima_drain_into(content.n_minima)[: flagged.size]
-    return int((flagged & (into < 0)).sum())
+    return int((flagged & (drain_targets(content)[: flagged.size] < 0)).sum())
 
 
 def map_summary(map_path: Path, content, tree, level: int | None, basins: bool, written: dict[str, str]) -> dict[str, Any]:

@@ -51,7 +51,7 @@ from landscape.diagnosis.spurious import (
 from landscape.errors import LandscapeError
 from landscape.io.files import atomic_path
 from landscape.io.mapfile import MapContent
-from landscape.io.views import describe_source, minima_kind, short_source
+from landscape.io.views import describe_source, drain_targets, minima_kind, short_source
 from landscape.plots.common import check_picture_path, fmt, new_figure, save_figure
 from landscape.plots.report import (
     draw_energy_histogram,
@@ -404,7 +404,7 @@ def _flagged_table(content: MapContent, diagnosis: Diagnosis) -> str:
     head += ["saturation"] if sat else []
     # (a minimum a quench left on a plateau or a well's tail is no state of its own: which
     # minimum it drains into with no barrier, so the table reads as states)
-    into = content.tree.minima_drain_into(content.n_minima) if content.tree is not None else None
+    into = drain_targets(content) if content.tree is not None else None
     head += ["drains into"] if into is not None else []
     head += ["reasons"]
     rows = ["<tr>" + "".join(f"<th>{_e(h)}</th>" for h in head) + "</tr>"]

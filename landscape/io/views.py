@@ -207,6 +207,15 @@ def ad_temperature(content: MapContent) -> float | None:
     return None
 
 
+def drain_targets(content: MapContent) -> np.ndarray:
+    """Per minimum, the minimum it drains into with no barrier the energy's precision
+    resolves (int64 [N]; -1 for a state of its own, and for every minimum of a map without
+    a tree over its minima)."""
+    if content.tree is None:
+        return np.full(content.n_minima, -1, dtype=np.int64)
+    return content.tree.minima_drain_into(content.n_minima)
+
+
 def merges_at_saddle_points(content: MapContent) -> int | None:
     """How many of the tree's refined merges sit at a saddle point (``/barriers/saddle_point``;
     the others at the top of a refined path whose gradient does not vanish there), or None
