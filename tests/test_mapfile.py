@@ -841,5 +841,5 @@ def test_info_json_carries_the_funnel_and_diagnosis_its_text_shows(tmp_path, mak
     s = json.loads(out)  # (it left both out, and the flat merges' count)
     assert s["funnel"]["score"] == 0.9 and s["funnel"]["noise"] == [0.0, 1.0]
     assert s["funnel"]["effective_basins"] == pytest.approx([np.exp(1.28), 1.0])
-    assert s["diagnosis"] == {"spurious": 2, "minima": 6, "off_data": 2}
+    assert s["diagnosis"] == {"spurious": 2, "minima": 6, "off_data": 2, "states": 2}
     assert isinstance(s["n_merges_flat"], int) and "alpha_unit_rule" in s
