@@ -774,7 +774,7 @@ def render_text(
         # (a rise the energy does not resolve is a rounding residue, not a barrier: said so,
         # not printed as +9.5e-07; the higher side's where the merge is flat, the lower's too
         # where its own rise is as small)
-        above = [f"flat above {name} {int(tree.lowest[c])}" if flat[k] and height - energy[int(tree.lowest[c])] <= tol[k]
+        above = [f"flat above {name} {int(tree.lowest[c])}" if flat_above(node, c)
                  else f"+{_fmt(height - energy[int(tree.lowest[c])])} above {name} {int(tree.lowest[c])}" for c in kids]
         return f"merge at {_fmt(height)}{' refined' if tree.refined[k] else ''}  ({', '.join(above)}) with"
 
@@ -782,12 +782,15 @@ def render_text(
     single = one_state(tree)
     folded = n > max_leaves  # (all may show: the minima that drain cost no line of the budget)
 
+    def flat_above(m: int, side: int) -> bool:
+        """Merge ``m`` is flat and no higher than the energy resolves above ``side``'s lowest leaf."""
+        k = m - n
+        return bool(flat[k]) and tree.height(m) - energy[int(tree.lowest[side])] <= tol[k]
+
     def drains(m: int) -> bool:
         """Merge ``m`` joins a leaf or folded group of one state that drains into the other side."""
         other = ordered(tree.children(m))[1]  # type: ignore[arg-type]
-        k = m - n
-        return (whole(other) and bool(single[other]) and bool(flat[k])
-                and tree.height(m) - energy[int(tree.lowest[other])] <= tol[k])
+        return whole(other) and bool(single[other]) and flat_above(m, other)
 
     def runs(merges: list[int]) -> list[list[int]]:
         """``merges`` (a spine, lowest first) in runs: consecutive draining ones together."""
