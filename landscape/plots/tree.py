@@ -209,8 +209,12 @@ def _drawn_tree(content: MapContent, level: int | None, basins: bool) -> Barrier
     return basin_tree_of(content, level) if basins or not content.over_minima else content.tree
 
 
+#: The lines a map's tree picture draws at most (the states beyond fold under the lowest merges).
+MAP_TREE_LINES = 300
+
+
 def draw_map_tree(content: MapContent, ax: Any, *, level: int | None = None, basins: bool = False,
-                  max_leaves: int = 300, title: str | None = None) -> Any:
+                  max_leaves: int = MAP_TREE_LINES, title: str | None = None) -> Any:
     """Draw a map's disconnectivity graph into ``ax`` and return ``ax``.
 
     Over minima (leaves coloured by their basin at ``level``), or with ``basins`` over the
@@ -223,9 +227,15 @@ def draw_map_tree(content: MapContent, ax: Any, *, level: int | None = None, bas
     LandscapeError
         For a level out of range.
     """
+    return _draw_map_tree(content, ax, _drawn_tree(content, level, basins), level=level, basins=basins,
+                          max_leaves=max_leaves, title=title)
+
+
+def _draw_map_tree(content: MapContent, ax: Any, tree: BarrierTree, *, level: int | None, basins: bool,
+                   max_leaves: int, title: str | None) -> Any:
+    """:func:`draw_map_tree` of ``tree``, the :func:`_drawn_tree` of its arguments."""
     part = partition_of(content, level)
     spurious = spurious_minima(content)
-    tree = _drawn_tree(content, level, basins)
     if basins or not content.over_minima:
         name = "basin"
         sizes = part.hits(content.minima_hits)
@@ -262,7 +272,9 @@ def plot_tree(content: MapContent, path: str | Path, *, level: int | None = None
     """
     path = check_picture_path(path)
     partition_of(content, level)  # (a bad level: the error before anything is drawn)
-    n = len(display_nodes(_drawn_tree(content, level, basins), 300, fold_flat=True))  # the lines drawn
+    tree = _drawn_tree(content, level, basins)
+    n = len(display_nodes(tree, MAP_TREE_LINES, fold_flat=True))  # the lines drawn
     fig = new_figure(min(20.0, max(7.0, 0.05 * n + 6.0)), 5.5, layout="constrained")
-    draw_map_tree(content, fig.add_subplot(1, 1, 1), level=level, basins=basins, title=title)
+    _draw_map_tree(content, fig.add_subplot(1, 1, 1), tree, level=level, basins=basins, max_leaves=MAP_TREE_LINES,
+                   title=title)
     return save_figure(fig, path)
