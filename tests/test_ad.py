@@ -1087,6 +1087,52 @@ def test_basins_of_only_drained_minima_join_the_basin_they_drain_into():
     assert minimax_tree(0.01 * energy, pairs, 0.01 * barrier).drains_into().tolist() == into.tolist()
 
 
+def test_minima_that_drain_flat_run_no_trials_and_go_where_their_drainage_ends():
+    # A map knows before attraction-diffusion which minima drain into lower ones with no
+    # barrier (along its straight lines): they hold no barrier to any pull, so they run no
+    # trials, found no basin for others to try, and go where their drainage ends.
+    from landscape.mapping.ad import assign_ladder, extend_ladder
+
+    energy = Energy(three_wells, (2,), dtype=F64)
+    minima = three_minima(energy)  # left (0), middle (1), right (2), by energy
+    config = ADConfig(temperature=0.1, alpha=0.5, eps=0.05, attempts=2, max_steps=600)
+    part, _ = assign_basins(energy, minima, config, gen(11))
+    assert part.basin.tolist() == [0, 1, 2]  # at this weak pull each well is a basin of its own
+    # The right well said to drain into the middle, the middle into the left: no trials at all.
+    ((chained, records),) = assign_ladder(energy, minima, [config], [gen(11)], drains_into=np.array([-1, 0, 1]))
+    assert chained.basin.tolist() == [0, 0, 0] and chained.representative.tolist() == [0]
+    assert chained.attrs["trials"] == 0 and chained.attrs["drain_placed"] == 2 and len(records) == 0
+    # Only the right one drains (into the left): the middle is tried against the left alone,
+    # never against the right, and founds its basin; the right goes to the left's.
+    ((one, records),) = assign_ladder(energy, minima, [config], [gen(11)], drains_into=np.array([-1, -1, 0]))
+    assert one.basin.tolist() == [0, 1, 0] and one.representative.tolist() == [0, 1]
+    assert records.pairs.tolist() == [[0, 1]] and one.attrs["trials"] == 2 * config.attempts
+    assert one.attrs["drain_placed"] == 1
+    # Saved after its first batch of trials (rounds of one minimum) and continued from
+    # there, the ladder ends as the uninterrupted one.
+    rounds = replace(config, round_size=1)
+    saved = []
+    ((whole, whole_records),) = assign_ladder(energy, minima, [rounds], [gen(11)], drains_into=np.array([-1, -1, 0]),
+                                              on_turn=lambda get: saved.append(get()))
+    assert len(saved) >= 2 and saved[0][0].basin_of.tolist() == [0, -1, -1]
+    ((again, again_records),) = assign_ladder(energy, minima, [rounds], [gen(99)], drains_into=np.array([-1, -1, 0]),
+                                              resume_from=saved[0])
+    assert again.basin.tolist() == whole.basin.tolist() == [0, 1, 0] and again.attrs == whole.attrs
+    np.testing.assert_array_equal(again_records.barrier, whole_records.barrier)
+    # A drainage that ends at a minimum taken later (the lowest "draining" into a higher
+    # one) places nothing: the assignment is the one without it.
+    ((up, _),) = assign_ladder(energy, minima, [config], [gen(11)], drains_into=np.array([2, -1, -1]))
+    assert up.basin.tolist() == part.basin.tolist() and up.attrs == part.attrs and up.attrs["drain_placed"] == 0
+    # Extending: a new minimum (the middle, index 2) that drains into an old one joins its basin untried.
+    prior, _ = assign_basins(energy, subset(minima, [0, 2]), config, gen(11))
+    ((ext, records, old_to_new),) = extend_ladder(energy, subset(minima, [0, 2, 1]), [prior], [config], [gen(12)],
+                                                  drains_into=np.array([-1, -1, 0]))
+    assert ext.basin.tolist() == [0, 1, 0] and old_to_new.tolist() == [0, 1]
+    assert len(records) == 0 and ext.attrs["trials"] == 0 and ext.attrs["drain_placed"] == 1
+    with pytest.raises(ValueError, match="drains_into has shape"):
+        assign_ladder(energy, minima, [config], [gen()], drains_into=np.array([-1, 0]))
+
+
 def test_every_basin_of_a_weaker_pull_lies_whole_in_one_basin_of_a_stronger():
     # Six minima, energies in index order. At the weakest pull 0-1 and 2-3-4 are basins.
     # The middle pull (given second: levels nest in order of alpha, not of the list) puts 2

@@ -191,7 +191,9 @@ GROUP_ATTRS: tuple[tuple[str, str], ...] = (
                 "ladder were chosen again; absent in older maps)"),
     ("/levels/<k>", "alpha, multiplier (alpha in alpha units), basins (their count), trials, chain_steps, batches, "
                     "seconds (of the whole batch where levels ran together: the same on each), levels_together (levels run "
-                    "in one batch with it); drained: basins "
+                    "in one batch with it); drain_placed: minima placed without trials, draining into a lower one "
+                    "with no barrier along the paths known before attraction-diffusion (absent in older maps); "
+                    "drained: basins "
                     "emptied when every minimum that drains into a lower one with no barrier (the tree's flat merges) "
                     "was put in the basin its drainage ends in (absent in older maps); nested: minima "
                     "moved to the basin their basin's lowest minimum at the next weaker pull went to, so that "

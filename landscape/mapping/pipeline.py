@@ -552,6 +552,15 @@ def _settings_tree(minima_energy: np.ndarray, table: PairTable, rtol: float, tie
     return minimax_tree(minima_energy, table.pairs, table.best(minima_energy), flat_rtol=rtol, flat_atol=tie)
 
 
+def _minima_tree(energy: Energy, x: torch.Tensor, minima_energy: np.ndarray, table: PairTable,
+                 tie: float) -> BarrierTree:
+    """The tree over the minima (at ``x``, of energies ``minima_energy``) from the barriers
+    in ``table``: the map's tree, once they are all known."""
+    e = minima_energy
+    return minimax_tree(e, table.pairs, table.best(e), refined=table.is_refined(e), flat_rtol=flat_rtol(energy.dtype),
+                        flat_atol=tie, prefer=pair_lengths(x, table.pairs))
+
+
 # ----------------------------------------------------------------------- the ladder
 
 
@@ -1097,7 +1106,7 @@ def build_map(
     again = True
     while again:  # (a second round where the refinement lowered the barriers the settings came from)
         settings = _stage_settings(run, minima, table, saddles)
-        levels, records, extended, inserted = _stage_ladder(run, minima, settings)
+        levels, records, extended, inserted = _stage_ladder(run, minima, table, settings)
         table, again = _stage_connected(run, minima, table, records, saddles, keep_paths, settings)
     result = _assemble(run, minima, table, saddles, keep_paths, settings, levels, extended, inserted)
     run.reporter.close()
@@ -1340,14 +1349,18 @@ def _stage_settings(run: _Run, minima: Minima, table: PairTable, saddles: _Saddl
     return settings
 
 
-def _run_rungs(run: _Run, minima: Minima, settings: dict[str, Any], rungs: list[tuple[str, float, int]]) -> None:
+def _run_rungs(run: _Run, minima: Minima, into: np.ndarray, settings: dict[str, Any],
+               rungs: list[tuple[str, float, int]]) -> None:
     """Attraction-diffusion at the rungs ``(key, multiplier, seed offset)`` not done yet,
     all at once: the levels are independent, and their trials share batches, each level
-    with its own generator, so each gets the result it would alone."""
+    with its own generator, so each gets the result it would alone. The minima that drain
+    into others with no barrier (``into``, per minimum) run no trials
+    (:func:`~landscape.mapping.ad.assign_ladder`'s ``drains_into``)."""
     state, config, energy = run.state, run.config, run.energy
     todo = [r for r in rungs if f"level{r[0]}/basin" not in state]
     if not todo:
         return
+    tie = energy_tie(run.plan["grad_tol"], run.plan["merge_radius"])
     pulls = [m for _, m, _ in todo]
     gens = [torch.Generator(device=energy.device).manual_seed(config.seed * 1009 + j) for _, _, j in todo]
     configs = [_ad_config(config, settings, m * settings["alpha_unit"]) for m in pulls]
@@ -1356,7 +1369,7 @@ def _run_rungs(run: _Run, minima: Minima, settings: dict[str, Any], rungs: list[
         run, [key for key, _, _ in todo], pulls, f"attraction-diffusion, alpha {label} units",
         f"attraction-diffusion at alpha {label} units", len(minima) * len(todo),
         lambda **saving: assign_ladder(energy, minima, configs, gens, run.reporter.advance, run.reporter.detail,
-                                       tie=energy_tie(run.plan["grad_tol"], run.plan["merge_radius"]), **saving))
+                                       tie=tie, drains_into=into, **saving))
     for (key, m, _), (part, rec) in zip(todo, results):
         part.multiplier = m
         part.attrs["seconds"] = seconds  # of the levels run together
@@ -1434,13 +1447,16 @@ def _midpoints(levels: list[Partition], budget: int) -> list[float]:
 
 
 def _stage_ladder(
-    run: _Run, minima: Minima, settings: dict[str, Any]
+    run: _Run, minima: Minima, table: PairTable, settings: dict[str, Any]
 ) -> tuple[list[Partition], list[PairRecords], int, int]:
     """4. Basins at each pull of the ladder, extended until the strongest leaves one, then
     at rungs inserted where a step of the ladder loses most basins at once (the levels
-    returned sorted by pull)."""
+    returned sorted by pull; the barriers known so far in ``table``)."""
     state, config = run.state, run.config
     multipliers = [float(m) for m in state.get("ladder", config.multipliers)]
+    tie = energy_tie(run.plan["grad_tol"], run.plan["merge_radius"])
+    into = _minima_tree(run.energy, minima.x, minima.energy.numpy(), table, tie).minima_drain_into(len(minima))
+    fresh = "level0/basin" not in state
     levels: list[Partition] = []
     records: list[PairRecords] = []
 
@@ -1455,8 +1471,11 @@ def _stage_ladder(
     extended = len(multipliers) - len(config.multipliers)  # rungs added before a resume count too
     while k < len(multipliers):
         # every rung not done yet runs at once (a rung added above the ladder waits for the one below)
-        _run_rungs(run, minima, settings, [(str(j), multipliers[j], 1 + j) for j in range(k, len(multipliers))])
+        _run_rungs(run, minima, into, settings, [(str(j), multipliers[j], 1 + j) for j in range(k, len(multipliers))])
         take(k)
+        if k == 0 and fresh and levels[0].attrs.get("drain_placed"):
+            run.reporter.note(f"{levels[0].attrs['drain_placed']} of {len(minima)} minima drain into lower ones with "
+                              "no barrier along the paths known: placed where they drain, at every pull, without trials")
         k += 1
         if (k == len(multipliers) and levels[-1].n_basins > 1
                 and len(multipliers) - len(config.multipliers) < config.ladder_extend):
@@ -1468,7 +1487,7 @@ def _stage_ladder(
     if "ladder/inserted" not in state:
         state["ladder/inserted"] = _midpoints(levels, config.ladder_refine)
     inserted = [float(m) for m in state["ladder/inserted"]]
-    _run_rungs(run, minima, settings, [(f"r{j}", m, 501 + j) for j, m in enumerate(inserted)])
+    _run_rungs(run, minima, into, settings, [(f"r{j}", m, 501 + j) for j, m in enumerate(inserted)])
     for j in range(len(inserted)):
         take(f"r{j}")
     order = sorted(range(len(levels)), key=lambda i: levels[i].multiplier)
@@ -1635,8 +1654,7 @@ def _assemble(
     e_min = minima.energy.numpy()
     n = len(minima)
     tie = energy_tie(run.plan["grad_tol"], run.plan["merge_radius"])
-    tree = minimax_tree(e_min, table.pairs, table.best(e_min), refined=table.is_refined(e_min),
-                        flat_rtol=flat_rtol(energy.dtype), flat_atol=tie, prefer=pair_lengths(minima.x, table.pairs))
+    tree = _minima_tree(energy, minima.x, e_min, table, tie)
     levels = _join_drained(levels, tree, e_min, tie)
     joined = [f"{_pull(p)} {p.n_basins + p.attrs['drained']} -> {p.n_basins}" for p in levels if p.attrs["drained"]]
     if joined:
@@ -1926,6 +1944,9 @@ def extend_map(
     # Every level of the ladder, at once (saved part-way: a probe's new minima can take longer than the map did).
     keys = [str(k) for k in range(len(content.levels))]
     if any(f"level{k}/basin" not in run.state for k in keys):
+        # (new minima that drain into others with no barrier along the paths known run no trials)
+        into = _minima_tree(energy, x_all, e_all, _table_from_state(run.state), _stored_tie(content)) \
+            .minima_drain_into(n)
         gens = [torch.Generator(device=energy.device).manual_seed(seed * 1009 + 101 + k)
                 for k in range(len(content.levels))]
         configs = [_ad_config(cfg, settings, prior.alpha) for prior in content.levels]
@@ -1934,7 +1955,7 @@ def extend_map(
             f"mapping {m} new minima at {len(content.levels)} levels", f"mapping the {m} new minima",
             m * len(content.levels),
             lambda **saving: extend_ladder(energy, minima, content.levels, configs, gens, reporter.advance,
-                                           reporter.detail, tie=_stored_tie(content), **saving))
+                                           reporter.detail, tie=_stored_tie(content), drains_into=into, **saving))
         for key, prior, (part, rec, _) in zip(keys, content.levels, results):
             part.attrs = {**prior.attrs, "added": m}
             _level_to_state(run.state, key, part, rec, shape)
@@ -1950,8 +1971,7 @@ def extend_map(
     saddles = _Saddles.from_state(run.state)
 
     tie = _stored_tie(content)
-    tree = minimax_tree(e_all, table.pairs, table.best(e_all), refined=table.is_refined(e_all),
-                        flat_rtol=flat_rtol(energy.dtype), flat_atol=tie, prefer=pair_lengths(x_all, table.pairs))
+    tree = _minima_tree(energy, x_all, e_all, table, tie)
     levels = nest_levels(_join_drained(levels, tree, e_all, tie), e_all, tie)
     for prior, part in zip(content.levels, levels):
         reporter.note(f"{_pull(prior)}: {prior.n_basins} -> {part.n_basins} basin" + ("" if part.n_basins == 1 else "s"))
