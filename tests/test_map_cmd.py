@@ -149,28 +149,17 @@ def test_map_of_a_checkpoint_uses_its_data_and_sampler(capsys, tmp_path):
     assert [p.basin.tolist() for p in api.levels] == [p.basin.tolist() for p in c.levels]
 
 
-def test_the_basins_per_pull_say_where_drained_basins_were_joined(capsys, tmp_path, monkeypatch):
-    # A flat floor whose points are not known to drain before attraction-diffusion (as where
-    # only the refinement shows it): its weak pull leaves parts of the floor apart, which
-    # drain into one another with no barrier and are joined (the ladder's own line said 2 or more).
+@pytest.mark.parametrize("known_before", [True, False])
+def test_minima_of_a_flat_floor_are_placed_where_they_drain(capsys, tmp_path, monkeypatch, known_before):
+    # A flat floor: its points drain into one another with no barrier along the straight
+    # lines, so attraction-diffusion places them where they drain, without trials. Where
+    # that is not known before it (as where only the refinement shows it), its weak pull
+    # leaves parts of the floor apart, which are joined afterwards (the ladder's own line
+    # said 2 basins or more), and the basins per pull say so.
     from landscape.mapping import ad
 
-    monkeypatch.setattr(ad, "_drain_ends", lambda *args: {})
-    pot = tmp_path / "floor.py"
-    pot.write_text("import torch\n\ndef floor(x):\n    return torch.relu(torch.linalg.vector_norm(x, dim=1) - 1.0) ** 2\n")
-    code, stdout, err = run(capsys, "map", "--energy", f"{pot}:floor", "--shape", "2", "--box", "-2", "2", "--float64",
-                            "--chains", "32", "--rounds", "1", "--max-steps", "400", "--patience", "50", "--attempts",
-                            "1", "--alpha", "0.03", "--ladder", "0.03", "--ladder-extend", "0", "--ladder-refine", "0",
-                            "--out", tmp_path / "f.h5")
-    assert code == 0, err
-    assert read_map(tmp_path / "f.h5").levels[0].attrs["drained"] > 0
-    assert "\nbasins per pull (alpha units; drained basins joined): 0.03: 1\n" in stdout
-
-
-def test_minima_that_drain_flat_are_placed_without_trials(capsys, tmp_path):
-    # A flat floor: its points drain into one another with no barrier along the straight
-    # lines, so attraction-diffusion places them where they drain, without trials (its weak
-    # pull left parts of the floor apart, 2 basins or more, for the map to join afterwards).
+    if not known_before:
+        monkeypatch.setattr(ad, "_drain_ends", lambda *args: {})
     pot = tmp_path / "floor.py"
     pot.write_text("import torch\n\ndef floor(x):\n    return torch.relu(torch.linalg.vector_norm(x, dim=1) - 1.0) ** 2\n")
     code, stdout, err = run(capsys, "map", "--energy", f"{pot}:floor", "--shape", "2", "--box", "-2", "2", "--float64",
@@ -180,9 +169,14 @@ def test_minima_that_drain_flat_are_placed_without_trials(capsys, tmp_path):
     assert code == 0, err
     level = read_map(tmp_path / "f.h5").levels[0]
     n = level.basin.size
-    assert n > 10 and level.attrs["drain_placed"] == n - 1 and level.attrs["trials"] == 0 and level.n_basins == 1
-    assert f"{n - 1} of {n} minima drain into lower ones with no barrier along the paths known: placed" in stdout
-    assert "\nbasins per pull (alpha units): 0.03: 1\n" in stdout  # (nothing left to join)
+    assert n > 10 and level.n_basins == 1
+    if known_before:
+        assert level.attrs["drain_placed"] == n - 1 and level.attrs["trials"] == 0 and level.attrs["drained"] == 0
+        assert f"{n - 1} of {n} minima drain into lower ones with no barrier along the paths known: placed" in stdout
+        assert "\nbasins per pull (alpha units): 0.03: 1\n" in stdout  # (nothing left to join)
+    else:
+        assert level.attrs["drain_placed"] == 0 and level.attrs["trials"] > 0 and level.attrs["drained"] > 0
+        assert "\nbasins per pull (alpha units; drained basins joined): 0.03: 1\n" in stdout
 
 
 def test_bad_input_gets_one_line_errors(capsys, tmp_path, wells_file):
