@@ -548,14 +548,11 @@ def _refine_until_settled(energy: Energy, x: torch.Tensor, minima_energy: np.nda
     return retried, at_budget
 
 
-def _settings_tree(minima_energy: np.ndarray, table: PairTable, rtol: float, tie: float) -> BarrierTree:
-    return minimax_tree(minima_energy, table.pairs, table.best(minima_energy), flat_rtol=rtol, flat_atol=tie)
-
-
 def _minima_tree(energy: Energy, x: torch.Tensor, minima_energy: np.ndarray, table: PairTable,
                  tie: float) -> BarrierTree:
     """The tree over the minima (at ``x``, of energies ``minima_energy``) from the barriers
-    in ``table``: the map's tree, once they are all known."""
+    in ``table``: the map's tree once they are all known, and before that the one its
+    settings and its ladder's placements without trials are taken from."""
     e = minima_energy
     return minimax_tree(e, table.pairs, table.best(e), refined=table.is_refined(e), flat_rtol=flat_rtol(energy.dtype),
                         flat_atol=tie, prefer=pair_lengths(x, table.pairs))
@@ -1332,7 +1329,7 @@ def _stage_settings(run: _Run, minima: Minima, table: PairTable, saddles: _Saddl
     if "settings" not in run.state:
         e = minima.energy.numpy()
         tie = energy_tie(run.plan["grad_tol"], run.plan["merge_radius"])
-        tree = _settings_tree(e, table, flat_rtol(run.energy.dtype), tie)
+        tree = _minima_tree(run.energy, minima.x, e, table, tie)
         drained = np.zeros(len(e), dtype=bool)
         drained[tree.leaves] = tree.drained()  # (per minimum: the tree's leaves are the minima)
         ridges = torch.from_numpy(np.stack([saddles.points[k] for k in sorted(saddles.points)])) \
@@ -1592,7 +1589,7 @@ def _stage_connected(
         _table_to_state(state, table)
         saddles.to_state(state, shape)
         _drop(state, "connected/")
-        moved = None if settings is None else _settings_moved(run, e, before, table, settings)
+        moved = None if settings is None else _settings_moved(run, minima.x, e, before, table, settings)
         rounds = int(state.get("settings/rounds", 1))
         if moved and rounds < SETTINGS_ROUNDS:
             run.reporter.note(f"the refinement lowered the barriers the settings came from ({moved}): "
@@ -1619,7 +1616,7 @@ SETTINGS_ROUNDS = 2
 SETTINGS_MOVE = 2.0
 
 
-def _settings_moved(run: _Run, minima_energy: np.ndarray, before: PairTable, after: PairTable,
+def _settings_moved(run: _Run, x: torch.Tensor, minima_energy: np.ndarray, before: PairTable, after: PairTable,
                     settings: dict[str, Any]) -> str | None:
     """What the refinement of the pairs attraction-diffusion connected lowered by more than
     :data:`SETTINGS_MOVE` of what the chosen settings were matched to (None if nothing):
@@ -1628,8 +1625,8 @@ def _settings_moved(run: _Run, minima_energy: np.ndarray, before: PairTable, aft
     attraction-diffusion's chains find (a horseshoe valley; the top of a symmetric hat):
     a temperature 1/20 of that pass is an eighth of the lower one, over which every chain
     then walks."""
-    rtol, tie = flat_rtol(run.energy.dtype), energy_tie(run.plan["grad_tol"], run.plan["merge_radius"])
-    old, new = (_settings_tree(minima_energy, t, rtol, tie).resolved_depth() for t in (before, after))
+    tie = energy_tie(run.plan["grad_tol"], run.plan["merge_radius"])
+    old, new = (_minima_tree(run.energy, x, minima_energy, t, tie).resolved_depth() for t in (before, after))
     found = []
     if run.config.ad_temperature is None and sampling_temperature(run.energy) is None:
         t_old, t_new = (ad_temperature_from(d, minima_energy) for d in (old, new))
