@@ -1541,8 +1541,9 @@ def assign_ladder(
     without trials (``attrs["drain_placed"]`` counts them), where that end is taken before
     it. Such a minimum holds no barrier to any pull: the map places it so in the end
     (:func:`join_drained`), and its trials, and the basins it would found at weak pulls
-    for others to try, are work spent on nothing (190 of the 224 minima of a float32
-    image model's map).
+    for others to try, are work spent on nothing (39 of the 57 minima of the demo's
+    non-convergent digits map, 14 of the 32 of a 32x32 one: float32 quenches stop on flat
+    ground).
     """
     n = len(minima)
     if n == 0:
