@@ -1555,7 +1555,7 @@ def assign_ladder(
     order = energy_order(energies, tie).tolist()
     states = [_State(energy, x, energies, config, gen, tie)
               for config, gen in zip(configs, _one_each(generators, configs))]
-    drains = _drain_ends(drains_into, states[0].key, 0)
+    drains = _drain_ends(drains_into, states[0].trials.rank, 0)
     for state in states:
         state.drains = drains
         state.found(order[0])
@@ -1748,7 +1748,7 @@ def extend_ladder(
         if n < n_old:
             raise LandscapeError(f"{n} minima cannot extend a basin assignment of {n_old}")
         state = _State(energy, x, energies, config, gen, tie)
-        state.drains = _drain_ends(drains_into, state.key, n_old)
+        state.drains = _drain_ends(drains_into, state.trials.rank, n_old)
         state.basin_of[:n_old] = [int(b) for b in prior.basin.tolist()]
         state.reps = [int(r) for r in prior.representative.tolist()]
         jobs.append((state, sorted(range(n_old, n), key=lambda i: (float(state.key[i]), i))))
@@ -1768,19 +1768,18 @@ def extend_ladder(
     return out
 
 
-def _drain_ends(drains_into: np.ndarray | None, key: np.ndarray, placed: int) -> dict[int, int]:
+def _drain_ends(drains_into: np.ndarray | None, rank: list[int], placed: int) -> dict[int, int]:
     """Per minimum from index ``placed`` on that drains (``drains_into``, as for
     :func:`assign_ladder`), the minimum its drainage ends at, where that one is placed
-    before it: one of the first ``placed`` (placed already), or one taken earlier (lower
-    by its energy ``key``, or as low and of a lower index, as :func:`_State` orders them)."""
+    before it: one of the first ``placed`` (placed already), or one taken earlier (of a
+    lower ``rank``, the minima's places in energy order: :class:`_State`'s)."""
     if drains_into is None:
         return {}
     target = np.asarray(drains_into, dtype=np.int64)
-    if target.shape != key.shape:
-        raise ValueError(f"drains_into has shape {target.shape}, the minima's energies {key.shape}")
+    if target.shape != (len(rank),):
+        raise ValueError(f"drains_into has shape {target.shape}, the minima ({len(rank)},)")
     ends = drainage_ends(target)
-    return {m: d for m, d in enumerate(ends.tolist())
-            if m >= placed and d != m and (d < placed or (key[d], d) < (key[m], m))}
+    return {m: d for m, d in enumerate(ends.tolist()) if m >= placed and d != m and (d < placed or rank[d] < rank[m])}
 
 
 def join_drained(part: Partition, drains_into: np.ndarray, energy: np.ndarray, tie: float = 0.0) -> Partition:

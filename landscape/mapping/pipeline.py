@@ -1940,10 +1940,10 @@ def extend_map(
 
     # Every level of the ladder, at once (saved part-way: a probe's new minima can take longer than the map did).
     keys = [str(k) for k in range(len(content.levels))]
+    table = _table_from_state(run.state)
     if any(f"level{k}/basin" not in run.state for k in keys):
         # (new minima that drain into others with no barrier along the paths known run no trials)
-        into = _minima_tree(energy, x_all, e_all, _table_from_state(run.state), _stored_tie(content)) \
-            .minima_drain_into(n)
+        into = _minima_tree(energy, x_all, e_all, table, _stored_tie(content)).minima_drain_into(n)
         gens = [torch.Generator(device=energy.device).manual_seed(seed * 1009 + 101 + k)
                 for k in range(len(content.levels))]
         configs = [_ad_config(cfg, settings, prior.alpha) for prior in content.levels]
@@ -1964,7 +1964,7 @@ def extend_map(
         part, rec = _level_from_state(run.state, key)
         levels.append(part)
         records.append(rec)
-    table, _ = _stage_connected(run, minima, _table_from_state(run.state), records, saddles, keep_paths, None)
+    table, _ = _stage_connected(run, minima, table, records, saddles, keep_paths, None)
     saddles = _Saddles.from_state(run.state)
 
     tie = _stored_tie(content)
