@@ -776,6 +776,34 @@ def test_levels_run_together_give_each_level_its_own_result_exactly(monkeypatch)
         ad.assign_ladder(energy, minima, configs, [gen()])
 
 
+def test_a_pair_no_chain_connects_at_a_stronger_pull_runs_no_trials_at_the_weaker_ones():
+    # Three wells: at alpha 0.5, 2 and 8 every pair stays apart (3 basins), at 64 they join.
+    # The pair of the two upper wells is asked for by the three weak levels only: it runs
+    # at 8, the strongest of them, where no chain connects it, and 0.5 and 2 take it as
+    # not connected without trials. The pairs with the lowest well are asked for by all
+    # four: they run at 64 first, and where those chains connect them, at the others a
+    # turn later. Every level places the minima as it does alone; 8 and 64 run the same
+    # chains as alone.
+    from landscape.mapping import ad
+
+    energy = Energy(three_wells, (2,), dtype=F64)
+    minima = three_minima(energy)
+    base = ADConfig(temperature=0.1, eps=0.05, attempts=2, max_steps=600)
+    configs = [replace(base, alpha=a) for a in (0.5, 2.0, 8.0, 64.0)]
+    alone = [assign_basins(energy, minima, c, gen(20 + k)) for k, c in enumerate(configs)]
+    together = ad.assign_ladder(energy, minima, configs, [gen(20 + k) for k in range(4)])
+    assert [p.n_basins for p, _ in together] == [3, 3, 3, 1]
+    for k, ((p1, r1), (p2, r2)) in enumerate(zip(alone, together)):
+        assert p2.basin.tolist() == p1.basin.tolist() and p2.representative.tolist() == p1.representative.tolist()
+        if k < 2:
+            assert r2.pairs.tolist() == [[0, 1], [0, 2]] and r1.pairs.tolist() == [[0, 1], [0, 2], [1, 2]]
+            assert p2.attrs["failed_above"] == 1 and p2.attrs["trials"] == p1.attrs["trials"] - 4
+        else:
+            assert p2.attrs == p1.attrs and p2.attrs["failed_above"] == 0
+            np.testing.assert_array_equal(r2.barrier, r1.barrier)
+    assert together[2][1].barrier.tolist() == [math.inf] * 3  # (1, 2) failed at 8 too
+
+
 def test_row_groups_give_each_group_its_own_generators_draws():
     from landscape.sampling.langevin import RowGroups
 

@@ -193,6 +193,8 @@ GROUP_ATTRS: tuple[tuple[str, str], ...] = (
                     "seconds (of the whole batch where levels ran together: the same on each), levels_together (levels run "
                     "in one batch with it); drain_placed: minima placed without trials, draining into a lower one "
                     "with no barrier along the paths known before attraction-diffusion (absent in older maps); "
+                    "failed_above: pairs of minima that placing them took as not connected without trials, as no "
+                    "chain connected them at a stronger pull of the levels run together (absent in older maps); "
                     "drained: basins "
                     "emptied when every minimum that drains into a lower one with no barrier (the tree's flat merges) "
                     "was put in the basin its drainage ends in (absent in older maps); nested: minima "

@@ -1026,8 +1026,9 @@ class LevelProgress:
         last batch of trials has run.
     reached_lower : ndarray bool [N]
         Minima some chain connected with a lower one.
-    counters : (int, int, int)
-        Chains run, their Langevin steps, batched calls.
+    counters : (int, int, int, int)
+        Chains run, their Langevin steps, batched calls, pairs taken as not connected
+        because no chain connected them at a stronger pull (absent in older progress).
     generator : ndarray uint8 or None
         The state of the level's generator (None: the level has none).
     records : PairRecords
@@ -1038,7 +1039,7 @@ class LevelProgress:
     reps: np.ndarray
     cursor: tuple[int, list[int], int]
     reached_lower: np.ndarray
-    counters: tuple[int, int, int]
+    counters: tuple[int, ...]
     generator: np.ndarray | None
     records: PairRecords
 
@@ -1069,12 +1070,31 @@ class _Trials:
         self.n_chains = 0
         self.chain_steps = 0
         self.batches = 0
+        # The levels of the ladder at stronger pulls (:func:`assign_ladder`): a pair none of
+        # their chains connected counts as not connected here, without trials.
+        self.above: list[_Trials] = []
+        self.failed_above = 0  # (pairs placing a minimum took so)
+
+    def _failed_above(self, key: tuple[int, int]) -> bool:
+        for t in self.above:
+            rec = t.records.get(key)
+            if rec is not None and not math.isfinite(rec.barrier):
+                return True
+        return False
 
     def tested(self, i: int, j: int) -> bool:
-        return (min(i, j), max(i, j)) in self.records
+        """The pair's trials have run here, or no chain connected it at a stronger pull."""
+        key = (min(i, j), max(i, j))
+        return key in self.records or self._failed_above(key)
 
     def barrier(self, i: int, j: int) -> float:
-        return self.records[(min(i, j), max(i, j))].barrier
+        """The lowest barrier of the pair's chains (inf: none connected it), for placing a
+        minimum (a pair :meth:`tested` at a stronger pull only is counted in ``failed_above``)."""
+        rec = self.records.get((min(i, j), max(i, j)))
+        if rec is None:
+            self.failed_above += 1
+            return math.inf
+        return rec.barrier
 
     def absorb(self, pairs: list[tuple[int, int]], alpha: float, barriers: torch.Tensor,
                chains: list[torch.Tensor | None], steps: torch.Tensor, calls: int) -> None:
@@ -1323,7 +1343,7 @@ class _State:
         return LevelProgress(
             basin_of=np.asarray(self.basin_of, dtype=np.int64), reps=np.asarray(self.reps, dtype=np.int64),
             cursor=(self.cursor[0], list(self.cursor[1]), self.cursor[2]),
-            reached_lower=np.asarray(t.reached_lower, dtype=bool), counters=(t.n_chains, t.chain_steps, t.batches),
+            reached_lower=np.asarray(t.reached_lower, dtype=bool), counters=(t.n_chains, t.chain_steps, t.batches, t.failed_above),
             generator=None if t.generator is None else t.generator.get_state().numpy().copy(), records=t.export())
 
     def restore(self, saved: LevelProgress) -> None:
@@ -1340,7 +1360,7 @@ class _State:
               and list(founders) == reps[reps.size - len(founders):].tolist()
               and ((pairs >= 0) & (pairs < n)).all() and len(saved.records.barrier) == pairs.shape[0]
               and len(saved.records.alpha) == pairs.shape[0] and len(saved.records.paths) == pairs.shape[0]
-              and min(saved.counters) >= 0 and (saved.generator is None) == (self.trials.generator is None))
+              and len(saved.counters) in (3, 4) and min(saved.counters) >= 0 and (saved.generator is None) == (self.trials.generator is None))
         if not ok:
             raise LandscapeError("the saved attraction-diffusion progress does not fit these minima")
         t = self.trials
@@ -1352,7 +1372,7 @@ class _State:
         self.basin_of, self.reps = basin_of.tolist(), reps.tolist()
         self.cursor, self.resumed = (int(start), [int(f) for f in founders], int(placed)), True
         t.reached_lower = np.asarray(saved.reached_lower, dtype=bool).tolist()
-        t.n_chains, t.chain_steps, t.batches = (int(c) for c in saved.counters)
+        t.n_chains, t.chain_steps, t.batches, t.failed_above = (int(c) for c in (*saved.counters, 0)[:4])
         t.records = {(int(i), int(j)): _Record(float(h), float(a), path) for (i, j), h, a, path
                      in zip(pairs.tolist(), saved.records.barrier, saved.records.alpha, saved.records.paths)}
 
@@ -1375,7 +1395,7 @@ class _State:
             representative=reps[order],
             energy=e[reps[order]],
             attrs={"trials": t.n_chains, "chain_steps": t.chain_steps, "batches": t.batches,
-                   "drain_placed": sum(self.basin_of[m] >= 0 for m in self.drains)},
+                   "drain_placed": sum(self.basin_of[m] >= 0 for m in self.drains), "failed_above": t.failed_above},
         )
 
 
@@ -1408,7 +1428,7 @@ def _assign(state: _State, members_in_order: list[int],
                     resolved += 1
                     continue
                 new_near = _nearest(flat, m, new_founders, k_near)
-                if any(not trials.tested(m, f) for f in new_near):
+                if any(not trials.tested(m, f) for f in old_near[m] + new_near):
                     break
                 options = [(trials.barrier(m, r), basin_of[r]) for r in old_near[m] + new_near]
                 best = min(options, default=(math.inf, -1))
@@ -1422,11 +1442,18 @@ def _assign(state: _State, members_in_order: list[int],
                 progress(resolved - before)  # as minima are placed, not per round: a round can take minutes
             if resolved == len(members):
                 break
+            pending = members[resolved:]
+            state.cursor = (round_start, list(new_founders), resolved)
+            # Pairs with the representatives before the round that waited for a stronger
+            # level's chains (:func:`_defer`) and are still to run here: those first.
+            waited = [(m, r) for m in pending if m not in drains for r in old_near[m] if not trials.tested(m, r)]
+            if waited:
+                yield waited
+                continue
             # Speculative batch: every pending minimum against its nearest possible
             # founders before it (known founders, and pending minima not yet connected).
             # A wrong guess costs trials, not correctness: the loop above resolves a
             # minimum only once its nearest actual founders have all been tested.
-            pending = members[resolved:]
             wanted: dict[tuple[int, int], None] = {}  # ordered set
             for pos, m in enumerate(pending):
                 if m in drains:
@@ -1435,7 +1462,6 @@ def _assign(state: _State, members_in_order: list[int],
                 for f in _nearest(flat, m, possible, k_near):
                     if not trials.tested(m, f):
                         wanted[(min(m, f), max(m, f))] = None
-            state.cursor = (round_start, list(new_founders), resolved)
             yield list(wanted)
     state.cursor = (len(members_in_order), [], 0)
 
@@ -1469,8 +1495,29 @@ def _drive(jobs: Sequence[tuple[_State, list[int]]], progress: Callable[[int], N
     # per level, the pairs it asks for next (None once it has finished)
     wants = [next(it, None) for it in assigning]
     while any(pairs is not None for pairs in wants):
-        turn(wants)
+        turn(_defer(states, wants))
         wants = [None if pairs is None else next(it, None) for it, pairs in zip(assigning, wants)]
+
+
+def _defer(states: Sequence[_State], wants: Sequence[list[tuple[int, int]] | None]
+           ) -> list[list[tuple[int, int]] | None]:
+    """The pairs each level runs this turn: those it asks for (``wants``, None for a level
+    that has finished), but those a level at a stronger pull asks for too where no level
+    has tried them yet. Those wait a turn for the strongest one's chains: if none of them
+    connects the pair, it counts as not connected at the weaker pulls, without trials
+    (:meth:`_Trials.tested`; why that holds: :func:`assign_ladder`)."""
+    strongest: dict[tuple[int, int], float] = {}
+    for state, pairs in zip(states, wants):
+        for i, j in pairs or ():
+            key = (min(i, j), max(i, j))
+            strongest[key] = max(strongest.get(key, -math.inf), state.config.alpha)
+
+    def runs(state: _State, i: int, j: int) -> bool:
+        key = (min(i, j), max(i, j))
+        return strongest[key] <= state.config.alpha or any(key in s.trials.records for s in states)
+
+    return [None if pairs is None else [(i, j) for i, j in pairs if runs(state, i, j)]
+            for state, pairs in zip(states, wants)]
 
 
 @dataclass
@@ -1515,13 +1562,24 @@ def assign_ladder(
     drains_into: np.ndarray | None = None,
 ) -> list[tuple[Partition, PairRecords]]:
     """:func:`assign_basins` at several pulls at once (``configs`` differ in ``alpha``
-    and ``eps`` only): the levels are independent, so their trials share batches, and a ladder costs
-    about as many batched energy calls as its slowest level instead of the sum of all.
+    and ``eps`` only): the levels' trials share batches, and a ladder costs about as many
+    batched energy calls as its slowest level instead of the sum of all.
+
+    The levels share what failed: a pair of minima that no chain connects at a stronger
+    pull is not connected at a weaker one (along any path towards its target the
+    magnetized energy ``U/T + alpha ||x - x*||`` falls less with a weaker pull, so no
+    barrier on the way is lower: :func:`nest_levels`), and a weaker level takes it so
+    without trials (``attrs["failed_above"]`` counts the pairs a level's placing took so).
+    A pair that several levels ask for in one turn, and none has tried, runs at the
+    strongest of them first; the others run it a turn later where that one's chains
+    connected it (:func:`_defer`). At the weak pulls of a landscape of many distinct
+    states nearly every trial fails, each only after ``patience`` steps or more: those
+    levels then cost little more than the strongest of them.
 
     Returns one ``(partition, records)`` per config, in order. ``generators`` (one per
-    config) drive each level's chains: each level's result is the one
-    :func:`assign_basins` gives it with its generator (exactly, for energies computed
-    row by row). ``progress`` counts minima assigned, summed over the levels; ``detail``
+    config) drive each level's chains: where no level takes a pair from another, each
+    level's result is the one :func:`assign_basins` gives it with its generator (for
+    energies computed row by row). ``progress`` counts minima assigned, summed over the levels; ``detail``
     receives a line on the batch of trials under way at every sync point of its chains.
     Minima whose energies round to the same multiple of ``tie`` count as equally low
     (:func:`~landscape.mapping.minima.energy_order`): taken, and made representatives,
@@ -1582,6 +1640,7 @@ def _ladder(jobs: Sequence[tuple[_State, list[int]]], counted: int, progress: Ca
             and all(0 <= i < n and 0 <= j < n for p in in_turn.pairs if p is not None for i, j in p)):
         raise LandscapeError("the saved attraction-diffusion turn does not fit these minima")
     for k, state in enumerate(states):
+        state.trials.above = [s.trials for s in states if s.config.alpha > state.config.alpha]
         if levels is not None:
             state.restore(levels[k])
         if progress is not None:

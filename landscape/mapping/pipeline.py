@@ -1349,8 +1349,9 @@ def _stage_settings(run: _Run, minima: Minima, table: PairTable, saddles: _Saddl
 def _run_rungs(run: _Run, minima: Minima, into: np.ndarray, settings: dict[str, Any],
                rungs: list[tuple[str, float, int]]) -> None:
     """Attraction-diffusion at the rungs ``(key, multiplier, seed offset)`` not done yet,
-    all at once: the levels are independent, and their trials share batches, each level
-    with its own generator, so each gets the result it would alone. The minima that drain
+    all at once: their trials share batches, each level with its own generator, and a
+    weaker level takes the pairs no chain connected at a stronger one as apart, without
+    trials (:func:`~landscape.mapping.ad.assign_ladder`). The minima that drain
     into others with no barrier (``into``, per minimum) run no trials
     (:func:`~landscape.mapping.ad.assign_ladder`'s ``drains_into``)."""
     state, config, energy = run.state, run.config, run.energy
@@ -1461,8 +1462,11 @@ def _stage_ladder(
         part, rec = _level_from_state(state, key)
         levels.append(part)
         records.append(rec)
+        skipped = int(part.attrs.get("failed_above", 0))
         run.reporter.note(f"{_pull(part)}: {part.n_basins} basin{'' if part.n_basins == 1 else 's'} "
-                          f"({part.attrs.get('trials', 0):,} trials)")
+                          f"({part.attrs.get('trials', 0):,} trials"
+                          + (f"; {skipped:,} pairs no chain connected at a stronger pull taken as apart, untried"
+                             if skipped else "") + ")")
 
     k = 0
     extended = len(multipliers) - len(config.multipliers)  # rungs added before a resume count too
