@@ -1465,7 +1465,7 @@ def _stage_ladder(
         skipped = int(part.attrs.get("failed_above", 0))
         run.reporter.note(f"{_pull(part)}: {part.n_basins} basin{'' if part.n_basins == 1 else 's'} "
                           f"({part.attrs.get('trials', 0):,} trials"
-                          + (f"; {skipped:,} pairs no chain connected at a stronger pull taken as apart, untried"
+                          + (f"; {skipped:,} pair{'' if skipped == 1 else 's'} no chain connected at a stronger pull taken as apart, untried"
                              if skipped else "") + ")")
 
     k = 0
