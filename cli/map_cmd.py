@@ -65,7 +65,9 @@ from landscape.cli.options import (
 @click.option("--ladder-refine", type=click.IntRange(min=0), default=4, show_default=True,
               help="Rungs inserted at most, in one pass after the ladder, between two pulls where the stronger "
                    "keeps a quarter of the weaker one's basins or fewer (at their geometric mean), so that such "
-                   "a step shows one level between; a step still as steep after it is left (give --ladder for "
+                   "a step shows one level between; where an inserted rung keeps the basins of one of its "
+                   "neighbours (the step lies whole on its other side), another goes there, until one splits "
+                   "it, within the same count; a step still as steep after them is left (give --ladder for "
                    "finer rungs); 0: none.")
 @click.option("--alpha-unit", type=str, default="auto", show_default=True, metavar="auto|NUMBER",
               help="Unit of --alpha and --ladder: a number, or 'auto' (the minima's median resolved barrier "

@@ -154,6 +154,31 @@ def test_a_rung_goes_in_where_a_step_keeps_exactly_a_quarter_of_the_basins():
     assert _midpoints(rungs((1.0, 8), (3.0, 2)), 4) == [1.73]
     assert _midpoints(rungs((1.0, 9), (3.0, 3)), 4) == []  # (a third: left)
     assert _midpoints(rungs((1.0, 8), (1.1, 2)), 4) == []  # (pulls too close to split)
+    # Beside rungs inserted before, only the gaps on the far side of one that kept its
+    # neighbour's basins: the drop it was to split lies whole there.
+    flat_side = rungs((0.3, 209), (0.548, 209), (1.0, 1), (3.0, 1))
+    assert _midpoints(flat_side, 3, beside=[0.548]) == [0.74]
+    assert _midpoints(rungs((0.3, 64), (0.548, 1), (1.0, 1)), 3, beside=[0.548]) == [0.405]
+    assert _midpoints(rungs((0.3, 64), (0.548, 20), (1.0, 1)), 3, beside=[0.548]) == []  # (it split the drop)
+    assert _midpoints(flat_side, 0, beside=[0.548]) == []  # (no budget left)
+    # A rung inside the drop that split it ends the search; one that split nothing either goes on.
+    assert _midpoints(rungs((0.3, 209), (0.548, 209), (0.74, 52), (1.0, 1)), 3, beside=[0.548, 0.74]) == []
+    assert _midpoints(rungs((0.3, 209), (0.548, 209), (0.74, 1), (1.0, 1)), 3, beside=[0.548, 0.74]) == [0.637]
+
+
+def test_a_rung_inserted_on_the_flat_side_of_a_drop_gets_another_beside_it():
+    # The 4-D wells at 0.1, 1 and 81 units: 16, 16, 1 basins. The rung inserted at 9 keeps
+    # the 1 basin of 81: the drop lies between 1 and 9, and a rung goes in at 3, which
+    # splits it (14 basins): the search ends there.
+    cfg = dict(chains=64, rounds=1, max_steps=400, patience=50, attempts=1, grid=0, ladder=(0.1, 1.0, 81.0),
+               ladder_extend=0)
+    content = build_map(wells_energy(4), MapConfig(**cfg)).content
+    assert [p.multiplier for p in content.levels] == pytest.approx([0.1, 1.0, 3.0, 9.0, 81.0])
+    counts = [p.n_basins for p in content.levels]
+    assert counts[:2] == [16, 16] and counts[-2:] == [1, 1] and 16 > counts[2] > 1
+    assert content.attrs["levels"]["inserted"] == 2
+    one = build_map(wells_energy(4), MapConfig(**{**cfg, "ladder_refine": 1})).content  # (the budget holds)
+    assert [p.multiplier for p in one.levels] == pytest.approx([0.1, 1.0, 9.0, 81.0])
 
 
 @pytest.mark.slow

@@ -59,6 +59,7 @@ setting                  default                                                
                          at most, reported); main level 0.1; then up to 4 rungs       (most barriers still resolved); and no step
                          (``ladder_refine``) at the geometric mean of two pulls       of the ladder jumps over the hierarchy (a
                          where the stronger keeps under 1/4 of the basins             convergent model: 64 basins, then 1)
+                         (again beside one that split nothing)
 ``delta``                a quarter of the minima's median spacing (those that drain   a successful trial reached its target and no
                          over a flat merge left out; at least the merge radius); a    other minimum, not even the one it left
                          trial arrives within at most half the distance from its
@@ -173,7 +174,9 @@ class MapConfig:
         Rungs inserted at most (in one batch, after the ladder), each at the geometric mean
         of two neighbouring pulls where the stronger keeps a quarter of the weaker one's
         basins or fewer, the largest drops first (the hierarchy between 64 basins and 1,
-        say, instead of nothing); 0 for the ladder as given.
+        say, instead of nothing); then, within the same count, another beside each inserted
+        rung that kept the basins of one of its neighbours (the drop lies whole on its other
+        side), until one splits the drop; 0 for the ladder as given.
     max_steps, patience, attempts, average, round_size, batch_size :
         Attraction-diffusion trial settings (see :class:`landscape.mapping.ad.ADConfig`).
     grid : int
