@@ -63,7 +63,7 @@ from landscape.cli.options import (
 @click.option("--ladder-extend", type=click.IntRange(min=0), default=4, show_default=True,
               help="Rungs added above --ladder at most while more than one basin is left.")
 @click.option("--ladder-refine", type=click.IntRange(min=0), default=4, show_default=True,
-              help="Rungs inserted at most, in one pass after the ladder, between two pulls where the stronger "
+              help="Rungs inserted at most after the ladder (together), between two pulls where the stronger "
                    "keeps a quarter of the weaker one's basins or fewer (at their geometric mean), so that such "
                    "a step shows one level between; where an inserted rung keeps the basins of one of its "
                    "neighbours (the step lies whole on its other side), another goes there, until one splits "
