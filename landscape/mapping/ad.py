@@ -1090,11 +1090,14 @@ class _Trials:
     def barrier(self, i: int, j: int) -> float:
         """The lowest barrier of the pair's chains (inf: none connected it), for placing a
         minimum (a pair :meth:`tested` at a stronger pull only is counted in ``failed_above``)."""
-        rec = self.records.get((min(i, j), max(i, j)))
-        if rec is None:
-            self.failed_above += 1
-            return math.inf
-        return rec.barrier
+        key = (min(i, j), max(i, j))
+        rec = self.records.get(key)
+        if rec is not None:
+            return rec.barrier
+        if not self._failed_above(key):
+            raise KeyError(f"the pair {key} has not been tried")
+        self.failed_above += 1
+        return math.inf
 
     def absorb(self, pairs: list[tuple[int, int]], alpha: float, barriers: torch.Tensor,
                chains: list[torch.Tensor | None], steps: torch.Tensor, calls: int) -> None:
@@ -1343,7 +1346,8 @@ class _State:
         return LevelProgress(
             basin_of=np.asarray(self.basin_of, dtype=np.int64), reps=np.asarray(self.reps, dtype=np.int64),
             cursor=(self.cursor[0], list(self.cursor[1]), self.cursor[2]),
-            reached_lower=np.asarray(t.reached_lower, dtype=bool), counters=(t.n_chains, t.chain_steps, t.batches, t.failed_above),
+            reached_lower=np.asarray(t.reached_lower, dtype=bool),
+            counters=(t.n_chains, t.chain_steps, t.batches, t.failed_above),
             generator=None if t.generator is None else t.generator.get_state().numpy().copy(), records=t.export())
 
     def restore(self, saved: LevelProgress) -> None:
@@ -1360,7 +1364,8 @@ class _State:
               and list(founders) == reps[reps.size - len(founders):].tolist()
               and ((pairs >= 0) & (pairs < n)).all() and len(saved.records.barrier) == pairs.shape[0]
               and len(saved.records.alpha) == pairs.shape[0] and len(saved.records.paths) == pairs.shape[0]
-              and len(saved.counters) in (3, 4) and min(saved.counters) >= 0 and (saved.generator is None) == (self.trials.generator is None))
+              and len(saved.counters) in (3, 4) and min(saved.counters) >= 0
+              and (saved.generator is None) == (self.trials.generator is None))
         if not ok:
             raise LandscapeError("the saved attraction-diffusion progress does not fit these minima")
         t = self.trials
@@ -1579,8 +1584,9 @@ def assign_ladder(
     Returns one ``(partition, records)`` per config, in order. ``generators`` (one per
     config) drive each level's chains: where no level takes a pair from another, each
     level's result is the one :func:`assign_basins` gives it with its generator (for
-    energies computed row by row). ``progress`` counts minima assigned, summed over the levels; ``detail``
-    receives a line on the batch of trials under way at every sync point of its chains.
+    energies computed row by row). ``progress`` counts minima assigned, summed over the
+    levels; ``detail`` receives a line on the batch of trials under way at every sync
+    point of its chains.
     Minima whose energies round to the same multiple of ``tie`` count as equally low
     (:func:`~landscape.mapping.minima.energy_order`): taken, and made representatives,
     by index, so that the order does not follow what rounding did to their energies.

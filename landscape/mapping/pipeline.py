@@ -1478,10 +1478,10 @@ def _stage_ladder(
         levels.append(part)
         records.append(rec)
         skipped = int(part.attrs.get("failed_above", 0))
+        untried = (f"; {skipped:,} pair{'' if skipped == 1 else 's'} no chain connected at a stronger pull "
+                   "taken as apart, untried") if skipped else ""
         run.reporter.note(f"{_pull(part)}: {part.n_basins} basin{'' if part.n_basins == 1 else 's'} "
-                          f"({part.attrs.get('trials', 0):,} trials"
-                          + (f"; {skipped:,} pair{'' if skipped == 1 else 's'} no chain connected at a stronger pull taken as apart, untried"
-                             if skipped else "") + ")")
+                          f"({part.attrs.get('trials', 0):,} trials{untried})")
 
     k = 0
     extended = len(multipliers) - len(config.multipliers)  # rungs added before a resume count too
