@@ -1212,6 +1212,11 @@ class _Run:
         if self.saver is not None:
             self.saver()
 
+    @property
+    def tie(self) -> float:
+        """The map's energy tie (:func:`~landscape.mapping.minima.energy_tie` of its plan)."""
+        return energy_tie(self.plan["grad_tol"], self.plan["merge_radius"])
+
     def timed(self, name: str, t0: float) -> None:
         self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - t0
         self.state["seconds"] = self.seconds
@@ -1328,7 +1333,7 @@ def _stage_settings(run: _Run, minima: Minima, table: PairTable, saddles: _Saddl
     step stable at the refined saddles too)."""
     if "settings" not in run.state:
         e = minima.energy.numpy()
-        tie = energy_tie(run.plan["grad_tol"], run.plan["merge_radius"])
+        tie = run.tie
         tree = _minima_tree(run.energy, minima.x, e, table, tie)
         drained = np.zeros(len(e), dtype=bool)
         drained[tree.leaves] = tree.drained()  # (per minimum: the tree's leaves are the minima)
@@ -1358,7 +1363,7 @@ def _run_rungs(run: _Run, minima: Minima, into: np.ndarray, settings: dict[str, 
     todo = [r for r in rungs if f"level{r[0]}/basin" not in state]
     if not todo:
         return
-    tie = energy_tie(run.plan["grad_tol"], run.plan["merge_radius"])
+    tie = run.tie
     pulls = [m for _, m, _ in todo]
     gens = [torch.Generator(device=energy.device).manual_seed(config.seed * 1009 + j) for _, _, j in todo]
     configs = [_ad_config(config, settings, m * settings["alpha_unit"]) for m in pulls]
@@ -1467,7 +1472,7 @@ def _stage_ladder(
     returned sorted by pull; the barriers known so far in ``table``)."""
     state, config = run.state, run.config
     multipliers = [float(m) for m in state.get("ladder", config.multipliers)]
-    tie = energy_tie(run.plan["grad_tol"], run.plan["merge_radius"])
+    tie = run.tie
     into = _minima_tree(run.energy, minima.x, minima.energy.numpy(), table, tie).minima_drain_into(len(minima))
     fresh = "level0/basin" not in state
     levels: list[Partition] = []
@@ -1652,7 +1657,7 @@ def _settings_moved(run: _Run, x: torch.Tensor, minima_energy: np.ndarray, befor
     attraction-diffusion's chains find (a horseshoe valley; the top of a symmetric hat):
     a temperature 1/20 of that pass is an eighth of the lower one, over which every chain
     then walks."""
-    tie = energy_tie(run.plan["grad_tol"], run.plan["merge_radius"])
+    tie = run.tie
     old, new = (_minima_tree(run.energy, x, minima_energy, t, tie).resolved_depth() for t in (before, after))
     found = []
     if run.config.ad_temperature is None and sampling_temperature(run.energy) is None:
@@ -1677,7 +1682,7 @@ def _assemble(
     shape = tuple(energy.shape)
     e_min = minima.energy.numpy()
     n = len(minima)
-    tie = energy_tie(run.plan["grad_tol"], run.plan["merge_radius"])
+    tie = run.tie
     tree = _minima_tree(energy, minima.x, e_min, table, tie)
     levels = _join_drained(levels, tree, e_min, tie)
     joined = [f"{_pull(p)} {p.n_basins + p.attrs['drained']} -> {p.n_basins}" for p in levels if p.attrs["drained"]]
