@@ -1432,7 +1432,10 @@ def test_a_string_that_stops_on_a_maximum_of_higher_index_is_started_again_besid
     m = build_map(e, MapConfig(chains=64, rounds=1, grid=0, ladder=(0.01,), alpha=0.01, ladder_extend=0)).content
     np.testing.assert_allclose(m.barriers.refined[np.isfinite(m.barriers.refined)], [0.2775], rtol=1e-6)
     assert m.barriers.saddle_point.all()
-    np.testing.assert_allclose(np.abs(m.tree_saddle[0]), [math.sqrt(0.85), 0.0], atol=1e-4)
+    # (the climbing image stops where its gradient falls below the string's tolerance, 1e-4
+    # of the steepest on its start, about 1.5; along the path the energy curves by -0.6
+    # there: within about 2.6e-4 of the saddle)
+    np.testing.assert_allclose(np.abs(m.tree_saddle[0]), [math.sqrt(0.85), 0.0], atol=5e-4)
 
 
 def test_the_top_of_a_hat_is_found_to_fall_across_the_path_and_a_saddle_is_not():

@@ -10,7 +10,8 @@ improved string method for computing the minimum energy paths in barrier-crossin
 J. Chem. Phys. 126, 164103): repeat
 
 1. move every interior image downhill, ``x_k <- x_k - dt * dU/dx(x_k)`` (endpoints stay
-   at the minima);
+   at the minima), here with momentum: the move also carries a share of the image's last
+   one (below);
 2. redistribute the images at equal arc length along the moved path (linear
    interpolation), which removes the component of the motion along the path.
 
@@ -25,7 +26,12 @@ H. Jonsson 2000, J. Chem. Phys. 113, 9901).
 have kinks, across which a descent step overshoots whatever its size. Each image therefore
 has a step of its own, and an image whose move would raise its energy stays put while the
 rest of the string moves on; the climbing image halves its step across the path where it
-crossed a kink and along the path where it passed the top, each part on its own.
+crossed a kink and along the path where it passed the top, each part on its own. Steps
+that kinks keep halving leave plain descent crawling in a network's valleys, far above
+their passes; so a descending image's move carries :data:`MOMENTUM` of its last one
+(heavy-ball descent; B. T. Polyak 1964, USSR Comput. Math. Math. Phys. 4, 1): the parts
+of successive gradients that flip across a kink cancel and those along the valley add up.
+An image that rose starts again from rest; a climbing string has no momentum.
 
 **Starting paths.** A string relaxes by gradient flow, under which the highest point of
 a continuous path never rises; a string of few images can still cut a corner of its
@@ -53,6 +59,13 @@ from landscape import fused
 from landscape.energy import Energy, ValueAndGrad, rows_where
 from landscape.errors import LandscapeError, NonFiniteEnergyError
 
+
+#: The share of an image's last move its next one carries (heavy-ball descent: see
+#: ``_iteration``). On the digits model of ``landscape demo`` (leaky ReLU, 64 dimensions)
+#: 96 strings' barriers after 400 iterations stood on average 0.72 above their higher
+#: minimum without momentum, 0.32 at 0.8 (0.36 without it after 6,400 iterations);
+#: Mueller-Brown's strings settle in 100 iterations instead of 118.
+MOMENTUM = 0.8
 
 #: Iterations between two checks of a string's progress (see ``_Strings.check_stall``).
 STALL = 50
@@ -256,7 +269,9 @@ def string_method_batch(
         its steepest image by a tenth of the image spacing. It adapts per image: an image
         whose move would raise its energy stays where it was and halves its step (the
         rest of the string moves on), and a step grows by 10% per move until the image
-        first rose or hit the limit of half the image spacing per move.
+        first rose or hit the limit of half the image spacing per move. A descending
+        image's move also carries :data:`MOMENTUM` of its last one (none after a rise,
+        which starts the image from rest, nor in the climbing phase).
     box : (low, high), optional
         Clamp images into this box (e.g. the data range the model was trained on).
     on_iteration : callable, optional
@@ -326,18 +341,19 @@ def _evaluate(vg: ValueAndGrad, shape: tuple[int, ...], x: torch.Tensor) -> tupl
 
 
 def _iteration(vg: ValueAndGrad, shape: tuple[int, ...], climbing: bool, path: torch.Tensor, u: torch.Tensor,
-               g: torch.Tensor, dt: torch.Tensor, grow: torch.Tensor, climb_dt: torch.Tensor,
-               climb_grow: torch.Tensor, climber: torch.Tensor, slack: torch.Tensor, threshold: torch.Tensor,
-               min_dt: torch.Tensor, low: torch.Tensor, high: torch.Tensor) -> tuple[torch.Tensor, ...]:
+               g: torch.Tensor, dt: torch.Tensor, grow: torch.Tensor, velocity: torch.Tensor,
+               climb_dt: torch.Tensor, climb_grow: torch.Tensor, climber: torch.Tensor, slack: torch.Tensor,
+               threshold: torch.Tensor, min_dt: torch.Tensor, low: torch.Tensor,
+               high: torch.Tensor) -> tuple[torch.Tensor, ...]:
     """One move of every string of a batch (the state of :class:`_Strings`, one row per
-    string; ``climbing``: whether any string may have a climbing image): trial step,
-    descent check per image (an image that would rise stays where it was, its step
+    string; ``climbing``: whether any string may have a climbing image): trial step (with
+    each image's ``velocity``, its last move), descent check per image (an image that would rise stays where it was, its step
     halved), redistribution, then acceptance. A string whose redistributed images are not
     all finite stays put, every step halved. The climbing image's move has two parts, up
     along the path and down across it, each with its own step (see below).
 
     ``g`` holds the gradients of the interior images only [P, K-2, D] (the end images do
-    not move). Returns the new ``path, u, g, dt, grow, climb_dt, climb_grow`` and two masks [P]:
+    not move). Returns the new ``path, u, g, dt, grow, velocity, climb_dt, climb_grow`` and two masks [P]:
     ``stuck`` (every step fell below ``min_dt``: the string gives up) and ``settled`` (its
     largest image displacement per unit time, and its climbing image's gradient, under
     ``threshold``, no image held back). A function of tensors only: eager, or compiled
@@ -345,7 +361,8 @@ def _iteration(vg: ValueAndGrad, shape: tuple[int, ...], climbing: bool, path: t
     """
     tiny = torch.finfo(path.dtype).tiny
     p, k = path.shape[0], path.shape[1]
-    move = dt.unsqueeze(2) * g
+    # Heavy-ball descent (see the module's notes on kinks, and MOMENTUM).
+    move = dt.unsqueeze(2) * g + MOMENTUM * velocity
     if climbing:
         # The climbing image (image 1 of a string that does not climb: worked out, never
         # used): up along the path on a step of its own, down across it on its image's
@@ -429,7 +446,14 @@ def _iteration(vg: ValueAndGrad, shape: tuple[int, ...], climbing: bool, path: t
     if climbing:
         gnorm = torch.linalg.vector_norm(g[rows, c - 1], dim=1)
         settled &= (climber == 0) | (gnorm <= threshold)
-    return path, u, g, dt, grow, climb_dt, climb_grow, stuck, settled
+    # An image that rose, or a string that is not finite, starts again from rest; so does
+    # every image of a climbing string (the climb is a local refinement onto the saddle,
+    # whose tangent its neighbours set: they hold still for it).
+    rest = halved | ~ok.unsqueeze(1)
+    if climbing:
+        rest = rest | (climber > 0).unsqueeze(1)
+    velocity = torch.where(rest.unsqueeze(2), 0.0, move * cap.unsqueeze(2))
+    return path, u, g, dt, grow, velocity, climb_dt, climb_grow, stuck, settled
 
 
 def _compiled_iteration(shape: tuple[int, ...], climbing: bool
@@ -469,8 +493,8 @@ class _Strings:
     """
 
     #: Per-string state: one row per string of the working set.
-    _ROWS = ("rows", "path", "u", "g", "dt", "grow", "min_dt", "threshold", "slack", "climb_dt", "climb_grow",
-             "climber", "phase_iters", "iterations", "converged", "stop", "in_climb", "mark", "active")
+    _ROWS = ("rows", "path", "u", "g", "dt", "grow", "velocity", "min_dt", "threshold", "slack", "climb_dt",
+             "climb_grow", "climber", "phase_iters", "iterations", "converged", "stop", "in_climb", "mark", "active")
     #: What :meth:`results` reads, kept for every string in :attr:`full` (``g`` there with
     #: the end images' gradients, which never change; the working set's ``g`` is of the
     #: interior images only).
@@ -514,6 +538,7 @@ class _Strings:
         u = self.u
         self.slack = 64.0 * torch.finfo(dt_).eps * (u.abs().max(1).values + u.max(1).values - u.min(1).values)
         self.grow = torch.full_like(self.dt, 1.1)  # per image: 1 once it rose or moved as far as it may
+        self.velocity = torch.zeros_like(path[:, 1:-1])  # per image: its last move (heavy-ball descent)
         # the climbing image's step along the path, and its growth
         self.climb_dt = torch.zeros(n, device=dev, dtype=dt_)
         self.climb_grow = torch.full((n,), 1.1, device=dev, dtype=dt_)
@@ -665,8 +690,8 @@ class _Strings:
         self.iterations += 1
         self.phase_iters += 1
         self.clock += 1
-        state = (self.path, self.u, self.g, self.dt, self.grow, self.climb_dt, self.climb_grow, self.climber,
-                 self.slack, self.threshold, self.min_dt, self.low, self.high)
+        state = (self.path, self.u, self.g, self.dt, self.grow, self.velocity, self.climb_dt, self.climb_grow,
+                 self.climber, self.slack, self.threshold, self.min_dt, self.low, self.high)
         out = None
         p, k = self.path.shape[0], self.path.shape[1]
         if self.energy is not None and p >= 2 and p * (k - 2) >= fused.MIN_ROWS:
@@ -678,7 +703,8 @@ class _Strings:
                 out = fused.call(self.energy, key, fn, *state)
         if out is None:
             out = _iteration(self.vg, self.shape, self.climbing, *state)
-        self.path, self.u, self.g, self.dt, self.grow, self.climb_dt, self.climb_grow, stuck, settled = out
+        (self.path, self.u, self.g, self.dt, self.grow, self.velocity, self.climb_dt, self.climb_grow, stuck,
+         settled) = out
         any_stuck, any_settled = torch.stack([stuck.any(), settled.any()]).tolist()  # (the iteration's one read)
         if any_stuck:
             self.end_phase(stuck, torch.zeros_like(stuck), STOPS.index("stuck"))
