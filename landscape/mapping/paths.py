@@ -362,7 +362,11 @@ def _iteration(vg: ValueAndGrad, shape: tuple[int, ...], climbing: bool, path: t
     """
     tiny = torch.finfo(path.dtype).tiny
     p, k = path.shape[0], path.shape[1]
-    # Heavy-ball descent (see the module's notes on kinks, and MOMENTUM).
+    # Heavy-ball descent (see the module's notes on kinks, and MOMENTUM); a climbing
+    # string's images hold still for it (the climb is a local refinement onto the saddle,
+    # whose tangent its neighbours set), from its first climbing move on.
+    if climbing:
+        velocity = torch.where((climber > 0).reshape(-1, 1, 1), 0.0, velocity)
     move = dt.unsqueeze(2) * g + MOMENTUM * velocity
     if climbing:
         # The climbing image (image 1 of a string that does not climb: worked out, never
@@ -447,13 +451,8 @@ def _iteration(vg: ValueAndGrad, shape: tuple[int, ...], climbing: bool, path: t
     if climbing:
         gnorm = torch.linalg.vector_norm(g[rows, c - 1], dim=1)
         settled &= (climber == 0) | (gnorm <= threshold)
-    # An image that rose, or a string that is not finite, starts again from rest; so does
-    # every image of a climbing string (the climb is a local refinement onto the saddle,
-    # whose tangent its neighbours set: they hold still for it).
-    rest = halved | ~ok.unsqueeze(1)
-    if climbing:
-        rest = rest | (climber > 0).unsqueeze(1)
-    velocity = torch.where(rest.unsqueeze(2), 0.0, move * cap.unsqueeze(2))
+    # An image that rose, or a string that is not finite, starts again from rest.
+    velocity = torch.where((halved | ~ok.unsqueeze(1)).unsqueeze(2), 0.0, move * cap.unsqueeze(2))
     return path, u, g, dt, grow, velocity, climb_dt, climb_grow, stuck, settled
 
 
@@ -676,7 +675,6 @@ class _Strings:
                 # string's largest step, whatever its own became as a descending image.
                 largest = self.dt[rows].max(1).values
                 self.dt[rows, top[rows] - 1] = largest
-                self.velocity[rows] = 0.0  # (a climbing string's images hold still for it)
                 self.grow[rows, top[rows] - 1] = 1.1
                 self.climb_dt[rows], self.climb_grow[rows] = largest, 1.1
                 self.climbing = True
